@@ -1,0 +1,1 @@
+"""Built-in plugins, written exactly as a third-party plugin would be."""

@@ -1,0 +1,77 @@
+"""The ``vol_surface`` domain: a global IV multiplier plus one per DTE band."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from calibration_policy.domain import Domain, Extracted
+from calibration_policy.errors import InvalidRunError
+from calibration_policy.hookspecs import hookimpl
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRunError(f"The calibration result's {where} must be a number, not {value!r:.40}.")
+    return float(value)
+
+
+class VolSurfaceDomain(Domain):
+    name = "vol_surface"
+    title = "IV multipliers"
+    parameter_label = "IV multiplier"
+    parameter_label_plural = "IV multipliers"
+    sample_unit = "options"
+    sources = ("live", "harvested")
+
+    def extract(self, result: Mapping[str, Any]) -> Extracted:
+        if not isinstance(result, Mapping):
+            raise InvalidRunError(f"A calibration result must be a dict, not {type(result).__name__}.")
+        metrics = result.get("global_metrics")
+        if not isinstance(metrics, Mapping):
+            raise InvalidRunError("The calibration result has no global_metrics table.")
+        surface = result.get("recommended_vol_surface") or {}
+        recommended: dict[str, float] = {}
+        if "recommended_iv_multiplier" in metrics:
+            recommended["global"] = _number(metrics["recommended_iv_multiplier"], "global_metrics.recommended_iv_multiplier")
+        elif isinstance(surface, Mapping) and "iv_multiplier" in surface:
+            recommended["global"] = _number(surface["iv_multiplier"], "recommended_vol_surface.iv_multiplier")
+        else:
+            raise InvalidRunError("The calibration result has no global_metrics.recommended_iv_multiplier.")
+        bands = result.get("bands") or {}
+        if not isinstance(bands, Mapping):
+            raise InvalidRunError("The calibration result's bands must be a table of band name to metrics.")
+        for band, band_metrics in bands.items():
+            if band == "global":
+                raise InvalidRunError("'global' is reserved and cannot be a band name.")
+            if isinstance(band_metrics, Mapping) and "recommended_iv_multiplier" in band_metrics:
+                recommended[str(band)] = _number(band_metrics["recommended_iv_multiplier"], f"bands.{band}.recommended_iv_multiplier")
+        for scope, value in recommended.items():
+            if not value > 0:
+                raise InvalidRunError(f"The recommended {scope} IV multiplier is {value}; it must be a positive number.")
+        n = metrics.get("n")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidRunError(f"The calibration result's global_metrics.n must be a whole number ≥ 0, not {n!r:.40}.")
+        vega = _number(metrics.get("vega_sum"), "global_metrics.vega_sum")
+        details = {key: value for key, value in result.items() if key not in ("rows",)}
+        return Extracted(recommended=recommended, sample_size=n, vega_sum=vega, details=details)
+
+    def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
+        checked = super().validate(values)
+        for scope, value in checked.items():
+            if value <= 0:
+                raise InvalidRunError(f"The {scope} IV multiplier must be positive, not {value}.")
+        return checked
+
+    def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
+        if scope == "global":
+            return "Global"
+        band = ((details or {}).get("bands") or {}).get(scope) or {}
+        label = scope.replace("_", " ").capitalize()
+        if "min_dte" in band and "max_dte" in band:
+            label += f" ({band['min_dte']}–{band['max_dte']}d)"
+        return label
+
+
+@hookimpl
+def register_domains(register):
+    register(VolSurfaceDomain())

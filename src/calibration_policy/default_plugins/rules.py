@@ -1,0 +1,99 @@
+"""Built-in apply rules. Each returns a verdict with plain-English text and its numbers."""
+
+from __future__ import annotations
+
+from calibration_policy.decide import RuleContext
+from calibration_policy.hookspecs import hookimpl
+from calibration_policy.models import RuleVerdict
+from calibration_policy.numbers import fmt_count, fmt_num, fmt_pair
+from calibration_policy.plugins import get_domain
+
+
+def min_sample_size(ctx: RuleContext) -> RuleVerdict:
+    unit = get_domain(ctx.policy.domain).sample_unit
+    minimum = ctx.policy.min_sample_size
+    n = ctx.evidence.get("sample_size")
+    numbers = {"sample_size": n, "minimum": minimum}
+    if n is None:
+        return RuleVerdict("min_sample_size", False, f"the number of {unit} in the sample is unknown", numbers)
+    if n >= minimum:
+        return RuleVerdict("min_sample_size", True, f"{fmt_count(n)} {unit} (minimum {fmt_count(minimum)})", numbers)
+    return RuleVerdict(
+        "min_sample_size", False,
+        f"too few {unit} in the sample ({fmt_count(n)}, minimum {fmt_count(minimum)})",
+        numbers, needs=f"needs {fmt_count(minimum - n)} more {unit}",
+    )
+
+
+def min_vega_sum(ctx: RuleContext) -> RuleVerdict:
+    minimum = ctx.policy.min_vega_sum
+    vega = ctx.evidence.get("vega_sum")
+    numbers = {"vega_sum": vega, "minimum": minimum}
+    if vega is None:
+        return RuleVerdict("min_vega_sum", False, "the total vega of the sample is unknown", numbers)
+    if vega >= minimum:
+        return RuleVerdict("min_vega_sum", True, f"total vega {fmt_count(vega)} (minimum {fmt_count(minimum)})", numbers)
+    return RuleVerdict(
+        "min_vega_sum", False,
+        f"total vega too low ({fmt_count(vega)}, minimum {fmt_count(minimum)})",
+        numbers, needs=f"needs {fmt_count(max(1, minimum - vega))} more vega",
+    )
+
+
+def min_delta(ctx: RuleContext) -> RuleVerdict:
+    changes = [ctx.change(scope) for scope in ctx.proposed]
+    numbers = {c.scope: {"old": c.old, "new": c.new, "delta": c.delta, "threshold": c.threshold} for c in changes}
+    moved = [c for c in changes if c.changed]
+    if moved:
+        names = ", ".join(ctx.label(c.scope) for c in moved)
+        return RuleVerdict("min_delta", True, f"change large enough for {names}", numbers, counts_in_reason=False)
+    parts = []
+    for c in changes:
+        delta, threshold = fmt_pair(abs(c.delta), c.threshold)
+        parts.append(f"{ctx.label(c.scope)} {delta} < {threshold}")
+    closest = min(changes, key=lambda c: c.threshold - abs(c.delta))
+    gap, _ = fmt_pair(closest.threshold - abs(closest.delta), 0.0)
+    return RuleVerdict(
+        "min_delta", False, f"change too small ({'; '.join(parts)})", numbers,
+        needs=f"{ctx.label(closest.scope)} needs to move {gap} more",
+    )
+
+
+def max_step(ctx: RuleContext) -> RuleVerdict:
+    step = ctx.policy.max_step
+    if step is None:
+        return RuleVerdict("max_step", True, "no limit on the size of one step", {}, counts_in_reason=False)
+    clipped, notes = dict(ctx.proposed), []
+    for scope, new in ctx.proposed.items():
+        old = ctx.current.get(scope)
+        if old is None or abs(new - old) <= step:
+            continue
+        clipped[scope] = old + step if new > old else old - step
+        notes.append(f"{ctx.label(scope)} limited to {fmt_num(clipped[scope])} (smoothed {fmt_num(new)}, step limit {fmt_num(step)})")
+    if not notes:
+        return RuleVerdict("max_step", True, f"every change within the step limit {fmt_num(step)}", {"max_step": step}, counts_in_reason=False)
+    return RuleVerdict("max_step", True, "; ".join(notes), {"max_step": step}, adjusted=clipped)
+
+
+def bounds(ctx: RuleContext) -> RuleVerdict:
+    limits = ctx.policy.bounds
+    if limits is None:
+        return RuleVerdict("bounds", True, "no absolute limits set", {}, counts_in_reason=False)
+    numbers = {"min": limits.min, "max": limits.max}
+    outside = [
+        f"{ctx.label(scope)} {fmt_num(value)} is outside the allowed range {fmt_num(limits.min)}–{fmt_num(limits.max)}"
+        for scope, value in ctx.proposed.items()
+        if not limits.min <= value <= limits.max
+    ]
+    if outside:
+        return RuleVerdict("bounds", False, "; ".join(outside), numbers, needs="check the calibration; the bounds are a safety net")
+    return RuleVerdict("bounds", True, f"within {fmt_num(limits.min)}–{fmt_num(limits.max)}", numbers, counts_in_reason=False)
+
+
+@hookimpl
+def register_rules(register):
+    register("min_sample_size", min_sample_size)
+    register("min_vega_sum", min_vega_sum)
+    register("min_delta", min_delta)
+    register("max_step", max_step)
+    register("bounds", bounds)

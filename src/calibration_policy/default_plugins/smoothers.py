@@ -1,0 +1,40 @@
+"""Built-in smoothing strategies: time-aware EWMA and rolling median."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, PositiveFloat
+
+from calibration_policy.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class EwmaOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    half_life_days: PositiveFloat = 7.0
+
+
+def ewma(series: pd.Series, options: EwmaOptions) -> float:
+    """Exponentially weighted mean where weight halves every ``half_life_days`` of age.
+
+    Weights come from the timestamps, not the row count, so a missing day or an irregular gap
+    weighs exactly as much as the elapsed time says.
+    """
+    import pandas as pd
+
+    smoothed = series.ewm(halflife=pd.Timedelta(days=options.half_life_days), times=series.index).mean()
+    return float(smoothed.iloc[-1])
+
+
+def rolling_median(series: pd.Series, options: None) -> float:
+    """Median of the window: one wild day cannot move it at all."""
+    return float(series.median())
+
+
+@hookimpl
+def register_smoothers(register):
+    register("ewma", ewma, options=EwmaOptions)
+    register("rolling_median", rolling_median)

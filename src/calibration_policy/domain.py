@@ -1,0 +1,55 @@
+"""A domain is a kind of governed parameter set: IV multipliers, scoring weights, a plugin's.
+
+It knows its scopes, how to read a host's calibration result, and what a valid value set is,
+so smoothing, rules, history and review stay the same for every domain.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import InvalidRunError
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """What the policy needs from one calibration result."""
+
+    recommended: dict[str, float]
+    sample_size: int
+    vega_sum: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Domain(ABC):
+    """Base class for domains; subclasses override what differs."""
+
+    name: str = ""
+    title: str = ""
+    parameter_label: str = "value"
+    parameter_label_plural: str = "values"
+    sample_unit: str = "samples"
+    sources: tuple[str, ...] = ()
+
+    @abstractmethod
+    def extract(self, result: Mapping[str, Any]) -> Extracted:
+        """Read the recommended values and the evidence out of a host's calibration result."""
+
+    def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """Check a complete value set before it can go live; the error names the bad value."""
+        checked: dict[str, float] = {}
+        for scope, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidRunError(f"{scope} must be a number, not {value!r:.40}.")
+            if not math.isfinite(value):
+                raise InvalidRunError(f"{scope} is {value}, not a finite number.")
+            checked[str(scope)] = float(value)
+        if not checked:
+            raise InvalidRunError(f"No {self.parameter_label_plural} were given.")
+        return checked
+
+    def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
+        return scope.replace("_", " ").capitalize()

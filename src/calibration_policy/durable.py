@@ -1,0 +1,136 @@
+"""Crash-safe file writes: a reader sees the whole old file or the whole new one, never half.
+
+Every write goes to a temporary file in the same directory, is fsynced, then moved into place
+(``os.replace`` to update, ``os.link`` to create without ever overwriting), and the directory
+is fsynced so the new name survives a power cut. Temp files start with ``.tmp-`` so loaders
+ignore them and :func:`sweep_orphans` can remove what a killed writer left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import CalibrationPolicyError, InvalidRunError
+
+TMP_PREFIX = ".tmp-"
+
+
+def find_non_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN/inf inside ``value``, so the error can name it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(value)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_non_finite(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = find_non_finite(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def dumps(data: Any) -> bytes:
+    """Deterministic, strictly valid JSON (no NaN/Infinity), ending in a newline."""
+    bad = find_non_finite(data)
+    if bad:
+        raise InvalidRunError(f"{bad} is not a finite number (NaN or infinity); nothing was written.")
+    return (json.dumps(data, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode()
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_temp(directory: Path, payload: bytes) -> Path:
+    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def _os_error(action: str, path: Path, error: OSError) -> CalibrationPolicyError:
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return CalibrationPolicyError(f"Could not {action} {path}: {reason}. Nothing was changed.")
+
+
+def atomic_replace(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path``, replacing any old content atomically."""
+    try:
+        temp = _write_temp(path.parent, payload)
+        try:
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
+    except OSError as error:
+        raise _os_error("write", path, error) from error
+
+
+def create_exclusive(directory: Path, names: Iterator[str], payload: bytes) -> Path:
+    """Create the first free name from ``names`` with ``payload``; never overwrites a file.
+
+    ``os.link`` fails if the name exists, which makes "take the next name" race-free
+    across processes while the content still arrives whole.
+    """
+    try:
+        temp = _write_temp(directory, payload)
+    except OSError as error:
+        raise _os_error("write into", directory, error) from error
+    try:
+        for name in names:
+            target = directory / name
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                continue
+            fsync_dir(directory)
+            return target
+        raise CalibrationPolicyError(f"No free file name left in {directory}.")
+    except OSError as error:
+        raise _os_error("write into", directory, error) from error
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def sweep_orphans(directory: Path, older_than_seconds: float = 60.0) -> int:
+    """Remove temp files a killed writer left behind; young ones may still be in use."""
+    removed = 0
+    cutoff = time.time() - older_than_seconds
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(TMP_PREFIX):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
+
+
+def read_json(path: Path) -> Any:
+    with open(path, "rb") as handle:
+        return json.loads(handle.read())

@@ -1,0 +1,252 @@
+"""The run store: one JSON file per calibration run in one flat folder.
+
+Files are named ``<UTC stamp>_<UNDERLYING>_<source>.json`` so they sort by time and say what
+they are without being opened. Writes are atomic and never overwrite; a second run with the
+same stamp gets ``_2``. A corrupt or foreign file is skipped with a warning, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from pydantic import ValidationError
+
+from .durable import atomic_replace, create_exclusive, dumps, read_json, sweep_orphans
+from .errors import HistoryError, InvalidRunError
+from .index import RunIndex
+from .models import CalibrationRun
+from .naming import check_record_id, check_source, check_underlying, parse_run_file_name, run_file_name, utc_stamp
+from .plugins import get_domain
+
+log = logging.getLogger(__name__)
+
+HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
+DEFAULT_HISTORY_DIR = Path("data") / "calibration_runs"
+MAX_LIMIT = 100_000
+
+
+def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``history_dir``, else ``$CALIBRATION_HISTORY_DIR``, else ``data/calibration_runs``."""
+    if history_dir is None:
+        history_dir = os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY_DIR
+    return Path(history_dir)
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short, stable fingerprint of the calibration config, to tell runs of different setups apart."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise HistoryError(f"limit must be a whole number from 1 to {MAX_LIMIT:,}, not {limit!r:.40}.")
+    return limit
+
+
+def _friendly_validation(error: ValidationError) -> str:
+    item = error.errors()[0]
+    field = ".".join(str(p) for p in item["loc"]) or "run"
+    return f"{field}: {item['msg'].removeprefix('Value error, ')}"
+
+
+class HistoryStore:
+    """All runs of all underlyings in one directory, with a cached name index."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._index = RunIndex(self.directory)
+        self._lock = threading.Lock()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def record(self, run: CalibrationRun) -> CalibrationRun:
+        """Store a new run durably and return it with its ``run_id`` (the file name stem)."""
+        payload = dumps(run.model_dump(mode="json", exclude={"run_id"}))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
+        stamp = utc_stamp(run.timestamp)
+        names = (run_file_name(stamp, run.underlying, run.source, seq) for seq in range(0, 1_000_000) if seq != 1)
+        try:
+            path = create_exclusive(self.directory, names, payload)
+        except ValueError as error:
+            raise HistoryError(str(error)) from None
+        return run.model_copy(update={"run_id": path.stem})
+
+    def save(self, run: CalibrationRun) -> None:
+        """Write back a decided run (applied, reason, smoothed values) atomically, in place."""
+        path = self._path(run.run_id)
+        if not path.exists():
+            raise HistoryError(f"Run {run.run_id} is not in {self.directory}; record it first.")
+        try:
+            atomic_replace(path, dumps(run.model_dump(mode="json", exclude={"run_id"})))
+        except ValueError as error:
+            raise HistoryError(str(error)) from None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _path(self, run_id: str) -> Path:
+        name = check_record_id(run_id, "run id") + ".json"
+        if parse_run_file_name(name) is None:
+            raise HistoryError(f"{run_id!r:.60} is not a run id.")
+        return self.directory / name
+
+    def _read(self, name: str) -> CalibrationRun | None:
+        path = self.directory / name
+        try:
+            data = read_json(path)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            data["run_id"] = path.stem
+            run = CalibrationRun.model_validate(data)
+            if run.underlying != parse_run_file_name(name)[1]:  # type: ignore[index]
+                raise ValueError("its underlying does not match its file name")
+            return run
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            log.warning("Skipping %s: not a valid calibration run (%s).", path, str(error).splitlines()[0])
+            return None
+
+    def get(self, run_id: str) -> CalibrationRun:
+        run = self._read(self._path(run_id).name)
+        if run is None:
+            raise HistoryError(f"There is no readable run {run_id} in {self.directory}.")
+        return run
+
+    def _newest_names(self, underlying: str) -> Iterator[str]:
+        offset, page = 0, 64
+        while True:
+            with self._lock:
+                names = self._index.newest(underlying, page, offset)
+            yield from names
+            if len(names) < page:
+                return
+            offset, page = offset + page, page * 4
+
+    def latest(self, underlying: str, limit: int = 50, offset: int = 0) -> list[CalibrationRun]:
+        """The newest ``limit`` readable runs of ``underlying`` (skipping ``offset``), oldest first."""
+        underlying, limit = check_underlying(underlying), _check_limit(limit)
+        if not self.directory.is_dir():
+            return []
+        runs: list[CalibrationRun] = []
+        skipped = 0
+        for name in self._newest_names(underlying):
+            run = self._read(name)
+            if run is None:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            runs.append(run)
+            if len(runs) == limit:
+                break
+        runs.reverse()
+        return runs
+
+    def count(self, underlying: str) -> int:
+        underlying = check_underlying(underlying)
+        if not self.directory.is_dir():
+            return 0
+        with self._lock:
+            return self._index.count(underlying)
+
+    def underlyings(self) -> list[str]:
+        if not self.directory.is_dir():
+            return []
+        with self._lock:
+            return self._index.underlyings()
+
+    def sweep(self, older_than_seconds: float = 60.0) -> int:
+        """Remove temp files that killed writers left behind."""
+        return sweep_orphans(self.directory, older_than_seconds)
+
+
+_stores: dict[tuple[str, int], HistoryStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(history_dir: str | os.PathLike[str] | None = None) -> HistoryStore:
+    """The store for ``history_dir`` (see :func:`resolve_history_dir`), reused within a process."""
+    key = (str(resolve_history_dir(history_dir).absolute()), os.getpid())
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = HistoryStore(key[0])
+        return store
+
+
+def build_run(
+    result: Mapping[str, Any],
+    underlying: str,
+    source: str,
+    timestamp: datetime | None = None,
+    config: Mapping[str, Any] | None = None,
+    domain: str = "vol_surface",
+) -> CalibrationRun:
+    """Turn a host's calibration result into a validated (not yet stored) run."""
+    underlying, source = check_underlying(underlying), check_source(source)
+    governed = get_domain(domain)
+    if source not in governed.sources:
+        raise InvalidRunError(
+            f"{source!r} is not a source of {governed.title}; use one of: {', '.join(governed.sources)}."
+        )
+    if timestamp is None:
+        timestamp = datetime.now(timezone.utc)
+    elif not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
+        raise InvalidRunError("timestamp must be a timezone-aware datetime (for example in UTC), or None for now.")
+    extracted = governed.extract(result)
+    config = dict(config or result.get("config") or {})
+    # Keep the host's extra metrics, but never let them shadow our own fields.
+    own = set(CalibrationRun.model_fields) - {"global_metrics", "bands"}
+    details = {key: value for key, value in extracted.details.items() if key not in own}
+    try:
+        return CalibrationRun(
+            timestamp=timestamp,
+            underlying=underlying,
+            source=source,
+            domain=domain,
+            config=config,
+            config_hash=config_hash(config),
+            recommended_iv_multiplier=extracted.recommended,
+            sample_size=extracted.sample_size,
+            vega_sum=extracted.vega_sum,
+            **{"global_metrics": {}, "bands": {}, **details},
+        )
+    except ValidationError as error:
+        raise InvalidRunError(f"The calibration result cannot be stored: {_friendly_validation(error)}.") from None
+
+
+def record_calibration_result(
+    result: Mapping[str, Any],
+    underlying: str,
+    source: str,
+    history_dir: str | os.PathLike[str] | None = None,
+    timestamp: datetime | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    domain: str = "vol_surface",
+) -> CalibrationRun:
+    """Record a host's calibration result as a run, durably, before anything is decided.
+
+    Every run is kept (even the ones never applied) so smoothing and the panel see the full
+    picture. Raises a ``ValueError`` subclass naming the problem; then nothing is written.
+    """
+    run = build_run(result, underlying, source, timestamp, config, domain)
+    return open_store(history_dir).record(run)
+
+
+def load_recent_calibration_history(
+    underlying: str, limit: int = 50, history_dir: str | os.PathLike[str] | None = None
+) -> list[CalibrationRun]:
+    """The newest ``limit`` runs of ``underlying``, oldest first, without reading the others."""
+    return open_store(history_dir).latest(underlying, limit)

@@ -1,0 +1,40 @@
+"""The hooks a plugin can implement. Built-ins in ``default_plugins`` use exactly these.
+
+A plugin is any module or object with ``@hookimpl`` functions, installed through the
+``calibration_policy`` entry-point group or registered with ``get_plugin_manager().register``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("calibration_policy")
+hookimpl = pluggy.HookimplMarker("calibration_policy")
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_smoothers(register: Register) -> None:
+    """Register smoothing strategies: ``register(name, fn, options=PydanticModel | None)``.
+
+    ``fn(series, options) -> float`` gets a ``pandas.Series`` of finite values indexed by
+    tz-aware UTC timestamps (oldest first, the current run last) and returns the smoothed value.
+    """
+
+
+@hookspec
+def register_rules(register: Register) -> None:
+    """Register apply rules: ``register(name, fn)``; ``fn(context) -> RuleVerdict``."""
+
+
+@hookspec
+def register_domains(register: Register) -> None:
+    """Register parameter domains (IV multipliers, scoring weights…): ``register(domain)``."""
+
+
+@hookspec
+def decision_made(run: Any, decision: Any, policy: Any) -> None:
+    """Called after every decision (applied or not), e.g. to notify a chat or log it."""

@@ -1,0 +1,153 @@
+"""A rebuildable SQLite index of run file names, so "latest 50 of SPY" never lists 100k files.
+
+The run files are the truth; this index is only a cache of their *names* (which carry the
+timestamp, underlying and source). It is trusted only while the directory's modification time
+equals the one recorded at the last full scan, so a file written by another process or copied
+in by hand is seen by the next load. Like git's "racily clean" index entries, a scan of a
+directory that changed within the last moments is not trusted, because a second change in the
+same clock tick would leave the modification time unchanged. A lost or corrupt index is
+rebuilt; a directory where it cannot be written falls back to a plain scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from .naming import parse_run_file_name
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = ".index"  # a subfolder, so the cache's own files never touch the run folder's mtime
+INDEX_NAME = "runs.sqlite3"
+RACY_NS = 200_000_000  # a directory changed less than 0.2 s before a scan may change again unseen
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY, underlying TEXT NOT NULL, stamp TEXT NOT NULL,
+    seq INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS runs_by_underlying ON runs (underlying, stamp, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def scan_names(directory: Path) -> dict[str, tuple[str, str, str, int]]:
+    """Every run file name in ``directory`` with its parsed parts (temp and foreign files skipped)."""
+    found = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            parts = parse_run_file_name(entry.name)
+            if parts is not None:
+                found[entry.name] = parts
+    return found
+
+
+class RunIndex:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._db: sqlite3.Connection | None = None
+        self._fallback: dict[str, tuple[str, str, str, int]] | None = None
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is not None:
+            return self._db
+        path = self.directory / INDEX_DIR / INDEX_NAME
+        for attempt in range(2):
+            try:
+                path.parent.mkdir(exist_ok=True)
+                db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=OFF")  # a cache: after a crash it is rebuilt, not trusted
+                db.executescript(_SCHEMA)
+                self._db = db
+                return db
+            except (sqlite3.DatabaseError, OSError) as error:
+                if attempt == 0 and isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+                    log.warning("Run index %s is corrupt (%s); rebuilding it.", path, error)
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{path}{suffix}").unlink(missing_ok=True)
+                    continue
+                log.warning("Run index %s is unavailable (%s); scanning the directory instead.", path, error)
+                return None
+        return None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- freshness -----------------------------------------------------------------------------
+
+    def _meta(self, db: sqlite3.Connection) -> tuple[int, int]:
+        rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        return rows.get("dir_mtime_ns", -1), rows.get("trusted", 0)
+
+    def refresh(self) -> None:
+        """Make the index match the directory, scanning it only when it may have changed."""
+        db = self._connect()
+        if db is None:
+            self._fallback = scan_names(self.directory)
+            return
+        mtime = os.stat(self.directory).st_mtime_ns
+        stamp, trusted = self._meta(db)
+        if trusted and stamp == mtime:
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            mtime = os.stat(self.directory).st_mtime_ns
+            scan_started = time.time_ns()
+            on_disk = scan_names(self.directory)
+            indexed = {name for (name,) in db.execute("SELECT name FROM runs")}
+            gone = indexed - on_disk.keys()
+            new = on_disk.keys() - indexed
+            db.executemany("DELETE FROM runs WHERE name = ?", ((n,) for n in gone))
+            db.executemany(
+                "INSERT INTO runs (name, stamp, underlying, source, seq) VALUES (?, ?, ?, ?, ?)",
+                ((n, *on_disk[n]) for n in new),
+            )
+            trusted = int(scan_started - mtime > RACY_NS)
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (("dir_mtime_ns", mtime), ("trusted", trusted)),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._fallback = None
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def newest(self, underlying: str, limit: int, offset: int = 0) -> list[str]:
+        """Run file names of ``underlying``, newest first."""
+        self.refresh()
+        if self._fallback is not None:
+            names = sorted(
+                (parts[0], parts[3], name) for name, parts in self._fallback.items() if parts[1] == underlying
+            )
+            return [name for _, _, name in reversed(names)][offset : offset + limit]
+        rows = self._db.execute(  # type: ignore[union-attr]
+            "SELECT name FROM runs WHERE underlying = ? ORDER BY stamp DESC, seq DESC LIMIT ? OFFSET ?",
+            (underlying, limit, offset),
+        )
+        return [name for (name,) in rows]
+
+    def count(self, underlying: str) -> int:
+        self.refresh()
+        if self._fallback is not None:
+            return sum(1 for parts in self._fallback.values() if parts[1] == underlying)
+        return self._db.execute(  # type: ignore[union-attr]
+            "SELECT COUNT(*) FROM runs WHERE underlying = ?", (underlying,)
+        ).fetchone()[0]
+
+    def underlyings(self) -> list[str]:
+        self.refresh()
+        if self._fallback is not None:
+            return sorted({parts[1] for parts in self._fallback.values()})
+        return [u for (u,) in self._db.execute("SELECT DISTINCT underlying FROM runs ORDER BY underlying")]  # type: ignore[union-attr]

@@ -1,0 +1,185 @@
+"""The records that flow through the system: a calibration run, a rule's verdict, a decision."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .naming import check_source, check_underlying
+
+SCHEMA_VERSION = 1
+
+
+def _finite_scopes(values: dict[str, float] | None, what: str) -> dict[str, float] | None:
+    if values is None:
+        return None
+    for scope, value in values.items():
+        if not isinstance(scope, str) or not scope:
+            raise ValueError(f"{what} has an empty scope name")
+        if not math.isfinite(value):
+            raise ValueError(f"{what}[{scope!r}] is {value}, not a finite number")
+    return values
+
+
+class CalibrationRun(BaseModel):
+    """One calibration run as stored in the history (one JSON file).
+
+    ``recommended_iv_multiplier`` and ``smoothed_iv_multiplier`` map a scope (``global`` or a
+    band name; for other domains, that domain's parameter names) to its value.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, validate_assignment=True, defer_build=True)
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str = Field("", description="The file name without .json; set by the store.")
+    timestamp: datetime
+    underlying: str
+    source: str
+    domain: str = "vol_surface"
+    config: dict[str, Any] = Field(default_factory=dict)
+    config_hash: str = ""
+    global_metrics: dict[str, Any] = Field(default_factory=dict)
+    bands: dict[str, Any] = Field(default_factory=dict)
+    recommended_iv_multiplier: dict[str, float]
+    smoothed_iv_multiplier: dict[str, float] | None = None
+    sample_size: int = Field(ge=0)
+    vega_sum: float | None = None
+    applied: bool | None = Field(None, description="None until a decision was made.")
+    applied_reason: str | None = None
+    applied_values: dict[str, float] | None = None
+    decided_at: datetime | None = None
+    forced: bool = False
+    pending_suggestion: str | None = None
+    decision: dict[str, Any] | None = None
+
+    @field_validator("timestamp", "decided_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("must be timezone-aware (UTC); a naive time is ambiguous")
+        return value.astimezone(timezone.utc)
+
+    @field_validator("underlying")
+    @classmethod
+    def _underlying(cls, value: str) -> str:
+        return check_underlying(value)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        return check_source(value)
+
+    @field_validator("recommended_iv_multiplier")
+    @classmethod
+    def _recommended(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("has no values")
+        return _finite_scopes(value, "recommended_iv_multiplier")  # type: ignore[return-value]
+
+    @field_validator("smoothed_iv_multiplier", "applied_values")
+    @classmethod
+    def _smoothed(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        return _finite_scopes(value, "smoothed values")
+
+    @property
+    def recommended(self) -> dict[str, float]:
+        """Domain-neutral name for the recommended values by scope."""
+        return self.recommended_iv_multiplier
+
+    @property
+    def smoothed(self) -> dict[str, float] | None:
+        return self.smoothed_iv_multiplier
+
+    @property
+    def status(self) -> str:
+        """``applied``, ``not applied``, ``pending`` (waiting for approval) or ``undecided``."""
+        if self.applied:
+            return "applied"
+        if self.pending_suggestion:
+            return "pending"
+        return "undecided" if self.applied is None else "not applied"
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    """What one rule thinks of an update, with the numbers behind it.
+
+    ``adjusted`` lets a rule change the values later rules see (``max_step`` clips);
+    ``needs`` says in words what it would take to pass ("needs 78 more options").
+    """
+
+    code: str
+    passed: bool
+    text: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    needs: str | None = None
+    adjusted: dict[str, float] | None = None
+    counts_in_reason: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "passed": self.passed,
+            "text": self.text,
+            "numbers": self.numbers,
+            "needs": self.needs,
+            "adjusted": self.adjusted,
+        }
+
+
+@dataclass(frozen=True)
+class ScopeChange:
+    """One scope's old and new value and whether the change reached its threshold."""
+
+    scope: str
+    old: float | None
+    new: float
+    delta: float
+    threshold: float
+    changed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("scope", "old", "new", "delta", "threshold", "changed")}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to apply, and why. Unpacks as ``(apply, reason)``.
+
+    ``values`` are exactly what would be written (after clipping and per-scope selection).
+    """
+
+    apply: bool
+    reason: str
+    scopes: tuple[ScopeChange, ...] = ()
+    verdicts: tuple[RuleVerdict, ...] = ()
+    values: dict[str, float] = field(default_factory=dict)
+    forced: bool = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.apply, self.reason))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.apply, self.reason)[index]
+
+    def __bool__(self) -> bool:
+        return self.apply
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "apply": self.apply,
+            "reason": self.reason,
+            "forced": self.forced,
+            "values": dict(self.values),
+            "scopes": [s.to_dict() for s in self.scopes],
+            "verdicts": [v.to_dict() for v in self.verdicts],
+        }

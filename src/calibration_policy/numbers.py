@@ -1,0 +1,30 @@
+"""Numbers as a trader reads them: few decimals, thousands separators, never a misleading tie."""
+
+from __future__ import annotations
+
+
+def fmt_num(value: float, decimals: int = 2) -> str:
+    """``1.0800`` → ``1.08``; keeps as many decimals as asked, drops trailing zeros past two."""
+    text = f"{value:,.{decimals}f}"
+    if "." in text and decimals > 2:
+        text = text.rstrip("0")
+        if len(text.split(".")[1]) < 2:
+            text = f"{value:,.2f}"
+    return text
+
+
+def fmt_count(value: float) -> str:
+    """``12400.0`` → ``12,400``."""
+    return f"{value:,.0f}"
+
+
+def fmt_pair(a: float, b: float, decimals: int = 2) -> tuple[str, str]:
+    """Format two numbers with enough decimals that different values never print the same.
+
+    Without this a change of 0.0299 against a threshold of 0.03 would read "0.03 < 0.03".
+    """
+    for places in range(decimals, 9):
+        left, right = fmt_num(a, places), fmt_num(b, places)
+        if a == b or left != right:
+            return left, right
+    return fmt_num(a, 9), fmt_num(b, 9)

@@ -1,0 +1,226 @@
+"""The update policy: every threshold lives here, in config, never in code."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import PolicyError
+from .numbers import fmt_count, fmt_num
+
+POLICY_ENV = "CALIBRATION_POLICY"
+POLICY_FILE_NAME = "calibration_policy.toml"
+DEFAULT_RULES = ("min_sample_size", "min_vega_sum", "bounds", "max_step", "min_delta")
+
+
+def _friendly(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        kind, message = item["type"], item["msg"]
+        if kind == "extra_forbidden":
+            message = "is not a policy setting (check the spelling)"
+        elif kind == "finite_number":
+            message = "must be a finite number, not NaN or infinity"
+        elif kind == "value_error":
+            problems.append(f"{field}: {message.removeprefix('Value error, ')}" if field else message.removeprefix("Value error, "))
+            continue
+        else:
+            message = message.replace("Input should be", "must be").replace("Input", "the value")
+        got = item.get("input")
+        shown = "" if isinstance(got, (dict, BaseModel)) or kind == "missing" else f" (got {got!r:.60})"
+        problems.append(f"{field or 'policy'} {message}{shown}")
+    return "Invalid calibration policy: " + "; ".join(p.rstrip(".") for p in problems) + "."
+
+
+class Bounds(BaseModel):
+    """Absolute limits a live value may never leave (a safety net against a broken calibration)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Bounds":
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class CalibrationUpdatePolicy(BaseModel):
+    """When a smoothed recommendation may replace the live value.
+
+    Strict on purpose: a typo in a threshold name or a NaN must fail loudly, because a
+    silently ignored setting is a setting that lets noise into the live config.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, defer_build=True)
+
+    domain: str = Field("vol_surface", description="What is governed: vol_surface, scoring_weights or a plugin's domain.")
+    min_delta_global: NonNegativeFloat = Field(0.03, description="Smallest change of the global multiplier worth applying.")
+    min_delta_band: NonNegativeFloat = Field(0.03, description="Smallest change of a band multiplier worth applying.")
+    band_min_delta: dict[str, NonNegativeFloat] = Field(default_factory=dict, description="Per-band overrides of min_delta_band.")
+    min_sample_size: int = Field(150, ge=0, description="Fewest liquid options (or trades) a run needs.")
+    min_vega_sum: NonNegativeFloat = Field(5000.0, description="Least total vega of the sample.")
+    smoothing_window_days: float = Field(14.0, ge=1, description="Runs this many days back count in the smoothing.")
+    smoothing: str = Field("ewma", description="Smoothing strategy name: ewma, rolling_median or a plugin's.")
+    smoothing_options: dict[str, Any] = Field(default_factory=dict, description="Options of the strategy, e.g. half_life_days.")
+    rules: tuple[str, ...] = Field(DEFAULT_RULES, description="Apply rules, run in this order; all must pass.")
+    max_step: PositiveFloat | None = Field(None, description="Largest change of one scope in one update; bigger moves are clipped.")
+    bounds: Bounds | None = Field(None, description="Absolute [min, max] a value may take; outside it nothing applies.")
+    apply_scopes: Literal["all", "changed"] = Field("all", description="On apply, write all smoothed scopes or only those that changed enough.")
+    require_approval: bool = Field(False, description="Make a pending suggestion for a person to approve instead of applying.")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise PolicyError(_friendly(error)) from error
+
+    @field_validator("smoothing")
+    @classmethod
+    def _known_smoother(cls, name: str) -> str:
+        from .plugins import get_smoother
+
+        get_smoother(name)
+        return name
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from .plugins import get_rule
+
+        if len(set(names)) != len(names):
+            raise ValueError("lists a rule twice")
+        for name in names:
+            get_rule(name)
+        return names
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domain(cls, name: str) -> str:
+        from .plugins import get_domain
+
+        get_domain(name)
+        return name
+
+    @model_validator(mode="after")
+    def _smoothing_options_valid(self) -> "CalibrationUpdatePolicy":
+        self.validated_smoothing_options()
+        return self
+
+    def validated_smoothing_options(self) -> BaseModel | None:
+        """The strategy's options, checked by the model the strategy registered."""
+        from .plugins import get_smoother
+
+        model = get_smoother(self.smoothing).options
+        if model is None:
+            if self.smoothing_options:
+                raise ValueError(f"smoothing {self.smoothing!r} takes no options")
+            return None
+        try:
+            return model(**self.smoothing_options)
+        except ValidationError as error:
+            detail = _friendly(error).removeprefix("Invalid calibration policy: ").rstrip(".")
+            raise ValueError(f"smoothing_options for {self.smoothing}: {detail}") from None
+
+    def threshold_for(self, scope: str) -> float:
+        """The smallest change that counts for ``scope`` (global, or a band with its override)."""
+        if scope == "global":
+            return self.min_delta_global
+        return self.band_min_delta.get(scope, self.min_delta_band)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CalibrationUpdatePolicy":
+        if not isinstance(data, dict):
+            raise PolicyError(f"A policy must be a table of settings, not {type(data).__name__}.")
+        data = dict(data.get("policy", data)) if set(data) == {"policy"} else dict(data)
+        return cls(**data)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> "CalibrationUpdatePolicy":
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PolicyError(f"Policy file {path} does not exist.") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise PolicyError(f"Policy file {path} is not valid TOML: {error}.") from None
+        except OSError as error:
+            raise PolicyError(f"Policy file {path} cannot be read: {error.strerror}.") from None
+        try:
+            return cls.from_dict(data)
+        except PolicyError as error:
+            raise PolicyError(f"{path}: {error}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None) -> "CalibrationUpdatePolicy":
+        """The policy in force: ``path``, else ``$CALIBRATION_POLICY``, else
+        ``calibration_policy.toml`` next to the data, else the built-in defaults."""
+        if path is None:
+            path = os.environ.get(POLICY_ENV) or None
+        if path is None and data_dir is not None:
+            candidate = Path(data_dir) / POLICY_FILE_NAME
+            path = candidate if candidate.is_file() else None
+        return cls.from_toml(path) if path is not None else cls()
+
+    # -- explaining --------------------------------------------------------------------------
+
+    def explain(self) -> str:
+        """The policy in plain English with the live numbers, for the panel and the CLI."""
+        from .plugins import get_domain
+
+        domain = get_domain(self.domain)
+        what = domain.parameter_label_plural
+        window = f"{self.smoothing_window_days:g}"
+        options = self.validated_smoothing_options()
+        strategy = {
+            "ewma": "an exponentially weighted average (recent runs count more; half-life "
+            f"{getattr(options, 'half_life_days', 0):g} days)",
+            "rolling_median": "the median (a single odd day cannot move it)",
+        }.get(self.smoothing, f"the {self.smoothing!r} strategy")
+        parts = [
+            f"The system smooths calibration results over the last {window} days using {strategy} "
+            f"and only updates {what} when the change is large enough"
+        ]
+        thresholds = [f"at least {fmt_num(self.min_delta_global)} for the global value"]
+        if self.domain == "vol_surface" or self.band_min_delta:
+            thresholds.append(f"at least {fmt_num(self.min_delta_band)} for a band")
+            thresholds += [f"{fmt_num(v)} for {band}" for band, v in sorted(self.band_min_delta.items())]
+        parts[0] += f" ({', '.join(thresholds)})"
+        evidence = []
+        if "min_sample_size" in self.rules:
+            evidence.append(f"at least {fmt_count(self.min_sample_size)} {domain.sample_unit} in the sample")
+        if "min_vega_sum" in self.rules:
+            evidence.append(f"a total vega of at least {fmt_count(self.min_vega_sum)}")
+        if evidence:
+            parts[0] += " and there is enough data: " + " and ".join(evidence)
+        parts[0] += "."
+        if self.max_step is not None and "max_step" in self.rules:
+            parts.append(f"One update moves a value by at most {fmt_num(self.max_step)}; a bigger move is made over several days.")
+        if self.bounds is not None and "bounds" in self.rules:
+            parts.append(
+                f"A value outside {fmt_num(self.bounds.min)}–{fmt_num(self.bounds.max)} is never applied."
+            )
+        if self.apply_scopes == "changed":
+            parts.append("Only the values that changed enough are written; the others stay as they are.")
+        else:
+            parts.append("When an update applies, all smoothed values are written together.")
+        if self.require_approval:
+            parts.append("Every update waits for a person to approve it in the calibration panel.")
+        return " ".join(parts)

@@ -1,0 +1,67 @@
+"""Smoothing: one value per scope from the runs in the window, by the policy's strategy."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Iterable
+
+from .errors import CalibrationPolicyError
+from .models import CalibrationRun
+from .plugins import get_smoother
+from .policy import CalibrationUpdatePolicy
+
+
+def window_runs(history: Iterable[CalibrationRun], current_run: CalibrationRun, policy: CalibrationUpdatePolicy) -> list[CalibrationRun]:
+    """Runs of the same underlying and domain within the window ending at ``current_run``.
+
+    The current run is always included, exactly once, whether or not ``history`` holds it;
+    later runs are left out, so replaying the past gives the answer it gave then.
+    """
+    start = current_run.timestamp - timedelta(days=policy.smoothing_window_days)
+    seen = {current_run.run_id} if current_run.run_id else set()
+    picked = [current_run]
+    for run in history:
+        if run is current_run or (run.run_id and run.run_id in seen):
+            continue
+        if run.underlying != current_run.underlying or run.domain != current_run.domain:
+            continue
+        if start <= run.timestamp <= current_run.timestamp:
+            picked.append(run)
+            if run.run_id:
+                seen.add(run.run_id)
+    picked.sort(key=lambda r: (r.timestamp, r.run_id))
+    # The current run is the newest point even if another run shares its timestamp.
+    picked.remove(current_run)
+    picked.append(current_run)
+    return picked
+
+
+def get_smoothed_multipliers(
+    history: Iterable[CalibrationRun], current_run: CalibrationRun, policy: CalibrationUpdatePolicy
+) -> dict[str, float]:
+    """Smoothed value per scope (``{"global": x, "<band>": y}``) for ``current_run``.
+
+    Each scope is smoothed on its own over the runs that have a finite value for it, so a band
+    missing from some runs, or a bad value, is skipped rather than fatal.
+    """
+    import pandas as pd
+
+    if not isinstance(policy, CalibrationUpdatePolicy):
+        raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
+    smoother = get_smoother(policy.smoothing)
+    options = policy.validated_smoothing_options()
+    runs = window_runs(history, current_run, policy)
+    smoothed: dict[str, float] = {}
+    for scope in current_run.recommended:
+        points = [
+            (run.timestamp, float(run.recommended[scope]))
+            for run in runs
+            if isinstance(run.recommended.get(scope), (int, float)) and math.isfinite(run.recommended[scope])
+        ]
+        series = pd.Series([v for _, v in points], index=pd.DatetimeIndex([t for t, _ in points]), dtype="float64")
+        value = float(smoother.fn(series, options))
+        if not math.isfinite(value):
+            raise CalibrationPolicyError(f"Smoothing strategy {policy.smoothing!r} returned {value} for {scope}.")
+        smoothed[scope] = value
+    return smoothed
