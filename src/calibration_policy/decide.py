@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from .errors import CalibrationPolicyError
 from .models import Decision, RuleVerdict, ScopeChange
-from .numbers import fmt_num, fmt_pair
+from .humanize import fmt_num, fmt_pair
 from .plugins import get_rule
 from .policy import CalibrationUpdatePolicy
 

@@ -153,6 +153,29 @@ class HistoryStore:
         runs.reverse()
         return runs
 
+    def between(self, underlying: str, start: datetime, end: datetime) -> list[CalibrationRun]:
+        """Readable runs of ``underlying`` stamped within [start, end], oldest first.
+
+        Walks the index from the newest name down and stops at the first name older than
+        ``start``: the stamp is in the name, so files outside the range are never opened.
+        """
+        underlying = check_underlying(underlying)
+        if not self.directory.is_dir():
+            return []
+        low, high = utc_stamp(start), utc_stamp(end)
+        runs = []
+        for name in self._newest_names(underlying):
+            stamp = name[: len(low)]
+            if stamp > high:
+                continue
+            if stamp < low:
+                break
+            run = self._read(name)
+            if run is not None:
+                runs.append(run)
+        runs.reverse()
+        return runs
+
     def count(self, underlying: str) -> int:
         underlying = check_underlying(underlying)
         if not self.directory.is_dir():

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from .errors import PolicyError
-from .numbers import fmt_count, fmt_num
+from .humanize import fmt_count, fmt_num
 
 POLICY_ENV = "CALIBRATION_POLICY"
 POLICY_FILE_NAME = "calibration_policy.toml"
@@ -78,6 +78,9 @@ class CalibrationUpdatePolicy(BaseModel):
     smoothing_window_days: float = Field(14.0, ge=1, description="Runs this many days back count in the smoothing.")
     smoothing: str = Field("ewma", description="Smoothing strategy name: ewma, rolling_median or a plugin's.")
     smoothing_options: dict[str, Any] = Field(default_factory=dict, description="Options of the strategy, e.g. half_life_days.")
+    smoothing_skips_thin_runs: bool = Field(
+        True, description="Leave runs that fail the sample-size or vega minimum out of the smoothing of later runs."
+    )
     rules: tuple[str, ...] = Field(DEFAULT_RULES, description="Apply rules, run in this order; all must pass.")
     max_step: PositiveFloat | None = Field(None, description="Largest change of one scope in one update; bigger moves are clipped.")
     bounds: Bounds | None = Field(None, description="Absolute [min, max] a value may take; outside it nothing applies.")
@@ -217,6 +220,8 @@ class CalibrationUpdatePolicy(BaseModel):
             parts.append(
                 f"A value outside {fmt_num(self.bounds.min)}–{fmt_num(self.bounds.max)} is never applied."
             )
+        if self.smoothing_skips_thin_runs and evidence:
+            parts.append("Runs without enough data are recorded but left out of the smoothing.")
         if self.apply_scopes == "changed":
             parts.append("Only the values that changed enough are written; the others stay as they are.")
         else:

@@ -25,6 +25,7 @@ def fmt_pair(a: float, b: float, decimals: int = 2) -> tuple[str, str]:
     """
     for places in range(decimals, 9):
         left, right = fmt_num(a, places), fmt_num(b, places)
-        if a == b or left != right:
+        hides_change = (a != 0 and float(left.replace(",", "")) == 0) or (b != 0 and float(right.replace(",", "")) == 0)
+        if (a == b or left != right) and not hides_change:
             return left, right
     return fmt_num(a, 9), fmt_num(b, 9)

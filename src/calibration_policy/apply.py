@@ -1,0 +1,102 @@
+"""The one path by which values go live: lock, reconcile, archive, write, commit.
+
+Updates, force-applies, approvals and rollbacks all come through :func:`apply_values`, so
+each of them is locked against the others, archived, and crash-safe in the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+from filelock import FileLock, Timeout
+
+from .archive import Archive, ArchiveEntry, ChangeKind, now_utc
+from .errors import TargetError
+from .target import Snapshot, Target
+
+LOCK_TIMEOUT_SECONDS = 120.0
+
+
+def target_lock(target: Target, timeout: float = LOCK_TIMEOUT_SECONDS) -> FileLock:
+    return FileLock(str(target.lock_path), timeout=timeout)
+
+
+class locked:
+    """``with locked(target):`` holds the target's lock, with a plain message on time-out."""
+
+    def __init__(self, target: Target, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
+        self.target, self.lock = target, target_lock(target, timeout)
+
+    def __enter__(self) -> "locked":
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise TargetError(
+                f"Another update of {self.target.name} has held its lock for over {self.lock.timeout:.0f} s; "
+                f"try again, or remove {self.target.lock_path} if no update is running."
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
+def _monotonic_time(last: ArchiveEntry | None) -> datetime:
+    """Now, but never before the last change: a clock stepping back must not reorder the archive."""
+    moment = now_utc()
+    if last is not None and moment <= last.at:
+        moment = last.at + timedelta(microseconds=1)
+    return moment
+
+
+def apply_values(
+    target: Target,
+    values: Mapping[str, float] | None,
+    *,
+    archive_dir: str | os.PathLike[str] | None,
+    kind: ChangeKind,
+    reason: str,
+    actor: str = "policy",
+    domain: str = "vol_surface",
+    underlying: str | None = None,
+    run_id: str | None = None,
+    suggestion_id: str | None = None,
+    calibration_timestamp: datetime | None = None,
+    snapshot: Snapshot | None = None,
+    already_locked: bool = False,
+    after_commit: Callable[[ArchiveEntry], Any] | None = None,
+) -> ArchiveEntry:
+    """Make ``values`` (or a whole ``snapshot``, for a rollback) live and archive what they replace."""
+    with contextlib.nullcontext() if already_locked else locked(target):
+        archive = Archive(archive_dir, target.name)
+        current = target.load()
+        archive.reconcile(target, current)
+        last = archive.last_change()
+        new_snapshot = snapshot if snapshot is not None else target.with_values(current, dict(values or {}))
+        entry = archive.prepare(
+            ArchiveEntry(
+                target=target.name,
+                domain=domain,
+                underlying=underlying,
+                kind=kind,
+                at=_monotonic_time(last),
+                actor=actor,
+                reason=reason,
+                run_id=run_id,
+                suggestion_id=suggestion_id,
+                calibration_timestamp=calibration_timestamp,
+                previous_values=target.values(current),
+                previous_snapshot=current,
+                previous_active_from=last.at if last else None,
+                new_values=target.values(new_snapshot),
+                new_snapshot=new_snapshot,
+            )
+        )
+        target.save(new_snapshot)
+        entry = archive.mark(entry, "committed")
+        if after_commit is not None:
+            after_commit(entry)
+        return entry

@@ -1,0 +1,151 @@
+"""The archive: every change of a live config, with what it replaced, who caused it and why.
+
+Each change is written as ``prepared`` before the config is touched and marked ``committed``
+after, so a crash in between is repaired on the next change (:meth:`Archive.reconcile`):
+the archive always agrees with the config. From the committed entries follow the periods
+during which each value set was live, hence "what was live on date X".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .durable import atomic_replace, create_exclusive, dumps, read_json
+from .errors import HistoryError
+from .naming import check_record_id, utc_stamp
+from .target import Snapshot, Target
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_ENV = "CALIBRATION_ARCHIVE_DIR"
+DEFAULT_ARCHIVE_DIR = Path("data") / "config_archive"
+
+ChangeKind = Literal["update", "force", "approve", "modify", "rollback", "auto"]
+
+
+def resolve_archive_dir(archive_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``archive_dir``, else ``$CALIBRATION_ARCHIVE_DIR``, else ``data/config_archive``."""
+    return Path(archive_dir or os.environ.get(ARCHIVE_ENV) or DEFAULT_ARCHIVE_DIR)
+
+
+class ArchiveEntry(BaseModel):
+    """One change of a live config."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    change_id: str = ""
+    target: str
+    domain: str = "vol_surface"
+    underlying: str | None = None
+    kind: ChangeKind
+    status: Literal["prepared", "committed", "abandoned"] = "prepared"
+    at: datetime
+    actor: str = "policy"
+    reason: str
+    run_id: str | None = None
+    suggestion_id: str | None = None
+    calibration_timestamp: datetime | None = None
+    previous_values: dict[str, float]
+    previous_snapshot: dict[str, Any]
+    previous_active_from: datetime | None = None
+    new_values: dict[str, float]
+    new_snapshot: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Period:
+    """A value set and when it was live (``until`` is None while it still is)."""
+
+    values: dict[str, float]
+    snapshot: dict[str, Any]
+    since: datetime | None
+    until: datetime | None
+    change: ArchiveEntry | None  # the change that made it live; None for the original config
+
+
+class Archive:
+    """The archive of one target, in ``<archive dir>/<target name>/``."""
+
+    def __init__(self, archive_dir: str | os.PathLike[str] | None, target_name: str) -> None:
+        self.directory = resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name")
+
+    def _paths(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.directory.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def entries(self, include_all: bool = False) -> list[ArchiveEntry]:
+        """Committed changes, oldest first (all of them with ``include_all``)."""
+        found = []
+        for path in self._paths():
+            try:
+                entry = ArchiveEntry.model_validate({**read_json(path), "change_id": path.stem})
+            except (OSError, ValueError) as error:
+                log.warning("Skipping archive entry %s: %s", path, str(error).splitlines()[0])
+                continue
+            if include_all or entry.status == "committed":
+                found.append(entry)
+        return found
+
+    def prepare(self, entry: ArchiveEntry) -> ArchiveEntry:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise HistoryError(f"Cannot create the archive folder {self.directory}: {error.strerror}.") from None
+        stamp = utc_stamp(entry.at)
+        names = (f"{stamp}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
+        path = create_exclusive(self.directory, names, dumps(entry.model_dump(mode="json", exclude={"change_id"})))
+        return entry.model_copy(update={"change_id": path.stem})
+
+    def mark(self, entry: ArchiveEntry, status: str) -> ArchiveEntry:
+        done = entry.model_copy(update={"status": status})
+        atomic_replace(self.directory / f"{entry.change_id}.json", dumps(done.model_dump(mode="json", exclude={"change_id"})))
+        return done
+
+    def reconcile(self, target: Target, current: Snapshot) -> list[ArchiveEntry]:
+        """Settle changes a crash left ``prepared``: committed if the config shows them, else abandoned."""
+        settled = []
+        for entry in self.entries(include_all=True):
+            if entry.status == "prepared":
+                status = "committed" if current == entry.new_snapshot else "abandoned"
+                settled.append(self.mark(entry, status))
+        return settled
+
+    def periods(self) -> list[Period]:
+        """Every value set that was live, oldest first; the last one is live now."""
+        changes = self.entries()
+        if not changes:
+            return []
+        periods = [Period(changes[0].previous_values, changes[0].previous_snapshot, changes[0].previous_active_from, changes[0].at, None)]
+        for i, change in enumerate(changes):
+            until = changes[i + 1].at if i + 1 < len(changes) else None
+            periods.append(Period(change.new_values, change.new_snapshot, change.at, until, change))
+        return periods
+
+    def as_of(self, when: datetime) -> Period | None:
+        """The value set that was live at ``when``; None if the archive does not reach back that far."""
+        if when.tzinfo is None:
+            raise HistoryError("The date to look up must be timezone-aware (UTC).")
+        for period in reversed(self.periods()):
+            if period.since is None or period.since <= when:
+                return period
+        return None
+
+    def last_change(self) -> ArchiveEntry | None:
+        changes = self.entries()
+        return changes[-1] if changes else None
+
+    def __iter__(self) -> Iterator[ArchiveEntry]:
+        return iter(self.entries())
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
