@@ -76,6 +76,20 @@ def available_dates(harvest_dir: str | Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.parquet") if _DATE.fullmatch(p.stem))
 
 
+def latest_date(harvest_dir: str | Path) -> str:
+    """The most recent harvested date in one underlying's folder."""
+    folder = Path(harvest_dir)
+    dates = available_dates(folder)
+    if not dates:
+        raise _nothing_harvested(folder, _symbol_of(folder), "")
+    return dates[-1]
+
+
+def _nothing_harvested(folder: Path, symbol: str, on_day: str) -> HarvestDataError:
+    why = "the folder holds no <YYYY-MM-DD>.parquet files" if folder.is_dir() else "the folder does not exist"
+    return HarvestDataError(f"No harvested data for {symbol}{on_day} in {folder}: {why}; check the symbol and --harvest-dir.")
+
+
 def _symbol_of(harvest_dir: Path) -> str:
     if harvest_dir.name != harvest_dir.name.upper():
         raise AgentInputError(
@@ -93,13 +107,12 @@ def load_harvested_chain(harvest_dir: str | Path, date: str | Date) -> pd.DataFr
     path = folder / f"{day}.parquet"
     if not path.exists():
         dates = available_dates(folder)
-        if not folder.is_dir():
-            where = "the folder does not exist; check --harvest-dir and the symbol"
-        elif not dates:
-            where = "the folder holds no <YYYY-MM-DD>.parquet files yet"
-        else:
-            where = f"available dates run {dates[0]} to {dates[-1]} ({len(dates)} days)"
-        raise HarvestDataError(f"No harvested data for {symbol} on {day} in {folder}: {where}.")
+        if not dates:
+            raise _nothing_harvested(folder, symbol, f" on {day}")
+        raise HarvestDataError(
+            f"No harvested data for {symbol} on {day} in {folder}: available dates run {dates[0]} to {dates[-1]} "
+            f"({len(dates)} days)."
+        )
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
@@ -173,19 +186,26 @@ def _r(value: float) -> float:
     return round(float(value), DIGITS)
 
 
+def _arrays(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return group["vega"].to_numpy(), group["market_iv"].to_numpy(), group["synthetic_iv"].to_numpy()
+
+
 def _multiplier(group: pd.DataFrame) -> float:
-    return float((group["vega"] * group["market_iv"]).sum() / (group["vega"] * group["synthetic_iv"]).sum())
+    """Vega-weighted mean market IV / vega-weighted mean synthetic IV."""
+    vega, market, synthetic = _arrays(group)
+    return float(vega @ market / (vega @ synthetic))
 
 
 def _metrics(group: pd.DataFrame) -> dict[str, Any]:
     """n, vega_sum, errors after applying the group's own recommended multiplier."""
-    m = _multiplier(group)
-    error = (group["market_iv"] - group["synthetic_iv"] * m).abs()
+    vega, market, synthetic = _arrays(group)
+    m = float(vega @ market / (vega @ synthetic))
+    error = np.abs(market - synthetic * m)
     return {
         "n": int(len(group)),
-        "vega_sum": _r(group["vega"].sum()),
+        "vega_sum": _r(vega.sum()),
         "mae_vol_points": _r(error.mean() * 100.0),
-        "vega_weighted_mae_pct": _r((group["vega"] * error / group["market_iv"]).sum() / group["vega"].sum() * 100.0),
+        "vega_weighted_mae_pct": _r(vega @ (error / market) / vega.sum() * 100.0),
         "recommended_iv_multiplier": _r(m),
     }
 
