@@ -125,6 +125,8 @@ def load_harvested_chain(harvest_dir: str | Path, date: str | Date) -> pd.DataFr
         raise HarvestDataError(
             f"{path} is missing the column(s) {', '.join(missing)} that calibration needs; re-harvest that date."
         )
+    if table.num_rows == 0:
+        raise HarvestDataError(f"{path} holds no options; re-harvest that date.")
     chain = table.to_pandas()
     found = _single(chain, "underlying", "The chain"), _single(chain, "date", "The chain")
     if found != (symbol, day):
@@ -161,24 +163,26 @@ def _prepare(chain: object) -> tuple[pd.DataFrame, str, str]:
     frame = chain.loc[:, list(REQUIRED_COLUMNS)].copy()
     for column in NUMERIC_COLUMNS:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["expiry"] = pd.to_datetime(frame["expiry"], errors="coerce").dt.strftime("%Y-%m-%d")
     return frame, _single(chain, "underlying", "The option chain"), _single(chain, "date", "The option chain")
 
 
 def liquid_mask(chain: pd.DataFrame, filters: LiquidityFilters) -> pd.Series:
-    """True for options with usable numbers that pass every liquidity filter."""
-    mid = (chain["bid"] + chain["ask"]) / 2.0
+    """True for options whose numbers are all usable and that pass every liquidity filter."""
+    x = chain[list(NUMERIC_COLUMNS)].apply(pd.to_numeric, errors="coerce").astype(float)
+    mid = (x["bid"] + x["ask"]) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel_spread = (chain["ask"] - chain["bid"]) / mid
-    usable = (chain["market_iv"] > 0) & (chain["synthetic_iv"] > 0) & (chain["vega"] > 0) & (chain["dte"] >= 0)
-    usable &= np.isfinite(chain[["market_iv", "synthetic_iv", "vega", "delta"]]).all(axis=1)
+        rel_spread = (x["ask"] - x["bid"]) / mid
+    usable = np.isfinite(x).all(axis=1) & (x[["market_iv", "synthetic_iv", "vega", "strike", "spot"]] > 0).all(axis=1)
     return (
         usable
-        & (chain["volume"] >= filters.min_volume)
-        & (chain["open_interest"] >= filters.min_open_interest)
+        & (x["dte"] >= 0)
+        & (x["volume"] >= filters.min_volume)
+        & (x["open_interest"] >= filters.min_open_interest)
         & (mid > 0)
-        & (chain["ask"] >= chain["bid"])
+        & (x["ask"] >= x["bid"])
         & (rel_spread <= filters.max_rel_spread)
-        & (chain["vega"] >= filters.min_vega)
+        & (x["vega"] >= filters.min_vega)
     )
 
 
@@ -287,7 +291,7 @@ def _rows(liquid: pd.DataFrame, bands: dict[str, float], global_m: float, config
         band = config.band_of(int(option.dte))
         rows.append(
             {
-                "expiry": str(pd.Timestamp(option.expiry).date()),
+                "expiry": option.expiry if isinstance(option.expiry, str) else None,
                 "dte": int(option.dte),
                 "strike": float(option.strike),
                 "option_type": str(option.option_type),
