@@ -38,3 +38,23 @@ def register_domains(register: Register) -> None:
 @hookspec
 def decision_made(run: Any, decision: Any, policy: Any) -> None:
     """Called after every decision (applied or not), e.g. to notify a chat or log it."""
+
+
+@hookspec
+def register_sources(register: Register) -> None:
+    """Register calibration sources (the host's calibration): ``register(source)``.
+
+    A source has ``name`` (``live``, ``harvested``…), ``calibrate(underlying, date) -> result``
+    and, for replays, ``dates(underlying) -> list[date]`` and ``underlyings() -> list[str]``.
+    """
+
+
+@hookspec
+def register_targets(register: Register) -> None:
+    """Register live-config targets: ``register(domain_name, factory)``;
+    ``factory(underlying, path=None) -> Target`` (``path`` overrides the host's default file)."""
+
+
+@hookspec
+def register_commands(commands: Any) -> None:
+    """Add sub-commands to the ``calibration-policy`` CLI (``commands`` is argparse's subparsers)."""

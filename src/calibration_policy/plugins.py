@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -77,6 +79,54 @@ def domains() -> dict[str, Any]:
     found: dict[str, Any] = {}
     get_plugin_manager().hook.register_domains(register=lambda domain: found.setdefault(domain.name, domain))
     return found
+
+
+def sources() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    get_plugin_manager().hook.register_sources(register=lambda source: found.setdefault(source.name, source))
+    return found
+
+
+def targets() -> dict[str, Callable[..., Any]]:
+    return _collect("register_targets", lambda name, factory: factory)
+
+
+def get_source(name: str) -> Any:
+    known = sources()
+    if name not in known:
+        raise UnknownPluginError("calibration source", name, list(known))
+    return known[name]
+
+
+def get_target_factory(domain: str) -> Callable[..., Any]:
+    known = targets()
+    if domain not in known:
+        raise UnknownPluginError(f"live-config target for {domain}", domain, list(known))
+    return known[domain]
+
+
+def load_plugins_dir(directory: str | os.PathLike[str]) -> list[str]:
+    """Register every ``*.py`` in ``directory`` as a plugin (like datasette's --plugins-dir).
+
+    This is how a host that is not a package (scripts in a repo) plugs in its sources and targets.
+    """
+    import importlib.util
+
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise PolicyError(f"The plugins folder {folder} does not exist.")
+    pm = get_plugin_manager()
+    loaded = []
+    for path in sorted(folder.glob("*.py")):
+        name = f"calibration_policy_plugins_dir.{path.stem}"
+        if pm.has_plugin(name):
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        pm.register(module, name=name)
+        loaded.append(str(path))
+    return loaded
 
 
 def get_smoother(name: str) -> Smoother:

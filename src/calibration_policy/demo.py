@@ -1,0 +1,113 @@
+"""Replay bundled harvested data through the policy, day by day, as the host's cron job would."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import CalibrationPolicyError
+from .plugins import get_source, get_target_factory
+from .policy import CalibrationUpdatePolicy
+from .update import run_update
+
+
+@dataclass
+class UnderlyingSummary:
+    underlying: str
+    runs: int = 0
+    applied: int = 0
+    not_applied_by_reason: Counter = field(default_factory=Counter)
+    final: dict[str, float] = field(default_factory=dict)
+    first_day: str = ""
+    last_day: str = ""
+
+
+@dataclass
+class DemoSummary:
+    out: Path
+    underlyings: list[UnderlyingSummary]
+    policy: CalibrationUpdatePolicy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "history_dir": str(self.out / "calibration_runs"),
+            "archive_dir": str(self.out / "config_archive"),
+            "underlyings": {
+                u.underlying: {
+                    "runs": u.runs, "applied": u.applied, "not_applied": u.runs - u.applied,
+                    "not_applied_by_reason": dict(u.not_applied_by_reason), "final": u.final,
+                    "first_day": u.first_day, "last_day": u.last_day,
+                }
+                for u in self.underlyings
+            },
+        }
+
+    def text(self) -> str:
+        lines = [f"Replayed the bundled data through the policy into {self.out}/", ""]
+        for u in self.underlyings:
+            lines.append(f"{u.underlying}: {u.runs} daily runs ({u.first_day} to {u.last_day}), "
+                         f"{u.applied} applied, {u.runs - u.applied} not applied")
+            for reason, count in u.not_applied_by_reason.most_common():
+                lines.append(f"   not applied, {reason}: {count}")
+            final = ", ".join(f"{scope} {value:.3f}" for scope, value in sorted(u.final.items(), key=lambda kv: (kv[0] != "global", kv[0])))
+            lines.append(f"   live multipliers now: {final}")
+        lines += ["", "Policy: " + self.policy.explain(), "",
+                  f"See the runs: calibration-policy history SPY --history-dir {self.out}/calibration_runs"]
+        return "\n".join(lines)
+
+
+REASON_NAMES = {
+    "min_sample_size": "too few options",
+    "min_vega_sum": "total vega too low",
+    "min_delta": "change too small",
+    "bounds": "outside the allowed range",
+}
+
+
+def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, progress: bool = True, source_name: str = "harvested") -> DemoSummary:
+    """Replay every bundled day of every underlying into ``out`` (history, archive, configs)."""
+    from tqdm import tqdm
+
+    source = get_source(source_name)
+    factory = get_target_factory(policy.domain)
+    if fresh and out.exists():
+        marker = out / ".calibration-policy-demo"
+        if not marker.exists():
+            raise CalibrationPolicyError(f"{out} exists and is not a demo folder; choose another --out.")
+        shutil.rmtree(out)
+    (out / "config").mkdir(parents=True, exist_ok=True)
+    (out / ".calibration-policy-demo").touch()
+    plan = [(u, d) for u in source.underlyings() for d in source.dates(u)]
+    if not plan:
+        raise CalibrationPolicyError("The bundled data has no days to replay; run data/generate_sample_data.py.")
+    summaries: dict[str, UnderlyingSummary] = {}
+    targets = {}
+    for underlying, day in tqdm(plan, desc="Replaying calibration days", unit="day", disable=not progress):
+        if underlying not in targets:
+            default = factory(underlying, None)
+            path = out / "config" / f"vol_surface_{underlying}.json"
+            if not path.exists():
+                shutil.copyfile(default.path, path)
+            targets[underlying] = factory(underlying, str(path))
+            summaries[underlying] = UnderlyingSummary(underlying, first_day=str(day))
+        outcome = run_update(
+            source.calibrate(underlying, day), underlying=underlying, source=source_name, target=targets[underlying],
+            policy=policy, history_dir=out / "calibration_runs", archive_dir=out / "config_archive",
+            timestamp=datetime(day.year, day.month, day.day, 21, 0, tzinfo=timezone.utc),
+        )
+        summary = summaries[underlying]
+        summary.runs += 1
+        summary.last_day = str(day)
+        if outcome.applied:
+            summary.applied += 1
+        else:
+            blocking = next(v.code for v in outcome.decision.verdicts if not v.passed)
+            summary.not_applied_by_reason[REASON_NAMES.get(blocking, blocking)] += 1
+    for underlying, target in targets.items():
+        summaries[underlying].final = target.values(target.load())
+    return DemoSummary(out, list(summaries.values()), policy)

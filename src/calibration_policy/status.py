@@ -1,0 +1,80 @@
+"""What is live now, since when, and what the latest calibration said: for the CLI and the panel."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .archive import Archive, ArchiveEntry
+from .history import open_store
+from .models import CalibrationRun
+from .naming import check_underlying
+from .plugins import get_domain
+from .policy import CalibrationUpdatePolicy
+from .target import Target
+
+
+@dataclass(frozen=True)
+class ScopeValue:
+    scope: str
+    label: str
+    value: float
+    last_updated: datetime | None  # None: unchanged since before the archive began
+
+    @property
+    def last_updated_text(self) -> str:
+        return self.last_updated.strftime("%Y-%m-%d %H:%M UTC") if self.last_updated else "before records began"
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    underlying: str
+    title: str
+    current: list[ScopeValue]
+    latest: CalibrationRun | None
+    last_change: ArchiveEntry | None
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "underlying": self.underlying,
+            "current": [
+                {"scope": s.scope, "label": s.label, "value": s.value,
+                 "last_updated": s.last_updated.isoformat() if s.last_updated else None}
+                for s in self.current
+            ],
+            "latest_run": self.latest.model_dump(mode="json") if self.latest else None,
+            "last_change": self.last_change.model_dump(mode="json", exclude={"previous_snapshot", "new_snapshot"}) if self.last_change else None,
+            "policy": self.explanation,
+        }
+
+
+def last_updated(changes: list[ArchiveEntry], scope: str, value: float) -> datetime | None:
+    """When ``scope`` last took a new value: the newest change that moved it."""
+    for change in reversed(changes):
+        before = change.previous_values.get(scope)
+        if change.new_values.get(scope) == value and before != value:
+            return change.at
+    return None
+
+
+def status_report(
+    underlying: str,
+    *,
+    policy: CalibrationUpdatePolicy,
+    target: Target,
+    history_dir: str | os.PathLike[str] | None = None,
+    archive_dir: str | os.PathLike[str] | None = None,
+) -> StatusReport:
+    underlying = check_underlying(underlying)
+    domain = get_domain(policy.domain)
+    latest = open_store(history_dir).latest(underlying, limit=1)
+    latest_run = latest[0] if latest else None
+    details = latest_run.model_dump(include={"bands"}) if latest_run else None
+    changes = Archive(archive_dir, target.name).entries()
+    current = target.values(target.load())
+    scopes = sorted(current, key=lambda s: (s != "global", s))
+    rows = [ScopeValue(s, domain.scope_label(s, details), current[s], last_updated(changes, s, current[s])) for s in scopes]
+    return StatusReport(underlying, domain.title, rows, latest_run, changes[-1] if changes else None, policy.explain())
