@@ -104,11 +104,13 @@ def run_update(
     force: bool = False,
     force_values: Literal["smoothed", "recommended"] = "smoothed",
     dry_run: bool = False,
+    suggestions_dir: str | os.PathLike[str] | None = None,
 ) -> UpdateOutcome:
     """Record a calibration result and apply it to ``target`` if the policy says so.
 
     With ``force`` the update applies whatever the rules say (reason "forced by user"); with
-    ``dry_run`` nothing at all is written and the outcome says what would have happened.
+    ``dry_run`` nothing at all is written and the outcome says what would have happened; when
+    the policy requires approval, an update that would apply becomes a pending suggestion.
     """
     policy = policy or CalibrationUpdatePolicy()
     run = build_run(result, underlying, source, timestamp, config, policy.domain)
@@ -122,14 +124,24 @@ def run_update(
         return UpdateOutcome(run=_decided(run, decision, smoothed, None), decision=decision, dry_run=True)
     run = open_store(history_dir).record(run)
     smoothed = smoothed_for(run, policy, history_dir)
-    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values)
+    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir)
 
 
 def _evidence(run: CalibrationRun) -> dict[str, Any]:
     return {"sample_size": run.sample_size, "vega_sum": run.vega_sum}
 
 
-def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values) -> UpdateOutcome:
+def _propose(run: CalibrationRun, decision: Decision, current: dict[str, float], target: Target, suggestions_dir) -> Any:
+    from .review import ReviewStore, Suggestion
+
+    return ReviewStore(suggestions_dir).propose(Suggestion(
+        domain=run.domain, target=target.name, underlying=run.underlying, created_at=now_utc(),
+        values=decision.values, current_values=current, reason=decision.reason, run_id=run.run_id,
+        details={"decision": decision.to_dict(), "calibration_timestamp": run.timestamp.isoformat()},
+    ))
+
+
+def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None) -> UpdateOutcome:
     store = open_store(history_dir)
     with locked(target):
         current = target.values(target.load())
@@ -138,7 +150,11 @@ def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, f
             values = dict(smoothed if force_values == "smoothed" else run.recommended)
             decision = _forced(decision, values)
         change = None
-        if decision.apply:
+        if decision.apply and policy.require_approval and not decision.forced:
+            suggestion = _propose(run, decision, current, target, suggestions_dir)
+            decision = replace(decision, apply=False, reason="Waiting for approval: " + decision.reason.removeprefix("Applied: "))
+            run = run.model_copy(update={"pending_suggestion": suggestion.suggestion_id})
+        elif decision.apply:
             change = apply_values(
                 target, decision.values, archive_dir=archive_dir, already_locked=True,
                 kind="force" if decision.forced else "update", actor="user" if decision.forced else "policy",

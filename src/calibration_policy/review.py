@@ -1,0 +1,234 @@
+"""The review workflow: a suggestion waits for a person, who approves, modifies or rejects it.
+
+Works for any domain. A suggestion is processed exactly once: the decision is taken under a
+per-suggestion lock and re-checked inside it, so a second (even simultaneous) approve or
+reject gets "already approved at … by …". Approving goes through the same locked, archived
+apply path as every other change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, ConfigDict
+
+from .apply import apply_values
+from .archive import Archive, ArchiveEntry, now_utc, resolve_archive_dir
+from .durable import atomic_replace, create_exclusive, dumps, read_json
+from .errors import ReviewError
+from .naming import check_record_id, utc_stamp
+from .plugins import get_domain
+from .target import Target
+
+log = logging.getLogger(__name__)
+
+SUGGESTIONS_ENV = "CALIBRATION_SUGGESTIONS_DIR"
+DEFAULT_SUGGESTIONS_DIR = Path("data") / "suggestions"
+
+Status = Literal["pending", "approved", "rejected", "modified", "expired"]
+
+
+def resolve_suggestions_dir(suggestions_dir: str | os.PathLike[str] | None = None) -> Path:
+    return Path(suggestions_dir or os.environ.get(SUGGESTIONS_ENV) or DEFAULT_SUGGESTIONS_DIR)
+
+
+class Suggestion(BaseModel):
+    """Values proposed for a target, waiting for (or past) a person's review."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    suggestion_id: str = ""
+    domain: str
+    target: str
+    underlying: str | None = None
+    created_at: datetime
+    status: Status = "pending"
+    values: dict[str, float]
+    current_values: dict[str, float]
+    reason: str
+    run_id: str | None = None
+    details: dict[str, Any] = {}
+    reviewed_at: datetime | None = None
+    reviewer: str | None = None
+    notes: str | None = None
+    applied_values: dict[str, float] | None = None
+    applied_at: datetime | None = None
+    change_id: str | None = None
+    expired_reason: str | None = None
+
+    def done_text(self) -> str:
+        """"approved at 2025-12-10 12:34 UTC by ana" — for the "already processed" error."""
+        when = (self.reviewed_at or self.created_at).strftime("%Y-%m-%d %H:%M UTC")
+        who = f" by {self.reviewer}" if self.reviewer else ""
+        return f"{self.status} at {when}{who}"
+
+
+class ReviewStore:
+    """Suggestions of all domains, one JSON file each, in one folder."""
+
+    def __init__(self, suggestions_dir: str | os.PathLike[str] | None = None) -> None:
+        self.directory = resolve_suggestions_dir(suggestions_dir)
+
+    def _path(self, suggestion_id: str) -> Path:
+        return self.directory / f"{check_record_id(suggestion_id, 'suggestion id')}.json"
+
+    def _lock(self, suggestion_id: str) -> FileLock:
+        locks = self.directory / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(locks / f"{suggestion_id}.lock"), timeout=60)
+
+    def get(self, suggestion_id: str) -> Suggestion:
+        path = self._path(suggestion_id)
+        try:
+            return Suggestion.model_validate({**read_json(path), "suggestion_id": path.stem})
+        except FileNotFoundError:
+            raise ReviewError(f"There is no suggestion {suggestion_id}.") from None
+        except ValueError as error:
+            raise ReviewError(f"Suggestion {suggestion_id} is unreadable ({str(error).splitlines()[0]}).") from None
+
+    def all(self, target: str | None = None, status: Status | None = None) -> list[Suggestion]:
+        """Suggestions oldest first, optionally only one target's or one status."""
+        found = []
+        try:
+            paths = sorted(p for p in self.directory.glob("*.json"))
+        except OSError:
+            return []
+        for path in paths:
+            try:
+                item = Suggestion.model_validate({**read_json(path), "suggestion_id": path.stem})
+            except (OSError, ValueError) as error:
+                log.warning("Skipping suggestion %s: %s", path, str(error).splitlines()[0])
+                continue
+            if (target is None or item.target == target) and (status is None or item.status == status):
+                found.append(item)
+        return found
+
+    def _save(self, item: Suggestion) -> None:
+        atomic_replace(self._path(item.suggestion_id), dumps(item.model_dump(mode="json", exclude={"suggestion_id"})))
+
+    def propose(self, item: Suggestion) -> Suggestion:
+        """Store a new pending suggestion; older pending ones for the same target expire."""
+        get_domain(item.domain).validate(item.values)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = utc_stamp(item.created_at)
+        names = (f"{stamp}_{item.target}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
+        path = create_exclusive(self.directory, names, dumps(item.model_dump(mode="json", exclude={"suggestion_id"})))
+        item = item.model_copy(update={"suggestion_id": path.stem})
+        for older in self.all(target=item.target, status="pending"):
+            if older.suggestion_id != item.suggestion_id:
+                self._transition(older.suggestion_id, lambda s: s.model_copy(update={
+                    "status": "expired", "reviewed_at": now_utc(),
+                    "expired_reason": f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
+                }), allow_done=True)
+        return item
+
+    def _transition(self, suggestion_id: str, change, allow_done: bool = False) -> Suggestion:
+        try:
+            with self._lock(check_record_id(suggestion_id, "suggestion id")):
+                item = self.get(suggestion_id)
+                if item.status != "pending":
+                    if allow_done:
+                        return item
+                    raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
+                updated = change(item)
+                self._save(updated)
+                return updated
+        except Timeout:
+            raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None
+
+    def _apply(self, suggestion_id: str, values: Mapping[str, Any] | None, status: Status, target: Target,
+               archive_dir: str | os.PathLike[str] | None, reviewer: str, notes: str | None,
+               history_dir: str | os.PathLike[str] | None) -> Suggestion:
+        def change(item: Suggestion) -> Suggestion:
+            if item.target != target.name:
+                raise ReviewError(f"Suggestion {suggestion_id} is for {item.target}, not {target.name}.")
+            chosen = get_domain(item.domain).validate(values if values is not None else item.values)
+            verb = "approved" if status == "approved" else "modified and approved"
+            entry: ArchiveEntry = apply_values(
+                target, chosen, archive_dir=archive_dir, kind="approve" if status == "approved" else "modify",
+                reason=f"Applied: suggestion {item.suggestion_id} {verb} by {reviewer}" + (f" ({notes})" if notes else ""),
+                actor=reviewer, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
+                suggestion_id=item.suggestion_id, calibration_timestamp=item.created_at,
+                after_commit=lambda entry: _mark_run(item.run_id, entry, history_dir),
+            )
+            return item.model_copy(update={
+                "status": status, "reviewed_at": entry.at, "reviewer": reviewer, "notes": notes,
+                "applied_values": entry.new_values, "applied_at": entry.at, "change_id": entry.change_id,
+            })
+
+        return self._transition(suggestion_id, change)
+
+    def approve(self, suggestion_id: str, *, target: Target, reviewer: str, notes: str | None = None,
+                archive_dir: str | os.PathLike[str] | None = None,
+                history_dir: str | os.PathLike[str] | None = None) -> Suggestion:
+        """Apply the suggested values as they are."""
+        return self._apply(suggestion_id, None, "approved", target, archive_dir, _who(reviewer), _notes(notes), history_dir)
+
+    def modify(self, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: str,
+               notes: str | None = None, archive_dir: str | os.PathLike[str] | None = None,
+               history_dir: str | os.PathLike[str] | None = None) -> Suggestion:
+        """Apply the reviewer's own values instead, after the domain validated them."""
+        return self._apply(suggestion_id, values, "modified", target, archive_dir, _who(reviewer), _notes(notes), history_dir)
+
+    def reject(self, suggestion_id: str, *, reviewer: str, notes: str | None = None) -> Suggestion:
+        """Close the suggestion without touching the live config."""
+        reviewer, notes = _who(reviewer), _notes(notes)
+        return self._transition(suggestion_id, lambda s: s.model_copy(update={
+            "status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer, "notes": notes}))
+
+
+def _mark_run(run_id: str | None, entry: ArchiveEntry, history_dir: str | os.PathLike[str] | None) -> None:
+    """The run behind an approved suggestion now shows as applied, with the reviewer's reason."""
+    if not run_id:
+        return
+    from .history import open_store
+
+    store = open_store(history_dir)
+    try:
+        run = store.get(run_id)
+    except ValueError:
+        log.warning("Suggestion applied, but its run %s is not in %s to mark.", run_id, store.directory)
+        return
+    store.save(run.model_copy(update={"applied": True, "applied_reason": entry.reason, "applied_values": entry.new_values,
+                                      "decided_at": entry.at, "pending_suggestion": None}))
+
+
+def _who(reviewer: object) -> str:
+    if not isinstance(reviewer, str) or not reviewer.strip() or len(reviewer) > 100 or "\x00" in reviewer:
+        raise ReviewError("Say who is reviewing: a name of 1 to 100 characters.")
+    return reviewer.strip()
+
+
+def _notes(notes: object) -> str | None:
+    if notes is None or notes == "":
+        return None
+    if not isinstance(notes, str) or len(notes) > 2000 or "\x00" in notes:
+        raise ReviewError("Notes must be text of at most 2,000 characters.")
+    return notes
+
+
+def rollback(target: Target, to: str, *, archive_dir: str | os.PathLike[str] | None = None,
+             actor: str = "user", domain: str = "vol_surface") -> ArchiveEntry:
+    """Make an archived value set live again; the rollback is itself a recorded, archived change.
+
+    ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
+    for the config as it was before the first recorded change.
+    """
+    actor = _who(actor)
+    periods = Archive(archive_dir, target.name).periods()
+    wanted = None if to == "original" else check_record_id(to, "change id")
+    for period in periods:
+        if (period.change.change_id if period.change else None) == wanted:
+            label = period.since.strftime("%Y-%m-%d %H:%M UTC") if period.since else "before records began"
+            return apply_values(
+                target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback",
+                reason=f"Applied: rolled back to the values of {label} by {actor}", actor=actor, domain=domain,
+                underlying=period.change.underlying if period.change else None,
+            )
+    known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"
+    raise ReviewError(f"There is no archived value set {to!r:.60} for {target.name}; known: {known}.")
