@@ -101,6 +101,24 @@ def dir_listing() -> Callable[[Path], list[str]]:
     return listing
 
 
+@pytest.fixture
+def record_series() -> Callable[..., list]:
+    """``record_series(history_dir, count, underlying="SPY", start=T0, step=1 day, source="live", g0=1.0)``:
+    record ``count`` daily runs whose global multiplier rises by 0.001 a run."""
+    from calibration_policy import record_calibration_result
+
+    def record(history_dir, count, underlying="SPY", start=T0, step=timedelta(days=1), source="live", g0=1.0):
+        return [
+            record_calibration_result(
+                build_result(global_m=round(g0 + 0.001 * i, 6)), underlying, source, history_dir=history_dir,
+                timestamp=start + i * step,
+            )
+            for i in range(count)
+        ]
+
+    return record
+
+
 @pytest.fixture(autouse=True)
 def _close_new_stores():
     """Close the SQLite connections of stores opened during a test (tmp dirs are unique)."""
