@@ -14,7 +14,6 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .errors import CalibrationPolicyError
 
 PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
 DEFAULT_HOST_PLUGINS = Path("examples") / "options_agent" / "plugins"
@@ -252,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except CalibrationPolicyError as error:
+    except ValueError as error:  # ours and the host's input errors: one sentence, no traceback
         print(f"Error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
