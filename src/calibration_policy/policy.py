@@ -125,6 +125,18 @@ class CalibrationUpdatePolicy(BaseModel):
         self.validated_smoothing_options()
         return self
 
+    @model_validator(mode="after")
+    def _step_can_reach_threshold(self) -> "CalibrationUpdatePolicy":
+        # A clipped step below the change threshold would block every update forever.
+        if self.max_step is not None and "max_step" in self.rules and "min_delta" in self.rules:
+            largest = max([self.min_delta_global, self.min_delta_band, *self.band_min_delta.values()])
+            if self.max_step < largest:
+                raise ValueError(
+                    f"max_step ({self.max_step:g}) is smaller than the largest change threshold ({largest:g}), "
+                    "so no update could ever apply; raise max_step or lower the thresholds"
+                )
+        return self
+
     def validated_smoothing_options(self) -> BaseModel | None:
         """The strategy's options, checked by the model the strategy registered."""
         from .plugins import get_smoother
