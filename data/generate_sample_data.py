@@ -136,16 +136,16 @@ def make_chain(underlying: str, index: int, day: date) -> tuple[pa.Table, dict[s
     call_deltas = np.linspace(0.03, 0.97, 18)
     rows: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
     for expiry in expiries:
-        dte = (expiry - day).days
-        t = dte / 365.0
-        atm = base_atm * (1.0 + 0.04 * math.log(dte / 30.0))
+        days_left = (expiry - day).days
+        years = days_left / 365.0
+        vol = base_atm * (1.0 + 0.04 * math.log(days_left / 30.0))
         d1 = np.array([_N.inv_cdf(d) for d in call_deltas])
-        strikes = np.unique(np.round(spot * np.exp(-d1 * atm * math.sqrt(t) + 0.5 * atm * atm * t)))
+        strikes = np.unique(np.round(spot * np.exp(-d1 * vol * math.sqrt(years) + 0.5 * vol * vol * years)))
         for option_type in ("call", "put"):
             rows["strike"].extend(strikes.tolist())
             rows["option_type"].extend([option_type] * len(strikes))
             rows["expiry"].extend([expiry] * len(strikes))
-            rows["dte"].extend([dte] * len(strikes))
+            rows["dte"].extend([days_left] * len(strikes))
 
     strike = np.array(rows["strike"])
     dte = np.array(rows["dte"])

@@ -10,17 +10,13 @@ and per band:
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from src.calibration_config import CalibrationConfig  # noqa: E402
-from src.calibration_extended import harvest_dir_for, latest_date, liquid_mask, load_harvested_chain  # noqa: E402
-from src.cli_support import add_market_arguments, report_errors  # noqa: E402
-from src.errors import AgentInputError  # noqa: E402
-from src.synthetic import VolSurfaceConfig  # noqa: E402
+from src.calibration_config import CalibrationConfig
+from src.calibration_extended import harvest_dir_for, latest_date, liquid_mask, load_harvested_chain
+from src.cli_support import add_market_arguments, report_errors
+from src.errors import AgentInputError
+from src.synthetic import VolSurfaceConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +41,7 @@ def realism(args: argparse.Namespace) -> dict[str, Any]:
         in_band = gap[(liquid["dte"] >= band.min_dte) & (liquid["dte"] <= band.max_dte)]
         if len(in_band):
             mae[name] = round(float(in_band.mean()), 4)
-    return {"underlying": folder.name, "date": str(day), "n": int(len(liquid)), "mae_vol_points": mae}
+    return {"underlying": folder.name, "date": str(day), "n": len(liquid), "mae_vol_points": mae}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         report = realism(args)
-        print(f"Realism of {args.config} for {report['underlying']} on {report['date']} ({report['n']} liquid options):")
+        print(
+            f"Realism of {args.config} for {report['underlying']} on {report['date']} ({report['n']} liquid options):"
+        )
         for name, value in report["mae_vol_points"].items():
             print(f"  {name:<8} MAE {value:.2f} vol points")
 

@@ -15,20 +15,16 @@ the latest harvested date) as if it had just been fetched.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from src.calibration_config import CalibrationConfig, HarvestSettings  # noqa: E402
-from src.calibration_extended import (  # noqa: E402
+from src.calibration_config import CalibrationConfig, HarvestSettings
+from src.calibration_extended import (
     harvest_dir_for,
     latest_date,
     run_historical_calibration_from_harvest,
 )
-from src.cli_support import add_market_arguments, report_errors  # noqa: E402
-from src.synthetic import VolSurfaceConfig  # noqa: E402
+from src.cli_support import add_market_arguments, report_errors
+from src.synthetic import VolSurfaceConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,9 +64,11 @@ def summary(result: dict[str, Any], before: VolSurfaceConfig, after: VolSurfaceC
         for name, value in new.items()
     )
     lines = [
-        f"Calibrated {sensors['underlying']} on {sensors['date']} ({sensors['source']}): {metrics['n']} liquid "
-        f"options, {result['dropped_count']} dropped, vega {metrics['vega_sum']:,.0f}, "
-        f"MAE {metrics['mae_vol_points']:.2f} vol points after recalibration.",
+        (
+            f"Calibrated {sensors['underlying']} on {sensors['date']} ({sensors['source']}): {metrics['n']} liquid "
+            f"options, {result['dropped_count']} dropped, vega {metrics['vega_sum']:,.0f}, "
+            f"MAE {metrics['mae_vol_points']:.2f} vol points after recalibration."
+        ),
         f"IV multipliers: {changes}.",
     ]
     if result["empty_bands"]:

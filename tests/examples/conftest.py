@@ -11,9 +11,10 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,9 @@ def manifest() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def generator() -> ModuleType:
     """``data/generate_sample_data.py`` loaded as a module (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("generate_sample_data", REPO_ROOT / "data" / "generate_sample_data.py")
+    spec = importlib.util.spec_from_file_location(
+        "generate_sample_data", REPO_ROOT / "data" / "generate_sample_data.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -55,7 +58,12 @@ def run_script() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(name: str, *args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(AGENT_DIR / name), *args], cwd=cwd, capture_output=True, text=True, timeout=120
+            [sys.executable, str(AGENT_DIR / name), *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     return run

@@ -113,7 +113,9 @@ def test_optional_sections_follow_the_config_flags(tiny_chain: pd.DataFrame) -> 
 
 
 def test_band_without_options_is_listed_not_reported(tiny_chain: pd.DataFrame) -> None:
-    config = CalibrationConfig(bands={"weekly": DteBand(min_dte=3, max_dte=10), "leaps": DteBand(min_dte=200, max_dte=900)})
+    config = CalibrationConfig(
+        bands={"weekly": DteBand(min_dte=3, max_dte=10), "leaps": DteBand(min_dte=200, max_dte=900)}
+    )
     result = run_calibration_extended(config, tiny_chain)
     assert result["empty_bands"] == ["leaps"]
     assert set(result["bands"]) == {"weekly"}
@@ -127,7 +129,9 @@ def test_config_round_trips_and_rejects_typos() -> None:
     with pytest.raises(AgentInputError, match="filters.min_volum"):
         CalibrationConfig.from_dict({"filters": {"min_volum": 3}})
     with pytest.raises(AgentInputError, match="overlap"):
-        CalibrationConfig.from_dict({"bands": {"a": {"min_dte": 1, "max_dte": 10}, "b": {"min_dte": 10, "max_dte": 20}}})
+        CalibrationConfig.from_dict(
+            {"bands": {"a": {"min_dte": 1, "max_dte": 10}, "b": {"min_dte": 10, "max_dte": 20}}}
+        )
 
 
 @pytest.mark.parametrize("symbol", ["../SPY", "SP/Y", "SPY..", "", "SPY\x00", "ÅPL", "A" * 17, "-SPY", 42])

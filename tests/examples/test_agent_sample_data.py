@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from statistics import mean
 from types import ModuleType
@@ -70,35 +71,34 @@ def test_ordinary_days_recover_the_true_band_multipliers(manifest: dict[str, Any
                     assert bands[name]["recommended_iv_multiplier"] == pytest.approx(true, abs=0.01), (day, name)
 
 
+def _mean_over(days: dict[str, Any], kinds: set[str], value: Callable[[str, dict[str, Any]], float]) -> float:
+    return mean(value(day, entry) for day, entry in days.items() if entry["kind"] in kinds)
+
+
 def test_regime_shift_lifts_the_recommendation_by_about_0_15(manifest: dict[str, Any], results: dict) -> None:
     for underlying, days in manifest["underlyings"].items():
         shift = manifest["regime_shift"][underlying]
         assert days[shift]["kind"] == "regime_shift"
-
-        def recommended(regime: str) -> float:
-            return mean(
-                results[underlying, day]["global_metrics"]["recommended_iv_multiplier"]
-                for day, entry in days.items()
-                if entry["regime"] == regime and entry["kind"] == "ordinary"
-            )
-
-        assert recommended("post_shift") - recommended("pre_shift") == pytest.approx(0.15, abs=0.02)
         assert all((day >= shift) == (entry["regime"] == "post_shift") for day, entry in days.items())
+        pre = {day: entry for day, entry in days.items() if day < shift}
+        post = {day: entry for day, entry in days.items() if day >= shift}
+
+        def recommended(day: str, entry: dict[str, Any], u: str = underlying) -> float:
+            return results[u, day]["global_metrics"]["recommended_iv_multiplier"]
+
+        lift = _mean_over(post, {"ordinary"}, recommended) - _mean_over(pre, {"ordinary"}, recommended)
+        assert lift == pytest.approx(manifest["regime_jump"], abs=0.02)
 
 
 def test_noisy_days_scatter_more_than_ordinary_days(manifest: dict[str, Any], results: dict) -> None:
+    jump = manifest["regime_jump"]
     for underlying, days in manifest["underlyings"].items():
 
-        def scatter(kind: str) -> float:
-            jump = manifest["regime_jump"]
-            return mean(
-                abs(results[underlying, day]["bands"]["weekly"]["recommended_iv_multiplier"] - 1.08
-                    - (jump if entry["regime"] == "post_shift" else 0.0))
-                for day, entry in days.items()
-                if entry["kind"] == kind
-            )  # fmt: skip
+        def weekly_error(day: str, entry: dict[str, Any], u: str = underlying) -> float:
+            regime_level = 1.08 + (jump if entry["regime"] == "post_shift" else 0.0)
+            return abs(results[u, day]["bands"]["weekly"]["recommended_iv_multiplier"] - regime_level)
 
-        assert scatter("noisy") > 3 * scatter("ordinary")
+        assert _mean_over(days, {"noisy"}, weekly_error) > 3 * _mean_over(days, {"ordinary"}, weekly_error)
 
 
 def test_generator_is_byte_deterministic(generator: ModuleType, tmp_path: Path) -> None:

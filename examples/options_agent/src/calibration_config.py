@@ -6,6 +6,7 @@ instead of a silently ignored setting.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -67,7 +68,7 @@ class CalibrationConfig(BaseModel):
     @field_validator("bucket_by_dte", "bucket_by_abs_delta")
     @classmethod
     def _increasing(cls, edges: list[Any]) -> list[Any]:
-        if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
+        if len(edges) < 2 or any(b <= a for a, b in pairwise(edges)) or edges[0] < 0:
             raise ValueError("bucket edges must be at least two non-negative, strictly increasing numbers")
         return edges
 
@@ -84,7 +85,7 @@ class CalibrationConfig(BaseModel):
         if "global" in bands or "" in bands:
             raise ValueError("a band cannot be named 'global' or ''")
         ranked = sorted(bands.items(), key=lambda item: item[1].min_dte)
-        for (name_a, a), (name_b, b) in zip(ranked, ranked[1:]):
+        for (name_a, a), (name_b, b) in pairwise(ranked):
             if b.min_dte <= a.max_dte:
                 raise ValueError(f"bands {name_a!r} and {name_b!r} overlap; each DTE may belong to one band only")
         return bands

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import date as Date
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,9 @@ def latest_date(harvest_dir: str | Path) -> str:
 
 def _nothing_harvested(folder: Path, symbol: str, on_day: str) -> HarvestDataError:
     why = "the folder holds no <YYYY-MM-DD>.parquet files" if folder.is_dir() else "the folder does not exist"
-    return HarvestDataError(f"No harvested data for {symbol}{on_day} in {folder}: {why}; check the symbol and --harvest-dir.")
+    return HarvestDataError(
+        f"No harvested data for {symbol}{on_day} in {folder}: {why}; check the symbol and --harvest-dir."
+    )
 
 
 def _symbol_of(harvest_dir: Path) -> str:
@@ -206,7 +209,7 @@ def _metrics(group: pd.DataFrame) -> dict[str, Any]:
     m = float(vega @ market / (vega @ synthetic))
     error = np.abs(market - synthetic * m)
     return {
-        "n": int(len(group)),
+        "n": len(group),
         "vega_sum": _r(vega.sum()),
         "mae_vol_points": _r(error.mean() * 100.0),
         "vega_weighted_mae_pct": _r(vega @ (error / market) / vega.sum() * 100.0),
@@ -217,7 +220,7 @@ def _metrics(group: pd.DataFrame) -> dict[str, Any]:
 def _labels(edges: list[Any]) -> list[str]:
     """'7-14' for integer edges (DTE), '0.10-0.25' for fractional ones (|delta|)."""
     fmt = "{:d}" if all(isinstance(e, int) for e in edges) else "{:.2f}"
-    return [f"{fmt.format(lo)}-{fmt.format(hi)}" for lo, hi in zip(edges, edges[1:])]
+    return [f"{fmt.format(lo)}-{fmt.format(hi)}" for lo, hi in pairwise(edges)]
 
 
 def _bucket_labels(values: pd.Series, edges: list[Any]) -> pd.Series:
@@ -277,30 +280,34 @@ def _snapshot(
         "spot": _r(liquid["spot"].median()),
         "atm_iv": _r((atm_weights * near_atm["market_iv"]).sum()),
         "atm_synthetic_iv": _r((atm_weights * near_atm["synthetic_iv"]).sum()),
-        "n_total": int(len(chain)),
-        "n_liquid": int(len(liquid)),
+        "n_total": len(chain),
+        "n_liquid": len(liquid),
         "liquid_fraction": _r(len(liquid) / len(chain)),
         "median_rel_spread": _r(((liquid["ask"] - liquid["bid"]) / mid).median()),
         "total_volume": int(liquid["volume"].sum()),
     }
 
 
-def _rows(liquid: pd.DataFrame, bands: dict[str, float], global_m: float, config: CalibrationConfig) -> list[dict]:
+def _rows(
+    liquid: pd.DataFrame, bands: dict[str, float], global_m: float, config: CalibrationConfig
+) -> list[dict[str, Any]]:
+    """One plain dict per liquid option, with the IV the recommended surface would give it."""
+    columns = ["expiry", "dte", "strike", "option_type", "delta", "vega", "market_iv", "synthetic_iv"]
     rows = []
-    for option in liquid.itertuples(index=False):
-        band = config.band_of(int(option.dte))
+    for expiry, dte, strike, option_type, delta, vega, market, synthetic in zip(*(liquid[c].tolist() for c in columns)):
+        band = config.band_of(int(dte))
         rows.append(
             {
-                "expiry": option.expiry if isinstance(option.expiry, str) else None,
-                "dte": int(option.dte),
-                "strike": float(option.strike),
-                "option_type": str(option.option_type),
-                "delta": float(option.delta),
-                "vega": float(option.vega),
-                "market_iv": float(option.market_iv),
-                "synthetic_iv": float(option.synthetic_iv),
+                "expiry": expiry if isinstance(expiry, str) else None,
+                "dte": int(dte),
+                "strike": strike,
+                "option_type": str(option_type),
+                "delta": delta,
+                "vega": vega,
+                "market_iv": market,
+                "synthetic_iv": synthetic,
                 "band": band,
-                "fitted_iv": _r(option.synthetic_iv * bands.get(band, global_m)),
+                "fitted_iv": _r(synthetic * (bands[band] if band in bands else global_m)),
             }
         )
     return rows

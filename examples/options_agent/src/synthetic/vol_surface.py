@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class VolSurfaceConfig(BaseModel):
         if "global" in self.bands or "" in self.bands:
             raise ValueError("a band cannot be named 'global' or ''")
         ranked = sorted(self.bands.items(), key=lambda item: item[1].min_dte)
-        for (name_a, a), (name_b, b) in zip(ranked, ranked[1:]):
+        for (name_a, a), (name_b, b) in pairwise(ranked):
             if b.min_dte <= a.max_dte:
                 raise ValueError(f"bands {name_a!r} and {name_b!r} overlap; each DTE may belong to one band only")
         return self
@@ -86,7 +87,9 @@ class VolSurfaceConfig(BaseModel):
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", dir=path.parent)
         except OSError as exc:
-            raise VolSurfaceConfigError(f"Cannot write the vol surface config {path} ({exc.strerror or exc}).") from None
+            raise VolSurfaceConfigError(
+                f"Cannot write the vol surface config {path} ({exc.strerror or exc})."
+            ) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self.to_json())
@@ -132,4 +135,6 @@ class VolSurfaceConfig(BaseModel):
         try:
             return VolSurfaceConfig.model_validate(data)
         except ValidationError as exc:
-            raise VolSurfaceConfigError(f"The new multipliers do not make a valid vol surface: {describe(exc)}.") from None
+            raise VolSurfaceConfigError(
+                f"The new multipliers do not make a valid vol surface: {describe(exc)}."
+            ) from None
