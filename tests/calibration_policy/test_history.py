@@ -295,7 +295,7 @@ def test_load_returns_newest_limit_oldest_first(history_dir, record_series):
     assert loaded[0].run_id == runs[15].run_id
     assert {r.run_id for r in harvested} <= {r.run_id for r in loaded}
     assert [r.run_id for r in load_recent_calibration_history("SPY", limit=3, history_dir=history_dir)] == [
-        runs[-2].run_id, runs[-1].run_id, harvested[-1].run_id
+        harvested[-2].run_id, runs[-1].run_id, harvested[-1].run_id  # day 58 16:30, day 59 15:30, day 59 16:30
     ]
     assert {r.underlying for r in load_recent_calibration_history("QQQ", history_dir=history_dir)} == {"QQQ"}
     assert load_recent_calibration_history("IWM", history_dir=history_dir) == []
