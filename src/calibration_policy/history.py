@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 
 from pydantic import ValidationError
 
-from .durable import atomic_replace, create_exclusive, dumps, read_json, sweep_orphans
+from .durable import atomic_replace, create_exclusive, dumps, find_non_finite, read_json, sweep_orphans
 from .errors import HistoryError, InvalidRunError
 from .index import RunIndex
 from .models import CalibrationRun
@@ -229,6 +229,9 @@ def build_run(
         raise InvalidRunError("timestamp must be a timezone-aware datetime (for example in UTC), or None for now.")
     extracted = governed.extract(result)
     config = dict(config or result.get("config") or {})
+    bad = find_non_finite({**extracted.details, "config": config})  # JSON mode would silently turn NaN into null
+    if bad:
+        raise InvalidRunError(f"The calibration result's {bad} is not a finite number (NaN or infinity); nothing was written.")
     # Keep the host's extra metrics, but never let them shadow our own fields.
     own = set(CalibrationRun.model_fields) - {"global_metrics", "bands"}
     details = {key: value for key, value in extracted.details.items() if key not in own}
