@@ -16,10 +16,12 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from .naming import parse_run_file_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INDEX_DIR = ".index"  # a subfolder, so the cache's own files never touch the run folder's mtime
 INDEX_NAME = "runs.sqlite3"
@@ -124,8 +126,28 @@ class RunIndex:
 
     # -- queries -------------------------------------------------------------------------------
 
+    def _rebuilding(self, query: Callable[[], T]) -> T:
+        """Run ``query``; if the index turns out corrupt (even mid-process), rebuild it once."""
+        try:
+            return query()
+        except sqlite3.DatabaseError as error:
+            log.warning("Run index in %s is corrupt (%s); rebuilding it.", self.directory, error)
+            self.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.directory / INDEX_DIR / INDEX_NAME}{suffix}").unlink(missing_ok=True)
+            return query()
+
     def newest(self, underlying: str, limit: int, offset: int = 0) -> list[str]:
         """Run file names of ``underlying``, newest first."""
+        return self._rebuilding(lambda: self._newest(underlying, limit, offset))
+
+    def count(self, underlying: str) -> int:
+        return self._rebuilding(lambda: self._count(underlying))
+
+    def underlyings(self) -> list[str]:
+        return self._rebuilding(self._underlyings)
+
+    def _newest(self, underlying: str, limit: int, offset: int) -> list[str]:
         self.refresh()
         if self._fallback is not None:
             names = sorted(
@@ -138,7 +160,7 @@ class RunIndex:
         )
         return [name for (name,) in rows]
 
-    def count(self, underlying: str) -> int:
+    def _count(self, underlying: str) -> int:
         self.refresh()
         if self._fallback is not None:
             return sum(1 for parts in self._fallback.values() if parts[1] == underlying)
@@ -146,7 +168,7 @@ class RunIndex:
             "SELECT COUNT(*) FROM runs WHERE underlying = ?", (underlying,)
         ).fetchone()[0]
 
-    def underlyings(self) -> list[str]:
+    def _underlyings(self) -> list[str]:
         self.refresh()
         if self._fallback is not None:
             return sorted({parts[1] for parts in self._fallback.values()})

@@ -492,12 +492,6 @@ def test_corrupt_index_file_is_rebuilt(history_dir, caplog, record_series):
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.DatabaseError,
-    reason="src bug: index.py RunIndex.refresh() does not catch sqlite3.DatabaseError from an already-open "
-    "(cached) connection, so a corrupted index crashes every later load in the same process",
-)
 def test_index_corrupted_under_a_running_process_is_rebuilt(history_dir, record_series):
     runs = record_series(history_dir, 5)
     time.sleep(0.3)
