@@ -153,10 +153,16 @@ class CalibrationUpdatePolicy(BaseModel):
             raise ValueError(f"smoothing_options for {self.smoothing}: {detail}") from None
 
     def threshold_for(self, scope: str) -> float:
-        """The smallest change that counts for ``scope`` (global, or a band with its override)."""
+        """The smallest change that counts for ``scope`` (global, or a band with its override).
+
+        Only the vol surface has bands; every scope of another domain (a scoring weight) uses
+        ``min_delta_global`` unless ``band_min_delta`` names it, exactly as :meth:`explain` says.
+        """
         if scope == "global":
             return self.min_delta_global
-        return self.band_min_delta.get(scope, self.min_delta_band)
+        if scope in self.band_min_delta:
+            return self.band_min_delta[scope]
+        return self.min_delta_band if self.domain == "vol_surface" else self.min_delta_global
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -213,10 +219,12 @@ class CalibrationUpdatePolicy(BaseModel):
             f"The system smooths calibration results over the last {window} days using {strategy} "
             f"and only updates {what} when the change is large enough"
         ]
-        thresholds = [f"at least {fmt_num(self.min_delta_global)} for the global value"]
-        if self.domain == "vol_surface" or self.band_min_delta:
+        banded = self.domain == "vol_surface"
+        every = "the global value" if banded else f"any {domain.parameter_label}"
+        thresholds = [f"at least {fmt_num(self.min_delta_global)} for {every}"]
+        if banded:
             thresholds.append(f"at least {fmt_num(self.min_delta_band)} for a band")
-            thresholds += [f"{fmt_num(v)} for {band}" for band, v in sorted(self.band_min_delta.items())]
+        thresholds += [f"{fmt_num(v)} for {band}" for band, v in sorted(self.band_min_delta.items())]
         parts[0] += f" ({', '.join(thresholds)})"
         evidence = []
         if "min_sample_size" in self.rules:

@@ -1,0 +1,126 @@
+"""The ``scoring_weights`` domain: the four weights of the trade-scoring model.
+
+The model scores a trade as ``Σ weight × factor score`` over wallet, cluster, token and
+context. Every weight lies in [0, 1] and the four sum to 1, so a score stays in [0, 1] and the
+trading threshold (0.6) keeps its meaning. A set that breaks either rule must never go live,
+so :meth:`ScoringWeightsDomain.validate` checks the *whole* set and names the offending value,
+and the live-file target refuses to write anything but a whole valid set.
+
+Runs of this domain are recorded from a weights analysis (:mod:`calibration_policy.weights`),
+whose result dict is what :meth:`ScoringWeightsDomain.extract` reads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from calibration_policy.domain import Domain, Extracted
+from calibration_policy.errors import InvalidRunError
+from calibration_policy.hookspecs import hookimpl
+from calibration_policy.target import JsonFileTarget, Snapshot
+
+FACTORS: tuple[str, ...] = ("wallet", "cluster", "token", "context")
+SUM_TOLERANCE = 1e-9
+DEFAULT_WEIGHTS_FILE = Path("data") / "scoring_weights.json"
+DOMAIN_NAME = "scoring_weights"
+
+
+def show(value: float) -> str:
+    """A number as a person would type it: 1.3, 1.12, 0.9999999 — never a float artefact."""
+    return f"{value:.12g}"
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+class ScoringWeightsDomain(Domain):
+    name = DOMAIN_NAME
+    title = "Scoring weights"
+    parameter_label = "weight"
+    parameter_label_plural = "weights"
+    sample_unit = "trades"
+    sources = ("trades",)
+
+    def extract(self, result: Mapping[str, Any]) -> Extracted:
+        """Read a weights analysis (``WeightsAnalysis.to_dict()``): its suggestion and trade count."""
+        if not isinstance(result, Mapping):
+            raise InvalidRunError(f"A weights analysis must be a dict, not {type(result).__name__}.")
+        suggested = result.get("suggested_weights")
+        if suggested is None:
+            raise InvalidRunError(str(result.get("message") or "The weights analysis holds no suggested weights."))
+        n = result.get("n_trades")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidRunError(f"The weights analysis's n_trades must be a whole number ≥ 0, not {n!r:.40}.")
+        return Extracted(recommended=self.validate(suggested), sample_size=n, vega_sum=None,
+                         details={"analysis": dict(result)})
+
+    def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
+        if not isinstance(values, Mapping):
+            raise InvalidRunError(f"Weights must be a table of factor to weight, not {type(values).__name__}.")
+        unknown = [str(key) for key in values if key not in FACTORS]
+        if unknown:
+            raise InvalidRunError(f"{unknown[0]!r:.40} is not a scoring factor; the factors are {', '.join(FACTORS)}.")
+        missing = [factor for factor in FACTORS if factor not in values]
+        if missing:
+            raise InvalidRunError(
+                f"The {_and(missing)} weight{'s are' if len(missing) > 1 else ' is'} missing; "
+                f"give all four weights ({', '.join(FACTORS)}) together."
+            )
+        checked: dict[str, float] = {}
+        for factor in FACTORS:
+            value = values[factor]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidRunError(f"{factor} weight must be a number, not {value!r:.40}.")
+            if not math.isfinite(value):
+                raise InvalidRunError(f"{factor} weight is {value}, not a finite number.")
+            if not 0.0 <= value <= 1.0:
+                raise InvalidRunError(f"{factor} weight {show(value)} is outside 0–1.")
+            checked[factor] = float(value)
+        total = math.fsum(checked.values())
+        if abs(total - 1.0) > SUM_TOLERANCE:
+            raise InvalidRunError(f"weights sum to {show(total)}, not 1.")
+        return checked
+
+    def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
+        return scope.capitalize()
+
+
+def _read_weights(snapshot: Snapshot) -> dict[str, float]:
+    """Only the four weights: other keys in the file (a comment, a version) are the host's business."""
+    return {factor: float(snapshot[factor]) for factor in FACTORS}
+
+
+def _write_weights(snapshot: Snapshot, values: Mapping[str, float]) -> Snapshot:
+    # JsonFileTarget merges by default; a partial set could leave weights that no longer sum to 1.
+    return {**snapshot, **ScoringWeightsDomain().validate(values)}
+
+
+def weights_target(underlying: str | None = None, path: str | os.PathLike[str] | None = None,
+                   name: str | None = None) -> JsonFileTarget:
+    """The live weights file, flat ``{wallet, cluster, token, context}``; archived under its stem.
+
+    ``underlying`` is the model name; one file holds one model's weights, so it does not pick
+    the file (it is accepted so the target factory has the same shape for every domain).
+    """
+    return JsonFileTarget(path or DEFAULT_WEIGHTS_FILE, name=name, values=_read_weights, with_values=_write_weights)
+
+
+@hookimpl
+def register_domains(register):
+    register(ScoringWeightsDomain())
+
+
+@hookimpl
+def register_targets(register):
+    register(DOMAIN_NAME, weights_target)
+
+
+@hookimpl
+def register_commands(commands):
+    from calibration_policy.weights_cli import add_commands
+
+    add_commands(commands)
