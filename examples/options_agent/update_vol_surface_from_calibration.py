@@ -1,12 +1,15 @@
-"""Calibrate one underlying and write the recommended IV multipliers into the vol surface config.
+"""Calibrate one underlying and update the vol surface config — when the policy says so.
 
-This is the host's OLD behaviour: every run overwrites the live multipliers, however thin, noisy
-or unusual the day was. It is kept as three small steps (``parse_args``, ``calibrate``,
-``write_surface``) so a policy gate can sit between calibrating and writing without changing
-how the script is invoked:
+The invocation is unchanged from the old script, which overwrote the live multipliers on every
+run however thin or noisy the day was:
 
     python examples/options_agent/update_vol_surface_from_calibration.py --underlying SPY \\
         --source harvested --date 2025-12-10
+
+Now the result goes through calibration-policy: the run is recorded, smoothed over recent runs,
+checked against the policy, and written (with the replaced config archived) only if it passes;
+otherwise the config file stays byte-for-byte the same. New optional flags: ``--policy FILE``,
+``--dry-run``, ``--force``, ``--json`` (and ``--history-dir`` / ``--archive-dir``).
 
 This stand-in has no broker: ``--source live`` replays the harvested chain of ``--date`` (or of
 the latest harvested date) as if it had just been fetched.
@@ -15,6 +18,10 @@ the latest harvested date) as if it had just been fetched.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 from src.calibration_config import CalibrationConfig, HarvestSettings
@@ -23,14 +30,38 @@ from src.calibration_extended import (
     latest_date,
     run_historical_calibration_from_harvest,
 )
-from src.cli_support import add_market_arguments, report_errors
-from src.synthetic import VolSurfaceConfig
+from src.cli_support import DEFAULT_HARVEST_DIR, add_market_arguments, report_errors
+
+from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy.update import UpdateOutcome, run_time_for, run_update
+from plugins.calibration_policy_host import VolSurfaceTarget
+
+DATA_DIR = DEFAULT_HARVEST_DIR.parent
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Calibrate and write the recommended IV multipliers.")
+    parser = argparse.ArgumentParser(
+        description="Calibrate, then update the IV multipliers if the calibration policy says the change is worth it."
+    )
     add_market_arguments(parser)
     parser.add_argument("--source", choices=["live", "harvested"], default="harvested")
+    parser.add_argument(
+        "--policy", type=Path,
+        help="policy TOML (default: $CALIBRATION_POLICY, else data/calibration_policy.toml, else built-in)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
+    parser.add_argument("--force", action="store_true", help="apply even if the policy says no (recorded as forced by user)")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument(
+        "--history-dir", type=Path,
+        default=Path(os.environ.get("CALIBRATION_HISTORY_DIR") or DATA_DIR / "calibration_runs"),
+        help="where calibration runs are recorded (default data/calibration_runs)",
+    )
+    parser.add_argument(
+        "--archive-dir", type=Path,
+        default=Path(os.environ.get("CALIBRATION_ARCHIVE_DIR") or DATA_DIR / "config_archive"),
+        help="where replaced configs are archived (default data/config_archive)",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,31 +76,27 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     return run_historical_calibration_from_harvest(calibration_config(args), folder, day)
 
 
-def write_surface(args: argparse.Namespace, result: dict[str, Any]) -> tuple[VolSurfaceConfig, VolSurfaceConfig]:
-    """Apply ``recommended_vol_surface`` to the config file; returns (before, after)."""
-    recommended = result["recommended_vol_surface"]
-    before = VolSurfaceConfig.load(args.config)
-    after = before.with_multipliers(
-        {"global": recommended["iv_multiplier"], **recommended["bands"]}, calibration_config(args)
+def gated_update(args: argparse.Namespace, result: dict[str, Any]) -> UpdateOutcome:
+    """Record, smooth, decide and (only if the policy agrees) write, through calibration-policy."""
+    policy = CalibrationUpdatePolicy.load(args.policy, data_dir=DATA_DIR)
+    day = date.fromisoformat(result["snapshot_sensors"]["date"])
+    return run_update(
+        {**result, "config": calibration_config(args).to_dict()},
+        underlying=args.underlying, source=args.source, target=VolSurfaceTarget(args.config), policy=policy,
+        history_dir=args.history_dir, archive_dir=args.archive_dir, timestamp=run_time_for(day),
+        force=args.force, dry_run=args.dry_run,
     )
-    after.save(args.config)
-    return before, after
 
 
-def summary(result: dict[str, Any], before: VolSurfaceConfig, after: VolSurfaceConfig) -> str:
+def summary(result: dict[str, Any], outcome: UpdateOutcome) -> str:
     sensors, metrics = result["snapshot_sensors"], result["global_metrics"]
-    old, new = before.multipliers(), after.multipliers()
-    changes = ", ".join(
-        f"{name} {old[name]:.4f} -> {value:.4f}" if name in old else f"{name} (new) {value:.4f}"
-        for name, value in new.items()
-    )
     lines = [
         (
             f"Calibrated {sensors['underlying']} on {sensors['date']} ({sensors['source']}): {metrics['n']} liquid "
             f"options, {result['dropped_count']} dropped, vega {metrics['vega_sum']:,.0f}, "
-            f"MAE {metrics['mae_vol_points']:.2f} vol points after recalibration."
+            f"MAE {metrics['mae_vol_points']:.2f} vol points."
         ),
-        f"IV multipliers: {changes}.",
+        outcome.summary(),
     ]
     if result["empty_bands"]:
         lines.append(f"No liquid options in band(s) {', '.join(result['empty_bands'])}; left unchanged.")
@@ -83,9 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         result = calibrate(args)
-        before, after = write_surface(args, result)
-        print(summary(result, before, after))
-        print(f"Wrote {args.config}.")
+        outcome = gated_update(args, result)
+        if args.json:
+            print(json.dumps(outcome.to_dict(), indent=2, sort_keys=True))
+            return
+        print(summary(result, outcome))
+        print(f"Wrote {args.config}." if outcome.applied else f"{args.config} left unchanged.")
 
     return report_errors(run)
 

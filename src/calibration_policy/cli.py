@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -111,7 +111,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_update(args: argparse.Namespace) -> int:
     from .plugins import get_source
-    from .update import run_update
+    from .update import run_time_for, run_update
 
     _plugins(args, default_host=True)
     policy = _policy(args)
@@ -120,18 +120,11 @@ def cmd_update(args: argparse.Namespace) -> int:
     target = _target(policy.domain, args.underlying, args.config)
     outcome = run_update(
         result, underlying=args.underlying, source=args.source, target=target, policy=policy,
-        history_dir=args.history_dir, archive_dir=args.archive_dir, timestamp=_run_time(args.date),
+        history_dir=args.history_dir, archive_dir=args.archive_dir, timestamp=run_time_for(args.date),
         force=args.force, force_values=args.force_values, dry_run=args.dry_run,
     )
     _emit_json(outcome.to_dict()) if args.json else print(outcome.summary())
     return 0
-
-
-def _run_time(day: date | None) -> datetime | None:
-    """A calibration of a past date is stamped at that day's US close, so replays sort by market date."""
-    if day is None or day == datetime.now(timezone.utc).date():
-        return None
-    return datetime(day.year, day.month, day.day, 21, 0, tzinfo=timezone.utc)
 
 
 def cmd_force(args: argparse.Namespace) -> int:

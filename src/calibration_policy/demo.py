@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .errors import CalibrationPolicyError
 from .plugins import get_source, get_target_factory
 from .policy import CalibrationUpdatePolicy
-from .update import run_update
+from .update import run_time_for, run_update
 
 
 @dataclass
@@ -98,7 +97,7 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
         outcome = run_update(
             source.calibrate(underlying, day), underlying=underlying, source=source_name, target=targets[underlying],
             policy=policy, history_dir=out / "calibration_runs", archive_dir=out / "config_archive",
-            timestamp=datetime(day.year, day.month, day.day, 21, 0, tzinfo=timezone.utc),
+            timestamp=run_time_for(day),
         )
         summary = summaries[underlying]
         summary.runs += 1

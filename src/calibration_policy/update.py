@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Mapping
 
 from .apply import apply_values, locked
@@ -62,6 +62,14 @@ class UpdateOutcome:
             "change_id": self.change.change_id if self.change else None,
             "decision": self.decision.to_dict(),
         }
+
+
+def run_time_for(day: date | None) -> datetime | None:
+    """A calibration of a past market date is stamped at that day's US close (21:00 UTC), so a
+    replay of old dates sorts by market date; today's (or no date) is stamped now."""
+    if day is None or day == now_utc().date():
+        return None
+    return datetime(day.year, day.month, day.day, 21, 0, tzinfo=timezone.utc)
 
 
 def smoothed_for(run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir: str | os.PathLike[str] | None) -> dict[str, float]:

@@ -111,8 +111,9 @@ class VolSurfaceTarget:
     def save(self, snapshot: Mapping[str, Any]) -> None:
         try:
             self._config(snapshot).save(self.path)
-        except OSError as error:
-            raise TargetError(f"Could not write {self.path}: {error.strerror or error}; nothing was changed.") from None
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or error
+            raise TargetError(f"Could not write {self.path}: {reason}; nothing was changed.") from None
 
 
 def vol_surface_target(underlying: str, path: str | os.PathLike[str] | None = None) -> VolSurfaceTarget:
