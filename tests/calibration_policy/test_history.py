@@ -492,16 +492,20 @@ def test_corrupt_index_file_is_rebuilt(history_dir, caplog, record_series):
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 5
 
 
-def test_index_corrupted_under_a_running_process_is_rebuilt(history_dir, record_series):
+def test_index_corrupted_under_a_running_process_is_rebuilt(history_dir, record_series, caplog):
+    # Regression: a corrupt index used to raise sqlite3.DatabaseError from the cached connection.
     runs = record_series(history_dir, 5)
     time.sleep(0.3)
     assert len(load_recent_calibration_history("SPY", history_dir=history_dir)) == 5
     for path in (history_dir / ".index").iterdir():
         with open(path, "r+b") as handle:
             handle.write(b"garbage!" * 8192)
-    _write_by_hand(history_dir, T0 + timedelta(days=9))
-    loaded = load_recent_calibration_history("SPY", history_dir=history_dir)
-    assert [r.run_id for r in loaded][:5] == [r.run_id for r in runs]
+    extra = _write_by_hand(history_dir, T0 + timedelta(days=9))
+    with caplog.at_level(logging.WARNING, logger="calibration_policy"):
+        loaded = load_recent_calibration_history("SPY", history_dir=history_dir)
+    assert [r.run_id for r in loaded] == [r.run_id for r in runs] + [extra]
+    assert "corrupt" in caplog.text
+    assert open_store(history_dir).count("SPY") == 6
 
 
 def test_index_that_cannot_be_opened_falls_back_to_scanning(history_dir, caplog, record_series, make_result):
