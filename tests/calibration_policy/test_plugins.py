@@ -1,0 +1,219 @@
+"""Plugins: a third-party package found through its entry point, chosen by name from TOML."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from calibration_policy import (
+    CalibrationPolicyError,
+    CalibrationRun,
+    CalibrationUpdatePolicy,
+    PolicyError,
+    get_plugin_manager,
+    get_smoothed_multipliers,
+    hookimpl,
+    should_apply_update,
+)
+from calibration_policy import plugins
+
+NOW = datetime(2025, 12, 24, 15, 30, tzinfo=timezone.utc)
+OK = {"sample_size": 412, "vega_sum": 12400.0}
+
+PLUGIN_MODULE = "cp_thirdparty_plugin"
+PLUGIN_SOURCE = textwrap.dedent(
+    '''
+    """A third-party calibration_policy plugin, written as its author would."""
+    from pydantic import BaseModel, ConfigDict
+
+    from calibration_policy import RuleVerdict, hookimpl
+
+
+    class TrimOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        keep_last: int = 2
+
+
+    def last_value(series, options):
+        return float(series.iloc[-1])
+
+
+    def mean_of_last(series, options):
+        return float(series.iloc[-options.keep_last:].mean())
+
+
+    def calm_market(ctx):
+        vix = ctx.evidence.get("vix")
+        if vix is None or vix <= 30:
+            return RuleVerdict("calm_market", True, f"market calm (VIX {vix})", {"vix": vix})
+        return RuleVerdict("calm_market", False, f"market too volatile (VIX {vix}, maximum 30)", {"vix": vix},
+                           needs="wait for VIX to fall below 30")
+
+
+    @hookimpl
+    def register_smoothers(register):
+        register("last_value", last_value)
+        register("mean_of_last", mean_of_last, options=TrimOptions)
+
+
+    @hookimpl
+    def register_rules(register):
+        register("calm_market", calm_market)
+    '''
+)
+
+
+@pytest.fixture
+def installed_plugin(tmp_path, monkeypatch, fresh_plugins):
+    """Install the plugin like pip would: a module plus a dist-info with an entry point."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / f"{PLUGIN_MODULE}.py").write_text(PLUGIN_SOURCE, encoding="utf-8")
+    dist = site / "cp_thirdparty_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cp-thirdparty-plugin\nVersion: 1.0\n", encoding="utf-8")
+    (dist / "entry_points.txt").write_text(f"[calibration_policy]\nthirdparty = {PLUGIN_MODULE}\n", encoding="utf-8")
+    (dist / "RECORD").write_text("", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    plugins.reset_plugin_manager()
+    yield site
+    sys.modules.pop(PLUGIN_MODULE, None)
+    plugins.reset_plugin_manager()
+
+
+def run_at(days_ago: float, value: float, run_id: str) -> CalibrationRun:
+    return CalibrationRun(
+        run_id=run_id, timestamp=NOW - timedelta(days=days_ago), underlying="SPY", source="live",
+        recommended_iv_multiplier={"global": value}, sample_size=412, vega_sum=12400.0,
+    )  # fmt: skip
+
+
+def write_policy(path: Path, body: str) -> Path:
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+def test_entry_point_plugin_smoother_and_rule_chosen_from_toml(installed_plugin, tmp_path):
+    assert get_plugin_manager().has_plugin("thirdparty")
+    policy = CalibrationUpdatePolicy.from_toml(write_policy(tmp_path / "p.toml", """
+        smoothing = "last_value"
+        rules = ["min_sample_size", "calm_market", "min_delta"]
+    """))
+    history = [run_at(3, 1.30, "a"), run_at(1, 1.20, "b")]
+    current = run_at(0, 1.11, "c")
+    smoothed = get_smoothed_multipliers(history, current, policy)
+    assert smoothed == {"global": 1.11}  # the plugin's output, not an average
+    decision = should_apply_update({"global": 1.05}, smoothed, policy, {**OK, "vix": 18})
+    assert decision.apply
+    assert "market calm (VIX 18)" in decision.reason
+    assert [v.code for v in decision.verdicts] == ["min_sample_size", "calm_market", "min_delta"]
+    blocked = should_apply_update({"global": 1.05}, smoothed, policy, {**OK, "vix": 45})
+    assert not blocked.apply
+    assert blocked.reason == "Not applied: market too volatile (VIX 45, maximum 30)"
+    (verdict,) = [v for v in blocked.verdicts if v.code == "calm_market"]
+    assert verdict.needs == "wait for VIX to fall below 30"
+
+
+def test_plugin_smoother_options_are_validated_by_its_own_model(installed_plugin, tmp_path):
+    policy = CalibrationUpdatePolicy.from_toml(write_policy(tmp_path / "p.toml", """
+        smoothing = "mean_of_last"
+        [smoothing_options]
+        keep_last = 3
+    """))
+    history = [run_at(4, 2.0, "a"), run_at(3, 1.0, "b"), run_at(2, 1.1, "c")]
+    assert get_smoothed_multipliers(history, run_at(0, 1.2, "d"), policy)["global"] == pytest.approx(1.1)
+    with pytest.raises(PolicyError, match="smoothing_options for mean_of_last"):
+        CalibrationUpdatePolicy(smoothing="mean_of_last", smoothing_options={"keep_first": 3})
+
+
+def test_unknown_names_list_the_plugins_names_too(installed_plugin):
+    with pytest.raises(PolicyError) as info:
+        CalibrationUpdatePolicy(smoothing="kalman")
+    assert "ewma, last_value, mean_of_last, rolling_median" in str(info.value)
+    with pytest.raises(PolicyError) as info:
+        CalibrationUpdatePolicy(rules=["calm_markets"])
+    assert "calm_market" in str(info.value) and "min_delta" in str(info.value)
+
+
+def test_explain_names_a_plugin_strategy(installed_plugin):
+    assert "'last_value'" in CalibrationUpdatePolicy(smoothing="last_value").explain()
+
+
+def test_without_the_plugin_its_names_are_unknown(fresh_plugins):
+    with pytest.raises(PolicyError, match="Unknown smoothing strategy 'last_value'"):
+        CalibrationUpdatePolicy(smoothing="last_value")
+
+
+# -- plugins registered in process ---------------------------------------------------------
+
+
+class BrokenPlugin:
+    @hookimpl
+    def register_smoothers(self, register):
+        register("always_nan", lambda series, options: math.nan)
+
+    @hookimpl
+    def register_rules(self, register):
+        register("returns_text", lambda ctx: "looks fine to me")
+
+
+@pytest.fixture
+def broken_plugin(fresh_plugins):
+    get_plugin_manager().register(BrokenPlugin(), name="broken")
+    yield
+
+
+def test_a_smoother_returning_nan_is_an_error_naming_it(broken_plugin):
+    policy = CalibrationUpdatePolicy(smoothing="always_nan")
+    with pytest.raises(CalibrationPolicyError, match="'always_nan' returned nan for global"):
+        get_smoothed_multipliers([], run_at(0, 1.0, "x"), policy)
+
+
+def test_a_rule_returning_the_wrong_type_is_an_error_naming_it(broken_plugin):
+    policy = CalibrationUpdatePolicy(rules=("returns_text",))
+    with pytest.raises(CalibrationPolicyError, match="Rule 'returns_text' returned str, not a RuleVerdict"):
+        should_apply_update({"global": 1.0}, {"global": 1.1}, policy, OK)
+
+
+def test_registering_with_an_empty_name_is_refused(fresh_plugins):
+    class Nameless:
+        @hookimpl
+        def register_rules(self, register):
+            register("", lambda ctx: None)
+
+    get_plugin_manager().register(Nameless(), name="nameless")
+    with pytest.raises(PolicyError, match="empty or non-text name"):
+        plugins.rules()
+
+
+def test_default_plugins_are_ordinary_plugins():
+    pm = get_plugin_manager()
+    for module in ("calibration_policy.default_plugins.smoothers", "calibration_policy.default_plugins.rules"):
+        assert pm.has_plugin(module)
+    assert {"ewma", "rolling_median"} <= set(plugins.smoothers())
+    assert {"min_sample_size", "min_vega_sum", "min_delta", "max_step", "bounds"} <= set(plugins.rules())
+
+
+# -- the core stays light --------------------------------------------------------------------
+
+
+def test_importing_the_core_does_not_import_ui_or_data_libraries():
+    code = textwrap.dedent(
+        """
+        import json, sys
+        import calibration_policy
+        from calibration_policy import CalibrationUpdatePolicy
+        CalibrationUpdatePolicy()  # building a policy loads the plugins, still nothing heavy
+        heavy = ["fastapi", "jinja2", "pandas", "pyarrow", "starlette", "uvicorn", "calibration_policy_ui"]
+        print(json.dumps([m for m in heavy if m in sys.modules]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
