@@ -1,0 +1,231 @@
+"""The JSON API on the same router: what the page shows, for scripts and other tools.
+
+Response models are pydantic, so the host's OpenAPI schema documents every field; errors are
+``{"detail": "<one plain sentence>"}`` with a 4xx status. ``POST /api/force-apply`` needs the
+CSRF token from ``GET /api/csrf-token`` in the ``X-CSRF-Token`` header, like any form.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from calibration_policy import CalibrationRun, open_store
+from calibration_policy.archive import Archive
+from calibration_policy.plugins import get_domain
+from calibration_policy.update import force_apply
+
+from .errors import API_TAG, PanelError
+from .panel import Panel
+from .security import check_csrf, csrf_token, set_csrf_cookie
+from .views import checklist, labeler, live_state, pick_underlying
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="One plain-English sentence saying what is wrong.")
+
+
+class ScopeValueOut(BaseModel):
+    scope: str
+    label: str = Field(description='As shown to people, e.g. "Weekly (3–10d)".')
+    value: float
+    last_updated: datetime | None = Field(description="When it last took this value; null: before records began.")
+
+
+class RuleOut(BaseModel):
+    label: str
+    passed: bool
+    text: str
+    needs: str | None = Field(description='What it would take to pass, e.g. "needs 78 more options".')
+
+
+class RunOut(BaseModel):
+    run_id: str
+    timestamp: datetime
+    underlying: str
+    source: str
+    recommended: dict[str, float]
+    smoothed: dict[str, float] | None
+    status: Literal["applied", "not applied", "pending", "undecided"]
+    applied: bool | None
+    forced: bool
+    reason: str | None = Field(description="The plain-English reason it went live or not.")
+    applied_values: dict[str, float] | None
+    sample_size: int
+    vega_sum: float | None
+    rules: list[RuleOut]
+
+    @classmethod
+    def of(cls, run: CalibrationRun) -> "RunOut":
+        return cls(
+            run_id=run.run_id, timestamp=run.timestamp, underlying=run.underlying, source=run.source,
+            recommended=run.recommended, smoothed=run.smoothed, status=run.status, applied=run.applied,
+            forced=run.forced, reason=run.applied_reason, applied_values=run.applied_values,
+            sample_size=run.sample_size, vega_sum=run.vega_sum,
+            rules=[RuleOut(label=c.label, passed=c.passed, text=c.text, needs=c.needs) for c in checklist(run)],
+        )
+
+
+class PolicyOut(BaseModel):
+    explanation: str
+    settings: dict[str, Any]
+
+
+class StatusOut(BaseModel):
+    underlying: str
+    title: str
+    target: str | None
+    current: list[ScopeValueOut]
+    current_error: str | None = Field(description="Why the live config could not be read, if it could not.")
+    latest_run: RunOut | None
+    pending_suggestions: list[str] = Field(description="Ids of suggestions waiting for approval.")
+    policy: PolicyOut
+
+
+class RunsPage(BaseModel):
+    underlying: str
+    total: int
+    offset: int
+    limit: int
+    runs: list[RunOut] = Field(description="Newest first.")
+
+
+class ForceApplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    underlying: str = Field(min_length=1, max_length=40)
+    run_id: str | None = Field(None, min_length=1, max_length=128, description="Default: the latest run.")
+    use: Literal["smoothed", "recommended"] = "smoothed"
+
+
+class ForceApplyOut(BaseModel):
+    applied: bool
+    message: str
+    reason: str
+    values: dict[str, float]
+    change_id: str | None
+    run: RunOut
+
+
+class AsOfOut(BaseModel):
+    underlying: str
+    at: datetime
+    values: dict[str, float] | None
+    since: datetime | None
+    until: datetime | None
+    change_id: str | None
+    reason: str | None
+    message: str
+
+
+class CsrfOut(BaseModel):
+    csrf_token: str = Field(description="Send it back in the X-CSRF-Token header of POST requests.")
+
+
+Symbol = Annotated[str, Query(min_length=1, max_length=40, description="Underlying symbol, e.g. SPY.")]
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 403, 404, 409, 503)}
+
+
+def parse_moment(text: str) -> datetime:
+    """ISO date or time; without a zone it is UTC, like every time the panel shows."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise PanelError(400, f"{text!r:.40} is not a date and time; use ISO format such as 2025-12-10T12:00Z.") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def add_api_routes(router: APIRouter, panel: Panel) -> None:
+    async def csrf(request: Request) -> None:
+        await check_csrf(request, panel.signer, panel.trusted_origins)
+
+    def known_underlying(underlying: str) -> str:
+        return pick_underlying(open_store(panel.history_dir).underlyings(), underlying)  # type: ignore[return-value]
+
+    api = {"tags": [API_TAG], "responses": ERRORS}
+
+    @router.get("/api/status", name="calibration_policy_ui.api_status", response_model=StatusOut, **api)
+    def api_status(underlying: Symbol) -> Any:
+        """Current values with when each last changed, the latest run, and the policy in words."""
+        symbol = known_underlying(underlying)
+        policy = panel.policy()
+        latest = open_store(panel.history_dir).latest(symbol, limit=1)
+        run = latest[0] if latest else None
+        label = labeler(policy, run)
+        live = live_state(panel, policy, symbol, label)
+        return JSONResponse(StatusOut(
+            underlying=symbol, title=get_domain(policy.domain).title, target=live.target_name,
+            current=[ScopeValueOut(scope=r.scope, label=r.label, value=r.value, last_updated=r.last_updated) for r in live.current],
+            current_error=live.error, latest_run=RunOut.of(run) if run else None,
+            pending_suggestions=[s.suggestion.suggestion_id for s in live.suggestions],
+            policy=PolicyOut(explanation=policy.explain(), settings=policy.model_dump(mode="json")),
+        ).model_dump(mode="json"), headers=NO_STORE)
+
+    @router.get("/api/runs", name="calibration_policy_ui.api_runs", response_model=RunsPage, **api)
+    def api_runs(
+        underlying: Symbol,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 10,
+    ) -> Any:
+        """Runs of one underlying, newest first, a page at a time."""
+        symbol = known_underlying(underlying)
+        store = open_store(panel.history_dir)
+        runs = store.latest(symbol, limit=limit, offset=offset)
+        page = RunsPage(underlying=symbol, total=store.count(symbol), offset=offset, limit=limit,
+                        runs=[RunOut.of(r) for r in reversed(runs)])
+        return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+
+    @router.post("/api/force-apply", name="calibration_policy_ui.api_force", response_model=ForceApplyOut,
+                 dependencies=[Depends(csrf)], **api)
+    def api_force(body: ForceApplyIn) -> Any:
+        """Apply the latest (or the given) run now, whatever the rules say; archived like any change."""
+        symbol = known_underlying(body.underlying)
+        policy = panel.policy()
+        outcome = force_apply(symbol, target=panel.target(symbol), policy=policy, history_dir=panel.history_dir,
+                              archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use)
+        what = get_domain(policy.domain).name.replace("_", " ")
+        result = ForceApplyOut(
+            applied=outcome.applied, reason=outcome.decision.reason, values=outcome.decision.values,
+            change_id=outcome.change.change_id if outcome.change else None, run=RunOut.of(outcome.run),
+            message=f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({symbol}).",
+        )
+        return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
+
+    @router.get("/api/as-of", name="calibration_policy_ui.api_as_of", response_model=AsOfOut, **api)
+    def api_as_of(underlying: Symbol, at: Annotated[str, Query(min_length=4, max_length=40,
+                                                               description="ISO date/time; UTC when no zone is given.")]) -> Any:
+        """What was live at a moment, from the archive of changes."""
+        symbol = known_underlying(underlying)
+        moment = parse_moment(at)
+        target = panel.target(symbol)
+        archive = Archive(panel.archive_dir, target.name)
+        periods = archive.periods()
+        period = archive.as_of(moment) if periods else None
+        if not periods:
+            out = AsOfOut(underlying=symbol, at=moment, values=target.values(target.load()), since=None, until=None,
+                          change_id=None, reason=None,
+                          message="No change has been recorded, so the current values have been live since before records began.")
+        elif period is None:
+            first = periods[0].since
+            out = AsOfOut(underlying=symbol, at=moment, values=None, since=None, until=first, change_id=None, reason=None,
+                          message=f"The archive does not reach back that far; its first record starts {first:%Y-%m-%d %H:%M} UTC.")
+        else:
+            since = period.since.strftime("%Y-%m-%d %H:%M UTC") if period.since else "before records began"
+            out = AsOfOut(underlying=symbol, at=moment, values=period.values, since=period.since, until=period.until,
+                          change_id=period.change.change_id if period.change else None,
+                          reason=period.change.reason if period.change else None,
+                          message=f"These values were live from {since}" + ("" if period.until else " and still are") + ".")
+        return JSONResponse(out.model_dump(mode="json"), headers=NO_STORE)
+
+    @router.get("/api/csrf-token", name="calibration_policy_ui.api_csrf", response_model=CsrfOut, **api)
+    def api_csrf(request: Request) -> Any:
+        """A token for ``X-CSRF-Token``; the matching cookie is set with this response."""
+        token = csrf_token(request, panel.signer)
+        response = JSONResponse({"csrf_token": token}, headers=NO_STORE)
+        set_csrf_cookie(request, response, token)
+        return response

@@ -1,0 +1,89 @@
+"""Errors become a plain sentence and a 4xx status, never a traceback.
+
+An ``APIRouter`` cannot hold exception handlers (they belong to the app, which is the
+host's), so every route of the panel is built with :func:`panel_route_class`, whose handler
+catches our errors and the core's around the route code itself. The class survives
+``include_router`` (FastAPI keeps each route's class), so the guard travels with the routes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from calibration_policy.errors import CalibrationPolicyError
+
+log = logging.getLogger(__name__)
+
+API_TAG = "calibration panel API"
+SERVER_ERROR = "Something went wrong on the server and nothing was changed; the details are in the server log."
+
+
+class PanelError(Exception):
+    """A refusal with its HTTP status and the sentence the user sees."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("query", "body", "path", "form", "header", "cookie")]
+    return ".".join(parts) or "the request"
+
+
+def validation_message(error: RequestValidationError) -> str:
+    """FastAPI's list of problems as one sentence: ``page must be a whole number (got 'x')``."""
+    problems = []
+    for item in error.errors()[:3]:
+        message = str(item.get("msg", "is not valid")).replace("Input should be", "must be").removeprefix("Value error, ")
+        message = message.replace("Field required", "is required")
+        got = item.get("input")
+        shown = f" (got {got!r:.40})" if isinstance(got, (str, int, float)) and item.get("type") != "missing" else ""
+        problems.append(f"{_field(tuple(item.get('loc', ())))} {message[:1].lower()}{message[1:]}{shown}")
+    return "Invalid request: " + "; ".join(problems) + "."
+
+
+ErrorRenderer = Callable[[Request, int, str], Response]
+
+
+def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
+    """A route class whose handler turns errors into ``render_error`` pages or JSON ``{"detail"}``."""
+
+    class PanelRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Any]:
+            handler = super().get_route_handler()
+            is_api = API_TAG in (self.tags or [])
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except HTTPException:
+                    raise  # the host's auth and other deliberate HTTP errors keep their own handling
+                except PanelError as error:
+                    status, message = error.status, error.message
+                except RequestValidationError as error:
+                    status, message = 400, validation_message(error)
+                except CalibrationPolicyError as error:
+                    status, message = 400, str(error)
+                except Exception:
+                    log.exception("Calibration panel error on %s %s", request.method, request.url.path)
+                    status, message = 500, SERVER_ERROR
+                if is_api:
+                    return JSONResponse({"detail": message}, status_code=status, headers={"Cache-Control": "no-store"})
+                try:
+                    return render_error(request, status, message)
+                except Exception:
+                    log.exception("Could not render the calibration panel's error page")
+                    return PlainTextResponse(message, status_code=status)
+
+            return guarded
+
+    return PanelRoute

@@ -1,0 +1,139 @@
+"""The panel's shared state: where the data is, the live policy, the host's targets, rendering.
+
+One :class:`Panel` is built by :func:`calibration_policy_ui.create_router` and closed over by
+every route, so a route is a few lines: read the request, ask the core, render.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi.templating import Jinja2Templates
+from starlette.requests import Request
+from starlette.responses import Response
+
+from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.humanize import fmt_count, fmt_num
+from calibration_policy.target import Target
+
+from .errors import PanelError
+from .security import CSRF_FIELD, Signer, csrf_token, set_csrf_cookie
+from .static_files import asset_url
+
+ROUTE_PREFIX = "calibration_policy_ui."
+DEFAULT_BASE_TEMPLATE = "calibration_policy_ui/base.html"
+HTML_HEADERS = {
+    "Cache-Control": "no-store",  # live state and a CSRF token: never from a cache
+    "X-Frame-Options": "DENY",  # the force-apply button must not be clickable through a frame
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+PolicySource = CalibrationUpdatePolicy | Callable[[], CalibrationUpdatePolicy]
+TemplatesArg = jinja2.BaseLoader | Jinja2Templates | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+
+
+def fmt_value(value: float | None) -> str:
+    """A multiplier as a trader reads it: ``1.043``, ``1.08``; a dash when there is none."""
+    return "–" if value is None else fmt_num(value, 3)
+
+
+def fmt_time(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "–"
+
+
+def build_templates(templates: TemplatesArg) -> Jinja2Templates:
+    """Our templates behind the host's: the host's loader is asked first, so its base layout
+    and any template it puts at ``calibration_policy_ui/<name>.html`` win over ours.
+
+    Autoescaping is always on in this environment, whatever the host's own setting.
+    """
+    ours = jinja2.PackageLoader("calibration_policy_ui", "templates")
+    host_env: jinja2.Environment | None = None
+    processors: list[Callable[[Request], dict[str, Any]]] = []
+    if isinstance(templates, Jinja2Templates):
+        host_env, processors = templates.env, list(templates.context_processors)
+        host_loader = host_env.loader
+    elif isinstance(templates, jinja2.BaseLoader):
+        host_loader = templates
+    elif templates is None:
+        host_loader = None
+    else:
+        host_loader = jinja2.FileSystemLoader(templates)
+    loader = jinja2.ChoiceLoader([host_loader, ours]) if host_loader is not None else ours
+    env = jinja2.Environment(loader=loader, autoescape=True)
+    if host_env is not None:  # the host's base layout may use its own globals and filters
+        env.globals.update(host_env.globals)
+        env.filters.update(host_env.filters)
+        env.tests.update(host_env.tests)
+    env.filters.update(cp_value=fmt_value, cp_time=fmt_time, cp_count=fmt_count)
+    return Jinja2Templates(env=env, context_processors=processors)
+
+
+@dataclass(frozen=True)
+class Panel:
+    history_dir: Path | None
+    archive_dir: Path | None
+    suggestions_dir: Path | None
+    policy_source: PolicySource
+    target_for: Callable[[str], Target]
+    templates: Jinja2Templates
+    base_template: str
+    signer: Signer
+    trusted_origins: frozenset[str]
+    current_user: Callable[[Request], str | None] | None = None
+
+    def policy(self) -> CalibrationUpdatePolicy:
+        """The policy in force *now*: a callable is asked on every request, so an edited TOML shows at once."""
+        source = self.policy_source
+        try:
+            policy = source if isinstance(source, CalibrationUpdatePolicy) else source()
+        except CalibrationPolicyError as error:
+            raise PanelError(503, f"The calibration policy cannot be loaded, so the panel cannot show it: {error}") from None
+        if not isinstance(policy, CalibrationUpdatePolicy):
+            raise PanelError(503, "The host gave the panel something that is not a calibration policy.")
+        return policy
+
+    def target(self, underlying: str) -> Target:
+        """The host's live config for ``underlying``; a host failure becomes a plain 409."""
+        try:
+            return self.target_for(underlying)
+        except CalibrationPolicyError:
+            raise
+        except (ValueError, LookupError, OSError) as error:
+            raise PanelError(409, f"The live config for {underlying} cannot be opened: {error}") from None
+
+    def user(self, request: Request) -> str | None:
+        """Who is signed in, as the host knows it (used as the reviewer's name)."""
+        return self.current_user(request) if self.current_user is not None else None
+
+    def link(self, request: Request, name: str, query: Mapping[str, Any] | None = None, **path_params: Any) -> str:
+        """The path of one of our routes (prefix included), with an optional query string."""
+        path = request.url_for(ROUTE_PREFIX + name, **path_params).path
+        pairs = {k: v for k, v in (query or {}).items() if v is not None}
+        return f"{path}?{urlencode(pairs)}" if pairs else path
+
+    def render(self, request: Request, name: str, context: Mapping[str, Any], status: int = 200) -> Response:
+        token = csrf_token(request, self.signer)
+        full = {
+            "base_template": self.base_template,
+            "active_page": "calibration",
+            "csrf_field": CSRF_FIELD,
+            "csrf_token": token,
+            "asset": lambda file: asset_url(request, file),
+            "link": lambda route, query=None, **params: self.link(request, route, query, **params),
+            **context,
+        }
+        response = self.templates.TemplateResponse(request, name, full, status_code=status, headers=HTML_HEADERS)
+        set_csrf_cookie(request, response, token)
+        return response
+
+    def render_error(self, request: Request, status: int, message: str) -> Response:
+        return self.render(request, "calibration_policy_ui/error.html", {"status": status, "message": message}, status)

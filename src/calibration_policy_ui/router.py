@@ -1,0 +1,109 @@
+"""``create_router(...)``: the calibration panel as routes a host adds to the app it already has.
+
+    app.include_router(create_router(target_for=..., dependencies=[Depends(require_login)]),
+                       prefix="/calibration")
+
+Everything the panel needs comes in as arguments (data folders, the policy, the host's live
+config per underlying, its auth, its templates), so the host stays in charge and the core
+library never imports this package.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from fastapi import APIRouter
+from starlette.requests import Request
+
+from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy.target import Target
+
+from .api import add_api_routes
+from .errors import panel_route_class
+from .pages import add_page_routes
+from .panel import DEFAULT_BASE_TEMPLATE, Panel, PolicySource, TemplatesArg, build_templates
+from .security import SECRET_ENV, Signer
+
+PathArg = str | os.PathLike[str] | None
+
+
+def _path(value: PathArg) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+def create_router(
+    *,
+    target_for: Callable[[str], Target],
+    history_dir: PathArg = None,
+    archive_dir: PathArg = None,
+    suggestions_dir: PathArg = None,
+    policy: PolicySource | None = None,
+    dependencies: Sequence[Any] = (),
+    templates: TemplatesArg = None,
+    base_template: str = DEFAULT_BASE_TEMPLATE,
+    current_user: Callable[[Request], str | None] | None = None,
+    secret: str | bytes | None = None,
+    trusted_origins: Sequence[str] = (),
+) -> APIRouter:
+    """Build the panel's router.
+
+    - ``target_for(underlying) -> Target``: the host's live config for a symbol.
+    - ``history_dir`` / ``archive_dir`` / ``suggestions_dir``: the core's folders (``None``: the
+      core's defaults and environment variables, as the CLI uses them).
+    - ``policy``: a policy, or a zero-argument callable asked on every request so an edited
+      TOML shows at once; default: ``CalibrationUpdatePolicy.load`` next to the history folder.
+    - ``dependencies``: the host's ``Depends(...)`` for auth; applied to every route.
+    - ``templates``: the host's ``Jinja2Templates``, Jinja loader, or template folder(s); asked
+      before ours, so the host's layout and any ``calibration_policy_ui/*.html`` override win.
+    - ``base_template``: the host layout the panel extends; it needs a ``content`` block.
+    - ``current_user(request)``: the signed-in user's name, recorded as the reviewer.
+    - ``secret``: signs the CSRF and flash cookies; set it (or ``$CALIBRATION_PANEL_SECRET``)
+      when several worker processes serve the app, otherwise each has its own.
+    - ``trusted_origins``: extra ``https://host`` origins allowed to POST (behind a proxy that
+      rewrites ``Host``).
+    """
+    if not callable(target_for):
+        raise TypeError("target_for must be a function that returns the live config (a Target) for an underlying.")
+    data_dir = Path(history_dir).parent if history_dir is not None else Path("data")
+    panel = Panel(
+        history_dir=_path(history_dir),
+        archive_dir=_path(archive_dir),
+        suggestions_dir=_path(suggestions_dir),
+        policy_source=policy if policy is not None else (lambda: CalibrationUpdatePolicy.load(data_dir=data_dir)),
+        target_for=target_for,
+        templates=build_templates(templates),
+        base_template=base_template,
+        signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
+        trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins),
+        current_user=current_user,
+    )
+    router = APIRouter(dependencies=list(dependencies), route_class=panel_route_class(panel.render_error))
+    add_page_routes(router, panel)
+    add_api_routes(router, panel)
+    return router
+
+
+@dataclass(frozen=True)
+class PanelPlugin:
+    """What the ``calibration_policy_ui`` entry point names: call it to get the router.
+
+    A host that discovers UI plugins in a loop can use ``title`` for its navigation and
+    ``prefix`` as the default mount point::
+
+        for ep in entry_points(group="calibration_policy_ui"):
+            plugin = ep.load()
+            app.include_router(plugin(target_for=..., dependencies=auth), prefix=plugin.prefix)
+    """
+
+    name: str = "calibration"
+    title: str = "Calibration"
+    prefix: str = "/calibration"
+
+    def __call__(self, **options: Any) -> APIRouter:
+        return create_router(**options)
+
+
+plugin = PanelPlugin()
