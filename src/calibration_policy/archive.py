@@ -17,7 +17,7 @@ from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .durable import atomic_replace, create_exclusive, dumps, read_json
+from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import HistoryError
 from .naming import check_record_id, utc_stamp
 from .target import Snapshot, Target
@@ -102,12 +102,12 @@ class Archive:
             raise HistoryError(f"Cannot create the archive folder {self.directory}: {error.strerror}.") from None
         stamp = utc_stamp(entry.at)
         names = (f"{stamp}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
-        path = create_exclusive(self.directory, names, dumps(entry.model_dump(mode="json", exclude={"change_id"})))
+        path = create_exclusive(self.directory, names, dumps_model(entry, exclude={"change_id"}))
         return entry.model_copy(update={"change_id": path.stem})
 
     def mark(self, entry: ArchiveEntry, status: str) -> ArchiveEntry:
         done = entry.model_copy(update={"status": status})
-        atomic_replace(self.directory / f"{entry.change_id}.json", dumps(done.model_dump(mode="json", exclude={"change_id"})))
+        atomic_replace(self.directory / f"{entry.change_id}.json", dumps_model(done, exclude={"change_id"}))
         return done
 
     def reconcile(self, target: Target, current: Snapshot) -> list[ArchiveEntry]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,15 +54,25 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(directory: Path, payload: bytes) -> Path:
-    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+def dumps_model(model: Any, exclude: set[str] | None = None) -> bytes:
+    """:func:`dumps` for a pydantic model; NaN is caught *before* JSON mode would turn it into null."""
+    bad = find_non_finite(model.model_dump(exclude=exclude))
+    if bad:
+        raise InvalidRunError(f"{bad} is not a finite number (NaN or infinity); nothing was written.")
+    return dumps(model.model_dump(mode="json", exclude=exclude))
+
+
+def _write_temp(directory: Path, payload: bytes, mode: int = 0o666) -> Path:
+    # Not mkstemp: its 0600 would make run files unreadable to a panel or backup running as another user.
+    name = directory / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        name.unlink(missing_ok=True)
         raise
     return Path(name)
 
@@ -75,7 +85,13 @@ def _os_error(action: str, path: Path, error: OSError) -> CalibrationPolicyError
 def atomic_replace(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path``, replacing any old content atomically."""
     try:
-        temp = _write_temp(path.parent, payload)
+        try:
+            mode = os.stat(path).st_mode & 0o7777  # a replaced config keeps its permissions
+        except FileNotFoundError:
+            mode = 0o666
+        temp = _write_temp(path.parent, payload, mode)
+        if mode != 0o666:
+            os.chmod(temp, mode)
         try:
             os.replace(temp, path)
         except BaseException:

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 
 from pydantic import ValidationError
 
-from .durable import atomic_replace, create_exclusive, dumps, find_non_finite, read_json, sweep_orphans
+from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, read_json, sweep_orphans
 from .errors import HistoryError, InvalidRunError
 from .index import RunIndex
 from .models import CalibrationRun
@@ -69,7 +69,7 @@ class HistoryStore:
 
     def record(self, run: CalibrationRun) -> CalibrationRun:
         """Store a new run durably and return it with its ``run_id`` (the file name stem)."""
-        payload = dumps(run.model_dump(mode="json", exclude={"run_id"}))
+        payload = dumps_model(run, exclude={"run_id"})
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -88,7 +88,7 @@ class HistoryStore:
         if not path.exists():
             raise HistoryError(f"Run {run.run_id} is not in {self.directory}; record it first.")
         try:
-            atomic_replace(path, dumps(run.model_dump(mode="json", exclude={"run_id"})))
+            atomic_replace(path, dumps_model(run, exclude={"run_id"}))
         except ValueError as error:
             raise HistoryError(str(error)) from None
 

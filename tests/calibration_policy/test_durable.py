@@ -197,11 +197,6 @@ def umask_022():
     os.umask(old)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: durable._write_temp uses tempfile.mkstemp (mode 0600) and the file is linked into place "
-    "as is, so run files are unreadable to any other user (e.g. a UI or backup process), ignoring the umask",
-)
 def test_recorded_run_files_follow_the_umask(tmp_path, make_result, umask_022):
     from calibration_policy import record_calibration_result
 
@@ -211,11 +206,6 @@ def test_recorded_run_files_follow_the_umask(tmp_path, make_result, umask_022):
     assert oct(os.stat(tmp_path / "runs" / f"{run.run_id}.json").st_mode & 0o777) == oct(os.stat(plain).st_mode & 0o777)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: durable.atomic_replace swaps in a mkstemp file (mode 0600), so rewriting the host's live "
-    "config silently changes its permissions from e.g. 0644 to 0600",
-)
 def test_atomic_replace_keeps_the_files_permissions(tmp_path, umask_022):
     target = tmp_path / "vol_surface.json"
     target.write_text('{"iv_multiplier": 1.0}')

@@ -570,12 +570,6 @@ def test_save_writes_the_decision_back(history_dir, record_series):
     assert len(run_files(history_dir)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: HistoryStore.save (history.py) calls dumps(run.model_dump(mode='json')); pydantic's JSON mode "
-    "has already turned NaN inside free-form fields (decision, host metrics) into null, so dumps' NaN check never "
-    "fires and the value is silently lost",
-)
 def test_save_refuses_nan_in_free_form_fields(history_dir, record_series):
     (run,) = record_series(history_dir, 1)
     path = history_dir / f"{run.run_id}.json"
