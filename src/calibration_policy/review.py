@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .apply import apply_values
 from .archive import Archive, ArchiveEntry, now_utc, resolve_archive_dir
-from .durable import atomic_replace, create_exclusive, dumps, read_json
+from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import ReviewError
 from .naming import check_record_id, utc_stamp
 from .plugins import get_domain
@@ -109,7 +109,7 @@ class ReviewStore:
         return found
 
     def _save(self, item: Suggestion) -> None:
-        atomic_replace(self._path(item.suggestion_id), dumps(item.model_dump(mode="json", exclude={"suggestion_id"})))
+        atomic_replace(self._path(item.suggestion_id), dumps_model(item, exclude={"suggestion_id"}))
 
     def propose(self, item: Suggestion) -> Suggestion:
         """Store a new pending suggestion; older pending ones for the same target expire."""
@@ -117,15 +117,26 @@ class ReviewStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = utc_stamp(item.created_at)
         names = (f"{stamp}_{item.target}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
-        path = create_exclusive(self.directory, names, dumps(item.model_dump(mode="json", exclude={"suggestion_id"})))
+        path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
         item = item.model_copy(update={"suggestion_id": path.stem})
-        for older in self.all(target=item.target, status="pending"):
-            if older.suggestion_id != item.suggestion_id:
-                self._transition(older.suggestion_id, lambda s: s.model_copy(update={
-                    "status": "expired", "reviewed_at": now_utc(),
-                    "expired_reason": f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
-                }), allow_done=True)
+        self.expire_pending(item.target, f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
+                            older_than=item)
         return item
+
+    def expire_pending(self, target: str, reason: str, older_than: Suggestion | None = None) -> list[Suggestion]:
+        """Expire the target's pending suggestions (only those older than ``older_than``, if given).
+
+        Only older ones: two suggestions proposed at the same moment must not expire each other.
+        """
+        expired = []
+        for pending in self.all(target=target, status="pending"):
+            if older_than is not None and (pending.created_at, pending.suggestion_id) >= (older_than.created_at, older_than.suggestion_id):
+                continue
+            done = self._transition(pending.suggestion_id, lambda s: s.model_copy(update={
+                "status": "expired", "reviewed_at": now_utc(), "expired_reason": reason}), allow_done=True)
+            if done.status == "expired":
+                expired.append(done)
+        return expired
 
     def _transition(self, suggestion_id: str, change, allow_done: bool = False) -> Suggestion:
         try:
@@ -213,21 +224,25 @@ def _notes(notes: object) -> str | None:
 
 
 def rollback(target: Target, to: str, *, archive_dir: str | os.PathLike[str] | None = None,
-             actor: str = "user", domain: str = "vol_surface") -> ArchiveEntry:
+             actor: str = "user", domain: str | None = None) -> ArchiveEntry:
     """Make an archived value set live again; the rollback is itself a recorded, archived change.
 
     ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
-    for the config as it was before the first recorded change.
+    for the config as it was before the first recorded change. ``domain`` defaults to the
+    domain of the target's archived changes, so the reason says "weights" or "IV multipliers".
     """
     actor = _who(actor)
     periods = Archive(archive_dir, target.name).periods()
     wanted = None if to == "original" else check_record_id(to, "change id")
+    if domain is None:
+        domain = periods[-1].change.domain if periods and periods[-1].change else "vol_surface"
+    what = get_domain(domain).parameter_label_plural
     for period in periods:
         if (period.change.change_id if period.change else None) == wanted:
-            label = period.since.strftime("%Y-%m-%d %H:%M UTC") if period.since else "before records began"
+            label = f"the {what} of {period.since:%Y-%m-%d %H:%M UTC}" if period.since else f"the original {what}"
             return apply_values(
                 target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback",
-                reason=f"Applied: rolled back to the values of {label} by {actor}", actor=actor, domain=domain,
+                reason=f"Applied: rolled back to {label} by {actor}", actor=actor, domain=domain,
                 underlying=period.change.underlying if period.change else None,
             )
     known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"
