@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.humanize import fmt_count, fmt_num
+from calibration_policy.humanize import fmt_count
 from calibration_policy.target import Target
 
 from .errors import PanelError
@@ -41,8 +41,8 @@ TemplatesArg = jinja2.BaseLoader | Jinja2Templates | str | os.PathLike[str] | Se
 
 
 def fmt_value(value: float | None) -> str:
-    """A multiplier as a trader reads it: ``1.043``, ``1.08``; a dash when there is none."""
-    return "–" if value is None else fmt_num(value, 3)
+    """A multiplier with three decimals (``1.043``, ``1.080``) so columns line up; a dash for none."""
+    return "–" if value is None else f"{value:,.3f}"
 
 
 def fmt_time(moment: Any) -> str:
