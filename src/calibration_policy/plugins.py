@@ -19,6 +19,7 @@ DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.smoothers",
     "calibration_policy.default_plugins.rules",
     "calibration_policy.default_plugins.domains",
+    "calibration_policy.default_plugins.scoring_weights",
 )
 
 _lock = threading.Lock()

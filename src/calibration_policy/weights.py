@@ -29,7 +29,7 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
@@ -463,26 +463,30 @@ class WeightsAnalysis:
         }
 
     def text(self) -> str:
-        """The analysis as a terminal table, with the rationale and the estimated improvement."""
-        lines = [self.message, ""]
-        header = f"{'Factor':<8} {'Corr':>6} {'Win avg':>8} {'Loss avg':>8} {'Predictive':>10} {'Current':>8}"
-        if self.suggested:
-            header += f" {'Suggested':>9} {'Change':>8}  Rationale"
-        lines.append(header)
-        for row in self.rows():
-            avg = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-            line = (f"{row['factor']:<8} {row['correlation']:>6.2f} {avg(row['winners_avg']):>8} {avg(row['losers_avg']):>8} "
-                    f"{'yes' if row['is_predictive'] else 'no':>10} {row['current_weight']:>8.4f}")
-            if self.suggested:
-                line += f" {row['suggested_weight']:>9.4f} {row['change']:>+8.4f}  {row['rationale']}"
-            lines.append(line)
-        notes = [s.note for s in self.factors if s.note]
-        lines += [f"Note: {note}." for note in notes]
-        if self.adjustments:
-            lines.append("Adjusted: " + "; ".join(self.adjustments) + ".")
-        if self.improvement:
-            lines += ["", "Estimated improvement: " + self.improvement.text()]
-        return "\n".join(lines)
+        return analysis_text(self.to_dict())
+
+
+def analysis_text(analysis: Mapping[str, Any]) -> str:
+    """An analysis (``WeightsAnalysis.to_dict()``, as stored in runs and suggestions) as a terminal table."""
+    suggested = analysis.get("suggested_weights")
+    lines = [str(analysis.get("message", "")), ""]
+    header = f"{'Factor':<8} {'Corr':>6} {'Win avg':>8} {'Loss avg':>8} {'Predictive':>10} {'Current':>8}"
+    if suggested:
+        header += f" {'Suggested':>9} {'Change':>8}  Rationale"
+    lines.append(header)
+    avg = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    for row in analysis.get("factors", []):
+        line = (f"{row['factor']:<8} {row['correlation']:>6.2f} {avg(row['winners_avg']):>8} {avg(row['losers_avg']):>8} "
+                f"{'yes' if row['is_predictive'] else 'no':>10} {row['current_weight']:>8.4f}")
+        if suggested:
+            line += f" {row['suggested_weight']:>9.4f} {row['change']:>+8.4f}  {row['rationale']}"
+        lines.append(line)
+    lines += [f"Note: {row['note']}." for row in analysis.get("factors", []) if row.get("note")]
+    if analysis.get("adjustments"):
+        lines.append("Adjusted: " + "; ".join(analysis["adjustments"]) + ".")
+    if analysis.get("estimated_improvement"):
+        lines += ["", "Estimated improvement: " + analysis["estimated_improvement"]["text"]]
+    return "\n".join(lines)
 
 
 def analyze_trades(trades: TradesInput, current_weights: Mapping[str, float], *, min_trades: int = DEFAULT_MIN_TRADES,
@@ -783,3 +787,16 @@ def run_auto(trades: TradesInput, target: Target, settings: AutoSettings | None 
     ReviewStore(suggestions_dir).expire_pending(
         target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it")
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
+
+
+def as_of_moment(text: str) -> datetime:
+    """``2025-12-01`` means the end of that UTC day (what was live when it closed); a full ISO
+    time such as ``2025-12-01T14:00Z`` means that moment (UTC when no zone is given)."""
+    try:
+        if len(text.strip()) == 10:
+            day = datetime.strptime(text.strip(), "%Y-%m-%d").date()
+            return datetime.combine(day, datetime.max.time(), tzinfo=timezone.utc)
+        moment = datetime.fromisoformat(text.strip())
+    except (ValueError, AttributeError):
+        raise WeightsError(f"{text!r:.40} is not a date; use YYYY-MM-DD, or an ISO time such as 2025-12-01T14:00Z.") from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
