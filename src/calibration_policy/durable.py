@@ -90,16 +90,23 @@ def atomic_replace(path: Path, payload: bytes) -> None:
         except FileNotFoundError:
             mode = 0o666
         temp = _write_temp(path.parent, payload, mode)
-        if mode != 0o666:
-            os.chmod(temp, mode)
         try:
+            if mode != 0o666:
+                os.chmod(temp, mode)
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        fsync_dir(path.parent)
     except OSError as error:
         raise _os_error("write", path, error) from error
+    try:
+        fsync_dir(path.parent)
+    except OSError as error:  # the new content is already in place: say so, never "nothing was changed"
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise CalibrationPolicyError(
+            f"Wrote {path}, but could not flush its folder to disk ({reason}); the new content is in place "
+            "but may not survive a power cut."
+        ) from error
 
 
 def create_exclusive(directory: Path, names: Iterator[str], payload: bytes) -> Path:
@@ -119,7 +126,11 @@ def create_exclusive(directory: Path, names: Iterator[str], payload: bytes) -> P
                 os.link(temp, target)
             except FileExistsError:
                 continue
-            fsync_dir(directory)
+            try:
+                fsync_dir(directory)
+            except OSError:
+                target.unlink(missing_ok=True)  # undo, so "nothing was changed" stays true
+                raise
             return target
         raise CalibrationPolicyError(f"No free file name left in {directory}.")
     except OSError as error:
