@@ -197,7 +197,7 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
         return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
 
     @router.get("/api/as-of", name="calibration_policy_ui.api_as_of", response_model=AsOfOut, **api)
-    def api_as_of(underlying: Symbol, at: Annotated[str, Query(min_length=4, max_length=40,
+    def api_as_of(underlying: Symbol, at: Annotated[str, Query(min_length=1, max_length=40,
                                                                description="ISO date/time; UTC when no zone is given.")]) -> Any:
         """What was live at a moment, from the archive of changes."""
         symbol = known_underlying(underlying)

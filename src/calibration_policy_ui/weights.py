@@ -1,0 +1,574 @@
+"""The "Scoring weights" tab and its JSON API: ``create_weights_router(...)``.
+
+The page shows the live weights, what the trades say about each factor, the suggestion waiting
+for review (suggested vs live, change, rationale, estimated improvement) with approve / modify /
+reject, and every weight set that was live, with rollback and "what was live on date X".
+
+Everything goes through the core (:mod:`calibration_policy.weights`, the review store, the
+archive), so the tab, the CLI and auto mode can never disagree. It reuses the calibration
+panel's pieces — its :class:`Panel` (templates, base layout, signer), CSRF check, flash
+messages and error-catching route class — so it looks and behaves like the rest of the panel.
+Every form works without JavaScript; ``weights.js`` only shows the running sum of the weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal, Sequence
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import NoMatchFound
+
+from calibration_policy.archive import Archive, Period
+from calibration_policy.default_plugins.scoring_weights import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
+from calibration_policy.errors import CalibrationPolicyError, ReviewError
+from calibration_policy.review import ReviewStore, Suggestion, rollback
+from calibration_policy.status import last_updated
+from calibration_policy.target import JsonFileTarget
+from calibration_policy.weights import (
+    DEFAULT_TRADES_FILE,
+    TRADING_THRESHOLD,
+    WeightsSettings,
+    analyze_trades,
+    as_of_moment,
+    live_weights,
+    load_weights_settings,
+    suggest_weights,
+)
+
+from .errors import API_TAG, PanelError, panel_route_class
+from .panel import DEFAULT_BASE_TEMPLATE, Panel, TemplatesArg, build_templates
+from .security import SECRET_ENV, Signer, check_csrf, clear_flash, csrf_token, read_flash, set_csrf_cookie, set_flash
+from .static_files import serve_asset
+
+PathArg = str | os.PathLike[str] | None
+SettingsArg = WeightsSettings | Callable[[], WeightsSettings] | str | os.PathLike[str] | None
+NO_STORE = {"Cache-Control": "no-store"}
+HISTORY_SHOWN = 50
+Text = Annotated[str, Form(max_length=100)]
+Notes = Annotated[str, Form(max_length=2000)]
+REVIEWED_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class WeightsTab:
+    """The tab's own settings, next to the panel it shares."""
+
+    panel: Panel
+    weights_path: Path
+    trades_path: Path
+    settings_source: Callable[[], WeightsSettings]
+
+    def settings(self) -> WeightsSettings:
+        try:
+            return self.settings_source()
+        except CalibrationPolicyError as error:
+            raise PanelError(503, f"The weights settings cannot be loaded: {error}") from None
+
+    def target(self) -> JsonFileTarget:
+        return weights_target(path=self.weights_path)
+
+    def store(self) -> ReviewStore:
+        return ReviewStore(self.panel.suggestions_dir)
+
+    def archive(self) -> Archive:
+        return Archive(self.panel.archive_dir, self.target().name)
+
+    def reviewer(self, request: Request, given: str | None) -> str:
+        """The signed-in user if the host knows one, else the name typed in the form."""
+        return self.panel.user(request) or (given or "")
+
+
+# -- what the page shows ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeightRow:
+    factor: str
+    value: float
+    last_updated: datetime | None
+
+
+@dataclass
+class WeightsPage:
+    target_name: str
+    path: str
+    settings: WeightsSettings
+    current: list[WeightRow] = field(default_factory=list)
+    current_error: str | None = None
+    analysis: dict[str, Any] | None = None
+    analysis_error: str | None = None
+    pending: list[Suggestion] = field(default_factory=list)
+    reviewed: list[Suggestion] = field(default_factory=list)
+    periods: list[Period] = field(default_factory=list)
+    as_of: "AsOfView | None" = None
+
+    @property
+    def live(self) -> dict[str, float]:
+        return {row.factor: row.value for row in self.current}
+
+
+@dataclass(frozen=True)
+class AsOfView:
+    asked: str
+    period: Period | None
+    message: str
+
+
+def _as_of_view(tab: WeightsTab, asked: str) -> AsOfView:
+    moment = as_of_moment(asked)
+    period = tab.archive().as_of(moment)
+    if period is None:
+        return AsOfView(asked, None, f"No weights change has been recorded, so the archive cannot say what was live on {asked}; "
+                                     "the live weights above have been in place since before records began.")
+    since = f"{period.since:%Y-%m-%d %H:%M UTC}" if period.since else "before records began"
+    until = f"until {period.until:%Y-%m-%d %H:%M UTC}" if period.until else "and still are"
+    return AsOfView(asked, period, f"Live at {moment:%Y-%m-%d %H:%M UTC}: these weights, live from {since} {until}.")
+
+
+def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage:
+    """Each part is read on its own, so a broken trades file still shows the live weights and history."""
+    settings = tab.settings()
+    target = tab.target()
+    view = WeightsPage(target.name, str(tab.weights_path), settings)
+    archive = tab.archive()
+    changes = archive.entries()
+    try:
+        live = live_weights(target)
+        view.current = [WeightRow(f, live[f], last_updated(changes, f, live[f])) for f in FACTORS]
+    except CalibrationPolicyError as error:
+        view.current_error = str(error)
+    if view.current_error is None:
+        try:
+            view.analysis = analyze_trades(tab.trades_path, live, min_trades=settings.policy.min_sample_size).to_dict()
+        except CalibrationPolicyError as error:
+            view.analysis_error = str(error)
+    suggestions = tab.store().all(target=target.name)
+    view.pending = [s for s in reversed(suggestions) if s.status == "pending"]
+    view.reviewed = [s for s in reversed(suggestions) if s.status != "pending"][:REVIEWED_SHOWN]
+    view.periods = list(reversed(archive.periods()))[:HISTORY_SHOWN]
+    if as_of:
+        view.as_of = _as_of_view(tab, as_of)
+    return view
+
+
+def factor_rows(suggestion: Suggestion, live: dict[str, float]) -> list[dict[str, Any]]:
+    """Suggested vs live weight per factor, with the analysis' rationale stored with the suggestion."""
+    analysed = {row["factor"]: row for row in (suggestion.details.get("analysis") or {}).get("factors", [])}
+    rows = []
+    for factor in FACTORS:
+        suggested, now = suggestion.values.get(factor), live.get(factor, suggestion.current_values.get(factor))
+        rows.append({"factor": factor, "live": now, "suggested": suggested,
+                     "change": None if suggested is None or now is None else suggested - now,
+                     "rationale": analysed.get(factor, {}).get("rationale"), **{
+                         k: analysed.get(factor, {}).get(k) for k in ("correlation", "winners_avg", "losers_avg", "is_predictive")}})
+    return rows
+
+
+# -- JSON shapes -----------------------------------------------------------------------------------
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="One plain-English sentence saying what is wrong.")
+
+
+class SuggestionOut(BaseModel):
+    suggestion_id: str
+    status: Literal["pending", "approved", "rejected", "modified", "expired"]
+    created_at: datetime
+    values: dict[str, float] = Field(description="The suggested weights.")
+    current_values: dict[str, float] = Field(description="The live weights when it was made.")
+    reason: str
+    run_id: str | None
+    reviewed_at: datetime | None
+    reviewer: str | None
+    notes: str | None
+    applied_values: dict[str, float] | None
+    applied_at: datetime | None
+    change_id: str | None
+    expired_reason: str | None
+    analysis: dict[str, Any] | None = Field(description="Per-factor statistics, rationale and estimated improvement.")
+
+    @classmethod
+    def of(cls, item: Suggestion) -> "SuggestionOut":
+        data = item.model_dump(include=set(cls.model_fields) - {"analysis"})
+        return cls(**data, analysis=item.details.get("analysis"))
+
+
+class PeriodOut(BaseModel):
+    values: dict[str, float]
+    since: datetime | None = Field(description="Null: before records began.")
+    until: datetime | None = Field(description="Null: still live.")
+    change_id: str | None = Field(description="The change that made it live (roll back to it by this id); null: the original.")
+    kind: str | None
+    actor: str | None
+    reason: str | None
+    suggestion_id: str | None
+    run_id: str | None
+
+    @classmethod
+    def of(cls, period: Period) -> "PeriodOut":
+        change = period.change
+        return cls(values=period.values, since=period.since, until=period.until,
+                   change_id=change.change_id if change else None, kind=change.kind if change else None,
+                   actor=change.actor if change else None, reason=change.reason if change else None,
+                   suggestion_id=change.suggestion_id if change else None, run_id=change.run_id if change else None)
+
+
+class WeightsOut(BaseModel):
+    target: str
+    file: str
+    current: dict[str, float] | None
+    current_error: str | None = Field(description="Why the live weights could not be read, if they could not.")
+    last_updated: dict[str, datetime | None]
+    pending: list[SuggestionOut]
+    policy: str = Field(description="The weights policy in plain English.")
+    auto: dict[str, Any] = Field(description="The auto-mode settings.")
+
+
+class TradeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wallet_score: float
+    cluster_score: float
+    token_score: float
+    context_score: float
+    pnl: float
+    win: bool
+    closed_at: datetime | None = None
+
+
+class AnalyzeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_trades: int = Field(100, ge=0, le=10_000_000)
+    threshold: float = Field(TRADING_THRESHOLD, gt=0, le=1)
+    trades: list[TradeIn] | None = Field(None, max_length=1_000_000,
+                                         description="Trades to analyse; default: the panel's trades file.")
+
+
+class SuggestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(TRADING_THRESHOLD, gt=0, le=1)
+
+
+class ApplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    suggestion_id: str = Field(min_length=1, max_length=128)
+    weights: dict[str, float] | None = Field(None, description="Your own weights (modify); omit to approve as suggested.")
+    notes: str | None = Field(None, max_length=2000)
+    reviewer: str | None = Field(None, max_length=100, description="Ignored when the host knows who is signed in.")
+
+
+class RejectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    notes: str | None = Field(None, max_length=2000)
+    reviewer: str | None = Field(None, max_length=100)
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(min_length=1, max_length=128, description="A change id from the history, or 'original'.")
+    reviewer: str | None = Field(None, max_length=100)
+
+
+class OutcomeOut(BaseModel):
+    action: str
+    message: str
+    suggestion_id: str | None
+    run_id: str | None
+    analysis: dict[str, Any] | None
+
+
+class ChangeOut(BaseModel):
+    change_id: str
+    reason: str
+    values: dict[str, float]
+    previous_values: dict[str, float]
+
+
+class AsOfOut(BaseModel):
+    at: datetime
+    period: PeriodOut | None
+    message: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 403, 404, 409, 503)}
+
+
+# -- routes ----------------------------------------------------------------------------------------
+
+
+def _pending(tab: WeightsTab, suggestion_id: str) -> Suggestion:
+    """The suggestion, if it belongs to this tab and still waits; a processed one is a 409."""
+    item = tab.store().get(suggestion_id)
+    if item.target != tab.target().name:
+        raise PanelError(404, f"Suggestion {suggestion_id} is not a scoring-weights suggestion.")
+    if item.status != "pending":
+        raise PanelError(409, f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
+    return item
+
+
+def _review(tab: WeightsTab, suggestion_id: str, action: str, reviewer: str, notes: str | None,
+            weights: dict[str, Any] | None = None) -> Suggestion:
+    _pending(tab, suggestion_id)
+    store, panel = tab.store(), tab.panel
+    dirs = {"archive_dir": panel.archive_dir, "history_dir": panel.history_dir}
+    try:
+        if action == "reject":
+            return store.reject(suggestion_id, reviewer=reviewer, notes=notes)
+        if action == "modify":
+            return store.modify(suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
+        return store.approve(suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
+    except ReviewError as error:
+        if "already" in str(error):  # lost a race with another reviewer after the check above
+            raise PanelError(409, str(error)) from None
+        raise
+
+
+def _weights_text(values: dict[str, float]) -> str:
+    return ", ".join(f"{f} {values[f]:.4f}" for f in FACTORS if f in values)
+
+
+def _form_weights(form: dict[str, str]) -> dict[str, float]:
+    """The four typed weights as numbers; the domain then checks range and sum."""
+    values = {}
+    for factor in FACTORS:
+        text = (form.get(factor) or "").strip()
+        try:
+            values[factor] = float(text)
+        except ValueError:
+            raise PanelError(400, f"{factor} weight must be a number, not {text!r:.40}.") from None
+        if not math.isfinite(values[factor]):
+            raise PanelError(400, f"{factor} weight must be a finite number, not {text!r:.40}.")
+    return values
+
+
+def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
+    panel = tab.panel
+
+    async def csrf(request: Request) -> None:
+        await check_csrf(request, panel.signer, panel.trusted_origins)
+
+    def page(request: Request, as_of: str | None = None, error: dict[str, Any] | None = None, status: int = 200) -> Response:
+        view = build_weights_page(tab, as_of)
+        try:
+            calibration = panel.link(request, "panel")
+        except NoMatchFound:  # the tab is mounted without the rest of the panel
+            calibration = None
+        context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
+                   "factor_rows": factor_rows, "error": error, "calibration_link": calibration, "active_page": "weights"}
+        response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
+        clear_flash(request, response)
+        return response
+
+    def done(request: Request, message: str) -> Response:
+        response = RedirectResponse(panel.link(request, "weights"), status_code=303)
+        set_flash(request, response, panel.signer, message)
+        return response
+
+    html = {"response_class": HTMLResponse, "include_in_schema": False}
+    post = {"dependencies": [Depends(csrf)], "include_in_schema": False}
+
+    @router.get("/weights/", name="calibration_policy_ui.weights", **html)
+    def show(request: Request, as_of: Annotated[str | None, Query(max_length=40)] = None) -> Response:
+        return page(request, as_of or None)
+
+    @router.post("/weights/suggest", name="calibration_policy_ui.weights_suggest", **post)
+    def suggest(request: Request) -> Response:
+        outcome = suggest_weights(tab.trades_path, tab.target(), policy=tab.settings().policy,
+                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir)
+        return done(request, outcome.message)
+
+    @router.post("/weights/suggestions/{suggestion_id}/approve", name="calibration_policy_ui.weights_approve", **post)
+    def approve(request: Request, suggestion_id: str, reviewer: Text = "", notes: Notes = "") -> Response:
+        item = _review(tab, suggestion_id, "approve", tab.reviewer(request, reviewer), notes)
+        return done(request, f"Approved: the weights are live now ({_weights_text(item.applied_values or {})}); "
+                             "the previous ones are archived.")
+
+    @router.post("/weights/suggestions/{suggestion_id}/modify", name="calibration_policy_ui.weights_modify", **post)
+    def modify(request: Request, suggestion_id: str, wallet: Text = "", cluster: Text = "", token: Text = "",
+               context: Text = "", reviewer: Text = "", notes: Notes = "") -> Response:
+        typed = {"wallet": wallet, "cluster": cluster, "token": token, "context": context}
+        try:
+            item = _review(tab, suggestion_id, "modify", tab.reviewer(request, reviewer), notes, _form_weights(typed))
+        except (PanelError, CalibrationPolicyError) as error:
+            status = error.status if isinstance(error, PanelError) else 400
+            if status == 409:
+                raise
+            message = error.message if isinstance(error, PanelError) else str(error)
+            # Show the form again with what was typed, so a wrong sum is fixed, not retyped.
+            return page(request, error={"suggestion_id": suggestion_id, "message": message, "values": typed,
+                                        "notes": notes, "reviewer": reviewer}, status=status)
+        return done(request, f"Modified and approved: the weights are live now ({_weights_text(item.applied_values or {})}); "
+                             "the previous ones are archived.")
+
+    @router.post("/weights/suggestions/{suggestion_id}/reject", name="calibration_policy_ui.weights_reject", **post)
+    def reject(request: Request, suggestion_id: str, reviewer: Text = "", notes: Notes = "") -> Response:
+        _review(tab, suggestion_id, "reject", tab.reviewer(request, reviewer), notes)
+        return done(request, f"Rejected suggestion {suggestion_id}; the live weights stay as they were.")
+
+    @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
+    def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "") -> Response:
+        entry = rollback(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer))
+        return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
+
+    # -- JSON --------------------------------------------------------------------------------------
+
+    api = {"tags": [API_TAG], "responses": ERRORS}
+
+    def ok(model: BaseModel) -> JSONResponse:
+        return JSONResponse(model.model_dump(mode="json"), headers=NO_STORE)
+
+    @router.get("/api/weights", name="calibration_policy_ui.api_weights", response_model=WeightsOut, **api)
+    def api_weights() -> Any:
+        """The live weights (with when each last changed), suggestions waiting, the policy and auto mode."""
+        view = build_weights_page(tab)
+        return ok(WeightsOut(
+            target=view.target_name, file=view.path, current=view.live or None, current_error=view.current_error,
+            last_updated={row.factor: row.last_updated for row in view.current},
+            pending=[SuggestionOut.of(s) for s in view.pending], policy=view.settings.policy.explain(),
+            auto=view.settings.auto.model_dump(mode="json"),
+        ))
+
+    @router.post("/api/weights/analyze", name="calibration_policy_ui.api_weights_analyze", dependencies=[Depends(csrf)], **api)
+    def api_analyze(body: AnalyzeIn) -> Any:
+        """Correlation, winners' and losers' averages per factor, suggested weights, estimated improvement.
+
+        Changes nothing. Without ``trades`` the panel's trades file is analysed.
+        """
+        import pandas as pd
+
+        trades: Any = tab.trades_path
+        if body.trades is not None:
+            trades = pd.DataFrame([t.model_dump() for t in body.trades], columns=list(TradeIn.model_fields))
+            if trades["closed_at"].isna().all():
+                trades = trades.drop(columns="closed_at")
+        analysis = analyze_trades(trades, live_weights(tab.target()), min_trades=body.min_trades, threshold=body.threshold)
+        return JSONResponse(analysis.to_dict(), headers=NO_STORE)
+
+    @router.post("/api/weights/suggest", name="calibration_policy_ui.api_weights_suggest", response_model=OutcomeOut,
+                 dependencies=[Depends(csrf)], **api)
+    def api_suggest(body: SuggestIn | None = None) -> Any:
+        """Analyse the trades file, record the run and leave a pending suggestion (if the policy's rules pass)."""
+        outcome = suggest_weights(tab.trades_path, tab.target(), policy=tab.settings().policy,
+                                  threshold=(body or SuggestIn()).threshold,
+                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir)
+        return ok(OutcomeOut(action=outcome.action, message=outcome.message,
+                             suggestion_id=outcome.suggestion.suggestion_id if outcome.suggestion else None,
+                             run_id=outcome.run.run_id if outcome.run else None,
+                             analysis=outcome.analysis.to_dict() if outcome.analysis else None))
+
+    @router.post("/api/weights/apply", name="calibration_policy_ui.api_weights_apply", response_model=SuggestionOut,
+                 dependencies=[Depends(csrf)], **api)
+    def api_apply(request: Request, body: ApplyIn) -> Any:
+        """Approve a suggestion as it is, or (with ``weights``) modify it: the weights go live, the old ones are archived."""
+        action = "approve" if body.weights is None else "modify"
+        return ok(SuggestionOut.of(_review(tab, body.suggestion_id, action, tab.reviewer(request, body.reviewer),
+                                           body.notes, body.weights)))
+
+    @router.post("/api/weights/reject/{suggestion_id}", name="calibration_policy_ui.api_weights_reject",
+                 response_model=SuggestionOut, dependencies=[Depends(csrf)], **api)
+    def api_reject(request: Request, suggestion_id: str, body: RejectIn | None = None) -> Any:
+        """Close a suggestion without touching the live weights."""
+        body = body or RejectIn()
+        return ok(SuggestionOut.of(_review(tab, suggestion_id, "reject", tab.reviewer(request, body.reviewer), body.notes)))
+
+    @router.get("/api/weights/suggestion/{suggestion_id}", name="calibration_policy_ui.api_weights_suggestion",
+                response_model=SuggestionOut, **api)
+    def api_suggestion(suggestion_id: str) -> Any:
+        """One suggestion, in any state, with its analysis."""
+        item = tab.store().get(suggestion_id)
+        if item.target != tab.target().name:
+            raise PanelError(404, f"Suggestion {suggestion_id} is not a scoring-weights suggestion.")
+        return ok(SuggestionOut.of(item))
+
+    @router.get("/api/weights/history", name="calibration_policy_ui.api_weights_history", response_model=list[PeriodOut], **api)
+    def api_history() -> Any:
+        """Every weight set that was live, newest first, with who changed it and why."""
+        return JSONResponse([PeriodOut.of(p).model_dump(mode="json") for p in reversed(tab.archive().periods())],
+                            headers=NO_STORE)
+
+    @router.post("/api/weights/rollback", name="calibration_policy_ui.api_weights_rollback", response_model=ChangeOut,
+                 dependencies=[Depends(csrf)], **api)
+    def api_rollback(request: Request, body: RollbackIn) -> Any:
+        """Make an archived weight set live again; the rollback is itself an archived change."""
+        entry = rollback(tab.target(), body.to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, body.reviewer))
+        return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
+                            previous_values=entry.previous_values))
+
+    @router.get("/api/weights/as-of", name="calibration_policy_ui.api_weights_as_of", response_model=AsOfOut, **api)
+    def api_as_of(at: Annotated[str, Query(min_length=4, max_length=40,
+                                           description="YYYY-MM-DD (the end of that UTC day) or an ISO time.")]) -> Any:
+        """The weights that were live at a moment."""
+        view = _as_of_view(tab, at)
+        return ok(AsOfOut(at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message))
+
+
+def create_weights_router(
+    *,
+    weights_path: PathArg = None,
+    trades_path: PathArg = None,
+    settings: SettingsArg = None,
+    panel: Panel | None = None,
+    history_dir: PathArg = None,
+    archive_dir: PathArg = None,
+    suggestions_dir: PathArg = None,
+    dependencies: Sequence[Any] = (),
+    templates: TemplatesArg = None,
+    base_template: str = DEFAULT_BASE_TEMPLATE,
+    current_user: Callable[[Request], str | None] | None = None,
+    secret: str | bytes | None = None,
+    trusted_origins: Sequence[str] = (),
+) -> APIRouter:
+    """The "Scoring weights" tab: HTML under ``/weights/``, JSON under ``/api/weights``.
+
+    - ``weights_path``: the live weights JSON (default ``data/scoring_weights.json``).
+    - ``trades_path``: the trades Parquet file analysed (default ``data/trades.parquet``).
+    - ``settings``: :class:`WeightsSettings`, a callable returning them (asked per request), or a
+      TOML path; default :func:`load_weights_settings` per request.
+    - ``panel``: the calibration panel's :class:`Panel` when the tab joins the panel's router —
+      then its folders, templates, layout, signer and user are shared and the other arguments
+      below are ignored. Without it the tab builds its own from them, exactly as
+      ``create_router`` does, and serves the panel's static files itself.
+    """
+    if isinstance(settings, WeightsSettings):
+        fixed = settings
+        source: Callable[[], WeightsSettings] = lambda: fixed  # noqa: E731
+    elif callable(settings):
+        source = settings
+    else:
+        path = settings
+        source = lambda: load_weights_settings(path)  # noqa: E731
+    standalone = panel is None
+    if panel is None:
+        panel = Panel(
+            history_dir=Path(history_dir) if history_dir is not None else None,
+            archive_dir=Path(archive_dir) if archive_dir is not None else None,
+            suggestions_dir=Path(suggestions_dir) if suggestions_dir is not None else None,
+            policy_source=lambda: source().policy,
+            target_for=lambda underlying: weights_target(path=weights_path or DEFAULT_WEIGHTS_FILE),
+            templates=build_templates(templates), base_template=base_template,
+            signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
+            trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user,
+        )
+    tab = WeightsTab(panel, Path(weights_path or DEFAULT_WEIGHTS_FILE), Path(trades_path or DEFAULT_TRADES_FILE), source)
+    router = APIRouter(dependencies=list(dependencies) if standalone else [], route_class=panel_route_class(panel.render_error))
+    add_weights_routes(router, tab)
+    if standalone:
+        @router.get("/weights/static/{path:path}", name="calibration_policy_ui.static", include_in_schema=False)
+        def static(request: Request, path: str) -> Response:
+            return serve_asset(request, path)
+
+        @router.get("/api/weights/csrf-token", name="calibration_policy_ui.api_weights_csrf", tags=[API_TAG])
+        def api_csrf(request: Request) -> Any:
+            """A token for ``X-CSRF-Token``; the matching cookie is set with this response."""
+            token = csrf_token(request, panel.signer)
+            response = JSONResponse({"csrf_token": token}, headers=NO_STORE)
+            set_csrf_cookie(request, response, token)
+            return response
+    return router
