@@ -20,6 +20,24 @@ from .target import Snapshot, Target
 LOCK_TIMEOUT_SECONDS = 120.0
 
 
+class AppliedButNotRecorded(TargetError):
+    """The new values are live, but a record of the change (archive, run, suggestion) could not be written."""
+
+
+def live_but_not_recorded(target_name: str, what: str, error: ValueError, remedy: str) -> AppliedButNotRecorded:
+    """The error for a failure *after* the config was replaced: never "nothing was changed"."""
+    if isinstance(error, AppliedButNotRecorded):
+        return error
+    reason = str(error).removesuffix(" Nothing was changed.").rstrip(".")
+    link: BaseException | None = error
+    while link is not None:  # the OS error behind it, even when re-raised "from None"
+        if isinstance(link, OSError) and link.errno:
+            reason = os.strerror(link.errno)
+            break
+        link = link.__cause__ or link.__context__
+    return AppliedButNotRecorded(f"The new values are live in {target_name}, but {what} failed ({reason}); {remedy}")
+
+
 def target_lock(target: Target, timeout: float = LOCK_TIMEOUT_SECONDS) -> FileLock:
     return FileLock(str(target.lock_path), timeout=timeout)
 
@@ -96,7 +114,15 @@ def apply_values(
             )
         )
         target.save(new_snapshot)
-        entry = archive.mark(entry, "committed")
+        try:
+            entry = archive.mark(entry, "committed")
+        except ValueError as error:
+            raise live_but_not_recorded(target.name, "marking the change committed in the archive", error,
+                                        "the next change completes the archive.") from error
         if after_commit is not None:
-            after_commit(entry)
+            try:
+                after_commit(entry)
+            except ValueError as error:
+                raise live_but_not_recorded(target.name, "recording the change", error,
+                                            f"the archive has it ({entry.change_id}).") from error
         return entry

@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
-from .apply import apply_values
+from .apply import apply_values, live_but_not_recorded
 from .archive import Archive, ArchiveEntry, now_utc, resolve_archive_dir
 from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import ReviewError
@@ -147,7 +147,13 @@ class ReviewStore:
                         return item
                     raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
                 updated = change(item)
-                self._save(updated)
+                try:
+                    self._save(updated)
+                except ValueError as error:
+                    if updated.change_id is None or updated.change_id == item.change_id:
+                        raise
+                    raise live_but_not_recorded(updated.target, f"saving suggestion {suggestion_id} as {updated.status}",
+                                                error, f"the archive has the change ({updated.change_id}).") from error
                 return updated
         except Timeout:
             raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Mapping
 
-from .apply import apply_values, locked
+from .apply import apply_values, live_but_not_recorded, locked
 from .archive import ArchiveEntry, now_utc
 from .decide import should_apply_update
 from .errors import CalibrationPolicyError, HistoryError
@@ -170,7 +170,13 @@ def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, f
                 calibration_timestamp=run.timestamp,
             )
         run = _decided(run, decision, smoothed, change)
-        store.save(run)
+        try:
+            store.save(run)
+        except ValueError as error:
+            if change is None:
+                raise
+            raise live_but_not_recorded(target.name, f"updating run {run.run_id} in the history", error,
+                                        f"the archive has the change ({change.change_id}).") from error
     get_plugin_manager().hook.decision_made(run=run, decision=decision, policy=policy)
     return UpdateOutcome(run=run, decision=decision, change=change)
 
