@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args(argv)
 
+    load_at_start = list(os.getloadavg())
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cp-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -353,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_average_at_start": load_at_start, "load_average_at_end": list(os.getloadavg())},
         "sizes": [{k: v for k, v in row.items() if k != "folder"} for row in rows],
         "record": record,
         "import": imports,
@@ -365,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     report["goals"] = [{"goal": g, "target": t, "measured": m, "met": ok} for g, t, m, ok in goals]
     Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print("\n" + table)
+    print(f"\nload average (1/5/15 min) at start {load_at_start}, at end {report['machine']['load_average_at_end']} "
+          f"on {os.cpu_count()} CPUs")
     print(f"\nwrote {args.out}")
     return 0
 
