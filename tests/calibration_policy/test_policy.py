@@ -259,3 +259,33 @@ def test_explain_names_the_median_strategy():
 
 def test_explain_mentions_approval():
     assert "approve" in CalibrationUpdatePolicy(require_approval=True).explain()
+
+
+# -- absurdly large numbers --------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: policy.py accepts any finite smoothing_window_days / half_life_days (no upper bound), "
+    "then get_smoothed_multipliers crashes with OverflowError (window) or pandas OutOfBoundsTimedelta (half-life) "
+    "instead of the policy naming the bad setting",
+)
+@pytest.mark.parametrize(
+    "settings", [{"smoothing_window_days": 1e6}, {"smoothing_options": {"half_life_days": 1e300}}], ids=["window", "half-life"]
+)
+def test_huge_time_settings_are_rejected_up_front_or_work(settings):
+    from datetime import datetime, timezone
+
+    from calibration_policy import CalibrationRun, get_smoothed_multipliers
+
+    try:
+        policy = CalibrationUpdatePolicy(**settings)
+    except PolicyError as error:
+        assert next(iter(settings)) in str(error)
+        return
+    now = datetime(2025, 12, 24, tzinfo=timezone.utc)
+    run = CalibrationRun(
+        run_id="r", timestamp=now, underlying="SPY", source="live",
+        recommended_iv_multiplier={"global": 1.0}, sample_size=412, vega_sum=12400.0,
+    )  # fmt: skip
+    assert get_smoothed_multipliers([run.model_copy(update={"run_id": "q"})], run, policy) == {"global": 1.0}

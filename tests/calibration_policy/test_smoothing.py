@@ -166,6 +166,7 @@ def test_two_runs_with_the_same_timestamp_are_both_counted():
     current = run_at(0, 1.00, run_id="20251224T153000.000000Z_SPY_live_2")
     twin = run_at(0, 1.30, run_id="20251224T153000.000000Z_SPY_live")
     assert get_smoothed_multipliers([twin], current, MEDIAN)["global"] == pytest.approx(1.15)
+    assert get_smoothed_multipliers([twin], current, EWMA)["global"] == pytest.approx(1.15)  # same age, same weight
 
 
 # -- scopes ------------------------------------------------------------------------------------
