@@ -35,7 +35,7 @@ def test_host_pages_and_the_panel_share_the_hosts_layout(agent: TestClient):
     assert 'class="cp-panel"' in panel
     nav = panel.split('aria-label="Main"')[1].split("</nav>")[0]
     assert nav.index("Settings") < nav.index("Calibration") < nav.index("Backtests")
-    assert '<a href="/calibration/" aria-current="page">Calibration</a>' in nav
+    assert '/calibration/" aria-current="page">Calibration</a>' in nav
     assert "Signed in as local trader" in panel
 
 
