@@ -531,10 +531,13 @@ def create_weights_router(
     - ``trades_path``: the trades Parquet file analysed (default ``data/trades.parquet``).
     - ``settings``: :class:`WeightsSettings`, a callable returning them (asked per request), or a
       TOML path; default :func:`load_weights_settings` per request.
-    - ``panel``: the calibration panel's :class:`Panel` when the tab joins the panel's router —
-      then its folders, templates, layout, signer and user are shared and the other arguments
-      below are ignored. Without it the tab builds its own from them, exactly as
-      ``create_router`` does, and serves the panel's static files itself.
+    - ``panel``: the calibration panel's :class:`Panel` when the tab joins the panel's router
+      (``router.include_router(create_weights_router(panel=panel, ...))`` in ``create_router``) —
+      then its folders, templates, layout, signer and user are shared (the folder, template,
+      user, secret and origin arguments are ignored) and the panel's router already applies the
+      host's auth. Without it the tab builds its own panel from those arguments, exactly as
+      ``create_router`` does, and serves the static files and a CSRF token itself.
+    - ``dependencies``: the host's ``Depends(...)`` for auth, applied to every route of the tab.
     """
     if isinstance(settings, WeightsSettings):
         fixed = settings
@@ -557,7 +560,13 @@ def create_weights_router(
             trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user,
         )
     tab = WeightsTab(panel, Path(weights_path or DEFAULT_WEIGHTS_FILE), Path(trades_path or DEFAULT_TRADES_FILE), source)
-    router = APIRouter(dependencies=list(dependencies) if standalone else [], route_class=panel_route_class(panel.render_error))
+    shared = panel
+
+    def render_error(request: Request, status: int, message: str) -> Response:
+        # Our own error page: it links back to this tab, which exists even without the panel's routes.
+        return shared.render(request, "calibration_policy_ui/weights_error.html", {"status": status, "message": message}, status)
+
+    router = APIRouter(dependencies=list(dependencies), route_class=panel_route_class(render_error))
     add_weights_routes(router, tab)
     if standalone:
         @router.get("/weights/static/{path:path}", name="calibration_policy_ui.static", include_in_schema=False)
