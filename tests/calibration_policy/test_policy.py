@@ -289,3 +289,30 @@ def test_huge_time_settings_are_rejected_up_front_or_work(settings):
         recommended_iv_multiplier={"global": 1.0}, sample_size=412, vega_sum=12400.0,
     )  # fmt: skip
     assert get_smoothed_multipliers([run.model_copy(update={"run_id": "q"})], run, policy) == {"global": 1.0}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: CalibrationUpdatePolicy is documented 'strict on purpose' but runs pydantic in lax mode, "
+    "so `min_sample_size = true` in TOML silently becomes 1 (the sample gate is effectively off)",
+)
+@pytest.mark.parametrize("line", ["min_sample_size = true", "min_delta_global = true", "min_vega_sum = false"])
+def test_booleans_are_not_numbers(tmp_path, line):
+    path = tmp_path / "calibration_policy.toml"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(PolicyError, match=line.split()[0]):
+        CalibrationUpdatePolicy.from_toml(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: band_min_delta = {global = ...} is accepted but silently ignored (threshold_for('global') "
+    "always uses min_delta_global)",
+)
+def test_band_override_for_global_is_not_silently_ignored():
+    try:
+        policy = CalibrationUpdatePolicy(band_min_delta={"global": 0.10})
+    except PolicyError as error:
+        assert "global" in str(error)
+        return
+    assert policy.threshold_for("global") == 0.10
