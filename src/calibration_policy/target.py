@@ -7,6 +7,7 @@ was replaced and a rollback can put it back byte for byte; it never writes unles
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
@@ -34,6 +35,16 @@ class Target(Protocol):
     def save(self, snapshot: Snapshot) -> None: ...
 
 
+def _plain_values(snapshot: Snapshot) -> dict[str, float]:
+    """``{scope: number}`` exactly: a string, bool or null where a number belongs is an error, not coerced."""
+    found = {}
+    for scope, value in snapshot.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{scope} is {value!r:.40}, not a number")
+        found[str(scope)] = float(value)
+    return found
+
+
 class JsonFileTarget:
     """A JSON config file. By default it holds ``{scope: value}``; pass ``values`` and
     ``with_values`` functions to govern a nested format such as a vol-surface config."""
@@ -48,7 +59,7 @@ class JsonFileTarget:
         self.path = Path(path)
         self.name = check_record_id(name or self.path.stem, "target name")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self._values = values or (lambda snapshot: {str(k): float(v) for k, v in snapshot.items()})
+        self._values = values or _plain_values
         self._with_values = with_values or (lambda snapshot, new: {**snapshot, **new})
 
     def load(self) -> Snapshot:
@@ -66,9 +77,13 @@ class JsonFileTarget:
 
     def values(self, snapshot: Snapshot) -> dict[str, float]:
         try:
-            return self._values(snapshot)
+            found = self._values(snapshot)
         except (KeyError, TypeError, ValueError) as error:
             raise TargetError(f"The live config {self.path} is missing a value or has a wrong one ({error}).") from None
+        for scope, value in found.items():
+            if not math.isfinite(value):  # json.loads accepts NaN and Infinity
+                raise TargetError(f"The live config {self.path} has {scope} = {value}, not a finite number; restore it from the archive.")
+        return found
 
     def with_values(self, snapshot: Snapshot, values: Mapping[str, float]) -> Snapshot:
         return self._with_values(snapshot, values)
