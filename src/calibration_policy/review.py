@@ -77,9 +77,15 @@ class ReviewStore:
     def _path(self, suggestion_id: str) -> Path:
         return self.directory / f"{check_record_id(suggestion_id, 'suggestion id')}.json"
 
+    def _mkdir(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ReviewError(f"Cannot create the suggestions folder {folder}: {error.strerror or error}.") from None
+
     def _lock(self, suggestion_id: str) -> FileLock:
         locks = self.directory / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
+        self._mkdir(locks)
         return FileLock(str(locks / f"{suggestion_id}.lock"), timeout=60)
 
     def get(self, suggestion_id: str) -> Suggestion:
@@ -114,7 +120,7 @@ class ReviewStore:
     def propose(self, item: Suggestion) -> Suggestion:
         """Store a new pending suggestion; older pending ones for the same target expire."""
         get_domain(item.domain).validate(item.values)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._mkdir(self.directory)
         stamp = utc_stamp(item.created_at)
         names = (f"{stamp}_{item.target}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
         path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
@@ -139,6 +145,7 @@ class ReviewStore:
         return expired
 
     def _transition(self, suggestion_id: str, change, allow_done: bool = False) -> Suggestion:
+        self.get(suggestion_id)  # an unknown id fails here, before a lock file is created for it
         try:
             with self._lock(check_record_id(suggestion_id, "suggestion id")):
                 item = self.get(suggestion_id)
