@@ -35,11 +35,11 @@ def agent_target(data: Path, underlying: str):
 
 
 def fill(data: Path, underlying: str = "SPY", days: int = 8) -> None:
-    """``days`` daily runs drifting up; the last one moves too little to be applied."""
+    """``days`` daily runs drifting up; the last one has too few options to be applied."""
     policy = CalibrationUpdatePolicy()
     for day in range(days):
-        bump = min(day, days - 2) * 0.02
-        result = host_result(global_m=1.0 + bump, weekly=1.02 + bump, monthly=0.99 + bump, n=412 if day != 2 else 90)
+        bump = day * 0.02
+        result = host_result(global_m=1.0 + bump, weekly=1.02 + bump, monthly=0.99 + bump, n=412 if day < days - 1 else 90)
         run_update(result, underlying=underlying, source="harvested", target=agent_target(data, underlying), policy=policy,
                    history_dir=data / "calibration_runs", archive_dir=data / "config_archive",
                    suggestions_dir=data / "suggestions", timestamp=T0 + timedelta(days=day))
