@@ -182,3 +182,21 @@ def test_many_names_one_underlying_query(folder, index):
     assert newest == sorted(newest, reverse=True) and len(newest) == 50
     last = start + timedelta(minutes=17 * 1996)
     assert newest[0] == f"{last:%Y%m%dT%H%M%S.%fZ}_SPY_live.json"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src limitation in index.py RunIndex.refresh(): the racy window is a fixed 0.2 s of wall-clock time, "
+    "but on filesystems with 1 s / 2 s mtime granularity (FAT/exFAT, HFS+, some SMB/NFS mounts) a file added in "
+    "the same mtime tick after a 'trusted' scan leaves the folder's mtime unchanged, so the new run is not seen",
+)
+def test_a_file_added_within_one_coarse_mtime_tick_is_seen(folder, index):
+    touch_run(folder, stamp(1))
+    index.count("SPY")  # creates .index (which itself changes the folder's mtime)
+    # Emulate a filesystem that stores whole seconds: the folder's mtime is a whole second, 0.5–1.5 s ago.
+    tick = (time.time_ns() // 1_000_000_000 - 1) * 1_000_000_000
+    os.utime(folder, ns=(tick, tick))
+    assert index.count("SPY") == 1  # a scan at least 0.5 s after the mtime: trusted
+    name = touch_run(folder, stamp(2))
+    os.utime(folder, ns=(tick, tick))  # same second, so a coarse filesystem shows the same mtime
+    assert index.newest("SPY", 1) == [name]
