@@ -117,7 +117,8 @@ def test_concurrent_records_keep_every_run(tmp_path: Path) -> None:
 
 def _review_round(root: Path, config: Path, round_no: int) -> dict:
     target = JsonFileTarget(config)
-    policy = CalibrationUpdatePolicy(min_sample_size=10, min_vega_sum=10.0, require_approval=True)
+    policy = CalibrationUpdatePolicy(min_delta_global=0.0, min_delta_band=0.0, min_sample_size=10, min_vega_sum=10.0,
+                                     require_approval=True)  # every update becomes a suggestion
     outcome = run_update(build_result(global_m=1.1 + round_no / 100), underlying="SPY", source="live", target=target,
                          policy=policy, history_dir=root / "history", archive_dir=root / "archive",
                          suggestions_dir=root / "suggestions")
