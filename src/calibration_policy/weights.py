@@ -66,6 +66,7 @@ PREDICTIVE_SPREAD = 0.05  # winners' average score must beat losers' by more tha
 PREDICTIVE_CORRELATION = 0.1  # …and the correlation with PnL must exceed this
 STRONG_CORRELATION = 0.3  # a predictive factor this correlated is called strong in the rationale
 DECIMALS = 4
+FLOAT_NOISE = 1e-9
 
 TradesInput = Union[str, "os.PathLike[str]", pd.DataFrame]
 
@@ -130,7 +131,9 @@ def _win_flags(series: pd.Series) -> np.ndarray:
         ok = np.array([isinstance(v, (bool, np.bool_)) for v in values], dtype=bool)
     if not ok.all():
         first = int(np.argmin(ok))
-        raise WeightsError(f"The win column must be true/false (or 1/0), but row {first + 1} holds {values[first]!r:.40}.")
+        held = values[first]
+        shown = show(float(held)) if isinstance(held, (float, np.floating)) else f"{held!r:.40}"
+        raise WeightsError(f"The win column must be true/false (or 1/0), but row {first + 1} holds {shown}.")
     return values.astype(bool)
 
 
@@ -199,7 +202,9 @@ class FactorStats:
         """Winners scored clearly higher than losers, and the score moved with PnL."""
         if self.winners_avg is None or self.losers_avg is None:
             return False
-        return self.winners_avg - self.losers_avg > PREDICTIVE_SPREAD and self.correlation > PREDICTIVE_CORRELATION
+        # "More than" beyond float noise: averages 0.55 vs 0.50 are a spread of 0.05, not 0.05000000000000004.
+        return (self.winners_avg - self.losers_avg > PREDICTIVE_SPREAD + FLOAT_NOISE
+                and self.correlation > PREDICTIVE_CORRELATION + FLOAT_NOISE)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -365,7 +370,7 @@ def estimate_improvement(trades: pd.DataFrame, current: Mapping[str, float], sug
 
     def taken(weights: Mapping[str, float]) -> np.ndarray:
         # A score of exactly the threshold counts, whatever float rounding did to it.
-        return scores @ np.array([weights[f] for f in FACTORS]) >= threshold - 1e-9
+        return scores @ np.array([weights[f] for f in FACTORS]) >= threshold - FLOAT_NOISE
 
     now, new = taken(current), taken(suggested)
     return Improvement(
