@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
-    PositiveFloat,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -24,6 +23,11 @@ from .humanize import fmt_count, fmt_num
 POLICY_ENV = "CALIBRATION_POLICY"
 POLICY_FILE_NAME = "calibration_policy.toml"
 DEFAULT_RULES = ("min_sample_size", "min_vega_sum", "bounds", "max_step", "min_delta")
+
+# Strict: in TOML `min_sample_size = true` must be an error, not the number 1.
+Number = Annotated[float, Strict()]
+NonNegative = Annotated[float, Strict(), Field(ge=0)]
+Positive = Annotated[float, Strict(), Field(gt=0)]
 
 
 def _friendly(error: ValidationError) -> str:
@@ -50,8 +54,8 @@ class Bounds(BaseModel):
     """Absolute limits a live value may never leave (a safety net against a broken calibration)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-    min: float
-    max: float
+    min: Number
+    max: Number
 
     @model_validator(mode="after")
     def _ordered(self) -> "Bounds":
@@ -70,28 +74,35 @@ class CalibrationUpdatePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, defer_build=True)
 
     domain: str = Field("vol_surface", description="What is governed: vol_surface, scoring_weights or a plugin's domain.")
-    min_delta_global: NonNegativeFloat = Field(0.03, description="Smallest change of the global multiplier worth applying.")
-    min_delta_band: NonNegativeFloat = Field(0.03, description="Smallest change of a band multiplier worth applying.")
-    band_min_delta: dict[str, NonNegativeFloat] = Field(default_factory=dict, description="Per-band overrides of min_delta_band.")
-    min_sample_size: int = Field(150, ge=0, description="Fewest liquid options (or trades) a run needs.")
-    min_vega_sum: NonNegativeFloat = Field(5000.0, description="Least total vega of the sample.")
-    smoothing_window_days: float = Field(14.0, ge=1, description="Runs this many days back count in the smoothing.")
+    min_delta_global: NonNegative = Field(0.03, description="Smallest change of the global multiplier worth applying.")
+    min_delta_band: NonNegative = Field(0.03, description="Smallest change of a band multiplier worth applying.")
+    band_min_delta: dict[str, NonNegative] = Field(default_factory=dict, description="Per-band overrides of min_delta_band.")
+    min_sample_size: Annotated[int, Strict()] = Field(150, ge=0, description="Fewest liquid options (or trades) a run needs.")
+    min_vega_sum: NonNegative = Field(5000.0, description="Least total vega of the sample.")
+    smoothing_window_days: Number = Field(14.0, ge=1, le=36_500, description="Runs this many days back count in the smoothing.")
     smoothing: str = Field("ewma", description="Smoothing strategy name: ewma, rolling_median or a plugin's.")
     smoothing_options: dict[str, Any] = Field(default_factory=dict, description="Options of the strategy, e.g. half_life_days.")
-    smoothing_skips_thin_runs: bool = Field(
+    smoothing_skips_thin_runs: Annotated[bool, Strict()] = Field(
         True, description="Leave runs that fail the sample-size or vega minimum out of the smoothing of later runs."
     )
     rules: tuple[str, ...] = Field(DEFAULT_RULES, description="Apply rules, run in this order; all must pass.")
-    max_step: PositiveFloat | None = Field(None, description="Largest change of one scope in one update; bigger moves are clipped.")
+    max_step: Positive | None = Field(None, description="Largest change of one scope in one update; bigger moves are clipped.")
     bounds: Bounds | None = Field(None, description="Absolute [min, max] a value may take; outside it nothing applies.")
     apply_scopes: Literal["all", "changed"] = Field("all", description="On apply, write all smoothed scopes or only those that changed enough.")
-    require_approval: bool = Field(False, description="Make a pending suggestion for a person to approve instead of applying.")
+    require_approval: Annotated[bool, Strict()] = Field(False, description="Make a pending suggestion for a person to approve instead of applying.")
 
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as error:
             raise PolicyError(_friendly(error)) from error
+
+    @field_validator("band_min_delta")
+    @classmethod
+    def _bands_only(cls, overrides: dict[str, float]) -> dict[str, float]:
+        if "global" in overrides:
+            raise ValueError("cannot hold 'global'; set min_delta_global instead")
+        return overrides
 
     @field_validator("smoothing")
     @classmethod

@@ -264,12 +264,6 @@ def test_explain_mentions_approval():
 # -- absurdly large numbers --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: policy.py accepts any finite smoothing_window_days / half_life_days (no upper bound), "
-    "then get_smoothed_multipliers crashes with OverflowError (window) or pandas OutOfBoundsTimedelta (half-life) "
-    "instead of the policy naming the bad setting",
-)
 @pytest.mark.parametrize(
     "settings", [{"smoothing_window_days": 1e6}, {"smoothing_options": {"half_life_days": 1e300}}], ids=["window", "half-life"]
 )
@@ -291,11 +285,6 @@ def test_huge_time_settings_are_rejected_up_front_or_work(settings):
     assert get_smoothed_multipliers([run.model_copy(update={"run_id": "q"})], run, policy) == {"global": 1.0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: CalibrationUpdatePolicy is documented 'strict on purpose' but runs pydantic in lax mode, "
-    "so `min_sample_size = true` in TOML silently becomes 1 (the sample gate is effectively off)",
-)
 @pytest.mark.parametrize("line", ["min_sample_size = true", "min_delta_global = true", "min_vega_sum = false"])
 def test_booleans_are_not_numbers(tmp_path, line):
     path = tmp_path / "calibration_policy.toml"
@@ -304,11 +293,6 @@ def test_booleans_are_not_numbers(tmp_path, line):
         CalibrationUpdatePolicy.from_toml(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: band_min_delta = {global = ...} is accepted but silently ignored (threshold_for('global') "
-    "always uses min_delta_global)",
-)
 def test_band_override_for_global_is_not_silently_ignored():
     try:
         policy = CalibrationUpdatePolicy(band_min_delta={"global": 0.10})
