@@ -634,8 +634,9 @@ def _checked_policy(policy: CalibrationUpdatePolicy | None) -> CalibrationUpdate
 
 def live_weights(target: Target) -> dict[str, float]:
     """The live weights, checked: a hand-edited file that no longer sums to 1 is reported, not used."""
+    values = target.values(target.load())  # a missing or unreadable file is the target's own error
     try:
-        return ScoringWeightsDomain().validate(target.values(target.load()))
+        return ScoringWeightsDomain().validate(values)
     except ValueError as error:
         raise WeightsError(f"The live weights ({target.name}) are not a valid set: {error}") from None
 
