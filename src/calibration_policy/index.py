@@ -26,6 +26,7 @@ T = TypeVar("T")
 INDEX_DIR = ".index"  # a subfolder, so the cache's own files never touch the run folder's mtime
 INDEX_NAME = "runs.sqlite3"
 RACY_NS = 200_000_000  # a directory changed less than 0.2 s before a scan may change again unseen
+COARSE_RACY_NS = 3_000_000_000  # on file systems that keep whole (or even 2) seconds, wait out the tick
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -52,11 +53,14 @@ class RunIndex:
         self.directory = directory
         self._db: sqlite3.Connection | None = None
         self._fallback: dict[str, tuple[str, str, str, int]] | None = None
+        self._unusable = False  # e.g. a read-only index: scan instead, without touching it
+        self._known: set[str] | None = None  # the indexed names, valid while the generation matches
+        self._known_generation = -1
 
     # -- connection ----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection | None:
-        if self._db is not None:
+        if self._db is not None or self._unusable:
             return self._db
         path = self.directory / INDEX_DIR / INDEX_NAME
         for attempt in range(2):
@@ -85,9 +89,9 @@ class RunIndex:
 
     # -- freshness -----------------------------------------------------------------------------
 
-    def _meta(self, db: sqlite3.Connection) -> tuple[int, int]:
+    def _meta(self, db: sqlite3.Connection) -> tuple[int, int, int]:
         rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        return rows.get("dir_mtime_ns", -1), rows.get("trusted", 0)
+        return rows.get("dir_mtime_ns", -1), rows.get("trusted", 0), rows.get("generation", 0)
 
     def refresh(self) -> None:
         """Make the index match the directory, scanning it only when it may have changed."""
@@ -96,33 +100,44 @@ class RunIndex:
             self._fallback = scan_names(self.directory)
             return
         mtime = os.stat(self.directory).st_mtime_ns
-        stamp, trusted = self._meta(db)
+        stamp, trusted, _ = self._meta(db)
         if trusted and stamp == mtime:
             return
         try:
             db.execute("BEGIN IMMEDIATE")
-            mtime = os.stat(self.directory).st_mtime_ns
-            scan_started = time.time_ns()
-            on_disk = scan_names(self.directory)
-            indexed = {name for (name,) in db.execute("SELECT name FROM runs")}
-            gone = indexed - on_disk.keys()
-            new = on_disk.keys() - indexed
-            db.executemany("DELETE FROM runs WHERE name = ?", ((n,) for n in gone))
-            db.executemany(
-                "INSERT INTO runs (name, stamp, underlying, source, seq) VALUES (?, ?, ?, ?, ?)",
-                ((n, *on_disk[n]) for n in new),
-            )
-            trusted = int(scan_started - mtime > RACY_NS)
-            db.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (("dir_mtime_ns", mtime), ("trusted", trusted)),
-            )
+            self._sync(db)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self._known = None
             raise
         self._fallback = None
+
+    def _sync(self, db: sqlite3.Connection) -> None:
+        """One listing of the folder; only names the index does not know yet are parsed."""
+        mtime = os.stat(self.directory).st_mtime_ns
+        scan_started = time.time_ns()
+        on_disk = {name for name in os.listdir(self.directory) if name.endswith(".json") and not name.startswith(".")}
+        _, _, generation = self._meta(db)
+        if self._known is None or self._known_generation != generation:
+            self._known = {name for (name,) in db.execute("SELECT name FROM runs")}
+        gone = self._known - on_disk
+        new = {name: parts for name in on_disk - self._known if (parts := parse_run_file_name(name)) is not None}
+        if gone or new:
+            db.executemany("DELETE FROM runs WHERE name = ?", ((n,) for n in gone))
+            db.executemany(
+                "INSERT INTO runs (name, stamp, underlying, source, seq) VALUES (?, ?, ?, ?, ?)",
+                ((n, *parts) for n, parts in new.items()),
+            )
+            generation += 1
+        racy = RACY_NS if mtime % 1_000_000_000 else COARSE_RACY_NS
+        db.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (("dir_mtime_ns", mtime), ("trusted", int(scan_started - mtime > racy)), ("generation", generation)),
+        )
+        self._known = (self._known - gone) | new.keys()
+        self._known_generation = generation
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -130,9 +145,15 @@ class RunIndex:
         """Run ``query``; if the index turns out corrupt (even mid-process), rebuild it once."""
         try:
             return query()
+        except sqlite3.OperationalError as error:  # read-only, locked for too long…: not corruption
+            log.warning("Run index in %s is unusable (%s); scanning the folder instead.", self.directory, error)
+            self.close()
+            self._unusable = True
+            return query()
         except sqlite3.DatabaseError as error:
             log.warning("Run index in %s is corrupt (%s); rebuilding it.", self.directory, error)
             self.close()
+            self._known = None
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.directory / INDEX_DIR / INDEX_NAME}{suffix}").unlink(missing_ok=True)
             return query()
