@@ -132,8 +132,8 @@ class Archive:
 
     def as_of(self, when: datetime) -> Period | None:
         """The value set that was live at ``when``; None if the archive does not reach back that far."""
-        if when.tzinfo is None:
-            raise HistoryError("The date to look up must be timezone-aware (UTC).")
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise HistoryError("The date to look up must be a timezone-aware datetime (UTC).")
         for period in reversed(self.periods()):
             if period.since is None or period.since <= when:
                 return period

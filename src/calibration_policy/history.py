@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
 DEFAULT_HISTORY_DIR = Path("data") / "calibration_runs"
 MAX_LIMIT = 100_000
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -227,6 +228,8 @@ def build_run(
         timestamp = datetime.now(timezone.utc)
     elif not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
         raise InvalidRunError("timestamp must be a timezone-aware datetime (for example in UTC), or None for now.")
+    if not _EARLIEST <= timestamp < _LATEST:  # outside it the file-name stamp is not 8 digits and the run would vanish
+        raise InvalidRunError(f"timestamp {timestamp.isoformat()} is outside the years 1970 to 9998.")
     extracted = governed.extract(result)
     config = dict(config or result.get("config") or {})
     bad = find_non_finite({**extracted.details, "config": config})  # JSON mode would silently turn NaN into null

@@ -61,6 +61,14 @@ def get_smoothed_multipliers(
 
     if not isinstance(policy, CalibrationUpdatePolicy):
         raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
+    if not isinstance(current_run, CalibrationRun):
+        raise CalibrationPolicyError(f"current_run must be a CalibrationRun, not {type(current_run).__name__}.")
+    if isinstance(history, (str, bytes, dict)) or not isinstance(history, Iterable):
+        raise CalibrationPolicyError(f"history must be a list of CalibrationRun, not {type(history).__name__}.")
+    history = list(history)
+    for item in history:
+        if not isinstance(item, CalibrationRun):
+            raise CalibrationPolicyError(f"history must hold only CalibrationRun records, not {type(item).__name__}.")
     smoother = get_smoother(policy.smoothing)
     options = policy.validated_smoothing_options()
     runs = window_runs(history, current_run, policy)

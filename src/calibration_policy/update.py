@@ -18,6 +18,7 @@ from .decide import should_apply_update
 from .errors import CalibrationPolicyError, HistoryError
 from .history import build_run, open_store
 from .models import CalibrationRun, Decision
+from .naming import check_underlying
 from .plugins import get_plugin_manager
 from .policy import CalibrationUpdatePolicy
 from .smoothing import get_smoothed_multipliers
@@ -120,6 +121,8 @@ def run_update(
     ``dry_run`` nothing at all is written and the outcome says what would have happened; when
     the policy requires approval, an update that would apply becomes a pending suggestion.
     """
+    if force_values not in ("smoothed", "recommended"):
+        raise CalibrationPolicyError(f"force_values must be 'smoothed' or 'recommended', not {force_values!r:.40}.")
     policy = policy or CalibrationUpdatePolicy()
     run = build_run(result, underlying, source, timestamp, config, policy.domain)
     if dry_run:
@@ -192,6 +195,9 @@ def force_apply(
     use: Literal["smoothed", "recommended"] = "smoothed",
 ) -> UpdateOutcome:
     """Apply the latest (or the given) run now, whatever the rules say: the panel's button."""
+    underlying = check_underlying(underlying)
+    if use not in ("smoothed", "recommended"):
+        raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
     policy = policy or CalibrationUpdatePolicy()
     store = open_store(history_dir)
     if run_id is not None:
@@ -204,6 +210,4 @@ def force_apply(
             raise HistoryError(f"There is no calibration run for {underlying.upper()} to apply yet; run an update first.")
         run = latest[0]
     smoothed = run.smoothed or smoothed_for(run, policy, history_dir)
-    if use not in ("smoothed", "recommended"):
-        raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
     return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use)

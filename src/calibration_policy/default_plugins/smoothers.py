@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from calibration_policy.hookspecs import hookimpl
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 class EwmaOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    half_life_days: PositiveFloat = 7.0
+    half_life_days: PositiveFloat = Field(7.0, le=36_500)  # beyond 100 years pandas cannot build the Timedelta
 
 
 def ewma(series: pd.Series, options: EwmaOptions) -> float:
