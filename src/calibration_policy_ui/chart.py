@@ -69,7 +69,7 @@ def _decimals(step: float) -> int:
 def _line(xs: list[float], ys: list[float | None]) -> str:
     """An SVG path through the known values; an unknown value breaks the line."""
     parts, pen_down = [], False
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=True):
         if y is None:
             pen_down = False
             continue
@@ -82,7 +82,7 @@ def _steps(xs: list[float], ys: list[float | None]) -> list[list[tuple[float, fl
     """Runs of consecutive known values as step corners: a live value holds until the next run."""
     segments: list[list[tuple[float, float]]] = []
     current: list[tuple[float, float]] = []
-    for x, y in zip(xs, ys):
+    for x, y in zip(xs, ys, strict=True):
         if y is None:
             if current:
                 segments.append(current)
@@ -154,7 +154,7 @@ def build_chart(points: list[ChartPoint], scope_label: str, threshold: float) ->
         threshold=threshold,
         points=points,
         recommended_path=_line(xs, [y_of(p.recommended) for p in points]),
-        recommended_dots=[(x, y_of(p.recommended)) for x, p in zip(xs, points) if p.recommended is not None],  # type: ignore[misc]
+        recommended_dots=[(x, y_of(p.recommended)) for x, p in zip(xs, points, strict=True) if p.recommended is not None],  # type: ignore[misc]
         smoothed_path=_line(xs, [y_of(p.smoothed) for p in points]),
         live_path=live_path,
         band_path=" ".join(bands),

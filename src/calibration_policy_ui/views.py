@@ -7,7 +7,6 @@ review store), so the panel can never disagree with the CLI about what is live o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_store
 from calibration_policy.errors import TargetError
@@ -201,22 +200,3 @@ def _suggestion_view(item: Suggestion, label) -> SuggestionView:
     scopes = sorted(set(item.values) | set(item.current_values), key=lambda s: (s != "global", s))
     return SuggestionView(item, [ScopeRow(s, label(s), item.values.get(s), None, item.current_values.get(s)) for s in scopes])
 
-
-def run_summary(run: CalibrationRun) -> dict[str, Any]:
-    """The fields of a run the panel and the API show (the raw record has the rest)."""
-    return {
-        "run_id": run.run_id,
-        "timestamp": run.timestamp,
-        "underlying": run.underlying,
-        "source": run.source,
-        "recommended": run.recommended,
-        "smoothed": run.smoothed,
-        "status": run.status,
-        "applied": run.applied,
-        "forced": run.forced,
-        "reason": run.applied_reason,
-        "applied_values": run.applied_values,
-        "sample_size": run.sample_size,
-        "vega_sum": run.vega_sum,
-        "rules": [c.__dict__ for c in checklist(run)],
-    }

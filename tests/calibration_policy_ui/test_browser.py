@@ -8,7 +8,6 @@ table change; run axe-core for accessibility. Screenshots go to ``artifacts/``.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 import time
