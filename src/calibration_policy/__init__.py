@@ -1,47 +1,73 @@
-"""calibration-policy: decide when a recalibrated parameter actually goes live, and say why."""
+"""calibration-policy: decide when a recalibrated parameter actually goes live, and say why.
 
-from .decide import RuleContext, should_apply_update
-from .domain import Domain, Extracted
-from .errors import (
-    CalibrationPolicyError,
-    HistoryError,
-    InvalidNameError,
-    InvalidRunError,
-    PolicyError,
-    ReviewError,
-    TargetError,
-    UnknownPluginError,
-)
-from .history import HistoryStore, load_recent_calibration_history, open_store, record_calibration_result
-from .hookspecs import hookimpl
-from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
-from .plugins import get_plugin_manager
-from .policy import CalibrationUpdatePolicy
-from .smoothing import get_smoothed_multipliers
+The public names below load on first use (PEP 562), so ``import calibration_policy`` stays
+cheap for a host or a cron job that only needs part of it.
+"""
 
-__all__ = [
-    "CalibrationPolicyError",
-    "CalibrationRun",
-    "CalibrationUpdatePolicy",
-    "Decision",
-    "Domain",
-    "Extracted",
-    "HistoryError",
-    "HistoryStore",
-    "InvalidNameError",
-    "InvalidRunError",
-    "PolicyError",
-    "ReviewError",
-    "RuleContext",
-    "RuleVerdict",
-    "ScopeChange",
-    "TargetError",
-    "UnknownPluginError",
-    "get_plugin_manager",
-    "get_smoothed_multipliers",
-    "hookimpl",
-    "load_recent_calibration_history",
-    "open_store",
-    "record_calibration_result",
-    "should_apply_update",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "CalibrationUpdatePolicy": "policy",
+    "CalibrationRun": "models",
+    "Decision": "models",
+    "RuleVerdict": "models",
+    "ScopeChange": "models",
+    "record_calibration_result": "history",
+    "load_recent_calibration_history": "history",
+    "open_store": "history",
+    "HistoryStore": "history",
+    "get_smoothed_multipliers": "smoothing",
+    "should_apply_update": "decide",
+    "RuleContext": "decide",
+    "Domain": "domain",
+    "Extracted": "domain",
+    "hookimpl": "hookspecs",
+    "get_plugin_manager": "plugins",
+    "CalibrationPolicyError": "errors",
+    "HistoryError": "errors",
+    "InvalidNameError": "errors",
+    "InvalidRunError": "errors",
+    "PolicyError": "errors",
+    "ReviewError": "errors",
+    "TargetError": "errors",
+    "UnknownPluginError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'calibration_policy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .decide import RuleContext, should_apply_update
+    from .domain import Domain, Extracted
+    from .errors import (
+        CalibrationPolicyError,
+        HistoryError,
+        InvalidNameError,
+        InvalidRunError,
+        PolicyError,
+        ReviewError,
+        TargetError,
+        UnknownPluginError,
+    )
+    from .history import HistoryStore, load_recent_calibration_history, open_store, record_calibration_result
+    from .hookspecs import hookimpl
+    from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
+    from .plugins import get_plugin_manager
+    from .policy import CalibrationUpdatePolicy
+    from .smoothing import get_smoothed_multipliers
