@@ -303,11 +303,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in
 # -- routes ----------------------------------------------------------------------------------------
 
 
-def _pending(tab: WeightsTab, suggestion_id: str) -> Suggestion:
-    """The suggestion, if it belongs to this tab and still waits; a processed one is a 409."""
-    item = tab.store().get(suggestion_id)
+def _suggestion(tab: WeightsTab, suggestion_id: str) -> Suggestion:
+    """A suggestion of this tab's weights, in any state; anything else is a 404."""
+    try:
+        item = tab.store().get(suggestion_id)
+    except ReviewError as error:
+        raise PanelError(404, str(error)) from None
     if item.target != tab.target().name:
         raise PanelError(404, f"Suggestion {suggestion_id} is not a scoring-weights suggestion.")
+    return item
+
+
+def _pending(tab: WeightsTab, suggestion_id: str) -> Suggestion:
+    """The suggestion, if it still waits; a processed one is a 409."""
+    item = _suggestion(tab, suggestion_id)
     if item.status != "pending":
         raise PanelError(409, f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
     return item
@@ -402,7 +411,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
                 raise
             message = error.message if isinstance(error, PanelError) else str(error)
             # Show the form again with what was typed, so a wrong sum is fixed, not retyped.
-            return page(request, error={"suggestion_id": suggestion_id, "message": message, "values": typed,
+            return page(request, error={"suggestion_id": suggestion_id, "message": message, "typed": typed,
                                         "notes": notes, "reviewer": reviewer}, status=status)
         return done(request, f"Modified and approved: the weights are live now ({_weights_text(item.applied_values or {})}); "
                              "the previous ones are archived.")
@@ -482,10 +491,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
                 response_model=SuggestionOut, **api)
     def api_suggestion(suggestion_id: str) -> Any:
         """One suggestion, in any state, with its analysis."""
-        item = tab.store().get(suggestion_id)
-        if item.target != tab.target().name:
-            raise PanelError(404, f"Suggestion {suggestion_id} is not a scoring-weights suggestion.")
-        return ok(SuggestionOut.of(item))
+        return ok(SuggestionOut.of(_suggestion(tab, suggestion_id)))
 
     @router.get("/api/weights/history", name="calibration_policy_ui.api_weights_history", response_model=list[PeriodOut], **api)
     def api_history() -> Any:
