@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Replay the bundled 65 days of SPY and QQQ option chains through the policy, then print the
 # summary and the newest runs. Everything lands in ./demo-output; nothing else is touched.
+# With --serve, then open the calibration panel on that data at http://127.0.0.1:8000/calibration/
 set -euo pipefail
 cd "$(dirname "$0")/.."
+serve=no
+[ "${1:-}" = "--serve" ] && serve=yes
 bash scripts/setup.sh
-calibration-policy demo --out demo-output "$@"
+calibration-policy demo --out demo-output
 echo
 calibration-policy history SPY --history-dir demo-output/calibration_runs --limit 5
+if [ "$serve" = yes ]; then
+  echo
+  echo "Serving the calibration panel on the demo data: open http://127.0.0.1:8000/calibration/ (Ctrl-C to stop)"
+  calibration-policy serve --data demo-output
+fi

@@ -56,7 +56,8 @@ class DemoSummary:
             final = ", ".join(f"{scope} {value:.3f}" for scope, value in sorted(u.final.items(), key=lambda kv: (kv[0] != "global", kv[0])))
             lines.append(f"   live multipliers now: {final}")
         lines += ["", "Policy: " + self.policy.explain(), "",
-                  f"See the runs: calibration-policy history SPY --history-dir {self.out}/calibration_runs"]
+                  f"See the runs:      calibration-policy history SPY --history-dir {self.out}/calibration_runs",
+                  f"See the panel:     calibration-policy serve --data {self.out}   (then open http://127.0.0.1:8000/calibration/)"]
         return "\n".join(lines)
 
 
