@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import math
 import subprocess
 import sys
@@ -213,9 +214,22 @@ def test_importing_the_core_does_not_import_ui_or_data_libraries():
         import calibration_policy
         from calibration_policy import CalibrationUpdatePolicy
         CalibrationUpdatePolicy()  # building a policy loads the plugins, still nothing heavy
-        heavy = ["fastapi", "jinja2", "pandas", "pyarrow", "starlette", "uvicorn", "calibration_policy_ui"]
+        heavy = ["fastapi", "jinja2", "pandas", "pyarrow", "starlette", "uvicorn"]
         print(json.dumps([m for m in heavy if m in sys.modules]))
         """
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_core_never_imports_the_ui():
+    """The UI reaches the core only as an installed plugin (its `serve` command); never the reverse."""
+    import calibration_policy
+
+    core = Path(calibration_policy.__file__).parent
+    offenders = [
+        str(path.relative_to(core))
+        for path in core.rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+calibration_policy_ui", path.read_text(), re.M)
+    ]
+    assert offenders == []
