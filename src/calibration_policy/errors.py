@@ -29,7 +29,7 @@ class UnknownPluginError(PolicyError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind, self.name, self.known = kind, name, sorted(known)
         super().__init__(
-            f"Unknown {kind} {name!r}. Known names: {', '.join(self.known) or '(none)'}."
+            f"Unknown {kind} {name!r:.60}. Known names: {', '.join(self.known) or '(none)'}."
         )
 
 

@@ -181,8 +181,11 @@ class CalibrationUpdatePolicy(BaseModel):
     def from_dict(cls, data: dict[str, Any]) -> "CalibrationUpdatePolicy":
         if not isinstance(data, dict):
             raise PolicyError(f"A policy must be a table of settings, not {type(data).__name__}.")
-        data = dict(data.get("policy", data)) if set(data) == {"policy"} else dict(data)
-        return cls(**data)
+        if set(data) == {"policy"}:
+            data = data["policy"]
+            if not isinstance(data, dict):
+                raise PolicyError(f"The [policy] table must be a table of settings, not {type(data).__name__}.")
+        return cls(**dict(data))
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> "CalibrationUpdatePolicy":

@@ -197,6 +197,8 @@ class ReviewStore:
                notes: str | None = None, archive_dir: str | os.PathLike[str] | None = None,
                history_dir: str | os.PathLike[str] | None = None) -> Suggestion:
         """Apply the reviewer's own values instead, after the domain validated them."""
+        if not isinstance(values, Mapping):  # None would silently approve the suggested values as "modified"
+            raise ReviewError(f"Give the values to apply instead of the suggested ones, not {type(values).__name__}.")
         return self._apply(suggestion_id, values, "modified", target, archive_dir, _who(reviewer), _notes(notes), history_dir)
 
     def reject(self, suggestion_id: str, *, reviewer: str, notes: str | None = None) -> Suggestion:

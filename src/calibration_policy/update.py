@@ -133,6 +133,7 @@ def run_update(
         current = target.values(target.load())
         decision = should_apply_update(current, smoothed, policy, _evidence(run))
         return UpdateOutcome(run=_decided(run, decision, smoothed, None), decision=decision, dry_run=True)
+    target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     run = open_store(history_dir).record(run)
     smoothed = smoothed_for(run, policy, history_dir)
     return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir)
