@@ -117,6 +117,16 @@ def files_only(snapshot: dict[str, str], *, ignore_locks: bool = True) -> dict[s
     }
 
 
+def data_state(root: Path) -> dict[str, str]:
+    """:func:`tree` without what is not data: the run index (a rebuildable cache), empty lock files
+    and their folders, and folders themselves (a created-but-empty folder holds nothing)."""
+    def scratch(path: str) -> bool:
+        parts = path.split(os.sep)
+        return ".index" in parts or ".locks" in parts or path.endswith(".lock")
+
+    return {path: digest for path, digest in tree(root).items() if digest != "<dir>" and not scratch(path)}
+
+
 def temp_files(root: Path) -> list[str]:
     """Every ``.tmp-*`` file below ``root``."""
     return sorted(str(p.relative_to(root)) for p in root.rglob(".tmp-*")) if root.exists() else []
