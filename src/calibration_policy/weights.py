@@ -28,10 +28,11 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .apply import apply_values, locked
 from .archive import ArchiveEntry, now_utc
 from .decide import should_apply_update
-from .default_plugins.scoring_weights import DOMAIN_NAME, FACTORS, ScoringWeightsDomain, show
+from .default_plugins.scoring_weights import (
+    DOMAIN_NAME,
+    FACTORS,
+    ScoringWeightsDomain,
+    show,
+)
 from .errors import CalibrationPolicyError, PolicyError
 from .history import open_store, record_calibration_result
 from .models import CalibrationRun, Decision
@@ -432,7 +438,7 @@ class WeightsAnalysis:
     def enough_trades(self) -> bool:
         return self.suggested is not None
 
-    def with_values(self, values: Mapping[str, float], why: str) -> "WeightsAnalysis":
+    def with_values(self, values: Mapping[str, float], why: str) -> WeightsAnalysis:
         """The same analysis putting ``values`` forward instead (smoothed or bounded), re-estimated."""
         if self.suggested is None or self.trades is None:
             raise WeightsError("This analysis made no suggestion to adjust.")
@@ -479,7 +485,7 @@ def analysis_text(analysis: Mapping[str, Any]) -> str:
     if suggested:
         header += f" {'Suggested':>9} {'Change':>8}  Rationale"
     lines.append(header)
-    avg = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    avg = lambda v: "–" if v is None else f"{v:.2f}"
     for row in analysis.get("factors", []):
         line = (f"{row['factor']:<8} {row['correlation']:>6.2f} {avg(row['winners_avg']):>8} {avg(row['losers_avg']):>8} "
                 f"{'yes' if row['is_predictive'] else 'no':>10} {row['current_weight']:>8.4f}")
@@ -550,11 +556,11 @@ class AutoSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    enabled: bool = Field(False, description="Off by default: weights change only when a person approves.")
-    min_trades_between: int = Field(100, ge=1, description="New trades needed since the last suggestion.")
-    max_weight_change: float = Field(0.1, gt=0, le=1, description="Largest move of one weight in one automatic change.")
-    min_improvement_pct: float = Field(2.0, ge=0, description="Least estimated gain in winning trades taken, in %.")
-    require_approval: bool = Field(False, description="Only suggest; a person approves every change.")
+    enabled: bool = Field(default=False, description="Off by default: weights change only when a person approves.")
+    min_trades_between: int = Field(default=100, ge=1, description="New trades needed since the last suggestion.")
+    max_weight_change: float = Field(default=0.1, gt=0, le=1, description="Largest move of one weight in one automatic change.")
+    min_improvement_pct: float = Field(default=2.0, ge=0, description="Least estimated gain in winning trades taken, in %.")
+    require_approval: bool = Field(default=False, description="Only suggest; a person approves every change.")
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from .archive import Archive, Period, resolve_archive_dir
 from .cli import _emit_json, _table
-from .default_plugins.scoring_weights import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
+from .default_plugins.scoring_weights import (
+    DEFAULT_WEIGHTS_FILE,
+    FACTORS,
+    weights_target,
+)
 from .errors import CalibrationPolicyError
 from .review import ReviewStore, Suggestion, rollback
 from .weights import (
@@ -32,7 +37,7 @@ from .weights import (
 
 def _weights_text(values: dict[str, float]) -> str:
     """Weights in the model's order; another target's scopes with global first."""
-    order = lambda scope: (FACTORS.index(scope) if scope in FACTORS else len(FACTORS), scope != "global", scope)  # noqa: E731
+    order = lambda scope: (FACTORS.index(scope) if scope in FACTORS else len(FACTORS), scope != "global", scope)
     return ", ".join(f"{scope} {values[scope]:.4f}" for scope in sorted(values, key=order))
 
 
@@ -133,8 +138,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not items:
         print("No weight suggestions yet — run `calibration-policy weights suggest`.")
         return 0
-    rows = [[item.suggestion_id, item.status, _when(item.created_at), item.reviewer or "–", _weights_text(item.values)]
-            for item in reversed(items)]
+    rows: list[Sequence[Any]] = [
+        [item.suggestion_id, item.status, _when(item.created_at), item.reviewer or "–", _weights_text(item.values)]
+        for item in reversed(items)]
     print(_table(["Suggestion", "Status", "Made", "Reviewer", "Weights"], rows, wrap_last=10_000))
     return 0
 

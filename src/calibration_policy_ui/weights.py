@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -26,7 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import NoMatchFound
 
 from calibration_policy.archive import Archive, Period
-from calibration_policy.default_plugins.scoring_weights import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
+from calibration_policy.default_plugins.scoring_weights import (
+    DEFAULT_WEIGHTS_FILE,
+    FACTORS,
+    weights_target,
+)
 from calibration_policy.errors import CalibrationPolicyError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.status import last_updated
@@ -44,7 +49,16 @@ from calibration_policy.weights import (
 
 from .errors import API_TAG, PanelError, panel_route_class
 from .panel import DEFAULT_BASE_TEMPLATE, Panel, TemplatesArg, build_templates
-from .security import SECRET_ENV, Signer, check_csrf, clear_flash, csrf_token, read_flash, set_csrf_cookie, set_flash
+from .security import (
+    SECRET_ENV,
+    Signer,
+    check_csrf,
+    clear_flash,
+    csrf_token,
+    read_flash,
+    set_csrf_cookie,
+    set_flash,
+)
 from .static_files import serve_asset
 
 PathArg = str | os.PathLike[str] | None
@@ -107,7 +121,7 @@ class WeightsPage:
     pending: list[Suggestion] = field(default_factory=list)
     reviewed: list[Suggestion] = field(default_factory=list)
     periods: list[Period] = field(default_factory=list)
-    as_of: "AsOfView | None" = None
+    as_of: AsOfView | None = None
 
     @property
     def live(self) -> dict[str, float]:
@@ -196,7 +210,7 @@ class SuggestionOut(BaseModel):
     analysis: dict[str, Any] | None = Field(description="Per-factor statistics, rationale and estimated improvement.")
 
     @classmethod
-    def of(cls, item: Suggestion) -> "SuggestionOut":
+    def of(cls, item: Suggestion) -> SuggestionOut:
         data = item.model_dump(include=set(cls.model_fields) - {"analysis"})
         return cls(**data, analysis=item.details.get("analysis"))
 
@@ -213,7 +227,7 @@ class PeriodOut(BaseModel):
     run_id: str | None
 
     @classmethod
-    def of(cls, period: Period) -> "PeriodOut":
+    def of(cls, period: Period) -> PeriodOut:
         change = period.change
         return cls(values=period.values, since=period.since, until=period.until,
                    change_id=change.change_id if change else None, kind=change.kind if change else None,
@@ -245,35 +259,35 @@ class TradeIn(BaseModel):
 
 class AnalyzeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    min_trades: int = Field(100, ge=0, le=10_000_000)
-    threshold: float = Field(TRADING_THRESHOLD, gt=0, le=1)
-    trades: list[TradeIn] | None = Field(None, max_length=1_000_000,
+    min_trades: int = Field(default=100, ge=0, le=10_000_000)
+    threshold: float = Field(default=TRADING_THRESHOLD, gt=0, le=1)
+    trades: list[TradeIn] | None = Field(default=None, max_length=1_000_000,
                                          description="Trades to analyse; default: the panel's trades file.")
 
 
 class SuggestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    threshold: float = Field(TRADING_THRESHOLD, gt=0, le=1)
+    threshold: float = Field(default=TRADING_THRESHOLD, gt=0, le=1)
 
 
 class ApplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     suggestion_id: str = Field(min_length=1, max_length=128)
-    weights: dict[str, float] | None = Field(None, description="Your own weights (modify); omit to approve as suggested.")
-    notes: str | None = Field(None, max_length=2000)
-    reviewer: str | None = Field(None, max_length=100, description="Ignored when the host knows who is signed in.")
+    weights: dict[str, float] | None = Field(default=None, description="Your own weights (modify); omit to approve as suggested.")
+    notes: str | None = Field(default=None, max_length=2000)
+    reviewer: str | None = Field(default=None, max_length=100, description="Ignored when the host knows who is signed in.")
 
 
 class RejectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    notes: str | None = Field(None, max_length=2000)
-    reviewer: str | None = Field(None, max_length=100)
+    notes: str | None = Field(default=None, max_length=2000)
+    reviewer: str | None = Field(default=None, max_length=100)
 
 
 class RollbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(min_length=1, max_length=128, description="A change id from the history, or 'original'.")
-    reviewer: str | None = Field(None, max_length=100)
+    reviewer: str | None = Field(default=None, max_length=100)
 
 
 class OutcomeOut(BaseModel):
@@ -380,8 +394,8 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
         set_flash(request, response, panel.signer, message)
         return response
 
-    html = {"response_class": HTMLResponse, "include_in_schema": False}
-    post = {"dependencies": [Depends(csrf)], "include_in_schema": False}
+    html: dict[str, Any] = {"response_class": HTMLResponse, "include_in_schema": False}
+    post: dict[str, Any] = {"dependencies": [Depends(csrf)], "include_in_schema": False}
 
     @router.get("/weights/", name="calibration_policy_ui.weights", **html)
     def show(request: Request, as_of: Annotated[str | None, Query(max_length=40)] = None) -> Response:
@@ -428,7 +442,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
 
     # -- JSON --------------------------------------------------------------------------------------
 
-    api = {"tags": [API_TAG], "responses": ERRORS}
+    api: dict[str, Any] = {"tags": [API_TAG], "responses": ERRORS}
 
     def ok(model: BaseModel) -> JSONResponse:
         return JSONResponse(model.model_dump(mode="json"), headers=NO_STORE)
@@ -547,12 +561,12 @@ def create_weights_router(
     """
     if isinstance(settings, WeightsSettings):
         fixed = settings
-        source: Callable[[], WeightsSettings] = lambda: fixed  # noqa: E731
+        source: Callable[[], WeightsSettings] = lambda: fixed
     elif callable(settings):
         source = settings
     else:
         path = settings
-        source = lambda: load_weights_settings(path)  # noqa: E731
+        source = lambda: load_weights_settings(path)
     standalone = panel is None
     if panel is None:
         panel = Panel(

@@ -365,7 +365,7 @@ def test_the_bundled_trades_shift_weight_toward_the_real_predictor():
     stats = {s.factor: s for s in analysis.factors}
     assert stats["wallet"].is_predictive and not stats["token"].is_predictive
     assert abs(stats["token"].correlation) < 0.1 < stats["wallet"].correlation
-    assert max(analysis.suggested, key=analysis.suggested.get) == "wallet" > ""
+    assert max(analysis.suggested, key=analysis.suggested.get) == "wallet"
     assert analysis.suggested["wallet"] > 0.45 and analysis.suggested["token"] < 0.15
     assert analysis.improvement.pct > 10
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from calibration_policy.domain import Domain, Extracted
 from calibration_policy.errors import InvalidRunError
