@@ -480,3 +480,214 @@ def test_installed_console_script_rejects_traversal(cli_world) -> None:
                           env=driver_env(), cwd=cli_world["parent"], timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr
     STATS["cli_subprocess"] += 1
+
+
+# -- HTTP routes (the calibration panel in the host's app) ------------------------------------------------
+
+REPO_VOL_SURFACE = HOST_PLUGINS.parent / "config" / "vol_surface.json"
+
+
+def load_host_app():
+    """``examples/options_agent/app.py``'s ``create_app``, or skip when the UI is not installed."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("calibration_policy_ui.router", reason="the calibration panel (calibration_policy_ui) is not built yet")
+    import importlib.util
+
+    path = HOST_PLUGINS.parent / "app.py"
+    if not path.exists():
+        pytest.skip("examples/options_agent/app.py does not exist yet")
+    spec = importlib.util.spec_from_file_location("proof_options_agent_app", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.create_app
+
+
+def make_http_world(root: Path) -> dict[str, Any]:
+    """A data folder as the host's app reads it, with runs, a change and a pending suggestion."""
+    from fastapi.testclient import TestClient
+
+    from calibration_policy.plugins import get_target_factory, load_plugins_dir
+
+    create_app = load_host_app()
+    data = root / "data"
+    (data / "config").mkdir(parents=True)
+    config = data / "config" / "vol_surface_SPY.json"
+    config.write_text(json.dumps(ORIGINAL_VOL_SURFACE, indent=2, sort_keys=True) + "\n")
+    load_plugins_dir(HOST_PLUGINS)
+    target = get_target_factory("vol_surface")("SPY", str(config))
+    for i in range(3):
+        record_calibration_result(build_result(global_m=1 + i / 50), "SPY", "harvested", history_dir=data / "calibration_runs",
+                                  timestamp=T0 + timedelta(days=i))
+    record_calibration_result(build_result(), "QQQ", "harvested", history_dir=data / "calibration_runs", timestamp=T0)
+    apply_values(target, {"global": 1.02}, archive_dir=data / "config_archive", kind="force", reason="Applied: seed")
+    outcome = run_update(build_result(global_m=1.3), underlying="SPY", source="harvested", target=target,
+                         policy=POLICY.model_copy(update={"require_approval": True}), history_dir=data / "calibration_runs",
+                         archive_dir=data / "config_archive", suggestions_dir=data / "suggestions",
+                         timestamp=T0 + timedelta(days=4))
+    app = create_app(data, plugins_dir=HOST_PLUGINS, password=None, secret="proof-secret")
+    client = TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+    assert client.get("/calibration/?underlying=SPY").status_code == 200  # warms the run index
+    token = client.get("/calibration/api/csrf-token").json()["csrf_token"]
+    return {"data": data, "client": client, "token": token, "pending": outcome.run.pending_suggestion, "app": app,
+            "run_id": outcome.run.run_id}
+
+
+@pytest.fixture(scope="module")
+def http_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return make_http_world(tmp_path_factory.mktemp("http"))
+
+
+URL_HOSTILE = {
+    "dotdot": "../x", "encoded-dotdot": "%2e%2e%2f", "double-encoded": "%252e%252e%252f", "slash": "a/b", "nul": "SPY\x00",
+    "cyrillic-S": "\u0405PY", "fullwidth": "\uff33\uff30\uff39", "10MB": HUGE, "underscore": "SPY_X", "angle": "<script>",
+    "space": " ", "etc": "/etc/passwd",
+}
+PATH_HOSTILE = {  # already URL-encoded path segments, so nothing normalises them away on the client
+    "encoded-dotdot": "%2e%2e%2f%2e%2e%2fetc", "encoded-slash": "a%2Fb", "dotdot-encoded-slash": "..%2f..%2fx",
+    "nul": "x%00y", "cyrillic": "%D0%85PY", "long": "x" * 5000, "script": "%3Cscript%3E", "dots": "....",
+}
+HTTP: list[tuple[str, str, str, dict[str, Any]]] = []
+for label, bad in URL_HOSTILE.items():
+    q = "S" * 60_000 if label == "10MB" else bad  # a 10 MB URL is refused by the HTTP client itself; 60 kB is not
+    HTTP += [
+        (f"panel-underlying-{label}", "GET", "/calibration/", {"params": {"underlying": q}}),
+        (f"confirm-underlying-{label}", "GET", "/calibration/force-apply", {"params": {"underlying": q}}),
+        (f"api-status-{label}", "GET", "/calibration/api/status", {"params": {"underlying": q}}),
+        (f"api-runs-underlying-{label}", "GET", "/calibration/api/runs", {"params": {"underlying": q}}),
+        (f"api-as-of-at-{label}", "GET", "/calibration/api/as-of", {"params": {"underlying": "SPY", "at": q}}),
+        (f"api-as-of-underlying-{label}", "GET", "/calibration/api/as-of", {"params": {"underlying": q, "at": "2025-12-10"}}),
+        (f"api-force-underlying-{label}", "POST", "/calibration/api/force-apply", {"json": {"underlying": bad}}),
+        (f"api-force-run-id-{label}", "POST", "/calibration/api/force-apply", {"json": {"underlying": "SPY", "run_id": bad}}),
+        (f"form-force-underlying-{label}", "POST", "/calibration/force-apply",
+         {"data": {"underlying": bad, "run_id": "{run_id}", "confirm": "yes"}}),
+        (f"form-force-run-id-{label}", "POST", "/calibration/force-apply",
+         {"data": {"underlying": "SPY", "run_id": bad, "confirm": "yes"}}),
+    ]  # (approve/reject ignore the form's underlying: the suggestion's own one is used, so it is no attack surface)
+for label, bad in PATH_HOSTILE.items():
+    HTTP += [
+        (f"form-approve-id-{label}", "POST", f"/calibration/suggestions/{bad}/approve", {"data": {"underlying": "SPY", "reviewer": "ana"}}),
+        (f"form-reject-id-{label}", "POST", f"/calibration/suggestions/{bad}/reject", {"data": {"underlying": "SPY", "reviewer": "ana"}}),
+        (f"static-{label}", "GET", f"/calibration/static/{bad}", {}),
+    ]
+for label, bad in {"negative": "-1", "nan": "nan", "inf": "inf", "1e308": "1e308", "text": "ten", "float": "1.5",
+                   "huge": str(10**30)}.items():
+    HTTP += [
+        (f"api-runs-limit-{label}", "GET", "/calibration/api/runs", {"params": {"underlying": "SPY", "limit": bad}}),
+        (f"api-runs-offset-{label}", "GET", "/calibration/api/runs", {"params": {"underlying": "SPY", "offset": bad}}),
+        (f"panel-page-{label}", "GET", "/calibration/", {"params": {"underlying": "SPY", "page": bad}}),
+    ]
+HTTP += [
+    ("static-traversal-pyproject", "GET", "/calibration/static/..%2f..%2f..%2fpyproject.toml", {}),
+    ("static-absolute", "GET", "/calibration/static/%2Fetc%2Fpasswd", {}),
+    ("static-unknown", "GET", "/calibration/static/nope.js", {}),
+    ("api-force-malformed-json", "POST", "/calibration/api/force-apply",
+     {"content": b'{"underlying": "SPY",', "headers": {"content-type": "application/json"}}),
+    ("api-force-json-nan", "POST", "/calibration/api/force-apply",
+     {"content": b'{"underlying": NaN}', "headers": {"content-type": "application/json"}}),
+    ("api-force-json-array", "POST", "/calibration/api/force-apply", {"json": ["SPY"]}),
+    ("api-force-json-null", "POST", "/calibration/api/force-apply", {"json": None}),
+    ("api-force-json-number", "POST", "/calibration/api/force-apply", {"json": 1e308}),
+    ("api-force-underlying-int", "POST", "/calibration/api/force-apply", {"json": {"underlying": 123}}),
+    ("api-force-underlying-list", "POST", "/calibration/api/force-apply", {"json": {"underlying": ["SPY"]}}),
+    ("api-force-run-id-int", "POST", "/calibration/api/force-apply", {"json": {"underlying": "SPY", "run_id": 5}}),
+    ("api-force-use-unknown", "POST", "/calibration/api/force-apply", {"json": {"underlying": "SPY", "use": "all"}}),
+    ("api-force-extra-field", "POST", "/calibration/api/force-apply", {"json": {"underlying": "SPY", "admin": True, "use": "x"}}),
+    ("api-force-empty-body", "POST", "/calibration/api/force-apply", {"content": b"", "headers": {"content-type": "application/json"}}),
+    ("api-force-text-body", "POST", "/calibration/api/force-apply", {"content": b"underlying=SPY", "headers": {"content-type": "text/plain"}}),
+    ("api-force-10MB-body", "POST", "/calibration/api/force-apply",
+     {"content": b'{"underlying": "' + b"S" * 10_000_000 + b'"}', "headers": {"content-type": "application/json"}}),
+    ("api-force-other-underlyings-run", "POST", "/calibration/api/force-apply", {"json": {"underlying": "QQQ", "run_id": "{run_id}"}}),
+    ("api-force-unknown-plugin-underlying", "POST", "/calibration/api/force-apply", {"json": {"underlying": "ZZZZ"}}),
+    ("form-force-use-unknown", "POST", "/calibration/force-apply", {"data": {"underlying": "SPY", "run_id": "{run_id}", "use": "all", "confirm": "yes"}}),
+    ("form-force-missing-fields", "POST", "/calibration/force-apply", {"data": {}}),
+    ("form-approve-reviewer-10MB", "POST", "/calibration/suggestions/{pending}/approve", {"data": {"underlying": "SPY", "reviewer": HUGE}}),
+    ("form-approve-notes-10MB", "POST", "/calibration/suggestions/{pending}/approve",
+     {"data": {"underlying": "SPY", "reviewer": "ana", "notes": HUGE}}),
+    # (a NUL in the reviewer field is no attack surface here: the host's signed-in user is the reviewer)
+    ("form-reject-unknown-id", "POST", "/calibration/suggestions/20200101T000000.000000Z_x/reject",
+     {"data": {"underlying": "SPY", "reviewer": "ana"}}),
+    ("api-as-of-naive-garbage", "GET", "/calibration/api/as-of", {"params": {"underlying": "SPY", "at": "2025-02-30"}}),
+    ("api-as-of-year-0", "GET", "/calibration/api/as-of", {"params": {"underlying": "SPY", "at": "0000-01-01"}}),
+    ("api-as-of-far-future", "GET", "/calibration/api/as-of", {"params": {"underlying": "SPY", "at": "99999-01-01"}}),
+    ("api-status-missing-underlying", "GET", "/calibration/api/status", {}),
+    ("panel-scope-60kB", "GET", "/calibration/", {"params": {"underlying": "SPY", "scope": "s" * 60_000}}),
+]
+
+
+def _send(world: dict[str, Any], method: str, url: str, kwargs: dict[str, Any]):
+    kwargs = dict(kwargs)
+    url = url.replace("{pending}", world["pending"]).replace("{run_id}", world["run_id"])
+    for key in ("data", "json"):
+        if isinstance(kwargs.get(key), dict):
+            kwargs[key] = {k: (v.replace("{run_id}", world["run_id"]) if isinstance(v, str) else v) for k, v in kwargs[key].items()}
+    headers = {"X-CSRF-Token": world["token"], **kwargs.pop("headers", {})}
+    return world["client"].request(method, url, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize("name,method,url,kwargs", HTTP, ids=[c[0] for c in HTTP])
+def test_http_routes_reject_hostile_input(http_world, name: str, method: str, url: str, kwargs: dict[str, Any]) -> None:
+    before, repo_config = data_state(http_world["data"]), REPO_VOL_SURFACE.read_bytes()
+    response = _send(http_world, method, url, kwargs)
+    STATS["http"] += 1
+    if response.status_code >= 500:
+        STATS["http_5xx"] += 1
+    assert 400 <= response.status_code < 500, f"{name}: HTTP {response.status_code}: {response.text[:300]}"
+    body = response.text
+    assert "Traceback" not in body and 'File "' not in body, f"{name}: a traceback reached the user"
+    if "/api/" in url and response.headers.get("content-type", "").startswith("application/json"):
+        detail = response.json()["detail"]
+        assert isinstance(detail, str), f"{name}: detail is not one sentence: {detail!r:.200}"
+        _short_sentence(detail)
+    assert len(body) < 200_000, f"{name}: {len(body)} bytes echoed back"
+    assert data_state(http_world["data"]) == before, f"{name}: files were written"
+    assert REPO_VOL_SURFACE.read_bytes() == repo_config, f"{name}: the repository's own config was touched"
+
+
+def test_http_no_csrf_token_is_refused_and_changes_nothing(http_world) -> None:
+    before = data_state(http_world["data"])
+    client = http_world["client"]
+    for url, kwargs in [("/calibration/api/force-apply", {"json": {"underlying": "SPY"}}),
+                        (f"/calibration/suggestions/{http_world['pending']}/approve", {"data": {"underlying": "SPY"}})]:
+        response = client.post(url, **kwargs)
+        assert response.status_code == 403
+    assert data_state(http_world["data"]) == before
+
+
+# -- schemathesis: fuzz the OpenAPI routes, bounded --------------------------------------------------------
+
+FUZZ_WORLD: dict[str, Any] = {}
+
+try:
+    import schemathesis
+    from hypothesis import HealthCheck, settings
+
+    @pytest.fixture
+    def api_schema(tmp_path: Path):
+        world = make_http_world(tmp_path)
+        schema = schemathesis.openapi.from_asgi("/openapi.json", world["app"])
+        FUZZ_WORLD.clear()
+        FUZZ_WORLD.update(world)
+        return schema.include(path_regex="^/calibration/api/")
+
+    fuzz = schemathesis.pytest.from_fixture("api_schema")
+
+    @fuzz.parametrize()
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    def test_openapi_routes_never_answer_5xx(case) -> None:
+        world = FUZZ_WORLD
+        cookies = dict(world["client"].cookies)
+        response = case.call(headers={"X-CSRF-Token": world["token"]}, cookies=cookies)
+        STATS["fuzz_requests"] += 1
+        if response.status_code >= 500:
+            STATS["http_5xx"] += 1
+        assert response.status_code < 500, f"{case.method} {case.formatted_path}: HTTP {response.status_code}: {response.text[:300]}"
+        assert "Traceback" not in response.text
+except ImportError:  # pragma: no cover
+    @pytest.mark.skip(reason="schemathesis is not installed")
+    def test_openapi_routes_never_answer_5xx() -> None:
+        pass
+
+
+def test_report_counts() -> None:
+    """Printed at the end of the run for the reliability report (-s shows it)."""
+    print(f"\n[bad-inputs] {STATS}", file=sys.stderr)
