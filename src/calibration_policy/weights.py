@@ -389,6 +389,11 @@ def estimate_improvement(trades: pd.DataFrame, current: Mapping[str, float], sug
 # -- the analysis ----------------------------------------------------------------------------------
 
 
+def two_places(value: float) -> str:
+    """``-0.001`` → ``0.00``: a correlation that rounds to zero is shown without a minus sign."""
+    return f"{round(value, 2) + 0.0:.2f}"
+
+
 def _direction(current: float, suggested: float) -> str:
     change = suggested - current
     if abs(change) < 0.0005:
@@ -399,7 +404,7 @@ def _direction(current: float, suggested: float) -> str:
 def rationale(stats: FactorStats, current: float, suggested: float) -> str:
     """One plain-English line: what the trades said about the factor, and what happens to its weight."""
     direction = _direction(current, suggested)
-    r = f"{stats.correlation:.2f}"
+    r = two_places(stats.correlation)
     if stats.note:
         return f"No signal: {stats.note}; {direction}"
     averages = (f"winners avg {stats.winners_avg:.2f} vs losers {stats.losers_avg:.2f}"
@@ -487,7 +492,7 @@ def analysis_text(analysis: Mapping[str, Any]) -> str:
     lines.append(header)
     avg = lambda v: "–" if v is None else f"{v:.2f}"
     for row in analysis.get("factors", []):
-        line = (f"{row['factor']:<8} {row['correlation']:>6.2f} {avg(row['winners_avg']):>8} {avg(row['losers_avg']):>8} "
+        line = (f"{row['factor']:<8} {two_places(row['correlation']):>6} {avg(row['winners_avg']):>8} {avg(row['losers_avg']):>8} "
                 f"{'yes' if row['is_predictive'] else 'no':>10} {row['current_weight']:>8.4f}")
         if suggested:
             line += f" {row['suggested_weight']:>9.4f} {row['change']:>+8.4f}  {row['rationale']}"

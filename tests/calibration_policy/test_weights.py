@@ -171,6 +171,8 @@ def test_rationale_in_plain_english():
     assert rationale(strong, 0.25, 0.40) == "Strong predictor: winners avg 0.72 vs losers 0.41 (correlation 0.45), raising weight"
     weak = FactorStats("token", 0.03, 0.51, 0.50, 300, 150, 150)
     assert rationale(weak, 0.25, 0.12) == "Weak correlation (0.03), reducing weight"
+    tiny = FactorStats("token", -0.001, 0.50, 0.50, 300, 150, 150)
+    assert rationale(tiny, 0.25, 0.12) == "Weak correlation (0.00), reducing weight"  # never "-0.00"
     against = FactorStats("context", -0.25, 0.40, 0.55, 300, 150, 150)
     assert rationale(against, 0.25, 0.10).startswith("Works against PnL: correlation -0.25")
     useful = FactorStats("cluster", 0.2, 0.56, 0.48, 300, 150, 150)
