@@ -210,3 +210,20 @@ def test_cli_bad_input_is_one_sentence_and_exit_2(cli, capsys, tmp_path):
     assert err.startswith(f"Error: The trades file {tmp_path / 'broken.parquet'} is not a readable Parquet file") and err.count("\n") == 1
     assert cli("as-of", "2025-13-01") == 2
     assert "is not a date; use YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tmp_path):
+    """Nothing in run_update is vol-specific: require_approval makes a pending weights suggestion."""
+    from calibration_policy.update import run_update
+    from calibration_policy.weights import analyze_trades
+
+    result = analyze_trades(make_trades(400), EQUAL).to_dict()
+    pending = run_update(result, underlying="SCORING", source="trades", target=target, policy=weights_policy(),
+                         archive_dir=tmp_path / "archive", timestamp=T0, **dirs)
+    assert pending.run.status == "pending" and not pending.applied and read_weights(weights_file) == EQUAL
+    assert pending.decision.reason.startswith("Waiting for approval: wallet 0.25 → ")
+    applied = run_update(result, underlying="SCORING", source="trades", target=target,
+                         policy=weights_policy(require_approval=False), archive_dir=tmp_path / "archive",
+                         timestamp=T0 + timedelta(hours=1), **dirs)
+    assert applied.applied and math.isclose(sum(read_weights(weights_file).values()), 1.0, abs_tol=1e-9)
+    assert applied.change.kind == "update" and applied.change.domain == "scoring_weights"
