@@ -30,7 +30,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -809,11 +809,15 @@ def run_auto(trades: TradesInput, target: Target, settings: AutoSettings | None 
 def as_of_moment(text: str) -> datetime:
     """``2025-12-01`` means the end of that UTC day (what was live when it closed); a full ISO
     time such as ``2025-12-01T14:00Z`` means that moment (UTC when no zone is given)."""
+    wrong = WeightsError(f"{text!r:.40} is not a date; use YYYY-MM-DD, or an ISO time such as 2025-12-01T14:00Z.")
+    if not isinstance(text, str):
+        raise wrong
     try:
-        if len(text.strip()) == 10:
-            day = datetime.strptime(text.strip(), "%Y-%m-%d").date()
-            return datetime.combine(day, datetime.max.time(), tzinfo=timezone.utc)
+        return datetime.combine(date.fromisoformat(text.strip()), time.max, tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    try:
         moment = datetime.fromisoformat(text.strip())
-    except (ValueError, AttributeError):
-        raise WeightsError(f"{text!r:.40} is not a date; use YYYY-MM-DD, or an ISO time such as 2025-12-01T14:00Z.") from None
+    except ValueError:
+        raise wrong from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)

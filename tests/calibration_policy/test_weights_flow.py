@@ -227,3 +227,24 @@ def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tm
                          timestamp=T0 + timedelta(hours=1), **dirs)
     assert applied.applied and math.isclose(sum(read_weights(weights_file).values()), 1.0, abs_tol=1e-9)
     assert applied.change.kind == "update" and applied.change.domain == "scoring_weights"
+
+
+@pytest.mark.parametrize("text, moment", [
+    ("2025-12-01", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=timezone.utc)),  # a date: what was live at its close
+    ("20251201", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=timezone.utc)),
+    ("2025-12-01T14:00Z", datetime(2025, 12, 1, 14, 0, tzinfo=timezone.utc)),
+    ("2025-12-01 14:00", datetime(2025, 12, 1, 14, 0, tzinfo=timezone.utc)),  # no zone: UTC
+    ("2025-12-01T14:00+02:00", datetime(2025, 12, 1, 12, 0, tzinfo=timezone.utc)),
+])
+def test_as_of_reads_a_date_as_the_end_of_that_utc_day(text, moment):
+    from calibration_policy.weights import as_of_moment
+
+    assert as_of_moment(text) == moment
+
+
+@pytest.mark.parametrize("text", ["2025-13-01", "1 Dec", "", None])
+def test_as_of_refuses_what_is_not_a_date(text):
+    from calibration_policy.weights import as_of_moment
+
+    with pytest.raises(WeightsError, match="is not a date; use YYYY-MM-DD"):
+        as_of_moment(text)
