@@ -294,6 +294,9 @@ def bounded_weights(suggested: Mapping[str, float], current: Mapping[str, float]
     Euclidean projection onto {every w in [max(0, c − b), min(1, c + b)], Σw = 1}, which has
     the form w = clip(s + λ, lo, hi) for one shift λ; the sum is monotone in λ, so bisection
     finds it. A set is always found: the current weights themselves lie inside those bounds.
+    Being the closest point, it may move a weight the analysis wanted slightly lower a little
+    higher instead (the share the bound holds back from another weight has to go somewhere);
+    the rationale is recomputed from the bounded weights, so it says what really happens.
     """
     if not max_change > 0 or not math.isfinite(max_change):
         raise WeightsError(f"max_weight_change must be a positive number, not {max_change!r:.40}.")
