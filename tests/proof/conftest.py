@@ -15,8 +15,9 @@ import pytest
 # The drivers and helpers live next to the tests; make them importable however pytest is started.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibration_policy import history as history_module  # noqa: E402
-from proofkit import ENV_VARS  # noqa: E402
+from proofkit import ENV_VARS
+
+from calibration_policy import history as history_module
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,10 @@ import os
 import random
 import sys
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from proofkit import HOST_PLUGINS, T0, append_durably, build_result
 
@@ -59,7 +60,11 @@ class LoggingTarget:
 
 
 def crash_writer(spec: dict[str, Any]) -> None:
-    from calibration_policy import CalibrationUpdatePolicy, HistoryError, record_calibration_result
+    from calibration_policy import (
+        CalibrationUpdatePolicy,
+        HistoryError,
+        record_calibration_result,
+    )
     from calibration_policy.apply import apply_values
     from calibration_policy.archive import Archive
     from calibration_policy.review import rollback

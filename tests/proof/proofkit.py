@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ DRIVERS = HERE / "drivers.py"
 HOST_PLUGINS = REPO / "examples" / "options_agent" / "plugins"
 LONG = os.environ.get("CALIBRATION_POLICY_LONG_TESTS") == "1"
 
-T0 = datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 10, 15, 30, tzinfo=UTC)
 ORIGINAL_JSON_CONFIG = {"global": 1.0, "weekly": 1.0, "monthly": 1.0}
 ORIGINAL_VOL_SURFACE = {
     "bands": {
@@ -187,3 +187,22 @@ def run_drivers(command: str, specs: list[dict[str, Any]], timeout: float = 300.
             raise AssertionError(f"driver {command} failed ({proc.returncode}):\n{err.decode()[-4000:]}")
         reports.append(json.loads(out.decode().strip().splitlines()[-1]))
     return reports
+
+
+def host_create_app():
+    """``examples/options_agent/app.py``'s ``create_app``; None while the panel (``calibration_policy_ui``)
+    or the host app does not exist yet."""
+    import importlib.util
+
+    path = HOST_PLUGINS.parent / "app.py"
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("calibration_policy_ui") is None \
+            or not path.exists():
+        return None
+    try:
+        import calibration_policy_ui.router  # noqa: F401
+    except ImportError:
+        return None
+    spec = importlib.util.spec_from_file_location("proof_options_agent_app", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.create_app

@@ -16,14 +16,24 @@ import json
 import math
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from proofkit import (
+    HOST_PLUGINS,
+    ORIGINAL_JSON_CONFIG,
+    ORIGINAL_VOL_SURFACE,
+    T0,
+    build_result,
+    data_state,
+    driver_env,
+    host_create_app,
+)
 
 from calibration_policy import (
-    CalibrationRun,
     CalibrationUpdatePolicy,
     HistoryStore,
     get_smoothed_multipliers,
@@ -36,7 +46,6 @@ from calibration_policy.archive import Archive
 from calibration_policy.review import ReviewStore, rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.update import force_apply, run_update
-from proofkit import HOST_PLUGINS, ORIGINAL_JSON_CONFIG, ORIGINAL_VOL_SURFACE, T0, build_result, data_state, driver_env
 
 HUGE = "S" * 10_000_000
 HOSTILE_NAMES: dict[str, Any] = {
@@ -159,7 +168,7 @@ for label, bad in {"none": None, "list": [], "text": "result", "empty": {}, "met
                    "extra-nan": _with("snapshot_sensors.spot", math.nan), "extra-inf": _with("global_metrics.mae_vol_points", math.inf)}.items():
     case(f"record-result-{label}", lambda w, b=bad: record_calibration_result(b, "SPY", "live", history_dir=w.history), None)
 for label, bad in {"naive": datetime(2025, 12, 10, 15, 30), "text": "2025-12-10", "int": 1733844600,
-                   "year-1": datetime(1, 1, 1, tzinfo=timezone.utc), "year-9999": datetime(9999, 12, 31, tzinfo=timezone.utc)}.items():
+                   "year-1": datetime(1, 1, 1, tzinfo=UTC), "year-9999": datetime(9999, 12, 31, tzinfo=UTC)}.items():
     case(f"record-timestamp-{label}", lambda w, b=bad: record_calibration_result(build_result(), "SPY", "live",
                                                                                  history_dir=w.history, timestamp=b), "timestamp")
 case("record-domain-unknown", lambda w: record_calibration_result(build_result(), "SPY", "live", history_dir=w.history,
@@ -462,7 +471,7 @@ def test_console_script_rejects_hostile_input(cli_world, argv: list[str]) -> Non
         argv += _common(cli_world)
     before = data_state(cli_world["parent"])
     proc = subprocess.run([sys.executable, "-c", "import sys; from calibration_policy.cli import main; sys.exit(main())", *argv],
-                          capture_output=True, text=True, env=driver_env(), cwd=cli_world["parent"], timeout=120)
+                          capture_output=True, text=True, env=driver_env(), cwd=cli_world["parent"], timeout=120, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stderr.startswith("Error: ")
@@ -477,7 +486,7 @@ def test_installed_console_script_rejects_traversal(cli_world) -> None:
     if exe is None:
         pytest.skip("the calibration-policy console script is not on PATH")
     proc = subprocess.run([exe, "history", "../../etc", *_common(cli_world)], capture_output=True, text=True,
-                          env=driver_env(), cwd=cli_world["parent"], timeout=120)
+                          env=driver_env(), cwd=cli_world["parent"], timeout=120, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr
     STATS["cli_subprocess"] += 1
 
@@ -488,18 +497,11 @@ REPO_VOL_SURFACE = HOST_PLUGINS.parent / "config" / "vol_surface.json"
 
 
 def load_host_app():
-    """``examples/options_agent/app.py``'s ``create_app``, or skip when the UI is not installed."""
-    pytest.importorskip("fastapi")
-    pytest.importorskip("calibration_policy_ui.router", reason="the calibration panel (calibration_policy_ui) is not built yet")
-    import importlib.util
-
-    path = HOST_PLUGINS.parent / "app.py"
-    if not path.exists():
-        pytest.skip("examples/options_agent/app.py does not exist yet")
-    spec = importlib.util.spec_from_file_location("proof_options_agent_app", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.create_app
+    """``examples/options_agent/app.py``'s ``create_app``, or skip when the UI is not built yet."""
+    create_app = host_create_app()
+    if create_app is None:
+        pytest.skip("the calibration panel (calibration_policy_ui.router) or examples/options_agent/app.py does not exist yet")
+    return create_app
 
 
 def make_http_world(root: Path) -> dict[str, Any]:

@@ -20,21 +20,24 @@ Default: 8 × 20 applies, 50 × 20 records, 3 rounds × 10 reviewers.
 
 from __future__ import annotations
 
+import itertools
 import json
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
+from proofkit import LONG, build_result, run_drivers, start_driver
 
-from calibration_policy import CalibrationUpdatePolicy, HistoryStore, load_recent_calibration_history
+from calibration_policy import (
+    CalibrationUpdatePolicy,
+    HistoryStore,
+    load_recent_calibration_history,
+)
 from calibration_policy.archive import Archive
 from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.update import run_update
-from proofkit import LONG, build_result, read_jsonl, run_drivers, start_driver
 
 APPLY_WORKERS, APPLY_COUNT = (20, 50) if LONG else (8, 20)
 RECORD_WORKERS, RECORD_COUNT = 50, 20
@@ -69,7 +72,7 @@ def test_concurrent_applies_lose_nothing(tmp_path: Path) -> None:
     assert times == sorted(times) and len(set(times)) == len(times)
     periods = archive.periods()
     assert len(periods) == len(committed) + 1
-    for before, after in zip(periods, periods[1:]):
+    for before, after in itertools.pairwise(periods):
         assert before.until == after.since
     for k in range(APPLY_WORKERS):
         assert live[f"w{k}"] == float(APPLY_COUNT), f"worker {k}'s last change was lost"

@@ -20,6 +20,7 @@ Default: 2 × 12 kills (< 60 s). ``CALIBRATION_POLICY_LONG_TESTS=1``: 2 × 110 k
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -30,15 +31,26 @@ import time
 from pathlib import Path
 
 import pytest
+from proofkit import (
+    HOST_PLUGINS,
+    LONG,
+    ORIGINAL_JSON_CONFIG,
+    ORIGINAL_VOL_SURFACE,
+    read_jsonl,
+    start_driver,
+)
 
-from calibration_policy import CalibrationRun, HistoryStore, load_recent_calibration_history
+from calibration_policy import (
+    CalibrationRun,
+    HistoryStore,
+    load_recent_calibration_history,
+)
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
 from calibration_policy.durable import sweep_orphans
 from calibration_policy.naming import parse_run_file_name
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
 from calibration_policy.target import JsonFileTarget
-from proofkit import HOST_PLUGINS, LONG, ORIGINAL_JSON_CONFIG, ORIGINAL_VOL_SURFACE, read_jsonl, start_driver
 
 KILLS = 110 if LONG else 12
 WRITERS = 3
@@ -70,12 +82,11 @@ def _campaign(root: Path, kind: str, kills: int, seed: int) -> dict:
                 if slot is None:
                     generation += 1
                     log = root / "logs" / f"w{generation}.log"
-                    err = open(root / "logs" / f"w{generation}.err", "wb")
-                    proc = start_driver("crash-writer", {
-                        "root": str(root), "target_kind": kind, "config": str(config), "log": str(log),
-                        "seed": seed * 10_000 + generation,
-                    }, stdout=subprocess.DEVNULL, stderr=err)
-                    err.close()
+                    with open(root / "logs" / f"w{generation}.err", "wb") as err:
+                        proc = start_driver("crash-writer", {
+                            "root": str(root), "target_kind": kind, "config": str(config), "log": str(log),
+                            "seed": seed * 10_000 + generation,
+                        }, stdout=subprocess.DEVNULL, stderr=err)
                     slots[i] = {"proc": proc, "log": log, "kill_at": None, "n": generation}
                     continue
                 proc = slot["proc"]
@@ -145,7 +156,7 @@ def _check_config_and_archive(root: Path, kind: str, campaign: dict) -> dict:
     committed_ids = {e.change_id for e in committed}
     assert applied <= committed_ids, f"changes reported as applied but not committed: {sorted(applied - committed_ids)[:5]}"
     periods = archive.periods()
-    for before, after in zip(periods, periods[1:]):
+    for before, after in itertools.pairwise(periods):
         assert before.until == after.since
     return {"committed": len(committed), "abandoned": sum(e.status == "abandoned" for e in everything),
             "intents": len(intents), "reported_applied": len(applied)}

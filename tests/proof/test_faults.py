@@ -18,25 +18,36 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import json
 import os
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from proofkit import (
+    HOST_PLUGINS,
+    LONG,
+    ORIGINAL_JSON_CONFIG,
+    ORIGINAL_VOL_SURFACE,
+    T0,
+    build_result,
+    temp_files,
+)
 
 from calibration_policy import (
     CalibrationRun,
     CalibrationUpdatePolicy,
     HistoryError,
     TargetError,
+    durable,
     load_recent_calibration_history,
     record_calibration_result,
 )
-from calibration_policy import durable
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive, ArchiveEntry
 from calibration_policy.naming import parse_run_file_name
@@ -44,7 +55,6 @@ from calibration_policy.plugins import get_target_factory, load_plugins_dir
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.update import force_apply, run_update
-from proofkit import HOST_PLUGINS, LONG, ORIGINAL_JSON_CONFIG, ORIGINAL_VOL_SURFACE, T0, build_result, temp_files
 
 ERRNOS = (errno.ENOSPC, errno.EACCES, errno.EIO, errno.EROFS)
 POLICY = CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01, min_sample_size=10, min_vega_sum=10.0)
@@ -144,7 +154,7 @@ class World:
         self.target = JsonFileTarget(self.config)
 
     @classmethod
-    def seeded(cls, root: Path) -> "World":
+    def seeded(cls, root: Path) -> World:
         world = cls(root)
         for i in range(3):
             record_calibration_result(build_result(global_m=1.0 + i / 50), "SPY", "live", history_dir=world.history,
@@ -157,7 +167,7 @@ class World:
         assert world.pending
         return world
 
-    def copy_to(self, root: Path) -> "World":
+    def copy_to(self, root: Path) -> World:
         shutil.copytree(self.root, root)
         world = World(root)
         world.pending = self.pending
@@ -270,7 +280,7 @@ def test_every_io_call_can_fail_cleanly(name: str, base_world: World, tmp_path: 
 
 def _chattr(flag: str, path: Path) -> bool:
     return shutil.which("chattr") is not None and subprocess.run(
-        ["chattr", flag, str(path)], capture_output=True).returncode == 0
+        ["chattr", flag, str(path)], capture_output=True, check=False).returncode == 0
 
 
 @pytest.fixture
@@ -437,7 +447,7 @@ def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeyp
     import calibration_policy.update as update_module
 
     world = World(tmp_path / "w")
-    clock = BackwardsClock(datetime(2026, 1, 1, tzinfo=timezone.utc), step)
+    clock = BackwardsClock(datetime(2026, 1, 1, tzinfo=UTC), step)
     for module in (apply_module, archive_module, review_module, update_module):
         monkeypatch.setattr(module, "now_utc", clock)
     values = []
@@ -460,7 +470,7 @@ def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeyp
     assert times == sorted(times) and len(set(times)) == 12, "a clock step back reordered the archive"
     assert [c.new_values["global"] for c in changes] == values
     periods = archive.periods()
-    for before, after in zip(periods, periods[1:]):
+    for before, after in itertools.pairwise(periods):
         assert before.until == after.since
     for period in periods[1:]:
         assert archive.as_of(period.since) == period
@@ -470,7 +480,7 @@ def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeyp
 def test_clock_going_backwards_keeps_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import calibration_policy.history as history_module
 
-    clock = BackwardsClock(datetime(2026, 1, 1, tzinfo=timezone.utc), timedelta(minutes=-5))
+    clock = BackwardsClock(datetime(2026, 1, 1, tzinfo=UTC), timedelta(minutes=-5))
 
     class FakeDatetime(datetime):
         @classmethod

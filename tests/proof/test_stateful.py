@@ -13,6 +13,7 @@ an archive, a suggestions folder and a JSON live config) and, after every step, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -23,15 +24,20 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from proofkit import LONG, ORIGINAL_JSON_CONFIG, T0, build_result
 
-from calibration_policy import CalibrationUpdatePolicy, HistoryError, ReviewError, load_recent_calibration_history
+from calibration_policy import (
+    CalibrationUpdatePolicy,
+    HistoryError,
+    ReviewError,
+    load_recent_calibration_history,
+    record_calibration_result,
+)
 from calibration_policy import history as history_module
-from calibration_policy import record_calibration_result
 from calibration_policy.archive import Archive
 from calibration_policy.review import ReviewStore, rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.update import force_apply, run_update
-from proofkit import LONG, ORIGINAL_JSON_CONFIG, T0, build_result
 
 POLICY = CalibrationUpdatePolicy(min_delta_global=0.02, min_delta_band=0.02, min_sample_size=100, min_vega_sum=1000.0)
 APPROVAL = POLICY.model_copy(update={"require_approval": True})
@@ -174,7 +180,7 @@ class CalibrationMachine(RuleBasedStateMachine):
         times = [e.at for e in everything]
         assert times == sorted(times) and len(set(times)) == len(times)
         periods = archive.periods()
-        for before, after in zip(periods, periods[1:]):
+        for before, after in itertools.pairwise(periods):
             assert before.until == after.since and (before.since is None or before.since < after.since)
         if periods:
             assert periods[-1].until is None and periods[-1].snapshot == self.expected
