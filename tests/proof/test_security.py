@@ -282,3 +282,35 @@ def test_http_routes_never_reach_outside(sandbox) -> None:
     assert all(400 <= s < 500 for s in statuses), sorted(set(statuses))
     _check(audit.found, sandbox)
     assert _outside_state(sandbox) == before and _repo_state() == repo
+
+
+def test_http_reflected_input_is_escaped(sandbox) -> None:
+    """Cross-check of the UI engineer's XSS tests: hostile text sent in is never echoed as live HTML."""
+    create_app = host_create_app()
+    if create_app is None:
+        pytest.skip("the calibration panel (calibration_policy_ui.router) or the host app does not exist yet")
+    from fastapi.testclient import TestClient
+
+    data = sandbox["root"] / "panel"
+    (data / "config").mkdir(parents=True)
+    (data / "config" / "vol_surface_SPY.json").write_text(json.dumps({"iv_multiplier": 1.0, "bands": {}}))
+    record_calibration_result(build_result(bands={}), "SPY", "harvested", history_dir=data / "calibration_runs", timestamp=T0)
+    client = TestClient(create_app(data, plugins_dir=HOST_PLUGINS, password=None, secret="s"),
+                        raise_server_exceptions=False, follow_redirects=False)
+    token = client.get("/calibration/api/csrf-token").json()["csrf_token"]
+    payload = "<script>alert(1)</script>"
+    responses = [
+        client.get("/calibration/", params={"underlying": payload}),
+        client.get("/calibration/", params={"underlying": "SPY", "scope": payload}),
+        client.get("/calibration/", params={"underlying": "SPY", "page": payload}),
+        client.get("/calibration/force-apply", params={"underlying": payload}),
+        client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": payload}),
+        client.post("/calibration/force-apply", headers={"X-CSRF-Token": token},
+                    data={"underlying": "SPY", "run_id": payload, "confirm": "yes"}),
+        client.post(f"/calibration/suggestions/{payload.replace('/', '%2F')}/reject", headers={"X-CSRF-Token": token},
+                    data={"underlying": "SPY", "notes": payload}),
+    ]
+    for response in responses:
+        assert response.status_code < 500
+        if response.headers.get("content-type", "").startswith("text/html"):
+            assert payload not in response.text, f"{response.url}: unescaped input in the page"
