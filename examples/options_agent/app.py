@@ -120,6 +120,8 @@ def create_app(data_dir: str | os.PathLike[str] | None = None, *, plugins_dir: s
             base_template="base.html",
             current_user=lambda request: getattr(request.state, "user", None),
             secret=secret,
+            weights_path=data / "scoring_weights.json",
+            trades_path=data / "trades.parquet",
         ),
         prefix="/calibration",
     )

@@ -26,6 +26,7 @@ from .errors import panel_route_class
 from .pages import add_page_routes
 from .panel import DEFAULT_BASE_TEMPLATE, Panel, PolicySource, TemplatesArg, build_templates
 from .security import SECRET_ENV, Signer
+from .weights import create_weights_router
 
 PathArg = str | os.PathLike[str] | None
 
@@ -47,8 +48,11 @@ def create_router(
     current_user: Callable[[Request], str | None] | None = None,
     secret: str | bytes | None = None,
     trusted_origins: Sequence[str] = (),
+    weights_path: PathArg = None,
+    trades_path: PathArg = None,
+    weights_settings: Any = None,
 ) -> APIRouter:
-    """Build the panel's router.
+    """Build the panel's router (with its "Scoring weights" tab).
 
     - ``target_for(underlying) -> Target``: the host's live config for a symbol.
     - ``history_dir`` / ``archive_dir`` / ``suggestions_dir``: the core's folders (``None``: the
@@ -64,6 +68,9 @@ def create_router(
       when several worker processes serve the app, otherwise each has its own.
     - ``trusted_origins``: extra ``https://host`` origins allowed to POST (behind a proxy that
       rewrites ``Host``).
+    - ``weights_path`` / ``trades_path`` / ``weights_settings``: the scoring-weights tab's live
+      weights file, trades table and settings (defaults: ``data/scoring_weights.json``,
+      ``data/trades.parquet``, ``load_weights_settings``).
     """
     if not callable(target_for):
         raise TypeError("target_for must be a function that returns the live config (a Target) for an underlying.")
@@ -83,6 +90,10 @@ def create_router(
     router = APIRouter(dependencies=list(dependencies), route_class=panel_route_class(panel.render_error))
     add_page_routes(router, panel)
     add_api_routes(router, panel)
+    router.include_router(create_weights_router(  # the host's auth guards the tab's own routes too
+        panel=panel, weights_path=weights_path, trades_path=trades_path, settings=weights_settings,
+        dependencies=dependencies,
+    ))
     return router
 
 

@@ -155,7 +155,8 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
 def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | None = None) -> PanelPage:
     policy = panel.policy()
     store = open_store(panel.history_dir)
-    known = store.underlyings()
+    # Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab.
+    known = [u for u in store.underlyings() if (latest := store.latest(u, limit=1)) and latest[0].domain == policy.domain]
     underlying = pick_underlying(known, requested)
     view = PanelPage(known, underlying, get_domain(policy.domain).title, policy.explain(), policy)
     if underlying is None:

@@ -48,6 +48,7 @@ from calibration_policy.weights import (
 )
 
 from .errors import API_TAG, PanelError, panel_route_class
+from .api import ErrorOut
 from .panel import DEFAULT_BASE_TEMPLATE, Panel, TemplatesArg, build_templates
 from .security import (
     SECRET_ENV,
@@ -188,10 +189,6 @@ def factor_rows(suggestion: Suggestion, live: dict[str, float]) -> list[dict[str
 # -- JSON shapes -----------------------------------------------------------------------------------
 
 
-class ErrorOut(BaseModel):
-    detail: str = Field(description="One plain-English sentence saying what is wrong.")
-
-
 class SuggestionOut(BaseModel):
     suggestion_id: str
     status: Literal["pending", "approved", "rejected", "modified", "expired"]
@@ -305,7 +302,7 @@ class ChangeOut(BaseModel):
     previous_values: dict[str, float]
 
 
-class AsOfOut(BaseModel):
+class WeightsAsOfOut(BaseModel):
     at: datetime
     period: PeriodOut | None
     message: str
@@ -521,12 +518,12 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
         return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
                             previous_values=entry.previous_values))
 
-    @router.get("/api/weights/as-of", name="calibration_policy_ui.api_weights_as_of", response_model=AsOfOut, **api)
+    @router.get("/api/weights/as-of", name="calibration_policy_ui.api_weights_as_of", response_model=WeightsAsOfOut, **api)
     def api_as_of(at: Annotated[str, Query(min_length=4, max_length=40,
                                            description="YYYY-MM-DD (the end of that UTC day) or an ISO time.")]) -> Any:
         """The weights that were live at a moment."""
         view = _as_of_view(tab, at)
-        return ok(AsOfOut(at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message))
+        return ok(WeightsAsOfOut(at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message))
 
 
 def create_weights_router(
