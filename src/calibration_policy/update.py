@@ -162,25 +162,28 @@ def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, f
             values = dict(smoothed if force_values == "smoothed" else run.recommended)
             decision = _forced(decision, values)
         change = None
-        if decision.apply and policy.require_approval and not decision.forced:
-            suggestion = _propose(run, decision, current, target, suggestions_dir)
-            decision = replace(decision, apply=False, reason="Waiting for approval: " + decision.reason.removeprefix("Applied: "))
-            run = run.model_copy(update={"pending_suggestion": suggestion.suggestion_id})
-        elif decision.apply:
+        needs_review = decision.apply and policy.require_approval and not decision.forced
+        if decision.apply and not needs_review:
             change = apply_values(
                 target, decision.values, archive_dir=archive_dir, already_locked=True,
                 kind="force" if decision.forced else "update", actor="user" if decision.forced else "policy",
                 reason=decision.reason, domain=run.domain, underlying=run.underlying, run_id=run.run_id,
                 calibration_timestamp=run.timestamp,
             )
-        run = _decided(run, decision, smoothed, change)
-        try:
-            store.save(run)
-        except ValueError as error:
-            if change is None:
-                raise
-            raise live_but_not_recorded(target.name, f"updating run {run.run_id} in the history", error,
-                                        f"the archive has the change ({change.change_id}).") from error
+        if not needs_review:
+            run = _decided(run, decision, smoothed, change)
+            try:
+                store.save(run)
+            except ValueError as error:
+                if change is None:
+                    raise
+                raise live_but_not_recorded(target.name, f"updating run {run.run_id} in the history", error,
+                                            f"the archive has the change ({change.change_id}).") from error
+    if needs_review:  # outside the target lock: approving takes the suggestion lock, then the target's
+        suggestion = _propose(run, decision, current, target, suggestions_dir)
+        decision = replace(decision, apply=False, reason="Waiting for approval: " + decision.reason.removeprefix("Applied: "))
+        run = _decided(run, decision, smoothed, None).model_copy(update={"pending_suggestion": suggestion.suggestion_id})
+        store.save(run)
     get_plugin_manager().hook.decision_made(run=run, decision=decision, policy=policy)
     return UpdateOutcome(run=run, decision=decision, change=change)
 
@@ -210,5 +213,9 @@ def force_apply(
         if not latest:
             raise HistoryError(f"There is no calibration run for {underlying.upper()} to apply yet; run an update first.")
         run = latest[0]
+    if run.domain != policy.domain:
+        raise CalibrationPolicyError(
+            f"Run {run.run_id} holds {run.domain} values, not {policy.domain}; it cannot be applied to this target."
+        )
     smoothed = run.smoothed or smoothed_for(run, policy, history_dir)
     return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use)
