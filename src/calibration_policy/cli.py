@@ -66,8 +66,13 @@ def _table(headers: Sequence[str], rows: list[Sequence[Any]], wrap_last: int = 7
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+def _fmt(values: dict[str, float] | None) -> str:
+    """The global multiplier, or for a domain without one (scoring weights) every value, briefly."""
+    if not values:
+        return "–"
+    if "global" in values:
+        return f"{values['global']:.3f}"
+    return " ".join(f"{scope[:4]} {value:.2f}" for scope, value in values.items())
 
 
 # -- commands ---------------------------------------------------------------------------------------
@@ -85,11 +90,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def run_rows(runs) -> list[list[str]]:
     rows = []
     for run in reversed(runs):
-        smoothed = (run.smoothed or {}).get("global")
         applied = {"applied": "✓ yes", "not applied": "– no", "pending": "? pending", "undecided": "…"}[run.status]
         rows.append([
-            run.timestamp.strftime("%Y-%m-%d %H:%M"), run.source, _fmt(run.recommended.get("global")),
-            _fmt(smoothed), applied, run.applied_reason or "not decided yet",
+            run.timestamp.strftime("%Y-%m-%d %H:%M"), run.source, _fmt(run.recommended),
+            _fmt(run.smoothed), applied, run.applied_reason or "not decided yet",
         ])
     return rows
 
@@ -105,7 +109,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"No calibration runs for {args.underlying.upper()} yet — run `calibration-policy update --underlying {args.underlying.upper()} …`.")
         return 0
     print(f"Last {len(runs)} calibration runs for {runs[0].underlying}, newest first:\n")
-    print(_table(["Time (UTC)", "Source", "Rec Global", "Smoothed", "Applied?", "Reason"], run_rows(runs), wrap_last=10_000 if args.full else 70))
+    recommended = "Rec Global" if "global" in runs[-1].recommended else "Recommended"
+    print(_table(["Time (UTC)", "Source", recommended, "Smoothed", "Applied?", "Reason"], run_rows(runs), wrap_last=10_000 if args.full else 70))
     return 0
 
 

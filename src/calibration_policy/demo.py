@@ -30,6 +30,7 @@ class DemoSummary:
     out: Path
     underlyings: list[UnderlyingSummary]
     policy: CalibrationUpdatePolicy
+    weights: str | None = None  # what the scoring-weights step suggested, in one sentence
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +45,7 @@ class DemoSummary:
                 }
                 for u in self.underlyings
             },
+            "weights": self.weights,
         }
 
     def text(self) -> str:
@@ -55,6 +57,8 @@ class DemoSummary:
                 lines.append(f"   not applied, {reason}: {count}")
             final = ", ".join(f"{scope} {value:.3f}" for scope, value in sorted(u.final.items(), key=lambda kv: (kv[0] != "global", kv[0])))
             lines.append(f"   live multipliers now: {final}")
+        if self.weights:
+            lines += ["", "Scoring weights: " + self.weights]
         lines += ["", "Policy: " + self.policy.explain(), "",
                   f"See the runs:      calibration-policy history SPY --history-dir {self.out}/calibration_runs",
                   f"See the panel:     calibration-policy serve --data {self.out}   (then open http://127.0.0.1:8000/calibration/)"]
@@ -110,4 +114,19 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
             summary.not_applied_by_reason[REASON_NAMES.get(blocking, blocking)] += 1
     for underlying, target in targets.items():
         summaries[underlying].final = target.values(target.load())
-    return DemoSummary(out, list(summaries.values()), policy)
+    return DemoSummary(out, list(summaries.values()), policy, _suggest_weights(out))
+
+
+def _suggest_weights(out: Path, data: Path = Path("data")) -> str | None:
+    """Copy the bundled trades and live weights into the demo folder and leave a suggestion for review."""
+    trades, weights = data / "trades.parquet", data / "scoring_weights.json"
+    if not (trades.is_file() and weights.is_file()):
+        return None
+    from .default_plugins.scoring_weights import weights_target
+    from .weights import suggest_weights
+
+    shutil.copyfile(trades, out / "trades.parquet")
+    shutil.copyfile(weights, out / "scoring_weights.json")
+    outcome = suggest_weights(out / "trades.parquet", weights_target(path=out / "scoring_weights.json"),
+                              history_dir=out / "calibration_runs", suggestions_dir=out / "suggestions")
+    return outcome.message
