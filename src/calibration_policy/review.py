@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
 from .apply import apply_values, live_but_not_recorded
-from .archive import Archive, ArchiveEntry, now_utc, resolve_archive_dir
+from .archive import Archive, ArchiveEntry, now_utc
 from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import ReviewError
 from .naming import check_record_id, utc_stamp
@@ -173,7 +173,10 @@ class ReviewStore:
                 raise ReviewError(f"Suggestion {suggestion_id} is for {item.target}, not {target.name}.")
             chosen = get_domain(item.domain).validate(values if values is not None else item.values)
             verb = "approved" if status == "approved" else "modified and approved"
-            entry: ArchiveEntry = apply_values(
+            # Already live (a crash came between the config write and saving this suggestion):
+            # record that, never apply a second time.
+            done = [e for e in Archive(archive_dir, target.name).entries() if e.suggestion_id == item.suggestion_id]
+            entry: ArchiveEntry = done[-1] if done else apply_values(
                 target, chosen, archive_dir=archive_dir, kind="approve" if status == "approved" else "modify",
                 reason=f"Applied: suggestion {item.suggestion_id} {verb} by {reviewer}" + (f" ({notes})" if notes else ""),
                 actor=reviewer, domain=item.domain, underlying=item.underlying, run_id=item.run_id,

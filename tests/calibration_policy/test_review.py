@@ -364,3 +364,36 @@ def test_as_of_answers_what_was_live_at_any_moment(store, target, dirs):
     with pytest.raises(ValueError, match="timezone-aware"):
         archive.as_of(datetime(2025, 12, 1))
     assert Archive(dirs["archive"], "never_changed").as_of(t1) is None
+
+
+def test_an_approval_interrupted_after_the_config_write_is_not_applied_twice(tmp_path, monkeypatch):
+    """A crash between making the values live and saving the suggestion must not double-apply."""
+    import json as _json
+
+    from calibration_policy.archive import Archive
+    from calibration_policy.review import ReviewStore, Suggestion
+    from calibration_policy.archive import now_utc
+    from calibration_policy.target import JsonFileTarget
+
+    live = tmp_path / "live.json"
+    live.write_text(_json.dumps({"global": 1.0}))
+    target = JsonFileTarget(live)
+    store = ReviewStore(tmp_path / "suggestions")
+    item = store.propose(Suggestion(domain="vol_surface", target=target.name, created_at=now_utc(),
+                                    values={"global": 1.2}, current_values={"global": 1.0}, reason="test"))
+    real_save = ReviewStore._save
+    calls = {"n": 0}
+
+    def crash_once(self, suggestion):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        return real_save(self, suggestion)
+
+    monkeypatch.setattr(ReviewStore, "_save", crash_once)
+    with pytest.raises(OSError):
+        store.approve(item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
+    assert store.get(item.suggestion_id).status == "pending"  # the save failed…
+    done = store.approve(item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
+    assert done.status == "approved"
+    assert len(Archive(tmp_path / "archive", target.name).entries()) == 1  # …but the values went live once
