@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -273,6 +274,7 @@ def test_every_io_call_can_fail_cleanly(name: str, base_world: World, tmp_path: 
         apply_values(world.target, {"global": 1.111}, archive_dir=world.archive, kind="force", reason="Applied: after fault")
         world.check_whole()
         world.check_chain()
+    print(f"\n[faults] {name}: {len(plans)} faults at {total} call sites; totals so far {STATS}", file=sys.stderr)
 
 
 # -- read-only folders (a real immutable folder; root cannot write there either) -----------------
