@@ -33,6 +33,8 @@ class Domain(ABC):
     parameter_label_plural: str = "values"
     sample_unit: str = "samples"
     sources: tuple[str, ...] = ()
+    # The safety net when a policy sets no ``bounds``: a value outside it is a broken calibration.
+    default_bounds: tuple[float, float] | None = None
 
     @abstractmethod
     def extract(self, result: Mapping[str, Any]) -> Extracted:

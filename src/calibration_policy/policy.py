@@ -87,7 +87,9 @@ class CalibrationUpdatePolicy(BaseModel):
     )
     rules: tuple[str, ...] = Field(DEFAULT_RULES, description="Apply rules, run in this order; all must pass.")
     max_step: Positive | None = Field(None, description="Largest change of one scope in one update; bigger moves are clipped.")
-    bounds: Bounds | None = Field(None, description="Absolute [min, max] a value may take; outside it nothing applies.")
+    bounds: Bounds | None = Field(
+        None, description="Absolute [min, max] a value may take; outside it nothing applies (default: the domain's safety range)."
+    )
     apply_scopes: Literal["all", "changed"] = Field("all", description="On apply, write all smoothed scopes or only those that changed enough.")
     require_approval: Annotated[bool, Strict()] = Field(False, description="Make a pending suggestion for a person to approve instead of applying.")
 
@@ -162,6 +164,15 @@ class CalibrationUpdatePolicy(BaseModel):
         except ValidationError as error:
             detail = _friendly(error).removeprefix("Invalid calibration policy: ").rstrip(".")
             raise ValueError(f"smoothing_options for {self.smoothing}: {detail}") from None
+
+    def effective_bounds(self) -> Bounds | None:
+        """The policy's bounds, else the domain's safety range (IV multipliers: 0.25–4)."""
+        if self.bounds is not None:
+            return self.bounds
+        from .plugins import get_domain
+
+        default = get_domain(self.domain).default_bounds
+        return Bounds(min=default[0], max=default[1]) if default else None
 
     def threshold_for(self, scope: str) -> float:
         """The smallest change that counts for ``scope`` (global, or a band with its override).
@@ -250,9 +261,10 @@ class CalibrationUpdatePolicy(BaseModel):
         parts[0] += "."
         if self.max_step is not None and "max_step" in self.rules:
             parts.append(f"One update moves a value by at most {fmt_num(self.max_step)}; a bigger move is made over several days.")
-        if self.bounds is not None and "bounds" in self.rules:
+        limits = self.effective_bounds()
+        if limits is not None and "bounds" in self.rules:
             parts.append(
-                f"A value outside {fmt_num(self.bounds.min)}–{fmt_num(self.bounds.max)} is never applied."
+                f"A value outside {fmt_num(limits.min)}–{fmt_num(limits.max)} is never applied."
             )
         if self.smoothing_skips_thin_runs and evidence:
             parts.append("Runs without enough data are recorded but left out of the smoothing.")

@@ -325,9 +325,6 @@ def test_a_rejected_input_never_recorded_a_half_run(world: World) -> None:
     assert made <= set(names) and len(names) == len(made) + 2  # + the QQQ run and the approval-pending run
 
 
-@pytest.mark.xfail(strict=True, reason="policy gap, not fixed here: with the default policy (no `bounds`), a finite but "
-                   "absurd recommended IV multiplier such as 1e308 passes every rule and is written to the live config; "
-                   "a default `bounds` (or a domain sanity range) would refuse it")
 def test_absurd_finite_multiplier_is_not_applied_by_default(tmp_path: Path) -> None:
     config = tmp_path / "live.json"
     config.write_text(json.dumps(ORIGINAL_JSON_CONFIG))

@@ -22,6 +22,7 @@ class VolSurfaceDomain(Domain):
     parameter_label_plural = "IV multipliers"
     sample_unit = "options"
     sources = ("live", "harvested")
+    default_bounds = (0.25, 4.0)  # a quarter or four times the model's vol is no calibration
 
     def extract(self, result: Mapping[str, Any]) -> Extracted:
         if not isinstance(result, Mapping):

@@ -76,7 +76,7 @@ def max_step(ctx: RuleContext) -> RuleVerdict:
 
 
 def bounds(ctx: RuleContext) -> RuleVerdict:
-    limits = ctx.policy.bounds
+    limits = ctx.policy.effective_bounds()
     if limits is None:
         return RuleVerdict("bounds", True, "no absolute limits set", {}, counts_in_reason=False)
     numbers = {"min": limits.min, "max": limits.max}

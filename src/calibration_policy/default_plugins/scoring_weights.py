@@ -45,6 +45,7 @@ class ScoringWeightsDomain(Domain):
     parameter_label_plural = "weights"
     sample_unit = "trades"
     sources = ("trades",)
+    default_bounds = (0.0, 1.0)
 
     def extract(self, result: Mapping[str, Any]) -> Extracted:
         """Read a weights analysis (``WeightsAnalysis.to_dict()``): its suggestion and trade count."""
