@@ -82,18 +82,33 @@ class Archive:
         except FileNotFoundError:
             return []
 
+    def _read(self, path: Path) -> ArchiveEntry | None:
+        try:
+            return ArchiveEntry.model_validate({**read_json(path), "change_id": path.stem})
+        except (OSError, ValueError) as error:
+            log.warning("Skipping archive entry %s: %s", path, str(error).splitlines()[0])
+            return None
+
     def entries(self, include_all: bool = False) -> list[ArchiveEntry]:
         """Committed changes, oldest first (all of them with ``include_all``)."""
-        found = []
-        for path in self._paths():
-            try:
-                entry = ArchiveEntry.model_validate({**read_json(path), "change_id": path.stem})
-            except (OSError, ValueError) as error:
-                log.warning("Skipping archive entry %s: %s", path, str(error).splitlines()[0])
+        found = [entry for entry in map(self._read, self._paths()) if entry is not None]
+        return found if include_all else [entry for entry in found if entry.status == "committed"]
+
+    def _tail(self) -> tuple[list[ArchiveEntry], ArchiveEntry | None]:
+        """Entries still ``prepared`` and the newest committed one, reading from the newest back.
+
+        Every change settles earlier prepared entries before writing its own, so nothing older
+        than the newest committed entry can be pending: a change never reads the whole archive.
+        """
+        pending = []
+        for path in reversed(self._paths()):
+            entry = self._read(path)
+            if entry is None or entry.status == "abandoned":
                 continue
-            if include_all or entry.status == "committed":
-                found.append(entry)
-        return found
+            if entry.status == "committed":
+                return pending, entry
+            pending.append(entry)
+        return pending, None
 
     def prepare(self, entry: ArchiveEntry) -> ArchiveEntry:
         try:
@@ -112,12 +127,8 @@ class Archive:
 
     def reconcile(self, target: Target, current: Snapshot) -> list[ArchiveEntry]:
         """Settle changes a crash left ``prepared``: committed if the config shows them, else abandoned."""
-        settled = []
-        for entry in self.entries(include_all=True):
-            if entry.status == "prepared":
-                status = "committed" if current == entry.new_snapshot else "abandoned"
-                settled.append(self.mark(entry, status))
-        return settled
+        pending, _ = self._tail()
+        return [self.mark(entry, "committed" if current == entry.new_snapshot else "abandoned") for entry in reversed(pending)]
 
     def periods(self) -> list[Period]:
         """Every value set that was live, oldest first; the last one is live now."""
@@ -140,8 +151,7 @@ class Archive:
         return None
 
     def last_change(self) -> ArchiveEntry | None:
-        changes = self.entries()
-        return changes[-1] if changes else None
+        return self._tail()[1]
 
     def __iter__(self) -> Iterator[ArchiveEntry]:
         return iter(self.entries())
