@@ -32,7 +32,7 @@ class CalibrationRun(BaseModel):
     band name; for other domains, that domain's parameter names) to its value.
     """
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False, validate_assignment=True, defer_build=True)
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, validate_assignment=True)
 
     schema_version: int = SCHEMA_VERSION
     run_id: str = Field("", description="The file name without .json; set by the store.")

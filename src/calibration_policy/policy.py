@@ -71,7 +71,7 @@ class CalibrationUpdatePolicy(BaseModel):
     silently ignored setting is a setting that lets noise into the live config.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     domain: str = Field("vol_surface", description="What is governed: vol_surface, scoring_weights or a plugin's domain.")
     min_delta_global: NonNegative = Field(0.03, description="Smallest change of the global multiplier worth applying.")
