@@ -8,58 +8,31 @@ table change; run axe-core for accessibility. Screenshots go to ``artifacts/``.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from .browser import ARTIFACTS, assert_accessible, chromium_page, needs_chromium, serving
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def served(tmp_path: Path):
     """The options agent's app with the panel, on a free loopback port, stopped afterwards."""
-    import uvicorn
-
     from .agent import agent_app_module, fill
 
     data = tmp_path / "data"
     fill(data, "SPY", days=8)
     fill(data, "QQQ", days=3)
-    app = agent_app_module().create_app(data, secret="browser-test")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", data
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(agent_app_module().create_app(data, secret="browser-test")) as url:
+        yield url, data
 
 
 @pytest.fixture
 def page():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+    with chromium_page() as page:
         yield page
-        browser.close()
 
 
 def live_values(data: Path) -> dict[str, float]:
@@ -72,12 +45,6 @@ def shown_values(page) -> dict[str, float]:
     return {rows.nth(i).get_attribute("data-scope"): float(rows.nth(i).locator("[data-value]").get_attribute("data-value"))
             for i in range(rows.count())}
 
-
-def assert_accessible(page, what: str) -> None:
-    axe = pytest.importorskip("axe_playwright_python.sync_playwright", reason="pip install axe-playwright-python")
-    results = axe.Axe().run(page)
-    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-    assert not bad, f"{what}: " + "; ".join(f"{v['id']} ({v['impact']}): {v['help']}" for v in bad)
 
 
 def test_panel_smoke_in_a_real_browser(served, page):
@@ -128,24 +95,10 @@ def test_underlying_selector_and_scope_selector_work_without_javascript(served, 
 
 
 def test_empty_panel_is_accessible(tmp_path: Path, page):
-    import uvicorn
-
     from .agent import agent_app_module
 
     (tmp_path / "data").mkdir()
-    app = agent_app_module().create_app(tmp_path / "data", secret="s")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
-        page.goto(f"http://127.0.0.1:{port}/calibration/")
+    with serving(agent_app_module().create_app(tmp_path / "data", secret="s")) as url:
+        page.goto(f"{url}/calibration/")
         assert "No calibration has run yet" in page.get_by_role("heading", level=2).first.inner_text()
         assert_accessible(page, "empty panel")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -6,9 +6,6 @@ to ``artifacts/weights-tab.png``.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,49 +13,26 @@ from fastapi import FastAPI
 
 from calibration_policy_ui.weights import create_weights_router
 
+from .browser import ARTIFACTS, assert_accessible, chromium_page, needs_chromium, serving
 from .test_weights import EQUAL, Tab
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def served(tmp_path: Path):
-    import uvicorn
-
     tab = Tab(tmp_path / "data")
     app = FastAPI()
     app.include_router(create_weights_router(weights_path=tab.weights, trades_path=tab.trades, secret="browser-test",
                                              current_user=lambda request: "ana", **tab.dirs()), prefix="/calibration")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/calibration/weights/", tab
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield f"{url}/calibration/weights/", tab
 
 
 @pytest.fixture
 def page():
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser.new_page(viewport={"width": 1200, "height": 900})
-        browser.close()
+    with chromium_page() as page:
+        yield page
 
 
 def test_the_running_sum_follows_the_typed_weights_and_modify_applies(served, page):
@@ -87,12 +61,9 @@ def test_the_running_sum_follows_the_typed_weights_and_modify_applies(served, pa
 
 
 def test_the_tab_has_no_serious_accessibility_problems(served, page):
-    axe = pytest.importorskip("axe_playwright_python.sync_playwright", reason="pip install axe-playwright-python")
     url, _ = served
     page.goto(url)
     page.get_by_role("button", name="Suggest these weights for review").click()
     page.wait_for_url(url)
     page.locator("summary", has_text="Modify the weights before applying").click()
-    results = axe.Axe().run(page)
-    bad = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-    assert not bad, "; ".join(f"{v['id']} ({v['impact']}): {v['help']}" for v in bad)
+    assert_accessible(page, "the Scoring weights tab")
