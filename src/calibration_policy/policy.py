@@ -50,6 +50,18 @@ def _friendly(error: ValidationError) -> str:
     return "Invalid calibration policy: " + "; ".join(p.rstrip(".") for p in problems) + "."
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML settings file as a dict, or one sentence saying why it cannot be used."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{what} {path} does not exist.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise PolicyError(f"{what} {path} is not valid TOML: {error}.") from None
+    except OSError as error:
+        raise PolicyError(f"{what} {path} cannot be read: {error.strerror}.") from None
+
+
 class Bounds(BaseModel):
     """Absolute limits a live value may never leave (a safety net against a broken calibration)."""
 
@@ -201,14 +213,7 @@ class CalibrationUpdatePolicy(BaseModel):
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> "CalibrationUpdatePolicy":
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PolicyError(f"Policy file {path} does not exist.") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise PolicyError(f"Policy file {path} is not valid TOML: {error}.") from None
-        except OSError as error:
-            raise PolicyError(f"Policy file {path} cannot be read: {error.strerror}.") from None
+        data = read_toml(path, "Policy file")
         try:
             return cls.from_dict(data)
         except PolicyError as error:

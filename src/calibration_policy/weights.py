@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
@@ -50,7 +49,7 @@ from .default_plugins.scoring_weights import (
 from .errors import CalibrationPolicyError, PolicyError
 from .history import open_store, record_calibration_result
 from .models import CalibrationRun, Decision
-from .policy import CalibrationUpdatePolicy
+from .policy import CalibrationUpdatePolicy, read_toml
 from .review import ReviewStore, Suggestion
 from .smoothing import get_smoothed_multipliers, window_runs
 from .target import Target
@@ -593,12 +592,7 @@ def load_weights_settings(path: str | os.PathLike[str] | None = None) -> Weights
     if chosen is None:
         return WeightsSettings(weights_policy(), AutoSettings())
     chosen = Path(chosen)
-    try:
-        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"Weights settings file {chosen} does not exist.") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise PolicyError(f"Weights settings file {chosen} is not valid TOML: {error}.") from None
+    data = read_toml(chosen, "Weights settings file")
     extra = sorted(set(data) - {"policy", "auto"})
     if extra:
         raise PolicyError(f"{chosen}: {extra[0]!r} is not a table of weights settings; use [policy] and [auto].")
