@@ -126,10 +126,7 @@ def run_update(
     policy = policy or CalibrationUpdatePolicy()
     run = build_run(result, underlying, source, timestamp, config, policy.domain)
     if dry_run:
-        smoothed = get_smoothed_multipliers(
-            open_store(history_dir).between(run.underlying, run.timestamp - timedelta(days=policy.smoothing_window_days), run.timestamp),
-            run, policy,
-        )
+        smoothed = smoothed_for(run, policy, history_dir)  # the unrecorded run still counts once
         current = target.values(target.load())
         decision = should_apply_update(current, smoothed, policy, _evidence(run))
         return UpdateOutcome(run=_decided(run, decision, smoothed, None), decision=decision, dry_run=True)
