@@ -17,12 +17,16 @@ numpy and pyarrow versions). Run from anywhere: ``python data/generate_trades.py
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+# One deterministic Parquet writer for all bundled data (same table, same bytes).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate_sample_data import write_table  # noqa: E402
 
 SEED = 20251201
 N_TRADES = 600
@@ -53,20 +57,6 @@ def make_trades(n: int = N_TRADES, seed: int = SEED) -> pa.Table:
         "pnl": pa.array(pnl, pa.float64()),
         "win": pa.array(pnl > 0, pa.bool_()),
     })
-
-
-def write_table(table: pa.Table, path: Path) -> None:
-    """Fixed writer settings, no pandas metadata, no timestamps: same table, same bytes."""
-    pq.write_table(
-        table.replace_schema_metadata(None),
-        path,
-        compression="zstd",
-        compression_level=9,
-        use_dictionary=True,
-        write_statistics=False,
-        version="2.6",
-        data_page_version="1.0",
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
