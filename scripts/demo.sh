@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 serve=no
 [ "${1:-}" = "--serve" ] && serve=yes
 bash scripts/setup.sh
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 calibration-policy demo --out demo-output
 echo
 calibration-policy history SPY --history-dir demo-output/calibration_runs --limit 5

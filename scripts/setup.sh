@@ -1,18 +1,75 @@
 #!/usr/bin/env bash
-# Install calibration-policy with its panel and test tools. Safe to run again: it only adds
-# what is missing. Chromium (for the browser tests) comes from Debian's packages when
-# apt-get is available and we are root; Playwright drives it, so no browser is downloaded.
+# Install calibration-policy, its panel and its test tools into ./.venv, exactly as pinned in
+# uv.lock. Never touches the system Python (Debian's is "externally managed", PEP 668): uv is
+# bootstrapped into .venv/uv-tool with the venv's own pip, then `uv sync --frozen` installs the
+# lock. Safe to run again: a synced venv costs about a second.
+#
+#   bash scripts/setup.sh                  # the package, its panel and the test tools
+#   bash scripts/setup.sh --with-browser   # plus Debian's chromium for the browser tests
+#
+# Choose the interpreter with CALIBRATION_PYTHON (default: python3 on PATH, 3.11 or newer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_browser="${1:-}"
-python3 -m pip install --quiet --disable-pip-version-check -e '.[ui,test]'
-if [ "$want_browser" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "Installing Chromium from Debian's packages for the browser tests…"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq chromium >/dev/null
+UV_VERSION="0.13.9"
+venv=".venv"
+
+say() { printf '%s\n' "$*" >&2; }
+is_root_with_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "$@" >/dev/null
+}
+
+python="${CALIBRATION_PYTHON:-python3}"
+if ! command -v "$python" >/dev/null 2>&1; then
+  say "No Python found ('$python'). Install Python 3.11 or newer (Debian/Ubuntu: apt-get install python3 python3-venv), or set CALIBRATION_PYTHON to one."
+  exit 1
+fi
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  say "$("$python" --version 2>&1) is too old: calibration-policy needs Python 3.11 or newer. Set CALIBRATION_PYTHON to a newer one."
+  exit 1
+fi
+
+# A venv needs the venv module and ensurepip, which Debian ships separately (python3-venv).
+if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  pkg="python3-venv"
+  if is_root_with_apt; then
+    say "Installing Debian's $pkg (Python's venv module is missing)…"
+    apt_install "$pkg"
   else
-    echo "Chromium is not installed and cannot be installed here (needs root and apt-get); browser tests will be skipped." >&2
+    say "Python's venv module is missing. Install it, then run this again: sudo apt-get install $pkg"
+    exit 1
+  fi
+fi
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  say "Creating the project's virtual environment in $venv …"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+fi
+
+uv="$venv/uv-tool/bin/uv"
+if [ ! -x "$uv" ] || [ "$("$uv" --version 2>/dev/null | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  say "Bootstrapping uv $UV_VERSION inside $venv (nothing is installed system-wide)…"
+  rm -rf "$venv/uv-tool"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+    --target "$venv/uv-tool" "uv==$UV_VERSION"
+fi
+
+# uv keeps its download cache in the user's cache folder; a bare `env -i` shell has no HOME.
+if [ -z "${UV_CACHE_DIR:-}" ]; then
+  if [ -n "${HOME:-}" ]; then export UV_CACHE_DIR="$HOME/.cache/uv"; else export UV_CACHE_DIR="$PWD/$venv/uv-cache"; fi
+fi
+UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never \
+  "$uv" sync --quiet --frozen --extra ui --extra test --python "$venv/bin/python"
+
+if [ "$want_browser" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  if is_root_with_apt; then
+    say "Installing Chromium from Debian's packages for the browser tests…"
+    apt_install chromium
+  else
+    say "Chromium is missing, so the browser tests will be skipped. To run them: sudo apt-get install chromium"
   fi
 fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, set-up included. Long variants (hundreds of crash kills, big
-# concurrency runs) run with CALIBRATION_POLICY_LONG_TESTS=1.
+# The whole test suite, set-up included: installs from uv.lock into ./.venv (scripts/setup.sh),
+# then runs pytest there. Long variants (hundreds of crash kills, big concurrency runs) run with
+# CALIBRATION_POLICY_LONG_TESTS=1. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-browser
-python3 -m pytest -q "$@"
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+exec python -m pytest -q "$@"
