@@ -62,7 +62,8 @@ fi
 if [ -z "${UV_CACHE_DIR:-}" ]; then
   if [ -n "${HOME:-}" ]; then export UV_CACHE_DIR="$HOME/.cache/uv"; else export UV_CACHE_DIR="$PWD/$venv/uv-cache"; fi
 fi
-UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never \
+# Trust the machine's certificate store (a company proxy's CA lives there, not in uv's own list).
+UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}" \
   "$uv" sync --quiet --frozen --extra ui --extra test --python "$venv/bin/python"
 
 if [ "$want_browser" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
