@@ -25,6 +25,10 @@ _EXPORTS = {
     "Domain": "domain",
     "Extracted": "domain",
     "hookimpl": "hookspecs",
+    "Smoother": "specs",
+    "Rule": "specs",
+    "TargetFactory": "specs",
+    "PluginError": "errors",
     "get_plugin_manager": "plugins",
     "CalibrationPolicyError": "errors",
     "HistoryError": "errors",
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
         HistoryError,
         InvalidNameError,
         InvalidRunError,
+        PluginError,
         PolicyError,
         ReviewError,
         TargetError,
@@ -67,6 +72,7 @@ if TYPE_CHECKING:
     )
     from .history import HistoryStore, load_recent_calibration_history, open_store, record_calibration_result
     from .hookspecs import hookimpl
+    from .specs import Rule, Smoother, TargetFactory
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
     from .plugins import get_plugin_manager
     from .policy import CalibrationUpdatePolicy

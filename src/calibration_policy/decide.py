@@ -29,6 +29,7 @@ class RuleContext:
     policy: CalibrationUpdatePolicy
     evidence: dict[str, Any]
     scope_labels: dict[str, str] = field(default_factory=dict)
+    options: Any = None  # the running rule's validated options (its pydantic model), if it declares any
 
     def label(self, scope: str) -> str:
         return self.scope_labels.get(scope, scope)
@@ -112,7 +113,8 @@ def should_apply_update(
     )
     verdicts: list[RuleVerdict] = []
     for name in policy.rules:
-        verdict = get_rule(name)(ctx)
+        ctx.options = policy.validated_rule_options(name)
+        verdict = get_rule(name).fn(ctx)
         if not isinstance(verdict, RuleVerdict):
             raise CalibrationPolicyError(f"Rule {name!r} returned {type(verdict).__name__}, not a RuleVerdict.")
         verdicts.append(verdict)

@@ -43,3 +43,7 @@ class TargetError(CalibrationPolicyError):
 
 class ReviewError(CalibrationPolicyError):
     """A suggestion cannot be approved, modified, rejected or rolled back as asked."""
+
+
+class PluginError(PolicyError):
+    """A plugin raised in a hook, registered something malformed, or took a name already taken."""

@@ -2,6 +2,9 @@
 
 A plugin is any module or object with ``@hookimpl`` functions, installed through the
 ``calibration_policy`` entry-point group or registered with ``get_plugin_manager().register``.
+Each ``register_*`` hook gets a ``register`` callback to call once per thing it offers, with a
+record from :mod:`calibration_policy.specs` (or, for domains and sources, an object with a
+``name``), as in simonw/llm's ``register_models``.
 """
 
 from __future__ import annotations
@@ -13,48 +16,39 @@ import pluggy
 hookspec = pluggy.HookspecMarker("calibration_policy")
 hookimpl = pluggy.HookimplMarker("calibration_policy")
 
-Register = Callable[..., None]
+Register = Callable[[Any], None]
 
 
 @hookspec
 def register_smoothers(register: Register) -> None:
-    """Register smoothing strategies: ``register(name, fn, options=PydanticModel | None)``.
-
-    ``fn(series, options) -> float`` gets a ``pandas.Series`` of finite values indexed by
-    tz-aware UTC timestamps (oldest first, the current run last) and returns the smoothed value.
-    """
+    """Register smoothing strategies: ``register(Smoother(name, fn, label, description, options=Model))``."""
 
 
 @hookspec
 def register_rules(register: Register) -> None:
-    """Register apply rules: ``register(name, fn)``; ``fn(context) -> RuleVerdict``."""
+    """Register apply rules: ``register(Rule(name, fn, label, description, options=Model))``; ``fn(context) -> RuleVerdict``."""
 
 
 @hookspec
 def register_domains(register: Register) -> None:
-    """Register parameter domains (IV multipliers, scoring weights…): ``register(domain)``."""
-
-
-@hookspec
-def decision_made(run: Any, decision: Any, policy: Any) -> None:
-    """Called after every decision (applied or not), e.g. to notify a chat or log it."""
+    """Register parameter domains (IV multipliers, scoring weights…): ``register(DomainSubclass())``."""
 
 
 @hookspec
 def register_sources(register: Register) -> None:
-    """Register calibration sources (the host's calibration): ``register(source)``.
-
-    A source has ``name`` (``live``, ``harvested``…), ``calibrate(underlying, date) -> result``
-    and, for replays, ``dates(underlying) -> list[date]`` and ``underlyings() -> list[str]``.
-    """
+    """Register calibration sources: objects with ``name``, ``calibrate(underlying, date)`` and, for replays, ``dates``/``underlyings``."""
 
 
 @hookspec
 def register_targets(register: Register) -> None:
-    """Register live-config targets: ``register(domain_name, factory)``;
-    ``factory(underlying, path=None) -> Target`` (``path`` overrides the host's default file)."""
+    """Register live-config targets: ``register(TargetFactory(domain, factory))``; ``factory(underlying, path=None) -> Target``."""
 
 
 @hookspec
 def register_commands(commands: Any) -> None:
     """Add sub-commands to the ``calibration-policy`` CLI (``commands`` is argparse's subparsers)."""
+
+
+@hookspec
+def decision_made(run: Any, decision: Any, policy: Any) -> None:
+    """Called after every decision (applied or not), e.g. to notify a chat or log it."""

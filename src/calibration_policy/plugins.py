@@ -1,24 +1,37 @@
-"""The plugin manager: built-in plugins plus everything in the ``calibration_policy`` entry points."""
+"""The plugin manager: built-in plugins plus everything in the ``calibration_policy`` entry points.
+
+One lookup serves every kind (smoothers, rules, domains, sources, targets): each plugin's
+``register_*`` hook is called on its own, so a registration can be traced to the plugin and
+package that made it. A plugin that raises, registers something malformed or takes a name that
+is already taken is refused *alone*, with a warning naming it and its package; the other plugins
+keep working, and asking for a refused name raises that plugin's error.
+"""
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import pluggy
 
 from . import hookspecs
-from .errors import PolicyError, UnknownPluginError
+from .errors import PluginError, PolicyError, UnknownPluginError
+from .specs import Rule, Smoother, TargetFactory
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "calibration_policy"
 
+# Names, not imports: the core never imports its default plugins, it only asks pluggy to load them.
 DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.smoothers",
     "calibration_policy.default_plugins.rules",
-    "calibration_policy.default_plugins.domains",
+    "calibration_policy.default_plugins.vol_surface",
     "calibration_policy.default_plugins.scoring_weights",
 )
 
@@ -31,8 +44,6 @@ def get_plugin_manager() -> pluggy.PluginManager:
     global _pm
     with _lock:
         if _pm is None:
-            import importlib
-
             pm = pluggy.PluginManager("calibration_policy")
             pm.add_hookspecs(hookspecs)
             for module in DEFAULT_PLUGINS:
@@ -49,61 +60,176 @@ def reset_plugin_manager() -> None:
         _pm = None
 
 
+def plugin_package(plugin_name: str) -> str:
+    """"cp-risk-limits 1.0" for an installed plugin, "calibration-policy (built-in)", or its file."""
+    pm = get_plugin_manager()
+    plugin = pm.get_plugin(plugin_name)
+    for candidate, dist in pm.list_plugin_distinfo():
+        if candidate is plugin:
+            return f"{dist.metadata['name']} {dist.version}"
+    if plugin_name in DEFAULT_PLUGINS:
+        return "calibration-policy (built-in)"
+    return str(getattr(plugin, "__file__", None) or "registered in process")
+
+
+# -- one lookup for every kind ---------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class Smoother:
-    name: str
-    fn: Callable[..., float]
-    options: type | None = None
+class Kind:
+    hook: str
+    what: str  # "smoothing strategy", as errors say it
+    spec: type | None  # the record a plugin must register, or None for "any object with a name"
 
 
-def _collect(hook_name: str, make: Callable[..., Any]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+KINDS = {
+    "smoothers": Kind("register_smoothers", "smoothing strategy", Smoother),
+    "rules": Kind("register_rules", "rule", Rule),
+    "domains": Kind("register_domains", "domain", None),
+    "sources": Kind("register_sources", "calibration source", None),
+    "targets": Kind("register_targets", "live-config target", TargetFactory),
+}
 
-    def register(name: str, *args: Any, **kwargs: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise PolicyError(f"A plugin registered a {hook_name} with an empty or non-text name.")
-        found[name] = make(name, *args, **kwargs)
 
-    getattr(get_plugin_manager().hook, hook_name)(register=register)
-    return found
+@dataclass
+class Registry:
+    """What the installed plugins registered for one kind, and what was refused."""
+
+    kind: Kind
+    found: dict[str, Any] = field(default_factory=dict)
+    owner: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, PluginError] = field(default_factory=dict)  # by name where known, else by plugin
+
+    def get(self, name: str) -> Any:
+        if name in self.refused:  # two plugins claim it: using either silently would be a guess
+            raise self.refused[name]
+        if name in self.found:
+            return self.found[name]
+        broken = "".join(f" ({error})" for key, error in self.refused.items() if key.startswith("plugin:"))
+        error = UnknownPluginError(self.kind.what, name, list(self.found))
+        if broken:
+            error.args = (str(error) + f" Some plugins failed to load:{broken}",)
+        raise error
+
+
+def _check(kind: Kind, item: Any, plugin: str) -> str:
+    """The item's name, or a PluginError saying what is wrong with it."""
+    where = f"Plugin {plugin} ({plugin_package(plugin)})"
+    if kind.spec is not None and not isinstance(item, kind.spec):
+        raise PluginError(f"{where} registered a {type(item).__name__} in {kind.hook}; "
+                          f"register a calibration_policy.{kind.spec.__name__}(name=..., ...) instead.")
+    name = getattr(item, "name", None)
+    if not isinstance(name, str) or not name.strip():
+        raise PluginError(f"{where} registered a {kind.what} with an empty or non-text name.")
+    return name
+
+
+def collect(kind_name: str) -> Registry:
+    """Call every plugin's hook for ``kind_name`` and gather what each registered, in load order."""
+    kind = KINDS[kind_name]
+    registry = Registry(kind)
+    pm = get_plugin_manager()
+    for impl in getattr(pm.hook, kind.hook).get_hookimpls():  # registration order: built-ins first
+        plugin = impl.plugin_name
+        mine: list[tuple[str, Any]] = []
+
+        def register(item: Any, *rest: Any, **options: Any) -> None:
+            if rest or options:
+                raise PluginError(f"Plugin {plugin} ({plugin_package(plugin)}) called register() in {kind.hook} with "
+                                  f"several arguments; register one calibration_policy record, e.g. "
+                                  f"register({(kind.spec or Smoother).__name__}(name=..., ...)).")
+            mine.append((_check(kind, item, plugin), item))
+
+        try:
+            impl.function(register=register)
+        except PluginError as error:
+            registry.refused[f"plugin:{plugin}"] = error
+            log.warning("%s", error)
+            continue
+        except Exception as error:  # a third party's bug must not take the others down
+            refused = PluginError(f"Plugin {plugin} ({plugin_package(plugin)}) failed in {kind.hook}: "
+                                  f"{type(error).__name__}: {str(error)[:200]}")
+            registry.refused[f"plugin:{plugin}"] = refused
+            log.warning("%s", refused)
+            continue
+        for name, item in mine:
+            if name in registry.found and not getattr(item, "replaces", False):
+                taken = PluginError(
+                    f"The {kind.what} name {name!r} is registered by both {registry.owner[name]} "
+                    f"({plugin_package(registry.owner[name])}) and {plugin} ({plugin_package(plugin)}); rename one, "
+                    f"or let the newer one say replaces=True.")
+                registry.refused[name] = taken
+                log.warning("%s", taken)
+                continue
+            registry.found[name] = item
+            registry.owner[name] = plugin
+    return registry
 
 
 def smoothers() -> dict[str, Smoother]:
-    return _collect("register_smoothers", Smoother)
+    return collect("smoothers").found
 
 
-def rules() -> dict[str, Callable[..., Any]]:
-    return _collect("register_rules", lambda name, fn: fn)
+def rules() -> dict[str, Rule]:
+    return collect("rules").found
 
 
 def domains() -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    get_plugin_manager().hook.register_domains(register=lambda domain: found.setdefault(domain.name, domain))
-    return found
+    return collect("domains").found
 
 
 def sources() -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    get_plugin_manager().hook.register_sources(register=lambda source: found.setdefault(source.name, source))
-    return found
+    return collect("sources").found
 
 
-def targets() -> dict[str, Callable[..., Any]]:
-    return _collect("register_targets", lambda name, factory: factory)
+def get_smoother(name: str) -> Smoother:
+    return collect("smoothers").get(name)  # type: ignore[no-any-return]
+
+
+def get_rule(name: str) -> Rule:
+    return collect("rules").get(name)  # type: ignore[no-any-return]
+
+
+def get_domain(name: str) -> Any:
+    return collect("domains").get(name)
 
 
 def get_source(name: str) -> Any:
-    known = sources()
-    if name not in known:
-        raise UnknownPluginError("calibration source", name, list(known))
-    return known[name]
+    return collect("sources").get(name)
 
 
 def get_target_factory(domain: str) -> Callable[..., Any]:
-    known = targets()
-    if domain not in known:
-        raise UnknownPluginError(f"live-config target for {domain}", domain, list(known))
-    return known[domain]
+    return collect("targets").get(domain).factory  # type: ignore[no-any-return]
+
+
+# -- what is installed --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One installed plugin, as ``calibration-policy plugins`` lists it (like ``llm plugins``)."""
+
+    name: str
+    package: str
+    hooks: tuple[str, ...]
+    registers: dict[str, tuple[str, ...]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "package": self.package, "hooks": list(self.hooks),
+                "registers": {kind: list(names) for kind, names in self.registers.items()}}
+
+
+def installed_plugins() -> list[PluginInfo]:
+    pm = get_plugin_manager()
+    registries = {kind: collect(kind) for kind in KINDS}
+    found = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin) or repr(plugin)
+        hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
+        registers = {kind: tuple(sorted(n for n, owner in registry.owner.items() if owner == name))
+                     for kind, registry in registries.items()}
+        found.append(PluginInfo(name, plugin_package(name), hooks, {k: v for k, v in registers.items() if v}))
+    return sorted(found, key=lambda info: (info.name not in DEFAULT_PLUGINS, info.name))
 
 
 def load_plugins_dir(directory: str | os.PathLike[str]) -> list[str]:
@@ -128,24 +254,3 @@ def load_plugins_dir(directory: str | os.PathLike[str]) -> list[str]:
         pm.register(module, name=name)
         loaded.append(str(path))
     return loaded
-
-
-def get_smoother(name: str) -> Smoother:
-    known = smoothers()
-    if name not in known:
-        raise UnknownPluginError("smoothing strategy", name, list(known))
-    return known[name]
-
-
-def get_rule(name: str) -> Callable[..., Any]:
-    known = rules()
-    if name not in known:
-        raise UnknownPluginError("rule", name, list(known))
-    return known[name]
-
-
-def get_domain(name: str) -> Any:
-    known = domains()
-    if name not in known:
-        raise UnknownPluginError("domain", name, list(known))
-    return known[name]

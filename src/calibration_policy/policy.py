@@ -104,6 +104,9 @@ class CalibrationUpdatePolicy(BaseModel):
     )
     apply_scopes: Literal["all", "changed"] = Field("all", description="On apply, write all smoothed scopes or only those that changed enough.")
     require_approval: Annotated[bool, Strict()] = Field(False, description="Make a pending suggestion for a person to approve instead of applying.")
+    rule_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options of rules that declare them, by rule name, e.g. { cooldown = { days = 3 } }."
+    )
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -151,6 +154,15 @@ class CalibrationUpdatePolicy(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _rule_options_valid(self) -> "CalibrationUpdatePolicy":
+        for name in self.rule_options:
+            if name not in self.rules:
+                raise ValueError(f"rule_options names {name!r:.60}, which is not in rules ({', '.join(self.rules)})")
+        for name in self.rules:
+            self.validated_rule_options(name)
+        return self
+
+    @model_validator(mode="after")
     def _step_can_reach_threshold(self) -> "CalibrationUpdatePolicy":
         # A clipped step below the change threshold would block every update forever.
         if self.max_step is not None and "max_step" in self.rules and "min_delta" in self.rules:
@@ -176,6 +188,22 @@ class CalibrationUpdatePolicy(BaseModel):
         except ValidationError as error:
             detail = _friendly(error).removeprefix("Invalid calibration policy: ").rstrip(".")
             raise ValueError(f"smoothing_options for {self.smoothing}: {detail}") from None
+
+    def validated_rule_options(self, name: str) -> BaseModel | None:
+        """A rule's options, checked by the model the rule registered (its defaults when not set)."""
+        from .plugins import get_rule
+
+        model = get_rule(name).options
+        given = self.rule_options.get(name, {})
+        if model is None:
+            if given:
+                raise ValueError(f"rule {name!r} takes no options")
+            return None
+        try:
+            return model(**given)
+        except ValidationError as error:
+            detail = _friendly(error).removeprefix("Invalid calibration policy: ").rstrip(".")
+            raise ValueError(f"rule_options for {name}: {detail}") from None
 
     def effective_bounds(self) -> Bounds | None:
         """The policy's bounds, else the domain's safety range (IV multipliers: 0.25–4)."""

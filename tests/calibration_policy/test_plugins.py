@@ -11,6 +11,7 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from calibration_policy import (
@@ -21,7 +22,10 @@ from calibration_policy import (
     get_plugin_manager,
     get_smoothed_multipliers,
     hookimpl,
+    Rule,
+    RuleVerdict,
     should_apply_update,
+    Smoother,
 )
 from calibration_policy import plugins
 
@@ -34,7 +38,7 @@ PLUGIN_SOURCE = textwrap.dedent(
     """A third-party calibration_policy plugin, written as its author would."""
     from pydantic import BaseModel, ConfigDict
 
-    from calibration_policy import RuleVerdict, hookimpl
+    from calibration_policy import Rule, RuleVerdict, Smoother, hookimpl
 
 
     class TrimOptions(BaseModel):
@@ -60,13 +64,13 @@ PLUGIN_SOURCE = textwrap.dedent(
 
     @hookimpl
     def register_smoothers(register):
-        register("last_value", last_value)
-        register("mean_of_last", mean_of_last, options=TrimOptions)
+        register(Smoother("last_value", last_value, "Last value", "The newest run alone."))
+        register(Smoother("mean_of_last", mean_of_last, "Mean of the last runs", options=TrimOptions))
 
 
     @hookimpl
     def register_rules(register):
-        register("calm_market", calm_market)
+        register(Rule("calm_market", calm_market, "Calm market", "VIX at most 30."))
     '''
 )
 
@@ -160,11 +164,11 @@ def test_without_the_plugin_its_names_are_unknown(fresh_plugins):
 class BrokenPlugin:
     @hookimpl
     def register_smoothers(self, register):
-        register("always_nan", lambda series, options: math.nan)
+        register(Smoother("always_nan", lambda series, options: math.nan))
 
     @hookimpl
     def register_rules(self, register):
-        register("returns_text", lambda ctx: "looks fine to me")
+        register(Rule("returns_text", lambda ctx: "looks fine to me"))
 
 
 @pytest.fixture
@@ -189,11 +193,11 @@ def test_registering_with_an_empty_name_is_refused(fresh_plugins):
     class Nameless:
         @hookimpl
         def register_rules(self, register):
-            register("", lambda ctx: None)
+            register(Rule("", lambda ctx: None))
 
     get_plugin_manager().register(Nameless(), name="nameless")
     with pytest.raises(PolicyError, match="empty or non-text name"):
-        plugins.rules()
+        plugins.get_rule("calm_market")
 
 
 def test_default_plugins_are_ordinary_plugins():
@@ -233,3 +237,97 @@ def test_the_core_never_imports_the_ui():
         if re.search(r"^\s*(from|import)\s+calibration_policy_ui", path.read_text(), re.M)
     ]
     assert offenders == []
+
+
+# -- registration: typed records, duplicates, failures, options ------------------------------------
+
+
+def _rule_plugin(name: str, rule_name: str, *, replaces: bool = False, raises: bool = False):
+    class Plugin:
+        @hookimpl
+        def register_rules(self, register):
+            if raises:
+                raise RuntimeError("database not reachable")
+            register(Rule(rule_name, lambda ctx: RuleVerdict(rule_name, True, f"{name} says yes", {}),
+                          replaces=replaces))
+
+    get_plugin_manager().register(Plugin(), name=name)
+
+
+def test_a_taken_name_is_refused_naming_both_plugins(fresh_plugins):
+    _rule_plugin("desk_a", "calm_market")
+    _rule_plugin("desk_b", "calm_market")
+    with pytest.raises(PolicyError, match="registered by both desk_a .* and desk_b"):
+        plugins.get_rule("calm_market")
+    assert plugins.get_rule("min_delta").name == "min_delta"  # the others keep working
+
+
+def test_a_plugin_that_says_replaces_takes_the_name(fresh_plugins):
+    _rule_plugin("stricter", "min_sample_size", replaces=True)
+    verdict = should_apply_update({"global": 1.0}, {"global": 1.1}, CalibrationUpdatePolicy(rules=("min_sample_size",)), OK)
+    assert verdict.verdicts[0].text == "stricter says yes"
+
+
+def test_a_plugin_raising_in_a_hook_is_named_and_the_others_keep_working(fresh_plugins, caplog):
+    _rule_plugin("flaky", "calm_market", raises=True)
+    decision = should_apply_update({"global": 1.0}, {"global": 1.1}, CalibrationUpdatePolicy(), OK)
+    assert decision.apply
+    assert "Plugin flaky (registered in process) failed in register_rules: RuntimeError: database not reachable" in caplog.text
+    with pytest.raises(PolicyError, match="Unknown rule 'calm_market'.*failed in register_rules"):
+        CalibrationUpdatePolicy(rules=("calm_market",))
+
+
+def test_registering_a_bare_function_says_what_to_register(fresh_plugins):
+    class OldStyle:
+        @hookimpl
+        def register_smoothers(self, register):
+            register("mean", lambda times, values, options: 0.0)
+
+    get_plugin_manager().register(OldStyle(), name="old_style")
+    with pytest.raises(PolicyError, match=r"old_style .* several arguments; .*register\(Smoother\(name="):
+        plugins.get_smoother("mean")
+
+
+class CooldownOptions(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    days: pydantic.PositiveInt = 3
+
+
+@pytest.fixture
+def rule_with_options(fresh_plugins):
+    class Plugin:
+        @hookimpl
+        def register_rules(self, register):
+            register(Rule("cooldown", lambda ctx: RuleVerdict("cooldown", True, f"cooldown {ctx.options.days} days", {}),
+                          "Cooldown", "No apply within N days of the last one.", options=CooldownOptions))
+
+    get_plugin_manager().register(Plugin(), name="cooldown_plugin")
+
+
+def test_a_rule_gets_its_options_from_the_policy(rule_with_options, tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('rules = ["min_delta", "cooldown"]\n[rule_options.cooldown]\ndays = 5\n', encoding="utf-8")
+    decision = should_apply_update({"global": 1.0}, {"global": 1.1}, CalibrationUpdatePolicy.from_toml(path), OK)
+    assert "cooldown 5 days" in [v.text for v in decision.verdicts]
+    default = should_apply_update({"global": 1.0}, {"global": 1.1}, CalibrationUpdatePolicy(rules=("cooldown",)), OK)
+    assert default.verdicts[0].text == "cooldown 3 days"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"cooldown": {"dayz": 5}}, "rule_options for cooldown: dayz is not a policy setting"),
+    ({"cooldown": {"days": -1}}, "rule_options for cooldown: days must be greater than 0"),
+    ({"min_delta": {"x": 1}}, "rule 'min_delta' takes no options"),
+    ({"max_stepp": {}}, "rule_options names 'max_stepp', which is not in rules"),
+])
+def test_bad_rule_options_fail_when_the_policy_loads(rule_with_options, options, message):
+    with pytest.raises(PolicyError, match=re.escape(message)):
+        CalibrationUpdatePolicy(rules=("min_delta", "cooldown"), rule_options=options)
+
+
+def test_installed_plugins_lists_each_with_its_package_and_names(rule_with_options):
+    listed = {info.name: info for info in plugins.installed_plugins()}
+    weights = listed["calibration_policy.default_plugins.scoring_weights"]
+    assert weights.package == "calibration-policy (built-in)"
+    assert weights.registers["domains"] == ("scoring_weights",)
+    assert listed["cooldown_plugin"].registers == {"rules": ("cooldown",)}
+    assert "register_rules" in listed["cooldown_plugin"].hooks

@@ -22,7 +22,7 @@ def context(current=None, proposed=None, evidence=None, **policy) -> RuleContext
 
 def test_every_default_rule_is_registered_by_name():
     for name in ("min_sample_size", "min_vega_sum", "min_delta", "max_step", "bounds"):
-        assert get_rule(name) is getattr(rules, name)
+        assert get_rule(name).fn is getattr(rules, name)
 
 
 def test_unknown_rule_lists_the_known_ones():

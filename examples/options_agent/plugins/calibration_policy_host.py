@@ -18,7 +18,7 @@ AGENT_DIR = Path(__file__).resolve().parents[1]
 if str(AGENT_DIR) not in sys.path:
     sys.path.insert(0, str(AGENT_DIR))
 
-from calibration_policy import TargetError, hookimpl  # noqa: E402
+from calibration_policy import TargetError, TargetFactory, hookimpl  # noqa: E402
 from calibration_policy.naming import check_underlying  # noqa: E402
 from src.calibration_config import CalibrationConfig, HarvestSettings  # noqa: E402
 from src.calibration_extended import (
@@ -130,4 +130,5 @@ def register_sources(register):
 
 @hookimpl
 def register_targets(register):
-    register("vol_surface", vol_surface_target)
+    register(TargetFactory("vol_surface", vol_surface_target, "Options agent vol surface",
+                           "The agent's config/vol_surface.json, written through its VolSurfaceConfig."))

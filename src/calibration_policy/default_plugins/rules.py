@@ -7,6 +7,7 @@ from calibration_policy.hookspecs import hookimpl
 from calibration_policy.models import RuleVerdict
 from calibration_policy.humanize import fmt_count, fmt_num, fmt_pair
 from calibration_policy.plugins import get_domain
+from calibration_policy.specs import Rule
 
 
 def min_sample_size(ctx: RuleContext) -> RuleVerdict:
@@ -92,8 +93,10 @@ def bounds(ctx: RuleContext) -> RuleVerdict:
 
 @hookimpl
 def register_rules(register):
-    register("min_sample_size", min_sample_size)
-    register("min_vega_sum", min_vega_sum)
-    register("min_delta", min_delta)
-    register("max_step", max_step)
-    register("bounds", bounds)
+    register(Rule("min_sample_size", min_sample_size, "Enough data",
+                  "The run's sample holds at least min_sample_size options (or trades)."))
+    register(Rule("min_vega_sum", min_vega_sum, "Enough vega", "The sample's total vega reaches min_vega_sum."))
+    register(Rule("min_delta", min_delta, "Change large enough",
+                  "Some value moved at least its threshold (min_delta_global, min_delta_band, band_min_delta)."))
+    register(Rule("max_step", max_step, "Step limit", "A move bigger than max_step is clipped and made over several days."))
+    register(Rule("bounds", bounds, "Safe range", "A value outside bounds (default: the domain's safety range) is never applied."))

@@ -21,6 +21,7 @@ from typing import Any
 from calibration_policy.domain import Domain, Extracted
 from calibration_policy.errors import InvalidRunError
 from calibration_policy.hookspecs import hookimpl
+from calibration_policy.specs import TargetFactory
 from calibration_policy.target import JsonFileTarget, Snapshot
 
 FACTORS: tuple[str, ...] = ("wallet", "cluster", "token", "context")
@@ -118,7 +119,7 @@ def register_domains(register):
 
 @hookimpl
 def register_targets(register):
-    register(DOMAIN_NAME, weights_target)
+    register(TargetFactory(DOMAIN_NAME, weights_target, "Scoring weights file", "A flat JSON file of the four weights."))
 
 
 @hookimpl

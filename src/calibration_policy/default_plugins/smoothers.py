@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from calibration_policy.hookspecs import hookimpl
+from calibration_policy.specs import Smoother
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,5 +37,6 @@ def rolling_median(series: pd.Series, options: None) -> float:
 
 @hookimpl
 def register_smoothers(register):
-    register("ewma", ewma, options=EwmaOptions)
-    register("rolling_median", rolling_median)
+    register(Smoother("ewma", ewma, "Exponentially weighted average",
+                      "Recent runs count more; a run's weight halves every half_life_days of age.", options=EwmaOptions))
+    register(Smoother("rolling_median", rolling_median, "Rolling median", "The median of the window; one wild day cannot move it."))

@@ -1,0 +1,52 @@
+"""What a plugin registers: small typed records with a name, a label and, where needed, options.
+
+Modelled on simonw/llm's ``register(Model(...))``: a hook gets a ``register`` callback and calls
+it with one of these. The name is what a policy TOML says; the label and description are what
+the panel, ``explain`` and ``calibration-policy plugins`` show a person; ``options`` is a pydantic
+model the policy validates, so a typo in a plugin's setting fails when the policy loads, not on
+the first update. A name another plugin already took is refused unless ``replaces=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Smoother:
+    """A smoothing strategy: ``fn(times, values, options) -> float`` over one scope's window."""
+
+    name: str
+    fn: Callable[..., float]
+    label: str = ""
+    description: str = ""
+    options: type[BaseModel] | None = None
+    replaces: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An apply rule: ``fn(context) -> RuleVerdict``; ``context.options`` holds its validated options."""
+
+    name: str
+    fn: Callable[..., Any]
+    label: str = ""
+    description: str = ""
+    options: type[BaseModel] | None = None
+    replaces: bool = False
+
+
+@dataclass(frozen=True)
+class TargetFactory:
+    """How to open a domain's live config: ``factory(underlying, path=None) -> Target``."""
+
+    name: str  # the domain it serves
+    factory: Callable[..., Any]
+    label: str = ""
+    description: str = ""
+    replaces: bool = False
+
