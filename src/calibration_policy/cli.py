@@ -169,15 +169,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    _plugins(args, default_host=True)
-    summary = run_demo(Path(args.out), policy=_policy(args), fresh=not args.keep, progress=not args.json)
-    _emit_json(summary.to_dict()) if args.json else print(summary.text())
-    return 0
-
-
 # -- parser -----------------------------------------------------------------------------------------
 
 
@@ -231,12 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status, positional=True)
     status.add_argument("--config", metavar="FILE", help="the live config file (default: the host's)")
     status.set_defaults(func=cmd_status)
-
-    demo = commands.add_parser("demo", help="replay the bundled sample data through the policy and summarise")
-    _common(demo, underlying=False)
-    demo.add_argument("--out", default="demo-output", help="folder for the demo's history, archive and configs (default demo-output)")
-    demo.add_argument("--keep", action="store_true", help="keep an existing demo folder instead of starting fresh")
-    demo.set_defaults(func=cmd_demo)
 
     from .plugins import get_plugin_manager
 

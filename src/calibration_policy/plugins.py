@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.rules",
     "calibration_policy.default_plugins.vol_surface",
     "calibration_policy.default_plugins.scoring_weights",
+    "calibration_policy.default_plugins.demo",
 )
 
 _lock = threading.Lock()

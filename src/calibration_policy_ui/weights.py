@@ -4,7 +4,7 @@ The page shows the live weights, what the trades say about each factor, the sugg
 for review (suggested vs live, change, rationale, estimated improvement) with approve / modify /
 reject, and every weight set that was live, with rollback and "what was live on date X".
 
-Everything goes through the core (:mod:`calibration_policy.weights`, the review store, the
+Everything goes through the core (:mod:`calibration_policy.default_plugins.scoring_weights`, the review store, the
 archive), so the tab, the CLI and auto mode can never disagree. It reuses the calibration
 panel's pieces — its :class:`Panel` (templates, base layout, signer), CSRF check, flash
 messages and error-catching route class — so it looks and behaves like the rest of the panel.
@@ -27,25 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import NoMatchFound
 
 from calibration_policy.archive import Archive, Period
-from calibration_policy.default_plugins.scoring_weights import (
-    DEFAULT_WEIGHTS_FILE,
-    FACTORS,
-    weights_target,
-)
+from calibration_policy.default_plugins.scoring_weights.domain import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
 from calibration_policy.errors import CalibrationPolicyError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.weights import (
-    DEFAULT_TRADES_FILE,
-    TRADING_THRESHOLD,
-    WeightsSettings,
-    analyze_trades,
-    as_of_moment,
-    live_weights,
-    load_weights_settings,
-    suggest_weights,
-)
+from calibration_policy.default_plugins.scoring_weights.analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, WeightsSettings, analyze_trades, load_weights_settings
+from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment, live_weights, suggest_weights
 
 from .errors import API_TAG, PanelError, panel_route_class
 from .api import ErrorOut

@@ -17,7 +17,7 @@ import pytest
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.archive import Archive
-from calibration_policy.default_plugins.scoring_weights import weights_target
+from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import InvalidNameError, InvalidRunError, ReviewError
 from calibration_policy.history import open_store
 from calibration_policy.review import ReviewStore, Suggestion, rollback
@@ -261,7 +261,7 @@ def test_an_unreadable_suggestion_file_is_skipped_in_listings(store, target, dir
 def _race(args: tuple[str, str, str, str, str, int, Any]) -> tuple[str, str]:
     """One reviewer process: wait for the others, then approve, modify or reject."""
     suggestions, archive, weights, suggestion_id, action, k, barrier = args
-    from calibration_policy.default_plugins.scoring_weights import weights_target
+    from calibration_policy.default_plugins.scoring_weights.domain import weights_target
     from calibration_policy.review import ReviewStore
 
     store, target = ReviewStore(suggestions), weights_target(path=weights)

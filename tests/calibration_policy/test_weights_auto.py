@@ -12,19 +12,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from calibration_policy.archive import Archive
-from calibration_policy.default_plugins.scoring_weights import FACTORS, weights_target
+from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
 from calibration_policy.errors import PolicyError
 from calibration_policy.history import open_store
 from calibration_policy.review import ReviewStore
-from calibration_policy.weights import (
-    AutoSettings,
-    WeightsError,
-    bounded_weights,
-    load_weights_settings,
-    new_trade_count,
-    run_auto,
-    suggest_weights,
-)
+from calibration_policy.default_plugins.scoring_weights.analysis import AutoSettings, WeightsError, bounded_weights, load_weights_settings
+from calibration_policy.default_plugins.scoring_weights.flow import new_trade_count, run_auto, suggest_weights
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights
 

@@ -12,11 +12,12 @@ import pytest
 
 from calibration_policy.archive import Archive
 from calibration_policy.cli import main
-from calibration_policy.default_plugins.scoring_weights import weights_target
+from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import PolicyError, TargetError
 from calibration_policy.history import open_store
 from calibration_policy.review import ReviewStore, rollback
-from calibration_policy.weights import WeightsError, suggest_weights, weights_policy
+from calibration_policy.default_plugins.scoring_weights.analysis import WeightsError, weights_policy
+from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights
 
@@ -215,7 +216,7 @@ def test_cli_bad_input_is_one_sentence_and_exit_2(cli, capsys, tmp_path):
 def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tmp_path):
     """Nothing in run_update is vol-specific: require_approval makes a pending weights suggestion."""
     from calibration_policy.update import run_update
-    from calibration_policy.weights import analyze_trades
+    from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades
 
     result = analyze_trades(make_trades(400), EQUAL).to_dict()
     pending = run_update(result, underlying="SCORING", source="trades", target=target, policy=weights_policy(),
@@ -237,14 +238,14 @@ def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tm
     ("2025-12-01T14:00+02:00", datetime(2025, 12, 1, 12, 0, tzinfo=timezone.utc)),
 ])
 def test_as_of_reads_a_date_as_the_end_of_that_utc_day(text, moment):
-    from calibration_policy.weights import as_of_moment
+    from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
 
     assert as_of_moment(text) == moment
 
 
 @pytest.mark.parametrize("text", ["2025-13-01", "1 Dec", "", None])
 def test_as_of_refuses_what_is_not_a_date(text):
-    from calibration_policy.weights import as_of_moment
+    from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
 
     with pytest.raises(WeightsError, match="is not a date; use YYYY-MM-DD"):
         as_of_moment(text)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calibration_policy.default_plugins.scoring_weights import FACTORS
+from calibration_policy.default_plugins.scoring_weights.domain import FACTORS
 
 EQUAL = {"wallet": 0.25, "cluster": 0.25, "token": 0.25, "context": 0.25}
 EFFECTS = {"wallet": 300.0, "cluster": 100.0, "token": 0.0, "context": 30.0}

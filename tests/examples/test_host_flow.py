@@ -14,7 +14,7 @@ import pytest
 
 from calibration_policy import CalibrationUpdatePolicy, load_recent_calibration_history
 from calibration_policy.archive import Archive
-from calibration_policy.demo import run_demo
+from calibration_policy.default_plugins.demo import run_demo
 from calibration_policy.plugins import load_plugins_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ trading threshold (0.6) keeps its meaning. A set that breaks either rule must ne
 so :meth:`ScoringWeightsDomain.validate` checks the *whole* set and names the offending value,
 and the live-file target refuses to write anything but a whole valid set.
 
-Runs of this domain are recorded from a weights analysis (:mod:`calibration_policy.weights`),
+Runs of this domain are recorded from a weights analysis (:mod:`.analysis`),
 whose result dict is what :meth:`ScoringWeightsDomain.extract` reads.
 """
 
@@ -20,8 +20,6 @@ from typing import Any
 
 from calibration_policy.domain import Domain, Extracted
 from calibration_policy.errors import InvalidRunError
-from calibration_policy.hookspecs import hookimpl
-from calibration_policy.specs import TargetFactory
 from calibration_policy.target import JsonFileTarget, Snapshot
 
 FACTORS: tuple[str, ...] = ("wallet", "cluster", "token", "context")
@@ -110,20 +108,3 @@ def weights_target(underlying: str | None = None, path: str | os.PathLike[str] |
     the file (it is accepted so the target factory has the same shape for every domain).
     """
     return JsonFileTarget(path or DEFAULT_WEIGHTS_FILE, name=name, values=_read_weights, with_values=_write_weights)
-
-
-@hookimpl
-def register_domains(register):
-    register(ScoringWeightsDomain())
-
-
-@hookimpl
-def register_targets(register):
-    register(TargetFactory(DOMAIN_NAME, weights_target, "Scoring weights file", "A flat JSON file of the four weights."))
-
-
-@hookimpl
-def register_commands(commands):
-    from calibration_policy.weights_cli import add_commands
-
-    add_commands(commands)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CalibrationPolicyError
-from .plugins import get_source, get_target_factory
-from .policy import CalibrationUpdatePolicy
-from .update import run_time_for, run_update
+from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.hookspecs import hookimpl
+from calibration_policy.plugins import get_source, get_target_factory
+from calibration_policy.policy import CalibrationUpdatePolicy
 
 
 @dataclass
@@ -75,6 +75,8 @@ REASON_NAMES = {
 
 def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, progress: bool = True, source_name: str = "harvested") -> DemoSummary:
     """Replay every bundled day of every underlying into ``out`` (history, archive, configs)."""
+    from calibration_policy.update import run_time_for, run_update  # the update stack loads only for a demo
+
     from tqdm import tqdm
 
     source = get_source(source_name)
@@ -122,11 +124,31 @@ def _suggest_weights(out: Path, data: Path = Path("data")) -> str | None:
     trades, weights = data / "trades.parquet", data / "scoring_weights.json"
     if not (trades.is_file() and weights.is_file()):
         return None
-    from .default_plugins.scoring_weights import weights_target
-    from .weights import suggest_weights
+    from .scoring_weights.domain import weights_target
+    from .scoring_weights.flow import suggest_weights
 
     shutil.copyfile(trades, out / "trades.parquet")
     shutil.copyfile(weights, out / "scoring_weights.json")
     outcome = suggest_weights(out / "trades.parquet", weights_target(path=out / "scoring_weights.json"),
                               history_dir=out / "calibration_runs", suggestions_dir=out / "suggestions")
     return outcome.message
+
+
+@hookimpl
+def register_commands(commands):
+    demo = commands.add_parser("demo", help="replay the bundled sample data through the policy and summarise")
+    from calibration_policy.cli import _common
+
+    _common(demo, underlying=False)
+    demo.add_argument("--out", default="demo-output", help="folder for the demo's history, archive and configs (default demo-output)")
+    demo.add_argument("--keep", action="store_true", help="keep an existing demo folder instead of starting fresh")
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from calibration_policy.cli import _emit_json, _plugins, _policy
+
+    _plugins(args, default_host=True)
+    summary = run_demo(Path(args.out), policy=_policy(args), fresh=not args.keep, progress=not args.json)
+    _emit_json(summary.to_dict()) if args.json else print(summary.text())
+    return 0

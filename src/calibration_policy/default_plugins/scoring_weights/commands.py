@@ -13,26 +13,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .archive import Archive, Period, resolve_archive_dir
-from .cli import _emit_json, _table
-from .default_plugins.scoring_weights import (
-    DEFAULT_WEIGHTS_FILE,
-    FACTORS,
-    weights_target,
-)
-from .errors import CalibrationPolicyError
-from .review import ReviewStore, Suggestion, rollback
-from .weights import (
-    DEFAULT_TRADES_FILE,
-    TRADING_THRESHOLD,
-    analysis_text,
-    analyze_trades,
-    as_of_moment,
-    live_weights,
-    load_weights_settings,
-    run_auto,
-    suggest_weights,
-)
+from calibration_policy.archive import Archive, Period, resolve_archive_dir
+from calibration_policy.cli import _emit_json, _table
+from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.review import ReviewStore, Suggestion, rollback
+
+from .analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analysis_text, analyze_trades, load_weights_settings
+from .domain import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
+from .flow import as_of_moment, live_weights, run_auto, suggest_weights
 
 
 def _weights_text(values: dict[str, float]) -> str:

@@ -1,0 +1,30 @@
+"""The ``scoring_weights`` plugin: the trade-scoring model's four weights as a governed domain.
+
+Written against the public hooks only, like a third-party plugin: the domain and its live file
+(:mod:`.domain`), the trades analysis (:mod:`.analysis`), the suggest / auto flow (:mod:`.flow`)
+and the ``weights`` and ``as-of`` commands (:mod:`.commands`).
+"""
+
+from __future__ import annotations
+
+from calibration_policy.hookspecs import hookimpl
+from calibration_policy.specs import TargetFactory
+
+from .domain import DOMAIN_NAME, ScoringWeightsDomain, weights_target
+
+
+@hookimpl
+def register_domains(register):
+    register(ScoringWeightsDomain())
+
+
+@hookimpl
+def register_targets(register):
+    register(TargetFactory(DOMAIN_NAME, weights_target, "Scoring weights file", "A flat JSON file of the four weights."))
+
+
+@hookimpl
+def register_commands(commands):
+    from .commands import add_commands  # the CLI's own imports stay out of every other entry point
+
+    add_commands(commands)
