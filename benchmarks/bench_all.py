@@ -95,7 +95,7 @@ def naive_update_step(history: Path, config: Path, result: dict, window_days: fl
 def bench_update(workdir: Path, repeat: int, days: int = 365) -> dict:
     from calibration_policy import CalibrationUpdatePolicy
     from calibration_policy.target import JsonFileTarget
-    from calibration_policy.update import run_update
+    from calibration_policy.pipeline import run_update
 
     history, archive = workdir / "update_runs", workdir / "update_archive"
     config = workdir / "update_config.json"

@@ -39,7 +39,7 @@ def build_history(root: Path, runs: int):
     """One real decided run, copied ``runs`` times one minute apart (valid names, valid JSON)."""
     from calibration_policy import CalibrationUpdatePolicy
     from calibration_policy.target import JsonFileTarget
-    from calibration_policy.update import run_update
+    from calibration_policy.pipeline import run_update
 
     history, archive, config = root / "calibration_runs", root / "config_archive", root / "vol_surface_SPY.json"
     config.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))

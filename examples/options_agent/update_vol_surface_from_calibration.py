@@ -33,7 +33,7 @@ from src.calibration_extended import (
 from src.cli_support import DEFAULT_HARVEST_DIR, add_market_arguments, report_errors
 
 from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.update import UpdateOutcome, run_time_for, run_update
+from calibration_policy.pipeline import UpdateOutcome, run_time_for, run_update
 from plugins.calibration_policy_host import VolSurfaceTarget
 
 DATA_DIR = DEFAULT_HARVEST_DIR.parent

@@ -21,6 +21,9 @@ _EXPORTS = {
     "HistoryStore": "history",
     "get_smoothed_multipliers": "smoothing",
     "should_apply_update": "decide",
+    "run_update": "pipeline",
+    "force_apply": "pipeline",
+    "UpdateOutcome": "pipeline",
     "RuleContext": "decide",
     "Domain": "domain",
     "Extracted": "domain",
@@ -36,6 +39,7 @@ _EXPORTS = {
     "InvalidRunError": "errors",
     "PolicyError": "errors",
     "ReviewError": "errors",
+    "StaleChangeError": "errors",
     "TargetError": "errors",
     "UnknownPluginError": "errors",
 }
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
         PluginError,
         PolicyError,
         ReviewError,
+        StaleChangeError,
         TargetError,
         UnknownPluginError,
     )
@@ -74,6 +79,7 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl
     from .specs import Rule, Smoother, TargetFactory
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
+    from .pipeline import UpdateOutcome, force_apply, run_update
     from .plugins import get_plugin_manager
     from .policy import CalibrationUpdatePolicy
     from .smoothing import get_smoothed_multipliers

@@ -116,7 +116,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_update(args: argparse.Namespace) -> int:
     from .plugins import get_source
-    from .update import run_time_for, run_update
+    from .pipeline import run_time_for, run_update
 
     _plugins(args, default_host=True)
     policy = _policy(args)
@@ -133,7 +133,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_force(args: argparse.Namespace) -> int:
-    from .update import force_apply
+    from .pipeline import force_apply
 
     _plugins(args, default_host=True)
     policy = _policy(args)

@@ -53,5 +53,9 @@ class Domain(ABC):
             raise InvalidRunError(f"No {self.parameter_label_plural} were given.")
         return checked
 
+    def normalize(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Repair what smoothing may break in a value set (weights must sum to 1); as is by default."""
+        return dict(values)
+
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         return scope.replace("_", " ").capitalize()

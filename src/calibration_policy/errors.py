@@ -47,3 +47,7 @@ class ReviewError(CalibrationPolicyError):
 
 class PluginError(PolicyError):
     """A plugin raised in a hook, registered something malformed, or took a name already taken."""
+
+
+class StaleChangeError(CalibrationPolicyError):
+    """A change based on values that someone else changed meanwhile; nothing was changed."""

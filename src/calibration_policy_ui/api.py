@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from calibration_policy import CalibrationRun, open_store
 from calibration_policy.archive import Archive
 from calibration_policy.plugins import get_domain
-from calibration_policy.update import force_apply
+from calibration_policy.pipeline import force_apply
 
 from .errors import API_TAG, PanelError
 from .panel import Panel

@@ -15,7 +15,7 @@ from calibration_policy import open_store
 from calibration_policy.naming import check_underlying
 from calibration_policy.plugins import get_domain
 from calibration_policy.review import ReviewStore
-from calibration_policy.update import force_apply
+from calibration_policy.pipeline import force_apply
 
 from .errors import PanelError
 from .panel import Panel

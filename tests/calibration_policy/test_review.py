@@ -22,7 +22,7 @@ from calibration_policy.errors import InvalidNameError, InvalidRunError, ReviewE
 from calibration_policy.history import open_store
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import run_update
+from calibration_policy.pipeline import run_update
 
 EQUAL = {"wallet": 0.25, "cluster": 0.25, "token": 0.25, "context": 0.25}
 PROPOSED = {"wallet": 0.4, "cluster": 0.3, "token": 0.1, "context": 0.2}

@@ -15,7 +15,7 @@ from calibration_policy.errors import HistoryError, TargetError
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.plugins import get_plugin_manager
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import force_apply, run_update
+from calibration_policy.pipeline import force_apply, run_update
 
 T0 = datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc)
 
@@ -166,3 +166,23 @@ def test_max_step_clips_the_written_values(flow, live, make_result):
     assert outcome.applied
     assert json.loads(live.path.read_text())["global"] == pytest.approx(1.05)
     assert "global limited to 1.05 (smoothed 1.30, step limit 0.05)" in outcome.decision.reason
+
+
+@pytest.mark.parametrize("mode, kwargs, result_kw, route", [
+    ("applies", {}, {"global_m": 1.2}, "apply"),
+    ("too small", {}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "settle"),
+    ("forced", {"force": True}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "apply"),
+    ("forced, recommended values", {"force": True, "force_values": "recommended"}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "apply"),
+    ("needs approval", {"policy": CalibrationUpdatePolicy(require_approval=True)}, {"global_m": 1.2}, "propose"),
+    ("forced past approval", {"policy": CalibrationUpdatePolicy(require_approval=True), "force": True}, {"global_m": 1.2}, "apply"),
+    ("thin", {}, {"global_m": 1.3, "n": 72}, "settle"),
+])
+def test_a_dry_run_says_what_the_real_call_then_does(flow, live, make_result, mode, kwargs, result_kw, route):
+    result = make_result(**result_kw)
+    dry = flow(result, dry_run=True, **kwargs)
+    real = flow(result, **kwargs)
+    assert (dry.route, real.route) == (route, route), mode
+    assert dry.decision.reason == real.decision.reason
+    assert dry.decision.values == (real.change.new_values if real.change else dry.decision.values)
+    assert dry.summary().startswith("Dry run, nothing written. It would " +
+                                    {"apply": "go live", "propose": "wait for a person's approval", "settle": "change nothing"}[route])

@@ -215,7 +215,7 @@ def test_cli_bad_input_is_one_sentence_and_exit_2(cli, capsys, tmp_path):
 
 def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tmp_path):
     """Nothing in run_update is vol-specific: require_approval makes a pending weights suggestion."""
-    from calibration_policy.update import run_update
+    from calibration_policy.pipeline import run_update
     from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades
 
     result = analyze_trades(make_trades(400), EQUAL).to_dict()

@@ -10,7 +10,7 @@ from types import ModuleType
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
-from calibration_policy.update import run_update
+from calibration_policy.pipeline import run_update
 
 from .conftest import T0, host_result
 

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import run_update
+from calibration_policy.pipeline import run_update
 from calibration_policy_ui import create_router
 
 T0 = datetime(2025, 12, 1, 21, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.review import ReviewStore
-from calibration_policy.update import force_apply
+from calibration_policy.pipeline import force_apply
 
 from .conftest import Host, text_of
 

@@ -116,7 +116,7 @@ def test_invalid_policy_file_and_corrupt_parquet(dirs, tmp_path):
 def _worker(args):
     config, history, archive, index = args
     sys.path.insert(0, str(AGENT_DIR))
-    from calibration_policy.update import force_apply, run_update
+    from calibration_policy.pipeline import force_apply, run_update
     from plugins.calibration_policy_host import HarvestedSource, VolSurfaceTarget
 
     target = VolSurfaceTarget(config)

@@ -68,7 +68,7 @@ def crash_writer(spec: dict[str, Any]) -> None:
     from calibration_policy.apply import apply_values
     from calibration_policy.archive import Archive
     from calibration_policy.review import rollback
-    from calibration_policy.update import force_apply, run_update
+    from calibration_policy.pipeline import force_apply, run_update
 
     root = Path(spec["root"])
     history, archive = root / "history", root / "archive"
@@ -122,7 +122,7 @@ def apply_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Every change sets this worker's own key ``w<k>`` to 1, 2, …, count (plus a shared ``global``)."""
     from calibration_policy import CalibrationUpdatePolicy, record_calibration_result
     from calibration_policy.apply import apply_values
-    from calibration_policy.update import force_apply, run_update
+    from calibration_policy.pipeline import force_apply, run_update
 
     root, k = Path(spec["root"]), spec["worker"]
     history, archive = root / "history", root / "archive"

@@ -45,7 +45,7 @@ from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
 from calibration_policy.review import ReviewStore, rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import force_apply, run_update
+from calibration_policy.pipeline import force_apply, run_update
 
 HUGE = "S" * 10_000_000
 HOSTILE_NAMES: dict[str, Any] = {

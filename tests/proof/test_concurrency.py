@@ -37,7 +37,7 @@ from calibration_policy import (
 from calibration_policy.archive import Archive
 from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import run_update
+from calibration_policy.pipeline import run_update
 
 APPLY_WORKERS, APPLY_COUNT = (20, 50) if LONG else (8, 20)
 RECORD_WORKERS, RECORD_COUNT = 50, 20

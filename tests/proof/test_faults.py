@@ -55,7 +55,7 @@ from calibration_policy.naming import parse_run_file_name
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import force_apply, run_update
+from calibration_policy.pipeline import force_apply, run_update
 
 ERRNOS = (errno.ENOSPC, errno.EACCES, errno.EIO, errno.EROFS)
 POLICY = CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01, min_sample_size=10, min_vega_sum=10.0)
@@ -446,7 +446,7 @@ def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeyp
     import calibration_policy.apply as apply_module
     import calibration_policy.archive as archive_module
     import calibration_policy.review as review_module
-    import calibration_policy.update as update_module
+    import calibration_policy.pipeline as update_module
 
     world = World(tmp_path / "w")
     clock = BackwardsClock(datetime(2026, 1, 1, tzinfo=UTC), step)

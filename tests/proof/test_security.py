@@ -45,7 +45,7 @@ from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
 from calibration_policy.review import ReviewStore, rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import force_apply, run_update
+from calibration_policy.pipeline import force_apply, run_update
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 AUDITED = {"open", "os.rename", "os.link", "os.remove", "os.mkdir", "os.rmdir", "os.chmod", "os.symlink", "os.truncate",

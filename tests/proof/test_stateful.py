@@ -37,7 +37,7 @@ from calibration_policy import history as history_module
 from calibration_policy.archive import Archive
 from calibration_policy.review import ReviewStore, rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.update import force_apply, run_update
+from calibration_policy.pipeline import force_apply, run_update
 
 POLICY = CalibrationUpdatePolicy(min_delta_global=0.02, min_delta_band=0.02, min_sample_size=100, min_vega_sum=1000.0)
 APPROVAL = POLICY.model_copy(update={"require_approval": True})

@@ -75,7 +75,7 @@ REASON_NAMES = {
 
 def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, progress: bool = True, source_name: str = "harvested") -> DemoSummary:
     """Replay every bundled day of every underlying into ``out`` (history, archive, configs)."""
-    from calibration_policy.update import run_time_for, run_update  # the update stack loads only for a demo
+    from calibration_policy.pipeline import run_time_for, run_update  # the update stack loads only for a demo
 
     from tqdm import tqdm
 

@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from calibration_policy.errors import CalibrationPolicyError, PolicyError
+from calibration_policy.errors import PolicyError
 from calibration_policy.policy import CalibrationUpdatePolicy, read_toml
 
-from .domain import DOMAIN_NAME, FACTORS, ScoringWeightsDomain, show
+from .domain import DOMAIN_NAME, FACTORS, ScoringWeightsDomain, WeightsError, round_weights, show
 
 SCORE_COLUMNS: dict[str, str] = {factor: f"{factor}_score" for factor in FACTORS}
 PNL_COLUMN, WIN_COLUMN, TIME_COLUMN = "pnl", "win", "closed_at"
@@ -58,18 +58,9 @@ MIN_CORRELATION = 0.01  # every factor keeps a sliver of weight, so it can earn 
 PREDICTIVE_SPREAD = 0.05  # winners' average score must beat losers' by more than this…
 PREDICTIVE_CORRELATION = 0.1  # …and the correlation with PnL must exceed this
 STRONG_CORRELATION = 0.3  # a predictive factor this correlated is called strong in the rationale
-DECIMALS = 4
 FLOAT_NOISE = 1e-9
 
 TradesInput = Union[str, "os.PathLike[str]", pd.DataFrame]
-
-
-class WeightsError(CalibrationPolicyError):
-    """The trades table, the live weights or a weights setting cannot be used as given."""
-
-
-class NotEnoughTradesError(WeightsError):
-    """Fewer trades than the minimum: no suggestion is made."""
 
 
 # -- the trades table ------------------------------------------------------------------------------
@@ -244,23 +235,6 @@ def factor_stats(trades: pd.DataFrame) -> tuple[FactorStats, ...]:
 
 
 # -- suggested weights -----------------------------------------------------------------------------
-
-
-def round_weights(weights: Mapping[str, float], decimals: int = DECIMALS) -> dict[str, float]:
-    """Normalise to a sum of 1 and round to ``decimals`` places without breaking the sum.
-
-    Largest remainder: floor every weight to the grid, then give the leftover units to the
-    weights that lost most. A reviewer reads 0.4123, not 0.41229999999999994.
-    """
-    total = math.fsum(weights[f] for f in FACTORS)
-    if not total > 0:
-        raise WeightsError("The weights to round add up to 0; at least one must be positive.")
-    unit = 10**decimals
-    exact = {f: weights[f] / total * unit for f in FACTORS}
-    grid = {f: math.floor(exact[f]) for f in FACTORS}
-    for factor in sorted(FACTORS, key=lambda f: (grid[f] - exact[f], FACTORS.index(f)))[: unit - sum(grid.values())]:
-        grid[factor] += 1
-    return {f: grid[f] / unit for f in FACTORS}
 
 
 def suggest_from(stats: tuple[FactorStats, ...], current: Mapping[str, float], blend: float = BLEND) -> dict[str, float]:

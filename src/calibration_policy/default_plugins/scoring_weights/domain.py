@@ -19,13 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from calibration_policy.domain import Domain, Extracted
-from calibration_policy.errors import InvalidRunError
+from calibration_policy.errors import CalibrationPolicyError, InvalidRunError
 from calibration_policy.target import JsonFileTarget, Snapshot
 
 FACTORS: tuple[str, ...] = ("wallet", "cluster", "token", "context")
 SUM_TOLERANCE = 1e-9
 DEFAULT_WEIGHTS_FILE = Path("data") / "scoring_weights.json"
 DOMAIN_NAME = "scoring_weights"
+DECIMALS = 4
+
+
+class WeightsError(CalibrationPolicyError):
+    """The trades table, the live weights or a weights setting cannot be used as given."""
+
+
+class NotEnoughTradesError(WeightsError):
+    """Fewer trades than the minimum: no suggestion is made."""
+
+
 
 
 def show(value: float) -> str:
@@ -86,6 +97,10 @@ class ScoringWeightsDomain(Domain):
             raise InvalidRunError(f"weights sum to {show(total)}, not 1.")
         return checked
 
+    def normalize(self, values: Mapping[str, float]) -> dict[str, float]:
+        """A per-weight median or average need not sum to 1: rescale and round without breaking the sum."""
+        return round_weights(values)
+
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         return scope.capitalize()
 
@@ -108,3 +123,20 @@ def weights_target(underlying: str | None = None, path: str | os.PathLike[str] |
     the file (it is accepted so the target factory has the same shape for every domain).
     """
     return JsonFileTarget(path or DEFAULT_WEIGHTS_FILE, name=name, values=_read_weights, with_values=_write_weights)
+
+
+def round_weights(weights: Mapping[str, float], decimals: int = DECIMALS) -> dict[str, float]:
+    """Normalise to a sum of 1 and round to ``decimals`` places without breaking the sum.
+
+    Largest remainder: floor every weight to the grid, then give the leftover units to the
+    weights that lost most. A reviewer reads 0.4123, not 0.41229999999999994.
+    """
+    total = math.fsum(weights[f] for f in FACTORS)
+    if not total > 0:
+        raise WeightsError("The weights to round add up to 0; at least one must be positive.")
+    unit = 10**decimals
+    exact = {f: weights[f] / total * unit for f in FACTORS}
+    grid = {f: math.floor(exact[f]) for f in FACTORS}
+    for factor in sorted(FACTORS, key=lambda f: (grid[f] - exact[f], FACTORS.index(f)))[: unit - sum(grid.values())]:
+        grid[factor] += 1
+    return {f: grid[f] / unit for f in FACTORS}

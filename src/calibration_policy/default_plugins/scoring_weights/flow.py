@@ -9,27 +9,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any, Literal
 
 import pandas as pd
 
-from calibration_policy.apply import apply_values, locked
-from calibration_policy.archive import ArchiveEntry, now_utc
-from calibration_policy.decide import should_apply_update
-from calibration_policy.errors import PolicyError
+from calibration_policy import pipeline
+from calibration_policy.archive import ArchiveEntry
+from calibration_policy.errors import PolicyError, StaleChangeError
 from calibration_policy.history import open_store, record_calibration_result
 from calibration_policy.models import CalibrationRun, Decision
 from calibration_policy.policy import CalibrationUpdatePolicy
 from calibration_policy.review import ReviewStore, Suggestion
-from calibration_policy.smoothing import get_smoothed_multipliers, window_runs
 from calibration_policy.target import Target
 
 from .analysis import (
-    MODEL_NAME, SOURCE, TIME_COLUMN, TRADING_THRESHOLD, AutoSettings, NotEnoughTradesError, TradesInput,
-    WeightsAnalysis, WeightsError, _plural, analyze_trades, bounded_weights, load_trades, round_weights, weights_policy,
+    MODEL_NAME, SOURCE, TIME_COLUMN, TRADING_THRESHOLD, AutoSettings, TradesInput, WeightsAnalysis, _plural, analyze_trades, bounded_weights, load_trades, weights_policy,
 )
-from .domain import DOMAIN_NAME, FACTORS, ScoringWeightsDomain
+from .domain import DOMAIN_NAME, FACTORS, NotEnoughTradesError, ScoringWeightsDomain, WeightsError
 
 Action = Literal["suggested", "not suggested", "applied", "waiting", "off"]
 
@@ -78,21 +75,17 @@ def live_weights(target: Target) -> dict[str, float]:
 
 def _smoothed(analysis: WeightsAnalysis, run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir) -> WeightsAnalysis:
     """Smooth the suggestion over the earlier ones in the policy's window, as for any domain."""
-    runs = open_store(history_dir).between(run.underlying, run.timestamp - timedelta(days=policy.smoothing_window_days), run.timestamp)
-    earlier = len(window_runs(runs, run, policy)) - 1
-    if earlier == 0:
+    smoothed = pipeline.smooth(run, policy, history_dir)
+    earlier = smoothed.window - 1
+    if earlier == 0 or smoothed.values == analysis.suggested:
         return analysis
-    # A per-weight median need not sum to 1; round_weights normalises as it rounds.
-    values = round_weights(get_smoothed_multipliers(runs, run, policy))
-    if values == analysis.suggested:
-        return analysis
-    return analysis.with_values(values, f"smoothed ({policy.smoothing}) with {_plural(earlier, 'earlier suggestion')} "
-                                        f"from the last {policy.smoothing_window_days:g} days")
+    return analysis.with_values(smoothed.values, f"smoothed ({policy.smoothing}) with {_plural(earlier, 'earlier suggestion')} "
+                                                 f"from the last {policy.smoothing_window_days:g} days")
 
 
 def _prepare(frame: pd.DataFrame, target: Target, policy: CalibrationUpdatePolicy, underlying: str, threshold: float,
              max_change: float | None, history_dir, timestamp: datetime | None) -> tuple[WeightsAnalysis, CalibrationRun, Decision]:
-    """Analyse, record the run, smooth, bound, and let the policy's rules decide."""
+    """Analyse, then the pipeline's steps: record the run, smooth, bound, and let the policy's rules decide."""
     analysis = analyze_trades(frame, live_weights(target), min_trades=policy.min_sample_size, threshold=threshold)
     if not analysis.enough_trades:
         raise NotEnoughTradesError(analysis.message)
@@ -102,20 +95,9 @@ def _prepare(frame: pd.DataFrame, target: Target, policy: CalibrationUpdatePolic
         bounded = bounded_weights(analysis.suggested, analysis.current, max_change)  # type: ignore[arg-type]
         if bounded != analysis.suggested:
             analysis = analysis.with_values(bounded, f"each weight moves at most {max_change:g} from the live one")
-    decision = should_apply_update(analysis.current, analysis.suggested, policy, {"sample_size": analysis.n_trades},  # type: ignore[arg-type]
-                                   scope_labels={f: f for f in FACTORS})
+    decision = pipeline.decide(run, analysis.current, analysis.suggested, policy,  # type: ignore[arg-type]
+                               scope_labels={f: f for f in FACTORS})
     return analysis, run, decision
-
-
-def _save_run(run: CalibrationRun, analysis: WeightsAnalysis, decision: Decision, reason: str, history_dir,
-              change: ArchiveEntry | None = None, suggestion: Suggestion | None = None) -> CalibrationRun:
-    run = run.model_copy(update={
-        "analysis": analysis.to_dict(), "smoothed_iv_multiplier": analysis.suggested, "applied": change is not None,
-        "applied_reason": reason, "applied_values": change.new_values if change else None, "decided_at": now_utc(),
-        "decision": decision.to_dict(), "pending_suggestion": suggestion.suggestion_id if suggestion else None,
-    })
-    open_store(history_dir).save(run)
-    return run
 
 
 def _body(decision: Decision) -> str:
@@ -128,21 +110,20 @@ def _propose(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision,
     reason = f"Suggested: {_body(decision)}; estimated {improvement.short()}" if improvement else f"Suggested: {_body(decision)}"
     if auto_note:
         reason += f" (auto mode: {auto_note})"
-    suggestion = ReviewStore(suggestions_dir).propose(Suggestion(
-        domain=DOMAIN_NAME, target=target.name, underlying=run.underlying, created_at=now_utc(),
-        values=analysis.suggested, current_values=analysis.current, reason=reason, run_id=run.run_id,  # type: ignore[arg-type]
-        details={"analysis": analysis.to_dict(), "decision": decision.to_dict(), "auto": auto_note,
-                 "calibration_timestamp": run.timestamp.isoformat()},
-    ))
-    run = _save_run(run, analysis, decision, "Waiting for approval: " + _body(decision), history_dir, suggestion=suggestion)
+    run, suggestion = pipeline.propose(
+        run, decision, analysis.current, target, smoothed=analysis.suggested, history_dir=history_dir,  # type: ignore[arg-type]
+        suggestions_dir=suggestions_dir, reason=reason, details={"analysis": analysis.to_dict(), "auto": auto_note},
+        analysis=analysis.to_dict(),
+    )
     return WeightsOutcome("suggested", f"{reason}. Review it as suggestion {suggestion.suggestion_id}.", analysis, run,
                           decision, suggestion)
 
 
-def _not_suggested(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision, history_dir) -> WeightsOutcome:
-    run = _save_run(run, analysis, decision, decision.reason, history_dir)
-    text = decision.reason.replace("Not applied: ", "No new weights suggested: ", 1)
-    return WeightsOutcome("not suggested", text, analysis, run, decision)
+def _not_suggested(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision, history_dir,
+                   reason: str | None = None, action: Action = "not suggested") -> WeightsOutcome:
+    run = pipeline.settle(run, decision, analysis.suggested, history_dir, reason, analysis=analysis.to_dict())  # type: ignore[arg-type]
+    text = reason or decision.reason.replace("Not applied: ", "No new weights suggested: ", 1)
+    return WeightsOutcome(action, text, analysis, run, decision)
 
 
 def suggest_weights(trades: TradesInput, target: Target, *, policy: CalibrationUpdatePolicy | None = None,
@@ -215,16 +196,14 @@ def run_auto(trades: TradesInput, target: Target, settings: AutoSettings | None 
                         f"estimated improvement below the {settings.min_improvement_pct:g}% bar for applying on its own")
     reason = (f"Applied automatically: {_body(decision)}; estimated {improvement.short()} "
               f"(bar {settings.min_improvement_pct:g}%); no weight moved more than {settings.max_weight_change:g}")
-    with locked(target):
-        if live_weights(target) != analysis.current:
-            reason = "Not applied: the live weights changed while auto mode was deciding; it looks again next time"
-            return WeightsOutcome("waiting", reason, analysis, _save_run(run, analysis, decision, reason, history_dir), decision)
-        change = apply_values(
-            target, analysis.suggested, archive_dir=archive_dir, kind="auto", actor="auto mode", reason=reason,  # type: ignore[arg-type]
-            domain=DOMAIN_NAME, underlying=run.underlying, run_id=run.run_id, calibration_timestamp=run.timestamp,
-            already_locked=True,
+    try:
+        run, change = pipeline.apply(
+            run, decision, target, smoothed=analysis.suggested, history_dir=history_dir, archive_dir=archive_dir,  # type: ignore[arg-type]
+            kind="auto", actor="auto mode", reason=reason, expected=analysis.current, analysis=analysis.to_dict(),
         )
-    run = _save_run(run, analysis, decision, reason, history_dir, change=change)
+    except StaleChangeError:
+        reason = "Not applied: the live weights changed while auto mode was deciding; it looks again next time"
+        return _not_suggested(analysis, run, decision, history_dir, reason, action="waiting")
     ReviewStore(suggestions_dir).expire_pending(
         target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it")
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
