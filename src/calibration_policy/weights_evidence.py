@@ -203,7 +203,7 @@ def _prepare(trades: TradesInput, current_weights: Mapping[str, float], *, folds
         raise WeightsError(f"Walk-forward needs a {TIME_COLUMN} column to know which trades came first; "
                            f"the trades table has none.")
     times = frame[TIME_COLUMN]
-    values = times.to_numpy()
+    values = times.dt.tz_convert(None).to_numpy()  # UTC datetime64 (not an object array of Timestamps)
     if len(values) > 1:
         earlier = values[1:] < values[:-1]
         if earlier.any():
