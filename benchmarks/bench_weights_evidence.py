@@ -220,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['trades']:>8,}  {row['vectorised_s']:>9.3f} s  {row['loop_s']:>9.3f} s  {row['speedup']:>7.1f}×  "
               f"{goal:>7}  {met:>8}  {'yes' if row['agree'] else 'NO':>11}")
     if args.json:
-        args.json.write_text(json.dumps({"settings": SETTINGS, "rows": rows}, indent=2) + "\n")
+        machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                   "numpy": np.__version__, "pandas": pd.__version__,
+                   "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+        args.json.write_text(json.dumps({"machine": machine, "settings": SETTINGS, "rows": rows}, indent=2) + "\n")
     return 0 if all(row["agree"] and row["met"] is not False for row in rows) else 1
 
 
