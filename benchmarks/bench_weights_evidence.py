@@ -4,7 +4,7 @@
     python benchmarks/bench_weights_evidence.py --quick    # 600 and 10,000 trades
     python benchmarks/bench_weights_evidence.py --sizes 600 20000 --repeat 3
 
-The full evaluation (``weights_evidence.evaluate``: 4 folds, expanding window, 1,000 bootstrap
+The full evaluation (``evidence.evaluate``: 4 folds, expanding window, 1,000 bootstrap
 resamples, 200 shuffles of the outcomes, threshold 0.6, live weights 0.25 each) is timed on
 synthetic trades made as ``data/generate_trades.py`` makes the bundled ones (its ``make_trades``
 with its seed: Beta(2, 2) scores, PnL = planted effects + noise). That generator rounds close
@@ -40,15 +40,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from calibration_policy import weights_evidence as ev  # noqa: E402
-from calibration_policy.default_plugins.scoring_weights import FACTORS  # noqa: E402
-from calibration_policy.weights import (  # noqa: E402
-    PNL_COLUMN,
-    SCORE_COLUMNS,
-    TRADING_THRESHOLD,
-    WIN_COLUMN,
-    estimate_improvement,
-)
+from calibration_policy.default_plugins.scoring_weights import evidence as ev  # noqa: E402
+from calibration_policy.default_plugins.scoring_weights.domain import FACTORS  # noqa: E402
+from calibration_policy.default_plugins.scoring_weights.analysis import PNL_COLUMN, TRADING_THRESHOLD, WIN_COLUMN, estimate_improvement  # noqa: E402
 
 EQUAL = {factor: 0.25 for factor in FACTORS}
 GOALS_S = {600: 2.0, 100_000: 30.0}  # the goals for the full evaluation

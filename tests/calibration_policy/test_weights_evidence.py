@@ -20,29 +20,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration_policy.default_plugins.scoring_weights import FACTORS
+from calibration_policy.default_plugins.scoring_weights.domain import FACTORS
 from calibration_policy.errors import PolicyError
-from calibration_policy.weights import (
-    NotEnoughTradesError,
-    WeightsError,
-    analyze_trades,
-    bounded_weights,
-    load_trades,
-    round_weights,
-)
-from calibration_policy import weights_evidence as ev
-from calibration_policy.weights_evidence import (
-    IN_SAMPLE_LABEL,
-    OUT_OF_SAMPLE_LABEL,
-    OutOfSampleOptions,
-    bootstrap_interval,
-    evaluate,
-    evaluate_with_options,
-    no_signal_baseline,
-    out_of_sample_verdict,
-    top_k,
-    walk_forward,
-)
+from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades, bounded_weights, load_trades
+from calibration_policy.default_plugins.scoring_weights.domain import NotEnoughTradesError, WeightsError, round_weights
+from calibration_policy.default_plugins.scoring_weights import evidence as ev
+from calibration_policy.default_plugins.scoring_weights.evidence import IN_SAMPLE_LABEL, OUT_OF_SAMPLE_LABEL, OutOfSampleOptions, bootstrap_interval, evaluate, evaluate_with_options, no_signal_baseline, out_of_sample_verdict, top_k, walk_forward
 
 from .test_weights_support import EQUAL, make_trades
 

@@ -1,6 +1,6 @@
 """Out-of-sample evidence for a scoring-weights suggestion: walk-forward, bootstrap, shuffled outcomes.
 
-The analysis (:mod:`calibration_policy.weights`) estimates a suggestion's benefit on the very
+The analysis (:mod:`.analysis`) estimates a suggestion's benefit on the very
 trades it was fitted to, counting the winning trades each weight set takes at the threshold.
 That figure reads high even when the trades hold no signal at all: moving weight onto one factor
 widens the spread of scores, so more trades pass 0.6 and more winners are counted — a count of
@@ -8,8 +8,8 @@ winners mostly measures volume. This module measures the suggestion the honest w
 
 * **walk-forward** (:func:`walk_forward`): the trades, in the order they closed, are cut into
   ``folds + 1`` consecutive blocks. Fold *i* fits the suggestion (the library's own procedure:
-  :func:`~calibration_policy.weights.factor_stats`, :func:`~calibration_policy.weights.suggest_from`
-  and, when ``max_change`` is given, auto mode's :func:`~calibration_policy.weights.bounded_weights`)
+  :func:`~.analysis.factor_stats`, :func:`~.analysis.suggest_from`
+  and, when ``max_change`` is given, auto mode's :func:`~.analysis.bounded_weights`)
   on the blocks before block *i* — all of them (``window="expanding"``) or the last
   ``train_blocks`` (``"rolling"``) — and scores block *i*, which it never saw, with the current
   and the suggested weights: trades taken, wins, total PnL, PnL per taken trade, at the
@@ -40,34 +40,16 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .default_plugins.scoring_weights import FACTORS, ScoringWeightsDomain
-from .errors import PolicyError
-from .weights import (
-    BLEND,
-    DECIMALS,
-    FLOAT_NOISE,
-    MIN_CORRELATION,
-    PNL_COLUMN,
-    SCORE_COLUMNS,
-    TIME_COLUMN,
-    TRADING_THRESHOLD,
-    WIN_COLUMN,
-    Improvement,
-    NotEnoughTradesError,
-    TradesInput,
-    WeightsError,
-    bounded_weights,
-    estimate_improvement,
-    factor_stats,
-    load_trades,
-    suggest_from,
-)
+from .domain import FACTORS, ScoringWeightsDomain
+from calibration_policy.errors import PolicyError
+from .analysis import BLEND, FLOAT_NOISE, MIN_CORRELATION, PNL_COLUMN, SCORE_COLUMNS, TIME_COLUMN, TRADING_THRESHOLD, WIN_COLUMN, Improvement, TradesInput, bounded_weights, estimate_improvement, factor_stats, load_trades, suggest_from
+from .domain import DECIMALS, NotEnoughTradesError, WeightsError
 
 Window = Literal["expanding", "rolling"]
 Measure = Literal["equal_volume", "at_threshold"]
@@ -593,7 +575,7 @@ def permutation_chunks(n: int, permutations: int, seed: int) -> Iterator[np.ndar
 
 
 def _round_many(weights: np.ndarray, decimals: int = DECIMALS) -> np.ndarray:
-    """:func:`~calibration_policy.weights.round_weights` for every row at once (largest remainder)."""
+    """:func:`~.domain.round_weights` for every row at once (largest remainder)."""
     unit = 10**decimals
     exact = weights / weights.sum(axis=1, keepdims=True) * unit
     grid = np.floor(exact)
@@ -605,7 +587,7 @@ def _round_many(weights: np.ndarray, decimals: int = DECIMALS) -> np.ndarray:
 
 
 def _bounded_many(suggested: np.ndarray, current: np.ndarray, max_change: float) -> np.ndarray:
-    """:func:`~calibration_policy.weights.bounded_weights` for every row at once (the same bisection)."""
+    """:func:`~.analysis.bounded_weights` for every row at once (the same bisection)."""
     lo, hi = np.maximum(0.0, current - max_change), np.minimum(1.0, current + max_change)
     inside = np.all((lo <= suggested) & (suggested <= hi), axis=1)
     low, high = (lo - suggested).min(axis=1), (hi - suggested).max(axis=1)
