@@ -111,9 +111,11 @@ def evidence_of(run: CalibrationRun) -> dict[str, Any]:
 
 
 def decide(run: CalibrationRun, current: Mapping[str, float], values: Mapping[str, float],
-           policy: CalibrationUpdatePolicy, scope_labels: Mapping[str, str] | None = None) -> Decision:
-    """The policy's rules on ``values`` against the live ``current``, with the run's evidence."""
-    return should_apply_update(current, values, policy, evidence_of(run), scope_labels=scope_labels)
+           policy: CalibrationUpdatePolicy, scope_labels: Mapping[str, str] | None = None,
+           evidence: Mapping[str, Any] | None = None) -> Decision:
+    """The policy's rules on ``values`` against the live ``current``, with the run's evidence
+    (plus whatever a domain measured for its own rules, e.g. the weights' out-of-sample check)."""
+    return should_apply_update(current, values, policy, {**evidence_of(run), **(evidence or {})}, scope_labels=scope_labels)
 
 
 def _decided(run: CalibrationRun, decision: Decision, smoothed: Mapping[str, float], change: ArchiveEntry | None,

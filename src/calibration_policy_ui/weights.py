@@ -32,7 +32,8 @@ from calibration_policy.errors import CalibrationPolicyError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.default_plugins.scoring_weights.analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, WeightsSettings, analyze_trades, load_weights_settings
+from calibration_policy.default_plugins.scoring_weights.analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analyze_trades
+from calibration_policy.default_plugins.scoring_weights.settings import WeightsSettings, load_weights_settings
 from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment, live_weights, suggest_weights
 
 from .errors import API_TAG, PanelError, panel_route_class

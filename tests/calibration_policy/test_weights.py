@@ -20,7 +20,8 @@ from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, N
 from calibration_policy.durable import dumps
 from calibration_policy.errors import InvalidRunError
 from calibration_policy.plugins import get_domain
-from calibration_policy.default_plugins.scoring_weights.analysis import FactorStats, WeightsError, analyze_trades, estimate_improvement, factor_stats, load_trades, rationale, round_weights, suggest_from
+from calibration_policy.default_plugins.scoring_weights.analysis import FactorStats, analyze_trades, estimate_improvement, factor_stats, load_trades, rationale, suggest_from
+from calibration_policy.default_plugins.scoring_weights.domain import WeightsError, round_weights
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights

@@ -6,6 +6,7 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import assume, given, settings
@@ -16,7 +17,9 @@ from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, w
 from calibration_policy.errors import PolicyError
 from calibration_policy.history import open_store
 from calibration_policy.review import ReviewStore
-from calibration_policy.default_plugins.scoring_weights.analysis import AutoSettings, WeightsError, bounded_weights, load_weights_settings
+from calibration_policy.default_plugins.scoring_weights.analysis import bounded_weights
+from calibration_policy.default_plugins.scoring_weights.domain import WeightsError
+from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, load_weights_settings
 from calibration_policy.default_plugins.scoring_weights.flow import new_trade_count, run_auto, suggest_weights
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights
@@ -196,3 +199,61 @@ def test_bad_settings_say_what_is_wrong(tmp_path, text, message):
     with pytest.raises(PolicyError) as caught:
         load_weights_settings(path)
     assert message in str(caught.value) and str(path) in str(caught.value)
+
+
+# -- out-of-sample evidence: auto mode cannot be fooled by noise ---------------------------------------
+
+BUNDLED_TRADES = Path(__file__).resolve().parents[2] / "data" / "trades.parquet"
+
+
+def _shuffled(seed: int) -> pd.DataFrame:
+    trades = pd.read_parquet(BUNDLED_TRADES)
+    order = np.random.default_rng(seed).permutation(len(trades))
+    for column in ("pnl", "win"):  # outcomes no longer follow the scores
+        trades[column] = trades[column].to_numpy()[order]
+    return trades
+
+
+def test_on_the_bundled_trades_auto_mode_still_applies_and_says_why(target, env):
+    outcome = run_auto(BUNDLED_TRADES, target, ON, **env)
+    assert outcome.action == "applied", outcome.message
+    assert "on 480 later trades it never saw the suggested weights made" in outcome.message
+    assert outcome.change.reason == outcome.message.removesuffix(".")
+
+
+def test_on_shuffled_outcomes_auto_mode_applies_in_at_most_5_percent_of_seeds(tmp_path):
+    applied, in_sample_would_have = 0, 0
+    seeds = range(40)
+    for seed in seeds:
+        folder = tmp_path / str(seed)
+        folder.mkdir()
+        target = weights_target(path=write_weights(folder / "w.json"))
+        dirs = {"history_dir": folder / "runs", "suggestions_dir": folder / "sugg", "archive_dir": folder / "archive"}
+        outcome = run_auto(_shuffled(seed), target, ON, **dirs)
+        applied += outcome.action == "applied"
+        if outcome.action == "suggested" and "not shown to help on" in outcome.message:
+            in_sample_would_have += 1  # passed every in-sample gate; only the unseen trades said no
+    assert applied <= 0.05 * len(seeds)
+    assert in_sample_would_have >= 0.4 * len(seeds)  # the in-sample gates alone were fooled that often (19 of 40)
+
+
+def test_the_out_of_sample_gate_can_be_set_in_the_settings_file(tmp_path):
+    path = tmp_path / "scoring_weights.toml"
+    path.write_text("[auto]\nenabled = true\n[auto.out_of_sample]\nrequire = \"interval\"\nconfidence = 0.95\n")
+    auto = load_weights_settings(path).auto
+    assert auto.out_of_sample_gate and auto.out_of_sample.require == "interval" and auto.out_of_sample.confidence == 0.95
+    path.write_text("[auto.out_of_sample]\nrequire = \"vibes\"\n")
+    with pytest.raises(PolicyError, match="require"):
+        load_weights_settings(path)
+
+
+def test_the_out_of_sample_rule_blocks_a_suggestion_in_a_policy(target, env):
+    from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
+
+    policy = weights_policy(rules=["min_sample_size", "min_delta", "out_of_sample"])
+    kept = suggest_weights(BUNDLED_TRADES, target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")})
+    assert kept.action == "suggested"
+    (verdict,) = [v for v in kept.decision.verdicts if v.code == "out_of_sample"]
+    assert verdict.passed and verdict.numbers["p_value"] <= 0.05
+    noise = suggest_weights(_shuffled(3), target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")})
+    assert noise.action == "not suggested" and "not shown to help on" in noise.message

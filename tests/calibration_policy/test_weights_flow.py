@@ -16,7 +16,8 @@ from calibration_policy.default_plugins.scoring_weights.domain import weights_ta
 from calibration_policy.errors import PolicyError, TargetError
 from calibration_policy.history import open_store
 from calibration_policy.review import ReviewStore, rollback
-from calibration_policy.default_plugins.scoring_weights.analysis import WeightsError, weights_policy
+from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
+from calibration_policy.default_plugins.scoring_weights.domain import WeightsError
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights

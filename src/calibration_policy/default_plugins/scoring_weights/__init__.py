@@ -8,7 +8,7 @@ and the ``weights`` and ``as-of`` commands (:mod:`.commands`).
 from __future__ import annotations
 
 from calibration_policy.hookspecs import hookimpl
-from calibration_policy.specs import TargetFactory
+from calibration_policy.specs import Rule, TargetFactory
 
 from .domain import DOMAIN_NAME, ScoringWeightsDomain, weights_target
 
@@ -16,6 +16,15 @@ from .domain import DOMAIN_NAME, ScoringWeightsDomain, weights_target
 @hookimpl
 def register_domains(register):
     register(ScoringWeightsDomain())
+
+
+@hookimpl
+def register_rules(register):
+    from .evidence import OutOfSampleOptions, out_of_sample_rule
+
+    register(Rule("out_of_sample", out_of_sample_rule, "Helps on unseen trades",
+                  "The suggested weights beat the live ones on later trades they were not fitted to "
+                  "(walk-forward, bootstrap interval and shuffled-outcome p-value).", options=OutOfSampleOptions))
 
 
 @hookimpl

@@ -35,10 +35,8 @@ from typing import Any, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from calibration_policy.errors import PolicyError
-from calibration_policy.policy import CalibrationUpdatePolicy, read_toml
+from calibration_policy.policy import CalibrationUpdatePolicy
 
 from .domain import DOMAIN_NAME, FACTORS, ScoringWeightsDomain, WeightsError, round_weights, show
 
@@ -48,8 +46,6 @@ REQUIRED_COLUMNS = (*SCORE_COLUMNS.values(), PNL_COLUMN, WIN_COLUMN)
 MODEL_NAME = "SCORING"  # the "underlying" weight runs are recorded under
 SOURCE = "trades"
 DEFAULT_TRADES_FILE = Path("data") / "trades.parquet"
-SETTINGS_ENV = "CALIBRATION_WEIGHTS_SETTINGS"
-DEFAULT_SETTINGS_FILE = Path("data") / "scoring_weights.toml"
 
 DEFAULT_MIN_TRADES = 100
 TRADING_THRESHOLD = 0.6
@@ -508,57 +504,3 @@ WEIGHTS_POLICY_DEFAULTS: dict[str, Any] = {
 def weights_policy(**settings: Any) -> CalibrationUpdatePolicy:
     """The weights policy: at least 100 trades, a weight must move by 0.02, a person approves."""
     return CalibrationUpdatePolicy(**{**WEIGHTS_POLICY_DEFAULTS, **settings})
-
-
-def _friendly(error: ValidationError, what: str) -> str:
-    problems = []
-    for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"]) or what
-        message = "is not a setting (check the spelling)" if item["type"] == "extra_forbidden" else (
-            item["msg"].replace("Input should be", "must be"))
-        problems.append(f"{name} {message} (got {item.get('input')!r:.40})")
-    return f"Invalid {what}: " + "; ".join(problems) + "."
-
-
-class AutoSettings(BaseModel):
-    """Auto mode: suggest when enough new trades arrived; apply within bounds when it clearly helps."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-    enabled: bool = Field(default=False, description="Off by default: weights change only when a person approves.")
-    min_trades_between: int = Field(default=100, ge=1, description="New trades needed since the last suggestion.")
-    max_weight_change: float = Field(default=0.1, gt=0, le=1, description="Largest move of one weight in one automatic change.")
-    min_improvement_pct: float = Field(default=2.0, ge=0, description="Least estimated gain in winning trades taken, in %.")
-    require_approval: bool = Field(default=False, description="Only suggest; a person approves every change.")
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as error:
-            raise PolicyError(_friendly(error, "auto-mode settings")) from None
-
-
-@dataclass(frozen=True)
-class WeightsSettings:
-    policy: CalibrationUpdatePolicy
-    auto: AutoSettings
-
-
-def load_weights_settings(path: str | os.PathLike[str] | None = None) -> WeightsSettings:
-    """The ``[policy]`` and ``[auto]`` tables of a TOML file, over the built-in defaults.
-
-    The file is ``path``, else ``$CALIBRATION_WEIGHTS_SETTINGS``, else ``data/scoring_weights.toml``
-    when it exists; without any, the defaults apply (auto mode off).
-    """
-    chosen = path or os.environ.get(SETTINGS_ENV) or (DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None)
-    if chosen is None:
-        return WeightsSettings(weights_policy(), AutoSettings())
-    chosen = Path(chosen)
-    data = read_toml(chosen, "Weights settings file")
-    extra = sorted(set(data) - {"policy", "auto"})
-    if extra:
-        raise PolicyError(f"{chosen}: {extra[0]!r} is not a table of weights settings; use [policy] and [auto].")
-    try:
-        return WeightsSettings(weights_policy(**data.get("policy", {})), AutoSettings(**data.get("auto", {})))
-    except PolicyError as error:
-        raise PolicyError(f"{chosen}: {error}") from None

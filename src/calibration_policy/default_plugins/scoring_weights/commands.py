@@ -18,7 +18,8 @@ from calibration_policy.cli import _emit_json, _table
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 
-from .analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analysis_text, analyze_trades, load_weights_settings
+from .analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analysis_text, analyze_trades
+from .settings import load_weights_settings
 from .domain import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
 from .flow import as_of_moment, live_weights, run_auto, suggest_weights
 

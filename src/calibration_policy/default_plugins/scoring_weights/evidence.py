@@ -1020,3 +1020,16 @@ def out_of_sample_verdict(evidence: Evidence, options: OutOfSampleOptions | None
         "passed": passed,
     }
     return passed, text, measured
+
+
+def out_of_sample_rule(ctx: Any) -> Any:
+    """The ``out_of_sample`` rule: passes when the evidence the weights flow measured stands up."""
+    from calibration_policy.models import RuleVerdict
+
+    evidence = ctx.evidence.get("out_of_sample")
+    if not isinstance(evidence, Evidence):
+        return RuleVerdict("out_of_sample", False, "the suggested weights were not checked on unseen trades", {},
+                           needs="let the scoring-weights flow measure them (weights suggest or auto)")
+    passed, text, measured = out_of_sample_verdict(evidence, ctx.options)
+    return RuleVerdict("out_of_sample", passed, text, measured,
+                       needs=None if passed else "more trades, or a suggestion whose gain holds out of sample")

@@ -23,9 +23,9 @@ from calibration_policy.policy import CalibrationUpdatePolicy
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy.target import Target
 
-from .analysis import (
-    MODEL_NAME, SOURCE, TIME_COLUMN, TRADING_THRESHOLD, AutoSettings, TradesInput, WeightsAnalysis, _plural, analyze_trades, bounded_weights, load_trades, weights_policy,
-)
+from .analysis import MODEL_NAME, SOURCE, TIME_COLUMN, TRADING_THRESHOLD, TradesInput, WeightsAnalysis, _plural, analyze_trades, bounded_weights, load_trades, weights_policy
+from .settings import AutoSettings
+from .evidence import evaluate_with_options, out_of_sample_verdict
 from .domain import DOMAIN_NAME, FACTORS, NotEnoughTradesError, ScoringWeightsDomain, WeightsError
 
 Action = Literal["suggested", "not suggested", "applied", "waiting", "off"]
@@ -95,8 +95,12 @@ def _prepare(frame: pd.DataFrame, target: Target, policy: CalibrationUpdatePolic
         bounded = bounded_weights(analysis.suggested, analysis.current, max_change)  # type: ignore[arg-type]
         if bounded != analysis.suggested:
             analysis = analysis.with_values(bounded, f"each weight moves at most {max_change:g} from the live one")
+    measured = {}
+    if "out_of_sample" in policy.rules:  # the rule judges evidence only this flow can measure
+        measured["out_of_sample"] = evaluate_with_options(frame, analysis.current, policy.validated_rule_options("out_of_sample"),
+                                                          threshold=threshold)
     decision = pipeline.decide(run, analysis.current, analysis.suggested, policy,  # type: ignore[arg-type]
-                               scope_labels={f: f for f in FACTORS})
+                               scope_labels={f: f for f in FACTORS}, evidence=measured)
     return analysis, run, decision
 
 
@@ -196,6 +200,17 @@ def run_auto(trades: TradesInput, target: Target, settings: AutoSettings | None 
                         f"estimated improvement below the {settings.min_improvement_pct:g}% bar for applying on its own")
     reason = (f"Applied automatically: {_body(decision)}; estimated {improvement.short()} "
               f"(bar {settings.min_improvement_pct:g}%); no weight moved more than {settings.max_weight_change:g}")
+    if settings.out_of_sample_gate:
+        # The in-sample estimate reads high even on noise; only a gain on unseen trades may apply unattended.
+        try:
+            passed, text, _ = out_of_sample_verdict(
+                evaluate_with_options(frame, analysis.current, settings.out_of_sample, threshold=threshold),
+                settings.out_of_sample)
+        except WeightsError as error:
+            passed, text = False, f"its out-of-sample check could not run ({str(error).rstrip('.')})"
+        if not passed:
+            return _propose(analysis, run, decision, target, suggestions_dir, history_dir, text)
+        reason += f"; {text}"
     try:
         run, change = pipeline.apply(
             run, decision, target, smoothed=analysis.suggested, history_dir=history_dir, archive_dir=archive_dir,  # type: ignore[arg-type]
