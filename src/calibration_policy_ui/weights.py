@@ -33,6 +33,7 @@ from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.default_plugins.scoring_weights.analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analyze_trades
+from calibration_policy.default_plugins.scoring_weights.evidence import evaluate_with_options, out_of_sample_verdict
 from calibration_policy.default_plugins.scoring_weights.settings import WeightsSettings, load_weights_settings
 from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment, live_weights, suggest_weights
 
@@ -108,6 +109,8 @@ class WeightsPage:
     current_error: str | None = None
     analysis: dict[str, Any] | None = None
     analysis_error: str | None = None
+    evidence: dict[str, Any] | None = None
+    evidence_error: str | None = None
     pending: list[Suggestion] = field(default_factory=list)
     reviewed: list[Suggestion] = field(default_factory=list)
     periods: list[Period] = field(default_factory=list)
@@ -153,6 +156,11 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
             view.analysis = analyze_trades(tab.trades_path, live, min_trades=settings.policy.min_sample_size).to_dict()
         except CalibrationPolicyError as error:
             view.analysis_error = str(error)
+        if view.analysis and view.analysis.get("suggested_weights"):
+            try:  # the in-sample estimate alone reads high on noise; show it beside unseen trades
+                view.evidence = weights_evidence(tab, live)
+            except CalibrationPolicyError as error:
+                view.evidence_error = str(error)
     suggestions = tab.store().all(target=target.name)
     view.pending = [s for s in reversed(suggestions) if s.status == "pending"]
     view.reviewed = [s for s in reversed(suggestions) if s.status != "pending"][:REVIEWED_SHOWN]
@@ -160,6 +168,20 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
     if as_of:
         view.as_of = _as_of_view(tab, as_of)
     return view
+
+
+def weights_evidence(tab: WeightsTab, live: dict[str, float]) -> dict[str, Any]:
+    """The suggestion's evidence with auto mode's own settings, plus the fold chart's bar heights."""
+    auto = tab.settings().auto.out_of_sample
+    evidence = evaluate_with_options(tab.trades_path, live, auto)
+    data = evidence.to_dict()
+    passed, text, _ = out_of_sample_verdict(evidence, auto)
+    gains = [fold["gain"]["equal_volume"] or 0.0 for fold in data["out_of_sample"]["folds"]]
+    top = max([abs(g) for g in gains] + [1e-9])
+    data["verdict"] = {"passed": passed, "text": text[0].upper() + text[1:] + "."}
+    data["fold_bars"] = [{"fold": i + 1, "gain": g, "height": round(40 * abs(g) / top, 1), "up": g >= 0}
+                         for i, g in enumerate(gains)]
+    return data
 
 
 def factor_rows(suggestion: Suggestion, live: dict[str, float]) -> list[dict[str, Any]]:
@@ -492,6 +514,11 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
     def api_suggestion(suggestion_id: str) -> Any:
         """One suggestion, in any state, with its analysis."""
         return ok(SuggestionOut.of(_suggestion(tab, suggestion_id)))
+
+    @router.get("/api/weights/evidence", name="calibration_policy_ui.api_weights_evidence", **api)
+    def api_evidence() -> Any:
+        """The suggestion's evidence: in-sample beside walk-forward on unseen trades, bootstrap and shuffled baseline."""
+        return JSONResponse(weights_evidence(tab, live_weights(tab.target())))
 
     @router.get("/api/weights/history", name="calibration_policy_ui.api_weights_history", response_model=list[PeriodOut], **api)
     def api_history() -> Any:

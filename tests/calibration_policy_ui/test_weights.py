@@ -371,3 +371,21 @@ def test_api_is_documented_in_the_hosts_openapi_schema(tab):
                  "/calibration/api/weights/rollback", "/calibration/api/weights/as-of"):
         assert path in paths, path
     assert not any(p.startswith("/calibration/weights") for p in paths)  # HTML routes stay out of the schema
+
+
+def test_the_page_shows_the_suggestion_measured_on_unseen_trades_beside_in_sample(client):
+    page = client.get("/calibration/weights/")
+    assert page.status_code == 200
+    evidence = section(page.text, "cp-w-evidence")
+    assert "Measured on the trades it was fitted to" in evidence and "Measured on later trades it never saw" in evidence
+    assert "On shuffled outcomes (no signal)" in evidence and "p-value" in evidence
+    assert page.text.count("<rect") == 4 and "Fold 4: PnL" in page.text  # one bar per fold
+    assert "Holds on unseen trades:" in evidence or "Not shown to help yet:" in evidence
+
+
+def test_api_evidence_gives_both_measures_and_the_verdict(client):
+    data = client.get("/calibration/api/weights/evidence").json()
+    assert data["in_sample"]["label"] == "measured on the trades it was fitted to"
+    assert data["out_of_sample"]["label"] == "measured on later trades it never saw"
+    assert data["out_of_sample"]["fold_count"] == len(data["fold_bars"]) == 4
+    assert isinstance(data["verdict"]["passed"], bool) and data["verdict"]["text"].endswith(".")

@@ -20,7 +20,7 @@ def register_domains(register):
 
 @hookimpl
 def register_rules(register):
-    from .evidence import OutOfSampleOptions, out_of_sample_rule
+    from .gate import OutOfSampleOptions, out_of_sample_rule
 
     register(Rule("out_of_sample", out_of_sample_rule, "Helps on unseen trades",
                   "The suggested weights beat the live ones on later trades they were not fitted to "

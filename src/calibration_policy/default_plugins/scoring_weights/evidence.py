@@ -40,21 +40,18 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .gate import (
+    DEFAULT_BAR_PCT, DEFAULT_CONFIDENCE, DEFAULT_FOLDS, DEFAULT_MIN_TRADES_PER_FOLD, DEFAULT_PERMUTATIONS,
+    DEFAULT_RESAMPLES, MEASURES, Measure, OutOfSampleOptions, Window,
+)
 from .domain import FACTORS, ScoringWeightsDomain
-from calibration_policy.errors import PolicyError
 from .analysis import BLEND, FLOAT_NOISE, MIN_CORRELATION, PNL_COLUMN, SCORE_COLUMNS, TIME_COLUMN, TRADING_THRESHOLD, WIN_COLUMN, Improvement, TradesInput, bounded_weights, estimate_improvement, factor_stats, load_trades, suggest_from
 from .domain import DECIMALS, NotEnoughTradesError, WeightsError
-
-Window = Literal["expanding", "rolling"]
-Measure = Literal["equal_volume", "at_threshold"]
-Require = Literal["interval", "p_value", "both"]
-MEASURES: tuple[Measure, ...] = ("equal_volume", "at_threshold")
 
 IN_SAMPLE_LABEL = "measured on the trades it was fitted to"
 OUT_OF_SAMPLE_LABEL = "measured on later trades it never saw"
@@ -63,12 +60,6 @@ MEASURE_WORDS = {
     "at_threshold": "at the trading threshold",
 }
 
-DEFAULT_FOLDS = 4
-DEFAULT_MIN_TRADES_PER_FOLD = 50
-DEFAULT_RESAMPLES = 1000
-DEFAULT_PERMUTATIONS = 200
-DEFAULT_CONFIDENCE = 0.9
-DEFAULT_BAR_PCT = 2.0  # auto mode's default min_improvement_pct, for the baseline's "clears the bar" share
 
 _PERMUTATION_STREAM, _BOOTSTRAP_STREAM = 1, 2
 PERMUTATION_CHUNK = 32  # permutations handled together; fixed, so a seed always draws the same shuffles
@@ -790,55 +781,6 @@ def no_signal_baseline(trades: TradesInput, current_weights: Mapping[str, float]
 # -- options and the verdict an auto-mode rule wraps -----------------------------------------------
 
 
-def _friendly(error: ValidationError) -> str:
-    problems = []
-    for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            problems.append(f"{name} is not a setting (check the spelling)")
-        elif not name:
-            problems.append(item["msg"].removeprefix("Value error, "))
-        else:
-            problems.append(f"{name} {item['msg'].replace('Input should be', 'must be')} (got {item.get('input')!r:.40})")
-    return "Invalid out-of-sample settings: " + "; ".join(problems) + "."
-
-
-class OutOfSampleOptions(BaseModel):
-    """When out-of-sample evidence is strong enough for auto mode to apply new weights on its own."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-    require: Require = Field(default="both", description="interval: the bootstrap interval lies above zero; "
-                             "p_value: the permutation p-value is at most max_p_value; both: both.")
-    measure: Measure = Field(default="equal_volume", description="equal_volume: PnL with both sets taking the same "
-                             "number of trades (a gain cannot come from trading more); at_threshold: PnL at 0.6.")
-    confidence: float = Field(default=DEFAULT_CONFIDENCE, gt=0, lt=1, description="Two-sided confidence of the interval.")
-    max_p_value: float = Field(default=0.05, gt=0, le=1, description="Largest permutation p-value that passes.")
-    folds: int = Field(default=DEFAULT_FOLDS, ge=1, le=50, description="Walk-forward folds.")
-    window: Window = Field(default="expanding", description="Fit on all earlier trades, or on the last train_blocks.")
-    train_blocks: int = Field(default=1, ge=1, description="Blocks of earlier trades a rolling window fits on.")
-    min_trades_per_fold: int = Field(default=DEFAULT_MIN_TRADES_PER_FOLD, ge=2, description="Fewest trades per block.")
-    resamples: int = Field(default=DEFAULT_RESAMPLES, ge=100, le=100_000, description="Bootstrap resamples.")
-    permutations: int = Field(default=DEFAULT_PERMUTATIONS, ge=1, le=10_000, description="Shuffles of the outcomes.")
-    seed: int = Field(default=0, ge=0, description="Seed of the bootstrap and the shuffles.")
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as error:
-            raise PolicyError(_friendly(error)) from None
-
-    @model_validator(mode="after")
-    def _p_value_reachable(self) -> OutOfSampleOptions:
-        smallest = 1 / (self.permutations + 1)
-        if self.require != "interval" and smallest > self.max_p_value:
-            raise ValueError(
-                f"with {self.permutations:,} permutations the smallest possible p-value is {smallest:.3g}, above "
-                f"max_p_value {self.max_p_value:g}, so the gate could never pass; use at least "
-                f"{math.ceil(1 / self.max_p_value) - 1:,} permutations")
-        return self
-
-
 @dataclass(frozen=True)
 class Evidence:
     """In-sample estimate, walk-forward, bootstrap interval and no-signal baseline of one suggestion."""
@@ -1021,15 +963,3 @@ def out_of_sample_verdict(evidence: Evidence, options: OutOfSampleOptions | None
     }
     return passed, text, measured
 
-
-def out_of_sample_rule(ctx: Any) -> Any:
-    """The ``out_of_sample`` rule: passes when the evidence the weights flow measured stands up."""
-    from calibration_policy.models import RuleVerdict
-
-    evidence = ctx.evidence.get("out_of_sample")
-    if not isinstance(evidence, Evidence):
-        return RuleVerdict("out_of_sample", False, "the suggested weights were not checked on unseen trades", {},
-                           needs="let the scoring-weights flow measure them (weights suggest or auto)")
-    passed, text, measured = out_of_sample_verdict(evidence, ctx.options)
-    return RuleVerdict("out_of_sample", passed, text, measured,
-                       needs=None if passed else "more trades, or a suggestion whose gain holds out of sample")

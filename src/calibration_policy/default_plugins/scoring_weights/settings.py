@@ -18,7 +18,7 @@ from calibration_policy.errors import PolicyError
 from calibration_policy.policy import CalibrationUpdatePolicy, read_toml
 
 from .analysis import weights_policy
-from .evidence import OutOfSampleOptions
+from .gate import OutOfSampleOptions
 
 SETTINGS_ENV = "CALIBRATION_WEIGHTS_SETTINGS"
 DEFAULT_SETTINGS_FILE = Path("data") / "scoring_weights.toml"
