@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import jinja2
 from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
+from starlette.routing import NoMatchFound
 from starlette.responses import Response
 
 from calibration_policy import CalibrationUpdatePolicy
@@ -89,6 +90,21 @@ class Panel:
     signer: Signer
     trusted_origins: frozenset[str]
     current_user: Callable[[Request], str | None] | None = None
+    tabs: tuple[Any, ...] = ()  # the installed PanelTabs, for the navigation
+
+    def nav(self, request: Request, current: str) -> list[dict[str, Any]]:
+        """Links to the tabs mounted on this router, the current one marked; empty when there is only one."""
+        links = []
+        for tab in self.tabs:
+            if not tab.route:
+                continue
+            try:
+                href = self.link(request, tab.route)
+            except NoMatchFound:  # a tab router mounted on its own, without the others
+                continue
+            title = tab.title(self) if callable(tab.title) else tab.title
+            links.append({"title": title, "href": href, "current": tab.route == current})
+        return links if len(links) > 1 else []
 
     def policy(self) -> CalibrationUpdatePolicy:
         """The policy in force *now*: a callable is asked on every request, so an edited TOML shows at once."""
@@ -129,6 +145,7 @@ class Panel:
             "csrf_token": token,
             "asset": lambda file: asset_url(request, file),
             "link": lambda route, query=None, **params: self.link(request, route, query, **params),
+            "tabs": lambda current: self.nav(request, current),
             **context,
         }
         response = self.templates.TemplateResponse(request, name, full, status_code=status, headers=HTML_HEADERS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -21,12 +21,10 @@ from starlette.requests import Request
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.target import Target
 
-from .api import add_api_routes
 from .errors import panel_route_class
-from .pages import add_page_routes
 from .panel import DEFAULT_BASE_TEMPLATE, Panel, PolicySource, TemplatesArg, build_templates
 from .security import SECRET_ENV, Signer
-from .weights import create_weights_router
+from .tabs import TabContext, installed_tabs
 
 PathArg = str | os.PathLike[str] | None
 
@@ -51,8 +49,9 @@ def create_router(
     weights_path: PathArg = None,
     trades_path: PathArg = None,
     weights_settings: Any = None,
+    tab_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> APIRouter:
-    """Build the panel's router (with its "Scoring weights" tab).
+    """Build the panel's router with every installed tab (built in: the runs, the scoring weights).
 
     - ``target_for(underlying) -> Target``: the host's live config for a symbol.
     - ``history_dir`` / ``archive_dir`` / ``suggestions_dir``: the core's folders (``None``: the
@@ -71,9 +70,11 @@ def create_router(
     - ``weights_path`` / ``trades_path`` / ``weights_settings``: the scoring-weights tab's live
       weights file, trades table and settings (defaults: ``data/scoring_weights.json``,
       ``data/trades.parquet``, ``load_weights_settings``).
+    - ``tab_options``: options for installed tab plugins, by tab name (``{"risk_limits": {...}}``).
     """
     if not callable(target_for):
         raise TypeError("target_for must be a function that returns the live config (a Target) for an underlying.")
+    tabs = installed_tabs()
     data_dir = Path(history_dir).parent if history_dir is not None else Path("data")
     panel = Panel(
         history_dir=_path(history_dir),
@@ -86,14 +87,13 @@ def create_router(
         signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
         trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins),
         current_user=current_user,
+        tabs=tuple(tabs.values()),
     )
     router = APIRouter(dependencies=list(dependencies), route_class=panel_route_class(panel.render_error))
-    add_page_routes(router, panel)
-    add_api_routes(router, panel)
-    router.include_router(create_weights_router(  # the host's auth guards the tab's own routes too
-        panel=panel, weights_path=weights_path, trades_path=trades_path, settings=weights_settings,
-        dependencies=dependencies,
-    ))
+    options = {"scoring_weights": {"weights_path": weights_path, "trades_path": trades_path, "settings": weights_settings},
+               **(tab_options or {})}
+    for name, tab in tabs.items():  # every tab shares the host's auth, CSRF, templates and layout
+        tab.add_routes(router, TabContext(panel, options.get(name, {})))
     return router
 
 

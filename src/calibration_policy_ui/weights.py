@@ -24,7 +24,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.routing import NoMatchFound
 
 from calibration_policy.archive import Archive, Period
 from calibration_policy.default_plugins.scoring_weights.domain import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
@@ -387,12 +386,8 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
 
     def page(request: Request, as_of: str | None = None, error: dict[str, Any] | None = None, status: int = 200) -> Response:
         view = build_weights_page(tab, as_of)
-        try:
-            calibration = panel.link(request, "panel")
-        except NoMatchFound:  # the tab is mounted without the rest of the panel
-            calibration = None
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "factor_rows": factor_rows, "error": error, "calibration_link": calibration, "active_page": "weights"}
+                   "factor_rows": factor_rows, "error": error, "active_page": "weights"}
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)
         return response
@@ -542,6 +537,15 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
         return ok(WeightsAsOfOut(at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message))
 
 
+def settings_source(settings: SettingsArg) -> Callable[[], WeightsSettings]:
+    """Settings given as an object, a callable asked per request, or a TOML path (default: the usual file)."""
+    if isinstance(settings, WeightsSettings):
+        return lambda: settings
+    if callable(settings):
+        return settings
+    return lambda: load_weights_settings(settings)
+
+
 def create_weights_router(
     *,
     weights_path: PathArg = None,
@@ -572,14 +576,7 @@ def create_weights_router(
       ``create_router`` does, and serves the static files and a CSRF token itself.
     - ``dependencies``: the host's ``Depends(...)`` for auth, applied to every route of the tab.
     """
-    if isinstance(settings, WeightsSettings):
-        fixed = settings
-        source: Callable[[], WeightsSettings] = lambda: fixed
-    elif callable(settings):
-        source = settings
-    else:
-        path = settings
-        source = lambda: load_weights_settings(path)
+    source = settings_source(settings)
     standalone = panel is None
     if panel is None:
         panel = Panel(
