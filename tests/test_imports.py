@@ -47,7 +47,9 @@ def imports_of(path: Path) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in SRC.rglob("*.py")}
-    return {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
+    # A module importing its own package adds no edge: the package's __init__ already ran to reach it.
+    return {name: {m for m in imports_of(path) if m in modules and not (name + ".").startswith(m + ".")}
+            for name, path in modules.items()}
 
 
 def layer(module: str) -> str:
