@@ -19,20 +19,20 @@ from pydantic import BaseModel, ConfigDict
 
 from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import HistoryError
+from .paths import data_path
 from .naming import check_record_id, utc_stamp
 from .target import Snapshot, Target
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_ENV = "CALIBRATION_ARCHIVE_DIR"
-DEFAULT_ARCHIVE_DIR = Path("data") / "config_archive"
 
 ChangeKind = Literal["update", "force", "approve", "modify", "rollback", "auto"]
 
 
 def resolve_archive_dir(archive_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``archive_dir``, else ``$CALIBRATION_ARCHIVE_DIR``, else ``data/config_archive``."""
-    return Path(archive_dir or os.environ.get(ARCHIVE_ENV) or DEFAULT_ARCHIVE_DIR)
+    """``archive_dir``, else ``$CALIBRATION_ARCHIVE_DIR``, else ``<data root>/config_archive``."""
+    return data_path(archive_dir, ARCHIVE_ENV, "config_archive")
 
 
 class ArchiveEntry(BaseModel):

@@ -22,22 +22,20 @@ from .durable import atomic_replace, create_exclusive, dumps_model, find_non_fin
 from .errors import HistoryError, InvalidRunError
 from .index import RunIndex
 from .models import CalibrationRun
+from .paths import data_path
 from .naming import check_record_id, check_source, check_underlying, parse_run_file_name, run_file_name, utc_stamp
 from .plugins import get_domain
 
 log = logging.getLogger(__name__)
 
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
-DEFAULT_HISTORY_DIR = Path("data") / "calibration_runs"
 MAX_LIMIT = 100_000
 _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``history_dir``, else ``$CALIBRATION_HISTORY_DIR``, else ``data/calibration_runs``."""
-    if history_dir is None:
-        history_dir = os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY_DIR
-    return Path(history_dir)
+    """``history_dir``, else ``$CALIBRATION_HISTORY_DIR``, else ``<data root>/calibration_runs``."""
+    return data_path(history_dir, HISTORY_ENV, "calibration_runs")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -21,6 +21,7 @@ from .apply import apply_values, live_but_not_recorded
 from .archive import Archive, ArchiveEntry, now_utc
 from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import ReviewError
+from .paths import data_path
 from .naming import check_record_id, utc_stamp
 from .plugins import get_domain
 from .target import Target
@@ -28,13 +29,13 @@ from .target import Target
 log = logging.getLogger(__name__)
 
 SUGGESTIONS_ENV = "CALIBRATION_SUGGESTIONS_DIR"
-DEFAULT_SUGGESTIONS_DIR = Path("data") / "suggestions"
 
 Status = Literal["pending", "approved", "rejected", "modified", "expired"]
 
 
 def resolve_suggestions_dir(suggestions_dir: str | os.PathLike[str] | None = None) -> Path:
-    return Path(suggestions_dir or os.environ.get(SUGGESTIONS_ENV) or DEFAULT_SUGGESTIONS_DIR)
+    """``suggestions_dir``, else ``$CALIBRATION_SUGGESTIONS_DIR``, else ``<data root>/suggestions``."""
+    return data_path(suggestions_dir, SUGGESTIONS_ENV, "suggestions")
 
 
 class Suggestion(BaseModel):

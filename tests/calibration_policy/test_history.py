@@ -645,3 +645,19 @@ def test_run_model_rejects_naive_timestamp():
             timestamp=datetime(2025, 1, 1), underlying="SPY", source="live",
             recommended_iv_multiplier={"global": 1.0}, sample_size=1,
         )
+
+
+def test_one_data_root_sets_every_folder(tmp_path, monkeypatch):
+    from calibration_policy.archive import resolve_archive_dir
+    from calibration_policy.history import resolve_history_dir
+    from calibration_policy.review import resolve_suggestions_dir
+
+    for name in ("CALIBRATION_HISTORY_DIR", "CALIBRATION_ARCHIVE_DIR", "CALIBRATION_SUGGESTIONS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CALIBRATION_DATA", str(tmp_path / "root"))
+    assert resolve_history_dir() == tmp_path / "root" / "calibration_runs"
+    assert resolve_archive_dir() == tmp_path / "root" / "config_archive"
+    assert resolve_suggestions_dir() == tmp_path / "root" / "suggestions"
+    monkeypatch.setenv("CALIBRATION_ARCHIVE_DIR", str(tmp_path / "elsewhere"))  # the host's own layout still wins
+    assert resolve_archive_dir() == tmp_path / "elsewhere"
+    assert resolve_history_dir(tmp_path / "given") == tmp_path / "given"

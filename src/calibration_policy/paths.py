@@ -1,0 +1,27 @@
+"""Where the library's files live: one data root, every folder and file below it unless told otherwise.
+
+The root is ``$CALIBRATION_DATA``, else ``data`` (relative to where the process runs, as the host's
+own ``data/`` folder is). Each place can still be set on its own — an argument first, then its own
+environment variable — so a host keeps its existing layout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "CALIBRATION_DATA"
+DEFAULT_DATA_DIR = Path("data")
+
+
+def data_root() -> Path:
+    return Path(os.environ.get(DATA_ENV) or DEFAULT_DATA_DIR)
+
+
+def data_path(explicit: str | os.PathLike[str] | None, env: str | None, relative: str) -> Path:
+    """``explicit``, else ``$env``, else ``<data root>/relative``."""
+    if explicit:
+        return Path(explicit)
+    if env and os.environ.get(env):
+        return Path(os.environ[env])
+    return data_root() / relative
