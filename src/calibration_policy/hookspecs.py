@@ -20,8 +20,11 @@ Register = Callable[..., None]
 def register_smoothers(register: Register) -> None:
     """Register smoothing strategies: ``register(name, fn, options=PydanticModel | None)``.
 
-    ``fn(series, options) -> float`` gets a ``pandas.Series`` of finite values indexed by
-    tz-aware UTC timestamps (oldest first, the current run last) and returns the smoothed value.
+    ``fn(times, values, options) -> float`` gets two numpy arrays of the same length, oldest
+    first and the current run last: ``times``, 1-D ``datetime64[ns]`` in UTC (runs may share a
+    time), and ``values``, 1-D ``float64``, all finite; ``options`` is the validated options model
+    (or None). It returns the smoothed value. The arrays are fresh for each call. Prefer numpy or
+    plain Python: a strategy that imports pandas makes every fresh process pay for that import.
     """
 
 
