@@ -14,6 +14,8 @@ Rows (all wall clock, ``time.perf_counter``, OS page cache warm):
 * panel GET ``/calibration/`` at the largest size, warm — vs naive latest-10 scan [bench_panel.py]
 * import ``calibration_policy`` in a fresh process                              [bench_history.py]
   and the public API names plus one ``CalibrationUpdatePolicy()`` (the package is lazy)
+* fresh process → first decision (record, load, smooth, decide), median of 5 — vs the same path
+  with the EWMA done in pandas as before issue 12                         [bench_first_decision.py]
 * memory peak (tracemalloc) of one latest-50 load at the largest size vs naive  [bench_history.py]
 
 Prints the machine first and one table at the end; writes ``benchmarks/results_all.json``.
@@ -37,6 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_first_decision
 import bench_history
 
 try:  # the panel benchmark is written by the UI engineer; its helpers are reused when present
@@ -111,7 +114,7 @@ def bench_update(workdir: Path, repeat: int, days: int = 365) -> dict:
                              history_dir=history, archive_dir=archive, timestamp=moment + timedelta(hours=i[0]))
         applied.append(outcome.applied)
 
-    ours()  # warm-up: imports pandas for the smoothing, opens the index
+    ours()  # warm-up: imports numpy for the smoothing, opens the index
     time.sleep(0.3)
     median, samples = median_ms(ours, repeat)
     plain = workdir / "naive_config.json"
@@ -232,6 +235,9 @@ def table(report: dict) -> str:
                  f"≤ {GOALS['import_ms']:g} ms", ok(imp["import_median_ms"] <= GOALS["import_ms"])))
     rows.append(("import the public API + build a policy", f"{imp['api_import_median_ms']:.0f} ms", "–", "",
                  f"≤ {GOALS['import_ms']:g} ms", ok(imp["api_import_median_ms"] <= GOALS["import_ms"])))
+    first = report["first_decision"]
+    ours, pandas = first["ours"]["median_ms"], first["pandas_ewma"]["median_ms"]
+    rows.append(("fresh process → first decision", f"{ours:.0f} ms", f"{pandas:.0f} ms (pandas EWMA)", _ratio(pandas, ours), "", ""))
     mem = report["memory"]
     rows.append((f"memory peak, one latest-50 load at {mem['n']:,}", f"{mem['ours_peak_kib']:,.0f} KiB",
                  f"{mem['naive_peak_kib']:,.0f} KiB", _ratio(mem["naive_peak_kib"], mem["ours_peak_kib"]), "", ""))
@@ -268,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         growth = bench_archive_growth(workdir, big=300 if args.quick else 1_000, repeat=10 if args.quick else 20)
         panel = bench_panel_get(largest, repeat=20 if args.quick else 25)
         imports = {**bench_history.bench_import(), **bench_api_import()}
+        first_decision = bench_first_decision.bench_first_decision(workdir, repeat=5)
         gc.collect()
         memory = bench_history.bench_memory(largest)
     finally:
@@ -286,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "archive_growth": growth,
         "panel": panel,
         "import": imports,
+        "first_decision": first_decision,
         "memory": memory,
         "notes": ("OS page cache warm throughout; 'cold' = a fresh Python process with the run index already built; "
                   "the naive figures are measured in the same run on the same files."),

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
 MAX_LIMIT = 100_000
-_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)
+# Smoothing measures time in numpy datetime64[ns], whose clock ends on 2262-04-11.
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2262, 1, 1, tzinfo=timezone.utc)
 
 
 def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -226,8 +227,8 @@ def build_run(
         timestamp = datetime.now(timezone.utc)
     elif not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
         raise InvalidRunError("timestamp must be a timezone-aware datetime (for example in UTC), or None for now.")
-    if not _EARLIEST <= timestamp < _LATEST:  # outside it the file-name stamp is not 8 digits and the run would vanish
-        raise InvalidRunError(f"timestamp {timestamp.isoformat()} is outside the years 1970 to 9998.")
+    if not _EARLIEST <= timestamp < _LATEST:
+        raise InvalidRunError(f"timestamp {timestamp.isoformat()} is outside the years 1970 to 2261.")
     extracted = governed.extract(result)
     config = dict(config or result.get("config") or {})
     bad = find_non_finite({**extracted.details, "config": config})  # JSON mode would silently turn NaN into null

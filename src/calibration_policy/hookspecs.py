@@ -21,7 +21,14 @@ Register = Callable[[Any], None]
 
 @hookspec
 def register_smoothers(register: Register) -> None:
-    """Register smoothing strategies: ``register(Smoother(name, fn, label, description, options=Model))``."""
+    """Register smoothing strategies: ``register(Smoother(name, fn, label, description, options=Model))``.
+
+    ``fn(times, values, options) -> float`` gets two numpy arrays of the same length, oldest
+    first and the current run last: ``times``, 1-D ``datetime64[ns]`` in UTC (runs may share a
+    time), and ``values``, 1-D ``float64``, all finite; ``options`` is the validated options model
+    (or None). Prefer numpy or plain Python: a strategy that imports pandas makes every fresh
+    process pay for that import.
+    """
 
 
 @hookspec

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
-from typing import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Iterable
 
 from .errors import CalibrationPolicyError
 from .models import CalibrationRun
 from .plugins import get_smoother
 from .policy import CalibrationUpdatePolicy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INT64 = 2**63
+
+
+def _times_ns(moments: list[datetime]) -> npt.NDArray[np.datetime64]:
+    """UTC times as ``datetime64[ns]``, counted exactly from the epoch in integers.
+
+    numpy would wrap a time outside 1677-09-21 … 2262-04-11 around silently, so such a time
+    is an error naming it rather than a wrong weight.
+    """
+    import numpy as np
+
+    counts = [(moment - _EPOCH) // timedelta(microseconds=1) * 1000 for moment in moments]
+    for moment, count in zip(moments, counts):
+        if not -_INT64 < count < _INT64:
+            raise CalibrationPolicyError(
+                f"Cannot smooth a run at {moment.isoformat()}: smoothing counts time in nanoseconds, "
+                "which reach only from 1677-09-21 to 2262-04-11."
+            )
+    return np.array(counts, dtype=np.int64).view("datetime64[ns]")
 
 
 def _qualifies(run: CalibrationRun, policy: CalibrationUpdatePolicy) -> bool:
@@ -55,9 +80,11 @@ def get_smoothed_multipliers(
     """Smoothed value per scope (``{"global": x, "<band>": y}``) for ``current_run``.
 
     Each scope is smoothed on its own over the runs that have a finite value for it, so a band
-    missing from some runs, or a bad value, is skipped rather than fatal.
+    missing from some runs, or a bad value, is skipped rather than fatal. The strategy gets numpy
+    arrays (see the ``register_smoothers`` hook), never pandas: a decision must not pay for
+    importing it. numpy is imported here, on first use, so importing this module stays cheap.
     """
-    import pandas as pd
+    import numpy as np
 
     if not isinstance(policy, CalibrationUpdatePolicy):
         raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
@@ -79,8 +106,9 @@ def get_smoothed_multipliers(
             for run in runs
             if isinstance(run.recommended.get(scope), (int, float)) and math.isfinite(run.recommended[scope])
         ]
-        series = pd.Series([v for _, v in points], index=pd.DatetimeIndex([t for t, _ in points]), dtype="float64")
-        value = float(smoother.fn(series, options))
+        times = _times_ns([t for t, _ in points])
+        values = np.array([v for _, v in points], dtype=np.float64)
+        value = float(smoother.fn(times, values, options))
         if not math.isfinite(value):
             raise CalibrationPolicyError(f"Smoothing strategy {policy.smoothing!r} returned {value} for {scope}.")
         smoothed[scope] = value

@@ -46,12 +46,12 @@ PLUGIN_SOURCE = textwrap.dedent(
         keep_last: int = 2
 
 
-    def last_value(series, options):
-        return float(series.iloc[-1])
+    def last_value(times, values, options):
+        return float(values[-1])
 
 
-    def mean_of_last(series, options):
-        return float(series.iloc[-options.keep_last:].mean())
+    def mean_of_last(times, values, options):
+        return float(values[-options.keep_last:].mean())
 
 
     def calm_market(ctx):
@@ -164,7 +164,7 @@ def test_without_the_plugin_its_names_are_unknown(fresh_plugins):
 class BrokenPlugin:
     @hookimpl
     def register_smoothers(self, register):
-        register(Smoother("always_nan", lambda series, options: math.nan))
+        register(Smoother("always_nan", lambda times, values, options: math.nan))
 
     @hookimpl
     def register_rules(self, register):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
+import pandas as pd  # the oracle only: the library's smoothing never imports it
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +23,7 @@ from calibration_policy import (
     record_calibration_result,
     should_apply_update,
 )
+from calibration_policy.plugins import get_smoother
 
 NOW = datetime(2025, 12, 24, 15, 30, tzinfo=timezone.utc)
 EWMA = CalibrationUpdatePolicy(smoothing="ewma", smoothing_options={"half_life_days": 7})
@@ -235,3 +242,150 @@ def test_smoothed_value_within_window_min_max(points, current_value, smoothing, 
     got = get_smoothed_multipliers(history, current, policy)["global"]
     tolerance = 1e-9 * max(in_window)
     assert min(in_window) - tolerance <= got <= max(in_window) + tolerance
+
+
+# -- property: the numpy strategies give pandas' answer ----------------------------------------
+#
+# pandas is the oracle here, and only here. Tolerance: 1e-12 of the values' scale (max |value|).
+# The strategies do pandas' arithmetic in pandas' order, so on this machine they agree to the
+# last bit; the margin is for builds where pandas' compiled loop fuses multiply-adds (FMA, the
+# default on ARM) or uses another pow, about one unit in the last place per step: 200 steps ×
+# 2.2e-16 ≈ 4e-14, well inside 1e-12. The yardstick is the scale, not the result, because with
+# values of both signs the mean can cancel to almost 0, where one such unit is a huge *relative*
+# error; plus a few units of the scale itself for subnormal values, where 1e-12 of them is 0.
+# A real mistake (a wrong decay, an off-by-one point, tied times weighted unequally, a half-life
+# off by a nanosecond at small half-lives) is off by far more than that.
+
+NS_PER_DAY = 86_400 * 10**9
+EARLIEST_NS = int(datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp()) * 10**9
+LATEST_NS = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp()) * 10**9
+REALISTIC = st.floats(0.05, 10.0)  # multipliers as hosts produce them
+EXTREME = st.floats(-1e300, 1e300)  # any sign, 0, subnormal to huge; 200 × 1e300 stays finite in pandas' sums
+# Half-lives spread evenly over 86 ns … 100 years on a log scale (pandas cannot take one under 1 ns).
+HALF_LIFE = st.sampled_from([1.0, 7.0, 30.0]) | st.floats(-12, math.log10(36_500)).map(lambda e: min(10**e, 36_500))
+
+
+def agrees(ours: float, oracle: float, values: np.ndarray) -> bool:
+    scale = max(abs(v) for v in values)
+    return abs(ours - oracle) <= 1e-12 * scale + 4 * math.ulp(scale)
+
+
+@st.composite
+def histories(draw, max_span_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """1–200 points, oldest first, at irregular times within ``max_span_ns``, often several at one time."""
+    n = draw(st.integers(1, 200))
+    start = draw(st.integers(EARLIEST_NS, LATEST_NS))
+    span = draw(st.integers(0, max_span_ns))  # from all at one instant to the longest span
+    shared = draw(st.lists(st.integers(0, span), min_size=1, max_size=4))  # instants several runs share
+    offsets = draw(st.lists(st.one_of(st.sampled_from(shared), st.integers(0, span)), min_size=n, max_size=n))
+    values = draw(st.lists(draw(st.sampled_from([REALISTIC, EXTREME])), min_size=n, max_size=n))
+    times = np.array(sorted(start + offset for offset in offsets), dtype=np.int64).view("datetime64[ns]")
+    return times, np.array(values, dtype=np.float64)
+
+
+def pandas_ewma(times: np.ndarray, values: np.ndarray, half_life_days: float) -> float:
+    series = pd.Series(values, index=pd.DatetimeIndex(times))  # nanoseconds, as the strategies get them
+    return float(series.ewm(halflife=pd.Timedelta(days=half_life_days), times=series.index).mean().iloc[-1])
+
+
+def pandas_rolling_median(times: np.ndarray, values: np.ndarray) -> float:
+    return float(pd.Series(values, index=pd.DatetimeIndex(times)).rolling("14D").median().iloc[-1])
+
+
+ORACLE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@ORACLE
+@given(half_life=HALF_LIFE, half_lives=st.floats(0, 60), data=st.data())
+def test_ewma_equals_pandas_ewm_with_times(half_life, half_lives, data):
+    # Spans of up to 60 half-lives (at most 400 days), whatever the half-life: there every weight
+    # counts, so even a half-life off by one nanosecond would show.
+    times, values = data.draw(histories(max_span_ns=min(400 * NS_PER_DAY, int(half_life * NS_PER_DAY * half_lives))))
+    ewma = get_smoother("ewma")
+    got = ewma.fn(times.copy(), values.copy(), ewma.options(half_life_days=half_life))
+    assert agrees(got, pandas_ewma(times, values, half_life), values)
+
+
+@ORACLE
+@given(history=histories(max_span_ns=14 * NS_PER_DAY - 1))
+def test_rolling_median_equals_pandas_rolling_14d_median(history):
+    # Spans stay under 14 days: pandas' "14D" window is open on the left (a point exactly 14 days
+    # old is out), ours is closed; both see every point only when all are younger than that.
+    times, values = history
+    got = get_smoother("rolling_median").fn(times.copy(), values.copy(), None)
+    assert agrees(got, pandas_rolling_median(times, values), values)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    ages_us=st.lists(st.integers(0, 14 * 86_400 * 10**6 - 1) | st.sampled_from([0, 10**6, 86_400 * 10**6]), max_size=60),
+    data=st.data(),
+    half_life=HALF_LIFE,
+)
+def test_smoothing_runs_equals_pandas_on_their_times(ages_us, data, half_life):
+    """Through get_smoothed_multipliers: run times become nanoseconds exactly, the current run last."""
+    values = data.draw(st.lists(data.draw(st.sampled_from([REALISTIC, EXTREME])), min_size=len(ages_us) + 1,
+                                max_size=len(ages_us) + 1))
+    history = [run_at(age / 86_400e6, value, run_id=f"r{i:03d}") for i, (age, value) in enumerate(zip(ages_us, values))]
+    current = run_at(0, values[-1], run_id="current")
+    runs = sorted(history, key=lambda r: (r.timestamp, r.run_id)) + [current]  # the order the strategy sees
+    times = np.array([r.timestamp.replace(tzinfo=None) for r in runs], dtype="datetime64[ns]")
+    window = np.array([r.recommended_iv_multiplier["global"] for r in runs])
+    ewma = CalibrationUpdatePolicy(smoothing_options={"half_life_days": half_life})
+    assert agrees(get_smoothed_multipliers(history, current, ewma)["global"], pandas_ewma(times, window, half_life), window)
+    assert agrees(get_smoothed_multipliers(history, current, MEDIAN)["global"], pandas_rolling_median(times, window), window)
+
+
+def test_a_run_beyond_the_nanosecond_clock_is_an_error_naming_it():
+    far = CalibrationRun(run_id="far", timestamp=datetime(2300, 1, 1, tzinfo=timezone.utc), underlying="SPY",
+                         source="live", recommended_iv_multiplier={"global": 1.0}, sample_size=412, vega_sum=12400.0)
+    with pytest.raises(CalibrationPolicyError, match="2300-01-01.*1677-09-21 to 2262-04-11"):
+        get_smoothed_multipliers([], far, EWMA)
+
+
+# -- the decision path does not import pandas ------------------------------------------------
+
+DECISION_PATH = """
+import json, sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from calibration_policy import (CalibrationUpdatePolicy, get_smoothed_multipliers, load_recent_calibration_history,
+                                record_calibration_result, should_apply_update)
+from calibration_policy.target import JsonFileTarget
+from calibration_policy.pipeline import run_update
+
+folder, result = Path(sys.argv[1]), json.loads(sys.argv[2])
+runs, now = folder / "runs", datetime(2025, 12, 24, 21, tzinfo=timezone.utc)
+for days_ago in (9, 6, 2):
+    record_calibration_result(result, "SPY", "live", history_dir=runs, timestamp=now - timedelta(days=days_ago))
+run = record_calibration_result(result, "SPY", "live", history_dir=runs, timestamp=now)
+history = load_recent_calibration_history("SPY", limit=50, history_dir=runs)
+evidence = {"sample_size": run.sample_size, "vega_sum": run.vega_sum}
+smoothed = {}
+for smoothing in ("ewma", "rolling_median"):
+    policy = CalibrationUpdatePolicy(smoothing=smoothing)
+    smoothed[smoothing] = get_smoothed_multipliers(history, run, policy)
+    should_apply_update({"global": 1.0, "weekly": 1.0, "monthly": 1.0}, smoothed[smoothing], policy, evidence)
+config = folder / "live.json"
+config.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
+outcome = run_update(result, underlying="SPY", source="live", target=JsonFileTarget(config), history_dir=runs,
+                     archive_dir=folder / "archive", timestamp=now + timedelta(hours=1))
+print(json.dumps({"smoothed": smoothed, "applied": outcome.applied, "live": json.loads(config.read_text()),
+                  "loaded": sorted(name for name in ("pandas", "pyarrow") if name in sys.modules)}))
+"""
+
+
+def test_the_decision_path_imports_neither_pandas_nor_pyarrow(tmp_path, make_result):
+    """A fresh process records, loads, smooths (both strategies), decides and runs an update."""
+    result = make_result(global_m=1.08, bands={"weekly": 1.10, "monthly": 1.06})
+    done = subprocess.run([sys.executable, "-c", DECISION_PATH, str(tmp_path), json.dumps(result)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == []  # neither pandas nor pyarrow
+    # ...and the path really ran: four runs of 1.08 smooth to 1.08, and the update applied.
+    assert report["smoothed"]["ewma"]["global"] == pytest.approx(1.08)
+    assert report["smoothed"]["rolling_median"] == {"global": pytest.approx(1.08), "weekly": pytest.approx(1.10),
+                                                    "monthly": pytest.approx(1.06)}
+    assert report["applied"] and report["live"]["global"] == pytest.approx(1.08)
