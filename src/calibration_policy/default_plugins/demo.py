@@ -80,7 +80,8 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     """Replay every bundled day of every underlying into ``out`` (history, archive, configs)."""
     from calibration_policy.update import run_time_for, run_update  # the update stack loads only for a demo
 
-    from tqdm import tqdm
+    from rich.console import Console
+    from rich.progress import track
 
     source = get_source(source_name)
     factory = get_target_factory(policy.domain)
@@ -96,7 +97,8 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
         raise CalibrationPolicyError("The bundled data has no days to replay; run data/generate_sample_data.py.")
     summaries: dict[str, UnderlyingSummary] = {}
     targets = {}
-    for underlying, day in tqdm(plan, desc="Replaying calibration days", unit="day", disable=not progress):
+    days = track(plan, "Replaying calibration days", disable=not progress, console=Console(stderr=True))  # stdout stays the summary's
+    for underlying, day in days:
         if underlying not in targets:
             default = factory(underlying, None)
             path = out / "config" / f"vol_surface_{underlying}.json"
