@@ -5,7 +5,7 @@ simonw/llm), so plugins are loaded *before* the group is built. Every command pr
 English (or stable JSON with ``--json``) and exits non-zero with one clear sentence when
 something is wrong; no traceback reaches the user.
 
-The output helpers here (``console``, ``print_table``, ``emit_json``, ``json_option``,
+The output helpers here (``console``, ``print_table``, ``spinner``, ``emit_json``, ``json_option``,
 ``policy_options``, ``load_policy``) are for plugin commands too, so every command looks alike.
 """
 
@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
 DEFAULT_HOST_PLUGINS = Path("examples") / "options_agent" / "plugins"
 
 log = logging.getLogger(__name__)
-Command = TypeVar("Command", bound=Callable[..., Any])
+Callback = TypeVar("Callback", bound=Callable[..., Any])
 
 
 # -- output, shared with plugin commands ------------------------------------------------------------
@@ -57,6 +58,13 @@ def print_table(columns: Sequence[str | Column], rows: Iterable[Sequence[str | T
     console().print(table)
 
 
+def spinner(message: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while a step may take seconds (a live calibration, a large trades file);
+    nothing when stderr is not a terminal, so pipes and logs stay clean."""
+    err = console(stderr=True)
+    return err.status(message) if err.is_terminal else nullcontext()
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -69,7 +77,7 @@ plugins_dir_option = click.option(
     help=f"Folder of host plugins (sources, targets, commands); default ${PLUGINS_ENV}, else {DEFAULT_HOST_PLUGINS}.")
 
 
-def policy_options(command: Command) -> Command:
+def policy_options(command: Callback) -> Callback:
     """``--policy``, ``--history-dir``, ``--archive-dir``, ``--plugins-dir`` and ``--json``: what every
     command that reads the policy or the runs takes."""
     options = [
@@ -168,11 +176,11 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
                  "Reason"], rows)
 
 
-def _underlying_option(command: Command) -> Command:
+def _underlying_option(command: Callback) -> Callback:
     return click.option("--underlying", "-u", required=True, help="The underlying symbol, e.g. SPY.")(command)
 
 
-def _config_option(command: Command) -> Command:
+def _config_option(command: Callback) -> Callback:
     return click.option("--config", metavar="FILE", help="The live config file (default: the host's).")(command)
 
 
@@ -193,7 +201,8 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
     from .update import run_time_for, run_update
 
     policy = load_policy(policy_file, history_dir)
-    result = get_source(source).calibrate(underlying, day)
+    with spinner(f"Calibrating {underlying} ({source})…"):
+        result = get_source(source).calibrate(underlying, day)
     outcome = run_update(
         result, underlying=underlying, source=source, target=_target(policy.domain, underlying, config), policy=policy,
         history_dir=history_dir, archive_dir=archive_dir, timestamp=run_time_for(day),
@@ -295,7 +304,7 @@ class CLI(click.Group):
     """The ``calibration-policy`` group; remembers which plugin added each command."""
 
     def __init__(self) -> None:
-        super().__init__(PROG, help=HELP, no_args_is_help=False, params=[],
+        super().__init__(PROG, help=HELP, no_args_is_help=False,
                          context_settings={"help_option_names": ["-h", "--help"]})
         plugins_dir_option(self)
         self.command_owner: dict[str, str] = {}

@@ -18,7 +18,7 @@ import click
 from rich.table import Column
 
 from calibration_policy.archive import Archive, Period, resolve_archive_dir
-from calibration_policy.cli import Command, emit_json, json_option, print_table
+from calibration_policy.cli import Callback, emit_json, json_option, print_table, spinner
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 
@@ -168,7 +168,7 @@ def _places(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def _trades_options(command: Command) -> Command:
+def _trades_options(command: Callback) -> Callback:
     command = click.option("--threshold", type=float, default=TRADING_THRESHOLD, show_default=True,
                            help="Trading threshold for the improvement estimate.")(command)
     return click.option("--trades", default=str(DEFAULT_TRADES_FILE), show_default=True, metavar="FILE",
@@ -205,7 +205,8 @@ def weights() -> None:
 @_places
 def analyze(places: Places, trades: str, threshold: float, min_trades: int, as_json: bool) -> None:
     """How each factor predicted PnL, and the weights that would follow."""
-    analysis = analyze_trades(trades, live_weights(places.target()), min_trades=min_trades, threshold=threshold)
+    with spinner("Analysing the trades…"):
+        analysis = analyze_trades(trades, live_weights(places.target()), min_trades=min_trades, threshold=threshold)
     emit_json(analysis.to_dict()) if as_json else _print_analysis(analysis.to_dict())
 
 
@@ -215,8 +216,9 @@ def analyze(places: Places, trades: str, threshold: float, min_trades: int, as_j
 def suggest(places: Places, trades: str, threshold: float, as_json: bool) -> None:
     """Analyse, record the run and leave a suggestion for review."""
     settings = load_weights_settings(places.settings)
-    outcome = suggest_weights(trades, places.target(), policy=settings.policy, threshold=threshold,
-                              history_dir=places.history_dir, suggestions_dir=places.suggestions_dir)
+    with spinner("Analysing the trades…"):
+        outcome = suggest_weights(trades, places.target(), policy=settings.policy, threshold=threshold,
+                                  history_dir=places.history_dir, suggestions_dir=places.suggestions_dir)
     if as_json:
         emit_json(outcome.to_dict())
         return
@@ -232,9 +234,10 @@ def suggest(places: Places, trades: str, threshold: float, as_json: bool) -> Non
 def auto(places: Places, trades: str, threshold: float, as_json: bool) -> None:
     """One auto-mode step (for cron): suggest when enough new trades, maybe apply."""
     settings = load_weights_settings(places.settings)
-    outcome = run_auto(trades, places.target(), settings.auto, policy=settings.policy, threshold=threshold,
-                       history_dir=places.history_dir, suggestions_dir=places.suggestions_dir,
-                       archive_dir=places.archive_dir)
+    with spinner("Analysing the trades…"):
+        outcome = run_auto(trades, places.target(), settings.auto, policy=settings.policy, threshold=threshold,
+                           history_dir=places.history_dir, suggestions_dir=places.suggestions_dir,
+                           archive_dir=places.archive_dir)
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.message)
 
 
@@ -291,7 +294,7 @@ def approve(places: Places, suggestion_id: str, by: str | None, notes: str | Non
     _print_review(item, who, as_json)
 
 
-def _factor_options(command: Command) -> Command:
+def _factor_options(command: Callback) -> Callback:
     for factor in reversed(FACTORS):
         command = click.option(f"--{factor}", type=float, required=True, help=f"{factor} weight, 0–1.")(command)
     return command
