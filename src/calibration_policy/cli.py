@@ -19,13 +19,16 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from .policy import CalibrationUpdatePolicy
 
 PROG = "calibration-policy"
 PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
@@ -95,7 +98,7 @@ def policy_options(command: Callback) -> Callback:
     return command
 
 
-def load_policy(policy_file: str | None, history_dir: str | None):
+def load_policy(policy_file: str | None, history_dir: str | None) -> CalibrationUpdatePolicy:
     """The policy in force; without --policy, the one next to the runs' data folder."""
     from .policy import CalibrationUpdatePolicy
 
@@ -294,7 +297,7 @@ Plugins add commands (see `calibration-policy plugins`). Every read command take
 \b
 Exit codes:
   0    done (also an update the policy did not apply)
-  1    an unexpected failure, a bug: the traceback says where
+  1    a failure that is not bad input (a bug shows its traceback)
   2    bad input or usage: one sentence on stderr
   130  stopped with Ctrl+C
 """
