@@ -1,69 +1,127 @@
 """``calibration-policy``: record, decide and apply calibrations from a terminal or a cron job.
 
-Every command prints plain English (or stable JSON with ``--json``) and exits non-zero with one
-clear sentence when something is wrong; no traceback reaches the user.
+One click group. Plugins add their commands through the ``register_commands(cli)`` hook (as in
+simonw/llm), so plugins are loaded *before* the group is built. Every command prints plain
+English (or stable JSON with ``--json``) and exits non-zero with one clear sentence when
+something is wrong; no traceback reaches the user.
+
+The output helpers here (``console``, ``print_table``, ``spinner``, ``emit_json``, ``json_option``,
+``policy_options``, ``load_policy``) are for plugin commands too, so every command looks alike.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
 import sys
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Column, Table
+from rich.text import Text
 
+if TYPE_CHECKING:
+    from .policy import CalibrationUpdatePolicy
+
+PROG = "calibration-policy"
 PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
 DEFAULT_HOST_PLUGINS = Path("examples") / "options_agent" / "plugins"
 
+log = logging.getLogger(__name__)
+Callback = TypeVar("Callback", bound=Callable[..., Any])
 
-# -- shared helpers -------------------------------------------------------------------------------
+
+# -- output, shared with plugin commands ------------------------------------------------------------
 
 
-def _policy(args: argparse.Namespace):
+def console(stderr: bool = False) -> Console:
+    """A rich console on the current stdout (or stderr).
+
+    Made per call because rich decides colour and width when a console is made, from the stream of
+    that moment (pytest and click's CliRunner swap ``sys.stdout``): colour on a terminal, plain text
+    when piped. Markup and emoji codes are off, so ``[original]`` or ``:x:`` in data print as written.
+    """
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False)
+
+
+def print_table(columns: Sequence[str | Column], rows: Iterable[Sequence[str | Text]]) -> None:
+    """Header, a rule, one row per record. Columns wrap to fit the terminal (80 wide when piped)
+    unless made with ``Column(..., no_wrap=True)``; a cell given as ``Text(..., no_wrap=True,
+    overflow="ellipsis")`` is cut to one line instead."""
+    table = Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
+
+
+def spinner(message: str) -> AbstractContextManager[object]:
+    """A spinner on stderr while a step may take seconds (a live calibration, a large trades file);
+    nothing when stderr is not a terminal, so pipes and logs stay clean."""
+    err = console(stderr=True)
+    return err.status(message) if err.is_terminal else nullcontext()
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of text.")
+
+# Loaded before click parses anything (see _load_plugins); declared so that click accepts it and --help shows it.
+plugins_dir_option = click.option(
+    "--plugins-dir", metavar="DIR", expose_value=False,
+    help=f"Folder of host plugins (sources, targets, commands); default ${PLUGINS_ENV}, else {DEFAULT_HOST_PLUGINS}.")
+
+
+def policy_options(command: Callback) -> Callback:
+    """``--policy``, ``--history-dir``, ``--archive-dir``, ``--plugins-dir`` and ``--json``: what every
+    command that reads the policy or the runs takes."""
+    options = [
+        click.option("--policy", "policy_file", metavar="FILE",
+                     help="Policy TOML file (default: $CALIBRATION_POLICY, else data/calibration_policy.toml, else built-in)."),
+        click.option("--history-dir", metavar="DIR",
+                     help="Where runs are kept (default: $CALIBRATION_HISTORY_DIR, else data/calibration_runs)."),
+        click.option("--archive-dir", metavar="DIR",
+                     help="Where replaced configs are kept (default: $CALIBRATION_ARCHIVE_DIR, else data/config_archive)."),
+        plugins_dir_option,
+        json_option,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_policy(policy_file: str | None, history_dir: str | None) -> CalibrationUpdatePolicy:
+    """The policy in force; without --policy, the one next to the runs' data folder."""
     from .policy import CalibrationUpdatePolicy
 
-    data_dir = Path(args.history_dir).parent if getattr(args, "history_dir", None) else Path("data")
-    return CalibrationUpdatePolicy.load(getattr(args, "policy", None), data_dir=data_dir)
+    data_dir = Path(history_dir).parent if history_dir else Path("data")
+    return CalibrationUpdatePolicy.load(policy_file, data_dir=data_dir)
 
 
-def _plugins(args: argparse.Namespace, default_host: bool = False) -> None:
-    from .plugins import load_plugins_dir
+class DateType(click.ParamType):
+    name = "date"
 
-    folder = args.plugins_dir or os.environ.get(PLUGINS_ENV)
-    if folder is None and default_host and DEFAULT_HOST_PLUGINS.is_dir():
-        folder = DEFAULT_HOST_PLUGINS
-    if folder:
-        load_plugins_dir(folder)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r:.40} is not a date; use YYYY-MM-DD, for example 2025-12-10", param, ctx)
 
 
 def _target(domain: str, underlying: str, path: str | None):
     from .plugins import get_target_factory
 
     return get_target_factory(domain)(underlying, path)
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD, for example 2025-12-10") from None
-
-
-def _emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def _table(headers: Sequence[str], rows: list[Sequence[Any]], wrap_last: int = 70) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    for row in cells:
-        if len(row[-1]) > wrap_last:
-            row[-1] = row[-1][: wrap_last - 1] + "…"
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def _fmt(values: dict[str, float] | None) -> str:
@@ -75,174 +133,267 @@ def _fmt(values: dict[str, float] | None) -> str:
     return " ".join(f"{scope[:4]} {value:.2f}" for scope, value in values.items())
 
 
-# -- commands ---------------------------------------------------------------------------------------
+# -- the core commands -------------------------------------------------------------------------------
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
-    policy = _policy(args)
-    if args.json:
-        _emit_json({"explanation": policy.explain(), "policy": policy.model_dump(mode="json")})
+@click.command()
+@policy_options
+def explain(policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool) -> None:
+    """Say in plain English what the policy does, with its numbers."""
+    policy = load_policy(policy_file, history_dir)
+    if as_json:
+        emit_json({"explanation": policy.explain(), "policy": policy.model_dump(mode="json")})
     else:
-        print(policy.explain())
-    return 0
+        click.echo(policy.explain())
 
 
-def run_rows(runs) -> list[list[str]]:
-    rows = []
-    for run in reversed(runs):
-        applied = {"applied": "✓ yes", "not applied": "– no", "pending": "? pending", "undecided": "…"}[run.status]
-        rows.append([
-            run.timestamp.strftime("%Y-%m-%d %H:%M"), run.source, _fmt(run.recommended),
-            _fmt(run.smoothed), applied, run.applied_reason or "not decided yet",
-        ])
-    return rows
+@click.command()
+@click.argument("underlying")
+@policy_options
+@click.option("--limit", type=int, default=10, show_default=True, help="How many runs.")
+@click.option("--full", is_flag=True, help="Do not shorten long reasons (they wrap instead).")
+def history(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None,
+            as_json: bool, limit: int, full: bool) -> None:
+    """List an underlying's latest calibration runs and whether each went live.
 
-
-def cmd_history(args: argparse.Namespace) -> int:
+    UNDERLYING is its symbol, for example SPY.
+    """
     from .history import open_store
 
-    runs = open_store(args.history_dir).latest(args.underlying, args.limit)
-    if args.json:
-        _emit_json([run.model_dump(mode="json") for run in reversed(runs)])
-        return 0
+    runs = open_store(history_dir).latest(underlying, limit)
+    if as_json:
+        emit_json([run.model_dump(mode="json") for run in reversed(runs)])
+        return
     if not runs:
-        print(f"No calibration runs for {args.underlying.upper()} yet — run `calibration-policy update --underlying {args.underlying.upper()} …`.")
-        return 0
-    print(f"Last {len(runs)} calibration runs for {runs[0].underlying}, newest first:\n")
+        click.echo(f"No calibration runs for {underlying.upper()} yet — run `calibration-policy update --underlying {underlying.upper()} …`.")
+        return
+    click.echo(f"Last {len(runs)} calibration runs for {runs[0].underlying}, newest first:\n")
     recommended = "Rec Global" if "global" in runs[-1].recommended else "Recommended"
-    print(_table(["Time (UTC)", "Source", recommended, "Smoothed", "Applied?", "Reason"], run_rows(runs), wrap_last=10_000 if args.full else 70))
-    return 0
+    applied = {"applied": "✓ yes", "not applied": "– no", "pending": "? pending", "undecided": "…"}
+    rows = []
+    for run in reversed(runs):
+        reason = run.applied_reason or "not decided yet"
+        rows.append([run.timestamp.strftime("%Y-%m-%d %H:%M"), run.source, _fmt(run.recommended), _fmt(run.smoothed),
+                     applied[run.status], reason if full else Text(reason, no_wrap=True, overflow="ellipsis")])
+    print_table([Column("Time (UTC)", no_wrap=True), "Source", recommended, "Smoothed", Column("Applied?", no_wrap=True),
+                 "Reason"], rows)
 
 
-def cmd_update(args: argparse.Namespace) -> int:
+def _underlying_option(command: Callback) -> Callback:
+    return click.option("--underlying", "-u", required=True, help="The underlying symbol, e.g. SPY.")(command)
+
+
+def _config_option(command: Callback) -> Callback:
+    return click.option("--config", metavar="FILE", help="The live config file (default: the host's).")(command)
+
+
+@click.command()
+@_underlying_option
+@policy_options
+@click.option("--source", default="harvested", show_default=True, help="Calibration source: live or harvested.")
+@click.option("--date", "day", type=DateType(), help="Market date to calibrate, YYYY-MM-DD (default today).")
+@_config_option
+@click.option("--dry-run", is_flag=True, help="Show what would happen; write nothing.")
+@click.option("--force", is_flag=True, help="Apply even if the policy says no (recorded as forced by user).")
+@click.option("--force-values", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
+              help="With --force: which values to apply.")
+def update(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
+           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str) -> None:
+    """Run a calibration, record it, and apply it if the policy says so."""
     from .plugins import get_source
     from .pipeline import run_time_for, run_update
 
-    _plugins(args, default_host=True)
-    policy = _policy(args)
-    source = get_source(args.source)
-    result = source.calibrate(args.underlying, args.date)
-    target = _target(policy.domain, args.underlying, args.config)
+    policy = load_policy(policy_file, history_dir)
+    with spinner(f"Calibrating {underlying} ({source})…"):
+        result = get_source(source).calibrate(underlying, day)
     outcome = run_update(
-        result, underlying=args.underlying, source=args.source, target=target, policy=policy,
-        history_dir=args.history_dir, archive_dir=args.archive_dir, timestamp=run_time_for(args.date),
-        force=args.force, force_values=args.force_values, dry_run=args.dry_run,
+        result, underlying=underlying, source=source, target=_target(policy.domain, underlying, config), policy=policy,
+        history_dir=history_dir, archive_dir=archive_dir, timestamp=run_time_for(day),
+        force=force, force_values=force_values, dry_run=dry_run,
     )
-    _emit_json(outcome.to_dict()) if args.json else print(outcome.summary())
-    return 0
+    emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
 
-def cmd_force(args: argparse.Namespace) -> int:
+@click.command()
+@_underlying_option
+@policy_options
+@_config_option
+@click.option("--run-id", help="Apply this run instead of the latest.")
+@click.option("--use", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
+              help="Which values to apply.")
+def force(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
+          config: str | None, run_id: str | None, use: str) -> None:
+    """Apply the latest recorded calibration now, whatever the rules say."""
     from .pipeline import force_apply
 
-    _plugins(args, default_host=True)
-    policy = _policy(args)
-    target = _target(policy.domain, args.underlying, args.config)
-    outcome = force_apply(
-        args.underlying, target=target, policy=policy, history_dir=args.history_dir,
-        archive_dir=args.archive_dir, run_id=args.run_id, use=args.use,
-    )
-    _emit_json(outcome.to_dict()) if args.json else print(outcome.summary())
-    return 0
+    policy = load_policy(policy_file, history_dir)
+    outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
+                          history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use)
+    emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+@click.command()
+@click.argument("underlying")
+@policy_options
+@_config_option
+def status(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
+           config: str | None) -> None:
+    """Show what is live for an underlying, since when, its latest run and the policy.
+
+    UNDERLYING is its symbol, for example SPY.
+    """
     from .status import status_report
 
-    _plugins(args, default_host=True)
-    policy = _policy(args)
-    report = status_report(args.underlying, policy=policy, target=_target(policy.domain, args.underlying, args.config),
-                           history_dir=args.history_dir, archive_dir=args.archive_dir)
-    if args.json:
-        _emit_json(report.to_dict())
-        return 0
-    print(f"Current {report.title} for {report.underlying}:\n")
-    print(_table(["Scope", "Value", "Last updated"], [[r.label, f"{r.value:.4f}", r.last_updated_text] for r in report.current]))
-    print()
+    policy = load_policy(policy_file, history_dir)
+    report = status_report(underlying, policy=policy, target=_target(policy.domain, underlying, config),
+                           history_dir=history_dir, archive_dir=archive_dir)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(f"Current {report.title} for {report.underlying}:\n")
+    print_table([Column("Scope", no_wrap=True), Column("Value", justify="right"), "Last updated"],
+                [[r.label, f"{r.value:.4f}", r.last_updated_text] for r in report.current])
+    click.echo()
     if report.latest is None:
-        print(f"No calibration has run yet for {report.underlying}.")
+        click.echo(f"No calibration has run yet for {report.underlying}.")
     else:
         run = report.latest
-        print(f"Latest calibration: {run.timestamp:%Y-%m-%d %H:%M} UTC ({run.source}) — {run.applied_reason or 'not decided yet'}")
-    print()
-    print("Policy: " + policy.explain())
-    return 0
+        click.echo(f"Latest calibration: {run.timestamp:%Y-%m-%d %H:%M} UTC ({run.source}) — {run.applied_reason or 'not decided yet'}")
+    click.echo()
+    click.echo("Policy: " + policy.explain())
 
 
-# -- parser -----------------------------------------------------------------------------------------
+@click.command("plugins")
+@json_option
+@click.pass_context
+def plugins_command(ctx: click.Context, as_json: bool) -> None:
+    """List the installed plugins: package, hooks, and the names each registers."""
+    from .plugins import installed_plugins
+
+    owner: dict[str, str] = getattr(ctx.find_root().command, "command_owner", {})
+    found = []
+    for info in installed_plugins():
+        plugin = info.to_dict()
+        mine = sorted(name for name, by in owner.items() if by == info.name)
+        if mine:  # commands are registered through click, so the plugin manager cannot list them
+            plugin["registers"]["commands"] = mine
+        found.append(plugin)
+    if as_json:
+        emit_json(found)
+        return
+    for plugin in found:
+        click.echo(f"{plugin['name']} — {plugin['package']}")
+        click.echo(f"   hooks: {', '.join(plugin['hooks'])}")
+        for kind, names in sorted(plugin["registers"].items()):
+            click.echo(f"   {kind}: {', '.join(names)}")
 
 
-def _common(parser: argparse.ArgumentParser, underlying: bool = True, positional: bool = False) -> None:
-    if underlying and positional:
-        parser.add_argument("underlying", help="the underlying symbol, e.g. SPY")
-    elif underlying:
-        parser.add_argument("--underlying", "-u", required=True, help="the underlying symbol, e.g. SPY")
-    parser.add_argument("--policy", metavar="FILE", help="policy TOML file (default: $CALIBRATION_POLICY, else data/calibration_policy.toml, else built-in)")
-    parser.add_argument("--history-dir", metavar="DIR", help="where runs are kept (default: $CALIBRATION_HISTORY_DIR, else data/calibration_runs)")
-    parser.add_argument("--archive-dir", metavar="DIR", help="where replaced configs are kept (default: $CALIBRATION_ARCHIVE_DIR, else data/config_archive)")
-    parser.add_argument("--plugins-dir", metavar="DIR", help=f"folder of host plugins (sources, targets); default ${PLUGINS_ENV}, else {DEFAULT_HOST_PLUGINS}")
-    parser.add_argument("--json", action="store_true", help="print stable JSON instead of text")
+# -- the group ---------------------------------------------------------------------------------------
+
+HELP = """Decide when a new calibration (IV multipliers, scoring weights) goes live, and say why.
+
+Plugins add commands (see `calibration-policy plugins`). Every read command takes --json.
+
+\b
+Exit codes:
+  0    done (also an update the policy did not apply)
+  1    a failure that is not bad input (a bug shows its traceback)
+  2    bad input or usage: one sentence on stderr
+  130  stopped with Ctrl+C
+"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="calibration-policy",
-        description="Decide when a new calibration (IV multipliers, scoring weights) goes live, and say why.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class CLI(click.Group):
+    """The ``calibration-policy`` group; remembers which plugin added each command."""
 
-    explain = commands.add_parser("explain", help="say in plain English what the policy does, with its numbers")
-    _common(explain, underlying=False)
-    explain.set_defaults(func=cmd_explain)
+    def __init__(self) -> None:
+        super().__init__(PROG, help=HELP, no_args_is_help=False,
+                         context_settings={"help_option_names": ["-h", "--help"]})
+        plugins_dir_option(self)
+        self.command_owner: dict[str, str] = {}
 
-    history = commands.add_parser("history", help="list recent calibration runs and whether each went live")
-    _common(history, positional=True)
-    history.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
-    history.add_argument("--full", action="store_true", help="do not shorten long reasons")
-    history.set_defaults(func=cmd_history)
 
-    update = commands.add_parser("update", help="run a calibration, record it, and apply it if the policy says so")
-    _common(update)
-    update.add_argument("--source", default="harvested", help="calibration source: live or harvested (default harvested)")
-    update.add_argument("--date", type=_date, help="market date to calibrate, YYYY-MM-DD (default today)")
-    update.add_argument("--config", metavar="FILE", help="the live config file to update (default: the host's)")
-    update.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
-    update.add_argument("--force", action="store_true", help="apply even if the policy says no (recorded as forced by user)")
-    update.add_argument("--force-values", choices=["smoothed", "recommended"], default="smoothed", help="with --force: which values to apply")
-    update.set_defaults(func=cmd_update)
+def build_cli() -> CLI:
+    """The core commands, then each plugin's ``register_commands(cli)`` called on its own, in load order,
+    so a command can be traced to its plugin and a failing or clashing plugin is refused alone."""
+    from .plugins import get_plugin_manager, plugin_package
 
-    force = commands.add_parser("force", help="apply the latest recorded calibration now, whatever the rules say")
-    _common(force)
-    force.add_argument("--config", metavar="FILE", help="the live config file to update (default: the host's)")
-    force.add_argument("--run-id", help="apply this run instead of the latest")
-    force.add_argument("--use", choices=["smoothed", "recommended"], default="smoothed", help="which values to apply")
-    force.set_defaults(func=cmd_force)
+    cli = CLI()
+    for command in (explain, history, update, force, status, plugins_command):
+        cli.add_command(command)
+    for impl in get_plugin_manager().hook.register_commands.get_hookimpls():
+        plugin, before = impl.plugin_name, dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as error:  # a third party's bug must not take the other commands down
+            cli.commands = before
+            log.warning("Plugin %s (%s) failed in register_commands: %s: %.200s",
+                        plugin, plugin_package(plugin), type(error).__name__, error)
+            continue
+        for name, command in list(cli.commands.items()):
+            if name not in before:
+                cli.command_owner[name] = plugin
+            elif command is not before[name]:
+                cli.commands[name] = before[name]
+                log.warning("Plugin %s (%s) registered the command name %r, which %s already uses; it is ignored.",
+                            plugin, plugin_package(plugin), name, cli.command_owner.get(name, PROG))
+    return cli
 
-    status = commands.add_parser("status", help="current values, last update, latest run and the policy")
-    _common(status, positional=True)
-    status.add_argument("--config", metavar="FILE", help="the live config file (default: the host's)")
-    status.set_defaults(func=cmd_status)
 
-    from .plugins import get_plugin_manager
+def _load_plugins(args: Sequence[str]) -> None:
+    """Register the host's plugin folder: --plugins-dir (anywhere on the line), else $CALIBRATION_PLUGINS_DIR,
+    else the bundled options agent's when run from the repository.
 
-    get_plugin_manager().hook.register_commands(commands=commands)
-    return parser
+    Read from the raw arguments, not by click, because the folder's plugins may add commands, and the
+    group must have them before click parses the line."""
+    from .plugins import load_plugins_dir
+
+    folder: str | None = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--plugins-dir" and i + 1 < len(args):
+            folder = args[i + 1]
+        elif arg.startswith("--plugins-dir="):
+            folder = arg.partition("=")[2]
+    folder = folder or os.environ.get(PLUGINS_ENV)
+    if folder is None and DEFAULT_HOST_PLUGINS.is_dir():
+        folder = str(DEFAULT_HOST_PLUGINS)
+    if folder:
+        load_plugins_dir(folder)
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"Error: {message}", err=True)
+    return code
+
+
+def _sentence(text: str) -> str:
+    """Some of click's messages end without a full stop; a hint after one must not run on."""
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; return its exit code (the console script exits with it)."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return args.func(args)
+        _load_plugins(args)
+        # Not standalone: click hands errors back, so every one ends as one line on stderr, in-process too.
+        code = build_cli().main(args, prog_name=PROG, standalone_mode=False)
+    except click.UsageError as error:  # click's own: one line instead of the usage block
+        hint = f" Try '{error.ctx.command_path} --help'." if error.ctx else ""
+        return _fail(_sentence(error.format_message()) + hint, error.exit_code)
+    except click.ClickException as error:
+        return _fail(error.format_message(), error.exit_code)
     except ValueError as error:  # ours and the host's input errors: one sentence, no traceback
-        print(f"Error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("Stopped.", file=sys.stderr)
+        return _fail(str(error), 2)
+    except (click.Abort, KeyboardInterrupt):  # click turns Ctrl+C into Abort
+        click.echo("Stopped.", err=True)
         return 130
     except OSError as error:
-        print(f"Error: {error.strerror or error} ({getattr(error, 'filename', '') or ''}).", file=sys.stderr)
-        return 2
+        return _fail(f"{error.strerror or error} ({getattr(error, 'filename', '') or ''}).", 2)
+    # `--help` and ctx.exit(n) come back as their code; a command that returns nothing succeeded.
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

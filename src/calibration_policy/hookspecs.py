@@ -52,8 +52,8 @@ def register_targets(register: Register) -> None:
 
 
 @hookspec
-def register_commands(commands: Any) -> None:
-    """Add sub-commands to the ``calibration-policy`` CLI (``commands`` is argparse's subparsers)."""
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``calibration-policy`` CLI: ``cli`` is its click group (``@cli.command()``), as in llm."""
 
 
 @hookspec

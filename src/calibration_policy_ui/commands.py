@@ -7,25 +7,18 @@ from FastAPI at import time, so the core CLI keeps working where the ``[ui]`` ex
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    import click
+
 DEFAULT_APP = Path("examples") / "options_agent" / "app.py"
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; use 1 to 65535, for example 8000")
-    return port
 
 
 def load_app_factory(path: Path):
@@ -43,7 +36,8 @@ def load_app_factory(path: Path):
     return factory
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def serve(data: Path, host: str, port: int, plugins_dir: str | None, app: Path) -> None:
+    """Serve the host's app on ``data`` until Ctrl+C (the ``serve`` command)."""
     try:
         import uvicorn
         import calibration_policy_ui  # noqa: F401  (fails early without fastapi/jinja2)
@@ -51,25 +45,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CalibrationPolicyError(
             "The calibration panel needs the [ui] extra: pip install 'calibration-policy[ui]'."
         ) from None
-    data = Path(args.data)
     if not data.is_dir():
         raise CalibrationPolicyError(
             f"The data folder {data} does not exist; run `calibration-policy demo --out {data}` or pass --data DIR."
         )
-    app = load_app_factory(Path(args.app))(data_dir=data, plugins_dir=args.plugins_dir)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"Calibration panel: http://{shown}:{args.port}/calibration/  (data: {data}; stop with Ctrl+C)", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0
+    served = load_app_factory(app)(data_dir=data, plugins_dir=plugins_dir)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Calibration panel: http://{shown}:{port}/calibration/  (data: {data}; stop with Ctrl+C)", file=sys.stderr)
+    uvicorn.run(served, host=host, port=port, log_level="warning")
 
 
 @hookimpl
-def register_commands(commands) -> None:
-    serve = commands.add_parser("serve", help="open the agent's web app with the calibration panel (needs the [ui] extra)")
-    serve.add_argument("--data", default="data", metavar="DIR",
-                       help="folder with calibration_runs/, config_archive/… (default data; the demo writes demo-output)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
-    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    serve.add_argument("--plugins-dir", metavar="DIR", help="folder of host plugins (default: the agent's own)")
-    serve.add_argument("--app", default=str(DEFAULT_APP), metavar="FILE", help=f"the host app file (default {DEFAULT_APP})")
-    serve.set_defaults(func=cmd_serve)
+def register_commands(cli: click.Group) -> None:
+    import click  # only the CLI pays for click
+
+    @cli.command("serve")
+    @click.option("--data", default="data", show_default=True, type=click.Path(path_type=Path), metavar="DIR",
+                  help="Folder with calibration_runs/, config_archive/… (the demo writes demo-output).")
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (127.0.0.1: this computer only).")
+    @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port.")
+    @click.option("--plugins-dir", metavar="DIR", help="Folder of host plugins (default: the agent's own).")
+    @click.option("--app", default=str(DEFAULT_APP), show_default=True, type=click.Path(path_type=Path), metavar="FILE",
+                  help="The host app file.")
+    def serve_command(data: Path, host: str, port: int, plugins_dir: str | None, app: Path) -> None:
+        """Open the agent's web app with the calibration panel (needs the [ui] extra)."""
+        serve(data, host, port, plugins_dir, app)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+import click
 import pytest
 
+from calibration_policy import hookimpl
 from calibration_policy.cli import main
+from calibration_policy.plugins import get_plugin_manager
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = REPO_ROOT / "examples" / "options_agent" / "plugins"
@@ -103,3 +108,112 @@ def test_console_script_runs_and_bad_date_is_explained():
     assert done.returncode == 2 and "use YYYY-MM-DD" in done.stderr and "Traceback" not in done.stderr
     help_text = subprocess.run(["calibration-policy", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "Decide when a new calibration" in help_text
+
+
+def test_tables_are_plain_text_when_output_is_captured(capsys, env, monkeypatch):
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):  # rich would colour a pipe on request
+        monkeypatch.delenv(name, raising=False)
+    update(capsys, env, "2025-09-11")
+    code, out, _ = cli(capsys, "status", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
+                       "--history-dir", env["history"], "--archive-dir", env["archive"])
+    assert code == 0 and "\x1b[" not in out
+    assert out.splitlines()[2].split() == ["Scope", "Value", "Last", "updated"]
+
+
+def plugin_blocks(text: str) -> dict[str, list[str]]:
+    """`plugins` text output: each plugin's heading line with its indented lines."""
+    blocks: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith(" "):
+            blocks[heading].append(line.strip())
+        else:
+            heading = line
+            blocks[heading] = []
+    return blocks
+
+
+def test_plugins_lists_each_plugin_with_its_package_hooks_and_names(capsys):
+    code, out, _ = cli(capsys, "plugins")
+    assert code == 0
+    weights = plugin_blocks(out)["calibration_policy.default_plugins.scoring_weights — calibration-policy (built-in)"]
+    assert weights == ["hooks: register_commands, register_domains, register_rules, register_targets",
+                       "commands: as-of, weights", "domains: scoring_weights", "rules: out_of_sample", "targets: scoring_weights"]
+
+    code, out, _ = cli(capsys, "plugins", "--json")
+    listed = {plugin["name"]: plugin for plugin in json.loads(out)}
+    assert listed["calibration_policy.default_plugins.scoring_weights"] == {
+        "name": "calibration_policy.default_plugins.scoring_weights", "package": "calibration-policy (built-in)",
+        "hooks": ["register_commands", "register_domains", "register_rules", "register_targets"],
+        "registers": {"commands": ["as-of", "weights"], "domains": ["scoring_weights"], "rules": ["out_of_sample"],
+                      "targets": ["scoring_weights"]},
+    }
+    assert listed["calibration_policy.default_plugins.demo"]["registers"] == {"commands": ["demo"]}
+    assert listed["ui"]["registers"] == {"commands": ["serve"]}  # the panel, through its entry point
+    assert set(listed["calibration_policy.default_plugins.smoothers"]["registers"]["smoothers"]) >= {"ewma", "rolling_median"}
+
+
+class Greeting:
+    """A third party's plugin, as its author would write it: a click command through the hook."""
+
+    @hookimpl
+    def register_commands(self, cli):
+        @cli.command()
+        @click.argument("name")
+        @click.option("--shout", is_flag=True, help="Say it loudly.")
+        def greet(name: str, shout: bool) -> None:
+            """Say hello to NAME."""
+            text = f"Hello, {name}!"
+            click.echo(text.upper() if shout else text)
+
+
+def test_a_third_party_command_appears_in_help_runs_and_is_listed(capsys, fresh_plugins):
+    get_plugin_manager().register(Greeting(), name="greeting")
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0 and re.search(r"^  greet +Say hello to NAME\.$", out, re.M)
+    assert cli(capsys, "greet", "Ana", "--shout") == (0, "HELLO, ANA!\n", "")
+    code, _, err = cli(capsys, "greet")
+    assert code == 2 and err == "Error: Missing argument 'NAME'. Try 'calibration-policy greet --help'.\n"
+    code, out, _ = cli(capsys, "plugins", "--json")
+    assert [p for p in json.loads(out) if p["name"] == "greeting"] == [
+        {"name": "greeting", "package": "registered in process", "hooks": ["register_commands"],
+         "registers": {"commands": ["greet"]}}]
+
+
+def test_a_plugin_that_fails_or_takes_a_command_name_is_refused_alone(capsys, caplog, fresh_plugins):
+    class Broken:
+        @hookimpl
+        def register_commands(self, cli):
+            cli.command("half")(lambda: None)
+            raise RuntimeError("no database")
+
+    class Hijack:
+        @hookimpl
+        def register_commands(self, cli):
+            cli.command("status")(lambda: click.echo("hijacked"))
+
+    get_plugin_manager().register(Broken(), name="broken")
+    get_plugin_manager().register(Hijack(), name="hijack")
+    get_plugin_manager().register(Greeting(), name="greeting")
+    code, out, _ = cli(capsys, "--help")
+    assert code == 0 and " half " not in out and "greet " in out
+    assert "Plugin broken (registered in process) failed in register_commands: RuntimeError: no database" in caplog.text
+    assert ("Plugin hijack (registered in process) registered the command name 'status', which calibration-policy "
+            "already uses; it is ignored.") in caplog.text
+    code, out, _ = cli(capsys, "status", "--help")
+    assert code == 0 and "Show what is live for an underlying" in out
+
+
+def test_a_plugins_dir_can_add_a_command(capsys, tmp_path, fresh_plugins):
+    """The folder is read before click parses the line, so its command exists when click looks for it."""
+    (tmp_path / "host.py").write_text(textwrap.dedent("""
+        import click
+        from calibration_policy import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def ping():
+                \"\"\"Answer pong.\"\"\"
+                click.echo("pong")
+        """), encoding="utf-8")
+    assert cli(capsys, "--plugins-dir", str(tmp_path), "ping") == (0, "pong\n", "")

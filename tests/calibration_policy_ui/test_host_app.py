@@ -104,24 +104,25 @@ def test_create_router_needs_a_target_function():
 
 
 def test_serve_command_parses_and_explains_problems(tmp_path: Path, monkeypatch):
-    import argparse
+    import click
 
+    from calibration_policy.cli import main
     from calibration_policy_ui import commands
 
-    parser = argparse.ArgumentParser()
-    commands.register_commands(parser.add_subparsers())
-    args = parser.parse_args(["serve", "--data", str(tmp_path / "missing"), "--port", "8123"])
-    assert (args.host, args.port) == ("127.0.0.1", 8123)
+    group = click.Group()
+    commands.register_commands(cli=group)
+    serve = group.commands["serve"]
+    args = serve.make_context("serve", ["--data", str(tmp_path / "missing"), "--port", "8123"])
+    assert (args.params["host"], args.params["port"]) == ("127.0.0.1", 8123)
     with pytest.raises(CalibrationPolicyError, match="does not exist; run `calibration-policy demo"):
-        args.func(args)
+        serve.invoke(args)
     with pytest.raises(SystemExit):
-        parser.parse_args(["serve", "--port", "99999"])
+        serve.main(["--port", "99999"], prog_name="serve")
     with pytest.raises(CalibrationPolicyError, match="Cannot find the agent's app"):
         commands.load_app_factory(tmp_path / "nope.py")
     served = {}
     monkeypatch.setattr("uvicorn.run", lambda app, host, port, log_level: served.update(app=app, host=host, port=port))
     (tmp_path / "data").mkdir()
-    args = parser.parse_args(["serve", "--data", str(tmp_path / "data"), "--app", str(Path(commands.__file__).parents[2]
-                                                                                     / "examples/options_agent/app.py")])
-    assert args.func(args) == 0
+    assert main(["serve", "--data", str(tmp_path / "data"), "--app", str(Path(commands.__file__).parents[2]
+                                                                        / "examples/options_agent/app.py")]) == 0
     assert isinstance(served["app"], FastAPI) and served["port"] == 8000

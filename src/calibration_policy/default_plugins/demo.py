@@ -6,12 +6,15 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.plugins import get_source, get_target_factory
 from calibration_policy.policy import CalibrationUpdatePolicy
+
+if TYPE_CHECKING:
+    import click
 
 
 @dataclass
@@ -77,7 +80,8 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     """Replay every bundled day of every underlying into ``out`` (history, archive, configs)."""
     from calibration_policy.pipeline import run_time_for, run_update  # the update stack loads only for a demo
 
-    from tqdm import tqdm
+    from rich.console import Console
+    from rich.progress import track
 
     source = get_source(source_name)
     factory = get_target_factory(policy.domain)
@@ -93,7 +97,8 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
         raise CalibrationPolicyError("The bundled data has no days to replay; run data/generate_sample_data.py.")
     summaries: dict[str, UnderlyingSummary] = {}
     targets = {}
-    for underlying, day in tqdm(plan, desc="Replaying calibration days", unit="day", disable=not progress):
+    days = track(plan, "Replaying calibration days", disable=not progress, console=Console(stderr=True))  # stdout stays the summary's
+    for underlying, day in days:
         if underlying not in targets:
             default = factory(underlying, None)
             path = out / "config" / f"vol_surface_{underlying}.json"
@@ -135,20 +140,17 @@ def _suggest_weights(out: Path, data: Path = Path("data")) -> str | None:
 
 
 @hookimpl
-def register_commands(commands):
-    demo = commands.add_parser("demo", help="replay the bundled sample data through the policy and summarise")
-    from calibration_policy.cli import _common
+def register_commands(cli: click.Group) -> None:
+    import click  # the CLI's libraries load only when the CLI asks for its commands
 
-    _common(demo, underlying=False)
-    demo.add_argument("--out", default="demo-output", help="folder for the demo's history, archive and configs (default demo-output)")
-    demo.add_argument("--keep", action="store_true", help="keep an existing demo folder instead of starting fresh")
-    demo.set_defaults(func=cmd_demo)
+    from calibration_policy.cli import emit_json, load_policy, policy_options
 
-
-def cmd_demo(args) -> int:
-    from calibration_policy.cli import _emit_json, _plugins, _policy
-
-    _plugins(args, default_host=True)
-    summary = run_demo(Path(args.out), policy=_policy(args), fresh=not args.keep, progress=not args.json)
-    _emit_json(summary.to_dict()) if args.json else print(summary.text())
-    return 0
+    @cli.command()
+    @policy_options
+    @click.option("--out", default="demo-output", show_default=True, help="Folder for the demo's history, archive and configs.")
+    @click.option("--keep", is_flag=True, help="Keep an existing demo folder instead of starting fresh.")
+    def demo(policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool, out: str,
+             keep: bool) -> None:
+        """Replay the bundled sample data through the policy and summarise."""
+        summary = run_demo(Path(out), policy=load_policy(policy_file, history_dir), fresh=not keep, progress=not as_json)
+        emit_json(summary.to_dict()) if as_json else click.echo(summary.text())

@@ -33,7 +33,7 @@ def register_targets(register):
 
 
 @hookimpl
-def register_commands(commands):
+def register_commands(cli):
     from .commands import add_commands  # the CLI's own imports stay out of every other entry point
 
-    add_commands(commands)
+    add_commands(cli)

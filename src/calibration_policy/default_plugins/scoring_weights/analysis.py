@@ -438,32 +438,6 @@ class WeightsAnalysis:
             "last_trade_at": self.last_trade_at.isoformat() if self.last_trade_at else None,
         }
 
-    def text(self) -> str:
-        return analysis_text(self.to_dict())
-
-
-def analysis_text(analysis: Mapping[str, Any]) -> str:
-    """An analysis (``WeightsAnalysis.to_dict()``, as stored in runs and suggestions) as a terminal table."""
-    suggested = analysis.get("suggested_weights")
-    lines = [str(analysis.get("message", "")), ""]
-    header = f"{'Factor':<8} {'Corr':>6} {'Win avg':>8} {'Loss avg':>8} {'Predictive':>10} {'Current':>8}"
-    if suggested:
-        header += f" {'Suggested':>9} {'Change':>8}  Rationale"
-    lines.append(header)
-    avg = lambda v: "–" if v is None else f"{v:.2f}"
-    for row in analysis.get("factors", []):
-        line = (f"{row['factor']:<8} {two_places(row['correlation']):>6} {avg(row['winners_avg']):>8} {avg(row['losers_avg']):>8} "
-                f"{'yes' if row['is_predictive'] else 'no':>10} {row['current_weight']:>8.4f}")
-        if suggested:
-            line += f" {row['suggested_weight']:>9.4f} {row['change']:>+8.4f}  {row['rationale']}"
-        lines.append(line)
-    lines += [f"Note: {row['note']}." for row in analysis.get("factors", []) if row.get("note")]
-    if analysis.get("adjustments"):
-        lines.append("Adjusted: " + "; ".join(analysis["adjustments"]) + ".")
-    if analysis.get("estimated_improvement"):
-        lines += ["", "Estimated improvement: " + analysis["estimated_improvement"]["text"]]
-    return "\n".join(lines)
-
 
 def analyze_trades(trades: TradesInput, current_weights: Mapping[str, float], *, min_trades: int = DEFAULT_MIN_TRADES,
                    threshold: float = TRADING_THRESHOLD) -> WeightsAnalysis:

@@ -7,18 +7,22 @@ the core CLI knows nothing about weights. Also adds ``calibration-policy as-of``
 
 from __future__ import annotations
 
-import argparse
+import functools
 import getpass
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import click
+from rich.table import Column
+
 from calibration_policy.archive import Archive, Period, resolve_archive_dir
-from calibration_policy.cli import _emit_json, _table
+from calibration_policy.cli import Callback, emit_json, json_option, print_table, spinner
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 
-from .analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analysis_text, analyze_trades
+from .analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analyze_trades, two_places
 from .settings import load_weights_settings
 from .domain import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
 from .flow import as_of_moment, live_weights, run_auto, suggest_weights
@@ -34,138 +38,63 @@ def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "before records began"
 
 
-def _reviewer(args: argparse.Namespace) -> str:
-    if args.by:
-        return args.by
+def _reviewer(by: str | None) -> str:
+    if by:
+        return by
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         raise CalibrationPolicyError("Say who is reviewing with --by NAME.") from None
 
 
-def _target(args: argparse.Namespace):
-    return weights_target(path=args.weights)
+def _print_analysis(analysis: Mapping[str, Any]) -> None:
+    """An analysis (``WeightsAnalysis.to_dict()``, as runs and suggestions keep it): its message, one row
+    per factor, then why each weight moves (a sentence too long for a table cell)."""
+    suggested = analysis.get("suggested_weights")
+    factors = analysis.get("factors", [])
+    click.echo(f"{analysis.get('message', '')}\n")
+    columns = ["Factor", *(Column(name, justify="right") for name in ("Corr", "Win avg", "Loss avg", "Predictive", "Current"))]
+    if suggested:
+        columns += [Column("Suggested", justify="right"), Column("Change", justify="right")]
+    average = lambda value: "–" if value is None else f"{value:.2f}"
+    rows = []
+    for row in factors:
+        cells = [row["factor"], two_places(row["correlation"]), average(row["winners_avg"]), average(row["losers_avg"]),
+                 "yes" if row["is_predictive"] else "no", f"{row['current_weight']:.4f}"]
+        if suggested:
+            cells += [f"{row['suggested_weight']:.4f}", f"{row['change']:+.4f}"]
+        rows.append(cells)
+    print_table(columns, rows)
+    lines = ["", *(f"{row['factor']} — {row['rationale']}" for row in factors)] if suggested else []
+    lines += [f"Note: {row['note']}." for row in factors if row.get("note")]
+    if analysis.get("adjustments"):
+        lines.append("Adjusted: " + "; ".join(analysis["adjustments"]) + ".")
+    if analysis.get("estimated_improvement"):
+        lines += ["", "Estimated improvement: " + analysis["estimated_improvement"]["text"]]
+    if lines:
+        click.echo("\n".join(lines))
 
 
-def _suggestion_text(item: Suggestion) -> str:
-    lines = [f"Suggestion {item.suggestion_id} ({item.status}), made {_when(item.created_at)}", item.reason, ""]
+def _print_suggestion(item: Suggestion) -> None:
+    click.echo(f"Suggestion {item.suggestion_id} ({item.status}), made {_when(item.created_at)}\n{item.reason}\n")
     analysis = item.details.get("analysis")
     if analysis:
-        lines += [analysis_text(analysis), ""]
-    lines.append(f"Suggested: {_weights_text(item.values)}")
-    lines.append(f"Live when suggested: {_weights_text(item.current_values)}")
+        _print_analysis(analysis)
+        click.echo()
+    lines = [f"Suggested: {_weights_text(item.values)}", f"Live when suggested: {_weights_text(item.current_values)}"]
     if item.status == "expired":
         lines.append(f"Expired: {item.expired_reason}")
     elif item.status != "pending":
         lines.append(f"{item.status.capitalize()} at {_when(item.reviewed_at)} by {item.reviewer}" + (f": {item.notes}" if item.notes else ""))
         if item.applied_values:
             lines.append(f"Applied: {_weights_text(item.applied_values)} (change {item.change_id})")
-    return "\n".join(lines)
+    click.echo("\n".join(lines))
 
 
 def _period_text(period: Period) -> str:
     until = f"until {_when(period.until)}" if period.until else "still live"
     how = f"{period.change.kind} by {period.change.actor}: {period.change.reason}" if period.change else "the weights before the first recorded change"
     return f"{_weights_text(period.values)}\n   live from {_when(period.since)}, {until}\n   {how}"
-
-
-# -- commands ---------------------------------------------------------------------------------------
-
-
-def cmd_analyze(args: argparse.Namespace) -> int:
-    analysis = analyze_trades(args.trades, live_weights(_target(args)), min_trades=args.min_trades, threshold=args.threshold)
-    _emit_json(analysis.to_dict()) if args.json else print(analysis.text())
-    return 0
-
-
-def cmd_suggest(args: argparse.Namespace) -> int:
-    settings = load_weights_settings(args.settings)
-    outcome = suggest_weights(args.trades, _target(args), policy=settings.policy, threshold=args.threshold,
-                              history_dir=args.history_dir, suggestions_dir=args.suggestions_dir)
-    if args.json:
-        _emit_json(outcome.to_dict())
-    else:
-        print(outcome.analysis.text() + "\n" if outcome.analysis else "", end="")
-        print(outcome.message)
-    return 0
-
-
-def cmd_auto(args: argparse.Namespace) -> int:
-    settings = load_weights_settings(args.settings)
-    outcome = run_auto(args.trades, _target(args), settings.auto, policy=settings.policy, threshold=args.threshold,
-                       history_dir=args.history_dir, suggestions_dir=args.suggestions_dir, archive_dir=args.archive_dir)
-    _emit_json(outcome.to_dict()) if args.json else print(outcome.message)
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    target = _target(args)
-    store = ReviewStore(args.suggestions_dir)
-    if args.suggestion_id:
-        item = store.get(args.suggestion_id)
-        _emit_json(item.model_dump(mode="json")) if args.json else print(_suggestion_text(item))
-        return 0
-    current = live_weights(target)
-    pending = store.all(target=target.name, status="pending")
-    if args.json:
-        _emit_json({"current": current, "pending": [p.model_dump(mode="json") for p in pending]})
-        return 0
-    print(f"Live weights ({target.path}): {_weights_text(current)}")
-    if not pending:
-        print("No suggestion is waiting for review.")
-    for item in pending:
-        print("\n" + _suggestion_text(item))
-        print(f"\nApprove: calibration-policy weights approve {item.suggestion_id}")
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    items = ReviewStore(args.suggestions_dir).all(target=_target(args).name, status=args.status)
-    if args.json:
-        _emit_json([item.model_dump(mode="json") for item in items])
-        return 0
-    if not items:
-        print("No weight suggestions yet — run `calibration-policy weights suggest`.")
-        return 0
-    rows: list[Sequence[Any]] = [
-        [item.suggestion_id, item.status, _when(item.created_at), item.reviewer or "–", _weights_text(item.values)]
-        for item in reversed(items)]
-    print(_table(["Suggestion", "Status", "Made", "Reviewer", "Weights"], rows, wrap_last=10_000))
-    return 0
-
-
-def _review(args: argparse.Namespace, action: str) -> int:
-    store, who, notes = ReviewStore(args.suggestions_dir), _reviewer(args), args.notes
-    dirs = {"archive_dir": args.archive_dir, "history_dir": args.history_dir}
-    if action == "approve":
-        item = store.approve(args.suggestion_id, target=_target(args), reviewer=who, notes=notes, **dirs)
-    elif action == "modify":
-        values = {factor: getattr(args, factor) for factor in FACTORS}
-        item = store.modify(args.suggestion_id, values, target=_target(args), reviewer=who, notes=notes, **dirs)
-    else:
-        item = store.reject(args.suggestion_id, reviewer=who, notes=notes)
-    if args.json:
-        _emit_json(item.model_dump(mode="json"))
-    elif item.applied_values:
-        print(f"Suggestion {item.suggestion_id} {item.status} by {who}; live weights now {_weights_text(item.applied_values)} "
-              f"(previous ones archived as change {item.change_id}).")
-    else:
-        print(f"Suggestion {item.suggestion_id} rejected by {who}; the live weights are unchanged.")
-    return 0
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    periods = Archive(args.archive_dir, _target(args).name).periods()
-    if args.json:
-        _emit_json([_period_dict(p) for p in reversed(periods)])
-        return 0
-    if not periods:
-        print("No weights change has been recorded yet.")
-        return 0
-    print("Weight sets that were live, newest first (roll back with `calibration-policy weights rollback CHANGE`):\n")
-    for period in reversed(periods):
-        print(f"[{period.change.change_id if period.change else 'original'}] {_period_text(period)}")
-    return 0
 
 
 def _period_dict(period: Period | None) -> dict[str, Any] | None:
@@ -178,135 +107,274 @@ def _period_dict(period: Period | None) -> dict[str, Any] | None:
     }
 
 
-def cmd_rollback(args: argparse.Namespace) -> int:
-    entry = rollback(_target(args), args.to, archive_dir=args.archive_dir, actor=_reviewer(args))
-    _emit_json(entry.model_dump(mode="json")) if args.json else print(
-        f"{entry.reason}; live weights now {_weights_text(entry.new_values)} (change {entry.change_id}).")
-    return 0
-
-
-def _as_of(args: argparse.Namespace, target_name: str) -> int:
-    when = as_of_moment(args.when)
-    period = Archive(args.archive_dir, target_name).as_of(when)
-    if args.json:
-        _emit_json({"target": target_name, "as_of": when.isoformat(), "period": _period_dict(period)})
-        return 0
-    if period is None:
-        known = ", ".join(known_targets(args.archive_dir)) or "none yet"
-        raise CalibrationPolicyError(
-            f"The archive has no change of {target_name} recorded, so it cannot say what was live on {args.when} "
-            f"(archived targets: {known}).")
-    print(f"Live on {args.when} ({when:%Y-%m-%d %H:%M} UTC): {_period_text(period)}")
-    return 0
-
-
 def known_targets(archive_dir: str | os.PathLike[str] | None) -> list[str]:
     folder = resolve_archive_dir(archive_dir)
     return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
-def cmd_as_of(args: argparse.Namespace) -> int:
-    return _as_of(args, args.target)
+def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) -> None:
+    moment = as_of_moment(when)
+    period = Archive(archive_dir, target_name).as_of(moment)
+    if as_json:
+        emit_json({"target": target_name, "as_of": moment.isoformat(), "period": _period_dict(period)})
+        return
+    if period is None:
+        known = ", ".join(known_targets(archive_dir)) or "none yet"
+        raise CalibrationPolicyError(
+            f"The archive has no change of {target_name} recorded, so it cannot say what was live on {when} "
+            f"(archived targets: {known}).")
+    click.echo(f"Live on {when} ({moment:%Y-%m-%d %H:%M} UTC): {_period_text(period)}")
 
 
-def cmd_weights_as_of(args: argparse.Namespace) -> int:
-    return _as_of(args, _target(args).name)
+# -- options every weights command takes ----------------------------------------------------------------
 
 
-# -- parser -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Places:
+    """Where a weights command reads and writes."""
+
+    weights: str
+    settings: str | None
+    history_dir: str | None
+    archive_dir: str | None
+    suggestions_dir: str | None
+
+    def target(self):
+        return weights_target(path=self.weights)
 
 
-def _options(parser: argparse.ArgumentParser, trades: bool = False) -> None:
-    if trades:
-        parser.add_argument("--trades", default=str(DEFAULT_TRADES_FILE), metavar="FILE",
-                            help=f"trades Parquet file (default {DEFAULT_TRADES_FILE})")
-        parser.add_argument("--threshold", type=float, default=TRADING_THRESHOLD,
-                            help=f"trading threshold for the improvement estimate (default {TRADING_THRESHOLD})")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS_FILE), metavar="FILE",
-                        help=f"the live weights JSON file (default {DEFAULT_WEIGHTS_FILE})")
-    parser.add_argument("--settings", metavar="FILE",
-                        help="weights settings TOML with [policy] and [auto] (default $CALIBRATION_WEIGHTS_SETTINGS, "
-                             "else data/scoring_weights.toml, else built-in)")
-    parser.add_argument("--history-dir", metavar="DIR", help="where runs are kept (default data/calibration_runs)")
-    parser.add_argument("--archive-dir", metavar="DIR", help="where replaced weights are kept (default data/config_archive)")
-    parser.add_argument("--suggestions-dir", metavar="DIR", help="where suggestions wait (default data/suggestions)")
-    parser.add_argument("--json", action="store_true", help="print stable JSON instead of text")
+_PLACE_OPTIONS = [
+    click.option("--weights", default=str(DEFAULT_WEIGHTS_FILE), show_default=True, metavar="FILE",
+                 help="The live weights JSON file."),
+    click.option("--settings", metavar="FILE",
+                 help="Weights settings TOML with [policy] and [auto] (default $CALIBRATION_WEIGHTS_SETTINGS, "
+                      "else data/scoring_weights.toml, else built-in)."),
+    click.option("--history-dir", metavar="DIR", help="Where runs are kept (default data/calibration_runs)."),
+    click.option("--archive-dir", metavar="DIR", help="Where replaced weights are kept (default data/config_archive)."),
+    click.option("--suggestions-dir", metavar="DIR", help="Where suggestions wait (default data/suggestions)."),
+    json_option,
+]
 
 
-def _review_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suggestion_id", metavar="SUGGESTION", help="the suggestion's id (see `weights list`)")
-    parser.add_argument("--by", metavar="NAME", help="who reviews (default: your login name)")
-    parser.add_argument("--notes", help="why, in a sentence; kept with the suggestion and the archive")
-    _options(parser)
+def _places(command: Callable[..., None]) -> Callable[..., None]:
+    """Add the options every weights command takes; the command gets the folders as one ``Places``."""
+
+    @functools.wraps(command)
+    def run(weights: str, settings: str | None, history_dir: str | None, archive_dir: str | None,
+            suggestions_dir: str | None, **rest: Any) -> None:
+        command(Places(weights, settings, history_dir, archive_dir, suggestions_dir), **rest)
+
+    for option in reversed(_PLACE_OPTIONS):
+        run = option(run)
+    return run
 
 
-def _fraction(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+def _trades_options(command: Callback) -> Callback:
+    command = click.option("--threshold", type=float, default=TRADING_THRESHOLD, show_default=True,
+                           help="Trading threshold for the improvement estimate.")(command)
+    return click.option("--trades", default=str(DEFAULT_TRADES_FILE), show_default=True, metavar="FILE",
+                        help="Trades Parquet file.")(command)
 
 
-def add_commands(commands: Any) -> None:
+def _review_options(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option("--notes", help="Why, in a sentence; kept with the suggestion and the archive.")(_places(command))
+    command = click.option("--by", metavar="NAME", help="Who reviews (default: your login name).")(command)
+    return click.argument("suggestion_id", metavar="SUGGESTION")(command)
+
+
+def _print_review(item: Suggestion, who: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(item.model_dump(mode="json"))
+    elif item.applied_values:
+        click.echo(f"Suggestion {item.suggestion_id} {item.status} by {who}; live weights now {_weights_text(item.applied_values)} "
+                   f"(previous ones archived as change {item.change_id}).")
+    else:
+        click.echo(f"Suggestion {item.suggestion_id} rejected by {who}; the live weights are unchanged.")
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+@click.group()
+def weights() -> None:
+    """Scoring-model weights: analyse trades, suggest, review, roll back."""
+
+
+@weights.command()
+@_trades_options
+@click.option("--min-trades", type=int, default=100, show_default=True, help="Fewest trades for a suggestion.")
+@_places
+def analyze(places: Places, trades: str, threshold: float, min_trades: int, as_json: bool) -> None:
+    """How each factor predicted PnL, and the weights that would follow."""
+    with spinner("Analysing the trades…"):
+        analysis = analyze_trades(trades, live_weights(places.target()), min_trades=min_trades, threshold=threshold)
+    emit_json(analysis.to_dict()) if as_json else _print_analysis(analysis.to_dict())
+
+
+@weights.command()
+@_trades_options
+@_places
+def suggest(places: Places, trades: str, threshold: float, as_json: bool) -> None:
+    """Analyse, record the run and leave a suggestion for review."""
+    settings = load_weights_settings(places.settings)
+    with spinner("Analysing the trades…"):
+        outcome = suggest_weights(trades, places.target(), policy=settings.policy, threshold=threshold,
+                                  history_dir=places.history_dir, suggestions_dir=places.suggestions_dir)
+    if as_json:
+        emit_json(outcome.to_dict())
+        return
+    if outcome.analysis:
+        _print_analysis(outcome.analysis.to_dict())
+        click.echo()
+    click.echo(outcome.message)
+
+
+@weights.command()
+@_trades_options
+@_places
+def auto(places: Places, trades: str, threshold: float, as_json: bool) -> None:
+    """One auto-mode step (for cron): suggest when enough new trades, maybe apply."""
+    settings = load_weights_settings(places.settings)
+    with spinner("Analysing the trades…"):
+        outcome = run_auto(trades, places.target(), settings.auto, policy=settings.policy, threshold=threshold,
+                           history_dir=places.history_dir, suggestions_dir=places.suggestions_dir,
+                           archive_dir=places.archive_dir)
+    emit_json(outcome.to_dict()) if as_json else click.echo(outcome.message)
+
+
+@weights.command()
+@click.argument("suggestion_id", metavar="SUGGESTION", required=False)
+@_places
+def show(places: Places, suggestion_id: str | None, as_json: bool) -> None:
+    """Show the live weights and what waits for review, or one SUGGESTION."""
+    store = ReviewStore(places.suggestions_dir)
+    if suggestion_id:
+        item = store.get(suggestion_id)
+        emit_json(item.model_dump(mode="json")) if as_json else _print_suggestion(item)
+        return
+    target = places.target()
+    current = live_weights(target)
+    pending = store.all(target=target.name, status="pending")
+    if as_json:
+        emit_json({"current": current, "pending": [p.model_dump(mode="json") for p in pending]})
+        return
+    click.echo(f"Live weights ({target.path}): {_weights_text(current)}")
+    if not pending:
+        click.echo("No suggestion is waiting for review.")
+    for item in pending:
+        click.echo()
+        _print_suggestion(item)
+        click.echo(f"\nApprove: calibration-policy weights approve {item.suggestion_id}")
+
+
+@weights.command("list")
+@click.option("--status", type=click.Choice(["pending", "approved", "modified", "rejected", "expired"]),
+              help="Only suggestions in this state.")
+@_places
+def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
+    """Weight suggestions, newest first."""
+    items = ReviewStore(places.suggestions_dir).all(target=places.target().name, status=status)
+    if as_json:
+        emit_json([item.model_dump(mode="json") for item in items])
+        return
+    if not items:
+        click.echo("No weight suggestions yet — run `calibration-policy weights suggest`.")
+        return
+    print_table([Column("Suggestion", no_wrap=True), Column("Status", no_wrap=True), "Made", "Reviewer", "Weights"],
+                [[item.suggestion_id, item.status, _when(item.created_at), item.reviewer or "–", _weights_text(item.values)]
+                 for item in reversed(items)])
+
+
+@weights.command()
+@_review_options
+def approve(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
+    """Put a suggestion's weights live (the old ones are archived)."""
+    store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
+    item = store.approve(suggestion_id, target=places.target(), reviewer=who, notes=notes,
+                         archive_dir=places.archive_dir, history_dir=places.history_dir)
+    _print_review(item, who, as_json)
+
+
+def _factor_options(command: Callback) -> Callback:
+    for factor in reversed(FACTORS):
+        command = click.option(f"--{factor}", type=float, required=True, help=f"{factor} weight, 0–1.")(command)
+    return command
+
+
+@weights.command()
+@_factor_options
+@_review_options
+def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool, **values: float) -> None:
+    """Put your own weights live instead of the suggested ones."""
+    store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
+    item = store.modify(suggestion_id, values, target=places.target(), reviewer=who, notes=notes,
+                        archive_dir=places.archive_dir, history_dir=places.history_dir)
+    _print_review(item, who, as_json)
+
+
+@weights.command()
+@_review_options
+def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
+    """Close a suggestion; the live weights stay."""
+    store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
+    _print_review(store.reject(suggestion_id, reviewer=who, notes=notes), who, as_json)
+
+
+@weights.command("history")
+@_places
+def weights_history(places: Places, as_json: bool) -> None:
+    """Every weight set that was live, with when, who and why."""
+    periods = Archive(places.archive_dir, places.target().name).periods()
+    if as_json:
+        emit_json([_period_dict(p) for p in reversed(periods)])
+        return
+    if not periods:
+        click.echo("No weights change has been recorded yet.")
+        return
+    click.echo("Weight sets that were live, newest first (roll back with `calibration-policy weights rollback CHANGE`):\n")
+    for period in reversed(periods):
+        click.echo(f"[{period.change.change_id if period.change else 'original'}] {_period_text(period)}")
+
+
+@weights.command("rollback")
+@click.argument("to", metavar="CHANGE")
+@click.option("--by", metavar="NAME", help="Who rolls back (default: your login name).")
+@_places
+def roll_back(places: Places, to: str, by: str | None, as_json: bool) -> None:
+    """Make an archived weight set live again (itself an archived change).
+
+    CHANGE is the id of the change that made the set live (see `weights history`), or original.
+    """
+    entry = rollback(places.target(), to, archive_dir=places.archive_dir, actor=_reviewer(by))
+    emit_json(entry.model_dump(mode="json")) if as_json else click.echo(
+        f"{entry.reason}; live weights now {_weights_text(entry.new_values)} (change {entry.change_id}).")
+
+
+@weights.command("as-of")
+@click.argument("when", metavar="DATE")
+@_places
+def weights_as_of(places: Places, when: str, as_json: bool) -> None:
+    """Show the weights that were live at a date or a time.
+
+    DATE is YYYY-MM-DD (the end of that UTC day) or an ISO time such as 2025-12-01T14:00Z.
+    """
+    _as_of(when, places.target().name, places.archive_dir, as_json)
+
+
+@click.command("as-of")
+@click.argument("when", metavar="DATE")
+@click.option("--target", required=True, help="The target's name: its archive folder, e.g. scoring_weights or vol_surface.")
+@click.option("--archive-dir", metavar="DIR", help="Where replaced configs are kept (default data/config_archive).")
+@json_option
+def as_of(when: str, target: str, archive_dir: str | None, as_json: bool) -> None:
+    """Show what any archived target held at a date or a time.
+
+    DATE is YYYY-MM-DD (the end of that UTC day) or an ISO time such as 2025-12-01T14:00Z.
+    """
+    _as_of(when, target, archive_dir, as_json)
+
+
+def add_commands(cli: click.Group) -> None:
     """Add ``weights`` (with its sub-commands) and ``as-of`` to the ``calibration-policy`` CLI."""
-    weights = commands.add_parser("weights", help="scoring-model weights: analyse trades, suggest, review, roll back")
-    sub = weights.add_subparsers(dest="weights_command", required=True, metavar="WEIGHTS_COMMAND")
-
-    analyze = sub.add_parser("analyze", help="how each factor predicted PnL, and the weights that would follow")
-    _options(analyze, trades=True)
-    analyze.add_argument("--min-trades", type=int, default=100, help="fewest trades for a suggestion (default 100)")
-    analyze.set_defaults(func=cmd_analyze)
-
-    suggest = sub.add_parser("suggest", help="analyse, record the run and leave a suggestion for review")
-    _options(suggest, trades=True)
-    suggest.set_defaults(func=cmd_suggest)
-
-    auto = sub.add_parser("auto", help="one auto-mode step (for cron): suggest when enough new trades, maybe apply")
-    _options(auto, trades=True)
-    auto.set_defaults(func=cmd_auto)
-
-    show = sub.add_parser("show", help="the live weights and what waits for review (or one suggestion)")
-    show.add_argument("suggestion_id", nargs="?", metavar="SUGGESTION", help="show this suggestion instead")
-    _options(show)
-    show.set_defaults(func=cmd_show)
-
-    listing = sub.add_parser("list", help="weight suggestions, newest first")
-    listing.add_argument("--status", choices=["pending", "approved", "modified", "rejected", "expired"])
-    _options(listing)
-    listing.set_defaults(func=cmd_list)
-
-    approve = sub.add_parser("approve", help="put a suggestion's weights live (the old ones are archived)")
-    _review_options(approve)
-    approve.set_defaults(func=lambda args: _review(args, "approve"))
-
-    modify = sub.add_parser("modify", help="put your own weights live instead of the suggested ones")
-    for factor in FACTORS:
-        modify.add_argument(f"--{factor}", type=_fraction, required=True, help=f"{factor} weight, 0–1")
-    _review_options(modify)
-    modify.set_defaults(func=lambda args: _review(args, "modify"))
-
-    reject = sub.add_parser("reject", help="close a suggestion; the live weights stay")
-    _review_options(reject)
-    reject.set_defaults(func=lambda args: _review(args, "reject"))
-
-    history = sub.add_parser("history", help="every weight set that was live, with when, who and why")
-    _options(history)
-    history.set_defaults(func=cmd_history)
-
-    back = sub.add_parser("rollback", help="make an archived weight set live again (itself an archived change)")
-    back.add_argument("to", metavar="CHANGE", help="the change id that made the set live (see `weights history`), or original")
-    back.add_argument("--by", metavar="NAME", help="who rolls back (default: your login name)")
-    _options(back)
-    back.set_defaults(func=cmd_rollback)
-
-    as_of = sub.add_parser("as-of", help="the weights that were live on a date (end of that UTC day) or at a time")
-    as_of.add_argument("when", metavar="DATE", help="YYYY-MM-DD or an ISO time such as 2025-12-01T14:00Z")
-    _options(as_of)
-    as_of.set_defaults(func=cmd_weights_as_of)
-
-    general = commands.add_parser("as-of", help="what any archived target held on a date (end of that UTC day) or at a time")
-    general.add_argument("when", metavar="DATE", help="YYYY-MM-DD or an ISO time such as 2025-12-01T14:00Z")
-    general.add_argument("--target", required=True, help="the target's name: its archive folder, e.g. scoring_weights or vol_surface")
-    general.add_argument("--archive-dir", metavar="DIR", help="where replaced configs are kept (default data/config_archive)")
-    general.add_argument("--json", action="store_true", help="print stable JSON instead of text")
-    general.set_defaults(func=cmd_as_of)
+    cli.add_command(weights)
+    cli.add_command(as_of)
