@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration_policy import Domain, Extracted, InvalidRunError
-from calibration_policy.target import JsonFileTarget, Snapshot
+from calibration_policy.target import JsonFileTarget
 
 DOMAIN_NAME = "risk_limits"
 SOURCE_NAME = "realized-vol"  # a source name is lower-case letters, digits and '-' (it names the run files)
@@ -87,7 +87,7 @@ class RiskLimitsDomain(Domain):
         return desk_label(scope)
 
 
-def _write_limits(snapshot: Snapshot, values: Mapping[str, float]) -> Snapshot:
+def _write_limits(snapshot: dict[str, Any], values: Mapping[str, float]) -> dict[str, Any]:
     # Checked again here: whatever path a value set takes to the file, a non-positive limit never lands.
     return {**snapshot, **RiskLimitsDomain().validate(values)}
 
