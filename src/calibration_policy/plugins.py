@@ -130,7 +130,10 @@ def collect(kind_name: str) -> Registry:
     kind = KINDS[kind_name]
     registry = Registry(kind)
     pm = get_plugin_manager()
-    for impl in getattr(pm.hook, kind.hook).get_hookimpls():  # registration order: built-ins first
+    caller = getattr(pm.hook, kind.hook, None)
+    if caller is None:  # a hook an extension adds (the panel's tabs) on a fresh manager: nothing registered yet
+        return registry
+    for impl in caller.get_hookimpls():  # registration order: built-ins first
         plugin = impl.plugin_name
         mine: list[tuple[str, Any]] = []
 

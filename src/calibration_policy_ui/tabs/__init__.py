@@ -48,4 +48,6 @@ def installed_tabs() -> dict[str, PanelTab]:
     for module in BUILT_IN_TABS:
         if not pm.has_plugin(module):
             pm.register(importlib.import_module(module), name=module)
-    return collect("panel_tabs").found
+    registry = collect("panel_tabs")
+    built_in = [name for name, owner in registry.owner.items() if owner in BUILT_IN_TABS]
+    return {name: registry.found[name] for name in built_in + [n for n in registry.found if n not in built_in]}
