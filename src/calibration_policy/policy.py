@@ -307,4 +307,18 @@ class CalibrationUpdatePolicy(BaseModel):
             parts.append("When an update applies, all smoothed values are written together.")
         if self.require_approval:
             parts.append("Every update waits for a person to approve it in the calibration panel.")
+        parts += [self._explain_rule(name) for name in self.rules if name not in DEFAULT_RULES]
         return " ".join(parts)
+
+    def _explain_rule(self, name: str) -> str:
+        """A plugin's rule explains itself: its label, its description and the options in force."""
+        from .plugins import get_rule
+
+        rule = get_rule(name)
+        options = self.validated_rule_options(name)
+        settings = ", ".join(f"{key.replace('_', ' ')} {value:g}" if isinstance(value, float) else
+                             f"{key.replace('_', ' ')} {value}" for key, value in (options.model_dump() if options else {}).items())
+        text = f"It also checks \"{rule.label or name}\""
+        if rule.description:
+            text += f": {rule.description.rstrip('.')}"
+        return text + (f" ({settings})." if settings else ".")

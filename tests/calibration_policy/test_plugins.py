@@ -331,3 +331,8 @@ def test_installed_plugins_lists_each_with_its_package_and_names(rule_with_optio
     assert weights.registers["domains"] == ("scoring_weights",)
     assert listed["cooldown_plugin"].registers == {"rules": ("cooldown",)}
     assert "register_rules" in listed["cooldown_plugin"].hooks
+
+
+def test_explain_tells_a_plugin_rule_in_its_own_words_with_its_options(rule_with_options):
+    policy = CalibrationUpdatePolicy(rules=("min_delta", "cooldown"), rule_options={"cooldown": {"days": 5}})
+    assert policy.explain().endswith('It also checks "Cooldown": No apply within N days of the last one (days 5).')
