@@ -301,7 +301,8 @@ def test_explain_speaks_of_position_limits_and_trading_days(rl, desk):
     assert "at least 40 trading days in the sample" in text
     assert "A value outside 100,000.00–10,000,000,000.00 is never applied." in text  # the domain's safety range
     assert "vega" not in text and "IV" not in text
-    assert rl.limits_policy().explain() == text  # the packaged starting policy says the same
+    assert text.endswith("(max cut pct 25).")  # the plugin's rule explains itself, with the TOML's option
+    assert rl.limits_policy().explain() == text.replace("(max cut pct 25).", "(max cut pct 20).")  # the packaged default
 
 
 # -- status, history, rollback ------------------------------------------------------------------------
