@@ -11,6 +11,7 @@ The output helpers here (``console``, ``print_table``, ``spinner``, ``emit_json`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 PROG = "calibration-policy"
 PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
 DEFAULT_HOST_PLUGINS = Path("examples") / "options_agent" / "plugins"
+
+from .paths import DATA_ENV, data_root
 
 log = logging.getLogger(__name__)
 Callback = TypeVar("Callback", bound=Callable[..., Any])
@@ -80,6 +83,13 @@ plugins_dir_option = click.option(
     help=f"Folder of host plugins (sources, targets, commands); default ${PLUGINS_ENV}, else {DEFAULT_HOST_PLUGINS}.")
 
 
+# Also read from the raw arguments (see _raw_option), so that every command, a plugin's too, and every
+# default below it (history, archive, suggestions, policy, weights, trades, locks) follows one root.
+data_option = click.option(
+    "--data", metavar="DIR", expose_value=False,
+    help=f"Data root: runs, archive, suggestions, policy, weights and trades below it (default ${DATA_ENV}, else data).")
+
+
 def policy_options(command: Callback) -> Callback:
     """``--policy``, ``--history-dir``, ``--archive-dir``, ``--plugins-dir`` and ``--json``: what every
     command that reads the policy or the runs takes."""
@@ -90,6 +100,7 @@ def policy_options(command: Callback) -> Callback:
                      help="Where runs are kept (default: $CALIBRATION_HISTORY_DIR, else data/calibration_runs)."),
         click.option("--archive-dir", metavar="DIR",
                      help="Where replaced configs are kept (default: $CALIBRATION_ARCHIVE_DIR, else data/config_archive)."),
+        data_option,
         plugins_dir_option,
         json_option,
     ]
@@ -102,7 +113,7 @@ def load_policy(policy_file: str | None, history_dir: str | None) -> Calibration
     """The policy in force; without --policy, the one next to the runs' data folder."""
     from .policy import CalibrationUpdatePolicy
 
-    data_dir = Path(history_dir).parent if history_dir else Path("data")
+    data_dir = Path(history_dir).parent if history_dir else data_root()
     return CalibrationUpdatePolicy.load(policy_file, data_dir=data_dir)
 
 
@@ -116,6 +127,13 @@ class DateType(click.ParamType):
             return date.fromisoformat(value)
         except ValueError:
             self.fail(f"{value!r:.40} is not a date; use YYYY-MM-DD, for example 2025-12-10", param, ctx)
+
+
+def _suggestions_beside(history_dir: str | None) -> Path | None:
+    """A suggestion waits in the same data folder as the runs it came from, where the panel looks for it."""
+    if history_dir is None or os.environ.get("CALIBRATION_SUGGESTIONS_DIR"):
+        return None
+    return Path(history_dir).parent / "suggestions"
 
 
 def _target(domain: str, underlying: str, path: str | None):
@@ -209,7 +227,7 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
     outcome = run_update(
         result, underlying=underlying, source=source, target=_target(policy.domain, underlying, config), policy=policy,
         history_dir=history_dir, archive_dir=archive_dir, timestamp=run_time_for(day),
-        force=force, force_values=force_values, dry_run=dry_run,
+        force=force, force_values=force_values, dry_run=dry_run, suggestions_dir=_suggestions_beside(history_dir),
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
@@ -310,6 +328,7 @@ class CLI(click.Group):
         super().__init__(PROG, help=HELP, no_args_is_help=False,
                          context_settings={"help_option_names": ["-h", "--help"]})
         plugins_dir_option(self)
+        data_option(self)
         self.command_owner: dict[str, str] = {}
 
 
@@ -348,19 +367,41 @@ def _load_plugins(args: Sequence[str]) -> None:
     group must have them before click parses the line."""
     from .plugins import load_plugins_dir
 
-    folder: str | None = None
-    for i, arg in enumerate(args):
-        if arg == "--":
-            break
-        if arg == "--plugins-dir" and i + 1 < len(args):
-            folder = args[i + 1]
-        elif arg.startswith("--plugins-dir="):
-            folder = arg.partition("=")[2]
-    folder = folder or os.environ.get(PLUGINS_ENV)
+    folder = _raw_option(args, "--plugins-dir") or os.environ.get(PLUGINS_ENV)
     if folder is None and DEFAULT_HOST_PLUGINS.is_dir():
         folder = str(DEFAULT_HOST_PLUGINS)
     if folder:
         load_plugins_dir(folder)
+
+
+def _raw_option(args: Sequence[str], name: str) -> str | None:
+    """The value of ``name`` anywhere on the line before ``--`` (the last one wins)."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == name and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(name + "="):
+            found = arg.partition("=")[2]
+    return found
+
+
+@contextlib.contextmanager
+def _data_root(root: str | None):
+    """``--data DIR`` for this command only: main() may run many commands in one process (tests, hosts)."""
+    if root is None:
+        yield
+        return
+    before = os.environ.get(DATA_ENV)
+    os.environ[DATA_ENV] = root
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DATA_ENV, None)
+        else:
+            os.environ[DATA_ENV] = before
 
 
 def _fail(message: str, code: int) -> int:
@@ -379,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _load_plugins(args)
         # Not standalone: click hands errors back, so every one ends as one line on stderr, in-process too.
-        code = build_cli().main(args, prog_name=PROG, standalone_mode=False)
+        with _data_root(_raw_option(args, "--data")):
+            code = build_cli().main(args, prog_name=PROG, standalone_mode=False)
     except click.UsageError as error:  # click's own: one line instead of the usage block
         hint = f" Try '{error.ctx.command_path} --help'." if error.ctx else ""
         return _fail(_sentence(error.format_message()) + hint, error.exit_code)

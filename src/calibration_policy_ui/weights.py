@@ -26,12 +26,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy.archive import Archive, Period
-from calibration_policy.default_plugins.scoring_weights.domain import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
+from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, default_weights_file, weights_target
 from calibration_policy.errors import CalibrationPolicyError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.default_plugins.scoring_weights.analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analyze_trades
+from calibration_policy.default_plugins.scoring_weights.analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file
 from calibration_policy.default_plugins.scoring_weights.evidence import evaluate_with_options, out_of_sample_verdict
 from calibration_policy.default_plugins.scoring_weights.settings import WeightsSettings, load_weights_settings
 from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment, live_weights, suggest_weights
@@ -584,12 +584,12 @@ def create_weights_router(
             archive_dir=Path(archive_dir) if archive_dir is not None else None,
             suggestions_dir=Path(suggestions_dir) if suggestions_dir is not None else None,
             policy_source=lambda: source().policy,
-            target_for=lambda underlying: weights_target(path=weights_path or DEFAULT_WEIGHTS_FILE),
+            target_for=lambda underlying: weights_target(path=weights_path or default_weights_file()),
             templates=build_templates(templates), base_template=base_template,
             signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
             trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user,
         )
-    tab = WeightsTab(panel, Path(weights_path or DEFAULT_WEIGHTS_FILE), Path(trades_path or DEFAULT_TRADES_FILE), source)
+    tab = WeightsTab(panel, Path(weights_path or default_weights_file()), Path(trades_path or default_trades_file()), source)
     shared = panel
 
     def render_error(request: Request, status: int, message: str) -> Response:

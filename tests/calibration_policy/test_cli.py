@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -217,3 +218,38 @@ def test_a_plugins_dir_can_add_a_command(capsys, tmp_path, fresh_plugins):
                 click.echo("pong")
         """), encoding="utf-8")
     assert cli(capsys, "--plugins-dir", str(tmp_path), "ping") == (0, "pong\n", "")
+
+
+def test_one_data_root_for_every_folder_and_the_weights(capsys, tmp_path, monkeypatch):
+    for name in ("CALIBRATION_DATA", "CALIBRATION_HISTORY_DIR", "CALIBRATION_ARCHIVE_DIR", "CALIBRATION_SUGGESTIONS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # nothing may land in the current folder
+    root = tmp_path / "root"
+    root.mkdir()
+    config = root / "vol_surface.json"
+    shutil.copyfile(SURFACE, config)
+    (root / "calibration_policy.toml").write_text("require_approval = true\n")
+    code, out, err = cli(capsys, "update", "--underlying", "SPY", "--date", "2025-09-11", "--plugins-dir", str(PLUGINS),
+                         "--config", str(config), "--data", str(root))
+    assert code == 0, err
+    assert "Waiting for approval" in out  # the policy next to the data was used
+    assert len(list((root / "calibration_runs").glob("*_SPY_harvested.json"))) == 1
+    assert len(list((root / "suggestions").glob("*.json"))) == 1
+    shutil.copyfile(REPO_ROOT / "data" / "scoring_weights.json", root / "scoring_weights.json")
+    shutil.copyfile(REPO_ROOT / "data" / "trades.parquet", root / "trades.parquet")
+    code, out, err = cli(capsys, "weights", "suggest", "--data", str(root))
+    assert code == 0, err
+    assert len(list((root / "suggestions").glob("*scoring_weights*.json"))) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
+    assert "CALIBRATION_DATA" not in os.environ  # --data held for that command only
+
+
+def test_a_suggestion_waits_beside_the_history_folder_given(capsys, env, tmp_path, monkeypatch):
+    monkeypatch.delenv("CALIBRATION_SUGGESTIONS_DIR")
+    monkeypatch.chdir(tmp_path)
+    policy = tmp_path / "approval.toml"
+    policy.write_text("require_approval = true\n")
+    code, out, err = update(capsys, env, "2025-09-11", "--policy", str(policy))
+    assert code == 0 and "Waiting for approval" in out, err
+    assert len(list((Path(env["history"]).parent / "suggestions").glob("*.json"))) == 1
+    assert not (tmp_path / "data").exists()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from calibration_policy import hookimpl
-from calibration_policy.default_plugins.scoring_weights.analysis import DEFAULT_TRADES_FILE
-from calibration_policy.default_plugins.scoring_weights.domain import DEFAULT_WEIGHTS_FILE
+from calibration_policy.default_plugins.scoring_weights.analysis import default_trades_file
+from calibration_policy.default_plugins.scoring_weights.domain import default_weights_file
 
 from ..weights import WeightsTab, add_weights_routes, settings_source
 from . import PanelTab, TabContext
@@ -14,8 +14,8 @@ from . import PanelTab, TabContext
 
 def add_routes(router, context: TabContext) -> None:
     options = context.options
-    tab = WeightsTab(context.panel, Path(options.get("weights_path") or DEFAULT_WEIGHTS_FILE),
-                     Path(options.get("trades_path") or DEFAULT_TRADES_FILE), settings_source(options.get("settings")))
+    tab = WeightsTab(context.panel, Path(options.get("weights_path") or default_weights_file()),
+                     Path(options.get("trades_path") or default_trades_file()), settings_source(options.get("settings")))
     add_weights_routes(router, tab)
 
 

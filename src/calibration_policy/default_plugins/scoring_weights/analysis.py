@@ -36,6 +36,7 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
+from calibration_policy.paths import data_root
 from calibration_policy.policy import CalibrationUpdatePolicy
 
 from .domain import DOMAIN_NAME, FACTORS, ScoringWeightsDomain, WeightsError, round_weights, show
@@ -45,7 +46,6 @@ PNL_COLUMN, WIN_COLUMN, TIME_COLUMN = "pnl", "win", "closed_at"
 REQUIRED_COLUMNS = (*SCORE_COLUMNS.values(), PNL_COLUMN, WIN_COLUMN)
 MODEL_NAME = "SCORING"  # the "underlying" weight runs are recorded under
 SOURCE = "trades"
-DEFAULT_TRADES_FILE = Path("data") / "trades.parquet"
 
 DEFAULT_MIN_TRADES = 100
 TRADING_THRESHOLD = 0.6
@@ -57,6 +57,12 @@ STRONG_CORRELATION = 0.3  # a predictive factor this correlated is called strong
 FLOAT_NOISE = 1e-9
 
 TradesInput = Union[str, "os.PathLike[str]", pd.DataFrame]
+
+
+
+def default_trades_file() -> Path:
+    """``trades.parquet`` in the data root (``$CALIBRATION_DATA``, else ``data``)."""
+    return data_root() / "trades.parquet"
 
 
 # -- the trades table ------------------------------------------------------------------------------

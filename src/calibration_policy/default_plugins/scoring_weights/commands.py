@@ -18,13 +18,13 @@ import click
 from rich.table import Column
 
 from calibration_policy.archive import Archive, Period, resolve_archive_dir
-from calibration_policy.cli import Callback, emit_json, json_option, print_table, spinner
+from calibration_policy.cli import Callback, data_option, emit_json, json_option, print_table, spinner
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.review import ReviewStore, Suggestion, rollback
 
-from .analysis import DEFAULT_TRADES_FILE, TRADING_THRESHOLD, analyze_trades, two_places
+from .analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file, two_places
 from .settings import load_weights_settings
-from .domain import DEFAULT_WEIGHTS_FILE, FACTORS, weights_target
+from .domain import FACTORS, weights_target
 from .flow import as_of_moment, live_weights, run_auto, suggest_weights
 
 
@@ -144,14 +144,14 @@ class Places:
 
 
 _PLACE_OPTIONS = [
-    click.option("--weights", default=str(DEFAULT_WEIGHTS_FILE), show_default=True, metavar="FILE",
-                 help="The live weights JSON file."),
+    click.option("--weights", metavar="FILE", help="The live weights JSON file (default: scoring_weights.json in the data root)."),
     click.option("--settings", metavar="FILE",
                  help="Weights settings TOML with [policy] and [auto] (default $CALIBRATION_WEIGHTS_SETTINGS, "
-                      "else data/scoring_weights.toml, else built-in)."),
-    click.option("--history-dir", metavar="DIR", help="Where runs are kept (default data/calibration_runs)."),
-    click.option("--archive-dir", metavar="DIR", help="Where replaced weights are kept (default data/config_archive)."),
-    click.option("--suggestions-dir", metavar="DIR", help="Where suggestions wait (default data/suggestions)."),
+                      "else scoring_weights.toml in the data root, else built-in)."),
+    click.option("--history-dir", metavar="DIR", help="Where runs are kept (default: calibration_runs in the data root)."),
+    click.option("--archive-dir", metavar="DIR", help="Where replaced weights are kept (default: config_archive in the data root)."),
+    click.option("--suggestions-dir", metavar="DIR", help="Where suggestions wait (default: suggestions in the data root)."),
+    data_option,
     json_option,
 ]
 
@@ -172,8 +172,8 @@ def _places(command: Callable[..., None]) -> Callable[..., None]:
 def _trades_options(command: Callback) -> Callback:
     command = click.option("--threshold", type=float, default=TRADING_THRESHOLD, show_default=True,
                            help="Trading threshold for the improvement estimate.")(command)
-    return click.option("--trades", default=str(DEFAULT_TRADES_FILE), show_default=True, metavar="FILE",
-                        help="Trades Parquet file.")(command)
+    return click.option("--trades", metavar="FILE", callback=lambda ctx, param, value: value or str(default_trades_file()),
+                        help="Trades Parquet file (default: trades.parquet in the data root).")(command)
 
 
 def _review_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -364,7 +364,7 @@ def weights_as_of(places: Places, when: str, as_json: bool) -> None:
 @click.command("as-of")
 @click.argument("when", metavar="DATE")
 @click.option("--target", required=True, help="The target's name: its archive folder, e.g. scoring_weights or vol_surface.")
-@click.option("--archive-dir", metavar="DIR", help="Where replaced configs are kept (default data/config_archive).")
+@click.option("--archive-dir", metavar="DIR", help="Where replaced configs are kept (default: config_archive in the data root).")
 @json_option
 def as_of(when: str, target: str, archive_dir: str | None, as_json: bool) -> None:
     """Show what any archived target held at a date or a time.

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from calibration_policy.domain import Domain, Extracted
+from calibration_policy.paths import data_root
 from calibration_policy.errors import CalibrationPolicyError, InvalidRunError
 from calibration_policy.target import JsonFileTarget, Snapshot
 
 FACTORS: tuple[str, ...] = ("wallet", "cluster", "token", "context")
 SUM_TOLERANCE = 1e-9
-DEFAULT_WEIGHTS_FILE = Path("data") / "scoring_weights.json"
 DOMAIN_NAME = "scoring_weights"
 DECIMALS = 4
 
@@ -115,6 +115,11 @@ def _write_weights(snapshot: Snapshot, values: Mapping[str, float]) -> Snapshot:
     return {**snapshot, **ScoringWeightsDomain().validate(values)}
 
 
+def default_weights_file() -> Path:
+    """``scoring_weights.json`` in the data root (``$CALIBRATION_DATA``, else ``data``)."""
+    return data_root() / "scoring_weights.json"
+
+
 def weights_target(underlying: str | None = None, path: str | os.PathLike[str] | None = None,
                    name: str | None = None) -> JsonFileTarget:
     """The live weights file, flat ``{wallet, cluster, token, context}``; archived under its stem.
@@ -122,7 +127,7 @@ def weights_target(underlying: str | None = None, path: str | os.PathLike[str] |
     ``underlying`` is the model name; one file holds one model's weights, so it does not pick
     the file (it is accepted so the target factory has the same shape for every domain).
     """
-    return JsonFileTarget(path or DEFAULT_WEIGHTS_FILE, name=name, values=_read_weights, with_values=_write_weights)
+    return JsonFileTarget(path or default_weights_file(), name=name, values=_read_weights, with_values=_write_weights)
 
 
 def round_weights(weights: Mapping[str, float], decimals: int = DECIMALS) -> dict[str, float]:

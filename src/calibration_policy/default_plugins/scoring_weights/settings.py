@@ -15,13 +15,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calibration_policy.errors import PolicyError
+from calibration_policy.paths import data_root
 from calibration_policy.policy import CalibrationUpdatePolicy, read_toml
 
 from .analysis import weights_policy
 from .gate import OutOfSampleOptions
 
 SETTINGS_ENV = "CALIBRATION_WEIGHTS_SETTINGS"
-DEFAULT_SETTINGS_FILE = Path("data") / "scoring_weights.toml"
 
 
 def _friendly(error: ValidationError, what: str) -> str:
@@ -68,7 +68,8 @@ def load_weights_settings(path: str | os.PathLike[str] | None = None) -> Weights
     The file is ``path``, else ``$CALIBRATION_WEIGHTS_SETTINGS``, else ``data/scoring_weights.toml``
     when it exists; without any, the defaults apply (auto mode off).
     """
-    chosen = path or os.environ.get(SETTINGS_ENV) or (DEFAULT_SETTINGS_FILE if DEFAULT_SETTINGS_FILE.is_file() else None)
+    default = data_root() / "scoring_weights.toml"
+    chosen = path or os.environ.get(SETTINGS_ENV) or (default if default.is_file() else None)
     if chosen is None:
         return WeightsSettings(weights_policy(), AutoSettings())
     chosen = Path(chosen)
