@@ -182,6 +182,16 @@ def _review_options(command: Callable[..., None]) -> Callable[..., None]:
     return click.argument("suggestion_id", metavar="SUGGESTION")(command)
 
 
+def _chosen(places: Places, suggestion_id: str) -> str:
+    """An id, or ``pending``: the one suggestion waiting (a newer one expires the older)."""
+    if suggestion_id != "pending":
+        return suggestion_id
+    waiting = ReviewStore(places.suggestions_dir).all(target=places.target().name, status="pending")
+    if not waiting:
+        raise CalibrationPolicyError("No suggestion is waiting for review; make one with: calibration-policy weights suggest")
+    return waiting[-1].suggestion_id
+
+
 def _print_review(item: Suggestion, who: str, as_json: bool) -> None:
     if as_json:
         emit_json(item.model_dump(mode="json"))
@@ -288,9 +298,9 @@ def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
 @weights.command()
 @_review_options
 def approve(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
-    """Put a suggestion's weights live (the old ones are archived)."""
+    """Put a suggestion's weights live (the old ones are archived); SUGGESTION is its id, or `pending`."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
-    item = store.approve(suggestion_id, target=places.target(), reviewer=who, notes=notes,
+    item = store.approve(_chosen(places, suggestion_id), target=places.target(), reviewer=who, notes=notes,
                          archive_dir=places.archive_dir, history_dir=places.history_dir)
     _print_review(item, who, as_json)
 
@@ -307,7 +317,7 @@ def _factor_options(command: Callback) -> Callback:
 def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool, **values: float) -> None:
     """Put your own weights live instead of the suggested ones."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
-    item = store.modify(suggestion_id, values, target=places.target(), reviewer=who, notes=notes,
+    item = store.modify(_chosen(places, suggestion_id), values, target=places.target(), reviewer=who, notes=notes,
                         archive_dir=places.archive_dir, history_dir=places.history_dir)
     _print_review(item, who, as_json)
 
@@ -317,7 +327,7 @@ def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None
 def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Close a suggestion; the live weights stay."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
-    _print_review(store.reject(suggestion_id, reviewer=who, notes=notes), who, as_json)
+    _print_review(store.reject(_chosen(places, suggestion_id), reviewer=who, notes=notes), who, as_json)
 
 
 @weights.command("history")

@@ -1,0 +1,141 @@
+"""README's examples run, so what README says they print cannot drift from what they print.
+
+Every fenced ``bash``, ``console`` and ``python`` block carries a marker on the line before it:
+``<!-- readme: run -->`` (run here, in a copy of the repository's examples and data) or
+``<!-- readme: skip: why -->``. In a ``bash`` block a ``# …`` line after a command is a line it
+prints; in a ``console`` block the lines after ``$ command`` are what it prints; in a ``python``
+block ``print(...)  # …`` says what that print shows. "…" stands for any text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+MARKER = re.compile(r"<!-- readme: (run|skip: (?P<why>.+?)) -->")
+RUNNABLE = ("bash", "console", "python")
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int
+    language: str
+    body: str
+    marker: str | None  # "run", "skip", or None when missing
+
+    @property
+    def id(self) -> str:
+        return f"README.md:{self.line}:{self.language}"
+
+
+def blocks() -> list[Block]:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    found, i = [], 0
+    while i < len(lines):
+        fence = re.match(r"^```(\w*)\s*$", lines[i])
+        if not fence:
+            i += 1
+            continue
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
+        marker = MARKER.match(lines[i - 1].strip()) if i else None
+        found.append(Block(i + 1, fence.group(1), "\n".join(lines[i + 1:end]),
+                           None if marker is None else marker.group(1).split(":")[0]))
+        i = end + 1
+    return found
+
+
+def matches(expected: str, actual: str) -> bool:
+    """``…`` is any text; otherwise the line must be the same (trailing spaces aside)."""
+    pattern = ".*".join(re.escape(part) for part in expected.rstrip().split("…"))
+    return re.fullmatch(pattern, actual.rstrip()) is not None
+
+
+def assert_prints(expected: list[str], output: str, where: str) -> None:
+    """Each expected line appears in the output, in order."""
+    lines = output.splitlines()
+    at = 0
+    for want in expected:
+        hit = next((k for k in range(at, len(lines)) if matches(want, lines[k])), None)
+        assert hit is not None, f"{where}: README says it prints\n  {want}\nbut it printed\n" + output
+        at = hit + 1
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A fresh copy of what the examples touch: nothing in the checkout changes."""
+    for folder in ("examples", "data"):
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns(
+            "__pycache__", "calibration_runs", "config_archive", "suggestions", "*.lock"))
+    return tmp_path
+
+
+def run_env(workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALIBRATION_")}
+    bin_dir = str(Path(sys.executable).parent)
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "COLUMNS": "80", "NO_COLOR": "1"}
+
+
+def shell(command: str, workdir: Path) -> str:
+    done = subprocess.run(["bash", "-c", command], cwd=workdir, env=run_env(workdir), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, f"`{command}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def test_every_runnable_block_is_marked():
+    unmarked = [b.id for b in blocks() if b.language in RUNNABLE and b.marker is None]
+    assert not unmarked, "mark these README blocks <!-- readme: run --> or <!-- readme: skip: why -->: " + ", ".join(unmarked)
+
+
+@pytest.mark.parametrize("block", [b for b in blocks() if b.marker == "run"], ids=lambda b: b.id)
+def test_readme_block_prints_what_readme_says(block: Block, workdir: Path):
+    if block.language == "python":
+        expected = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s*#\s*(.+)$", block.body, re.M)]
+        done = subprocess.run([sys.executable, "-c", block.body], cwd=workdir, env=run_env(workdir),
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert_prints(expected, done.stdout, block.id)
+        return
+    if block.language == "bash":
+        steps: list[tuple[str, list[str]]] = []
+        for line in block.body.splitlines():
+            if line.startswith("# "):
+                steps[-1][1].append(line[2:])
+            elif line.strip():
+                steps.append((line.split("  #")[0].strip(), []))
+    else:  # console: `$ command`, then what it prints
+        steps = []
+        for line in block.body.splitlines():
+            if line.startswith("$ "):
+                steps.append((line[2:].split("  #")[0].strip(), []))
+            elif steps and line.strip():
+                steps[-1][1].append(line)
+    for command, expected in steps:
+        if "<" in command:  # a placeholder such as <ID>: the reader fills it in
+            continue
+        assert_prints(expected, shell(command, workdir), f"{block.id} `{command}`")
+
+
+def _git_status() -> str | None:
+    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "examples", "data", "src", "README.md"],
+                          cwd=REPO, capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+STATUS_BEFORE = _git_status()  # when this module is collected, before any block runs
+
+
+def test_running_the_examples_left_the_checkout_as_it_was():
+    """The blocks above ran in a copy: the checkout's tracked and untracked files are as they were."""
+    if STATUS_BEFORE is None:
+        pytest.skip("not a git checkout")
+    assert _git_status() == STATUS_BEFORE
