@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import HistoryError
-from .naming import check_record_id, utc_stamp
+from .naming import check_record_id, numbered, sequence_key, utc_stamp
 from .target import Snapshot, Target
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,12 @@ class Archive:
         self.directory = resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name")
 
     def _paths(self) -> list[Path]:
+        """Entry files oldest first: by stamp, then numerically by the ``_<n>`` a shared stamp gets."""
         try:
-            return sorted(p for p in self.directory.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
+            paths = [p for p in self.directory.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
         except FileNotFoundError:
             return []
+        return sorted(paths, key=lambda p: sequence_key(p.stem, p.stem[:23]))
 
     def _read(self, path: Path) -> ArchiveEntry | None:
         try:
@@ -115,8 +117,7 @@ class Archive:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise HistoryError(f"Cannot create the archive folder {self.directory}: {error.strerror}.") from None
-        stamp = utc_stamp(entry.at)
-        names = (f"{stamp}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
+        names = numbered(utc_stamp(entry.at))
         path = create_exclusive(self.directory, names, dumps_model(entry, exclude={"change_id"}))
         return entry.model_copy(update={"change_id": path.stem})
 

@@ -22,7 +22,7 @@ from .durable import atomic_replace, create_exclusive, dumps_model, find_non_fin
 from .errors import HistoryError, InvalidRunError
 from .index import RunIndex
 from .models import CalibrationRun
-from .naming import check_record_id, check_source, check_underlying, parse_run_file_name, run_file_name, utc_stamp
+from .naming import check_record_id, check_source, check_underlying, numbered, parse_run_file_name, utc_stamp
 from .plugins import get_domain
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class HistoryStore:
         except OSError as error:
             raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
         stamp = utc_stamp(run.timestamp)
-        names = (run_file_name(stamp, run.underlying, run.source, seq) for seq in range(0, 1_000_000) if seq != 1)
+        names = numbered(f"{stamp}_{run.underlying}_{run.source}", limit=1_000_000)
         try:
             path = create_exclusive(self.directory, names, payload)
         except ValueError as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from typing import Iterator
 
 from .errors import InvalidNameError
 
@@ -22,6 +23,8 @@ _RUN_FILE = re.compile(
     r"(?:_(?P<seq>[1-9]\d{0,5}))?\.json",
     re.ASCII,
 )
+_TRAILING_SEQ = re.compile(r"(?P<base>.+?)_(?P<seq>[1-9]\d{0,5})", re.ASCII)
+MAX_SEQ = 100_000  # a name taken this many times over in one microsecond means something is badly wrong
 
 
 def _shown(value: object) -> str:
@@ -79,3 +82,30 @@ def parse_run_file_name(name: str) -> tuple[str, str, str, int] | None:
     if match is None:
         return None
     return match["stamp"], match["underlying"], match["source"], int(match["seq"] or 0)
+
+
+def numbered(base: str, suffix: str = ".json", limit: int = MAX_SEQ) -> Iterator[str]:
+    """``base.json``, then ``base_2.json``, ``base_3.json``… : the names a record takes when its
+    stamp is already taken (a frozen or coarse clock). There is no ``_1``."""
+    yield f"{base}{suffix}"
+    for seq in range(2, limit):
+        yield f"{base}_{seq}{suffix}"
+
+
+def sequence_key(record_id: str, base: str | None = None) -> tuple[str, int]:
+    """``(base, n)`` for an id made by :func:`numbered`, so ``…_10`` sorts after ``…_9``.
+
+    As strings ``_10`` < ``_9``: every place that orders records sharing a stamp (runs,
+    suggestions, archive entries) must order by this key instead. Give ``base`` when the base
+    itself may end in ``_<digits>`` (a suggestion's target name may); without it the last
+    ``_<digits>`` is taken as the number.
+    """
+    if base is not None:
+        if record_id == base:
+            return base, 0
+        rest = record_id[len(base) + 1:] if record_id.startswith(base + "_") else ""
+        if re.fullmatch(r"[1-9]\d{0,5}", rest, re.ASCII):
+            return base, int(rest)
+        return record_id, 0
+    match = _TRAILING_SEQ.fullmatch(record_id)
+    return (match["base"], int(match["seq"])) if match else (record_id, 0)

@@ -21,7 +21,7 @@ from .apply import apply_values, live_but_not_recorded
 from .archive import Archive, ArchiveEntry, now_utc
 from .durable import atomic_replace, create_exclusive, dumps_model, read_json
 from .errors import ReviewError
-from .naming import check_record_id, utc_stamp
+from .naming import check_record_id, numbered, sequence_key, utc_stamp
 from .plugins import get_domain
 from .target import Target
 
@@ -60,6 +60,13 @@ class Suggestion(BaseModel):
     applied_at: datetime | None = None
     change_id: str | None = None
     expired_reason: str | None = None
+
+    def order_key(self) -> tuple[datetime, str, int]:
+        """Oldest first: by creation time, then by the ``_<n>`` a shared stamp gets, as a number
+        (as text ``…_10`` < ``…_9``, and with a frozen clock the stale one would look newest)."""
+        stamp = self.suggestion_id[:23]
+        base, seq = sequence_key(self.suggestion_id, f"{stamp}_{self.target}")
+        return self.created_at, base, seq
 
     def done_text(self) -> str:
         """"approved at 2025-12-10 12:34 UTC by ana" — for the "already processed" error."""
@@ -112,7 +119,7 @@ class ReviewStore:
                 continue
             if (target is None or item.target == target) and (status is None or item.status == status):
                 found.append(item)
-        return found
+        return sorted(found, key=Suggestion.order_key)
 
     def _save(self, item: Suggestion) -> None:
         atomic_replace(self._path(item.suggestion_id), dumps_model(item, exclude={"suggestion_id"}))
@@ -121,8 +128,7 @@ class ReviewStore:
         """Store a new pending suggestion; older pending ones for the same target expire."""
         get_domain(item.domain).validate(item.values)
         self._mkdir(self.directory)
-        stamp = utc_stamp(item.created_at)
-        names = (f"{stamp}_{item.target}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
+        names = numbered(f"{utc_stamp(item.created_at)}_{item.target}")
         path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
         item = item.model_copy(update={"suggestion_id": path.stem})
         self.expire_pending(item.target, f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
@@ -136,7 +142,7 @@ class ReviewStore:
         """
         expired = []
         for pending in self.all(target=target, status="pending"):
-            if older_than is not None and (pending.created_at, pending.suggestion_id) >= (older_than.created_at, older_than.suggestion_id):
+            if older_than is not None and pending.order_key() >= older_than.order_key():
                 continue
             done = self._transition(pending.suggestion_id, lambda s: s.model_copy(update={
                 "status": "expired", "reviewed_at": now_utc(), "expired_reason": reason}), allow_done=True)

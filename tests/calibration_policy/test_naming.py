@@ -14,9 +14,11 @@ from calibration_policy.naming import (
     check_record_id,
     check_source,
     check_underlying,
+    numbered,
     parse_run_file_name,
     parse_stamp,
     run_file_name,
+    sequence_key,
     utc_stamp,
 )
 
@@ -95,6 +97,31 @@ def test_file_name_round_trip():
 )  # fmt: skip
 def test_other_names_are_not_runs(name):
     assert parse_run_file_name(name) is None
+
+
+def test_numbered_names_skip_one_and_sort_numerically():
+    names = numbered("20251210T123456.123456Z_live")
+    first = [next(names) for _ in range(12)]
+    assert first[:3] == ["20251210T123456.123456Z_live.json", "20251210T123456.123456Z_live_2.json",
+                         "20251210T123456.123456Z_live_3.json"]
+    stems = [n.removesuffix(".json") for n in first]
+    shuffled = sorted(stems)  # as text: …_10, …_11, …_12 come before …_2
+    assert shuffled != stems
+    assert sorted(shuffled, key=sequence_key) == stems
+
+
+@pytest.mark.parametrize(
+    "record_id, base, key",
+    [("20251210T123456.123456Z", None, ("20251210T123456.123456Z", 0)),
+     ("20251210T123456.123456Z_10", None, ("20251210T123456.123456Z", 10)),
+     ("20251210T123456.123456Z_SPY_live_9", None, ("20251210T123456.123456Z_SPY_live", 9)),
+     # a target may itself end in _<digits>: with its base the number is never mistaken
+     ("S_target_2", "S_target_2", ("S_target_2", 0)),
+     ("S_target_2_10", "S_target_2", ("S_target_2", 10)),
+     ("S_other", "S_target", ("S_other", 0))],
+)  # fmt: skip
+def test_sequence_key(record_id, base, key):
+    assert sequence_key(record_id, base) == key
 
 
 @settings(max_examples=100, deadline=None)

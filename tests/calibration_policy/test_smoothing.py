@@ -235,3 +235,15 @@ def test_smoothed_value_within_window_min_max(points, current_value, smoothing, 
     got = get_smoothed_multipliers(history, current, policy)["global"]
     tolerance = 1e-9 * max(in_window)
     assert min(in_window) - tolerance <= got <= max(in_window) + tolerance
+
+
+def test_runs_sharing_a_timestamp_are_in_the_order_they_were_recorded():
+    """Issue 11, D9: run ids that share a stamp end in _2 … _10; as text "_10" < "_9"."""
+    from calibration_policy.smoothing import window_runs
+
+    base = f"{NOW:%Y%m%dT%H%M%S.%fZ}_SPY_live"
+    ids = [base] + [f"{base}_{n}" for n in range(2, 13)]
+    runs = [run_at(0, 1.0 + i / 100, run_id=run_id) for i, run_id in enumerate(ids)]
+    current = run_at(0, 2.0, run_id=f"{base}_13")
+    picked = window_runs(list(reversed(runs)), current, EWMA)
+    assert [r.run_id for r in picked] == ids + [current.run_id]
