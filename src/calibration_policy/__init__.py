@@ -28,6 +28,8 @@ _EXPORTS = {
     "get_plugin_manager": "plugins",
     "CalibrationPolicyError": "errors",
     "HistoryError": "errors",
+    "DataFolderError": "errors",
+    "foreign_files": "foreign",
     "InvalidNameError": "errors",
     "InvalidRunError": "errors",
     "PolicyError": "errors",
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from .domain import Domain, Extracted
     from .errors import (
         CalibrationPolicyError,
+        DataFolderError,
         HistoryError,
         InvalidNameError,
         InvalidRunError,
@@ -65,6 +68,7 @@ if TYPE_CHECKING:
         TargetError,
         UnknownPluginError,
     )
+    from .foreign import foreign_files
     from .history import HistoryStore, load_recent_calibration_history, open_store, record_calibration_result
     from .hookspecs import hookimpl
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange

@@ -2,7 +2,9 @@
 
 Files are named ``<UTC stamp>_<UNDERLYING>_<source>.json`` so they sort by time and say what
 they are without being opened. Writes are atomic and never overwrite; a second run with the
-same stamp gets ``_2``. A corrupt or foreign file is skipped with a warning, never fatal.
+same stamp gets ``_2``. A corrupt or foreign file is skipped with one warning, never fatal
+(see :mod:`.foreign`); a damaged folder (a file in its place, unreadable) is a
+:class:`~.errors.DataFolderError` naming it, never an empty history.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from pydantic import ValidationError
 
-from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, read_json, sweep_orphans
+from . import foreign
+from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, sweep_orphans
 from .errors import HistoryError, InvalidRunError
 from .index import RunIndex
 from .models import CalibrationRun
@@ -27,6 +30,8 @@ from .plugins import get_domain
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+WHAT = "history folder"
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
 DEFAULT_HISTORY_DIR = Path("data") / "calibration_runs"
 MAX_LIMIT = 100_000
@@ -38,6 +43,15 @@ def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Pa
     if history_dir is None:
         history_dir = os.environ.get(HISTORY_ENV) or DEFAULT_HISTORY_DIR
     return Path(history_dir)
+
+
+def foreign_files(history_dir: str | os.PathLike[str] | None = None, check_content: bool = True) -> list[foreign.ForeignFile]:
+    """Entries of the history folder that are not readable runs (a FIFO, a symlink, a directory, a
+    huge file, a name that is not a run's, a truncated JSON…), each with the reason in words.
+
+    Loads skip all of these (with one warning each); this lists them, for a ``doctor`` command.
+    """
+    return foreign.foreign_files(resolve_history_dir(history_dir), "history", check_content=check_content)
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -73,6 +87,8 @@ class HistoryStore:
         payload = dumps_model(run, exclude={"run_id"})
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as error:
+            raise foreign.folder_error(self.directory, WHAT, error) from None
         except OSError as error:
             raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
         stamp = utc_stamp(run.timestamp)
@@ -104,9 +120,7 @@ class HistoryStore:
     def _read(self, name: str) -> CalibrationRun | None:
         path = self.directory / name
         try:
-            data = read_json(path)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+            data = foreign.read_record(path)
             data["run_id"] = path.stem
             run = CalibrationRun.model_validate(data)
             if run.underlying != parse_run_file_name(name)[1]:  # type: ignore[index]
@@ -115,8 +129,22 @@ class HistoryStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
-            log.warning("Skipping %s: not a valid calibration run (%s).", path, str(error).splitlines()[0])
+            foreign.warn_once(log, "Skipping %s: not a valid calibration run (%s).", path, str(error).splitlines()[0])
             return None
+
+    def _exists(self) -> bool:
+        """False while the folder does not exist yet (no runs); a damaged folder raises."""
+        return foreign.check_folder(self.directory, WHAT)
+
+    def _indexed(self, query: Callable[[], T]) -> T:
+        """Ask the name index; a folder the OS refuses to list is named in a plain error."""
+        try:
+            with self._lock:
+                return query()
+        except FileNotFoundError:
+            raise HistoryError(f"The history folder {self.directory} disappeared while it was read; try again.") from None
+        except OSError as error:
+            raise foreign.folder_error(self.directory, WHAT, error) from None
 
     def get(self, run_id: str) -> CalibrationRun:
         run = self._read(self._path(run_id).name)
@@ -127,8 +155,7 @@ class HistoryStore:
     def _newest_names(self, underlying: str) -> Iterator[str]:
         offset, page = 0, 64
         while True:
-            with self._lock:
-                names = self._index.newest(underlying, page, offset)
+            names = self._indexed(lambda: self._index.newest(underlying, page, offset))
             yield from names
             if len(names) < page:
                 return
@@ -137,7 +164,7 @@ class HistoryStore:
     def latest(self, underlying: str, limit: int = 50, offset: int = 0) -> list[CalibrationRun]:
         """The newest ``limit`` readable runs of ``underlying`` (skipping ``offset``), oldest first."""
         underlying, limit = check_underlying(underlying), _check_limit(limit)
-        if not self.directory.is_dir():
+        if not self._exists():
             return []
         runs: list[CalibrationRun] = []
         skipped = 0
@@ -161,7 +188,7 @@ class HistoryStore:
         ``start``: the stamp is in the name, so files outside the range are never opened.
         """
         underlying = check_underlying(underlying)
-        if not self.directory.is_dir():
+        if not self._exists():
             return []
         low, high = utc_stamp(start), utc_stamp(end)
         runs = []
@@ -179,16 +206,18 @@ class HistoryStore:
 
     def count(self, underlying: str) -> int:
         underlying = check_underlying(underlying)
-        if not self.directory.is_dir():
+        if not self._exists():
             return 0
-        with self._lock:
-            return self._index.count(underlying)
+        return self._indexed(lambda: self._index.count(underlying))
 
     def underlyings(self) -> list[str]:
-        if not self.directory.is_dir():
+        if not self._exists():
             return []
-        with self._lock:
-            return self._index.underlyings()
+        return self._indexed(self._index.underlyings)
+
+    def foreign_files(self, check_content: bool = True) -> list[foreign.ForeignFile]:
+        """What the folder holds that is not a readable run, with the reason (see :func:`foreign_files`)."""
+        return foreign.foreign_files(self.directory, "history", check_content=check_content)
 
     def sweep(self, older_than_seconds: float = 60.0) -> int:
         """Remove temp files that killed writers left behind."""

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict
 
 from .apply import apply_values, live_but_not_recorded
 from .archive import Archive, ArchiveEntry, now_utc
-from .durable import atomic_replace, create_exclusive, dumps_model, read_json
+from . import foreign
+from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import ReviewError
-from .naming import check_record_id, numbered, sequence_key, utc_stamp
+from .naming import check_record_id, is_suggestion_file_name, numbered, sequence_key, utc_stamp
 from .plugins import get_domain
 from .target import Target
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 SUGGESTIONS_ENV = "CALIBRATION_SUGGESTIONS_DIR"
 DEFAULT_SUGGESTIONS_DIR = Path("data") / "suggestions"
+
+WHAT = "suggestions folder"
 
 Status = Literal["pending", "approved", "rejected", "modified", "expired"]
 
@@ -87,6 +90,8 @@ class ReviewStore:
     def _mkdir(self, folder: Path) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as error:
+            raise foreign.folder_error(folder, WHAT, error) from None
         except OSError as error:
             raise ReviewError(f"Cannot create the suggestions folder {folder}: {error.strerror or error}.") from None
 
@@ -98,28 +103,46 @@ class ReviewStore:
     def get(self, suggestion_id: str) -> Suggestion:
         path = self._path(suggestion_id)
         try:
-            return Suggestion.model_validate({**read_json(path), "suggestion_id": path.stem})
-        except FileNotFoundError:
+            data = foreign.read_record(path)
+        except (FileNotFoundError, NotADirectoryError):
+            foreign.check_folder(self.directory, WHAT)  # a damaged folder is named, never "no such suggestion"
             raise ReviewError(f"There is no suggestion {suggestion_id}.") from None
+        except ValueError as error:
+            raise ReviewError(f"Suggestion {suggestion_id} is unreadable: its file {error}.") from None
+        try:
+            return Suggestion.model_validate({**data, "suggestion_id": path.stem})
         except ValueError as error:
             raise ReviewError(f"Suggestion {suggestion_id} is unreadable ({str(error).splitlines()[0]}).") from None
 
     def all(self, target: str | None = None, status: Status | None = None) -> list[Suggestion]:
-        """Suggestions oldest first, optionally only one target's or one status."""
+        """Suggestions oldest first, optionally only one target's or one status.
+
+        A file that is not a readable suggestion is skipped with one warning; a damaged folder
+        (a file in its place, unreadable) raises a :class:`DataFolderError` naming it, since
+        "no suggestions" would hide the pending ones.
+        """
         found = []
-        try:
-            paths = sorted(p for p in self.directory.glob("*.json"))
-        except OSError:
-            return []
-        for path in paths:
+        for entry in foreign.list_folder(self.directory, WHAT):
+            name = entry.name
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            path = Path(entry.path)
             try:
-                item = Suggestion.model_validate({**read_json(path), "suggestion_id": path.stem})
+                if not is_suggestion_file_name(name):
+                    raise ValueError("its name is not a suggestion name (<stamp>_<target>.json)")
+                item = Suggestion.model_validate({**foreign.read_record(path), "suggestion_id": path.stem})
+            except FileNotFoundError:
+                continue
             except (OSError, ValueError) as error:
-                log.warning("Skipping suggestion %s: %s", path, str(error).splitlines()[0])
+                foreign.warn_once(log, "Skipping suggestion %s: %s", path, str(error).splitlines()[0])
                 continue
             if (target is None or item.target == target) and (status is None or item.status == status):
                 found.append(item)
         return sorted(found, key=Suggestion.order_key)
+
+    def foreign_files(self, check_content: bool = True) -> list[foreign.ForeignFile]:
+        """What the folder holds that is not a readable suggestion, with the reason."""
+        return foreign.foreign_files(self.directory, "suggestions", check_content=check_content)
 
     def _save(self, item: Suggestion) -> None:
         atomic_replace(self._path(item.suggestion_id), dumps_model(item, exclude={"suggestion_id"}))

@@ -344,8 +344,9 @@ def _stamp(moment: datetime) -> str:
         b'{"schema_version": 1, "timestamp": "2025-12-30T00:00:00Z", "underl',
         b"",
         b'{"timestamp": "2025-12-30T00:00:00Z", "underlying": "SPY", "source": "live", "recommended_iv_multiplier": {"global": NaN}, "sample_size": 1}',
+        b'{"a":' * 100_000,  # json raised RecursionError, which no reader caught (issue 11, D4)
     ],
-    ids=["garbage", "foreign-object", "array", "truncated", "empty", "nan"],
+    ids=["garbage", "foreign-object", "array", "truncated", "empty", "nan", "deeply-nested"],
 )
 def test_corrupt_file_is_skipped_with_a_warning(history_dir, caplog, content, record_series):
     runs = record_series(history_dir, 3)
