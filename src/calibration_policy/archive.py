@@ -15,11 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from . import foreign
 from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import HistoryError
+from .moments import aware_utc
 from .naming import check_record_id, is_archive_file_name, numbered, sequence_key, utc_stamp
 from .target import Snapshot, Target
 
@@ -58,6 +59,11 @@ class ArchiveEntry(BaseModel):
     previous_active_from: datetime | None = None
     new_values: dict[str, float]
     new_snapshot: dict[str, Any]
+
+    @field_validator("at", "calibration_timestamp", "previous_active_from")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return aware_utc(value)  # a naive or out-of-range time in a hand-edited entry: skipped, never a crash
 
 
 @dataclass(frozen=True)

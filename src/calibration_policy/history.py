@@ -24,7 +24,7 @@ from . import foreign
 from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, sweep_orphans
 from .errors import HistoryError, InvalidRunError
 from .index import RunIndex
-from .models import CalibrationRun
+from .models import RUN_EARLIEST, RUN_LATEST, CalibrationRun
 from .naming import check_record_id, check_source, check_underlying, numbered, parse_run_file_name, utc_stamp
 from .plugins import get_domain
 
@@ -35,7 +35,6 @@ WHAT = "history folder"
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
 DEFAULT_HISTORY_DIR = Path("data") / "calibration_runs"
 MAX_LIMIT = 100_000
-_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)
 
 
 def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -257,7 +256,7 @@ def build_run(
         timestamp = datetime.now(timezone.utc)
     elif not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
         raise InvalidRunError("timestamp must be a timezone-aware datetime (for example in UTC), or None for now.")
-    if not _EARLIEST <= timestamp < _LATEST:  # outside it the file-name stamp is not 8 digits and the run would vanish
+    if not RUN_EARLIEST <= timestamp < RUN_LATEST:  # outside it the file-name stamp is not 8 digits and the run would vanish
         raise InvalidRunError(f"timestamp {timestamp.isoformat()} is outside the years 1970 to 9998.")
     extracted = governed.extract(result)
     config = dict(config or result.get("config") or {})

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .apply import apply_values, live_but_not_recorded
 from .archive import Archive, ArchiveEntry, now_utc
 from . import foreign
 from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import ReviewError
+from .moments import aware_utc
 from .naming import check_record_id, is_suggestion_file_name, numbered, sequence_key, utc_stamp
 from .plugins import get_domain
 from .target import Target
@@ -63,6 +64,11 @@ class Suggestion(BaseModel):
     applied_at: datetime | None = None
     change_id: str | None = None
     expired_reason: str | None = None
+
+    @field_validator("created_at", "reviewed_at", "applied_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return aware_utc(value)  # a naive time would break every comparison of suggestions
 
     def order_key(self) -> tuple[datetime, str, int]:
         """Oldest first: by creation time, then by the ``_<n>`` a shared stamp gets, as a number

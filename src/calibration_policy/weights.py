@@ -49,6 +49,7 @@ from .default_plugins.scoring_weights import (
 from .errors import CalibrationPolicyError, PolicyError
 from .history import open_store, record_calibration_result
 from .models import CalibrationRun, Decision
+from .moments import to_utc
 from .policy import CalibrationUpdatePolicy, read_toml
 from .review import ReviewStore, Suggestion
 from .smoothing import get_smoothed_multipliers, window_runs
@@ -817,4 +818,4 @@ def as_of_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise wrong from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return to_utc(moment, text)  # not astimezone: near year 1 or 9999 it overflows (issue 11, D5)

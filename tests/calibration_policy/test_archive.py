@@ -108,3 +108,17 @@ def test_entries_sharing_a_stamp_are_in_the_order_they_were_made(live, tmp_path)
     assert archive.last_change().change_id == made[-1]
     assert archive.periods()[-1].values == {"global": 12.0}
 
+
+@pytest.mark.parametrize("at", ["2025-12-01T09:30:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"],
+                         ids=["naive", "year-1-east", "year-9999-west"])
+def test_an_entry_with_an_unusable_time_is_skipped_not_fatal(live, tmp_path, at, caplog):
+    """A naive time broke every comparison (TypeError), one out of range in UTC overflowed (issue 11, D5)."""
+    archive_dir = tmp_path / "archive"
+    first = change(live, archive_dir, 1.1)
+    data = json.loads((archive_dir / live.name / f"{first.change_id}.json").read_text())
+    data["at"] = at
+    (archive_dir / live.name / "20300101T000000.000000Z.json").write_text(json.dumps(data))
+    archive = Archive(archive_dir, live.name)
+    assert [e.change_id for e in archive.entries()] == [first.change_id]
+    assert archive.as_of(datetime(2100, 1, 1, tzinfo=timezone.utc)).values == {"global": 1.1}
+    assert "20300101T000000.000000Z.json" in caplog.text

@@ -140,6 +140,18 @@ def test_a_target_name_ending_in_digits_still_orders_numerically(store, tmp_path
     assert [s.suggestion_id for s in store.all(status="pending")] == [made[-1].suggestion_id]
 
 
+@pytest.mark.parametrize("created_at", ["2025-12-01T09:30:00", "0001-01-01T00:00:00+05:00"])
+def test_a_suggestion_with_an_unusable_time_is_skipped(store, target, dirs, created_at):
+    """A naive created_at made every comparison of suggestions raise TypeError (issue 11, D5)."""
+    good = propose(store, target, when=T0)
+    data = json.loads((dirs["suggestions"] / f"{good.suggestion_id}.json").read_text())
+    data["created_at"] = created_at
+    (dirs["suggestions"] / "20300101T000000.000000Z_scoring_weights.json").write_text(json.dumps(data))
+    assert [s.suggestion_id for s in store.all()] == [good.suggestion_id]
+    assert propose(store, target, when=T0 + timedelta(hours=1)).status == "pending"
+    assert store.get(good.suggestion_id).status == "expired"
+
+
 # -- approve ---------------------------------------------------------------------------------------
 
 
