@@ -194,6 +194,8 @@ def check_folder(folder: Path, what: str) -> bool:
     try:
         info = os.stat(folder)
     except FileNotFoundError:
+        if os.path.islink(folder):  # a link to a folder that is gone hides the records as surely as a file
+            raise _dangling(folder, what) from None
         return False
     except NotADirectoryError:
         raise _not_a_folder(folder, what) from None
@@ -225,8 +227,17 @@ def _not_a_folder(folder: Path, what: str) -> DataFolderError:
     )
 
 
+def _dangling(folder: Path, what: str) -> DataFolderError:
+    return DataFolderError(
+        f"Cannot use the {what} {folder}: it is a symbolic link to {os.readlink(folder)}, which does not exist. "
+        "Mount or restore that folder, or remove the link, and try again; nothing was changed."
+    )
+
+
 def folder_error(folder: Path, what: str, error: OSError) -> DataFolderError:
     """The plain sentence for a data folder the OS refuses to list or write."""
+    if isinstance(error, FileExistsError) and os.path.islink(folder) and not os.path.exists(folder):
+        return _dangling(folder, what)
     if isinstance(error, (NotADirectoryError, FileExistsError)):
         return _not_a_folder(folder, what)
     reason = _reason(error)

@@ -132,6 +132,17 @@ def test_check_folder(tmp_path: Path):
         check_folder(tmp_path / "file" / "live", "archive folder")
 
 
+def test_a_folder_linked_to_nowhere_is_named_not_empty(tmp_path: Path, make_result):
+    """A data folder that is a link to an unmounted disk must not read as "no runs yet"."""
+    from calibration_policy import HistoryError, HistoryStore, record_calibration_result
+
+    (tmp_path / "h").symlink_to(tmp_path / "unmounted" / "runs")
+    with pytest.raises(DataFolderError, match=r"symbolic link to .*unmounted/runs, which does not exist"):
+        HistoryStore(tmp_path / "h").latest("SPY")
+    with pytest.raises(HistoryError, match="which does not exist"):
+        record_calibration_result(make_result(), "SPY", "live", history_dir=tmp_path / "h")
+
+
 # -- listing what is foreign ----------------------------------------------------------------------------
 
 
