@@ -35,6 +35,8 @@ _EXPORTS = {
     "get_plugin_manager": "plugins",
     "CalibrationPolicyError": "errors",
     "HistoryError": "errors",
+    "DataFolderError": "errors",
+    "foreign_files": "folders",
     "InvalidNameError": "errors",
     "InvalidRunError": "errors",
     "PolicyError": "errors",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from .domain import Domain, Extracted
     from .errors import (
         CalibrationPolicyError,
+        DataFolderError,
         HistoryError,
         InvalidNameError,
         InvalidRunError,
@@ -75,6 +78,7 @@ if TYPE_CHECKING:
         TargetError,
         UnknownPluginError,
     )
+    from .folders import foreign_files
     from .history import HistoryStore, load_recent_calibration_history, open_store, record_calibration_result
     from .hookspecs import hookimpl
     from .specs import Rule, Smoother, TargetFactory

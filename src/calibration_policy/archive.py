@@ -15,12 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from .durable import atomic_replace, create_exclusive, dumps_model, read_json
+from . import foreign
+from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import HistoryError
 from .paths import data_path
-from .naming import check_record_id, utc_stamp
+from .moments import aware_utc
+from .naming import check_record_id, is_archive_file_name, numbered, sequence_key, utc_stamp
 from .target import Snapshot, Target
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,11 @@ class ArchiveEntry(BaseModel):
     new_values: dict[str, float]
     new_snapshot: dict[str, Any]
 
+    @field_validator("at", "calibration_timestamp", "previous_active_from")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return aware_utc(value)  # a naive or out-of-range time in a hand-edited entry: skipped, never a crash
+
 
 @dataclass(frozen=True)
 class Period:
@@ -77,16 +84,31 @@ class Archive:
         self.directory = resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name")
 
     def _paths(self) -> list[Path]:
-        try:
-            return sorted(p for p in self.directory.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
-        except FileNotFoundError:
-            return []
+        """Entry files oldest first: by stamp, then numerically by the ``_<n>`` a shared stamp gets.
+
+        A damaged folder (a file in its place, unreadable) raises a :class:`DataFolderError`
+        naming it; anything in the folder that is not named like an entry is skipped with one
+        warning.
+        """
+        paths = []
+        for entry in foreign.list_folder(self.directory, "archive folder"):
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if not is_archive_file_name(name):
+                if name.endswith(".json"):
+                    foreign.warn_once(log, "Skipping %s: %s.", entry.path, "its name is not an archive entry name (<stamp>.json)")
+                continue
+            paths.append(Path(entry.path))
+        return sorted(paths, key=lambda p: sequence_key(p.stem, p.stem[:23]))
 
     def _read(self, path: Path) -> ArchiveEntry | None:
         try:
-            return ArchiveEntry.model_validate({**read_json(path), "change_id": path.stem})
+            return ArchiveEntry.model_validate({**foreign.read_record(path), "change_id": path.stem})
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError) as error:
-            log.warning("Skipping archive entry %s: %s", path, str(error).splitlines()[0])
+            foreign.warn_once(log, "Skipping archive entry %s: %s", path, str(error).splitlines()[0])
             return None
 
     def entries(self, include_all: bool = False) -> list[ArchiveEntry]:
@@ -113,10 +135,11 @@ class Archive:
     def prepare(self, entry: ArchiveEntry) -> ArchiveEntry:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as error:
+            raise foreign.folder_error(self.directory, "archive folder", error) from None
         except OSError as error:
             raise HistoryError(f"Cannot create the archive folder {self.directory}: {error.strerror}.") from None
-        stamp = utc_stamp(entry.at)
-        names = (f"{stamp}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
+        names = numbered(utc_stamp(entry.at))
         path = create_exclusive(self.directory, names, dumps_model(entry, exclude={"change_id"}))
         return entry.model_copy(update={"change_id": path.stem})
 

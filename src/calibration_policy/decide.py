@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -39,7 +40,10 @@ class RuleContext:
         new = self.proposed[scope]
         delta = new - old if old is not None else math.inf
         threshold = self.policy.threshold_for(scope)
-        return ScopeChange(scope, old, new, 0.0 if old is None else delta, threshold, old is None or reaches(delta, threshold))
+        # −1.7e308 → 1.7e308 is a change beyond the largest float: recorded as that largest float
+        # (the run file is strict JSON, with no room for infinity), still counted as large enough.
+        shown = delta if math.isfinite(delta) else math.copysign(sys.float_info.max, delta)
+        return ScopeChange(scope, old, new, 0.0 if old is None else shown, threshold, old is None or reaches(delta, threshold))
 
 
 def _mapping(values: Any, what: str, allow_empty: bool) -> dict[str, float]:

@@ -37,6 +37,10 @@ class HistoryError(CalibrationPolicyError):
     """The history store cannot be read or written (permissions, disk full, …)."""
 
 
+class DataFolderError(HistoryError):
+    """A data folder (history, archive, suggestions) is damaged: a file in its place, or unreadable."""
+
+
 class TargetError(CalibrationPolicyError):
     """The live config (the target) is missing, corrupt or cannot be written."""
 

@@ -2,7 +2,9 @@
 
 Files are named ``<UTC stamp>_<UNDERLYING>_<source>.json`` so they sort by time and say what
 they are without being opened. Writes are atomic and never overwrite; a second run with the
-same stamp gets ``_2``. A corrupt or foreign file is skipped with a warning, never fatal.
+same stamp gets ``_2``. A corrupt or foreign file is skipped with one warning, never fatal
+(see :mod:`.foreign`); a damaged folder (a file in its place, unreadable) is a
+:class:`~.errors.DataFolderError` naming it, never an empty history.
 """
 
 from __future__ import annotations
@@ -14,24 +16,25 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from pydantic import ValidationError
 
-from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, read_json, sweep_orphans
+from . import foreign
+from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, sweep_orphans
 from .errors import HistoryError, InvalidRunError
 from .index import RunIndex
-from .models import CalibrationRun
+from .models import RUN_EARLIEST, RUN_LATEST, CalibrationRun
 from .paths import data_path
-from .naming import check_record_id, check_source, check_underlying, parse_run_file_name, run_file_name, utc_stamp
+from .naming import check_record_id, check_source, check_underlying, numbered, parse_run_file_name, utc_stamp
 from .plugins import get_domain
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+WHAT = "history folder"
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
 MAX_LIMIT = 100_000
-# Smoothing measures time in numpy datetime64[ns], whose clock ends on 2262-04-11.
-_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2262, 1, 1, tzinfo=timezone.utc)
 
 
 def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -72,10 +75,12 @@ class HistoryStore:
         payload = dumps_model(run, exclude={"run_id"})
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as error:
+            raise foreign.folder_error(self.directory, WHAT, error) from None
         except OSError as error:
             raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
         stamp = utc_stamp(run.timestamp)
-        names = (run_file_name(stamp, run.underlying, run.source, seq) for seq in range(0, 1_000_000) if seq != 1)
+        names = numbered(f"{stamp}_{run.underlying}_{run.source}", limit=1_000_000)
         try:
             path = create_exclusive(self.directory, names, payload)
         except ValueError as error:
@@ -103,9 +108,7 @@ class HistoryStore:
     def _read(self, name: str) -> CalibrationRun | None:
         path = self.directory / name
         try:
-            data = read_json(path)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+            data = foreign.read_record(path)
             data["run_id"] = path.stem
             run = CalibrationRun.model_validate(data)
             if run.underlying != parse_run_file_name(name)[1]:  # type: ignore[index]
@@ -114,8 +117,22 @@ class HistoryStore:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
-            log.warning("Skipping %s: not a valid calibration run (%s).", path, str(error).splitlines()[0])
+            foreign.warn_once(log, "Skipping %s: not a valid calibration run (%s).", path, str(error).splitlines()[0])
             return None
+
+    def _exists(self) -> bool:
+        """False while the folder does not exist yet (no runs); a damaged folder raises."""
+        return foreign.check_folder(self.directory, WHAT)
+
+    def _indexed(self, query: Callable[[], T]) -> T:
+        """Ask the name index; a folder the OS refuses to list is named in a plain error."""
+        try:
+            with self._lock:
+                return query()
+        except FileNotFoundError:
+            raise HistoryError(f"The history folder {self.directory} disappeared while it was read; try again.") from None
+        except OSError as error:
+            raise foreign.folder_error(self.directory, WHAT, error) from None
 
     def get(self, run_id: str) -> CalibrationRun:
         run = self._read(self._path(run_id).name)
@@ -126,8 +143,7 @@ class HistoryStore:
     def _newest_names(self, underlying: str) -> Iterator[str]:
         offset, page = 0, 64
         while True:
-            with self._lock:
-                names = self._index.newest(underlying, page, offset)
+            names = self._indexed(lambda: self._index.newest(underlying, page, offset))
             yield from names
             if len(names) < page:
                 return
@@ -136,7 +152,7 @@ class HistoryStore:
     def latest(self, underlying: str, limit: int = 50, offset: int = 0) -> list[CalibrationRun]:
         """The newest ``limit`` readable runs of ``underlying`` (skipping ``offset``), oldest first."""
         underlying, limit = check_underlying(underlying), _check_limit(limit)
-        if not self.directory.is_dir():
+        if not self._exists():
             return []
         runs: list[CalibrationRun] = []
         skipped = 0
@@ -160,7 +176,7 @@ class HistoryStore:
         ``start``: the stamp is in the name, so files outside the range are never opened.
         """
         underlying = check_underlying(underlying)
-        if not self.directory.is_dir():
+        if not self._exists():
             return []
         low, high = utc_stamp(start), utc_stamp(end)
         runs = []
@@ -178,16 +194,14 @@ class HistoryStore:
 
     def count(self, underlying: str) -> int:
         underlying = check_underlying(underlying)
-        if not self.directory.is_dir():
+        if not self._exists():
             return 0
-        with self._lock:
-            return self._index.count(underlying)
+        return self._indexed(lambda: self._index.count(underlying))
 
     def underlyings(self) -> list[str]:
-        if not self.directory.is_dir():
+        if not self._exists():
             return []
-        with self._lock:
-            return self._index.underlyings()
+        return self._indexed(self._index.underlyings)
 
     def sweep(self, older_than_seconds: float = 60.0) -> int:
         """Remove temp files that killed writers left behind."""
@@ -227,7 +241,7 @@ def build_run(
         timestamp = datetime.now(timezone.utc)
     elif not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
         raise InvalidRunError("timestamp must be a timezone-aware datetime (for example in UTC), or None for now.")
-    if not _EARLIEST <= timestamp < _LATEST:
+    if not RUN_EARLIEST <= timestamp < RUN_LATEST:
         raise InvalidRunError(f"timestamp {timestamp.isoformat()} is outside the years 1970 to 2261.")
     extracted = governed.extract(result)
     config = dict(config or result.get("config") or {})

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
+HUGE = 1e15  # past this, digits before the point mean nothing to a reader: 1.7e+308, not 309 digits
+
 
 def fmt_num(value: float, decimals: int = 2) -> str:
-    """``1.0800`` → ``1.08``; keeps as many decimals as asked, drops trailing zeros past two."""
+    """``1.0800`` → ``1.08``; keeps as many decimals as asked, drops trailing zeros past two.
+
+    ``-0.0`` reads ``0.00``; a number of 1e15 or more reads in scientific notation (``1.7e+308``)
+    with ``decimals + 2`` significant digits; NaN and infinity read as words.
+    """
+    if not math.isfinite(value):
+        return "not a number" if math.isnan(value) else ("infinity" if value > 0 else "minus infinity")
+    if abs(value) >= HUGE:
+        return f"{value:.{decimals + 2}g}"
+    value = round(value, decimals) + 0.0  # what rounds to zero (-0.0, -1e-320) reads 0.00, not -0.00
     text = f"{value:,.{decimals}f}"
     if "." in text and decimals > 2:
         text = text.rstrip("0")
@@ -15,7 +28,9 @@ def fmt_num(value: float, decimals: int = 2) -> str:
 
 def fmt_count(value: float) -> str:
     """``12400.0`` → ``12,400``."""
-    return f"{value:,.0f}"
+    if not math.isfinite(value) or abs(value) >= HUGE:
+        return fmt_num(value, 1)
+    return f"{value + 0.0:,.0f}"
 
 
 def fmt_pair(a: float, b: float, decimals: int = 2) -> tuple[str, str]:

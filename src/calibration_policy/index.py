@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from .foreign import warn_once
 from .naming import parse_run_file_name
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,27 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+def _looks_like_a_record(name: str) -> bool:
+    return name.endswith(".json") and not name.startswith(".")
+
+
+def parse_listed_name(directory: Path, name: str) -> tuple[str, str, str, int] | None:
+    """The parts of a listed run file name; a name that looks like a record but is not a run's
+    (``SPY (1)``, a byte that is not UTF-8) is skipped with one warning, never indexed: it could
+    not even be stored in SQLite, and a symbol that fails ``check_underlying`` would break the
+    panel's list of underlyings."""
+    parts = parse_run_file_name(name)
+    if parts is None and _looks_like_a_record(name):
+        warn_once(log, "Skipping %s: %s.", directory / name, "its name is not a run file name (<stamp>_<SYMBOL>_<source>.json)")
+    return parts
+
+
 def scan_names(directory: Path) -> dict[str, tuple[str, str, str, int]]:
     """Every run file name in ``directory`` with its parsed parts (temp and foreign files skipped)."""
     found = {}
     with os.scandir(directory) as entries:
         for entry in entries:
-            parts = parse_run_file_name(entry.name)
+            parts = parse_listed_name(directory, entry.name)
             if parts is not None:
                 found[entry.name] = parts
     return found
@@ -78,7 +94,7 @@ class RunIndex:
                     for suffix in ("", "-wal", "-shm"):
                         Path(f"{path}{suffix}").unlink(missing_ok=True)
                     continue
-                log.warning("Run index %s is unavailable (%s); scanning the directory instead.", path, error)
+                warn_once(log, "Run index %s is unavailable (%s); scanning the directory instead.", path, str(error))
                 return None
         return None
 
@@ -118,12 +134,12 @@ class RunIndex:
         """One listing of the folder; only names the index does not know yet are parsed."""
         mtime = os.stat(self.directory).st_mtime_ns
         scan_started = time.time_ns()
-        on_disk = {name for name in os.listdir(self.directory) if name.endswith(".json") and not name.startswith(".")}
+        on_disk = {name for name in os.listdir(self.directory) if _looks_like_a_record(name)}
         _, _, generation = self._meta(db)
         if self._known is None or self._known_generation != generation:
             self._known = {name for (name,) in db.execute("SELECT name FROM runs")}
         gone = self._known - on_disk
-        new = {name: parts for name in on_disk - self._known if (parts := parse_run_file_name(name)) is not None}
+        new = {name: parts for name in on_disk - self._known if (parts := parse_listed_name(self.directory, name)) is not None}
         if gone or new:
             db.executemany("DELETE FROM runs WHERE name = ?", ((n,) for n in gone))
             db.executemany(

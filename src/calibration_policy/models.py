@@ -9,9 +9,12 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .moments import aware_utc
 from .naming import check_source, check_underlying
 
 SCHEMA_VERSION = 1
+# Smoothing measures time in numpy datetime64[ns], whose clock ends on 2262-04-11.
+RUN_EARLIEST, RUN_LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2262, 1, 1, tzinfo=timezone.utc)
 
 
 def _finite_scopes(values: dict[str, float] | None, what: str) -> dict[str, float] | None:
@@ -59,11 +62,16 @@ class CalibrationRun(BaseModel):
     @field_validator("timestamp", "decided_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("must be timezone-aware (UTC); a naive time is ambiguous")
-        return value.astimezone(timezone.utc)
+        return aware_utc(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _storable(cls, value: datetime) -> datetime:
+        # The same years build_run allows: outside them the file-name stamp is not 8 digits, and
+        # the smoothing window (timestamp − N days) would leave the datetime range.
+        if not RUN_EARLIEST <= value < RUN_LATEST:
+            raise ValueError(f"{value.isoformat()} is outside the years 1970 to 2261")
+        return value
 
     @field_validator("underlying")
     @classmethod

@@ -15,20 +15,24 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .apply import apply_values, live_but_not_recorded
 from .archive import Archive, ArchiveEntry, now_utc
-from .durable import atomic_replace, create_exclusive, dumps_model, read_json
+from . import foreign
+from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import ReviewError
 from .paths import data_path
-from .naming import check_record_id, utc_stamp
+from .moments import aware_utc
+from .naming import check_record_id, is_suggestion_file_name, numbered, sequence_key, utc_stamp
 from .plugins import get_domain
 from .target import Target
 
 log = logging.getLogger(__name__)
 
 SUGGESTIONS_ENV = "CALIBRATION_SUGGESTIONS_DIR"
+
+WHAT = "suggestions folder"
 
 Status = Literal["pending", "approved", "rejected", "modified", "expired"]
 
@@ -62,6 +66,18 @@ class Suggestion(BaseModel):
     change_id: str | None = None
     expired_reason: str | None = None
 
+    @field_validator("created_at", "reviewed_at", "applied_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return aware_utc(value)  # a naive time would break every comparison of suggestions
+
+    def order_key(self) -> tuple[datetime, str, int]:
+        """Oldest first: by creation time, then by the ``_<n>`` a shared stamp gets, as a number
+        (as text ``…_10`` < ``…_9``, and with a frozen clock the stale one would look newest)."""
+        stamp = self.suggestion_id[:23]
+        base, seq = sequence_key(self.suggestion_id, f"{stamp}_{self.target}")
+        return self.created_at, base, seq
+
     def done_text(self) -> str:
         """"approved at 2025-12-10 12:34 UTC by ana" — for the "already processed" error."""
         when = (self.reviewed_at or self.created_at).strftime("%Y-%m-%d %H:%M UTC")
@@ -81,6 +97,8 @@ class ReviewStore:
     def _mkdir(self, folder: Path) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as error:
+            raise foreign.folder_error(folder, WHAT, error) from None
         except OSError as error:
             raise ReviewError(f"Cannot create the suggestions folder {folder}: {error.strerror or error}.") from None
 
@@ -92,28 +110,42 @@ class ReviewStore:
     def get(self, suggestion_id: str) -> Suggestion:
         path = self._path(suggestion_id)
         try:
-            return Suggestion.model_validate({**read_json(path), "suggestion_id": path.stem})
-        except FileNotFoundError:
+            data = foreign.read_record(path)
+        except (FileNotFoundError, NotADirectoryError):
+            foreign.check_folder(self.directory, WHAT)  # a damaged folder is named, never "no such suggestion"
             raise ReviewError(f"There is no suggestion {suggestion_id}.") from None
+        except ValueError as error:
+            raise ReviewError(f"Suggestion {suggestion_id} is unreadable: its file {error}.") from None
+        try:
+            return Suggestion.model_validate({**data, "suggestion_id": path.stem})
         except ValueError as error:
             raise ReviewError(f"Suggestion {suggestion_id} is unreadable ({str(error).splitlines()[0]}).") from None
 
     def all(self, target: str | None = None, status: Status | None = None) -> list[Suggestion]:
-        """Suggestions oldest first, optionally only one target's or one status."""
+        """Suggestions oldest first, optionally only one target's or one status.
+
+        A file that is not a readable suggestion is skipped with one warning; a damaged folder
+        (a file in its place, unreadable) raises a :class:`DataFolderError` naming it, since
+        "no suggestions" would hide the pending ones.
+        """
         found = []
-        try:
-            paths = sorted(p for p in self.directory.glob("*.json"))
-        except OSError:
-            return []
-        for path in paths:
+        for entry in foreign.list_folder(self.directory, WHAT):
+            name = entry.name
+            if name.startswith(".") or not name.endswith(".json"):
+                continue
+            path = Path(entry.path)
             try:
-                item = Suggestion.model_validate({**read_json(path), "suggestion_id": path.stem})
+                if not is_suggestion_file_name(name):
+                    raise ValueError("its name is not a suggestion name (<stamp>_<target>.json)")
+                item = Suggestion.model_validate({**foreign.read_record(path), "suggestion_id": path.stem})
+            except FileNotFoundError:
+                continue
             except (OSError, ValueError) as error:
-                log.warning("Skipping suggestion %s: %s", path, str(error).splitlines()[0])
+                foreign.warn_once(log, "Skipping suggestion %s: %s", path, str(error).splitlines()[0])
                 continue
             if (target is None or item.target == target) and (status is None or item.status == status):
                 found.append(item)
-        return found
+        return sorted(found, key=Suggestion.order_key)
 
     def _save(self, item: Suggestion) -> None:
         atomic_replace(self._path(item.suggestion_id), dumps_model(item, exclude={"suggestion_id"}))
@@ -122,8 +154,7 @@ class ReviewStore:
         """Store a new pending suggestion; older pending ones for the same target expire."""
         get_domain(item.domain).validate(item.values)
         self._mkdir(self.directory)
-        stamp = utc_stamp(item.created_at)
-        names = (f"{stamp}_{item.target}{f'_{n}' if n else ''}.json" for n in range(0, 100_000) if n != 1)
+        names = numbered(f"{utc_stamp(item.created_at)}_{item.target}")
         path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
         item = item.model_copy(update={"suggestion_id": path.stem})
         self.expire_pending(item.target, f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
@@ -137,7 +168,7 @@ class ReviewStore:
         """
         expired = []
         for pending in self.all(target=target, status="pending"):
-            if older_than is not None and (pending.created_at, pending.suggestion_id) >= (older_than.created_at, older_than.suggestion_id):
+            if older_than is not None and pending.order_key() >= older_than.order_key():
                 continue
             done = self._transition(pending.suggestion_id, lambda s: s.model_copy(update={
                 "status": "expired", "reviewed_at": now_utc(), "expired_reason": reason}), allow_done=True)

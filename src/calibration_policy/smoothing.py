@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from .errors import CalibrationPolicyError
 from .models import CalibrationRun
+from .naming import sequence_key
 from .plugins import get_smoother
 from .policy import CalibrationUpdatePolicy
 
@@ -67,7 +68,7 @@ def window_runs(history: Iterable[CalibrationRun], current_run: CalibrationRun, 
             picked.append(run)
             if run.run_id:
                 seen.add(run.run_id)
-    picked.sort(key=lambda r: (r.timestamp, r.run_id))
+    picked.sort(key=lambda r: (r.timestamp, sequence_key(r.run_id)))  # …_10 after …_9, not before _2
     # The current run is the newest point even if another run shares its timestamp.
     picked.remove(current_run)
     picked.append(current_run)

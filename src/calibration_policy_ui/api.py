@@ -7,7 +7,7 @@ CSRF token from ``GET /api/csrf-token`` in the ``X-CSRF-Token`` header, like any
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy import CalibrationRun, open_store
 from calibration_policy.archive import Archive
+from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.moments import to_utc
 from calibration_policy.plugins import get_domain
 from calibration_policy.pipeline import force_apply
 
@@ -137,7 +139,10 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise PanelError(400, f"{text!r:.40} is not a date and time; use ISO format such as 2025-12-10T12:00Z.") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    try:
+        return to_utc(moment, text)
+    except CalibrationPolicyError as error:  # 0001-01-01T00:00+05:00 is in year 0 in UTC
+        raise PanelError(400, str(error)) from None
 
 
 def add_api_routes(router: APIRouter, panel: Panel) -> None:

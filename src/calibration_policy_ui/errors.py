@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.errors import CalibrationPolicyError, DataFolderError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
                     status, message = error.status, error.message
                 except RequestValidationError as error:
                     status, message = 400, validation_message(error)
+                except DataFolderError as error:  # the server's data is damaged, not the request: say which folder
+                    log.warning("Calibration panel on %s %s: %s", request.method, request.url.path, error)
+                    status, message = 503, str(error)
                 except CalibrationPolicyError as error:
                     status, message = 400, str(error)
                 except Exception:

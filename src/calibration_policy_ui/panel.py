@@ -6,6 +6,7 @@ every route, so a route is a few lines: read the request, ask the core, render.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from starlette.responses import Response
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.humanize import fmt_count
+from calibration_policy.humanize import HUGE, fmt_count, fmt_num
 from calibration_policy.target import Target
 
 from .errors import PanelError
@@ -42,8 +43,18 @@ TemplatesArg = jinja2.BaseLoader | Jinja2Templates | str | os.PathLike[str] | Se
 
 
 def fmt_value(value: float | None) -> str:
-    """A multiplier with three decimals (``1.043``, ``1.080``) so columns line up; a dash for none."""
-    return "–" if value is None else f"{value:,.3f}"
+    """A multiplier with three decimals (``1.043``, ``1.080``) so columns line up; a dash for none.
+
+    ``-0.0`` (or ``-1e-320``) shows as ``0.000``; a value of 1e15 or more (a broken calibration)
+    as ``1.7e+308``, never as 309 digits.
+    """
+    if value is None:
+        return "–"
+    if not math.isfinite(value):
+        return fmt_num(value)
+    if abs(value) >= HUGE:
+        return f"{value:.3g}"
+    return f"{round(value, 3) + 0.0:,.3f}"  # + 0.0: what rounds to zero reads 0.000, not -0.000
 
 
 def fmt_time(moment: Any) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_store
-from calibration_policy.errors import TargetError
+from calibration_policy.errors import DataFolderError, TargetError
 from calibration_policy.naming import check_underlying
 from calibration_policy.plugins import get_domain
 from calibration_policy.review import ReviewStore, Suggestion
@@ -144,7 +144,7 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
         report = status_report(underlying, policy=policy, target=target,
                                history_dir=panel.history_dir, archive_dir=panel.archive_dir)
         pending = ReviewStore(panel.suggestions_dir).all(target=target.name, status="pending")
-    except TargetError as error:
+    except (TargetError, DataFolderError) as error:  # the runs still show; the alert says what to repair
         return LiveState([], str(error), None, [])
     except PanelError as error:
         return LiveState([], error.message, None, [])

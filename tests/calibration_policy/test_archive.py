@@ -88,3 +88,37 @@ def test_crash_before_config_write_is_abandoned(live, tmp_path, monkeypatch):
 def test_naive_as_of_is_rejected(live, tmp_path):
     with pytest.raises(ValueError, match="timezone-aware"):
         Archive(tmp_path, live.name).as_of(datetime(2025, 1, 1))
+
+
+def test_entries_sharing_a_stamp_are_in_the_order_they_were_made(live, tmp_path):
+    """Issue 11, D9: with a frozen clock the names go …Z, …Z_2, … …Z_10; as text "_10" < "_9",
+    so the tenth change was read as older than the ninth and the wrong set looked live."""
+    from calibration_policy.archive import ArchiveEntry
+
+    archive = Archive(tmp_path / "archive", live.name)
+    at = datetime(2025, 12, 1, 9, 30, tzinfo=timezone.utc)
+    made = []
+    for i in range(12):
+        entry = archive.prepare(ArchiveEntry(target=live.name, kind="force", at=at, reason=f"change {i}",
+                                             previous_values={"global": float(i)}, previous_snapshot={"global": float(i)},
+                                             new_values={"global": float(i + 1)}, new_snapshot={"global": float(i + 1)}))
+        made.append(archive.mark(entry, "committed").change_id)
+    assert made[1].endswith("_2") and made[-1].endswith("_12")
+    assert [e.change_id for e in archive.entries()] == made
+    assert archive.last_change().change_id == made[-1]
+    assert archive.periods()[-1].values == {"global": 12.0}
+
+
+@pytest.mark.parametrize("at", ["2025-12-01T09:30:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"],
+                         ids=["naive", "year-1-east", "year-9999-west"])
+def test_an_entry_with_an_unusable_time_is_skipped_not_fatal(live, tmp_path, at, caplog):
+    """A naive time broke every comparison (TypeError), one out of range in UTC overflowed (issue 11, D5)."""
+    archive_dir = tmp_path / "archive"
+    first = change(live, archive_dir, 1.1)
+    data = json.loads((archive_dir / live.name / f"{first.change_id}.json").read_text())
+    data["at"] = at
+    (archive_dir / live.name / "20300101T000000.000000Z.json").write_text(json.dumps(data))
+    archive = Archive(archive_dir, live.name)
+    assert [e.change_id for e in archive.entries()] == [first.change_id]
+    assert archive.as_of(datetime(2100, 1, 1, tzinfo=timezone.utc)).values == {"global": 1.1}
+    assert "20300101T000000.000000Z.json" in caplog.text

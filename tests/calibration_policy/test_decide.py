@@ -309,3 +309,27 @@ def test_raising_a_threshold_never_turns_not_applied_into_applied(current, moves
     strict = should_apply_update(current, smoothed, strict_policy, evidence)
     if not lenient.apply:
         assert not strict.apply, (lenient.reason, strict.reason)
+
+
+@pytest.mark.parametrize("old, new", [(-1.7e308, 1.7e308), (1.7976931348623157e308, -1.7976931348623157e308)])
+def test_a_change_beyond_the_largest_float_is_still_strict_json(old, new, tmp_path):
+    """Issue 11, D5: new − old overflowed to infinity, so the decided run could not be saved (strict
+    JSON) and the update failed after recording the run."""
+    import json
+
+    from calibration_policy.target import JsonFileTarget
+    from calibration_policy.pipeline import run_update
+
+    policy = CalibrationUpdatePolicy(rules=("min_delta",))
+    decision = should_apply_update({"global": old}, {"global": new}, policy)
+    assert decision.apply and math.isfinite(decision.scopes[0].delta) and abs(decision.scopes[0].delta) == 1.7976931348623157e308
+    json.dumps(decision.to_dict(), allow_nan=False)
+    assert "(change 1.798e+308, threshold 0.03)" in decision.reason
+    config = tmp_path / "live.json"
+    config.write_text(json.dumps({"global": old}))
+    result = {"global_metrics": {"n": 412, "vega_sum": 12400.0, "recommended_iv_multiplier": abs(new)}, "bands": {}}
+    outcome = run_update(result, underlying="SPY", source="live", target=JsonFileTarget(config),
+                         policy=CalibrationUpdatePolicy(rules=("min_delta", "bounds")), history_dir=tmp_path / "h",
+                         archive_dir=tmp_path / "a")
+    assert not outcome.applied and "outside" in outcome.decision.reason  # the default bounds refuse it, and the run is saved
+    assert outcome.run.decision is not None

@@ -344,8 +344,14 @@ def _stamp(moment: datetime) -> str:
         b'{"schema_version": 1, "timestamp": "2025-12-30T00:00:00Z", "underl',
         b"",
         b'{"timestamp": "2025-12-30T00:00:00Z", "underlying": "SPY", "source": "live", "recommended_iv_multiplier": {"global": NaN}, "sample_size": 1}',
+        # Times a file can hold that leave the datetime range in UTC raised OverflowError on every load (issue 11, D5).
+        *[b'{"timestamp": "%s", "underlying": "SPY", "source": "live", "recommended_iv_multiplier": {"global": 1.0}, "sample_size": 1}'
+          % moment for moment in (b"0001-01-01T00:00:00+05:00", b"9999-12-31T23:00:00-05:00", b"2025-12-30T00:00:00",
+                                  b"1969-12-31T23:59:59Z", b"9999-06-01T00:00:00Z")],
+        b'{"a":' * 100_000,  # json raised RecursionError, which no reader caught (issue 11, D4)
     ],
-    ids=["garbage", "foreign-object", "array", "truncated", "empty", "nan"],
+    ids=["garbage", "foreign-object", "array", "truncated", "empty", "nan", "year-1-east", "year-9999-west", "naive",
+         "before-1970", "year-9999", "deeply-nested"],
 )
 def test_corrupt_file_is_skipped_with_a_warning(history_dir, caplog, content, record_series):
     runs = record_series(history_dir, 3)

@@ -209,3 +209,28 @@ def test_an_index_that_cannot_be_written_is_left_alone_and_the_folder_is_scanned
     second = touch_run(folder, stamp(2))
     assert index.newest("SPY", 5) == [second, first]  # still right, from a plain scan
     assert database.exists()  # a read-only index is not "corrupt": it is not deleted
+
+
+@pytest.mark.parametrize("raw_name", [b"20251210T153000.000000Z_SP\xffY_live.json", b"20251210T153000.000000Z_SPY_live\xff.json",
+                                      b"20251210T153000.000000Z_SPY (1)_live.json", b"20251210T153000.000000Z_spy_live.json"],
+                         ids=["not-utf8-symbol", "not-utf8-source", "copy-suffix", "lower-case"])
+@pytest.mark.parametrize("fallback", [False, True], ids=["sqlite", "scan"])
+def test_a_name_that_only_looks_like_a_run_is_never_indexed(folder, raw_name, fallback, caplog):
+    """Issue 11, D4: a byte that is not UTF-8 made SQLite raise on every load of every underlying;
+    "SPY (1)" was indexed as an underlying, so the panel's list of them answered 400."""
+    runs = [touch_run(folder, stamp(d)) for d in range(1, 4)]
+    touch_run(folder, stamp(2), underlying="QQQ")
+    with open(os.path.join(os.fsencode(folder), raw_name), "wb") as handle:
+        handle.write(b"{}")
+    if fallback:
+        (folder / INDEX_DIR).write_text("not a folder")  # the index cannot be opened: plain scans
+    idx = RunIndex(folder)
+    try:
+        with caplog.at_level(logging.WARNING, logger="calibration_policy"):
+            for _ in range(3):
+                assert idx.newest("SPY", 10) == list(reversed(runs))
+                assert idx.underlyings() == ["QQQ", "SPY"] and idx.count("SPY") == 3
+    finally:
+        idx.close()
+    shown = raw_name.decode("utf-8", "backslashreplace")
+    assert len([r for r in caplog.records if shown in r.getMessage()]) == 1

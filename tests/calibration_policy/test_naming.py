@@ -14,9 +14,13 @@ from calibration_policy.naming import (
     check_record_id,
     check_source,
     check_underlying,
+    is_archive_file_name,
+    is_suggestion_file_name,
+    numbered,
     parse_run_file_name,
     parse_stamp,
     run_file_name,
+    sequence_key,
     utc_stamp,
 )
 
@@ -91,10 +95,62 @@ def test_file_name_round_trip():
     "name",
     [".tmp-x", "README.md", "20251210T123456.123456Z_SPY_live.json.tmp", "20251210T123456Z_SPY_live.json",
      "20251210T123456.123456Z_SPY.json", "20251210T123456.123456Z_SPY_live_0.json", "20251210T123456.123456Z__live.json",
-     "20251210T123456.123456Z_SPY_Live.json", "x20251210T123456.123456Z_SPY_live.json"],
+     "20251210T123456.123456Z_SPY_Live.json", "x20251210T123456.123456Z_SPY_live.json",
+     # issue 11, D4: names that only look like runs. Each was indexed as a run of an impossible
+     # symbol, so the panel's list of underlyings failed check_underlying and answered 400.
+     "20251210T123456.123456Z_SPY (1)_live.json", "20251210T123456.123456Z_spy_live.json",
+     "20251210T123456.123456Z_SP..Y_live.json", "20251210T123456.123456Z_SPY\udcff_live.json",
+     "20251210T123456.123456Z_\u0405PY_live.json", "20251210T123456.123456Z_ABCDEFGHIJKLMNOPQ_live.json",
+     "\uff12\uff10251210T123456.123456Z_SPY_live.json", "20251210T123456.123456Z_SPY_live\udcff.json"],
 )  # fmt: skip
 def test_other_names_are_not_runs(name):
     assert parse_run_file_name(name) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=60))
+def test_every_name_that_parses_as_a_run_has_a_valid_symbol_and_source(name):
+    """Whatever a folder holds, a parsed name never yields a symbol check_underlying refuses (D4)."""
+    parts = parse_run_file_name(f"20251210T123456.123456Z_{name}.json")
+    if parts is not None:
+        assert check_underlying(parts[1]) == parts[1] and check_source(parts[2]) == parts[2]
+        parts[1].encode("ascii")
+
+
+def test_archive_and_suggestion_file_names():
+    assert is_archive_file_name("20251210T123456.123456Z.json") and is_archive_file_name("20251210T123456.123456Z_12.json")
+    for name in ("20251210T123456.123456Z (1).json", "notes.json",
+                 "20251210T123456.123456Z\udcff.json", "20251210T123456.123456Z_0.json"):
+        assert not is_archive_file_name(name), name
+    assert is_suggestion_file_name("20251210T123456.123456Z_vol_surface_SPY_2.json")
+    for name in ("20251210T123456.123456Z_live (1).json", "20251210T123456.123456Z_live\udcff.json",
+                 "20251210T123456.123456Z_.json", "20251210T123456.123456Z_a..b.json", "x.json"):
+        assert not is_suggestion_file_name(name), name
+
+
+def test_numbered_names_skip_one_and_sort_numerically():
+    names = numbered("20251210T123456.123456Z_live")
+    first = [next(names) for _ in range(12)]
+    assert first[:3] == ["20251210T123456.123456Z_live.json", "20251210T123456.123456Z_live_2.json",
+                         "20251210T123456.123456Z_live_3.json"]
+    stems = [n.removesuffix(".json") for n in first]
+    shuffled = sorted(stems)  # as text: …_10, …_11, …_12 come before …_2
+    assert shuffled != stems
+    assert sorted(shuffled, key=sequence_key) == stems
+
+
+@pytest.mark.parametrize(
+    "record_id, base, key",
+    [("20251210T123456.123456Z", None, ("20251210T123456.123456Z", 0)),
+     ("20251210T123456.123456Z_10", None, ("20251210T123456.123456Z", 10)),
+     ("20251210T123456.123456Z_SPY_live_9", None, ("20251210T123456.123456Z_SPY_live", 9)),
+     # a target may itself end in _<digits>: with its base the number is never mistaken
+     ("S_target_2", "S_target_2", ("S_target_2", 0)),
+     ("S_target_2_10", "S_target_2", ("S_target_2", 10)),
+     ("S_other", "S_target", ("S_other", 0))],
+)  # fmt: skip
+def test_sequence_key(record_id, base, key):
+    assert sequence_key(record_id, base) == key
 
 
 @settings(max_examples=100, deadline=None)

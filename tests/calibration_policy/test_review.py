@@ -117,6 +117,41 @@ def test_expire_pending_closes_every_pending_suggestion_of_a_target(store, targe
     assert store.all(status="pending") == []
 
 
+@pytest.mark.parametrize("count", [10, 12, 23])
+def test_a_frozen_clock_leaves_exactly_the_newest_suggestion_pending(store, target, count):
+    """Issue 11, D9: ids sharing a stamp end in _2 … _10; as text "_10" < "_9", so from the 10th
+    on the stale one stayed pending and was listed as the newest."""
+    made = [propose(store, target, when=T0) for _ in range(count)]
+    assert made[1].suggestion_id.endswith("_2") and made[-1].suggestion_id.endswith(f"_{count}")
+    pending = store.all(status="pending")
+    assert [s.suggestion_id for s in pending] == [made[-1].suggestion_id]
+    listed = store.all(target=target.name)
+    assert [s.suggestion_id for s in listed] == [s.suggestion_id for s in made]  # oldest first, numerically
+    assert all(s.status == "expired" for s in listed[:-1])
+
+
+def test_a_target_name_ending_in_digits_still_orders_numerically(store, tmp_path):
+    target = JsonFileTarget(tmp_path / "live_2.json", name="live_2")
+    (tmp_path / "live_2.json").write_text(json.dumps({"global": 1.0}))
+    made = [store.propose(Suggestion(domain="vol_surface", target="live_2", created_at=T0, values={"global": 1.1 + i / 100},
+                                     current_values={"global": 1.0}, reason="x")) for i in range(11)]
+    assert made[0].suggestion_id.endswith("_live_2") and made[-1].suggestion_id.endswith("_live_2_11")
+    assert [s.suggestion_id for s in store.all(target=target.name)] == [s.suggestion_id for s in made]
+    assert [s.suggestion_id for s in store.all(status="pending")] == [made[-1].suggestion_id]
+
+
+@pytest.mark.parametrize("created_at", ["2025-12-01T09:30:00", "0001-01-01T00:00:00+05:00"])
+def test_a_suggestion_with_an_unusable_time_is_skipped(store, target, dirs, created_at):
+    """A naive created_at made every comparison of suggestions raise TypeError (issue 11, D5)."""
+    good = propose(store, target, when=T0)
+    data = json.loads((dirs["suggestions"] / f"{good.suggestion_id}.json").read_text())
+    data["created_at"] = created_at
+    (dirs["suggestions"] / "20300101T000000.000000Z_scoring_weights.json").write_text(json.dumps(data))
+    assert [s.suggestion_id for s in store.all()] == [good.suggestion_id]
+    assert propose(store, target, when=T0 + timedelta(hours=1)).status == "pending"
+    assert store.get(good.suggestion_id).status == "expired"
+
+
 # -- approve ---------------------------------------------------------------------------------------
 
 

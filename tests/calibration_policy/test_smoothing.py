@@ -336,11 +336,11 @@ def test_smoothing_runs_equals_pandas_on_their_times(ages_us, data, half_life):
     assert agrees(get_smoothed_multipliers(history, current, MEDIAN)["global"], pandas_rolling_median(times, window), window)
 
 
-def test_a_run_beyond_the_nanosecond_clock_is_an_error_naming_it():
-    far = CalibrationRun(run_id="far", timestamp=datetime(2300, 1, 1, tzinfo=timezone.utc), underlying="SPY",
-                         source="live", recommended_iv_multiplier={"global": 1.0}, sample_size=412, vega_sum=12400.0)
-    with pytest.raises(CalibrationPolicyError, match="2300-01-01.*1677-09-21 to 2262-04-11"):
-        get_smoothed_multipliers([], far, EWMA)
+def test_a_run_beyond_the_nanosecond_clock_is_refused_naming_it():
+    """numpy's datetime64[ns] ends on 2262-04-11: a run after 2261 is refused when it is made, not when smoothed."""
+    with pytest.raises(ValueError, match="2300-01-01.*outside the years 1970 to 2261"):
+        CalibrationRun(run_id="far", timestamp=datetime(2300, 1, 1, tzinfo=timezone.utc), underlying="SPY",
+                       source="live", recommended_iv_multiplier={"global": 1.0}, sample_size=412, vega_sum=12400.0)
 
 
 # -- the decision path does not import pandas ------------------------------------------------
@@ -389,3 +389,15 @@ def test_the_decision_path_imports_neither_pandas_nor_pyarrow(tmp_path, make_res
     assert report["smoothed"]["rolling_median"] == {"global": pytest.approx(1.08), "weekly": pytest.approx(1.10),
                                                     "monthly": pytest.approx(1.06)}
     assert report["applied"] and report["live"]["global"] == pytest.approx(1.08)
+
+
+def test_runs_sharing_a_timestamp_are_in_the_order_they_were_recorded():
+    """Issue 11, D9: run ids that share a stamp end in _2 … _10; as text "_10" < "_9"."""
+    from calibration_policy.smoothing import window_runs
+
+    base = f"{NOW:%Y%m%dT%H%M%S.%fZ}_SPY_live"
+    ids = [base] + [f"{base}_{n}" for n in range(2, 13)]
+    runs = [run_at(0, 1.0 + i / 100, run_id=run_id) for i, run_id in enumerate(ids)]
+    current = run_at(0, 2.0, run_id=f"{base}_13")
+    picked = window_runs(list(reversed(runs)), current, EWMA)
+    assert [r.run_id for r in picked] == ids + [current.run_id]

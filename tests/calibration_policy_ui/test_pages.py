@@ -238,3 +238,69 @@ def test_host_config_values_are_never_rounded_into_the_data_attribute(host: Host
     host.record(global_m=1.0834567)
     html = page(client)
     assert f'data-value="{json.loads(host.config_path("SPY").read_text())["global"]}"' in html
+
+
+# -- extreme numbers and dates (issue 11, D5): a 4xx with a sentence, or a page that renders ---------------
+
+EXTREME_NUMBERS = [1.7e308, -1.7e308, 1.7976931348623157e308, 1e308, -0.0, 1e-320, 5e-324, -1e-320]
+
+
+@pytest.mark.parametrize("value", EXTREME_NUMBERS, ids=repr)
+def test_every_number_a_run_file_or_live_config_can_hold_renders(host: Host, client, value):
+    """A recommended multiplier of 1.7e308 overflowed the chart (HTTP 500); −0 read "-0.000"."""
+    from calibration_policy import CalibrationPolicyError
+
+    host.record(day=0)
+    recommended = value if value > 0 else 1.0  # a multiplier must be positive: −0 or −1e308 is refused when recorded
+    try:
+        host.record(day=1, global_m=recommended, weekly=recommended, monthly=1.0)
+    except CalibrationPolicyError:
+        pass  # a smoothing that cannot average such numbers refuses; the run is recorded all the same
+    host.target_for("SPY")
+    host.config_path("SPY").write_text(json.dumps({"global": value, "weekly": -value, "monthly": 1.0}))
+    for url in ("/calibration/", "/calibration/force-apply", "/calibration/api/status", "/calibration/api/runs"):
+        response = client.get(url, params={"underlying": "SPY"})
+        assert response.status_code == 200, f"{url}: HTTP {response.status_code}: {response.text[:300]}"
+        assert "-0.000" not in response.text and "Traceback" not in response.text
+        if "/api/" not in url:
+            assert max(len(word) for word in text_of(response.text).split()) < 100, "a number printed with hundreds of digits"
+    if value == 1.7e308:
+        assert "1.7e+308" in text_of(page(client))
+    chart = client.get("/calibration/", params={"underlying": "SPY", "scope": "weekly"})
+    assert chart.status_code == 200 and "cp-chart" in chart.text
+
+
+@pytest.mark.parametrize("threshold", [1e308, 1.7976931348623157e308, 0.0, 1e-320])
+def test_every_threshold_the_policy_can_hold_renders(host: Host, client, threshold):
+    """A threshold of 1e308 made the chart's band overflow: HTTP 500."""
+    host.record(day=0)
+    host.record(day=1, global_m=1.2)
+    host.policy = CalibrationUpdatePolicy(min_delta_global=threshold, min_delta_band=threshold,
+                                          band_min_delta={"weekly": threshold})
+    text = text_of(page(client, underlying="SPY"))
+    assert "shaded band" in text
+    assert client.get("/calibration/api/status", params={"underlying": "SPY"}).status_code == 200
+    if threshold >= 1e308:
+        assert "± 1e+308" in text or "± 1.8e+308" in text
+
+
+@pytest.mark.parametrize("at", ["0001-01-01", "0001-01-01T00:00-05:00", "9999-12-31", "9999-12-31T23:59:59.999999",
+                                "9999-12-31T20:00+03:00", "2025-12-10T12:00", "2025-12-10T12:00+14:00"])
+def test_extreme_but_real_moments_answer_as_of(host: Host, client, at):
+    host.record(day=0, global_m=1.2)
+    response = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": at})
+    assert response.status_code == 200, response.text
+    assert response.json()["at"].endswith("Z")
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00+05:00", "0001-01-01T04:59+05:00", "9999-12-31T23:00-05:00",
+                                "9999-12-31T23:59:59.999999-00:01"])
+@pytest.mark.parametrize("route", ["api/as-of", "weights/", "api/weights/as-of"])
+def test_moments_outside_utc_are_a_400_with_a_sentence(host: Host, client, at, route):
+    """These were HTTP 500 (OverflowError converting to UTC) on all three routes."""
+    host.record(day=0, global_m=1.2)
+    params = {"api/as-of": {"underlying": "SPY", "at": at}, "weights/": {"as_of": at}, "api/weights/as-of": {"at": at}}[route]
+    response = client.get(f"/calibration/{route}", params=params)
+    assert response.status_code == 400, f"{route}: HTTP {response.status_code}: {response.text[:300]}"
+    message = response.json()["detail"] if route.startswith("api/") else text_of(response.text)
+    assert at in message and "between 0001-01-01 and 9999-12-31 UTC" in message

@@ -423,6 +423,11 @@ CLI += [
     ("weights-rollback-traversal", lambda w: ["weights", "rollback", "../../etc", "--by", "ana"]),
     ("weights-as-of-text", lambda w: ["weights", "as-of", "yesterday"]),
     ("as-of-date-text", lambda w: ["as-of", "not-a-date", "--target", "vol_surface"]),
+    # issue 11, D5: a traceback (OverflowError) before
+    ("as-of-year-1-east", lambda w: ["as-of", "0001-01-01T00:00+05:00", "--target", "vol_surface",
+                                     "--archive-dir", str(w["root"] / "config_archive")]),
+    ("as-of-year-9999-west", lambda w: ["as-of", "9999-12-31T23:00-05:00", "--target", "vol_surface"]),
+    ("weights-as-of-year-1-east", lambda w: ["weights", "as-of", "0001-01-01T00:00+05:00"]),
     ("unknown-command", lambda w: ["launch"]),
     ("no-command", lambda w: []),
 ]
@@ -609,6 +614,13 @@ HTTP += [
     ("api-as-of-year-0", "GET", "/calibration/api/as-of", {"params": {"underlying": "SPY", "at": "0000-01-01"}}),
     ("api-as-of-far-future", "GET", "/calibration/api/as-of", {"params": {"underlying": "SPY", "at": "99999-01-01"}}),
     ("api-status-missing-underlying", "GET", "/calibration/api/status", {}),
+    # A moment that exists in its own zone but not in UTC (issue 11, D5): these were HTTP 500.
+    *[(f"{route}-{label}", "GET", url, {"params": {key: at, **extra}})
+      for label, at in {"year-1-east": "0001-01-01T00:00+05:00", "year-9999-west": "9999-12-31T23:00-05:00",
+                        "last-microsecond-west": "9999-12-31T23:59:59.999999-00:01"}.items()
+      for route, url, key, extra in [("api-as-of", "/calibration/api/as-of", "at", {"underlying": "SPY"}),
+                                     ("weights-page-as-of", "/calibration/weights/", "as_of", {}),
+                                     ("api-weights-as-of", "/calibration/api/weights/as-of", "at", {})]],
     ("panel-scope-60kB", "GET", "/calibration/", {"params": {"underlying": "SPY", "scope": "s" * 60_000}}),
 ]
 

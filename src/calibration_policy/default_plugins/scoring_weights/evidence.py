@@ -894,8 +894,8 @@ def evaluate(trades: TradesInput, current_weights: Mapping[str, float], *, folds
              confidence: float = DEFAULT_CONFIDENCE, bar_pct: float = DEFAULT_BAR_PCT) -> Evidence:
     """The full evaluation: in-sample estimate, walk-forward, bootstrap intervals, no-signal baseline.
 
-    Raises :class:`~calibration_policy.weights.NotEnoughTradesError` when a fold would hold
-    fewer than ``min_trades_per_fold`` trades and :class:`~calibration_policy.weights.WeightsError`
+    Raises :class:`~.domain.NotEnoughTradesError` when a fold would hold
+    fewer than ``min_trades_per_fold`` trades and :class:`~.domain.WeightsError`
     for any other unusable input (missing or non-finite PnL, a factor or PnL that never varies in
     a fit, close times missing, out of order or repeated), each with one plain-English sentence.
     """

@@ -18,6 +18,7 @@ from calibration_policy import pipeline
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.errors import PolicyError, StaleChangeError
 from calibration_policy.history import open_store, record_calibration_result
+from calibration_policy.moments import to_utc
 from calibration_policy.models import CalibrationRun, Decision
 from calibration_policy.policy import CalibrationUpdatePolicy
 from calibration_policy.review import ReviewStore, Suggestion
@@ -238,4 +239,4 @@ def as_of_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise wrong from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return to_utc(moment, text)  # not astimezone: near year 1 or 9999 it overflows (issue 11, D5)
