@@ -25,7 +25,7 @@ from calibration_policy.humanize import HUGE, fmt_count, fmt_num
 from calibration_policy.target import Target
 
 from .errors import PanelError
-from .security import CSRF_FIELD, Signer, csrf_token, set_csrf_cookie
+from .security import CSRF_FIELD, SECRET_ENV, Signer, csrf_token, set_csrf_cookie
 from .static_files import asset_url
 
 ROUTE_PREFIX = "calibration_policy_ui."
@@ -87,6 +87,30 @@ def build_templates(templates: TemplatesArg) -> Jinja2Templates:
         env.tests.update(host_env.tests)
     env.filters.update(cp_value=fmt_value, cp_time=fmt_time, cp_count=fmt_count)
     return Jinja2Templates(env=env, context_processors=processors)
+
+
+def make_panel(
+    *,
+    target_for: Callable[[str], Target],
+    policy_source: PolicySource,
+    history_dir: str | os.PathLike[str] | None = None,
+    archive_dir: str | os.PathLike[str] | None = None,
+    suggestions_dir: str | os.PathLike[str] | None = None,
+    templates: TemplatesArg = None,
+    base_template: str = DEFAULT_BASE_TEMPLATE,
+    current_user: Callable[[Request], str | None] | None = None,
+    secret: str | bytes | None = None,
+    trusted_origins: Sequence[str] = (),
+    tabs: tuple[Any, ...] = (),
+) -> "Panel":
+    """The panel's shared state from the host's arguments (see ``create_router`` for each)."""
+    folder = lambda value: Path(value) if value is not None else None  # noqa: E731
+    return Panel(
+        history_dir=folder(history_dir), archive_dir=folder(archive_dir), suggestions_dir=folder(suggestions_dir),
+        policy_source=policy_source, target_for=target_for, templates=build_templates(templates),
+        base_template=base_template, signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
+        trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user, tabs=tabs,
+    )
 
 
 @dataclass(frozen=True)

@@ -19,18 +19,14 @@ from fastapi import APIRouter
 from starlette.requests import Request
 
 from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy.paths import data_root
 from calibration_policy.target import Target
 
 from .errors import panel_route_class
-from .panel import DEFAULT_BASE_TEMPLATE, Panel, PolicySource, TemplatesArg, build_templates
-from .security import SECRET_ENV, Signer
+from .panel import DEFAULT_BASE_TEMPLATE, PolicySource, TemplatesArg, make_panel
 from .tabs import TabContext, installed_tabs
 
 PathArg = str | os.PathLike[str] | None
-
-
-def _path(value: PathArg) -> Path | None:
-    return Path(value) if value is not None else None
 
 
 def create_router(
@@ -75,19 +71,12 @@ def create_router(
     if not callable(target_for):
         raise TypeError("target_for must be a function that returns the live config (a Target) for an underlying.")
     tabs = installed_tabs()
-    data_dir = Path(history_dir).parent if history_dir is not None else Path("data")
-    panel = Panel(
-        history_dir=_path(history_dir),
-        archive_dir=_path(archive_dir),
-        suggestions_dir=_path(suggestions_dir),
+    data_dir = Path(history_dir).parent if history_dir is not None else data_root()
+    panel = make_panel(
+        target_for=target_for, history_dir=history_dir, archive_dir=archive_dir, suggestions_dir=suggestions_dir,
         policy_source=policy if policy is not None else (lambda: CalibrationUpdatePolicy.load(data_dir=data_dir)),
-        target_for=target_for,
-        templates=build_templates(templates),
-        base_template=base_template,
-        signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
-        trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins),
-        current_user=current_user,
-        tabs=tuple(tabs.values()),
+        templates=templates, base_template=base_template, current_user=current_user, secret=secret,
+        trusted_origins=trusted_origins, tabs=tuple(tabs.values()),
     )
     router = APIRouter(dependencies=list(dependencies), route_class=panel_route_class(panel.render_error))
     options = {"scoring_weights": {"weights_path": weights_path, "trades_path": trades_path, "settings": weights_settings},

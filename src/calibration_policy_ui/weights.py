@@ -38,10 +38,8 @@ from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
 
 from .errors import API_TAG, PanelError, panel_route_class
 from .api import ErrorOut
-from .panel import DEFAULT_BASE_TEMPLATE, Panel, TemplatesArg, build_templates
+from .panel import Panel, make_panel
 from .security import (
-    SECRET_ENV,
-    Signer,
     check_csrf,
     clear_flash,
     csrf_token,
@@ -552,15 +550,8 @@ def create_weights_router(
     trades_path: PathArg = None,
     settings: SettingsArg = None,
     panel: Panel | None = None,
-    history_dir: PathArg = None,
-    archive_dir: PathArg = None,
-    suggestions_dir: PathArg = None,
     dependencies: Sequence[Any] = (),
-    templates: TemplatesArg = None,
-    base_template: str = DEFAULT_BASE_TEMPLATE,
-    current_user: Callable[[Request], str | None] | None = None,
-    secret: str | bytes | None = None,
-    trusted_origins: Sequence[str] = (),
+    **panel_options: Any,
 ) -> APIRouter:
     """The "Scoring weights" tab: HTML under ``/weights/``, JSON under ``/api/weights``.
 
@@ -572,23 +563,17 @@ def create_weights_router(
       (``router.include_router(create_weights_router(panel=panel, ...))`` in ``create_router``) —
       then its folders, templates, layout, signer and user are shared (the folder, template,
       user, secret and origin arguments are ignored) and the panel's router already applies the
-      host's auth. Without it the tab builds its own panel from those arguments, exactly as
-      ``create_router`` does, and serves the static files and a CSRF token itself.
+      host's auth. Without it the tab builds its own panel from ``panel_options`` (the folders,
+      ``templates``, ``base_template``, ``current_user``, ``secret``, ``trusted_origins`` of
+      ``create_router``) and serves the static files and a CSRF token itself.
     - ``dependencies``: the host's ``Depends(...)`` for auth, applied to every route of the tab.
     """
     source = settings_source(settings)
     standalone = panel is None
     if panel is None:
-        panel = Panel(
-            history_dir=Path(history_dir) if history_dir is not None else None,
-            archive_dir=Path(archive_dir) if archive_dir is not None else None,
-            suggestions_dir=Path(suggestions_dir) if suggestions_dir is not None else None,
-            policy_source=lambda: source().policy,
-            target_for=lambda underlying: weights_target(path=weights_path or default_weights_file()),
-            templates=build_templates(templates), base_template=base_template,
-            signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
-            trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user,
-        )
+        panel = make_panel(policy_source=lambda: source().policy,
+                           target_for=lambda underlying: weights_target(path=weights_path or default_weights_file()),
+                           **panel_options)
     tab = WeightsTab(panel, Path(weights_path or default_weights_file()), Path(trades_path or default_trades_file()), source)
     shared = panel
 
