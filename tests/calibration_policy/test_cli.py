@@ -253,3 +253,19 @@ def test_a_suggestion_waits_beside_the_history_folder_given(capsys, env, tmp_pat
     assert code == 0 and "Waiting for approval" in out, err
     assert len(list((Path(env["history"]).parent / "suggestions").glob("*.json"))) == 1
     assert not (tmp_path / "data").exists()
+
+
+def test_weights_analyze_shows_in_sample_beside_unseen_trades(capsys, tmp_path):
+    weights = tmp_path / "w.json"
+    shutil.copyfile(REPO_ROOT / "data" / "scoring_weights.json", weights)
+    trades = str(REPO_ROOT / "data" / "trades.parquet")
+    code, out, err = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights))
+    assert code == 0, err
+    assert "Measured on the trades it was fitted to (all 600 trades)" in out
+    assert "Measured on later trades it never saw (480 trades in 4 folds" in out and "permutation p-value" in out
+    code, out, _ = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights), "--json")
+    evidence = json.loads(out)["evidence"]
+    assert evidence["in_sample"]["label"] == "measured on the trades it was fitted to"
+    assert evidence["out_of_sample"]["trades"] == 480
+    code, out, _ = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights), "--no-evidence")
+    assert "never saw" not in out

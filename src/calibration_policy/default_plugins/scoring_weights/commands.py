@@ -25,6 +25,7 @@ from calibration_policy.review import ReviewStore, Suggestion, rollback
 from .analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file, two_places
 from .settings import load_weights_settings
 from .domain import FACTORS, weights_target
+from .evidence import evaluate_with_options
 from .flow import as_of_moment, live_weights, run_auto, suggest_weights
 
 
@@ -213,12 +214,29 @@ def weights() -> None:
 @weights.command()
 @_trades_options
 @click.option("--min-trades", type=int, default=100, show_default=True, help="Fewest trades for a suggestion.")
+@click.option("--evidence/--no-evidence", default=True, show_default=True,
+              help="Also measure the suggestion on later trades it never saw (walk-forward, bootstrap, shuffled baseline).")
 @_places
-def analyze(places: Places, trades: str, threshold: float, min_trades: int, as_json: bool) -> None:
-    """How each factor predicted PnL, and the weights that would follow."""
+def analyze(places: Places, trades: str, threshold: float, min_trades: int, evidence: bool, as_json: bool) -> None:
+    """How each factor predicted PnL, the weights that would follow, and whether they hold on unseen trades."""
+    live = live_weights(places.target())
     with spinner("Analysing the trades…"):
-        analysis = analyze_trades(trades, live_weights(places.target()), min_trades=min_trades, threshold=threshold)
-    emit_json(analysis.to_dict()) if as_json else _print_analysis(analysis.to_dict())
+        analysis = analyze_trades(trades, live, min_trades=min_trades, threshold=threshold)
+    measured, problem = None, None
+    if evidence and analysis.enough_trades:
+        gate = load_weights_settings(places.settings).auto.out_of_sample
+        with spinner("Measuring the suggestion on later trades…"):
+            try:
+                measured = evaluate_with_options(trades, live, gate, threshold=threshold)
+            except CalibrationPolicyError as error:  # too few trades per fold, a constant factor…
+                problem = str(error)
+    if as_json:
+        emit_json({**analysis.to_dict(), "evidence": measured.to_dict() if measured else None, "evidence_error": problem})
+        return
+    _print_analysis(analysis.to_dict())
+    if measured is not None or problem is not None:
+        click.echo()
+        click.echo(measured.text() if measured is not None else f"Out-of-sample check: {problem}")
 
 
 @weights.command()
