@@ -10,7 +10,7 @@ bash scripts/setup.sh
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 calibration-policy demo --out demo-output
 echo
-calibration-policy history SPY --history-dir demo-output/calibration_runs --limit 5
+calibration-policy history SPY --data demo-output --limit 5 --full
 if [ "$serve" = yes ]; then
   echo
   echo "Serving the calibration panel on the demo data: open http://127.0.0.1:8000/calibration/ (Ctrl-C to stop)"
