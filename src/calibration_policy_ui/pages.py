@@ -15,7 +15,7 @@ from calibration_policy import open_store
 from calibration_policy.naming import check_underlying
 from calibration_policy.plugins import get_domain
 from calibration_policy.review import ReviewStore
-from calibration_policy.pipeline import force_apply
+from calibration_policy.pipeline import approve_suggestion, force_apply, reject_suggestion
 
 from .errors import PanelError
 from .panel import Panel
@@ -97,11 +97,12 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         symbol = check_underlying(item.underlying or underlying)
         who = panel.user(request) or reviewer
         if approve:
-            store.approve(suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
+            approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
                           archive_dir=panel.archive_dir, history_dir=panel.history_dir)
             message = f"Approved suggestion {suggestion_id}: its values are live now."
         else:
-            store.reject(suggestion_id, reviewer=who, notes=notes)
+            reject_suggestion(store, suggestion_id, reviewer=who, notes=notes, target=panel.target(symbol),
+                              archive_dir=panel.archive_dir, history_dir=panel.history_dir)
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
         return done(request, symbol, message)
 

@@ -67,8 +67,7 @@ def crash_writer(spec: dict[str, Any]) -> None:
     )
     from calibration_policy.apply import apply_values
     from calibration_policy.archive import Archive
-    from calibration_policy.review import rollback
-    from calibration_policy.pipeline import force_apply, run_update
+    from calibration_policy.pipeline import force_apply, roll_back as rollback, run_update
 
     root = Path(spec["root"])
     history, archive = root / "history", root / "archive"
@@ -170,6 +169,7 @@ def record_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def review_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    from calibration_policy.pipeline import approve_suggestion, reject_suggestion
     from calibration_policy.review import ReviewStore
 
     root = Path(spec["root"])
@@ -184,10 +184,10 @@ def review_worker(spec: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.001)
     try:
         if spec["action"] == "approve":
-            store.approve(spec["suggestion_id"], target=target, reviewer=spec["reviewer"],
+            approve_suggestion(store, spec["suggestion_id"], target=target, reviewer=spec["reviewer"],
                           archive_dir=root / "archive", history_dir=root / "history")
         else:
-            store.reject(spec["suggestion_id"], reviewer=spec["reviewer"])
+            reject_suggestion(store, spec["suggestion_id"], reviewer=spec["reviewer"])
         return {"ok": True, "action": spec["action"], "reviewer": spec["reviewer"]}
     except ValueError as error:
         return {"ok": False, "action": spec["action"], "reviewer": spec["reviewer"], "error": str(error)}
