@@ -372,6 +372,14 @@ def _suggestions_dir(suggestions_dir):
     return resolve_suggestions_dir(suggestions_dir)
 
 
+def change_intent(target: Target, archive_dir, kind: str, *, history_dir=None, suggestions_dir=None,
+                  expected_version: str | None = None, **info: Any):
+    """``with change_intent(...) as intent:`` — for a domain's own multi-file change (auto mode): the
+    intent is recorded first, cleared when the block ends, and settled if the process dies inside."""
+    settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
+    return _intent(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info)
+
+
 @contextlib.contextmanager
 def _intent(target: Target, archive_dir, kind: str, history_dir, suggestions_dir, expected_version, **info: Any):
     """Record the intent, run the change, then clear it. On an error the change is settled at once
@@ -434,7 +442,7 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
                                      data.get("notes")))
             _mark_run_applied(suggestion.run_id, entry, history_dir)
             return f"{kind} of suggestion {sid} had reached the live config ({entry.change_id}): recorded as done."
-    if kind in ("update", "force"):
+    if kind in ("update", "force", "auto"):
         return _settle_runs(data, made, history_dir, suggestions_dir, target)
     if kind == "reject" and suggestion is not None and suggestion.status == "rejected":
         _run_of_rejected(data.get("run_id"), suggestion, history_dir)
@@ -459,9 +467,16 @@ def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
         except ValueError:
             return f"{data['kind']} of {target.name}: its run {data['run_id']} is gone; nothing to settle."
     else:  # killed before the intent named the run: the undecided runs of its moment
-        when = _parse_time(data.get("timestamp"))
-        runs = [r for r in store.between(data.get("underlying") or "", when, when)
-                if r.source == data.get("source") and r.decided_at is None] if when else []
+        when, started = _parse_time(data.get("timestamp")), _parse_time(data.get("started_at"))
+        try:
+            if when is not None:
+                candidates = store.between(data.get("underlying") or "", when, when)
+            else:
+                candidates = [r for r in store.latest(data.get("underlying") or "", limit=20)
+                              if started is not None and r.timestamp >= started]
+        except ValueError:
+            candidates = []
+        runs = [r for r in candidates if r.source == data.get("source") and r.decided_at is None]
     said = []
     for run in runs:
         entry = next((e for e in reversed(made) if e.run_id == run.run_id), None)
