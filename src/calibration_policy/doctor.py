@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from . import intents
 from .archive import Archive, resolve_archive_dir
 from .folders import data_folder_report
-from .history import open_store, resolve_history_dir
+from .history import MAX_LIMIT, open_store, resolve_history_dir
 from .index import scan_names
 from .review import ReviewStore
 from .target import Target
@@ -144,7 +144,7 @@ def _run_findings(history_dir, suggestions_dir) -> list[Finding]:
     except ValueError:
         return found
     for underlying in underlyings:
-        for run in store.latest(underlying, limit=1_000_000):
+        for run in store.latest(underlying, limit=MAX_LIMIT):
             if not run.pending_suggestion:
                 continue
             item = by_id.get(run.pending_suggestion)
@@ -209,7 +209,7 @@ def _repair_reviews(targets, history_dir, archive_dir, suggestions_dir) -> None:
     except ValueError:
         return
     for underlying in underlyings:
-        for run in history.latest(underlying, limit=1_000_000):
+        for run in history.latest(underlying, limit=MAX_LIMIT):
             item = by_id.get(run.pending_suggestion or "")
             if run.pending_suggestion and (item is None or item.status in ("approved", "modified")):
                 if item is None:
