@@ -356,3 +356,70 @@ def test_settling_costs_one_listing_when_nothing_is_pending(tmp_path: Path, monk
 def test_report_sweep() -> None:
     if SWEEP:
         print(f"\n[kill points] total {sum(SWEEP.values())} kills over {len(SWEEP)} changes: {dict(SWEEP)}", file=sys.stderr)
+
+
+# -- races between separate processes -----------------------------------------------------------------
+
+
+def test_interleaved_approvals_and_updates_decide_every_run_once(tmp_path: Path) -> None:
+    """Proposers make updates that need approval while reviewers approve or reject the newest
+    pending one, all in separate processes: every run ends decided once and correctly."""
+    import subprocess
+    import time as _time
+
+    from proofkit import start_driver
+
+    root = tmp_path / "race"
+    root.mkdir()
+    config = root / "live.json"
+    config.write_text(json.dumps(ORIGINAL_JSON_CONFIG))
+    per_proposer = 100 if LONG else 20
+    stop = root / "stop"
+    reviewers = [start_driver("race-worker", {"root": str(root), "config": str(config), "worker": k, "role": "approve",
+                                              "stop": str(stop)}) for k in (11, 12)]
+    proposers = [start_driver("race-worker", {"root": str(root), "config": str(config), "worker": k, "role": "propose",
+                                              "count": per_proposer}) for k in (1, 2)]
+    reports = []
+    for proc in proposers:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        reports.append(json.loads(out.decode().splitlines()[-1]))
+    _time.sleep(0.5)
+    stop.touch()
+    for proc in reviewers:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        reports.append(json.loads(out.decode().splitlines()[-1]))
+    world = World(root)
+    world_target = JsonFileTarget(config)
+    # every run decided; the suggestion of each says what happened to it, and the run agrees
+    store = open_store(world.history)
+    runs = store.latest("SPY", limit=10_000)
+    assert len(runs) == 2 * per_proposer
+    suggestions = {s.suggestion_id: s for s in ReviewStore(world.suggestions).all()}
+    committed = Archive(world.archive, world_target.name).entries()
+    by_suggestion = Counter(e.suggestion_id for e in committed)
+    approved = 0
+    for run in runs:
+        assert run.decided_at is not None, run.run_id
+        mine = [s for s in suggestions.values() if s.run_id == run.run_id]
+        assert len(mine) <= 1, run.run_id
+        if not mine:  # the policy said no: nothing proposed, nothing live
+            assert run.applied is False and not run.pending_suggestion and run.run_id not in {e.run_id for e in committed}
+            continue
+        (item,) = mine
+        if item.status in ("approved", "modified"):
+            approved += 1
+            assert by_suggestion[item.suggestion_id] == 1
+            assert run.applied is True and run.pending_suggestion is None, run
+        else:
+            assert by_suggestion[item.suggestion_id] == 0, f"{item.status} suggestion {item.suggestion_id} went live"
+            assert run.applied is False
+            if item.status == "pending":
+                assert run.pending_suggestion == item.suggestion_id
+    assert approved == sum(r.get("approved", 0) for r in reports)
+    world.__dict__["weights"] = False
+    findings = examine([world_target], suggestions_dir=world.suggestions, **world.dirs())
+    assert findings == [], [f.what for f in findings]
+    print(f"\n[races] {len(runs)} runs, {approved} approved, {sum(r.get('rejected', 0) for r in reports)} rejected, "
+          f"{sum(r.get('lost', 0) for r in reports)} lost races refused; 0 runs left undecided or wrong", file=sys.stderr)
