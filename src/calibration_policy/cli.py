@@ -205,6 +205,11 @@ def _config_option(command: Callback) -> Callback:
     return click.option("--config", metavar="FILE", help="The live config file (default: the host's).")(command)
 
 
+def _expect_option(command: Callback) -> Callback:
+    return click.option("--expect-version", metavar="VERSION",
+                        help="Refuse (exit 2) unless the live config is still this version (see `doctor --json`).")(command)
+
+
 @click.command()
 @_underlying_option
 @policy_options
@@ -215,8 +220,10 @@ def _config_option(command: Callback) -> Callback:
 @click.option("--force", is_flag=True, help="Apply even if the policy says no (recorded as forced by user).")
 @click.option("--force-values", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
               help="With --force: which values to apply.")
+@_expect_option
 def update(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str) -> None:
+           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str,
+           expect_version: str | None = None) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
     from .plugins import get_source
     from .pipeline import run_time_for, run_update
@@ -228,6 +235,7 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
         result, underlying=underlying, source=source, target=_target(policy.domain, underlying, config), policy=policy,
         history_dir=history_dir, archive_dir=archive_dir, timestamp=run_time_for(day),
         force=force, force_values=force_values, dry_run=dry_run, suggestions_dir=_suggestions_beside(history_dir),
+        expected_version=expect_version,
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
@@ -239,14 +247,16 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
 @click.option("--run-id", help="Apply this run instead of the latest.")
 @click.option("--use", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
               help="Which values to apply.")
+@_expect_option
 def force(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-          config: str | None, run_id: str | None, use: str) -> None:
+          config: str | None, run_id: str | None, use: str, expect_version: str | None = None) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
     from .pipeline import force_apply
 
     policy = load_policy(policy_file, history_dir)
     outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
-                          history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use)
+                          history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use,
+                          expected_version=expect_version)
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
 
@@ -279,6 +289,54 @@ def status(underlying: str, policy_file: str | None, history_dir: str | None, ar
         click.echo(f"Latest calibration: {run.timestamp:%Y-%m-%d %H:%M} UTC ({run.source}) — {run.applied_reason or 'not decided yet'}")
     click.echo()
     click.echo("Policy: " + policy.explain())
+
+
+@click.command()
+@policy_options
+@click.option("--underlying", "-u", "underlyings", multiple=True,
+              help="Check (and repair) the live config of this underlying; repeatable (default: every one with runs).")
+@_config_option
+@click.option("--repair", is_flag=True, help="Settle interrupted changes and fix what can be fixed (safe to repeat).")
+def doctor(policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
+           underlyings: tuple[str, ...], config: str | None, repair: bool) -> None:
+    """Check the data folders: interrupted changes, archive, suggestions against the live config,
+    runs, foreign files, run index. Exit code 1 when something is found."""
+    from .doctor import examine
+    from .history import open_store
+
+    policy = load_policy(policy_file, history_dir)
+    suggestions_dir = _suggestions_beside(history_dir)
+    if not underlyings:
+        try:
+            underlyings = tuple(open_store(history_dir).underlyings())
+        except ValueError:
+            underlyings = ()
+    targets = []
+    for underlying in underlyings:
+        try:
+            targets.append(_target(policy.domain, underlying, config))
+        except ValueError as error:
+            click.echo(f"Cannot open the live config of {underlying}: {error}", err=True)
+    findings = examine(targets, history_dir=history_dir, archive_dir=archive_dir, suggestions_dir=suggestions_dir,
+                       repair=repair)
+    if as_json:
+        from .pipeline import live_version
+
+        versions = {}
+        for target in targets:
+            try:
+                versions[target.name] = live_version(target)
+            except ValueError:
+                continue
+        emit_json({"repaired": repair, "findings": [f.to_dict() for f in findings], "versions": versions})
+    elif not findings:
+        click.echo(("Repaired; " if repair else "") + "nothing found: every change is settled and the data folders agree.")
+    else:
+        click.echo(f"{len(findings)} finding{'s' if len(findings) != 1 else ''}"
+                   + (" left after repair" if repair else "") + ":")
+        print_table(["Check", "What", "What --repair does"], [[f.check, f.what, f.repair] for f in findings])
+    if findings:
+        click.get_current_context().exit(1)
 
 
 @click.command("plugins")
@@ -338,7 +396,7 @@ def build_cli() -> CLI:
     from .plugins import get_plugin_manager, plugin_package
 
     cli = CLI()
-    for command in (explain, history, update, force, status, plugins_command):
+    for command in (explain, history, update, force, status, doctor, plugins_command):
         cli.add_command(command)
     for impl in get_plugin_manager().hook.register_commands.get_hookimpls():
         plugin, before = impl.plugin_name, dict(cli.commands)

@@ -20,6 +20,31 @@ from .errors import CalibrationPolicyError, InvalidRunError
 
 TMP_PREFIX = ".tmp-"
 
+# Deterministic kill points for the crash tests: with ``$CALIBRATION_POLICY_KILL_AT=n`` (or
+# ``set_kill_point(n)`` in a forked child) the process dies (``os._exit``) just before its n-th
+# durable step — every fsync and every rename/link below. 0 (the default) never kills.
+KILL_EXIT_CODE = 86
+_kill_at = int(os.environ.get("CALIBRATION_POLICY_KILL_AT", "0") or 0)
+_steps = 0
+
+
+def set_kill_point(n: int) -> None:
+    """Kill before the ``n``-th durable step from now (0: never). For tests."""
+    global _kill_at, _steps
+    _kill_at, _steps = n, 0
+
+
+def durable_steps() -> int:
+    """How many durable steps ran since the last :func:`set_kill_point`."""
+    return _steps
+
+
+def _step() -> None:
+    global _steps
+    _steps += 1
+    if _kill_at and _steps >= _kill_at:
+        os._exit(KILL_EXIT_CODE)
+
 
 def find_non_finite(value: Any, path: str = "") -> str | None:
     """The dotted path of the first NaN/inf inside ``value``, so the error can name it."""
@@ -47,6 +72,7 @@ def dumps(data: Any) -> bytes:
 
 
 def fsync_dir(directory: Path) -> None:
+    _step()
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -70,6 +96,7 @@ def _write_temp(directory: Path, payload: bytes, mode: int = 0o666) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
+            _step()
             os.fsync(handle.fileno())
     except BaseException:
         name.unlink(missing_ok=True)
@@ -93,6 +120,7 @@ def atomic_replace(path: Path, payload: bytes) -> None:
         try:
             if mode != 0o666:
                 os.chmod(temp, mode)
+            _step()
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -123,6 +151,7 @@ def create_exclusive(directory: Path, names: Iterator[str], payload: bytes) -> P
         for name in names:
             target = directory / name
             try:
+                _step()
                 os.link(temp, target)
             except FileExistsError:
                 continue
@@ -161,3 +190,4 @@ def sweep_orphans(directory: Path, older_than_seconds: float = 60.0) -> int:
 def read_json(path: Path) -> Any:
     with open(path, "rb") as handle:
         return json.loads(handle.read())
+

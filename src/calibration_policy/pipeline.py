@@ -12,13 +12,16 @@ takes the second), so proposing always happens outside the target lock.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Mapping
 
+from . import intents
 from .apply import apply_values, live_but_not_recorded, locked
-from .archive import ArchiveEntry, ChangeKind, now_utc
+from .archive import Archive, ArchiveEntry, ChangeKind, now_utc
+from .durable import dumps
 from .decide import should_apply_update
 from .errors import CalibrationPolicyError, HistoryError, StaleChangeError
 from .history import build_run, open_store
@@ -155,7 +158,13 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
         details={"decision": decision.to_dict(), "calibration_timestamp": run.timestamp.isoformat(), **(details or {})},
     ))
     waiting = run_reason or "Waiting for approval: " + decision.reason.removeprefix("Applied: ")
-    run = settle(run, decision, smoothed, history_dir, waiting, pending_suggestion=suggestion.suggestion_id, **fields)
+    # Under the suggestion's lock: an approval that came in between (it holds the same lock) has
+    # already made the run applied, and a pending mark written now would undo that (D2).
+    with ReviewStore(suggestions_dir).holding(suggestion.suggestion_id) as now:
+        if now.status == "pending":
+            run = settle(run, decision, smoothed, history_dir, waiting, pending_suggestion=suggestion.suggestion_id, **fields)
+        else:
+            run = _run_after_review(run, now, history_dir, decision=decision, smoothed=smoothed)
     return run, suggestion
 
 
@@ -216,12 +225,15 @@ def run_update(
     force_values: Literal["smoothed", "recommended"] = "smoothed",
     dry_run: bool = False,
     suggestions_dir: str | os.PathLike[str] | None = None,
+    expected_version: str | None = None,
 ) -> UpdateOutcome:
     """Record a calibration result and apply it to ``target`` if the policy says so.
 
     With ``force`` the update applies whatever the rules say (reason "forced by user"); with
     ``dry_run`` nothing at all is written and the outcome says what would have happened; when
     the policy requires approval, an update that would apply becomes a pending suggestion.
+    With ``expected_version`` (see :func:`live_version`) the live config must still be the one
+    the caller saw, else :class:`StaleChangeError` before anything goes live.
     """
     if force_values not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"force_values must be 'smoothed' or 'recommended', not {force_values!r:.40}.")
@@ -235,9 +247,15 @@ def run_update(
             decision = replace(decision, apply=False, reason=_waiting(decision))
         return UpdateOutcome(run=_decided(run, decision, smoothed, None), decision=decision, dry_run=True, route=would)
     target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
-    run = open_store(history_dir).record(run)
-    smoothed = smoothed_for(run, policy, history_dir)
-    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir)
+    suggestions_dir = _suggestions_dir(suggestions_dir)
+    settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
+    with _intent(target, archive_dir, "update", history_dir, suggestions_dir, expected_version,
+                 underlying=run.underlying, source=run.source, timestamp=run.timestamp.isoformat()) as intent:
+        run = open_store(history_dir).record(run)
+        intent.note(run_id=run.run_id)
+        smoothed = smoothed_for(run, policy, history_dir)
+        return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values,
+                                 suggestions_dir, expected_version)
 
 
 def route(decision: Decision, policy: CalibrationUpdatePolicy) -> Route:
@@ -258,8 +276,10 @@ def _decision(run, current, smoothed, policy, force, force_values) -> Decision:
     return decision
 
 
-def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None) -> UpdateOutcome:
+def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None,
+                      expected_version: str | None = None) -> UpdateOutcome:
     with locked(target):
+        check_version(target, expected_version, archive_dir)
         current = target.values(target.load())
         decision = _decision(run, current, smoothed, policy, force, force_values)
         way, change = route(decision, policy), None
@@ -286,8 +306,13 @@ def force_apply(
     archive_dir: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     use: Literal["smoothed", "recommended"] = "smoothed",
+    expected_version: str | None = None,
 ) -> UpdateOutcome:
-    """Apply the latest (or the given) run now, whatever the rules say: the panel's button."""
+    """Apply the latest (or the given) run now, whatever the rules say: the panel's button.
+
+    With ``expected_version`` (what the page or caller saw, :func:`live_version`) a newer change
+    made meanwhile is never overwritten: :class:`StaleChangeError`, nothing changed (D10).
+    """
     underlying = check_underlying(underlying)
     if use not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
@@ -307,4 +332,401 @@ def force_apply(
             f"Run {run.run_id} holds {run.domain} values, not {policy.domain}; it cannot be applied to this target."
         )
     smoothed = run.smoothed or smoothed_for(run, policy, history_dir)
-    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use)
+    settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir)
+    with _intent(target, archive_dir, "force", history_dir, None, expected_version, run_id=run.run_id,
+                 underlying=run.underlying):
+        return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use,
+                                 expected_version=expected_version)
+
+
+# -- versions: optimistic concurrency -----------------------------------------------------------
+
+
+def live_version(target: Target) -> str:
+    """A short fingerprint of the live config: what a page or caller saw, to send back with a change."""
+    return hashlib.sha256(dumps(target.load())).hexdigest()[:16]
+
+
+def check_version(target: Target, expected: str | None, archive_dir=None) -> None:
+    """Refuse a change based on a live config that someone changed since (``expected`` None: no check)."""
+    if expected is None:
+        return
+    now = live_version(target)
+    if now == expected:
+        return
+    last = Archive(archive_dir, target.name).last_change()
+    since = (f" The last change was {last.change_id} ({last.kind} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC: "
+             f"{last.reason})." if last is not None else "")
+    raise StaleChangeError(
+        f"The live values of {target.name} changed since you looked (version {str(expected)[:16]} is now {now}); "
+        f"they are now {_values_text(target.values(target.load()))}.{since} Nothing was changed; reload and decide again.",
+    )
+
+
+# -- intents: every multi-file change is recorded before it starts, and settled if interrupted ----
+
+
+def _suggestions_dir(suggestions_dir):
+    from .review import resolve_suggestions_dir
+
+    return resolve_suggestions_dir(suggestions_dir)
+
+
+def change_intent(target: Target, archive_dir, kind: str, *, history_dir=None, suggestions_dir=None,
+                  expected_version: str | None = None, **info: Any):
+    """``with change_intent(...) as intent:`` — for a domain's own multi-file change (auto mode): the
+    intent is recorded first, cleared when the block ends, and settled if the process dies inside."""
+    settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
+    return _intent(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info)
+
+
+@contextlib.contextmanager
+def _intent(target: Target, archive_dir, kind: str, history_dir, suggestions_dir, expected_version, **info: Any):
+    """Record the intent, run the change, then clear it. On an error the change is settled at once
+    (completed if it reached the live config, else undone); a killed process leaves it for the next call."""
+    intent = _begin(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info)
+    try:
+        yield intent
+    except Exception:
+        try:
+            _settle_one(intent.data, target, archive_dir)
+        except Exception:  # noqa: BLE001 - the first error is the one to report; the next call settles
+            intent.release()
+        else:
+            intent.done()
+        raise
+    intent.done()
+
+
+def settle_interrupted(target: Target, *, archive_dir=None, history_dir=None, suggestions_dir=None) -> list[str]:
+    """Complete or undo every change of ``target`` a killed process left half done; one directory
+    listing when there is none. Returns one sentence per settled change."""
+    if not intents.pending_names(archive_dir, target.name):
+        return []
+    settled = []
+    for intent in intents.abandoned(archive_dir, target.name):
+        try:
+            settled.append(_settle_one(intent.data, target, archive_dir))
+        except BaseException:
+            intent.release()
+            raise
+        intent.done()
+    return settled
+
+
+def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
+    from .review import ReviewStore
+
+    kind = data.get("kind")
+    history_dir, suggestions_dir = data.get("history_dir"), data.get("suggestions_dir")
+    sid = data.get("suggestion_id")
+    store = ReviewStore(suggestions_dir)
+    hold = contextlib.nullcontext(None)
+    if sid:
+        try:
+            hold = store.holding(sid)
+        except ValueError:
+            hold = contextlib.nullcontext(None)
+    with hold as suggestion:
+        with locked(target):  # lock order: the suggestion's, then the target's; never the other way
+            archive = Archive(archive_dir, target.name)
+            archive.reconcile(target, target.load())
+            started = _parse_time(data.get("started_at"))
+            made = [e for e in archive.entries() if started is None or e.at >= started]
+        if kind in ("approve", "modify") and suggestion is not None:
+            entry = next((e for e in made if e.suggestion_id == sid), None)
+            if entry is None:
+                return f"{kind} of suggestion {sid} never reached the live config: it stays {suggestion.status}."
+            if suggestion.status == "pending":
+                store.save(_reviewed(suggestion, entry, data.get("status") or "approved", data.get("reviewer") or "?",
+                                     data.get("notes")))
+            _mark_run_applied(suggestion.run_id, entry, history_dir)
+            return f"{kind} of suggestion {sid} had reached the live config ({entry.change_id}): recorded as done."
+    if kind in ("update", "force", "auto"):
+        return _settle_runs(data, made, history_dir, suggestions_dir, target)
+    if kind == "reject" and suggestion is not None and suggestion.status == "rejected":
+        _run_of_rejected(data.get("run_id"), suggestion, history_dir)
+        return f"rejecting suggestion {sid}: its run now says so."
+    return f"{kind} of {target.name}: the archive agrees with the live config."
+
+
+def _parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
+    from .review import ReviewStore
+
+    store = open_store(history_dir)
+    if data.get("run_id"):
+        try:
+            runs = [store.get(data["run_id"])]
+        except ValueError:
+            return f"{data['kind']} of {target.name}: its run {data['run_id']} is gone; nothing to settle."
+    else:  # killed before the intent named the run: the undecided runs of its moment
+        when, started = _parse_time(data.get("timestamp")), _parse_time(data.get("started_at"))
+        try:
+            if when is not None:
+                candidates = store.between(data.get("underlying") or "", when, when)
+            else:
+                candidates = [r for r in store.latest(data.get("underlying") or "", limit=20)
+                              if started is not None and r.timestamp >= started]
+        except ValueError:
+            candidates = []
+        runs = [r for r in candidates if r.source == data.get("source") and r.decided_at is None]
+    said = []
+    for run in runs:
+        entry = next((e for e in reversed(made) if e.run_id == run.run_id), None)
+        if entry is not None:
+            if not (run.applied and run.applied_values == entry.new_values):
+                _mark_run_applied(run.run_id, entry, history_dir, forced=entry.kind == "force")
+            said.append(f"run {run.run_id} had gone live ({entry.change_id}): recorded as applied")
+            continue
+        if run.decided_at is not None and data.get("kind") == "force":
+            said.append(f"forcing run {run.run_id} never reached the live config: nothing changed")
+            continue
+        reviews = ReviewStore(suggestions_dir)
+        waiting = [s for s in reviews.all(target=target.name) if s.run_id == run.run_id]
+        if waiting:
+            newest = waiting[-1]
+            if newest.status == "pending":
+                reviews.expire_pending(target.name, f"superseded by a newer suggestion ({newest.suggestion_id}) "
+                                       "before anyone reviewed it", older_than=newest)
+            with reviews.holding(newest.suggestion_id) as now:
+                if now.status == "pending":
+                    if run.pending_suggestion != now.suggestion_id or run.decided_at is None:
+                        store.save(run.model_copy(update={
+                            "applied": False, "applied_reason": "Waiting for approval: " + now.reason.removeprefix("Applied: "),
+                            "decided_at": now_utc(), "pending_suggestion": now.suggestion_id,
+                            "decision": (now.details or {}).get("decision") or {"apply": True, "reason": now.reason}}))
+                else:
+                    _run_after_review(store.get(run.run_id), now, history_dir)
+            said.append(f"run {run.run_id} waits for suggestion {newest.suggestion_id}")
+            continue
+        if run.decided_at is None:
+            reason = ("Not applied: the update was interrupted before its decision was stored, "
+                      "and nothing went live; run it again to decide")
+            store.save(run.model_copy(update={"applied": False, "applied_reason": reason, "decided_at": now_utc(),
+                                              "decision": {"apply": False, "reason": reason, "settled": True}}))
+            said.append(f"run {run.run_id} never went live: recorded as not applied")
+    return f"{data.get('kind')} of {target.name}: " + ("; ".join(said) or "nothing was left half done") + "."
+
+
+def _reviewed(item, entry: ArchiveEntry, status: str, reviewer: str, notes: str | None):
+    return item.model_copy(update={
+        "status": status, "reviewed_at": entry.at, "reviewer": reviewer, "notes": notes,
+        "applied_values": entry.new_values, "applied_at": entry.at, "change_id": entry.change_id,
+    })
+
+
+def _mark_run_applied(run_id: str | None, entry: ArchiveEntry, history_dir, forced: bool | None = None) -> None:
+    """The run behind a change now shows as applied, with the change's reason (idempotent)."""
+    if not run_id:
+        return
+    store = open_store(history_dir)
+    try:
+        run = store.get(run_id)
+    except ValueError:
+        return
+    update = {"applied": True, "applied_reason": entry.reason, "applied_values": entry.new_values,
+              "decided_at": entry.at, "pending_suggestion": None}
+    if run.decision is None:
+        update["decision"] = {"apply": True, "reason": entry.reason, "settled": True}
+    if forced is not None:
+        update["forced"] = forced
+    store.save(run.model_copy(update=update))
+
+
+def _run_after_review(run: CalibrationRun, suggestion, history_dir, *, decision: Decision | None = None,
+                      smoothed: Mapping[str, float] | None = None) -> CalibrationRun:
+    """The run of a suggestion already reviewed: applied if approved or modified, else not applied."""
+    store = open_store(history_dir)
+    stored = store.get(run.run_id)
+    fields: dict[str, Any] = {"pending_suggestion": None, "decided_at": stored.decided_at or suggestion.reviewed_at or now_utc()}
+    if decision is not None:
+        fields.update({"decision": decision.to_dict(), "smoothed_iv_multiplier": dict(smoothed or {}),
+                       "forced": decision.forced})
+    if suggestion.status in ("approved", "modified"):
+        fields.update({"applied": True, "applied_values": suggestion.applied_values,
+                       "applied_reason": stored.applied_reason if stored.applied else
+                       f"Applied: suggestion {suggestion.suggestion_id} {suggestion.status} by {suggestion.reviewer}"})
+    else:
+        why = suggestion.expired_reason or f"by {suggestion.reviewer}"
+        fields.update({"applied": False, "applied_values": None,
+                       "applied_reason": f"Not applied: suggestion {suggestion.suggestion_id} was {suggestion.status} ({why})"})
+    if fields.get("decision") is None and stored.decision is None:
+        fields["decision"] = {"apply": False, "reason": fields["applied_reason"], "settled": True}
+    run = stored.model_copy(update=fields)
+    store.save(run)
+    return run
+
+
+# -- the review changes: approve, modify, reject, roll back --------------------------------------
+
+
+def _store(suggestions):
+    from .review import ReviewStore
+
+    return suggestions if isinstance(suggestions, ReviewStore) else ReviewStore(suggestions)
+
+
+def approve_suggestion(suggestions, suggestion_id: str, *, target: Target, reviewer: str, notes: str | None = None,
+                       archive_dir=None, history_dir=None, expected_version: str | None = None):
+    """Make a pending suggestion's values live as they are (``suggestions``: a ReviewStore or its folder)."""
+    return _review_apply(_store(suggestions), suggestion_id, None, "approved", target, archive_dir, reviewer, notes,
+                         history_dir, expected_version)
+
+
+def modify_suggestion(suggestions, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: str,
+                      notes: str | None = None, archive_dir=None, history_dir=None, expected_version: str | None = None):
+    """Make the reviewer's own values live instead of the suggested ones, after the domain validated them."""
+    from .errors import ReviewError
+
+    if not isinstance(values, Mapping):  # None would silently approve the suggested values as "modified"
+        raise ReviewError(f"Give the values to apply instead of the suggested ones, not {type(values).__name__}.")
+    return _review_apply(_store(suggestions), suggestion_id, values, "modified", target, archive_dir, reviewer, notes,
+                         history_dir, expected_version)
+
+
+def _review_apply(store, suggestion_id, values, status, target, archive_dir, reviewer, notes, history_dir,
+                  expected_version):
+    from .errors import ReviewError
+    from .review import _notes, _who
+
+    reviewer, notes = _who(reviewer), _notes(notes)
+    settled = settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
+    with store.holding(suggestion_id) as item:
+        if item.status == status and item.reviewer == reviewer and any(f" {suggestion_id} had reached" in s for s in settled):
+            return item  # this reviewer's own interrupted approval, completed just now: done once, not twice
+        if item.status != "pending":
+            raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
+        if item.target != target.name:
+            raise ReviewError(f"Suggestion {suggestion_id} is for {item.target}, not {target.name}.")
+        chosen = get_domain(item.domain).validate(values if values is not None else item.values)
+        verb = "approved" if status == "approved" else "modified and approved"
+        kind = "approve" if status == "approved" else "modify"
+        with locked(target):
+            check_version(target, expected_version, archive_dir)
+            archive = Archive(archive_dir, target.name)
+            archive.reconcile(target, target.load())
+            # Already live (a change recorded before intents existed): record it, never apply twice.
+            done = [e for e in archive.entries() if e.suggestion_id == item.suggestion_id]
+            intent = _begin(target, archive_dir, kind, history_dir, store.directory, expected_version,
+                            suggestion_id=item.suggestion_id, run_id=item.run_id, status=status, reviewer=reviewer,
+                            notes=notes)
+            try:
+                entry = done[-1] if done else apply_values(
+                    target, chosen, archive_dir=archive_dir, already_locked=True, kind=kind,
+                    reason=f"Applied: suggestion {item.suggestion_id} {verb} by {reviewer}" + (f" ({notes})" if notes else ""),
+                    actor=reviewer, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
+                    suggestion_id=item.suggestion_id, calibration_timestamp=item.created_at)
+            except BaseException:
+                intent.release()
+                raise
+        try:
+            try:
+                _mark_run_applied(item.run_id, entry, history_dir)
+            except ValueError as error:
+                raise live_but_not_recorded(target.name, "recording the change", error,
+                                            f"the archive has it ({entry.change_id}).") from error
+            updated = _reviewed(item, entry, status, reviewer, notes)
+            try:
+                store.save(updated)
+            except ValueError as error:
+                raise live_but_not_recorded(updated.target, f"saving suggestion {suggestion_id} as {updated.status}",
+                                            error, f"the archive has the change ({updated.change_id}).") from error
+        except BaseException:
+            intent.release()  # left for the next change to settle
+            raise
+        intent.done()
+        return updated
+
+
+def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: str, notes: str | None = None,
+                      target: Target | None = None, archive_dir=None, history_dir=None,
+                      expected_version: str | None = None):
+    """Close a pending suggestion without touching the live config; its run (if ``history_dir`` is
+    given) then says why nothing went live."""
+    from .errors import ReviewError
+    from .review import _notes, _who
+
+    store = _store(suggestions)
+    reviewer, notes = _who(reviewer), _notes(notes)
+    if target is not None:
+        settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
+    with store.holding(suggestion_id) as item:
+        if item.status != "pending":
+            raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
+        if target is not None:
+            with locked(target):
+                check_version(target, expected_version, archive_dir)
+        updated = item.model_copy(update={"status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer,
+                                          "notes": notes})
+        intent = None
+        if target is not None and history_dir is not None and item.run_id:
+            intent = _begin(target, archive_dir, "reject", history_dir, store.directory, expected_version,
+                            suggestion_id=item.suggestion_id, run_id=item.run_id)
+        try:
+            store.save(updated)
+            if intent is not None:
+                _run_of_rejected(item.run_id, updated, history_dir)
+        except BaseException:
+            if intent is not None:
+                intent.release()
+            raise
+        if intent is not None:
+            intent.done()
+        return updated
+
+
+def _run_of_rejected(run_id, suggestion, history_dir) -> None:
+    try:
+        run = open_store(history_dir).get(run_id)
+    except ValueError:
+        return
+    if run.pending_suggestion == suggestion.suggestion_id:
+        _run_after_review(run, suggestion, history_dir)
+
+
+def roll_back(target: Target, to: str, *, archive_dir=None, actor: str = "user", domain: str | None = None,
+              history_dir=None, expected_version: str | None = None) -> ArchiveEntry:
+    """Make an archived value set live again; the rollback is itself a recorded, archived change.
+
+    ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
+    for the config as it was before the first recorded change. ``domain`` defaults to the
+    domain of the target's archived changes, so the reason says "weights" or "IV multipliers".
+    """
+    from .errors import ReviewError
+    from .naming import check_record_id
+    from .review import _who
+
+    actor = _who(actor)
+    settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir)
+    with locked(target):
+        check_version(target, expected_version, archive_dir)
+        periods = Archive(archive_dir, target.name).periods()
+        wanted = None if to == "original" else check_record_id(to, "change id")
+        if domain is None:
+            domain = periods[-1].change.domain if periods and periods[-1].change else "vol_surface"
+        what = get_domain(domain).parameter_label_plural
+        for period in periods:
+            if (period.change.change_id if period.change else None) == wanted:
+                label = f"the {what} of {period.since:%Y-%m-%d %H:%M UTC}" if period.since else f"the original {what}"
+                return apply_values(
+                    target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback", already_locked=True,
+                    reason=f"Applied: rolled back to {label} by {actor}", actor=actor, domain=domain,
+                    underlying=period.change.underlying if period.change else None,
+                )
+    known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"
+    raise ReviewError(f"There is no archived value set {to!r:.60} for {target.name}; known: {known}.")
+
+
+def _begin(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info):
+    from .history import resolve_history_dir
+
+    return intents.begin(archive_dir, target.name, kind, version=expected_version,
+                         history_dir=str(resolve_history_dir(history_dir).absolute()),
+                         suggestions_dir=str(_suggestions_dir(suggestions_dir).absolute()), **info)

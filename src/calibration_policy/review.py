@@ -2,23 +2,25 @@
 
 Works for any domain. A suggestion is processed exactly once: the decision is taken under a
 per-suggestion lock and re-checked inside it, so a second (even simultaneous) approve or
-reject gets "already approved at … by …". Approving goes through the same locked, archived
-apply path as every other change.
+reject gets "already approved at … by …". This module is the suggestions store; the changes
+themselves (approve, modify, reject, roll back) are functions of :mod:`calibration_policy.pipeline`,
+with one lock order and a write-ahead intent, like every other change.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterator, Literal
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .apply import apply_values, live_but_not_recorded
-from .archive import Archive, ArchiveEntry, now_utc
+from .apply import live_but_not_recorded
+from .archive import now_utc
 from . import foreign
 from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import ReviewError
@@ -26,7 +28,6 @@ from .paths import data_path
 from .moments import aware_utc
 from .naming import check_record_id, is_suggestion_file_name, numbered, sequence_key, utc_stamp
 from .plugins import get_domain
-from .target import Target
 
 log = logging.getLogger(__name__)
 
@@ -197,66 +198,19 @@ class ReviewStore:
         except Timeout:
             raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None
 
-    def _apply(self, suggestion_id: str, values: Mapping[str, Any] | None, status: Status, target: Target,
-               archive_dir: str | os.PathLike[str] | None, reviewer: str, notes: str | None,
-               history_dir: str | os.PathLike[str] | None) -> Suggestion:
-        def change(item: Suggestion) -> Suggestion:
-            if item.target != target.name:
-                raise ReviewError(f"Suggestion {suggestion_id} is for {item.target}, not {target.name}.")
-            chosen = get_domain(item.domain).validate(values if values is not None else item.values)
-            verb = "approved" if status == "approved" else "modified and approved"
-            # Already live (a crash came between the config write and saving this suggestion):
-            # record that, never apply a second time.
-            done = [e for e in Archive(archive_dir, target.name).entries() if e.suggestion_id == item.suggestion_id]
-            entry: ArchiveEntry = done[-1] if done else apply_values(
-                target, chosen, archive_dir=archive_dir, kind="approve" if status == "approved" else "modify",
-                reason=f"Applied: suggestion {item.suggestion_id} {verb} by {reviewer}" + (f" ({notes})" if notes else ""),
-                actor=reviewer, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
-                suggestion_id=item.suggestion_id, calibration_timestamp=item.created_at,
-                after_commit=lambda entry: _mark_run(item.run_id, entry, history_dir),
-            )
-            return item.model_copy(update={
-                "status": status, "reviewed_at": entry.at, "reviewer": reviewer, "notes": notes,
-                "applied_values": entry.new_values, "applied_at": entry.at, "change_id": entry.change_id,
-            })
+    @contextlib.contextmanager
+    def holding(self, suggestion_id: str) -> Iterator[Suggestion]:
+        """Hold the suggestion's lock; yields it as read under the lock (any status)."""
+        self.get(suggestion_id)  # an unknown id fails here, before a lock file is created for it
+        try:
+            with self._lock(check_record_id(suggestion_id, "suggestion id")):
+                yield self.get(suggestion_id)
+        except Timeout:
+            raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None
 
-        return self._transition(suggestion_id, change)
-
-    def approve(self, suggestion_id: str, *, target: Target, reviewer: str, notes: str | None = None,
-                archive_dir: str | os.PathLike[str] | None = None,
-                history_dir: str | os.PathLike[str] | None = None) -> Suggestion:
-        """Apply the suggested values as they are."""
-        return self._apply(suggestion_id, None, "approved", target, archive_dir, _who(reviewer), _notes(notes), history_dir)
-
-    def modify(self, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: str,
-               notes: str | None = None, archive_dir: str | os.PathLike[str] | None = None,
-               history_dir: str | os.PathLike[str] | None = None) -> Suggestion:
-        """Apply the reviewer's own values instead, after the domain validated them."""
-        if not isinstance(values, Mapping):  # None would silently approve the suggested values as "modified"
-            raise ReviewError(f"Give the values to apply instead of the suggested ones, not {type(values).__name__}.")
-        return self._apply(suggestion_id, values, "modified", target, archive_dir, _who(reviewer), _notes(notes), history_dir)
-
-    def reject(self, suggestion_id: str, *, reviewer: str, notes: str | None = None) -> Suggestion:
-        """Close the suggestion without touching the live config."""
-        reviewer, notes = _who(reviewer), _notes(notes)
-        return self._transition(suggestion_id, lambda s: s.model_copy(update={
-            "status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer, "notes": notes}))
-
-
-def _mark_run(run_id: str | None, entry: ArchiveEntry, history_dir: str | os.PathLike[str] | None) -> None:
-    """The run behind an approved suggestion now shows as applied, with the reviewer's reason."""
-    if not run_id:
-        return
-    from .history import open_store
-
-    store = open_store(history_dir)
-    try:
-        run = store.get(run_id)
-    except ValueError:
-        log.warning("Suggestion applied, but its run %s is not in %s to mark.", run_id, store.directory)
-        return
-    store.save(run.model_copy(update={"applied": True, "applied_reason": entry.reason, "applied_values": entry.new_values,
-                                      "decided_at": entry.at, "pending_suggestion": None}))
+    def save(self, item: Suggestion) -> None:
+        """Write a suggestion back (call while :meth:`holding` it)."""
+        self._save(item)
 
 
 def _who(reviewer: object) -> str:
@@ -271,29 +225,3 @@ def _notes(notes: object) -> str | None:
     if not isinstance(notes, str) or len(notes) > 2000 or "\x00" in notes:
         raise ReviewError("Notes must be text of at most 2,000 characters.")
     return notes
-
-
-def rollback(target: Target, to: str, *, archive_dir: str | os.PathLike[str] | None = None,
-             actor: str = "user", domain: str | None = None) -> ArchiveEntry:
-    """Make an archived value set live again; the rollback is itself a recorded, archived change.
-
-    ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
-    for the config as it was before the first recorded change. ``domain`` defaults to the
-    domain of the target's archived changes, so the reason says "weights" or "IV multipliers".
-    """
-    actor = _who(actor)
-    periods = Archive(archive_dir, target.name).periods()
-    wanted = None if to == "original" else check_record_id(to, "change id")
-    if domain is None:
-        domain = periods[-1].change.domain if periods and periods[-1].change else "vol_surface"
-    what = get_domain(domain).parameter_label_plural
-    for period in periods:
-        if (period.change.change_id if period.change else None) == wanted:
-            label = f"the {what} of {period.since:%Y-%m-%d %H:%M UTC}" if period.since else f"the original {what}"
-            return apply_values(
-                target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback",
-                reason=f"Applied: rolled back to {label} by {actor}", actor=actor, domain=domain,
-                underlying=period.change.underlying if period.change else None,
-            )
-    known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"
-    raise ReviewError(f"There is no archived value set {to!r:.60} for {target.name}; known: {known}.")

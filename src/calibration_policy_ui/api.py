@@ -19,7 +19,7 @@ from calibration_policy.archive import Archive
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.moments import to_utc
 from calibration_policy.plugins import get_domain
-from calibration_policy.pipeline import force_apply
+from calibration_policy.pipeline import force_apply, live_version
 
 from .errors import API_TAG, PanelError
 from .panel import Panel
@@ -169,7 +169,14 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
             current_error=live.error, latest_run=RunOut.of(run) if run else None,
             pending_suggestions=[s.suggestion.suggestion_id for s in live.suggestions],
             policy=PolicyOut(explanation=policy.explain(), settings=policy.model_dump(mode="json")),
-        ).model_dump(mode="json"), headers=NO_STORE)
+        ).model_dump(mode="json"), headers={**NO_STORE, **_etag(symbol)})
+
+    def _etag(symbol: str) -> dict[str, str]:
+        """The live config's version as an ETag: send it back as If-Match with a change."""
+        try:
+            return {"ETag": f'"{live_version(panel.target(symbol))}"'}
+        except (ValueError, PanelError):
+            return {}
 
     @router.get("/api/runs", name="calibration_policy_ui.api_runs", response_model=RunsPage, **api)
     def api_runs(
@@ -187,19 +194,23 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
 
     @router.post("/api/force-apply", name="calibration_policy_ui.api_force", response_model=ForceApplyOut,
                  dependencies=[Depends(csrf)], **api)
-    def api_force(body: ForceApplyIn) -> Any:
-        """Apply the latest (or the given) run now, whatever the rules say; archived like any change."""
+    def api_force(request: Request, body: ForceApplyIn) -> Any:
+        """Apply the latest (or the given) run now, whatever the rules say; archived like any change.
+
+        With ``If-Match: "<ETag of /api/status>"`` a change made since is never overwritten: 409, nothing changed."""
         symbol = known_underlying(body.underlying)
         policy = panel.policy()
+        expected = (request.headers.get("if-match") or "").strip().removeprefix("W/").strip('"')[:64] or None
         outcome = force_apply(symbol, target=panel.target(symbol), policy=policy, history_dir=panel.history_dir,
-                              archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use)
+                              archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use,
+                              expected_version=None if expected == "*" else expected)
         what = get_domain(policy.domain).name.replace("_", " ")
         result = ForceApplyOut(
             applied=outcome.applied, reason=outcome.decision.reason, values=outcome.decision.values,
             change_id=outcome.change.change_id if outcome.change else None, run=RunOut.of(outcome.run),
             message=f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({symbol}).",
         )
-        return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
+        return JSONResponse(result.model_dump(mode="json"), headers={**NO_STORE, **_etag(symbol)})
 
     @router.get("/api/as-of", name="calibration_policy_ui.api_as_of", response_model=AsOfOut, **api)
     def api_as_of(underlying: Symbol, at: Annotated[str, Query(min_length=1, max_length=40,

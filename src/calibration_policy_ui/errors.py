@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from calibration_policy.errors import CalibrationPolicyError, DataFolderError
+from calibration_policy.errors import CalibrationPolicyError, DataFolderError, StaleChangeError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
                 except DataFolderError as error:  # the server's data is damaged, not the request: say which folder
                     log.warning("Calibration panel on %s %s: %s", request.method, request.url.path, error)
                     status, message = 503, str(error)
+                except StaleChangeError as error:  # based on values someone changed since: nothing was changed
+                    status, message = 409, str(error)
                 except CalibrationPolicyError as error:
                     status, message = 400, str(error)
                 except Exception:

@@ -15,7 +15,7 @@ from calibration_policy import open_store
 from calibration_policy.naming import check_underlying
 from calibration_policy.plugins import get_domain
 from calibration_policy.review import ReviewStore
-from calibration_policy.pipeline import force_apply
+from calibration_policy.pipeline import approve_suggestion, force_apply, live_version, reject_suggestion
 
 from .errors import PanelError
 from .panel import Panel
@@ -66,7 +66,8 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         scopes = sorted(set(run.recommended) | set(current), key=lambda s: (s != "global", s))
         rows = [ScopeRow(s, label(s), run.recommended.get(s), (run.smoothed or {}).get(s), current.get(s)) for s in scopes]
         context = {"run": run, "rows": rows, "badge": badge(run), "underlying": underlying, "error": error,
-                   "use": use, "target_name": live.target_name, "title": get_domain(policy.domain).title}
+                   "use": use, "target_name": live.target_name, "title": get_domain(policy.domain).title,
+                   "version": live_version(panel.target(underlying))}
         return panel.render(request, "calibration_policy_ui/confirm.html", context, 400 if error else 200)
 
     @router.get("/force-apply", name="calibration_policy_ui.confirm_force", response_class=HTMLResponse, include_in_schema=False)
@@ -80,13 +81,14 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         run_id: Annotated[str, Form(min_length=1, max_length=128)],
         use: Annotated[Literal["smoothed", "recommended"], Form()] = "smoothed",
         confirm: Annotated[str | None, Form(max_length=8)] = None,
+        version: Annotated[str | None, Form(max_length=64)] = None,
     ) -> Response:
         if confirm != "yes":
             return confirm_page(request, underlying, "Tick the box to confirm that you want to override the policy.", use)
         policy = panel.policy()
         target = panel.target(check_underlying(underlying))
         outcome = force_apply(underlying, target=target, policy=policy, history_dir=panel.history_dir,
-                              archive_dir=panel.archive_dir, run_id=run_id, use=use)
+                              archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None)
         what = get_domain(policy.domain).name.replace("_", " ")
         return done(request, outcome.run.underlying,
                     f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({outcome.run.underlying}).")
@@ -97,11 +99,12 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         symbol = check_underlying(item.underlying or underlying)
         who = panel.user(request) or reviewer
         if approve:
-            store.approve(suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
+            approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
                           archive_dir=panel.archive_dir, history_dir=panel.history_dir)
             message = f"Approved suggestion {suggestion_id}: its values are live now."
         else:
-            store.reject(suggestion_id, reviewer=who, notes=notes)
+            reject_suggestion(store, suggestion_id, reviewer=who, notes=notes, target=panel.target(symbol),
+                              archive_dir=panel.archive_dir, history_dir=panel.history_dir)
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
         return done(request, symbol, message)
 

@@ -108,9 +108,18 @@ def make_panel(
     return Panel(
         history_dir=folder(history_dir), archive_dir=folder(archive_dir), suggestions_dir=folder(suggestions_dir),
         policy_source=policy_source, target_for=target_for, templates=build_templates(templates),
-        base_template=base_template, signer=Signer(secret or os.environ.get(SECRET_ENV) or None),
+        base_template=base_template, signer=Signer(secret or os.environ.get(SECRET_ENV) or _stored_secret(history_dir)),
         trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user, tabs=tabs,
     )
+
+
+def _stored_secret(history_dir) -> bytes | None:
+    """The secret kept under the data folder (beside the runs folder when one is given)."""
+    from calibration_policy.paths import data_root
+
+    from .security import stored_secret
+
+    return stored_secret(Path(history_dir).parent if history_dir is not None else data_root())
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,18 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import os
 import secrets
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import Request
 from starlette.responses import Response
 
 from .errors import PanelError
+
+log = logging.getLogger(__name__)
 
 CSRF_COOKIE = "calibration_panel_csrf"
 CSRF_FIELD = "csrf_token"
@@ -50,6 +55,44 @@ class Signer:
             return None
         value = signed.rsplit(".", 1)[0]
         return value if hmac.compare_digest(self.sign(value), signed) else None
+
+
+SECRET_FILE = ".panel_secret"
+
+
+def stored_secret(folder: str | os.PathLike[str]) -> bytes | None:
+    """The panel's signing secret kept in ``folder/.panel_secret`` (created 0600 on first use), so open
+    forms and cookies keep working across a restart; None when the folder cannot hold it."""
+    path = Path(folder) / SECRET_FILE
+    for _ in range(2):
+        try:
+            with open(path, "rb") as handle:
+                key = handle.read()
+            if len(key) >= 32:
+                return key
+            log.warning("The panel secret %s is too short; using a per-process secret.", path)
+            return None
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("Cannot read the panel secret %s (%s); using a per-process secret.", path, error.strerror)
+            return None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # another process made it just now: read theirs
+        except OSError as error:
+            log.warning("Cannot store the panel secret in %s (%s); using a per-process secret.", path.parent,
+                        error.strerror)
+            return None
+        key = secrets.token_hex(32).encode()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return key
+    return None
 
 
 def _secure(request: Request) -> bool:

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from calibration_policy.archive import Archive, Period
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, default_weights_file, weights_target
 from calibration_policy.errors import CalibrationPolicyError, ReviewError
-from calibration_policy.review import ReviewStore, Suggestion, rollback
+from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.default_plugins.scoring_weights.analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file
@@ -348,10 +349,10 @@ def _review(tab: WeightsTab, suggestion_id: str, action: str, reviewer: str, not
     dirs = {"archive_dir": panel.archive_dir, "history_dir": panel.history_dir}
     try:
         if action == "reject":
-            return store.reject(suggestion_id, reviewer=reviewer, notes=notes)
+            return reject_suggestion(store, suggestion_id, reviewer=reviewer, notes=notes)
         if action == "modify":
-            return store.modify(suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
-        return store.approve(suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
+            return modify_suggestion(store, suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
+        return approve_suggestion(store, suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
     except ReviewError as error:
         if "already" in str(error):  # lost a race with another reviewer after the check above
             raise PanelError(409, str(error)) from None
@@ -438,7 +439,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
 
     @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
     def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "") -> Response:
-        entry = rollback(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer))
+        entry = roll_back(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer))
         return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
 
     # -- JSON --------------------------------------------------------------------------------------
@@ -523,7 +524,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
                  dependencies=[Depends(csrf)], **api)
     def api_rollback(request: Request, body: RollbackIn) -> Any:
         """Make an archived weight set live again; the rollback is itself an archived change."""
-        entry = rollback(tab.target(), body.to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, body.reviewer))
+        entry = roll_back(tab.target(), body.to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, body.reviewer))
         return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
                             previous_values=entry.previous_values))
 

@@ -20,7 +20,8 @@ from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import InvalidNameError, InvalidRunError, ReviewError
 from calibration_policy.history import open_store
-from calibration_policy.review import ReviewStore, Suggestion, rollback
+from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.pipeline import run_update
 
@@ -89,7 +90,7 @@ def test_a_newer_suggestion_expires_the_older_pending_one(store, target):
     assert old.expired_reason == f"superseded by a newer suggestion ({second.suggestion_id}) before anyone reviewed it"
     assert store.get(second.suggestion_id).status == "pending"
     with pytest.raises(ReviewError, match=r"was already expired at .*; nothing was changed"):
-        store.approve(first.suggestion_id, target=target, reviewer="ana")
+        approve_suggestion(store, first.suggestion_id, target=target, reviewer="ana")
 
 
 def test_a_late_older_suggestion_does_not_expire_a_newer_one(store, target):
@@ -158,7 +159,7 @@ def test_a_suggestion_with_an_unusable_time_is_skipped(store, target, dirs, crea
 def test_approving_applies_archives_and_records_who_when_and_why(store, target, weights_file, dirs):
     item = propose(store, target)
     before = datetime.now(timezone.utc)
-    done = store.approve(item.suggestion_id, target=target, reviewer="ana", notes="looks right", archive_dir=dirs["archive"])
+    done = approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", notes="looks right", archive_dir=dirs["archive"])
     assert done.status == "approved" and done.reviewer == "ana" and done.notes == "looks right"
     assert done.reviewed_at >= before and done.applied_at == done.reviewed_at
     assert done.applied_values == PROPOSED
@@ -173,12 +174,12 @@ def test_approving_applies_archives_and_records_who_when_and_why(store, target, 
 
 def test_approving_twice_says_who_already_did_and_changes_nothing(store, target, weights_file, dirs):
     item = propose(store, target)
-    store.approve(item.suggestion_id, target=target, reviewer="ana", archive_dir=dirs["archive"])
+    approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=dirs["archive"])
     before = digest(weights_file)
     with pytest.raises(ReviewError, match=r"was already approved at \d{4}-\d\d-\d\d \d\d:\d\d UTC by ana; nothing was changed"):
-        store.approve(item.suggestion_id, target=target, reviewer="bob", archive_dir=dirs["archive"])
+        approve_suggestion(store, item.suggestion_id, target=target, reviewer="bob", archive_dir=dirs["archive"])
     with pytest.raises(ReviewError, match="already approved"):
-        store.reject(item.suggestion_id, reviewer="bob")
+        reject_suggestion(store, item.suggestion_id, reviewer="bob")
     assert digest(weights_file) == before
     assert len(Archive(dirs["archive"], target.name).entries()) == 1
 
@@ -192,7 +193,7 @@ def test_approving_marks_the_run_behind_the_suggestion_applied(dirs, tmp_path, m
                          archive_dir=dirs["archive"], suggestions_dir=dirs["suggestions"])
     assert outcome.run.status == "pending" and not outcome.applied
     store = ReviewStore(dirs["suggestions"])
-    store.approve(outcome.run.pending_suggestion, target=target, reviewer="ana", archive_dir=dirs["archive"],
+    approve_suggestion(store, outcome.run.pending_suggestion, target=target, reviewer="ana", archive_dir=dirs["archive"],
                   history_dir=dirs["history"])
     run = open_store(dirs["history"]).get(outcome.run.run_id)
     assert run.status == "applied" and run.applied_reason.startswith(f"Applied: suggestion {outcome.run.pending_suggestion} approved by ana")
@@ -204,7 +205,7 @@ def test_a_suggestion_cannot_be_applied_to_another_target(store, target, tmp_pat
     other = weights_target(path=tmp_path / "other.json")
     (tmp_path / "other.json").write_text(json.dumps(EQUAL))
     with pytest.raises(ReviewError, match="is for scoring_weights, not other"):
-        store.approve(item.suggestion_id, target=other, reviewer="ana")
+        approve_suggestion(store, item.suggestion_id, target=other, reviewer="ana")
     assert store.get(item.suggestion_id).status == "pending"
 
 
@@ -224,7 +225,7 @@ def test_modify_validates_and_names_the_offending_value(store, target, weights_f
     item = propose(store, target)
     before = digest(weights_file)
     with pytest.raises(InvalidRunError, match=message):
-        store.modify(item.suggestion_id, values, target=target, reviewer="ana")
+        modify_suggestion(store, item.suggestion_id, values, target=target, reviewer="ana")
     assert digest(weights_file) == before
     assert store.get(item.suggestion_id).status == "pending"  # a typo does not use up the review
 
@@ -232,7 +233,7 @@ def test_modify_validates_and_names_the_offending_value(store, target, weights_f
 def test_modify_applies_the_reviewers_values(store, target, weights_file, dirs):
     item = propose(store, target)
     mine = {"wallet": 0.35, "cluster": 0.35, "token": 0.1, "context": 0.2}
-    done = store.modify(item.suggestion_id, mine, target=target, reviewer="ana", notes="less on wallet",
+    done = modify_suggestion(store, item.suggestion_id, mine, target=target, reviewer="ana", notes="less on wallet",
                         archive_dir=dirs["archive"])
     assert done.status == "modified" and done.applied_values == mine and done.values == PROPOSED
     assert json.loads(weights_file.read_text()) == mine
@@ -243,35 +244,35 @@ def test_modify_applies_the_reviewers_values(store, target, weights_file, dirs):
 def test_modify_accepts_a_sum_off_by_float_noise_only(store, target):
     item = propose(store, target)
     noisy = {"wallet": 0.1, "cluster": 0.2, "token": 0.3, "context": 0.4}  # sums to 1.0000000000000002
-    assert store.modify(item.suggestion_id, noisy, target=target, reviewer="ana").status == "modified"
+    assert modify_suggestion(store, item.suggestion_id, noisy, target=target, reviewer="ana").status == "modified"
     item = propose(store, target)
     with pytest.raises(InvalidRunError, match="weights sum to 1.000001, not 1"):
-        store.modify(item.suggestion_id, {**noisy, "context": 0.400001}, target=target, reviewer="ana")
+        modify_suggestion(store, item.suggestion_id, {**noisy, "context": 0.400001}, target=target, reviewer="ana")
 
 
 def test_rejecting_leaves_the_live_values_alone(store, target, weights_file, dirs):
     item = propose(store, target)
     before = digest(weights_file)
-    done = store.reject(item.suggestion_id, reviewer="bob", notes="too big a move")
+    done = reject_suggestion(store, item.suggestion_id, reviewer="bob", notes="too big a move")
     assert done.status == "rejected" and done.reviewer == "bob" and done.notes == "too big a move" and done.reviewed_at
     assert done.applied_values is None and done.change_id is None
     assert digest(weights_file) == before and Archive(dirs["archive"], target.name).entries() == []
     with pytest.raises(ReviewError, match="already rejected at .* by bob"):
-        store.approve(item.suggestion_id, target=target, reviewer="ana")
+        approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana")
 
 
 @pytest.mark.parametrize("reviewer", ["", "   ", "x" * 101, None, "a\x00b"])
 def test_a_reviewer_must_say_who_they_are(store, target, reviewer):
     item = propose(store, target)
     with pytest.raises(ReviewError, match="Say who is reviewing"):
-        store.reject(item.suggestion_id, reviewer=reviewer)
+        reject_suggestion(store, item.suggestion_id, reviewer=reviewer)
     assert store.get(item.suggestion_id).status == "pending"
 
 
 def test_notes_are_bounded(store, target):
     item = propose(store, target)
     with pytest.raises(ReviewError, match="at most 2,000 characters"):
-        store.reject(item.suggestion_id, reviewer="ana", notes="n" * 2001)
+        reject_suggestion(store, item.suggestion_id, reviewer="ana", notes="n" * 2001)
 
 
 def test_unknown_or_hostile_ids_are_plain_errors(store, target):
@@ -279,7 +280,7 @@ def test_unknown_or_hostile_ids_are_plain_errors(store, target):
         store.get("20250101T000000.000000Z_x")
     for hostile in ("../x", "a/b", "..", ""):
         with pytest.raises(InvalidNameError):
-            store.approve(hostile, target=target, reviewer="ana")
+            approve_suggestion(store, hostile, target=target, reviewer="ana")
 
 
 def test_an_unreadable_suggestion_file_is_skipped_in_listings(store, target, dirs):
@@ -303,12 +304,12 @@ def _race(args: tuple[str, str, str, str, str, int, Any]) -> tuple[str, str]:
     barrier.wait()
     try:
         if action == "approve":
-            item = store.approve(suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive)
+            item = approve_suggestion(store, suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive)
         elif action == "modify":
-            item = store.modify(suggestion_id, {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1},
+            item = modify_suggestion(store, suggestion_id, {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1},
                                 target=target, reviewer=f"r{k}", archive_dir=archive)
         else:
-            item = store.reject(suggestion_id, reviewer=f"r{k}")
+            item = reject_suggestion(store, suggestion_id, reviewer=f"r{k}")
         return "won", item.status
     except ReviewError as error:
         return "lost", str(error)
@@ -344,7 +345,7 @@ def test_racing_reviewers_in_separate_processes_process_a_suggestion_exactly_onc
 
 def approve_values(store, target, dirs, values) -> Suggestion:
     item = propose(store, target, values)
-    return store.approve(item.suggestion_id, target=target, reviewer="ana", archive_dir=dirs["archive"])
+    return approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=dirs["archive"])
 
 
 def test_rollback_to_an_archived_set_is_itself_an_archived_change(store, target, weights_file, dirs):
@@ -370,7 +371,7 @@ def test_rollback_to_the_original_and_the_wording_for_iv_multipliers(store, targ
     live.write_text(json.dumps({"global": 1.0}))
     vol = JsonFileTarget(live)
     item = propose(store, vol, {"global": 1.1}, domain="vol_surface", current={"global": 1.0})
-    store.approve(item.suggestion_id, target=vol, reviewer="ana", archive_dir=dirs["archive"])
+    approve_suggestion(store, item.suggestion_id, target=vol, reviewer="ana", archive_dir=dirs["archive"])
     assert rollback(vol, "original", archive_dir=dirs["archive"], actor="bo").reason == \
         "Applied: rolled back to the original IV multipliers by bo"
 
@@ -427,8 +428,8 @@ def test_an_approval_interrupted_after_the_config_write_is_not_applied_twice(tmp
 
     monkeypatch.setattr(ReviewStore, "_save", crash_once)
     with pytest.raises(OSError):
-        store.approve(item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
+        approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
     assert store.get(item.suggestion_id).status == "pending"  # the save failed…
-    done = store.approve(item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
+    done = approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
     assert done.status == "approved"
     assert len(Archive(tmp_path / "archive", target.name).entries()) == 1  # …but the values went live once

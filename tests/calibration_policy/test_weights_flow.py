@@ -15,7 +15,8 @@ from calibration_policy.cli import main
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import PolicyError, TargetError
 from calibration_policy.history import open_store
-from calibration_policy.review import ReviewStore, rollback
+from calibration_policy.review import ReviewStore
+from calibration_policy.pipeline import approve_suggestion, roll_back as rollback
 from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
 from calibration_policy.default_plugins.scoring_weights.domain import WeightsError
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
@@ -65,7 +66,7 @@ def test_approving_a_suggestion_sets_it_live_and_archives_the_old_weights(target
     outcome = suggest_weights(make_trades(400), target, timestamp=T0, **dirs)
     item = outcome.suggestion
     store = ReviewStore(dirs["suggestions_dir"])
-    done = store.approve(item.suggestion_id, target=target, reviewer="ana", notes="wallet earns it",
+    done = approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", notes="wallet earns it",
                          archive_dir=tmp_path / "archive", history_dir=dirs["history_dir"])
     assert done.status == "approved" and done.applied_at is not None and done.reviewer == "ana"
     assert read_weights(weights_file) == item.values
@@ -126,7 +127,7 @@ def test_rollback_and_as_of_for_weights(target, weights_file, dirs, tmp_path):
     archive_dir = tmp_path / "archive"
     store = ReviewStore(dirs["suggestions_dir"])
     item = suggest_weights(make_trades(400), target, **dirs).suggestion
-    store.approve(item.suggestion_id, target=target, reviewer="ana", archive_dir=archive_dir)
+    approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=archive_dir)
     entry = rollback(target, "original", archive_dir=archive_dir, actor="ana")
     assert entry.reason == "Applied: rolled back to the original weights by ana" and entry.domain == "scoring_weights"
     assert read_weights(weights_file) == EQUAL

@@ -38,7 +38,7 @@ from calibration_policy import (
 )
 from calibration_policy import cli as core_cli
 from calibration_policy import plugins
-from calibration_policy.review import rollback
+from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.status import status_report
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

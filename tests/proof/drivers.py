@@ -67,8 +67,7 @@ def crash_writer(spec: dict[str, Any]) -> None:
     )
     from calibration_policy.apply import apply_values
     from calibration_policy.archive import Archive
-    from calibration_policy.review import rollback
-    from calibration_policy.pipeline import force_apply, run_update
+    from calibration_policy.pipeline import force_apply, roll_back as rollback, run_update
 
     root = Path(spec["root"])
     history, archive = root / "history", root / "archive"
@@ -170,6 +169,7 @@ def record_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def review_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    from calibration_policy.pipeline import approve_suggestion, reject_suggestion
     from calibration_policy.review import ReviewStore
 
     root = Path(spec["root"])
@@ -184,13 +184,57 @@ def review_worker(spec: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.001)
     try:
         if spec["action"] == "approve":
-            store.approve(spec["suggestion_id"], target=target, reviewer=spec["reviewer"],
+            approve_suggestion(store, spec["suggestion_id"], target=target, reviewer=spec["reviewer"],
                           archive_dir=root / "archive", history_dir=root / "history")
         else:
-            store.reject(spec["suggestion_id"], reviewer=spec["reviewer"])
+            reject_suggestion(store, spec["suggestion_id"], reviewer=spec["reviewer"])
         return {"ok": True, "action": spec["action"], "reviewer": spec["reviewer"]}
     except ValueError as error:
         return {"ok": False, "action": spec["action"], "reviewer": spec["reviewer"], "error": str(error)}
+
+
+def race_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """``propose``: ``count`` updates that need approval; ``approve``: approve (or reject) the newest
+    pending suggestion again and again until the proposers are done (``stop`` file)."""
+    from calibration_policy import CalibrationUpdatePolicy
+    from calibration_policy.pipeline import approve_suggestion, reject_suggestion, run_update
+    from calibration_policy.review import ReviewStore
+
+    root, k = Path(spec["root"]), spec["worker"]
+    history, archive, suggestions = root / "history", root / "archive", root / "suggestions"
+    target = make_target("json", Path(spec["config"]))
+    policy = CalibrationUpdatePolicy(min_delta_global=0.001, min_delta_band=0.001, min_sample_size=10,
+                                     min_vega_sum=10.0, require_approval=True)
+    rng = random.Random(k)
+    done: dict[str, int] = {"proposed": 0, "approved": 0, "rejected": 0, "lost": 0}
+    if spec["role"] == "propose":
+        for i in range(spec["count"]):
+            g = round(0.8 + rng.random() * 0.5, 4)
+            run_update(build_result(global_m=g), underlying="SPY", source="live", target=target, policy=policy,
+                       history_dir=history, archive_dir=archive, suggestions_dir=suggestions,
+                       timestamp=T0 + timedelta(seconds=k * 100_000 + i))
+            done["proposed"] += 1
+        return {"worker": k, **done}
+    store = ReviewStore(suggestions)
+    stop = Path(spec["stop"])
+    while not stop.exists():
+        pending = store.all(target=target.name, status="pending") if suggestions.exists() else []
+        if not pending:
+            time.sleep(0.002)
+            continue
+        item = pending[-1]
+        try:
+            if rng.random() < 0.8:
+                approve_suggestion(store, item.suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive,
+                                   history_dir=history)
+                done["approved"] += 1
+            else:
+                reject_suggestion(store, item.suggestion_id, reviewer=f"r{k}", target=target, archive_dir=archive,
+                                  history_dir=history)
+                done["rejected"] += 1
+        except ValueError:
+            done["lost"] += 1  # another reviewer or a newer proposal got there first
+    return {"worker": k, **done}
 
 
 def main() -> None:
@@ -198,7 +242,8 @@ def main() -> None:
     if command == "crash-writer":
         crash_writer(spec)
         return
-    report = {"apply-worker": apply_worker, "record-worker": record_worker, "review-worker": review_worker}[command](spec)
+    report = {"apply-worker": apply_worker, "record-worker": record_worker, "review-worker": review_worker,
+              "race-worker": race_worker}[command](spec)
     print(json.dumps(report))
 
 

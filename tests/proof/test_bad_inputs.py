@@ -43,7 +43,8 @@ from calibration_policy import (
 )
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
-from calibration_policy.review import ReviewStore, rollback
+from calibration_policy.review import ReviewStore
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.pipeline import force_apply, run_update
 
@@ -138,9 +139,9 @@ for label, bad in {**HOSTILE_NAMES, **WRONG_TYPES}.items():
         case(f"force_apply-run_id-{label}", lambda w, b=bad: force_apply("SPY", run_id=b, target=w.target,
                                                                         history_dir=w.history, archive_dir=w.archive), "run")
     case(f"review-get-{label}", lambda w, b=bad: ReviewStore(w.suggestions).get(b), "suggestion")
-    case(f"review-approve-id-{label}", lambda w, b=bad: ReviewStore(w.suggestions).approve(b, target=w.target, reviewer="ana",
+    case(f"review-approve-id-{label}", lambda w, b=bad: approve_suggestion(ReviewStore(w.suggestions), b, target=w.target, reviewer="ana",
                                                                                            archive_dir=w.archive), "suggestion")
-    case(f"review-reject-id-{label}", lambda w, b=bad: ReviewStore(w.suggestions).reject(b, reviewer="ana"), "suggestion")
+    case(f"review-reject-id-{label}", lambda w, b=bad: reject_suggestion(ReviewStore(w.suggestions), b, reviewer="ana"), "suggestion")
     case(f"rollback-to-{label}", lambda w, b=bad: rollback(w.target, b, archive_dir=w.archive), None)
     if label not in ("underscore", "too-long"):  # both are fine in ids (only symbols are that strict)
         case(f"archive-target-{label}", lambda w, b=bad: Archive(w.archive, b), "target name")
@@ -285,19 +286,19 @@ case("force_apply-unknown-run", lambda w: force_apply("SPY", run_id="20200101T00
 
 # ReviewStore: reviewers, notes, modified values; and a suggestion for another target
 for label, bad in {"empty": "", "blank": "   ", "none": None, "nul": "ana\x00", "10MB": HUGE, "int": 7}.items():
-    case(f"review-approve-reviewer-{label}", lambda w, b=bad: ReviewStore(w.suggestions).approve(
+    case(f"review-approve-reviewer-{label}", lambda w, b=bad: approve_suggestion(ReviewStore(w.suggestions), 
         w.pending, target=w.target, reviewer=b, archive_dir=w.archive), "review")
-    case(f"review-reject-reviewer-{label}", lambda w, b=bad: ReviewStore(w.suggestions).reject(w.pending, reviewer=b), "review")
+    case(f"review-reject-reviewer-{label}", lambda w, b=bad: reject_suggestion(ReviewStore(w.suggestions), w.pending, reviewer=b), "review")
 for label, bad in {"10MB": HUGE, "nul": "ok\x00", "list": ["x"]}.items():
-    case(f"review-reject-notes-{label}", lambda w, b=bad: ReviewStore(w.suggestions).reject(w.pending, reviewer="ana", notes=b), "Notes")
+    case(f"review-reject-notes-{label}", lambda w, b=bad: reject_suggestion(ReviewStore(w.suggestions), w.pending, reviewer="ana", notes=b), "Notes")
 for label, bad in {**{k: v for k, v in BAD_NUMBERS.items() if k not in ("list",)}, "empty": None}.items():
     values = {} if label == "empty" else {"global": bad, "weekly": 1.1}
     label = "global-" + label
-    case(f"review-modify-values-{label}", lambda w, v=values: ReviewStore(w.suggestions).modify(
+    case(f"review-modify-values-{label}", lambda w, v=values: modify_suggestion(ReviewStore(w.suggestions), 
         w.pending, v, target=w.target, reviewer="ana", archive_dir=w.archive), None)
-case("review-modify-values-missing", lambda w: ReviewStore(w.suggestions).modify(w.pending, None, target=w.target, reviewer="ana",
+case("review-modify-values-missing", lambda w: modify_suggestion(ReviewStore(w.suggestions), w.pending, None, target=w.target, reviewer="ana",
                                                                               archive_dir=w.archive), None)
-case("review-approve-other-target", lambda w: ReviewStore(w.suggestions).approve(
+case("review-approve-other-target", lambda w: approve_suggestion(ReviewStore(w.suggestions), 
     w.pending, target=JsonFileTarget(w.root / "config" / "other.json"), reviewer="ana", archive_dir=w.archive), "not other")
 case("rollback-actor-empty", lambda w: rollback(w.target, "original", archive_dir=w.archive, actor=""), "review")
 case("rollback-unknown-change", lambda w: rollback(w.target, "20200101T000000.000000Z", archive_dir=w.archive), "known")

@@ -53,7 +53,8 @@ from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive, ArchiveEntry
 from calibration_policy.naming import parse_run_file_name
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
-from calibration_policy.review import ReviewStore, Suggestion, rollback
+from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy.pipeline import approve_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.pipeline import force_apply, run_update
 
@@ -212,9 +213,9 @@ OPERATIONS: dict[str, Callable[[World], Any]] = {
     "propose": lambda w: run_update(build_result(global_m=1.4), underlying="SPY", source="live", target=w.target,
                                     policy=APPROVAL, history_dir=w.history, archive_dir=w.archive,
                                     suggestions_dir=w.suggestions, timestamp=T0 + timedelta(days=4)),
-    "approve": lambda w: ReviewStore(w.suggestions).approve(w.pending, target=w.target, reviewer="ana",
+    "approve": lambda w: approve_suggestion(ReviewStore(w.suggestions), w.pending, target=w.target, reviewer="ana",
                                                             archive_dir=w.archive, history_dir=w.history),
-    "reject": lambda w: ReviewStore(w.suggestions).reject(w.pending, reviewer="ana"),
+    "reject": lambda w: reject_suggestion(ReviewStore(w.suggestions), w.pending, reviewer="ana"),
     "rollback": lambda w: rollback(w.target, "original", archive_dir=w.archive),
 }
 

@@ -43,7 +43,8 @@ from calibration_policy import (
 )
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
-from calibration_policy.review import ReviewStore, rollback
+from calibration_policy.review import ReviewStore
+from calibration_policy.pipeline import approve_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.pipeline import force_apply, run_update
 
@@ -148,9 +149,9 @@ def _hostile_calls(w: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
             (f"update underlying {name!r}", lambda n=name: run_update(build_result(), underlying=n, source="live", target=w["target"],
                                                                      history_dir=w["history"], archive_dir=w["archive"])),
             (f"suggestion get {name!r}", lambda n=name: ReviewStore(w["suggestions"]).get(n)),
-            (f"suggestion approve {name!r}", lambda n=name: ReviewStore(w["suggestions"]).approve(
+            (f"suggestion approve {name!r}", lambda n=name: approve_suggestion(ReviewStore(w["suggestions"]), 
                 n, target=w["target"], reviewer="ana", archive_dir=w["archive"])),
-            (f"suggestion reject {name!r}", lambda n=name: ReviewStore(w["suggestions"]).reject(n, reviewer="ana")),
+            (f"suggestion reject {name!r}", lambda n=name: reject_suggestion(ReviewStore(w["suggestions"]), n, reviewer="ana")),
             (f"rollback {name!r}", lambda n=name: rollback(w["target"], n, archive_dir=w["archive"])),
             (f"archive {name!r}", lambda n=name: Archive(w["archive"], n).entries()),
             (f"target name {name!r}", lambda n=name: JsonFileTarget(w["config"], name=n)),
@@ -236,7 +237,7 @@ def test_audit_sees_legitimate_writes(sandbox) -> None:
     with audit:
         record_calibration_result(build_result(), "SPY", "live", history_dir=sandbox["history"])
         apply_values(sandbox["target"], {"global": 1.2}, archive_dir=sandbox["archive"], kind="force", reason="Applied: x")
-        ReviewStore(sandbox["suggestions"]).approve(sandbox["pending"], target=sandbox["target"], reviewer="ana",
+        approve_suggestion(ReviewStore(sandbox["suggestions"]), sandbox["pending"], target=sandbox["target"], reviewer="ana",
                                                      archive_dir=sandbox["archive"], history_dir=sandbox["history"])
         rollback(sandbox["target"], "original", archive_dir=sandbox["archive"])
     counts = _check(audit.found, sandbox)

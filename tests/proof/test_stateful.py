@@ -35,7 +35,8 @@ from calibration_policy import (
 )
 from calibration_policy import history as history_module
 from calibration_policy.archive import Archive
-from calibration_policy.review import ReviewStore, rollback
+from calibration_policy.review import ReviewStore
+from calibration_policy.pipeline import approve_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.pipeline import force_apply, run_update
 
@@ -121,10 +122,10 @@ class CalibrationMachine(RuleBasedStateMachine):
         if self.statuses[sid] != "pending":
             before = self.config.read_bytes()
             with pytest.raises(ReviewError, match="already"):
-                store.approve(sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history)
+                approve_suggestion(store, sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history)
             assert self.config.read_bytes() == before
             return
-        item = store.approve(sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history)
+        item = approve_suggestion(store, sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history)
         assert item.status == "approved"
         self.expected = {**self.expected, **item.values}
         self.statuses[sid] = "approved"
@@ -141,9 +142,9 @@ class CalibrationMachine(RuleBasedStateMachine):
         store = ReviewStore(self.suggestions)
         if self.statuses[sid] != "pending":
             with pytest.raises(ReviewError, match="already"):
-                store.reject(sid, reviewer="bo")
+                reject_suggestion(store, sid, reviewer="bo")
         else:
-            assert store.reject(sid, reviewer="bo").status == "rejected"
+            assert reject_suggestion(store, sid, reviewer="bo").status == "rejected"
             self.statuses[sid] = "rejected"
         assert self.config.read_bytes() == before, "a rejection changed the live config"
         assert len(Archive(self.archive_dir, self.target.name).entries(include_all=True)) == changes

@@ -20,7 +20,9 @@ from rich.table import Column
 from calibration_policy.archive import Archive, Period, resolve_archive_dir
 from calibration_policy.cli import Callback, data_option, emit_json, json_option, print_table, spinner
 from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.review import ReviewStore, Suggestion, rollback
+from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy import pipeline
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
 
 from .analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file, two_places
 from .settings import load_weights_settings
@@ -318,7 +320,7 @@ def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
 def approve(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Put a suggestion's weights live (the old ones are archived); SUGGESTION is its id, or `pending`."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
-    item = store.approve(_chosen(places, suggestion_id), target=places.target(), reviewer=who, notes=notes,
+    item = approve_suggestion(store, _chosen(places, suggestion_id), target=places.target(), reviewer=who, notes=notes,
                          archive_dir=places.archive_dir, history_dir=places.history_dir)
     _print_review(item, who, as_json)
 
@@ -335,7 +337,7 @@ def _factor_options(command: Callback) -> Callback:
 def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool, **values: float) -> None:
     """Put your own weights live instead of the suggested ones."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
-    item = store.modify(_chosen(places, suggestion_id), values, target=places.target(), reviewer=who, notes=notes,
+    item = modify_suggestion(store, _chosen(places, suggestion_id), values, target=places.target(), reviewer=who, notes=notes,
                         archive_dir=places.archive_dir, history_dir=places.history_dir)
     _print_review(item, who, as_json)
 
@@ -345,7 +347,7 @@ def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None
 def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Close a suggestion; the live weights stay."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
-    _print_review(store.reject(_chosen(places, suggestion_id), reviewer=who, notes=notes), who, as_json)
+    _print_review(reject_suggestion(store, _chosen(places, suggestion_id), reviewer=who, notes=notes), who, as_json)
 
 
 @weights.command("history")
@@ -373,7 +375,7 @@ def roll_back(places: Places, to: str, by: str | None, as_json: bool) -> None:
 
     CHANGE is the id of the change that made the set live (see `weights history`), or original.
     """
-    entry = rollback(places.target(), to, archive_dir=places.archive_dir, actor=_reviewer(by))
+    entry = pipeline.roll_back(places.target(), to, archive_dir=places.archive_dir, actor=_reviewer(by))
     emit_json(entry.model_dump(mode="json")) if as_json else click.echo(
         f"{entry.reason}; live weights now {_weights_text(entry.new_values)} (change {entry.change_id}).")
 

@@ -185,6 +185,15 @@ def run_auto(trades: TradesInput, target: Target, settings: AutoSettings | None 
             return WeightsOutcome("waiting", f"{_plural(new, 'new trade')} since the last suggestion "
                                              f"({latest[0].timestamp:%Y-%m-%d %H:%M} UTC); auto mode waits for "
                                              f"{settings.min_trades_between:,}.")
+    with pipeline.change_intent(target, archive_dir, "auto", history_dir=history_dir, suggestions_dir=suggestions_dir,
+                                underlying=underlying, source=SOURCE,
+                                timestamp=timestamp.isoformat() if timestamp else None):
+        return _auto_step(frame, target, settings, policy, underlying, threshold, history_dir, suggestions_dir,
+                          archive_dir, timestamp)
+
+
+def _auto_step(frame, target, settings, policy, underlying, threshold, history_dir, suggestions_dir, archive_dir,
+               timestamp) -> WeightsOutcome:
     try:
         analysis, run, decision = _prepare(frame, target, policy, underlying, threshold, settings.max_weight_change,
                                            history_dir, timestamp)

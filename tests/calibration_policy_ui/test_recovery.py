@@ -1,0 +1,63 @@
+"""Issue 11 in the panel: a form or API call based on values changed since is refused (409, nothing
+changed, the message says what changed), and the signing secret survives a restart."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from fastapi.testclient import TestClient
+
+from calibration_policy.pipeline import live_version
+
+from .conftest import USER_HEADER, Host, csrf_of, text_of
+from .test_actions import confirm
+
+
+def test_d10_a_force_confirmed_on_a_page_rendered_before_a_newer_change_changes_nothing(host: Host, client):
+    host.record(global_m=1.01, weekly=1.02, monthly=1.0)
+    html, form = confirm(client)
+    version = __import__("re").search(r'name="version" value="([^"]+)"', html).group(1)
+    host.record(day=1, global_m=1.2, weekly=1.2, monthly=1.2)  # someone else's change goes live meanwhile
+    newer = host.config("SPY")
+    assert newer["global"] != 1.0
+    response = client.post("/calibration/force-apply", data={**form, "version": version, "confirm": "yes"},
+                           follow_redirects=False)
+    assert response.status_code == 409
+    text = text_of(response.text)
+    assert "changed since you looked" in text and "Nothing was changed" in text and "update by policy" in text
+    assert host.config("SPY") == newer
+
+
+def test_the_api_sends_an_etag_and_refuses_a_stale_if_match(host: Host, client):
+    host.record(global_m=1.01, weekly=1.02, monthly=1.0)
+    status = client.get("/calibration/api/status", params={"underlying": "SPY"})
+    etag = status.headers["etag"]
+    assert etag.strip('"') == live_version(host.target_for("SPY"))
+    host.record(day=1, global_m=1.2, weekly=1.2, monthly=1.2)
+    newer = host.config("SPY")
+    token = csrf_of(client)
+    response = client.post("/calibration/api/force-apply", json={"underlying": "SPY", "use": "recommended"},
+                           headers={"X-CSRF-Token": token, "If-Match": etag})
+    assert response.status_code == 409, response.text
+    assert "changed since you looked" in response.json()["detail"]
+    assert host.config("SPY") == newer
+    fresh = client.get("/calibration/api/status", params={"underlying": "SPY"}).headers["etag"]
+    ok = client.post("/calibration/api/force-apply", json={"underlying": "SPY", "use": "recommended"},
+                     headers={"X-CSRF-Token": token, "If-Match": fresh})
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["etag"] != fresh
+
+
+def test_the_signing_secret_survives_a_restart(host: Host, monkeypatch):
+    monkeypatch.delenv("CALIBRATION_PANEL_SECRET", raising=False)
+    host.record(global_m=1.01, weekly=1.02, monthly=1.0)
+    first = TestClient(host.app(secret=None), base_url="http://agent.test")
+    first.headers[USER_HEADER] = "ana"
+    html, form = confirm(first)
+    secret_file = host.root / ".panel_secret"
+    assert secret_file.exists() and stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
+    restarted = TestClient(host.app(secret=None), base_url="http://agent.test", cookies=first.cookies)
+    restarted.headers[USER_HEADER] = "ana"
+    response = restarted.post("/calibration/force-apply", data={**form, "confirm": "yes"}, follow_redirects=False)
+    assert response.status_code == 303, response.text  # the form opened before the restart still works
