@@ -2,7 +2,7 @@
 
 Before an update, force-apply, approval or modification writes anything, it records an intent
 (what will change, from which version, for which run or suggestion) in the target's archive
-folder (``<archive>/<target>/.intents/``), holds a lock on it while it works, and removes it
+folder (``<archive>/.intents/<target>/``), holds a lock on it while it works, and removes it
 when done. A process killed in between leaves the intent behind, unlocked; the next change of
 that target (or ``calibration-policy doctor --repair``) finds it with one directory listing and
 settles it: completes what reached the live config, undoes (records as not applied) what did not.
@@ -27,7 +27,8 @@ FOLDER = ".intents"
 
 
 def intents_dir(archive_dir: str | os.PathLike[str] | None, target_name: str) -> Path:
-    return resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name") / FOLDER
+    """``<archive>/.intents/<target>/``: beside the archive, so a change that archives nothing leaves no target folder."""
+    return resolve_archive_dir(archive_dir) / FOLDER / check_record_id(target_name, "target name")
 
 
 @dataclass
