@@ -208,7 +208,7 @@ class HistoryStore:
         ``offset`` skips that many readable runs first (it reads them: prefer ``before``).
         """
         underlying, limit = check_underlying(underlying), _check_limit(limit)
-        key = parse_cursor(before) if isinstance(before, str) else before
+        key = self._cursor(underlying, before)
         if not self._exists():
             return []
         if offset and key is None:  # skip the names in the index, then read only the page
@@ -223,10 +223,27 @@ class HistoryStore:
     def oldest(self, underlying: str, limit: int = 50, after: str | Key | None = None) -> list[CalibrationRun]:
         """The oldest ``limit`` readable runs of ``underlying`` (newer than the cursor ``after``), oldest first."""
         underlying, limit = check_underlying(underlying), _check_limit(limit)
-        key = parse_cursor(after) if isinstance(after, str) else after
+        key = self._cursor(underlying, after)
         if not self._exists():
             return []
         return self._read_page(self._names(underlying, key, newest=False), limit)
+
+    def position(self, underlying: str, cursor: str | Key) -> int:
+        """How many runs of ``underlying`` are as new as the cursor's or newer (1 for the newest run)."""
+        underlying = check_underlying(underlying)
+        key = self._cursor(underlying, cursor)
+        if not self._exists():
+            return 0
+        return self._indexed(lambda: self._index.count_from(underlying, key))
+
+    def _cursor(self, underlying: str, cursor: str | Key | None) -> Key | None:
+        if cursor is None or cursor == "":
+            return None
+        key = parse_cursor(cursor) if isinstance(cursor, str) else cursor
+        parts = parse_run_file_name(key[2])
+        if parts is None or parts[1] != underlying:
+            raise HistoryError(f"The cursor {key[2][:-5]!r:.80} is a run of another underlying than {underlying}.")
+        return key
 
     def reindex(self) -> int:
         """Rebuild the name index from one listing of the folder; the number of runs it holds."""

@@ -28,6 +28,7 @@ a plain scan.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -35,7 +36,6 @@ import sys
 import time
 import zlib
 import re
-from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -54,6 +54,7 @@ COARSE_RACY_NS = 3_000_000_000  # on file systems that keep whole (or even 2) se
 BUCKETS = 4096  # hash buckets of the folder's names: a changed bucket is looked at name by name
 PROGRESS_AFTER_S = 1.0  # a build that takes longer shows a progress bar on stderr
 CHUNK = 50_000
+LARGE_FOLDER_BYTES = 4 * 1024 * 1024  # a directory this big (on ext4 ≈ 100k names) may take a second to index
 
 Key = tuple[str, int, str]  # (stamp, seq, name): the total order of one underlying's runs
 
@@ -66,9 +67,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 # One run file name per line, as parse_run_file_name reads it ("..": never in a symbol): the bulk
 # build parses a chunk of 50,000 names with one findall.
-_RUN_LINE = re.compile(
-    r"^((\d{8}T\d{6}\.\d{6}Z)_(\^?[A-Z0-9](?:[A-Z0-9\-]|\.(?!\.)){0,14})_([a-z][a-z0-9\-]{0,31})"
-    r"(?:_([1-9]\d{0,5}))?\.json)$",
+# A run file name without a _<n>, one per line: the bulk build parses 50,000 names with one
+# findall (names with ".." in the symbol are dropped after it; key_of checks the rest one by one).
+_PLAIN_RUN_LINE = re.compile(
+    r"^(\d{8}T\d{6}\.\d{6}Z)_(\^?[A-Z0-9][A-Z0-9.\-]{0,14})_([a-z][a-z0-9\-]{0,31})\.json$",
     re.ASCII | re.MULTILINE,
 )
 _TABLES = ("runs", "others", "sums", "counts", "meta")
@@ -129,6 +131,18 @@ def run_key(name: str) -> Key | None:
     return None if parts is None else (parts[0], parts[3], name)
 
 
+def _give_back_memory() -> None:
+    """Hand the listing's freed memory back to the OS (glibc keeps it otherwise): resident memory
+    after a load of a big folder stays what it was before."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl, …): nothing to trim
+            pass
+
+
 class _Progress:
     """A rich progress bar on stderr, shown only once the work has taken over a second."""
 
@@ -136,6 +150,10 @@ class _Progress:
         self.total, self.what, self.started = total, what, time.perf_counter()
         self._bar = None
         self._task = None
+
+    @staticmethod
+    def prepare() -> None:
+        import rich.progress  # noqa: F401
 
     def update(self, done: int) -> None:
         if self._bar is None:
@@ -176,7 +194,7 @@ class RunIndex:
                 db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=OFF")  # a cache: after a power cut it is rebuilt, not trusted
-                db.execute("PRAGMA cache_size=-8192")  # 8 MiB: resident memory stays small at 1M runs
+                db.execute("PRAGMA cache_size=-2048")  # 2 MiB: a page of names needs a few pages; memory stays small
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version != SCHEMA_VERSION:  # new, or an older release's: start afresh (a kill here is redone)
                     for table in _TABLES:
@@ -248,7 +266,10 @@ class RunIndex:
         """One listing of the folder; only names in buckets whose figures changed are looked at."""
         import numpy as np
 
-        mtime = os.stat(self.directory).st_mtime_ns
+        info = os.stat(self.directory)
+        mtime = info.st_mtime_ns
+        if info.st_size > LARGE_FOLDER_BYTES and not db.execute("SELECT 1 FROM sums LIMIT 1").fetchone():
+            _Progress.prepare()  # a big build ahead: import the bar now, not amid a million names
         scan_started = time.time_ns()
         raw_names = os.listdir(os.fsencode(self.directory))
         total = len(raw_names)
@@ -271,6 +292,9 @@ class RunIndex:
             db.executemany("INSERT INTO sums (bucket, n, s) VALUES (?, ?, ?)",
                            ((int(b), int(listed_n[b]), int(listed_s[b])) for b in np.flatnonzero(listed_n)))
         del raw_names, hashes, buckets
+        if total > 100_000:
+            db.execute("PRAGMA shrink_memory")
+            _give_back_memory()
         racy = RACY_NS if mtime % 1_000_000_000 else COARSE_RACY_NS
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
@@ -291,28 +315,45 @@ class RunIndex:
             db.execute(f"DELETE FROM {table}")
         raw_names.sort()
         progress = _Progress(len(raw_names), f"Indexing {len(raw_names):,} files in {self.directory}")
-        counts: dict[str, int] = {}
         try:
             for start in range(0, len(raw_names), CHUNK):
                 chunk = raw_names[start:start + CHUNK]
                 text = b"\n".join(chunk).decode("utf-8", "surrogateescape")
-                rows = _RUN_LINE.findall(text)
-                if len(rows) != len(chunk):
-                    matched = {row[0] for row in rows}
-                    others = [os.fsencode(name) for name in text.split("\n") if name not in matched]
-                    for raw in others:
-                        self._classify(raw)  # warns about a name that only looks like a run's
+                rows = _PLAIN_RUN_LINE.findall(text)  # every run without a _<n>, parsed in C
+                if ".." in text:
+                    rows = [row for row in rows if ".." not in row[1]]
+                keys = [f"{u}/{stamp}/0/{source}" for stamp, u, source in rows]
+                if len(rows) != len(chunk):  # runs with a _<n>, temp files, foreign names: one by one (few)
+                    plain = {f"{stamp}_{u}_{source}.json" for stamp, u, source in rows}
+                    others = []
+                    for name in text.split("\n"):
+                        if name in plain:
+                            continue
+                        if (k := key_of(name) if not name.startswith(".") else None) is not None:
+                            keys.append(k)
+                        else:
+                            others.append(os.fsencode(name))
+                            self._classify(others[-1])  # warns about a name that only looks like a run's
                     db.executemany("INSERT OR IGNORE INTO others (name) VALUES (?)", ((raw,) for raw in others))
-                db.executemany("INSERT OR IGNORE INTO runs (k) VALUES (?)",
-                               [(f"{u}/{stamp}/{len(seq)}{seq}/{source}",) for _, stamp, u, source, seq in rows])
-                for underlying, n in Counter(row[2] for row in rows).items():
-                    counts[underlying] = counts.get(underlying, 0) + n
-                del rows, chunk, text
+                    del plain
+                db.execute("INSERT OR IGNORE INTO runs (k) SELECT value FROM json_each(?) ORDER BY 1", (json.dumps(keys),))
+                del rows, keys, chunk, text
                 progress.update(min(start + CHUNK, len(raw_names)))
+            self._count_all(db)
         finally:
             progress.close()
-        db.executemany("INSERT INTO counts (underlying, n) VALUES (?, ?)", counts.items())
         self.last_build_seconds = time.perf_counter() - started
+
+    @staticmethod
+    def _count_all(db: sqlite3.Connection) -> None:
+        """Runs per underlying, counted along the key (each underlying found by one seek)."""
+        db.execute("DELETE FROM counts")
+        underlying = db.execute("SELECT k FROM runs ORDER BY k LIMIT 1").fetchone()
+        while underlying is not None:
+            symbol = underlying[0].split("/", 1)[0]
+            n = db.execute("SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (f"{symbol}/", f"{symbol}0")).fetchone()[0]
+            db.execute("INSERT INTO counts (underlying, n) VALUES (?, ?)", (symbol, n))
+            underlying = db.execute("SELECT k FROM runs WHERE k >= ? ORDER BY k LIMIT 1", (f"{symbol}0",)).fetchone()
 
     def _patch(self, db: sqlite3.Connection, raw_names: list[bytes], changed: set[int], known: int) -> None:
         """Bring the names of the ``changed`` buckets up to date; ``raw_names`` are the listed names
@@ -435,6 +476,17 @@ class RunIndex:
     def count(self, underlying: str) -> int:
         return self._rebuilding(lambda: self._count(underlying))
 
+    def count_from(self, underlying: str, key: Key) -> int:
+        """How many runs of ``underlying`` sort at ``key`` or after it (are as new or newer)."""
+        return self._rebuilding(lambda: self._count_from(underlying, key))
+
+    def _count_from(self, underlying: str, key: Key) -> int:
+        self.refresh()
+        if self._fallback is not None:
+            return sum(1 for name, parts in self._fallback.items() if parts[1] == underlying and run_key(name) >= key)  # type: ignore[operator]
+        return self._db.execute(  # type: ignore[union-attr]
+            "SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (key_of(key[2]), f"{underlying}0")).fetchone()[0]
+
     def underlyings(self) -> list[str]:
         return self._rebuilding(self._underlyings)
 
@@ -449,7 +501,7 @@ class RunIndex:
             return [name for _, _, name in names][offset : offset + limit]
         low, high = f"{underlying}/", f"{underlying}0"  # every key of this underlying, none of "SPY.B"
         if key is not None:
-            cursor = key_of(key[2])
+            cursor = key_of(key[2]) or sort_key(underlying, key[0], str(key[1] or ""), "~")
             if newest:
                 high = min(high, cursor)  # type: ignore[type-var]
             else:
