@@ -22,8 +22,10 @@ moments is not trusted, because a second change in the same clock tick would lea
 modification time unchanged. One narrow window remains: a file copied in by hand within the
 same clock tick (a few milliseconds) as one of the library's own links is seen only when the
 folder changes behind the index's back again, or when the index is rebuilt
-(``calibration-policy reindex``). A directory where the index cannot be written falls back to
-a plain scan.
+(:meth:`~.history.HistoryStore.reindex`, or delete ``.index/``: it is only a cache). On kernels
+with multigrain timestamps (Linux 6.13 and later) the look at the modification time right after
+the link makes any later change visible, so the window shrinks to the microseconds between the
+two. A directory where the index cannot be written falls back to a plain scan.
 """
 
 from __future__ import annotations
