@@ -2,6 +2,8 @@
 
     python benchmarks/bench_all.py            # 1k / 10k / 100k runs (a few minutes)
     python benchmarks/bench_all.py --quick    # 1k / 10k runs, fewer repeats (about a minute)
+    python benchmarks/bench_all.py --runs 1000000 --workdir /tmp/cp-million
+                                              # issue 12: one table, 1k / 100k / 1M, fair baselines
 
 Rows (all wall clock, ``time.perf_counter``, OS page cache warm):
 
@@ -255,7 +257,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1k and 10k runs, fewer repeats")
     parser.add_argument("--out", default=str(HERE / "results_all.json"))
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
+    parser.add_argument("--runs", type=int, help="issue 12's table: 1k, 100k and this many runs (e.g. 1000000), "
+                        "each path beside its fair baseline (SQLite WAL+FULL with the same models, sorted-name scan, "
+                        "bare durable write, folder listing); see bench_million.py")
+    parser.add_argument("--workdir", help="with --runs: where the run folders are made and kept (default: a folder in /tmp)")
+    parser.add_argument("--repeat", type=int, default=30, help="with --runs: samples per figure")
     args = parser.parse_args(argv)
+    if args.runs:
+        import bench_million
+
+        sizes = sorted({n for n in (1_000, 100_000, args.runs) if n <= args.runs})
+        workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "cp-bench-million")
+        workdir.mkdir(parents=True, exist_ok=True)
+        out = Path(args.out) if args.out != str(HERE / "results_all.json") else HERE / "results_million.json"
+        print(bench_million.run(sizes, workdir, args.repeat, out))
+        return 0
 
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                "processor": platform.processor() or platform.machine(), "load_average_at_start": list(os.getloadavg())}

@@ -170,17 +170,25 @@ def explain(policy_file: str | None, history_dir: str | None, archive_dir: str |
 @policy_options
 @click.option("--limit", type=int, default=10, show_default=True, help="How many runs.")
 @click.option("--full", is_flag=True, help="Do not shorten long reasons (they wrap instead).")
+@click.option("--before", metavar="CURSOR", help="Only runs older than this one: <timestamp>,<run id> "
+              "(the next page's cursor is printed under each page).")
 def history(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None,
-            as_json: bool, limit: int, full: bool) -> None:
+            as_json: bool, limit: int, full: bool, before: str | None) -> None:
     """List an underlying's latest calibration runs and whether each went live.
 
-    UNDERLYING is its symbol, for example SPY.
+    UNDERLYING is its symbol, for example SPY. Page back with --before (keyset paging: the
+    oldest page is as quick as the newest).
     """
-    from .history import open_store
+    from .history import MAX_LIMIT, _check_limit, cursor_of, open_store
 
-    runs = open_store(history_dir).latest(underlying, limit)
+    store = open_store(history_dir)
+    runs = store.latest(underlying, min(_check_limit(limit) + 1, MAX_LIMIT), before=before or None)
+    more = len(runs) > limit
+    runs = runs[-limit:] if runs else runs
     if as_json:
         emit_json([run.model_dump(mode="json") for run in reversed(runs)])
+        if more:
+            click.echo(f"next page: --before '{cursor_of(runs[0])}'", err=True)
         return
     if not runs:
         click.echo(f"No calibration runs for {underlying.upper()} yet — run `calibration-policy update --underlying {underlying.upper()} …`.")
@@ -195,6 +203,8 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
                      applied[run.status], reason if full else Text(reason, no_wrap=True, overflow="ellipsis")])
     print_table([Column("Time (UTC)", no_wrap=True), "Source", recommended, "Smoothed", Column("Applied?", no_wrap=True),
                  "Reason"], rows)
+    if more:
+        click.echo(f"\nOlder runs: calibration-policy history {runs[0].underlying} --before '{cursor_of(runs[0])}'")
 
 
 def _underlying_option(command: Callback) -> Callback:

@@ -13,8 +13,9 @@ import math
 import os
 import secrets
 import time
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from .errors import CalibrationPolicyError, InvalidRunError
 
@@ -137,35 +138,53 @@ def atomic_replace(path: Path, payload: bytes) -> None:
         ) from error
 
 
-def create_exclusive(directory: Path, names: Iterator[str], payload: bytes) -> Path:
+def create_exclusive(
+    directory: Path, names: Iterator[str], payload: bytes,
+    guard: Callable[[], ContextManager[Callable[[str], None]]] | None = None, temp_dir: Path | None = None,
+) -> Path:
     """Create the first free name from ``names`` with ``payload``; never overwrites a file.
 
     ``os.link`` fails if the name exists, which makes "take the next name" race-free
-    across processes while the content still arrives whole.
+    across processes while the content still arrives whole. ``guard`` (the run index's
+    :meth:`~.index.RunIndex.adding`) is held around the link and the removal of the temp file,
+    and told the name taken, so the index learns it in the same step. ``temp_dir`` (a folder
+    inside ``directory``, on the same file system) holds the temp file, so that only the link
+    itself changes ``directory``'s modification time.
     """
     try:
-        temp = _write_temp(directory, payload)
+        temp = _write_temp(temp_dir or directory, payload)
     except OSError as error:
         raise _os_error("write into", directory, error) from error
     try:
-        for name in names:
-            target = directory / name
+        with (guard() if guard is not None else nullcontext(_ignore)) as taken:
             try:
-                _step()
-                os.link(temp, target)
-            except FileExistsError:
-                continue
-            try:
-                fsync_dir(directory)
-            except OSError:
-                target.unlink(missing_ok=True)  # undo, so "nothing was changed" stays true
-                raise
-            return target
-        raise CalibrationPolicyError(f"No free file name left in {directory}.")
+                for name in names:
+                    target = directory / name
+                    try:
+                        _step()
+                        os.link(temp, target)
+                    except FileExistsError:
+                        continue
+                    break
+                else:
+                    raise CalibrationPolicyError(f"No free file name left in {directory}.")
+            finally:
+                temp.unlink(missing_ok=True)
+            taken(name)
+        try:
+            fsync_dir(directory)
+        except OSError:
+            target.unlink(missing_ok=True)  # undo, so "nothing was changed" stays true
+            raise
+        return target
     except OSError as error:
         raise _os_error("write into", directory, error) from error
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _ignore(name: str) -> None:
+    return None
 
 
 def sweep_orphans(directory: Path, older_than_seconds: float = 60.0) -> int:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from . import foreign
 from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, sweep_orphans
 from .errors import HistoryError, InvalidRunError
-from .index import RunIndex
+from .index import INDEX_DIR, Key, RunIndex, run_key
 from .models import RUN_EARLIEST, RUN_LATEST, CalibrationRun
 from .paths import data_path
 from .naming import check_record_id, check_source, check_underlying, numbered, parse_run_file_name, utc_stamp
@@ -46,6 +46,33 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """A short, stable fingerprint of the calibration config, to tell runs of different setups apart."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def cursor_of(run: CalibrationRun) -> str:
+    """The keyset cursor of a run: ``<UTC timestamp>,<run id>`` (what ``before=`` / ``after=`` take)."""
+    return f"{run.timestamp.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S.%fZ},{run.run_id}"
+
+
+def parse_cursor(cursor: str) -> Key:
+    """``(stamp, seq, name)`` of a cursor ``"<timestamp>,<run id>"`` (or a bare run id); a
+    :class:`HistoryError` saying what a cursor looks like otherwise."""
+    text = cursor.strip() if isinstance(cursor, str) else ""
+    moment, _, run_id = text.rpartition(",")
+    key = run_key(f"{run_id}.json") if len(run_id) <= 128 else None
+    if key is not None and moment:
+        try:
+            given = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            key = None
+        else:
+            if given.tzinfo is None or utc_stamp(given) != key[0]:
+                key = None
+    if key is None:
+        raise HistoryError(
+            f"{text!r:.80} is not a paging cursor; use <timestamp>,<run id> as given in a page "
+            "(for example 2025-12-10T12:34:56.123456Z,20251210T123456.123456Z_SPY_live)."
+        )
+    return key
 
 
 def _check_limit(limit: object) -> int:
@@ -82,7 +109,9 @@ class HistoryStore:
         stamp = utc_stamp(run.timestamp)
         names = numbered(f"{stamp}_{run.underlying}_{run.source}", limit=1_000_000)
         try:
-            path = create_exclusive(self.directory, names, payload)
+            with self._lock:  # the index's connection is shared by this store's threads
+                path = create_exclusive(self.directory, names, payload, guard=self._index.adding,
+                                        temp_dir=self._index.temp_dir())
         except ValueError as error:
             raise HistoryError(str(error)) from None
         return run.model_copy(update={"run_id": path.stem})
@@ -140,34 +169,87 @@ class HistoryStore:
             raise HistoryError(f"There is no readable run {run_id} in {self.directory}.")
         return run
 
-    def _newest_names(self, underlying: str) -> Iterator[str]:
-        offset, page = 0, 64
+    def _names(self, underlying: str, key: Key | None = None, newest: bool = True) -> Iterator[str]:
+        """Run file names of ``underlying`` from ``key`` on (exclusive), a keyset page at a time."""
+        page = 64
         while True:
-            names = self._indexed(lambda: self._index.newest(underlying, page, offset))
+            if newest:
+                names = self._indexed(lambda: self._index.newest(underlying, page, before=key))
+            else:
+                names = self._indexed(lambda: self._index.oldest(underlying, page, after=key))
             yield from names
             if len(names) < page:
                 return
-            offset, page = offset + page, page * 4
+            key = run_key(names[-1])
+            page = min(page * 4, 4096)
 
-    def latest(self, underlying: str, limit: int = 50, offset: int = 0) -> list[CalibrationRun]:
-        """The newest ``limit`` readable runs of ``underlying`` (skipping ``offset``), oldest first."""
-        underlying, limit = check_underlying(underlying), _check_limit(limit)
-        if not self._exists():
-            return []
+    def _newest_names(self, underlying: str) -> Iterator[str]:
+        return self._names(underlying)
+
+    def _read_page(self, names: Iterator[str], limit: int, skip: int = 0) -> list[CalibrationRun]:
         runs: list[CalibrationRun] = []
-        skipped = 0
-        for name in self._newest_names(underlying):
+        for name in names:
             run = self._read(name)
             if run is None:
                 continue
-            if skipped < offset:
-                skipped += 1
+            if skip:
+                skip -= 1
                 continue
             runs.append(run)
             if len(runs) == limit:
                 break
+        return runs
+
+    def latest(self, underlying: str, limit: int = 50, offset: int = 0, before: str | Key | None = None) -> list[CalibrationRun]:
+        """The newest ``limit`` readable runs of ``underlying``, oldest first.
+
+        ``before`` (a cursor ``"<timestamp>,<run id>"`` from :func:`cursor_of`, or a run id) keeps
+        only runs older than that one: keyset paging, as fast for the oldest page as the newest.
+        ``offset`` skips that many readable runs first (it reads them: prefer ``before``).
+        """
+        underlying, limit = check_underlying(underlying), _check_limit(limit)
+        key = self._cursor(underlying, before)
+        if not self._exists():
+            return []
+        if offset and key is None:  # skip the names in the index, then read only the page
+            start = self._indexed(lambda: self._index.newest(underlying, 1, offset=offset - 1))
+            if not start:
+                return []
+            key = run_key(start[0])
+        runs = self._read_page(self._names(underlying, key), limit)
         runs.reverse()
         return runs
+
+    def oldest(self, underlying: str, limit: int = 50, after: str | Key | None = None) -> list[CalibrationRun]:
+        """The oldest ``limit`` readable runs of ``underlying`` (newer than the cursor ``after``), oldest first."""
+        underlying, limit = check_underlying(underlying), _check_limit(limit)
+        key = self._cursor(underlying, after)
+        if not self._exists():
+            return []
+        return self._read_page(self._names(underlying, key, newest=False), limit)
+
+    def position(self, underlying: str, cursor: str | Key) -> int:
+        """How many runs of ``underlying`` are as new as the cursor's or newer (1 for the newest run)."""
+        underlying = check_underlying(underlying)
+        key = self._cursor(underlying, cursor)
+        if not self._exists():
+            return 0
+        return self._indexed(lambda: self._index.count_from(underlying, key))
+
+    def _cursor(self, underlying: str, cursor: str | Key | None) -> Key | None:
+        if cursor is None or cursor == "":
+            return None
+        key = parse_cursor(cursor) if isinstance(cursor, str) else cursor
+        parts = parse_run_file_name(key[2])
+        if parts is None or parts[1] != underlying:
+            raise HistoryError(f"The cursor {key[2][:-5]!r:.80} is a run of another underlying than {underlying}.")
+        return key
+
+    def reindex(self) -> int:
+        """Rebuild the name index from one listing of the folder; the number of runs it holds."""
+        if not self._exists():
+            return 0
+        return self._indexed(self._index.rebuild)
 
     def between(self, underlying: str, start: datetime, end: datetime) -> list[CalibrationRun]:
         """Readable runs of ``underlying`` stamped within [start, end], oldest first.
@@ -180,7 +262,7 @@ class HistoryStore:
             return []
         low, high = utc_stamp(start), utc_stamp(end)
         runs = []
-        for name in self._newest_names(underlying):
+        for name in self._names(underlying, (high, 10**9, "~")):  # from ``end`` down, never the newer names
             stamp = name[: len(low)]
             if stamp > high:
                 continue
@@ -204,8 +286,9 @@ class HistoryStore:
         return self._indexed(self._index.underlyings)
 
     def sweep(self, older_than_seconds: float = 60.0) -> int:
-        """Remove temp files that killed writers left behind."""
-        return sweep_orphans(self.directory, older_than_seconds)
+        """Remove temp files that killed writers left behind (in the folder and beside the index)."""
+        removed = sweep_orphans(self.directory, older_than_seconds)
+        return removed + sweep_orphans(self.directory / INDEX_DIR, older_than_seconds)
 
 
 _stores: dict[tuple[str, int], HistoryStore] = {}

@@ -1,22 +1,46 @@
-"""A rebuildable SQLite index of run file names, so "latest 50 of SPY" never lists 100k files.
+"""A rebuildable SQLite index of run file names, so "latest 50 of SPY" never lists 1M files.
 
 The run files are the truth; this index is only a cache of their *names* (which carry the
-timestamp, underlying and source). It is trusted only while the directory's modification time
-equals the one recorded at the last full scan, so a file written by another process or copied
-in by hand is seen by the next load. Like git's "racily clean" index entries, a scan of a
-directory that changed within the last moments is not trusted, because a second change in the
-same clock tick would leave the modification time unchanged. A lost or corrupt index is
-rebuilt; a directory where it cannot be written falls back to a plain scan.
+timestamp, underlying and source). It is kept current in three ways:
+
+* **The library's own writes** add their name in the same step (:meth:`RunIndex.adding`): the
+  link that creates the run file happens while the index's write lock is held, between two
+  looks at the folder's modification time; if the index was current before, it is current
+  after, and the next load lists nothing.
+* **A change made behind its back** (a file copied in or deleted by hand, another tool) moves
+  the folder's modification time, so the next load lists the folder once. It does not diff
+  the listing against a million names in memory: every entry's name is hashed (CRC-32) into one
+  of :data:`BUCKETS` buckets, and each bucket's count and sum of hashes is kept in the index.
+  Only the buckets whose figures differ are looked at name by name, so noticing one copied file
+  costs one listing and a hash per name.
+* **A lost, corrupt or foreign-version index** is rebuilt from one listing (bulk insert, a
+  progress bar on stderr when it takes over a second). Every change is one SQLite transaction,
+  so a process killed mid-build leaves the old index (or none), never half of one.
+
+Like git's "racily clean" index entries, a listing of a folder that changed within the last
+moments is not trusted, because a second change in the same clock tick would leave the
+modification time unchanged. One narrow window remains: a file copied in by hand within the
+same clock tick (a few milliseconds) as one of the library's own links is seen only when the
+folder changes behind the index's back again, or when the index is rebuilt
+(:meth:`~.history.HistoryStore.reindex`, or delete ``.index/``: it is only a cache). On kernels
+with multigrain timestamps (Linux 6.13 and later) the look at the modification time right after
+the link makes any later change visible, so the window shrinks to the microseconds between the
+two. A directory where the index cannot be written falls back to a plain scan.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
+import sys
 import time
+import zlib
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from .foreign import warn_once
 from .naming import parse_run_file_name
@@ -26,16 +50,32 @@ T = TypeVar("T")
 
 INDEX_DIR = ".index"  # a subfolder, so the cache's own files never touch the run folder's mtime
 INDEX_NAME = "runs.sqlite3"
+SCHEMA_VERSION = 2  # an index of another version (an older release's) is rebuilt, never trusted
 RACY_NS = 200_000_000  # a directory changed less than 0.2 s before a scan may change again unseen
 COARSE_RACY_NS = 3_000_000_000  # on file systems that keep whole (or even 2) seconds, wait out the tick
+BUCKETS = 4096  # hash buckets of the folder's names: a changed bucket is looked at name by name
+PROGRESS_AFTER_S = 1.0  # a build that takes longer shows a progress bar on stderr
+CHUNK = 50_000
+LARGE_FOLDER_BYTES = 4 * 1024 * 1024  # a directory this big (on ext4 ≈ 100k names) may take a second to index
+
+Key = tuple[str, int, str]  # (stamp, seq, name): the total order of one underlying's runs
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    name TEXT PRIMARY KEY, underlying TEXT NOT NULL, stamp TEXT NOT NULL,
-    seq INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS runs_by_underlying ON runs (underlying, stamp, seq);
+CREATE TABLE IF NOT EXISTS runs (k TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS others (name BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sums (bucket INTEGER PRIMARY KEY, n INTEGER NOT NULL, s INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS counts (underlying TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+# One run file name per line, as parse_run_file_name reads it ("..": never in a symbol): the bulk
+# build parses a chunk of 50,000 names with one findall.
+# A run file name without a _<n>, one per line: the bulk build parses 50,000 names with one
+# findall (names with ".." in the symbol are dropped after it; key_of checks the rest one by one).
+_PLAIN_RUN_LINE = re.compile(
+    r"^(\d{8}T\d{6}\.\d{6}Z)_(\^?[A-Z0-9][A-Z0-9.\-]{0,14})_([a-z][a-z0-9\-]{0,31})\.json$",
+    re.ASCII | re.MULTILINE,
+)
+_TABLES = ("runs", "others", "sums", "counts", "meta")
 
 
 def _looks_like_a_record(name: str) -> bool:
@@ -64,14 +104,85 @@ def scan_names(directory: Path) -> dict[str, tuple[str, str, str, int]]:
     return found
 
 
+def bucket_of(raw: bytes) -> tuple[int, int]:
+    """``(bucket, hash)`` of one raw directory entry name."""
+    crc = zlib.crc32(raw)
+    return crc % BUCKETS, crc
+
+
+def sort_key(underlying: str, stamp: str, seq: str, source: str) -> str:
+    """The index's one column: ``<UNDERLYING>/<stamp>/<digits of seq><seq>/<source>``. Text order
+    is (underlying, stamp, numeric seq, source) — ``…_10`` after ``…_9`` — and the file name can be
+    rebuilt from it; one narrow column makes the million-row build and every page cheap."""
+    return f"{underlying}/{stamp}/{len(seq)}{seq}/{source}"
+
+
+def key_of(name: str) -> str | None:
+    parts = parse_run_file_name(name)
+    return None if parts is None else sort_key(parts[1], parts[0], str(parts[3] or ""), parts[2])
+
+
+def name_of(k: str) -> str:
+    underlying, stamp, seq, source = k.split("/")
+    return f"{stamp}_{underlying}_{source}{'_' + seq[1:] if len(seq) > 1 else ''}.json"
+
+
+def run_key(name: str) -> Key | None:
+    """The paging key of a run file name (``None`` for anything else)."""
+    parts = parse_run_file_name(name)
+    return None if parts is None else (parts[0], parts[3], name)
+
+
+def _give_back_memory() -> None:
+    """Hand the listing's freed memory back to the OS (glibc keeps it otherwise): resident memory
+    after a load of a big folder stays what it was before."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl, …): nothing to trim
+            pass
+
+
+class _Progress:
+    """A rich progress bar on stderr, shown only once the work has taken over a second."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what, self.started = total, what, time.perf_counter()
+        self._bar = None
+        self._task = None
+
+    @staticmethod
+    def prepare() -> None:
+        import rich.progress  # noqa: F401
+
+    def update(self, done: int) -> None:
+        if self._bar is None:
+            if time.perf_counter() - self.started < PROGRESS_AFTER_S:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=self.total)
+        self._bar.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.total)
+            self._bar.stop()
+
+
 class RunIndex:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._db: sqlite3.Connection | None = None
         self._fallback: dict[str, tuple[str, str, str, int]] | None = None
         self._unusable = False  # e.g. a read-only index: scan instead, without touching it
-        self._known: set[str] | None = None  # the indexed names, valid while the generation matches
-        self._known_generation = -1
+        self.last_build_seconds: float | None = None
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -84,8 +195,14 @@ class RunIndex:
                 path.parent.mkdir(exist_ok=True)
                 db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=OFF")  # a cache: after a crash it is rebuilt, not trusted
-                db.executescript(_SCHEMA)
+                db.execute("PRAGMA synchronous=OFF")  # a cache: after a power cut it is rebuilt, not trusted
+                db.execute("PRAGMA cache_size=-2048")  # 2 MiB: a page of names needs a few pages; memory stays small
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version != SCHEMA_VERSION:  # new, or an older release's: start afresh (a kill here is redone)
+                    for table in _TABLES:
+                        db.execute(f"DROP TABLE IF EXISTS {table}")
+                    db.executescript(_SCHEMA)
+                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 self._db = db
                 return db
             except (sqlite3.DatabaseError, OSError) as error:
@@ -105,19 +222,20 @@ class RunIndex:
 
     # -- freshness -----------------------------------------------------------------------------
 
-    def _meta(self, db: sqlite3.Connection) -> tuple[int, int, int]:
+    def _meta(self, db: sqlite3.Connection) -> tuple[int, int]:
         rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        return rows.get("dir_mtime_ns", -1), rows.get("trusted", 0), rows.get("generation", 0)
+        return rows.get("dir_mtime_ns", -1), rows.get("trusted", 0)
 
     def refresh(self) -> None:
-        """Make the index match the directory, scanning it only when it may have changed."""
+        """Make the index match the directory, listing it only when it may have changed."""
         db = self._connect()
         if db is None:
             self._fallback = scan_names(self.directory)
             return
         mtime = os.stat(self.directory).st_mtime_ns
-        stamp, trusted, _ = self._meta(db)
+        stamp, trusted = self._meta(db)
         if trusted and stamp == mtime:
+            self._fallback = None
             return
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -126,34 +244,210 @@ class RunIndex:
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._known = None
             raise
         self._fallback = None
 
+    def rebuild(self) -> int:
+        """Forget everything and list the folder again (``calibration-policy reindex``); the run count."""
+        db = self._connect()
+        if db is None:
+            return len(scan_names(self.directory))
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for table in ("runs", "others", "sums", "counts", "meta"):
+                db.execute(f"DELETE FROM {table}")
+            self._sync(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return db.execute("SELECT COALESCE(SUM(n), 0) FROM counts").fetchone()[0]
+
     def _sync(self, db: sqlite3.Connection) -> None:
-        """One listing of the folder; only names the index does not know yet are parsed."""
-        mtime = os.stat(self.directory).st_mtime_ns
+        """One listing of the folder; only names in buckets whose figures changed are looked at."""
+        import numpy as np
+
+        info = os.stat(self.directory)
+        mtime = info.st_mtime_ns
+        if info.st_size > LARGE_FOLDER_BYTES and not db.execute("SELECT 1 FROM sums LIMIT 1").fetchone():
+            _Progress.prepare()  # a big build ahead: import the bar now, not amid a million names
         scan_started = time.time_ns()
-        on_disk = {name for name in os.listdir(self.directory) if _looks_like_a_record(name)}
-        _, _, generation = self._meta(db)
-        if self._known is None or self._known_generation != generation:
-            self._known = {name for (name,) in db.execute("SELECT name FROM runs")}
-        gone = self._known - on_disk
-        new = {name: parts for name in on_disk - self._known if (parts := parse_listed_name(self.directory, name)) is not None}
-        if gone or new:
-            db.executemany("DELETE FROM runs WHERE name = ?", ((n,) for n in gone))
-            db.executemany(
-                "INSERT INTO runs (name, stamp, underlying, source, seq) VALUES (?, ?, ?, ?, ?)",
-                ((n, *parts) for n, parts in new.items()),
-            )
-            generation += 1
+        raw_names = os.listdir(os.fsencode(self.directory))
+        total = len(raw_names)
+        hashes = np.fromiter(map(zlib.crc32, raw_names), dtype=np.int64, count=total)
+        buckets = hashes % BUCKETS
+        listed_n = np.bincount(buckets, minlength=BUCKETS)
+        listed_s = np.bincount(buckets, weights=hashes, minlength=BUCKETS).round().astype(np.int64)
+        stored_n = np.zeros(BUCKETS, dtype=np.int64)
+        stored_s = np.zeros(BUCKETS, dtype=np.int64)
+        for bucket, n, s in db.execute("SELECT bucket, n, s FROM sums"):
+            stored_n[bucket], stored_s[bucket] = n, s
+        changed = np.flatnonzero((listed_n != stored_n) | (listed_s != stored_s))
+        if len(changed):
+            if not stored_n.any():  # a new (or emptied) index: bulk build
+                self._build(db, raw_names)
+            else:
+                picked = np.flatnonzero(np.isin(buckets, changed)).tolist()
+                self._patch(db, [raw_names[i] for i in picked], set(changed.tolist()), int(stored_n[changed].sum()))
+            db.execute("DELETE FROM sums")
+            db.executemany("INSERT INTO sums (bucket, n, s) VALUES (?, ?, ?)",
+                           ((int(b), int(listed_n[b]), int(listed_s[b])) for b in np.flatnonzero(listed_n)))
+        del raw_names, hashes, buckets
+        if total > 100_000:
+            db.execute("PRAGMA shrink_memory")
+            _give_back_memory()
         racy = RACY_NS if mtime % 1_000_000_000 else COARSE_RACY_NS
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            (("dir_mtime_ns", mtime), ("trusted", int(scan_started - mtime > racy)), ("generation", generation)),
+            (("dir_mtime_ns", mtime), ("trusted", int(scan_started - mtime > racy))),
         )
-        self._known = (self._known - gone) | new.keys()
-        self._known_generation = generation
+
+    def _classify(self, raw: bytes) -> tuple[str, str, str, int] | None:
+        name = os.fsdecode(raw)
+        if name.startswith("."):  # temp files and the index folder: not records, no warning
+            return None
+        return parse_listed_name(self.directory, name)
+
+    def _build(self, db: sqlite3.Connection, raw_names: list[bytes]) -> None:
+        """Index every listed name: sorted (so the table grows at its ends), parsed by one regex
+        pass per chunk, inserted in bulk; foreign names are remembered (and warned about once)."""
+        started = time.perf_counter()
+        for table in ("runs", "others", "counts"):
+            db.execute(f"DELETE FROM {table}")
+        raw_names.sort()
+        progress = _Progress(len(raw_names), f"Indexing {len(raw_names):,} files in {self.directory}")
+        try:
+            for start in range(0, len(raw_names), CHUNK):
+                chunk = raw_names[start:start + CHUNK]
+                text = b"\n".join(chunk).decode("utf-8", "surrogateescape")
+                rows = _PLAIN_RUN_LINE.findall(text)  # every run without a _<n>, parsed in C
+                if ".." in text:
+                    rows = [row for row in rows if ".." not in row[1]]
+                keys = [f"{u}/{stamp}/0/{source}" for stamp, u, source in rows]
+                if len(rows) != len(chunk):  # runs with a _<n>, temp files, foreign names: one by one (few)
+                    plain = {f"{stamp}_{u}_{source}.json" for stamp, u, source in rows}
+                    others = []
+                    for name in text.split("\n"):
+                        if name in plain:
+                            continue
+                        if (k := key_of(name) if not name.startswith(".") else None) is not None:
+                            keys.append(k)
+                        else:
+                            others.append(os.fsencode(name))
+                            self._classify(others[-1])  # warns about a name that only looks like a run's
+                    db.executemany("INSERT OR IGNORE INTO others (name) VALUES (?)", ((raw,) for raw in others))
+                    del plain
+                db.execute("INSERT OR IGNORE INTO runs (k) SELECT value FROM json_each(?) ORDER BY 1", (json.dumps(keys),))
+                del rows, keys, chunk, text
+                progress.update(min(start + CHUNK, len(raw_names)))
+            self._count_all(db)
+        finally:
+            progress.close()
+        self.last_build_seconds = time.perf_counter() - started
+
+    @staticmethod
+    def _count_all(db: sqlite3.Connection) -> None:
+        """Runs per underlying, counted along the key (each underlying found by one seek)."""
+        db.execute("DELETE FROM counts")
+        underlying = db.execute("SELECT k FROM runs ORDER BY k LIMIT 1").fetchone()
+        while underlying is not None:
+            symbol = underlying[0].split("/", 1)[0]
+            n = db.execute("SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (f"{symbol}/", f"{symbol}0")).fetchone()[0]
+            db.execute("INSERT INTO counts (underlying, n) VALUES (?, ?)", (symbol, n))
+            underlying = db.execute("SELECT k FROM runs WHERE k >= ? ORDER BY k LIMIT 1", (f"{symbol}0",)).fetchone()
+
+    def _patch(self, db: sqlite3.Connection, raw_names: list[bytes], changed: set[int], known: int) -> None:
+        """Bring the names of the ``changed`` buckets up to date; ``raw_names`` are the listed names
+        in them, ``known`` how many names the index holds in them. Names the index holds but the
+        folder lost are looked for (one pass over the index) only when the counts say some are gone."""
+        listed = set(raw_names)
+        added = 0
+        for raw in raw_names:
+            name = os.fsdecode(raw)
+            parts = None if name.startswith(".") else parse_run_file_name(name)
+            if parts is not None:
+                added += self._insert(db, name, parts)
+            elif db.execute("INSERT OR IGNORE INTO others (name) VALUES (?)", (raw,)).rowcount:
+                added += 1
+                self._classify(raw)  # a new foreign name: one warning
+        if known + added == len(raw_names):
+            return
+        for (k,) in db.execute("SELECT k FROM runs").fetchall():
+            raw = name_of(k).encode()
+            if zlib.crc32(raw) % BUCKETS in changed and raw not in listed:
+                db.execute("DELETE FROM runs WHERE k = ?", (k,))
+                db.execute("UPDATE counts SET n = n - 1 WHERE underlying = ?", (k.split("/", 1)[0],))
+        for (raw,) in db.execute("SELECT name FROM others").fetchall():
+            if zlib.crc32(raw) % BUCKETS in changed and raw not in listed:
+                db.execute("DELETE FROM others WHERE name = ?", (raw,))
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, name: str, parts: tuple[str, str, str, int]) -> int:
+        stamp, underlying, source, seq = parts
+        k = sort_key(underlying, stamp, str(seq or ""), source)
+        inserted = db.execute("INSERT OR IGNORE INTO runs (k) VALUES (?)", (k,)).rowcount
+        if inserted:
+            db.execute("INSERT INTO counts (underlying, n) VALUES (?, 1) ON CONFLICT (underlying) DO UPDATE SET n = n + 1",
+                       (underlying,))
+        return inserted
+
+    # -- the library's own writes ----------------------------------------------------------------
+
+    def temp_dir(self) -> Path | None:
+        """Where a new run's temp file goes: beside the index (same file system, so it can be linked
+        into place) when the index is in use, so that only the link changes the run folder."""
+        folder = self.directory / INDEX_DIR
+        return folder if not self._unusable and (self._db is not None or (folder / INDEX_NAME).is_file()) else None
+
+    @contextmanager
+    def adding(self) -> Iterator[Callable[[str], None]]:
+        """Hold the index's write lock around the link that creates a run file; call the yielded
+        function with the new file's name right after the link. If the index was current before,
+        it is current after (the next load lists nothing); if not, the next load lists the folder
+        as it would have anyway. An index that cannot be used never blocks the write."""
+        exists = self._db is not None or (self.directory / INDEX_DIR / INDEX_NAME).is_file()
+        db = self._connect() if exists and not self._unusable else None  # no index yet: the first load builds it
+        if db is None:
+            yield lambda name: None
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            warn_once(log, "Run index in %s is unusable (%s); the next load lists the folder.", self.directory, str(error))
+            yield lambda name: None
+            return
+        try:
+            before = os.stat(self.directory).st_mtime_ns
+            stamp, trusted = self._meta(db)
+        except (OSError, sqlite3.Error):
+            before, stamp, trusted = -1, -2, 0
+        added: list[str] = []
+        try:
+            yield added.append
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        try:
+            after = os.stat(self.directory).st_mtime_ns
+            for name in added:
+                parts = parse_run_file_name(name)
+                if parts is None:
+                    continue
+                bucket, crc = bucket_of(os.fsencode(name))
+                self._insert(db, name, parts)
+                db.execute("INSERT INTO sums (bucket, n, s) VALUES (?, 1, ?) "
+                           "ON CONFLICT (bucket) DO UPDATE SET n = n + 1, s = s + excluded.s", (bucket, crc))
+            current = trusted and stamp == before and after != before and after % 1_000_000_000 != 0
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           (("dir_mtime_ns", after), ("trusted", int(current))))
+            db.execute("COMMIT")
+        except (OSError, sqlite3.Error) as error:  # the run is written; the index only lags: the next load lists
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            warn_once(log, "Run index in %s could not take a new name (%s); the next load lists the folder.",
+                      self.directory, str(error))
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -169,44 +463,69 @@ class RunIndex:
         except sqlite3.DatabaseError as error:
             log.warning("Run index in %s is corrupt (%s); rebuilding it.", self.directory, error)
             self.close()
-            self._known = None
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.directory / INDEX_DIR / INDEX_NAME}{suffix}").unlink(missing_ok=True)
             return query()
 
-    def newest(self, underlying: str, limit: int, offset: int = 0) -> list[str]:
-        """Run file names of ``underlying``, newest first."""
-        return self._rebuilding(lambda: self._newest(underlying, limit, offset))
+    def newest(self, underlying: str, limit: int, offset: int = 0, before: Key | None = None) -> list[str]:
+        """Run file names of ``underlying``, newest first; ``before`` a key: only runs older than it."""
+        return self._rebuilding(lambda: self._page(underlying, limit, offset, before, newest=True))
+
+    def oldest(self, underlying: str, limit: int, after: Key | None = None) -> list[str]:
+        """Run file names of ``underlying``, oldest first; ``after`` a key: only runs newer than it."""
+        return self._rebuilding(lambda: self._page(underlying, limit, 0, after, newest=False))
 
     def count(self, underlying: str) -> int:
         return self._rebuilding(lambda: self._count(underlying))
 
+    def count_from(self, underlying: str, key: Key) -> int:
+        """How many runs of ``underlying`` sort at ``key`` or after it (are as new or newer)."""
+        return self._rebuilding(lambda: self._count_from(underlying, key))
+
+    def _count_from(self, underlying: str, key: Key) -> int:
+        self.refresh()
+        if self._fallback is not None:
+            return sum(1 for name, parts in self._fallback.items() if parts[1] == underlying and run_key(name) >= key)  # type: ignore[operator]
+        return self._db.execute(  # type: ignore[union-attr]
+            "SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (key_of(key[2]), f"{underlying}0")).fetchone()[0]
+
     def underlyings(self) -> list[str]:
         return self._rebuilding(self._underlyings)
 
-    def _newest(self, underlying: str, limit: int, offset: int) -> list[str]:
+    def _page(self, underlying: str, limit: int, offset: int, key: Key | None, newest: bool) -> list[str]:
         self.refresh()
         if self._fallback is not None:
-            names = sorted(
-                (parts[0], parts[3], name) for name, parts in self._fallback.items() if parts[1] == underlying
-            )
-            return [name for _, _, name in reversed(names)][offset : offset + limit]
+            names = sorted((parts[0], parts[3], name) for name, parts in self._fallback.items() if parts[1] == underlying)
+            if key is not None:
+                names = [k for k in names if (k < key if newest else k > key)]
+            if newest:
+                names.reverse()
+            return [name for _, _, name in names][offset : offset + limit]
+        low, high = f"{underlying}/", f"{underlying}0"  # every key of this underlying, none of "SPY.B"
+        if key is not None:
+            cursor = key_of(key[2]) or sort_key(underlying, key[0], str(key[1] or ""), "~")
+            if newest:
+                high = min(high, cursor)  # type: ignore[type-var]
+            else:
+                low = max(low, cursor + "\0")  # type: ignore[operator]
+        order = "DESC" if newest else "ASC"
         rows = self._db.execute(  # type: ignore[union-attr]
-            "SELECT name FROM runs WHERE underlying = ? ORDER BY stamp DESC, seq DESC LIMIT ? OFFSET ?",
-            (underlying, limit, offset),
-        )
-        return [name for (name,) in rows]
+            f"SELECT k FROM runs WHERE k >= ? AND k < ? ORDER BY k {order} LIMIT ? OFFSET ?", (low, high, limit, offset))
+        return [name_of(k) for (k,) in rows]
 
     def _count(self, underlying: str) -> int:
         self.refresh()
         if self._fallback is not None:
             return sum(1 for parts in self._fallback.values() if parts[1] == underlying)
-        return self._db.execute(  # type: ignore[union-attr]
-            "SELECT COUNT(*) FROM runs WHERE underlying = ?", (underlying,)
-        ).fetchone()[0]
+        row = self._db.execute("SELECT n FROM counts WHERE underlying = ?", (underlying,)).fetchone()  # type: ignore[union-attr]
+        return row[0] if row else 0
 
     def _underlyings(self) -> list[str]:
         self.refresh()
         if self._fallback is not None:
             return sorted({parts[1] for parts in self._fallback.values()})
-        return [u for (u,) in self._db.execute("SELECT DISTINCT underlying FROM runs ORDER BY underlying")]  # type: ignore[union-attr]
+        return [u for (u,) in self._db.execute("SELECT underlying FROM counts WHERE n > 0 ORDER BY underlying")]  # type: ignore[union-attr]
+
+
+def names_in(items: Iterable[tuple[str, int, str]]) -> list[str]:
+    return [name for _, _, name in items]

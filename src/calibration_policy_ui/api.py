@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy import CalibrationRun, open_store
 from calibration_policy.archive import Archive
-from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.errors import CalibrationPolicyError, HistoryError
+from calibration_policy.history import cursor_of
 from calibration_policy.moments import to_utc
 from calibration_policy.plugins import get_domain
 from calibration_policy.pipeline import force_apply, live_version
@@ -95,7 +96,11 @@ class RunsPage(BaseModel):
     total: int
     offset: int
     limit: int
+    before: str | None = Field(None, description="The cursor this page was asked for: runs older than that run.")
     runs: list[RunOut] = Field(description="Newest first.")
+    next_before: str | None = Field(
+        None, description="Give it as before= for the next (older) page; null on the oldest page. "
+                          "A cursor is <timestamp>,<run id>: keyset paging, as fast for the oldest page as the newest.")
 
 
 class ForceApplyIn(BaseModel):
@@ -183,13 +188,19 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
         underlying: Symbol,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 10,
+        before: Annotated[str | None, Query(max_length=200, description="A page's next_before: the runs older than it.")] = None,
     ) -> Any:
-        """Runs of one underlying, newest first, a page at a time."""
+        """Runs of one underlying, newest first, a page at a time (follow ``next_before``)."""
         symbol = known_underlying(underlying)
         store = open_store(panel.history_dir)
-        runs = store.latest(symbol, limit=limit, offset=offset)
-        page = RunsPage(underlying=symbol, total=store.count(symbol), offset=offset, limit=limit,
-                        runs=[RunOut.of(r) for r in reversed(runs)])
+        try:
+            runs = store.latest(symbol, limit=limit + 1, offset=offset if not before else 0, before=before or None)
+        except HistoryError as error:
+            raise PanelError(400, str(error)) from None
+        more = len(runs) > limit
+        runs = runs[-limit:]  # the newest ``limit``; the one beyond only says there is a next page
+        page = RunsPage(underlying=symbol, total=store.count(symbol), offset=offset, limit=limit, before=before or None,
+                        runs=[RunOut.of(r) for r in reversed(runs)], next_before=cursor_of(runs[0]) if more else None)
         return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
     @router.post("/api/force-apply", name="calibration_policy_ui.api_force", response_model=ForceApplyOut,

@@ -42,8 +42,10 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         underlying: Annotated[str | None, Query(max_length=40)] = None,
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         scope: Annotated[str | None, Query(max_length=64)] = None,
+        before: Annotated[str | None, Query(max_length=200)] = None,
+        after: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Response:
-        view = build_page(panel, underlying, page, scope)
+        view = build_page(panel, underlying, page, scope, before=before, after=after)
         context = {"view": view, "flash": read_flash(request, panel.signer), "user": panel.user(request),
                    "badge": badge(view.latest) if view.latest else None,
                    "checks": checklist(view.latest) if view.latest else [], "status_badge": badge}

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_store
-from calibration_policy.errors import DataFolderError, TargetError
+from calibration_policy.errors import DataFolderError, HistoryError, TargetError
+from calibration_policy.history import cursor_of
 from calibration_policy.naming import check_underlying
 from calibration_policy.plugins import get_domain
 from calibration_policy.review import ReviewStore, Suggestion
@@ -76,6 +77,8 @@ class PanelPage:
     page: int = 1
     pages: int = 1
     total: int = 0
+    newer: dict | None = None  # the query of the "Newer runs" link (a keyset cursor), None on the newest page
+    older: dict | None = None  # the query of the "Older runs" link, None on the oldest page
     chart: Chart | None = None
     scope: str = "global"
     scopes: list[tuple[str, str]] = field(default_factory=list)
@@ -152,7 +155,8 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
     return LiveState(report.current, None, target.name, suggestions)
 
 
-def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | None = None) -> PanelPage:
+def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | None = None,
+               before: str | None = None, after: str | None = None) -> PanelPage:
     policy = panel.policy()
     store = open_store(panel.history_dir)
     # Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab.
@@ -174,18 +178,46 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
         view.scopes = [(s, label(s)) for s in scopes if s in run.recommended]
     view.total = store.count(underlying)
     view.pages = max(1, -(-view.total // PAGE_SIZE))
-    view.page = page
-    if page == 1:
-        view.history = list(reversed(recent[-PAGE_SIZE:]))
-    else:
-        view.history = list(reversed(store.latest(underlying, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)))
+    _history_page(view, store, underlying, page, before, after)
     view.scope = _pick_scope(view.scopes, scope)
+    for link in (view.newer, view.older):
+        if link is not None and view.scope != "global":
+            link["scope"] = view.scope
     view.chart = build_chart(
         [ChartPoint(r.timestamp, r.recommended.get(view.scope), (r.smoothed or {}).get(view.scope), live_after(r, view.scope))
          for r in recent],
         label(view.scope), policy.threshold_for(view.scope),
     )
     return view
+
+
+def _history_page(view: PanelPage, store, underlying: str, page: int, before: str | None, after: str | None) -> None:
+    """One page of runs, newest first, found by keyset (``before``/``after`` a run's cursor): the
+    oldest page costs what the newest does. ``page=N`` links still work (the index skips names)."""
+    try:
+        if before:
+            view.page = store.position(underlying, before) // PAGE_SIZE + 1
+            runs = store.latest(underlying, limit=PAGE_SIZE, before=before)
+        elif after:
+            newer = store.position(underlying, after) - 1 - PAGE_SIZE  # runs newer than the first one shown, less this page
+            view.page = max(newer, 0) // PAGE_SIZE + 1
+            runs = store.oldest(underlying, limit=PAGE_SIZE, after=after)
+        elif page == view.pages and page > 1:  # the oldest page: its size is what is left over
+            view.page = page
+            runs = store.oldest(underlying, limit=view.total - (page - 1) * PAGE_SIZE)
+        else:
+            view.page = page
+            runs = store.latest(underlying, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    except HistoryError as error:
+        raise PanelError(400, str(error)) from None
+    view.history = list(reversed(runs))
+    if not view.history:
+        return
+    base = {"underlying": underlying}
+    if view.page > 1:
+        view.newer = {**base, "after": cursor_of(view.history[0])}
+    if view.page < view.pages:
+        view.older = {**base, "before": cursor_of(view.history[-1])}
 
 
 def _pick_scope(scopes: list[tuple[str, str]], requested: str | None) -> str:

@@ -1,0 +1,263 @@
+"""Issue 12: the index kept current by the library's own writes, changes behind its back noticed,
+keyset paging without duplicates or gaps, an index build that survives a kill."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from calibration_policy import index as index_module
+from calibration_policy.errors import HistoryError
+from calibration_policy.history import HistoryStore, build_run, cursor_of, parse_cursor
+from calibration_policy.index import INDEX_DIR, INDEX_NAME
+
+from .conftest import T0
+
+
+@pytest.fixture
+def store(history_dir: Path):
+    s = HistoryStore(history_dir)
+    yield s
+    s._index.close()
+
+
+def _quiet(folder: Path) -> None:
+    """Wait past the racy window so a listing of ``folder`` may be trusted."""
+    time.sleep(index_module.RACY_NS / 1e9 + 0.05)
+
+
+def _no_listing(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = os.listdir
+
+    def listdir(path=".", *args):
+        calls.append(os.fsdecode(path))
+        return real(path, *args)
+
+    monkeypatch.setattr(index_module.os, "listdir", listdir)
+    return calls
+
+
+def _record(store: HistoryStore, make_result, moment, underlying="SPY", source="live", g=1.05):
+    return store.record(build_run(make_result(global_m=g), underlying, source, timestamp=moment))
+
+
+def test_record_adds_its_name_to_the_index_and_the_next_load_lists_nothing(store, history_dir, make_result, monkeypatch):
+    for day in range(3):
+        _record(store, make_result, T0 + timedelta(days=day))
+    _quiet(history_dir)
+    assert len(store.latest("SPY")) == 3  # builds the index from one listing
+    _quiet(history_dir)
+    store.latest("SPY")  # a trusted listing
+    listings = _no_listing(monkeypatch)
+    for day in range(3, 8):
+        run = _record(store, make_result, T0 + timedelta(days=day))
+        loaded = store.latest("SPY", 50)
+        assert loaded[-1].run_id == run.run_id and len(loaded) == day + 1
+    assert store.count("SPY") == 8
+    assert listings == []  # each record kept the index current: not one listing of the folder
+    assert not any(p.name.startswith(".tmp-") for p in history_dir.iterdir())  # the temp files live beside the index
+
+
+def test_a_file_copied_in_by_hand_is_noticed_by_the_next_load(store, history_dir, make_result):
+    runs = [_record(store, make_result, T0 + timedelta(days=d)) for d in range(4)]
+    store.latest("SPY")
+    _quiet(history_dir)
+    store.latest("SPY")
+    run = _record(store, make_result, T0 + timedelta(days=10))  # the library's write: index current
+    copied = history_dir / "20251201T000000.000000Z_SPY_live.json"  # an older run, copied in by hand
+    shutil.copyfile(history_dir / f"{runs[0].run_id}.json", copied)
+    os.utime(copied)
+    ids = [r.run_id for r in store.latest("SPY", 50)]
+    assert ids[0] == copied.stem and ids[-1] == run.run_id and len(ids) == 6
+    # …and one removed by hand is gone from the next load, its count with it.
+    _quiet(history_dir)
+    os.unlink(history_dir / f"{runs[1].run_id}.json")
+    assert runs[1].run_id not in [r.run_id for r in store.latest("SPY", 50)]
+    assert store.count("SPY") == 5
+    # a fresh store (another process) agrees
+    other = HistoryStore(history_dir)
+    try:
+        assert [r.run_id for r in other.latest("SPY", 50)] == [r.run_id for r in store.latest("SPY", 50)]
+    finally:
+        other._index.close()
+
+
+def test_a_bad_file_among_many_is_skipped_with_one_warning(store, history_dir, make_result, caplog):
+    for d in range(5):
+        _record(store, make_result, T0 + timedelta(days=d))
+    (history_dir / "20251212T000000.000000Z_SPY_live.json").write_text('{"timestamp": "2025-')  # half-written
+    (history_dir / "notes (1).json").write_text("{}")  # foreign
+    with caplog.at_level(logging.WARNING, logger="calibration_policy"):
+        for _ in range(3):
+            assert len(store.latest("SPY", 50)) == 5
+    warned = [r.getMessage() for r in caplog.records]
+    assert len([m for m in warned if "20251212T000000" in m]) == 1
+    assert len([m for m in warned if "notes (1).json" in m]) == 1
+
+
+def _shared_stamps(store: HistoryStore, make_result) -> list[str]:
+    """23 runs: several sharing one stamp (…, _2 … _12, sources live and harvested), newest first."""
+    ids = []
+    for d in range(5):
+        ids.append(_record(store, make_result, T0 + timedelta(days=d)).run_id)
+    same = T0 + timedelta(days=6)
+    for i in range(12):
+        ids.append(_record(store, make_result, same).run_id)  # _2 … _12 (…_10 after …_9)
+    for i in range(3):
+        ids.append(_record(store, make_result, same, source="harvested").run_id)
+    for d in range(3):
+        ids.append(_record(store, make_result, T0 + timedelta(days=8 + d)).run_id)
+    return ids
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 50])
+def test_keyset_pages_have_no_duplicates_and_no_gaps(store, make_result, size):
+    _shared_stamps(store, make_result)
+    everything = [r.run_id for r in reversed(store.latest("SPY", 100))]  # newest first
+    assert len(everything) == 23 and len(set(everything)) == 23
+    seen, cursor = [], None
+    while True:
+        page = store.latest("SPY", size, before=cursor)  # oldest first within the page
+        if not page:
+            break
+        seen.extend(r.run_id for r in reversed(page))
+        cursor = cursor_of(page[0])
+    assert seen == everything
+    # and forward from the oldest
+    seen, cursor = [], None
+    while True:
+        page = store.oldest("SPY", size, after=cursor)
+        if not page:
+            break
+        seen.extend(r.run_id for r in page)
+        cursor = cursor_of(page[-1])
+    assert seen == list(reversed(everything))
+    # a cursor's position: the newest run is 1
+    assert store.position("SPY", cursor_of(store.latest("SPY", 1)[0])) == 1
+    assert store.position("SPY", everything[-1]) == 23
+
+
+def test_a_cursor_is_checked(store, make_result):
+    run = _record(store, make_result, T0)
+    assert parse_cursor(cursor_of(run))[2] == f"{run.run_id}.json"
+    for bad in ("x", "2025-12-10T15:30:00Z,../etc", f"2024-01-01T00:00:00Z,{run.run_id}", "," * 300):
+        with pytest.raises(HistoryError):
+            store.latest("SPY", 5, before=bad)
+    with pytest.raises(HistoryError, match="another underlying"):
+        store.latest("QQQ", 5, before=cursor_of(run))
+
+
+def test_cli_history_pages_by_cursor(store, history_dir, make_result, capsys):
+    import json
+
+    from calibration_policy.cli import main
+
+    _shared_stamps(store, make_result)
+    newest_first = [r.run_id for r in reversed(store.latest("SPY", 100))]
+    assert main(["history", "SPY", "--limit", "5", "--history-dir", str(history_dir)]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if "--before" in l][0]
+    cursor = line.split("--before ", 1)[1].strip("'")
+    assert parse_cursor(cursor)[2] == f"{newest_first[4]}.json"
+    assert main(["history", "SPY", "--limit", "5", "--json", "--before", cursor, "--history-dir", str(history_dir)]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == newest_first[5:10]
+    assert main(["history", "SPY", "--before", "nonsense", "--history-dir", str(history_dir)]) == 2
+    assert "not a paging cursor" in capsys.readouterr().err
+
+
+KILLED_BUILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from calibration_policy import index
+    index.CHUNK = 50
+    index.PROGRESS_AFTER_S = 1e9
+    real = index._Progress.update
+    def slow(self, done):
+        print("chunk", done, flush=True)
+        time.sleep(0.2)
+    index._Progress.update = slow
+    from calibration_policy.history import HistoryStore
+    HistoryStore(Path(sys.argv[1])).latest("SPY", 5)
+    print("finished", flush=True)
+""")
+
+
+def test_an_index_build_killed_midway_leaves_a_usable_index(history_dir, make_result):
+    store = HistoryStore(history_dir)
+    template = _record(store, make_result, T0)
+    store._index.close()
+    data = (history_dir / f"{template.run_id}.json").read_bytes()
+    names = [template.run_id]
+    for i in range(1, 400):
+        moment = T0 + timedelta(minutes=i)
+        stem = f"{moment:%Y%m%dT%H%M%S.%fZ}_SPY_live"
+        (history_dir / f"{stem}.json").write_bytes(data.replace(b"2025-12-10T15:30:00Z", f"{moment:%Y-%m-%dT%H:%M:%SZ}".encode()))
+        names.append(stem)
+    shutil.rmtree(history_dir / INDEX_DIR, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(history_dir)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = [child.stdout.readline() for _ in range(3)]  # three chunks of 50 inserted, not committed
+        assert all(l.startswith("chunk") for l in lines), lines
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(10)
+    assert (history_dir / INDEX_DIR / INDEX_NAME).exists()
+    # The half-built transaction is gone: the next load builds it whole and answers right.
+    after = HistoryStore(history_dir)
+    try:
+        assert [r.run_id for r in after.latest("SPY", 10)] == names[-10:]
+        assert after.count("SPY") == 400
+        db = sqlite3.connect(history_dir / INDEX_DIR / INDEX_NAME)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 400
+        db.close()
+    finally:
+        after._index.close()
+
+
+def test_a_big_build_shows_a_progress_bar_on_stderr(history_dir, make_result, monkeypatch, capsys):
+    store = HistoryStore(history_dir)
+    for d in range(3):
+        _record(store, make_result, T0 + timedelta(days=d))
+    store.latest("SPY")
+    store._index.close()
+    shutil.rmtree(history_dir / INDEX_DIR)
+    monkeypatch.setattr(index_module, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(index_module, "CHUNK", 1)
+    fresh = HistoryStore(history_dir)
+    try:
+        assert len(fresh.latest("SPY")) == 3
+    finally:
+        fresh._index.close()
+    captured = capsys.readouterr()
+    assert "Indexing" in captured.err and "Indexing" not in captured.out
+
+
+def test_an_index_of_an_older_release_is_rebuilt(history_dir, store, make_result):
+    for d in range(3):
+        _record(store, make_result, T0 + timedelta(days=d))
+    store.latest("SPY")
+    store._index.close()
+    db = sqlite3.connect(history_dir / INDEX_DIR / INDEX_NAME)
+    db.execute("PRAGMA user_version=1")
+    db.execute("DROP TABLE runs")
+    db.execute("CREATE TABLE runs (name TEXT PRIMARY KEY, underlying TEXT, stamp TEXT, seq INTEGER, source TEXT)")
+    db.commit()
+    db.close()
+    again = HistoryStore(history_dir)
+    try:
+        assert len(again.latest("SPY")) == 3 and again.count("SPY") == 3
+    finally:
+        again._index.close()
