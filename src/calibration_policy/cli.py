@@ -129,6 +129,14 @@ class DateType(click.ParamType):
             self.fail(f"{value!r:.40} is not a date; use YYYY-MM-DD, for example 2025-12-10", param, ctx)
 
 
+def again(command: str) -> str:
+    """``calibration-policy COMMAND`` on the data root this command ran with, so a printed hint works as printed."""
+    import shlex
+
+    root = os.environ.get(DATA_ENV)
+    return f"{PROG} {command}" + (f" --data {shlex.quote(root)}" if root else "")
+
+
 def _suggestions_beside(history_dir: str | None) -> Path | None:
     """A suggestion waits in the same data folder as the runs it came from, where the panel looks for it."""
     if history_dir is None or os.environ.get("CALIBRATION_SUGGESTIONS_DIR"):
@@ -183,7 +191,7 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
         emit_json([run.model_dump(mode="json") for run in reversed(runs)])
         return
     if not runs:
-        click.echo(f"No calibration runs for {underlying.upper()} yet — run `calibration-policy update --underlying {underlying.upper()} …`.")
+        click.echo(_no_runs_hint(underlying.upper(), history_dir))
         return
     click.echo(f"Last {len(runs)} calibration runs for {runs[0].underlying}, newest first:\n")
     recommended = "Rec Global" if "global" in runs[-1].recommended else "Recommended"
@@ -195,6 +203,24 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
                      applied[run.status], reason if full else Text(reason, no_wrap=True, overflow="ellipsis")])
     print_table([Column("Time (UTC)", no_wrap=True), "Source", recommended, "Smoothed", Column("Applied?", no_wrap=True),
                  "Reason"], rows)
+
+
+def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
+    """What to run to get a first run: an update with the installed source, else the demo."""
+    import shlex
+
+    from .plugins import sources
+
+    found = sources()
+    if not found:
+        return (f"No calibration runs for {symbol} yet, and no calibration source is installed (a host plugin adds "
+                f"one; see --plugins-dir). To see runs now, replay the sample data: `{PROG} demo --out demo-output`, "
+                f"then `{PROG} history {symbol} --data demo-output`.")
+    source = "" if "harvested" in found else f" --source {next(iter(found))}"
+    command = again(f"update --underlying {symbol}{source}")
+    if history_dir:
+        command += f" --history-dir {shlex.quote(history_dir)}"
+    return f"No calibration runs for {symbol} yet — run `{command}` to record one."
 
 
 def _underlying_option(command: Callback) -> Callback:
@@ -215,8 +241,11 @@ def _config_option(command: Callback) -> Callback:
 @click.option("--force", is_flag=True, help="Apply even if the policy says no (recorded as forced by user).")
 @click.option("--force-values", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
               help="With --force: which values to apply.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when the update did not go live (with --dry-run: would not), for scripts; default: 0 either way.")
 def update(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str) -> None:
+           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str,
+           exit_code: bool) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
     from .plugins import get_source
     from .pipeline import run_time_for, run_update
@@ -230,6 +259,8 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
         force=force, force_values=force_values, dry_run=dry_run, suggestions_dir=_suggestions_beside(history_dir),
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
+    if exit_code and not (outcome.applied or (dry_run and outcome.route == "apply")):
+        raise click.exceptions.Exit(1)
 
 
 @click.command()
@@ -314,8 +345,9 @@ Plugins add commands (see `calibration-policy plugins`). Every read command take
 
 \b
 Exit codes:
-  0    done (also an update the policy did not apply)
-  1    a failure that is not bad input (a bug shows its traceback)
+  0    done (also an update the policy did not apply, unless update --exit-code)
+  1    a failure that is not bad input (a bug shows its traceback);
+       with update --exit-code, also an update that did not go live
   2    bad input or usage: one sentence on stderr
   130  stopped with Ctrl+C
 """

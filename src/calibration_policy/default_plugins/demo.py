@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,10 +65,27 @@ class DemoSummary:
             lines.append(f"   live multipliers now: {final}")
         if self.weights:
             lines += ["", "Scoring weights: " + self.weights]
+        out = shlex.quote(str(self.out))
+        first = self.underlyings[0].underlying if self.underlyings else "SPY"
         lines += ["", "Policy: " + self.policy.explain(), "",
-                  f"See the runs:      calibration-policy history SPY --data {self.out}",
-                  f"See the panel:     calibration-policy serve --data {self.out}   (then open http://127.0.0.1:8000/calibration/)"]
+                  f"See the runs:      calibration-policy history {'SPY' if 'SPY' in self.names() else first} --data {out}"]
+        if _can_serve():
+            lines.append(f"See the panel:     calibration-policy serve --data {out}   (then open http://127.0.0.1:8000/calibration/)")
         return "\n".join(lines)
+
+    def names(self) -> list[str]:
+        return [u.underlying for u in self.underlyings]
+
+
+def _can_serve() -> bool:
+    """``serve`` opens the host's app (the options agent's, found from the repository root) and needs the [ui] extra."""
+    import importlib.util
+
+    try:
+        from calibration_policy_ui.commands import DEFAULT_APP
+    except ImportError:
+        return False
+    return DEFAULT_APP.is_file() and importlib.util.find_spec("fastapi") is not None
 
 
 REASON_NAMES = {
@@ -110,8 +128,9 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     (out / ".calibration-policy-demo").touch()
     plan = [(u, d) for u in source.underlyings() for d in source.dates(u)]
     if not plan:
-        raise CalibrationPolicyError(f"The {source_name} source has no days to replay; run `calibration-policy demo` "
-                                     "without --plugins-dir to replay the sample data shipped with the package.")
+        raise CalibrationPolicyError(f"The {source_name} source has no days to replay; run `calibration-policy demo "
+                                     f"--sample-data --out {shlex.quote(str(out))}` to replay the sample data shipped with "
+                                     "the package instead.")
     summaries: dict[str, UnderlyingSummary] = {}
     targets = {}
     days = track(plan, "Replaying calibration days", disable=not progress, console=Console(stderr=True))  # stdout stays the summary's
@@ -165,8 +184,11 @@ def register_commands(cli: click.Group) -> None:
     @policy_options
     @click.option("--out", default="demo-output", show_default=True, help="Folder for the demo's history, archive and configs.")
     @click.option("--keep", is_flag=True, help="Keep an existing demo folder instead of starting fresh.")
+    @click.option("--sample-data", is_flag=True,
+                  help="Replay the sample data shipped with the package even when a host plugin provides a source.")
     def demo(policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool, out: str,
-             keep: bool) -> None:
+             keep: bool, sample_data: bool) -> None:
         """Replay the bundled sample data through the policy and summarise."""
-        summary = run_demo(Path(out), policy=load_policy(policy_file, history_dir), fresh=not keep, progress=not as_json)
+        summary = run_demo(Path(out), policy=load_policy(policy_file, history_dir), fresh=not keep, progress=not as_json,
+                           builtin=sample_data)
         emit_json(summary.to_dict()) if as_json else click.echo(summary.text())
