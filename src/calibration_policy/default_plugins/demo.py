@@ -81,11 +81,9 @@ def _can_serve() -> bool:
     """``serve`` opens the host's app (the options agent's, found from the repository root) and needs the [ui] extra."""
     import importlib.util
 
-    try:
-        from calibration_policy_ui.commands import DEFAULT_APP
-    except ImportError:
-        return False
-    return DEFAULT_APP.is_file() and importlib.util.find_spec("fastapi") is not None
+    from calibration_policy.cli import DEFAULT_HOST_PLUGINS
+
+    return (DEFAULT_HOST_PLUGINS.parent / "app.py").is_file() and importlib.util.find_spec("fastapi") is not None
 
 
 REASON_NAMES = {
