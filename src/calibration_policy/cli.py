@@ -216,11 +216,15 @@ def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
         return (f"No calibration runs for {symbol} yet, and no calibration source is installed (a host plugin adds "
                 f"one; see --plugins-dir). To see runs now, replay the sample data: `{PROG} demo --out demo-output`, "
                 f"then `{PROG} history {symbol} --data demo-output`.")
+    return f"No calibration runs for {symbol} yet — run `{_update_command(symbol, history_dir, found)}` to record one."
+
+
+def _update_command(symbol: str, history_dir: str | None, found: dict[str, Any]) -> str:
+    import shlex
+
     source = "" if "harvested" in found else f" --source {next(iter(found))}"
     command = again(f"update --underlying {symbol}{source}")
-    if history_dir:
-        command += f" --history-dir {shlex.quote(history_dir)}"
-    return f"No calibration runs for {symbol} yet — run `{command}` to record one."
+    return command + (f" --history-dir {shlex.quote(history_dir)}" if history_dir else "")
 
 
 def _underlying_option(command: Callback) -> Callback:
@@ -273,9 +277,16 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
 def force(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
           config: str | None, run_id: str | None, use: str) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
+    from .errors import CalibrationPolicyError
+    from .history import open_store
     from .pipeline import force_apply
+    from .plugins import sources
 
     policy = load_policy(policy_file, history_dir)
+    symbol = underlying.strip().upper()
+    if run_id is None and (found := sources()) and not open_store(history_dir).latest(symbol, 1):
+        raise CalibrationPolicyError(f"There is no calibration run for {symbol} to apply yet; record one with "
+                                     f"`{_update_command(symbol, history_dir, found)}` first.")
     outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
                           history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use)
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())

@@ -162,3 +162,9 @@ def test_update_exit_code_is_opt_in(workdir):
     assert "Not applied" in output
     run(update.format("2025-09-15", "surface.json"), workdir)  # not applied, without the flag: 0
     run(update.format("2025-09-16", "surface.json") + " --dry-run --exit-code", workdir, code=1)
+
+
+def test_force_without_runs_suggests_an_update_first(workdir):
+    output = run("calibration-policy force --underlying SPY --data force-root", workdir, code=2)
+    run(the_hint(output, "update"), workdir)
+    run("calibration-policy force --underlying SPY --data force-root", workdir)
