@@ -60,13 +60,18 @@ def test_an_installed_wheel_runs_the_demo_from_an_empty_folder(tmp_path):
     shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CALIBRATION_", "PYTHON", "VIRTUAL_ENV"))}
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.setdefault("UV_SYSTEM_CERTS", "true")  # as scripts/setup.sh: a company proxy's CA is in the system store
 
     def run(*args: str | Path, cwd: Path = tmp_path) -> str:
         done = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{args} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    run(UV, "build", "--quiet", "--wheel", "--out-dir", tmp_path / "dist", "--python", sys.executable, source)
+    build = [UV, "build", "--quiet", "--wheel", "--out-dir", tmp_path / "dist", "--python", sys.executable, source]
+    built = subprocess.run([str(a) for a in build], env=env, capture_output=True, text=True, timeout=300)
+    if built.returncode and "Failed to fetch" in built.stderr:  # the build backend (setuptools) comes from the index
+        pytest.skip("no package index reachable for the build backend: " + built.stderr.strip().splitlines()[-1])
+    assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("calibration_policy-*.whl"))
     assert wheel.stat().st_size < 5_000_000, "the sample data should keep the wheel small"
     venv = tmp_path / "venv"
