@@ -27,6 +27,22 @@ def comparable(text: str, out: Path) -> str:
     return re.sub(r"\d{8}T\d{6}\.\d{6}Z", "<id>", text.replace(str(out), "<out>"))
 
 
+def test_the_host_and_the_built_in_sample_source_calibrate_every_day_alike():
+    """What the policy decides on (recommended values, sample size, vega) is equal for every bundled day."""
+    from calibration_policy.plugins import get_domain
+
+    load_plugins_dir(PLUGINS)
+    host, builtin, domain = collect("sources").found["harvested"], SampleSource(), get_domain("vol_surface")
+    for underlying in builtin.underlyings():
+        assert host.dates(underlying) == builtin.dates(underlying)
+        for day in builtin.dates(underlying):
+            theirs, ours = domain.extract(host.calibrate(underlying, day)), domain.extract(builtin.calibrate(underlying, day))
+            assert (ours.recommended, ours.sample_size, ours.vega_sum) == (theirs.recommended, theirs.sample_size, theirs.vega_sum)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("CALIBRATION_POLICY_LONG_TESTS") != "1", reason="two full replays; the test above "
+                    "checks what they decide on, CALIBRATION_POLICY_LONG_TESTS=1 runs it")
 def test_the_host_and_the_built_in_sample_source_give_the_same_summary(tmp_path):
     load_plugins_dir(PLUGINS)
     assert "harvested" in collect("sources").found and "vol_surface" in collect("targets").found
