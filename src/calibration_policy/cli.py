@@ -129,6 +129,14 @@ class DateType(click.ParamType):
             self.fail(f"{value!r:.40} is not a date; use YYYY-MM-DD, for example 2025-12-10", param, ctx)
 
 
+def again(command: str) -> str:
+    """``calibration-policy COMMAND`` on the data root this command ran with, so a printed hint works as printed."""
+    import shlex
+
+    root = os.environ.get(DATA_ENV)
+    return f"{PROG} {command}" + (f" --data {shlex.quote(root)}" if root else "")
+
+
 def _suggestions_beside(history_dir: str | None) -> Path | None:
     """A suggestion waits in the same data folder as the runs it came from, where the panel looks for it."""
     if history_dir is None or os.environ.get("CALIBRATION_SUGGESTIONS_DIR"):
@@ -191,7 +199,7 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
             click.echo(f"next page: --before '{cursor_of(runs[0])}'", err=True)
         return
     if not runs:
-        click.echo(f"No calibration runs for {underlying.upper()} yet — run `calibration-policy update --underlying {underlying.upper()} …`.")
+        click.echo(_no_runs_hint(underlying.upper(), history_dir))
         return
     click.echo(f"Last {len(runs)} calibration runs for {runs[0].underlying}, newest first:\n")
     recommended = "Rec Global" if "global" in runs[-1].recommended else "Recommended"
@@ -205,6 +213,28 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
                  "Reason"], rows)
     if more:
         click.echo(f"\nOlder runs: calibration-policy history {runs[0].underlying} --before '{cursor_of(runs[0])}'")
+
+
+def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
+    """What to run to get a first run: an update with the installed source, else the demo."""
+    import shlex
+
+    from .plugins import sources
+
+    found = sources()
+    if not found:
+        return (f"No calibration runs for {symbol} yet, and no calibration source is installed (a host plugin adds "
+                f"one; see --plugins-dir). To see runs now, replay the sample data: `{PROG} demo --out demo-output`, "
+                f"then `{PROG} history {symbol} --data demo-output`.")
+    return f"No calibration runs for {symbol} yet — run `{_update_command(symbol, history_dir, found)}` to record one."
+
+
+def _update_command(symbol: str, history_dir: str | None, found: dict[str, Any]) -> str:
+    import shlex
+
+    source = "" if "harvested" in found else f" --source {next(iter(found))}"
+    command = again(f"update --underlying {symbol}{source}")
+    return command + (f" --history-dir {shlex.quote(history_dir)}" if history_dir else "")
 
 
 def _underlying_option(command: Callback) -> Callback:
@@ -231,9 +261,11 @@ def _expect_option(command: Callback) -> Callback:
 @click.option("--force-values", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
               help="With --force: which values to apply.")
 @_expect_option
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 when the update did not go live (with --dry-run: would not), for scripts; default: 0 either way.")
 def update(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
            source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str,
-           expect_version: str | None = None) -> None:
+           exit_code: bool, expect_version: str | None = None) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
     from .plugins import get_source
     from .pipeline import run_time_for, run_update
@@ -248,6 +280,8 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
         expected_version=expect_version,
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
+    if exit_code and not (outcome.applied or (dry_run and outcome.route == "apply")):
+        raise click.exceptions.Exit(1)
 
 
 @click.command()
@@ -261,9 +295,16 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
 def force(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
           config: str | None, run_id: str | None, use: str, expect_version: str | None = None) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
+    from .errors import CalibrationPolicyError
+    from .history import open_store
     from .pipeline import force_apply
+    from .plugins import sources
 
     policy = load_policy(policy_file, history_dir)
+    symbol = underlying.strip().upper()
+    if run_id is None and (found := sources()) and not open_store(history_dir).latest(symbol, 1):
+        raise CalibrationPolicyError(f"There is no calibration run for {symbol} to apply yet; record one with "
+                                     f"`{_update_command(symbol, history_dir, found)}` first.")
     outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
                           history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use,
                           expected_version=expect_version)
@@ -382,8 +423,9 @@ Plugins add commands (see `calibration-policy plugins`). Every read command take
 
 \b
 Exit codes:
-  0    done (also an update the policy did not apply)
-  1    a failure that is not bad input (a bug shows its traceback)
+  0    done (also an update the policy did not apply, unless update --exit-code)
+  1    a failure that is not bad input (a bug shows its traceback);
+       with update --exit-code, also an update that did not go live
   2    bad input or usage: one sentence on stderr
   130  stopped with Ctrl+C
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.hookspecs import hookimpl
-from calibration_policy.plugins import get_source, get_target_factory
+from calibration_policy.plugins import collect
 from calibration_policy.policy import CalibrationUpdatePolicy
+
+from . import sample
 
 if TYPE_CHECKING:
     import click
@@ -62,10 +65,25 @@ class DemoSummary:
             lines.append(f"   live multipliers now: {final}")
         if self.weights:
             lines += ["", "Scoring weights: " + self.weights]
+        out = shlex.quote(str(self.out))
+        first = self.underlyings[0].underlying if self.underlyings else "SPY"
         lines += ["", "Policy: " + self.policy.explain(), "",
-                  f"See the runs:      calibration-policy history SPY --history-dir {self.out}/calibration_runs",
-                  f"See the panel:     calibration-policy serve --data {self.out}   (then open http://127.0.0.1:8000/calibration/)"]
+                  f"See the runs:      calibration-policy history {'SPY' if 'SPY' in self.names() else first} --data {out}"]
+        if _can_serve():
+            lines.append(f"See the panel:     calibration-policy serve --data {out}   (then open http://127.0.0.1:8000/calibration/)")
         return "\n".join(lines)
+
+    def names(self) -> list[str]:
+        return [u.underlying for u in self.underlyings]
+
+
+def _can_serve() -> bool:
+    """``serve`` opens the host's app (the options agent's, found from the repository root) and needs the [ui] extra."""
+    import importlib.util
+
+    from calibration_policy.cli import DEFAULT_HOST_PLUGINS
+
+    return (DEFAULT_HOST_PLUGINS.parent / "app.py").is_file() and importlib.util.find_spec("fastapi") is not None
 
 
 REASON_NAMES = {
@@ -76,15 +94,29 @@ REASON_NAMES = {
 }
 
 
-def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, progress: bool = True, source_name: str = "harvested") -> DemoSummary:
-    """Replay every bundled day of every underlying into ``out`` (history, archive, configs)."""
+def demo_plugins(policy: CalibrationUpdatePolicy, source_name: str = "harvested", builtin: bool = False) -> tuple[Any, Any]:
+    """The host's source and target when a host plugin registers them (the options agent's, in the repository),
+    else the package's own on its bundled sample data, so the demo runs wherever the package is installed."""
+    sources, targets = collect("sources").found, collect("targets").found
+    if not builtin and source_name in sources and policy.domain in targets:
+        return sources[source_name], targets[policy.domain].factory
+    if policy.domain != "vol_surface":
+        raise CalibrationPolicyError(f"The demo replays IV multipliers, but the policy's domain is {policy.domain!r}; "
+                                     "run the demo without --policy (or with a vol_surface policy).")
+    return sample.SampleSource(), sample.sample_target
+
+
+def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, progress: bool = True,
+             source_name: str = "harvested", builtin: bool = False) -> DemoSummary:
+    """Replay every bundled day of every underlying into ``out`` (history, archive, configs).
+
+    ``builtin`` uses the package's own source and target even when a host plugin provides them."""
     from calibration_policy.pipeline import run_time_for, run_update  # the update stack loads only for a demo
 
     from rich.console import Console
     from rich.progress import track
 
-    source = get_source(source_name)
-    factory = get_target_factory(policy.domain)
+    source, factory = demo_plugins(policy, source_name, builtin)
     if fresh and out.exists():
         marker = out / ".calibration-policy-demo"
         if not marker.exists():
@@ -94,7 +126,9 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     (out / ".calibration-policy-demo").touch()
     plan = [(u, d) for u in source.underlyings() for d in source.dates(u)]
     if not plan:
-        raise CalibrationPolicyError("The bundled data has no days to replay; run data/generate_sample_data.py.")
+        raise CalibrationPolicyError(f"The {source_name} source has no days to replay; run `calibration-policy demo "
+                                     f"--sample-data --out {shlex.quote(str(out))}` to replay the sample data shipped with "
+                                     "the package instead.")
     summaries: dict[str, UnderlyingSummary] = {}
     targets = {}
     days = track(plan, "Replaying calibration days", disable=not progress, console=Console(stderr=True))  # stdout stays the summary's
@@ -124,9 +158,8 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     return DemoSummary(out, list(summaries.values()), policy, _suggest_weights(out))
 
 
-def _suggest_weights(out: Path, data: Path = Path("data")) -> str | None:
+def _suggest_weights(out: Path, trades: Path = sample.TRADES, weights: Path = sample.WEIGHTS) -> str | None:
     """Copy the bundled trades and live weights into the demo folder and leave a suggestion for review."""
-    trades, weights = data / "trades.parquet", data / "scoring_weights.json"
     if not (trades.is_file() and weights.is_file()):
         return None
     from .scoring_weights.domain import weights_target
@@ -149,8 +182,11 @@ def register_commands(cli: click.Group) -> None:
     @policy_options
     @click.option("--out", default="demo-output", show_default=True, help="Folder for the demo's history, archive and configs.")
     @click.option("--keep", is_flag=True, help="Keep an existing demo folder instead of starting fresh.")
+    @click.option("--sample-data", is_flag=True,
+                  help="Replay the sample data shipped with the package even when a host plugin provides a source.")
     def demo(policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool, out: str,
-             keep: bool) -> None:
+             keep: bool, sample_data: bool) -> None:
         """Replay the bundled sample data through the policy and summarise."""
-        summary = run_demo(Path(out), policy=load_policy(policy_file, history_dir), fresh=not keep, progress=not as_json)
+        summary = run_demo(Path(out), policy=load_policy(policy_file, history_dir), fresh=not keep, progress=not as_json,
+                           builtin=sample_data)
         emit_json(summary.to_dict()) if as_json else click.echo(summary.text())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import click
 from rich.table import Column
 
 from calibration_policy.archive import Archive, Period, resolve_archive_dir
-from calibration_policy.cli import Callback, data_option, emit_json, json_option, print_table, spinner
+from calibration_policy.cli import Callback, again, data_option, emit_json, json_option, print_table, spinner
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy import pipeline
@@ -185,13 +186,26 @@ def _review_options(command: Callable[..., None]) -> Callable[..., None]:
     return click.argument("suggestion_id", metavar="SUGGESTION")(command)
 
 
+def _again(command: str, places: Places) -> str:
+    """A command to run next, on the same data root and the same folders this one used."""
+    flags = [("--weights", places.weights), ("--settings", places.settings), ("--history-dir", places.history_dir), ("--archive-dir", places.archive_dir),
+             ("--suggestions-dir", places.suggestions_dir)]
+    return again(command) + "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in flags if value)
+
+
+def _suggest_hint(places: Places) -> str:
+    """``weights suggest`` as it will work here: it needs a trades table."""
+    command = _again("weights suggest", places)
+    return command if default_trades_file().is_file() else command + " --trades FILE"
+
+
 def _chosen(places: Places, suggestion_id: str) -> str:
     """An id, or ``pending``: the one suggestion waiting (a newer one expires the older)."""
     if suggestion_id != "pending":
         return suggestion_id
     waiting = ReviewStore(places.suggestions_dir).all(target=places.target().name, status="pending")
     if not waiting:
-        raise CalibrationPolicyError("No suggestion is waiting for review; make one with: calibration-policy weights suggest")
+        raise CalibrationPolicyError(f"No suggestion is waiting for review; make one with: {_suggest_hint(places)}")
     return waiting[-1].suggestion_id
 
 
@@ -294,7 +308,7 @@ def show(places: Places, suggestion_id: str | None, as_json: bool) -> None:
     for item in pending:
         click.echo()
         _print_suggestion(item)
-        click.echo(f"\nApprove: calibration-policy weights approve {item.suggestion_id}")
+        click.echo(f"\nApprove: {_again(f'weights approve {item.suggestion_id}', places)}")
 
 
 @weights.command("list")
@@ -308,7 +322,7 @@ def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
         emit_json([item.model_dump(mode="json") for item in items])
         return
     if not items:
-        click.echo("No weight suggestions yet — run `calibration-policy weights suggest`.")
+        click.echo(f"No weight suggestions yet — run `{_suggest_hint(places)}`.")
         return
     print_table([Column("Suggestion", no_wrap=True), Column("Status", no_wrap=True), "Made", "Reviewer", "Weights"],
                 [[item.suggestion_id, item.status, _when(item.created_at), item.reviewer or "–", _weights_text(item.values)]
@@ -361,7 +375,7 @@ def weights_history(places: Places, as_json: bool) -> None:
     if not periods:
         click.echo("No weights change has been recorded yet.")
         return
-    click.echo("Weight sets that were live, newest first (roll back with `calibration-policy weights rollback CHANGE`):\n")
+    click.echo(f"Weight sets that were live, newest first (roll back with `{_again('weights rollback CHANGE', places)}`):\n")
     for period in reversed(periods):
         click.echo(f"[{period.change.change_id if period.change else 'original'}] {_period_text(period)}")
 

@@ -1,0 +1,170 @@
+"""Every next step the CLI prints works: each test makes a hint appear, runs the command it names, checks it succeeds.
+
+The commands run as a user runs them — `calibration-policy …` in a shell — from a copy of the repository's
+examples and data (the host's plugin writes its own config there, never into the checkout), on a temporary
+data root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "src" / "calibration_policy" / "sample_data"
+HINT = re.compile(r"(calibration-policy [^`'\n]*?)(?=`|'|\s{3}\(|\.?$)", re.MULTILINE)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A copy of what the host's plugin reads and writes; commands run from here, as from the repository root."""
+    for folder in ("examples", "data"):
+        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns(
+            "__pycache__", "calibration_runs", "config_archive", "suggestions", "*.lock"))
+    return tmp_path
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CALIBRATION_", "OPTIONS_AGENT_"))}
+    bin_dir = str(Path(sys.executable).parent)
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "COLUMNS": "200", "NO_COLOR": "1", **extra}
+
+
+def run(command: str, cwd: Path, code: int = 0, **env: str) -> str:
+    """Run a command line as printed; check its exit code; return stdout and stderr together."""
+    done = subprocess.run(shlex.split(command), cwd=cwd, env=environment(**env), capture_output=True, text=True,
+                          timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == code, f"`{command}` exited {done.returncode}, not {code}:\n{output}"
+    return output
+
+
+def hints(output: str) -> list[str]:
+    found = HINT.findall(output)
+    assert found, f"no calibration-policy command in:\n{output}"
+    return [hint.strip() for hint in found]
+
+
+def the_hint(output: str, *words: str) -> str:
+    """The one printed command that contains every word of ``words``."""
+    matching = [hint for hint in hints(output) if all(word in hint.split() for word in words)]
+    assert len(matching) == 1, f"expected one hint with {words} in:\n{output}"
+    return matching[0]
+
+
+def test_no_runs_yet_suggests_an_update_on_the_same_data_root(workdir):
+    output = run("calibration-policy history SPY --data runs-root", workdir)
+    hint = the_hint(output, "update")
+    assert hint == "calibration-policy update --underlying SPY --data runs-root"
+    assert "Applied" in run(hint, workdir)
+    assert "Last 1 calibration runs for SPY" in run("calibration-policy history SPY --data runs-root", workdir)
+
+
+def test_no_runs_and_no_source_installed_suggests_the_demo(tmp_path):
+    output = run(f"calibration-policy history SPY --data {tmp_path / 'root'}", tmp_path)  # no host plugin here
+    demo, history = the_hint(output, "demo"), the_hint(output, "history")
+    assert "65 daily runs" in run(demo, tmp_path)
+    assert "Last 10 calibration runs for SPY" in run(history, tmp_path)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_demo_summary_commands_work(workdir):
+    output = run("calibration-policy demo --out demo-output", workdir)
+    assert "Last 10 calibration runs for SPY" in run(the_hint(output, "history"), workdir)
+    serve = the_hint(output, "serve")
+    port = free_port()
+    server = subprocess.Popen([*shlex.split(serve), "--port", str(port)], cwd=workdir, env=environment(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while status is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/calibration/", timeout=5) as response:
+                    status = response.status
+            except OSError:
+                time.sleep(0.3)
+        assert status == 200, f"`{serve}` did not serve the panel: {server.poll()}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_host_source_without_days_points_to_the_sample_data(workdir):
+    (workdir / "empty").mkdir()
+    output = run("calibration-policy demo --out demo-output", workdir, code=2, OPTIONS_AGENT_HARVEST_DIR="empty")
+    assert "65 daily runs" in run(the_hint(output, "demo"), workdir, OPTIONS_AGENT_HARVEST_DIR="empty")
+
+
+def test_serve_without_data_suggests_the_demo_into_that_folder(workdir):
+    output = run("calibration-policy serve --data not-yet", workdir, code=2)
+    run(the_hint(output, "demo"), workdir)
+    assert (workdir / "not-yet" / "calibration_runs").is_dir()
+
+
+def test_a_usage_error_points_to_help_that_works(workdir):
+    output = run("calibration-policy update --underlying SPY --bogus", workdir, code=2)
+    assert "--exit-code" in run(the_hint(output, "--help"), workdir)
+
+
+def test_the_group_help_points_to_plugins(workdir):
+    run(the_hint(run("calibration-policy --help", workdir), "plugins"), workdir)
+
+
+def test_the_weights_review_hints_work_in_turn(workdir):
+    root = workdir / "weights-root"
+    root.mkdir()
+    for name in ("trades.parquet", "scoring_weights.json"):
+        shutil.copyfile(SAMPLE / name, root / name)
+    data = "--data weights-root"
+
+    output = run(f"calibration-policy weights list {data}", workdir)  # nothing suggested yet
+    assert the_hint(output, "suggest") == f"calibration-policy weights suggest {data}"
+    output = run(f"calibration-policy weights approve pending --by tester {data}", workdir, code=2)
+    assert "Suggested" in run(the_hint(output, "suggest"), workdir)
+
+    output = run(f"calibration-policy weights show {data}", workdir)
+    assert "approved by" in run(the_hint(output, "approve"), workdir)
+
+    output = run(f"calibration-policy weights history {data}", workdir)
+    change = re.search(r"^\[([^\]]+)\]", output, re.MULTILINE).group(1)
+    assert "live weights now" in run(the_hint(output, "rollback").replace("CHANGE", change), workdir)
+
+
+def test_weights_suggest_without_a_trades_table_asks_for_one(workdir):
+    root = workdir / "no-trades"
+    root.mkdir()
+    shutil.copyfile(SAMPLE / "scoring_weights.json", root / "scoring_weights.json")
+    hint = the_hint(run("calibration-policy weights list --data no-trades", workdir), "suggest")
+    assert hint.endswith("--trades FILE")
+    assert "Suggested" in run(hint.replace("FILE", str(SAMPLE / "trades.parquet")), workdir)
+
+
+def test_update_exit_code_is_opt_in(workdir):
+    update = "calibration-policy update --underlying SPY --data r --date {} --config {}"
+    shutil.copyfile(workdir / "examples/options_agent/config/vol_surface.json", workdir / "surface.json")
+    run(update.format("2025-09-11", "surface.json") + " --exit-code", workdir)  # applied: 0
+    output = run(update.format("2025-09-12", "surface.json") + " --exit-code", workdir, code=1)
+    assert "Not applied" in output
+    run(update.format("2025-09-15", "surface.json"), workdir)  # not applied, without the flag: 0
+    run(update.format("2025-09-16", "surface.json") + " --dry-run --exit-code", workdir, code=1)
+
+
+def test_force_without_runs_suggests_an_update_first(workdir):
+    output = run("calibration-policy force --underlying SPY --data force-root", workdir, code=2)
+    run(the_hint(output, "update"), workdir)
+    run("calibration-policy force --underlying SPY --data force-root", workdir)
