@@ -31,9 +31,11 @@ ENTRY_POINT_GROUP = "calibration_policy"
 DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.smoothers",
     "calibration_policy.default_plugins.rules",
+    "calibration_policy.default_plugins.lab_rules",
     "calibration_policy.default_plugins.vol_surface",
     "calibration_policy.default_plugins.scoring_weights",
     "calibration_policy.default_plugins.demo",
+    "calibration_policy.default_plugins.lab_commands",
 )
 
 _lock = threading.Lock()

@@ -1,0 +1,1 @@
+"""The policy lab's commands: replay, compare, tune, and the policy's versions."""
