@@ -378,16 +378,17 @@ def replay(history: Iterable[CalibrationRun] | str | os.PathLike[str], policy: C
                            f"the policy governs {policy.domain}.")
     if target_name is None and archive_dir is not None:
         target_name = _default_target_name(policy.domain)
+    from .plugins import frozen_registry
     from .rule_evidence import needed
 
     evidence_keys = needed(policy)
     result: dict[str, UnderlyingReplay] = {}
-    for name, runs in groups.items():
-        # the window of the first runs reaches back before `since`: keep those runs for smoothing only
-        start, start_from, last_applied = _start(name, runs[0], start_values, archive_dir, target_name)
-        result[name] = _replay_underlying(name, runs, policy, start, start_from, last_applied, cache, evidence_keys)
-        if progress is not None:
-            progress(len(runs))
+    with frozen_registry():  # the plugins cannot change during one replay: look each rule up once
+        for name, runs in groups.items():
+            start, start_from, last_applied = _start(name, runs[0], start_values, archive_dir, target_name)
+            result[name] = _replay_underlying(name, runs, policy, start, start_from, last_applied, cache, evidence_keys)
+            if progress is not None:
+                progress(len(runs))
     return ReplayResult(policy, result)
 
 
