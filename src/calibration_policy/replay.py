@@ -234,10 +234,15 @@ def _start(underlying: str, first: CalibrationRun, start_values, archive_dir, ta
         if name and not (resolve_archive_dir(archive_dir) / name).is_dir():
             name = _factory_target_name(first.domain, underlying)
         if name:
-            period = Archive(archive_dir, name).as_of(first.timestamp)
-            if period is not None:
-                since = period.change.calibration_timestamp or period.since if period.change else None
-                return dict(period.values), "archive", since
+            # as of the run's time, each change counted from the calibration it came from (a replayed
+            # or backfilled day is applied long after its market date)
+            live = None
+            for period in Archive(archive_dir, name).periods():
+                since = (period.change.calibration_timestamp or period.since) if period.change else period.since
+                if period.change is None or (since is not None and since < first.timestamp):
+                    live = (dict(period.values), "archive", since if period.change else None)
+            if live is not None:
+                return live
     before = _recorded_before(first)
     return (before, "record", None) if before else ({}, "nothing", None)
 
@@ -270,7 +275,7 @@ class SmoothingCache:
 
 def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, start: dict[str, float],
                        start_from: str, last_applied: datetime | None, cache: SmoothingCache | None,
-                       evidence_keys: set[str]) -> UnderlyingReplay:
+                       evidence_keys: set[str], first: int = 0) -> UnderlyingReplay:
     from .pipeline import decide, route, smooth_over
 
     times = [run.timestamp for run in runs]
@@ -281,6 +286,8 @@ def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: Cali
     differences: list[Difference] = []
     recent: list[tuple[datetime, dict[str, float]]] = []
     for i, run in enumerate(runs):
+        if i < first:
+            continue
         lo = bisect.bisect_left(times, run.timestamp - window, 0, i)
 
         def compute(i=i, lo=lo, run=run):
@@ -364,9 +371,9 @@ def replay(history: Iterable[CalibrationRun] | str | os.PathLike[str], policy: C
             raise HistoryError(f"The history has no runs of {underlying} (it has {', '.join(sorted(groups))}).")
         groups = {underlying: groups[underlying]}
     if since is not None or until is not None:
-        groups = {u: [r for r in runs if (since is None or r.timestamp >= since) and (until is None or r.timestamp <= until)]
-                  for u, runs in groups.items()}
-        groups = {u: runs for u, runs in groups.items() if runs}
+        # runs before `since` stay, for the smoothing windows of the first replayed runs only
+        groups = {u: [r for r in runs if until is None or r.timestamp <= until] for u, runs in groups.items()}
+        groups = {u: runs for u, runs in groups.items() if runs and (since is None or runs[-1].timestamp >= since)}
         if not groups:
             span = " to ".join(str(d.date()) for d in (since, until) if d is not None)
             raise HistoryError(f"No calibration runs in the range {span}.")
@@ -385,8 +392,9 @@ def replay(history: Iterable[CalibrationRun] | str | os.PathLike[str], policy: C
     result: dict[str, UnderlyingReplay] = {}
     with frozen_registry():  # the plugins cannot change during one replay: look each rule up once
         for name, runs in groups.items():
-            start, start_from, last_applied = _start(name, runs[0], start_values, archive_dir, target_name)
-            result[name] = _replay_underlying(name, runs, policy, start, start_from, last_applied, cache, evidence_keys)
+            first = 0 if since is None else bisect.bisect_left([r.timestamp for r in runs], since)
+            start, start_from, last_applied = _start(name, runs[first], start_values, archive_dir, target_name)
+            result[name] = _replay_underlying(name, runs, policy, start, start_from, last_applied, cache, evidence_keys, first)
             if progress is not None:
                 progress(len(runs))
     return ReplayResult(policy, result)
