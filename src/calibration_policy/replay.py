@@ -276,7 +276,9 @@ class SmoothingCache:
 def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, start: dict[str, float],
                        start_from: str, last_applied: datetime | None, cache: SmoothingCache | None,
                        evidence_keys: set[str], first: int = 0) -> UnderlyingReplay:
-    from .pipeline import decide, route, smooth_over
+    from .pipeline import decide, route
+    from .plugins import get_domain
+    from .smoothing import get_smoothed_multipliers
 
     times = [run.timestamp for run in runs]
     window = timedelta(days=policy.smoothing_window_days)
@@ -290,8 +292,8 @@ def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: Cali
             continue
         lo = bisect.bisect_left(times, run.timestamp - window, 0, i)
 
-        def compute(i=i, lo=lo, run=run):
-            return smooth_over(run, runs[lo:i], policy).values
+        def compute(i=i, lo=lo, run=run):  # pipeline.smooth's two steps, over the runs up to this one
+            return get_domain(run.domain).normalize(get_smoothed_multipliers(runs[lo:i], run, policy))
 
         smoothed = cache.get((key, underlying, i), compute) if cache is not None else compute()
         evidence = None
