@@ -187,3 +187,106 @@ def rollback_policy(to: str, *, actor: str, reason: str, data_dir: str | os.Path
 
 def policy_as_of(when: datetime, data_dir: str | os.PathLike[str] | None = None) -> PolicyVersion | None:
     return PolicyVersions(data_dir).as_of(when)
+
+
+# -- proposals: a candidate policy goes live only through review ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyProposal:
+    proposal_id: str
+    at: datetime
+    proposer: str
+    reason: str
+    policy: dict[str, Any]
+    status: Literal["pending", "approved", "rejected"] = "pending"
+    reviewer: str | None = None
+    notes: str | None = None
+    version_id: str | None = None
+    evidence: dict[str, Any] | None = None  # what the replay said when it was proposed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"proposal_id": self.proposal_id, "at": self.at.isoformat(), "proposer": self.proposer, "reason": self.reason,
+                "policy": self.policy, "status": self.status, "reviewer": self.reviewer, "notes": self.notes,
+                "version_id": self.version_id, "evidence": self.evidence}
+
+
+class PolicyProposals:
+    """Candidate policies waiting for a person (``<data>/policy_versions/proposals/``)."""
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        self.versions = PolicyVersions(data_dir)
+        self.directory = self.versions.directory / "proposals"
+
+    def propose(self, policy: Any, *, proposer: str, reason: str, evidence: dict[str, Any] | None = None) -> PolicyProposal:
+        from .durable import create_exclusive, dumps
+        from .naming import numbered, utc_stamp
+        from .policy import CalibrationUpdatePolicy
+
+        if not isinstance(policy, CalibrationUpdatePolicy):
+            raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
+        if not isinstance(reason, str) or not reason.strip():
+            raise CalibrationPolicyError("A policy proposal needs a reason.")
+        at = datetime.now(timezone.utc)
+        proposal = PolicyProposal("", at, proposer or "someone", reason.strip(), policy.model_dump(mode="json"), evidence=evidence)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}
+        path = create_exclusive(self.directory, numbered(utc_stamp(at)), dumps(payload))
+        return self.get(path.stem)
+
+    def _read(self, path: Path) -> PolicyProposal | None:
+        from . import foreign
+
+        try:
+            data = foreign.read_record(path)
+            return PolicyProposal(path.stem, datetime.fromisoformat(data["at"]), data["proposer"], data["reason"],
+                                  data["policy"], data.get("status", "pending"), data.get("reviewer"), data.get("notes"),
+                                  data.get("version_id"), data.get("evidence"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def all(self) -> list[PolicyProposal]:
+        if not self.directory.is_dir():
+            return []
+        return [p for p in map(self._read, sorted(self.directory.glob("*.json"))) if p is not None]
+
+    def pending(self) -> list[PolicyProposal]:
+        return [p for p in self.all() if p.status == "pending"]
+
+    def get(self, proposal_id: str) -> PolicyProposal:
+        from .naming import check_record_id
+
+        found = self._read(self.directory / f"{check_record_id(proposal_id, 'proposal id')}.json")
+        if found is None:
+            raise CalibrationPolicyError(f"There is no policy proposal {proposal_id!r:.60}.")
+        return found
+
+    def _settle(self, proposal: PolicyProposal, **changes: Any) -> PolicyProposal:
+        from dataclasses import replace
+
+        from .durable import atomic_replace, dumps
+
+        done = replace(proposal, **changes)
+        atomic_replace(self.directory / f"{proposal.proposal_id}.json",
+                       dumps({k: v for k, v in done.to_dict().items() if k != "proposal_id"}))
+        return done
+
+    def approve(self, proposal_id: str, *, reviewer: str, notes: str = "") -> PolicyProposal:
+        """The reviewer makes the proposed policy live: a new version with who and why."""
+        proposal = self.get(proposal_id)
+        if proposal.status != "pending":
+            raise CalibrationPolicyError(f"Policy proposal {proposal_id} was already {proposal.status}.")
+        if not reviewer:
+            raise CalibrationPolicyError("Approving a policy needs a reviewer's name.")
+        from .policy import CalibrationUpdatePolicy
+
+        version = self.versions.record(CalibrationUpdatePolicy.from_dict(dict(proposal.policy)), actor=reviewer,
+                                       reason=f"{proposal.reason} (proposed by {proposal.proposer}, approved"
+                                              + (f": {notes.strip()})" if notes.strip() else ")"))
+        return self._settle(proposal, status="approved", reviewer=reviewer, notes=notes or None, version_id=version.version_id)
+
+    def reject(self, proposal_id: str, *, reviewer: str, notes: str = "") -> PolicyProposal:
+        proposal = self.get(proposal_id)
+        if proposal.status != "pending":
+            raise CalibrationPolicyError(f"Policy proposal {proposal_id} was already {proposal.status}.")
+        return self._settle(proposal, status="rejected", reviewer=reviewer or "someone", notes=notes or None)
