@@ -22,9 +22,9 @@ from calibration_policy.replay import load_history, replay
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST_PLUGINS = REPO_ROOT / "examples" / "options_agent" / "plugins"
-LAB_RULES = ["min_sample_size", "min_vega_sum", "bounds", "max_step", "stabilization_window", "min_delta_directional", "cooldown"]
+LAB_RULES = ["min_sample_size", "min_vega_sum", "bounds", "max_step", "stabilization_window", "min_delta_directional", "cooldown_period"]
 LAB_POLICY = CalibrationUpdatePolicy(rules=LAB_RULES, max_step=0.06, rule_options={
-    "stabilization_window": {"days": 3}, "min_delta_directional": {"up": 0.02, "down": 0.04}, "cooldown": {"days": 4}})
+    "stabilization_window": {"days": 3}, "min_delta_directional": {"up": 0.02, "down": 0.04}, "cooldown_period": {"days": 4}})
 
 
 def _demo(root: Path, policy: CalibrationUpdatePolicy) -> Path:
@@ -111,7 +111,7 @@ def test_bad_history_says_what_is_wrong(demo):
     ('rules = ["min_delta", "no_such_rule"]', "no_such_rule"),
     ("min_delta_global = -0.01", "min_delta_global"),
     ("min_delta_global = nan", "min_delta_global"),
-    ('rules = ["cooldown"]\nrule_options = { cooldown = { days = -1 } }', "cooldown"),
+    ('rules = ["cooldown_period"]\nrule_options = { cooldown_period = { days = -1 } }', "cooldown"),
     ('rules = ["min_delta_directional"]\nrule_options = { min_delta_directional = { up = nan } }', "up"),
 ])
 def test_a_bad_candidate_fails_naming_the_problem_and_writes_nothing(capsys, demo, tmp_path, text, message):
@@ -137,8 +137,8 @@ def test_compare_draws_the_live_value_under_each_policy(demo):
 
 
 def test_tune_is_deterministic_and_writes_the_chosen_candidate(demo, tmp_path):
-    space = {"min_delta_global": (0.005, 0.06), "rule_options.cooldown.days": (1, 5)}
-    base = CalibrationUpdatePolicy(rules=[*CalibrationUpdatePolicy().rules, "cooldown"])
+    space = {"min_delta_global": (0.005, 0.06), "rule_options.cooldown_period.days": (1, 5)}
+    base = CalibrationUpdatePolicy(rules=[*CalibrationUpdatePolicy().rules, "cooldown_period"])
     args = dict(method="random", n=12, seed=7, archive_dir=demo / "config_archive")
     first, again = tune(demo / "calibration_runs", base, space, **args), tune(demo / "calibration_runs", base, space, **args)
     assert first.to_dict() == again.to_dict()
@@ -181,7 +181,7 @@ def test_direction_aware_thresholds():
 
 
 def test_cooldown_waits_days_after_the_last_change():
-    policy = _policy(["cooldown", "min_delta"], cooldown={"days": 3})
+    policy = _policy(["cooldown_period", "min_delta"], cooldown_period={"days": 3})
     recent = {"run_time": T, "last_applied_at": T - timedelta(days=1)}
     decision = should_apply_update({"global": 1.0}, {"global": 1.2}, policy, recent)
     assert not decision.apply and "cooling down (last change 1.0 days ago, 3 days between changes)" in decision.reason

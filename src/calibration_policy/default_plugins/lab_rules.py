@@ -3,7 +3,7 @@
 - ``min_delta_directional``: a different minimum change up and down (use it instead of ``min_delta``).
 - ``stabilization_window``: like Kubernetes' autoscaler, move only as far as the most conservative
   smoothed value of the last N days (put it before ``min_delta``, which then measures the result).
-- ``cooldown``: no change within N days of the last one.
+- ``cooldown_period``: no change within N days of the last one.
 """
 
 from __future__ import annotations
@@ -100,12 +100,12 @@ def cooldown(ctx: RuleContext) -> RuleVerdict:
     days = ctx.options.days
     last = ctx.evidence.get("last_applied_at")
     if last is None:
-        return RuleVerdict("cooldown", True, "no earlier change", {"days": days}, counts_in_reason=False)
+        return RuleVerdict("cooldown_period", True, "no earlier change", {"days": days}, counts_in_reason=False)
     elapsed = (_now(ctx) - last).total_seconds() / 86400
     numbers = {"days": days, "days_since_last_change": round(elapsed, 6)}
     if elapsed + 1e-9 >= days:
-        return RuleVerdict("cooldown", True, f"last change {elapsed:.1f} days ago", numbers, counts_in_reason=False)
-    return RuleVerdict("cooldown", False, f"cooling down (last change {elapsed:.1f} days ago, {days:g} days between changes)",
+        return RuleVerdict("cooldown_period", True, f"last change {elapsed:.1f} days ago", numbers, counts_in_reason=False)
+    return RuleVerdict("cooldown_period", False, f"cooling down (last change {elapsed:.1f} days ago, {days:g} days between changes)",
                        numbers, needs=f"wait {days - elapsed:.1f} more days")
 
 
@@ -118,5 +118,5 @@ def register_rules(register):
                   "Move only as far as the most conservative smoothed value of the last 'days' days; "
                   "hold when they point both ways (put it before min_delta).",
                   options=WindowOptions, evidence=("run_time", "recent_smoothed")))
-    register(Rule("cooldown", cooldown, "Cooldown", "No change within 'days' days of the last one.",
+    register(Rule("cooldown_period", cooldown, "Cooldown", "No change within 'days' days of the last one.",
                   options=CooldownOptions, evidence=("run_time", "last_applied_at")))

@@ -45,7 +45,7 @@ def candidate_policy(current, form: dict[str, Any]):
 
     data = current.model_dump()
     options = {k: dict(v) for k, v in data["rule_options"].items()}
-    rules = [r for r in data["rules"] if r not in ("stabilization_window", "cooldown", "min_delta_directional")]
+    rules = [r for r in data["rules"] if r not in ("stabilization_window", "cooldown_period", "min_delta_directional")]
     for name in ("min_delta_global", "min_delta_band", "min_vega_sum", "max_step"):
         value = _number(form.get(name), name)
         if value is not None:
@@ -71,8 +71,8 @@ def candidate_policy(current, form: dict[str, Any]):
         rules.insert(where, "stabilization_window")
     cool = _number(form.get("cooldown_days"), "cooldown_days")
     if cool is not None:
-        options["cooldown"] = {"days": cool}
-        rules.append("cooldown")
+        options["cooldown_period"] = {"days": cool}
+        rules.append("cooldown_period")
     data["rules"] = rules
     data["rule_options"] = {k: v for k, v in options.items() if k in rules}
     return CalibrationUpdatePolicy(**data)
@@ -87,7 +87,7 @@ def _form_defaults(policy) -> dict[str, str]:
         "up": str(options.get("min_delta_directional", {}).get("up", "")),
         "down": str(options.get("min_delta_directional", {}).get("down", "")),
         "stabilization_days": str(options.get("stabilization_window", {}).get("days", "")),
-        "cooldown_days": str(options.get("cooldown", {}).get("days", "")),
+        "cooldown_days": str(options.get("cooldown_period", {}).get("days", "")),
     }
 
 
