@@ -147,7 +147,7 @@ class TuneResult:
         from .policy_versions import policy_to_toml
 
         f = self.chosen.figures
-        header = (f"Tuned candidate ({self.method}, seed {self.seed}): "
+        header = (f"Tuned candidate ({self.method}{'' if self.seed is None else f', seed {self.seed}'}): "
                   + ", ".join(f"{k} = {v:g}" for k, v in self.chosen.params.items())
                   + f"\nReplayed: {f.applies} applies, movement {f.movement:.4f}, mean lag {f.mean_lag or 0:.4f}")
         path = Path(path)
