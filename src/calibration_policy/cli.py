@@ -217,7 +217,6 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
 
 def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
     """What to run to get a first run: an update with the installed source, else the demo."""
-    import shlex
 
     from .plugins import sources
 

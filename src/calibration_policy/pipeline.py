@@ -29,6 +29,8 @@ from .models import CalibrationRun, Decision
 from .naming import check_underlying
 from .plugins import get_domain, get_plugin_manager
 from .policy import CalibrationUpdatePolicy
+from .policy_versions import policy_fingerprint
+from .rule_evidence import live_evidence
 from .smoothing import get_smoothed_multipliers, window_runs
 from .target import Target
 
@@ -99,7 +101,11 @@ def smooth(run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir: st
     its domain repair what smoothing may break (weights must still sum to 1)."""
     store = open_store(history_dir)
     start = run.timestamp - timedelta(days=policy.smoothing_window_days)
-    stored = store.between(run.underlying, start, run.timestamp)
+    return smooth_over(run, store.between(run.underlying, start, run.timestamp), policy)
+
+
+def smooth_over(run: CalibrationRun, stored: list[CalibrationRun], policy: CalibrationUpdatePolicy) -> Smoothed:
+    """:func:`smooth` over runs already at hand (the replay's), not read from the store."""
     values = get_smoothed_multipliers(stored, run, policy)
     return Smoothed(get_domain(run.domain).normalize(values), len(window_runs(stored, run, policy)))
 
@@ -241,7 +247,8 @@ def run_update(
     run = build_run(result, underlying, source, timestamp, config, policy.domain)
     if dry_run:  # the same decision and route as the real call, nothing written
         smoothed = smoothed_for(run, policy, history_dir)  # the unrecorded run still counts once
-        decision = _decision(run, target.values(target.load()), smoothed, policy, force, force_values)
+        evidence = live_evidence(run, policy, history_dir=history_dir, archive_dir=archive_dir, target_name=target.name)
+        decision = _decision(run, target.values(target.load()), smoothed, policy, force, force_values, evidence)
         would = route(decision, policy)
         if would == "propose":
             decision = replace(decision, apply=False, reason=_waiting(decision))
@@ -269,8 +276,8 @@ def _waiting(decision: Decision) -> str:
     return "Waiting for approval: " + decision.reason.removeprefix("Applied: ")
 
 
-def _decision(run, current, smoothed, policy, force, force_values) -> Decision:
-    decision = decide(run, current, smoothed, policy)
+def _decision(run, current, smoothed, policy, force, force_values, evidence=None) -> Decision:
+    decision = decide(run, current, smoothed, policy, evidence=evidence)
     if force:
         decision = _forced(decision, dict(smoothed if force_values == "smoothed" else run.recommended))
     return decision
@@ -278,20 +285,22 @@ def _decision(run, current, smoothed, policy, force, force_values) -> Decision:
 
 def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None,
                       expected_version: str | None = None) -> UpdateOutcome:
+    version = {"policy_version": policy_fingerprint(policy)}  # which policy decided (see policy_versions)
     with locked(target):
         check_version(target, expected_version, archive_dir)
         current = target.values(target.load())
-        decision = _decision(run, current, smoothed, policy, force, force_values)
+        evidence = live_evidence(run, policy, history_dir=history_dir, archive_dir=archive_dir, target_name=target.name)
+        decision = _decision(run, current, smoothed, policy, force, force_values, evidence)
         way, change = route(decision, policy), None
         if way == "apply":
             run, change = apply(run, decision, target, smoothed=smoothed, history_dir=history_dir, archive_dir=archive_dir,
                                 kind="force" if decision.forced else "update",
-                                actor="user" if decision.forced else "policy", already_locked=True)
+                                actor="user" if decision.forced else "policy", already_locked=True, **version)
         elif way == "settle":
-            run = settle(run, decision, smoothed, history_dir)
+            run = settle(run, decision, smoothed, history_dir, **version)
     if way == "propose":
         run, _ = propose(run, decision, current, target, smoothed=smoothed, history_dir=history_dir,
-                         suggestions_dir=suggestions_dir, run_reason=_waiting(decision))
+                         suggestions_dir=suggestions_dir, run_reason=_waiting(decision), **version)
         decision = replace(decision, apply=False, reason=_waiting(decision))
     notify(run, decision, policy)
     return UpdateOutcome(run=run, decision=decision, change=change, route=way)

@@ -9,13 +9,14 @@ keep working, and asking for a refused name raises that plugin's error.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pluggy
 
@@ -31,9 +32,11 @@ ENTRY_POINT_GROUP = "calibration_policy"
 DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.smoothers",
     "calibration_policy.default_plugins.rules",
+    "calibration_policy.default_plugins.lab_rules",
     "calibration_policy.default_plugins.vol_surface",
     "calibration_policy.default_plugins.scoring_weights",
     "calibration_policy.default_plugins.demo",
+    "calibration_policy.default_plugins.lab_commands",
 )
 
 _lock = threading.Lock()
@@ -115,18 +118,44 @@ class Registry:
 
 def _check(kind: Kind, item: Any, plugin: str) -> str:
     """The item's name, or a PluginError saying what is wrong with it."""
-    where = f"Plugin {plugin} ({plugin_package(plugin)})"
     if kind.spec is not None and not isinstance(item, kind.spec):
+        where = f"Plugin {plugin} ({plugin_package(plugin)})"
         raise PluginError(f"{where} registered a {type(item).__name__} in {kind.hook}; "
                           f"register a calibration_policy.{kind.spec.__name__}(name=..., ...) instead.")
     name = getattr(item, "name", None)
     if not isinstance(name, str) or not name.strip():
-        raise PluginError(f"{where} registered a {kind.what} with an empty or non-text name.")
+        raise PluginError(f"Plugin {plugin} ({plugin_package(plugin)}) registered a {kind.what} with an empty or non-text name.")
     return name
+
+
+_frozen = threading.local()
+
+
+@contextlib.contextmanager
+def frozen_registry() -> Iterator[None]:
+    """Within it, each kind is collected once (in this thread): for a long loop of decisions, such as a
+    replay of 70,000 runs, that asks for the same rules hundreds of thousands of times."""
+    outer = getattr(_frozen, "cache", None)
+    if outer is None:
+        _frozen.cache = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _frozen.cache = None
 
 
 def collect(kind_name: str) -> Registry:
     """Call every plugin's hook for ``kind_name`` and gather what each registered, in load order."""
+    cache = getattr(_frozen, "cache", None)
+    if cache is not None:
+        if kind_name not in cache:
+            cache[kind_name] = _collect(kind_name)
+        return cache[kind_name]
+    return _collect(kind_name)
+
+
+def _collect(kind_name: str) -> Registry:
     kind = KINDS[kind_name]
     registry = Registry(kind)
     pm = get_plugin_manager()

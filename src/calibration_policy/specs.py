@@ -38,6 +38,9 @@ class Rule:
     description: str = ""
     options: type[BaseModel] | None = None
     replaces: bool = False
+    # Evidence the rule reads beyond the run's own (see calibration_policy.rule_evidence):
+    # "last_applied_at", "recent_smoothed"; the pipeline and the replay supply them only when asked.
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from calibration_policy.archive import Archive, Period
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, default_weights_file, weights_target
 from calibration_policy.errors import CalibrationPolicyError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion
-from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.default_plugins.scoring_weights.analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file

@@ -14,7 +14,7 @@ from calibration_policy_ui.security import CSRF_COOKIE, Signer
 
 from .conftest import Host, csrf_of, require_user, text_of
 
-PATH_PARAMS = {"path": "panel.css", "suggestion_id": "x"}
+PATH_PARAMS = {"path": "panel.css", "suggestion_id": "x", "proposal_id": "x"}
 
 
 def flat_routes(routes) -> list:

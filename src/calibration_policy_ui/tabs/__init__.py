@@ -15,7 +15,7 @@ from calibration_policy.plugins import KINDS, Kind, collect, get_plugin_manager
 
 from .. import hookspecs
 
-BUILT_IN_TABS = ("calibration_policy_ui.tabs.runs", "calibration_policy_ui.tabs.scoring_weights")
+BUILT_IN_TABS = ("calibration_policy_ui.tabs.runs", "calibration_policy_ui.tabs.scoring_weights", "calibration_policy_ui.tabs.lab")
 
 
 @dataclass(frozen=True)

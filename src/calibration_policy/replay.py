@@ -1,0 +1,428 @@
+"""Replay a policy over the recorded runs: what would have gone live, and how the live value would have moved.
+
+Per underlying, in time order, a simulated live config starts from what was live at the first run
+(the archive's as-of, else the first run's recorded "before" values, or ``start_values``) and each
+run goes through the same steps as the live path — :func:`pipeline.smooth_over` (the window holds
+only runs up to that run, thin runs skipped as the policy says, the domain's ``normalize``),
+:func:`pipeline.decide` (every rule, plugins included, with the evidence the rules declare) and
+:func:`pipeline.route`. Replaying the policy that actually ran gives the recorded decisions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Mapping
+
+from .errors import CalibrationPolicyError, HistoryError
+from .models import CalibrationRun, Decision
+from .policy import CalibrationUpdatePolicy
+
+VALUE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class SimulatedDecision:
+    """One run under the replayed policy."""
+
+    run_id: str
+    underlying: str
+    timestamp: datetime
+    recommended: dict[str, float]
+    smoothed: dict[str, float]
+    live_before: dict[str, float]
+    live_after: dict[str, float]
+    decision: Decision
+    route: str  # apply, propose (waits for a person; the simulated live value does not move) or settle
+    recorded_apply: bool | None
+    recorded_reason: str | None
+
+    @property
+    def applied(self) -> bool:
+        return self.route == "apply"
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "underlying": self.underlying, "timestamp": self.timestamp.isoformat(),
+                "recommended": self.recommended, "smoothed": self.smoothed, "live_before": self.live_before,
+                "live_after": self.live_after, "applied": self.applied, "route": self.route, "reason": self.reason,
+                "recorded_apply": self.recorded_apply, "recorded_reason": self.recorded_reason}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A run whose simulated decision is not the recorded one."""
+
+    underlying: str
+    run_id: str
+    timestamp: datetime
+    recorded: str
+    simulated: str
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"underlying": self.underlying, "run_id": self.run_id, "date": self.timestamp.date().isoformat(),
+                "timestamp": self.timestamp.isoformat(), "recorded": self.recorded, "simulated": self.simulated, "why": self.why}
+
+    def text(self) -> str:
+        return f"{self.timestamp.date()} {self.underlying}: {self.why}"
+
+
+@dataclass(frozen=True)
+class Figures:
+    runs: int
+    applies: int
+    movement: float  # sum of |change| of the live values
+    flip_flops: int  # direction reversals of a scope's applied changes
+    mean_lag: float | None  # mean |live − recommended| over runs and scopes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "applies": self.applies, "movement": self.movement, "flip_flops": self.flip_flops,
+                "mean_lag": self.mean_lag}
+
+
+def _figures(decisions: list[SimulatedDecision]) -> Figures:
+    movement, flips, lag_sum, lag_n, last_sign = 0.0, 0, 0.0, 0, {}
+    applies = 0
+    for d in decisions:
+        if d.applied:
+            applies += 1
+            for scope, new in d.live_after.items():
+                old = d.live_before.get(scope)
+                if old is None or new == old:
+                    continue
+                movement += abs(new - old)
+                sign = 1 if new > old else -1
+                if last_sign.get(scope, sign) != sign:
+                    flips += 1
+                last_sign[scope] = sign
+        for scope, rec in d.recommended.items():
+            live = d.live_after.get(scope)
+            if live is not None:
+                lag_sum += abs(live - rec)
+                lag_n += 1
+    return Figures(len(decisions), applies, movement, flips, lag_sum / lag_n if lag_n else None)
+
+
+@dataclass
+class UnderlyingReplay:
+    underlying: str
+    start_values: dict[str, float]
+    start_from: str  # where the start values came from: given, archive, record or nothing
+    decisions: list[SimulatedDecision]
+    differences: list[Difference]
+    figures: Figures
+
+    def to_dict(self, decisions: bool = True) -> dict[str, Any]:
+        data = {"underlying": self.underlying, "start_values": self.start_values, "start_from": self.start_from,
+                **self.figures.to_dict(), "differences": [d.to_dict() for d in self.differences]}
+        if decisions:
+            data["decisions"] = [d.to_dict() for d in self.decisions]
+        return data
+
+
+@dataclass
+class ReplayResult:
+    """Every simulated decision, the figures, and the runs decided otherwise than recorded."""
+
+    policy: CalibrationUpdatePolicy
+    underlyings: dict[str, UnderlyingReplay]
+
+    @property
+    def decisions(self) -> list[SimulatedDecision]:
+        return [d for u in self.underlyings.values() for d in u.decisions]
+
+    @property
+    def differences(self) -> list[Difference]:
+        return [d for u in self.underlyings.values() for d in u.differences]
+
+    @property
+    def figures(self) -> Figures:
+        parts = [u.figures for u in self.underlyings.values()]
+        lags = [(f.mean_lag, f.runs) for f in parts if f.mean_lag is not None]
+        weight = sum(n for _, n in lags)
+        return Figures(sum(f.runs for f in parts), sum(f.applies for f in parts), sum(f.movement for f in parts),
+                       sum(f.flip_flops for f in parts), sum(l * n for l, n in lags) / weight if weight else None)
+
+    @property
+    def applies(self) -> int:
+        return self.figures.applies
+
+    @property
+    def movement(self) -> float:
+        return self.figures.movement
+
+    @property
+    def flip_flops(self) -> int:
+        return self.figures.flip_flops
+
+    @property
+    def mean_lag(self) -> float | None:
+        return self.figures.mean_lag
+
+    def to_dict(self, decisions: bool = True) -> dict[str, Any]:
+        return {"policy": self.policy.model_dump(mode="json"), **self.figures.to_dict(),
+                "differences": [d.to_dict() for d in self.differences],
+                "underlyings": {name: u.to_dict(decisions) for name, u in self.underlyings.items()}}
+
+    def summary(self) -> str:
+        f = self.figures
+        lag = "–" if f.mean_lag is None else f"{f.mean_lag:.4f}"
+        return (f"{f.runs} runs replayed: {f.applies} applied, total movement {f.movement:.4f}, "
+                f"{f.flip_flops} flip-flops, mean |live − recommended| {lag}; "
+                f"{len(self.differences)} decided otherwise than recorded.")
+
+
+# -- input ------------------------------------------------------------------------------------------------
+
+
+def load_history(history_dir: str | os.PathLike[str] | None = None, underlying: str | None = None,
+                 since: datetime | None = None, until: datetime | None = None) -> list[CalibrationRun]:
+    """Every readable run in the history folder (of one underlying, within [since, until])."""
+    from .history import open_store
+    from .models import RUN_EARLIEST, RUN_LATEST
+
+    store = open_store(history_dir)
+    names = [underlying] if underlying else store.underlyings()
+    runs: list[CalibrationRun] = []
+    for name in names:
+        runs += store.between(name, since or RUN_EARLIEST, until or (RUN_LATEST - timedelta(days=1)))
+    return runs
+
+
+def _group(history: Iterable[CalibrationRun]) -> dict[str, list[CalibrationRun]]:
+    from .naming import sequence_key
+
+    if isinstance(history, (str, bytes, dict)) or not isinstance(history, Iterable):
+        raise CalibrationPolicyError(f"history must be a list of CalibrationRun, not {type(history).__name__}.")
+    groups: dict[str, list[CalibrationRun]] = {}
+    for run in history:
+        if not isinstance(run, CalibrationRun):
+            raise CalibrationPolicyError(f"history must hold only CalibrationRun records, not {type(run).__name__}.")
+        groups.setdefault(run.underlying, []).append(_in_recorded_order(run))
+    for runs in groups.values():
+        runs.sort(key=lambda r: (r.timestamp, sequence_key(r.run_id) if r.run_id else ("", 0)))
+    return groups
+
+
+def _recorded_before(run: CalibrationRun) -> dict[str, float]:
+    """What was live when ``run`` was decided, as its recorded decision says."""
+    scopes = (run.decision or {}).get("scopes") or []
+    return {s["scope"]: float(s["old"]) for s in scopes if isinstance(s, dict) and isinstance(s.get("old"), (int, float))}
+
+
+def _start(underlying: str, first: CalibrationRun, start_values, archive_dir, target_name) -> tuple[dict[str, float], str, datetime | None]:
+    if start_values is not None:
+        given = start_values.get(underlying, start_values) if isinstance(start_values, Mapping) else None
+        if isinstance(given, Mapping) and given and all(isinstance(v, Mapping) for v in given.values()):
+            given = None  # a table of other underlyings' values
+        if isinstance(given, Mapping):
+            return {str(k): float(v) for k, v in given.items()}, "given", None
+    if archive_dir is not None:
+        from .archive import Archive
+
+        from .archive import resolve_archive_dir
+
+        name = target_name(underlying) if target_name else None
+        if name and not (resolve_archive_dir(archive_dir) / name).is_dir():
+            name = _factory_target_name(first.domain, underlying)
+        if name:
+            # as of the run's time, each change counted from the calibration it came from (a replayed
+            # or backfilled day is applied long after its market date)
+            live = None
+            for period in Archive(archive_dir, name).periods():
+                since = (period.change.calibration_timestamp or period.since) if period.change else period.since
+                if period.change is None or (since is not None and since < first.timestamp):
+                    live = (dict(period.values), "archive", since if period.change else None)
+            if live is not None:
+                return live
+    before = _recorded_before(first)
+    return (before, "record", None) if before else ({}, "nothing", None)
+
+
+# -- the replay -------------------------------------------------------------------------------------------
+
+
+def smoothing_key(policy: CalibrationUpdatePolicy) -> str:
+    """What the smoothed values depend on: runs with the same key share them (``tune`` varies thresholds only)."""
+    thin = None
+    if policy.smoothing_skips_thin_runs:
+        thin = (policy.min_sample_size if "min_sample_size" in policy.rules else None,
+                policy.min_vega_sum if "min_vega_sum" in policy.rules else None)
+    return json.dumps([policy.smoothing, policy.smoothing_options, policy.smoothing_window_days, thin, policy.domain],
+                      sort_keys=True, default=str)
+
+
+class SmoothingCache:
+    """Smoothed values per (smoothing key, run), computed once through the pipeline's smoothing."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str, int], dict[str, float]] = {}
+
+    def get(self, key: tuple[str, str, int], compute: Callable[[], dict[str, float]]) -> dict[str, float]:
+        found = self._values.get(key)
+        if found is None:
+            found = self._values[key] = compute()
+        return found
+
+
+def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, start: dict[str, float],
+                       start_from: str, last_applied: datetime | None, cache: SmoothingCache | None,
+                       evidence_keys: set[str], first: int = 0) -> UnderlyingReplay:
+    from .pipeline import decide, route
+    from .plugins import get_domain
+    from .smoothing import get_smoothed_multipliers
+
+    times = [run.timestamp for run in runs]
+    window = timedelta(days=policy.smoothing_window_days)
+    key = smoothing_key(policy)
+    live = dict(start)
+    decisions: list[SimulatedDecision] = []
+    differences: list[Difference] = []
+    recent: list[tuple[datetime, dict[str, float]]] = []
+    for i, run in enumerate(runs):
+        if i < first:
+            continue
+        lo = bisect.bisect_left(times, run.timestamp - window, 0, i)
+
+        def compute(i=i, lo=lo, run=run):  # pipeline.smooth's two steps, over the runs up to this one
+            return get_domain(run.domain).normalize(get_smoothed_multipliers(runs[lo:i], run, policy))
+
+        smoothed = cache.get((key, underlying, i), compute) if cache is not None else compute()
+        evidence = None
+        if evidence_keys:
+            evidence = {"run_time": run.timestamp, "last_applied_at": last_applied, "recent_smoothed": recent}
+        decision = decide(run, live, smoothed, policy, evidence=evidence)
+        way = route(decision, policy)
+        before = live
+        if way == "apply":
+            live = {**live, **decision.values}
+            last_applied = run.timestamp
+        if evidence_keys:
+            recent.append((run.timestamp, smoothed))
+        recorded = run.decision or None
+        simulated = SimulatedDecision(run.run_id, underlying, run.timestamp, run.recommended, smoothed, before, live, decision,
+                                      way, recorded.get("apply") if recorded else None,
+                                      recorded.get("reason") if recorded else run.applied_reason)
+        decisions.append(simulated)
+        difference = _difference(run, simulated)
+        if difference is not None:
+            differences.append(difference)
+    return UnderlyingReplay(underlying, dict(start), start_from, decisions, differences, _figures(decisions))
+
+
+def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return set(a) == set(b) and all(abs(float(a[k]) - float(b[k])) <= VALUE_TOLERANCE * max(1.0, abs(float(a[k]))) for k in a)
+
+
+def _difference(run: CalibrationRun, sim: SimulatedDecision) -> Difference | None:
+    recorded = run.decision
+    if not recorded or "apply" not in recorded:
+        return None  # never decided (or decided before decisions were recorded): nothing to compare
+    rec_apply, sim_apply = bool(recorded["apply"]), sim.decision.apply
+    rec_reason = recorded.get("reason") or run.applied_reason or ""
+    if rec_apply == sim_apply and (not sim_apply or _same_values(recorded.get("values") or {}, sim.decision.values)):
+        return None
+    if recorded.get("forced"):
+        why = f"a person forced this change at the time; the policy alone says: {sim.reason}"
+    elif rec_apply and not sim_apply:
+        why = f"recorded applied, the replayed policy would not — {sim.reason}"
+    elif sim_apply and not rec_apply:
+        why = f"recorded not applied, the replayed policy would apply — {sim.reason}"
+    else:
+        why = f"both apply, with other values — {sim.reason}"
+    before = _recorded_before(run)
+    if before and not _same_values({k: before[k] for k in before if k in sim.live_before},
+                                   {k: sim.live_before[k] for k in before if k in sim.live_before}):
+        shown = ", ".join(f"{k} {sim.live_before[k]:.4g} (recorded {before[k]:.4g})" for k in before if k in sim.live_before)
+        why += f" (the simulated live value differed by then: {shown})"
+    return Difference(run.underlying, run.run_id, run.timestamp, rec_reason, sim.reason, why)
+
+
+def replay(history: Iterable[CalibrationRun] | str | os.PathLike[str], policy: CalibrationUpdatePolicy,
+           start_values: Mapping[str, Any] | None = None, *, archive_dir: str | os.PathLike[str] | None = None,
+           target_name: Callable[[str], str] | None = None, underlying: str | None = None,
+           since: datetime | None = None, until: datetime | None = None, cache: SmoothingCache | None = None,
+           progress: Callable[[int], None] | None = None) -> ReplayResult:
+    """Replay ``policy`` over ``history`` (runs, or a history folder) per underlying, in time order.
+
+    ``start_values``: ``{scope: value}`` for every underlying, or ``{underlying: {scope: value}}``;
+    without it the replay starts from what the archive (``archive_dir``; the target of each
+    underlying named by ``target_name``, default the domain's target) says was live at the first
+    run, else from the first run's recorded "before" values. Nothing is written.
+    """
+    from .naming import check_underlying
+
+    if not isinstance(policy, CalibrationUpdatePolicy):
+        raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
+    if isinstance(history, (str, os.PathLike)):
+        history = load_history(history)
+    groups = _group(history)
+    if not groups:
+        raise HistoryError("The history is empty: there are no calibration runs to replay.")
+    if underlying is not None:
+        underlying = check_underlying(underlying)
+        if underlying not in groups:
+            raise HistoryError(f"The history has no runs of {underlying} (it has {', '.join(sorted(groups))}).")
+        groups = {underlying: groups[underlying]}
+    if since is not None or until is not None:
+        # runs before `since` stay, for the smoothing windows of the first replayed runs only
+        groups = {u: [r for r in runs if until is None or r.timestamp <= until] for u, runs in groups.items()}
+        groups = {u: runs for u, runs in groups.items() if runs and (since is None or runs[-1].timestamp >= since)}
+        if not groups:
+            span = " to ".join(str(d.date()) for d in (since, until) if d is not None)
+            raise HistoryError(f"No calibration runs in the range {span}.")
+    domains = {r.domain for runs in groups.values() for r in runs}
+    groups = {u: [r for r in runs if r.domain == policy.domain] for u, runs in groups.items()}
+    groups = {u: runs for u, runs in groups.items() if runs}  # another domain's runs are another policy's
+    if not groups:
+        raise HistoryError(f"The history holds no {policy.domain} runs (only {', '.join(sorted(domains))}); "
+                           f"the policy governs {policy.domain}.")
+    if target_name is None and archive_dir is not None:
+        target_name = _default_target_name(policy.domain)
+    from .plugins import frozen_registry
+    from .rule_evidence import needed
+
+    evidence_keys = needed(policy)
+    result: dict[str, UnderlyingReplay] = {}
+    with frozen_registry():  # the plugins cannot change during one replay: look each rule up once
+        for name, runs in groups.items():
+            first = 0 if since is None else bisect.bisect_left([r.timestamp for r in runs], since)
+            start, start_from, last_applied = _start(name, runs[first], start_values, archive_dir, target_name)
+            result[name] = _replay_underlying(name, runs, policy, start, start_from, last_applied, cache, evidence_keys, first)
+            if progress is not None:
+                progress(len(runs))
+    return ReplayResult(policy, result)
+
+
+def _default_target_name(domain: str) -> Callable[[str], str]:
+    """``<domain>_<UNDERLYING>``, the per-underlying target the demo and most hosts use; when no such
+    archive folder exists the domain's own target factory is asked (see :func:`_start`)."""
+    return lambda underlying: f"{domain}_{underlying}"
+
+
+def _factory_target_name(domain: str, underlying: str) -> str | None:
+    from .plugins import get_target_factory
+
+    try:
+        return get_target_factory(domain)(underlying, None).name
+    except (ValueError, OSError):
+        return None
+
+
+def _in_recorded_order(run: CalibrationRun) -> CalibrationRun:
+    """The run with its scopes in the order the live decision saw them (a stored run's are sorted by name),
+    so a replayed reason lists the scopes as the recorded one does."""
+    scopes = [s.get("scope") for s in (run.decision or {}).get("scopes") or () if isinstance(s, dict)]
+    recommended = run.recommended_iv_multiplier
+    if not scopes or list(recommended) == scopes[: len(recommended)]:
+        return run
+    ordered = {scope: recommended[scope] for scope in scopes if scope in recommended}
+    ordered.update((scope, value) for scope, value in recommended.items() if scope not in ordered)
+    return run.model_copy(update={"recommended_iv_multiplier": ordered})

@@ -1,0 +1,205 @@
+"""The "Try a policy" tab: edit thresholds, replay them over the recorded runs beside the live policy,
+read the differing decisions in plain words, and propose the candidate for approval.
+
+A candidate never goes live from here: proposing writes a pending policy proposal; a reviewer
+approves it (a new, archived policy version with who and why) or rejects it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from calibration_policy import hookimpl
+from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.paths import data_root
+
+from ..security import check_csrf, clear_flash, read_flash, set_flash
+from . import PanelTab, TabContext
+
+FIELDS = ("min_delta_global", "min_delta_band", "min_sample_size", "min_vega_sum", "max_step",
+          "up", "down", "stabilization_days", "cooldown_days")
+
+
+def _data_dir(panel) -> Path:
+    return panel.history_dir.parent if panel.history_dir is not None else data_root()
+
+
+def _number(text: str | None, name: str) -> float | None:
+    if text is None or not str(text).strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CalibrationPolicyError(f"{name.replace('_', ' ')} must be a number, not {text!r:.30}.") from None
+
+
+def candidate_policy(current, form: dict[str, Any]):
+    """The live policy with the form's thresholds; the lab rules join when their fields are filled."""
+    from calibration_policy.policy import CalibrationUpdatePolicy
+
+    data = current.model_dump()
+    options = {k: dict(v) for k, v in data["rule_options"].items()}
+    rules = [r for r in data["rules"] if r not in ("stabilization_window", "cooldown_period", "min_delta_directional")]
+    for name in ("min_delta_global", "min_delta_band", "min_vega_sum", "max_step"):
+        value = _number(form.get(name), name)
+        if value is not None:
+            data[name] = value
+        elif name == "max_step" and name in form:
+            data[name] = None
+    size = _number(form.get("min_sample_size"), "min_sample_size")
+    if size is not None:
+        if size != int(size):
+            raise CalibrationPolicyError("min sample size must be a whole number.")
+        data["min_sample_size"] = int(size)
+    up, down = _number(form.get("up"), "up"), _number(form.get("down"), "down")
+    if up is not None or down is not None:
+        options["min_delta_directional"] = {"up": up if up is not None else data["min_delta_global"],
+                                            "down": down if down is not None else data["min_delta_global"]}
+        rules = ["min_delta_directional" if r == "min_delta" else r for r in rules]
+        if "min_delta_directional" not in rules:
+            rules.append("min_delta_directional")
+    stab = _number(form.get("stabilization_days"), "stabilization_days")
+    if stab is not None:
+        options["stabilization_window"] = {"days": stab}
+        where = next((i for i, r in enumerate(rules) if r in ("min_delta", "min_delta_directional")), len(rules))
+        rules.insert(where, "stabilization_window")
+    cool = _number(form.get("cooldown_days"), "cooldown_days")
+    if cool is not None:
+        options["cooldown_period"] = {"days": cool}
+        rules.append("cooldown_period")
+    data["rules"] = rules
+    data["rule_options"] = {k: v for k, v in options.items() if k in rules}
+    return CalibrationUpdatePolicy(**data)
+
+
+def _form_defaults(policy) -> dict[str, str]:
+    options = policy.rule_options
+    return {
+        "min_delta_global": f"{policy.min_delta_global:g}", "min_delta_band": f"{policy.min_delta_band:g}",
+        "min_sample_size": str(policy.min_sample_size), "min_vega_sum": f"{policy.min_vega_sum:g}",
+        "max_step": "" if policy.max_step is None else f"{policy.max_step:g}",
+        "up": str(options.get("min_delta_directional", {}).get("up", "")),
+        "down": str(options.get("min_delta_directional", {}).get("down", "")),
+        "stabilization_days": str(options.get("stabilization_window", {}).get("days", "")),
+        "cooldown_days": str(options.get("cooldown_period", {}).get("days", "")),
+    }
+
+
+def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str | None = None) -> dict[str, Any]:
+    """Replay the live policy and the candidate over ``underlying``'s runs: figures, chart, differences."""
+    from calibration_policy.history import open_store
+    from calibration_policy.lab import compare
+    from calibration_policy.replay import load_history
+
+    current = panel.policy()
+    view: dict[str, Any] = {"form": {**_form_defaults(current), **{k: v for k, v in form.items() if v is not None}},
+                            "underlyings": open_store(panel.history_dir).underlyings(), "underlying": underlying,
+                            "since": since or "", "error": None, "result": None}
+    if not view["underlyings"]:
+        view["error"] = "There are no calibration runs yet: nothing to replay."
+        return view
+    underlying = view["underlying"] = (underlying or view["underlyings"][0]).upper()
+    if not any(k in form for k in FIELDS):
+        return view
+    try:
+        candidate = candidate_policy(current, form)
+        start = datetime.combine(date.fromisoformat(since), time.min, tzinfo=timezone.utc) if since else None
+        runs = load_history(panel.history_dir, underlying)
+        comparison = compare(runs, {"current": current, "candidate": candidate}, archive_dir=panel.archive_dir, since=start,
+                             target_name=lambda name: panel.target(name).name)
+    except (CalibrationPolicyError, ValueError) as error:
+        view["error"] = str(error)
+        return view
+    now, cand = comparison.results["current"], comparison.results["candidate"]
+    current_by_run = {d.run_id: d for d in now.decisions}
+    changed = []
+    for d in cand.decisions:
+        was = current_by_run.get(d.run_id)
+        if was is not None and (was.applied != d.applied or (d.applied and was.decision.values != d.decision.values)):
+            changed.append({"date": d.timestamp.date().isoformat(),
+                            "current": ("applies: " if was.applied else "holds: ") + was.reason,
+                            "candidate": ("applies: " if d.applied else "holds: ") + d.reason})
+    view["result"] = {
+        "rows": [{"policy": name, **r.figures.to_dict()} for name, r in comparison.results.items()],
+        "svg": comparison.svg(underlying, "global" if any("global" in d.recommended for d in cand.decisions)
+                              else next(iter(cand.decisions[0].recommended))),
+        "changed": changed, "candidate": candidate, "candidate_json": json.dumps(candidate.model_dump(mode="json")),
+        "explain": candidate.explain(), "evidence": {"underlying": underlying, **{n: r.figures.to_dict() for n, r in comparison.results.items()}},
+    }
+    return view
+
+
+def add_routes(router, context: TabContext) -> None:
+    panel = context.panel
+
+    async def csrf(request: Request) -> None:
+        await check_csrf(request, panel.signer, panel.trusted_origins)
+
+    def back(request: Request, message: str, kind: str = "success") -> Response:
+        response = RedirectResponse(panel.link(request, "lab"), status_code=303)
+        set_flash(request, response, panel.signer, message, kind)
+        return response
+
+    @router.get("/lab", name="calibration_policy_ui.lab", response_class=HTMLResponse, include_in_schema=False)
+    def lab_page(request: Request) -> Response:
+        query = request.query_params
+        form = {k: query.get(k) for k in FIELDS if k in query}
+        view = try_policy(panel, query.get("underlying"), form, query.get("since"))
+        from calibration_policy.policy_versions import PolicyProposals, PolicyVersions
+
+        data_dir = _data_dir(panel)
+        context = {"view": view, "flash": read_flash(request, panel.signer), "user": panel.user(request),
+                   "proposals": PolicyProposals(data_dir).pending(), "versions": list(reversed(PolicyVersions(data_dir).versions()))[:10]}
+        response = panel.render(request, "calibration_policy_ui/lab.html", context, 400 if view["error"] and form else 200)
+        clear_flash(request, response)
+        return response
+
+    @router.post("/lab/propose", name="calibration_policy_ui.lab_propose", dependencies=[Depends(csrf)], include_in_schema=False)
+    def propose(request: Request, candidate: str = Form(max_length=20_000), reason: str = Form(max_length=2000),
+                evidence: str = Form("", max_length=20_000)) -> Response:
+        from calibration_policy.policy import CalibrationUpdatePolicy
+        from calibration_policy.policy_versions import PolicyProposals
+
+        try:
+            policy = CalibrationUpdatePolicy.from_dict(json.loads(candidate))
+            found = json.loads(evidence) if evidence else None
+            proposal = PolicyProposals(_data_dir(panel)).propose(policy, proposer=panel.user(request) or "someone",
+                                                                 reason=reason, evidence=found)
+        except (CalibrationPolicyError, ValueError) as error:
+            return back(request, f"Not proposed: {error}", "error")
+        return back(request, f"Proposed for approval ({proposal.proposal_id}); nothing changes until a reviewer approves it.")
+
+    def review(request: Request, proposal_id: str, notes: str, approve: bool) -> Response:
+        from calibration_policy.policy_versions import PolicyProposals
+
+        reviewer = panel.user(request) or "reviewer"
+        proposals = PolicyProposals(_data_dir(panel))
+        try:
+            done = (proposals.approve if approve else proposals.reject)(proposal_id, reviewer=reviewer, notes=notes)
+        except CalibrationPolicyError as error:
+            return back(request, str(error), "error")
+        if approve:
+            return back(request, f"Approved: policy version {done.version_id} is live.")
+        return back(request, "Rejected; the live policy is unchanged.")
+
+    @router.post("/lab/proposals/{proposal_id}/approve", name="calibration_policy_ui.lab_approve",
+                 dependencies=[Depends(csrf)], include_in_schema=False)
+    def approve(request: Request, proposal_id: str, notes: str = Form("", max_length=2000)) -> Response:
+        return review(request, proposal_id, notes, True)
+
+    @router.post("/lab/proposals/{proposal_id}/reject", name="calibration_policy_ui.lab_reject",
+                 dependencies=[Depends(csrf)], include_in_schema=False)
+    def reject(request: Request, proposal_id: str, notes: str = Form("", max_length=2000)) -> Response:
+        return review(request, proposal_id, notes, False)
+
+
+@hookimpl
+def register_panel_tabs(register):
+    register(PanelTab("lab", "Try a policy", add_routes, route="lab",
+                      description="Replay candidate thresholds over the recorded runs and propose them for approval."))

@@ -1,0 +1,70 @@
+"""The "Try a policy" tab: replay a candidate beside the live policy and propose it for review."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import unescape
+
+from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy.policy_versions import PolicyProposals, PolicyVersions
+
+from .conftest import Host, csrf_of, text_of
+
+
+def _record_days(host: Host, n: int = 12) -> None:
+    for day in range(n):
+        host.record(day=day, global_m=1.0 + 0.012 * day, weekly=1.0 + 0.01 * day, monthly=1.0 + 0.011 * day)
+
+
+def test_the_tab_replays_a_candidate_and_lists_what_it_decides_otherwise(host: Host, client):
+    _record_days(host)
+    page = client.get("/calibration/lab")
+    assert page.status_code == 200 and "Try a policy" in page.text and 'name="min_delta_global" inputmode="decimal" value="0.03"' in page.text
+    before = {p: p.read_bytes() for p in host.root.rglob("*.json")}
+    result = client.get("/calibration/lab", params={"underlying": "SPY", "min_delta_global": "0.01", "min_delta_band": "0.01",
+                                                     "cooldown_days": "2"})
+    words = text_of(result.text)
+    assert result.status_code == 200 and "<svg" in result.text, re.findall(r'role="alert"><p>([^<]*)', result.text)
+    assert "current" in words and "candidate" in words and "Where the candidate decides differently" in words
+    assert re.search(r"the live policy (applies|holds): .*; the candidate (applies|holds): ", words)
+    assert {p: p.read_bytes() for p in host.root.rglob("*.json")} == before  # a replay writes nothing
+
+
+def test_a_bad_threshold_is_named_and_nothing_is_replayed(host: Host, client):
+    _record_days(host, 3)
+    result = client.get("/calibration/lab", params={"underlying": "SPY", "min_delta_global": "-1"})
+    assert result.status_code == 400 and "min_delta_global" in text_of(result.text)
+    result = client.get("/calibration/lab", params={"underlying": "SPY", "min_delta_global": "abc"})
+    assert result.status_code == 400 and "must be a number" in text_of(result.text)
+
+
+def test_a_candidate_goes_live_only_when_a_reviewer_approves_it(host: Host, client):
+    _record_days(host, 5)
+    page = client.get("/calibration/lab", params={"underlying": "SPY", "min_delta_global": "0.02"})
+    candidate = unescape(re.search(r'name="candidate" value="([^"]+)"', page.text).group(1))
+    evidence = unescape(re.search(r'name="evidence" value="([^"]+)"', page.text).group(1))
+    token = csrf_of(client, page.text)
+    done = client.post("/calibration/lab/propose", data={"csrf_token": token, "candidate": candidate, "evidence": evidence,
+                                                          "reason": "react a bit faster"}, follow_redirects=False)
+    assert done.status_code == 303
+    proposals = PolicyProposals(host.root)
+    (proposal,) = proposals.pending()
+    assert proposal.proposer == "ana" and proposal.evidence["underlying"] == "SPY"
+    assert PolicyVersions(host.root).versions() == []  # proposing changed nothing
+    page = client.get("/calibration/lab")
+    assert "react a bit faster" in text_of(page.text)
+    done = client.post(f"/calibration/lab/proposals/{proposal.proposal_id}/approve", data={"csrf_token": csrf_of(client, page.text)},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    (version,) = PolicyVersions(host.root).versions()
+    assert version.actor == "ana" and "react a bit faster" in version.reason
+    assert CalibrationUpdatePolicy.load(data_dir=host.root).min_delta_global == 0.02
+    assert json.loads(candidate)["min_delta_global"] == 0.02
+
+
+def test_proposing_needs_the_csrf_token(host: Host, client):
+    _record_days(host, 2)
+    done = client.post("/calibration/lab/propose", data={"candidate": "{}", "reason": "x"}, follow_redirects=False)
+    assert done.status_code in (400, 403)
+    assert PolicyProposals(host.root).pending() == []
