@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
+from . import foreign
 from .archive import now_utc, resolve_archive_dir
 from .durable import atomic_replace, dumps, read_json
 from .errors import HistoryError
@@ -75,6 +76,8 @@ def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: st
     folder = intents_dir(archive_dir, target_name)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise foreign.folder_error(folder.parent, "archive folder", error) from None
     except OSError as error:
         raise HistoryError(f"Cannot create the intents folder {folder}: {os.strerror(error.errno) if error.errno else error}. "
                            "Nothing was changed.") from None
