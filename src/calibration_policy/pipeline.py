@@ -432,8 +432,9 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
     hold = contextlib.nullcontext(None)
     if sid:
         try:
+            store.get(sid)
             hold = store.holding(sid)
-        except ValueError:
+        except ValueError:  # gone or unreadable: nothing of it to settle
             hold = contextlib.nullcontext(None)
     with hold as suggestion:
         with locked(target):  # lock order: the suggestion's, then the target's; never the other way
