@@ -255,7 +255,7 @@ def recovery_writer(spec: dict[str, Any]) -> None:
     approval = policy.model_copy(update={"require_approval": True})
     store = ReviewStore(suggestions)
     dirs = {"history_dir": history, "archive_dir": archive}
-    append_durably(spec["log"], {"ready": os.getpid()})
+    append_durably(spec["log"], {"ready": os.getpid(), "token": spec.get("token")})
     while True:
         op = rng.choice(["update", "propose", "propose", "force", "approve", "approve", "modify", "reject", "rollback"])
         g = round(rng.uniform(0.8, 1.3), 4)
@@ -294,6 +294,8 @@ def recovery_forker(spec: dict[str, Any]) -> None:
     the child, the next one starts in milliseconds (a fresh interpreter would take seconds)."""
     import traceback
 
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[name] = "1"  # no helper threads: a fork while one holds a lock could hang the child
     import pandas  # noqa: F401
 
     import calibration_policy.pipeline  # noqa: F401
@@ -306,7 +308,7 @@ def recovery_forker(spec: dict[str, Any]) -> None:
         pid = os.fork()
         if pid == 0:
             try:
-                recovery_writer({**spec, "seed": spec["seed"] * 1_000_000 + n})
+                recovery_writer({**spec, "seed": spec["seed"] * 1_000_000 + n, "token": f"{spec['seed']}-{n}"})
             except BaseException:  # noqa: BLE001 - reported to the test, which fails on it
                 append_durably(spec["log"], {"error": traceback.format_exc()[-3000:]})
             finally:

@@ -453,7 +453,7 @@ def test_random_sigkills_leave_nothing_double_or_stuck(tmp_path: Path) -> None:
     stop = root / "stop"
     forkers = [start_driver("recovery-forker", {"root": str(root), "config": str(config), "log": str(log), "seed": k,
                                                 "stop": str(stop)}, stdout=subprocess.DEVNULL) for k in range(3)]
-    killed: set[int] = set()
+    killed: set[str] = set()
 
     def live_writers(wanted: int) -> list[int]:
         deadline = _time.monotonic() + 120
@@ -461,7 +461,7 @@ def test_random_sigkills_leave_nothing_double_or_stuck(tmp_path: Path) -> None:
             lines = read_jsonl(log)
             errors = [line["error"] for line in lines if "error" in line]
             assert not errors, errors[0]
-            alive = [line["ready"] for line in lines if "ready" in line and line["ready"] not in killed]
+            alive = [(line["ready"], line["token"]) for line in lines if "ready" in line and line["token"] not in killed]
             if len(alive) >= wanted:
                 return alive
             for proc in forkers:
@@ -474,17 +474,17 @@ def test_random_sigkills_leave_nothing_double_or_stuck(tmp_path: Path) -> None:
     for _ in range(CAMPAIGN_KILLS):
         alive = live_writers(3)
         _time.sleep(rng.uniform(0.005, 0.25))
-        victim = rng.choice(alive)
-        os.kill(victim, signal.SIGKILL)
-        killed.add(victim)
+        pid, token = rng.choice(alive)
+        os.kill(pid, signal.SIGKILL)  # a pid can come back for a later writer: identity is the token
+        killed.add(token)
     stop.touch()
     for _ in range(2):  # a forker may fork once more before it sees the stop file
-        for pid in live_writers(0):
+        for pid, token in live_writers(0):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            killed.add(pid)
+            killed.add(token)
         _time.sleep(0.3)
     for proc in forkers:
         proc.wait(timeout=120)
