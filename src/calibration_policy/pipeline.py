@@ -340,6 +340,7 @@ def force_apply(
             f"Run {run.run_id} holds {run.domain} values, not {policy.domain}; it cannot be applied to this target."
         )
     smoothed = run.smoothed or smoothed_for(run, policy, history_dir)
+    target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir)
     with _intent(target, archive_dir, "force", history_dir, None, expected_version, run_id=run.run_id,
                  underlying=run.underlying):
@@ -384,6 +385,7 @@ def change_intent(target: Target, archive_dir, kind: str, *, history_dir=None, s
                   expected_version: str | None = None, **info: Any):
     """``with change_intent(...) as intent:`` — for a domain's own multi-file change (auto mode): the
     intent is recorded first, cleared when the block ends, and settled if the process dies inside."""
+    target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
     return _intent(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info)
 
