@@ -48,7 +48,8 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         view = build_page(panel, underlying, page, scope, before=before, after=after)
         context = {"view": view, "flash": read_flash(request, panel.signer), "user": panel.user(request),
                    "badge": badge(view.latest) if view.latest else None,
-                   "checks": checklist(view.latest) if view.latest else [], "status_badge": badge}
+                   "checks": checklist(view.latest) if view.latest else [], "status_badge": badge,
+                   "version": _version(getattr(view, "underlying", None))}
         response = panel.render(request, "calibration_policy_ui/panel.html", context)
         clear_flash(request, response)
         return response
@@ -95,32 +96,44 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         return done(request, outcome.run.underlying,
                     f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({outcome.run.underlying}).")
 
-    def review(request: Request, suggestion_id: str, underlying: str, reviewer: str, notes: str, approve: bool) -> Response:
+    def _version(underlying: str | None) -> str | None:
+        """The live config's version the page shows; a form sends it back, so a stale submit changes nothing."""
+        try:
+            return live_version(panel.target(check_underlying(underlying))) if underlying else None
+        except (ValueError, PanelError):
+            return None
+
+    def review(request: Request, suggestion_id: str, underlying: str, reviewer: str, notes: str, approve: bool,
+               version: str | None = None) -> Response:
         store = ReviewStore(panel.suggestions_dir)
         item = store.get(suggestion_id)
         symbol = check_underlying(item.underlying or underlying)
         who = panel.user(request) or reviewer
         if approve:
             approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
-                          archive_dir=panel.archive_dir, history_dir=panel.history_dir)
+                               archive_dir=panel.archive_dir, history_dir=panel.history_dir,
+                               expected_version=version or None)
             message = f"Approved suggestion {suggestion_id}: its values are live now."
         else:
             reject_suggestion(store, suggestion_id, reviewer=who, notes=notes, target=panel.target(symbol),
-                              archive_dir=panel.archive_dir, history_dir=panel.history_dir)
+                              archive_dir=panel.archive_dir, history_dir=panel.history_dir,
+                              expected_version=version or None)
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
         return done(request, symbol, message)
 
     @router.post("/suggestions/{suggestion_id}/approve", name="calibration_policy_ui.approve",
                  dependencies=[Depends(csrf)], include_in_schema=False)
     def approve(request: Request, suggestion_id: str, underlying: Symbol,
-                reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "") -> Response:
-        return review(request, suggestion_id, underlying, reviewer, notes, approve=True)
+                reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "",
+                version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+        return review(request, suggestion_id, underlying, reviewer, notes, approve=True, version=version)
 
     @router.post("/suggestions/{suggestion_id}/reject", name="calibration_policy_ui.reject",
                  dependencies=[Depends(csrf)], include_in_schema=False)
     def reject(request: Request, suggestion_id: str, underlying: Symbol,
-               reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "") -> Response:
-        return review(request, suggestion_id, underlying, reviewer, notes, approve=False)
+               reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "",
+               version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+        return review(request, suggestion_id, underlying, reviewer, notes, approve=False, version=version)
 
     @router.get("/static/{path:path}", name="calibration_policy_ui.static", include_in_schema=False)
     def static(request: Request, path: str) -> Response:

@@ -29,6 +29,7 @@ from calibration_policy.archive import Archive, Period
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, default_weights_file, weights_target
 from calibration_policy.errors import CalibrationPolicyError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy import pipeline
 from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
@@ -439,7 +440,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
 
     @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
     def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "") -> Response:
-        entry = roll_back(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer))
+        entry = pipeline.roll_back(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer))
         return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
 
     # -- JSON --------------------------------------------------------------------------------------
@@ -524,7 +525,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
                  dependencies=[Depends(csrf)], **api)
     def api_rollback(request: Request, body: RollbackIn) -> Any:
         """Make an archived weight set live again; the rollback is itself an archived change."""
-        entry = roll_back(tab.target(), body.to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, body.reviewer))
+        entry = pipeline.roll_back(tab.target(), body.to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, body.reviewer))
         return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
                             previous_values=entry.previous_values))
 
