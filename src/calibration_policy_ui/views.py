@@ -82,6 +82,7 @@ class PanelPage:
     rule: str = ""  # what decides, one sentence with the live thresholds
     changes: list["ChangeRow"] = field(default_factory=list)  # newest first
     since: object = None  # when the live values went live (the archive's last change); None: before records began
+    went_live: dict = field(default_factory=dict)  # scope -> when its live value went live
 
 
 def badge(run: CalibrationRun) -> Badge:
@@ -170,7 +171,11 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
     view.live = live_state(panel, policy, underlying, label)
     current_values = {row.scope: row.value for row in view.live.current}
     entries = archive_changes(panel, view.live.target_name)
-    view.since = entries[-1].at if entries else None
+    view.since = went_live(entries[-1]) if entries else None
+    for entry in entries:  # oldest first: the last change that moved a scope says when its value went live
+        for moved, value in entry.new_values.items():
+            if entry.previous_values.get(moved) != value:
+                view.went_live[moved] = went_live(entry)
     view.changes = change_rows(entries, label)
     if view.latest is not None:
         run = view.latest
@@ -281,6 +286,12 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
         rows.append(ChangeRow(entry.change_id, entry.at, _person(entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
                               entry.reason, diffs, undo_to))
     return list(reversed(rows))[:limit]
+
+
+def went_live(entry) -> object:
+    """When a change's values went live, in the data's own time: the calibration run it applied,
+    else (a rollback, an approval without a run) the moment the change was made."""
+    return entry.calibration_timestamp or entry.at
 
 
 def _person(actor: str) -> str:
