@@ -267,7 +267,8 @@ class ChangeRow:
     """One change of a live config: before → after, when, by whom, why; ``undo_to`` rolls back to before."""
 
     change_id: str
-    at: object
+    live_from: object  # when the values went live in the data's time (the run it applied), else when it was made
+    recorded: object  # when the change was written, shown only when it differs from live_from by more than a day
     actor: str
     why: str
     reason: str
@@ -283,7 +284,9 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
         diffs = [(label(s), entry.previous_values.get(s), entry.new_values.get(s)) for s in scopes
                  if entry.previous_values.get(s) != entry.new_values.get(s)]
         undo_to = entries[i - 1].change_id if i > 0 else "original"
-        rows.append(ChangeRow(entry.change_id, entry.at, _person(entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
+        live_from = went_live(entry)
+        recorded = entry.at if abs((entry.at - live_from).total_seconds()) > 86_400 else None
+        rows.append(ChangeRow(entry.change_id, live_from, recorded, _person(entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
                               entry.reason, diffs, undo_to))
     return list(reversed(rows))[:limit]
 
