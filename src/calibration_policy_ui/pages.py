@@ -160,7 +160,8 @@ def add_rollback_route(router: APIRouter, panel: Panel, actions: PageActions) ->
             return actions.show(request, symbol, error=error, status=400)
         policy = panel.policy()
         entry = rollback(panel.target(symbol), to, archive_dir=panel.archive_dir, actor=who, domain=policy.domain)
-        return actions.done(request, symbol, entry.reason.replace("Applied: rolled", "Rolled", 1) + ".")
+        # The anchor replaces the form's own (#cp-change-…), so the page opens at its top, on the message.
+        return actions.done(request, symbol, entry.reason.replace("Applied: rolled", "Rolled", 1) + ".", anchor="#calibration-panel")
 
 
 def add_static_route(router: APIRouter) -> None:
