@@ -274,6 +274,15 @@ class ChangeRow:
     reason: str
     diffs: list[tuple[str, float | None, float | None]]  # (label, before, after), only what moved
     undo_to: str | None
+    kind: str = ""
+
+    @property
+    def how(self) -> str:
+        """How the values went live, as words after "Live since …": "applied automatically by the policy"."""
+        return {"update": "applied automatically by the policy", "auto": "applied by auto mode",
+                "force": f"forced by {self.actor}", "approve": f"approved by {self.actor}",
+                "modify": f"approved with changes by {self.actor}", "rollback": f"rolled back by {self.actor}",
+                }.get(self.kind, f"{self.why.lower()} by {self.actor}")
 
 
 def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
@@ -287,7 +296,7 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
         live_from = went_live(entry)
         recorded = entry.at if abs((entry.at - live_from).total_seconds()) > 86_400 else None
         rows.append(ChangeRow(entry.change_id, live_from, recorded, _person(entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
-                              entry.reason, diffs, undo_to))
+                              entry.reason, diffs, undo_to, entry.kind))
     return list(reversed(rows))[:limit]
 
 

@@ -26,7 +26,7 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     host.record(day=1, global_m=1.09)  # too small a move: not applied
     html = client.get("/calibration/").text
     now = text_of(section(html, "cp-now"))
-    assert "Live since 2025-12-01 21:00 UTC (policy, by the policy (automatic))" in now  # the run's date, not the clock
+    assert "Live since 2025-12-01 21:00 UTC (applied automatically by the policy)" in now  # the run's date, not the clock
     assert "Global 1.080 2025-12-01" in now
     latest = text_of(section(html, "cp-latest"))
     assert "Latest calibration run: 2025-12-02 21:00 UTC Not applied" in latest
