@@ -61,3 +61,27 @@ def test_the_signing_secret_survives_a_restart(host: Host, monkeypatch):
     restarted.headers[USER_HEADER] = "ana"
     response = restarted.post("/calibration/force-apply", data={**form, "confirm": "yes"}, follow_redirects=False)
     assert response.status_code == 303, response.text  # the form opened before the restart still works
+
+
+def test_an_undo_pressed_on_a_page_rendered_before_a_newer_change_changes_nothing(host: Host, client):
+    import re
+
+    host.record(day=0, global_m=1.08)
+    html = client.get("/calibration/").text
+    form = html.split('<li class="cp-change"', 1)[1].split("</form>", 1)[0]
+    version = re.search(r'name="version" value="([^"]+)"', form).group(1)
+    assert version == live_version(host.target_for("SPY"))  # the undo carries the version the page showed
+    to = re.search(r'name="to" value="([^"]+)"', form).group(1)
+    host.record(day=1, global_m=1.14)  # someone else's change goes live meanwhile
+    newer = host.config("SPY")
+    assert newer["global"] != 1.08
+    data = {"csrf_token": csrf_of(client, html), "underlying": "SPY", "to": to, "version": version}
+    response = client.post("/calibration/rollback", data=data, follow_redirects=False)
+    assert response.status_code == 409
+    text = text_of(response.text)
+    assert "changed since you looked" in text and "Nothing was changed" in text
+    assert host.config("SPY") == newer
+    fresh = client.get("/calibration/").text
+    version = re.search(r'name="version" value="([^"]+)"', fresh).group(1)
+    undone = client.post("/calibration/rollback", data={**data, "version": version}, follow_redirects=False)
+    assert undone.status_code == 303 and host.config("SPY")["global"] == 1.0  # back to before that change
