@@ -403,7 +403,7 @@ class WeightsHelpers:
         panel = self.tab.panel
         view = build_weights_page(self.tab, as_of)
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "factor_rows": factor_rows, "error": error, "active_page": "weights"}
+                   "factor_rows": factor_rows, "error": error, "active_page": "weights", "changes": weight_changes(self.tab)}
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)
         return response
@@ -417,6 +417,16 @@ class WeightsHelpers:
     @staticmethod
     def ok(model: BaseModel) -> JSONResponse:
         return JSONResponse(model.model_dump(mode="json"), headers=NO_STORE)
+
+
+def weight_changes(tab: WeightsTab) -> list[Any]:
+    """The weights' changes for the timeline, newest first; an unreadable archive shows none (the history says why)."""
+    from .views import change_rows
+
+    try:
+        return change_rows(tab.archive().entries(), lambda factor: factor.capitalize())
+    except (CalibrationPolicyError, OSError):
+        return []
 
 
 def add_weights_page_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:

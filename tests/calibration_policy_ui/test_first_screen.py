@@ -160,3 +160,21 @@ def test_the_scoring_models_internal_run_name_never_shows_as_an_underlying(tmp_p
     assert response.status_code == 404 and MODEL_NAME not in response.text
     assert MODEL_NAME not in client.get("/calibration/?underlying=NOPE").text
     assert MODEL_NAME not in client.get("/calibration/").text
+
+
+def test_the_scoring_weights_have_the_same_timeline_with_undo(tmp_path: Path):
+    from .test_weights import EQUAL, USER_HEADER, Tab, page, suggest
+
+    tab = Tab(tmp_path / "data")
+    client = TestClient(tab.app(), base_url="http://agent.test", headers={USER_HEADER: "ana"})
+    suggestion_id = suggest(client)
+    _, token = page(client)
+    client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token})
+    assert tab.live() != EQUAL
+    html, token = page(client)
+    timeline = section(html, "cp-w-changes")
+    assert re.search(r"Approved · \d{4}-\d\d-\d\d \d\d:\d\d UTC · by ana Cluster: 0\.250 → 0\.\d{3}", text_of(timeline))
+    to = re.search(r'name="to" value="([^"]+)"', timeline).group(1)
+    client.post("/calibration/weights/rollback", data={"csrf_token": token, "to": to})
+    assert tab.live() == EQUAL
+    assert "Rolled back · " in text_of(section(page(client)[0], "cp-w-changes"))
