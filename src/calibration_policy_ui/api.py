@@ -25,7 +25,7 @@ from calibration_policy.pipeline import force_apply, live_version
 from .errors import API_TAG, PanelError
 from .panel import Panel
 from .security import check_csrf, csrf_token, set_csrf_cookie
-from .views import checklist, labeler, live_state, pick_underlying
+from .views import checklist, governed_underlyings, labeler, live_state, pick_underlying
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -162,7 +162,8 @@ API = {"tags": [API_TAG], "responses": ERRORS}
 
 
 def known_underlying(panel: Panel, underlying: str) -> str:
-    return pick_underlying(open_store(panel.history_dir).underlyings(), underlying)  # type: ignore[return-value]
+    known = governed_underlyings(open_store(panel.history_dir), panel.policy())
+    return pick_underlying(known, underlying)  # type: ignore[return-value]
 
 
 def etag_header(panel: Panel, symbol: str) -> dict[str, str]:

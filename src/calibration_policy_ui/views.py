@@ -162,12 +162,18 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
     return LiveState(report.current, None, target.name, suggestions, version)
 
 
+def governed_underlyings(store, policy: CalibrationUpdatePolicy) -> list[str]:
+    """Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab,
+    so its internal run name never shows up as an "underlying"."""
+    return [u for u in store.underlyings() if (latest := store.latest(u, limit=1)) and latest[0].domain == policy.domain]
+
+
 def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | None = None,
                before: str | None = None, after: str | None = None) -> PanelPage:
     policy = panel.policy()
     store = open_store(panel.history_dir)
     # Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab.
-    known = [u for u in store.underlyings() if (latest := store.latest(u, limit=1)) and latest[0].domain == policy.domain]
+    known = governed_underlyings(store, policy)
     underlying = pick_underlying(known, requested)
     view = PanelPage(known, underlying, get_domain(policy.domain).title, policy.explain(), policy, rule=rule_sentence(policy))
     if underlying is None:

@@ -403,9 +403,11 @@ class WeightsHelpers:
 
     def page(self, request: Request, as_of: str | None = None, error: dict[str, Any] | None = None, status: int = 200) -> Response:
         panel = self.tab.panel
+        version = weights_version(self.tab)  # before reading the weights: a change in between makes a rollback stale
         view = build_weights_page(self.tab, as_of)
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "factor_rows": factor_rows, "error": error, "active_page": "weights"}
+                   "factor_rows": factor_rows, "error": error, "active_page": "weights", "changes": weight_changes(self.tab),
+                   "weights_version": version}
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)
         return response
@@ -419,6 +421,24 @@ class WeightsHelpers:
     @staticmethod
     def ok(model: BaseModel) -> JSONResponse:
         return JSONResponse(model.model_dump(mode="json"), headers=NO_STORE)
+
+
+def weight_changes(tab: WeightsTab) -> list[Any]:
+    """The weights' changes for the timeline, newest first; an unreadable archive shows none (the history says why)."""
+    from .views import change_rows
+
+    try:
+        return change_rows(tab.archive().entries(), lambda factor: factor.capitalize())
+    except (CalibrationPolicyError, OSError):
+        return []
+
+
+def weights_version(tab: WeightsTab) -> str | None:
+    """The live weights' version (pipeline.live_version), sent back by the rollback forms; None when unreadable."""
+    try:
+        return pipeline.live_version(tab.target())
+    except (CalibrationPolicyError, OSError):
+        return None
 
 
 def add_weights_page_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
@@ -471,9 +491,11 @@ def add_weights_rollback_route(router: APIRouter, tab: WeightsTab, h: WeightsHel
     panel, post, done = tab.panel, h.post, h.done
 
     @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
-    def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "") -> Response:
+    def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "",
+                  version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+        """Roll back (or undo a change); ``version`` is what the page showed: a change made since is a 409."""
         entry = pipeline.roll_back(tab.target(), to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                                   actor=tab.reviewer(request, reviewer))
+                                   actor=tab.reviewer(request, reviewer), expected_version=version or None)
         return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
 
 

@@ -146,3 +146,35 @@ def test_a_template_override_shows_without_a_restart(host: Host, tmp_path: Path)
     time.sleep(1.1)  # a new modification time
     override.write_text("{% extends base_template %}{% block content %}SECOND {{ message }}{% endblock %}")
     assert "SECOND" in client.get("/calibration/?underlying=NOPE").text
+
+
+def test_the_scoring_models_internal_run_name_never_shows_as_an_underlying(tmp_path: Path):
+    from calibration_policy.default_plugins.scoring_weights.analysis import MODEL_NAME
+
+    from .test_weights import USER_HEADER, Tab, suggest
+
+    tab = Tab(tmp_path / "data")
+    client = TestClient(tab.app(with_panel=True), base_url="http://agent.test", headers={USER_HEADER: "ana"})
+    suggest(client)  # records a scoring-weights run in the shared history folder
+    response = client.get("/calibration/api/status?underlying=NOPE")
+    assert response.status_code == 404 and MODEL_NAME not in response.text
+    assert MODEL_NAME not in client.get("/calibration/?underlying=NOPE").text
+    assert MODEL_NAME not in client.get("/calibration/").text
+
+
+def test_the_scoring_weights_have_the_same_timeline_with_undo(tmp_path: Path):
+    from .test_weights import EQUAL, USER_HEADER, Tab, page, suggest
+
+    tab = Tab(tmp_path / "data")
+    client = TestClient(tab.app(), base_url="http://agent.test", headers={USER_HEADER: "ana"})
+    suggestion_id = suggest(client)
+    _, token = page(client)
+    client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token})
+    assert tab.live() != EQUAL
+    html, token = page(client)
+    timeline = section(html, "cp-w-changes")
+    assert re.search(r"Approved · \d{4}-\d\d-\d\d \d\d:\d\d UTC · by ana Cluster: 0\.250 → 0\.\d{3}", text_of(timeline))
+    to = re.search(r'name="to" value="([^"]+)"', timeline).group(1)
+    client.post("/calibration/weights/rollback", data={"csrf_token": token, "to": to})
+    assert tab.live() == EQUAL
+    assert "Rolled back · " in text_of(section(page(client)[0], "cp-w-changes"))
