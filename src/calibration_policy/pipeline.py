@@ -28,7 +28,7 @@ from typing import Any, Literal, Mapping
 
 from . import intents
 from .apply import apply_values, live_but_not_recorded, locked
-from .archive import Archive, ArchiveEntry, ChangeKind, now_utc
+from .archive import Archive, ArchiveEntry, ChangeKind, now_utc, resolve_archive_dir
 from .durable import dumps
 from .decide import should_apply_update
 from .errors import CalibrationPolicyError, HistoryError, StaleChangeError
@@ -746,8 +746,11 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: str = "user",
 
 
 def _begin(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info):
+    from .foreign import check_folder
     from .history import resolve_history_dir
 
+    # A damaged archive (the target's folder replaced by a file) fails here, before an intent is written.
+    check_folder(resolve_archive_dir(archive_dir) / target.name, "archive folder")
     return intents.begin(archive_dir, target.name, kind, version=expected_version,
                          history_dir=str(resolve_history_dir(history_dir).absolute()),
                          suggestions_dir=str(_suggestions_dir(suggestions_dir).absolute()), **info)
