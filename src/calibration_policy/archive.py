@@ -50,6 +50,7 @@ class ArchiveEntry(BaseModel):
     status: Literal["prepared", "committed", "abandoned"] = "prepared"
     at: datetime
     actor: str = "policy"
+    via: str | None = None  # where the change came from: panel, api, cli, auto, python
     reason: str
     run_id: str | None = None
     suggestion_id: str | None = None

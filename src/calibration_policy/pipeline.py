@@ -25,6 +25,7 @@ from .history import build_run, open_store
 from .models import CalibrationRun, Decision
 from .naming import check_underlying
 from .plugins import get_domain, get_plugin_manager
+from .permissions import check as check_permission
 from .policy import CalibrationUpdatePolicy
 from .smoothing import get_smoothed_multipliers, window_runs
 from .target import Target
@@ -145,11 +146,16 @@ def settle(run: CalibrationRun, decision: Decision, smoothed: Mapping[str, float
 def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float], target: Target, *,
             smoothed: Mapping[str, float], history_dir, suggestions_dir, reason: str | None = None,
             run_reason: str | None = None, details: Mapping[str, Any] | None = None,
+            proposed_by: str | None = None, proposed_via: str | None = None,
             **fields: Any) -> tuple[CalibrationRun, Any]:
     """Leave the decision's values for a person to approve; the run waits with it. Call outside the target lock."""
     from .review import ReviewStore, Suggestion
 
+    policy = fields.pop("policy", None)
+    four_eyes = {"required_approvals": getattr(policy, "required_approvals", 1),
+                 "distinct_approver": bool(getattr(policy, "require_distinct_approver", False) or decision.forced)}
     suggestion = ReviewStore(suggestions_dir).propose(Suggestion(
+        proposed_by=proposed_by, proposed_via=proposed_via, forced=decision.forced, **four_eyes,
         domain=run.domain, target=target.name, underlying=run.underlying, created_at=now_utc(),
         values=decision.values, current_values=dict(current), reason=reason or decision.reason, run_id=run.run_id,
         details={"decision": decision.to_dict(), "calibration_timestamp": run.timestamp.isoformat(), **(details or {})},
@@ -162,7 +168,7 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
 def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: Mapping[str, float], history_dir,
           archive_dir, kind: ChangeKind, actor: str, reason: str | None = None,
           expected: Mapping[str, float] | None = None, already_locked: bool = False,
-          **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
+          via: str | None = None, **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
     """Make the decision's values live (locked, archived), then record the run as applied.
 
     With ``expected``, the live values must still be those the decision was taken on; otherwise
@@ -177,7 +183,7 @@ def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: 
         change = apply_values(
             target, decision.values, archive_dir=archive_dir, already_locked=True, kind=kind, actor=actor,
             reason=reason or decision.reason, domain=run.domain, underlying=run.underlying, run_id=run.run_id,
-            calibration_timestamp=run.timestamp,
+            calibration_timestamp=run.timestamp, via=via,
         )
         run = _decided(run, decision, smoothed, change, reason, **fields)
         try:
@@ -216,16 +222,26 @@ def run_update(
     force_values: Literal["smoothed", "recommended"] = "smoothed",
     dry_run: bool = False,
     suggestions_dir: str | os.PathLike[str] | None = None,
+    actor: Any = None,
+    via: str = "python",
+    permissions: Any = None,
 ) -> UpdateOutcome:
     """Record a calibration result and apply it to ``target`` if the policy says so.
 
     With ``force`` the update applies whatever the rules say (reason "forced by user"); with
     ``dry_run`` nothing at all is written and the outcome says what would have happened; when
     the policy requires approval, an update that would apply becomes a pending suggestion.
+
+    ``actor`` (who; default "policy", or "user" when forced) and ``via`` (panel, api, cli, auto,
+    python) are checked first against ``permissions`` (a host callable) or the policy's
+    ``[permissions]`` table, and recorded with the run, the suggestion and the archived change.
     """
     if force_values not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"force_values must be 'smoothed' or 'recommended', not {force_values!r:.40}.")
     policy = policy or CalibrationUpdatePolicy()
+    if not dry_run:  # before anything is written
+        actor = check_permission("force_apply" if force else "propose", actor=_default_actor(actor, force),
+                                 domain=policy.domain, via=via, policy=policy, permissions=permissions)
     run = build_run(result, underlying, source, timestamp, config, policy.domain)
     if dry_run:  # the same decision and route as the real call, nothing written
         smoothed = smoothed_for(run, policy, history_dir)  # the unrecorded run still counts once
@@ -237,14 +253,22 @@ def run_update(
     target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     run = open_store(history_dir).record(run)
     smoothed = smoothed_for(run, policy, history_dir)
-    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir)
+    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir,
+                             actor, via)
+
+
+def _default_actor(actor: Any, forced: bool) -> Any:
+    return actor if actor is not None else ("user" if forced else "policy")
 
 
 def route(decision: Decision, policy: CalibrationUpdatePolicy) -> Route:
-    """Where a decision goes: live, to a person (require_approval; a forced change skips it), or nowhere."""
+    """Where a decision goes: live, to a person (require_approval; a forced change skips it unless
+    force_requires_approval), or nowhere."""
     if not decision.apply:
         return "settle"
-    return "propose" if policy.require_approval and not decision.forced else "apply"
+    if decision.forced:
+        return "propose" if policy.force_requires_approval else "apply"
+    return "propose" if policy.require_approval else "apply"
 
 
 def _waiting(decision: Decision) -> str:
@@ -258,7 +282,9 @@ def _decision(run, current, smoothed, policy, force, force_values) -> Decision:
     return decision
 
 
-def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None) -> UpdateOutcome:
+def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None,
+                      actor: str | None = None, via: str = "python") -> UpdateOutcome:
+    who = {"decided_by": actor, "decided_via": via}
     with locked(target):
         current = target.values(target.load())
         decision = _decision(run, current, smoothed, policy, force, force_values)
@@ -266,12 +292,14 @@ def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, f
         if way == "apply":
             run, change = apply(run, decision, target, smoothed=smoothed, history_dir=history_dir, archive_dir=archive_dir,
                                 kind="force" if decision.forced else "update",
-                                actor="user" if decision.forced else "policy", already_locked=True)
+                                actor=actor or ("user" if decision.forced else "policy"), already_locked=True,
+                                via=via, **who)
         elif way == "settle":
-            run = settle(run, decision, smoothed, history_dir)
+            run = settle(run, decision, smoothed, history_dir, **who)
     if way == "propose":
         run, _ = propose(run, decision, current, target, smoothed=smoothed, history_dir=history_dir,
-                         suggestions_dir=suggestions_dir, run_reason=_waiting(decision))
+                         suggestions_dir=suggestions_dir, run_reason=_waiting(decision), proposed_by=actor,
+                         proposed_via=via, policy=policy, **who)
         decision = replace(decision, apply=False, reason=_waiting(decision))
     notify(run, decision, policy)
     return UpdateOutcome(run=run, decision=decision, change=change, route=way)
@@ -286,12 +314,20 @@ def force_apply(
     archive_dir: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     use: Literal["smoothed", "recommended"] = "smoothed",
+    actor: Any = None,
+    via: str = "python",
+    permissions: Any = None,
+    suggestions_dir: str | os.PathLike[str] | None = None,
 ) -> UpdateOutcome:
-    """Apply the latest (or the given) run now, whatever the rules say: the panel's button."""
+    """Apply the latest (or the given) run now, whatever the rules say: the panel's button.
+
+    With ``force_requires_approval`` the forced values wait as a suggestion for a second person."""
     underlying = check_underlying(underlying)
     if use not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
     policy = policy or CalibrationUpdatePolicy()
+    actor = check_permission("force_apply", actor=_default_actor(actor, True), domain=policy.domain, via=via,
+                             policy=policy, permissions=permissions)
     store = open_store(history_dir)
     if run_id is not None:
         run = store.get(run_id)
@@ -307,4 +343,5 @@ def force_apply(
             f"Run {run.run_id} holds {run.domain} values, not {policy.domain}; it cannot be applied to this target."
         )
     smoothed = run.smoothed or smoothed_for(run, policy, history_dir)
-    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use)
+    return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use, suggestions_dir,
+                             actor, via)

@@ -22,6 +22,7 @@ from .archive import Archive, ArchiveEntry, now_utc
 from . import foreign
 from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import ReviewError
+from .permissions import actor_name, check as check_permission, four_eyes, needed_approvals
 from .paths import data_path
 from .moments import aware_utc
 from .naming import check_record_id, is_suggestion_file_name, numbered, sequence_key, utc_stamp
@@ -65,6 +66,15 @@ class Suggestion(BaseModel):
     applied_at: datetime | None = None
     change_id: str | None = None
     expired_reason: str | None = None
+    # who and from where (panel, api, cli, auto, python); the four-eyes rule in force when proposed
+    proposed_by: str | None = None
+    proposed_via: str | None = None
+    modified_by: str | None = None
+    reviewed_via: str | None = None
+    approvals: list[dict[str, Any]] = []
+    required_approvals: int = 1
+    distinct_approver: bool = False
+    forced: bool = False
 
     @field_validator("created_at", "reviewed_at", "applied_at")
     @classmethod
@@ -199,48 +209,73 @@ class ReviewStore:
 
     def _apply(self, suggestion_id: str, values: Mapping[str, Any] | None, status: Status, target: Target,
                archive_dir: str | os.PathLike[str] | None, reviewer: str, notes: str | None,
-               history_dir: str | os.PathLike[str] | None) -> Suggestion:
+               history_dir: str | os.PathLike[str] | None, via: str = "python", policy: Any = None) -> Suggestion:
         def change(item: Suggestion) -> Suggestion:
             if item.target != target.name:
                 raise ReviewError(f"Suggestion {suggestion_id} is for {item.target}, not {target.name}.")
             chosen = get_domain(item.domain).validate(values if values is not None else item.values)
+            needed = needed_approvals(item, policy)
+            approvals = list(item.approvals)
+            if status == "approved":
+                four_eyes(item, reviewer, policy)  # inside the lock: two approvals at once still count as two people
+                approvals.append({"by": reviewer, "at": now_utc().isoformat(), "via": via, "notes": notes})
+                if len(approvals) < needed:
+                    return item.model_copy(update={"approvals": approvals})
+            elif needed > 1 or item.distinct_approver or getattr(policy, "require_distinct_approver", False):
+                # Four-eyes: the modified values wait for someone else's approval.
+                return item.model_copy(update={"values": chosen, "modified_by": reviewer, "approvals": [],
+                                               "notes": notes, "reviewed_via": via})
             verb = "approved" if status == "approved" else "modified and approved"
             # Already live (a crash came between the config write and saving this suggestion):
             # record that, never apply a second time.
             done = [e for e in Archive(archive_dir, target.name).entries() if e.suggestion_id == item.suggestion_id]
             entry: ArchiveEntry = done[-1] if done else apply_values(
                 target, chosen, archive_dir=archive_dir, kind="approve" if status == "approved" else "modify",
-                reason=f"Applied: suggestion {item.suggestion_id} {verb} by {reviewer}" + (f" ({notes})" if notes else ""),
-                actor=reviewer, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
+                reason=f"Applied: suggestion {item.suggestion_id} {verb} by {_names(approvals) or reviewer}" + (f" ({notes})" if notes else ""),
+                actor=reviewer, via=via, approvals=approvals, proposed_by=item.proposed_by, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
                 suggestion_id=item.suggestion_id, calibration_timestamp=item.created_at,
                 after_commit=lambda entry: _mark_run(item.run_id, entry, history_dir),
             )
             return item.model_copy(update={
                 "status": status, "reviewed_at": entry.at, "reviewer": reviewer, "notes": notes,
                 "applied_values": entry.new_values, "applied_at": entry.at, "change_id": entry.change_id,
+                "approvals": approvals, "reviewed_via": via,
             })
 
         return self._transition(suggestion_id, change)
 
-    def approve(self, suggestion_id: str, *, target: Target, reviewer: str, notes: str | None = None,
-                archive_dir: str | os.PathLike[str] | None = None,
-                history_dir: str | os.PathLike[str] | None = None) -> Suggestion:
-        """Apply the suggested values as they are."""
-        return self._apply(suggestion_id, None, "approved", target, archive_dir, _who(reviewer), _notes(notes), history_dir)
+    def _allowed(self, action: str, suggestion_id: str, actor: Any, via: str, policy: Any, permissions: Any) -> str:
+        """The permission check of a review action, on the suggestion's domain, before anything is written."""
+        _who(actor_name(actor))
+        return _allowed(action, self.get(suggestion_id).domain, actor, via, policy, permissions)
 
-    def modify(self, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: str,
+    def approve(self, suggestion_id: str, *, target: Target, reviewer: Any = None, notes: str | None = None,
+                archive_dir: str | os.PathLike[str] | None = None,
+                history_dir: str | os.PathLike[str] | None = None, actor: Any = None, via: str = "python",
+                policy: Any = None, permissions: Any = None) -> Suggestion:
+        """Apply the suggested values as they are, or, when the policy wants more approvers than this
+        one, record the approval and keep waiting (the four-eyes rule is checked here)."""
+        who = self._allowed("approve", suggestion_id, _actor(actor, reviewer), via, policy, permissions)
+        return self._apply(suggestion_id, None, "approved", target, archive_dir, who, _notes(notes), history_dir, via, policy)
+
+    def modify(self, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: Any = None,
                notes: str | None = None, archive_dir: str | os.PathLike[str] | None = None,
-               history_dir: str | os.PathLike[str] | None = None) -> Suggestion:
-        """Apply the reviewer's own values instead, after the domain validated them."""
+               history_dir: str | os.PathLike[str] | None = None, actor: Any = None, via: str = "python",
+               policy: Any = None, permissions: Any = None) -> Suggestion:
+        """Apply the reviewer's own values instead, after the domain validated them (under the four-eyes
+        rule the modified values wait for another person's approval)."""
         if not isinstance(values, Mapping):  # None would silently approve the suggested values as "modified"
             raise ReviewError(f"Give the values to apply instead of the suggested ones, not {type(values).__name__}.")
-        return self._apply(suggestion_id, values, "modified", target, archive_dir, _who(reviewer), _notes(notes), history_dir)
+        who = self._allowed("modify", suggestion_id, _actor(actor, reviewer), via, policy, permissions)
+        return self._apply(suggestion_id, values, "modified", target, archive_dir, who, _notes(notes), history_dir, via, policy)
 
-    def reject(self, suggestion_id: str, *, reviewer: str, notes: str | None = None) -> Suggestion:
+    def reject(self, suggestion_id: str, *, reviewer: Any = None, notes: str | None = None, actor: Any = None,
+               via: str = "python", policy: Any = None, permissions: Any = None) -> Suggestion:
         """Close the suggestion without touching the live config."""
-        reviewer, notes = _who(reviewer), _notes(notes)
+        notes = _notes(notes)
+        reviewer = self._allowed("reject", suggestion_id, _actor(actor, reviewer), via, policy, permissions)
         return self._transition(suggestion_id, lambda s: s.model_copy(update={
-            "status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer, "notes": notes}))
+            "status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer, "notes": notes, "reviewed_via": via}))
 
 
 def _mark_run(run_id: str | None, entry: ArchiveEntry, history_dir: str | os.PathLike[str] | None) -> None:
@@ -259,6 +294,19 @@ def _mark_run(run_id: str | None, entry: ArchiveEntry, history_dir: str | os.Pat
                                       "decided_at": entry.at, "pending_suggestion": None}))
 
 
+def _actor(actor: Any, reviewer: Any) -> Any:
+    return actor if actor is not None else reviewer
+
+
+def _names(approvals: list[dict[str, Any]]) -> str:
+    return " and ".join(str(a.get("by")) for a in approvals if a.get("by"))
+
+
+def _allowed(action: str, domain: str, actor: Any, via: str, policy: Any, permissions: Any) -> str:
+    """The one permission check of the change functions here (approve, modify, reject, rollback)."""
+    return _who(check_permission(action, actor=actor, domain=domain, via=via, policy=policy, permissions=permissions))
+
+
 def _who(reviewer: object) -> str:
     if not isinstance(reviewer, str) or not reviewer.strip() or len(reviewer) > 100 or "\x00" in reviewer:
         raise ReviewError("Say who is reviewing: a name of 1 to 100 characters.")
@@ -274,25 +322,28 @@ def _notes(notes: object) -> str | None:
 
 
 def rollback(target: Target, to: str, *, archive_dir: str | os.PathLike[str] | None = None,
-             actor: str = "user", domain: str | None = None) -> ArchiveEntry:
+             actor: Any = "user", domain: str | None = None, via: str = "python", policy: Any = None,
+             permissions: Any = None, notes: str | None = None) -> ArchiveEntry:
     """Make an archived value set live again; the rollback is itself a recorded, archived change.
 
     ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
     for the config as it was before the first recorded change. ``domain`` defaults to the
     domain of the target's archived changes, so the reason says "weights" or "IV multipliers".
     """
-    actor = _who(actor)
+    _who(actor_name(actor))
     periods = Archive(archive_dir, target.name).periods()
     wanted = None if to == "original" else check_record_id(to, "change id")
     if domain is None:
         domain = periods[-1].change.domain if periods and periods[-1].change else "vol_surface"
+    actor, notes = _allowed("roll_back", domain, actor, via, policy, permissions), _notes(notes)
     what = get_domain(domain).parameter_label_plural
     for period in periods:
         if (period.change.change_id if period.change else None) == wanted:
             label = f"the {what} of {period.since:%Y-%m-%d %H:%M UTC}" if period.since else f"the original {what}"
             return apply_values(
                 target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback",
-                reason=f"Applied: rolled back to {label} by {actor}", actor=actor, domain=domain,
+                reason=f"Applied: rolled back to {label} by {actor}" + (f" ({notes})" if notes else ""), actor=actor,
+                domain=domain, via=via,
                 underlying=period.change.underlying if period.change else None,
             )
     known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"
