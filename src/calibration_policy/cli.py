@@ -166,17 +166,26 @@ def explain(policy_file: str | None, history_dir: str | None, archive_dir: str |
 
 
 @click.command()
-@click.argument("underlying")
+@click.argument("underlying", required=False)
 @policy_options
 @click.option("--limit", type=int, default=10, show_default=True, help="How many runs.")
 @click.option("--full", is_flag=True, help="Do not shorten long reasons (they wrap instead).")
-def history(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None,
-            as_json: bool, limit: int, full: bool) -> None:
-    """List an underlying's latest calibration runs and whether each went live.
+@click.option("--changes", is_flag=True,
+              help="Show the audit trail instead: every change, with when, what, who, from where (via) and why.")
+@click.option("--suggestions-dir", metavar="DIR", help="Where suggestions wait (with --changes; default: beside the runs).")
+def history(underlying: str | None, policy_file: str | None, history_dir: str | None, archive_dir: str | None,
+            as_json: bool, limit: int, full: bool, changes: bool, suggestions_dir: str | None) -> None:
+    """List an underlying's latest calibration runs and whether each went live (--changes: who changed what).
 
-    UNDERLYING is its symbol, for example SPY.
+    UNDERLYING is its symbol, for example SPY (optional with --changes).
     """
     from .history import open_store
+
+    if changes:
+        _print_changes(underlying, archive_dir, suggestions_dir or _suggestions_beside(history_dir), as_json, full)
+        return
+    if not underlying:
+        raise click.UsageError("Missing argument 'UNDERLYING' (or give --changes for the audit trail).")
 
     runs = open_store(history_dir).latest(underlying, limit)
     if as_json:
@@ -197,6 +206,27 @@ def history(underlying: str, policy_file: str | None, history_dir: str | None, a
                  "Reason"], rows)
 
 
+def _print_changes(underlying: str | None, archive_dir: str | None, suggestions_dir: Any, as_json: bool, full: bool) -> None:
+    from .audit import changes
+
+    found = changes(archive_dir, suggestions_dir, underlying)
+    if as_json:
+        emit_json([change.to_dict() for change in found])
+        return
+    if not found:
+        click.echo("No change has been recorded yet.")
+        return
+    click.echo(f"{len(found)} recorded changes, oldest first:\n")
+    print_table([Column("When (UTC)", no_wrap=True), "What", "Who", Column("Via", no_wrap=True), "Why"],
+                [[c.at.strftime("%Y-%m-%d %H:%M"), c.what, c.who, c.via,
+                  c.why if full else Text(c.why, no_wrap=True, overflow="ellipsis")] for c in found])
+
+
+def actor_option(command: Callback) -> Callback:
+    """``--actor NAME``: who acts (default: the login name); checked against the policy's permissions."""
+    return click.option("--actor", metavar="NAME", help="Who acts (default: your login name); recorded with the change.")(command)
+
+
 def _underlying_option(command: Callback) -> Callback:
     return click.option("--underlying", "-u", required=True, help="The underlying symbol, e.g. SPY.")(command)
 
@@ -215,9 +245,12 @@ def _config_option(command: Callback) -> Callback:
 @click.option("--force", is_flag=True, help="Apply even if the policy says no (recorded as forced by user).")
 @click.option("--force-values", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
               help="With --force: which values to apply.")
+@actor_option
 def update(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str) -> None:
+           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str,
+           actor: str | None) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
+    from .permissions import os_user
     from .plugins import get_source
     from .pipeline import run_time_for, run_update
 
@@ -228,6 +261,7 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
         result, underlying=underlying, source=source, target=_target(policy.domain, underlying, config), policy=policy,
         history_dir=history_dir, archive_dir=archive_dir, timestamp=run_time_for(day),
         force=force, force_values=force_values, dry_run=dry_run, suggestions_dir=_suggestions_beside(history_dir),
+        actor=actor or os_user(), via="cli",
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
@@ -239,14 +273,17 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
 @click.option("--run-id", help="Apply this run instead of the latest.")
 @click.option("--use", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
               help="Which values to apply.")
+@actor_option
 def force(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-          config: str | None, run_id: str | None, use: str) -> None:
+          config: str | None, run_id: str | None, use: str, actor: str | None) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
+    from .permissions import os_user
     from .pipeline import force_apply
 
     policy = load_policy(policy_file, history_dir)
     outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
-                          history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use)
+                          history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use,
+                          actor=actor or os_user(), via="cli", suggestions_dir=_suggestions_beside(history_dir))
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
 

@@ -70,13 +70,14 @@ class Suggestion(BaseModel):
     proposed_by: str | None = None
     proposed_via: str | None = None
     modified_by: str | None = None
+    modified_at: datetime | None = None
     reviewed_via: str | None = None
     approvals: list[dict[str, Any]] = []
     required_approvals: int = 1
     distinct_approver: bool = False
     forced: bool = False
 
-    @field_validator("created_at", "reviewed_at", "applied_at")
+    @field_validator("created_at", "reviewed_at", "applied_at", "modified_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return aware_utc(value)  # a naive time would break every comparison of suggestions
@@ -223,7 +224,7 @@ class ReviewStore:
                     return item.model_copy(update={"approvals": approvals})
             elif needed > 1 or item.distinct_approver or getattr(policy, "require_distinct_approver", False):
                 # Four-eyes: the modified values wait for someone else's approval.
-                return item.model_copy(update={"values": chosen, "modified_by": reviewer, "approvals": [],
+                return item.model_copy(update={"values": chosen, "modified_by": reviewer, "modified_at": now_utc(), "approvals": [],
                                                "notes": notes, "reviewed_via": via})
             verb = "approved" if status == "approved" else "modified and approved"
             # Already live (a crash came between the config write and saving this suggestion):
