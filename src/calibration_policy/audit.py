@@ -51,7 +51,7 @@ def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: 
         for entry in Archive(archive_dir, name).entries():
             approvers = [str(a.get("by")) for a in (entry.model_extra or {}).get("approvals") or [] if a.get("by")]
             found.append(Change(entry.at, f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}",
-                                " and ".join(approvers) or entry.actor, entry.via or "–", entry.reason, name,
+                                " and ".join(approvers) or entry.by or entry.actor, entry.via or "–", entry.reason, name,
                                 entry.underlying, entry.change_id, entry.suggestion_id))
     try:
         suggestions = ReviewStore(suggestions_dir).all()

@@ -168,7 +168,7 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
 def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: Mapping[str, float], history_dir,
           archive_dir, kind: ChangeKind, actor: str, reason: str | None = None,
           expected: Mapping[str, float] | None = None, already_locked: bool = False,
-          via: str | None = None, **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
+          via: str | None = None, by: str | None = None, **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
     """Make the decision's values live (locked, archived), then record the run as applied.
 
     With ``expected``, the live values must still be those the decision was taken on; otherwise
@@ -183,7 +183,7 @@ def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: 
         change = apply_values(
             target, decision.values, archive_dir=archive_dir, already_locked=True, kind=kind, actor=actor,
             reason=reason or decision.reason, domain=run.domain, underlying=run.underlying, run_id=run.run_id,
-            calibration_timestamp=run.timestamp, via=via,
+            calibration_timestamp=run.timestamp, via=via, by=by or actor,
         )
         run = _decided(run, decision, smoothed, change, reason, **fields)
         try:
@@ -292,8 +292,8 @@ def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, f
         if way == "apply":
             run, change = apply(run, decision, target, smoothed=smoothed, history_dir=history_dir, archive_dir=archive_dir,
                                 kind="force" if decision.forced else "update",
-                                actor=actor or ("user" if decision.forced else "policy"), already_locked=True,
-                                via=via, **who)
+                                actor="user" if decision.forced else "policy", already_locked=True,
+                                via=via, by=actor, **who)
         elif way == "settle":
             run = settle(run, decision, smoothed, history_dir, **who)
     if way == "propose":

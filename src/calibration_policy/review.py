@@ -233,7 +233,7 @@ class ReviewStore:
             entry: ArchiveEntry = done[-1] if done else apply_values(
                 target, chosen, archive_dir=archive_dir, kind="approve" if status == "approved" else "modify",
                 reason=f"Applied: suggestion {item.suggestion_id} {verb} by {_names(approvals) or reviewer}" + (f" ({notes})" if notes else ""),
-                actor=reviewer, via=via, approvals=approvals, proposed_by=item.proposed_by, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
+                actor=reviewer, via=via, by=reviewer, approvals=approvals, proposed_by=item.proposed_by, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
                 suggestion_id=item.suggestion_id, calibration_timestamp=item.created_at,
                 after_commit=lambda entry: _mark_run(item.run_id, entry, history_dir),
             )
@@ -344,7 +344,7 @@ def rollback(target: Target, to: str, *, archive_dir: str | os.PathLike[str] | N
             return apply_values(
                 target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback",
                 reason=f"Applied: rolled back to {label} by {actor}" + (f" ({notes})" if notes else ""), actor=actor,
-                domain=domain, via=via,
+                domain=domain, via=via, by=actor,
                 underlying=period.change.underlying if period.change else None,
             )
     known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"

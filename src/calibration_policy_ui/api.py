@@ -187,17 +187,22 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
 
     @router.post("/api/force-apply", name="calibration_policy_ui.api_force", response_model=ForceApplyOut,
                  dependencies=[Depends(csrf)], **api)
-    def api_force(body: ForceApplyIn) -> Any:
-        """Apply the latest (or the given) run now, whatever the rules say; archived like any change."""
+    def api_force(request: Request, body: ForceApplyIn) -> Any:
+        """Apply the latest (or the given) run now, whatever the rules say; archived like any change.
+
+        With ``force_requires_approval`` the values wait as a suggestion for a second person (``applied`` false)."""
         symbol = known_underlying(body.underlying)
         policy = panel.policy()
         outcome = force_apply(symbol, target=panel.target(symbol), policy=policy, history_dir=panel.history_dir,
-                              archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use)
+                              archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use, actor=panel.actor(request),
+                              via="api", permissions=panel.permissions, suggestions_dir=panel.suggestions_dir)
         what = get_domain(policy.domain).name.replace("_", " ")
         result = ForceApplyOut(
             applied=outcome.applied, reason=outcome.decision.reason, values=outcome.decision.values,
             change_id=outcome.change.change_id if outcome.change else None, run=RunOut.of(outcome.run),
-            message=f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({symbol}).",
+            message=f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({symbol})."
+            if outcome.applied else (f"The force-apply waits for a second person's approval as suggestion "
+                                     f"{outcome.run.pending_suggestion}; the live values are unchanged."),
         )
         return JSONResponse(result.model_dump(mode="json"), headers=NO_STORE)
 

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from calibration_policy.errors import CalibrationPolicyError, DataFolderError
+from calibration_policy.errors import CalibrationPolicyError, DataFolderError, PermissionCheckError, PermissionDeniedError
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,11 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
                 except RequestValidationError as error:
                     status, message = 400, validation_message(error)
                 except DataFolderError as error:  # the server's data is damaged, not the request: say which folder
+                    log.warning("Calibration panel on %s %s: %s", request.method, request.url.path, error)
+                    status, message = 503, str(error)
+                except PermissionDeniedError as error:  # the server's check: nothing was written
+                    status, message = 403, str(error)
+                except PermissionCheckError as error:  # the host's permission check failed
                     log.warning("Calibration panel on %s %s: %s", request.method, request.url.path, error)
                     status, message = 503, str(error)
                 except CalibrationPolicyError as error:
