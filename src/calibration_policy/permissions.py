@@ -23,9 +23,9 @@ from .errors import PermissionCheckError, PermissionDeniedError
 
 ACTIONS = ("view", "propose", "approve", "reject", "modify", "force_apply", "roll_back", "change_policy")
 ACTION_TEXT = {
-    "view": "view", "propose": "propose changes", "approve": "approve", "reject": "reject",
-    "modify": "modify suggestions", "force_apply": "force-apply", "roll_back": "roll back",
-    "change_policy": "change the policy",
+    "view": "view", "propose": "propose changes to", "approve": "approve changes to", "reject": "reject changes to",
+    "modify": "modify suggested", "force_apply": "force-apply", "roll_back": "roll back",
+    "change_policy": "change the policy for",
 }
 VIAS = ("panel", "api", "cli", "auto", "python")
 Via = Literal["panel", "api", "cli", "auto", "python"]
@@ -165,9 +165,19 @@ def check(action: str, *, actor: Any, domain: str, via: str = "python", policy: 
                                     action=action, domain=domain)
     if not allowed(action, actor=actor, domain=domain, policy=policy, permissions=permissions):
         raise PermissionDeniedError(
-            f"{name} may not {ACTION_TEXT[action]} {domain.replace('_', ' ')} (missing permission: {action} "
+            f"{name} may not {ACTION_TEXT[action]} the {_what(domain)} (missing permission: {action} "
             f"on {domain}); nothing was changed.", actor=name, action=action, domain=domain)
     return str(name).strip()
+
+
+def _what(domain: str) -> str:
+    """"IV multipliers", "weights": what the domain governs, for a sentence."""
+    try:
+        from .plugins import get_domain
+
+        return get_domain(domain).parameter_label_plural
+    except Exception:  # an unknown or failing domain plugin: its name still says it
+        return domain.replace("_", " ")
 
 
 def four_eyes(item: Any, approver: str, policy: Any = None) -> None:
@@ -198,7 +208,7 @@ def explain(policy: Any = None, host_callable: bool = False) -> str:
     elif table is None:
         text = DEFAULT_TEXT
     else:
-        parts = [f"{role} may {', '.join(ACTION_TEXT.get(a, a) if a != '*' else 'do everything' for a in actions) or 'nothing'}"
+        parts = [f"{role} may {', '.join(a.replace('_', ' ') if a != '*' else 'do everything' for a in actions) or 'do nothing'}"
                  for role, actions in table.roles.items()]
         text = "Permissions: " + "; ".join(parts) + "."
     rules = []

@@ -257,6 +257,8 @@ class ReviewStore:
         """Apply the suggested values as they are, or, when the policy wants more approvers than this
         one, record the approval and keep waiting (the four-eyes rule is checked here)."""
         who = self._allowed("approve", suggestion_id, _actor(actor, reviewer), via, policy, permissions)
+        if (item := self.get(suggestion_id)).status == "pending":  # refused before a lock file exists; again under the lock
+            four_eyes(item, who, policy)
         return self._apply(suggestion_id, None, "approved", target, archive_dir, who, _notes(notes), history_dir, via, policy)
 
     def modify(self, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: Any = None,

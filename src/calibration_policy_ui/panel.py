@@ -158,12 +158,14 @@ class Panel:
             return False
 
     def permissions_text(self, policy: CalibrationUpdatePolicy | None = None) -> str:
-        """Who may do what, in plain English, for the policy text."""
+        """Who may do what, in plain English, beside the policy text (which already describes a [permissions] table)."""
         try:
             policy = policy or self.policy()
         except PanelError:
             policy = None
-        return explain_permissions(policy, host_callable=self.permissions is not None)
+        if self.permissions is None and getattr(policy, "permissions", None) is not None:
+            return ""
+        return explain_permissions(None, host_callable=self.permissions is not None)
 
     def nav(self, request: Request, current: str) -> list[dict[str, Any]]:
         """Links to the tabs mounted on this router, the current one marked; empty when there is only one."""
