@@ -235,6 +235,8 @@ class PeriodOut(BaseModel):
     reason: str | None
     suggestion_id: str | None
     run_id: str | None
+    by: str | None = Field(None, description="Who made the change (a person, or policy / auto mode).")
+    via: str | None = Field(None, description="From where: panel, api, cli, auto or python; null: recorded before this was kept.")
 
     @classmethod
     def of(cls, period: Period) -> PeriodOut:
@@ -242,7 +244,8 @@ class PeriodOut(BaseModel):
         return cls(values=period.values, since=period.since, until=period.until,
                    change_id=change.change_id if change else None, kind=change.kind if change else None,
                    actor=change.actor if change else None, reason=change.reason if change else None,
-                   suggestion_id=change.suggestion_id if change else None, run_id=change.run_id if change else None)
+                   suggestion_id=change.suggestion_id if change else None, run_id=change.run_id if change else None,
+                   by=(change.by or change.actor) if change else None, via=change.via if change else None)
 
 
 class WeightsOut(BaseModel):
