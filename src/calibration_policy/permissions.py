@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import PermissionCheckError, PermissionDeniedError
+from .errors import CalibrationPolicyError, PermissionCheckError, PermissionDeniedError
 
 ACTIONS = ("view", "propose", "approve", "reject", "modify", "force_apply", "roll_back", "change_policy")
 ACTION_TEXT = {
@@ -86,13 +86,15 @@ class PermissionsTable(BaseModel):
         return bool(granted & {"*", action, f"{domain}:{action}", f"{domain}:*"})
 
 
-def actor_name(user: Any) -> str | None:
-    """The name recorded for a host's user: a string as it is, else its ``username``/``name``/``email``/``id``."""
-    if user is None or isinstance(user, str):
+def actor_name(user: Any) -> Any:
+    """The name recorded for a host's user: a string as it is, else its ``username``/``name``/``email``/``id``.
+
+    A number, list or other plain value is returned as it is, so the caller refuses it as a name."""
+    if user is None or isinstance(user, str) or type(user).__module__ == "builtins":
         return user
     for attribute in ("username", "name", "email", "id"):
         value = getattr(user, attribute, None)
-        if isinstance(value, (str, int)) and str(value):
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
             return str(value)
     return str(user)
 
@@ -158,7 +160,9 @@ def check(action: str, *, actor: Any, domain: str, via: str = "python", policy: 
     if via not in VIAS:
         raise ValueError(f"via must be one of {', '.join(VIAS)}, not {via!r:.40}.")
     name = actor_name(actor)
-    if not name or not str(name).strip():
+    if name is not None and not isinstance(name, str):
+        raise CalibrationPolicyError(f"Say who is acting with a name, not {type(name).__name__}; nothing was changed.")
+    if not name or not name.strip():
         if source_of(policy, permissions) is None:
             return "user"  # no permissions configured and no name: as before permissions existed
         raise PermissionDeniedError("Say who is acting: nobody is signed in; nothing was changed.",
