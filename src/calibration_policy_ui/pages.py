@@ -27,6 +27,12 @@ Symbol = Annotated[str, Form(min_length=1, max_length=40)]
 Notes = Annotated[str, Form(max_length=2000)]
 
 
+def forced_waits(outcome) -> str:
+    """force_requires_approval: the forced values wait for a second person."""
+    return (f"The force-apply waits for a second person's approval as suggestion {outcome.run.pending_suggestion}; "
+            "the live values are unchanged.")
+
+
 def add_page_routes(router: APIRouter, panel: Panel) -> None:
     async def csrf(request: Request) -> None:
         await check_csrf(request, panel.signer, panel.trusted_origins)
@@ -90,8 +96,12 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         policy = panel.policy()
         target = panel.target(check_underlying(underlying))
         outcome = force_apply(underlying, target=target, policy=policy, history_dir=panel.history_dir,
-                              archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None)
+                              archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None,
+                              actor=panel.actor(request), via="panel", permissions=panel.permissions,
+                              suggestions_dir=panel.suggestions_dir)
         what = get_domain(policy.domain).name.replace("_", " ")
+        if outcome.route == "propose":
+            return done(request, outcome.run.underlying, forced_waits(outcome))
         return done(request, outcome.run.underlying,
                     f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({outcome.run.underlying}).")
 
@@ -99,14 +109,18 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         store = ReviewStore(panel.suggestions_dir)
         item = store.get(suggestion_id)
         symbol = check_underlying(item.underlying or underlying)
-        who = panel.user(request) or reviewer
+        who = panel.actor(request, reviewer)
+        checks = {"via": "panel", "policy": panel.policy(), "permissions": panel.permissions}
         if approve:
-            approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
-                          archive_dir=panel.archive_dir, history_dir=panel.history_dir)
+            item = approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
+                                      archive_dir=panel.archive_dir, history_dir=panel.history_dir, **checks)
             message = f"Approved suggestion {suggestion_id}: its values are live now."
+            if item.status == "pending":
+                message = (f"Your approval of suggestion {suggestion_id} is recorded ({len(item.approvals)} of "
+                           f"{item.required_approvals}); it waits for another person's approval.")
         else:
             reject_suggestion(store, suggestion_id, reviewer=who, notes=notes, target=panel.target(symbol),
-                              archive_dir=panel.archive_dir, history_dir=panel.history_dir)
+                              archive_dir=panel.archive_dir, history_dir=panel.history_dir, **checks)
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
         return done(request, symbol, message)
 
