@@ -366,12 +366,19 @@ def table(rows: list[dict]) -> str:
         else:
             ours = f"{r['ours_ms']:,.2f} ms" if r["ours_ms"] < 1000 else f"{r['ours_ms'] / 1000:,.2f} s"
             theirs = "–" if r["baseline_ms"] is None else (f"{r['baseline_ms']:,.2f} ms" if r["baseline_ms"] < 1000 else f"{r['baseline_ms'] / 1000:,.2f} s")
-            ratio = "–" if r["ratio"] is None else f"{r['ratio']:,.2f}×"
+            ratio = "–" if r["ratio"] is None else (f"{r['ratio']:,.2f}×" if r["ratio"] >= 0.1
+                                                    else f"1/{r['baseline_ms'] / r['ours_ms']:,.0f}")
         lines.append((r["path"], f"{r['runs']:,}", ours, r["baseline"], theirs, ratio, r["goal"] if r["runs"] >= 1_000_000 else ""))
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     ordered = sorted(lines, key=lambda line: ([r["path"] for r in rows].index(line[0]), int(line[1].replace(",", ""))))
     return "\n".join([fmt(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(line) for line in ordered)])
+
+
+def rerender(results: Path) -> str:
+    """The table and note of a saved run (``results_million.json``), re-printed."""
+    data = json.loads(results.read_text())
+    return f"{table(data['rows'])}\n\n{data['note']}"
 
 
 def run(sizes: list[int], workdir: Path, repeat: int, out: Path) -> str:

@@ -24,6 +24,8 @@ _EXPORTS = {
     "run_update": "pipeline",
     "force_apply": "pipeline",
     "UpdateOutcome": "pipeline",
+    "replay": "replay",
+    "ReplayResult": "replay",
     "RuleContext": "decide",
     "Domain": "domain",
     "Extracted": "domain",
@@ -92,4 +94,5 @@ if TYPE_CHECKING:
     from .pipeline import UpdateOutcome, force_apply, run_update
     from .plugins import get_plugin_manager
     from .policy import CalibrationUpdatePolicy
+    from .replay import ReplayResult, replay
     from .smoothing import get_smoothed_multipliers

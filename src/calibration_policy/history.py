@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -109,12 +110,16 @@ class HistoryStore:
         stamp = utc_stamp(run.timestamp)
         names = numbered(f"{stamp}_{run.underlying}_{run.source}", limit=1_000_000)
         try:
-            with self._lock:  # the index's connection is shared by this store's threads
-                path = create_exclusive(self.directory, names, payload, guard=self._index.adding,
-                                        temp_dir=self._index.temp_dir())
+            path = create_exclusive(self.directory, names, payload, guard=self._adding, temp_dir=self._index.temp_dir())
         except ValueError as error:
             raise HistoryError(str(error)) from None
         return run.model_copy(update={"run_id": path.stem})
+
+    @contextmanager
+    def _adding(self) -> Iterator[Callable[[str], None]]:
+        """The index's write step around the link; the store's lock only for that (not the fsync)."""
+        with self._lock, self._index.adding() as taken:  # the index's connection is shared by this store's threads
+            yield taken
 
     def save(self, run: CalibrationRun) -> None:
         """Write back a decided run (applied, reason, smoothed values) atomically, in place."""

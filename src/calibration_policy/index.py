@@ -56,6 +56,7 @@ COARSE_RACY_NS = 3_000_000_000  # on file systems that keep whole (or even 2) se
 BUCKETS = 4096  # hash buckets of the folder's names: a changed bucket is looked at name by name
 PROGRESS_AFTER_S = 1.0  # a build that takes longer shows a progress bar on stderr
 CHUNK = 50_000
+RECORD_WAIT_MS = 1000  # a record waits this long for the index's lock, then writes without it (a load lists)
 LARGE_FOLDER_BYTES = 4 * 1024 * 1024  # a directory this big (on ext4 ≈ 100k names) may take a second to index
 
 Key = tuple[str, int, str]  # (stamp, seq, name): the total order of one underlying's runs
@@ -412,11 +413,14 @@ class RunIndex:
             yield lambda name: None
             return
         try:
+            db.execute(f"PRAGMA busy_timeout={RECORD_WAIT_MS}")  # never wait long on another process's build
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
-            warn_once(log, "Run index in %s is unusable (%s); the next load lists the folder.", self.directory, str(error))
+            warn_once(log, "Run index in %s is busy or unusable (%s); the next load lists the folder.", self.directory, str(error))
             yield lambda name: None
             return
+        finally:
+            db.execute("PRAGMA busy_timeout=30000")
         try:
             before = os.stat(self.directory).st_mtime_ns
             stamp, trusted = self._meta(db)

@@ -11,6 +11,8 @@ only runs up to that run, thin runs skipped as the policy says, the domain's ``n
 from __future__ import annotations
 
 import bisect
+import sys
+import types
 import json
 import os
 from dataclasses import dataclass
@@ -426,3 +428,14 @@ def _in_recorded_order(run: CalibrationRun) -> CalibrationRun:
     ordered = {scope: recommended[scope] for scope in scopes if scope in recommended}
     ordered.update((scope, value) for scope, value in recommended.items() if scope not in ordered)
     return run.model_copy(update={"recommended_iv_multiplier": ordered})
+
+
+class _CallableModule(types.ModuleType):
+    """``calibration_policy.replay`` is both this module and the function: importing the module (as
+    ``calibration_policy.lab`` does) makes the package attribute the module, so the module calls through."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ReplayResult:
+        return replay(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -282,3 +282,14 @@ def test_policy_commands(capsys, tmp_path):
     assert code == 0 and "Rolled back" in out
     code, _, err = cli(capsys, "policy", "rollback", "nope", "--actor", "bo", "--reason", "x", *data)
     assert code == 2 and "no policy version" in err
+
+
+def test_replay_is_in_the_public_api_even_after_its_module_was_imported(demo):
+    import calibration_policy
+    import calibration_policy.lab  # noqa: F401  (imports the module calibration_policy.replay)
+    from calibration_policy import ReplayResult
+    from calibration_policy import replay as public_replay
+
+    result = public_replay(load_history(demo / "calibration_runs"), CalibrationUpdatePolicy(), archive_dir=demo / "config_archive")
+    assert isinstance(result, ReplayResult) and result.differences == []
+    assert "replay" in calibration_policy.__all__ and "ReplayResult" in calibration_policy.__all__

@@ -261,3 +261,19 @@ def test_an_index_of_an_older_release_is_rebuilt(history_dir, store, make_result
         assert len(again.latest("SPY")) == 3 and again.count("SPY") == 3
     finally:
         again._index.close()
+
+
+def test_a_record_never_waits_long_for_a_busy_index(store, history_dir, make_result, monkeypatch):
+    _record(store, make_result, T0)
+    store.latest("SPY")
+    monkeypatch.setattr(index_module, "RECORD_WAIT_MS", 50)
+    other = sqlite3.connect(history_dir / INDEX_DIR / INDEX_NAME, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the index's write lock (a long build)
+    try:
+        started = time.perf_counter()
+        run = _record(store, make_result, T0 + timedelta(days=1))
+        assert time.perf_counter() - started < 5
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.latest("SPY")[-1].run_id == run.run_id  # the next load lists the folder and finds it

@@ -113,7 +113,7 @@ def _period_dict(period: Period | None) -> dict[str, Any] | None:
 
 def known_targets(archive_dir: str | os.PathLike[str] | None) -> list[str]:
     folder = resolve_archive_dir(archive_dir)
-    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) -> None:
