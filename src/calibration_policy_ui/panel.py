@@ -108,12 +108,13 @@ def make_panel(
 ) -> "Panel":
     """The panel's shared state from the host's arguments (see ``create_router`` for each)."""
     folder = lambda value: Path(value) if value is not None else None  # noqa: E731
+    permissions = check_callable(permissions)  # refused at start-up, before the secret is stored
     return Panel(
         history_dir=folder(history_dir), archive_dir=folder(archive_dir), suggestions_dir=folder(suggestions_dir),
         policy_source=policy_source, target_for=target_for, templates=build_templates(templates),
         base_template=base_template, signer=Signer(secret or os.environ.get(SECRET_ENV) or _stored_secret(history_dir)),
         trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user, tabs=tabs,
-        permissions=check_callable(permissions),
+        permissions=permissions,
     )
 
 
