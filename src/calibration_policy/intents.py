@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
+from . import foreign
 from .archive import now_utc, resolve_archive_dir
 from .durable import atomic_replace, dumps, read_json
 from .errors import HistoryError
@@ -38,6 +39,7 @@ class Intent:
     path: Path
     data: dict[str, Any]
     lock: FileLock | None = None
+    created: tuple[Path, ...] = ()  # folders this intent made, removed again when done if empty
 
     @property
     def intent_id(self) -> str:
@@ -56,6 +58,11 @@ class Intent:
             pass  # left behind, it is settled (as complete) by the next change
         finally:
             self.release(forget=True)
+        for folder in reversed(self.created):  # a change that archived nothing leaves no folder behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
     def release(self, forget: bool = False) -> None:
         if self.lock is not None:
@@ -74,16 +81,26 @@ def _lock(folder: Path, intent_id: str, timeout: float) -> FileLock:
 def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: str, **info: Any) -> Intent:
     """Record (durably) that ``kind`` is about to change ``target_name``; the caller holds its lock until done."""
     folder = intents_dir(archive_dir, target_name)
+    created = tuple(p for p in (folder.parent.parent, folder.parent, folder, folder / ".locks") if not p.exists())
     try:
         folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise foreign.folder_error(folder.parent, "archive folder", error) from None
     except OSError as error:
         raise HistoryError(f"Cannot create the intents folder {folder}: {os.strerror(error.errno) if error.errno else error}. "
                            "Nothing was changed.") from None
     intent_id = f"{utc_stamp(now_utc())}_{secrets.token_hex(4)}"
-    lock = _lock(folder, intent_id, timeout=0)
-    lock.acquire()
+    for attempt in range(5):  # another change may remove the empty folders between our mkdir and our lock
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            lock = _lock(folder, intent_id, timeout=0)
+            lock.acquire()
+            break
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
     data = {"kind": kind, "target": target_name, "started_at": now_utc().isoformat(), "pid": os.getpid(), **info}
-    intent = Intent(folder / f"{intent_id}.json", data, lock)
+    intent = Intent(folder / f"{intent_id}.json", data, lock, created)
     try:
         atomic_replace(intent.path, dumps(data))
     except BaseException:

@@ -5,8 +5,16 @@ calibration result (:func:`run_update`), the panel's force button (:func:`force_
 domain plugin with an analysis of its own (the scoring weights' suggest and auto mode). A step
 is never spelled twice, so a guarantee added to a step holds for every domain and caller.
 
+Every change — update, force-apply, approve, modify, reject, roll back, a domain's auto mode — is
+one function here, and every caller (CLI, panel, JSON routes, plugins) goes through it. Each one
+first settles what a killed process left half done (:func:`settle_interrupted`; one directory
+listing when nothing is), records a write-ahead intent before a multi-file change
+(:mod:`calibration_policy.intents`), and with ``expected_version`` refuses a change based on a live
+config someone changed since (:class:`StaleChangeError`, :func:`live_version`).
+
 Lock order, everywhere: a suggestion's lock before the target's (approving holds the first and
-takes the second), so proposing always happens outside the target lock.
+takes the second), so proposing always happens outside the target lock; settling takes them in
+the same order.
 """
 
 from __future__ import annotations
@@ -422,6 +430,7 @@ def change_intent(target: Target, archive_dir, kind: str, *, history_dir=None, s
                   expected_version: str | None = None, **info: Any):
     """``with change_intent(...) as intent:`` — for a domain's own multi-file change (auto mode): the
     intent is recorded first, cleared when the block ends, and settled if the process dies inside."""
+    target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
     return _intent(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info)
 
@@ -433,9 +442,9 @@ def _intent(target: Target, archive_dir, kind: str, history_dir, suggestions_dir
     intent = _begin(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info)
     try:
         yield intent
-    except Exception:
+    except Exception as error:
         try:
-            _settle_one(intent.data, target, archive_dir)
+            _settle_one({**intent.data, "why": str(error)}, target, archive_dir)
         except Exception:  # noqa: BLE001 - the first error is the one to report; the next call settles
             intent.release()
         else:
@@ -470,8 +479,9 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
     hold = contextlib.nullcontext(None)
     if sid:
         try:
+            store.get(sid)
             hold = store.holding(sid)
-        except ValueError:
+        except ValueError:  # gone or unreadable: nothing of it to settle
             hold = contextlib.nullcontext(None)
     with hold as suggestion:
         with locked(target):  # lock order: the suggestion's, then the target's; never the other way
@@ -553,7 +563,8 @@ def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
             said.append(f"run {run.run_id} waits for suggestion {newest.suggestion_id}")
             continue
         if run.decided_at is None:
-            reason = ("Not applied: the update was interrupted before its decision was stored, "
+            reason = (f"Not applied: {data['why'].rstrip('.')}" if data.get("why") else
+                      "Not applied: the update was interrupted before its decision was stored, "
                       "and nothing went live; run it again to decide")
             store.save(run.model_copy(update={"applied": False, "applied_reason": reason, "decided_at": now_utc(),
                                               "decision": {"apply": False, "reason": reason, "settled": True}}))

@@ -54,7 +54,8 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         view = build_page(panel, underlying, page, scope, before=before, after=after)
         context = {"view": view, "flash": read_flash(request, panel.signer), "user": panel.user(request),
                    "badge": badge(view.latest) if view.latest else None,
-                   "checks": checklist(view.latest) if view.latest else [], "status_badge": badge}
+                   "checks": checklist(view.latest) if view.latest else [], "status_badge": badge,
+                   "version": _version(getattr(view, "underlying", None))}
         response = panel.render(request, "calibration_policy_ui/panel.html", context)
         clear_flash(request, response)
         return response
@@ -105,7 +106,15 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         return done(request, outcome.run.underlying,
                     f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({outcome.run.underlying}).")
 
-    def review(request: Request, suggestion_id: str, underlying: str, reviewer: str, notes: str, approve: bool) -> Response:
+    def _version(underlying: str | None) -> str | None:
+        """The live config's version the page shows; a form sends it back, so a stale submit changes nothing."""
+        try:
+            return live_version(panel.target(check_underlying(underlying))) if underlying else None
+        except (ValueError, PanelError):
+            return None
+
+    def review(request: Request, suggestion_id: str, underlying: str, reviewer: str, notes: str, approve: bool,
+               version: str | None = None) -> Response:
         store = ReviewStore(panel.suggestions_dir)
         item = store.get(suggestion_id)
         symbol = check_underlying(item.underlying or underlying)
@@ -113,28 +122,32 @@ def add_page_routes(router: APIRouter, panel: Panel) -> None:
         checks = {"via": "panel", "policy": panel.policy(), "permissions": panel.permissions}
         if approve:
             item = approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
-                                      archive_dir=panel.archive_dir, history_dir=panel.history_dir, **checks)
+                                      archive_dir=panel.archive_dir, history_dir=panel.history_dir,
+                                      expected_version=version or None, **checks)
             message = f"Approved suggestion {suggestion_id}: its values are live now."
             if item.status == "pending":
                 message = (f"Your approval of suggestion {suggestion_id} is recorded ({len(item.approvals)} of "
                            f"{item.required_approvals}); it waits for another person's approval.")
         else:
             reject_suggestion(store, suggestion_id, reviewer=who, notes=notes, target=panel.target(symbol),
-                              archive_dir=panel.archive_dir, history_dir=panel.history_dir, **checks)
+                              archive_dir=panel.archive_dir, history_dir=panel.history_dir,
+                              expected_version=version or None, **checks)
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
         return done(request, symbol, message)
 
     @router.post("/suggestions/{suggestion_id}/approve", name="calibration_policy_ui.approve",
                  dependencies=[Depends(csrf)], include_in_schema=False)
     def approve(request: Request, suggestion_id: str, underlying: Symbol,
-                reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "") -> Response:
-        return review(request, suggestion_id, underlying, reviewer, notes, approve=True)
+                reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "",
+                version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+        return review(request, suggestion_id, underlying, reviewer, notes, approve=True, version=version)
 
     @router.post("/suggestions/{suggestion_id}/reject", name="calibration_policy_ui.reject",
                  dependencies=[Depends(csrf)], include_in_schema=False)
     def reject(request: Request, suggestion_id: str, underlying: Symbol,
-               reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "") -> Response:
-        return review(request, suggestion_id, underlying, reviewer, notes, approve=False)
+               reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "",
+               version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+        return review(request, suggestion_id, underlying, reviewer, notes, approve=False, version=version)
 
     @router.get("/static/{path:path}", name="calibration_policy_ui.static", include_in_schema=False)
     def static(request: Request, path: str) -> Response:

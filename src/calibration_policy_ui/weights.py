@@ -29,7 +29,8 @@ from calibration_policy.archive import Archive, Period
 from calibration_policy.default_plugins.scoring_weights.domain import DOMAIN_NAME, FACTORS, default_weights_file, weights_target
 from calibration_policy.errors import CalibrationPolicyError, PermissionCheckError, PermissionDeniedError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion
-from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back as rollback
+from calibration_policy import pipeline
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
 from calibration_policy.status import last_updated
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.default_plugins.scoring_weights.analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file
@@ -458,8 +459,8 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
 
     @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
     def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "") -> Response:
-        entry = rollback(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer),
-                         **tab.checks("panel"))
+        entry = pipeline.roll_back(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer),
+                                   **tab.checks("panel"))
         return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
 
     # -- JSON --------------------------------------------------------------------------------------
@@ -546,8 +547,8 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
                  dependencies=[Depends(csrf)], **api)
     def api_rollback(request: Request, body: RollbackIn) -> Any:
         """Make an archived weight set live again; the rollback is itself an archived change."""
-        entry = rollback(tab.target(), body.to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, body.reviewer),
-                         **tab.checks("api"))
+        entry = pipeline.roll_back(tab.target(), body.to, archive_dir=panel.archive_dir,
+                                   actor=tab.reviewer(request, body.reviewer), **tab.checks("api"))
         return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
                             previous_values=entry.previous_values))
 

@@ -61,3 +61,26 @@ def test_the_signing_secret_survives_a_restart(host: Host, monkeypatch):
     restarted.headers[USER_HEADER] = "ana"
     response = restarted.post("/calibration/force-apply", data={**form, "confirm": "yes"}, follow_redirects=False)
     assert response.status_code == 303, response.text  # the form opened before the restart still works
+
+
+def test_an_approval_from_a_page_rendered_before_a_newer_change_changes_nothing(host: Host, client):
+    from calibration_policy import CalibrationUpdatePolicy
+    from calibration_policy.review import ReviewStore
+
+    host.policy = CalibrationUpdatePolicy(require_approval=True)
+    host.record(global_m=1.09, weekly=1.1, monthly=1.05)
+    [item] = ReviewStore(host.suggestions_dir).all(status="pending")
+    html = client.get("/calibration/").text
+    token = csrf_of(client, html)
+    version = __import__("re").search(r'name="version" value="([^"]+)"', html).group(1)
+    host.policy = CalibrationUpdatePolicy()
+    host.record(day=1, global_m=1.3, weekly=1.3, monthly=1.3, n=2000)  # a forced or policy change meanwhile
+    newer = host.config("SPY")
+    assert newer["global"] != 1.0
+    response = client.post(f"/calibration/suggestions/{item.suggestion_id}/approve",
+                           data={"csrf_token": token, "underlying": "SPY", "version": version}, follow_redirects=False)
+    assert newer["global"] != 1.0  # the newer change went live
+    assert response.status_code == 409, response.text
+    assert "changed since you looked" in text_of(response.text)
+    assert host.config("SPY") == newer
+    assert ReviewStore(host.suggestions_dir).get(item.suggestion_id).status in ("pending", "expired")

@@ -237,10 +237,96 @@ def race_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return {"worker": k, **done}
 
 
+def recovery_writer(spec: dict[str, Any]) -> None:
+    """Endless random changes of one shared world until SIGKILLed: updates (a third need approval),
+    forced updates, force-applies, approvals, modifications, rejections, roll backs. Each call
+    settles what an earlier killed writer left half done before it changes anything."""
+    from calibration_policy import CalibrationUpdatePolicy, HistoryError
+    from calibration_policy.archive import Archive
+    from calibration_policy.pipeline import (approve_suggestion, force_apply, modify_suggestion, reject_suggestion,
+                                             roll_back, run_update)
+    from calibration_policy.review import ReviewStore
+
+    root = Path(spec["root"])
+    history, archive, suggestions = root / "history", root / "archive", root / "suggestions"
+    rng = random.Random(spec["seed"])
+    target = make_target("json", Path(spec["config"]))
+    policy = CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01, min_sample_size=10, min_vega_sum=10.0)
+    approval = policy.model_copy(update={"require_approval": True})
+    store = ReviewStore(suggestions)
+    dirs = {"history_dir": history, "archive_dir": archive}
+    append_durably(spec["log"], {"ready": os.getpid(), "token": spec.get("token")})
+    while True:
+        op = rng.choice(["update", "propose", "propose", "force", "approve", "approve", "modify", "reject", "rollback"])
+        g = round(rng.uniform(0.8, 1.3), 4)
+        try:
+            if op in ("update", "propose"):
+                run_update(build_result(global_m=g), underlying="SPY", source="live", target=target,
+                           policy=approval if op == "propose" else policy, suggestions_dir=suggestions,
+                           force=op == "update" and rng.random() < 0.3, **dirs)
+            elif op == "force":
+                force_apply("SPY", target=target, policy=policy, use=rng.choice(["smoothed", "recommended"]), **dirs)
+            elif op in ("approve", "modify", "reject"):
+                pending = store.all(target=target.name, status="pending") if suggestions.exists() else []
+                if not pending:
+                    continue
+                sid = rng.choice(pending).suggestion_id
+                if op == "approve":
+                    approve_suggestion(store, sid, target=target, reviewer="ana", **dirs)
+                elif op == "modify":
+                    modify_suggestion(store, sid, {"global": g, "weekly": g, "monthly": g}, target=target,
+                                      reviewer="bob", **dirs)
+                else:
+                    reject_suggestion(store, sid, reviewer="cy", target=target, **dirs)
+            else:
+                periods = Archive(archive, target.name).periods()
+                if periods:
+                    period = rng.choice(periods)
+                    roll_back(target, period.change.change_id if period.change else "original", **dirs)
+        except (HistoryError, ValueError) as error:
+            if "already" in str(error) or "no calibration run" in str(error) or "being reviewed" in str(error):
+                continue  # another writer got there first
+            raise
+
+
+def recovery_forker(spec: dict[str, Any]) -> None:
+    """Imports once, then forks one ``recovery_writer`` child after another: when the test SIGKILLs
+    the child, the next one starts in milliseconds (a fresh interpreter would take seconds)."""
+    import traceback
+
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[name] = "1"  # no helper threads: a fork while one holds a lock could hang the child
+    import pandas  # noqa: F401
+
+    import calibration_policy.pipeline  # noqa: F401
+    from calibration_policy.plugins import get_plugin_manager
+
+    get_plugin_manager()
+    stop = Path(spec["stop"])
+    n = 0
+    while not stop.exists():
+        pid = os.fork()
+        if pid == 0:
+            try:
+                recovery_writer({**spec, "seed": spec["seed"] * 1_000_000 + n, "token": f"{spec['seed']}-{n}"})
+            except BaseException:  # noqa: BLE001 - reported to the test, which fails on it
+                append_durably(spec["log"], {"error": traceback.format_exc()[-3000:]})
+            finally:
+                os._exit(1)
+        os.waitpid(pid, 0)
+        n += 1
+
+
 def main() -> None:
     command, spec = sys.argv[1], json.loads(sys.argv[2])
     if command == "crash-writer":
         crash_writer(spec)
+        return
+    if command == "recovery-writer":
+        recovery_writer(spec)
+        return
+    if command == "recovery-forker":
+        recovery_forker(spec)
         return
     report = {"apply-worker": apply_worker, "record-worker": record_worker, "review-worker": review_worker,
               "race-worker": race_worker}[command](spec)
