@@ -25,7 +25,7 @@ from calibration_policy.pipeline import force_apply, live_version
 from .errors import API_TAG, PanelError
 from .panel import Panel
 from .security import check_csrf, csrf_token, set_csrf_cookie
-from .views import checklist, labeler, live_state, pick_underlying
+from .views import checklist, governed_underlyings, labeler, live_state, pick_underlying
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -151,18 +151,36 @@ def parse_moment(text: str) -> datetime:
 
 
 def add_api_routes(router: APIRouter, panel: Panel) -> None:
-    async def csrf(request: Request) -> None:
-        await check_csrf(request, panel.signer, panel.trusted_origins)
+    """The JSON API, each group built by a small named builder."""
+    add_status_api(router, panel)
+    add_force_api(router, panel)
+    add_as_of_api(router, panel)
+    add_csrf_api(router, panel)
 
-    def known_underlying(underlying: str) -> str:
-        return pick_underlying(open_store(panel.history_dir).underlyings(), underlying)  # type: ignore[return-value]
 
-    api = {"tags": [API_TAG], "responses": ERRORS}
+API = {"tags": [API_TAG], "responses": ERRORS}
+
+
+def known_underlying(panel: Panel, underlying: str) -> str:
+    known = governed_underlyings(open_store(panel.history_dir), panel.policy())
+    return pick_underlying(known, underlying)  # type: ignore[return-value]
+
+
+def etag_header(panel: Panel, symbol: str) -> dict[str, str]:
+    """The live config's version as an ETag: send it back as If-Match with a change."""
+    try:
+        return {"ETag": f'"{live_version(panel.target(symbol))}"'}
+    except (ValueError, PanelError):
+        return {}
+
+
+def add_status_api(router: APIRouter, panel: Panel) -> None:
+    api = API
 
     @router.get("/api/status", name="calibration_policy_ui.api_status", response_model=StatusOut, **api)
     def api_status(underlying: Symbol) -> Any:
         """Current values with when each last changed, the latest run, and the policy in words."""
-        symbol = known_underlying(underlying)
+        symbol = known_underlying(panel, underlying)
         policy = panel.policy()
         latest = open_store(panel.history_dir).latest(symbol, limit=1)
         run = latest[0] if latest else None
@@ -174,14 +192,7 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
             current_error=live.error, latest_run=RunOut.of(run) if run else None,
             pending_suggestions=[s.suggestion.suggestion_id for s in live.suggestions],
             policy=PolicyOut(explanation=policy.explain(), settings=policy.model_dump(mode="json")),
-        ).model_dump(mode="json"), headers={**NO_STORE, **_etag(symbol)})
-
-    def _etag(symbol: str) -> dict[str, str]:
-        """The live config's version as an ETag: send it back as If-Match with a change."""
-        try:
-            return {"ETag": f'"{live_version(panel.target(symbol))}"'}
-        except (ValueError, PanelError):
-            return {}
+        ).model_dump(mode="json"), headers={**NO_STORE, **etag_header(panel, symbol)})
 
     @router.get("/api/runs", name="calibration_policy_ui.api_runs", response_model=RunsPage, **api)
     def api_runs(
@@ -191,7 +202,7 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
         before: Annotated[str | None, Query(max_length=200, description="A page's next_before: the runs older than it.")] = None,
     ) -> Any:
         """Runs of one underlying, newest first, a page at a time (follow ``next_before``)."""
-        symbol = known_underlying(underlying)
+        symbol = known_underlying(panel, underlying)
         store = open_store(panel.history_dir)
         try:
             runs = store.latest(symbol, limit=limit + 1, offset=offset if not before else 0, before=before or None)
@@ -203,14 +214,19 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
                         runs=[RunOut.of(r) for r in reversed(runs)], next_before=cursor_of(runs[0]) if more else None)
         return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
+
+def add_force_api(router: APIRouter, panel: Panel) -> None:
+    async def csrf(request: Request) -> None:
+        await check_csrf(request, panel.signer, panel.trusted_origins)
+
     @router.post("/api/force-apply", name="calibration_policy_ui.api_force", response_model=ForceApplyOut,
-                 dependencies=[Depends(csrf)], **api)
+                 dependencies=[Depends(csrf)], **API)
     def api_force(request: Request, body: ForceApplyIn) -> Any:
         """Apply the latest (or the given) run now, whatever the rules say; archived like any change.
 
         With ``If-Match: "<ETag of /api/status>"`` a change made since is never overwritten: 409, nothing changed.
         With ``force_requires_approval`` the values wait as a suggestion for a second person (``applied`` false)."""
-        symbol = known_underlying(body.underlying)
+        symbol = known_underlying(panel, body.underlying)
         policy = panel.policy()
         expected = (request.headers.get("if-match") or "").strip().removeprefix("W/").strip('"')[:64] or None
         outcome = force_apply(symbol, target=panel.target(symbol), policy=policy, history_dir=panel.history_dir,
@@ -225,35 +241,41 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
             if outcome.applied else (f"The force-apply waits for a second person's approval as suggestion "
                                      f"{outcome.run.pending_suggestion}; the live values are unchanged."),
         )
-        return JSONResponse(result.model_dump(mode="json"), headers={**NO_STORE, **_etag(symbol)})
+        return JSONResponse(result.model_dump(mode="json"), headers={**NO_STORE, **etag_header(panel, symbol)})
 
-    @router.get("/api/as-of", name="calibration_policy_ui.api_as_of", response_model=AsOfOut, **api)
+
+def as_of_answer(panel: Panel, symbol: str, moment: Any) -> AsOfOut:
+    """What was live for ``symbol`` at ``moment``, from the archive of changes."""
+    target = panel.target(symbol)
+    archive = Archive(panel.archive_dir, target.name)
+    periods = archive.periods()
+    period = archive.as_of(moment) if periods else None
+    if not periods:
+        return AsOfOut(underlying=symbol, at=moment, values=target.values(target.load()), since=None, until=None,
+                       change_id=None, reason=None,
+                       message="No change has been recorded, so the current values have been live since before records began.")
+    if period is None:
+        first = periods[0].since
+        return AsOfOut(underlying=symbol, at=moment, values=None, since=None, until=first, change_id=None, reason=None,
+                       message=f"The archive does not reach back that far; its first record starts {first:%Y-%m-%d %H:%M} UTC.")
+    since = period.since.strftime("%Y-%m-%d %H:%M UTC") if period.since else "before records began"
+    return AsOfOut(underlying=symbol, at=moment, values=period.values, since=period.since, until=period.until,
+                   change_id=period.change.change_id if period.change else None,
+                   reason=period.change.reason if period.change else None,
+                   message=f"These values were live from {since}" + ("" if period.until else " and still are") + ".")
+
+
+def add_as_of_api(router: APIRouter, panel: Panel) -> None:
+    @router.get("/api/as-of", name="calibration_policy_ui.api_as_of", response_model=AsOfOut, **API)
     def api_as_of(underlying: Symbol, at: Annotated[str, Query(min_length=1, max_length=40,
                                                                description="ISO date/time; UTC when no zone is given.")]) -> Any:
         """What was live at a moment, from the archive of changes."""
-        symbol = known_underlying(underlying)
-        moment = parse_moment(at)
-        target = panel.target(symbol)
-        archive = Archive(panel.archive_dir, target.name)
-        periods = archive.periods()
-        period = archive.as_of(moment) if periods else None
-        if not periods:
-            out = AsOfOut(underlying=symbol, at=moment, values=target.values(target.load()), since=None, until=None,
-                          change_id=None, reason=None,
-                          message="No change has been recorded, so the current values have been live since before records began.")
-        elif period is None:
-            first = periods[0].since
-            out = AsOfOut(underlying=symbol, at=moment, values=None, since=None, until=first, change_id=None, reason=None,
-                          message=f"The archive does not reach back that far; its first record starts {first:%Y-%m-%d %H:%M} UTC.")
-        else:
-            since = period.since.strftime("%Y-%m-%d %H:%M UTC") if period.since else "before records began"
-            out = AsOfOut(underlying=symbol, at=moment, values=period.values, since=period.since, until=period.until,
-                          change_id=period.change.change_id if period.change else None,
-                          reason=period.change.reason if period.change else None,
-                          message=f"These values were live from {since}" + ("" if period.until else " and still are") + ".")
+        out = as_of_answer(panel, known_underlying(panel, underlying), parse_moment(at))
         return JSONResponse(out.model_dump(mode="json"), headers=NO_STORE)
 
-    @router.get("/api/csrf-token", name="calibration_policy_ui.api_csrf", response_model=CsrfOut, **api)
+
+def add_csrf_api(router: APIRouter, panel: Panel) -> None:
+    @router.get("/api/csrf-token", name="calibration_policy_ui.api_csrf", response_model=CsrfOut, **API)
     def api_csrf(request: Request) -> Any:
         """A token for ``X-CSRF-Token``; the matching cookie is set with this response."""
         token = csrf_token(request, panel.signer)

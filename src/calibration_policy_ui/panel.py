@@ -63,6 +63,10 @@ def fmt_time(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "–"
 
 
+def fmt_date(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d") if moment is not None else "–"
+
+
 def build_templates(templates: TemplatesArg) -> Jinja2Templates:
     """Our templates behind the host's: the host's loader is asked first, so its base layout
     and any template it puts at ``calibration_policy_ui/<name>.html`` win over ours.
@@ -82,12 +86,14 @@ def build_templates(templates: TemplatesArg) -> Jinja2Templates:
     else:
         host_loader = jinja2.FileSystemLoader(templates)
     loader = jinja2.ChoiceLoader([host_loader, ours]) if host_loader is not None else ours
-    env = jinja2.Environment(loader=loader, autoescape=True)
+    # auto_reload: an edited override shows on the next request when the host runs with reload
+    # (jinja2 checks the file's mtime; the cost is one stat per template per render).
+    env = jinja2.Environment(loader=loader, autoescape=True, auto_reload=True)
     if host_env is not None:  # the host's base layout may use its own globals and filters
         env.globals.update(host_env.globals)
         env.filters.update(host_env.filters)
         env.tests.update(host_env.tests)
-    env.filters.update(cp_value=fmt_value, cp_time=fmt_time, cp_count=fmt_count)
+    env.filters.update(cp_value=fmt_value, cp_time=fmt_time, cp_date=fmt_date, cp_count=fmt_count)
     return Jinja2Templates(env=env, context_processors=processors)
 
 
@@ -154,8 +160,11 @@ class Panel:
 
     def actor(self, request: Request, typed: str | None = None) -> Any:
         """Who acts: the host's user (the object ``current_user`` returns), else the name typed in the form."""
-        user = self.current_user(request) if self.current_user is not None else None
-        return user if user is not None else (typed or None)
+        try:
+            user = self.current_user(request) if self.current_user is not None else None
+        except (AttributeError, KeyError):  # the host set no user on this request: nobody is signed in
+            user = None
+        return user if user is not None and user != "" else (typed or None)
 
     def can(self, request: Request, action: str, domain: str | None = None,
             policy: CalibrationUpdatePolicy | None = None) -> bool:
@@ -212,8 +221,20 @@ class Panel:
             raise PanelError(409, f"The live config for {underlying} cannot be opened: {error}") from None
 
     def user(self, request: Request) -> str | None:
-        """Who is signed in, as the host knows it (used as the reviewer's name)."""
-        return actor_name(self.current_user(request)) if self.current_user is not None else None
+        """Who is signed in, as the host knows it (used as the reviewer's name).
+
+        The contract: ``current_user(request) -> str | None`` (or the host's user object, named by
+        its ``username``/``name``/``email``/``id``); ``None`` means nobody is signed in.
+        A host that sets ``request.state.user`` only on some requests (or never) is fine: reading
+        an attribute that is not there counts as ``None``, never as a 500.
+        """
+        if self.current_user is None:
+            return None
+        try:
+            name = actor_name(self.current_user(request))
+        except (AttributeError, KeyError):
+            return None
+        return str(name) if name else None
 
     def link(self, request: Request, name: str, query: Mapping[str, Any] | None = None, **path_params: Any) -> str:
         """The path of one of our routes (prefix included), with an optional query string."""

@@ -12,6 +12,7 @@ from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_sto
 from calibration_policy.errors import DataFolderError, HistoryError, TargetError
 from calibration_policy.history import cursor_of
 from calibration_policy.naming import check_underlying
+from calibration_policy.pipeline import live_version
 from calibration_policy.plugins import get_domain
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy.status import ScopeValue, status_report
@@ -82,6 +83,10 @@ class PanelPage:
     chart: Chart | None = None
     scope: str = "global"
     scopes: list[tuple[str, str]] = field(default_factory=list)
+    rule: str = ""  # what decides, one sentence with the live thresholds
+    changes: list["ChangeRow"] = field(default_factory=list)  # newest first
+    since: object = None  # when the live values went live (the archive's last change); None: before records began
+    went_live: dict = field(default_factory=dict)  # scope -> when its live value went live
 
 
 def badge(run: CalibrationRun) -> Badge:
@@ -139,11 +144,13 @@ class LiveState:
     error: str | None
     target_name: str | None
     suggestions: list[SuggestionView]
+    version: str | None = None  # the live config's version (pipeline.live_version): forms send it back with a change
 
 
 def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, label) -> LiveState:
     try:
         target = panel.target(underlying)
+        version = live_version(target)  # before reading the values: a change in between makes a submit stale, never blind
         report = status_report(underlying, policy=policy, target=target,
                                history_dir=panel.history_dir, archive_dir=panel.archive_dir)
         pending = ReviewStore(panel.suggestions_dir).all(target=target.name, status="pending")
@@ -152,7 +159,13 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
     except PanelError as error:
         return LiveState([], error.message, None, [])
     suggestions = [_suggestion_view(s, label) for s in pending if s.underlying in (None, underlying)]
-    return LiveState(report.current, None, target.name, suggestions)
+    return LiveState(report.current, None, target.name, suggestions, version)
+
+
+def governed_underlyings(store, policy: CalibrationUpdatePolicy) -> list[str]:
+    """Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab,
+    so its internal run name never shows up as an "underlying"."""
+    return [u for u in store.underlyings() if (latest := store.latest(u, limit=1)) and latest[0].domain == policy.domain]
 
 
 def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | None = None,
@@ -160,9 +173,9 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
     policy = panel.policy()
     store = open_store(panel.history_dir)
     # Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab.
-    known = [u for u in store.underlyings() if (latest := store.latest(u, limit=1)) and latest[0].domain == policy.domain]
+    known = governed_underlyings(store, policy)
     underlying = pick_underlying(known, requested)
-    view = PanelPage(known, underlying, get_domain(policy.domain).title, policy.explain(), policy)
+    view = PanelPage(known, underlying, get_domain(policy.domain).title, policy.explain(), policy, rule=rule_sentence(policy))
     if underlying is None:
         return view
     recent = store.latest(underlying, limit=CHART_RUNS)
@@ -170,6 +183,13 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
     label = labeler(policy, view.latest)
     view.live = live_state(panel, policy, underlying, label)
     current_values = {row.scope: row.value for row in view.live.current}
+    entries = archive_changes(panel, view.live.target_name)
+    view.since = went_live(entries[-1]) if entries else None
+    for entry in entries:  # oldest first: the last change that moved a scope says when its value went live
+        for moved, value in entry.new_values.items():
+            if entry.previous_values.get(moved) != value:
+                view.went_live[moved] = went_live(entry)
+    view.changes = change_rows(entries, label)
     if view.latest is not None:
         run = view.latest
         scopes = sorted(set(run.recommended) | set(current_values), key=lambda s: (s != "global", s))
@@ -233,3 +253,175 @@ def _suggestion_view(item: Suggestion, label) -> SuggestionView:
     scopes = sorted(set(item.values) | set(item.current_values), key=lambda s: (s != "global", s))
     return SuggestionView(item, [ScopeRow(s, label(s), item.values.get(s), None, item.current_values.get(s)) for s in scopes])
 
+
+
+# --- the first screen: four answers; and the changes timeline ------------------------------------
+
+CHANGE_WHY = {
+    "update": "Policy", "force": "Forced", "approve": "Approved", "modify": "Approved with changes",
+    "rollback": "Rolled back", "auto": "Auto",
+}
+
+
+def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
+    """What decides, in one plain sentence with the live thresholds, built from the policy's rules.
+
+    The built-in rules read their own options; a plugin rule speaks through its label and options,
+    so a rule the panel has never heard of still appears in the sentence.
+    """
+    from calibration_policy.humanize import fmt_count, fmt_num
+    from calibration_policy.plugins import get_rule
+
+    domain = get_domain(policy.domain)
+    banded = policy.domain == "vol_surface"
+    clauses: list[str] = []
+    for name in policy.rules:
+        if name == "min_sample_size":
+            clauses.append(f"the run has at least {fmt_count(policy.min_sample_size)} {domain.sample_unit}")
+        elif name == "min_vega_sum":
+            clauses.append(f"their total vega is at least {fmt_count(policy.min_vega_sum)}")
+        elif name == "bounds" and (limits := policy.effective_bounds()) is not None:
+            clauses.append(f"the value stays within {fmt_num(limits.min)}–{fmt_num(limits.max)}")
+        elif name == "min_delta":
+            what = "global value" if banded else domain.parameter_label
+            text = f"the smoothed {what} moves at least {fmt_num(policy.min_delta_global)} from the live one"
+            clauses.append(text + (f" ({fmt_num(policy.min_delta_band)} for a band)" if banded else ""))
+        elif name not in ("max_step", "bounds"):
+            rule = get_rule(name)
+            options = policy.validated_rule_options(name)
+            settings = ", ".join(f"{k.replace('_', ' ')} {v:g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+                                 for k, v in (options.model_dump() if options else {}).items())
+            clauses.append(f"“{rule.label or name.replace('_', ' ')}” passes" + (f" ({settings})" if settings else ""))
+    if not clauses:
+        sentence = "A new value goes live whenever a run produces one"
+    else:
+        sentence = "A new value goes live only when " + (", ".join(clauses[:-1]) + " and " if len(clauses) > 1 else "") + clauses[-1]
+    if policy.max_step is not None and "max_step" in policy.rules:
+        sentence += f"; one update moves it by at most {fmt_num(policy.max_step)}"
+    if policy.require_approval:
+        sentence += ", and then a person approves it"
+    return sentence + "."
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """One change of a live config: before → after, when, by whom, why; ``undo_to`` rolls back to before."""
+
+    change_id: str
+    live_from: object  # when the values went live in the data's time (the run it applied), else when it was made
+    recorded: object  # when the change was written, shown only when it differs from live_from by more than a day
+    actor: str
+    why: str
+    reason: str
+    diffs: list[tuple[str, float | None, float | None]]  # (label, before, after), only what moved
+    undo_to: str | None
+    kind: str = ""
+
+    @property
+    def how(self) -> str:
+        """How the values went live, as words after "Live since …": "applied automatically by the policy"."""
+        return {"update": "applied automatically by the policy", "auto": "applied by auto mode",
+                "force": f"forced by {self.actor}", "approve": f"approved by {self.actor}",
+                "modify": f"approved with changes by {self.actor}", "rollback": f"rolled back by {self.actor}",
+                }.get(self.kind, f"{self.why.lower()} by {self.actor}")
+
+
+def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
+    """The newest ``limit`` changes, newest first; each can be undone by rolling back to the set before it."""
+    rows = []
+    for i, entry in enumerate(entries):
+        scopes = sorted(set(entry.previous_values) | set(entry.new_values), key=lambda s: (s != "global", s))
+        diffs = [(label(s), entry.previous_values.get(s), entry.new_values.get(s)) for s in scopes
+                 if entry.previous_values.get(s) != entry.new_values.get(s)]
+        undo_to = entries[i - 1].change_id if i > 0 else "original"
+        live_from = went_live(entry)
+        recorded = entry.at if abs((entry.at - live_from).total_seconds()) > 86_400 else None
+        rows.append(ChangeRow(entry.change_id, live_from, recorded, _person(entry.by or entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
+                              entry.reason, diffs, undo_to, entry.kind))
+    return list(reversed(rows))[:limit]
+
+
+def went_live(entry) -> object:
+    """When a change's values went live, in the data's own time: the calibration run it applied,
+    else (a rollback, an approval without a run) the moment the change was made."""
+    return entry.calibration_timestamp or entry.at
+
+
+def _person(actor: str) -> str:
+    return {"policy": "the policy (automatic)", "auto": "auto mode", "user": "a panel user"}.get(actor, actor)
+
+
+def archive_changes(panel: Panel, target_name: str | None) -> list:
+    from calibration_policy.archive import Archive
+
+    if target_name is None:
+        return []
+    try:
+        return Archive(panel.archive_dir, target_name).entries()
+    except (DataFolderError, OSError):
+        return []
+
+
+PLAIN_SETTINGS = {
+    "domain": "What this policy governs",
+    "min_delta_global": "Smallest change of the global value worth applying",
+    "min_delta_band": "Smallest change of a band worth applying",
+    "band_min_delta": "Bands with their own smallest change",
+    "min_sample_size": "Fewest options (or trades) a run needs",
+    "min_vega_sum": "Least total vega a run needs",
+    "smoothing_window_days": "Runs from this many days back count in the smoothing",
+    "smoothing": "How runs are smoothed",
+    "smoothing_options": "Settings of the smoothing",
+    "smoothing_skips_thin_runs": "Runs without enough data are left out of the smoothing",
+    "rules": "Rules every update must pass, in this order",
+    "max_step": "Largest move in one update",
+    "bounds": "Allowed range of a value",
+    "apply_scopes": "When an update applies, it writes",
+    "require_approval": "A person approves every update before it goes live",
+    "rule_options": "Settings of the plugin rules",
+}
+SMOOTHING_NAMES = {"ewma": "exponentially weighted average (recent runs count more)", "rolling_median": "median of the runs"}
+
+
+def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
+    """Every policy setting as a plain phrase and a plain value: yes/no, "no limit", names not codes."""
+    from calibration_policy.plugins import get_rule
+
+    def plain(value: object) -> str:
+        if value is None:
+            return "not set"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, float):
+            return f"{value:,.6g}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        if isinstance(value, (list, tuple)):
+            return ", ".join(plain(v) for v in value) or "none"
+        if isinstance(value, dict):
+            return "; ".join(f"{str(k).replace('_', ' ')}: {plain(v)}" for k, v in value.items()) or "none"
+        return str(value).replace("_", " ")
+
+    def rule_label(name: str) -> str:
+        try:
+            return RULE_LABELS.get(name) or get_rule(name).label or name.replace("_", " ")
+        except ValueError:
+            return name.replace("_", " ")
+
+    special = {
+        "domain": lambda v: get_domain(v).title,
+        "smoothing_window_days": lambda v: f"{v:g} days",
+        "smoothing": lambda v: SMOOTHING_NAMES.get(v, plain(v)),
+        "rules": lambda v: ", ".join(rule_label(n) for n in v) or "none",
+        "max_step": lambda v: "no limit" if v is None else plain(v),
+        "bounds": lambda v: (f"the built-in safe range, {plain(b.min)}–{plain(b.max)}" if (b := policy.effective_bounds()) else "no limit")
+        if v is None else plain(v),
+        "apply_scopes": lambda v: "all smoothed values together" if v == "all" else "only the values that changed enough",
+    }
+    fields = type(policy).model_fields
+    rows = []
+    for key, value in policy.model_dump().items():
+        info = fields.get(key)
+        label = PLAIN_SETTINGS.get(key) or (info.description if info is not None and info.description else key.replace("_", " ").capitalize())
+        rows.append((label.rstrip("."), special[key](value) if key in special else plain(value)))
+    return rows

@@ -397,28 +397,72 @@ def _done_text(item: Suggestion, what: str) -> str:
 
 
 def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
-    panel = tab.panel
-    panel.domains[("calibration_policy_ui.weights", "calibration_policy_ui.api_weights")] = (
-        DOMAIN_NAME, lambda: tab.settings().policy)
+    """The scoring-weights tab's routes, each group built by a small named builder."""
+    tab.panel.domains[("calibration_policy_ui.weights", "calibration_policy_ui.api_weights")] = (
+        DOMAIN_NAME, lambda: tab.settings().policy)  # the permission guard checks these routes on the weights' policy
+    h = WeightsHelpers(tab)
+    add_weights_page_routes(router, tab, h)
+    add_weights_review_routes(router, tab, h)
+    add_weights_rollback_route(router, tab, h)
+    add_weights_read_api(router, tab, h)
+    add_weights_change_api(router, tab, h)
 
-    async def csrf(request: Request) -> None:
-        await check_csrf(request, panel.signer, panel.trusted_origins)
 
-    def page(request: Request, as_of: str | None = None, error: dict[str, Any] | None = None, status: int = 200) -> Response:
-        view = build_weights_page(tab, as_of)
+class WeightsHelpers:
+    """What the weights routes share: the CSRF check, the page render, the post/redirect/get answer."""
+
+    html: dict[str, Any] = {"response_class": HTMLResponse, "include_in_schema": False}
+    api: dict[str, Any] = {"tags": [API_TAG], "responses": ERRORS}
+
+    def __init__(self, tab: WeightsTab) -> None:
+        self.tab = tab
+        self.post: dict[str, Any] = {"dependencies": [Depends(self.csrf)], "include_in_schema": False}
+
+    async def csrf(self, request: Request) -> None:
+        await check_csrf(request, self.tab.panel.signer, self.tab.panel.trusted_origins)
+
+    def page(self, request: Request, as_of: str | None = None, error: dict[str, Any] | None = None, status: int = 200) -> Response:
+        panel = self.tab.panel
+        version = weights_version(self.tab)  # before reading the weights: a change in between makes a rollback stale
+        view = build_weights_page(self.tab, as_of)
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "factor_rows": factor_rows, "error": error, "active_page": "weights", "domain_policy": view.settings.policy}
+                   "factor_rows": factor_rows, "error": error, "active_page": "weights", "changes": weight_changes(self.tab),
+                   "weights_version": version, "domain_policy": view.settings.policy}
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)
         return response
 
-    def done(request: Request, message: str) -> Response:
+    def done(self, request: Request, message: str) -> Response:
+        panel = self.tab.panel
         response = RedirectResponse(panel.link(request, "weights"), status_code=303)
         set_flash(request, response, panel.signer, message)
         return response
 
-    html: dict[str, Any] = {"response_class": HTMLResponse, "include_in_schema": False}
-    post: dict[str, Any] = {"dependencies": [Depends(csrf)], "include_in_schema": False}
+    @staticmethod
+    def ok(model: BaseModel) -> JSONResponse:
+        return JSONResponse(model.model_dump(mode="json"), headers=NO_STORE)
+
+
+def weight_changes(tab: WeightsTab) -> list[Any]:
+    """The weights' changes for the timeline, newest first; an unreadable archive shows none (the history says why)."""
+    from .views import change_rows
+
+    try:
+        return change_rows(tab.archive().entries(), lambda factor: factor.capitalize())
+    except (CalibrationPolicyError, OSError):
+        return []
+
+
+def weights_version(tab: WeightsTab) -> str | None:
+    """The live weights' version (pipeline.live_version), sent back by the rollback forms; None when unreadable."""
+    try:
+        return pipeline.live_version(tab.target())
+    except (CalibrationPolicyError, OSError):
+        return None
+
+
+def add_weights_page_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
+    panel, html, post, page, done = tab.panel, h.html, h.post, h.page, h.done
 
     @router.get("/weights/", name="calibration_policy_ui.weights", **html)
     def show(request: Request, as_of: Annotated[str | None, Query(max_length=40)] = None) -> Response:
@@ -430,6 +474,10 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
                                   history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir,
                                   actor=panel.actor(request), via="panel", permissions=panel.permissions)
         return done(request, outcome.message)
+
+
+def add_weights_review_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
+    post, page, done = h.post, h.page, h.done
 
     @router.post("/weights/suggestions/{suggestion_id}/approve", name="calibration_policy_ui.weights_approve", **post)
     def approve(request: Request, suggestion_id: str, reviewer: Text = "", notes: Notes = "") -> Response:
@@ -457,18 +505,22 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
         _review(tab, suggestion_id, "reject", tab.reviewer(request, reviewer), notes)
         return done(request, f"Rejected suggestion {suggestion_id}; the live weights stay as they were.")
 
+
+def add_weights_rollback_route(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
+    panel, post, done = tab.panel, h.post, h.done
+
     @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
-    def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "") -> Response:
-        entry = pipeline.roll_back(tab.target(), to, archive_dir=panel.archive_dir, actor=tab.reviewer(request, reviewer),
+    def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "",
+                  version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+        """Roll back (or undo a change); ``version`` is what the page showed: a change made since is a 409."""
+        entry = pipeline.roll_back(tab.target(), to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
+                                   actor=tab.reviewer(request, reviewer), expected_version=version or None,
                                    **tab.checks("panel"))
         return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
 
-    # -- JSON --------------------------------------------------------------------------------------
 
-    api: dict[str, Any] = {"tags": [API_TAG], "responses": ERRORS}
-
-    def ok(model: BaseModel) -> JSONResponse:
-        return JSONResponse(model.model_dump(mode="json"), headers=NO_STORE)
+def add_weights_read_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
+    api, ok, csrf = h.api, h.ok, h.csrf
 
     @router.get("/api/weights", name="calibration_policy_ui.api_weights", response_model=WeightsOut, **api)
     def api_weights() -> Any:
@@ -496,6 +548,34 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
                 trades = trades.drop(columns="closed_at")
         analysis = analyze_trades(trades, live_weights(tab.target()), min_trades=body.min_trades, threshold=body.threshold)
         return JSONResponse(analysis.to_dict(), headers=NO_STORE)
+
+    @router.get("/api/weights/suggestion/{suggestion_id}", name="calibration_policy_ui.api_weights_suggestion",
+                response_model=SuggestionOut, **api)
+    def api_suggestion(suggestion_id: str) -> Any:
+        """One suggestion, in any state, with its analysis."""
+        return ok(SuggestionOut.of(_suggestion(tab, suggestion_id)))
+
+    @router.get("/api/weights/evidence", name="calibration_policy_ui.api_weights_evidence", **api)
+    def api_evidence() -> Any:
+        """The suggestion's evidence: in-sample beside walk-forward on unseen trades, bootstrap and shuffled baseline."""
+        return JSONResponse(weights_evidence(tab, live_weights(tab.target())))
+
+    @router.get("/api/weights/history", name="calibration_policy_ui.api_weights_history", response_model=list[PeriodOut], **api)
+    def api_history() -> Any:
+        """Every weight set that was live, newest first, with who changed it and why."""
+        return JSONResponse([PeriodOut.of(p).model_dump(mode="json") for p in reversed(tab.archive().periods())],
+                            headers=NO_STORE)
+
+    @router.get("/api/weights/as-of", name="calibration_policy_ui.api_weights_as_of", response_model=WeightsAsOfOut, **api)
+    def api_as_of(at: Annotated[str, Query(min_length=4, max_length=40,
+                                           description="YYYY-MM-DD (the end of that UTC day) or an ISO time.")]) -> Any:
+        """The weights that were live at a moment."""
+        view = _as_of_view(tab, at)
+        return ok(WeightsAsOfOut(at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message))
+
+
+def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
+    panel, api, ok, csrf = tab.panel, h.api, h.ok, h.csrf
 
     @router.post("/api/weights/suggest", name="calibration_policy_ui.api_weights_suggest", response_model=OutcomeOut,
                  dependencies=[Depends(csrf)], **api)
@@ -526,38 +606,14 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
         return ok(SuggestionOut.of(_review(tab, suggestion_id, "reject", tab.reviewer(request, body.reviewer), body.notes,
                                            via="api")))
 
-    @router.get("/api/weights/suggestion/{suggestion_id}", name="calibration_policy_ui.api_weights_suggestion",
-                response_model=SuggestionOut, **api)
-    def api_suggestion(suggestion_id: str) -> Any:
-        """One suggestion, in any state, with its analysis."""
-        return ok(SuggestionOut.of(_suggestion(tab, suggestion_id)))
-
-    @router.get("/api/weights/evidence", name="calibration_policy_ui.api_weights_evidence", **api)
-    def api_evidence() -> Any:
-        """The suggestion's evidence: in-sample beside walk-forward on unseen trades, bootstrap and shuffled baseline."""
-        return JSONResponse(weights_evidence(tab, live_weights(tab.target())))
-
-    @router.get("/api/weights/history", name="calibration_policy_ui.api_weights_history", response_model=list[PeriodOut], **api)
-    def api_history() -> Any:
-        """Every weight set that was live, newest first, with who changed it and why."""
-        return JSONResponse([PeriodOut.of(p).model_dump(mode="json") for p in reversed(tab.archive().periods())],
-                            headers=NO_STORE)
-
     @router.post("/api/weights/rollback", name="calibration_policy_ui.api_weights_rollback", response_model=ChangeOut,
                  dependencies=[Depends(csrf)], **api)
     def api_rollback(request: Request, body: RollbackIn) -> Any:
         """Make an archived weight set live again; the rollback is itself an archived change."""
-        entry = pipeline.roll_back(tab.target(), body.to, archive_dir=panel.archive_dir,
+        entry = pipeline.roll_back(tab.target(), body.to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
                                    actor=tab.reviewer(request, body.reviewer), **tab.checks("api"))
         return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
                             previous_values=entry.previous_values))
-
-    @router.get("/api/weights/as-of", name="calibration_policy_ui.api_weights_as_of", response_model=WeightsAsOfOut, **api)
-    def api_as_of(at: Annotated[str, Query(min_length=4, max_length=40,
-                                           description="YYYY-MM-DD (the end of that UTC day) or an ISO time.")]) -> Any:
-        """The weights that were live at a moment."""
-        view = _as_of_view(tab, at)
-        return ok(WeightsAsOfOut(at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message))
 
 
 def settings_source(settings: SettingsArg) -> Callable[[], WeightsSettings]:

@@ -84,3 +84,54 @@ def test_an_approval_from_a_page_rendered_before_a_newer_change_changes_nothing(
     assert "changed since you looked" in text_of(response.text)
     assert host.config("SPY") == newer
     assert ReviewStore(host.suggestions_dir).get(item.suggestion_id).status in ("pending", "expired")
+
+
+def test_an_undo_pressed_on_a_page_rendered_before_a_newer_change_changes_nothing(host: Host, client):
+    import re
+
+    host.record(day=0, global_m=1.08)
+    html = client.get("/calibration/").text
+    form = html.split('<li class="cp-change"', 1)[1].split("</form>", 1)[0]
+    version = re.search(r'name="version" value="([^"]+)"', form).group(1)
+    assert version == live_version(host.target_for("SPY"))  # the undo carries the version the page showed
+    to = re.search(r'name="to" value="([^"]+)"', form).group(1)
+    host.record(day=1, global_m=1.14)  # someone else's change goes live meanwhile
+    newer = host.config("SPY")
+    assert newer["global"] != 1.08
+    data = {"csrf_token": csrf_of(client, html), "underlying": "SPY", "to": to, "version": version}
+    response = client.post("/calibration/rollback", data=data, follow_redirects=False)
+    assert response.status_code == 409
+    text = text_of(response.text)
+    assert "changed since you looked" in text and "Nothing was changed" in text
+    assert host.config("SPY") == newer
+    fresh = client.get("/calibration/").text
+    version = re.search(r'name="version" value="([^"]+)"', fresh).group(1)
+    undone = client.post("/calibration/rollback", data={**data, "version": version}, follow_redirects=False)
+    assert undone.status_code == 303 and host.config("SPY")["global"] == 1.0  # back to before that change
+
+
+
+def test_a_weights_rollback_from_a_page_rendered_before_a_newer_change_changes_nothing(tmp_path):
+    import re
+
+    from calibration_policy.apply import apply_values
+    from calibration_policy.default_plugins.scoring_weights.domain import weights_target
+
+    from .test_weights import EQUAL, Tab, page, suggest
+
+    tab = Tab(tmp_path / "data")
+    client = tab.client()
+    suggestion_id = suggest(client)
+    _, token = page(client)
+    client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token})
+    html, token = page(client)
+    timeline = html.split('id="cp-w-changes"', 1)[1].split("</section>", 1)[0]
+    version = re.search(r'name="version" value="([^"]+)"', timeline).group(1)
+    assert version == live_version(weights_target(path=tab.weights))  # the undo carries the version the page showed
+    apply_values(weights_target(path=tab.weights), {"wallet": 0.4, "cluster": 0.2, "token": 0.2, "context": 0.2},
+                 archive_dir=tab.dirs()["archive_dir"], kind="force", reason="Applied: someone else", domain="scoring_weights")
+    newer = tab.live()
+    response = client.post("/calibration/weights/rollback", data={"csrf_token": token, "to": "original", "version": version},
+                           follow_redirects=False)
+    assert response.status_code == 409 and "changed since you looked" in text_of(response.text)
+    assert tab.live() == newer != EQUAL

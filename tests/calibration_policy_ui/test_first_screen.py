@@ -1,0 +1,180 @@
+"""Issue 13 without a browser: the four answers, the changes timeline with undo, plain words,
+the panel at home in a host (block names, Bootstrap-like CSS, template reload, ``current_user``)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import jinja2
+from fastapi import FastAPI
+from fastapi.templating import Jinja2Templates
+from fastapi.testclient import TestClient
+
+from calibration_policy import CalibrationUpdatePolicy
+
+from .conftest import Host, csrf_of, text_of
+
+
+def section(html: str, section_id: str) -> str:
+    return html.split(f'id="{section_id}"', 1)[1].split("</section>", 1)[0]
+
+
+def test_the_first_screen_answers_the_four_questions(host: Host, client):
+    host.record(day=0, global_m=1.08)  # applied: the live values went live with this run
+    host.record(day=1, global_m=1.09)  # too small a move: not applied
+    html = client.get("/calibration/").text
+    now = text_of(section(html, "cp-now"))
+    assert "Live since 2025-12-01 21:00 UTC (applied automatically by the policy)" in now  # the run's date, not the clock
+    assert "Global 1.080 2025-12-01" in now
+    latest = text_of(section(html, "cp-latest"))
+    assert "Latest calibration run: 2025-12-02 21:00 UTC Not applied" in latest
+    assert re.search(r"Not applied: .*global", latest)  # why, naming what was compared
+    assert ("What decides: A new value goes live only when the run has at least 150 options, their total vega is at "
+            "least 5,000, the value stays within 0.25–4.00 and the smoothed global value moves at least 0.03 from the "
+            "live one (0.03 for a band).") in latest
+
+
+def test_the_rule_sentence_adds_the_step_limit_and_the_approval():
+    from calibration_policy_ui.views import rule_sentence
+
+    policy = CalibrationUpdatePolicy(require_approval=True, max_step=0.05)
+    sentence = rule_sentence(policy)
+    assert sentence.endswith("; one update moves it by at most 0.05, and then a person approves it.")
+
+
+def test_settings_are_plain_words_without_none_true_or_paths(host: Host, client):
+    host.record(global_m=1.08)
+    html = client.get("/calibration/").text
+    policy = text_of(section(html, "cp-policy"))
+    assert "A person approves every update before it goes live no" in policy
+    assert "Largest move in one update no limit" in policy
+    for word in ("None", "True", "False", "min_delta", "_"):
+        assert word not in policy, word
+    assert str(host.root) not in text_of(html.split('id="cp-now"', 1)[1])  # no server path on the page's own parts
+
+
+def test_changes_timeline_shows_before_after_who_why_and_undo_rolls_back(host: Host, client):
+    host.record(day=0, global_m=1.08)
+    host.record(day=1, global_m=1.14)
+    html = client.get("/calibration/").text
+    changes = section(html, "cp-changes")
+    items = changes.split('<li class="cp-change"')[1:]
+    assert len(items) == 2
+    assert "Policy · 2025-12-02 21:00 UTC (recorded " in text_of(items[0])  # when it went live, and when it was written
+    assert re.search(r"Global: 1\.080 → 1\.1\d\d", text_of(items[0])) and "by the policy (automatic)" in text_of(items[0])
+    assert "Global: 1.000 → 1.080" in text_of(items[1])
+    undo = re.search(r'<form method="post" action="([^"]+)"', items[0]).group(1)
+    assert undo.startswith("/calibration/rollback#cp-change-")
+    to = re.search(r'name="to" value="([^"]+)"', items[0]).group(1)
+    token = csrf_of(client, html)
+    done = client.post("/calibration/rollback", data={"csrf_token": token, "underlying": "SPY", "to": to}, follow_redirects=False)
+    assert done.status_code == 303
+    assert host.config("SPY")["global"] == 1.08
+    page = text_of(client.get(done.headers["location"]).text)
+    assert "Rolled back to the IV multipliers of" in page and "by ana" in page
+    assert "Rolled back · " in text_of(section(client.get("/calibration/").text, "cp-changes"))
+
+
+def test_undo_without_a_name_shows_the_error_next_to_its_button(host: Host, make_client):
+    host.record(day=0, global_m=1.08)
+    client = make_client(current_user=None)
+    html = client.get("/calibration/").text
+    change = re.search(r'name="change" value="([^"]+)"', html).group(1)
+    response = client.post("/calibration/rollback", data={"csrf_token": csrf_of(client, html), "underlying": "SPY",
+                                                           "to": "original", "change": change})
+    assert response.status_code == 400 and host.config("SPY")["global"] == 1.08
+    item = response.text.split(f'id="cp-change-{change}"', 1)[1].split("</form>", 1)[0]
+    assert 'aria-invalid="true"' in item and "autofocus" in item
+    assert "Say who is undoing this change" in text_of(item)
+
+
+HOST_BASE = """<!doctype html><html><head><title>{% block title %}Host app{% endblock %}</title>
+<link rel="stylesheet" href="/host/bootstrap.css"></head>
+<body><nav class="navbar">Host nav</nav><div class="container">{% block content %}{% endblock %}</div></body></html>"""
+
+
+def host_app(host: Host, folder: Path, current_user) -> FastAPI:
+    from calibration_policy_ui import create_router
+
+    (folder / "base.html").write_text(HOST_BASE)
+    templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder))))
+    app = FastAPI()
+    app.include_router(create_router(history_dir=host.history_dir, archive_dir=host.archive_dir,
+                                     suggestions_dir=host.suggestions_dir, policy=lambda: host.policy,
+                                     target_for=host.target_for, templates=templates, base_template="base.html",
+                                     current_user=current_user, secret="s"), prefix="/calibration")
+    return app
+
+
+def test_in_a_host_whose_title_is_a_block_nothing_strays_above_its_navbar(host: Host, tmp_path: Path):
+    host.record(global_m=1.08)
+    client = TestClient(host_app(host, tmp_path, lambda request: request.state.user))  # README's example, no state.user
+    for url in ("/calibration/", "/calibration/weights/", "/calibration/force-apply?underlying=SPY",
+                "/calibration/?underlying=NOPE"):
+        html = client.get(url).text
+        assert "<title>Host app</title>" in html, url
+        assert re.search(r"<body>\s*<nav", html), url  # no stray text before the host's navbar
+        assert re.search(r'<div class="container">\s*<div class="cp-panel"', html), url
+
+
+def test_readme_current_user_works_with_and_without_request_state_user(host: Host, tmp_path: Path):
+    host.record(global_m=1.08)
+    plain = TestClient(host_app(host, tmp_path, lambda request: request.state.user))
+    assert plain.get("/calibration/").status_code == 200
+    assert 'name="reviewer"' in plain.get("/calibration/").text  # nobody signed in: the undo asks for a name
+    app = host_app(host, tmp_path, lambda request: request.state.user)
+
+    @app.middleware("http")
+    async def sign_in(request, call_next):
+        request.state.user = "ana"
+        return await call_next(request)
+
+    signed = TestClient(app)
+    html = signed.get("/calibration/").text
+    assert 'name="reviewer"' not in html.split('id="cp-changes"', 1)[1]
+
+
+def test_a_template_override_shows_without_a_restart(host: Host, tmp_path: Path):
+    host.record(global_m=1.08)
+    client = TestClient(host_app(host, tmp_path, None))
+    override = tmp_path / "calibration_policy_ui" / "error.html"
+    override.parent.mkdir()
+    override.write_text("{% extends base_template %}{% block content %}FIRST {{ message }}{% endblock %}")
+    assert "FIRST" in client.get("/calibration/?underlying=NOPE").text
+    time.sleep(1.1)  # a new modification time
+    override.write_text("{% extends base_template %}{% block content %}SECOND {{ message }}{% endblock %}")
+    assert "SECOND" in client.get("/calibration/?underlying=NOPE").text
+
+
+def test_the_scoring_models_internal_run_name_never_shows_as_an_underlying(tmp_path: Path):
+    from calibration_policy.default_plugins.scoring_weights.analysis import MODEL_NAME
+
+    from .test_weights import USER_HEADER, Tab, suggest
+
+    tab = Tab(tmp_path / "data")
+    client = TestClient(tab.app(with_panel=True), base_url="http://agent.test", headers={USER_HEADER: "ana"})
+    suggest(client)  # records a scoring-weights run in the shared history folder
+    response = client.get("/calibration/api/status?underlying=NOPE")
+    assert response.status_code == 404 and MODEL_NAME not in response.text
+    assert MODEL_NAME not in client.get("/calibration/?underlying=NOPE").text
+    assert MODEL_NAME not in client.get("/calibration/").text
+
+
+def test_the_scoring_weights_have_the_same_timeline_with_undo(tmp_path: Path):
+    from .test_weights import EQUAL, USER_HEADER, Tab, page, suggest
+
+    tab = Tab(tmp_path / "data")
+    client = TestClient(tab.app(), base_url="http://agent.test", headers={USER_HEADER: "ana"})
+    suggestion_id = suggest(client)
+    _, token = page(client)
+    client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token})
+    assert tab.live() != EQUAL
+    html, token = page(client)
+    timeline = section(html, "cp-w-changes")
+    assert re.search(r"Approved · \d{4}-\d\d-\d\d \d\d:\d\d UTC · by ana Cluster: 0\.250 → 0\.\d{3}", text_of(timeline))
+    to = re.search(r'name="to" value="([^"]+)"', timeline).group(1)
+    client.post("/calibration/weights/rollback", data={"csrf_token": token, "to": to})
+    assert tab.live() == EQUAL
+    assert "Rolled back · " in text_of(section(page(client)[0], "cp-w-changes"))

@@ -1,0 +1,221 @@
+"""Issue 13 in Chromium at 1366×768 and 390×844: the four answers inside the first screen, no page
+wider than the screen, 44 px touch targets, axe clean, keyboard reachable; force-apply, approve and
+undo (roll back) by clicking; the panel inside a host with Bootstrap-like CSS.
+
+The first-screen screenshots in docs/ (README shows them) are made here.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from .browser import ARGS, CHROMIUM, assert_accessible, needs_chromium, serving
+
+pytestmark = needs_chromium
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SCREENS = {"desktop": (1366, 768), "mobile": (390, 844)}
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    from .agent import agent_app_module, fill
+
+    data = tmp_path / "data"
+    fill(data, "SPY", days=8)
+    fill(data, "QQQ", days=3)
+    with serving(agent_app_module().create_app(data, secret="browser-test")) as url:
+        yield url, data
+
+
+@pytest.fixture
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def live(data: Path) -> dict[str, float]:
+    config = json.loads((data / "config" / "vol_surface_SPY.json").read_text())
+    return {"global": config["iv_multiplier"], **{k: v["iv_multiplier"] for k, v in config["bands"].items()}}
+
+
+def assert_fits(page, what: str) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{what}: the page is {width} px wide"
+
+
+SMALL_TARGETS = """() => [...document.querySelectorAll(
+  '.cp-panel .cp-button, .cp-panel button, .cp-panel select, .cp-panel input:not([type=hidden]):not([type=checkbox]):not([type=radio]),'
+  + ' .cp-panel summary, .cp-panel nav a, .cp-panel label:has(> input[type=checkbox]), .cp-panel label:has(> input[type=radio])')]
+  .filter(e => e.offsetParent !== null)
+  .map(e => [e.textContent.trim().slice(0, 40) || e.name || e.tagName, Math.round(e.getBoundingClientRect().height)])
+  .filter(([, h]) => h < 44)"""
+
+
+def assert_touchable(page, what: str) -> None:
+    small = page.evaluate(SMALL_TARGETS)
+    assert not small, f"{what}: targets under 44 px: {small}"
+
+
+def in_first_screen(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"]
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_every_page_fits_the_screen_is_accessible_and_the_first_screen_answers(served, browser, screen):
+    base, data = served
+    width, height = SCREENS[screen]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"{base}/calibration/?underlying=SPY")
+    for part in ("#cp-since", "#cp-current", "#cp-latest .cp-badge", "#cp-latest .cp-reason", "#cp-rule"):
+        assert in_first_screen(page, part), f"{screen}: {part} is not inside the first screen"
+    assert page.locator("#cp-since").inner_text().startswith("Live since 2025-12-0")
+    assert page.locator("#cp-latest .cp-badge").inner_text().strip() == "Not applied"
+    assert page.locator("#cp-rule").inner_text().startswith("What decides: A new value goes live only when")
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / f"panel-{screen}.png"))
+    for path in ("/calibration/?underlying=SPY", "/calibration/?underlying=QQQ&scope=weekly&page=1",
+                 "/calibration/force-apply?underlying=SPY", "/calibration/weights/", "/calibration/?underlying=NOPE"):
+        page.goto(base + path)
+        for details in page.locator(".cp-panel details").all():  # what is folded must fit too
+            details.evaluate("d => d.open = true")
+        assert_fits(page, f"{screen} {path}")
+        assert_touchable(page, f"{screen} {path}")
+        assert_accessible(page, f"{screen} {path}")
+    page.close()
+
+
+def test_the_panel_works_from_the_keyboard_alone(served, browser):
+    base, _ = served
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{base}/calibration/?underlying=SPY")
+    reached = []
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.textContent.trim().slice(0, 60)"))
+    assert "Force-apply latest calibration to synthetic config" in reached
+    assert any(text.startswith("Undo: roll back to before this change") for text in reached)
+    page.keyboard.press("Shift+Tab")
+    page.close()
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_force_apply_then_undo_by_clicking(served, browser, screen):
+    base, data = served
+    page = browser.new_page(viewport={"width": SCREENS[screen][0], "height": SCREENS[screen][1]})
+    page.goto(f"{base}/calibration/?underlying=SPY")
+    before = live(data)
+    page.get_by_role("link", name="Force-apply latest calibration to synthetic config").click()
+    assert_fits(page, f"{screen} confirmation")
+    page.get_by_label("I understand this overrides the policy").check()
+    page.get_by_role("button", name="Force-apply to vol_surface_SPY").click()
+    page.wait_for_url("**/calibration/?underlying=SPY")
+    assert live(data) != before
+    assert page.locator("#cp-latest .cp-badge").inner_text().strip() == "Applied (forced by user)"
+    newest = page.locator("#cp-changes .cp-change").first
+    assert newest.locator(".cp-change-head").inner_text().startswith("Forced · 2025-12-08 21:00 UTC")
+    assert "by a panel user" in newest.inner_text()  # force_apply records no name yet (pipeline.py has no actor)
+    newest.get_by_role("button", name="Undo: roll back to before this change").click()
+    page.wait_for_url("**/calibration/?underlying=SPY#calibration-panel")
+    assert live(data) == before
+    assert page.get_by_role("status").inner_text().startswith("Rolled back to the IV multipliers of")
+    assert page.locator("#cp-changes .cp-change").first.locator(".cp-change-head").inner_text().startswith("Rolled back")
+    assert_fits(page, f"{screen} after the undo")
+    page.close()
+
+
+def test_approve_a_waiting_suggestion_by_clicking(tmp_path: Path, browser):
+    from calibration_policy import CalibrationUpdatePolicy
+    from calibration_policy.pipeline import run_update
+
+    from .agent import agent_app_module, agent_target, fill
+    from .conftest import T0, host_result
+
+    data = tmp_path / "data"
+    fill(data, "SPY", days=3)
+    (data / "calibration_policy.toml").write_text("require_approval = true\n")
+    run_update(host_result(global_m=1.3, weekly=1.3, monthly=1.3), underlying="SPY", source="harvested",
+               target=agent_target(data, "SPY"), policy=CalibrationUpdatePolicy(require_approval=True),
+               history_dir=data / "calibration_runs", archive_dir=data / "config_archive",
+               suggestions_dir=data / "suggestions", timestamp=T0 + timedelta(days=5))
+    before = live(data)
+    with serving(agent_app_module().create_app(data, secret="s")) as base:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(f"{base}/calibration/?underlying=SPY")
+        assert page.locator("#cp-latest .cp-badge").inner_text().strip() == "Waiting for approval"
+        assert "a person approves it" in page.locator("#cp-rule").inner_text()
+        assert_accessible(page, "mobile with a suggestion waiting")
+        page.get_by_role("button", name="Approve and apply").click()
+        page.wait_for_url("**/calibration/?underlying=SPY")
+        assert page.get_by_role("status").inner_text().startswith("Approved suggestion")
+        assert live(data) != before
+        assert page.locator("#cp-changes .cp-change").first.locator(".cp-change-head").inner_text().startswith("Approved")
+        assert_fits(page, "mobile after approving")
+        page.close()
+
+
+BOOTSTRAP_LIKE = """
+*, ::before, ::after { box-sizing: content-box; }
+body { margin: 0; font-size: 1rem; line-height: 1.5; }
+h1, h2, h3 { margin-top: 3rem; margin-bottom: 3rem; font-weight: 300; font-size: 3rem; }
+p { margin-bottom: 3rem; }
+table { width: 50%; caption-side: bottom; }
+th { text-align: center; }
+td, th { padding: 2rem; }
+button, .btn, select { padding: 0; min-height: 0; border-radius: 0; font-size: 9px; }
+a { color: #ffff00; }
+.badge { color: #ffffff; }
+.container { max-width: 1140px; margin: 0 auto; padding: 0 12px; }
+.navbar { background: #212529; color: #ffffff; padding: 8px 12px; }
+"""
+
+HOST_BASE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{% block title %}Host app{% endblock %}</title><link rel="stylesheet" href="/host/bootstrap.css"></head>
+<body><nav class="navbar">Host nav</nav><main class="container">{% block content %}{% endblock %}</main></body></html>"""
+
+
+def test_inside_a_host_with_bootstrap_like_css_the_panel_keeps_its_layout(tmp_path: Path, browser):
+    import jinja2
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+    from fastapi.templating import Jinja2Templates
+
+    from calibration_policy_ui import create_router
+
+    from .agent import agent_target, fill
+
+    data = tmp_path / "data"
+    fill(data, "SPY", days=8)
+    templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.DictLoader({"base.html": HOST_BASE})))
+    app = FastAPI()
+    app.get("/host/bootstrap.css")(lambda: Response(BOOTSTRAP_LIKE, media_type="text/css"))
+    app.include_router(create_router(history_dir=data / "calibration_runs", archive_dir=data / "config_archive",
+                                     suggestions_dir=data / "suggestions", target_for=lambda u: agent_target(data, u),
+                                     templates=templates, base_template="base.html", secret="s",
+                                     current_user=lambda request: request.state.user), prefix="/calibration")
+    with serving(app) as base:
+        for screen, (width, height) in SCREENS.items():
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(f"{base}/calibration/")
+            assert page.title() == "Host app"
+            assert page.evaluate("document.body.firstElementChild.className") == "navbar"  # nothing strays above it
+            h2 = page.locator("#cp-current-title")
+            assert h2.evaluate("e => getComputedStyle(e).fontSize") in ("18.4px", "16.8px")  # ours, not the host's 48px
+            assert page.locator("#cp-current").evaluate("e => getComputedStyle(e).width") != "50%"
+            for part in ("#cp-since", "#cp-latest .cp-badge", "#cp-rule"):
+                assert in_first_screen(page, part), f"host {screen}: {part}"
+            assert_fits(page, f"host {screen}")
+            assert_touchable(page, f"host {screen}")
+            assert_accessible(page, f"host {screen}")
+            page.close()
