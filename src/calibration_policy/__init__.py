@@ -46,6 +46,9 @@ _EXPORTS = {
     "StaleChangeError": "errors",
     "TargetError": "errors",
     "UnknownPluginError": "errors",
+    "PermissionDeniedError": "errors",
+    "PermissionCheckError": "errors",
+    "PermissionsTable": "permissions",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -73,6 +76,8 @@ if TYPE_CHECKING:
         HistoryError,
         InvalidNameError,
         InvalidRunError,
+        PermissionCheckError,
+        PermissionDeniedError,
         PluginError,
         PolicyError,
         ReviewError,
@@ -83,6 +88,7 @@ if TYPE_CHECKING:
     from .folders import foreign_files
     from .history import HistoryStore, load_recent_calibration_history, open_store, record_calibration_result
     from .hookspecs import hookimpl
+    from .permissions import PermissionsTable
     from .specs import Rule, Smoother, TargetFactory
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
     from .pipeline import UpdateOutcome, force_apply, run_update

@@ -86,6 +86,8 @@ def apply_values(
     snapshot: Snapshot | None = None,
     already_locked: bool = False,
     after_commit: Callable[[ArchiveEntry], Any] | None = None,
+    via: str | None = None,
+    **audit: Any,
 ) -> ArchiveEntry:
     """Make ``values`` (or a whole ``snapshot``, for a rollback) live and archive what they replace."""
     with contextlib.nullcontext() if already_locked else locked(target):
@@ -102,6 +104,7 @@ def apply_values(
                 kind=kind,
                 at=_monotonic_time(last),
                 actor=actor,
+                via=via,
                 reason=reason,
                 run_id=run_id,
                 suggestion_id=suggestion_id,
@@ -111,6 +114,7 @@ def apply_values(
                 previous_active_from=last.at if last else None,
                 new_values=target.values(new_snapshot),
                 new_snapshot=new_snapshot,
+                **audit,
             )
         )
         target.save(new_snapshot)

@@ -50,6 +50,8 @@ class ArchiveEntry(BaseModel):
     status: Literal["prepared", "committed", "abandoned"] = "prepared"
     at: datetime
     actor: str = "policy"
+    by: str | None = None  # the person (or "policy", "auto mode") who made the change; ``actor`` keeps its old meaning
+    via: str | None = None  # where the change came from: panel, api, cli, auto, python
     reason: str
     run_id: str | None = None
     suggestion_id: str | None = None

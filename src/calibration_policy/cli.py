@@ -174,20 +174,29 @@ def explain(policy_file: str | None, history_dir: str | None, archive_dir: str |
 
 
 @click.command()
-@click.argument("underlying")
+@click.argument("underlying", required=False)
 @policy_options
 @click.option("--limit", type=int, default=10, show_default=True, help="How many runs.")
 @click.option("--full", is_flag=True, help="Do not shorten long reasons (they wrap instead).")
 @click.option("--before", metavar="CURSOR", help="Only runs older than this one: <timestamp>,<run id> "
               "(the next page's cursor is printed under each page).")
-def history(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None,
-            as_json: bool, limit: int, full: bool, before: str | None) -> None:
-    """List an underlying's latest calibration runs and whether each went live.
+@click.option("--changes", is_flag=True,
+              help="Show the audit trail instead: every change, with when, what, who, from where (via) and why.")
+@click.option("--suggestions-dir", metavar="DIR", help="Where suggestions wait (with --changes; default: beside the runs).")
+def history(underlying: str | None, policy_file: str | None, history_dir: str | None, archive_dir: str | None,
+            as_json: bool, limit: int, full: bool, before: str | None, changes: bool, suggestions_dir: str | None) -> None:
+    """List an underlying's latest calibration runs and whether each went live (--changes: who changed what).
 
-    UNDERLYING is its symbol, for example SPY. Page back with --before (keyset paging: the
-    oldest page is as quick as the newest).
+    UNDERLYING is its symbol, for example SPY (optional with --changes). Page back with --before
+    (keyset paging: the oldest page is as quick as the newest).
     """
     from .history import MAX_LIMIT, _check_limit, cursor_of, open_store
+
+    if changes:
+        _print_changes(underlying, archive_dir, suggestions_dir or _suggestions_beside(history_dir), as_json, full)
+        return
+    if not underlying:
+        raise click.UsageError("Missing argument 'UNDERLYING' (or give --changes for the audit trail).")
 
     store = open_store(history_dir)
     runs = store.latest(underlying, min(_check_limit(limit) + 1, MAX_LIMIT), before=before or None)
@@ -236,6 +245,27 @@ def _update_command(symbol: str, history_dir: str | None, found: dict[str, Any])
     return command + (f" --history-dir {shlex.quote(history_dir)}" if history_dir else "")
 
 
+def _print_changes(underlying: str | None, archive_dir: str | None, suggestions_dir: Any, as_json: bool, full: bool) -> None:
+    from .audit import changes
+
+    found = changes(archive_dir, suggestions_dir, underlying)
+    if as_json:
+        emit_json([change.to_dict() for change in found])
+        return
+    if not found:
+        click.echo("No change has been recorded yet.")
+        return
+    click.echo(f"{len(found)} recorded changes, oldest first:\n")
+    print_table([Column("When (UTC)", no_wrap=True), "What", "Who", Column("Via", no_wrap=True), "Why"],
+                [[c.at.strftime("%Y-%m-%d %H:%M"), c.what, c.who, c.via,
+                  c.why if full else Text(c.why, no_wrap=True, overflow="ellipsis")] for c in found])
+
+
+def actor_option(command: Callback) -> Callback:
+    """``--actor NAME``: who acts (default: the login name); checked against the policy's permissions."""
+    return click.option("--actor", metavar="NAME", help="Who acts (default: your login name); recorded with the change.")(command)
+
+
 def _underlying_option(command: Callback) -> Callback:
     return click.option("--underlying", "-u", required=True, help="The underlying symbol, e.g. SPY.")(command)
 
@@ -262,10 +292,12 @@ def _expect_option(command: Callback) -> Callback:
 @_expect_option
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 when the update did not go live (with --dry-run: would not), for scripts; default: 0 either way.")
+@actor_option
 def update(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
            source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str,
-           exit_code: bool, expect_version: str | None = None) -> None:
+           exit_code: bool, expect_version: str | None = None, actor: str | None = None) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
+    from .permissions import os_user
     from .plugins import get_source
     from .pipeline import run_time_for, run_update
 
@@ -276,7 +308,7 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
         result, underlying=underlying, source=source, target=_target(policy.domain, underlying, config), policy=policy,
         history_dir=history_dir, archive_dir=archive_dir, timestamp=run_time_for(day),
         force=force, force_values=force_values, dry_run=dry_run, suggestions_dir=_suggestions_beside(history_dir),
-        expected_version=expect_version,
+        expected_version=expect_version, actor=actor or os_user(), via="cli",
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
     if exit_code and not (outcome.applied or (dry_run and outcome.route == "apply")):
@@ -291,22 +323,29 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
 @click.option("--use", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
               help="Which values to apply.")
 @_expect_option
+@actor_option
 def force(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-          config: str | None, run_id: str | None, use: str, expect_version: str | None = None) -> None:
+          config: str | None, run_id: str | None, use: str, expect_version: str | None = None,
+          actor: str | None = None) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
-    from .errors import CalibrationPolicyError
+    from .errors import CalibrationPolicyError, HistoryError
     from .history import open_store
+    from .permissions import os_user
     from .pipeline import force_apply
     from .plugins import sources
 
     policy = load_policy(policy_file, history_dir)
     symbol = underlying.strip().upper()
-    if run_id is None and (found := sources()) and not open_store(history_dir).latest(symbol, 1):
-        raise CalibrationPolicyError(f"There is no calibration run for {symbol} to apply yet; record one with "
-                                     f"`{_update_command(symbol, history_dir, found)}` first.")
-    outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
-                          history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use,
-                          expected_version=expect_version)
+    try:  # the permission check comes first (inside force_apply); the hint only when there is no run
+        outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
+                              history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use,
+                              expected_version=expect_version, actor=actor or os_user(), via="cli",
+                              suggestions_dir=_suggestions_beside(history_dir))
+    except HistoryError:
+        if run_id is None and (found := sources()) and not open_store(history_dir).latest(symbol, 1):
+            raise CalibrationPolicyError(f"There is no calibration run for {symbol} to apply yet; record one with "
+                                         f"`{_update_command(symbol, history_dir, found)}` first.") from None
+        raise
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
 

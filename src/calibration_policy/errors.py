@@ -55,3 +55,16 @@ class PluginError(PolicyError):
 
 class StaleChangeError(CalibrationPolicyError):
     """A change based on values that someone else changed meanwhile; nothing was changed."""
+
+
+class PermissionDeniedError(CalibrationPolicyError):
+    """The person may not do this (a missing permission, or the four-eyes rule); nothing was changed."""
+
+    def __init__(self, message: str, *, actor: str | None = None, action: str | None = None,
+                 domain: str | None = None) -> None:
+        self.actor, self.action, self.domain = actor, action, domain
+        super().__init__(message)
+
+
+class PermissionCheckError(CalibrationPolicyError):
+    """The host's permission check failed (raised, or answered something that is not True/False)."""

@@ -35,6 +35,7 @@ from .errors import CalibrationPolicyError, HistoryError, StaleChangeError
 from .history import build_run, open_store
 from .models import CalibrationRun, Decision
 from .naming import check_underlying
+from .permissions import actor_name, check as check_permission, four_eyes, needed_approvals
 from .plugins import get_domain, get_plugin_manager
 from .policy import CalibrationUpdatePolicy
 from .policy_versions import policy_fingerprint
@@ -162,11 +163,19 @@ def settle(run: CalibrationRun, decision: Decision, smoothed: Mapping[str, float
 def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float], target: Target, *,
             smoothed: Mapping[str, float], history_dir, suggestions_dir, reason: str | None = None,
             run_reason: str | None = None, details: Mapping[str, Any] | None = None,
+            proposed_by: str | None = None, proposed_via: str | None = None,
             **fields: Any) -> tuple[CalibrationRun, Any]:
-    """Leave the decision's values for a person to approve; the run waits with it. Call outside the target lock."""
+    """Leave the decision's values for a person to approve; the run waits with it. Call outside the target lock.
+
+    ``proposed_by``/``proposed_via`` say who proposed and from where; the policy's four-eyes
+    settings (``policy=``) are kept with the suggestion (a forced change always needs another person)."""
     from .review import ReviewStore, Suggestion
 
+    policy = fields.pop("policy", None)
+    four_eyes_rule = {"required_approvals": getattr(policy, "required_approvals", 1),
+                      "distinct_approver": bool(getattr(policy, "require_distinct_approver", False) or decision.forced)}
     suggestion = ReviewStore(suggestions_dir).propose(Suggestion(
+        proposed_by=proposed_by, proposed_via=proposed_via, forced=decision.forced, **four_eyes_rule,
         domain=run.domain, target=target.name, underlying=run.underlying, created_at=now_utc(),
         values=decision.values, current_values=dict(current), reason=reason or decision.reason, run_id=run.run_id,
         details={"decision": decision.to_dict(), "calibration_timestamp": run.timestamp.isoformat(), **(details or {})},
@@ -185,7 +194,7 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
 def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: Mapping[str, float], history_dir,
           archive_dir, kind: ChangeKind, actor: str, reason: str | None = None,
           expected: Mapping[str, float] | None = None, already_locked: bool = False,
-          **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
+          via: str | None = None, by: str | None = None, **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
     """Make the decision's values live (locked, archived), then record the run as applied.
 
     With ``expected``, the live values must still be those the decision was taken on; otherwise
@@ -200,7 +209,7 @@ def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: 
         change = apply_values(
             target, decision.values, archive_dir=archive_dir, already_locked=True, kind=kind, actor=actor,
             reason=reason or decision.reason, domain=run.domain, underlying=run.underlying, run_id=run.run_id,
-            calibration_timestamp=run.timestamp,
+            calibration_timestamp=run.timestamp, via=via, by=by or actor,
         )
         run = _decided(run, decision, smoothed, change, reason, **fields)
         try:
@@ -240,6 +249,9 @@ def run_update(
     dry_run: bool = False,
     suggestions_dir: str | os.PathLike[str] | None = None,
     expected_version: str | None = None,
+    actor: Any = None,
+    via: str = "python",
+    permissions: Any = None,
 ) -> UpdateOutcome:
     """Record a calibration result and apply it to ``target`` if the policy says so.
 
@@ -248,10 +260,17 @@ def run_update(
     the policy requires approval, an update that would apply becomes a pending suggestion.
     With ``expected_version`` (see :func:`live_version`) the live config must still be the one
     the caller saw, else :class:`StaleChangeError` before anything goes live.
+
+    ``actor`` (who; default "policy", or "user" when forced) and ``via`` (panel, api, cli, auto,
+    python) are checked first against ``permissions`` (a host callable) or the policy's
+    ``[permissions]`` table, and recorded with the run, the suggestion and the archived change.
     """
     if force_values not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"force_values must be 'smoothed' or 'recommended', not {force_values!r:.40}.")
     policy = policy or CalibrationUpdatePolicy()
+    if not dry_run:  # the one permission check, before anything is written
+        actor = check_permission("force_apply" if force else "propose", actor=_default_actor(actor, force),
+                                 domain=policy.domain, via=via, policy=policy, permissions=permissions)
     run = build_run(result, underlying, source, timestamp, config, policy.domain)
     if dry_run:  # the same decision and route as the real call, nothing written
         smoothed = smoothed_for(run, policy, history_dir)  # the unrecorded run still counts once
@@ -270,14 +289,21 @@ def run_update(
         intent.note(run_id=run.run_id)
         smoothed = smoothed_for(run, policy, history_dir)
         return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values,
-                                 suggestions_dir, expected_version)
+                                 suggestions_dir, expected_version, actor, via)
+
+
+def _default_actor(actor: Any, forced: bool) -> Any:
+    return actor if actor is not None else ("user" if forced else "policy")
 
 
 def route(decision: Decision, policy: CalibrationUpdatePolicy) -> Route:
-    """Where a decision goes: live, to a person (require_approval; a forced change skips it), or nowhere."""
+    """Where a decision goes: live, to a person (require_approval; a forced change skips it unless
+    force_requires_approval), or nowhere."""
     if not decision.apply:
         return "settle"
-    return "propose" if policy.require_approval and not decision.forced else "apply"
+    if decision.forced:
+        return "propose" if policy.force_requires_approval else "apply"
+    return "propose" if policy.require_approval else "apply"
 
 
 def _waiting(decision: Decision) -> str:
@@ -292,8 +318,9 @@ def _decision(run, current, smoothed, policy, force, force_values, evidence=None
 
 
 def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None,
-                      expected_version: str | None = None) -> UpdateOutcome:
-    version = {"policy_version": policy_fingerprint(policy)}  # which policy decided (see policy_versions)
+                      expected_version: str | None = None, actor: str | None = None, via: str = "python") -> UpdateOutcome:
+    version = {"policy_version": policy_fingerprint(policy),  # which policy decided (see policy_versions)
+               "decided_by": actor, "decided_via": via}  # who asked, from where
     with locked(target):
         check_version(target, expected_version, archive_dir)
         current = target.values(target.load())
@@ -303,12 +330,14 @@ def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, f
         if way == "apply":
             run, change = apply(run, decision, target, smoothed=smoothed, history_dir=history_dir, archive_dir=archive_dir,
                                 kind="force" if decision.forced else "update",
-                                actor="user" if decision.forced else "policy", already_locked=True, **version)
+                                actor="user" if decision.forced else "policy", already_locked=True,
+                                via=via, by=actor, **version)
         elif way == "settle":
             run = settle(run, decision, smoothed, history_dir, **version)
     if way == "propose":
         run, _ = propose(run, decision, current, target, smoothed=smoothed, history_dir=history_dir,
-                         suggestions_dir=suggestions_dir, run_reason=_waiting(decision), **version)
+                         suggestions_dir=suggestions_dir, run_reason=_waiting(decision), proposed_by=actor,
+                         proposed_via=via, policy=policy, **version)
         decision = replace(decision, apply=False, reason=_waiting(decision))
     notify(run, decision, policy)
     return UpdateOutcome(run=run, decision=decision, change=change, route=way)
@@ -324,16 +353,23 @@ def force_apply(
     run_id: str | None = None,
     use: Literal["smoothed", "recommended"] = "smoothed",
     expected_version: str | None = None,
+    actor: Any = None,
+    via: str = "python",
+    permissions: Any = None,
+    suggestions_dir: str | os.PathLike[str] | None = None,
 ) -> UpdateOutcome:
     """Apply the latest (or the given) run now, whatever the rules say: the panel's button.
 
     With ``expected_version`` (what the page or caller saw, :func:`live_version`) a newer change
     made meanwhile is never overwritten: :class:`StaleChangeError`, nothing changed (D10).
+    With ``force_requires_approval`` the forced values wait as a suggestion for a second person.
     """
     underlying = check_underlying(underlying)
     if use not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
     policy = policy or CalibrationUpdatePolicy()
+    actor = check_permission("force_apply", actor=_default_actor(actor, True), domain=policy.domain, via=via,
+                             policy=policy, permissions=permissions)
     store = open_store(history_dir)
     if run_id is not None:
         run = store.get(run_id)
@@ -350,11 +386,11 @@ def force_apply(
         )
     smoothed = run.smoothed or smoothed_for(run, policy, history_dir)
     target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
-    settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir)
-    with _intent(target, archive_dir, "force", history_dir, None, expected_version, run_id=run.run_id,
+    settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
+    with _intent(target, archive_dir, "force", history_dir, suggestions_dir, expected_version, run_id=run.run_id,
                  underlying=run.underlying):
-        return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use,
-                                 expected_version=expected_version)
+        return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use, suggestions_dir,
+                                 expected_version=expected_version, actor=actor, via=via)
 
 
 # -- versions: optimistic concurrency -----------------------------------------------------------
@@ -459,7 +495,7 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
                 return f"{kind} of suggestion {sid} never reached the live config: it stays {suggestion.status}."
             if suggestion.status == "pending":
                 store.save(_reviewed(suggestion, entry, data.get("status") or "approved", data.get("reviewer") or "?",
-                                     data.get("notes")))
+                                     data.get("notes"), data.get("via"), data.get("approvals")))
             _mark_run_applied(suggestion.run_id, entry, history_dir)
             return f"{kind} of suggestion {sid} had reached the live config ({entry.change_id}): recorded as done."
     if kind in ("update", "force", "auto"):
@@ -536,11 +572,16 @@ def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
     return f"{data.get('kind')} of {target.name}: " + ("; ".join(said) or "nothing was left half done") + "."
 
 
-def _reviewed(item, entry: ArchiveEntry, status: str, reviewer: str, notes: str | None):
-    return item.model_copy(update={
+def _reviewed(item, entry: ArchiveEntry, status: str, reviewer: str, notes: str | None, via: str | None = None,
+              approvals: list[dict[str, Any]] | None = None):
+    update = {
         "status": status, "reviewed_at": entry.at, "reviewer": reviewer, "notes": notes,
         "applied_values": entry.new_values, "applied_at": entry.at, "change_id": entry.change_id,
-    })
+        "reviewed_via": via,
+    }
+    if approvals is not None:
+        update["approvals"] = approvals
+    return item.model_copy(update=update)
 
 
 def _mark_run_applied(run_id: str | None, entry: ArchiveEntry, history_dir, forced: bool | None = None) -> None:
@@ -594,30 +635,65 @@ def _store(suggestions):
     return suggestions if isinstance(suggestions, ReviewStore) else ReviewStore(suggestions)
 
 
-def approve_suggestion(suggestions, suggestion_id: str, *, target: Target, reviewer: str, notes: str | None = None,
-                       archive_dir=None, history_dir=None, expected_version: str | None = None):
-    """Make a pending suggestion's values live as they are (``suggestions``: a ReviewStore or its folder)."""
-    return _review_apply(_store(suggestions), suggestion_id, None, "approved", target, archive_dir, reviewer, notes,
-                         history_dir, expected_version)
+def _allowed(action: str, domain: Any, actor: Any, via: str, policy: Any, permissions: Any) -> str:
+    """The one permission check of the review changes (approve, modify, reject, roll back): a name
+    first (the reviewer must say who they are), then the permission on ``domain`` (or on what
+    ``domain()`` answers, e.g. the suggestion's domain); nothing has been written yet."""
+    from .review import _who
+
+    _who(actor_name(actor))
+    domain = domain() if callable(domain) else domain
+    return _who(check_permission(action, actor=actor, domain=domain, via=via, policy=policy, permissions=permissions))
 
 
-def modify_suggestion(suggestions, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: str,
-                      notes: str | None = None, archive_dir=None, history_dir=None, expected_version: str | None = None):
-    """Make the reviewer's own values live instead of the suggested ones, after the domain validated them."""
+def _actor(actor: Any, reviewer: Any) -> Any:
+    return actor if actor is not None else reviewer
+
+
+def _names(approvals: list[dict[str, Any]]) -> str:
+    return " and ".join(str(a.get("by")) for a in approvals if a.get("by"))
+
+
+def approve_suggestion(suggestions, suggestion_id: str, *, target: Target, reviewer: Any = None, notes: str | None = None,
+                       archive_dir=None, history_dir=None, expected_version: str | None = None, actor: Any = None,
+                       via: str = "python", policy: Any = None, permissions: Any = None):
+    """Make a pending suggestion's values live as they are (``suggestions``: a ReviewStore or its folder),
+    or, when the policy wants more approvers than this one, record the approval and keep waiting.
+
+    ``actor`` (or ``reviewer``) is checked first for the ``approve`` permission, then the four-eyes
+    rule (before the lock, and again under it)."""
+    from .review import _notes
+
+    store = _store(suggestions)
+    who = _allowed("approve", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
+    notes = _notes(notes)
+    if (item := store.get(suggestion_id)).status == "pending":  # refused before a lock file exists; again under the lock
+        four_eyes(item, who, policy)
+    return _review_apply(store, suggestion_id, None, "approved", target, archive_dir, who, notes,
+                         history_dir, expected_version, via, policy)
+
+
+def modify_suggestion(suggestions, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: Any = None,
+                      notes: str | None = None, archive_dir=None, history_dir=None, expected_version: str | None = None,
+                      actor: Any = None, via: str = "python", policy: Any = None, permissions: Any = None):
+    """Make the reviewer's own values live instead of the suggested ones, after the domain validated them
+    (under the four-eyes rule the modified values wait for another person's approval)."""
     from .errors import ReviewError
+    from .review import _notes
 
     if not isinstance(values, Mapping):  # None would silently approve the suggested values as "modified"
         raise ReviewError(f"Give the values to apply instead of the suggested ones, not {type(values).__name__}.")
-    return _review_apply(_store(suggestions), suggestion_id, values, "modified", target, archive_dir, reviewer, notes,
-                         history_dir, expected_version)
+    store = _store(suggestions)
+    who = _allowed("modify", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
+    return _review_apply(store, suggestion_id, values, "modified", target, archive_dir, who, _notes(notes),
+                         history_dir, expected_version, via, policy)
 
 
 def _review_apply(store, suggestion_id, values, status, target, archive_dir, reviewer, notes, history_dir,
-                  expected_version):
+                  expected_version, via="python", policy=None):
+    """``reviewer`` and ``notes`` are checked by the caller (the permission check comes first)."""
     from .errors import ReviewError
-    from .review import _notes, _who
 
-    reviewer, notes = _who(reviewer), _notes(notes)
     settled = settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
     with store.holding(suggestion_id) as item:
         if item.status == status and item.reviewer == reviewer and any(f" {suggestion_id} had reached" in s for s in settled):
@@ -627,6 +703,21 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
         if item.target != target.name:
             raise ReviewError(f"Suggestion {suggestion_id} is for {item.target}, not {target.name}.")
         chosen = get_domain(item.domain).validate(values if values is not None else item.values)
+        needed = needed_approvals(item, policy)
+        approvals = list(item.approvals)
+        if status == "approved":
+            four_eyes(item, reviewer, policy)  # under the lock: two approvals at once still count as two people
+            approvals.append({"by": reviewer, "at": now_utc().isoformat(), "via": via, "notes": notes})
+            if len(approvals) < needed:  # one file, under the suggestion's lock; the live config is not touched
+                waiting = item.model_copy(update={"approvals": approvals})
+                store.save(waiting)
+                return waiting
+        elif needed > 1 or item.distinct_approver or getattr(policy, "require_distinct_approver", False):
+            # Four-eyes: the modified values wait for someone else's approval.
+            waiting = item.model_copy(update={"values": chosen, "modified_by": reviewer, "modified_at": now_utc(),
+                                              "approvals": [], "notes": notes, "reviewed_via": via})
+            store.save(waiting)
+            return waiting
         verb = "approved" if status == "approved" else "modified and approved"
         kind = "approve" if status == "approved" else "modify"
         with locked(target):
@@ -637,12 +728,14 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
             done = [e for e in archive.entries() if e.suggestion_id == item.suggestion_id]
             intent = _begin(target, archive_dir, kind, history_dir, store.directory, expected_version,
                             suggestion_id=item.suggestion_id, run_id=item.run_id, status=status, reviewer=reviewer,
-                            notes=notes)
+                            notes=notes, via=via, approvals=approvals)
             try:
                 entry = done[-1] if done else apply_values(
                     target, chosen, archive_dir=archive_dir, already_locked=True, kind=kind,
-                    reason=f"Applied: suggestion {item.suggestion_id} {verb} by {reviewer}" + (f" ({notes})" if notes else ""),
-                    actor=reviewer, domain=item.domain, underlying=item.underlying, run_id=item.run_id,
+                    reason=f"Applied: suggestion {item.suggestion_id} {verb} by {_names(approvals) or reviewer}"
+                           + (f" ({notes})" if notes else ""),
+                    actor=reviewer, via=via, by=reviewer, approvals=approvals, proposed_by=item.proposed_by,
+                    domain=item.domain, underlying=item.underlying, run_id=item.run_id,
                     suggestion_id=item.suggestion_id, calibration_timestamp=item.created_at)
             except BaseException:
                 intent.release()
@@ -653,7 +746,7 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
             except ValueError as error:
                 raise live_but_not_recorded(target.name, "recording the change", error,
                                             f"the archive has it ({entry.change_id}).") from error
-            updated = _reviewed(item, entry, status, reviewer, notes)
+            updated = _reviewed(item, entry, status, reviewer, notes, via, approvals)
             try:
                 store.save(updated)
             except ValueError as error:
@@ -666,16 +759,18 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
         return updated
 
 
-def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: str, notes: str | None = None,
+def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, notes: str | None = None,
                       target: Target | None = None, archive_dir=None, history_dir=None,
-                      expected_version: str | None = None):
+                      expected_version: str | None = None, actor: Any = None, via: str = "python",
+                      policy: Any = None, permissions: Any = None):
     """Close a pending suggestion without touching the live config; its run (if ``history_dir`` is
-    given) then says why nothing went live."""
+    given) then says why nothing went live. ``actor`` (or ``reviewer``) needs the ``reject`` permission."""
     from .errors import ReviewError
-    from .review import _notes, _who
+    from .review import _notes
 
     store = _store(suggestions)
-    reviewer, notes = _who(reviewer), _notes(notes)
+    reviewer = _allowed("reject", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
+    notes = _notes(notes)
     if target is not None:
         settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
     with store.holding(suggestion_id) as item:
@@ -685,7 +780,7 @@ def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: str, notes: 
             with locked(target):
                 check_version(target, expected_version, archive_dir)
         updated = item.model_copy(update={"status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer,
-                                          "notes": notes})
+                                          "notes": notes, "reviewed_via": via})
         intent = None
         if target is not None and history_dir is not None and item.run_id:
             intent = _begin(target, archive_dir, "reject", history_dir, store.directory, expected_version,
@@ -712,19 +807,28 @@ def _run_of_rejected(run_id, suggestion, history_dir) -> None:
         _run_after_review(run, suggestion, history_dir)
 
 
-def roll_back(target: Target, to: str, *, archive_dir=None, actor: str = "user", domain: str | None = None,
-              history_dir=None, expected_version: str | None = None) -> ArchiveEntry:
+def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user", domain: str | None = None,
+              history_dir=None, expected_version: str | None = None, via: str = "python", policy: Any = None,
+              permissions: Any = None, notes: str | None = None) -> ArchiveEntry:
     """Make an archived value set live again; the rollback is itself a recorded, archived change.
 
     ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
     for the config as it was before the first recorded change. ``domain`` defaults to the
     domain of the target's archived changes, so the reason says "weights" or "IV multipliers".
+    ``actor`` needs the ``roll_back`` permission on that domain (checked before anything is written).
     """
     from .errors import ReviewError
     from .naming import check_record_id
-    from .review import _who
+    from .review import _notes, _who
 
-    actor = _who(actor)
+    who = actor
+    _who(actor_name(who))
+    if domain is None:  # read only: the permission is checked before anything is written
+        last = Archive(archive_dir, target.name).last_change()
+        check_domain = last.domain if last is not None else "vol_surface"
+    else:
+        check_domain = domain
+    actor, notes = _allowed("roll_back", check_domain, who, via, policy, permissions), _notes(notes)
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir)
     with locked(target):
         check_version(target, expected_version, archive_dir)
@@ -732,13 +836,16 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: str = "user",
         wanted = None if to == "original" else check_record_id(to, "change id")
         if domain is None:
             domain = periods[-1].change.domain if periods and periods[-1].change else "vol_surface"
+            if domain != check_domain:  # the archive changed between the check and the lock: check its domain too
+                actor = _allowed("roll_back", domain, who, via, policy, permissions)
         what = get_domain(domain).parameter_label_plural
         for period in periods:
             if (period.change.change_id if period.change else None) == wanted:
                 label = f"the {what} of {period.since:%Y-%m-%d %H:%M UTC}" if period.since else f"the original {what}"
                 return apply_values(
                     target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback", already_locked=True,
-                    reason=f"Applied: rolled back to {label} by {actor}", actor=actor, domain=domain,
+                    reason=f"Applied: rolled back to {label} by {actor}" + (f" ({notes})" if notes else ""),
+                    actor=actor, domain=domain, via=via, by=actor,
                     underlying=period.change.underlying if period.change else None,
                 )
     known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"

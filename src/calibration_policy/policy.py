@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from .errors import PolicyError
+from .permissions import PermissionsTable
 from .humanize import fmt_count, fmt_num
 
 POLICY_ENV = "CALIBRATION_POLICY"
@@ -107,6 +108,14 @@ class CalibrationUpdatePolicy(BaseModel):
     rule_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Options of rules that declare them, by rule name, e.g. { cooldown = { days = 3 } }."
     )
+    permissions: PermissionsTable | None = Field(
+        None, description="Who may do what: roles → actions, users/groups → roles (default: every signed-in user may do everything)."
+    )
+    require_distinct_approver: Annotated[bool, Strict()] = Field(
+        False, description="Four-eyes: the person who proposed or last modified a suggestion may not approve it.")
+    force_requires_approval: Annotated[bool, Strict()] = Field(
+        False, description="A force-apply becomes a pending suggestion that a second person must approve.")
+    required_approvals: Annotated[int, Strict()] = Field(1, ge=1, le=20, description="Distinct approvals a suggestion needs.")
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -308,6 +317,11 @@ class CalibrationUpdatePolicy(BaseModel):
         if self.require_approval:
             parts.append("Every update waits for a person to approve it in the calibration panel.")
         parts += [self._explain_rule(name) for name in self.rules if name not in DEFAULT_RULES]
+        if (self.permissions is not None or self.require_distinct_approver or self.force_requires_approval
+                or self.required_approvals > 1):
+            from .permissions import explain as explain_permissions
+
+            parts.append(explain_permissions(self))
         return " ".join(parts)
 
     def _explain_rule(self, name: str) -> str:

@@ -66,8 +66,18 @@ class Suggestion(BaseModel):
     applied_at: datetime | None = None
     change_id: str | None = None
     expired_reason: str | None = None
+    # who and from where (panel, api, cli, auto, python); the four-eyes rule in force when proposed
+    proposed_by: str | None = None
+    proposed_via: str | None = None
+    modified_by: str | None = None
+    modified_at: datetime | None = None
+    reviewed_via: str | None = None
+    approvals: list[dict[str, Any]] = []
+    required_approvals: int = 1
+    distinct_approver: bool = False
+    forced: bool = False
 
-    @field_validator("created_at", "reviewed_at", "applied_at")
+    @field_validator("created_at", "reviewed_at", "applied_at", "modified_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return aware_utc(value)  # a naive time would break every comparison of suggestions

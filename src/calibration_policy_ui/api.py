@@ -224,18 +224,22 @@ def add_force_api(router: APIRouter, panel: Panel) -> None:
     def api_force(request: Request, body: ForceApplyIn) -> Any:
         """Apply the latest (or the given) run now, whatever the rules say; archived like any change.
 
-        With ``If-Match: "<ETag of /api/status>"`` a change made since is never overwritten: 409, nothing changed."""
+        With ``If-Match: "<ETag of /api/status>"`` a change made since is never overwritten: 409, nothing changed.
+        With ``force_requires_approval`` the values wait as a suggestion for a second person (``applied`` false)."""
         symbol = known_underlying(panel, body.underlying)
         policy = panel.policy()
         expected = (request.headers.get("if-match") or "").strip().removeprefix("W/").strip('"')[:64] or None
         outcome = force_apply(symbol, target=panel.target(symbol), policy=policy, history_dir=panel.history_dir,
                               archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use,
-                              expected_version=None if expected == "*" else expected)
+                              expected_version=None if expected == "*" else expected, actor=panel.actor(request),
+                              via="api", permissions=panel.permissions, suggestions_dir=panel.suggestions_dir)
         what = get_domain(policy.domain).name.replace("_", " ")
         result = ForceApplyOut(
             applied=outcome.applied, reason=outcome.decision.reason, values=outcome.decision.values,
             change_id=outcome.change.change_id if outcome.change else None, run=RunOut.of(outcome.run),
-            message=f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({symbol}).",
+            message=f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({symbol})."
+            if outcome.applied else (f"The force-apply waits for a second person's approval as suggestion "
+                                     f"{outcome.run.pending_suggestion}; the live values are unchanged."),
         )
         return JSONResponse(result.model_dump(mode="json"), headers={**NO_STORE, **etag_header(panel, symbol)})
 

@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from calibration_policy.errors import CalibrationPolicyError, DataFolderError, StaleChangeError
+from calibration_policy.errors import (CalibrationPolicyError, DataFolderError, PermissionCheckError,
+                                       PermissionDeniedError, StaleChangeError)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,11 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
                     status, message = 503, str(error)
                 except StaleChangeError as error:  # based on values someone changed since: nothing was changed
                     status, message = 409, str(error)
+                except PermissionDeniedError as error:  # the server's check: nothing was written
+                    status, message = 403, str(error)
+                except PermissionCheckError as error:  # the host's permission check failed
+                    log.warning("Calibration panel on %s %s: %s", request.method, request.url.path, error)
+                    status, message = 503, str(error)
                 except CalibrationPolicyError as error:
                     status, message = 400, str(error)
                 except Exception:

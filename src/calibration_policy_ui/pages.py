@@ -28,6 +28,12 @@ Symbol = Annotated[str, Form(min_length=1, max_length=40)]
 Notes = Annotated[str, Form(max_length=2000)]
 
 
+def forced_waits(outcome) -> str:
+    """force_requires_approval: the forced values wait for a second person."""
+    return (f"The force-apply waits for a second person's approval as suggestion {outcome.run.pending_suggestion}; "
+            "the live values are unchanged.")
+
+
 def add_page_routes(router: APIRouter, panel: Panel) -> None:
     """The HTML routes, each group built by a small named builder."""
     actions = PageActions(panel)
@@ -121,8 +127,12 @@ def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> N
         policy = panel.policy()
         target = panel.target(check_underlying(underlying))
         outcome = force_apply(underlying, target=target, policy=policy, history_dir=panel.history_dir,
-                              archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None)
+                              archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None,
+                              actor=panel.actor(request), via="panel", permissions=panel.permissions,
+                              suggestions_dir=panel.suggestions_dir)
         what = get_domain(policy.domain).name.replace("_", " ")
+        if outcome.route == "propose":
+            return actions.done(request, outcome.run.underlying, forced_waits(outcome))
         return actions.done(request, outcome.run.underlying,
                             f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({outcome.run.underlying}).")
 
@@ -134,16 +144,20 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
         store = ReviewStore(panel.suggestions_dir)
         item = store.get(suggestion_id)
         symbol = check_underlying(item.underlying or underlying)
-        who = panel.user(request) or reviewer
+        who = panel.actor(request, reviewer)
+        checks = {"via": "panel", "policy": panel.policy(), "permissions": panel.permissions}
         if approve:
-            approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
-                               archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                               expected_version=version or None)
+            item = approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
+                                      archive_dir=panel.archive_dir, history_dir=panel.history_dir,
+                                      expected_version=version or None, **checks)
             message = f"Approved suggestion {suggestion_id}: its values are live now."
+            if item.status == "pending":
+                message = (f"Your approval of suggestion {suggestion_id} is recorded ({len(item.approvals)} of "
+                           f"{item.required_approvals}); it waits for another person's approval.")
         else:
             reject_suggestion(store, suggestion_id, reviewer=who, notes=notes, target=panel.target(symbol),
                               archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                              expected_version=version or None)
+                              expected_version=version or None, **checks)
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
         return actions.done(request, symbol, message)
 
@@ -171,13 +185,14 @@ def add_rollback_route(router: APIRouter, panel: Panel, actions: PageActions) ->
 
         ``version`` is the live config the page showed: a change made since is never undone blindly (409)."""
         symbol = check_underlying(underlying)
-        who = (panel.user(request) or reviewer).strip()
-        if not who:  # shown next to the undo button that was pressed, which the page scrolls to
+        who = panel.actor(request, reviewer.strip())
+        if who is None:  # shown next to the undo button that was pressed, which the page scrolls to
             error = {"field": "rollback", "change": change, "message": "Say who is undoing this change: type your name."}
             return actions.show(request, symbol, error=error, status=400)
         policy = panel.policy()
         entry = pipeline.roll_back(panel.target(symbol), to, archive_dir=panel.archive_dir, actor=who, domain=policy.domain,
-                                   history_dir=panel.history_dir, expected_version=version or None)
+                                   history_dir=panel.history_dir, expected_version=version or None, via="panel",
+                                   policy=policy, permissions=panel.permissions)
         # The anchor replaces the form's own (#cp-change-…), so the page opens at its top, on the message.
         return actions.done(request, symbol, entry.reason.replace("Applied: rolled", "Rolled", 1) + ".", anchor="#calibration-panel")
 

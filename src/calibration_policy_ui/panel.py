@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlencode
@@ -22,6 +22,8 @@ from starlette.responses import Response
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.humanize import HUGE, fmt_count, fmt_num
+from calibration_policy.permissions import actor_name, allowed, check_callable
+from calibration_policy.permissions import explain as explain_permissions
 from calibration_policy.target import Target
 
 from .errors import PanelError
@@ -108,14 +110,17 @@ def make_panel(
     secret: str | bytes | None = None,
     trusted_origins: Sequence[str] = (),
     tabs: tuple[Any, ...] = (),
+    permissions: Callable[[Any, str, str], bool] | None = None,
 ) -> "Panel":
     """The panel's shared state from the host's arguments (see ``create_router`` for each)."""
     folder = lambda value: Path(value) if value is not None else None  # noqa: E731
+    permissions = check_callable(permissions)  # refused at start-up, before the secret is stored
     return Panel(
         history_dir=folder(history_dir), archive_dir=folder(archive_dir), suggestions_dir=folder(suggestions_dir),
         policy_source=policy_source, target_for=target_for, templates=build_templates(templates),
         base_template=base_template, signer=Signer(secret or os.environ.get(SECRET_ENV) or _stored_secret(history_dir)),
         trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user, tabs=tabs,
+        permissions=permissions,
     )
 
 
@@ -141,6 +146,45 @@ class Panel:
     trusted_origins: frozenset[str]
     current_user: Callable[[Request], str | None] | None = None
     tabs: tuple[Any, ...] = ()  # the installed PanelTabs, for the navigation
+    permissions: Callable[[Any, str, str], bool] | None = None  # the host's permissions(user, action, domain)
+    # route-name prefix → (domain, its policy source): a tab with its own policy (the scoring weights) registers here
+    domains: dict[tuple[str, ...], tuple[str, Callable[[], CalibrationUpdatePolicy]]] = field(default_factory=dict)
+
+    def domain_of(self, route_name: str) -> tuple[str, CalibrationUpdatePolicy]:
+        """The domain a route acts on, and the policy whose [permissions] table governs it."""
+        for prefixes, (domain, policy) in self.domains.items():
+            if route_name.startswith(prefixes):
+                return domain, policy()
+        policy = self.policy()
+        return policy.domain, policy
+
+    def actor(self, request: Request, typed: str | None = None) -> Any:
+        """Who acts: the host's user (the object ``current_user`` returns), else the name typed in the form."""
+        try:
+            user = self.current_user(request) if self.current_user is not None else None
+        except (AttributeError, KeyError):  # the host set no user on this request: nobody is signed in
+            user = None
+        return user if user is not None and user != "" else (typed or None)
+
+    def can(self, request: Request, action: str, domain: str | None = None,
+            policy: CalibrationUpdatePolicy | None = None) -> bool:
+        """Whether to show a button; the server's check at submit time is what counts."""
+        try:
+            policy = policy or self.policy()
+            return allowed(action, actor=self.actor(request), domain=domain or policy.domain, policy=policy,
+                           permissions=self.permissions)
+        except (CalibrationPolicyError, PanelError):
+            return False
+
+    def permissions_text(self, policy: CalibrationUpdatePolicy | None = None) -> str:
+        """Who may do what, in plain English, beside the policy text (which already describes a [permissions] table)."""
+        try:
+            policy = policy or self.policy()
+        except PanelError:
+            policy = None
+        if self.permissions is None and getattr(policy, "permissions", None) is not None:
+            return ""
+        return explain_permissions(None, host_callable=self.permissions is not None)
 
     def nav(self, request: Request, current: str) -> list[dict[str, Any]]:
         """Links to the tabs mounted on this router, the current one marked; empty when there is only one."""
@@ -179,14 +223,15 @@ class Panel:
     def user(self, request: Request) -> str | None:
         """Who is signed in, as the host knows it (used as the reviewer's name).
 
-        The contract: ``current_user(request) -> str | None``; ``None`` means nobody is signed in.
+        The contract: ``current_user(request) -> str | None`` (or the host's user object, named by
+        its ``username``/``name``/``email``/``id``); ``None`` means nobody is signed in.
         A host that sets ``request.state.user`` only on some requests (or never) is fine: reading
         an attribute that is not there counts as ``None``, never as a 500.
         """
         if self.current_user is None:
             return None
         try:
-            name = self.current_user(request)
+            name = actor_name(self.current_user(request))
         except (AttributeError, KeyError):
             return None
         return str(name) if name else None
@@ -207,6 +252,8 @@ class Panel:
             "asset": lambda file: asset_url(request, file),
             "link": lambda route, query=None, **params: self.link(request, route, query, **params),
             "tabs": lambda current: self.nav(request, current),
+            "can": lambda action, domain=None: self.can(request, action, domain, context.get("domain_policy")),
+            "permissions_text": lambda: self.permissions_text(context.get("domain_policy")),
             **context,
         }
         response = self.templates.TemplateResponse(request, name, full, status_code=status, headers=HTML_HEADERS)

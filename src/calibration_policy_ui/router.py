@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.paths import data_root
 from calibration_policy.target import Target
 
+from .access import permission_guard
 from .errors import panel_route_class
 from .panel import DEFAULT_BASE_TEMPLATE, PolicySource, TemplatesArg, make_panel
 from .tabs import TabContext, installed_tabs
@@ -46,6 +47,7 @@ def create_router(
     trades_path: PathArg = None,
     weights_settings: Any = None,
     tab_options: Mapping[str, Mapping[str, Any]] | None = None,
+    permissions: Callable[[Any, str, str], bool] | None = None,
 ) -> APIRouter:
     """Build the panel's router with every installed tab (built in: the runs, the scoring weights).
 
@@ -67,6 +69,10 @@ def create_router(
       weights file, trades table and settings (defaults: ``data/scoring_weights.json``,
       ``data/trades.parquet``, ``load_weights_settings``).
     - ``tab_options``: options for installed tab plugins, by tab name (``{"risk_limits": {...}}``).
+    - ``permissions(user, action, domain) -> bool``: who may do what (``user`` is what
+      ``current_user`` returns; actions: view, propose, approve, reject, modify, force_apply,
+      roll_back, change_policy). Default: the policy's ``[permissions]`` table, else everyone
+      signed in may do everything. Checked on every request, at submit time.
     """
     if not callable(target_for):
         raise TypeError("target_for must be a function that returns the live config (a Target) for an underlying.")
@@ -76,9 +82,10 @@ def create_router(
         target_for=target_for, history_dir=history_dir, archive_dir=archive_dir, suggestions_dir=suggestions_dir,
         policy_source=policy if policy is not None else (lambda: CalibrationUpdatePolicy.load(data_dir=data_dir)),
         templates=templates, base_template=base_template, current_user=current_user, secret=secret,
-        trusted_origins=trusted_origins, tabs=tuple(tabs.values()),
+        trusted_origins=trusted_origins, tabs=tuple(tabs.values()), permissions=permissions,
     )
-    router = APIRouter(dependencies=list(dependencies), route_class=panel_route_class(panel.render_error))
+    router = APIRouter(dependencies=[*dependencies, Depends(permission_guard(panel))],
+                       route_class=panel_route_class(panel.render_error))
     options = {"scoring_weights": {"weights_path": weights_path, "trades_path": trades_path, "settings": weights_settings},
                **(tab_options or {})}
     for name, tab in tabs.items():  # every tab shares the host's auth, CSRF, templates and layout

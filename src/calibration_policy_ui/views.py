@@ -336,7 +336,7 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
         undo_to = entries[i - 1].change_id if i > 0 else "original"
         live_from = went_live(entry)
         recorded = entry.at if abs((entry.at - live_from).total_seconds()) > 86_400 else None
-        rows.append(ChangeRow(entry.change_id, live_from, recorded, _person(entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
+        rows.append(ChangeRow(entry.change_id, live_from, recorded, _person(entry.by or entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
                               entry.reason, diffs, undo_to, entry.kind))
     return list(reversed(rows))[:limit]
 

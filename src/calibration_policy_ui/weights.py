@@ -26,8 +26,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy.archive import Archive, Period
-from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, default_weights_file, weights_target
-from calibration_policy.errors import CalibrationPolicyError, ReviewError
+from calibration_policy.default_plugins.scoring_weights.domain import DOMAIN_NAME, FACTORS, default_weights_file, weights_target
+from calibration_policy.errors import CalibrationPolicyError, PermissionCheckError, PermissionDeniedError, ReviewError
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy import pipeline
 from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
@@ -38,6 +38,7 @@ from calibration_policy.default_plugins.scoring_weights.evidence import evaluate
 from calibration_policy.default_plugins.scoring_weights.settings import WeightsSettings, load_weights_settings
 from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment, live_weights, suggest_weights
 
+from .access import permission_guard
 from .errors import API_TAG, PanelError, panel_route_class
 from .api import ErrorOut
 from .panel import Panel, make_panel
@@ -84,9 +85,13 @@ class WeightsTab:
     def archive(self) -> Archive:
         return Archive(self.panel.archive_dir, self.target().name)
 
-    def reviewer(self, request: Request, given: str | None) -> str:
-        """The signed-in user if the host knows one, else the name typed in the form."""
-        return self.panel.user(request) or (given or "")
+    def reviewer(self, request: Request, given: str | None) -> Any:
+        """The signed-in user if the host knows one (the host's user object), else the name typed in the form."""
+        return self.panel.actor(request, given) or ""
+
+    def checks(self, via: str) -> dict[str, Any]:
+        """What a change function needs for its permission check: from where, the policy, the host's callable."""
+        return {"via": via, "policy": self.settings().policy, "permissions": self.panel.permissions}
 
 
 # -- what the page shows ---------------------------------------------------------------------------
@@ -232,6 +237,8 @@ class PeriodOut(BaseModel):
     reason: str | None
     suggestion_id: str | None
     run_id: str | None
+    by: str | None = Field(None, description="Who made the change (a person, or policy / auto mode).")
+    via: str | None = Field(None, description="From where: panel, api, cli, auto or python; null: recorded before this was kept.")
 
     @classmethod
     def of(cls, period: Period) -> PeriodOut:
@@ -239,7 +246,8 @@ class PeriodOut(BaseModel):
         return cls(values=period.values, since=period.since, until=period.until,
                    change_id=change.change_id if change else None, kind=change.kind if change else None,
                    actor=change.actor if change else None, reason=change.reason if change else None,
-                   suggestion_id=change.suggestion_id if change else None, run_id=change.run_id if change else None)
+                   suggestion_id=change.suggestion_id if change else None, run_id=change.run_id if change else None,
+                   by=(change.by or change.actor) if change else None, via=change.via if change else None)
 
 
 class WeightsOut(BaseModel):
@@ -343,14 +351,14 @@ def _pending(tab: WeightsTab, suggestion_id: str) -> Suggestion:
     return item
 
 
-def _review(tab: WeightsTab, suggestion_id: str, action: str, reviewer: str, notes: str | None,
-            weights: dict[str, Any] | None = None) -> Suggestion:
+def _review(tab: WeightsTab, suggestion_id: str, action: str, reviewer: Any, notes: str | None,
+            weights: dict[str, Any] | None = None, via: str = "panel") -> Suggestion:
     _pending(tab, suggestion_id)
     store, panel = tab.store(), tab.panel
-    dirs = {"archive_dir": panel.archive_dir, "history_dir": panel.history_dir}
+    dirs = {"archive_dir": panel.archive_dir, "history_dir": panel.history_dir, **tab.checks(via)}
     try:
         if action == "reject":
-            return reject_suggestion(store, suggestion_id, reviewer=reviewer, notes=notes)
+            return reject_suggestion(store, suggestion_id, reviewer=reviewer, notes=notes, **tab.checks(via))
         if action == "modify":
             return modify_suggestion(store, suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
         return approve_suggestion(store, suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
@@ -378,8 +386,20 @@ def _form_weights(form: dict[str, str]) -> dict[str, float]:
     return values
 
 
+def _done_text(item: Suggestion, what: str) -> str:
+    """What an approve or modify did: live now, or (four-eyes) waiting for another person."""
+    if item.status == "pending":
+        if item.modified_by and not item.approvals:
+            return f"Modified suggestion {item.suggestion_id}; it now waits for another person's approval (four-eyes rule)."
+        return (f"Your approval of suggestion {item.suggestion_id} is recorded ({len(item.approvals)} of "
+                f"{item.required_approvals}); it waits for another person's approval.")
+    return f"{what}: the weights are live now ({_weights_text(item.applied_values or {})}); the previous ones are archived."
+
+
 def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
     """The scoring-weights tab's routes, each group built by a small named builder."""
+    tab.panel.domains[("calibration_policy_ui.weights", "calibration_policy_ui.api_weights")] = (
+        DOMAIN_NAME, lambda: tab.settings().policy)  # the permission guard checks these routes on the weights' policy
     h = WeightsHelpers(tab)
     add_weights_page_routes(router, tab, h)
     add_weights_review_routes(router, tab, h)
@@ -407,7 +427,7 @@ class WeightsHelpers:
         view = build_weights_page(self.tab, as_of)
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
                    "factor_rows": factor_rows, "error": error, "active_page": "weights", "changes": weight_changes(self.tab),
-                   "weights_version": version}
+                   "weights_version": version, "domain_policy": view.settings.policy}
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)
         return response
@@ -451,7 +471,8 @@ def add_weights_page_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelper
     @router.post("/weights/suggest", name="calibration_policy_ui.weights_suggest", **post)
     def suggest(request: Request) -> Response:
         outcome = suggest_weights(tab.trades_path, tab.target(), policy=tab.settings().policy,
-                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir)
+                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir,
+                                  actor=panel.actor(request), via="panel", permissions=panel.permissions)
         return done(request, outcome.message)
 
 
@@ -461,8 +482,7 @@ def add_weights_review_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelp
     @router.post("/weights/suggestions/{suggestion_id}/approve", name="calibration_policy_ui.weights_approve", **post)
     def approve(request: Request, suggestion_id: str, reviewer: Text = "", notes: Notes = "") -> Response:
         item = _review(tab, suggestion_id, "approve", tab.reviewer(request, reviewer), notes)
-        return done(request, f"Approved: the weights are live now ({_weights_text(item.applied_values or {})}); "
-                             "the previous ones are archived.")
+        return done(request, _done_text(item, "Approved"))
 
     @router.post("/weights/suggestions/{suggestion_id}/modify", name="calibration_policy_ui.weights_modify", **post)
     def modify(request: Request, suggestion_id: str, wallet: Text = "", cluster: Text = "", token: Text = "",
@@ -472,14 +492,13 @@ def add_weights_review_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelp
             item = _review(tab, suggestion_id, "modify", tab.reviewer(request, reviewer), notes, _form_weights(typed))
         except (PanelError, CalibrationPolicyError) as error:
             status = error.status if isinstance(error, PanelError) else 400
-            if status == 409:
+            if status == 409 or isinstance(error, (PermissionDeniedError, PermissionCheckError)):
                 raise
             message = error.message if isinstance(error, PanelError) else str(error)
             # Show the form again with what was typed, so a wrong sum is fixed, not retyped.
             return page(request, error={"suggestion_id": suggestion_id, "message": message, "typed": typed,
                                         "notes": notes, "reviewer": reviewer}, status=status)
-        return done(request, f"Modified and approved: the weights are live now ({_weights_text(item.applied_values or {})}); "
-                             "the previous ones are archived.")
+        return done(request, _done_text(item, "Modified and approved"))
 
     @router.post("/weights/suggestions/{suggestion_id}/reject", name="calibration_policy_ui.weights_reject", **post)
     def reject(request: Request, suggestion_id: str, reviewer: Text = "", notes: Notes = "") -> Response:
@@ -495,7 +514,8 @@ def add_weights_rollback_route(router: APIRouter, tab: WeightsTab, h: WeightsHel
                   version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
         """Roll back (or undo a change); ``version`` is what the page showed: a change made since is a 409."""
         entry = pipeline.roll_back(tab.target(), to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                                   actor=tab.reviewer(request, reviewer), expected_version=version or None)
+                                   actor=tab.reviewer(request, reviewer), expected_version=version or None,
+                                   **tab.checks("panel"))
         return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
 
 
@@ -559,11 +579,12 @@ def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers
 
     @router.post("/api/weights/suggest", name="calibration_policy_ui.api_weights_suggest", response_model=OutcomeOut,
                  dependencies=[Depends(csrf)], **api)
-    def api_suggest(body: SuggestIn | None = None) -> Any:
+    def api_suggest(request: Request, body: SuggestIn | None = None) -> Any:
         """Analyse the trades file, record the run and leave a pending suggestion (if the policy's rules pass)."""
         outcome = suggest_weights(tab.trades_path, tab.target(), policy=tab.settings().policy,
                                   threshold=(body or SuggestIn()).threshold,
-                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir)
+                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir,
+                                  actor=panel.actor(request), via="api", permissions=panel.permissions)
         return ok(OutcomeOut(action=outcome.action, message=outcome.message,
                              suggestion_id=outcome.suggestion.suggestion_id if outcome.suggestion else None,
                              run_id=outcome.run.run_id if outcome.run else None,
@@ -575,21 +596,22 @@ def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers
         """Approve a suggestion as it is, or (with ``weights``) modify it: the weights go live, the old ones are archived."""
         action = "approve" if body.weights is None else "modify"
         return ok(SuggestionOut.of(_review(tab, body.suggestion_id, action, tab.reviewer(request, body.reviewer),
-                                           body.notes, body.weights)))
+                                           body.notes, body.weights, via="api")))
 
     @router.post("/api/weights/reject/{suggestion_id}", name="calibration_policy_ui.api_weights_reject",
                  response_model=SuggestionOut, dependencies=[Depends(csrf)], **api)
     def api_reject(request: Request, suggestion_id: str, body: RejectIn | None = None) -> Any:
         """Close a suggestion without touching the live weights."""
         body = body or RejectIn()
-        return ok(SuggestionOut.of(_review(tab, suggestion_id, "reject", tab.reviewer(request, body.reviewer), body.notes)))
+        return ok(SuggestionOut.of(_review(tab, suggestion_id, "reject", tab.reviewer(request, body.reviewer), body.notes,
+                                           via="api")))
 
     @router.post("/api/weights/rollback", name="calibration_policy_ui.api_weights_rollback", response_model=ChangeOut,
                  dependencies=[Depends(csrf)], **api)
     def api_rollback(request: Request, body: RollbackIn) -> Any:
         """Make an archived weight set live again; the rollback is itself an archived change."""
         entry = pipeline.roll_back(tab.target(), body.to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                                   actor=tab.reviewer(request, body.reviewer))
+                                   actor=tab.reviewer(request, body.reviewer), **tab.checks("api"))
         return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
                             previous_values=entry.previous_values))
 
@@ -640,7 +662,8 @@ def create_weights_router(
         # Our own error page: it links back to this tab, which exists even without the panel's routes.
         return shared.render(request, "calibration_policy_ui/weights_error.html", {"status": status, "message": message}, status)
 
-    router = APIRouter(dependencies=list(dependencies), route_class=panel_route_class(render_error))
+    guard = [Depends(permission_guard(panel))] if standalone else []  # the panel's router already has it
+    router = APIRouter(dependencies=[*dependencies, *guard], route_class=panel_route_class(render_error))
     add_weights_routes(router, tab)
     if standalone:
         @router.get("/weights/static/{path:path}", name="calibration_policy_ui.static", include_in_schema=False)

@@ -146,6 +146,10 @@ class Places:
     def target(self):
         return weights_target(path=self.weights)
 
+    def policy(self):
+        """The weights policy in force (its [permissions] table and four-eyes settings)."""
+        return load_weights_settings(self.settings).policy
+
 
 _PLACE_OPTIONS = [
     click.option("--weights", metavar="FILE", help="The live weights JSON file (default: scoring_weights.json in the data root)."),
@@ -182,7 +186,7 @@ def _trades_options(command: Callback) -> Callback:
 
 def _review_options(command: Callable[..., None]) -> Callable[..., None]:
     command = click.option("--notes", help="Why, in a sentence; kept with the suggestion and the archive.")(_places(command))
-    command = click.option("--by", metavar="NAME", help="Who reviews (default: your login name).")(command)
+    command = click.option("--actor", "--by", "by", metavar="NAME", help="Who reviews (default: your login name).")(command)
     return click.argument("suggestion_id", metavar="SUGGESTION")(command)
 
 
@@ -212,6 +216,13 @@ def _chosen(places: Places, suggestion_id: str) -> str:
 def _print_review(item: Suggestion, who: str, as_json: bool) -> None:
     if as_json:
         emit_json(item.model_dump(mode="json"))
+    elif item.status == "pending":
+        if item.modified_by == who and not item.approvals:
+            click.echo(f"Suggestion {item.suggestion_id} modified by {who}; it now waits for another person's approval "
+                       "(four-eyes rule); the live weights are unchanged.")
+        else:
+            click.echo(f"Approval of suggestion {item.suggestion_id} by {who} recorded ({len(item.approvals)} of "
+                       f"{item.required_approvals}); it waits for another person's approval; the live weights are unchanged.")
     elif item.applied_values:
         click.echo(f"Suggestion {item.suggestion_id} {item.status} by {who}; live weights now {_weights_text(item.applied_values)} "
                    f"(previous ones archived as change {item.change_id}).")
@@ -257,13 +268,15 @@ def analyze(places: Places, trades: str, threshold: float, min_trades: int, evid
 
 @weights.command()
 @_trades_options
+@click.option("--actor", "by", metavar="NAME", help="Who proposes (default: your login name).")
 @_places
-def suggest(places: Places, trades: str, threshold: float, as_json: bool) -> None:
+def suggest(places: Places, trades: str, threshold: float, by: str | None, as_json: bool) -> None:
     """Analyse, record the run and leave a suggestion for review."""
     settings = load_weights_settings(places.settings)
     with spinner("Analysing the trades…"):
         outcome = suggest_weights(trades, places.target(), policy=settings.policy, threshold=threshold,
-                                  history_dir=places.history_dir, suggestions_dir=places.suggestions_dir)
+                                  history_dir=places.history_dir, suggestions_dir=places.suggestions_dir,
+                                  actor=_reviewer(by), via="cli")
     if as_json:
         emit_json(outcome.to_dict())
         return
@@ -335,7 +348,8 @@ def approve(places: Places, suggestion_id: str, by: str | None, notes: str | Non
     """Put a suggestion's weights live (the old ones are archived); SUGGESTION is its id, or `pending`."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
     item = approve_suggestion(store, _chosen(places, suggestion_id), target=places.target(), reviewer=who, notes=notes,
-                         archive_dir=places.archive_dir, history_dir=places.history_dir)
+                              archive_dir=places.archive_dir, history_dir=places.history_dir, via="cli",
+                              policy=places.policy())
     _print_review(item, who, as_json)
 
 
@@ -352,7 +366,8 @@ def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None
     """Put your own weights live instead of the suggested ones."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
     item = modify_suggestion(store, _chosen(places, suggestion_id), values, target=places.target(), reviewer=who, notes=notes,
-                        archive_dir=places.archive_dir, history_dir=places.history_dir)
+                             archive_dir=places.archive_dir, history_dir=places.history_dir, via="cli",
+                             policy=places.policy())
     _print_review(item, who, as_json)
 
 
@@ -361,7 +376,8 @@ def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None
 def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Close a suggestion; the live weights stay."""
     store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
-    _print_review(reject_suggestion(store, _chosen(places, suggestion_id), reviewer=who, notes=notes), who, as_json)
+    _print_review(reject_suggestion(store, _chosen(places, suggestion_id), reviewer=who, notes=notes, via="cli",
+                                    policy=places.policy()), who, as_json)
 
 
 @weights.command("history")
@@ -382,14 +398,16 @@ def weights_history(places: Places, as_json: bool) -> None:
 
 @weights.command("rollback")
 @click.argument("to", metavar="CHANGE")
-@click.option("--by", metavar="NAME", help="Who rolls back (default: your login name).")
+@click.option("--actor", "--by", "by", metavar="NAME", help="Who rolls back (default: your login name).")
+@click.option("--notes", help="Why, in a sentence; kept in the archive.")
 @_places
-def roll_back(places: Places, to: str, by: str | None, as_json: bool) -> None:
+def roll_back(places: Places, to: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Make an archived weight set live again (itself an archived change).
 
     CHANGE is the id of the change that made the set live (see `weights history`), or original.
     """
-    entry = pipeline.roll_back(places.target(), to, archive_dir=places.archive_dir, actor=_reviewer(by))
+    entry = pipeline.roll_back(places.target(), to, archive_dir=places.archive_dir, actor=_reviewer(by), via="cli",
+                               policy=places.policy(), notes=notes)
     emit_json(entry.model_dump(mode="json")) if as_json else click.echo(
         f"{entry.reason}; live weights now {_weights_text(entry.new_values)} (change {entry.change_id}).")
 

@@ -20,6 +20,7 @@ from calibration_policy.errors import PolicyError, StaleChangeError
 from calibration_policy.history import open_store, record_calibration_result
 from calibration_policy.moments import to_utc
 from calibration_policy.models import CalibrationRun, Decision
+from calibration_policy.permissions import check as check_permission
 from calibration_policy.policy import CalibrationUpdatePolicy
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy.target import Target
@@ -110,7 +111,8 @@ def _body(decision: Decision) -> str:
 
 
 def _propose(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision, target: Target, suggestions_dir,
-             history_dir, auto_note: str | None = None) -> WeightsOutcome:
+             history_dir, auto_note: str | None = None, *, actor: str = "auto mode", via: str = "auto",
+             policy: CalibrationUpdatePolicy | None = None) -> WeightsOutcome:
     improvement = analysis.improvement
     reason = f"Suggested: {_body(decision)}; estimated {improvement.short()}" if improvement else f"Suggested: {_body(decision)}"
     if auto_note:
@@ -118,7 +120,8 @@ def _propose(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision,
     run, suggestion = pipeline.propose(
         run, decision, analysis.current, target, smoothed=analysis.suggested, history_dir=history_dir,  # type: ignore[arg-type]
         suggestions_dir=suggestions_dir, reason=reason, details={"analysis": analysis.to_dict(), "auto": auto_note},
-        analysis=analysis.to_dict(),
+        analysis=analysis.to_dict(), proposed_by=actor, proposed_via=via, policy=policy,
+        decided_by=actor, decided_via=via,
     )
     return WeightsOutcome("suggested", f"{reason}. Review it as suggestion {suggestion.suggestion_id}.", analysis, run,
                           decision, suggestion)
@@ -134,7 +137,8 @@ def _not_suggested(analysis: WeightsAnalysis, run: CalibrationRun, decision: Dec
 def suggest_weights(trades: TradesInput, target: Target, *, policy: CalibrationUpdatePolicy | None = None,
                     underlying: str = MODEL_NAME, threshold: float = TRADING_THRESHOLD, max_change: float | None = None,
                     history_dir: str | os.PathLike[str] | None = None, suggestions_dir: str | os.PathLike[str] | None = None,
-                    timestamp: datetime | None = None) -> WeightsOutcome:
+                    timestamp: datetime | None = None, actor: Any = "user", via: str = "python",
+                    permissions: Any = None) -> WeightsOutcome:
     """Analyse the trades against the live weights, record the run, and leave a pending suggestion.
 
     The suggestion (with the analysis, each factor's rationale and the estimated improvement
@@ -144,11 +148,12 @@ def suggest_weights(trades: TradesInput, target: Target, *, policy: CalibrationU
     waits. Fewer trades than ``policy.min_sample_size`` raise :class:`NotEnoughTradesError`.
     """
     policy = _checked_policy(policy)
+    actor = check_permission("propose", actor=actor, domain=DOMAIN_NAME, via=via, policy=policy, permissions=permissions)
     analysis, run, decision = _prepare(load_trades(trades), target, policy, underlying, threshold, max_change,
                                        history_dir, timestamp)
     if not decision.apply:
         return _not_suggested(analysis, run, decision, history_dir)
-    return _propose(analysis, run, decision, target, suggestions_dir, history_dir)
+    return _propose(analysis, run, decision, target, suggestions_dir, history_dir, actor=actor, via=via, policy=policy)
 
 
 def new_trade_count(trades: pd.DataFrame, last_run: CalibrationRun) -> int:
@@ -204,10 +209,11 @@ def _auto_step(frame, target, settings, policy, underlying, threshold, history_d
     improvement = analysis.improvement
     assert improvement is not None  # an analysis with a suggestion always has its estimate
     if settings.require_approval:
-        return _propose(analysis, run, decision, target, suggestions_dir, history_dir, "require_approval is on")
+        return _propose(analysis, run, decision, target, suggestions_dir, history_dir, "require_approval is on", policy=policy)
     if not improvement.clears(settings.min_improvement_pct):
         return _propose(analysis, run, decision, target, suggestions_dir, history_dir,
-                        f"estimated improvement below the {settings.min_improvement_pct:g}% bar for applying on its own")
+                        f"estimated improvement below the {settings.min_improvement_pct:g}% bar for applying on its own",
+                        policy=policy)
     reason = (f"Applied automatically: {_body(decision)}; estimated {improvement.short()} "
               f"(bar {settings.min_improvement_pct:g}%); no weight moved more than {settings.max_weight_change:g}")
     if settings.out_of_sample_gate:
@@ -219,12 +225,13 @@ def _auto_step(frame, target, settings, policy, underlying, threshold, history_d
         except WeightsError as error:
             passed, text = False, f"its out-of-sample check could not run ({str(error).rstrip('.')})"
         if not passed:
-            return _propose(analysis, run, decision, target, suggestions_dir, history_dir, text)
+            return _propose(analysis, run, decision, target, suggestions_dir, history_dir, text, policy=policy)
         reason += f"; {text}"
     try:
         run, change = pipeline.apply(
             run, decision, target, smoothed=analysis.suggested, history_dir=history_dir, archive_dir=archive_dir,  # type: ignore[arg-type]
             kind="auto", actor="auto mode", reason=reason, expected=analysis.current, analysis=analysis.to_dict(),
+            via="auto", decided_by="auto mode", decided_via="auto",
         )
     except StaleChangeError:
         reason = "Not applied: the live weights changed while auto mode was deciding; it looks again next time"

@@ -1,0 +1,84 @@
+"""The audit trail: every change with when, what, who, from where (via) and why.
+
+Read-only: built from the archive (each change of a live config) and the suggestions (proposed,
+approvals that still wait for more approvers, rejected). Nothing here writes, and no route or
+command edits it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from .archive import Archive, resolve_archive_dir
+from .review import ReviewStore
+
+KIND_TEXT = {"update": "applied by the policy", "force": "force-applied", "approve": "approved", "modify": "modified",
+             "rollback": "rolled back", "auto": "applied by auto mode"}
+
+
+@dataclass(frozen=True)
+class Change:
+    at: datetime
+    what: str
+    who: str
+    via: str
+    why: str
+    target: str
+    underlying: str | None = None
+    change_id: str | None = None
+    suggestion_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat()}
+
+
+def _targets(archive_dir: str | os.PathLike[str] | None) -> list[str]:
+    folder = resolve_archive_dir(archive_dir)
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: str | os.PathLike[str] | None = None,
+            underlying: str | None = None) -> list[Change]:
+    """Every recorded change, oldest first (optionally only one underlying's)."""
+    found: list[Change] = []
+    for name in _targets(archive_dir):
+        for entry in Archive(archive_dir, name).entries():
+            approvers = [str(a.get("by")) for a in (entry.model_extra or {}).get("approvals") or [] if a.get("by")]
+            found.append(Change(entry.at, f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}",
+                                " and ".join(approvers) or entry.by or entry.actor, entry.via or "–", entry.reason, name,
+                                entry.underlying, entry.change_id, entry.suggestion_id))
+    try:
+        suggestions = ReviewStore(suggestions_dir).all()
+    except (OSError, ValueError):
+        suggestions = []
+    for item in suggestions:
+        sid = item.suggestion_id
+        what = f"{item.target}: suggestion {sid}"
+        found.append(Change(item.created_at, f"{what} proposed" + (" (force-apply)" if item.forced else ""),
+                            item.proposed_by or "policy", item.proposed_via or "–", item.reason, item.target,
+                            item.underlying, None, sid))
+        if item.status == "pending":
+            for approval in item.approvals:
+                try:
+                    at = datetime.fromisoformat(str(approval.get("at")))
+                except ValueError:
+                    continue
+                found.append(Change(at, f"{what} approval recorded (waits for more)", str(approval.get("by")),
+                                    str(approval.get("via") or "–"), approval.get("notes") or "approved", item.target,
+                                    item.underlying, None, sid))
+            if item.modified_by:
+                found.append(Change(item.modified_at or item.created_at, f"{what} modified (waits for approval)",
+                                    item.modified_by, item.reviewed_via or "–", item.notes or "modified", item.target,
+                                    item.underlying, None, sid))
+        elif item.status == "rejected":
+            found.append(Change(item.reviewed_at or item.created_at, f"{what} rejected", item.reviewer or "–",
+                                item.reviewed_via or "–", item.notes or "rejected", item.target, item.underlying, None, sid))
+    if underlying:
+        found = [c for c in found if c.underlying in (None, underlying.upper()) or c.underlying == underlying]
+    return sorted(found, key=lambda c: c.at)
