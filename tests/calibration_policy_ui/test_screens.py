@@ -124,7 +124,7 @@ def test_force_apply_then_undo_by_clicking(served, browser, screen):
     assert page.locator("#cp-latest .cp-badge").inner_text().strip() == "Applied (forced by user)"
     newest = page.locator("#cp-changes .cp-change").first
     assert newest.locator(".cp-change-head").inner_text().startswith("Forced · 2025-12-08 21:00 UTC")
-    assert "by a panel user" in newest.inner_text()  # force_apply records no name yet (pipeline.py has no actor)
+    assert "by local trader" in newest.inner_text()  # the signed-in person who forced it, named in the timeline
     newest.get_by_role("button", name="Undo: roll back to before this change").click()
     page.wait_for_url("**/calibration/?underlying=SPY#calibration-panel")
     assert live(data) == before
