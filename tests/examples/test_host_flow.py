@@ -155,3 +155,13 @@ def test_demo_over_the_bundled_data_follows_its_known_structure(tmp_path, manife
         assert any(runs[d].applied for d in after_shift), f"{underlying}: shift on {shift} not applied within 5 days"
         live = json.loads((tmp_path / "demo" / "config" / f"vol_surface_{underlying}.json").read_text())
         assert live["iv_multiplier"] == pytest.approx(days[max(days)]["true_multiplier_global"], abs=0.05)
+
+
+def test_running_the_demo_twice_gives_the_same_summary(tmp_path):
+    load_plugins_dir(AGENT_DIR / "plugins")
+    texts = []
+    for folder in ("first", "again"):
+        summary = run_demo(tmp_path / folder, policy=CalibrationUpdatePolicy(), progress=False)
+        texts.append(summary.text().replace(str(tmp_path / folder), "OUT"))
+    assert texts[0] == texts[1]
+    assert "Review it: calibration-policy weights show --data OUT" in texts[0]
