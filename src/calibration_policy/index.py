@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import contextlib
 import os
 import sqlite3
 import sys
@@ -177,6 +178,19 @@ class _Progress:
             self._bar.stop()
 
 
+
+@contextlib.contextmanager
+def _immediate(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taken at once (a second writer waits); rolled back on any error or kill."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
 class RunIndex:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -238,14 +252,8 @@ class RunIndex:
         if trusted and stamp == mtime:
             self._fallback = None
             return
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with _immediate(db):
             self._sync(db)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         self._fallback = None
 
     def rebuild(self) -> int:
@@ -253,16 +261,10 @@ class RunIndex:
         db = self._connect()
         if db is None:
             return len(scan_names(self.directory))
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with _immediate(db):
             for table in ("runs", "others", "sums", "counts", "meta"):
                 db.execute(f"DELETE FROM {table}")
             self._sync(db)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         return db.execute("SELECT COALESCE(SUM(n), 0) FROM counts").fetchone()[0]
 
     def _sync(self, db: sqlite3.Connection) -> None:

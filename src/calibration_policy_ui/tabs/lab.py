@@ -7,6 +7,7 @@ approves it (a new, archived policy version with who and why) or rejects it.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, datetime, time, timezone
 from pathlib import Path
@@ -136,16 +137,18 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
 
 
 def add_routes(router, context: TabContext) -> None:
-    panel = context.panel
+    """The tab's page, then its proposal routes (propose, approve, reject)."""
+    add_lab_page(router, context.panel)
+    add_proposal_routes(router, context.panel)
 
-    async def csrf(request: Request) -> None:
-        await check_csrf(request, panel.signer, panel.trusted_origins)
 
-    def back(request: Request, message: str, kind: str = "success") -> Response:
-        response = RedirectResponse(panel.link(request, "lab"), status_code=303)
-        set_flash(request, response, panel.signer, message, kind)
-        return response
+def _back(panel, request: Request, message: str, kind: str = "success") -> Response:
+    response = RedirectResponse(panel.link(request, "lab"), status_code=303)
+    set_flash(request, response, panel.signer, message, kind)
+    return response
 
+
+def add_lab_page(router, panel) -> None:
     @router.get("/lab", name="calibration_policy_ui.lab", response_class=HTMLResponse, include_in_schema=False)
     def lab_page(request: Request) -> Response:
         query = request.query_params
@@ -159,6 +162,13 @@ def add_routes(router, context: TabContext) -> None:
         response = panel.render(request, "calibration_policy_ui/lab.html", context, 400 if view["error"] and form else 200)
         clear_flash(request, response)
         return response
+
+
+def add_proposal_routes(router, panel) -> None:
+    async def csrf(request: Request) -> None:
+        await check_csrf(request, panel.signer, panel.trusted_origins)
+
+    back = functools.partial(_back, panel)
 
     @router.post("/lab/propose", name="calibration_policy_ui.lab_propose", dependencies=[Depends(csrf)], include_in_schema=False)
     def propose(request: Request, candidate: str = Form(max_length=20_000), reason: str = Form(max_length=2000),
