@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -70,12 +69,9 @@ def assert_prints(expected: list[str], output: str, where: str) -> None:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A fresh copy of what the examples touch: nothing in the checkout changes."""
-    for folder in ("examples", "data"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns(
-            "__pycache__", "calibration_runs", "config_archive", "suggestions", "*.lock"))
-    return tmp_path
+def workdir(repo_copy: Path) -> Path:
+    """Commands run from a copy of the repository's examples and data (tests/conftest.py), as from its root."""
+    return repo_copy
 
 
 def run_env(workdir: Path) -> dict[str, str]:

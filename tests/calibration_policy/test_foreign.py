@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,24 +20,6 @@ from calibration_policy.foreign import (
 
 RUN_NAME = "20251210T123456.123456Z_SPY_live.json"
 
-
-def within(seconds: float, call):
-    """``call()`` in a thread; fails instead of hanging if it blocks (a FIFO opened for reading)."""
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
-            box["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"blocked for more than {seconds} s"
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("value")
 
 
 def test_a_small_json_object_is_read(tmp_path: Path):
@@ -60,7 +41,7 @@ def test_content_that_is_not_a_record_says_why(tmp_path: Path, content: bytes, r
         read_record(path)
 
 
-def test_a_fifo_is_never_opened(tmp_path: Path):
+def test_a_fifo_is_never_opened(tmp_path: Path, within):
     path = tmp_path / RUN_NAME
     os.mkfifo(path)
     with pytest.raises(ForeignFileError, match="FIFO"):
@@ -83,7 +64,7 @@ def test_a_symlink_is_never_followed_even_to_a_valid_record(tmp_path: Path):
         read_record(folder / RUN_NAME)
 
 
-def test_a_huge_file_is_refused_without_reading_it(tmp_path: Path):
+def test_a_huge_file_is_refused_without_reading_it(tmp_path: Path, within):
     path = tmp_path / RUN_NAME
     with open(path, "wb") as handle:  # sparse: 4 GB on paper, nothing on disk
         handle.truncate(4 * 1024**3)
@@ -156,7 +137,7 @@ def test_a_clean_or_missing_folder_has_nothing_foreign(tmp_path: Path, make_resu
     assert foreign_files(tmp_path / "h", check_content=False) == []
 
 
-def test_foreign_entries_of_a_history_folder_are_listed_with_the_reason(tmp_path: Path, make_result):
+def test_foreign_entries_of_a_history_folder_are_listed_with_the_reason(tmp_path: Path, make_result, within):
     from calibration_policy import record_calibration_result
 
     folder = tmp_path / "h"

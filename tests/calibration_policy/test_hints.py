@@ -26,12 +26,9 @@ HINT = re.compile(r"(calibration-policy [^`'\n]*?)(?=`|'|\s{3}\(|\.?$)", re.MULT
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A copy of what the host's plugin reads and writes; commands run from here, as from the repository root."""
-    for folder in ("examples", "data"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns(
-            "__pycache__", "calibration_runs", "config_archive", "suggestions", "*.lock"))
-    return tmp_path
+def workdir(repo_copy: Path) -> Path:
+    """Commands run from a copy of the repository's examples and data (tests/conftest.py), as from its root."""
+    return repo_copy
 
 
 def environment(**extra: str) -> dict[str, str]:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -112,24 +111,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(tmp_path_factory.mktemp("folders") / "base").seed()
 
 
-def within(seconds: float, call):
-    """``call()`` in a thread: a load that blocks (a FIFO opened for reading) fails, never hangs."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
-            box["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"blocked for more than {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
 
 # -- the foreign things, and where each goes ---------------------------------------------------------------
 
@@ -192,7 +173,7 @@ KINDS = ["fifo", "symlink-out", "symlink-dev", "directory", "huge", "truncated",
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("which", FOLDERS)
-def test_a_foreign_file_never_blocks_and_is_warned_about_once(base: World, tmp_path: Path, which: str, kind: str, caplog) -> None:
+def test_a_foreign_file_never_blocks_and_is_warned_about_once(base: World, tmp_path: Path, which: str, kind: str, caplog, within) -> None:
     world = base.copy_to(tmp_path / "w")
     expected = world.loads()
     client = world.client()
