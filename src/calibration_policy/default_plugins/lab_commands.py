@@ -89,7 +89,8 @@ FIGURE_COLUMNS = ["Policy", "Runs", "Applies", "Movement", "Flip-flops", "Mean |
 def register_commands(cli: click.Group) -> None:
     import click
 
-    from calibration_policy.cli import DateType, data_option, emit_json, load_policy, plugins_dir_option, print_table
+    from calibration_policy.cli import (DateType, data_option, emit_json, json_option, load_policy, plugins_dir_option,
+                                        print_table)
 
     def places(command):
         for option in reversed([
@@ -100,7 +101,7 @@ def register_commands(cli: click.Group) -> None:
             click.option("--until", type=DateType(), help="Last market date to replay (YYYY-MM-DD)."),
             click.option("--start-values", metavar="FILE", help="JSON {scope: value} (or per underlying) to start from."),
             data_option, plugins_dir_option,
-            click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of text."),
+            json_option,
         ]):
             command = option(command)
         return command
@@ -227,7 +228,7 @@ def register_commands(cli: click.Group) -> None:
 
     @policy_group.command("log")
     @data_option
-    @click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of text.")
+    @json_option
     def policy_log(as_json):
         """Every policy version, oldest first."""
         versions = _versions().versions()
@@ -246,7 +247,7 @@ def register_commands(cli: click.Group) -> None:
     @click.option("--actor", required=True, help="Who changes the policy.")
     @click.option("--reason", required=True, help="Why.")
     @data_option
-    @click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of text.")
+    @json_option
     def policy_set(policy_file, actor, reason, as_json):
         """Make FILE the live policy: archived as a new version, then written to the data root."""
         from calibration_policy.policy import CalibrationUpdatePolicy
@@ -258,7 +259,7 @@ def register_commands(cli: click.Group) -> None:
     @policy_group.command("as-of")
     @click.argument("when", metavar="DATE")
     @data_option
-    @click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of text.")
+    @json_option
     def policy_as_of(when, as_json):
         """Which policy was live on DATE (YYYY-MM-DD: at the end of that UTC day; or an ISO time)."""
         from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
@@ -278,7 +279,7 @@ def register_commands(cli: click.Group) -> None:
     @click.option("--actor", required=True, help="Who rolls back.")
     @click.option("--reason", required=True, help="Why.")
     @data_option
-    @click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of text.")
+    @json_option
     def policy_rollback(version_id, actor, reason, as_json):
         """Make an earlier policy VERSION (id or fingerprint) live again, as a new version."""
         version = _versions().rollback(version_id, actor=actor, reason=reason)
