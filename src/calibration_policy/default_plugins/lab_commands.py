@@ -262,9 +262,9 @@ def register_commands(cli: click.Group) -> None:
     @json_option
     def policy_as_of(when, as_json):
         """Which policy was live on DATE (YYYY-MM-DD: at the end of that UTC day; or an ISO time)."""
-        from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
+        from calibration_policy.moments import parse_moment
 
-        moment = as_of_moment(when)
+        moment = parse_moment(when, date_means="end")
         version = _versions().as_of(moment)
         if as_json:
             emit_json({"as_of": moment.isoformat(), "version": version.to_dict() if version else None})
