@@ -6,11 +6,19 @@
 #
 #   bash scripts/setup.sh                  # the package, its panel and the test tools
 #   bash scripts/setup.sh --with-browser   # plus Debian's chromium for the browser tests
+#   bash scripts/setup.sh --with-postgresql  # plus Debian's PostgreSQL server binaries (the store tests)
 #
 # Choose the interpreter with CALIBRATION_PYTHON (default: python3 on PATH, 3.11 or newer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want_browser="${1:-}"
+want_browser="" want_postgresql=""
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) want_browser=1 ;;
+    --with-postgresql) want_postgresql=1 ;;
+    *) printf 'Unknown option %s (known: --with-browser, --with-postgresql)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 UV_VERSION="0.13.9"
 venv=".venv"
 
@@ -64,13 +72,24 @@ if [ -z "${UV_CACHE_DIR:-}" ]; then
 fi
 # Trust the machine's certificate store (a company proxy's CA lives there, not in uv's own list).
 UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}" \
-  "$uv" sync --quiet --frozen --extra ui --extra test --python "$venv/bin/python"
+  "$uv" sync --quiet --frozen --extra ui --extra test --extra postgresql --python "$venv/bin/python"
 
-if [ "$want_browser" = "--with-browser" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+if [ -n "$want_browser" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
   if is_root_with_apt; then
     say "Installing Chromium from Debian's packages for the browser tests…"
     apt_install chromium
   else
     say "Chromium is missing, so the browser tests will be skipped. To run them: sudo apt-get install chromium"
+  fi
+fi
+
+# The PostgreSQL store's tests start a throwaway server from initdb/pg_ctl (no server to set up).
+has_initdb() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if [ -n "$want_postgresql" ] && ! has_initdb; then
+  if is_root_with_apt; then
+    say "Installing Debian's PostgreSQL server binaries for the PostgreSQL store tests…"
+    apt_install postgresql
+  else
+    say "PostgreSQL's initdb is missing, so the PostgreSQL store tests will be skipped. To run them: sudo apt-get install postgresql"
   fi
 fi

@@ -4,6 +4,6 @@
 # CALIBRATION_POLICY_LONG_TESTS=1. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-browser
+bash scripts/setup.sh --with-browser --with-postgresql
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 exec python -m pytest -q "$@"
