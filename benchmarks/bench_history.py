@@ -158,7 +158,8 @@ def run_python(code: str, *args: str) -> str:
 
 def bench_size(n: int, workdir: Path, naive_repeat: int, warm_repeat: int) -> dict:
     from calibration_policy import load_recent_calibration_history, record_calibration_result
-    from calibration_policy.history import HistoryStore, open_store
+    from calibration_policy.history import HistoryStore
+    from calibration_policy.stores import open_store
 
     folder = workdir / f"runs_{n}"
     print(f"\n== N = {n:,}: creating files ...", flush=True)

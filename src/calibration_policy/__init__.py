@@ -15,9 +15,13 @@ _EXPORTS = {
     "Decision": "models",
     "RuleVerdict": "models",
     "ScopeChange": "models",
-    "record_calibration_result": "history",
-    "load_recent_calibration_history": "history",
-    "open_store": "history",
+    "record_calibration_result": "pipeline",
+    "load_recent_calibration_history": "pipeline",
+    "open_store": "stores",
+    "Store": "stores",
+    "active_store": "stores",
+    "StoreType": "specs",
+    "StoreError": "errors",
     "HistoryStore": "history",
     "get_smoothed_multipliers": "smoothing",
     "should_apply_update": "decide",
@@ -82,17 +86,19 @@ if TYPE_CHECKING:
         PolicyError,
         ReviewError,
         StaleChangeError,
+        StoreError,
         TargetError,
         UnknownPluginError,
     )
     from .folders import foreign_files
-    from .history import HistoryStore, load_recent_calibration_history, open_store, record_calibration_result
+    from .history import HistoryStore
     from .hookspecs import hookimpl
-    from .permissions import PermissionsTable
-    from .specs import Rule, Smoother, TargetFactory
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
-    from .pipeline import UpdateOutcome, force_apply, run_update
+    from .permissions import PermissionsTable
+    from .pipeline import UpdateOutcome, force_apply, load_recent_calibration_history, record_calibration_result, run_update
     from .plugins import get_plugin_manager
     from .policy import CalibrationUpdatePolicy
     from .replay import ReplayResult, replay
     from .smoothing import get_smoothed_multipliers
+    from .specs import Rule, Smoother, StoreType, TargetFactory
+    from .stores import Store, active_store, open_store

@@ -11,55 +11,10 @@ import os
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from filelock import FileLock, Timeout
-
-from .archive import Archive, ArchiveEntry, ChangeKind, now_utc
-from .errors import TargetError
+from .archive import ArchiveEntry, ChangeKind, now_utc
+from .errors import live_but_not_recorded
+from .stores import govern, locked, open_archive
 from .target import Snapshot, Target
-
-LOCK_TIMEOUT_SECONDS = 120.0
-
-
-class AppliedButNotRecorded(TargetError):
-    """The new values are live, but a record of the change (archive, run, suggestion) could not be written."""
-
-
-def live_but_not_recorded(target_name: str, what: str, error: ValueError, remedy: str) -> AppliedButNotRecorded:
-    """The error for a failure *after* the config was replaced: never "nothing was changed"."""
-    if isinstance(error, AppliedButNotRecorded):
-        return error
-    reason = str(error).removesuffix(" Nothing was changed.").rstrip(".")
-    link: BaseException | None = error
-    while link is not None:  # the OS error behind it, even when re-raised "from None"
-        if isinstance(link, OSError) and link.errno:
-            reason = os.strerror(link.errno)
-            break
-        link = link.__cause__ or link.__context__
-    return AppliedButNotRecorded(f"The new values are live in {target_name}, but {what} failed ({reason}); {remedy}")
-
-
-def target_lock(target: Target, timeout: float = LOCK_TIMEOUT_SECONDS) -> FileLock:
-    return FileLock(str(target.lock_path), timeout=timeout)
-
-
-class locked:
-    """``with locked(target):`` holds the target's lock, with a plain message on time-out."""
-
-    def __init__(self, target: Target, timeout: float = LOCK_TIMEOUT_SECONDS) -> None:
-        self.target, self.lock = target, target_lock(target, timeout)
-
-    def __enter__(self) -> "locked":
-        try:
-            self.lock.acquire()
-        except Timeout:
-            raise TargetError(
-                f"Another update of {self.target.name} has held its lock for over {self.lock.timeout:.0f} s; "
-                f"try again, or remove {self.target.lock_path} if no update is running."
-            ) from None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
 
 
 def _monotonic_time(last: ArchiveEntry | None) -> datetime:
@@ -90,8 +45,9 @@ def apply_values(
     **audit: Any,
 ) -> ArchiveEntry:
     """Make ``values`` (or a whole ``snapshot``, for a rollback) live and archive what they replace."""
+    target = govern(target)
     with contextlib.nullcontext() if already_locked else locked(target):
-        archive = Archive(archive_dir, target.name)
+        archive = open_archive(archive_dir, target.name)
         current = target.load()
         archive.reconcile(target, current)
         last = archive.last_change()

@@ -20,9 +20,15 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from . import foreign
 from .durable import atomic_replace, create_exclusive, dumps_model
 from .errors import HistoryError
-from .paths import data_path
 from .moments import aware_utc
-from .naming import check_record_id, is_archive_file_name, numbered, sequence_key, utc_stamp
+from .naming import (
+    check_record_id,
+    is_archive_file_name,
+    numbered,
+    sequence_key,
+    utc_stamp,
+)
+from .paths import data_path
 from .target import Snapshot, Target
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from .archive import Archive, resolve_archive_dir
-from .review import ReviewStore
+from .stores import active_store, open_archive, open_reviews
 
 KIND_TEXT = {"update": "applied by the policy", "force": "force-applied", "approve": "approved", "modify": "modified",
              "rollback": "rolled back", "auto": "applied by auto mode"}
@@ -35,26 +34,18 @@ class Change:
         return {**asdict(self), "at": self.at.isoformat()}
 
 
-def _targets(archive_dir: str | os.PathLike[str] | None) -> list[str]:
-    folder = resolve_archive_dir(archive_dir)
-    try:
-        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
 def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: str | os.PathLike[str] | None = None,
             underlying: str | None = None) -> list[Change]:
     """Every recorded change, oldest first (optionally only one underlying's)."""
     found: list[Change] = []
-    for name in _targets(archive_dir):
-        for entry in Archive(archive_dir, name).entries():
+    for name in active_store().targets(archive_dir):
+        for entry in open_archive(archive_dir, name).entries():
             approvers = [str(a.get("by")) for a in (entry.model_extra or {}).get("approvals") or [] if a.get("by")]
             found.append(Change(entry.at, f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}",
                                 " and ".join(approvers) or entry.by or entry.actor, entry.via or "–", entry.reason, name,
                                 entry.underlying, entry.change_id, entry.suggestion_id))
     try:
-        suggestions = ReviewStore(suggestions_dir).all()
+        suggestions = open_reviews(suggestions_dir).all()
     except (OSError, ValueError):
         suggestions = []
     for item in suggestions:

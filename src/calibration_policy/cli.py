@@ -190,7 +190,8 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
     UNDERLYING is its symbol, for example SPY (optional with --changes). Page back with --before
     (keyset paging: the oldest page is as quick as the newest).
     """
-    from .history import MAX_LIMIT, _check_limit, cursor_of, open_store
+    from .history import MAX_LIMIT, _check_limit, cursor_of
+    from .stores import open_store
 
     if changes:
         _print_changes(underlying, archive_dir, suggestions_dir or _suggestions_beside(history_dir), as_json, full)
@@ -298,8 +299,8 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
            exit_code: bool, expect_version: str | None = None, actor: str | None = None) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
     from .permissions import os_user
-    from .plugins import get_source
     from .pipeline import run_time_for, run_update
+    from .plugins import get_source
 
     policy = load_policy(policy_file, history_dir)
     with spinner(f"Calibrating {underlying} ({source})…"):
@@ -329,10 +330,10 @@ def force(underlying: str, policy_file: str | None, history_dir: str | None, arc
           actor: str | None = None) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
     from .errors import CalibrationPolicyError, HistoryError
-    from .history import open_store
     from .permissions import os_user
     from .pipeline import force_apply
     from .plugins import sources
+    from .stores import open_store
 
     policy = load_policy(policy_file, history_dir)
     symbol = underlying.strip().upper()
@@ -391,7 +392,7 @@ def doctor(policy_file: str | None, history_dir: str | None, archive_dir: str | 
     """Check the data folders: interrupted changes, archive, suggestions against the live config,
     runs, foreign files, run index. Exit code 1 when something is found."""
     from .doctor import examine
-    from .history import open_store
+    from .stores import open_store
 
     policy = load_policy(policy_file, history_dir)
     suggestions_dir = _suggestions_beside(history_dir)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import CalibrationPolicyError
-from .models import Decision, RuleVerdict, ScopeChange
 from .humanize import fmt_num, fmt_pair
+from .models import Decision, RuleVerdict, ScopeChange
 from .plugins import get_rule
 from .policy import CalibrationUpdatePolicy
 

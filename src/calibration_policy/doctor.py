@@ -16,12 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import intents
-from .archive import Archive, resolve_archive_dir
+from .archive import resolve_archive_dir
 from .folders import data_folder_report
-from .history import MAX_LIMIT, open_store, resolve_history_dir
+from .history import MAX_LIMIT, resolve_history_dir
 from .index import scan_names
-from .review import ReviewStore
+from .stores import intents, open_archive, open_reviews, open_store
 from .target import Target
 
 
@@ -46,7 +45,7 @@ def examine(targets: Sequence[Target] = (), *, history_dir=None, archive_dir=Non
             pipeline.settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir,
                                         suggestions_dir=suggestions_dir)
             with pipeline.locked(target):
-                Archive(archive_dir, target.name).reconcile(target, target.load())
+                open_archive(archive_dir, target.name).reconcile(target, target.load())
         _repair_reviews(targets, history_dir, archive_dir, suggestions_dir)
         _repair_index(history_dir)
     return _findings(targets, history_dir, archive_dir, suggestions_dir)
@@ -56,15 +55,15 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
     found: list[Finding] = []
     names = {t.name for t in targets} | set(_archived_targets(archive_dir))
     for name in sorted(names):
-        for intent_name in intents.pending_names(archive_dir, name):
-            busy = intent_name.removesuffix(".json") in intents.in_progress(archive_dir, name)
+        for intent_name in intents().pending_names(archive_dir, name):
+            busy = intent_name.removesuffix(".json") in intents().in_progress(archive_dir, name)
             if not busy:
                 found.append(Finding("intents", f"A change of {name} was interrupted ({intent_name}): it may be half done.",
                                      "Settles it: completes what reached the live config, records the rest as not applied."
                                      if name in {t.name for t in targets} else
                                      f"Needs the live config of {name}: give its --config (or --underlying) to repair.",
                                      name in {t.name for t in targets}))
-        archive = Archive(archive_dir, name)
+        archive = open_archive(archive_dir, name)
         try:
             every = archive.entries(include_all=True)
         except ValueError as error:
@@ -113,7 +112,7 @@ def _archived_targets(archive_dir) -> list[str]:
 
 def _suggestions(suggestions_dir, name=None):
     try:
-        return ReviewStore(suggestions_dir).all(target=name)
+        return open_reviews(suggestions_dir).all(target=name)
     except ValueError:
         return []
 
@@ -186,11 +185,11 @@ def _index_findings(history_dir) -> list[Finding]:
 def _repair_reviews(targets, history_dir, archive_dir, suggestions_dir) -> None:
     from . import pipeline
 
-    store = ReviewStore(suggestions_dir)
+    store = open_reviews(suggestions_dir)
     by_id = {s.suggestion_id: s for s in _suggestions(suggestions_dir)}
     for name in {t.name for t in targets} | set(_archived_targets(archive_dir)):
         try:
-            committed = Archive(archive_dir, name).entries()
+            committed = open_archive(archive_dir, name).entries()
         except ValueError:
             continue
         for entry in committed:

@@ -6,6 +6,8 @@ working) and carries one plain-English sentence naming what is wrong and what to
 
 from __future__ import annotations
 
+import os
+
 
 class CalibrationPolicyError(ValueError):
     """Base class: bad input or bad state, explained in plain English."""
@@ -57,6 +59,24 @@ class StaleChangeError(CalibrationPolicyError):
     """A change based on values that someone else changed meanwhile; nothing was changed."""
 
 
+class AppliedButNotRecorded(TargetError):
+    """The new values are live, but a record of the change (archive, run, suggestion) could not be written."""
+
+
+def live_but_not_recorded(target_name: str, what: str, error: ValueError, remedy: str) -> AppliedButNotRecorded:
+    """The error for a failure *after* the config was replaced: never "nothing was changed"."""
+    if isinstance(error, AppliedButNotRecorded):
+        return error
+    reason = str(error).removesuffix(" Nothing was changed.").rstrip(".")
+    link: BaseException | None = error
+    while link is not None:  # the OS error behind it, even when re-raised "from None"
+        if isinstance(link, OSError) and link.errno:
+            reason = os.strerror(link.errno)
+            break
+        link = link.__cause__ or link.__context__
+    return AppliedButNotRecorded(f"The new values are live in {target_name}, but {what} failed ({reason}); {remedy}")
+
+
 class PermissionDeniedError(CalibrationPolicyError):
     """The person may not do this (a missing permission, or the four-eyes rule); nothing was changed."""
 
@@ -68,3 +88,8 @@ class PermissionDeniedError(CalibrationPolicyError):
 
 class PermissionCheckError(CalibrationPolicyError):
     """The host's permission check failed (raised, or answered something that is not True/False)."""
+
+
+class StoreError(CalibrationPolicyError):
+    """The configured store cannot be used: a malformed URL, a server that is down or refuses the
+    password, a schema newer than this code, a connection lost mid-change (nothing half-written)."""

@@ -15,10 +15,24 @@ from pydantic import ValidationError
 
 from .archive import ArchiveEntry, resolve_archive_dir
 from .errors import DataFolderError
-from .foreign import FOLDER_WORDS, FolderKind, ForeignFile, ForeignFileError, _kind, _reason, list_folder, read_record
+from .foreign import (
+    FOLDER_WORDS,
+    FolderKind,
+    ForeignFile,
+    ForeignFileError,
+    _kind,
+    _reason,
+    list_folder,
+    read_record,
+)
 from .history import resolve_history_dir
 from .models import CalibrationRun
-from .naming import _RECORD_ID, is_archive_file_name, is_suggestion_file_name, parse_run_file_name
+from .naming import (
+    _RECORD_ID,
+    is_archive_file_name,
+    is_suggestion_file_name,
+    parse_run_file_name,
+)
 from .review import Suggestion, resolve_suggestions_dir
 
 

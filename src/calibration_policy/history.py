@@ -22,12 +22,25 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 from pydantic import ValidationError
 
 from . import foreign
-from .durable import atomic_replace, create_exclusive, dumps_model, find_non_finite, sweep_orphans
+from .durable import (
+    atomic_replace,
+    create_exclusive,
+    dumps_model,
+    find_non_finite,
+    sweep_orphans,
+)
 from .errors import HistoryError, InvalidRunError
 from .index import INDEX_DIR, Key, RunIndex, run_key
 from .models import RUN_EARLIEST, RUN_LATEST, CalibrationRun
+from .naming import (
+    check_record_id,
+    check_source,
+    check_underlying,
+    numbered,
+    parse_run_file_name,
+    utc_stamp,
+)
 from .paths import data_path
-from .naming import check_record_id, check_source, check_underlying, numbered, parse_run_file_name, utc_stamp
 from .plugins import get_domain
 
 log = logging.getLogger(__name__)
@@ -296,20 +309,6 @@ class HistoryStore:
         return removed + sweep_orphans(self.directory / INDEX_DIR, older_than_seconds)
 
 
-_stores: dict[tuple[str, int], HistoryStore] = {}
-_stores_lock = threading.Lock()
-
-
-def open_store(history_dir: str | os.PathLike[str] | None = None) -> HistoryStore:
-    """The store for ``history_dir`` (see :func:`resolve_history_dir`), reused within a process."""
-    key = (str(resolve_history_dir(history_dir).absolute()), os.getpid())
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = HistoryStore(key[0])
-        return store
-
-
 def build_run(
     result: Mapping[str, Any],
     underlying: str,
@@ -354,29 +353,3 @@ def build_run(
         )
     except ValidationError as error:
         raise InvalidRunError(f"The calibration result cannot be stored: {_friendly_validation(error)}.") from None
-
-
-def record_calibration_result(
-    result: Mapping[str, Any],
-    underlying: str,
-    source: str,
-    history_dir: str | os.PathLike[str] | None = None,
-    timestamp: datetime | None = None,
-    *,
-    config: Mapping[str, Any] | None = None,
-    domain: str = "vol_surface",
-) -> CalibrationRun:
-    """Record a host's calibration result as a run, durably, before anything is decided.
-
-    Every run is kept (even the ones never applied) so smoothing and the panel see the full
-    picture. Raises a ``ValueError`` subclass naming the problem; then nothing is written.
-    """
-    run = build_run(result, underlying, source, timestamp, config, domain)
-    return open_store(history_dir).record(run)
-
-
-def load_recent_calibration_history(
-    underlying: str, limit: int = 50, history_dir: str | os.PathLike[str] | None = None
-) -> list[CalibrationRun]:
-    """The newest ``limit`` runs of ``underlying``, oldest first, without reading the others."""
-    return open_store(history_dir).latest(underlying, limit)

@@ -52,6 +52,15 @@ def register_targets(register: Register) -> None:
 
 
 @hookspec
+def register_stores(register: Register) -> None:
+    """Register stores: ``register(StoreType(scheme, open))``; ``open(url) -> Store`` (see :mod:`calibration_policy.stores`).
+
+    The store in use is chosen by one setting, ``store = "<scheme>://…"`` in the policy file or
+    ``$CALIBRATION_STORE``; without it, the built-in file store keeps everything in the data folder.
+    """
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``calibration-policy`` CLI: ``cli`` is its click group (``@cli.command()``), as in llm."""
 

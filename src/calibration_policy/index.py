@@ -30,15 +30,15 @@ two. A directory where the index cannot be written falls back to a plain scan.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import contextlib
 import os
+import re
 import sqlite3
 import sys
 import time
 import zlib
-import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -164,7 +164,13 @@ class _Progress:
             if time.perf_counter() - self.started < PROGRESS_AFTER_S:
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  console=Console(stderr=True), transient=False)

@@ -80,6 +80,8 @@ def _lock(folder: Path, intent_id: str, timeout: float) -> FileLock:
 
 def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: str, **info: Any) -> Intent:
     """Record (durably) that ``kind`` is about to change ``target_name``; the caller holds its lock until done."""
+    # A damaged archive (the target's folder replaced by a file) fails here, before an intent is written.
+    foreign.check_folder(resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name"), "archive folder")
     folder = intents_dir(archive_dir, target_name)
     created = tuple(p for p in (folder.parent.parent, folder.parent, folder, folder / ".locks") if not p.exists())
     try:

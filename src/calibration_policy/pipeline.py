@@ -26,21 +26,22 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Mapping
 
-from . import intents
-from .apply import apply_values, live_but_not_recorded, locked
-from .archive import Archive, ArchiveEntry, ChangeKind, now_utc, resolve_archive_dir
-from .durable import dumps
+from .apply import apply_values
+from .archive import ArchiveEntry, ChangeKind, now_utc
 from .decide import should_apply_update
-from .errors import CalibrationPolicyError, HistoryError, StaleChangeError
-from .history import build_run, open_store
+from .durable import dumps
+from .errors import CalibrationPolicyError, HistoryError, StaleChangeError, live_but_not_recorded
+from .history import build_run
 from .models import CalibrationRun, Decision
 from .naming import check_underlying
-from .permissions import actor_name, check as check_permission, four_eyes, needed_approvals
+from .permissions import actor_name, four_eyes, needed_approvals
+from .permissions import check as check_permission
 from .plugins import get_domain, get_plugin_manager
 from .policy import CalibrationUpdatePolicy
 from .policy_versions import policy_fingerprint
 from .rule_evidence import live_evidence
 from .smoothing import get_smoothed_multipliers, window_runs
+from .stores import govern, intents, locked, open_archive, open_reviews, open_store
 from .target import Target
 
 FORCED_REASON = "Applied: forced by user"
@@ -87,6 +88,32 @@ class UpdateOutcome:
             "change_id": self.change.change_id if self.change else None,
             "decision": self.decision.to_dict(),
         }
+
+
+def record_calibration_result(
+    result: Mapping[str, Any],
+    underlying: str,
+    source: str,
+    history_dir: str | os.PathLike[str] | None = None,
+    timestamp: datetime | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    domain: str = "vol_surface",
+) -> CalibrationRun:
+    """Record a host's calibration result as a run, durably, before anything is decided.
+
+    Every run is kept (even the ones never applied) so smoothing and the panel see the full
+    picture. Raises a ``ValueError`` subclass naming the problem; then nothing is written.
+    """
+    run = build_run(result, underlying, source, timestamp, config, domain)
+    return open_store(history_dir).record(run)
+
+
+def load_recent_calibration_history(
+    underlying: str, limit: int = 50, history_dir: str | os.PathLike[str] | None = None
+) -> list[CalibrationRun]:
+    """The newest ``limit`` runs of ``underlying``, oldest first, without reading the others."""
+    return open_store(history_dir).latest(underlying, limit)
 
 
 def run_time_for(day: date | None) -> datetime | None:
@@ -169,12 +196,12 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
 
     ``proposed_by``/``proposed_via`` say who proposed and from where; the policy's four-eyes
     settings (``policy=``) are kept with the suggestion (a forced change always needs another person)."""
-    from .review import ReviewStore, Suggestion
+    from .review import Suggestion
 
     policy = fields.pop("policy", None)
     four_eyes_rule = {"required_approvals": getattr(policy, "required_approvals", 1),
                       "distinct_approver": bool(getattr(policy, "require_distinct_approver", False) or decision.forced)}
-    suggestion = ReviewStore(suggestions_dir).propose(Suggestion(
+    suggestion = open_reviews(suggestions_dir).propose(Suggestion(
         proposed_by=proposed_by, proposed_via=proposed_via, forced=decision.forced, **four_eyes_rule,
         domain=run.domain, target=target.name, underlying=run.underlying, created_at=now_utc(),
         values=decision.values, current_values=dict(current), reason=reason or decision.reason, run_id=run.run_id,
@@ -183,7 +210,7 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
     waiting = run_reason or "Waiting for approval: " + decision.reason.removeprefix("Applied: ")
     # Under the suggestion's lock: an approval that came in between (it holds the same lock) has
     # already made the run applied, and a pending mark written now would undo that (D2).
-    with ReviewStore(suggestions_dir).holding(suggestion.suggestion_id) as now:
+    with open_reviews(suggestions_dir).holding(suggestion.suggestion_id) as now:
         if now.status == "pending":
             run = settle(run, decision, smoothed, history_dir, waiting, pending_suggestion=suggestion.suggestion_id, **fields)
         else:
@@ -267,7 +294,7 @@ def run_update(
     """
     if force_values not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"force_values must be 'smoothed' or 'recommended', not {force_values!r:.40}.")
-    policy = policy or CalibrationUpdatePolicy()
+    policy, target = policy or CalibrationUpdatePolicy(), govern(target)
     if not dry_run:  # the one permission check, before anything is written
         actor = check_permission("force_apply" if force else "propose", actor=_default_actor(actor, force),
                                  domain=policy.domain, via=via, policy=policy, permissions=permissions)
@@ -364,7 +391,7 @@ def force_apply(
     made meanwhile is never overwritten: :class:`StaleChangeError`, nothing changed (D10).
     With ``force_requires_approval`` the forced values wait as a suggestion for a second person.
     """
-    underlying = check_underlying(underlying)
+    underlying, target = check_underlying(underlying), govern(target)
     if use not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
     policy = policy or CalibrationUpdatePolicy()
@@ -398,6 +425,7 @@ def force_apply(
 
 def live_version(target: Target) -> str:
     """A short fingerprint of the live config: what a page or caller saw, to send back with a change."""
+    target = govern(target)
     return hashlib.sha256(dumps(target.load())).hexdigest()[:16]
 
 
@@ -408,7 +436,7 @@ def check_version(target: Target, expected: str | None, archive_dir=None) -> Non
     now = live_version(target)
     if now == expected:
         return
-    last = Archive(archive_dir, target.name).last_change()
+    last = open_archive(archive_dir, target.name).last_change()
     since = (f" The last change was {last.change_id} ({last.kind} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC: "
              f"{last.reason})." if last is not None else "")
     raise StaleChangeError(
@@ -430,6 +458,7 @@ def change_intent(target: Target, archive_dir, kind: str, *, history_dir=None, s
                   expected_version: str | None = None, **info: Any):
     """``with change_intent(...) as intent:`` — for a domain's own multi-file change (auto mode): the
     intent is recorded first, cleared when the block ends, and settled if the process dies inside."""
+    target = govern(target)
     target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
     return _intent(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info)
@@ -456,10 +485,11 @@ def _intent(target: Target, archive_dir, kind: str, history_dir, suggestions_dir
 def settle_interrupted(target: Target, *, archive_dir=None, history_dir=None, suggestions_dir=None) -> list[str]:
     """Complete or undo every change of ``target`` a killed process left half done; one directory
     listing when there is none. Returns one sentence per settled change."""
-    if not intents.pending_names(archive_dir, target.name):
+    target = govern(target)
+    if not intents().pending_names(archive_dir, target.name):
         return []
     settled = []
-    for intent in intents.abandoned(archive_dir, target.name):
+    for intent in intents().abandoned(archive_dir, target.name):
         try:
             settled.append(_settle_one(intent.data, target, archive_dir))
         except BaseException:
@@ -470,12 +500,10 @@ def settle_interrupted(target: Target, *, archive_dir=None, history_dir=None, su
 
 
 def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
-    from .review import ReviewStore
-
     kind = data.get("kind")
     history_dir, suggestions_dir = data.get("history_dir"), data.get("suggestions_dir")
     sid = data.get("suggestion_id")
-    store = ReviewStore(suggestions_dir)
+    store = open_reviews(suggestions_dir)
     hold = contextlib.nullcontext(None)
     if sid:
         try:
@@ -485,7 +513,7 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
             hold = contextlib.nullcontext(None)
     with hold as suggestion:
         with locked(target):  # lock order: the suggestion's, then the target's; never the other way
-            archive = Archive(archive_dir, target.name)
+            archive = open_archive(archive_dir, target.name)
             archive.reconcile(target, target.load())
             started = _parse_time(data.get("started_at"))
             made = [e for e in archive.entries() if started is None or e.at >= started]
@@ -514,8 +542,6 @@ def _parse_time(text: Any) -> datetime | None:
 
 
 def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
-    from .review import ReviewStore
-
     store = open_store(history_dir)
     if data.get("run_id"):
         try:
@@ -544,7 +570,7 @@ def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
         if run.decided_at is not None and data.get("kind") == "force":
             said.append(f"forcing run {run.run_id} never reached the live config: nothing changed")
             continue
-        reviews = ReviewStore(suggestions_dir)
+        reviews = open_reviews(suggestions_dir)
         waiting = [s for s in reviews.all(target=target.name) if s.run_id == run.run_id]
         if waiting:
             newest = waiting[-1]
@@ -630,9 +656,7 @@ def _run_after_review(run: CalibrationRun, suggestion, history_dir, *, decision:
 
 
 def _store(suggestions):
-    from .review import ReviewStore
-
-    return suggestions if isinstance(suggestions, ReviewStore) else ReviewStore(suggestions)
+    return suggestions if hasattr(suggestions, "holding") else open_reviews(suggestions)
 
 
 def _allowed(action: str, domain: Any, actor: Any, via: str, policy: Any, permissions: Any) -> str:
@@ -692,6 +716,7 @@ def modify_suggestion(suggestions, suggestion_id: str, values: Mapping[str, Any]
 def _review_apply(store, suggestion_id, values, status, target, archive_dir, reviewer, notes, history_dir,
                   expected_version, via="python", policy=None):
     """``reviewer`` and ``notes`` are checked by the caller (the permission check comes first)."""
+    target = govern(target)
     from .errors import ReviewError
 
     settled = settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
@@ -722,7 +747,7 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
         kind = "approve" if status == "approved" else "modify"
         with locked(target):
             check_version(target, expected_version, archive_dir)
-            archive = Archive(archive_dir, target.name)
+            archive = open_archive(archive_dir, target.name)
             archive.reconcile(target, target.load())
             # Already live (a change recorded before intents existed): record it, never apply twice.
             done = [e for e in archive.entries() if e.suggestion_id == item.suggestion_id]
@@ -768,7 +793,7 @@ def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, 
     from .errors import ReviewError
     from .review import _notes
 
-    store = _store(suggestions)
+    store, target = _store(suggestions), govern(target) if target is not None else None
     reviewer = _allowed("reject", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
     notes = _notes(notes)
     if target is not None:
@@ -821,10 +846,10 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user",
     from .naming import check_record_id
     from .review import _notes, _who
 
-    who = actor
+    who, target = actor, govern(target)
     _who(actor_name(who))
     if domain is None:  # read only: the permission is checked before anything is written
-        last = Archive(archive_dir, target.name).last_change()
+        last = open_archive(archive_dir, target.name).last_change()
         check_domain = last.domain if last is not None else "vol_surface"
     else:
         check_domain = domain
@@ -832,7 +857,7 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user",
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir)
     with locked(target):
         check_version(target, expected_version, archive_dir)
-        periods = Archive(archive_dir, target.name).periods()
+        periods = open_archive(archive_dir, target.name).periods()
         wanted = None if to == "original" else check_record_id(to, "change id")
         if domain is None:
             domain = periods[-1].change.domain if periods and periods[-1].change else "vol_surface"
@@ -853,11 +878,8 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user",
 
 
 def _begin(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info):
-    from .foreign import check_folder
     from .history import resolve_history_dir
 
-    # A damaged archive (the target's folder replaced by a file) fails here, before an intent is written.
-    check_folder(resolve_archive_dir(archive_dir) / target.name, "archive folder")
-    return intents.begin(archive_dir, target.name, kind, version=expected_version,
+    return intents().begin(archive_dir, target.name, kind, version=expected_version,
                          history_dir=str(resolve_history_dir(history_dir).absolute()),
                          suggestions_dir=str(_suggestions_dir(suggestions_dir).absolute()), **info)

@@ -22,7 +22,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, PolicyError, UnknownPluginError
-from .specs import Rule, Smoother, TargetFactory
+from .specs import Rule, Smoother, StoreType, TargetFactory
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.scoring_weights",
     "calibration_policy.default_plugins.demo",
     "calibration_policy.default_plugins.lab_commands",
+    "calibration_policy.default_plugins.postgresql",
 )
 
 _lock = threading.Lock()
@@ -92,6 +93,7 @@ KINDS = {
     "domains": Kind("register_domains", "domain", None),
     "sources": Kind("register_sources", "calibration source", None),
     "targets": Kind("register_targets", "live-config target", TargetFactory),
+    "stores": Kind("register_stores", "store", StoreType),
 }
 
 

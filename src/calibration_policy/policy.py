@@ -18,8 +18,8 @@ from pydantic import (
 )
 
 from .errors import PolicyError
-from .permissions import PermissionsTable
 from .humanize import fmt_count, fmt_num
+from .permissions import PermissionsTable
 
 POLICY_ENV = "CALIBRATION_POLICY"
 POLICY_FILE_NAME = "calibration_policy.toml"

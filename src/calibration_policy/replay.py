@@ -11,10 +11,10 @@ only runs up to that run, thin runs skipped as the policy says, the domain's ``n
 from __future__ import annotations
 
 import bisect
-import sys
-import types
 import json
 import os
+import sys
+import types
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -187,8 +187,8 @@ class ReplayResult:
 def load_history(history_dir: str | os.PathLike[str] | None = None, underlying: str | None = None,
                  since: datetime | None = None, until: datetime | None = None) -> list[CalibrationRun]:
     """Every readable run in the history folder (of one underlying, within [since, until])."""
-    from .history import open_store
     from .models import RUN_EARLIEST, RUN_LATEST
+    from .stores import open_store
 
     store = open_store(history_dir)
     names = [underlying] if underlying else store.underlyings()
@@ -227,9 +227,8 @@ def _start(underlying: str, first: CalibrationRun, start_values, archive_dir, ta
         if isinstance(given, Mapping):
             return {str(k): float(v) for k, v in given.items()}, "given", None
     if archive_dir is not None:
-        from .archive import Archive
-
         from .archive import resolve_archive_dir
+        from .stores import open_archive
 
         name = target_name(underlying) if target_name else None
         if name and not (resolve_archive_dir(archive_dir) / name).is_dir():
@@ -238,7 +237,7 @@ def _start(underlying: str, first: CalibrationRun, start_values, archive_dir, ta
             # as of the run's time, each change counted from the calibration it came from (a replayed
             # or backfilled day is applied long after its market date)
             live = None
-            for period in Archive(archive_dir, name).periods():
+            for period in open_archive(archive_dir, name).periods():
                 since = (period.change.calibration_timestamp or period.since) if period.change else period.since
                 if period.change is None or (since is not None and since < first.timestamp):
                     live = (dict(period.values), "archive", since if period.change else None)

@@ -19,14 +19,19 @@ from typing import Any, Iterator, Literal
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .apply import live_but_not_recorded
-from .archive import now_utc
 from . import foreign
+from .archive import now_utc
 from .durable import atomic_replace, create_exclusive, dumps_model
-from .errors import ReviewError
-from .paths import data_path
+from .errors import ReviewError, live_but_not_recorded
 from .moments import aware_utc
-from .naming import check_record_id, is_suggestion_file_name, numbered, sequence_key, utc_stamp
+from .naming import (
+    check_record_id,
+    is_suggestion_file_name,
+    numbered,
+    sequence_key,
+    utc_stamp,
+)
+from .paths import data_path
 from .plugins import get_domain
 
 log = logging.getLogger(__name__)
@@ -164,13 +169,17 @@ class ReviewStore:
     def propose(self, item: Suggestion) -> Suggestion:
         """Store a new pending suggestion; older pending ones for the same target expire."""
         get_domain(item.domain).validate(item.values)
-        self._mkdir(self.directory)
-        names = numbered(f"{utc_stamp(item.created_at)}_{item.target}")
-        path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
-        item = item.model_copy(update={"suggestion_id": path.stem})
+        item = self._create(item)
         self.expire_pending(item.target, f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
                             older_than=item)
         return item
+
+    def _create(self, item: Suggestion) -> Suggestion:
+        """Store a new suggestion under a fresh id (``<stamp>_<target>[_n]``); the item with its id."""
+        self._mkdir(self.directory)
+        names = numbered(f"{utc_stamp(item.created_at)}_{item.target}")
+        path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
+        return item.model_copy(update={"suggestion_id": path.stem})
 
     def expire_pending(self, target: str, reason: str, older_than: Suggestion | None = None) -> list[Suggestion]:
         """Expire the target's pending suggestions (only those older than ``older_than``, if given).
@@ -188,33 +197,35 @@ class ReviewStore:
         return expired
 
     def _transition(self, suggestion_id: str, change, allow_done: bool = False) -> Suggestion:
-        self.get(suggestion_id)  # an unknown id fails here, before a lock file is created for it
-        try:
-            with self._lock(check_record_id(suggestion_id, "suggestion id")):
-                item = self.get(suggestion_id)
-                if item.status != "pending":
-                    if allow_done:
-                        return item
-                    raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
-                updated = change(item)
-                try:
-                    self._save(updated)
-                except ValueError as error:
-                    if updated.change_id is None or updated.change_id == item.change_id:
-                        raise
-                    raise live_but_not_recorded(updated.target, f"saving suggestion {suggestion_id} as {updated.status}",
-                                                error, f"the archive has the change ({updated.change_id}).") from error
-                return updated
-        except Timeout:
-            raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None
+        with self._locked(suggestion_id):
+            item = self.get(suggestion_id)
+            if item.status != "pending":
+                if allow_done:
+                    return item
+                raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
+            updated = change(item)
+            try:
+                self._save(updated)
+            except ValueError as error:
+                if updated.change_id is None or updated.change_id == item.change_id:
+                    raise
+                raise live_but_not_recorded(updated.target, f"saving suggestion {suggestion_id} as {updated.status}",
+                                            error, f"the archive has the change ({updated.change_id}).") from error
+            return updated
 
     @contextlib.contextmanager
     def holding(self, suggestion_id: str) -> Iterator[Suggestion]:
         """Hold the suggestion's lock; yields it as read under the lock (any status)."""
+        with self._locked(suggestion_id):
+            yield self.get(suggestion_id)
+
+    @contextlib.contextmanager
+    def _locked(self, suggestion_id: str) -> Iterator[None]:
+        """The suggestion's exclusive lock (one reviewer at a time)."""
         self.get(suggestion_id)  # an unknown id fails here, before a lock file is created for it
         try:
             with self._lock(check_record_id(suggestion_id, "suggestion id")):
-                yield self.get(suggestion_id)
+                yield
         except Timeout:
             raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None
 

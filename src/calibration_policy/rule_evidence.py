@@ -52,12 +52,12 @@ def live_evidence(run: CalibrationRun, policy: CalibrationUpdatePolicy, *, histo
         return {}
     found: dict[str, Any] = {"run_time": run.timestamp}
     if "last_applied_at" in keys:
-        from .archive import Archive
+        from .stores import open_archive
 
-        last = Archive(archive_dir, target_name).last_change()
+        last = open_archive(archive_dir, target_name).last_change()
         found["last_applied_at"] = (last.calibration_timestamp or last.at) if last else None
     if "recent_smoothed" in keys:
-        from .history import open_store
+        from .stores import open_store
 
         start = run.timestamp - timedelta(days=lookback_days(policy))
         found["recent_smoothed"] = [

@@ -53,3 +53,17 @@ class TargetFactory:
     description: str = ""
     replaces: bool = False
 
+
+
+@dataclass(frozen=True)
+class StoreType:
+    """Where runs, decisions, suggestions and the live config's archive are kept: ``open(url) -> Store``.
+
+    ``name`` is the URL scheme it serves (``postgresql`` for ``postgresql://…``); see
+    :mod:`calibration_policy.stores` for what a store provides."""
+
+    name: str
+    open: Callable[[str], Any]
+    label: str = ""
+    description: str = ""
+    replaces: bool = False

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .archive import Archive, ArchiveEntry
-from .history import open_store
+from .archive import ArchiveEntry
 from .models import CalibrationRun
 from .naming import check_underlying
 from .plugins import get_domain
 from .policy import CalibrationUpdatePolicy
+from .stores import open_archive, open_store
 from .target import Target
 
 
@@ -73,7 +73,7 @@ def status_report(
     latest = open_store(history_dir).latest(underlying, limit=1)
     latest_run = latest[0] if latest else None
     details = latest_run.model_dump(include={"bands"}) if latest_run else None
-    changes = Archive(archive_dir, target.name).entries()
+    changes = open_archive(archive_dir, target.name).entries()
     current = target.values(target.load())
     scopes = sorted(current, key=lambda s: (s != "global", s))
     rows = [ScopeValue(s, domain.scope_label(s, details), current[s], last_updated(changes, s, current[s])) for s in scopes]

@@ -15,12 +15,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy import CalibrationRun, open_store
-from calibration_policy.archive import Archive
 from calibration_policy.errors import CalibrationPolicyError, HistoryError
 from calibration_policy.history import cursor_of
 from calibration_policy.moments import to_utc
-from calibration_policy.plugins import get_domain
 from calibration_policy.pipeline import force_apply, live_version
+from calibration_policy.plugins import get_domain
+from calibration_policy.stores import open_archive
 
 from .errors import API_TAG, PanelError
 from .panel import Panel
@@ -247,7 +247,7 @@ def add_force_api(router: APIRouter, panel: Panel) -> None:
 def as_of_answer(panel: Panel, symbol: str, moment: Any) -> AsOfOut:
     """What was live for ``symbol`` at ``moment``, from the archive of changes."""
     target = panel.target(symbol)
-    archive = Archive(panel.archive_dir, target.name)
+    archive = open_archive(panel.archive_dir, target.name)
     periods = archive.periods()
     period = archive.as_of(moment) if periods else None
     if not periods:

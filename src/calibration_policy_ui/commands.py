@@ -40,6 +40,7 @@ def serve(data: Path, host: str, port: int, plugins_dir: str | None, app: Path) 
     """Serve the host's app on ``data`` until Ctrl+C (the ``serve`` command)."""
     try:
         import uvicorn
+
         import calibration_policy_ui  # noqa: F401  (fails early without fastapi/jinja2)
     except ImportError:
         raise CalibrationPolicyError(

@@ -18,8 +18,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from calibration_policy.errors import (CalibrationPolicyError, DataFolderError, PermissionCheckError,
-                                       PermissionDeniedError, StaleChangeError)
+from calibration_policy.errors import (
+    CalibrationPolicyError,
+    DataFolderError,
+    PermissionCheckError,
+    PermissionDeniedError,
+    StaleChangeError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -11,18 +11,30 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from calibration_policy import open_store
+from calibration_policy import open_store, pipeline
 from calibration_policy.naming import check_underlying
+from calibration_policy.pipeline import (
+    approve_suggestion,
+    force_apply,
+    reject_suggestion,
+)
 from calibration_policy.plugins import get_domain
-from calibration_policy import pipeline
-from calibration_policy.review import ReviewStore
-from calibration_policy.pipeline import approve_suggestion, force_apply, reject_suggestion
+from calibration_policy.stores import open_reviews
 
 from .errors import PanelError
 from .panel import Panel
 from .security import check_csrf, clear_flash, read_flash, set_flash
 from .static_files import serve_asset
-from .views import MAX_PAGE, ScopeRow, badge, build_page, checklist, labeler, live_state, setting_rows
+from .views import (
+    MAX_PAGE,
+    ScopeRow,
+    badge,
+    build_page,
+    checklist,
+    labeler,
+    live_state,
+    setting_rows,
+)
 
 Symbol = Annotated[str, Form(min_length=1, max_length=40)]
 Notes = Annotated[str, Form(max_length=2000)]
@@ -141,7 +153,7 @@ def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> N
 def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> None:
     def review(request: Request, suggestion_id: str, underlying: str, reviewer: str, notes: str, approve: bool,
                version: str | None = None) -> Response:
-        store = ReviewStore(panel.suggestions_dir)
+        store = open_reviews(panel.suggestions_dir)
         item = store.get(suggestion_id)
         symbol = check_underlying(item.underlying or underlying)
         who = panel.actor(request, reviewer)

@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 import jinja2
 from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
-from starlette.routing import NoMatchFound
 from starlette.responses import Response
+from starlette.routing import NoMatchFound
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.errors import CalibrationPolicyError

@@ -14,8 +14,9 @@ from calibration_policy.history import cursor_of
 from calibration_policy.naming import check_underlying
 from calibration_policy.pipeline import live_version
 from calibration_policy.plugins import get_domain
-from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy.review import Suggestion
 from calibration_policy.status import ScopeValue, status_report
+from calibration_policy.stores import open_reviews
 
 from .chart import Chart, ChartPoint, build_chart
 from .errors import PanelError
@@ -153,7 +154,7 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
         version = live_version(target)  # before reading the values: a change in between makes a submit stale, never blind
         report = status_report(underlying, policy=policy, target=target,
                                history_dir=panel.history_dir, archive_dir=panel.archive_dir)
-        pending = ReviewStore(panel.suggestions_dir).all(target=target.name, status="pending")
+        pending = open_reviews(panel.suggestions_dir).all(target=target.name, status="pending")
     except (TargetError, DataFolderError) as error:  # the runs still show; the alert says what to repair
         return LiveState([], str(error), None, [])
     except PanelError as error:
@@ -352,12 +353,12 @@ def _person(actor: str) -> str:
 
 
 def archive_changes(panel: Panel, target_name: str | None) -> list:
-    from calibration_policy.archive import Archive
+    from calibration_policy.stores import open_archive
 
     if target_name is None:
         return []
     try:
-        return Archive(panel.archive_dir, target_name).entries()
+        return open_archive(panel.archive_dir, target_name).entries()
     except (DataFolderError, OSError):
         return []
 

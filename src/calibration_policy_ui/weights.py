@@ -25,22 +25,51 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from calibration_policy.archive import Archive, Period
-from calibration_policy.default_plugins.scoring_weights.domain import DOMAIN_NAME, FACTORS, default_weights_file, weights_target
-from calibration_policy.errors import CalibrationPolicyError, PermissionCheckError, PermissionDeniedError, ReviewError
-from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy import pipeline
-from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
+from calibration_policy.archive import Archive, Period
+from calibration_policy.default_plugins.scoring_weights.analysis import (
+    TRADING_THRESHOLD,
+    analyze_trades,
+    default_trades_file,
+)
+from calibration_policy.default_plugins.scoring_weights.domain import (
+    DOMAIN_NAME,
+    FACTORS,
+    default_weights_file,
+    weights_target,
+)
+from calibration_policy.default_plugins.scoring_weights.evidence import (
+    evaluate_with_options,
+    out_of_sample_verdict,
+)
+from calibration_policy.default_plugins.scoring_weights.flow import (
+    as_of_moment,
+    live_weights,
+    suggest_weights,
+)
+from calibration_policy.default_plugins.scoring_weights.settings import (
+    WeightsSettings,
+    load_weights_settings,
+)
+from calibration_policy.errors import (
+    CalibrationPolicyError,
+    PermissionCheckError,
+    PermissionDeniedError,
+    ReviewError,
+)
+from calibration_policy.pipeline import (
+    approve_suggestion,
+    modify_suggestion,
+    reject_suggestion,
+)
+from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy.status import last_updated
+from calibration_policy.stores import open_archive, open_reviews
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.default_plugins.scoring_weights.analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file
-from calibration_policy.default_plugins.scoring_weights.evidence import evaluate_with_options, out_of_sample_verdict
-from calibration_policy.default_plugins.scoring_weights.settings import WeightsSettings, load_weights_settings
-from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment, live_weights, suggest_weights
 
 from .access import permission_guard
-from .errors import API_TAG, PanelError, panel_route_class
 from .api import ErrorOut
+from .errors import API_TAG, PanelError, panel_route_class
 from .panel import Panel, make_panel
 from .security import (
     check_csrf,
@@ -80,10 +109,10 @@ class WeightsTab:
         return weights_target(path=self.weights_path)
 
     def store(self) -> ReviewStore:
-        return ReviewStore(self.panel.suggestions_dir)
+        return open_reviews(self.panel.suggestions_dir)
 
     def archive(self) -> Archive:
-        return Archive(self.panel.archive_dir, self.target().name)
+        return open_archive(self.panel.archive_dir, self.target().name)
 
     def reviewer(self, request: Request, given: str | None) -> Any:
         """The signed-in user if the host knows one (the host's user object), else the name typed in the form."""

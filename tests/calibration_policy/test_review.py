@@ -19,7 +19,7 @@ from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import InvalidNameError, InvalidRunError, ReviewError
-from calibration_policy.history import open_store
+from calibration_policy.stores import open_store
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget

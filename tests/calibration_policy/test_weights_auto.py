@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
 from calibration_policy.errors import PolicyError
-from calibration_policy.history import open_store
+from calibration_policy.stores import open_store
 from calibration_policy.review import ReviewStore
 from calibration_policy.default_plugins.scoring_weights.analysis import bounded_weights
 from calibration_policy.default_plugins.scoring_weights.domain import WeightsError

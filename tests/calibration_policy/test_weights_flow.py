@@ -14,7 +14,7 @@ from calibration_policy.archive import Archive
 from calibration_policy.cli import main
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import PolicyError, TargetError
-from calibration_policy.history import open_store
+from calibration_policy.stores import open_store
 from calibration_policy.review import ReviewStore
 from calibration_policy.pipeline import approve_suggestion, roll_back as rollback
 from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy

@@ -111,10 +111,13 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     """Replay every bundled day of every underlying into ``out`` (history, archive, configs).
 
     ``builtin`` uses the package's own source and target even when a host plugin provides them."""
-    from calibration_policy.pipeline import run_time_for, run_update  # the update stack loads only for a demo
-
     from rich.console import Console
     from rich.progress import track
+
+    from calibration_policy.pipeline import (  # the update stack loads only for a demo
+        run_time_for,
+        run_update,
+    )
 
     source, factory = demo_plugins(policy, source_name, builtin)
     if fresh and out.exists():

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Any]:
     """A rich progress bar on stderr (nothing when stderr is not a terminal); yields ``advance(n)``."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
@@ -89,8 +95,15 @@ FIGURE_COLUMNS = ["Policy", "Runs", "Applies", "Movement", "Flip-flops", "Mean |
 def register_commands(cli: click.Group) -> None:
     import click
 
-    from calibration_policy.cli import (DateType, data_option, emit_json, json_option, load_policy, plugins_dir_option,
-                                        print_table)
+    from calibration_policy.cli import (
+        DateType,
+        data_option,
+        emit_json,
+        json_option,
+        load_policy,
+        plugins_dir_option,
+        print_table,
+    )
 
     def places(command):
         for option in reversed([

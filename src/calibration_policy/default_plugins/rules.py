@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from calibration_policy.decide import RuleContext
 from calibration_policy.hookspecs import hookimpl
-from calibration_policy.models import RuleVerdict
 from calibration_policy.humanize import fmt_count, fmt_num, fmt_pair
+from calibration_policy.models import RuleVerdict
 from calibration_policy.plugins import get_domain
 from calibration_policy.specs import Rule
 

@@ -94,9 +94,9 @@ def _form_defaults(policy) -> dict[str, str]:
 
 def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str | None = None) -> dict[str, Any]:
     """Replay the live policy and the candidate over ``underlying``'s runs: figures, chart, differences."""
-    from calibration_policy.history import open_store
     from calibration_policy.lab import compare
     from calibration_policy.replay import load_history
+    from calibration_policy.stores import open_store
 
     current = panel.policy()
     view: dict[str, Any] = {"form": {**_form_defaults(current), **{k: v for k, v in form.items() if v is not None}},

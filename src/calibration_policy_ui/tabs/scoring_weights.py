@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from calibration_policy import hookimpl
-from calibration_policy.default_plugins.scoring_weights.analysis import default_trades_file
-from calibration_policy.default_plugins.scoring_weights.domain import default_weights_file
+from calibration_policy.default_plugins.scoring_weights.analysis import (
+    default_trades_file,
+)
+from calibration_policy.default_plugins.scoring_weights.domain import (
+    default_weights_file,
+)
 
 from ..weights import WeightsTab, add_weights_routes, settings_source
 from . import PanelTab, TabContext

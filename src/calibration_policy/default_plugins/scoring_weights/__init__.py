@@ -34,6 +34,8 @@ def register_targets(register):
 
 @hookimpl
 def register_commands(cli):
-    from .commands import add_commands  # the CLI's own imports stay out of every other entry point
+    from .commands import (
+        add_commands,  # the CLI's own imports stay out of every other entry point
+    )
 
     add_commands(cli)

@@ -39,7 +39,14 @@ import pandas as pd
 from calibration_policy.paths import data_root
 from calibration_policy.policy import CalibrationUpdatePolicy
 
-from .domain import DOMAIN_NAME, FACTORS, ScoringWeightsDomain, WeightsError, round_weights, show
+from .domain import (
+    DOMAIN_NAME,
+    FACTORS,
+    ScoringWeightsDomain,
+    WeightsError,
+    round_weights,
+    show,
+)
 
 SCORE_COLUMNS: dict[str, str] = {factor: f"{factor}_score" for factor in FACTORS}
 PNL_COLUMN, WIN_COLUMN, TIME_COLUMN = "pnl", "win", "closed_at"

@@ -18,18 +18,31 @@ from typing import Any
 import click
 from rich.table import Column
 
-from calibration_policy.archive import Archive, Period, resolve_archive_dir
-from calibration_policy.cli import Callback, again, data_option, emit_json, json_option, print_table, spinner
-from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy import pipeline
-from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
+from calibration_policy.archive import Period, resolve_archive_dir
+from calibration_policy.cli import (
+    Callback,
+    again,
+    data_option,
+    emit_json,
+    json_option,
+    print_table,
+    spinner,
+)
+from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.pipeline import (
+    approve_suggestion,
+    modify_suggestion,
+    reject_suggestion,
+)
+from calibration_policy.review import Suggestion
+from calibration_policy.stores import open_archive, open_reviews
 
 from .analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file, two_places
-from .settings import load_weights_settings
 from .domain import FACTORS, weights_target
 from .evidence import evaluate_with_options
 from .flow import as_of_moment, live_weights, run_auto, suggest_weights
+from .settings import load_weights_settings
 
 
 def _weights_text(values: dict[str, float]) -> str:
@@ -118,7 +131,7 @@ def known_targets(archive_dir: str | os.PathLike[str] | None) -> list[str]:
 
 def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) -> None:
     moment = as_of_moment(when)
-    period = Archive(archive_dir, target_name).as_of(moment)
+    period = open_archive(archive_dir, target_name).as_of(moment)
     if as_json:
         emit_json({"target": target_name, "as_of": moment.isoformat(), "period": _period_dict(period)})
         return
@@ -207,7 +220,7 @@ def _chosen(places: Places, suggestion_id: str) -> str:
     """An id, or ``pending``: the one suggestion waiting (a newer one expires the older)."""
     if suggestion_id != "pending":
         return suggestion_id
-    waiting = ReviewStore(places.suggestions_dir).all(target=places.target().name, status="pending")
+    waiting = open_reviews(places.suggestions_dir).all(target=places.target().name, status="pending")
     if not waiting:
         raise CalibrationPolicyError(f"No suggestion is waiting for review; make one with: {_suggest_hint(places)}")
     return waiting[-1].suggestion_id
@@ -304,7 +317,7 @@ def auto(places: Places, trades: str, threshold: float, as_json: bool) -> None:
 @_places
 def show(places: Places, suggestion_id: str | None, as_json: bool) -> None:
     """Show the live weights and what waits for review, or one SUGGESTION."""
-    store = ReviewStore(places.suggestions_dir)
+    store = open_reviews(places.suggestions_dir)
     if suggestion_id:
         item = store.get(suggestion_id)
         emit_json(item.model_dump(mode="json")) if as_json else _print_suggestion(item)
@@ -330,7 +343,7 @@ def show(places: Places, suggestion_id: str | None, as_json: bool) -> None:
 @_places
 def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
     """Weight suggestions, newest first."""
-    items = ReviewStore(places.suggestions_dir).all(target=places.target().name, status=status)
+    items = open_reviews(places.suggestions_dir).all(target=places.target().name, status=status)
     if as_json:
         emit_json([item.model_dump(mode="json") for item in items])
         return
@@ -346,7 +359,7 @@ def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
 @_review_options
 def approve(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Put a suggestion's weights live (the old ones are archived); SUGGESTION is its id, or `pending`."""
-    store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
+    store, who = open_reviews(places.suggestions_dir), _reviewer(by)
     item = approve_suggestion(store, _chosen(places, suggestion_id), target=places.target(), reviewer=who, notes=notes,
                               archive_dir=places.archive_dir, history_dir=places.history_dir, via="cli",
                               policy=places.policy())
@@ -364,7 +377,7 @@ def _factor_options(command: Callback) -> Callback:
 @_review_options
 def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool, **values: float) -> None:
     """Put your own weights live instead of the suggested ones."""
-    store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
+    store, who = open_reviews(places.suggestions_dir), _reviewer(by)
     item = modify_suggestion(store, _chosen(places, suggestion_id), values, target=places.target(), reviewer=who, notes=notes,
                              archive_dir=places.archive_dir, history_dir=places.history_dir, via="cli",
                              policy=places.policy())
@@ -375,7 +388,7 @@ def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None
 @_review_options
 def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Close a suggestion; the live weights stay."""
-    store, who = ReviewStore(places.suggestions_dir), _reviewer(by)
+    store, who = open_reviews(places.suggestions_dir), _reviewer(by)
     _print_review(reject_suggestion(store, _chosen(places, suggestion_id), reviewer=who, notes=notes, via="cli",
                                     policy=places.policy()), who, as_json)
 
@@ -384,7 +397,7 @@ def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None
 @_places
 def weights_history(places: Places, as_json: bool) -> None:
     """Every weight set that was live, with when, who and why."""
-    periods = Archive(places.archive_dir, places.target().name).periods()
+    periods = open_archive(places.archive_dir, places.target().name).periods()
     if as_json:
         emit_json([_period_dict(p) for p in reversed(periods)])
         return

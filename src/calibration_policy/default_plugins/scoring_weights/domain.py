@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from calibration_policy.domain import Domain, Extracted
-from calibration_policy.paths import data_root
 from calibration_policy.errors import CalibrationPolicyError, InvalidRunError
+from calibration_policy.paths import data_root
 from calibration_policy.target import JsonFileTarget, Snapshot
 
 FACTORS: tuple[str, ...] = ("wallet", "cluster", "token", "context")

@@ -45,13 +45,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .gate import (
-    DEFAULT_BAR_PCT, DEFAULT_CONFIDENCE, DEFAULT_FOLDS, DEFAULT_MIN_TRADES_PER_FOLD, DEFAULT_PERMUTATIONS,
-    DEFAULT_RESAMPLES, MEASURES, Measure, OutOfSampleOptions, Window,
+from .analysis import (
+    BLEND,
+    FLOAT_NOISE,
+    MIN_CORRELATION,
+    PNL_COLUMN,
+    SCORE_COLUMNS,
+    TIME_COLUMN,
+    TRADING_THRESHOLD,
+    WIN_COLUMN,
+    Improvement,
+    TradesInput,
+    bounded_weights,
+    estimate_improvement,
+    factor_stats,
+    load_trades,
+    suggest_from,
 )
-from .domain import FACTORS, ScoringWeightsDomain
-from .analysis import BLEND, FLOAT_NOISE, MIN_CORRELATION, PNL_COLUMN, SCORE_COLUMNS, TIME_COLUMN, TRADING_THRESHOLD, WIN_COLUMN, Improvement, TradesInput, bounded_weights, estimate_improvement, factor_stats, load_trades, suggest_from
-from .domain import DECIMALS, NotEnoughTradesError, WeightsError
+from .domain import (
+    DECIMALS,
+    FACTORS,
+    NotEnoughTradesError,
+    ScoringWeightsDomain,
+    WeightsError,
+)
+from .gate import (
+    DEFAULT_BAR_PCT,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_FOLDS,
+    DEFAULT_MIN_TRADES_PER_FOLD,
+    DEFAULT_PERMUTATIONS,
+    DEFAULT_RESAMPLES,
+    MEASURES,
+    Measure,
+    OutOfSampleOptions,
+    Window,
+)
 
 IN_SAMPLE_LABEL = "measured on the trades it was fitted to"
 OUT_OF_SAMPLE_LABEL = "measured on later trades it never saw"

@@ -17,18 +17,37 @@ import pandas as pd
 from calibration_policy import pipeline
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.errors import PolicyError, StaleChangeError
-from calibration_policy.history import open_store, record_calibration_result
-from calibration_policy.moments import to_utc
+from calibration_policy.history import record_calibration_result
 from calibration_policy.models import CalibrationRun, Decision
+from calibration_policy.moments import to_utc
 from calibration_policy.permissions import check as check_permission
 from calibration_policy.policy import CalibrationUpdatePolicy
-from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy.review import Suggestion
+from calibration_policy.stores import open_reviews, open_store
 from calibration_policy.target import Target
 
-from .analysis import MODEL_NAME, SOURCE, TIME_COLUMN, TRADING_THRESHOLD, TradesInput, WeightsAnalysis, _plural, analyze_trades, bounded_weights, load_trades, weights_policy
-from .settings import AutoSettings
+from .analysis import (
+    MODEL_NAME,
+    SOURCE,
+    TIME_COLUMN,
+    TRADING_THRESHOLD,
+    TradesInput,
+    WeightsAnalysis,
+    _plural,
+    analyze_trades,
+    bounded_weights,
+    load_trades,
+    weights_policy,
+)
+from .domain import (
+    DOMAIN_NAME,
+    FACTORS,
+    NotEnoughTradesError,
+    ScoringWeightsDomain,
+    WeightsError,
+)
 from .evidence import evaluate_with_options, out_of_sample_verdict
-from .domain import DOMAIN_NAME, FACTORS, NotEnoughTradesError, ScoringWeightsDomain, WeightsError
+from .settings import AutoSettings
 
 Action = Literal["suggested", "not suggested", "applied", "waiting", "off"]
 
@@ -236,7 +255,7 @@ def _auto_step(frame, target, settings, policy, underlying, threshold, history_d
     except StaleChangeError:
         reason = "Not applied: the live weights changed while auto mode was deciding; it looks again next time"
         return _not_suggested(analysis, run, decision, history_dir, reason, action="waiting")
-    ReviewStore(suggestions_dir).expire_pending(
+    open_reviews(suggestions_dir).expire_pending(
         target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it")
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
 

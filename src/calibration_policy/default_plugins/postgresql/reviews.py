@@ -1,0 +1,81 @@
+"""Suggestions and their reviews in PostgreSQL: one row per suggestion, locked by ``SELECT … FOR UPDATE``.
+
+Only the storage differs from the file store (:class:`ReviewStore`): proposing, expiring and the
+review transitions are the same code. A suggestion is held for a whole review inside one
+transaction, so an approval that also changes the live config commits with it, or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from calibration_policy.durable import dumps_model
+from calibration_policy.errors import ReviewError
+from calibration_policy.naming import check_record_id, numbered, utc_stamp
+from calibration_policy.review import ReviewStore, Status, Suggestion
+
+from .database import Database
+
+REVIEW_WAIT_SECONDS = 60
+
+
+def _suggestion(suggestion_id: str, body: dict) -> Suggestion:
+    try:
+        return Suggestion.model_validate({**body, "suggestion_id": suggestion_id})
+    except ValueError as error:
+        raise ReviewError(f"Suggestion {suggestion_id} is unreadable ({str(error).splitlines()[0]}).") from None
+
+
+class Reviews(ReviewStore):
+    """The review queue of every domain, in the ``suggestions`` table."""
+
+    def __init__(self, db: Database) -> None:  # noqa: D107 - no folder: the database is the queue
+        self.db = db
+        self.directory = None
+
+    def get(self, suggestion_id: str) -> Suggestion:
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT body FROM suggestions WHERE suggestion_id = %s",
+                               (check_record_id(suggestion_id, "suggestion id"),)).fetchone()
+        if row is None:
+            raise ReviewError(f"There is no suggestion {suggestion_id}.")
+        return _suggestion(suggestion_id, row[0])
+
+    def all(self, target: str | None = None, status: Status | None = None) -> list[Suggestion]:
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT suggestion_id, body FROM suggestions WHERE (%s::text IS NULL OR target = %s) "
+                                "AND (%s::text IS NULL OR status = %s)", (target, target, status, status)).fetchall()
+        return sorted((_suggestion(*row) for row in rows), key=Suggestion.order_key)
+
+    def _create(self, item: Suggestion) -> Suggestion:
+        body = dumps_model(item, exclude={"suggestion_id"}).decode()
+        with self.db.connection("proposing a suggestion") as conn:
+            for name in numbered(f"{utc_stamp(item.created_at)}_{item.target}", suffix=""):
+                row = conn.execute("INSERT INTO suggestions (suggestion_id, target, status, created_at, body) "
+                                   "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING RETURNING suggestion_id",
+                                   (name, item.target, item.status, item.created_at, body)).fetchone()
+                if row is not None:
+                    return item.model_copy(update={"suggestion_id": name})
+        raise ReviewError(f"Too many suggestions for {item.target} share one moment; nothing was written.")
+
+    def _save(self, item: Suggestion) -> None:
+        body = dumps_model(item, exclude={"suggestion_id"}).decode()
+        with self.db.connection("saving a suggestion") as conn:
+            conn.execute("UPDATE suggestions SET body = %s::jsonb, status = %s, version = version + 1 WHERE suggestion_id = %s",
+                         (body, item.status, item.suggestion_id))
+
+    @contextlib.contextmanager
+    def _locked(self, suggestion_id: str) -> Iterator[None]:
+        """The suggestion's row lock, held by the transaction that the whole review runs in."""
+        import psycopg
+
+        self.get(suggestion_id)  # an unknown id fails here, plainly
+        with self.db.transaction("reviewing a suggestion") as conn:
+            try:
+                conn.execute(f"SET LOCAL lock_timeout = '{REVIEW_WAIT_SECONDS}s'")
+                conn.execute("SELECT 1 FROM suggestions WHERE suggestion_id = %s FOR UPDATE", (suggestion_id,))
+                conn.execute("SET LOCAL lock_timeout = 0")
+            except psycopg.errors.LockNotAvailable:
+                raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None
+            yield

@@ -1,0 +1,128 @@
+"""Calibration runs in PostgreSQL: the file store's run ids, order and cursors, one row per run."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from calibration_policy.durable import dumps_model
+from calibration_policy.errors import HistoryError
+from calibration_policy.history import _check_limit, parse_cursor
+from calibration_policy.index import Key
+from calibration_policy.models import CalibrationRun
+from calibration_policy.naming import check_record_id, check_underlying, numbered, parse_run_file_name, utc_stamp
+
+from .database import Database
+
+_COLUMNS = "run_id, body"
+_NEWEST = "ORDER BY stamp DESC, seq DESC, run_id DESC"
+_OLDEST = "ORDER BY stamp, seq, run_id"
+
+
+def _run(row: tuple[str, dict[str, Any]]) -> CalibrationRun:
+    return CalibrationRun.model_validate({**row[1], "run_id": row[0]})
+
+
+class Runs:
+    """:class:`calibration_policy.history.HistoryStore`'s interface over the ``calibration_runs`` table."""
+
+    directory = None
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, run: CalibrationRun) -> CalibrationRun:
+        """Store a new run under the id the file store would give it (``<stamp>_<underlying>_<source>[_n]``)."""
+        body = dumps_model(run, exclude={"run_id"}).decode()
+        stamp = utc_stamp(run.timestamp)
+        with self.db.connection("recording a run") as conn:
+            for name in numbered(f"{stamp}_{run.underlying}_{run.source}", suffix="", limit=1_000_000):
+                seq = parse_run_file_name(name + ".json")[3]  # type: ignore[index]
+                row = conn.execute(
+                    "INSERT INTO calibration_runs (run_id, underlying, stamp, seq, at, source, body) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
+                    (name, run.underlying, stamp, seq, run.timestamp, run.source, body)).fetchone()
+                if row is not None:
+                    return run.model_copy(update={"run_id": name})
+        raise HistoryError(f"Too many runs of {run.underlying} share the moment {stamp}; nothing was written.")
+
+    def save(self, run: CalibrationRun) -> None:
+        """Write back a decided run, in the change's transaction when there is one."""
+        body = dumps_model(run, exclude={"run_id"}).decode()
+        with self.db.connection("updating a run") as conn:
+            done = conn.execute("UPDATE calibration_runs SET body = %s::jsonb, version = version + 1 WHERE run_id = %s",
+                                (body, check_record_id(run.run_id, "run id"))).rowcount
+        if not done:
+            raise HistoryError(f"Run {run.run_id} is not in {self.db.describe()}; record it first.")
+
+    def get(self, run_id: str) -> CalibrationRun:
+        with self.db.connection() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM calibration_runs WHERE run_id = %s",
+                               (check_record_id(run_id, "run id"),)).fetchone()
+        if row is None:
+            raise HistoryError(f"There is no readable run {run_id} in {self.db.describe()}.")
+        return _run(row)
+
+    def _page(self, underlying: str, where: str, params: tuple[Any, ...], order: str, limit: int | None, offset: int = 0) -> list[CalibrationRun]:
+        with self.db.connection() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM calibration_runs WHERE underlying = %s {where} {order} LIMIT %s OFFSET %s",
+                                (underlying, *params, limit, offset)).fetchall()
+        return [_run(row) for row in rows]
+
+    def _cursor(self, underlying: str, cursor: str | Key | None) -> tuple[str, int, str] | None:
+        if cursor is None or cursor == "":
+            return None
+        key = parse_cursor(cursor) if isinstance(cursor, str) else cursor
+        parts = parse_run_file_name(key[2])
+        if parts is None or parts[1] != underlying:
+            raise HistoryError(f"The cursor {key[2][:-5]!r:.80} is a run of another underlying than {underlying}.")
+        return key[0], key[1], key[2].removesuffix(".json")
+
+    def latest(self, underlying: str, limit: int = 50, offset: int = 0, before: str | Key | None = None) -> list[CalibrationRun]:
+        """The newest ``limit`` runs of ``underlying`` (older than the cursor ``before``), oldest first."""
+        underlying, limit = check_underlying(underlying), _check_limit(limit)
+        key = self._cursor(underlying, before)
+        where, params = ("AND (stamp, seq, run_id) < (%s, %s, %s)", key) if key else ("", ())
+        runs = self._page(underlying, where, params, _NEWEST, limit, max(0, int(offset or 0)))
+        runs.reverse()
+        return runs
+
+    def oldest(self, underlying: str, limit: int = 50, after: str | Key | None = None) -> list[CalibrationRun]:
+        underlying, limit = check_underlying(underlying), _check_limit(limit)
+        key = self._cursor(underlying, after)
+        where, params = ("AND (stamp, seq, run_id) > (%s, %s, %s)", key) if key else ("", ())
+        return self._page(underlying, where, params, _OLDEST, limit)
+
+    def position(self, underlying: str, cursor: str | Key) -> int:
+        underlying = check_underlying(underlying)
+        key = self._cursor(underlying, cursor)
+        with self.db.connection() as conn:
+            return conn.execute("SELECT count(*) FROM calibration_runs WHERE underlying = %s AND (stamp, seq, run_id) >= (%s, %s, %s)",
+                                (underlying, *key)).fetchone()[0]
+
+    def between(self, underlying: str, start: datetime, end: datetime) -> list[CalibrationRun]:
+        underlying = check_underlying(underlying)
+        low, high = utc_stamp(start), utc_stamp(end)
+        return self._page(underlying, "AND stamp >= %s AND stamp <= %s", (low, high), _OLDEST, None)
+
+    def count(self, underlying: str) -> int:
+        with self.db.connection() as conn:
+            return conn.execute("SELECT count(*) FROM calibration_runs WHERE underlying = %s",
+                                (check_underlying(underlying),)).fetchone()[0]
+
+    def underlyings(self) -> list[str]:
+        """Each distinct underlying with one index probe (a skip scan), not a scan of every run."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "WITH RECURSIVE u(x) AS (SELECT min(underlying) FROM calibration_runs UNION ALL "
+                "SELECT (SELECT min(underlying) FROM calibration_runs WHERE underlying > u.x) FROM u WHERE u.x IS NOT NULL) "
+                "SELECT x FROM u WHERE x IS NOT NULL").fetchall()
+        return [row[0] for row in rows]
+
+    def reindex(self) -> int:
+        """Nothing to rebuild (the database keeps its indexes); the number of runs."""
+        with self.db.connection() as conn:
+            return conn.execute("SELECT count(*) FROM calibration_runs").fetchone()[0]
+
+    def sweep(self, older_than_seconds: float = 60.0) -> int:
+        return 0  # no temp files: a killed writer's transaction was rolled back by the server

@@ -1,0 +1,173 @@
+"""Stores: where runs, suggestions, the live config's archive, change intents and locks are kept.
+
+The pipeline asks the *active* store for each part and never knows which store it is. The file
+store (the data folder, one JSON file per record) is the default; other stores are plugins
+(``register_stores``), such as the built-in PostgreSQL store that lets several machines share one
+history, one review queue and one live config. One setting chooses: ``$CALIBRATION_STORE``, else
+``store = "postgresql://…"`` in the policy file in force, else the file store.
+
+A store gives the same guarantees by its own means: the file store by file locks, atomic
+renames and write-ahead intent files; a database by transactions, advisory locks and rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any, ContextManager, Protocol, runtime_checkable
+
+from ..errors import StoreError
+
+STORE_ENV = "CALIBRATION_STORE"
+FILES = "files"
+LOCK_TIMEOUT_SECONDS = 120.0
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the pipeline needs from a store; each part has the interface of the file store's class.
+
+    - ``runs(history_dir)``: :class:`calibration_policy.history.HistoryStore`'s methods
+    - ``reviews(suggestions_dir)``: :class:`calibration_policy.review.ReviewStore`'s
+    - ``archive(archive_dir, target_name)``: :class:`calibration_policy.archive.Archive`'s
+    - ``lock(target, timeout)``: the target's exclusive lock (a context manager)
+    - ``intents``: :mod:`calibration_policy.intents`' functions (begin, pending_names, abandoned, in_progress)
+    - ``govern(target)``: the live config as this store keeps it (the file store: the host's own file)
+    - ``targets(archive_dir)``: names of the targets with an archive
+    - ``describe()``: where the data is, for messages (never a password)
+    """
+
+    name: str
+
+    def runs(self, history_dir: Any = None) -> Any: ...
+
+    def reviews(self, suggestions_dir: Any = None) -> Any: ...
+
+    def archive(self, archive_dir: Any, target_name: str) -> Any: ...
+
+    def lock(self, target: Any, timeout: float) -> ContextManager[Any]: ...
+
+    @property
+    def intents(self) -> Any: ...
+
+    def govern(self, target: Any) -> Any: ...
+
+    def targets(self, archive_dir: Any = None) -> list[str]: ...
+
+    def describe(self) -> str: ...
+
+
+_URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://", re.IGNORECASE)
+
+
+def masked(url: str) -> str:
+    """``url`` with its password replaced by ``***``: safe to print and to log."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", str(url))
+
+
+def scheme_of(url: str) -> str:
+    match = _URL.match(url.strip()) if isinstance(url, str) else None
+    if match is None:
+        raise StoreError(f"The store setting {masked(str(url))!r:.80} is not a store URL; write it like "
+                         "postgresql://user:password@host:5432/dbname (or leave it out for the data folder).")
+    scheme = match["scheme"].lower().split("+")[0]
+    return "postgresql" if scheme == "postgres" else scheme
+
+
+def store_setting() -> str | None:
+    """The store URL in force: ``$CALIBRATION_STORE``, else ``store`` in the policy file in force, else None (files)."""
+    env = os.environ.get(STORE_ENV, "").strip()
+    if env:
+        return env
+    from ..paths import data_root
+    from ..policy import POLICY_ENV, POLICY_FILE_NAME
+
+    path = Path(os.environ.get(POLICY_ENV) or data_root() / POLICY_FILE_NAME)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # no policy file (or a broken one, which the policy loader reports in its own words)
+    table = data.get("policy", data) if isinstance(data.get("policy"), dict) else data
+    value = table.get("store")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+_open: dict[tuple[str, int], Store] = {}
+_open_lock = threading.Lock()
+
+
+def open_store_url(url: str | None) -> Store:
+    """The store for ``url`` (None or ``files``: the data folder), opened once per process."""
+    from .files import FileStore
+
+    if url is None or url.strip().lower() in (FILES, "file", ""):
+        return FileStore()
+    key = (url.strip(), os.getpid())  # a forked child opens its own connections
+    with _open_lock:
+        store = _open.get(key)
+    if store is not None:
+        return store
+    from ..plugins import collect
+
+    scheme = scheme_of(url)
+    try:
+        kind = collect("stores").get(scheme)
+    except ValueError as error:
+        raise StoreError(f"No installed store serves {scheme}:// URLs ({error})") from None
+    store = kind.open(url.strip())
+    with _open_lock:
+        return _open.setdefault(key, store)
+
+
+def active_store() -> Store:
+    """The store every part of the pipeline uses now (see the module's doc for the setting)."""
+    return open_store_url(store_setting())
+
+
+# -- the active store's parts: what the rest of the library calls ---------------------------------------
+
+
+def open_store(history_dir: Any = None) -> Any:
+    """The calibration runs (of ``history_dir`` on the file store), reused within a process."""
+    return active_store().runs(history_dir)
+
+
+def open_reviews(suggestions_dir: Any = None) -> Any:
+    """The suggestions waiting for (or done with) a person's review."""
+    return active_store().reviews(suggestions_dir)
+
+
+def open_archive(archive_dir: Any, target_name: str) -> Any:
+    """The archive of one live config: every change, with what it replaced."""
+    return active_store().archive(archive_dir, target_name)
+
+
+def locked(target: Any, timeout: float = LOCK_TIMEOUT_SECONDS) -> ContextManager[Any]:
+    """``with locked(target):`` — the target's exclusive lock, with a plain message on time-out."""
+    return active_store().lock(target, timeout)
+
+
+def intents() -> Any:
+    """Write-ahead intents of multi-step changes (see :mod:`calibration_policy.intents`)."""
+    return active_store().intents
+
+
+def govern(target: Any) -> Any:
+    """The live config as the active store keeps it (the host's own target on the file store)."""
+    return active_store().govern(target)
+
+
+def close_all() -> None:
+    """Close every open store's connections (tests, a host shutting down)."""
+    with _open_lock:
+        stores = list(_open.values())
+        _open.clear()
+    for store in stores:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
