@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -20,6 +22,7 @@ def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("CALIBRATION_SUGGESTIONS_DIR", str(root / "suggestions"))
     monkeypatch.delenv("CALIBRATION_POLICY", raising=False)
     monkeypatch.delenv("CALIBRATION_PLUGINS_DIR", raising=False)
+    monkeypatch.delenv("CALIBRATION_STORE", raising=False)
 
 
 @pytest.fixture
@@ -53,3 +56,53 @@ def _within(seconds: float, call: Callable[[], Any]) -> Any:
 def within() -> Callable[[float, Callable[[], Any]], Any]:
     """``within(seconds, call)``: ``call()`` in a thread; fails instead of hanging if it blocks (a FIFO opened for reading)."""
     return _within
+
+
+def _pg_server_module():
+    spec = importlib.util.spec_from_file_location("pg_server", Path(__file__).with_name("pg_server.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pg_server = _pg_server_module()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server for the whole session (initdb + pg_ctl into a temp folder).
+
+    Skipped, loudly, only where the binaries cannot be had; in CI (``CI`` set) that is a failure."""
+    why = pg_server.why_unavailable()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"The PostgreSQL store tests cannot run in CI: {why}.")
+        pytest.skip(f"PostgreSQL STORE TESTS SKIPPED: {why}.")
+    server = pg_server.Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A new database on the session's server, its tables created (``db upgrade``)."""
+    from calibration_policy.default_plugins.postgresql.schema import upgrade
+    from calibration_policy.stores import close_all
+
+    url = postgres_server.new_database()
+    upgrade(url)
+    yield url
+    close_all()
+
+
+@pytest.fixture(params=["files", "postgresql"])
+def store_url(request, monkeypatch):
+    """Each test that takes it runs on both stores: the data folder ("files") and a fresh PostgreSQL database."""
+    from calibration_policy.stores import STORE_ENV
+
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        monkeypatch.setenv(STORE_ENV, url)
+        return url
+    monkeypatch.delenv(STORE_ENV, raising=False)
+    return "files"

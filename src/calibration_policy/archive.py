@@ -141,13 +141,22 @@ class Archive:
         return pending, None
 
     def prepare(self, entry: ArchiveEntry) -> ArchiveEntry:
+        return self._create(entry, numbered(utc_stamp(entry.at)))
+
+    def put(self, entry: ArchiveEntry) -> bool:
+        """Store an entry under its own ``change_id`` (a migration from another store); False if it is here already."""
+        if (self.directory / f"{check_record_id(entry.change_id, 'change id')}.json").exists():
+            return False
+        self._create(entry, iter([f"{entry.change_id}.json"]))
+        return True
+
+    def _create(self, entry: ArchiveEntry, names: Iterator[str]) -> ArchiveEntry:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as error:
             raise foreign.folder_error(self.directory, "archive folder", error) from None
         except OSError as error:
             raise HistoryError(f"Cannot create the archive folder {self.directory}: {error.strerror}.") from None
-        names = numbered(utc_stamp(entry.at))
         path = create_exclusive(self.directory, names, dumps_model(entry, exclude={"change_id"}))
         return entry.model_copy(update={"change_id": path.stem})
 

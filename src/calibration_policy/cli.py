@@ -36,6 +36,7 @@ PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
 DEFAULT_HOST_PLUGINS = Path("examples") / "options_agent" / "plugins"
 
 from .paths import DATA_ENV, data_root
+from .stores import STORE_ENV
 
 log = logging.getLogger(__name__)
 Callback = TypeVar("Callback", bound=Callable[..., Any])
@@ -90,6 +91,13 @@ data_option = click.option(
     help=f"Data root: runs, archive, suggestions, policy, weights and trades below it (default ${DATA_ENV}, else data).")
 
 
+# Read from the raw arguments too, like --data: every command, a plugin's too, uses the one store.
+store_option = click.option(
+    "--store", metavar="URL", expose_value=False,
+    help="Where runs, suggestions and the archive live: postgresql://user:pw@host/db (default $CALIBRATION_STORE, "
+         "else `store` in the policy file, else the data folder).")
+
+
 def policy_options(command: Callback) -> Callback:
     """``--policy``, ``--history-dir``, ``--archive-dir``, ``--plugins-dir`` and ``--json``: what every
     command that reads the policy or the runs takes."""
@@ -101,6 +109,7 @@ def policy_options(command: Callback) -> Callback:
         click.option("--archive-dir", metavar="DIR",
                      help="Where replaced configs are kept (default: $CALIBRATION_ARCHIVE_DIR, else data/config_archive)."),
         data_option,
+        store_option,
         plugins_dir_option,
         json_option,
     ]
@@ -478,6 +487,7 @@ class CLI(click.Group):
                          context_settings={"help_option_names": ["-h", "--help"]})
         plugins_dir_option(self)
         data_option(self)
+        store_option(self)
         self.command_owner: dict[str, str] = {}
 
 
@@ -487,7 +497,7 @@ def build_cli() -> CLI:
     from .plugins import get_plugin_manager, plugin_package
 
     cli = CLI()
-    for command in (explain, history, update, force, status, doctor, plugins_command):
+    for command in (explain, history, update, force, status, doctor, plugins_command, migrate):
         cli.add_command(command)
     for impl in get_plugin_manager().hook.register_commands.get_hookimpls():
         plugin, before = impl.plugin_name, dict(cli.commands)
@@ -537,20 +547,47 @@ def _raw_option(args: Sequence[str], name: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _data_root(root: str | None):
-    """``--data DIR`` for this command only: main() may run many commands in one process (tests, hosts)."""
-    if root is None:
+def _env(name: str, value: str | None):
+    """``--data DIR`` or ``--store URL`` for this command only: main() may run many commands in one process (tests, hosts)."""
+    if value is None:
         yield
         return
-    before = os.environ.get(DATA_ENV)
-    os.environ[DATA_ENV] = root
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(DATA_ENV, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[DATA_ENV] = before
+            os.environ[name] = before
+
+
+@click.command()
+@click.option("--from", "source", required=True, metavar="DIR|URL", help="Copy from this store: a data folder or postgresql://…")
+@click.option("--to", "destination", required=True, metavar="DIR|URL", help="Into this store: a data folder or postgresql://…")
+@json_option
+def migrate(source: str, destination: str, as_json: bool) -> None:
+    """Copy every run, suggestion and archived change from one store to another (and back), keeping
+    their ids. Safe to run again: what is already there is left alone, so a killed migration is
+    finished by running it again. Ends by comparing counts and content hashes; exit code 1 if they differ."""
+    from rich.progress import Progress
+
+    from .stores import masked, open_store_url
+    from .stores.migrate import count, migrate as copy_all
+
+    src, dst = open_store_url(source), open_store_url(destination)
+    total = count(src)
+    err = console(stderr=True)
+    with Progress(console=err, disable=not err.is_terminal, transient=True) as progress:
+        task = progress.add_task(f"Copying {total:,} records to {masked(dst.describe())}", total=total)
+        result = copy_all(src, dst, advance=lambda n: progress.advance(task, n))
+    if as_json:
+        emit_json({"verified": result.verified, "kinds": {k: vars(t) for k, t in result.tallies.items()}})
+    else:
+        click.echo(f"From {masked(src.describe())} to {masked(dst.describe())}: {result.summary()}")
+    if not result.verified:
+        raise click.exceptions.Exit(1)
 
 
 def _fail(message: str, code: int) -> int:
@@ -569,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _load_plugins(args)
         # Not standalone: click hands errors back, so every one ends as one line on stderr, in-process too.
-        with _data_root(_raw_option(args, "--data")):
+        with _env(DATA_ENV, _raw_option(args, "--data")), _env(STORE_ENV, _raw_option(args, "--store")):
             code = build_cli().main(args, prog_name=PROG, standalone_mode=False)
     except click.UsageError as error:  # click's own: one line instead of the usage block
         hint = f" Try '{error.ctx.command_path} --help'." if error.ctx else ""

@@ -113,6 +113,16 @@ class HistoryStore:
 
     def record(self, run: CalibrationRun) -> CalibrationRun:
         """Store a new run durably and return it with its ``run_id`` (the file name stem)."""
+        return self._create(run, numbered(f"{utc_stamp(run.timestamp)}_{run.underlying}_{run.source}", limit=1_000_000))
+
+    def put(self, run: CalibrationRun) -> bool:
+        """Store a run under its own ``run_id`` (a migration from another store); False if it is here already."""
+        if self._path(run.run_id).exists():
+            return False
+        self._create(run, iter([f"{run.run_id}.json"]))
+        return True
+
+    def _create(self, run: CalibrationRun, names: Iterator[str]) -> CalibrationRun:
         payload = dumps_model(run, exclude={"run_id"})
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -120,8 +130,6 @@ class HistoryStore:
             raise foreign.folder_error(self.directory, WHAT, error) from None
         except OSError as error:
             raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
-        stamp = utc_stamp(run.timestamp)
-        names = numbered(f"{stamp}_{run.underlying}_{run.source}", limit=1_000_000)
         try:
             path = create_exclusive(self.directory, names, payload, guard=self._adding, temp_dir=self._index.temp_dir())
         except ValueError as error:
@@ -307,6 +315,21 @@ class HistoryStore:
         """Remove temp files that killed writers left behind (in the folder and beside the index)."""
         removed = sweep_orphans(self.directory, older_than_seconds)
         return removed + sweep_orphans(self.directory / INDEX_DIR, older_than_seconds)
+
+
+_stores: dict[tuple[str, int], HistoryStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_history(history_dir: str | os.PathLike[str] | None = None) -> HistoryStore:
+    """The file store's runs in ``history_dir`` (see :func:`resolve_history_dir`), one per folder and
+    process (it keeps the folder's name index open). Callers want :func:`calibration_policy.open_store`."""
+    key = (str(resolve_history_dir(history_dir).absolute()), os.getpid())
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = HistoryStore(key[0])
+        return store
 
 
 def build_run(

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 DATA_ENV = "CALIBRATION_DATA"
+POLICY_ENV = "CALIBRATION_POLICY"  # the policy file in force (else calibration_policy.toml in the data folder)
+POLICY_FILE_NAME = "calibration_policy.toml"
 DEFAULT_DATA_DIR = Path("data")
 
 

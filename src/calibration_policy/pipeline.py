@@ -788,7 +788,7 @@ def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, 
                       target: Target | None = None, archive_dir=None, history_dir=None,
                       expected_version: str | None = None, actor: Any = None, via: str = "python",
                       policy: Any = None, permissions: Any = None):
-    """Close a pending suggestion without touching the live config; its run (if ``history_dir`` is
+    """Close a pending suggestion without touching the live config; its run (when ``target`` is
     given) then says why nothing went live. ``actor`` (or ``reviewer``) needs the ``reject`` permission."""
     from .errors import ReviewError
     from .review import _notes
@@ -807,7 +807,7 @@ def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, 
         updated = item.model_copy(update={"status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer,
                                           "notes": notes, "reviewed_via": via})
         intent = None
-        if target is not None and history_dir is not None and item.run_id:
+        if target is not None and item.run_id:
             intent = _begin(target, archive_dir, "reject", history_dir, store.directory, expected_version,
                             suggestion_id=item.suggestion_id, run_id=item.run_id)
         try:

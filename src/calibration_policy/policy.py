@@ -18,11 +18,10 @@ from pydantic import (
 )
 
 from .errors import PolicyError
+from .paths import POLICY_ENV, POLICY_FILE_NAME
 from .humanize import fmt_count, fmt_num
 from .permissions import PermissionsTable
 
-POLICY_ENV = "CALIBRATION_POLICY"
-POLICY_FILE_NAME = "calibration_policy.toml"
 DEFAULT_RULES = ("min_sample_size", "min_vega_sum", "bounds", "max_step", "min_delta")
 
 # Strict: in TOML `min_sample_size = true` must be an error, not the number 1.
@@ -116,6 +115,9 @@ class CalibrationUpdatePolicy(BaseModel):
     force_requires_approval: Annotated[bool, Strict()] = Field(
         False, description="A force-apply becomes a pending suggestion that a second person must approve.")
     required_approvals: Annotated[int, Strict()] = Field(1, ge=1, le=20, description="Distinct approvals a suggestion needs.")
+    store: str | None = Field(
+        None, description="Where runs, suggestions and the archive live: a store URL such as postgresql://user:pw@host/db "
+                          "(default: the data folder; $CALIBRATION_STORE wins).")
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -148,6 +150,15 @@ class CalibrationUpdatePolicy(BaseModel):
         for name in names:
             get_rule(name)
         return names
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, url: str | None) -> str | None:
+        from .stores import scheme_of
+
+        if url is not None:
+            scheme_of(url)  # a malformed URL fails with the policy, not at the first write
+        return url
 
     @field_validator("domain")
     @classmethod

@@ -26,7 +26,8 @@ VERSIONS_DIR_NAME = "policy_versions"
 
 def policy_fingerprint(policy: Any) -> str:
     """A short, stable fingerprint of a policy's settings (the same settings give the same one)."""
-    canonical = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # Where the records live is no part of how decisions are taken: moving to another store keeps the version.
+    canonical = json.dumps(policy.model_dump(mode="json", exclude={"store"}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

@@ -181,6 +181,14 @@ class ReviewStore:
         path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
         return item.model_copy(update={"suggestion_id": path.stem})
 
+    def put(self, item: Suggestion) -> bool:
+        """Store a suggestion under its own id (a migration from another store); False if it is here already."""
+        if self._path(item.suggestion_id).exists():
+            return False
+        self._mkdir(self.directory)
+        create_exclusive(self.directory, iter([f"{item.suggestion_id}.json"]), dumps_model(item, exclude={"suggestion_id"}))
+        return True
+
     def expire_pending(self, target: str, reason: str, older_than: Suggestion | None = None) -> list[Suggestion]:
         """Expire the target's pending suggestions (only those older than ``older_than``, if given).
 

@@ -30,7 +30,7 @@ from calibration_policy import foreign as foreign_module
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
 from calibration_policy.foreign import MAX_RECORD_BYTES, shown_name
-from calibration_policy.history import record_calibration_result
+from calibration_policy import record_calibration_result
 from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.pipeline import run_update

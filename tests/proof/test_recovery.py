@@ -35,7 +35,7 @@ from calibration_policy.default_plugins.scoring_weights.flow import run_auto
 from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings
 from calibration_policy.doctor import examine
 from calibration_policy.errors import ReviewError, StaleChangeError
-from calibration_policy.history import record_calibration_result
+from calibration_policy import record_calibration_result
 from calibration_policy.stores import open_store
 from calibration_policy.pipeline import (
     approve_suggestion,

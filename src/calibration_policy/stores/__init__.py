@@ -82,8 +82,7 @@ def store_setting() -> str | None:
     env = os.environ.get(STORE_ENV, "").strip()
     if env:
         return env
-    from ..paths import data_root
-    from ..policy import POLICY_ENV, POLICY_FILE_NAME
+    from ..paths import POLICY_ENV, POLICY_FILE_NAME, data_root
 
     path = Path(os.environ.get(POLICY_ENV) or data_root() / POLICY_FILE_NAME)
     try:
@@ -101,11 +100,14 @@ _open_lock = threading.Lock()
 
 
 def open_store_url(url: str | None) -> Store:
-    """The store for ``url`` (None or ``files``: the data folder), opened once per process."""
+    """The store for ``url`` (None or ``files``: the data folder in force; a folder path: that data folder),
+    opened once per process."""
     from .files import FileStore
 
     if url is None or url.strip().lower() in (FILES, "file", ""):
         return FileStore()
+    if "://" not in url:
+        return FileStore(url)
     key = (url.strip(), os.getpid())  # a forked child opens its own connections
     with _open_lock:
         store = _open.get(key)

@@ -7,7 +7,7 @@ store the same way.
 from __future__ import annotations
 
 import os
-import threading
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -15,35 +15,31 @@ from filelock import FileLock, Timeout
 from .. import intents as file_intents
 from ..errors import TargetError
 
-_runs: dict[tuple[str, int], Any] = {}
-_runs_lock = threading.Lock()
-
-
 class FileStore:
     """Runs in ``calibration_runs/``, suggestions in ``suggestions/``, archives and intents in ``config_archive/``."""
 
     name = "files"
 
-    def runs(self, history_dir: Any = None) -> Any:
-        """One :class:`HistoryStore` per folder and process (it keeps the folder's name index open)."""
-        from ..history import HistoryStore, resolve_history_dir
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else None  # None: the data root and folder settings in force
 
-        key = (str(resolve_history_dir(history_dir).absolute()), os.getpid())
-        with _runs_lock:
-            store = _runs.get(key)
-            if store is None:
-                store = _runs[key] = HistoryStore(key[0])
-            return store
+    def _in_root(self, given: Any, folder: str) -> Any:
+        return given if given is not None or self.root is None else self.root / folder
+
+    def runs(self, history_dir: Any = None) -> Any:
+        from ..history import open_history
+
+        return open_history(self._in_root(history_dir, "calibration_runs"))
 
     def reviews(self, suggestions_dir: Any = None) -> Any:
         from ..review import ReviewStore
 
-        return ReviewStore(suggestions_dir)
+        return ReviewStore(self._in_root(suggestions_dir, "suggestions"))
 
     def archive(self, archive_dir: Any, target_name: str) -> Any:
         from ..archive import Archive
 
-        return Archive(archive_dir, target_name)
+        return Archive(self._in_root(archive_dir, "config_archive"), target_name)
 
     def lock(self, target: Any, timeout: float) -> Any:
         return FileTargetLock(target, timeout)
@@ -59,14 +55,14 @@ class FileStore:
         from ..archive import resolve_archive_dir
 
         try:
-            return sorted(p.name for p in resolve_archive_dir(archive_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+            return sorted(p.name for p in resolve_archive_dir(self._in_root(archive_dir, "config_archive")).iterdir() if p.is_dir() and not p.name.startswith("."))
         except (FileNotFoundError, NotADirectoryError):
             return []
 
     def describe(self) -> str:
         from ..paths import data_root
 
-        return f"the data folder {data_root()}"
+        return f"the data folder {(self.root or data_root()).absolute()}"
 
 
 class FileTargetLock:

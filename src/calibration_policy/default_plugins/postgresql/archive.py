@@ -56,6 +56,13 @@ class TargetArchive(Archive):
                     return entry.model_copy(update={"change_id": name})
         raise HistoryError(f"Too many changes of {self.target} share the moment {utc_stamp(entry.at)}; nothing was written.")
 
+    def put(self, entry: ArchiveEntry) -> bool:
+        with self.db.connection("copying an archived change") as conn:
+            return conn.execute("INSERT INTO config_archive (target, change_id, status, at, body) VALUES "
+                                "(%s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
+                                (self.target, check_record_id(entry.change_id, "change id"), entry.status, entry.at,
+                                 dumps_model(entry, exclude={"change_id"}).decode())).rowcount == 1
+
     def mark(self, entry: ArchiveEntry, status: str) -> ArchiveEntry:
         done = entry.model_copy(update={"status": status})
         with self.db.connection("archiving a change") as conn:

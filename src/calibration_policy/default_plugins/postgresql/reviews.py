@@ -59,6 +59,13 @@ class Reviews(ReviewStore):
                     return item.model_copy(update={"suggestion_id": name})
         raise ReviewError(f"Too many suggestions for {item.target} share one moment; nothing was written.")
 
+    def put(self, item: Suggestion) -> bool:
+        with self.db.connection("copying a suggestion") as conn:
+            return conn.execute("INSERT INTO suggestions (suggestion_id, target, status, created_at, body) "
+                                "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
+                                (check_record_id(item.suggestion_id, "suggestion id"), item.target, item.status,
+                                 item.created_at, dumps_model(item, exclude={"suggestion_id"}).decode())).rowcount == 1
+
     def _save(self, item: Suggestion) -> None:
         body = dumps_model(item, exclude={"suggestion_id"}).decode()
         with self.db.connection("saving a suggestion") as conn:

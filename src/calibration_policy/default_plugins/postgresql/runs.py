@@ -46,6 +46,18 @@ class Runs:
                     return run.model_copy(update={"run_id": name})
         raise HistoryError(f"Too many runs of {run.underlying} share the moment {stamp}; nothing was written.")
 
+    def put(self, run: CalibrationRun) -> bool:
+        """Store a run under its own id (a migration from another store); False if it is here already."""
+        parts = parse_run_file_name(check_record_id(run.run_id, "run id") + ".json")
+        if parts is None:
+            raise HistoryError(f"{run.run_id!r:.60} is not a run id.")
+        with self.db.connection("copying a run") as conn:
+            return conn.execute(
+                "INSERT INTO calibration_runs (run_id, underlying, stamp, seq, at, source, body) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING",
+                (run.run_id, run.underlying, parts[0], parts[3], run.timestamp, run.source,
+                 dumps_model(run, exclude={"run_id"}).decode())).rowcount == 1
+
     def save(self, run: CalibrationRun) -> None:
         """Write back a decided run, in the change's transaction when there is one."""
         body = dumps_model(run, exclude={"run_id"}).decode()

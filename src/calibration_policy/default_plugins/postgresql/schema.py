@@ -13,7 +13,6 @@ from importlib import resources
 from typing import Any, Callable
 
 from calibration_policy.errors import StoreError
-from calibration_policy.stores import masked
 
 from .database import UPGRADE_LOCK, check_url, explain, where
 

@@ -17,7 +17,7 @@ import pandas as pd
 from calibration_policy import pipeline
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.errors import PolicyError, StaleChangeError
-from calibration_policy.history import record_calibration_result
+from calibration_policy import record_calibration_result
 from calibration_policy.models import CalibrationRun, Decision
 from calibration_policy.moments import to_utc
 from calibration_policy.permissions import check as check_permission

@@ -1,0 +1,63 @@
+"""``calibration-policy db upgrade`` and ``db status``: the PostgreSQL store's schema, from a terminal."""
+
+from __future__ import annotations
+
+import click
+
+from calibration_policy.cli import emit_json, json_option
+from calibration_policy.errors import StoreError
+from calibration_policy.stores import masked, scheme_of, store_setting
+
+from .schema import status, upgrade
+
+url_option = click.option("--store", "url", metavar="URL",
+                          help="The database: postgresql://user:pw@host/db (default $CALIBRATION_STORE, else `store` in the policy file).")
+
+
+def _url(url: str | None) -> str:
+    url = url or store_setting()
+    if not url or scheme_of(url) != "postgresql":
+        raise StoreError("Say which database: --store postgresql://user:password@host:5432/dbname "
+                         "(or set CALIBRATION_STORE, or `store` in the policy file).")
+    return url
+
+
+def add_commands(cli: click.Group) -> None:
+    @cli.group()
+    def db() -> None:
+        """The PostgreSQL store's tables: create or upgrade them, or see their state."""
+
+    @db.command("upgrade")
+    @url_option
+    def db_upgrade(url: str | None) -> None:
+        """Create the tables, or bring them to this version's schema. Safe to run again, and from two
+        machines at once."""
+        url = _url(url)
+        done = upgrade(url, say=lambda line: click.echo(line, err=True))
+        now = status(url)
+        if done:
+            click.echo(f"Upgraded {now['database']} to schema version {now['schema_version']} "
+                       f"({len(done)} migration{'s' if len(done) != 1 else ''} applied).")
+        else:
+            click.echo(f"{now['database']} is up to date (schema version {now['schema_version']}); nothing to do.")
+
+    @db.command("status")
+    @url_option
+    @json_option
+    def db_status(url: str | None, as_json: bool) -> None:
+        """Where the database is, its schema version against this code's, and how many records it holds.
+        Exit code 1 when it needs `db upgrade`."""
+        url = _url(url)
+        now = status(url)
+        if as_json:
+            emit_json(now)
+        else:
+            state = ("up to date" if now["up_to_date"] else
+                     "needs `calibration-policy db upgrade`" if now["schema_version"] < now["code_version"] else
+                     "NEWER than this calibration-policy: upgrade calibration-policy here")
+            click.echo(f"Database {now['database']} (store URL {masked(url)}): schema version {now['schema_version']}, "
+                       f"this code's {now['code_version']} — {state}.")
+            for table, n in now["counts"].items():
+                click.echo(f"  {table.replace('_', ' ')}: {n:,}")
+        if not now["up_to_date"]:
+            raise click.exceptions.Exit(1)
