@@ -573,10 +573,10 @@ def migrate(source: str, destination: str, as_json: bool) -> None:
     finished by running it again. Ends by comparing counts and content hashes; exit code 1 if they differ."""
     from rich.progress import Progress
 
-    from .stores import masked, open_store_url
+    from .stores import masked, store_at
     from .stores.migrate import count, migrate as copy_all
 
-    src, dst = open_store_url(source), open_store_url(destination)
+    src, dst = store_at(source), store_at(destination)
     total = count(src)
     err = console(stderr=True)
     with Progress(console=err, disable=not err.is_terminal, transient=True) as progress:

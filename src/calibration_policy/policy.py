@@ -116,8 +116,8 @@ class CalibrationUpdatePolicy(BaseModel):
         False, description="A force-apply becomes a pending suggestion that a second person must approve.")
     required_approvals: Annotated[int, Strict()] = Field(1, ge=1, le=20, description="Distinct approvals a suggestion needs.")
     store: str | None = Field(
-        None, description="Where runs, suggestions and the archive live: a store URL such as postgresql://user:pw@host/db "
-                          "(default: the data folder; $CALIBRATION_STORE wins).")
+        None, description="Where runs, suggestions and the archive are kept: a database address such as "
+                          "postgresql://user:pw@host/db (default: the data folder; the environment's store setting wins).")
 
     def __init__(self, **data: Any) -> None:
         try:

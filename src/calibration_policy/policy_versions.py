@@ -53,9 +53,10 @@ def _toml_value(value: Any) -> str:
 
 
 def policy_to_toml(policy: Any, header: str = "") -> str:
-    """The policy as TOML that :meth:`CalibrationUpdatePolicy.from_toml` reads back to an equal policy."""
+    """The policy as TOML that :meth:`CalibrationUpdatePolicy.from_toml` reads back to an equal policy,
+    apart from ``store``: where records are kept is no decision setting, and its URL may hold a password."""
     lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
-    for key, value in policy.model_dump(mode="python").items():
+    for key, value in policy.model_dump(mode="python", exclude={"store"}).items():
         if value is None:
             continue
         if hasattr(value, "model_dump"):

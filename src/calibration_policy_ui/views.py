@@ -379,6 +379,7 @@ PLAIN_SETTINGS = {
     "bounds": "Allowed range of a value",
     "apply_scopes": "When an update applies, it writes",
     "require_approval": "A person approves every update before it goes live",
+    "store": "Where runs, suggestions and the archive are kept",
     "rule_options": "Settings of the plugin rules",
 }
 SMOOTHING_NAMES = {"ewma": "exponentially weighted average (recent runs count more)", "rolling_median": "median of the runs"}
@@ -387,6 +388,7 @@ SMOOTHING_NAMES = {"ewma": "exponentially weighted average (recent runs count mo
 def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
     """Every policy setting as a plain phrase and a plain value: yes/no, "no limit", names not codes."""
     from calibration_policy.plugins import get_rule
+    from calibration_policy.stores import masked
 
     def plain(value: object) -> str:
         if value is None:
@@ -418,6 +420,7 @@ def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
         "bounds": lambda v: (f"the built-in safe range, {plain(b.min)}–{plain(b.max)}" if (b := policy.effective_bounds()) else "no limit")
         if v is None else plain(v),
         "apply_scopes": lambda v: "all smoothed values together" if v == "all" else "only the values that changed enough",
+        "store": lambda v: "the data folder" if v is None else masked(v),  # never a password on a screen
     }
     fields = type(policy).model_fields
     rows = []

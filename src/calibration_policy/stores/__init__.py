@@ -100,14 +100,11 @@ _open_lock = threading.Lock()
 
 
 def open_store_url(url: str | None) -> Store:
-    """The store for ``url`` (None or ``files``: the data folder in force; a folder path: that data folder),
-    opened once per process."""
+    """The store for ``url`` (None or ``files``: the data folder in force), opened once per process."""
     from .files import FileStore
 
     if url is None or url.strip().lower() in (FILES, "file", ""):
         return FileStore()
-    if "://" not in url:
-        return FileStore(url)
     key = (url.strip(), os.getpid())  # a forked child opens its own connections
     with _open_lock:
         store = _open.get(key)
@@ -123,6 +120,13 @@ def open_store_url(url: str | None) -> Store:
     store = kind.open(url.strip())
     with _open_lock:
         return _open.setdefault(key, store)
+
+
+def store_at(place: str) -> Store:
+    """A store URL, or a data folder's path (the file store of that folder): what ``migrate`` takes."""
+    from .files import FileStore
+
+    return open_store_url(place) if "://" in place else FileStore(place)
 
 
 def active_store() -> Store:

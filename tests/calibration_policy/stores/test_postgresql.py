@@ -1,0 +1,115 @@
+"""The PostgreSQL store's own promises: its schema commands, its migration, and plain errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from calibration_policy import CalibrationUpdatePolicy, StoreError, open_store, run_update
+from calibration_policy.cli import main
+from calibration_policy.default_plugins.postgresql.schema import code_version, status, upgrade
+from calibration_policy.stores import active_store, close_all, masked, open_store_url
+from calibration_policy.target import JsonFileTarget
+
+POLICY = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0)
+
+
+def test_upgrade_is_idempotent_and_safe_from_two_machines_at_once(postgres_server):
+    url = postgres_server.new_database()
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(upgrade(url))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(len(done) for done in results) == [0, 1]  # one applied the migration, the other found it done
+    assert upgrade(url) == [] and status(url)["schema_version"] == code_version()
+
+
+def test_db_commands(postgres_server, capsys):
+    url = postgres_server.new_database()
+    assert main(["db", "status", "--store", url]) == 1
+    assert "needs `calibration-policy db upgrade`" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--store", url]) == 0
+    assert "Upgraded" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--store", url]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["db", "status", "--store", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["up_to_date"] is True
+
+
+def test_a_store_without_tables_says_to_upgrade(postgres_server, monkeypatch):
+    monkeypatch.setenv("CALIBRATION_STORE", postgres_server.new_database())
+    with pytest.raises(StoreError, match="db upgrade"):
+        open_store().count("SPY")
+    close_all()
+
+
+def test_a_newer_schema_is_refused(postgres_url, monkeypatch):
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO calibration_schema (version, name) VALUES (%s, 'from_the_future')", (code_version() + 1,))
+    monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
+    with pytest.raises(StoreError, match="newer than this calibration-policy"):
+        open_store().count("SPY")
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql://u:pw@host:notaport/db", "malformed"),
+    ("postgresql://u:pw@127.0.0.1:5432", "names no database"),
+    ("nonsense", "not a store URL"),
+])
+def test_malformed_urls_are_named_without_their_password(url, expected):
+    with pytest.raises(StoreError, match=expected) as caught:
+        open_store_url(url).runs().count("SPY")
+    assert "pw@" not in str(caught.value)
+
+
+def test_a_server_that_is_down_or_refuses_the_password(postgres_server, tmp_path):
+    down = "postgresql://postgres:secret@127.0.0.1:1/db"
+    with pytest.raises(StoreError, match="Cannot reach the PostgreSQL server at 127.0.0.1:1") as caught:
+        open_store_url(down).runs().count("SPY")
+    assert "secret" not in str(caught.value)
+    wrong = postgres_server.new_database().replace(":calibration-test@", ":wrong@")
+    with pytest.raises(StoreError, match="refused the password of user postgres"):
+        open_store_url(wrong).runs().count("SPY")
+    close_all()
+
+
+def test_policy_file_selects_the_store_and_the_panel_never_shows_its_password(postgres_url, tmp_path, monkeypatch):
+    from calibration_policy_ui.views import setting_rows
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "calibration_policy.toml").write_text(f'store = "{postgres_url}"\n')
+    monkeypatch.setenv("CALIBRATION_DATA", str(tmp_path / "data"))
+    assert active_store().name == "postgresql"
+    policy = CalibrationUpdatePolicy(store=postgres_url)
+    shown = dict(setting_rows(policy))["Where runs, suggestions and the archive are kept"]
+    assert shown == masked(postgres_url) and "calibration-test" not in shown
+
+
+def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path, monkeypatch, make_result, t0, capsys):
+    from datetime import timedelta
+
+    source = tmp_path / "data"
+    monkeypatch.setenv("CALIBRATION_DATA", str(source))
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
+    target = JsonFileTarget(live, name="spy_live")
+    for day in range(5):
+        run_update(make_result(global_m=1.0 + 0.05 * (day + 1)), underlying="SPY", source="live", target=target,
+                   policy=POLICY.model_copy(update={"require_approval": day == 4}), timestamp=t0 + timedelta(days=day))
+    assert main(["migrate", "--from", str(source), "--to", postgres_url]) == 0
+    out = capsys.readouterr().out
+    assert "runs: 5 copied" in out and "Verified" in out and "calibration-test" not in out
+    assert main(["migrate", "--from", str(source), "--to", postgres_url, "--json"]) == 0  # again: nothing copied twice
+    again = json.loads(capsys.readouterr().out)
+    assert again["verified"] and again["kinds"]["runs"]["copied"] == 0 and again["kinds"]["runs"]["present"] == 5
+    back = tmp_path / "back"
+    assert main(["migrate", "--from", postgres_url, "--to", str(back)]) == 0
+    assert "Verified" in capsys.readouterr().out
+    assert sorted(p.name for p in (back / "calibration_runs").glob("*.json")) == \
+        sorted(p.name for p in (source / "calibration_runs").glob("*.json"))
