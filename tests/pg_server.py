@@ -28,11 +28,16 @@ def bin_dir() -> Path | None:
     return Path(candidates[0]).parent if candidates else None
 
 
+def runuser() -> str | None:
+    """runuser lives in /usr/sbin, which a bare PATH (cron, CI's env -i) may lack."""
+    return shutil.which("runuser") or next((p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), None)
+
+
 def why_unavailable() -> str | None:
     """None when a server can be started here, else what is missing, in a sentence."""
     if bin_dir() is None:
         return "PostgreSQL's initdb/pg_ctl are not installed (Debian: apt-get install postgresql; scripts/test.sh does it as root)"
-    if os.geteuid() == 0 and not shutil.which("runuser"):
+    if os.geteuid() == 0 and runuser() is None:
         return "running as root, and runuser (to start PostgreSQL as the postgres user) is missing"
     return None
 
@@ -53,7 +58,7 @@ class Server:
         self.url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        prefix = [runuser(), "-u", "postgres", "--"] if os.geteuid() == 0 else []
         result = subprocess.run(prefix + list(args), capture_output=True, text=True, cwd="/")
         if result.returncode != 0:
             raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
