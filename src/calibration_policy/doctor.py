@@ -20,7 +20,7 @@ from .archive import resolve_archive_dir
 from .folders import data_folder_report
 from .history import MAX_LIMIT, resolve_history_dir
 from .index import scan_names
-from .stores import intents, open_archive, open_reviews, open_store
+from .stores import active_store, intents, open_archive, open_reviews, open_store
 from .target import Target
 
 
@@ -97,16 +97,16 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
                                      "Nothing: the values are live once more than they should; roll back if needed.", False))
         found.extend(_review_findings(name, committed, history_dir, suggestions_dir))
     found.extend(_run_findings(history_dir, suggestions_dir))
-    found.extend(_foreign_findings(history_dir, archive_dir, suggestions_dir))
-    found.extend(_index_findings(history_dir))
+    if active_store().name == "files":  # folders and their name index: the file store's alone
+        found.extend(_foreign_findings(history_dir, archive_dir, suggestions_dir))
+        found.extend(_index_findings(history_dir))
     return found
 
 
 def _archived_targets(archive_dir) -> list[str]:
-    root = resolve_archive_dir(archive_dir)
     try:
-        return sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return active_store().targets(archive_dir)
+    except (OSError, ValueError):
         return []
 
 
@@ -220,7 +220,7 @@ def _repair_reviews(targets, history_dir, archive_dir, suggestions_dir) -> None:
 
 
 def _repair_index(history_dir) -> None:
-    if not _index_findings(history_dir):
+    if active_store().name != "files" or not _index_findings(history_dir):
         return
     from . import history as history_module
 

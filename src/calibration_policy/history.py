@@ -89,6 +89,17 @@ def parse_cursor(cursor: str) -> Key:
     return key
 
 
+def cursor_key(underlying: str, cursor: str | Key | None) -> Key | None:
+    """The paging key of a cursor (or None for none), refused when it is a run of another underlying."""
+    if cursor is None or cursor == "":
+        return None
+    key = parse_cursor(cursor) if isinstance(cursor, str) else cursor
+    parts = parse_run_file_name(key[2])
+    if parts is None or parts[1] != underlying:
+        raise HistoryError(f"The cursor {key[2][:-5]!r:.80} is a run of another underlying than {underlying}.")
+    return key
+
+
 def _check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise HistoryError(f"limit must be a whole number from 1 to {MAX_LIMIT:,}, not {limit!r:.40}.")
@@ -263,13 +274,7 @@ class HistoryStore:
         return self._indexed(lambda: self._index.count_from(underlying, key))
 
     def _cursor(self, underlying: str, cursor: str | Key | None) -> Key | None:
-        if cursor is None or cursor == "":
-            return None
-        key = parse_cursor(cursor) if isinstance(cursor, str) else cursor
-        parts = parse_run_file_name(key[2])
-        if parts is None or parts[1] != underlying:
-            raise HistoryError(f"The cursor {key[2][:-5]!r:.80} is a run of another underlying than {underlying}.")
-        return key
+        return cursor_key(underlying, cursor)
 
     def reindex(self) -> int:
         """Rebuild the name index from one listing of the folder; the number of runs it holds."""

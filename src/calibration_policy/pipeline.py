@@ -41,7 +41,7 @@ from .policy import CalibrationUpdatePolicy
 from .policy_versions import policy_fingerprint
 from .rule_evidence import live_evidence
 from .smoothing import get_smoothed_multipliers, window_runs
-from .stores import govern, intents, locked, open_archive, open_reviews, open_store
+from .stores import follow, govern, intents, locked, open_archive, open_reviews, open_store
 from .target import Target
 
 FORCED_REASON = "Applied: forced by user"
@@ -294,7 +294,9 @@ def run_update(
     """
     if force_values not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"force_values must be 'smoothed' or 'recommended', not {force_values!r:.40}.")
-    policy, target = policy or CalibrationUpdatePolicy(), govern(target)
+    policy = policy or CalibrationUpdatePolicy()
+    follow(policy)  # a policy that names a store is followed before anything is read or written
+    target = govern(target)
     if not dry_run:  # the one permission check, before anything is written
         actor = check_permission("force_apply" if force else "propose", actor=_default_actor(actor, force),
                                  domain=policy.domain, via=via, policy=policy, permissions=permissions)

@@ -276,7 +276,11 @@ class CalibrationUpdatePolicy(BaseModel):
         if path is None and data_dir is not None:
             candidate = Path(data_dir) / POLICY_FILE_NAME
             path = candidate if candidate.is_file() else None
-        return cls.from_toml(path) if path is not None else cls()
+        policy = cls.from_toml(path) if path is not None else cls()
+        from .stores import follow
+
+        follow(policy)  # `store = "postgresql://…"` in the policy file selects the store of this process
+        return policy
 
     # -- explaining --------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ def test_explain_uses_the_policy_file(capsys, tmp_path):
     assert "last 21 days" in out and "at least 0.07 for the global value" in out and "at least 300 options" in out
 
 
-def test_update_history_status_and_force(capsys, env):
+def test_update_history_status_and_force(capsys, env, store_url):  # on both stores: the CLI works unchanged
     code, out, err = update(capsys, env, "2025-09-11")
     assert code == 0, err
     assert out.startswith("SPY 2025-09-11 21:00 UTC (harvested): Applied: global 1.00 → 1.05")
@@ -75,8 +75,12 @@ def test_update_history_status_and_force(capsys, env):
     report = json.loads(out)
     assert report["applied"] and report["reason"].startswith("Applied: forced by user")
 
+    code, out, _ = cli(capsys, "doctor", "--underlying", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
+                       "--history-dir", env["history"], "--archive-dir", env["archive"])
+    assert code == 0, out  # nothing interrupted, nothing inconsistent, on either store
 
-def test_update_json_is_stable(capsys, env):
+
+def test_update_json_is_stable(capsys, env, store_url):
     code, out, _ = update(capsys, env, "2025-09-11", "--json")
     report = json.loads(out)
     assert set(report) == {"underlying", "run_id", "timestamp", "source", "dry_run", "applied", "would_apply", "reason",

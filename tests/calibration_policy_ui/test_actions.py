@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from calibration_policy import CalibrationUpdatePolicy, open_store
-from calibration_policy.archive import Archive
-from calibration_policy.review import ReviewStore
+from calibration_policy.stores import open_archive, open_reviews
 
 from .conftest import Host, csrf_of, text_of
+
+
+@pytest.fixture(autouse=True)
+def _on_each_store(store_url):
+    """Every panel action here runs on the file store and on PostgreSQL: the panel works unchanged on both."""
 
 
 def confirm(client, underlying: str = "SPY") -> tuple[str, dict[str, str]]:
@@ -43,7 +49,7 @@ def test_force_apply_redirects_with_a_flash_and_the_table_changes(host: Host, cl
     assert "Applied calibration from 2025-12-01 21:00 UTC to vol surface (SPY)." in text
     assert "Global 1.010" in text_of(after.text.split('id="cp-current"')[1].split("</table>")[0])
     assert "Applied (forced by user)" in text
-    entry = Archive(host.archive_dir, "vol_surface_SPY").entries()[-1]
+    entry = open_archive(host.archive_dir, "vol_surface_SPY").entries()[-1]
     assert entry.kind == "force" and entry.actor == "user"
     again = client.get("/calibration/")
     assert "Applied calibration from" not in again.text  # the flash shows once
@@ -94,7 +100,7 @@ def test_confirmation_for_an_underlying_without_runs_is_a_404(host: Host, client
 def pending(host: Host) -> str:
     host.policy = CalibrationUpdatePolicy(require_approval=True)
     host.record(global_m=1.09, weekly=1.1, monthly=1.05)
-    [item] = ReviewStore(host.suggestions_dir).all(status="pending")
+    [item] = open_reviews(host.suggestions_dir).all(status="pending")
     return item.suggestion_id
 
 
@@ -105,7 +111,7 @@ def test_approve_applies_the_suggestion_and_marks_the_run(host: Host, client):
                            data={"csrf_token": token, "underlying": "SPY", "notes": "looks right"}, follow_redirects=False)
     assert response.status_code == 303
     assert host.config("SPY")["global"] == 1.09
-    item = ReviewStore(host.suggestions_dir).get(sid)
+    item = open_reviews(host.suggestions_dir).get(sid)
     assert (item.status, item.reviewer, item.notes) == ("approved", "ana", "looks right")
     text = text_of(client.get(response.headers["location"]).text)
     assert f"Approved suggestion {sid}: its values are live now." in text
@@ -121,7 +127,7 @@ def test_reject_leaves_the_config_alone_and_records_the_notes(host: Host, client
     assert response.status_code == 200  # followed the redirect
     assert f"Rejected suggestion {sid}; the live values stay as they were." in text_of(response.text)
     assert host.config("SPY")["global"] == 1.0
-    item = ReviewStore(host.suggestions_dir).get(sid)
+    item = open_reviews(host.suggestions_dir).get(sid)
     assert (item.status, item.notes) == ("rejected", "earnings week")
 
 
@@ -145,7 +151,7 @@ def test_reviewer_name_comes_from_the_form_when_the_host_has_no_user(host: Host,
     assert "Say who is reviewing" in text_of(missing.text)
     client.post(f"/calibration/suggestions/{sid}/approve",
                 data={"csrf_token": token, "underlying": "SPY", "reviewer": "bo"})
-    assert ReviewStore(host.suggestions_dir).get(sid).reviewer == "bo"
+    assert open_reviews(host.suggestions_dir).get(sid).reviewer == "bo"
 
 
 def test_unknown_or_hostile_suggestion_ids_are_a_4xx(host: Host, client):

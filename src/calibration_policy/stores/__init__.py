@@ -4,7 +4,7 @@ The pipeline asks the *active* store for each part and never knows which store i
 store (the data folder, one JSON file per record) is the default; other stores are plugins
 (``register_stores``), such as the built-in PostgreSQL store that lets several machines share one
 history, one review queue and one live config. One setting chooses: ``$CALIBRATION_STORE``, else
-``store = "postgresql://…"`` in the policy file in force, else the file store.
+``store = "postgresql://…"`` in the policy in force (once loaded), else the file store.
 
 A store gives the same guarantees by its own means: the file store by file locks, atomic
 renames and write-ahead intent files; a database by transactions, advisory locks and rows.
@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import tomllib
-from pathlib import Path
 from typing import Any, ContextManager, Protocol, runtime_checkable
 
 from ..errors import StoreError
@@ -77,22 +75,21 @@ def scheme_of(url: str) -> str:
     return "postgresql" if scheme == "postgres" else scheme
 
 
-def store_setting() -> str | None:
-    """The store URL in force: ``$CALIBRATION_STORE``, else ``store`` in the policy file in force, else None (files)."""
-    env = os.environ.get(STORE_ENV, "").strip()
-    if env:
-        return env
-    from ..paths import POLICY_ENV, POLICY_FILE_NAME, data_root
+_followed: str | None = None
 
-    path = Path(os.environ.get(POLICY_ENV) or data_root() / POLICY_FILE_NAME)
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError):
-        return None  # no policy file (or a broken one, which the policy loader reports in its own words)
-    table = data.get("policy", data) if isinstance(data.get("policy"), dict) else data
-    value = table.get("store")
-    return value.strip() if isinstance(value, str) and value.strip() else None
+
+def follow(policy: Any) -> None:
+    """A policy that names a store (``store = "postgresql://…"``) makes it this process's store; the
+    environment's ``$CALIBRATION_STORE`` still wins. Loading the policy in force calls this."""
+    global _followed
+    url = getattr(policy, "store", None)
+    if url:
+        _followed = url
+
+
+def store_setting() -> str | None:
+    """The store URL in force: ``$CALIBRATION_STORE``, else the one the loaded policy names, else None (files)."""
+    return os.environ.get(STORE_ENV, "").strip() or _followed
 
 
 _open: dict[tuple[str, int], Store] = {}

@@ -54,9 +54,10 @@ class FileStore:
     def targets(self, archive_dir: Any = None) -> list[str]:
         from ..archive import resolve_archive_dir
 
+        root = resolve_archive_dir(self._in_root(archive_dir, "config_archive"))
         try:
-            return sorted(p.name for p in resolve_archive_dir(self._in_root(archive_dir, "config_archive")).iterdir() if p.is_dir() and not p.name.startswith("."))
-        except (FileNotFoundError, NotADirectoryError):
+            return sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
             return []
 
     def describe(self) -> str:

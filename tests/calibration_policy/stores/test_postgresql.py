@@ -85,6 +85,9 @@ def test_policy_file_selects_the_store_and_the_panel_never_shows_its_password(po
     (tmp_path / "data").mkdir(exist_ok=True)
     (tmp_path / "data" / "calibration_policy.toml").write_text(f'store = "{postgres_url}"\n')
     monkeypatch.setenv("CALIBRATION_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr("calibration_policy.stores._followed", None)
+    assert active_store().name == "files"
+    assert main(["explain"]) == 0  # loads the policy in force, which names the store
     assert active_store().name == "postgresql"
     policy = CalibrationUpdatePolicy(store=postgres_url)
     shown = dict(setting_rows(policy))["Where runs, suggestions and the archive are kept"]

@@ -15,6 +15,10 @@ url_option = click.option("--store", "url", metavar="URL",
 
 
 def _url(url: str | None) -> str:
+    if not url and not store_setting():
+        from calibration_policy.cli import load_policy
+
+        load_policy(None, None)  # the policy file in force may name the store
     url = url or store_setting()
     if not url or scheme_of(url) != "postgresql":
         raise StoreError("Say which database: --store postgresql://user:password@host:5432/dbname "

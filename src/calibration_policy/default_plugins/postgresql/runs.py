@@ -7,7 +7,7 @@ from typing import Any
 
 from calibration_policy.durable import dumps_model
 from calibration_policy.errors import HistoryError
-from calibration_policy.history import _check_limit, parse_cursor
+from calibration_policy.history import _check_limit, cursor_key
 from calibration_policy.index import Key
 from calibration_policy.models import CalibrationRun
 from calibration_policy.naming import check_record_id, check_underlying, numbered, parse_run_file_name, utc_stamp
@@ -82,13 +82,9 @@ class Runs:
         return [_run(row) for row in rows]
 
     def _cursor(self, underlying: str, cursor: str | Key | None) -> tuple[str, int, str] | None:
-        if cursor is None or cursor == "":
-            return None
-        key = parse_cursor(cursor) if isinstance(cursor, str) else cursor
-        parts = parse_run_file_name(key[2])
-        if parts is None or parts[1] != underlying:
-            raise HistoryError(f"The cursor {key[2][:-5]!r:.80} is a run of another underlying than {underlying}.")
-        return key[0], key[1], key[2].removesuffix(".json")
+        """The file store's paging key, with the run id where it has the file name."""
+        key = cursor_key(underlying, cursor)
+        return None if key is None else (key[0], key[1], key[2].removesuffix(".json"))
 
     def latest(self, underlying: str, limit: int = 50, offset: int = 0, before: str | Key | None = None) -> list[CalibrationRun]:
         """The newest ``limit`` runs of ``underlying`` (older than the cursor ``before``), oldest first."""
