@@ -116,3 +116,72 @@ def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path
     assert "Verified" in capsys.readouterr().out
     assert sorted(p.name for p in (back / "calibration_runs").glob("*.json")) == \
         sorted(p.name for p in (source / "calibration_runs").glob("*.json"))
+
+
+def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settles(postgres_url, tmp_path, monkeypatch,
+                                                                                    make_result, t0):
+    import psycopg
+
+    from calibration_policy.default_plugins.postgresql.target import DatabaseTarget
+    from calibration_policy.stores import open_archive
+
+    monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
+    target = JsonFileTarget(live, name="spy_live")
+    original_save = DatabaseTarget.save
+
+    def save_then_lose_the_connection(self, snapshot):
+        original_save(self, snapshot)
+        with self.db.connection() as conn:  # the change's own connection, inside its transaction
+            pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    monkeypatch.setattr(DatabaseTarget, "save", save_then_lose_the_connection)
+    with pytest.raises(StoreError, match="nothing of this change was kept") as caught:
+        run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0)
+    assert "calibration-test" not in str(caught.value)
+    governed = active_store().govern(target)
+    assert governed.values(governed.load())["global"] == 1.0  # the live row never changed
+    assert open_archive(None, "spy_live").entries() == []
+    assert json.loads(live.read_text())["global"] == 1.0  # nor this machine's copy
+    monkeypatch.setattr(DatabaseTarget, "save", original_save)
+    from datetime import timedelta
+
+    after = run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY,
+                       timestamp=t0 + timedelta(days=1))
+    assert after.applied
+    first = open_store().oldest("SPY", 1)[0]
+    assert first.decided_at is not None and not first.applied  # settled: recorded as not applied, never stuck
+    assert active_store().intents.pending_names(None, "spy_live") == []
+
+
+def test_a_migration_killed_halfway_is_finished_by_running_it_again(postgres_url, tmp_path, monkeypatch, record_series, capsys):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    source = tmp_path / "data"
+    monkeypatch.setenv("CALIBRATION_DATA", str(source))
+    record_series(None, 12)
+    child = textwrap.dedent("""
+        import os, sys
+        from calibration_policy.default_plugins.postgresql.runs import Runs
+        from calibration_policy.cli import main
+        put, done = Runs.put, []
+        def put_then_die(self, run):
+            done.append(put(self, run))
+            if len(done) == 5:
+                os._exit(9)  # killed after five runs were copied
+            return done[-1]
+        Runs.put = put_then_die
+        sys.exit(main(["migrate", "--from", sys.argv[1], "--to", sys.argv[2]]))
+    """)
+    killed = subprocess.run([sys.executable, "-c", child, str(source), postgres_url], env=dict(os.environ),
+                            capture_output=True, text=True)
+    assert killed.returncode == 9
+    assert main(["migrate", "--from", str(source), "--to", postgres_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] and report["kinds"]["runs"]["present"] == 5 and report["kinds"]["runs"]["copied"] == 7
