@@ -50,6 +50,10 @@ def permission_guard(panel: Panel) -> Callable[[Request], Any]:
         name = getattr(route, "name", "") or ""
         if name.endswith(".static"):
             return  # the panel's CSS, JS and icons
+        if panel.current_user is not None and panel.user(request) is None:
+            # The contract: a host that says who is signed in (current_user) and answers None means nobody is.
+            raise PanelError(401, "Nobody is signed in, so the calibration panel cannot say who acts: "
+                                  "sign in to the app, then open the panel again.")
         try:
             domain, policy = panel.domain_of(name)
         except PanelError:

@@ -24,6 +24,7 @@ from calibration_policy.errors import (
     PermissionCheckError,
     PermissionDeniedError,
     StaleChangeError,
+    StoreError,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
                     status, message = 409, str(error)
                 except PermissionDeniedError as error:  # the server's check: nothing was written
                     status, message = 403, str(error)
+                except StoreError as error:  # the database is down or refuses us: the server's problem, said plainly
+                    log.warning("Calibration panel on %s %s: %s", request.method, request.url.path, error)
+                    status, message = 503, str(error)
                 except PermissionCheckError as error:  # the host's permission check failed
                     log.warning("Calibration panel on %s %s: %s", request.method, request.url.path, error)
                     status, message = 503, str(error)

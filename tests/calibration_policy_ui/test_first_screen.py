@@ -122,8 +122,14 @@ def test_in_a_host_whose_title_is_a_block_nothing_strays_above_its_navbar(host: 
 def test_readme_current_user_works_with_and_without_request_state_user(host: Host, tmp_path: Path):
     host.record(global_m=1.08)
     plain = TestClient(host_app(host, tmp_path, lambda request: request.state.user))
-    assert plain.get("/calibration/").status_code == 200
-    assert 'name="reviewer"' in plain.get("/calibration/").text  # nobody signed in: the undo asks for a name
+    before = host.config("SPY")
+    for method, url in (("GET", "/calibration/"), ("GET", "/calibration/api/csrf-token"),
+                        ("POST", "/calibration/force-apply")):
+        response = plain.request(method, url, data={"underlying": "SPY", "confirm": "yes"} if method == "POST" else None)
+        assert response.status_code == 401, url  # nobody signed in: one contract, never a 500
+        assert "Nobody is signed in" in response.text
+    assert host.config("SPY") == before
+    assert 'name="reviewer"' in TestClient(host_app(host, tmp_path, None)).get("/calibration/").text  # no sign-in: a name is asked
     app = host_app(host, tmp_path, lambda request: request.state.user)
 
     @app.middleware("http")

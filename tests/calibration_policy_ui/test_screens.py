@@ -204,6 +204,12 @@ def test_inside_a_host_with_bootstrap_like_css_the_panel_keeps_its_layout(tmp_pa
                                      suggestions_dir=data / "suggestions", target_for=lambda u: agent_target(data, u),
                                      templates=templates, base_template="base.html", secret="s",
                                      current_user=lambda request: request.state.user), prefix="/calibration")
+
+    @app.middleware("http")
+    async def sign_in(request, call_next):  # the host's sign-in (README's current_user reads what it sets)
+        request.state.user = "ana"
+        return await call_next(request)
+
     with serving(app) as base:
         for screen, (width, height) in SCREENS.items():
             page = browser.new_page(viewport={"width": width, "height": height})

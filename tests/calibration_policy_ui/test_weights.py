@@ -183,8 +183,16 @@ def test_rejecting_then_approving_says_it_was_already_done(tab, client):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
 
 
-def test_without_a_signed_in_user_the_form_asks_for_a_name(tab):
-    client = tab.client(user="ana", current_user=lambda request: None)
+def test_a_host_whose_sign_in_says_nobody_gets_401_and_nothing_changes(tab):
+    suggestion_id = suggest(tab.client())
+    nobody = tab.client(user="ana", current_user=lambda request: None)
+    response = nobody.post(f"/calibration/weights/suggestions/{suggestion_id}/reject", data={"reviewer": "Bo"})
+    assert response.status_code == 401 and "Nobody is signed in" in text_of(response.text)
+    assert ReviewStore(tab.dirs()["suggestions_dir"]).get(suggestion_id).status == "pending"
+
+
+def test_without_sign_in_the_form_asks_for_a_name(tab):
+    client = tab.client(user="ana", current_user=None)
     suggestion_id = suggest(client)
     html, token = page(client)
     assert 'name="reviewer" required' in html
