@@ -294,7 +294,7 @@ def run_update(
     """
     if force_values not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"force_values must be 'smoothed' or 'recommended', not {force_values!r:.40}.")
-    policy = policy or CalibrationUpdatePolicy()
+    policy = in_force(policy)
     follow(policy)  # a policy that names a store is followed before anything is read or written
     target = govern(target)
     if not dry_run:  # the one permission check, before anything is written
@@ -319,6 +319,12 @@ def run_update(
         smoothed = smoothed_for(run, policy, history_dir)
         return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values,
                                  suggestions_dir, expected_version, actor, via)
+
+
+def in_force(policy: CalibrationUpdatePolicy | None) -> CalibrationUpdatePolicy:
+    """The policy a change follows: the caller's, else the one in force (``$CALIBRATION_POLICY``, else the
+    built-in defaults) — so a Python host that passes none cannot step around its [permissions] table."""
+    return policy if policy is not None else CalibrationUpdatePolicy.load()
 
 
 def _default_actor(actor: Any, forced: bool) -> Any:
@@ -396,7 +402,7 @@ def force_apply(
     underlying, target = check_underlying(underlying), govern(target)
     if use not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
-    policy = policy or CalibrationUpdatePolicy()
+    policy = in_force(policy)
     actor = check_permission("force_apply", actor=_default_actor(actor, True), domain=policy.domain, via=via,
                              policy=policy, permissions=permissions)
     store = open_store(history_dir)
@@ -688,6 +694,7 @@ def approve_suggestion(suggestions, suggestion_id: str, *, target: Target, revie
 
     ``actor`` (or ``reviewer``) is checked first for the ``approve`` permission, then the four-eyes
     rule (before the lock, and again under it)."""
+    policy = in_force(policy)
     from .review import _notes
 
     store = _store(suggestions)
@@ -704,6 +711,7 @@ def modify_suggestion(suggestions, suggestion_id: str, values: Mapping[str, Any]
                       actor: Any = None, via: str = "python", policy: Any = None, permissions: Any = None):
     """Make the reviewer's own values live instead of the suggested ones, after the domain validated them
     (under the four-eyes rule the modified values wait for another person's approval)."""
+    policy = in_force(policy)
     from .errors import ReviewError
     from .review import _notes
 
@@ -792,6 +800,7 @@ def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, 
                       policy: Any = None, permissions: Any = None):
     """Close a pending suggestion without touching the live config; its run (when ``target`` is
     given) then says why nothing went live. ``actor`` (or ``reviewer``) needs the ``reject`` permission."""
+    policy = in_force(policy)
     from .errors import ReviewError
     from .review import _notes
 
@@ -844,6 +853,7 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user",
     domain of the target's archived changes, so the reason says "weights" or "IV multipliers".
     ``actor`` needs the ``roll_back`` permission on that domain (checked before anything is written).
     """
+    policy = in_force(policy)
     from .errors import ReviewError
     from .naming import check_record_id
     from .review import _notes, _who

@@ -144,6 +144,20 @@ def test_every_change_function_refuses_a_viewer_and_writes_nothing(place):
     assert place.files() == before
 
 
+def test_a_python_host_that_passes_no_policy_follows_the_policy_in_force(place, tmp_path, monkeypatch):
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text('require_approval = true\n[permissions.roles]\nop = ["view", "propose"]\n'
+                           '[permissions.users]\nana = ["op"]\n')
+    monkeypatch.setenv("CALIBRATION_POLICY", str(policy_file))
+    before = place.files()
+    with pytest.raises(PermissionDeniedError, match="missing permission: propose on vol_surface"):
+        run_update(result(), underlying="SPY", source="live", target=place.target, actor="vic", timestamp=T0, **place.dirs)
+    assert place.files() == before  # no policy= given: the table in force still refused
+    outcome = run_update(result(), underlying="SPY", source="live", target=place.target, actor="ana", timestamp=T0,
+                         **place.dirs)
+    assert outcome.route == "propose"  # and its require_approval applies too
+
+
 def test_four_eyes_refuses_the_proposer_and_accepts_a_second_person(place):
     policy = CalibrationUpdatePolicy(permissions=TABLE, require_approval=True, require_distinct_approver=True)
     outcome = run_update(result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="ana",
