@@ -282,6 +282,11 @@ class PolicyProposals:
             raise CalibrationPolicyError("Approving a policy needs a reviewer's name.")
         from .policy import CalibrationUpdatePolicy
 
+        live = CalibrationUpdatePolicy.load(data_dir=self.versions.data_dir)
+        if live.require_distinct_approver and reviewer.strip().casefold() == proposal.proposer.strip().casefold():
+            raise CalibrationPolicyError(f"{reviewer} proposed this policy, and the live policy wants another person to "
+                                         "approve a change (require_distinct_approver); nothing was changed.")
+
         version = self.versions.record(CalibrationUpdatePolicy.from_dict(dict(proposal.policy)), actor=reviewer,
                                        reason=f"{proposal.reason} (proposed by {proposal.proposer}, approved"
                                               + (f": {notes.strip()})" if notes.strip() else ")"))

@@ -63,6 +63,22 @@ def test_a_candidate_goes_live_only_when_a_reviewer_approves_it(host: Host, clie
     assert json.loads(candidate)["min_delta_global"] == 0.02
 
 
+def test_under_four_eyes_the_proposer_cannot_approve_their_own_policy(host: Host, client, make_client):
+    host.root.mkdir(parents=True, exist_ok=True)
+    (host.root / "calibration_policy.toml").write_text("require_distinct_approver = true\n")
+    proposal = PolicyProposals(host.root).propose(CalibrationUpdatePolicy(min_delta_global=0.02), proposer="ana",
+                                                  reason="faster")
+    page = client.get("/calibration/lab")
+    done = client.post(f"/calibration/lab/proposals/{proposal.proposal_id}/approve",
+                       data={"csrf_token": csrf_of(client, page.text)})
+    assert "ana proposed this policy" in text_of(done.text) and PolicyVersions(host.root).versions() == []
+    bo = make_client(user="bo")
+    page = bo.get("/calibration/lab")
+    bo.post(f"/calibration/lab/proposals/{proposal.proposal_id}/approve", data={"csrf_token": csrf_of(bo, page.text)})
+    (version,) = PolicyVersions(host.root).versions()
+    assert version.actor == "bo"
+
+
 def test_proposing_needs_the_csrf_token(host: Host, client):
     _record_days(host, 2)
     done = client.post("/calibration/lab/propose", data={"candidate": "{}", "reason": "x"}, follow_redirects=False)
