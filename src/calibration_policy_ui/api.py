@@ -174,6 +174,12 @@ def etag_header(panel: Panel, symbol: str) -> dict[str, str]:
         return {}
 
 
+def if_match(request: Request) -> str | None:
+    """The version an API caller saw (``If-Match: "<ETag>"``), None without one or with ``*`` (no check)."""
+    expected = (request.headers.get("if-match") or "").strip().removeprefix("W/").strip('"')[:64] or None
+    return None if expected == "*" else expected
+
+
 def add_status_api(router: APIRouter, panel: Panel) -> None:
     api = API
 
@@ -228,10 +234,9 @@ def add_force_api(router: APIRouter, panel: Panel) -> None:
         With ``force_requires_approval`` the values wait as a suggestion for a second person (``applied`` false)."""
         symbol = known_underlying(panel, body.underlying)
         policy = panel.policy()
-        expected = (request.headers.get("if-match") or "").strip().removeprefix("W/").strip('"')[:64] or None
         outcome = force_apply(symbol, target=panel.target(symbol), policy=policy, history_dir=panel.history_dir,
                               archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use,
-                              expected_version=None if expected == "*" else expected, actor=panel.actor(request),
+                              expected_version=if_match(request), actor=panel.actor(request),
                               via="api", permissions=panel.permissions, suggestions_dir=panel.suggestions_dir)
         what = get_domain(policy.domain).name.replace("_", " ")
         result = ForceApplyOut(

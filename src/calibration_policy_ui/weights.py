@@ -68,7 +68,7 @@ from calibration_policy.stores import open_archive, open_reviews
 from calibration_policy.target import JsonFileTarget
 
 from .access import permission_guard
-from .api import ErrorOut
+from .api import ErrorOut, if_match
 from .errors import API_TAG, PanelError, panel_route_class
 from .panel import Panel, make_panel
 from .security import (
@@ -381,10 +381,11 @@ def _pending(tab: WeightsTab, suggestion_id: str) -> Suggestion:
 
 
 def _review(tab: WeightsTab, suggestion_id: str, action: str, reviewer: Any, notes: str | None,
-            weights: dict[str, Any] | None = None, via: str = "panel") -> Suggestion:
+            weights: dict[str, Any] | None = None, via: str = "panel", expected_version: str | None = None) -> Suggestion:
     _pending(tab, suggestion_id)
     store, panel = tab.store(), tab.panel
-    dirs = {"archive_dir": panel.archive_dir, "history_dir": panel.history_dir, **tab.checks(via)}
+    dirs = {"archive_dir": panel.archive_dir, "history_dir": panel.history_dir, "expected_version": expected_version,
+            **tab.checks(via)}
     try:
         if action == "reject":
             return reject_suggestion(store, suggestion_id, reviewer=reviewer, notes=notes, **tab.checks(via))
@@ -553,14 +554,19 @@ def add_weights_read_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) 
 
     @router.get("/api/weights", name="calibration_policy_ui.api_weights", response_model=WeightsOut, **api)
     def api_weights() -> Any:
-        """The live weights (with when each last changed), suggestions waiting, the policy and auto mode."""
+        """The live weights (with when each last changed), suggestions waiting, the policy and auto mode.
+
+        Its ETag is the live weights' version: send it back as ``If-Match`` with a change."""
         view = build_weights_page(tab)
-        return ok(WeightsOut(
+        response = ok(WeightsOut(
             target=view.target_name, file=view.path, current=view.live or None, current_error=view.current_error,
             last_updated={row.factor: row.last_updated for row in view.current},
             pending=[SuggestionOut.of(s) for s in view.pending], policy=view.settings.policy.explain(),
             auto=view.settings.auto.model_dump(mode="json"),
         ))
+        if (version := weights_version(tab)) is not None:  # unreadable weights have no version (current_error says why)
+            response.headers["ETag"] = f'"{version}"'
+        return response
 
     @router.post("/api/weights/analyze", name="calibration_policy_ui.api_weights_analyze", dependencies=[Depends(csrf)], **api)
     def api_analyze(body: AnalyzeIn) -> Any:
@@ -622,10 +628,12 @@ def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers
     @router.post("/api/weights/apply", name="calibration_policy_ui.api_weights_apply", response_model=SuggestionOut,
                  dependencies=[Depends(csrf)], **api)
     def api_apply(request: Request, body: ApplyIn) -> Any:
-        """Approve a suggestion as it is, or (with ``weights``) modify it: the weights go live, the old ones are archived."""
+        """Approve a suggestion as it is, or (with ``weights``) modify it: the weights go live, the old ones are archived.
+
+        With ``If-Match: "<ETag of /api/weights>"`` weights changed since are never overwritten: 409, nothing changed."""
         action = "approve" if body.weights is None else "modify"
         return ok(SuggestionOut.of(_review(tab, body.suggestion_id, action, tab.reviewer(request, body.reviewer),
-                                           body.notes, body.weights, via="api")))
+                                           body.notes, body.weights, via="api", expected_version=if_match(request))))
 
     @router.post("/api/weights/reject/{suggestion_id}", name="calibration_policy_ui.api_weights_reject",
                  response_model=SuggestionOut, dependencies=[Depends(csrf)], **api)
@@ -638,9 +646,12 @@ def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers
     @router.post("/api/weights/rollback", name="calibration_policy_ui.api_weights_rollback", response_model=ChangeOut,
                  dependencies=[Depends(csrf)], **api)
     def api_rollback(request: Request, body: RollbackIn) -> Any:
-        """Make an archived weight set live again; the rollback is itself an archived change."""
+        """Make an archived weight set live again; the rollback is itself an archived change.
+
+        With ``If-Match: "<ETag of /api/weights>"`` weights changed since are never overwritten: 409, nothing changed."""
         entry = pipeline.roll_back(tab.target(), body.to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                                   actor=tab.reviewer(request, body.reviewer), **tab.checks("api"))
+                                   actor=tab.reviewer(request, body.reviewer), expected_version=if_match(request),
+                                   **tab.checks("api"))
         return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
                             previous_values=entry.previous_values))
 

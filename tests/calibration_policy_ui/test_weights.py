@@ -314,6 +314,26 @@ def test_api_status_suggest_get_apply_history_rollback_and_as_of(tab, client):
     assert at["period"]["values"] == item["values"] and at["period"]["change_id"] == history[0]["change_id"]
 
 
+def test_api_changes_with_a_stale_if_match_change_nothing(tab, client):
+    headers = api(client)
+    seen = client.get("/calibration/api/weights").headers["ETag"]
+    first = client.post("/calibration/api/weights/suggest", headers=headers).json()["suggestion_id"]
+    done = client.post("/calibration/api/weights/apply", headers={**headers, "If-Match": seen},
+                       json={"suggestion_id": first}).json()
+    assert done["status"] == "approved"  # the version seen was still live
+    live = tab.live()
+    stale = client.post("/calibration/api/weights/rollback", headers={**headers, "If-Match": seen}, json={"to": "original"})
+    assert stale.status_code == 409 and "changed since you looked" in stale.json()["detail"] and tab.live() == live
+    second = client.post("/calibration/api/weights/suggest", headers=headers).json()["suggestion_id"]
+    refused = client.post("/calibration/api/weights/apply", headers={**headers, "If-Match": seen},
+                          json={"suggestion_id": second})
+    assert refused.status_code == 409 and tab.live() == live
+    assert client.get(f"/calibration/api/weights/suggestion/{second}").json()["status"] == "pending"
+    fresh = client.get("/calibration/api/weights").headers["ETag"]
+    back = client.post("/calibration/api/weights/rollback", headers={**headers, "If-Match": fresh}, json={"to": "original"})
+    assert back.status_code == 200 and tab.live() == EQUAL
+
+
 def test_api_modify_and_reject(tab, client):
     headers = api(client)
     first = client.post("/calibration/api/weights/suggest", headers=headers).json()["suggestion_id"]

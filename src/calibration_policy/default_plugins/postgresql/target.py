@@ -8,12 +8,15 @@ here sees it); the row is the truth every machine reads.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, Mapping
 
 from calibration_policy.errors import TargetError
 from calibration_policy.target import Snapshot
 
 from .database import Database
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseTarget:
@@ -53,7 +56,15 @@ class DatabaseTarget:
             conn.execute("INSERT INTO live_configs (target, snapshot) VALUES (%s, %s::jsonb) ON CONFLICT (target) DO UPDATE "
                          "SET snapshot = EXCLUDED.snapshot, version = live_configs.version + 1, updated_at = now()",
                          (self.name, json.dumps(snapshot)))
-        self.db.after_commit(lambda: self.host.save(snapshot))  # this machine's copy, once the change is committed
+        self.db.after_commit(lambda: self._copy_here(snapshot))  # this machine's copy, once the change is committed
+
+    def _copy_here(self, snapshot: Snapshot) -> None:
+        """The host's file follows the database; failing to write it never undoes a committed change."""
+        try:
+            self.host.save(snapshot)
+        except (OSError, ValueError) as error:
+            log.warning("The new values of %s are live in %s, but this machine's copy could not be written (%s); "
+                        "the next change writes it again.", self.name, self.db.describe(), error)
 
     def __repr__(self) -> str:
         return f"DatabaseTarget({self.name!r}, {self.db.describe()})"
