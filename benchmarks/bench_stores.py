@@ -50,6 +50,18 @@ for i in range(first, first + count):
 """
 
 
+def forget_earlier_runs(folder: Path, workdir: Path) -> None:
+    """What an earlier benchmark run added (its updates, its race, their archives) goes, so every run
+    starts from the same ``--runs`` runs and the race's check sees this run's updates only."""
+    import shutil
+
+    for entry in os.scandir(folder):
+        if "_RACE_" in entry.name or "_IWM_" in entry.name or entry.name.startswith("2031"):
+            os.unlink(entry.path)
+    for name in ("files_data", "pg_data"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
+
+
 def fill_postgres(url: str, folder: Path) -> None:
     """The folder's runs, copied into the database with COPY (the fast way in; not what is measured)."""
     import psycopg
@@ -146,6 +158,7 @@ def main() -> None:
     folder = args.workdir / f"runs_{args.runs}"
     print(f"Making {args.runs:,} runs in {folder} (kept for the next run)…", file=sys.stderr)
     bench_million.make_folder(folder, args.runs)
+    forget_earlier_runs(folder, args.workdir)
     results = {"runs": args.runs, "stores": {}}
     with pg_server.Server(fsync=True) as server:
         from calibration_policy.default_plugins.postgresql.schema import upgrade

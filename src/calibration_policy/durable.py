@@ -110,19 +110,25 @@ def _os_error(action: str, path: Path, error: OSError) -> CalibrationPolicyError
     return CalibrationPolicyError(f"Could not {action} {path}: {reason}. Nothing was changed.")
 
 
-def atomic_replace(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path``, replacing any old content atomically."""
+def atomic_replace(path: Path, payload: bytes, temp_dir: Path | None = None,
+                   guard: Callable[[], ContextManager[Any]] | None = None) -> None:
+    """Write ``payload`` to ``path``, replacing any old content atomically.
+
+    ``temp_dir`` (on the same file system) holds the temp file and ``guard`` is held around the
+    rename, as in :func:`create_exclusive`: the run index uses both so that rewriting a decided run
+    changes the folder by the rename alone, which it records, and the next load lists nothing."""
     try:
         try:
             mode = os.stat(path).st_mode & 0o7777  # a replaced config keeps its permissions
         except FileNotFoundError:
             mode = 0o666
-        temp = _write_temp(path.parent, payload, mode)
+        temp = _write_temp(temp_dir or path.parent, payload, mode)
         try:
             if mode != 0o666:
                 os.chmod(temp, mode)
             _step()
-            os.replace(temp, path)
+            with guard() if guard is not None else nullcontext():
+                os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise

@@ -158,8 +158,8 @@ class HistoryStore:
         path = self._path(run.run_id)
         if not path.exists():
             raise HistoryError(f"Run {run.run_id} is not in {self.directory}; record it first.")
-        try:
-            atomic_replace(path, dumps_model(run, exclude={"run_id"}))
+        try:  # the temp file beside the index and the rename under its lock: the index stays current (no relisting)
+            atomic_replace(path, dumps_model(run, exclude={"run_id"}), temp_dir=self._index.temp_dir(), guard=self._adding)
         except ValueError as error:
             raise HistoryError(str(error)) from None
 

@@ -483,6 +483,26 @@ def test_deleted_index_is_rebuilt(history_dir, record_series):
     assert (history_dir / ".index" / "runs.sqlite3").is_file()
 
 
+def test_rewriting_a_decided_run_keeps_the_index_current(history_dir, record_series, monkeypatch):
+    """A decided run is written back after every update; the folder must not be listed again for it
+    (at a million runs one listing costs half a second: the update step would not stay flat)."""
+    from calibration_policy import index as index_module
+
+    runs = record_series(history_dir, 5)
+    store = HistoryStore(history_dir)
+    assert len(store.latest("SPY")) == 5  # builds the index (its folder is new: this listing is not trusted yet)
+    time.sleep(0.3)  # past the racy window: the next listing is trusted
+    assert len(store.latest("SPY")) == 5
+    store.save(runs[2].model_copy(update={"applied": False, "applied_reason": "Not applied: checked"}))
+    listings = []
+    real = index_module.os.listdir
+    monkeypatch.setattr(index_module.os, "listdir", lambda path: listings.append(path) or real(path))
+    assert store.get(runs[2].run_id).applied_reason == "Not applied: checked"
+    assert [r.run_id for r in store.latest("SPY")] == [r.run_id for r in runs]
+    assert listings == []
+    assert not [p for p in history_dir.iterdir() if p.name.startswith(".") and p.name != ".index"]  # no temp left
+
+
 def test_corrupt_index_file_is_rebuilt(history_dir, caplog, record_series):
     runs = record_series(history_dir, 5)
     HistoryStore(history_dir).latest("SPY")
