@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from calibration_policy import open_store, pipeline
+from calibration_policy.errors import StaleChangeError
 from calibration_policy.naming import check_underlying
 from calibration_policy.pipeline import (
     approve_suggestion,
@@ -100,7 +101,8 @@ def add_panel_page(router: APIRouter, panel: Panel, actions: PageActions) -> Non
         return actions.show(request, underlying, page, scope, before=before, after=after)
 
 
-def confirm_page(panel: Panel, request: Request, underlying: str, error: str | None = None, use: str = "smoothed") -> Response:
+def confirm_page(panel: Panel, request: Request, underlying: str, error: str | None = None, use: str = "smoothed",
+                 status: int = 400) -> Response:
     policy = panel.policy()
     underlying = check_underlying(underlying)
     latest = open_store(panel.history_dir).latest(underlying, limit=1)
@@ -117,7 +119,7 @@ def confirm_page(panel: Panel, request: Request, underlying: str, error: str | N
     context = {"run": run, "rows": rows, "badge": badge(run), "underlying": underlying, "error": error,
                "use": use, "target_name": live.target_name, "title": get_domain(policy.domain).title,
                "version": live.version}
-    return panel.render(request, "calibration_policy_ui/confirm.html", context, 400 if error else 200)
+    return panel.render(request, "calibration_policy_ui/confirm.html", context, status if error else 200)
 
 
 def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> None:
@@ -138,10 +140,13 @@ def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> N
             return confirm_page(panel, request, underlying, "Tick the box to confirm that you want to override the policy.", use)
         policy = panel.policy()
         target = panel.target(check_underlying(underlying))
-        outcome = force_apply(underlying, target=target, policy=policy, history_dir=panel.history_dir,
-                              archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None,
-                              actor=panel.actor(request), via="panel", permissions=panel.permissions,
-                              suggestions_dir=panel.suggestions_dir)
+        try:
+            outcome = force_apply(underlying, target=target, policy=policy, history_dir=panel.history_dir,
+                                  archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None,
+                                  actor=panel.actor(request), via="panel", permissions=panel.permissions,
+                                  suggestions_dir=panel.suggestions_dir)
+        except StaleChangeError as error:  # beside the confirm button, on the page re-drawn with the values live now
+            return confirm_page(panel, request, underlying, str(error), use, status=409)
         what = get_domain(policy.domain).name.replace("_", " ")
         if outcome.route == "propose":
             return actions.done(request, outcome.run.underlying, forced_waits(outcome))
@@ -158,6 +163,14 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
         symbol = check_underlying(item.underlying or underlying)
         who = panel.actor(request, reviewer)
         checks = {"via": "panel", "policy": panel.policy(), "permissions": panel.permissions}
+        try:
+            return _reviewed(request, store, item, suggestion_id, symbol, who, notes, approve, version, checks)
+        except StaleChangeError as error:  # shown in that suggestion's form, on the page re-drawn with the values live now
+            still = store.get(suggestion_id).status == "pending"  # else (superseded meanwhile) at the top of the page
+            return actions.show(request, symbol, status=409, error={"field": "review" if still else "page",
+                                                                     "suggestion_id": suggestion_id, "message": str(error)})
+
+    def _reviewed(request, store, item, suggestion_id, symbol, who, notes, approve, version, checks) -> Response:
         if approve:
             item = approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
                                       archive_dir=panel.archive_dir, history_dir=panel.history_dir,
@@ -171,7 +184,7 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
                               archive_dir=panel.archive_dir, history_dir=panel.history_dir,
                               expected_version=version or None, **checks)
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
-        return actions.done(request, symbol, message)
+        return actions.done(request, symbol, message, anchor="#calibration-panel")  # replaces the form's own anchor
 
     post = dict(dependencies=[Depends(actions.csrf)], include_in_schema=False)
 
@@ -202,9 +215,13 @@ def add_rollback_route(router: APIRouter, panel: Panel, actions: PageActions) ->
             error = {"field": "rollback", "change": change, "message": "Say who is undoing this change: type your name."}
             return actions.show(request, symbol, error=error, status=400)
         policy = panel.policy()
-        entry = pipeline.roll_back(panel.target(symbol), to, archive_dir=panel.archive_dir, actor=who, domain=policy.domain,
-                                   history_dir=panel.history_dir, expected_version=version or None, via="panel",
-                                   policy=policy, permissions=panel.permissions)
+        try:
+            entry = pipeline.roll_back(panel.target(symbol), to, archive_dir=panel.archive_dir, actor=who, domain=policy.domain,
+                                       history_dir=panel.history_dir, expected_version=version or None, via="panel",
+                                       policy=policy, permissions=panel.permissions)
+        except StaleChangeError as error:  # beside the undo button that was pressed, which the page scrolls to
+            return actions.show(request, symbol, status=409,
+                                error={"field": "rollback" if change else "page", "change": change, "message": str(error)})
         # The anchor replaces the form's own (#cp-change-…), so the page opens at its top, on the message.
         return actions.done(request, symbol, entry.reason.replace("Applied: rolled", "Rolled", 1) + ".", anchor="#calibration-panel")
 

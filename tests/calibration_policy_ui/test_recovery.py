@@ -27,6 +27,9 @@ def test_d10_a_force_confirmed_on_a_page_rendered_before_a_newer_change_changes_
     text = text_of(response.text)
     assert "changed since you looked" in text and "Nothing was changed" in text and "update by policy" in text
     assert host.config("SPY") == newer
+    # beside the confirm box, on the confirmation re-drawn with the values live now and their version
+    assert 'id="cp-confirm-error"' in response.text and 'name="confirm"' in response.text
+    assert f'name="version" value="{live_version(host.target_for("SPY"))}"' in response.text
 
 
 def test_the_api_sends_an_etag_and_refuses_a_stale_if_match(host: Host, client):
@@ -83,7 +86,10 @@ def test_an_approval_from_a_page_rendered_before_a_newer_change_changes_nothing(
     assert response.status_code == 409, response.text
     assert "changed since you looked" in text_of(response.text)
     assert host.config("SPY") == newer
-    assert ReviewStore(host.suggestions_dir).get(item.suggestion_id).status in ("pending", "expired")
+    status = ReviewStore(host.suggestions_dir).get(item.suggestion_id).status
+    assert status in ("pending", "expired")
+    # beside that suggestion's buttons while it still waits, else at the top of the page
+    assert ('id="cp-review-error"' if status == "pending" else 'id="cp-page-error"') in response.text
 
 
 def test_an_undo_pressed_on_a_page_rendered_before_a_newer_change_changes_nothing(host: Host, client):
@@ -95,15 +101,17 @@ def test_an_undo_pressed_on_a_page_rendered_before_a_newer_change_changes_nothin
     version = re.search(r'name="version" value="([^"]+)"', form).group(1)
     assert version == live_version(host.target_for("SPY"))  # the undo carries the version the page showed
     to = re.search(r'name="to" value="([^"]+)"', form).group(1)
+    change = re.search(r'name="change" value="([^"]+)"', form).group(1)
     host.record(day=1, global_m=1.14)  # someone else's change goes live meanwhile
     newer = host.config("SPY")
     assert newer["global"] != 1.08
-    data = {"csrf_token": csrf_of(client, html), "underlying": "SPY", "to": to, "version": version}
+    data = {"csrf_token": csrf_of(client, html), "underlying": "SPY", "to": to, "change": change, "version": version}
     response = client.post("/calibration/rollback", data=data, follow_redirects=False)
     assert response.status_code == 409
     text = text_of(response.text)
     assert "changed since you looked" in text and "Nothing was changed" in text
     assert host.config("SPY") == newer
+    assert 'id="cp-undo-error"' in response.text  # beside the undo button that was pressed
     fresh = client.get("/calibration/").text
     version = re.search(r'name="version" value="([^"]+)"', fresh).group(1)
     undone = client.post("/calibration/rollback", data={**data, "version": version}, follow_redirects=False)

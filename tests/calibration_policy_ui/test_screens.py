@@ -156,7 +156,7 @@ def test_approve_a_waiting_suggestion_by_clicking(tmp_path: Path, browser):
         assert "a person approves it" in page.locator("#cp-rule").inner_text()
         assert_accessible(page, "mobile with a suggestion waiting")
         page.get_by_role("button", name="Approve and apply").click()
-        page.wait_for_url("**/calibration/?underlying=SPY")
+        page.wait_for_url("**/calibration/?underlying=SPY#calibration-panel")
         assert page.get_by_role("status").inner_text().startswith("Approved suggestion")
         assert live(data) != before
         assert page.locator("#cp-changes .cp-change").first.locator(".cp-change-head").inner_text().startswith("Approved")
