@@ -432,9 +432,13 @@ def force_apply(
 
 
 def live_version(target: Target) -> str:
-    """A short fingerprint of the live config: what a page or caller saw, to send back with a change."""
+    """What a page or caller saw of the live config, to send back with a change: a short fingerprint of
+    it, led by the store's version counter where the store keeps one (a database row's ``version``
+    column), so that values changed and changed back still count as changed."""
     target = govern(target)
-    return hashlib.sha256(dumps(target.load())).hexdigest()[:16]
+    fingerprint = hashlib.sha256(dumps(target.load())).hexdigest()[:16]
+    counter = getattr(target, "version", None)
+    return f"{counter()}-{fingerprint}"[:64] if callable(counter) else fingerprint
 
 
 def check_version(target: Target, expected: str | None, archive_dir=None) -> None:
@@ -448,7 +452,7 @@ def check_version(target: Target, expected: str | None, archive_dir=None) -> Non
     since = (f" The last change was {last.change_id} ({last.kind} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC: "
              f"{last.reason})." if last is not None else "")
     raise StaleChangeError(
-        f"The live values of {target.name} changed since you looked (version {str(expected)[:16]} is now {now}); "
+        f"The live values of {target.name} changed since you looked (version {str(expected)[:40]} is now {now}); "
         f"they are now {_values_text(target.values(target.load()))}.{since} Nothing was changed; reload and decide again.",
     )
 

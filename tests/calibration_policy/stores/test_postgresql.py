@@ -185,3 +185,20 @@ def test_a_migration_killed_halfway_is_finished_by_running_it_again(postgres_url
     assert main(["migrate", "--from", str(source), "--to", postgres_url, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["verified"] and report["kinds"]["runs"]["present"] == 5 and report["kinds"]["runs"]["copied"] == 7
+
+
+def test_the_version_column_refuses_values_changed_and_changed_back(postgres_url, tmp_path, monkeypatch, make_result, t0):
+    from calibration_policy import StaleChangeError, force_apply
+    from calibration_policy.pipeline import live_version, roll_back
+
+    monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
+    target = JsonFileTarget(live, name="spy_live")
+    seen = live_version(target)  # a page is drawn now
+    run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0)
+    roll_back(target, "original", actor="ana")  # someone else: changed, then changed back to the same values
+    assert json.loads(live.read_text())["global"] == 1.0
+    with pytest.raises(StaleChangeError, match="changed since you looked"):
+        force_apply("SPY", target=target, policy=POLICY, expected_version=seen)
+    assert live_version(target).startswith("3-")  # seeded as 1, two changes since
