@@ -284,9 +284,15 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
         elif name == "bounds" and (limits := policy.effective_bounds()) is not None:
             clauses.append(f"the value stays within {fmt_num(limits.min)}–{fmt_num(limits.max)}")
         elif name == "min_delta":
-            what = "global value" if banded else domain.parameter_label
-            text = f"the smoothed {what} moves at least {fmt_num(policy.min_delta_global)} from the live one"
-            clauses.append(text + (f" ({fmt_num(policy.min_delta_band)} for a band)" if banded else ""))
+            average = f"(the average of the last {policy.smoothing_window_days:g} days of runs)"
+            least, band = fmt_num(policy.min_delta_global), fmt_num(policy.min_delta_band)
+            if not banded:
+                text = f"the smoothed {domain.parameter_label} {average} moves at least {least} from the live one"
+            elif band == least:
+                text = f"the smoothed global or band value {average} moves at least {least} from the live one"
+            else:
+                text = f"the smoothed global value {average} moves at least {least} from the live one, or a DTE band's at least {band}"
+            clauses.append(text)
         elif name not in ("max_step", "bounds"):
             rule = get_rule(name)
             options = policy.validated_rule_options(name)

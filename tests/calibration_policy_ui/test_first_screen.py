@@ -32,8 +32,8 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     assert "Latest calibration run: 2025-12-02 21:00 UTC Not applied" in latest
     assert re.search(r"Not applied: .*global", latest)  # why, naming what was compared
     assert ("What decides: A new value goes live only when the run has at least 150 options, their total vega is at "
-            "least 5,000, the value stays within 0.25–4.00 and the smoothed global value moves at least 0.03 from the "
-            "live one (0.03 for a band).") in latest
+            "least 5,000, the value stays within 0.25–4.00 and the smoothed global or band value (the average of the "
+            "last 14 days of runs) moves at least 0.03 from the live one.") in latest
 
 
 def test_the_rule_sentence_adds_the_step_limit_and_the_approval():
@@ -42,6 +42,15 @@ def test_the_rule_sentence_adds_the_step_limit_and_the_approval():
     policy = CalibrationUpdatePolicy(require_approval=True, max_step=0.05)
     sentence = rule_sentence(policy)
     assert sentence.endswith("; one update moves it by at most 0.05, and then a person approves it.")
+
+
+def test_the_rule_sentence_names_a_band_threshold_only_when_it_differs():
+    from calibration_policy_ui.views import rule_sentence
+
+    sentence = rule_sentence(CalibrationUpdatePolicy(min_delta_global=0.05, min_delta_band=0.02, smoothing_window_days=7))
+    assert ("the smoothed global value (the average of the last 7 days of runs) moves at least 0.05 from the live one, "
+            "or a DTE band's at least 0.02") in sentence
+    assert "for a band" not in rule_sentence(CalibrationUpdatePolicy())
 
 
 def test_settings_are_plain_words_without_none_true_or_paths(host: Host, client):
