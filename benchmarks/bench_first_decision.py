@@ -48,7 +48,7 @@ from calibration_policy import (CalibrationUpdatePolicy, get_smoothed_multiplier
                                 record_calibration_result, should_apply_update)
 folder, moment, smoothing = sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3]
 if smoothing == "ewma_pandas":
-    from calibration_policy import get_plugin_manager, hookimpl
+    from calibration_policy import Smoother, get_plugin_manager, hookimpl
     from calibration_policy.default_plugins.smoothers import EwmaOptions
 
     class PandasEwma:
@@ -60,7 +60,7 @@ if smoothing == "ewma_pandas":
                 series = pd.Series(values, index=pd.DatetimeIndex(times, tz="UTC"), dtype="float64")
                 halflife = pd.Timedelta(days=options.half_life_days)
                 return float(series.ewm(halflife=halflife, times=series.index).mean().iloc[-1])
-            register("ewma_pandas", ewma_pandas, options=EwmaOptions)
+            register(Smoother("ewma_pandas", ewma_pandas, options=EwmaOptions))
 
     get_plugin_manager().register(PandasEwma(), name="bench_pandas_ewma")
 result = {"global_metrics": {"n": 412, "vega_sum": 12400.0, "recommended_iv_multiplier": 1.09},
