@@ -117,3 +117,23 @@ def test_a_newer_suggestion_expires_the_older(store_url, target, make_result, t0
 def test_intents_are_cleared_after_each_change(store_url, target, make_result, t0):
     run_update(make_result(global_m=1.1), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0)
     assert active_store().intents.pending_names(None, target.name) == []
+
+
+def test_the_scoring_weights_flow_on_each_store(store_url, tmp_path):
+    """The second domain goes through the same store: suggest, approve, roll back."""
+    from ..test_weights_support import EQUAL, make_trades, read_weights, write_weights
+
+    from calibration_policy.default_plugins.scoring_weights.domain import weights_target
+    from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
+
+    weights_file = write_weights(tmp_path / "scoring_weights.json")
+    target = weights_target(path=weights_file)
+    outcome = suggest_weights(make_trades(400), target)
+    assert outcome.action == "suggested" and read_weights(weights_file) == EQUAL
+    item = open_reviews().get(outcome.suggestion.suggestion_id)
+    approve_suggestion(None, item.suggestion_id, target=target, reviewer="ana")
+    assert read_weights(weights_file) == item.values  # this machine's copy follows the live config
+    assert open_store().get(outcome.run.run_id).applied
+    roll_back(target, "original", actor="ana")
+    assert read_weights(weights_file) == EQUAL
+    assert [e.kind for e in open_archive(None, target.name).entries()] == ["approve", "rollback"]
