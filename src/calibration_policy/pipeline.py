@@ -179,10 +179,17 @@ def _decided(run: CalibrationRun, decision: Decision, smoothed: Mapping[str, flo
     )
 
 
+def _policy_version(fields: dict[str, Any], policy: Any) -> dict[str, Any]:
+    """Every decided run says which policy decided it (``policy_version``, see :mod:`.policy_versions`)."""
+    if policy is not None:
+        fields.setdefault("policy_version", policy_fingerprint(policy))
+    return fields
+
+
 def settle(run: CalibrationRun, decision: Decision, smoothed: Mapping[str, float], history_dir,
-           reason: str | None = None, **fields: Any) -> CalibrationRun:
-    """Record that nothing went live for ``run``, and why."""
-    run = _decided(run, decision, smoothed, None, reason, **fields)
+           reason: str | None = None, policy: Any = None, **fields: Any) -> CalibrationRun:
+    """Record that nothing went live for ``run``, and why (and, given the ``policy``, which one decided)."""
+    run = _decided(run, decision, smoothed, None, reason, **_policy_version(fields, policy))
     open_store(history_dir).save(run)
     return run
 
@@ -199,6 +206,7 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
     from .review import Suggestion
 
     policy = fields.pop("policy", None)
+    _policy_version(fields, policy)
     four_eyes_rule = {"required_approvals": getattr(policy, "required_approvals", 1),
                       "distinct_approver": bool(getattr(policy, "require_distinct_approver", False) or decision.forced)}
     suggestion = open_reviews(suggestions_dir).propose(Suggestion(
@@ -221,7 +229,8 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
 def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: Mapping[str, float], history_dir,
           archive_dir, kind: ChangeKind, actor: str, reason: str | None = None,
           expected: Mapping[str, float] | None = None, already_locked: bool = False,
-          via: str | None = None, by: str | None = None, **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
+          via: str | None = None, by: str | None = None, policy: Any = None,
+          **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
     """Make the decision's values live (locked, archived), then record the run as applied.
 
     With ``expected``, the live values must still be those the decision was taken on; otherwise
@@ -238,7 +247,7 @@ def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: 
             reason=reason or decision.reason, domain=run.domain, underlying=run.underlying, run_id=run.run_id,
             calibration_timestamp=run.timestamp, via=via, by=by or actor,
         )
-        run = _decided(run, decision, smoothed, change, reason, **fields)
+        run = _decided(run, decision, smoothed, change, reason, **_policy_version(fields, policy))
         try:
             open_store(history_dir).save(run)
         except ValueError as error:

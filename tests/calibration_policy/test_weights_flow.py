@@ -251,3 +251,12 @@ def test_as_of_refuses_what_is_not_a_date(text):
 
     with pytest.raises(WeightsError, match="is not a date; use YYYY-MM-DD"):
         as_of_moment(text)
+
+
+def test_weights_runs_record_the_policy_version_that_decided_them(target, dirs):
+    from calibration_policy.policy_versions import policy_fingerprint
+
+    policy = weights_policy()
+    outcome = suggest_weights(make_trades(400), target, policy=policy, timestamp=T0, **dirs)
+    stored = open_store(dirs["history_dir"]).get(outcome.run.run_id)
+    assert stored.model_extra["policy_version"] == policy_fingerprint(policy)

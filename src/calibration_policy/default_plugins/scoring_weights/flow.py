@@ -147,8 +147,10 @@ def _propose(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision,
 
 
 def _not_suggested(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision, history_dir,
-                   reason: str | None = None, action: Action = "not suggested") -> WeightsOutcome:
-    run = pipeline.settle(run, decision, analysis.suggested, history_dir, reason, analysis=analysis.to_dict())  # type: ignore[arg-type]
+                   reason: str | None = None, action: Action = "not suggested",
+                   policy: CalibrationUpdatePolicy | None = None) -> WeightsOutcome:
+    run = pipeline.settle(run, decision, analysis.suggested, history_dir, reason, policy=policy,  # type: ignore[arg-type]
+                          analysis=analysis.to_dict())
     text = reason or decision.reason.replace("Not applied: ", "No new weights suggested: ", 1)
     return WeightsOutcome(action, text, analysis, run, decision)
 
@@ -171,7 +173,7 @@ def suggest_weights(trades: TradesInput, target: Target, *, policy: CalibrationU
     analysis, run, decision = _prepare(load_trades(trades), target, policy, underlying, threshold, max_change,
                                        history_dir, timestamp)
     if not decision.apply:
-        return _not_suggested(analysis, run, decision, history_dir)
+        return _not_suggested(analysis, run, decision, history_dir, policy=policy)
     return _propose(analysis, run, decision, target, suggestions_dir, history_dir, actor=actor, via=via, policy=policy)
 
 
@@ -224,7 +226,7 @@ def _auto_step(frame, target, settings, policy, underlying, threshold, history_d
     except NotEnoughTradesError as error:
         return WeightsOutcome("waiting", str(error))
     if not decision.apply:
-        return _not_suggested(analysis, run, decision, history_dir)
+        return _not_suggested(analysis, run, decision, history_dir, policy=policy)
     improvement = analysis.improvement
     assert improvement is not None  # an analysis with a suggestion always has its estimate
     if settings.require_approval:
@@ -250,11 +252,11 @@ def _auto_step(frame, target, settings, policy, underlying, threshold, history_d
         run, change = pipeline.apply(
             run, decision, target, smoothed=analysis.suggested, history_dir=history_dir, archive_dir=archive_dir,  # type: ignore[arg-type]
             kind="auto", actor="auto mode", reason=reason, expected=analysis.current, analysis=analysis.to_dict(),
-            via="auto", decided_by="auto mode", decided_via="auto",
+            via="auto", decided_by="auto mode", decided_via="auto", policy=policy,
         )
     except StaleChangeError:
         reason = "Not applied: the live weights changed while auto mode was deciding; it looks again next time"
-        return _not_suggested(analysis, run, decision, history_dir, reason, action="waiting")
+        return _not_suggested(analysis, run, decision, history_dir, reason, action="waiting", policy=policy)
     open_reviews(suggestions_dir).expire_pending(
         target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it")
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
