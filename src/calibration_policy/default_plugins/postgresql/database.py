@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -88,24 +89,28 @@ class Database:
         self.max_size = max_size
         self.check = check  # run on the first connection (the schema version), before anything is read or written
         self._pool: Any = None
+        self._opening = threading.Lock()
 
     def describe(self) -> str:
         return f"the PostgreSQL database {where(self.url)}"
 
     @property
     def pool(self) -> Any:
-        if self._pool is None:
-            import psycopg
-            from psycopg_pool import ConnectionPool
+        with self._opening:  # the panel's threads may ask at once: one pool
+            return self._pool if self._pool is not None else self._open()
 
-            try:  # one direct connection first: a wrong URL or a server that is down is named at once
-                with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
-                    if self.check is not None:
-                        self.check(conn, self.url)
-            except psycopg.Error as error:
-                raise explain(error, self.url, "connecting") from None
-            self._pool = ConnectionPool(self.url, min_size=1, max_size=self.max_size, open=True, timeout=30,
-                                        kwargs={"autocommit": True, "connect_timeout": 5}, name="calibration-policy")
+    def _open(self) -> Any:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        try:  # one direct connection first: a wrong URL or a server that is down is named at once
+            with psycopg.connect(self.url, connect_timeout=5, autocommit=True) as conn:
+                if self.check is not None:
+                    self.check(conn, self.url)
+        except psycopg.Error as error:
+            raise explain(error, self.url, "connecting") from None
+        self._pool = ConnectionPool(self.url, min_size=1, max_size=self.max_size, open=True, timeout=30,
+                                    kwargs={"autocommit": True, "connect_timeout": 5}, name="calibration-policy")
         return self._pool
 
     def close(self) -> None:
