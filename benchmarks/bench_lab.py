@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=100)
     parser.add_argument("--loop-candidates", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=HERE / "results_lab.json")
     args = parser.parse_args()
 
     from calibration_policy import CalibrationUpdatePolicy
@@ -120,7 +121,7 @@ def main() -> None:
         "cpu_seconds": {k: round(v, 3) for k, v in CPU.items()},
         "targets": {"replay_seconds": 1.0, "tune_seconds": 10.0},
     }
-    (HERE / "results_lab.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"replay  {len(runs):>7,} runs              {replay_s:7.3f} s  (cpu {CPU['replay']:.3f} s; target ≤ 1 s)")
     print(f"tune    {args.candidates:>7} candidates × {len(one)} runs {tune_s:7.3f} s  (cpu {CPU['tune']:.3f} s; target ≤ 10 s)")
     print(f"hand loop  {len(one)} runs                {loop_s:7.3f} s  (cpu {CPU['loop']:.3f} s)")
