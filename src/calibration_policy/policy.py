@@ -269,17 +269,21 @@ class CalibrationUpdatePolicy(BaseModel):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None) -> "CalibrationUpdatePolicy":
-        """The policy in force: ``path``, else ``$CALIBRATION_POLICY``, else
-        ``calibration_policy.toml`` next to the data, else the built-in defaults."""
-        if path is None:
-            path = os.environ.get(POLICY_ENV) or None
+        """The policy in force: ``path``, else ``$CALIBRATION_POLICY``, else (on a store shared by several
+        machines) the store's newest policy version, else ``calibration_policy.toml`` next to the data,
+        else the built-in defaults."""
+        explicit = path if path is not None else (os.environ.get(POLICY_ENV) or None)
+        path = explicit
         if path is None and data_dir is not None:
             candidate = Path(data_dir) / POLICY_FILE_NAME
             path = candidate if candidate.is_file() else None
         policy = cls.from_toml(path) if path is not None else cls()
-        from .stores import follow
+        from .stores import active_store, follow
 
         follow(policy)  # `store = "postgresql://…"` in the policy file selects the store of this process
+        if explicit is None and (shared := active_store().current_policy()) is not None:
+            # A store shared by several machines holds the policy in force: its newest version.
+            return cls.from_dict({**shared, "store": policy.store})
         return policy
 
     # -- explaining --------------------------------------------------------------------------

@@ -96,29 +96,24 @@ class PolicyVersions:
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, directory: str | os.PathLike[str] | None = None) -> None:
         from .paths import data_root
 
+        from .stores import active_store
+
         root = Path(data_dir) if data_dir is not None else data_root()
         self.data_dir = root
         self.directory = Path(directory) if directory is not None else root / VERSIONS_DIR_NAME
         self.policy_path = root / "calibration_policy.toml"
+        self.box = active_store().records("policy_versions", self.directory)
 
     def versions(self) -> list[PolicyVersion]:
         """Every version, oldest first."""
-        from . import foreign
-        from .naming import sequence_key
-
-        if not self.directory.is_dir():
-            return []
         found = []
-        paths = sorted((p for p in self.directory.glob("*.json") if not p.name.startswith(".")),
-                       key=lambda p: sequence_key(p.stem, p.stem[:23]))
-        for path in paths:
+        for version_id, data in self.box.list():
             try:
-                data = foreign.read_record(path)
                 at = datetime.fromisoformat(data["at"])
-                found.append(PolicyVersion(path.stem, data["fingerprint"], at, data["actor"], data["reason"],
+                found.append(PolicyVersion(version_id, data["fingerprint"], at, data["actor"], data["reason"],
                                            data.get("kind", "change"), data["policy"], data.get("rolled_back_to")))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # a damaged file is skipped, never fatal
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged record is skipped, never fatal
         return found
 
     def get(self, version_id: str) -> PolicyVersion:
@@ -148,8 +143,7 @@ class PolicyVersions:
     def record(self, policy: Any, *, actor: str, reason: str, kind: Literal["change", "rollback"] = "change",
                rolled_back_to: str | None = None, write_policy: bool = True, at: datetime | None = None) -> PolicyVersion:
         """Archive ``policy`` as the new live version, then write it as the data root's policy TOML."""
-        from .durable import atomic_replace, create_exclusive, dumps
-        from .naming import numbered, utc_stamp
+        from .durable import atomic_replace
         from .policy import CalibrationUpdatePolicy
 
         if not isinstance(policy, CalibrationUpdatePolicy):
@@ -159,11 +153,9 @@ class PolicyVersions:
                 raise CalibrationPolicyError(f"A policy change needs a {what} (who changed it and why).")
         at = at or datetime.now(timezone.utc)
         version = PolicyVersion("", policy_fingerprint(policy), at, actor.strip(), reason.strip(), kind,
-                                policy.model_dump(mode="json"), rolled_back_to)
+                                policy.model_dump(mode="json", exclude={"store"}), rolled_back_to)
         payload = {k: v for k, v in version.to_dict().items() if k != "version_id"}
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = create_exclusive(self.directory, numbered(utc_stamp(at)), dumps(payload))
-        version = PolicyVersion(path.stem, *[getattr(version, f) for f in
+        version = PolicyVersion(self.box.create(at, payload), *[getattr(version, f) for f in
                                              ("fingerprint", "at", "actor", "reason", "kind", "policy", "rolled_back_to")])
         if write_policy:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -217,12 +209,13 @@ class PolicyProposals:
     """Candidate policies waiting for a person (``<data>/policy_versions/proposals/``)."""
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        from .stores import active_store
+
         self.versions = PolicyVersions(data_dir)
         self.directory = self.versions.directory / "proposals"
+        self.box = active_store().records("policy_proposals", self.directory)
 
     def propose(self, policy: Any, *, proposer: str, reason: str, evidence: dict[str, Any] | None = None) -> PolicyProposal:
-        from .durable import create_exclusive, dumps
-        from .naming import numbered, utc_stamp
         from .policy import CalibrationUpdatePolicy
 
         if not isinstance(policy, CalibrationUpdatePolicy):
@@ -230,27 +223,21 @@ class PolicyProposals:
         if not isinstance(reason, str) or not reason.strip():
             raise CalibrationPolicyError("A policy proposal needs a reason.")
         at = datetime.now(timezone.utc)
-        proposal = PolicyProposal("", at, proposer or "someone", reason.strip(), policy.model_dump(mode="json"), evidence=evidence)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        proposal = PolicyProposal("", at, proposer or "someone", reason.strip(), policy.model_dump(mode="json", exclude={"store"}), evidence=evidence)
         payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}
-        path = create_exclusive(self.directory, numbered(utc_stamp(at)), dumps(payload))
-        return self.get(path.stem)
+        return self.get(self.box.create(at, payload))
 
-    def _read(self, path: Path) -> PolicyProposal | None:
-        from . import foreign
-
+    @staticmethod
+    def _proposal(proposal_id: str, data: dict[str, Any] | None) -> PolicyProposal | None:
         try:
-            data = foreign.read_record(path)
-            return PolicyProposal(path.stem, datetime.fromisoformat(data["at"]), data["proposer"], data["reason"],
-                                  data["policy"], data.get("status", "pending"), data.get("reviewer"), data.get("notes"),
-                                  data.get("version_id"), data.get("evidence"))
-        except (OSError, ValueError, KeyError, TypeError):
+            return PolicyProposal(proposal_id, datetime.fromisoformat(data["at"]), data["proposer"], data["reason"],  # type: ignore[index]
+                                  data["policy"], data.get("status", "pending"), data.get("reviewer"), data.get("notes"),  # type: ignore[union-attr]
+                                  data.get("version_id"), data.get("evidence"))  # type: ignore[union-attr]
+        except (ValueError, KeyError, TypeError):
             return None
 
     def all(self) -> list[PolicyProposal]:
-        if not self.directory.is_dir():
-            return []
-        return [p for p in map(self._read, sorted(self.directory.glob("*.json"))) if p is not None]
+        return [p for p in (self._proposal(i, d) for i, d in self.box.list()) if p is not None]
 
     def pending(self) -> list[PolicyProposal]:
         return [p for p in self.all() if p.status == "pending"]
@@ -258,7 +245,8 @@ class PolicyProposals:
     def get(self, proposal_id: str) -> PolicyProposal:
         from .naming import check_record_id
 
-        found = self._read(self.directory / f"{check_record_id(proposal_id, 'proposal id')}.json")
+        checked = check_record_id(proposal_id, "proposal id")
+        found = self._proposal(checked, self.box.read(checked))
         if found is None:
             raise CalibrationPolicyError(f"There is no policy proposal {proposal_id!r:.60}.")
         return found
@@ -266,11 +254,8 @@ class PolicyProposals:
     def _settle(self, proposal: PolicyProposal, **changes: Any) -> PolicyProposal:
         from dataclasses import replace
 
-        from .durable import atomic_replace, dumps
-
         done = replace(proposal, **changes)
-        atomic_replace(self.directory / f"{proposal.proposal_id}.json",
-                       dumps({k: v for k, v in done.to_dict().items() if k != "proposal_id"}))
+        self.box.replace(proposal.proposal_id, {k: v for k, v in done.to_dict().items() if k != "proposal_id"})
         return done
 
     def approve(self, proposal_id: str, *, reviewer: str, notes: str = "") -> PolicyProposal:

@@ -35,6 +35,8 @@ class Store(Protocol):
     - ``intents``: :mod:`calibration_policy.intents`' functions (begin, pending_names, abandoned, in_progress)
     - ``govern(target)``: the live config as this store keeps it (the file store: the host's own file)
     - ``targets(archive_dir)``: names of the targets with an archive
+    - ``records(kind, folder)``: policy versions and proposals (:class:`calibration_policy.stores.records.FolderRecords`'s methods)
+    - ``current_policy()``: the newest policy version's settings where the store is the policy's home, else None
     - ``describe()``: where the data is, for messages (never a password)
     """
 
@@ -54,6 +56,10 @@ class Store(Protocol):
     def govern(self, target: Any) -> Any: ...
 
     def targets(self, archive_dir: Any = None) -> list[str]: ...
+
+    def records(self, kind: str, folder: Any = None) -> Any: ...
+
+    def current_policy(self) -> dict[str, Any] | None: ...
 
     def describe(self) -> str: ...
 

@@ -60,6 +60,16 @@ class FileStore:
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return []
 
+    def records(self, kind: str, folder: Path | None = None) -> Any:
+        """Policy versions (``<data>/policy_versions``) or proposals (``…/proposals``), unless ``folder`` says where."""
+        from ..paths import data_root
+        from .records import FOLDERS, FolderRecords
+
+        return FolderRecords(folder if folder is not None else (self.root or data_root()) / FOLDERS[kind])
+
+    def current_policy(self) -> dict[str, Any] | None:
+        return None  # the policy file in the data folder is the policy in force (set_policy writes it)
+
     def describe(self) -> str:
         from ..paths import data_root
 

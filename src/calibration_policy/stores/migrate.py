@@ -71,10 +71,33 @@ def _changes(store: Store) -> Iterator[Any]:
         yield from store.archive(None, target).entries(include_all=True)
 
 
+@dataclass(frozen=True)
+class PolicyRecord:
+    """A policy version or proposal on its way between stores."""
+
+    kind: str
+    record_id: str
+    data: dict[str, Any]
+
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        return self.data
+
+
+def _policy_records(kind: str) -> Callable[[Store], Iterator[Any]]:
+    def read(store: Store) -> Iterator[Any]:
+        for record_id, data in store.records(kind).list():
+            yield PolicyRecord(kind, record_id, data)
+    return read
+
+
 KINDS: dict[str, tuple[Callable[[Store], Iterator[Any]], str, Callable[[Store, Any], bool]]] = {
     "runs": (_runs, "run_id", lambda store, run: store.runs().put(run)),
     "suggestions": (_suggestions, "suggestion_id", lambda store, item: store.reviews().put(item)),
     "archived changes": (_changes, "change_id", lambda store, entry: store.archive(None, entry.target).put(entry)),
+    "policy versions": (_policy_records("policy_versions"), "record_id",
+                        lambda store, record: store.records(record.kind).put(record.record_id, record.data)),
+    "policy proposals": (_policy_records("policy_proposals"), "record_id",
+                         lambda store, record: store.records(record.kind).put(record.record_id, record.data)),
 }
 
 
@@ -86,13 +109,16 @@ def _fingerprint(records: Iterator[Any], key: str) -> tuple[int, str]:
 
 
 def count(store: Store) -> int:
+    """How many records a migration from ``store`` copies (for its progress bar)."""
     runs = store.runs()
-    return sum(runs.count(u) for u in runs.underlyings()) + len(store.reviews().all()) + sum(
-        len(store.archive(None, t).entries(include_all=True)) for t in store.targets())
+    return (sum(runs.count(u) for u in runs.underlyings()) + len(store.reviews().all())
+            + sum(len(store.archive(None, t).entries(include_all=True)) for t in store.targets())
+            + sum(len(store.records(kind).list()) for kind in ("policy_versions", "policy_proposals")))
 
 
 def migrate(source: Store, destination: Store, advance: Callable[[int], None] = lambda _: None) -> Migration:
-    """Copy every run, suggestion and archived change of ``source`` into ``destination``, then verify."""
+    """Copy every run, suggestion, archived change and policy version or proposal of ``source`` into
+    ``destination``, then verify."""
     if source.describe() == destination.describe():
         raise StoreError(f"The source and the destination are the same store ({masked(source.describe())}); nothing was copied.")
     result = Migration()

@@ -9,7 +9,7 @@ import pytest
 
 from calibration_policy import CalibrationUpdatePolicy, StoreError, open_store, run_update
 from calibration_policy.cli import main
-from calibration_policy.default_plugins.postgresql.schema import code_version, status, upgrade
+from calibration_policy.default_plugins.postgresql.schema import code_version, migrations, status, upgrade
 from calibration_policy.stores import active_store, close_all, masked, open_store_url
 from calibration_policy.target import JsonFileTarget
 
@@ -24,7 +24,7 @@ def test_upgrade_is_idempotent_and_safe_from_two_machines_at_once(postgres_serve
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(len(done) for done in results) == [0, 1]  # one applied the migration, the other found it done
+    assert sorted(len(done) for done in results) == [0, len(migrations())]  # one applied them, the other found them done
     assert upgrade(url) == [] and status(url)["schema_version"] == code_version()
 
 
@@ -105,8 +105,12 @@ def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path
     for day in range(5):
         run_update(make_result(global_m=1.0 + 0.05 * (day + 1)), underlying="SPY", source="live", target=target,
                    policy=POLICY.model_copy(update={"require_approval": day == 4}), timestamp=t0 + timedelta(days=day))
+    from calibration_policy.policy_versions import set_policy
+
+    set_policy(CalibrationUpdatePolicy(min_delta_global=0.04), actor="ana", reason="calmer", data_dir=source)
     assert main(["migrate", "--from", str(source), "--to", postgres_url]) == 0
     out = capsys.readouterr().out
+    assert "policy versions: 1 copied" in out
     assert "runs: 5 copied" in out and "Verified" in out and "calibration-test" not in out
     assert main(["migrate", "--from", str(source), "--to", postgres_url, "--json"]) == 0  # again: nothing copied twice
     again = json.loads(capsys.readouterr().out)
@@ -202,3 +206,19 @@ def test_the_version_column_refuses_values_changed_and_changed_back(postgres_url
     with pytest.raises(StaleChangeError, match="changed since you looked"):
         force_apply("SPY", target=target, policy=POLICY, expected_version=seen)
     assert live_version(target).startswith("3-")  # seeded as 1, two changes since
+
+
+def test_policy_versions_and_proposals_are_shared_through_the_database(postgres_url, tmp_path, monkeypatch):
+    from calibration_policy.policy_versions import PolicyProposals, PolicyVersions, set_policy
+
+    monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
+    here, there = tmp_path / "machine_a", tmp_path / "machine_b"  # two data folders: two machines
+    set_policy(CalibrationUpdatePolicy(min_delta_global=0.05), actor="ana", reason="calmer", data_dir=here)
+    assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.05  # the other machine decides alike
+    (version,) = PolicyVersions(there).versions()
+    assert version.actor == "ana" and "calibration-test" not in json.dumps(version.policy)  # never the store's password
+    proposal = PolicyProposals(there).propose(CalibrationUpdatePolicy(min_delta_global=0.02), proposer="bo", reason="faster")
+    PolicyProposals(here).approve(proposal.proposal_id, reviewer="ana")
+    assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.02
+    assert [v.kind for v in PolicyVersions(here).versions()] == ["change", "change"]
+    assert not (there / "policy_versions").exists()  # nothing of it in the data folder

@@ -95,7 +95,8 @@ def status(url: str) -> dict[str, Any]:
         version = applied_version(conn)
         counts = {}
         if version:
-            for table in ("calibration_runs", "suggestions", "config_archive", "live_configs", "change_intents"):
+            for table in ("calibration_runs", "suggestions", "config_archive", "live_configs", "change_intents",
+                          "policy_records"):
                 counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return {"database": where(url), "schema_version": version, "code_version": code_version(),
             "up_to_date": version == code_version(), "counts": counts}
