@@ -9,14 +9,12 @@ plain words what is wrong and what ``--repair`` does about it; repairing twice c
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .archive import resolve_archive_dir
 from .folders import data_folder_report
 from .history import MAX_LIMIT, resolve_history_dir
 from .index import scan_names

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, active_store, open_store, run_update
+from calibration_policy import CalibrationUpdatePolicy, active_store, open_store
 from calibration_policy.stores import open_archive
 from calibration_policy.target import JsonFileTarget
 
