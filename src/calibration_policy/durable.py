@@ -40,6 +40,11 @@ def durable_steps() -> int:
     return _steps
 
 
+def kill_point() -> None:
+    """A durable step of a store's own (a database commit): where the crash tests may kill the process."""
+    _step()
+
+
 def _step() -> None:
     global _steps
     _steps += 1

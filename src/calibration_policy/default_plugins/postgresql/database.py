@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
+from calibration_policy.durable import kill_point
 from calibration_policy.errors import StoreError
 from calibration_policy.stores import masked
 
@@ -128,6 +129,7 @@ class Database:
         if held is not None and held.database is self:
             yield held.conn
             return
+        kill_point()  # each statement outside a change commits on its own: a durable step
         try:
             with self.pool.connection() as conn:
                 yield conn
@@ -159,6 +161,7 @@ class Database:
                     finally:
                         _held.reset(token)
                         token = None
+                    kill_point()  # just before the commit: the server rolls the whole change back
         except psycopg.Error as error:
             raise explain(error, self.url, doing) from None
         for action in mine.after_commit:
