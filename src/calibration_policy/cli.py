@@ -236,7 +236,6 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
 
 def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
     """What to run to get a first run: an update with the installed source, else the demo."""
-
     from .plugins import sources
 
     found = sources()

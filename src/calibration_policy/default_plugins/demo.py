@@ -66,15 +66,13 @@ class DemoSummary:
         if self.weights:
             lines += ["", "Scoring weights: " + self.weights]
         out = shlex.quote(str(self.out))
-        first = self.underlyings[0].underlying if self.underlyings else "SPY"
+        names = [u.underlying for u in self.underlyings]
+        symbol = "SPY" if "SPY" in names or not names else names[0]
         lines += ["", "Policy: " + self.policy.explain(), "",
-                  f"See the runs:      calibration-policy history {'SPY' if 'SPY' in self.names() else first} --data {out}"]
-        if _can_serve():
+                  f"See the runs:      calibration-policy history {symbol} --data {out}"]
+        if _can_serve():  # each command printed here is run by tests/calibration_policy/test_hints.py
             lines.append(f"See the panel:     calibration-policy serve --data {out}   (then open http://127.0.0.1:8000/calibration/)")
         return "\n".join(lines)
-
-    def names(self) -> list[str]:
-        return [u.underlying for u in self.underlyings]
 
 
 def _can_serve() -> bool:
