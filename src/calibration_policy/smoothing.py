@@ -69,10 +69,9 @@ def window_runs(history: Iterable[CalibrationRun], current_run: CalibrationRun, 
             if run.run_id:
                 seen.add(run.run_id)
     picked.sort(key=lambda r: (r.timestamp, sequence_key(r.run_id)))  # …_10 after …_9, not before _2
-    # The current run is the newest point even if another run shares its timestamp.
-    picked.remove(current_run)
-    picked.append(current_run)
-    return picked
+    # The current run is the newest point even if another run shares its timestamp (found by identity:
+    # comparing models field by field was a tenth of a replay's time).
+    return [run for run in picked if run is not current_run] + [current_run]
 
 
 def get_smoothed_multipliers(
@@ -101,13 +100,12 @@ def get_smoothed_multipliers(
     options = policy.validated_smoothing_options()
     runs = window_runs(history, current_run, policy)
     smoothed: dict[str, float] = {}
+    recommended = [run.recommended for run in runs]
+    all_times = _times_ns([run.timestamp for run in runs])  # once per window, shared by its scopes
     for scope in current_run.recommended:
-        points = [
-            (run.timestamp, float(run.recommended[scope]))
-            for run in runs
-            if isinstance(run.recommended.get(scope), (int, float)) and math.isfinite(run.recommended[scope])
-        ]
-        times = _times_ns([t for t, _ in points])
+        points = [(i, float(value)) for i, values in enumerate(recommended)
+                  if isinstance(value := values.get(scope), (int, float)) and math.isfinite(value)]
+        times = all_times if len(points) == len(runs) else all_times[[i for i, _ in points]]
         values = np.array([v for _, v in points], dtype=np.float64)
         value = float(smoother.fn(times, values, options))
         if not math.isfinite(value):
