@@ -12,7 +12,7 @@ from typing import Any, Callable
 from starlette.requests import Request
 
 from calibration_policy.errors import PermissionDeniedError
-from calibration_policy.permissions import allowed, check
+from calibration_policy.permissions import actor_name, allowed, check
 
 from .errors import PanelError
 from .panel import Panel
@@ -50,7 +50,8 @@ def permission_guard(panel: Panel) -> Callable[[Request], Any]:
         name = getattr(route, "name", "") or ""
         if name.endswith(".static"):
             return  # the panel's CSS, JS and icons
-        if panel.current_user is not None and panel.user(request) is None:
+        actor = panel.actor(request)  # the host's current_user, asked once per request
+        if panel.current_user is not None and not actor_name(actor):
             # The contract: a host that says who is signed in (current_user) and answers None means nobody is.
             raise PanelError(401, "Nobody is signed in, so the calibration panel cannot say who acts: "
                                   "sign in to the app, then open the panel again.")
@@ -63,7 +64,6 @@ def permission_guard(panel: Panel) -> Callable[[Request], Any]:
                 return
             domain, policy = "vol_surface", None
         actions = route_actions(name, request.method)
-        actor = panel.actor(request)
         if any(allowed(a, actor=actor, domain=domain, policy=policy, permissions=panel.permissions) for a in actions):
             return
         check(actions[0], actor=actor, domain=domain, via="panel", policy=policy, permissions=panel.permissions)

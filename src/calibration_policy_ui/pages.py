@@ -162,28 +162,25 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
         item = store.get(suggestion_id)
         symbol = check_underlying(item.underlying or underlying)
         who = panel.actor(request, reviewer)
-        checks = {"via": "panel", "policy": panel.policy(), "permissions": panel.permissions}
+        change = {"target": panel.target(symbol), "reviewer": who, "notes": notes, "archive_dir": panel.archive_dir,
+                  "history_dir": panel.history_dir, "expected_version": version or None, "via": "panel",
+                  "policy": panel.policy(), "permissions": panel.permissions}
         try:
-            return _reviewed(request, store, item, suggestion_id, symbol, who, notes, approve, version, checks)
+            if approve:
+                item = approve_suggestion(store, suggestion_id, **change)
+            else:
+                reject_suggestion(store, suggestion_id, **change)
         except StaleChangeError as error:  # shown in that suggestion's form, on the page re-drawn with the values live now
             still = store.get(suggestion_id).status == "pending"  # else (superseded meanwhile) at the top of the page
             return actions.show(request, symbol, status=409, error={"field": "review" if still else "page",
                                                                      "suggestion_id": suggestion_id, "message": str(error)})
-
-    def _reviewed(request, store, item, suggestion_id, symbol, who, notes, approve, version, checks) -> Response:
-        if approve:
-            item = approve_suggestion(store, suggestion_id, target=panel.target(symbol), reviewer=who, notes=notes,
-                                      archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                                      expected_version=version or None, **checks)
-            message = f"Approved suggestion {suggestion_id}: its values are live now."
-            if item.status == "pending":
-                message = (f"Your approval of suggestion {suggestion_id} is recorded ({len(item.approvals)} of "
-                           f"{item.required_approvals}); it waits for another person's approval.")
-        else:
-            reject_suggestion(store, suggestion_id, reviewer=who, notes=notes, target=panel.target(symbol),
-                              archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                              expected_version=version or None, **checks)
+        if not approve:
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
+        elif item.status == "pending":
+            message = (f"Your approval of suggestion {suggestion_id} is recorded ({len(item.approvals)} of "
+                       f"{item.required_approvals}); it waits for another person's approval.")
+        else:
+            message = f"Approved suggestion {suggestion_id}: its values are live now."
         return actions.done(request, symbol, message, anchor="#calibration-panel")  # replaces the form's own anchor
 
     post = dict(dependencies=[Depends(actions.csrf)], include_in_schema=False)

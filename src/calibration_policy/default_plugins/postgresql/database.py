@@ -148,7 +148,6 @@ class Database:
                 self._lock(held.conn, lock, timeout, doing)
             yield held.conn
             return
-        token = None
         try:
             with self.pool.connection() as conn:
                 with conn.transaction():
@@ -160,7 +159,6 @@ class Database:
                         yield conn
                     finally:
                         _held.reset(token)
-                        token = None
                     kill_point()  # just before the commit: the server rolls the whole change back
         except psycopg.Error as error:
             raise explain(error, self.url, doing) from None
