@@ -139,3 +139,16 @@ def text_of(html: str) -> str:
     """The page's words, tags removed and spaces collapsed, for plain-English assertions."""
     text = re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
     return re.sub(r" ([:;,.)])", r"\1", text)
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    """The options agent's app with the panel, on a free loopback port, stopped afterwards (browser tests)."""
+    from .agent import agent_app_module, fill
+    from .browser import serving
+
+    data = tmp_path / "data"
+    fill(data, "SPY", days=8)
+    fill(data, "QQQ", days=3)
+    with serving(agent_app_module().create_app(data, secret="browser-test")) as url:
+        yield url, data

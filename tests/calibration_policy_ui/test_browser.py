@@ -18,18 +18,6 @@ pytestmark = needs_chromium
 
 
 @pytest.fixture
-def served(tmp_path: Path):
-    """The options agent's app with the panel, on a free loopback port, stopped afterwards."""
-    from .agent import agent_app_module, fill
-
-    data = tmp_path / "data"
-    fill(data, "SPY", days=8)
-    fill(data, "QQQ", days=3)
-    with serving(agent_app_module().create_app(data, secret="browser-test")) as url:
-        yield url, data
-
-
-@pytest.fixture
 def page():
     with chromium_page() as page:
         yield page

@@ -22,17 +22,6 @@ SCREENS = {"desktop": (1366, 768), "mobile": (390, 844)}
 
 
 @pytest.fixture
-def served(tmp_path: Path):
-    from .agent import agent_app_module, fill
-
-    data = tmp_path / "data"
-    fill(data, "SPY", days=8)
-    fill(data, "QQQ", days=3)
-    with serving(agent_app_module().create_app(data, secret="browser-test")) as url:
-        yield url, data
-
-
-@pytest.fixture
 def browser():
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:

@@ -247,17 +247,24 @@ def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path)
 # -- the defects of issue 11 ------------------------------------------------------------------------
 
 
+def first_step_after_the_config_write(base: World, operation: str, scratch: Path) -> int:
+    """The first kill point at which ``operation`` has already written the live config (the step after
+    the write: the archive's "committed" mark), found by killing copies of ``base`` at step 1, 2, …"""
+    before = base.target.load()
+    for step in range(1, 50):
+        probe = base.copy(scratch / str(step))
+        assert run_killed(probe, OPERATIONS[operation], step) == durable.KILL_EXIT_CODE
+        if probe.target.load() != before:
+            return step
+    raise AssertionError(f"{operation} never wrote the live config in 49 steps")
+
+
 def test_d1_an_approval_killed_after_the_config_write_is_never_applied_twice_nor_rejected(tmp_path: Path) -> None:
     base = seeded(tmp_path / "base")
+    step = first_step_after_the_config_write(base, "approve", tmp_path / "probe")
     for then in ("approve", "reject"):
         world = base.copy(tmp_path / then)
         before = world.target.load()
-        # Kill right after the config write: the step after it is the archive's "committed" mark.
-        for step in range(1, 50):
-            probe = base.copy(tmp_path / f"{then}-probe-{step}")
-            assert run_killed(probe, OPERATIONS["approve"], step) == durable.KILL_EXIT_CODE
-            if probe.target.load() != before:
-                break
         assert run_killed(world, OPERATIONS["approve"], step) == durable.KILL_EXIT_CODE
         assert world.target.load() != before  # the values are live, the suggestion still says pending
         if then == "approve":
@@ -291,11 +298,9 @@ def test_d2_an_approval_between_propose_and_the_runs_save_leaves_no_run_pending(
 def test_d3_an_update_killed_after_the_config_write_gets_its_decision(tmp_path: Path) -> None:
     base = seeded(tmp_path / "base")
     before = base.target.load()
-    for step in range(1, 50):
-        world = base.copy(tmp_path / f"k{step}")
-        assert run_killed(world, OPERATIONS["update (applies)"], step) == durable.KILL_EXIT_CODE
-        if world.target.load() != before:
-            break
+    step = first_step_after_the_config_write(base, "update (applies)", tmp_path / "probe")
+    world = base.copy(tmp_path / "killed")
+    assert run_killed(world, OPERATIONS["update (applies)"], step) == durable.KILL_EXIT_CODE
     (run,) = [r for r in open_store(world.history).latest("SPY", 10) if r.decided_at is None]
     # The next change of the target settles it first.
     OPERATIONS["update (not applied)"](world)
