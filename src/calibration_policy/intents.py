@@ -72,10 +72,25 @@ class Intent:
             self.lock = None
 
 
-def _lock(folder: Path, intent_id: str, timeout: float) -> FileLock:
+def _try_lock(folder: Path, intent_id: str) -> FileLock | None:
+    """The intent's lock, held; None when its writer still holds it.
+
+    Another change that finishes removes the folders it made once empty, possibly between our
+    mkdir and our lock, so a vanished folder is made again and the lock tried again.
+    """
     locks = folder / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(locks / f"{intent_id}.lock"), timeout=timeout)
+    for attempt in range(5):
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(locks / f"{intent_id}.lock"), timeout=0)
+            lock.acquire()
+            return lock
+        except Timeout:
+            return None
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: str, **info: Any) -> Intent:
@@ -92,15 +107,7 @@ def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: st
         raise HistoryError(f"Cannot create the intents folder {folder}: {os.strerror(error.errno) if error.errno else error}. "
                            "Nothing was changed.") from None
     intent_id = f"{utc_stamp(now_utc())}_{secrets.token_hex(4)}"
-    for attempt in range(5):  # another change may remove the empty folders between our mkdir and our lock
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            lock = _lock(folder, intent_id, timeout=0)
-            lock.acquire()
-            break
-        except FileNotFoundError:
-            if attempt == 4:
-                raise
+    lock = _try_lock(folder, intent_id)  # a fresh id: nobody else holds it
     data = {"kind": kind, "target": target_name, "started_at": now_utc().isoformat(), "pid": os.getpid(), **info}
     intent = Intent(folder / f"{intent_id}.json", data, lock, created)
     try:
@@ -128,10 +135,8 @@ def abandoned(archive_dir: str | os.PathLike[str] | None, target_name: str) -> I
     folder = intents_dir(archive_dir, target_name)
     for name in pending_names(archive_dir, target_name):
         intent_id = name.removesuffix(".json")
-        lock = _lock(folder, intent_id, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
+        lock = _try_lock(folder, intent_id)
+        if lock is None:
             continue
         path = folder / name
         try:
@@ -149,10 +154,9 @@ def in_progress(archive_dir: str | os.PathLike[str] | None, target_name: str) ->
     folder = intents_dir(archive_dir, target_name)
     busy = []
     for name in pending_names(archive_dir, target_name):
-        lock = _lock(folder, name.removesuffix(".json"), timeout=0)
-        try:
-            lock.acquire()
-            lock.release()
-        except Timeout:
+        lock = _try_lock(folder, name.removesuffix(".json"))
+        if lock is None:
             busy.append(name.removesuffix(".json"))
+        else:
+            lock.release()
     return busy
