@@ -70,7 +70,7 @@ def test_limit_offset_and_filters_by_underlying(folder, index):
 def test_foreign_temp_and_unparseable_names_are_not_indexed(folder, index):
     good = touch_run(folder, STAMP)
     for junk in (".tmp-abc", "README.md", "x.json", f"{STAMP}_SPY_Live.json", f"{STAMP}_SPY_live_0.json",
-                 f"{STAMP}_SPY_live_01.json", f"2025121T153000.000000Z_SPY_live.json", f"{STAMP}_SPY_live.json.bak"):  # fmt: skip
+                 f"{STAMP}_SPY_live_01.json", "2025121T153000.000000Z_SPY_live.json", f"{STAMP}_SPY_live.json.bak"):  # fmt: skip
         (folder / junk).write_text("{}")
     (folder / "sub").mkdir()
     assert index.newest("SPY", 100) == [good]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, PolicyError, should_apply_update
+from calibration_policy import CalibrationUpdatePolicy, PolicyError, should_apply_update
 from calibration_policy.cli import main
 from calibration_policy.default_plugins.demo import run_demo
 from calibration_policy.errors import HistoryError

@@ -370,7 +370,6 @@ def test_report_sweep() -> None:
 def test_interleaved_approvals_and_updates_decide_every_run_once(tmp_path: Path) -> None:
     """Proposers make updates that need approval while reviewers approve or reject the newest
     pending one, all in separate processes: every run ends decided once and correctly."""
-    import subprocess
     import time as _time
 
     from proofkit import start_driver
@@ -454,7 +453,6 @@ def test_random_sigkills_leave_nothing_double_or_stuck(tmp_path: Path) -> None:
     config.write_text(json.dumps(ORIGINAL_JSON_CONFIG, indent=2, sort_keys=True) + "\n")
     log = root / "log.jsonl"
     rng = random.Random(11)
-    seeds = iter(range(10**6))
 
     stop = root / "stop"
     forkers = [start_driver("recovery-forker", {"root": str(root), "config": str(config), "log": str(log), "seed": k,
