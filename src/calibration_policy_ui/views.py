@@ -89,6 +89,12 @@ class PanelPage:
     since: object = None  # when the live values went live (the archive's last change); None: before records began
     went_live: dict = field(default_factory=dict)  # scope -> when its live value went live
 
+    @property
+    def dates_differ(self) -> bool:
+        """Whether the scopes went live at different times; else the one "Live since" says it for all."""
+        current = self.live.current if self.live is not None else []
+        return any(self.went_live.get(row.scope) != self.since for row in current)
+
 
 def badge(run: CalibrationRun) -> Badge:
     if run.status == "applied":

@@ -54,7 +54,7 @@ def test_panel_smoke_in_a_real_browser(served, page):
     assert_accessible(page, "panel")
     page.screenshot(path=str(ARTIFACTS / "panel.png"), full_page=True)
 
-    page.get_by_role("link", name="Force-apply latest calibration to synthetic config").click()
+    page.get_by_role("link", name="Force-apply this run's values").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Force-apply the latest calibration for SPY?"
     assert_accessible(page, "confirmation page")
     page.get_by_role("button", name="Force-apply to vol_surface_SPY").click()  # the box is not ticked yet

@@ -27,13 +27,23 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     html = client.get("/calibration/").text
     now = text_of(section(html, "cp-now"))
     assert "Live since 2025-12-01 21:00 UTC (applied automatically by the policy)" in now  # the run's date, not the clock
-    assert "Global 1.080 2025-12-01" in now
+    assert "Global 1.080" in now and "2025-12-01" not in now.split("Global", 1)[1]  # one date says it for all
     latest = text_of(section(html, "cp-latest"))
     assert "Latest calibration run: 2025-12-02 21:00 UTC Not applied" in latest
     assert re.search(r"Not applied: .*global", latest)  # why, naming what was compared
+    assert re.search(r"This run recommended global 1\.090, smoothed to 1\.0\d\d \(live: 1\.080\)", latest)
+    assert latest.index("What decides") < latest.index("Force-apply this run's values")  # the override comes last
     assert ("What decides: A new value goes live only when the run has at least 150 options, their total vega is at "
             "least 5,000, the value stays within 0.25–4.00 and the smoothed global or band value (the average of the "
             "last 14 days of runs) moves at least 0.03 from the live one.") in latest
+
+
+def test_each_scope_shows_its_own_date_only_when_they_went_live_at_different_times(host: Host, client):
+    host.record(day=0, global_m=1.08, weekly=1.07)
+    host.record(day=30, global_m=1.08, weekly=1.20)  # only the weekly band moves
+    now = text_of(section(client.get("/calibration/").text, "cp-now"))
+    assert "Live since 2025-12-31 21:00 UTC" in now
+    assert "Global 1.080 2025-12-01" in now and "Weekly (3–10d) 1.200 2025-12-31" in now
 
 
 def test_the_rule_sentence_adds_the_step_limit_and_the_approval():

@@ -55,7 +55,7 @@ def test_not_applied_run_shows_grey_badge_and_what_it_would_take(host: Host, cli
     assert "Failed Change large enough" in text
     assert "needs to move 0.02 more" in text
     assert "Passed Enough options in the sample: 412 options (minimum 150)" in text
-    assert "Global 1.000 before records began" in current_table(html)
+    assert "Live since before records began" in text and "Global 1.000" in current_table(html)
     assert host.config("SPY")["global"] == 1.0
 
 
@@ -184,7 +184,7 @@ def test_unreadable_live_config_is_explained_and_the_rest_still_shows(host: Host
     assert response.status_code == 200
     text = text_of(response.text)
     assert "is not valid JSON" in text and "restore it from the archive" in text
-    assert "Latest calibration run" in text and "Force-apply latest" not in text
+    assert "Latest calibration run" in text and "Force-apply this run" not in text
 
 
 def test_target_for_failing_in_host_code_is_a_plain_message(host: Host, make_client):

@@ -159,11 +159,11 @@ def test_buttons_follow_the_permissions_and_the_default_is_said_plainly(host: Ho
     host.policy = CalibrationUpdatePolicy(require_approval=True)
     host.record(global_m=1.08)
     viewer = client_for(host, "vic", permissions=roles).get("/calibration/").text
-    assert "Force-apply latest calibration" not in viewer
+    assert "Force-apply this run" not in viewer
     assert 'disabled title="You may not approve"' in viewer and 'disabled title="You may not reject"' in viewer
     assert "decided by the host application's permission check" in text_of(viewer)
     admin = client_for(host, "ana", permissions=roles).get("/calibration/").text
-    assert "Force-apply latest calibration" in admin and "disabled" not in admin.split("Approve and apply")[0].rsplit("<button", 1)[1]
+    assert "Force-apply this run" in admin and "disabled" not in admin.split("Approve and apply")[0].rsplit("<button", 1)[1]
     default = client_for(host, "ana").get("/calibration/").text
     assert "everyone who is signed in may do everything" in text_of(default)
 

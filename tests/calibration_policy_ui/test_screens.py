@@ -68,6 +68,8 @@ def test_every_page_fits_the_screen_is_accessible_and_the_first_screen_answers(s
     page.goto(f"{base}/calibration/?underlying=SPY")
     for part in ("#cp-since", "#cp-current", "#cp-latest .cp-badge", "#cp-latest .cp-reason", "#cp-rule"):
         assert in_first_screen(page, part), f"{screen}: {part} is not inside the first screen"
+    if screen == "desktop":  # what the run itself recommended: on a phone, just below the four answers
+        assert in_first_screen(page, "#cp-run-values")
     assert page.locator("#cp-since").inner_text().startswith("Live since 2025-12-0")
     assert page.locator("#cp-latest .cp-badge").inner_text().strip() == "Not applied"
     assert page.locator("#cp-rule").inner_text().startswith("What decides: A new value goes live only when")
@@ -92,7 +94,7 @@ def test_the_panel_works_from_the_keyboard_alone(served, browser):
     for _ in range(60):
         page.keyboard.press("Tab")
         reached.append(page.evaluate("document.activeElement.textContent.trim().slice(0, 60)"))
-    assert "Force-apply latest calibration to synthetic config" in reached
+    assert "Force-apply this run's values" in reached
     assert any(text.startswith("Undo: roll back to before this change") for text in reached)
     page.keyboard.press("Shift+Tab")
     page.close()
@@ -104,7 +106,7 @@ def test_force_apply_then_undo_by_clicking(served, browser, screen):
     page = browser.new_page(viewport={"width": SCREENS[screen][0], "height": SCREENS[screen][1]})
     page.goto(f"{base}/calibration/?underlying=SPY")
     before = live(data)
-    page.get_by_role("link", name="Force-apply latest calibration to synthetic config").click()
+    page.get_by_role("link", name="Force-apply this run's values").click()
     assert_fits(page, f"{screen} confirmation")
     page.get_by_label("I understand this overrides the policy").check()
     page.get_by_role("button", name="Force-apply to vol_surface_SPY").click()
