@@ -227,11 +227,10 @@ def _start(underlying: str, first: CalibrationRun, start_values, archive_dir, ta
         if isinstance(given, Mapping):
             return {str(k): float(v) for k, v in given.items()}, "given", None
     if archive_dir is not None:
-        from .archive import resolve_archive_dir
-        from .stores import open_archive
+        from .stores import active_store, open_archive
 
         name = target_name(underlying) if target_name else None
-        if name and not (resolve_archive_dir(archive_dir) / name).is_dir():
+        if name and name not in active_store().targets(archive_dir):
             name = _factory_target_name(first.domain, underlying)
         if name:
             # as of the run's time, each change counted from the calibration it came from (a replayed

@@ -293,3 +293,19 @@ def test_replay_is_in_the_public_api_even_after_its_module_was_imported(demo):
     result = public_replay(load_history(demo / "calibration_runs"), CalibrationUpdatePolicy(), archive_dir=demo / "config_archive")
     assert isinstance(result, ReplayResult) and result.differences == []
     assert "replay" in calibration_policy.__all__ and "ReplayResult" in calibration_policy.__all__
+
+
+def test_replay_reads_the_store_in_use(capsys, store_url, tmp_path):
+    """On PostgreSQL as on files: the runs and the archive the replay starts from come from the store."""
+    root = _demo(tmp_path / "demo", CalibrationUpdatePolicy())
+    where = ["--history-dir", root / "calibration_runs", "--archive-dir", root / "config_archive"]
+    if store_url != "files":
+        assert not (root / "calibration_runs").exists()  # nothing to read there: all of it is in the database
+    code, out, _ = cli(capsys, "replay", *where, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["differences"] == [] and report["runs"] == 130
+    assert {u["start_from"] for u in report["underlyings"].values()} == {"archive"}
+    code, _, err = cli(capsys, "replay", *where, "--since", "2031-01-01")
+    assert code == 2 and "no calibration runs" in err
+    if store_url != "files":
+        assert "calibration_runs" not in err and "database" in err

@@ -153,7 +153,7 @@ def cli(tmp_path, weights_file):
     return run
 
 
-def test_cli_analyze_suggest_list_approve_history_and_as_of(cli, capsys, weights_file, tmp_path):
+def test_cli_analyze_suggest_list_approve_history_and_as_of(cli, capsys, weights_file, tmp_path, store_url):
     assert cli("analyze", trades_arg=True) == 0
     out = capsys.readouterr().out
     assert out.startswith("Analysed 400 trades (minimum 100).") and "Strong predictor" in out and "Estimated improvement" in out
@@ -184,7 +184,7 @@ def test_cli_analyze_suggest_list_approve_history_and_as_of(cli, capsys, weights
     assert read_weights(weights_file) == EQUAL
 
 
-def test_cli_modify_and_reject(cli, capsys, weights_file):
+def test_cli_modify_and_reject(cli, capsys, weights_file, store_url):
     cli("suggest", trades_arg=True)
     capsys.readouterr()
     cli("list", "--json")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import os
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import click
 from rich.table import Column
 
 from calibration_policy import pipeline
-from calibration_policy.archive import Period, resolve_archive_dir
+from calibration_policy.archive import Period
 from calibration_policy.cli import (
     Callback,
     again,
@@ -36,7 +35,7 @@ from calibration_policy.pipeline import (
     reject_suggestion,
 )
 from calibration_policy.review import Suggestion
-from calibration_policy.stores import open_archive, open_reviews
+from calibration_policy.stores import active_store, open_archive, open_reviews
 
 from .analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file, two_places
 from .domain import FACTORS, weights_target
@@ -124,11 +123,6 @@ def _period_dict(period: Period | None) -> dict[str, Any] | None:
     }
 
 
-def known_targets(archive_dir: str | os.PathLike[str] | None) -> list[str]:
-    folder = resolve_archive_dir(archive_dir)
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
-
-
 def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) -> None:
     moment = as_of_moment(when)
     period = open_archive(archive_dir, target_name).as_of(moment)
@@ -136,7 +130,7 @@ def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) 
         emit_json({"target": target_name, "as_of": moment.isoformat(), "period": _period_dict(period)})
         return
     if period is None:
-        known = ", ".join(known_targets(archive_dir)) or "none yet"
+        known = ", ".join(active_store().targets(archive_dir)) or "none yet"
         raise CalibrationPolicyError(
             f"The archive has no change of {target_name} recorded, so it cannot say what was live on {when} "
             f"(archived targets: {known}).")
