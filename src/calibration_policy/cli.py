@@ -514,7 +514,22 @@ def build_cli() -> CLI:
                 cli.commands[name] = before[name]
                 log.warning("Plugin %s (%s) registered the command name %r, which %s already uses; it is ignored.",
                             plugin, plugin_package(plugin), name, cli.command_owner.get(name, PROG))
+    _one_root_everywhere(cli)
     return cli
+
+
+def _one_root_everywhere(group: click.Group) -> None:
+    """Every command, a plugin's too, takes ``--data`` and ``--store`` after its name: main() reads them
+    from the raw arguments, so a command that did not declare them must not refuse them either.
+    ``migrate`` names both of its stores itself (``--from``, ``--to``)."""
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            _one_root_everywhere(command)
+            continue
+        flags = {flag for param in command.params for flag in getattr(param, "opts", ())}
+        for flag, option in (("--data", data_option), ("--store", store_option)):
+            if flag not in flags and not (flag == "--store" and name == "migrate"):
+                option(command)
 
 
 def _load_plugins(args: Sequence[str]) -> None:

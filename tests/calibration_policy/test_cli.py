@@ -273,3 +273,21 @@ def test_weights_analyze_shows_in_sample_beside_unseen_trades(capsys, tmp_path):
     assert evidence["out_of_sample"]["trades"] == 480
     code, out, _ = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights), "--no-evidence")
     assert "never saw" not in out
+
+
+def test_every_command_a_plugins_too_takes_data_and_store_after_its_name():
+    """`… serve --store URL` (as scripts/demo.sh writes it) once failed with "No such option"."""
+    from calibration_policy.cli import build_cli
+
+    def leaves(group: click.Group, path: str = ""):
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from leaves(command, f"{path}{name} ")
+            else:
+                yield f"{path}{name}", {flag for p in command.params for flag in getattr(p, "opts", ())}
+
+    found = dict(leaves(build_cli()))
+    assert {"serve", "weights list", "replay", "policy log", "demo"} <= set(found)
+    missing = {name: want for name, flags in found.items() for want in ("--data", "--store")
+               if want not in flags and not (name == "migrate" and want == "--store")}
+    assert missing == {}

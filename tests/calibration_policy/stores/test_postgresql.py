@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
 from calibration_policy import CalibrationUpdatePolicy, StoreError, open_store, run_update
@@ -222,3 +232,54 @@ def test_policy_versions_and_proposals_are_shared_through_the_database(postgres_
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.02
     assert [v.kind for v in PolicyVersions(here).versions()] == ["change", "change"]
     assert not (there / "policy_versions").exists()  # nothing of it in the data folder
+
+
+def demo_script_commands() -> list[list[str]]:
+    """The ``calibration-policy …`` lines of scripts/demo.sh, as written there (so this test follows the script)."""
+    script = (Path(__file__).resolve().parents[3] / "scripts" / "demo.sh").read_text()
+    return [shlex.split(line.strip()) for line in script.splitlines() if line.strip().startswith("calibration-policy ")]
+
+
+def test_the_demo_script_and_the_panel_run_on_postgresql(postgres_server, tmp_path):
+    """`scripts/demo.sh --store URL`, step by step in fresh processes: tables made, the demo recorded in the
+    database (not in files), its history printed, and `serve` shows the panel from the database."""
+    url = postgres_server.new_database()
+    out = tmp_path / "demo-output"
+    binary = Path(sys.executable).with_name("calibration-policy")
+    env = {k: v for k, v in os.environ.items() if k != "CALIBRATION_STORE"}
+    steps = demo_script_commands()
+    assert [s[1] for s in steps] == ["db", "demo", "history", "serve"]
+
+    def argv(step: list[str]) -> list[str]:
+        words = [str(out) if w == "demo-output" else w for w in step[1:]]
+        return [str(binary), *[w for w in words if w != "${store[@]}"], "--store", url]
+
+    for step in steps[:3]:
+        done = subprocess.run(argv(step), capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert "SPY" in done.stdout and "Applied" in done.stdout  # the history, read back from the database
+    assert not (out / "calibration_runs").exists() and not (out / "config_archive").exists()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM calibration_runs WHERE underlying = 'SPY'").fetchone()[0] == 65
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([*argv(steps[3]), "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        page = None
+        for _ in range(300):
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/calibration/?underlying=SPY", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.1)
+        assert page is not None and page.status_code == 200
+        text = re.sub(r"<[^>]+>", "", page.text)
+        assert "Latest calibration run: 2025-12-" in text and "65 runs" in text
+        assert url not in page.text  # the store is named without its password, if at all
+    finally:
+        server.terminate()
+        server.wait(10)
