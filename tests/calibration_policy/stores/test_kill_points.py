@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from calibration_policy import active_store
 from calibration_policy.durable import KILL_EXIT_CODE
 from calibration_policy.pipeline import settle_interrupted
@@ -50,17 +52,29 @@ def test_an_update_killed_at_every_step_is_settled(postgres_url, tmp_path, monke
     _consistent(target)
 
 
-APPROVER = """
+REVIEWER = """
 import sys
 from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.pipeline import approve_suggestion
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
 from calibration_policy.target import JsonFileTarget
-approve_suggestion(None, sys.argv[1], target=JsonFileTarget(sys.argv[2], name="spy_live"), reviewer="ana",
-                   policy=CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0))
+action, suggestion, live = sys.argv[1:4]
+target = JsonFileTarget(live, name="spy_live")
+policy = CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0)
+if action == "approve":
+    approve_suggestion(None, suggestion, target=target, reviewer="ana", policy=policy)
+elif action == "modify":
+    modify_suggestion(None, suggestion, {"global": 1.5, "weekly": 1.0, "monthly": 1.0}, target=target, reviewer="ana",
+                      policy=policy)
+else:
+    reject_suggestion(None, suggestion, target=target, reviewer="ana", policy=policy)
 """
+# what the suggestion's status is once the review ran to its end, and whether its values go live
+FINISHED = {"approve": ("approved", True), "modify": ("modified", True), "reject": ("rejected", False)}
 
 
-def test_an_approval_killed_at_every_step_goes_live_once_or_not_at_all(postgres_url, tmp_path, monkeypatch, make_result, t0):
+@pytest.mark.parametrize("action", sorted(FINISHED))
+def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(action, postgres_url, tmp_path, monkeypatch,
+                                                                     make_result, t0):
     from datetime import timedelta
 
     from calibration_policy import CalibrationUpdatePolicy, open_store, run_update
@@ -71,25 +85,80 @@ def test_an_approval_killed_at_every_step_goes_live_once_or_not_at_all(postgres_
     live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     target = JsonFileTarget(live, name="spy_live")
     policy = CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0)
+    finished, goes_live = FINISHED[action]
     kills = 0
     for step in range(1, 80):
         outcome = run_update(make_result(global_m=1.0 + 0.05 * (step % 5 + 1)), underlying="SPY", source="live",
                              target=target, policy=policy, timestamp=t0 + timedelta(days=step))
         suggestion = open_store().get(outcome.run.run_id).pending_suggestion
         if suggestion is None:
-            continue  # the same values again: nothing to approve
-        child = subprocess.run([sys.executable, "-c", APPROVER, suggestion, str(live)],
+            continue  # the same values again: nothing to review
+        child = subprocess.run([sys.executable, "-c", REVIEWER, action, suggestion, str(live)],
                                env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
                                capture_output=True, text=True, timeout=120)
         _wait_until_the_server_lets_go(target)
         settle_interrupted(target)
         item = open_reviews().get(suggestion)
+        assert item.status in ("pending", finished), (step, item.status)
         went_live = [e for e in open_archive(None, target.name).entries() if e.suggestion_id == suggestion]
-        assert len(went_live) == (1 if item.status == "approved" else 0), (step, item.status, len(went_live))
-        assert open_store().get(outcome.run.run_id).applied == (item.status == "approved")
+        done = item.status == finished
+        assert len(went_live) == (1 if done and goes_live else 0), (step, item.status, len(went_live))
+        assert open_store().get(outcome.run.run_id).applied == (done and goes_live)
+        governed = active_store().govern(target)
+        changes = open_archive(None, target.name).entries()
+        assert governed.values(governed.load()) == (changes[-1].new_values if changes else json.loads(live.read_text()))
+        assert active_store().intents.pending_names(None, target.name) == []
         if child.returncode == 0:
-            assert item.status == "approved"
+            assert done
             break
         assert child.returncode == KILL_EXIT_CODE, child.stderr[-2000:]
         kills += 1
-    assert kills >= 3, f"only {kills} kill points: the sweep did not reach into the approval"
+    assert kills >= 2, f"only {kills} kill points: the sweep did not reach into the {action}"
+
+
+ROLLER = """
+import sys
+from calibration_policy.pipeline import roll_back
+from calibration_policy.target import JsonFileTarget
+roll_back(JsonFileTarget(sys.argv[2], name="spy_live"), sys.argv[1], actor="ana")
+"""
+
+
+def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(postgres_url, tmp_path, monkeypatch,
+                                                                      make_result, t0):
+    from datetime import timedelta
+
+    from calibration_policy import CalibrationUpdatePolicy, run_update
+    from calibration_policy.stores import open_archive
+
+    monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"global": 1.0}))
+    target = JsonFileTarget(live, name="spy_live")
+    policy = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0)
+    kills = 0
+    for step in range(1, 80):
+        # something to roll back: a fresh update, then back to the set before it
+        run_update(make_result(global_m=1.2 + 0.1 * (step % 2)), underlying="SPY", source="live", target=target,
+                   policy=policy, timestamp=t0 + timedelta(days=step))
+        before = open_archive(None, target.name).entries()
+        child = subprocess.run([sys.executable, "-c", ROLLER, before[-2].change_id if len(before) > 1 else "original",
+                                str(live)], env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
+                               capture_output=True, text=True, timeout=120)
+        _wait_until_the_server_lets_go(target)
+        settle_interrupted(target)
+        after = open_archive(None, target.name).entries()
+        assert len(after) - len(before) in (0, 1), (step, len(before), len(after))
+        if len(after) > len(before):
+            assert after[-1].kind == "rollback"
+        for earlier, later in zip(after, after[1:]):
+            assert later.previous_values == earlier.new_values  # one chain: nothing lost, nothing twice
+        governed = active_store().govern(target)
+        assert governed.values(governed.load()) == after[-1].new_values
+        assert active_store().intents.pending_names(None, target.name) == []
+        if child.returncode == 0:
+            assert len(after) == len(before) + 1
+            break
+        assert child.returncode == KILL_EXIT_CODE, child.stderr[-2000:]
+        kills += 1
+    assert kills >= 2, f"only {kills} kill points: the sweep did not reach into the roll back"
