@@ -74,6 +74,10 @@ def dumps(data: Any) -> bytes:
     bad = find_non_finite(data)
     if bad:
         raise InvalidRunError(f"{bad} is not a finite number (NaN or infinity); nothing was written.")
+    return _encode(data)
+
+
+def _encode(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode()
 
 
@@ -91,7 +95,7 @@ def dumps_model(model: Any, exclude: set[str] | None = None) -> bytes:
     bad = find_non_finite(model.model_dump(exclude=exclude))
     if bad:
         raise InvalidRunError(f"{bad} is not a finite number (NaN or infinity); nothing was written.")
-    return dumps(model.model_dump(mode="json", exclude=exclude))
+    return _encode(model.model_dump(mode="json", exclude=exclude))  # checked above: JSON mode adds no NaN
 
 
 def _write_temp(directory: Path, payload: bytes, mode: int = 0o666) -> Path:
