@@ -162,3 +162,97 @@ def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(postgres_ur
         assert child.returncode == KILL_EXIT_CODE, child.stderr[-2000:]
         kills += 1
     assert kills >= 2, f"only {kills} kill points: the sweep did not reach into the roll back"
+
+
+WORKER = """
+import importlib.util, random, sys
+from datetime import datetime, timedelta, timezone
+spec = importlib.util.spec_from_file_location("fixtures", sys.argv[1]); fixtures = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fixtures)
+from calibration_policy import CalibrationUpdatePolicy, run_update
+from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.pipeline import approve_suggestion, reject_suggestion
+from calibration_policy.stores import open_reviews
+from calibration_policy.target import JsonFileTarget
+role, seed, live = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+rng = random.Random(seed)
+policy = CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0, min_delta_global=0.001,
+                                 min_delta_band=0.001, smoothing_window_days=1)
+target = JsonFileTarget(live, name="spy_live")
+t0 = datetime(2025, 12, 10, 21, tzinfo=timezone.utc)
+for i in range(10**6):
+    try:
+        if role == "propose":
+            run_update(fixtures.build_result(global_m=round(1 + rng.uniform(0.01, 0.3), 4), bands={}), underlying="SPY",
+                       source="live", target=target, policy=policy, timestamp=t0 + timedelta(minutes=seed * 10**6 + i))
+        else:
+            pending = open_reviews().all(target=target.name, status="pending")
+            if pending and rng.random() < 0.75:
+                approve_suggestion(None, pending[-1].suggestion_id, target=target, reviewer="ana", policy=policy)
+            elif pending:
+                reject_suggestion(None, pending[-1].suggestion_id, target=target, reviewer="bo", policy=policy)
+    except CalibrationPolicyError:
+        pass  # a lost race (no longer pending, a newer version): the next round tries again
+"""
+CAMPAIGN_KILLS = int(os.environ.get("CALIBRATION_POLICY_KILLS", "0")) or (
+    200 if os.environ.get("CALIBRATION_POLICY_LONG_TESTS") == "1" else 12)
+
+
+def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url, tmp_path, monkeypatch):
+    """Two proposers and two reviewers (approve or reject the newest pending suggestion) work on one live config
+    through the database; random ones are SIGKILLed mid-work and replaced. Settled afterwards: every approved
+    suggestion went live exactly once, nothing rejected or expired is live, runs and archive agree, no intent left."""
+    import random
+    import signal
+
+    from calibration_policy import open_store
+    from calibration_policy.stores import open_archive, open_reviews
+
+    monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"global": 1.0}))
+    target = JsonFileTarget(live, name="spy_live")
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    rng, seeds = random.Random(5), iter(range(1, 10**6))
+
+    def start(role: str) -> tuple[str, subprocess.Popen]:
+        return role, subprocess.Popen([sys.executable, str(script), str(CONFTEST), role, str(next(seeds)), str(live)],
+                                      env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    workers = [start(role) for role in ("propose", "propose", "review", "review")]
+    try:
+        for _ in range(CAMPAIGN_KILLS):
+            time.sleep(rng.uniform(0.6, 1.2))  # past the imports: the kill lands inside the work
+            for role, proc in workers:
+                assert proc.poll() is None, f"a {role} worker died on its own: {proc.stderr.read()[-3000:]}"
+            index = rng.randrange(len(workers))
+            role, victim = workers[index]
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(30)
+            workers[index] = start(role)
+    finally:
+        for _, proc in workers:
+            proc.kill()
+            proc.wait(30)
+    _wait_until_the_server_lets_go(target, seconds=30)
+    settle_interrupted(target)
+
+    changes = open_archive(None, target.name).entries()
+    governed = active_store().govern(target)
+    assert governed.values(governed.load()) == (changes[-1].new_values if changes else {"global": 1.0})
+    for earlier, later in zip(changes, changes[1:]):
+        assert later.previous_values == earlier.new_values  # one chain: no lost update
+    live_suggestions = [c.suggestion_id for c in changes if c.suggestion_id]
+    assert len(live_suggestions) == len(set(live_suggestions)), "a suggestion went live twice"
+    suggestions = open_reviews().all(target=target.name)
+    status = {s.suggestion_id: s.status for s in suggestions}
+    assert {status[s] for s in live_suggestions} <= {"approved"}, "a rejected or expired suggestion is live"
+    assert {s for s, st in status.items() if st == "approved"} == set(live_suggestions), "approved but never live"
+    runs = open_store().latest("SPY", 100_000)
+    assert {r.run_id for r in runs if r.applied} == {c.run_id for c in changes}, "runs and archive disagree"
+    assert all(r.decided_at is not None for r in runs), "a run was left undecided"
+    assert active_store().intents.pending_names(None, target.name) == []
+    assert len(runs) > CAMPAIGN_KILLS and changes, f"too little work to mean anything: {len(runs)} runs, {len(changes)} changes"
+    print(f"\n[postgresql campaign] {CAMPAIGN_KILLS} SIGKILLs: {len(runs)} runs, {len(suggestions)} suggestions, "
+          f"{len(changes)} changes; 0 double applies, 0 refused-but-live, 0 stuck", file=sys.stderr)
