@@ -23,7 +23,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from calibration_policy import CalibrationUpdatePolicy, open_store
+from calibration_policy import CalibrationUpdatePolicy, live_config_copy, open_store
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
 
@@ -61,7 +61,7 @@ def make_target_for(data_dir: Path, plugins_dir: Path):
     factory = get_target_factory("vol_surface")
 
     def target_for(underlying: str):
-        per_underlying = data_dir / "config" / f"vol_surface_{underlying}.json"
+        per_underlying = live_config_copy("vol_surface", underlying, data_dir)
         return factory(underlying, str(per_underlying) if per_underlying.is_file() else None)
 
     return target_for

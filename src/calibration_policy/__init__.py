@@ -53,6 +53,7 @@ _EXPORTS = {
     "PermissionDeniedError": "errors",
     "PermissionCheckError": "errors",
     "PermissionsTable": "permissions",
+    "live_config_copy": "paths",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
     from .history import HistoryStore
     from .hookspecs import hookimpl
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
+    from .paths import live_config_copy
     from .permissions import PermissionsTable
     from .pipeline import UpdateOutcome, force_apply, load_recent_calibration_history, record_calibration_result, run_update
     from .plugins import get_plugin_manager

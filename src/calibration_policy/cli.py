@@ -154,9 +154,12 @@ def _suggestions_beside(history_dir: str | None) -> Path | None:
 
 
 def _target(domain: str, underlying: str, path: str | None):
+    """The live config of ``underlying``: ``--config``, else the data folder's own copy (a demo's), else the host's."""
+    from .paths import live_config_copy
     from .plugins import get_target_factory
 
-    return get_target_factory(domain)(underlying, path)
+    copy = live_config_copy(domain, underlying) if path is None else None
+    return get_target_factory(domain)(underlying, str(copy) if copy is not None and copy.is_file() else path)
 
 
 def _fmt(values: dict[str, float] | None) -> str:
@@ -404,15 +407,18 @@ def doctor(policy_file: str | None, history_dir: str | None, archive_dir: str | 
 
     policy = load_policy(policy_file, history_dir)
     suggestions_dir = _suggestions_beside(history_dir)
+    store = open_store(history_dir)
     if not underlyings:
         try:
-            underlyings = tuple(open_store(history_dir).underlyings())
+            underlyings = tuple(store.underlyings())
         except ValueError:
             underlyings = ()
     targets = []
     for underlying in underlyings:
-        try:
-            targets.append(_target(policy.domain, underlying, config))
+        try:  # each by its own domain's target: the scoring weights' runs are checked against the weights file
+            latest = store.latest(underlying, 1)
+            domain = latest[0].domain if latest else policy.domain
+            targets.append(_target(domain, underlying, config if domain == policy.domain else None))
         except ValueError as error:
             click.echo(f"Cannot open the live config of {underlying}: {error}", err=True)
     findings = examine(targets, history_dir=history_dir, archive_dir=archive_dir, suggestions_dir=suggestions_dir,

@@ -30,9 +30,16 @@ class UnknownPluginError(PolicyError):
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind, self.name, self.known = kind, name, sorted(known)
+        hint = ""
+        if kind in HOST_PROVIDED:  # the host's plugins register these; a command run outside the host lacks them
+            hint = (" The host's plugins register it: run from the host's folder, or pass --plugins-dir DIR "
+                    "(or set CALIBRATION_PLUGINS_DIR) to the folder of its plugins.")
         super().__init__(
-            f"Unknown {kind} {name!r:.60}. Known names: {', '.join(self.known) or '(none)'}."
+            f"Unknown {kind} {name!r:.60}. Known names: {', '.join(self.known) or '(none)'}.{hint}"
         )
+
+
+HOST_PROVIDED = ("calibration source", "live-config target")
 
 
 class HistoryError(CalibrationPolicyError):

@@ -27,3 +27,13 @@ def data_path(explicit: str | os.PathLike[str] | None, env: str | None, relative
     if env and os.environ.get(env):
         return Path(os.environ[env])
     return data_root() / relative
+
+
+def live_config_copy(domain: str, underlying: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where a data folder keeps its own copy of an underlying's live config, ``<root>/config/<domain>_<U>.json``.
+
+    The demo writes one per underlying; every command and the panel then govern that copy instead of the
+    host's own config file (when the file is not there, the host's file is the live config)."""
+    from .naming import check_underlying
+
+    return Path(root if root is not None else data_root()) / "config" / f"{domain}_{check_underlying(underlying)}.json"

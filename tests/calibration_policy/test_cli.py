@@ -291,3 +291,27 @@ def test_every_command_a_plugins_too_takes_data_and_store_after_its_name():
     missing = {name: want for name, flags in found.items() for want in ("--data", "--store")
                if want not in flags and not (name == "migrate" and want == "--store")}
     assert missing == {}
+
+
+def test_commands_on_a_demo_folder_govern_its_own_live_configs(capsys, tmp_path, monkeypatch):
+    """After `demo --out D`, `status SPY --data D` shows D's live values (not the host's own file), and `doctor`
+    checks each domain against its own target: the scoring weights' runs are not an underlying "SCORING"."""
+    for name in ("CALIBRATION_HISTORY_DIR", "CALIBRATION_ARCHIVE_DIR", "CALIBRATION_SUGGESTIONS_DIR"):
+        monkeypatch.delenv(name, raising=False)  # as in a user's shell: --data alone says where everything is
+    out = tmp_path / "demo"
+    assert cli(capsys, "demo", "--out", str(out), "--plugins-dir", str(PLUGINS))[0] == 0
+    live = json.loads((out / "config" / "vol_surface_SPY.json").read_text())
+    host_file = json.loads(SURFACE.read_text())
+    code, text, _ = cli(capsys, "status", "SPY", "--data", str(out), "--plugins-dir", str(PLUGINS))
+    assert code == 0 and live != host_file
+    assert re.search(rf"Global\s+{live['iv_multiplier']:.4f}", text), text
+    code, text, err = cli(capsys, "doctor", "--data", str(out), "--plugins-dir", str(PLUGINS))
+    assert code == 0 and "nothing found" in text and err == "", text + err
+
+
+def test_a_missing_host_target_says_how_to_load_the_hosts_plugins():
+    from calibration_policy.errors import UnknownPluginError
+
+    message = str(UnknownPluginError("live-config target", "vol_surface", ["scoring_weights"]))
+    assert message.startswith("Unknown live-config target 'vol_surface'. Known names: scoring_weights.")
+    assert "--plugins-dir DIR" in message

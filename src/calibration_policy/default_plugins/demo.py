@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.paths import live_config_copy
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.plugins import collect
 from calibration_policy.policy import CalibrationUpdatePolicy
@@ -136,7 +137,7 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     for underlying, day in days:
         if underlying not in targets:
             default = factory(underlying, None)
-            path = out / "config" / f"vol_surface_{underlying}.json"
+            path = live_config_copy(policy.domain, underlying, out)
             if not path.exists():
                 shutil.copyfile(default.path, path)
             targets[underlying] = factory(underlying, str(path))
