@@ -141,8 +141,8 @@ def abandoned(archive_dir: str | os.PathLike[str] | None, target_name: str) -> I
         path = folder / name
         try:
             data = read_json(path)
-        except FileNotFoundError:  # finished between the listing and the lock
-            lock.release()
+        except FileNotFoundError:  # finished between the listing and the lock: leave no lock file behind
+            Intent(path, {}, lock).release(forget=True)
             continue
         except ValueError:
             data = {"kind": "unreadable"}
@@ -157,6 +157,6 @@ def in_progress(archive_dir: str | os.PathLike[str] | None, target_name: str) ->
         lock = _try_lock(folder, name.removesuffix(".json"))
         if lock is None:
             busy.append(name.removesuffix(".json"))
-        else:
-            lock.release()
+        else:  # abandoned, or finished since the listing (then its lock file goes too)
+            Intent(folder / name, {}, lock).release(forget=not (folder / name).exists())
     return busy

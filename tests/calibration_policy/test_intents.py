@@ -42,12 +42,14 @@ def test_listing_while_the_owner_finishes_finds_nothing_to_settle(tmp_path, vani
     archive = tmp_path / "archive"
     vanishing_folder["folder"] = finished_elsewhere(archive)
     assert list(intents.abandoned(archive, "vol_surface")) == []
+    assert not list(archive.rglob("*.lock")), "a lock file was left behind for an intent that is gone"
 
 
 def test_checking_busy_intents_while_the_owner_finishes_reports_none(tmp_path, vanishing_folder):
     archive = tmp_path / "archive"
     vanishing_folder["folder"] = finished_elsewhere(archive)
     assert intents.in_progress(archive, "vol_surface") == []
+    assert not list(archive.rglob("*.lock")), "a lock file was left behind for an intent that is gone"
 
 
 def test_a_new_intent_survives_its_folder_being_removed_before_the_lock(tmp_path, vanishing_folder):
