@@ -35,6 +35,9 @@ class Domain(ABC):
     sources: tuple[str, ...] = ()
     # The safety net when a policy sets no ``bounds``: a value outside it is a broken calibration.
     default_bounds: tuple[float, float] | None = None
+    # The domain's own words, each explained in a sentence for a reader who is not a quant: the
+    # panel lists them under "What the words on this page mean", beside the words every domain shares.
+    glossary: tuple[tuple[str, str], ...] = ()
 
     @abstractmethod
     def extract(self, result: Mapping[str, Any]) -> Extracted:

@@ -32,6 +32,7 @@ from .views import (
     badge,
     build_page,
     checklist,
+    glossary,
     labeler,
     live_state,
     setting_rows,
@@ -79,7 +80,7 @@ class PageActions:
         context = {"view": view, "flash": None if error else read_flash(request, panel.signer), "user": panel.user(request),
                    "badge": badge(view.latest) if view.latest else None, "error": error,
                    "checks": checklist(view.latest) if view.latest else [], "status_badge": badge,
-                   "settings": setting_rows(view.policy),
+                   "settings": setting_rows(view.policy), "words": glossary(view.policy),
                    # the live config's version the page shows; approve/reject send it back (stale → 409)
                    "version": getattr(getattr(view, "live", None), "version", None)}
         response = panel.render(request, "calibration_policy_ui/panel.html", context, status)

@@ -316,6 +316,23 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
     return sentence + "."
 
 
+def glossary(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
+    """The page's words explained for a reader who is not a quant: the domain's own, then those every domain shares."""
+    domain = get_domain(policy.domain)
+    things = domain.parameter_label_plural
+    window = f"{float(getattr(policy, 'smoothing_window_days', 14)):g}"
+    return [*domain.glossary,
+            ("Calibration run", f"One comparison of the market with the model, usually once a day. It recommends new "
+                                f"{things}; whether they go live is the policy's decision."),
+            ("Recommended, smoothed, live", f"Recommended: what one run found. Smoothed: the average of the runs of "
+                                            f"the last {window} days, so that one noisy day cannot move the live value. "
+                                            f"Live: what the system uses now."),
+            ("Policy", "The rules under “What decides” that a new value must pass before it goes live; every setting "
+                       "is listed under Policy, at the end of the page."),
+            ("Force-apply", f"Makes a run's {things} live although the policy said no. It is recorded with your name "
+                            "and can be undone from the list of changes.")]
+
+
 @dataclass(frozen=True)
 class ChangeRow:
     """One change of a live config: before → after, when, by whom, why; ``undo_to`` rolls back to before."""

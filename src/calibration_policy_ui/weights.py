@@ -80,6 +80,7 @@ from .security import (
     set_flash,
 )
 from .static_files import serve_asset
+from .views import change_rows, glossary
 
 PathArg = str | os.PathLike[str] | None
 SettingsArg = WeightsSettings | Callable[[], WeightsSettings] | str | os.PathLike[str] | None
@@ -457,7 +458,8 @@ class WeightsHelpers:
         view = build_weights_page(self.tab, as_of)
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
                    "factor_rows": factor_rows, "error": error, "active_page": "weights", "changes": weight_changes(self.tab),
-                   "weights_version": version, "domain_policy": view.settings.policy}
+                   "weights_version": version, "domain_policy": view.settings.policy,
+                   "words": glossary(view.settings.policy)}
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)
         return response
@@ -475,8 +477,6 @@ class WeightsHelpers:
 
 def weight_changes(tab: WeightsTab) -> list[Any]:
     """The weights' changes for the timeline, newest first; an unreadable archive shows none (the history says why)."""
-    from .views import change_rows
-
     try:
         return change_rows(tab.archive().entries(), lambda factor: factor.capitalize())
     except (CalibrationPolicyError, OSError):

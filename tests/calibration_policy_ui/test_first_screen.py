@@ -203,3 +203,15 @@ def test_the_scoring_weights_have_the_same_timeline_with_undo(tmp_path: Path):
     client.post("/calibration/weights/rollback", data={"csrf_token": token, "to": to})
     assert tab.live() == EQUAL
     assert "Rolled back · " in text_of(section(page(client)[0], "cp-w-changes"))
+
+
+def test_the_words_on_each_page_are_explained_by_their_domain(host: Host, client):
+    host.record(global_m=1.08)
+    html = client.get("/calibration/").text
+    words = text_of(html.split('id="cp-words"', 1)[1].split("</details>", 1)[0])
+    assert "What the words on this page mean IV multiplier The number the options agent multiplies" in words
+    assert "Smoothed: the average of the runs of the last 14 days" in words and "Force-apply" in words
+    weights = client.get("/calibration/weights/").text
+    words = text_of(weights.split('id="cp-w-words"', 1)[1].split("</details>", 1)[0])
+    assert "Scoring weights How much each factor (wallet, cluster, token, context) counts" in words
+    assert "IV multiplier" not in words

@@ -23,6 +23,17 @@ class VolSurfaceDomain(Domain):
     sample_unit = "options"
     sources = ("live", "harvested")
     default_bounds = (0.25, 4.0)  # a quarter or four times the model's vol is no calibration
+    glossary = (
+        ("IV multiplier", "The number the options agent multiplies its model's implied volatility by, so that its "
+                          "synthetic option prices match the market's. 1.00 changes nothing; 1.05 makes the model's "
+                          "volatility 5% higher."),
+        ("Global, Weekly (3–10d), Monthly (20–40d)", "The global multiplier counts for every option; a band's "
+                          "(weekly: 3 to 10 days to expiry, monthly: 20 to 40) counts for the options whose days "
+                          "to expiry (DTE) fall in its range. Each is one “scope”."),
+        ("Options in the sample, total vega", "How many option quotes the run compared with the model, and how "
+                          "sensitive those options are to volatility, added up: the more of both, the more the "
+                          "run's recommendation can be trusted."),
+    )
 
     def extract(self, result: Mapping[str, Any]) -> Extracted:
         if not isinstance(result, Mapping):

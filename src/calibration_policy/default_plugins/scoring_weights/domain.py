@@ -56,6 +56,12 @@ class ScoringWeightsDomain(Domain):
     sample_unit = "trades"
     sources = ("trades",)
     default_bounds = (0.0, 1.0)
+    glossary = (
+        ("Scoring weights", "How much each factor (wallet, cluster, token, context) counts in a trade's score; "
+                            "they add up to 1. A trade is taken when its score reaches the threshold."),
+        ("Trades", "The closed trades the weights were worked out from: which factor scores went with a win "
+                   "and which with a loss."),
+    )
 
     def extract(self, result: Mapping[str, Any]) -> Extracted:
         """Read a weights analysis (``WeightsAnalysis.to_dict()``): its suggestion and trade count."""
