@@ -119,7 +119,8 @@ class RuleVerdict:
     """What one rule thinks of an update, with the numbers behind it.
 
     ``adjusted`` lets a rule change the values later rules see (``max_step`` clips);
-    ``needs`` says in words what it would take to pass ("needs 78 more options").
+    ``needs`` says in words what it would take to pass ("needs 78 more options");
+    ``idle``: the rule had nothing to check (its limit is not set), so it passes without a test.
     """
 
     code: str
@@ -129,6 +130,7 @@ class RuleVerdict:
     needs: str | None = None
     adjusted: dict[str, float] | None = None
     counts_in_reason: bool = True
+    idle: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +140,7 @@ class RuleVerdict:
             "numbers": self.numbers,
             "needs": self.needs,
             "adjusted": self.adjusted,
+            **({"idle": True} if self.idle else {}),  # runs recorded before it existed read as not idle
         }
 
 

@@ -48,6 +48,7 @@ class Check:
     passed: bool
     text: str
     needs: str | None
+    idle: bool = False  # nothing to check (no limit set): shown as "Not set", not as "Passed"
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def checklist(run: CalibrationRun) -> list[Check]:
     verdicts = (run.decision or {}).get("verdicts") or []
     return [
         Check(RULE_LABELS.get(v.get("code", ""), str(v.get("code", "rule")).replace("_", " ").capitalize()),
-              bool(v.get("passed")), str(v.get("text", "")), v.get("needs"))
+              bool(v.get("passed")), str(v.get("text", "")), v.get("needs"), bool(v.get("idle")))
         for v in verdicts if isinstance(v, dict)
     ]
 

@@ -107,6 +107,12 @@ def test_min_delta_treats_a_scope_with_no_current_value_as_changed():
 def test_max_step_without_limit_passes_silently():
     verdict = rules.max_step(context())
     assert verdict.passed and verdict.adjusted is None and verdict.counts_in_reason is False
+    assert verdict.idle and verdict.to_dict()["idle"] is True  # nothing was checked: the panel says "Not set"
+
+
+def test_a_rule_that_checked_something_is_not_idle():
+    verdict = rules.max_step(context(max_step=0.5))
+    assert not verdict.idle and "idle" not in verdict.to_dict()
 
 
 def test_max_step_clips_both_directions():

@@ -33,6 +33,7 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     assert re.search(r"Not applied: .*global", latest)  # why, naming what was compared
     assert re.search(r"This run recommended global 1\.090, smoothed to 1\.0\d\d \(live: 1\.080\)", latest)
     assert latest.index("What decides") < latest.index("Force-apply this run's values")  # the override comes last
+    assert "Not set Step size: no limit on the size of one step" in latest  # a rule with no limit checked nothing
     assert ("What decides: A new value goes live only when the run has at least 150 options, their total vega is at "
             "least 5,000, the value stays within 0.25–4.00 and the smoothed global or band value (the average of the "
             "last 14 days of runs) moves at least 0.03 from the live one.") in latest

@@ -63,7 +63,7 @@ def min_delta(ctx: RuleContext) -> RuleVerdict:
 def max_step(ctx: RuleContext) -> RuleVerdict:
     step = ctx.policy.max_step
     if step is None:
-        return RuleVerdict("max_step", True, "no limit on the size of one step", {}, counts_in_reason=False)
+        return RuleVerdict("max_step", True, "no limit on the size of one step", {}, counts_in_reason=False, idle=True)
     clipped, notes = dict(ctx.proposed), []
     for scope, new in ctx.proposed.items():
         old = ctx.current.get(scope)
@@ -79,7 +79,7 @@ def max_step(ctx: RuleContext) -> RuleVerdict:
 def bounds(ctx: RuleContext) -> RuleVerdict:
     limits = ctx.policy.effective_bounds()
     if limits is None:
-        return RuleVerdict("bounds", True, "no absolute limits set", {}, counts_in_reason=False)
+        return RuleVerdict("bounds", True, "no absolute limits set", {}, counts_in_reason=False, idle=True)
     numbers = {"min": limits.min, "max": limits.max}
     outside = [
         f"{ctx.label(scope)} {fmt_num(value)} is outside the allowed range {fmt_num(limits.min)}–{fmt_num(limits.max)}"
