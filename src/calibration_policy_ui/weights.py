@@ -25,9 +25,10 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from calibration_policy import pipeline
+from calibration_policy import CalibrationRun, pipeline
 from calibration_policy.archive import Archive, Period
 from calibration_policy.default_plugins.scoring_weights.analysis import (
+    MODEL_NAME,
     TRADING_THRESHOLD,
     analyze_trades,
     default_trades_file,
@@ -64,7 +65,7 @@ from calibration_policy.pipeline import (
 )
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy.status import last_updated
-from calibration_policy.stores import open_archive, open_reviews
+from calibration_policy.stores import open_archive, open_reviews, open_store
 from calibration_policy.target import JsonFileTarget
 
 from .access import permission_guard
@@ -80,7 +81,7 @@ from .security import (
     set_flash,
 )
 from .static_files import serve_asset
-from .views import change_rows, glossary
+from .views import badge, change_rows, glossary, rule_sentence
 
 PathArg = str | os.PathLike[str] | None
 SettingsArg = WeightsSettings | Callable[[], WeightsSettings] | str | os.PathLike[str] | None
@@ -149,6 +150,8 @@ class WeightsPage:
     reviewed: list[Suggestion] = field(default_factory=list)
     periods: list[Period] = field(default_factory=list)
     as_of: AsOfView | None = None
+    latest: CalibrationRun | None = None  # the newest weights run: what it found and whether it went live
+    rule: str = ""  # what decides, one sentence with the live thresholds
 
     @property
     def live(self) -> dict[str, float]:
@@ -195,6 +198,12 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
                 view.evidence = weights_evidence(tab, live)
             except CalibrationPolicyError as error:
                 view.evidence_error = str(error)
+    view.rule = rule_sentence(settings.policy)
+    try:
+        newest = open_store(tab.panel.history_dir).latest(MODEL_NAME, 1)
+        view.latest = newest[-1] if newest else None
+    except ValueError:
+        view.latest = None  # an unreadable history shows no latest run; the rest of the page still works
     suggestions = tab.store().all(target=target.name)
     view.pending = [s for s in reversed(suggestions) if s.status == "pending"]
     view.reviewed = [s for s in reversed(suggestions) if s.status != "pending"][:REVIEWED_SHOWN]
@@ -459,6 +468,7 @@ class WeightsHelpers:
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
                    "factor_rows": factor_rows, "error": error, "active_page": "weights", "changes": weight_changes(self.tab),
                    "weights_version": version, "domain_policy": view.settings.policy,
+                   "badge": badge(view.latest) if view.latest else None,
                    "words": glossary(view.settings.policy)}
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)

@@ -146,6 +146,25 @@ def test_approving_from_the_page_applies_archives_and_flashes(tab, client):
     assert ReviewStore(tab.dirs()["suggestions_dir"]).get(suggestion_id).status == "approved"
 
 
+def test_the_first_screen_answers_the_four_questions_for_the_weights(tab, client):
+    """What is live and since when, did the latest analysis change it, why, and what decides (issue 13, per domain)."""
+    html, _ = page(client)
+    assert "Live since before records began" in text_of(section(html, "cp-w-now"))
+    assert "No analysis has run yet" in text_of(section(html, "cp-w-latest"))
+    suggestion_id = suggest(client)
+    latest = text_of(section(client.get("/calibration/weights/").text, "cp-w-latest"))
+    assert re.search(r"Latest analysis: \d{4}-\d\d-\d\d \d\d:\d\d UTC Waiting for approval Waiting for approval: wallet", latest)
+    assert ("What decides: A new value goes live only when the run has at least 100 trades and the smoothed weight "
+            "(the average of the last 14 days of runs) moves at least 0.02 from the live one, and then a person approves it.") in latest
+    _, token = page(client)
+    client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token}, follow_redirects=False)
+    html = client.get("/calibration/weights/").text
+    now, latest = text_of(section(html, "cp-w-now")), text_of(section(html, "cp-w-latest"))
+    assert re.search(r"Live since \d{4}-\d\d-\d\d \d\d:\d\d UTC \(approved by ana\)", now)
+    assert "Last updated" not in now  # every factor changed at once: the one "Live since" says it
+    assert "Applied Applied: suggestion" in latest
+
+
 def test_a_wrong_modification_shows_the_form_again_with_the_reason_and_the_typed_values(tab, client):
     suggestion_id = suggest(client)
     _, token = page(client)
