@@ -73,6 +73,12 @@ class ArchiveEntry(BaseModel):
     def _utc(cls, value: datetime | None) -> datetime | None:
         return aware_utc(value)  # a naive or out-of-range time in a hand-edited entry: skipped, never a crash
 
+    @property
+    def live_from(self) -> datetime:
+        """When its values went live in the data's own time: the calibration run it applied (a replayed or
+        backfilled day goes live long after it was written), else the moment the change was made."""
+        return self.calibration_timestamp or self.at
+
 
 @dataclass(frozen=True)
 class Period:

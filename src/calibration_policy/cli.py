@@ -380,8 +380,8 @@ def status(underlying: str, policy_file: str | None, history_dir: str | None, ar
         emit_json(report.to_dict())
         return
     click.echo(f"Current {report.title} for {report.underlying}:\n")
-    print_table([Column("Scope", no_wrap=True), Column("Value", justify="right"), "Last updated"],
-                [[r.label, f"{r.value:.4f}", r.last_updated_text] for r in report.current])
+    print_table([Column("Scope", no_wrap=True), Column("Value", justify="right"), "Live since"],
+                [[r.label, f"{r.value:.4f}", r.live_since_text] for r in report.current])
     click.echo()
     if report.latest is None:
         click.echo(f"No calibration has run yet for {report.underlying}.")

@@ -21,11 +21,12 @@ class ScopeValue:
     scope: str
     label: str
     value: float
-    last_updated: datetime | None  # None: unchanged since before the archive began
+    last_updated: datetime | None  # when the change that set it was written; None: unchanged since before the archive began
+    live_since: datetime | None = None  # when that value went live in the data's own time (ArchiveEntry.live_from)
 
     @property
-    def last_updated_text(self) -> str:
-        return self.last_updated.strftime("%Y-%m-%d %H:%M UTC") if self.last_updated else "before records began"
+    def live_since_text(self) -> str:
+        return self.live_since.strftime("%Y-%m-%d %H:%M UTC") if self.live_since else "before records began"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class StatusReport:
             "underlying": self.underlying,
             "current": [
                 {"scope": s.scope, "label": s.label, "value": s.value,
-                 "last_updated": s.last_updated.isoformat() if s.last_updated else None}
+                 "last_updated": s.last_updated.isoformat() if s.last_updated else None,
+                 "live_since": s.live_since.isoformat() if s.live_since else None}
                 for s in self.current
             ],
             "latest_run": self.latest.model_dump(mode="json") if self.latest else None,
@@ -51,12 +53,12 @@ class StatusReport:
         }
 
 
-def last_updated(changes: list[ArchiveEntry], scope: str, value: float) -> datetime | None:
-    """When ``scope`` last took a new value: the newest change that moved it."""
+def change_that_set(changes: list[ArchiveEntry], scope: str, value: float) -> ArchiveEntry | None:
+    """The newest change that moved ``scope`` to ``value``; None when it has had it since before records began."""
     for change in reversed(changes):
         before = change.previous_values.get(scope)
         if change.new_values.get(scope) == value and before != value:
-            return change.at
+            return change
     return None
 
 
@@ -76,5 +78,9 @@ def status_report(
     changes = open_archive(archive_dir, target.name).entries()
     current = target.values(target.load())
     scopes = sorted(current, key=lambda s: (s != "global", s))
-    rows = [ScopeValue(s, domain.scope_label(s, details), current[s], last_updated(changes, s, current[s])) for s in scopes]
+    rows = []
+    for scope in scopes:
+        change = change_that_set(changes, scope, current[scope])
+        rows.append(ScopeValue(scope, domain.scope_label(scope, details), current[scope], change.at if change else None,
+                               change.live_from if change else None))
     return StatusReport(underlying, domain.title, rows, latest_run, changes[-1] if changes else None, policy.explain())

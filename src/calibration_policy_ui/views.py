@@ -192,11 +192,11 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
     view.live = live_state(panel, policy, underlying, label)
     current_values = {row.scope: row.value for row in view.live.current}
     entries = archive_changes(panel, view.live.target_name)
-    view.since = went_live(entries[-1]) if entries else None
+    view.since = entries[-1].live_from if entries else None
     for entry in entries:  # oldest first: the last change that moved a scope says when its value went live
         for moved, value in entry.new_values.items():
             if entry.previous_values.get(moved) != value:
-                view.went_live[moved] = went_live(entry)
+                view.went_live[moved] = entry.live_from
     view.changes = change_rows(entries, label)
     if view.latest is not None:
         run = view.latest
@@ -365,17 +365,11 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
         diffs = [(label(s), entry.previous_values.get(s), entry.new_values.get(s)) for s in scopes
                  if entry.previous_values.get(s) != entry.new_values.get(s)]
         undo_to = entries[i - 1].change_id if i > 0 else "original"
-        live_from = went_live(entry)
+        live_from = entry.live_from
         recorded = entry.at if abs((entry.at - live_from).total_seconds()) > 86_400 else None
         rows.append(ChangeRow(entry.change_id, live_from, recorded, _person(entry.by or entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
                               entry.reason, diffs, undo_to, entry.kind))
     return list(reversed(rows))[:limit]
-
-
-def went_live(entry) -> object:
-    """When a change's values went live, in the data's own time: the calibration run it applied,
-    else (a rollback, an approval without a run) the moment the change was made."""
-    return entry.calibration_timestamp or entry.at
 
 
 def _person(actor: str) -> str:

@@ -64,7 +64,7 @@ from calibration_policy.pipeline import (
     reject_suggestion,
 )
 from calibration_policy.review import ReviewStore, Suggestion
-from calibration_policy.status import last_updated
+from calibration_policy.status import change_that_set
 from calibration_policy.stores import open_archive, open_reviews, open_store
 from calibration_policy.target import JsonFileTarget
 
@@ -132,7 +132,7 @@ class WeightsTab:
 class WeightRow:
     factor: str
     value: float
-    last_updated: datetime | None
+    last_updated: datetime | None  # when its value went live, in the data's own time (None: before records began)
 
 
 @dataclass
@@ -185,7 +185,8 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
     changes = archive.entries()
     try:
         live = live_weights(target)
-        view.current = [WeightRow(f, live[f], last_updated(changes, f, live[f])) for f in FACTORS]
+        set_by = {f: change_that_set(changes, f, live[f]) for f in FACTORS}
+        view.current = [WeightRow(f, live[f], set_by[f].live_from if set_by[f] else None) for f in FACTORS]
     except CalibrationPolicyError as error:
         view.current_error = str(error)
     if view.current_error is None:

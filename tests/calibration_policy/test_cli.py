@@ -122,7 +122,7 @@ def test_tables_are_plain_text_when_output_is_captured(capsys, env, monkeypatch)
     code, out, _ = cli(capsys, "status", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
                        "--history-dir", env["history"], "--archive-dir", env["archive"])
     assert code == 0 and "\x1b[" not in out
-    assert out.splitlines()[2].split() == ["Scope", "Value", "Last", "updated"]
+    assert out.splitlines()[2].split() == ["Scope", "Value", "Live", "since"]
 
 
 def plugin_blocks(text: str) -> dict[str, list[str]]:
@@ -304,7 +304,11 @@ def test_commands_on_a_demo_folder_govern_its_own_live_configs(capsys, tmp_path,
     host_file = json.loads(SURFACE.read_text())
     code, text, _ = cli(capsys, "status", "SPY", "--data", str(out), "--plugins-dir", str(PLUGINS))
     assert code == 0 and live != host_file
-    assert re.search(rf"Global\s+{live['iv_multiplier']:.4f}", text), text
+    # since when, in the data's own time (the run that applied it), not the day the demo was run
+    assert re.search(rf"Global\s+{live['iv_multiplier']:.4f}\s+2025-1\d-\d\d 21:00 UTC", text), text
+    report = json.loads(cli(capsys, "status", "SPY", "--data", str(out), "--plugins-dir", str(PLUGINS), "--json")[1])
+    row = report["current"][0]
+    assert row["live_since"].startswith("2025-") and not row["last_updated"].startswith("2025-")
     code, text, err = cli(capsys, "doctor", "--data", str(out), "--plugins-dir", str(PLUGINS))
     assert code == 0 and "nothing found" in text and err == "", text + err
 
