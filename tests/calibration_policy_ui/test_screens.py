@@ -8,6 +8,7 @@ The first-screen screenshots in docs/ (README shows them) are made here.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -216,3 +217,24 @@ def test_inside_a_host_with_bootstrap_like_css_the_panel_keeps_its_layout(tmp_pa
             assert_touchable(page, f"host {screen}")
             assert_accessible(page, f"host {screen}")
             page.close()
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_the_weights_first_screen_answers_the_four_questions_inside_the_host(served, browser, screen):
+    """The Scoring weights tab in the agent's own layout (its navbar too): live since when, the latest analysis's
+    badge and reason, and what decides, all inside the first viewport, at both widths."""
+    from calibration_policy.default_plugins.sample import TRADES, WEIGHTS
+
+    base, data = served
+    shutil.copyfile(WEIGHTS, data / "scoring_weights.json")
+    shutil.copyfile(TRADES, data / "trades.parquet")
+    width, height = SCREENS[screen]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"{base}/calibration/weights/")
+    page.get_by_role("button", name="Suggest these weights for review").click()
+    page.goto(f"{base}/calibration/weights/")  # a fresh visit, as a reader opens it (no flash)
+    for part in ("#cp-w-since", "#cp-w-current", "#cp-w-latest .cp-badge", "#cp-w-latest .cp-reason", "#cp-w-rule"):
+        assert in_first_screen(page, part), f"{screen}: {part} is not inside the first screen"
+    assert page.locator("#cp-w-latest .cp-badge").inner_text().strip() == "Waiting for approval"
+    assert_fits(page, f"{screen} weights")
+    page.close()
