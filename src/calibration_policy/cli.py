@@ -138,12 +138,14 @@ class DateType(click.ParamType):
             self.fail(f"{value!r:.40} is not a date; use YYYY-MM-DD, for example 2025-12-10", param, ctx)
 
 
-def again(command: str) -> str:
-    """``calibration-policy COMMAND`` on the data root this command ran with, so a printed hint works as printed."""
+def again(command: str, history_dir: str | None = None) -> str:
+    """``calibration-policy COMMAND`` on the data root (and history folder) this command ran with, so a printed
+    hint works as printed."""
     import shlex
 
     root = os.environ.get(DATA_ENV)
-    return f"{PROG} {command}" + (f" --data {shlex.quote(root)}" if root else "")
+    return (f"{PROG} {command}" + (f" --data {shlex.quote(root)}" if root else "")
+            + (f" --history-dir {shlex.quote(history_dir)}" if history_dir else ""))
 
 
 def _suggestions_beside(history_dir: str | None) -> Path | None:
@@ -202,6 +204,8 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
     UNDERLYING is its symbol, for example SPY (optional with --changes). Page back with --before
     (keyset paging: the oldest page is as quick as the newest).
     """
+    import shlex
+
     from .history import MAX_LIMIT, _check_limit, cursor_of
     from .stores import open_store
 
@@ -215,10 +219,14 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
     runs = store.latest(underlying, min(_check_limit(limit) + 1, MAX_LIMIT), before=before or None)
     more = len(runs) > limit
     runs = runs[-limit:] if runs else runs
+    # the same listing one page back, as a command that runs as printed (a cursor needs no shell quoting)
+    older = again(f"history {runs[0].underlying} --before {shlex.quote(cursor_of(runs[0]))}"
+                  + (f" --limit {limit}" if limit != 10 else "") + (" --full" if full else "")
+                  + (" --json" if as_json else ""), history_dir) if more else ""
     if as_json:
         emit_json([run.model_dump(mode="json") for run in reversed(runs)])
         if more:
-            click.echo(f"next page: --before '{cursor_of(runs[0])}'", err=True)
+            click.echo(f"next page: {older}", err=True)
         return
     if not runs:
         click.echo(_no_runs_hint(underlying.upper(), history_dir))
@@ -234,7 +242,7 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
     print_table([Column("Time (UTC)", no_wrap=True), "Source", recommended, "Smoothed", Column("Applied?", no_wrap=True),
                  "Reason"], rows)
     if more:
-        click.echo(f"\nOlder runs: calibration-policy history {runs[0].underlying} --before '{cursor_of(runs[0])}'")
+        click.echo(f"\nOlder runs: {older}")
 
 
 def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
@@ -250,11 +258,8 @@ def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
 
 
 def _update_command(symbol: str, history_dir: str | None, found: dict[str, Any]) -> str:
-    import shlex
-
     source = "" if "harvested" in found else f" --source {next(iter(found))}"
-    command = again(f"update --underlying {symbol}{source}")
-    return command + (f" --history-dir {shlex.quote(history_dir)}" if history_dir else "")
+    return again(f"update --underlying {symbol}{source}", history_dir)
 
 
 def _print_changes(underlying: str | None, archive_dir: str | None, suggestions_dir: Any, as_json: bool, full: bool) -> None:

@@ -101,6 +101,15 @@ def test_the_demo_summary_commands_work(workdir):
         server.wait(timeout=30)
 
 
+def test_the_older_runs_hint_pages_back_on_the_same_data_root(workdir):
+    run("calibration-policy demo --out demo-output", workdir)
+    first = run("calibration-policy history SPY --data demo-output --limit 3", workdir)
+    hint = the_hint(first, "history", "--before")
+    assert "--data demo-output" in hint and "--limit 3" in hint  # it once dropped the root: "no runs yet"
+    older = run(hint, workdir)
+    assert "Last 3 calibration runs for SPY" in older and older.split("newest first")[1] != first.split("newest first")[1]
+
+
 def test_a_host_source_without_days_points_to_the_sample_data(workdir):
     (workdir / "empty").mkdir()
     output = run("calibration-policy demo --out demo-output", workdir, code=2, OPTIONS_AGENT_HARVEST_DIR="empty")
