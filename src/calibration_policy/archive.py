@@ -74,10 +74,22 @@ class ArchiveEntry(BaseModel):
         return aware_utc(value)  # a naive or out-of-range time in a hand-edited entry: skipped, never a crash
 
     @property
+    def how(self) -> str:
+        """How its values went live, in words: "applied automatically by the policy", "approved by ana"."""
+        return change_words(self.kind, self.by or self.actor)
+
+    @property
     def live_from(self) -> datetime:
         """When its values went live in the data's own time: the calibration run it applied (a replayed or
         backfilled day goes live long after it was written), else the moment the change was made."""
         return self.calibration_timestamp or self.at
+
+
+def change_words(kind: str, who: str) -> str:
+    """A change's kind and author as words: ("approve", "ana") → "approved by ana"."""
+    return {"update": "applied automatically by the policy", "auto": "applied by auto mode",
+            "force": f"forced by {who}", "approve": f"approved by {who}", "modify": f"approved with changes by {who}",
+            "rollback": f"rolled back by {who}"}.get(kind, f"{kind.replace('_', ' ')} by {who}")
 
 
 @dataclass(frozen=True)

@@ -458,7 +458,7 @@ def check_version(target: Target, expected: str | None, archive_dir=None) -> Non
     if now == expected:
         return
     last = open_archive(archive_dir, target.name).last_change()
-    since = (f" The last change was {last.change_id} ({last.kind} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC: "
+    since = (f" The last change was {last.change_id} ({last.how} at {last.at:%Y-%m-%d %H:%M:%S} UTC: "
              f"{last.reason})." if last is not None else "")
     raise StaleChangeError(
         f"The live values of {target.name} changed since you looked (version {str(expected)[:40]} is now {now}); "

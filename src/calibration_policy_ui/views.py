@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_store
+from calibration_policy.archive import change_words
 from calibration_policy.errors import DataFolderError, HistoryError, TargetError
 from calibration_policy.history import cursor_of
 from calibration_policy.naming import check_underlying
@@ -351,10 +352,7 @@ class ChangeRow:
     @property
     def how(self) -> str:
         """How the values went live, as words after "Live since …": "applied automatically by the policy"."""
-        return {"update": "applied automatically by the policy", "auto": "applied by auto mode",
-                "force": f"forced by {self.actor}", "approve": f"approved by {self.actor}",
-                "modify": f"approved with changes by {self.actor}", "rollback": f"rolled back by {self.actor}",
-                }.get(self.kind, f"{self.why.lower()} by {self.actor}")
+        return change_words(self.kind, self.actor)
 
 
 def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:

@@ -78,5 +78,5 @@ def test_a_stale_expected_version_exits_2_and_says_what_changed(capsys, env):
     code, out, err = cli(capsys, "force", "--underlying", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
                          "--history-dir", env["history"], "--archive-dir", env["archive"], "--expect-version", seen)
     assert code == 2
-    assert "changed since you looked" in err and "Nothing was changed" in err and "force by user" in err, err
+    assert "changed since you looked" in err and "Nothing was changed" in err and "forced by user" in err, err
     assert Path(env["config"]).read_bytes() == before

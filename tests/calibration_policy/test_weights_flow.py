@@ -171,7 +171,7 @@ def test_cli_analyze_suggest_list_approve_history_and_as_of(cli, capsys, weights
     assert "Error: Suggestion" in capsys.readouterr().err
     assert cli("history") == 0
     history = capsys.readouterr().out
-    assert "approve by ana" in history and "[original]" in history
+    assert "approved by ana" in history and "[original]" in history
     today = datetime.now(timezone.utc).date().isoformat()
     assert cli("as-of", today) == 0
     assert capsys.readouterr().out.startswith(f"Live on {today} ({today} 23:59 UTC): wallet {item['values']['wallet']:.4f}")

@@ -25,7 +25,7 @@ def test_d10_a_force_confirmed_on_a_page_rendered_before_a_newer_change_changes_
                            follow_redirects=False)
     assert response.status_code == 409
     text = text_of(response.text)
-    assert "changed since you looked" in text and "Nothing was changed" in text and "update by policy" in text
+    assert "changed since you looked" in text and "Nothing was changed" in text and "applied automatically by the policy" in text
     assert host.config("SPY") == newer
     # beside the confirm box, on the confirmation re-drawn with the values live now and their version
     assert 'id="cp-confirm-error"' in response.text and 'name="confirm"' in response.text

@@ -140,7 +140,7 @@ def test_approving_from_the_page_applies_archives_and_flashes(tab, client):
     assert "Approved: the weights are live now (wallet" in text_of(html)
     assert f"Wallet {item.values['wallet']:.4f}" in section(html, "cp-w-current")
     history = section(html, "cp-w-history")
-    assert "approve by ana" in history and f"Applied: suggestion {suggestion_id} approved by ana (fine)" in history
+    assert "approved by ana" in history and f"Applied: suggestion {suggestion_id} approved by ana (fine)" in history
     (entry,) = Archive(tab.dirs()["archive_dir"], "scoring_weights").entries()
     assert entry.previous_values == EQUAL and entry.actor == "ana"
     assert ReviewStore(tab.dirs()["suggestions_dir"]).get(suggestion_id).status == "approved"

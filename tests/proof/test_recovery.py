@@ -317,7 +317,7 @@ def test_d10_a_force_confirmed_on_an_old_page_never_overwrites_a_newer_change(tm
     after = world.target.load()
     with pytest.raises(StaleChangeError, match="changed since you looked") as caught:  # … then the old page confirms
         force_apply("SPY", target=world.target, policy=POLICY, use="recommended", expected_version=seen, **world.dirs())
-    assert "Nothing was changed" in str(caught.value) and "update by policy" in str(caught.value)
+    assert "Nothing was changed" in str(caught.value) and "applied automatically by the policy" in str(caught.value)
     assert world.target.load() == after
     outcome = force_apply("SPY", target=world.target, policy=POLICY, use="recommended",
                           expected_version=live_version(world.target), **world.dirs())

@@ -109,7 +109,7 @@ def _print_suggestion(item: Suggestion) -> None:
 
 def _period_text(period: Period) -> str:
     until = f"until {_when(period.until)}" if period.until else "still live"
-    how = f"{period.change.kind} by {period.change.actor}: {period.change.reason}" if period.change else "the weights before the first recorded change"
+    how = f"{period.change.how}: {period.change.reason}" if period.change else "the values before the first recorded change"
     return f"{_weights_text(period.values)}\n   live from {_when(period.since)}, {until}\n   {how}"
 
 
