@@ -29,9 +29,10 @@ class Change:
     underlying: str | None = None
     change_id: str | None = None
     suggestion_id: str | None = None
+    run_at: datetime | None = None  # the calibration run the change applied, when it is more than a day older
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "at": self.at.isoformat()}
+        return {**asdict(self), "at": self.at.isoformat(), "run_at": self.run_at.isoformat() if self.run_at else None}
 
 
 def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: str | os.PathLike[str] | None = None,
@@ -41,9 +42,12 @@ def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: 
     for name in active_store().targets(archive_dir):
         for entry in open_archive(archive_dir, name).entries():
             approvers = [str(a.get("by")) for a in (entry.model_extra or {}).get("approvals") or [] if a.get("by")]
-            found.append(Change(entry.at, f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}",
+            # a replay, a backfill or a late approval: say which day's run it applied, beside when it was made
+            run_at = entry.live_from if (entry.at - entry.live_from).total_seconds() > 86_400 else None
+            found.append(Change(entry.at, f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}"
+                                + (f" (run of {run_at:%Y-%m-%d})" if run_at else ""),
                                 " and ".join(approvers) or entry.by or entry.actor, entry.via or "–", entry.reason, name,
-                                entry.underlying, entry.change_id, entry.suggestion_id))
+                                entry.underlying, entry.change_id, entry.suggestion_id, run_at))
     try:
         suggestions = open_reviews(suggestions_dir).all()
     except (OSError, ValueError):

@@ -311,6 +311,11 @@ def test_commands_on_a_demo_folder_govern_its_own_live_configs(capsys, tmp_path,
     assert row["live_since"].startswith("2025-") and not row["last_updated"].startswith("2025-")
     code, text, err = cli(capsys, "doctor", "--data", str(out), "--plugins-dir", str(PLUGINS))
     assert code == 0 and "nothing found" in text and err == "", text + err
+    # the demo's changes were made today for runs of 2025: the audit trail and as-of say both, not one
+    code, text, _ = cli(capsys, "history", "--changes", "--data", str(out), "--plugins-dir", str(PLUGINS), "--json")
+    assert code == 0 and all(c["run_at"].startswith("2025-") for c in json.loads(text) if c["change_id"])
+    code, text, _ = cli(capsys, "as-of", "2025-12-01", "--target", "vol_surface_SPY", "--data", str(out))
+    assert code == 0 and "before records began" in text and "for calibration runs from 2025-09-11 (a replay or a backfill)" in text
 
 
 def test_a_missing_host_target_says_how_to_load_the_hosts_plugins():

@@ -135,6 +135,11 @@ def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) 
             f"The archive has no change of {target_name} recorded, so it cannot say what was live on {when} "
             f"(archived targets: {known}).")
     click.echo(f"Live on {when} ({moment:%Y-%m-%d %H:%M} UTC): {_period_text(period)}")
+    first = open_archive(archive_dir, target_name).entries()[0]
+    if moment < first.at and (first.at - first.live_from).total_seconds() > 86_400:
+        click.echo(f"   Note: the recorded changes were made from {_when(first.at)} on, for calibration runs from "
+                   f"{first.live_from:%Y-%m-%d} (a replay or a backfill); as-of answers by when a change was made. "
+                   f"Each change's run date is in `{again('history --changes')}`.")
 
 
 # -- options every weights command takes ----------------------------------------------------------------
