@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import CalibrationPolicyError
-from .humanize import fmt_num, fmt_pair
+from .humanize import fmt_against, fmt_num, fmt_pair
 from .models import Decision, RuleVerdict, ScopeChange
 from .plugins import get_rule
 from .policy import CalibrationUpdatePolicy
@@ -86,7 +86,7 @@ def _reason(apply: bool, scopes: list[ScopeChange], verdicts: list[RuleVerdict],
             changes.append(f"{ctx.label(change.scope)} set to {fmt_num(change.new)} (no value before)")
         else:
             old, new = fmt_pair(change.old, change.new)
-            delta, thr = fmt_pair(abs(change.delta), change.threshold)
+            delta, thr = fmt_against(abs(change.delta), change.threshold)
             changes.append(f"{ctx.label(change.scope)} {old} → {new} (change {delta}, threshold {thr})")
     notes = [v.text for v in verdicts if v.passed and v.counts_in_reason]
     return "Applied: " + "; ".join(changes + notes)

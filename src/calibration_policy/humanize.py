@@ -33,6 +33,13 @@ def fmt_count(value: float) -> str:
     return f"{value + 0.0:,.0f}"
 
 
+def fmt_against(value: float, limit: float, decimals: int = 2) -> tuple[str, str]:
+    """A value beside the limit it is measured against: the limit as it was set (0.015 reads 0.015, not 0.01),
+    the value with as many decimals (and more wherever the two would otherwise print the same)."""
+    places = next((p for p in range(decimals, 7) if math.isfinite(limit) and round(limit, p) == limit), 6)
+    return fmt_pair(value, limit, places)
+
+
 def fmt_pair(a: float, b: float, decimals: int = 2) -> tuple[str, str]:
     """Format two numbers with enough decimals that different values never print the same.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from calibration_policy.decide import RuleContext
 from calibration_policy.hookspecs import hookimpl
-from calibration_policy.humanize import fmt_count, fmt_num, fmt_pair
+from calibration_policy.humanize import fmt_against, fmt_count, fmt_num, fmt_pair
 from calibration_policy.models import RuleVerdict
 from calibration_policy.plugins import get_domain
 from calibration_policy.specs import Rule
@@ -50,7 +50,7 @@ def min_delta(ctx: RuleContext) -> RuleVerdict:
         return RuleVerdict("min_delta", True, f"change large enough for {names}", numbers, counts_in_reason=False)
     parts = []
     for c in changes:
-        delta, threshold = fmt_pair(abs(c.delta), c.threshold)
+        delta, threshold = fmt_against(abs(c.delta), c.threshold)
         parts.append(f"{ctx.label(c.scope)} {delta} < {threshold}")
     closest = min(changes, key=lambda c: c.threshold - abs(c.delta))
     gap, _ = fmt_pair(closest.threshold - abs(closest.delta), 0.0)
