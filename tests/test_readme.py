@@ -135,3 +135,14 @@ def test_running_the_examples_left_the_checkout_as_it_was():
     if STATUS_BEFORE is None:
         pytest.skip("not a git checkout")
     assert _git_status() == STATUS_BEFORE
+
+
+def test_the_explain_quote_is_what_explain_prints():
+    """README quotes `calibration-policy explain` for the default policy; the quote must not drift from the code."""
+    from calibration_policy import CalibrationUpdatePolicy
+
+    text = README.read_text()
+    after = text.split("`calibration-policy explain` prints it in plain English with the live numbers:", 1)[1]
+    lines = after.strip().splitlines()
+    quote = " ".join(line[2:].strip() for line in lines[:next(i for i, line in enumerate(lines) if not line.startswith("> "))])
+    assert quote.strip() == CalibrationUpdatePolicy().explain()

@@ -231,8 +231,9 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
     if not runs:
         click.echo(_no_runs_hint(underlying.upper(), history_dir))
         return
-    click.echo(f"Last {len(runs)} calibration runs for {runs[0].underlying}, newest first:\n")
-    recommended = "Rec Global" if "global" in runs[-1].recommended else "Recommended"
+    shown = " (the global value)" if "global" in runs[-1].recommended else ""
+    click.echo(f"Last {len(runs)} calibration runs for {runs[0].underlying}{shown}, newest first:\n")
+    recommended = "Recommended"
     applied = {"applied": "✓ yes", "not applied": "– no", "pending": "? pending", "undecided": "…"}
     rows = []
     for run in reversed(runs):

@@ -58,8 +58,8 @@ def test_update_history_status_and_force(capsys, env, store_url):  # on both sto
 
     code, out, _ = cli(capsys, "history", "spy", "--history-dir", env["history"])
     lines = out.splitlines()
-    assert lines[0] == "Last 2 calibration runs for SPY, newest first:"
-    assert lines[2].split() == ["Time", "(UTC)", "Source", "Rec", "Global", "Smoothed", "Applied?", "Reason"]
+    assert lines[0] == "Last 2 calibration runs for SPY (the global value), newest first:"
+    assert lines[2].split() == ["Time", "(UTC)", "Source", "Recommended", "Smoothed", "Applied?", "Reason"]
     assert "2025-09-12" in lines[4] and "– no" in lines[4] and "2025-09-11" in lines[5] and "✓ yes" in lines[5]
 
     code, out, _ = cli(capsys, "history", "SPY", "--history-dir", env["history"], "--json", "--limit", "1")
