@@ -161,6 +161,7 @@ def test_a_cursor_is_checked(store, make_result):
 
 def test_cli_history_pages_by_cursor(store, history_dir, make_result, capsys):
     import json
+    import shlex
 
     from calibration_policy.cli import main
 
@@ -168,9 +169,10 @@ def test_cli_history_pages_by_cursor(store, history_dir, make_result, capsys):
     newest_first = [r.run_id for r in reversed(store.latest("SPY", 100))]
     assert main(["history", "SPY", "--limit", "5", "--history-dir", str(history_dir)]) == 0
     line = [l for l in capsys.readouterr().out.splitlines() if "--before" in l][0]
-    cursor = line.split("--before ", 1)[1].strip("'")
+    older = shlex.split(line.split("Older runs: ", 1)[1])  # the next page's command, as printed
+    cursor = older[older.index("--before") + 1]
     assert parse_cursor(cursor)[2] == f"{newest_first[4]}.json"
-    assert main(["history", "SPY", "--limit", "5", "--json", "--before", cursor, "--history-dir", str(history_dir)]) == 0
+    assert main([*older[1:], "--json"]) == 0
     assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == newest_first[5:10]
     assert main(["history", "SPY", "--before", "nonsense", "--history-dir", str(history_dir)]) == 2
     assert "not a paging cursor" in capsys.readouterr().err
