@@ -85,8 +85,9 @@ def _reason(apply: bool, scopes: list[ScopeChange], verdicts: list[RuleVerdict],
         if change.old is None:
             changes.append(f"{ctx.label(change.scope)} set to {fmt_num(change.new)} (no value before)")
         else:
-            old, new = fmt_pair(change.old, change.new)
             delta, thr = fmt_against(abs(change.delta), change.threshold)
+            # the values as precisely as their change: "0.25 → 0.226 (change 0.024)", never "0.25 → 0.23 (change 0.024)"
+            old, new = fmt_pair(change.old, change.new, max(2, len(delta.partition(".")[2])))
             changes.append(f"{ctx.label(change.scope)} {old} → {new} (change {delta}, threshold {thr})")
     notes = [v.text for v in verdicts if v.passed and v.counts_in_reason]
     return "Applied: " + "; ".join(changes + notes)

@@ -467,7 +467,7 @@ class WeightsHelpers:
         version = weights_version(self.tab)  # before reading the weights: a change in between makes a rollback stale
         view = build_weights_page(self.tab, as_of)
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "factor_rows": factor_rows, "error": error, "active_page": "weights", "changes": weight_changes(self.tab),
+                   "factor_rows": factor_rows, "error": error, "changes": weight_changes(self.tab),
                    "weights_version": version, "domain_policy": view.settings.policy,
                    "badge": badge(view.latest) if view.latest else None,
                    "words": glossary(view.settings.policy)}

@@ -333,3 +333,12 @@ def test_a_change_beyond_the_largest_float_is_still_strict_json(old, new, tmp_pa
                          archive_dir=tmp_path / "a")
     assert not outcome.applied and "outside" in outcome.decision.reason  # the default bounds refuse it, and the run is saved
     assert outcome.run.decision is not None
+
+
+def test_the_reason_shows_values_as_precisely_as_their_change_and_the_threshold_as_set():
+    """A reader saw "0.25 → 0.23 (change 0.024)" and "threshold 0.01" for a threshold of 0.015."""
+    from calibration_policy import CalibrationUpdatePolicy, should_apply_update
+
+    policy = CalibrationUpdatePolicy(min_delta_global=0.015, min_sample_size=0, min_vega_sum=0)
+    decision = should_apply_update({"global": 1.0}, {"global": 1.0171}, policy, {"sample_size": 500, "vega_sum": 1e5})
+    assert decision.reason.startswith("Applied: global 1.00 → 1.017 (change 0.017, threshold 0.015)")
