@@ -318,7 +318,8 @@ class Improvement:
         if self.pct is None:
             return (f"the current weights take no winning trade at threshold {self.threshold:g}, "
                     f"the suggested ones {self.suggested_wins:,}")
-        return f"{self.pct:+.1f}% winning trades taken at threshold {self.threshold:g}"
+        more = "more" if self.pct >= 0 else "fewer"  # relative to the trades the current weights win, not points
+        return f"{abs(self.pct):.1f}% {more} winning trades taken at threshold {self.threshold:g}"
 
     def text(self) -> str:
         t = f"{self.threshold:g}"
