@@ -11,7 +11,15 @@ from calibration_policy.durable import dumps_model
 from calibration_policy.errors import HistoryError
 from calibration_policy.naming import check_record_id, numbered, utc_stamp
 
-from .database import Database
+from .database import Database, insert_first_free
+
+
+_INSERT = ("INSERT INTO config_archive (target, change_id, status, at, body) VALUES (%s, %s, %s, %s, %s::jsonb) "
+           "ON CONFLICT DO NOTHING")
+
+
+def _body(entry: ArchiveEntry) -> str:
+    return dumps_model(entry, exclude={"change_id"}).decode()
 
 
 def _entry(change_id: str, body: dict) -> ArchiveEntry | None:
@@ -46,26 +54,21 @@ class TargetArchive(Archive):
         return found, (_entry(last[0], last[1]) if last else None)
 
     def prepare(self, entry: ArchiveEntry) -> ArchiveEntry:
-        body = dumps_model(entry, exclude={"change_id"}).decode()
         with self.db.connection("archiving a change") as conn:
-            for name in numbered(utc_stamp(entry.at), suffix=""):
-                row = conn.execute("INSERT INTO config_archive (target, change_id, status, at, body) VALUES "
-                                   "(%s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING RETURNING change_id",
-                                   (self.target, name, entry.status, entry.at, body)).fetchone()
-                if row is not None:
-                    return entry.model_copy(update={"change_id": name})
-        raise HistoryError(f"Too many changes of {self.target} share the moment {utc_stamp(entry.at)}; nothing was written.")
+            name = insert_first_free(conn, numbered(utc_stamp(entry.at), suffix=""), _INSERT,
+                                     lambda name: (self.target, name, entry.status, entry.at, _body(entry)))
+        if name is None:
+            raise HistoryError(f"Too many changes of {self.target} share the moment {utc_stamp(entry.at)}; nothing was written.")
+        return entry.model_copy(update={"change_id": name})
 
     def put(self, entry: ArchiveEntry) -> bool:
         with self.db.connection("copying an archived change") as conn:
-            return conn.execute("INSERT INTO config_archive (target, change_id, status, at, body) VALUES "
-                                "(%s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
-                                (self.target, check_record_id(entry.change_id, "change id"), entry.status, entry.at,
-                                 dumps_model(entry, exclude={"change_id"}).decode())).rowcount == 1
+            return conn.execute(_INSERT, (self.target, check_record_id(entry.change_id, "change id"), entry.status,
+                                          entry.at, _body(entry))).rowcount == 1
 
     def mark(self, entry: ArchiveEntry, status: str) -> ArchiveEntry:
         done = entry.model_copy(update={"status": status})
         with self.db.connection("archiving a change") as conn:
             conn.execute("UPDATE config_archive SET status = %s, body = %s::jsonb WHERE target = %s AND change_id = %s",
-                         (status, dumps_model(done, exclude={"change_id"}).decode(), self.target, entry.change_id))
+                         (status, _body(done), self.target, entry.change_id))
         return done

@@ -82,6 +82,15 @@ def check_url(url: str) -> str:
     return url
 
 
+def insert_first_free(conn: Any, names: Iterator[str], sql: str, params: Callable[[str], tuple[Any, ...]]) -> str | None:
+    """The first of ``names`` that ``sql`` (an ``INSERT … ON CONFLICT DO NOTHING``) could insert, None when all
+    are taken: records that share a moment get ``_2``, ``_3`` … as the file store's names do (``create_exclusive``)."""
+    for name in names:
+        if conn.execute(sql, params(name)).rowcount == 1:
+            return name
+    return None
+
+
 class Database:
     """A pool of connections to one database, opened on first use, one per process."""
 

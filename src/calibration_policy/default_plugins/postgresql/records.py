@@ -9,7 +9,9 @@ from typing import Any
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.naming import check_record_id, numbered, utc_stamp
 
-from .database import Database
+from .database import Database, insert_first_free
+
+_INSERT = "INSERT INTO policy_records (kind, record_id, body) VALUES (%s, %s, %s::jsonb) ON CONFLICT DO NOTHING"
 
 
 class TableRecords:
@@ -31,20 +33,17 @@ class TableRecords:
         return row[0] if row and isinstance(row[0], dict) else None
 
     def create(self, at: datetime, data: dict[str, Any]) -> str:
-        body = json.dumps(data, default=str)
         with self.db.connection("recording a policy change") as conn:
-            for name in numbered(utc_stamp(at), suffix=""):
-                row = conn.execute("INSERT INTO policy_records (kind, record_id, body) VALUES (%s, %s, %s::jsonb) "
-                                   "ON CONFLICT DO NOTHING RETURNING record_id", (self.kind, name, body)).fetchone()
-                if row is not None:
-                    return name
-        raise CalibrationPolicyError(f"Too many policy records share the moment {utc_stamp(at)}; nothing was written.")
+            name = insert_first_free(conn, numbered(utc_stamp(at), suffix=""), _INSERT,
+                                     lambda name: (self.kind, name, json.dumps(data, default=str)))
+        if name is None:
+            raise CalibrationPolicyError(f"Too many policy records share the moment {utc_stamp(at)}; nothing was written.")
+        return name
 
     def put(self, record_id: str, data: dict[str, Any]) -> bool:
         with self.db.connection("copying a policy record") as conn:
-            return conn.execute("INSERT INTO policy_records (kind, record_id, body) VALUES (%s, %s, %s::jsonb) "
-                                "ON CONFLICT DO NOTHING", (self.kind, check_record_id(record_id, "record id"),
-                                                           json.dumps(data, default=str))).rowcount == 1
+            return conn.execute(_INSERT, (self.kind, check_record_id(record_id, "record id"),
+                                          json.dumps(data, default=str))).rowcount == 1
 
     def replace(self, record_id: str, data: dict[str, Any]) -> None:
         with self.db.connection("recording a policy review") as conn:

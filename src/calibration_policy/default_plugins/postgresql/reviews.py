@@ -15,9 +15,15 @@ from calibration_policy.errors import ReviewError
 from calibration_policy.naming import check_record_id, numbered, utc_stamp
 from calibration_policy.review import ReviewStore, Status, Suggestion
 
-from .database import Database
+from .database import Database, insert_first_free
 
 REVIEW_WAIT_SECONDS = 60
+_INSERT = ("INSERT INTO suggestions (suggestion_id, target, status, created_at, body) VALUES (%s, %s, %s, %s, %s::jsonb) "
+           "ON CONFLICT DO NOTHING")
+
+
+def _body(item: Suggestion) -> str:
+    return dumps_model(item, exclude={"suggestion_id"}).decode()
 
 
 def _suggestion(suggestion_id: str, body: dict) -> Suggestion:
@@ -49,28 +55,22 @@ class Reviews(ReviewStore):
         return sorted((_suggestion(*row) for row in rows), key=Suggestion.order_key)
 
     def _create(self, item: Suggestion) -> Suggestion:
-        body = dumps_model(item, exclude={"suggestion_id"}).decode()
         with self.db.connection("proposing a suggestion") as conn:
-            for name in numbered(f"{utc_stamp(item.created_at)}_{item.target}", suffix=""):
-                row = conn.execute("INSERT INTO suggestions (suggestion_id, target, status, created_at, body) "
-                                   "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING RETURNING suggestion_id",
-                                   (name, item.target, item.status, item.created_at, body)).fetchone()
-                if row is not None:
-                    return item.model_copy(update={"suggestion_id": name})
-        raise ReviewError(f"Too many suggestions for {item.target} share one moment; nothing was written.")
+            name = insert_first_free(conn, numbered(f"{utc_stamp(item.created_at)}_{item.target}", suffix=""), _INSERT,
+                                     lambda name: (name, item.target, item.status, item.created_at, _body(item)))
+        if name is None:
+            raise ReviewError(f"Too many suggestions for {item.target} share one moment; nothing was written.")
+        return item.model_copy(update={"suggestion_id": name})
 
     def put(self, item: Suggestion) -> bool:
         with self.db.connection("copying a suggestion") as conn:
-            return conn.execute("INSERT INTO suggestions (suggestion_id, target, status, created_at, body) "
-                                "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
-                                (check_record_id(item.suggestion_id, "suggestion id"), item.target, item.status,
-                                 item.created_at, dumps_model(item, exclude={"suggestion_id"}).decode())).rowcount == 1
+            return conn.execute(_INSERT, (check_record_id(item.suggestion_id, "suggestion id"), item.target, item.status,
+                                          item.created_at, _body(item))).rowcount == 1
 
     def _save(self, item: Suggestion) -> None:
-        body = dumps_model(item, exclude={"suggestion_id"}).decode()
         with self.db.connection("saving a suggestion") as conn:
             conn.execute("UPDATE suggestions SET body = %s::jsonb, status = %s, version = version + 1 WHERE suggestion_id = %s",
-                         (body, item.status, item.suggestion_id))
+                         (_body(item), item.status, item.suggestion_id))
 
     @contextlib.contextmanager
     def _locked(self, suggestion_id: str) -> Iterator[None]:

@@ -12,11 +12,25 @@ from calibration_policy.index import Key
 from calibration_policy.models import CalibrationRun
 from calibration_policy.naming import check_record_id, check_underlying, numbered, parse_run_file_name, utc_stamp
 
-from .database import Database
+from .database import Database, insert_first_free
 
 _COLUMNS = "run_id, body"
 _NEWEST = "ORDER BY stamp DESC, seq DESC, run_id DESC"
 _OLDEST = "ORDER BY stamp, seq, run_id"
+
+
+_INSERT = ("INSERT INTO calibration_runs (run_id, underlying, stamp, seq, at, source, body) "
+           "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING")
+
+
+def _body(run: CalibrationRun) -> str:
+    return dumps_model(run, exclude={"run_id"}).decode()
+
+
+def _row(run: CalibrationRun, run_id: str, body: str) -> tuple[Any, ...]:
+    """The columns of a run stored as ``run_id``: its stamp and number come from the id, as the file store's name."""
+    stamp, _, _, seq = parse_run_file_name(run_id + ".json")  # type: ignore[misc]
+    return (run_id, run.underlying, stamp, seq, run.timestamp, run.source, body)
 
 
 def _run(row: tuple[str, dict[str, Any]]) -> CalibrationRun:
@@ -33,37 +47,26 @@ class Runs:
 
     def record(self, run: CalibrationRun) -> CalibrationRun:
         """Store a new run under the id the file store would give it (``<stamp>_<underlying>_<source>[_n]``)."""
-        body = dumps_model(run, exclude={"run_id"}).decode()
-        stamp = utc_stamp(run.timestamp)
+        stamp, body = utc_stamp(run.timestamp), _body(run)
         with self.db.connection("recording a run") as conn:
-            for name in numbered(f"{stamp}_{run.underlying}_{run.source}", suffix="", limit=1_000_000):
-                seq = parse_run_file_name(name + ".json")[3]  # type: ignore[index]
-                row = conn.execute(
-                    "INSERT INTO calibration_runs (run_id, underlying, stamp, seq, at, source, body) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING RETURNING run_id",
-                    (name, run.underlying, stamp, seq, run.timestamp, run.source, body)).fetchone()
-                if row is not None:
-                    return run.model_copy(update={"run_id": name})
-        raise HistoryError(f"Too many runs of {run.underlying} share the moment {stamp}; nothing was written.")
+            name = insert_first_free(conn, numbered(f"{stamp}_{run.underlying}_{run.source}", suffix="", limit=1_000_000),
+                                     _INSERT, lambda name: _row(run, name, body))
+        if name is None:
+            raise HistoryError(f"Too many runs of {run.underlying} share the moment {stamp}; nothing was written.")
+        return run.model_copy(update={"run_id": name})
 
     def put(self, run: CalibrationRun) -> bool:
         """Store a run under its own id (a migration from another store); False if it is here already."""
-        parts = parse_run_file_name(check_record_id(run.run_id, "run id") + ".json")
-        if parts is None:
+        if parse_run_file_name(check_record_id(run.run_id, "run id") + ".json") is None:
             raise HistoryError(f"{run.run_id!r:.60} is not a run id.")
         with self.db.connection("copying a run") as conn:
-            return conn.execute(
-                "INSERT INTO calibration_runs (run_id, underlying, stamp, seq, at, source, body) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING",
-                (run.run_id, run.underlying, parts[0], parts[3], run.timestamp, run.source,
-                 dumps_model(run, exclude={"run_id"}).decode())).rowcount == 1
+            return conn.execute(_INSERT, _row(run, run.run_id, _body(run))).rowcount == 1
 
     def save(self, run: CalibrationRun) -> None:
         """Write back a decided run, in the change's transaction when there is one."""
-        body = dumps_model(run, exclude={"run_id"}).decode()
         with self.db.connection("updating a run") as conn:
             done = conn.execute("UPDATE calibration_runs SET body = %s::jsonb, version = version + 1 WHERE run_id = %s",
-                                (body, check_record_id(run.run_id, "run id"))).rowcount
+                                (_body(run), check_record_id(run.run_id, "run id"))).rowcount
         if not done:
             raise HistoryError(f"Run {run.run_id} is not in {self.db.describe()}; record it first.")
 
