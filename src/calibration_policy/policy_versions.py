@@ -24,10 +24,15 @@ from .errors import CalibrationPolicyError, PolicyError
 VERSIONS_DIR_NAME = "policy_versions"
 
 
+def decision_settings(policy: Any, mode: str = "json") -> dict[str, Any]:
+    """The settings that take decisions: every one but ``store``. Where the records live is no part of how
+    decisions are taken (moving to another store keeps the version), and its URL may hold a password."""
+    return policy.model_dump(mode=mode, exclude={"store"})
+
+
 def policy_fingerprint(policy: Any) -> str:
     """A short, stable fingerprint of a policy's settings (the same settings give the same one)."""
-    # Where the records live is no part of how decisions are taken: moving to another store keeps the version.
-    canonical = json.dumps(policy.model_dump(mode="json", exclude={"store"}), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(decision_settings(policy), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -54,9 +59,9 @@ def _toml_value(value: Any) -> str:
 
 def policy_to_toml(policy: Any, header: str = "") -> str:
     """The policy as TOML that :meth:`CalibrationUpdatePolicy.from_toml` reads back to an equal policy,
-    apart from ``store``: where records are kept is no decision setting, and its URL may hold a password."""
+    apart from ``store`` (see :func:`decision_settings`)."""
     lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
-    for key, value in policy.model_dump(mode="python", exclude={"store"}).items():
+    for key, value in decision_settings(policy, mode="python").items():
         if value is None:
             continue
         if hasattr(value, "model_dump"):
@@ -153,7 +158,7 @@ class PolicyVersions:
                 raise CalibrationPolicyError(f"A policy change needs a {what} (who changed it and why).")
         at = at or datetime.now(timezone.utc)
         version = PolicyVersion("", policy_fingerprint(policy), at, actor.strip(), reason.strip(), kind,
-                                policy.model_dump(mode="json", exclude={"store"}), rolled_back_to)
+                                decision_settings(policy), rolled_back_to)
         payload = {k: v for k, v in version.to_dict().items() if k != "version_id"}
         version = PolicyVersion(self.box.create(at, payload), *[getattr(version, f) for f in
                                              ("fingerprint", "at", "actor", "reason", "kind", "policy", "rolled_back_to")])
@@ -223,7 +228,7 @@ class PolicyProposals:
         if not isinstance(reason, str) or not reason.strip():
             raise CalibrationPolicyError("A policy proposal needs a reason.")
         at = datetime.now(timezone.utc)
-        proposal = PolicyProposal("", at, proposer or "someone", reason.strip(), policy.model_dump(mode="json", exclude={"store"}), evidence=evidence)
+        proposal = PolicyProposal("", at, proposer or "someone", reason.strip(), decision_settings(policy), evidence=evidence)
         payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}
         return self.get(self.box.create(at, payload))
 
