@@ -51,6 +51,8 @@ class Migration:
 
 
 def _runs(store: Store) -> Iterator[Any]:
+    from ..history import cursor_of
+
     runs = store.runs()
     for underlying in runs.underlyings():
         after = None
@@ -59,7 +61,7 @@ def _runs(store: Store) -> Iterator[Any]:
             yield from page
             if len(page) < PAGE:
                 break
-            after = f"{page[-1].timestamp.isoformat()},{page[-1].run_id}"
+            after = cursor_of(page[-1])
 
 
 def _suggestions(store: Store) -> Iterator[Any]:
@@ -101,11 +103,14 @@ KINDS: dict[str, tuple[Callable[[Store], Iterator[Any]], str, Callable[[Store, A
 }
 
 
-def _fingerprint(records: Iterator[Any], key: str) -> tuple[int, str]:
-    """How many records, and a hash of their sorted ids and contents (independent of the order read)."""
-    digests = sorted(hashlib.sha256((getattr(r, key) + "\0" + json.dumps(r.model_dump(mode="json"), sort_keys=True)).encode()).hexdigest()
-                     for r in records)
-    return len(digests), hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
+def _digest(record: Any, key: str) -> str:
+    """A hash of one record's id and content."""
+    return hashlib.sha256((getattr(record, key) + "\0" + json.dumps(record.model_dump(mode="json"), sort_keys=True)).encode()).hexdigest()
+
+
+def _fingerprint(digests: list[str]) -> tuple[int, str]:
+    """How many records, and a hash of their sorted digests (independent of the order read)."""
+    return len(digests), hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()[:16]
 
 
 def count(store: Store) -> int:
@@ -124,12 +129,14 @@ def migrate(source: Store, destination: Store, advance: Callable[[int], None] = 
     result = Migration()
     for kind, (read, key, put) in KINDS.items():
         tally = result.tallies[kind] = Tally()
+        copied = []  # the source's digests, taken as it is read for the copy (one read of the source)
         for record in read(source):
+            copied.append(_digest(record, key))
             if put(destination, record):
                 tally.copied += 1
             else:
                 tally.present += 1
             advance(1)
-        tally.source_count, tally.source_hash = _fingerprint(read(source), key)
-        tally.destination_count, tally.destination_hash = _fingerprint(read(destination), key)
+        tally.source_count, tally.source_hash = _fingerprint(copied)
+        tally.destination_count, tally.destination_hash = _fingerprint([_digest(r, key) for r in read(destination)])
     return result
