@@ -174,10 +174,10 @@ class ReviewStore:
                             older_than=item)
         return item
 
-    def _create(self, item: Suggestion) -> Suggestion:
-        """Store a new suggestion under a fresh id (``<stamp>_<target>[_n]``); the item with its id."""
+    def _create(self, item: Suggestion, names: Iterator[str] | None = None) -> Suggestion:
+        """Store a suggestion under the first free of ``names`` (by default a fresh ``<stamp>_<target>[_n]``)."""
         self._mkdir(self.directory)
-        names = numbered(f"{utc_stamp(item.created_at)}_{item.target}")
+        names = names or numbered(f"{utc_stamp(item.created_at)}_{item.target}")
         path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
         return item.model_copy(update={"suggestion_id": path.stem})
 
@@ -185,8 +185,7 @@ class ReviewStore:
         """Store a suggestion under its own id (a migration from another store); False if it is here already."""
         if self._path(item.suggestion_id).exists():
             return False
-        self._mkdir(self.directory)
-        create_exclusive(self.directory, iter([f"{item.suggestion_id}.json"]), dumps_model(item, exclude={"suggestion_id"}))
+        self._create(item, iter([f"{item.suggestion_id}.json"]))
         return True
 
     def expire_pending(self, target: str, reason: str, older_than: Suggestion | None = None) -> list[Suggestion]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 FOLDERS = {"policy_versions": Path("policy_versions"), "policy_proposals": Path("policy_versions") / "proposals"}
 
@@ -47,22 +47,25 @@ class FolderRecords:
             return None
 
     def create(self, at: datetime, data: dict[str, Any]) -> str:
-        from ..durable import create_exclusive, dumps
         from ..naming import numbered, utc_stamp
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        return create_exclusive(self.folder, numbered(utc_stamp(at)), dumps(data)).stem
+        return self._create(numbered(utc_stamp(at)), data)
 
     def put(self, record_id: str, data: dict[str, Any]) -> bool:
         """Store a record under its own id (a migration from another store); False if it is here already."""
-        from ..durable import create_exclusive, dumps
         from ..naming import check_record_id
 
         if (self.folder / f"{check_record_id(record_id, 'record id')}.json").exists():
             return False
-        self.folder.mkdir(parents=True, exist_ok=True)
-        create_exclusive(self.folder, iter([f"{record_id}.json"]), dumps(data))
+        self._create(iter([f"{record_id}.json"]), data)
         return True
+
+    def _create(self, names: Iterator[str], data: dict[str, Any]) -> str:
+        """Write ``data`` under the first free of ``names``; its id."""
+        from ..durable import create_exclusive, dumps
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return create_exclusive(self.folder, names, dumps(data)).stem
 
     def replace(self, record_id: str, data: dict[str, Any]) -> None:
         from ..durable import atomic_replace, dumps
