@@ -53,9 +53,10 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
     found: list[Finding] = []
     names = {t.name for t in targets} | set(_archived_targets(archive_dir))
     for name in sorted(names):
-        for intent_name in intents().pending_names(archive_dir, name):
-            busy = intent_name.removesuffix(".json") in intents().in_progress(archive_dir, name)
-            if not busy:
+        pending = intents().pending_names(archive_dir, name)
+        busy = set(intents().in_progress(archive_dir, name)) if pending else set()  # one look at the locks, not one per intent
+        for intent_name in pending:
+            if intent_name.removesuffix(".json") not in busy:
                 found.append(Finding("intents", f"A change of {name} was interrupted ({intent_name}): it may be half done.",
                                      "Settles it: completes what reached the live config, records the rest as not applied."
                                      if name in {t.name for t in targets} else

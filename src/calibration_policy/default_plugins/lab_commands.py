@@ -50,16 +50,13 @@ def _day_end(day) -> datetime:
 
 def _history(history_dir, underlying, since, until):
     from calibration_policy.errors import HistoryError
-    from calibration_policy.history import resolve_history_dir
     from calibration_policy.replay import load_history
-    from calibration_policy.stores import active_store
-    from calibration_policy.stores.files import FileStore
+    from calibration_policy.stores import active_store, open_store
 
     # the runs before --since stay: the smoothing windows of the first replayed runs reach back into them
     runs = load_history(history_dir, underlying, None, _day_end(until) if until else None)
     if not runs or (since and not any(run.timestamp >= _day_start(since) for run in runs)):
-        store = active_store()
-        where = resolve_history_dir(history_dir) if isinstance(store, FileStore) else store.describe()
+        where = open_store(history_dir).directory or active_store().describe()  # a folder, else the database
         what = f" of {underlying.upper()}" if underlying else ""
         span = f" from {since or 'the start'} to {until or 'now'}" if since or until else ""
         raise HistoryError(f"There are no calibration runs{what}{span} in {where}; nothing to replay.")
