@@ -89,13 +89,13 @@ class PanelPage:
     rule: str = ""  # what decides, one sentence with the live thresholds
     changes: list["ChangeRow"] = field(default_factory=list)  # newest first
     since: object = None  # when the live values went live (the archive's last change); None: before records began
-    went_live: dict = field(default_factory=dict)  # scope -> when its live value went live
 
     @property
     def dates_differ(self) -> bool:
-        """Whether the scopes went live at different times; else the one "Live since" says it for all."""
+        """Whether the scopes went live at different times (each row's ``live_since``); else the one "Live since"
+        says it for all."""
         current = self.live.current if self.live is not None else []
-        return any(self.went_live.get(row.scope) != self.since for row in current)
+        return any(row.live_since != self.since for row in current)
 
 
 def badge(run: CalibrationRun) -> Badge:
@@ -194,10 +194,6 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
     current_values = {row.scope: row.value for row in view.live.current}
     entries = archive_changes(panel, view.live.target_name)
     view.since = entries[-1].live_from if entries else None
-    for entry in entries:  # oldest first: the last change that moved a scope says when its value went live
-        for moved, value in entry.new_values.items():
-            if entry.previous_values.get(moved) != value:
-                view.went_live[moved] = entry.live_from
     view.changes = change_rows(entries, label)
     if view.latest is not None:
         run = view.latest
@@ -322,7 +318,7 @@ def glossary(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
     """The page's words explained for a reader who is not a quant: the domain's own, then those every domain shares."""
     domain = get_domain(policy.domain)
     things = domain.parameter_label_plural
-    window = f"{float(getattr(policy, 'smoothing_window_days', 14)):g}"
+    window = f"{policy.smoothing_window_days:g}"
     return [*domain.glossary,
             ("Calibration run", f"One comparison of the market with the model, usually once a day. It recommends new "
                                 f"{things}; whether they go live is the policy's decision."),
