@@ -84,6 +84,12 @@ class ArchiveEntry(BaseModel):
         backfilled day goes live long after it was written), else the moment the change was made."""
         return self.calibration_timestamp or self.at
 
+    @property
+    def made_apart(self) -> bool:
+        """Whether the change was made more than a day from the run it applied (a replay, a backfill, a late
+        approval): then its two dates are both worth saying."""
+        return abs((self.at - self.live_from).total_seconds()) > 86_400
+
 
 def change_words(kind: str, who: str) -> str:
     """A change's kind and author as words: ("approve", "ana") → "approved by ana"."""

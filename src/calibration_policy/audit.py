@@ -43,7 +43,7 @@ def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: 
         for entry in open_archive(archive_dir, name).entries():
             approvers = [str(a.get("by")) for a in (entry.model_extra or {}).get("approvals") or [] if a.get("by")]
             # a replay, a backfill or a late approval: say which day's run it applied, beside when it was made
-            run_at = entry.live_from if (entry.at - entry.live_from).total_seconds() > 86_400 else None
+            run_at = entry.live_from if entry.made_apart else None
             found.append(Change(entry.at, f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}"
                                 + (f" (run of {run_at:%Y-%m-%d})" if run_at else ""),
                                 " and ".join(approvers) or entry.by or entry.actor, entry.via or "–", entry.reason, name,

@@ -359,9 +359,7 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
         diffs = [(label(s), entry.previous_values.get(s), entry.new_values.get(s)) for s in scopes
                  if entry.previous_values.get(s) != entry.new_values.get(s)]
         undo_to = entries[i - 1].change_id if i > 0 else "original"
-        live_from = entry.live_from
-        recorded = entry.at if abs((entry.at - live_from).total_seconds()) > 86_400 else None
-        rows.append(ChangeRow(entry.change_id, live_from, recorded, _person(entry.by or entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
+        rows.append(ChangeRow(entry.change_id, entry.live_from, entry.at if entry.made_apart else None, _person(entry.by or entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
                               entry.reason, diffs, undo_to, entry.kind))
     return list(reversed(rows))[:limit]
 

@@ -125,7 +125,8 @@ def _period_dict(period: Period | None) -> dict[str, Any] | None:
 
 def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) -> None:
     moment = as_of_moment(when)
-    period = open_archive(archive_dir, target_name).as_of(moment)
+    archive = open_archive(archive_dir, target_name)
+    period = archive.as_of(moment)
     if as_json:
         emit_json({"target": target_name, "as_of": moment.isoformat(), "period": _period_dict(period)})
         return
@@ -135,8 +136,10 @@ def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) 
             f"The archive has no change of {target_name} recorded, so it cannot say what was live on {when} "
             f"(archived targets: {known}).")
     click.echo(f"Live on {when} ({moment:%Y-%m-%d %H:%M} UTC): {_period_text(period)}")
-    first = open_archive(archive_dir, target_name).entries()[0]
-    if moment < first.at and (first.at - first.live_from).total_seconds() > 86_400:
+    if period.change is not None:
+        return
+    first = archive.entries()[0]  # the answer is the values before it: made later for an older run (a backfill)?
+    if first.made_apart:
         click.echo(f"   Note: the recorded changes were made from {_when(first.at)} on, for calibration runs from "
                    f"{first.live_from:%Y-%m-%d} (a replay or a backfill); as-of answers by when a change was made. "
                    f"Each change's run date is in `{again('history --changes')}`.")
