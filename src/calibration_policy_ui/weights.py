@@ -151,6 +151,7 @@ class WeightsPage:
     periods: list[Period] = field(default_factory=list)
     as_of: AsOfView | None = None
     latest: CalibrationRun | None = None  # the newest weights run: what it found and whether it went live
+    changes: list[Any] = field(default_factory=list)  # the timeline's rows, newest first
     rule: str = ""  # what decides, one sentence with the live thresholds
 
     @property
@@ -183,6 +184,7 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
     view = WeightsPage(target.name, str(tab.weights_path), settings)
     archive = tab.archive()
     changes = archive.entries()
+    view.changes = change_rows(changes, lambda factor: factor.capitalize())  # the same read serves the timeline
     try:
         live = live_weights(target)
         set_by = {f: change_that_set(changes, f, live[f]) for f in FACTORS}
@@ -467,7 +469,7 @@ class WeightsHelpers:
         version = weights_version(self.tab)  # before reading the weights: a change in between makes a rollback stale
         view = build_weights_page(self.tab, as_of)
         context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "factor_rows": factor_rows, "error": error, "changes": weight_changes(self.tab),
+                   "factor_rows": factor_rows, "error": error, "changes": view.changes,
                    "weights_version": version, "domain_policy": view.settings.policy,
                    "badge": badge(view.latest) if view.latest else None,
                    "words": glossary(view.settings.policy)}
@@ -484,14 +486,6 @@ class WeightsHelpers:
     @staticmethod
     def ok(model: BaseModel) -> JSONResponse:
         return JSONResponse(model.model_dump(mode="json"), headers=NO_STORE)
-
-
-def weight_changes(tab: WeightsTab) -> list[Any]:
-    """The weights' changes for the timeline, newest first; an unreadable archive shows none (the history says why)."""
-    try:
-        return change_rows(tab.archive().entries(), lambda factor: factor.capitalize())
-    except (CalibrationPolicyError, OSError):
-        return []
 
 
 def weights_version(tab: WeightsTab) -> str | None:
