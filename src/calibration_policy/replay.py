@@ -237,7 +237,7 @@ def _start(underlying: str, first: CalibrationRun, start_values, archive_dir, ta
             # or backfilled day is applied long after its market date)
             live = None
             for period in open_archive(archive_dir, name).periods():
-                since = (period.change.calibration_timestamp or period.since) if period.change else period.since
+                since = period.change.live_from if period.change else period.since
                 if period.change is None or (since is not None and since < first.timestamp):
                     live = (dict(period.values), "archive", since if period.change else None)
             if live is not None:

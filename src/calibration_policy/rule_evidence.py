@@ -55,7 +55,7 @@ def live_evidence(run: CalibrationRun, policy: CalibrationUpdatePolicy, *, histo
         from .stores import open_archive
 
         last = open_archive(archive_dir, target_name).last_change()
-        found["last_applied_at"] = (last.calibration_timestamp or last.at) if last else None
+        found["last_applied_at"] = last.live_from if last else None
     if "recent_smoothed" in keys:
         from .stores import open_store
 

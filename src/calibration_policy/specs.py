@@ -54,7 +54,6 @@ class TargetFactory:
     replaces: bool = False
 
 
-
 @dataclass(frozen=True)
 class StoreType:
     """Where runs, decisions, suggestions and the live config's archive are kept: ``open(url) -> Store``.
