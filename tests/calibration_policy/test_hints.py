@@ -7,6 +7,7 @@ data root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -80,25 +82,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_demo_summary_commands_work(workdir):
-    output = run("calibration-policy demo --out demo-output", workdir)
-    assert "Last 10 calibration runs for SPY" in run(the_hint(output, "history"), workdir)
-    serve = the_hint(output, "serve")
+@contextlib.contextmanager
+def serving_command(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+                    page: str = "/calibration/") -> Iterator[str]:
+    """Run a `calibration-policy serve …` command line on a free port until ``page`` answers 200; yields that
+    page's text; stops the server afterwards."""
     port = free_port()
-    server = subprocess.Popen([*shlex.split(serve), "--port", str(port)], cwd=workdir, env=environment(),
+    server = subprocess.Popen([*argv, "--port", str(port)], cwd=cwd, env=env or environment(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline, status = time.monotonic() + 60, None
-        while status is None and time.monotonic() < deadline and server.poll() is None:
+        deadline, body = time.monotonic() + 60, None
+        while body is None and time.monotonic() < deadline and server.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/calibration/", timeout=5) as response:
-                    status = response.status
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{page}", timeout=5) as response:
+                    body = response.read().decode() if response.status == 200 else None
             except OSError:
-                time.sleep(0.3)
-        assert status == 200, f"`{serve}` did not serve the panel: {server.poll()}"
+                time.sleep(0.2)
+        assert body is not None, f"`{shlex.join(argv)}` did not serve {page}: {server.poll()} {server.stderr.read() if server.poll() is not None else ''}"
+        yield body
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_demo_summary_commands_work(workdir):
+    output = run("calibration-policy demo --out demo-output", workdir)
+    assert "Last 10 calibration runs for SPY" in run(the_hint(output, "history"), workdir)
+    with serving_command(shlex.split(the_hint(output, "serve")), cwd=workdir):
+        pass  # the panel answered 200
 
 
 def test_the_older_runs_hint_pages_back_on_the_same_data_root(workdir):

@@ -6,14 +6,11 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
@@ -22,6 +19,8 @@ from calibration_policy.cli import main
 from calibration_policy.default_plugins.postgresql.schema import code_version, migrations, status, upgrade
 from calibration_policy.stores import active_store, close_all, masked, open_store_url
 from calibration_policy.target import JsonFileTarget
+
+from ..test_hints import serving_command
 
 POLICY = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0)
 
@@ -262,24 +261,7 @@ def test_the_demo_script_and_the_panel_run_on_postgresql(postgres_server, tmp_pa
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM calibration_runs WHERE underlying = 'SPY'").fetchone()[0] == 65
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([*argv(steps[3]), "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        page = None
-        for _ in range(300):
-            try:
-                page = httpx.get(f"http://127.0.0.1:{port}/calibration/?underlying=SPY", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.1)
-        assert page is not None and page.status_code == 200
-        text = re.sub(r"<[^>]+>", "", page.text)
+    with serving_command(argv(steps[3]), env=env, page="/calibration/?underlying=SPY") as page:
+        text = re.sub(r"<[^>]+>", "", page)
         assert "Latest calibration run: 2025-12-" in text and "65 runs" in text
-        assert url not in page.text  # the store is named without its password, if at all
-    finally:
-        server.terminate()
-        server.wait(10)
+        assert url not in page  # the store is named without its password, if at all
