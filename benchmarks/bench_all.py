@@ -70,12 +70,15 @@ def _daily_history(folder: Path, days: int) -> datetime:
     start = datetime(2024, 1, 2, 21, tzinfo=UTC)
     for day in range(days):
         g = round(1.0 + 0.05 * ((day % 9) - 4) / 4, 4)
-        record_calibration_result(bench_history.host_result(g), "SPY", "live", history_dir=folder,
-                                  timestamp=start + timedelta(days=day))
+        record_calibration_result(
+            bench_history.host_result(g), "SPY", "live", history_dir=folder, timestamp=start + timedelta(days=day)
+        )
     return start + timedelta(days=days)
 
 
-def naive_update_step(history: Path, config: Path, result: dict, window_days: float = 14.0, threshold: float = 0.03) -> bool:
+def naive_update_step(
+    history: Path, config: Path, result: dict, window_days: float = 14.0, threshold: float = 0.03
+) -> bool:
     """What a script without the library does: parse every run, average the window, rewrite the config."""
     runs = []
     for path in history.glob("*.json"):
@@ -85,8 +88,11 @@ def naive_update_step(history: Path, config: Path, result: dict, window_days: fl
             runs.append(data)
     runs.sort(key=lambda r: r["timestamp"])
     newest = datetime.fromisoformat(runs[-1]["timestamp"])
-    window = [r["recommended_iv_multiplier"]["global"] for r in runs
-              if newest - datetime.fromisoformat(r["timestamp"]) <= timedelta(days=window_days)]
+    window = [
+        r["recommended_iv_multiplier"]["global"]
+        for r in runs
+        if newest - datetime.fromisoformat(r["timestamp"]) <= timedelta(days=window_days)
+    ]
     window.append(result["global_metrics"]["recommended_iv_multiplier"])
     smoothed = sum(window) / len(window)
     current = json.loads(config.read_text())
@@ -99,8 +105,8 @@ def naive_update_step(history: Path, config: Path, result: dict, window_days: fl
 
 def bench_update(workdir: Path, repeat: int, days: int = 365) -> dict:
     from calibration_policy import CalibrationUpdatePolicy
-    from calibration_policy.target import JsonFileTarget
     from calibration_policy.pipeline import run_update
+    from calibration_policy.target import JsonFileTarget
 
     history, archive = workdir / "update_runs", workdir / "update_archive"
     config = workdir / "update_config.json"
@@ -112,8 +118,16 @@ def bench_update(workdir: Path, repeat: int, days: int = 365) -> dict:
     def ours(i: list[int] = [0]) -> None:  # noqa: B006 - a counter across calls
         i[0] += 1
         g = 1.0 + (0.08 if i[0] % 2 else -0.08)
-        outcome = run_update(bench_history.host_result(g), underlying="SPY", source="live", target=target, policy=policy,
-                             history_dir=history, archive_dir=archive, timestamp=moment + timedelta(hours=i[0]))
+        outcome = run_update(
+            bench_history.host_result(g),
+            underlying="SPY",
+            source="live",
+            target=target,
+            policy=policy,
+            history_dir=history,
+            archive_dir=archive,
+            timestamp=moment + timedelta(hours=i[0]),
+        )
         applied.append(outcome.applied)
 
     ours()  # warm-up: imports numpy for the smoothing, opens the index
@@ -121,10 +135,17 @@ def bench_update(workdir: Path, repeat: int, days: int = 365) -> dict:
     median, samples = median_ms(ours, repeat)
     plain = workdir / "naive_config.json"
     plain.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
-    naive, _ = median_ms(lambda: naive_update_step(history, plain, bench_history.host_result(1.08)),
-                                     max(5, repeat // 3))
-    return {"history_runs": days + repeat + 1, "update_median_ms": median, "update_p95_ms": sorted(samples)[int(0.95 * len(samples))],
-            "applied_share": round(sum(applied) / len(applied), 2), "naive_median_ms": naive, "repeat": repeat}
+    naive, _ = median_ms(
+        lambda: naive_update_step(history, plain, bench_history.host_result(1.08)), max(5, repeat // 3)
+    )
+    return {
+        "history_runs": days + repeat + 1,
+        "update_median_ms": median,
+        "update_p95_ms": sorted(samples)[int(0.95 * len(samples))],
+        "applied_share": round(sum(applied) / len(applied), 2),
+        "naive_median_ms": naive,
+        "repeat": repeat,
+    }
 
 
 def bench_archive_growth(workdir: Path, big: int, repeat: int) -> dict:
@@ -139,9 +160,12 @@ def bench_archive_growth(workdir: Path, big: int, repeat: int) -> dict:
         target, archive = JsonFileTarget(config), workdir / f"grow_archive_{size}"
         for i in range(size):
             apply_values(target, {"global": 1 + i / 10_000}, archive_dir=archive, kind="force", reason="Applied: bench")
+
         def one(target=target, archive=archive, step=[0]) -> None:  # noqa: B006 - a counter across calls
             step[0] += 1
-            apply_values(target, {"global": 2 + step[0] / 10_000}, archive_dir=archive, kind="force", reason="Applied: bench")
+            apply_values(
+                target, {"global": 2 + step[0] / 10_000}, archive_dir=archive, kind="force", reason="Applied: bench"
+            )
 
         out[size] = median_ms(one, repeat)[0]
     return {"small_archive": 10, "big_archive": big, "apply_small_ms": out[10], "apply_big_ms": out[big]}
@@ -183,17 +207,25 @@ def bench_panel_get(folder: Path, repeat: int) -> dict | None:
     config = folder.parent / "panel_config.json"
     config.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     app = FastAPI()
-    app.include_router(create_router(history_dir=folder, archive_dir=folder.parent / "panel_archive",
-                                     target_for=lambda u: JsonFileTarget(config)), prefix="/calibration")
+    app.include_router(
+        create_router(
+            history_dir=folder, archive_dir=folder.parent / "panel_archive", target_for=lambda u: JsonFileTarget(config)
+        ),
+        prefix="/calibration",
+    )
     client = TestClient(app)
     first = bench_panel.timed(lambda: client.get("/calibration/?underlying=SPY").raise_for_status(), 1)[0]
     for _ in range(3):
         client.get("/calibration/?underlying=SPY").raise_for_status()
     panel = bench_panel.timed(lambda: client.get("/calibration/?underlying=SPY").raise_for_status(), repeat)
     naive = bench_panel.timed(lambda: bench_panel.naive_latest(folder, "SPY"), 3)
-    return {"panel_first_ms": round(first, 2), "panel_median_ms": round(statistics.median(panel), 2),
-            "panel_max_ms": round(max(panel), 2), "naive_latest10_median_ms": round(statistics.median(naive), 2),
-            "requests": repeat}
+    return {
+        "panel_first_ms": round(first, 2),
+        "panel_median_ms": round(statistics.median(panel), 2),
+        "panel_max_ms": round(max(panel), 2),
+        "naive_latest10_median_ms": round(statistics.median(naive), 2),
+        "requests": repeat,
+    }
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -210,39 +242,125 @@ def table(report: dict) -> str:
         n = row["n"]
         largest = n == report["history"][-1]["n"]
         goal = f"≤ {GOALS['latest50_ms']:g} ms, ≥ {GOALS['speedup']:g}×" if largest else ""
-        met = ok(row["latest50_warm_ms"] <= GOALS["latest50_ms"] and row["speedup_warm"] >= GOALS["speedup"]) if largest else ""
-        rows.append((f"latest-50 at {n:,} runs, warm", f"{row['latest50_warm_ms']:.2f} ms", f"{row['naive_ms']:,.0f} ms",
-                     _ratio(row["naive_ms"], row["latest50_warm_ms"]), goal, met))
-        met = ok(row["latest50_cold_ms"] <= GOALS["latest50_ms"] and row["speedup_cold"] >= GOALS["speedup"]) if largest else ""
-        rows.append((f"latest-50 at {n:,} runs, cold process", f"{row['latest50_cold_ms']:.1f} ms", f"{row['naive_ms']:,.0f} ms",
-                     _ratio(row["naive_ms"], row["latest50_cold_ms"]), goal, met))
+        met = (
+            ok(row["latest50_warm_ms"] <= GOALS["latest50_ms"] and row["speedup_warm"] >= GOALS["speedup"])
+            if largest
+            else ""
+        )
+        rows.append(
+            (
+                f"latest-50 at {n:,} runs, warm",
+                f"{row['latest50_warm_ms']:.2f} ms",
+                f"{row['naive_ms']:,.0f} ms",
+                _ratio(row["naive_ms"], row["latest50_warm_ms"]),
+                goal,
+                met,
+            )
+        )
+        met = (
+            ok(row["latest50_cold_ms"] <= GOALS["latest50_ms"] and row["speedup_cold"] >= GOALS["speedup"])
+            if largest
+            else ""
+        )
+        rows.append(
+            (
+                f"latest-50 at {n:,} runs, cold process",
+                f"{row['latest50_cold_ms']:.1f} ms",
+                f"{row['naive_ms']:,.0f} ms",
+                _ratio(row["naive_ms"], row["latest50_cold_ms"]),
+                goal,
+                met,
+            )
+        )
     rec = report["record"]
-    rows.append(("record one run (fsync, atomic)", f"{rec['record_median_ms']:.2f} ms", f"{rec['naive_dump_median_ms']:.3f} ms",
-                 f"{rec['record_median_ms'] / rec['naive_dump_median_ms']:.0f}× slower", f"≤ {GOALS['record_ms']:g} ms",
-                 ok(rec["record_median_ms"] <= GOALS["record_ms"])))
+    rows.append(
+        (
+            "record one run (fsync, atomic)",
+            f"{rec['record_median_ms']:.2f} ms",
+            f"{rec['naive_dump_median_ms']:.3f} ms",
+            f"{rec['record_median_ms'] / rec['naive_dump_median_ms']:.0f}× slower",
+            f"≤ {GOALS['record_ms']:g} ms",
+            ok(rec["record_median_ms"] <= GOALS["record_ms"]),
+        )
+    )
     up = report["update"]
-    rows.append((f"update step, {up['history_runs']} runs of history", f"{up['update_median_ms']:.1f} ms",
-                 f"{up['naive_median_ms']:.1f} ms", _ratio(up["naive_median_ms"], up["update_median_ms"]), "", ""))
+    rows.append(
+        (
+            f"update step, {up['history_runs']} runs of history",
+            f"{up['update_median_ms']:.1f} ms",
+            f"{up['naive_median_ms']:.1f} ms",
+            _ratio(up["naive_median_ms"], up["update_median_ms"]),
+            "",
+            "",
+        )
+    )
     ar = report["archive_growth"]
-    rows.append((f"apply with {ar['big_archive']:,} archived changes", f"{ar['apply_big_ms']:.1f} ms",
-                 f"{ar['apply_small_ms']:.1f} ms (10 changes)", f"{ar['apply_big_ms'] / ar['apply_small_ms']:.0f}× slower", "", ""))
+    rows.append(
+        (
+            f"apply with {ar['big_archive']:,} archived changes",
+            f"{ar['apply_big_ms']:.1f} ms",
+            f"{ar['apply_small_ms']:.1f} ms (10 changes)",
+            f"{ar['apply_big_ms'] / ar['apply_small_ms']:.0f}× slower",
+            "",
+            "",
+        )
+    )
     panel = report.get("panel")
     if panel:
-        rows.append((f"panel GET /calibration/ at {report['history'][-1]['n']:,} runs", f"{panel['panel_median_ms']:.1f} ms",
-                     f"{panel['naive_latest10_median_ms']:,.0f} ms (latest-10 scan)",
-                     _ratio(panel["naive_latest10_median_ms"], panel["panel_median_ms"]), f"≤ {GOALS['panel_ms']:g} ms",
-                     ok(panel["panel_median_ms"] <= GOALS["panel_ms"])))
+        rows.append(
+            (
+                f"panel GET /calibration/ at {report['history'][-1]['n']:,} runs",
+                f"{panel['panel_median_ms']:.1f} ms",
+                f"{panel['naive_latest10_median_ms']:,.0f} ms (latest-10 scan)",
+                _ratio(panel["naive_latest10_median_ms"], panel["panel_median_ms"]),
+                f"≤ {GOALS['panel_ms']:g} ms",
+                ok(panel["panel_median_ms"] <= GOALS["panel_ms"]),
+            )
+        )
     imp = report["import"]
-    rows.append(("import calibration_policy (fresh process)", f"{imp['import_median_ms']:.0f} ms", "–", "",
-                 f"≤ {GOALS['import_ms']:g} ms", ok(imp["import_median_ms"] <= GOALS["import_ms"])))
-    rows.append(("import the public API + build a policy", f"{imp['api_import_median_ms']:.0f} ms", "–", "",
-                 f"≤ {GOALS['import_ms']:g} ms", ok(imp["api_import_median_ms"] <= GOALS["import_ms"])))
+    rows.append(
+        (
+            "import calibration_policy (fresh process)",
+            f"{imp['import_median_ms']:.0f} ms",
+            "–",
+            "",
+            f"≤ {GOALS['import_ms']:g} ms",
+            ok(imp["import_median_ms"] <= GOALS["import_ms"]),
+        )
+    )
+    rows.append(
+        (
+            "import the public API + build a policy",
+            f"{imp['api_import_median_ms']:.0f} ms",
+            "–",
+            "",
+            f"≤ {GOALS['import_ms']:g} ms",
+            ok(imp["api_import_median_ms"] <= GOALS["import_ms"]),
+        )
+    )
     first = report["first_decision"]
     ours, pandas = first["ours"]["median_ms"], first["pandas_ewma"]["median_ms"]
-    rows.append(("fresh process → first decision", f"{ours:.0f} ms", f"{pandas:.0f} ms (pandas EWMA)", _ratio(pandas, ours), "", ""))
+    rows.append(
+        (
+            "fresh process → first decision",
+            f"{ours:.0f} ms",
+            f"{pandas:.0f} ms (pandas EWMA)",
+            _ratio(pandas, ours),
+            "",
+            "",
+        )
+    )
     mem = report["memory"]
-    rows.append((f"memory peak, one latest-50 load at {mem['n']:,}", f"{mem['ours_peak_kib']:,.0f} KiB",
-                 f"{mem['naive_peak_kib']:,.0f} KiB", _ratio(mem["naive_peak_kib"], mem["ours_peak_kib"]), "", ""))
+    rows.append(
+        (
+            f"memory peak, one latest-50 load at {mem['n']:,}",
+            f"{mem['ours_peak_kib']:,.0f} KiB",
+            f"{mem['naive_peak_kib']:,.0f} KiB",
+            _ratio(mem["naive_peak_kib"], mem["ours_peak_kib"]),
+            "",
+            "",
+        )
+    )
     headers = ("measurement", "calibration-policy", "naive", "ratio", "goal", "met")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
@@ -257,10 +375,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1k and 10k runs, fewer repeats")
     parser.add_argument("--out", default=str(HERE / "results_all.json"))
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
-    parser.add_argument("--runs", type=int, help="issue 12's table: 1k, 100k and this many runs (e.g. 1000000), "
-                        "each path beside its fair baseline (SQLite WAL+FULL with the same models, sorted-name scan, "
-                        "bare durable write, folder listing); see bench_million.py")
-    parser.add_argument("--workdir", help="with --runs: where the run folders are made and kept (default: a folder in /tmp)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        help="issue 12's table: 1k, 100k and this many runs (e.g. 1000000), "
+        "each path beside its fair baseline (SQLite WAL+FULL with the same models, sorted-name scan, "
+        "bare durable write, folder listing); see bench_million.py",
+    )
+    parser.add_argument(
+        "--workdir", help="with --runs: where the run folders are made and kept (default: a folder in /tmp)"
+    )
     parser.add_argument("--repeat", type=int, default=30, help="with --runs: samples per figure")
     args = parser.parse_args(argv)
     if args.runs:
@@ -273,16 +397,31 @@ def main(argv: list[str] | None = None) -> int:
         print(bench_million.run(sizes, workdir, args.repeat, out))
         return 0
 
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-               "processor": platform.processor() or platform.machine(), "load_average_at_start": list(os.getloadavg())}
-    print(f"machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}, "
-          f"load average {machine['load_average_at_start']}", flush=True)
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+    print(
+        f"machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}, "
+        f"load average {machine['load_average_at_start']}",
+        flush=True,
+    )
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     workdir = Path(tempfile.mkdtemp(prefix="cp-bench-all-"))
     began = time.perf_counter()
     try:
-        history = [bench_history.bench_size(n, workdir, naive_repeat=3 if n >= 100_000 else 5,
-                                            warm_repeat=20 if args.quick else (50 if n <= 10_000 else 30)) for n in sizes]
+        history = [
+            bench_history.bench_size(
+                n,
+                workdir,
+                naive_repeat=3 if n >= 100_000 else 5,
+                warm_repeat=20 if args.quick else (50 if n <= 10_000 else 30),
+            )
+            for n in sizes
+        ]
         largest = Path(history[-1]["folder"])
         print("\n== record, update step, archive growth, panel, import, memory", flush=True)
         record = bench_history.bench_record(workdir, count=50 if args.quick else 200)
@@ -311,16 +450,20 @@ def main(argv: list[str] | None = None) -> int:
         "import": imports,
         "first_decision": first_decision,
         "memory": memory,
-        "notes": ("OS page cache warm throughout; 'cold' = a fresh Python process with the run index already built; "
-                  "the naive figures are measured in the same run on the same files."),
+        "notes": (
+            "OS page cache warm throughout; 'cold' = a fresh Python process with the run index already built; "
+            "the naive figures are measured in the same run on the same files."
+        ),
     }
     text = table(report)
     report["table"] = text
     Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nmachine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}")
     print(text)
-    print(f"\nload average at start {machine['load_average_at_start']}, at end {machine['load_average_at_end']}; "
-          f"{report['seconds']} s in all; wrote {args.out}")
+    print(
+        f"\nload average at start {machine['load_average_at_start']}, at end {machine['load_average_at_end']}; "
+        f"{report['seconds']} s in all; wrote {args.out}"
+    )
     return 0
 
 

@@ -84,8 +84,9 @@ def make_history(folder: Path, days: int = HISTORY_DAYS) -> datetime:
 
     for day in range(days):
         g = round(1.0 + 0.05 * ((day % 9) - 4) / 4, 4)
-        record_calibration_result(bench_history.host_result(g), "SPY", "live", history_dir=folder,
-                                  timestamp=START + timedelta(days=day))
+        record_calibration_result(
+            bench_history.host_result(g), "SPY", "live", history_dir=folder, timestamp=START + timedelta(days=day)
+        )
     return START + timedelta(days=days)
 
 
@@ -99,9 +100,12 @@ def sample(folder: Path, smoothing: str, moment: datetime) -> dict:
 
 
 def summary(samples: list[dict]) -> dict:
-    return {"median_ms": bench_history.ms(statistics.median(s["seconds"] for s in samples)),
-            "process_median_ms": bench_history.ms(statistics.median(s["whole"] for s in samples)),
-            "samples_ms": [bench_history.ms(s["seconds"]) for s in samples], "modules_loaded": samples[-1]["loaded"]}
+    return {
+        "median_ms": bench_history.ms(statistics.median(s["seconds"] for s in samples)),
+        "process_median_ms": bench_history.ms(statistics.median(s["whole"] for s in samples)),
+        "samples_ms": [bench_history.ms(s["seconds"]) for s in samples],
+        "modules_loaded": samples[-1]["loaded"],
+    }
 
 
 def bench_first_decision(workdir: Path, repeat: int = 5) -> dict:
@@ -118,11 +122,24 @@ def bench_first_decision(workdir: Path, repeat: int = 5) -> dict:
 def table(report: dict) -> str:
     ours, base = report["ours"], report["pandas_ewma"]
     rows = [
-        ("fresh process → first decision (in process)", f"{ours['median_ms']:.0f} ms", f"{base['median_ms']:.0f} ms",
-         f"{base['median_ms'] / ours['median_ms']:.1f}×"),
-        ("same, whole process incl. interpreter start", f"{ours['process_median_ms']:.0f} ms",
-         f"{base['process_median_ms']:.0f} ms", f"{base['process_median_ms'] / ours['process_median_ms']:.1f}×"),
-        ("heavy modules loaded", ", ".join(ours["modules_loaded"]) or "–", ", ".join(base["modules_loaded"]) or "–", ""),
+        (
+            "fresh process → first decision (in process)",
+            f"{ours['median_ms']:.0f} ms",
+            f"{base['median_ms']:.0f} ms",
+            f"{base['median_ms'] / ours['median_ms']:.1f}×",
+        ),
+        (
+            "same, whole process incl. interpreter start",
+            f"{ours['process_median_ms']:.0f} ms",
+            f"{base['process_median_ms']:.0f} ms",
+            f"{base['process_median_ms'] / ours['process_median_ms']:.1f}×",
+        ),
+        (
+            "heavy modules loaded",
+            ", ".join(ours["modules_loaded"]) or "–",
+            ", ".join(base["modules_loaded"]) or "–",
+            "",
+        ),
     ]
     headers = ("measurement", "numpy EWMA (ours)", "pandas EWMA (before)", "ratio")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
@@ -135,12 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes per variant (median taken)")
     parser.add_argument("--out", default=str(HERE / "results_first_decision.json"))
     args = parser.parse_args(argv)
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-               "load_average_at_start": list(os.getloadavg())}
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
     workdir = Path(tempfile.mkdtemp(prefix="cp-bench-first-"))
     try:
-        report = {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine,
-                  **bench_first_decision(workdir, args.repeat)}
+        report = {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine,
+            **bench_first_decision(workdir, args.repeat),
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     machine["load_average_at_end"] = list(os.getloadavg())
@@ -148,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}")
     print(report["table"])
-    print(f"\nload average at start {machine['load_average_at_start']}, at end {machine['load_average_at_end']}; wrote {args.out}")
+    print(
+        f"\nload average at start {machine['load_average_at_start']}, at end {machine['load_average_at_end']}; wrote {args.out}"
+    )
     return 0
 
 

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -98,7 +98,7 @@ def make_history(folder: Path, n: int) -> float:
 
     start = time.perf_counter()
     folder.mkdir(parents=True)
-    base = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2020, 1, 1, tzinfo=UTC)
     templates = {}
     with tempfile.TemporaryDirectory() as scratch:
         for underlying in UNDERLYINGS:
@@ -178,7 +178,7 @@ def bench_size(n: int, workdir: Path, naive_repeat: int, warm_repeat: int) -> di
     time.sleep(0.3)
 
     # Warm: the process-wide store, repeated.
-    load = lambda: load_recent_calibration_history("SPY", limit=LIMIT, history_dir=folder)  # noqa: E731
+    load = lambda: load_recent_calibration_history("SPY", limit=LIMIT, history_dir=folder)
     load()
     warm, warm_all = median_time(load, warm_repeat)
 
@@ -195,9 +195,11 @@ def bench_size(n: int, workdir: Path, naive_repeat: int, warm_repeat: int) -> di
 
     # The DESIGN flow: record a run, then load at once (the folder changed → the index rescans).
     after_record = []
-    moment = datetime(2035, 1, 1, tzinfo=timezone.utc)
+    moment = datetime(2035, 1, 1, tzinfo=UTC)
     for i in range(5):
-        record_calibration_result(host_result(), "SPY", "live", history_dir=folder, timestamp=moment + timedelta(days=i))
+        record_calibration_result(
+            host_result(), "SPY", "live", history_dir=folder, timestamp=moment + timedelta(days=i)
+        )
         start = time.perf_counter()
         runs = load()
         after_record.append(time.perf_counter() - start)
@@ -229,7 +231,7 @@ def bench_record(workdir: Path, count: int = 200) -> dict:
     folder, plain = workdir / "record_bench", workdir / "plain_bench"
     plain.mkdir()
     result = host_result()
-    base = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2030, 1, 1, tzinfo=UTC)
     record_calibration_result(result, "SPY", "live", history_dir=folder, timestamp=base - timedelta(days=1))  # warm-up
     ours = []
     for i in range(count):
@@ -271,7 +273,11 @@ def bench_memory(folder: Path) -> dict:
     naive_latest(folder, "SPY")
     _, naive = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"n": int(folder.name.split("_")[1]), "ours_peak_kib": round(ours / 1024, 1), "naive_peak_kib": round(naive / 1024, 1)}
+    return {
+        "n": int(folder.name.split("_")[1]),
+        "ours_peak_kib": round(ours / 1024, 1),
+        "naive_peak_kib": round(naive / 1024, 1),
+    }
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -353,10 +359,15 @@ def main(argv: list[str] | None = None) -> int:
          imports["import_median_ms"] <= GOALS["import_ms"]),
     ]  # fmt: skip
     report = {
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_average_at_start": load_at_start, "load_average_at_end": list(os.getloadavg())},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": list(os.getloadavg()),
+        },
         "sizes": [{k: v for k, v in row.items() if k != "folder"} for row in rows],
         "record": record,
         "import": imports,
@@ -368,8 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     report["goals"] = [{"goal": g, "target": t, "measured": m, "met": ok} for g, t, m, ok in goals]
     Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print("\n" + table)
-    print(f"\nload average (1/5/15 min) at start {load_at_start}, at end {report['machine']['load_average_at_end']} "
-          f"on {os.cpu_count()} CPUs")
+    print(
+        f"\nload average (1/5/15 min) at start {load_at_start}, at end {report['machine']['load_average_at_end']} "
+        f"on {os.cpu_count()} CPUs"
+    )
     print(f"\nwrote {args.out}")
     return 0
 

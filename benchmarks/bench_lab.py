@@ -44,11 +44,17 @@ def synthetic_runs(underlyings: int, days: int, seed: int = 1):
         for d in range(days):
             level = {k: max(0.5, v + rng.gauss(0, 0.01)) for k, v in level.items()}
             thin = rng.random() < 0.1
-            runs.append(CalibrationRun(
-                run_id=f"{(START + timedelta(days=d)).strftime('%Y%m%dT%H%M%S.000000Z')}_{name}_live",
-                timestamp=START + timedelta(days=d), underlying=name, source="live",
-                recommended_iv_multiplier={k: v + rng.gauss(0, 0.02) for k, v in level.items()},
-                sample_size=80 if thin else 300 + rng.randrange(200), vega_sum=2000.0 if thin else 9000.0 + rng.random() * 5000))
+            runs.append(
+                CalibrationRun(
+                    run_id=f"{(START + timedelta(days=d)).strftime('%Y%m%dT%H%M%S.000000Z')}_{name}_live",
+                    timestamp=START + timedelta(days=d),
+                    underlying=name,
+                    source="live",
+                    recommended_iv_multiplier={k: v + rng.gauss(0, 0.02) for k, v in level.items()},
+                    sample_size=80 if thin else 300 + rng.randrange(200),
+                    vega_sum=2000.0 if thin else 9000.0 + rng.random() * 5000,
+                )
+            )
     return runs
 
 
@@ -62,7 +68,9 @@ def hand_loop(runs, policy):
     live, applies = dict(START_VALUES), 0
     for i, run in enumerate(runs):
         smoothed = get_smoothed_multipliers(runs[: i + 1], run, policy)
-        decision = should_apply_update(live, smoothed, policy, {"sample_size": run.sample_size, "vega_sum": run.vega_sum})
+        decision = should_apply_update(
+            live, smoothed, policy, {"sample_size": run.sample_size, "vega_sum": run.vega_sum}
+        )
         if decision.apply:
             live.update(decision.values)
             applies += 1
@@ -103,7 +111,9 @@ def main() -> None:
     replay(one, policy, START_VALUES)  # warm the imports and the plugin manager
     replay_s, result = best(lambda: replay(runs, policy, START_VALUES), args.repeat, "replay")
     space = {"min_delta_global": (0.005, 0.06), "min_delta_band": (0.005, 0.06)}
-    tune_s, tuned = best(lambda: tune(one, policy, space, n=args.candidates, start_values=START_VALUES), args.repeat, "tune")
+    tune_s, tuned = best(
+        lambda: tune(one, policy, space, n=args.candidates, start_values=START_VALUES), args.repeat, "tune"
+    )
     loop_s, loop_applies = best(lambda: hand_loop(one, policy), args.repeat, "loop")
     groups: dict[str, list] = {}
     for run in runs:
@@ -119,18 +129,29 @@ def main() -> None:
     loop_tune_s = (time.perf_counter() - t) / max(1, len(grid)) * args.candidates
     results = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "runs": len(runs), "underlyings": args.underlyings, "days": args.days, "candidates": args.candidates,
-        "replay_seconds": round(replay_s, 3), "replay_applies": result.applies,
-        "tune_seconds": round(tune_s, 3), "tune_front": len(tuned.front),
-        "hand_loop_365_runs_seconds": round(loop_s, 3), "hand_loop_all_runs_seconds": round(loop_all_s, 3),
-        "hand_loop_tune_seconds_scaled": round(loop_tune_s, 3), "hand_loop_candidates_measured": len(grid),
+        "runs": len(runs),
+        "underlyings": args.underlyings,
+        "days": args.days,
+        "candidates": args.candidates,
+        "replay_seconds": round(replay_s, 3),
+        "replay_applies": result.applies,
+        "tune_seconds": round(tune_s, 3),
+        "tune_front": len(tuned.front),
+        "hand_loop_365_runs_seconds": round(loop_s, 3),
+        "hand_loop_all_runs_seconds": round(loop_all_s, 3),
+        "hand_loop_tune_seconds_scaled": round(loop_tune_s, 3),
+        "hand_loop_candidates_measured": len(grid),
         "cpu_seconds": {k: round(v, 3) for k, v in CPU.items()},
         "targets": {"replay_seconds": 1.0, "tune_seconds": 10.0},
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"replay  {len(runs):>7,} runs              {replay_s:7.3f} s  (cpu {CPU['replay']:.3f} s; target ≤ 1 s)")
-    print(f"tune    {args.candidates:>7} candidates × {len(one)} runs {tune_s:7.3f} s  (cpu {CPU['tune']:.3f} s; target ≤ 10 s)")
-    print(f"hand loop {len(runs):>7,} runs              {loop_all_s:7.3f} s  (cpu {CPU['loop_all']:.3f} s; the replay's baseline)")
+    print(
+        f"tune    {args.candidates:>7} candidates × {len(one)} runs {tune_s:7.3f} s  (cpu {CPU['tune']:.3f} s; target ≤ 10 s)"
+    )
+    print(
+        f"hand loop {len(runs):>7,} runs              {loop_all_s:7.3f} s  (cpu {CPU['loop_all']:.3f} s; the replay's baseline)"
+    )
     print(f"hand loop  {len(one)} runs                {loop_s:7.3f} s  (cpu {CPU['loop']:.3f} s)")
     print(f"hand loop  {args.candidates} candidates (scaled)    {loop_tune_s:7.3f} s")
 

@@ -30,12 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 UNDERLYINGS = ("SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "GOOG")
-BASE = datetime(2020, 1, 1, tzinfo=timezone.utc)
+BASE = datetime(2020, 1, 1, tzinfo=UTC)
 BAD_FILES = {
     "20200101T000000.000001Z_SPY_live.json": b'{"timestamp": "2020-01-01T00:00:00.000001Z", "underl',  # half-written
     "SPY (1).json": b"{}",  # foreign: a copy made by a file manager
@@ -113,11 +113,15 @@ def make_sqlite(path: Path, folder: Path, n: int) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=OFF")
-    db.execute("CREATE TABLE runs (underlying TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, payload TEXT NOT NULL)")
+    db.execute(
+        "CREATE TABLE runs (underlying TEXT NOT NULL, ts TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, payload TEXT NOT NULL)"
+    )
     templates = {}
     for u in UNDERLYINGS:
         name = f"{moment_of(UNDERLYINGS.index(u)):%Y%m%dT%H%M%S.%fZ}_{u}_live.json"
-        templates[u] = (folder / name).read_text().split(f'"timestamp": "{moment_of(UNDERLYINGS.index(u)):%Y-%m-%dT%H:%M:%S.%fZ}"')
+        templates[u] = (
+            (folder / name).read_text().split(f'"timestamp": "{moment_of(UNDERLYINGS.index(u)):%Y-%m-%dT%H:%M:%S.%fZ}"')
+        )
 
     def rows():
         for i in range(n):
@@ -149,11 +153,16 @@ class SqliteStore:
         from calibration_policy.models import CalibrationRun
 
         if before is None:
-            rows = self.db.execute("SELECT id, payload FROM runs WHERE underlying = ? ORDER BY ts DESC, seq DESC LIMIT ?",
-                                   (underlying, limit)).fetchall()
+            rows = self.db.execute(
+                "SELECT id, payload FROM runs WHERE underlying = ? ORDER BY ts DESC, seq DESC LIMIT ?",
+                (underlying, limit),
+            ).fetchall()
         else:
-            rows = self.db.execute("SELECT id, payload FROM runs WHERE underlying = ? AND (ts, seq) < (?, ?) "
-                                   "ORDER BY ts DESC, seq DESC LIMIT ?", (underlying, *before, limit)).fetchall()
+            rows = self.db.execute(
+                "SELECT id, payload FROM runs WHERE underlying = ? AND (ts, seq) < (?, ?) "
+                "ORDER BY ts DESC, seq DESC LIMIT ?",
+                (underlying, *before, limit),
+            ).fetchall()
         runs = []
         for run_id, payload in reversed(rows):
             data = json.loads(payload)
@@ -164,7 +173,9 @@ class SqliteStore:
     def oldest(self, underlying: str, limit: int):
         from calibration_policy.models import CalibrationRun
 
-        rows = self.db.execute("SELECT id, payload FROM runs WHERE underlying = ? ORDER BY ts, seq LIMIT ?", (underlying, limit))
+        rows = self.db.execute(
+            "SELECT id, payload FROM runs WHERE underlying = ? ORDER BY ts, seq LIMIT ?", (underlying, limit)
+        )
         return [CalibrationRun.model_validate({**json.loads(p), "run_id": i}) for i, p in rows]
 
     def record(self, run) -> None:
@@ -173,8 +184,15 @@ class SqliteStore:
 
         stamp = utc_stamp(run.timestamp)
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("INSERT INTO runs VALUES (?, ?, 0, ?, ?)", (run.underlying, stamp, f"{stamp}_{run.underlying}_{run.source}",
-                                                                  dumps_model(run, exclude={"run_id"}).decode()))
+        self.db.execute(
+            "INSERT INTO runs VALUES (?, ?, 0, ?, ?)",
+            (
+                run.underlying,
+                stamp,
+                f"{stamp}_{run.underlying}_{run.source}",
+                dumps_model(run, exclude={"run_id"}).decode(),
+            ),
+        )
         self.db.execute("COMMIT")
 
 
@@ -249,18 +267,40 @@ def bench_size(workdir: Path, n: int, repeat: int) -> list[dict]:
     sqlite = SqliteStore(workdir / f"runs_{n}.sqlite3")
     rows: list[dict] = []
 
-    def row(path: str, ours: float, baseline: str, theirs: float | None, goal: str = "", rss: float | None = None) -> None:
-        rows.append({"path": path, "runs": n, "ours_ms": ours, "baseline": baseline, "baseline_ms": theirs,
-                     "ratio": round(ours / theirs, 2) if theirs else None, "goal": goal, "rss_mb": rss})
+    def row(
+        path: str, ours: float, baseline: str, theirs: float | None, goal: str = "", rss: float | None = None
+    ) -> None:
+        rows.append(
+            {
+                "path": path,
+                "runs": n,
+                "ours_ms": ours,
+                "baseline": baseline,
+                "baseline_ms": theirs,
+                "ratio": round(ours / theirs, 2) if theirs else None,
+                "goal": goal,
+                "rss_mb": rss,
+            }
+        )
 
     # index build from scratch, in a fresh process (so the figure includes no warm caches of ours)
     shutil.rmtree(folder / ".index", ignore_errors=True)
     time.sleep(0.3)
     listing = median_ms(lambda: os.listdir(folder), 3)
-    out = subprocess.run([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nimport numpy\n"
-                          "from calibration_policy.history import HistoryStore\n"
-                          "s = HistoryStore(Path(sys.argv[1])); t = time.perf_counter(); s.latest('SPY', 50)\n"
-                          "print(time.perf_counter() - t)", str(folder)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\nimport numpy\n"
+            "from calibration_policy.history import HistoryStore\n"
+            "s = HistoryStore(Path(sys.argv[1])); t = time.perf_counter(); s.latest('SPY', 50)\n"
+            "print(time.perf_counter() - t)",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     build = ms(float(out.stdout.strip().splitlines()[-1]))
     row("index build from scratch (first load)", build, "folder listing", listing, "≤ 5 s at 1M, progress bar over 1 s")
     time.sleep(0.3)
@@ -270,14 +310,25 @@ def bench_size(workdir: Path, n: int, repeat: int) -> list[dict]:
     time.sleep(0.3)
     store.latest("SPY", 50)  # a quiet, trusted listing
     warm = median_ms(lambda: store.latest("SPY", 50), repeat)
-    row("warm latest 50", warm, "SQLite, same models", median_ms(lambda: sqlite.latest("SPY", 50), repeat), "≤ SQLite; aim 2 ms")
+    row(
+        "warm latest 50",
+        warm,
+        "SQLite, same models",
+        median_ms(lambda: sqlite.latest("SPY", 50), repeat),
+        "≤ SQLite; aim 2 ms",
+    )
     row("warm latest 50", warm, "sorted-name scan", median_ms(lambda: sorted_name_scan(folder, "SPY"), 3))
 
     counter = iter(range(10**9))
 
     def next_run():
         i = next(counter)
-        return build_run(host_result(1.0 + (i % 7) / 100), "SPY", "live", timestamp=datetime(2200, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=i))
+        return build_run(
+            host_result(1.0 + (i % 7) / 100),
+            "SPY",
+            "live",
+            timestamp=datetime(2200, 1, 1, tzinfo=UTC) + timedelta(minutes=i),
+        )
 
     def ours_record_then_latest():
         store.record(next_run())
@@ -287,8 +338,13 @@ def bench_size(workdir: Path, n: int, repeat: int) -> list[dict]:
         sqlite.record(next_run())
         sqlite.latest("SPY", 50)
 
-    row("record one run, then latest 50", median_ms(ours_record_then_latest, repeat), "SQLite WAL+FULL, same models",
-        median_ms(sqlite_record_then_latest, repeat), "≤ 10 ms and ≤ 2× SQLite at 1M")
+    row(
+        "record one run, then latest 50",
+        median_ms(ours_record_then_latest, repeat),
+        "SQLite WAL+FULL, same models",
+        median_ms(sqlite_record_then_latest, repeat),
+        "≤ 10 ms and ≤ 2× SQLite at 1M",
+    )
     runs = [next_run() for _ in range(repeat)]
     ours_record = median_ms(lambda: store.record(runs.pop()), repeat)
     from calibration_policy.durable import dumps_model
@@ -312,40 +368,82 @@ def bench_size(workdir: Path, n: int, repeat: int) -> list[dict]:
         loaded = store.oldest("SPY", 1)
         seen.append(time.perf_counter() - start)
         assert loaded[0].run_id == copied.stem or i > 0
-    row("hand-copied file seen by the next load", ms(statistics.median(seen)), "folder listing",
-        median_ms(lambda: os.listdir(folder), 3), "≤ 1.5× listing the folder")
+    row(
+        "hand-copied file seen by the next load",
+        ms(statistics.median(seen)),
+        "folder listing",
+        median_ms(lambda: os.listdir(folder), 3),
+        "≤ 1.5× listing the folder",
+    )
 
     # panel pages: the newest and the oldest (keyset), through the real router
     config = workdir / "panel_config.json"
     config.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     app = FastAPI()
-    app.include_router(create_router(history_dir=folder, archive_dir=workdir / f"panel_archive_{n}",
-                                     suggestions_dir=workdir / f"panel_suggestions_{n}",
-                                     target_for=lambda u: JsonFileTarget(config)), prefix="/calibration")
+    app.include_router(
+        create_router(
+            history_dir=folder,
+            archive_dir=workdir / f"panel_archive_{n}",
+            suggestions_dir=workdir / f"panel_suggestions_{n}",
+            target_for=lambda u: JsonFileTarget(config),
+        ),
+        prefix="/calibration",
+    )
     client = TestClient(app)
     time.sleep(0.3)
     client.get("/calibration/?underlying=SPY").raise_for_status()
     pages = -(-store.count("SPY") // 10)
     newest = median_ms(lambda: client.get("/calibration/?underlying=SPY").raise_for_status(), max(5, repeat // 2))
-    oldest = median_ms(lambda: client.get(f"/calibration/?underlying=SPY&page={pages}").raise_for_status(), max(5, repeat // 2))
+    oldest = median_ms(
+        lambda: client.get(f"/calibration/?underlying=SPY&page={pages}").raise_for_status(), max(5, repeat // 2)
+    )
     second_oldest = store.oldest("SPY", 11)[-1]
     from calibration_policy.history import cursor_of
 
-    before = median_ms(lambda: client.get("/calibration/", params={"underlying": "SPY", "before": cursor_of(second_oldest)}).raise_for_status(),
-                       max(5, repeat // 2))
+    before = median_ms(
+        lambda: client.get(
+            "/calibration/", params={"underlying": "SPY", "before": cursor_of(second_oldest)}
+        ).raise_for_status(),
+        max(5, repeat // 2),
+    )
     sqlite_page = median_ms(lambda: sqlite.latest("SPY", 40), repeat)
     row("panel page, newest", newest, "SQLite latest 40, same models", sqlite_page, "≤ 50 ms at 1M")
-    row("panel page, oldest (keyset)", max(oldest, before), "SQLite latest 40, same models", sqlite_page, "≤ 50 ms at 1M")
-    row("/api/runs oldest page (before=)", median_ms(lambda: client.get("/calibration/api/runs", params={
-        "underlying": "SPY", "limit": 10, "before": cursor_of(second_oldest)}).raise_for_status(), repeat),
-        "SQLite oldest 10, same models", median_ms(lambda: sqlite.oldest("SPY", 10), repeat))
+    row(
+        "panel page, oldest (keyset)",
+        max(oldest, before),
+        "SQLite latest 40, same models",
+        sqlite_page,
+        "≤ 50 ms at 1M",
+    )
+    row(
+        "/api/runs oldest page (before=)",
+        median_ms(
+            lambda: client.get(
+                "/calibration/api/runs", params={"underlying": "SPY", "limit": 10, "before": cursor_of(second_oldest)}
+            ).raise_for_status(),
+            repeat,
+        ),
+        "SQLite oldest 10, same models",
+        median_ms(lambda: sqlite.oldest("SPY", 10), repeat),
+    )
     store._index.close()
 
-    out = subprocess.run([sys.executable, "-c", RSS_SNIPPET, str(folder), str(HERE)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_SNIPPET, str(folder), str(HERE)], capture_output=True, text=True, check=True
+    )
     rss = float(out.stdout.strip().splitlines()[-1])
-    base = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import bench_million as b\n"
-                           "import calibration_policy.history, calibration_policy.models, numpy\nprint(b.rss_mb())", str(HERE)],
-                          capture_output=True, text=True, check=True)
+    base = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import bench_million as b\n"
+            "import calibration_policy.history, calibration_policy.models, numpy\nprint(b.rss_mb())",
+            str(HERE),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     row("resident memory after loads (fresh process)", 0.0, "after imports only", None, "≤ 64 MB at 1M", rss)
     rows[-1]["ours_ms"] = None
     rows[-1]["baseline_rss_mb"] = float(base.stdout.strip().splitlines()[-1])
@@ -362,17 +460,40 @@ def table(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         if r["rss_mb"] is not None:
-            ours, theirs, ratio = f"{r['rss_mb']:.0f} MB RSS", f"{r['baseline_rss_mb']:.0f} MB", f"+{r['rss_mb'] - r['baseline_rss_mb']:.0f} MB"
+            ours, theirs, ratio = (
+                f"{r['rss_mb']:.0f} MB RSS",
+                f"{r['baseline_rss_mb']:.0f} MB",
+                f"+{r['rss_mb'] - r['baseline_rss_mb']:.0f} MB",
+            )
         else:
             ours = f"{r['ours_ms']:,.2f} ms" if r["ours_ms"] < 1000 else f"{r['ours_ms'] / 1000:,.2f} s"
-            theirs = "–" if r["baseline_ms"] is None else (f"{r['baseline_ms']:,.2f} ms" if r["baseline_ms"] < 1000 else f"{r['baseline_ms'] / 1000:,.2f} s")
-            ratio = "–" if r["ratio"] is None else (f"{r['ratio']:,.2f}×" if r["ratio"] >= 0.1
-                                                    else f"1/{r['baseline_ms'] / r['ours_ms']:,.0f}")
-        lines.append((r["path"], f"{r['runs']:,}", ours, r["baseline"], theirs, ratio, r["goal"] if r["runs"] >= 1_000_000 else ""))
+            theirs = (
+                "–"
+                if r["baseline_ms"] is None
+                else (f"{r['baseline_ms']:,.2f} ms" if r["baseline_ms"] < 1000 else f"{r['baseline_ms'] / 1000:,.2f} s")
+            )
+            ratio = (
+                "–"
+                if r["ratio"] is None
+                else (f"{r['ratio']:,.2f}×" if r["ratio"] >= 0.1 else f"1/{r['baseline_ms'] / r['ours_ms']:,.0f}")
+            )
+        lines.append(
+            (
+                r["path"],
+                f"{r['runs']:,}",
+                ours,
+                r["baseline"],
+                theirs,
+                ratio,
+                r["goal"] if r["runs"] >= 1_000_000 else "",
+            )
+        )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
     ordered = sorted(lines, key=lambda line: ([r["path"] for r in rows].index(line[0]), int(line[1].replace(",", ""))))
-    return "\n".join([fmt(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(line) for line in ordered)])
+    return "\n".join(
+        [fmt(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(fmt(line) for line in ordered)]
+    )
 
 
 def rerender(results: Path) -> str:
@@ -391,9 +512,23 @@ def run(sizes: list[int], workdir: Path, repeat: int, out: Path) -> str:
         rows += bench_size(workdir, n, repeat)
     load_end = list(os.getloadavg())
     text = table(rows)
-    note = (f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; load average "
-            f"{load_start[0]:.1f} at start, {load_end[0]:.1f} at end (the machine is shared: other jobs ran); "
-            f"{time.perf_counter() - began:.0f} s in all; medians; page cache warm.")
-    out.write_text(json.dumps({"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sizes": sizes,
-                               "rows": rows, "note": note, "table": text}, indent=2, ensure_ascii=False) + "\n")
+    note = (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; load average "
+        f"{load_start[0]:.1f} at start, {load_end[0]:.1f} at end (the machine is shared: other jobs ran); "
+        f"{time.perf_counter() - began:.0f} s in all; medians; page cache warm."
+    )
+    out.write_text(
+        json.dumps(
+            {
+                "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "sizes": sizes,
+                "rows": rows,
+                "note": note,
+                "table": text,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     return f"{text}\n\n{note}"

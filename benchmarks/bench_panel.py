@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 GOAL_MS = 50.0
@@ -27,10 +27,24 @@ def host_result() -> dict:
     bands = {"weekly": (3, 10, 1.07), "monthly": (20, 40, 1.03)}
     return {
         "dropped_count": 37,
-        "global_metrics": {"n": 412, "vega_sum": 12400.0, "mae_vol_points": 1.84, "vega_weighted_mae_pct": 4.37,
-                           "recommended_iv_multiplier": 1.05},
-        "bands": {name: {"min_dte": lo, "max_dte": hi, "n": 206, "vega_sum": 6200.0, "mae_vol_points": 1.9,
-                         "recommended_iv_multiplier": m} for name, (lo, hi, m) in bands.items()},
+        "global_metrics": {
+            "n": 412,
+            "vega_sum": 12400.0,
+            "mae_vol_points": 1.84,
+            "vega_weighted_mae_pct": 4.37,
+            "recommended_iv_multiplier": 1.05,
+        },
+        "bands": {
+            name: {
+                "min_dte": lo,
+                "max_dte": hi,
+                "n": 206,
+                "vega_sum": 6200.0,
+                "mae_vol_points": 1.9,
+                "recommended_iv_multiplier": m,
+            }
+            for name, (lo, hi, m) in bands.items()
+        },
         "recommended_vol_surface": {"iv_multiplier": 1.05, "bands": {k: v[2] for k, v in bands.items()}},
     }
 
@@ -38,20 +52,30 @@ def host_result() -> dict:
 def build_history(root: Path, runs: int):
     """One real decided run, copied ``runs`` times one minute apart (valid names, valid JSON)."""
     from calibration_policy import CalibrationUpdatePolicy
-    from calibration_policy.target import JsonFileTarget
     from calibration_policy.pipeline import run_update
+    from calibration_policy.target import JsonFileTarget
 
     history, archive, config = root / "calibration_runs", root / "config_archive", root / "vol_surface_SPY.json"
     config.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
-    start = datetime(2020, 1, 1, tzinfo=timezone.utc)
-    outcome = run_update(host_result(), underlying="SPY", source="harvested", target=JsonFileTarget(config),
-                         policy=CalibrationUpdatePolicy(), history_dir=history, archive_dir=archive, timestamp=start)
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    outcome = run_update(
+        host_result(),
+        underlying="SPY",
+        source="harvested",
+        target=JsonFileTarget(config),
+        policy=CalibrationUpdatePolicy(),
+        history_dir=history,
+        archive_dir=archive,
+        timestamp=start,
+    )
     template = (history / f"{outcome.run.run_id}.json").read_text()
     stamp_field = json.dumps(json.loads(template)["timestamp"])
     for i in range(1, runs):
         moment = start + timedelta(minutes=i)
         name = moment.strftime("%Y%m%dT%H%M%S.%fZ") + "_SPY_harvested.json"
-        (history / name).write_text(template.replace(stamp_field, json.dumps(moment.isoformat().replace("+00:00", "Z")), 1))
+        (history / name).write_text(
+            template.replace(stamp_field, json.dumps(moment.isoformat().replace("+00:00", "Z")), 1)
+        )
     return history, archive, config
 
 
@@ -97,19 +121,24 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.3)  # let the folder's mtime age, as on a live system, so the index can be trusted
 
         app = FastAPI()
-        app.include_router(create_router(history_dir=history, archive_dir=archive, target_for=lambda u: JsonFileTarget(config)),
-                           prefix="/calibration")
+        app.include_router(
+            create_router(history_dir=history, archive_dir=archive, target_for=lambda u: JsonFileTarget(config)),
+            prefix="/calibration",
+        )
         client = TestClient(app)
         first = timed(lambda: client.get("/calibration/?underlying=SPY").raise_for_status(), 1)[0]
         for _ in range(3):
             client.get("/calibration/?underlying=SPY").raise_for_status()
         panel = timed(lambda: client.get("/calibration/?underlying=SPY").raise_for_status(), args.requests)
-        api = timed(lambda: client.get("/calibration/api/runs?underlying=SPY&limit=10").raise_for_status(), args.requests)
+        api = timed(
+            lambda: client.get("/calibration/api/runs?underlying=SPY&limit=10").raise_for_status(), args.requests
+        )
         store = open_store(history)
         indexed = timed(lambda: store.latest("SPY", limit=10), args.requests)
         naive = timed(lambda: naive_latest(history, "SPY"), args.naive_repeats)
-        assert [r["timestamp"] for r in naive_latest(history, "SPY")] == \
-            [r.timestamp.isoformat().replace("+00:00", "Z") for r in store.latest("SPY", limit=10)]
+        assert [r["timestamp"] for r in naive_latest(history, "SPY")] == [
+            r.timestamp.isoformat().replace("+00:00", "Z") for r in store.latest("SPY", limit=10)
+        ]
 
     rows = [
         ("panel page GET /calibration/ (warm)", panel),
@@ -123,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, times in rows:
         print(f"{name:<42} {statistics.median(times):>10.1f} {min(times):>9.1f} {max(times):>9.1f} {len(times):>4}")
     verdict = "met" if statistics.median(panel) <= GOAL_MS else "MISSED"
-    print(f"\nGoal: panel median ≤ {GOAL_MS:.0f} ms: {verdict}. "
-          f"Naive latest-10 is {statistics.median(naive) / statistics.median(indexed):,.0f}× slower than the index.")
+    print(
+        f"\nGoal: panel median ≤ {GOAL_MS:.0f} ms: {verdict}. "
+        f"Naive latest-10 is {statistics.median(naive) / statistics.median(indexed):,.0f}× slower than the index."
+    )
     return 0
 
 

@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-import bench_million  # noqa: E402
-import pg_server  # noqa: E402
+import bench_million
+import pg_server
 
 UPDATER = """
 import json, os, sys
@@ -124,8 +124,15 @@ def race(env: dict[str, str], workdir: Path, name: str, processes: int = 20, eac
     script = workdir / "updater.py"
     script.write_text(UPDATER)
     started = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, str(script), str(HERE), str(i * each), str(each), str(live)], env=env,
-                                 stderr=subprocess.PIPE, text=True) for i in range(processes)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(HERE), str(i * each), str(each), str(live)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
     for child in children:
         if child.wait() != 0:
             raise SystemExit(child.stderr.read())
@@ -141,8 +148,11 @@ ok = (all(r.decided_at is not None for r in runs) and {r.run_id for r in runs if
       and all(b.previous_values == a.new_values for a, b in zip(changes, changes[1:])))
 print(json.dumps({"runs": len(runs), "changes": len(changes), "consistent": ok}))
 """
-    verdict = json.loads(subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True,
-                                        check=True).stdout.strip().splitlines()[-1])
+    verdict = json.loads(
+        subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return {"updates_per_s": round(processes * each / seconds, 1), **verdict}
 
 
@@ -172,18 +182,27 @@ def main() -> None:
         pg_env = {**base, "CALIBRATION_DATA": str(args.workdir / "pg_data"), "CALIBRATION_STORE": url}
         for name, env in (("files", files_env), ("postgresql", pg_env)):
             print(f"Measuring the {name} store…", file=sys.stderr)
-            results["stores"][name] = {**measure(name, env, args.repeat, args.workdir),
-                                       **race(env, args.workdir, name)}
+            results["stores"][name] = {**measure(name, env, args.repeat, args.workdir), **race(env, args.workdir, name)}
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
 
 
 def table(results: dict) -> str:
     rows = [f"At {results['runs']:,} runs | file store | PostgreSQL store | goal (PostgreSQL)", "---|---|---|---"]
-    goals = {"latest_50_ms": "≤ 2 ms", "record_ms": "≤ 5 ms", "update_step_ms": "≤ 20 ms", "updates_per_s": "reported",
-             "consistent": "no lost or doubled decision"}
-    names = {"latest_50_ms": "latest 50 (ms)", "record_ms": "record one run (ms)", "update_step_ms": "full update step (ms)",
-             "updates_per_s": "20 concurrent updaters (updates/s)", "consistent": "20 updaters: consistent"}
+    goals = {
+        "latest_50_ms": "≤ 2 ms",
+        "record_ms": "≤ 5 ms",
+        "update_step_ms": "≤ 20 ms",
+        "updates_per_s": "reported",
+        "consistent": "no lost or doubled decision",
+    }
+    names = {
+        "latest_50_ms": "latest 50 (ms)",
+        "record_ms": "record one run (ms)",
+        "update_step_ms": "full update step (ms)",
+        "updates_per_s": "20 concurrent updaters (updates/s)",
+        "consistent": "20 updaters: consistent",
+    }
     files, pg = results["stores"]["files"], results["stores"]["postgresql"]
     for key, label in names.items():
         rows.append(f"{label} | {files[key]} | {pg[key]} | {goals[key]}")

@@ -40,9 +40,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from calibration_policy.default_plugins.scoring_weights import evidence as ev  # noqa: E402
-from calibration_policy.default_plugins.scoring_weights.domain import FACTORS  # noqa: E402
-from calibration_policy.default_plugins.scoring_weights.analysis import PNL_COLUMN, TRADING_THRESHOLD, WIN_COLUMN, estimate_improvement  # noqa: E402
+from calibration_policy.default_plugins.scoring_weights import evidence as ev
+from calibration_policy.default_plugins.scoring_weights.analysis import (
+    PNL_COLUMN,
+    TRADING_THRESHOLD,
+    WIN_COLUMN,
+    estimate_improvement,
+)
+from calibration_policy.default_plugins.scoring_weights.domain import FACTORS
 
 EQUAL = {factor: 0.25 for factor in FACTORS}
 GOALS_S = {600: 2.0, 100_000: 30.0}  # the issue's goals for the full evaluation
@@ -74,13 +79,33 @@ class LoopResult:
     shuffled_in_sample_clear_share: float
 
 
-def evaluate_loop(trades: pd.DataFrame, current: dict[str, float], *, folds: int = 4, resamples: int = 1000,
-                  permutations: int = 200, seed: int = 0, window: ev.Window = "expanding", train_blocks: int = 1,
-                  threshold: float = TRADING_THRESHOLD, max_change: float | None = None, min_trades_per_fold: int = 50,
-                  confidence: float = 0.9, bar_pct: float = 2.0) -> LoopResult:
+def evaluate_loop(
+    trades: pd.DataFrame,
+    current: dict[str, float],
+    *,
+    folds: int = 4,
+    resamples: int = 1000,
+    permutations: int = 200,
+    seed: int = 0,
+    window: ev.Window = "expanding",
+    train_blocks: int = 1,
+    threshold: float = TRADING_THRESHOLD,
+    max_change: float | None = None,
+    min_trades_per_fold: int = 50,
+    confidence: float = 0.9,
+    bar_pct: float = 2.0,
+) -> LoopResult:
     """The same evaluation written the obvious way: loops over permutations, folds and resamples."""
-    data = ev._prepare(trades, current, folds=folds, window=window, train_blocks=train_blocks, threshold=threshold,
-                       max_change=max_change, min_trades_per_fold=min_trades_per_fold)
+    data = ev._prepare(
+        trades,
+        current,
+        folds=folds,
+        window=window,
+        train_blocks=train_blocks,
+        threshold=threshold,
+        max_change=max_change,
+        min_trades_per_fold=min_trades_per_fold,
+    )
     frame = data.frame
 
     def walk(table: pd.DataFrame) -> tuple[dict[str, float], list[dict[str, np.ndarray]]]:
@@ -91,8 +116,14 @@ def evaluate_loop(trades: pd.DataFrame, current: dict[str, float], *, folds: int
             lo, hi = data.train_rows(fold)
             fitted = ev.fit_weights(table.iloc[lo:hi], data.current, data.max_change)
             a, b = data.test_rows(fold)
-            result, contributions = ev._compare(data.scores[a:b], pnl[a:b], win[a:b], data.current_vector,
-                                                np.array([fitted[f] for f in FACTORS]), data.threshold)
+            result, contributions = ev._compare(
+                data.scores[a:b],
+                pnl[a:b],
+                win[a:b],
+                data.current_vector,
+                np.array([fitted[f] for f in FACTORS]),
+                data.threshold,
+            )
             for m in ev.MEASURES:
                 gains[m] += result.gain(m)
             parts.append(contributions)
@@ -115,10 +146,12 @@ def evaluate_loop(trades: pd.DataFrame, current: dict[str, float], *, folds: int
             for j, m in enumerate(ev.MEASURES):
                 total = 0.0
                 for part, (_, draws), start in zip(parts, drawn, starts):
-                    total += float(part[j, draws[start[r]:start[r + 1]]].sum())
+                    total += float(part[j, draws[start[r] : start[r + 1]]].sum())
                 samples[m].append(total)
-    intervals = {m: tuple(float(v) for v in np.quantile(samples[m], [(1 - confidence) / 2, (1 + confidence) / 2]))
-                 for m in ev.MEASURES}
+    intervals = {
+        m: tuple(float(v) for v in np.quantile(samples[m], [(1 - confidence) / 2, (1 + confidence) / 2]))
+        for m in ev.MEASURES
+    }
 
     # Shuffles: one shuffled copy of the table per permutation, refitted fold by fold with the library.
     shuffled = {m: [] for m in ev.MEASURES}
@@ -138,8 +171,15 @@ def evaluate_loop(trades: pd.DataFrame, current: dict[str, float], *, folds: int
     shuffled_arrays = {m: np.array(v) for m, v in shuffled.items()}
     p_values = {m: (1 + int((shuffled_arrays[m] >= gains[m]).sum())) / (1 + permutations) for m in ev.MEASURES}
     defined = np.array(pcts)[np.isfinite(pcts)]
-    return LoopResult(gains, intervals, shuffled_arrays, p_values, in_sample_pct(frame)[0],
-                      float(defined.mean()) if len(defined) else None, float(np.mean(clears)))
+    return LoopResult(
+        gains,
+        intervals,
+        shuffled_arrays,
+        p_values,
+        in_sample_pct(frame)[0],
+        float(defined.mean()) if len(defined) else None,
+        float(np.mean(clears)),
+    )
 
 
 def agreement(evidence: ev.Evidence, loop: LoopResult) -> list[str]:
@@ -181,15 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", help="trade counts (default 600 100000)")
     parser.add_argument("--quick", action="store_true", help="600 and 10,000 trades")
-    parser.add_argument("--repeat", type=int, default=0, help="runs per timing, best kept (default 3 up to 10k trades, else 1)")
+    parser.add_argument(
+        "--repeat", type=int, default=0, help="runs per timing, best kept (default 3 up to 10k trades, else 1)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     sizes = args.sizes or ([600, 10_000] if args.quick else [600, 100_000])
 
-    print(f"{platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; numpy {np.__version__}, "
-          f"pandas {pd.__version__}")
-    print(f"Full evaluation: {SETTINGS['folds']} folds (expanding), {SETTINGS['resamples']:,} resamples, "
-          f"{SETTINGS['permutations']} permutations, seed {SETTINGS['seed']}\n")
+    print(
+        f"{platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; numpy {np.__version__}, "
+        f"pandas {pd.__version__}"
+    )
+    print(
+        f"Full evaluation: {SETTINGS['folds']} folds (expanding), {SETTINGS['resamples']:,} resamples, "
+        f"{SETTINGS['permutations']} permutations, seed {SETTINGS['seed']}\n"
+    )
     rows = []
     for n in sizes:
         trades = synthetic_trades(n)
@@ -198,25 +244,41 @@ def main(argv: list[str] | None = None) -> int:
         loop_s, loop = best_of(lambda: evaluate_loop(trades, EQUAL, **SETTINGS), repeat)
         problems = agreement(evidence, loop)
         goal = GOALS_S.get(n)
-        rows.append({
-            "trades": n, "vectorised_s": round(fast_s, 4), "loop_s": round(loop_s, 4),
-            "speedup": round(loop_s / fast_s, 1), "goal_s": goal,
-            "met": None if goal is None else fast_s <= goal, "agree": not problems,
-            "p_value": evidence.baseline.p_value(), "gain": round(evidence.walk.gain(), 2),
-        })
+        rows.append(
+            {
+                "trades": n,
+                "vectorised_s": round(fast_s, 4),
+                "loop_s": round(loop_s, 4),
+                "speedup": round(loop_s / fast_s, 1),
+                "goal_s": goal,
+                "met": None if goal is None else fast_s <= goal,
+                "agree": not problems,
+                "p_value": evidence.baseline.p_value(),
+                "gain": round(evidence.walk.gain(), 2),
+            }
+        )
         if problems:
             print(f"{n:,} trades: the two implementations disagree: " + "; ".join(problems))
 
-    print(f"{'Trades':>8}  {'Vectorised':>11}  {'Plain loop':>11}  {'Speed-up':>8}  {'Goal':>7}  {'Met':>8}  {'Same result':>11}")
+    print(
+        f"{'Trades':>8}  {'Vectorised':>11}  {'Plain loop':>11}  {'Speed-up':>8}  {'Goal':>7}  {'Met':>8}  {'Same result':>11}"
+    )
     for row in rows:
         goal = "–" if row["goal_s"] is None else f"≤ {row['goal_s']:g} s"
         met = "–" if row["met"] is None else ("met" if row["met"] else "NOT MET")
-        print(f"{row['trades']:>8,}  {row['vectorised_s']:>9.3f} s  {row['loop_s']:>9.3f} s  {row['speedup']:>7.1f}×  "
-              f"{goal:>7}  {met:>8}  {'yes' if row['agree'] else 'NO':>11}")
+        print(
+            f"{row['trades']:>8,}  {row['vectorised_s']:>9.3f} s  {row['loop_s']:>9.3f} s  {row['speedup']:>7.1f}×  "
+            f"{goal:>7}  {met:>8}  {'yes' if row['agree'] else 'NO':>11}"
+        )
     if args.json:
-        machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-                   "numpy": np.__version__, "pandas": pd.__version__,
-                   "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+        machine = {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        }
         args.json.write_text(json.dumps({"machine": machine, "settings": SETTINGS, "rows": rows}, indent=2) + "\n")
     return 0 if all(row["agree"] and row["met"] is not False for row in rows) else 1
 

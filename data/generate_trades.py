@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +26,12 @@ import pyarrow as pa
 
 # One deterministic Parquet writer for all bundled data (same table, same bytes).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate_sample_data import write_table  # noqa: E402
+from generate_sample_data import write_table
 
 SEED = 20251201
 N_TRADES = 600
-FIRST_CLOSE = datetime(2025, 9, 1, 14, 0, tzinfo=timezone.utc)
-LAST_CLOSE = datetime(2025, 11, 28, 21, 0, tzinfo=timezone.utc)
+FIRST_CLOSE = datetime(2025, 9, 1, 14, 0, tzinfo=UTC)
+LAST_CLOSE = datetime(2025, 11, 28, 21, 0, tzinfo=UTC)
 DEFAULT_OUT = Path(__file__).resolve().parent / "trades.parquet"
 
 # USD of PnL per unit of (score − 0.5): the hidden truth the analysis should recover.
@@ -50,13 +50,15 @@ def make_trades(n: int = N_TRADES, seed: int = SEED) -> pa.Table:
     span = (LAST_CLOSE - FIRST_CLOSE).total_seconds()
     offsets = np.sort(rng.uniform(0.0, span, n)).round()
     closed = [FIRST_CLOSE + timedelta(seconds=float(s)) for s in offsets]
-    return pa.table({
-        "trade_id": pa.array([f"T{i + 1:05d}" for i in range(n)], pa.string()),
-        "closed_at": pa.array(closed, pa.timestamp("us", tz="UTC")),
-        **{f"{factor}_score": pa.array(values, pa.float64()) for factor, values in scores.items()},
-        "pnl": pa.array(pnl, pa.float64()),
-        "win": pa.array(pnl > 0, pa.bool_()),
-    })
+    return pa.table(
+        {
+            "trade_id": pa.array([f"T{i + 1:05d}" for i in range(n)], pa.string()),
+            "closed_at": pa.array(closed, pa.timestamp("us", tz="UTC")),
+            **{f"{factor}_score": pa.array(values, pa.float64()) for factor, values in scores.items()},
+            "pnl": pa.array(pnl, pa.float64()),
+            "win": pa.array(pnl > 0, pa.bool_()),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,7 +72,7 @@ if [ -z "${UV_CACHE_DIR:-}" ]; then
 fi
 # Trust the machine's certificate store (a company proxy's CA lives there, not in uv's own list).
 UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}" \
-  "$uv" sync --quiet --frozen --extra ui --extra test --extra postgresql --python "$venv/bin/python"
+  "$uv" sync --quiet --frozen --extra ui --extra test --extra postgresql --extra lint --extra docs --python "$venv/bin/python"
 
 if [ -n "$want_browser" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
   if is_root_with_apt; then

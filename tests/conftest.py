@@ -6,8 +6,9 @@ import importlib.util
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,11 @@ def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 def repo_copy(tmp_path: Path) -> Path:
     """A fresh copy of what the host's plugin and README's examples read and write: the checkout never changes."""
     for folder in ("examples", "data"):
-        shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns(
-            "__pycache__", "calibration_runs", "config_archive", "suggestions", "*.lock"))
+        shutil.copytree(
+            REPO / folder,
+            tmp_path / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "calibration_runs", "config_archive", "suggestions", "*.lock"),
+        )
     return tmp_path
 
 
@@ -40,7 +44,7 @@ def _within(seconds: float, call: Callable[[], Any]) -> Any:
     def target() -> None:
         try:
             box["value"] = call()
-        except BaseException as error:  # noqa: BLE001 - handed to the test
+        except BaseException as error:
             box["error"] = error
 
     thread = threading.Thread(target=target, daemon=True)

@@ -30,7 +30,9 @@ def bin_dir() -> Path | None:
 
 def runuser() -> str | None:
     """runuser lives in /usr/sbin, which a bare PATH (cron, CI's env -i) may lack."""
-    return shutil.which("runuser") or next((p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), None)
+    return shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), None
+    )
 
 
 def why_unavailable() -> str | None:
@@ -61,9 +63,11 @@ class Server:
         prefix = [runuser(), "-u", "postgres", "--"] if os.geteuid() == 0 else []
         result = subprocess.run(prefix + list(args), capture_output=True, text=True, cwd="/")
         if result.returncode != 0:
-            raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+            raise RuntimeError(
+                f"{Path(args[0]).name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+            )
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         bins = bin_dir()
         if bins is None:
             raise RuntimeError(why_unavailable())
@@ -72,11 +76,25 @@ class Server:
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
             shutil.chown(self.folder / "pw", "postgres", "postgres")
-        self._run(str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(self.folder / "pw"),
-                  "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8")
-        options = (f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
-                   f"-c max_connections=200 -c fsync={'on' if self.fsync else 'off'} "
-                   f"-c synchronous_commit={'on' if self.fsync else 'off'} -c full_page_writes={'on' if self.fsync else 'off'}")
+        self._run(
+            str(bins / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--pwfile",
+            str(self.folder / "pw"),
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
+        options = (
+            f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
+            f"-c max_connections=200 -c fsync={'on' if self.fsync else 'off'} "
+            f"-c synchronous_commit={'on' if self.fsync else 'off'} -c full_page_writes={'on' if self.fsync else 'off'}"
+        )
         self._run(str(bins / "pg_ctl"), "-D", str(data), "-l", str(self.folder / "log"), "-o", options, "-w", "start")
         return self
 
@@ -98,7 +116,7 @@ class Server:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url.rsplit("/", 1)[0] + "/" + name
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -48,8 +48,10 @@ def imports_of(path: Path) -> set[str]:
 def graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in SRC.rglob("*.py")}
     # A module importing its own package adds no edge: the package's __init__ already ran to reach it.
-    return {name: {m for m in imports_of(path) if m in modules and not (name + ".").startswith(m + ".")}
-            for name, path in modules.items()}
+    return {
+        name: {m for m in imports_of(path) if m in modules and not (name + ".").startswith(m + ".")}
+        for name, path in modules.items()
+    }
 
 
 def layer(module: str) -> str:
@@ -73,8 +75,9 @@ def test_the_graph_is_read_from_every_module():
 
 @pytest.mark.parametrize("source, target", sorted(FORBIDDEN))
 def test_no_forbidden_edge(source, target):
-    bad = sorted(f"{a} -> {b}" for a, targets in graph().items() for b in targets
-                 if layer(a) == source and layer(b) == target)
+    bad = sorted(
+        f"{a} -> {b}" for a, targets in graph().items() for b in targets if layer(a) == source and layer(b) == target
+    )
     assert not bad, f"{source} must not import {target}:\n" + "\n".join(bad)
 
 
@@ -96,7 +99,7 @@ def test_no_import_cycle():
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()

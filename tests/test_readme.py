@@ -46,8 +46,14 @@ def blocks() -> list[Block]:
             continue
         end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
         marker = MARKER.match(lines[i - 1].strip()) if i else None
-        found.append(Block(i + 1, fence.group(1), "\n".join(lines[i + 1:end]),
-                           None if marker is None else marker.group(1).split(":")[0]))
+        found.append(
+            Block(
+                i + 1,
+                fence.group(1),
+                "\n".join(lines[i + 1 : end]),
+                None if marker is None else marker.group(1).split(":")[0],
+            )
+        )
         i = end + 1
     return found
 
@@ -81,23 +87,32 @@ def run_env(workdir: Path) -> dict[str, str]:
 
 
 def shell(command: str, workdir: Path) -> str:
-    done = subprocess.run(["bash", "-c", command], cwd=workdir, env=run_env(workdir), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=workdir, env=run_env(workdir), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"`{command}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
 def test_every_runnable_block_is_marked():
     unmarked = [b.id for b in blocks() if b.language in RUNNABLE and b.marker is None]
-    assert not unmarked, "mark these README blocks <!-- readme: run --> or <!-- readme: skip: why -->: " + ", ".join(unmarked)
+    assert not unmarked, "mark these README blocks <!-- readme: run --> or <!-- readme: skip: why -->: " + ", ".join(
+        unmarked
+    )
 
 
 @pytest.mark.parametrize("block", [b for b in blocks() if b.marker == "run"], ids=lambda b: b.id)
 def test_readme_block_prints_what_readme_says(block: Block, workdir: Path):
     if block.language == "python":
         expected = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s*#\s*(.+)$", block.body, re.M)]
-        done = subprocess.run([sys.executable, "-c", block.body], cwd=workdir, env=run_env(workdir),
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", block.body],
+            cwd=workdir,
+            env=run_env(workdir),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         assert_prints(expected, done.stdout, block.id)
         return
@@ -122,8 +137,12 @@ def test_readme_block_prints_what_readme_says(block: Block, workdir: Path):
 
 
 def _git_status() -> str | None:
-    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "examples", "data", "src", "README.md"],
-                          cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", "examples", "data", "src", "README.md"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     return done.stdout if done.returncode == 0 else None
 
 
@@ -144,5 +163,7 @@ def test_the_explain_quote_is_what_explain_prints():
     text = README.read_text()
     after = text.split("`calibration-policy explain` prints it in plain English with the live numbers:", 1)[1]
     lines = after.strip().splitlines()
-    quote = " ".join(line[2:].strip() for line in lines[:next(i for i, line in enumerate(lines) if not line.startswith("> "))])
+    quote = " ".join(
+        line[2:].strip() for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("> "))]
+    )
     assert quote.strip() == CalibrationUpdatePolicy().explain()

@@ -47,8 +47,11 @@ def make_login(password: str | None):
         elif credentials is not None and secrets.compare_digest(credentials.password.encode(), password.encode()):
             user = credentials.username or "trader"
         else:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in to use the options agent.",
-                                headers={"WWW-Authenticate": 'Basic realm="options agent"'})
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "Sign in to use the options agent.",
+                headers={"WWW-Authenticate": 'Basic realm="options agent"'},
+            )
         request.state.user = user
         return user
 
@@ -67,9 +70,14 @@ def make_target_for(data_dir: Path, plugins_dir: Path):
     return target_for
 
 
-def create_app(data_dir: str | os.PathLike[str] | None = None, *, plugins_dir: str | os.PathLike[str] | None = None,
-               policy_file: str | os.PathLike[str] | None = None, password: str | None = None,
-               secret: str | None = None) -> FastAPI:
+def create_app(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    plugins_dir: str | os.PathLike[str] | None = None,
+    policy_file: str | os.PathLike[str] | None = None,
+    password: str | None = None,
+    secret: str | None = None,
+) -> FastAPI:
     data = Path(data_dir or os.environ.get(DATA_ENV) or "data")
     password = password if password is not None else os.environ.get(PASSWORD_ENV) or None
     require_login = make_login(password)
@@ -96,7 +104,14 @@ def create_app(data_dir: str | os.PathLike[str] | None = None, *, plugins_dir: s
         for underlying in open_store(data / "calibration_runs").underlyings():
             try:
                 target = target_for(underlying)
-                configs.append({"underlying": underlying, "name": target.name, "values": target.values(target.load()), "error": None})
+                configs.append(
+                    {
+                        "underlying": underlying,
+                        "name": target.name,
+                        "values": target.values(target.load()),
+                        "error": None,
+                    }
+                )
             except CalibrationPolicyError as error:
                 configs.append({"underlying": underlying, "name": underlying, "values": {}, "error": str(error)})
         return page(request, "settings.html", active_page="settings", configs=configs)

@@ -24,6 +24,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy.pipeline import UpdateOutcome, run_time_for, run_update
+from plugins.calibration_policy_host import VolSurfaceTarget
 from src.calibration_config import CalibrationConfig, HarvestSettings
 from src.calibration_extended import (
     harvest_dir_for,
@@ -31,10 +34,6 @@ from src.calibration_extended import (
     run_historical_calibration_from_harvest,
 )
 from src.cli_support import DEFAULT_HARVEST_DIR, add_market_arguments, report_errors
-
-from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.pipeline import UpdateOutcome, run_time_for, run_update
-from plugins.calibration_policy_host import VolSurfaceTarget
 
 DATA_DIR = DEFAULT_HARVEST_DIR.parent
 
@@ -46,19 +45,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_market_arguments(parser)
     parser.add_argument("--source", choices=["live", "harvested"], default="harvested")
     parser.add_argument(
-        "--policy", type=Path,
+        "--policy",
+        type=Path,
         help="policy TOML (default: $CALIBRATION_POLICY, else data/calibration_policy.toml, else built-in)",
     )
     parser.add_argument("--dry-run", action="store_true", help="show what would happen; write nothing")
-    parser.add_argument("--force", action="store_true", help="apply even if the policy says no (recorded as forced by user)")
+    parser.add_argument(
+        "--force", action="store_true", help="apply even if the policy says no (recorded as forced by user)"
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.add_argument(
-        "--history-dir", type=Path,
+        "--history-dir",
+        type=Path,
         default=Path(os.environ.get("CALIBRATION_HISTORY_DIR") or DATA_DIR / "calibration_runs"),
         help="where calibration runs are recorded (default data/calibration_runs)",
     )
     parser.add_argument(
-        "--archive-dir", type=Path,
+        "--archive-dir",
+        type=Path,
         default=Path(os.environ.get("CALIBRATION_ARCHIVE_DIR") or DATA_DIR / "config_archive"),
         help="where replaced configs are archived (default data/config_archive)",
     )
@@ -82,9 +86,15 @@ def gated_update(args: argparse.Namespace, result: dict[str, Any]) -> UpdateOutc
     day = date.fromisoformat(result["snapshot_sensors"]["date"])
     return run_update(
         {**result, "config": calibration_config(args).to_dict()},
-        underlying=args.underlying, source=args.source, target=VolSurfaceTarget(args.config), policy=policy,
-        history_dir=args.history_dir, archive_dir=args.archive_dir, timestamp=run_time_for(day),
-        force=args.force, dry_run=args.dry_run,
+        underlying=args.underlying,
+        source=args.source,
+        target=VolSurfaceTarget(args.config),
+        policy=policy,
+        history_dir=args.history_dir,
+        archive_dir=args.archive_dir,
+        timestamp=run_time_for(day),
+        force=args.force,
+        dry_run=args.dry_run,
     )
 
 

@@ -97,7 +97,13 @@ if TYPE_CHECKING:
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
     from .paths import live_config_copy
     from .permissions import PermissionsTable
-    from .pipeline import UpdateOutcome, force_apply, load_recent_calibration_history, record_calibration_result, run_update
+    from .pipeline import (
+        UpdateOutcome,
+        force_apply,
+        load_recent_calibration_history,
+        record_calibration_result,
+        run_update,
+    )
     from .plugins import get_plugin_manager
     from .policy import CalibrationUpdatePolicy
     from .replay import ReplayResult, replay

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .archive import ArchiveEntry, ChangeKind, now_utc
 from .errors import live_but_not_recorded
@@ -77,12 +78,17 @@ def apply_values(
         try:
             entry = archive.mark(entry, "committed")
         except ValueError as error:
-            raise live_but_not_recorded(target.name, "marking the change committed in the archive", error,
-                                        "the next change completes the archive.") from error
+            raise live_but_not_recorded(
+                target.name,
+                "marking the change committed in the archive",
+                error,
+                "the next change completes the archive.",
+            ) from error
         if after_commit is not None:
             try:
                 after_commit(entry)
             except ValueError as error:
-                raise live_but_not_recorded(target.name, "recording the change", error,
-                                            f"the archive has it ({entry.change_id}).") from error
+                raise live_but_not_recorded(
+                    target.name, "recording the change", error, f"the archive has it ({entry.change_id})."
+                ) from error
         return entry

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -93,9 +94,14 @@ class ArchiveEntry(BaseModel):
 
 def change_words(kind: str, who: str) -> str:
     """A change's kind and author as words: ("approve", "ana") → "approved by ana"."""
-    return {"update": "applied automatically by the policy", "auto": "applied by auto mode",
-            "force": f"forced by {who}", "approve": f"approved by {who}", "modify": f"approved with changes by {who}",
-            "rollback": f"rolled back by {who}"}.get(kind, f"{kind.replace('_', ' ')} by {who}")
+    return {
+        "update": "applied automatically by the policy",
+        "auto": "applied by auto mode",
+        "force": f"forced by {who}",
+        "approve": f"approved by {who}",
+        "modify": f"approved with changes by {who}",
+        "rollback": f"rolled back by {who}",
+    }.get(kind, f"{kind.replace('_', ' ')} by {who}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,9 @@ class Archive:
                 continue
             if not is_archive_file_name(name):
                 if name.endswith(".json"):
-                    foreign.warn_once(log, "Skipping %s: %s.", entry.path, "its name is not an archive entry name (<stamp>.json)")
+                    foreign.warn_once(
+                        log, "Skipping %s: %s.", entry.path, "its name is not an archive entry name (<stamp>.json)"
+                    )
                 continue
             paths.append(Path(entry.path))
         return sorted(paths, key=lambda p: sequence_key(p.stem, p.stem[:23]))
@@ -192,14 +200,25 @@ class Archive:
     def reconcile(self, target: Target, current: Snapshot) -> list[ArchiveEntry]:
         """Settle changes a crash left ``prepared``: committed if the config shows them, else abandoned."""
         pending, _ = self._tail()
-        return [self.mark(entry, "committed" if current == entry.new_snapshot else "abandoned") for entry in reversed(pending)]
+        return [
+            self.mark(entry, "committed" if current == entry.new_snapshot else "abandoned")
+            for entry in reversed(pending)
+        ]
 
     def periods(self) -> list[Period]:
         """Every value set that was live, oldest first; the last one is live now."""
         changes = self.entries()
         if not changes:
             return []
-        periods = [Period(changes[0].previous_values, changes[0].previous_snapshot, changes[0].previous_active_from, changes[0].at, None)]
+        periods = [
+            Period(
+                changes[0].previous_values,
+                changes[0].previous_snapshot,
+                changes[0].previous_active_from,
+                changes[0].at,
+                None,
+            )
+        ]
         for i, change in enumerate(changes):
             until = changes[i + 1].at if i + 1 < len(changes) else None
             periods.append(Period(change.new_values, change.new_snapshot, change.at, until, change))
@@ -222,4 +241,4 @@ class Archive:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -14,8 +14,14 @@ from typing import Any
 
 from .stores import active_store, open_archive, open_reviews
 
-KIND_TEXT = {"update": "applied by the policy", "force": "force-applied", "approve": "approved", "modify": "modified",
-             "rollback": "rolled back", "auto": "applied by auto mode"}
+KIND_TEXT = {
+    "update": "applied by the policy",
+    "force": "force-applied",
+    "approve": "approved",
+    "modify": "modified",
+    "rollback": "rolled back",
+    "auto": "applied by auto mode",
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,11 @@ class Change:
         return {**asdict(self), "at": self.at.isoformat(), "run_at": self.run_at.isoformat() if self.run_at else None}
 
 
-def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: str | os.PathLike[str] | None = None,
-            underlying: str | None = None) -> list[Change]:
+def changes(
+    archive_dir: str | os.PathLike[str] | None = None,
+    suggestions_dir: str | os.PathLike[str] | None = None,
+    underlying: str | None = None,
+) -> list[Change]:
     """Every recorded change, oldest first (optionally only one underlying's)."""
     found: list[Change] = []
     for name in active_store().targets(archive_dir):
@@ -44,10 +53,21 @@ def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: 
             approvers = [str(a.get("by")) for a in (entry.model_extra or {}).get("approvals") or [] if a.get("by")]
             # a replay, a backfill or a late approval: say which day's run it applied, beside when it was made
             run_at = entry.live_from if entry.made_apart else None
-            found.append(Change(entry.at, f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}"
-                                + (f" (run of {run_at:%Y-%m-%d})" if run_at else ""),
-                                " and ".join(approvers) or entry.by or entry.actor, entry.via or "–", entry.reason, name,
-                                entry.underlying, entry.change_id, entry.suggestion_id, run_at))
+            found.append(
+                Change(
+                    entry.at,
+                    f"{name}: {KIND_TEXT.get(entry.kind, entry.kind)}"
+                    + (f" (run of {run_at:%Y-%m-%d})" if run_at else ""),
+                    " and ".join(approvers) or entry.by or entry.actor,
+                    entry.via or "–",
+                    entry.reason,
+                    name,
+                    entry.underlying,
+                    entry.change_id,
+                    entry.suggestion_id,
+                    run_at,
+                )
+            )
     try:
         suggestions = open_reviews(suggestions_dir).all()
     except (OSError, ValueError):
@@ -55,25 +75,66 @@ def changes(archive_dir: str | os.PathLike[str] | None = None, suggestions_dir: 
     for item in suggestions:
         sid = item.suggestion_id
         what = f"{item.target}: suggestion {sid}"
-        found.append(Change(item.created_at, f"{what} proposed" + (" (force-apply)" if item.forced else ""),
-                            item.proposed_by or "policy", item.proposed_via or "–", item.reason, item.target,
-                            item.underlying, None, sid))
+        found.append(
+            Change(
+                item.created_at,
+                f"{what} proposed" + (" (force-apply)" if item.forced else ""),
+                item.proposed_by or "policy",
+                item.proposed_via or "–",
+                item.reason,
+                item.target,
+                item.underlying,
+                None,
+                sid,
+            )
+        )
         if item.status == "pending":
             for approval in item.approvals:
                 try:
                     at = datetime.fromisoformat(str(approval.get("at")))
                 except ValueError:
                     continue
-                found.append(Change(at, f"{what} approval recorded (waits for more)", str(approval.get("by")),
-                                    str(approval.get("via") or "–"), approval.get("notes") or "approved", item.target,
-                                    item.underlying, None, sid))
+                found.append(
+                    Change(
+                        at,
+                        f"{what} approval recorded (waits for more)",
+                        str(approval.get("by")),
+                        str(approval.get("via") or "–"),
+                        approval.get("notes") or "approved",
+                        item.target,
+                        item.underlying,
+                        None,
+                        sid,
+                    )
+                )
             if item.modified_by:
-                found.append(Change(item.modified_at or item.created_at, f"{what} modified (waits for approval)",
-                                    item.modified_by, item.reviewed_via or "–", item.notes or "modified", item.target,
-                                    item.underlying, None, sid))
+                found.append(
+                    Change(
+                        item.modified_at or item.created_at,
+                        f"{what} modified (waits for approval)",
+                        item.modified_by,
+                        item.reviewed_via or "–",
+                        item.notes or "modified",
+                        item.target,
+                        item.underlying,
+                        None,
+                        sid,
+                    )
+                )
         elif item.status == "rejected":
-            found.append(Change(item.reviewed_at or item.created_at, f"{what} rejected", item.reviewer or "–",
-                                item.reviewed_via or "–", item.notes or "rejected", item.target, item.underlying, None, sid))
+            found.append(
+                Change(
+                    item.reviewed_at or item.created_at,
+                    f"{what} rejected",
+                    item.reviewer or "–",
+                    item.reviewed_via or "–",
+                    item.notes or "rejected",
+                    item.target,
+                    item.underlying,
+                    None,
+                    sid,
+                )
+            )
     if underlying:
         found = [c for c in found if c.underlying in (None, underlying.upper()) or c.underlying == underlying]
     return sorted(found, key=lambda c: c.at)

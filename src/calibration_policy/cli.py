@@ -28,15 +28,15 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from .paths import DATA_ENV, data_root
+from .stores import STORE_ENV
+
 if TYPE_CHECKING:
     from .policy import CalibrationUpdatePolicy
 
 PROG = "calibration-policy"
 PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
 DEFAULT_HOST_PLUGINS = Path("examples") / "options_agent" / "plugins"
-
-from .paths import DATA_ENV, data_root
-from .stores import STORE_ENV
 
 log = logging.getLogger(__name__)
 Callback = TypeVar("Callback", bound=Callable[..., Any])
@@ -80,34 +80,53 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print stable
 
 # Loaded before click parses anything (see _load_plugins); declared so that click accepts it and --help shows it.
 plugins_dir_option = click.option(
-    "--plugins-dir", metavar="DIR", expose_value=False,
-    help=f"Folder of host plugins (sources, targets, commands); default ${PLUGINS_ENV}, else {DEFAULT_HOST_PLUGINS}.")
+    "--plugins-dir",
+    metavar="DIR",
+    expose_value=False,
+    help=f"Folder of host plugins (sources, targets, commands); default ${PLUGINS_ENV}, else {DEFAULT_HOST_PLUGINS}.",
+)
 
 
 # Also read from the raw arguments (see _raw_option), so that every command, a plugin's too, and every
 # default below it (history, archive, suggestions, policy, weights, trades, locks) follows one root.
 data_option = click.option(
-    "--data", metavar="DIR", expose_value=False,
-    help=f"Data root: runs, archive, suggestions, policy, weights and trades below it (default ${DATA_ENV}, else data).")
+    "--data",
+    metavar="DIR",
+    expose_value=False,
+    help=f"Data root: runs, archive, suggestions, policy, weights and trades below it (default ${DATA_ENV}, else data).",
+)
 
 
 # Read from the raw arguments too, like --data: every command, a plugin's too, uses the one store.
 store_option = click.option(
-    "--store", metavar="URL", expose_value=False,
+    "--store",
+    metavar="URL",
+    expose_value=False,
     help="Where runs, suggestions and the archive live: postgresql://user:pw@host/db (default $CALIBRATION_STORE, "
-         "else `store` in the policy file, else the data folder).")
+    "else `store` in the policy file, else the data folder).",
+)
 
 
 def policy_options(command: Callback) -> Callback:
     """``--policy``, ``--history-dir``, ``--archive-dir``, ``--plugins-dir`` and ``--json``: what every
     command that reads the policy or the runs takes."""
     options = [
-        click.option("--policy", "policy_file", metavar="FILE",
-                     help="Policy TOML file (default: $CALIBRATION_POLICY, else data/calibration_policy.toml, else built-in)."),
-        click.option("--history-dir", metavar="DIR",
-                     help="Where runs are kept (default: $CALIBRATION_HISTORY_DIR, else data/calibration_runs)."),
-        click.option("--archive-dir", metavar="DIR",
-                     help="Where replaced configs are kept (default: $CALIBRATION_ARCHIVE_DIR, else data/config_archive)."),
+        click.option(
+            "--policy",
+            "policy_file",
+            metavar="FILE",
+            help="Policy TOML file (default: $CALIBRATION_POLICY, else data/calibration_policy.toml, else built-in).",
+        ),
+        click.option(
+            "--history-dir",
+            metavar="DIR",
+            help="Where runs are kept (default: $CALIBRATION_HISTORY_DIR, else data/calibration_runs).",
+        ),
+        click.option(
+            "--archive-dir",
+            metavar="DIR",
+            help="Where replaced configs are kept (default: $CALIBRATION_ARCHIVE_DIR, else data/config_archive).",
+        ),
         data_option,
         store_option,
         plugins_dir_option,
@@ -144,8 +163,11 @@ def again(command: str, history_dir: str | None = None) -> str:
     import shlex
 
     root = os.environ.get(DATA_ENV)
-    return (f"{PROG} {command}" + (f" --data {shlex.quote(root)}" if root else "")
-            + (f" --history-dir {shlex.quote(history_dir)}" if history_dir else ""))
+    return (
+        f"{PROG} {command}"
+        + (f" --data {shlex.quote(root)}" if root else "")
+        + (f" --history-dir {shlex.quote(history_dir)}" if history_dir else "")
+    )
 
 
 def _suggestions_beside(history_dir: str | None) -> Path | None:
@@ -192,13 +214,31 @@ def explain(policy_file: str | None, history_dir: str | None, archive_dir: str |
 @policy_options
 @click.option("--limit", type=int, default=10, show_default=True, help="How many runs.")
 @click.option("--full", is_flag=True, help="Do not shorten long reasons (they wrap instead).")
-@click.option("--before", metavar="CURSOR", help="Only runs older than this one: <timestamp>,<run id> "
-              "(the next page's cursor is printed under each page).")
-@click.option("--changes", is_flag=True,
-              help="Show the audit trail instead: every change, with when, what, who, from where (via) and why.")
-@click.option("--suggestions-dir", metavar="DIR", help="Where suggestions wait (with --changes; default: beside the runs).")
-def history(underlying: str | None, policy_file: str | None, history_dir: str | None, archive_dir: str | None,
-            as_json: bool, limit: int, full: bool, before: str | None, changes: bool, suggestions_dir: str | None) -> None:
+@click.option(
+    "--before",
+    metavar="CURSOR",
+    help="Only runs older than this one: <timestamp>,<run id> (the next page's cursor is printed under each page).",
+)
+@click.option(
+    "--changes",
+    is_flag=True,
+    help="Show the audit trail instead: every change, with when, what, who, from where (via) and why.",
+)
+@click.option(
+    "--suggestions-dir", metavar="DIR", help="Where suggestions wait (with --changes; default: beside the runs)."
+)
+def history(
+    underlying: str | None,
+    policy_file: str | None,
+    history_dir: str | None,
+    archive_dir: str | None,
+    as_json: bool,
+    limit: int,
+    full: bool,
+    before: str | None,
+    changes: bool,
+    suggestions_dir: str | None,
+) -> None:
     """List an underlying's latest calibration runs and whether each went live (--changes: who changed what).
 
     UNDERLYING is its symbol, for example SPY (optional with --changes). Page back with --before
@@ -220,9 +260,17 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
     more = len(runs) > limit
     runs = runs[-limit:] if runs else runs
     # the same listing one page back, as a command that runs as printed (a cursor needs no shell quoting)
-    older = again(f"history {runs[0].underlying} --before {shlex.quote(cursor_of(runs[0]))}"
-                  + (f" --limit {limit}" if limit != 10 else "") + (" --full" if full else "")
-                  + (" --json" if as_json else ""), history_dir) if more else ""
+    older = (
+        again(
+            f"history {runs[0].underlying} --before {shlex.quote(cursor_of(runs[0]))}"
+            + (f" --limit {limit}" if limit != 10 else "")
+            + (" --full" if full else "")
+            + (" --json" if as_json else ""),
+            history_dir,
+        )
+        if more
+        else ""
+    )
     if as_json:
         emit_json([run.model_dump(mode="json") for run in reversed(runs)])
         if more:
@@ -238,10 +286,27 @@ def history(underlying: str | None, policy_file: str | None, history_dir: str | 
     rows = []
     for run in reversed(runs):
         reason = run.applied_reason or "not decided yet"
-        rows.append([run.timestamp.strftime("%Y-%m-%d %H:%M"), run.source, _fmt(run.recommended), _fmt(run.smoothed),
-                     applied[run.status], reason if full else Text(reason, no_wrap=True, overflow="ellipsis")])
-    print_table([Column("Time (UTC)", no_wrap=True), "Source", recommended, "Smoothed", Column("Applied?", no_wrap=True),
-                 "Reason"], rows)
+        rows.append(
+            [
+                run.timestamp.strftime("%Y-%m-%d %H:%M"),
+                run.source,
+                _fmt(run.recommended),
+                _fmt(run.smoothed),
+                applied[run.status],
+                reason if full else Text(reason, no_wrap=True, overflow="ellipsis"),
+            ]
+        )
+    print_table(
+        [
+            Column("Time (UTC)", no_wrap=True),
+            "Source",
+            recommended,
+            "Smoothed",
+            Column("Applied?", no_wrap=True),
+            "Reason",
+        ],
+        rows,
+    )
     if more:
         click.echo(f"\nOlder runs: {older}")
 
@@ -252,9 +317,11 @@ def _no_runs_hint(symbol: str, history_dir: str | None) -> str:
 
     found = sources()
     if not found:
-        return (f"No calibration runs for {symbol} yet, and no calibration source is installed (a host plugin adds "
-                f"one; see --plugins-dir). To see runs now, replay the sample data: `{PROG} demo --out demo-output`, "
-                f"then `{PROG} history {symbol} --data demo-output`.")
+        return (
+            f"No calibration runs for {symbol} yet, and no calibration source is installed (a host plugin adds "
+            f"one; see --plugins-dir). To see runs now, replay the sample data: `{PROG} demo --out demo-output`, "
+            f"then `{PROG} history {symbol} --data demo-output`."
+        )
     return f"No calibration runs for {symbol} yet — run `{_update_command(symbol, history_dir, found)}` to record one."
 
 
@@ -263,7 +330,9 @@ def _update_command(symbol: str, history_dir: str | None, found: dict[str, Any])
     return again(f"update --underlying {symbol}{source}", history_dir)
 
 
-def _print_changes(underlying: str | None, archive_dir: str | None, suggestions_dir: Any, as_json: bool, full: bool) -> None:
+def _print_changes(
+    underlying: str | None, archive_dir: str | None, suggestions_dir: Any, as_json: bool, full: bool
+) -> None:
     from .audit import changes
 
     found = changes(archive_dir, suggestions_dir, underlying)
@@ -274,14 +343,26 @@ def _print_changes(underlying: str | None, archive_dir: str | None, suggestions_
         click.echo("No change has been recorded yet.")
         return
     click.echo(f"{len(found)} recorded changes, oldest first:\n")
-    print_table([Column("When (UTC)", no_wrap=True), "What", "Who", Column("Via", no_wrap=True), "Why"],
-                [[c.at.strftime("%Y-%m-%d %H:%M"), c.what, c.who, c.via,
-                  c.why if full else Text(c.why, no_wrap=True, overflow="ellipsis")] for c in found])
+    print_table(
+        [Column("When (UTC)", no_wrap=True), "What", "Who", Column("Via", no_wrap=True), "Why"],
+        [
+            [
+                c.at.strftime("%Y-%m-%d %H:%M"),
+                c.what,
+                c.who,
+                c.via,
+                c.why if full else Text(c.why, no_wrap=True, overflow="ellipsis"),
+            ]
+            for c in found
+        ],
+    )
 
 
 def actor_option(command: Callback) -> Callback:
     """``--actor NAME``: who acts (default: the login name); checked against the policy's permissions."""
-    return click.option("--actor", metavar="NAME", help="Who acts (default: your login name); recorded with the change.")(command)
+    return click.option(
+        "--actor", metavar="NAME", help="Who acts (default: your login name); recorded with the change."
+    )(command)
 
 
 def _underlying_option(command: Callback) -> Callback:
@@ -293,8 +374,11 @@ def _config_option(command: Callback) -> Callback:
 
 
 def _expect_option(command: Callback) -> Callback:
-    return click.option("--expect-version", metavar="VERSION",
-                        help="Refuse (exit 2) unless the live config is still this version (see `doctor --json`).")(command)
+    return click.option(
+        "--expect-version",
+        metavar="VERSION",
+        help="Refuse (exit 2) unless the live config is still this version (see `doctor --json`).",
+    )(command)
 
 
 @click.command()
@@ -305,15 +389,36 @@ def _expect_option(command: Callback) -> Callback:
 @_config_option
 @click.option("--dry-run", is_flag=True, help="Show what would happen; write nothing.")
 @click.option("--force", is_flag=True, help="Apply even if the policy says no (recorded as forced by user).")
-@click.option("--force-values", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
-              help="With --force: which values to apply.")
+@click.option(
+    "--force-values",
+    type=click.Choice(["smoothed", "recommended"]),
+    default="smoothed",
+    show_default=True,
+    help="With --force: which values to apply.",
+)
 @_expect_option
-@click.option("--exit-code", is_flag=True,
-              help="Exit 1 when the update did not go live (with --dry-run: would not), for scripts; default: 0 either way.")
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when the update did not go live (with --dry-run: would not), for scripts; default: 0 either way.",
+)
 @actor_option
-def update(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-           source: str, day: date | None, config: str | None, dry_run: bool, force: bool, force_values: str,
-           exit_code: bool, expect_version: str | None = None, actor: str | None = None) -> None:
+def update(
+    underlying: str,
+    policy_file: str | None,
+    history_dir: str | None,
+    archive_dir: str | None,
+    as_json: bool,
+    source: str,
+    day: date | None,
+    config: str | None,
+    dry_run: bool,
+    force: bool,
+    force_values: str,
+    exit_code: bool,
+    expect_version: str | None = None,
+    actor: str | None = None,
+) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
     from .permissions import os_user
     from .pipeline import run_time_for, run_update
@@ -323,10 +428,21 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
     with spinner(f"Calibrating {underlying} ({source})…"):
         result = get_source(source).calibrate(underlying, day)
     outcome = run_update(
-        result, underlying=underlying, source=source, target=_target(policy.domain, underlying, config), policy=policy,
-        history_dir=history_dir, archive_dir=archive_dir, timestamp=run_time_for(day),
-        force=force, force_values=force_values, dry_run=dry_run, suggestions_dir=_suggestions_beside(history_dir),
-        expected_version=expect_version, actor=actor or os_user(), via="cli",
+        result,
+        underlying=underlying,
+        source=source,
+        target=_target(policy.domain, underlying, config),
+        policy=policy,
+        history_dir=history_dir,
+        archive_dir=archive_dir,
+        timestamp=run_time_for(day),
+        force=force,
+        force_values=force_values,
+        dry_run=dry_run,
+        suggestions_dir=_suggestions_beside(history_dir),
+        expected_version=expect_version,
+        actor=actor or os_user(),
+        via="cli",
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
     if exit_code and not (outcome.applied or (dry_run and outcome.route == "apply")):
@@ -338,13 +454,27 @@ def update(underlying: str, policy_file: str | None, history_dir: str | None, ar
 @policy_options
 @_config_option
 @click.option("--run-id", help="Apply this run instead of the latest.")
-@click.option("--use", type=click.Choice(["smoothed", "recommended"]), default="smoothed", show_default=True,
-              help="Which values to apply.")
+@click.option(
+    "--use",
+    type=click.Choice(["smoothed", "recommended"]),
+    default="smoothed",
+    show_default=True,
+    help="Which values to apply.",
+)
 @_expect_option
 @actor_option
-def force(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-          config: str | None, run_id: str | None, use: str, expect_version: str | None = None,
-          actor: str | None = None) -> None:
+def force(
+    underlying: str,
+    policy_file: str | None,
+    history_dir: str | None,
+    archive_dir: str | None,
+    as_json: bool,
+    config: str | None,
+    run_id: str | None,
+    use: str,
+    expect_version: str | None = None,
+    actor: str | None = None,
+) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
     from .errors import CalibrationPolicyError, HistoryError
     from .permissions import os_user
@@ -355,14 +485,25 @@ def force(underlying: str, policy_file: str | None, history_dir: str | None, arc
     policy = load_policy(policy_file, history_dir)
     symbol = underlying.strip().upper()
     try:  # the permission check comes first (inside force_apply); the hint only when there is no run
-        outcome = force_apply(underlying, target=_target(policy.domain, underlying, config), policy=policy,
-                              history_dir=history_dir, archive_dir=archive_dir, run_id=run_id, use=use,
-                              expected_version=expect_version, actor=actor or os_user(), via="cli",
-                              suggestions_dir=_suggestions_beside(history_dir))
+        outcome = force_apply(
+            underlying,
+            target=_target(policy.domain, underlying, config),
+            policy=policy,
+            history_dir=history_dir,
+            archive_dir=archive_dir,
+            run_id=run_id,
+            use=use,
+            expected_version=expect_version,
+            actor=actor or os_user(),
+            via="cli",
+            suggestions_dir=_suggestions_beside(history_dir),
+        )
     except HistoryError:
         if run_id is None and (found := sources()) and not open_store(history_dir).latest(symbol, 1):
-            raise CalibrationPolicyError(f"There is no calibration run for {symbol} to apply yet; record one with "
-                                         f"`{_update_command(symbol, history_dir, found)}` first.") from None
+            raise CalibrationPolicyError(
+                f"There is no calibration run for {symbol} to apply yet; record one with "
+                f"`{_update_command(symbol, history_dir, found)}` first."
+            ) from None
         raise
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
 
@@ -371,8 +512,14 @@ def force(underlying: str, policy_file: str | None, history_dir: str | None, arc
 @click.argument("underlying")
 @policy_options
 @_config_option
-def status(underlying: str, policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-           config: str | None) -> None:
+def status(
+    underlying: str,
+    policy_file: str | None,
+    history_dir: str | None,
+    archive_dir: str | None,
+    as_json: bool,
+    config: str | None,
+) -> None:
     """Show what is live for an underlying, since when, its latest run and the policy.
 
     UNDERLYING is its symbol, for example SPY.
@@ -380,32 +527,53 @@ def status(underlying: str, policy_file: str | None, history_dir: str | None, ar
     from .status import status_report
 
     policy = load_policy(policy_file, history_dir)
-    report = status_report(underlying, policy=policy, target=_target(policy.domain, underlying, config),
-                           history_dir=history_dir, archive_dir=archive_dir)
+    report = status_report(
+        underlying,
+        policy=policy,
+        target=_target(policy.domain, underlying, config),
+        history_dir=history_dir,
+        archive_dir=archive_dir,
+    )
     if as_json:
         emit_json(report.to_dict())
         return
     click.echo(f"Current {report.title} for {report.underlying}:\n")
-    print_table([Column("Scope", no_wrap=True), Column("Value", justify="right"), "Live since"],
-                [[r.label, f"{r.value:.4f}", r.live_since_text] for r in report.current])
+    print_table(
+        [Column("Scope", no_wrap=True), Column("Value", justify="right"), "Live since"],
+        [[r.label, f"{r.value:.4f}", r.live_since_text] for r in report.current],
+    )
     click.echo()
     if report.latest is None:
         click.echo(f"No calibration has run yet for {report.underlying}.")
     else:
         run = report.latest
-        click.echo(f"Latest calibration: {run.timestamp:%Y-%m-%d %H:%M} UTC ({run.source}) — {run.applied_reason or 'not decided yet'}")
+        click.echo(
+            f"Latest calibration: {run.timestamp:%Y-%m-%d %H:%M} UTC ({run.source}) — {run.applied_reason or 'not decided yet'}"
+        )
     click.echo()
     click.echo("Policy: " + policy.explain())
 
 
 @click.command()
 @policy_options
-@click.option("--underlying", "-u", "underlyings", multiple=True,
-              help="Check (and repair) the live config of this underlying; repeatable (default: every one with runs).")
+@click.option(
+    "--underlying",
+    "-u",
+    "underlyings",
+    multiple=True,
+    help="Check (and repair) the live config of this underlying; repeatable (default: every one with runs).",
+)
 @_config_option
 @click.option("--repair", is_flag=True, help="Settle interrupted changes and fix what can be fixed (safe to repeat).")
-def doctor(policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool,
-           underlyings: tuple[str, ...], config: str | None, repair: bool) -> None:
+def doctor(
+    policy_file: str | None,
+    history_dir: str | None,
+    archive_dir: str | None,
+    as_json: bool,
+    underlyings: tuple[str, ...],
+    config: str | None,
+    repair: bool,
+) -> None:
     """Check the data folders: interrupted changes, archive, suggestions against the live config,
     runs, foreign files, run index. Exit code 1 when something is found."""
     from .doctor import examine
@@ -427,8 +595,9 @@ def doctor(policy_file: str | None, history_dir: str | None, archive_dir: str | 
             targets.append(_target(domain, underlying, config if domain == policy.domain else None))
         except ValueError as error:
             click.echo(f"Cannot open the live config of {underlying}: {error}", err=True)
-    findings = examine(targets, history_dir=history_dir, archive_dir=archive_dir, suggestions_dir=suggestions_dir,
-                       repair=repair)
+    findings = examine(
+        targets, history_dir=history_dir, archive_dir=archive_dir, suggestions_dir=suggestions_dir, repair=repair
+    )
     if as_json:
         from .pipeline import live_version
 
@@ -440,10 +609,15 @@ def doctor(policy_file: str | None, history_dir: str | None, archive_dir: str | 
                 continue
         emit_json({"repaired": repair, "findings": [f.to_dict() for f in findings], "versions": versions})
     elif not findings:
-        click.echo(("Repaired; " if repair else "") + "nothing found: every change is settled and the data folders agree.")
+        click.echo(
+            ("Repaired; " if repair else "") + "nothing found: every change is settled and the data folders agree."
+        )
     else:
-        click.echo(f"{len(findings)} finding{'s' if len(findings) != 1 else ''}"
-                   + (" left after repair" if repair else "") + ":")
+        click.echo(
+            f"{len(findings)} finding{'s' if len(findings) != 1 else ''}"
+            + (" left after repair" if repair else "")
+            + ":"
+        )
         print_table(["Check", "What", "What --repair does"], [[f.check, f.what, f.repair] for f in findings])
     if findings:
         click.get_current_context().exit(1)
@@ -494,8 +668,9 @@ class CLI(click.Group):
     """The ``calibration-policy`` group; remembers which plugin added each command."""
 
     def __init__(self) -> None:
-        super().__init__(PROG, help=HELP, no_args_is_help=False,
-                         context_settings={"help_option_names": ["-h", "--help"]})
+        super().__init__(
+            PROG, help=HELP, no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]}
+        )
         plugins_dir_option(self)
         data_option(self)
         store_option(self)
@@ -516,16 +691,26 @@ def build_cli() -> CLI:
             impl.function(cli=cli)
         except Exception as error:  # a third party's bug must not take the other commands down
             cli.commands = before
-            log.warning("Plugin %s (%s) failed in register_commands: %s: %.200s",
-                        plugin, plugin_package(plugin), type(error).__name__, error)
+            log.warning(
+                "Plugin %s (%s) failed in register_commands: %s: %.200s",
+                plugin,
+                plugin_package(plugin),
+                type(error).__name__,
+                error,
+            )
             continue
         for name, command in list(cli.commands.items()):
             if name not in before:
                 cli.command_owner[name] = plugin
             elif command is not before[name]:
                 cli.commands[name] = before[name]
-                log.warning("Plugin %s (%s) registered the command name %r, which %s already uses; it is ignored.",
-                            plugin, plugin_package(plugin), name, cli.command_owner.get(name, PROG))
+                log.warning(
+                    "Plugin %s (%s) registered the command name %r, which %s already uses; it is ignored.",
+                    plugin,
+                    plugin_package(plugin),
+                    name,
+                    cli.command_owner.get(name, PROG),
+                )
     _one_root_everywhere(cli)
     return cli
 
@@ -590,8 +775,12 @@ def _env(name: str, value: str | None):
 
 
 @click.command()
-@click.option("--from", "source", required=True, metavar="DIR|URL", help="Copy from this store: a data folder or postgresql://…")
-@click.option("--to", "destination", required=True, metavar="DIR|URL", help="Into this store: a data folder or postgresql://…")
+@click.option(
+    "--from", "source", required=True, metavar="DIR|URL", help="Copy from this store: a data folder or postgresql://…"
+)
+@click.option(
+    "--to", "destination", required=True, metavar="DIR|URL", help="Into this store: a data folder or postgresql://…"
+)
 @json_option
 def migrate(source: str, destination: str, as_json: bool) -> None:
     """Copy every run, suggestion and archived change from one store to another (and back), keeping
@@ -600,7 +789,8 @@ def migrate(source: str, destination: str, as_json: bool) -> None:
     from rich.progress import Progress
 
     from .stores import masked, store_at
-    from .stores.migrate import count, migrate as copy_all
+    from .stores.migrate import count
+    from .stores.migrate import migrate as copy_all
 
     src, dst = store_at(source), store_at(destination)
     total = count(src)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import CalibrationPolicyError
 from .humanize import fmt_against, fmt_num, fmt_pair
@@ -43,7 +44,9 @@ class RuleContext:
         # −1.7e308 → 1.7e308 is a change beyond the largest float: recorded as that largest float
         # (the run file is strict JSON, with no room for infinity), still counted as large enough.
         shown = delta if math.isfinite(delta) else math.copysign(sys.float_info.max, delta)
-        return ScopeChange(scope, old, new, 0.0 if old is None else shown, threshold, old is None or reaches(delta, threshold))
+        return ScopeChange(
+            scope, old, new, 0.0 if old is None else shown, threshold, old is None or reaches(delta, threshold)
+        )
 
 
 def _mapping(values: Any, what: str, allow_empty: bool) -> dict[str, float]:
@@ -63,7 +66,9 @@ def _evidence(evidence: Any) -> dict[str, Any]:
     if evidence is None:
         return {}
     if not isinstance(evidence, Mapping):
-        raise CalibrationPolicyError(f"evidence must be a dict such as {{'sample_size': 412, 'vega_sum': 12400.0}}, not {type(evidence).__name__}.")
+        raise CalibrationPolicyError(
+            f"evidence must be a dict such as {{'sample_size': 412, 'vega_sum': 12400.0}}, not {type(evidence).__name__}."
+        )
     checked = dict(evidence)
     for key in ("sample_size", "vega_sum"):
         value = checked.get(key)

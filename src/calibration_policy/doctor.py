@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .folders import data_folder_report
 from .history import MAX_LIMIT, resolve_history_dir
@@ -33,15 +34,17 @@ class Finding:
         return asdict(self)
 
 
-def examine(targets: Sequence[Target] = (), *, history_dir=None, archive_dir=None, suggestions_dir=None,
-            repair: bool = False) -> list[Finding]:
+def examine(
+    targets: Sequence[Target] = (), *, history_dir=None, archive_dir=None, suggestions_dir=None, repair: bool = False
+) -> list[Finding]:
     """Every finding (after repairing what can be, with ``repair``: then only what is left)."""
     from . import pipeline
 
     if repair:
         for target in targets:
-            pipeline.settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir,
-                                        suggestions_dir=suggestions_dir)
+            pipeline.settle_interrupted(
+                target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir
+            )
             with pipeline.locked(target):
                 open_archive(archive_dir, target.name).reconcile(target, target.load())
         _repair_reviews(targets, history_dir, archive_dir, suggestions_dir)
@@ -54,14 +57,21 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
     names = {t.name for t in targets} | set(_archived_targets(archive_dir))
     for name in sorted(names):
         pending = intents().pending_names(archive_dir, name)
-        busy = set(intents().in_progress(archive_dir, name)) if pending else set()  # one look at the locks, not one per intent
+        busy = (
+            set(intents().in_progress(archive_dir, name)) if pending else set()
+        )  # one look at the locks, not one per intent
         for intent_name in pending:
             if intent_name.removesuffix(".json") not in busy:
-                found.append(Finding("intents", f"A change of {name} was interrupted ({intent_name}): it may be half done.",
-                                     "Settles it: completes what reached the live config, records the rest as not applied."
-                                     if name in {t.name for t in targets} else
-                                     f"Needs the live config of {name}: give its --config (or --underlying) to repair.",
-                                     name in {t.name for t in targets}))
+                found.append(
+                    Finding(
+                        "intents",
+                        f"A change of {name} was interrupted ({intent_name}): it may be half done.",
+                        "Settles it: completes what reached the live config, records the rest as not applied."
+                        if name in {t.name for t in targets}
+                        else f"Needs the live config of {name}: give its --config (or --underlying) to repair.",
+                        name in {t.name for t in targets},
+                    )
+                )
         archive = open_archive(archive_dir, name)
         try:
             every = archive.entries(include_all=True)
@@ -70,14 +80,25 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
             continue
         for entry in every:
             if entry.status == "prepared":
-                found.append(Finding("archive", f"Change {entry.change_id} of {name} was never marked committed or abandoned.",
-                                     "Marks it committed if the live config shows it, else abandoned."))
+                found.append(
+                    Finding(
+                        "archive",
+                        f"Change {entry.change_id} of {name} was never marked committed or abandoned.",
+                        "Marks it committed if the live config shows it, else abandoned.",
+                    )
+                )
         committed = [e for e in every if e.status == "committed"]
         for before, after in zip(committed, committed[1:]):
             if after.previous_snapshot != before.new_snapshot:
-                found.append(Finding("archive", f"The archive chain of {name} breaks at {after.change_id}: what it replaced "
-                                     f"is not what {before.change_id} made live (the config was edited by hand in between).",
-                                     "Nothing: the archive is history; the next change starts from the live config.", False))
+                found.append(
+                    Finding(
+                        "archive",
+                        f"The archive chain of {name} breaks at {after.change_id}: what it replaced "
+                        f"is not what {before.change_id} made live (the config was edited by hand in between).",
+                        "Nothing: the archive is history; the next change starts from the live config.",
+                        False,
+                    )
+                )
         target = next((t for t in targets if t.name == name), None)
         if target is not None and committed:
             try:
@@ -86,14 +107,26 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
                 found.append(Finding("config", str(error), "Nothing: restore the config (roll back) first.", False))
             else:
                 if live != committed[-1].new_snapshot and not any(e.status == "prepared" for e in every):
-                    found.append(Finding("config", f"The live config of {name} is not what the last archived change "
-                                         f"({committed[-1].change_id}) made live: it was changed outside calibration-policy.",
-                                         "Nothing: the next change archives the config as it is.", False))
+                    found.append(
+                        Finding(
+                            "config",
+                            f"The live config of {name} is not what the last archived change "
+                            f"({committed[-1].change_id}) made live: it was changed outside calibration-policy.",
+                            "Nothing: the next change archives the config as it is.",
+                            False,
+                        )
+                    )
         per_suggestion = Counter(e.suggestion_id for e in committed if e.suggestion_id)
         for sid, count in per_suggestion.items():
             if count > 1:
-                found.append(Finding("suggestions", f"Suggestion {sid} went live {count} times ({name}).",
-                                     "Nothing: the values are live once more than they should; roll back if needed.", False))
+                found.append(
+                    Finding(
+                        "suggestions",
+                        f"Suggestion {sid} went live {count} times ({name}).",
+                        "Nothing: the values are live once more than they should; roll back if needed.",
+                        False,
+                    )
+                )
         found.extend(_review_findings(name, committed, history_dir, suggestions_dir))
     found.extend(_run_findings(history_dir, suggestions_dir))
     if active_store().name == "files":  # folders and their name index: the file store's alone
@@ -122,14 +155,31 @@ def _review_findings(name, committed, history_dir, suggestions_dir) -> list[Find
     for item in _suggestions(suggestions_dir, name):
         went_live = item.suggestion_id in live_ids
         if item.status in ("rejected", "expired") and went_live:
-            found.append(Finding("suggestions", f"Suggestion {item.suggestion_id} says {item.status}, but its values went live.",
-                                 "Records it as approved, as the archive shows."))
+            found.append(
+                Finding(
+                    "suggestions",
+                    f"Suggestion {item.suggestion_id} says {item.status}, but its values went live.",
+                    "Records it as approved, as the archive shows.",
+                )
+            )
         elif item.status == "pending" and went_live:
-            found.append(Finding("suggestions", f"Suggestion {item.suggestion_id} still says pending, but its values went live.",
-                                 "Records it as approved, as the archive shows."))
+            found.append(
+                Finding(
+                    "suggestions",
+                    f"Suggestion {item.suggestion_id} still says pending, but its values went live.",
+                    "Records it as approved, as the archive shows.",
+                )
+            )
         elif item.status in ("approved", "modified") and not went_live:
-            found.append(Finding("suggestions", f"Suggestion {item.suggestion_id} says {item.status}, but the archive of "
-                                 f"{name} has no change that made it live.", "Nothing: check the archive by hand.", False))
+            found.append(
+                Finding(
+                    "suggestions",
+                    f"Suggestion {item.suggestion_id} says {item.status}, but the archive of "
+                    f"{name} has no change that made it live.",
+                    "Nothing: check the archive by hand.",
+                    False,
+                )
+            )
     return found
 
 
@@ -147,23 +197,39 @@ def _run_findings(history_dir, suggestions_dir) -> list[Finding]:
                 continue
             item = by_id.get(run.pending_suggestion)
             if item is None:
-                found.append(Finding("runs", f"Run {run.run_id} waits for suggestion {run.pending_suggestion}, which is gone.",
-                                     "Records the run as not applied."))
+                found.append(
+                    Finding(
+                        "runs",
+                        f"Run {run.run_id} waits for suggestion {run.pending_suggestion}, which is gone.",
+                        "Records the run as not applied.",
+                    )
+                )
             elif item.status in ("approved", "modified"):
-                found.append(Finding("runs", f"Run {run.run_id} still waits for suggestion {item.suggestion_id}, "
-                                     f"which was {item.status}.", "Records the run as applied."))
+                found.append(
+                    Finding(
+                        "runs",
+                        f"Run {run.run_id} still waits for suggestion {item.suggestion_id}, which was {item.status}.",
+                        "Records the run as applied.",
+                    )
+                )
     return found
 
 
 def _foreign_findings(history_dir, archive_dir, suggestions_dir) -> list[Finding]:
     found = []
-    for folder, result in data_folder_report(history_dir, archive_dir, suggestions_dir).items():
+    for _folder, result in data_folder_report(history_dir, archive_dir, suggestions_dir).items():
         if isinstance(result, ValueError):
             found.append(Finding("foreign", str(result), "Nothing: fix the folder by hand.", False))
             continue
         for item in result:
-            found.append(Finding("foreign", f"{item.path} {item.problem}.",
-                                 "Nothing: it is skipped; move it out of the data folder.", False))
+            found.append(
+                Finding(
+                    "foreign",
+                    f"{item.path} {item.problem}.",
+                    "Nothing: it is skipped; move it out of the data folder.",
+                    False,
+                )
+            )
     return found
 
 
@@ -177,8 +243,14 @@ def _index_findings(history_dir) -> list[Finding]:
         drift = {u: (store.count(u), n) for u, n in files.items() if store.count(u) != n}
     except (OSError, ValueError):
         return []
-    return [Finding("index", f"The run index counts {indexed} runs of {u}, the folder holds {n}.",
-                    "Rebuilds the index from the run files.") for u, (indexed, n) in sorted(drift.items())]
+    return [
+        Finding(
+            "index",
+            f"The run index counts {indexed} runs of {u}, the folder holds {n}.",
+            "Rebuilds the index from the run files.",
+        )
+        for u, (indexed, n) in sorted(drift.items())
+    ]
 
 
 def _repair_reviews(targets, history_dir, archive_dir, suggestions_dir) -> None:
@@ -197,8 +269,11 @@ def _repair_reviews(targets, history_dir, archive_dir, suggestions_dir) -> None:
                 continue
             with store.holding(item.suggestion_id) as now:
                 if now.status not in ("approved", "modified"):
-                    store.save(pipeline._reviewed(now, entry, "modified" if entry.kind == "modify" else "approved",
-                                                  entry.actor, now.notes))
+                    store.save(
+                        pipeline._reviewed(
+                            now, entry, "modified" if entry.kind == "modify" else "approved", entry.actor, now.notes
+                        )
+                    )
             pipeline._mark_run_applied(item.run_id, entry, history_dir)
     history = open_store(history_dir)
     by_id = {s.suggestion_id: s for s in _suggestions(suggestions_dir)}
@@ -212,8 +287,9 @@ def _repair_reviews(targets, history_dir, archive_dir, suggestions_dir) -> None:
             if run.pending_suggestion and (item is None or item.status in ("approved", "modified")):
                 if item is None:
                     reason = f"Not applied: its suggestion {run.pending_suggestion} is gone"
-                    history.save(run.model_copy(update={"pending_suggestion": None, "applied": False,
-                                                        "applied_reason": reason}))
+                    history.save(
+                        run.model_copy(update={"pending_suggestion": None, "applied": False, "applied_reason": reason})
+                    )
                 else:
                     pipeline._run_after_review(run, item, history_dir)
 

@@ -13,9 +13,10 @@ import math
 import os
 import secrets
 import time
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any
 
 from .errors import CalibrationPolicyError, InvalidRunError
 
@@ -119,8 +120,12 @@ def _os_error(action: str, path: Path, error: OSError) -> CalibrationPolicyError
     return CalibrationPolicyError(f"Could not {action} {path}: {reason}. Nothing was changed.")
 
 
-def atomic_replace(path: Path, payload: bytes, temp_dir: Path | None = None,
-                   guard: Callable[[], ContextManager[Any]] | None = None) -> None:
+def atomic_replace(
+    path: Path,
+    payload: bytes,
+    temp_dir: Path | None = None,
+    guard: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> None:
     """Write ``payload`` to ``path``, replacing any old content atomically.
 
     ``temp_dir`` (on the same file system) holds the temp file and ``guard`` is held around the
@@ -154,8 +159,11 @@ def atomic_replace(path: Path, payload: bytes, temp_dir: Path | None = None,
 
 
 def create_exclusive(
-    directory: Path, names: Iterator[str], payload: bytes,
-    guard: Callable[[], ContextManager[Callable[[str], None]]] | None = None, temp_dir: Path | None = None,
+    directory: Path,
+    names: Iterator[str],
+    payload: bytes,
+    guard: Callable[[], AbstractContextManager[Callable[[str], None]]] | None = None,
+    temp_dir: Path | None = None,
 ) -> Path:
     """Create the first free name from ``names`` with ``payload``; never overwrites a file.
 
@@ -171,7 +179,7 @@ def create_exclusive(
     except OSError as error:
         raise _os_error("write into", directory, error) from error
     try:
-        with (guard() if guard is not None else nullcontext(_ignore)) as taken:
+        with guard() if guard is not None else nullcontext(_ignore) as taken:
             try:
                 for name in names:
                     target = directory / name
@@ -224,4 +232,3 @@ def sweep_orphans(directory: Path, older_than_seconds: float = 60.0) -> int:
 def read_json(path: Path) -> Any:
     with open(path, "rb") as handle:
         return json.loads(handle.read())
-

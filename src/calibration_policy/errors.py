@@ -32,11 +32,11 @@ class UnknownPluginError(PolicyError):
         self.kind, self.name, self.known = kind, name, sorted(known)
         hint = ""
         if kind in HOST_PROVIDED:  # the host's plugins register these; a command run outside the host lacks them
-            hint = (" The host's plugins register it: run from the host's folder, or pass --plugins-dir DIR "
-                    "(or set CALIBRATION_PLUGINS_DIR) to the folder of its plugins.")
-        super().__init__(
-            f"Unknown {kind} {name!r:.60}. Known names: {', '.join(self.known) or '(none)'}.{hint}"
-        )
+            hint = (
+                " The host's plugins register it: run from the host's folder, or pass --plugins-dir DIR "
+                "(or set CALIBRATION_PLUGINS_DIR) to the folder of its plugins."
+            )
+        super().__init__(f"Unknown {kind} {name!r:.60}. Known names: {', '.join(self.known) or '(none)'}.{hint}")
 
 
 HOST_PROVIDED = ("calibration source", "live-config target")
@@ -87,8 +87,9 @@ def live_but_not_recorded(target_name: str, what: str, error: ValueError, remedy
 class PermissionDeniedError(CalibrationPolicyError):
     """The person may not do this (a missing permission, or the four-eyes rule); nothing was changed."""
 
-    def __init__(self, message: str, *, actor: str | None = None, action: str | None = None,
-                 domain: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, actor: str | None = None, action: str | None = None, domain: str | None = None
+    ) -> None:
         self.actor, self.action, self.domain = actor, action, domain
         super().__init__(message)
 

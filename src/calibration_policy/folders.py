@@ -75,16 +75,22 @@ def _entry_problem(entry: os.DirEntry[str], kind: FolderKind, check_content: boo
     name = entry.name
     if not _is_text_name(name):
         return "its name is not valid UTF-8, so it is not a record"
-    valid = {"history": lambda: parse_run_file_name(name) is not None, "archive": lambda: is_archive_file_name(name),
-             "suggestions": lambda: is_suggestion_file_name(name)}[kind]()
+    valid = {
+        "history": lambda: parse_run_file_name(name) is not None,
+        "archive": lambda: is_archive_file_name(name),
+        "suggestions": lambda: is_suggestion_file_name(name),
+    }[kind]()
     if not valid:
         try:
             mode = entry.stat(follow_symlinks=False).st_mode
         except OSError:
             mode = 0
         what = "a directory" if stat.S_ISDIR(mode) else "a file"
-        expected = {"history": "<stamp>_<SYMBOL>_<source>.json", "archive": "<stamp>.json",
-                    "suggestions": "<stamp>_<target>.json"}[kind]
+        expected = {
+            "history": "<stamp>_<SYMBOL>_<source>.json",
+            "archive": "<stamp>.json",
+            "suggestions": "<stamp>_<target>.json",
+        }[kind]
         return f"{what} whose name is not a record name ({expected}), so it is ignored"
     if check_content:
         return _check_content(Path(entry.path), kind)
@@ -97,8 +103,9 @@ def _entry_problem(entry: os.DirEntry[str], kind: FolderKind, check_content: boo
     return None
 
 
-def foreign_files(folder: str | os.PathLike[str], kind: FolderKind = "history", *,
-                  check_content: bool = True) -> list[ForeignFile]:
+def foreign_files(
+    folder: str | os.PathLike[str], kind: FolderKind = "history", *, check_content: bool = True
+) -> list[ForeignFile]:
     """What ``folder`` holds that is not a valid record of ``kind``, with the reason, by name.
 
     ``kind`` is ``history`` (the runs), ``suggestions`` or ``archive`` (the archive root: one
@@ -155,8 +162,11 @@ def data_folder_report(
     """:func:`foreign_files` of all three data folders (the defaults as the CLI resolves them);
     a damaged folder maps to its error instead of a list."""
     report: dict[Path, list[ForeignFile] | DataFolderError] = {}
-    for folder, kind in ((resolve_history_dir(history_dir), "history"), (resolve_archive_dir(archive_dir), "archive"),
-                         (resolve_suggestions_dir(suggestions_dir), "suggestions")):
+    for folder, kind in (
+        (resolve_history_dir(history_dir), "history"),
+        (resolve_archive_dir(archive_dir), "archive"),
+        (resolve_suggestions_dir(suggestions_dir), "suggestions"),
+    ):
         try:
             report[folder] = foreign_files(folder, kind, check_content=check_content)  # type: ignore[arg-type]
         except DataFolderError as error:

@@ -14,10 +14,11 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -64,7 +65,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def cursor_of(run: CalibrationRun) -> str:
     """The keyset cursor of a run: ``<UTC timestamp>,<run id>`` (what ``before=`` / ``after=`` take)."""
-    return f"{run.timestamp.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S.%fZ},{run.run_id}"
+    return f"{run.timestamp.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ},{run.run_id}"
 
 
 def parse_cursor(cursor: str) -> Key:
@@ -159,7 +160,9 @@ class HistoryStore:
         if not path.exists():
             raise HistoryError(f"Run {run.run_id} is not in {self.directory}; record it first.")
         try:  # the temp file beside the index and the rename under its lock: the index stays current (no relisting)
-            atomic_replace(path, dumps_model(run, exclude={"run_id"}), temp_dir=self._index.temp_dir(), guard=self._adding)
+            atomic_replace(
+                path, dumps_model(run, exclude={"run_id"}), temp_dir=self._index.temp_dir(), guard=self._adding
+            )
         except ValueError as error:
             raise HistoryError(str(error)) from None
 
@@ -196,7 +199,9 @@ class HistoryStore:
             with self._lock:
                 return query()
         except FileNotFoundError:
-            raise HistoryError(f"The history folder {self.directory} disappeared while it was read; try again.") from None
+            raise HistoryError(
+                f"The history folder {self.directory} disappeared while it was read; try again."
+            ) from None
         except OSError as error:
             raise foreign.folder_error(self.directory, WHAT, error) from None
 
@@ -237,7 +242,9 @@ class HistoryStore:
                 break
         return runs
 
-    def latest(self, underlying: str, limit: int = 50, offset: int = 0, before: str | Key | None = None) -> list[CalibrationRun]:
+    def latest(
+        self, underlying: str, limit: int = 50, offset: int = 0, before: str | Key | None = None
+    ) -> list[CalibrationRun]:
         """The newest ``limit`` readable runs of ``underlying``, oldest first.
 
         ``before`` (a cursor ``"<timestamp>,<run id>"`` from :func:`cursor_of`, or a run id) keeps
@@ -353,7 +360,7 @@ def build_run(
             f"{source!r} is not a source of {governed.title}; use one of: {', '.join(governed.sources)}."
         )
     if timestamp is None:
-        timestamp = datetime.now(timezone.utc)
+        timestamp = datetime.now(UTC)
     elif not isinstance(timestamp, datetime) or timestamp.tzinfo is None:
         raise InvalidRunError("timestamp must be a timezone-aware datetime (for example in UTC), or None for now.")
     if not RUN_EARLIEST <= timestamp < RUN_LATEST:
@@ -362,7 +369,9 @@ def build_run(
     config = dict(config or result.get("config") or {})
     bad = find_non_finite({**extracted.details, "config": config})  # JSON mode would silently turn NaN into null
     if bad:
-        raise InvalidRunError(f"The calibration result's {bad} is not a finite number (NaN or infinity); nothing was written.")
+        raise InvalidRunError(
+            f"The calibration result's {bad} is not a finite number (NaN or infinity); nothing was written."
+        )
     # Keep the host's extra metrics, but never let them shadow our own fields.
     own = set(CalibrationRun.model_fields) - {"global_metrics", "bands"}
     details = {key: value for key, value in extracted.details.items() if key not in own}

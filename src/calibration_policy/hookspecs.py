@@ -9,7 +9,8 @@ record from :mod:`calibration_policy.specs` (or, for domains and sources, an obj
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

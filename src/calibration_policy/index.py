@@ -39,9 +39,10 @@ import sqlite3
 import sys
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 from .foreign import warn_once
 from .naming import parse_run_file_name
@@ -91,7 +92,12 @@ def parse_listed_name(directory: Path, name: str) -> tuple[str, str, str, int] |
     panel's list of underlyings."""
     parts = parse_run_file_name(name)
     if parts is None and _looks_like_a_record(name):
-        warn_once(log, "Skipping %s: %s.", directory / name, "its name is not a run file name (<stamp>_<SYMBOL>_<source>.json)")
+        warn_once(
+            log,
+            "Skipping %s: %s.",
+            directory / name,
+            "its name is not a run file name (<stamp>_<SYMBOL>_<source>.json)",
+        )
     return parts
 
 
@@ -172,8 +178,14 @@ class _Progress:
                 TimeElapsedColumn,
             )
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=Console(stderr=True), transient=False)
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.what, total=self.total)
         self._bar.update(self._task, completed=done)
@@ -182,7 +194,6 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.total)
             self._bar.stop()
-
 
 
 @contextlib.contextmanager
@@ -196,6 +207,7 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
 
 class RunIndex:
     def __init__(self, directory: Path) -> None:
@@ -227,7 +239,11 @@ class RunIndex:
                 self._db = db
                 return db
             except (sqlite3.DatabaseError, OSError) as error:
-                if attempt == 0 and isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+                if (
+                    attempt == 0
+                    and isinstance(error, sqlite3.DatabaseError)
+                    and not isinstance(error, sqlite3.OperationalError)
+                ):
                     log.warning("Run index %s is corrupt (%s); rebuilding it.", path, error)
                     for suffix in ("", "-wal", "-shm"):
                         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -300,8 +316,10 @@ class RunIndex:
                 picked = np.flatnonzero(np.isin(buckets, changed)).tolist()
                 self._patch(db, [raw_names[i] for i in picked], set(changed.tolist()), int(stored_n[changed].sum()))
             db.execute("DELETE FROM sums")
-            db.executemany("INSERT INTO sums (bucket, n, s) VALUES (?, ?, ?)",
-                           ((int(b), int(listed_n[b]), int(listed_s[b])) for b in np.flatnonzero(listed_n)))
+            db.executemany(
+                "INSERT INTO sums (bucket, n, s) VALUES (?, ?, ?)",
+                ((int(b), int(listed_n[b]), int(listed_s[b])) for b in np.flatnonzero(listed_n)),
+            )
         del raw_names, hashes, buckets
         if total > 100_000:
             db.execute("PRAGMA shrink_memory")
@@ -328,7 +346,7 @@ class RunIndex:
         progress = _Progress(len(raw_names), f"Indexing {len(raw_names):,} files in {self.directory}")
         try:
             for start in range(0, len(raw_names), CHUNK):
-                chunk = raw_names[start:start + CHUNK]
+                chunk = raw_names[start : start + CHUNK]
                 text = b"\n".join(chunk).decode("utf-8", "surrogateescape")
                 rows = _PLAIN_RUN_LINE.findall(text)  # every run without a _<n>, parsed in C
                 if ".." in text:
@@ -347,7 +365,9 @@ class RunIndex:
                             self._classify(others[-1])  # warns about a name that only looks like a run's
                     db.executemany("INSERT OR IGNORE INTO others (name) VALUES (?)", ((raw,) for raw in others))
                     del plain
-                db.execute("INSERT OR IGNORE INTO runs (k) SELECT value FROM json_each(?) ORDER BY 1", (json.dumps(keys),))
+                db.execute(
+                    "INSERT OR IGNORE INTO runs (k) SELECT value FROM json_each(?) ORDER BY 1", (json.dumps(keys),)
+                )
                 del rows, keys, chunk, text
                 progress.update(min(start + CHUNK, len(raw_names)))
             self._count_all(db)
@@ -362,7 +382,9 @@ class RunIndex:
         underlying = db.execute("SELECT k FROM runs ORDER BY k LIMIT 1").fetchone()
         while underlying is not None:
             symbol = underlying[0].split("/", 1)[0]
-            n = db.execute("SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (f"{symbol}/", f"{symbol}0")).fetchone()[0]
+            n = db.execute("SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (f"{symbol}/", f"{symbol}0")).fetchone()[
+                0
+            ]
             db.execute("INSERT INTO counts (underlying, n) VALUES (?, ?)", (symbol, n))
             underlying = db.execute("SELECT k FROM runs WHERE k >= ? ORDER BY k LIMIT 1", (f"{symbol}0",)).fetchone()
 
@@ -397,8 +419,10 @@ class RunIndex:
         k = sort_key(underlying, stamp, str(seq or ""), source)
         inserted = db.execute("INSERT OR IGNORE INTO runs (k) VALUES (?)", (k,)).rowcount
         if inserted:
-            db.execute("INSERT INTO counts (underlying, n) VALUES (?, 1) ON CONFLICT (underlying) DO UPDATE SET n = n + 1",
-                       (underlying,))
+            db.execute(
+                "INSERT INTO counts (underlying, n) VALUES (?, 1) ON CONFLICT (underlying) DO UPDATE SET n = n + 1",
+                (underlying,),
+            )
         return inserted
 
     # -- the library's own writes ----------------------------------------------------------------
@@ -424,7 +448,12 @@ class RunIndex:
             db.execute(f"PRAGMA busy_timeout={RECORD_WAIT_MS}")  # never wait long on another process's build
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
-            warn_once(log, "Run index in %s is busy or unusable (%s); the next load lists the folder.", self.directory, str(error))
+            warn_once(
+                log,
+                "Run index in %s is busy or unusable (%s); the next load lists the folder.",
+                self.directory,
+                str(error),
+            )
             yield lambda name: None
             return
         finally:
@@ -449,17 +478,26 @@ class RunIndex:
                     continue
                 bucket, crc = bucket_of(os.fsencode(name))
                 self._insert(db, name, parts)
-                db.execute("INSERT INTO sums (bucket, n, s) VALUES (?, 1, ?) "
-                           "ON CONFLICT (bucket) DO UPDATE SET n = n + 1, s = s + excluded.s", (bucket, crc))
+                db.execute(
+                    "INSERT INTO sums (bucket, n, s) VALUES (?, 1, ?) "
+                    "ON CONFLICT (bucket) DO UPDATE SET n = n + 1, s = s + excluded.s",
+                    (bucket, crc),
+                )
             current = trusted and stamp == before and after != before and after % 1_000_000_000 != 0
-            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                           (("dir_mtime_ns", after), ("trusted", int(current))))
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (("dir_mtime_ns", after), ("trusted", int(current))),
+            )
             db.execute("COMMIT")
         except (OSError, sqlite3.Error) as error:  # the run is written; the index only lags: the next load lists
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            warn_once(log, "Run index in %s could not take a new name (%s); the next load lists the folder.",
-                      self.directory, str(error))
+            warn_once(
+                log,
+                "Run index in %s could not take a new name (%s); the next load lists the folder.",
+                self.directory,
+                str(error),
+            )
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -499,7 +537,8 @@ class RunIndex:
         if self._fallback is not None:
             return sum(1 for name, parts in self._fallback.items() if parts[1] == underlying and run_key(name) >= key)  # type: ignore[operator]
         return self._db.execute(  # type: ignore[union-attr]
-            "SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (key_of(key[2]), f"{underlying}0")).fetchone()[0]
+            "SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (key_of(key[2]), f"{underlying}0")
+        ).fetchone()[0]
 
     def underlyings(self) -> list[str]:
         return self._rebuilding(self._underlyings)
@@ -507,7 +546,9 @@ class RunIndex:
     def _page(self, underlying: str, limit: int, offset: int, key: Key | None, newest: bool) -> list[str]:
         self.refresh()
         if self._fallback is not None:
-            names = sorted((parts[0], parts[3], name) for name, parts in self._fallback.items() if parts[1] == underlying)
+            names = sorted(
+                (parts[0], parts[3], name) for name, parts in self._fallback.items() if parts[1] == underlying
+            )
             if key is not None:
                 names = [k for k in names if (k < key if newest else k > key)]
             if newest:
@@ -522,7 +563,8 @@ class RunIndex:
                 low = max(low, cursor + "\0")  # type: ignore[operator]
         order = "DESC" if newest else "ASC"
         rows = self._db.execute(  # type: ignore[union-attr]
-            f"SELECT k FROM runs WHERE k >= ? AND k < ? ORDER BY k {order} LIMIT ? OFFSET ?", (low, high, limit, offset))
+            f"SELECT k FROM runs WHERE k >= ? AND k < ? ORDER BY k {order} LIMIT ? OFFSET ?", (low, high, limit, offset)
+        )
         return [name_of(k) for (k,) in rows]
 
     def _count(self, underlying: str) -> int:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -96,7 +97,9 @@ def _try_lock(folder: Path, intent_id: str) -> FileLock | None:
 def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: str, **info: Any) -> Intent:
     """Record (durably) that ``kind`` is about to change ``target_name``; the caller holds its lock until done."""
     # A damaged archive (the target's folder replaced by a file) fails here, before an intent is written.
-    foreign.check_folder(resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name"), "archive folder")
+    foreign.check_folder(
+        resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name"), "archive folder"
+    )
     folder = intents_dir(archive_dir, target_name)
     created = tuple(p for p in (folder.parent.parent, folder.parent, folder, folder / ".locks") if not p.exists())
     try:
@@ -104,8 +107,10 @@ def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: st
     except (FileExistsError, NotADirectoryError) as error:
         raise foreign.folder_error(folder.parent, "archive folder", error) from None
     except OSError as error:
-        raise HistoryError(f"Cannot create the intents folder {folder}: {os.strerror(error.errno) if error.errno else error}. "
-                           "Nothing was changed.") from None
+        raise HistoryError(
+            f"Cannot create the intents folder {folder}: {os.strerror(error.errno) if error.errno else error}. "
+            "Nothing was changed."
+        ) from None
     intent_id = f"{utc_stamp(now_utc())}_{secrets.token_hex(4)}"
     lock = _try_lock(folder, intent_id)  # a fresh id: nobody else holds it
     data = {"kind": kind, "target": target_name, "started_at": now_utc().isoformat(), "pid": os.getpid(), **info}

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import CalibrationPolicyError, PolicyError
 from .models import CalibrationRun
@@ -29,10 +30,16 @@ class Comparison:
     results: dict[str, ReplayResult]
 
     def rows(self) -> list[dict[str, Any]]:
-        return [{"policy": name, **r.figures.to_dict(), "differences": len(r.differences)} for name, r in self.results.items()]
+        return [
+            {"policy": name, **r.figures.to_dict(), "differences": len(r.differences)}
+            for name, r in self.results.items()
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"policies": {name: r.to_dict(decisions=False) for name, r in self.results.items()}, "table": self.rows()}
+        return {
+            "policies": {name: r.to_dict(decisions=False) for name, r in self.results.items()},
+            "table": self.rows(),
+        }
 
     def series(self, underlying: str, scope: str = "global") -> dict[str, list[tuple[Any, float]]]:
         """Live value after each run, per policy; plus the recommended values under "recommended"."""
@@ -42,15 +49,21 @@ class Comparison:
             if replayed is None:
                 continue
             out[name] = [(d.timestamp, d.live_after[scope]) for d in replayed.decisions if scope in d.live_after]
-            out.setdefault("recommended", [(d.timestamp, d.recommended[scope]) for d in replayed.decisions if scope in d.recommended])
+            out.setdefault(
+                "recommended",
+                [(d.timestamp, d.recommended[scope]) for d in replayed.decisions if scope in d.recommended],
+            )
         return out
 
     def svg(self, underlying: str, scope: str = "global") -> str:
         return series_svg(self.series(underlying, scope), title=f"{underlying} {scope}: live value under each policy")
 
 
-def compare(history: Iterable[CalibrationRun] | str | os.PathLike[str], policies: Mapping[str, CalibrationUpdatePolicy],
-            **replay_args: Any) -> Comparison:
+def compare(
+    history: Iterable[CalibrationRun] | str | os.PathLike[str],
+    policies: Mapping[str, CalibrationUpdatePolicy],
+    **replay_args: Any,
+) -> Comparison:
     """Replay every policy over the same history (smoothing shared where the policies smooth alike)."""
     if len(policies) < 1:
         raise CalibrationPolicyError("compare needs at least one policy.")
@@ -66,7 +79,9 @@ def compare(history: Iterable[CalibrationRun] | str | os.PathLike[str], policies
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
-def series_svg(series: Mapping[str, Sequence[tuple[Any, float]]], title: str = "", width: int = 720, height: int = 260) -> str:
+def series_svg(
+    series: Mapping[str, Sequence[tuple[Any, float]]], title: str = "", width: int = 720, height: int = 260
+) -> str:
     """A small server-side line chart: one step line per series, recommended as dots."""
     points = [p for s in series.values() for p in s]
     if not points:
@@ -84,14 +99,21 @@ def series_svg(series: Mapping[str, Sequence[tuple[Any, float]]], title: str = "
     def y(v: float) -> float:
         return top + (height - top - bottom) * (1 - (v - v0) / (v1 - v0))
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'role="img" aria-label="{escape(title)}" class="cp-lab-chart">', f'<title>{escape(title)}</title>',
-             f'<text x="{left}" y="14" font-size="12">{escape(title)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(title)}" class="cp-lab-chart">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{left}" y="14" font-size="12">{escape(title)}</text>',
+    ]
     for v in (v0, (v0 + v1) / 2, v1):
-        parts.append(f'<text x="4" y="{y(v) + 4:.1f}" font-size="10">{v:.3f}</text>'
-                     f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
-    parts.append(f'<text x="{left}" y="{height - 6}" font-size="10">{t0.date()}</text>'
-                 f'<text x="{width - right}" y="{height - 6}" font-size="10" text-anchor="end">{t1.date()}</text>')
+        parts.append(
+            f'<text x="4" y="{y(v) + 4:.1f}" font-size="10">{v:.3f}</text>'
+            f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
+        )
+    parts.append(
+        f'<text x="{left}" y="{height - 6}" font-size="10">{t0.date()}</text>'
+        f'<text x="{width - right}" y="{height - 6}" font-size="10" text-anchor="end">{t1.date()}</text>'
+    )
     legend = 0
     for i, (name, data) in enumerate(series.items()):
         if not data:
@@ -105,8 +127,10 @@ def series_svg(series: Mapping[str, Sequence[tuple[Any, float]]], title: str = "
             for (t, v), (_, prev) in zip(data[1:], data[:-1]):
                 path.append(f"H{x(t):.1f}V{y(v):.1f}" if v != prev else f"H{x(t):.1f}")
             parts.append(f'<path d="{" ".join(path)}" fill="none" stroke="{color}" stroke-width="1.8"/>')
-        parts.append(f'<rect x="{width - right + 10}" y="{top + legend * 16}" width="10" height="10" fill="{color}"/>'
-                     f'<text x="{width - right + 24}" y="{top + legend * 16 + 9}" font-size="11">{escape(name)}</text>')
+        parts.append(
+            f'<rect x="{width - right + 10}" y="{top + legend * 16}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{width - right + 24}" y="{top + legend * 16 + 9}" font-size="11">{escape(name)}</text>'
+        )
         legend += 1
     parts.append("</svg>")
     return "\n".join(parts)
@@ -137,9 +161,14 @@ class TuneResult:
     method: str = "grid"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "seed": self.seed, "candidates": len(self.candidates),
-                "skipped": [{"params": p, "why": why} for p, why in self.skipped],
-                "front": [c.to_dict() for c in self.front], "chosen": self.chosen.to_dict()}
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "candidates": len(self.candidates),
+            "skipped": [{"params": p, "why": why} for p, why in self.skipped],
+            "front": [c.to_dict() for c in self.front],
+            "chosen": self.chosen.to_dict(),
+        }
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the chosen candidate as a policy TOML (atomically)."""
@@ -147,9 +176,11 @@ class TuneResult:
         from .policy_versions import policy_to_toml
 
         f = self.chosen.figures
-        header = (f"Tuned candidate ({self.method}{'' if self.seed is None else f', seed {self.seed}'}): "
-                  + ", ".join(f"{k} = {v:g}" for k, v in self.chosen.params.items())
-                  + f"\nReplayed: {f.applies} applies, movement {f.movement:.4f}, mean lag {f.mean_lag or 0:.4f}")
+        header = (
+            f"Tuned candidate ({self.method}{'' if self.seed is None else f', seed {self.seed}'}): "
+            + ", ".join(f"{k} = {v:g}" for k, v in self.chosen.params.items())
+            + f"\nReplayed: {f.applies} applies, movement {f.movement:.4f}, mean lag {f.mean_lag or 0:.4f}"
+        )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_replace(path, policy_to_toml(self.chosen.policy, header).encode())
@@ -214,9 +245,12 @@ def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
     scored = [c for c in candidates if c.figures.mean_lag is not None]
     front = []
     for c in scored:
-        m, l = c.figures.movement, c.figures.mean_lag
-        if not any((o.figures.movement <= m and o.figures.mean_lag <= l) and
-                   (o.figures.movement < m or o.figures.mean_lag < l) for o in scored):
+        m, lag = c.figures.movement, c.figures.mean_lag
+        if not any(
+            (o.figures.movement <= m and o.figures.mean_lag <= lag)
+            and (o.figures.movement < m or o.figures.mean_lag < lag)
+            for o in scored
+        ):
             front.append(c)
     unique: dict[tuple[float, float], Candidate] = {}
     for c in sorted(front, key=lambda c: (c.figures.movement, c.figures.mean_lag)):
@@ -229,12 +263,22 @@ def _knee(front: Sequence[Candidate]) -> Candidate:
     ms = [c.figures.movement for c in front]
     ls = [c.figures.mean_lag for c in front]
     dm, dl = (max(ms) - min(ms)) or 1.0, (max(ls) - min(ls)) or 1.0
-    return min(front, key=lambda c: math.hypot((c.figures.movement - min(ms)) / dm, (c.figures.mean_lag - min(ls)) / dl))
+    return min(
+        front, key=lambda c: math.hypot((c.figures.movement - min(ms)) / dm, (c.figures.mean_lag - min(ls)) / dl)
+    )
 
 
-def tune(history: Iterable[CalibrationRun] | str | os.PathLike[str], base: CalibrationUpdatePolicy,
-         space: Mapping[str, Sequence[float]], *, method: str = "grid", n: int = 100, seed: int = 0,
-         progress: Callable[[int], None] | None = None, **replay_args: Any) -> TuneResult:
+def tune(
+    history: Iterable[CalibrationRun] | str | os.PathLike[str],
+    base: CalibrationUpdatePolicy,
+    space: Mapping[str, Sequence[float]],
+    *,
+    method: str = "grid",
+    n: int = 100,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+    **replay_args: Any,
+) -> TuneResult:
     """Replay ``n`` candidate policies (``base`` with thresholds drawn from ``space``) and pick one.
 
     ``space``: ``{"min_delta_global": (0.01, 0.06), "rule_options.cooldown.days": (1, 5)}``. Grid or
@@ -270,5 +314,7 @@ def tune(history: Iterable[CalibrationRun] | str | os.PathLike[str], base: Calib
             progress(1)
     front = pareto_front(candidates)
     if not front:
-        raise PolicyError("No candidate could be replayed: " + (skipped[0][1] if skipped else "no lag could be measured."))
+        raise PolicyError(
+            "No candidate could be replayed: " + (skipped[0][1] if skipped else "no lag could be measured.")
+        )
     return TuneResult(candidates, front, _knee(front), skipped, seed if method == "random" else None, method)

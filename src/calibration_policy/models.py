@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -14,7 +15,7 @@ from .naming import check_source, check_underlying
 
 SCHEMA_VERSION = 1
 # Smoothing measures time in numpy datetime64[ns], whose clock ends on 2262-04-11.
-RUN_EARLIEST, RUN_LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2262, 1, 1, tzinfo=timezone.utc)
+RUN_EARLIEST, RUN_LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC)
 
 
 def _finite_scopes(values: dict[str, float] | None, what: str) -> dict[str, float] | None:

@@ -8,7 +8,7 @@ comes through here and gets a :class:`~.errors.CalibrationPolicyError` instead.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Literal
 
 from .errors import CalibrationPolicyError
@@ -28,9 +28,9 @@ def to_utc(moment: datetime, text: object = None) -> datetime:
     :class:`CalibrationPolicyError` naming it (``text``: what the person typed).
     """
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError:
         side = "before the year 1" if moment.year < 5000 else "after the year 9999"
         raise CalibrationPolicyError(
@@ -50,7 +50,7 @@ def parse_moment(text: object, date_means: Literal["start", "end"] = "start") ->
     except ValueError:
         pass
     else:
-        return datetime.combine(day, time.max if date_means == "end" else time.min, tzinfo=timezone.utc)
+        return datetime.combine(day, time.max if date_means == "end" else time.min, tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -71,6 +71,6 @@ def aware_utc(value: datetime | None) -> datetime | None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be timezone-aware (UTC); a naive time is ambiguous")
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"{value.isoformat()} is outside the years 1 to 9999 once converted to UTC") from None

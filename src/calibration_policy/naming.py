@@ -8,8 +8,8 @@ unicode look-alikes can never steer a write outside the data directory.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from .errors import InvalidNameError
 
@@ -70,11 +70,11 @@ def check_record_id(value: object, what: str = "id") -> str:
 
 def utc_stamp(moment: datetime) -> str:
     """A sortable, file-name-safe UTC stamp such as ``20251210T123456.123456Z``."""
-    return moment.astimezone(timezone.utc).strftime(_STAMP_FORMAT)
+    return moment.astimezone(UTC).strftime(_STAMP_FORMAT)
 
 
 def parse_stamp(stamp: str) -> datetime:
-    return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=UTC)
 
 
 def run_file_name(stamp: str, underlying: str, source: str, seq: int = 0) -> str:
@@ -119,7 +119,7 @@ def sequence_key(record_id: str, base: str | None = None) -> tuple[str, int]:
     if base is not None:
         if record_id == base:
             return base, 0
-        rest = record_id[len(base) + 1:] if record_id.startswith(base + "_") else ""
+        rest = record_id[len(base) + 1 :] if record_id.startswith(base + "_") else ""
         if re.fullmatch(r"[1-9]\d{0,5}", rest, re.ASCII):
             return base, int(rest)
         return record_id, 0

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import getpass
 import inspect
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,16 +24,23 @@ from .errors import CalibrationPolicyError, PermissionCheckError, PermissionDeni
 
 ACTIONS = ("view", "propose", "approve", "reject", "modify", "force_apply", "roll_back", "change_policy")
 ACTION_TEXT = {
-    "view": "view", "propose": "propose changes to", "approve": "approve changes to", "reject": "reject changes to",
-    "modify": "modify suggested", "force_apply": "force-apply", "roll_back": "roll back",
+    "view": "view",
+    "propose": "propose changes to",
+    "approve": "approve changes to",
+    "reject": "reject changes to",
+    "modify": "modify suggested",
+    "force_apply": "force-apply",
+    "roll_back": "roll back",
     "change_policy": "change the policy for",
 }
 VIAS = ("panel", "api", "cli", "auto", "python")
 Via = Literal["panel", "api", "cli", "auto", "python"]
 PermissionCheck = Callable[[Any, str, str], bool]
 
-DEFAULT_TEXT = ("No permissions are configured, so everyone who is signed in may do everything "
-                "(view, propose, approve, reject, modify, force-apply, roll back, change the policy).")
+DEFAULT_TEXT = (
+    "No permissions are configured, so everyone who is signed in may do everything "
+    "(view, propose, approve, reject, modify, force-apply, roll back, change the policy)."
+)
 
 
 class Group(BaseModel):
@@ -55,14 +63,16 @@ class PermissionsTable(BaseModel):
     everyone: list[str] = Field(default_factory=list, description="Roles every signed-in user has.")
 
     @model_validator(mode="after")
-    def _known_names(self) -> "PermissionsTable":
+    def _known_names(self) -> PermissionsTable:
         problems = []
         for role, actions in self.roles.items():
             for item in actions:
                 action = item.rpartition(":")[2]
                 if item != "*" and action not in ACTIONS:
-                    problems.append(f"role {role!r:.40} names the unknown action {item!r:.60} "
-                                    f"(known actions: {', '.join(ACTIONS)}, or * for all)")
+                    problems.append(
+                        f"role {role!r:.40} names the unknown action {item!r:.60} "
+                        f"(known actions: {', '.join(ACTIONS)}, or * for all)"
+                    )
         known = ", ".join(self.roles) or "none"
         given = [(f"user {u!r:.40}", r) for u, rs in self.users.items() for r in rs]
         given += [(f"group {g!r:.40}", r) for g, group in self.groups.items() for r in group.roles]
@@ -114,8 +124,10 @@ def check_callable(permissions: Any) -> PermissionCheck | None:
     if isinstance(permissions, PermissionsTable):
         return permissions.allows
     if not callable(permissions):
-        raise TypeError("permissions must be a function permissions(user, action, domain) -> bool, "
-                        f"not {type(permissions).__name__}.")
+        raise TypeError(
+            "permissions must be a function permissions(user, action, domain) -> bool, "
+            f"not {type(permissions).__name__}."
+        )
     try:
         inspect.signature(permissions).bind(None, "view", "vol_surface")
     except TypeError:
@@ -146,15 +158,19 @@ def allowed(action: str, *, actor: Any, domain: str, policy: Any = None, permiss
     except Exception as error:  # the host's code: say whose check failed, never a traceback for the user
         raise PermissionCheckError(
             f"The host's permission check failed for {name} ({action} on {domain}): "
-            f"{type(error).__name__}: {str(error)[:200]}; nothing was changed.") from error
+            f"{type(error).__name__}: {str(error)[:200]}; nothing was changed."
+        ) from error
     if not isinstance(verdict, bool):
-        raise PermissionCheckError(f"The host's permission check answered {verdict!r:.40} for {name} ({action} on "
-                                   f"{domain}), not True or False; nothing was changed.")
+        raise PermissionCheckError(
+            f"The host's permission check answered {verdict!r:.40} for {name} ({action} on "
+            f"{domain}), not True or False; nothing was changed."
+        )
     return verdict
 
 
-def check(action: str, *, actor: Any, domain: str, via: str = "python", policy: Any = None,
-          permissions: Any = None) -> str:
+def check(
+    action: str, *, actor: Any, domain: str, via: str = "python", policy: Any = None, permissions: Any = None
+) -> str:
     """The one check every change function makes first. Returns the actor's name, or raises
     :class:`PermissionDeniedError` naming the missing permission (nothing has been written yet)."""
     if via not in VIAS:
@@ -165,17 +181,22 @@ def check(action: str, *, actor: Any, domain: str, via: str = "python", policy: 
     if not name or not name.strip():
         if source_of(policy, permissions) is None:
             return "user"  # no permissions configured and no name: as before permissions existed
-        raise PermissionDeniedError("Say who is acting: nobody is signed in; nothing was changed.",
-                                    action=action, domain=domain)
+        raise PermissionDeniedError(
+            "Say who is acting: nobody is signed in; nothing was changed.", action=action, domain=domain
+        )
     if not allowed(action, actor=actor, domain=domain, policy=policy, permissions=permissions):
         raise PermissionDeniedError(
             f"{name} may not {ACTION_TEXT[action]} the {_what(domain)} (missing permission: {action} "
-            f"on {domain}); nothing was changed.", actor=name, action=action, domain=domain)
+            f"on {domain}); nothing was changed.",
+            actor=name,
+            action=action,
+            domain=domain,
+        )
     return str(name).strip()
 
 
 def _what(domain: str) -> str:
-    """"IV multipliers", "weights": what the domain governs, for a sentence."""
+    """ "IV multipliers", "weights": what the domain governs, for a sentence."""
     try:
         from .plugins import get_domain
 
@@ -189,15 +210,25 @@ def four_eyes(item: Any, approver: str, policy: Any = None) -> None:
     distinct = bool(getattr(item, "distinct_approver", False) or getattr(policy, "require_distinct_approver", False))
     sid = getattr(item, "suggestion_id", "")
     if distinct:
-        for role, who in (("proposed", getattr(item, "proposed_by", None)), ("last modified", getattr(item, "modified_by", None))):
+        for role, who in (
+            ("proposed", getattr(item, "proposed_by", None)),
+            ("last modified", getattr(item, "modified_by", None)),
+        ):
             if who and who == approver:
                 raise PermissionDeniedError(
                     f"{approver} {role} suggestion {sid}, so another person must approve it (four-eyes rule); "
-                    "nothing was changed.", actor=approver, action="approve", domain=getattr(item, "domain", None))
+                    "nothing was changed.",
+                    actor=approver,
+                    action="approve",
+                    domain=getattr(item, "domain", None),
+                )
     if any(a.get("by") == approver for a in getattr(item, "approvals", []) or []):
         raise PermissionDeniedError(
             f"{approver} already approved suggestion {sid}; it needs another person's approval; nothing was changed.",
-            actor=approver, action="approve", domain=getattr(item, "domain", None))
+            actor=approver,
+            action="approve",
+            domain=getattr(item, "domain", None),
+        )
 
 
 def needed_approvals(item: Any, policy: Any = None) -> int:
@@ -212,8 +243,10 @@ def explain(policy: Any = None, host_callable: bool = False) -> str:
     elif table is None:
         text = DEFAULT_TEXT
     else:
-        parts = [f"{role} may {', '.join(a.replace('_', ' ') if a != '*' else 'do everything' for a in actions) or 'do nothing'}"
-                 for role, actions in table.roles.items()]
+        parts = [
+            f"{role} may {', '.join(a.replace('_', ' ') if a != '*' else 'do everything' for a in actions) or 'do nothing'}"
+            for role, actions in table.roles.items()
+        ]
         text = "Permissions: " + "; ".join(parts) + "."
     rules = []
     if getattr(policy, "require_distinct_approver", False):

@@ -22,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Literal, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
 
 from .apply import apply_values
 from .archive import ArchiveEntry, ChangeKind, now_utc
@@ -121,7 +122,7 @@ def run_time_for(day: date | None) -> datetime | None:
     replay of old dates sorts by market date; today's (or no date) is stamped now."""
     if day is None or day == now_utc().date():
         return None
-    return datetime(day.year, day.month, day.day, 21, 0, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, 21, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ class Smoothed:
     window: int
 
 
-def smooth(run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir: str | os.PathLike[str] | None) -> Smoothed:
+def smooth(
+    run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir: str | os.PathLike[str] | None
+) -> Smoothed:
     """Smooth ``run`` over the stored runs in its window (the run itself counted once), then let
     its domain repair what smoothing may break (weights must still sum to 1)."""
     store = open_store(history_dir)
@@ -146,7 +149,9 @@ def smooth_over(run: CalibrationRun, stored: list[CalibrationRun], policy: Calib
     return Smoothed(get_domain(run.domain).normalize(values), len(window_runs(stored, run, policy)))
 
 
-def smoothed_for(run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir: str | os.PathLike[str] | None) -> dict[str, float]:
+def smoothed_for(
+    run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir: str | os.PathLike[str] | None
+) -> dict[str, float]:
     """Just the values of :func:`smooth`."""
     return smooth(run, policy, history_dir).values
 
@@ -155,16 +160,29 @@ def evidence_of(run: CalibrationRun) -> dict[str, Any]:
     return {"sample_size": run.sample_size, "vega_sum": run.vega_sum}
 
 
-def decide(run: CalibrationRun, current: Mapping[str, float], values: Mapping[str, float],
-           policy: CalibrationUpdatePolicy, scope_labels: Mapping[str, str] | None = None,
-           evidence: Mapping[str, Any] | None = None) -> Decision:
+def decide(
+    run: CalibrationRun,
+    current: Mapping[str, float],
+    values: Mapping[str, float],
+    policy: CalibrationUpdatePolicy,
+    scope_labels: Mapping[str, str] | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> Decision:
     """The policy's rules on ``values`` against the live ``current``, with the run's evidence
     (plus whatever a domain measured for its own rules, e.g. the weights' out-of-sample check)."""
-    return should_apply_update(current, values, policy, {**evidence_of(run), **(evidence or {})}, scope_labels=scope_labels)
+    return should_apply_update(
+        current, values, policy, {**evidence_of(run), **(evidence or {})}, scope_labels=scope_labels
+    )
 
 
-def _decided(run: CalibrationRun, decision: Decision, smoothed: Mapping[str, float], change: ArchiveEntry | None,
-             reason: str | None = None, **fields: Any) -> CalibrationRun:
+def _decided(
+    run: CalibrationRun,
+    decision: Decision,
+    smoothed: Mapping[str, float],
+    change: ArchiveEntry | None,
+    reason: str | None = None,
+    **fields: Any,
+) -> CalibrationRun:
     return run.model_copy(
         update={
             "smoothed_iv_multiplier": dict(smoothed),
@@ -186,19 +204,37 @@ def _policy_version(fields: dict[str, Any], policy: Any) -> dict[str, Any]:
     return fields
 
 
-def settle(run: CalibrationRun, decision: Decision, smoothed: Mapping[str, float], history_dir,
-           reason: str | None = None, policy: Any = None, **fields: Any) -> CalibrationRun:
+def settle(
+    run: CalibrationRun,
+    decision: Decision,
+    smoothed: Mapping[str, float],
+    history_dir,
+    reason: str | None = None,
+    policy: Any = None,
+    **fields: Any,
+) -> CalibrationRun:
     """Record that nothing went live for ``run``, and why (and, given the ``policy``, which one decided)."""
     run = _decided(run, decision, smoothed, None, reason, **_policy_version(fields, policy))
     open_store(history_dir).save(run)
     return run
 
 
-def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float], target: Target, *,
-            smoothed: Mapping[str, float], history_dir, suggestions_dir, reason: str | None = None,
-            run_reason: str | None = None, details: Mapping[str, Any] | None = None,
-            proposed_by: str | None = None, proposed_via: str | None = None,
-            **fields: Any) -> tuple[CalibrationRun, Any]:
+def propose(
+    run: CalibrationRun,
+    decision: Decision,
+    current: Mapping[str, float],
+    target: Target,
+    *,
+    smoothed: Mapping[str, float],
+    history_dir,
+    suggestions_dir,
+    reason: str | None = None,
+    run_reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    proposed_by: str | None = None,
+    proposed_via: str | None = None,
+    **fields: Any,
+) -> tuple[CalibrationRun, Any]:
     """Leave the decision's values for a person to approve; the run waits with it. Call outside the target lock.
 
     ``proposed_by``/``proposed_via`` say who proposed and from where; the policy's four-eyes
@@ -207,30 +243,62 @@ def propose(run: CalibrationRun, decision: Decision, current: Mapping[str, float
 
     policy = fields.pop("policy", None)
     _policy_version(fields, policy)
-    four_eyes_rule = {"required_approvals": getattr(policy, "required_approvals", 1),
-                      "distinct_approver": bool(getattr(policy, "require_distinct_approver", False) or decision.forced)}
-    suggestion = open_reviews(suggestions_dir).propose(Suggestion(
-        proposed_by=proposed_by, proposed_via=proposed_via, forced=decision.forced, **four_eyes_rule,
-        domain=run.domain, target=target.name, underlying=run.underlying, created_at=now_utc(),
-        values=decision.values, current_values=dict(current), reason=reason or decision.reason, run_id=run.run_id,
-        details={"decision": decision.to_dict(), "calibration_timestamp": run.timestamp.isoformat(), **(details or {})},
-    ))
+    four_eyes_rule = {
+        "required_approvals": getattr(policy, "required_approvals", 1),
+        "distinct_approver": bool(getattr(policy, "require_distinct_approver", False) or decision.forced),
+    }
+    suggestion = open_reviews(suggestions_dir).propose(
+        Suggestion(
+            proposed_by=proposed_by,
+            proposed_via=proposed_via,
+            forced=decision.forced,
+            **four_eyes_rule,
+            domain=run.domain,
+            target=target.name,
+            underlying=run.underlying,
+            created_at=now_utc(),
+            values=decision.values,
+            current_values=dict(current),
+            reason=reason or decision.reason,
+            run_id=run.run_id,
+            details={
+                "decision": decision.to_dict(),
+                "calibration_timestamp": run.timestamp.isoformat(),
+                **(details or {}),
+            },
+        )
+    )
     waiting = run_reason or "Waiting for approval: " + decision.reason.removeprefix("Applied: ")
     # Under the suggestion's lock: an approval that came in between (it holds the same lock) has
     # already made the run applied, and a pending mark written now would undo that (D2).
     with open_reviews(suggestions_dir).holding(suggestion.suggestion_id) as now:
         if now.status == "pending":
-            run = settle(run, decision, smoothed, history_dir, waiting, pending_suggestion=suggestion.suggestion_id, **fields)
+            run = settle(
+                run, decision, smoothed, history_dir, waiting, pending_suggestion=suggestion.suggestion_id, **fields
+            )
         else:
             run = _run_after_review(run, now, history_dir, decision=decision, smoothed=smoothed)
     return run, suggestion
 
 
-def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: Mapping[str, float], history_dir,
-          archive_dir, kind: ChangeKind, actor: str, reason: str | None = None,
-          expected: Mapping[str, float] | None = None, already_locked: bool = False,
-          via: str | None = None, by: str | None = None, policy: Any = None,
-          **fields: Any) -> tuple[CalibrationRun, ArchiveEntry]:
+def apply(
+    run: CalibrationRun,
+    decision: Decision,
+    target: Target,
+    *,
+    smoothed: Mapping[str, float],
+    history_dir,
+    archive_dir,
+    kind: ChangeKind,
+    actor: str,
+    reason: str | None = None,
+    expected: Mapping[str, float] | None = None,
+    already_locked: bool = False,
+    via: str | None = None,
+    by: str | None = None,
+    policy: Any = None,
+    **fields: Any,
+) -> tuple[CalibrationRun, ArchiveEntry]:
     """Make the decision's values live (locked, archived), then record the run as applied.
 
     With ``expected``, the live values must still be those the decision was taken on; otherwise
@@ -240,19 +308,35 @@ def apply(run: CalibrationRun, decision: Decision, target: Target, *, smoothed: 
         if expected is not None:
             live = target.values(target.load())
             if live != dict(expected):
-                raise StaleChangeError(f"The live values of {target.name} changed while this decision was taken "
-                                       f"(now {_values_text(live)}); nothing was changed.")
+                raise StaleChangeError(
+                    f"The live values of {target.name} changed while this decision was taken "
+                    f"(now {_values_text(live)}); nothing was changed."
+                )
         change = apply_values(
-            target, decision.values, archive_dir=archive_dir, already_locked=True, kind=kind, actor=actor,
-            reason=reason or decision.reason, domain=run.domain, underlying=run.underlying, run_id=run.run_id,
-            calibration_timestamp=run.timestamp, via=via, by=by or actor,
+            target,
+            decision.values,
+            archive_dir=archive_dir,
+            already_locked=True,
+            kind=kind,
+            actor=actor,
+            reason=reason or decision.reason,
+            domain=run.domain,
+            underlying=run.underlying,
+            run_id=run.run_id,
+            calibration_timestamp=run.timestamp,
+            via=via,
+            by=by or actor,
         )
         run = _decided(run, decision, smoothed, change, reason, **_policy_version(fields, policy))
         try:
             open_store(history_dir).save(run)
         except ValueError as error:
-            raise live_but_not_recorded(target.name, f"updating run {run.run_id} in the history", error,
-                                        f"the archive has the change ({change.change_id}).") from error
+            raise live_but_not_recorded(
+                target.name,
+                f"updating run {run.run_id} in the history",
+                error,
+                f"the archive has the change ({change.change_id}).",
+            ) from error
     return run, change
 
 
@@ -266,7 +350,13 @@ def notify(run: CalibrationRun, decision: Decision, policy: CalibrationUpdatePol
 
 def _forced(decision: Decision, values: dict[str, float]) -> Decision:
     policy_said = decision.reason.removeprefix("Not applied: ").removeprefix("Applied: ")
-    return replace(decision, apply=True, forced=True, values=values, reason=f"{FORCED_REASON} (the policy alone said: {policy_said})")
+    return replace(
+        decision,
+        apply=True,
+        forced=True,
+        values=values,
+        reason=f"{FORCED_REASON} (the policy alone said: {policy_said})",
+    )
 
 
 def run_update(
@@ -307,8 +397,14 @@ def run_update(
     follow(policy)  # a policy that names a store is followed before anything is read or written
     target = govern(target)
     if not dry_run:  # the one permission check, before anything is written
-        actor = check_permission("force_apply" if force else "propose", actor=_default_actor(actor, force),
-                                 domain=policy.domain, via=via, policy=policy, permissions=permissions)
+        actor = check_permission(
+            "force_apply" if force else "propose",
+            actor=_default_actor(actor, force),
+            domain=policy.domain,
+            via=via,
+            policy=policy,
+            permissions=permissions,
+        )
     run = build_run(result, underlying, source, timestamp, config, policy.domain)
     if dry_run:  # the same decision and route as the real call, nothing written
         smoothed = smoothed_for(run, policy, history_dir)  # the unrecorded run still counts once
@@ -321,13 +417,34 @@ def run_update(
     target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     suggestions_dir = _suggestions_dir(suggestions_dir)
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
-    with _intent(target, archive_dir, "update", history_dir, suggestions_dir, expected_version,
-                 underlying=run.underlying, source=run.source, timestamp=run.timestamp.isoformat()) as intent:
+    with _intent(
+        target,
+        archive_dir,
+        "update",
+        history_dir,
+        suggestions_dir,
+        expected_version,
+        underlying=run.underlying,
+        source=run.source,
+        timestamp=run.timestamp.isoformat(),
+    ) as intent:
         run = open_store(history_dir).record(run)
         intent.note(run_id=run.run_id)
         smoothed = smoothed_for(run, policy, history_dir)
-        return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values,
-                                 suggestions_dir, expected_version, actor, via)
+        return _decide_and_apply(
+            run,
+            smoothed,
+            policy,
+            target,
+            history_dir,
+            archive_dir,
+            force,
+            force_values,
+            suggestions_dir,
+            expected_version,
+            actor,
+            via,
+        )
 
 
 def in_force(policy: CalibrationUpdatePolicy | None) -> CalibrationUpdatePolicy:
@@ -361,10 +478,25 @@ def _decision(run, current, smoothed, policy, force, force_values, evidence=None
     return decision
 
 
-def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, force, force_values, suggestions_dir=None,
-                      expected_version: str | None = None, actor: str | None = None, via: str = "python") -> UpdateOutcome:
-    version = {"policy_version": policy_fingerprint(policy),  # which policy decided (see policy_versions)
-               "decided_by": actor, "decided_via": via}  # who asked, from where
+def _decide_and_apply(
+    run,
+    smoothed,
+    policy,
+    target,
+    history_dir,
+    archive_dir,
+    force,
+    force_values,
+    suggestions_dir=None,
+    expected_version: str | None = None,
+    actor: str | None = None,
+    via: str = "python",
+) -> UpdateOutcome:
+    version = {
+        "policy_version": policy_fingerprint(policy),  # which policy decided (see policy_versions)
+        "decided_by": actor,
+        "decided_via": via,
+    }  # who asked, from where
     with locked(target):
         check_version(target, expected_version, archive_dir)
         current = target.values(target.load())
@@ -372,16 +504,37 @@ def _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, f
         decision = _decision(run, current, smoothed, policy, force, force_values, evidence)
         way, change = route(decision, policy), None
         if way == "apply":
-            run, change = apply(run, decision, target, smoothed=smoothed, history_dir=history_dir, archive_dir=archive_dir,
-                                kind="force" if decision.forced else "update",
-                                actor="user" if decision.forced else "policy", already_locked=True,
-                                via=via, by=actor, **version)
+            run, change = apply(
+                run,
+                decision,
+                target,
+                smoothed=smoothed,
+                history_dir=history_dir,
+                archive_dir=archive_dir,
+                kind="force" if decision.forced else "update",
+                actor="user" if decision.forced else "policy",
+                already_locked=True,
+                via=via,
+                by=actor,
+                **version,
+            )
         elif way == "settle":
             run = settle(run, decision, smoothed, history_dir, **version)
     if way == "propose":
-        run, _ = propose(run, decision, current, target, smoothed=smoothed, history_dir=history_dir,
-                         suggestions_dir=suggestions_dir, run_reason=_waiting(decision), proposed_by=actor,
-                         proposed_via=via, policy=policy, **version)
+        run, _ = propose(
+            run,
+            decision,
+            current,
+            target,
+            smoothed=smoothed,
+            history_dir=history_dir,
+            suggestions_dir=suggestions_dir,
+            run_reason=_waiting(decision),
+            proposed_by=actor,
+            proposed_via=via,
+            policy=policy,
+            **version,
+        )
         decision = replace(decision, apply=False, reason=_waiting(decision))
     notify(run, decision, policy)
     return UpdateOutcome(run=run, decision=decision, change=change, route=way)
@@ -412,8 +565,14 @@ def force_apply(
     if use not in ("smoothed", "recommended"):
         raise CalibrationPolicyError(f"use must be 'smoothed' or 'recommended', not {use!r:.40}.")
     policy = in_force(policy)
-    actor = check_permission("force_apply", actor=_default_actor(actor, True), domain=policy.domain, via=via,
-                             policy=policy, permissions=permissions)
+    actor = check_permission(
+        "force_apply",
+        actor=_default_actor(actor, True),
+        domain=policy.domain,
+        via=via,
+        policy=policy,
+        permissions=permissions,
+    )
     store = open_store(history_dir)
     if run_id is not None:
         run = store.get(run_id)
@@ -422,7 +581,9 @@ def force_apply(
     else:
         latest = store.latest(underlying, limit=1)
         if not latest:
-            raise HistoryError(f"There is no calibration run for {underlying.upper()} to apply yet; run an update first.")
+            raise HistoryError(
+                f"There is no calibration run for {underlying.upper()} to apply yet; run an update first."
+            )
         run = latest[0]
     if run.domain != policy.domain:
         raise CalibrationPolicyError(
@@ -431,10 +592,30 @@ def force_apply(
     smoothed = run.smoothed or smoothed_for(run, policy, history_dir)
     target.values(target.load())  # a missing or corrupt live config fails here, before anything is written
     settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=suggestions_dir)
-    with _intent(target, archive_dir, "force", history_dir, suggestions_dir, expected_version, run_id=run.run_id,
-                 underlying=run.underlying):
-        return _decide_and_apply(run, smoothed, policy, target, history_dir, archive_dir, True, use, suggestions_dir,
-                                 expected_version=expected_version, actor=actor, via=via)
+    with _intent(
+        target,
+        archive_dir,
+        "force",
+        history_dir,
+        suggestions_dir,
+        expected_version,
+        run_id=run.run_id,
+        underlying=run.underlying,
+    ):
+        return _decide_and_apply(
+            run,
+            smoothed,
+            policy,
+            target,
+            history_dir,
+            archive_dir,
+            True,
+            use,
+            suggestions_dir,
+            expected_version=expected_version,
+            actor=actor,
+            via=via,
+        )
 
 
 # -- versions: optimistic concurrency -----------------------------------------------------------
@@ -458,8 +639,11 @@ def check_version(target: Target, expected: str | None, archive_dir=None) -> Non
     if now == expected:
         return
     last = open_archive(archive_dir, target.name).last_change()
-    since = (f" The last change was {last.change_id} ({last.how} at {last.at:%Y-%m-%d %H:%M:%S} UTC: "
-             f"{last.reason})." if last is not None else "")
+    since = (
+        f" The last change was {last.change_id} ({last.how} at {last.at:%Y-%m-%d %H:%M:%S} UTC: {last.reason})."
+        if last is not None
+        else ""
+    )
     raise StaleChangeError(
         f"The live values of {target.name} changed since you looked (version {str(expected)[:40]} is now {now}); "
         f"they are now {_values_text(target.values(target.load()))}.{since} Nothing was changed; reload and decide again.",
@@ -475,8 +659,16 @@ def _suggestions_dir(suggestions_dir):
     return resolve_suggestions_dir(suggestions_dir)
 
 
-def change_intent(target: Target, archive_dir, kind: str, *, history_dir=None, suggestions_dir=None,
-                  expected_version: str | None = None, **info: Any):
+def change_intent(
+    target: Target,
+    archive_dir,
+    kind: str,
+    *,
+    history_dir=None,
+    suggestions_dir=None,
+    expected_version: str | None = None,
+    **info: Any,
+):
     """``with change_intent(...) as intent:`` — for a domain's own multi-file change (auto mode): the
     intent is recorded first, cleared when the block ends, and settled if the process dies inside."""
     target = govern(target)
@@ -495,7 +687,7 @@ def _intent(target: Target, archive_dir, kind: str, history_dir, suggestions_dir
     except Exception as error:
         try:
             _settle_one({**intent.data, "why": str(error)}, target, archive_dir)
-        except Exception:  # noqa: BLE001 - the first error is the one to report; the next call settles
+        except Exception:
             intent.release()
         else:
             intent.done()
@@ -543,8 +735,17 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
             if entry is None:
                 return f"{kind} of suggestion {sid} never reached the live config: it stays {suggestion.status}."
             if suggestion.status == "pending":
-                store.save(_reviewed(suggestion, entry, data.get("status") or "approved", data.get("reviewer") or "?",
-                                     data.get("notes"), data.get("via"), data.get("approvals")))
+                store.save(
+                    _reviewed(
+                        suggestion,
+                        entry,
+                        data.get("status") or "approved",
+                        data.get("reviewer") or "?",
+                        data.get("notes"),
+                        data.get("via"),
+                        data.get("approvals"),
+                    )
+                )
             _mark_run_applied(suggestion.run_id, entry, history_dir)
             return f"{kind} of suggestion {sid} had reached the live config ({entry.change_id}): recorded as done."
     if kind in ("update", "force", "auto"):
@@ -575,8 +776,11 @@ def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
             if when is not None:
                 candidates = store.between(data.get("underlying") or "", when, when)
             else:
-                candidates = [r for r in store.latest(data.get("underlying") or "", limit=20)
-                              if started is not None and r.timestamp >= started]
+                candidates = [
+                    r
+                    for r in store.latest(data.get("underlying") or "", limit=20)
+                    if started is not None and r.timestamp >= started
+                ]
         except ValueError:
             candidates = []
         runs = [r for r in candidates if r.source == data.get("source") and r.decided_at is None]
@@ -596,34 +800,68 @@ def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
         if waiting:
             newest = waiting[-1]
             if newest.status == "pending":
-                reviews.expire_pending(target.name, f"superseded by a newer suggestion ({newest.suggestion_id}) "
-                                       "before anyone reviewed it", older_than=newest)
+                reviews.expire_pending(
+                    target.name,
+                    f"superseded by a newer suggestion ({newest.suggestion_id}) before anyone reviewed it",
+                    older_than=newest,
+                )
             with reviews.holding(newest.suggestion_id) as now:
                 if now.status == "pending":
                     if run.pending_suggestion != now.suggestion_id or run.decided_at is None:
-                        store.save(run.model_copy(update={
-                            "applied": False, "applied_reason": "Waiting for approval: " + now.reason.removeprefix("Applied: "),
-                            "decided_at": now_utc(), "pending_suggestion": now.suggestion_id,
-                            "decision": (now.details or {}).get("decision") or {"apply": True, "reason": now.reason}}))
+                        store.save(
+                            run.model_copy(
+                                update={
+                                    "applied": False,
+                                    "applied_reason": "Waiting for approval: " + now.reason.removeprefix("Applied: "),
+                                    "decided_at": now_utc(),
+                                    "pending_suggestion": now.suggestion_id,
+                                    "decision": (now.details or {}).get("decision")
+                                    or {"apply": True, "reason": now.reason},
+                                }
+                            )
+                        )
                 else:
                     _run_after_review(store.get(run.run_id), now, history_dir)
             said.append(f"run {run.run_id} waits for suggestion {newest.suggestion_id}")
             continue
         if run.decided_at is None:
-            reason = (f"Not applied: {data['why'].rstrip('.')}" if data.get("why") else
-                      "Not applied: the update was interrupted before its decision was stored, "
-                      "and nothing went live; run it again to decide")
-            store.save(run.model_copy(update={"applied": False, "applied_reason": reason, "decided_at": now_utc(),
-                                              "decision": {"apply": False, "reason": reason, "settled": True}}))
+            reason = (
+                f"Not applied: {data['why'].rstrip('.')}"
+                if data.get("why")
+                else "Not applied: the update was interrupted before its decision was stored, "
+                "and nothing went live; run it again to decide"
+            )
+            store.save(
+                run.model_copy(
+                    update={
+                        "applied": False,
+                        "applied_reason": reason,
+                        "decided_at": now_utc(),
+                        "decision": {"apply": False, "reason": reason, "settled": True},
+                    }
+                )
+            )
             said.append(f"run {run.run_id} never went live: recorded as not applied")
     return f"{data.get('kind')} of {target.name}: " + ("; ".join(said) or "nothing was left half done") + "."
 
 
-def _reviewed(item, entry: ArchiveEntry, status: str, reviewer: str, notes: str | None, via: str | None = None,
-              approvals: list[dict[str, Any]] | None = None):
+def _reviewed(
+    item,
+    entry: ArchiveEntry,
+    status: str,
+    reviewer: str,
+    notes: str | None,
+    via: str | None = None,
+    approvals: list[dict[str, Any]] | None = None,
+):
     update = {
-        "status": status, "reviewed_at": entry.at, "reviewer": reviewer, "notes": notes,
-        "applied_values": entry.new_values, "applied_at": entry.at, "change_id": entry.change_id,
+        "status": status,
+        "reviewed_at": entry.at,
+        "reviewer": reviewer,
+        "notes": notes,
+        "applied_values": entry.new_values,
+        "applied_at": entry.at,
+        "change_id": entry.change_id,
         "reviewed_via": via,
     }
     if approvals is not None:
@@ -640,8 +878,13 @@ def _mark_run_applied(run_id: str | None, entry: ArchiveEntry, history_dir, forc
         run = store.get(run_id)
     except ValueError:
         return
-    update = {"applied": True, "applied_reason": entry.reason, "applied_values": entry.new_values,
-              "decided_at": entry.at, "pending_suggestion": None}
+    update = {
+        "applied": True,
+        "applied_reason": entry.reason,
+        "applied_values": entry.new_values,
+        "decided_at": entry.at,
+        "pending_suggestion": None,
+    }
     if run.decision is None:
         update["decision"] = {"apply": True, "reason": entry.reason, "settled": True}
     if forced is not None:
@@ -649,23 +892,44 @@ def _mark_run_applied(run_id: str | None, entry: ArchiveEntry, history_dir, forc
     store.save(run.model_copy(update=update))
 
 
-def _run_after_review(run: CalibrationRun, suggestion, history_dir, *, decision: Decision | None = None,
-                      smoothed: Mapping[str, float] | None = None) -> CalibrationRun:
+def _run_after_review(
+    run: CalibrationRun,
+    suggestion,
+    history_dir,
+    *,
+    decision: Decision | None = None,
+    smoothed: Mapping[str, float] | None = None,
+) -> CalibrationRun:
     """The run of a suggestion already reviewed: applied if approved or modified, else not applied."""
     store = open_store(history_dir)
     stored = store.get(run.run_id)
-    fields: dict[str, Any] = {"pending_suggestion": None, "decided_at": stored.decided_at or suggestion.reviewed_at or now_utc()}
+    fields: dict[str, Any] = {
+        "pending_suggestion": None,
+        "decided_at": stored.decided_at or suggestion.reviewed_at or now_utc(),
+    }
     if decision is not None:
-        fields.update({"decision": decision.to_dict(), "smoothed_iv_multiplier": dict(smoothed or {}),
-                       "forced": decision.forced})
+        fields.update(
+            {"decision": decision.to_dict(), "smoothed_iv_multiplier": dict(smoothed or {}), "forced": decision.forced}
+        )
     if suggestion.status in ("approved", "modified"):
-        fields.update({"applied": True, "applied_values": suggestion.applied_values,
-                       "applied_reason": stored.applied_reason if stored.applied else
-                       f"Applied: suggestion {suggestion.suggestion_id} {suggestion.status} by {suggestion.reviewer}"})
+        fields.update(
+            {
+                "applied": True,
+                "applied_values": suggestion.applied_values,
+                "applied_reason": stored.applied_reason
+                if stored.applied
+                else f"Applied: suggestion {suggestion.suggestion_id} {suggestion.status} by {suggestion.reviewer}",
+            }
+        )
     else:
         why = suggestion.expired_reason or f"by {suggestion.reviewer}"
-        fields.update({"applied": False, "applied_values": None,
-                       "applied_reason": f"Not applied: suggestion {suggestion.suggestion_id} was {suggestion.status} ({why})"})
+        fields.update(
+            {
+                "applied": False,
+                "applied_values": None,
+                "applied_reason": f"Not applied: suggestion {suggestion.suggestion_id} was {suggestion.status} ({why})",
+            }
+        )
     if fields.get("decision") is None and stored.decision is None:
         fields["decision"] = {"apply": False, "reason": fields["applied_reason"], "settled": True}
     run = stored.model_copy(update=fields)
@@ -699,9 +963,21 @@ def _names(approvals: list[dict[str, Any]]) -> str:
     return " and ".join(str(a.get("by")) for a in approvals if a.get("by"))
 
 
-def approve_suggestion(suggestions, suggestion_id: str, *, target: Target, reviewer: Any = None, notes: str | None = None,
-                       archive_dir=None, history_dir=None, expected_version: str | None = None, actor: Any = None,
-                       via: str = "python", policy: Any = None, permissions: Any = None):
+def approve_suggestion(
+    suggestions,
+    suggestion_id: str,
+    *,
+    target: Target,
+    reviewer: Any = None,
+    notes: str | None = None,
+    archive_dir=None,
+    history_dir=None,
+    expected_version: str | None = None,
+    actor: Any = None,
+    via: str = "python",
+    policy: Any = None,
+    permissions: Any = None,
+):
     """Make a pending suggestion's values live as they are (``suggestions``: a ReviewStore or its folder),
     or, when the policy wants more approvers than this one, record the approval and keep waiting.
 
@@ -711,17 +987,46 @@ def approve_suggestion(suggestions, suggestion_id: str, *, target: Target, revie
     from .review import _notes
 
     store = _store(suggestions)
-    who = _allowed("approve", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
+    who = _allowed(
+        "approve", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions
+    )
     notes = _notes(notes)
-    if (item := store.get(suggestion_id)).status == "pending":  # refused before a lock file exists; again under the lock
+    if (
+        item := store.get(suggestion_id)
+    ).status == "pending":  # refused before a lock file exists; again under the lock
         four_eyes(item, who, policy)
-    return _review_apply(store, suggestion_id, None, "approved", target, archive_dir, who, notes,
-                         history_dir, expected_version, via, policy)
+    return _review_apply(
+        store,
+        suggestion_id,
+        None,
+        "approved",
+        target,
+        archive_dir,
+        who,
+        notes,
+        history_dir,
+        expected_version,
+        via,
+        policy,
+    )
 
 
-def modify_suggestion(suggestions, suggestion_id: str, values: Mapping[str, Any], *, target: Target, reviewer: Any = None,
-                      notes: str | None = None, archive_dir=None, history_dir=None, expected_version: str | None = None,
-                      actor: Any = None, via: str = "python", policy: Any = None, permissions: Any = None):
+def modify_suggestion(
+    suggestions,
+    suggestion_id: str,
+    values: Mapping[str, Any],
+    *,
+    target: Target,
+    reviewer: Any = None,
+    notes: str | None = None,
+    archive_dir=None,
+    history_dir=None,
+    expected_version: str | None = None,
+    actor: Any = None,
+    via: str = "python",
+    policy: Any = None,
+    permissions: Any = None,
+):
     """Make the reviewer's own values live instead of the suggested ones, after the domain validated them
     (under the four-eyes rule the modified values wait for another person's approval)."""
     policy = in_force(policy)
@@ -732,19 +1037,49 @@ def modify_suggestion(suggestions, suggestion_id: str, values: Mapping[str, Any]
         raise ReviewError(f"Give the values to apply instead of the suggested ones, not {type(values).__name__}.")
     store = _store(suggestions)
     who = _allowed("modify", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
-    return _review_apply(store, suggestion_id, values, "modified", target, archive_dir, who, _notes(notes),
-                         history_dir, expected_version, via, policy)
+    return _review_apply(
+        store,
+        suggestion_id,
+        values,
+        "modified",
+        target,
+        archive_dir,
+        who,
+        _notes(notes),
+        history_dir,
+        expected_version,
+        via,
+        policy,
+    )
 
 
-def _review_apply(store, suggestion_id, values, status, target, archive_dir, reviewer, notes, history_dir,
-                  expected_version, via="python", policy=None):
+def _review_apply(
+    store,
+    suggestion_id,
+    values,
+    status,
+    target,
+    archive_dir,
+    reviewer,
+    notes,
+    history_dir,
+    expected_version,
+    via="python",
+    policy=None,
+):
     """``reviewer`` and ``notes`` are checked by the caller (the permission check comes first)."""
     target = govern(target)
     from .errors import ReviewError
 
-    settled = settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
+    settled = settle_interrupted(
+        target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory
+    )
     with store.holding(suggestion_id) as item:
-        if item.status == status and item.reviewer == reviewer and any(f" {suggestion_id} had reached" in s for s in settled):
+        if (
+            item.status == status
+            and item.reviewer == reviewer
+            and any(f" {suggestion_id} had reached" in s for s in settled)
+        ):
             return item  # this reviewer's own interrupted approval, completed just now: done once, not twice
         if item.status != "pending":
             raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
@@ -762,8 +1097,16 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
                 return waiting
         elif needed > 1 or item.distinct_approver or getattr(policy, "require_distinct_approver", False):
             # Four-eyes: the modified values wait for someone else's approval.
-            waiting = item.model_copy(update={"values": chosen, "modified_by": reviewer, "modified_at": now_utc(),
-                                              "approvals": [], "notes": notes, "reviewed_via": via})
+            waiting = item.model_copy(
+                update={
+                    "values": chosen,
+                    "modified_by": reviewer,
+                    "modified_at": now_utc(),
+                    "approvals": [],
+                    "notes": notes,
+                    "reviewed_via": via,
+                }
+            )
             store.save(waiting)
             return waiting
         verb = "approved" if status == "approved" else "modified and approved"
@@ -774,17 +1117,45 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
             archive.reconcile(target, target.load())
             # Already live (a change recorded before intents existed): record it, never apply twice.
             done = [e for e in archive.entries() if e.suggestion_id == item.suggestion_id]
-            intent = _begin(target, archive_dir, kind, history_dir, store.directory, expected_version,
-                            suggestion_id=item.suggestion_id, run_id=item.run_id, status=status, reviewer=reviewer,
-                            notes=notes, via=via, approvals=approvals)
+            intent = _begin(
+                target,
+                archive_dir,
+                kind,
+                history_dir,
+                store.directory,
+                expected_version,
+                suggestion_id=item.suggestion_id,
+                run_id=item.run_id,
+                status=status,
+                reviewer=reviewer,
+                notes=notes,
+                via=via,
+                approvals=approvals,
+            )
             try:
-                entry = done[-1] if done else apply_values(
-                    target, chosen, archive_dir=archive_dir, already_locked=True, kind=kind,
-                    reason=f"Applied: suggestion {item.suggestion_id} {verb} by {_names(approvals) or reviewer}"
-                           + (f" ({notes})" if notes else ""),
-                    actor=reviewer, via=via, by=reviewer, approvals=approvals, proposed_by=item.proposed_by,
-                    domain=item.domain, underlying=item.underlying, run_id=item.run_id,
-                    suggestion_id=item.suggestion_id, calibration_timestamp=item.created_at)
+                entry = (
+                    done[-1]
+                    if done
+                    else apply_values(
+                        target,
+                        chosen,
+                        archive_dir=archive_dir,
+                        already_locked=True,
+                        kind=kind,
+                        reason=f"Applied: suggestion {item.suggestion_id} {verb} by {_names(approvals) or reviewer}"
+                        + (f" ({notes})" if notes else ""),
+                        actor=reviewer,
+                        via=via,
+                        by=reviewer,
+                        approvals=approvals,
+                        proposed_by=item.proposed_by,
+                        domain=item.domain,
+                        underlying=item.underlying,
+                        run_id=item.run_id,
+                        suggestion_id=item.suggestion_id,
+                        calibration_timestamp=item.created_at,
+                    )
+                )
             except BaseException:
                 intent.release()
                 raise
@@ -792,14 +1163,19 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
             try:
                 _mark_run_applied(item.run_id, entry, history_dir)
             except ValueError as error:
-                raise live_but_not_recorded(target.name, "recording the change", error,
-                                            f"the archive has it ({entry.change_id}).") from error
+                raise live_but_not_recorded(
+                    target.name, "recording the change", error, f"the archive has it ({entry.change_id})."
+                ) from error
             updated = _reviewed(item, entry, status, reviewer, notes, via, approvals)
             try:
                 store.save(updated)
             except ValueError as error:
-                raise live_but_not_recorded(updated.target, f"saving suggestion {suggestion_id} as {updated.status}",
-                                            error, f"the archive has the change ({updated.change_id}).") from error
+                raise live_but_not_recorded(
+                    updated.target,
+                    f"saving suggestion {suggestion_id} as {updated.status}",
+                    error,
+                    f"the archive has the change ({updated.change_id}).",
+                ) from error
         except BaseException:
             intent.release()  # left for the next change to settle
             raise
@@ -807,10 +1183,21 @@ def _review_apply(store, suggestion_id, values, status, target, archive_dir, rev
         return updated
 
 
-def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, notes: str | None = None,
-                      target: Target | None = None, archive_dir=None, history_dir=None,
-                      expected_version: str | None = None, actor: Any = None, via: str = "python",
-                      policy: Any = None, permissions: Any = None):
+def reject_suggestion(
+    suggestions,
+    suggestion_id: str,
+    *,
+    reviewer: Any = None,
+    notes: str | None = None,
+    target: Target | None = None,
+    archive_dir=None,
+    history_dir=None,
+    expected_version: str | None = None,
+    actor: Any = None,
+    via: str = "python",
+    policy: Any = None,
+    permissions: Any = None,
+):
     """Close a pending suggestion without touching the live config; its run (when ``target`` is
     given) then says why nothing went live. ``actor`` (or ``reviewer``) needs the ``reject`` permission."""
     policy = in_force(policy)
@@ -818,7 +1205,9 @@ def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, 
     from .review import _notes
 
     store, target = _store(suggestions), govern(target) if target is not None else None
-    reviewer = _allowed("reject", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
+    reviewer = _allowed(
+        "reject", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions
+    )
     notes = _notes(notes)
     if target is not None:
         settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
@@ -828,12 +1217,27 @@ def reject_suggestion(suggestions, suggestion_id: str, *, reviewer: Any = None, 
         if target is not None:
             with locked(target):
                 check_version(target, expected_version, archive_dir)
-        updated = item.model_copy(update={"status": "rejected", "reviewed_at": now_utc(), "reviewer": reviewer,
-                                          "notes": notes, "reviewed_via": via})
+        updated = item.model_copy(
+            update={
+                "status": "rejected",
+                "reviewed_at": now_utc(),
+                "reviewer": reviewer,
+                "notes": notes,
+                "reviewed_via": via,
+            }
+        )
         intent = None
         if target is not None and item.run_id:
-            intent = _begin(target, archive_dir, "reject", history_dir, store.directory, expected_version,
-                            suggestion_id=item.suggestion_id, run_id=item.run_id)
+            intent = _begin(
+                target,
+                archive_dir,
+                "reject",
+                history_dir,
+                store.directory,
+                expected_version,
+                suggestion_id=item.suggestion_id,
+                run_id=item.run_id,
+            )
         try:
             store.save(updated)
             if intent is not None:
@@ -856,9 +1260,20 @@ def _run_of_rejected(run_id, suggestion, history_dir) -> None:
         _run_after_review(run, suggestion, history_dir)
 
 
-def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user", domain: str | None = None,
-              history_dir=None, expected_version: str | None = None, via: str = "python", policy: Any = None,
-              permissions: Any = None, notes: str | None = None) -> ArchiveEntry:
+def roll_back(
+    target: Target,
+    to: str,
+    *,
+    archive_dir=None,
+    actor: Any = "user",
+    domain: str | None = None,
+    history_dir=None,
+    expected_version: str | None = None,
+    via: str = "python",
+    policy: Any = None,
+    permissions: Any = None,
+    notes: str | None = None,
+) -> ArchiveEntry:
     """Make an archived value set live again; the rollback is itself a recorded, archived change.
 
     ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
@@ -893,9 +1308,17 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user",
             if (period.change.change_id if period.change else None) == wanted:
                 label = f"the {what} of {period.since:%Y-%m-%d %H:%M UTC}" if period.since else f"the original {what}"
                 return apply_values(
-                    target, None, snapshot=period.snapshot, archive_dir=archive_dir, kind="rollback", already_locked=True,
+                    target,
+                    None,
+                    snapshot=period.snapshot,
+                    archive_dir=archive_dir,
+                    kind="rollback",
+                    already_locked=True,
                     reason=f"Applied: rolled back to {label} by {actor}" + (f" ({notes})" if notes else ""),
-                    actor=actor, domain=domain, via=via, by=actor,
+                    actor=actor,
+                    domain=domain,
+                    via=via,
+                    by=actor,
                     underlying=period.change.underlying if period.change else None,
                 )
     known = ", ".join(["original"] + [p.change.change_id for p in periods if p.change]) if periods else "(none yet)"
@@ -905,6 +1328,12 @@ def roll_back(target: Target, to: str, *, archive_dir=None, actor: Any = "user",
 def _begin(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info):
     from .history import resolve_history_dir
 
-    return intents().begin(archive_dir, target.name, kind, version=expected_version,
-                         history_dir=str(resolve_history_dir(history_dir).absolute()),
-                         suggestions_dir=str(_suggestions_dir(suggestions_dir).absolute()), **info)
+    return intents().begin(
+        archive_dir,
+        target.name,
+        kind,
+        version=expected_version,
+        history_dir=str(resolve_history_dir(history_dir).absolute()),
+        suggestions_dir=str(_suggestions_dir(suggestions_dir).absolute()),
+        **info,
+    )

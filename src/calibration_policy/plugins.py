@@ -14,9 +14,10 @@ import importlib
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pluggy
 
@@ -66,7 +67,7 @@ def reset_plugin_manager() -> None:
 
 
 def plugin_package(plugin_name: str) -> str:
-    """"cp-risk-limits 1.0" for an installed plugin, "calibration-policy (built-in)", or its file."""
+    """ "cp-risk-limits 1.0" for an installed plugin, "calibration-policy (built-in)", or its file."""
     pm = get_plugin_manager()
     plugin = pm.get_plugin(plugin_name)
     for candidate, dist in pm.list_plugin_distinfo():
@@ -122,11 +123,15 @@ def _check(kind: Kind, item: Any, plugin: str) -> str:
     """The item's name, or a PluginError saying what is wrong with it."""
     if kind.spec is not None and not isinstance(item, kind.spec):
         where = f"Plugin {plugin} ({plugin_package(plugin)})"
-        raise PluginError(f"{where} registered a {type(item).__name__} in {kind.hook}; "
-                          f"register a calibration_policy.{kind.spec.__name__}(name=..., ...) instead.")
+        raise PluginError(
+            f"{where} registered a {type(item).__name__} in {kind.hook}; "
+            f"register a calibration_policy.{kind.spec.__name__}(name=..., ...) instead."
+        )
     name = getattr(item, "name", None)
     if not isinstance(name, str) or not name.strip():
-        raise PluginError(f"Plugin {plugin} ({plugin_package(plugin)}) registered a {kind.what} with an empty or non-text name.")
+        raise PluginError(
+            f"Plugin {plugin} ({plugin_package(plugin)}) registered a {kind.what} with an empty or non-text name."
+        )
     return name
 
 
@@ -170,9 +175,11 @@ def _collect(kind_name: str) -> Registry:
 
         def register(item: Any, *rest: Any, **options: Any) -> None:
             if rest or options:
-                raise PluginError(f"Plugin {plugin} ({plugin_package(plugin)}) called register() in {kind.hook} with "
-                                  f"several arguments; register one calibration_policy record, e.g. "
-                                  f"register({(kind.spec or Smoother).__name__}(name=..., ...)).")
+                raise PluginError(
+                    f"Plugin {plugin} ({plugin_package(plugin)}) called register() in {kind.hook} with "
+                    f"several arguments; register one calibration_policy record, e.g. "
+                    f"register({(kind.spec or Smoother).__name__}(name=..., ...))."
+                )
             mine.append((_check(kind, item, plugin), item))
 
         try:
@@ -182,8 +189,10 @@ def _collect(kind_name: str) -> Registry:
             log.warning("%s", error)
             continue
         except Exception as error:  # a third party's bug must not take the others down
-            refused = PluginError(f"Plugin {plugin} ({plugin_package(plugin)}) failed in {kind.hook}: "
-                                  f"{type(error).__name__}: {str(error)[:200]}")
+            refused = PluginError(
+                f"Plugin {plugin} ({plugin_package(plugin)}) failed in {kind.hook}: "
+                f"{type(error).__name__}: {str(error)[:200]}"
+            )
             registry.refused[f"plugin:{plugin}"] = refused
             log.warning("%s", refused)
             continue
@@ -192,7 +201,8 @@ def _collect(kind_name: str) -> Registry:
                 taken = PluginError(
                     f"The {kind.what} name {name!r} is registered by both {registry.owner[name]} "
                     f"({plugin_package(registry.owner[name])}) and {plugin} ({plugin_package(plugin)}); rename one, "
-                    f"or let the newer one say replaces=True.")
+                    f"or let the newer one say replaces=True."
+                )
                 registry.refused[name] = taken
                 log.warning("%s", taken)
                 continue
@@ -250,8 +260,12 @@ class PluginInfo:
     registers: dict[str, tuple[str, ...]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "package": self.package, "hooks": list(self.hooks),
-                "registers": {kind: list(names) for kind, names in self.registers.items()}}
+        return {
+            "name": self.name,
+            "package": self.package,
+            "hooks": list(self.hooks),
+            "registers": {kind: list(names) for kind, names in self.registers.items()},
+        }
 
 
 def installed_plugins() -> list[PluginInfo]:
@@ -261,8 +275,10 @@ def installed_plugins() -> list[PluginInfo]:
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin) or repr(plugin)
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
-        registers = {kind: tuple(sorted(n for n, owner in registry.owner.items() if owner == name))
-                     for kind, registry in registries.items()}
+        registers = {
+            kind: tuple(sorted(n for n, owner in registry.owner.items() if owner == name))
+            for kind, registry in registries.items()
+        }
         found.append(PluginInfo(name, plugin_package(name), hooks, {k: v for k, v in registers.items() if v}))
     return sorted(found, key=lambda info: (info.name not in DEFAULT_PLUGINS, info.name))
 

@@ -18,8 +18,8 @@ from pydantic import (
 )
 
 from .errors import PolicyError
-from .paths import POLICY_ENV, POLICY_FILE_NAME
 from .humanize import fmt_count, fmt_num
+from .paths import POLICY_ENV, POLICY_FILE_NAME
 from .permissions import PermissionsTable
 
 DEFAULT_RULES = ("min_sample_size", "min_vega_sum", "bounds", "max_step", "min_delta")
@@ -40,7 +40,9 @@ def _friendly(error: ValidationError) -> str:
         elif kind == "finite_number":
             message = "must be a finite number, not NaN or infinity"
         elif kind == "value_error":
-            problems.append(f"{field}: {message.removeprefix('Value error, ')}" if field else message.removeprefix("Value error, "))
+            problems.append(
+                f"{field}: {message.removeprefix('Value error, ')}" if field else message.removeprefix("Value error, ")
+            )
             continue
         else:
             message = message.replace("Input should be", "must be").replace("Input", "the value")
@@ -70,7 +72,7 @@ class Bounds(BaseModel):
     max: Number
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Bounds":
+    def _ordered(self) -> Bounds:
         if self.min >= self.max:
             raise ValueError(f"min ({self.min}) must be below max ({self.max})")
         return self
@@ -85,39 +87,64 @@ class CalibrationUpdatePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    domain: str = Field("vol_surface", description="What is governed: vol_surface, scoring_weights or a plugin's domain.")
+    domain: str = Field(
+        "vol_surface", description="What is governed: vol_surface, scoring_weights or a plugin's domain."
+    )
     min_delta_global: NonNegative = Field(0.03, description="Smallest change of the global multiplier worth applying.")
     min_delta_band: NonNegative = Field(0.03, description="Smallest change of a band multiplier worth applying.")
-    band_min_delta: dict[str, NonNegative] = Field(default_factory=dict, description="Per-band overrides of min_delta_band.")
-    min_sample_size: Annotated[int, Strict()] = Field(150, ge=0, description="Fewest liquid options (or trades) a run needs.")
+    band_min_delta: dict[str, NonNegative] = Field(
+        default_factory=dict, description="Per-band overrides of min_delta_band."
+    )
+    min_sample_size: Annotated[int, Strict()] = Field(
+        150, ge=0, description="Fewest liquid options (or trades) a run needs."
+    )
     min_vega_sum: NonNegative = Field(5000.0, description="Least total vega of the sample.")
-    smoothing_window_days: Number = Field(14.0, ge=1, le=36_500, description="Runs this many days back count in the smoothing.")
+    smoothing_window_days: Number = Field(
+        14.0, ge=1, le=36_500, description="Runs this many days back count in the smoothing."
+    )
     smoothing: str = Field("ewma", description="Smoothing strategy name: ewma, rolling_median or a plugin's.")
-    smoothing_options: dict[str, Any] = Field(default_factory=dict, description="Options of the strategy, e.g. half_life_days.")
+    smoothing_options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the strategy, e.g. half_life_days."
+    )
     smoothing_skips_thin_runs: Annotated[bool, Strict()] = Field(
         True, description="Leave runs that fail the sample-size or vega minimum out of the smoothing of later runs."
     )
     rules: tuple[str, ...] = Field(DEFAULT_RULES, description="Apply rules, run in this order; all must pass.")
-    max_step: Positive | None = Field(None, description="Largest change of one scope in one update; bigger moves are clipped.")
-    bounds: Bounds | None = Field(
-        None, description="Absolute [min, max] a value may take; outside it nothing applies (default: the domain's safety range)."
+    max_step: Positive | None = Field(
+        None, description="Largest change of one scope in one update; bigger moves are clipped."
     )
-    apply_scopes: Literal["all", "changed"] = Field("all", description="On apply, write all smoothed scopes or only those that changed enough.")
-    require_approval: Annotated[bool, Strict()] = Field(False, description="Make a pending suggestion for a person to approve instead of applying.")
+    bounds: Bounds | None = Field(
+        None,
+        description="Absolute [min, max] a value may take; outside it nothing applies (default: the domain's safety range).",
+    )
+    apply_scopes: Literal["all", "changed"] = Field(
+        "all", description="On apply, write all smoothed scopes or only those that changed enough."
+    )
+    require_approval: Annotated[bool, Strict()] = Field(
+        False, description="Make a pending suggestion for a person to approve instead of applying."
+    )
     rule_options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Options of rules that declare them, by rule name, e.g. { cooldown = { days = 3 } }."
+        default_factory=dict,
+        description="Options of rules that declare them, by rule name, e.g. { cooldown = { days = 3 } }.",
     )
     permissions: PermissionsTable | None = Field(
-        None, description="Who may do what: roles → actions, users/groups → roles (default: every signed-in user may do everything)."
+        None,
+        description="Who may do what: roles → actions, users/groups → roles (default: every signed-in user may do everything).",
     )
     require_distinct_approver: Annotated[bool, Strict()] = Field(
-        False, description="Four-eyes: the person who proposed or last modified a suggestion may not approve it.")
+        False, description="Four-eyes: the person who proposed or last modified a suggestion may not approve it."
+    )
     force_requires_approval: Annotated[bool, Strict()] = Field(
-        False, description="A force-apply becomes a pending suggestion that a second person must approve.")
-    required_approvals: Annotated[int, Strict()] = Field(1, ge=1, le=20, description="Distinct approvals a suggestion needs.")
+        False, description="A force-apply becomes a pending suggestion that a second person must approve."
+    )
+    required_approvals: Annotated[int, Strict()] = Field(
+        1, ge=1, le=20, description="Distinct approvals a suggestion needs."
+    )
     store: str | None = Field(
-        None, description="Where runs, suggestions and the archive are kept: a database address such as "
-                          "postgresql://user:pw@host/db (default: the data folder; the environment's store setting wins).")
+        None,
+        description="Where runs, suggestions and the archive are kept: a database address such as "
+        "postgresql://user:pw@host/db (default: the data folder; the environment's store setting wins).",
+    )
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -169,12 +196,12 @@ class CalibrationUpdatePolicy(BaseModel):
         return name
 
     @model_validator(mode="after")
-    def _smoothing_options_valid(self) -> "CalibrationUpdatePolicy":
+    def _smoothing_options_valid(self) -> CalibrationUpdatePolicy:
         self.validated_smoothing_options()
         return self
 
     @model_validator(mode="after")
-    def _rule_options_valid(self) -> "CalibrationUpdatePolicy":
+    def _rule_options_valid(self) -> CalibrationUpdatePolicy:
         for name in self.rule_options:
             if name not in self.rules:
                 raise ValueError(f"rule_options names {name!r:.60}, which is not in rules ({', '.join(self.rules)})")
@@ -183,7 +210,7 @@ class CalibrationUpdatePolicy(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _step_can_reach_threshold(self) -> "CalibrationUpdatePolicy":
+    def _step_can_reach_threshold(self) -> CalibrationUpdatePolicy:
         # A clipped step below the change threshold would block every update forever.
         if self.max_step is not None and "max_step" in self.rules and "min_delta" in self.rules:
             largest = max([self.min_delta_global, self.min_delta_band, *self.band_min_delta.values()])
@@ -249,7 +276,7 @@ class CalibrationUpdatePolicy(BaseModel):
     # -- loading -----------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CalibrationUpdatePolicy":
+    def from_dict(cls, data: dict[str, Any]) -> CalibrationUpdatePolicy:
         if not isinstance(data, dict):
             raise PolicyError(f"A policy must be a table of settings, not {type(data).__name__}.")
         if set(data) == {"policy"}:
@@ -259,7 +286,7 @@ class CalibrationUpdatePolicy(BaseModel):
         return cls(**dict(data))
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str]) -> "CalibrationUpdatePolicy":
+    def from_toml(cls, path: str | os.PathLike[str]) -> CalibrationUpdatePolicy:
         path = Path(path)
         data = read_toml(path, "Policy file")
         try:
@@ -268,7 +295,9 @@ class CalibrationUpdatePolicy(BaseModel):
             raise PolicyError(f"{path}: {error}") from None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None) -> "CalibrationUpdatePolicy":
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None
+    ) -> CalibrationUpdatePolicy:
         """The policy in force: ``path``, else ``$CALIBRATION_POLICY``, else (on a store shared by several
         machines) the store's newest policy version, else ``calibration_policy.toml`` next to the data,
         else the built-in defaults."""
@@ -321,12 +350,12 @@ class CalibrationUpdatePolicy(BaseModel):
             parts[0] += " and there is enough data: " + " and ".join(evidence)
         parts[0] += "."
         if self.max_step is not None and "max_step" in self.rules:
-            parts.append(f"One update moves a value by at most {fmt_num(self.max_step)}; a bigger move is made over several days.")
+            parts.append(
+                f"One update moves a value by at most {fmt_num(self.max_step)}; a bigger move is made over several days."
+            )
         limits = self.effective_bounds()
         if limits is not None and "bounds" in self.rules:
-            parts.append(
-                f"A value outside {fmt_num(limits.min)}–{fmt_num(limits.max)} is never applied."
-            )
+            parts.append(f"A value outside {fmt_num(limits.min)}–{fmt_num(limits.max)} is never applied.")
         if self.smoothing_skips_thin_runs and evidence:
             parts.append("Runs without enough data are recorded but left out of the smoothing.")
         if self.apply_scopes == "changed":
@@ -336,8 +365,12 @@ class CalibrationUpdatePolicy(BaseModel):
         if self.require_approval:
             parts.append("Every update waits for a person to approve it in the calibration panel.")
         parts += [self._explain_rule(name) for name in self.rules if name not in DEFAULT_RULES]
-        if (self.permissions is not None or self.require_distinct_approver or self.force_requires_approval
-                or self.required_approvals > 1):
+        if (
+            self.permissions is not None
+            or self.require_distinct_approver
+            or self.force_requires_approval
+            or self.required_approvals > 1
+        ):
             from .permissions import explain as explain_permissions
 
             parts.append(explain_permissions(self))
@@ -349,9 +382,11 @@ class CalibrationUpdatePolicy(BaseModel):
 
         rule = get_rule(name)
         options = self.validated_rule_options(name)
-        settings = ", ".join(f"{key.replace('_', ' ')} {value:g}" if isinstance(value, float) else
-                             f"{key.replace('_', ' ')} {value}" for key, value in (options.model_dump() if options else {}).items())
-        text = f"It also checks \"{rule.label or name}\""
+        settings = ", ".join(
+            f"{key.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{key.replace('_', ' ')} {value}"
+            for key, value in (options.model_dump() if options else {}).items()
+        )
+        text = f'It also checks "{rule.label or name}"'
         if rule.description:
             text += f": {rule.description.rstrip('.')}"
         return text + (f" ({settings})." if settings else ".")

@@ -15,7 +15,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,7 +53,11 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+        return (
+            "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+            if value
+            else "{}"
+        )
     raise PolicyError(f"A policy cannot hold a {type(value).__name__}.")
 
 
@@ -85,9 +89,16 @@ class PolicyVersion:
     rolled_back_to: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version_id": self.version_id, "fingerprint": self.fingerprint, "at": self.at.isoformat(),
-                "actor": self.actor, "reason": self.reason, "kind": self.kind, "policy": self.policy,
-                "rolled_back_to": self.rolled_back_to}
+        return {
+            "version_id": self.version_id,
+            "fingerprint": self.fingerprint,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "reason": self.reason,
+            "kind": self.kind,
+            "policy": self.policy,
+            "rolled_back_to": self.rolled_back_to,
+        }
 
     def load(self):
         from .policy import CalibrationUpdatePolicy
@@ -98,9 +109,10 @@ class PolicyVersion:
 class PolicyVersions:
     """The policy versions of one data root (``<data>/policy_versions``)."""
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: str | os.PathLike[str] | None = None, directory: str | os.PathLike[str] | None = None
+    ) -> None:
         from .paths import data_root
-
         from .stores import active_store
 
         root = Path(data_dir) if data_dir is not None else data_root()
@@ -115,8 +127,18 @@ class PolicyVersions:
         for version_id, data in self.box.list():
             try:
                 at = datetime.fromisoformat(data["at"])
-                found.append(PolicyVersion(version_id, data["fingerprint"], at, data["actor"], data["reason"],
-                                           data.get("kind", "change"), data["policy"], data.get("rolled_back_to")))
+                found.append(
+                    PolicyVersion(
+                        version_id,
+                        data["fingerprint"],
+                        at,
+                        data["actor"],
+                        data["reason"],
+                        data.get("kind", "change"),
+                        data["policy"],
+                        data.get("rolled_back_to"),
+                    )
+                )
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged record is skipped, never fatal
         return found
@@ -145,8 +167,17 @@ class PolicyVersions:
         """The versions a run's ``policy_version`` names (the same settings may have been live more than once)."""
         return [v for v in self.versions() if v.fingerprint == fingerprint]
 
-    def record(self, policy: Any, *, actor: str, reason: str, kind: Literal["change", "rollback"] = "change",
-               rolled_back_to: str | None = None, write_policy: bool = True, at: datetime | None = None) -> PolicyVersion:
+    def record(
+        self,
+        policy: Any,
+        *,
+        actor: str,
+        reason: str,
+        kind: Literal["change", "rollback"] = "change",
+        rolled_back_to: str | None = None,
+        write_policy: bool = True,
+        at: datetime | None = None,
+    ) -> PolicyVersion:
         """Archive ``policy`` as the new live version, then write it as the data root's policy TOML."""
         from .durable import atomic_replace
         from .policy import CalibrationUpdatePolicy
@@ -156,15 +187,30 @@ class PolicyVersions:
         for what, text in (("actor", actor), ("reason", reason)):
             if not isinstance(text, str) or not text.strip():
                 raise CalibrationPolicyError(f"A policy change needs a {what} (who changed it and why).")
-        at = at or datetime.now(timezone.utc)
-        version = PolicyVersion("", policy_fingerprint(policy), at, actor.strip(), reason.strip(), kind,
-                                decision_settings(policy), rolled_back_to)
+        at = at or datetime.now(UTC)
+        version = PolicyVersion(
+            "",
+            policy_fingerprint(policy),
+            at,
+            actor.strip(),
+            reason.strip(),
+            kind,
+            decision_settings(policy),
+            rolled_back_to,
+        )
         payload = {k: v for k, v in version.to_dict().items() if k != "version_id"}
-        version = PolicyVersion(self.box.create(at, payload), *[getattr(version, f) for f in
-                                             ("fingerprint", "at", "actor", "reason", "kind", "policy", "rolled_back_to")])
+        version = PolicyVersion(
+            self.box.create(at, payload),
+            *[
+                getattr(version, f)
+                for f in ("fingerprint", "at", "actor", "reason", "kind", "policy", "rolled_back_to")
+            ],
+        )
         if write_policy:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            header = f"Policy version {version.version_id} ({version.fingerprint}), set by {version.actor}: {version.reason}"
+            header = (
+                f"Policy version {version.version_id} ({version.fingerprint}), set by {version.actor}: {version.reason}"
+            )
             atomic_replace(self.policy_path, policy_to_toml(policy, header).encode())
         return version
 
@@ -174,12 +220,16 @@ class PolicyVersions:
         return self.record(old.load(), actor=actor, reason=reason, kind="rollback", rolled_back_to=old.version_id)
 
 
-def set_policy(policy: Any, *, actor: str, reason: str, data_dir: str | os.PathLike[str] | None = None) -> PolicyVersion:
+def set_policy(
+    policy: Any, *, actor: str, reason: str, data_dir: str | os.PathLike[str] | None = None
+) -> PolicyVersion:
     """Change the live policy: archived with who and why, then written where the pipeline reads it."""
     return PolicyVersions(data_dir).record(policy, actor=actor, reason=reason)
 
 
-def rollback_policy(to: str, *, actor: str, reason: str, data_dir: str | os.PathLike[str] | None = None) -> PolicyVersion:
+def rollback_policy(
+    to: str, *, actor: str, reason: str, data_dir: str | os.PathLike[str] | None = None
+) -> PolicyVersion:
     """Put an earlier policy version back (the panel's changes timeline calls this)."""
     return PolicyVersions(data_dir).rollback(to, actor=actor, reason=reason)
 
@@ -205,9 +255,18 @@ class PolicyProposal:
     evidence: dict[str, Any] | None = None  # what the replay said when it was proposed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"proposal_id": self.proposal_id, "at": self.at.isoformat(), "proposer": self.proposer, "reason": self.reason,
-                "policy": self.policy, "status": self.status, "reviewer": self.reviewer, "notes": self.notes,
-                "version_id": self.version_id, "evidence": self.evidence}
+        return {
+            "proposal_id": self.proposal_id,
+            "at": self.at.isoformat(),
+            "proposer": self.proposer,
+            "reason": self.reason,
+            "policy": self.policy,
+            "status": self.status,
+            "reviewer": self.reviewer,
+            "notes": self.notes,
+            "version_id": self.version_id,
+            "evidence": self.evidence,
+        }
 
 
 class PolicyProposals:
@@ -220,24 +279,37 @@ class PolicyProposals:
         self.directory = self.versions.directory / "proposals"
         self.box = active_store().records("policy_proposals", self.directory)
 
-    def propose(self, policy: Any, *, proposer: str, reason: str, evidence: dict[str, Any] | None = None) -> PolicyProposal:
+    def propose(
+        self, policy: Any, *, proposer: str, reason: str, evidence: dict[str, Any] | None = None
+    ) -> PolicyProposal:
         from .policy import CalibrationUpdatePolicy
 
         if not isinstance(policy, CalibrationUpdatePolicy):
             raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
         if not isinstance(reason, str) or not reason.strip():
             raise CalibrationPolicyError("A policy proposal needs a reason.")
-        at = datetime.now(timezone.utc)
-        proposal = PolicyProposal("", at, proposer or "someone", reason.strip(), decision_settings(policy), evidence=evidence)
+        at = datetime.now(UTC)
+        proposal = PolicyProposal(
+            "", at, proposer or "someone", reason.strip(), decision_settings(policy), evidence=evidence
+        )
         payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}
         return self.get(self.box.create(at, payload))
 
     @staticmethod
     def _proposal(proposal_id: str, data: dict[str, Any] | None) -> PolicyProposal | None:
         try:
-            return PolicyProposal(proposal_id, datetime.fromisoformat(data["at"]), data["proposer"], data["reason"],  # type: ignore[index]
-                                  data["policy"], data.get("status", "pending"), data.get("reviewer"), data.get("notes"),  # type: ignore[union-attr]
-                                  data.get("version_id"), data.get("evidence"))  # type: ignore[union-attr]
+            return PolicyProposal(
+                proposal_id,
+                datetime.fromisoformat(data["at"]),
+                data["proposer"],
+                data["reason"],  # type: ignore[index]
+                data["policy"],
+                data.get("status", "pending"),
+                data.get("reviewer"),
+                data.get("notes"),  # type: ignore[union-attr]
+                data.get("version_id"),
+                data.get("evidence"),
+            )  # type: ignore[union-attr]
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -274,13 +346,20 @@ class PolicyProposals:
 
         live = CalibrationUpdatePolicy.load(data_dir=self.versions.data_dir)
         if live.require_distinct_approver and reviewer.strip().casefold() == proposal.proposer.strip().casefold():
-            raise CalibrationPolicyError(f"{reviewer} proposed this policy, and the live policy wants another person to "
-                                         "approve a change (require_distinct_approver); nothing was changed.")
+            raise CalibrationPolicyError(
+                f"{reviewer} proposed this policy, and the live policy wants another person to "
+                "approve a change (require_distinct_approver); nothing was changed."
+            )
 
-        version = self.versions.record(CalibrationUpdatePolicy.from_dict(dict(proposal.policy)), actor=reviewer,
-                                       reason=f"{proposal.reason} (proposed by {proposal.proposer}, approved"
-                                              + (f": {notes.strip()})" if notes.strip() else ")"))
-        return self._settle(proposal, status="approved", reviewer=reviewer, notes=notes or None, version_id=version.version_id)
+        version = self.versions.record(
+            CalibrationUpdatePolicy.from_dict(dict(proposal.policy)),
+            actor=reviewer,
+            reason=f"{proposal.reason} (proposed by {proposal.proposer}, approved"
+            + (f": {notes.strip()})" if notes.strip() else ")"),
+        )
+        return self._settle(
+            proposal, status="approved", reviewer=reviewer, notes=notes or None, version_id=version.version_id
+        )
 
     def reject(self, proposal_id: str, *, reviewer: str, notes: str = "") -> PolicyProposal:
         proposal = self.get(proposal_id)

@@ -15,9 +15,10 @@ import json
 import os
 import sys
 import types
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import CalibrationPolicyError, HistoryError
 from .models import CalibrationRun, Decision
@@ -51,10 +52,20 @@ class SimulatedDecision:
         return self.decision.reason
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "underlying": self.underlying, "timestamp": self.timestamp.isoformat(),
-                "recommended": self.recommended, "smoothed": self.smoothed, "live_before": self.live_before,
-                "live_after": self.live_after, "applied": self.applied, "route": self.route, "reason": self.reason,
-                "recorded_apply": self.recorded_apply, "recorded_reason": self.recorded_reason}
+        return {
+            "run_id": self.run_id,
+            "underlying": self.underlying,
+            "timestamp": self.timestamp.isoformat(),
+            "recommended": self.recommended,
+            "smoothed": self.smoothed,
+            "live_before": self.live_before,
+            "live_after": self.live_after,
+            "applied": self.applied,
+            "route": self.route,
+            "reason": self.reason,
+            "recorded_apply": self.recorded_apply,
+            "recorded_reason": self.recorded_reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -69,8 +80,15 @@ class Difference:
     why: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"underlying": self.underlying, "run_id": self.run_id, "date": self.timestamp.date().isoformat(),
-                "timestamp": self.timestamp.isoformat(), "recorded": self.recorded, "simulated": self.simulated, "why": self.why}
+        return {
+            "underlying": self.underlying,
+            "run_id": self.run_id,
+            "date": self.timestamp.date().isoformat(),
+            "timestamp": self.timestamp.isoformat(),
+            "recorded": self.recorded,
+            "simulated": self.simulated,
+            "why": self.why,
+        }
 
     def text(self) -> str:
         return f"{self.timestamp.date()} {self.underlying}: {self.why}"
@@ -85,8 +103,13 @@ class Figures:
     mean_lag: float | None  # mean |live − recommended| over runs and scopes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "applies": self.applies, "movement": self.movement, "flip_flops": self.flip_flops,
-                "mean_lag": self.mean_lag}
+        return {
+            "runs": self.runs,
+            "applies": self.applies,
+            "movement": self.movement,
+            "flip_flops": self.flip_flops,
+            "mean_lag": self.mean_lag,
+        }
 
 
 def _figures(decisions: list[SimulatedDecision]) -> Figures:
@@ -122,8 +145,13 @@ class UnderlyingReplay:
     figures: Figures
 
     def to_dict(self, decisions: bool = True) -> dict[str, Any]:
-        data = {"underlying": self.underlying, "start_values": self.start_values, "start_from": self.start_from,
-                **self.figures.to_dict(), "differences": [d.to_dict() for d in self.differences]}
+        data = {
+            "underlying": self.underlying,
+            "start_values": self.start_values,
+            "start_from": self.start_from,
+            **self.figures.to_dict(),
+            "differences": [d.to_dict() for d in self.differences],
+        }
         if decisions:
             data["decisions"] = [d.to_dict() for d in self.decisions]
         return data
@@ -149,8 +177,13 @@ class ReplayResult:
         parts = [u.figures for u in self.underlyings.values()]
         lags = [(f.mean_lag, f.runs) for f in parts if f.mean_lag is not None]
         weight = sum(n for _, n in lags)
-        return Figures(sum(f.runs for f in parts), sum(f.applies for f in parts), sum(f.movement for f in parts),
-                       sum(f.flip_flops for f in parts), sum(l * n for l, n in lags) / weight if weight else None)
+        return Figures(
+            sum(f.runs for f in parts),
+            sum(f.applies for f in parts),
+            sum(f.movement for f in parts),
+            sum(f.flip_flops for f in parts),
+            sum(lag * n for lag, n in lags) / weight if weight else None,
+        )
 
     @property
     def applies(self) -> int:
@@ -169,23 +202,32 @@ class ReplayResult:
         return self.figures.mean_lag
 
     def to_dict(self, decisions: bool = True) -> dict[str, Any]:
-        return {"policy": self.policy.model_dump(mode="json"), **self.figures.to_dict(),
-                "differences": [d.to_dict() for d in self.differences],
-                "underlyings": {name: u.to_dict(decisions) for name, u in self.underlyings.items()}}
+        return {
+            "policy": self.policy.model_dump(mode="json"),
+            **self.figures.to_dict(),
+            "differences": [d.to_dict() for d in self.differences],
+            "underlyings": {name: u.to_dict(decisions) for name, u in self.underlyings.items()},
+        }
 
     def summary(self) -> str:
         f = self.figures
         lag = "–" if f.mean_lag is None else f"{f.mean_lag:.4f}"
-        return (f"{f.runs} runs replayed: {f.applies} applied, total movement {f.movement:.4f}, "
-                f"{f.flip_flops} flip-flops, mean |live − recommended| {lag}; "
-                f"{len(self.differences)} decided otherwise than recorded.")
+        return (
+            f"{f.runs} runs replayed: {f.applies} applied, total movement {f.movement:.4f}, "
+            f"{f.flip_flops} flip-flops, mean |live − recommended| {lag}; "
+            f"{len(self.differences)} decided otherwise than recorded."
+        )
 
 
 # -- input ------------------------------------------------------------------------------------------------
 
 
-def load_history(history_dir: str | os.PathLike[str] | None = None, underlying: str | None = None,
-                 since: datetime | None = None, until: datetime | None = None) -> list[CalibrationRun]:
+def load_history(
+    history_dir: str | os.PathLike[str] | None = None,
+    underlying: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[CalibrationRun]:
     """Every readable run in the history folder (of one underlying, within [since, until])."""
     from .models import RUN_EARLIEST, RUN_LATEST
     from .stores import open_store
@@ -216,10 +258,14 @@ def _group(history: Iterable[CalibrationRun]) -> dict[str, list[CalibrationRun]]
 def _recorded_before(run: CalibrationRun) -> dict[str, float]:
     """What was live when ``run`` was decided, as its recorded decision says."""
     scopes = (run.decision or {}).get("scopes") or []
-    return {s["scope"]: float(s["old"]) for s in scopes if isinstance(s, dict) and isinstance(s.get("old"), (int, float))}
+    return {
+        s["scope"]: float(s["old"]) for s in scopes if isinstance(s, dict) and isinstance(s.get("old"), (int, float))
+    }
 
 
-def _start(underlying: str, first: CalibrationRun, start_values, archive_dir, target_name) -> tuple[dict[str, float], str, datetime | None]:
+def _start(
+    underlying: str, first: CalibrationRun, start_values, archive_dir, target_name
+) -> tuple[dict[str, float], str, datetime | None]:
     if start_values is not None:
         given = start_values.get(underlying, start_values) if isinstance(start_values, Mapping) else None
         if isinstance(given, Mapping) and given and all(isinstance(v, Mapping) for v in given.values()):
@@ -253,10 +299,15 @@ def smoothing_key(policy: CalibrationUpdatePolicy) -> str:
     """What the smoothed values depend on: runs with the same key share them (``tune`` varies thresholds only)."""
     thin = None
     if policy.smoothing_skips_thin_runs:
-        thin = (policy.min_sample_size if "min_sample_size" in policy.rules else None,
-                policy.min_vega_sum if "min_vega_sum" in policy.rules else None)
-    return json.dumps([policy.smoothing, policy.smoothing_options, policy.smoothing_window_days, thin, policy.domain],
-                      sort_keys=True, default=str)
+        thin = (
+            policy.min_sample_size if "min_sample_size" in policy.rules else None,
+            policy.min_vega_sum if "min_vega_sum" in policy.rules else None,
+        )
+    return json.dumps(
+        [policy.smoothing, policy.smoothing_options, policy.smoothing_window_days, thin, policy.domain],
+        sort_keys=True,
+        default=str,
+    )
 
 
 class SmoothingCache:
@@ -272,9 +323,17 @@ class SmoothingCache:
         return found
 
 
-def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, start: dict[str, float],
-                       start_from: str, last_applied: datetime | None, cache: SmoothingCache | None,
-                       evidence_keys: set[str], first: int = 0) -> UnderlyingReplay:
+def _replay_underlying(
+    underlying: str,
+    runs: list[CalibrationRun],
+    policy: CalibrationUpdatePolicy,
+    start: dict[str, float],
+    start_from: str,
+    last_applied: datetime | None,
+    cache: SmoothingCache | None,
+    evidence_keys: set[str],
+    first: int = 0,
+) -> UnderlyingReplay:
     from .pipeline import decide, route
     from .plugins import get_domain
     from .smoothing import get_smoothed_multipliers
@@ -307,9 +366,19 @@ def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: Cali
         if evidence_keys:
             recent.append((run.timestamp, smoothed))
         recorded = run.decision or None
-        simulated = SimulatedDecision(run.run_id, underlying, run.timestamp, run.recommended, smoothed, before, live, decision,
-                                      way, recorded.get("apply") if recorded else None,
-                                      recorded.get("reason") if recorded else run.applied_reason)
+        simulated = SimulatedDecision(
+            run.run_id,
+            underlying,
+            run.timestamp,
+            run.recommended,
+            smoothed,
+            before,
+            live,
+            decision,
+            way,
+            recorded.get("apply") if recorded else None,
+            recorded.get("reason") if recorded else run.applied_reason,
+        )
         decisions.append(simulated)
         difference = _difference(run, simulated)
         if difference is not None:
@@ -318,7 +387,9 @@ def _replay_underlying(underlying: str, runs: list[CalibrationRun], policy: Cali
 
 
 def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return set(a) == set(b) and all(abs(float(a[k]) - float(b[k])) <= VALUE_TOLERANCE * max(1.0, abs(float(a[k]))) for k in a)
+    return set(a) == set(b) and all(
+        abs(float(a[k]) - float(b[k])) <= VALUE_TOLERANCE * max(1.0, abs(float(a[k]))) for k in a
+    )
 
 
 def _difference(run: CalibrationRun, sim: SimulatedDecision) -> Difference | None:
@@ -338,18 +409,30 @@ def _difference(run: CalibrationRun, sim: SimulatedDecision) -> Difference | Non
     else:
         why = f"both apply, with other values — {sim.reason}"
     before = _recorded_before(run)
-    if before and not _same_values({k: before[k] for k in before if k in sim.live_before},
-                                   {k: sim.live_before[k] for k in before if k in sim.live_before}):
-        shown = ", ".join(f"{k} {sim.live_before[k]:.4g} (recorded {before[k]:.4g})" for k in before if k in sim.live_before)
+    if before and not _same_values(
+        {k: before[k] for k in before if k in sim.live_before},
+        {k: sim.live_before[k] for k in before if k in sim.live_before},
+    ):
+        shown = ", ".join(
+            f"{k} {sim.live_before[k]:.4g} (recorded {before[k]:.4g})" for k in before if k in sim.live_before
+        )
         why += f" (the simulated live value differed by then: {shown})"
     return Difference(run.underlying, run.run_id, run.timestamp, rec_reason, sim.reason, why)
 
 
-def replay(history: Iterable[CalibrationRun] | str | os.PathLike[str], policy: CalibrationUpdatePolicy,
-           start_values: Mapping[str, Any] | None = None, *, archive_dir: str | os.PathLike[str] | None = None,
-           target_name: Callable[[str], str] | None = None, underlying: str | None = None,
-           since: datetime | None = None, until: datetime | None = None, cache: SmoothingCache | None = None,
-           progress: Callable[[int], None] | None = None) -> ReplayResult:
+def replay(
+    history: Iterable[CalibrationRun] | str | os.PathLike[str],
+    policy: CalibrationUpdatePolicy,
+    start_values: Mapping[str, Any] | None = None,
+    *,
+    archive_dir: str | os.PathLike[str] | None = None,
+    target_name: Callable[[str], str] | None = None,
+    underlying: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cache: SmoothingCache | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
     """Replay ``policy`` over ``history`` (runs, or a history folder) per underlying, in time order.
 
     ``start_values``: ``{scope: value}`` for every underlying, or ``{underlying: {scope: value}}``;
@@ -382,8 +465,10 @@ def replay(history: Iterable[CalibrationRun] | str | os.PathLike[str], policy: C
     groups = {u: [r for r in runs if r.domain == policy.domain] for u, runs in groups.items()}
     groups = {u: runs for u, runs in groups.items() if runs}  # another domain's runs are another policy's
     if not groups:
-        raise HistoryError(f"The history holds no {policy.domain} runs (only {', '.join(sorted(domains))}); "
-                           f"the policy governs {policy.domain}.")
+        raise HistoryError(
+            f"The history holds no {policy.domain} runs (only {', '.join(sorted(domains))}); "
+            f"the policy governs {policy.domain}."
+        )
     if target_name is None and archive_dir is not None:
         target_name = _default_target_name(policy.domain)
     from .plugins import frozen_registry
@@ -395,7 +480,9 @@ def replay(history: Iterable[CalibrationRun] | str | os.PathLike[str], policy: C
         for name, runs in groups.items():
             first = 0 if since is None else bisect.bisect_left([r.timestamp for r in runs], since)
             start, start_from, last_applied = _start(name, runs[first], start_values, archive_dir, target_name)
-            result[name] = _replay_underlying(name, runs, policy, start, start_from, last_applied, cache, evidence_keys, first)
+            result[name] = _replay_underlying(
+                name, runs, policy, start, start_from, last_applied, cache, evidence_keys, first
+            )
             if progress is not None:
                 progress(len(runs))
     return ReplayResult(policy, result)

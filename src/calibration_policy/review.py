@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -95,7 +96,7 @@ class Suggestion(BaseModel):
         return self.created_at, base, seq
 
     def done_text(self) -> str:
-        """"approved at 2025-12-10 12:34 UTC by ana" — for the "already processed" error."""
+        """ "approved at 2025-12-10 12:34 UTC by ana" — for the "already processed" error."""
         when = (self.reviewed_at or self.created_at).strftime("%Y-%m-%d %H:%M UTC")
         who = f" by {self.reviewer}" if self.reviewer else ""
         return f"{self.status} at {when}{who}"
@@ -170,8 +171,11 @@ class ReviewStore:
         """Store a new pending suggestion; older pending ones for the same target expire."""
         get_domain(item.domain).validate(item.values)
         item = self._create(item)
-        self.expire_pending(item.target, f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
-                            older_than=item)
+        self.expire_pending(
+            item.target,
+            f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
+            older_than=item,
+        )
         return item
 
     def _create(self, item: Suggestion, names: Iterator[str] | None = None) -> Suggestion:
@@ -197,8 +201,13 @@ class ReviewStore:
         for pending in self.all(target=target, status="pending"):
             if older_than is not None and pending.order_key() >= older_than.order_key():
                 continue
-            done = self._transition(pending.suggestion_id, lambda s: s.model_copy(update={
-                "status": "expired", "reviewed_at": now_utc(), "expired_reason": reason}), allow_done=True)
+            done = self._transition(
+                pending.suggestion_id,
+                lambda s: s.model_copy(
+                    update={"status": "expired", "reviewed_at": now_utc(), "expired_reason": reason}
+                ),
+                allow_done=True,
+            )
             if done.status == "expired":
                 expired.append(done)
         return expired
@@ -216,8 +225,12 @@ class ReviewStore:
             except ValueError as error:
                 if updated.change_id is None or updated.change_id == item.change_id:
                     raise
-                raise live_but_not_recorded(updated.target, f"saving suggestion {suggestion_id} as {updated.status}",
-                                            error, f"the archive has the change ({updated.change_id}).") from error
+                raise live_but_not_recorded(
+                    updated.target,
+                    f"saving suggestion {suggestion_id} as {updated.status}",
+                    error,
+                    f"the archive has the change ({updated.change_id}).",
+                ) from error
             return updated
 
     @contextlib.contextmanager
@@ -234,7 +247,9 @@ class ReviewStore:
             with self._lock(check_record_id(suggestion_id, "suggestion id")):
                 yield
         except Timeout:
-            raise ReviewError(f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again.") from None
+            raise ReviewError(
+                f"Suggestion {suggestion_id} is being reviewed by someone else right now; try again."
+            ) from None
 
     def save(self, item: Suggestion) -> None:
         """Write a suggestion back (call while :meth:`holding` it)."""

@@ -44,8 +44,14 @@ def lookback_days(policy: CalibrationUpdatePolicy) -> float:
     return days
 
 
-def live_evidence(run: CalibrationRun, policy: CalibrationUpdatePolicy, *, history_dir: str | os.PathLike[str] | None,
-                  archive_dir: str | os.PathLike[str] | None, target_name: str) -> dict[str, Any]:
+def live_evidence(
+    run: CalibrationRun,
+    policy: CalibrationUpdatePolicy,
+    *,
+    history_dir: str | os.PathLike[str] | None,
+    archive_dir: str | os.PathLike[str] | None,
+    target_name: str,
+) -> dict[str, Any]:
     """What the policy's rules need for ``run`` in the live path (nothing is read unless a rule asks)."""
     keys = needed(policy)
     if not keys:

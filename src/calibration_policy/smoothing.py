@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .errors import CalibrationPolicyError
 from .models import CalibrationRun
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = 2**63
 
 
@@ -49,7 +50,9 @@ def _qualifies(run: CalibrationRun, policy: CalibrationUpdatePolicy) -> bool:
     return True
 
 
-def window_runs(history: Iterable[CalibrationRun], current_run: CalibrationRun, policy: CalibrationUpdatePolicy) -> list[CalibrationRun]:
+def window_runs(
+    history: Iterable[CalibrationRun], current_run: CalibrationRun, policy: CalibrationUpdatePolicy
+) -> list[CalibrationRun]:
     """Runs of the same underlying and domain within the window ending at ``current_run``.
 
     The current run is always included, exactly once, whether or not ``history`` holds it;
@@ -103,8 +106,11 @@ def get_smoothed_multipliers(
     recommended = [run.recommended for run in runs]
     all_times = _times_ns([run.timestamp for run in runs])  # once per window, shared by its scopes
     for scope in current_run.recommended:
-        points = [(i, float(value)) for i, values in enumerate(recommended)
-                  if isinstance(value := values.get(scope), (int, float)) and math.isfinite(value)]
+        points = [
+            (i, float(value))
+            for i, values in enumerate(recommended)
+            if isinstance(value := values.get(scope), (int, float)) and math.isfinite(value)
+        ]
         times = all_times if len(points) == len(runs) else all_times[[i for i, _ in points]]
         values = np.array([v for _, v in points], dtype=np.float64)
         value = float(smoother.fn(times, values, options))

@@ -21,7 +21,9 @@ class ScopeValue:
     scope: str
     label: str
     value: float
-    last_updated: datetime | None  # when the change that set it was written; None: unchanged since before the archive began
+    last_updated: (
+        datetime | None
+    )  # when the change that set it was written; None: unchanged since before the archive began
     live_since: datetime | None = None  # when that value went live in the data's own time (ArchiveEntry.live_from)
 
     @property
@@ -42,13 +44,19 @@ class StatusReport:
         return {
             "underlying": self.underlying,
             "current": [
-                {"scope": s.scope, "label": s.label, "value": s.value,
-                 "last_updated": s.last_updated.isoformat() if s.last_updated else None,
-                 "live_since": s.live_since.isoformat() if s.live_since else None}
+                {
+                    "scope": s.scope,
+                    "label": s.label,
+                    "value": s.value,
+                    "last_updated": s.last_updated.isoformat() if s.last_updated else None,
+                    "live_since": s.live_since.isoformat() if s.live_since else None,
+                }
                 for s in self.current
             ],
             "latest_run": self.latest.model_dump(mode="json") if self.latest else None,
-            "last_change": self.last_change.model_dump(mode="json", exclude={"previous_snapshot", "new_snapshot"}) if self.last_change else None,
+            "last_change": self.last_change.model_dump(mode="json", exclude={"previous_snapshot", "new_snapshot"})
+            if self.last_change
+            else None,
             "policy": self.explanation,
         }
 
@@ -81,6 +89,13 @@ def status_report(
     rows = []
     for scope in scopes:
         change = change_that_set(changes, scope, current[scope])
-        rows.append(ScopeValue(scope, domain.scope_label(scope, details), current[scope], change.at if change else None,
-                               change.live_from if change else None))
+        rows.append(
+            ScopeValue(
+                scope,
+                domain.scope_label(scope, details),
+                current[scope],
+                change.at if change else None,
+                change.live_from if change else None,
+            )
+        )
     return StatusReport(underlying, domain.title, rows, latest_run, changes[-1] if changes else None, policy.explain())

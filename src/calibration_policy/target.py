@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .durable import atomic_replace, dumps
 from .errors import TargetError
@@ -66,9 +67,13 @@ class JsonFileTarget:
         try:
             data = json.loads(self.path.read_bytes())
         except FileNotFoundError:
-            raise TargetError(f"The live config {self.path} does not exist; create it or point to the right file.") from None
+            raise TargetError(
+                f"The live config {self.path} does not exist; create it or point to the right file."
+            ) from None
         except (ValueError, UnicodeDecodeError) as error:
-            raise TargetError(f"The live config {self.path} is not valid JSON ({error}); restore it from the archive.") from None
+            raise TargetError(
+                f"The live config {self.path} is not valid JSON ({error}); restore it from the archive."
+            ) from None
         except OSError as error:
             raise TargetError(f"The live config {self.path} cannot be read: {error.strerror}.") from None
         if not isinstance(data, dict):
@@ -82,7 +87,9 @@ class JsonFileTarget:
             raise TargetError(f"The live config {self.path} is missing a value or has a wrong one ({error}).") from None
         for scope, value in found.items():
             if not math.isfinite(value):  # json.loads accepts NaN and Infinity
-                raise TargetError(f"The live config {self.path} has {scope} = {value}, not a finite number; restore it from the archive.")
+                raise TargetError(
+                    f"The live config {self.path} has {scope} = {value}, not a finite number; restore it from the archive."
+                )
         return found
 
     def with_values(self, snapshot: Snapshot, values: Mapping[str, float]) -> Snapshot:

@@ -7,7 +7,8 @@ same sentence, so a viewer gets a 403 even for a malformed request and nothing i
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 
@@ -53,8 +54,11 @@ def permission_guard(panel: Panel) -> Callable[[Request], Any]:
         actor = panel.actor(request)  # the host's current_user, asked once per request
         if panel.current_user is not None and not actor_name(actor):
             # The contract: a host that says who is signed in (current_user) and answers None means nobody is.
-            raise PanelError(401, "Nobody is signed in, so the calibration panel cannot say who acts: "
-                                  "sign in to the app, then open the panel again.")
+            raise PanelError(
+                401,
+                "Nobody is signed in, so the calibration panel cannot say who acts: "
+                "sign in to the app, then open the panel again.",
+            )
         try:
             domain, policy = panel.domain_of(name)
         except PanelError:

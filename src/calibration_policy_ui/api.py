@@ -65,12 +65,21 @@ class RunOut(BaseModel):
     rules: list[RuleOut]
 
     @classmethod
-    def of(cls, run: CalibrationRun) -> "RunOut":
+    def of(cls, run: CalibrationRun) -> RunOut:
         return cls(
-            run_id=run.run_id, timestamp=run.timestamp, underlying=run.underlying, source=run.source,
-            recommended=run.recommended, smoothed=run.smoothed, status=run.status, applied=run.applied,
-            forced=run.forced, reason=run.applied_reason, applied_values=run.applied_values,
-            sample_size=run.sample_size, vega_sum=run.vega_sum,
+            run_id=run.run_id,
+            timestamp=run.timestamp,
+            underlying=run.underlying,
+            source=run.source,
+            recommended=run.recommended,
+            smoothed=run.smoothed,
+            status=run.status,
+            applied=run.applied,
+            forced=run.forced,
+            reason=run.applied_reason,
+            applied_values=run.applied_values,
+            sample_size=run.sample_size,
+            vega_sum=run.vega_sum,
             rules=[RuleOut(label=c.label, passed=c.passed, text=c.text, needs=c.needs) for c in checklist(run)],
         )
 
@@ -99,8 +108,10 @@ class RunsPage(BaseModel):
     before: str | None = Field(None, description="The cursor this page was asked for: runs older than that run.")
     runs: list[RunOut] = Field(description="Newest first.")
     next_before: str | None = Field(
-        None, description="Give it as before= for the next (older) page; null on the oldest page. "
-                          "A cursor is <timestamp>,<run id>: keyset paging, as fast for the oldest page as the newest.")
+        None,
+        description="Give it as before= for the next (older) page; null on the oldest page. "
+        "A cursor is <timestamp>,<run id>: keyset paging, as fast for the oldest page as the newest.",
+    )
 
 
 class ForceApplyIn(BaseModel):
@@ -143,7 +154,9 @@ def parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise PanelError(400, f"{text!r:.40} is not a date and time; use ISO format such as 2025-12-10T12:00Z.") from None
+        raise PanelError(
+            400, f"{text!r:.40} is not a date and time; use ISO format such as 2025-12-10T12:00Z."
+        ) from None
     try:
         return to_utc(moment, text)
     except CalibrationPolicyError as error:  # 0001-01-01T00:00+05:00 is in year 0 in UTC
@@ -192,20 +205,31 @@ def add_status_api(router: APIRouter, panel: Panel) -> None:
         run = latest[0] if latest else None
         label = labeler(policy, run)
         live = live_state(panel, policy, symbol, label)
-        return JSONResponse(StatusOut(
-            underlying=symbol, title=get_domain(policy.domain).title, target=live.target_name,
-            current=[ScopeValueOut(scope=r.scope, label=r.label, value=r.value, last_updated=r.last_updated) for r in live.current],
-            current_error=live.error, latest_run=RunOut.of(run) if run else None,
-            pending_suggestions=[s.suggestion.suggestion_id for s in live.suggestions],
-            policy=PolicyOut(explanation=policy.explain(), settings=policy.model_dump(mode="json")),
-        ).model_dump(mode="json"), headers={**NO_STORE, **etag_header(panel, symbol)})
+        return JSONResponse(
+            StatusOut(
+                underlying=symbol,
+                title=get_domain(policy.domain).title,
+                target=live.target_name,
+                current=[
+                    ScopeValueOut(scope=r.scope, label=r.label, value=r.value, last_updated=r.last_updated)
+                    for r in live.current
+                ],
+                current_error=live.error,
+                latest_run=RunOut.of(run) if run else None,
+                pending_suggestions=[s.suggestion.suggestion_id for s in live.suggestions],
+                policy=PolicyOut(explanation=policy.explain(), settings=policy.model_dump(mode="json")),
+            ).model_dump(mode="json"),
+            headers={**NO_STORE, **etag_header(panel, symbol)},
+        )
 
     @router.get("/api/runs", name="calibration_policy_ui.api_runs", response_model=RunsPage, **api)
     def api_runs(
         underlying: Symbol,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 10,
-        before: Annotated[str | None, Query(max_length=200, description="A page's next_before: the runs older than it.")] = None,
+        before: Annotated[
+            str | None, Query(max_length=200, description="A page's next_before: the runs older than it.")
+        ] = None,
     ) -> Any:
         """Runs of one underlying, newest first, a page at a time (follow ``next_before``)."""
         symbol = known_underlying(panel, underlying)
@@ -216,8 +240,15 @@ def add_status_api(router: APIRouter, panel: Panel) -> None:
             raise PanelError(400, str(error)) from None
         more = len(runs) > limit
         runs = runs[-limit:]  # the newest ``limit``; the one beyond only says there is a next page
-        page = RunsPage(underlying=symbol, total=store.count(symbol), offset=offset, limit=limit, before=before or None,
-                        runs=[RunOut.of(r) for r in reversed(runs)], next_before=cursor_of(runs[0]) if more else None)
+        page = RunsPage(
+            underlying=symbol,
+            total=store.count(symbol),
+            offset=offset,
+            limit=limit,
+            before=before or None,
+            runs=[RunOut.of(r) for r in reversed(runs)],
+            next_before=cursor_of(runs[0]) if more else None,
+        )
         return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
 
@@ -225,8 +256,13 @@ def add_force_api(router: APIRouter, panel: Panel) -> None:
     async def csrf(request: Request) -> None:
         await check_csrf(request, panel.signer, panel.trusted_origins)
 
-    @router.post("/api/force-apply", name="calibration_policy_ui.api_force", response_model=ForceApplyOut,
-                 dependencies=[Depends(csrf)], **API)
+    @router.post(
+        "/api/force-apply",
+        name="calibration_policy_ui.api_force",
+        response_model=ForceApplyOut,
+        dependencies=[Depends(csrf)],
+        **API,
+    )
     def api_force(request: Request, body: ForceApplyIn) -> Any:
         """Apply the latest (or the given) run now, whatever the rules say; archived like any change.
 
@@ -234,17 +270,33 @@ def add_force_api(router: APIRouter, panel: Panel) -> None:
         With ``force_requires_approval`` the values wait as a suggestion for a second person (``applied`` false)."""
         symbol = known_underlying(panel, body.underlying)
         policy = panel.policy()
-        outcome = force_apply(symbol, target=panel.target(symbol), policy=policy, history_dir=panel.history_dir,
-                              archive_dir=panel.archive_dir, run_id=body.run_id, use=body.use,
-                              expected_version=if_match(request), actor=panel.actor(request),
-                              via="api", permissions=panel.permissions, suggestions_dir=panel.suggestions_dir)
+        outcome = force_apply(
+            symbol,
+            target=panel.target(symbol),
+            policy=policy,
+            history_dir=panel.history_dir,
+            archive_dir=panel.archive_dir,
+            run_id=body.run_id,
+            use=body.use,
+            expected_version=if_match(request),
+            actor=panel.actor(request),
+            via="api",
+            permissions=panel.permissions,
+            suggestions_dir=panel.suggestions_dir,
+        )
         what = get_domain(policy.domain).name.replace("_", " ")
         result = ForceApplyOut(
-            applied=outcome.applied, reason=outcome.decision.reason, values=outcome.decision.values,
-            change_id=outcome.change.change_id if outcome.change else None, run=RunOut.of(outcome.run),
+            applied=outcome.applied,
+            reason=outcome.decision.reason,
+            values=outcome.decision.values,
+            change_id=outcome.change.change_id if outcome.change else None,
+            run=RunOut.of(outcome.run),
             message=f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({symbol})."
-            if outcome.applied else (f"The force-apply waits for a second person's approval as suggestion "
-                                     f"{outcome.run.pending_suggestion}; the live values are unchanged."),
+            if outcome.applied
+            else (
+                f"The force-apply waits for a second person's approval as suggestion "
+                f"{outcome.run.pending_suggestion}; the live values are unchanged."
+            ),
         )
         return JSONResponse(result.model_dump(mode="json"), headers={**NO_STORE, **etag_header(panel, symbol)})
 
@@ -256,24 +308,47 @@ def as_of_answer(panel: Panel, symbol: str, moment: Any) -> AsOfOut:
     periods = archive.periods()
     period = archive.as_of(moment) if periods else None
     if not periods:
-        return AsOfOut(underlying=symbol, at=moment, values=target.values(target.load()), since=None, until=None,
-                       change_id=None, reason=None,
-                       message="No change has been recorded, so the current values have been live since before records began.")
+        return AsOfOut(
+            underlying=symbol,
+            at=moment,
+            values=target.values(target.load()),
+            since=None,
+            until=None,
+            change_id=None,
+            reason=None,
+            message="No change has been recorded, so the current values have been live since before records began.",
+        )
     if period is None:
         first = periods[0].since
-        return AsOfOut(underlying=symbol, at=moment, values=None, since=None, until=first, change_id=None, reason=None,
-                       message=f"The archive does not reach back that far; its first record starts {first:%Y-%m-%d %H:%M} UTC.")
+        return AsOfOut(
+            underlying=symbol,
+            at=moment,
+            values=None,
+            since=None,
+            until=first,
+            change_id=None,
+            reason=None,
+            message=f"The archive does not reach back that far; its first record starts {first:%Y-%m-%d %H:%M} UTC.",
+        )
     since = period.since.strftime("%Y-%m-%d %H:%M UTC") if period.since else "before records began"
-    return AsOfOut(underlying=symbol, at=moment, values=period.values, since=period.since, until=period.until,
-                   change_id=period.change.change_id if period.change else None,
-                   reason=period.change.reason if period.change else None,
-                   message=f"These values were live from {since}" + ("" if period.until else " and still are") + ".")
+    return AsOfOut(
+        underlying=symbol,
+        at=moment,
+        values=period.values,
+        since=period.since,
+        until=period.until,
+        change_id=period.change.change_id if period.change else None,
+        reason=period.change.reason if period.change else None,
+        message=f"These values were live from {since}" + ("" if period.until else " and still are") + ".",
+    )
 
 
 def add_as_of_api(router: APIRouter, panel: Panel) -> None:
     @router.get("/api/as-of", name="calibration_policy_ui.api_as_of", response_model=AsOfOut, **API)
-    def api_as_of(underlying: Symbol, at: Annotated[str, Query(min_length=1, max_length=40,
-                                                               description="ISO date/time; UTC when no zone is given.")]) -> Any:
+    def api_as_of(
+        underlying: Symbol,
+        at: Annotated[str, Query(min_length=1, max_length=40, description="ISO date/time; UTC when no zone is given.")],
+    ) -> Any:
         """What was live at a moment, from the archive of changes."""
         out = as_of_answer(panel, known_underlying(panel, underlying), parse_moment(at))
         return JSONResponse(out.model_dump(mode="json"), headers=NO_STORE)

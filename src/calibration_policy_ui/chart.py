@@ -138,7 +138,7 @@ def build_chart(points: list[ChartPoint], scope_label: str, threshold: float) ->
     # Huge values are plotted as mantissas of 10**exponent, so no span or padding can overflow.
     biggest = max(abs(v) for v in data)
     exponent = math.floor(math.log10(biggest)) if biggest >= SCALE_FROM else 0
-    scale = 10.0 ** exponent
+    scale = 10.0**exponent
 
     band = threshold / scale
     low, high = min(data) / scale, max(data) / scale
@@ -195,21 +195,29 @@ def build_chart(points: list[ChartPoint], scope_label: str, threshold: float) ->
     recommended = [p.recommended for p in points if p.recommended is not None]
     smoothed = [p.smoothed for p in points if p.smoothed is not None]
     live = [p.live for p in points if p.live is not None]
-    sentences = [f"{scope_label} multiplier over {len(points)} run{'s' if len(points) != 1 else ''} "
-                 f"from {first:%Y-%m-%d} to {last:%Y-%m-%d}."]
+    sentences = [
+        f"{scope_label} multiplier over {len(points)} run{'s' if len(points) != 1 else ''} "
+        f"from {first:%Y-%m-%d} to {last:%Y-%m-%d}."
+    ]
     if recommended:
-        sentences.append(f"Recommended values ranged from {fmt_num(min(recommended), 3)} to {fmt_num(max(recommended), 3)}.")
+        sentences.append(
+            f"Recommended values ranged from {fmt_num(min(recommended), 3)} to {fmt_num(max(recommended), 3)}."
+        )
     if smoothed:
         sentences.append(f"The smoothed value ended at {fmt_num(smoothed[-1], 3)}.")
     if live:
-        sentences.append(f"The live value ended at {fmt_num(live[-1], 3)}; the shaded band is ± {fmt_num(threshold, 3)}, "
-                         "the smallest change the policy applies.")
+        sentences.append(
+            f"The live value ended at {fmt_num(live[-1], 3)}; the shaded band is ± {fmt_num(threshold, 3)}, "
+            "the smallest change the policy applies."
+        )
     return Chart(
         scope_label=scope_label,
         threshold=threshold,
         points=points,
         recommended_path=_line(xs, [y_of(p.recommended) for p in points]),
-        recommended_dots=[(x, y_of(p.recommended)) for x, p in zip(xs, points, strict=True) if p.recommended is not None],  # type: ignore[misc]
+        recommended_dots=[
+            (x, y_of(p.recommended)) for x, p in zip(xs, points, strict=True) if p.recommended is not None
+        ],  # type: ignore[misc]
         smoothed_path=_line(xs, [y_of(p.smoothed) for p in points]),
         live_path=live_path,
         band_path=" ".join(bands),

@@ -61,13 +61,27 @@ def register_commands(cli: click.Group) -> None:
     import click  # only the CLI pays for click
 
     @cli.command("serve")
-    @click.option("--data", default="data", show_default=True, type=click.Path(path_type=Path), metavar="DIR",
-                  help="Folder with calibration_runs/, config_archive/… (the demo writes demo-output).")
-    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (127.0.0.1: this computer only).")
+    @click.option(
+        "--data",
+        default="data",
+        show_default=True,
+        type=click.Path(path_type=Path),
+        metavar="DIR",
+        help="Folder with calibration_runs/, config_archive/… (the demo writes demo-output).",
+    )
+    @click.option(
+        "--host", default="127.0.0.1", show_default=True, help="Address to listen on (127.0.0.1: this computer only)."
+    )
     @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port.")
     @click.option("--plugins-dir", metavar="DIR", help="Folder of host plugins (default: the agent's own).")
-    @click.option("--app", default=str(DEFAULT_APP), show_default=True, type=click.Path(path_type=Path), metavar="FILE",
-                  help="The host app file.")
+    @click.option(
+        "--app",
+        default=str(DEFAULT_APP),
+        show_default=True,
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help="The host app file.",
+    )
     def serve_command(data: Path, host: str, port: int, plugins_dir: str | None, app: Path) -> None:
         """Open the agent's web app with the calibration panel (needs the [ui] extra)."""
         serve(data, host, port, plugins_dir, app)

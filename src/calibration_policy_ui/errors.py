@@ -9,7 +9,8 @@ catches our errors and the core's around the route code itself. The class surviv
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -50,7 +51,9 @@ def validation_message(error: RequestValidationError) -> str:
     """FastAPI's list of problems as one sentence: ``page must be a whole number (got 'x')``."""
     problems = []
     for item in error.errors()[:3]:
-        message = str(item.get("msg", "is not valid")).replace("Input should be", "must be").removeprefix("Value error, ")
+        message = (
+            str(item.get("msg", "is not valid")).replace("Input should be", "must be").removeprefix("Value error, ")
+        )
         message = message.replace("Field required", "is required")
         got = item.get("input")
         shown = f" (got {got!r:.40})" if isinstance(got, (str, int, float)) and item.get("type") != "missing" else ""

@@ -8,7 +8,8 @@ A core without the panel installed simply never calls this hook.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -44,8 +44,10 @@ Notes = Annotated[str, Form(max_length=2000)]
 
 def forced_waits(outcome) -> str:
     """force_requires_approval: the forced values wait for a second person."""
-    return (f"The force-apply waits for a second person's approval as suggestion {outcome.run.pending_suggestion}; "
-            "the live values are unchanged.")
+    return (
+        f"The force-apply waits for a second person's approval as suggestion {outcome.run.pending_suggestion}; "
+        "the live values are unchanged."
+    )
 
 
 def add_page_routes(router: APIRouter, panel: Panel) -> None:
@@ -67,22 +69,40 @@ class PageActions:
     async def csrf(self, request: Request) -> None:
         await check_csrf(request, self.panel.signer, self.panel.trusted_origins)
 
-    def done(self, request: Request, underlying: str, message: str, kind: str = "success", anchor: str = "") -> Response:
+    def done(
+        self, request: Request, underlying: str, message: str, kind: str = "success", anchor: str = ""
+    ) -> Response:
         url = self.panel.link(request, "panel", {"underlying": underlying}) + anchor
         response = RedirectResponse(url, status_code=303)
         set_flash(request, response, self.panel.signer, message, kind)
         return response
 
-    def show(self, request: Request, underlying: str | None, page: int = 1, scope: str | None = None,
-             error: dict | None = None, status: int = 200, before: str | None = None, after: str | None = None) -> Response:
+    def show(
+        self,
+        request: Request,
+        underlying: str | None,
+        page: int = 1,
+        scope: str | None = None,
+        error: dict | None = None,
+        status: int = 200,
+        before: str | None = None,
+        after: str | None = None,
+    ) -> Response:
         panel = self.panel
         view = build_page(panel, underlying, page, scope, before=before, after=after)
-        context = {"view": view, "flash": None if error else read_flash(request, panel.signer), "user": panel.user(request),
-                   "badge": badge(view.latest) if view.latest else None, "error": error,
-                   "checks": checklist(view.latest) if view.latest else [], "status_badge": badge,
-                   "settings": setting_rows(view.policy), "words": glossary(view.policy),
-                   # the live config's version the page shows; approve/reject send it back (stale → 409)
-                   "version": getattr(getattr(view, "live", None), "version", None)}
+        context = {
+            "view": view,
+            "flash": None if error else read_flash(request, panel.signer),
+            "user": panel.user(request),
+            "badge": badge(view.latest) if view.latest else None,
+            "error": error,
+            "checks": checklist(view.latest) if view.latest else [],
+            "status_badge": badge,
+            "settings": setting_rows(view.policy),
+            "words": glossary(view.policy),
+            # the live config's version the page shows; approve/reject send it back (stale → 409)
+            "version": getattr(getattr(view, "live", None), "version", None),
+        }
         response = panel.render(request, "calibration_policy_ui/panel.html", context, status)
         if not error:
             clear_flash(request, response)
@@ -102,8 +122,9 @@ def add_panel_page(router: APIRouter, panel: Panel, actions: PageActions) -> Non
         return actions.show(request, underlying, page, scope, before=before, after=after)
 
 
-def confirm_page(panel: Panel, request: Request, underlying: str, error: str | None = None, use: str = "smoothed",
-                 status: int = 400) -> Response:
+def confirm_page(
+    panel: Panel, request: Request, underlying: str, error: str | None = None, use: str = "smoothed", status: int = 400
+) -> Response:
     policy = panel.policy()
     underlying = check_underlying(underlying)
     latest = open_store(panel.history_dir).latest(underlying, limit=1)
@@ -117,18 +138,33 @@ def confirm_page(panel: Panel, request: Request, underlying: str, error: str | N
     current = {row.scope: row.value for row in live.current}
     scopes = sorted(set(run.recommended) | set(current), key=lambda s: (s != "global", s))
     rows = [ScopeRow(s, label(s), run.recommended.get(s), (run.smoothed or {}).get(s), current.get(s)) for s in scopes]
-    context = {"run": run, "rows": rows, "badge": badge(run), "underlying": underlying, "error": error,
-               "use": use, "target_name": live.target_name, "title": get_domain(policy.domain).title,
-               "version": live.version}
+    context = {
+        "run": run,
+        "rows": rows,
+        "badge": badge(run),
+        "underlying": underlying,
+        "error": error,
+        "use": use,
+        "target_name": live.target_name,
+        "title": get_domain(policy.domain).title,
+        "version": live.version,
+    }
     return panel.render(request, "calibration_policy_ui/confirm.html", context, status if error else 200)
 
 
 def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> None:
-    @router.get("/force-apply", name="calibration_policy_ui.confirm_force", response_class=HTMLResponse, include_in_schema=False)
+    @router.get(
+        "/force-apply", name="calibration_policy_ui.confirm_force", response_class=HTMLResponse, include_in_schema=False
+    )
     def confirm_force(request: Request, underlying: Annotated[str, Query(min_length=1, max_length=40)]) -> Response:
         return confirm_page(panel, request, underlying)
 
-    @router.post("/force-apply", name="calibration_policy_ui.force", dependencies=[Depends(actions.csrf)], include_in_schema=False)
+    @router.post(
+        "/force-apply",
+        name="calibration_policy_ui.force",
+        dependencies=[Depends(actions.csrf)],
+        include_in_schema=False,
+    )
     def force(
         request: Request,
         underlying: Symbol,
@@ -138,48 +174,85 @@ def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> N
         version: Annotated[str | None, Form(max_length=64)] = None,
     ) -> Response:
         if confirm != "yes":
-            return confirm_page(panel, request, underlying, "Tick the box to confirm that you want to override the policy.", use)
+            return confirm_page(
+                panel, request, underlying, "Tick the box to confirm that you want to override the policy.", use
+            )
         policy = panel.policy()
         target = panel.target(check_underlying(underlying))
         try:
-            outcome = force_apply(underlying, target=target, policy=policy, history_dir=panel.history_dir,
-                                  archive_dir=panel.archive_dir, run_id=run_id, use=use, expected_version=version or None,
-                                  actor=panel.actor(request), via="panel", permissions=panel.permissions,
-                                  suggestions_dir=panel.suggestions_dir)
+            outcome = force_apply(
+                underlying,
+                target=target,
+                policy=policy,
+                history_dir=panel.history_dir,
+                archive_dir=panel.archive_dir,
+                run_id=run_id,
+                use=use,
+                expected_version=version or None,
+                actor=panel.actor(request),
+                via="panel",
+                permissions=panel.permissions,
+                suggestions_dir=panel.suggestions_dir,
+            )
         except StaleChangeError as error:  # beside the confirm button, on the page re-drawn with the values live now
             return confirm_page(panel, request, underlying, str(error), use, status=409)
         what = get_domain(policy.domain).name.replace("_", " ")
         if outcome.route == "propose":
             return actions.done(request, outcome.run.underlying, forced_waits(outcome))
-        return actions.done(request, outcome.run.underlying,
-                            f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({outcome.run.underlying}).")
-
+        return actions.done(
+            request,
+            outcome.run.underlying,
+            f"Applied calibration from {outcome.run.timestamp:%Y-%m-%d %H:%M} UTC to {what} ({outcome.run.underlying}).",
+        )
 
 
 def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> None:
-    def review(request: Request, suggestion_id: str, underlying: str, reviewer: str, notes: str, approve: bool,
-               version: str | None = None) -> Response:
+    def review(
+        request: Request,
+        suggestion_id: str,
+        underlying: str,
+        reviewer: str,
+        notes: str,
+        approve: bool,
+        version: str | None = None,
+    ) -> Response:
         store = open_reviews(panel.suggestions_dir)
         item = store.get(suggestion_id)
         symbol = check_underlying(item.underlying or underlying)
         who = panel.actor(request, reviewer)
-        change = {"target": panel.target(symbol), "reviewer": who, "notes": notes, "archive_dir": panel.archive_dir,
-                  "history_dir": panel.history_dir, "expected_version": version or None, "via": "panel",
-                  "policy": panel.policy(), "permissions": panel.permissions}
+        change = {
+            "target": panel.target(symbol),
+            "reviewer": who,
+            "notes": notes,
+            "archive_dir": panel.archive_dir,
+            "history_dir": panel.history_dir,
+            "expected_version": version or None,
+            "via": "panel",
+            "policy": panel.policy(),
+            "permissions": panel.permissions,
+        }
         try:
             if approve:
                 item = approve_suggestion(store, suggestion_id, **change)
             else:
                 reject_suggestion(store, suggestion_id, **change)
-        except StaleChangeError as error:  # shown in that suggestion's form, on the page re-drawn with the values live now
+        except (
+            StaleChangeError
+        ) as error:  # shown in that suggestion's form, on the page re-drawn with the values live now
             still = store.get(suggestion_id).status == "pending"  # else (superseded meanwhile) at the top of the page
-            return actions.show(request, symbol, status=409, error={"field": "review" if still else "page",
-                                                                     "suggestion_id": suggestion_id, "message": str(error)})
+            return actions.show(
+                request,
+                symbol,
+                status=409,
+                error={"field": "review" if still else "page", "suggestion_id": suggestion_id, "message": str(error)},
+            )
         if not approve:
             message = f"Rejected suggestion {suggestion_id}; the live values stay as they were."
         elif item.status == "pending":
-            message = (f"Your approval of suggestion {suggestion_id} is recorded ({len(item.approvals)} of "
-                       f"{item.required_approvals}); it waits for another person's approval.")
+            message = (
+                f"Your approval of suggestion {suggestion_id} is recorded ({len(item.approvals)} of "
+                f"{item.required_approvals}); it waits for another person's approval."
+            )
         else:
             message = f"Approved suggestion {suggestion_id}: its values are live now."
         return actions.done(request, symbol, message, anchor="#calibration-panel")  # replaces the form's own anchor
@@ -187,41 +260,80 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
     post = dict(dependencies=[Depends(actions.csrf)], include_in_schema=False)
 
     @router.post("/suggestions/{suggestion_id}/approve", name="calibration_policy_ui.approve", **post)
-    def approve(request: Request, suggestion_id: str, underlying: Symbol,
-                reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "",
-                version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+    def approve(
+        request: Request,
+        suggestion_id: str,
+        underlying: Symbol,
+        reviewer: Annotated[str, Form(max_length=100)] = "",
+        notes: Notes = "",
+        version: Annotated[str | None, Form(max_length=64)] = None,
+    ) -> Response:
         return review(request, suggestion_id, underlying, reviewer, notes, approve=True, version=version)
 
     @router.post("/suggestions/{suggestion_id}/reject", name="calibration_policy_ui.reject", **post)
-    def reject(request: Request, suggestion_id: str, underlying: Symbol,
-               reviewer: Annotated[str, Form(max_length=100)] = "", notes: Notes = "",
-               version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+    def reject(
+        request: Request,
+        suggestion_id: str,
+        underlying: Symbol,
+        reviewer: Annotated[str, Form(max_length=100)] = "",
+        notes: Notes = "",
+        version: Annotated[str | None, Form(max_length=64)] = None,
+    ) -> Response:
         return review(request, suggestion_id, underlying, reviewer, notes, approve=False, version=version)
 
 
 def add_rollback_route(router: APIRouter, panel: Panel, actions: PageActions) -> None:
-    @router.post("/rollback", name="calibration_policy_ui.rollback", dependencies=[Depends(actions.csrf)], include_in_schema=False)
-    def roll_back(request: Request, underlying: Symbol, to: Annotated[str, Form(min_length=1, max_length=128)],
-                  change: Annotated[str, Form(max_length=128)] = "", reviewer: Annotated[str, Form(max_length=100)] = "",
-                  version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+    @router.post(
+        "/rollback",
+        name="calibration_policy_ui.rollback",
+        dependencies=[Depends(actions.csrf)],
+        include_in_schema=False,
+    )
+    def roll_back(
+        request: Request,
+        underlying: Symbol,
+        to: Annotated[str, Form(min_length=1, max_length=128)],
+        change: Annotated[str, Form(max_length=128)] = "",
+        reviewer: Annotated[str, Form(max_length=100)] = "",
+        version: Annotated[str | None, Form(max_length=64)] = None,
+    ) -> Response:
         """Undo a change: make the values live before it live again (itself an archived change).
 
         ``version`` is the live config the page showed: a change made since is never undone blindly (409)."""
         symbol = check_underlying(underlying)
         who = panel.actor(request, reviewer.strip())
         if who is None:  # shown next to the undo button that was pressed, which the page scrolls to
-            error = {"field": "rollback", "change": change, "message": "Say who is undoing this change: type your name."}
+            error = {
+                "field": "rollback",
+                "change": change,
+                "message": "Say who is undoing this change: type your name.",
+            }
             return actions.show(request, symbol, error=error, status=400)
         policy = panel.policy()
         try:
-            entry = pipeline.roll_back(panel.target(symbol), to, archive_dir=panel.archive_dir, actor=who, domain=policy.domain,
-                                       history_dir=panel.history_dir, expected_version=version or None, via="panel",
-                                       policy=policy, permissions=panel.permissions)
+            entry = pipeline.roll_back(
+                panel.target(symbol),
+                to,
+                archive_dir=panel.archive_dir,
+                actor=who,
+                domain=policy.domain,
+                history_dir=panel.history_dir,
+                expected_version=version or None,
+                via="panel",
+                policy=policy,
+                permissions=panel.permissions,
+            )
         except StaleChangeError as error:  # beside the undo button that was pressed, which the page scrolls to
-            return actions.show(request, symbol, status=409,
-                                error={"field": "rollback" if change else "page", "change": change, "message": str(error)})
+            return actions.show(
+                request,
+                symbol,
+                status=409,
+                error={"field": "rollback" if change else "page", "change": change, "message": str(error)},
+            )
         # The anchor replaces the form's own (#cp-change-…), so the page opens at its top, on the message.
-        return actions.done(request, symbol, entry.reason.replace("Applied: rolled", "Rolled", 1) + ".", anchor="#calibration-panel")
+        return actions.done(
+            request, symbol, entry.reason.replace("Applied: rolled", "Rolled", 1) + ".", anchor="#calibration-panel"
+        )
 
 
 def add_static_route(router: APIRouter) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
@@ -111,15 +112,22 @@ def make_panel(
     trusted_origins: Sequence[str] = (),
     tabs: tuple[Any, ...] = (),
     permissions: Callable[[Any, str, str], bool] | None = None,
-) -> "Panel":
+) -> Panel:
     """The panel's shared state from the host's arguments (see ``create_router`` for each)."""
     folder = lambda value: Path(value) if value is not None else None  # noqa: E731
     permissions = check_callable(permissions)  # refused at start-up, before the secret is stored
     return Panel(
-        history_dir=folder(history_dir), archive_dir=folder(archive_dir), suggestions_dir=folder(suggestions_dir),
-        policy_source=policy_source, target_for=target_for, templates=build_templates(templates),
-        base_template=base_template, signer=Signer(secret or os.environ.get(SECRET_ENV) or _stored_secret(history_dir)),
-        trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins), current_user=current_user, tabs=tabs,
+        history_dir=folder(history_dir),
+        archive_dir=folder(archive_dir),
+        suggestions_dir=folder(suggestions_dir),
+        policy_source=policy_source,
+        target_for=target_for,
+        templates=build_templates(templates),
+        base_template=base_template,
+        signer=Signer(secret or os.environ.get(SECRET_ENV) or _stored_secret(history_dir)),
+        trusted_origins=frozenset(o.rstrip("/") for o in trusted_origins),
+        current_user=current_user,
+        tabs=tabs,
         permissions=permissions,
     )
 
@@ -166,13 +174,19 @@ class Panel:
             user = None
         return user if user is not None and user != "" else (typed or None)
 
-    def can(self, request: Request, action: str, domain: str | None = None,
-            policy: CalibrationUpdatePolicy | None = None) -> bool:
+    def can(
+        self, request: Request, action: str, domain: str | None = None, policy: CalibrationUpdatePolicy | None = None
+    ) -> bool:
         """Whether to show a button; the server's check at submit time is what counts."""
         try:
             policy = policy or self.policy()
-            return allowed(action, actor=self.actor(request), domain=domain or policy.domain, policy=policy,
-                           permissions=self.permissions)
+            return allowed(
+                action,
+                actor=self.actor(request),
+                domain=domain or policy.domain,
+                policy=policy,
+                permissions=self.permissions,
+            )
         except (CalibrationPolicyError, PanelError):
             return False
 
@@ -206,7 +220,9 @@ class Panel:
         try:
             policy = source if isinstance(source, CalibrationUpdatePolicy) else source()
         except CalibrationPolicyError as error:
-            raise PanelError(503, f"The calibration policy cannot be loaded, so the panel cannot show it: {error}") from None
+            raise PanelError(
+                503, f"The calibration policy cannot be loaded, so the panel cannot show it: {error}"
+            ) from None
         if not isinstance(policy, CalibrationUpdatePolicy):
             raise PanelError(503, "The host gave the panel something that is not a calibration policy.")
         return policy

@@ -11,9 +11,10 @@ library never imports this package.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
@@ -79,15 +80,27 @@ def create_router(
     tabs = installed_tabs()
     data_dir = Path(history_dir).parent if history_dir is not None else data_root()
     panel = make_panel(
-        target_for=target_for, history_dir=history_dir, archive_dir=archive_dir, suggestions_dir=suggestions_dir,
+        target_for=target_for,
+        history_dir=history_dir,
+        archive_dir=archive_dir,
+        suggestions_dir=suggestions_dir,
         policy_source=policy if policy is not None else (lambda: CalibrationUpdatePolicy.load(data_dir=data_dir)),
-        templates=templates, base_template=base_template, current_user=current_user, secret=secret,
-        trusted_origins=trusted_origins, tabs=tuple(tabs.values()), permissions=permissions,
+        templates=templates,
+        base_template=base_template,
+        current_user=current_user,
+        secret=secret,
+        trusted_origins=trusted_origins,
+        tabs=tuple(tabs.values()),
+        permissions=permissions,
     )
-    router = APIRouter(dependencies=[*dependencies, Depends(permission_guard(panel))],
-                       route_class=panel_route_class(panel.render_error))
-    options = {"scoring_weights": {"weights_path": weights_path, "trades_path": trades_path, "settings": weights_settings},
-               **(tab_options or {})}
+    router = APIRouter(
+        dependencies=[*dependencies, Depends(permission_guard(panel))],
+        route_class=panel_route_class(panel.render_error),
+    )
+    options = {
+        "scoring_weights": {"weights_path": weights_path, "trades_path": trades_path, "settings": weights_settings},
+        **(tab_options or {}),
+    }
     for name, tab in tabs.items():  # every tab shares the host's auth, CSRF, templates and layout
         tab.add_routes(router, TabContext(panel, options.get(name, {})))
     return router

@@ -83,8 +83,9 @@ def stored_secret(folder: str | os.PathLike[str]) -> bytes | None:
         except FileExistsError:
             continue  # another process made it just now: read theirs
         except OSError as error:
-            log.warning("Cannot store the panel secret in %s (%s); using a per-process secret.", path.parent,
-                        error.strerror)
+            log.warning(
+                "Cannot store the panel secret in %s (%s); using a per-process secret.", path.parent, error.strerror
+            )
             return None
         key = secrets.token_hex(32).encode()
         with os.fdopen(fd, "wb") as handle:
@@ -121,14 +122,18 @@ def set_csrf_cookie(request: Request, response: Response, token: str) -> None:
 def check_same_origin(request: Request, trusted_origins: frozenset[str]) -> None:
     """Refuse requests a browser says come from another site (403)."""
     if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
-        raise PanelError(403, "This request came from another website and was refused; use the calibration panel itself.")
+        raise PanelError(
+            403, "This request came from another website and was refused; use the calibration panel itself."
+        )
     origin = request.headers.get("origin")
     if origin is None:
         return
     host = request.headers.get("host", "")
     parts = urlsplit(origin)
     if origin == "null" or not parts.netloc or (parts.netloc != host and origin.rstrip("/") not in trusted_origins):
-        raise PanelError(403, "This request came from another website and was refused; use the calibration panel itself.")
+        raise PanelError(
+            403, "This request came from another website and was refused; use the calibration panel itself."
+        )
 
 
 async def check_csrf(request: Request, signer: Signer, trusted_origins: frozenset[str]) -> None:
@@ -141,7 +146,12 @@ async def check_csrf(request: Request, signer: Signer, trusted_origins: frozense
         field = (await request.form()).get(CSRF_FIELD)
         sent = field if isinstance(field, str) else None
     cookie = request.cookies.get(CSRF_COOKIE)
-    if not sent or not cookie or signer.unsign(cookie) is None or not hmac.compare_digest(sent.encode(), cookie.encode()):
+    if (
+        not sent
+        or not cookie
+        or signer.unsign(cookie) is None
+        or not hmac.compare_digest(sent.encode(), cookie.encode())
+    ):
         raise PanelError(
             403,
             "The security token of this form is missing or out of date, so nothing was changed. "
@@ -155,8 +165,15 @@ async def check_csrf(request: Request, signer: Signer, trusted_origins: frozense
 def set_flash(request: Request, response: Response, signer: Signer, text: str, kind: str = "success") -> None:
     """Carry one message across the redirect after a POST, signed so nobody else can plant one."""
     payload = base64.urlsafe_b64encode(json.dumps({"text": text, "kind": kind}).encode()).decode()
-    response.set_cookie(FLASH_COOKIE, signer.sign(payload), httponly=True, samesite="strict",
-                        secure=_secure(request), path="/", max_age=120)
+    response.set_cookie(
+        FLASH_COOKIE,
+        signer.sign(payload),
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path="/",
+        max_age=120,
+    )
 
 
 def read_flash(request: Request, signer: Signer) -> dict[str, str] | None:

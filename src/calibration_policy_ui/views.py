@@ -74,7 +74,7 @@ class PanelPage:
     title: str
     explanation: str
     policy: CalibrationUpdatePolicy
-    live: "LiveState | None" = None
+    live: LiveState | None = None
     latest: CalibrationRun | None = None
     latest_rows: list[ScopeRow] = field(default_factory=list)
     history: list[CalibrationRun] = field(default_factory=list)
@@ -87,7 +87,7 @@ class PanelPage:
     scope: str = "global"
     scopes: list[tuple[str, str]] = field(default_factory=list)
     rule: str = ""  # what decides, one sentence with the live thresholds
-    changes: list["ChangeRow"] = field(default_factory=list)  # newest first
+    changes: list[ChangeRow] = field(default_factory=list)  # newest first
     since: object = None  # when the live values went live (the archive's last change); None: before records began
 
     @property
@@ -112,9 +112,15 @@ def checklist(run: CalibrationRun) -> list[Check]:
     """Each rule's verdict as stored with the run: passed or not, its numbers, what it would take."""
     verdicts = (run.decision or {}).get("verdicts") or []
     return [
-        Check(RULE_LABELS.get(v.get("code", ""), str(v.get("code", "rule")).replace("_", " ").capitalize()),
-              bool(v.get("passed")), str(v.get("text", "")), v.get("needs"), bool(v.get("idle")))
-        for v in verdicts if isinstance(v, dict)
+        Check(
+            RULE_LABELS.get(v.get("code", ""), str(v.get("code", "rule")).replace("_", " ").capitalize()),
+            bool(v.get("passed")),
+            str(v.get("text", "")),
+            v.get("needs"),
+            bool(v.get("idle")),
+        )
+        for v in verdicts
+        if isinstance(v, dict)
     ]
 
 
@@ -159,9 +165,12 @@ class LiveState:
 def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, label) -> LiveState:
     try:
         target = panel.target(underlying)
-        version = live_version(target)  # before reading the values: a change in between makes a submit stale, never blind
-        report = status_report(underlying, policy=policy, target=target,
-                               history_dir=panel.history_dir, archive_dir=panel.archive_dir)
+        version = live_version(
+            target
+        )  # before reading the values: a change in between makes a submit stale, never blind
+        report = status_report(
+            underlying, policy=policy, target=target, history_dir=panel.history_dir, archive_dir=panel.archive_dir
+        )
         pending = open_reviews(panel.suggestions_dir).all(target=target.name, status="pending")
     except (TargetError, DataFolderError) as error:  # the runs still show; the alert says what to repair
         return LiveState([], str(error), None, [])
@@ -174,17 +183,27 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
 def governed_underlyings(store, policy: CalibrationUpdatePolicy) -> list[str]:
     """Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab,
     so its internal run name never shows up as an "underlying"."""
-    return [u for u in store.underlyings() if (latest := store.latest(u, limit=1)) and latest[0].domain == policy.domain]
+    return [
+        u for u in store.underlyings() if (latest := store.latest(u, limit=1)) and latest[0].domain == policy.domain
+    ]
 
 
-def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | None = None,
-               before: str | None = None, after: str | None = None) -> PanelPage:
+def build_page(
+    panel: Panel,
+    requested: str | None,
+    page: int = 1,
+    scope: str | None = None,
+    before: str | None = None,
+    after: str | None = None,
+) -> PanelPage:
     policy = panel.policy()
     store = open_store(panel.history_dir)
     # Only underlyings this panel governs: the scoring model's runs share the folder but have their own tab.
     known = governed_underlyings(store, policy)
     underlying = pick_underlying(known, requested)
-    view = PanelPage(known, underlying, get_domain(policy.domain).title, policy.explain(), policy, rule=rule_sentence(policy))
+    view = PanelPage(
+        known, underlying, get_domain(policy.domain).title, policy.explain(), policy, rule=rule_sentence(policy)
+    )
     if underlying is None:
         return view
     recent = store.latest(underlying, limit=CHART_RUNS)
@@ -198,8 +217,10 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
     if view.latest is not None:
         run = view.latest
         scopes = sorted(set(run.recommended) | set(current_values), key=lambda s: (s != "global", s))
-        view.latest_rows = [ScopeRow(s, label(s), run.recommended.get(s), (run.smoothed or {}).get(s),
-                                     current_values.get(s)) for s in scopes]
+        view.latest_rows = [
+            ScopeRow(s, label(s), run.recommended.get(s), (run.smoothed or {}).get(s), current_values.get(s))
+            for s in scopes
+        ]
         view.scopes = [(s, label(s)) for s in scopes if s in run.recommended]
     view.total = store.count(underlying)
     view.pages = max(1, -(-view.total // PAGE_SIZE))
@@ -209,9 +230,17 @@ def build_page(panel: Panel, requested: str | None, page: int = 1, scope: str | 
         if link is not None and view.scope != "global":
             link["scope"] = view.scope
     view.chart = build_chart(
-        [ChartPoint(r.timestamp, r.recommended.get(view.scope), (r.smoothed or {}).get(view.scope), live_after(r, view.scope))
-         for r in recent],
-        label(view.scope), policy.threshold_for(view.scope),
+        [
+            ChartPoint(
+                r.timestamp,
+                r.recommended.get(view.scope),
+                (r.smoothed or {}).get(view.scope),
+                live_after(r, view.scope),
+            )
+            for r in recent
+        ],
+        label(view.scope),
+        policy.threshold_for(view.scope),
     )
     return view
 
@@ -224,7 +253,9 @@ def _history_page(view: PanelPage, store, underlying: str, page: int, before: st
             view.page = store.position(underlying, before) // PAGE_SIZE + 1
             runs = store.latest(underlying, limit=PAGE_SIZE, before=before)
         elif after:
-            newer = store.position(underlying, after) - 1 - PAGE_SIZE  # runs newer than the first one shown, less this page
+            newer = (
+                store.position(underlying, after) - 1 - PAGE_SIZE
+            )  # runs newer than the first one shown, less this page
             view.page = max(newer, 0) // PAGE_SIZE + 1
             runs = store.oldest(underlying, limit=PAGE_SIZE, after=after)
         elif page == view.pages and page > 1:  # the oldest page: its size is what is left over
@@ -250,21 +281,28 @@ def _pick_scope(scopes: list[tuple[str, str]], requested: str | None) -> str:
     if requested in (None, ""):
         return "global" if "global" in names or not names else names[0]
     if requested not in names:
-        raise PanelError(400, f"There is no multiplier {requested!r:.40} to chart; choose one of: {', '.join(names) or 'global'}.")
+        raise PanelError(
+            400, f"There is no multiplier {requested!r:.40} to chart; choose one of: {', '.join(names) or 'global'}."
+        )
     return requested  # type: ignore[return-value]
 
 
 def _suggestion_view(item: Suggestion, label) -> SuggestionView:
     scopes = sorted(set(item.values) | set(item.current_values), key=lambda s: (s != "global", s))
-    return SuggestionView(item, [ScopeRow(s, label(s), item.values.get(s), None, item.current_values.get(s)) for s in scopes])
-
+    return SuggestionView(
+        item, [ScopeRow(s, label(s), item.values.get(s), None, item.current_values.get(s)) for s in scopes]
+    )
 
 
 # --- the first screen: four answers; and the changes timeline ------------------------------------
 
 CHANGE_WHY = {
-    "update": "Policy", "force": "Forced", "approve": "Approved", "modify": "Approved with changes",
-    "rollback": "Rolled back", "auto": "Auto",
+    "update": "Policy",
+    "force": "Forced",
+    "approve": "Approved",
+    "modify": "Approved with changes",
+    "rollback": "Rolled back",
+    "auto": "Auto",
 }
 
 
@@ -300,13 +338,19 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
         elif name not in ("max_step", "bounds"):
             rule = get_rule(name)
             options = policy.validated_rule_options(name)
-            settings = ", ".join(f"{k.replace('_', ' ')} {v:g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
-                                 for k, v in (options.model_dump() if options else {}).items())
+            settings = ", ".join(
+                f"{k.replace('_', ' ')} {v:g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+                for k, v in (options.model_dump() if options else {}).items()
+            )
             clauses.append(f"“{rule.label or name.replace('_', ' ')}” passes" + (f" ({settings})" if settings else ""))
     if not clauses:
         sentence = "A new value goes live whenever a run produces one"
     else:
-        sentence = "A new value goes live only when " + (", ".join(clauses[:-1]) + " and " if len(clauses) > 1 else "") + clauses[-1]
+        sentence = (
+            "A new value goes live only when "
+            + (", ".join(clauses[:-1]) + " and " if len(clauses) > 1 else "")
+            + clauses[-1]
+        )
     if policy.max_step is not None and "max_step" in policy.rules:
         sentence += f"; one update moves it by at most {fmt_num(policy.max_step)}"
     if policy.require_approval:
@@ -319,16 +363,30 @@ def glossary(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
     domain = get_domain(policy.domain)
     things = domain.parameter_label_plural
     window = f"{policy.smoothing_window_days:g}"
-    return [*domain.glossary,
-            ("Calibration run", f"One comparison of the market with the model, usually once a day. It recommends new "
-                                f"{things}; whether they go live is the policy's decision."),
-            ("Recommended, smoothed, live", f"Recommended: what one run found. Smoothed: the average of the runs of "
-                                            f"the last {window} days, so that one noisy day cannot move the live value. "
-                                            f"Live: what the system uses now."),
-            ("Policy", "The rules under “What decides” that a new value must pass before it goes live; every setting "
-                       "is listed under Policy, at the end of the page."),
-            ("Force-apply", f"Makes a run's {things} live although the policy said no. It is recorded with your name "
-                            "and can be undone from the list of changes.")]
+    return [
+        *domain.glossary,
+        (
+            "Calibration run",
+            f"One comparison of the market with the model, usually once a day. It recommends new "
+            f"{things}; whether they go live is the policy's decision.",
+        ),
+        (
+            "Recommended, smoothed, live",
+            f"Recommended: what one run found. Smoothed: the average of the runs of "
+            f"the last {window} days, so that one noisy day cannot move the live value. "
+            f"Live: what the system uses now.",
+        ),
+        (
+            "Policy",
+            "The rules under “What decides” that a new value must pass before it goes live; every setting "
+            "is listed under Policy, at the end of the page.",
+        ),
+        (
+            "Force-apply",
+            f"Makes a run's {things} live although the policy said no. It is recorded with your name "
+            "and can be undone from the list of changes.",
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -356,11 +414,25 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
     rows = []
     for i, entry in enumerate(entries):
         scopes = sorted(set(entry.previous_values) | set(entry.new_values), key=lambda s: (s != "global", s))
-        diffs = [(label(s), entry.previous_values.get(s), entry.new_values.get(s)) for s in scopes
-                 if entry.previous_values.get(s) != entry.new_values.get(s)]
+        diffs = [
+            (label(s), entry.previous_values.get(s), entry.new_values.get(s))
+            for s in scopes
+            if entry.previous_values.get(s) != entry.new_values.get(s)
+        ]
         undo_to = entries[i - 1].change_id if i > 0 else "original"
-        rows.append(ChangeRow(entry.change_id, entry.live_from, entry.at if entry.made_apart else None, _person(entry.by or entry.actor), CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
-                              entry.reason, diffs, undo_to, entry.kind))
+        rows.append(
+            ChangeRow(
+                entry.change_id,
+                entry.live_from,
+                entry.at if entry.made_apart else None,
+                _person(entry.by or entry.actor),
+                CHANGE_WHY.get(entry.kind, entry.kind.capitalize()),
+                entry.reason,
+                diffs,
+                undo_to,
+                entry.kind,
+            )
+        )
     return list(reversed(rows))[:limit]
 
 
@@ -398,7 +470,10 @@ PLAIN_SETTINGS = {
     "store": "Where runs, suggestions and the archive are kept",
     "rule_options": "Settings of the plugin rules",
 }
-SMOOTHING_NAMES = {"ewma": "exponentially weighted average (recent runs count more)", "rolling_median": "median of the runs"}
+SMOOTHING_NAMES = {
+    "ewma": "exponentially weighted average (recent runs count more)",
+    "rolling_median": "median of the runs",
+}
 
 
 def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
@@ -433,15 +508,26 @@ def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
         "smoothing": lambda v: SMOOTHING_NAMES.get(v, plain(v)),
         "rules": lambda v: ", ".join(rule_label(n) for n in v) or "none",
         "max_step": lambda v: "no limit" if v is None else plain(v),
-        "bounds": lambda v: (f"the built-in safe range, {plain(b.min)}–{plain(b.max)}" if (b := policy.effective_bounds()) else "no limit")
-        if v is None else plain(v),
-        "apply_scopes": lambda v: "all smoothed values together" if v == "all" else "only the values that changed enough",
+        "bounds": lambda v: (
+            (
+                f"the built-in safe range, {plain(b.min)}–{plain(b.max)}"
+                if (b := policy.effective_bounds())
+                else "no limit"
+            )
+            if v is None
+            else plain(v)
+        ),
+        "apply_scopes": lambda v: (
+            "all smoothed values together" if v == "all" else "only the values that changed enough"
+        ),
         "store": lambda v: "the data folder" if v is None else masked(v),  # never a password on a screen
     }
     fields = type(policy).model_fields
     rows = []
     for key, value in policy.model_dump().items():
         info = fields.get(key)
-        label = PLAIN_SETTINGS.get(key) or (info.description if info is not None and info.description else key.replace("_", " ").capitalize())
+        label = PLAIN_SETTINGS.get(key) or (
+            info.description if info is not None and info.description else key.replace("_", " ").capitalize()
+        )
         rows.append((label.rstrip("."), special[key](value) if key in special else plain(value)))
     return rows

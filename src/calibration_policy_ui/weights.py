@@ -170,8 +170,12 @@ def _as_of_view(tab: WeightsTab, asked: str) -> AsOfView:
     moment = as_of_moment(asked)
     period = tab.archive().as_of(moment)
     if period is None:
-        return AsOfView(asked, None, f"No weights change has been recorded, so the archive cannot say what was live on {asked}; "
-                                     "the live weights above have been in place since before records began.")
+        return AsOfView(
+            asked,
+            None,
+            f"No weights change has been recorded, so the archive cannot say what was live on {asked}; "
+            "the live weights above have been in place since before records began.",
+        )
     since = f"{period.since:%Y-%m-%d %H:%M UTC}" if period.since else "before records began"
     until = f"until {period.until:%Y-%m-%d %H:%M UTC}" if period.until else "and still are"
     return AsOfView(asked, period, f"Live at {moment:%Y-%m-%d %H:%M UTC}: these weights, live from {since} {until}.")
@@ -225,8 +229,9 @@ def weights_evidence(tab: WeightsTab, live: dict[str, float]) -> dict[str, Any]:
     gains = [fold["gain"]["equal_volume"] or 0.0 for fold in data["out_of_sample"]["folds"]]
     top = max([abs(g) for g in gains] + [1e-9])
     data["verdict"] = {"passed": passed, "text": text[0].upper() + text[1:] + "."}
-    data["fold_bars"] = [{"fold": i + 1, "gain": g, "height": round(40 * abs(g) / top, 1), "up": g >= 0}
-                         for i, g in enumerate(gains)]
+    data["fold_bars"] = [
+        {"fold": i + 1, "gain": g, "height": round(40 * abs(g) / top, 1), "up": g >= 0} for i, g in enumerate(gains)
+    ]
     return data
 
 
@@ -236,10 +241,19 @@ def factor_rows(suggestion: Suggestion, live: dict[str, float]) -> list[dict[str
     rows = []
     for factor in FACTORS:
         suggested, now = suggestion.values.get(factor), live.get(factor, suggestion.current_values.get(factor))
-        rows.append({"factor": factor, "live": now, "suggested": suggested,
-                     "change": None if suggested is None or now is None else suggested - now,
-                     "rationale": analysed.get(factor, {}).get("rationale"), **{
-                         k: analysed.get(factor, {}).get(k) for k in ("correlation", "winners_avg", "losers_avg", "is_predictive")}})
+        rows.append(
+            {
+                "factor": factor,
+                "live": now,
+                "suggested": suggested,
+                "change": None if suggested is None or now is None else suggested - now,
+                "rationale": analysed.get(factor, {}).get("rationale"),
+                **{
+                    k: analysed.get(factor, {}).get(k)
+                    for k in ("correlation", "winners_avg", "losers_avg", "is_predictive")
+                },
+            }
+        )
     return rows
 
 
@@ -273,23 +287,35 @@ class PeriodOut(BaseModel):
     values: dict[str, float]
     since: datetime | None = Field(description="Null: before records began.")
     until: datetime | None = Field(description="Null: still live.")
-    change_id: str | None = Field(description="The change that made it live (roll back to it by this id); null: the original.")
+    change_id: str | None = Field(
+        description="The change that made it live (roll back to it by this id); null: the original."
+    )
     kind: str | None
     actor: str | None
     reason: str | None
     suggestion_id: str | None
     run_id: str | None
     by: str | None = Field(None, description="Who made the change (a person, or policy / auto mode).")
-    via: str | None = Field(None, description="From where: panel, api, cli, auto or python; null: recorded before this was kept.")
+    via: str | None = Field(
+        None, description="From where: panel, api, cli, auto or python; null: recorded before this was kept."
+    )
 
     @classmethod
     def of(cls, period: Period) -> PeriodOut:
         change = period.change
-        return cls(values=period.values, since=period.since, until=period.until,
-                   change_id=change.change_id if change else None, kind=change.kind if change else None,
-                   actor=change.actor if change else None, reason=change.reason if change else None,
-                   suggestion_id=change.suggestion_id if change else None, run_id=change.run_id if change else None,
-                   by=(change.by or change.actor) if change else None, via=change.via if change else None)
+        return cls(
+            values=period.values,
+            since=period.since,
+            until=period.until,
+            change_id=change.change_id if change else None,
+            kind=change.kind if change else None,
+            actor=change.actor if change else None,
+            reason=change.reason if change else None,
+            suggestion_id=change.suggestion_id if change else None,
+            run_id=change.run_id if change else None,
+            by=(change.by or change.actor) if change else None,
+            via=change.via if change else None,
+        )
 
 
 class WeightsOut(BaseModel):
@@ -318,8 +344,9 @@ class AnalyzeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_trades: int = Field(default=100, ge=0, le=10_000_000)
     threshold: float = Field(default=TRADING_THRESHOLD, gt=0, le=1)
-    trades: list[TradeIn] | None = Field(default=None, max_length=1_000_000,
-                                         description="Trades to analyse; default: the panel's trades file.")
+    trades: list[TradeIn] | None = Field(
+        default=None, max_length=1_000_000, description="Trades to analyse; default: the panel's trades file."
+    )
 
 
 class SuggestIn(BaseModel):
@@ -330,9 +357,13 @@ class SuggestIn(BaseModel):
 class ApplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     suggestion_id: str = Field(min_length=1, max_length=128)
-    weights: dict[str, float] | None = Field(default=None, description="Your own weights (modify); omit to approve as suggested.")
+    weights: dict[str, float] | None = Field(
+        default=None, description="Your own weights (modify); omit to approve as suggested."
+    )
     notes: str | None = Field(default=None, max_length=2000)
-    reviewer: str | None = Field(default=None, max_length=100, description="Ignored when the host knows who is signed in.")
+    reviewer: str | None = Field(
+        default=None, max_length=100, description="Ignored when the host knows who is signed in."
+    )
 
 
 class RejectIn(BaseModel):
@@ -393,17 +424,31 @@ def _pending(tab: WeightsTab, suggestion_id: str) -> Suggestion:
     return item
 
 
-def _review(tab: WeightsTab, suggestion_id: str, action: str, reviewer: Any, notes: str | None,
-            weights: dict[str, Any] | None = None, via: str = "panel", expected_version: str | None = None) -> Suggestion:
+def _review(
+    tab: WeightsTab,
+    suggestion_id: str,
+    action: str,
+    reviewer: Any,
+    notes: str | None,
+    weights: dict[str, Any] | None = None,
+    via: str = "panel",
+    expected_version: str | None = None,
+) -> Suggestion:
     _pending(tab, suggestion_id)
     store, panel = tab.store(), tab.panel
-    dirs = {"archive_dir": panel.archive_dir, "history_dir": panel.history_dir, "expected_version": expected_version,
-            **tab.checks(via)}
+    dirs = {
+        "archive_dir": panel.archive_dir,
+        "history_dir": panel.history_dir,
+        "expected_version": expected_version,
+        **tab.checks(via),
+    }
     try:
         if action == "reject":
             return reject_suggestion(store, suggestion_id, reviewer=reviewer, notes=notes, **tab.checks(via))
         if action == "modify":
-            return modify_suggestion(store, suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
+            return modify_suggestion(
+                store, suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs
+            )
         return approve_suggestion(store, suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
     except ReviewError as error:
         if "already" in str(error):  # lost a race with another reviewer after the check above
@@ -434,15 +479,19 @@ def _done_text(item: Suggestion, what: str) -> str:
     if item.status == "pending":
         if item.modified_by and not item.approvals:
             return f"Modified suggestion {item.suggestion_id}; it now waits for another person's approval (four-eyes rule)."
-        return (f"Your approval of suggestion {item.suggestion_id} is recorded ({len(item.approvals)} of "
-                f"{item.required_approvals}); it waits for another person's approval.")
+        return (
+            f"Your approval of suggestion {item.suggestion_id} is recorded ({len(item.approvals)} of "
+            f"{item.required_approvals}); it waits for another person's approval."
+        )
     return f"{what}: the weights are live now ({_weights_text(item.applied_values or {})}); the previous ones are archived."
 
 
 def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
     """The scoring-weights tab's routes, each group built by a small named builder."""
     tab.panel.domains[("calibration_policy_ui.weights", "calibration_policy_ui.api_weights")] = (
-        DOMAIN_NAME, lambda: tab.settings().policy)  # the permission guard checks these routes on the weights' policy
+        DOMAIN_NAME,
+        lambda: tab.settings().policy,
+    )  # the permission guard checks these routes on the weights' policy
     h = WeightsHelpers(tab)
     add_weights_page_routes(router, tab, h)
     add_weights_review_routes(router, tab, h)
@@ -464,15 +513,25 @@ class WeightsHelpers:
     async def csrf(self, request: Request) -> None:
         await check_csrf(request, self.tab.panel.signer, self.tab.panel.trusted_origins)
 
-    def page(self, request: Request, as_of: str | None = None, error: dict[str, Any] | None = None, status: int = 200) -> Response:
+    def page(
+        self, request: Request, as_of: str | None = None, error: dict[str, Any] | None = None, status: int = 200
+    ) -> Response:
         panel = self.tab.panel
         version = weights_version(self.tab)  # before reading the weights: a change in between makes a rollback stale
         view = build_weights_page(self.tab, as_of)
-        context = {"view": view, "factors": FACTORS, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "factor_rows": factor_rows, "error": error, "changes": view.changes,
-                   "weights_version": version, "domain_policy": view.settings.policy,
-                   "badge": badge(view.latest) if view.latest else None,
-                   "words": glossary(view.settings.policy)}
+        context = {
+            "view": view,
+            "factors": FACTORS,
+            "flash": read_flash(request, panel.signer),
+            "user": panel.user(request),
+            "factor_rows": factor_rows,
+            "error": error,
+            "changes": view.changes,
+            "weights_version": version,
+            "domain_policy": view.settings.policy,
+            "badge": badge(view.latest) if view.latest else None,
+            "words": glossary(view.settings.policy),
+        }
         response = panel.render(request, "calibration_policy_ui/weights.html", context, status)
         clear_flash(request, response)
         return response
@@ -505,9 +564,16 @@ def add_weights_page_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelper
 
     @router.post("/weights/suggest", name="calibration_policy_ui.weights_suggest", **post)
     def suggest(request: Request) -> Response:
-        outcome = suggest_weights(tab.trades_path, tab.target(), policy=tab.settings().policy,
-                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir,
-                                  actor=panel.actor(request), via="panel", permissions=panel.permissions)
+        outcome = suggest_weights(
+            tab.trades_path,
+            tab.target(),
+            policy=tab.settings().policy,
+            history_dir=panel.history_dir,
+            suggestions_dir=panel.suggestions_dir,
+            actor=panel.actor(request),
+            via="panel",
+            permissions=panel.permissions,
+        )
         return done(request, outcome.message)
 
 
@@ -520,8 +586,16 @@ def add_weights_review_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelp
         return done(request, _done_text(item, "Approved"))
 
     @router.post("/weights/suggestions/{suggestion_id}/modify", name="calibration_policy_ui.weights_modify", **post)
-    def modify(request: Request, suggestion_id: str, wallet: Text = "", cluster: Text = "", token: Text = "",
-               context: Text = "", reviewer: Text = "", notes: Notes = "") -> Response:
+    def modify(
+        request: Request,
+        suggestion_id: str,
+        wallet: Text = "",
+        cluster: Text = "",
+        token: Text = "",
+        context: Text = "",
+        reviewer: Text = "",
+        notes: Notes = "",
+    ) -> Response:
         typed = {"wallet": wallet, "cluster": cluster, "token": token, "context": context}
         try:
             item = _review(tab, suggestion_id, "modify", tab.reviewer(request, reviewer), notes, _form_weights(typed))
@@ -531,8 +605,17 @@ def add_weights_review_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelp
                 raise
             message = error.message if isinstance(error, PanelError) else str(error)
             # Show the form again with what was typed, so a wrong sum is fixed, not retyped.
-            return page(request, error={"suggestion_id": suggestion_id, "message": message, "typed": typed,
-                                        "notes": notes, "reviewer": reviewer}, status=status)
+            return page(
+                request,
+                error={
+                    "suggestion_id": suggestion_id,
+                    "message": message,
+                    "typed": typed,
+                    "notes": notes,
+                    "reviewer": reviewer,
+                },
+                status=status,
+            )
         return done(request, _done_text(item, "Modified and approved"))
 
     @router.post("/weights/suggestions/{suggestion_id}/reject", name="calibration_policy_ui.weights_reject", **post)
@@ -545,13 +628,26 @@ def add_weights_rollback_route(router: APIRouter, tab: WeightsTab, h: WeightsHel
     panel, post, done = tab.panel, h.post, h.done
 
     @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
-    def roll_back(request: Request, to: Annotated[str, Form(min_length=1, max_length=128)], reviewer: Text = "",
-                  version: Annotated[str | None, Form(max_length=64)] = None) -> Response:
+    def roll_back(
+        request: Request,
+        to: Annotated[str, Form(min_length=1, max_length=128)],
+        reviewer: Text = "",
+        version: Annotated[str | None, Form(max_length=64)] = None,
+    ) -> Response:
         """Roll back (or undo a change); ``version`` is what the page showed: a change made since is a 409."""
-        entry = pipeline.roll_back(tab.target(), to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                                   actor=tab.reviewer(request, reviewer), expected_version=version or None,
-                                   **tab.checks("panel"))
-        return done(request, f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.")
+        entry = pipeline.roll_back(
+            tab.target(),
+            to,
+            archive_dir=panel.archive_dir,
+            history_dir=panel.history_dir,
+            actor=tab.reviewer(request, reviewer),
+            expected_version=version or None,
+            **tab.checks("panel"),
+        )
+        return done(
+            request,
+            f"{entry.reason.removeprefix('Applied: ').capitalize()}: live now {_weights_text(entry.new_values)}.",
+        )
 
 
 def add_weights_read_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
@@ -563,17 +659,25 @@ def add_weights_read_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) 
 
         Its ETag is the live weights' version: send it back as ``If-Match`` with a change."""
         view = build_weights_page(tab)
-        response = ok(WeightsOut(
-            target=view.target_name, file=view.path, current=view.live or None, current_error=view.current_error,
-            last_updated={row.factor: row.last_updated for row in view.current},
-            pending=[SuggestionOut.of(s) for s in view.pending], policy=view.settings.policy.explain(),
-            auto=view.settings.auto.model_dump(mode="json"),
-        ))
+        response = ok(
+            WeightsOut(
+                target=view.target_name,
+                file=view.path,
+                current=view.live or None,
+                current_error=view.current_error,
+                last_updated={row.factor: row.last_updated for row in view.current},
+                pending=[SuggestionOut.of(s) for s in view.pending],
+                policy=view.settings.policy.explain(),
+                auto=view.settings.auto.model_dump(mode="json"),
+            )
+        )
         if (version := weights_version(tab)) is not None:  # unreadable weights have no version (current_error says why)
             response.headers["ETag"] = f'"{version}"'
         return response
 
-    @router.post("/api/weights/analyze", name="calibration_policy_ui.api_weights_analyze", dependencies=[Depends(csrf)], **api)
+    @router.post(
+        "/api/weights/analyze", name="calibration_policy_ui.api_weights_analyze", dependencies=[Depends(csrf)], **api
+    )
     def api_analyze(body: AnalyzeIn) -> Any:
         """Correlation, winners' and losers' averages per factor, suggested weights, estimated improvement.
 
@@ -586,11 +690,17 @@ def add_weights_read_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) 
             trades = pd.DataFrame([t.model_dump() for t in body.trades], columns=list(TradeIn.model_fields))
             if trades["closed_at"].isna().all():
                 trades = trades.drop(columns="closed_at")
-        analysis = analyze_trades(trades, live_weights(tab.target()), min_trades=body.min_trades, threshold=body.threshold)
+        analysis = analyze_trades(
+            trades, live_weights(tab.target()), min_trades=body.min_trades, threshold=body.threshold
+        )
         return JSONResponse(analysis.to_dict(), headers=NO_STORE)
 
-    @router.get("/api/weights/suggestion/{suggestion_id}", name="calibration_policy_ui.api_weights_suggestion",
-                response_model=SuggestionOut, **api)
+    @router.get(
+        "/api/weights/suggestion/{suggestion_id}",
+        name="calibration_policy_ui.api_weights_suggestion",
+        response_model=SuggestionOut,
+        **api,
+    )
     def api_suggestion(suggestion_id: str) -> Any:
         """One suggestion, in any state, with its analysis."""
         return ok(SuggestionOut.of(_suggestion(tab, suggestion_id)))
@@ -600,65 +710,136 @@ def add_weights_read_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) 
         """The suggestion's evidence: in-sample beside walk-forward on unseen trades, bootstrap and shuffled baseline."""
         return JSONResponse(weights_evidence(tab, live_weights(tab.target())))
 
-    @router.get("/api/weights/history", name="calibration_policy_ui.api_weights_history", response_model=list[PeriodOut], **api)
+    @router.get(
+        "/api/weights/history", name="calibration_policy_ui.api_weights_history", response_model=list[PeriodOut], **api
+    )
     def api_history() -> Any:
         """Every weight set that was live, newest first, with who changed it and why."""
-        return JSONResponse([PeriodOut.of(p).model_dump(mode="json") for p in reversed(tab.archive().periods())],
-                            headers=NO_STORE)
+        return JSONResponse(
+            [PeriodOut.of(p).model_dump(mode="json") for p in reversed(tab.archive().periods())], headers=NO_STORE
+        )
 
-    @router.get("/api/weights/as-of", name="calibration_policy_ui.api_weights_as_of", response_model=WeightsAsOfOut, **api)
-    def api_as_of(at: Annotated[str, Query(min_length=4, max_length=40,
-                                           description="YYYY-MM-DD (the end of that UTC day) or an ISO time.")]) -> Any:
+    @router.get(
+        "/api/weights/as-of", name="calibration_policy_ui.api_weights_as_of", response_model=WeightsAsOfOut, **api
+    )
+    def api_as_of(
+        at: Annotated[
+            str, Query(min_length=4, max_length=40, description="YYYY-MM-DD (the end of that UTC day) or an ISO time.")
+        ],
+    ) -> Any:
         """The weights that were live at a moment."""
         view = _as_of_view(tab, at)
-        return ok(WeightsAsOfOut(at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message))
+        return ok(
+            WeightsAsOfOut(
+                at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message
+            )
+        )
 
 
 def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
     panel, api, ok, csrf = tab.panel, h.api, h.ok, h.csrf
 
-    @router.post("/api/weights/suggest", name="calibration_policy_ui.api_weights_suggest", response_model=OutcomeOut,
-                 dependencies=[Depends(csrf)], **api)
+    @router.post(
+        "/api/weights/suggest",
+        name="calibration_policy_ui.api_weights_suggest",
+        response_model=OutcomeOut,
+        dependencies=[Depends(csrf)],
+        **api,
+    )
     def api_suggest(request: Request, body: SuggestIn | None = None) -> Any:
         """Analyse the trades file, record the run and leave a pending suggestion (if the policy's rules pass)."""
-        outcome = suggest_weights(tab.trades_path, tab.target(), policy=tab.settings().policy,
-                                  threshold=(body or SuggestIn()).threshold,
-                                  history_dir=panel.history_dir, suggestions_dir=panel.suggestions_dir,
-                                  actor=panel.actor(request), via="api", permissions=panel.permissions)
-        return ok(OutcomeOut(action=outcome.action, message=outcome.message,
-                             suggestion_id=outcome.suggestion.suggestion_id if outcome.suggestion else None,
-                             run_id=outcome.run.run_id if outcome.run else None,
-                             analysis=outcome.analysis.to_dict() if outcome.analysis else None))
+        outcome = suggest_weights(
+            tab.trades_path,
+            tab.target(),
+            policy=tab.settings().policy,
+            threshold=(body or SuggestIn()).threshold,
+            history_dir=panel.history_dir,
+            suggestions_dir=panel.suggestions_dir,
+            actor=panel.actor(request),
+            via="api",
+            permissions=panel.permissions,
+        )
+        return ok(
+            OutcomeOut(
+                action=outcome.action,
+                message=outcome.message,
+                suggestion_id=outcome.suggestion.suggestion_id if outcome.suggestion else None,
+                run_id=outcome.run.run_id if outcome.run else None,
+                analysis=outcome.analysis.to_dict() if outcome.analysis else None,
+            )
+        )
 
-    @router.post("/api/weights/apply", name="calibration_policy_ui.api_weights_apply", response_model=SuggestionOut,
-                 dependencies=[Depends(csrf)], **api)
+    @router.post(
+        "/api/weights/apply",
+        name="calibration_policy_ui.api_weights_apply",
+        response_model=SuggestionOut,
+        dependencies=[Depends(csrf)],
+        **api,
+    )
     def api_apply(request: Request, body: ApplyIn) -> Any:
         """Approve a suggestion as it is, or (with ``weights``) modify it: the weights go live, the old ones are archived.
 
         With ``If-Match: "<ETag of /api/weights>"`` weights changed since are never overwritten: 409, nothing changed."""
         action = "approve" if body.weights is None else "modify"
-        return ok(SuggestionOut.of(_review(tab, body.suggestion_id, action, tab.reviewer(request, body.reviewer),
-                                           body.notes, body.weights, via="api", expected_version=if_match(request))))
+        return ok(
+            SuggestionOut.of(
+                _review(
+                    tab,
+                    body.suggestion_id,
+                    action,
+                    tab.reviewer(request, body.reviewer),
+                    body.notes,
+                    body.weights,
+                    via="api",
+                    expected_version=if_match(request),
+                )
+            )
+        )
 
-    @router.post("/api/weights/reject/{suggestion_id}", name="calibration_policy_ui.api_weights_reject",
-                 response_model=SuggestionOut, dependencies=[Depends(csrf)], **api)
+    @router.post(
+        "/api/weights/reject/{suggestion_id}",
+        name="calibration_policy_ui.api_weights_reject",
+        response_model=SuggestionOut,
+        dependencies=[Depends(csrf)],
+        **api,
+    )
     def api_reject(request: Request, suggestion_id: str, body: RejectIn | None = None) -> Any:
         """Close a suggestion without touching the live weights."""
         body = body or RejectIn()
-        return ok(SuggestionOut.of(_review(tab, suggestion_id, "reject", tab.reviewer(request, body.reviewer), body.notes,
-                                           via="api")))
+        return ok(
+            SuggestionOut.of(
+                _review(tab, suggestion_id, "reject", tab.reviewer(request, body.reviewer), body.notes, via="api")
+            )
+        )
 
-    @router.post("/api/weights/rollback", name="calibration_policy_ui.api_weights_rollback", response_model=ChangeOut,
-                 dependencies=[Depends(csrf)], **api)
+    @router.post(
+        "/api/weights/rollback",
+        name="calibration_policy_ui.api_weights_rollback",
+        response_model=ChangeOut,
+        dependencies=[Depends(csrf)],
+        **api,
+    )
     def api_rollback(request: Request, body: RollbackIn) -> Any:
         """Make an archived weight set live again; the rollback is itself an archived change.
 
         With ``If-Match: "<ETag of /api/weights>"`` weights changed since are never overwritten: 409, nothing changed."""
-        entry = pipeline.roll_back(tab.target(), body.to, archive_dir=panel.archive_dir, history_dir=panel.history_dir,
-                                   actor=tab.reviewer(request, body.reviewer), expected_version=if_match(request),
-                                   **tab.checks("api"))
-        return ok(ChangeOut(change_id=entry.change_id, reason=entry.reason, values=entry.new_values,
-                            previous_values=entry.previous_values))
+        entry = pipeline.roll_back(
+            tab.target(),
+            body.to,
+            archive_dir=panel.archive_dir,
+            history_dir=panel.history_dir,
+            actor=tab.reviewer(request, body.reviewer),
+            expected_version=if_match(request),
+            **tab.checks("api"),
+        )
+        return ok(
+            ChangeOut(
+                change_id=entry.change_id,
+                reason=entry.reason,
+                values=entry.new_values,
+                previous_values=entry.previous_values,
+            )
+        )
 
 
 def settings_source(settings: SettingsArg) -> Callable[[], WeightsSettings]:
@@ -697,20 +878,27 @@ def create_weights_router(
     source = settings_source(settings)
     standalone = panel is None
     if panel is None:
-        panel = make_panel(policy_source=lambda: source().policy,
-                           target_for=lambda underlying: weights_target(path=weights_path or default_weights_file()),
-                           **panel_options)
-    tab = WeightsTab(panel, Path(weights_path or default_weights_file()), Path(trades_path or default_trades_file()), source)
+        panel = make_panel(
+            policy_source=lambda: source().policy,
+            target_for=lambda underlying: weights_target(path=weights_path or default_weights_file()),
+            **panel_options,
+        )
+    tab = WeightsTab(
+        panel, Path(weights_path or default_weights_file()), Path(trades_path or default_trades_file()), source
+    )
     shared = panel
 
     def render_error(request: Request, status: int, message: str) -> Response:
         # Our own error page: it links back to this tab, which exists even without the panel's routes.
-        return shared.render(request, "calibration_policy_ui/weights_error.html", {"status": status, "message": message}, status)
+        return shared.render(
+            request, "calibration_policy_ui/weights_error.html", {"status": status, "message": message}, status
+        )
 
     guard = [Depends(permission_guard(panel))] if standalone else []  # the panel's router already has it
     router = APIRouter(dependencies=[*dependencies, *guard], route_class=panel_route_class(render_error))
     add_weights_routes(router, tab)
     if standalone:
+
         @router.get("/weights/static/{path:path}", name="calibration_policy_ui.static", include_in_schema=False)
         def static(request: Request, path: str) -> Response:
             return serve_asset(request, path)
@@ -722,4 +910,5 @@ def create_weights_router(
             response = JSONResponse({"csrf_token": token}, headers=NO_STORE)
             set_csrf_cookie(request, response, token)
             return response
+
     return router

@@ -14,7 +14,9 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def run(script: str, *args: str) -> None:
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -24,13 +26,36 @@ def test_first_decision(tmp_path):
 
 
 def test_policy_lab(tmp_path):
-    run("bench_lab.py", "--underlyings", "2", "--days", "30", "--candidates", "4", "--loop-candidates", "1",
-        "--repeat", "1", "--out", str(tmp_path / "out.json"))
+    run(
+        "bench_lab.py",
+        "--underlyings",
+        "2",
+        "--days",
+        "30",
+        "--candidates",
+        "4",
+        "--loop-candidates",
+        "1",
+        "--repeat",
+        "1",
+        "--out",
+        str(tmp_path / "out.json"),
+    )
     assert json.loads((tmp_path / "out.json").read_text())
 
 
 def test_stores_side_by_side(tmp_path, postgres_server):  # the fixture only proves a server can be started here
-    run("bench_stores.py", "--runs", "300", "--repeat", "2", "--workdir", str(tmp_path), "--out", str(tmp_path / "out.json"))
+    run(
+        "bench_stores.py",
+        "--runs",
+        "300",
+        "--repeat",
+        "2",
+        "--workdir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "out.json"),
+    )
     results = json.loads((tmp_path / "out.json").read_text())
     assert results["stores"]["postgresql"]["consistent"] and results["stores"]["files"]["consistent"]
 

@@ -7,16 +7,17 @@ Every test gets its own history folder under ``tmp_path`` and passes ``history_d
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from calibration_policy import history as history_module
 from calibration_policy import plugins as plugins_module
 
-T0 = datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 10, 15, 30, tzinfo=UTC)
 EVIDENCE_OK = {"sample_size": 412, "vega_sum": 12400.0}
 
 
@@ -56,10 +57,22 @@ def build_result(
         },
         "bands": band_table,
         "buckets": [
-            {"dte_bucket": "3-10", "abs_delta_bucket": "0.10-0.25", "n": n // 4, "vega_sum": vega_sum / 8,
-             "mae_vol_points": 2.1, "recommended_iv_multiplier": round(global_m * 1.01, 4)},
-            {"dte_bucket": "20-40", "abs_delta_bucket": "0.25-0.50", "n": n // 3, "vega_sum": vega_sum / 2,
-             "mae_vol_points": 1.2, "recommended_iv_multiplier": round(global_m * 0.99, 4)},
+            {
+                "dte_bucket": "3-10",
+                "abs_delta_bucket": "0.10-0.25",
+                "n": n // 4,
+                "vega_sum": vega_sum / 8,
+                "mae_vol_points": 2.1,
+                "recommended_iv_multiplier": round(global_m * 1.01, 4),
+            },
+            {
+                "dte_bucket": "20-40",
+                "abs_delta_bucket": "0.25-0.50",
+                "n": n // 3,
+                "vega_sum": vega_sum / 2,
+                "mae_vol_points": 1.2,
+                "recommended_iv_multiplier": round(global_m * 0.99, 4),
+            },
         ],
         "anchor_ratios": {"0.1": 1.12, "0.25": 1.05, "0.5": 1.0},
         "recommended_vol_surface": {"iv_multiplier": global_m, "bands": dict(bands)},
@@ -110,7 +123,10 @@ def record_series() -> Callable[..., list]:
     def record(history_dir, count, underlying="SPY", start=T0, step=timedelta(days=1), source="live", g0=1.0):
         return [
             record_calibration_result(
-                build_result(global_m=round(g0 + 0.001 * i, 6)), underlying, source, history_dir=history_dir,
+                build_result(global_m=round(g0 + 0.001 * i, 6)),
+                underlying,
+                source,
+                history_dir=history_dir,
                 timestamp=start + i * step,
             )
             for i in range(count)
@@ -143,4 +159,3 @@ def fresh_plugins():
     plugins_module.reset_plugin_manager()
     yield
     plugins_module.reset_plugin_manager()
-

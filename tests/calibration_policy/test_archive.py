@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,7 @@ def test_periods_chain_and_as_of(live, tmp_path):
     archive = Archive(archive_dir, live.name)
     assert archive.as_of(first.at - timedelta(seconds=1)).values == {"global": 1.0}
     assert archive.as_of(first.at + (second.at - first.at) / 2).values == {"global": 1.1}
-    assert archive.as_of(datetime.now(timezone.utc) + timedelta(days=1)).values == {"global": 1.2}
+    assert archive.as_of(datetime.now(UTC) + timedelta(days=1)).values == {"global": 1.2}
 
 
 def test_clock_going_backwards_keeps_the_archive_in_order(live, tmp_path, monkeypatch):
@@ -96,12 +96,21 @@ def test_entries_sharing_a_stamp_are_in_the_order_they_were_made(live, tmp_path)
     from calibration_policy.archive import ArchiveEntry
 
     archive = Archive(tmp_path / "archive", live.name)
-    at = datetime(2025, 12, 1, 9, 30, tzinfo=timezone.utc)
+    at = datetime(2025, 12, 1, 9, 30, tzinfo=UTC)
     made = []
     for i in range(12):
-        entry = archive.prepare(ArchiveEntry(target=live.name, kind="force", at=at, reason=f"change {i}",
-                                             previous_values={"global": float(i)}, previous_snapshot={"global": float(i)},
-                                             new_values={"global": float(i + 1)}, new_snapshot={"global": float(i + 1)}))
+        entry = archive.prepare(
+            ArchiveEntry(
+                target=live.name,
+                kind="force",
+                at=at,
+                reason=f"change {i}",
+                previous_values={"global": float(i)},
+                previous_snapshot={"global": float(i)},
+                new_values={"global": float(i + 1)},
+                new_snapshot={"global": float(i + 1)},
+            )
+        )
         made.append(archive.mark(entry, "committed").change_id)
     assert made[1].endswith("_2") and made[-1].endswith("_12")
     assert [e.change_id for e in archive.entries()] == made
@@ -109,8 +118,11 @@ def test_entries_sharing_a_stamp_are_in_the_order_they_were_made(live, tmp_path)
     assert archive.periods()[-1].values == {"global": 12.0}
 
 
-@pytest.mark.parametrize("at", ["2025-12-01T09:30:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"],
-                         ids=["naive", "year-1-east", "year-9999-west"])
+@pytest.mark.parametrize(
+    "at",
+    ["2025-12-01T09:30:00", "0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"],
+    ids=["naive", "year-1-east", "year-9999-west"],
+)
 def test_an_entry_with_an_unusable_time_is_skipped_not_fatal(live, tmp_path, at, caplog):
     """A naive time broke every comparison (TypeError), one out of range in UTC overflowed (issue 11, D5)."""
     archive_dir = tmp_path / "archive"
@@ -120,5 +132,5 @@ def test_an_entry_with_an_unusable_time_is_skipped_not_fatal(live, tmp_path, at,
     (archive_dir / live.name / "20300101T000000.000000Z.json").write_text(json.dumps(data))
     archive = Archive(archive_dir, live.name)
     assert [e.change_id for e in archive.entries()] == [first.change_id]
-    assert archive.as_of(datetime(2100, 1, 1, tzinfo=timezone.utc)).values == {"global": 1.1}
+    assert archive.as_of(datetime(2100, 1, 1, tzinfo=UTC)).values == {"global": 1.1}
     assert "20300101T000000.000000Z.json" in caplog.text

@@ -37,8 +37,23 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def update(capsys, env, day: str, *extra: str):
-    return cli(capsys, "update", "--underlying", "SPY", "--date", day, "--plugins-dir", str(PLUGINS),
-               "--config", env["config"], "--history-dir", env["history"], "--archive-dir", env["archive"], *extra)
+    return cli(
+        capsys,
+        "update",
+        "--underlying",
+        "SPY",
+        "--date",
+        day,
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        env["config"],
+        "--history-dir",
+        env["history"],
+        "--archive-dir",
+        env["archive"],
+        *extra,
+    )
 
 
 def test_explain_uses_the_policy_file(capsys, tmp_path):
@@ -66,25 +81,74 @@ def test_update_history_status_and_force(capsys, env, store_url):  # on both sto
     [run] = json.loads(out)
     assert run["applied"] is False and run["underlying"] == "SPY" and "recommended_iv_multiplier" in run
 
-    code, out, _ = cli(capsys, "status", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
-                       "--history-dir", env["history"], "--archive-dir", env["archive"])
+    code, out, _ = cli(
+        capsys,
+        "status",
+        "SPY",
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        env["config"],
+        "--history-dir",
+        env["history"],
+        "--archive-dir",
+        env["archive"],
+    )
     assert "Current IV multipliers for SPY" in out and "Weekly (3–10d)" in out and "Policy: The system smooths" in out
 
-    code, out, _ = cli(capsys, "force", "--underlying", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
-                       "--history-dir", env["history"], "--archive-dir", env["archive"], "--json")
+    code, out, _ = cli(
+        capsys,
+        "force",
+        "--underlying",
+        "SPY",
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        env["config"],
+        "--history-dir",
+        env["history"],
+        "--archive-dir",
+        env["archive"],
+        "--json",
+    )
     report = json.loads(out)
     assert report["applied"] and report["reason"].startswith("Applied: forced by user")
 
-    code, out, _ = cli(capsys, "doctor", "--underlying", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
-                       "--history-dir", env["history"], "--archive-dir", env["archive"])
+    code, out, _ = cli(
+        capsys,
+        "doctor",
+        "--underlying",
+        "SPY",
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        env["config"],
+        "--history-dir",
+        env["history"],
+        "--archive-dir",
+        env["archive"],
+    )
     assert code == 0, out  # nothing interrupted, nothing inconsistent, on either store
 
 
 def test_update_json_is_stable(capsys, env, store_url):
     code, out, _ = update(capsys, env, "2025-09-11", "--json")
     report = json.loads(out)
-    assert set(report) == {"underlying", "run_id", "timestamp", "source", "dry_run", "applied", "would_apply", "reason",
-                           "recommended", "smoothed", "applied_values", "change_id", "decision"}
+    assert set(report) == {
+        "underlying",
+        "run_id",
+        "timestamp",
+        "source",
+        "dry_run",
+        "applied",
+        "would_apply",
+        "reason",
+        "recommended",
+        "smoothed",
+        "applied_values",
+        "change_id",
+        "decision",
+    }
     assert set(report["decision"]) == {"apply", "reason", "forced", "values", "scopes", "verdicts"}
 
 
@@ -108,8 +172,12 @@ def test_bad_input_exits_2_with_one_sentence(capsys, env, args, message):
 
 
 def test_console_script_runs_and_bad_date_is_explained():
-    done = subprocess.run([sys.executable, "-m", "calibration_policy.cli", "update", "--underlying", "SPY", "--date", "12/10/2025"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "calibration_policy.cli", "update", "--underlying", "SPY", "--date", "12/10/2025"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "use YYYY-MM-DD" in done.stderr and "Traceback" not in done.stderr
     help_text = subprocess.run(["calibration-policy", "--help"], capture_output=True, text=True, timeout=60).stdout
     assert "Decide when a new calibration" in help_text
@@ -119,8 +187,19 @@ def test_tables_are_plain_text_when_output_is_captured(capsys, env, monkeypatch)
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):  # rich would colour a pipe on request
         monkeypatch.delenv(name, raising=False)
     update(capsys, env, "2025-09-11")
-    code, out, _ = cli(capsys, "status", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
-                       "--history-dir", env["history"], "--archive-dir", env["archive"])
+    code, out, _ = cli(
+        capsys,
+        "status",
+        "SPY",
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        env["config"],
+        "--history-dir",
+        env["history"],
+        "--archive-dir",
+        env["archive"],
+    )
     assert code == 0 and "\x1b[" not in out
     assert out.splitlines()[2].split() == ["Scope", "Value", "Live", "since"]
 
@@ -128,6 +207,7 @@ def test_tables_are_plain_text_when_output_is_captured(capsys, env, monkeypatch)
 def plugin_blocks(text: str) -> dict[str, list[str]]:
     """`plugins` text output: each plugin's heading line with its indented lines."""
     blocks: dict[str, list[str]] = {}
+    heading = ""
     for line in text.splitlines():
         if line.startswith(" "):
             blocks[heading].append(line.strip())
@@ -141,20 +221,33 @@ def test_plugins_lists_each_plugin_with_its_package_hooks_and_names(capsys):
     code, out, _ = cli(capsys, "plugins")
     assert code == 0
     weights = plugin_blocks(out)["calibration_policy.default_plugins.scoring_weights — calibration-policy (built-in)"]
-    assert weights == ["hooks: register_commands, register_domains, register_rules, register_targets",
-                       "commands: as-of, weights", "domains: scoring_weights", "rules: out_of_sample", "targets: scoring_weights"]
+    assert weights == [
+        "hooks: register_commands, register_domains, register_rules, register_targets",
+        "commands: as-of, weights",
+        "domains: scoring_weights",
+        "rules: out_of_sample",
+        "targets: scoring_weights",
+    ]
 
     code, out, _ = cli(capsys, "plugins", "--json")
     listed = {plugin["name"]: plugin for plugin in json.loads(out)}
     assert listed["calibration_policy.default_plugins.scoring_weights"] == {
-        "name": "calibration_policy.default_plugins.scoring_weights", "package": "calibration-policy (built-in)",
+        "name": "calibration_policy.default_plugins.scoring_weights",
+        "package": "calibration-policy (built-in)",
         "hooks": ["register_commands", "register_domains", "register_rules", "register_targets"],
-        "registers": {"commands": ["as-of", "weights"], "domains": ["scoring_weights"], "rules": ["out_of_sample"],
-                      "targets": ["scoring_weights"]},
+        "registers": {
+            "commands": ["as-of", "weights"],
+            "domains": ["scoring_weights"],
+            "rules": ["out_of_sample"],
+            "targets": ["scoring_weights"],
+        },
     }
     assert listed["calibration_policy.default_plugins.demo"]["registers"] == {"commands": ["demo"]}
     assert listed["ui"]["registers"] == {"commands": ["serve"]}  # the panel, through its entry point
-    assert set(listed["calibration_policy.default_plugins.smoothers"]["registers"]["smoothers"]) >= {"ewma", "rolling_median"}
+    assert set(listed["calibration_policy.default_plugins.smoothers"]["registers"]["smoothers"]) >= {
+        "ewma",
+        "rolling_median",
+    }
 
 
 class Greeting:
@@ -180,8 +273,13 @@ def test_a_third_party_command_appears_in_help_runs_and_is_listed(capsys, fresh_
     assert code == 2 and err == "Error: Missing argument 'NAME'. Try 'calibration-policy greet --help'.\n"
     code, out, _ = cli(capsys, "plugins", "--json")
     assert [p for p in json.loads(out) if p["name"] == "greeting"] == [
-        {"name": "greeting", "package": "registered in process", "hooks": ["register_commands"],
-         "registers": {"commands": ["greet"]}}]
+        {
+            "name": "greeting",
+            "package": "registered in process",
+            "hooks": ["register_commands"],
+            "registers": {"commands": ["greet"]},
+        }
+    ]
 
 
 def test_a_plugin_that_fails_or_takes_a_command_name_is_refused_alone(capsys, caplog, fresh_plugins):
@@ -202,15 +300,18 @@ def test_a_plugin_that_fails_or_takes_a_command_name_is_refused_alone(capsys, ca
     code, out, _ = cli(capsys, "--help")
     assert code == 0 and " half " not in out and "greet " in out
     assert "Plugin broken (registered in process) failed in register_commands: RuntimeError: no database" in caplog.text
-    assert ("Plugin hijack (registered in process) registered the command name 'status', which calibration-policy "
-            "already uses; it is ignored.") in caplog.text
+    assert (
+        "Plugin hijack (registered in process) registered the command name 'status', which calibration-policy "
+        "already uses; it is ignored."
+    ) in caplog.text
     code, out, _ = cli(capsys, "status", "--help")
     assert code == 0 and "Show what is live for an underlying" in out
 
 
 def test_a_plugins_dir_can_add_a_command(capsys, tmp_path, fresh_plugins):
     """The folder is read before click parses the line, so its command exists when click looks for it."""
-    (tmp_path / "host.py").write_text(textwrap.dedent("""
+    (tmp_path / "host.py").write_text(
+        textwrap.dedent("""
         import click
         from calibration_policy import hookimpl
 
@@ -220,12 +321,19 @@ def test_a_plugins_dir_can_add_a_command(capsys, tmp_path, fresh_plugins):
             def ping():
                 \"\"\"Answer pong.\"\"\"
                 click.echo("pong")
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     assert cli(capsys, "--plugins-dir", str(tmp_path), "ping") == (0, "pong\n", "")
 
 
 def test_one_data_root_for_every_folder_and_the_weights(capsys, tmp_path, monkeypatch):
-    for name in ("CALIBRATION_DATA", "CALIBRATION_HISTORY_DIR", "CALIBRATION_ARCHIVE_DIR", "CALIBRATION_SUGGESTIONS_DIR"):
+    for name in (
+        "CALIBRATION_DATA",
+        "CALIBRATION_HISTORY_DIR",
+        "CALIBRATION_ARCHIVE_DIR",
+        "CALIBRATION_SUGGESTIONS_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # nothing may land in the current folder
     root = tmp_path / "root"
@@ -233,8 +341,20 @@ def test_one_data_root_for_every_folder_and_the_weights(capsys, tmp_path, monkey
     config = root / "vol_surface.json"
     shutil.copyfile(SURFACE, config)
     (root / "calibration_policy.toml").write_text("require_approval = true\n")
-    code, out, err = cli(capsys, "update", "--underlying", "SPY", "--date", "2025-09-11", "--plugins-dir", str(PLUGINS),
-                         "--config", str(config), "--data", str(root))
+    code, out, err = cli(
+        capsys,
+        "update",
+        "--underlying",
+        "SPY",
+        "--date",
+        "2025-09-11",
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        str(config),
+        "--data",
+        str(root),
+    )
     assert code == 0, err
     assert "Waiting for approval" in out  # the policy next to the data was used
     assert len(list((root / "calibration_runs").glob("*_SPY_harvested.json"))) == 1
@@ -288,8 +408,12 @@ def test_every_command_a_plugins_too_takes_data_and_store_after_its_name():
 
     found = dict(leaves(build_cli()))
     assert {"serve", "weights list", "replay", "policy log", "demo"} <= set(found)
-    missing = {name: want for name, flags in found.items() for want in ("--data", "--store")
-               if want not in flags and not (name == "migrate" and want == "--store")}
+    missing = {
+        name: want
+        for name, flags in found.items()
+        for want in ("--data", "--store")
+        if want not in flags and not (name == "migrate" and want == "--store")
+    }
     assert missing == {}
 
 
@@ -315,7 +439,11 @@ def test_commands_on_a_demo_folder_govern_its_own_live_configs(capsys, tmp_path,
     code, text, _ = cli(capsys, "history", "--changes", "--data", str(out), "--plugins-dir", str(PLUGINS), "--json")
     assert code == 0 and all(c["run_at"].startswith("2025-") for c in json.loads(text) if c["change_id"])
     code, text, _ = cli(capsys, "as-of", "2025-12-01", "--target", "vol_surface_SPY", "--data", str(out))
-    assert code == 0 and "before records began" in text and "for calibration runs from 2025-09-11 (a replay or a backfill)" in text
+    assert (
+        code == 0
+        and "before records began" in text
+        and "for calibration runs from 2025-09-11 (a replay or a backfill)" in text
+    )
 
 
 def test_a_missing_host_target_says_how_to_load_the_hosts_plugins():

@@ -266,6 +266,7 @@ def test_policy_must_be_a_policy():
 
 # -- property: stricter thresholds never turn "no" into "yes" -----------------------------------
 
+
 def policy_or_none(**settings) -> CalibrationUpdatePolicy | None:
     try:
         return CalibrationUpdatePolicy(**settings)
@@ -288,7 +289,9 @@ thresholds = st.floats(min_value=0.0, max_value=0.5, allow_nan=False)
     raise_by=st.tuples(thresholds, thresholds, st.integers(0, 600), st.floats(0, 20000)),
     max_step=st.none() | st.floats(0.01, 0.5),
 )
-def test_raising_a_threshold_never_turns_not_applied_into_applied(current, moves, sample, vega, base, raise_by, max_step):
+def test_raising_a_threshold_never_turns_not_applied_into_applied(
+    current, moves, sample, vega, base, raise_by, max_step
+):
     smoothed = {scope: max(0.05, current.get(scope, 1.0) + move) for scope, move in moves.items()}
     evidence = {"sample_size": sample, "vega_sum": vega}
 
@@ -317,21 +320,33 @@ def test_a_change_beyond_the_largest_float_is_still_strict_json(old, new, tmp_pa
     JSON) and the update failed after recording the run."""
     import json
 
-    from calibration_policy.target import JsonFileTarget
     from calibration_policy.pipeline import run_update
+    from calibration_policy.target import JsonFileTarget
 
     policy = CalibrationUpdatePolicy(rules=("min_delta",))
     decision = should_apply_update({"global": old}, {"global": new}, policy)
-    assert decision.apply and math.isfinite(decision.scopes[0].delta) and abs(decision.scopes[0].delta) == 1.7976931348623157e308
+    assert (
+        decision.apply
+        and math.isfinite(decision.scopes[0].delta)
+        and abs(decision.scopes[0].delta) == 1.7976931348623157e308
+    )
     json.dumps(decision.to_dict(), allow_nan=False)
     assert "(change 1.798e+308, threshold 0.03)" in decision.reason
     config = tmp_path / "live.json"
     config.write_text(json.dumps({"global": old}))
     result = {"global_metrics": {"n": 412, "vega_sum": 12400.0, "recommended_iv_multiplier": abs(new)}, "bands": {}}
-    outcome = run_update(result, underlying="SPY", source="live", target=JsonFileTarget(config),
-                         policy=CalibrationUpdatePolicy(rules=("min_delta", "bounds")), history_dir=tmp_path / "h",
-                         archive_dir=tmp_path / "a")
-    assert not outcome.applied and "outside" in outcome.decision.reason  # the default bounds refuse it, and the run is saved
+    outcome = run_update(
+        result,
+        underlying="SPY",
+        source="live",
+        target=JsonFileTarget(config),
+        policy=CalibrationUpdatePolicy(rules=("min_delta", "bounds")),
+        history_dir=tmp_path / "h",
+        archive_dir=tmp_path / "a",
+    )
+    assert (
+        not outcome.applied and "outside" in outcome.decision.reason
+    )  # the default bounds refuse it, and the run is saved
     assert outcome.run.decision is not None
 
 

@@ -36,13 +36,22 @@ def test_the_host_and_the_built_in_sample_source_calibrate_every_day_alike():
     for underlying in builtin.underlyings():
         assert host.dates(underlying) == builtin.dates(underlying)
         for day in builtin.dates(underlying):
-            theirs, ours = domain.extract(host.calibrate(underlying, day)), domain.extract(builtin.calibrate(underlying, day))
-            assert (ours.recommended, ours.sample_size, ours.vega_sum) == (theirs.recommended, theirs.sample_size, theirs.vega_sum)
+            theirs, ours = (
+                domain.extract(host.calibrate(underlying, day)),
+                domain.extract(builtin.calibrate(underlying, day)),
+            )
+            assert (ours.recommended, ours.sample_size, ours.vega_sum) == (
+                theirs.recommended,
+                theirs.sample_size,
+                theirs.vega_sum,
+            )
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("CALIBRATION_POLICY_LONG_TESTS") != "1", reason="two full replays; the test above "
-                    "checks what they decide on, CALIBRATION_POLICY_LONG_TESTS=1 runs it")
+@pytest.mark.skipif(
+    os.environ.get("CALIBRATION_POLICY_LONG_TESTS") != "1",
+    reason="two full replays; the test above checks what they decide on, CALIBRATION_POLICY_LONG_TESTS=1 runs it",
+)
 def test_the_host_and_the_built_in_sample_source_give_the_same_summary(tmp_path):
     load_plugins_dir(PLUGINS)
     assert "harvested" in collect("sources").found and "vol_surface" in collect("targets").found
@@ -106,4 +115,5 @@ def test_an_installed_wheel_runs_the_demo_from_an_empty_folder(tmp_path):
     assert "Scoring weights: Suggested" in out
     assert sorted(p.name for p in empty.iterdir()) == ["demo"]
     assert run(venv / "bin" / "calibration-policy", "history", "SPY", "--data", "demo", cwd=empty).startswith(
-        "Last 10 calibration runs for SPY")
+        "Last 10 calibration runs for SPY"
+    )

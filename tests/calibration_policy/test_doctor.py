@@ -24,13 +24,27 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def doctor(capsys, env, *extra: str):
-    return cli(capsys, "doctor", "--plugins-dir", str(PLUGINS), "--config", env["config"], "--history-dir",
-               env["history"], "--archive-dir", env["archive"], *extra)
+    return cli(
+        capsys,
+        "doctor",
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        env["config"],
+        "--history-dir",
+        env["history"],
+        "--archive-dir",
+        env["archive"],
+        *extra,
+    )
 
 
 def state(root: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and ".index" not in p.parts
-            and not p.name.endswith(".lock")}
+    return {
+        str(p): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".index" not in p.parts and not p.name.endswith(".lock")
+    }
 
 
 def test_doctor_finds_an_interrupted_update_and_repair_settles_it_once(capsys, env, tmp_path):
@@ -41,8 +55,24 @@ def test_doctor_finds_an_interrupted_update_and_repair_settles_it_once(capsys, e
         code = 1
         try:
             durable.set_kill_point(14)
-            main(["update", "--underlying", "SPY", "--date", "2025-09-15", "--force", "--plugins-dir", str(PLUGINS),
-                  "--config", env["config"], "--history-dir", env["history"], "--archive-dir", env["archive"]])
+            main(
+                [
+                    "update",
+                    "--underlying",
+                    "SPY",
+                    "--date",
+                    "2025-09-15",
+                    "--force",
+                    "--plugins-dir",
+                    str(PLUGINS),
+                    "--config",
+                    env["config"],
+                    "--history-dir",
+                    env["history"],
+                    "--archive-dir",
+                    env["archive"],
+                ]
+            )
             code = 0
         finally:
             os._exit(code)
@@ -75,8 +105,22 @@ def test_a_stale_expected_version_exits_2_and_says_what_changed(capsys, env):
     assert update(capsys, env, "2025-10-20", "--force", "--force-values", "recommended")[0] == 0
     before = Path(env["config"]).read_bytes()
     assert before != first
-    code, out, err = cli(capsys, "force", "--underlying", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"],
-                         "--history-dir", env["history"], "--archive-dir", env["archive"], "--expect-version", seen)
+    code, out, err = cli(
+        capsys,
+        "force",
+        "--underlying",
+        "SPY",
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        env["config"],
+        "--history-dir",
+        env["history"],
+        "--archive-dir",
+        env["archive"],
+        "--expect-version",
+        seen,
+    )
     assert code == 2
     assert "changed since you looked" in err and "Nothing was changed" in err and "forced by user" in err, err
     assert Path(env["config"]).read_bytes() == before

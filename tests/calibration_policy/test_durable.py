@@ -7,12 +7,17 @@ import math
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationPolicyError, InvalidRunError, load_recent_calibration_history, record_calibration_result
+from calibration_policy import (
+    CalibrationPolicyError,
+    InvalidRunError,
+    load_recent_calibration_history,
+    record_calibration_result,
+)
 from calibration_policy.durable import (
     TMP_PREFIX,
     atomic_replace,
@@ -134,7 +139,7 @@ def test_create_exclusive_into_missing_folder_fails_cleanly(tmp_path):
 
 def test_concurrent_records_with_one_timestamp_are_all_kept(tmp_path, make_result):
     history_dir = tmp_path / "runs"
-    moment = datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc)
+    moment = datetime(2025, 12, 10, 15, 30, tzinfo=UTC)
     results: list = []
     errors: list = []
 
@@ -156,7 +161,9 @@ def test_concurrent_records_with_one_timestamp_are_all_kept(tmp_path, make_resul
     assert len({r.run_id for r in results}) == 40
     names = sorted(n for n in os.listdir(history_dir) if n.endswith(".json"))
     assert len(names) == 40
-    expected = {"20251210T153000.000000Z_SPY_live.json"} | {f"20251210T153000.000000Z_SPY_live_{n}.json" for n in range(2, 41)}
+    expected = {"20251210T153000.000000Z_SPY_live.json"} | {
+        f"20251210T153000.000000Z_SPY_live_{n}.json" for n in range(2, 41)
+    }
     assert set(names) == expected
     loaded = load_recent_calibration_history("SPY", limit=100, history_dir=history_dir)
     assert sorted(r.recommended_iv_multiplier["global"] for r in loaded) == sorted(

@@ -21,7 +21,6 @@ from calibration_policy.foreign import (
 RUN_NAME = "20251210T123456.123456Z_SPY_live.json"
 
 
-
 def test_a_small_json_object_is_read(tmp_path: Path):
     path = tmp_path / RUN_NAME
     path.write_text(json.dumps({"a": 1}))
@@ -87,7 +86,8 @@ def test_each_problem_is_warned_about_once(tmp_path: Path, caplog):
             warn_once(log, "Skipping %s: %s.", tmp_path / "b.json", "truncated")
         warn_once(log, "Skipping %s: %s.", tmp_path / "a.json", "a FIFO")  # a new problem with the same file
     assert [r.getMessage() for r in caplog.records] == [
-        f"Skipping {tmp_path / 'a.json'}: truncated.", f"Skipping {tmp_path / 'b.json'}: truncated.",
+        f"Skipping {tmp_path / 'a.json'}: truncated.",
+        f"Skipping {tmp_path / 'b.json'}: truncated.",
         f"Skipping {tmp_path / 'a.json'}: a FIFO.",
     ]
 
@@ -107,7 +107,9 @@ def test_check_folder(tmp_path: Path):
     assert check_folder(tmp_path, "history folder") is True
     assert check_folder(tmp_path / "missing", "history folder") is False
     (tmp_path / "file").write_text("x")
-    with pytest.raises(DataFolderError, match=r"history folder .*file: it is a file, not a folder\. Move that file aside"):
+    with pytest.raises(
+        DataFolderError, match=r"history folder .*file: it is a file, not a folder\. Move that file aside"
+    ):
         check_folder(tmp_path / "file", "history folder")
     with pytest.raises(DataFolderError, match=r"archive folder .*file/live: .*file is a file where a folder should be"):
         check_folder(tmp_path / "file" / "live", "archive folder")
@@ -164,8 +166,17 @@ def test_foreign_entries_of_a_history_folder_are_listed_with_the_reason(tmp_path
     (folder / names[5]).write_text("{}")
     with open(os.path.join(os.fsencode(folder), os.fsencode(names[6])), "wb") as handle:
         handle.write(b"{}")
-    (folder / names[7]).write_text(json.dumps({"timestamp": "2030-01-01T00:00:07Z", "underlying": "SPY", "source": "live",
-                                               "recommended_iv_multiplier": {}, "sample_size": 1}))
+    (folder / names[7]).write_text(
+        json.dumps(
+            {
+                "timestamp": "2030-01-01T00:00:07Z",
+                "underlying": "SPY",
+                "source": "live",
+                "recommended_iv_multiplier": {},
+                "sample_size": 1,
+            }
+        )
+    )
     (folder / names[8]).write_text("notes")
     found = within(30, lambda: foreign_files(folder))
     assert [f.path.name for f in found] == sorted(planted)

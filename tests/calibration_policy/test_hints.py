@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -41,8 +41,9 @@ def environment(**extra: str) -> dict[str, str]:
 
 def run(command: str, cwd: Path, code: int = 0, **env: str) -> str:
     """Run a command line as printed; check its exit code; return stdout and stderr together."""
-    done = subprocess.run(shlex.split(command), cwd=cwd, env=environment(**env), capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        shlex.split(command), cwd=cwd, env=environment(**env), capture_output=True, text=True, timeout=300
+    )
     output = done.stdout + done.stderr
     assert done.returncode == code, f"`{command}` exited {done.returncode}, not {code}:\n{output}"
     return output
@@ -83,13 +84,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving_command(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
-                    page: str = "/calibration/") -> Iterator[str]:
+def serving_command(
+    argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, page: str = "/calibration/"
+) -> Iterator[str]:
     """Run a `calibration-policy serve …` command line on a free port until ``page`` answers 200; yields that
     page's text; stops the server afterwards."""
     port = free_port()
-    server = subprocess.Popen([*argv, "--port", str(port)], cwd=cwd, env=env or environment(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [*argv, "--port", str(port)],
+        cwd=cwd,
+        env=env or environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, body = time.monotonic() + 60, None
         while body is None and time.monotonic() < deadline and server.poll() is None:
@@ -98,7 +106,9 @@ def serving_command(argv: list[str], cwd: Path | None = None, env: dict[str, str
                     body = response.read().decode() if response.status == 200 else None
             except OSError:
                 time.sleep(0.2)
-        assert body is not None, f"`{shlex.join(argv)}` did not serve {page}: {server.poll()} {server.stderr.read() if server.poll() is not None else ''}"
+        assert body is not None, (
+            f"`{shlex.join(argv)}` did not serve {page}: {server.poll()} {server.stderr.read() if server.poll() is not None else ''}"
+        )
         yield body
     finally:
         server.terminate()
@@ -118,7 +128,9 @@ def test_the_older_runs_hint_pages_back_on_the_same_data_root(workdir):
     hint = the_hint(first, "history", "--before")
     assert "--data demo-output" in hint and "--limit 3" in hint  # it once dropped the root: "no runs yet"
     older = run(hint, workdir)
-    assert "Last 3 calibration runs for SPY" in older and older.split("newest first")[1] != first.split("newest first")[1]
+    assert (
+        "Last 3 calibration runs for SPY" in older and older.split("newest first")[1] != first.split("newest first")[1]
+    )
 
 
 def test_a_host_source_without_days_points_to_the_sample_data(workdir):

@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,6 @@ from calibration_policy import (
     record_calibration_result,
 )
 from calibration_policy import history as history_module
-
 
 DESIGN_KEYS = {
     "schema_version", "timestamp", "underlying", "source", "config", "config_hash", "global_metrics", "bands",
@@ -49,7 +48,7 @@ def run_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.is_file() and p.name.endswith(".json"))
 
 
-T0 = datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc)  # the same as the conftest's t0
+T0 = datetime(2025, 12, 10, 15, 30, tzinfo=UTC)  # the same as the conftest's t0
 
 
 def listing(directory: Path) -> list[str]:
@@ -63,7 +62,9 @@ def listing(directory: Path) -> list[str]:
 
 def test_record_then_load_gives_equal_fields(history_dir, make_result, t0):
     result = make_result(global_m=1.06, bands={"weekly": 1.09, "monthly": 1.02}, n=412, vega_sum=12400.0)
-    run = record_calibration_result(result, "SPY", "live", history_dir=history_dir, timestamp=t0, config={"bands": "default"})
+    run = record_calibration_result(
+        result, "SPY", "live", history_dir=history_dir, timestamp=t0, config={"bands": "default"}
+    )
     (loaded,) = load_recent_calibration_history("SPY", limit=50, history_dir=history_dir)
     assert loaded == run
     assert loaded.model_dump() == run.model_dump()
@@ -92,7 +93,7 @@ def test_file_has_every_design_key_and_is_strict_json(history_dir, make_result, 
 
 
 def test_file_name_pattern(history_dir, make_result):
-    moment = datetime(2025, 12, 10, 12, 34, 56, 123456, tzinfo=timezone.utc)
+    moment = datetime(2025, 12, 10, 12, 34, 56, 123456, tzinfo=UTC)
     run = record_calibration_result(make_result(), "brk.b", "live", history_dir=history_dir, timestamp=moment)
     assert run_files(history_dir) == ["20251210T123456.123456Z_BRK.B_live.json"]
     assert run.run_id == "20251210T123456.123456Z_BRK.B_live"
@@ -100,9 +101,9 @@ def test_file_name_pattern(history_dir, make_result):
 
 
 def test_default_timestamp_is_now_in_utc(history_dir, make_result):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     run = record_calibration_result(make_result(), "SPY", "live", history_dir=history_dir)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert before <= run.timestamp <= after
     assert run.timestamp.utcoffset() == timedelta(0)
     assert FILE_NAME.fullmatch(run_files(history_dir)[0])
@@ -123,9 +124,13 @@ def test_naive_timestamp_rejected_and_nothing_written(history_dir, make_result, 
     record_calibration_result(make_result(), "SPY", "live", history_dir=history_dir, timestamp=t0)
     before = listing(history_dir)
     with pytest.raises(InvalidRunError, match="timezone-aware"):
-        record_calibration_result(make_result(), "SPY", "live", history_dir=history_dir, timestamp=datetime(2025, 12, 10, 15, 30))
+        record_calibration_result(
+            make_result(), "SPY", "live", history_dir=history_dir, timestamp=datetime(2025, 12, 10, 15, 30)
+        )
     with pytest.raises(InvalidRunError, match="timezone-aware"):
-        record_calibration_result(make_result(), "SPY", "live", history_dir=history_dir, timestamp="2025-12-10T15:30:00Z")  # type: ignore[arg-type]
+        record_calibration_result(
+            make_result(), "SPY", "live", history_dir=history_dir, timestamp="2025-12-10T15:30:00Z"
+        )  # type: ignore[arg-type]
     assert listing(history_dir) == before
 
 
@@ -134,7 +139,7 @@ def test_non_utc_timestamp_is_converted_to_utc(history_dir, make_result):
     run = record_calibration_result(
         make_result(), "SPY", "live", history_dir=history_dir, timestamp=datetime(2025, 12, 10, 10, 30, tzinfo=new_york)
     )
-    assert run.timestamp == datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc)
+    assert run.timestamp == datetime(2025, 12, 10, 15, 30, tzinfo=UTC)
     assert run.timestamp.utcoffset() == timedelta(0)
     assert run_files(history_dir) == ["20251210T153000.000000Z_SPY_live.json"]
     assert strict_json(history_dir / run_files(history_dir)[0])["timestamp"] == "2025-12-10T15:30:00Z"
@@ -149,7 +154,22 @@ def test_underlying_is_case_insensitive(history_dir, make_result, t0):
 
 # -- bad input: a ValueError naming the problem, and nothing written ---------------------------
 
-BAD_UNDERLYINGS = ["../x", "a/b", "S\x00", "", "A" * 500, "\u0405PY", "..", "SP Y", "SP\nY", "SPY_", "SPY/..", "%2e%2e", 42, None]
+BAD_UNDERLYINGS = [
+    "../x",
+    "a/b",
+    "S\x00",
+    "",
+    "A" * 500,
+    "\u0405PY",
+    "..",
+    "SP Y",
+    "SP\nY",
+    "SPY_",
+    "SPY/..",
+    "%2e%2e",
+    42,
+    None,
+]
 
 
 @pytest.mark.parametrize("underlying", BAD_UNDERLYINGS, ids=repr)
@@ -251,7 +271,12 @@ def test_malformed_result_rejected_nothing_written(history_dir, t0, result, word
 def test_nan_in_config_rejected_nothing_written(history_dir, make_result, t0):
     with pytest.raises(InvalidRunError, match="config.filters.min_volume"):
         record_calibration_result(
-            make_result(), "SPY", "live", history_dir=history_dir, timestamp=t0, config={"filters": {"min_volume": math.nan}}
+            make_result(),
+            "SPY",
+            "live",
+            history_dir=history_dir,
+            timestamp=t0,
+            config={"filters": {"min_volume": math.nan}},
         )
     assert listing(history_dir) == []
 
@@ -284,7 +309,9 @@ def test_host_metrics_cannot_shadow_our_fields(history_dir, make_result, t0):
 def test_load_returns_newest_limit_oldest_first(history_dir, record_series):
     runs = record_series(history_dir, 60)
     record_series(history_dir, 5, underlying="QQQ")
-    harvested = record_series(history_dir, 5, underlying="SPY", source="harvested", start=T0 + timedelta(days=55, hours=1))
+    harvested = record_series(
+        history_dir, 5, underlying="SPY", source="harvested", start=T0 + timedelta(days=55, hours=1)
+    )
     loaded = load_recent_calibration_history("SPY", limit=50, history_dir=history_dir)
     assert len(loaded) == 50
     assert all(r.underlying == "SPY" for r in loaded)
@@ -295,7 +322,9 @@ def test_load_returns_newest_limit_oldest_first(history_dir, record_series):
     assert loaded[0].run_id == runs[15].run_id
     assert {r.run_id for r in harvested} <= {r.run_id for r in loaded}
     assert [r.run_id for r in load_recent_calibration_history("SPY", limit=3, history_dir=history_dir)] == [
-        harvested[-2].run_id, runs[-1].run_id, harvested[-1].run_id  # day 58 16:30, day 59 15:30, day 59 16:30
+        harvested[-2].run_id,
+        runs[-1].run_id,
+        harvested[-1].run_id,  # day 58 16:30, day 59 15:30, day 59 16:30
     ]
     assert {r.underlying for r in load_recent_calibration_history("QQQ", history_dir=history_dir)} == {"QQQ"}
     assert load_recent_calibration_history("IWM", history_dir=history_dir) == []
@@ -345,13 +374,33 @@ def _stamp(moment: datetime) -> str:
         b"",
         b'{"timestamp": "2025-12-30T00:00:00Z", "underlying": "SPY", "source": "live", "recommended_iv_multiplier": {"global": NaN}, "sample_size": 1}',
         # Times a file can hold that leave the datetime range in UTC raised OverflowError on every load (issue 11, D5).
-        *[b'{"timestamp": "%s", "underlying": "SPY", "source": "live", "recommended_iv_multiplier": {"global": 1.0}, "sample_size": 1}'
-          % moment for moment in (b"0001-01-01T00:00:00+05:00", b"9999-12-31T23:00:00-05:00", b"2025-12-30T00:00:00",
-                                  b"1969-12-31T23:59:59Z", b"9999-06-01T00:00:00Z")],
+        *[
+            b'{"timestamp": "%s", "underlying": "SPY", "source": "live", "recommended_iv_multiplier": {"global": 1.0}, "sample_size": 1}'
+            % moment
+            for moment in (
+                b"0001-01-01T00:00:00+05:00",
+                b"9999-12-31T23:00:00-05:00",
+                b"2025-12-30T00:00:00",
+                b"1969-12-31T23:59:59Z",
+                b"9999-06-01T00:00:00Z",
+            )
+        ],
         b'{"a":' * 100_000,  # json raised RecursionError, which no reader caught (issue 11, D4)
     ],
-    ids=["garbage", "foreign-object", "array", "truncated", "empty", "nan", "year-1-east", "year-9999-west", "naive",
-         "before-1970", "year-9999", "deeply-nested"],
+    ids=[
+        "garbage",
+        "foreign-object",
+        "array",
+        "truncated",
+        "empty",
+        "nan",
+        "year-1-east",
+        "year-9999-west",
+        "naive",
+        "before-1970",
+        "year-9999",
+        "deeply-nested",
+    ],
 )
 def test_corrupt_file_is_skipped_with_a_warning(history_dir, caplog, content, record_series):
     runs = record_series(history_dir, 3)
@@ -393,7 +442,9 @@ def test_foreign_and_temp_files_are_ignored(history_dir, record_series):
     (history_dir / ".tmp-abc123").write_bytes(b'{"half": ')
     (history_dir / f".tmp-{runs[0].run_id}.json").write_bytes(b"{")
     (history_dir / "subdir").mkdir()
-    assert [r.run_id for r in load_recent_calibration_history("SPY", history_dir=history_dir)] == [r.run_id for r in runs]
+    assert [r.run_id for r in load_recent_calibration_history("SPY", history_dir=history_dir)] == [
+        r.run_id for r in runs
+    ]
 
 
 def test_orphan_temp_files_are_swept(history_dir, record_series):
@@ -477,7 +528,9 @@ def test_deleted_index_is_rebuilt(history_dir, record_series):
     assert len(load_recent_calibration_history("SPY", history_dir=history_dir)) == 5
     shutil.rmtree(history_dir / ".index")
     # This process (cached store) and a new one both still give the right answer.
-    assert [r.run_id for r in load_recent_calibration_history("SPY", history_dir=history_dir)] == [r.run_id for r in runs]
+    assert [r.run_id for r in load_recent_calibration_history("SPY", history_dir=history_dir)] == [
+        r.run_id for r in runs
+    ]
     fresh = HistoryStore(history_dir)
     assert [r.run_id for r in fresh.latest("SPY")] == [r.run_id for r in runs]
     assert (history_dir / ".index" / "runs.sqlite3").is_file()
@@ -567,7 +620,9 @@ def test_read_only_directory_write_fails_cleanly(history_dir, make_result, recor
     os.chmod(history_dir, 0o555)
     try:
         with pytest.raises(ValueError, match="Could not write"):
-            record_calibration_result(make_result(), "SPY", "live", history_dir=history_dir, timestamp=T0 + timedelta(days=3))
+            record_calibration_result(
+                make_result(), "SPY", "live", history_dir=history_dir, timestamp=T0 + timedelta(days=3)
+            )
     finally:
         os.chmod(history_dir, 0o755)
 
@@ -586,7 +641,11 @@ def test_save_writes_the_decision_back(history_dir, record_series):
     (run,) = record_series(history_dir, 1)
     store = open_store(history_dir)
     decided = run.model_copy(
-        update={"applied": True, "applied_reason": "Applied: forced by user", "smoothed_iv_multiplier": {"global": 1.01}}
+        update={
+            "applied": True,
+            "applied_reason": "Applied: forced by user",
+            "smoothed_iv_multiplier": {"global": 1.01},
+        }
     )
     store.save(decided)
     (loaded,) = load_recent_calibration_history("SPY", history_dir=history_dir)
@@ -623,12 +682,18 @@ def test_count_and_underlyings(history_dir, record_series):
 
 # -- property: any valid run round-trips ----------------------------------------------------
 
-UNDERLYING = st.from_regex(r"\^?[A-Z0-9][A-Z0-9\-]{0,6}(\.[A-Z0-9]{1,3})?", fullmatch=True).filter(lambda s: ".." not in s)
-BAND = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12).filter(lambda s: s != "global")
+UNDERLYING = st.from_regex(r"\^?[A-Z0-9][A-Z0-9\-]{0,6}(\.[A-Z0-9]{1,3})?", fullmatch=True).filter(
+    lambda s: ".." not in s
+)
+BAND = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12).filter(
+    lambda s: s != "global"
+)
 MULTIPLIER = st.floats(min_value=1e-6, max_value=10.0, allow_nan=False, allow_infinity=False).filter(lambda x: x > 0)
-MOMENT = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.sampled_from(
-    [timezone.utc, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
-))
+MOMENT = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2099, 12, 31),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]),
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -668,8 +733,11 @@ def test_any_valid_run_round_trips(underlying, source, global_m, bands, n, vega,
 def test_run_model_rejects_naive_timestamp():
     with pytest.raises(ValueError, match="timezone-aware"):
         CalibrationRun(
-            timestamp=datetime(2025, 1, 1), underlying="SPY", source="live",
-            recommended_iv_multiplier={"global": 1.0}, sample_size=1,
+            timestamp=datetime(2025, 1, 1),
+            underlying="SPY",
+            source="live",
+            recommended_iv_multiplier={"global": 1.0},
+            sample_size=1,
         )
 
 

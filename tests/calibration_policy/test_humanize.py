@@ -8,11 +8,14 @@ import pytest
 from calibration_policy.humanize import fmt_against
 
 
-@pytest.mark.parametrize("value, limit, expected", [
-    (0.0171, 0.015, ("0.017", "0.015")),   # was "0.02" against "0.01": the threshold read as a third less than set
-    (0.21, 0.03, ("0.21", "0.03")),
-    (0.0299, 0.03, ("0.0299", "0.03")),    # close to the limit: enough decimals to tell them apart
-    (0.05, 0.05, ("0.05", "0.05")),
-])
+@pytest.mark.parametrize(
+    "value, limit, expected",
+    [
+        (0.0171, 0.015, ("0.017", "0.015")),  # was "0.02" against "0.01": the threshold read as a third less than set
+        (0.21, 0.03, ("0.21", "0.03")),
+        (0.0299, 0.03, ("0.0299", "0.03")),  # close to the limit: enough decimals to tell them apart
+        (0.05, 0.05, ("0.05", "0.05")),
+    ],
+)
 def test_a_limit_reads_as_it_was_set_and_the_value_beside_it_as_precisely(value, limit, expected):
     assert fmt_against(value, limit) == expected

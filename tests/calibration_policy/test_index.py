@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import logging
 import os
 import shutil
+import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -174,7 +174,7 @@ def test_read_only_folder_falls_back_to_scanning(folder):
 
 
 def test_many_names_one_underlying_query(folder, index):
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(2000):
         moment = start + timedelta(minutes=17 * i)
         touch_run(folder, f"{moment:%Y%m%dT%H%M%S.%fZ}", underlying=("SPY", "QQQ", "IWM", "DIA")[i % 4])
@@ -211,9 +211,16 @@ def test_an_index_that_cannot_be_written_is_left_alone_and_the_folder_is_scanned
     assert database.exists()  # a read-only index is not "corrupt": it is not deleted
 
 
-@pytest.mark.parametrize("raw_name", [b"20251210T153000.000000Z_SP\xffY_live.json", b"20251210T153000.000000Z_SPY_live\xff.json",
-                                      b"20251210T153000.000000Z_SPY (1)_live.json", b"20251210T153000.000000Z_spy_live.json"],
-                         ids=["not-utf8-symbol", "not-utf8-source", "copy-suffix", "lower-case"])
+@pytest.mark.parametrize(
+    "raw_name",
+    [
+        b"20251210T153000.000000Z_SP\xffY_live.json",
+        b"20251210T153000.000000Z_SPY_live\xff.json",
+        b"20251210T153000.000000Z_SPY (1)_live.json",
+        b"20251210T153000.000000Z_spy_live.json",
+    ],
+    ids=["not-utf8-symbol", "not-utf8-source", "copy-suffix", "lower-case"],
+)
 @pytest.mark.parametrize("fallback", [False, True], ids=["sqlite", "scan"])
 def test_a_name_that_only_looks_like_a_run_is_never_indexed(folder, raw_name, fallback, caplog):
     """Issue 11, D4: a byte that is not UTF-8 made SQLite raise on every load of every underlying;

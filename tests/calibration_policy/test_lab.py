@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,24 @@ from calibration_policy.replay import load_history, replay
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST_PLUGINS = REPO_ROOT / "examples" / "options_agent" / "plugins"
-LAB_RULES = ["min_sample_size", "min_vega_sum", "bounds", "max_step", "stabilization_window", "min_delta_directional", "cooldown_period"]
-LAB_POLICY = CalibrationUpdatePolicy(rules=LAB_RULES, max_step=0.06, rule_options={
-    "stabilization_window": {"days": 3}, "min_delta_directional": {"up": 0.02, "down": 0.04}, "cooldown_period": {"days": 4}})
+LAB_RULES = [
+    "min_sample_size",
+    "min_vega_sum",
+    "bounds",
+    "max_step",
+    "stabilization_window",
+    "min_delta_directional",
+    "cooldown_period",
+]
+LAB_POLICY = CalibrationUpdatePolicy(
+    rules=LAB_RULES,
+    max_step=0.06,
+    rule_options={
+        "stabilization_window": {"days": 3},
+        "min_delta_directional": {"up": 0.02, "down": 0.04},
+        "cooldown_period": {"days": 4},
+    },
+)
 
 
 def _demo(root: Path, policy: CalibrationUpdatePolicy) -> Path:
@@ -39,8 +54,11 @@ def demo(tmp_path_factory) -> Path:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".index" not in p.parts}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".index" not in p.parts
+    }
 
 
 def assert_reproduces(root: Path, policy: CalibrationUpdatePolicy, **args) -> None:
@@ -48,7 +66,9 @@ def assert_reproduces(root: Path, policy: CalibrationUpdatePolicy, **args) -> No
     result = replay(runs, policy, archive_dir=root / "config_archive", **args)
     assert result.differences == []
     replayed = result.decisions
-    assert len(replayed) == sum(1 for r in runs if r.domain == "vol_surface" and (not args.get("since") or r.timestamp >= args["since"]))
+    assert len(replayed) == sum(
+        1 for r in runs if r.domain == "vol_surface" and (not args.get("since") or r.timestamp >= args["since"])
+    )
     by_id = {r.run_id: r for r in runs}
     for sim in replayed:
         recorded = by_id[sim.run_id].decision
@@ -65,7 +85,7 @@ def test_replaying_the_policy_that_ran_reproduces_every_recorded_decision(demo):
 
 
 def test_replaying_from_a_date_keeps_the_earlier_runs_for_smoothing(demo):
-    assert_reproduces(demo, CalibrationUpdatePolicy(), since=datetime(2025, 11, 1, tzinfo=timezone.utc))
+    assert_reproduces(demo, CalibrationUpdatePolicy(), since=datetime(2025, 11, 1, tzinfo=UTC))
 
 
 def test_the_lab_rules_decide_the_same_live_and_in_a_replay(tmp_path):
@@ -78,8 +98,11 @@ def test_the_lab_rules_decide_the_same_live_and_in_a_replay(tmp_path):
 
 def test_a_candidate_shows_its_figures_and_every_differing_decision_in_words(demo):
     before = tree_digest(demo)
-    result = replay(demo / "calibration_runs", CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01),
-                    archive_dir=demo / "config_archive")
+    result = replay(
+        demo / "calibration_runs",
+        CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01),
+        archive_dir=demo / "config_archive",
+    )
     current = replay(demo / "calibration_runs", CalibrationUpdatePolicy(), archive_dir=demo / "config_archive")
     assert result.applies > current.applies and result.mean_lag < current.mean_lag
     assert result.movement > 0 and result.flip_flops >= 0
@@ -91,8 +114,13 @@ def test_a_candidate_shows_its_figures_and_every_differing_decision_in_words(dem
 
 
 def test_start_values_override_the_archive(demo):
-    result = replay(demo / "calibration_runs", CalibrationUpdatePolicy(), {"global": 1.5, "weekly": 1.5, "monthly": 1.5},
-                    underlying="SPY", archive_dir=demo / "config_archive")
+    result = replay(
+        demo / "calibration_runs",
+        CalibrationUpdatePolicy(),
+        {"global": 1.5, "weekly": 1.5, "monthly": 1.5},
+        underlying="SPY",
+        archive_dir=demo / "config_archive",
+    )
     assert result.underlyings["SPY"].start_from == "given"
     assert result.decisions[0].live_before["global"] == 1.5
 
@@ -101,36 +129,55 @@ def test_bad_history_says_what_is_wrong(demo):
     with pytest.raises(HistoryError, match="empty"):
         replay([], CalibrationUpdatePolicy())
     with pytest.raises(HistoryError, match="No calibration runs in the range"):
-        replay(demo / "calibration_runs", CalibrationUpdatePolicy(), since=datetime(2030, 1, 1, tzinfo=timezone.utc))
+        replay(demo / "calibration_runs", CalibrationUpdatePolicy(), since=datetime(2030, 1, 1, tzinfo=UTC))
     with pytest.raises(HistoryError, match="no runs of IWM"):
         replay(demo / "calibration_runs", CalibrationUpdatePolicy(), underlying="IWM")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("min_delta_globl = 0.02", "min_delta_globl"),
-    ('rules = ["min_delta", "no_such_rule"]', "no_such_rule"),
-    ("min_delta_global = -0.01", "min_delta_global"),
-    ("min_delta_global = nan", "min_delta_global"),
-    ('rules = ["cooldown_period"]\nrule_options = { cooldown_period = { days = -1 } }', "cooldown"),
-    ('rules = ["min_delta_directional"]\nrule_options = { min_delta_directional = { up = nan } }', "up"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("min_delta_globl = 0.02", "min_delta_globl"),
+        ('rules = ["min_delta", "no_such_rule"]', "no_such_rule"),
+        ("min_delta_global = -0.01", "min_delta_global"),
+        ("min_delta_global = nan", "min_delta_global"),
+        ('rules = ["cooldown_period"]\nrule_options = { cooldown_period = { days = -1 } }', "cooldown"),
+        ('rules = ["min_delta_directional"]\nrule_options = { min_delta_directional = { up = nan } }', "up"),
+    ],
+)
 def test_a_bad_candidate_fails_naming_the_problem_and_writes_nothing(capsys, demo, tmp_path, text, message):
     candidate = tmp_path / "candidate.toml"
     candidate.write_text(text)
     with pytest.raises(PolicyError, match=message):
         CalibrationUpdatePolicy.from_toml(candidate)
     out = tmp_path / "tuned.toml"
-    code = main(["tune", "--policy", str(candidate), "--history-dir", str(demo / "calibration_runs"),
-                 "--param", "min_delta_global=0.01:0.05", "--out", str(out)])
+    code = main(
+        [
+            "tune",
+            "--policy",
+            str(candidate),
+            "--history-dir",
+            str(demo / "calibration_runs"),
+            "--param",
+            "min_delta_global=0.01:0.05",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not out.exists()
 
 
 def test_compare_draws_the_live_value_under_each_policy(demo):
-    comparison = compare(demo / "calibration_runs", {"current": CalibrationUpdatePolicy(),
-                                                      "loose": CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01)},
-                         archive_dir=demo / "config_archive")
+    comparison = compare(
+        demo / "calibration_runs",
+        {
+            "current": CalibrationUpdatePolicy(),
+            "loose": CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01),
+        },
+        archive_dir=demo / "config_archive",
+    )
     assert [row["policy"] for row in comparison.rows()] == ["current", "loose"]
     svg = comparison.svg("SPY")
     assert svg.startswith("<svg") and svg.count("<path") == 2 and "loose" in svg and "recommended" in svg
@@ -140,13 +187,18 @@ def test_tune_is_deterministic_and_writes_the_chosen_candidate(demo, tmp_path):
     space = {"min_delta_global": (0.005, 0.06), "rule_options.cooldown_period.days": (1, 5)}
     base = CalibrationUpdatePolicy(rules=[*CalibrationUpdatePolicy().rules, "cooldown_period"])
     args = dict(method="random", n=12, seed=7, archive_dir=demo / "config_archive")
-    first, again = tune(demo / "calibration_runs", base, space, **args), tune(demo / "calibration_runs", base, space, **args)
+    first, again = (
+        tune(demo / "calibration_runs", base, space, **args),
+        tune(demo / "calibration_runs", base, space, **args),
+    )
     assert first.to_dict() == again.to_dict()
     assert tune(demo / "calibration_runs", base, space, **{**args, "seed": 8}).to_dict() != first.to_dict()
     front = first.front
     assert front == pareto_front(first.candidates) and first.chosen in front
     for c in first.candidates:  # nothing off the front beats a front member on both
-        assert not any(c.figures.movement < f.figures.movement and c.figures.mean_lag < f.figures.mean_lag for f in front)
+        assert not any(
+            c.figures.movement < f.figures.movement and c.figures.mean_lag < f.figures.mean_lag for f in front
+        )
     path = first.write(tmp_path / "tuned.toml")
     loaded = CalibrationUpdatePolicy.from_toml(path)
     assert loaded == first.chosen.policy
@@ -154,10 +206,16 @@ def test_tune_is_deterministic_and_writes_the_chosen_candidate(demo, tmp_path):
     assert sorted(c.params["min_delta_global"] for c in grid.candidates) == [0.01, 0.02, 0.03, 0.04, 0.05]
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"min_delta_global": (0.05, 0.01)}, "low ≤ high"), ({"min_delta_global": (-1, 0.01)}, "low ≤ high"),
-    ({"min_delta_global": (math.nan, 0.01)}, "finite"), ({"colour": (0, 1)}, "Cannot tune"), ({}, "at least one"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"min_delta_global": (0.05, 0.01)}, "low ≤ high"),
+        ({"min_delta_global": (-1, 0.01)}, "low ≤ high"),
+        ({"min_delta_global": (math.nan, 0.01)}, "finite"),
+        ({"colour": (0, 1)}, "Cannot tune"),
+        ({}, "at least one"),
+    ],
+)
 def test_tune_refuses_bad_bounds(demo, space, message):
     with pytest.raises(PolicyError, match=message):
         tune(demo / "calibration_runs", CalibrationUpdatePolicy(), space, n=3)
@@ -165,7 +223,7 @@ def test_tune_refuses_bad_bounds(demo, space, message):
 
 # -- the lab's rules -----------------------------------------------------------------------------------------
 
-T = datetime(2025, 12, 10, 21, tzinfo=timezone.utc)
+T = datetime(2025, 12, 10, 21, tzinfo=UTC)
 
 
 def _policy(rules, **options):
@@ -186,20 +244,28 @@ def test_cooldown_waits_days_after_the_last_change():
     decision = should_apply_update({"global": 1.0}, {"global": 1.2}, policy, recent)
     assert not decision.apply and "cooling down (last change 1.0 days ago, 3 days between changes)" in decision.reason
     assert decision.verdicts[0].needs == "wait 2.0 more days"
-    assert should_apply_update({"global": 1.0}, {"global": 1.2}, policy, {**recent, "last_applied_at": T - timedelta(days=3)}).apply
+    assert should_apply_update(
+        {"global": 1.0}, {"global": 1.2}, policy, {**recent, "last_applied_at": T - timedelta(days=3)}
+    ).apply
     assert should_apply_update({"global": 1.0}, {"global": 1.2}, policy, {"run_time": T, "last_applied_at": None}).apply
 
 
 def test_stabilization_window_takes_the_most_conservative_recent_value():
     policy = _policy(["stabilization_window", "min_delta"], stabilization_window={"days": 3})
     rising = [(T - timedelta(days=2), {"global": 1.06}), (T - timedelta(days=1), {"global": 1.10})]
-    decision = should_apply_update({"global": 1.0}, {"global": 1.12}, policy, {"run_time": T, "recent_smoothed": rising})
+    decision = should_apply_update(
+        {"global": 1.0}, {"global": 1.12}, policy, {"run_time": T, "recent_smoothed": rising}
+    )
     assert decision.apply and decision.values == {"global": 1.06}
     both_ways = [(T - timedelta(days=1), {"global": 0.95})]
-    decision = should_apply_update({"global": 1.0}, {"global": 1.12}, policy, {"run_time": T, "recent_smoothed": both_ways})
+    decision = should_apply_update(
+        {"global": 1.0}, {"global": 1.12}, policy, {"run_time": T, "recent_smoothed": both_ways}
+    )
     assert not decision.apply and "held at 1" in " ".join(v.text for v in decision.verdicts)
     old = [(T - timedelta(days=5), {"global": 0.95})]  # outside the window
-    assert should_apply_update({"global": 1.0}, {"global": 1.12}, policy, {"run_time": T, "recent_smoothed": old}).values == {"global": 1.12}
+    assert should_apply_update(
+        {"global": 1.0}, {"global": 1.12}, policy, {"run_time": T, "recent_smoothed": old}
+    ).values == {"global": 1.12}
 
 
 def test_the_lab_rules_explain_themselves():
@@ -212,7 +278,7 @@ def test_the_lab_rules_explain_themselves():
 
 def test_policy_versions_record_who_why_as_of_and_roll_back(tmp_path):
     versions = PolicyVersions(tmp_path)
-    t1, t2 = datetime(2025, 11, 1, tzinfo=timezone.utc), datetime(2025, 12, 1, tzinfo=timezone.utc)
+    t1, t2 = datetime(2025, 11, 1, tzinfo=UTC), datetime(2025, 12, 1, tzinfo=UTC)
     first = versions.record(CalibrationUpdatePolicy(), actor="ana", reason="baseline", at=t1)
     second = versions.record(CalibrationUpdatePolicy(min_delta_global=0.02), actor="bo", reason="react faster", at=t2)
     assert CalibrationUpdatePolicy.load(data_dir=tmp_path).min_delta_global == 0.02
@@ -229,8 +295,11 @@ def test_policy_versions_record_who_why_as_of_and_roll_back(tmp_path):
 
 
 def test_every_policy_round_trips_through_toml():
-    for policy in (CalibrationUpdatePolicy(), LAB_POLICY, CalibrationUpdatePolicy(band_min_delta={"weekly": 0.05},
-                                                                                   bounds={"min": 0.5, "max": 2.0})):
+    for policy in (
+        CalibrationUpdatePolicy(),
+        LAB_POLICY,
+        CalibrationUpdatePolicy(band_min_delta={"weekly": 0.05}, bounds={"min": 0.5, "max": 2.0}),
+    ):
         assert CalibrationUpdatePolicy.from_dict(tomllib.loads(policy_to_toml(policy, "a\nheader"))) == policy
 
 
@@ -278,7 +347,9 @@ def test_policy_commands(capsys, tmp_path):
     assert [v["actor"] for v in versions] == ["ana"]
     code, out, _ = cli(capsys, "policy", "as-of", "2999-01-01", *data)
     assert code == 0 and "react faster" in out and "0.02" in out
-    code, out, _ = cli(capsys, "policy", "rollback", versions[0]["version_id"], "--actor", "bo", "--reason", "again", *data)
+    code, out, _ = cli(
+        capsys, "policy", "rollback", versions[0]["version_id"], "--actor", "bo", "--reason", "again", *data
+    )
     assert code == 0 and "Rolled back" in out
     code, _, err = cli(capsys, "policy", "rollback", "nope", "--actor", "bo", "--reason", "x", *data)
     assert code == 2 and "no policy version" in err
@@ -286,11 +357,13 @@ def test_policy_commands(capsys, tmp_path):
 
 def test_replay_is_in_the_public_api_even_after_its_module_was_imported(demo):
     import calibration_policy
-    import calibration_policy.lab  # noqa: F401  (imports the module calibration_policy.replay)
+    import calibration_policy.lab
     from calibration_policy import ReplayResult
     from calibration_policy import replay as public_replay
 
-    result = public_replay(load_history(demo / "calibration_runs"), CalibrationUpdatePolicy(), archive_dir=demo / "config_archive")
+    result = public_replay(
+        load_history(demo / "calibration_runs"), CalibrationUpdatePolicy(), archive_dir=demo / "config_archive"
+    )
     assert isinstance(result, ReplayResult) and result.differences == []
     assert "replay" in calibration_policy.__all__ and "ReplayResult" in calibration_policy.__all__
 

@@ -53,7 +53,9 @@ def _record(store: HistoryStore, make_result, moment, underlying="SPY", source="
     return store.record(build_run(make_result(global_m=g), underlying, source, timestamp=moment))
 
 
-def test_record_adds_its_name_to_the_index_and_the_next_load_lists_nothing(store, history_dir, make_result, monkeypatch):
+def test_record_adds_its_name_to_the_index_and_the_next_load_lists_nothing(
+    store, history_dir, make_result, monkeypatch
+):
     for day in range(3):
         _record(store, make_result, T0 + timedelta(days=day))
     _quiet(history_dir)
@@ -113,9 +115,9 @@ def _shared_stamps(store: HistoryStore, make_result) -> list[str]:
     for d in range(5):
         ids.append(_record(store, make_result, T0 + timedelta(days=d)).run_id)
     same = T0 + timedelta(days=6)
-    for i in range(12):
+    for _i in range(12):
         ids.append(_record(store, make_result, same).run_id)  # _2 … _12 (…_10 after …_9)
-    for i in range(3):
+    for _i in range(3):
         ids.append(_record(store, make_result, same, source="harvested").run_id)
     for d in range(3):
         ids.append(_record(store, make_result, T0 + timedelta(days=8 + d)).run_id)
@@ -168,7 +170,7 @@ def test_cli_history_pages_by_cursor(store, history_dir, make_result, capsys):
     _shared_stamps(store, make_result)
     newest_first = [r.run_id for r in reversed(store.latest("SPY", 100))]
     assert main(["history", "SPY", "--limit", "5", "--history-dir", str(history_dir)]) == 0
-    line = [l for l in capsys.readouterr().out.splitlines() if "--before" in l][0]
+    line = [text for text in capsys.readouterr().out.splitlines() if "--before" in text][0]
     older = shlex.split(line.split("Older runs: ", 1)[1])  # the next page's command, as printed
     cursor = older[older.index("--before") + 1]
     assert parse_cursor(cursor)[2] == f"{newest_first[4]}.json"
@@ -204,14 +206,18 @@ def test_an_index_build_killed_midway_leaves_a_usable_index(history_dir, make_re
     for i in range(1, 400):
         moment = T0 + timedelta(minutes=i)
         stem = f"{moment:%Y%m%dT%H%M%S.%fZ}_SPY_live"
-        (history_dir / f"{stem}.json").write_bytes(data.replace(b"2025-12-10T15:30:00Z", f"{moment:%Y-%m-%dT%H:%M:%SZ}".encode()))
+        (history_dir / f"{stem}.json").write_bytes(
+            data.replace(b"2025-12-10T15:30:00Z", f"{moment:%Y-%m-%dT%H:%M:%SZ}".encode())
+        )
         names.append(stem)
     shutil.rmtree(history_dir / INDEX_DIR, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    child = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(history_dir)], stdout=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(history_dir)], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         lines = [child.stdout.readline() for _ in range(3)]  # three chunks of 50 inserted, not committed
-        assert all(l.startswith("chunk") for l in lines), lines
+        assert all(line.startswith("chunk") for line in lines), lines
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait(10)

@@ -3,15 +3,15 @@ plain sentence, never an ``OverflowError`` (issue 11, D5)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from calibration_policy import CalibrationPolicyError
-from calibration_policy.moments import aware_utc, parse_moment, to_utc
 from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
+from calibration_policy.moments import aware_utc, parse_moment, to_utc
 
 OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
 MOMENTS = st.datetimes(min_value=datetime.min, max_value=datetime.max)
@@ -22,29 +22,34 @@ def in_utc(moment: datetime) -> datetime | None:
     offset = moment.utcoffset() or timedelta(0)
     naive = moment.replace(tzinfo=None)
     try:
-        return (naive - offset).replace(tzinfo=timezone.utc)
+        return (naive - offset).replace(tzinfo=UTC)
     except OverflowError:
         return None
 
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("0001-01-01", datetime(1, 1, 1, tzinfo=timezone.utc)),
-     ("0001-01-01T00:00-05:00", datetime(1, 1, 1, 5, tzinfo=timezone.utc)),
-     ("9999-12-31T23:59:59.999999", datetime.max.replace(tzinfo=timezone.utc)),
-     ("9999-12-31T20:00+03:00", datetime(9999, 12, 31, 17, tzinfo=timezone.utc)),
-     ("2025-12-10T12:00Z", datetime(2025, 12, 10, 12, tzinfo=timezone.utc)),
-     ("2025-12-10T12:00", datetime(2025, 12, 10, 12, tzinfo=timezone.utc)),
-     ("2025-12-10T12:00-00:30", datetime(2025, 12, 10, 12, 30, tzinfo=timezone.utc))],
+    [("0001-01-01", datetime(1, 1, 1, tzinfo=UTC)),
+     ("0001-01-01T00:00-05:00", datetime(1, 1, 1, 5, tzinfo=UTC)),
+     ("9999-12-31T23:59:59.999999", datetime.max.replace(tzinfo=UTC)),
+     ("9999-12-31T20:00+03:00", datetime(9999, 12, 31, 17, tzinfo=UTC)),
+     ("2025-12-10T12:00Z", datetime(2025, 12, 10, 12, tzinfo=UTC)),
+     ("2025-12-10T12:00", datetime(2025, 12, 10, 12, tzinfo=UTC)),
+     ("2025-12-10T12:00-00:30", datetime(2025, 12, 10, 12, 30, tzinfo=UTC))],
 )  # fmt: skip
 def test_extreme_but_valid_moments(text, expected):
     assert parse_moment(text) == expected
 
 
-@pytest.mark.parametrize("text, side", [("0001-01-01T00:00+05:00", "before the year 1"),
-                                        ("0001-01-01T04:59:59+05:00", "before the year 1"),
-                                        ("9999-12-31T23:00-05:00", "after the year 9999"),
-                                        ("9999-12-31T23:59:59.999999-00:01", "after the year 9999")])
+@pytest.mark.parametrize(
+    "text, side",
+    [
+        ("0001-01-01T00:00+05:00", "before the year 1"),
+        ("0001-01-01T04:59:59+05:00", "before the year 1"),
+        ("9999-12-31T23:00-05:00", "after the year 9999"),
+        ("9999-12-31T23:59:59.999999-00:01", "after the year 9999"),
+    ],
+)
 def test_moments_outside_utc_are_one_plain_sentence(text, side):
     for parse in (parse_moment, as_of_moment):
         with pytest.raises(CalibrationPolicyError) as caught:
@@ -54,15 +59,29 @@ def test_moments_outside_utc_are_one_plain_sentence(text, side):
         assert "\n" not in message
 
 
-@pytest.mark.parametrize("text", ["", "   ", "yesterday", "2025-02-30", "0000-01-01", "99999-01-01", "2025-12-10T25:00",
-                                  "2025-12-10T12:00+24:00", "x" * 200])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "yesterday",
+        "2025-02-30",
+        "0000-01-01",
+        "99999-01-01",
+        "2025-12-10T25:00",
+        "2025-12-10T12:00+24:00",
+        "x" * 200,
+    ],
+)
 def test_what_is_not_a_date_says_so(text):
     with pytest.raises(CalibrationPolicyError, match="is not a date or time"):
         parse_moment(text)
 
 
 @settings(max_examples=400, deadline=None)
-@given(moment=MOMENTS, zone=st.one_of(st.none(), OFFSETS), timespec=st.sampled_from(["minutes", "seconds", "microseconds"]))
+@given(
+    moment=MOMENTS, zone=st.one_of(st.none(), OFFSETS), timespec=st.sampled_from(["minutes", "seconds", "microseconds"])
+)
 @example(moment=datetime(1, 1, 1), zone=timezone(timedelta(hours=5)), timespec="minutes")
 @example(moment=datetime(9999, 12, 31, 23), zone=timezone(timedelta(hours=-5)), timespec="minutes")
 @example(moment=datetime(9999, 12, 31, 23, 59, 59, 999999), zone=None, timespec="microseconds")
@@ -71,7 +90,7 @@ def test_any_typed_moment_is_utc_or_a_plain_refusal(moment, zone, timespec):
     if timespec != "microseconds":
         typed = typed.replace(microsecond=0, second=0 if timespec == "minutes" else typed.second)
     text = typed.isoformat(timespec=timespec)
-    expected = in_utc(typed) if zone is not None else typed.replace(tzinfo=timezone.utc)
+    expected = in_utc(typed) if zone is not None else typed.replace(tzinfo=UTC)
     for parse in (parse_moment, as_of_moment):
         try:
             got = parse(text)
@@ -79,7 +98,7 @@ def test_any_typed_moment_is_utc_or_a_plain_refusal(moment, zone, timespec):
             assert expected is None, f"{text} was refused but is {expected} in UTC: {error}"
             assert text in str(error)
             continue
-        assert expected is not None and got == expected and got.tzinfo is timezone.utc, (text, got)
+        assert expected is not None and got == expected and got.tzinfo is UTC, (text, got)
 
 
 @settings(max_examples=200, deadline=None)
@@ -88,7 +107,7 @@ def test_a_bare_date_is_a_whole_utc_day(day):
     start = parse_moment(day.isoformat())
     end = parse_moment(day.isoformat(), date_means="end")
     assert as_of_moment(day.isoformat()) == end
-    assert start.date() == end.date() == day and start.tzinfo is end.tzinfo is timezone.utc and start < end
+    assert start.date() == end.date() == day and start.tzinfo is end.tzinfo is UTC and start < end
 
 
 @settings(max_examples=200, deadline=None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -59,7 +59,9 @@ def test_valid_sources(raw):
     assert check_source(raw) == raw
 
 
-@pytest.mark.parametrize("raw", ["Live", "Live/../", "", "live_2", "live.json", "../live", "a" * 33, "1live", "live\x00", None])
+@pytest.mark.parametrize(
+    "raw", ["Live", "Live/../", "", "live_2", "live.json", "../live", "a" * 33, "1live", "live\x00", None]
+)
 def test_bad_sources_rejected(raw):
     with pytest.raises(InvalidNameError, match="source"):
         check_source(raw)
@@ -77,7 +79,7 @@ def test_bad_record_ids(raw):
 
 
 def test_stamp_is_utc_sortable_and_filename_safe():
-    moment = datetime(2025, 12, 10, 12, 34, 56, 123456, tzinfo=timezone.utc)
+    moment = datetime(2025, 12, 10, 12, 34, 56, 123456, tzinfo=UTC)
     assert utc_stamp(moment) == "20251210T123456.123456Z"
     berlin = moment.astimezone(timezone(timedelta(hours=1)))
     assert utc_stamp(berlin) == "20251210T123456.123456Z"
@@ -86,9 +88,22 @@ def test_stamp_is_utc_sortable_and_filename_safe():
 
 def test_file_name_round_trip():
     assert run_file_name("20251210T123456.123456Z", "SPY", "live") == "20251210T123456.123456Z_SPY_live.json"
-    assert run_file_name("20251210T123456.123456Z", "BRK.B", "harvested", 2) == "20251210T123456.123456Z_BRK.B_harvested_2.json"
-    assert parse_run_file_name("20251210T123456.123456Z_BRK.B_harvested_2.json") == ("20251210T123456.123456Z", "BRK.B", "harvested", 2)
-    assert parse_run_file_name("20251210T123456.123456Z_^VIX_live.json") == ("20251210T123456.123456Z", "^VIX", "live", 0)
+    assert (
+        run_file_name("20251210T123456.123456Z", "BRK.B", "harvested", 2)
+        == "20251210T123456.123456Z_BRK.B_harvested_2.json"
+    )
+    assert parse_run_file_name("20251210T123456.123456Z_BRK.B_harvested_2.json") == (
+        "20251210T123456.123456Z",
+        "BRK.B",
+        "harvested",
+        2,
+    )
+    assert parse_run_file_name("20251210T123456.123456Z_^VIX_live.json") == (
+        "20251210T123456.123456Z",
+        "^VIX",
+        "live",
+        0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,21 +133,35 @@ def test_every_name_that_parses_as_a_run_has_a_valid_symbol_and_source(name):
 
 
 def test_archive_and_suggestion_file_names():
-    assert is_archive_file_name("20251210T123456.123456Z.json") and is_archive_file_name("20251210T123456.123456Z_12.json")
-    for name in ("20251210T123456.123456Z (1).json", "notes.json",
-                 "20251210T123456.123456Z\udcff.json", "20251210T123456.123456Z_0.json"):
+    assert is_archive_file_name("20251210T123456.123456Z.json") and is_archive_file_name(
+        "20251210T123456.123456Z_12.json"
+    )
+    for name in (
+        "20251210T123456.123456Z (1).json",
+        "notes.json",
+        "20251210T123456.123456Z\udcff.json",
+        "20251210T123456.123456Z_0.json",
+    ):
         assert not is_archive_file_name(name), name
     assert is_suggestion_file_name("20251210T123456.123456Z_vol_surface_SPY_2.json")
-    for name in ("20251210T123456.123456Z_live (1).json", "20251210T123456.123456Z_live\udcff.json",
-                 "20251210T123456.123456Z_.json", "20251210T123456.123456Z_a..b.json", "x.json"):
+    for name in (
+        "20251210T123456.123456Z_live (1).json",
+        "20251210T123456.123456Z_live\udcff.json",
+        "20251210T123456.123456Z_.json",
+        "20251210T123456.123456Z_a..b.json",
+        "x.json",
+    ):
         assert not is_suggestion_file_name(name), name
 
 
 def test_numbered_names_skip_one_and_sort_numerically():
     names = numbered("20251210T123456.123456Z_live")
     first = [next(names) for _ in range(12)]
-    assert first[:3] == ["20251210T123456.123456Z_live.json", "20251210T123456.123456Z_live_2.json",
-                         "20251210T123456.123456Z_live_3.json"]
+    assert first[:3] == [
+        "20251210T123456.123456Z_live.json",
+        "20251210T123456.123456Z_live_2.json",
+        "20251210T123456.123456Z_live_3.json",
+    ]
     stems = [n.removesuffix(".json") for n in first]
     shuffled = sorted(stems)  # as text: …_10, …_11, …_12 come before …_2
     assert shuffled != stems
@@ -155,7 +184,7 @@ def test_sequence_key(record_id, base, key):
 
 @settings(max_examples=100, deadline=None)
 @given(
-    moment=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 1, 1), timezones=st.just(timezone.utc)),
+    moment=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 1, 1), timezones=st.just(UTC)),
     underlying=st.from_regex(r"\^?[A-Z0-9][A-Z0-9.\-]{0,14}", fullmatch=True).filter(lambda s: ".." not in s),
     source=st.from_regex(r"[a-z][a-z0-9\-]{0,31}", fullmatch=True),
     seq=st.integers(0, 999_999).filter(lambda n: n != 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,29 +19,41 @@ from calibration_policy.default_plugins.scoring_weights.domain import weights_ta
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 from calibration_policy.errors import PermissionCheckError, PermissionDeniedError, PolicyError
 from calibration_policy.permissions import ACTIONS, PermissionsTable, check, explain
-from calibration_policy.pipeline import force_apply, run_update
+from calibration_policy.pipeline import (
+    approve_suggestion,
+    force_apply,
+    modify_suggestion,
+    reject_suggestion,
+    run_update,
+)
+from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.review import ReviewStore
-from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights
 
-T0 = datetime(2025, 12, 1, 21, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 1, 21, 0, tzinfo=UTC)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = REPO_ROOT / "examples" / "options_agent" / "plugins"
 SURFACE = REPO_ROOT / "examples" / "options_agent" / "config" / "vol_surface.json"
 
 TABLE = {
-    "roles": {"viewer": ["view"], "operator": ["view", "propose", "force_apply"],
-              "approver": ["view", "approve", "reject", "modify", "roll_back"], "admin": ["*"]},
+    "roles": {
+        "viewer": ["view"],
+        "operator": ["view", "propose", "force_apply"],
+        "approver": ["view", "approve", "reject", "modify", "roll_back"],
+        "admin": ["*"],
+    },
     "users": {"vic": ["viewer"], "olga": ["operator"], "ana": ["operator", "approver"], "bo": ["approver"]},
     "groups": {"risk": {"members": ["rita"], "roles": ["admin"]}},
 }
 
 
 def result(global_m: float = 1.08, n: int = 412) -> dict:
-    return {"global_metrics": {"n": n, "vega_sum": 12400.0, "recommended_iv_multiplier": global_m},
-            "bands": {"weekly": {"min_dte": 3, "max_dte": 10, "n": n // 2, "recommended_iv_multiplier": global_m + 0.02}}}
+    return {
+        "global_metrics": {"n": n, "vega_sum": 12400.0, "recommended_iv_multiplier": global_m},
+        "bands": {"weekly": {"min_dte": 3, "max_dte": 10, "n": n // 2, "recommended_iv_multiplier": global_m + 0.02}},
+    }
 
 
 @pytest.fixture
@@ -51,7 +63,11 @@ def place(tmp_path: Path):
 
     class Place:
         target = JsonFileTarget(config)
-        dirs = {"history_dir": tmp_path / "runs", "archive_dir": tmp_path / "archive", "suggestions_dir": tmp_path / "suggestions"}
+        dirs = {
+            "history_dir": tmp_path / "runs",
+            "archive_dir": tmp_path / "archive",
+            "suggestions_dir": tmp_path / "suggestions",
+        }
 
         def files(self) -> dict[str, bytes]:
             return {str(p): p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
@@ -97,8 +113,10 @@ def test_a_denial_names_the_missing_permission():
     policy = CalibrationUpdatePolicy(permissions=TABLE)
     with pytest.raises(PermissionDeniedError) as error:
         check("force_apply", actor="vic", domain="vol_surface", policy=policy)
-    assert str(error.value) == ("vic may not force-apply the IV multipliers (missing permission: force_apply on "
-                                "vol_surface); nothing was changed.")
+    assert str(error.value) == (
+        "vic may not force-apply the IV multipliers (missing permission: force_apply on "
+        "vol_surface); nothing was changed."
+    )
     assert (error.value.actor, error.value.action, error.value.domain) == ("vic", "force_apply", "vol_surface")
 
 
@@ -107,10 +125,20 @@ def test_a_host_callable_that_raises_is_a_clear_error_and_writes_nothing(place):
         raise KeyError("roles")
 
     before = place.files()
-    with pytest.raises(PermissionCheckError, match=r"The host's permission check failed for ana \(propose on vol_surface\): "
-                                                   r"KeyError: 'roles'; nothing was changed."):
-        run_update(result(), underlying="SPY", source="live", target=place.target, actor="ana", permissions=broken,
-                   **place.dirs)
+    with pytest.raises(
+        PermissionCheckError,
+        match=r"The host's permission check failed for ana \(propose on vol_surface\): "
+        r"KeyError: 'roles'; nothing was changed.",
+    ):
+        run_update(
+            result(),
+            underlying="SPY",
+            source="live",
+            target=place.target,
+            actor="ana",
+            permissions=broken,
+            **place.dirs,
+        )
     with pytest.raises(PermissionCheckError, match="not True or False"):
         check("view", actor="ana", domain="vol_surface", permissions=lambda u, a, d: "yes")
     assert place.files() == before
@@ -121,22 +149,39 @@ def test_a_host_callable_that_raises_is_a_clear_error_and_writes_nothing(place):
 
 def test_every_change_function_refuses_a_viewer_and_writes_nothing(place):
     policy = CalibrationUpdatePolicy(permissions=TABLE, require_approval=True)
-    run_update(result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="ana",
-               timestamp=T0, **place.dirs)
+    run_update(
+        result(),
+        underlying="SPY",
+        source="live",
+        target=place.target,
+        policy=policy,
+        actor="ana",
+        timestamp=T0,
+        **place.dirs,
+    )
     pending = ReviewStore(place.dirs["suggestions_dir"]).all(status="pending")[0]
     before = place.files()
     store = ReviewStore(place.dirs["suggestions_dir"])
     calls = {
-        "propose": lambda: run_update(result(), underlying="SPY", source="live", target=place.target, policy=policy,
-                                      actor="vic", **place.dirs),
+        "propose": lambda: run_update(
+            result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="vic", **place.dirs
+        ),
         "force_apply": lambda: force_apply("SPY", target=place.target, policy=policy, actor="vic", **place.dirs),
-        "approve": lambda: approve_suggestion(store, pending.suggestion_id, target=place.target, actor="vic", policy=policy,
-                                         archive_dir=place.dirs["archive_dir"]),
-        "modify": lambda: modify_suggestion(store, pending.suggestion_id, {"global": 1.02}, target=place.target, actor="vic",
-                                       policy=policy),
+        "approve": lambda: approve_suggestion(
+            store,
+            pending.suggestion_id,
+            target=place.target,
+            actor="vic",
+            policy=policy,
+            archive_dir=place.dirs["archive_dir"],
+        ),
+        "modify": lambda: modify_suggestion(
+            store, pending.suggestion_id, {"global": 1.02}, target=place.target, actor="vic", policy=policy
+        ),
         "reject": lambda: reject_suggestion(store, pending.suggestion_id, actor="vic", policy=policy),
-        "roll_back": lambda: rollback(place.target, "original", archive_dir=place.dirs["archive_dir"], actor="vic",
-                                      policy=policy),
+        "roll_back": lambda: rollback(
+            place.target, "original", archive_dir=place.dirs["archive_dir"], actor="vic", policy=policy
+        ),
     }
     for action, call in calls.items():
         with pytest.raises(PermissionDeniedError, match=f"missing permission: {action} on vol_surface"):
@@ -146,32 +191,63 @@ def test_every_change_function_refuses_a_viewer_and_writes_nothing(place):
 
 def test_a_python_host_that_passes_no_policy_follows_the_policy_in_force(place, tmp_path, monkeypatch):
     policy_file = tmp_path / "policy.toml"
-    policy_file.write_text('require_approval = true\n[permissions.roles]\nop = ["view", "propose"]\n'
-                           '[permissions.users]\nana = ["op"]\n')
+    policy_file.write_text(
+        'require_approval = true\n[permissions.roles]\nop = ["view", "propose"]\n[permissions.users]\nana = ["op"]\n'
+    )
     monkeypatch.setenv("CALIBRATION_POLICY", str(policy_file))
     before = place.files()
     with pytest.raises(PermissionDeniedError, match="missing permission: propose on vol_surface"):
-        run_update(result(), underlying="SPY", source="live", target=place.target, actor="vic", timestamp=T0, **place.dirs)
+        run_update(
+            result(), underlying="SPY", source="live", target=place.target, actor="vic", timestamp=T0, **place.dirs
+        )
     assert place.files() == before  # no policy= given: the table in force still refused
-    outcome = run_update(result(), underlying="SPY", source="live", target=place.target, actor="ana", timestamp=T0,
-                         **place.dirs)
+    outcome = run_update(
+        result(), underlying="SPY", source="live", target=place.target, actor="ana", timestamp=T0, **place.dirs
+    )
     assert outcome.route == "propose"  # and its require_approval applies too
 
 
 def test_four_eyes_refuses_the_proposer_and_accepts_a_second_person(place):
     policy = CalibrationUpdatePolicy(permissions=TABLE, require_approval=True, require_distinct_approver=True)
-    outcome = run_update(result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="ana",
-                         via="cli", timestamp=T0, **place.dirs)
+    outcome = run_update(
+        result(),
+        underlying="SPY",
+        source="live",
+        target=place.target,
+        policy=policy,
+        actor="ana",
+        via="cli",
+        timestamp=T0,
+        **place.dirs,
+    )
     store = ReviewStore(place.dirs["suggestions_dir"])
     sid = outcome.run.pending_suggestion
     assert store.get(sid).proposed_by == "ana" and store.get(sid).proposed_via == "cli"
     before = place.files()
-    with pytest.raises(PermissionDeniedError, match=f"ana proposed suggestion {sid}, so another person must approve it"):
-        approve_suggestion(store, sid, target=place.target, actor="ana", policy=policy,
-                      archive_dir=place.dirs["archive_dir"], history_dir=place.dirs["history_dir"])
+    with pytest.raises(
+        PermissionDeniedError, match=f"ana proposed suggestion {sid}, so another person must approve it"
+    ):
+        approve_suggestion(
+            store,
+            sid,
+            target=place.target,
+            actor="ana",
+            policy=policy,
+            archive_dir=place.dirs["archive_dir"],
+            history_dir=place.dirs["history_dir"],
+        )
     assert place.files() == before
-    done = approve_suggestion(store, sid, target=place.target, actor="bo", via="python", policy=policy, notes="checked the vega",
-                         archive_dir=place.dirs["archive_dir"], history_dir=place.dirs["history_dir"])
+    done = approve_suggestion(
+        store,
+        sid,
+        target=place.target,
+        actor="bo",
+        via="python",
+        policy=policy,
+        notes="checked the vega",
+        archive_dir=place.dirs["archive_dir"],
+        history_dir=place.dirs["history_dir"],
+    )
     assert done.status == "approved" and json.loads(place.target.path.read_text())["global"] == pytest.approx(1.08)
     entry = Archive(place.dirs["archive_dir"], place.target.name).entries()[-1]
     assert (entry.by, entry.via, entry.kind) == ("bo", "python", "approve") and "checked the vega" in entry.reason
@@ -180,29 +256,67 @@ def test_four_eyes_refuses_the_proposer_and_accepts_a_second_person(place):
 
 def test_a_modifier_may_not_approve_their_own_values(place):
     policy = CalibrationUpdatePolicy(require_approval=True, require_distinct_approver=True)
-    outcome = run_update(result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="ana",
-                         timestamp=T0, **place.dirs)
+    outcome = run_update(
+        result(),
+        underlying="SPY",
+        source="live",
+        target=place.target,
+        policy=policy,
+        actor="ana",
+        timestamp=T0,
+        **place.dirs,
+    )
     store, sid = ReviewStore(place.dirs["suggestions_dir"]), outcome.run.pending_suggestion
-    waiting = modify_suggestion(store, sid, {"global": 1.04, "weekly": 1.05}, target=place.target, actor="bo", policy=policy,
-                           archive_dir=place.dirs["archive_dir"])
+    waiting = modify_suggestion(
+        store,
+        sid,
+        {"global": 1.04, "weekly": 1.05},
+        target=place.target,
+        actor="bo",
+        policy=policy,
+        archive_dir=place.dirs["archive_dir"],
+    )
     assert waiting.status == "pending" and waiting.modified_by == "bo" and waiting.values["global"] == 1.04
     assert json.loads(place.target.path.read_text()) == {"global": 1.0, "weekly": 1.0}
     with pytest.raises(PermissionDeniedError, match="bo last modified suggestion"):
-        approve_suggestion(store, sid, target=place.target, actor="bo", policy=policy, archive_dir=place.dirs["archive_dir"])
+        approve_suggestion(
+            store, sid, target=place.target, actor="bo", policy=policy, archive_dir=place.dirs["archive_dir"]
+        )
     with pytest.raises(PermissionDeniedError, match="ana proposed suggestion"):
-        approve_suggestion(store, sid, target=place.target, actor="ana", policy=policy, archive_dir=place.dirs["archive_dir"])
-    done = approve_suggestion(store, sid, target=place.target, actor="cy", policy=policy, archive_dir=place.dirs["archive_dir"],
-                         history_dir=place.dirs["history_dir"])
+        approve_suggestion(
+            store, sid, target=place.target, actor="ana", policy=policy, archive_dir=place.dirs["archive_dir"]
+        )
+    done = approve_suggestion(
+        store,
+        sid,
+        target=place.target,
+        actor="cy",
+        policy=policy,
+        archive_dir=place.dirs["archive_dir"],
+        history_dir=place.dirs["history_dir"],
+    )
     assert done.applied_values == {"global": 1.04, "weekly": 1.05}
 
 
 def test_required_approvals_collects_distinct_approvers(place):
     policy = CalibrationUpdatePolicy(require_approval=True, required_approvals=2)
-    outcome = run_update(result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="ana",
-                         timestamp=T0, **place.dirs)
+    outcome = run_update(
+        result(),
+        underlying="SPY",
+        source="live",
+        target=place.target,
+        policy=policy,
+        actor="ana",
+        timestamp=T0,
+        **place.dirs,
+    )
     store, sid = ReviewStore(place.dirs["suggestions_dir"]), outcome.run.pending_suggestion
-    kw = {"target": place.target, "policy": policy, "archive_dir": place.dirs["archive_dir"],
-          "history_dir": place.dirs["history_dir"]}
+    kw = {
+        "target": place.target,
+        "policy": policy,
+        "archive_dir": place.dirs["archive_dir"],
+        "history_dir": place.dirs["history_dir"],
+    }
     first = approve_suggestion(store, sid, actor="bo", **kw)
     assert first.status == "pending" and [a["by"] for a in first.approvals] == ["bo"]
     assert json.loads(place.target.path.read_text()) == {"global": 1.0, "weekly": 1.0}
@@ -216,16 +330,28 @@ def test_required_approvals_collects_distinct_approvers(place):
 
 def test_force_requires_approval_makes_a_force_wait_for_a_second_person(place):
     policy = CalibrationUpdatePolicy(force_requires_approval=True)
-    run_update(result(global_m=1.01), underlying="SPY", source="live", target=place.target, policy=policy, actor="ana",
-               timestamp=T0, **place.dirs)
+    run_update(
+        result(global_m=1.01),
+        underlying="SPY",
+        source="live",
+        target=place.target,
+        policy=policy,
+        actor="ana",
+        timestamp=T0,
+        **place.dirs,
+    )
     before = json.loads(place.target.path.read_text())
     outcome = force_apply("SPY", target=place.target, policy=policy, actor="ana", use="recommended", **place.dirs)
     assert not outcome.applied and outcome.route == "propose"
     assert json.loads(place.target.path.read_text()) == before
     store, sid = ReviewStore(place.dirs["suggestions_dir"]), outcome.run.pending_suggestion
     assert store.get(sid).forced and store.get(sid).distinct_approver
-    kw = {"target": place.target, "policy": policy, "archive_dir": place.dirs["archive_dir"],
-          "history_dir": place.dirs["history_dir"]}
+    kw = {
+        "target": place.target,
+        "policy": policy,
+        "archive_dir": place.dirs["archive_dir"],
+        "history_dir": place.dirs["history_dir"],
+    }
     with pytest.raises(PermissionDeniedError, match="four-eyes"):
         approve_suggestion(store, sid, actor="ana", **kw)
     assert approve_suggestion(store, sid, actor="bo", **kw).status == "approved"
@@ -234,13 +360,31 @@ def test_force_requires_approval_makes_a_force_wait_for_a_second_person(place):
 
 def test_the_audit_trail_names_who_when_via_and_why(place):
     policy = CalibrationUpdatePolicy(require_approval=True)
-    outcome = run_update(result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="ana",
-                         via="cli", timestamp=T0, **place.dirs)
-    approve_suggestion(ReviewStore(place.dirs["suggestions_dir"]), outcome.run.pending_suggestion, target=place.target, actor="bo",
-                                                       via="panel", archive_dir=place.dirs["archive_dir"],
-                                                       history_dir=place.dirs["history_dir"])
+    outcome = run_update(
+        result(),
+        underlying="SPY",
+        source="live",
+        target=place.target,
+        policy=policy,
+        actor="ana",
+        via="cli",
+        timestamp=T0,
+        **place.dirs,
+    )
+    approve_suggestion(
+        ReviewStore(place.dirs["suggestions_dir"]),
+        outcome.run.pending_suggestion,
+        target=place.target,
+        actor="bo",
+        via="panel",
+        archive_dir=place.dirs["archive_dir"],
+        history_dir=place.dirs["history_dir"],
+    )
     rollback(place.target, "original", archive_dir=place.dirs["archive_dir"], actor="cy", via="api", notes="too jumpy")
-    rows = [(c.what.split(": ", 1)[1], c.who, c.via) for c in changes(place.dirs["archive_dir"], place.dirs["suggestions_dir"])]
+    rows = [
+        (c.what.split(": ", 1)[1], c.who, c.via)
+        for c in changes(place.dirs["archive_dir"], place.dirs["suggestions_dir"])
+    ]
     assert rows[0][0].endswith("proposed") and rows[0][1:] == ("ana", "cli")
     assert ("approved", "bo", "panel") in rows and ("rolled back", "cy", "api") in rows
     assert any("too jumpy" in c.why for c in changes(place.dirs["archive_dir"], place.dirs["suggestions_dir"]))
@@ -256,11 +400,23 @@ def cli_env(tmp_path: Path):
     config = tmp_path / "vol_surface.json"
     shutil.copyfile(SURFACE, config)
     policy = tmp_path / "policy.toml"
-    policy.write_text('require_approval = true\nrequire_distinct_approver = true\n'
-                      '[permissions.roles]\nviewer = ["view"]\noperator = ["view", "propose", "force_apply"]\n'
-                      '[permissions.users]\nvic = ["viewer"]\nana = ["operator"]\n')
-    return ["--plugins-dir", str(PLUGINS), "--config", str(config), "--history-dir", str(tmp_path / "runs"),
-            "--archive-dir", str(tmp_path / "archive"), "--policy", str(policy)], tmp_path
+    policy.write_text(
+        "require_approval = true\nrequire_distinct_approver = true\n"
+        '[permissions.roles]\nviewer = ["view"]\noperator = ["view", "propose", "force_apply"]\n'
+        '[permissions.users]\nvic = ["viewer"]\nana = ["operator"]\n'
+    )
+    return [
+        "--plugins-dir",
+        str(PLUGINS),
+        "--config",
+        str(config),
+        "--history-dir",
+        str(tmp_path / "runs"),
+        "--archive-dir",
+        str(tmp_path / "archive"),
+        "--policy",
+        str(policy),
+    ], tmp_path
 
 
 def test_cli_refuses_with_exit_2_and_writes_nothing(cli_env, capsys, monkeypatch):
@@ -269,15 +425,29 @@ def test_cli_refuses_with_exit_2_and_writes_nothing(cli_env, capsys, monkeypatch
     before = sorted(p.name for p in root.rglob("*"))
     assert main(["update", "--underlying", "SPY", "--date", "2025-12-10", "--actor", "vic", *common]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == ("Error: vic may not propose changes to the IV multipliers (missing permission: propose on "
-                           "vol_surface); nothing was changed.")
+    assert err.strip() == (
+        "Error: vic may not propose changes to the IV multipliers (missing permission: propose on "
+        "vol_surface); nothing was changed."
+    )
     assert main(["force", "--underlying", "SPY", "--actor", "vic", *common]) == 2
     assert "missing permission: force_apply on vol_surface" in capsys.readouterr().err
     assert sorted(p.name for p in root.rglob("*")) == before
     assert main(["update", "--underlying", "SPY", "--date", "2025-12-10", "--actor", "ana", *common]) == 0
     assert "Waiting for approval" in capsys.readouterr().out
-    assert main(["history", "--changes", "--archive-dir", str(root / "archive"),
-                 "--suggestions-dir", str(root / "suggestions"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "history",
+                "--changes",
+                "--archive-dir",
+                str(root / "archive"),
+                "--suggestions-dir",
+                str(root / "suggestions"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert rows[-1]["who"] == "ana" and rows[-1]["via"] == "cli" and rows[-1]["what"].endswith("proposed")
 
@@ -288,16 +458,37 @@ def test_cli_four_eyes_on_the_weights(tmp_path: Path, capsys):
     make_trades(400).to_parquet(trades)
     settings = tmp_path / "weights.toml"
     settings.write_text("[policy]\nrequire_distinct_approver = true\n")
-    common = ["--weights", str(weights), "--settings", str(settings), "--history-dir", str(tmp_path / "runs"),
-              "--archive-dir", str(tmp_path / "archive"), "--suggestions-dir", str(tmp_path / "suggestions")]
+    common = [
+        "--weights",
+        str(weights),
+        "--settings",
+        str(settings),
+        "--history-dir",
+        str(tmp_path / "runs"),
+        "--archive-dir",
+        str(tmp_path / "archive"),
+        "--suggestions-dir",
+        str(tmp_path / "suggestions"),
+    ]
     assert main(["weights", "suggest", "--trades", str(trades), "--actor", "ana", *common]) == 0
     capsys.readouterr()
     assert main(["weights", "approve", "pending", "--actor", "ana", *common]) == 2
     assert "ana proposed suggestion" in capsys.readouterr().err and read_weights(weights) == EQUAL
     assert main(["weights", "approve", "pending", "--actor", "bo", *common]) == 0
     assert "approved by bo" in capsys.readouterr().out and read_weights(weights) != EQUAL
-    assert main(["history", "--changes", "--archive-dir", str(tmp_path / "archive"),
-                 "--suggestions-dir", str(tmp_path / "suggestions")]) == 0
+    assert (
+        main(
+            [
+                "history",
+                "--changes",
+                "--archive-dir",
+                str(tmp_path / "archive"),
+                "--suggestions-dir",
+                str(tmp_path / "suggestions"),
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     assert "When (UTC)" in table and "Via" in table and "bo" in table and "cli" in table
 
@@ -310,7 +501,23 @@ def test_weights_python_api_four_eyes(tmp_path: Path):
     outcome = suggest_weights(make_trades(400), target, policy=policy, actor="ana", timestamp=T0, **dirs)
     store = ReviewStore(dirs["suggestions_dir"])
     with pytest.raises(PermissionDeniedError, match="four-eyes"):
-        approve_suggestion(store, outcome.suggestion.suggestion_id, target=target, actor="ana", policy=policy,
-                      archive_dir=tmp_path / "archive")
-    assert approve_suggestion(store, outcome.suggestion.suggestion_id, target=target, actor="bo", policy=policy,
-                         archive_dir=tmp_path / "archive", history_dir=dirs["history_dir"]).status == "approved"
+        approve_suggestion(
+            store,
+            outcome.suggestion.suggestion_id,
+            target=target,
+            actor="ana",
+            policy=policy,
+            archive_dir=tmp_path / "archive",
+        )
+    assert (
+        approve_suggestion(
+            store,
+            outcome.suggestion.suggestion_id,
+            target=target,
+            actor="bo",
+            policy=policy,
+            archive_dir=tmp_path / "archive",
+            history_dir=dirs["history_dir"],
+        ).status
+        == "approved"
+    )

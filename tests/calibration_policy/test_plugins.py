@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import math
+import re
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pydantic
@@ -19,17 +19,17 @@ from calibration_policy import (
     CalibrationRun,
     CalibrationUpdatePolicy,
     PolicyError,
+    Rule,
+    RuleVerdict,
+    Smoother,
     get_plugin_manager,
     get_smoothed_multipliers,
     hookimpl,
-    Rule,
-    RuleVerdict,
+    plugins,
     should_apply_update,
-    Smoother,
 )
-from calibration_policy import plugins
 
-NOW = datetime(2025, 12, 24, 15, 30, tzinfo=timezone.utc)
+NOW = datetime(2025, 12, 24, 15, 30, tzinfo=UTC)
 OK = {"sample_size": 412, "vega_sum": 12400.0}
 
 PLUGIN_MODULE = "cp_thirdparty_plugin"
@@ -83,7 +83,9 @@ def installed_plugin(tmp_path, monkeypatch, fresh_plugins):
     (site / f"{PLUGIN_MODULE}.py").write_text(PLUGIN_SOURCE, encoding="utf-8")
     dist = site / "cp_thirdparty_plugin-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cp-thirdparty-plugin\nVersion: 1.0\n", encoding="utf-8")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: cp-thirdparty-plugin\nVersion: 1.0\n", encoding="utf-8"
+    )
     (dist / "entry_points.txt").write_text(f"[calibration_policy]\nthirdparty = {PLUGIN_MODULE}\n", encoding="utf-8")
     (dist / "RECORD").write_text("", encoding="utf-8")
     monkeypatch.syspath_prepend(str(site))
@@ -107,10 +109,15 @@ def write_policy(path: Path, body: str) -> Path:
 
 def test_entry_point_plugin_smoother_and_rule_chosen_from_toml(installed_plugin, tmp_path):
     assert get_plugin_manager().has_plugin("thirdparty")
-    policy = CalibrationUpdatePolicy.from_toml(write_policy(tmp_path / "p.toml", """
+    policy = CalibrationUpdatePolicy.from_toml(
+        write_policy(
+            tmp_path / "p.toml",
+            """
         smoothing = "last_value"
         rules = ["min_sample_size", "calm_market", "min_delta"]
-    """))
+    """,
+        )
+    )
     history = [run_at(3, 1.30, "a"), run_at(1, 1.20, "b")]
     current = run_at(0, 1.11, "c")
     smoothed = get_smoothed_multipliers(history, current, policy)
@@ -127,11 +134,16 @@ def test_entry_point_plugin_smoother_and_rule_chosen_from_toml(installed_plugin,
 
 
 def test_plugin_smoother_options_are_validated_by_its_own_model(installed_plugin, tmp_path):
-    policy = CalibrationUpdatePolicy.from_toml(write_policy(tmp_path / "p.toml", """
+    policy = CalibrationUpdatePolicy.from_toml(
+        write_policy(
+            tmp_path / "p.toml",
+            """
         smoothing = "mean_of_last"
         [smoothing_options]
         keep_last = 3
-    """))
+    """,
+        )
+    )
     history = [run_at(4, 2.0, "a"), run_at(3, 1.0, "b"), run_at(2, 1.1, "c")]
     assert get_smoothed_multipliers(history, run_at(0, 1.2, "d"), policy)["global"] == pytest.approx(1.1)
     with pytest.raises(PolicyError, match="smoothing_options for mean_of_last"):
@@ -248,8 +260,9 @@ def _rule_plugin(name: str, rule_name: str, *, replaces: bool = False, raises: b
         def register_rules(self, register):
             if raises:
                 raise RuntimeError("database not reachable")
-            register(Rule(rule_name, lambda ctx: RuleVerdict(rule_name, True, f"{name} says yes", {}),
-                          replaces=replaces))
+            register(
+                Rule(rule_name, lambda ctx: RuleVerdict(rule_name, True, f"{name} says yes", {}), replaces=replaces)
+            )
 
     get_plugin_manager().register(Plugin(), name=name)
 
@@ -264,7 +277,9 @@ def test_a_taken_name_is_refused_naming_both_plugins(fresh_plugins):
 
 def test_a_plugin_that_says_replaces_takes_the_name(fresh_plugins):
     _rule_plugin("stricter", "min_sample_size", replaces=True)
-    verdict = should_apply_update({"global": 1.0}, {"global": 1.1}, CalibrationUpdatePolicy(rules=("min_sample_size",)), OK)
+    verdict = should_apply_update(
+        {"global": 1.0}, {"global": 1.1}, CalibrationUpdatePolicy(rules=("min_sample_size",)), OK
+    )
     assert verdict.verdicts[0].text == "stricter says yes"
 
 
@@ -272,7 +287,10 @@ def test_a_plugin_raising_in_a_hook_is_named_and_the_others_keep_working(fresh_p
     _rule_plugin("flaky", "calm_market", raises=True)
     decision = should_apply_update({"global": 1.0}, {"global": 1.1}, CalibrationUpdatePolicy(), OK)
     assert decision.apply
-    assert "Plugin flaky (registered in process) failed in register_rules: RuntimeError: database not reachable" in caplog.text
+    assert (
+        "Plugin flaky (registered in process) failed in register_rules: RuntimeError: database not reachable"
+        in caplog.text
+    )
     with pytest.raises(PolicyError, match="Unknown rule 'calm_market'.*failed in register_rules"):
         CalibrationUpdatePolicy(rules=("calm_market",))
 
@@ -298,8 +316,15 @@ def rule_with_options(fresh_plugins):
     class Plugin:
         @hookimpl
         def register_rules(self, register):
-            register(Rule("cooldown", lambda ctx: RuleVerdict("cooldown", True, f"cooldown {ctx.options.days} days", {}),
-                          "Cooldown", "No apply within N days of the last one.", options=CooldownOptions))
+            register(
+                Rule(
+                    "cooldown",
+                    lambda ctx: RuleVerdict("cooldown", True, f"cooldown {ctx.options.days} days", {}),
+                    "Cooldown",
+                    "No apply within N days of the last one.",
+                    options=CooldownOptions,
+                )
+            )
 
     get_plugin_manager().register(Plugin(), name="cooldown_plugin")
 
@@ -313,12 +338,15 @@ def test_a_rule_gets_its_options_from_the_policy(rule_with_options, tmp_path):
     assert default.verdicts[0].text == "cooldown 3 days"
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"cooldown": {"dayz": 5}}, "rule_options for cooldown: dayz is not a policy setting"),
-    ({"cooldown": {"days": -1}}, "rule_options for cooldown: days must be greater than 0"),
-    ({"min_delta": {"x": 1}}, "rule 'min_delta' takes no options"),
-    ({"max_stepp": {}}, "rule_options names 'max_stepp', which is not in rules"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"cooldown": {"dayz": 5}}, "rule_options for cooldown: dayz is not a policy setting"),
+        ({"cooldown": {"days": -1}}, "rule_options for cooldown: days must be greater than 0"),
+        ({"min_delta": {"x": 1}}, "rule 'min_delta' takes no options"),
+        ({"max_stepp": {}}, "rule_options names 'max_stepp', which is not in rules"),
+    ],
+)
 def test_bad_rule_options_fail_when_the_policy_loads(rule_with_options, options, message):
     with pytest.raises(PolicyError, match=re.escape(message)):
         CalibrationUpdatePolicy(rules=("min_delta", "cooldown"), rule_options=options)

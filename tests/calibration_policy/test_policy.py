@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,12 @@ def test_defaults_are_the_documented_ones():
 
 def test_the_design_example_constructs():
     policy = CalibrationUpdatePolicy(
-        min_delta_global=0.03, min_delta_band=0.03, min_sample_size=150,
-        min_vega_sum=5000.0, smoothing_window_days=14, smoothing="rolling_median",
+        min_delta_global=0.03,
+        min_delta_band=0.03,
+        min_sample_size=150,
+        min_vega_sum=5000.0,
+        smoothing_window_days=14,
+        smoothing="rolling_median",
     )
     assert policy.smoothing == "rolling_median"
 
@@ -106,7 +111,10 @@ def test_load_without_anything_gives_defaults(tmp_path):
 
 def test_thresholds_from_the_file_drive_the_decision(policy_file, tmp_path):
     # 1.03 → 1.08 is a 0.05 change: applies under a 0.05 threshold (412 ≥ 300 options, 12,400 ≥ 8,000 vega).
-    assert should_apply_update({"global": 1.03}, {"global": 1.08}, CalibrationUpdatePolicy.load(policy_file), OK).apply is True
+    assert (
+        should_apply_update({"global": 1.03}, {"global": 1.08}, CalibrationUpdatePolicy.load(policy_file), OK).apply
+        is True
+    )
     stricter = tmp_path / "stricter.toml"
     stricter.write_text(TOML.replace("min_delta_global = 0.05", "min_delta_global = 0.06"), encoding="utf-8")
     decision = should_apply_update({"global": 1.03}, {"global": 1.08}, CalibrationUpdatePolicy.load(stricter), OK)
@@ -132,7 +140,10 @@ def test_the_policy_is_immutable():
     "settings, words",
     [
         ({"smoothing": "ewmaa"}, ["'ewmaa'", "Known names: ", "ewma", "rolling_median"]),
-        ({"rules": ["min_delta", "min_deltaa"]}, ["'min_deltaa'", "Known names: ", "bounds", "max_step", "min_sample_size", "min_vega_sum"]),
+        (
+            {"rules": ["min_delta", "min_deltaa"]},
+            ["'min_deltaa'", "Known names: ", "bounds", "max_step", "min_sample_size", "min_vega_sum"],
+        ),
         ({"rules": ["min_delta", "min_delta"]}, ["rules", "twice"]),
         ({"min_delta_global": -0.01}, ["min_delta_global", "greater than or equal to 0"]),
         ({"min_delta_band": -1}, ["min_delta_band", "greater than or equal to 0"]),
@@ -235,15 +246,30 @@ def test_from_dict_rejects_non_tables():
 
 def test_explain_contains_the_live_numbers():
     text = CalibrationUpdatePolicy().explain()
-    for piece in ("last 14 days", "0.03 for the global value", "0.03 for a band", "150 options", "5,000", "half-life 7 days"):
+    for piece in (
+        "last 14 days",
+        "0.03 for the global value",
+        "0.03 for a band",
+        "150 options",
+        "5,000",
+        "half-life 7 days",
+    ):
         assert piece in text, piece
 
 
 def test_explain_follows_the_toml_file(policy_file, tmp_path):
     text = CalibrationUpdatePolicy.load(policy_file).explain()
     for piece in (
-        "last 21 days", "0.05 for the global value", "0.04 for a band", "0.06 for weekly",
-        "300 options", "8,000", "half-life 3.5 days", "at most 0.08", "0.50–2.00", "Only the values that changed enough",
+        "last 21 days",
+        "0.05 for the global value",
+        "0.04 for a band",
+        "0.06 for weekly",
+        "300 options",
+        "8,000",
+        "half-life 3.5 days",
+        "at most 0.08",
+        "0.50–2.00",
+        "Only the values that changed enough",
     ):
         assert piece in text, piece
     assert text != CalibrationUpdatePolicy().explain()
@@ -265,10 +291,12 @@ def test_explain_mentions_approval():
 
 
 @pytest.mark.parametrize(
-    "settings", [{"smoothing_window_days": 1e6}, {"smoothing_options": {"half_life_days": 1e300}}], ids=["window", "half-life"]
+    "settings",
+    [{"smoothing_window_days": 1e6}, {"smoothing_options": {"half_life_days": 1e300}}],
+    ids=["window", "half-life"],
 )
 def test_huge_time_settings_are_rejected_up_front_or_work(settings):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from calibration_policy import CalibrationRun, get_smoothed_multipliers
 
@@ -277,7 +305,7 @@ def test_huge_time_settings_are_rejected_up_front_or_work(settings):
     except PolicyError as error:
         assert next(iter(settings)) in str(error)
         return
-    now = datetime(2025, 12, 24, tzinfo=timezone.utc)
+    now = datetime(2025, 12, 24, tzinfo=UTC)
     run = CalibrationRun(
         run_id="r", timestamp=now, underlying="SPY", source="live",
         recommended_iv_multiplier={"global": 1.0}, sample_size=412, vega_sum=12400.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,15 @@ from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import InvalidNameError, InvalidRunError, ReviewError
-from calibration_policy.stores import open_store
+from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, run_update
+from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.review import ReviewStore, Suggestion
-from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back as rollback
+from calibration_policy.stores import open_store
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.pipeline import run_update
 
 EQUAL = {"wallet": 0.25, "cluster": 0.25, "token": 0.25, "context": 0.25}
 PROPOSED = {"wallet": 0.4, "cluster": 0.3, "token": 0.1, "context": 0.2}
-T0 = datetime(2025, 12, 1, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 1, 9, 30, tzinfo=UTC)
 
 
 def digest(path: Path) -> str:
@@ -56,13 +56,27 @@ def store(dirs) -> ReviewStore:
     return ReviewStore(dirs["suggestions"])
 
 
-def propose(store: ReviewStore, target, values: dict[str, float] | None = None, when: datetime | None = None,
-            domain: str = "scoring_weights", current: dict[str, float] | None = None, run_id: str | None = None) -> Suggestion:
-    return store.propose(Suggestion(
-        domain=domain, target=target.name, underlying="SCORING" if domain == "scoring_weights" else "SPY",
-        created_at=when or datetime.now(timezone.utc), values=values or PROPOSED, current_values=current or EQUAL,
-        reason="Suggested: test", run_id=run_id,
-    ))
+def propose(
+    store: ReviewStore,
+    target,
+    values: dict[str, float] | None = None,
+    when: datetime | None = None,
+    domain: str = "scoring_weights",
+    current: dict[str, float] | None = None,
+    run_id: str | None = None,
+) -> Suggestion:
+    return store.propose(
+        Suggestion(
+            domain=domain,
+            target=target.name,
+            underlying="SCORING" if domain == "scoring_weights" else "SPY",
+            created_at=when or datetime.now(UTC),
+            values=values or PROPOSED,
+            current_values=current or EQUAL,
+            reason="Suggested: test",
+            run_id=run_id,
+        )
+    )
 
 
 # -- propose -------------------------------------------------------------------------------------
@@ -110,8 +124,16 @@ def test_expiry_only_touches_the_same_target(store, target, tmp_path):
 
 def test_expire_pending_closes_every_pending_suggestion_of_a_target(store, target):
     first, second = propose(store, target, when=T0), None
-    second = store.propose(Suggestion(domain="scoring_weights", target=target.name, created_at=T0 - timedelta(hours=1),
-                                      values=PROPOSED, current_values=EQUAL, reason="late"))
+    second = store.propose(
+        Suggestion(
+            domain="scoring_weights",
+            target=target.name,
+            created_at=T0 - timedelta(hours=1),
+            values=PROPOSED,
+            current_values=EQUAL,
+            reason="late",
+        )
+    )
     expired = store.expire_pending(target.name, "superseded by an automatic change")
     assert {s.suggestion_id for s in expired} == {first.suggestion_id, second.suggestion_id}
     assert {s.status for s in store.all(target=target.name)} == {"expired"}
@@ -134,8 +156,19 @@ def test_a_frozen_clock_leaves_exactly_the_newest_suggestion_pending(store, targ
 def test_a_target_name_ending_in_digits_still_orders_numerically(store, tmp_path):
     target = JsonFileTarget(tmp_path / "live_2.json", name="live_2")
     (tmp_path / "live_2.json").write_text(json.dumps({"global": 1.0}))
-    made = [store.propose(Suggestion(domain="vol_surface", target="live_2", created_at=T0, values={"global": 1.1 + i / 100},
-                                     current_values={"global": 1.0}, reason="x")) for i in range(11)]
+    made = [
+        store.propose(
+            Suggestion(
+                domain="vol_surface",
+                target="live_2",
+                created_at=T0,
+                values={"global": 1.1 + i / 100},
+                current_values={"global": 1.0},
+                reason="x",
+            )
+        )
+        for i in range(11)
+    ]
     assert made[0].suggestion_id.endswith("_live_2") and made[-1].suggestion_id.endswith("_live_2_11")
     assert [s.suggestion_id for s in store.all(target=target.name)] == [s.suggestion_id for s in made]
     assert [s.suggestion_id for s in store.all(status="pending")] == [made[-1].suggestion_id]
@@ -158,8 +191,10 @@ def test_a_suggestion_with_an_unusable_time_is_skipped(store, target, dirs, crea
 
 def test_approving_applies_archives_and_records_who_when_and_why(store, target, weights_file, dirs):
     item = propose(store, target)
-    before = datetime.now(timezone.utc)
-    done = approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", notes="looks right", archive_dir=dirs["archive"])
+    before = datetime.now(UTC)
+    done = approve_suggestion(
+        store, item.suggestion_id, target=target, reviewer="ana", notes="looks right", archive_dir=dirs["archive"]
+    )
     assert done.status == "approved" and done.reviewer == "ana" and done.notes == "looks right"
     assert done.reviewed_at >= before and done.applied_at == done.reviewed_at
     assert done.applied_values == PROPOSED
@@ -176,7 +211,9 @@ def test_approving_twice_says_who_already_did_and_changes_nothing(store, target,
     item = propose(store, target)
     approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=dirs["archive"])
     before = digest(weights_file)
-    with pytest.raises(ReviewError, match=r"was already approved at \d{4}-\d\d-\d\d \d\d:\d\d UTC by ana; nothing was changed"):
+    with pytest.raises(
+        ReviewError, match=r"was already approved at \d{4}-\d\d-\d\d \d\d:\d\d UTC by ana; nothing was changed"
+    ):
         approve_suggestion(store, item.suggestion_id, target=target, reviewer="bob", archive_dir=dirs["archive"])
     with pytest.raises(ReviewError, match="already approved"):
         reject_suggestion(store, item.suggestion_id, reviewer="bob")
@@ -188,15 +225,30 @@ def test_approving_marks_the_run_behind_the_suggestion_applied(dirs, tmp_path, m
     live = tmp_path / "vol.json"
     live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     target = JsonFileTarget(live)
-    outcome = run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target,
-                         policy=CalibrationUpdatePolicy(require_approval=True), history_dir=dirs["history"],
-                         archive_dir=dirs["archive"], suggestions_dir=dirs["suggestions"])
+    outcome = run_update(
+        make_result(global_m=1.2),
+        underlying="SPY",
+        source="live",
+        target=target,
+        policy=CalibrationUpdatePolicy(require_approval=True),
+        history_dir=dirs["history"],
+        archive_dir=dirs["archive"],
+        suggestions_dir=dirs["suggestions"],
+    )
     assert outcome.run.status == "pending" and not outcome.applied
     store = ReviewStore(dirs["suggestions"])
-    approve_suggestion(store, outcome.run.pending_suggestion, target=target, reviewer="ana", archive_dir=dirs["archive"],
-                  history_dir=dirs["history"])
+    approve_suggestion(
+        store,
+        outcome.run.pending_suggestion,
+        target=target,
+        reviewer="ana",
+        archive_dir=dirs["archive"],
+        history_dir=dirs["history"],
+    )
     run = open_store(dirs["history"]).get(outcome.run.run_id)
-    assert run.status == "applied" and run.applied_reason.startswith(f"Applied: suggestion {outcome.run.pending_suggestion} approved by ana")
+    assert run.status == "applied" and run.applied_reason.startswith(
+        f"Applied: suggestion {outcome.run.pending_suggestion} approved by ana"
+    )
     assert json.loads(live.read_text())["global"] == pytest.approx(1.2)
 
 
@@ -212,15 +264,18 @@ def test_a_suggestion_cannot_be_applied_to_another_target(store, target, tmp_pat
 # -- modify and reject -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"wallet": 0.25, "cluster": 0.25, "token": 1.3, "context": 0.2}, "token weight 1.3 is outside 0–1"),
-    ({"wallet": 0.4, "cluster": 0.3, "token": 0.22, "context": 0.2}, "weights sum to 1.12, not 1"),
-    ({"wallet": -0.1, "cluster": 0.5, "token": 0.3, "context": 0.3}, "wallet weight -0.1 is outside 0–1"),
-    ({"wallet": 0.5, "cluster": 0.5}, "The token and context weights are missing"),
-    ({"wallet": 0.5, "cluster": 0.5, "token": 0.0, "context": 0.0, "age": 0.0}, "'age' is not a scoring factor"),
-    ({"wallet": "0.5", "cluster": 0.5, "token": 0.0, "context": 0.0}, "wallet weight must be a number"),
-    ({"wallet": float("nan"), "cluster": 0.5, "token": 0.0, "context": 0.0}, "wallet weight is nan"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"wallet": 0.25, "cluster": 0.25, "token": 1.3, "context": 0.2}, "token weight 1.3 is outside 0–1"),
+        ({"wallet": 0.4, "cluster": 0.3, "token": 0.22, "context": 0.2}, "weights sum to 1.12, not 1"),
+        ({"wallet": -0.1, "cluster": 0.5, "token": 0.3, "context": 0.3}, "wallet weight -0.1 is outside 0–1"),
+        ({"wallet": 0.5, "cluster": 0.5}, "The token and context weights are missing"),
+        ({"wallet": 0.5, "cluster": 0.5, "token": 0.0, "context": 0.0, "age": 0.0}, "'age' is not a scoring factor"),
+        ({"wallet": "0.5", "cluster": 0.5, "token": 0.0, "context": 0.0}, "wallet weight must be a number"),
+        ({"wallet": float("nan"), "cluster": 0.5, "token": 0.0, "context": 0.0}, "wallet weight is nan"),
+    ],
+)
 def test_modify_validates_and_names_the_offending_value(store, target, weights_file, values, message):
     item = propose(store, target)
     before = digest(weights_file)
@@ -233,8 +288,15 @@ def test_modify_validates_and_names_the_offending_value(store, target, weights_f
 def test_modify_applies_the_reviewers_values(store, target, weights_file, dirs):
     item = propose(store, target)
     mine = {"wallet": 0.35, "cluster": 0.35, "token": 0.1, "context": 0.2}
-    done = modify_suggestion(store, item.suggestion_id, mine, target=target, reviewer="ana", notes="less on wallet",
-                        archive_dir=dirs["archive"])
+    done = modify_suggestion(
+        store,
+        item.suggestion_id,
+        mine,
+        target=target,
+        reviewer="ana",
+        notes="less on wallet",
+        archive_dir=dirs["archive"],
+    )
     assert done.status == "modified" and done.applied_values == mine and done.values == PROPOSED
     assert json.loads(weights_file.read_text()) == mine
     (entry,) = Archive(dirs["archive"], target.name).entries()
@@ -306,8 +368,14 @@ def _race(args: tuple[str, str, str, str, str, int, Any]) -> tuple[str, str]:
         if action == "approve":
             item = approve_suggestion(store, suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive)
         elif action == "modify":
-            item = modify_suggestion(store, suggestion_id, {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1},
-                                target=target, reviewer=f"r{k}", archive_dir=archive)
+            item = modify_suggestion(
+                store,
+                suggestion_id,
+                {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1},
+                target=target,
+                reviewer=f"r{k}",
+                archive_dir=archive,
+            )
         else:
             item = reject_suggestion(store, suggestion_id, reviewer=f"r{k}")
         return "won", item.status
@@ -315,22 +383,31 @@ def _race(args: tuple[str, str, str, str, str, int, Any]) -> tuple[str, str]:
         return "lost", str(error)
 
 
-@pytest.mark.parametrize("actions", [
-    ["approve"] * 6,
-    ["approve", "reject", "modify", "approve", "reject", "modify"],
-])
-def test_racing_reviewers_in_separate_processes_process_a_suggestion_exactly_once(store, target, weights_file, dirs, actions):
+@pytest.mark.parametrize(
+    "actions",
+    [
+        ["approve"] * 6,
+        ["approve", "reject", "modify", "approve", "reject", "modify"],
+    ],
+)
+def test_racing_reviewers_in_separate_processes_process_a_suggestion_exactly_once(
+    store, target, weights_file, dirs, actions
+):
     item = propose(store, target)
     context = multiprocessing.get_context("fork")
     barrier = context.Manager().Barrier(len(actions))
-    jobs = [(str(dirs["suggestions"]), str(dirs["archive"]), str(weights_file), item.suggestion_id, action, k, barrier)
-            for k, action in enumerate(actions)]
+    jobs = [
+        (str(dirs["suggestions"]), str(dirs["archive"]), str(weights_file), item.suggestion_id, action, k, barrier)
+        for k, action in enumerate(actions)
+    ]
     with context.Pool(len(actions)) as pool:
         results = pool.map(_race, jobs)
     winners = [status for outcome, status in results if outcome == "won"]
     losers = [message for outcome, message in results if outcome == "lost"]
     assert len(winners) == 1, results
-    assert all(f"was already {winners[0]} at" in message and "nothing was changed" in message for message in losers), losers
+    assert all(f"was already {winners[0]} at" in message and "nothing was changed" in message for message in losers), (
+        losers
+    )
     final = store.get(item.suggestion_id)
     assert final.status == winners[0]
     entries = Archive(dirs["archive"], target.name).entries()
@@ -372,8 +449,10 @@ def test_rollback_to_the_original_and_the_wording_for_iv_multipliers(store, targ
     vol = JsonFileTarget(live)
     item = propose(store, vol, {"global": 1.1}, domain="vol_surface", current={"global": 1.0})
     approve_suggestion(store, item.suggestion_id, target=vol, reviewer="ana", archive_dir=dirs["archive"])
-    assert rollback(vol, "original", archive_dir=dirs["archive"], actor="bo").reason == \
-        "Applied: rolled back to the original IV multipliers by bo"
+    assert (
+        rollback(vol, "original", archive_dir=dirs["archive"], actor="bo").reason
+        == "Applied: rolled back to the original IV multipliers by bo"
+    )
 
 
 def test_rollback_to_an_unknown_set_lists_the_known_ones(store, target, weights_file, dirs):
@@ -406,17 +485,24 @@ def test_an_approval_interrupted_after_the_config_write_is_not_applied_twice(tmp
     """A crash between making the values live and saving the suggestion must not double-apply."""
     import json as _json
 
-    from calibration_policy.archive import Archive
+    from calibration_policy.archive import Archive, now_utc
     from calibration_policy.review import ReviewStore, Suggestion
-    from calibration_policy.archive import now_utc
     from calibration_policy.target import JsonFileTarget
 
     live = tmp_path / "live.json"
     live.write_text(_json.dumps({"global": 1.0}))
     target = JsonFileTarget(live)
     store = ReviewStore(tmp_path / "suggestions")
-    item = store.propose(Suggestion(domain="vol_surface", target=target.name, created_at=now_utc(),
-                                    values={"global": 1.2}, current_values={"global": 1.0}, reason="test"))
+    item = store.propose(
+        Suggestion(
+            domain="vol_surface",
+            target=target.name,
+            created_at=now_utc(),
+            values={"global": 1.2},
+            current_values={"global": 1.0},
+            reason="test",
+        )
+    )
     real_save = ReviewStore._save
     calls = {"n": 0}
 
@@ -430,6 +516,8 @@ def test_an_approval_interrupted_after_the_config_write_is_not_applied_twice(tmp
     with pytest.raises(OSError):
         approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
     assert store.get(item.suggestion_id).status == "pending"  # the save failed…
-    done = approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
+    done = approve_suggestion(
+        store, item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive"
+    )
     assert done.status == "approved"
     assert len(Archive(tmp_path / "archive", target.name).entries()) == 1  # …but the values went live once

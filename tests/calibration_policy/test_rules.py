@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, RuleContext, RuleVerdict, UnknownPluginError, should_apply_update
+from calibration_policy import (
+    CalibrationUpdatePolicy,
+    RuleContext,
+    RuleVerdict,
+    UnknownPluginError,
+    should_apply_update,
+)
 from calibration_policy.default_plugins import rules
 from calibration_policy.plugins import get_rule
 
@@ -116,7 +122,13 @@ def test_a_rule_that_checked_something_is_not_idle():
 
 
 def test_max_step_clips_both_directions():
-    verdict = rules.max_step(context({"global": 1.0, "weekly": 1.2, "monthly": 1.0}, {"global": 1.2, "weekly": 1.0, "monthly": 1.01}, max_step=0.05))
+    verdict = rules.max_step(
+        context(
+            {"global": 1.0, "weekly": 1.2, "monthly": 1.0},
+            {"global": 1.2, "weekly": 1.0, "monthly": 1.01},
+            max_step=0.05,
+        )
+    )
     assert verdict.passed
     assert verdict.adjusted == pytest.approx({"global": 1.05, "weekly": 1.15, "monthly": 1.01})
     assert "global limited to 1.05 (smoothed 1.20, step limit 0.05)" in verdict.text

@@ -6,7 +6,7 @@ import json
 import math
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd  # the oracle only: the library's smoothing never imports it
@@ -25,12 +25,14 @@ from calibration_policy import (
 )
 from calibration_policy.plugins import get_smoother
 
-NOW = datetime(2025, 12, 24, 15, 30, tzinfo=timezone.utc)
+NOW = datetime(2025, 12, 24, 15, 30, tzinfo=UTC)
 EWMA = CalibrationUpdatePolicy(smoothing="ewma", smoothing_options={"half_life_days": 7})
 MEDIAN = CalibrationUpdatePolicy(smoothing="rolling_median")
 
 
-def run_at(days_ago: float, values: dict[str, float] | float, underlying="SPY", n=412, vega=12400.0, run_id="") -> CalibrationRun:
+def run_at(
+    days_ago: float, values: dict[str, float] | float, underlying="SPY", n=412, vega=12400.0, run_id=""
+) -> CalibrationRun:
     if not isinstance(values, dict):
         values = {"global": values}
     moment = NOW - timedelta(days=days_ago)
@@ -131,7 +133,10 @@ def test_window_excludes_old_runs_and_runs_after_current(policy):
 def test_window_length_comes_from_the_policy():
     current = run_at(0, 1.00)
     history = [run_at(20, 2.00)]
-    assert get_smoothed_multipliers(history, current, CalibrationUpdatePolicy(smoothing="rolling_median"))["global"] == 1.00
+    assert (
+        get_smoothed_multipliers(history, current, CalibrationUpdatePolicy(smoothing="rolling_median"))["global"]
+        == 1.00
+    )
     wide = CalibrationUpdatePolicy(smoothing="rolling_median", smoothing_window_days=30)
     assert get_smoothed_multipliers(history, current, wide)["global"] == pytest.approx(1.50)
 
@@ -155,7 +160,9 @@ def test_recorded_then_loaded_flow_counts_current_once(tmp_path, make_result):
     """The DESIGN example: record first, then load (which now holds the run), then smooth."""
     history_dir = tmp_path / "runs"
     for i, g in enumerate([1.00, 1.02, 1.04]):
-        record_calibration_result(make_result(global_m=g), "SPY", "live", history_dir=history_dir, timestamp=NOW - timedelta(days=3 - i))
+        record_calibration_result(
+            make_result(global_m=g), "SPY", "live", history_dir=history_dir, timestamp=NOW - timedelta(days=3 - i)
+        )
     run = record_calibration_result(make_result(global_m=1.20), "SPY", "live", history_dir=history_dir, timestamp=NOW)
     history = load_recent_calibration_history("SPY", limit=50, history_dir=history_dir)
     assert history[-1].run_id == run.run_id
@@ -257,8 +264,8 @@ def test_smoothed_value_within_window_min_max(points, current_value, smoothing, 
 # off by a nanosecond at small half-lives) is off by far more than that.
 
 NS_PER_DAY = 86_400 * 10**9
-EARLIEST_NS = int(datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp()) * 10**9
-LATEST_NS = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp()) * 10**9
+EARLIEST_NS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp()) * 10**9
+LATEST_NS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp()) * 10**9
 REALISTIC = st.floats(0.05, 10.0)  # multipliers as hosts produce them
 EXTREME = st.floats(-1e300, 1e300)  # any sign, 0, subnormal to huge; 200 × 1e300 stays finite in pandas' sums
 # Half-lives spread evenly over 86 ns … 100 years on a log scale (pandas cannot take one under 1 ns).
@@ -292,7 +299,9 @@ def pandas_rolling_median(times: np.ndarray, values: np.ndarray) -> float:
     return float(pd.Series(values, index=pd.DatetimeIndex(times)).rolling("14D").median().iloc[-1])
 
 
-ORACLE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+ORACLE = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @ORACLE
@@ -318,29 +327,43 @@ def test_rolling_median_equals_pandas_rolling_14d_median(history):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
-    ages_us=st.lists(st.integers(0, 14 * 86_400 * 10**6 - 1) | st.sampled_from([0, 10**6, 86_400 * 10**6]), max_size=60),
+    ages_us=st.lists(
+        st.integers(0, 14 * 86_400 * 10**6 - 1) | st.sampled_from([0, 10**6, 86_400 * 10**6]), max_size=60
+    ),
     data=st.data(),
     half_life=HALF_LIFE,
 )
 def test_smoothing_runs_equals_pandas_on_their_times(ages_us, data, half_life):
     """Through get_smoothed_multipliers: run times become nanoseconds exactly, the current run last."""
-    values = data.draw(st.lists(data.draw(st.sampled_from([REALISTIC, EXTREME])), min_size=len(ages_us) + 1,
-                                max_size=len(ages_us) + 1))
+    values = data.draw(
+        st.lists(data.draw(st.sampled_from([REALISTIC, EXTREME])), min_size=len(ages_us) + 1, max_size=len(ages_us) + 1)
+    )
     history = [run_at(age / 86_400e6, value, run_id=f"r{i:03d}") for i, (age, value) in enumerate(zip(ages_us, values))]
     current = run_at(0, values[-1], run_id="current")
     runs = sorted(history, key=lambda r: (r.timestamp, r.run_id)) + [current]  # the order the strategy sees
     times = np.array([r.timestamp.replace(tzinfo=None) for r in runs], dtype="datetime64[ns]")
     window = np.array([r.recommended_iv_multiplier["global"] for r in runs])
     ewma = CalibrationUpdatePolicy(smoothing_options={"half_life_days": half_life})
-    assert agrees(get_smoothed_multipliers(history, current, ewma)["global"], pandas_ewma(times, window, half_life), window)
-    assert agrees(get_smoothed_multipliers(history, current, MEDIAN)["global"], pandas_rolling_median(times, window), window)
+    assert agrees(
+        get_smoothed_multipliers(history, current, ewma)["global"], pandas_ewma(times, window, half_life), window
+    )
+    assert agrees(
+        get_smoothed_multipliers(history, current, MEDIAN)["global"], pandas_rolling_median(times, window), window
+    )
 
 
 def test_a_run_beyond_the_nanosecond_clock_is_refused_naming_it():
     """numpy's datetime64[ns] ends on 2262-04-11: a run after 2261 is refused when it is made, not when smoothed."""
     with pytest.raises(ValueError, match="2300-01-01.*outside the years 1970 to 2261"):
-        CalibrationRun(run_id="far", timestamp=datetime(2300, 1, 1, tzinfo=timezone.utc), underlying="SPY",
-                       source="live", recommended_iv_multiplier={"global": 1.0}, sample_size=412, vega_sum=12400.0)
+        CalibrationRun(
+            run_id="far",
+            timestamp=datetime(2300, 1, 1, tzinfo=UTC),
+            underlying="SPY",
+            source="live",
+            recommended_iv_multiplier={"global": 1.0},
+            sample_size=412,
+            vega_sum=12400.0,
+        )
 
 
 # -- the decision path does not import pandas ------------------------------------------------
@@ -379,15 +402,23 @@ print(json.dumps({"smoothed": smoothed, "applied": outcome.applied, "live": json
 def test_the_decision_path_imports_neither_pandas_nor_pyarrow(tmp_path, make_result):
     """A fresh process records, loads, smooths (both strategies), decides and runs an update."""
     result = make_result(global_m=1.08, bands={"weekly": 1.10, "monthly": 1.06})
-    done = subprocess.run([sys.executable, "-c", DECISION_PATH, str(tmp_path), json.dumps(result)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", DECISION_PATH, str(tmp_path), json.dumps(result)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["loaded"] == []  # neither pandas nor pyarrow
     # ...and the path really ran: four runs of 1.08 smooth to 1.08, and the update applied.
     assert report["smoothed"]["ewma"]["global"] == pytest.approx(1.08)
-    assert report["smoothed"]["rolling_median"] == {"global": pytest.approx(1.08), "weekly": pytest.approx(1.10),
-                                                    "monthly": pytest.approx(1.06)}
+    assert report["smoothed"]["rolling_median"] == {
+        "global": pytest.approx(1.08),
+        "weekly": pytest.approx(1.10),
+        "monthly": pytest.approx(1.06),
+    }
     assert report["applied"] and report["live"]["global"] == pytest.approx(1.08)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,11 +13,11 @@ from calibration_policy import CalibrationUpdatePolicy, load_recent_calibration_
 from calibration_policy.archive import Archive
 from calibration_policy.errors import HistoryError, TargetError
 from calibration_policy.hookspecs import hookimpl
+from calibration_policy.pipeline import force_apply, run_update
 from calibration_policy.plugins import get_plugin_manager
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.pipeline import force_apply, run_update
 
-T0 = datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 10, 15, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -32,7 +32,14 @@ def flow(tmp_path: Path, live: JsonFileTarget):
     dirs = {"history_dir": tmp_path / "runs", "archive_dir": tmp_path / "archive", "suggestions_dir": tmp_path / "sugg"}
 
     def update(result, day: int = 0, **kw):
-        kw = {**dirs, "underlying": "SPY", "source": "harvested", "target": live, "timestamp": T0 + timedelta(days=day), **kw}
+        kw = {
+            **dirs,
+            "underlying": "SPY",
+            "source": "harvested",
+            "target": live,
+            "timestamp": T0 + timedelta(days=day),
+            **kw,
+        }
         return run_update(result, **kw)
 
     update.dirs = dirs
@@ -100,7 +107,9 @@ def test_dry_run_writes_nothing_but_says_what_would_happen(flow, live, make_resu
 
 
 def test_force_applies_despite_rules_and_says_so(flow, live, make_result):
-    outcome = flow(make_result(global_m=1.01, bands={"weekly": 1.0, "monthly": 1.0}), force=True, force_values="recommended")
+    outcome = flow(
+        make_result(global_m=1.01, bands={"weekly": 1.0, "monthly": 1.0}), force=True, force_values="recommended"
+    )
     assert outcome.applied and outcome.decision.forced
     assert outcome.decision.reason.startswith("Applied: forced by user (the policy alone said: change too small")
     assert json.loads(live.path.read_text())["global"] == pytest.approx(1.01)
@@ -168,15 +177,28 @@ def test_max_step_clips_the_written_values(flow, live, make_result):
     assert "global limited to 1.05 (smoothed 1.30, step limit 0.05)" in outcome.decision.reason
 
 
-@pytest.mark.parametrize("mode, kwargs, result_kw, route", [
-    ("applies", {}, {"global_m": 1.2}, "apply"),
-    ("too small", {}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "settle"),
-    ("forced", {"force": True}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "apply"),
-    ("forced, recommended values", {"force": True, "force_values": "recommended"}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "apply"),
-    ("needs approval", {"policy": CalibrationUpdatePolicy(require_approval=True)}, {"global_m": 1.2}, "propose"),
-    ("forced past approval", {"policy": CalibrationUpdatePolicy(require_approval=True), "force": True}, {"global_m": 1.2}, "apply"),
-    ("thin", {}, {"global_m": 1.3, "n": 72}, "settle"),
-])
+@pytest.mark.parametrize(
+    "mode, kwargs, result_kw, route",
+    [
+        ("applies", {}, {"global_m": 1.2}, "apply"),
+        ("too small", {}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "settle"),
+        ("forced", {"force": True}, {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}}, "apply"),
+        (
+            "forced, recommended values",
+            {"force": True, "force_values": "recommended"},
+            {"global_m": 1.01, "bands": {"weekly": 1.0, "monthly": 1.0}},
+            "apply",
+        ),
+        ("needs approval", {"policy": CalibrationUpdatePolicy(require_approval=True)}, {"global_m": 1.2}, "propose"),
+        (
+            "forced past approval",
+            {"policy": CalibrationUpdatePolicy(require_approval=True), "force": True},
+            {"global_m": 1.2},
+            "apply",
+        ),
+        ("thin", {}, {"global_m": 1.3, "n": 72}, "settle"),
+    ],
+)
 def test_a_dry_run_says_what_the_real_call_then_does(flow, live, make_result, mode, kwargs, result_kw, route):
     result = make_result(**result_kw)
     dry = flow(result, dry_run=True, **kwargs)
@@ -184,5 +206,7 @@ def test_a_dry_run_says_what_the_real_call_then_does(flow, live, make_result, mo
     assert (dry.route, real.route) == (route, route), mode
     assert dry.decision.reason == real.decision.reason
     assert dry.decision.values == (real.change.new_values if real.change else dry.decision.values)
-    assert dry.summary().startswith("Dry run, nothing written. It would " +
-                                    {"apply": "go live", "propose": "wait for a person's approval", "settle": "change nothing"}[route])
+    assert dry.summary().startswith(
+        "Dry run, nothing written. It would "
+        + {"apply": "go live", "propose": "wait for a person's approval", "settle": "change nothing"}[route]
+    )

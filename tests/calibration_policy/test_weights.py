@@ -16,13 +16,26 @@ from hypothesis import strategies as st
 
 from calibration_policy import CalibrationUpdatePolicy, record_calibration_result
 from calibration_policy.apply import apply_values
-from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, NotEnoughTradesError, weights_target
+from calibration_policy.default_plugins.scoring_weights.analysis import (
+    FactorStats,
+    analyze_trades,
+    estimate_improvement,
+    factor_stats,
+    load_trades,
+    rationale,
+    suggest_from,
+)
+from calibration_policy.default_plugins.scoring_weights.domain import (
+    FACTORS,
+    NotEnoughTradesError,
+    WeightsError,
+    round_weights,
+    weights_target,
+)
+from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 from calibration_policy.durable import dumps
 from calibration_policy.errors import InvalidRunError
 from calibration_policy.plugins import get_domain
-from calibration_policy.default_plugins.scoring_weights.analysis import FactorStats, analyze_trades, estimate_improvement, factor_stats, load_trades, rationale, suggest_from
-from calibration_policy.default_plugins.scoring_weights.domain import WeightsError, round_weights
-from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights
 
@@ -32,8 +45,12 @@ REPO = Path(__file__).resolve().parents[2]
 def table(wallet, pnl, **columns) -> pd.DataFrame:
     """A small hand-written trades table; the other factors default to a spread of values."""
     n = len(wallet)
-    frame = pd.DataFrame({"wallet_score": wallet,
-                          **{f"{f}_score": columns.get(f, np.linspace(0.2, 0.8, n)) for f in FACTORS if f != "wallet"}})
+    frame = pd.DataFrame(
+        {
+            "wallet_score": wallet,
+            **{f"{f}_score": columns.get(f, np.linspace(0.2, 0.8, n)) for f in FACTORS if f != "wallet"},
+        }
+    )
     frame["pnl"] = pnl
     frame["win"] = [p > 0 for p in pnl]
     return frame
@@ -70,15 +87,18 @@ def test_the_win_flag_is_taken_from_the_table_not_from_pnl():
     assert wallet.winners_avg == pytest.approx(0.25) and wallet.losers_avg == pytest.approx(0.7)
 
 
-@pytest.mark.parametrize("winners, losers, correlation, expected", [
-    (0.72, 0.41, 0.45, True),
-    (0.56, 0.50, 0.20, True),
-    (0.55, 0.50, 0.20, False),  # a spread of exactly 0.05 is not more than 0.05
-    (0.72, 0.41, 0.10, False),  # a correlation of exactly 0.1 is not more than 0.1
-    (0.72, 0.41, 0.05, False),
-    (0.45, 0.50, 0.30, False),
-    (None, 0.50, 0.30, False),
-])
+@pytest.mark.parametrize(
+    "winners, losers, correlation, expected",
+    [
+        (0.72, 0.41, 0.45, True),
+        (0.56, 0.50, 0.20, True),
+        (0.55, 0.50, 0.20, False),  # a spread of exactly 0.05 is not more than 0.05
+        (0.72, 0.41, 0.10, False),  # a correlation of exactly 0.1 is not more than 0.1
+        (0.72, 0.41, 0.05, False),
+        (0.45, 0.50, 0.30, False),
+        (None, 0.50, 0.30, False),
+    ],
+)
 def test_is_predictive_needs_both_a_spread_and_a_correlation(winners, losers, correlation, expected):
     stats = FactorStats("wallet", correlation, winners, losers, 200, 100, 100)
     assert stats.is_predictive is expected
@@ -121,7 +141,9 @@ def test_suggested_weights_follow_the_formula():
 
 
 def test_higher_correlation_gets_higher_weight():
-    analysis = analyze_trades(make_trades(500, effects={"wallet": 400, "cluster": 200, "token": 100, "context": 40}), EQUAL)
+    analysis = analyze_trades(
+        make_trades(500, effects={"wallet": 400, "cluster": 200, "token": 100, "context": 40}), EQUAL
+    )
     by_corr = sorted(analysis.factors, key=lambda s: s.correlation)
     assert by_corr[0].correlation > 0.01
     weights = [analysis.suggested[s.factor] for s in by_corr]
@@ -130,15 +152,20 @@ def test_higher_correlation_gets_higher_weight():
 
 
 def test_correlations_below_the_floor_share_the_smallest_weight():
-    analysis = analyze_trades(make_trades(500, effects={"wallet": 400, "cluster": 0, "token": -300, "context": 0}), EQUAL)
+    analysis = analyze_trades(
+        make_trades(500, effects={"wallet": 400, "cluster": 0, "token": -300, "context": 0}), EQUAL
+    )
     stats = {s.factor: s for s in analysis.factors}
     assert stats["token"].correlation < -0.1 and abs(stats["context"].correlation) < 0.1
     assert analysis.suggested["token"] == analysis.suggested["context"] == min(analysis.suggested.values())
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), raw=st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4).filter(lambda v: sum(v) > 0.01),
-       effects=st.lists(st.floats(-400, 400), min_size=4, max_size=4))
+@given(
+    seed=st.integers(0, 10_000),
+    raw=st.lists(st.floats(0.0, 1.0), min_size=4, max_size=4).filter(lambda v: sum(v) > 0.01),
+    effects=st.lists(st.floats(-400, 400), min_size=4, max_size=4),
+)
 def test_suggested_weights_are_always_a_valid_set(seed, raw, effects):
     current = round_weights(dict(zip(FACTORS, raw)))
     frame = make_trades(120, seed=seed, effects=dict(zip(FACTORS, effects)))
@@ -149,8 +176,12 @@ def test_suggested_weights_are_always_a_valid_set(seed, raw, effects):
 
 
 def test_round_weights_keeps_the_sum_by_largest_remainder():
-    assert round_weights({"wallet": 1, "cluster": 1, "token": 1, "context": 0}) == \
-        {"wallet": 0.3334, "cluster": 0.3333, "token": 0.3333, "context": 0.0}
+    assert round_weights({"wallet": 1, "cluster": 1, "token": 1, "context": 0}) == {
+        "wallet": 0.3334,
+        "cluster": 0.3333,
+        "token": 0.3333,
+        "context": 0.0,
+    }
     assert round_weights({"wallet": 2, "cluster": 2, "token": 2, "context": 2}) == EQUAL
     with pytest.raises(WeightsError, match="add up to 0"):
         round_weights(dict.fromkeys(FACTORS, 0.0))
@@ -158,7 +189,10 @@ def test_round_weights_keeps_the_sum_by_largest_remainder():
 
 def test_rationale_in_plain_english():
     strong = FactorStats("wallet", 0.45, 0.72, 0.41, 300, 150, 150)
-    assert rationale(strong, 0.25, 0.40) == "Strong predictor: winners avg 0.72 vs losers 0.41 (correlation 0.45), raising weight"
+    assert (
+        rationale(strong, 0.25, 0.40)
+        == "Strong predictor: winners avg 0.72 vs losers 0.41 (correlation 0.45), raising weight"
+    )
     weak = FactorStats("token", 0.03, 0.51, 0.50, 300, 150, 150)
     assert rationale(weak, 0.25, 0.12) == "Weak correlation (0.03), reducing weight"
     tiny = FactorStats("token", -0.001, 0.50, 0.50, 300, 150, 150)
@@ -166,10 +200,15 @@ def test_rationale_in_plain_english():
     against = FactorStats("context", -0.25, 0.40, 0.55, 300, 150, 150)
     assert rationale(against, 0.25, 0.10).startswith("Works against PnL: correlation -0.25")
     useful = FactorStats("cluster", 0.2, 0.56, 0.48, 300, 150, 150)
-    assert rationale(useful, 0.25, 0.24) == \
-        "Useful predictor: winners avg 0.56 vs losers 0.48 (correlation 0.20), reducing weight slightly"
+    assert (
+        rationale(useful, 0.25, 0.24)
+        == "Useful predictor: winners avg 0.56 vs losers 0.48 (correlation 0.20), reducing weight slightly"
+    )
     flat = FactorStats("cluster", 0.2, 0.52, 0.50, 300, 150, 150)
-    assert rationale(flat, 0.25, 0.25) == "Some correlation (0.20) but winners avg 0.52 vs losers 0.50 barely differ, keeping weight"
+    assert (
+        rationale(flat, 0.25, 0.25)
+        == "Some correlation (0.20) but winners avg 0.52 vs losers 0.50 barely differ, keeping weight"
+    )
 
 
 # -- estimated improvement -------------------------------------------------------------------------
@@ -177,10 +216,12 @@ def test_rationale_in_plain_english():
 
 def improvement_table() -> pd.DataFrame:
     #                 wallet cluster token context   pnl    equal weights    wallet-heavy
-    rows = [(0.9, 0.9, 0.9, 0.9, 50.0),   # 0.90 taken     0.90 taken   (win)
-            (1.0, 0.4, 0.4, 0.4, 40.0),   # 0.55 skipped   0.82 taken   (win)
-            (0.2, 0.9, 0.9, 0.9, -30.0),  # 0.725 taken    0.41 skipped (loss)
-            (0.1, 0.1, 0.1, 0.1, -5.0)]   # 0.10 skipped   0.10 skipped (loss)
+    rows = [
+        (0.9, 0.9, 0.9, 0.9, 50.0),  # 0.90 taken     0.90 taken   (win)
+        (1.0, 0.4, 0.4, 0.4, 40.0),  # 0.55 skipped   0.82 taken   (win)
+        (0.2, 0.9, 0.9, 0.9, -30.0),  # 0.725 taken    0.41 skipped (loss)
+        (0.1, 0.1, 0.1, 0.1, -5.0),
+    ]  # 0.10 skipped   0.10 skipped (loss)
     frame = pd.DataFrame(rows, columns=[*(f"{f}_score" for f in FACTORS), "pnl"])
     frame["win"] = frame["pnl"] > 0
     return frame
@@ -192,8 +233,10 @@ def test_improvement_rescores_every_trade_at_the_threshold():
     assert (result.current_taken, result.current_wins, result.suggested_taken, result.suggested_wins) == (2, 1, 2, 2)
     assert result.pct == pytest.approx(100.0)
     assert result.current_pnl == pytest.approx(20.0) and result.suggested_pnl == pytest.approx(90.0)
-    assert result.text() == ("At threshold 0.6 the suggested weights take 2 winning trades instead of 1 (+100.0%), "
-                             "out of 2 trades taken instead of 2.")
+    assert result.text() == (
+        "At threshold 0.6 the suggested weights take 2 winning trades instead of 1 (+100.0%), "
+        "out of 2 trades taken instead of 2."
+    )
 
 
 def test_when_the_current_weights_take_no_winner_it_says_so_instead_of_zero():
@@ -201,7 +244,9 @@ def test_when_the_current_weights_take_no_winner_it_says_so_instead_of_zero():
     heavy = {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1}
     result = estimate_improvement(load_trades(frame), EQUAL, heavy)
     assert result.pct is None and result.clears(2.0)
-    assert result.text().startswith("The current weights take no winning trade at threshold 0.6, so there is no percentage")
+    assert result.text().startswith(
+        "The current weights take no winning trade at threshold 0.6, so there is no percentage"
+    )
     assert "would take 1 winning trade (of 1 taken)" in result.text()
     assert "0%" not in result.text()
     nobody = estimate_improvement(load_trades(frame.iloc[[1]]), EQUAL, EQUAL)
@@ -210,8 +255,15 @@ def test_when_the_current_weights_take_no_winner_it_says_so_instead_of_zero():
 
 
 def test_a_score_exactly_at_the_threshold_is_taken():
-    frame = pd.DataFrame([(0.6, 0.6, 0.6, 0.6, 1.0)], columns=[*(f"{f}_score" for f in FACTORS), "pnl"]).assign(win=True)
-    odd = {"wallet": 0.1, "cluster": 0.2, "token": 0.3, "context": 0.4}  # 0.6 × weights sums to 0.6000000000000001 or so
+    frame = pd.DataFrame([(0.6, 0.6, 0.6, 0.6, 1.0)], columns=[*(f"{f}_score" for f in FACTORS), "pnl"]).assign(
+        win=True
+    )
+    odd = {
+        "wallet": 0.1,
+        "cluster": 0.2,
+        "token": 0.3,
+        "context": 0.4,
+    }  # 0.6 × weights sums to 0.6000000000000001 or so
     assert estimate_improvement(load_trades(frame), odd, EQUAL).current_taken == 1
 
 
@@ -236,20 +288,37 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> Path:
 
 
 BAD_TABLES = {
-    "missing columns": (lambda f: f.drop(columns=["token_score", "pnl"]),
-                        "is missing the columns token_score, pnl; it needs wallet_score, cluster_score, token_score, context_score, pnl, win."),
-    "nan score": (lambda f: f.assign(cluster_score=[np.nan] * 3 + list(f.cluster_score[3:])),
-                  "cluster_score is missing or not a finite number in 3 trades (first in row 1)"),
-    "score above 1": (lambda f: f.assign(token_score=[0.2, 1.4, 1.1] + list(f.token_score[3:])),
-                      "token_score is 1.4 in row 2, outside 0–1 (2 trades out of range)."),
-    "negative score": (lambda f: f.assign(context_score=[-0.1] + list(f.context_score[1:])),
-                       "context_score is -0.1 in row 1, outside 0–1 (1 trade out of range)."),
-    "infinite pnl": (lambda f: f.assign(pnl=[np.inf] + list(f.pnl[1:])), "pnl is missing or not a finite number in 1 trade"),
+    "missing columns": (
+        lambda f: f.drop(columns=["token_score", "pnl"]),
+        "is missing the columns token_score, pnl; it needs wallet_score, cluster_score, token_score, context_score, pnl, win.",
+    ),
+    "nan score": (
+        lambda f: f.assign(cluster_score=[np.nan] * 3 + list(f.cluster_score[3:])),
+        "cluster_score is missing or not a finite number in 3 trades (first in row 1)",
+    ),
+    "score above 1": (
+        lambda f: f.assign(token_score=[0.2, 1.4, 1.1] + list(f.token_score[3:])),
+        "token_score is 1.4 in row 2, outside 0–1 (2 trades out of range).",
+    ),
+    "negative score": (
+        lambda f: f.assign(context_score=[-0.1] + list(f.context_score[1:])),
+        "context_score is -0.1 in row 1, outside 0–1 (1 trade out of range).",
+    ),
+    "infinite pnl": (
+        lambda f: f.assign(pnl=[np.inf] + list(f.pnl[1:])),
+        "pnl is missing or not a finite number in 1 trade",
+    ),
     "text scores": (lambda f: f.assign(wallet_score=["high"] * len(f)), "wallet_score column must hold numbers"),
-    "bad win flag": (lambda f: f.assign(win=[2] + [1] * (len(f) - 1)), "The win column must be true/false (or 1/0), but row 1 holds 2."),
+    "bad win flag": (
+        lambda f: f.assign(win=[2] + [1] * (len(f) - 1)),
+        "The win column must be true/false (or 1/0), but row 1 holds 2.",
+    ),
     "text win flag": (lambda f: f.assign(win=["yes"] * len(f)), "but row 1 holds 'yes'."),
     "no trades": (lambda f: f.iloc[0:0], "has no trades."),
-    "bad close time": (lambda f: f.assign(closed_at=["yesterday"] * len(f)), "closed_at column must hold dates and times."),
+    "bad close time": (
+        lambda f: f.assign(closed_at=["yesterday"] * len(f)),
+        "closed_at column must hold dates and times.",
+    ),
 }
 
 
@@ -264,13 +333,19 @@ def test_bad_tables_give_one_clear_sentence(name, tmp_path):
         assert message in text and "\n" not in text and text.endswith(".")
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p, "The trades file {p} does not exist."),
-    (lambda p: (p.write_bytes(b""), p)[1], "The trades file {p} is empty."),
-    (lambda p: (p.write_bytes(b"PAR1 this is not parquet at all"), p)[1], "The trades file {p} is not a readable Parquet file ("),
-    (lambda p: (p.write_text("wallet_score,pnl\n0.1,3\n"), p)[1], "is not a readable Parquet file"),
-    (lambda p: (p.mkdir(), p)[1], "The trades file {p} is a folder, not a Parquet file."),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "The trades file {p} does not exist."),
+        (lambda p: (p.write_bytes(b""), p)[1], "The trades file {p} is empty."),
+        (
+            lambda p: (p.write_bytes(b"PAR1 this is not parquet at all"), p)[1],
+            "The trades file {p} is not a readable Parquet file (",
+        ),
+        (lambda p: (p.write_text("wallet_score,pnl\n0.1,3\n"), p)[1], "is not a readable Parquet file"),
+        (lambda p: (p.mkdir(), p)[1], "The trades file {p} is a folder, not a Parquet file."),
+    ],
+)
 def test_bad_files_give_one_clear_sentence(tmp_path, make, message):
     path = make(tmp_path / "trades.parquet")
     with pytest.raises(WeightsError) as caught:
@@ -301,18 +376,25 @@ def test_nullable_and_integer_columns_are_accepted():
 
 def test_an_analysis_is_recorded_as_a_scoring_weights_run(tmp_path):
     analysis = analyze_trades(make_trades(300), EQUAL)
-    run = record_calibration_result(analysis.to_dict(), underlying="SCORING", source="trades",
-                                    history_dir=tmp_path, domain="scoring_weights")
+    run = record_calibration_result(
+        analysis.to_dict(), underlying="SCORING", source="trades", history_dir=tmp_path, domain="scoring_weights"
+    )
     assert run.domain == "scoring_weights" and run.underlying == "SCORING" and run.sample_size == 300
     assert run.recommended == analysis.suggested and run.vega_sum is None
     stored = json.loads((tmp_path / f"{run.run_id}.json").read_text())
     assert stored["analysis"]["factors"][0]["factor"] == "wallet"
     with pytest.raises(InvalidRunError, match="'live' is not a source of Scoring weights; use one of: trades"):
-        record_calibration_result(analysis.to_dict(), underlying="SCORING", source="live", history_dir=tmp_path,
-                                  domain="scoring_weights")
+        record_calibration_result(
+            analysis.to_dict(), underlying="SCORING", source="live", history_dir=tmp_path, domain="scoring_weights"
+        )
     with pytest.raises(InvalidRunError, match="Only 42 trades"):
-        record_calibration_result(analyze_trades(make_trades(42), EQUAL).to_dict(), underlying="SCORING",
-                                  source="trades", history_dir=tmp_path, domain="scoring_weights")
+        record_calibration_result(
+            analyze_trades(make_trades(42), EQUAL).to_dict(),
+            underlying="SCORING",
+            source="trades",
+            history_dir=tmp_path,
+            domain="scoring_weights",
+        )
 
 
 def test_the_weights_file_takes_only_a_whole_valid_set(tmp_path):
@@ -322,8 +404,14 @@ def test_the_weights_file_takes_only_a_whole_valid_set(tmp_path):
     assert target.name == "scoring_weights" and target.values(target.load()) == EQUAL
     before = path.read_bytes()
     with pytest.raises(InvalidRunError, match="The cluster, token and context weights are missing"):
-        apply_values(target, {"wallet": 0.5}, archive_dir=tmp_path / "a", kind="force", reason="partial",
-                     domain="scoring_weights")
+        apply_values(
+            target,
+            {"wallet": 0.5},
+            archive_dir=tmp_path / "a",
+            kind="force",
+            reason="partial",
+            domain="scoring_weights",
+        )
     assert path.read_bytes() == before and not (tmp_path / "a" / "scoring_weights").exists()
     new = {"wallet": 0.4, "cluster": 0.2, "token": 0.2, "context": 0.2}
     apply_values(target, new, archive_dir=tmp_path / "a", kind="force", reason="whole", domain="scoring_weights")
@@ -331,8 +419,13 @@ def test_the_weights_file_takes_only_a_whole_valid_set(tmp_path):
 
 
 def test_explain_reads_sensibly_for_weights():
-    policy = CalibrationUpdatePolicy(domain="scoring_weights", rules=("min_sample_size", "min_delta"),
-                                     min_sample_size=100, min_delta_global=0.02, require_approval=True)
+    policy = CalibrationUpdatePolicy(
+        domain="scoring_weights",
+        rules=("min_sample_size", "min_delta"),
+        min_sample_size=100,
+        min_delta_global=0.02,
+        require_approval=True,
+    )
     text = policy.explain()
     assert "only updates weights when the change is large enough (at least 0.02 for any weight)" in text
     assert "at least 100 trades in the sample" in text

@@ -13,21 +13,23 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from calibration_policy.archive import Archive
-from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
-from calibration_policy.errors import PolicyError
-from calibration_policy.stores import open_store
-from calibration_policy.review import ReviewStore
 from calibration_policy.default_plugins.scoring_weights.analysis import bounded_weights
-from calibration_policy.default_plugins.scoring_weights.domain import WeightsError
-from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, load_weights_settings
+from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, WeightsError, weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import new_trade_count, run_auto, suggest_weights
+from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, load_weights_settings
+from calibration_policy.errors import PolicyError
+from calibration_policy.review import ReviewStore
+from calibration_policy.stores import open_store
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights
 
 # -- the bounded projection ------------------------------------------------------------------------
 
-weight_sets = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=4, max_size=4).filter(lambda v: sum(v) > 1e-3).map(
-    lambda v: {f: x / math.fsum(v) for f, x in zip(FACTORS, v)})
+weight_sets = (
+    st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=4, max_size=4)
+    .filter(lambda v: sum(v) > 1e-3)
+    .map(lambda v: {f: x / math.fsum(v) for f, x in zip(FACTORS, v)})
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -39,8 +41,11 @@ def test_bounded_weights_stay_valid_and_within_the_bound(suggested, current, bou
         assert -1e-12 <= w[f] <= 1.0 + 1e-12
         assert abs(w[f] - current[f]) <= bound + 1e-12
     # It is the closest such set: every weight not held at a bound moved by the same shift.
-    free = [w[f] - suggested[f] for f in FACTORS
-            if max(0.0, current[f] - bound) + 1e-9 < w[f] < min(1.0, current[f] + bound) - 1e-9]
+    free = [
+        w[f] - suggested[f]
+        for f in FACTORS
+        if max(0.0, current[f] - bound) + 1e-9 < w[f] < min(1.0, current[f] + bound) - 1e-9
+    ]
     assert not free or max(free) - min(free) <= 1e-9
 
 
@@ -71,7 +76,11 @@ def test_the_bound_must_be_positive():
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, Path]:
-    return {"history_dir": tmp_path / "runs", "suggestions_dir": tmp_path / "suggestions", "archive_dir": tmp_path / "archive"}
+    return {
+        "history_dir": tmp_path / "runs",
+        "suggestions_dir": tmp_path / "suggestions",
+        "archive_dir": tmp_path / "archive",
+    }
 
 
 @pytest.fixture
@@ -95,8 +104,9 @@ def test_auto_mode_is_off_by_default_and_then_does_nothing(target, weights_file,
 
 
 def test_auto_mode_applies_within_bounds_and_logs_the_change_for_review(target, weights_file, env):
-    pending = suggest_weights(make_trades(400, seed=9), target, history_dir=env["history_dir"],
-                              suggestions_dir=env["suggestions_dir"]).suggestion
+    pending = suggest_weights(
+        make_trades(400, seed=9), target, history_dir=env["history_dir"], suggestions_dir=env["suggestions_dir"]
+    ).suggestion
     outcome = run_auto(make_trades(500, start=pd.Timestamp("2026-01-01", tz="UTC")), target, ON, **env)
     assert outcome.action == "applied", outcome.message
     live = read_weights(weights_file)
@@ -113,7 +123,9 @@ def test_auto_mode_applies_within_bounds_and_logs_the_change_for_review(target, 
     run = open_store(env["history_dir"]).get(outcome.run.run_id)
     assert run.status == "applied" and run.applied_reason == entry.reason
     old = ReviewStore(env["suggestions_dir"]).get(pending.suggestion_id)
-    assert old.status == "expired" and old.expired_reason.startswith(f"superseded by an automatic change ({entry.change_id})")
+    assert old.status == "expired" and old.expired_reason.startswith(
+        f"superseded by an automatic change ({entry.change_id})"
+    )
 
 
 def test_auto_mode_waits_for_enough_new_trades(target, weights_file, env):
@@ -123,7 +135,8 @@ def test_auto_mode_waits_for_enough_new_trades(target, weights_file, env):
     waiting = run_auto(trades, target, ON, **env)
     assert waiting.action == "waiting"
     assert waiting.message.startswith("0 new trades since the last suggestion (") and waiting.message.endswith(
-        "auto mode waits for 100.")
+        "auto mode waits for 100."
+    )
     later = trades["closed_at"].max() + timedelta(hours=1)
     more = pd.concat([trades, make_trades(99, seed=5, start=later)], ignore_index=True)
     assert run_auto(more, target, ON, **env).message.startswith("99 new trades since the last suggestion")
@@ -159,7 +172,10 @@ def test_with_require_approval_auto_mode_leaves_every_change_to_a_person(target,
 
 def test_with_too_few_trades_auto_mode_waits(target, env):
     outcome = run_auto(make_trades(60), target, ON, **env)
-    assert outcome.action == "waiting" and outcome.message == "Only 60 trades: at least 100 are needed before weights are suggested."
+    assert (
+        outcome.action == "waiting"
+        and outcome.message == "Only 60 trades: at least 100 are needed before weights are suggested."
+    )
 
 
 # -- settings --------------------------------------------------------------------------------------
@@ -167,10 +183,14 @@ def test_with_too_few_trades_auto_mode_waits(target, env):
 
 def test_settings_load_from_toml(tmp_path):
     path = tmp_path / "scoring_weights.toml"
-    path.write_text("[policy]\nmin_delta_global = 0.05\nmin_sample_size = 200\n\n"
-                    "[auto]\nenabled = true\nmin_trades_between = 50\nmax_weight_change = 0.05\nmin_improvement_pct = 3.5\n")
+    path.write_text(
+        "[policy]\nmin_delta_global = 0.05\nmin_sample_size = 200\n\n"
+        "[auto]\nenabled = true\nmin_trades_between = 50\nmax_weight_change = 0.05\nmin_improvement_pct = 3.5\n"
+    )
     loaded = load_weights_settings(path)
-    assert loaded.auto == AutoSettings(enabled=True, min_trades_between=50, max_weight_change=0.05, min_improvement_pct=3.5)
+    assert loaded.auto == AutoSettings(
+        enabled=True, min_trades_between=50, max_weight_change=0.05, min_improvement_pct=3.5
+    )
     assert loaded.policy.domain == "scoring_weights" and loaded.policy.min_sample_size == 200
     assert loaded.policy.rules == ("min_sample_size", "min_delta") and loaded.policy.require_approval
 
@@ -180,19 +200,26 @@ def test_defaults_without_a_settings_file(monkeypatch, tmp_path):
     monkeypatch.delenv("CALIBRATION_WEIGHTS_SETTINGS", raising=False)
     loaded = load_weights_settings()
     assert loaded.auto == AutoSettings() and not loaded.auto.enabled
-    assert (loaded.auto.min_trades_between, loaded.auto.max_weight_change, loaded.auto.min_improvement_pct) == (100, 0.1, 2.0)
+    assert (loaded.auto.min_trades_between, loaded.auto.max_weight_change, loaded.auto.min_improvement_pct) == (
+        100,
+        0.1,
+        2.0,
+    )
     assert loaded.policy.min_sample_size == 100 and loaded.policy.min_delta_global == 0.02
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[auto]\nmax_weight_change = -0.1\n", "Invalid auto-mode settings: max_weight_change must be greater than 0"),
-    ("[auto]\nenable = true\n", "enable is not a setting (check the spelling)"),
-    ("[auto]\nmin_trades_between = 0\n", "min_trades_between must be greater than or equal to 1"),
-    ("[auto]\nmin_improvement_pct = nan\n", "min_improvement_pct"),
-    ("[policy]\nmin_delta_global = -1\n", "Invalid calibration policy: min_delta_global"),
-    ("[weights]\nx = 1\n", "'weights' is not a table of weights settings; use [policy] and [auto]."),
-    ("[auto\n", "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[auto]\nmax_weight_change = -0.1\n", "Invalid auto-mode settings: max_weight_change must be greater than 0"),
+        ("[auto]\nenable = true\n", "enable is not a setting (check the spelling)"),
+        ("[auto]\nmin_trades_between = 0\n", "min_trades_between must be greater than or equal to 1"),
+        ("[auto]\nmin_improvement_pct = nan\n", "min_improvement_pct"),
+        ("[policy]\nmin_delta_global = -1\n", "Invalid calibration policy: min_delta_global"),
+        ("[weights]\nx = 1\n", "'weights' is not a table of weights settings; use [policy] and [auto]."),
+        ("[auto\n", "is not valid TOML"),
+    ],
+)
 def test_bad_settings_say_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "scoring_weights.toml"
     path.write_text(text)
@@ -239,10 +266,12 @@ def test_on_shuffled_outcomes_auto_mode_applies_in_at_most_5_percent_of_seeds(tm
 
 def test_the_out_of_sample_gate_can_be_set_in_the_settings_file(tmp_path):
     path = tmp_path / "scoring_weights.toml"
-    path.write_text("[auto]\nenabled = true\n[auto.out_of_sample]\nrequire = \"interval\"\nconfidence = 0.95\n")
+    path.write_text('[auto]\nenabled = true\n[auto.out_of_sample]\nrequire = "interval"\nconfidence = 0.95\n')
     auto = load_weights_settings(path).auto
-    assert auto.out_of_sample_gate and auto.out_of_sample.require == "interval" and auto.out_of_sample.confidence == 0.95
-    path.write_text("[auto.out_of_sample]\nrequire = \"vibes\"\n")
+    assert (
+        auto.out_of_sample_gate and auto.out_of_sample.require == "interval" and auto.out_of_sample.confidence == 0.95
+    )
+    path.write_text('[auto.out_of_sample]\nrequire = "vibes"\n')
     with pytest.raises(PolicyError, match="require"):
         load_weights_settings(path)
 
@@ -251,9 +280,13 @@ def test_the_out_of_sample_rule_blocks_a_suggestion_in_a_policy(target, env):
     from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
 
     policy = weights_policy(rules=["min_sample_size", "min_delta", "out_of_sample"])
-    kept = suggest_weights(BUNDLED_TRADES, target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")})
+    kept = suggest_weights(
+        BUNDLED_TRADES, target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")}
+    )
     assert kept.action == "suggested"
     (verdict,) = [v for v in kept.decision.verdicts if v.code == "out_of_sample"]
     assert verdict.passed and verdict.numbers["p_value"] <= 0.05
-    noise = suggest_weights(_shuffled(3), target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")})
+    noise = suggest_weights(
+        _shuffled(3), target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")}
+    )
     assert noise.action == "not suggested" and "not shown to help on" in noise.message

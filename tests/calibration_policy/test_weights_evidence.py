@@ -20,12 +20,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration_policy.default_plugins.scoring_weights.domain import FACTORS
-from calibration_policy.errors import PolicyError
-from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades, bounded_weights, load_trades
-from calibration_policy.default_plugins.scoring_weights.domain import NotEnoughTradesError, WeightsError, round_weights
 from calibration_policy.default_plugins.scoring_weights import evidence as ev
-from calibration_policy.default_plugins.scoring_weights.evidence import IN_SAMPLE_LABEL, OUT_OF_SAMPLE_LABEL, OutOfSampleOptions, bootstrap_interval, evaluate, evaluate_with_options, no_signal_baseline, out_of_sample_verdict, top_k, walk_forward
+from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades, bounded_weights, load_trades
+from calibration_policy.default_plugins.scoring_weights.domain import (
+    FACTORS,
+    NotEnoughTradesError,
+    WeightsError,
+    round_weights,
+)
+from calibration_policy.default_plugins.scoring_weights.evidence import (
+    IN_SAMPLE_LABEL,
+    OUT_OF_SAMPLE_LABEL,
+    OutOfSampleOptions,
+    bootstrap_interval,
+    evaluate,
+    evaluate_with_options,
+    no_signal_baseline,
+    out_of_sample_verdict,
+    top_k,
+    walk_forward,
+)
+from calibration_policy.errors import PolicyError
 
 from .test_weights_support import EQUAL, make_trades
 
@@ -119,8 +134,9 @@ def test_generated_trades_without_signal_rarely_pass_and_still_read_high_in_samp
 
 
 def test_generated_trades_with_a_planted_signal_pass():
-    results = [evaluate(make_trades(600, seed=seed), EQUAL, permutations=100, resamples=500).passes()
-               for seed in range(20)]
+    results = [
+        evaluate(make_trades(600, seed=seed), EQUAL, permutations=100, resamples=500).passes() for seed in range(20)
+    ]
     assert np.mean(results) >= 0.9
 
 
@@ -153,8 +169,10 @@ def test_a_rolling_window_fits_on_the_last_blocks_only(bundled):
     third = walk.folds[2]
     assert third.train_from == bundled["closed_at"].iloc[120].to_pydatetime()
     assert third.weights == analyze_trades(bundled.iloc[120:360], EQUAL, min_trades=0).suggested
-    assert "fitted on the 2 blocks of trades just before it" in evaluate(
-        bundled, EQUAL, window="rolling", train_blocks=2, permutations=20, resamples=100).text()
+    assert (
+        "fitted on the 2 blocks of trades just before it"
+        in evaluate(bundled, EQUAL, window="rolling", train_blocks=2, permutations=20, resamples=100).text()
+    )
 
 
 def test_equal_volume_takes_exactly_as_many_trades_as_the_current_weights(bundled):
@@ -226,8 +244,15 @@ def test_the_standalone_functions_agree_with_evaluate(evidence, bundled):
 def test_the_vectorised_shuffles_refit_exactly_as_the_library(bundled):
     """The identity shuffle through the vectorised engine gives the library's own figures."""
     for kwargs in ({}, {"max_change": 0.1}, {"window": "rolling", "train_blocks": 1, "folds": 5}):
-        options = {"folds": 4, "window": "expanding", "train_blocks": 1, "threshold": 0.6, "max_change": None,
-                   "min_trades_per_fold": 50, **kwargs}
+        options = {
+            "folds": 4,
+            "window": "expanding",
+            "train_blocks": 1,
+            "threshold": 0.6,
+            "max_change": None,
+            "min_trades_per_fold": 50,
+            **kwargs,
+        }
         data = ev._prepare(bundled, EQUAL, **options)
         walk = ev._walk_forward(data)
         same = ev.shuffled_statistics(data, iter([np.arange(len(bundled))[None, :]]))
@@ -252,7 +277,9 @@ def test_the_vectorised_rounding_and_bounds_match_the_library(rows, bound):
 
 
 def _benchmark_module():
-    spec = importlib.util.spec_from_file_location("bench_weights_evidence", REPO / "benchmarks" / "bench_weights_evidence.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_weights_evidence", REPO / "benchmarks" / "bench_weights_evidence.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
@@ -274,8 +301,10 @@ def test_the_vectorised_evaluation_gives_the_plain_loop_result():
 
 def test_the_text_labels_both_estimates_in_plain_words_with_trades_taken_beside_wins(evidence):
     text = evidence.text()
-    assert text.startswith("Measured on the trades it was fitted to (all 600 trades): at threshold 0.6 the suggested "
-                           "weights take 145 trades (120 winning) instead of 113 (89 winning): +34.8% winning trades.")
+    assert text.startswith(
+        "Measured on the trades it was fitted to (all 600 trades): at threshold 0.6 the suggested "
+        "weights take 145 trades (120 winning) instead of 113 (89 winning): +34.8% winning trades."
+    )
     assert "\nMeasured on later trades it never saw (480 trades in 4 folds" in text
     assert "Current: taken  wins" in text and "Equal volume: taken" in text
     assert "permutation p-value 0.005" in text
@@ -292,7 +321,9 @@ def test_to_dict_is_json_with_finite_numbers_only(evidence, bundled):
         assert json.loads(text) == data
     data = evidence.to_dict()
     assert data["in_sample"]["label"] == IN_SAMPLE_LABEL and data["out_of_sample"]["label"] == OUT_OF_SAMPLE_LABEL
-    assert data["out_of_sample"]["pooled"]["equal_volume"]["taken"] == data["out_of_sample"]["pooled"]["current"]["taken"]
+    assert (
+        data["out_of_sample"]["pooled"]["equal_volume"]["taken"] == data["out_of_sample"]["pooled"]["current"]["taken"]
+    )
     assert data["baseline"]["out_of_sample"]["equal_volume"]["p_value"] == pytest.approx(1 / 201)
 
 
@@ -319,8 +350,11 @@ def test_the_gate_reads_the_tests_the_options_require(evidence, bundled):
 def test_options_are_checked_in_plain_words(evidence):
     with pytest.raises(PolicyError, match="confidnce is not a setting"):
         OutOfSampleOptions(confidnce=0.9)
-    with pytest.raises(PolicyError, match="with 10 permutations the smallest possible p-value is 0.0909, above "
-                                          "max_p_value 0.05, so the gate could never pass; use at least 19"):
+    with pytest.raises(
+        PolicyError,
+        match="with 10 permutations the smallest possible p-value is 0.0909, above "
+        "max_p_value 0.05, so the gate could never pass; use at least 19",
+    ):
         OutOfSampleOptions(permutations=10)
     assert OutOfSampleOptions(permutations=10, require="interval").permutations == 10
     with pytest.raises(WeightsError, match=r"not computed with these options: folds 5 \(this evidence has 4\)"):
@@ -347,8 +381,10 @@ def test_too_few_trades_for_a_fold_says_how_many_it_needs_and_has():
 def test_a_factor_that_never_varies_is_named():
     frame = make_trades(400)
     frame["token_score"] = 0.5
-    with pytest.raises(WeightsError, match="needs every factor score to vary, but token_score is 0.5 in all the 80 trades "
-                                           "fold 1 is fitted on"):
+    with pytest.raises(
+        WeightsError,
+        match="needs every factor score to vary, but token_score is 0.5 in all the 80 trades fold 1 is fitted on",
+    ):
         evaluate(frame, EQUAL)
 
 
@@ -379,18 +415,24 @@ def test_missing_or_non_finite_pnl_is_refused(bad):
 def test_close_times_out_of_order_are_refused():
     frame = make_trades(400)
     frame.loc[[10, 11], "closed_at"] = frame.loc[[11, 10], "closed_at"].to_numpy()
-    with pytest.raises(WeightsError, match="needs the trades in the order they closed, but row 12 closed at "
-                                           "2025-09-02 00:00:00 UTC, before row 11 .2025-09-02 01:00:00 UTC.; "
-                                           "1 trade out of order. Sort the table by closed_at first."):
+    with pytest.raises(
+        WeightsError,
+        match="needs the trades in the order they closed, but row 12 closed at "
+        "2025-09-02 00:00:00 UTC, before row 11 .2025-09-02 01:00:00 UTC.; "
+        "1 trade out of order. Sort the table by closed_at first.",
+    ):
         evaluate(frame, EQUAL)
 
 
 def test_repeated_close_times_are_refused():
     frame = make_trades(400)
     frame.loc[5, "closed_at"] = frame.loc[4, "closed_at"]
-    with pytest.raises(WeightsError, match="needs a distinct close time for every trade to know which came first, "
-                                           "but rows 5 and 6 both closed at 2025-09-01 18:00:00 UTC "
-                                           r"\(1 repeated close time\)"):
+    with pytest.raises(
+        WeightsError,
+        match="needs a distinct close time for every trade to know which came first, "
+        "but rows 5 and 6 both closed at 2025-09-01 18:00:00 UTC "
+        r"\(1 repeated close time\)",
+    ):
         evaluate(frame, EQUAL)
 
 

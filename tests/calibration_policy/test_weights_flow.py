@@ -5,25 +5,25 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from calibration_policy.archive import Archive
 from calibration_policy.cli import main
-from calibration_policy.default_plugins.scoring_weights.domain import weights_target
-from calibration_policy.errors import PolicyError, TargetError
-from calibration_policy.stores import open_store
-from calibration_policy.review import ReviewStore
-from calibration_policy.pipeline import approve_suggestion, roll_back as rollback
 from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
-from calibration_policy.default_plugins.scoring_weights.domain import WeightsError
+from calibration_policy.default_plugins.scoring_weights.domain import WeightsError, weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
+from calibration_policy.errors import PolicyError, TargetError
+from calibration_policy.pipeline import approve_suggestion
+from calibration_policy.pipeline import roll_back as rollback
+from calibration_policy.review import ReviewStore
+from calibration_policy.stores import open_store
 
 from .test_weights_support import EQUAL, make_trades, read_weights, write_weights
 
-T0 = datetime(2025, 12, 1, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 1, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -58,7 +58,9 @@ def test_suggest_records_a_run_and_a_pending_suggestion_with_the_analysis(target
     assert all(row["rationale"] for row in analysis["factors"])
     assert analysis["factors"][0]["rationale"].startswith("Strong predictor: winners avg")
     assert analysis["estimated_improvement"]["text"].startswith("At threshold 0.6 the suggested weights take")
-    assert item.reason.startswith("Suggested: wallet 0.25 → ") and "winning trades taken at threshold 0.6" in item.reason
+    assert (
+        item.reason.startswith("Suggested: wallet 0.25 → ") and "winning trades taken at threshold 0.6" in item.reason
+    )
     assert outcome.message.endswith(f"Review it as suggestion {item.suggestion_id}.")
 
 
@@ -66,8 +68,15 @@ def test_approving_a_suggestion_sets_it_live_and_archives_the_old_weights(target
     outcome = suggest_weights(make_trades(400), target, timestamp=T0, **dirs)
     item = outcome.suggestion
     store = ReviewStore(dirs["suggestions_dir"])
-    done = approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", notes="wallet earns it",
-                         archive_dir=tmp_path / "archive", history_dir=dirs["history_dir"])
+    done = approve_suggestion(
+        store,
+        item.suggestion_id,
+        target=target,
+        reviewer="ana",
+        notes="wallet earns it",
+        archive_dir=tmp_path / "archive",
+        history_dir=dirs["history_dir"],
+    )
     assert done.status == "approved" and done.applied_at is not None and done.reviewer == "ana"
     assert read_weights(weights_file) == item.values
     old, new = Archive(tmp_path / "archive", target.name).periods()
@@ -89,8 +98,12 @@ def test_a_change_too_small_for_the_policy_records_the_run_but_suggests_nothing(
 
 def test_a_new_suggestion_expires_the_pending_one_and_is_smoothed_with_it(target, dirs):
     first = suggest_weights(make_trades(400, seed=1), target, timestamp=T0, **dirs)
-    second = suggest_weights(make_trades(400, seed=2, effects={"wallet": 100, "cluster": 300, "token": 0, "context": 0}),
-                             target, timestamp=T0 + timedelta(days=1), **dirs)
+    second = suggest_weights(
+        make_trades(400, seed=2, effects={"wallet": 100, "cluster": 300, "token": 0, "context": 0}),
+        target,
+        timestamp=T0 + timedelta(days=1),
+        **dirs,
+    )
     store = ReviewStore(dirs["suggestions_dir"])
     assert store.get(first.suggestion.suggestion_id).status == "expired"
     assert store.get(second.suggestion.suggestion_id).status == "pending"
@@ -109,13 +122,19 @@ def test_the_weights_flow_refuses_a_policy_that_cannot_govern_weights(target, di
     with pytest.raises(PolicyError, match='governs vol_surface, not scoring weights; set domain = "scoring_weights"'):
         suggest_weights(make_trades(200), target, policy=CalibrationUpdatePolicy(), **dirs)
     with pytest.raises(PolicyError, match="max_step rule clips each weight on its own, which breaks their sum of 1"):
-        suggest_weights(make_trades(200), target, policy=weights_policy(rules=("min_sample_size", "max_step", "min_delta"),
-                                                                      max_step=0.5), **dirs)
+        suggest_weights(
+            make_trades(200),
+            target,
+            policy=weights_policy(rules=("min_sample_size", "max_step", "min_delta"), max_step=0.5),
+            **dirs,
+        )
 
 
 def test_a_broken_live_weights_file_is_reported_not_used(weights_file, target, dirs):
     write_weights(weights_file, {**EQUAL, "wallet": 0.35})
-    with pytest.raises(WeightsError, match=r"The live weights \(scoring_weights\) are not a valid set: weights sum to 1.1, not 1."):
+    with pytest.raises(
+        WeightsError, match=r"The live weights \(scoring_weights\) are not a valid set: weights sum to 1.1, not 1."
+    ):
         suggest_weights(make_trades(200), target, **dirs)
     weights_file.unlink()
     with pytest.raises(TargetError, match="does not exist"):
@@ -144,8 +163,16 @@ def test_rollback_and_as_of_for_weights(target, weights_file, dirs, tmp_path):
 def cli(tmp_path, weights_file):
     trades = tmp_path / "trades.parquet"
     make_trades(400).to_parquet(trades)
-    common = ["--weights", str(weights_file), "--history-dir", str(tmp_path / "runs"),
-              "--archive-dir", str(tmp_path / "archive"), "--suggestions-dir", str(tmp_path / "suggestions")]
+    common = [
+        "--weights",
+        str(weights_file),
+        "--history-dir",
+        str(tmp_path / "runs"),
+        "--archive-dir",
+        str(tmp_path / "archive"),
+        "--suggestions-dir",
+        str(tmp_path / "suggestions"),
+    ]
 
     def run(*args: str, trades_arg: bool = False) -> int:
         return main(["weights", *args, *common, *(["--trades", str(trades)] if trades_arg else [])])
@@ -156,7 +183,11 @@ def cli(tmp_path, weights_file):
 def test_cli_analyze_suggest_list_approve_history_and_as_of(cli, capsys, weights_file, tmp_path, store_url):
     assert cli("analyze", trades_arg=True) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Analysed 400 trades (minimum 100).") and "Strong predictor" in out and "Estimated improvement" in out
+    assert (
+        out.startswith("Analysed 400 trades (minimum 100).")
+        and "Strong predictor" in out
+        and "Estimated improvement" in out
+    )
     assert cli("suggest", trades_arg=True) == 0
     assert "Review it as suggestion" in capsys.readouterr().out
     assert cli("list", "--json") == 0
@@ -172,10 +203,14 @@ def test_cli_analyze_suggest_list_approve_history_and_as_of(cli, capsys, weights
     assert cli("history") == 0
     history = capsys.readouterr().out
     assert "approved by ana" in history and "[original]" in history
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     assert cli("as-of", today) == 0
-    assert capsys.readouterr().out.startswith(f"Live on {today} ({today} 23:59 UTC): wallet {item['values']['wallet']:.4f}")
-    assert main(["as-of", today, "--target", "scoring_weights", "--archive-dir", str(tmp_path / "archive"), "--json"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"Live on {today} ({today} 23:59 UTC): wallet {item['values']['wallet']:.4f}"
+    )
+    assert (
+        main(["as-of", today, "--target", "scoring_weights", "--archive-dir", str(tmp_path / "archive"), "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["period"]["values"] == item["values"]
     assert main(["as-of", today, "--target", "nothing_here", "--archive-dir", str(tmp_path / "archive")]) == 2
     assert "archived targets: scoring_weights" in capsys.readouterr().err
@@ -207,38 +242,73 @@ def test_cli_modify_and_reject(cli, capsys, weights_file, store_url):
 
 def test_cli_bad_input_is_one_sentence_and_exit_2(cli, capsys, tmp_path):
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
-    assert main(["weights", "analyze", "--trades", str(tmp_path / "broken.parquet"),
-                 "--weights", str(tmp_path / "scoring_weights.json")]) == 2
+    assert (
+        main(
+            [
+                "weights",
+                "analyze",
+                "--trades",
+                str(tmp_path / "broken.parquet"),
+                "--weights",
+                str(tmp_path / "scoring_weights.json"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err.startswith(f"Error: The trades file {tmp_path / 'broken.parquet'} is not a readable Parquet file") and err.count("\n") == 1
+    assert (
+        err.startswith(f"Error: The trades file {tmp_path / 'broken.parquet'} is not a readable Parquet file")
+        and err.count("\n") == 1
+    )
     assert cli("as-of", "2025-13-01") == 2
     assert "is not a date; use YYYY-MM-DD" in capsys.readouterr().err
 
 
 def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tmp_path):
     """Nothing in run_update is vol-specific: require_approval makes a pending weights suggestion."""
-    from calibration_policy.pipeline import run_update
     from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades
+    from calibration_policy.pipeline import run_update
 
     result = analyze_trades(make_trades(400), EQUAL).to_dict()
-    pending = run_update(result, underlying="SCORING", source="trades", target=target, policy=weights_policy(),
-                         archive_dir=tmp_path / "archive", timestamp=T0, **dirs)
+    pending = run_update(
+        result,
+        underlying="SCORING",
+        source="trades",
+        target=target,
+        policy=weights_policy(),
+        archive_dir=tmp_path / "archive",
+        timestamp=T0,
+        **dirs,
+    )
     assert pending.run.status == "pending" and not pending.applied and read_weights(weights_file) == EQUAL
     assert pending.decision.reason.startswith("Waiting for approval: wallet 0.25 → ")
-    applied = run_update(result, underlying="SCORING", source="trades", target=target,
-                         policy=weights_policy(require_approval=False), archive_dir=tmp_path / "archive",
-                         timestamp=T0 + timedelta(hours=1), **dirs)
+    applied = run_update(
+        result,
+        underlying="SCORING",
+        source="trades",
+        target=target,
+        policy=weights_policy(require_approval=False),
+        archive_dir=tmp_path / "archive",
+        timestamp=T0 + timedelta(hours=1),
+        **dirs,
+    )
     assert applied.applied and math.isclose(sum(read_weights(weights_file).values()), 1.0, abs_tol=1e-9)
     assert applied.change.kind == "update" and applied.change.domain == "scoring_weights"
 
 
-@pytest.mark.parametrize("text, moment", [
-    ("2025-12-01", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=timezone.utc)),  # a date: what was live at its close
-    ("20251201", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=timezone.utc)),
-    ("2025-12-01T14:00Z", datetime(2025, 12, 1, 14, 0, tzinfo=timezone.utc)),
-    ("2025-12-01 14:00", datetime(2025, 12, 1, 14, 0, tzinfo=timezone.utc)),  # no zone: UTC
-    ("2025-12-01T14:00+02:00", datetime(2025, 12, 1, 12, 0, tzinfo=timezone.utc)),
-])
+@pytest.mark.parametrize(
+    "text, moment",
+    [
+        (
+            "2025-12-01",
+            datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        ),  # a date: what was live at its close
+        ("20251201", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2025-12-01T14:00Z", datetime(2025, 12, 1, 14, 0, tzinfo=UTC)),
+        ("2025-12-01 14:00", datetime(2025, 12, 1, 14, 0, tzinfo=UTC)),  # no zone: UTC
+        ("2025-12-01T14:00+02:00", datetime(2025, 12, 1, 12, 0, tzinfo=UTC)),
+    ],
+)
 def test_as_of_reads_a_date_as_the_end_of_that_utc_day(text, moment):
     from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
 

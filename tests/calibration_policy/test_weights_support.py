@@ -7,7 +7,7 @@ known linear effect of some factors plus noise — so each test knows which fact
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,17 @@ from calibration_policy.default_plugins.scoring_weights.domain import FACTORS
 
 EQUAL = {"wallet": 0.25, "cluster": 0.25, "token": 0.25, "context": 0.25}
 EFFECTS = {"wallet": 300.0, "cluster": 100.0, "token": 0.0, "context": 30.0}
-START = datetime(2025, 9, 1, 14, 0, tzinfo=timezone.utc)
+START = datetime(2025, 9, 1, 14, 0, tzinfo=UTC)
 
 
-def make_trades(n: int = 400, seed: int = 1, effects: dict[str, float] | None = None, noise: float = 60.0,
-                start: datetime | pd.Timestamp = START, with_time: bool = True) -> pd.DataFrame:
+def make_trades(
+    n: int = 400,
+    seed: int = 1,
+    effects: dict[str, float] | None = None,
+    noise: float = 60.0,
+    start: datetime | pd.Timestamp = START,
+    with_time: bool = True,
+) -> pd.DataFrame:
     """``n`` trades, one an hour from ``start``; PnL = Σ effect × (score − 0.5) + noise."""
     effects = EFFECTS if effects is None else effects
     rng = np.random.default_rng(seed)

@@ -9,8 +9,8 @@ from pathlib import Path
 from types import ModuleType
 
 from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.plugins import get_target_factory, load_plugins_dir
 from calibration_policy.pipeline import run_update
+from calibration_policy.plugins import get_target_factory, load_plugins_dir
 
 from .conftest import T0, host_result
 
@@ -39,7 +39,17 @@ def fill(data: Path, underlying: str = "SPY", days: int = 8) -> None:
     policy = CalibrationUpdatePolicy()
     for day in range(days):
         bump = day * 0.02
-        result = host_result(global_m=1.0 + bump, weekly=1.02 + bump, monthly=0.99 + bump, n=412 if day < days - 1 else 90)
-        run_update(result, underlying=underlying, source="harvested", target=agent_target(data, underlying), policy=policy,
-                   history_dir=data / "calibration_runs", archive_dir=data / "config_archive",
-                   suggestions_dir=data / "suggestions", timestamp=T0 + timedelta(days=day))
+        result = host_result(
+            global_m=1.0 + bump, weekly=1.02 + bump, monthly=0.99 + bump, n=412 if day < days - 1 else 90
+        )
+        run_update(
+            result,
+            underlying=underlying,
+            source="harvested",
+            target=agent_target(data, underlying),
+            policy=policy,
+            history_dir=data / "calibration_runs",
+            archive_dir=data / "config_archive",
+            suggestions_dir=data / "suggestions",
+            timestamp=T0 + timedelta(days=day),
+        )

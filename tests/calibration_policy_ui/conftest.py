@@ -8,37 +8,57 @@ from __future__ import annotations
 
 import json
 import re
-from html import unescape
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
 from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.target import JsonFileTarget
 from calibration_policy.pipeline import run_update
+from calibration_policy.target import JsonFileTarget
 from calibration_policy_ui import create_router
 
-T0 = datetime(2025, 12, 1, 21, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 1, 21, 0, tzinfo=UTC)
 USER_HEADER = "X-Test-User"
 
 
-def host_result(global_m: float = 1.05, weekly: float = 1.07, monthly: float = 1.03,
-                n: int = 412, vega_sum: float = 12400.0,
-                extra_bands: dict[str, tuple[int, int, float]] | None = None) -> dict[str, Any]:
+def host_result(
+    global_m: float = 1.05,
+    weekly: float = 1.07,
+    monthly: float = 1.03,
+    n: int = 412,
+    vega_sum: float = 12400.0,
+    extra_bands: dict[str, tuple[int, int, float]] | None = None,
+) -> dict[str, Any]:
     """A result as the host's ``run_calibration_extended`` returns it (any number of bands)."""
     bands = {"weekly": (3, 10, weekly), "monthly": (20, 40, monthly), **(extra_bands or {})}
     return {
         "dropped_count": 37,
-        "global_metrics": {"n": n, "vega_sum": vega_sum, "mae_vol_points": 1.84, "vega_weighted_mae_pct": 4.37,
-                           "recommended_iv_multiplier": global_m},
-        "bands": {name: {"min_dte": lo, "max_dte": hi, "n": n // 2, "vega_sum": vega_sum / 2, "mae_vol_points": 1.9,
-                         "vega_weighted_mae_pct": 4.1, "recommended_iv_multiplier": m}
-                  for name, (lo, hi, m) in bands.items()},
+        "global_metrics": {
+            "n": n,
+            "vega_sum": vega_sum,
+            "mae_vol_points": 1.84,
+            "vega_weighted_mae_pct": 4.37,
+            "recommended_iv_multiplier": global_m,
+        },
+        "bands": {
+            name: {
+                "min_dte": lo,
+                "max_dte": hi,
+                "n": n // 2,
+                "vega_sum": vega_sum / 2,
+                "mae_vol_points": 1.9,
+                "vega_weighted_mae_pct": 4.1,
+                "recommended_iv_multiplier": m,
+            }
+            for name, (lo, hi, m) in bands.items()
+        },
         "buckets": [{"dte_bucket": "3-10", "abs_delta_bucket": "0.10-0.25", "n": n // 4, "vega_sum": vega_sum / 8}],
         "anchor_ratios": {"0.1": 1.12, "0.25": 1.05},
         "recommended_vol_surface": {"iv_multiplier": global_m, "bands": {name: m for name, (_, _, m) in bands.items()}},
@@ -88,17 +108,29 @@ class Host:
         return json.loads(self.config_path(underlying).read_text())
 
     def record(self, underlying: str = "SPY", day: int = 0, **result: Any):
-        return run_update(host_result(**result), underlying=underlying, source="harvested",
-                          target=self.target_for(underlying), policy=self.policy, history_dir=self.history_dir,
-                          archive_dir=self.archive_dir, suggestions_dir=self.suggestions_dir,
-                          timestamp=T0 + timedelta(days=day))
+        return run_update(
+            host_result(**result),
+            underlying=underlying,
+            source="harvested",
+            target=self.target_for(underlying),
+            policy=self.policy,
+            history_dir=self.history_dir,
+            archive_dir=self.archive_dir,
+            suggestions_dir=self.suggestions_dir,
+            timestamp=T0 + timedelta(days=day),
+        )
 
     def app(self, **options: Any) -> FastAPI:
         app = FastAPI()
         settings: dict[str, Any] = dict(
-            history_dir=self.history_dir, archive_dir=self.archive_dir, suggestions_dir=self.suggestions_dir,
-            policy=lambda: self.policy, target_for=self.target_for, dependencies=[Depends(require_user)],
-            current_user=lambda request: getattr(request.state, "user", None), secret="test-secret",
+            history_dir=self.history_dir,
+            archive_dir=self.archive_dir,
+            suggestions_dir=self.suggestions_dir,
+            policy=lambda: self.policy,
+            target_for=self.target_for,
+            dependencies=[Depends(require_user)],
+            current_user=lambda request: getattr(request.state, "user", None),
+            secret="test-secret",
         )
         settings.update(options)
         app.include_router(create_router(**settings), prefix="/calibration")

@@ -21,8 +21,11 @@ def confirm(client, underlying: str = "SPY") -> tuple[str, dict[str, str]]:
     response = client.get("/calibration/force-apply", params={"underlying": underlying})
     assert response.status_code == 200, response.text
     html = response.text
-    form = {"csrf_token": csrf_of(client, html), "underlying": underlying,
-            "run_id": re.search(r'name="run_id" value="([^"]+)"', html).group(1)}
+    form = {
+        "csrf_token": csrf_of(client, html),
+        "underlying": underlying,
+        "run_id": re.search(r'name="run_id" value="([^"]+)"', html).group(1),
+    }
     return html, form
 
 
@@ -107,8 +110,11 @@ def pending(host: Host) -> str:
 def test_approve_applies_the_suggestion_and_marks_the_run(host: Host, client):
     sid = pending(host)
     token = csrf_of(client, client.get("/calibration/").text)
-    response = client.post(f"/calibration/suggestions/{sid}/approve",
-                           data={"csrf_token": token, "underlying": "SPY", "notes": "looks right"}, follow_redirects=False)
+    response = client.post(
+        f"/calibration/suggestions/{sid}/approve",
+        data={"csrf_token": token, "underlying": "SPY", "notes": "looks right"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert host.config("SPY")["global"] == 1.09
     item = open_reviews(host.suggestions_dir).get(sid)
@@ -122,8 +128,10 @@ def test_approve_applies_the_suggestion_and_marks_the_run(host: Host, client):
 def test_reject_leaves_the_config_alone_and_records_the_notes(host: Host, client):
     sid = pending(host)
     token = csrf_of(client, client.get("/calibration/").text)
-    response = client.post(f"/calibration/suggestions/{sid}/reject",
-                           data={"csrf_token": token, "underlying": "SPY", "notes": "earnings week"})
+    response = client.post(
+        f"/calibration/suggestions/{sid}/reject",
+        data={"csrf_token": token, "underlying": "SPY", "notes": "earnings week"},
+    )
     assert response.status_code == 200  # followed the redirect
     assert f"Rejected suggestion {sid}; the live values stay as they were." in text_of(response.text)
     assert host.config("SPY")["global"] == 1.0
@@ -149,8 +157,9 @@ def test_reviewer_name_comes_from_the_form_when_the_host_has_no_user(host: Host,
     missing = client.post(f"/calibration/suggestions/{sid}/approve", data={"csrf_token": token, "underlying": "SPY"})
     assert missing.status_code == 400
     assert "Say who is reviewing" in text_of(missing.text)
-    client.post(f"/calibration/suggestions/{sid}/approve",
-                data={"csrf_token": token, "underlying": "SPY", "reviewer": "bo"})
+    client.post(
+        f"/calibration/suggestions/{sid}/approve", data={"csrf_token": token, "underlying": "SPY", "reviewer": "bo"}
+    )
     assert open_reviews(host.suggestions_dir).get(sid).reviewer == "bo"
 
 
@@ -158,7 +167,9 @@ def test_unknown_or_hostile_suggestion_ids_are_a_4xx(host: Host, client):
     pending(host)
     token = csrf_of(client, client.get("/calibration/").text)
     for sid in ("nope", "..%2F..%2Fetc", "a.b..c", "x" * 200):
-        response = client.post(f"/calibration/suggestions/{sid}/approve", data={"csrf_token": token, "underlying": "SPY"})
+        response = client.post(
+            f"/calibration/suggestions/{sid}/approve", data={"csrf_token": token, "underlying": "SPY"}
+        )
         assert 400 <= response.status_code < 500, sid
         assert "Traceback" not in response.text
     assert host.config("SPY")["global"] == 1.0
@@ -167,7 +178,8 @@ def test_unknown_or_hostile_suggestion_ids_are_a_4xx(host: Host, client):
 def test_notes_longer_than_the_limit_are_refused(host: Host, client):
     sid = pending(host)
     token = csrf_of(client, client.get("/calibration/").text)
-    response = client.post(f"/calibration/suggestions/{sid}/reject",
-                           data={"csrf_token": token, "underlying": "SPY", "notes": "x" * 2001})
+    response = client.post(
+        f"/calibration/suggestions/{sid}/reject", data={"csrf_token": token, "underlying": "SPY", "notes": "x" * 2001}
+    )
     assert response.status_code == 400
     assert "Invalid request: notes" in text_of(response.text)

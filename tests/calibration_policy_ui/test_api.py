@@ -38,10 +38,19 @@ def test_runs_are_paged_newest_first(host: Host, client):
     assert client.get("/calibration/api/runs", params={"underlying": "SPY", "offset": 50}).json()["runs"] == []
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": 0}, {"limit": 501}, {"limit": "nan"}, {"limit": "inf"}, {"offset": -1},
-    {"offset": "1e309"}, {"limit": "ten"}, {"offset": 10 ** 30},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "nan"},
+        {"limit": "inf"},
+        {"offset": -1},
+        {"offset": "1e309"},
+        {"limit": "ten"},
+        {"offset": 10**30},
+    ],
+)
 def test_bad_paging_numbers_are_a_plain_400(host: Host, client, params):
     host.record()
     response = client.get("/calibration/api/runs", params={"underlying": "SPY", **params})
@@ -68,8 +77,11 @@ def test_missing_underlying_is_a_plain_400(client):
 def test_force_apply_over_json(host: Host, client):
     host.record(global_m=1.01, weekly=1.01, monthly=1.01)
     token = csrf_of(client)
-    response = client.post("/calibration/api/force-apply", json={"underlying": "SPY", "use": "recommended"},
-                           headers={"X-CSRF-Token": token})
+    response = client.post(
+        "/calibration/api/force-apply",
+        json={"underlying": "SPY", "use": "recommended"},
+        headers={"X-CSRF-Token": token},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["applied"] and body["change_id"]
@@ -79,11 +91,19 @@ def test_force_apply_over_json(host: Host, client):
     assert body["run"]["forced"] is True
 
 
-@pytest.mark.parametrize("payload", [
-    {"underlying": 123}, {"underlying": "SPY", "use": "bogus"}, {"underlying": "SPY", "extra": 1},
-    {"underlying": "SPY", "run_id": "../../etc/passwd"}, {"underlying": "SPY", "run_id": 5}, {},
-    {"underlying": "SPY", "use": None}, [1, 2],
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"underlying": 123},
+        {"underlying": "SPY", "use": "bogus"},
+        {"underlying": "SPY", "extra": 1},
+        {"underlying": "SPY", "run_id": "../../etc/passwd"},
+        {"underlying": "SPY", "run_id": 5},
+        {},
+        {"underlying": "SPY", "use": None},
+        [1, 2],
+    ],
+)
 def test_force_apply_rejects_bad_bodies_without_changing_anything(host: Host, client, payload):
     host.record(global_m=1.01, weekly=1.01, monthly=1.01)
     token = csrf_of(client)
@@ -96,8 +116,11 @@ def test_force_apply_rejects_bad_bodies_without_changing_anything(host: Host, cl
 def test_force_apply_with_non_json_body_is_a_400(host: Host, client):
     host.record()
     token = csrf_of(client)
-    response = client.post("/calibration/api/force-apply", content=b"{not json", headers={
-        "X-CSRF-Token": token, "Content-Type": "application/json"})
+    response = client.post(
+        "/calibration/api/force-apply",
+        content=b"{not json",
+        headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
 
 
@@ -110,7 +133,9 @@ def test_as_of_answers_what_was_live_then(host: Host, client):
     body = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": between.isoformat()}).json()
     assert body["values"] == first.new_values and body["change_id"] == first.change_id
     assert body["message"].startswith("These values were live from ")
-    now = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": (second.at + timedelta(seconds=1)).isoformat()}).json()
+    now = client.get(
+        "/calibration/api/as-of", params={"underlying": "SPY", "at": (second.at + timedelta(seconds=1)).isoformat()}
+    ).json()
     assert now["values"] == host.config("SPY") and now["message"].endswith("and still are.")
     before = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": "2000-01-01"}).json()
     assert before["values"] == {"global": 1.0, "monthly": 1.0, "weekly": 1.0}  # the original config
@@ -135,13 +160,20 @@ def test_as_of_with_a_bad_time_is_a_400(host: Host, client, at):
 def test_openapi_documents_the_api_with_response_models(host: Host, client):
     schema = client.app.openapi()
     paths = schema["paths"]
-    for path in ("/calibration/api/status", "/calibration/api/runs", "/calibration/api/as-of", "/calibration/api/csrf-token"):
+    for path in (
+        "/calibration/api/status",
+        "/calibration/api/runs",
+        "/calibration/api/as-of",
+        "/calibration/api/csrf-token",
+    ):
         assert "get" in paths[path]
     assert "post" in paths["/calibration/api/force-apply"]
     assert "/calibration/" not in paths and "/calibration/force-apply" not in paths  # the pages are not API
     ok = paths["/calibration/api/status"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"].endswith("/StatusOut")
-    assert paths["/calibration/api/status"]["get"]["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+    assert paths["/calibration/api/status"]["get"]["responses"]["404"]["content"]["application/json"]["schema"][
+        "$ref"
+    ].endswith("/ErrorOut")
     models = schema["components"]["schemas"]
     for name in ("StatusOut", "RunOut", "RunsPage", "ForceApplyIn", "ForceApplyOut", "AsOfOut", "ErrorOut"):
         assert name in models

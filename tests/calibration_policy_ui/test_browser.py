@@ -30,9 +30,10 @@ def live_values(data: Path) -> dict[str, float]:
 
 def shown_values(page) -> dict[str, float]:
     rows = page.locator("#cp-current tbody tr")
-    return {rows.nth(i).get_attribute("data-scope"): float(rows.nth(i).locator("[data-value]").get_attribute("data-value"))
-            for i in range(rows.count())}
-
+    return {
+        rows.nth(i).get_attribute("data-scope"): float(rows.nth(i).locator("[data-value]").get_attribute("data-value"))
+        for i in range(rows.count())
+    }
 
 
 def test_panel_smoke_in_a_real_browser(served, page):
@@ -42,8 +43,11 @@ def test_panel_smoke_in_a_real_browser(served, page):
 
     latest = page.locator("#cp-latest")
     assert latest.locator(".cp-badge").inner_text().strip() == "Not applied"
-    assert latest.locator(".cp-status .cp-reason").inner_text().startswith(
-        "Not applied: too few options in the sample (90, minimum 150)")
+    assert (
+        latest.locator(".cp-status .cp-reason")
+        .inner_text()
+        .startswith("Not applied: too few options in the sample (90, minimum 150)")
+    )
     assert "(needs 60 more options)" in latest.locator(".cp-check-fail").first.inner_text()
     assert "Failed" in latest.locator(".cp-check-fail").first.inner_text()
     before = shown_values(page)
@@ -63,7 +67,11 @@ def test_panel_smoke_in_a_real_browser(served, page):
     page.get_by_role("button", name="Force-apply to vol_surface_SPY").click()
 
     page.wait_for_url("**/calibration/?underlying=SPY")
-    assert page.get_by_role("status").inner_text().startswith("Applied calibration from 2025-12-08 21:00 UTC to vol surface (SPY).")
+    assert (
+        page.get_by_role("status")
+        .inner_text()
+        .startswith("Applied calibration from 2025-12-08 21:00 UTC to vol surface (SPY).")
+    )
     after = shown_values(page)
     assert after == live_values(data) and after != before
     assert page.locator("#cp-latest .cp-badge").inner_text().strip() == "Applied (forced by user)"

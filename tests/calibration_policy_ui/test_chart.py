@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from calibration_policy_ui.chart import HEIGHT, LEFT, TOP, WIDTH, ChartPoint, build_chart
 
-T0 = datetime(2025, 12, 1, 21, tzinfo=timezone.utc)
+T0 = datetime(2025, 12, 1, 21, tzinfo=UTC)
 
 
 def points(*rows):
@@ -65,12 +65,28 @@ from hypothesis import strategies as st  # noqa: E402
 
 from calibration_policy_ui.chart import MAX_TICKS, RIGHT  # noqa: E402
 
-EXTREMES = [1.7e308, -1.7e308, 1.7976931348623157e308, -1.7976931348623157e308, 1e308, -0.0, 0.0, 1e-320, -1e-320,
-            5e-324, 2.2250738585072014e-308, 1e15, 1.0, 1.05]
+EXTREMES = [
+    1.7e308,
+    -1.7e308,
+    1.7976931348623157e308,
+    -1.7976931348623157e308,
+    1e308,
+    -0.0,
+    0.0,
+    1e-320,
+    -1e-320,
+    5e-324,
+    2.2250738585072014e-308,
+    1e15,
+    1.0,
+    1.05,
+]
 VALUES = st.one_of(st.none(), st.sampled_from(EXTREMES), st.floats(allow_nan=False, allow_infinity=False))
 JUNK = st.one_of(VALUES, st.sampled_from([math.nan, math.inf, -math.inf, True, "1.05", 10**400]))
-THRESHOLDS = st.one_of(st.sampled_from([0.0, 1e-320, 0.03, 1e308, 1.7976931348623157e308]),
-                       st.floats(min_value=0, allow_nan=False, allow_infinity=False))
+THRESHOLDS = st.one_of(
+    st.sampled_from([0.0, 1e-320, 0.03, 1e308, 1.7976931348623157e308]),
+    st.floats(min_value=0, allow_nan=False, allow_infinity=False),
+)
 NUMBER = r"-?\d+\.\d"
 
 

@@ -26,7 +26,9 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     host.record(day=1, global_m=1.09)  # too small a move: not applied
     html = client.get("/calibration/").text
     now = text_of(section(html, "cp-now"))
-    assert "Live since 2025-12-01 21:00 UTC (applied automatically by the policy)" in now  # the run's date, not the clock
+    assert (
+        "Live since 2025-12-01 21:00 UTC (applied automatically by the policy)" in now
+    )  # the run's date, not the clock
     assert "Global 1.080" in now and "2025-12-01" not in now.split("Global", 1)[1]  # one date says it for all
     latest = text_of(section(html, "cp-latest"))
     assert "Latest calibration run: 2025-12-02 21:00 UTC Not applied" in latest
@@ -34,9 +36,11 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     assert re.search(r"This run recommended global 1\.090, smoothed to 1\.0\d\d \(live: 1\.080\)", latest)
     assert latest.index("What decides") < latest.index("Force-apply this run's values")  # the override comes last
     assert "Not set Step size: no limit on the size of one step" in latest  # a rule with no limit checked nothing
-    assert ("What decides: A new value goes live only when the run has at least 150 options, their total vega is at "
-            "least 5,000, the value stays within 0.25–4.00 and the smoothed global or band value (the average of the "
-            "last 14 days of runs) moves at least 0.03 from the live one.") in latest
+    assert (
+        "What decides: A new value goes live only when the run has at least 150 options, their total vega is at "
+        "least 5,000, the value stays within 0.25–4.00 and the smoothed global or band value (the average of the "
+        "last 14 days of runs) moves at least 0.03 from the live one."
+    ) in latest
 
 
 def test_each_scope_shows_its_own_date_only_when_they_went_live_at_different_times(host: Host, client):
@@ -58,9 +62,13 @@ def test_the_rule_sentence_adds_the_step_limit_and_the_approval():
 def test_the_rule_sentence_names_a_band_threshold_only_when_it_differs():
     from calibration_policy_ui.views import rule_sentence
 
-    sentence = rule_sentence(CalibrationUpdatePolicy(min_delta_global=0.05, min_delta_band=0.02, smoothing_window_days=7))
-    assert ("the smoothed global value (the average of the last 7 days of runs) moves at least 0.05 from the live one, "
-            "or a DTE band's at least 0.02") in sentence
+    sentence = rule_sentence(
+        CalibrationUpdatePolicy(min_delta_global=0.05, min_delta_band=0.02, smoothing_window_days=7)
+    )
+    assert (
+        "the smoothed global value (the average of the last 7 days of runs) moves at least 0.05 from the live one, "
+        "or a DTE band's at least 0.02"
+    ) in sentence
     assert "for a band" not in rule_sentence(CalibrationUpdatePolicy())
 
 
@@ -83,13 +91,17 @@ def test_changes_timeline_shows_before_after_who_why_and_undo_rolls_back(host: H
     items = changes.split('<li class="cp-change"')[1:]
     assert len(items) == 2
     assert "Policy · 2025-12-02 21:00 UTC (recorded " in text_of(items[0])  # when it went live, and when it was written
-    assert re.search(r"Global: 1\.080 → 1\.1\d\d", text_of(items[0])) and "by the policy (automatic)" in text_of(items[0])
+    assert re.search(r"Global: 1\.080 → 1\.1\d\d", text_of(items[0])) and "by the policy (automatic)" in text_of(
+        items[0]
+    )
     assert "Global: 1.000 → 1.080" in text_of(items[1])
     undo = re.search(r'<form method="post" action="([^"]+)"', items[0]).group(1)
     assert undo.startswith("/calibration/rollback#cp-change-")
     to = re.search(r'name="to" value="([^"]+)"', items[0]).group(1)
     token = csrf_of(client, html)
-    done = client.post("/calibration/rollback", data={"csrf_token": token, "underlying": "SPY", "to": to}, follow_redirects=False)
+    done = client.post(
+        "/calibration/rollback", data={"csrf_token": token, "underlying": "SPY", "to": to}, follow_redirects=False
+    )
     assert done.status_code == 303
     assert host.config("SPY")["global"] == 1.08
     page = text_of(client.get(done.headers["location"]).text)
@@ -102,8 +114,10 @@ def test_undo_without_a_name_shows_the_error_next_to_its_button(host: Host, make
     client = make_client(current_user=None)
     html = client.get("/calibration/").text
     change = re.search(r'name="change" value="([^"]+)"', html).group(1)
-    response = client.post("/calibration/rollback", data={"csrf_token": csrf_of(client, html), "underlying": "SPY",
-                                                           "to": "original", "change": change})
+    response = client.post(
+        "/calibration/rollback",
+        data={"csrf_token": csrf_of(client, html), "underlying": "SPY", "to": "original", "change": change},
+    )
     assert response.status_code == 400 and host.config("SPY")["global"] == 1.08
     item = response.text.split(f'id="cp-change-{change}"', 1)[1].split("</form>", 1)[0]
     assert 'aria-invalid="true"' in item and "autofocus" in item
@@ -121,18 +135,32 @@ def host_app(host: Host, folder: Path, current_user) -> FastAPI:
     (folder / "base.html").write_text(HOST_BASE)
     templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder))))
     app = FastAPI()
-    app.include_router(create_router(history_dir=host.history_dir, archive_dir=host.archive_dir,
-                                     suggestions_dir=host.suggestions_dir, policy=lambda: host.policy,
-                                     target_for=host.target_for, templates=templates, base_template="base.html",
-                                     current_user=current_user, secret="s"), prefix="/calibration")
+    app.include_router(
+        create_router(
+            history_dir=host.history_dir,
+            archive_dir=host.archive_dir,
+            suggestions_dir=host.suggestions_dir,
+            policy=lambda: host.policy,
+            target_for=host.target_for,
+            templates=templates,
+            base_template="base.html",
+            current_user=current_user,
+            secret="s",
+        ),
+        prefix="/calibration",
+    )
     return app
 
 
 def test_in_a_host_whose_title_is_a_block_nothing_strays_above_its_navbar(host: Host, tmp_path: Path):
     host.record(global_m=1.08)
     client = TestClient(host_app(host, tmp_path, lambda request: request.state.user))  # README's example, no state.user
-    for url in ("/calibration/", "/calibration/weights/", "/calibration/force-apply?underlying=SPY",
-                "/calibration/?underlying=NOPE"):
+    for url in (
+        "/calibration/",
+        "/calibration/weights/",
+        "/calibration/force-apply?underlying=SPY",
+        "/calibration/?underlying=NOPE",
+    ):
         html = client.get(url).text
         assert "<title>Host app</title>" in html, url
         assert re.search(r"<body>\s*<nav", html), url  # no stray text before the host's navbar
@@ -143,13 +171,20 @@ def test_readme_current_user_works_with_and_without_request_state_user(host: Hos
     host.record(global_m=1.08)
     plain = TestClient(host_app(host, tmp_path, lambda request: request.state.user))
     before = host.config("SPY")
-    for method, url in (("GET", "/calibration/"), ("GET", "/calibration/api/csrf-token"),
-                        ("POST", "/calibration/force-apply")):
-        response = plain.request(method, url, data={"underlying": "SPY", "confirm": "yes"} if method == "POST" else None)
+    for method, url in (
+        ("GET", "/calibration/"),
+        ("GET", "/calibration/api/csrf-token"),
+        ("POST", "/calibration/force-apply"),
+    ):
+        response = plain.request(
+            method, url, data={"underlying": "SPY", "confirm": "yes"} if method == "POST" else None
+        )
         assert response.status_code == 401, url  # nobody signed in: one contract, never a 500
         assert "Nobody is signed in" in response.text
     assert host.config("SPY") == before
-    assert 'name="reviewer"' in TestClient(host_app(host, tmp_path, None)).get("/calibration/").text  # no sign-in: a name is asked
+    assert (
+        'name="reviewer"' in TestClient(host_app(host, tmp_path, None)).get("/calibration/").text
+    )  # no sign-in: a name is asked
     app = host_app(host, tmp_path, lambda request: request.state.user)
 
     @app.middleware("http")

@@ -67,8 +67,12 @@ def test_policy_toml_next_to_the_data_is_live(agent: TestClient, data: Path):
 def test_host_template_overrides_ours_through_the_choice_loader(host: Host, make_client, tmp_path: Path):
     folder = tmp_path / "host_templates" / "calibration_policy_ui"
     folder.mkdir(parents=True)
-    (folder / "error.html").write_text("{% extends base_template %}{% block content %}HOST ERROR: {{ message }}{% endblock %}")
-    (tmp_path / "host_templates" / "layout.html").write_text("<main class='host'>{% block content %}{% endblock %}</main>")
+    (folder / "error.html").write_text(
+        "{% extends base_template %}{% block content %}HOST ERROR: {{ message }}{% endblock %}"
+    )
+    (tmp_path / "host_templates" / "layout.html").write_text(
+        "<main class='host'>{% block content %}{% endblock %}</main>"
+    )
     client = make_client(templates=str(tmp_path / "host_templates"), base_template="layout.html")
     host.record()
     assert "<main class='host'>" in client.get("/calibration/").text
@@ -79,10 +83,17 @@ def test_host_jinja_globals_are_available_to_its_layout(host: Host, make_client)
     from fastapi.templating import Jinja2Templates
     from jinja2 import DictLoader
 
-    templates = Jinja2Templates(env=__import__("jinja2").Environment(loader=DictLoader(
-        {"layout.html": "{{ company }}|{% block content %}{% endblock %}"})))
+    templates = Jinja2Templates(
+        env=__import__("jinja2").Environment(
+            loader=DictLoader({"layout.html": "{{ company }}|{% block content %}{% endblock %}"})
+        )
+    )
     templates.env.globals["company"] = "ACME Options"
-    assert make_client(templates=templates, base_template="layout.html").get("/calibration/").text.startswith("ACME Options|")
+    assert (
+        make_client(templates=templates, base_template="layout.html")
+        .get("/calibration/")
+        .text.startswith("ACME Options|")
+    )
 
 
 def test_entry_point_plugin_builds_the_router(host: Host):
@@ -123,6 +134,16 @@ def test_serve_command_parses_and_explains_problems(tmp_path: Path, monkeypatch)
     served = {}
     monkeypatch.setattr("uvicorn.run", lambda app, host, port, log_level: served.update(app=app, host=host, port=port))
     (tmp_path / "data").mkdir()
-    assert main(["serve", "--data", str(tmp_path / "data"), "--app", str(Path(commands.__file__).parents[2]
-                                                                        / "examples/options_agent/app.py")]) == 0
+    assert (
+        main(
+            [
+                "serve",
+                "--data",
+                str(tmp_path / "data"),
+                "--app",
+                str(Path(commands.__file__).parents[2] / "examples/options_agent/app.py"),
+            ]
+        )
+        == 0
+    )
     assert isinstance(served["app"], FastAPI) and served["port"] == 8000

@@ -20,10 +20,16 @@ def _record_days(host: Host, n: int = 12) -> None:
 def test_the_tab_replays_a_candidate_and_lists_what_it_decides_otherwise(host: Host, client):
     _record_days(host)
     page = client.get("/calibration/lab")
-    assert page.status_code == 200 and "Try a policy" in page.text and 'name="min_delta_global" inputmode="decimal" value="0.03"' in page.text
+    assert (
+        page.status_code == 200
+        and "Try a policy" in page.text
+        and 'name="min_delta_global" inputmode="decimal" value="0.03"' in page.text
+    )
     before = {p: p.read_bytes() for p in host.root.rglob("*.json")}
-    result = client.get("/calibration/lab", params={"underlying": "SPY", "min_delta_global": "0.01", "min_delta_band": "0.01",
-                                                     "cooldown_days": "2"})
+    result = client.get(
+        "/calibration/lab",
+        params={"underlying": "SPY", "min_delta_global": "0.01", "min_delta_band": "0.01", "cooldown_days": "2"},
+    )
     words = text_of(result.text)
     assert result.status_code == 200 and "<svg" in result.text, re.findall(r'role="alert"><p>([^<]*)', result.text)
     assert "current" in words and "candidate" in words and "Where the candidate decides differently" in words
@@ -45,8 +51,11 @@ def test_a_candidate_goes_live_only_when_a_reviewer_approves_it(host: Host, clie
     candidate = unescape(re.search(r'name="candidate" value="([^"]+)"', page.text).group(1))
     evidence = unescape(re.search(r'name="evidence" value="([^"]+)"', page.text).group(1))
     token = csrf_of(client, page.text)
-    done = client.post("/calibration/lab/propose", data={"csrf_token": token, "candidate": candidate, "evidence": evidence,
-                                                          "reason": "react a bit faster"}, follow_redirects=False)
+    done = client.post(
+        "/calibration/lab/propose",
+        data={"csrf_token": token, "candidate": candidate, "evidence": evidence, "reason": "react a bit faster"},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     proposals = PolicyProposals(host.root)
     (proposal,) = proposals.pending()
@@ -54,8 +63,11 @@ def test_a_candidate_goes_live_only_when_a_reviewer_approves_it(host: Host, clie
     assert PolicyVersions(host.root).versions() == []  # proposing changed nothing
     page = client.get("/calibration/lab")
     assert "react a bit faster" in text_of(page.text)
-    done = client.post(f"/calibration/lab/proposals/{proposal.proposal_id}/approve", data={"csrf_token": csrf_of(client, page.text)},
-                       follow_redirects=False)
+    done = client.post(
+        f"/calibration/lab/proposals/{proposal.proposal_id}/approve",
+        data={"csrf_token": csrf_of(client, page.text)},
+        follow_redirects=False,
+    )
     assert done.status_code == 303
     (version,) = PolicyVersions(host.root).versions()
     assert version.actor == "ana" and "react a bit faster" in version.reason
@@ -66,11 +78,13 @@ def test_a_candidate_goes_live_only_when_a_reviewer_approves_it(host: Host, clie
 def test_under_four_eyes_the_proposer_cannot_approve_their_own_policy(host: Host, client, make_client):
     host.root.mkdir(parents=True, exist_ok=True)
     (host.root / "calibration_policy.toml").write_text("require_distinct_approver = true\n")
-    proposal = PolicyProposals(host.root).propose(CalibrationUpdatePolicy(min_delta_global=0.02), proposer="ana",
-                                                  reason="faster")
+    proposal = PolicyProposals(host.root).propose(
+        CalibrationUpdatePolicy(min_delta_global=0.02), proposer="ana", reason="faster"
+    )
     page = client.get("/calibration/lab")
-    done = client.post(f"/calibration/lab/proposals/{proposal.proposal_id}/approve",
-                       data={"csrf_token": csrf_of(client, page.text)})
+    done = client.post(
+        f"/calibration/lab/proposals/{proposal.proposal_id}/approve", data={"csrf_token": csrf_of(client, page.text)}
+    )
     assert "ana proposed this policy" in text_of(done.text) and PolicyVersions(host.root).versions() == []
     bo = make_client(user="bo")
     page = bo.get("/calibration/lab")

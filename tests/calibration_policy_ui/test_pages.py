@@ -7,8 +7,8 @@ import json
 import pytest
 
 from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.review import ReviewStore
 from calibration_policy.pipeline import force_apply
+from calibration_policy.review import ReviewStore
 
 from .conftest import Host, text_of
 
@@ -35,7 +35,7 @@ def test_applied_run_shows_green_badge_reason_and_live_values(host: Host, client
     html = page(client)
     text = text_of(html)
     assert "Calibration: SPY" in text
-    assert 'cp-badge-applied' in html and "Applied" in text
+    assert "cp-badge-applied" in html and "Applied" in text
     assert outcome.run.applied_reason in text
     assert outcome.run.applied_reason.startswith("Applied: global 1.00 → 1.08")
     table = current_table(html)
@@ -68,8 +68,13 @@ def test_thin_sample_says_how_many_more_options_it_needs(host: Host, client):
 
 def test_forced_run_is_marked_forced(host: Host, client):
     host.record(global_m=1.01)
-    force_apply("SPY", target=host.target_for("SPY"), policy=host.policy, history_dir=host.history_dir,
-                archive_dir=host.archive_dir)
+    force_apply(
+        "SPY",
+        target=host.target_for("SPY"),
+        policy=host.policy,
+        history_dir=host.history_dir,
+        archive_dir=host.archive_dir,
+    )
     text = text_of(page(client))
     assert "Applied (forced by user)" in text
     assert "Applied: forced by user (the policy alone said: change too small" in text
@@ -131,11 +136,11 @@ def test_history_pages_ten_runs_at_a_time(host: Host, client):
     for day in range(23):
         host.record(day=day, global_m=1.0 + day / 1000)
     first = page(client)
-    assert first.count("<tr><td class=\"cp-nowrap\">") == 10
+    assert first.count('<tr><td class="cp-nowrap">') == 10
     assert "23 runs recorded · page 1 of 3" in text_of(first)
     assert "Older runs →" in first and "Newer runs" not in first
     third = page(client, page=3)
-    assert third.count("<tr><td class=\"cp-nowrap\">") == 3
+    assert third.count('<tr><td class="cp-nowrap">') == 3
     assert "2025-12-01 21:00 UTC" in text_of(third).split("Recent runs")[1]
     beyond = text_of(page(client, page=9))
     assert "No runs on this page" in beyond
@@ -146,7 +151,7 @@ def test_chart_has_a_text_alternative_and_a_band_selector(host: Host, client):
         host.record(day=day, global_m=1.02 + day / 100)
     html = page(client)
     assert '<svg viewBox="0 0 720 260" role="img"' in html
-    assert "<desc id=\"cp-chart-svg-desc\">Global multiplier over 5 runs from 2025-12-01 to 2025-12-05." in html
+    assert '<desc id="cp-chart-svg-desc">Global multiplier over 5 runs from 2025-12-01 to 2025-12-05.' in html
     assert "Chart data as a table" in html
     weekly = page(client, scope="weekly")
     assert "Recommended vs smoothed vs live: Weekly (3–10d)" in text_of(weekly)
@@ -207,8 +212,10 @@ def test_unknown_or_hostile_underlying_is_a_4xx_with_a_plain_message(host: Host,
     assert text_of(response.text)
 
 
-@pytest.mark.parametrize("query", ["page=nan", "page=inf", "page=0", "page=-1", "page=1e309",
-                                   "page=99999999999999999999999", "page=1.5", "page=abc"])
+@pytest.mark.parametrize(
+    "query",
+    ["page=nan", "page=inf", "page=0", "page=-1", "page=1e309", "page=99999999999999999999999", "page=1.5", "page=abc"],
+)
 def test_bad_numbers_are_a_400(host: Host, client, query):
     host.record()
     response = client.get(f"/calibration/?{query}")
@@ -263,7 +270,9 @@ def test_every_number_a_run_file_or_live_config_can_hold_renders(host: Host, cli
         assert response.status_code == 200, f"{url}: HTTP {response.status_code}: {response.text[:300]}"
         assert "-0.000" not in response.text and "Traceback" not in response.text
         if "/api/" not in url:
-            assert max(len(word) for word in text_of(response.text).split()) < 100, "a number printed with hundreds of digits"
+            assert max(len(word) for word in text_of(response.text).split()) < 100, (
+                "a number printed with hundreds of digits"
+            )
     if value == 1.7e308:
         assert "1.7e+308" in text_of(page(client))
     chart = client.get("/calibration/", params={"underlying": "SPY", "scope": "weekly"})
@@ -275,8 +284,9 @@ def test_every_threshold_the_policy_can_hold_renders(host: Host, client, thresho
     """A threshold of 1e308 made the chart's band overflow: HTTP 500."""
     host.record(day=0)
     host.record(day=1, global_m=1.2)
-    host.policy = CalibrationUpdatePolicy(min_delta_global=threshold, min_delta_band=threshold,
-                                          band_min_delta={"weekly": threshold})
+    host.policy = CalibrationUpdatePolicy(
+        min_delta_global=threshold, min_delta_band=threshold, band_min_delta={"weekly": threshold}
+    )
     text = text_of(page(client, underlying="SPY"))
     assert "shaded band" in text
     assert client.get("/calibration/api/status", params={"underlying": "SPY"}).status_code == 200
@@ -284,8 +294,18 @@ def test_every_threshold_the_policy_can_hold_renders(host: Host, client, thresho
         assert "± 1e+308" in text or "± 1.8e+308" in text
 
 
-@pytest.mark.parametrize("at", ["0001-01-01", "0001-01-01T00:00-05:00", "9999-12-31", "9999-12-31T23:59:59.999999",
-                                "9999-12-31T20:00+03:00", "2025-12-10T12:00", "2025-12-10T12:00+14:00"])
+@pytest.mark.parametrize(
+    "at",
+    [
+        "0001-01-01",
+        "0001-01-01T00:00-05:00",
+        "9999-12-31",
+        "9999-12-31T23:59:59.999999",
+        "9999-12-31T20:00+03:00",
+        "2025-12-10T12:00",
+        "2025-12-10T12:00+14:00",
+    ],
+)
 def test_extreme_but_real_moments_answer_as_of(host: Host, client, at):
     host.record(day=0, global_m=1.2)
     response = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": at})
@@ -293,13 +313,17 @@ def test_extreme_but_real_moments_answer_as_of(host: Host, client, at):
     assert response.json()["at"].endswith("Z")
 
 
-@pytest.mark.parametrize("at", ["0001-01-01T00:00+05:00", "0001-01-01T04:59+05:00", "9999-12-31T23:00-05:00",
-                                "9999-12-31T23:59:59.999999-00:01"])
+@pytest.mark.parametrize(
+    "at",
+    ["0001-01-01T00:00+05:00", "0001-01-01T04:59+05:00", "9999-12-31T23:00-05:00", "9999-12-31T23:59:59.999999-00:01"],
+)
 @pytest.mark.parametrize("route", ["api/as-of", "weights/", "api/weights/as-of"])
 def test_moments_outside_utc_are_a_400_with_a_sentence(host: Host, client, at, route):
     """These were HTTP 500 (OverflowError converting to UTC) on all three routes."""
     host.record(day=0, global_m=1.2)
-    params = {"api/as-of": {"underlying": "SPY", "at": at}, "weights/": {"as_of": at}, "api/weights/as-of": {"at": at}}[route]
+    params = {"api/as-of": {"underlying": "SPY", "at": at}, "weights/": {"as_of": at}, "api/weights/as-of": {"at": at}}[
+        route
+    ]
     response = client.get(f"/calibration/{route}", params=params)
     assert response.status_code == 400, f"{route}: HTTP {response.status_code}: {response.text[:300]}"
     message = response.json()["detail"] if route.startswith("api/") else text_of(response.text)

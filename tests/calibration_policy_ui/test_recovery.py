@@ -21,11 +21,16 @@ def test_d10_a_force_confirmed_on_a_page_rendered_before_a_newer_change_changes_
     host.record(day=1, global_m=1.2, weekly=1.2, monthly=1.2)  # someone else's change goes live meanwhile
     newer = host.config("SPY")
     assert newer["global"] != 1.0
-    response = client.post("/calibration/force-apply", data={**form, "version": version, "confirm": "yes"},
-                           follow_redirects=False)
+    response = client.post(
+        "/calibration/force-apply", data={**form, "version": version, "confirm": "yes"}, follow_redirects=False
+    )
     assert response.status_code == 409
     text = text_of(response.text)
-    assert "changed since you looked" in text and "Nothing was changed" in text and "applied automatically by the policy" in text
+    assert (
+        "changed since you looked" in text
+        and "Nothing was changed" in text
+        and "applied automatically by the policy" in text
+    )
     assert host.config("SPY") == newer
     # beside the confirm box, on the confirmation re-drawn with the values live now and their version
     assert 'id="cp-confirm-error"' in response.text and 'name="confirm"' in response.text
@@ -40,14 +45,20 @@ def test_the_api_sends_an_etag_and_refuses_a_stale_if_match(host: Host, client):
     host.record(day=1, global_m=1.2, weekly=1.2, monthly=1.2)
     newer = host.config("SPY")
     token = csrf_of(client)
-    response = client.post("/calibration/api/force-apply", json={"underlying": "SPY", "use": "recommended"},
-                           headers={"X-CSRF-Token": token, "If-Match": etag})
+    response = client.post(
+        "/calibration/api/force-apply",
+        json={"underlying": "SPY", "use": "recommended"},
+        headers={"X-CSRF-Token": token, "If-Match": etag},
+    )
     assert response.status_code == 409, response.text
     assert "changed since you looked" in response.json()["detail"]
     assert host.config("SPY") == newer
     fresh = client.get("/calibration/api/status", params={"underlying": "SPY"}).headers["etag"]
-    ok = client.post("/calibration/api/force-apply", json={"underlying": "SPY", "use": "recommended"},
-                     headers={"X-CSRF-Token": token, "If-Match": fresh})
+    ok = client.post(
+        "/calibration/api/force-apply",
+        json={"underlying": "SPY", "use": "recommended"},
+        headers={"X-CSRF-Token": token, "If-Match": fresh},
+    )
     assert ok.status_code == 200, ok.text
     assert ok.headers["etag"] != fresh
 
@@ -80,8 +91,11 @@ def test_an_approval_from_a_page_rendered_before_a_newer_change_changes_nothing(
     host.record(day=1, global_m=1.3, weekly=1.3, monthly=1.3, n=2000)  # a forced or policy change meanwhile
     newer = host.config("SPY")
     assert newer["global"] != 1.0
-    response = client.post(f"/calibration/suggestions/{item.suggestion_id}/approve",
-                           data={"csrf_token": token, "underlying": "SPY", "version": version}, follow_redirects=False)
+    response = client.post(
+        f"/calibration/suggestions/{item.suggestion_id}/approve",
+        data={"csrf_token": token, "underlying": "SPY", "version": version},
+        follow_redirects=False,
+    )
     assert newer["global"] != 1.0  # the newer change went live
     assert response.status_code == 409, response.text
     assert "changed since you looked" in text_of(response.text)
@@ -118,7 +132,6 @@ def test_an_undo_pressed_on_a_page_rendered_before_a_newer_change_changes_nothin
     assert undone.status_code == 303 and host.config("SPY")["global"] == 1.0  # back to before that change
 
 
-
 def test_a_weights_rollback_from_a_page_rendered_before_a_newer_change_changes_nothing(tmp_path):
     import re
 
@@ -136,10 +149,19 @@ def test_a_weights_rollback_from_a_page_rendered_before_a_newer_change_changes_n
     timeline = html.split('id="cp-w-changes"', 1)[1].split("</section>", 1)[0]
     version = re.search(r'name="version" value="([^"]+)"', timeline).group(1)
     assert version == live_version(weights_target(path=tab.weights))  # the undo carries the version the page showed
-    apply_values(weights_target(path=tab.weights), {"wallet": 0.4, "cluster": 0.2, "token": 0.2, "context": 0.2},
-                 archive_dir=tab.dirs()["archive_dir"], kind="force", reason="Applied: someone else", domain="scoring_weights")
+    apply_values(
+        weights_target(path=tab.weights),
+        {"wallet": 0.4, "cluster": 0.2, "token": 0.2, "context": 0.2},
+        archive_dir=tab.dirs()["archive_dir"],
+        kind="force",
+        reason="Applied: someone else",
+        domain="scoring_weights",
+    )
     newer = tab.live()
-    response = client.post("/calibration/weights/rollback", data={"csrf_token": token, "to": "original", "version": version},
-                           follow_redirects=False)
+    response = client.post(
+        "/calibration/weights/rollback",
+        data={"csrf_token": token, "to": "original", "version": version},
+        follow_redirects=False,
+    )
     assert response.status_code == 409 and "changed since you looked" in text_of(response.text)
     assert tab.live() == newer != EQUAL

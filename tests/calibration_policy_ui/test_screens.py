@@ -76,8 +76,13 @@ def test_every_page_fits_the_screen_is_accessible_and_the_first_screen_answers(s
     assert page.locator("#cp-rule").inner_text().startswith("What decides: A new value goes live only when")
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / f"panel-{screen}.png"))
-    for path in ("/calibration/?underlying=SPY", "/calibration/?underlying=QQQ&scope=weekly&page=1",
-                 "/calibration/force-apply?underlying=SPY", "/calibration/weights/", "/calibration/?underlying=NOPE"):
+    for path in (
+        "/calibration/?underlying=SPY",
+        "/calibration/?underlying=QQQ&scope=weekly&page=1",
+        "/calibration/force-apply?underlying=SPY",
+        "/calibration/weights/",
+        "/calibration/?underlying=NOPE",
+    ):
         page.goto(base + path)
         for details in page.locator(".cp-panel details").all():  # what is folded must fit too
             details.evaluate("d => d.open = true")
@@ -121,7 +126,9 @@ def test_force_apply_then_undo_by_clicking(served, browser, screen):
     page.wait_for_url("**/calibration/?underlying=SPY#calibration-panel")
     assert live(data) == before
     assert page.get_by_role("status").inner_text().startswith("Rolled back to the IV multipliers of")
-    assert page.locator("#cp-changes .cp-change").first.locator(".cp-change-head").inner_text().startswith("Rolled back")
+    assert (
+        page.locator("#cp-changes .cp-change").first.locator(".cp-change-head").inner_text().startswith("Rolled back")
+    )
     assert_fits(page, f"{screen} after the undo")
     page.close()
 
@@ -136,10 +143,17 @@ def test_approve_a_waiting_suggestion_by_clicking(tmp_path: Path, browser):
     data = tmp_path / "data"
     fill(data, "SPY", days=3)
     (data / "calibration_policy.toml").write_text("require_approval = true\n")
-    run_update(host_result(global_m=1.3, weekly=1.3, monthly=1.3), underlying="SPY", source="harvested",
-               target=agent_target(data, "SPY"), policy=CalibrationUpdatePolicy(require_approval=True),
-               history_dir=data / "calibration_runs", archive_dir=data / "config_archive",
-               suggestions_dir=data / "suggestions", timestamp=T0 + timedelta(days=5))
+    run_update(
+        host_result(global_m=1.3, weekly=1.3, monthly=1.3),
+        underlying="SPY",
+        source="harvested",
+        target=agent_target(data, "SPY"),
+        policy=CalibrationUpdatePolicy(require_approval=True),
+        history_dir=data / "calibration_runs",
+        archive_dir=data / "config_archive",
+        suggestions_dir=data / "suggestions",
+        timestamp=T0 + timedelta(days=5),
+    )
     before = live(data)
     with serving(agent_app_module().create_app(data, secret="s")) as base:
         page = browser.new_page(viewport={"width": 390, "height": 844})
@@ -151,7 +165,9 @@ def test_approve_a_waiting_suggestion_by_clicking(tmp_path: Path, browser):
         page.wait_for_url("**/calibration/?underlying=SPY#calibration-panel")
         assert page.get_by_role("status").inner_text().startswith("Approved suggestion")
         assert live(data) != before
-        assert page.locator("#cp-changes .cp-change").first.locator(".cp-change-head").inner_text().startswith("Approved")
+        assert (
+            page.locator("#cp-changes .cp-change").first.locator(".cp-change-head").inner_text().startswith("Approved")
+        )
         assert_fits(page, "mobile after approving")
         page.close()
 
@@ -192,10 +208,19 @@ def test_inside_a_host_with_bootstrap_like_css_the_panel_keeps_its_layout(tmp_pa
     templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.DictLoader({"base.html": HOST_BASE})))
     app = FastAPI()
     app.get("/host/bootstrap.css")(lambda: Response(BOOTSTRAP_LIKE, media_type="text/css"))
-    app.include_router(create_router(history_dir=data / "calibration_runs", archive_dir=data / "config_archive",
-                                     suggestions_dir=data / "suggestions", target_for=lambda u: agent_target(data, u),
-                                     templates=templates, base_template="base.html", secret="s",
-                                     current_user=lambda request: request.state.user), prefix="/calibration")
+    app.include_router(
+        create_router(
+            history_dir=data / "calibration_runs",
+            archive_dir=data / "config_archive",
+            suggestions_dir=data / "suggestions",
+            target_for=lambda u: agent_target(data, u),
+            templates=templates,
+            base_template="base.html",
+            secret="s",
+            current_user=lambda request: request.state.user,
+        ),
+        prefix="/calibration",
+    )
 
     @app.middleware("http")
     async def sign_in(request, call_next):  # the host's sign-in (README's current_user reads what it sets)

@@ -29,8 +29,11 @@ def flat_routes(routes) -> list:
 
 
 def panel_routes(app) -> list[APIRoute]:
-    routes = [r for r in flat_routes(app.routes)
-              if isinstance(r, APIRoute) and r.endpoint.__module__.startswith("calibration_policy_ui")]
+    routes = [
+        r
+        for r in flat_routes(app.routes)
+        if isinstance(r, APIRoute) and r.endpoint.__module__.startswith("calibration_policy_ui")
+    ]
     assert len(routes) >= 11  # every page, action, API and static route
     return routes
 
@@ -57,8 +60,12 @@ def test_every_route_refuses_a_request_without_sign_in(host: Host, make_client):
 
 def force_form(client) -> dict[str, str]:
     html = client.get("/calibration/force-apply", params={"underlying": "SPY"}).text
-    return {"csrf_token": csrf_of(client, html), "underlying": "SPY", "confirm": "yes",
-            "run_id": re.search(r'name="run_id" value="([^"]+)"', html).group(1)}
+    return {
+        "csrf_token": csrf_of(client, html),
+        "underlying": "SPY",
+        "confirm": "yes",
+        "run_id": re.search(r'name="run_id" value="([^"]+)"', html).group(1),
+    }
 
 
 @pytest.fixture
@@ -68,8 +75,11 @@ def not_applied(host: Host) -> Host:
 
 
 def refused(response) -> bool:
-    return response.status_code == 403 and "nothing was changed" in text_of(response.text) or (
-        response.status_code == 403 and "another website" in text_of(response.text))
+    return (
+        response.status_code == 403
+        and "nothing was changed" in text_of(response.text)
+        or (response.status_code == 403 and "another website" in text_of(response.text))
+    )
 
 
 def test_missing_token_is_refused(not_applied: Host, client):
@@ -106,12 +116,15 @@ def test_token_of_another_browser_is_refused(not_applied: Host, client, make_cli
     assert refused(client.post("/calibration/force-apply", data={**form, "csrf_token": theirs}))
 
 
-@pytest.mark.parametrize("headers", [
-    {"Sec-Fetch-Site": "cross-site"},
-    {"Origin": "https://evil.example"},
-    {"Origin": "null"},
-    {"Origin": "http://agent.test.evil.example"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://agent.test.evil.example"},
+    ],
+)
 def test_cross_site_requests_are_refused_even_with_a_valid_token(not_applied: Host, client, headers):
     form = force_form(client)
     response = client.post("/calibration/force-apply", data=form, headers=headers)
@@ -122,16 +135,21 @@ def test_cross_site_requests_are_refused_even_with_a_valid_token(not_applied: Ho
 
 def test_same_origin_request_passes(not_applied: Host, client):
     form = force_form(client)
-    response = client.post("/calibration/force-apply", data=form, follow_redirects=False,
-                           headers={"Origin": "http://agent.test", "Sec-Fetch-Site": "same-origin"})
+    response = client.post(
+        "/calibration/force-apply",
+        data=form,
+        follow_redirects=False,
+        headers={"Origin": "http://agent.test", "Sec-Fetch-Site": "same-origin"},
+    )
     assert response.status_code == 303
 
 
 def test_trusted_origin_behind_a_proxy_passes(not_applied: Host, make_client):
     client = make_client(trusted_origins=["https://agent.example.com/"])
     form = force_form(client)
-    response = client.post("/calibration/force-apply", data=form, follow_redirects=False,
-                           headers={"Origin": "https://agent.example.com"})
+    response = client.post(
+        "/calibration/force-apply", data=form, follow_redirects=False, headers={"Origin": "https://agent.example.com"}
+    )
     assert response.status_code == 303
 
 
@@ -140,8 +158,11 @@ def test_json_api_needs_the_token_header(not_applied: Host, client):
     token = csrf_of(client)
     response = client.post("/calibration/api/force-apply", json={"underlying": "SPY"}, headers={"X-CSRF-Token": token})
     assert response.status_code == 200, response.text
-    cross = client.post("/calibration/api/force-apply", json={"underlying": "SPY"},
-                        headers={"X-CSRF-Token": token, "Sec-Fetch-Site": "cross-site"})
+    cross = client.post(
+        "/calibration/api/force-apply",
+        json={"underlying": "SPY"},
+        headers={"X-CSRF-Token": token, "Sec-Fetch-Site": "cross-site"},
+    )
     assert cross.status_code == 403
 
 
@@ -178,8 +199,10 @@ def test_hostile_notes_and_reviewer_are_rendered_inert(host: Host, make_client):
     client = make_client(user='<img src=x onerror="alert(1)">')
     token = csrf_of(client, client.get("/calibration/").text)
     payload = "<script>alert('notes')</script>"
-    client.post(f"/calibration/suggestions/{item.suggestion_id}/approve",
-                data={"csrf_token": token, "underlying": "SPY", "notes": payload})
+    client.post(
+        f"/calibration/suggestions/{item.suggestion_id}/approve",
+        data={"csrf_token": token, "underlying": "SPY", "notes": payload},
+    )
     html = client.get("/calibration/").text
     assert "approved by" in html
     assert "<script>alert" not in html and "<img src=x" not in html

@@ -9,12 +9,15 @@ import pytest
 from calibration_policy_ui.static_files import ASSETS
 
 
-@pytest.mark.parametrize("name, media_type", [
-    ("panel.css", "text/css; charset=utf-8"),
-    ("standalone.css", "text/css; charset=utf-8"),
-    ("panel.js", "text/javascript; charset=utf-8"),
-    ("icons/check.svg", "image/svg+xml"),
-])
+@pytest.mark.parametrize(
+    "name, media_type",
+    [
+        ("panel.css", "text/css; charset=utf-8"),
+        ("standalone.css", "text/css; charset=utf-8"),
+        ("panel.js", "text/javascript; charset=utf-8"),
+        ("icons/check.svg", "image/svg+xml"),
+    ],
+)
 def test_files_are_served_with_their_type(client, name, media_type):
     response = client.get(f"/calibration/static/{name}")
     assert response.status_code == 200
@@ -33,8 +36,17 @@ def test_versioned_urls_are_cached_for_a_year_and_revalidate_by_etag(client):
     assert again.status_code == 304 and again.content == b""
 
 
-@pytest.mark.parametrize("path", ["nope.css", "../router.py", "..%2Frouter.py", "icons%2F..%2Fpanel.css",
-                                  "%2e%2e/%2e%2e/pyproject.toml", "templates/calibration_policy_ui/base.html"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "nope.css",
+        "../router.py",
+        "..%2Frouter.py",
+        "icons%2F..%2Fpanel.css",
+        "%2e%2e/%2e%2e/pyproject.toml",
+        "templates/calibration_policy_ui/base.html",
+    ],
+)
 def test_anything_but_a_packaged_file_is_a_404(client, path):
     response = client.get(f"/calibration/static/{path}")
     assert response.status_code == 404
@@ -48,6 +60,12 @@ def test_every_icon_the_templates_use_is_packaged():
 
 def test_panel_css_is_scoped_to_the_panel():
     css = ASSETS["panel.css"].body.decode()
-    selectors = [s.strip() for block in re.findall(r"([^{}]+)\{", re.sub(r"/\*.*?\*/", "", css, flags=re.S))
-                 for s in block.split(",") if not s.strip().startswith("@media")]
-    assert selectors and all(s.startswith(".cp-panel") for s in selectors), [s for s in selectors if not s.startswith(".cp-panel")]
+    selectors = [
+        s.strip()
+        for block in re.findall(r"([^{}]+)\{", re.sub(r"/\*.*?\*/", "", css, flags=re.S))
+        for s in block.split(",")
+        if not s.strip().startswith("@media")
+    ]
+    assert selectors and all(s.startswith(".cp-panel") for s in selectors), [
+        s for s in selectors if not s.startswith(".cp-panel")
+    ]

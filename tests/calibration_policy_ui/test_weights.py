@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ FACTORS = ("wallet", "cluster", "token", "context")
 def trades(n: int = 400, seed: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({f"{f}_score": rng.uniform(0, 1, n).round(4) for f in FACTORS})
-    frame["pnl"] = (300 * (frame.wallet_score - 0.5) + 100 * (frame.cluster_score - 0.5) + rng.normal(0, 60, n)).round(2)
+    frame["pnl"] = (300 * (frame.wallet_score - 0.5) + 100 * (frame.cluster_score - 0.5) + rng.normal(0, 60, n)).round(
+        2
+    )
     frame["win"] = frame.pnl > 0
     frame["closed_at"] = pd.date_range("2025-09-01", periods=n, freq="h", tz="UTC")
     return frame
@@ -47,15 +49,22 @@ class Tab:
         trades().to_parquet(self.trades)
 
     def dirs(self) -> dict[str, Path]:
-        return {"history_dir": self.root / "runs", "archive_dir": self.root / "archive", "suggestions_dir": self.root / "suggestions"}
+        return {
+            "history_dir": self.root / "runs",
+            "archive_dir": self.root / "archive",
+            "suggestions_dir": self.root / "suggestions",
+        }
 
     def live(self) -> dict[str, float]:
         return json.loads(self.weights.read_text())
 
     def app(self, with_panel: bool = False, **options: Any) -> FastAPI:
         app = FastAPI()
-        auth = dict(dependencies=[Depends(require_user)], current_user=lambda request: getattr(request.state, "user", None),
-                    secret="test-secret")
+        auth = dict(
+            dependencies=[Depends(require_user)],
+            current_user=lambda request: getattr(request.state, "user", None),
+            secret="test-secret",
+        )
         if with_panel:
             app.include_router(create_router(target_for=lambda u: None, **self.dirs(), **auth), prefix="/calibration")
         settings = dict(weights_path=self.weights, trades_path=self.trades, **self.dirs(), **auth)
@@ -111,7 +120,11 @@ def test_the_page_shows_live_weights_the_analysis_and_the_policy(client):
     assert "No suggestion is waiting." in text
     assert "only updates weights when the change is large enough (at least 0.02 for any weight)" in text
     assert "Auto mode is off" in text
-    assert '<script src="/calibration/weights/static/weights.js?v=' in html and "onclick" not in html and "<script>" not in html
+    assert (
+        '<script src="/calibration/weights/static/weights.js?v=' in html
+        and "onclick" not in html
+        and "<script>" not in html
+    )
 
 
 def test_suggesting_shows_suggested_next_to_live_with_change_rationale_and_improvement(tab, client):
@@ -132,8 +145,11 @@ def test_approving_from_the_page_applies_archives_and_flashes(tab, client):
     suggestion_id = suggest(client)
     item = ReviewStore(tab.dirs()["suggestions_dir"]).get(suggestion_id)
     _, token = page(client)
-    response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve",
-                           data={"csrf_token": token, "notes": "fine"}, follow_redirects=False)
+    response = client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/approve",
+        data={"csrf_token": token, "notes": "fine"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert tab.live() == item.values
     html = client.get(response.headers["location"]).text
@@ -153,11 +169,17 @@ def test_the_first_screen_answers_the_four_questions_for_the_weights(tab, client
     assert "No analysis has run yet" in text_of(section(html, "cp-w-latest"))
     suggestion_id = suggest(client)
     latest = text_of(section(client.get("/calibration/weights/").text, "cp-w-latest"))
-    assert re.search(r"Latest analysis: \d{4}-\d\d-\d\d \d\d:\d\d UTC Waiting for approval Waiting for approval: wallet", latest)
-    assert ("What decides: A new value goes live only when the run has at least 100 trades and the smoothed weight "
-            "(the average of the last 14 days of runs) moves at least 0.02 from the live one, and then a person approves it.") in latest
+    assert re.search(
+        r"Latest analysis: \d{4}-\d\d-\d\d \d\d:\d\d UTC Waiting for approval Waiting for approval: wallet", latest
+    )
+    assert (
+        "What decides: A new value goes live only when the run has at least 100 trades and the smoothed weight "
+        "(the average of the last 14 days of runs) moves at least 0.02 from the live one, and then a person approves it."
+    ) in latest
     _, token = page(client)
-    client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token}, follow_redirects=False)
+    client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token}, follow_redirects=False
+    )
     html = client.get("/calibration/weights/").text
     now, latest = text_of(section(html, "cp-w-now")), text_of(section(html, "cp-w-latest"))
     assert re.search(r"Live since \d{4}-\d\d-\d\d \d\d:\d\d UTC \(approved by ana\)", now)
@@ -169,21 +191,30 @@ def test_a_wrong_modification_shows_the_form_again_with_the_reason_and_the_typed
     suggestion_id = suggest(client)
     _, token = page(client)
     typed = {"wallet": "0.5", "cluster": "0.3", "token": "0.2", "context": "0.2"}
-    response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/modify",
-                           data={"csrf_token": token, **typed, "notes": "my notes"})
+    response = client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/modify",
+        data={"csrf_token": token, **typed, "notes": "my notes"},
+    )
     assert response.status_code == 400
     html = response.text
     assert "weights sum to 1.2, not 1." in text_of(html)
-    assert "<details class=\"cp-details\" open>" in html and 'value="0.5"' in html and "my notes</textarea>" in html
-    response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/modify",
-                           data={"csrf_token": token, **typed, "wallet": "lots"})
+    assert '<details class="cp-details" open>' in html and 'value="0.5"' in html and "my notes</textarea>" in html
+    response = client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/modify",
+        data={"csrf_token": token, **typed, "wallet": "lots"},
+    )
     assert response.status_code == 400 and "wallet weight must be a number, not 'lots'." in text_of(response.text)
-    response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/modify",
-                           data={"csrf_token": token, **typed, "wallet": "1.3", "cluster": "-0.3"})
+    response = client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/modify",
+        data={"csrf_token": token, **typed, "wallet": "1.3", "cluster": "-0.3"},
+    )
     assert "wallet weight 1.3 is outside 0–1." in text_of(response.text)
     assert tab.live() == EQUAL and ReviewStore(tab.dirs()["suggestions_dir"]).get(suggestion_id).status == "pending"
-    response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/modify",
-                           data={"csrf_token": token, **typed, "wallet": "0.3"}, follow_redirects=False)
+    response = client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/modify",
+        data={"csrf_token": token, **typed, "wallet": "0.3"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert tab.live() == {"wallet": 0.3, "cluster": 0.3, "token": 0.2, "context": 0.2}
 
@@ -191,13 +222,18 @@ def test_a_wrong_modification_shows_the_form_again_with_the_reason_and_the_typed
 def test_rejecting_then_approving_says_it_was_already_done(tab, client):
     suggestion_id = suggest(client)
     _, token = page(client)
-    response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/reject",
-                           data={"csrf_token": token, "notes": "<script>alert(1)</script>"}, follow_redirects=False)
+    response = client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/reject",
+        data={"csrf_token": token, "notes": "<script>alert(1)</script>"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303 and tab.live() == EQUAL
     again = client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token})
     assert again.status_code == 409
-    assert re.search(r"Suggestion \S+ was already rejected at \d{4}-\d\d-\d\d \d\d:\d\d UTC by ana; nothing was changed.",
-                     text_of(again.text))
+    assert re.search(
+        r"Suggestion \S+ was already rejected at \d{4}-\d\d-\d\d \d\d:\d\d UTC by ana; nothing was changed.",
+        text_of(again.text),
+    )
     html, _ = page(client)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
 
@@ -217,8 +253,11 @@ def test_without_sign_in_the_form_asks_for_a_name(tab):
     assert 'name="reviewer" required' in html
     response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/reject", data={"csrf_token": token})
     assert response.status_code == 400 and "Say who is reviewing" in text_of(response.text)
-    response = client.post(f"/calibration/weights/suggestions/{suggestion_id}/reject",
-                           data={"csrf_token": token, "reviewer": "Bo"}, follow_redirects=False)
+    response = client.post(
+        f"/calibration/weights/suggestions/{suggestion_id}/reject",
+        data={"csrf_token": token, "reviewer": "Bo"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     assert ReviewStore(tab.dirs()["suggestions_dir"]).get(suggestion_id).reviewer == "Bo"
 
@@ -229,10 +268,14 @@ def test_rollback_and_as_of_from_the_page(tab, client):
     client.post(f"/calibration/weights/suggestions/{suggestion_id}/approve", data={"csrf_token": token})
     html, token = page(client)
     assert 'name="to" value="original"' in html
-    response = client.post("/calibration/weights/rollback", data={"csrf_token": token, "to": "original"}, follow_redirects=False)
+    response = client.post(
+        "/calibration/weights/rollback", data={"csrf_token": token, "to": "original"}, follow_redirects=False
+    )
     assert response.status_code == 303 and tab.live() == EQUAL
-    assert "Rolled back to the original weights by ana: live now wallet 0.2500" in text_of(client.get("/calibration/weights/").text)
-    today = datetime.now(timezone.utc).date().isoformat()
+    assert "Rolled back to the original weights by ana: live now wallet 0.2500" in text_of(
+        client.get("/calibration/weights/").text
+    )
+    today = datetime.now(UTC).date().isoformat()
     html, _ = page(client, as_of=today)
     assert f"Live at {today} 23:59 UTC: these weights" in section(html, "cp-w-history")
     html, _ = page(client, as_of="2020-01-01")
@@ -247,7 +290,9 @@ def test_posts_need_the_csrf_token_and_the_same_site(tab, client):
         response = client.post(path, data={"to": "original"})
         assert response.status_code == 403 and "security token" in text_of(response.text)
     _, token = page(client)
-    response = client.post("/calibration/weights/suggest", data={"csrf_token": token}, headers={"Sec-Fetch-Site": "cross-site"})
+    response = client.post(
+        "/calibration/weights/suggest", data={"csrf_token": token}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert response.status_code == 403 and "came from another website" in text_of(response.text)
     assert client.post("/calibration/api/weights/suggest", json={}).status_code == 403
     assert not (tab.root / "runs").exists()
@@ -276,7 +321,9 @@ def test_broken_inputs_show_a_message_and_the_rest_of_the_page(tab, client):
 
 def test_unknown_suggestions_and_hostile_ids_are_plain_4xx(client):
     _, token = page(client)
-    response = client.post("/calibration/weights/suggestions/20250101T000000.000000Z_nope/approve", data={"csrf_token": token})
+    response = client.post(
+        "/calibration/weights/suggestions/20250101T000000.000000Z_nope/approve", data={"csrf_token": token}
+    )
     assert response.status_code == 404 and "There is no suggestion" in text_of(response.text)
     response = client.post("/calibration/weights/suggestions/..%2Fx/approve", data={"csrf_token": token})
     assert 400 <= response.status_code < 500
@@ -316,11 +363,15 @@ def test_api_status_suggest_get_apply_history_rollback_and_as_of(tab, client):
     item = client.get(f"/calibration/api/weights/suggestion/{suggestion_id}").json()
     assert item["status"] == "pending" and item["analysis"]["factors"][0]["rationale"]
     assert [p["suggestion_id"] for p in client.get("/calibration/api/weights").json()["pending"]] == [suggestion_id]
-    bad = client.post("/calibration/api/weights/apply", headers=headers,
-                      json={"suggestion_id": suggestion_id, "weights": {**EQUAL, "token": 0.3}})
+    bad = client.post(
+        "/calibration/api/weights/apply",
+        headers=headers,
+        json={"suggestion_id": suggestion_id, "weights": {**EQUAL, "token": 0.3}},
+    )
     assert bad.status_code == 400 and bad.json() == {"detail": "weights sum to 1.05, not 1."}
-    done = client.post("/calibration/api/weights/apply", headers=headers,
-                       json={"suggestion_id": suggestion_id, "notes": "ok"}).json()
+    done = client.post(
+        "/calibration/api/weights/apply", headers=headers, json={"suggestion_id": suggestion_id, "notes": "ok"}
+    ).json()
     assert done["status"] == "approved" and done["reviewer"] == "ana" and tab.live() == item["values"]
     again = client.post("/calibration/api/weights/apply", headers=headers, json={"suggestion_id": suggestion_id})
     assert again.status_code == 409 and "was already approved at" in again.json()["detail"]
@@ -337,19 +388,25 @@ def test_api_changes_with_a_stale_if_match_change_nothing(tab, client):
     headers = api(client)
     seen = client.get("/calibration/api/weights").headers["ETag"]
     first = client.post("/calibration/api/weights/suggest", headers=headers).json()["suggestion_id"]
-    done = client.post("/calibration/api/weights/apply", headers={**headers, "If-Match": seen},
-                       json={"suggestion_id": first}).json()
+    done = client.post(
+        "/calibration/api/weights/apply", headers={**headers, "If-Match": seen}, json={"suggestion_id": first}
+    ).json()
     assert done["status"] == "approved"  # the version seen was still live
     live = tab.live()
-    stale = client.post("/calibration/api/weights/rollback", headers={**headers, "If-Match": seen}, json={"to": "original"})
+    stale = client.post(
+        "/calibration/api/weights/rollback", headers={**headers, "If-Match": seen}, json={"to": "original"}
+    )
     assert stale.status_code == 409 and "changed since you looked" in stale.json()["detail"] and tab.live() == live
     second = client.post("/calibration/api/weights/suggest", headers=headers).json()["suggestion_id"]
-    refused = client.post("/calibration/api/weights/apply", headers={**headers, "If-Match": seen},
-                          json={"suggestion_id": second})
+    refused = client.post(
+        "/calibration/api/weights/apply", headers={**headers, "If-Match": seen}, json={"suggestion_id": second}
+    )
     assert refused.status_code == 409 and tab.live() == live
     assert client.get(f"/calibration/api/weights/suggestion/{second}").json()["status"] == "pending"
     fresh = client.get("/calibration/api/weights").headers["ETag"]
-    back = client.post("/calibration/api/weights/rollback", headers={**headers, "If-Match": fresh}, json={"to": "original"})
+    back = client.post(
+        "/calibration/api/weights/rollback", headers={**headers, "If-Match": fresh}, json={"to": "original"}
+    )
     assert back.status_code == 200 and tab.live() == EQUAL
 
 
@@ -357,8 +414,11 @@ def test_api_modify_and_reject(tab, client):
     headers = api(client)
     first = client.post("/calibration/api/weights/suggest", headers=headers).json()["suggestion_id"]
     mine = {"wallet": 0.4, "cluster": 0.3, "token": 0.1, "context": 0.2}
-    done = client.post("/calibration/api/weights/apply", headers=headers,
-                       json={"suggestion_id": first, "weights": mine, "notes": "mine"}).json()
+    done = client.post(
+        "/calibration/api/weights/apply",
+        headers=headers,
+        json={"suggestion_id": first, "weights": mine, "notes": "mine"},
+    ).json()
     assert done["status"] == "modified" and done["applied_values"] == mine and tab.live() == mine
     second = client.post("/calibration/api/weights/suggest", headers=headers).json()["suggestion_id"]
     rejected = client.post(f"/calibration/api/weights/reject/{second}", headers=headers, json={"notes": "no"}).json()
@@ -374,23 +434,31 @@ def test_api_analyze_changes_nothing_and_takes_inline_trades(tab, client):
     inline = client.post("/calibration/api/weights/analyze", headers=headers, json={"trades": rows}).json()
     assert inline["n_trades"] == 120 and inline["message"] == "Analysed 120 trades (minimum 100)."
     few = client.post("/calibration/api/weights/analyze", headers=headers, json={"trades": rows[:42]}).json()
-    assert few["suggested_weights"] is None and few["message"] == "Only 42 trades: at least 100 are needed before weights are suggested."
+    assert (
+        few["suggested_weights"] is None
+        and few["message"] == "Only 42 trades: at least 100 are needed before weights are suggested."
+    )
     rows[1]["token_score"] = 1.4
     bad = client.post("/calibration/api/weights/analyze", headers=headers, json={"trades": rows})
-    assert bad.status_code == 400 and bad.json() == {"detail": "token_score is 1.4 in row 2, outside 0–1 (1 trade out of range)."}
+    assert bad.status_code == 400 and bad.json() == {
+        "detail": "token_score is 1.4 in row 2, outside 0–1 (1 trade out of range)."
+    }
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/calibration/api/weights/apply", {}),
-    ("/calibration/api/weights/apply", {"suggestion_id": "x", "weights": {"wallet": "lots"}}),
-    ("/calibration/api/weights/apply", {"suggestion_id": "x", "surprise": 1}),
-    ("/calibration/api/weights/analyze", {"threshold": 7}),
-    ("/calibration/api/weights/analyze", {"trades": [{"wallet_score": 0.1}]}),
-    ("/calibration/api/weights/analyze", "not json at all"),
-    ("/calibration/api/weights/rollback", {"to": "../../etc/passwd"}),
-    ("/calibration/api/weights/rollback", {"to": "20250101T000000.000000Z"}),
-    ("/calibration/api/weights/reject/..%2F..%2Fx", {}),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/calibration/api/weights/apply", {}),
+        ("/calibration/api/weights/apply", {"suggestion_id": "x", "weights": {"wallet": "lots"}}),
+        ("/calibration/api/weights/apply", {"suggestion_id": "x", "surprise": 1}),
+        ("/calibration/api/weights/analyze", {"threshold": 7}),
+        ("/calibration/api/weights/analyze", {"trades": [{"wallet_score": 0.1}]}),
+        ("/calibration/api/weights/analyze", "not json at all"),
+        ("/calibration/api/weights/rollback", {"to": "../../etc/passwd"}),
+        ("/calibration/api/weights/rollback", {"to": "20250101T000000.000000Z"}),
+        ("/calibration/api/weights/reject/..%2F..%2Fx", {}),
+    ],
+)
 def test_api_bad_input_is_a_4xx_with_one_plain_sentence(client, path, body):
     headers = api(client)
     if isinstance(body, str):
@@ -412,10 +480,17 @@ def test_api_too_few_trades_to_suggest_is_a_plain_400(tab, client):
 def test_api_is_documented_in_the_hosts_openapi_schema(tab):
     schema = tab.client().get("/openapi.json").json()
     paths = schema["paths"]
-    for path in ("/calibration/api/weights", "/calibration/api/weights/analyze", "/calibration/api/weights/suggest",
-                 "/calibration/api/weights/apply", "/calibration/api/weights/reject/{suggestion_id}",
-                 "/calibration/api/weights/suggestion/{suggestion_id}", "/calibration/api/weights/history",
-                 "/calibration/api/weights/rollback", "/calibration/api/weights/as-of"):
+    for path in (
+        "/calibration/api/weights",
+        "/calibration/api/weights/analyze",
+        "/calibration/api/weights/suggest",
+        "/calibration/api/weights/apply",
+        "/calibration/api/weights/reject/{suggestion_id}",
+        "/calibration/api/weights/suggestion/{suggestion_id}",
+        "/calibration/api/weights/history",
+        "/calibration/api/weights/rollback",
+        "/calibration/api/weights/as-of",
+    ):
         assert path in paths, path
     assert not any(p.startswith("/calibration/weights") for p in paths)  # HTML routes stay out of the schema
 

@@ -23,8 +23,16 @@ pytestmark = needs_chromium
 def served(tmp_path: Path):
     tab = Tab(tmp_path / "data")
     app = FastAPI()
-    app.include_router(create_weights_router(weights_path=tab.weights, trades_path=tab.trades, secret="browser-test",
-                                             current_user=lambda request: "ana", **tab.dirs()), prefix="/calibration")
+    app.include_router(
+        create_weights_router(
+            weights_path=tab.weights,
+            trades_path=tab.trades,
+            secret="browser-test",
+            current_user=lambda request: "ana",
+            **tab.dirs(),
+        ),
+        prefix="/calibration",
+    )
     with serving(app) as url:
         yield f"{url}/calibration/weights/", tab
 
@@ -67,4 +75,3 @@ def test_the_tab_has_no_serious_accessibility_problems(served, page):
     page.wait_for_url(url)
     page.locator("summary", has_text="Modify the weights before applying").click()
     assert_accessible(page, "the Scoring weights tab")
-

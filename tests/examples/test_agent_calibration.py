@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from src.calibration_config import CalibrationConfig, DteBand
 from src.calibration_extended import (
     check_underlying,

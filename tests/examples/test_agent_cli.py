@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from src.calibration_config import CalibrationConfig
 from src.calibration_extended import run_historical_calibration_from_harvest
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+
 from src.calibration_config import CalibrationConfig
 from src.calibration_extended import available_dates, run_historical_calibration_from_harvest
 

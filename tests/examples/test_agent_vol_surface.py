@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from src.calibration_config import CalibrationConfig, DteBand
 from src.errors import VolSurfaceConfigError
 from src.synthetic import BandMultiplier, VolSurfaceConfig

@@ -37,8 +37,19 @@ def dirs(tmp_path: Path, surface_file: Path) -> dict[str, Path]:
 
 def old_invocation(dirs, day: str, underlying: str = "SPY", *extra: str) -> subprocess.CompletedProcess[str]:
     return run_old_cli(
-        "--underlying", underlying, "--source", "harvested", "--date", day, "--config", str(dirs["config"]),
-        "--history-dir", str(dirs["history"]), "--archive-dir", str(dirs["archive"]), *extra,
+        "--underlying",
+        underlying,
+        "--source",
+        "harvested",
+        "--date",
+        day,
+        "--config",
+        str(dirs["config"]),
+        "--history-dir",
+        str(dirs["history"]),
+        "--archive-dir",
+        str(dirs["archive"]),
+        *extra,
     )
 
 
@@ -107,8 +118,18 @@ def test_invalid_policy_file_and_corrupt_parquet(dirs, tmp_path):
     harvest = tmp_path / "harvest" / "SPY"
     harvest.mkdir(parents=True)
     (harvest / "2025-09-11.parquet").write_bytes(b"PAR1 this is not parquet")
-    broken = run_old_cli("--underlying", "SPY", "--date", "2025-09-11", "--harvest-dir", str(tmp_path / "harvest"),
-                         "--config", str(dirs["config"]), "--history-dir", str(dirs["history"]))
+    broken = run_old_cli(
+        "--underlying",
+        "SPY",
+        "--date",
+        "2025-09-11",
+        "--harvest-dir",
+        str(tmp_path / "harvest"),
+        "--config",
+        str(dirs["config"]),
+        "--history-dir",
+        str(dirs["history"]),
+    )
     assert broken.returncode == 2 and "Parquet" in broken.stderr
     assert digest(dirs["config"]) == before and not dirs["history"].exists()
 
@@ -121,8 +142,15 @@ def _worker(args):
 
     target = VolSurfaceTarget(config)
     day = date(2025, 9, 15) + timedelta(days=index % 3)
-    outcome = run_update(HarvestedSource().calibrate("SPY", day), underlying="SPY", source="harvested", target=target,
-                         history_dir=history, archive_dir=archive, force=index % 2 == 0)
+    outcome = run_update(
+        HarvestedSource().calibrate("SPY", day),
+        underlying="SPY",
+        source="harvested",
+        target=target,
+        history_dir=history,
+        archive_dir=archive,
+        force=index % 2 == 0,
+    )
     force_apply("SPY", target=target, history_dir=history, archive_dir=archive, use="recommended")
     return int(outcome.applied) + 1
 
@@ -144,8 +172,12 @@ def test_demo_over_the_bundled_data_follows_its_known_structure(tmp_path, manife
     assert {u.underlying for u in summary.underlyings} == {"SPY", "QQQ"}
     for underlying in ("SPY", "QQQ"):
         days = manifest["underlyings"][underlying]
-        runs = {r.timestamp.date().isoformat(): r for r in load_recent_calibration_history(
-            underlying, limit=200, history_dir=tmp_path / "demo" / "calibration_runs")}
+        runs = {
+            r.timestamp.date().isoformat(): r
+            for r in load_recent_calibration_history(
+                underlying, limit=200, history_dir=tmp_path / "demo" / "calibration_runs"
+            )
+        }
         assert len(runs) == len(days) >= 60
         for day, info in days.items():
             if info["kind"] in ("thin", "low_vega"):

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 import tomllib
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,11 @@ from calibration_policy import (
     InvalidRunError,
     PolicyError,
     load_recent_calibration_history,
+    plugins,
     run_update,
     should_apply_update,
 )
 from calibration_policy import cli as core_cli
-from calibration_policy import plugins
 from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.status import status_report
 
@@ -70,11 +70,16 @@ def install(site: Path) -> dict[str, Any]:
     dist = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n", encoding="utf-8")
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n", encoding="utf-8"
+    )
     groups = project["entry-points"]
     (dist / "entry_points.txt").write_text(
-        "".join(f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in points.items()) + "\n"
-                for group, points in groups.items()), encoding="utf-8")
+        "".join(
+            f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in points.items()) + "\n"
+            for group, points in groups.items()
+        ),
+        encoding="utf-8",
+    )
     (dist / "RECORD").write_text("", encoding="utf-8")
     return project
 
@@ -104,7 +109,7 @@ def rl(installed):
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> "Desk":
+def desk(tmp_path: Path) -> Desk:
     return Desk(tmp_path)
 
 
@@ -132,9 +137,16 @@ class Desk:
 
     def update(self, day: date, policy: CalibrationUpdatePolicy | None = None):
         result = plugins.get_source(SOURCE).calibrate(BOOK, day)
-        return run_update(result, underlying=BOOK, source=SOURCE, target=self.target(), policy=policy or self.policy(),
-                          history_dir=self.history_dir, archive_dir=self.archive_dir,
-                          timestamp=datetime(day.year, day.month, day.day, 21, tzinfo=timezone.utc))
+        return run_update(
+            result,
+            underlying=BOOK,
+            source=SOURCE,
+            target=self.target(),
+            policy=policy or self.policy(),
+            history_dir=self.history_dir,
+            archive_dir=self.archive_dir,
+            timestamp=datetime(day.year, day.month, day.day, 21, tzinfo=UTC),
+        )
 
 
 # -- what is installed --------------------------------------------------------------------------------
@@ -150,12 +162,22 @@ def test_installed_plugins_lists_it_with_its_package_and_names(installed):
     mine = listed["risk_limits"]
     assert mine.package == "cp-risk-limits 0.1.0"
     core_kinds = {kind: names for kind, names in mine.registers.items() if kind != "panel_tabs"}
-    assert core_kinds == {"domains": ("risk_limits",), "sources": (SOURCE,), "targets": ("risk_limits",),
-                          "rules": ("max_cut_pct",)}
+    assert core_kinds == {
+        "domains": ("risk_limits",),
+        "sources": (SOURCE,),
+        "targets": ("risk_limits",),
+        "rules": ("max_cut_pct",),
+    }
     # Panel tabs are listed once a panel was built in this process (the panel adds that kind when it loads).
     assert mine.registers.get("panel_tabs", ("risk_limits",)) == ("risk_limits",)
-    assert {"register_domains", "register_sources", "register_targets", "register_rules", "register_commands",
-            "register_panel_tabs"} <= set(mine.hooks)
+    assert {
+        "register_domains",
+        "register_sources",
+        "register_targets",
+        "register_rules",
+        "register_commands",
+        "register_panel_tabs",
+    } <= set(mine.hooks)
 
 
 def test_the_plugin_imports_only_public_names_of_the_core(installed):
@@ -169,7 +191,11 @@ def test_the_plugin_imports_only_public_names_of_the_core(installed):
     used = set()
     for path in (EXAMPLE / PACKAGE).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and not node.level and node.module.split(".")[0].startswith("calibration_policy"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and not node.level
+                and node.module.split(".")[0].startswith("calibration_policy")
+            ):
                 used |= {(node.module, alias.name) for alias in node.names}
             elif isinstance(node, ast.Import):
                 assert not any(a.name.startswith("calibration_policy") for a in node.names), path
@@ -195,18 +221,27 @@ def test_the_source_sizes_each_limit_from_its_realized_volatility(installed):
     assert result["n_days"] == 60 and result["first_day"] == "2025-04-08"
     budgets = {"rates": 3_000_000, "equities": 5_000_000, "fx": 2_000_000}
     for name, budget in budgets.items():
-        assert result["desks"][name]["recommended_limit"] == expected_limit(name, date(2025, 6, 30), budget) == JUNE[name]
+        assert (
+            result["desks"][name]["recommended_limit"] == expected_limit(name, date(2025, 6, 30), budget) == JUNE[name]
+        )
     spike = source.calibrate(BOOK, date(2025, 12, 31))["desks"]["equities"]
     assert spike["realized_vol"] == pytest.approx(0.3986, abs=1e-4) and spike["recommended_limit"] == 12_500_000
     assert source.underlyings() == [BOOK]
     assert source.dates(BOOK)[0] == date(2025, 3, 26)  # the first day with 60 days of returns behind it
 
 
-@pytest.mark.parametrize("book, day, message", [
-    ("DESK2", None, "holds returns for the FIRM book only, not 'DESK2'"),
-    (BOOK, date(2026, 1, 5), "The returns end on 2025-12-31; there is nothing to calibrate on 2026-01-05."),
-    (BOOK, date(2025, 1, 2), "Only 1 day of returns up to 2025-01-02 (they start on 2025-01-02); volatility needs at least 2."),
-])
+@pytest.mark.parametrize(
+    "book, day, message",
+    [
+        ("DESK2", None, "holds returns for the FIRM book only, not 'DESK2'"),
+        (BOOK, date(2026, 1, 5), "The returns end on 2025-12-31; there is nothing to calibrate on 2026-01-05."),
+        (
+            BOOK,
+            date(2025, 1, 2),
+            "Only 1 day of returns up to 2025-01-02 (they start on 2025-01-02); volatility needs at least 2.",
+        ),
+    ],
+)
 def test_the_source_refuses_what_it_cannot_calibrate(installed, book, day, message):
     with pytest.raises(InvalidRunError) as info:
         plugins.get_source(SOURCE).calibrate(book, day)
@@ -231,9 +266,18 @@ def test_the_domain_refuses_a_limit_that_is_not_positive(rl, desk):
 
 
 def test_a_run_from_another_source_is_refused_naming_the_domains_source(rl, desk):
-    with pytest.raises(InvalidRunError, match="'harvested' is not a source of Desk position limits; use one of: realized-vol."):
-        run_update(plugins.get_source(SOURCE).calibrate(BOOK, date(2025, 6, 30)), underlying=BOOK, source="harvested",
-                   target=desk.target(), policy=desk.policy(), history_dir=desk.history_dir, archive_dir=desk.archive_dir)
+    with pytest.raises(
+        InvalidRunError, match="'harvested' is not a source of Desk position limits; use one of: realized-vol."
+    ):
+        run_update(
+            plugins.get_source(SOURCE).calibrate(BOOK, date(2025, 6, 30)),
+            underlying=BOOK,
+            source="harvested",
+            target=desk.target(),
+            policy=desk.policy(),
+            history_dir=desk.history_dir,
+            archive_dir=desk.archive_dir,
+        )
 
 
 # -- update, the rule's options, explain ------------------------------------------------------------------
@@ -250,7 +294,8 @@ def test_update_not_applied_with_the_reason_then_applied(rl, desk):
     assert desk.live() == JUNE
     assert applied.decision.reason.startswith(
         "Applied: rates 50,000,000.00 → 54,400,000.00 (change 4,400,000.00, threshold 500,000.00); "
-        "equities 30,000,000.00 → 33,300,000.00 (change 3,300,000.00, threshold 500,000.00); ")
+        "equities 30,000,000.00 → 33,300,000.00 (change 3,300,000.00, threshold 500,000.00); "
+    )
     assert "60 trading days (minimum 40)" in applied.decision.reason
     assert applied.summary() == f"FIRM 2025-06-30 21:00 UTC (realized-vol): {applied.decision.reason}"
 
@@ -261,12 +306,19 @@ def test_the_rules_options_from_the_policy_toml_clip_a_cut(rl, desk):
     assert outcome.applied
     assert desk.live() == {"rates": 43_800_000.0, "equities": 24_975_000.0, "fx": 19_500_000.0}
     (verdict,) = [v for v in outcome.decision.verdicts if v.code == "max_cut_pct"]
-    assert verdict.numbers == {"max_cut_pct": 25.0, "cuts_pct": {"rates": pytest.approx(19.4853, abs=1e-4),
-                                                                  "equities": 62.4625, "fx": pytest.approx(33.8462, abs=1e-4)}}
+    assert verdict.numbers == {
+        "max_cut_pct": 25.0,
+        "cuts_pct": {
+            "rates": pytest.approx(19.4853, abs=1e-4),
+            "equities": 62.4625,
+            "fx": pytest.approx(33.8462, abs=1e-4),
+        },
+    }
     assert verdict.text == (
         "equities limit cut to 24,975,000, 25% below 33,300,000 (the calibration asks for 12,500,000, a 62.5% cut; "
         "at most 25% per update); fx limit cut to 19,500,000, 25% below 26,000,000 (the calibration asks for "
-        "17,200,000, a 33.8% cut; at most 25% per update)")
+        "17,200,000, a 33.8% cut; at most 25% per update)"
+    )
     assert verdict.text in outcome.decision.reason  # the reason on record says it, with the numbers
 
 
@@ -280,12 +332,15 @@ def test_the_rule_defaults_to_20_percent_and_never_slows_a_raise(rl):
     assert raised.verdicts[0].text == "every cut within 20% of the live limit"
 
 
-@pytest.mark.parametrize("options, message", [
-    ("max_cut_pct = -5", "rule_options for max_cut_pct: max_cut_pct must be greater than 0 (got -5)"),
-    ("max_cut_pct = 150", "rule_options for max_cut_pct: max_cut_pct must be less than or equal to 100 (got 150)"),
-    ('max_cut_pct = "20"', "rule_options for max_cut_pct: max_cut_pct must be a valid number (got '20')"),
-    ("max_cut = 20", "rule_options for max_cut_pct: max_cut is not a policy setting (check the spelling)"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ("max_cut_pct = -5", "rule_options for max_cut_pct: max_cut_pct must be greater than 0 (got -5)"),
+        ("max_cut_pct = 150", "rule_options for max_cut_pct: max_cut_pct must be less than or equal to 100 (got 150)"),
+        ('max_cut_pct = "20"', "rule_options for max_cut_pct: max_cut_pct must be a valid number (got '20')"),
+        ("max_cut = 20", "rule_options for max_cut_pct: max_cut is not a policy setting (check the spelling)"),
+    ],
+)
 def test_bad_rule_options_fail_when_the_policy_loads_naming_the_field(rl, tmp_path, options, message):
     path = tmp_path / "limits.toml"
     path.write_text(POLICY_TOML.replace("max_cut_pct = 25", options), encoding="utf-8")
@@ -297,12 +352,17 @@ def test_bad_rule_options_fail_when_the_policy_loads_naming_the_field(rl, tmp_pa
 
 def test_explain_speaks_of_position_limits_and_trading_days(rl, desk):
     text = desk.policy().explain()
-    assert "only updates position limits when the change is large enough (at least 500,000.00 for any position limit)" in text
+    assert (
+        "only updates position limits when the change is large enough (at least 500,000.00 for any position limit)"
+        in text
+    )
     assert "at least 40 trading days in the sample" in text
     assert "A value outside 100,000.00–10,000,000,000.00 is never applied." in text  # the domain's safety range
     assert "vega" not in text and "IV" not in text
     assert text.endswith("(max cut pct 25).")  # the plugin's rule explains itself, with the TOML's option
-    assert rl.limits_policy().explain() == text.replace("(max cut pct 25).", "(max cut pct 20).")  # the packaged default
+    assert rl.limits_policy().explain() == text.replace(
+        "(max cut pct 25).", "(max cut pct 20)."
+    )  # the packaged default
 
 
 # -- status, history, rollback ------------------------------------------------------------------------
@@ -314,18 +374,25 @@ def test_status_history_and_rollback_to_the_original_limits(rl, desk):
     second = desk.update(date(2025, 12, 31))
     policy = desk.policy()
 
-    report = status_report(BOOK, policy=policy, target=desk.target(), history_dir=desk.history_dir, archive_dir=desk.archive_dir)
+    report = status_report(
+        BOOK, policy=policy, target=desk.target(), history_dir=desk.history_dir, archive_dir=desk.archive_dir
+    )
     assert report.title == "Desk position limits"
     assert [(row.label, row.value) for row in report.current] == [
-        ("Equities", 24_975_000.0), ("FX", 19_500_000.0), ("Rates", 43_800_000.0)]
+        ("Equities", 24_975_000.0),
+        ("FX", 19_500_000.0),
+        ("Rates", 43_800_000.0),
+    ]
     assert all(row.last_updated == second.change.at for row in report.current)
     assert report.latest.run_id == second.run.run_id and report.last_change.change_id == second.change.change_id
     assert report.explanation == policy.explain()
 
     runs = load_recent_calibration_history(BOOK, history_dir=desk.history_dir)
     assert [(run.timestamp.date(), run.status, run.domain) for run in runs] == [
-        (date(2025, 2, 14), "not applied", "risk_limits"), (date(2025, 6, 30), "applied", "risk_limits"),
-        (date(2025, 12, 31), "applied", "risk_limits")]
+        (date(2025, 2, 14), "not applied", "risk_limits"),
+        (date(2025, 6, 30), "applied", "risk_limits"),
+        (date(2025, 12, 31), "applied", "risk_limits"),
+    ]
     assert runs[0].sample_size == 32 and runs[-1].applied_values == desk.live()
     assert runs[-1].model_extra["desks"]["equities"]["realized_vol"] == pytest.approx(0.3986, abs=1e-4)
 
@@ -335,8 +402,14 @@ def test_status_history_and_rollback_to_the_original_limits(rl, desk):
     again = rollback(desk.target(), first.change.change_id, archive_dir=desk.archive_dir, actor="ana")
     assert desk.live() == JUNE
     assert again.reason == f"Applied: rolled back to the position limits of {first.change.at:%Y-%m-%d %H:%M UTC} by ana"
-    after = status_report(BOOK, policy=policy, target=desk.target(), history_dir=desk.history_dir, archive_dir=desk.archive_dir)
-    assert after.last_change.kind == "rollback" and [r.value for r in after.current] == [33_300_000.0, 26_000_000.0, 54_400_000.0]
+    after = status_report(
+        BOOK, policy=policy, target=desk.target(), history_dir=desk.history_dir, archive_dir=desk.archive_dir
+    )
+    assert after.last_change.kind == "rollback" and [r.value for r in after.current] == [
+        33_300_000.0,
+        26_000_000.0,
+        54_400_000.0,
+    ]
 
 
 # -- the command --------------------------------------------------------------------------------------
@@ -365,9 +438,32 @@ def test_the_command_on_a_click_group(rl, desk):
 
 def test_the_core_cli_runs_the_command_and_the_update(rl, desk, capsys):
     """Through ``calibration_policy.cli.main``, as a user types it — on the argparse CLI and the click one."""
-    paths = ["--policy", str(desk.policy_file), "--history-dir", str(desk.history_dir), "--archive-dir", str(desk.archive_dir)]
-    assert core_cli.main(["update", "--underlying", BOOK, "--source", SOURCE, "--date", "2025-06-30",
-                          "--config", str(desk.limits), "--json", *paths]) == 0
+    paths = [
+        "--policy",
+        str(desk.policy_file),
+        "--history-dir",
+        str(desk.history_dir),
+        "--archive-dir",
+        str(desk.archive_dir),
+    ]
+    assert (
+        core_cli.main(
+            [
+                "update",
+                "--underlying",
+                BOOK,
+                "--source",
+                SOURCE,
+                "--date",
+                "2025-06-30",
+                "--config",
+                str(desk.limits),
+                "--json",
+                *paths,
+            ]
+        )
+        == 0
+    )
     outcome = json.loads(capsys.readouterr().out)
     assert outcome["applied"] and outcome["applied_values"] == JUNE
     assert core_cli.main(["risk-limits", "show", "--config", str(desk.limits), "--json"]) == 0
@@ -397,9 +493,17 @@ def client(desk: Desk, policy: CalibrationUpdatePolicy, **options: Any):
     from calibration_policy_ui import create_router
 
     app = FastAPI()
-    app.include_router(create_router(target_for=lambda underlying: desk.target(), history_dir=desk.history_dir,
-                                     archive_dir=desk.archive_dir, policy=policy, secret="test-secret", **options),
-                       prefix="/calibration")
+    app.include_router(
+        create_router(
+            target_for=lambda underlying: desk.target(),
+            history_dir=desk.history_dir,
+            archive_dir=desk.archive_dir,
+            policy=policy,
+            secret="test-secret",
+            **options,
+        ),
+        prefix="/calibration",
+    )
     return TestClient(app)
 
 
@@ -432,7 +536,9 @@ def test_the_tab_says_when_the_live_file_is_missing_and_takes_tab_options(rl, de
     other = desk.root / "other_limits.json"
     other.write_text(json.dumps({"rates": 1_250_000}), encoding="utf-8")
     # A panel that governs another domain still shows the tab, on the file its options name.
-    page = client(desk, CalibrationUpdatePolicy(), tab_options={"risk_limits": {"limits_path": other}}).get("/calibration/risk-limits/")
+    page = client(desk, CalibrationUpdatePolicy(), tab_options={"risk_limits": {"limits_path": other}}).get(
+        "/calibration/risk-limits/"
+    )
     assert page.status_code == 200 and ">1,250,000</td>" in page.text
     assert "at least 40 trading days in the sample" in page.text  # the plugin's starting policy, not the vol surface's
 

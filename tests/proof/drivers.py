@@ -67,7 +67,8 @@ def crash_writer(spec: dict[str, Any]) -> None:
     )
     from calibration_policy.apply import apply_values
     from calibration_policy.archive import Archive
-    from calibration_policy.pipeline import force_apply, roll_back as rollback, run_update
+    from calibration_policy.pipeline import force_apply, run_update
+    from calibration_policy.pipeline import roll_back as rollback
 
     root = Path(spec["root"])
     history, archive = root / "history", root / "archive"
@@ -92,15 +93,29 @@ def crash_writer(spec: dict[str, Any]) -> None:
             run = record_calibration_result(result, "SPY", "live", history_dir=history, timestamp=stamp)
             append_durably(log, {"recorded": run.run_id})
         elif op == "update":
-            outcome = run_update(result, underlying="SPY", source="live", target=target, policy=policy,
-                                 history_dir=history, archive_dir=archive, force=rng.random() < 0.5)
+            outcome = run_update(
+                result,
+                underlying="SPY",
+                source="live",
+                target=target,
+                policy=policy,
+                history_dir=history,
+                archive_dir=archive,
+                force=rng.random() < 0.5,
+            )
             append_durably(log, {"recorded": outcome.run.run_id})
             if outcome.change is not None:
                 append_durably(log, {"applied": outcome.change.change_id})
         elif op == "force":
             try:
-                outcome = force_apply("SPY", target=target, policy=policy, history_dir=history, archive_dir=archive,
-                                      use=rng.choice(["smoothed", "recommended"]))
+                outcome = force_apply(
+                    "SPY",
+                    target=target,
+                    policy=policy,
+                    history_dir=history,
+                    archive_dir=archive,
+                    use=rng.choice(["smoothed", "recommended"]),
+                )
             except HistoryError:
                 continue  # nothing recorded yet
             append_durably(log, {"applied": outcome.change.change_id})
@@ -134,20 +149,47 @@ def apply_worker(spec: dict[str, Any]) -> dict[str, Any]:
         g = round(1.0 + (k * 7 + i) % 50 / 100, 4)
         mode = spec.get("mode") or ("apply", "update", "force")[i % 3]
         if mode == "apply":
-            entry = apply_values(target, {"global": g, key: float(i)}, archive_dir=archive, kind="force",
-                                 reason=f"Applied: worker {k} step {i}", underlying=underlying)
+            entry = apply_values(
+                target,
+                {"global": g, key: float(i)},
+                archive_dir=archive,
+                kind="force",
+                reason=f"Applied: worker {k} step {i}",
+                underlying=underlying,
+            )
         elif mode == "update":
-            outcome = run_update(build_result(global_m=g, bands={key: float(i)}), underlying=underlying, source="live",
-                                 target=target, policy=policy, history_dir=history, archive_dir=archive,
-                                 force=True, force_values="recommended", timestamp=T0 + timedelta(seconds=i))
+            outcome = run_update(
+                build_result(global_m=g, bands={key: float(i)}),
+                underlying=underlying,
+                source="live",
+                target=target,
+                policy=policy,
+                history_dir=history,
+                archive_dir=archive,
+                force=True,
+                force_values="recommended",
+                timestamp=T0 + timedelta(seconds=i),
+            )
             entry = outcome.change
             runs.append(outcome.run.run_id)
         else:
-            run = record_calibration_result(build_result(global_m=g, bands={key: float(i)}), underlying, "live",
-                                            history_dir=history, timestamp=T0 + timedelta(seconds=i))
+            run = record_calibration_result(
+                build_result(global_m=g, bands={key: float(i)}),
+                underlying,
+                "live",
+                history_dir=history,
+                timestamp=T0 + timedelta(seconds=i),
+            )
             runs.append(run.run_id)
-            outcome = force_apply(underlying, target=target, policy=policy, history_dir=history, archive_dir=archive,
-                                  run_id=run.run_id, use="recommended")
+            outcome = force_apply(
+                underlying,
+                target=target,
+                policy=policy,
+                history_dir=history,
+                archive_dir=archive,
+                run_id=run.run_id,
+                use="recommended",
+            )
             entry = outcome.change
         assert entry is not None and entry.status == "committed", entry
         changes.append(entry.change_id)
@@ -162,8 +204,13 @@ def record_worker(spec: dict[str, Any]) -> dict[str, Any]:
     for i in range(count):
         # Same-stamp workers all use T0 + i s: every one of their runs collides with its peers'.
         stamp = T0 + timedelta(seconds=i) if spec["same_timestamp"] else T0 + timedelta(minutes=k, seconds=i)
-        run = record_calibration_result(build_result(global_m=1.0 + i / 1000, sensors={"worker": k, "i": i}),
-                                        "SPY", "live", history_dir=spec["history"], timestamp=stamp)
+        run = record_calibration_result(
+            build_result(global_m=1.0 + i / 1000, sensors={"worker": k, "i": i}),
+            "SPY",
+            "live",
+            history_dir=spec["history"],
+            timestamp=stamp,
+        )
         run_ids.append(run.run_id)
     return {"worker": k, "run_ids": run_ids}
 
@@ -184,8 +231,14 @@ def review_worker(spec: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.001)
     try:
         if spec["action"] == "approve":
-            approve_suggestion(store, spec["suggestion_id"], target=target, reviewer=spec["reviewer"],
-                          archive_dir=root / "archive", history_dir=root / "history")
+            approve_suggestion(
+                store,
+                spec["suggestion_id"],
+                target=target,
+                reviewer=spec["reviewer"],
+                archive_dir=root / "archive",
+                history_dir=root / "history",
+            )
         else:
             reject_suggestion(store, spec["suggestion_id"], reviewer=spec["reviewer"])
         return {"ok": True, "action": spec["action"], "reviewer": spec["reviewer"]}
@@ -203,16 +256,25 @@ def race_worker(spec: dict[str, Any]) -> dict[str, Any]:
     root, k = Path(spec["root"]), spec["worker"]
     history, archive, suggestions = root / "history", root / "archive", root / "suggestions"
     target = make_target("json", Path(spec["config"]))
-    policy = CalibrationUpdatePolicy(min_delta_global=0.001, min_delta_band=0.001, min_sample_size=10,
-                                     min_vega_sum=10.0, require_approval=True)
+    policy = CalibrationUpdatePolicy(
+        min_delta_global=0.001, min_delta_band=0.001, min_sample_size=10, min_vega_sum=10.0, require_approval=True
+    )
     rng = random.Random(k)
     done: dict[str, int] = {"proposed": 0, "approved": 0, "rejected": 0, "lost": 0}
     if spec["role"] == "propose":
         for i in range(spec["count"]):
             g = round(0.8 + rng.random() * 0.5, 4)
-            run_update(build_result(global_m=g), underlying="SPY", source="live", target=target, policy=policy,
-                       history_dir=history, archive_dir=archive, suggestions_dir=suggestions,
-                       timestamp=T0 + timedelta(seconds=k * 100_000 + i))
+            run_update(
+                build_result(global_m=g),
+                underlying="SPY",
+                source="live",
+                target=target,
+                policy=policy,
+                history_dir=history,
+                archive_dir=archive,
+                suggestions_dir=suggestions,
+                timestamp=T0 + timedelta(seconds=k * 100_000 + i),
+            )
             done["proposed"] += 1
         return {"worker": k, **done}
     store = ReviewStore(suggestions)
@@ -225,12 +287,14 @@ def race_worker(spec: dict[str, Any]) -> dict[str, Any]:
         item = pending[-1]
         try:
             if rng.random() < 0.8:
-                approve_suggestion(store, item.suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive,
-                                   history_dir=history)
+                approve_suggestion(
+                    store, item.suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive, history_dir=history
+                )
                 done["approved"] += 1
             else:
-                reject_suggestion(store, item.suggestion_id, reviewer=f"r{k}", target=target, archive_dir=archive,
-                                  history_dir=history)
+                reject_suggestion(
+                    store, item.suggestion_id, reviewer=f"r{k}", target=target, archive_dir=archive, history_dir=history
+                )
                 done["rejected"] += 1
         except ValueError:
             done["lost"] += 1  # another reviewer or a newer proposal got there first
@@ -243,8 +307,14 @@ def recovery_writer(spec: dict[str, Any]) -> None:
     settles what an earlier killed writer left half done before it changes anything."""
     from calibration_policy import CalibrationUpdatePolicy, HistoryError
     from calibration_policy.archive import Archive
-    from calibration_policy.pipeline import (approve_suggestion, force_apply, modify_suggestion, reject_suggestion,
-                                             roll_back, run_update)
+    from calibration_policy.pipeline import (
+        approve_suggestion,
+        force_apply,
+        modify_suggestion,
+        reject_suggestion,
+        roll_back,
+        run_update,
+    )
     from calibration_policy.review import ReviewStore
 
     root = Path(spec["root"])
@@ -261,9 +331,16 @@ def recovery_writer(spec: dict[str, Any]) -> None:
         g = round(rng.uniform(0.8, 1.3), 4)
         try:
             if op in ("update", "propose"):
-                run_update(build_result(global_m=g), underlying="SPY", source="live", target=target,
-                           policy=approval if op == "propose" else policy, suggestions_dir=suggestions,
-                           force=op == "update" and rng.random() < 0.3, **dirs)
+                run_update(
+                    build_result(global_m=g),
+                    underlying="SPY",
+                    source="live",
+                    target=target,
+                    policy=approval if op == "propose" else policy,
+                    suggestions_dir=suggestions,
+                    force=op == "update" and rng.random() < 0.3,
+                    **dirs,
+                )
             elif op == "force":
                 force_apply("SPY", target=target, policy=policy, use=rng.choice(["smoothed", "recommended"]), **dirs)
             elif op in ("approve", "modify", "reject"):
@@ -274,8 +351,9 @@ def recovery_writer(spec: dict[str, Any]) -> None:
                 if op == "approve":
                     approve_suggestion(store, sid, target=target, reviewer="ana", **dirs)
                 elif op == "modify":
-                    modify_suggestion(store, sid, {"global": g, "weekly": g, "monthly": g}, target=target,
-                                      reviewer="bob", **dirs)
+                    modify_suggestion(
+                        store, sid, {"global": g, "weekly": g, "monthly": g}, target=target, reviewer="bob", **dirs
+                    )
                 else:
                     reject_suggestion(store, sid, reviewer="cy", target=target, **dirs)
             else:
@@ -309,7 +387,7 @@ def recovery_forker(spec: dict[str, Any]) -> None:
         if pid == 0:
             try:
                 recovery_writer({**spec, "seed": spec["seed"] * 1_000_000 + n, "token": f"{spec['seed']}-{n}"})
-            except BaseException:  # noqa: BLE001 - reported to the test, which fails on it
+            except BaseException:
                 append_durably(spec["log"], {"error": traceback.format_exc()[-3000:]})
             finally:
                 os._exit(1)
@@ -328,8 +406,12 @@ def main() -> None:
     if command == "recovery-forker":
         recovery_forker(spec)
         return
-    report = {"apply-worker": apply_worker, "record-worker": record_worker, "review-worker": review_worker,
-              "race-worker": race_worker}[command](spec)
+    report = {
+        "apply-worker": apply_worker,
+        "record-worker": record_worker,
+        "review-worker": review_worker,
+        "race-worker": race_worker,
+    }[command](spec)
     print(json.dumps(report))
 
 

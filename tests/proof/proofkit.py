@@ -66,26 +66,45 @@ def build_result(
             "vega_weighted_mae_pct": 4.1 + i,
             "recommended_iv_multiplier": multiplier,
         }
-    return copy.deepcopy({
-        "dropped_count": dropped_count,
-        "global_metrics": {
-            "n": n,
-            "vega_sum": vega_sum,
-            "mae_vol_points": mae_vol_points,
-            "vega_weighted_mae_pct": 4.37,
-            "recommended_iv_multiplier": global_m,
-        },
-        "bands": band_table,
-        "buckets": [
-            {"dte_bucket": "3-10", "abs_delta_bucket": "0.10-0.25", "n": n // 4, "vega_sum": vega_sum / 8,
-             "mae_vol_points": 2.1, "recommended_iv_multiplier": round(global_m * 1.01, 4)},
-            {"dte_bucket": "20-40", "abs_delta_bucket": "0.25-0.50", "n": n // 3, "vega_sum": vega_sum / 2,
-             "mae_vol_points": 1.2, "recommended_iv_multiplier": round(global_m * 0.99, 4)},
-        ],
-        "anchor_ratios": {"0.1": 1.12, "0.25": 1.05, "0.5": 1.0},
-        "recommended_vol_surface": {"iv_multiplier": global_m, "bands": dict(bands)},
-        "snapshot_sensors": {"spot": 601.25, "as_of": "2025-12-10", "chain_rows": n + dropped_count, **(sensors or {})},
-    })
+    return copy.deepcopy(
+        {
+            "dropped_count": dropped_count,
+            "global_metrics": {
+                "n": n,
+                "vega_sum": vega_sum,
+                "mae_vol_points": mae_vol_points,
+                "vega_weighted_mae_pct": 4.37,
+                "recommended_iv_multiplier": global_m,
+            },
+            "bands": band_table,
+            "buckets": [
+                {
+                    "dte_bucket": "3-10",
+                    "abs_delta_bucket": "0.10-0.25",
+                    "n": n // 4,
+                    "vega_sum": vega_sum / 8,
+                    "mae_vol_points": 2.1,
+                    "recommended_iv_multiplier": round(global_m * 1.01, 4),
+                },
+                {
+                    "dte_bucket": "20-40",
+                    "abs_delta_bucket": "0.25-0.50",
+                    "n": n // 3,
+                    "vega_sum": vega_sum / 2,
+                    "mae_vol_points": 1.2,
+                    "recommended_iv_multiplier": round(global_m * 0.99, 4),
+                },
+            ],
+            "anchor_ratios": {"0.1": 1.12, "0.25": 1.05, "0.5": 1.0},
+            "recommended_vol_surface": {"iv_multiplier": global_m, "bands": dict(bands)},
+            "snapshot_sensors": {
+                "spot": 601.25,
+                "as_of": "2025-12-10",
+                "chain_rows": n + dropped_count,
+                **(sensors or {}),
+            },
+        }
+    )
 
 
 # -- file trees -----------------------------------------------------------------------------------
@@ -112,7 +131,8 @@ def tree(root: Path) -> dict[str, str]:
 def files_only(snapshot: dict[str, str], *, ignore_locks: bool = True) -> dict[str, str]:
     """Regular files of a :func:`tree` snapshot (lock files are scratch, not data)."""
     return {
-        path: digest for path, digest in snapshot.items()
+        path: digest
+        for path, digest in snapshot.items()
         if digest != "<dir>" and not (ignore_locks and path.endswith(".lock"))
     }
 
@@ -120,6 +140,7 @@ def files_only(snapshot: dict[str, str], *, ignore_locks: bool = True) -> dict[s
 def data_state(root: Path) -> dict[str, str]:
     """:func:`tree` without what is not data: the run index (a rebuildable cache), empty lock files
     and their folders, and folders themselves (a created-but-empty folder holds nothing)."""
+
     def scratch(path: str) -> bool:
         parts = path.split(os.sep)
         return ".index" in parts or ".locks" in parts or path.endswith(".lock")
@@ -172,7 +193,9 @@ def start_driver(command: str, spec: dict[str, Any], **popen: Any) -> subprocess
     """Start ``python drivers.py <command> <json spec>`` in a fresh interpreter."""
     return subprocess.Popen(
         [sys.executable, str(DRIVERS), command, json.dumps(spec)],
-        env=driver_env(), stdout=popen.pop("stdout", subprocess.PIPE), stderr=popen.pop("stderr", subprocess.PIPE),
+        env=driver_env(),
+        stdout=popen.pop("stdout", subprocess.PIPE),
+        stderr=popen.pop("stderr", subprocess.PIPE),
         **popen,
     )
 
@@ -195,8 +218,11 @@ def host_create_app():
     import importlib.util
 
     path = HOST_PLUGINS.parent / "app.py"
-    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("calibration_policy_ui") is None \
-            or not path.exists():
+    if (
+        importlib.util.find_spec("fastapi") is None
+        or importlib.util.find_spec("calibration_policy_ui") is None
+        or not path.exists()
+    ):
         return None
     try:
         import calibration_policy_ui.router  # noqa: F401

@@ -35,9 +35,9 @@ from calibration_policy import (
     load_recent_calibration_history,
 )
 from calibration_policy.archive import Archive
+from calibration_policy.pipeline import run_update
 from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.pipeline import run_update
 
 APPLY_WORKERS, APPLY_COUNT = (20, 50) if LONG else (8, 20)
 RECORD_WORKERS, RECORD_COUNT = 50, 20
@@ -49,9 +49,11 @@ def test_concurrent_applies_lose_nothing(tmp_path: Path) -> None:
     (root / "config").mkdir(parents=True)
     config = root / "config" / "live.json"
     config.write_text(json.dumps({"global": 1.0}) + "\n")
-    reports = run_drivers("apply-worker", [
-        {"root": str(root), "worker": k, "count": APPLY_COUNT, "config": str(config)} for k in range(APPLY_WORKERS)
-    ], timeout=1200)
+    reports = run_drivers(
+        "apply-worker",
+        [{"root": str(root), "worker": k, "count": APPLY_COUNT, "config": str(config)} for k in range(APPLY_WORKERS)],
+        timeout=1200,
+    )
     reported = [c for r in reports for c in r["changes"]]
     assert len(reported) == len(set(reported)) == APPLY_WORKERS * APPLY_COUNT
 
@@ -88,16 +90,23 @@ def test_concurrent_applies_lose_nothing(tmp_path: Path) -> None:
             matching = [e for e in committed if e.run_id == run_id]
             assert len(matching) == 1 and matching[0].new_values == run.applied_values
             assert by_change[matching[0].change_id].underlying == run.underlying
-    print(f"\n[concurrency] {APPLY_WORKERS}x{APPLY_COUNT}: {len(committed)} changes committed, "
-          f"{len(reported)} reported, 0 lost", file=sys.stderr)
+    print(
+        f"\n[concurrency] {APPLY_WORKERS}x{APPLY_COUNT}: {len(committed)} changes committed, "
+        f"{len(reported)} reported, 0 lost",
+        file=sys.stderr,
+    )
 
 
 def test_concurrent_records_keep_every_run(tmp_path: Path) -> None:
     history = tmp_path / "history"
-    reports = run_drivers("record-worker", [
-        {"history": str(history), "worker": k, "count": RECORD_COUNT, "same_timestamp": k % 2 == 0}
-        for k in range(RECORD_WORKERS)
-    ], timeout=600)
+    reports = run_drivers(
+        "record-worker",
+        [
+            {"history": str(history), "worker": k, "count": RECORD_COUNT, "same_timestamp": k % 2 == 0}
+            for k in range(RECORD_WORKERS)
+        ],
+        timeout=600,
+    )
     ids = [run_id for r in reports for run_id in r["run_ids"]]
     total = RECORD_WORKERS * RECORD_COUNT
     assert len(ids) == len(set(ids)) == total
@@ -120,11 +129,19 @@ def test_concurrent_records_keep_every_run(tmp_path: Path) -> None:
 
 def _review_round(root: Path, config: Path, round_no: int) -> dict:
     target = JsonFileTarget(config)
-    policy = CalibrationUpdatePolicy(min_delta_global=0.0, min_delta_band=0.0, min_sample_size=10, min_vega_sum=10.0,
-                                     require_approval=True)  # every update becomes a suggestion
-    outcome = run_update(build_result(global_m=1.1 + round_no / 100), underlying="SPY", source="live", target=target,
-                         policy=policy, history_dir=root / "history", archive_dir=root / "archive",
-                         suggestions_dir=root / "suggestions")
+    policy = CalibrationUpdatePolicy(
+        min_delta_global=0.0, min_delta_band=0.0, min_sample_size=10, min_vega_sum=10.0, require_approval=True
+    )  # every update becomes a suggestion
+    outcome = run_update(
+        build_result(global_m=1.1 + round_no / 100),
+        underlying="SPY",
+        source="live",
+        target=target,
+        policy=policy,
+        history_dir=root / "history",
+        archive_dir=root / "archive",
+        suggestions_dir=root / "suggestions",
+    )
     suggestion_id = outcome.run.pending_suggestion
     assert suggestion_id and outcome.change is None
     before = config.read_bytes()
@@ -132,10 +149,23 @@ def _review_round(root: Path, config: Path, round_no: int) -> dict:
     procs = []
     for n in range(REVIEWERS):
         ready = root / f"ready-{round_no}-{n}"
-        procs.append((ready, start_driver("review-worker", {
-            "root": str(root), "config": str(config), "suggestion_id": suggestion_id, "go": str(go), "ready": str(ready),
-            "action": "approve" if n % 2 == 0 else "reject", "reviewer": f"reviewer-{n}",
-        })))
+        procs.append(
+            (
+                ready,
+                start_driver(
+                    "review-worker",
+                    {
+                        "root": str(root),
+                        "config": str(config),
+                        "suggestion_id": suggestion_id,
+                        "go": str(go),
+                        "ready": str(ready),
+                        "action": "approve" if n % 2 == 0 else "reject",
+                        "reviewer": f"reviewer-{n}",
+                    },
+                ),
+            )
+        )
     deadline = time.monotonic() + 120
     while not all(ready.exists() for ready, _ in procs):
         assert time.monotonic() < deadline

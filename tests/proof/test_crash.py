@@ -83,17 +83,27 @@ def _campaign(root: Path, kind: str, kills: int, seed: int) -> dict:
                     generation += 1
                     log = root / "logs" / f"w{generation}.log"
                     with open(root / "logs" / f"w{generation}.err", "wb") as err:
-                        proc = start_driver("crash-writer", {
-                            "root": str(root), "target_kind": kind, "config": str(config), "log": str(log),
-                            "seed": seed * 10_000 + generation,
-                        }, stdout=subprocess.DEVNULL, stderr=err)
+                        proc = start_driver(
+                            "crash-writer",
+                            {
+                                "root": str(root),
+                                "target_kind": kind,
+                                "config": str(config),
+                                "log": str(log),
+                                "seed": seed * 10_000 + generation,
+                            },
+                            stdout=subprocess.DEVNULL,
+                            stderr=err,
+                        )
                     slots[i] = {"proc": proc, "log": log, "kill_at": None, "n": generation}
                     continue
                 proc = slot["proc"]
                 if proc.poll() is not None:
                     error = (root / "logs" / f"w{slot['n']}.err").read_text()
-                    pytest.fail(f"a writer died on its own (exit {proc.returncode}); the state a killed peer left "
-                                f"must never break a later writer:\n{error[-3000:]}")
+                    pytest.fail(
+                        f"a writer died on its own (exit {proc.returncode}); the state a killed peer left "
+                        f"must never break a later writer:\n{error[-3000:]}"
+                    )
                 if slot["kill_at"] is None:
                     if any("ready" in line for line in read_jsonl(slot["log"])):
                         # Mostly mid-loop, sometimes right at the first write.
@@ -154,12 +164,18 @@ def _check_config_and_archive(root: Path, kind: str, campaign: dict) -> dict:
     assert times == sorted(times) and len(set(times)) == len(times), "change times do not strictly rise"
     applied = {line["applied"] for line in logs if "applied" in line}
     committed_ids = {e.change_id for e in committed}
-    assert applied <= committed_ids, f"changes reported as applied but not committed: {sorted(applied - committed_ids)[:5]}"
+    assert applied <= committed_ids, (
+        f"changes reported as applied but not committed: {sorted(applied - committed_ids)[:5]}"
+    )
     periods = archive.periods()
     for before, after in itertools.pairwise(periods):
         assert before.until == after.since
-    return {"committed": len(committed), "abandoned": sum(e.status == "abandoned" for e in everything),
-            "intents": len(intents), "reported_applied": len(applied)}
+    return {
+        "committed": len(committed),
+        "abandoned": sum(e.status == "abandoned" for e in everything),
+        "intents": len(intents),
+        "reported_applied": len(applied),
+    }
 
 
 def _check_temp_files(root: Path, kind: str, campaign: dict) -> dict:
@@ -195,7 +211,9 @@ def test_sigkill_writers_never_corrupt_anything(tmp_path: Path, kind: str) -> No
     temps = _check_temp_files(root, kind, campaign)
     # Life goes on: the next change reconciles, applies and keeps the chain whole.
     target = _target(kind, campaign["config"])
-    entry = apply_values(target, {"global": 1.2345}, archive_dir=root / "archive", kind="force", reason="Applied: after crashes")
+    entry = apply_values(
+        target, {"global": 1.2345}, archive_dir=root / "archive", kind="force", reason="Applied: after crashes"
+    )
     assert target.values(target.load())["global"] == 1.2345
     campaign["logs"].append({"intent": entry.new_snapshot})
     after = _check_config_and_archive(root, kind, campaign)

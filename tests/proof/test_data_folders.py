@@ -25,15 +25,20 @@ from typing import Any
 import pytest
 from proofkit import ORIGINAL_JSON_CONFIG, T0, build_result, data_state
 
-from calibration_policy import CalibrationUpdatePolicy, DataFolderError, HistoryStore, foreign_files
+from calibration_policy import (
+    CalibrationUpdatePolicy,
+    DataFolderError,
+    HistoryStore,
+    foreign_files,
+    record_calibration_result,
+)
 from calibration_policy import foreign as foreign_module
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
 from calibration_policy.foreign import MAX_RECORD_BYTES, shown_name
-from calibration_policy import record_calibration_result
+from calibration_policy.pipeline import run_update
 from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.pipeline import run_update
 
 POLICY = CalibrationUpdatePolicy(min_sample_size=10, min_vega_sum=10.0)
 APPROVAL = POLICY.model_copy(update={"require_approval": True})
@@ -45,7 +50,11 @@ class World:
     def __init__(self, root: Path) -> None:
         self.root = root
         data = root / "data"
-        self.history, self.archive, self.suggestions = data / "calibration_runs", data / "config_archive", data / "suggestions"
+        self.history, self.archive, self.suggestions = (
+            data / "calibration_runs",
+            data / "config_archive",
+            data / "suggestions",
+        )
         self.config = data / "config" / "vol_surface_SPY.json"
 
     @property
@@ -56,22 +65,39 @@ class World:
         self.config.parent.mkdir(parents=True)
         self.config.write_text(json.dumps(ORIGINAL_JSON_CONFIG) + "\n")
         for i in range(3):
-            record_calibration_result(build_result(global_m=1 + i / 50), "SPY", "live", history_dir=self.history,
-                                      timestamp=T0 + timedelta(days=i))
+            record_calibration_result(
+                build_result(global_m=1 + i / 50),
+                "SPY",
+                "live",
+                history_dir=self.history,
+                timestamp=T0 + timedelta(days=i),
+            )
         record_calibration_result(build_result(), "QQQ", "live", history_dir=self.history, timestamp=T0)
         apply_values(self.target, {"global": 1.02}, archive_dir=self.archive, kind="force", reason="Applied: seed")
-        run_update(build_result(global_m=1.3), underlying="SPY", source="live", target=self.target, policy=APPROVAL,
-                   history_dir=self.history, archive_dir=self.archive, suggestions_dir=self.suggestions,
-                   timestamp=T0 + timedelta(days=4))
+        run_update(
+            build_result(global_m=1.3),
+            underlying="SPY",
+            source="live",
+            target=self.target,
+            policy=APPROVAL,
+            history_dir=self.history,
+            archive_dir=self.archive,
+            suggestions_dir=self.suggestions,
+            timestamp=T0 + timedelta(days=4),
+        )
         return self
 
     def copy_to(self, root: Path) -> World:
         shutil.copytree(self.root, root, symlinks=True)
-        shutil.rmtree(root / "data" / "calibration_runs" / ".index", ignore_errors=True)  # a cache: rebuilt from the files
+        shutil.rmtree(
+            root / "data" / "calibration_runs" / ".index", ignore_errors=True
+        )  # a cache: rebuilt from the files
         return World(root)
 
     def folder(self, which: str) -> Path:
-        return {"history": self.history, "archive": self.archive / self.target.name, "suggestions": self.suggestions}[which]
+        return {"history": self.history, "archive": self.archive / self.target.name, "suggestions": self.suggestions}[
+            which
+        ]
 
     def loads(self) -> dict[str, Any]:
         """Every way the data is read, as plain values to compare."""
@@ -98,11 +124,17 @@ class World:
         from calibration_policy_ui import create_router
 
         app = FastAPI()
-        app.include_router(create_router(
-            history_dir=self.history, archive_dir=self.archive, suggestions_dir=self.suggestions, policy=POLICY,
-            target_for=lambda underlying: JsonFileTarget(self.config.with_name(f"vol_surface_{underlying}.json")),
-            secret="proof-secret",
-        ), prefix="/calibration")
+        app.include_router(
+            create_router(
+                history_dir=self.history,
+                archive_dir=self.archive,
+                suggestions_dir=self.suggestions,
+                policy=POLICY,
+                target_for=lambda underlying: JsonFileTarget(self.config.with_name(f"vol_surface_{underlying}.json")),
+                secret="proof-secret",
+            ),
+            prefix="/calibration",
+        )
         return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
 
 
@@ -111,13 +143,15 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(tmp_path_factory.mktemp("folders") / "base").seed()
 
 
-
 # -- the foreign things, and where each goes ---------------------------------------------------------------
 
 
 def record_name(which: str, stem_extra: str = "") -> str:
-    return {"history": f"{LATER}_SPY{stem_extra}_live.json", "archive": f"{LATER}{stem_extra}.json",
-            "suggestions": f"{LATER}_vol_surface_SPY{stem_extra}.json"}[which]
+    return {
+        "history": f"{LATER}_SPY{stem_extra}_live.json",
+        "archive": f"{LATER}{stem_extra}.json",
+        "suggestions": f"{LATER}_vol_surface_SPY{stem_extra}.json",
+    }[which]
 
 
 def valid_copy(world: World, which: str) -> bytes:
@@ -168,12 +202,24 @@ def plant(world: World, which: str, kind: str) -> tuple[bytes, str]:
     raise AssertionError(kind)
 
 
-KINDS = ["fifo", "symlink-out", "symlink-dev", "directory", "huge", "truncated", "array", "non-utf8-name", "non-record-name"]
+KINDS = [
+    "fifo",
+    "symlink-out",
+    "symlink-dev",
+    "directory",
+    "huge",
+    "truncated",
+    "array",
+    "non-utf8-name",
+    "non-record-name",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("which", FOLDERS)
-def test_a_foreign_file_never_blocks_and_is_warned_about_once(base: World, tmp_path: Path, which: str, kind: str, caplog, within) -> None:
+def test_a_foreign_file_never_blocks_and_is_warned_about_once(
+    base: World, tmp_path: Path, which: str, kind: str, caplog, within
+) -> None:
     world = base.copy_to(tmp_path / "w")
     expected = world.loads()
     client = world.client()
@@ -186,8 +232,12 @@ def test_a_foreign_file_never_blocks_and_is_warned_about_once(base: World, tmp_p
     with caplog.at_level(logging.WARNING, logger="calibration_policy"):
         for _ in range(3):
             assert within(30, world.loads) == expected
-            for url in ("/calibration/?underlying=SPY", "/calibration/api/status?underlying=SPY",
-                        "/calibration/api/runs?underlying=SPY", "/calibration/api/as-of?underlying=SPY&at=2100-01-01"):
+            for url in (
+                "/calibration/?underlying=SPY",
+                "/calibration/api/status?underlying=SPY",
+                "/calibration/api/runs?underlying=SPY",
+                "/calibration/api/as-of?underlying=SPY&at=2100-01-01",
+            ):
                 response = within(30, lambda url=url: client.get(url))
                 assert response.status_code == 200, f"{url}: HTTP {response.status_code}: {response.text[:300]}"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and shown in r.getMessage()]
@@ -207,8 +257,11 @@ def test_a_foreign_file_never_blocks_and_is_warned_about_once(base: World, tmp_p
 
 
 def _listing_args(world: World, which: str) -> tuple[Path, str]:
-    return {"history": (world.history, "history"), "archive": (world.archive, "archive"),
-            "suggestions": (world.suggestions, "suggestions")}[which]  # type: ignore[return-value]
+    return {
+        "history": (world.history, "history"),
+        "archive": (world.archive, "archive"),
+        "suggestions": (world.suggestions, "suggestions"),
+    }[which]  # type: ignore[return-value]
 
 
 def test_a_clean_world_has_nothing_foreign(base: World) -> None:
@@ -245,13 +298,21 @@ DAMAGE = {
     "target-archive-is-a-file": lambda w: replace_with_file(w.archive / w.target.name),
     "suggestions-is-a-file": lambda w: replace_with_file(w.suggestions),
 }
-NAMED = {"history-is-a-file": "history folder", "archive-is-a-file": "archive folder",
-         "target-archive-is-a-file": "archive folder", "suggestions-is-a-file": "suggestions folder"}
+NAMED = {
+    "history-is-a-file": "history folder",
+    "archive-is-a-file": "archive folder",
+    "target-archive-is-a-file": "archive folder",
+    "suggestions-is-a-file": "suggestions folder",
+}
 
 
 def _blocking(world: World, damage: str) -> Path:
-    return {"history-is-a-file": world.history, "archive-is-a-file": world.archive,
-            "target-archive-is-a-file": world.archive / world.target.name, "suggestions-is-a-file": world.suggestions}[damage]
+    return {
+        "history-is-a-file": world.history,
+        "archive-is-a-file": world.archive,
+        "target-archive-is-a-file": world.archive / world.target.name,
+        "suggestions-is-a-file": world.suggestions,
+    }[damage]
 
 
 def _plain(message: str, world: World, damage: str) -> None:
@@ -327,9 +388,17 @@ def test_an_approval_into_a_damaged_suggestions_folder_writes_nothing(base: Worl
     replace_with_file(world.suggestions)
     config_before = world.config.read_bytes()
     with pytest.raises(DataFolderError) as caught:
-        run_update(build_result(global_m=1.4), underlying="SPY", source="live", target=world.target, policy=APPROVAL,
-                   history_dir=world.history, archive_dir=world.archive, suggestions_dir=world.suggestions,
-                   timestamp=T0 + timedelta(days=5))
+        run_update(
+            build_result(global_m=1.4),
+            underlying="SPY",
+            source="live",
+            target=world.target,
+            policy=APPROVAL,
+            history_dir=world.history,
+            archive_dir=world.archive,
+            suggestions_dir=world.suggestions,
+            timestamp=T0 + timedelta(days=5),
+        )
     _plain(str(caught.value), world, "suggestions-is-a-file")
     assert world.config.read_bytes() == config_before
 

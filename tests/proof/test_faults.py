@@ -52,11 +52,11 @@ from calibration_policy import (
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive, ArchiveEntry
 from calibration_policy.naming import parse_run_file_name
+from calibration_policy.pipeline import approve_suggestion, force_apply, reject_suggestion, run_update
+from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
 from calibration_policy.review import ReviewStore, Suggestion
-from calibration_policy.pipeline import approve_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.pipeline import force_apply, run_update
 
 ERRNOS = (errno.ENOSPC, errno.EACCES, errno.EIO, errno.EROFS)
 POLICY = CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01, min_sample_size=10, min_vega_sum=10.0)
@@ -87,7 +87,7 @@ class _FailingWrites(io.RawIOBase):
     def write(self, data):  # a disk that fills up halfway through the write
         self.handle.write(bytes(data)[: len(data) // 2])
         self.faults.tick("write")
-        return self.handle.write(bytes(data)[len(data) // 2:])
+        return self.handle.write(bytes(data)[len(data) // 2 :])
 
     def flush(self):
         self.handle.flush()
@@ -159,12 +159,25 @@ class World:
     def seeded(cls, root: Path) -> World:
         world = cls(root)
         for i in range(3):
-            record_calibration_result(build_result(global_m=1.0 + i / 50), "SPY", "live", history_dir=world.history,
-                                      timestamp=T0 + timedelta(days=i))
+            record_calibration_result(
+                build_result(global_m=1.0 + i / 50),
+                "SPY",
+                "live",
+                history_dir=world.history,
+                timestamp=T0 + timedelta(days=i),
+            )
         apply_values(world.target, {"global": 1.01}, archive_dir=world.archive, kind="force", reason="Applied: seed")
-        outcome = run_update(build_result(global_m=1.2), underlying="SPY", source="live", target=world.target,
-                             policy=APPROVAL, history_dir=world.history, archive_dir=world.archive,
-                             suggestions_dir=world.suggestions, timestamp=T0 + timedelta(days=3))
+        outcome = run_update(
+            build_result(global_m=1.2),
+            underlying="SPY",
+            source="live",
+            target=world.target,
+            policy=APPROVAL,
+            history_dir=world.history,
+            archive_dir=world.archive,
+            suggestions_dir=world.suggestions,
+            timestamp=T0 + timedelta(days=3),
+        )
         world.pending = outcome.run.pending_suggestion
         assert world.pending
         return world
@@ -198,23 +211,55 @@ class World:
 
 
 OPERATIONS: dict[str, Callable[[World], Any]] = {
-    "record": lambda w: record_calibration_result(build_result(global_m=1.3), "SPY", "live", history_dir=w.history,
-                                                  timestamp=T0 + timedelta(days=4)),
-    "run_update": lambda w: run_update(build_result(global_m=1.3), underlying="SPY", source="live", target=w.target,
-                                       policy=POLICY, history_dir=w.history, archive_dir=w.archive,
-                                       timestamp=T0 + timedelta(days=4)),
-    "run_update_force": lambda w: run_update(build_result(global_m=1.0), underlying="SPY", source="live", target=w.target,
-                                             policy=POLICY, history_dir=w.history, archive_dir=w.archive, force=True,
-                                             timestamp=T0 + timedelta(days=4)),
-    "force_apply": lambda w: force_apply("SPY", target=w.target, policy=POLICY, history_dir=w.history,
-                                         archive_dir=w.archive, use="recommended"),
-    "apply_values": lambda w: apply_values(w.target, {"global": 1.5, "weekly": 1.4}, archive_dir=w.archive,
-                                           kind="force", reason="Applied: fault test"),
-    "propose": lambda w: run_update(build_result(global_m=1.4), underlying="SPY", source="live", target=w.target,
-                                    policy=APPROVAL, history_dir=w.history, archive_dir=w.archive,
-                                    suggestions_dir=w.suggestions, timestamp=T0 + timedelta(days=4)),
-    "approve": lambda w: approve_suggestion(ReviewStore(w.suggestions), w.pending, target=w.target, reviewer="ana",
-                                                            archive_dir=w.archive, history_dir=w.history),
+    "record": lambda w: record_calibration_result(
+        build_result(global_m=1.3), "SPY", "live", history_dir=w.history, timestamp=T0 + timedelta(days=4)
+    ),
+    "run_update": lambda w: run_update(
+        build_result(global_m=1.3),
+        underlying="SPY",
+        source="live",
+        target=w.target,
+        policy=POLICY,
+        history_dir=w.history,
+        archive_dir=w.archive,
+        timestamp=T0 + timedelta(days=4),
+    ),
+    "run_update_force": lambda w: run_update(
+        build_result(global_m=1.0),
+        underlying="SPY",
+        source="live",
+        target=w.target,
+        policy=POLICY,
+        history_dir=w.history,
+        archive_dir=w.archive,
+        force=True,
+        timestamp=T0 + timedelta(days=4),
+    ),
+    "force_apply": lambda w: force_apply(
+        "SPY", target=w.target, policy=POLICY, history_dir=w.history, archive_dir=w.archive, use="recommended"
+    ),
+    "apply_values": lambda w: apply_values(
+        w.target, {"global": 1.5, "weekly": 1.4}, archive_dir=w.archive, kind="force", reason="Applied: fault test"
+    ),
+    "propose": lambda w: run_update(
+        build_result(global_m=1.4),
+        underlying="SPY",
+        source="live",
+        target=w.target,
+        policy=APPROVAL,
+        history_dir=w.history,
+        archive_dir=w.archive,
+        suggestions_dir=w.suggestions,
+        timestamp=T0 + timedelta(days=4),
+    ),
+    "approve": lambda w: approve_suggestion(
+        ReviewStore(w.suggestions),
+        w.pending,
+        target=w.target,
+        reviewer="ana",
+        archive_dir=w.archive,
+        history_dir=w.history,
+    ),
     "reject": lambda w: reject_suggestion(ReviewStore(w.suggestions), w.pending, reviewer="ana"),
     "rollback": lambda w: rollback(w.target, "original", archive_dir=w.archive),
 }
@@ -236,10 +281,15 @@ def base_world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
-def test_every_io_call_can_fail_cleanly(name: str, base_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_io_call_can_fail_cleanly(
+    name: str, base_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     total = _count_calls(base_world, tmp_path, monkeypatch, name)
-    plans = [(k, code) for k in range(1, total + 1) for code in ERRNOS] if LONG else \
-        [(k, ERRNOS[k % len(ERRNOS)]) for k in range(1, total + 1)]
+    plans = (
+        [(k, code) for k in range(1, total + 1) for code in ERRNOS]
+        if LONG
+        else [(k, ERRNOS[k % len(ERRNOS)]) for k in range(1, total + 1)]
+    )
     for k, code in plans:
         world = base_world.copy_to(tmp_path / f"k{k}-{code}")
         before = world.config.read_bytes()
@@ -249,7 +299,7 @@ def test_every_io_call_can_fail_cleanly(name: str, base_world: World, tmp_path: 
             inject(m, faults)
             try:
                 OPERATIONS[name](world)
-            except Exception as caught:  # noqa: BLE001 - the type is what we check
+            except Exception as caught:
                 error = caught
         STATS["faults_injected"] += 1
         assert faults.fired
@@ -266,13 +316,19 @@ def test_every_io_call_can_fail_cleanly(name: str, base_world: World, tmp_path: 
             # The failure came after the new config was in place: the values ARE live; the error
             # must not claim otherwise, and the next change settles the archive.
             STATS["config_changed_with_honest_error"] += 1
-            assert "Nothing was changed" not in message and "nothing was changed" not in message, \
+            assert "Nothing was changed" not in message and "nothing was changed" not in message, (
                 f"{where}: the config changed but the error says nothing was: {message}"
-            prepared = [e for e in Archive(world.archive, world.target.name).entries(include_all=True)
-                        if e.status in ("prepared", "committed")]
+            )
+            prepared = [
+                e
+                for e in Archive(world.archive, world.target.name).entries(include_all=True)
+                if e.status in ("prepared", "committed")
+            ]
             assert any(e.new_snapshot == json.loads(after) for e in prepared), f"{where}: config not archived"
         # Life goes on without faults.
-        apply_values(world.target, {"global": 1.111}, archive_dir=world.archive, kind="force", reason="Applied: after fault")
+        apply_values(
+            world.target, {"global": 1.111}, archive_dir=world.archive, kind="force", reason="Applied: after fault"
+        )
         world.check_whole()
         world.check_chain()
     print(f"\n[faults] {name}: {len(plans)} faults at {total} call sites; totals so far {STATS}", file=sys.stderr)
@@ -282,8 +338,10 @@ def test_every_io_call_can_fail_cleanly(name: str, base_world: World, tmp_path: 
 
 
 def _chattr(flag: str, path: Path) -> bool:
-    return shutil.which("chattr") is not None and subprocess.run(
-        ["chattr", flag, str(path)], capture_output=True, check=False).returncode == 0
+    return (
+        shutil.which("chattr") is not None
+        and subprocess.run(["chattr", flag, str(path)], capture_output=True, check=False).returncode == 0
+    )
 
 
 @pytest.fixture
@@ -314,8 +372,15 @@ def test_read_only_history_folder(tmp_path: Path, immutable) -> None:
         record_calibration_result(build_result(), "SPY", "live", history_dir=world.history)
     assert "Nothing was changed" in str(caught.value) or "not permitted" in str(caught.value)
     with pytest.raises(ValueError):
-        run_update(build_result(global_m=1.4), underlying="SPY", source="live", target=world.target, policy=POLICY,
-                   history_dir=world.history, archive_dir=world.archive)
+        run_update(
+            build_result(global_m=1.4),
+            underlying="SPY",
+            source="live",
+            target=world.target,
+            policy=POLICY,
+            history_dir=world.history,
+            archive_dir=world.archive,
+        )
     assert sorted(p.name for p in world.history.iterdir()) == before
     # Reading still works (the run index falls back to a directory scan).
     assert len(load_recent_calibration_history("SPY", history_dir=world.history)) == 4
@@ -329,8 +394,16 @@ def test_read_only_archive_folder_leaves_config_alone(tmp_path: Path, immutable)
         apply_values(world.target, {"global": 1.7}, archive_dir=world.archive, kind="force", reason="x")
     assert "not permitted" in str(caught.value)
     with pytest.raises(ValueError):
-        run_update(build_result(global_m=1.7), underlying="SPY", source="live", target=world.target, policy=POLICY,
-                   history_dir=world.history, archive_dir=world.archive, force=True)
+        run_update(
+            build_result(global_m=1.7),
+            underlying="SPY",
+            source="live",
+            target=world.target,
+            policy=POLICY,
+            history_dir=world.history,
+            archive_dir=world.archive,
+            force=True,
+        )
     assert world.config.read_bytes() == before
     world.check_whole()
 
@@ -354,13 +427,30 @@ def test_unwritable_parent_of_missing_data_folders(tmp_path: Path, immutable) ->
     with pytest.raises(ValueError):
         record_calibration_result(build_result(), "SPY", "live", history_dir=locked_parent / "history")
     with pytest.raises(ValueError):
-        Archive(locked_parent / "archive", "live").prepare(ArchiveEntry(
-            target="live", kind="force", at=T0, reason="x", previous_values={}, previous_snapshot={},
-            new_values={}, new_snapshot={}))
+        Archive(locked_parent / "archive", "live").prepare(
+            ArchiveEntry(
+                target="live",
+                kind="force",
+                at=T0,
+                reason="x",
+                previous_values={},
+                previous_snapshot={},
+                new_values={},
+                new_snapshot={},
+            )
+        )
     with pytest.raises(ValueError):
-        run_update(build_result(global_m=1.4), underlying="SPY", source="live", target=world.target,
-                   policy=APPROVAL, history_dir=world.history, archive_dir=world.archive,
-                   suggestions_dir=locked_parent / "suggestions", timestamp=T0 + timedelta(days=5))
+        run_update(
+            build_result(global_m=1.4),
+            underlying="SPY",
+            source="live",
+            target=world.target,
+            policy=APPROVAL,
+            history_dir=world.history,
+            archive_dir=world.archive,
+            suggestions_dir=locked_parent / "suggestions",
+            timestamp=T0 + timedelta(days=5),
+        )
 
 
 # -- the live config deleted or corrupted between runs ------------------------------------------------
@@ -410,19 +500,35 @@ def test_deleted_or_corrupt_host_vol_surface(tmp_path: Path, kind: str) -> None:
     config.write_text(json.dumps(ORIGINAL_VOL_SURFACE))
     target = get_target_factory("vol_surface")("SPY", str(config))
     corrupt = {
-        "deleted": None, "truncated": b'{"iv_multiplier": 1.', "binary": b"\xff\xfe\x00",
+        "deleted": None,
+        "truncated": b'{"iv_multiplier": 1.',
+        "binary": b"\xff\xfe\x00",
         "nan": b'{"iv_multiplier": NaN, "bands": {}}',
-        "band_overlap": json.dumps({"iv_multiplier": 1.0, "bands": {
-            "a": {"min_dte": 1, "max_dte": 10, "iv_multiplier": 1.0},
-            "b": {"min_dte": 5, "max_dte": 20, "iv_multiplier": 1.0}}}).encode(),
+        "band_overlap": json.dumps(
+            {
+                "iv_multiplier": 1.0,
+                "bands": {
+                    "a": {"min_dte": 1, "max_dte": 10, "iv_multiplier": 1.0},
+                    "b": {"min_dte": 5, "max_dte": 20, "iv_multiplier": 1.0},
+                },
+            }
+        ).encode(),
     }[kind]
     if corrupt is None:
         config.unlink()
     else:
         config.write_bytes(corrupt)
     with pytest.raises(ValueError) as caught:
-        run_update(build_result(), underlying="SPY", source="live", target=target, policy=POLICY,
-                   history_dir=tmp_path / "h", archive_dir=tmp_path / "a", force=True)
+        run_update(
+            build_result(),
+            underlying="SPY",
+            source="live",
+            target=target,
+            policy=POLICY,
+            history_dir=tmp_path / "h",
+            archive_dir=tmp_path / "a",
+            force=True,
+        )
     assert "\n" not in str(caught.value) and str(config) in str(caught.value)
     assert (not config.exists()) if corrupt is None else config.read_bytes() == corrupt
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").rglob("*.json"))
@@ -446,8 +552,8 @@ class BackwardsClock:
 def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step) -> None:
     import calibration_policy.apply as apply_module
     import calibration_policy.archive as archive_module
-    import calibration_policy.review as review_module
     import calibration_policy.pipeline as update_module
+    import calibration_policy.review as review_module
 
     world = World(tmp_path / "w")
     clock = BackwardsClock(datetime(2026, 1, 1, tzinfo=UTC), step)
@@ -458,9 +564,18 @@ def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeyp
         value = round(1.0 + i / 20, 3)
         values.append(value)
         if i % 3 == 0:
-            run_update(build_result(global_m=value), underlying="SPY", source="live", target=world.target, policy=POLICY,
-                       history_dir=world.history, archive_dir=world.archive, force=True, force_values="recommended",
-                       timestamp=T0 + timedelta(days=i))
+            run_update(
+                build_result(global_m=value),
+                underlying="SPY",
+                source="live",
+                target=world.target,
+                policy=POLICY,
+                history_dir=world.history,
+                archive_dir=world.archive,
+                force=True,
+                force_values="recommended",
+                timestamp=T0 + timedelta(days=i),
+            )
         elif i % 3 == 1:
             apply_values(world.target, {"global": value}, archive_dir=world.archive, kind="force", reason="x")
         else:
@@ -491,8 +606,10 @@ def test_clock_going_backwards_keeps_every_run(tmp_path: Path, monkeypatch: pyte
             return clock()
 
     monkeypatch.setattr(history_module, "datetime", FakeDatetime)
-    ids = [record_calibration_result(build_result(global_m=1 + i / 100), "SPY", "live", history_dir=tmp_path / "h").run_id
-           for i in range(10)]
+    ids = [
+        record_calibration_result(build_result(global_m=1 + i / 100), "SPY", "live", history_dir=tmp_path / "h").run_id
+        for i in range(10)
+    ]
     assert len(set(ids)) == 10
     loaded = load_recent_calibration_history("SPY", limit=10, history_dir=tmp_path / "h")
     # Documented: history is ordered by the runs' timestamps, so the last-recorded run sorts first.

@@ -17,17 +17,18 @@ import os
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from proofkit import LONG, ORIGINAL_JSON_CONFIG, T0, build_result
 
-from calibration_policy import CalibrationUpdatePolicy, durable, intents
+from calibration_policy import CalibrationUpdatePolicy, durable, intents, record_calibration_result
 from calibration_policy import history as history_module
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
@@ -35,8 +36,6 @@ from calibration_policy.default_plugins.scoring_weights.flow import run_auto
 from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings
 from calibration_policy.doctor import examine
 from calibration_policy.errors import ReviewError, StaleChangeError
-from calibration_policy import record_calibration_result
-from calibration_policy.stores import open_store
 from calibration_policy.pipeline import (
     approve_suggestion,
     force_apply,
@@ -48,6 +47,7 @@ from calibration_policy.pipeline import (
     settle_interrupted,
 )
 from calibration_policy.review import ReviewStore
+from calibration_policy.stores import open_store
 from calibration_policy.target import JsonFileTarget
 
 POLICY = CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01, min_sample_size=10, min_vega_sum=10.0)
@@ -84,7 +84,7 @@ class World:
     def dirs(self) -> dict[str, Path]:
         return {"history_dir": self.history, "archive_dir": self.archive}
 
-    def copy(self, root: Path) -> "World":
+    def copy(self, root: Path) -> World:
         shutil.copytree(self.root, root)
         return World(root, self.pending, self.weights, dict(self.extra))
 
@@ -107,11 +107,26 @@ def seeded(root: Path) -> World:
     (root / "live.json").write_text(json.dumps(ORIGINAL_JSON_CONFIG, indent=2, sort_keys=True) + "\n")
     world = World(root)
     for i, g in enumerate((1.03, 1.06)):
-        run_update(build_result(global_m=g), underlying="SPY", source="live", target=world.target, policy=POLICY,
-                   suggestions_dir=world.suggestions, timestamp=T0 + timedelta(days=i), **world.dirs())
-    outcome = run_update(build_result(global_m=1.2), underlying="SPY", source="live", target=world.target,
-                         policy=APPROVAL, suggestions_dir=world.suggestions, timestamp=T0 + timedelta(days=2),
-                         **world.dirs())
+        run_update(
+            build_result(global_m=g),
+            underlying="SPY",
+            source="live",
+            target=world.target,
+            policy=POLICY,
+            suggestions_dir=world.suggestions,
+            timestamp=T0 + timedelta(days=i),
+            **world.dirs(),
+        )
+    outcome = run_update(
+        build_result(global_m=1.2),
+        underlying="SPY",
+        source="live",
+        target=world.target,
+        policy=APPROVAL,
+        suggestions_dir=world.suggestions,
+        timestamp=T0 + timedelta(days=2),
+        **world.dirs(),
+    )
     world.pending = outcome.run.pending_suggestion
     assert world.pending
     return world
@@ -124,25 +139,47 @@ def seeded_weights(root: Path) -> World:
 
 
 def _update(g: float, policy=POLICY, **kw):
-    return lambda w: run_update(build_result(global_m=g), underlying="SPY", source="live", target=w.target, policy=policy,
-                                suggestions_dir=w.suggestions, timestamp=T0 + timedelta(days=3), **w.dirs(), **kw)
+    return lambda w: run_update(
+        build_result(global_m=g),
+        underlying="SPY",
+        source="live",
+        target=w.target,
+        policy=policy,
+        suggestions_dir=w.suggestions,
+        timestamp=T0 + timedelta(days=3),
+        **w.dirs(),
+        **kw,
+    )
 
 
 OPERATIONS: dict[str, Callable[[World], Any]] = {
-    "record": lambda w: record_calibration_result(build_result(global_m=1.3), "SPY", "live", history_dir=w.history,
-                                                  timestamp=T0 + timedelta(days=3)),
+    "record": lambda w: record_calibration_result(
+        build_result(global_m=1.3), "SPY", "live", history_dir=w.history, timestamp=T0 + timedelta(days=3)
+    ),
     "update (applies)": _update(1.3),
     "update (not applied)": _update(1.06),
     "update (proposes)": _update(1.4, APPROVAL),
     "update (forced)": _update(1.06, force=True, force_values="recommended"),
     "force": lambda w: force_apply("SPY", target=w.target, policy=POLICY, use="recommended", **w.dirs()),
     "approve": lambda w: approve_suggestion(w.suggestions, w.pending, target=w.target, reviewer="ana", **w.dirs()),
-    "modify": lambda w: modify_suggestion(w.suggestions, w.pending, {"global": 1.15, "weekly": 1.1, "monthly": 1.1},
-                                          target=w.target, reviewer="ana", **w.dirs()),
+    "modify": lambda w: modify_suggestion(
+        w.suggestions,
+        w.pending,
+        {"global": 1.15, "weekly": 1.1, "monthly": 1.1},
+        target=w.target,
+        reviewer="ana",
+        **w.dirs(),
+    ),
     "reject": lambda w: reject_suggestion(w.suggestions, w.pending, reviewer="ana", target=w.target, **w.dirs()),
     "roll back": lambda w: roll_back(w.target, "original", **w.dirs()),
-    "auto mode": lambda w: run_auto(trades(500, 3, "2026-01-01"), w.target, AutoSettings(enabled=True),
-                                    suggestions_dir=w.suggestions, timestamp=T0 + timedelta(days=3), **w.dirs()),
+    "auto mode": lambda w: run_auto(
+        trades(500, 3, "2026-01-01"),
+        w.target,
+        AutoSettings(enabled=True),
+        suggestions_dir=w.suggestions,
+        timestamp=T0 + timedelta(days=3),
+        **w.dirs(),
+    ),
 }
 
 
@@ -157,7 +194,7 @@ def run_killed(world: World, operation: Callable[[World], Any], kill_at: int) ->
             history_module._stores.clear()
             durable.set_kill_point(kill_at)
             operation(world)
-        except BaseException:  # noqa: BLE001 - an error is not a kill; report it as one code
+        except BaseException:
             code = 3
         finally:
             os._exit(code)
@@ -173,13 +210,18 @@ def invariants(world: World, *, allow_undecided: set[str] = frozenset()) -> None
     assert findings == [], [f.what for f in findings]
     assert intents.pending_names(world.archive, target.name) == []
     committed = Archive(world.archive, target.name).entries()
-    assert all(e.status == "committed" for e in Archive(world.archive, target.name).entries(include_all=True)
-               if e.status != "abandoned")
+    assert all(
+        e.status == "committed"
+        for e in Archive(world.archive, target.name).entries(include_all=True)
+        if e.status != "abandoned"
+    )
     twice = [sid for sid, n in Counter(e.suggestion_id for e in committed if e.suggestion_id).items() if n > 1]
     assert not twice, f"archived twice: {twice}"
     live_ids = {e.suggestion_id for e in committed}
     suggestions = ReviewStore(world.suggestions).all()
-    refused_but_live = [s.suggestion_id for s in suggestions if s.status in ("rejected", "expired") and s.suggestion_id in live_ids]
+    refused_but_live = [
+        s.suggestion_id for s in suggestions if s.status in ("rejected", "expired") and s.suggestion_id in live_ids
+    ]
     assert not refused_but_live, f"rejected or expired but live: {refused_but_live}"
     by_id = {s.suggestion_id: s for s in suggestions}
     store = open_store(world.history)
@@ -204,14 +246,18 @@ def _base(name: str, tmp: Path) -> World:
 @pytest.mark.parametrize("name", list(OPERATIONS))
 def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path) -> None:
     base = _base(name, tmp_path)
-    runs_before = {r.run_id for u in open_store(base.history).underlyings() for r in open_store(base.history).latest(u, 10_000)}
+    runs_before = {
+        r.run_id for u in open_store(base.history).underlyings() for r in open_store(base.history).latest(u, 10_000)
+    }
     kills = 0
     for step in range(1, 200):
         world = base.copy(tmp_path / f"k{step}")
         code = run_killed(world, OPERATIONS[name], step)
         if code == 0:
             break
-        assert code == durable.KILL_EXIT_CODE, f"{name}: the change failed (exit {code}) instead of being killed at {step}"
+        assert code == durable.KILL_EXIT_CODE, (
+            f"{name}: the change failed (exit {code}) instead of being killed at {step}"
+        )
         kills += 1
         store = open_store(world.history)
         new_runs = {r.run_id for u in store.underlyings() for r in store.latest(u, 10_000)} - runs_before
@@ -225,7 +271,9 @@ def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path)
                 OPERATIONS[name](world)
             else:
                 with pytest.raises(ReviewError, match="already"):
-                    reject_suggestion(world.suggestions, world.pending, reviewer="bob", target=world.target, **world.dirs())
+                    reject_suggestion(
+                        world.suggestions, world.pending, reviewer="bob", target=world.target, **world.dirs()
+                    )
             invariants(world)
         elif name == "reject":
             item = ReviewStore(world.suggestions).get(world.pending)
@@ -240,8 +288,10 @@ def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path)
         pytest.fail(f"{name}: still killed after 200 steps")
     assert kills >= 1, f"{name}: no durable step to kill at"
     SWEEP[name] = kills
-    print(f"\n[kill points] {name}: killed at each of {kills} durable steps; settled, doctor clean each time",
-          file=sys.stderr)
+    print(
+        f"\n[kill points] {name}: killed at each of {kills} durable steps; settled, doctor clean each time",
+        file=sys.stderr,
+    )
 
 
 # -- the defects of issue 11 ------------------------------------------------------------------------
@@ -268,7 +318,9 @@ def test_d1_an_approval_killed_after_the_config_write_is_never_applied_twice_nor
         assert run_killed(world, OPERATIONS["approve"], step) == durable.KILL_EXIT_CODE
         assert world.target.load() != before  # the values are live, the suggestion still says pending
         if then == "approve":
-            done = approve_suggestion(world.suggestions, world.pending, target=world.target, reviewer="ana", **world.dirs())
+            done = approve_suggestion(
+                world.suggestions, world.pending, target=world.target, reviewer="ana", **world.dirs()
+            )
             assert done.status == "approved"
         else:
             with pytest.raises(ReviewError, match="already approved"):
@@ -319,8 +371,14 @@ def test_d10_a_force_confirmed_on_an_old_page_never_overwrites_a_newer_change(tm
         force_apply("SPY", target=world.target, policy=POLICY, use="recommended", expected_version=seen, **world.dirs())
     assert "Nothing was changed" in str(caught.value) and "applied automatically by the policy" in str(caught.value)
     assert world.target.load() == after
-    outcome = force_apply("SPY", target=world.target, policy=POLICY, use="recommended",
-                          expected_version=live_version(world.target), **world.dirs())
+    outcome = force_apply(
+        "SPY",
+        target=world.target,
+        policy=POLICY,
+        use="recommended",
+        expected_version=live_version(world.target),
+        **world.dirs(),
+    )
     assert outcome.applied
     invariants(world)
 
@@ -332,16 +390,47 @@ def test_every_change_refuses_a_stale_version(change: str, tmp_path: Path) -> No
     roll_back(world.target, "original", **world.dirs())
     before = {p: p.read_bytes() for p in world.root.rglob("*.json") if ".intents" not in p.parts}
     call = {
-        "approve": lambda: approve_suggestion(world.suggestions, world.pending, target=world.target, reviewer="ana",
-                                              expected_version=stale, **world.dirs()),
-        "modify": lambda: modify_suggestion(world.suggestions, world.pending, {"global": 1.1}, target=world.target,
-                                            reviewer="ana", expected_version=stale, **world.dirs()),
-        "reject": lambda: reject_suggestion(world.suggestions, world.pending, reviewer="ana", target=world.target,
-                                            expected_version=stale, **world.dirs()),
+        "approve": lambda: approve_suggestion(
+            world.suggestions,
+            world.pending,
+            target=world.target,
+            reviewer="ana",
+            expected_version=stale,
+            **world.dirs(),
+        ),
+        "modify": lambda: modify_suggestion(
+            world.suggestions,
+            world.pending,
+            {"global": 1.1},
+            target=world.target,
+            reviewer="ana",
+            expected_version=stale,
+            **world.dirs(),
+        ),
+        "reject": lambda: reject_suggestion(
+            world.suggestions,
+            world.pending,
+            reviewer="ana",
+            target=world.target,
+            expected_version=stale,
+            **world.dirs(),
+        ),
         "roll back": lambda: roll_back(world.target, "original", expected_version=stale, **world.dirs()),
-        "update (applies)": lambda: OPERATIONS["update (applies)"](world) if False else run_update(
-            build_result(global_m=1.3), underlying="SPY", source="live", target=world.target, policy=POLICY,
-            suggestions_dir=world.suggestions, timestamp=T0 + timedelta(days=3), expected_version=stale, **world.dirs()),
+        "update (applies)": lambda: (
+            OPERATIONS["update (applies)"](world)
+            if False
+            else run_update(
+                build_result(global_m=1.3),
+                underlying="SPY",
+                source="live",
+                target=world.target,
+                policy=POLICY,
+                suggestions_dir=world.suggestions,
+                timestamp=T0 + timedelta(days=3),
+                expected_version=stale,
+                **world.dirs(),
+            )
+        ),
     }[change]
     with pytest.raises(StaleChangeError, match="rolled back"):
         call()
@@ -361,7 +450,10 @@ def test_settling_costs_one_listing_when_nothing_is_pending(tmp_path: Path, monk
 
 def test_report_sweep() -> None:
     if SWEEP:
-        print(f"\n[kill points] total {sum(SWEEP.values())} kills over {len(SWEEP)} changes: {dict(SWEEP)}", file=sys.stderr)
+        print(
+            f"\n[kill points] total {sum(SWEEP.values())} kills over {len(SWEEP)} changes: {dict(SWEEP)}",
+            file=sys.stderr,
+        )
 
 
 # -- races between separate processes -----------------------------------------------------------------
@@ -380,10 +472,19 @@ def test_interleaved_approvals_and_updates_decide_every_run_once(tmp_path: Path)
     config.write_text(json.dumps(ORIGINAL_JSON_CONFIG))
     per_proposer = 100 if LONG else 20
     stop = root / "stop"
-    reviewers = [start_driver("race-worker", {"root": str(root), "config": str(config), "worker": k, "role": "approve",
-                                              "stop": str(stop)}) for k in (11, 12)]
-    proposers = [start_driver("race-worker", {"root": str(root), "config": str(config), "worker": k, "role": "propose",
-                                              "count": per_proposer}) for k in (1, 2)]
+    reviewers = [
+        start_driver(
+            "race-worker", {"root": str(root), "config": str(config), "worker": k, "role": "approve", "stop": str(stop)}
+        )
+        for k in (11, 12)
+    ]
+    proposers = [
+        start_driver(
+            "race-worker",
+            {"root": str(root), "config": str(config), "worker": k, "role": "propose", "count": per_proposer},
+        )
+        for k in (1, 2)
+    ]
     reports = []
     for proc in proposers:
         out, err = proc.communicate(timeout=600)
@@ -410,7 +511,9 @@ def test_interleaved_approvals_and_updates_decide_every_run_once(tmp_path: Path)
         mine = [s for s in suggestions.values() if s.run_id == run.run_id]
         assert len(mine) <= 1, run.run_id
         if not mine:  # the policy said no: nothing proposed, nothing live
-            assert run.applied is False and not run.pending_suggestion and run.run_id not in {e.run_id for e in committed}
+            assert (
+                run.applied is False and not run.pending_suggestion and run.run_id not in {e.run_id for e in committed}
+            )
             continue
         (item,) = mine
         if item.status in ("approved", "modified"):
@@ -426,8 +529,11 @@ def test_interleaved_approvals_and_updates_decide_every_run_once(tmp_path: Path)
     world.__dict__["weights"] = False
     findings = examine([world_target], suggestions_dir=world.suggestions, **world.dirs())
     assert findings == [], [f.what for f in findings]
-    print(f"\n[races] {len(runs)} runs, {approved} approved, {sum(r.get('rejected', 0) for r in reports)} rejected, "
-          f"{sum(r.get('lost', 0) for r in reports)} lost races refused; 0 runs left undecided or wrong", file=sys.stderr)
+    print(
+        f"\n[races] {len(runs)} runs, {approved} approved, {sum(r.get('rejected', 0) for r in reports)} rejected, "
+        f"{sum(r.get('lost', 0) for r in reports)} lost races refused; 0 runs left undecided or wrong",
+        file=sys.stderr,
+    )
 
 
 # -- the random SIGKILL campaign ---------------------------------------------------------------------
@@ -455,8 +561,14 @@ def test_random_sigkills_leave_nothing_double_or_stuck(tmp_path: Path) -> None:
     rng = random.Random(11)
 
     stop = root / "stop"
-    forkers = [start_driver("recovery-forker", {"root": str(root), "config": str(config), "log": str(log), "seed": k,
-                                                "stop": str(stop)}, stdout=subprocess.DEVNULL) for k in range(3)]
+    forkers = [
+        start_driver(
+            "recovery-forker",
+            {"root": str(root), "config": str(config), "log": str(log), "seed": k, "stop": str(stop)},
+            stdout=subprocess.DEVNULL,
+        )
+        for k in range(3)
+    ]
     killed: set[str] = set()
 
     def live_writers(wanted: int) -> list[int]:
@@ -465,7 +577,9 @@ def test_random_sigkills_leave_nothing_double_or_stuck(tmp_path: Path) -> None:
             lines = read_jsonl(log)
             errors = [line["error"] for line in lines if "error" in line]
             assert not errors, errors[0]
-            alive = [(line["ready"], line["token"]) for line in lines if "ready" in line and line["token"] not in killed]
+            alive = [
+                (line["ready"], line["token"]) for line in lines if "ready" in line and line["token"] not in killed
+            ]
             if len(alive) >= wanted:
                 return alive
             for proc in forkers:
@@ -499,13 +613,17 @@ def test_random_sigkills_leave_nothing_double_or_stuck(tmp_path: Path) -> None:
     before = {
         "intents": len(intents.pending_names(world.archive, target.name)),
         "undecided": sum(1 for r in open_store(world.history).latest("SPY", 100_000) if r.decided_at is None)
-        if world.history.exists() else 0,
+        if world.history.exists()
+        else 0,
     }
     settle_interrupted(target, suggestions_dir=world.suggestions, **world.dirs())
     invariants(world)
     committed = Archive(world.archive, target.name).entries()
     runs = open_store(world.history).latest("SPY", 100_000) if world.history.exists() else []
     suggestions = ReviewStore(world.suggestions).all()
-    print(f"\n[campaign] {CAMPAIGN_KILLS} SIGKILLs in {seconds:.0f} s; left half done at the end: {before['intents']} "
-          f"intents, {before['undecided']} undecided runs — all settled; {len(runs)} runs, {len(committed)} changes, "
-          f"{len(suggestions)} suggestions; 0 double applies, 0 refused-but-live, 0 stuck, doctor clean", file=sys.stderr)
+    print(
+        f"\n[campaign] {CAMPAIGN_KILLS} SIGKILLs in {seconds:.0f} s; left half done at the end: {before['intents']} "
+        f"intents, {before['undecided']} undecided runs — all settled; {len(runs)} runs, {len(committed)} changes, "
+        f"{len(suggestions)} suggestions; 0 double applies, 0 refused-but-live, 0 stuck, doctor clean",
+        file=sys.stderr,
+    )

@@ -43,16 +43,43 @@ from calibration_policy import (
 )
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
+from calibration_policy.pipeline import approve_suggestion, force_apply, reject_suggestion, run_update
+from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.review import ReviewStore
-from calibration_policy.pipeline import approve_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.pipeline import force_apply, run_update
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-AUDITED = {"open", "os.rename", "os.link", "os.remove", "os.mkdir", "os.rmdir", "os.chmod", "os.symlink", "os.truncate",
-           "shutil.rmtree", "shutil.copyfile", "shutil.move", "os.listdir", "os.scandir", "sqlite3.connect", "os.chdir"}
-WRITING = {"os.rename", "os.link", "os.remove", "os.mkdir", "os.rmdir", "os.chmod", "os.symlink", "os.truncate",
-           "shutil.rmtree", "shutil.copyfile", "shutil.move"}
+AUDITED = {
+    "open",
+    "os.rename",
+    "os.link",
+    "os.remove",
+    "os.mkdir",
+    "os.rmdir",
+    "os.chmod",
+    "os.symlink",
+    "os.truncate",
+    "shutil.rmtree",
+    "shutil.copyfile",
+    "shutil.move",
+    "os.listdir",
+    "os.scandir",
+    "sqlite3.connect",
+    "os.chdir",
+}
+WRITING = {
+    "os.rename",
+    "os.link",
+    "os.remove",
+    "os.mkdir",
+    "os.rmdir",
+    "os.chmod",
+    "os.symlink",
+    "os.truncate",
+    "shutil.rmtree",
+    "shutil.copyfile",
+    "shutil.move",
+}
 AUDIT: dict[str, Any] = {"active": False, "events": []}
 
 
@@ -63,7 +90,10 @@ def _hook(event: str, args: tuple) -> None:
         path, mode, flags = (list(args) + [None, None, None])[:3]
         if isinstance(path, int) or path is None:
             return
-        writes = bool((isinstance(mode, str) and any(c in mode for c in "wax+")) or (isinstance(flags, int) and flags & WRITE_FLAGS))
+        writes = bool(
+            (isinstance(mode, str) and any(c in mode for c in "wax+"))
+            or (isinstance(flags, int) and flags & WRITE_FLAGS)
+        )
         AUDIT["events"].append((event, os.fsdecode(path), writes, os.getcwd()))
         return
     cwd = os.getcwd()
@@ -85,8 +115,10 @@ class Audited:
 
     def __exit__(self, *exc: object) -> None:
         AUDIT["active"] = False
-        self.found.extend((event, Path(os.path.normpath(os.path.join(cwd, path))), writes)
-                          for event, path, writes, cwd in AUDIT["events"])
+        self.found.extend(
+            (event, Path(os.path.normpath(os.path.join(cwd, path))), writes)
+            for event, path, writes, cwd in AUDIT["events"]
+        )
 
     def __init__(self) -> None:
         self.found: list[tuple[str, Path, bool]] = []
@@ -117,41 +149,99 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.chdir(cwd)
     config = root / "config" / "live.json"
     config.write_text(json.dumps(ORIGINAL_JSON_CONFIG) + "\n")
-    world = {"box": box, "root": root, "secret": secret, "cwd": cwd, "config": config,
-             "history": root / "history", "archive": root / "archive", "suggestions": root / "suggestions",
-             "target": JsonFileTarget(config)}
+    world = {
+        "box": box,
+        "root": root,
+        "secret": secret,
+        "cwd": cwd,
+        "config": config,
+        "history": root / "history",
+        "archive": root / "archive",
+        "suggestions": root / "suggestions",
+        "target": JsonFileTarget(config),
+    }
     for i in range(3):
-        record_calibration_result(build_result(global_m=1 + i / 20), "SPY", "live", history_dir=world["history"],
-                                  timestamp=T0 + timedelta(days=i))
+        record_calibration_result(
+            build_result(global_m=1 + i / 20),
+            "SPY",
+            "live",
+            history_dir=world["history"],
+            timestamp=T0 + timedelta(days=i),
+        )
     apply_values(world["target"], {"global": 1.05}, archive_dir=world["archive"], kind="force", reason="Applied: seed")
-    outcome = run_update(build_result(global_m=1.3), underlying="SPY", source="live", target=world["target"],
-                         history_dir=world["history"], archive_dir=world["archive"], suggestions_dir=world["suggestions"],
-                         timestamp=T0 + timedelta(days=4),
-                         policy=CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0.0))
+    outcome = run_update(
+        build_result(global_m=1.3),
+        underlying="SPY",
+        source="live",
+        target=world["target"],
+        history_dir=world["history"],
+        archive_dir=world["archive"],
+        suggestions_dir=world["suggestions"],
+        timestamp=T0 + timedelta(days=4),
+        policy=CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0.0),
+    )
     world["pending"] = outcome.run.pending_suggestion
     return world
 
 
-TRAVERSALS = ["../secret/secret", "../../secret", "..%2fsecret%2fsecret", "%2e%2e%2fsecret", "../secret/20250101T000000.000000Z_SPY_live",
-              "a/../../secret", "/etc/passwd", "..\\secret", "secret\x00.json", "\u2025/secret", "....//secret", "~/.ssh/id_rsa"]
+TRAVERSALS = [
+    "../secret/secret",
+    "../../secret",
+    "..%2fsecret%2fsecret",
+    "%2e%2e%2fsecret",
+    "../secret/20250101T000000.000000Z_SPY_live",
+    "a/../../secret",
+    "/etc/passwd",
+    "..\\secret",
+    "secret\x00.json",
+    "\u2025/secret",
+    "....//secret",
+    "~/.ssh/id_rsa",
+]
 
 
 def _hostile_calls(w: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
     calls: list[tuple[str, Callable[[], Any]]] = []
     for name in TRAVERSALS:
         calls += [
-            (f"record underlying {name!r}", lambda n=name: record_calibration_result(build_result(), n, "live", history_dir=w["history"])),
-            (f"record source {name!r}", lambda n=name: record_calibration_result(build_result(), "SPY", n, history_dir=w["history"])),
+            (
+                f"record underlying {name!r}",
+                lambda n=name: record_calibration_result(build_result(), n, "live", history_dir=w["history"]),
+            ),
+            (
+                f"record source {name!r}",
+                lambda n=name: record_calibration_result(build_result(), "SPY", n, history_dir=w["history"]),
+            ),
             (f"load {name!r}", lambda n=name: load_recent_calibration_history(n, history_dir=w["history"])),
             (f"get run {name!r}", lambda n=name: HistoryStore(w["history"]).get(n)),
-            (f"force run_id {name!r}", lambda n=name: force_apply("SPY", run_id=n, target=w["target"], history_dir=w["history"],
-                                                                 archive_dir=w["archive"])),
-            (f"update underlying {name!r}", lambda n=name: run_update(build_result(), underlying=n, source="live", target=w["target"],
-                                                                     history_dir=w["history"], archive_dir=w["archive"])),
+            (
+                f"force run_id {name!r}",
+                lambda n=name: force_apply(
+                    "SPY", run_id=n, target=w["target"], history_dir=w["history"], archive_dir=w["archive"]
+                ),
+            ),
+            (
+                f"update underlying {name!r}",
+                lambda n=name: run_update(
+                    build_result(),
+                    underlying=n,
+                    source="live",
+                    target=w["target"],
+                    history_dir=w["history"],
+                    archive_dir=w["archive"],
+                ),
+            ),
             (f"suggestion get {name!r}", lambda n=name: ReviewStore(w["suggestions"]).get(n)),
-            (f"suggestion approve {name!r}", lambda n=name: approve_suggestion(ReviewStore(w["suggestions"]), 
-                n, target=w["target"], reviewer="ana", archive_dir=w["archive"])),
-            (f"suggestion reject {name!r}", lambda n=name: reject_suggestion(ReviewStore(w["suggestions"]), n, reviewer="ana")),
+            (
+                f"suggestion approve {name!r}",
+                lambda n=name: approve_suggestion(
+                    ReviewStore(w["suggestions"]), n, target=w["target"], reviewer="ana", archive_dir=w["archive"]
+                ),
+            ),
+            (
+                f"suggestion reject {name!r}",
+                lambda n=name: reject_suggestion(ReviewStore(w["suggestions"]), n, reviewer="ana"),
+            ),
             (f"rollback {name!r}", lambda n=name: rollback(w["target"], n, archive_dir=w["archive"])),
             (f"archive {name!r}", lambda n=name: Archive(w["archive"], n).entries()),
             (f"target name {name!r}", lambda n=name: JsonFileTarget(w["config"], name=n)),
@@ -160,7 +250,14 @@ def _hostile_calls(w: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
 
 
 def _cli_calls(w: dict[str, Any]) -> list[list[str]]:
-    common = ["--history-dir", str(w["history"]), "--archive-dir", str(w["archive"]), "--plugins-dir", str(HOST_PLUGINS)]
+    common = [
+        "--history-dir",
+        str(w["history"]),
+        "--archive-dir",
+        str(w["archive"]),
+        "--plugins-dir",
+        str(HOST_PLUGINS),
+    ]
     calls = []
     for name in TRAVERSALS:
         if "\x00" in name:
@@ -169,8 +266,21 @@ def _cli_calls(w: dict[str, Any]) -> list[list[str]]:
             ["history", name, *common],
             ["force", "-u", "SPY", "--run-id", name, *common, "--config", str(w["root"] / "config" / "vol.json")],
             ["as-of", "2025-12-10", "--target", name, "--archive-dir", str(w["archive"])],
-            ["weights", "reject", name, "--by", "ana", "--weights", str(w["root"] / "weights.json"),
-             "--history-dir", str(w["history"]), "--archive-dir", str(w["archive"]), "--suggestions-dir", str(w["suggestions"])],
+            [
+                "weights",
+                "reject",
+                name,
+                "--by",
+                "ana",
+                "--weights",
+                str(w["root"] / "weights.json"),
+                "--history-dir",
+                str(w["history"]),
+                "--archive-dir",
+                str(w["archive"]),
+                "--suggestions-dir",
+                str(w["suggestions"]),
+            ],
         ]
     return calls
 
@@ -180,16 +290,21 @@ def _outside_state(w: dict[str, Any]) -> dict[str, str]:
 
 
 def _repo_state() -> dict[str, str]:
-    return {**{f"config/{k}": v for k, v in tree(HOST_PLUGINS.parent / "config").items()},
-            **{f"data/{k}": v for k, v in tree(REPO / "data").items() if not k.startswith("harvest")}}
+    return {
+        **{f"config/{k}": v for k, v in tree(HOST_PLUGINS.parent / "config").items()},
+        **{f"data/{k}": v for k, v in tree(REPO / "data").items() if not k.startswith("harvest")},
+    }
 
 
 def _check(events: list[tuple[str, Path, bool]], w: dict[str, Any]) -> dict[str, int]:
     writes = [(e, p) for e, p, writes in events if writes]
     stray_writes = [(e, str(p)) for e, p in writes if not _inside(p, w["root"])]
     assert not stray_writes, f"writes outside the data folders: {stray_writes[:5]}"
-    touched = [(e, str(p)) for e, p, _ in events if _inside(p, w["box"]) and not _inside(p, w["root"])
-               and not (e == "os.listdir" and p == w["cwd"])]
+    touched = [
+        (e, str(p))
+        for e, p, _ in events
+        if _inside(p, w["box"]) and not _inside(p, w["root"]) and not (e == "os.listdir" and p == w["cwd"])
+    ]
     assert not touched, f"the sandbox outside the data folders was read or listed: {touched[:5]}"
     return {"events": len(events), "writes": len(writes)}
 
@@ -236,13 +351,26 @@ def test_audit_sees_legitimate_writes(sandbox) -> None:
     audit = Audited()
     with audit:
         record_calibration_result(build_result(), "SPY", "live", history_dir=sandbox["history"])
-        apply_values(sandbox["target"], {"global": 1.2}, archive_dir=sandbox["archive"], kind="force", reason="Applied: x")
-        approve_suggestion(ReviewStore(sandbox["suggestions"]), sandbox["pending"], target=sandbox["target"], reviewer="ana",
-                                                     archive_dir=sandbox["archive"], history_dir=sandbox["history"])
+        apply_values(
+            sandbox["target"], {"global": 1.2}, archive_dir=sandbox["archive"], kind="force", reason="Applied: x"
+        )
+        approve_suggestion(
+            ReviewStore(sandbox["suggestions"]),
+            sandbox["pending"],
+            target=sandbox["target"],
+            reviewer="ana",
+            archive_dir=sandbox["archive"],
+            history_dir=sandbox["history"],
+        )
         rollback(sandbox["target"], "original", archive_dir=sandbox["archive"])
     counts = _check(audit.found, sandbox)
     written = {p.parent for e, p, w in audit.found if w}
-    assert {sandbox["history"], sandbox["archive"] / "live", sandbox["root"] / "config", sandbox["suggestions"]} <= written
+    assert {
+        sandbox["history"],
+        sandbox["archive"] / "live",
+        sandbox["root"] / "config",
+        sandbox["suggestions"],
+    } <= written
     assert counts["writes"] >= 10
 
 
@@ -254,11 +382,15 @@ def test_http_routes_never_reach_outside(sandbox) -> None:
 
     data = sandbox["root"] / "panel"
     (data / "config").mkdir(parents=True)
-    (data / "config" / "vol_surface_SPY.json").write_text(json.dumps(
-        {"iv_multiplier": 1.0, "bands": {"weekly": {"min_dte": 3, "max_dte": 10, "iv_multiplier": 1.0}}}))
+    (data / "config" / "vol_surface_SPY.json").write_text(
+        json.dumps({"iv_multiplier": 1.0, "bands": {"weekly": {"min_dte": 3, "max_dte": 10, "iv_multiplier": 1.0}}})
+    )
     record_calibration_result(build_result(), "SPY", "harvested", history_dir=data / "calibration_runs", timestamp=T0)
-    client = TestClient(create_app(data, plugins_dir=HOST_PLUGINS, password=None, secret="s"),
-                        raise_server_exceptions=False, follow_redirects=False)
+    client = TestClient(
+        create_app(data, plugins_dir=HOST_PLUGINS, password=None, secret="s"),
+        raise_server_exceptions=False,
+        follow_redirects=False,
+    )
     token = client.get("/calibration/api/csrf-token").json()["csrf_token"]
     before, repo = _outside_state(sandbox), _repo_state()
     audit = Audited()
@@ -295,9 +427,14 @@ def test_http_reflected_input_is_escaped(sandbox) -> None:
     data = sandbox["root"] / "panel"
     (data / "config").mkdir(parents=True)
     (data / "config" / "vol_surface_SPY.json").write_text(json.dumps({"iv_multiplier": 1.0, "bands": {}}))
-    record_calibration_result(build_result(bands={}), "SPY", "harvested", history_dir=data / "calibration_runs", timestamp=T0)
-    client = TestClient(create_app(data, plugins_dir=HOST_PLUGINS, password=None, secret="s"),
-                        raise_server_exceptions=False, follow_redirects=False)
+    record_calibration_result(
+        build_result(bands={}), "SPY", "harvested", history_dir=data / "calibration_runs", timestamp=T0
+    )
+    client = TestClient(
+        create_app(data, plugins_dir=HOST_PLUGINS, password=None, secret="s"),
+        raise_server_exceptions=False,
+        follow_redirects=False,
+    )
     token = client.get("/calibration/api/csrf-token").json()["csrf_token"]
     payload = "<script>alert(1)</script>"
     responses = [
@@ -306,10 +443,16 @@ def test_http_reflected_input_is_escaped(sandbox) -> None:
         client.get("/calibration/", params={"underlying": "SPY", "page": payload}),
         client.get("/calibration/force-apply", params={"underlying": payload}),
         client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": payload}),
-        client.post("/calibration/force-apply", headers={"X-CSRF-Token": token},
-                    data={"underlying": "SPY", "run_id": payload, "confirm": "yes"}),
-        client.post(f"/calibration/suggestions/{payload.replace('/', '%2F')}/reject", headers={"X-CSRF-Token": token},
-                    data={"underlying": "SPY", "notes": payload}),
+        client.post(
+            "/calibration/force-apply",
+            headers={"X-CSRF-Token": token},
+            data={"underlying": "SPY", "run_id": payload, "confirm": "yes"},
+        ),
+        client.post(
+            f"/calibration/suggestions/{payload.replace('/', '%2F')}/reject",
+            headers={"X-CSRF-Token": token},
+            data={"underlying": "SPY", "notes": payload},
+        ),
     ]
     for response in responses:
         assert response.status_code < 500

@@ -35,10 +35,10 @@ from calibration_policy import (
 )
 from calibration_policy import history as history_module
 from calibration_policy.archive import Archive
+from calibration_policy.pipeline import approve_suggestion, force_apply, reject_suggestion, run_update
+from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.review import ReviewStore
-from calibration_policy.pipeline import approve_suggestion, reject_suggestion, roll_back as rollback
 from calibration_policy.target import JsonFileTarget
-from calibration_policy.pipeline import force_apply, run_update
 
 POLICY = CalibrationUpdatePolicy(min_delta_global=0.02, min_delta_band=0.02, min_sample_size=100, min_vega_sum=1000.0)
 APPROVAL = POLICY.model_copy(update={"require_approval": True})
@@ -50,7 +50,11 @@ class CalibrationMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tmp = Path(tempfile.mkdtemp(prefix="proof-stateful-"))
-        self.history, self.archive_dir, self.suggestions = self.tmp / "history", self.tmp / "archive", self.tmp / "suggestions"
+        self.history, self.archive_dir, self.suggestions = (
+            self.tmp / "history",
+            self.tmp / "archive",
+            self.tmp / "suggestions",
+        )
         self.config = self.tmp / "live.json"
         self.config.write_text(json.dumps(ORIGINAL_JSON_CONFIG) + "\n")
         self.target = JsonFileTarget(self.config)
@@ -77,17 +81,26 @@ class CalibrationMachine(RuleBasedStateMachine):
 
     @rule(g=multipliers, same_time=st.booleans())
     def record(self, g: float, same_time: bool) -> None:
-        run = record_calibration_result(build_result(global_m=g), "SPY", "live", history_dir=self.history,
-                                        timestamp=self._stamp(same_time))
+        run = record_calibration_result(
+            build_result(global_m=g), "SPY", "live", history_dir=self.history, timestamp=self._stamp(same_time)
+        )
         self.recorded.append(run.run_id)
 
     @rule(g=multipliers, force=st.booleans(), approval=st.booleans(), thin=st.booleans(), same_time=st.booleans())
     def update(self, g: float, force: bool, approval: bool, thin: bool, same_time: bool) -> None:
         before = self.config.read_bytes()
-        outcome = run_update(build_result(global_m=g, n=40 if thin else 412), underlying="SPY", source="live",
-                             target=self.target, policy=APPROVAL if approval else POLICY, history_dir=self.history,
-                             archive_dir=self.archive_dir, suggestions_dir=self.suggestions, force=force,
-                             timestamp=self._stamp(same_time))
+        outcome = run_update(
+            build_result(global_m=g, n=40 if thin else 412),
+            underlying="SPY",
+            source="live",
+            target=self.target,
+            policy=APPROVAL if approval else POLICY,
+            history_dir=self.history,
+            archive_dir=self.archive_dir,
+            suggestions_dir=self.suggestions,
+            force=force,
+            timestamp=self._stamp(same_time),
+        )
         self.recorded.append(outcome.run.run_id)
         if force:
             assert outcome.applied and outcome.run.forced
@@ -108,10 +121,13 @@ class CalibrationMachine(RuleBasedStateMachine):
     def force(self, use: str) -> None:
         if not self.recorded:
             with pytest.raises(HistoryError):
-                force_apply("SPY", target=self.target, policy=POLICY, history_dir=self.history, archive_dir=self.archive_dir)
+                force_apply(
+                    "SPY", target=self.target, policy=POLICY, history_dir=self.history, archive_dir=self.archive_dir
+                )
             return
-        outcome = force_apply("SPY", target=self.target, policy=POLICY, history_dir=self.history,
-                              archive_dir=self.archive_dir, use=use)
+        outcome = force_apply(
+            "SPY", target=self.target, policy=POLICY, history_dir=self.history, archive_dir=self.archive_dir, use=use
+        )
         self._applied(outcome.change)
 
     @precondition(lambda self: self.statuses)
@@ -122,10 +138,19 @@ class CalibrationMachine(RuleBasedStateMachine):
         if self.statuses[sid] != "pending":
             before = self.config.read_bytes()
             with pytest.raises(ReviewError, match="already"):
-                approve_suggestion(store, sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history)
+                approve_suggestion(
+                    store,
+                    sid,
+                    target=self.target,
+                    reviewer="ana",
+                    archive_dir=self.archive_dir,
+                    history_dir=self.history,
+                )
             assert self.config.read_bytes() == before
             return
-        item = approve_suggestion(store, sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history)
+        item = approve_suggestion(
+            store, sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history
+        )
         assert item.status == "approved"
         self.expected = {**self.expected, **item.values}
         self.statuses[sid] = "approved"
@@ -157,7 +182,9 @@ class CalibrationMachine(RuleBasedStateMachine):
                 rollback(self.target, "original", archive_dir=self.archive_dir)
             return
         period = data.draw(st.sampled_from(periods))
-        entry = rollback(self.target, period.change.change_id if period.change else "original", archive_dir=self.archive_dir)
+        entry = rollback(
+            self.target, period.change.change_id if period.change else "original", archive_dir=self.archive_dir
+        )
         assert entry.new_snapshot == period.snapshot
         self._applied(entry)
 
@@ -204,6 +231,8 @@ class CalibrationMachine(RuleBasedStateMachine):
 
 TestCalibrationMachine = CalibrationMachine.TestCase
 TestCalibrationMachine.settings = settings(
-    max_examples=120 if LONG else 30, stateful_step_count=40 if LONG else 20, deadline=None,
+    max_examples=120 if LONG else 30,
+    stateful_step_count=40 if LONG else 20,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )

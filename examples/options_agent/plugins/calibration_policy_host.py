@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 AGENT_DIR = Path(__file__).resolve().parents[1]
 if str(AGENT_DIR) not in sys.path:
     sys.path.insert(0, str(AGENT_DIR))
 
-from calibration_policy import TargetError, TargetFactory, hookimpl  # noqa: E402
-from calibration_policy.naming import check_underlying  # noqa: E402
-from src.calibration_config import CalibrationConfig, HarvestSettings  # noqa: E402
+from calibration_policy import TargetError, TargetFactory, hookimpl
+from calibration_policy.naming import check_underlying
+from src.calibration_config import CalibrationConfig, HarvestSettings
 from src.calibration_extended import (
     available_dates,
     harvest_dir_for,
     latest_date,
     run_historical_calibration_from_harvest,
-)  # noqa: E402
-from src.cli_support import DEFAULT_HARVEST_DIR, DEFAULT_VOL_SURFACE  # noqa: E402
-from src.synthetic import VolSurfaceConfig  # noqa: E402
+)
+from src.cli_support import DEFAULT_HARVEST_DIR, DEFAULT_VOL_SURFACE
+from src.synthetic import VolSurfaceConfig
 
 HARVEST_ENV = "OPTIONS_AGENT_HARVEST_DIR"
 
@@ -130,5 +131,11 @@ def register_sources(register):
 
 @hookimpl
 def register_targets(register):
-    register(TargetFactory("vol_surface", vol_surface_target, "Options agent vol surface",
-                           "The agent's config/vol_surface.json, written through its VolSurfaceConfig."))
+    register(
+        TargetFactory(
+            "vol_surface",
+            vol_surface_target,
+            "Options agent vol surface",
+            "The agent's config/vol_surface.json, written through its VolSurfaceConfig.",
+        )
+    )

@@ -39,14 +39,23 @@ def register_sources(register):
 
 @hookimpl
 def register_targets(register):
-    register(TargetFactory(DOMAIN_NAME, limits_target, "Desk limits file", "A flat JSON file of desk → position limit."))
+    register(
+        TargetFactory(DOMAIN_NAME, limits_target, "Desk limits file", "A flat JSON file of desk → position limit.")
+    )
 
 
 @hookimpl
 def register_rules(register):
-    register(Rule(RULE_NAME, max_cut_pct, "Gradual cuts",
-                  "No desk's limit is cut by more than max_cut_pct percent in one update; a deeper cut is made "
-                  "over several updates.", options=MaxCutOptions))
+    register(
+        Rule(
+            RULE_NAME,
+            max_cut_pct,
+            "Gradual cuts",
+            "No desk's limit is cut by more than max_cut_pct percent in one update; a deeper cut is made "
+            "over several updates.",
+            options=MaxCutOptions,
+        )
+    )
 
 
 @hookimpl
@@ -66,5 +75,12 @@ def _add_tab_routes(router: Any, context: Any) -> None:
 def register_panel_tabs(register):
     from calibration_policy_ui.tabs import PanelTab
 
-    register(PanelTab("risk_limits", "Risk limits", _add_tab_routes, route="risk_limits",
-                      description="The live position limit of every desk and the latest limits calibrations."))
+    register(
+        PanelTab(
+            "risk_limits",
+            "Risk limits",
+            _add_tab_routes,
+            route="risk_limits",
+            description="The live position limit of every desk and the latest limits calibrations.",
+        )
+    )

@@ -24,7 +24,7 @@ DESK_LABELS = {"fx": "FX"}
 
 
 def desk_label(desk: str) -> str:
-    """"Rates", "Equities", "FX": how a person names the desk."""
+    """ "Rates", "Equities", "FX": how a person names the desk."""
     return DESK_LABELS.get(desk, desk.replace("_", " ").capitalize())
 
 
@@ -56,7 +56,9 @@ class RiskLimitsDomain(Domain):
             raise InvalidRunError(f"A realized-vol result must be a dict, not {type(result).__name__}.")
         desks = result.get("desks")
         if not isinstance(desks, Mapping) or not desks:
-            raise InvalidRunError("The realized-vol result has no desks table (desk → realized_vol, recommended_limit).")
+            raise InvalidRunError(
+                "The realized-vol result has no desks table (desk → realized_vol, recommended_limit)."
+            )
         recommended: dict[str, float] = {}
         for desk, row in desks.items():
             if not isinstance(row, Mapping):
@@ -64,15 +66,21 @@ class RiskLimitsDomain(Domain):
             vol = _number(row.get("realized_vol"), f"desks.{desk}.realized_vol")
             limit = _number(row.get("recommended_limit"), f"desks.{desk}.recommended_limit")
             if vol <= 0:
-                raise InvalidRunError(f"The {desk_label(str(desk))} desk's realized volatility is {vol:g}; "
-                                      "it must be positive to size a limit from it.")
+                raise InvalidRunError(
+                    f"The {desk_label(str(desk))} desk's realized volatility is {vol:g}; "
+                    "it must be positive to size a limit from it."
+                )
             if limit <= 0:
-                raise InvalidRunError(f"The recommended {desk_label(str(desk))} limit is {limit:g}; it must be positive.")
+                raise InvalidRunError(
+                    f"The recommended {desk_label(str(desk))} limit is {limit:g}; it must be positive."
+                )
             recommended[str(desk)] = limit
         n = result.get("n_days")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidRunError(f"The realized-vol result's n_days must be a whole number ≥ 0, not {n!r:.40}.")
-        details = {key: result[key] for key in ("book", "as_of", "first_day", "window_days", "currency") if key in result}
+        details = {
+            key: result[key] for key in ("book", "as_of", "first_day", "window_days", "currency") if key in result
+        }
         details["desks"] = {str(desk): dict(row) for desk, row in desks.items()}
         return Extracted(recommended=recommended, sample_size=n, vega_sum=None, details=details)
 
@@ -92,8 +100,9 @@ def _write_limits(snapshot: dict[str, Any], values: Mapping[str, float]) -> dict
     return {**snapshot, **RiskLimitsDomain().validate(values)}
 
 
-def limits_target(underlying: str | None = None, path: str | os.PathLike[str] | None = None,
-                  name: str | None = None) -> JsonFileTarget:
+def limits_target(
+    underlying: str | None = None, path: str | os.PathLike[str] | None = None, name: str | None = None
+) -> JsonFileTarget:
     """The live limits file, flat ``{desk: limit}``; archived under its file name's stem.
 
     ``underlying`` is the book; one file holds one book's limits, so it does not pick the file

@@ -29,7 +29,9 @@ class MaxCutOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     # Strict: in TOML `max_cut_pct = true` or `"20"` is an error, not a number.
-    max_cut_pct: Annotated[float, Strict()] = Field(20.0, gt=0, le=100, description="Largest cut of one desk's limit in one update, in % of the live limit.")
+    max_cut_pct: Annotated[float, Strict()] = Field(
+        20.0, gt=0, le=100, description="Largest cut of one desk's limit in one update, in % of the live limit."
+    )
 
 
 def max_cut_pct(ctx: Any) -> Any:
@@ -45,9 +47,13 @@ def max_cut_pct(ctx: Any) -> Any:
         if cut <= limit:
             continue
         clipped[desk] = old * (1 - limit / 100)
-        notes.append(f"{ctx.label(desk)} limit cut to {money(clipped[desk])}, {limit:g}% below {money(old)} "
-                     f"(the calibration asks for {money(new)}, a {cut:.1f}% cut; at most {limit:g}% per update)")
+        notes.append(
+            f"{ctx.label(desk)} limit cut to {money(clipped[desk])}, {limit:g}% below {money(old)} "
+            f"(the calibration asks for {money(new)}, a {cut:.1f}% cut; at most {limit:g}% per update)"
+        )
     numbers = {"max_cut_pct": limit, "cuts_pct": cuts}
     if not notes:
-        return RuleVerdict(RULE_NAME, True, f"every cut within {limit:g}% of the live limit", numbers, counts_in_reason=False)
+        return RuleVerdict(
+            RULE_NAME, True, f"every cut within {limit:g}% of the live limit", numbers, counts_in_reason=False
+        )
     return RuleVerdict(RULE_NAME, True, "; ".join(notes), numbers, adjusted=clipped)

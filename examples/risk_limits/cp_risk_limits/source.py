@@ -48,7 +48,11 @@ def load_returns(path: str | os.PathLike[str] | None = None) -> Returns:
     """The returns table: a ``date`` column, then one column of daily returns per desk."""
     where = str(path) if path else "the bundled daily_returns.csv"
     try:
-        text = Path(path).read_text(encoding="utf-8") if path else _bundled("daily_returns.csv").read_text(encoding="utf-8")
+        text = (
+            Path(path).read_text(encoding="utf-8")
+            if path
+            else _bundled("daily_returns.csv").read_text(encoding="utf-8")
+        )
     except OSError as error:
         raise InvalidRunError(f"The returns file {where} cannot be read: {error.strerror or error}.") from None
     rows = list(csv.reader(text.splitlines()))
@@ -64,9 +68,13 @@ def load_returns(path: str | os.PathLike[str] | None = None) -> Returns:
             day = date.fromisoformat(row[0])
             values = [float(cell) for cell in row[1:]]
         except ValueError:
-            raise InvalidRunError(f"Line {line} of {where} is not a date and numbers: {','.join(row)[:80]!r}.") from None
+            raise InvalidRunError(
+                f"Line {line} of {where} is not a date and numbers: {','.join(row)[:80]!r}."
+            ) from None
         if days and day <= days[-1]:
-            raise InvalidRunError(f"Line {line} of {where}: {day} does not come after {days[-1]}; sort the file by date.")
+            raise InvalidRunError(
+                f"Line {line} of {where}: {day} does not come after {days[-1]}; sort the file by date."
+            )
         if not all(math.isfinite(v) for v in values):
             raise InvalidRunError(f"Line {line} of {where} holds a return that is not a finite number.")
         days.append(day)
@@ -79,7 +87,11 @@ def load_budgets(path: str | os.PathLike[str] | None = None) -> tuple[str, dict[
     """The currency and each desk's risk budget (its annual one-standard-deviation loss)."""
     where = str(path) if path else "the bundled risk_budgets.json"
     try:
-        raw = Path(path).read_text(encoding="utf-8") if path else _bundled("risk_budgets.json").read_text(encoding="utf-8")
+        raw = (
+            Path(path).read_text(encoding="utf-8")
+            if path
+            else _bundled("risk_budgets.json").read_text(encoding="utf-8")
+        )
         data = json.loads(raw)
     except OSError as error:
         raise InvalidRunError(f"The budgets file {where} cannot be read: {error.strerror or error}.") from None
@@ -89,7 +101,12 @@ def load_budgets(path: str | os.PathLike[str] | None = None) -> tuple[str, dict[
     if not isinstance(budgets, dict) or not budgets:
         raise InvalidRunError(f"The budgets file {where} has no risk_budget table (desk → amount).")
     for desk, amount in budgets.items():
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount > 0 or not math.isfinite(amount):
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, (int, float))
+            or not amount > 0
+            or not math.isfinite(amount)
+        ):
             raise InvalidRunError(f"The {desk} risk budget in {where} must be a positive amount, not {amount!r:.40}.")
     return str(data.get("currency") or "USD"), {str(desk): float(amount) for desk, amount in budgets.items()}
 
@@ -101,8 +118,12 @@ class RealizedVolSource:
     label = "Realized volatility"
     description = "limit = risk budget / annualized realized volatility of the last 60 trading days"
 
-    def __init__(self, returns_path: str | os.PathLike[str] | None = None,
-                 budgets_path: str | os.PathLike[str] | None = None, window_days: int = WINDOW_DAYS) -> None:
+    def __init__(
+        self,
+        returns_path: str | os.PathLike[str] | None = None,
+        budgets_path: str | os.PathLike[str] | None = None,
+        window_days: int = WINDOW_DAYS,
+    ) -> None:
         if isinstance(window_days, bool) or not isinstance(window_days, int) or window_days < 2:
             raise InvalidRunError(f"window_days must be a whole number of at least 2, not {window_days!r:.40}.")
         self.returns_path, self.budgets_path, self.window_days = returns_path, budgets_path, window_days
@@ -113,11 +134,13 @@ class RealizedVolSource:
     def dates(self, underlying: str) -> list[date]:
         """Every date with a full window of returns behind it (for a replay of the year)."""
         self._check_book(underlying)
-        return list(load_returns(self.returns_path).days[self.window_days - 1:])
+        return list(load_returns(self.returns_path).days[self.window_days - 1 :])
 
     def _check_book(self, underlying: str) -> None:
         if not isinstance(underlying, str) or underlying.strip().upper() != BOOK:
-            raise InvalidRunError(f"The realized-vol source holds returns for the {BOOK} book only, not {underlying!r:.40}.")
+            raise InvalidRunError(
+                f"The realized-vol source holds returns for the {BOOK} book only, not {underlying!r:.40}."
+            )
 
     def calibrate(self, underlying: str, day: date | None = None) -> dict[str, Any]:
         """The result :meth:`RiskLimitsDomain.extract` reads: per desk its vol, budget and recommended limit."""
@@ -131,8 +154,10 @@ class RealizedVolSource:
         start = max(0, upto - self.window_days)
         if upto - start < 2:
             found = upto - start
-            raise InvalidRunError(f"Only {found} day{'' if found == 1 else 's'} of returns up to {day} (they start on "
-                                  f"{returns.days[0]}); volatility needs at least 2.")
+            raise InvalidRunError(
+                f"Only {found} day{'' if found == 1 else 's'} of returns up to {day} (they start on "
+                f"{returns.days[0]}); volatility needs at least 2."
+            )
         missing = sorted(set(budgets) - set(returns.by_desk))
         if missing:
             raise InvalidRunError(f"The {missing[0]} desk has a risk budget but no returns column.")
@@ -141,8 +166,10 @@ class RealizedVolSource:
             window = returns.by_desk[desk][start:upto]
             vol = statistics.stdev(window) * math.sqrt(TRADING_DAYS_PER_YEAR)
             if not vol > 0:
-                raise InvalidRunError(f"The {desk} desk's returns do not move between {returns.days[start]} and {day}; "
-                                      "a limit cannot be sized from zero volatility.")
+                raise InvalidRunError(
+                    f"The {desk} desk's returns do not move between {returns.days[start]} and {day}; "
+                    "a limit cannot be sized from zero volatility."
+                )
             limit = math.floor(budget / vol / LIMIT_STEP) * LIMIT_STEP
             desks[desk] = {
                 "realized_vol": round(vol, 6),
@@ -159,6 +186,10 @@ class RealizedVolSource:
             "n_days": upto - start,
             "currency": currency,
             "desks": desks,
-            "config": {"window_days": self.window_days, "trading_days_per_year": TRADING_DAYS_PER_YEAR,
-                       "limit_step": LIMIT_STEP, "risk_budget": budgets},
+            "config": {
+                "window_days": self.window_days,
+                "trading_days_per_year": TRADING_DAYS_PER_YEAR,
+                "limit_step": LIMIT_STEP,
+                "risk_budget": budgets,
+            },
         }

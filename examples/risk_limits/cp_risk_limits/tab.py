@@ -83,23 +83,42 @@ def build_page(panel: Any, options: Any) -> RiskLimitsPage:
     book = str(options.get("book") or BOOK)
     policy = _policy(panel, options)
     view = RiskLimitsPage(book=book, explanation=policy.explain())
-    runs = [run for run in load_recent_calibration_history(book, limit=RUNS_SHOWN * 3, history_dir=panel.history_dir)
-            if run.domain == DOMAIN_NAME][-RUNS_SHOWN:]
+    runs = [
+        run
+        for run in load_recent_calibration_history(book, limit=RUNS_SHOWN * 3, history_dir=panel.history_dir)
+        if run.domain == DOMAIN_NAME
+    ][-RUNS_SHOWN:]
     view.latest = runs[-1] if runs else None
-    status = {"applied": "Applied", "not applied": "Not applied", "pending": "Waiting for approval", "undecided": "Undecided"}
-    view.runs = [RunRow(run, [(desk_label(d), money(v)) for d, v in sorted(run.recommended.items())], status[run.status])
-                 for run in reversed(runs)]
+    status = {
+        "applied": "Applied",
+        "not applied": "Not applied",
+        "pending": "Waiting for approval",
+        "undecided": "Undecided",
+    }
+    view.runs = [
+        RunRow(run, [(desk_label(d), money(v)) for d, v in sorted(run.recommended.items())], status[run.status])
+        for run in reversed(runs)
+    ]
     measured = (view.latest.model_extra or {}).get("desks", {}) if view.latest else {}
     try:
         target = _target(panel, options, policy, book)
         view.target_name = str(getattr(target, "path", target.name))
-        report = status_report(book, policy=policy, target=target, history_dir=panel.history_dir,
-                               archive_dir=panel.archive_dir)
+        report = status_report(
+            book, policy=policy, target=target, history_dir=panel.history_dir, archive_dir=panel.archive_dir
+        )
     except CalibrationPolicyError as error:
         view.error = str(error)
         return view
-    view.rows = [LimitRow(row.scope, desk_label(row.scope), row.value, row.last_updated,
-                          (measured.get(row.scope) or {}).get("realized_vol")) for row in report.current]
+    view.rows = [
+        LimitRow(
+            row.scope,
+            desk_label(row.scope),
+            row.value,
+            row.last_updated,
+            (measured.get(row.scope) or {}).get("realized_vol"),
+        )
+        for row in report.current
+    ]
     return view
 
 
@@ -107,7 +126,9 @@ def add_routes(router: Any, context: Any) -> None:
     panel, options = context.panel, context.options
     add_templates(panel)
 
-    @router.get("/risk-limits/", name=f"calibration_policy_ui.{ROUTE}", response_class=HTMLResponse, include_in_schema=False)
+    @router.get(
+        "/risk-limits/", name=f"calibration_policy_ui.{ROUTE}", response_class=HTMLResponse, include_in_schema=False
+    )
     def show(request: Request, book: Annotated[str | None, Query(max_length=40)] = None) -> Response:
         view = build_page(panel, {**options, "book": book or options.get("book")})
         return panel.render(request, TEMPLATE, {"view": view, "money": money, "active_page": ROUTE, "tab_route": ROUTE})

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.paths import live_config_copy
 from calibration_policy.hookspecs import hookimpl
+from calibration_policy.paths import live_config_copy
 from calibration_policy.plugins import collect
 from calibration_policy.policy import CalibrationUpdatePolicy
 
@@ -46,9 +46,13 @@ class DemoSummary:
             "archive_dir": str(self.out / "config_archive"),
             "underlyings": {
                 u.underlying: {
-                    "runs": u.runs, "applied": u.applied, "not_applied": u.runs - u.applied,
-                    "not_applied_by_reason": dict(u.not_applied_by_reason), "final": u.final,
-                    "first_day": u.first_day, "last_day": u.last_day,
+                    "runs": u.runs,
+                    "applied": u.applied,
+                    "not_applied": u.runs - u.applied,
+                    "not_applied_by_reason": dict(u.not_applied_by_reason),
+                    "final": u.final,
+                    "first_day": u.first_day,
+                    "last_day": u.last_day,
                 }
                 for u in self.underlyings
             },
@@ -58,21 +62,32 @@ class DemoSummary:
     def text(self) -> str:
         lines = [f"Replayed the bundled data through the policy into {self.out}/", ""]
         for u in self.underlyings:
-            lines.append(f"{u.underlying}: {u.runs} daily runs ({u.first_day} to {u.last_day}), "
-                         f"{u.applied} applied, {u.runs - u.applied} not applied")
+            lines.append(
+                f"{u.underlying}: {u.runs} daily runs ({u.first_day} to {u.last_day}), "
+                f"{u.applied} applied, {u.runs - u.applied} not applied"
+            )
             for reason, count in u.not_applied_by_reason.most_common():
                 lines.append(f"   not applied, {reason}: {count}")
-            final = ", ".join(f"{scope} {value:.3f}" for scope, value in sorted(u.final.items(), key=lambda kv: (kv[0] != "global", kv[0])))
+            final = ", ".join(
+                f"{scope} {value:.3f}"
+                for scope, value in sorted(u.final.items(), key=lambda kv: (kv[0] != "global", kv[0]))
+            )
             lines.append(f"   live multipliers now: {final}")
         if self.weights:
             lines += ["", "Scoring weights: " + self.weights]
         out = shlex.quote(str(self.out))
         names = [u.underlying for u in self.underlyings]
         symbol = "SPY" if "SPY" in names or not names else names[0]
-        lines += ["", "Policy: " + self.policy.explain(), "",
-                  f"See the runs:      calibration-policy history {symbol} --data {out}"]
+        lines += [
+            "",
+            "Policy: " + self.policy.explain(),
+            "",
+            f"See the runs:      calibration-policy history {symbol} --data {out}",
+        ]
         if _can_serve():  # each command printed here is run by tests/calibration_policy/test_hints.py
-            lines.append(f"See the panel:     calibration-policy serve --data {out}   (then open http://127.0.0.1:8000/calibration/)")
+            lines.append(
+                f"See the panel:     calibration-policy serve --data {out}   (then open http://127.0.0.1:8000/calibration/)"
+            )
         return "\n".join(lines)
 
 
@@ -93,20 +108,30 @@ REASON_NAMES = {
 }
 
 
-def demo_plugins(policy: CalibrationUpdatePolicy, source_name: str = "harvested", builtin: bool = False) -> tuple[Any, Any]:
+def demo_plugins(
+    policy: CalibrationUpdatePolicy, source_name: str = "harvested", builtin: bool = False
+) -> tuple[Any, Any]:
     """The host's source and target when a host plugin registers them (the options agent's, in the repository),
     else the package's own on its bundled sample data, so the demo runs wherever the package is installed."""
     sources, targets = collect("sources").found, collect("targets").found
     if not builtin and source_name in sources and policy.domain in targets:
         return sources[source_name], targets[policy.domain].factory
     if policy.domain != "vol_surface":
-        raise CalibrationPolicyError(f"The demo replays IV multipliers, but the policy's domain is {policy.domain!r}; "
-                                     "run the demo without --policy (or with a vol_surface policy).")
+        raise CalibrationPolicyError(
+            f"The demo replays IV multipliers, but the policy's domain is {policy.domain!r}; "
+            "run the demo without --policy (or with a vol_surface policy)."
+        )
     return sample.SampleSource(), sample.sample_target
 
 
-def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, progress: bool = True,
-             source_name: str = "harvested", builtin: bool = False) -> DemoSummary:
+def run_demo(
+    out: Path,
+    policy: CalibrationUpdatePolicy,
+    fresh: bool = True,
+    progress: bool = True,
+    source_name: str = "harvested",
+    builtin: bool = False,
+) -> DemoSummary:
     """Replay every bundled day of every underlying into ``out`` (history, archive, configs).
 
     ``builtin`` uses the package's own source and target even when a host plugin provides them."""
@@ -128,12 +153,16 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
     (out / ".calibration-policy-demo").touch()
     plan = [(u, d) for u in source.underlyings() for d in source.dates(u)]
     if not plan:
-        raise CalibrationPolicyError(f"The {source_name} source has no days to replay; run `calibration-policy demo "
-                                     f"--sample-data --out {shlex.quote(str(out))}` to replay the sample data shipped with "
-                                     "the package instead.")
+        raise CalibrationPolicyError(
+            f"The {source_name} source has no days to replay; run `calibration-policy demo "
+            f"--sample-data --out {shlex.quote(str(out))}` to replay the sample data shipped with "
+            "the package instead."
+        )
     summaries: dict[str, UnderlyingSummary] = {}
     targets = {}
-    days = track(plan, "Replaying calibration days", disable=not progress, console=Console(stderr=True))  # stdout stays the summary's
+    days = track(
+        plan, "Replaying calibration days", disable=not progress, console=Console(stderr=True)
+    )  # stdout stays the summary's
     for underlying, day in days:
         if underlying not in targets:
             default = factory(underlying, None)
@@ -143,8 +172,13 @@ def run_demo(out: Path, policy: CalibrationUpdatePolicy, fresh: bool = True, pro
             targets[underlying] = factory(underlying, str(path))
             summaries[underlying] = UnderlyingSummary(underlying, first_day=str(day))
         outcome = run_update(
-            source.calibrate(underlying, day), underlying=underlying, source=source_name, target=targets[underlying],
-            policy=policy, history_dir=out / "calibration_runs", archive_dir=out / "config_archive",
+            source.calibrate(underlying, day),
+            underlying=underlying,
+            source=source_name,
+            target=targets[underlying],
+            policy=policy,
+            history_dir=out / "calibration_runs",
+            archive_dir=out / "config_archive",
             timestamp=run_time_for(day),
         )
         summary = summaries[underlying]
@@ -169,13 +203,19 @@ def _suggest_weights(out: Path, trades: Path = sample.TRADES, weights: Path = sa
 
     shutil.copyfile(trades, out / "trades.parquet")
     shutil.copyfile(weights, out / "scoring_weights.json")
-    outcome = suggest_weights(out / "trades.parquet", weights_target(path=out / "scoring_weights.json"),
-                              history_dir=out / "calibration_runs", suggestions_dir=out / "suggestions")
+    outcome = suggest_weights(
+        out / "trades.parquet",
+        weights_target(path=out / "scoring_weights.json"),
+        history_dir=out / "calibration_runs",
+        suggestions_dir=out / "suggestions",
+    )
     if outcome.suggestion is None:
         return outcome.message
     # The suggestion's id is a time stamp; the summary names the command instead, so two demos read the same.
-    return outcome.message.replace(f"Review it as suggestion {outcome.suggestion.suggestion_id}.",
-                                   f"Review it: calibration-policy weights show --data {out}")
+    return outcome.message.replace(
+        f"Review it as suggestion {outcome.suggestion.suggestion_id}.",
+        f"Review it: calibration-policy weights show --data {out}",
+    )
 
 
 @hookimpl
@@ -186,13 +226,30 @@ def register_commands(cli: click.Group) -> None:
 
     @cli.command()
     @policy_options
-    @click.option("--out", default="demo-output", show_default=True, help="Folder for the demo's history, archive and configs.")
+    @click.option(
+        "--out", default="demo-output", show_default=True, help="Folder for the demo's history, archive and configs."
+    )
     @click.option("--keep", is_flag=True, help="Keep an existing demo folder instead of starting fresh.")
-    @click.option("--sample-data", is_flag=True,
-                  help="Replay the sample data shipped with the package even when a host plugin provides a source.")
-    def demo(policy_file: str | None, history_dir: str | None, archive_dir: str | None, as_json: bool, out: str,
-             keep: bool, sample_data: bool) -> None:
+    @click.option(
+        "--sample-data",
+        is_flag=True,
+        help="Replay the sample data shipped with the package even when a host plugin provides a source.",
+    )
+    def demo(
+        policy_file: str | None,
+        history_dir: str | None,
+        archive_dir: str | None,
+        as_json: bool,
+        out: str,
+        keep: bool,
+        sample_data: bool,
+    ) -> None:
         """Replay the bundled sample data through the policy and summarise."""
-        summary = run_demo(Path(out), policy=load_policy(policy_file, history_dir), fresh=not keep, progress=not as_json,
-                           builtin=sample_data)
+        summary = run_demo(
+            Path(out),
+            policy=load_policy(policy_file, history_dir),
+            fresh=not keep,
+            progress=not as_json,
+            builtin=sample_data,
+        )
         emit_json(summary.to_dict()) if as_json else click.echo(summary.text())

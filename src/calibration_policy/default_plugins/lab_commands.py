@@ -8,9 +8,10 @@ version and then write the data root's policy TOML. Progress bars go to stderr, 
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, time, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from calibration_policy.hookspecs import hookimpl
 
@@ -34,18 +35,24 @@ def progress_bar(label: str, total: int, enabled: bool = True) -> Iterator[Any]:
     if not enabled or not console.is_terminal:
         yield lambda n=1: None
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n=1: bar.advance(task, n)
 
 
 def _day_start(day) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def _day_end(day) -> datetime:
-    return datetime.combine(day, time.max, tzinfo=timezone.utc)
+    return datetime.combine(day, time.max, tzinfo=UTC)
 
 
 def _history(history_dir, underlying, since, until):
@@ -75,7 +82,9 @@ def _start_values(path: str | None):
     except (OSError, ValueError) as error:
         raise CalibrationPolicyError(f"--start-values {path} is not a readable JSON file ({error}).") from None
     if not isinstance(data, dict):
-        raise CalibrationPolicyError(f"--start-values {path} must hold {{scope: value}} or {{underlying: {{scope: value}}}}.")
+        raise CalibrationPolicyError(
+            f"--start-values {path} must hold {{scope: value}} or {{underlying: {{scope: value}}}}."
+        )
     return data
 
 
@@ -83,8 +92,17 @@ def _figures_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name, result in results.items():
         f = result.figures
-        rows.append([name, str(f.runs), str(f.applies), f"{f.movement:.4f}", str(f.flip_flops),
-                     "–" if f.mean_lag is None else f"{f.mean_lag:.4f}", str(len(result.differences))])
+        rows.append(
+            [
+                name,
+                str(f.runs),
+                str(f.applies),
+                f"{f.movement:.4f}",
+                str(f.flip_flops),
+                "–" if f.mean_lag is None else f"{f.mean_lag:.4f}",
+                str(len(result.differences)),
+            ]
+        )
     return rows
 
 
@@ -106,21 +124,32 @@ def register_commands(cli: click.Group) -> None:
     )
 
     def places(command):
-        for option in reversed([
-            click.option("--history-dir", metavar="DIR", help="Where runs are kept (default: data/calibration_runs)."),
-            click.option("--archive-dir", metavar="DIR", help="The config archive, for what was live at the first run."),
-            click.option("--underlying", "-u", help="Only this underlying, e.g. SPY."),
-            click.option("--since", type=DateType(), help="First market date to replay (YYYY-MM-DD)."),
-            click.option("--until", type=DateType(), help="Last market date to replay (YYYY-MM-DD)."),
-            click.option("--start-values", metavar="FILE", help="JSON {scope: value} (or per underlying) to start from."),
-            data_option, plugins_dir_option,
-            json_option,
-        ]):
+        for option in reversed(
+            [
+                click.option(
+                    "--history-dir", metavar="DIR", help="Where runs are kept (default: data/calibration_runs)."
+                ),
+                click.option(
+                    "--archive-dir", metavar="DIR", help="The config archive, for what was live at the first run."
+                ),
+                click.option("--underlying", "-u", help="Only this underlying, e.g. SPY."),
+                click.option("--since", type=DateType(), help="First market date to replay (YYYY-MM-DD)."),
+                click.option("--until", type=DateType(), help="Last market date to replay (YYYY-MM-DD)."),
+                click.option(
+                    "--start-values", metavar="FILE", help="JSON {scope: value} (or per underlying) to start from."
+                ),
+                data_option,
+                plugins_dir_option,
+                json_option,
+            ]
+        ):
             command = option(command)
         return command
 
     @cli.command()
-    @click.option("--policy", "policy_file", metavar="FILE", help="The candidate policy TOML (default: the live policy).")
+    @click.option(
+        "--policy", "policy_file", metavar="FILE", help="The candidate policy TOML (default: the live policy)."
+    )
     @places
     @click.option("--all", "show_all", is_flag=True, help="List every differing decision, not just the first 20.")
     def replay(policy_file, history_dir, archive_dir, underlying, since, until, start_values, as_json, show_all):
@@ -131,17 +160,35 @@ def register_commands(cli: click.Group) -> None:
         policy = load_policy(policy_file, history_dir)
         runs = _history(history_dir, underlying, since, until)
         with progress_bar("Replaying runs", len(runs), not as_json) as advance:
-            result = run_replay(runs, policy, _start_values(start_values), archive_dir=resolve_archive_dir(archive_dir),
-                                since=_day_start(since) if since else None, progress=advance)
+            result = run_replay(
+                runs,
+                policy,
+                _start_values(start_values),
+                archive_dir=resolve_archive_dir(archive_dir),
+                since=_day_start(since) if since else None,
+                progress=advance,
+            )
         if as_json:
             emit_json(result.to_dict())
             return
         click.echo(result.summary())
         click.echo()
-        print_table(["Underlying", "Runs", "Applies", "Movement", "Flip-flops", "Mean |live−rec|", "Differ", "Start"],
-                    [[u.underlying, str(u.figures.runs), str(u.figures.applies), f"{u.figures.movement:.4f}",
-                      str(u.figures.flip_flops), "–" if u.figures.mean_lag is None else f"{u.figures.mean_lag:.4f}",
-                      str(len(u.differences)), u.start_from] for u in result.underlyings.values()])
+        print_table(
+            ["Underlying", "Runs", "Applies", "Movement", "Flip-flops", "Mean |live−rec|", "Differ", "Start"],
+            [
+                [
+                    u.underlying,
+                    str(u.figures.runs),
+                    str(u.figures.applies),
+                    f"{u.figures.movement:.4f}",
+                    str(u.figures.flip_flops),
+                    "–" if u.figures.mean_lag is None else f"{u.figures.mean_lag:.4f}",
+                    str(len(u.differences)),
+                    u.start_from,
+                ]
+                for u in result.underlyings.values()
+            ],
+        )
         differences = result.differences
         if differences:
             click.echo(f"\nDecided otherwise than recorded ({len(differences)}):")
@@ -156,7 +203,9 @@ def register_commands(cli: click.Group) -> None:
     @click.option("--no-live", is_flag=True, help="Leave the live policy out of the comparison.")
     @click.option("--svg", metavar="FILE", help="Write the chart of the live value under each policy here.")
     @click.option("--scope", default="global", show_default=True, help="Which value the chart shows.")
-    def compare(policies, history_dir, archive_dir, underlying, since, until, start_values, as_json, no_live, svg, scope):
+    def compare(
+        policies, history_dir, archive_dir, underlying, since, until, start_values, as_json, no_live, svg, scope
+    ):
         """Replay two or more policies over the same runs and show them side by side."""
         from calibration_policy.archive import resolve_archive_dir
         from calibration_policy.errors import CalibrationPolicyError
@@ -167,12 +216,19 @@ def register_commands(cli: click.Group) -> None:
         for path in policies:
             named[Path(path).stem if Path(path).stem not in named else path] = CalibrationUpdatePolicy.from_toml(path)
         if len(named) < 2:
-            raise CalibrationPolicyError("compare needs two or more policies: give candidate TOML files (the live policy counts unless --no-live).")
+            raise CalibrationPolicyError(
+                "compare needs two or more policies: give candidate TOML files (the live policy counts unless --no-live)."
+            )
         runs = _history(history_dir, underlying, since, until)
         with progress_bar("Replaying policies", len(runs) * len(named), not as_json) as advance:
-            comparison = run_compare(runs, named, start_values=_start_values(start_values),
-                                     archive_dir=resolve_archive_dir(archive_dir), progress=advance,
-                                     since=_day_start(since) if since else None)
+            comparison = run_compare(
+                runs,
+                named,
+                start_values=_start_values(start_values),
+                archive_dir=resolve_archive_dir(archive_dir),
+                progress=advance,
+                since=_day_start(since) if since else None,
+            )
         chart = None
         if svg:
             shown = underlying.upper() if underlying else sorted(next(iter(comparison.results.values())).underlyings)[0]
@@ -186,16 +242,39 @@ def register_commands(cli: click.Group) -> None:
             click.echo(f"\nChart of the live {scope} value under each policy: {chart}")
 
     @cli.command()
-    @click.option("--policy", "policy_file", metavar="FILE", help="The policy to start from (default: the live policy).")
+    @click.option(
+        "--policy", "policy_file", metavar="FILE", help="The policy to start from (default: the live policy)."
+    )
     @places
-    @click.option("--param", "params", multiple=True, metavar="NAME=LOW:HIGH", required=True,
-                  help="A threshold and its bounds, e.g. min_delta_global=0.01:0.06 or rule_options.cooldown.days=1:5.")
+    @click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=LOW:HIGH",
+        required=True,
+        help="A threshold and its bounds, e.g. min_delta_global=0.01:0.06 or rule_options.cooldown.days=1:5.",
+    )
     @click.option("--method", type=click.Choice(["grid", "random"]), default="grid", show_default=True)
-    @click.option("--n", "count", type=click.IntRange(1, 100_000), default=100, show_default=True, help="How many candidates.")
+    @click.option(
+        "--n", "count", type=click.IntRange(1, 100_000), default=100, show_default=True, help="How many candidates."
+    )
     @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random search.")
     @click.option("--out", metavar="FILE", help="Write the chosen candidate as a policy TOML here.")
-    def tune(policy_file, history_dir, archive_dir, underlying, since, until, start_values, as_json, params, method,
-             count, seed, out):
+    def tune(
+        policy_file,
+        history_dir,
+        archive_dir,
+        underlying,
+        since,
+        until,
+        start_values,
+        as_json,
+        params,
+        method,
+        count,
+        seed,
+        out,
+    ):
         """Search thresholds within bounds; show the Pareto front of movement against lag; write the pick."""
         from calibration_policy.archive import resolve_archive_dir
         from calibration_policy.errors import PolicyError
@@ -208,24 +287,49 @@ def register_commands(cli: click.Group) -> None:
             try:
                 space[name.strip()] = (float(low), float(high) if sep else float(low))
             except ValueError:
-                raise PolicyError(f"--param {text!r:.60} must look like NAME=LOW:HIGH, e.g. min_delta_global=0.01:0.06.") from None
+                raise PolicyError(
+                    f"--param {text!r:.60} must look like NAME=LOW:HIGH, e.g. min_delta_global=0.01:0.06."
+                ) from None
         base = load_policy(policy_file, history_dir)
         runs = _history(history_dir, underlying, since, until)
         with progress_bar("Replaying candidates", count, not as_json) as advance:
-            result = run_tune(runs, base, space, method=method, n=count, seed=seed, progress=advance,
-                              start_values=_start_values(start_values), archive_dir=resolve_archive_dir(archive_dir),
-                              since=_day_start(since) if since else None)
+            result = run_tune(
+                runs,
+                base,
+                space,
+                method=method,
+                n=count,
+                seed=seed,
+                progress=advance,
+                start_values=_start_values(start_values),
+                archive_dir=resolve_archive_dir(archive_dir),
+                since=_day_start(since) if since else None,
+            )
         written = str(result.write(out)) if out else None
         if as_json:
             emit_json({**result.to_dict(), "written": written})
             return
-        click.echo(f"Replayed {len(result.candidates)} candidates ({method}{'' if method == 'grid' else f', seed {seed}'})"
-                   + (f"; {len(result.skipped)} refused by the policy's checks" if result.skipped else "") + ".\n")
+        click.echo(
+            f"Replayed {len(result.candidates)} candidates ({method}{'' if method == 'grid' else f', seed {seed}'})"
+            + (f"; {len(result.skipped)} refused by the policy's checks" if result.skipped else "")
+            + ".\n"
+        )
         click.echo("Pareto front (less movement or less lag; nothing beats these on both):")
         chosen = result.chosen
-        print_table(["", *space, "Applies", "Movement", "Flip-flops", "Mean |live−rec|"],
-                    [["→" if c is chosen else "", *(f"{c.params[k]:g}" for k in space), str(c.figures.applies),
-                      f"{c.figures.movement:.4f}", str(c.figures.flip_flops), f"{c.figures.mean_lag:.4f}"] for c in result.front])
+        print_table(
+            ["", *space, "Applies", "Movement", "Flip-flops", "Mean |live−rec|"],
+            [
+                [
+                    "→" if c is chosen else "",
+                    *(f"{c.params[k]:g}" for k in space),
+                    str(c.figures.applies),
+                    f"{c.figures.movement:.4f}",
+                    str(c.figures.flip_flops),
+                    f"{c.figures.mean_lag:.4f}",
+                ]
+                for c in result.front
+            ],
+        )
         click.echo("\nChosen (→, the front's knee): " + ", ".join(f"{k} = {v:g}" for k, v in chosen.params.items()))
         click.echo(f"Written to {written}." if written else "Nothing written (give --out FILE to write it).")
 
@@ -249,11 +353,24 @@ def register_commands(cli: click.Group) -> None:
             emit_json([v.to_dict() for v in versions])
             return
         if not versions:
-            click.echo("No policy versions yet; `calibration-policy policy set FILE --actor NAME --reason WHY` records one.")
+            click.echo(
+                "No policy versions yet; `calibration-policy policy set FILE --actor NAME --reason WHY` records one."
+            )
             return
-        print_table(["Version", "Fingerprint", "At (UTC)", "By", "Kind", "Why"],
-                    [[v.version_id, v.fingerprint, v.at.strftime("%Y-%m-%d %H:%M"), v.actor,
-                      v.kind + (f" to {v.rolled_back_to}" if v.rolled_back_to else ""), v.reason] for v in versions])
+        print_table(
+            ["Version", "Fingerprint", "At (UTC)", "By", "Kind", "Why"],
+            [
+                [
+                    v.version_id,
+                    v.fingerprint,
+                    v.at.strftime("%Y-%m-%d %H:%M"),
+                    v.actor,
+                    v.kind + (f" to {v.rolled_back_to}" if v.rolled_back_to else ""),
+                    v.reason,
+                ]
+                for v in versions
+            ],
+        )
 
     @policy_group.command("set")
     @click.argument("policy_file", metavar="FILE")
@@ -267,7 +384,8 @@ def register_commands(cli: click.Group) -> None:
 
         version = _versions().record(CalibrationUpdatePolicy.from_toml(policy_file), actor=actor, reason=reason)
         emit_json(version.to_dict()) if as_json else click.echo(
-            f"Policy version {version.version_id} ({version.fingerprint}) is live, set by {version.actor}: {version.reason}.")
+            f"Policy version {version.version_id} ({version.fingerprint}) is live, set by {version.actor}: {version.reason}."
+        )
 
     @policy_group.command("as-of")
     @click.argument("when", metavar="DATE")
@@ -282,9 +400,13 @@ def register_commands(cli: click.Group) -> None:
         if as_json:
             emit_json({"as_of": moment.isoformat(), "version": version.to_dict() if version else None})
         elif version is None:
-            click.echo(f"No policy version was recorded by {moment.isoformat()} (the built-in or hand-edited policy was live).")
+            click.echo(
+                f"No policy version was recorded by {moment.isoformat()} (the built-in or hand-edited policy was live)."
+            )
         else:
-            click.echo(f"On {when}: version {version.version_id} ({version.fingerprint}), set by {version.actor}: {version.reason}.")
+            click.echo(
+                f"On {when}: version {version.version_id} ({version.fingerprint}), set by {version.actor}: {version.reason}."
+            )
             click.echo(version.load().explain())
 
     @policy_group.command("rollback")
@@ -297,4 +419,5 @@ def register_commands(cli: click.Group) -> None:
         """Make an earlier policy VERSION (id or fingerprint) live again, as a new version."""
         version = _versions().rollback(version_id, actor=actor, reason=reason)
         emit_json(version.to_dict()) if as_json else click.echo(
-            f"Rolled back to {version.rolled_back_to}: policy version {version.version_id} ({version.fingerprint}) is live.")
+            f"Rolled back to {version.rolled_back_to}: policy version {version.version_id} ({version.fingerprint}) is live."
+        )

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
@@ -40,7 +40,7 @@ class CooldownOptions(BaseModel):
 
 
 def _now(ctx: RuleContext) -> datetime:
-    return ctx.evidence.get("run_time") or datetime.now(timezone.utc)
+    return ctx.evidence.get("run_time") or datetime.now(UTC)
 
 
 def min_delta_directional(ctx: RuleContext) -> RuleVerdict:
@@ -60,10 +60,20 @@ def min_delta_directional(ctx: RuleContext) -> RuleVerdict:
             shown, thr = fmt_pair(abs(delta), threshold)
             parts.append(f"{ctx.label(scope)} {'up' if delta >= 0 else 'down'} {shown} < {thr}")
     if moved:
-        return RuleVerdict("min_delta_directional", True, "change large enough for " + ", ".join(map(ctx.label, moved)),
-                           numbers, counts_in_reason=False)
-    return RuleVerdict("min_delta_directional", False, f"change too small ({'; '.join(parts)})", numbers,
-                       needs=f"a rise needs at least {fmt_num(up)}, a fall at least {fmt_num(down)}")
+        return RuleVerdict(
+            "min_delta_directional",
+            True,
+            "change large enough for " + ", ".join(map(ctx.label, moved)),
+            numbers,
+            counts_in_reason=False,
+        )
+    return RuleVerdict(
+        "min_delta_directional",
+        False,
+        f"change too small ({'; '.join(parts)})",
+        numbers,
+        needs=f"a rise needs at least {fmt_num(up)}, a fall at least {fmt_num(down)}",
+    )
 
 
 def stabilization_window(ctx: RuleContext) -> RuleVerdict:
@@ -88,11 +98,15 @@ def stabilization_window(ctx: RuleContext) -> RuleVerdict:
             if pick == old:
                 notes.append(f"{ctx.label(scope)} held at {fmt_num(old)} (the last {days:g} days point both ways)")
             else:
-                notes.append(f"{ctx.label(scope)} limited to {fmt_num(pick)} (smoothed {fmt_num(new)}; "
-                             f"the most conservative value of the last {days:g} days)")
+                notes.append(
+                    f"{ctx.label(scope)} limited to {fmt_num(pick)} (smoothed {fmt_num(new)}; "
+                    f"the most conservative value of the last {days:g} days)"
+                )
     numbers = {"days": days, "runs_in_window": len(recent)}
     if not notes:
-        return RuleVerdict("stabilization_window", True, f"steady over the last {days:g} days", numbers, counts_in_reason=False)
+        return RuleVerdict(
+            "stabilization_window", True, f"steady over the last {days:g} days", numbers, counts_in_reason=False
+        )
     return RuleVerdict("stabilization_window", True, "; ".join(notes), numbers, adjusted=adjusted)
 
 
@@ -104,19 +118,47 @@ def cooldown(ctx: RuleContext) -> RuleVerdict:
     elapsed = (_now(ctx) - last).total_seconds() / 86400
     numbers = {"days": days, "days_since_last_change": round(elapsed, 6)}
     if elapsed + 1e-9 >= days:
-        return RuleVerdict("cooldown_period", True, f"last change {elapsed:.1f} days ago", numbers, counts_in_reason=False)
-    return RuleVerdict("cooldown_period", False, f"cooling down (last change {elapsed:.1f} days ago, {days:g} days between changes)",
-                       numbers, needs=f"wait {days - elapsed:.1f} more days")
+        return RuleVerdict(
+            "cooldown_period", True, f"last change {elapsed:.1f} days ago", numbers, counts_in_reason=False
+        )
+    return RuleVerdict(
+        "cooldown_period",
+        False,
+        f"cooling down (last change {elapsed:.1f} days ago, {days:g} days between changes)",
+        numbers,
+        needs=f"wait {days - elapsed:.1f} more days",
+    )
 
 
 @hookimpl
 def register_rules(register):
-    register(Rule("min_delta_directional", min_delta_directional, "Change large enough, by direction",
-                  "A rise must reach 'up' and a fall must reach 'down' (use instead of min_delta).",
-                  options=DirectionalOptions))
-    register(Rule("stabilization_window", stabilization_window, "Stabilization window",
-                  "Move only as far as the most conservative smoothed value of the last 'days' days; "
-                  "hold when they point both ways (put it before min_delta).",
-                  options=WindowOptions, evidence=("run_time", "recent_smoothed")))
-    register(Rule("cooldown_period", cooldown, "Cooldown", "No change within 'days' days of the last one.",
-                  options=CooldownOptions, evidence=("run_time", "last_applied_at")))
+    register(
+        Rule(
+            "min_delta_directional",
+            min_delta_directional,
+            "Change large enough, by direction",
+            "A rise must reach 'up' and a fall must reach 'down' (use instead of min_delta).",
+            options=DirectionalOptions,
+        )
+    )
+    register(
+        Rule(
+            "stabilization_window",
+            stabilization_window,
+            "Stabilization window",
+            "Move only as far as the most conservative smoothed value of the last 'days' days; "
+            "hold when they point both ways (put it before min_delta).",
+            options=WindowOptions,
+            evidence=("run_time", "recent_smoothed"),
+        )
+    )
+    register(
+        Rule(
+            "cooldown_period",
+            cooldown,
+            "Cooldown",
+            "No change within 'days' days of the last one.",
+            options=CooldownOptions,
+            evidence=("run_time", "last_applied_at"),
+        )
+    )

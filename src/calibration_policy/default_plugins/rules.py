@@ -20,9 +20,11 @@ def min_sample_size(ctx: RuleContext) -> RuleVerdict:
     if n >= minimum:
         return RuleVerdict("min_sample_size", True, f"{fmt_count(n)} {unit} (minimum {fmt_count(minimum)})", numbers)
     return RuleVerdict(
-        "min_sample_size", False,
+        "min_sample_size",
+        False,
         f"too few {unit} in the sample ({fmt_count(n)}, minimum {fmt_count(minimum)})",
-        numbers, needs=f"needs {fmt_count(minimum - n)} more {unit}",
+        numbers,
+        needs=f"needs {fmt_count(minimum - n)} more {unit}",
     )
 
 
@@ -33,11 +35,15 @@ def min_vega_sum(ctx: RuleContext) -> RuleVerdict:
     if vega is None:
         return RuleVerdict("min_vega_sum", False, "the total vega of the sample is unknown", numbers)
     if vega >= minimum:
-        return RuleVerdict("min_vega_sum", True, f"total vega {fmt_count(vega)} (minimum {fmt_count(minimum)})", numbers)
+        return RuleVerdict(
+            "min_vega_sum", True, f"total vega {fmt_count(vega)} (minimum {fmt_count(minimum)})", numbers
+        )
     return RuleVerdict(
-        "min_vega_sum", False,
+        "min_vega_sum",
+        False,
         f"total vega too low ({fmt_count(vega)}, minimum {fmt_count(minimum)})",
-        numbers, needs=f"needs {fmt_count(max(1, minimum - vega))} more vega",
+        numbers,
+        needs=f"needs {fmt_count(max(1, minimum - vega))} more vega",
     )
 
 
@@ -55,7 +61,10 @@ def min_delta(ctx: RuleContext) -> RuleVerdict:
     closest = min(changes, key=lambda c: c.threshold - abs(c.delta))
     gap, _ = fmt_pair(closest.threshold - abs(closest.delta), 0.0)
     return RuleVerdict(
-        "min_delta", False, f"change too small ({'; '.join(parts)})", numbers,
+        "min_delta",
+        False,
+        f"change too small ({'; '.join(parts)})",
+        numbers,
         needs=f"{ctx.label(closest.scope)} needs to move {gap} more",
     )
 
@@ -70,9 +79,17 @@ def max_step(ctx: RuleContext) -> RuleVerdict:
         if old is None or abs(new - old) <= step:
             continue
         clipped[scope] = old + step if new > old else old - step
-        notes.append(f"{ctx.label(scope)} limited to {fmt_num(clipped[scope])} (smoothed {fmt_num(new)}, step limit {fmt_num(step)})")
+        notes.append(
+            f"{ctx.label(scope)} limited to {fmt_num(clipped[scope])} (smoothed {fmt_num(new)}, step limit {fmt_num(step)})"
+        )
     if not notes:
-        return RuleVerdict("max_step", True, f"every change within the step limit {fmt_num(step)}", {"max_step": step}, counts_in_reason=False)
+        return RuleVerdict(
+            "max_step",
+            True,
+            f"every change within the step limit {fmt_num(step)}",
+            {"max_step": step},
+            counts_in_reason=False,
+        )
     return RuleVerdict("max_step", True, "; ".join(notes), {"max_step": step}, adjusted=clipped)
 
 
@@ -87,16 +104,41 @@ def bounds(ctx: RuleContext) -> RuleVerdict:
         if not limits.min <= value <= limits.max
     ]
     if outside:
-        return RuleVerdict("bounds", False, "; ".join(outside), numbers, needs="check the calibration; the bounds are a safety net")
-    return RuleVerdict("bounds", True, f"within {fmt_num(limits.min)}–{fmt_num(limits.max)}", numbers, counts_in_reason=False)
+        return RuleVerdict(
+            "bounds", False, "; ".join(outside), numbers, needs="check the calibration; the bounds are a safety net"
+        )
+    return RuleVerdict(
+        "bounds", True, f"within {fmt_num(limits.min)}–{fmt_num(limits.max)}", numbers, counts_in_reason=False
+    )
 
 
 @hookimpl
 def register_rules(register):
-    register(Rule("min_sample_size", min_sample_size, "Enough data",
-                  "The run's sample holds at least min_sample_size options (or trades)."))
+    register(
+        Rule(
+            "min_sample_size",
+            min_sample_size,
+            "Enough data",
+            "The run's sample holds at least min_sample_size options (or trades).",
+        )
+    )
     register(Rule("min_vega_sum", min_vega_sum, "Enough vega", "The sample's total vega reaches min_vega_sum."))
-    register(Rule("min_delta", min_delta, "Change large enough",
-                  "Some value moved at least its threshold (min_delta_global, min_delta_band, band_min_delta)."))
-    register(Rule("max_step", max_step, "Step limit", "A move bigger than max_step is clipped and made over several days."))
-    register(Rule("bounds", bounds, "Safe range", "A value outside bounds (default: the domain's safety range) is never applied."))
+    register(
+        Rule(
+            "min_delta",
+            min_delta,
+            "Change large enough",
+            "Some value moved at least its threshold (min_delta_global, min_delta_band, band_min_delta).",
+        )
+    )
+    register(
+        Rule("max_step", max_step, "Step limit", "A move bigger than max_step is clipped and made over several days.")
+    )
+    register(
+        Rule(
+            "bounds",
+            bounds,
+            "Safe range",
+            "A value outside bounds (default: the domain's safety range) is never applied.",
+        )
+    )

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.naming import check_underlying
@@ -28,7 +29,19 @@ TRADES = SAMPLE_DATA / "trades.parquet"
 WEIGHTS = SAMPLE_DATA / "scoring_weights.json"
 VOL_SURFACE = SAMPLE_DATA / "vol_surface.json"
 
-NUMERIC = ("dte", "strike", "spot", "bid", "ask", "volume", "open_interest", "market_iv", "synthetic_iv", "delta", "vega")
+NUMERIC = (
+    "dte",
+    "strike",
+    "spot",
+    "bid",
+    "ask",
+    "volume",
+    "open_interest",
+    "market_iv",
+    "synthetic_iv",
+    "delta",
+    "vega",
+)
 # The options agent's default liquidity filters: drop quotes that say little about fair volatility.
 MIN_VOLUME, MIN_OPEN_INTEREST, MAX_REL_SPREAD, MIN_VEGA = 1, 10, 0.5, 0.5
 DIGITS = 6
@@ -85,8 +98,10 @@ class SampleSource:
         folder = self.root / check_underlying(underlying)
         days = self._days(folder)
         if not days:
-            raise CalibrationPolicyError(f"The sample data has no chains for {underlying}; the demo has "
-                                         f"{', '.join(self.underlyings()) or 'none'}.")
+            raise CalibrationPolicyError(
+                f"The sample data has no chains for {underlying}; the demo has "
+                f"{', '.join(self.underlyings()) or 'none'}."
+            )
         when = day.isoformat() if day else days[-1]
         if when not in days:
             raise CalibrationPolicyError(f"The sample data for {underlying} runs {days[0]} to {days[-1]}, not {when}.")
@@ -95,9 +110,19 @@ class SampleSource:
         mid = (x["bid"] + x["ask"]) / 2.0
         with np.errstate(divide="ignore", invalid="ignore"):
             rel_spread = (x["ask"] - x["bid"]) / mid
-        usable = np.isfinite(x).all(axis=1) & (x[["market_iv", "synthetic_iv", "vega", "strike", "spot"]] > 0).all(axis=1)
-        liquid_mask = (usable & (x["dte"] >= 0) & (x["volume"] >= MIN_VOLUME) & (x["open_interest"] >= MIN_OPEN_INTEREST)
-                       & (mid > 0) & (x["ask"] >= x["bid"]) & (rel_spread <= MAX_REL_SPREAD) & (x["vega"] >= MIN_VEGA))
+        usable = np.isfinite(x).all(axis=1) & (x[["market_iv", "synthetic_iv", "vega", "strike", "spot"]] > 0).all(
+            axis=1
+        )
+        liquid_mask = (
+            usable
+            & (x["dte"] >= 0)
+            & (x["volume"] >= MIN_VOLUME)
+            & (x["open_interest"] >= MIN_OPEN_INTEREST)
+            & (mid > 0)
+            & (x["ask"] >= x["bid"])
+            & (rel_spread <= MAX_REL_SPREAD)
+            & (x["vega"] >= MIN_VEGA)
+        )
         liquid = x[liquid_mask]
         if liquid.empty:
             raise CalibrationPolicyError(f"All {len(x)} options of {underlying} on {when} fail the liquidity filters.")
@@ -114,16 +139,26 @@ class SampleSource:
             "global_metrics": metrics,
             "bands": bands,
             "empty_bands": empty,
-            "recommended_vol_surface": {"iv_multiplier": metrics["recommended_iv_multiplier"],
-                                        "bands": {n: b["recommended_iv_multiplier"] for n, b in bands.items()}},
-            "snapshot_sensors": {"underlying": underlying.upper(), "date": when, "source": self.name,
-                                 "n_total": len(x), "n_liquid": len(liquid)},
+            "recommended_vol_surface": {
+                "iv_multiplier": metrics["recommended_iv_multiplier"],
+                "bands": {n: b["recommended_iv_multiplier"] for n, b in bands.items()},
+            },
+            "snapshot_sensors": {
+                "underlying": underlying.upper(),
+                "date": when,
+                "source": self.name,
+                "n_total": len(x),
+                "n_liquid": len(liquid),
+            },
         }
 
 
 def _surface_values(snapshot: Mapping[str, Any]) -> dict[str, float]:
     bands = snapshot.get("bands") or {}
-    return {"global": float(snapshot["iv_multiplier"]), **{name: float(b["iv_multiplier"]) for name, b in bands.items()}}
+    return {
+        "global": float(snapshot["iv_multiplier"]),
+        **{name: float(b["iv_multiplier"]) for name, b in bands.items()},
+    }
 
 
 def _surface_with(snapshot: Mapping[str, Any], values: Mapping[str, float]) -> dict[str, Any]:

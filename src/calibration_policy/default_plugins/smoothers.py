@@ -75,6 +75,17 @@ def rolling_median(times: npt.NDArray[np.datetime64], values: npt.NDArray[np.flo
 
 @hookimpl
 def register_smoothers(register):
-    register(Smoother("ewma", ewma, "Exponentially weighted average",
-                      "Recent runs count more; a run's weight halves every half_life_days of age.", options=EwmaOptions))
-    register(Smoother("rolling_median", rolling_median, "Rolling median", "The median of the window; one wild day cannot move it."))
+    register(
+        Smoother(
+            "ewma",
+            ewma,
+            "Exponentially weighted average",
+            "Recent runs count more; a run's weight halves every half_life_days of age.",
+            options=EwmaOptions,
+        )
+    )
+    register(
+        Smoother(
+            "rolling_median", rolling_median, "Rolling median", "The median of the window; one wild day cannot move it."
+        )
+    )

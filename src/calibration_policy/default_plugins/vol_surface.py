@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from calibration_policy.domain import Domain, Extracted
 from calibration_policy.errors import InvalidRunError
@@ -24,15 +25,24 @@ class VolSurfaceDomain(Domain):
     sources = ("live", "harvested")
     default_bounds = (0.25, 4.0)  # a quarter or four times the model's vol is no calibration
     glossary = (
-        ("IV multiplier", "The number the options agent multiplies its model's implied volatility by, so that its "
-                          "synthetic option prices match the market's. 1.00 changes nothing; 1.05 makes the model's "
-                          "volatility 5% higher."),
-        ("Global, Weekly (3–10d), Monthly (20–40d)", "The global multiplier counts for every option; a band's "
-                          "(weekly: 3 to 10 days to expiry, monthly: 20 to 40) counts for the options whose days "
-                          "to expiry (DTE) fall in its range. Each is one “scope”."),
-        ("Options in the sample, total vega", "How many option quotes the run compared with the model, and how "
-                          "sensitive those options are to volatility, added up: the more of both, the more the "
-                          "run's recommendation can be trusted."),
+        (
+            "IV multiplier",
+            "The number the options agent multiplies its model's implied volatility by, so that its "
+            "synthetic option prices match the market's. 1.00 changes nothing; 1.05 makes the model's "
+            "volatility 5% higher.",
+        ),
+        (
+            "Global, Weekly (3–10d), Monthly (20–40d)",
+            "The global multiplier counts for every option; a band's "
+            "(weekly: 3 to 10 days to expiry, monthly: 20 to 40) counts for the options whose days "
+            "to expiry (DTE) fall in its range. Each is one “scope”.",
+        ),
+        (
+            "Options in the sample, total vega",
+            "How many option quotes the run compared with the model, and how "
+            "sensitive those options are to volatility, added up: the more of both, the more the "
+            "run's recommendation can be trusted.",
+        ),
     )
 
     def extract(self, result: Mapping[str, Any]) -> Extracted:
@@ -44,7 +54,9 @@ class VolSurfaceDomain(Domain):
         surface = result.get("recommended_vol_surface") or {}
         recommended: dict[str, float] = {}
         if "recommended_iv_multiplier" in metrics:
-            recommended["global"] = _number(metrics["recommended_iv_multiplier"], "global_metrics.recommended_iv_multiplier")
+            recommended["global"] = _number(
+                metrics["recommended_iv_multiplier"], "global_metrics.recommended_iv_multiplier"
+            )
         elif isinstance(surface, Mapping) and "iv_multiplier" in surface:
             recommended["global"] = _number(surface["iv_multiplier"], "recommended_vol_surface.iv_multiplier")
         else:
@@ -56,13 +68,19 @@ class VolSurfaceDomain(Domain):
             if band == "global":
                 raise InvalidRunError("'global' is reserved and cannot be a band name.")
             if isinstance(band_metrics, Mapping) and "recommended_iv_multiplier" in band_metrics:
-                recommended[str(band)] = _number(band_metrics["recommended_iv_multiplier"], f"bands.{band}.recommended_iv_multiplier")
+                recommended[str(band)] = _number(
+                    band_metrics["recommended_iv_multiplier"], f"bands.{band}.recommended_iv_multiplier"
+                )
         for scope, value in recommended.items():
             if not value > 0:
-                raise InvalidRunError(f"The recommended {scope} IV multiplier is {value}; it must be a positive number.")
+                raise InvalidRunError(
+                    f"The recommended {scope} IV multiplier is {value}; it must be a positive number."
+                )
         n = metrics.get("n")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidRunError(f"The calibration result's global_metrics.n must be a whole number ≥ 0, not {n!r:.40}.")
+            raise InvalidRunError(
+                f"The calibration result's global_metrics.n must be a whole number ≥ 0, not {n!r:.40}."
+            )
         vega = _number(metrics.get("vega_sum"), "global_metrics.vega_sum")
         details = {key: value for key, value in result.items() if key not in ("rows",)}
         return Extracted(recommended=recommended, sample_size=n, vega_sum=vega, details=details)

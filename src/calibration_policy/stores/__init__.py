@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Any, ContextManager, Protocol, runtime_checkable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import StoreError
 
@@ -48,7 +49,7 @@ class Store(Protocol):
 
     def archive(self, archive_dir: Any, target_name: str) -> Any: ...
 
-    def lock(self, target: Any, timeout: float) -> ContextManager[Any]: ...
+    def lock(self, target: Any, timeout: float) -> AbstractContextManager[Any]: ...
 
     @property
     def intents(self) -> Any: ...
@@ -75,8 +76,10 @@ def masked(url: str) -> str:
 def scheme_of(url: str) -> str:
     match = _URL.match(url.strip()) if isinstance(url, str) else None
     if match is None:
-        raise StoreError(f"The store setting {masked(str(url))!r:.80} is not a store URL; write it like "
-                         "postgresql://user:password@host:5432/dbname (or leave it out for the data folder).")
+        raise StoreError(
+            f"The store setting {masked(str(url))!r:.80} is not a store URL; write it like "
+            "postgresql://user:password@host:5432/dbname (or leave it out for the data folder)."
+        )
     scheme = match["scheme"].lower().split("+")[0]
     return "postgresql" if scheme == "postgres" else scheme
 
@@ -155,7 +158,7 @@ def open_archive(archive_dir: Any, target_name: str) -> Any:
     return active_store().archive(archive_dir, target_name)
 
 
-def locked(target: Any, timeout: float = LOCK_TIMEOUT_SECONDS) -> ContextManager[Any]:
+def locked(target: Any, timeout: float = LOCK_TIMEOUT_SECONDS) -> AbstractContextManager[Any]:
     """``with locked(target):`` — the target's exclusive lock, with a plain message on time-out."""
     return active_store().lock(target, timeout)
 
@@ -179,4 +182,3 @@ def close_all() -> None:
         close = getattr(store, "close", None)
         if close is not None:
             close()
-

@@ -15,6 +15,7 @@ from filelock import FileLock, Timeout
 from .. import intents as file_intents
 from ..errors import TargetError
 
+
 class FileStore:
     """Runs in ``calibration_runs/``, suggestions in ``suggestions/``, archives and intents in ``config_archive/``."""
 
@@ -56,7 +57,9 @@ class FileStore:
 
         root = resolve_archive_dir(self._in_root(archive_dir, "config_archive"))
         try:
-            return sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+            return sorted(
+                e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+            )
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return []
 
@@ -82,7 +85,7 @@ class FileTargetLock:
     def __init__(self, target: Any, timeout: float) -> None:
         self.target, self.lock = target, FileLock(str(target.lock_path), timeout=timeout)
 
-    def __enter__(self) -> "FileTargetLock":
+    def __enter__(self) -> FileTargetLock:
         try:
             self.lock.acquire()
         except Timeout:

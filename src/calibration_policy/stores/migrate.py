@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..errors import StoreError
 from . import Store, masked
@@ -43,10 +44,15 @@ class Migration:
         return all(t.matches for t in self.tallies.values())
 
     def summary(self) -> str:
-        parts = [f"{kind}: {t.copied:,} copied, {t.present:,} already there, {t.destination_count:,} in all"
-                 for kind, t in self.tallies.items()]
-        verdict = ("Verified: the same records, with the same content, on both sides."
-                   if self.verified else "NOT verified: the two stores differ (see the counts); run the migration again.")
+        parts = [
+            f"{kind}: {t.copied:,} copied, {t.present:,} already there, {t.destination_count:,} in all"
+            for kind, t in self.tallies.items()
+        ]
+        verdict = (
+            "Verified: the same records, with the same content, on both sides."
+            if self.verified
+            else "NOT verified: the two stores differ (see the counts); run the migration again."
+        )
         return "; ".join(parts) + ". " + verdict
 
 
@@ -89,6 +95,7 @@ def _policy_records(kind: str) -> Callable[[Store], Iterator[Any]]:
     def read(store: Store) -> Iterator[Any]:
         for record_id, data in store.records(kind).list():
             yield PolicyRecord(kind, record_id, data)
+
     return read
 
 
@@ -96,16 +103,24 @@ KINDS: dict[str, tuple[Callable[[Store], Iterator[Any]], str, Callable[[Store, A
     "runs": (_runs, "run_id", lambda store, run: store.runs().put(run)),
     "suggestions": (_suggestions, "suggestion_id", lambda store, item: store.reviews().put(item)),
     "archived changes": (_changes, "change_id", lambda store, entry: store.archive(None, entry.target).put(entry)),
-    "policy versions": (_policy_records("policy_versions"), "record_id",
-                        lambda store, record: store.records(record.kind).put(record.record_id, record.data)),
-    "policy proposals": (_policy_records("policy_proposals"), "record_id",
-                         lambda store, record: store.records(record.kind).put(record.record_id, record.data)),
+    "policy versions": (
+        _policy_records("policy_versions"),
+        "record_id",
+        lambda store, record: store.records(record.kind).put(record.record_id, record.data),
+    ),
+    "policy proposals": (
+        _policy_records("policy_proposals"),
+        "record_id",
+        lambda store, record: store.records(record.kind).put(record.record_id, record.data),
+    ),
 }
 
 
 def _digest(record: Any, key: str) -> str:
     """A hash of one record's id and content."""
-    return hashlib.sha256((getattr(record, key) + "\0" + json.dumps(record.model_dump(mode="json"), sort_keys=True)).encode()).hexdigest()
+    return hashlib.sha256(
+        (getattr(record, key) + "\0" + json.dumps(record.model_dump(mode="json"), sort_keys=True)).encode()
+    ).hexdigest()
 
 
 def _fingerprint(digests: list[str]) -> tuple[int, str]:
@@ -116,16 +131,21 @@ def _fingerprint(digests: list[str]) -> tuple[int, str]:
 def count(store: Store) -> int:
     """How many records a migration from ``store`` copies (for its progress bar)."""
     runs = store.runs()
-    return (sum(runs.count(u) for u in runs.underlyings()) + len(store.reviews().all())
-            + sum(len(store.archive(None, t).entries(include_all=True)) for t in store.targets())
-            + sum(len(store.records(kind).list()) for kind in ("policy_versions", "policy_proposals")))
+    return (
+        sum(runs.count(u) for u in runs.underlyings())
+        + len(store.reviews().all())
+        + sum(len(store.archive(None, t).entries(include_all=True)) for t in store.targets())
+        + sum(len(store.records(kind).list()) for kind in ("policy_versions", "policy_proposals"))
+    )
 
 
 def migrate(source: Store, destination: Store, advance: Callable[[int], None] = lambda _: None) -> Migration:
     """Copy every run, suggestion, archived change and policy version or proposal of ``source`` into
     ``destination``, then verify."""
     if source.describe() == destination.describe():
-        raise StoreError(f"The source and the destination are the same store ({masked(source.describe())}); nothing was copied.")
+        raise StoreError(
+            f"The source and the destination are the same store ({masked(source.describe())}); nothing was copied."
+        )
     result = Migration()
     for kind, (read, key, put) in KINDS.items():
         tally = result.tallies[kind] = Tally()

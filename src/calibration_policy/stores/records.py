@@ -8,9 +8,10 @@ is the same on every store.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FOLDERS = {"policy_versions": Path("policy_versions"), "policy_proposals": Path("policy_versions") / "proposals"}
 
@@ -29,8 +30,10 @@ class FolderRecords:
         if not self.folder.is_dir():
             return []
         found = []
-        for path in sorted((p for p in self.folder.glob("*.json") if not p.name.startswith(".")),
-                           key=lambda p: sequence_key(p.stem, p.stem[:23])):
+        for path in sorted(
+            (p for p in self.folder.glob("*.json") if not p.name.startswith(".")),
+            key=lambda p: sequence_key(p.stem, p.stem[:23]),
+        ):
             try:
                 found.append((path.stem, foreign.read_record(path)))
             except (OSError, ValueError):

@@ -8,14 +8,19 @@ built-in tabs (the runs of any domain, the scoring weights) are plugins of this 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from calibration_policy.plugins import KINDS, Kind, collect, get_plugin_manager
 
 from .. import hookspecs
 
-BUILT_IN_TABS = ("calibration_policy_ui.tabs.runs", "calibration_policy_ui.tabs.scoring_weights", "calibration_policy_ui.tabs.lab")
+BUILT_IN_TABS = (
+    "calibration_policy_ui.tabs.runs",
+    "calibration_policy_ui.tabs.scoring_weights",
+    "calibration_policy_ui.tabs.lab",
+)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,17 @@ from calibration_policy.paths import data_root
 from ..security import check_csrf, clear_flash, read_flash, set_flash
 from . import PanelTab, TabContext
 
-FIELDS = ("min_delta_global", "min_delta_band", "min_sample_size", "min_vega_sum", "max_step",
-          "up", "down", "stabilization_days", "cooldown_days")
+FIELDS = (
+    "min_delta_global",
+    "min_delta_band",
+    "min_sample_size",
+    "min_vega_sum",
+    "max_step",
+    "up",
+    "down",
+    "stabilization_days",
+    "cooldown_days",
+)
 
 
 def _data_dir(panel) -> Path:
@@ -60,8 +69,10 @@ def candidate_policy(current, form: dict[str, Any]):
         data["min_sample_size"] = int(size)
     up, down = _number(form.get("up"), "up"), _number(form.get("down"), "down")
     if up is not None or down is not None:
-        options["min_delta_directional"] = {"up": up if up is not None else data["min_delta_global"],
-                                            "down": down if down is not None else data["min_delta_global"]}
+        options["min_delta_directional"] = {
+            "up": up if up is not None else data["min_delta_global"],
+            "down": down if down is not None else data["min_delta_global"],
+        }
         rules = ["min_delta_directional" if r == "min_delta" else r for r in rules]
         if "min_delta_directional" not in rules:
             rules.append("min_delta_directional")
@@ -82,8 +93,10 @@ def candidate_policy(current, form: dict[str, Any]):
 def _form_defaults(policy) -> dict[str, str]:
     options = policy.rule_options
     return {
-        "min_delta_global": f"{policy.min_delta_global:g}", "min_delta_band": f"{policy.min_delta_band:g}",
-        "min_sample_size": str(policy.min_sample_size), "min_vega_sum": f"{policy.min_vega_sum:g}",
+        "min_delta_global": f"{policy.min_delta_global:g}",
+        "min_delta_band": f"{policy.min_delta_band:g}",
+        "min_sample_size": str(policy.min_sample_size),
+        "min_vega_sum": f"{policy.min_vega_sum:g}",
         "max_step": "" if policy.max_step is None else f"{policy.max_step:g}",
         "up": str(options.get("min_delta_directional", {}).get("up", "")),
         "down": str(options.get("min_delta_directional", {}).get("down", "")),
@@ -99,9 +112,14 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
     from calibration_policy.stores import open_store
 
     current = panel.policy()
-    view: dict[str, Any] = {"form": {**_form_defaults(current), **{k: v for k, v in form.items() if v is not None}},
-                            "underlyings": open_store(panel.history_dir).underlyings(), "underlying": underlying,
-                            "since": since or "", "error": None, "result": None}
+    view: dict[str, Any] = {
+        "form": {**_form_defaults(current), **{k: v for k, v in form.items() if v is not None}},
+        "underlyings": open_store(panel.history_dir).underlyings(),
+        "underlying": underlying,
+        "since": since or "",
+        "error": None,
+        "result": None,
+    }
     if not view["underlyings"]:
         view["error"] = "There are no calibration runs yet: nothing to replay."
         return view
@@ -110,10 +128,15 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
         return view
     try:
         candidate = candidate_policy(current, form)
-        start = datetime.combine(date.fromisoformat(since), time.min, tzinfo=timezone.utc) if since else None
+        start = datetime.combine(date.fromisoformat(since), time.min, tzinfo=UTC) if since else None
         runs = load_history(panel.history_dir, underlying)
-        comparison = compare(runs, {"current": current, "candidate": candidate}, archive_dir=panel.archive_dir, since=start,
-                             target_name=lambda name: panel.target(name).name)
+        comparison = compare(
+            runs,
+            {"current": current, "candidate": candidate},
+            archive_dir=panel.archive_dir,
+            since=start,
+            target_name=lambda name: panel.target(name).name,
+        )
     except (CalibrationPolicyError, ValueError) as error:
         view["error"] = str(error)
         return view
@@ -123,15 +146,26 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
     for d in cand.decisions:
         was = current_by_run.get(d.run_id)
         if was is not None and (was.applied != d.applied or (d.applied and was.decision.values != d.decision.values)):
-            changed.append({"date": d.timestamp.date().isoformat(),
-                            "current": ("applies: " if was.applied else "holds: ") + was.reason,
-                            "candidate": ("applies: " if d.applied else "holds: ") + d.reason})
+            changed.append(
+                {
+                    "date": d.timestamp.date().isoformat(),
+                    "current": ("applies: " if was.applied else "holds: ") + was.reason,
+                    "candidate": ("applies: " if d.applied else "holds: ") + d.reason,
+                }
+            )
     view["result"] = {
         "rows": [{"policy": name, **r.figures.to_dict()} for name, r in comparison.results.items()],
-        "svg": comparison.svg(underlying, "global" if any("global" in d.recommended for d in cand.decisions)
-                              else next(iter(cand.decisions[0].recommended))),
-        "changed": changed, "candidate": candidate, "candidate_json": json.dumps(candidate.model_dump(mode="json")),
-        "explain": candidate.explain(), "evidence": {"underlying": underlying, **{n: r.figures.to_dict() for n, r in comparison.results.items()}},
+        "svg": comparison.svg(
+            underlying,
+            "global"
+            if any("global" in d.recommended for d in cand.decisions)
+            else next(iter(cand.decisions[0].recommended)),
+        ),
+        "changed": changed,
+        "candidate": candidate,
+        "candidate_json": json.dumps(candidate.model_dump(mode="json")),
+        "explain": candidate.explain(),
+        "evidence": {"underlying": underlying, **{n: r.figures.to_dict() for n, r in comparison.results.items()}},
     }
     return view
 
@@ -157,9 +191,16 @@ def add_lab_page(router, panel) -> None:
         from calibration_policy.policy_versions import PolicyProposals, PolicyVersions
 
         data_dir = _data_dir(panel)
-        context = {"view": view, "flash": read_flash(request, panel.signer), "user": panel.user(request),
-                   "proposals": PolicyProposals(data_dir).pending(), "versions": list(reversed(PolicyVersions(data_dir).versions()))[:10]}
-        response = panel.render(request, "calibration_policy_ui/lab.html", context, 400 if view["error"] and form else 200)
+        context = {
+            "view": view,
+            "flash": read_flash(request, panel.signer),
+            "user": panel.user(request),
+            "proposals": PolicyProposals(data_dir).pending(),
+            "versions": list(reversed(PolicyVersions(data_dir).versions()))[:10],
+        }
+        response = panel.render(
+            request, "calibration_policy_ui/lab.html", context, 400 if view["error"] and form else 200
+        )
         clear_flash(request, response)
         return response
 
@@ -170,20 +211,29 @@ def add_proposal_routes(router, panel) -> None:
 
     back = functools.partial(_back, panel)
 
-    @router.post("/lab/propose", name="calibration_policy_ui.lab_propose", dependencies=[Depends(csrf)], include_in_schema=False)
-    def propose(request: Request, candidate: str = Form(max_length=20_000), reason: str = Form(max_length=2000),
-                evidence: str = Form("", max_length=20_000)) -> Response:
+    @router.post(
+        "/lab/propose", name="calibration_policy_ui.lab_propose", dependencies=[Depends(csrf)], include_in_schema=False
+    )
+    def propose(
+        request: Request,
+        candidate: str = Form(max_length=20_000),
+        reason: str = Form(max_length=2000),
+        evidence: str = Form("", max_length=20_000),
+    ) -> Response:
         from calibration_policy.policy import CalibrationUpdatePolicy
         from calibration_policy.policy_versions import PolicyProposals
 
         try:
             policy = CalibrationUpdatePolicy.from_dict(json.loads(candidate))
             found = json.loads(evidence) if evidence else None
-            proposal = PolicyProposals(_data_dir(panel)).propose(policy, proposer=panel.user(request) or "someone",
-                                                                 reason=reason, evidence=found)
+            proposal = PolicyProposals(_data_dir(panel)).propose(
+                policy, proposer=panel.user(request) or "someone", reason=reason, evidence=found
+            )
         except (CalibrationPolicyError, ValueError) as error:
             return back(request, f"Not proposed: {error}", "error")
-        return back(request, f"Proposed for approval ({proposal.proposal_id}); nothing changes until a reviewer approves it.")
+        return back(
+            request, f"Proposed for approval ({proposal.proposal_id}); nothing changes until a reviewer approves it."
+        )
 
     def review(request: Request, proposal_id: str, notes: str, approve: bool) -> Response:
         from calibration_policy.policy_versions import PolicyProposals
@@ -198,18 +248,33 @@ def add_proposal_routes(router, panel) -> None:
             return back(request, f"Approved: policy version {done.version_id} is live.")
         return back(request, "Rejected; the live policy is unchanged.")
 
-    @router.post("/lab/proposals/{proposal_id}/approve", name="calibration_policy_ui.lab_approve",
-                 dependencies=[Depends(csrf)], include_in_schema=False)
+    @router.post(
+        "/lab/proposals/{proposal_id}/approve",
+        name="calibration_policy_ui.lab_approve",
+        dependencies=[Depends(csrf)],
+        include_in_schema=False,
+    )
     def approve(request: Request, proposal_id: str, notes: str = Form("", max_length=2000)) -> Response:
         return review(request, proposal_id, notes, True)
 
-    @router.post("/lab/proposals/{proposal_id}/reject", name="calibration_policy_ui.lab_reject",
-                 dependencies=[Depends(csrf)], include_in_schema=False)
+    @router.post(
+        "/lab/proposals/{proposal_id}/reject",
+        name="calibration_policy_ui.lab_reject",
+        dependencies=[Depends(csrf)],
+        include_in_schema=False,
+    )
     def reject(request: Request, proposal_id: str, notes: str = Form("", max_length=2000)) -> Response:
         return review(request, proposal_id, notes, False)
 
 
 @hookimpl
 def register_panel_tabs(register):
-    register(PanelTab("lab", "Try a policy", add_routes, route="lab",
-                      description="Replay candidate thresholds over the recorded runs and propose them for approval."))
+    register(
+        PanelTab(
+            "lab",
+            "Try a policy",
+            add_routes,
+            route="lab",
+            description="Replay candidate thresholds over the recorded runs and propose them for approval.",
+        )
+    )

@@ -25,5 +25,12 @@ def add_routes(router, context: TabContext) -> None:
 
 @hookimpl
 def register_panel_tabs(register):
-    register(PanelTab("runs", _title, add_routes, route="panel",
-                      description="The live values, the latest run, whether it went live and why."))
+    register(
+        PanelTab(
+            "runs",
+            _title,
+            add_routes,
+            route="panel",
+            description="The live values, the latest run, whether it went live and why.",
+        )
+    )

@@ -18,12 +18,23 @@ from . import PanelTab, TabContext
 
 def add_routes(router, context: TabContext) -> None:
     options = context.options
-    tab = WeightsTab(context.panel, Path(options.get("weights_path") or default_weights_file()),
-                     Path(options.get("trades_path") or default_trades_file()), settings_source(options.get("settings")))
+    tab = WeightsTab(
+        context.panel,
+        Path(options.get("weights_path") or default_weights_file()),
+        Path(options.get("trades_path") or default_trades_file()),
+        settings_source(options.get("settings")),
+    )
     add_weights_routes(router, tab)
 
 
 @hookimpl
 def register_panel_tabs(register):
-    register(PanelTab("scoring_weights", "Scoring weights", add_routes, route="weights",
-                      description="The trade-scoring model's four weights: suggestions, review, evidence, history."))
+    register(
+        PanelTab(
+            "scoring_weights",
+            "Scoring weights",
+            add_routes,
+            route="weights",
+            description="The trade-scoring model's four weights: suggestions, review, evidence, history.",
+        )
+    )

@@ -40,8 +40,9 @@ def test_runs_keep_ids_order_and_keyset_pages(store_url, record_series, t0):
     page = runs.latest("SPY", 5, before=f"{recorded[-5].timestamp.isoformat()},{recorded[-5].run_id}")
     assert [r.run_id for r in page] == [r.run_id for r in recorded[-10:-5]]
     assert [r.run_id for r in runs.oldest("SPY", 3)] == [r.run_id for r in recorded[:3]]
-    assert [r.run_id for r in runs.between("SPY", t0 + timedelta(days=2), t0 + timedelta(days=4))] == \
-        [r.run_id for r in recorded[2:5]]
+    assert [r.run_id for r in runs.between("SPY", t0 + timedelta(days=2), t0 + timedelta(days=4))] == [
+        r.run_id for r in recorded[2:5]
+    ]
     assert runs.count("SPY") == 30 and runs.underlyings() == ["SPY"]
     assert runs.position("SPY", recorded[-1].run_id) == 1
     assert runs.get(recorded[3].run_id) == recorded[3]
@@ -62,8 +63,14 @@ def test_unknown_run_and_bad_id_are_plain_errors(store_url):
 
 
 def test_update_applies_archives_and_records_the_run(store_url, target, make_result, t0):
-    outcome = run_update(make_result(global_m=1.1, bands={"weekly": 1.1, "monthly": 1.1}), underlying="SPY",
-                         source="live", target=target, policy=POLICY, timestamp=t0)
+    outcome = run_update(
+        make_result(global_m=1.1, bands={"weekly": 1.1, "monthly": 1.1}),
+        underlying="SPY",
+        source="live",
+        target=target,
+        policy=POLICY,
+        timestamp=t0,
+    )
     assert outcome.applied
     stored = open_store().get(outcome.run.run_id)
     assert stored.applied and stored.applied_values == {"global": 1.1, "weekly": 1.1, "monthly": 1.1}
@@ -83,7 +90,9 @@ def test_stale_version_changes_nothing(store_url, target, make_result, t0):
 
 def test_approval_flow_and_rollback(store_url, target, make_result, t0):
     policy = POLICY.model_copy(update={"require_approval": True})
-    outcome = run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=policy, timestamp=t0)
+    outcome = run_update(
+        make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=policy, timestamp=t0
+    )
     assert not outcome.applied and outcome.route == "propose"
     pending = open_reviews().all(target=target.name, status="pending")
     assert len(pending) == 1 and open_store().get(outcome.run.run_id).pending_suggestion == pending[0].suggestion_id
@@ -92,12 +101,17 @@ def test_approval_flow_and_rollback(store_url, target, make_result, t0):
     with pytest.raises(ReviewError, match="already approved"):
         reject_suggestion(None, pending[0].suggestion_id, reviewer="bo")
     back = roll_back(target, "original", actor="ana")
-    assert back.new_values["global"] == 1.0 and active_store().govern(target).values(active_store().govern(target).load())["global"] == 1.0
+    assert (
+        back.new_values["global"] == 1.0
+        and active_store().govern(target).values(active_store().govern(target).load())["global"] == 1.0
+    )
 
 
 def test_rejected_suggestion_says_so_on_its_run(store_url, target, make_result, t0):
     policy = POLICY.model_copy(update={"require_approval": True})
-    outcome = run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=policy, timestamp=t0)
+    outcome = run_update(
+        make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=policy, timestamp=t0
+    )
     item = open_reviews().all(status="pending")[0]
     reject_suggestion(None, item.suggestion_id, reviewer="bo", target=target)
     run = open_store().get(outcome.run.run_id)
@@ -108,8 +122,14 @@ def test_rejected_suggestion_says_so_on_its_run(store_url, target, make_result, 
 def test_a_newer_suggestion_expires_the_older(store_url, target, make_result, t0):
     policy = POLICY.model_copy(update={"require_approval": True})
     for day, value in ((0, 1.2), (1, 1.3)):
-        run_update(make_result(global_m=value), underlying="SPY", source="live", target=target, policy=policy,
-                   timestamp=t0 + timedelta(days=day))
+        run_update(
+            make_result(global_m=value),
+            underlying="SPY",
+            source="live",
+            target=target,
+            policy=policy,
+            timestamp=t0 + timedelta(days=day),
+        )
     statuses = [s.status for s in open_reviews().all(target=target.name)]
     assert statuses == ["expired", "pending"]
 
@@ -121,10 +141,10 @@ def test_intents_are_cleared_after_each_change(store_url, target, make_result, t
 
 def test_the_scoring_weights_flow_on_each_store(store_url, tmp_path):
     """The second domain goes through the same store: suggest, approve, roll back."""
-    from ..test_weights_support import EQUAL, make_trades, read_weights, write_weights
-
     from calibration_policy.default_plugins.scoring_weights.domain import weights_target
     from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
+
+    from ..test_weights_support import EQUAL, make_trades, read_weights, write_weights
 
     weights_file = write_weights(tmp_path / "scoring_weights.json")
     target = weights_target(path=weights_file)

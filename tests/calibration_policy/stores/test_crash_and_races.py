@@ -16,8 +16,9 @@ from calibration_policy import CalibrationUpdatePolicy, active_store, open_store
 from calibration_policy.stores import open_archive
 from calibration_policy.target import JsonFileTarget
 
-POLICY = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, min_delta_global=0.001, min_delta_band=0.001,
-                                 smoothing_window_days=1)
+POLICY = CalibrationUpdatePolicy(
+    min_sample_size=1, min_vega_sum=0, min_delta_global=0.001, min_delta_band=0.001, smoothing_window_days=1
+)
 CONFTEST = Path(__file__).resolve().parents[1] / "conftest.py"
 
 CHILD = textwrap.dedent("""
@@ -52,8 +53,13 @@ def _child(tmp_path: Path, kill: str, start: int, count: int, live: Path) -> sub
     script = tmp_path / "child.py"
     if not script.exists():  # written once: a child reading it while it is rewritten would run half a script
         script.write_text(CHILD)
-    return subprocess.Popen([sys.executable, str(script), str(CONFTEST), kill, str(start), str(count), str(live)],
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(CONFTEST), kill, str(start), str(count), str(live)],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _consistent(target) -> None:

@@ -39,8 +39,13 @@ def test_an_update_killed_at_every_step_is_settled(postgres_url, tmp_path, monke
     kills = 0
     for step in range(1, 80):
         env = {**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)}
-        child = subprocess.run([sys.executable, str(script), str(CONFTEST), "none", str(step), "1", str(live)],
-                               env=env, capture_output=True, text=True, timeout=120)
+        child = subprocess.run(
+            [sys.executable, str(script), str(CONFTEST), "none", str(step), "1", str(live)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if child.returncode == 0:
             break  # the update ran to its end before step ``step``: every step was killed once
         assert child.returncode == KILL_EXIT_CODE, child.stderr[-2000:]
@@ -73,8 +78,9 @@ FINISHED = {"approve": ("approved", True), "modify": ("modified", True), "reject
 
 
 @pytest.mark.parametrize("action", sorted(FINISHED))
-def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(action, postgres_url, tmp_path, monkeypatch,
-                                                                     make_result, t0):
+def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(
+    action, postgres_url, tmp_path, monkeypatch, make_result, t0
+):
     from datetime import timedelta
 
     from calibration_policy import CalibrationUpdatePolicy, open_store, run_update
@@ -88,14 +94,24 @@ def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(action, post
     finished, goes_live = FINISHED[action]
     kills = 0
     for step in range(1, 80):
-        outcome = run_update(make_result(global_m=1.0 + 0.05 * (step % 5 + 1)), underlying="SPY", source="live",
-                             target=target, policy=policy, timestamp=t0 + timedelta(days=step))
+        outcome = run_update(
+            make_result(global_m=1.0 + 0.05 * (step % 5 + 1)),
+            underlying="SPY",
+            source="live",
+            target=target,
+            policy=policy,
+            timestamp=t0 + timedelta(days=step),
+        )
         suggestion = open_store().get(outcome.run.run_id).pending_suggestion
         if suggestion is None:
             continue  # the same values again: nothing to review
-        child = subprocess.run([sys.executable, "-c", REVIEWER, action, suggestion, str(live)],
-                               env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
-                               capture_output=True, text=True, timeout=120)
+        child = subprocess.run(
+            [sys.executable, "-c", REVIEWER, action, suggestion, str(live)],
+            env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         _wait_until_the_server_lets_go(target)
         settle_interrupted(target)
         item = open_reviews().get(suggestion)
@@ -124,8 +140,9 @@ roll_back(JsonFileTarget(sys.argv[2], name="spy_live"), sys.argv[1], actor="ana"
 """
 
 
-def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(postgres_url, tmp_path, monkeypatch,
-                                                                      make_result, t0):
+def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(
+    postgres_url, tmp_path, monkeypatch, make_result, t0
+):
     from datetime import timedelta
 
     from calibration_policy import CalibrationUpdatePolicy, run_update
@@ -139,12 +156,22 @@ def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(postgres_ur
     kills = 0
     for step in range(1, 80):
         # something to roll back: a fresh update, then back to the set before it
-        run_update(make_result(global_m=1.2 + 0.1 * (step % 2)), underlying="SPY", source="live", target=target,
-                   policy=policy, timestamp=t0 + timedelta(days=step))
+        run_update(
+            make_result(global_m=1.2 + 0.1 * (step % 2)),
+            underlying="SPY",
+            source="live",
+            target=target,
+            policy=policy,
+            timestamp=t0 + timedelta(days=step),
+        )
         before = open_archive(None, target.name).entries()
-        child = subprocess.run([sys.executable, "-c", ROLLER, before[-2].change_id if len(before) > 1 else "original",
-                                str(live)], env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
-                               capture_output=True, text=True, timeout=120)
+        child = subprocess.run(
+            [sys.executable, "-c", ROLLER, before[-2].change_id if len(before) > 1 else "original", str(live)],
+            env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         _wait_until_the_server_lets_go(target)
         settle_interrupted(target)
         after = open_archive(None, target.name).entries()
@@ -195,7 +222,8 @@ for i in range(10**6):
         pass  # a lost race (no longer pending, a newer version): the next round tries again
 """
 CAMPAIGN_KILLS = int(os.environ.get("CALIBRATION_POLICY_KILLS", "0")) or (
-    200 if os.environ.get("CALIBRATION_POLICY_LONG_TESTS") == "1" else 12)
+    200 if os.environ.get("CALIBRATION_POLICY_LONG_TESTS") == "1" else 12
+)
 
 
 def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url, tmp_path, monkeypatch):
@@ -217,8 +245,13 @@ def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url
     rng, seeds = random.Random(5), iter(range(1, 10**6))
 
     def start(role: str) -> tuple[str, subprocess.Popen]:
-        return role, subprocess.Popen([sys.executable, str(script), str(CONFTEST), role, str(next(seeds)), str(live)],
-                                      env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return role, subprocess.Popen(
+            [sys.executable, str(script), str(CONFTEST), role, str(next(seeds)), str(live)],
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     workers = [start(role) for role in ("propose", "propose", "review", "review")]
     try:
@@ -253,6 +286,11 @@ def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url
     assert {r.run_id for r in runs if r.applied} == {c.run_id for c in changes}, "runs and archive disagree"
     assert all(r.decided_at is not None for r in runs), "a run was left undecided"
     assert active_store().intents.pending_names(None, target.name) == []
-    assert len(runs) > CAMPAIGN_KILLS and changes, f"too little work to mean anything: {len(runs)} runs, {len(changes)} changes"
-    print(f"\n[postgresql campaign] {CAMPAIGN_KILLS} SIGKILLs: {len(runs)} runs, {len(suggestions)} suggestions, "
-          f"{len(changes)} changes; 0 double applies, 0 refused-but-live, 0 stuck", file=sys.stderr)
+    assert len(runs) > CAMPAIGN_KILLS and changes, (
+        f"too little work to mean anything: {len(runs)} runs, {len(changes)} changes"
+    )
+    print(
+        f"\n[postgresql campaign] {CAMPAIGN_KILLS} SIGKILLs: {len(runs)} runs, {len(suggestions)} suggestions, "
+        f"{len(changes)} changes; 0 double applies, 0 refused-but-live, 0 stuck",
+        file=sys.stderr,
+    )

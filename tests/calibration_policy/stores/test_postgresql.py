@@ -33,7 +33,10 @@ def test_upgrade_is_idempotent_and_safe_from_two_machines_at_once(postgres_serve
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(len(done) for done in results) == [0, len(migrations())]  # one applied them, the other found them done
+    assert sorted(len(done) for done in results) == [
+        0,
+        len(migrations()),
+    ]  # one applied them, the other found them done
     assert upgrade(url) == [] and status(url)["schema_version"] == code_version()
 
 
@@ -60,17 +63,22 @@ def test_a_newer_schema_is_refused(postgres_url, monkeypatch):
     import psycopg
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO calibration_schema (version, name) VALUES (%s, 'from_the_future')", (code_version() + 1,))
+        conn.execute(
+            "INSERT INTO calibration_schema (version, name) VALUES (%s, 'from_the_future')", (code_version() + 1,)
+        )
     monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
     with pytest.raises(StoreError, match="newer than this calibration-policy"):
         open_store().count("SPY")
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("postgresql://u:pw@host:notaport/db", "malformed"),
-    ("postgresql://u:pw@127.0.0.1:5432", "names no database"),
-    ("nonsense", "not a store URL"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgresql://u:pw@host:notaport/db", "malformed"),
+        ("postgresql://u:pw@127.0.0.1:5432", "names no database"),
+        ("nonsense", "not a store URL"),
+    ],
+)
 def test_malformed_urls_are_named_without_their_password(url, expected):
     with pytest.raises(StoreError, match=expected) as caught:
         open_store_url(url).runs().count("SPY")
@@ -112,8 +120,14 @@ def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path
     live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     target = JsonFileTarget(live, name="spy_live")
     for day in range(5):
-        run_update(make_result(global_m=1.0 + 0.05 * (day + 1)), underlying="SPY", source="live", target=target,
-                   policy=POLICY.model_copy(update={"require_approval": day == 4}), timestamp=t0 + timedelta(days=day))
+        run_update(
+            make_result(global_m=1.0 + 0.05 * (day + 1)),
+            underlying="SPY",
+            source="live",
+            target=target,
+            policy=POLICY.model_copy(update={"require_approval": day == 4}),
+            timestamp=t0 + timedelta(days=day),
+        )
     from calibration_policy.policy_versions import set_policy
 
     set_policy(CalibrationUpdatePolicy(min_delta_global=0.04), actor="ana", reason="calmer", data_dir=source)
@@ -127,12 +141,14 @@ def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path
     back = tmp_path / "back"
     assert main(["migrate", "--from", postgres_url, "--to", str(back)]) == 0
     assert "Verified" in capsys.readouterr().out
-    assert sorted(p.name for p in (back / "calibration_runs").glob("*.json")) == \
-        sorted(p.name for p in (source / "calibration_runs").glob("*.json"))
+    assert sorted(p.name for p in (back / "calibration_runs").glob("*.json")) == sorted(
+        p.name for p in (source / "calibration_runs").glob("*.json")
+    )
 
 
-def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settles(postgres_url, tmp_path, monkeypatch,
-                                                                                    make_result, t0):
+def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settles(
+    postgres_url, tmp_path, monkeypatch, make_result, t0
+):
     import psycopg
 
     from calibration_policy.default_plugins.postgresql.target import DatabaseTarget
@@ -153,7 +169,9 @@ def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settl
 
     monkeypatch.setattr(DatabaseTarget, "save", save_then_lose_the_connection)
     with pytest.raises(StoreError, match="nothing of this change was kept") as caught:
-        run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0)
+        run_update(
+            make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0
+        )
     assert "calibration-test" not in str(caught.value)
     governed = active_store().govern(target)
     assert governed.values(governed.load())["global"] == 1.0  # the live row never changed
@@ -162,15 +180,23 @@ def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settl
     monkeypatch.setattr(DatabaseTarget, "save", original_save)
     from datetime import timedelta
 
-    after = run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY,
-                       timestamp=t0 + timedelta(days=1))
+    after = run_update(
+        make_result(global_m=1.2),
+        underlying="SPY",
+        source="live",
+        target=target,
+        policy=POLICY,
+        timestamp=t0 + timedelta(days=1),
+    )
     assert after.applied
     first = open_store().oldest("SPY", 1)[0]
     assert first.decided_at is not None and not first.applied  # settled: recorded as not applied, never stuck
     assert active_store().intents.pending_names(None, "spy_live") == []
 
 
-def test_a_migration_killed_halfway_is_finished_by_running_it_again(postgres_url, tmp_path, monkeypatch, record_series, capsys):
+def test_a_migration_killed_halfway_is_finished_by_running_it_again(
+    postgres_url, tmp_path, monkeypatch, record_series, capsys
+):
     import os
     import subprocess
     import sys
@@ -192,15 +218,18 @@ def test_a_migration_killed_halfway_is_finished_by_running_it_again(postgres_url
         Runs.put = put_then_die
         sys.exit(main(["migrate", "--from", sys.argv[1], "--to", sys.argv[2]]))
     """)
-    killed = subprocess.run([sys.executable, "-c", child, str(source), postgres_url], env=dict(os.environ),
-                            capture_output=True, text=True)
+    killed = subprocess.run(
+        [sys.executable, "-c", child, str(source), postgres_url], env=dict(os.environ), capture_output=True, text=True
+    )
     assert killed.returncode == 9
     assert main(["migrate", "--from", str(source), "--to", postgres_url, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["verified"] and report["kinds"]["runs"]["present"] == 5 and report["kinds"]["runs"]["copied"] == 7
 
 
-def test_the_version_column_refuses_values_changed_and_changed_back(postgres_url, tmp_path, monkeypatch, make_result, t0):
+def test_the_version_column_refuses_values_changed_and_changed_back(
+    postgres_url, tmp_path, monkeypatch, make_result, t0
+):
     from calibration_policy import StaleChangeError, force_apply
     from calibration_policy.pipeline import live_version, roll_back
 
@@ -226,7 +255,9 @@ def test_policy_versions_and_proposals_are_shared_through_the_database(postgres_
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.05  # the other machine decides alike
     (version,) = PolicyVersions(there).versions()
     assert version.actor == "ana" and "calibration-test" not in json.dumps(version.policy)  # never the store's password
-    proposal = PolicyProposals(there).propose(CalibrationUpdatePolicy(min_delta_global=0.02), proposer="bo", reason="faster")
+    proposal = PolicyProposals(there).propose(
+        CalibrationUpdatePolicy(min_delta_global=0.02), proposer="bo", reason="faster"
+    )
     PolicyProposals(here).approve(proposal.proposal_id, reviewer="ana")
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.02
     assert [v.kind for v in PolicyVersions(here).versions()] == ["change", "change"]

@@ -17,7 +17,9 @@ def open_postgresql(url: str) -> Any:
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
     except ImportError:
-        raise StoreError("The PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'calibration-policy[postgresql]'.") from None
+        raise StoreError(
+            "The PostgreSQL store needs psycopg 3 and psycopg_pool: pip install 'calibration-policy[postgresql]'."
+        ) from None
     from .store import PostgresStore
 
     return PostgresStore(url)
@@ -25,8 +27,14 @@ def open_postgresql(url: str) -> Any:
 
 @hookimpl
 def register_stores(register):
-    register(StoreType("postgresql", open_postgresql, label="PostgreSQL",
-                       description="One database shared by several machines: transactions, row and advisory locks."))
+    register(
+        StoreType(
+            "postgresql",
+            open_postgresql,
+            label="PostgreSQL",
+            description="One database shared by several machines: transactions, row and advisory locks.",
+        )
+    )
 
 
 @hookimpl

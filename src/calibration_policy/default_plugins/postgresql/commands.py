@@ -10,8 +10,12 @@ from calibration_policy.stores import masked, scheme_of, store_setting
 
 from .schema import status, upgrade
 
-url_option = click.option("--store", "url", metavar="URL",
-                          help="The database: postgresql://user:pw@host/db (default $CALIBRATION_STORE, else `store` in the policy file).")
+url_option = click.option(
+    "--store",
+    "url",
+    metavar="URL",
+    help="The database: postgresql://user:pw@host/db (default $CALIBRATION_STORE, else `store` in the policy file).",
+)
 
 
 def _url(url: str | None) -> str:
@@ -21,8 +25,10 @@ def _url(url: str | None) -> str:
         load_policy(None, None)  # the policy file in force may name the store
     url = url or store_setting()
     if not url or scheme_of(url) != "postgresql":
-        raise StoreError("Say which database: --store postgresql://user:password@host:5432/dbname "
-                         "(or set CALIBRATION_STORE, or `store` in the policy file).")
+        raise StoreError(
+            "Say which database: --store postgresql://user:password@host:5432/dbname "
+            "(or set CALIBRATION_STORE, or `store` in the policy file)."
+        )
     return url
 
 
@@ -40,8 +46,10 @@ def add_commands(cli: click.Group) -> None:
         done = upgrade(url, say=lambda line: click.echo(line, err=True))
         now = status(url)
         if done:
-            click.echo(f"Upgraded {now['database']} to schema version {now['schema_version']} "
-                       f"({len(done)} migration{'s' if len(done) != 1 else ''} applied).")
+            click.echo(
+                f"Upgraded {now['database']} to schema version {now['schema_version']} "
+                f"({len(done)} migration{'s' if len(done) != 1 else ''} applied)."
+            )
         else:
             click.echo(f"{now['database']} is up to date (schema version {now['schema_version']}); nothing to do.")
 
@@ -56,11 +64,17 @@ def add_commands(cli: click.Group) -> None:
         if as_json:
             emit_json(now)
         else:
-            state = ("up to date" if now["up_to_date"] else
-                     "needs `calibration-policy db upgrade`" if now["schema_version"] < now["code_version"] else
-                     "NEWER than this calibration-policy: upgrade calibration-policy here")
-            click.echo(f"Database {now['database']} (store URL {masked(url)}): schema version {now['schema_version']}, "
-                       f"this code's {now['code_version']} — {state}.")
+            state = (
+                "up to date"
+                if now["up_to_date"]
+                else "needs `calibration-policy db upgrade`"
+                if now["schema_version"] < now["code_version"]
+                else "NEWER than this calibration-policy: upgrade calibration-policy here"
+            )
+            click.echo(
+                f"Database {now['database']} (store URL {masked(url)}): schema version {now['schema_version']}, "
+                f"this code's {now['code_version']} — {state}."
+            )
             for table, n in now["counts"].items():
                 click.echo(f"  {table.replace('_', ' ')}: {n:,}")
         if not now["up_to_date"]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from calibration_policy.durable import kill_point
@@ -26,7 +27,7 @@ TARGET_LOCK, INTENT_LOCK, UPGRADE_LOCK = 7301, 7302, 7303
 
 @dataclass
 class _Held:
-    database: "Database"
+    database: Database
     conn: Any
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -50,20 +51,35 @@ def explain(error: Exception, url: str, doing: str) -> StoreError:
         lowered = text.lower()
         if "password authentication failed" in lowered or "no password supplied" in lowered:
             user = urlsplit(url).username or "(default user)"
-            return StoreError(f"The PostgreSQL server at {place} refused the password of user {user} while {doing}; "
-                              "check the user and password in the store URL. Nothing was written.")
+            return StoreError(
+                f"The PostgreSQL server at {place} refused the password of user {user} while {doing}; "
+                "check the user and password in the store URL. Nothing was written."
+            )
         if "does not exist" in lowered and "database" in lowered:
-            return StoreError(f"The database of the store URL does not exist ({place}); create it (createdb) and run "
-                              "`calibration-policy db upgrade`. Nothing was written.")
-        if "connection refused" in lowered or "could not connect" in lowered or "timeout" in lowered or "translate host" in lowered:
-            return StoreError(f"Cannot reach the PostgreSQL server at {place} while {doing} ({text}); is it running, "
-                              "and are the host and port of the store URL right? Nothing was written.")
-        return StoreError(f"The connection to the PostgreSQL store at {place} failed while {doing} ({text}); "
-                          "nothing of this change was kept: run it again.")
+            return StoreError(
+                f"The database of the store URL does not exist ({place}); create it (createdb) and run "
+                "`calibration-policy db upgrade`. Nothing was written."
+            )
+        if (
+            "connection refused" in lowered
+            or "could not connect" in lowered
+            or "timeout" in lowered
+            or "translate host" in lowered
+        ):
+            return StoreError(
+                f"Cannot reach the PostgreSQL server at {place} while {doing} ({text}); is it running, "
+                "and are the host and port of the store URL right? Nothing was written."
+            )
+        return StoreError(
+            f"The connection to the PostgreSQL store at {place} failed while {doing} ({text}); "
+            "nothing of this change was kept: run it again."
+        )
     if isinstance(error, psycopg.errors.LockNotAvailable):
         return StoreError(f"Another change held the lock too long while {doing} ({place}); try again.")
-    return StoreError(f"The PostgreSQL store at {place} failed while {doing} ({type(error).__name__}: {text}); "
-                      "nothing of this change was kept.")
+    return StoreError(
+        f"The PostgreSQL store at {place} failed while {doing} ({type(error).__name__}: {text}); "
+        "nothing of this change was kept."
+    )
 
 
 def check_url(url: str) -> str:
@@ -72,17 +88,23 @@ def check_url(url: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as error:
-        raise StoreError(f"The store URL {masked(url)!r:.100} is malformed ({error}); write it like "
-                         "postgresql://user:password@host:5432/dbname.") from None
+        raise StoreError(
+            f"The store URL {masked(url)!r:.100} is malformed ({error}); write it like "
+            "postgresql://user:password@host:5432/dbname."
+        ) from None
     if parts.scheme not in ("postgresql", "postgres"):
         raise StoreError(f"The store URL {masked(url)!r:.100} is not a postgresql:// URL.")
     if not parts.path.strip("/"):
-        raise StoreError(f"The store URL {masked(url)!r:.100} names no database; add it after the host: "
-                         "postgresql://user:password@host:5432/dbname.")
+        raise StoreError(
+            f"The store URL {masked(url)!r:.100} names no database; add it after the host: "
+            "postgresql://user:password@host:5432/dbname."
+        )
     return url
 
 
-def insert_first_free(conn: Any, names: Iterator[str], sql: str, params: Callable[[str], tuple[Any, ...]]) -> str | None:
+def insert_first_free(
+    conn: Any, names: Iterator[str], sql: str, params: Callable[[str], tuple[Any, ...]]
+) -> str | None:
     """The first of ``names`` that ``sql`` (an ``INSERT … ON CONFLICT DO NOTHING``) could insert, None when all
     are taken: records that share a moment get ``_2``, ``_3`` … as the file store's names do (``create_exclusive``)."""
     for name in names:
@@ -119,8 +141,15 @@ class Database:
                     self.check(conn, self.url)
         except psycopg.Error as error:
             raise explain(error, self.url, "connecting") from None
-        self._pool = ConnectionPool(self.url, min_size=1, max_size=self.max_size, open=True, timeout=30,
-                                    kwargs={"autocommit": True, "connect_timeout": 5}, name="calibration-policy")
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.max_size,
+            open=True,
+            timeout=30,
+            kwargs={"autocommit": True, "connect_timeout": 5},
+            name="calibration-policy",
+        )
         return self._pool
 
     def close(self) -> None:
@@ -191,8 +220,9 @@ class Database:
         try:
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (kind, name))
         except psycopg.errors.LockNotAvailable:
-            raise StoreError(f"Another change of {name} has held its lock for over {timeout:.0f} s while {doing}; "
-                             "try again.") from None
+            raise StoreError(
+                f"Another change of {name} has held its lock for over {timeout:.0f} s while {doing}; try again."
+            ) from None
         conn.execute("SET LOCAL lock_timeout = 0")
 
     def __repr__(self) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from calibration_policy.archive import now_utc
 from calibration_policy.naming import check_record_id, utc_stamp
@@ -28,8 +29,10 @@ class Intent:
     def note(self, **info: Any) -> None:
         self.data.update(info)
         with self.db.connection("recording a change's progress") as conn:
-            conn.execute("UPDATE change_intents SET data = %s::jsonb WHERE intent_id = %s",
-                         (json.dumps(self.data, default=str), self.intent_id))
+            conn.execute(
+                "UPDATE change_intents SET data = %s::jsonb WHERE intent_id = %s",
+                (json.dumps(self.data, default=str), self.intent_id),
+            )
 
     def done(self) -> None:
         try:
@@ -44,7 +47,7 @@ class Intent:
         conn, self._conn = self._conn, None
         try:
             conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (INTENT_LOCK, self.intent_id))
-        except Exception:  # noqa: BLE001 - a broken connection has lost the lock already; the pool replaces it
+        except Exception:
             pass
         self.db.pool.putconn(conn)
 
@@ -72,8 +75,10 @@ class Intents:
         intent = Intent(self.db, intent_id, data, conn)
         try:
             with self.db.connection("recording a change before it starts") as db_conn:
-                db_conn.execute("INSERT INTO change_intents (intent_id, target, data) VALUES (%s, %s, %s::jsonb)",
-                                (intent_id, target, json.dumps(data, default=str)))
+                db_conn.execute(
+                    "INSERT INTO change_intents (intent_id, target, data) VALUES (%s, %s, %s::jsonb)",
+                    (intent_id, target, json.dumps(data, default=str)),
+                )
         except BaseException:
             intent.release()
             raise
@@ -81,8 +86,10 @@ class Intents:
 
     def pending_names(self, archive_dir: Any, target_name: str) -> list[str]:
         with self.db.connection() as conn:
-            rows = conn.execute("SELECT intent_id FROM change_intents WHERE target = %s ORDER BY intent_id",
-                                (check_record_id(target_name, "target name"),)).fetchall()
+            rows = conn.execute(
+                "SELECT intent_id FROM change_intents WHERE target = %s ORDER BY intent_id",
+                (check_record_id(target_name, "target name"),),
+            ).fetchall()
         return [f"{row[0]}.json" for row in rows]
 
     def abandoned(self, archive_dir: Any, target_name: str) -> Iterator[Intent]:
@@ -92,7 +99,9 @@ class Intents:
             if conn is None:
                 continue  # its writer still works: in progress, not interrupted
             row = conn.execute("SELECT data FROM change_intents WHERE intent_id = %s", (intent_id,)).fetchone()
-            intent = Intent(self.db, intent_id, row[0] if row and isinstance(row[0], dict) else {"kind": "unreadable"}, conn)
+            intent = Intent(
+                self.db, intent_id, row[0] if row and isinstance(row[0], dict) else {"kind": "unreadable"}, conn
+            )
             if row is None:  # finished between the listing and the lock
                 intent.release()
                 continue

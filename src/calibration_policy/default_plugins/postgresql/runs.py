@@ -19,8 +19,10 @@ _NEWEST = "ORDER BY stamp DESC, seq DESC, run_id DESC"
 _OLDEST = "ORDER BY stamp, seq, run_id"
 
 
-_INSERT = ("INSERT INTO calibration_runs (run_id, underlying, stamp, seq, at, source, body) "
-           "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING")
+_INSERT = (
+    "INSERT INTO calibration_runs (run_id, underlying, stamp, seq, at, source, body) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (run_id) DO NOTHING"
+)
 
 
 def _body(run: CalibrationRun) -> str:
@@ -49,8 +51,12 @@ class Runs:
         """Store a new run under the id the file store would give it (``<stamp>_<underlying>_<source>[_n]``)."""
         stamp, body = utc_stamp(run.timestamp), _body(run)
         with self.db.connection("recording a run") as conn:
-            name = insert_first_free(conn, numbered(f"{stamp}_{run.underlying}_{run.source}", suffix="", limit=1_000_000),
-                                     _INSERT, lambda name: _row(run, name, body))
+            name = insert_first_free(
+                conn,
+                numbered(f"{stamp}_{run.underlying}_{run.source}", suffix="", limit=1_000_000),
+                _INSERT,
+                lambda name: _row(run, name, body),
+            )
         if name is None:
             raise HistoryError(f"Too many runs of {run.underlying} share the moment {stamp}; nothing was written.")
         return run.model_copy(update={"run_id": name})
@@ -65,23 +71,30 @@ class Runs:
     def save(self, run: CalibrationRun) -> None:
         """Write back a decided run, in the change's transaction when there is one."""
         with self.db.connection("updating a run") as conn:
-            done = conn.execute("UPDATE calibration_runs SET body = %s::jsonb, version = version + 1 WHERE run_id = %s",
-                                (_body(run), check_record_id(run.run_id, "run id"))).rowcount
+            done = conn.execute(
+                "UPDATE calibration_runs SET body = %s::jsonb, version = version + 1 WHERE run_id = %s",
+                (_body(run), check_record_id(run.run_id, "run id")),
+            ).rowcount
         if not done:
             raise HistoryError(f"Run {run.run_id} is not in {self.db.describe()}; record it first.")
 
     def get(self, run_id: str) -> CalibrationRun:
         with self.db.connection() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM calibration_runs WHERE run_id = %s",
-                               (check_record_id(run_id, "run id"),)).fetchone()
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM calibration_runs WHERE run_id = %s", (check_record_id(run_id, "run id"),)
+            ).fetchone()
         if row is None:
             raise HistoryError(f"There is no readable run {run_id} in {self.db.describe()}.")
         return _run(row)
 
-    def _page(self, underlying: str, where: str, params: tuple[Any, ...], order: str, limit: int | None, offset: int = 0) -> list[CalibrationRun]:
+    def _page(
+        self, underlying: str, where: str, params: tuple[Any, ...], order: str, limit: int | None, offset: int = 0
+    ) -> list[CalibrationRun]:
         with self.db.connection() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM calibration_runs WHERE underlying = %s {where} {order} LIMIT %s OFFSET %s",
-                                (underlying, *params, limit, offset)).fetchall()
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM calibration_runs WHERE underlying = %s {where} {order} LIMIT %s OFFSET %s",
+                (underlying, *params, limit, offset),
+            ).fetchall()
         return [_run(row) for row in rows]
 
     def _cursor(self, underlying: str, cursor: str | Key | None) -> tuple[str, int, str] | None:
@@ -89,7 +102,9 @@ class Runs:
         key = cursor_key(underlying, cursor)
         return None if key is None else (key[0], key[1], key[2].removesuffix(".json"))
 
-    def latest(self, underlying: str, limit: int = 50, offset: int = 0, before: str | Key | None = None) -> list[CalibrationRun]:
+    def latest(
+        self, underlying: str, limit: int = 50, offset: int = 0, before: str | Key | None = None
+    ) -> list[CalibrationRun]:
         """The newest ``limit`` runs of ``underlying`` (older than the cursor ``before``), oldest first."""
         underlying, limit = check_underlying(underlying), _check_limit(limit)
         key = self._cursor(underlying, before)
@@ -108,8 +123,10 @@ class Runs:
         underlying = check_underlying(underlying)
         key = self._cursor(underlying, cursor)
         with self.db.connection() as conn:
-            return conn.execute("SELECT count(*) FROM calibration_runs WHERE underlying = %s AND (stamp, seq, run_id) >= (%s, %s, %s)",
-                                (underlying, *key)).fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM calibration_runs WHERE underlying = %s AND (stamp, seq, run_id) >= (%s, %s, %s)",
+                (underlying, *key),
+            ).fetchone()[0]
 
     def between(self, underlying: str, start: datetime, end: datetime) -> list[CalibrationRun]:
         underlying = check_underlying(underlying)
@@ -118,8 +135,9 @@ class Runs:
 
     def count(self, underlying: str) -> int:
         with self.db.connection() as conn:
-            return conn.execute("SELECT count(*) FROM calibration_runs WHERE underlying = %s",
-                                (check_underlying(underlying),)).fetchone()[0]
+            return conn.execute(
+                "SELECT count(*) FROM calibration_runs WHERE underlying = %s", (check_underlying(underlying),)
+            ).fetchone()[0]
 
     def underlyings(self) -> list[str]:
         """Each distinct underlying with one index probe (a skip scan), not a scan of every run."""
@@ -127,7 +145,8 @@ class Runs:
             rows = conn.execute(
                 "WITH RECURSIVE u(x) AS (SELECT min(underlying) FROM calibration_runs UNION ALL "
                 "SELECT (SELECT min(underlying) FROM calibration_runs WHERE underlying > u.x) FROM u WHERE u.x IS NOT NULL) "
-                "SELECT x FROM u WHERE x IS NOT NULL").fetchall()
+                "SELECT x FROM u WHERE x IS NOT NULL"
+            ).fetchall()
         return [row[0] for row in rows]
 
     def reindex(self) -> int:

@@ -8,9 +8,10 @@ schema is older (run ``calibration-policy db upgrade``) or newer than this code 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 from calibration_policy.errors import StoreError
 
@@ -64,8 +65,10 @@ def upgrade(url: str, say: Callable[[str], None] = lambda _: None) -> list[Migra
     with _connect(url) as conn:
         conn.execute("SELECT pg_advisory_lock(%s, 0)", (UPGRADE_LOCK,))
         try:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, "
-                         "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             current = applied_version(conn)
             if current > code_version():
                 raise newer_error(url, current)
@@ -75,8 +78,10 @@ def upgrade(url: str, say: Callable[[str], None] = lambda _: None) -> list[Migra
                 say(f"Applying migration {migration.number:04d} ({migration.name.replace('_', ' ')})…")
                 with conn.transaction():
                     conn.execute(migration.sql)
-                    conn.execute(f"INSERT INTO {VERSION_TABLE} (version, name) VALUES (%s, %s)",
-                                 (migration.number, migration.name))
+                    conn.execute(
+                        f"INSERT INTO {VERSION_TABLE} (version, name) VALUES (%s, %s)",
+                        (migration.number, migration.name),
+                    )
                 done.append(migration)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, 0)", (UPGRADE_LOCK,))
@@ -84,9 +89,11 @@ def upgrade(url: str, say: Callable[[str], None] = lambda _: None) -> list[Migra
 
 
 def newer_error(url: str, found: int) -> StoreError:
-    return StoreError(f"The database {where(url)} has schema version {found}, newer than this calibration-policy knows "
-                      f"({code_version()}): another machine runs a newer version. Upgrade calibration-policy here; "
-                      "nothing was written.")
+    return StoreError(
+        f"The database {where(url)} has schema version {found}, newer than this calibration-policy knows "
+        f"({code_version()}): another machine runs a newer version. Upgrade calibration-policy here; "
+        "nothing was written."
+    )
 
 
 def status(url: str) -> dict[str, Any]:
@@ -95,11 +102,22 @@ def status(url: str) -> dict[str, Any]:
         version = applied_version(conn)
         counts = {}
         if version:
-            for table in ("calibration_runs", "suggestions", "config_archive", "live_configs", "change_intents",
-                          "policy_records"):
+            for table in (
+                "calibration_runs",
+                "suggestions",
+                "config_archive",
+                "live_configs",
+                "change_intents",
+                "policy_records",
+            ):
                 counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    return {"database": where(url), "schema_version": version, "code_version": code_version(),
-            "up_to_date": version == code_version(), "counts": counts}
+    return {
+        "database": where(url),
+        "schema_version": version,
+        "code_version": code_version(),
+        "up_to_date": version == code_version(),
+        "counts": counts,
+    }
 
 
 def require_current(conn: Any, url: str) -> None:
@@ -108,6 +126,12 @@ def require_current(conn: Any, url: str) -> None:
     if version > code_version():
         raise newer_error(url, version)
     if version < code_version():
-        what = "has no calibration-policy tables yet" if version == 0 else f"has schema version {version}, older than {code_version()}"
-        raise StoreError(f"The database {where(url)} {what}: run `calibration-policy db upgrade` (safe to run again). "
-                         "Nothing was written.")
+        what = (
+            "has no calibration-policy tables yet"
+            if version == 0
+            else f"has schema version {version}, older than {code_version()}"
+        )
+        raise StoreError(
+            f"The database {where(url)} {what}: run `calibration-policy db upgrade` (safe to run again). "
+            "Nothing was written."
+        )

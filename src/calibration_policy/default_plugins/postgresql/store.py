@@ -44,7 +44,9 @@ class PostgresStore:
 
     def targets(self, archive_dir: Any = None) -> list[str]:
         with self.db.connection() as conn:
-            return [row[0] for row in conn.execute("SELECT DISTINCT target FROM config_archive ORDER BY target").fetchall()]
+            return [
+                row[0] for row in conn.execute("SELECT DISTINCT target FROM config_archive ORDER BY target").fetchall()
+            ]
 
     def records(self, kind: str, folder: Any = None) -> TableRecords:
         return TableRecords(self.db, kind)
@@ -52,8 +54,9 @@ class PostgresStore:
     def current_policy(self) -> dict[str, Any] | None:
         """The newest policy version's settings: every machine decides by the same policy."""
         with self.db.connection() as conn:
-            row = conn.execute("SELECT body -> 'policy' FROM policy_records WHERE kind = 'policy_versions' "
-                               "ORDER BY seq DESC LIMIT 1").fetchone()
+            row = conn.execute(
+                "SELECT body -> 'policy' FROM policy_records WHERE kind = 'policy_versions' ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         return row[0] if row and isinstance(row[0], dict) else None
 
     def describe(self) -> str:

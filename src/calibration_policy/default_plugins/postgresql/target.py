@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from calibration_policy.errors import TargetError
 from calibration_policy.target import Snapshot
@@ -32,8 +33,10 @@ class DatabaseTarget:
             row = conn.execute("SELECT snapshot FROM live_configs WHERE target = %s", (self.name,)).fetchone()
             if row is None:  # first use: the host's config is the live one; every machine sees the same from now on
                 seed = self.host.load()
-                conn.execute("INSERT INTO live_configs (target, snapshot) VALUES (%s, %s::jsonb) ON CONFLICT DO NOTHING",
-                             (self.name, json.dumps(seed)))
+                conn.execute(
+                    "INSERT INTO live_configs (target, snapshot) VALUES (%s, %s::jsonb) ON CONFLICT DO NOTHING",
+                    (self.name, json.dumps(seed)),
+                )
                 row = conn.execute("SELECT snapshot FROM live_configs WHERE target = %s", (self.name,)).fetchone()
         if not isinstance(row[0], dict):
             raise TargetError(f"The live config {self.name} in {self.db.describe()} does not hold a JSON object.")
@@ -53,9 +56,11 @@ class DatabaseTarget:
 
     def save(self, snapshot: Snapshot) -> None:
         with self.db.connection("changing the live config") as conn:
-            conn.execute("INSERT INTO live_configs (target, snapshot) VALUES (%s, %s::jsonb) ON CONFLICT (target) DO UPDATE "
-                         "SET snapshot = EXCLUDED.snapshot, version = live_configs.version + 1, updated_at = now()",
-                         (self.name, json.dumps(snapshot)))
+            conn.execute(
+                "INSERT INTO live_configs (target, snapshot) VALUES (%s, %s::jsonb) ON CONFLICT (target) DO UPDATE "
+                "SET snapshot = EXCLUDED.snapshot, version = live_configs.version + 1, updated_at = now()",
+                (self.name, json.dumps(snapshot)),
+            )
         self.db.after_commit(lambda: self._copy_here(snapshot))  # this machine's copy, once the change is committed
 
     def _copy_here(self, snapshot: Snapshot) -> None:
@@ -63,8 +68,13 @@ class DatabaseTarget:
         try:
             self.host.save(snapshot)
         except (OSError, ValueError) as error:
-            log.warning("The new values of %s are live in %s, but this machine's copy could not be written (%s); "
-                        "the next change writes it again.", self.name, self.db.describe(), error)
+            log.warning(
+                "The new values of %s are live in %s, but this machine's copy could not be written (%s); "
+                "the next change writes it again.",
+                self.name,
+                self.db.describe(),
+                error,
+            )
 
     def __repr__(self) -> str:
         return f"DatabaseTarget({self.name!r}, {self.db.describe()})"

@@ -22,14 +22,23 @@ def register_domains(register):
 def register_rules(register):
     from .gate import OutOfSampleOptions, out_of_sample_rule
 
-    register(Rule("out_of_sample", out_of_sample_rule, "Helps on unseen trades",
-                  "The suggested weights beat the live ones on later trades they were not fitted to "
-                  "(walk-forward, bootstrap interval and shuffled-outcome p-value).", options=OutOfSampleOptions))
+    register(
+        Rule(
+            "out_of_sample",
+            out_of_sample_rule,
+            "Helps on unseen trades",
+            "The suggested weights beat the live ones on later trades they were not fitted to "
+            "(walk-forward, bootstrap interval and shuffled-outcome p-value).",
+            options=OutOfSampleOptions,
+        )
+    )
 
 
 @hookimpl
 def register_targets(register):
-    register(TargetFactory(DOMAIN_NAME, weights_target, "Scoring weights file", "A flat JSON file of the four weights."))
+    register(
+        TargetFactory(DOMAIN_NAME, weights_target, "Scoring weights file", "A flat JSON file of the four weights.")
+    )
 
 
 @hookimpl

@@ -66,7 +66,6 @@ FLOAT_NOISE = 1e-9
 TradesInput = Union[str, "os.PathLike[str]", pd.DataFrame]
 
 
-
 def default_trades_file() -> Path:
     """``trades.parquet`` in the data root (``$CALIBRATION_DATA``, else ``data``)."""
     return data_root() / "trades.parquet"
@@ -196,14 +195,23 @@ class FactorStats:
         if self.winners_avg is None or self.losers_avg is None:
             return False
         # "More than" beyond float noise: averages 0.55 vs 0.50 are a spread of 0.05, not 0.05000000000000004.
-        return (self.winners_avg - self.losers_avg > PREDICTIVE_SPREAD + FLOAT_NOISE
-                and self.correlation > PREDICTIVE_CORRELATION + FLOAT_NOISE)
+        return (
+            self.winners_avg - self.losers_avg > PREDICTIVE_SPREAD + FLOAT_NOISE
+            and self.correlation > PREDICTIVE_CORRELATION + FLOAT_NOISE
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "factor": self.factor, "column": SCORE_COLUMNS[self.factor], "correlation": self.correlation,
-            "winners_avg": self.winners_avg, "losers_avg": self.losers_avg, "sample_size": self.sample_size,
-            "winners": self.winners, "losers": self.losers, "is_predictive": self.is_predictive, "note": self.note,
+            "factor": self.factor,
+            "column": SCORE_COLUMNS[self.factor],
+            "correlation": self.correlation,
+            "winners_avg": self.winners_avg,
+            "losers_avg": self.losers_avg,
+            "sample_size": self.sample_size,
+            "winners": self.winners,
+            "losers": self.losers,
+            "is_predictive": self.is_predictive,
+            "note": self.note,
         }
 
 
@@ -234,19 +242,27 @@ def factor_stats(trades: pd.DataFrame) -> tuple[FactorStats, ...]:
                 note = f"every trade has the same {factor} score ({show(scores[0])}), so its correlation is taken as 0"
             else:
                 note = "every trade has the same PnL, so the correlation is taken as 0"
-        stats.append(FactorStats(
-            factor=factor, correlation=0.0 if r is None else r,
-            winners_avg=float(scores[win].mean()) if win.any() else None,
-            losers_avg=float(scores[~win].mean()) if (~win).any() else None,
-            sample_size=len(scores), winners=int(win.sum()), losers=int((~win).sum()), note=note,
-        ))
+        stats.append(
+            FactorStats(
+                factor=factor,
+                correlation=0.0 if r is None else r,
+                winners_avg=float(scores[win].mean()) if win.any() else None,
+                losers_avg=float(scores[~win].mean()) if (~win).any() else None,
+                sample_size=len(scores),
+                winners=int(win.sum()),
+                losers=int((~win).sum()),
+                note=note,
+            )
+        )
     return tuple(stats)
 
 
 # -- suggested weights -----------------------------------------------------------------------------
 
 
-def suggest_from(stats: tuple[FactorStats, ...], current: Mapping[str, float], blend: float = BLEND) -> dict[str, float]:
+def suggest_from(
+    stats: tuple[FactorStats, ...], current: Mapping[str, float], blend: float = BLEND
+) -> dict[str, float]:
     """Weights proportional to each factor's correlation (at least 0.01), blended with the current ones.
 
     A factor that did not correlate still keeps a small share, and 30% of every weight stays
@@ -257,7 +273,9 @@ def suggest_from(stats: tuple[FactorStats, ...], current: Mapping[str, float], b
     return round_weights({f: blend * share[f] / total + (1 - blend) * current[f] for f in FACTORS})
 
 
-def bounded_weights(suggested: Mapping[str, float], current: Mapping[str, float], max_change: float) -> dict[str, float]:
+def bounded_weights(
+    suggested: Mapping[str, float], current: Mapping[str, float], max_change: float
+) -> dict[str, float]:
     """The valid weight set closest to ``suggested`` that moves no weight more than ``max_change``.
 
     Clipping each weight to ±max_change on its own breaks the sum of 1. Instead this is the
@@ -316,8 +334,10 @@ class Improvement:
 
     def short(self) -> str:
         if self.pct is None:
-            return (f"the current weights take no winning trade at threshold {self.threshold:g}, "
-                    f"the suggested ones {self.suggested_wins:,}")
+            return (
+                f"the current weights take no winning trade at threshold {self.threshold:g}, "
+                f"the suggested ones {self.suggested_wins:,}"
+            )
         more = "more" if self.pct >= 0 else "fewer"  # relative to the trades the current weights win, not points
         return f"{abs(self.pct):.1f}% {more} winning trades taken at threshold {self.threshold:g}"
 
@@ -326,23 +346,33 @@ class Improvement:
         if self.current_wins == 0 and self.suggested_wins == 0:
             return f"Neither the current nor the suggested weights take a winning trade at threshold {t}."
         if self.current_wins == 0:
-            return (f"The current weights take no winning trade at threshold {t}, so there is no percentage to "
-                    f"compare; the suggested weights would take {_plural(self.suggested_wins, 'winning trade')} "
-                    f"(of {self.suggested_taken:,} taken).")
-        return (f"At threshold {t} the suggested weights take {_plural(self.suggested_wins, 'winning trade')} "
-                f"instead of {self.current_wins:,} ({self.pct:+.1f}%), out of {self.suggested_taken:,} trades taken "
-                f"instead of {self.current_taken:,}.")
+            return (
+                f"The current weights take no winning trade at threshold {t}, so there is no percentage to "
+                f"compare; the suggested weights would take {_plural(self.suggested_wins, 'winning trade')} "
+                f"(of {self.suggested_taken:,} taken)."
+            )
+        return (
+            f"At threshold {t} the suggested weights take {_plural(self.suggested_wins, 'winning trade')} "
+            f"instead of {self.current_wins:,} ({self.pct:+.1f}%), out of {self.suggested_taken:,} trades taken "
+            f"instead of {self.current_taken:,}."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "threshold": self.threshold, "pct": self.pct, "text": self.text(),
+            "threshold": self.threshold,
+            "pct": self.pct,
+            "text": self.text(),
             "current": {"taken": self.current_taken, "wins": self.current_wins, "pnl": self.current_pnl},
             "suggested": {"taken": self.suggested_taken, "wins": self.suggested_wins, "pnl": self.suggested_pnl},
         }
 
 
-def estimate_improvement(trades: pd.DataFrame, current: Mapping[str, float], suggested: Mapping[str, float],
-                         threshold: float = TRADING_THRESHOLD) -> Improvement:
+def estimate_improvement(
+    trades: pd.DataFrame,
+    current: Mapping[str, float],
+    suggested: Mapping[str, float],
+    threshold: float = TRADING_THRESHOLD,
+) -> Improvement:
     """Re-score every trade with both weight sets and count the winning trades each would take."""
     scores = trades[list(SCORE_COLUMNS.values())].to_numpy(dtype="float64")
     win = trades[WIN_COLUMN].to_numpy(dtype=bool)
@@ -355,8 +385,12 @@ def estimate_improvement(trades: pd.DataFrame, current: Mapping[str, float], sug
     now, new = taken(current), taken(suggested)
     return Improvement(
         threshold=threshold,
-        current_taken=int(now.sum()), current_wins=int((now & win).sum()), current_pnl=float(pnl[now].sum()),
-        suggested_taken=int(new.sum()), suggested_wins=int((new & win).sum()), suggested_pnl=float(pnl[new].sum()),
+        current_taken=int(now.sum()),
+        current_wins=int((now & win).sum()),
+        current_pnl=float(pnl[now].sum()),
+        suggested_taken=int(new.sum()),
+        suggested_wins=int((new & win).sum()),
+        suggested_pnl=float(pnl[new].sum()),
     )
 
 
@@ -381,8 +415,11 @@ def rationale(stats: FactorStats, current: float, suggested: float) -> str:
     r = two_places(stats.correlation)
     if stats.note:
         return f"No signal: {stats.note}; {direction}"
-    averages = (f"winners avg {stats.winners_avg:.2f} vs losers {stats.losers_avg:.2f}"
-                if stats.winners_avg is not None and stats.losers_avg is not None else None)
+    averages = (
+        f"winners avg {stats.winners_avg:.2f} vs losers {stats.losers_avg:.2f}"
+        if stats.winners_avg is not None and stats.losers_avg is not None
+        else None
+    )
     if stats.is_predictive:
         strength = "Strong" if stats.correlation >= STRONG_CORRELATION else "Useful"
         return f"{strength} predictor: {averages} (correlation {r}), {direction}"
@@ -423,7 +460,10 @@ class WeightsAnalysis:
             raise WeightsError("This analysis made no suggestion to adjust.")
         values = ScoringWeightsDomain().validate(values)
         return replace(
-            self, suggested=values, unadjusted=self.unadjusted or self.suggested, adjustments=(*self.adjustments, why),
+            self,
+            suggested=values,
+            unadjusted=self.unadjusted or self.suggested,
+            adjustments=(*self.adjustments, why),
             improvement=estimate_improvement(self.trades, self.current, values, self.threshold),
         )
 
@@ -433,28 +473,43 @@ class WeightsAnalysis:
         for stats in self.factors:
             current = self.current[stats.factor]
             suggested = self.suggested[stats.factor] if self.suggested else None
-            rows.append({
-                **stats.to_dict(), "current_weight": current, "suggested_weight": suggested,
-                "change": None if suggested is None else suggested - current,
-                "rationale": None if suggested is None else rationale(stats, current, suggested),
-            })
+            rows.append(
+                {
+                    **stats.to_dict(),
+                    "current_weight": current,
+                    "suggested_weight": suggested,
+                    "change": None if suggested is None else suggested - current,
+                    "rationale": None if suggested is None else rationale(stats, current, suggested),
+                }
+            )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: what a run records (``ScoringWeightsDomain.extract`` reads it) and the API returns."""
         return {
-            "model": DOMAIN_NAME, "n_trades": self.n_trades, "min_trades": self.min_trades,
-            "enough_trades": self.enough_trades, "message": self.message, "threshold": self.threshold,
-            "current_weights": dict(self.current), "suggested_weights": dict(self.suggested) if self.suggested else None,
+            "model": DOMAIN_NAME,
+            "n_trades": self.n_trades,
+            "min_trades": self.min_trades,
+            "enough_trades": self.enough_trades,
+            "message": self.message,
+            "threshold": self.threshold,
+            "current_weights": dict(self.current),
+            "suggested_weights": dict(self.suggested) if self.suggested else None,
             "unadjusted_weights": dict(self.unadjusted) if self.unadjusted else None,
-            "adjustments": list(self.adjustments), "factors": self.rows(),
+            "adjustments": list(self.adjustments),
+            "factors": self.rows(),
             "estimated_improvement": self.improvement.to_dict() if self.improvement else None,
             "last_trade_at": self.last_trade_at.isoformat() if self.last_trade_at else None,
         }
 
 
-def analyze_trades(trades: TradesInput, current_weights: Mapping[str, float], *, min_trades: int = DEFAULT_MIN_TRADES,
-                   threshold: float = TRADING_THRESHOLD) -> WeightsAnalysis:
+def analyze_trades(
+    trades: TradesInput,
+    current_weights: Mapping[str, float],
+    *,
+    min_trades: int = DEFAULT_MIN_TRADES,
+    threshold: float = TRADING_THRESHOLD,
+) -> WeightsAnalysis:
     """Analyse a trades table against the current weights; suggest new ones if there are enough trades."""
     if isinstance(min_trades, bool) or not isinstance(min_trades, int) or min_trades < 0:
         raise WeightsError(f"min_trades must be a whole number ≥ 0, not {min_trades!r:.40}.")
@@ -469,13 +524,31 @@ def analyze_trades(trades: TradesInput, current_weights: Mapping[str, float], *,
     n = len(frame)
     last = frame[TIME_COLUMN].max().to_pydatetime() if TIME_COLUMN in frame.columns else None
     if n < min_trades:
-        return WeightsAnalysis(n, min_trades, float(threshold), current, stats, None, None,
-                               f"Only {_plural(n, 'trade')}: at least {min_trades:,} are needed before weights are suggested.",
-                               last, trades=frame)
+        return WeightsAnalysis(
+            n,
+            min_trades,
+            float(threshold),
+            current,
+            stats,
+            None,
+            None,
+            f"Only {_plural(n, 'trade')}: at least {min_trades:,} are needed before weights are suggested.",
+            last,
+            trades=frame,
+        )
     suggested = suggest_from(stats, current)
-    return WeightsAnalysis(n, min_trades, float(threshold), current, stats, suggested,
-                           estimate_improvement(frame, current, suggested, threshold),
-                           f"Analysed {_plural(n, 'trade')} (minimum {min_trades:,}).", last, trades=frame)
+    return WeightsAnalysis(
+        n,
+        min_trades,
+        float(threshold),
+        current,
+        stats,
+        suggested,
+        estimate_improvement(frame, current, suggested, threshold),
+        f"Analysed {_plural(n, 'trade')} (minimum {min_trades:,}).",
+        last,
+        trades=frame,
+    )
 
 
 # -- settings --------------------------------------------------------------------------------------

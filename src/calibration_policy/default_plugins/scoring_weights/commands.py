@@ -46,7 +46,10 @@ from .settings import load_weights_settings
 
 def _weights_text(values: dict[str, float]) -> str:
     """Weights in the model's order; another target's scopes with global first."""
-    order = lambda scope: (FACTORS.index(scope) if scope in FACTORS else len(FACTORS), scope != "global", scope)
+
+    def order(scope):
+        return (FACTORS.index(scope) if scope in FACTORS else len(FACTORS), scope != "global", scope)
+
     return ", ".join(f"{scope} {values[scope]:.4f}" for scope in sorted(values, key=order))
 
 
@@ -69,14 +72,26 @@ def _print_analysis(analysis: Mapping[str, Any]) -> None:
     suggested = analysis.get("suggested_weights")
     factors = analysis.get("factors", [])
     click.echo(f"{analysis.get('message', '')}\n")
-    columns = ["Factor", *(Column(name, justify="right") for name in ("Corr", "Win avg", "Loss avg", "Predictive", "Current"))]
+    columns = [
+        "Factor",
+        *(Column(name, justify="right") for name in ("Corr", "Win avg", "Loss avg", "Predictive", "Current")),
+    ]
     if suggested:
         columns += [Column("Suggested", justify="right"), Column("Change", justify="right")]
-    average = lambda value: "–" if value is None else f"{value:.2f}"
+
+    def average(value):
+        return "–" if value is None else f"{value:.2f}"
+
     rows = []
     for row in factors:
-        cells = [row["factor"], two_places(row["correlation"]), average(row["winners_avg"]), average(row["losers_avg"]),
-                 "yes" if row["is_predictive"] else "no", f"{row['current_weight']:.4f}"]
+        cells = [
+            row["factor"],
+            two_places(row["correlation"]),
+            average(row["winners_avg"]),
+            average(row["losers_avg"]),
+            "yes" if row["is_predictive"] else "no",
+            f"{row['current_weight']:.4f}",
+        ]
         if suggested:
             cells += [f"{row['suggested_weight']:.4f}", f"{row['change']:+.4f}"]
         rows.append(cells)
@@ -101,7 +116,10 @@ def _print_suggestion(item: Suggestion) -> None:
     if item.status == "expired":
         lines.append(f"Expired: {item.expired_reason}")
     elif item.status != "pending":
-        lines.append(f"{item.status.capitalize()} at {_when(item.reviewed_at)} by {item.reviewer}" + (f": {item.notes}" if item.notes else ""))
+        lines.append(
+            f"{item.status.capitalize()} at {_when(item.reviewed_at)} by {item.reviewer}"
+            + (f": {item.notes}" if item.notes else "")
+        )
         if item.applied_values:
             lines.append(f"Applied: {_weights_text(item.applied_values)} (change {item.change_id})")
     click.echo("\n".join(lines))
@@ -109,7 +127,11 @@ def _print_suggestion(item: Suggestion) -> None:
 
 def _period_text(period: Period) -> str:
     until = f"until {_when(period.until)}" if period.until else "still live"
-    how = f"{period.change.how}: {period.change.reason}" if period.change else "the values before the first recorded change"
+    how = (
+        f"{period.change.how}: {period.change.reason}"
+        if period.change
+        else "the values before the first recorded change"
+    )
     return f"{_weights_text(period.values)}\n   live from {_when(period.since)}, {until}\n   {how}"
 
 
@@ -117,9 +139,12 @@ def _period_dict(period: Period | None) -> dict[str, Any] | None:
     if period is None:
         return None
     return {
-        "values": period.values, "since": period.since.isoformat() if period.since else None,
+        "values": period.values,
+        "since": period.since.isoformat() if period.since else None,
         "until": period.until.isoformat() if period.until else None,
-        "change": period.change.model_dump(mode="json", exclude={"previous_snapshot", "new_snapshot"}) if period.change else None,
+        "change": period.change.model_dump(mode="json", exclude={"previous_snapshot", "new_snapshot"})
+        if period.change
+        else None,
     }
 
 
@@ -134,15 +159,18 @@ def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) 
         known = ", ".join(active_store().targets(archive_dir)) or "none yet"
         raise CalibrationPolicyError(
             f"The archive has no change of {target_name} recorded, so it cannot say what was live on {when} "
-            f"(archived targets: {known}).")
+            f"(archived targets: {known})."
+        )
     click.echo(f"Live on {when} ({moment:%Y-%m-%d %H:%M} UTC): {_period_text(period)}")
     if period.change is not None:
         return
     first = archive.entries()[0]  # the answer is the values before it: made later for an older run (a backfill)?
     if first.made_apart:
-        click.echo(f"   Note: the recorded changes were made from {_when(first.at)} on, for calibration runs from "
-                   f"{first.live_from:%Y-%m-%d} (a replay or a backfill); as-of answers by when a change was made. "
-                   f"Each change's run date is in `{again('history --changes')}`.")
+        click.echo(
+            f"   Note: the recorded changes were made from {_when(first.at)} on, for calibration runs from "
+            f"{first.live_from:%Y-%m-%d} (a replay or a backfill); as-of answers by when a change was made. "
+            f"Each change's run date is in `{again('history --changes')}`."
+        )
 
 
 # -- options every weights command takes ----------------------------------------------------------------
@@ -167,13 +195,26 @@ class Places:
 
 
 _PLACE_OPTIONS = [
-    click.option("--weights", metavar="FILE", help="The live weights JSON file (default: scoring_weights.json in the data root)."),
-    click.option("--settings", metavar="FILE",
-                 help="Weights settings TOML with [policy] and [auto] (default $CALIBRATION_WEIGHTS_SETTINGS, "
-                      "else scoring_weights.toml in the data root, else built-in)."),
-    click.option("--history-dir", metavar="DIR", help="Where runs are kept (default: calibration_runs in the data root)."),
-    click.option("--archive-dir", metavar="DIR", help="Where replaced weights are kept (default: config_archive in the data root)."),
-    click.option("--suggestions-dir", metavar="DIR", help="Where suggestions wait (default: suggestions in the data root)."),
+    click.option(
+        "--weights", metavar="FILE", help="The live weights JSON file (default: scoring_weights.json in the data root)."
+    ),
+    click.option(
+        "--settings",
+        metavar="FILE",
+        help="Weights settings TOML with [policy] and [auto] (default $CALIBRATION_WEIGHTS_SETTINGS, "
+        "else scoring_weights.toml in the data root, else built-in).",
+    ),
+    click.option(
+        "--history-dir", metavar="DIR", help="Where runs are kept (default: calibration_runs in the data root)."
+    ),
+    click.option(
+        "--archive-dir",
+        metavar="DIR",
+        help="Where replaced weights are kept (default: config_archive in the data root).",
+    ),
+    click.option(
+        "--suggestions-dir", metavar="DIR", help="Where suggestions wait (default: suggestions in the data root)."
+    ),
     data_option,
     json_option,
 ]
@@ -183,8 +224,14 @@ def _places(command: Callable[..., None]) -> Callable[..., None]:
     """Add the options every weights command takes; the command gets the folders as one ``Places``."""
 
     @functools.wraps(command)
-    def run(weights: str, settings: str | None, history_dir: str | None, archive_dir: str | None,
-            suggestions_dir: str | None, **rest: Any) -> None:
+    def run(
+        weights: str,
+        settings: str | None,
+        history_dir: str | None,
+        archive_dir: str | None,
+        suggestions_dir: str | None,
+        **rest: Any,
+    ) -> None:
         command(Places(weights, settings, history_dir, archive_dir, suggestions_dir), **rest)
 
     for option in reversed(_PLACE_OPTIONS):
@@ -193,22 +240,40 @@ def _places(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _trades_options(command: Callback) -> Callback:
-    command = click.option("--threshold", type=float, default=TRADING_THRESHOLD, show_default=True,
-                           help="Trading threshold for the improvement estimate.")(command)
-    return click.option("--trades", metavar="FILE", callback=lambda ctx, param, value: value or str(default_trades_file()),
-                        help="Trades Parquet file (default: trades.parquet in the data root).")(command)
+    command = click.option(
+        "--threshold",
+        type=float,
+        default=TRADING_THRESHOLD,
+        show_default=True,
+        help="Trading threshold for the improvement estimate.",
+    )(command)
+    return click.option(
+        "--trades",
+        metavar="FILE",
+        callback=lambda ctx, param, value: value or str(default_trades_file()),
+        help="Trades Parquet file (default: trades.parquet in the data root).",
+    )(command)
 
 
 def _review_options(command: Callable[..., None]) -> Callable[..., None]:
-    command = click.option("--notes", help="Why, in a sentence; kept with the suggestion and the archive.")(_places(command))
-    command = click.option("--actor", "--by", "by", metavar="NAME", help="Who reviews (default: your login name).")(command)
+    command = click.option("--notes", help="Why, in a sentence; kept with the suggestion and the archive.")(
+        _places(command)
+    )
+    command = click.option("--actor", "--by", "by", metavar="NAME", help="Who reviews (default: your login name).")(
+        command
+    )
     return click.argument("suggestion_id", metavar="SUGGESTION")(command)
 
 
 def _again(command: str, places: Places) -> str:
     """A command to run next, on the same data root and the same folders this one used."""
-    flags = [("--weights", places.weights), ("--settings", places.settings), ("--history-dir", places.history_dir), ("--archive-dir", places.archive_dir),
-             ("--suggestions-dir", places.suggestions_dir)]
+    flags = [
+        ("--weights", places.weights),
+        ("--settings", places.settings),
+        ("--history-dir", places.history_dir),
+        ("--archive-dir", places.archive_dir),
+        ("--suggestions-dir", places.suggestions_dir),
+    ]
     return again(command) + "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in flags if value)
 
 
@@ -233,14 +298,20 @@ def _print_review(item: Suggestion, who: str, as_json: bool) -> None:
         emit_json(item.model_dump(mode="json"))
     elif item.status == "pending":
         if item.modified_by == who and not item.approvals:
-            click.echo(f"Suggestion {item.suggestion_id} modified by {who}; it now waits for another person's approval "
-                       "(four-eyes rule); the live weights are unchanged.")
+            click.echo(
+                f"Suggestion {item.suggestion_id} modified by {who}; it now waits for another person's approval "
+                "(four-eyes rule); the live weights are unchanged."
+            )
         else:
-            click.echo(f"Approval of suggestion {item.suggestion_id} by {who} recorded ({len(item.approvals)} of "
-                       f"{item.required_approvals}); it waits for another person's approval; the live weights are unchanged.")
+            click.echo(
+                f"Approval of suggestion {item.suggestion_id} by {who} recorded ({len(item.approvals)} of "
+                f"{item.required_approvals}); it waits for another person's approval; the live weights are unchanged."
+            )
     elif item.applied_values:
-        click.echo(f"Suggestion {item.suggestion_id} {item.status} by {who}; live weights now {_weights_text(item.applied_values)} "
-                   f"(previous ones archived as change {item.change_id}).")
+        click.echo(
+            f"Suggestion {item.suggestion_id} {item.status} by {who}; live weights now {_weights_text(item.applied_values)} "
+            f"(previous ones archived as change {item.change_id})."
+        )
     else:
         click.echo(f"Suggestion {item.suggestion_id} rejected by {who}; the live weights are unchanged.")
 
@@ -256,8 +327,12 @@ def weights() -> None:
 @weights.command()
 @_trades_options
 @click.option("--min-trades", type=int, default=100, show_default=True, help="Fewest trades for a suggestion.")
-@click.option("--evidence/--no-evidence", default=True, show_default=True,
-              help="Also measure the suggestion on later trades it never saw (walk-forward, bootstrap, shuffled baseline).")
+@click.option(
+    "--evidence/--no-evidence",
+    default=True,
+    show_default=True,
+    help="Also measure the suggestion on later trades it never saw (walk-forward, bootstrap, shuffled baseline).",
+)
 @_places
 def analyze(places: Places, trades: str, threshold: float, min_trades: int, evidence: bool, as_json: bool) -> None:
     """How each factor predicted PnL, the weights that would follow, and whether they hold on unseen trades."""
@@ -273,7 +348,9 @@ def analyze(places: Places, trades: str, threshold: float, min_trades: int, evid
             except CalibrationPolicyError as error:  # too few trades per fold, a constant factor…
                 problem = str(error)
     if as_json:
-        emit_json({**analysis.to_dict(), "evidence": measured.to_dict() if measured else None, "evidence_error": problem})
+        emit_json(
+            {**analysis.to_dict(), "evidence": measured.to_dict() if measured else None, "evidence_error": problem}
+        )
         return
     _print_analysis(analysis.to_dict())
     if measured is not None or problem is not None:
@@ -289,9 +366,16 @@ def suggest(places: Places, trades: str, threshold: float, by: str | None, as_js
     """Analyse, record the run and leave a suggestion for review."""
     settings = load_weights_settings(places.settings)
     with spinner("Analysing the trades…"):
-        outcome = suggest_weights(trades, places.target(), policy=settings.policy, threshold=threshold,
-                                  history_dir=places.history_dir, suggestions_dir=places.suggestions_dir,
-                                  actor=_reviewer(by), via="cli")
+        outcome = suggest_weights(
+            trades,
+            places.target(),
+            policy=settings.policy,
+            threshold=threshold,
+            history_dir=places.history_dir,
+            suggestions_dir=places.suggestions_dir,
+            actor=_reviewer(by),
+            via="cli",
+        )
     if as_json:
         emit_json(outcome.to_dict())
         return
@@ -308,9 +392,16 @@ def auto(places: Places, trades: str, threshold: float, as_json: bool) -> None:
     """One auto-mode step (for cron): suggest when enough new trades, maybe apply."""
     settings = load_weights_settings(places.settings)
     with spinner("Analysing the trades…"):
-        outcome = run_auto(trades, places.target(), settings.auto, policy=settings.policy, threshold=threshold,
-                           history_dir=places.history_dir, suggestions_dir=places.suggestions_dir,
-                           archive_dir=places.archive_dir)
+        outcome = run_auto(
+            trades,
+            places.target(),
+            settings.auto,
+            policy=settings.policy,
+            threshold=threshold,
+            history_dir=places.history_dir,
+            suggestions_dir=places.suggestions_dir,
+            archive_dir=places.archive_dir,
+        )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.message)
 
 
@@ -340,8 +431,11 @@ def show(places: Places, suggestion_id: str | None, as_json: bool) -> None:
 
 
 @weights.command("list")
-@click.option("--status", type=click.Choice(["pending", "approved", "modified", "rejected", "expired"]),
-              help="Only suggestions in this state.")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "approved", "modified", "rejected", "expired"]),
+    help="Only suggestions in this state.",
+)
 @_places
 def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
     """Weight suggestions, newest first."""
@@ -352,9 +446,13 @@ def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
     if not items:
         click.echo(f"No weight suggestions yet — run `{_suggest_hint(places)}`.")
         return
-    print_table([Column("Suggestion", no_wrap=True), Column("Status", no_wrap=True), "Made", "Reviewer", "Weights"],
-                [[item.suggestion_id, item.status, _when(item.created_at), item.reviewer or "–", _weights_text(item.values)]
-                 for item in reversed(items)])
+    print_table(
+        [Column("Suggestion", no_wrap=True), Column("Status", no_wrap=True), "Made", "Reviewer", "Weights"],
+        [
+            [item.suggestion_id, item.status, _when(item.created_at), item.reviewer or "–", _weights_text(item.values)]
+            for item in reversed(items)
+        ],
+    )
 
 
 @weights.command()
@@ -362,9 +460,17 @@ def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
 def approve(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Put a suggestion's weights live (the old ones are archived); SUGGESTION is its id, or `pending`."""
     store, who = open_reviews(places.suggestions_dir), _reviewer(by)
-    item = approve_suggestion(store, _chosen(places, suggestion_id), target=places.target(), reviewer=who, notes=notes,
-                              archive_dir=places.archive_dir, history_dir=places.history_dir, via="cli",
-                              policy=places.policy())
+    item = approve_suggestion(
+        store,
+        _chosen(places, suggestion_id),
+        target=places.target(),
+        reviewer=who,
+        notes=notes,
+        archive_dir=places.archive_dir,
+        history_dir=places.history_dir,
+        via="cli",
+        policy=places.policy(),
+    )
     _print_review(item, who, as_json)
 
 
@@ -377,12 +483,23 @@ def _factor_options(command: Callback) -> Callback:
 @weights.command()
 @_factor_options
 @_review_options
-def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool, **values: float) -> None:
+def modify(
+    places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool, **values: float
+) -> None:
     """Put your own weights live instead of the suggested ones."""
     store, who = open_reviews(places.suggestions_dir), _reviewer(by)
-    item = modify_suggestion(store, _chosen(places, suggestion_id), values, target=places.target(), reviewer=who, notes=notes,
-                             archive_dir=places.archive_dir, history_dir=places.history_dir, via="cli",
-                             policy=places.policy())
+    item = modify_suggestion(
+        store,
+        _chosen(places, suggestion_id),
+        values,
+        target=places.target(),
+        reviewer=who,
+        notes=notes,
+        archive_dir=places.archive_dir,
+        history_dir=places.history_dir,
+        via="cli",
+        policy=places.policy(),
+    )
     _print_review(item, who, as_json)
 
 
@@ -391,8 +508,13 @@ def modify(places: Places, suggestion_id: str, by: str | None, notes: str | None
 def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Close a suggestion; the live weights stay."""
     store, who = open_reviews(places.suggestions_dir), _reviewer(by)
-    _print_review(reject_suggestion(store, _chosen(places, suggestion_id), reviewer=who, notes=notes, via="cli",
-                                    policy=places.policy()), who, as_json)
+    _print_review(
+        reject_suggestion(
+            store, _chosen(places, suggestion_id), reviewer=who, notes=notes, via="cli", policy=places.policy()
+        ),
+        who,
+        as_json,
+    )
 
 
 @weights.command("history")
@@ -406,7 +528,9 @@ def weights_history(places: Places, as_json: bool) -> None:
     if not periods:
         click.echo("No weights change has been recorded yet.")
         return
-    click.echo(f"Weight sets that were live, newest first (roll back with `{_again('weights rollback CHANGE', places)}`):\n")
+    click.echo(
+        f"Weight sets that were live, newest first (roll back with `{_again('weights rollback CHANGE', places)}`):\n"
+    )
     for period in reversed(periods):
         click.echo(f"[{period.change.change_id if period.change else 'original'}] {_period_text(period)}")
 
@@ -421,10 +545,18 @@ def roll_back(places: Places, to: str, by: str | None, notes: str | None, as_jso
 
     CHANGE is the id of the change that made the set live (see `weights history`), or original.
     """
-    entry = pipeline.roll_back(places.target(), to, archive_dir=places.archive_dir, actor=_reviewer(by), via="cli",
-                               policy=places.policy(), notes=notes)
+    entry = pipeline.roll_back(
+        places.target(),
+        to,
+        archive_dir=places.archive_dir,
+        actor=_reviewer(by),
+        via="cli",
+        policy=places.policy(),
+        notes=notes,
+    )
     emit_json(entry.model_dump(mode="json")) if as_json else click.echo(
-        f"{entry.reason}; live weights now {_weights_text(entry.new_values)} (change {entry.change_id}).")
+        f"{entry.reason}; live weights now {_weights_text(entry.new_values)} (change {entry.change_id})."
+    )
 
 
 @weights.command("as-of")
@@ -440,8 +572,12 @@ def weights_as_of(places: Places, when: str, as_json: bool) -> None:
 
 @click.command("as-of")
 @click.argument("when", metavar="DATE")
-@click.option("--target", required=True, help="The target's name: its archive folder, e.g. scoring_weights or vol_surface.")
-@click.option("--archive-dir", metavar="DIR", help="Where replaced configs are kept (default: config_archive in the data root).")
+@click.option(
+    "--target", required=True, help="The target's name: its archive folder, e.g. scoring_weights or vol_surface."
+)
+@click.option(
+    "--archive-dir", metavar="DIR", help="Where replaced configs are kept (default: config_archive in the data root)."
+)
 @json_option
 def as_of(when: str, target: str, archive_dir: str | None, as_json: bool) -> None:
     """Show what any archived target held at a date or a time.

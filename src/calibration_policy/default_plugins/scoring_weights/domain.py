@@ -37,8 +37,6 @@ class NotEnoughTradesError(WeightsError):
     """Fewer trades than the minimum: no suggestion is made."""
 
 
-
-
 def show(value: float) -> str:
     """A number as a person would type it: 1.3, 1.12, 0.9999999 — never a float artefact."""
     return f"{value:.12g}"
@@ -57,10 +55,16 @@ class ScoringWeightsDomain(Domain):
     sources = ("trades",)
     default_bounds = (0.0, 1.0)
     glossary = (
-        ("Scoring weights", "How much each factor (wallet, cluster, token, context) counts in a trade's score; "
-                            "they add up to 1. A trade is taken when its score reaches the threshold."),
-        ("Trades", "The closed trades the weights were worked out from: which factor scores went with a win "
-                   "and which with a loss."),
+        (
+            "Scoring weights",
+            "How much each factor (wallet, cluster, token, context) counts in a trade's score; "
+            "they add up to 1. A trade is taken when its score reaches the threshold.",
+        ),
+        (
+            "Trades",
+            "The closed trades the weights were worked out from: which factor scores went with a win "
+            "and which with a loss.",
+        ),
     )
 
     def extract(self, result: Mapping[str, Any]) -> Extracted:
@@ -73,8 +77,9 @@ class ScoringWeightsDomain(Domain):
         n = result.get("n_trades")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidRunError(f"The weights analysis's n_trades must be a whole number ≥ 0, not {n!r:.40}.")
-        return Extracted(recommended=self.validate(suggested), sample_size=n, vega_sum=None,
-                         details={"analysis": dict(result)})
+        return Extracted(
+            recommended=self.validate(suggested), sample_size=n, vega_sum=None, details={"analysis": dict(result)}
+        )
 
     def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
         if not isinstance(values, Mapping):
@@ -126,8 +131,9 @@ def default_weights_file() -> Path:
     return data_root() / "scoring_weights.json"
 
 
-def weights_target(underlying: str | None = None, path: str | os.PathLike[str] | None = None,
-                   name: str | None = None) -> JsonFileTarget:
+def weights_target(
+    underlying: str | None = None, path: str | os.PathLike[str] | None = None, name: str | None = None
+) -> JsonFileTarget:
     """The live weights file, flat ``{wallet, cluster, token, context}``; archived under its stem.
 
     ``underlying`` is the model name; one file holds one model's weights, so it does not pick

@@ -138,8 +138,9 @@ def _check_threshold(threshold: Any) -> float:
 
 def _check_confidence(confidence: Any) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
-        raise WeightsError(f"The confidence of an interval must be a number between 0 and 1, such as 0.9, "
-                           f"not {confidence!r:.40}.")
+        raise WeightsError(
+            f"The confidence of an interval must be a number between 0 and 1, such as 0.9, not {confidence!r:.40}."
+        )
     return float(confidence)
 
 
@@ -183,8 +184,17 @@ class _Data:
         return int(self.edges[fold + 1]), int(self.edges[fold + 2])
 
 
-def _prepare(trades: TradesInput, current_weights: Mapping[str, float], *, folds: int, window: Window,
-             train_blocks: int, threshold: float, max_change: float | None, min_trades_per_fold: int) -> _Data:
+def _prepare(
+    trades: TradesInput,
+    current_weights: Mapping[str, float],
+    *,
+    folds: int,
+    window: Window,
+    train_blocks: int,
+    threshold: float,
+    max_change: float | None,
+    min_trades_per_fold: int,
+) -> _Data:
     """Check the settings and the trades; cut the trades into ``folds + 1`` blocks. Every refusal is one sentence."""
     folds = _whole(folds, "folds", 1)
     train_blocks = _whole(train_blocks, "train_blocks", 1)
@@ -192,8 +202,9 @@ def _prepare(trades: TradesInput, current_weights: Mapping[str, float], *, folds
     threshold = _check_threshold(threshold)
     if window not in ("expanding", "rolling"):
         raise WeightsError(f"window must be expanding or rolling, not {window!r:.40}.")
-    if max_change is not None and (isinstance(max_change, bool) or not isinstance(max_change, (int, float))
-                                   or not 0 < max_change <= 1):
+    if max_change is not None and (
+        isinstance(max_change, bool) or not isinstance(max_change, (int, float)) or not 0 < max_change <= 1
+    ):
         raise WeightsError(f"max_change must be a number above 0 and at most 1 (or None), not {max_change!r:.40}.")
     try:
         current = ScoringWeightsDomain().validate(current_weights)
@@ -202,8 +213,9 @@ def _prepare(trades: TradesInput, current_weights: Mapping[str, float], *, folds
 
     frame = load_trades(trades)  # missing or non-finite scores / PnL, bad win flags: its own messages
     if TIME_COLUMN not in frame.columns:
-        raise WeightsError(f"Walk-forward needs a {TIME_COLUMN} column to know which trades came first; "
-                           f"the trades table has none.")
+        raise WeightsError(
+            f"Walk-forward needs a {TIME_COLUMN} column to know which trades came first; the trades table has none."
+        )
     times = frame[TIME_COLUMN]
     values = times.dt.tz_convert(None).to_numpy()  # UTC datetime64 (not an object array of Timestamps)
     if len(values) > 1:
@@ -213,14 +225,16 @@ def _prepare(trades: TradesInput, current_weights: Mapping[str, float], *, folds
             raise WeightsError(
                 f"Walk-forward needs the trades in the order they closed, but row {row + 1} closed at "
                 f"{_when(times.iloc[row])}, before row {row} ({_when(times.iloc[row - 1])}); "
-                f"{_plural(int(earlier.sum()), 'trade')} out of order. Sort the table by {TIME_COLUMN} first.")
+                f"{_plural(int(earlier.sum()), 'trade')} out of order. Sort the table by {TIME_COLUMN} first."
+            )
         same = values[1:] == values[:-1]
         if same.any():
             row = int(np.argmax(same)) + 1
             raise WeightsError(
                 f"Walk-forward needs a distinct close time for every trade to know which came first, but rows "
                 f"{row} and {row + 1} both closed at {_when(times.iloc[row])} "
-                f"({_plural(int(same.sum()), 'repeated close time')}). Give each trade its exact close time.")
+                f"({_plural(int(same.sum()), 'repeated close time')}). Give each trade its exact close time."
+            )
 
     n = len(frame)
     blocks = folds + 1
@@ -230,7 +244,8 @@ def _prepare(trades: TradesInput, current_weights: Mapping[str, float], *, folds
         raise NotEnoughTradesError(
             f"Walk-forward needs at least {min_trades_per_fold:,} trades per fold; you have {smallest:,} "
             f"({_plural(n, 'trade')} cut into {blocks} blocks: the first to fit on, then {_plural(folds, 'fold')}, "
-            f"each scored on a block it never saw). Use fewer folds or wait for more trades.")
+            f"each scored on a block it never saw). Use fewer folds or wait for more trades."
+        )
 
     scores = frame[list(SCORE_COLUMNS.values())].to_numpy(dtype="float64")
     pnl = frame[PNL_COLUMN].to_numpy(dtype="float64")
@@ -239,29 +254,49 @@ def _prepare(trades: TradesInput, current_weights: Mapping[str, float], *, folds
     for fold in range(folds):
         first = 0 if window == "expanding" else max(0, fold + 1 - train_blocks)
         spans.append((first, fold + 1))
-    data = _Data(frame, scores, pnl, win, times, current, np.array([current[f] for f in FACTORS]), edges, tuple(spans),
-                 window, train_blocks if window == "rolling" else 0, threshold,
-                 None if max_change is None else float(max_change), min_trades_per_fold)
+    data = _Data(
+        frame,
+        scores,
+        pnl,
+        win,
+        times,
+        current,
+        np.array([current[f] for f in FACTORS]),
+        edges,
+        tuple(spans),
+        window,
+        train_blocks if window == "rolling" else 0,
+        threshold,
+        None if max_change is None else float(max_change),
+        min_trades_per_fold,
+    )
     for fold in range(folds):  # every fit must be able to measure every factor
         lo, hi = data.train_rows(fold)
-        where = (f"the {_plural(hi - lo, 'trade')} fold {fold + 1} is fitted on "
-                 f"({_when(times.iloc[lo])} to {_when(times.iloc[hi - 1])})")
+        where = (
+            f"the {_plural(hi - lo, 'trade')} fold {fold + 1} is fitted on "
+            f"({_when(times.iloc[lo])} to {_when(times.iloc[hi - 1])})"
+        )
         for column, k in zip(SCORE_COLUMNS.values(), range(len(FACTORS))):
             window_scores = scores[lo:hi, k]
             if np.all(window_scores == window_scores[0]):
                 raise WeightsError(
                     f"Walk-forward needs every factor score to vary, but {column} is {window_scores[0]:.12g} in "
-                    f"all {where}, so what it predicts cannot be measured. Check that column.")
+                    f"all {where}, so what it predicts cannot be measured. Check that column."
+                )
         if np.all(pnl[lo:hi] == pnl[lo]):
-            raise WeightsError(f"Walk-forward needs PnL that varies, but {PNL_COLUMN} is {pnl[lo]:.12g} in all {where}; "
-                               f"there is nothing to learn from.")
+            raise WeightsError(
+                f"Walk-forward needs PnL that varies, but {PNL_COLUMN} is {pnl[lo]:.12g} in all {where}; "
+                f"there is nothing to learn from."
+            )
     return data
 
 
 # -- fitting and scoring ---------------------------------------------------------------------------
 
 
-def fit_weights(trades: pd.DataFrame, current: Mapping[str, float], max_change: float | None = None) -> dict[str, float]:
+def fit_weights(
+    trades: pd.DataFrame, current: Mapping[str, float], max_change: float | None = None
+) -> dict[str, float]:
     """The library's suggestion from these trades: correlations, 70/30 blend, floor, rounding — and,
     when ``max_change`` is given, auto mode's bounded step toward it."""
     suggested = suggest_from(factor_stats(trades), current)
@@ -316,12 +351,18 @@ class Comparison:
         return other.pnl - self.current.pnl
 
     def __add__(self, other: Comparison) -> Comparison:
-        return Comparison(self.trades + other.trades, self.current + other.current, self.suggested + other.suggested,
-                          self.equal_volume + other.equal_volume)
+        return Comparison(
+            self.trades + other.trades,
+            self.current + other.current,
+            self.suggested + other.suggested,
+            self.equal_volume + other.equal_volume,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "trades": self.trades, "current": self.current.to_dict(), "suggested": self.suggested.to_dict(),
+            "trades": self.trades,
+            "current": self.current.to_dict(),
+            "suggested": self.suggested.to_dict(),
             "equal_volume": self.equal_volume.to_dict(),
             "gain": {m: _finite(self.gain(m)) for m in MEASURES},
         }
@@ -346,8 +387,9 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return above | (tied & (np.cumsum(tied, axis=-1) <= need))
 
 
-def _compare(scores: np.ndarray, pnl: np.ndarray, win: np.ndarray, current: np.ndarray, suggested: np.ndarray,
-             threshold: float) -> tuple[Comparison, dict[str, np.ndarray]]:
+def _compare(
+    scores: np.ndarray, pnl: np.ndarray, win: np.ndarray, current: np.ndarray, suggested: np.ndarray, threshold: float
+) -> tuple[Comparison, dict[str, np.ndarray]]:
     """Score the trades with both sets; also each trade's contribution to the two PnL differences."""
     now = scores @ current >= threshold - FLOAT_NOISE  # as estimate_improvement counts a trade taken
     new_scores = scores @ suggested
@@ -377,10 +419,19 @@ class Fold:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "fold": self.number, "fitted_on": {"trades": self.train_trades, "from": self.train_from.isoformat(),
-                                               "to": self.train_to.isoformat()},
-            "scored_on": {"trades": self.result.trades, "from": self.test_from.isoformat(), "to": self.test_to.isoformat()},
-            "weights": dict(self.weights), **self.result.to_dict(),
+            "fold": self.number,
+            "fitted_on": {
+                "trades": self.train_trades,
+                "from": self.train_from.isoformat(),
+                "to": self.train_to.isoformat(),
+            },
+            "scored_on": {
+                "trades": self.result.trades,
+                "from": self.test_from.isoformat(),
+                "to": self.test_to.isoformat(),
+            },
+            "weights": dict(self.weights),
+            **self.result.to_dict(),
         }
 
 
@@ -416,21 +467,31 @@ class WalkForward:
             return "each fitted on all trades before it"
         if self.train_blocks == 1:
             return "each fitted on the block of trades just before it"
-        return f"each fitted on the {self.train_blocks} blocks of trades just before it (or all, when fewer came before)"
+        return (
+            f"each fitted on the {self.train_blocks} blocks of trades just before it (or all, when fewer came before)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "label": OUT_OF_SAMPLE_LABEL, "window": self.window, "train_blocks": self.train_blocks,
-            "threshold": self.threshold, "max_change": self.max_change, "current_weights": dict(self.current),
-            "folds": [fold.to_dict() for fold in self.folds], "pooled": self.pooled.to_dict(),
-            "better_folds": {m: self.better_folds(m) for m in MEASURES}, "fold_count": len(self.folds),
+            "label": OUT_OF_SAMPLE_LABEL,
+            "window": self.window,
+            "train_blocks": self.train_blocks,
+            "threshold": self.threshold,
+            "max_change": self.max_change,
+            "current_weights": dict(self.current),
+            "folds": [fold.to_dict() for fold in self.folds],
+            "pooled": self.pooled.to_dict(),
+            "better_folds": {m: self.better_folds(m) for m in MEASURES},
+            "fold_count": len(self.folds),
         }
 
     def table(self) -> str:
         """Per fold and pooled, current vs suggested: trades taken beside wins, PnL, PnL per trade."""
-        head = (f"{'Fold':<5}{'Fitted on':>11}{'Scored on':>11}   {'Current: taken':>14}{'wins':>6}{'PnL':>9}{'/trade':>8}"
-                f"   {'Suggested: taken':>16}{'wins':>6}{'PnL':>9}{'/trade':>8}"
-                f"   {'Equal volume: taken':>19}{'wins':>6}{'PnL':>9}{'/trade':>8}")
+        head = (
+            f"{'Fold':<5}{'Fitted on':>11}{'Scored on':>11}   {'Current: taken':>14}{'wins':>6}{'PnL':>9}{'/trade':>8}"
+            f"   {'Suggested: taken':>16}{'wins':>6}{'PnL':>9}{'/trade':>8}"
+            f"   {'Equal volume: taken':>19}{'wins':>6}{'PnL':>9}{'/trade':>8}"
+        )
         lines = [head]
 
         def cells(take: Take, width: int) -> str:
@@ -438,8 +499,10 @@ class WalkForward:
             return f"{take.taken:>{width},}{take.wins:>6,}{_money(take.pnl):>9}{per:>8}"
 
         def row(name: str, fitted: str, result: Comparison) -> str:
-            return (f"{name:<5}{fitted:>11}{result.trades:>11,}   {cells(result.current, 14)}   "
-                    f"{cells(result.suggested, 16)}   {cells(result.equal_volume, 19)}")
+            return (
+                f"{name:<5}{fitted:>11}{result.trades:>11,}   {cells(result.current, 14)}   "
+                f"{cells(result.suggested, 16)}   {cells(result.equal_volume, 19)}"
+            )
 
         for fold in self.folds:
             lines.append(row(str(fold.number), f"{fold.train_trades:,}", fold.result))
@@ -453,20 +516,51 @@ def _walk_forward(data: _Data) -> WalkForward:
         lo, hi = data.train_rows(fold)
         weights = fit_weights(data.frame.iloc[lo:hi], data.current, data.max_change)
         a, b = data.test_rows(fold)
-        result, parts = _compare(data.scores[a:b], data.pnl[a:b], data.win[a:b], data.current_vector,
-                                 np.array([weights[f] for f in FACTORS]), data.threshold)
+        result, parts = _compare(
+            data.scores[a:b],
+            data.pnl[a:b],
+            data.win[a:b],
+            data.current_vector,
+            np.array([weights[f] for f in FACTORS]),
+            data.threshold,
+        )
         for m in MEASURES:
             contributions[m].append(parts[m])
         t = data.times
-        folds.append(Fold(fold + 1, hi - lo, t.iloc[lo].to_pydatetime(), t.iloc[hi - 1].to_pydatetime(),
-                          t.iloc[a].to_pydatetime(), t.iloc[b - 1].to_pydatetime(), weights, result))
-    return WalkForward(data.current, data.threshold, data.window, data.window_blocks, data.max_change, tuple(folds),
-                       {m: tuple(v) for m, v in contributions.items()})
+        folds.append(
+            Fold(
+                fold + 1,
+                hi - lo,
+                t.iloc[lo].to_pydatetime(),
+                t.iloc[hi - 1].to_pydatetime(),
+                t.iloc[a].to_pydatetime(),
+                t.iloc[b - 1].to_pydatetime(),
+                weights,
+                result,
+            )
+        )
+    return WalkForward(
+        data.current,
+        data.threshold,
+        data.window,
+        data.window_blocks,
+        data.max_change,
+        tuple(folds),
+        {m: tuple(v) for m, v in contributions.items()},
+    )
 
 
-def walk_forward(trades: TradesInput, current_weights: Mapping[str, float], *, folds: int = DEFAULT_FOLDS,
-                 window: Window = "expanding", train_blocks: int = 1, threshold: float = TRADING_THRESHOLD,
-                 max_change: float | None = None, min_trades_per_fold: int = DEFAULT_MIN_TRADES_PER_FOLD) -> WalkForward:
+def walk_forward(
+    trades: TradesInput,
+    current_weights: Mapping[str, float],
+    *,
+    folds: int = DEFAULT_FOLDS,
+    window: Window = "expanding",
+    train_blocks: int = 1,
+    threshold: float = TRADING_THRESHOLD,
+    max_change: float | None = None,
+    min_trades_per_fold: int = DEFAULT_MIN_TRADES_PER_FOLD,
+) -> WalkForward:
     """Fit on earlier trades only, score on later ones, fold by fold.
 
     The trades (sorted by ``closed_at``, no two at the same moment) are cut into ``folds + 1``
@@ -475,15 +569,26 @@ def walk_forward(trades: TradesInput, current_weights: Mapping[str, float], *, f
     hold at least ``min_trades_per_fold`` trades. ``max_change`` fits auto mode's bounded step
     instead of the analysis' full suggestion.
     """
-    return _walk_forward(_prepare(trades, current_weights, folds=folds, window=window, train_blocks=train_blocks,
-                                  threshold=threshold, max_change=max_change, min_trades_per_fold=min_trades_per_fold))
+    return _walk_forward(
+        _prepare(
+            trades,
+            current_weights,
+            folds=folds,
+            window=window,
+            train_blocks=train_blocks,
+            threshold=threshold,
+            max_change=max_change,
+            min_trades_per_fold=min_trades_per_fold,
+        )
+    )
 
 
 # -- bootstrap -------------------------------------------------------------------------------------
 
 
-def bootstrap_draws(sizes: tuple[int, ...], nonzero: tuple[int, ...], resamples: int,
-                    seed: int) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
+def bootstrap_draws(
+    sizes: tuple[int, ...], nonzero: tuple[int, ...], resamples: int, seed: int
+) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
     """The resampling draws, per chunk of resamples and per fold: ``(counts, draws)``.
 
     A resample draws a fold's ``size`` later trades with replacement. Only the ``nonzero`` trades
@@ -513,7 +618,9 @@ def _nonzero(contributions: Mapping[str, tuple[np.ndarray, ...]]) -> list[np.nda
     return parts
 
 
-def _bootstrap_samples(contributions: Mapping[str, tuple[np.ndarray, ...]], resamples: int, seed: int) -> dict[str, np.ndarray]:
+def _bootstrap_samples(
+    contributions: Mapping[str, tuple[np.ndarray, ...]], resamples: int, seed: int
+) -> dict[str, np.ndarray]:
     """Pooled PnL difference of every resample, per measure; trades are resampled within each fold."""
     parts = _nonzero(contributions)
     sizes = tuple(len(c) for c in contributions[MEASURES[0]])
@@ -525,7 +632,7 @@ def _bootstrap_samples(contributions: Mapping[str, tuple[np.ndarray, ...]], resa
             if len(draws):
                 resample = np.repeat(np.arange(count), counts)
                 for j in range(len(MEASURES)):
-                    totals[j, done:done + count] += np.bincount(resample, weights=part[j, draws], minlength=count)
+                    totals[j, done : done + count] += np.bincount(resample, weights=part[j, draws], minlength=count)
         done += count
     return dict(zip(MEASURES, totals))
 
@@ -550,25 +657,41 @@ class Interval:
 
     def at(self, confidence: float) -> Interval:
         """The same resamples read at another confidence."""
-        return _interval(self.measure, self.estimate, self.samples, _check_confidence(confidence), self.resamples, self.seed)
+        return _interval(
+            self.measure, self.estimate, self.samples, _check_confidence(confidence), self.resamples, self.seed
+        )
 
     def short(self) -> str:
         return f"{self.confidence:.0%} interval {_money(self.low)} to {_money(self.high)}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"measure": self.measure, "estimate": _finite(self.estimate), "low": _finite(self.low),
-                "high": _finite(self.high), "confidence": self.confidence, "resamples": self.resamples,
-                "seed": self.seed, "above_zero": self.above_zero}
+        return {
+            "measure": self.measure,
+            "estimate": _finite(self.estimate),
+            "low": _finite(self.low),
+            "high": _finite(self.high),
+            "confidence": self.confidence,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "above_zero": self.above_zero,
+        }
 
 
-def _interval(measure: Measure, estimate: float, samples: np.ndarray, confidence: float, resamples: int,
-              seed: int) -> Interval:
+def _interval(
+    measure: Measure, estimate: float, samples: np.ndarray, confidence: float, resamples: int, seed: int
+) -> Interval:
     low, high = np.quantile(samples, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Interval(measure, float(estimate), float(low), float(high), confidence, resamples, seed, samples)
 
 
-def bootstrap_interval(walk: WalkForward, *, measure: Measure = "equal_volume", resamples: int = DEFAULT_RESAMPLES,
-                       confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> Interval:
+def bootstrap_interval(
+    walk: WalkForward,
+    *,
+    measure: Measure = "equal_volume",
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> Interval:
     """A seeded percentile interval of the pooled out-of-sample PnL difference (suggested − current).
 
     Each resample draws every fold's later trades with replacement (as many as the fold has) and
@@ -664,13 +787,13 @@ def shuffled_statistics(data: _Data, orders: Iterator[np.ndarray], bar_pct: floa
     edges = data.edges
     blocks = len(edges) - 1
     block_n = np.diff(edges).astype("float64")
-    block_x = np.stack([x[edges[b]:edges[b + 1]].sum(axis=0) for b in range(blocks)])
-    block_xx = np.stack([(x[edges[b]:edges[b + 1]] ** 2).sum(axis=0) for b in range(blocks)])
+    block_x = np.stack([x[edges[b] : edges[b + 1]].sum(axis=0) for b in range(blocks)])
+    block_xx = np.stack([(x[edges[b] : edges[b + 1]] ** 2).sum(axis=0) for b in range(blocks)])
     # The centred scores laid out block-diagonally (trade × block·factor): one matrix product with the
     # shuffled PnL gives every block's score × PnL sums for every permutation of a chunk.
     x_blocks = np.zeros((len(x), blocks * len(FACTORS)))
     for b in range(blocks):
-        x_blocks[edges[b]:edges[b + 1], b * len(FACTORS):(b + 1) * len(FACTORS)] = x[edges[b]:edges[b + 1]]
+        x_blocks[edges[b] : edges[b + 1], b * len(FACTORS) : (b + 1) * len(FACTORS)] = x[edges[b] : edges[b + 1]]
     threshold = data.threshold - FLOAT_NOISE
     current_all = data.scores @ data.current_vector >= threshold
     scores_t = np.ascontiguousarray(data.scores.T)  # factor × trade, so every product below is permutation × trade
@@ -688,12 +811,19 @@ def shuffled_statistics(data: _Data, orders: Iterator[np.ndarray], bar_pct: floa
         y = pnl - mean_pnl
         block_y = np.add.reduceat(y, edges[:-1], axis=1)  # permutation × block
         block_yy = np.add.reduceat(y * y, edges[:-1], axis=1)
-        block_xy = (y @ x_blocks).reshape(len(order), blocks, len(FACTORS)).transpose(1, 0, 2)  # block × permutation × factor
+        block_xy = (
+            (y @ x_blocks).reshape(len(order), blocks, len(FACTORS)).transpose(1, 0, 2)
+        )  # block × permutation × factor
 
         def window(first: int, last: int) -> dict[str, Any]:
-            return {"n": block_n[first:last].sum(), "x": block_x[first:last].sum(axis=0),
-                    "xx": block_xx[first:last].sum(axis=0), "y": block_y[:, first:last].sum(axis=1),
-                    "yy": block_yy[:, first:last].sum(axis=1), "xy": block_xy[first:last].sum(axis=0)}
+            return {
+                "n": block_n[first:last].sum(),
+                "x": block_x[first:last].sum(axis=0),
+                "xx": block_xx[first:last].sum(axis=0),
+                "y": block_y[:, first:last].sum(axis=1),
+                "yy": block_yy[:, first:last].sum(axis=1),
+                "xy": block_xy[first:last].sum(axis=0),
+            }
 
         eq = np.zeros(len(order))
         at = np.zeros(len(order))
@@ -761,27 +891,48 @@ class Baseline:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "permutations": self.permutations, "seed": self.seed, "bar_pct": self.bar_pct,
-            "in_sample": {"real_pct": _finite(self.real_in_sample_pct), "shuffled_mean_pct": _finite(self.in_sample_mean_pct),
-                          "shuffled_clear_share": self.in_sample_clear_share},
-            "out_of_sample": {m: {"real_gain": _finite(self.real_gains[m]),
-                                  "shuffled_mean_gain": _finite(self.shuffled_mean_gain(m)),
-                                  "at_least_as_good": self.at_least_as_good(m), "p_value": self.p_value(m)}
-                              for m in MEASURES},
+            "permutations": self.permutations,
+            "seed": self.seed,
+            "bar_pct": self.bar_pct,
+            "in_sample": {
+                "real_pct": _finite(self.real_in_sample_pct),
+                "shuffled_mean_pct": _finite(self.in_sample_mean_pct),
+                "shuffled_clear_share": self.in_sample_clear_share,
+            },
+            "out_of_sample": {
+                m: {
+                    "real_gain": _finite(self.real_gains[m]),
+                    "shuffled_mean_gain": _finite(self.shuffled_mean_gain(m)),
+                    "at_least_as_good": self.at_least_as_good(m),
+                    "p_value": self.p_value(m),
+                }
+                for m in MEASURES
+            },
         }
 
     def text(self) -> str:
         mean = self.in_sample_mean_pct
-        return (f"On shuffled outcomes (no signal, {_plural(self.permutations, 'shuffle')}) this estimate reads "
-                f"{_pct(mean)} on average and clears the {self.bar_pct:g}% bar in {self.in_sample_clear_share:.0%} of "
-                f"them; yours reads {_pct(self.real_in_sample_pct)}.")
+        return (
+            f"On shuffled outcomes (no signal, {_plural(self.permutations, 'shuffle')}) this estimate reads "
+            f"{_pct(mean)} on average and clears the {self.bar_pct:g}% bar in {self.in_sample_clear_share:.0%} of "
+            f"them; yours reads {_pct(self.real_in_sample_pct)}."
+        )
 
 
-def _baseline(data: _Data, walk: WalkForward, improvement: Improvement, permutations: int, seed: int,
-              bar_pct: float) -> Baseline:
+def _baseline(
+    data: _Data, walk: WalkForward, improvement: Improvement, permutations: int, seed: int, bar_pct: float
+) -> Baseline:
     shuffled = shuffled_statistics(data, permutation_chunks(len(data.pnl), permutations, seed), bar_pct)
-    return Baseline(permutations, seed, bar_pct, improvement.pct, {m: walk.gain(m) for m in MEASURES},
-                    shuffled.in_sample_pct, shuffled.in_sample_clears, shuffled.gains)
+    return Baseline(
+        permutations,
+        seed,
+        bar_pct,
+        improvement.pct,
+        {m: walk.gain(m) for m in MEASURES},
+        shuffled.in_sample_pct,
+        shuffled.in_sample_clears,
+        shuffled.gains,
+    )
 
 
 def _check_bar(bar_pct: Any) -> float:
@@ -790,10 +941,20 @@ def _check_bar(bar_pct: Any) -> float:
     return float(bar_pct)
 
 
-def no_signal_baseline(trades: TradesInput, current_weights: Mapping[str, float], *, permutations: int = DEFAULT_PERMUTATIONS,
-                       seed: int = 0, folds: int = DEFAULT_FOLDS, window: Window = "expanding", train_blocks: int = 1,
-                       threshold: float = TRADING_THRESHOLD, max_change: float | None = None,
-                       min_trades_per_fold: int = DEFAULT_MIN_TRADES_PER_FOLD, bar_pct: float = DEFAULT_BAR_PCT) -> Baseline:
+def no_signal_baseline(
+    trades: TradesInput,
+    current_weights: Mapping[str, float],
+    *,
+    permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int = 0,
+    folds: int = DEFAULT_FOLDS,
+    window: Window = "expanding",
+    train_blocks: int = 1,
+    threshold: float = TRADING_THRESHOLD,
+    max_change: float | None = None,
+    min_trades_per_fold: int = DEFAULT_MIN_TRADES_PER_FOLD,
+    bar_pct: float = DEFAULT_BAR_PCT,
+) -> Baseline:
     """Shuffle the outcomes ``permutations`` times (seeded); refit and re-estimate each time.
 
     Gives the in-sample estimate's average on shuffles (and how often it clears ``bar_pct``),
@@ -802,8 +963,16 @@ def no_signal_baseline(trades: TradesInput, current_weights: Mapping[str, float]
     permutations = _whole(permutations, "permutations", 1)
     seed = _whole(seed, "seed", 0)
     bar_pct = _check_bar(bar_pct)
-    data = _prepare(trades, current_weights, folds=folds, window=window, train_blocks=train_blocks, threshold=threshold,
-                    max_change=max_change, min_trades_per_fold=min_trades_per_fold)
+    data = _prepare(
+        trades,
+        current_weights,
+        folds=folds,
+        window=window,
+        train_blocks=train_blocks,
+        threshold=threshold,
+        max_change=max_change,
+        min_trades_per_fold=min_trades_per_fold,
+    )
     return _baseline(data, _walk_forward(data), _in_sample(data)[1], permutations, seed, bar_pct)
 
 
@@ -835,16 +1004,26 @@ class Evidence:
         return interval if confidence is None or confidence == interval.confidence else interval.at(confidence)
 
     def _check_options(self, options: OutOfSampleOptions) -> None:
-        asked = {"folds": options.folds, "window": options.window, "resamples": options.resamples,
-                 "permutations": options.permutations, "seed": options.seed,
-                 "min_trades_per_fold": options.min_trades_per_fold}
+        asked = {
+            "folds": options.folds,
+            "window": options.window,
+            "resamples": options.resamples,
+            "permutations": options.permutations,
+            "seed": options.seed,
+            "min_trades_per_fold": options.min_trades_per_fold,
+        }
         if options.window == "rolling":
             asked["train_blocks"] = options.train_blocks
         held = {name: getattr(self, name) for name in asked}
-        differ = [f"{name} {asked[name]} (this evidence has {held[name]})" for name in asked if asked[name] != held[name]]
+        differ = [
+            f"{name} {asked[name]} (this evidence has {held[name]})" for name in asked if asked[name] != held[name]
+        ]
         if differ:
-            raise WeightsError("This evidence was not computed with these options: " + ", ".join(differ)
-                               + "; evaluate again with the options (evaluate_with_options).")
+            raise WeightsError(
+                "This evidence was not computed with these options: "
+                + ", ".join(differ)
+                + "; evaluate again with the options (evaluate_with_options)."
+            )
 
     def passes(self, options: OutOfSampleOptions | None = None) -> bool:
         """Whether the out-of-sample evidence is strong enough under ``options``.
@@ -862,14 +1041,26 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON (finite numbers, None where a figure is undefined), for a route or a run record."""
         return {
-            "n_trades": self.n_trades, "threshold": self.threshold, "current_weights": dict(self.current),
+            "n_trades": self.n_trades,
+            "threshold": self.threshold,
+            "current_weights": dict(self.current),
             "suggested_weights": dict(self.suggested),
-            "settings": {"folds": self.folds, "window": self.window, "train_blocks": self.train_blocks,
-                         "min_trades_per_fold": self.min_trades_per_fold, "resamples": self.resamples,
-                         "permutations": self.permutations, "seed": self.seed, "max_change": self.walk.max_change},
+            "settings": {
+                "folds": self.folds,
+                "window": self.window,
+                "train_blocks": self.train_blocks,
+                "min_trades_per_fold": self.min_trades_per_fold,
+                "resamples": self.resamples,
+                "permutations": self.permutations,
+                "seed": self.seed,
+                "max_change": self.walk.max_change,
+            },
             "in_sample": {"label": IN_SAMPLE_LABEL, "trades": self.n_trades, **self.in_sample.to_dict()},
-            "out_of_sample": {**self.walk.to_dict(), "trades": self.walk.pooled.trades,
-                              "intervals": {m: i.to_dict() for m, i in self.intervals.items()}},
+            "out_of_sample": {
+                **self.walk.to_dict(),
+                "trades": self.walk.pooled.trades,
+                "intervals": {m: i.to_dict() for m, i in self.intervals.items()},
+            },
             "baseline": self.baseline.to_dict(),
             "text": self.text(),
         }
@@ -887,7 +1078,7 @@ class Evidence:
             f"  {base.text()} Taking more trades is enough to raise this figure, so it is not evidence on its own.",
             "",
             f"Measured on later trades it never saw ({_plural(pooled.trades, 'trade')} in "
-            f"{_plural(len(walk.folds), 'fold')}, {walk.describe_window()}; \"suggested\" is the same procedure "
+            f'{_plural(len(walk.folds), "fold")}, {walk.describe_window()}; "suggested" is the same procedure '
             f"fitted on those earlier trades only):",
             walk.table(),
             f"  At threshold {t} the suggested weights take {_plural(pooled.suggested.taken, 'trade')} "
@@ -912,15 +1103,41 @@ def _evaluate(data: _Data, resamples: int, permutations: int, seed: int, confide
     samples = _bootstrap_samples(walk.contributions, resamples, seed)
     intervals = {m: _interval(m, walk.gain(m), samples[m], confidence, resamples, seed) for m in MEASURES}
     baseline = _baseline(data, walk, improvement, permutations, seed, bar_pct)
-    return Evidence(len(data.pnl), data.threshold, data.current, suggested, improvement, walk, intervals, baseline,
-                    data.folds, data.window, data.window_blocks, data.min_trades_per_fold, resamples, permutations, seed)
+    return Evidence(
+        len(data.pnl),
+        data.threshold,
+        data.current,
+        suggested,
+        improvement,
+        walk,
+        intervals,
+        baseline,
+        data.folds,
+        data.window,
+        data.window_blocks,
+        data.min_trades_per_fold,
+        resamples,
+        permutations,
+        seed,
+    )
 
 
-def evaluate(trades: TradesInput, current_weights: Mapping[str, float], *, folds: int = DEFAULT_FOLDS,
-             resamples: int = DEFAULT_RESAMPLES, permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0,
-             window: Window = "expanding", train_blocks: int = 1, threshold: float = TRADING_THRESHOLD,
-             max_change: float | None = None, min_trades_per_fold: int = DEFAULT_MIN_TRADES_PER_FOLD,
-             confidence: float = DEFAULT_CONFIDENCE, bar_pct: float = DEFAULT_BAR_PCT) -> Evidence:
+def evaluate(
+    trades: TradesInput,
+    current_weights: Mapping[str, float],
+    *,
+    folds: int = DEFAULT_FOLDS,
+    resamples: int = DEFAULT_RESAMPLES,
+    permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int = 0,
+    window: Window = "expanding",
+    train_blocks: int = 1,
+    threshold: float = TRADING_THRESHOLD,
+    max_change: float | None = None,
+    min_trades_per_fold: int = DEFAULT_MIN_TRADES_PER_FOLD,
+    confidence: float = DEFAULT_CONFIDENCE,
+    bar_pct: float = DEFAULT_BAR_PCT,
+) -> Evidence:
     """The full evaluation: in-sample estimate, walk-forward, bootstrap intervals, no-signal baseline.
 
     Raises :class:`~.domain.NotEnoughTradesError` when a fold would hold
@@ -933,23 +1150,50 @@ def evaluate(trades: TradesInput, current_weights: Mapping[str, float], *, folds
     seed = _whole(seed, "seed", 0)
     confidence = _check_confidence(confidence)
     bar_pct = _check_bar(bar_pct)
-    data = _prepare(trades, current_weights, folds=folds, window=window, train_blocks=train_blocks, threshold=threshold,
-                    max_change=max_change, min_trades_per_fold=min_trades_per_fold)
+    data = _prepare(
+        trades,
+        current_weights,
+        folds=folds,
+        window=window,
+        train_blocks=train_blocks,
+        threshold=threshold,
+        max_change=max_change,
+        min_trades_per_fold=min_trades_per_fold,
+    )
     return _evaluate(data, resamples, permutations, seed, confidence, bar_pct)
 
 
-def evaluate_with_options(trades: TradesInput, current_weights: Mapping[str, float], options: OutOfSampleOptions | None = None,
-                          *, threshold: float = TRADING_THRESHOLD, max_change: float | None = None,
-                          bar_pct: float = DEFAULT_BAR_PCT) -> Evidence:
+def evaluate_with_options(
+    trades: TradesInput,
+    current_weights: Mapping[str, float],
+    options: OutOfSampleOptions | None = None,
+    *,
+    threshold: float = TRADING_THRESHOLD,
+    max_change: float | None = None,
+    bar_pct: float = DEFAULT_BAR_PCT,
+) -> Evidence:
     """:func:`evaluate` with a rule's options (folds, window, resamples, permutations, seed, confidence)."""
     o = options or OutOfSampleOptions()
-    return evaluate(trades, current_weights, folds=o.folds, resamples=o.resamples, permutations=o.permutations,
-                    seed=o.seed, window=o.window, train_blocks=o.train_blocks, threshold=threshold,
-                    max_change=max_change, min_trades_per_fold=o.min_trades_per_fold, confidence=o.confidence,
-                    bar_pct=bar_pct)
+    return evaluate(
+        trades,
+        current_weights,
+        folds=o.folds,
+        resamples=o.resamples,
+        permutations=o.permutations,
+        seed=o.seed,
+        window=o.window,
+        train_blocks=o.train_blocks,
+        threshold=threshold,
+        max_change=max_change,
+        min_trades_per_fold=o.min_trades_per_fold,
+        confidence=o.confidence,
+        bar_pct=bar_pct,
+    )
 
 
-def out_of_sample_verdict(evidence: Evidence, options: OutOfSampleOptions | None = None) -> tuple[bool, str, dict[str, Any]]:
+def out_of_sample_verdict(
+    evidence: Evidence, options: OutOfSampleOptions | None = None
+) -> tuple[bool, str, dict[str, Any]]:
     """Does the suggestion's out-of-sample PnL gain stand up? ``(passed, text, measured)`` for a rule.
 
     ``text`` is a lower-case clause in the style of the other rules' verdicts; ``measured`` holds
@@ -968,27 +1212,42 @@ def out_of_sample_verdict(evidence: Evidence, options: OutOfSampleOptions | None
     gain = interval.estimate
     trades = walk.pooled.trades
     better = walk.better_folds(measure)
-    facts = (f"{interval.short()}; p = {p_value:.3f} over {_plural(evidence.baseline.permutations, 'shuffle')}; "
-             f"better in {better} of {len(walk.folds)} folds")
+    facts = (
+        f"{interval.short()}; p = {p_value:.3f} over {_plural(evidence.baseline.permutations, 'shuffle')}; "
+        f"better in {better} of {len(walk.folds)} folds"
+    )
     where = f"on {_plural(trades, 'later trade')} it never saw"
     if passed:
         text = f"{where} the suggested weights made {_money(gain)} more PnL {MEASURE_WORDS[measure]} ({facts})"
     else:
         failed = []
         if options.require in ("interval", "both") and not interval_ok:
-            failed.append(f"its {interval.confidence:.0%} interval ({_money(interval.low)} to {_money(interval.high)}) "
-                          f"does not lie above zero")
+            failed.append(
+                f"its {interval.confidence:.0%} interval ({_money(interval.low)} to {_money(interval.high)}) "
+                f"does not lie above zero"
+            )
         if options.require in ("p_value", "both") and not p_ok:
             failed.append(f"the permutation p-value {p_value:.3f} is above {options.max_p_value:g}")
-        text = (f"not shown to help {where}: {_money(gain)} PnL {MEASURE_WORDS[measure]}, but "
-                f"{' and '.join(failed)} (better in {better} of {len(walk.folds)} folds)")
+        text = (
+            f"not shown to help {where}: {_money(gain)} PnL {MEASURE_WORDS[measure]}, but "
+            f"{' and '.join(failed)} (better in {better} of {len(walk.folds)} folds)"
+        )
     measured = {
-        "measure": measure, "require": options.require, "gain": _finite(gain), "trades": trades,
-        "interval_low": _finite(interval.low), "interval_high": _finite(interval.high), "confidence": interval.confidence,
-        "resamples": evidence.resamples, "p_value": p_value, "max_p_value": options.max_p_value,
-        "permutations": evidence.permutations, "better_folds": better, "folds": len(walk.folds),
-        "in_sample_pct": _finite(evidence.in_sample.pct), "shuffled_in_sample_mean_pct": _finite(evidence.baseline.in_sample_mean_pct),
+        "measure": measure,
+        "require": options.require,
+        "gain": _finite(gain),
+        "trades": trades,
+        "interval_low": _finite(interval.low),
+        "interval_high": _finite(interval.high),
+        "confidence": interval.confidence,
+        "resamples": evidence.resamples,
+        "p_value": p_value,
+        "max_p_value": options.max_p_value,
+        "permutations": evidence.permutations,
+        "better_folds": better,
+        "folds": len(walk.folds),
+        "in_sample_pct": _finite(evidence.in_sample.pct),
+        "shuffled_in_sample_mean_pct": _finite(evidence.baseline.in_sample_mean_pct),
         "passed": passed,
     }
     return passed, text, measured
-

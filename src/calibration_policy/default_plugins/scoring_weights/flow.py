@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 import pandas as pd
 
-from calibration_policy import pipeline
+from calibration_policy import pipeline, record_calibration_result
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.errors import PolicyError, StaleChangeError
-from calibration_policy import record_calibration_result
 from calibration_policy.models import CalibrationRun, Decision
 from calibration_policy.moments import to_utc
 from calibration_policy.permissions import check as check_permission
@@ -66,7 +65,8 @@ class WeightsOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action, "message": self.message,
+            "action": self.action,
+            "message": self.message,
             "analysis": self.analysis.to_dict() if self.analysis else None,
             "run_id": self.run.run_id if self.run else None,
             "suggestion_id": self.suggestion.suggestion_id if self.suggestion else None,
@@ -78,10 +78,12 @@ class WeightsOutcome:
 def _checked_policy(policy: CalibrationUpdatePolicy | None) -> CalibrationUpdatePolicy:
     policy = policy or weights_policy()
     if policy.domain != DOMAIN_NAME:
-        raise PolicyError(f"This policy governs {policy.domain}, not scoring weights; set domain = \"{DOMAIN_NAME}\".")
+        raise PolicyError(f'This policy governs {policy.domain}, not scoring weights; set domain = "{DOMAIN_NAME}".')
     if "max_step" in policy.rules:
-        raise PolicyError("The max_step rule clips each weight on its own, which breaks their sum of 1; leave it out "
-                          "of a weights policy and bound automatic changes with max_weight_change.")
+        raise PolicyError(
+            "The max_step rule clips each weight on its own, which breaks their sum of 1; leave it out "
+            "of a weights policy and bound automatic changes with max_weight_change."
+        )
     return policy
 
 
@@ -94,18 +96,31 @@ def live_weights(target: Target) -> dict[str, float]:
         raise WeightsError(f"The live weights ({target.name}) are not a valid set: {error}") from None
 
 
-def _smoothed(analysis: WeightsAnalysis, run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir) -> WeightsAnalysis:
+def _smoothed(
+    analysis: WeightsAnalysis, run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir
+) -> WeightsAnalysis:
     """Smooth the suggestion over the earlier ones in the policy's window, as for any domain."""
     smoothed = pipeline.smooth(run, policy, history_dir)
     earlier = smoothed.window - 1
     if earlier == 0 or smoothed.values == analysis.suggested:
         return analysis
-    return analysis.with_values(smoothed.values, f"smoothed ({policy.smoothing}) with {_plural(earlier, 'earlier suggestion')} "
-                                                 f"from the last {policy.smoothing_window_days:g} days")
+    return analysis.with_values(
+        smoothed.values,
+        f"smoothed ({policy.smoothing}) with {_plural(earlier, 'earlier suggestion')} "
+        f"from the last {policy.smoothing_window_days:g} days",
+    )
 
 
-def _prepare(frame: pd.DataFrame, target: Target, policy: CalibrationUpdatePolicy, underlying: str, threshold: float,
-             max_change: float | None, history_dir, timestamp: datetime | None) -> tuple[WeightsAnalysis, CalibrationRun, Decision]:
+def _prepare(
+    frame: pd.DataFrame,
+    target: Target,
+    policy: CalibrationUpdatePolicy,
+    underlying: str,
+    threshold: float,
+    max_change: float | None,
+    history_dir,
+    timestamp: datetime | None,
+) -> tuple[WeightsAnalysis, CalibrationRun, Decision]:
     """Analyse, then the pipeline's steps: record the run, smooth, bound, and let the policy's rules decide."""
     analysis = analyze_trades(frame, live_weights(target), min_trades=policy.min_sample_size, threshold=threshold)
     if not analysis.enough_trades:
@@ -118,10 +133,17 @@ def _prepare(frame: pd.DataFrame, target: Target, policy: CalibrationUpdatePolic
             analysis = analysis.with_values(bounded, f"each weight moves at most {max_change:g} from the live one")
     measured = {}
     if "out_of_sample" in policy.rules:  # the rule judges evidence only this flow can measure
-        measured["out_of_sample"] = evaluate_with_options(frame, analysis.current, policy.validated_rule_options("out_of_sample"),
-                                                          threshold=threshold)
-    decision = pipeline.decide(run, analysis.current, analysis.suggested, policy,  # type: ignore[arg-type]
-                               scope_labels={f: f for f in FACTORS}, evidence=measured)
+        measured["out_of_sample"] = evaluate_with_options(
+            frame, analysis.current, policy.validated_rule_options("out_of_sample"), threshold=threshold
+        )
+    decision = pipeline.decide(
+        run,
+        analysis.current,
+        analysis.suggested,
+        policy,  # type: ignore[arg-type]
+        scope_labels={f: f for f in FACTORS},
+        evidence=measured,
+    )
     return analysis, run, decision
 
 
@@ -129,37 +151,91 @@ def _body(decision: Decision) -> str:
     return decision.reason.removeprefix("Applied: ")
 
 
-def _propose(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision, target: Target, suggestions_dir,
-             history_dir, auto_note: str | None = None, *, actor: str = "auto mode", via: str = "auto",
-             policy: CalibrationUpdatePolicy | None = None) -> WeightsOutcome:
+def _propose(
+    analysis: WeightsAnalysis,
+    run: CalibrationRun,
+    decision: Decision,
+    target: Target,
+    suggestions_dir,
+    history_dir,
+    auto_note: str | None = None,
+    *,
+    actor: str = "auto mode",
+    via: str = "auto",
+    policy: CalibrationUpdatePolicy | None = None,
+) -> WeightsOutcome:
     improvement = analysis.improvement
-    reason = f"Suggested: {_body(decision)}; estimated {improvement.short()}" if improvement else f"Suggested: {_body(decision)}"
+    reason = (
+        f"Suggested: {_body(decision)}; estimated {improvement.short()}"
+        if improvement
+        else f"Suggested: {_body(decision)}"
+    )
     if auto_note:
         reason += f" (auto mode: {auto_note})"
     run, suggestion = pipeline.propose(
-        run, decision, analysis.current, target, smoothed=analysis.suggested, history_dir=history_dir,  # type: ignore[arg-type]
-        suggestions_dir=suggestions_dir, reason=reason, details={"analysis": analysis.to_dict(), "auto": auto_note},
-        analysis=analysis.to_dict(), proposed_by=actor, proposed_via=via, policy=policy,
-        decided_by=actor, decided_via=via,
+        run,
+        decision,
+        analysis.current,
+        target,
+        smoothed=analysis.suggested,
+        history_dir=history_dir,  # type: ignore[arg-type]
+        suggestions_dir=suggestions_dir,
+        reason=reason,
+        details={"analysis": analysis.to_dict(), "auto": auto_note},
+        analysis=analysis.to_dict(),
+        proposed_by=actor,
+        proposed_via=via,
+        policy=policy,
+        decided_by=actor,
+        decided_via=via,
     )
-    return WeightsOutcome("suggested", f"{reason}. Review it as suggestion {suggestion.suggestion_id}.", analysis, run,
-                          decision, suggestion)
+    return WeightsOutcome(
+        "suggested",
+        f"{reason}. Review it as suggestion {suggestion.suggestion_id}.",
+        analysis,
+        run,
+        decision,
+        suggestion,
+    )
 
 
-def _not_suggested(analysis: WeightsAnalysis, run: CalibrationRun, decision: Decision, history_dir,
-                   reason: str | None = None, action: Action = "not suggested",
-                   policy: CalibrationUpdatePolicy | None = None) -> WeightsOutcome:
-    run = pipeline.settle(run, decision, analysis.suggested, history_dir, reason, policy=policy,  # type: ignore[arg-type]
-                          analysis=analysis.to_dict())
+def _not_suggested(
+    analysis: WeightsAnalysis,
+    run: CalibrationRun,
+    decision: Decision,
+    history_dir,
+    reason: str | None = None,
+    action: Action = "not suggested",
+    policy: CalibrationUpdatePolicy | None = None,
+) -> WeightsOutcome:
+    run = pipeline.settle(
+        run,
+        decision,
+        analysis.suggested,
+        history_dir,
+        reason,
+        policy=policy,  # type: ignore[arg-type]
+        analysis=analysis.to_dict(),
+    )
     text = reason or decision.reason.replace("Not applied: ", "No new weights suggested: ", 1)
     return WeightsOutcome(action, text, analysis, run, decision)
 
 
-def suggest_weights(trades: TradesInput, target: Target, *, policy: CalibrationUpdatePolicy | None = None,
-                    underlying: str = MODEL_NAME, threshold: float = TRADING_THRESHOLD, max_change: float | None = None,
-                    history_dir: str | os.PathLike[str] | None = None, suggestions_dir: str | os.PathLike[str] | None = None,
-                    timestamp: datetime | None = None, actor: Any = "user", via: str = "python",
-                    permissions: Any = None) -> WeightsOutcome:
+def suggest_weights(
+    trades: TradesInput,
+    target: Target,
+    *,
+    policy: CalibrationUpdatePolicy | None = None,
+    underlying: str = MODEL_NAME,
+    threshold: float = TRADING_THRESHOLD,
+    max_change: float | None = None,
+    history_dir: str | os.PathLike[str] | None = None,
+    suggestions_dir: str | os.PathLike[str] | None = None,
+    timestamp: datetime | None = None,
+    actor: Any = "user",
+    via: str = "python",
+    permissions: Any = None,
+) -> WeightsOutcome:
     """Analyse the trades against the live weights, record the run, and leave a pending suggestion.
 
     The suggestion (with the analysis, each factor's rationale and the estimated improvement
@@ -169,9 +245,12 @@ def suggest_weights(trades: TradesInput, target: Target, *, policy: CalibrationU
     waits. Fewer trades than ``policy.min_sample_size`` raise :class:`NotEnoughTradesError`.
     """
     policy = _checked_policy(policy)
-    actor = check_permission("propose", actor=actor, domain=DOMAIN_NAME, via=via, policy=policy, permissions=permissions)
-    analysis, run, decision = _prepare(load_trades(trades), target, policy, underlying, threshold, max_change,
-                                       history_dir, timestamp)
+    actor = check_permission(
+        "propose", actor=actor, domain=DOMAIN_NAME, via=via, policy=policy, permissions=permissions
+    )
+    analysis, run, decision = _prepare(
+        load_trades(trades), target, policy, underlying, threshold, max_change, history_dir, timestamp
+    )
     if not decision.apply:
         return _not_suggested(analysis, run, decision, history_dir, policy=policy)
     return _propose(analysis, run, decision, target, suggestions_dir, history_dir, actor=actor, via=via, policy=policy)
@@ -186,11 +265,19 @@ def new_trade_count(trades: pd.DataFrame, last_run: CalibrationRun) -> int:
     return max(0, len(trades) - last_run.sample_size)
 
 
-def run_auto(trades: TradesInput, target: Target, settings: AutoSettings | None = None, *,
-             policy: CalibrationUpdatePolicy | None = None, underlying: str = MODEL_NAME,
-             threshold: float = TRADING_THRESHOLD, history_dir: str | os.PathLike[str] | None = None,
-             suggestions_dir: str | os.PathLike[str] | None = None, archive_dir: str | os.PathLike[str] | None = None,
-             timestamp: datetime | None = None) -> WeightsOutcome:
+def run_auto(
+    trades: TradesInput,
+    target: Target,
+    settings: AutoSettings | None = None,
+    *,
+    policy: CalibrationUpdatePolicy | None = None,
+    underlying: str = MODEL_NAME,
+    threshold: float = TRADING_THRESHOLD,
+    history_dir: str | os.PathLike[str] | None = None,
+    suggestions_dir: str | os.PathLike[str] | None = None,
+    archive_dir: str | os.PathLike[str] | None = None,
+    timestamp: datetime | None = None,
+) -> WeightsOutcome:
     """One auto-mode step, for a cron job: suggest when enough new trades arrived; maybe apply.
 
     The suggestion is bounded (no weight moves more than ``max_weight_change``, the set stays
@@ -208,21 +295,34 @@ def run_auto(trades: TradesInput, target: Target, settings: AutoSettings | None 
     if latest:
         new = new_trade_count(frame, latest[0])
         if new < settings.min_trades_between:
-            return WeightsOutcome("waiting", f"{_plural(new, 'new trade')} since the last suggestion "
-                                             f"({latest[0].timestamp:%Y-%m-%d %H:%M} UTC); auto mode waits for "
-                                             f"{settings.min_trades_between:,}.")
-    with pipeline.change_intent(target, archive_dir, "auto", history_dir=history_dir, suggestions_dir=suggestions_dir,
-                                underlying=underlying, source=SOURCE,
-                                timestamp=timestamp.isoformat() if timestamp else None):
-        return _auto_step(frame, target, settings, policy, underlying, threshold, history_dir, suggestions_dir,
-                          archive_dir, timestamp)
+            return WeightsOutcome(
+                "waiting",
+                f"{_plural(new, 'new trade')} since the last suggestion "
+                f"({latest[0].timestamp:%Y-%m-%d %H:%M} UTC); auto mode waits for "
+                f"{settings.min_trades_between:,}.",
+            )
+    with pipeline.change_intent(
+        target,
+        archive_dir,
+        "auto",
+        history_dir=history_dir,
+        suggestions_dir=suggestions_dir,
+        underlying=underlying,
+        source=SOURCE,
+        timestamp=timestamp.isoformat() if timestamp else None,
+    ):
+        return _auto_step(
+            frame, target, settings, policy, underlying, threshold, history_dir, suggestions_dir, archive_dir, timestamp
+        )
 
 
-def _auto_step(frame, target, settings, policy, underlying, threshold, history_dir, suggestions_dir, archive_dir,
-               timestamp) -> WeightsOutcome:
+def _auto_step(
+    frame, target, settings, policy, underlying, threshold, history_dir, suggestions_dir, archive_dir, timestamp
+) -> WeightsOutcome:
     try:
-        analysis, run, decision = _prepare(frame, target, policy, underlying, threshold, settings.max_weight_change,
-                                           history_dir, timestamp)
+        analysis, run, decision = _prepare(
+            frame, target, policy, underlying, threshold, settings.max_weight_change, history_dir, timestamp
+        )
     except NotEnoughTradesError as error:
         return WeightsOutcome("waiting", str(error))
     if not decision.apply:
@@ -230,19 +330,31 @@ def _auto_step(frame, target, settings, policy, underlying, threshold, history_d
     improvement = analysis.improvement
     assert improvement is not None  # an analysis with a suggestion always has its estimate
     if settings.require_approval:
-        return _propose(analysis, run, decision, target, suggestions_dir, history_dir, "require_approval is on", policy=policy)
+        return _propose(
+            analysis, run, decision, target, suggestions_dir, history_dir, "require_approval is on", policy=policy
+        )
     if not improvement.clears(settings.min_improvement_pct):
-        return _propose(analysis, run, decision, target, suggestions_dir, history_dir,
-                        f"estimated improvement below the {settings.min_improvement_pct:g}% bar for applying on its own",
-                        policy=policy)
-    reason = (f"Applied automatically: {_body(decision)}; estimated {improvement.short()} "
-              f"(bar {settings.min_improvement_pct:g}%); no weight moved more than {settings.max_weight_change:g}")
+        return _propose(
+            analysis,
+            run,
+            decision,
+            target,
+            suggestions_dir,
+            history_dir,
+            f"estimated improvement below the {settings.min_improvement_pct:g}% bar for applying on its own",
+            policy=policy,
+        )
+    reason = (
+        f"Applied automatically: {_body(decision)}; estimated {improvement.short()} "
+        f"(bar {settings.min_improvement_pct:g}%); no weight moved more than {settings.max_weight_change:g}"
+    )
     if settings.out_of_sample_gate:
         # The in-sample estimate reads high even on noise; only a gain on unseen trades may apply unattended.
         try:
             passed, text, _ = out_of_sample_verdict(
                 evaluate_with_options(frame, analysis.current, settings.out_of_sample, threshold=threshold),
-                settings.out_of_sample)
+                settings.out_of_sample,
+            )
         except WeightsError as error:
             passed, text = False, f"its out-of-sample check could not run ({str(error).rstrip('.')})"
         if not passed:
@@ -250,15 +362,28 @@ def _auto_step(frame, target, settings, policy, underlying, threshold, history_d
         reason += f"; {text}"
     try:
         run, change = pipeline.apply(
-            run, decision, target, smoothed=analysis.suggested, history_dir=history_dir, archive_dir=archive_dir,  # type: ignore[arg-type]
-            kind="auto", actor="auto mode", reason=reason, expected=analysis.current, analysis=analysis.to_dict(),
-            via="auto", decided_by="auto mode", decided_via="auto", policy=policy,
+            run,
+            decision,
+            target,
+            smoothed=analysis.suggested,
+            history_dir=history_dir,
+            archive_dir=archive_dir,  # type: ignore[arg-type]
+            kind="auto",
+            actor="auto mode",
+            reason=reason,
+            expected=analysis.current,
+            analysis=analysis.to_dict(),
+            via="auto",
+            decided_by="auto mode",
+            decided_via="auto",
+            policy=policy,
         )
     except StaleChangeError:
         reason = "Not applied: the live weights changed while auto mode was deciding; it looks again next time"
         return _not_suggested(analysis, run, decision, history_dir, reason, action="waiting", policy=policy)
     open_reviews(suggestions_dir).expire_pending(
-        target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it")
+        target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it"
+    )
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
 
 
@@ -269,7 +394,7 @@ def as_of_moment(text: str) -> datetime:
     if not isinstance(text, str):
         raise wrong
     try:
-        return datetime.combine(date.fromisoformat(text.strip()), time.max, tzinfo=timezone.utc)
+        return datetime.combine(date.fromisoformat(text.strip()), time.max, tzinfo=UTC)
     except ValueError:
         pass
     try:

@@ -36,7 +36,9 @@ def _friendly(error: ValidationError) -> str:
         elif not name:
             problems.append(item["msg"].removeprefix("Value error, "))
         else:
-            problems.append(f"{name} {item['msg'].replace('Input should be', 'must be')} (got {item.get('input')!r:.40})")
+            problems.append(
+                f"{name} {item['msg'].replace('Input should be', 'must be')} (got {item.get('input')!r:.40})"
+            )
     return "Invalid out-of-sample settings: " + "; ".join(problems) + "."
 
 
@@ -45,11 +47,19 @@ class OutOfSampleOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    require: Require = Field(default="both", description="interval: the bootstrap interval lies above zero; "
-                             "p_value: the permutation p-value is at most max_p_value; both: both.")
-    measure: Measure = Field(default="equal_volume", description="equal_volume: PnL with both sets taking the same "
-                             "number of trades (a gain cannot come from trading more); at_threshold: PnL at 0.6.")
-    confidence: float = Field(default=DEFAULT_CONFIDENCE, gt=0, lt=1, description="Two-sided confidence of the interval.")
+    require: Require = Field(
+        default="both",
+        description="interval: the bootstrap interval lies above zero; "
+        "p_value: the permutation p-value is at most max_p_value; both: both.",
+    )
+    measure: Measure = Field(
+        default="equal_volume",
+        description="equal_volume: PnL with both sets taking the same "
+        "number of trades (a gain cannot come from trading more); at_threshold: PnL at 0.6.",
+    )
+    confidence: float = Field(
+        default=DEFAULT_CONFIDENCE, gt=0, lt=1, description="Two-sided confidence of the interval."
+    )
     max_p_value: float = Field(default=0.05, gt=0, le=1, description="Largest permutation p-value that passes.")
     folds: int = Field(default=DEFAULT_FOLDS, ge=1, le=50, description="Walk-forward folds.")
     window: Window = Field(default="expanding", description="Fit on all earlier trades, or on the last train_blocks.")
@@ -72,7 +82,8 @@ class OutOfSampleOptions(BaseModel):
             raise ValueError(
                 f"with {self.permutations:,} permutations the smallest possible p-value is {smallest:.3g}, above "
                 f"max_p_value {self.max_p_value:g}, so the gate could never pass; use at least "
-                f"{math.ceil(1 / self.max_p_value) - 1:,} permutations")
+                f"{math.ceil(1 / self.max_p_value) - 1:,} permutations"
+            )
         return self
 
 
@@ -80,8 +91,18 @@ def out_of_sample_rule(ctx: Any) -> Any:
     """The ``out_of_sample`` rule: passes when the evidence the weights flow measured stands up."""
     evidence = ctx.evidence.get("out_of_sample")  # an evidence.Evidence, measured by the weights flow
     if not callable(getattr(evidence, "verdict", None)):
-        return RuleVerdict("out_of_sample", False, "the suggested weights were not checked on unseen trades", {},
-                           needs="let the scoring-weights flow measure them (weights suggest or auto)")
+        return RuleVerdict(
+            "out_of_sample",
+            False,
+            "the suggested weights were not checked on unseen trades",
+            {},
+            needs="let the scoring-weights flow measure them (weights suggest or auto)",
+        )
     passed, text, measured = evidence.verdict(ctx.options)
-    return RuleVerdict("out_of_sample", passed, text, measured,
-                       needs=None if passed else "more trades, or a suggestion whose gain holds out of sample")
+    return RuleVerdict(
+        "out_of_sample",
+        passed,
+        text,
+        measured,
+        needs=None if passed else "more trades, or a suggestion whose gain holds out of sample",
+    )

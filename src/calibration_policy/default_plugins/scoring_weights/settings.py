@@ -28,8 +28,11 @@ def _friendly(error: ValidationError, what: str) -> str:
     problems = []
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"]) or what
-        message = "is not a setting (check the spelling)" if item["type"] == "extra_forbidden" else (
-            item["msg"].replace("Input should be", "must be"))
+        message = (
+            "is not a setting (check the spelling)"
+            if item["type"] == "extra_forbidden"
+            else (item["msg"].replace("Input should be", "must be"))
+        )
         problems.append(f"{name} {message} (got {item.get('input')!r:.40})")
     return f"Invalid {what}: " + "; ".join(problems) + "."
 
@@ -41,13 +44,21 @@ class AutoSettings(BaseModel):
 
     enabled: bool = Field(default=False, description="Off by default: weights change only when a person approves.")
     min_trades_between: int = Field(default=100, ge=1, description="New trades needed since the last suggestion.")
-    max_weight_change: float = Field(default=0.1, gt=0, le=1, description="Largest move of one weight in one automatic change.")
-    min_improvement_pct: float = Field(default=2.0, ge=0, description="Least estimated gain in winning trades taken, in %.")
+    max_weight_change: float = Field(
+        default=0.1, gt=0, le=1, description="Largest move of one weight in one automatic change."
+    )
+    min_improvement_pct: float = Field(
+        default=2.0, ge=0, description="Least estimated gain in winning trades taken, in %."
+    )
     require_approval: bool = Field(default=False, description="Only suggest; a person approves every change.")
-    out_of_sample_gate: bool = Field(default=True, description="Apply on its own only when the gain holds on later "
-                                     "trades the weights never saw; otherwise leave it for a person.")
-    out_of_sample: OutOfSampleOptions = Field(default_factory=OutOfSampleOptions,
-                                              description="How strong that out-of-sample evidence must be.")
+    out_of_sample_gate: bool = Field(
+        default=True,
+        description="Apply on its own only when the gain holds on later "
+        "trades the weights never saw; otherwise leave it for a person.",
+    )
+    out_of_sample: OutOfSampleOptions = Field(
+        default_factory=OutOfSampleOptions, description="How strong that out-of-sample evidence must be."
+    )
 
     def __init__(self, **data: Any) -> None:
         try:
