@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -208,6 +209,8 @@ policy = CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_v
 target = JsonFileTarget(live, name="spy_live")
 t0 = datetime(2025, 12, 10, 21, tzinfo=timezone.utc)
 for i in range(10**6):
+    if i == 1:
+        print("working", flush=True)  # one round done: a kill from now on lands inside the work
     try:
         if role == "propose":
             run_update(fixtures.build_result(global_m=round(1 + rng.uniform(0.01, 0.3), 4), bands={}), underlying="SPY",
@@ -248,19 +251,30 @@ def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url
         return role, subprocess.Popen(
             [sys.executable, str(script), str(CONFTEST), role, str(next(seeds)), str(live)],
             env=dict(os.environ),
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
 
+    def working(role: str, proc: subprocess.Popen) -> None:
+        """Wait (however loaded the machine) until the worker has done one round of work."""
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready and proc.stdout.readline() == "working\n", (
+            f"a {role} worker never started: {proc.stderr.read()[-3000:]}"
+        )
+
     workers = [start(role) for role in ("propose", "propose", "review", "review")]
+    seen_working: set[int] = set()
     try:
         for _ in range(CAMPAIGN_KILLS):
-            time.sleep(rng.uniform(0.6, 1.2))  # past the imports: the kill lands inside the work
-            for role, proc in workers:
-                assert proc.poll() is None, f"a {role} worker died on its own: {proc.stderr.read()[-3000:]}"
             index = rng.randrange(len(workers))
             role, victim = workers[index]
+            if victim.pid not in seen_working:
+                working(role, victim)
+                seen_working.add(victim.pid)
+            time.sleep(rng.uniform(0.05, 0.6))  # past its first round: the kill lands inside the work
+            for other_role, proc in workers:
+                assert proc.poll() is None, f"a {other_role} worker died on its own: {proc.stderr.read()[-3000:]}"
             victim.send_signal(signal.SIGKILL)
             victim.wait(30)
             workers[index] = start(role)
