@@ -118,8 +118,10 @@ class Period:
 class Archive:
     """The archive of one target, in ``<archive dir>/<target name>/``."""
 
+    directory: Path | None  # where the files are; None for an archive kept elsewhere (a database)
+
     def __init__(self, archive_dir: str | os.PathLike[str] | None, target_name: str) -> None:
-        self.directory = resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name")
+        self.directory = self._folder = resolve_archive_dir(archive_dir) / check_record_id(target_name, "target name")
 
     def _paths(self) -> list[Path]:
         """Entry files oldest first: by stamp, then numerically by the ``_<n>`` a shared stamp gets.
@@ -129,7 +131,7 @@ class Archive:
         warning.
         """
         paths = []
-        for entry in foreign.list_folder(self.directory, "archive folder"):
+        for entry in foreign.list_folder(self._folder, "archive folder"):
             name = entry.name
             if name.startswith("."):
                 continue
@@ -162,7 +164,7 @@ class Archive:
         Every change settles earlier prepared entries before writing its own, so nothing older
         than the newest committed entry can be pending: a change never reads the whole archive.
         """
-        pending = []
+        pending: list[ArchiveEntry] = []
         for path in reversed(self._paths()):
             entry = self._read(path)
             if entry is None or entry.status == "abandoned":
@@ -177,24 +179,24 @@ class Archive:
 
     def put(self, entry: ArchiveEntry) -> bool:
         """Store an entry under its own ``change_id`` (a migration from another store); False if it is here already."""
-        if (self.directory / f"{check_record_id(entry.change_id, 'change id')}.json").exists():
+        if (self._folder / f"{check_record_id(entry.change_id, 'change id')}.json").exists():
             return False
         self._create(entry, iter([f"{entry.change_id}.json"]))
         return True
 
     def _create(self, entry: ArchiveEntry, names: Iterator[str]) -> ArchiveEntry:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self._folder.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as error:
-            raise foreign.folder_error(self.directory, "archive folder", error) from None
+            raise foreign.folder_error(self._folder, "archive folder", error) from None
         except OSError as error:
-            raise HistoryError(f"Cannot create the archive folder {self.directory}: {error.strerror}.") from None
-        path = create_exclusive(self.directory, names, dumps_model(entry, exclude={"change_id"}))
+            raise HistoryError(f"Cannot create the archive folder {self._folder}: {error.strerror}.") from None
+        path = create_exclusive(self._folder, names, dumps_model(entry, exclude={"change_id"}))
         return entry.model_copy(update={"change_id": path.stem})
 
     def mark(self, entry: ArchiveEntry, status: str) -> ArchiveEntry:
         done = entry.model_copy(update={"status": status})
-        atomic_replace(self.directory / f"{entry.change_id}.json", dumps_model(done, exclude={"change_id"}))
+        atomic_replace(self._folder / f"{entry.change_id}.json", dumps_model(done, exclude={"change_id"}))
         return done
 
     def reconcile(self, target: Target, current: Snapshot) -> list[ArchiveEntry]:

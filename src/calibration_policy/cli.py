@@ -32,6 +32,7 @@ from .paths import DATA_ENV, data_root
 from .stores import STORE_ENV
 
 if TYPE_CHECKING:
+    from .pipeline import ForcedValues
     from .policy import CalibrationUpdatePolicy
 
 PROG = "calibration-policy"
@@ -414,7 +415,7 @@ def update(
     config: str | None,
     dry_run: bool,
     force: bool,
-    force_values: str,
+    force_values: ForcedValues,
     exit_code: bool,
     expect_version: str | None = None,
     actor: str | None = None,
@@ -471,7 +472,7 @@ def force(
     as_json: bool,
     config: str | None,
     run_id: str | None,
-    use: str,
+    use: ForcedValues,
     expect_version: str | None = None,
     actor: str | None = None,
 ) -> None:

@@ -184,7 +184,7 @@ def _review_findings(name, committed, history_dir, suggestions_dir) -> list[Find
 
 
 def _run_findings(history_dir, suggestions_dir) -> list[Finding]:
-    found = []
+    found: list[Finding] = []
     store = open_store(history_dir)
     by_id = {s.suggestion_id: s for s in _suggestions(suggestions_dir)}
     try:
@@ -225,7 +225,7 @@ def _foreign_findings(history_dir, archive_dir, suggestions_dir) -> list[Finding
             found.append(
                 Finding(
                     "foreign",
-                    f"{item.path} {item.problem}.",
+                    f"{item.path} {item.reason}.",
                     "Nothing: it is skipped; move it out of the data folder.",
                     False,
                 )

@@ -101,6 +101,14 @@ def cursor_key(underlying: str, cursor: str | Key | None) -> Key | None:
     return key
 
 
+def position_key(underlying: str, cursor: str | Key) -> Key:
+    """The paging key of the run whose position is asked; an empty cursor names no run."""
+    key = cursor_key(underlying, cursor)
+    if key is None:
+        raise HistoryError("A position needs a run's cursor; an empty one names no run.")
+    return key
+
+
 def _check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise HistoryError(f"limit must be a whole number from 1 to {MAX_LIMIT:,}, not {limit!r:.40}.")
@@ -275,7 +283,7 @@ class HistoryStore:
     def position(self, underlying: str, cursor: str | Key) -> int:
         """How many runs of ``underlying`` are as new as the cursor's or newer (1 for the newest run)."""
         underlying = check_underlying(underlying)
-        key = self._cursor(underlying, cursor)
+        key = position_key(underlying, cursor)
         if not self._exists():
             return 0
         return self._indexed(lambda: self._index.count_from(underlying, key))

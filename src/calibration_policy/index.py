@@ -42,10 +42,13 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .foreign import warn_once
 from .naming import parse_run_file_name
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -158,15 +161,14 @@ class _Progress:
 
     def __init__(self, total: int, what: str) -> None:
         self.total, self.what, self.started = total, what, time.perf_counter()
-        self._bar = None
-        self._task = None
+        self._shown: tuple[Progress, TaskID] | None = None  # the bar and its one task, once shown
 
     @staticmethod
     def prepare() -> None:
         import rich.progress  # noqa: F401
 
     def update(self, done: int) -> None:
-        if self._bar is None:
+        if self._shown is None:
             if time.perf_counter() - self.started < PROGRESS_AFTER_S:
                 return
             from rich.console import Console
@@ -178,7 +180,7 @@ class _Progress:
                 TimeElapsedColumn,
             )
 
-            self._bar = Progress(
+            bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -186,14 +188,16 @@ class _Progress:
                 console=Console(stderr=True),
                 transient=False,
             )
-            self._bar.start()
-            self._task = self._bar.add_task(self.what, total=self.total)
-        self._bar.update(self._task, completed=done)
+            bar.start()
+            self._shown = bar, bar.add_task(self.what, total=self.total)
+        bar, task = self._shown
+        bar.update(task, completed=done)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self.total)
-            self._bar.stop()
+        if self._shown is not None:
+            bar, task = self._shown
+            bar.update(task, completed=self.total)
+            bar.stop()
 
 
 @contextlib.contextmanager
@@ -535,7 +539,11 @@ class RunIndex:
     def _count_from(self, underlying: str, key: Key) -> int:
         self.refresh()
         if self._fallback is not None:
-            return sum(1 for name, parts in self._fallback.items() if parts[1] == underlying and run_key(name) >= key)  # type: ignore[operator]
+            return sum(
+                1
+                for name, parts in self._fallback.items()
+                if parts[1] == underlying and (parts[0], parts[3], name) >= key
+            )
         return self._db.execute(  # type: ignore[union-attr]
             "SELECT COUNT(*) FROM runs WHERE k >= ? AND k < ?", (key_of(key[2]), f"{underlying}0")
         ).fetchone()[0]
@@ -558,9 +566,9 @@ class RunIndex:
         if key is not None:
             cursor = key_of(key[2]) or sort_key(underlying, key[0], str(key[1] or ""), "~")
             if newest:
-                high = min(high, cursor)  # type: ignore[type-var]
+                high = min(high, cursor)
             else:
-                low = max(low, cursor + "\0")  # type: ignore[operator]
+                low = max(low, cursor + "\0")
         order = "DESC" if newest else "ASC"
         rows = self._db.execute(  # type: ignore[union-attr]
             f"SELECT k FROM runs WHERE k >= ? AND k < ? ORDER BY k {order} LIMIT ? OFFSET ?", (low, high, limit, offset)

@@ -240,32 +240,31 @@ def _random(bounds: Mapping[str, tuple[float, float]], n: int, seed: int) -> lis
     return [{name: round(rng.uniform(low, high), 6) for name, (low, high) in bounds.items()} for _ in range(n)]
 
 
+def _scored(candidates: Sequence[Candidate]) -> list[tuple[Candidate, float, float]]:
+    """``(candidate, movement, lag)`` for the candidates that have a lag (a replay with no live value has none)."""
+    return [(c, c.figures.movement, lag) for c in candidates if (lag := c.figures.mean_lag) is not None]
+
+
 def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
     """The candidates no other beats on both movement and lag (lower is better), by movement."""
-    scored = [c for c in candidates if c.figures.mean_lag is not None]
-    front = []
-    for c in scored:
-        m, lag = c.figures.movement, c.figures.mean_lag
-        if not any(
-            (o.figures.movement <= m and o.figures.mean_lag <= lag)
-            and (o.figures.movement < m or o.figures.mean_lag < lag)
-            for o in scored
-        ):
-            front.append(c)
+    scored = _scored(candidates)
+    front = [
+        (c, m, lag)
+        for c, m, lag in scored
+        if not any((om <= m and ol <= lag) and (om < m or ol < lag) for _, om, ol in scored)
+    ]
     unique: dict[tuple[float, float], Candidate] = {}
-    for c in sorted(front, key=lambda c: (c.figures.movement, c.figures.mean_lag)):
-        unique.setdefault((round(c.figures.movement, 12), round(c.figures.mean_lag, 12)), c)
+    for c, m, lag in sorted(front, key=lambda item: (item[1], item[2])):
+        unique.setdefault((round(m, 12), round(lag, 12)), c)
     return list(unique.values())
 
 
 def _knee(front: Sequence[Candidate]) -> Candidate:
     """The front's point closest to the ideal (no movement, no lag), each axis scaled to the front's range."""
-    ms = [c.figures.movement for c in front]
-    ls = [c.figures.mean_lag for c in front]
+    scored = _scored(front)
+    ms, ls = [m for _, m, _ in scored], [lag for _, _, lag in scored]
     dm, dl = (max(ms) - min(ms)) or 1.0, (max(ls) - min(ls)) or 1.0
-    return min(
-        front, key=lambda c: math.hypot((c.figures.movement - min(ms)) / dm, (c.figures.mean_lag - min(ls)) / dl)
-    )
+    return min(scored, key=lambda item: math.hypot((item[1] - min(ms)) / dm, (item[2] - min(ls)) / dl))[0]
 
 
 def tune(

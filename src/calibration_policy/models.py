@@ -6,12 +6,14 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .moments import aware_utc
 from .naming import check_source, check_underlying
+
+RunStatus = Literal["applied", "not applied", "pending", "undecided"]
 
 SCHEMA_VERSION = 1
 # Smoothing measures time in numpy datetime64[ns], whose clock ends on 2262-04-11.
@@ -106,7 +108,7 @@ class CalibrationRun(BaseModel):
         return self.smoothed_iv_multiplier
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         """``applied``, ``not applied``, ``pending`` (waiting for approval) or ``undecided``."""
         if self.applied:
             return "applied"

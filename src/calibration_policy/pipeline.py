@@ -25,7 +25,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from .apply import apply_values
 from .archive import ArchiveEntry, ChangeKind, now_utc
@@ -49,6 +49,7 @@ FORCED_REASON = "Applied: forced by user"
 
 
 Route = Literal["apply", "propose", "settle"]
+ForcedValues = Literal["smoothed", "recommended"]  # what a forced change makes live
 _WOULD = {"apply": "go live", "propose": "wait for a person's approval", "settle": "change nothing"}
 
 
@@ -243,16 +244,13 @@ def propose(
 
     policy = fields.pop("policy", None)
     _policy_version(fields, policy)
-    four_eyes_rule = {
-        "required_approvals": getattr(policy, "required_approvals", 1),
-        "distinct_approver": bool(getattr(policy, "require_distinct_approver", False) or decision.forced),
-    }
     suggestion = open_reviews(suggestions_dir).propose(
         Suggestion(
             proposed_by=proposed_by,
             proposed_via=proposed_via,
             forced=decision.forced,
-            **four_eyes_rule,
+            required_approvals=getattr(policy, "required_approvals", 1),
+            distinct_approver=bool(getattr(policy, "require_distinct_approver", False) or decision.forced),
             domain=run.domain,
             target=target.name,
             underlying=run.underlying,
@@ -371,7 +369,7 @@ def run_update(
     timestamp: datetime | None = None,
     config: Mapping[str, Any] | None = None,
     force: bool = False,
-    force_values: Literal["smoothed", "recommended"] = "smoothed",
+    force_values: ForcedValues = "smoothed",
     dry_run: bool = False,
     suggestions_dir: str | os.PathLike[str] | None = None,
     expected_version: str | None = None,
@@ -478,6 +476,14 @@ def _decision(run, current, smoothed, policy, force, force_values, evidence=None
     return decision
 
 
+class _DecidedBy(TypedDict):
+    """What every decided run records about the decision: which policy, who asked, from where."""
+
+    policy_version: str
+    decided_by: str | None
+    decided_via: str
+
+
 def _decide_and_apply(
     run,
     smoothed,
@@ -492,11 +498,11 @@ def _decide_and_apply(
     actor: str | None = None,
     via: str = "python",
 ) -> UpdateOutcome:
-    version = {
+    version: _DecidedBy = {
         "policy_version": policy_fingerprint(policy),  # which policy decided (see policy_versions)
         "decided_by": actor,
         "decided_via": via,
-    }  # who asked, from where
+    }
     with locked(target):
         check_version(target, expected_version, archive_dir)
         current = target.values(target.load())
@@ -548,7 +554,7 @@ def force_apply(
     history_dir: str | os.PathLike[str] | None = None,
     archive_dir: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
-    use: Literal["smoothed", "recommended"] = "smoothed",
+    use: ForcedValues = "smoothed",
     expected_version: str | None = None,
     actor: Any = None,
     via: str = "python",

@@ -228,11 +228,11 @@ def sources() -> dict[str, Any]:
 
 
 def get_smoother(name: str) -> Smoother:
-    return collect("smoothers").get(name)  # type: ignore[no-any-return]
+    return collect("smoothers").get(name)
 
 
 def get_rule(name: str) -> Rule:
-    return collect("rules").get(name)  # type: ignore[no-any-return]
+    return collect("rules").get(name)
 
 
 def get_domain(name: str) -> Any:
@@ -244,7 +244,7 @@ def get_source(name: str) -> Any:
 
 
 def get_target_factory(domain: str) -> Callable[..., Any]:
-    return collect("targets").get(domain).factory  # type: ignore[no-any-return]
+    return collect("targets").get(domain).factory
 
 
 # -- what is installed --------------------------------------------------------------------------------

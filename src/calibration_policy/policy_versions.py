@@ -297,19 +297,21 @@ class PolicyProposals:
 
     @staticmethod
     def _proposal(proposal_id: str, data: dict[str, Any] | None) -> PolicyProposal | None:
+        if data is None:
+            return None
         try:
             return PolicyProposal(
                 proposal_id,
                 datetime.fromisoformat(data["at"]),
                 data["proposer"],
-                data["reason"],  # type: ignore[index]
+                data["reason"],
                 data["policy"],
                 data.get("status", "pending"),
                 data.get("reviewer"),
-                data.get("notes"),  # type: ignore[union-attr]
+                data.get("notes"),
                 data.get("version_id"),
                 data.get("evidence"),
-            )  # type: ignore[union-attr]
+            )
         except (ValueError, KeyError, TypeError):
             return None
 

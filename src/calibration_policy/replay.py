@@ -113,7 +113,8 @@ class Figures:
 
 
 def _figures(decisions: list[SimulatedDecision]) -> Figures:
-    movement, flips, lag_sum, lag_n, last_sign = 0.0, 0, 0.0, 0, {}
+    movement, flips, lag_sum, lag_n = 0.0, 0, 0.0, 0
+    last_sign: dict[str, int] = {}
     applies = 0
     for d in decisions:
         if d.applied:

@@ -105,11 +105,13 @@ class Suggestion(BaseModel):
 class ReviewStore:
     """Suggestions of all domains, one JSON file each, in one folder."""
 
+    directory: Path | None  # where the files are; None for a store that keeps them elsewhere (a database)
+
     def __init__(self, suggestions_dir: str | os.PathLike[str] | None = None) -> None:
-        self.directory = resolve_suggestions_dir(suggestions_dir)
+        self.directory = self._folder = resolve_suggestions_dir(suggestions_dir)
 
     def _path(self, suggestion_id: str) -> Path:
-        return self.directory / f"{check_record_id(suggestion_id, 'suggestion id')}.json"
+        return self._folder / f"{check_record_id(suggestion_id, 'suggestion id')}.json"
 
     def _mkdir(self, folder: Path) -> None:
         try:
@@ -120,7 +122,7 @@ class ReviewStore:
             raise ReviewError(f"Cannot create the suggestions folder {folder}: {error.strerror or error}.") from None
 
     def _lock(self, suggestion_id: str) -> FileLock:
-        locks = self.directory / ".locks"
+        locks = self._folder / ".locks"
         self._mkdir(locks)
         return FileLock(str(locks / f"{suggestion_id}.lock"), timeout=60)
 
@@ -129,7 +131,7 @@ class ReviewStore:
         try:
             data = foreign.read_record(path)
         except (FileNotFoundError, NotADirectoryError):
-            foreign.check_folder(self.directory, WHAT)  # a damaged folder is named, never "no such suggestion"
+            foreign.check_folder(self._folder, WHAT)  # a damaged folder is named, never "no such suggestion"
             raise ReviewError(f"There is no suggestion {suggestion_id}.") from None
         except ValueError as error:
             raise ReviewError(f"Suggestion {suggestion_id} is unreadable: its file {error}.") from None
@@ -146,7 +148,7 @@ class ReviewStore:
         "no suggestions" would hide the pending ones.
         """
         found = []
-        for entry in foreign.list_folder(self.directory, WHAT):
+        for entry in foreign.list_folder(self._folder, WHAT):
             name = entry.name
             if name.startswith(".") or not name.endswith(".json"):
                 continue
@@ -178,18 +180,21 @@ class ReviewStore:
         )
         return item
 
-    def _create(self, item: Suggestion, names: Iterator[str] | None = None) -> Suggestion:
-        """Store a suggestion under the first free of ``names`` (by default a fresh ``<stamp>_<target>[_n]``)."""
-        self._mkdir(self.directory)
-        names = names or numbered(f"{utc_stamp(item.created_at)}_{item.target}")
-        path = create_exclusive(self.directory, names, dumps_model(item, exclude={"suggestion_id"}))
+    def _create(self, item: Suggestion) -> Suggestion:
+        """Store a new suggestion under the first free ``<stamp>_<target>[_n]``."""
+        return self._write_new(item, numbered(f"{utc_stamp(item.created_at)}_{item.target}"))
+
+    def _write_new(self, item: Suggestion, names: Iterator[str]) -> Suggestion:
+        """Store a suggestion under the first free of ``names``, never over another."""
+        self._mkdir(self._folder)
+        path = create_exclusive(self._folder, names, dumps_model(item, exclude={"suggestion_id"}))
         return item.model_copy(update={"suggestion_id": path.stem})
 
     def put(self, item: Suggestion) -> bool:
         """Store a suggestion under its own id (a migration from another store); False if it is here already."""
         if self._path(item.suggestion_id).exists():
             return False
-        self._create(item, iter([f"{item.suggestion_id}.json"]))
+        self._write_new(item, iter([f"{item.suggestion_id}.json"]))
         return True
 
     def expire_pending(self, target: str, reason: str, older_than: Suggestion | None = None) -> list[Suggestion]:

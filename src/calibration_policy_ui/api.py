@@ -8,7 +8,7 @@ CSRF token from ``GET /api/csrf-token`` in the ``X-CSRF-Token`` header, like any
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -17,12 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from calibration_policy import CalibrationRun, open_store
 from calibration_policy.errors import CalibrationPolicyError, HistoryError
 from calibration_policy.history import cursor_of
+from calibration_policy.models import RunStatus
 from calibration_policy.moments import to_utc
-from calibration_policy.pipeline import force_apply, live_version
+from calibration_policy.pipeline import ForcedValues, force_apply, live_version
 from calibration_policy.plugins import get_domain
 from calibration_policy.stores import open_archive
 
-from .errors import API_TAG, PanelError
+from .errors import API_TAG, PanelError, RouteOptions
 from .panel import Panel
 from .security import check_csrf, csrf_token, set_csrf_cookie
 from .views import checklist, governed_underlyings, labeler, live_state, pick_underlying
@@ -55,7 +56,7 @@ class RunOut(BaseModel):
     source: str
     recommended: dict[str, float]
     smoothed: dict[str, float] | None
-    status: Literal["applied", "not applied", "pending", "undecided"]
+    status: RunStatus
     applied: bool | None
     forced: bool
     reason: str | None = Field(description="The plain-English reason it went live or not.")
@@ -118,7 +119,7 @@ class ForceApplyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     underlying: str = Field(min_length=1, max_length=40)
     run_id: str | None = Field(None, min_length=1, max_length=128, description="Default: the latest run.")
-    use: Literal["smoothed", "recommended"] = "smoothed"
+    use: ForcedValues = "smoothed"
 
 
 class ForceApplyOut(BaseModel):
@@ -171,7 +172,7 @@ def add_api_routes(router: APIRouter, panel: Panel) -> None:
     add_csrf_api(router, panel)
 
 
-API = {"tags": [API_TAG], "responses": ERRORS}
+API: RouteOptions = {"tags": [API_TAG], "responses": ERRORS}
 
 
 def known_underlying(panel: Panel, underlying: str) -> str:
@@ -194,9 +195,7 @@ def if_match(request: Request) -> str | None:
 
 
 def add_status_api(router: APIRouter, panel: Panel) -> None:
-    api = API
-
-    @router.get("/api/status", name="calibration_policy_ui.api_status", response_model=StatusOut, **api)
+    @router.get("/api/status", name="calibration_policy_ui.api_status", response_model=StatusOut, **API)
     def api_status(underlying: Symbol) -> Any:
         """Current values with when each last changed, the latest run, and the policy in words."""
         symbol = known_underlying(panel, underlying)
@@ -222,7 +221,7 @@ def add_status_api(router: APIRouter, panel: Panel) -> None:
             headers={**NO_STORE, **etag_header(panel, symbol)},
         )
 
-    @router.get("/api/runs", name="calibration_policy_ui.api_runs", response_model=RunsPage, **api)
+    @router.get("/api/runs", name="calibration_policy_ui.api_runs", response_model=RunsPage, **API)
     def api_runs(
         underlying: Symbol,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -256,13 +255,9 @@ def add_force_api(router: APIRouter, panel: Panel) -> None:
     async def csrf(request: Request) -> None:
         await check_csrf(request, panel.signer, panel.trusted_origins)
 
-    @router.post(
-        "/api/force-apply",
-        name="calibration_policy_ui.api_force",
-        response_model=ForceApplyOut,
-        dependencies=[Depends(csrf)],
-        **API,
-    )
+    options: RouteOptions = {**API, "dependencies": [Depends(csrf)]}
+
+    @router.post("/api/force-apply", name="calibration_policy_ui.api_force", response_model=ForceApplyOut, **options)
     def api_force(request: Request, body: ForceApplyIn) -> Any:
         """Apply the latest (or the given) run now, whatever the rules say; archived like any change.
 

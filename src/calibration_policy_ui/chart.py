@@ -169,7 +169,8 @@ def build_chart(points: list[ChartPoint], scope_label: str, threshold: float) ->
 
     step = _nice_step(high - low)
     places = _decimals(step)
-    y_ticks, tick = [], math.ceil(low / step) * step
+    y_ticks: list[Tick] = []
+    tick = math.ceil(low / step) * step
     while tick <= high + 1e-12 and len(y_ticks) < MAX_TICKS:
         y_ticks.append(Tick(y_at(tick), _tick_label(tick, places, exponent)))
         tick += step
@@ -216,8 +217,8 @@ def build_chart(points: list[ChartPoint], scope_label: str, threshold: float) ->
         points=points,
         recommended_path=_line(xs, [y_of(p.recommended) for p in points]),
         recommended_dots=[
-            (x, y_of(p.recommended)) for x, p in zip(xs, points, strict=True) if p.recommended is not None
-        ],  # type: ignore[misc]
+            (x, y_at(p.recommended / scale)) for x, p in zip(xs, points, strict=True) if p.recommended is not None
+        ],
         smoothed_path=_line(xs, [y_of(p.smoothed) for p in points]),
         live_path=live_path,
         band_path=" ".join(bands),

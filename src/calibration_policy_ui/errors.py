@@ -9,9 +9,11 @@ catches our errors and the core's around the route code itself. The class surviv
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Any, TypedDict
 
+from fastapi import params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -31,6 +33,17 @@ from calibration_policy.errors import (
 log = logging.getLogger(__name__)
 
 API_TAG = "calibration panel API"
+
+
+class RouteOptions(TypedDict, total=False):
+    """Keyword arguments several routes share (``router.get(..., **options)``), typed as FastAPI takes them."""
+
+    tags: list[str | Enum]
+    responses: dict[int | str, dict[str, Any]]
+    dependencies: Sequence[params.Depends]
+    include_in_schema: bool
+
+
 SERVER_ERROR = "Something went wrong on the server and nothing was changed; the details are in the server log."
 
 

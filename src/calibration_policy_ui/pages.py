@@ -6,7 +6,7 @@ so a reload never repeats an action. Nothing here needs JavaScript.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,6 +15,7 @@ from calibration_policy import open_store, pipeline
 from calibration_policy.errors import StaleChangeError
 from calibration_policy.naming import check_underlying
 from calibration_policy.pipeline import (
+    ForcedValues,
     approve_suggestion,
     force_apply,
     reject_suggestion,
@@ -22,7 +23,7 @@ from calibration_policy.pipeline import (
 from calibration_policy.plugins import get_domain
 from calibration_policy.stores import open_reviews
 
-from .errors import PanelError
+from .errors import PanelError, RouteOptions
 from .panel import Panel
 from .security import check_csrf, clear_flash, read_flash, set_flash
 from .static_files import serve_asset
@@ -169,7 +170,7 @@ def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> N
         request: Request,
         underlying: Symbol,
         run_id: Annotated[str, Form(min_length=1, max_length=128)],
-        use: Annotated[Literal["smoothed", "recommended"], Form()] = "smoothed",
+        use: Annotated[ForcedValues, Form()] = "smoothed",
         confirm: Annotated[str | None, Form(max_length=8)] = None,
         version: Annotated[str | None, Form(max_length=64)] = None,
     ) -> Response:
@@ -257,7 +258,7 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
             message = f"Approved suggestion {suggestion_id}: its values are live now."
         return actions.done(request, symbol, message, anchor="#calibration-panel")  # replaces the form's own anchor
 
-    post = dict(dependencies=[Depends(actions.csrf)], include_in_schema=False)
+    post: RouteOptions = {"dependencies": [Depends(actions.csrf)], "include_in_schema": False}
 
     @router.post("/suggestions/{suggestion_id}/approve", name="calibration_policy_ui.approve", **post)
     def approve(

@@ -160,9 +160,9 @@ class Panel:
 
     def domain_of(self, route_name: str) -> tuple[str, CalibrationUpdatePolicy]:
         """The domain a route acts on, and the policy whose [permissions] table governs it."""
-        for prefixes, (domain, policy) in self.domains.items():
+        for prefixes, (domain, policy_of) in self.domains.items():
             if route_name.startswith(prefixes):
-                return domain, policy()
+                return domain, policy_of()
         policy = self.policy()
         return policy.domain, policy
 

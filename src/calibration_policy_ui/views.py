@@ -284,7 +284,7 @@ def _pick_scope(scopes: list[tuple[str, str]], requested: str | None) -> str:
         raise PanelError(
             400, f"There is no multiplier {requested!r:.40} to chart; choose one of: {', '.join(names) or 'global'}."
         )
-    return requested  # type: ignore[return-value]
+    return requested
 
 
 def _suggestion_view(item: Suggestion, label) -> SuggestionView:

@@ -192,7 +192,7 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
     try:
         live = live_weights(target)
         set_by = {f: change_that_set(changes, f, live[f]) for f in FACTORS}
-        view.current = [WeightRow(f, live[f], set_by[f].live_from if set_by[f] else None) for f in FACTORS]
+        view.current = [WeightRow(f, live[f], change.live_from if (change := set_by[f]) else None) for f in FACTORS]
     except CalibrationPolicyError as error:
         view.current_error = str(error)
     if view.current_error is None:

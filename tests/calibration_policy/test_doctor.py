@@ -124,3 +124,15 @@ def test_a_stale_expected_version_exits_2_and_says_what_changed(capsys, env):
     assert code == 2
     assert "changed since you looked" in err and "Nothing was changed" in err and "forced by user" in err, err
     assert Path(env["config"]).read_bytes() == before
+
+
+def test_doctor_names_a_stray_file_in_the_archive_and_why_it_is_skipped(capsys, env):
+    assert update(capsys, env, "2025-09-11")[0] == 0
+    stray = Path(env["archive"]) / "notes.txt"
+    stray.write_text("kept here by hand\n")
+    code, out, err = doctor(capsys, env, "--json")
+    foreign = [f for f in json.loads(out)["findings"] if f["check"] == "foreign"]
+    assert [f["what"] for f in foreign] == [f"{stray} is not a folder; each archived target is a folder of changes."], (
+        out + err
+    )
+    assert stray.read_text() == "kept here by hand\n"  # reported, never moved or deleted

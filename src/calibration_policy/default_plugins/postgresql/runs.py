@@ -7,7 +7,7 @@ from typing import Any
 
 from calibration_policy.durable import dumps_model
 from calibration_policy.errors import HistoryError
-from calibration_policy.history import _check_limit, cursor_key
+from calibration_policy.history import _check_limit, cursor_key, position_key
 from calibration_policy.index import Key
 from calibration_policy.models import CalibrationRun
 from calibration_policy.naming import check_record_id, check_underlying, numbered, parse_run_file_name, utc_stamp
@@ -121,11 +121,11 @@ class Runs:
 
     def position(self, underlying: str, cursor: str | Key) -> int:
         underlying = check_underlying(underlying)
-        key = self._cursor(underlying, cursor)
+        stamp, seq, name = position_key(underlying, cursor)
         with self.db.connection() as conn:
             return conn.execute(
                 "SELECT count(*) FROM calibration_runs WHERE underlying = %s AND (stamp, seq, run_id) >= (%s, %s, %s)",
-                (underlying, *key),
+                (underlying, stamp, seq, name.removesuffix(".json")),
             ).fetchone()[0]
 
     def between(self, underlying: str, start: datetime, end: datetime) -> list[CalibrationRun]:

@@ -42,6 +42,7 @@ from calibration_policy.policy import CalibrationUpdatePolicy
 from .domain import (
     DOMAIN_NAME,
     FACTORS,
+    NotEnoughTradesError,
     ScoringWeightsDomain,
     WeightsError,
     round_weights,
@@ -453,6 +454,13 @@ class WeightsAnalysis:
     @property
     def enough_trades(self) -> bool:
         return self.suggested is not None
+
+    @property
+    def suggestion(self) -> dict[str, float]:
+        """The weights put forward; an analysis of too few trades has none (:class:`NotEnoughTradesError`)."""
+        if self.suggested is None:
+            raise NotEnoughTradesError(self.message)
+        return self.suggested
 
     def with_values(self, values: Mapping[str, float], why: str) -> WeightsAnalysis:
         """The same analysis putting ``values`` forward instead (smoothed or bounded), re-estimated."""

@@ -72,7 +72,7 @@ def _print_analysis(analysis: Mapping[str, Any]) -> None:
     suggested = analysis.get("suggested_weights")
     factors = analysis.get("factors", [])
     click.echo(f"{analysis.get('message', '')}\n")
-    columns = [
+    columns: list[str | Column] = [
         "Factor",
         *(Column(name, justify="right") for name in ("Corr", "Win avg", "Loss avg", "Predictive", "Current")),
     ]

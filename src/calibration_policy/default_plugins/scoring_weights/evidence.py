@@ -147,7 +147,7 @@ def _check_confidence(confidence: Any) -> float:
 def _check_measure(measure: Any) -> Measure:
     if measure not in MEASURES:
         raise WeightsError(f"measure must be one of {', '.join(MEASURES)}, not {measure!r:.40}.")
-    return measure  # type: ignore[no-any-return]
+    return measure
 
 
 # -- the trades, checked for walk-forward ----------------------------------------------------------
@@ -511,7 +511,8 @@ class WalkForward:
 
 
 def _walk_forward(data: _Data) -> WalkForward:
-    folds, contributions = [], {m: [] for m in MEASURES}
+    folds = []
+    contributions: dict[str, list[np.ndarray]] = {m: [] for m in MEASURES}
     for fold in range(data.folds):
         lo, hi = data.train_rows(fold)
         weights = fit_weights(data.frame.iloc[lo:hi], data.current, data.max_change)
@@ -1101,7 +1102,9 @@ def _evaluate(data: _Data, resamples: int, permutations: int, seed: int, confide
     walk = _walk_forward(data)
     suggested, improvement = _in_sample(data)
     samples = _bootstrap_samples(walk.contributions, resamples, seed)
-    intervals = {m: _interval(m, walk.gain(m), samples[m], confidence, resamples, seed) for m in MEASURES}
+    intervals: dict[str, Interval] = {
+        m: _interval(m, walk.gain(m), samples[m], confidence, resamples, seed) for m in MEASURES
+    }
     baseline = _baseline(data, walk, improvement, permutations, seed, bar_pct)
     return Evidence(
         len(data.pnl),

@@ -46,6 +46,7 @@ from .domain import (
     WeightsError,
 )
 from .evidence import evaluate_with_options, out_of_sample_verdict
+from .gate import OutOfSampleOptions
 from .settings import AutoSettings
 
 Action = Literal["suggested", "not suggested", "applied", "waiting", "off"]
@@ -128,19 +129,20 @@ def _prepare(
     run = record_calibration_result(analysis.to_dict(), underlying, SOURCE, history_dir, timestamp, domain=DOMAIN_NAME)
     analysis = _smoothed(analysis, run, policy, history_dir)
     if max_change is not None:
-        bounded = bounded_weights(analysis.suggested, analysis.current, max_change)  # type: ignore[arg-type]
+        bounded = bounded_weights(analysis.suggestion, analysis.current, max_change)
         if bounded != analysis.suggested:
             analysis = analysis.with_values(bounded, f"each weight moves at most {max_change:g} from the live one")
     measured = {}
     if "out_of_sample" in policy.rules:  # the rule judges evidence only this flow can measure
+        options = policy.validated_rule_options("out_of_sample")  # the rule registers OutOfSampleOptions
         measured["out_of_sample"] = evaluate_with_options(
-            frame, analysis.current, policy.validated_rule_options("out_of_sample"), threshold=threshold
+            frame, analysis.current, options if isinstance(options, OutOfSampleOptions) else None, threshold=threshold
         )
     decision = pipeline.decide(
         run,
         analysis.current,
-        analysis.suggested,
-        policy,  # type: ignore[arg-type]
+        analysis.suggestion,
+        policy,
         scope_labels={f: f for f in FACTORS},
         evidence=measured,
     )
@@ -177,8 +179,8 @@ def _propose(
         decision,
         analysis.current,
         target,
-        smoothed=analysis.suggested,
-        history_dir=history_dir,  # type: ignore[arg-type]
+        smoothed=analysis.suggestion,
+        history_dir=history_dir,
         suggestions_dir=suggestions_dir,
         reason=reason,
         details={"analysis": analysis.to_dict(), "auto": auto_note},
@@ -211,10 +213,10 @@ def _not_suggested(
     run = pipeline.settle(
         run,
         decision,
-        analysis.suggested,
+        analysis.suggestion,
         history_dir,
         reason,
-        policy=policy,  # type: ignore[arg-type]
+        policy=policy,
         analysis=analysis.to_dict(),
     )
     text = reason or decision.reason.replace("Not applied: ", "No new weights suggested: ", 1)
@@ -365,9 +367,9 @@ def _auto_step(
             run,
             decision,
             target,
-            smoothed=analysis.suggested,
+            smoothed=analysis.suggestion,
             history_dir=history_dir,
-            archive_dir=archive_dir,  # type: ignore[arg-type]
+            archive_dir=archive_dir,
             kind="auto",
             actor="auto mode",
             reason=reason,
