@@ -1,4 +1,4 @@
-"""Dates and times a person types (``--when``, ``?at=``): parsed to UTC, or one plain sentence.
+"""Dates and times a person types (``as-of DATE``, ``?at=``): parsed to UTC by one function, or one plain sentence.
 
 Python's datetimes end at years 1 and 9999, so a moment near either end can exist in its own
 zone but not in UTC (``0001-01-01T00:00+05:00`` is in year 0 there): converting it raises
@@ -9,11 +9,10 @@ comes through here and gets a :class:`~.errors.CalibrationPolicyError` instead.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Literal
 
 from .errors import CalibrationPolicyError
 
-EXAMPLE = "YYYY-MM-DD, or an ISO time such as 2025-12-01T14:00Z"
+EXAMPLE = "YYYY-MM-DD (the end of that UTC day) or an ISO time such as 2025-12-01T14:00Z"
 
 
 def _shown(text: object) -> str:
@@ -21,11 +20,11 @@ def _shown(text: object) -> str:
     return shown if len(shown) <= 42 else shown[:39] + "…'"
 
 
-def to_utc(moment: datetime, text: object = None) -> datetime:
+def to_utc(moment: datetime, text: object = None, field: str | None = None) -> datetime:
     """``moment`` in UTC (a naive one is taken as UTC, like every time the panel shows).
 
     A moment that falls outside the years 1 to 9999 once converted raises a
-    :class:`CalibrationPolicyError` naming it (``text``: what the person typed).
+    :class:`CalibrationPolicyError` naming it (``text``: what the person typed, in ``field``).
     """
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
@@ -33,15 +32,23 @@ def to_utc(moment: datetime, text: object = None) -> datetime:
         return moment.astimezone(UTC)
     except OverflowError:
         side = "before the year 1" if moment.year < 5000 else "after the year 9999"
+        named = f"{field} " if field else ""
         raise CalibrationPolicyError(
-            f"{_shown(text if text is not None else moment.isoformat())} is {side} in UTC, the earliest and latest "
-            "times that can be looked up; give a time between 0001-01-01 and 9999-12-31 UTC."
+            f"{named}{_shown(text if text is not None else moment.isoformat())} is {side} in UTC, the earliest and "
+            "latest times that can be looked up; give a time between 0001-01-01 and 9999-12-31 UTC."
         ) from None
 
 
-def parse_moment(text: object, date_means: Literal["start", "end"] = "start") -> datetime:
-    """An ISO date or date-time as a UTC moment; a bare date is the start (or end) of that UTC day."""
-    wrong = CalibrationPolicyError(f"{_shown(text)} is not a date or time; use {EXAMPLE}.")
+def parse_moment(text: object, field: str) -> datetime:
+    """What a person typed as a date or time (``policy as-of DATE``, ``?at=``, ``?as_of=``), as an aware UTC moment.
+
+    Every such question is "what held at this moment", so a bare date (``2025-12-01``) means the
+    END of that UTC day (23:59:59.999999): what was live when the day closed, changes made during
+    it included. A time with an offset or ``Z`` is converted to UTC; one without a zone is UTC,
+    like every time the panel shows. Anything else, or a moment outside the years 1 to 9999 once in
+    UTC (``0001-01-01T00:00+05:00``), is a :class:`CalibrationPolicyError` naming ``field``.
+    """
+    wrong = CalibrationPolicyError(f"{field} {_shown(text)} is not a date or time; use {EXAMPLE}.")
     if not isinstance(text, str) or not text.strip() or len(text) > 100:
         raise wrong
     text = text.strip()
@@ -50,12 +57,12 @@ def parse_moment(text: object, date_means: Literal["start", "end"] = "start") ->
     except ValueError:
         pass
     else:
-        return datetime.combine(day, time.max if date_means == "end" else time.min, tzinfo=UTC)
+        return datetime.combine(day, time.max, tzinfo=UTC)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise wrong from None
-    return to_utc(moment, text)
+    return to_utc(moment, text, field)
 
 
 def aware_utc(value: datetime | None) -> datetime | None:

@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy import CalibrationRun, open_store
-from calibration_policy.errors import CalibrationPolicyError, HistoryError
+from calibration_policy.errors import HistoryError
 from calibration_policy.history import cursor_of
 from calibration_policy.models import RunStatus
-from calibration_policy.moments import to_utc
+from calibration_policy.moments import parse_moment
 from calibration_policy.pipeline import ForcedValues, force_apply, live_version
 from calibration_policy.plugins import get_domain
 from calibration_policy.stores import open_archive
@@ -148,20 +148,6 @@ class CsrfOut(BaseModel):
 
 Symbol = Annotated[str, Query(min_length=1, max_length=40, description="Underlying symbol, e.g. SPY.")]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 403, 404, 409, 503)}
-
-
-def parse_moment(text: str) -> datetime:
-    """ISO date or time; without a zone it is UTC, like every time the panel shows."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise PanelError(
-            400, f"{text!r:.40} is not a date and time; use ISO format such as 2025-12-10T12:00Z."
-        ) from None
-    try:
-        return to_utc(moment, text)
-    except CalibrationPolicyError as error:  # 0001-01-01T00:00+05:00 is in year 0 in UTC
-        raise PanelError(400, str(error)) from None
 
 
 def add_api_routes(router: APIRouter, panel: Panel) -> None:
@@ -342,10 +328,17 @@ def add_as_of_api(router: APIRouter, panel: Panel) -> None:
     @router.get("/api/as-of", name="calibration_policy_ui.api_as_of", response_model=AsOfOut, **API)
     def api_as_of(
         underlying: Symbol,
-        at: Annotated[str, Query(min_length=1, max_length=40, description="ISO date/time; UTC when no zone is given.")],
+        at: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=40,
+                description="YYYY-MM-DD (the end of that UTC day) or an ISO time; UTC when no zone is given.",
+            ),
+        ],
     ) -> Any:
         """What was live at a moment, from the archive of changes."""
-        out = as_of_answer(panel, known_underlying(panel, underlying), parse_moment(at))
+        out = as_of_answer(panel, known_underlying(panel, underlying), parse_moment(at, "at"))
         return JSONResponse(out.model_dump(mode="json"), headers=NO_STORE)
 
 

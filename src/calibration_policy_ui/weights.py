@@ -44,7 +44,6 @@ from calibration_policy.default_plugins.scoring_weights.evidence import (
     out_of_sample_verdict,
 )
 from calibration_policy.default_plugins.scoring_weights.flow import (
-    as_of_moment,
     live_weights,
     suggest_weights,
 )
@@ -58,6 +57,7 @@ from calibration_policy.errors import (
     PermissionDeniedError,
     ReviewError,
 )
+from calibration_policy.moments import parse_moment
 from calibration_policy.pipeline import (
     approve_suggestion,
     modify_suggestion,
@@ -162,23 +162,27 @@ class WeightsPage:
 @dataclass(frozen=True)
 class AsOfView:
     asked: str
+    moment: datetime
     period: Period | None
     message: str
 
 
-def _as_of_view(tab: WeightsTab, asked: str) -> AsOfView:
-    moment = as_of_moment(asked)
+def _as_of_view(tab: WeightsTab, asked: str, field: str) -> AsOfView:
+    moment = parse_moment(asked, field)
     period = tab.archive().as_of(moment)
     if period is None:
         return AsOfView(
             asked,
+            moment,
             None,
             f"No weights change has been recorded, so the archive cannot say what was live on {asked}; "
             "the live weights above have been in place since before records began.",
         )
     since = f"{period.since:%Y-%m-%d %H:%M UTC}" if period.since else "before records began"
     until = f"until {period.until:%Y-%m-%d %H:%M UTC}" if period.until else "and still are"
-    return AsOfView(asked, period, f"Live at {moment:%Y-%m-%d %H:%M UTC}: these weights, live from {since} {until}.")
+    return AsOfView(
+        asked, moment, period, f"Live at {moment:%Y-%m-%d %H:%M UTC}: these weights, live from {since} {until}."
+    )
 
 
 def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage:
@@ -216,7 +220,7 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
     view.reviewed = [s for s in reversed(suggestions) if s.status != "pending"][:REVIEWED_SHOWN]
     view.periods = list(reversed(archive.periods()))[:HISTORY_SHOWN]
     if as_of:
-        view.as_of = _as_of_view(tab, as_of)
+        view.as_of = _as_of_view(tab, as_of, "as_of")
     return view
 
 
@@ -728,10 +732,10 @@ def add_weights_read_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) 
         ],
     ) -> Any:
         """The weights that were live at a moment."""
-        view = _as_of_view(tab, at)
+        view = _as_of_view(tab, at, "at")
         return ok(
             WeightsAsOfOut(
-                at=as_of_moment(at), period=PeriodOut.of(view.period) if view.period else None, message=view.message
+                at=view.moment, period=PeriodOut.of(view.period) if view.period else None, message=view.message
             )
         )
 

@@ -1,16 +1,16 @@
 """Typed dates and times to UTC: every date (year 1, 9999, naive, any offset) is a UTC moment or one
-plain sentence, never an ``OverflowError`` (issue 11, D5)."""
+plain sentence naming the field, never an ``OverflowError`` (issue 11, D5); a bare date is the end of
+that UTC day, for the CLI, the API and the weights alike (issue 29)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from calibration_policy import CalibrationPolicyError
-from calibration_policy.default_plugins.scoring_weights.flow import as_of_moment
 from calibration_policy.moments import aware_utc, parse_moment, to_utc
 
 OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
@@ -29,7 +29,14 @@ def in_utc(moment: datetime) -> datetime | None:
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("0001-01-01", datetime(1, 1, 1, tzinfo=UTC)),
+    [("0001-01-01", datetime(1, 1, 1, 23, 59, 59, 999999, tzinfo=UTC)),
+     ("9999-12-31", datetime.max.replace(tzinfo=UTC)),
+     ("2025-12-01", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)),  # a date: what was live at its close
+     ("20251201", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)),
+     (" 2025-12-01 ", datetime(2025, 12, 1, 23, 59, 59, 999999, tzinfo=UTC)),
+     ("2025-12-01 14:00", datetime(2025, 12, 1, 14, tzinfo=UTC)),  # no zone: UTC
+     ("2025-12-01T14:00+02:00", datetime(2025, 12, 1, 12, tzinfo=UTC)),
+     ("2025-12-01T00:30+05:30", datetime(2025, 11, 30, 19, tzinfo=UTC)),  # the day before, in UTC
      ("0001-01-01T00:00-05:00", datetime(1, 1, 1, 5, tzinfo=UTC)),
      ("9999-12-31T23:59:59.999999", datetime.max.replace(tzinfo=UTC)),
      ("9999-12-31T20:00+03:00", datetime(9999, 12, 31, 17, tzinfo=UTC)),
@@ -37,8 +44,9 @@ def in_utc(moment: datetime) -> datetime | None:
      ("2025-12-10T12:00", datetime(2025, 12, 10, 12, tzinfo=UTC)),
      ("2025-12-10T12:00-00:30", datetime(2025, 12, 10, 12, 30, tzinfo=UTC))],
 )  # fmt: skip
-def test_extreme_but_valid_moments(text, expected):
-    assert parse_moment(text) == expected
+def test_valid_moments_are_aware_utc(text, expected):
+    got = parse_moment(text, "at")
+    assert got == expected and got.tzinfo is UTC
 
 
 @pytest.mark.parametrize(
@@ -50,13 +58,13 @@ def test_extreme_but_valid_moments(text, expected):
         ("9999-12-31T23:59:59.999999-00:01", "after the year 9999"),
     ],
 )
-def test_moments_outside_utc_are_one_plain_sentence(text, side):
-    for parse in (parse_moment, as_of_moment):
-        with pytest.raises(CalibrationPolicyError) as caught:
-            parse(text)
-        message = str(caught.value)
-        assert text in message and side in message and "0001-01-01 and 9999-12-31 UTC" in message
-        assert "\n" not in message
+def test_moments_outside_utc_are_one_plain_sentence_naming_the_field(text, side):
+    with pytest.raises(CalibrationPolicyError) as caught:
+        parse_moment(text, "as_of")
+    assert str(caught.value) == (
+        f"as_of {text!r} is {side} in UTC, the earliest and latest times that can be looked up; "
+        "give a time between 0001-01-01 and 9999-12-31 UTC."
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,12 +78,20 @@ def test_moments_outside_utc_are_one_plain_sentence(text, side):
         "99999-01-01",
         "2025-12-10T25:00",
         "2025-12-10T12:00+24:00",
+        "1 Dec",
+        "2025-12-01Z",
         "x" * 200,
+        None,
+        20251201,
     ],
 )
-def test_what_is_not_a_date_says_so(text):
-    with pytest.raises(CalibrationPolicyError, match="is not a date or time"):
-        parse_moment(text)
+def test_what_is_not_a_date_says_so_naming_the_field(text):
+    with pytest.raises(CalibrationPolicyError) as caught:
+        parse_moment(text, "DATE")
+    message = str(caught.value)
+    assert message.startswith("DATE ") and message.endswith(
+        " is not a date or time; use YYYY-MM-DD (the end of that UTC day) or an ISO time such as 2025-12-01T14:00Z."
+    )
 
 
 @settings(max_examples=400, deadline=None)
@@ -91,23 +107,21 @@ def test_any_typed_moment_is_utc_or_a_plain_refusal(moment, zone, timespec):
         typed = typed.replace(microsecond=0, second=0 if timespec == "minutes" else typed.second)
     text = typed.isoformat(timespec=timespec)
     expected = in_utc(typed) if zone is not None else typed.replace(tzinfo=UTC)
-    for parse in (parse_moment, as_of_moment):
-        try:
-            got = parse(text)
-        except CalibrationPolicyError as error:
-            assert expected is None, f"{text} was refused but is {expected} in UTC: {error}"
-            assert text in str(error)
-            continue
-        assert expected is not None and got == expected and got.tzinfo is UTC, (text, got)
+    try:
+        got = parse_moment(text, "at")
+    except CalibrationPolicyError as error:
+        assert expected is None, f"{text} was refused but is {expected} in UTC: {error}"
+        assert text in str(error)
+        return
+    assert expected is not None and got == expected and got.tzinfo is UTC, (text, got)
 
 
 @settings(max_examples=200, deadline=None)
 @given(day=st.dates())
-def test_a_bare_date_is_a_whole_utc_day(day):
-    start = parse_moment(day.isoformat())
-    end = parse_moment(day.isoformat(), date_means="end")
-    assert as_of_moment(day.isoformat()) == end
-    assert start.date() == end.date() == day and start.tzinfo is end.tzinfo is UTC and start < end
+def test_a_bare_date_is_the_end_of_that_utc_day(day):
+    end = parse_moment(day.isoformat(), "at")
+    assert end == datetime.combine(day, time.max, tzinfo=UTC) == parse_moment(f"{day}T23:59:59.999999Z", "at")
+    assert end.tzinfo is UTC
 
 
 @settings(max_examples=200, deadline=None)

@@ -137,6 +137,8 @@ def test_as_of_answers_what_was_live_then(host: Host, client):
         "/calibration/api/as-of", params={"underlying": "SPY", "at": (second.at + timedelta(seconds=1)).isoformat()}
     ).json()
     assert now["values"] == host.config("SPY") and now["message"].endswith("and still are.")
+    that_day = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": second.at.date().isoformat()})
+    assert that_day.json()["values"] == host.config("SPY")  # a bare date: the end of that UTC day, as the CLI reads it
     before = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": "2000-01-01"}).json()
     assert before["values"] == {"global": 1.0, "monthly": 1.0, "weekly": 1.0}  # the original config
     assert before["message"].startswith("These values were live from before records began")
@@ -154,7 +156,10 @@ def test_as_of_with_a_bad_time_is_a_400(host: Host, client, at):
     host.record()
     response = client.get("/calibration/api/as-of", params={"underlying": "SPY", "at": at})
     assert response.status_code == 400
-    assert "is not a date and time; use ISO format such as 2025-12-10T12:00Z." in response.json()["detail"]
+    assert response.json()["detail"] == (
+        f"at {at!r} is not a date or time; use YYYY-MM-DD (the end of that UTC day) or an ISO time such as "
+        "2025-12-01T14:00Z."
+    )
 
 
 def test_openapi_documents_the_api_with_response_models(host: Host, client):

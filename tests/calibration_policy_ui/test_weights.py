@@ -281,7 +281,7 @@ def test_rollback_and_as_of_from_the_page(tab, client):
     html, _ = page(client, as_of="2020-01-01")
     assert "Wallet 0.2500, Cluster 0.2500" in section(html, "cp-w-history")
     bad = client.get("/calibration/weights/", params={"as_of": "1 Dec"})
-    assert bad.status_code == 400 and "'1 Dec' is not a date; use YYYY-MM-DD" in text_of(bad.text)
+    assert bad.status_code == 400 and "as_of '1 Dec' is not a date or time; use YYYY-MM-DD" in text_of(bad.text)
 
 
 def test_posts_need_the_csrf_token_and_the_same_site(tab, client):

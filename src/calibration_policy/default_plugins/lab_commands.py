@@ -395,7 +395,7 @@ def register_commands(cli: click.Group) -> None:
         """Which policy was live on DATE (YYYY-MM-DD: at the end of that UTC day; or an ISO time)."""
         from calibration_policy.moments import parse_moment
 
-        moment = parse_moment(when, date_means="end")
+        moment = parse_moment(when, "DATE")
         version = _versions().as_of(moment)
         if as_json:
             emit_json({"as_of": moment.isoformat(), "version": version.to_dict() if version else None})

@@ -29,6 +29,7 @@ from calibration_policy.cli import (
     spinner,
 )
 from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.moments import parse_moment
 from calibration_policy.pipeline import (
     approve_suggestion,
     modify_suggestion,
@@ -40,7 +41,7 @@ from calibration_policy.stores import active_store, open_archive, open_reviews
 from .analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file, two_places
 from .domain import FACTORS, weights_target
 from .evidence import evaluate_with_options
-from .flow import as_of_moment, live_weights, run_auto, suggest_weights
+from .flow import live_weights, run_auto, suggest_weights
 from .settings import load_weights_settings
 
 
@@ -149,7 +150,7 @@ def _period_dict(period: Period | None) -> dict[str, Any] | None:
 
 
 def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) -> None:
-    moment = as_of_moment(when)
+    moment = parse_moment(when, "DATE")
     archive = open_archive(archive_dir, target_name)
     period = archive.as_of(moment)
     if as_json:

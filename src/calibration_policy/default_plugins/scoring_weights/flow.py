@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -18,7 +18,6 @@ from calibration_policy import pipeline, record_calibration_result
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.errors import PolicyError, StaleChangeError
 from calibration_policy.models import CalibrationRun, Decision
-from calibration_policy.moments import to_utc
 from calibration_policy.permissions import check as check_permission
 from calibration_policy.policy import CalibrationUpdatePolicy
 from calibration_policy.review import Suggestion
@@ -387,20 +386,3 @@ def _auto_step(
         target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it"
     )
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
-
-
-def as_of_moment(text: str) -> datetime:
-    """``2025-12-01`` means the end of that UTC day (what was live when it closed); a full ISO
-    time such as ``2025-12-01T14:00Z`` means that moment (UTC when no zone is given)."""
-    wrong = WeightsError(f"{text!r:.40} is not a date; use YYYY-MM-DD, or an ISO time such as 2025-12-01T14:00Z.")
-    if not isinstance(text, str):
-        raise wrong
-    try:
-        return datetime.combine(date.fromisoformat(text.strip()), time.max, tzinfo=UTC)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise wrong from None
-    return to_utc(moment, text)  # not astimezone: near year 1 or 9999 it overflows (issue 11, D5)
