@@ -205,26 +205,28 @@ def _what(domain: str) -> str:
         return domain.replace("_", " ")
 
 
-def four_eyes(item: Any, approver: str, policy: Any = None) -> None:
-    """Refuse an approval by the person who proposed or last modified the suggestion, or who already approved it."""
+def four_eyes(item: Any, approver: str, policy: Any = None, what: str | None = None) -> None:
+    """Refuse an approval by the person who proposed or last modified ``item`` (a suggestion, a policy proposal),
+    or who already approved it. Names compare as people write them: "Ana" and "ana " are one person."""
     distinct = bool(getattr(item, "distinct_approver", False) or getattr(policy, "require_distinct_approver", False))
-    sid = getattr(item, "suggestion_id", "")
+    what = what or f"suggestion {getattr(item, 'suggestion_id', '')}"
+    same = str(approver).strip().casefold()
     if distinct:
         for role, who in (
             ("proposed", getattr(item, "proposed_by", None)),
             ("last modified", getattr(item, "modified_by", None)),
         ):
-            if who and who == approver:
+            if who and str(who).strip().casefold() == same:
                 raise PermissionDeniedError(
-                    f"{approver} {role} suggestion {sid}, so another person must approve it (four-eyes rule); "
+                    f"{approver} {role} {what}, so another person must approve it (four-eyes rule); "
                     "nothing was changed.",
                     actor=approver,
                     action="approve",
                     domain=getattr(item, "domain", None),
                 )
-    if any(a.get("by") == approver for a in getattr(item, "approvals", []) or []):
+    if any(str(a.get("by", "")).strip().casefold() == same for a in getattr(item, "approvals", []) or []):
         raise PermissionDeniedError(
-            f"{approver} already approved suggestion {sid}; it needs another person's approval; nothing was changed.",
+            f"{approver} already approved {what}; it needs another person's approval; nothing was changed.",
             actor=approver,
             action="approve",
             domain=getattr(item, "domain", None),

@@ -19,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import CalibrationPolicyError, PolicyError
+from .errors import CalibrationPolicyError, PolicyError, StaleChangeError
+from .permissions import check as check_permission
+from .permissions import four_eyes
 
 VERSIONS_DIR_NAME = "policy_versions"
 
@@ -61,17 +63,87 @@ def _toml_value(value: Any) -> str:
     raise PolicyError(f"A policy cannot hold a {type(value).__name__}.")
 
 
-def policy_to_toml(policy: Any, header: str = "") -> str:
+def policy_to_toml(policy: Any, header: str = "", with_store: bool = False) -> str:
     """The policy as TOML that :meth:`CalibrationUpdatePolicy.from_toml` reads back to an equal policy,
-    apart from ``store`` (see :func:`decision_settings`)."""
+    apart from ``store`` unless ``with_store`` (see :func:`decision_settings`)."""
     lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
-    for key, value in decision_settings(policy, mode="python").items():
+    settings = policy.model_dump(mode="python") if with_store else decision_settings(policy, mode="python")
+    for key, value in settings.items():
         if value is None:
             continue
         if hasattr(value, "model_dump"):
             value = value.model_dump()
         lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+# -- what a change of the policy changes, setting by setting ---------------------------------------------
+
+FOUR_EYES_SETTINGS = ("require_approval", "require_distinct_approver", "required_approvals", "force_requires_approval")
+SENSITIVE = {
+    "permissions": "who may do what",
+    **dict.fromkeys(FOUR_EYES_SETTINGS, "four-eyes"),
+    "store": "where the records are kept",
+}
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One setting a policy change changes: a dotted name (``permissions.users.mallory``), its value before and
+    after (None: not set), and, for a setting that governs who decides or where records go, why it is sensitive."""
+
+    setting: str
+    before: Any
+    after: Any
+    sensitive: str | None = None
+
+    @property
+    def text(self) -> str:
+        line = f"{self.setting}: {_shown(self.before)} → {_shown(self.after)}"
+        return line + (f" (sensitive: {self.sensitive})" if self.sensitive else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"setting": self.setting, "before": self.before, "after": self.after, "sensitive": self.sensitive}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "not set"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else _toml_value(value)
+
+
+def _settings(policy: Any) -> dict[str, Any]:
+    """Every setting of ``policy`` (a policy or its dict), nested tables flattened to dotted names, the store's
+    password masked: what a reviewer compares."""
+    from .policy import CalibrationUpdatePolicy
+    from .stores import masked
+
+    if not isinstance(policy, CalibrationUpdatePolicy):
+        policy = CalibrationUpdatePolicy.from_dict(dict(policy))
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):  # an empty table, like a setting left out, is "not set"
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}", inner)
+        elif value is not None:
+            flat[prefix] = value
+
+    for key, value in policy.model_dump(mode="json").items():
+        walk(key, masked(value) if key == "store" and value else value)
+    return flat
+
+
+def policy_diff(old: Any, new: Any) -> list[SettingChange]:
+    """Every setting that differs between two policies (or their dicts), in the policy's order; changes to
+    ``[permissions]``, the four-eyes settings and ``store`` say they are sensitive, so none is approved unseen."""
+    before, after = _settings(old), _settings(new)
+    names = list(before) + [name for name in after if name not in before]
+    return [
+        SettingChange(name, before.get(name), after.get(name), SENSITIVE.get(name.partition(".")[0]))
+        for name in names
+        if before.get(name) != after.get(name)
+    ]
 
 
 # -- the archive of versions ----------------------------------------------------------------------------
@@ -87,6 +159,8 @@ class PolicyVersion:
     kind: Literal["change", "rollback"]
     policy: dict[str, Any]
     rolled_back_to: str | None = None
+    via: str | None = None
+    replaced: dict[str, Any] | None = None  # the settings in force just before: what this version changed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,12 +172,25 @@ class PolicyVersion:
             "kind": self.kind,
             "policy": self.policy,
             "rolled_back_to": self.rolled_back_to,
+            "via": self.via,
+            "replaced": self.replaced,
         }
 
     def load(self):
         from .policy import CalibrationUpdatePolicy
 
         return CalibrationUpdatePolicy.from_dict(dict(self.policy))
+
+
+@dataclass(frozen=True)
+class _PolicyLock:
+    """What :func:`~calibration_policy.stores.locked` needs to serialize the policy's changes on either store."""
+
+    name: str
+    lock_path: Path
+
+
+POLICY_TARGET = "calibration_policy"  # the name the policy's lock and intents go by
 
 
 class PolicyVersions:
@@ -137,6 +224,8 @@ class PolicyVersions:
                         data.get("kind", "change"),
                         data["policy"],
                         data.get("rolled_back_to"),
+                        data.get("via"),
+                        data.get("replaced"),
                     )
                 )
             except (ValueError, KeyError, TypeError):
@@ -167,71 +256,236 @@ class PolicyVersions:
         """The versions a run's ``policy_version`` names (the same settings may have been live more than once)."""
         return [v for v in self.versions() if v.fingerprint == fingerprint]
 
+    def changed_by(self, version_id: str) -> list[SettingChange]:
+        """What a version changed: every setting from the policy it replaced (for a version recorded before
+        versions said so: the version before it, else the built-in defaults)."""
+        from .policy import CalibrationUpdatePolicy
+
+        done = self.versions()
+        version = self.get(version_id)
+        index = next(i for i, v in enumerate(done) if v.version_id == version.version_id)
+        before = version.replaced if version.replaced is not None else done[index - 1].policy if index else {}
+        return policy_diff(CalibrationUpdatePolicy.from_dict(dict(before)), version.load())
+
+    # -- changing the policy: checked, merged over the file it replaces, archived, then written -------------
+
+    def in_force(self) -> Any:
+        """The policy deciding now: it, not the incoming one, says who may change it."""
+        from .policy import CalibrationUpdatePolicy
+
+        return CalibrationUpdatePolicy.load(data_dir=self.data_dir)
+
+    def _file_settings(self) -> dict[str, Any]:
+        from .policy import read_toml
+
+        if not self.policy_path.is_file():
+            return {}
+        data = read_toml(self.policy_path, "Policy file")
+        return data["policy"] if set(data) == {"policy"} and isinstance(data["policy"], dict) else data
+
+    def incoming(self, policy: Any) -> Any:
+        """What recording ``policy`` makes live: the settings it names over the file it replaces, so a setting it
+        leaves out (``store``, which no version holds; a table an older proposal never had) is kept, never dropped."""
+        from .policy import CalibrationUpdatePolicy
+
+        if not isinstance(policy, CalibrationUpdatePolicy):
+            raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
+        named = policy.model_dump(mode="json", include=set(policy.model_fields_set))
+        if named.get("store") is None:
+            named.pop("store", None)
+        return CalibrationUpdatePolicy.from_dict({**self._file_settings(), **named})
+
+    def diff(self, policy: Any) -> list[SettingChange]:
+        """Every setting recording ``policy`` would change in the policy in force."""
+        return policy_diff(self.in_force(), self.incoming(policy))
+
+    def lock(self) -> Any:
+        """``with versions.lock():`` — one policy change at a time (a lock file in the data root, or the database's)."""
+        from .stores import locked
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return locked(_PolicyLock(POLICY_TARGET, self.data_dir / ".calibration_policy.toml.lock"))
+
     def record(
+        self,
+        policy: Any,
+        *,
+        actor: Any,
+        reason: str,
+        via: str = "python",
+        permissions: Any = None,
+        kind: Literal["change", "rollback"] = "change",
+        rolled_back_to: str | None = None,
+        at: datetime | None = None,
+    ) -> PolicyVersion:
+        """Make ``policy`` live: ``actor`` needs ``change_policy`` by the policy in force (or the host's
+        ``permissions``); archived as a new version with who and why, then written as the data root's policy TOML."""
+        live = self.in_force()
+        name = check_permission(
+            "change_policy", actor=actor, domain=live.domain, via=via, policy=live, permissions=permissions
+        )
+        return self._change(policy, actor=name, reason=reason, via=via, kind=kind, rolled_back_to=rolled_back_to, at=at)
+
+    def rollback(
+        self, to: str, *, actor: Any, reason: str, via: str = "python", permissions: Any = None
+    ) -> PolicyVersion:
+        """Make an earlier version live again, as a new version (kind rollback)."""
+        old = self.get(to)
+        return self.record(
+            old.load(),
+            actor=actor,
+            reason=reason,
+            via=via,
+            permissions=permissions,
+            kind="rollback",
+            rolled_back_to=old.version_id,
+        )
+
+    def _change(
         self,
         policy: Any,
         *,
         actor: str,
         reason: str,
+        via: str,
         kind: Literal["change", "rollback"] = "change",
         rolled_back_to: str | None = None,
-        write_policy: bool = True,
         at: datetime | None = None,
+        proposal: tuple[PolicyProposals, PolicyProposal, str | None] | None = None,
     ) -> PolicyVersion:
-        """Archive ``policy`` as the new live version, then write it as the data root's policy TOML."""
-        from .durable import atomic_replace
+        """The change itself, for a caller that checked who acts: intent, lock, merge, archive, write, done."""
         from .policy import CalibrationUpdatePolicy
+        from .stores import intents
 
         if not isinstance(policy, CalibrationUpdatePolicy):
             raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
         for what, text in (("actor", actor), ("reason", reason)):
             if not isinstance(text, str) or not text.strip():
                 raise CalibrationPolicyError(f"A policy change needs a {what} (who changed it and why).")
-        at = at or datetime.now(UTC)
-        version = PolicyVersion(
-            "",
-            policy_fingerprint(policy),
-            at,
-            actor.strip(),
-            reason.strip(),
-            kind,
-            decision_settings(policy),
-            rolled_back_to,
-        )
-        payload = {k: v for k, v in version.to_dict().items() if k != "version_id"}
-        version = PolicyVersion(
-            self.box.create(at, payload),
-            *[
-                getattr(version, f)
-                for f in ("fingerprint", "at", "actor", "reason", "kind", "policy", "rolled_back_to")
-            ],
-        )
-        if write_policy:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            header = (
-                f"Policy version {version.version_id} ({version.fingerprint}), set by {version.actor}: {version.reason}"
-            )
-            atomic_replace(self.policy_path, policy_to_toml(policy, header).encode())
+        self.settle_interrupted()
+        info = {"proposal_id": proposal[1].proposal_id, "notes": proposal[2]} if proposal else {}
+        intent = intents().begin(self.directory, POLICY_TARGET, "policy", actor=actor.strip(), via=via, **info)
+        try:
+            with self.lock():
+                if proposal is not None:
+                    proposals, pending, _ = proposal
+                    pending = proposals.get(pending.proposal_id)  # under the lock: two reviewers, one approval
+                    if pending.status != "pending":
+                        raise StaleChangeError(
+                            f"Policy proposal {pending.proposal_id} was {pending.status} by "
+                            f"{pending.reviewer or 'someone'} meanwhile; nothing was changed."
+                        )
+                effective, replaced = self.incoming(policy), decision_settings(self.in_force())
+                at = at or datetime.now(UTC)
+                payload = PolicyVersion(
+                    "",
+                    policy_fingerprint(effective),
+                    at,
+                    actor.strip(),
+                    reason.strip(),
+                    kind,
+                    decision_settings(effective),
+                    rolled_back_to,
+                    via,
+                    replaced,
+                ).to_dict()
+                del payload["version_id"]
+                version_id = self.box.create(at, payload)
+                intent.note(version_id=version_id)
+                version = self.get(version_id)
+                self._write(effective, version)
+                if proposal is not None:
+                    proposals, pending, notes = proposal
+                    proposals._settle(
+                        pending, status="approved", reviewer=actor.strip(), notes=notes or None, version_id=version_id
+                    )
+        except Exception:  # refused or failed: settled now (a version archived is written), else by the next change
+            try:
+                self._settle_one(intent.data)
+            except Exception:
+                intent.release()
+            else:
+                intent.done()
+            raise
+        except BaseException:
+            intent.release()  # killed: the next change settles what got done (see settle_interrupted)
+            raise
+        intent.done()
         return version
 
-    def rollback(self, to: str, *, actor: str, reason: str) -> PolicyVersion:
-        """Make an earlier version live again, as a new version (kind rollback)."""
-        old = self.get(to)
-        return self.record(old.load(), actor=actor, reason=reason, kind="rollback", rolled_back_to=old.version_id)
+    def _write(self, effective: Any, version: PolicyVersion) -> None:
+        """The one place the data root's policy TOML is written: the whole incoming policy and its store."""
+        from .durable import atomic_replace
+
+        header = (
+            f"Policy version {version.version_id} ({version.fingerprint}), set by {version.actor}: {version.reason}"
+        )
+        atomic_replace(self.policy_path, policy_to_toml(effective, header, with_store=True).encode())
+
+    def settle_interrupted(self) -> list[str]:
+        """Finish a policy change a killed process left half done: a version archived but not yet written
+        to the policy file is written (if still the newest), and its proposal recorded as approved."""
+        from .stores import intents
+
+        settled = []
+        for intent in intents().abandoned(self.directory, POLICY_TARGET):
+            try:
+                settled.append(self._settle_one(intent.data))
+            except BaseException:
+                intent.release()
+                raise
+            intent.done()
+        return settled
+
+    def _settle_one(self, data: dict[str, Any]) -> str:
+        version_id = data.get("version_id")
+        current = self.current()
+        if not version_id or current is None or current.version_id != version_id:
+            return "a policy change never reached the archive of versions: nothing changed."
+        with self.lock():
+            self._write(self.incoming(current.load()), current)  # the same text again when it got there
+            proposal_id = data.get("proposal_id")
+            if proposal_id:
+                proposals = PolicyProposals(self.data_dir)
+                try:
+                    pending = proposals.get(proposal_id)
+                except CalibrationPolicyError:
+                    pending = None
+                if pending is not None and pending.status == "pending":
+                    proposals._settle(
+                        pending,
+                        status="approved",
+                        reviewer=current.actor,
+                        notes=data.get("notes") or None,
+                        version_id=version_id,
+                    )
+        return f"policy version {version_id} had been archived: it is now the policy file too."
 
 
 def set_policy(
-    policy: Any, *, actor: str, reason: str, data_dir: str | os.PathLike[str] | None = None
+    policy: Any,
+    *,
+    actor: Any,
+    reason: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    via: str = "python",
+    permissions: Any = None,
 ) -> PolicyVersion:
-    """Change the live policy: archived with who and why, then written where the pipeline reads it."""
-    return PolicyVersions(data_dir).record(policy, actor=actor, reason=reason)
+    """Change the live policy: checked, archived with who and why, then written where the pipeline reads it."""
+    return PolicyVersions(data_dir).record(policy, actor=actor, reason=reason, via=via, permissions=permissions)
 
 
 def rollback_policy(
-    to: str, *, actor: str, reason: str, data_dir: str | os.PathLike[str] | None = None
+    to: str,
+    *,
+    actor: Any,
+    reason: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    via: str = "python",
+    permissions: Any = None,
 ) -> PolicyVersion:
     """Put an earlier policy version back (the panel's changes timeline calls this)."""
-    return PolicyVersions(data_dir).rollback(to, actor=actor, reason=reason)
+    return PolicyVersions(data_dir).rollback(to, actor=actor, reason=reason, via=via, permissions=permissions)
 
 
 def policy_as_of(when: datetime, data_dir: str | os.PathLike[str] | None = None) -> PolicyVersion | None:
@@ -253,6 +507,11 @@ class PolicyProposal:
     notes: str | None = None
     version_id: str | None = None
     evidence: dict[str, Any] | None = None  # what the replay said when it was proposed
+
+    @property
+    def proposed_by(self) -> str:
+        """The proposer, as the four-eyes rule reads every reviewed item."""
+        return self.proposer
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -280,18 +539,28 @@ class PolicyProposals:
         self.box = active_store().records("policy_proposals", self.directory)
 
     def propose(
-        self, policy: Any, *, proposer: str, reason: str, evidence: dict[str, Any] | None = None
+        self,
+        policy: Any,
+        *,
+        actor: Any,
+        reason: str,
+        via: str = "python",
+        permissions: Any = None,
+        evidence: dict[str, Any] | None = None,
     ) -> PolicyProposal:
+        """Put ``policy`` up for review: ``actor`` needs ``propose`` by the policy in force; nothing goes live."""
         from .policy import CalibrationUpdatePolicy
 
+        live = self.versions.in_force()
+        name = check_permission(
+            "propose", actor=actor, domain=live.domain, via=via, policy=live, permissions=permissions
+        )
         if not isinstance(policy, CalibrationUpdatePolicy):
             raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
         if not isinstance(reason, str) or not reason.strip():
             raise CalibrationPolicyError("A policy proposal needs a reason.")
         at = datetime.now(UTC)
-        proposal = PolicyProposal(
-            "", at, proposer or "someone", reason.strip(), decision_settings(policy), evidence=evidence
-        )
+        proposal = PolicyProposal("", at, name, reason.strip(), decision_settings(policy), evidence=evidence)
         payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}
         return self.get(self.box.create(at, payload))
 
@@ -330,6 +599,13 @@ class PolicyProposals:
             raise CalibrationPolicyError(f"There is no policy proposal {proposal_id!r:.60}.")
         return found
 
+    def diff(self, proposal_id: str) -> list[SettingChange]:
+        """Every setting approving the proposal would change in the policy in force: what a reviewer reads."""
+        from .policy import CalibrationUpdatePolicy
+
+        proposal = self.get(proposal_id)
+        return self.versions.diff(CalibrationUpdatePolicy.from_dict(dict(proposal.policy)))
+
     def _settle(self, proposal: PolicyProposal, **changes: Any) -> PolicyProposal:
         from dataclasses import replace
 
@@ -337,34 +613,49 @@ class PolicyProposals:
         self.box.replace(proposal.proposal_id, {k: v for k, v in done.to_dict().items() if k != "proposal_id"})
         return done
 
-    def approve(self, proposal_id: str, *, reviewer: str, notes: str = "") -> PolicyProposal:
-        """The reviewer makes the proposed policy live: a new version with who and why."""
+    def _reviewable(self, proposal_id: str, action: str, actor: Any, via: str, permissions: Any):
+        """The pending proposal, the policy in force and who reviews, once ``actor`` may (nothing written yet)."""
         proposal = self.get(proposal_id)
+        live = self.versions.in_force()
+        name = check_permission(
+            "change_policy", actor=actor, domain=live.domain, via=via, policy=live, permissions=permissions
+        )
         if proposal.status != "pending":
-            raise CalibrationPolicyError(f"Policy proposal {proposal_id} was already {proposal.status}.")
-        if not reviewer:
-            raise CalibrationPolicyError("Approving a policy needs a reviewer's name.")
+            raise StaleChangeError(
+                f"Policy proposal {proposal_id} was already {proposal.status} by {proposal.reviewer or 'someone'}; "
+                f"nothing was {action}."
+            )
+        return proposal, live, name
+
+    def approve(
+        self, proposal_id: str, *, actor: Any, via: str = "python", permissions: Any = None, notes: str = ""
+    ) -> PolicyProposal:
+        """The reviewer makes the proposed policy live: a new version with who and why. ``actor`` needs
+        ``change_policy`` by the policy in force, and under four-eyes may not be the proposer."""
         from .policy import CalibrationUpdatePolicy
 
-        live = CalibrationUpdatePolicy.load(data_dir=self.versions.data_dir)
-        if live.require_distinct_approver and reviewer.strip().casefold() == proposal.proposer.strip().casefold():
-            raise CalibrationPolicyError(
-                f"{reviewer} proposed this policy, and the live policy wants another person to "
-                "approve a change (require_distinct_approver); nothing was changed."
-            )
-
-        version = self.versions.record(
+        proposal, live, name = self._reviewable(proposal_id, "changed", actor, via, permissions)
+        four_eyes(proposal, name, live, what=f"policy proposal {proposal.proposal_id}")
+        self.versions._change(
             CalibrationUpdatePolicy.from_dict(dict(proposal.policy)),
-            actor=reviewer,
+            actor=name,
             reason=f"{proposal.reason} (proposed by {proposal.proposer}, approved"
             + (f": {notes.strip()})" if notes.strip() else ")"),
+            via=via,
+            proposal=(self, proposal, notes),
         )
-        return self._settle(
-            proposal, status="approved", reviewer=reviewer, notes=notes or None, version_id=version.version_id
-        )
+        return self.get(proposal.proposal_id)
 
-    def reject(self, proposal_id: str, *, reviewer: str, notes: str = "") -> PolicyProposal:
-        proposal = self.get(proposal_id)
-        if proposal.status != "pending":
-            raise CalibrationPolicyError(f"Policy proposal {proposal_id} was already {proposal.status}.")
-        return self._settle(proposal, status="rejected", reviewer=reviewer or "someone", notes=notes or None)
+    def reject(
+        self, proposal_id: str, *, actor: Any, via: str = "python", permissions: Any = None, notes: str = ""
+    ) -> PolicyProposal:
+        """The reviewer turns the proposal down (``change_policy`` needed); the live policy is unchanged."""
+        proposal, _, name = self._reviewable(proposal_id, "rejected", actor, via, permissions)
+        with self.versions.lock():
+            proposal = self.get(proposal_id)  # under the lock: an approval that got here first wins
+            if proposal.status != "pending":
+                raise StaleChangeError(
+                    f"Policy proposal {proposal_id} was {proposal.status} by {proposal.reviewer or 'someone'} "
+                    "meanwhile; nothing was rejected."
+                )
+            return self._settle(proposal, status="rejected", reviewer=name, notes=notes or None)

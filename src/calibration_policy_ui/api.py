@@ -180,6 +180,14 @@ def if_match(request: Request) -> str | None:
     return None if expected == "*" else expected
 
 
+def _shown_settings(policy: Any) -> dict[str, Any]:
+    """The policy's settings for any viewer: the store's address without its password."""
+    from calibration_policy.stores import masked
+
+    settings = policy.model_dump(mode="json")
+    return {**settings, "store": masked(settings["store"]) if settings.get("store") else None}
+
+
 def add_status_api(router: APIRouter, panel: Panel) -> None:
     @router.get("/api/status", name="calibration_policy_ui.api_status", response_model=StatusOut, **API)
     def api_status(underlying: Symbol) -> Any:
@@ -202,7 +210,7 @@ def add_status_api(router: APIRouter, panel: Panel) -> None:
                 current_error=live.error,
                 latest_run=RunOut.of(run) if run else None,
                 pending_suggestions=[s.suggestion.suggestion_id for s in live.suggestions],
-                policy=PolicyOut(explanation=policy.explain(), settings=policy.model_dump(mode="json")),
+                policy=PolicyOut(explanation=policy.explain(), settings=_shown_settings(policy)),
             ).model_dump(mode="json"),
             headers={**NO_STORE, **etag_header(panel, symbol)},
         )

@@ -374,18 +374,110 @@ def register_commands(cli: click.Group) -> None:
 
     @policy_group.command("set")
     @click.argument("policy_file", metavar="FILE")
-    @click.option("--actor", required=True, help="Who changes the policy.")
+    @click.option("--actor", required=True, help="Who changes the policy (needs change_policy).")
     @click.option("--reason", required=True, help="Why.")
     @data_option
     @json_option
     def policy_set(policy_file, actor, reason, as_json):
-        """Make FILE the live policy: archived as a new version, then written to the data root."""
+        """Make FILE the live policy: archived as a new version, then written to the data root.
+
+        The settings FILE names replace the live ones; a setting it leaves out (store, [permissions] …) is kept."""
         from calibration_policy.policy import CalibrationUpdatePolicy
 
-        version = _versions().record(CalibrationUpdatePolicy.from_toml(policy_file), actor=actor, reason=reason)
+        policy = CalibrationUpdatePolicy.from_toml(policy_file)
+        version = _versions().record(policy, actor=actor, reason=reason, via="cli")
         emit_json(version.to_dict()) if as_json else click.echo(
             f"Policy version {version.version_id} ({version.fingerprint}) is live, set by {version.actor}: {version.reason}."
         )
+
+    def _changes_text(changes, what: str) -> list[str]:
+        if not changes:
+            return [f"{what} changes no setting."]
+        sensitive = sum(1 for c in changes if c.sensitive)
+        lines = [
+            f"{what} changes {len(changes)} setting{'s' if len(changes) != 1 else ''}"
+            + (f", {sensitive} of them sensitive (marked !):" if sensitive else ":")
+        ]
+        return lines + [f"  {'!' if c.sensitive else ' '} {c.text}" for c in changes]
+
+    def _policy_of(ref: str):
+        """A policy to compare: "live", a policy TOML (as `policy set` would make it live), a proposal or a version."""
+        from calibration_policy.errors import CalibrationPolicyError
+        from calibration_policy.policy import CalibrationUpdatePolicy
+        from calibration_policy.policy_versions import PolicyProposals
+
+        versions = _versions()
+        if ref == "live":
+            return "the policy in force", versions.in_force()
+        if ref.endswith(".toml") or Path(ref).is_file():
+            return ref, versions.incoming(CalibrationUpdatePolicy.from_toml(ref))
+        try:
+            proposal = PolicyProposals(versions.data_dir).get(ref)
+        except CalibrationPolicyError:
+            version = versions.get(ref)
+            return f"version {version.version_id}", version.load()
+        return f"proposal {proposal.proposal_id}", versions.incoming(CalibrationUpdatePolicy.from_dict(proposal.policy))
+
+    @policy_group.command("diff")
+    @click.argument("old", metavar="FROM")
+    @click.argument("new", metavar="TO", required=False)
+    @data_option
+    @json_option
+    def policy_diff_command(old, new, as_json):
+        """Every setting that differs from FROM to TO (each: live, a policy FILE, a proposal or a version id).
+
+        With one argument, from the policy in force to it. Changes to [permissions], the four-eyes settings
+        and store are marked sensitive."""
+        from calibration_policy.policy_versions import policy_diff
+
+        (old_name, old_policy), (new_name, new_policy) = (
+            (_policy_of("live"), _policy_of(old)) if new is None else (_policy_of(old), _policy_of(new))
+        )
+        changes = policy_diff(old_policy, new_policy)
+        if as_json:
+            emit_json({"from": old_name, "to": new_name, "changes": [c.to_dict() for c in changes]})
+            return
+        click.echo("\n".join(_changes_text(changes, f"From {old_name} to {new_name}")))
+
+    @policy_group.command("show")
+    @click.argument("ref", metavar="ID")
+    @data_option
+    @json_option
+    def policy_show(ref, as_json):
+        """A policy proposal (what approving it would change in the policy in force) or a version (what it
+        changed from the one before it), every changed setting before → after, sensitive ones marked."""
+        from calibration_policy.errors import CalibrationPolicyError
+        from calibration_policy.policy_versions import PolicyProposals
+
+        versions = _versions()
+        proposals = PolicyProposals(versions.data_dir)
+        try:
+            proposal = proposals.get(ref)
+        except CalibrationPolicyError:
+            proposal = None
+        if proposal is not None:
+            approved = proposal.status == "approved" and proposal.version_id
+            changes = versions.changed_by(proposal.version_id) if approved else proposals.diff(proposal.proposal_id)
+            head = (
+                f"Policy proposal {proposal.proposal_id} by {proposal.proposer} ({proposal.status}"
+                + (f" by {proposal.reviewer}" if proposal.reviewer else "")
+                + f"): {proposal.reason}"
+            )
+            what = {"pending": "Approving it", "approved": "It"}.get(proposal.status, "Against the policy in force, it")
+            record = proposal.to_dict()
+        else:
+            version = versions.get(ref)
+            changes = versions.changed_by(version.version_id)
+            head = (
+                f"Policy version {version.version_id} ({version.fingerprint}), {version.kind} by {version.actor}"
+                + (f" via {version.via}" if version.via else "")
+                + f": {version.reason}"
+            )
+            what, record = "It", version.to_dict()
+        if as_json:
+            emit_json({**record, "changes": [c.to_dict() for c in changes]})
+            return
+        click.echo("\n".join([head, *_changes_text(changes, what)]))
 
     @policy_group.command("as-of")
     @click.argument("when", metavar="DATE")
@@ -411,13 +503,13 @@ def register_commands(cli: click.Group) -> None:
 
     @policy_group.command("rollback")
     @click.argument("version_id", metavar="VERSION")
-    @click.option("--actor", required=True, help="Who rolls back.")
+    @click.option("--actor", required=True, help="Who rolls back (needs change_policy).")
     @click.option("--reason", required=True, help="Why.")
     @data_option
     @json_option
     def policy_rollback(version_id, actor, reason, as_json):
         """Make an earlier policy VERSION (id or fingerprint) live again, as a new version."""
-        version = _versions().rollback(version_id, actor=actor, reason=reason)
+        version = _versions().rollback(version_id, actor=actor, reason=reason, via="cli")
         emit_json(version.to_dict()) if as_json else click.echo(
             f"Rolled back to {version.rolled_back_to}: policy version {version.version_id} ({version.fingerprint}) is live."
         )

@@ -10,16 +10,19 @@ from __future__ import annotations
 import functools
 import json
 from datetime import UTC, date, datetime, time
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import Depends, Form, Path, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from calibration_policy import hookimpl
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.paths import data_root
+from calibration_policy.policy_versions import PolicyProposals, PolicyVersions, decision_settings
 
+from ..errors import PanelError
 from ..security import check_csrf, clear_flash, read_flash, set_flash
 from . import PanelTab, TabContext
 
@@ -36,7 +39,7 @@ FIELDS = (
 )
 
 
-def _data_dir(panel) -> Path:
+def _data_dir(panel) -> FilePath:
     return panel.history_dir.parent if panel.history_dir is not None else data_root()
 
 
@@ -163,7 +166,7 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
         ),
         "changed": changed,
         "candidate": candidate,
-        "candidate_json": json.dumps(candidate.model_dump(mode="json")),
+        "candidate_json": json.dumps(decision_settings(candidate)),  # never the store's URL (and password) in a page
         "explain": candidate.explain(),
         "evidence": {"underlying": underlying, **{n: r.figures.to_dict() for n, r in comparison.results.items()}},
     }
@@ -171,9 +174,69 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
 
 
 def add_routes(router, context: TabContext) -> None:
-    """The tab's page, then its proposal routes (propose, approve, reject)."""
+    """The tab's page, its proposal routes (propose, approve, reject), and the proposals as JSON."""
     add_lab_page(router, context.panel)
     add_proposal_routes(router, context.panel)
+    add_policy_api(router, context.panel)
+
+
+class SettingChangeOut(BaseModel):
+    setting: str = Field(description='A setting, nested tables dotted: "permissions.users.mallory".')
+    before: Any = Field(description="Its value in the policy in force (null: not set).")
+    after: Any = Field(description="Its value once approved (null: not set).")
+    sensitive: str | None = Field(
+        description='Why a reviewer must look twice ("who may do what", "four-eyes", "where the records are kept").'
+    )
+
+
+class ProposalOut(BaseModel):
+    proposal_id: str
+    at: datetime
+    proposer: str
+    reason: str
+    status: Literal["pending", "approved", "rejected"]
+    reviewer: str | None
+    version_id: str | None
+    changes: list[SettingChangeOut] = Field(
+        description="Every setting approving it changes in the policy in force (for a settled one: what it changed)."
+    )
+
+
+def _proposal_out(proposals, proposal) -> ProposalOut:
+    approved = proposal.status == "approved" and proposal.version_id
+    changes = proposals.versions.changed_by(proposal.version_id) if approved else proposals.diff(proposal.proposal_id)
+    return ProposalOut(**proposal.to_dict(), changes=[c.to_dict() for c in changes])
+
+
+def add_policy_api(router, panel) -> None:
+    from ..api import API, NO_STORE
+
+    @router.get(
+        "/api/policy/proposals",
+        name="calibration_policy_ui.api_policy_proposals",
+        response_model=list[ProposalOut],
+        **API,
+    )
+    def api_policy_proposals() -> Any:
+        """The policy proposals waiting for review, each with every setting it would change."""
+        proposals = PolicyProposals(_data_dir(panel))
+        out = [_proposal_out(proposals, p).model_dump(mode="json") for p in proposals.pending()]
+        return JSONResponse(out, headers=NO_STORE)
+
+    @router.get(
+        "/api/policy/proposals/{proposal_id}",
+        name="calibration_policy_ui.api_policy_proposal",
+        response_model=ProposalOut,
+        **API,
+    )
+    def api_policy_proposal(proposal_id: Annotated[str, Path(max_length=80)]) -> Any:
+        """One policy proposal and every setting it changes (or, once approved, changed)."""
+        proposals = PolicyProposals(_data_dir(panel))
+        try:
+            proposal = proposals.get(proposal_id)
+        except CalibrationPolicyError as error:
+            raise PanelError(404, str(error)) from None
+        return JSONResponse(_proposal_out(proposals, proposal).model_dump(mode="json"), headers=NO_STORE)
 
 
 def _back(panel, request: Request, message: str, kind: str = "success") -> Response:
@@ -182,20 +245,27 @@ def _back(panel, request: Request, message: str, kind: str = "success") -> Respo
     return response
 
 
+def _under_review(proposals, proposal) -> tuple[Any, list[Any], str | None]:
+    """A pending proposal with every setting it changes, or why it cannot be read as a policy any more."""
+    try:
+        return proposal, proposals.diff(proposal.proposal_id), None
+    except CalibrationPolicyError as error:
+        return proposal, [], str(error)
+
+
 def add_lab_page(router, panel) -> None:
     @router.get("/lab", name="calibration_policy_ui.lab", response_class=HTMLResponse, include_in_schema=False)
     def lab_page(request: Request) -> Response:
         query = request.query_params
         form = {k: query.get(k) for k in FIELDS if k in query}
         view = try_policy(panel, query.get("underlying"), form, query.get("since"))
-        from calibration_policy.policy_versions import PolicyProposals, PolicyVersions
-
         data_dir = _data_dir(panel)
+        proposals = PolicyProposals(data_dir)
         context = {
             "view": view,
             "flash": read_flash(request, panel.signer),
             "user": panel.user(request),
-            "proposals": PolicyProposals(data_dir).pending(),
+            "proposals": [_under_review(proposals, p) for p in proposals.pending()],
             "versions": list(reversed(PolicyVersions(data_dir).versions()))[:10],
         }
         response = panel.render(
@@ -221,13 +291,17 @@ def add_proposal_routes(router, panel) -> None:
         evidence: str = Form("", max_length=20_000),
     ) -> Response:
         from calibration_policy.policy import CalibrationUpdatePolicy
-        from calibration_policy.policy_versions import PolicyProposals
 
         try:
             policy = CalibrationUpdatePolicy.from_dict(json.loads(candidate))
             found = json.loads(evidence) if evidence else None
             proposal = PolicyProposals(_data_dir(panel)).propose(
-                policy, proposer=panel.user(request) or "someone", reason=reason, evidence=found
+                policy,
+                actor=panel.actor(request) or "someone",
+                reason=reason,
+                via="panel",
+                permissions=panel.permissions,
+                evidence=found,
             )
         except (CalibrationPolicyError, ValueError) as error:
             return back(request, f"Not proposed: {error}", "error")
@@ -236,12 +310,15 @@ def add_proposal_routes(router, panel) -> None:
         )
 
     def review(request: Request, proposal_id: str, notes: str, approve: bool) -> Response:
-        from calibration_policy.policy_versions import PolicyProposals
-
-        reviewer = panel.user(request) or "reviewer"
         proposals = PolicyProposals(_data_dir(panel))
         try:
-            done = (proposals.approve if approve else proposals.reject)(proposal_id, reviewer=reviewer, notes=notes)
+            done = (proposals.approve if approve else proposals.reject)(
+                proposal_id,
+                actor=panel.actor(request) or "reviewer",
+                via="panel",
+                permissions=panel.permissions,
+                notes=notes,
+            )
         except CalibrationPolicyError as error:
             return back(request, str(error), "error")
         if approve:

@@ -256,9 +256,9 @@ def test_policy_versions_and_proposals_are_shared_through_the_database(postgres_
     (version,) = PolicyVersions(there).versions()
     assert version.actor == "ana" and "calibration-test" not in json.dumps(version.policy)  # never the store's password
     proposal = PolicyProposals(there).propose(
-        CalibrationUpdatePolicy(min_delta_global=0.02), proposer="bo", reason="faster"
+        CalibrationUpdatePolicy(min_delta_global=0.02), actor="bo", reason="faster"
     )
-    PolicyProposals(here).approve(proposal.proposal_id, reviewer="ana")
+    PolicyProposals(here).approve(proposal.proposal_id, actor="ana")
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.02
     assert [v.kind for v in PolicyVersions(here).versions()] == ["change", "change"]
     assert not (there / "policy_versions").exists()  # nothing of it in the data folder
