@@ -204,12 +204,14 @@ def _run_findings(history_dir, suggestions_dir) -> list[Finding]:
                         "Records the run as not applied.",
                     )
                 )
-            elif item.status in ("approved", "modified"):
+            elif item.status != "pending":
                 found.append(
                     Finding(
                         "runs",
                         f"Run {run.run_id} still waits for suggestion {item.suggestion_id}, which was {item.status}.",
-                        "Records the run as applied.",
+                        "Records the run as applied."
+                        if item.status in ("approved", "modified")
+                        else f"Records the run as not applied ({item.status}).",
                     )
                 )
     return found
@@ -284,7 +286,7 @@ def _repair_reviews(targets, history_dir, archive_dir, suggestions_dir) -> None:
     for underlying in underlyings:
         for run in history.latest(underlying, limit=MAX_LIMIT):
             item = by_id.get(run.pending_suggestion or "")
-            if run.pending_suggestion and (item is None or item.status in ("approved", "modified")):
+            if run.pending_suggestion and (item is None or item.status != "pending"):
                 if item is None:
                     reason = f"Not applied: its suggestion {run.pending_suggestion} is gone"
                     history.save(

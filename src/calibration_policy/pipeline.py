@@ -244,7 +244,7 @@ def propose(
 
     policy = fields.pop("policy", None)
     _policy_version(fields, policy)
-    suggestion = open_reviews(suggestions_dir).propose(
+    suggestion, superseded = open_reviews(suggestions_dir).propose_superseding(
         Suggestion(
             proposed_by=proposed_by,
             proposed_via=proposed_via,
@@ -276,6 +276,7 @@ def propose(
             )
         else:
             run = _run_after_review(run, now, history_dir, decision=decision, smoothed=smoothed)
+    decide_runs_of(superseded, history_dir, suggestions_dir)
     return run, suggestion
 
 
@@ -806,11 +807,12 @@ def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
         if waiting:
             newest = waiting[-1]
             if newest.status == "pending":
-                reviews.expire_pending(
+                expired = reviews.expire_pending(
                     target.name,
                     f"superseded by a newer suggestion ({newest.suggestion_id}) before anyone reviewed it",
                     older_than=newest,
                 )
+                decide_runs_of(expired, history_dir, suggestions_dir)
             with reviews.holding(newest.suggestion_id) as now:
                 if now.status == "pending":
                     if run.pending_suggestion != now.suggestion_id or run.decided_at is None:
@@ -928,19 +930,37 @@ def _run_after_review(
             }
         )
     else:
-        why = suggestion.expired_reason or f"by {suggestion.reviewer}"
-        fields.update(
-            {
-                "applied": False,
-                "applied_values": None,
-                "applied_reason": f"Not applied: suggestion {suggestion.suggestion_id} was {suggestion.status} ({why})",
-            }
-        )
+        fields.update({"applied": False, "applied_values": None, "applied_reason": not_applied_reason(suggestion)})
     if fields.get("decision") is None and stored.decision is None:
         fields["decision"] = {"apply": False, "reason": fields["applied_reason"], "settled": True}
     run = stored.model_copy(update=fields)
     store.save(run)
     return run
+
+
+def not_applied_reason(suggestion) -> str:
+    """Why a settled suggestion's values never went live, as its run says it."""
+    if suggestion.status == "rejected":
+        notes = f": {suggestion.notes}" if suggestion.notes else ""
+        return f"Not applied: suggestion {suggestion.suggestion_id} was rejected by {suggestion.reviewer}{notes}"
+    why = suggestion.expired_reason or "before anyone reviewed it"
+    return f"Not applied: {why}" if why.startswith("superseded") else f"Not applied: the suggestion expired ({why})"
+
+
+def decide_runs_of(expired, history_dir, suggestions_dir) -> None:
+    """The runs still waiting for suggestions that expired say so (under each one's lock, so a run that is
+    just now marking itself as waiting either finds it expired or is decided here after)."""
+    reviews, store = open_reviews(suggestions_dir), open_store(history_dir)
+    for item in expired:
+        if not item.run_id:
+            continue
+        with reviews.holding(item.suggestion_id) as now:
+            try:
+                run = store.get(item.run_id)
+            except ValueError:
+                continue
+            if run.pending_suggestion == now.suggestion_id and now.status != "pending":
+                _run_after_review(run, now, history_dir)
 
 
 # -- the review changes: approve, modify, reject, roll back --------------------------------------

@@ -171,14 +171,25 @@ class ReviewStore:
 
     def propose(self, item: Suggestion) -> Suggestion:
         """Store a new pending suggestion; older pending ones for the same target expire."""
+        return self.propose_superseding(item)[0]
+
+    def propose_superseding(self, item: Suggestion) -> tuple[Suggestion, list[Suggestion]]:
+        """:meth:`propose`, also returning the suggestions it superseded: their runs must say so (the caller
+        that keeps the runs decides them; see ``pipeline.decide_runs_of``)."""
         get_domain(item.domain).validate(item.values)
         item = self._create(item)
-        self.expire_pending(
-            item.target,
-            f"superseded by a newer suggestion ({item.suggestion_id}) before anyone reviewed it",
-            older_than=item,
+        stamp = (item.details or {}).get("calibration_timestamp")  # the newer run's time, for the superseded run
+        try:
+            when = aware_utc(datetime.fromisoformat(stamp)) if isinstance(stamp, str) else None
+        except ValueError:
+            when = None
+        newer = (
+            f"the run of {when:%Y-%m-%d %H:%M} UTC (suggestion {item.suggestion_id})"
+            if when is not None
+            else f"a newer suggestion ({item.suggestion_id})"
         )
-        return item
+        expired = self.expire_pending(item.target, f"superseded by {newer} before anyone reviewed it", older_than=item)
+        return item, expired
 
     def _create(self, item: Suggestion) -> Suggestion:
         """Store a new suggestion under the first free ``<stamp>_<target>[_n]``."""

@@ -382,7 +382,8 @@ def _auto_step(
     except StaleChangeError:
         reason = "Not applied: the live weights changed while auto mode was deciding; it looks again next time"
         return _not_suggested(analysis, run, decision, history_dir, reason, action="waiting", policy=policy)
-    open_reviews(suggestions_dir).expire_pending(
+    expired = open_reviews(suggestions_dir).expire_pending(
         target.name, f"superseded by an automatic change ({change.change_id}) before anyone reviewed it"
     )
+    pipeline.decide_runs_of(expired, history_dir, suggestions_dir)
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
