@@ -121,6 +121,21 @@ def changes(
                         sid,
                     )
                 )
+        elif item.status == "expired":
+            why = item.expired_reason or "before anyone reviewed it"
+            found.append(
+                Change(
+                    item.reviewed_at or item.created_at,
+                    f"{what} " + ("superseded" if why.startswith("superseded") else "expired"),
+                    "–",
+                    "–",
+                    why[:1].upper() + why[1:] if why.startswith("superseded") else f"Expired: {why}",
+                    item.target,
+                    item.underlying,
+                    None,
+                    sid,
+                )
+            )
         elif item.status == "rejected":
             found.append(
                 Change(

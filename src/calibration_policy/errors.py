@@ -66,6 +66,11 @@ class StaleChangeError(CalibrationPolicyError):
     """A change based on values that someone else changed meanwhile; nothing was changed."""
 
 
+class SettledError(ReviewError, StaleChangeError):
+    """The suggestion was already approved, modified, rejected or expired (another reviewer got there first, or a
+    newer one superseded it); nothing was changed. The panel answers 409, as for any change based on a stale view."""
+
+
 class AppliedButNotRecorded(TargetError):
     """The new values are live, but a record of the change (archive, run, suggestion) could not be written."""
 

@@ -31,7 +31,7 @@ from .apply import apply_values
 from .archive import ArchiveEntry, ChangeKind, now_utc
 from .decide import should_apply_update
 from .durable import dumps
-from .errors import CalibrationPolicyError, HistoryError, StaleChangeError, live_but_not_recorded
+from .errors import CalibrationPolicyError, HistoryError, SettledError, StaleChangeError, live_but_not_recorded
 from .history import build_run
 from .models import CalibrationRun, Decision
 from .naming import check_underlying
@@ -981,6 +981,18 @@ def _allowed(action: str, domain: Any, actor: Any, via: str, policy: Any, permis
     return _who(check_permission(action, actor=actor, domain=domain, via=via, policy=policy, permissions=permissions))
 
 
+def _of_target(store, suggestion_id: str, target: Target | None) -> None:
+    """Refuse, before anything is recorded, a suggestion for another target (another domain's or underlying's)."""
+    from .errors import ReviewError
+
+    item = store.get(suggestion_id)
+    if target is not None and item.target != target.name:
+        what = get_domain(item.domain).parameter_label_plural
+        raise ReviewError(
+            f"Suggestion {suggestion_id} suggests {what} for {item.target}, not for {target.name}; nothing was changed."
+        )
+
+
 def _actor(actor: Any, reviewer: Any) -> Any:
     return actor if actor is not None else reviewer
 
@@ -1016,6 +1028,7 @@ def approve_suggestion(
     who = _allowed(
         "approve", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions
     )
+    _of_target(store, suggestion_id, target)
     notes = _notes(notes)
     if (
         item := store.get(suggestion_id)
@@ -1063,6 +1076,7 @@ def modify_suggestion(
         raise ReviewError(f"Give the values to apply instead of the suggested ones, not {type(values).__name__}.")
     store = _store(suggestions)
     who = _allowed("modify", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions)
+    _of_target(store, suggestion_id, target)
     return _review_apply(
         store,
         suggestion_id,
@@ -1095,7 +1109,6 @@ def _review_apply(
 ):
     """``reviewer`` and ``notes`` are checked by the caller (the permission check comes first)."""
     target = govern(target)
-    from .errors import ReviewError
 
     settled = settle_interrupted(
         target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory
@@ -1108,9 +1121,7 @@ def _review_apply(
         ):
             return item  # this reviewer's own interrupted approval, completed just now: done once, not twice
         if item.status != "pending":
-            raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
-        if item.target != target.name:
-            raise ReviewError(f"Suggestion {suggestion_id} is for {item.target}, not {target.name}.")
+            raise SettledError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
         chosen = get_domain(item.domain).validate(values if values is not None else item.values)
         needed = needed_approvals(item, policy)
         approvals = list(item.approvals)
@@ -1227,19 +1238,19 @@ def reject_suggestion(
     """Close a pending suggestion without touching the live config; its run (when ``target`` is
     given) then says why nothing went live. ``actor`` (or ``reviewer``) needs the ``reject`` permission."""
     policy = in_force(policy)
-    from .errors import ReviewError
     from .review import _notes
 
     store, target = _store(suggestions), govern(target) if target is not None else None
     reviewer = _allowed(
         "reject", lambda: store.get(suggestion_id).domain, _actor(actor, reviewer), via, policy, permissions
     )
+    _of_target(store, suggestion_id, target)
     notes = _notes(notes)
     if target is not None:
         settle_interrupted(target, archive_dir=archive_dir, history_dir=history_dir, suggestions_dir=store.directory)
     with store.holding(suggestion_id) as item:
         if item.status != "pending":
-            raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
+            raise SettledError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
         if target is not None:
             with locked(target):
                 check_version(target, expected_version, archive_dir)

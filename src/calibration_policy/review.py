@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from . import foreign
 from .archive import now_utc
 from .durable import atomic_replace, create_exclusive, dumps_model
-from .errors import ReviewError, live_but_not_recorded
+from .errors import ReviewError, SettledError, live_but_not_recorded
 from .moments import aware_utc
 from .naming import (
     check_record_id,
@@ -82,6 +82,12 @@ class Suggestion(BaseModel):
     required_approvals: int = 1
     distinct_approver: bool = False
     forced: bool = False
+
+    @field_validator("reason")
+    @classmethod
+    def _suggested(cls, reason: str) -> str:
+        # What was suggested, never "Applied": whether it went live is its status (older records said "Applied").
+        return "Suggested: " + reason.removeprefix("Applied: ") if reason.startswith("Applied: ") else reason
 
     @field_validator("created_at", "reviewed_at", "applied_at", "modified_at")
     @classmethod
@@ -234,7 +240,7 @@ class ReviewStore:
             if item.status != "pending":
                 if allow_done:
                     return item
-                raise ReviewError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
+                raise SettledError(f"Suggestion {suggestion_id} was already {item.done_text()}; nothing was changed.")
             updated = change(item)
             try:
                 self._save(updated)

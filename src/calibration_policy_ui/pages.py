@@ -219,6 +219,14 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
     ) -> Response:
         store = open_reviews(panel.suggestions_dir)
         item = store.get(suggestion_id)
+        governed = panel.policy().domain
+        if item.domain != governed:  # refused before a live config is even looked up, let alone written
+            raise PanelError(
+                404,
+                f"Suggestion {suggestion_id} suggests {get_domain(item.domain).parameter_label_plural}, not "
+                f"{get_domain(governed).parameter_label_plural}: review it where those are governed; "
+                "nothing was changed.",
+            )
         symbol = check_underlying(item.underlying or underlying)
         who = panel.actor(request, reviewer)
         change = {

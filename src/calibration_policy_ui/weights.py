@@ -56,6 +56,8 @@ from calibration_policy.errors import (
     PermissionCheckError,
     PermissionDeniedError,
     ReviewError,
+    SettledError,
+    StaleChangeError,
 )
 from calibration_policy.moments import parse_moment
 from calibration_policy.pipeline import (
@@ -454,10 +456,8 @@ def _review(
                 store, suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs
             )
         return approve_suggestion(store, suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
-    except ReviewError as error:
-        if "already" in str(error):  # lost a race with another reviewer after the check above
-            raise PanelError(409, str(error)) from None
-        raise
+    except SettledError as error:  # lost a race with another reviewer after the check above
+        raise PanelError(409, str(error)) from None
 
 
 def _weights_text(values: dict[str, float]) -> str:
@@ -605,7 +605,7 @@ def add_weights_review_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelp
             item = _review(tab, suggestion_id, "modify", tab.reviewer(request, reviewer), notes, _form_weights(typed))
         except (PanelError, CalibrationPolicyError) as error:
             status = error.status if isinstance(error, PanelError) else 400
-            if status == 409 or isinstance(error, (PermissionDeniedError, PermissionCheckError)):
+            if status == 409 or isinstance(error, (PermissionDeniedError, PermissionCheckError, StaleChangeError)):
                 raise
             message = error.message if isinstance(error, PanelError) else str(error)
             # Show the form again with what was typed, so a wrong sum is fixed, not retyped.

@@ -256,7 +256,7 @@ def test_a_suggestion_cannot_be_applied_to_another_target(store, target, tmp_pat
     item = propose(store, target)
     other = weights_target(path=tmp_path / "other.json")
     (tmp_path / "other.json").write_text(json.dumps(EQUAL))
-    with pytest.raises(ReviewError, match="is for scoring_weights, not other"):
+    with pytest.raises(ReviewError, match="suggests weights for scoring_weights, not for other; nothing was changed"):
         approve_suggestion(store, item.suggestion_id, target=other, reviewer="ana")
     assert store.get(item.suggestion_id).status == "pending"
 

@@ -303,3 +303,85 @@ def test_weights_runs_record_the_policy_version_that_decided_them(target, dirs):
     outcome = suggest_weights(make_trades(400), target, policy=policy, timestamp=T0, **dirs)
     stored = open_store(dirs["history_dir"]).get(outcome.run.run_id)
     assert stored.model_extra["policy_version"] == policy_fingerprint(policy)
+
+
+def test_weights_commands_refuse_another_domains_suggestion_before_recording_anything(cli, capsys, tmp_path):
+    """`weights approve` once recorded an approval on an IV suggestion, then failed; `weights reject` closed it."""
+    from calibration_policy import CalibrationUpdatePolicy, run_update
+    from calibration_policy.target import JsonFileTarget
+
+    from .conftest import build_result
+
+    live = tmp_path / "vol_surface_SPY.json"
+    live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
+    iv = run_update(
+        build_result(global_m=1.2),
+        underlying="SPY",
+        source="live",
+        target=JsonFileTarget(live),
+        policy=CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, require_approval=True, required_approvals=2),
+        history_dir=tmp_path / "runs",
+        suggestions_dir=tmp_path / "suggestions",
+        timestamp=T0,
+    )
+    sid = iv.run.pending_suggestion
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    for command in (["approve", sid, "--by", "ana"], ["reject", sid, "--by", "ana"]):
+        assert cli(*command) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"Error: Suggestion {sid} suggests IV multipliers for vol_surface_SPY, not for scoring_weights; "
+            "nothing was changed."
+        )
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
+    item = ReviewStore(tmp_path / "suggestions").get(sid)
+    assert item.status == "pending" and item.approvals == []
+
+
+def test_history_changes_never_call_a_suggestion_that_only_waited_applied(tmp_path, capsys):
+    """A suggestion that waited and was superseded read "Applied: global 1.185 → 1.199…" in `history --changes`."""
+    from calibration_policy import CalibrationUpdatePolicy, run_update
+    from calibration_policy.target import JsonFileTarget
+
+    from .conftest import build_result
+
+    live = tmp_path / "vol_surface_SPY.json"
+    live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
+    policy = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, require_approval=True)
+    places = {"history_dir": tmp_path / "runs", "suggestions_dir": tmp_path / "suggestions"}
+    for day, value in enumerate((1.2, 1.3)):
+        run_update(
+            build_result(global_m=value),
+            underlying="SPY",
+            source="live",
+            target=JsonFileTarget(live),
+            policy=policy,
+            timestamp=T0 + timedelta(days=day),
+            archive_dir=tmp_path / "archive",
+            **places,
+        )
+    first, second = ReviewStore(places["suggestions_dir"]).all()
+    assert first.status == "expired" and first.reason.startswith("Suggested: ")
+    assert (
+        main(
+            [
+                "history",
+                "--changes",
+                "--full",
+                "--history-dir",
+                str(places["history_dir"]),
+                "--archive-dir",
+                str(tmp_path / "archive"),
+                "--suggestions-dir",
+                str(places["suggestions_dir"]),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["what"].rsplit(" ", 1)[-1] for r in rows] == ["proposed", "proposed", "superseded"]
+    assert not any(r["why"].startswith("Applied") for r in rows)
+    assert rows[2]["why"] == (
+        f"Superseded by the run of {T0 + timedelta(days=1):%Y-%m-%d %H:%M} UTC (suggestion {second.suggestion_id}) "
+        "before anyone reviewed it"
+    )

@@ -139,15 +139,24 @@ def test_reject_leaves_the_config_alone_and_records_the_notes(host: Host, client
     assert (item.status, item.notes) == ("rejected", "earnings week")
 
 
-def test_second_review_says_it_was_already_done(host: Host, client):
+def test_second_review_says_it_was_already_done_with_a_409(host: Host, client):
+    """A settled suggestion (the loser of a race between two reviewers) is a 409, as in the weights tab (was 400)."""
     sid = pending(host)
     token = csrf_of(client, client.get("/calibration/").text)
     data = {"csrf_token": token, "underlying": "SPY"}
     client.post(f"/calibration/suggestions/{sid}/reject", data=data)
-    response = client.post(f"/calibration/suggestions/{sid}/approve", data=data)
-    assert response.status_code == 400
-    assert f"Suggestion {sid} was already rejected at" in text_of(response.text)
+    for action in ("approve", "reject"):
+        response = client.post(f"/calibration/suggestions/{sid}/{action}", data=data)
+        assert response.status_code == 409
+        assert f"Suggestion {sid} was already rejected at" in text_of(response.text)
     assert host.config("SPY")["global"] == 1.0
+
+
+def test_a_waiting_suggestion_never_reads_applied(host: Host, client):
+    sid = pending(host)
+    page = client.get("/calibration/").text
+    reason = re.search(rf'id="cp-suggestion-{sid}".*?<p class="cp-reason">([^<]*)</p>', page, re.S).group(1)
+    assert reason.startswith("Suggested: global 1.00 → 1.09 (change 0.09") and "Applied:" not in text_of(page)
 
 
 def test_reviewer_name_comes_from_the_form_when_the_host_has_no_user(host: Host, make_client):
@@ -183,3 +192,27 @@ def test_notes_longer_than_the_limit_are_refused(host: Host, client):
     )
     assert response.status_code == 400
     assert "Invalid request: notes" in text_of(response.text)
+
+
+def test_an_iv_review_route_refuses_a_weights_suggestion_before_touching_anything(host: Host, client):
+    from calibration_policy.default_plugins.scoring_weights.domain import weights_target
+    from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
+
+    from ..calibration_policy.test_weights_support import make_trades, write_weights
+
+    host.root.mkdir(parents=True, exist_ok=True)
+    weights = weights_target(path=write_weights(host.root / "scoring_weights.json"))
+    outcome = suggest_weights(
+        make_trades(400), weights, history_dir=host.history_dir, suggestions_dir=host.suggestions_dir
+    )
+    sid = outcome.suggestion.suggestion_id
+    token = csrf_of(client)
+    before = {p: p.read_bytes() for p in sorted(host.root.rglob("*")) if p.is_file()}
+    for action in ("approve", "reject"):
+        response = client.post(
+            f"/calibration/suggestions/{sid}/{action}", data={"csrf_token": token, "underlying": "SPY"}
+        )
+        assert response.status_code == 404
+        assert f"Suggestion {sid} suggests weights, not IV multipliers" in text_of(response.text)
+    assert {p: p.read_bytes() for p in sorted(host.root.rglob("*")) if p.is_file()} == before
+    assert open_reviews(host.suggestions_dir).get(sid).status == "pending"

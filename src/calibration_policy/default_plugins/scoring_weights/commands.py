@@ -511,7 +511,15 @@ def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None
     store, who = open_reviews(places.suggestions_dir), _reviewer(by)
     _print_review(
         reject_suggestion(
-            store, _chosen(places, suggestion_id), reviewer=who, notes=notes, via="cli", policy=places.policy()
+            store,
+            _chosen(places, suggestion_id),
+            reviewer=who,
+            notes=notes,
+            target=places.target(),
+            archive_dir=places.archive_dir,
+            history_dir=places.history_dir,
+            via="cli",
+            policy=places.policy(),
         ),
         who,
         as_json,
