@@ -19,13 +19,23 @@ timestamp, underlying and source). It is kept current in three ways:
 
 Like git's "racily clean" index entries, a listing of a folder that changed within the last
 moments is not trusted, because a second change in the same clock tick would leave the
-modification time unchanged. One narrow window remains: a file copied in by hand within the
-same clock tick (a few milliseconds) as one of the library's own links is seen only when the
-folder changes behind the index's back again, or when the index is rebuilt
-(:meth:`~.history.HistoryStore.reindex`, or delete ``.index/``: it is only a cache). On kernels
-with multigrain timestamps (Linux 6.13 and later) the look at the modification time right after
-the link makes any later change visible, so the window shrinks to the microseconds between the
-two. A directory where the index cannot be written falls back to a plain scan.
+modification time unchanged. Trust never stays lost on a loop, though (a backfill's cost stays
+linear in its length):
+
+* when a load is about to list a folder whose index was trusted (or is new), and the change it
+  noticed is that recent, it first waits out the rest of the racy window (at most 0.2 s, once per
+  lost trust), so its one listing is trusted;
+* a listing of a folder whose modification time is the one the library's own last link left
+  (:meth:`RunIndex.adding` notes it) is trusted at once: the doubt it leaves, a change in the same
+  tick as that link, is the window below, which every record already accepts.
+
+One narrow window remains: a file copied in by hand within the same clock tick (a few
+milliseconds) as one of the library's own links is seen only when the folder changes behind the
+index's back again, or when the index is rebuilt (:meth:`~.history.HistoryStore.reindex`, or
+delete ``.index/``: it is only a cache). On kernels with multigrain timestamps (Linux 6.13 and
+later) the look at the modification time right after the link makes any later change visible,
+so the window shrinks to the microseconds between the two. A directory where the index cannot be
+written falls back to a plain scan.
 """
 
 from __future__ import annotations
@@ -213,6 +223,14 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _wait_out_racy_window(mtime: int) -> None:
+    """Sleep until a listing of a folder last changed at ``mtime`` may be trusted (at most
+    :data:`RACY_NS`; file systems with whole-second times are not waited for: 3 s is too long)."""
+    age = time.time_ns() - mtime
+    if mtime % 1_000_000_000 and 0 <= age <= RACY_NS:
+        time.sleep((RACY_NS - age) / 1e9 + 0.002)
+
+
 class RunIndex:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -278,6 +296,8 @@ class RunIndex:
         if trusted and stamp == mtime:
             self._fallback = None
             return
+        if trusted or stamp == -1:  # trust just lost (or a new index): let this one listing be trusted
+            _wait_out_racy_window(mtime)
         with _immediate(db):
             self._sync(db)
         self._fallback = None
@@ -329,9 +349,11 @@ class RunIndex:
             db.execute("PRAGMA shrink_memory")
             _give_back_memory()
         racy = RACY_NS if mtime % 1_000_000_000 else COARSE_RACY_NS
+        linked = db.execute("SELECT value FROM meta WHERE key = 'linked_mtime_ns'").fetchone()
+        trusted = scan_started - mtime > racy or (linked is not None and linked[0] == mtime and racy == RACY_NS)
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            (("dir_mtime_ns", mtime), ("trusted", int(scan_started - mtime > racy))),
+            (("dir_mtime_ns", mtime), ("trusted", int(trusted))),
         )
 
     def _classify(self, raw: bytes) -> tuple[str, str, str, int] | None:
@@ -487,10 +509,11 @@ class RunIndex:
                     "ON CONFLICT (bucket) DO UPDATE SET n = n + 1, s = s + excluded.s",
                     (bucket, crc),
                 )
-            current = trusted and stamp == before and after != before and after % 1_000_000_000 != 0
+            ours = after != before and after % 1_000_000_000 != 0  # the link moved the mtime, to a fine tick
+            current = trusted and stamp == before and ours
             db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (("dir_mtime_ns", after), ("trusted", int(current))),
+                (("dir_mtime_ns", after), ("trusted", int(current)), ("linked_mtime_ns", after if ours else -1)),
             )
             db.execute("COMMIT")
         except (OSError, sqlite3.Error) as error:  # the run is written; the index only lags: the next load lists

@@ -285,3 +285,84 @@ def test_a_record_never_waits_long_for_a_busy_index(store, history_dir, make_res
         other.execute("ROLLBACK")
         other.close()
     assert store.latest("SPY")[-1].run_id == run.run_id  # the next load lists the folder and finds it
+
+
+# -- issue 26: trust is never lost on a loop ------------------------------------------------------
+
+
+def test_a_backfill_into_a_new_folder_lists_it_at_most_once(history_dir, make_result, monkeypatch):
+    """Records into a folder with no index yet, each followed by a load: the first load builds the
+    index from one listing and every later record keeps it trusted (before, 500 of 500 loads listed)."""
+    import numpy  # noqa: F401  (a warm process: the first listing is not slowed past the racy window by an import)
+
+    store = HistoryStore(history_dir)
+    listings = _no_listing(monkeypatch)
+    try:
+        for i in range(500):
+            run = _record(store, make_result, T0 + timedelta(minutes=i), g=1.0 + i / 10_000)
+            loaded = store.latest("SPY", 3)
+            assert loaded[-1].run_id == run.run_id
+        assert store.count("SPY") == 500
+    finally:
+        store._index.close()
+    assert len([p for p in listings if p == str(history_dir)]) <= 1
+
+
+def test_after_a_hand_copied_file_the_next_cycles_list_once_then_never(store, history_dir, make_result, monkeypatch):
+    runs = [_record(store, make_result, T0 + timedelta(days=d)) for d in range(5)]
+    store.latest("SPY")
+    listings = _no_listing(monkeypatch)
+    copied = history_dir / "20251201T000000.000000Z_SPY_live.json"
+    shutil.copyfile(history_dir / f"{runs[0].run_id}.json", copied)
+    for i in range(40):
+        run = _record(store, make_result, T0 + timedelta(days=10, minutes=i))
+        ids = [r.run_id for r in store.latest("SPY", 100)]
+        assert ids[0] == copied.stem and ids[-1] == run.run_id
+    assert len(listings) == 1
+
+
+def test_after_a_load_that_saw_a_hand_copy_first_the_next_cycles_list_once_then_never(
+    store, history_dir, make_result, monkeypatch
+):
+    runs = [_record(store, make_result, T0 + timedelta(days=d)) for d in range(5)]
+    store.latest("SPY")
+    listings = _no_listing(monkeypatch)
+    copied = history_dir / "20251201T000000.000000Z_SPY_live.json"
+    shutil.copyfile(history_dir / f"{runs[0].run_id}.json", copied)
+    assert store.latest("SPY", 100)[0].run_id == copied.stem  # the load right after the copy lists
+    for i in range(40):
+        _record(store, make_result, T0 + timedelta(days=10, minutes=i))
+        assert len(store.latest("SPY", 100)) == 5 + 1 + i + 1
+    assert len(listings) == 1
+
+
+def test_a_record_that_missed_the_index_lock_costs_one_listing(store, history_dir, make_result, monkeypatch):
+    """A record that cannot take the index's lock within its wait writes without it; the next load
+    lists once and the loop after it lists nothing."""
+    _record(store, make_result, T0)
+    store.latest("SPY")
+    monkeypatch.setattr(index_module, "RECORD_WAIT_MS", 50)
+    blocker = sqlite3.connect(history_dir / INDEX_DIR / INDEX_NAME, timeout=0, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        missed = _record(store, make_result, T0 + timedelta(days=1))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    listings = _no_listing(monkeypatch)
+    assert store.latest("SPY", 10)[-1].run_id == missed.run_id
+    for i in range(20):
+        run = _record(store, make_result, T0 + timedelta(days=2, minutes=i))
+        assert store.latest("SPY", 1)[0].run_id == run.run_id
+    assert len(listings) == 1
+
+
+def test_changes_behind_its_back_in_quick_succession_are_all_seen(store, history_dir, make_result):
+    """The racy-mtime protection stays: files copied in by hand right after a load that listed are seen."""
+    run = _record(store, make_result, T0)
+    source = history_dir / f"{run.run_id}.json"
+    for day in range(1, 30):
+        copied = history_dir / f"202512{day:02d}T000000.000000Z_SPY_harvested.json"
+        shutil.copyfile(source, copied)
+        assert store.latest("SPY", 100)[0].run_id == "20251201T000000.000000Z_SPY_harvested"
+        assert store.count("SPY") == day + 1
