@@ -29,7 +29,6 @@ from typing import Any, Literal, TypedDict
 
 from .apply import apply_values
 from .archive import ArchiveEntry, ChangeKind, now_utc
-from .decide import should_apply_update
 from .durable import dumps
 from .errors import CalibrationPolicyError, HistoryError, SettledError, StaleChangeError, live_but_not_recorded
 from .history import build_run
@@ -170,10 +169,11 @@ def decide(
     evidence: Mapping[str, Any] | None = None,
 ) -> Decision:
     """The policy's rules on ``values`` against the live ``current``, with the run's evidence
-    (plus whatever a domain measured for its own rules, e.g. the weights' out-of-sample check)."""
-    return should_apply_update(
-        current, values, policy, {**evidence_of(run), **(evidence or {})}, scope_labels=scope_labels
-    )
+    (plus whatever a domain measured for its own rules, e.g. the weights' out-of-sample check):
+    the decision engine over a batch of one run, as a replay decides every run."""
+    from .engine import decide_one
+
+    return decide_one(run, current, values, policy, {**evidence_of(run), **(evidence or {})}, scope_labels)
 
 
 def _decided(

@@ -16,7 +16,7 @@ import os
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,7 @@ VALUE_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class SimulatedDecision:
-    """One run under the replayed policy."""
+    """One run under the replayed policy; its :class:`Decision` (every verdict's text) is built when read."""
 
     run_id: str
     underlying: str
@@ -38,10 +38,15 @@ class SimulatedDecision:
     smoothed: dict[str, float]
     live_before: dict[str, float]
     live_after: dict[str, float]
-    decision: Decision
     route: str  # apply, propose (waits for a person; the simulated live value does not move) or settle
     recorded_apply: bool | None
     recorded_reason: str | None
+    _scan: Any = field(repr=False, compare=False, default=None)
+    _index: int = field(repr=False, compare=False, default=0)
+
+    @property
+    def decision(self) -> Decision:
+        return self._scan.decision(self._index)
 
     @property
     def applied(self) -> bool:
@@ -112,15 +117,18 @@ class Figures:
         }
 
 
-def _figures(decisions: list[SimulatedDecision]) -> Figures:
+def _scan_figures(scan: Any) -> Figures:
+    """Applies, movement, flip-flops and lag, read off the scan (no per-run objects)."""
+    from .engine import APPLY
+
     movement, flips, lag_sum, lag_n = 0.0, 0, 0.0, 0
     last_sign: dict[str, int] = {}
-    applies = 0
-    for d in decisions:
-        if d.applied:
-            applies += 1
-            for scope, new in d.live_after.items():
-                old = d.live_before.get(scope)
+    applied = scan.route == APPLY
+    for j in range(scan.first, len(scan.runs)):
+        live = scan.live_before[j]
+        if applied[j]:
+            for scope, new in scan.values[j].items():
+                old = live.get(scope)
                 if old is None or new == old:
                     continue
                 movement += abs(new - old)
@@ -128,22 +136,77 @@ def _figures(decisions: list[SimulatedDecision]) -> Figures:
                 if last_sign.get(scope, sign) != sign:
                     flips += 1
                 last_sign[scope] = sign
-        for scope, rec in d.recommended.items():
-            live = d.live_after.get(scope)
-            if live is not None:
-                lag_sum += abs(live - rec)
+            live = {**live, **scan.values[j]}
+        for scope, rec in scan.runs[j].recommended.items():
+            value = live.get(scope)
+            if value is not None:
+                lag_sum += abs(value - rec)
                 lag_n += 1
-    return Figures(len(decisions), applies, movement, flips, lag_sum / lag_n if lag_n else None)
+    return Figures(
+        len(scan.runs) - scan.first,
+        int(applied[scan.first :].sum()),
+        movement,
+        flips,
+        lag_sum / lag_n if lag_n else None,
+    )
 
 
-@dataclass
+def _simulated(scan: Any, j: int) -> SimulatedDecision:
+    from .engine import ROUTES
+
+    run = scan.runs[j]
+    recorded = run.decision or None
+    return SimulatedDecision(
+        run.run_id,
+        run.underlying,
+        run.timestamp,
+        run.recommended,
+        scan.smoothed[j],
+        scan.live_before[j],
+        scan.live_after(j),
+        ROUTES[scan.route[j]],
+        recorded.get("apply") if recorded else None,
+        recorded.get("reason") if recorded else run.applied_reason,
+        scan,
+        j,
+    )
+
+
+def _recorded(scan: Any) -> list[int]:
+    """The runs whose decision was recorded: only they can differ from it."""
+    return [j for j in range(scan.first, len(scan.runs)) if scan.runs[j].decision and "apply" in scan.runs[j].decision]
+
+
+def _difference_at(scan: Any) -> Callable[[int], Difference | None]:
+    from .engine import SETTLE
+
+    def compare(j: int) -> Difference | None:
+        run, recorded = scan.runs[j], scan.runs[j].decision
+        sim_apply = scan.route[j] != SETTLE
+        if bool(recorded["apply"]) == sim_apply and (
+            not sim_apply or _same_values(recorded.get("values") or {}, scan.values[j])
+        ):
+            return None  # agrees: no decision built
+        return _difference(run, _simulated(scan, j))
+
+    return compare
+
+
 class UnderlyingReplay:
-    underlying: str
-    start_values: dict[str, float]
-    start_from: str  # where the start values came from: given, archive, record or nothing
-    decisions: list[SimulatedDecision]
-    differences: list[Difference]
-    figures: Figures
+    """One underlying's replay: its figures at once, its per-run decisions when asked for."""
+
+    def __init__(self, underlying: str, start_values: dict[str, float], start_from: str, scan: Any) -> None:
+        self.underlying, self.start_values, self.start_from = underlying, start_values, start_from
+        self.scan = scan
+        self._decisions: list[SimulatedDecision] | None = None
+        self.figures = _scan_figures(scan)
+        self.differences = [d for d in map(_difference_at(scan), _recorded(scan)) if d is not None]
+
+    @property
+    def decisions(self) -> list[SimulatedDecision]:
+        if self._decisions is None:
+            self._decisions = [_simulated(self.scan, j) for j in range(self.scan.first, len(self.scan.runs))]
+        return self._decisions
 
     def to_dict(self, decisions: bool = True) -> dict[str, Any]:
         data = {
@@ -312,16 +375,35 @@ def smoothing_key(policy: CalibrationUpdatePolicy) -> str:
 
 
 class SmoothingCache:
-    """Smoothed values per (smoothing key, run), computed once through the pipeline's smoothing."""
+    """Smoothed values per (smoothing key, underlying, runs): candidates that smooth alike share them,
+    so ``tune`` smooths once and runs only the rules and the scan per candidate."""
 
     def __init__(self) -> None:
-        self._values: dict[tuple[str, str, int], dict[str, float]] = {}
+        self._values: dict[tuple[Any, ...], list[dict[str, float]]] = {}
 
-    def get(self, key: tuple[str, str, int], compute: Callable[[], dict[str, float]]) -> dict[str, float]:
+    def get(self, key: tuple[Any, ...], compute: Callable[[], list[dict[str, float]]]) -> list[dict[str, float]]:
         found = self._values.get(key)
         if found is None:
             found = self._values[key] = compute()
         return found
+
+
+def smoothed_runs(
+    runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, first: int = 0
+) -> list[dict[str, float]]:
+    """Every run's smoothed values from ``first`` on (the engine's batch smoothing, then the domain's
+    ``normalize``, as :func:`pipeline.smooth_over` does for one run); ``{}`` before ``first``."""
+    from .domain import Domain
+    from .engine import smooth_series
+    from .plugins import get_domain
+
+    values = smooth_series(runs, policy, range(first, len(runs)))
+    domains = {}
+    for j, run in enumerate(runs[first:]):
+        domain = domains.get(run.domain) or domains.setdefault(run.domain, get_domain(run.domain))
+        if type(domain).normalize is not Domain.normalize:
+            values[j] = domain.normalize(values[j])
+    return [{}] * first + values
 
 
 def _replay_underlying(
@@ -335,56 +417,16 @@ def _replay_underlying(
     evidence_keys: set[str],
     first: int = 0,
 ) -> UnderlyingReplay:
-    from .pipeline import decide, route
-    from .plugins import get_domain
-    from .smoothing import get_smoothed_multipliers
+    from .engine import Scan
 
-    times = [run.timestamp for run in runs]
-    window = timedelta(days=policy.smoothing_window_days)
-    key = smoothing_key(policy)
-    live = dict(start)
-    decisions: list[SimulatedDecision] = []
-    differences: list[Difference] = []
-    recent: list[tuple[datetime, dict[str, float]]] = []
-    for i, run in enumerate(runs):
-        if i < first:
-            continue
-        lo = bisect.bisect_left(times, run.timestamp - window, 0, i)
+    key = (smoothing_key(policy), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
 
-        def compute(i=i, lo=lo, run=run):  # pipeline.smooth's two steps, over the runs up to this one
-            return get_domain(run.domain).normalize(get_smoothed_multipliers(runs[lo:i], run, policy))
+    def compute() -> list[dict[str, float]]:
+        return smoothed_runs(runs, policy, first)
 
-        smoothed = cache.get((key, underlying, i), compute) if cache is not None else compute()
-        evidence = None
-        if evidence_keys:
-            evidence = {"run_time": run.timestamp, "last_applied_at": last_applied, "recent_smoothed": recent}
-        decision = decide(run, live, smoothed, policy, evidence=evidence)
-        way = route(decision, policy)
-        before = live
-        if way == "apply":
-            live = {**live, **decision.values}
-            last_applied = run.timestamp
-        if evidence_keys:
-            recent.append((run.timestamp, smoothed))
-        recorded = run.decision or None
-        simulated = SimulatedDecision(
-            run.run_id,
-            underlying,
-            run.timestamp,
-            run.recommended,
-            smoothed,
-            before,
-            live,
-            decision,
-            way,
-            recorded.get("apply") if recorded else None,
-            recorded.get("reason") if recorded else run.applied_reason,
-        )
-        decisions.append(simulated)
-        difference = _difference(run, simulated)
-        if difference is not None:
-            differences.append(difference)
-    return UnderlyingReplay(underlying, dict(start), start_from, decisions, differences, _figures(decisions))
+    smoothed = cache.get(key, compute) if cache is not None else compute()
+    scan = Scan(runs, smoothed, policy, start, last_applied, evidence_keys, first)
+    return UnderlyingReplay(underlying, dict(start), start_from, scan)
 
 
 def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

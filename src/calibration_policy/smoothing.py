@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import timedelta
 
 from .errors import CalibrationPolicyError
 from .models import CalibrationRun
 from .naming import sequence_key
-from .plugins import get_smoother
 from .policy import CalibrationUpdatePolicy
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_INT64 = 2**63
-
-
-def _times_ns(moments: list[datetime]) -> npt.NDArray[np.datetime64]:
-    """UTC times as ``datetime64[ns]``, counted exactly from the epoch in integers.
-
-    numpy would wrap a time outside 1677-09-21 … 2262-04-11 around silently, so such a time
-    is an error naming it rather than a wrong weight.
-    """
-    import numpy as np
-
-    counts = [(moment - _EPOCH) // timedelta(microseconds=1) * 1000 for moment in moments]
-    for moment, count in zip(moments, counts):
-        if not -_INT64 < count < _INT64:
-            raise CalibrationPolicyError(
-                f"Cannot smooth a run at {moment.isoformat()}: smoothing counts time in nanoseconds, "
-                "which reach only from 1677-09-21 to 2262-04-11."
-            )
-    return np.array(counts, dtype=np.int64).view("datetime64[ns]")
 
 
 def _qualifies(run: CalibrationRun, policy: CalibrationUpdatePolicy) -> bool:
@@ -83,12 +55,10 @@ def get_smoothed_multipliers(
     """Smoothed value per scope (``{"global": x, "<band>": y}``) for ``current_run``.
 
     Each scope is smoothed on its own over the runs that have a finite value for it, so a band
-    missing from some runs, or a bad value, is skipped rather than fatal. The strategy gets numpy
-    arrays (see the ``register_smoothers`` hook), never pandas: a decision must not pay for
-    importing it. numpy is imported here, on first use, so importing this module stays cheap.
+    missing from some runs, or a bad value, is skipped rather than fatal. This is the decision
+    engine's smoothing (:mod:`calibration_policy.engine`) over a batch of one window: a replay
+    smooths with the very same code.
     """
-    import numpy as np
-
     if not isinstance(policy, CalibrationUpdatePolicy):
         raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
     if not isinstance(current_run, CalibrationRun):
@@ -99,22 +69,6 @@ def get_smoothed_multipliers(
     for item in history:
         if not isinstance(item, CalibrationRun):
             raise CalibrationPolicyError(f"history must hold only CalibrationRun records, not {type(item).__name__}.")
-    smoother = get_smoother(policy.smoothing)
-    options = policy.validated_smoothing_options()
-    runs = window_runs(history, current_run, policy)
-    smoothed: dict[str, float] = {}
-    recommended = [run.recommended for run in runs]
-    all_times = _times_ns([run.timestamp for run in runs])  # once per window, shared by its scopes
-    for scope in current_run.recommended:
-        points = [
-            (i, float(value))
-            for i, values in enumerate(recommended)
-            if isinstance(value := values.get(scope), (int, float)) and math.isfinite(value)
-        ]
-        times = all_times if len(points) == len(runs) else all_times[[i for i, _ in points]]
-        values = np.array([v for _, v in points], dtype=np.float64)
-        value = float(smoother.fn(times, values, options))
-        if not math.isfinite(value):
-            raise CalibrationPolicyError(f"Smoothing strategy {policy.smoothing!r} returned {value} for {scope}.")
-        smoothed[scope] = value
-    return smoothed
+    from .engine import smooth_one
+
+    return smooth_one(history, current_run, policy)

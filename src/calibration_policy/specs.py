@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Smoother:
-    """A smoothing strategy: ``fn(times, values, options) -> float`` over one scope's window."""
+    """A smoothing strategy: ``fn(times, values, options) -> float`` over one scope's window.
+
+    ``batch(times, values, offsets, options) -> array``, if given, smooths many windows at once
+    (window ``k`` is ``times[offsets[k]:offsets[k + 1]]``; see :mod:`calibration_policy.engine`)
+    and must give exactly what ``fn`` gives each window; without it the engine calls ``fn`` per window.
+    """
 
     name: str
     fn: Callable[..., float]
@@ -27,11 +32,13 @@ class Smoother:
     description: str = ""
     options: type[BaseModel] | None = None
     replaces: bool = False
+    batch: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
 class Rule:
-    """An apply rule: ``fn(context) -> RuleVerdict``; ``context.options`` holds its validated options."""
+    """An apply rule: ``fn(context) -> RuleVerdict``; ``context.options`` holds its validated options.
+    ``batch``, if given, is the same rule over arrays of runs (the replay's and the lab's speed)."""
 
     name: str
     fn: Callable[..., Any]
@@ -42,6 +49,10 @@ class Rule:
     # Evidence the rule reads beyond the run's own (see calibration_policy.rule_evidence):
     # "last_applied_at", "recent_smoothed"; the pipeline and the replay supply them only when asked.
     evidence: tuple[str, ...] = ()
+    # ``batch(BatchContext) -> BatchVerdict``: the rule over many runs at once (numpy arrays, one
+    # value per run; see calibration_policy.engine). It must pass and adjust exactly as ``fn`` does;
+    # without it the engine calls ``fn`` once per run.
+    batch: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@
 - ``stabilization_window``: like Kubernetes' autoscaler, move only as far as the most conservative
   smoothed value of the last N days (put it before ``min_delta``, which then measures the result).
 - ``cooldown_period``: no change within N days of the last one.
+
+``stabilization_window`` has no batch form (it reads each run's own list of recent values): the
+engine asks it run by run, as it asks any plugin rule without one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from calibration_policy.decide import RuleContext, reaches
+from calibration_policy.decide import EPSILON, RuleContext, reaches
+from calibration_policy.engine import BatchContext, BatchVerdict
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.humanize import fmt_num, fmt_pair
 from calibration_policy.models import RuleVerdict
@@ -130,6 +134,37 @@ def cooldown(ctx: RuleContext) -> RuleVerdict:
     )
 
 
+# -- batch forms (the engine's; each passes as its fn does) -------------------------------------------
+
+
+def min_delta_directional_batch(ctx: BatchContext) -> BatchVerdict:
+    import numpy as np
+
+    up, down = ctx.options.up, ctx.options.down
+    moved = np.zeros(ctx.size, dtype=bool)
+    for scope, new in ctx.proposed.items():
+        old = ctx.current.get(scope)
+        if old is None:
+            moved[:] = True
+            continue
+        delta = new - old
+        threshold = np.where(delta >= 0, up, down)
+        moved |= np.abs(delta) >= threshold - EPSILON * np.maximum(1.0, np.abs(threshold))
+    return BatchVerdict(moved)
+
+
+def cooldown_batch(ctx: BatchContext) -> BatchVerdict:
+    import numpy as np
+
+    last = ctx.evidence.get("last_applied_at")
+    if last is None:
+        return BatchVerdict(np.ones(ctx.size, dtype=bool))
+    now = ctx.evidence["run_time"].astype("datetime64[us]").view(np.int64)
+    since = np.datetime64(last.astimezone(UTC).replace(tzinfo=None), "us").view(np.int64)
+    elapsed = (now - since).astype(np.float64) / 1e6 / 86400  # as timedelta.total_seconds() / 86400
+    return BatchVerdict(elapsed + 1e-9 >= ctx.options.days)
+
+
 @hookimpl
 def register_rules(register):
     register(
@@ -139,6 +174,7 @@ def register_rules(register):
             "Change large enough, by direction",
             "A rise must reach 'up' and a fall must reach 'down' (use instead of min_delta).",
             options=DirectionalOptions,
+            batch=min_delta_directional_batch,
         )
     )
     register(
@@ -160,5 +196,6 @@ def register_rules(register):
             "No change within 'days' days of the last one.",
             options=CooldownOptions,
             evidence=("run_time", "last_applied_at"),
+            batch=cooldown_batch,
         )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from calibration_policy.decide import RuleContext
+from calibration_policy.engine import BatchContext, BatchVerdict
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.humanize import fmt_against, fmt_count, fmt_num, fmt_pair
 from calibration_policy.models import RuleVerdict
@@ -112,6 +113,55 @@ def bounds(ctx: RuleContext) -> RuleVerdict:
     )
 
 
+# -- the same rules over arrays of runs (the engine's batch forms; each passes and adjusts as its fn) --
+
+
+def min_sample_size_batch(ctx: BatchContext) -> BatchVerdict:
+    return BatchVerdict(ctx.evidence["sample_size"] >= ctx.policy.min_sample_size)  # unknown (NaN) fails
+
+
+def min_vega_sum_batch(ctx: BatchContext) -> BatchVerdict:
+    return BatchVerdict(ctx.evidence["vega_sum"] >= ctx.policy.min_vega_sum)
+
+
+def min_delta_batch(ctx: BatchContext) -> BatchVerdict:
+    import numpy as np
+
+    moved = np.zeros(ctx.size, dtype=bool)
+    for scope, new in ctx.proposed.items():
+        old = ctx.current.get(scope)
+        moved |= True if old is None else ctx.reaches(new - old, ctx.threshold_for(scope))
+    return BatchVerdict(moved)
+
+
+def max_step_batch(ctx: BatchContext) -> BatchVerdict:
+    import numpy as np
+
+    step = ctx.policy.max_step
+    passed = np.ones(ctx.size, dtype=bool)
+    if step is None:
+        return BatchVerdict(passed)
+    clipped = {}
+    for scope, new in ctx.proposed.items():
+        old = ctx.current.get(scope)
+        if old is not None:
+            far = np.abs(new - old) > step
+            if far.any():
+                clipped[scope] = np.where(far, np.where(new > old, old + step, old - step), new)
+    return BatchVerdict(passed, clipped or None)
+
+
+def bounds_batch(ctx: BatchContext) -> BatchVerdict:
+    import numpy as np
+
+    limits = ctx.policy.effective_bounds()
+    inside = np.ones(ctx.size, dtype=bool)
+    if limits is not None:
+        for values in ctx.proposed.values():
+            inside &= (limits.min <= values) & (values <= limits.max)
+    return BatchVerdict(inside)
+
+
 @hookimpl
 def register_rules(register):
     register(
@@ -120,19 +170,35 @@ def register_rules(register):
             min_sample_size,
             "Enough data",
             "The run's sample holds at least min_sample_size options (or trades).",
+            batch=min_sample_size_batch,
         )
     )
-    register(Rule("min_vega_sum", min_vega_sum, "Enough vega", "The sample's total vega reaches min_vega_sum."))
+    register(
+        Rule(
+            "min_vega_sum",
+            min_vega_sum,
+            "Enough vega",
+            "The sample's total vega reaches min_vega_sum.",
+            batch=min_vega_sum_batch,
+        )
+    )
     register(
         Rule(
             "min_delta",
             min_delta,
             "Change large enough",
             "Some value moved at least its threshold (min_delta_global, min_delta_band, band_min_delta).",
+            batch=min_delta_batch,
         )
     )
     register(
-        Rule("max_step", max_step, "Step limit", "A move bigger than max_step is clipped and made over several days.")
+        Rule(
+            "max_step",
+            max_step,
+            "Step limit",
+            "A move bigger than max_step is clipped and made over several days.",
+            batch=max_step_batch,
+        )
     )
     register(
         Rule(
@@ -140,5 +206,6 @@ def register_rules(register):
             bounds,
             "Safe range",
             "A value outside bounds (default: the domain's safety range) is never applied.",
+            batch=bounds_batch,
         )
     )

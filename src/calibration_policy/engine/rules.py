@@ -1,0 +1,196 @@
+"""The policy's rules over arrays of runs, with the live values held fixed.
+
+Between two changes of the live values nothing a rule reads moves (the live values, when they last
+changed); so the engine's scan evaluates every rule over the runs up to the next change in one go,
+then moves the live values and carries on (:mod:`.scan`). A rule with a ``batch`` form answers for
+all those runs in a few numpy operations; one without is asked run by run, with the same
+:class:`~calibration_policy.decide.RuleContext` its ``fn`` always gets — slower, identical.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..decide import EPSILON, RuleContext
+from ..models import CalibrationRun, RuleVerdict
+from ..policy import CalibrationUpdatePolicy
+from .smooth import EngineError, _run_named
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+@dataclass
+class BatchContext:
+    """What a rule's batch form sees: the :class:`~calibration_policy.decide.RuleContext` of many runs.
+
+    ``proposed[scope]`` holds one value per run (earlier rules' adjustments applied); ``current``
+    is the live values, the same for every run of the batch; ``evidence`` holds ``sample_size``
+    and ``vega_sum`` as float arrays (NaN: unknown), ``run_time`` as ``datetime64[ns]``, and the
+    keys the rule declares (``last_applied_at``: one value for the batch; ``recent_smoothed``: a
+    list per run).
+    """
+
+    current: dict[str, float]
+    proposed: dict[str, npt.NDArray[np.float64]]
+    policy: CalibrationUpdatePolicy
+    evidence: dict[str, Any]
+    options: Any = None
+    size: int = 0
+
+    def threshold_for(self, scope: str) -> float:
+        return self.policy.threshold_for(scope)
+
+    def reaches(self, delta: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:
+        """:func:`calibration_policy.decide.reaches` over an array."""
+        import numpy as np
+
+        return np.abs(delta) >= threshold - EPSILON * max(1.0, abs(threshold))
+
+
+@dataclass
+class BatchVerdict:
+    """One rule over a batch: ``passed`` one bool per run; ``adjusted`` the values it sets (like
+    :attr:`RuleVerdict.adjusted`), per scope one value per run, or None when it adjusts nothing."""
+
+    passed: npt.NDArray[np.bool_]
+    adjusted: dict[str, npt.NDArray[np.float64]] | None = None
+
+
+@dataclass
+class Evaluated:
+    """The rules over a batch: whether each run passes them all, and the values each would write."""
+
+    passed: npt.NDArray[np.bool_]
+    proposed: dict[str, npt.NDArray[np.float64]]
+    per_rule: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
+
+
+def evaluate(
+    rules: Sequence[tuple[str, Any, Any]],
+    policy: CalibrationUpdatePolicy,
+    current: Mapping[str, float],
+    proposed: dict[str, npt.NDArray[np.float64]],
+    evidence: dict[str, Any],
+    runs: Sequence[CalibrationRun],
+    per_run_evidence: Callable[[int], dict[str, Any]],
+) -> Evaluated:
+    """Every rule (``(name, spec, options)`` in the policy's order) over the batch's runs."""
+    import numpy as np
+
+    size = len(runs)
+    passed = np.ones(size, dtype=bool)
+    per_rule = {}
+    for name, spec, options in rules:
+        if spec.batch is not None:
+            ctx = BatchContext(dict(current), proposed, policy, evidence, options, size)
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN as Python's floats give them
+                    verdict = spec.batch(ctx)
+            except Exception as error:  # a plugin's bug: stop, naming it and the runs
+                raise EngineError(
+                    f"Rule {name!r} failed in its batch form while deciding {_named(runs)}: "
+                    f"{type(error).__name__}: {error}."
+                ) from error
+            ok, adjusted = _checked(name, verdict, runs, set(proposed))
+        else:
+            ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence)
+        per_rule[name] = ok
+        passed &= ok
+        if adjusted is not None:
+            proposed = {**proposed, **adjusted}
+    return Evaluated(passed, proposed, per_rule)
+
+
+def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence):
+    """A rule without a batch form, asked once per run exactly as the live path asks it."""
+    import numpy as np
+
+    size = len(runs)
+    ok = np.empty(size, dtype=bool)
+    adjusted: dict[str, Any] | None = None
+    columns = {scope: values.tolist() for scope, values in proposed.items()}
+    for k in range(size):
+        ctx = RuleContext(
+            current=dict(current),
+            proposed={scope: values[k] for scope, values in columns.items()},
+            policy=policy,
+            evidence=per_run_evidence(k),
+            options=options,
+        )
+        verdict = spec.fn(ctx)
+        if not isinstance(verdict, RuleVerdict):
+            raise EngineError(
+                f"Rule {name!r} returned {type(verdict).__name__}, not a RuleVerdict, for run {_run_named(runs[k])}."
+            )
+        ok[k] = verdict.passed
+        if verdict.adjusted is not None:
+            if adjusted is None:
+                adjusted = {scope: values.copy() for scope, values in proposed.items()}
+            for scope, value in verdict.adjusted.items():
+                if scope not in adjusted or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise EngineError(
+                        f"Rule {name!r} adjusted {scope!r} to {value!r:.40} for run {_run_named(runs[k])}; "
+                        "a rule may only set the run's own scopes to numbers."
+                    )
+                adjusted[scope][k] = value
+    if adjusted is not None:
+        _finite(name, adjusted, runs)
+    return ok, adjusted
+
+
+def _checked(name: str, verdict: Any, runs: Sequence[CalibrationRun], scopes: set[str]):
+    """A batch form's answer, or a sentence naming the rule and the run it got wrong."""
+    import numpy as np
+
+    size = len(runs)
+    if not isinstance(verdict, BatchVerdict):
+        raise EngineError(
+            f"Rule {name!r} returned {type(verdict).__name__} from its batch form for {_named(runs)}, "
+            "not a BatchVerdict."
+        )
+    passed = np.asarray(verdict.passed)
+    if passed.shape != (size,) or passed.dtype != bool:
+        raise EngineError(
+            f"Rule {name!r} returned {passed.size} pass/fail answers ({passed.dtype}) from its batch form for "
+            f"{size} runs ({_named(runs)}); it must return one bool per run."
+        )
+    adjusted = None
+    if verdict.adjusted is not None:
+        adjusted = {}
+        for scope, values in verdict.adjusted.items():
+            values = np.asarray(values)
+            if scope not in scopes or values.shape != (size,) or values.dtype.kind not in "fiu":
+                raise EngineError(
+                    f"Rule {name!r} adjusted {scope!r} with {values.size} values from its batch form for {size} "
+                    f"runs ({_named(runs)}); it must give one number per run for one of the runs' scopes."
+                )
+            adjusted[scope] = values.astype(np.float64, copy=False)
+        _finite(name, adjusted, runs)
+    return passed, adjusted
+
+
+def _finite(name: str, adjusted: Mapping[str, Any], runs: Sequence[CalibrationRun]) -> None:
+    import numpy as np
+
+    for scope, values in adjusted.items():
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            k = int(bad[0])
+            raise EngineError(
+                f"Rule {name!r} adjusted {scope!r} to {values[k]} for run {_run_named(runs[k])}; "
+                "an adjusted value must be a finite number."
+            )
+
+
+def _named(runs: Sequence[CalibrationRun]) -> str:
+    first = _run_named(runs[0])
+    return f"run {first}" if len(runs) == 1 else f"{len(runs)} runs from {first}"
+
+
+def nan_or(value: Any) -> float:
+    return math.nan if value is None else float(value)

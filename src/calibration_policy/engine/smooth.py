@@ -1,0 +1,190 @@
+"""Smoothing over arrays: every run's window at once, laid out as one flat array of points.
+
+A window is the run being smoothed and the earlier runs of its underlying within
+``smoothing_window_days`` (thin runs skipped as the policy says). All windows of a batch are
+handed to the strategy together, in compressed rows: ``times`` and ``values`` hold every window's
+points one window after another (oldest first, the smoothed run last), and window ``k`` is
+``[offsets[k], offsets[k + 1])``. A strategy with a ``batch`` form smooths them all in a few numpy
+operations; one without is called once per window, with exactly the arrays its ``fn`` always got.
+The live path smooths a batch of one window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CalibrationPolicyError
+from ..models import CalibrationRun
+from ..policy import CalibrationUpdatePolicy
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64 = 2**63
+
+
+class EngineError(CalibrationPolicyError):
+    """A plugin's batch form answered something the engine cannot use; names the plugin and the run."""
+
+
+def times_ns(moments: Sequence[datetime]) -> npt.NDArray[np.int64]:
+    """UTC times as integer nanoseconds since the epoch, counted exactly.
+
+    numpy would wrap a time outside 1677-09-21 … 2262-04-11 around silently, so such a time
+    is an error naming it rather than a wrong weight.
+    """
+    import numpy as np
+
+    counts = [(moment - _EPOCH) // timedelta(microseconds=1) * 1000 for moment in moments]
+    for moment, count in zip(moments, counts):
+        if not -_INT64 < count < _INT64:
+            raise CalibrationPolicyError(
+                f"Cannot smooth a run at {moment.isoformat()}: smoothing counts time in nanoseconds, "
+                "which reach only from 1677-09-21 to 2262-04-11."
+            )
+    return np.array(counts, dtype=np.int64)
+
+
+def qualifying(runs: Sequence[CalibrationRun], policy: CalibrationUpdatePolicy) -> npt.NDArray[np.bool_]:
+    """Which runs may join a later run's window: a thin or low-vega day is noise, by default kept out."""
+    import numpy as np
+
+    keep = np.ones(len(runs), dtype=bool)
+    if not policy.smoothing_skips_thin_runs:
+        return keep
+    if "min_sample_size" in policy.rules:
+        keep &= np.array([run.sample_size for run in runs], dtype=np.float64) >= policy.min_sample_size
+    if "min_vega_sum" in policy.rules:
+        vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
+        keep &= ~(vega < policy.min_vega_sum)  # an unknown vega does not keep a run out
+    return keep
+
+
+def smooth_series(
+    runs: Sequence[CalibrationRun],
+    policy: CalibrationUpdatePolicy,
+    targets: Sequence[int] | None = None,
+    *,
+    times: npt.NDArray[np.int64] | None = None,
+) -> list[dict[str, float]]:
+    """The smoothed values of ``runs[i]`` for every ``i`` in ``targets`` (default: all), each over
+    its own window among ``runs[:i + 1]``.
+
+    ``runs`` are one underlying's, in the order they were recorded (timestamp, then number); each
+    scope of a target is smoothed over the runs of its window that have a finite value for it.
+    """
+    import numpy as np
+
+    from ..plugins import get_smoother
+
+    smoother = get_smoother(policy.smoothing)
+    options = policy.validated_smoothing_options()
+    n = len(runs)
+    wanted = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
+    if not len(wanted):
+        return []
+    stamps = times_ns([run.timestamp for run in runs]) if times is None else times
+    keep = qualifying(runs, policy)
+    window_ns = timedelta(days=policy.smoothing_window_days) // timedelta(microseconds=1) * 1000
+    first = np.searchsorted(stamps, stamps[wanted] - window_ns, side="left")  # earliest run in each window
+    scopes: dict[str, None] = {}
+    for i in wanted.tolist():
+        scopes.update(dict.fromkeys(runs[i].recommended))
+    out: list[dict[str, float]] = [{} for _ in range(len(wanted))]
+    for scope in scopes:
+        column = np.array(
+            [_finite(run.recommended.get(scope)) for run in runs],
+            dtype=np.float64,
+        )
+        has = np.array([scope in runs[i].recommended for i in wanted.tolist()], dtype=bool)
+        rows = np.flatnonzero(has)
+        if not len(rows):
+            continue
+        targets_here = wanted[rows]
+        points = np.flatnonzero(keep & ~np.isnan(column))  # runs that may join a window for this scope
+        start = np.searchsorted(points, first[rows], side="left")
+        stop = np.searchsorted(points, targets_here, side="left")  # earlier runs only; the target joins last
+        lengths = stop - start + 1
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        position = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+        earlier = position < np.repeat(lengths - 1, lengths)
+        flat = np.repeat(targets_here, lengths)
+        picked = np.repeat(start, lengths) + position
+        flat[earlier] = points[picked[earlier]]
+        values = column[flat]
+        smoothed = _call(smoother, stamps[flat].view("datetime64[ns]"), values, offsets, options, runs, targets_here)
+        for row, value in zip(rows.tolist(), smoothed.tolist()):
+            out[row][scope] = value
+    return out
+
+
+def _finite(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
+
+
+def _call(smoother, times, values, offsets, options, runs, targets) -> npt.NDArray[np.float64]:
+    """The strategy over every window: its batch form when it has one, else its ``fn`` window by window."""
+    import numpy as np
+
+    count = len(offsets) - 1
+    if smoother.batch is None:
+        bounds = offsets.tolist()
+        answer = np.empty(count, dtype=np.float64)
+        for k in range(count):
+            value = smoother.fn(times[bounds[k] : bounds[k + 1]], values[bounds[k] : bounds[k + 1]], options)
+            answer[k] = _scalar(smoother, value, runs[int(targets[k])])
+        return answer
+    try:
+        answer = smoother.batch(times, values, offsets, options)
+    except Exception as error:  # a plugin's bug: stop, naming it and the runs it was smoothing
+        raise EngineError(
+            f"Smoothing strategy {smoother.name!r} failed in its batch form while smoothing "
+            f"{_runs_named(runs, targets)}: {type(error).__name__}: {error}."
+        ) from error
+    answer = np.asarray(answer)
+    if answer.shape != (count,) or answer.dtype.kind not in "fiu":
+        raise EngineError(
+            f"Smoothing strategy {smoother.name!r} returned {_shape(answer)} from its batch form for "
+            f"{count} windows ({_runs_named(runs, targets)}); it must return one number per window."
+        )
+    answer = answer.astype(np.float64, copy=False)
+    bad = np.flatnonzero(~np.isfinite(answer))
+    if len(bad):
+        k = int(bad[0])
+        raise EngineError(
+            f"Smoothing strategy {smoother.name!r} returned {answer[k]} from its batch form for run "
+            f"{_run_named(runs[int(targets[k])])}; a smoothed value must be a finite number."
+        )
+    return answer
+
+
+def _scalar(smoother, value: Any, run: CalibrationRun) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise CalibrationPolicyError(
+            f"Smoothing strategy {smoother.name!r} returned {value!r:.40} for run {_run_named(run)}; "
+            "a smoothed value must be a finite number."
+        )
+    return number
+
+
+def _run_named(run: CalibrationRun) -> str:
+    return run.run_id or f"{run.underlying} at {run.timestamp.isoformat()}"
+
+
+def _runs_named(runs: Sequence[CalibrationRun], targets: Any) -> str:
+    first = _run_named(runs[int(targets[0])])
+    return f"run {first}" if len(targets) == 1 else f"{len(targets)} runs from {first}"
+
+
+def _shape(answer: Any) -> str:
+    return f"an array of shape {answer.shape} ({answer.dtype})" if hasattr(answer, "shape") else type(answer).__name__
