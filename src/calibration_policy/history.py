@@ -308,7 +308,9 @@ class HistoryStore:
             return []
         low, high = utc_stamp(start), utc_stamp(end)
         runs = []
-        for name in self._names(underlying, (high, 10**9, "~")):  # from ``end`` down, never the newer names
+        # from ``end`` down, never the newer names; the cursor's number sorts after every run's (_2 … _999999999):
+        # the index spells a number with its digit count first, so 10**9 ("10…") sorted before _2 ("12")
+        for name in self._names(underlying, (high, 10**9 - 1, "~")):
             stamp = name[: len(low)]
             if stamp > high:
                 continue

@@ -755,3 +755,18 @@ def test_one_data_root_sets_every_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CALIBRATION_ARCHIVE_DIR", str(tmp_path / "elsewhere"))  # the host's own layout still wins
     assert resolve_archive_dir() == tmp_path / "elsewhere"
     assert resolve_history_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_between_keeps_every_run_sharing_the_end_stamp(history_dir, make_result):
+    """Runs recorded at one timestamp are _2 … _n; a window ending at that stamp holds them all (it used
+    to hold only the first and the current one, so the live smoothing and a replay disagreed)."""
+    from calibration_policy.history import build_run
+
+    store = HistoryStore(history_dir)
+    moment = datetime(2025, 6, 5, 21, tzinfo=UTC)
+    ids = [
+        store.record(build_run(make_result(global_m=1.0 + i / 100), "SPY", "live", timestamp=moment)).run_id
+        for i in range(12)
+    ]
+    store.record(build_run(make_result(), "SPY", "live", timestamp=moment + timedelta(seconds=1)))
+    assert [r.run_id for r in store.between("SPY", moment - timedelta(days=1), moment)] == ids

@@ -94,6 +94,7 @@ def ewma_batch(
     seconds = times.astype("datetime64[ns]", copy=False).view(np.int64).astype(np.float64)
     gaps = np.zeros(len(values), dtype=np.float64)
     gaps[1:] = np.diff(seconds) / float(half_life_ns(options.half_life_days))  # the gap to the point before
+    gaps[offsets[:-1]] = 0.0  # a window's first point has none (the gap to the window before it is unused)
     distinct, back = np.unique(gaps, return_inverse=True)
     decays = np.array([0.5**gap for gap in distinct.tolist()], dtype=np.float64)[back]
     starts = offsets[:-1][order]

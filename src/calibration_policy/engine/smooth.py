@@ -118,7 +118,9 @@ def smooth_series(
         picked = np.repeat(start, lengths) + position
         flat[earlier] = points[picked[earlier]]
         values = column[flat]
-        smoothed = _call(smoother, stamps[flat].view("datetime64[ns]"), values, offsets, options, runs, targets_here)
+        smoothed = _call(
+            smoother, stamps[flat].view("datetime64[ns]"), values, offsets, options, runs, targets_here, scope
+        )
         for row, value in zip(rows.tolist(), smoothed.tolist()):
             out[row][scope] = value
     return out
@@ -128,7 +130,7 @@ def _finite(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
-def _call(smoother, times, values, offsets, options, runs, targets) -> npt.NDArray[np.float64]:
+def _call(smoother, times, values, offsets, options, runs, targets, scope) -> npt.NDArray[np.float64]:
     """The strategy over every window: its batch form when it has one, else its ``fn`` window by window."""
     import numpy as np
 
@@ -138,7 +140,7 @@ def _call(smoother, times, values, offsets, options, runs, targets) -> npt.NDArr
         answer = np.empty(count, dtype=np.float64)
         for k in range(count):
             value = smoother.fn(times[bounds[k] : bounds[k + 1]], values[bounds[k] : bounds[k + 1]], options)
-            answer[k] = _scalar(smoother, value, runs[int(targets[k])])
+            answer[k] = _scalar(smoother, value, runs[int(targets[k])], scope)
         return answer
     try:
         answer = smoother.batch(times, values, offsets, options)
@@ -158,20 +160,20 @@ def _call(smoother, times, values, offsets, options, runs, targets) -> npt.NDArr
     if len(bad):
         k = int(bad[0])
         raise EngineError(
-            f"Smoothing strategy {smoother.name!r} returned {answer[k]} from its batch form for run "
+            f"Smoothing strategy {smoother.name!r} returned {answer[k]} from its batch form for {scope} of run "
             f"{_run_named(runs[int(targets[k])])}; a smoothed value must be a finite number."
         )
     return answer
 
 
-def _scalar(smoother, value: Any, run: CalibrationRun) -> float:
+def _scalar(smoother, value: Any, run: CalibrationRun, scope: str) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
     if not math.isfinite(number):
         raise CalibrationPolicyError(
-            f"Smoothing strategy {smoother.name!r} returned {value!r:.40} for run {_run_named(run)}; "
+            f"Smoothing strategy {smoother.name!r} returned {value!r:.40} for {scope} of run {_run_named(run)}; "
             "a smoothed value must be a finite number."
         )
     return number
