@@ -31,6 +31,9 @@ _EXPORTS = {
     "replay": "replay",
     "ReplayResult": "replay",
     "RuleContext": "decide",
+    "BatchContext": "engine",
+    "BatchVerdict": "engine",
+    "EngineError": "engine",
     "Domain": "domain",
     "Extracted": "domain",
     "hookimpl": "hookspecs",
@@ -76,6 +79,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .decide import RuleContext, should_apply_update
     from .domain import Domain, Extracted
+    from .engine import BatchContext, BatchVerdict, EngineError
     from .errors import (
         CalibrationPolicyError,
         DataFolderError,

@@ -118,37 +118,39 @@ class Figures:
 
 
 def _scan_figures(scan: Any) -> Figures:
-    """Applies, movement, flip-flops and lag, read off the scan (no per-run objects)."""
+    """Applies, movement, flip-flops and lag, read off the scan's arrays (no per-run objects)."""
+    import numpy as np
+
     from .engine import APPLY
 
-    movement, flips, lag_sum, lag_n = 0.0, 0, 0.0, 0
+    first, n = scan.first, len(scan.runs)
+    applied = (np.flatnonzero(scan.route[first:] == APPLY) + first).tolist()
+    movement, flips = 0.0, 0
     last_sign: dict[str, int] = {}
-    applied = scan.route == APPLY
-    for j in range(scan.first, len(scan.runs)):
+    for j in applied:
         live = scan.live_before[j]
-        if applied[j]:
-            for scope, new in scan.values[j].items():
-                old = live.get(scope)
-                if old is None or new == old:
-                    continue
-                movement += abs(new - old)
-                sign = 1 if new > old else -1
-                if last_sign.get(scope, sign) != sign:
-                    flips += 1
-                last_sign[scope] = sign
-            live = {**live, **scan.values[j]}
-        for scope, rec in scan.runs[j].recommended.items():
-            value = live.get(scope)
-            if value is not None:
-                lag_sum += abs(value - rec)
-                lag_n += 1
-    return Figures(
-        len(scan.runs) - scan.first,
-        int(applied[scan.first :].sum()),
-        movement,
-        flips,
-        lag_sum / lag_n if lag_n else None,
-    )
+        for scope, new in scan.values[j].items():
+            old = live.get(scope)
+            if old is None or new == old:
+                continue
+            movement += abs(new - old)
+            sign = 1 if new > old else -1
+            if last_sign.get(scope, sign) != sign:
+                flips += 1
+            last_sign[scope] = sign
+    lag_sum, lag_n = 0.0, 0
+    positions = np.arange(n)
+    for scope, recommended in scan.prepared.recommended.items():
+        marks = np.full(n, np.nan)  # the live value where it is set: at the start, then at each apply writing it
+        marks[first] = scan.live_before[first].get(scope, np.nan) if first < n else np.nan
+        for j in applied:
+            if scope in scan.values[j]:
+                marks[j] = scan.values[j][scope]
+        live = marks[np.maximum.accumulate(np.where(np.isnan(marks), first, positions))]  # carried forward
+        both = ~np.isnan(live[first:]) & ~np.isnan(recommended[first:])
+        lag_sum += float(np.abs(live[first:] - recommended[first:])[both].sum())
+        lag_n += int(both.sum())
+    return Figures(n - first, len(applied), movement, flips, lag_sum / lag_n if lag_n else None)
 
 
 def _simulated(scan: Any, j: int) -> SimulatedDecision:
@@ -170,11 +172,6 @@ def _simulated(scan: Any, j: int) -> SimulatedDecision:
         scan,
         j,
     )
-
-
-def _recorded(scan: Any) -> list[int]:
-    """The runs whose decision was recorded: only they can differ from it."""
-    return [j for j in range(scan.first, len(scan.runs)) if scan.runs[j].decision and "apply" in scan.runs[j].decision]
 
 
 def _difference_at(scan: Any) -> Callable[[int], Difference | None]:
@@ -200,7 +197,7 @@ class UnderlyingReplay:
         self.scan = scan
         self._decisions: list[SimulatedDecision] | None = None
         self.figures = _scan_figures(scan)
-        self.differences = [d for d in map(_difference_at(scan), _recorded(scan)) if d is not None]
+        self.differences = [d for d in map(_difference_at(scan), scan.prepared.recorded) if d is not None]
 
     @property
     def decisions(self) -> list[SimulatedDecision]:
@@ -375,13 +372,14 @@ def smoothing_key(policy: CalibrationUpdatePolicy) -> str:
 
 
 class SmoothingCache:
-    """Smoothed values per (smoothing key, underlying, runs): candidates that smooth alike share them,
-    so ``tune`` smooths once and runs only the rules and the scan per candidate."""
+    """Smoothed values (and the arrays the scan reads) per (smoothing key, underlying, runs), and the
+    history grouped by underlying: candidates that smooth alike share them, so ``tune`` smooths once
+    and runs only the rules and the scan per candidate."""
 
     def __init__(self) -> None:
-        self._values: dict[tuple[Any, ...], list[dict[str, float]]] = {}
+        self._values: dict[tuple[Any, ...], Any] = {}
 
-    def get(self, key: tuple[Any, ...], compute: Callable[[], list[dict[str, float]]]) -> list[dict[str, float]]:
+    def get(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         found = self._values.get(key)
         if found is None:
             found = self._values[key] = compute()
@@ -417,15 +415,15 @@ def _replay_underlying(
     evidence_keys: set[str],
     first: int = 0,
 ) -> UnderlyingReplay:
-    from .engine import Scan
+    from .engine import Prepared, Scan
 
     key = (smoothing_key(policy), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
 
-    def compute() -> list[dict[str, float]]:
-        return smoothed_runs(runs, policy, first)
+    def compute() -> Prepared:
+        return Prepared(runs, smoothed_runs(runs, policy, first), first)
 
-    smoothed = cache.get(key, compute) if cache is not None else compute()
-    scan = Scan(runs, smoothed, policy, start, last_applied, evidence_keys, first)
+    prepared = cache.get(key, compute) if cache is not None else compute()
+    scan = Scan(runs, prepared.smoothed, policy, start, last_applied, evidence_keys, first, prepared)
     return UnderlyingReplay(underlying, dict(start), start_from, scan)
 
 
@@ -488,8 +486,11 @@ def replay(
     if not isinstance(policy, CalibrationUpdatePolicy):
         raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
     if isinstance(history, (str, os.PathLike)):
-        history = load_history(history)
-    groups = _group(history)
+        groups = _group(load_history(history))
+    elif cache is not None:  # the caller's list, replayed once per candidate: grouped and sorted once
+        groups = cache.get(("groups", id(history)), lambda: _group(history))
+    else:
+        groups = _group(history)
     if not groups:
         raise HistoryError("The history is empty: there are no calibration runs to replay.")
     if underlying is not None:
@@ -504,10 +505,11 @@ def replay(
         if not groups:
             span = " to ".join(str(d.date()) for d in (since, until) if d is not None)
             raise HistoryError(f"No calibration runs in the range {span}.")
-    domains = {r.domain for runs in groups.values() for r in runs}
+    every = groups
     groups = {u: [r for r in runs if r.domain == policy.domain] for u, runs in groups.items()}
     groups = {u: runs for u, runs in groups.items() if runs}  # another domain's runs are another policy's
     if not groups:
+        domains = {r.domain for runs in every.values() for r in runs}
         raise HistoryError(
             f"The history holds no {policy.domain} runs (only {', '.join(sorted(domains))}); "
             f"the policy governs {policy.domain}."

@@ -154,7 +154,7 @@ def max_step_batch(ctx: BatchContext) -> BatchVerdict:
 def bounds_batch(ctx: BatchContext) -> BatchVerdict:
     import numpy as np
 
-    limits = ctx.policy.effective_bounds()
+    limits = ctx.once("bounds", ctx.policy.effective_bounds)
     inside = np.ones(ctx.size, dtype=bool)
     if limits is not None:
         for values in ctx.proposed.values():

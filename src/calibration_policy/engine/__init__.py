@@ -24,7 +24,7 @@ from typing import Any
 from ..models import CalibrationRun, Decision
 from ..policy import CalibrationUpdatePolicy
 from .rules import BatchContext, BatchVerdict, evaluate
-from .scan import APPLY, PROPOSE, ROUTES, SETTLE, Scan, agree
+from .scan import APPLY, PROPOSE, ROUTES, SETTLE, Prepared, Scan, agree
 from .scan import written as written_by
 from .smooth import EngineError, smooth_series, times_ns
 
@@ -36,6 +36,7 @@ __all__ = [
     "BatchContext",
     "BatchVerdict",
     "EngineError",
+    "Prepared",
     "Scan",
     "decide_one",
     "smooth_one",

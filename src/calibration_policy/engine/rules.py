@@ -41,9 +41,16 @@ class BatchContext:
     evidence: dict[str, Any]
     options: Any = None
     size: int = 0
+    memo: dict[str, Any] = field(default_factory=dict)  # shared by the batches of one scan
 
     def threshold_for(self, scope: str) -> float:
         return self.policy.threshold_for(scope)
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per scan (e.g. the policy's effective bounds), not once per batch."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def reaches(self, delta: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:
         """:func:`calibration_policy.decide.reaches` over an array."""
@@ -78,6 +85,7 @@ def evaluate(
     evidence: dict[str, Any],
     runs: Sequence[CalibrationRun],
     per_run_evidence: Callable[[int], dict[str, Any]],
+    memo: dict[str, Any] | None = None,
 ) -> Evaluated:
     """Every rule (``(name, spec, options)`` in the policy's order) over the batch's runs."""
     import numpy as np
@@ -85,24 +93,25 @@ def evaluate(
     size = len(runs)
     passed = np.ones(size, dtype=bool)
     per_rule = {}
-    for name, spec, options in rules:
-        if spec.batch is not None:
-            ctx = BatchContext(dict(current), proposed, policy, evidence, options, size)
-            try:
-                with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN as Python's floats give them
+    memo = {} if memo is None else memo
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN as Python's floats give them
+        for name, spec, options in rules:
+            if spec.batch is not None:
+                ctx = BatchContext(dict(current), proposed, policy, evidence, options, size, memo)
+                try:
                     verdict = spec.batch(ctx)
-            except Exception as error:  # a plugin's bug: stop, naming it and the runs
-                raise EngineError(
-                    f"Rule {name!r} failed in its batch form while deciding {_named(runs)}: "
-                    f"{type(error).__name__}: {error}."
-                ) from error
-            ok, adjusted = _checked(name, verdict, runs, set(proposed))
-        else:
-            ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence)
-        per_rule[name] = ok
-        passed &= ok
-        if adjusted is not None:
-            proposed = {**proposed, **adjusted}
+                except Exception as error:  # a plugin's bug: stop, naming it and the runs
+                    raise EngineError(
+                        f"Rule {name!r} failed in its batch form while deciding {_named(runs)}: "
+                        f"{type(error).__name__}: {error}."
+                    ) from error
+                ok, adjusted = _checked(name, verdict, runs, set(proposed))
+            else:
+                ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence)
+            per_rule[name] = ok
+            passed &= ok
+            if adjusted is not None:
+                proposed = {**proposed, **adjusted}
     return Evaluated(passed, proposed, per_rule)
 
 

@@ -46,6 +46,38 @@ class _Recent(Sequence):
             yield self._items[i]
 
 
+class Prepared:
+    """What a scan reads of one underlying's runs whatever the policy's thresholds, as arrays: built
+    once and shared by every candidate that smooths alike (``tune``)."""
+
+    def __init__(self, runs: Sequence[CalibrationRun], smoothed: Sequence[dict[str, float]], first: int = 0) -> None:
+        import numpy as np
+
+        n = len(runs)
+        self.runs, self.smoothed, self.first = runs, smoothed, first
+        self.times = times_ns([run.timestamp for run in runs])
+        self.sample = np.array([run.sample_size for run in runs], dtype=np.float64)
+        self.vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
+        self.recent = [(run.timestamp, values) for run, values in zip(runs, smoothed)]
+        scopes = dict.fromkeys(scope for values in smoothed[first:] for scope in values)
+        self.columns = {
+            scope: np.array([values.get(scope, math.nan) for values in smoothed], dtype=np.float64) for scope in scopes
+        }
+        recommended = dict.fromkeys(scope for run in runs[first:] for scope in run.recommended)
+        self.recommended = {
+            scope: np.array([run.recommended.get(scope, math.nan) for run in runs], dtype=np.float64)
+            for scope in recommended
+        }
+        self.recorded = [j for j in range(first, n) if runs[j].decision and "apply" in runs[j].decision]
+        # the end of each run's stretch of runs with the same scopes, in the same order (one array per scope)
+        self.stretch_end = np.empty(n, dtype=np.int64)
+        end = n
+        for j in range(n - 1, -1, -1):
+            if j + 1 < n and list(smoothed[j]) != list(smoothed[j + 1]):
+                end = j + 1
+            self.stretch_end[j] = end
+
+
 class Scan:
     """Every run of one underlying under one policy: the route and live values of each, and its
     decision on demand."""
@@ -59,25 +91,24 @@ class Scan:
         last_applied: datetime | None,
         evidence_keys: set[str],
         first: int = 0,
+        prepared: Prepared | None = None,
     ) -> None:
         import numpy as np
 
         from ..plugins import get_rule
 
+        self.prepared = prepared if prepared is not None else Prepared(runs, smoothed, first)
         self.runs, self.smoothed, self.policy, self.first = runs, smoothed, policy, first
         self.evidence_keys = evidence_keys
         n = len(runs)
         self.route = np.zeros(n, dtype=np.int8)
-        self.live_before: list[dict[str, float]] = [{} for _ in range(n)]
+        self.live_before: list[dict[str, float]] = [{}] * n
         self.values: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
         self.last_applied: list[datetime | None] = [None] * n
-        self._passes: dict[int, dict[str, bool]] = {}  # each decided run's verdict per rule, for the check
+        self._chunks: list[tuple[int, int, dict[str, Any]]] = []  # (from, to, each rule's verdicts): for the check
         self._decisions: dict[int, Decision] = {}
+        self._memo: dict[str, Any] = {}
         self._rules = [(name, get_rule(name), policy.validated_rule_options(name)) for name in policy.rules]
-        self._times = times_ns([run.timestamp for run in runs])
-        self._sample = np.array([run.sample_size for run in runs], dtype=np.float64)
-        self._vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
-        self._recent = [(run.timestamp, values) for run, values in zip(runs, smoothed)]
         self._run(dict(start), last_applied)
 
     # -- the scan -------------------------------------------------------------------------------------
@@ -107,43 +138,40 @@ class Scan:
 
     def _segment_end(self, p: int, stop: int) -> int:
         """The runs from ``p`` that share its scopes (one array per scope), at most up to ``stop``."""
-        scopes = list(self.smoothed[p])
-        for j in range(p + 1, stop):
-            if list(self.smoothed[j]) != scopes:
-                return j
-        return stop
+        return min(stop, int(self.prepared.stretch_end[p]))
 
     def _evaluate(self, p: int, stop: int, live: dict[str, float], last_applied: datetime | None) -> Evaluated:
-        import numpy as np
-
-        runs = self.runs[p:stop]
-        proposed = {
-            scope: np.array([self.smoothed[j][scope] for j in range(p, stop)], dtype=np.float64)
-            for scope in self.smoothed[p]
-        }
-        evidence: dict[str, Any] = {"sample_size": self._sample[p:stop], "vega_sum": self._vega[p:stop]}
+        prepared = self.prepared
+        proposed = {scope: prepared.columns[scope][p:stop] for scope in self.smoothed[p]}
+        evidence: dict[str, Any] = {"sample_size": prepared.sample[p:stop], "vega_sum": prepared.vega[p:stop]}
         if self.evidence_keys:
-            evidence["run_time"] = self._times[p:stop].view("datetime64[ns]")
+            evidence["run_time"] = prepared.times[p:stop].view("datetime64[ns]")
             evidence["last_applied_at"] = last_applied
-            evidence["recent_smoothed"] = [_Recent(self._recent, self.first, j) for j in range(p, stop)]
+            evidence["recent_smoothed"] = [_Recent(prepared.recent, self.first, j) for j in range(p, stop)]
 
         def per_run(k: int) -> dict[str, Any]:
             return self._evidence(p + k, last_applied)
 
-        return evaluate(self._rules, self.policy, live, proposed, evidence, runs, per_run)
+        return evaluate(self._rules, self.policy, live, proposed, evidence, self.runs[p:stop], per_run, self._memo)
 
     def _settle(self, p, stop, live, last_applied, evaluated: Evaluated, passed) -> None:
         """Record the runs ``p`` … ``stop - 1`` as decided with the live values ``live``."""
-        for j in range(p, stop):
-            k = j - p
-            self.live_before[j] = live
-            self.last_applied[j] = last_applied
-            self._passes[j] = {name: bool(ok[k]) for name, ok in evaluated.per_rule.items()}
-            if passed[k]:
-                self.route[j] = PROPOSE if self.policy.require_approval else APPLY
-                self.values[j] = written(
-                    live, {scope: float(v[k]) for scope, v in evaluated.proposed.items()}, self.policy
-                )
+        import numpy as np
+
+        self.live_before[p:stop] = [live] * (stop - p)
+        self.last_applied[p:stop] = [last_applied] * (stop - p)
+        self._chunks.append((p, stop, evaluated.per_rule))
+        for k in np.flatnonzero(passed[: stop - p]).tolist():
+            self.route[p + k] = PROPOSE if self.policy.require_approval else APPLY
+            proposed = {scope: float(v[k]) for scope, v in evaluated.proposed.items()}
+            self.values[p + k] = written(live, proposed, self.policy)
+
+    def _passes(self, j: int) -> dict[str, bool]:
+        """Each rule's batch verdict on run ``j``, in the policy's order."""
+        import bisect
+
+        p, _, per_rule = self._chunks[bisect.bisect_right(self._chunks, j, key=lambda chunk: chunk[0]) - 1]
+        return {name: bool(ok[j - p]) for name, ok in per_rule.items()}
 
     def _evidence(self, j: int, last_applied: datetime | None) -> dict[str, Any]:
         run = self.runs[j]
@@ -151,7 +179,7 @@ class Scan:
         if self.evidence_keys:
             found["run_time"] = run.timestamp
             found["last_applied_at"] = last_applied
-            found["recent_smoothed"] = _Recent(self._recent, self.first, j)
+            found["recent_smoothed"] = _Recent(self.prepared.recent, self.first, j)
         return found
 
     # -- reading --------------------------------------------------------------------------------------
@@ -170,7 +198,7 @@ class Scan:
         decision = should_apply_update(
             self.live_before[j], self.smoothed[j], self.policy, self._evidence(j, self.last_applied[j])
         )
-        agree(decision, self._passes[j], self.values.get(j), self.runs[j])
+        agree(decision, self._passes(j), self.values.get(j), self.runs[j])
         return decision
 
 
