@@ -396,7 +396,7 @@ def smoothed_runs(
     from .plugins import get_domain
 
     values = smooth_series(runs, policy, range(first, len(runs)))
-    domains = {}
+    domains: dict[str, Domain] = {}
     for j, run in enumerate(runs[first:]):
         domain = domains.get(run.domain) or domains.setdefault(run.domain, get_domain(run.domain))
         if type(domain).normalize is not Domain.normalize:

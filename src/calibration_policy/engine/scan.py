@@ -38,7 +38,7 @@ class _Recent(Sequence):
     def __len__(self) -> int:
         return self._stop - self._start
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         return self._items[self._start : self._stop][index]
 
     def __iter__(self):
@@ -68,7 +68,7 @@ class Prepared:
             scope: np.array([run.recommended.get(scope, math.nan) for run in runs], dtype=np.float64)
             for scope in recommended
         }
-        self.recorded = [j for j in range(first, n) if runs[j].decision and "apply" in runs[j].decision]
+        self.recorded = [j for j in range(first, n) if "apply" in (runs[j].decision or {})]
         # the end of each run's stretch of runs with the same scopes, in the same order (one array per scope)
         self.stretch_end = np.empty(n, dtype=np.int64)
         end = n
