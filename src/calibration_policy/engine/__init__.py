@@ -26,7 +26,7 @@ from ..policy import CalibrationUpdatePolicy
 from .rules import BatchContext, BatchVerdict, evaluate
 from .scan import APPLY, PROPOSE, ROUTES, SETTLE, Prepared, Scan, agree
 from .scan import written as written_by
-from .smooth import EngineError, smooth_series, times_ns
+from .smooth import EngineError, smooth_series, times_ns, window_runs
 
 __all__ = [
     "APPLY",
@@ -42,15 +42,14 @@ __all__ = [
     "smooth_one",
     "smooth_series",
     "times_ns",
+    "window_runs",
 ]
 
 
 def smooth_one(
     history: Iterable[CalibrationRun], current_run: CalibrationRun, policy: CalibrationUpdatePolicy
 ) -> dict[str, float]:
-    """The live path's smoothing: a batch of one window (the runs of :func:`~calibration_policy.smoothing.window_runs`)."""
-    from ..smoothing import window_runs
-
+    """The live path's smoothing: a batch of one window (the runs of :func:`window_runs`)."""
     runs = window_runs(history, current_run, policy)
     return smooth_series(runs, policy, [len(runs) - 1])[0]
 

@@ -12,12 +12,13 @@ The live path smooths a batch of one window.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CalibrationPolicyError
 from ..models import CalibrationRun
+from ..naming import sequence_key
 from ..policy import CalibrationUpdatePolicy
 
 if TYPE_CHECKING:
@@ -63,6 +64,37 @@ def qualifying(runs: Sequence[CalibrationRun], policy: CalibrationUpdatePolicy) 
         vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
         keep &= ~(vega < policy.min_vega_sum)  # an unknown vega does not keep a run out
     return keep
+
+
+def window_runs(
+    history: Iterable[CalibrationRun], current_run: CalibrationRun, policy: CalibrationUpdatePolicy
+) -> list[CalibrationRun]:
+    """Runs of the same underlying and domain within the window ending at ``current_run``.
+
+    The current run is always included, exactly once, whether or not ``history`` holds it;
+    later runs are left out, so replaying the past gives the answer it gave then; earlier runs
+    too thin to pass the evidence rules are left out unless the policy says otherwise.
+    """
+    start = current_run.timestamp - timedelta(days=policy.smoothing_window_days)
+    candidates = [
+        run
+        for run in history
+        if run is not current_run
+        and run.underlying == current_run.underlying
+        and run.domain == current_run.domain
+        and start <= run.timestamp <= current_run.timestamp
+    ]
+    seen = {current_run.run_id} if current_run.run_id else set()
+    picked = [current_run]
+    for run, keep in zip(candidates, qualifying(candidates, policy).tolist()):
+        if keep and not (run.run_id and run.run_id in seen):
+            picked.append(run)
+            if run.run_id:
+                seen.add(run.run_id)
+    picked.sort(key=lambda r: (r.timestamp, sequence_key(r.run_id)))  # …_10 after …_9, not before _2
+    # The current run is the newest point even if another run shares its timestamp (found by identity:
+    # comparing models field by field was a tenth of a replay's time).
+    return [run for run in picked if run is not current_run] + [current_run]
 
 
 def smooth_series(
