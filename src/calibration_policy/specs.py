@@ -49,6 +49,9 @@ class Rule:
     # Evidence the rule reads beyond the run's own (see calibration_policy.rule_evidence):
     # "last_applied_at", "recent_smoothed"; the pipeline and the replay supply them only when asked.
     evidence: tuple[str, ...] = ()
+    # True when the verdict reads only the run (its values and evidence), never the live values or the
+    # last change: led by such rules, a policy's first checks run once over every run of a replay.
+    stateless: bool = False
     # ``batch(BatchContext) -> BatchVerdict``: the rule over many runs at once (numpy arrays, one
     # value per run; see calibration_policy.engine). It must pass and adjust exactly as ``fn`` does;
     # without it the engine calls ``fn`` once per run.

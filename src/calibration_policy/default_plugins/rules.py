@@ -171,6 +171,7 @@ def register_rules(register):
             "Enough data",
             "The run's sample holds at least min_sample_size options (or trades).",
             batch=min_sample_size_batch,
+            stateless=True,
         )
     )
     register(
@@ -180,6 +181,7 @@ def register_rules(register):
             "Enough vega",
             "The sample's total vega reaches min_vega_sum.",
             batch=min_vega_sum_batch,
+            stateless=True,
         )
     )
     register(
@@ -207,5 +209,6 @@ def register_rules(register):
             "Safe range",
             "A value outside bounds (default: the domain's safety range) is never applied.",
             batch=bounds_batch,
+            stateless=True,
         )
     )

@@ -5,8 +5,9 @@ its end). The steps, each over arrays of runs:
 
 1. **smooth** (:func:`smooth_series`): every run's window at once, by the strategy's ``batch``
    form (``Smoother(..., batch=fn)``) or its ``fn`` window by window;
-2. **check** (:mod:`.rules`): every rule over the runs ahead with the live values held fixed, by
-   its ``batch`` form (``Rule(..., batch=fn)``) or its ``fn`` run by run;
+2. **check** (:mod:`.rules`): the stateless rules that lead the policy (``Rule(..., stateless=True)``:
+   sample size, vega, bounds) once over every run; the others over the runs ahead with the live
+   values held fixed; each by its ``batch`` form (``Rule(..., batch=fn)``) or its ``fn`` run by run;
 3. **scan** (:class:`Scan`): the one loop that carries state — the simulated live values, when
    they last changed, each run's route — moving the live values at each apply;
 4. **explain**: a run's :class:`~calibration_policy.models.Decision` (every verdict's text) is

@@ -75,6 +75,7 @@ class Evaluated:
     passed: npt.NDArray[np.bool_]
     proposed: dict[str, npt.NDArray[np.float64]]
     per_rule: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
+    adjusted: set[str] = field(default_factory=set)  # the scopes some rule adjusted
 
 
 def evaluate(
@@ -93,6 +94,7 @@ def evaluate(
     size = len(runs)
     passed = np.ones(size, dtype=bool)
     per_rule = {}
+    changed: set[str] = set()
     memo = {} if memo is None else memo
     with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN as Python's floats give them
         for name, spec, options in rules:
@@ -112,7 +114,8 @@ def evaluate(
             passed &= ok
             if adjusted is not None:
                 proposed = {**proposed, **adjusted}
-    return Evaluated(passed, proposed, per_rule)
+                changed.update(adjusted)
+    return Evaluated(passed, proposed, per_rule, changed)
 
 
 def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence):

@@ -105,7 +105,7 @@ class Scan:
         self.live_before: list[dict[str, float]] = [{}] * n
         self.values: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
         self.last_applied: list[datetime | None] = [None] * n
-        self._chunks: list[tuple[int, int, dict[str, Any]]] = []  # (from, to, each rule's verdicts): for the check
+        self._chunks: list[tuple[Any, dict[str, Any]]] = []  # (runs asked, each rule's verdicts): for the check
         self._decisions: dict[int, Decision] = {}
         self._memo: dict[str, Any] = {}
         self._rules = [(name, get_rule(name), policy.validated_rule_options(name)) for name in policy.rules]
@@ -114,64 +114,98 @@ class Scan:
     # -- the scan -------------------------------------------------------------------------------------
 
     def _run(self, live: dict[str, float], last_applied: datetime | None) -> None:
+        """The stateless rules that lead the policy once over every run; then the scan, which asks the
+        other rules only about the runs those passed, up to the next apply, and moves the live values."""
         import numpy as np
 
-        n, p, ahead = len(self.runs), self.first, 16
-        while p < n:
-            stop = self._segment_end(p, min(n, p + ahead))
-            evaluated = self._evaluate(p, stop, live, last_applied)
-            passed = evaluated.passed
+        lead = 0
+        while lead < len(self._rules) and self._rules[lead][1].stateless and self._rules[lead][1].batch is not None:
+            lead += 1
+        self._lead_names = [name for name, _, _ in self._rules[:lead]]
+        self._rest = self._rules[lead:]
+        n, first = len(self.runs), self.first
+        self._lead = {name: np.ones(n, dtype=bool) for name in self._lead_names}
+        self._columns = dict(self.prepared.columns)
+        alive = np.zeros(n, dtype=bool)
+        p = first
+        while p < n:  # one stretch of runs with the same scopes at a time
+            stop = int(self.prepared.stretch_end[p])
+            evaluated = self._evaluate(np.arange(p, stop), self._rules[:lead], {}, None)
+            alive[p:stop] = evaluated.passed
+            for name, ok in evaluated.per_rule.items():
+                self._lead[name][p:stop] = ok
+            for scope in evaluated.adjusted:  # a leading rule adjusted it: later rules see the adjusted values
+                if self._columns[scope] is self.prepared.columns[scope]:
+                    self._columns[scope] = self._columns[scope].copy()
+                self._columns[scope][p:stop] = evaluated.proposed[scope]
+            p = stop
+        candidates = np.flatnonzero(alive)
+        stretch = self.prepared.stretch_end[candidates]
+        done, at, ahead = first, 0, 16  # every run before `done` is decided; candidates[at:] are not
+        while at < len(candidates):
+            rows = candidates[at : at + ahead]
+            rows = rows[stretch[at : at + len(rows)] == stretch[at]]  # one stretch: one array per scope
+            evaluated = self._evaluate(rows, self._rest, live, last_applied)
+            hits = np.flatnonzero(evaluated.passed)
             if self.policy.require_approval:  # a person decides: the live values never move here
-                self._settle(p, stop, live, last_applied, evaluated, passed)
-                p = stop
+                self._record(rows, evaluated, hits, live)
+                at += len(rows)
                 continue
-            hits = np.flatnonzero(passed)
             if not len(hits):
-                self._settle(p, stop, live, last_applied, evaluated, passed)
-                p, ahead = stop, ahead * 2
+                self._chunks.append((rows, evaluated.per_rule))
+                at, ahead = at + len(rows), ahead * 2
                 continue
             k = int(hits[0])
-            self._settle(p, p + k + 1, live, last_applied, evaluated, passed)
-            live = {**live, **self.values[p + k]}
-            last_applied = self.runs[p + k].timestamp
-            p, ahead = p + k + 1, max(8, 2 * (k + 1))
+            self._record(rows[: k + 1], evaluated, hits[:1], live)
+            j = int(rows[k])
+            self.live_before[done : j + 1] = [live] * (j + 1 - done)
+            self.last_applied[done : j + 1] = [last_applied] * (j + 1 - done)
+            live, last_applied, done = {**live, **self.values[j]}, self.runs[j].timestamp, j + 1
+            at, ahead = at + k + 1, max(8, 2 * (k + 1))
+        self.live_before[done:n] = [live] * (n - done)
+        self.last_applied[done:n] = [last_applied] * (n - done)
 
-    def _segment_end(self, p: int, stop: int) -> int:
-        """The runs from ``p`` that share its scopes (one array per scope), at most up to ``stop``."""
-        return min(stop, int(self.prepared.stretch_end[p]))
-
-    def _evaluate(self, p: int, stop: int, live: dict[str, float], last_applied: datetime | None) -> Evaluated:
+    def _evaluate(self, rows, rules, live: dict[str, float], last_applied: datetime | None) -> Evaluated:
+        """``rules`` over the runs ``rows`` (indices of runs with the same scopes), the live values held fixed."""
         prepared = self.prepared
-        proposed = {scope: prepared.columns[scope][p:stop] for scope in self.smoothed[p]}
-        evidence: dict[str, Any] = {"sample_size": prepared.sample[p:stop], "vega_sum": prepared.vega[p:stop]}
+        proposed = {scope: self._columns[scope][rows] for scope in self.smoothed[int(rows[0])]}
+        evidence: dict[str, Any] = {"sample_size": prepared.sample[rows], "vega_sum": prepared.vega[rows]}
         if self.evidence_keys:
-            evidence["run_time"] = prepared.times[p:stop].view("datetime64[ns]")
+            evidence["run_time"] = prepared.times[rows].view("datetime64[ns]")
             evidence["last_applied_at"] = last_applied
-            evidence["recent_smoothed"] = [_Recent(prepared.recent, self.first, j) for j in range(p, stop)]
+            evidence["recent_smoothed"] = [_Recent(prepared.recent, self.first, j) for j in rows.tolist()]
 
         def per_run(k: int) -> dict[str, Any]:
-            return self._evidence(p + k, last_applied)
+            return self._evidence(int(rows[k]), last_applied)
 
-        return evaluate(self._rules, self.policy, live, proposed, evidence, self.runs[p:stop], per_run, self._memo)
+        runs = [self.runs[j] for j in rows.tolist()]
+        return evaluate(rules, self.policy, live, proposed, evidence, runs, per_run, self._memo)
 
-    def _settle(self, p, stop, live, last_applied, evaluated: Evaluated, passed) -> None:
-        """Record the runs ``p`` … ``stop - 1`` as decided with the live values ``live``."""
-        import numpy as np
-
-        self.live_before[p:stop] = [live] * (stop - p)
-        self.last_applied[p:stop] = [last_applied] * (stop - p)
-        self._chunks.append((p, stop, evaluated.per_rule))
-        for k in np.flatnonzero(passed[: stop - p]).tolist():
-            self.route[p + k] = PROPOSE if self.policy.require_approval else APPLY
+    def _record(self, rows, evaluated: Evaluated, hits, live: dict[str, float]) -> None:
+        """Keep the batch verdicts of ``rows`` and what each of the runs at ``hits`` would write."""
+        self._chunks.append((rows, evaluated.per_rule))
+        for k in hits.tolist():
+            j = int(rows[k])
+            self.route[j] = PROPOSE if self.policy.require_approval else APPLY
             proposed = {scope: float(v[k]) for scope, v in evaluated.proposed.items()}
-            self.values[p + k] = written(live, proposed, self.policy)
+            self.values[j] = written(live, proposed, self.policy)
 
-    def _passes(self, j: int) -> dict[str, bool]:
-        """Each rule's batch verdict on run ``j``, in the policy's order."""
+    def _passes(self, j: int) -> dict[str, bool | None]:
+        """Each rule's batch verdict on run ``j`` in the policy's order (None: not asked, as an earlier
+        stateless rule already failed the run)."""
         import bisect
 
-        p, _, per_rule = self._chunks[bisect.bisect_right(self._chunks, j, key=lambda chunk: chunk[0]) - 1]
-        return {name: bool(ok[j - p]) for name, ok in per_rule.items()}
+        import numpy as np
+
+        found: dict[str, bool | None] = {name: bool(ok[j]) for name, ok in self._lead.items()}
+        found.update(dict.fromkeys((name for name, _, _ in self._rest), None))
+        i = bisect.bisect_right(self._chunks, j, key=lambda chunk: int(chunk[0][0])) - 1
+        if i >= 0:
+            rows, per_rule = self._chunks[i]
+            k = int(np.searchsorted(rows, j))
+            if k < len(rows) and rows[k] == j:
+                found.update({name: bool(ok[k]) for name, ok in per_rule.items()})
+        return found
 
     def _evidence(self, j: int, last_applied: datetime | None) -> dict[str, Any]:
         run = self.runs[j]
@@ -213,11 +247,11 @@ def written(live: Mapping[str, float], proposed: dict[str, float], policy: Calib
     }
 
 
-def agree(decision: Decision, passes: Mapping[str, bool], values: Mapping[str, float] | None, run) -> None:
+def agree(decision: Decision, passes: Mapping[str, bool | None], values: Mapping[str, float] | None, run) -> None:
     """Stop unless the rules' per-run forms (``decision``) say what their batch forms said
     (``passes``: each rule's verdict, in the policy's order)."""
     for verdict, (name, batch) in zip(decision.verdicts, passes.items()):
-        if batch != verdict.passed:
+        if batch is not None and batch != verdict.passed:
             raise EngineError(
                 f"Rule {name!r} {'passed' if batch else 'failed'} run {_run_named(run)} in its batch form but "
                 f"{'passed' if verdict.passed else 'failed'} it in its per-run form; the two must agree."
