@@ -44,7 +44,7 @@ class BatchContext:
     memo: dict[str, Any] = field(default_factory=dict)  # shared by the batches of one scan
 
     def threshold_for(self, scope: str) -> float:
-        return self.policy.threshold_for(scope)
+        return self.once(f"threshold:{scope}", lambda: self.policy.threshold_for(scope))
 
     def once(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per scan (e.g. the policy's effective bounds), not once per batch."""
@@ -96,10 +96,11 @@ def evaluate(
     per_rule = {}
     changed: set[str] = set()
     memo = {} if memo is None else memo
+    live, scopes = dict(current), set(proposed)
     with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN as Python's floats give them
         for name, spec, options in rules:
             if spec.batch is not None:
-                ctx = BatchContext(dict(current), proposed, policy, evidence, options, size, memo)
+                ctx = BatchContext(live, proposed, policy, evidence, options, size, memo)
                 try:
                     verdict = spec.batch(ctx)
                 except Exception as error:  # a plugin's bug: stop, naming it and the runs
@@ -107,7 +108,7 @@ def evaluate(
                         f"Rule {name!r} failed in its batch form while deciding {_named(runs)}: "
                         f"{type(error).__name__}: {error}."
                     ) from error
-                ok, adjusted = _checked(name, verdict, runs, set(proposed))
+                ok, adjusted = _checked(name, verdict, runs, scopes)
             else:
                 ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence)
             per_rule[name] = ok
