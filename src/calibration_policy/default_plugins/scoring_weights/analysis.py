@@ -20,6 +20,8 @@ The trades table (a Parquet file or a DataFrame) has one row per closed trade:
 ``win``            true (or 1) when the trade was a winner
 ``closed_at``      optional: when the trade closed; lets auto mode count trades since the
                    last suggestion even when the table is a rolling window
+``trade_id``       optional: the trade's id; the out-of-sample check refuses repeated ids
+                   and orders trades closed in the same second by it
 =================  ====================================================================
 """
 
@@ -50,7 +52,7 @@ from .domain import (
 )
 
 SCORE_COLUMNS: dict[str, str] = {factor: f"{factor}_score" for factor in FACTORS}
-PNL_COLUMN, WIN_COLUMN, TIME_COLUMN = "pnl", "win", "closed_at"
+PNL_COLUMN, WIN_COLUMN, TIME_COLUMN, ID_COLUMN = "pnl", "win", "closed_at", "trade_id"
 REQUIRED_COLUMNS = (*SCORE_COLUMNS.values(), PNL_COLUMN, WIN_COLUMN)
 MODEL_NAME = "SCORING"  # the "underlying" weight runs are recorded under
 SOURCE = "trades"
@@ -134,7 +136,7 @@ def load_trades(trades: TradesInput) -> pd.DataFrame:
     """The trades table, checked: every problem is reported as one sentence naming the column and row.
 
     Returns a new frame with the score columns and ``pnl`` as floats, ``win`` as bool and, when
-    present, ``closed_at`` as UTC timestamps. Rows are numbered from 1 in messages.
+    present, ``closed_at`` as UTC timestamps and ``trade_id`` as text. Rows are numbered from 1 in messages.
     """
     if isinstance(trades, pd.DataFrame):
         frame, where = trades, "The trades table"
@@ -171,6 +173,11 @@ def load_trades(trades: TradesInput) -> pd.DataFrame:
         if times.isna().any():
             raise WeightsError(f"{TIME_COLUMN} is missing in row {int(np.argmax(times.isna().to_numpy())) + 1}.")
         clean[TIME_COLUMN] = times
+    if ID_COLUMN in frame.columns:
+        ids = frame[ID_COLUMN].reset_index(drop=True)
+        if ids.isna().any():
+            raise WeightsError(f"{ID_COLUMN} is missing in row {int(np.argmax(ids.isna().to_numpy())) + 1}.")
+        clean[ID_COLUMN] = ids.astype(str)
     return clean
 
 
@@ -450,6 +457,7 @@ class WeightsAnalysis:
     unadjusted: dict[str, float] | None = None  # the analysis' own suggestion, before smoothing/bounds
     adjustments: tuple[str, ...] = ()
     trades: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    look: dict[str, Any] | None = None  # auto mode's look at this run, recorded with it (:mod:`.budget`)
 
     @property
     def enough_trades(self) -> bool:
@@ -508,6 +516,7 @@ class WeightsAnalysis:
             "factors": self.rows(),
             "estimated_improvement": self.improvement.to_dict() if self.improvement else None,
             "last_trade_at": self.last_trade_at.isoformat() if self.last_trade_at else None,
+            **({"auto_look": dict(self.look)} if self.look else {}),
         }
 
 

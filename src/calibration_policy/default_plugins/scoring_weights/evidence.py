@@ -37,6 +37,7 @@ so the same seed gives the same figures.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +49,7 @@ import pandas as pd
 from .analysis import (
     BLEND,
     FLOAT_NOISE,
+    ID_COLUMN,
     MIN_CORRELATION,
     PNL_COLUMN,
     SCORE_COLUMNS,
@@ -56,7 +58,6 @@ from .analysis import (
     WIN_COLUMN,
     Improvement,
     TradesInput,
-    bounded_weights,
     estimate_improvement,
     factor_stats,
     load_trades,
@@ -81,7 +82,13 @@ from .gate import (
     OutOfSampleOptions,
     Window,
 )
+from .live import LiveStep
 
+WIDTH = 100  # the text's lines fit a terminal this wide
+NOT_EVIDENCE = "Taking more trades raises this figure, so it is not evidence on its own."
+EQUAL_VOLUME_WORDS = "A gain at equal volume cannot come from simply trading more."
+INTERVAL_WORDS = "the gain ranges this much when the later trades are redrawn at random, so above zero means it is not one lucky draw."
+FOLD_WORDS = "a fold fits the weights on earlier trades only and scores the next block of trades."
 IN_SAMPLE_LABEL = "measured on the trades it was fitted to"
 OUT_OF_SAMPLE_LABEL = "measured on later trades it never saw"
 MEASURE_WORDS = {
@@ -169,8 +176,12 @@ class _Data:
     window: Window
     window_blocks: int  # blocks a rolling window fits on (the setting; 0 for an expanding window)
     threshold: float
-    max_change: float | None
+    step: LiveStep  # how a fitted suggestion becomes the values that go live
     min_trades_per_fold: int
+
+    @property
+    def max_change(self) -> float | None:
+        return self.step.max_change
 
     @property
     def folds(self) -> int:
@@ -183,6 +194,71 @@ class _Data:
     def test_rows(self, fold: int) -> tuple[int, int]:
         return int(self.edges[fold + 1]), int(self.edges[fold + 2])
 
+    def test_from(self, fold: int) -> pd.Timestamp:
+        """When the first trade a fold is scored on closed: earlier suggestions must predate it."""
+        return self.times.iloc[self.test_rows(fold)[0]]
+
+
+NAMED = 5  # trades named in a refusal; the rest are counted
+
+
+def _names(labels: list[str]) -> str:
+    shown = ", ".join(labels[:NAMED])
+    return shown if len(labels) <= NAMED else f"{shown} and {len(labels) - NAMED:,} more"
+
+
+def _labels(frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """Trades as a person finds them: by trade_id when the table has one, else by row (from 1)."""
+    if ID_COLUMN in frame.columns:
+        ids = frame[ID_COLUMN].to_numpy()
+        return [str(ids[row]) for row in rows]
+    return [f"row {row + 1}" for row in rows]
+
+
+def _check_repeats(frame: pd.DataFrame) -> None:
+    """Refuse a trade counted twice: a repeated trade_id, or the same scores and PnL within a second."""
+    if ID_COLUMN in frame.columns:
+        repeated = frame[ID_COLUMN].duplicated(keep="first").to_numpy()
+        if repeated.any():
+            rows = np.flatnonzero(repeated)
+            raise WeightsError(
+                f"{_plural(len(rows), 'trade')} repeat{'s' if len(rows) == 1 else ''} an earlier {ID_COLUMN}: "
+                f"{_names(_labels(frame, rows))}; a trade counted twice makes noise look like signal. "
+                f"Drop the repeats, then measure again."
+            )
+    key = [*SCORE_COLUMNS.values(), PNL_COLUMN]
+    ordered = frame.sort_values([*key, TIME_COLUMN], kind="stable")
+    same = (ordered[key].to_numpy()[1:] == ordered[key].to_numpy()[:-1]).all(axis=1)
+    gap = np.diff(ordered[TIME_COLUMN].dt.tz_convert(None).to_numpy()) <= np.timedelta64(1, "s")
+    later = ordered.index.to_numpy()[1:][same & gap]
+    if len(later):
+        earlier = ordered.index.to_numpy()[:-1][same & gap]
+        pairs = [f"{b} (like {a})" for a, b in zip(_labels(frame, earlier), _labels(frame, later))]
+        raise WeightsError(
+            f"{_plural(len(later), 'trade')} repeat{'s' if len(later) == 1 else ''} an earlier trade's four scores "
+            f"and PnL within a second: {_names(pairs)}; these look like one trade recorded twice. Drop the "
+            f"repeats, then measure again."
+        )
+
+
+def _in_close_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """The trades in the order they closed; trades closed at the same moment in trade_id order."""
+    times = frame[TIME_COLUMN]
+    values = times.dt.tz_convert(None).to_numpy()  # UTC datetime64 (not an object array of Timestamps)
+    earlier = values[1:] < values[:-1]
+    if earlier.any():
+        row = int(np.argmax(earlier)) + 1  # 0-based index of the trade that closed too early
+        raise WeightsError(
+            f"Walk-forward needs the trades in the order they closed, but {_labels(frame, np.array([row]))[0]} "
+            f"closed at {_when(times.iloc[row])}, before {_labels(frame, np.array([row - 1]))[0]} "
+            f"({_when(times.iloc[row - 1])}); {_plural(int(earlier.sum()), 'trade')} out of order. "
+            f"Sort the table by {TIME_COLUMN} first."
+        )
+    if ID_COLUMN in frame.columns and (values[1:] == values[:-1]).any():
+        order = np.lexsort((frame[ID_COLUMN].to_numpy(), values))  # only reorders within a shared moment
+        frame = frame.iloc[order].reset_index(drop=True)
+    return frame
+
 
 def _prepare(
     trades: TradesInput,
@@ -194,6 +270,7 @@ def _prepare(
     threshold: float,
     max_change: float | None,
     min_trades_per_fold: int,
+    step: LiveStep | None = None,
 ) -> _Data:
     """Check the settings and the trades; cut the trades into ``folds + 1`` blocks. Every refusal is one sentence."""
     folds = _whole(folds, "folds", 1)
@@ -206,6 +283,10 @@ def _prepare(
         isinstance(max_change, bool) or not isinstance(max_change, (int, float)) or not 0 < max_change <= 1
     ):
         raise WeightsError(f"max_change must be a number above 0 and at most 1 (or None), not {max_change!r:.40}.")
+    if step is None:
+        step = LiveStep(None if max_change is None else float(max_change))
+    elif max_change is not None and max_change != step.max_change:
+        raise WeightsError(f"max_change {max_change:g} differs from the step's {step.max_change}; give one of them.")
     try:
         current = ScoringWeightsDomain().validate(current_weights)
     except ValueError as error:
@@ -216,25 +297,9 @@ def _prepare(
         raise WeightsError(
             f"Walk-forward needs a {TIME_COLUMN} column to know which trades came first; the trades table has none."
         )
+    _check_repeats(frame)
+    frame = _in_close_order(frame)
     times = frame[TIME_COLUMN]
-    values = times.dt.tz_convert(None).to_numpy()  # UTC datetime64 (not an object array of Timestamps)
-    if len(values) > 1:
-        earlier = values[1:] < values[:-1]
-        if earlier.any():
-            row = int(np.argmax(earlier)) + 1  # 0-based index of the trade that closed too early
-            raise WeightsError(
-                f"Walk-forward needs the trades in the order they closed, but row {row + 1} closed at "
-                f"{_when(times.iloc[row])}, before row {row} ({_when(times.iloc[row - 1])}); "
-                f"{_plural(int(earlier.sum()), 'trade')} out of order. Sort the table by {TIME_COLUMN} first."
-            )
-        same = values[1:] == values[:-1]
-        if same.any():
-            row = int(np.argmax(same)) + 1
-            raise WeightsError(
-                f"Walk-forward needs a distinct close time for every trade to know which came first, but rows "
-                f"{row} and {row + 1} both closed at {_when(times.iloc[row])} "
-                f"({_plural(int(same.sum()), 'repeated close time')}). Give each trade its exact close time."
-            )
 
     n = len(frame)
     blocks = folds + 1
@@ -267,26 +332,18 @@ def _prepare(
         window,
         train_blocks if window == "rolling" else 0,
         threshold,
-        None if max_change is None else float(max_change),
+        step,
         min_trades_per_fold,
     )
-    for fold in range(folds):  # every fit must be able to measure every factor
+    # A factor that never varies in a fit carries no information there: its correlation is taken as 0
+    # (as the analysis takes it), for that fold only. PnL that never varies leaves nothing to learn.
+    for fold in range(folds):
         lo, hi = data.train_rows(fold)
-        where = (
-            f"the {_plural(hi - lo, 'trade')} fold {fold + 1} is fitted on "
-            f"({_when(times.iloc[lo])} to {_when(times.iloc[hi - 1])})"
-        )
-        for column, k in zip(SCORE_COLUMNS.values(), range(len(FACTORS))):
-            window_scores = scores[lo:hi, k]
-            if np.all(window_scores == window_scores[0]):
-                raise WeightsError(
-                    f"Walk-forward needs every factor score to vary, but {column} is {window_scores[0]:.12g} in "
-                    f"all {where}, so what it predicts cannot be measured. Check that column."
-                )
         if np.all(pnl[lo:hi] == pnl[lo]):
             raise WeightsError(
-                f"Walk-forward needs PnL that varies, but {PNL_COLUMN} is {pnl[lo]:.12g} in all {where}; "
-                f"there is nothing to learn from."
+                f"Walk-forward needs PnL that varies, but {PNL_COLUMN} is {pnl[lo]:.12g} in all the "
+                f"{_plural(hi - lo, 'trade')} fold {fold + 1} is fitted on ({_when(times.iloc[lo])} to "
+                f"{_when(times.iloc[hi - 1])}); there is nothing to learn from."
             )
     return data
 
@@ -295,12 +352,18 @@ def _prepare(
 
 
 def fit_weights(
-    trades: pd.DataFrame, current: Mapping[str, float], max_change: float | None = None
+    trades: pd.DataFrame,
+    current: Mapping[str, float],
+    max_change: float | None = None,
+    *,
+    step: LiveStep | None = None,
+    before: pd.Timestamp | None = None,
 ) -> dict[str, float]:
-    """The library's suggestion from these trades: correlations, 70/30 blend, floor, rounding — and,
-    when ``max_change`` is given, auto mode's bounded step toward it."""
-    suggested = suggest_from(factor_stats(trades), current)
-    return suggested if max_change is None else bounded_weights(suggested, current, max_change)
+    """The values that would go live from these trades: the library's suggestion (correlations, 70/30
+    blend, floor, rounding), then ``step`` (smoothing with the earlier suggestions known ``before``
+    these trades' successors, and the bound) — or just the bound when only ``max_change`` is given."""
+    step = step or LiveStep(max_change)
+    return step.apply(suggest_from(factor_stats(trades), current), dict(current), before)
 
 
 @dataclass(frozen=True)
@@ -486,26 +549,22 @@ class WalkForward:
         }
 
     def table(self) -> str:
-        """Per fold and pooled, current vs suggested: trades taken beside wins, PnL, PnL per trade."""
+        """Per fold and pooled, current vs suggested: trades taken beside wins, PnL; fits 100 columns."""
         head = (
-            f"{'Fold':<5}{'Fitted on':>11}{'Scored on':>11}   {'Current: taken':>14}{'wins':>6}{'PnL':>9}{'/trade':>8}"
-            f"   {'Suggested: taken':>16}{'wins':>6}{'PnL':>9}{'/trade':>8}"
-            f"   {'Equal volume: taken':>19}{'wins':>6}{'PnL':>9}{'/trade':>8}"
+            f"{'Fold':<5}{'Fitted on':>10}{'Scored on':>10}  {'Current':>8}{'wins':>5}{'PnL':>8}"
+            f"  {'Suggested':>9}{'wins':>5}{'PnL':>8}  {'Equal volume':>12}{'wins':>5}{'PnL':>8}"
         )
-        lines = [head]
 
         def cells(take: Take, width: int) -> str:
-            per = "–" if take.mean_pnl is None else _money(take.mean_pnl, 2)
-            return f"{take.taken:>{width},}{take.wins:>6,}{_money(take.pnl):>9}{per:>8}"
+            return f"{take.taken:>{width},}{take.wins:>5,}{_money(take.pnl):>8}"
 
         def row(name: str, fitted: str, result: Comparison) -> str:
             return (
-                f"{name:<5}{fitted:>11}{result.trades:>11,}   {cells(result.current, 14)}   "
-                f"{cells(result.suggested, 16)}   {cells(result.equal_volume, 19)}"
+                f"{name:<5}{fitted:>10}{result.trades:>10,}  {cells(result.current, 8)}  "
+                f"{cells(result.suggested, 9)}  {cells(result.equal_volume, 12)}"
             )
 
-        for fold in self.folds:
-            lines.append(row(str(fold.number), f"{fold.train_trades:,}", fold.result))
+        lines = [head, *(row(str(f.number), f"{f.train_trades:,}", f.result) for f in self.folds)]
         lines.append(row("All", "", self.pooled))
         return "\n".join(lines)
 
@@ -515,7 +574,7 @@ def _walk_forward(data: _Data) -> WalkForward:
     contributions: dict[str, list[np.ndarray]] = {m: [] for m in MEASURES}
     for fold in range(data.folds):
         lo, hi = data.train_rows(fold)
-        weights = fit_weights(data.frame.iloc[lo:hi], data.current, data.max_change)
+        weights = fit_weights(data.frame.iloc[lo:hi], data.current, step=data.step, before=data.test_from(fold))
         a, b = data.test_rows(fold)
         result, parts = _compare(
             data.scores[a:b],
@@ -749,7 +808,9 @@ def _bounded_many(suggested: np.ndarray, current: np.ndarray, max_change: float)
     return bounded
 
 
-def _suggest_many(sums: dict[str, np.ndarray], current: np.ndarray, max_change: float | None) -> np.ndarray:
+def _suggest_many(
+    sums: dict[str, np.ndarray], current: np.ndarray, step: LiveStep, before: pd.Timestamp | None
+) -> np.ndarray:
     """Suggested weights for every permutation from window sums of centred scores x and PnL y.
 
     ``sums``: ``n`` (scalar), ``x``/``xx`` (4,), ``y``/``yy`` (p,), ``xy`` (p × 4). Pearson's r
@@ -763,9 +824,10 @@ def _suggest_many(sums: dict[str, np.ndarray], current: np.ndarray, max_change: 
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.clip(cov / np.sqrt(np.outer(var_y, var_x)), -1.0, 1.0)
     r[flat] = 0.0
+    r[:, var_x <= 1e-12 * np.maximum(sums["xx"], 1e-300)] = 0.0  # a factor constant in the window: no information
     share = np.maximum(r, MIN_CORRELATION)
     weights = _round_many(BLEND * share / share.sum(axis=1, keepdims=True) + (1 - BLEND) * current)
-    return weights if max_change is None else _bounded_many(weights, current, max_change)
+    return step.apply_many(weights, current, before)
 
 
 @dataclass(frozen=True)
@@ -829,7 +891,9 @@ def shuffled_statistics(data: _Data, orders: Iterator[np.ndarray], bar_pct: floa
         eq = np.zeros(len(order))
         at = np.zeros(len(order))
         for fold, (a, b, now, k) in enumerate(tests):
-            weights = _suggest_many(window(*data.train_blocks[fold]), data.current_vector, data.max_change)
+            weights = _suggest_many(
+                window(*data.train_blocks[fold]), data.current_vector, data.step, data.test_from(fold)
+            )
             scores = weights @ scores_t[:, a:b]  # permutation × trade
             test_pnl = pnl[:, a:b]
             base = test_pnl[:, now].sum(axis=1)
@@ -838,7 +902,7 @@ def shuffled_statistics(data: _Data, orders: Iterator[np.ndarray], bar_pct: floa
         gains["equal_volume"].append(eq)
         gains["at_threshold"].append(at)
 
-        weights = _suggest_many(window(0, blocks), data.current_vector, data.max_change)
+        weights = _suggest_many(window(0, blocks), data.current_vector, data.step, None)
         taken = weights @ scores_t >= threshold  # permutation × trade
         new_wins = (w & taken).sum(axis=1)
         now_wins = w[:, current_all].sum(axis=1)
@@ -851,7 +915,7 @@ def shuffled_statistics(data: _Data, orders: Iterator[np.ndarray], bar_pct: floa
 
 def _in_sample(data: _Data) -> tuple[dict[str, float], Improvement]:
     """The analysis' own estimate: fitted on every trade and scored on the same trades."""
-    weights = fit_weights(data.frame, data.current, data.max_change)
+    weights = fit_weights(data.frame, data.current, step=data.step)
     return weights, estimate_improvement(data.frame, data.current, weights, data.threshold)
 
 
@@ -987,7 +1051,7 @@ class Evidence:
     n_trades: int
     threshold: float
     current: dict[str, float]
-    suggested: dict[str, float]  # fitted on every trade (what the analysis suggests, or auto mode's bounded step)
+    suggested: dict[str, float]  # fitted on every trade, then the step: exactly what would go live
     in_sample: Improvement
     walk: WalkForward
     intervals: dict[str, Interval]
@@ -999,6 +1063,7 @@ class Evidence:
     resamples: int
     permutations: int
     seed: int
+    step: LiveStep = field(default_factory=LiveStep, repr=False, compare=False)
 
     def interval(self, measure: Measure = "equal_volume", confidence: float | None = None) -> Interval:
         interval = self.intervals[_check_measure(measure)]
@@ -1055,6 +1120,8 @@ class Evidence:
                 "permutations": self.permutations,
                 "seed": self.seed,
                 "max_change": self.walk.max_change,
+                "smoothed_with": len(self.step.earlier),
+                "step": self.step.describe() or None,
             },
             "in_sample": {"label": IN_SAMPLE_LABEL, "trades": self.n_trades, **self.in_sample.to_dict()},
             "out_of_sample": {
@@ -1066,35 +1133,38 @@ class Evidence:
             "text": self.text(),
         }
 
-    def text(self) -> str:
-        """Plain English with the numbers: both estimates side by side, labelled, trades taken beside wins."""
+    def text(self, details: bool = False) -> str:
+        """Plain English with the numbers, each figure with a sentence saying what it means; lines fit
+        100 columns. ``details`` adds the per-fold table."""
         walk, pooled, base = self.walk, self.walk.pooled, self.baseline
-        imp = self.in_sample
-        eq, at = self.intervals["equal_volume"], self.intervals["at_threshold"]
+        imp, eq = self.in_sample, self.intervals["equal_volume"]
         t = f"{self.threshold:g}"
-        lines = [
-            f"Measured on the trades it was fitted to (all {_plural(self.n_trades, 'trade')}): at threshold {t} the "
-            f"suggested weights take {_plural(imp.suggested_taken, 'trade')} ({imp.suggested_wins:,} winning) instead of "
-            f"{imp.current_taken:,} ({imp.current_wins:,} winning): {_pct(imp.pct)} winning trades.",
-            f"  {base.text()} Taking more trades is enough to raise this figure, so it is not evidence on its own.",
-            "",
+        step = self.step.describe()
+        weights = ", ".join(f"{f} {self.suggested[f]:.4f}" for f in FACTORS)
+        p_value, reached = base.p_value("equal_volume"), base.at_least_as_good("equal_volume")
+        paragraphs = [
+            f"Evaluated: the weights that would go live{f' ({step})' if step else ''}: {weights}.",
+            f"Measured on the trades it was fitted to (all {_plural(self.n_trades, 'trade')}), at threshold {t}: "
+            f"{_plural(imp.suggested_taken, 'trade')} taken ({imp.suggested_wins:,} winning) instead of "
+            f"{imp.current_taken:,} ({imp.current_wins:,} winning): {_pct(imp.pct)} winning trades. {base.text()} "
+            f"{NOT_EVIDENCE}",
             f"Measured on later trades it never saw ({_plural(pooled.trades, 'trade')} in "
-            f'{_plural(len(walk.folds), "fold")}, {walk.describe_window()}; "suggested" is the same procedure '
-            f"fitted on those earlier trades only):",
-            walk.table(),
-            f"  At threshold {t} the suggested weights take {_plural(pooled.suggested.taken, 'trade')} "
-            f"({pooled.suggested.wins:,} winning) instead of {pooled.current.taken:,} ({pooled.current.wins:,} winning): "
-            f"PnL {_money(pooled.gain('at_threshold'))} ({at.short()}).",
-            f"  Taking as many trades as the current weights ({pooled.current.taken:,}), they win "
-            f"{pooled.equal_volume.wins:,} instead of {pooled.current.wins:,}: PnL {_money(pooled.gain('equal_volume'))} "
-            f"({eq.short()}, {_plural(self.resamples, 'resample')}); better in {walk.better_folds('equal_volume')} of "
-            f"{len(walk.folds)} folds.",
-            f"  On shuffled outcomes this equal-volume difference averages {_money(base.shuffled_mean_gain('equal_volume'))}; "
-            f"{base.at_least_as_good('equal_volume'):,} of {base.permutations:,} shuffles reached "
-            f"{_money(pooled.gain('equal_volume'))} (permutation p-value {base.p_value('equal_volume'):.3f}).",
+            f"{_plural(len(walk.folds), 'fold')}, {walk.describe_window()}): at threshold {t} the suggested weights "
+            f"take {_plural(pooled.suggested.taken, 'trade')} ({pooled.suggested.wins:,} winning) instead of "
+            f"{pooled.current.taken:,} ({pooled.current.wins:,} winning), PnL {_money(pooled.gain('at_threshold'))}.",
+            f"Equal volume: taking exactly as many trades as the current weights ({pooled.current.taken:,}), their "
+            f"highest-scored, they win {pooled.equal_volume.wins:,} instead of {pooled.current.wins:,}: PnL "
+            f"{_money(pooled.gain('equal_volume'))}. {EQUAL_VOLUME_WORDS}",
+            f"Interval: {eq.short()} ({_plural(self.resamples, 'resample')}); {INTERVAL_WORDS}",
+            f"Folds: better in {walk.better_folds('equal_volume')} of {len(walk.folds)}; {FOLD_WORDS}",
+            f"p-value {p_value:.3f}: noise alone looked this good in {reached:,} of {base.permutations:,} reshuffles "
+            f"of the outcomes (they average {_money(base.shuffled_mean_gain('equal_volume'))}).",
         ]
-        if walk.max_change is not None:
-            lines.insert(0, f"Evaluated: auto mode's bounded step (no weight moves more than {walk.max_change:g}).")
+        lines = []
+        for i, paragraph in enumerate(paragraphs):
+            lines += textwrap.wrap(paragraph, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+            if i == 2 and details:
+                lines += ["", walk.table(), ""]
         return "\n".join(lines)
 
 
@@ -1122,6 +1192,7 @@ def _evaluate(data: _Data, resamples: int, permutations: int, seed: int, confide
         resamples,
         permutations,
         seed,
+        data.step,
     )
 
 
@@ -1140,13 +1211,15 @@ def evaluate(
     min_trades_per_fold: int = DEFAULT_MIN_TRADES_PER_FOLD,
     confidence: float = DEFAULT_CONFIDENCE,
     bar_pct: float = DEFAULT_BAR_PCT,
+    step: LiveStep | None = None,
 ) -> Evidence:
     """The full evaluation: in-sample estimate, walk-forward, bootstrap intervals, no-signal baseline.
 
     Raises :class:`~.domain.NotEnoughTradesError` when a fold would hold
     fewer than ``min_trades_per_fold`` trades and :class:`~.domain.WeightsError`
-    for any other unusable input (missing or non-finite PnL, a factor or PnL that never varies in
-    a fit, close times missing, out of order or repeated), each with one plain-English sentence.
+    for any other unusable input (missing or non-finite PnL, PnL that never varies in a fit, close
+    times missing or out of order, a trade repeated), each with one plain-English sentence. ``step``
+    (:func:`~.live.live_step`) makes every fit the values that would go live: smoothed and bounded.
     """
     resamples = _whole(resamples, "resamples", 1)
     permutations = _whole(permutations, "permutations", 1)
@@ -1162,6 +1235,7 @@ def evaluate(
         threshold=threshold,
         max_change=max_change,
         min_trades_per_fold=min_trades_per_fold,
+        step=step,
     )
     return _evaluate(data, resamples, permutations, seed, confidence, bar_pct)
 
@@ -1174,6 +1248,7 @@ def evaluate_with_options(
     threshold: float = TRADING_THRESHOLD,
     max_change: float | None = None,
     bar_pct: float = DEFAULT_BAR_PCT,
+    step: LiveStep | None = None,
 ) -> Evidence:
     """:func:`evaluate` with a rule's options (folds, window, resamples, permutations, seed, confidence)."""
     o = options or OutOfSampleOptions()
@@ -1191,6 +1266,7 @@ def evaluate_with_options(
         min_trades_per_fold=o.min_trades_per_fold,
         confidence=o.confidence,
         bar_pct=bar_pct,
+        step=step,
     )
 
 
@@ -1215,10 +1291,9 @@ def out_of_sample_verdict(
     gain = interval.estimate
     trades = walk.pooled.trades
     better = walk.better_folds(measure)
-    facts = (
-        f"{interval.short()}; p = {p_value:.3f} over {_plural(evidence.baseline.permutations, 'shuffle')}; "
-        f"better in {better} of {len(walk.folds)} folds"
-    )
+    reached = evidence.baseline.at_least_as_good(measure)
+    noise = f"noise alone looked this good in {reached:,} of {evidence.baseline.permutations:,} reshuffles"
+    facts = f"{interval.short()}; p = {p_value:.3f}: {noise}; better in {better} of {len(walk.folds)} folds"
     where = f"on {_plural(trades, 'later trade')} it never saw"
     if passed:
         text = f"{where} the suggested weights made {_money(gain)} more PnL {MEASURE_WORDS[measure]} ({facts})"
@@ -1230,10 +1305,10 @@ def out_of_sample_verdict(
                 f"does not lie above zero"
             )
         if options.require in ("p_value", "both") and not p_ok:
-            failed.append(f"the permutation p-value {p_value:.3f} is above {options.max_p_value:g}")
+            failed.append(f"the p-value {p_value:.3f} is above {options.max_p_value:.3g}")
         text = (
             f"not shown to help {where}: {_money(gain)} PnL {MEASURE_WORDS[measure]}, but "
-            f"{' and '.join(failed)} (better in {better} of {len(walk.folds)} folds)"
+            f"{' and '.join(failed)} ({noise}; better in {better} of {len(walk.folds)} folds)"
         )
     measured = {
         "measure": measure,
@@ -1254,3 +1329,27 @@ def out_of_sample_verdict(
         "passed": passed,
     }
     return passed, text, measured
+
+
+@dataclass(frozen=True)
+class Unmeasured:
+    """Evidence that could not be measured (a repeated trade, too few trades per fold…): it never passes,
+    and says why, so the suggestion is left for a person."""
+
+    problem: str
+
+    def verdict(self, options: OutOfSampleOptions | None = None) -> tuple[bool, str, dict[str, Any]]:
+        return False, f"its out-of-sample check could not run ({self.problem.rstrip('.')})", {"passed": False}
+
+    def passes(self, options: OutOfSampleOptions | None = None) -> bool:
+        return False
+
+
+def measure_or_explain(
+    trades: TradesInput, current: Mapping[str, float], options: OutOfSampleOptions | None, **kw: Any
+):
+    """:func:`evaluate_with_options`, or an :class:`Unmeasured` naming the problem with the trades."""
+    try:
+        return evaluate_with_options(trades, current, options, **kw)
+    except WeightsError as error:
+        return Unmeasured(str(error))

@@ -8,7 +8,7 @@ or, in auto mode, goes live within bounds (``run_auto``) through the one locked,
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -33,10 +33,10 @@ from .analysis import (
     WeightsAnalysis,
     _plural,
     analyze_trades,
-    bounded_weights,
     load_trades,
     weights_policy,
 )
+from .budget import budget_for
 from .domain import (
     DOMAIN_NAME,
     FACTORS,
@@ -44,8 +44,9 @@ from .domain import (
     ScoringWeightsDomain,
     WeightsError,
 )
-from .evidence import evaluate_with_options, out_of_sample_verdict
+from .evidence import measure_or_explain
 from .gate import OutOfSampleOptions
+from .live import go_live, live_step
 from .settings import AutoSettings
 
 Action = Literal["suggested", "not suggested", "applied", "waiting", "off"]
@@ -96,21 +97,6 @@ def live_weights(target: Target) -> dict[str, float]:
         raise WeightsError(f"The live weights ({target.name}) are not a valid set: {error}") from None
 
 
-def _smoothed(
-    analysis: WeightsAnalysis, run: CalibrationRun, policy: CalibrationUpdatePolicy, history_dir
-) -> WeightsAnalysis:
-    """Smooth the suggestion over the earlier ones in the policy's window, as for any domain."""
-    smoothed = pipeline.smooth(run, policy, history_dir)
-    earlier = smoothed.window - 1
-    if earlier == 0 or smoothed.values == analysis.suggested:
-        return analysis
-    return analysis.with_values(
-        smoothed.values,
-        f"smoothed ({policy.smoothing}) with {_plural(earlier, 'earlier suggestion')} "
-        f"from the last {policy.smoothing_window_days:g} days",
-    )
-
-
 def _prepare(
     frame: pd.DataFrame,
     target: Target,
@@ -120,22 +106,26 @@ def _prepare(
     max_change: float | None,
     history_dir,
     timestamp: datetime | None,
+    look: dict[str, Any] | None = None,
 ) -> tuple[WeightsAnalysis, CalibrationRun, Decision]:
-    """Analyse, then the pipeline's steps: record the run, smooth, bound, and let the policy's rules decide."""
+    """Analyse, then the pipeline's steps: record the run (with auto mode's look, so a restart cannot
+    forget it), smooth, bound, and let the policy's rules decide on exactly those values."""
     analysis = analyze_trades(frame, live_weights(target), min_trades=policy.min_sample_size, threshold=threshold)
     if not analysis.enough_trades:
         raise NotEnoughTradesError(analysis.message)
+    analysis = replace(analysis, look=look)
     run = record_calibration_result(analysis.to_dict(), underlying, SOURCE, history_dir, timestamp, domain=DOMAIN_NAME)
-    analysis = _smoothed(analysis, run, policy, history_dir)
-    if max_change is not None:
-        bounded = bounded_weights(analysis.suggestion, analysis.current, max_change)
-        if bounded != analysis.suggested:
-            analysis = analysis.with_values(bounded, f"each weight moves at most {max_change:g} from the live one")
-    measured = {}
+    step = live_step(policy, history_dir, run, max_change)
+    analysis = go_live(analysis, step)
+    measured: dict[str, Any] = {}
     if "out_of_sample" in policy.rules:  # the rule judges evidence only this flow can measure
         options = policy.validated_rule_options("out_of_sample")  # the rule registers OutOfSampleOptions
-        measured["out_of_sample"] = evaluate_with_options(
-            frame, analysis.current, options if isinstance(options, OutOfSampleOptions) else None, threshold=threshold
+        measured["out_of_sample"] = measure_or_explain(
+            frame,
+            analysis.current,
+            options if isinstance(options, OutOfSampleOptions) else None,
+            threshold=threshold,
+            step=step,
         )
     decision = pipeline.decide(
         run,
@@ -320,9 +310,13 @@ def run_auto(
 def _auto_step(
     frame, target, settings, policy, underlying, threshold, history_dir, suggestions_dir, archive_dir, timestamp
 ) -> WeightsOutcome:
+    budget = None
+    if settings.out_of_sample_gate and not settings.require_approval:  # a look that could apply spends budget
+        budget = budget_for(settings, history_dir, underlying, target.name)
+    look = budget.look() if budget is not None and not budget.spent_out else None
     try:
         analysis, run, decision = _prepare(
-            frame, target, policy, underlying, threshold, settings.max_weight_change, history_dir, timestamp
+            frame, target, policy, underlying, threshold, settings.max_weight_change, history_dir, timestamp, look
         )
     except NotEnoughTradesError as error:
         return WeightsOutcome("waiting", str(error))
@@ -351,13 +345,7 @@ def _auto_step(
     )
     if settings.out_of_sample_gate:
         # The in-sample estimate reads high even on noise; only a gain on unseen trades may apply unattended.
-        try:
-            passed, text, _ = out_of_sample_verdict(
-                evaluate_with_options(frame, analysis.current, settings.out_of_sample, threshold=threshold),
-                settings.out_of_sample,
-            )
-        except WeightsError as error:
-            passed, text = False, f"its out-of-sample check could not run ({str(error).rstrip('.')})"
+        passed, text = _judge_live_values(frame, analysis, run, settings, policy, threshold, history_dir, budget, look)
         if not passed:
             return _propose(analysis, run, decision, target, suggestions_dir, history_dir, text, policy=policy)
         reason += f"; {text}"
@@ -387,3 +375,17 @@ def _auto_step(
     )
     pipeline.decide_runs_of(expired, history_dir, suggestions_dir)
     return WeightsOutcome("applied", reason + ".", analysis, run, decision, change=change)
+
+
+def _judge_live_values(
+    frame, analysis, run, settings, policy, threshold, history_dir, budget, look
+) -> tuple[bool, str]:
+    """The out-of-sample gate on exactly the values that would go live, at this look's share of the budget."""
+    if look is None:
+        return False, f"its budget for applying on its own is spent ({budget.text()}), so a person decides"
+    gate = settings.out_of_sample
+    step = live_step(policy, history_dir, run, settings.max_weight_change)
+    evidence = measure_or_explain(frame, analysis.current, gate, threshold=threshold, step=step)
+    passed, text, _ = evidence.verdict(gate.model_copy(update={"max_p_value": min(gate.max_p_value, look["level"])}))
+    spent = replace(budget, looks=budget.looks + 1, spent=budget.spent + look["level"])
+    return passed, f"{text}; look {look['number']} of {budget.max_looks}, at p ≤ {look['level']:.3g} ({spent.text()})"

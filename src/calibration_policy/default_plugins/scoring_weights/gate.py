@@ -76,6 +76,16 @@ class OutOfSampleOptions(BaseModel):
             raise PolicyError(_friendly(error)) from None
 
     @model_validator(mode="after")
+    def _tests_for_signal(self) -> OutOfSampleOptions:
+        if self.require == "interval" and self.measure == "at_threshold":
+            raise ValueError(
+                'require = "interval" with measure = "at_threshold" does not test for signal: on trades with no '
+                "signal but a positive average PnL, weights that take more trades make more PnL and pass it; "
+                'use measure = "equal_volume", or require = "p_value" or "both"'
+            )
+        return self
+
+    @model_validator(mode="after")
     def _p_value_reachable(self) -> OutOfSampleOptions:
         smallest = 1 / (self.permutations + 1)
         if self.require != "interval" and smallest > self.max_p_value:

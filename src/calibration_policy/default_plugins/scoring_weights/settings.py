@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from calibration_policy.errors import PolicyError
 from calibration_policy.paths import data_root
@@ -22,18 +23,20 @@ from .analysis import weights_policy
 from .gate import OutOfSampleOptions
 
 SETTINGS_ENV = "CALIBRATION_WEIGHTS_SETTINGS"
+AUTO_PERMUTATIONS = 1000  # enough shuffles to reach a look's share of the budget (0.05 / 13 needs 259)
 
 
 def _friendly(error: ValidationError, what: str) -> str:
     problems = []
     for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"]) or what
-        message = (
-            "is not a setting (check the spelling)"
-            if item["type"] == "extra_forbidden"
-            else (item["msg"].replace("Input should be", "must be"))
-        )
-        problems.append(f"{name} {message} (got {item.get('input')!r:.40})")
+        name = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{name} is not a setting (check the spelling)")
+        elif not name or item["type"] == "value_error":  # a sentence from a validator, already in words
+            problems.append(item["msg"].removeprefix("Value error, ").rstrip("."))
+        else:
+            message = item["msg"].replace("Input should be", "must be")
+            problems.append(f"{name} {message} (got {item.get('input')!r:.40})")
     return f"Invalid {what}: " + "; ".join(problems) + "."
 
 
@@ -57,7 +60,22 @@ class AutoSettings(BaseModel):
         "trades the weights never saw; otherwise leave it for a person.",
     )
     out_of_sample: OutOfSampleOptions = Field(
-        default_factory=OutOfSampleOptions, description="How strong that out-of-sample evidence must be."
+        default_factory=lambda: OutOfSampleOptions(permutations=AUTO_PERMUTATIONS),
+        description="How strong that out-of-sample evidence must be.",
+    )
+    stream_alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Largest chance, over all of auto mode's looks at one weights file, that noise is ever "
+        "applied on its own; each look spends an equal share of it.",
+    )
+    max_looks: int = Field(
+        default=13,
+        ge=1,
+        le=10_000,
+        description="Looks the budget is shared over (each look that could apply spends stream_alpha / "
+        "max_looks); once spent, auto mode only suggests.",
     )
 
     def __init__(self, **data: Any) -> None:
@@ -65,6 +83,38 @@ class AutoSettings(BaseModel):
             super().__init__(**data)
         except ValidationError as error:
             raise PolicyError(_friendly(error, "auto-mode settings")) from None
+
+    @field_validator("out_of_sample", mode="before")
+    @classmethod
+    def _auto_permutations(cls, value: Any) -> Any:
+        """Auto mode's own default shuffles: the per-rule default (200) cannot reach one look's level."""
+        if isinstance(value, dict) and "permutations" not in value:
+            return {**value, "permutations": AUTO_PERMUTATIONS}
+        return value
+
+    @property
+    def look_level(self) -> float:
+        """The p-value one look must reach: an equal share of the stream's budget (Bonferroni over max_looks)."""
+        return self.stream_alpha / self.max_looks
+
+    @model_validator(mode="after")
+    def _budget_testable(self) -> AutoSettings:
+        gate = self.out_of_sample
+        if not self.out_of_sample_gate:
+            return self
+        if gate.require == "interval":
+            raise ValueError(
+                'auto mode keeps noise under its budget with the permutation p-value, which require = "interval" '
+                'leaves out; use require = "both" (the default) or "p_value"'
+            )
+        smallest = 1 / (gate.permutations + 1)
+        if smallest > self.look_level:
+            raise ValueError(
+                f"with {gate.permutations:,} permutations the smallest p-value is {smallest:.3g}, above one look's "
+                f"share of the budget ({self.stream_alpha:g} / {self.max_looks} = {self.look_level:.3g}), so auto "
+                f"mode could never apply; use at least {math.ceil(1 / self.look_level) - 1:,} permutations"
+            )
+        return self
 
 
 @dataclass(frozen=True)
