@@ -36,17 +36,19 @@ from calibration_policy.default_plugins.scoring_weights.analysis import (
 from calibration_policy.default_plugins.scoring_weights.domain import (
     DOMAIN_NAME,
     FACTORS,
+    WeightsError,
     default_weights_file,
     weights_target,
 )
 from calibration_policy.default_plugins.scoring_weights.evidence import (
-    evaluate_with_options,
+    Unmeasured,
     out_of_sample_verdict,
 )
 from calibration_policy.default_plugins.scoring_weights.flow import (
     live_weights,
     suggest_weights,
 )
+from calibration_policy.default_plugins.scoring_weights.preview import SYNTHETIC, is_synthetic, preview
 from calibration_policy.default_plugins.scoring_weights.settings import (
     WeightsSettings,
     load_weights_settings,
@@ -153,6 +155,7 @@ class WeightsPage:
     periods: list[Period] = field(default_factory=list)
     as_of: AsOfView | None = None
     latest: CalibrationRun | None = None  # the newest weights run: what it found and whether it went live
+    synthetic: str | None = None  # said when the trades are the bundled synthetic ones
     changes: list[Any] = field(default_factory=list)  # the timeline's rows, newest first
     rule: str = ""  # what decides, one sentence with the live thresholds
 
@@ -201,6 +204,8 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
         view.current = [WeightRow(f, live[f], change.live_from if (change := set_by[f]) else None) for f in FACTORS]
     except CalibrationPolicyError as error:
         view.current_error = str(error)
+    if is_synthetic(tab.trades_path):
+        view.synthetic = SYNTHETIC
     if view.current_error is None:
         try:
             view.analysis = analyze_trades(tab.trades_path, live, min_trades=settings.policy.min_sample_size).to_dict()
@@ -227,11 +232,19 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
 
 
 def weights_evidence(tab: WeightsTab, live: dict[str, float]) -> dict[str, Any]:
-    """The suggestion's evidence with auto mode's own settings, plus the fold chart's bar heights."""
-    auto = tab.settings().auto.out_of_sample
-    evidence = evaluate_with_options(tab.trades_path, live, auto)
-    data = evidence.to_dict()
-    passed, text, _ = out_of_sample_verdict(evidence, auto)
+    """The evidence of exactly the weights that would go live (smoothed, and bounded when auto mode is on),
+    with auto mode's own settings; its budget; the fold chart's bar heights."""
+    settings = tab.settings()
+    seen = preview(tab.trades_path, live, settings, target_name=tab.target().name, history_dir=tab.panel.history_dir)
+    if isinstance(seen.evidence, Unmeasured):
+        raise WeightsError(seen.evidence.problem)
+    evidence = seen.evidence
+    assert evidence is not None  # the page asks only when the analysis suggests weights
+    data = {**evidence.to_dict(), **{k: v for k, v in seen.to_dict().items() if k != "evidence"}}
+    gate, budget = settings.auto.out_of_sample, seen.budget
+    if budget is not None and not budget.spent_out:  # judged as auto mode's next look would judge it
+        gate = gate.model_copy(update={"max_p_value": min(gate.max_p_value, budget.next_level)})
+    passed, text, _ = out_of_sample_verdict(evidence, gate)
     gains = [fold["gain"]["equal_volume"] or 0.0 for fold in data["out_of_sample"]["folds"]]
     top = max([abs(g) for g in gains] + [1e-9])
     data["verdict"] = {"passed": passed, "text": text[0].upper() + text[1:] + "."}

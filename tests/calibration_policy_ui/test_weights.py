@@ -511,3 +511,41 @@ def test_api_evidence_gives_both_measures_and_the_verdict(client):
     assert data["out_of_sample"]["label"] == "measured on later trades it never saw"
     assert data["out_of_sample"]["fold_count"] == len(data["fold_bars"]) == 4
     assert isinstance(data["verdict"]["passed"], bool) and data["verdict"]["text"].endswith(".")
+
+
+# -- issue 25: the panel judges what would go live, in plain words, with auto mode's budget --------------
+
+BUNDLED = Path(__file__).resolve().parents[2] / "data" / "trades.parquet"
+
+
+def test_on_the_bundled_trades_the_panel_says_synthetic_and_measures_the_bounded_step(tab):
+    """Issue 25: the panel measured the full suggestion although auto mode applies the bounded step, dropped
+    the in-sample caveat, never said the trades are synthetic nor how much of auto mode's budget is left."""
+    from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, WeightsSettings
+    from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
+
+    tab.trades.write_bytes(BUNDLED.read_bytes())
+    settings = WeightsSettings(weights_policy(), AutoSettings(enabled=True))
+    client = tab.client(settings=settings)
+    html = client.get("/calibration/weights/").text
+    text = text_of(html)
+    assert "Synthetic data: These are the bundled synthetic trades" in text
+    evidence = section(html, "cp-w-evidence")
+    assert (
+        "Measured: the weights that would go live through auto mode's bounded step (wallet 0.3500, cluster 0.2898, "
+        "token 0.1526, context 0.2077): each weight moves at most 0.1 from the live one." in evidence
+    )
+    assert "taking more trades raises this figure, so it is not evidence on its own" in evidence
+    assert "Equal volume: the new weights take exactly as many trades as the live ones" in evidence
+    assert "PnL +780 cannot come from simply trading more" in evidence
+    assert "Interval: 90% interval -345 to +1,875: the range the gain moves in" in evidence
+    assert "Folds: better in 3 of 4; each fold fits the weights on earlier trades only" in evidence
+    assert re.search(r"p-value 0\.1\d\d: noise alone looked this good in 1\d\d of 1,000 reshuffles", evidence)
+    assert "Auto mode's budget: 0 of 13 looks used; 5.0 % of the 5 % budget left for this weights file" in evidence
+    assert "Not shown to help yet:" in evidence and "above 0.00385" in evidence
+    words = {word for word, _ in glossary_of(html)}
+    assert {"Folds", "Equal volume", "Interval", "p-value", "Budget"} <= words
+
+
+def glossary_of(html: str) -> list[tuple[str, str]]:
+    return re.findall(r"<dt[^>]*>(.*?)</dt>\s*<dd[^>]*>(.*?)</dd>", html, re.S)

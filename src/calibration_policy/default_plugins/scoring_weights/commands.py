@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import getpass
 import shlex
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +39,12 @@ from calibration_policy.pipeline import (
 from calibration_policy.review import Suggestion
 from calibration_policy.stores import active_store, open_archive, open_reviews
 
-from .analysis import TRADING_THRESHOLD, analyze_trades, default_trades_file, two_places
+from .analysis import MODEL_NAME, TRADING_THRESHOLD, default_trades_file, two_places
+from .budget import budget_for
 from .domain import FACTORS, weights_target
-from .evidence import evaluate_with_options
+from .evidence import WIDTH, Unmeasured
 from .flow import live_weights, run_auto, suggest_weights
+from .preview import SYNTHETIC, is_synthetic, preview
 from .settings import load_weights_settings
 
 
@@ -104,7 +107,12 @@ def _print_analysis(analysis: Mapping[str, Any]) -> None:
     if analysis.get("estimated_improvement"):
         lines += ["", "Estimated improvement: " + analysis["estimated_improvement"]["text"]]
     if lines:
-        click.echo("\n".join(lines))
+        click.echo("\n".join(_wrapped(line) for line in lines))
+
+
+def _wrapped(text: str) -> str:
+    """A sentence on lines that fit 100 columns, later lines indented."""
+    return textwrap.fill(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False) if text else text
 
 
 def _print_suggestion(item: Suggestion) -> None:
@@ -332,31 +340,39 @@ def weights() -> None:
     "--evidence/--no-evidence",
     default=True,
     show_default=True,
-    help="Also measure the suggestion on later trades it never saw (walk-forward, bootstrap, shuffled baseline).",
+    help="Also measure the weights that would go live on later trades they never saw "
+    "(walk-forward, bootstrap, shuffled baseline).",
 )
+@click.option("--details", is_flag=True, help="Also show the out-of-sample figures fold by fold.")
 @_places
-def analyze(places: Places, trades: str, threshold: float, min_trades: int, evidence: bool, as_json: bool) -> None:
-    """How each factor predicted PnL, the weights that would follow, and whether they hold on unseen trades."""
-    live = live_weights(places.target())
+def analyze(
+    places: Places, trades: str, threshold: float, min_trades: int, evidence: bool, details: bool, as_json: bool
+) -> None:
+    """How each factor predicted PnL, the weights that would go live, and whether they hold on unseen trades."""
+    target = places.target()
     with spinner("Analysing the trades…"):
-        analysis = analyze_trades(trades, live, min_trades=min_trades, threshold=threshold)
-    measured, problem = None, None
-    if evidence and analysis.enough_trades:
-        gate = load_weights_settings(places.settings).auto.out_of_sample
-        with spinner("Measuring the suggestion on later trades…"):
-            try:
-                measured = evaluate_with_options(trades, live, gate, threshold=threshold)
-            except CalibrationPolicyError as error:  # too few trades per fold, a constant factor…
-                problem = str(error)
-    if as_json:
-        emit_json(
-            {**analysis.to_dict(), "evidence": measured.to_dict() if measured else None, "evidence_error": problem}
+        seen = preview(
+            trades,
+            live_weights(target),
+            load_weights_settings(places.settings),
+            target_name=target.name,
+            history_dir=places.history_dir,
+            threshold=threshold,
+            min_trades=min_trades,
+            evidence=evidence,
         )
+    if as_json:
+        emit_json({**seen.analysis.to_dict(), **seen.to_dict()})
         return
-    _print_analysis(analysis.to_dict())
-    if measured is not None or problem is not None:
-        click.echo()
-        click.echo(measured.text() if measured is not None else f"Out-of-sample check: {problem}")
+    if seen.synthetic:
+        click.echo(f"{_wrapped(SYNTHETIC)}\n")
+    _print_analysis(seen.analysis.to_dict())
+    if isinstance(seen.evidence, Unmeasured):
+        click.echo("\n" + _wrapped(f"Out-of-sample check: {seen.evidence.problem}"))
+    elif seen.evidence is not None:
+        click.echo(f"\nWould go live through {seen.route}.\n{seen.evidence.text(details=details)}")
+    if seen.budget is not None:
+        click.echo(f"\nAuto mode's budget for this weights file: {seen.budget.text()}.")
 
 
 @weights.command()
@@ -380,6 +396,8 @@ def suggest(places: Places, trades: str, threshold: float, by: str | None, as_js
     if as_json:
         emit_json(outcome.to_dict())
         return
+    if is_synthetic(trades):
+        click.echo(f"{_wrapped(SYNTHETIC)}\n")
     if outcome.analysis:
         _print_analysis(outcome.analysis.to_dict())
         click.echo()
@@ -403,7 +421,16 @@ def auto(places: Places, trades: str, threshold: float, as_json: bool) -> None:
             suggestions_dir=places.suggestions_dir,
             archive_dir=places.archive_dir,
         )
-    emit_json(outcome.to_dict()) if as_json else click.echo(outcome.message)
+    if as_json:
+        emit_json(outcome.to_dict())
+        return
+    if is_synthetic(trades):
+        click.echo(_wrapped(SYNTHETIC))
+    click.echo(outcome.message)
+    if settings.auto.enabled and settings.auto.out_of_sample_gate and not settings.auto.require_approval:
+        target = places.target()
+        budget = budget_for(settings.auto, places.history_dir, MODEL_NAME, target.name)
+        click.echo(f"Auto mode's budget for {target.name}: {budget.text()}.")
 
 
 @weights.command()

@@ -65,6 +65,31 @@ class ScoringWeightsDomain(Domain):
             "The closed trades the weights were worked out from: which factor scores went with a win "
             "and which with a loss.",
         ),
+        (
+            "Folds",
+            "The trades cut, in the order they closed, into consecutive blocks. Each fold fits the weights "
+            "on earlier blocks only and scores them on the next block, which they never saw.",
+        ),
+        (
+            "Equal volume",
+            "Both weight sets take the same number of trades (the new set its highest-scored ones), so a "
+            "gain cannot come from simply trading more.",
+        ),
+        (
+            "Interval",
+            "The range the gain moves in when the later trades are redrawn at random (a bootstrap). An "
+            "interval above zero means the gain is not one lucky draw of trades.",
+        ),
+        (
+            "p-value",
+            "How often noise alone looked as good: the outcomes are shuffled across trades many times and "
+            "the whole fit repeated. 0.01 means 1 shuffle in 100 did as well.",
+        ),
+        (
+            "Budget",
+            "Auto mode looks again every time enough new trades arrive; each look spends a share of a 5 % "
+            "chance of ever applying noise. Once it is spent, auto mode only suggests.",
+        ),
     )
 
     def extract(self, result: Mapping[str, Any]) -> Extracted:
