@@ -63,3 +63,9 @@ def test_stores_side_by_side(tmp_path, postgres_server):  # the fixture only pro
 @pytest.mark.parametrize("script, args", [("bench_all.py", ["--quick"])])
 def test_the_one_command_table(tmp_path, script, args):
     run(script, *args, "--out", str(tmp_path / "out.json"))
+
+
+def test_weights_gate(tmp_path):
+    run("bench_weights_gate.py", "--quick", "--json", str(tmp_path / "out.json"))
+    rates = json.loads((tmp_path / "out.json").read_text())["rates"]
+    assert rates[0]["cases"] == 4 and all(0 <= r["low"] <= r["rate"] <= r["high"] <= 1 for r in rates)

@@ -386,13 +386,37 @@ def test_weights_analyze_shows_in_sample_beside_unseen_trades(capsys, tmp_path):
     code, out, err = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights))
     assert code == 0, err
     assert "Measured on the trades it was fitted to (all 600 trades)" in out
-    assert "Measured on later trades it never saw (480 trades in 4 folds" in out and "permutation p-value" in out
+    assert "Measured on later trades it never saw (480 trades in 4 folds" in out and "\np-value 0.0" in out
     code, out, _ = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights), "--json")
     evidence = json.loads(out)["evidence"]
     assert evidence["in_sample"]["label"] == "measured on the trades it was fitted to"
     assert evidence["out_of_sample"]["trades"] == 480
     code, out, _ = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights), "--no-evidence")
     assert "never saw" not in out
+
+
+def test_weights_analyze_says_synthetic_explains_each_figure_and_fits_100_columns(capsys, tmp_path):
+    """Issue 25: no word that the bundled trades are synthetic, lines up to 229 characters, a fold table 150 wide."""
+    weights = tmp_path / "w.json"
+    shutil.copyfile(REPO_ROOT / "data" / "scoring_weights.json", weights)
+    trades = str(REPO_ROOT / "data" / "trades.parquet")
+    code, out, err = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights))
+    assert code == 0, err
+    assert out.startswith("These are the bundled synthetic trades (made by data/generate_trades.py")
+    words = " ".join(out.split())
+    assert "Taking more trades raises this figure, so it is not evidence on its own." in words
+    assert "A gain at equal volume cannot come from simply trading more." in words
+    assert "p-value 0.003: noise alone looked this good in 2 of 1,000 reshuffles of the outcomes" in words
+    assert "Fold  Fitted on" not in out  # the folds wait for --details
+    code, detailed, _ = cli(capsys, "weights", "analyze", "--trades", trades, "--weights", str(weights), "--details")
+    assert "Fold  Fitted on Scored on   Current wins" in detailed
+    for text in (out, detailed):
+        assert max(len(line) for line in text.splitlines()) <= 100
+    copied = tmp_path / "mine.parquet"
+    shutil.copyfile(trades, copied)  # the same bytes elsewhere are still the synthetic trades
+    assert cli(capsys, "weights", "analyze", "--trades", str(copied), "--weights", str(weights))[1].startswith(
+        "These are the bundled synthetic trades"
+    )
 
 
 def test_every_command_a_plugins_too_takes_data_and_store_after_its_name():
