@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calibration_policy.default_plugins.scoring_weights import evidence as ev
+from calibration_policy.default_plugins.scoring_weights import live
 from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades, bounded_weights, load_trades
 from calibration_policy.default_plugins.scoring_weights.domain import (
     FACTORS,
@@ -269,8 +270,8 @@ weight_rows = st.lists(st.floats(0.001, 1.0), min_size=4, max_size=4).map(lambda
 @given(rows=st.lists(weight_rows, min_size=1, max_size=6), bound=st.floats(0.01, 0.5))
 def test_the_vectorised_rounding_and_bounds_match_the_library(rows, bound):
     matrix = np.array(rows)
-    rounded = ev._round_many(matrix)
-    bounded = ev._bounded_many(rounded, np.array([EQUAL[f] for f in FACTORS]), bound)
+    rounded = live._round_many(matrix)
+    bounded = live._bounded_many(rounded, np.array([EQUAL[f] for f in FACTORS]), bound)
     for row, r, b in zip(rows, rounded, bounded):
         expected = round_weights(dict(zip(FACTORS, row)))
         assert dict(zip(FACTORS, r.tolist())) == expected

@@ -64,7 +64,6 @@ from .analysis import (
     suggest_from,
 )
 from .domain import (
-    DECIMALS,
     FACTORS,
     NotEnoughTradesError,
     ScoringWeightsDomain,
@@ -82,7 +81,7 @@ from .gate import (
     OutOfSampleOptions,
     Window,
 )
-from .live import LiveStep
+from .live import LiveStep, _round_many
 
 WIDTH = 100  # the text's lines fit a terminal this wide
 NOT_EVIDENCE = "Taking more trades raises this figure, so it is not evidence on its own."
@@ -775,37 +774,6 @@ def permutation_chunks(n: int, permutations: int, seed: int) -> Iterator[np.ndar
     for start in range(0, permutations, PERMUTATION_CHUNK):
         count = min(PERMUTATION_CHUNK, permutations - start)
         yield rng.permuted(np.tile(np.arange(n), (count, 1)), axis=1)
-
-
-def _round_many(weights: np.ndarray, decimals: int = DECIMALS) -> np.ndarray:
-    """:func:`~.domain.round_weights` for every row at once (largest remainder)."""
-    unit = 10**decimals
-    exact = weights / weights.sum(axis=1, keepdims=True) * unit
-    grid = np.floor(exact)
-    leftover = unit - grid.sum(axis=1, keepdims=True)
-    order = np.argsort(grid - exact, axis=1, kind="stable")  # the most rounded-down first; ties in factor order
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(weights.shape[1])[None, :].repeat(len(weights), 0), axis=1)
-    return (grid + (rank < leftover)) / unit
-
-
-def _bounded_many(suggested: np.ndarray, current: np.ndarray, max_change: float) -> np.ndarray:
-    """:func:`~.analysis.bounded_weights` for every row at once (the same bisection)."""
-    lo, hi = np.maximum(0.0, current - max_change), np.minimum(1.0, current + max_change)
-    inside = np.all((lo <= suggested) & (suggested <= hi), axis=1)
-    low, high = (lo - suggested).min(axis=1), (hi - suggested).max(axis=1)
-    done = inside.copy()
-    for _ in range(200):
-        middle = (low + high) / 2
-        done |= (middle == low) | (middle == high)
-        if done.all():
-            break
-        below = np.clip(suggested + middle[:, None], lo, hi).sum(axis=1) < 1.0
-        low = np.where(~done & below, middle, low)
-        high = np.where(~done & ~below, middle, high)
-    bounded = np.clip(suggested + ((low + high) / 2)[:, None], lo, hi)
-    bounded[inside] = suggested[inside]
-    return bounded
 
 
 def _suggest_many(

@@ -29,7 +29,7 @@ from calibration_policy.smoothing import _times_ns, window_runs
 from calibration_policy.stores import open_store
 
 from .analysis import SOURCE, WeightsAnalysis, _plural, bounded_weights
-from .domain import DOMAIN_NAME, FACTORS
+from .domain import DECIMALS, DOMAIN_NAME, FACTORS
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,6 @@ class LiveStep:
 
     def apply_many(self, fitted: np.ndarray, current: np.ndarray, before: pd.Timestamp | None = None) -> np.ndarray:
         """:meth:`apply` for every row (one per shuffle) at once."""
-        from .evidence import _bounded_many, _round_many
-
         values = fitted
         known = self.known(before)
         if known and self.policy is not None and self.run is not None:
@@ -110,6 +108,37 @@ class LiveStep:
         if self.max_change is not None:
             parts.append(f"no weight moving more than {self.max_change:g} from the live one")
         return ", ".join(parts)
+
+
+def _round_many(weights: np.ndarray, decimals: int = DECIMALS) -> np.ndarray:
+    """:func:`~.domain.round_weights` for every row at once (largest remainder)."""
+    unit = 10**decimals
+    exact = weights / weights.sum(axis=1, keepdims=True) * unit
+    grid = np.floor(exact)
+    leftover = unit - grid.sum(axis=1, keepdims=True)
+    order = np.argsort(grid - exact, axis=1, kind="stable")  # the most rounded-down first; ties in factor order
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(weights.shape[1])[None, :].repeat(len(weights), 0), axis=1)
+    return (grid + (rank < leftover)) / unit
+
+
+def _bounded_many(suggested: np.ndarray, current: np.ndarray, max_change: float) -> np.ndarray:
+    """:func:`~.analysis.bounded_weights` for every row at once (the same bisection)."""
+    lo, hi = np.maximum(0.0, current - max_change), np.minimum(1.0, current + max_change)
+    inside = np.all((lo <= suggested) & (suggested <= hi), axis=1)
+    low, high = (lo - suggested).min(axis=1), (hi - suggested).max(axis=1)
+    done = inside.copy()
+    for _ in range(200):
+        middle = (low + high) / 2
+        done |= (middle == low) | (middle == high)
+        if done.all():
+            break
+        below = np.clip(suggested + middle[:, None], lo, hi).sum(axis=1) < 1.0
+        low = np.where(~done & below, middle, low)
+        high = np.where(~done & ~below, middle, high)
+    bounded = np.clip(suggested + ((low + high) / 2)[:, None], lo, hi)
+    bounded[inside] = suggested[inside]
+    return bounded
 
 
 def live_step(
