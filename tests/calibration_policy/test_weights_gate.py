@@ -33,32 +33,23 @@ DAY = datetime(2026, 1, 5, 21, 0, tzinfo=UTC)
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, Path]:
-    return {
-        "history_dir": tmp_path / "runs",
-        "suggestions_dir": tmp_path / "suggestions",
-        "archive_dir": tmp_path / "archive",
-    }
+    return {name: tmp_path / name for name in ("history_dir", "suggestions_dir", "archive_dir")}
 
 
 @pytest.fixture
-def weights_file(tmp_path: Path) -> Path:
-    return write_weights(tmp_path / "scoring_weights.json")
-
-
-@pytest.fixture
-def target(weights_file):
-    return weights_target(path=weights_file)
+def target(tmp_path: Path):
+    return weights_target(path=write_weights(tmp_path / "scoring_weights.json"))
 
 
 # -- 1. the evidence is of exactly the values that would go live ------------------------------------------
 
 
-def test_on_the_bundled_trades_auto_mode_judges_the_bounded_step_it_would_apply(target, weights_file, env):
+def test_on_the_bundled_trades_auto_mode_judges_the_bounded_step_it_would_apply(target, env):
     """On main the gate measured the full suggestion (+2,765, p = 0.005) and applied the bounded step,
     whose own figures (+780, interval −345 to +1,875) fail."""
-    before = weights_file.read_bytes()
+    before = target.path.read_bytes()
     outcome = run_auto(BUNDLED, target, ON, **env)
-    assert outcome.action == "suggested" and weights_file.read_bytes() == before
+    assert outcome.action == "suggested" and target.path.read_bytes() == before
     reason = outcome.suggestion.reason
     assert "not shown to help on 480 later trades it never saw: +780 PnL taking as many trades" in reason
     assert "its 90% interval (-345 to +1,875) does not lie above zero" in reason
@@ -102,7 +93,7 @@ def test_the_rule_judges_the_values_it_decides_on(target, env):
 # -- 2. a budget per stream, spent across looks and kept with the runs ---------------------------------------
 
 
-def test_each_look_spends_an_equal_share_of_the_budget_and_a_restart_does_not_reset_it(target, weights_file, env):
+def test_each_look_spends_an_equal_share_of_the_budget_and_a_restart_does_not_reset_it(target, env):
     settings = AutoSettings(enabled=True, max_looks=3, min_improvement_pct=0)
     noise = make_trades(700, seed=4, effects={"wallet": 40.0})
     texts = []
@@ -191,19 +182,19 @@ def _with_ids(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def test_repeated_trade_ids_are_named_and_counted_and_nothing_is_applied(target, weights_file, env):
+def test_repeated_trade_ids_are_named_and_counted_and_nothing_is_applied(target, env):
     trades = _with_ids(make_trades(400))
     for row, repeats in ((104, 4), (221, 5), (390, 6)):
         trades.loc[row, "trade_id"] = f"T-{repeats:03d}"
-    before = weights_file.read_bytes()
+    before = target.path.read_bytes()
     outcome = run_auto(trades, target, ON, **env)
-    assert outcome.action == "suggested" and weights_file.read_bytes() == before
+    assert outcome.action == "suggested" and target.path.read_bytes() == before
     assert "its out-of-sample check could not run (3 trades repeat an earlier trade_id: T-004, T-005, T-006;" in (
         outcome.suggestion.reason
     )
 
 
-def test_a_trade_recorded_twice_a_millisecond_apart_is_refused_by_name(target, weights_file, env):
+def test_a_trade_recorded_twice_a_millisecond_apart_is_refused_by_name(target, env):
     trades = _with_ids(make_trades(400))
     copy = trades.iloc[[50]].copy()
     copy["trade_id"], copy["closed_at"] = "T-050b", copy["closed_at"] + pd.Timedelta(milliseconds=1)
