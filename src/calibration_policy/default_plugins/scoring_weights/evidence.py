@@ -6,10 +6,11 @@ That figure reads high even when the trades hold no signal at all: moving weight
 widens the spread of scores, so more trades pass 0.6 and more winners are counted — a count of
 winners mostly measures volume. This module measures the suggestion the honest way:
 
-* **walk-forward** (:func:`walk_forward`): the trades, in the order they closed, are cut into
-  ``folds + 1`` consecutive blocks. Fold *i* fits the suggestion (the library's own procedure:
-  :func:`~.analysis.factor_stats`, :func:`~.analysis.suggest_from`
-  and, when ``max_change`` is given, auto mode's :func:`~.analysis.bounded_weights`)
+* **walk-forward** (:func:`walk_forward`): the trades, in the order they closed (a shared close time
+  ordered by ``trade_id``), are cut into ``folds + 1`` consecutive blocks. Fold *i* fits what would
+  go live (the library's own procedure: :func:`~.analysis.factor_stats`,
+  :func:`~.analysis.suggest_from`, then the :class:`~.live.LiveStep` — smoothing with the earlier
+  suggestions whose trades closed before block *i*, and auto mode's bound when there is one)
   on the blocks before block *i* — all of them (``window="expanding"``) or the last
   ``train_blocks`` (``"rolling"``) — and scores block *i*, which it never saw, with the current
   and the suggested weights: trades taken, wins, total PnL, PnL per taken trade, at the

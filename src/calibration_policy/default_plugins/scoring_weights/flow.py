@@ -274,8 +274,9 @@ def run_auto(
     The suggestion is bounded (no weight moves more than ``max_weight_change``, the set stays
     valid). It goes live at once — through the locked, archived apply path, as an ``auto``
     change that names the run, so it can be reviewed and rolled back — only when the estimated
-    improvement reaches ``min_improvement_pct`` and ``require_approval`` is off; otherwise it
-    waits for a person like any suggestion.
+    improvement reaches ``min_improvement_pct``, ``require_approval`` is off and (with the
+    out-of-sample gate) the values it would apply hold on unseen trades at this look's share of
+    the weights file's budget (:mod:`.budget`); otherwise it waits for a person like any suggestion.
     """
     settings = settings or AutoSettings()
     if not settings.enabled:
