@@ -479,3 +479,14 @@ def test_refusing_bad_input_writes_nothing(tmp_path, monkeypatch):
     with pytest.raises(NotEnoughTradesError):
         evaluate(frame, EQUAL)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exact_duplicate_row_is_named_as_a_repeated_trade_not_a_repeated_close_time():
+    frame = make_trades(400)
+    frame = pd.concat([frame.iloc[:6], frame.iloc[[5]], frame.iloc[6:]], ignore_index=True)
+    with pytest.raises(
+        WeightsError,
+        match=r"^1 trade repeats an earlier trade's four scores and PnL within a second: row 7 \(like row 6\); "
+        "these look like one trade recorded twice",
+    ):
+        evaluate(frame, EQUAL, permutations=20, resamples=100)
