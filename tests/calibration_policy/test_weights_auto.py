@@ -261,9 +261,7 @@ def test_the_out_of_sample_gate_can_be_set_in_the_settings_file(tmp_path):
     path = tmp_path / "scoring_weights.toml"
     path.write_text('[auto]\nenabled = true\n[auto.out_of_sample]\nrequire = "p_value"\nconfidence = 0.95\n')
     auto = load_weights_settings(path).auto
-    assert (
-        auto.out_of_sample_gate and auto.out_of_sample.require == "p_value" and auto.out_of_sample.confidence == 0.95
-    )
+    assert auto.out_of_sample_gate and auto.out_of_sample.require == "p_value" and auto.out_of_sample.confidence == 0.95
     path.write_text('[auto.out_of_sample]\nrequire = "vibes"\n')
     with pytest.raises(PolicyError, match="require"):
         load_weights_settings(path)

@@ -16,6 +16,8 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from calibration_policy.archive import Archive
+from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
+from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, WeightsSettings
 from calibration_policy.review import ReviewStore
 from calibration_policy_ui import create_router
 from calibration_policy_ui.weights import create_weights_router
@@ -521,9 +523,6 @@ BUNDLED = Path(__file__).resolve().parents[2] / "data" / "trades.parquet"
 def test_on_the_bundled_trades_the_panel_says_synthetic_and_measures_the_bounded_step(tab):
     """Issue 25: the panel measured the full suggestion although auto mode applies the bounded step, dropped
     the in-sample caveat, never said the trades are synthetic nor how much of auto mode's budget is left."""
-    from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, WeightsSettings
-    from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
-
     tab.trades.write_bytes(BUNDLED.read_bytes())
     settings = WeightsSettings(weights_policy(), AutoSettings(enabled=True))
     client = tab.client(settings=settings)
