@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from calibration_policy import pipeline
+from calibration_policy.engine.smooth import times_ns
 from calibration_policy.history import build_run
 from calibration_policy.models import CalibrationRun
 from calibration_policy.plugins import get_smoother
 from calibration_policy.policy import CalibrationUpdatePolicy
-from calibration_policy.smoothing import _times_ns, window_runs
+from calibration_policy.smoothing import window_runs
 from calibration_policy.stores import open_store
 
 from .analysis import SOURCE, WeightsAnalysis, _plural, bounded_weights
@@ -80,7 +81,7 @@ class LiveStep:
         smoother = get_smoother(self.policy.smoothing)
         options = self.policy.validated_smoothing_options()
         runs = window_runs(known, self.run, self.policy)  # ordered as the pipeline orders them, this run last
-        times = _times_ns([run.timestamp for run in runs])
+        times = times_ns([run.timestamp for run in runs]).view("datetime64[ns]")
         out = np.empty_like(fitted)
         for k, factor in enumerate(FACTORS):
             before = np.array([run.recommended[factor] for run in runs[:-1]], dtype=np.float64)
