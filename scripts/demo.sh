@@ -27,6 +27,6 @@ echo
 calibration-policy history SPY --data demo-output --limit 5 --full "${store[@]}"
 if [ "$serve" = yes ]; then
   echo
-  echo "Serving the calibration panel on the demo data: open http://127.0.0.1:8000/calibration/ (Ctrl-C to stop)"
-  calibration-policy serve --data demo-output "${store[@]}"
+  echo "Serving the options agent's app with the calibration panel on the demo data: open http://127.0.0.1:8000/calibration/ (Ctrl-C to stop)"
+  calibration-policy serve --data demo-output --app examples/options_agent/app.py "${store[@]}"
 fi

@@ -135,8 +135,6 @@ def create_app(
             base_template="base.html",
             current_user=lambda request: getattr(request.state, "user", None),
             secret=secret,
-            weights_path=data / "scoring_weights.json",
-            trades_path=data / "trades.parquet",
         ),
         prefix="/calibration",
     )

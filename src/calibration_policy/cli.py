@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 PROG = "calibration-policy"
 PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
-DEFAULT_HOST_PLUGINS = Path("examples") / "options_agent" / "plugins"
 
 log = logging.getLogger(__name__)
 Callback = TypeVar("Callback", bound=Callable[..., Any])
@@ -84,7 +83,7 @@ plugins_dir_option = click.option(
     "--plugins-dir",
     metavar="DIR",
     expose_value=False,
-    help=f"Folder of host plugins (sources, targets, commands); default ${PLUGINS_ENV}, else {DEFAULT_HOST_PLUGINS}.",
+    help=f"Folder of host plugins (sources, targets, commands); default ${PLUGINS_ENV}.",
 )
 
 
@@ -731,16 +730,14 @@ def _one_root_everywhere(group: click.Group) -> None:
 
 
 def _load_plugins(args: Sequence[str]) -> None:
-    """Register the host's plugin folder: --plugins-dir (anywhere on the line), else $CALIBRATION_PLUGINS_DIR,
-    else the bundled options agent's when run from the repository.
+    """Register the host's plugin folder: --plugins-dir (anywhere on the line), else $CALIBRATION_PLUGINS_DIR.
+    Nothing else: the library never looks for a host in the folder it happens to run from.
 
     Read from the raw arguments, not by click, because the folder's plugins may add commands, and the
     group must have them before click parses the line."""
     from .plugins import load_plugins_dir
 
     folder = _raw_option(args, "--plugins-dir") or os.environ.get(PLUGINS_ENV)
-    if folder is None and DEFAULT_HOST_PLUGINS.is_dir():
-        folder = str(DEFAULT_HOST_PLUGINS)
     if folder:
         load_plugins_dir(folder)
 

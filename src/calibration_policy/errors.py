@@ -33,8 +33,8 @@ class UnknownPluginError(PolicyError):
         hint = ""
         if kind in HOST_PROVIDED:  # the host's plugins register these; a command run outside the host lacks them
             hint = (
-                " The host's plugins register it: run from the host's folder, or pass --plugins-dir DIR "
-                "(or set CALIBRATION_PLUGINS_DIR) to the folder of its plugins."
+                " The host's plugins register it: pass --plugins-dir DIR (or set CALIBRATION_PLUGINS_DIR) "
+                "to the folder of its plugins, or install the plugin's package."
             )
         super().__init__(f"Unknown {kind} {name!r:.60}. Known names: {', '.join(self.known) or '(none)'}.{hint}")
 

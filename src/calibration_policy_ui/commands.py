@@ -1,8 +1,8 @@
-"""``calibration-policy serve``: open the options agent's app, with the panel, on a data folder.
+"""The panel's plugin for the core: the ``serve`` command and the panel's built-in tabs.
 
-Registered through the ``calibration_policy`` entry-point group. This module imports nothing
-from FastAPI at import time, so the core CLI keeps working where the ``[ui]`` extra is absent;
-``serve`` then says how to install it.
+Registered through the ``calibration_policy`` entry-point group, like a third party's plugin. This
+module imports nothing from FastAPI at import time (each tab's module loads when the panel builds),
+so the core CLI keeps working where the ``[ui]`` extra is absent; ``serve`` then says how to install it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,18 @@ from calibration_policy.hookspecs import hookimpl
 if TYPE_CHECKING:
     import click
 
-DEFAULT_APP = Path("examples") / "options_agent" / "app.py"
 
+def load_app_factory(path: Path | None):
+    """``create_app`` from the host's app file (a script in a repo, not an installed package), else the
+    panel's own minimal app, which serves every installed domain with no host at all."""
+    if path is None:
+        from .app import create_app
 
-def load_app_factory(path: Path):
-    """``create_app`` from the host's app file (a script in a repo, not an installed package)."""
+        return create_app
     if not path.is_file():
         raise CalibrationPolicyError(
-            f"Cannot find the agent's app at {path}; run from the repository root or pass --app FILE."
+            f"Cannot find the host's app at {path}; pass --app FILE with a create_app(data_dir=...) function, "
+            "or leave --app out to serve the panel on its own."
         )
     spec = importlib.util.spec_from_file_location("calibration_policy_serve_app", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -36,8 +40,8 @@ def load_app_factory(path: Path):
     return factory
 
 
-def serve(data: Path, host: str, port: int, plugins_dir: str | None, app: Path) -> None:
-    """Serve the host's app on ``data`` until Ctrl+C (the ``serve`` command)."""
+def serve(data: Path, host: str, port: int, plugins_dir: str | None, app: Path | None) -> None:
+    """Serve the host's app, or the panel on its own, on ``data`` until Ctrl+C (the ``serve`` command)."""
     try:
         import uvicorn
 
@@ -73,15 +77,50 @@ def register_commands(cli: click.Group) -> None:
         "--host", default="127.0.0.1", show_default=True, help="Address to listen on (127.0.0.1: this computer only)."
     )
     @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port.")
-    @click.option("--plugins-dir", metavar="DIR", help="Folder of host plugins (default: the agent's own).")
+    @click.option("--plugins-dir", metavar="DIR", help="Folder of host plugins (sources, targets, tabs).")
     @click.option(
         "--app",
-        default=str(DEFAULT_APP),
-        show_default=True,
         type=click.Path(path_type=Path),
         metavar="FILE",
-        help="The host app file.",
+        help="A host app file with create_app(data_dir=..., plugins_dir=...) (default: the panel on its own).",
     )
-    def serve_command(data: Path, host: str, port: int, plugins_dir: str | None, app: Path) -> None:
-        """Open the agent's web app with the calibration panel (needs the [ui] extra)."""
+    def serve_command(data: Path, host: str, port: int, plugins_dir: str | None, app: Path | None) -> None:
+        """Open the calibration panel, every installed domain's tab, on a data folder (needs the [ui] extra)."""
         serve(data, host, port, plugins_dir, app)
+
+
+@hookimpl
+def register_panel_tabs(register) -> None:
+    from .tabs import PanelTab, lazy
+
+    runs, weights, lab = (f"calibration_policy_ui.tabs.{name}" for name in ("runs", "scoring_weights", "lab"))
+    register(
+        PanelTab(
+            "runs",
+            lazy(runs, "title"),
+            lazy(runs),
+            route="panel",
+            description="The live values, the latest run, whether it went live and why.",
+            order=0,
+        )
+    )
+    register(
+        PanelTab(
+            "scoring_weights",
+            "Scoring weights",
+            lazy(weights),
+            route="weights",
+            description="The trade-scoring model's four weights: suggestions, review, evidence, history.",
+            order=10,
+        )
+    )
+    register(
+        PanelTab(
+            "lab",
+            "Try a policy",
+            lazy(lab),
+            route="lab",
+            description="Replay candidate thresholds over the recorded runs and propose them for approval.",
+            order=20,
+        )
+    )

@@ -158,6 +158,14 @@ class Panel:
     # route-name prefix → (domain, its policy source): a tab with its own policy (the scoring weights) registers here
     domains: dict[tuple[str, ...], tuple[str, Callable[[], CalibrationUpdatePolicy]]] = field(default_factory=dict)
 
+    @property
+    def data_dir(self) -> Path:
+        """The data folder tabs keep their files in: the runs folder's parent when the host named it, else the
+        data root (``$CALIBRATION_DATA``)."""
+        from calibration_policy.paths import data_root
+
+        return self.history_dir.parent if self.history_dir is not None else data_root()
+
     def domain_of(self, route_name: str) -> tuple[str, CalibrationUpdatePolicy]:
         """The domain a route acts on, and the policy whose [permissions] table governs it."""
         for prefixes, (domain, policy_of) in self.domains.items():

@@ -44,13 +44,10 @@ def create_router(
     current_user: Callable[[Request], str | None] | None = None,
     secret: str | bytes | None = None,
     trusted_origins: Sequence[str] = (),
-    weights_path: PathArg = None,
-    trades_path: PathArg = None,
-    weights_settings: Any = None,
     tab_options: Mapping[str, Mapping[str, Any]] | None = None,
     permissions: Callable[[Any, str, str], bool] | None = None,
 ) -> APIRouter:
-    """Build the panel's router with every installed tab (built in: the runs, the scoring weights).
+    """Build the panel's router with every installed tab (built in: the runs, the scoring weights, the lab).
 
     - ``target_for(underlying) -> Target``: the host's live config for a symbol.
     - ``history_dir`` / ``archive_dir`` / ``suggestions_dir``: the core's folders (``None``: the
@@ -66,10 +63,10 @@ def create_router(
       when several worker processes serve the app, otherwise each has its own.
     - ``trusted_origins``: extra ``https://host`` origins allowed to POST (behind a proxy that
       rewrites ``Host``).
-    - ``weights_path`` / ``trades_path`` / ``weights_settings``: the scoring-weights tab's live
-      weights file, trades table and settings (defaults: ``data/scoring_weights.json``,
-      ``data/trades.parquet``, ``load_weights_settings``).
-    - ``tab_options``: options for installed tab plugins, by tab name (``{"risk_limits": {...}}``).
+    - ``tab_options``: options for installed tab plugins, by tab name (``{"risk_limits": {...}}``); the
+      scoring-weights tab takes ``weights_path``, ``trades_path`` and ``settings`` (defaults:
+      ``scoring_weights.json``, ``trades.parquet`` and ``scoring_weights.toml`` in the data folder, the
+      runs folder's parent).
     - ``permissions(user, action, domain) -> bool``: who may do what (``user`` is what
       ``current_user`` returns; actions: view, propose, approve, reject, modify, force_apply,
       roll_back, change_policy). Default: the policy's ``[permissions]`` table, else everyone
@@ -97,10 +94,7 @@ def create_router(
         dependencies=[*dependencies, Depends(permission_guard(panel))],
         route_class=panel_route_class(panel.render_error),
     )
-    options = {
-        "scoring_weights": {"weights_path": weights_path, "trades_path": trades_path, "settings": weights_settings},
-        **(tab_options or {}),
-    }
+    options = tab_options or {}
     for name, tab in tabs.items():  # every tab shares the host's auth, CSRF, templates and layout
         tab.add_routes(router, TabContext(panel, options.get(name, {})))
     return router

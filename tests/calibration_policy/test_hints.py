@@ -39,10 +39,17 @@ def environment(**extra: str) -> dict[str, str]:
     return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "COLUMNS": "200", "NO_COLOR": "1", **extra}
 
 
+def host_environment(cwd: Path, **extra: str) -> dict[str, str]:
+    """The shell of a user in the host's folder: it points the library at the host's plugins, as the options
+    agent's README says (the library itself never looks for them in the working directory)."""
+    plugins = cwd / "examples" / "options_agent" / "plugins"
+    return environment(**({"CALIBRATION_PLUGINS_DIR": str(plugins)} if plugins.is_dir() else {}), **extra)
+
+
 def run(command: str, cwd: Path, code: int = 0, **env: str) -> str:
     """Run a command line as printed; check its exit code; return stdout and stderr together."""
     done = subprocess.run(
-        shlex.split(command), cwd=cwd, env=environment(**env), capture_output=True, text=True, timeout=300
+        shlex.split(command), cwd=cwd, env=host_environment(cwd, **env), capture_output=True, text=True, timeout=300
     )
     output = done.stdout + done.stderr
     assert done.returncode == code, f"`{command}` exited {done.returncode}, not {code}:\n{output}"

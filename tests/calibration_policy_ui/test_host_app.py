@@ -129,7 +129,7 @@ def test_serve_command_parses_and_explains_problems(tmp_path: Path, monkeypatch)
         serve.invoke(args)
     with pytest.raises(SystemExit):
         serve.main(["--port", "99999"], prog_name="serve")
-    with pytest.raises(CalibrationPolicyError, match="Cannot find the agent's app"):
+    with pytest.raises(CalibrationPolicyError, match="Cannot find the host's app"):
         commands.load_app_factory(tmp_path / "nope.py")
     served = {}
     monkeypatch.setattr("uvicorn.run", lambda app, host, port, log_level: served.update(app=app, host=host, port=port))

@@ -92,7 +92,7 @@ def test_every_change_route_refuses_a_viewer_and_writes_nothing(host: Host, role
     ).suggestion
     pending = ReviewStore(host.suggestions_dir).all(status="pending")
     assert len(pending) == 2 and suggestion is not None
-    viewer = client_for(host, "vic", permissions=roles, **weights_files)
+    viewer = client_for(host, "vic", permissions=roles, tab_options={"scoring_weights": weights_files})
     app = viewer.app
     schema_routes = [(m.upper(), p) for p, item in app.openapi()["paths"].items() for m in item if m in CHANGE_METHODS]
     assert len(schema_routes) >= 6  # force-apply and the weights' analyze, suggest, apply, reject, rollback
@@ -115,13 +115,13 @@ def test_every_change_route_refuses_a_viewer_and_writes_nothing(host: Host, role
     # a viewer still sees the panel and the JSON
     assert viewer.get("/calibration/").status_code == 200
     assert viewer.get("/calibration/api/status", params={"underlying": "SPY"}).status_code == 200
-    nobody = client_for(host, "mallory", permissions=roles, **weights_files)
+    nobody = client_for(host, "mallory", permissions=roles, tab_options={"scoring_weights": weights_files})
     response = nobody.get("/calibration/api/status", params={"underlying": "SPY"})
     assert response.status_code == 403 and "missing permission: view" in response.json()["detail"]
 
 
 def test_the_audit_trail_cannot_be_edited_through_the_api(host: Host, weights_files):
-    app = client_for(host, "ana", **weights_files).app
+    app = client_for(host, "ana", tab_options={"scoring_weights": weights_files}).app
     for method, path in change_routes(app):
         assert method == "POST", (method, path)  # nothing is ever replaced or deleted
         assert not any(word in path for word in ("archive", "history", "changes", "audit")), path

@@ -20,7 +20,7 @@ from calibration_policy.default_plugins.scoring_weights.analysis import weights_
 from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, WeightsSettings
 from calibration_policy.review import ReviewStore
 from calibration_policy_ui import create_router
-from calibration_policy_ui.weights import create_weights_router
+from calibration_policy_ui.tabs.scoring_weights import create_weights_router
 
 from .conftest import USER_HEADER, csrf_of, require_user, text_of
 
@@ -176,7 +176,8 @@ def test_the_first_screen_answers_the_four_questions_for_the_weights(tab, client
     )
     assert (
         "What decides: A new value goes live only when the run has at least 100 trades and the smoothed weight "
-        "(the average of the last 14 days of runs) moves at least 0.02 from the live one, and then a person approves it."
+        "(the exponentially weighted average with a 7-day half-life of the last 14 days of runs) moves at least 0.02 "
+        "from the live one, and then a person approves it."
     ) in latest
     _, token = page(client)
     client.post(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from calibration_policy_ui.weights import create_weights_router
+from calibration_policy_ui.tabs.scoring_weights import create_weights_router
 
 from .browser import ARTIFACTS, assert_accessible, chromium_page, needs_chromium, serving
 from .test_weights import EQUAL, Tab

@@ -2,8 +2,8 @@
 
 The library never changes the agent's calibration math; it only calls it (the sources) and
 writes the vol surface file through the agent's own ``VolSurfaceConfig`` (the target). Load it
-with ``calibration-policy --plugins-dir examples/options_agent/plugins`` (the CLI does so by
-default when run from the repository) or ``calibration_policy.plugins.load_plugins_dir``.
+with ``calibration-policy --plugins-dir examples/options_agent/plugins`` (or ``$CALIBRATION_PLUGINS_DIR``)
+or ``calibration_policy.plugins.load_plugins_dir``.
 """
 
 from __future__ import annotations
@@ -137,5 +137,6 @@ def register_targets(register):
             vol_surface_target,
             "Options agent vol surface",
             "The agent's config/vol_surface.json, written through its VolSurfaceConfig.",
+            replaces=True,  # the library's own vol_surface target writes the same format without the agent's code
         )
     )

@@ -92,12 +92,10 @@ class DemoSummary:
 
 
 def _can_serve() -> bool:
-    """``serve`` opens the host's app (the options agent's, found from the repository root) and needs the [ui] extra."""
+    """``serve`` needs the panel (the [ui] extra); it then works from any folder, with or without a host app."""
     import importlib.util
 
-    from calibration_policy.cli import DEFAULT_HOST_PLUGINS
-
-    return (DEFAULT_HOST_PLUGINS.parent / "app.py").is_file() and importlib.util.find_spec("fastapi") is not None
+    return all(importlib.util.find_spec(name) is not None for name in ("fastapi", "calibration_policy_ui"))
 
 
 REASON_NAMES = {

@@ -1,7 +1,7 @@
 """The demo's own calibration source and live config, on the sample data shipped inside the package.
 
 ``calibration-policy demo`` uses the host's ``harvested`` source and ``vol_surface`` target when a
-host plugin provides them (the options agent's, when run from the repository). Installed on its own
+host plugin provides them (the options agent's, with ``--plugins-dir``). Installed on its own
 (``pip install calibration-policy``, run from any folder) there is no host, so the demo falls back to
 these: they read the same bundled chains (``sample_data/harvest/<UNDERLYING>/<YYYY-MM-DD>.parquet``)
 with the same math as the options agent's historical calibration — the vega-weighted mean market IV
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from typing import Any
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.naming import check_underlying
 from calibration_policy.target import JsonFileTarget
+
+from .vol_surface import surface_values, surface_with
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 HARVEST = SAMPLE_DATA / "harvest"
@@ -153,30 +154,11 @@ class SampleSource:
         }
 
 
-def _surface_values(snapshot: Mapping[str, Any]) -> dict[str, float]:
-    bands = snapshot.get("bands") or {}
-    return {
-        "global": float(snapshot["iv_multiplier"]),
-        **{name: float(b["iv_multiplier"]) for name, b in bands.items()},
-    }
-
-
-def _surface_with(snapshot: Mapping[str, Any], values: Mapping[str, float]) -> dict[str, Any]:
-    new = json.loads(json.dumps(snapshot))
-    known = _bands()
-    for scope, value in values.items():
-        if scope == "global":
-            new["iv_multiplier"] = value
-        elif scope in new.setdefault("bands", {}):
-            new["bands"][scope]["iv_multiplier"] = value
-        elif scope in known:
-            new["bands"][scope] = {"min_dte": known[scope][0], "max_dte": known[scope][1], "iv_multiplier": value}
-        else:
-            raise CalibrationPolicyError(f"The vol surface has no band {scope!r}.")
-    return new
-
-
 def sample_target(underlying: str, path: str | Path | None = None) -> JsonFileTarget:
-    """A vol surface JSON file (a global IV multiplier and one per DTE band), like the options agent's."""
+    """The bundled vol surface (the demo copies it into its folder), adding a sample band when a run has it."""
     check_underlying(underlying)
-    return JsonFileTarget(path or VOL_SURFACE, values=_surface_values, with_values=_surface_with)
+    return JsonFileTarget(
+        path or VOL_SURFACE,
+        values=surface_values,
+        with_values=lambda snapshot, values: surface_with(snapshot, values, _bands()),
+    )

@@ -1,13 +1,26 @@
-"""The ``vol_surface`` domain: a global IV multiplier plus one per DTE band."""
+"""The ``vol_surface`` domain: a global IV multiplier plus one per DTE band, and its live config file.
+
+The target is a vol-surface JSON file (``{"iv_multiplier": x, "bands": {name: {"min_dte", "max_dte",
+"iv_multiplier"}}}``), the options agent's format. It is the library's own, so an installed package
+governs a demo folder (``<data>/config/vol_surface_<U>.json``) with no host present; a host that writes
+its file through its own code registers its ``vol_surface`` target with ``replaces=True``.
+"""
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from calibration_policy.domain import Domain, Extracted
-from calibration_policy.errors import InvalidRunError
+from calibration_policy.errors import InvalidRunError, TargetError
 from calibration_policy.hookspecs import hookimpl
+from calibration_policy.naming import check_underlying
+from calibration_policy.paths import data_root, live_config_copy
+from calibration_policy.specs import TargetFactory
+from calibration_policy.target import JsonFileTarget
 
 
 def _number(value: Any, where: str) -> float:
@@ -102,6 +115,66 @@ class VolSurfaceDomain(Domain):
         return label
 
 
+def surface_values(snapshot: Mapping[str, Any]) -> dict[str, float]:
+    """``{"global": x, band: y, …}`` from a vol-surface snapshot; a missing or non-number value is an error."""
+    bands = snapshot.get("bands") or {}
+    found = {"global": snapshot["iv_multiplier"], **{name: band["iv_multiplier"] for name, band in bands.items()}}
+    for scope, value in found.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"the {scope} iv_multiplier is {value!r:.40}, not a number")
+    return {scope: float(value) for scope, value in found.items()}
+
+
+def surface_with(
+    snapshot: Mapping[str, Any],
+    values: Mapping[str, float],
+    known_bands: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, Any]:
+    """The snapshot with new multipliers; a band the file lacks is added only when its DTE range is known."""
+    new = copy.deepcopy(dict(snapshot))
+    bands = new.setdefault("bands", {})
+    for scope, value in values.items():
+        if scope == "global":
+            new["iv_multiplier"] = value
+        elif scope in bands:
+            bands[scope]["iv_multiplier"] = value
+        elif known_bands and scope in known_bands:
+            low, high = known_bands[scope]
+            bands[scope] = {"min_dte": low, "max_dte": high, "iv_multiplier": value}
+        else:
+            raise TargetError(
+                f"The vol surface has no band {scope!r} (it has {', '.join(sorted(bands)) or 'none'}); "
+                "add the band with its min_dte and max_dte to the file first."
+            )
+    return new
+
+
+def default_surface_file() -> Path:
+    """Where a data folder keeps a vol surface shared by every underlying: ``<data>/config/vol_surface.json``."""
+    return data_root() / "config" / "vol_surface.json"
+
+
+def vol_surface_target(underlying: str, path: str | os.PathLike[str] | None = None) -> JsonFileTarget:
+    """The underlying's vol surface: ``path``, else the data folder's copy for it, else its shared file."""
+    check_underlying(underlying)
+    if path is None:
+        own = live_config_copy("vol_surface", underlying)
+        path = own if own.is_file() else default_surface_file()
+    return JsonFileTarget(path, values=surface_values, with_values=surface_with)
+
+
 @hookimpl
 def register_domains(register):
     register(VolSurfaceDomain())
+
+
+@hookimpl
+def register_targets(register):
+    register(
+        TargetFactory(
+            "vol_surface",
+            vol_surface_target,
+            "Vol surface file",
+            "A vol-surface JSON file (a global IV multiplier and one per DTE band) in the data folder's config/.",
+        )
+    )

@@ -2,7 +2,9 @@
 
 A tab is a :class:`PanelTab`: ``add_routes(router, context)`` adds its pages and JSON routes to the
 panel's router, so they share the host's auth, the CSRF checks, the templates and the layout. The
-built-in tabs (the runs of any domain, the scoring weights) are plugins of this same hook.
+built-in tabs (the runs of any domain, the scoring weights, the policy lab) are registered through this
+same hook by the panel's own plugin module (``calibration_policy_ui.commands``, an entry point like any
+third party's), so a tab is found the same way whoever wrote it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,6 @@ from typing import Any
 from calibration_policy.plugins import KINDS, Kind, collect, get_plugin_manager
 
 from .. import hookspecs
-
-BUILT_IN_TABS = (
-    "calibration_policy_ui.tabs.runs",
-    "calibration_policy_ui.tabs.scoring_weights",
-    "calibration_policy_ui.tabs.lab",
-)
 
 
 @dataclass(frozen=True)
@@ -41,18 +37,27 @@ class PanelTab:
     route: str = ""
     description: str = ""
     replaces: bool = False
+    order: int = 100  # its place in the navigation, lowest first (the built-ins: 0 to 20); ties keep load order
+
+
+def lazy(module: str, name: str = "add_routes") -> Callable[..., Any]:
+    """``module.name``, imported on first call: a tab plugin's module can then register its tab without
+    importing FastAPI, so the core's CLI keeps loading it where the panel is not installed."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = f"{module}.{name}"
+    return call
 
 
 def installed_tabs() -> dict[str, PanelTab]:
-    """Every tab installed, built-ins first; a broken or clashing tab plugin is refused alone."""
+    """Every tab the installed plugins register, in navigation order; a broken or clashing tab plugin is
+    refused alone (the others keep working, and the refusal is logged naming the plugin)."""
     pm = get_plugin_manager()
     if "panel_tabs" not in KINDS:
         KINDS["panel_tabs"] = Kind("register_panel_tabs", "panel tab", PanelTab)
     if not pm.hook.__dict__.get("register_panel_tabs") or pm.hook.register_panel_tabs.spec is None:
         pm.add_hookspecs(hookspecs)
-    for module in BUILT_IN_TABS:
-        if not pm.has_plugin(module):
-            pm.register(importlib.import_module(module), name=module)
-    registry = collect("panel_tabs")
-    built_in = [name for name, owner in registry.owner.items() if owner in BUILT_IN_TABS]
-    return {name: registry.found[name] for name in built_in + [n for n in registry.found if n not in built_in]}
+    found = collect("panel_tabs").found
+    return {name: found[name] for name in sorted(found, key=lambda name: found[name].order)}

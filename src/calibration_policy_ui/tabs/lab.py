@@ -10,21 +10,18 @@ from __future__ import annotations
 import functools
 import json
 from datetime import UTC, date, datetime, time
-from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from calibration_policy import hookimpl
 from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.paths import data_root
 from calibration_policy.policy_versions import PolicyProposals, PolicyVersions, decision_settings
 
 from ..errors import PanelError
 from ..security import check_csrf, clear_flash, read_flash, set_flash
-from . import PanelTab, TabContext
+from . import TabContext
 
 FIELDS = (
     "min_delta_global",
@@ -37,10 +34,6 @@ FIELDS = (
     "stabilization_days",
     "cooldown_days",
 )
-
-
-def _data_dir(panel) -> FilePath:
-    return panel.history_dir.parent if panel.history_dir is not None else data_root()
 
 
 def _number(text: str | None, name: str) -> float | None:
@@ -219,7 +212,7 @@ def add_policy_api(router, panel) -> None:
     )
     def api_policy_proposals() -> Any:
         """The policy proposals waiting for review, each with every setting it would change."""
-        proposals = PolicyProposals(_data_dir(panel))
+        proposals = PolicyProposals(panel.data_dir)
         out = [_proposal_out(proposals, p).model_dump(mode="json") for p in proposals.pending()]
         return JSONResponse(out, headers=NO_STORE)
 
@@ -231,7 +224,7 @@ def add_policy_api(router, panel) -> None:
     )
     def api_policy_proposal(proposal_id: Annotated[str, Path(max_length=80)]) -> Any:
         """One policy proposal and every setting it changes (or, once approved, changed)."""
-        proposals = PolicyProposals(_data_dir(panel))
+        proposals = PolicyProposals(panel.data_dir)
         try:
             proposal = proposals.get(proposal_id)
         except CalibrationPolicyError as error:
@@ -259,7 +252,7 @@ def add_lab_page(router, panel) -> None:
         query = request.query_params
         form = {k: query.get(k) for k in FIELDS if k in query}
         view = try_policy(panel, query.get("underlying"), form, query.get("since"))
-        data_dir = _data_dir(panel)
+        data_dir = panel.data_dir
         proposals = PolicyProposals(data_dir)
         context = {
             "view": view,
@@ -295,7 +288,7 @@ def add_proposal_routes(router, panel) -> None:
         try:
             policy = CalibrationUpdatePolicy.from_dict(json.loads(candidate))
             found = json.loads(evidence) if evidence else None
-            proposal = PolicyProposals(_data_dir(panel)).propose(
+            proposal = PolicyProposals(panel.data_dir).propose(
                 policy,
                 actor=panel.actor(request) or "someone",
                 reason=reason,
@@ -310,7 +303,7 @@ def add_proposal_routes(router, panel) -> None:
         )
 
     def review(request: Request, proposal_id: str, notes: str, approve: bool) -> Response:
-        proposals = PolicyProposals(_data_dir(panel))
+        proposals = PolicyProposals(panel.data_dir)
         try:
             done = (proposals.approve if approve else proposals.reject)(
                 proposal_id,
@@ -342,16 +335,3 @@ def add_proposal_routes(router, panel) -> None:
     )
     def reject(request: Request, proposal_id: str, notes: str = Form("", max_length=2000)) -> Response:
         return review(request, proposal_id, notes, False)
-
-
-@hookimpl
-def register_panel_tabs(register):
-    register(
-        PanelTab(
-            "lab",
-            "Try a policy",
-            add_routes,
-            route="lab",
-            description="Replay candidate thresholds over the recorded runs and propose them for approval.",
-        )
-    )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from calibration_policy import hookimpl
 from calibration_policy.plugins import get_domain
 
 from ..api import add_api_routes
 from ..pages import add_page_routes
-from . import PanelTab, TabContext
+from . import TabContext
 
 
-def _title(panel) -> str:
+def title(panel) -> str:
     """Named after what the panel's policy governs: "IV multipliers", or a plugin domain's title."""
     try:
         return get_domain(panel.policy().domain).title
@@ -21,16 +20,3 @@ def _title(panel) -> str:
 def add_routes(router, context: TabContext) -> None:
     add_page_routes(router, context.panel)
     add_api_routes(router, context.panel)
-
-
-@hookimpl
-def register_panel_tabs(register):
-    register(
-        PanelTab(
-            "runs",
-            _title,
-            add_routes,
-            route="panel",
-            description="The live values, the latest run, whether it went live and why.",
-        )
-    )

@@ -123,13 +123,15 @@ class WeightsSettings:
     auto: AutoSettings
 
 
-def load_weights_settings(path: str | os.PathLike[str] | None = None) -> WeightsSettings:
+def load_weights_settings(
+    path: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None
+) -> WeightsSettings:
     """The ``[policy]`` and ``[auto]`` tables of a TOML file, over the built-in defaults.
 
-    The file is ``path``, else ``$CALIBRATION_WEIGHTS_SETTINGS``, else ``data/scoring_weights.toml``
-    when it exists; without any, the defaults apply (auto mode off).
+    The file is ``path``, else ``$CALIBRATION_WEIGHTS_SETTINGS``, else ``scoring_weights.toml`` in
+    ``data_dir`` (default: the data root) when it exists; without any, the defaults apply (auto mode off).
     """
-    default = data_root() / "scoring_weights.toml"
+    default = Path(data_dir if data_dir is not None else data_root()) / "scoring_weights.toml"
     chosen = path or os.environ.get(SETTINGS_ENV) or (default if default.is_file() else None)
     if chosen is None:
         return WeightsSettings(weights_policy(), AutoSettings())
