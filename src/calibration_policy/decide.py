@@ -94,6 +94,14 @@ def _reason(apply: bool, scopes: list[ScopeChange], verdicts: list[RuleVerdict],
             # the values as precisely as their change: "0.25 → 0.226 (change 0.024)", never "0.25 → 0.23 (change 0.024)"
             old, new = fmt_pair(change.old, change.new, max(2, len(delta.partition(".")[2])))
             changes.append(f"{ctx.label(change.scope)} {old} → {new} (change {delta}, threshold {thr})")
+    if ctx.policy.apply_scopes == "all":  # the others are written too: the reason names every value that moves
+        along = [
+            f"{ctx.label(c.scope)} {' → '.join(fmt_pair(c.old, c.new))}"
+            for c in scopes
+            if not c.changed and c.old is not None and c.new != c.old
+        ]
+        if along:
+            changes.append(f"also written with them, each below its threshold: {', '.join(along)}")
     notes = [v.text for v in verdicts if v.passed and v.counts_in_reason]
     return "Applied: " + "; ".join(changes + notes)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
+from typing import Any
 
 HUGE = 1e15  # past this, digits before the point mean nothing to a reader: 1.7e+308, not 309 digits
 
@@ -51,3 +53,20 @@ def fmt_pair(a: float, b: float, decimals: int = 2) -> tuple[str, str]:
         if (a == b or left != right) and not hides_change:
             return left, right
     return fmt_num(a, 9), fmt_num(b, 9)
+
+
+def fmt_setting(value: Any) -> str:
+    """A setting as its author wrote it: ``10000000.0`` → ``10,000,000``, ``0.015`` → ``0.015``, ``1e-05`` →
+    ``0.00001`` (never ``1e+07``, never rounded away); text and flags as they are."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and (not math.isfinite(value) or abs(value) >= HUGE):
+        return fmt_num(value)
+    text = f"{Decimal(repr(value)):,f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def fmt_settings(options: Any) -> str:
+    """A plugin's options model as ``min notional usd 10,000,000, trim 0.1`` (empty for none)."""
+    values = options.model_dump() if options is not None else {}
+    return ", ".join(f"{key.replace('_', ' ')} {fmt_setting(value)}" for key, value in values.items())

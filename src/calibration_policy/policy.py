@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from .errors import PolicyError
-from .humanize import fmt_count, fmt_num
+from .humanize import fmt_count, fmt_num, fmt_settings
 from .paths import POLICY_ENV, POLICY_FILE_NAME
 from .permissions import PermissionsTable
 
@@ -324,14 +324,8 @@ class CalibrationUpdatePolicy(BaseModel):
         domain = get_domain(self.domain)
         what = domain.parameter_label_plural
         window = f"{self.smoothing_window_days:g}"
-        options = self.validated_smoothing_options()
-        strategy = {
-            "ewma": "an exponentially weighted average (recent runs count more; half-life "
-            f"{getattr(options, 'half_life_days', 0):g} days)",
-            "rolling_median": "the median (a single odd day cannot move it)",
-        }.get(self.smoothing, f"the {self.smoothing!r} strategy")
         parts = [
-            f"The system smooths calibration results over the last {window} days using {strategy} "
+            f"The system smooths calibration results over the last {window} days using {self.smoothing_phrase()} "
             f"and only updates {what} when the change is large enough"
         ]
         banded = self.domain == "vol_surface"
@@ -376,16 +370,31 @@ class CalibrationUpdatePolicy(BaseModel):
             parts.append(explain_permissions(self))
         return " ".join(parts)
 
+    def smoothing_phrase(self, detail: bool = True) -> str:
+        """The smoother actually configured, as a reader says it: "the median", "an exponentially weighted
+        average (… half-life 7 days)", or a plugin's label with its options as set. ``detail=False`` leaves
+        out the why (the panel's one-line rule sentence)."""
+        from .plugins import get_smoother
+
+        options = self.validated_smoothing_options()
+        if self.smoothing == "ewma":
+            half_life = getattr(options, "half_life_days", 0)
+            if detail:
+                return f"an exponentially weighted average (recent runs count more; half-life {half_life:g} days)"
+            return f"the exponentially weighted average with a {half_life:g}-day half-life"
+        if self.smoothing == "rolling_median":
+            return "the median (a single odd day cannot move it)" if detail else "the median"
+        label, settings = get_smoother(self.smoothing).label or self.smoothing, fmt_settings(options)
+        if detail:
+            return f"“{label}”" + (f" ({settings})" if settings else "")
+        return f"the “{label}”" + (f" with {settings}" if settings else "")
+
     def _explain_rule(self, name: str) -> str:
         """A plugin's rule explains itself: its label, its description and the options in force."""
         from .plugins import get_rule
 
         rule = get_rule(name)
-        options = self.validated_rule_options(name)
-        settings = ", ".join(
-            f"{key.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{key.replace('_', ' ')} {value}"
-            for key, value in (options.model_dump() if options else {}).items()
-        )
+        settings = fmt_settings(self.validated_rule_options(name))
         text = f'It also checks "{rule.label or name}"'
         if rule.description:
             text += f": {rule.description.rstrip('.')}"

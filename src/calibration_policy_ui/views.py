@@ -312,7 +312,7 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
     The built-in rules read their own options; a plugin rule speaks through its label and options,
     so a rule the panel has never heard of still appears in the sentence.
     """
-    from calibration_policy.humanize import fmt_count, fmt_num
+    from calibration_policy.humanize import fmt_count, fmt_num, fmt_settings
     from calibration_policy.plugins import get_rule
 
     domain = get_domain(policy.domain)
@@ -326,7 +326,9 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
         elif name == "bounds" and (limits := policy.effective_bounds()) is not None:
             clauses.append(f"the value stays within {fmt_num(limits.min)}–{fmt_num(limits.max)}")
         elif name == "min_delta":
-            average = f"(the average of the last {policy.smoothing_window_days:g} days of runs)"
+            average = (
+                f"({policy.smoothing_phrase(detail=False)} of the last {policy.smoothing_window_days:g} days of runs)"
+            )
             least, band = fmt_num(policy.min_delta_global), fmt_num(policy.min_delta_band)
             if not banded:
                 text = f"the smoothed {domain.parameter_label} {average} moves at least {least} from the live one"
@@ -337,11 +339,7 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
             clauses.append(text)
         elif name not in ("max_step", "bounds"):
             rule = get_rule(name)
-            options = policy.validated_rule_options(name)
-            settings = ", ".join(
-                f"{k.replace('_', ' ')} {v:g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
-                for k, v in (options.model_dump() if options else {}).items()
-            )
+            settings = fmt_settings(policy.validated_rule_options(name))
             clauses.append(f"“{rule.label or name.replace('_', ' ')}” passes" + (f" ({settings})" if settings else ""))
     if not clauses:
         sentence = "A new value goes live whenever a run produces one"
@@ -372,7 +370,7 @@ def glossary(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
         ),
         (
             "Recommended, smoothed, live",
-            f"Recommended: what one run found. Smoothed: the average of the runs of "
+            f"Recommended: what one run found. Smoothed: {policy.smoothing_phrase(detail=False)} of the runs of "
             f"the last {window} days, so that one noisy day cannot move the live value. "
             f"Live: what the system uses now.",
         ),

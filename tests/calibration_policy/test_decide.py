@@ -36,6 +36,22 @@ def test_large_change_applies_with_the_design_reason():
     assert decision.values == {"global": 1.08}
 
 
+def test_the_reason_names_every_scope_written_when_all_are_written_together():
+    """With apply_scopes = "all" a reason once named the one scope that moved enough while three were written."""
+    live, smoothed = (
+        {"global": 1.03, "weekly": 1.00, "monthly": 1.10},
+        {"global": 1.08, "weekly": 1.01, "monthly": 1.10},
+    )
+    decision = should_apply_update(live, smoothed, DEFAULT, OK, scope_labels={"weekly": "Weekly (3–10d)"})
+    assert decision.values == smoothed
+    assert decision.reason.startswith(
+        "Applied: global 1.03 → 1.08 (change 0.05, threshold 0.03); "
+        "also written with them, each below its threshold: Weekly (3–10d) 1.00 → 1.01; 412 options"
+    )
+    only_changed = should_apply_update(live, smoothed, DEFAULT.model_copy(update={"apply_scopes": "changed"}), OK)
+    assert only_changed.values == {"global": 1.08} and "also written" not in only_changed.reason
+
+
 def test_small_change_is_not_applied_and_says_by_how_much():
     decision = should_apply_update({"global": 1.03, "weekly": 1.00}, {"global": 1.05, "weekly": 1.01}, DEFAULT, OK)
     assert not decision.apply
@@ -67,7 +83,10 @@ def test_band_only_change_applies_and_writes_all_scopes():
     decision = should_apply_update(current, smoothed, DEFAULT, OK)
     assert decision.apply
     assert "weekly 1.00 → 1.05 (change 0.05, threshold 0.03)" in decision.reason
-    assert "global 1.03" not in decision.reason  # unchanged scopes are not claimed as changes
+    assert "global 1.03 → 1.035 (change" not in decision.reason  # scopes below threshold are not claimed as changes
+    assert "also written with them, each below its threshold: global 1.03 → 1.035, monthly 1.02 → 1.021" in (
+        decision.reason
+    )  # but every value written is named
     assert decision.values == smoothed  # apply_scopes="all" by default
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from calibration_policy.humanize import fmt_against
+from calibration_policy.humanize import fmt_against, fmt_setting
 
 
 @pytest.mark.parametrize(
@@ -19,3 +19,19 @@ from calibration_policy.humanize import fmt_against
 )
 def test_a_limit_reads_as_it_was_set_and_the_value_beside_it_as_precisely(value, limit, expected):
     assert fmt_against(value, limit) == expected
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (10_000_000.0, "10,000,000"),  # explain once printed "min notional usd 1e+07"
+        (0.015, "0.015"),
+        (1e-05, "0.00001"),
+        (25, "25"),
+        (2.5, "2.5"),
+        ("trimmed", "trimmed"),
+        (2.5e20, "2.5e+20"),  # past 1e15 the digits mean nothing to a reader
+    ],
+)
+def test_a_setting_reads_as_its_author_wrote_it(value, expected):
+    assert fmt_setting(value) == expected
