@@ -38,6 +38,7 @@ DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.scoring_weights",
     "calibration_policy.default_plugins.demo",
     "calibration_policy.default_plugins.lab_commands",
+    "calibration_policy.default_plugins.review_commands",
     "calibration_policy.default_plugins.postgresql",
 )
 

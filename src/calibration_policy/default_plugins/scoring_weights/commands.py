@@ -41,7 +41,7 @@ from calibration_policy.stores import active_store, open_archive, open_reviews
 
 from .analysis import MODEL_NAME, TRADING_THRESHOLD, default_trades_file, two_places
 from .budget import budget_for
-from .domain import FACTORS, weights_target
+from .domain import DOMAIN_NAME, FACTORS, weights_target
 from .evidence import WIDTH, Unmeasured
 from .flow import live_weights, run_auto, suggest_weights
 from .preview import SYNTHETIC, is_synthetic, preview
@@ -293,8 +293,15 @@ def _suggest_hint(places: Places) -> str:
 
 
 def _chosen(places: Places, suggestion_id: str) -> str:
-    """An id, or ``pending``: the one suggestion waiting (a newer one expires the older)."""
+    """An id, or ``pending``: the one suggestion waiting (a newer one expires the older). The weights commands
+    are the scoring-weights aliases of ``review …``: another domain's suggestion is sent there."""
     if suggestion_id != "pending":
+        item = open_reviews(places.suggestions_dir).get(suggestion_id)
+        if item.domain != DOMAIN_NAME:
+            raise CalibrationPolicyError(
+                f"Suggestion {suggestion_id} holds {item.domain} values, not scoring weights; review it with "
+                f"`calibration-policy review {click.get_current_context().info_name} {suggestion_id}`."
+            )
         return suggestion_id
     waiting = open_reviews(places.suggestions_dir).all(target=places.target().name, status="pending")
     if not waiting:
