@@ -58,6 +58,14 @@ _EXPORTS = {
     "PermissionCheckError": "errors",
     "PermissionsTable": "permissions",
     "live_config_copy": "paths",
+    # what a host calls to govern its own live config and review changes (plugin authors: calibration_policy.plugin)
+    "Target": "target",
+    "JsonFileTarget": "target",
+    "approve_suggestion": "pipeline",
+    "modify_suggestion": "pipeline",
+    "reject_suggestion": "pipeline",
+    "roll_back": "pipeline",
+    "status_report": "status",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -105,9 +113,13 @@ if TYPE_CHECKING:
     from .permissions import PermissionsTable
     from .pipeline import (
         UpdateOutcome,
+        approve_suggestion,
         force_apply,
         load_recent_calibration_history,
+        modify_suggestion,
         record_calibration_result,
+        reject_suggestion,
+        roll_back,
         run_update,
     )
     from .plugins import get_plugin_manager
@@ -115,4 +127,6 @@ if TYPE_CHECKING:
     from .replay import ReplayResult, replay
     from .smoothing import get_smoothed_multipliers
     from .specs import Rule, Smoother, StoreType, TargetFactory
+    from .status import status_report
     from .stores import Store, active_store, open_store
+    from .target import JsonFileTarget, Target

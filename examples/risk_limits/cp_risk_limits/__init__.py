@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from calibration_policy import Rule, TargetFactory, hookimpl
+from calibration_policy.plugin import Rule, TargetFactory, hookimpl
 
 from .domain import DOMAIN_NAME, RiskLimitsDomain, limits_target
 from .policy import limits_policy

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from calibration_policy import Domain, Extracted, InvalidRunError
-from calibration_policy.target import JsonFileTarget
+from calibration_policy.plugin import Domain, Extracted, InvalidRunError, JsonFileTarget
 
 DOMAIN_NAME = "risk_limits"
 SOURCE_NAME = "realized-vol"  # a source name is lower-case letters, digits and '-' (it names the run files)

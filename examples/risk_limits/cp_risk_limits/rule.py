@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from calibration_policy import RuleVerdict
+from calibration_policy.plugin import RuleVerdict
 
 from .domain import money
 

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from calibration_policy import InvalidRunError
+from calibration_policy.plugin import InvalidRunError
 
 from .domain import SOURCE_NAME, money
 

@@ -15,8 +15,12 @@ import jinja2
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from calibration_policy import CalibrationPolicyError, CalibrationUpdatePolicy, load_recent_calibration_history
-from calibration_policy.status import status_report
+from calibration_policy import (
+    CalibrationPolicyError,
+    CalibrationUpdatePolicy,
+    load_recent_calibration_history,
+    status_report,
+)
 
 from .domain import DOMAIN_NAME, desk_label, limits_target, money
 from .policy import limits_policy
