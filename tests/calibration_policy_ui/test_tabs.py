@@ -106,3 +106,38 @@ def test_a_standalone_app_serves_every_installed_tab(tmp_path: Path):
     for tab in installed_tabs().values():
         page = client.get(client.app.url_path_for(f"calibration_policy_ui.{tab.route}"))
         assert page.status_code == 200, (tab.name, page.text[:300])
+
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "calibration_policy_ui" / "templates"
+
+
+def test_every_block_the_panel_defines_is_namespaced():
+    """A block named like the host's own (``title``, ``header``) would replace the host's: only ``content``,
+    which the host's layout provides for us, and names starting ``calibration_``."""
+    import jinja2
+    from jinja2 import nodes
+
+    env = jinja2.Environment()
+    for path in TEMPLATES.rglob("*.html"):
+        for block in env.parse(path.read_text(encoding="utf-8")).find_all(nodes.Block):
+            assert block.name == "content" or block.name.startswith("calibration_"), (path.name, block.name)
+
+
+def test_every_tab_page_renders_inside_a_host_whose_title_block_holds_the_title(host, tmp_path: Path):
+    from fastapi.templating import Jinja2Templates
+
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "layout.html").write_text(
+        "<!doctype html><html><head><title>{% block title %}{% block calibration_title %}ACME{% endblock %}"
+        "{% endblock %}</title></head><body><nav class='host-nav'>ACME desk</nav>{% block content %}{% endblock %}"
+        "</body></html>"
+    )
+    app = host.app(templates=Jinja2Templates(directory=tmp_path / "host"), base_template="layout.html")
+    client = TestClient(app, base_url="http://agent.test")
+    client.headers[USER_HEADER] = "ana"
+    host.record(global_m=1.08)
+    for tab in installed_tabs().values():
+        page = client.get(app.url_path_for(f"calibration_policy_ui.{tab.route}")).text
+        title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+        assert title != "ACME" and title.strip(), (tab.name, title)
+        assert page.index("<nav class='host-nav'>") < page.index("<body>") + 40, tab.name  # nothing above the navbar
