@@ -44,15 +44,23 @@ class Domain(ABC):
     def extract(self, result: Mapping[str, Any]) -> Extracted:
         """Read the recommended values and the evidence out of a host's calibration result."""
 
+    def value_name(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
+        """How a message names one value, in the domain's words: "NYSE Arca spread markup", "Global IV multiplier"."""
+        return f"{self.scope_label(scope, details)} {self.parameter_label}"
+
+    def check_number(self, scope: str, value: Any, details: Mapping[str, Any] | None = None) -> float:
+        """``value`` as a float when it is a finite number (never text that looks like one), else an error
+        naming it in the domain's words."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidRunError(f"The {self.value_name(scope, details)} must be a number, not {value!r:.40}.")
+        if not math.isfinite(value):
+            word = "NaN" if math.isnan(value) else "infinite"
+            raise InvalidRunError(f"The {self.value_name(scope, details)} is {word}; it must be a finite number.")
+        return float(value)
+
     def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
         """Check a complete value set before it can go live; the error names the bad value."""
-        checked: dict[str, float] = {}
-        for scope, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InvalidRunError(f"{scope} must be a number, not {value!r:.40}.")
-            if not math.isfinite(value):
-                raise InvalidRunError(f"{scope} is {value}, not a finite number.")
-            checked[str(scope)] = float(value)
+        checked = {str(scope): self.check_number(str(scope), value) for scope, value in values.items()}
         if not checked:
             raise InvalidRunError(f"No {self.parameter_label_plural} were given.")
         return checked

@@ -376,6 +376,8 @@ def build_run(
     if not RUN_EARLIEST <= timestamp < RUN_LATEST:
         raise InvalidRunError(f"timestamp {timestamp.isoformat()} is outside the years 1970 to 2261.")
     extracted = governed.extract(result)
+    for scope, value in extracted.recommended.items():  # named in the domain's words, not as a field of ours
+        governed.check_number(scope, value, extracted.details)
     config = dict(config or result.get("config") or {})
     bad = find_non_finite({**extracted.details, "config": config})  # JSON mode would silently turn NaN into null
     if bad:

@@ -6,9 +6,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from .moments import aware_utc
 from .naming import check_source, check_underlying
@@ -16,6 +16,9 @@ from .naming import check_source, check_underlying
 RunStatus = Literal["applied", "not applied", "pending", "undecided"]
 
 SCHEMA_VERSION = 1
+# Values and evidence are numbers as written, never text that looks like one ("1.05" is refused, not coerced).
+Number = Annotated[float, Strict()]
+Count = Annotated[int, Strict()]
 # Smoothing measures time in numpy datetime64[ns], whose clock ends on 2262-04-11.
 RUN_EARLIEST, RUN_LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC)
 
@@ -50,13 +53,13 @@ class CalibrationRun(BaseModel):
     config_hash: str = ""
     global_metrics: dict[str, Any] = Field(default_factory=dict)
     bands: dict[str, Any] = Field(default_factory=dict)
-    recommended_iv_multiplier: dict[str, float]
-    smoothed_iv_multiplier: dict[str, float] | None = None
-    sample_size: int = Field(ge=0)
-    vega_sum: float | None = None
+    recommended_iv_multiplier: dict[str, Number]
+    smoothed_iv_multiplier: dict[str, Number] | None = None
+    sample_size: Count = Field(ge=0)
+    vega_sum: Number | None = None
     applied: bool | None = Field(None, description="None until a decision was made.")
     applied_reason: str | None = None
-    applied_values: dict[str, float] | None = None
+    applied_values: dict[str, Number] | None = None
     decided_at: datetime | None = None
     forced: bool = False
     pending_suggestion: str | None = None

@@ -214,12 +214,12 @@ def _with(result: dict, path: str, value) -> dict:
 @pytest.mark.parametrize(
     "path, value, words",
     [
-        ("global_metrics.recommended_iv_multiplier", math.nan, ["global", "IV multiplier"]),
-        ("global_metrics.recommended_iv_multiplier", math.inf, ["global"]),
-        ("global_metrics.recommended_iv_multiplier", -1.0, ["global", "positive"]),
+        ("global_metrics.recommended_iv_multiplier", math.nan, ["The Global IV multiplier is NaN"]),
+        ("global_metrics.recommended_iv_multiplier", math.inf, ["The Global IV multiplier is infinite"]),
+        ("global_metrics.recommended_iv_multiplier", -1.0, ["Global IV multiplier", "positive"]),
         ("global_metrics.recommended_iv_multiplier", "1.05", ["global_metrics.recommended_iv_multiplier", "number"]),
-        ("bands.weekly.recommended_iv_multiplier", math.inf, ["weekly"]),
-        ("bands.monthly.recommended_iv_multiplier", math.nan, ["monthly"]),
+        ("bands.weekly.recommended_iv_multiplier", math.inf, ["Weekly (3–10d) IV multiplier is infinite"]),
+        ("bands.monthly.recommended_iv_multiplier", math.nan, ["Monthly (20–40d) IV multiplier is NaN"]),
         ("global_metrics.mae_vol_points", math.nan, ["global_metrics.mae_vol_points", "not a finite number"]),
         ("global_metrics.vega_weighted_mae_pct", -math.inf, ["global_metrics.vega_weighted_mae_pct"]),
         ("bands.weekly.mae_vol_points", math.inf, ["bands.weekly.mae_vol_points"]),

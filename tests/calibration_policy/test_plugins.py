@@ -161,8 +161,8 @@ def test_unknown_names_list_the_plugins_names_too(installed_plugin):
     assert "calm_market" in str(info.value) and "min_delta" in str(info.value)
 
 
-def test_explain_names_a_plugin_strategy(installed_plugin):
-    assert "'last_value'" in CalibrationUpdatePolicy(smoothing="last_value").explain()
+def test_explain_names_a_plugin_strategy_by_its_label(installed_plugin):
+    assert "using “Last value” and" in CalibrationUpdatePolicy(smoothing="last_value").explain()
 
 
 def test_without_the_plugin_its_names_are_unknown(fresh_plugins):

@@ -85,9 +85,10 @@ class VolSurfaceDomain(Domain):
                     band_metrics["recommended_iv_multiplier"], f"bands.{band}.recommended_iv_multiplier"
                 )
         for scope, value in recommended.items():
+            self.check_number(scope, value, result)
             if not value > 0:
                 raise InvalidRunError(
-                    f"The recommended {scope} IV multiplier is {value}; it must be a positive number."
+                    f"The recommended {self.value_name(scope, result)} is {value}; it must be a positive number."
                 )
         n = metrics.get("n")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
