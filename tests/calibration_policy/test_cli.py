@@ -243,7 +243,10 @@ def test_plugins_lists_each_plugin_with_its_package_hooks_and_names(capsys):
         },
     }
     assert listed["calibration_policy.default_plugins.demo"]["registers"] == {"commands": ["demo"]}
-    assert listed["ui"]["registers"] == {"commands": ["serve"]}  # the panel, through its entry point
+    assert listed["ui"]["registers"] == {  # the panel, through its entry point: its command and built-in tabs
+        "commands": ["serve"],
+        "panel_tabs": ["lab", "runs", "scoring_weights"],
+    }
     assert set(listed["calibration_policy.default_plugins.smoothers"]["registers"]["smoothers"]) >= {
         "ewma",
         "rolling_median",
