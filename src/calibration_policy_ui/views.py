@@ -91,6 +91,14 @@ class PanelPage:
     since: object = None  # when the live values went live (the archive's last change); None: before records began
 
     @property
+    def sample_unit(self) -> str:
+        """What the domain's sample counts ("options", "trades", "fills")."""
+        try:
+            return str(get_domain(self.policy.domain).sample_unit)
+        except ValueError:
+            return "samples"
+
+    @property
     def dates_differ(self) -> bool:
         """Whether the scopes went live at different times (each row's ``live_since``); else the one "Live since"
         says it for all."""

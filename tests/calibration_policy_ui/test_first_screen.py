@@ -282,3 +282,16 @@ def test_the_words_on_each_page_are_explained_by_their_domain(host: Host, client
     words = text_of(weights.split('id="cp-w-words"', 1)[1].split("</details>", 1)[0])
     assert "Scoring weights How much each factor (wallet, cluster, token, context) counts" in words
     assert "IV multiplier" not in words
+
+
+def test_a_waiting_run_offers_its_review_before_force_apply(host: Host, client):
+    """A reader of the first screen could not tell how to approve: it showed Force-apply and no Approve."""
+    host.policy = CalibrationUpdatePolicy(require_approval=True)
+    host.record(global_m=1.08)
+    html = client.get("/calibration/").text
+    latest = section(html, "cp-latest")
+    assert "Approve or reject the suggestion waiting" in latest and "Sample" not in latest
+    assert latest.index("Approve or reject") < latest.index("Force-apply this run's values")
+    target = re.search(r'id="cp-review-link" href="#(cp-suggestion-[^"]+)"', html).group(1)
+    assert f'id="{target}"' in html  # the link lands on the suggestion's own Approve / Reject form
+    assert "412 options" in text_of(section(html, "cp-run"))  # the sample in the domain's own unit
