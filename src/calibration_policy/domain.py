@@ -33,6 +33,7 @@ class Domain(ABC):
     parameter_label: str = "value"
     parameter_label_plural: str = "values"
     sample_unit: str = "samples"
+    value_unit: str = ""  # the values' unit where they have one ("bp", "USD"), shown beside the parameter label
     sources: tuple[str, ...] = ()
     # The safety net when a policy sets no ``bounds``: a value outside it is a broken calibration.
     default_bounds: tuple[float, float] | None = None

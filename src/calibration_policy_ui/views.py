@@ -91,6 +91,29 @@ class PanelPage:
     since: object = None  # when the live values went live (the archive's last change); None: before records began
 
     @property
+    def policy_changed_since(self) -> bool:
+        """Whether the live values went live automatically under another policy than the one in force now (each
+        decided run records its policy's fingerprint): "applied automatically by the policy" beside "then a person
+        approves it" read as a contradiction."""
+        from calibration_policy.policy_versions import policy_fingerprint
+
+        if not self.changes or self.changes[0].kind != "update":
+            return False
+        applied = next((run for run in (self.latest, *self.history) if run is not None and run.applied), None)
+        decided_by = getattr(applied, "policy_version", None)
+        return decided_by is not None and decided_by != policy_fingerprint(self.policy)
+
+    @property
+    def parameter_label(self) -> str:
+        """The value column's heading in the domain's words, with its unit: "IV multiplier", "Spread markup (bp)"."""
+        try:
+            domain = get_domain(self.policy.domain)
+        except ValueError:
+            return "Value"
+        unit = getattr(domain, "value_unit", "")
+        return domain.parameter_label[:1].upper() + domain.parameter_label[1:] + (f" ({unit})" if unit else "")
+
+    @property
     def sample_unit(self) -> str:
         """What the domain's sample counts ("options", "trades", "fills")."""
         try:

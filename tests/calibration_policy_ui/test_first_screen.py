@@ -295,3 +295,16 @@ def test_a_waiting_run_offers_its_review_before_force_apply(host: Host, client):
     target = re.search(r'id="cp-review-link" href="#(cp-suggestion-[^"]+)"', html).group(1)
     assert f'id="{target}"' in html  # the link lands on the suggestion's own Approve / Reject form
     assert "412 options" in text_of(section(html, "cp-run"))  # the sample in the domain's own unit
+
+
+def test_a_policy_changed_since_the_live_values_went_live_is_said_plainly(host: Host, client):
+    host.record(global_m=1.08)  # applied automatically under the default policy
+    since = text_of(section(client.get("/calibration/").text, "cp-now"))
+    assert "(applied automatically by the policy)" in since and "changed since" not in since
+    assert "Scope IV multiplier" in since  # the value column in the domain's words
+    host.policy = CalibrationUpdatePolicy(require_approval=True)
+    since = text_of(section(client.get("/calibration/").text, "cp-now"))
+    assert (
+        "(applied automatically by the policy in force then; the policy has changed since and now waits for a "
+        "person to approve each update)"
+    ) in since
