@@ -89,7 +89,7 @@ def test_min_vega_sum(vega, passed, text, needs):
 
 def test_min_delta_passes_naming_the_moved_scopes_but_stays_out_of_the_reason():
     verdict = rules.min_delta(context({"global": 1.0, "weekly": 1.0}, {"global": 1.05, "weekly": 1.01}))
-    assert verdict.passed and verdict.text == "change large enough for global"
+    assert verdict.passed and verdict.text == "change large enough for global; not for weekly 0.01 < 0.03"
     assert verdict.counts_in_reason is False
     assert verdict.numbers["weekly"]["threshold"] == 0.03
     assert verdict.numbers["global"]["delta"] == pytest.approx(0.05)

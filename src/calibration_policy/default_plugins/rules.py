@@ -52,13 +52,15 @@ def min_delta(ctx: RuleContext) -> RuleVerdict:
     changes = [ctx.change(scope) for scope in ctx.proposed]
     numbers = {c.scope: {"old": c.old, "new": c.new, "delta": c.delta, "threshold": c.threshold} for c in changes}
     moved = [c for c in changes if c.changed]
-    if moved:
-        names = ", ".join(ctx.label(c.scope) for c in moved)
-        return RuleVerdict("min_delta", True, f"change large enough for {names}", numbers, counts_in_reason=False)
     parts = []
     for c in changes:
-        delta, threshold = fmt_against(abs(c.delta), c.threshold)
-        parts.append(f"{ctx.label(c.scope)} {delta} < {threshold}")
+        if not c.changed:
+            delta, threshold = fmt_against(abs(c.delta), c.threshold)
+            parts.append(f"{ctx.label(c.scope)} {delta} < {threshold}")
+    if moved:  # the checklist says which scopes passed and which did not, never "passed" for all of them
+        names = ", ".join(ctx.label(c.scope) for c in moved)
+        text = f"change large enough for {names}" + (f"; not for {'; '.join(parts)}" if parts else "")
+        return RuleVerdict("min_delta", True, text, numbers, counts_in_reason=False)
     closest = min(changes, key=lambda c: c.threshold - abs(c.delta))
     gap, _ = fmt_pair(closest.threshold - abs(closest.delta), 0.0)
     return RuleVerdict(
