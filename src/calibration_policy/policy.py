@@ -372,8 +372,9 @@ class CalibrationUpdatePolicy(BaseModel):
 
     def smoothing_phrase(self, detail: bool = True) -> str:
         """The smoother actually configured, as a reader says it: "the median", "an exponentially weighted
-        average (… half-life 7 days)", or a plugin's label with its options as set. ``detail=False`` leaves
-        out the why (the panel's one-line rule sentence)."""
+        average (… half-life 7 days)", or a plugin's label with its options as set. ``detail=False`` says it
+        briefly, after "the last 14 days of runs, …" (the panel's one-line rule sentence): "averaged with a 7-day
+        half-life", "their median", "by “Trimmed mean” (trim 0.2)"."""
         from .plugins import get_smoother
 
         options = self.validated_smoothing_options()
@@ -381,13 +382,13 @@ class CalibrationUpdatePolicy(BaseModel):
             half_life = getattr(options, "half_life_days", 0)
             if detail:
                 return f"an exponentially weighted average (recent runs count more; half-life {half_life:g} days)"
-            return f"the exponentially weighted average with a {half_life:g}-day half-life"
+            return f"averaged with a {half_life:g}-day half-life"
         if self.smoothing == "rolling_median":
-            return "the median (a single odd day cannot move it)" if detail else "the median"
+            return "the median (a single odd day cannot move it)" if detail else "their median"
         label, settings = get_smoother(self.smoothing).label or self.smoothing, fmt_settings(options)
         if detail:
             return f"“{label}”" + (f" ({settings})" if settings else "")
-        return f"the “{label}”" + (f" with {settings}" if settings else "")
+        return f"by “{label}”" + (f" ({settings})" if settings else "")
 
     def _explain_rule(self, name: str) -> str:
         """A plugin's rule explains itself: its label, its description and the options in force."""

@@ -358,7 +358,7 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
             clauses.append(f"the value stays within {fmt_num(limits.min)}–{fmt_num(limits.max)}")
         elif name == "min_delta":
             average = (
-                f"({policy.smoothing_phrase(detail=False)} of the last {policy.smoothing_window_days:g} days of runs)"
+                f"(the last {policy.smoothing_window_days:g} days of runs, {policy.smoothing_phrase(detail=False)})"
             )
             least, band = fmt_num(policy.min_delta_global), fmt_num(policy.min_delta_band)
             if not banded:
@@ -401,8 +401,8 @@ def glossary(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
         ),
         (
             "Recommended, smoothed, live",
-            f"Recommended: what one run found. Smoothed: {policy.smoothing_phrase(detail=False)} of the runs of "
-            f"the last {window} days, so that one noisy day cannot move the live value. "
+            f"Recommended: what one run found. Smoothed: the runs of the last {window} days, "
+            f"{policy.smoothing_phrase(detail=False)}, so that one noisy day cannot move the live value. "
             f"Live: what the system uses now.",
         ),
         (

@@ -39,8 +39,8 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     assert "Not set Step size: no limit on the size of one step" in latest  # a rule with no limit checked nothing
     assert (
         "What decides: A new value goes live only when the run has at least 150 options, their total vega is at "
-        "least 5,000, the value stays within 0.25–4.00 and the smoothed global or band value (the exponentially "
-        "weighted average with a 7-day half-life of the last 14 days of runs) moves at least 0.03 from the live one."
+        "least 5,000, the value stays within 0.25–4.00 and the smoothed global or band value (the last 14 days of "
+        "runs, averaged with a 7-day half-life) moves at least 0.03 from the live one."
     ) in latest
 
 
@@ -67,8 +67,8 @@ def test_the_rule_sentence_names_a_band_threshold_only_when_it_differs():
         CalibrationUpdatePolicy(min_delta_global=0.05, min_delta_band=0.02, smoothing_window_days=7)
     )
     assert (
-        "the smoothed global value (the exponentially weighted average with a 7-day half-life of the last 7 days of "
-        "runs) moves at least 0.05 from the live one, "
+        "the smoothed global value (the last 7 days of runs, averaged with a 7-day half-life) moves at least 0.05 "
+        "from the live one, "
         "or a DTE band's at least 0.02"
     ) in sentence
     assert "for a band" not in rule_sentence(CalibrationUpdatePolicy())
@@ -81,7 +81,7 @@ def test_the_rule_sentence_names_the_smoother_the_policy_configures():
     from calibration_policy_ui.views import rule_sentence
 
     median = rule_sentence(CalibrationUpdatePolicy(smoothing="rolling_median", smoothing_window_days=5))
-    assert "(the median of the last 5 days of runs)" in median and "average" not in median
+    assert "(the last 5 days of runs, their median)" in median and "average" not in median
 
     class TrimOptions(BaseModel):
         trim: float = 0.1
@@ -94,7 +94,7 @@ def test_the_rule_sentence_names_the_smoother_the_policy_configures():
     get_plugin_manager().register(Plugin(), name="trimmed-smoother")
     try:
         policy = CalibrationUpdatePolicy(smoothing="trimmed", smoothing_options={"trim": 0.2})
-        assert "(the “Trimmed mean” with trim 0.2 of the last 14 days of runs)" in rule_sentence(policy)
+        assert "(the last 14 days of runs, by “Trimmed mean” (trim 0.2))" in rule_sentence(policy)
         assert "using “Trimmed mean” (trim 0.2)" in policy.explain()
     finally:
         get_plugin_manager().unregister(name="trimmed-smoother")
@@ -274,9 +274,7 @@ def test_the_words_on_each_page_are_explained_by_their_domain(host: Host, client
     html = client.get("/calibration/").text
     words = text_of(html.split('id="cp-words"', 1)[1].split("</details>", 1)[0])
     assert "What the words on this page mean IV multiplier The number the options agent multiplies" in words
-    assert (
-        "Smoothed: the exponentially weighted average with a 7-day half-life of the runs of the last 14 days" in words
-    )
+    assert "Smoothed: the runs of the last 14 days, averaged with a 7-day half-life, so that" in words
     assert "Force-apply" in words
     weights = client.get("/calibration/weights/").text
     words = text_of(weights.split('id="cp-w-words"', 1)[1].split("</details>", 1)[0])

@@ -176,8 +176,8 @@ def test_the_first_screen_answers_the_four_questions_for_the_weights(tab, client
     )
     assert (
         "What decides: A new value goes live only when the run has at least 100 trades and the smoothed weight "
-        "(the exponentially weighted average with a 7-day half-life of the last 14 days of runs) moves at least 0.02 "
-        "from the live one, and then a person approves it."
+        "(the last 14 days of runs, averaged with a 7-day half-life) moves at least 0.02 from the live one, and then "
+        "a person approves it."
     ) in latest
     _, token = page(client)
     client.post(
