@@ -65,7 +65,7 @@ def test_a_vol_surface_suggestion_is_listed_shown_approved_and_rolled_back(capsy
     assert code == 0 and "Suggested: Global 1.1000, Monthly 1.1000, Weekly 1.1000" in text
 
     code, text = cli(capsys, root, "weights", "approve", waiting, "--by", "ana")
-    assert code == 2 and f"review it with `calibration-policy review approve {waiting}`" in text
+    assert code == 2 and f"nothing was changed (review it with `calibration-policy review approve {waiting}`)" in text
     assert live(root) == 1.0
 
     code, text = cli(capsys, root, "review", "approve", waiting, "--by", "ana", "--notes", "looks right")

@@ -330,7 +330,7 @@ def test_weights_commands_refuse_another_domains_suggestion_before_recording_any
         assert cli(*command) == 2
         assert capsys.readouterr().err.strip() == (
             f"Error: Suggestion {sid} suggests IV multipliers for vol_surface_SPY, not for scoring_weights; "
-            "nothing was changed."
+            f"nothing was changed (review it with `calibration-policy review {command[0]} {sid}`)."
         )
     assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == before
     item = ReviewStore(tmp_path / "suggestions").get(sid)

@@ -298,9 +298,13 @@ def _chosen(places: Places, suggestion_id: str) -> str:
     if suggestion_id != "pending":
         item = open_reviews(places.suggestions_dir).get(suggestion_id)
         if item.domain != DOMAIN_NAME:
+            from calibration_policy.plugins import get_domain
+
+            what = get_domain(item.domain).parameter_label_plural
             raise CalibrationPolicyError(
-                f"Suggestion {suggestion_id} holds {item.domain} values, not scoring weights; review it with "
-                f"`calibration-policy review {click.get_current_context().info_name} {suggestion_id}`."
+                f"Suggestion {suggestion_id} suggests {what} for {item.target}, not for {DOMAIN_NAME}; nothing was "
+                f"changed (review it with `calibration-policy review {click.get_current_context().info_name} "
+                f"{suggestion_id}`)."
             )
         return suggestion_id
     waiting = open_reviews(places.suggestions_dir).all(target=places.target().name, status="pending")
