@@ -110,3 +110,33 @@ def store_url(request, monkeypatch):
         return url
     monkeypatch.delenv(STORE_ENV, raising=False)
     return "files"
+
+
+def _digest(root: Path, store_url: str = "files") -> dict[str, str]:
+    """Every file below ``root`` and, on PostgreSQL, every row of every table, as hashes: what "nothing was
+    written" is checked against."""
+    import hashlib
+
+    found = {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+    if store_url != "files":
+        import psycopg
+
+        with psycopg.connect(store_url) as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name"
+            ).fetchall()
+            for (table,) in tables:
+                rows = conn.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall()
+                found[f"table {table}"] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def data_digest() -> Callable[..., dict[str, str]]:
+    """``data_digest(root, store_url="files")``: hashes of the data root's files and the database's rows."""
+    return _digest

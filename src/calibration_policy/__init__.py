@@ -66,6 +66,11 @@ _EXPORTS = {
     "reject_suggestion": "pipeline",
     "roll_back": "pipeline",
     "status_report": "status",
+    "Context": "context",
+    "Governor": "governor",
+    "Change": "governor",
+    "Event": "events",
+    "ChangeType": "specs",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -85,6 +90,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .context import Context
     from .decide import RuleContext, should_apply_update
     from .domain import Domain, Extracted
     from .engine import BatchContext, BatchVerdict, EngineError
@@ -105,7 +111,9 @@ if TYPE_CHECKING:
         TargetError,
         UnknownPluginError,
     )
+    from .events import Event
     from .folders import foreign_files
+    from .governor import Change, Governor
     from .history import HistoryStore
     from .hookspecs import hookimpl
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
@@ -126,7 +134,7 @@ if TYPE_CHECKING:
     from .policy import CalibrationUpdatePolicy
     from .replay import ReplayResult, replay
     from .smoothing import get_smoothed_multipliers
-    from .specs import Rule, Smoother, StoreType, TargetFactory
+    from .specs import ChangeType, Rule, Smoother, StoreType, TargetFactory
     from .status import status_report
     from .stores import Store, active_store, open_store
     from .target import JsonFileTarget, Target

@@ -14,6 +14,7 @@ from typing import Any
 
 from .archive import ArchiveEntry, ChangeKind, now_utc
 from .errors import live_but_not_recorded
+from .plugins import get_domain
 from .stores import govern, locked, open_archive
 from .target import Snapshot, Target
 
@@ -45,7 +46,10 @@ def apply_values(
     via: str | None = None,
     **audit: Any,
 ) -> ArchiveEntry:
-    """Make ``values`` (or a whole ``snapshot``, for a rollback) live and archive what they replace."""
+    """Make ``values`` (or a whole ``snapshot``, for a rollback) live and archive what they replace.
+
+    The domain's ``validate`` checks the complete set that would go live first: a value the domain
+    refuses raises its ``ValueError`` subclass, and nothing is written."""
     target = govern(target)
     with contextlib.nullcontext() if already_locked else locked(target):
         archive = open_archive(archive_dir, target.name)
@@ -53,6 +57,8 @@ def apply_values(
         archive.reconcile(target, current)
         last = archive.last_change()
         new_snapshot = snapshot if snapshot is not None else target.with_values(current, dict(values or {}))
+        # The domain's own checks, on exactly what would go live (the merged set), before anything is written.
+        get_domain(domain).validate(target.values(new_snapshot))
         entry = archive.prepare(
             ArchiveEntry(
                 target=target.name,

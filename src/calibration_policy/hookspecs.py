@@ -67,5 +67,20 @@ def register_commands(cli: Any) -> None:
 
 
 @hookspec
+def register_change_kinds(register: Register) -> None:
+    """Register a plugin's own kinds of change: ``register(ChangeType(name, ChangeSubclass, label))``.
+
+    A change kind is run through ``Governor(ctx).execute(change)`` like the built-in ones, so it is
+    permission-checked, settled if interrupted (or if it raises), validated and announced."""
+
+
+@hookspec
 def decision_made(run: Any, decision: Any, policy: Any) -> None:
-    """Called after every decision (applied or not), e.g. to notify a chat or log it."""
+    """Called after every decision about a run (applied, waiting or not applied; an update, a force,
+    a person's approval, modification or rejection, a domain's suggestion or auto mode), e.g. to notify a chat."""
+
+
+@hookspec
+def change_made(event: Any) -> None:
+    """Called once every change is durable, with a :class:`calibration_policy.events.Event`: who, via,
+    kind, status, domain, target, before → after, reason (``event.to_dict()`` is JSON-safe)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -231,6 +232,43 @@ def four_eyes(item: Any, approver: str, policy: Any = None, what: str | None = N
             action="approve",
             domain=getattr(item, "domain", None),
         )
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    """Several ``[permissions]`` tables that must all allow: the policy in force's, then a domain's own."""
+
+    tables: tuple[Any, ...]
+
+    def allows(self, user: str, action: str, domain: str) -> bool:
+        return all(table.allows(user, action, domain) for table in self.tables)
+
+
+@dataclass(frozen=True)
+class Governing:
+    """Who may do what for one change: the policy in force, narrowed (never widened) by a domain's own
+    settings file (the scoring weights' ``[policy]``). It reads like a policy to :func:`check`,
+    :func:`four_eyes` and :func:`needed_approvals`."""
+
+    permissions: Narrowed | None
+    require_distinct_approver: bool
+    force_requires_approval: bool
+    required_approvals: int
+
+
+def governing(in_force: Any, narrowing: Any = None) -> Any:
+    """The one source of who may do what: ``in_force``'s ``[permissions]`` and four-eyes settings; a
+    ``narrowing`` policy (a domain's own settings) may add refusals and four-eyes rules, never remove one."""
+    if narrowing is None or narrowing is in_force or narrowing == in_force:
+        return in_force
+    policies = [p for p in (in_force, narrowing) if p is not None]
+    tables = tuple(t for p in policies if (t := getattr(p, "permissions", None)) is not None)
+    return Governing(
+        permissions=Narrowed(tables) if tables else None,
+        require_distinct_approver=any(getattr(p, "require_distinct_approver", False) for p in policies),
+        force_requires_approval=any(getattr(p, "force_requires_approval", False) for p in policies),
+        required_approvals=max(int(getattr(p, "required_approvals", 1) or 1) for p in policies),
+    )
 
 
 def needed_approvals(item: Any, policy: Any = None) -> int:

@@ -23,7 +23,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, PolicyError, UnknownPluginError
-from .specs import Rule, Smoother, StoreType, TargetFactory
+from .specs import ChangeType, Rule, Smoother, StoreType, TargetFactory
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ KINDS = {
     "sources": Kind("register_sources", "calibration source", None),
     "targets": Kind("register_targets", "live-config target", TargetFactory),
     "stores": Kind("register_stores", "store", StoreType),
+    "change_kinds": Kind("register_change_kinds", "change kind", ChangeType),
 }
 
 

@@ -81,3 +81,16 @@ class StoreType:
     label: str = ""
     description: str = ""
     replaces: bool = False
+
+
+@dataclass(frozen=True)
+class ChangeType:
+    """A kind of change a plugin adds (its own auto mode, a bulk import): ``change`` is a
+    :class:`calibration_policy.governor.Change` subclass, run only through ``Governor(ctx).execute``,
+    so it gets the permission check, settling, the intent, validation and events like every other."""
+
+    name: str
+    change: type
+    label: str = ""
+    description: str = ""
+    replaces: bool = False

@@ -23,7 +23,7 @@ from starlette.routing import NoMatchFound
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.humanize import HUGE, fmt_count, fmt_num
-from calibration_policy.permissions import actor_name, allowed, check_callable
+from calibration_policy.permissions import actor_name, allowed, check_callable, governing
 from calibration_policy.permissions import explain as explain_permissions
 from calibration_policy.target import Target
 
@@ -166,11 +166,12 @@ class Panel:
 
         return self.history_dir.parent if self.history_dir is not None else data_root()
 
-    def domain_of(self, route_name: str) -> tuple[str, CalibrationUpdatePolicy]:
-        """The domain a route acts on, and the policy whose [permissions] table governs it."""
+    def domain_of(self, route_name: str) -> tuple[str, Any]:
+        """The domain a route acts on, and who may do what there: the policy in force, narrowed (never
+        widened) by a tab's own policy (the scoring weights' settings)."""
         for prefixes, (domain, policy_of) in self.domains.items():
             if route_name.startswith(prefixes):
-                return domain, policy_of()
+                return domain, governing(self.policy(), policy_of())
         policy = self.policy()
         return policy.domain, policy
 
@@ -187,12 +188,12 @@ class Panel:
     ) -> bool:
         """Whether to show a button; the server's check at submit time is what counts."""
         try:
-            policy = policy or self.policy()
+            in_force = self.policy()
             return allowed(
                 action,
                 actor=self.actor(request),
-                domain=domain or policy.domain,
-                policy=policy,
+                domain=domain or (policy or in_force).domain,
+                policy=governing(in_force, policy),
                 permissions=self.permissions,
             )
         except (CalibrationPolicyError, PanelError):

@@ -222,7 +222,8 @@ def test_plugins_lists_each_plugin_with_its_package_hooks_and_names(capsys):
     assert code == 0
     weights = plugin_blocks(out)["calibration_policy.default_plugins.scoring_weights — calibration-policy (built-in)"]
     assert weights == [
-        "hooks: register_commands, register_domains, register_rules, register_targets",
+        "hooks: register_change_kinds, register_commands, register_domains, register_rules, register_targets",
+        "change_kinds: weights_auto, weights_suggest",
         "commands: as-of, weights",
         "domains: scoring_weights",
         "rules: out_of_sample",
@@ -234,8 +235,15 @@ def test_plugins_lists_each_plugin_with_its_package_hooks_and_names(capsys):
     assert listed["calibration_policy.default_plugins.scoring_weights"] == {
         "name": "calibration_policy.default_plugins.scoring_weights",
         "package": "calibration-policy (built-in)",
-        "hooks": ["register_commands", "register_domains", "register_rules", "register_targets"],
+        "hooks": [
+            "register_change_kinds",
+            "register_commands",
+            "register_domains",
+            "register_rules",
+            "register_targets",
+        ],
         "registers": {
+            "change_kinds": ["weights_auto", "weights_suggest"],
             "commands": ["as-of", "weights"],
             "domains": ["scoring_weights"],
             "rules": ["out_of_sample"],

@@ -557,7 +557,7 @@ case(
         reviewer="ana",
         archive_dir=w.archive,
     ),
-    "not other",
+    "not for other",
 )
 case("rollback-actor-empty", lambda w: rollback(w.target, "original", archive_dir=w.archive, actor=""), "review")
 case("rollback-unknown-change", lambda w: rollback(w.target, "20200101T000000.000000Z", archive_dir=w.archive), "known")

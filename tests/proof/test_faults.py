@@ -552,8 +552,8 @@ class BackwardsClock:
 def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step) -> None:
     import calibration_policy.apply as apply_module
     import calibration_policy.archive as archive_module
-    import calibration_policy.pipeline as update_module
     import calibration_policy.review as review_module
+    import calibration_policy.steps as update_module
 
     world = World(tmp_path / "w")
     clock = BackwardsClock(datetime(2026, 1, 1, tzinfo=UTC), step)

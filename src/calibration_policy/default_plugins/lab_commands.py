@@ -337,11 +337,22 @@ def register_commands(cli: click.Group) -> None:
     def policy_group():
         """The policy's versions: who changed it and why, which was live when, and rollback."""
 
-    def _versions():
+    def _data_dir():
         from calibration_policy.paths import data_root
+
+        return data_root()
+
+    def _versions():
         from calibration_policy.policy_versions import PolicyVersions
 
-        return PolicyVersions(data_root())
+        return PolicyVersions(_data_dir())
+
+    def _governor(actor):
+        """A policy change is run by the governor: the policy in force's change_policy permission first."""
+        from calibration_policy.context import Context
+        from calibration_policy.governor import Governor
+
+        return Governor(Context.build(actor=actor, via="cli"))
 
     @policy_group.command("log")
     @data_option
@@ -382,10 +393,11 @@ def register_commands(cli: click.Group) -> None:
         """Make FILE the live policy: archived as a new version, then written to the data root.
 
         The settings FILE names replace the live ones; a setting it leaves out (store, [permissions] …) is kept."""
+        from calibration_policy.changes import PolicySet
         from calibration_policy.policy import CalibrationUpdatePolicy
 
-        policy = CalibrationUpdatePolicy.from_toml(policy_file)
-        version = _versions().record(policy, actor=actor, reason=reason, via="cli")
+        change = PolicySet(CalibrationUpdatePolicy.from_toml(policy_file), reason, _data_dir())
+        version = _governor(actor).execute(change)
         emit_json(version.to_dict()) if as_json else click.echo(
             f"Policy version {version.version_id} ({version.fingerprint}) is live, set by {version.actor}: {version.reason}."
         )
@@ -509,7 +521,9 @@ def register_commands(cli: click.Group) -> None:
     @json_option
     def policy_rollback(version_id, actor, reason, as_json):
         """Make an earlier policy VERSION (id or fingerprint) live again, as a new version."""
-        version = _versions().rollback(version_id, actor=actor, reason=reason, via="cli")
+        from calibration_policy.changes import PolicyRollBack
+
+        version = _governor(actor).execute(PolicyRollBack(version_id, reason, _data_dir()))
         emit_json(version.to_dict()) if as_json else click.echo(
             f"Rolled back to {version.rolled_back_to}: policy version {version.version_id} ({version.fingerprint}) is live."
         )

@@ -67,6 +67,7 @@ from calibration_policy.errors import (
     StaleChangeError,
 )
 from calibration_policy.moments import parse_moment
+from calibration_policy.permissions import governing
 from calibration_policy.pipeline import (
     approve_suggestion,
     modify_suggestion,
@@ -131,7 +132,11 @@ class WeightsTab:
 
     def checks(self, via: str) -> dict[str, Any]:
         """What a change function needs for its permission check: from where, the policy, the host's callable."""
-        return {"via": via, "policy": self.settings().policy, "permissions": self.panel.permissions}
+        return {
+            "via": via,
+            "policy": governing(self.panel.policy(), self.settings().policy),  # the weights settings only narrow
+            "permissions": self.panel.permissions,
+        }
 
 
 # -- what the page shows ---------------------------------------------------------------------------
@@ -468,7 +473,7 @@ def _review(
     }
     try:
         if action == "reject":
-            return reject_suggestion(store, suggestion_id, reviewer=reviewer, notes=notes, **tab.checks(via))
+            return reject_suggestion(store, suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
         if action == "modify":
             return modify_suggestion(
                 store, suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs
@@ -513,7 +518,7 @@ def add_weights_routes(router: APIRouter, tab: WeightsTab) -> None:
     tab.panel.domains[("calibration_policy_ui.weights", "calibration_policy_ui.api_weights")] = (
         DOMAIN_NAME,
         lambda: tab.settings().policy,
-    )  # the permission guard checks these routes on the weights' policy
+    )  # the permission guard checks these routes on the policy in force, narrowed by the weights' policy
     h = WeightsHelpers(tab)
     add_weights_page_routes(router, tab, h)
     add_weights_review_routes(router, tab, h)
@@ -660,6 +665,7 @@ def add_weights_rollback_route(router: APIRouter, tab: WeightsTab, h: WeightsHel
         entry = pipeline.roll_back(
             tab.target(),
             to,
+            domain=DOMAIN_NAME,
             archive_dir=panel.archive_dir,
             history_dir=panel.history_dir,
             actor=tab.reviewer(request, reviewer),
@@ -848,6 +854,7 @@ def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers
         entry = pipeline.roll_back(
             tab.target(),
             body.to,
+            domain=DOMAIN_NAME,
             archive_dir=panel.archive_dir,
             history_dir=panel.history_dir,
             actor=tab.reviewer(request, body.reviewer),

@@ -26,7 +26,8 @@ CHILD = textwrap.dedent("""
     from datetime import datetime, timedelta, timezone
     spec = importlib.util.spec_from_file_location("fixtures", sys.argv[1]); fixtures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixtures)
-    from calibration_policy import CalibrationUpdatePolicy, run_update, pipeline
+    from calibration_policy import CalibrationUpdatePolicy, run_update, steps
+    from calibration_policy.changes import update as update_change
     from calibration_policy.target import JsonFileTarget
     kill, start, count, live = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     def dying(original):
@@ -35,9 +36,9 @@ CHILD = textwrap.dedent("""
             os._exit(9)
         return call
     if kill == "after_record":
-        pipeline.smoothed_for = dying(pipeline.smoothed_for)
+        update_change.smoothed_for = dying(update_change.smoothed_for)
     elif kill == "after_live_change":
-        pipeline.apply_values = dying(pipeline.apply_values)
+        steps.apply_values = dying(steps.apply_values)
     policy = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, min_delta_global=0.001, min_delta_band=0.001,
                                      smoothing_window_days=1)
     target = JsonFileTarget(live, name="spy_live")

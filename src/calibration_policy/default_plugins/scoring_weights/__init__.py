@@ -48,3 +48,17 @@ def register_commands(cli):
     )
 
     add_commands(cli)
+
+
+@hookimpl
+def register_change_kinds(register):
+    from calibration_policy.specs import ChangeType
+
+    from .changes import WeightsAuto, WeightsSuggest
+
+    register(ChangeType("weights_suggest", WeightsSuggest, "Suggest weights", "Analyse trades and leave a suggestion."))
+    register(
+        ChangeType(
+            "weights_auto", WeightsAuto, "Weights auto mode", "Suggest, and apply within bounds when it clearly helps."
+        )
+    )

@@ -199,7 +199,7 @@ class Places:
         return weights_target(path=self.weights)
 
     def policy(self):
-        """The weights policy in force (its [permissions] table and four-eyes settings)."""
+        """The weights policy (its rules); its [permissions] and four-eyes settings narrow the policy in force's."""
         return load_weights_settings(self.settings).policy
 
 
@@ -417,8 +417,11 @@ def suggest(places: Places, trades: str, threshold: float, by: str | None, as_js
 
 @weights.command()
 @_trades_options
+@click.option(
+    "--actor", default="auto mode", show_default=True, metavar="NAME", help="Who auto mode acts as (needs propose)."
+)
 @_places
-def auto(places: Places, trades: str, threshold: float, as_json: bool) -> None:
+def auto(places: Places, trades: str, threshold: float, actor: str, as_json: bool) -> None:
     """One auto-mode step (for cron): suggest when enough new trades, maybe apply."""
     settings = load_weights_settings(places.settings)
     with spinner("Analysing the trades…"):
@@ -431,6 +434,7 @@ def auto(places: Places, trades: str, threshold: float, as_json: bool) -> None:
             history_dir=places.history_dir,
             suggestions_dir=places.suggestions_dir,
             archive_dir=places.archive_dir,
+            actor=actor,
         )
     if as_json:
         emit_json(outcome.to_dict())
@@ -595,6 +599,7 @@ def roll_back(places: Places, to: str, by: str | None, notes: str | None, as_jso
     entry = pipeline.roll_back(
         places.target(),
         to,
+        domain=DOMAIN_NAME,
         archive_dir=places.archive_dir,
         actor=_reviewer(by),
         via="cli",

@@ -21,7 +21,7 @@ from typing import Any
 from calibration_policy.domain import Domain, Extracted
 from calibration_policy.errors import CalibrationPolicyError, InvalidRunError
 from calibration_policy.paths import data_root
-from calibration_policy.target import JsonFileTarget, Snapshot
+from calibration_policy.target import JsonFileTarget, Snapshot, Target
 
 FACTORS: tuple[str, ...] = ("wallet", "cluster", "token", "context")
 SUM_TOLERANCE = 1e-9
@@ -139,6 +139,15 @@ class ScoringWeightsDomain(Domain):
 
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         return scope.capitalize()
+
+
+def live_weights(target: Target) -> dict[str, float]:
+    """The live weights, checked: a hand-edited file that no longer sums to 1 is reported, not used."""
+    values = target.values(target.load())  # a missing or unreadable file is the target's own error
+    try:
+        return ScoringWeightsDomain().validate(values)
+    except ValueError as error:
+        raise WeightsError(f"The live weights ({target.name}) are not a valid set: {error}") from None
 
 
 def _read_weights(snapshot: Snapshot) -> dict[str, float]:

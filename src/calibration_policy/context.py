@@ -1,0 +1,88 @@
+"""The context a change runs in: where the data is, which policy governs, who acts and from where.
+
+Built once per process, CLI command or panel request (:meth:`Context.build`), so the data folders
+are resolved once and no function passes ``history_dir``/``archive_dir``/``suggestions_dir`` by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .archive import resolve_archive_dir
+from .history import resolve_history_dir
+from .permissions import check, check_callable, four_eyes, governing, needed_approvals
+from .policy import CalibrationUpdatePolicy
+from .review import resolve_suggestions_dir
+
+Folder = str | os.PathLike[str] | None
+
+
+def policy_in_force(history_dir: Folder = None) -> CalibrationUpdatePolicy:
+    """The policy in force: ``$CALIBRATION_POLICY``, else the shared store's newest version, else
+    ``calibration_policy.toml`` in the data root (beside the runs' folder), else the built-in defaults."""
+    return CalibrationUpdatePolicy.load(data_dir=resolve_history_dir(history_dir).parent)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every change needs besides its own values.
+
+    ``policy`` is the policy in force: its ``[permissions]``, ``require_distinct_approver``,
+    ``force_requires_approval`` and ``required_approvals`` are the one source of who may do what
+    (unless the host gives ``permissions``, its own ``(user, action, domain) -> bool``)."""
+
+    policy: CalibrationUpdatePolicy
+    history_dir: Path
+    archive_dir: Path
+    suggestions_dir: Path
+    actor: Any = None
+    via: str = "python"
+    permissions: Any = None
+    # The events of the change under way (see events.record); the governor gives each change its own.
+    outbox: list[Any] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        policy: CalibrationUpdatePolicy | None = None,
+        actor: Any = None,
+        via: str = "python",
+        permissions: Any = None,
+        history_dir: Folder = None,
+        archive_dir: Folder = None,
+        suggestions_dir: Folder = None,
+    ) -> Context:
+        """A context with the folders resolved (None: the data root's, as everywhere) and the policy in force
+        loaded when none is given."""
+        return cls(
+            policy=policy if policy is not None else policy_in_force(history_dir),
+            history_dir=resolve_history_dir(history_dir),
+            archive_dir=resolve_archive_dir(archive_dir),
+            suggestions_dir=resolve_suggestions_dir(suggestions_dir),
+            actor=actor,
+            via=via,
+            permissions=check_callable(permissions),
+        )
+
+    def rules(self, narrowing: Any = None) -> Any:
+        """Who may do what for a change whose domain has its own settings (``narrowing``): see
+        :func:`~calibration_policy.permissions.governing`."""
+        return governing(self.policy, narrowing)
+
+    def check(self, action: str, domain: str, narrowing: Any = None, actor: Any = None) -> str:
+        """The permission check: the actor's name, or :class:`PermissionDeniedError` (nothing written yet)."""
+        who = self.actor if actor is None else actor
+        return check(
+            action, actor=who, domain=domain, via=self.via, policy=self.rules(narrowing), permissions=self.permissions
+        )
+
+    def four_eyes(self, item: Any, approver: str, narrowing: Any = None) -> None:
+        """The one four-eyes check: refuse the proposer, the last modifier, or a second approval by the same person."""
+        four_eyes(item, approver, self.rules(narrowing))
+
+    def needed_approvals(self, item: Any, narrowing: Any = None) -> int:
+        return needed_approvals(item, self.rules(narrowing))

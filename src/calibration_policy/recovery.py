@@ -1,0 +1,205 @@
+"""Settling: a change killed half way is completed (it reached the live config) or undone (it did not).
+
+Every multi-file change records a write-ahead intent first (:mod:`calibration_policy.intents`);
+the governor settles the target's abandoned intents before the next change, and at once when a
+change raises. ``doctor --repair`` settles them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from .archive import now_utc
+from .steps import _mark_run_applied, _reviewed, _run_after_review, _run_of_rejected, _suggestions_dir, decide_runs_of
+from .stores import govern, intents, locked, open_archive, open_reviews, open_store
+from .target import Target
+
+
+def begin_intent(ctx: Any, target: Target, kind: str, expected_version: str | None = None, **info: Any) -> Any:
+    """Record, before a change writes anything, what it will do (see :mod:`calibration_policy.intents`)."""
+    return _begin(target, ctx.archive_dir, kind, ctx.history_dir, ctx.suggestions_dir, expected_version, **info)
+
+
+@contextlib.contextmanager
+def settling(intent: Any, target: Target, archive_dir: Any) -> Iterator[Any]:
+    """Run the change of ``intent``, then clear it. On an error the change is settled at once
+    (completed if it reached the live config, else undone); a killed process leaves it for the next change."""
+    try:
+        yield intent
+    except Exception as error:
+        try:
+            _settle_one({**intent.data, "why": str(error)}, target, archive_dir)
+        except Exception:
+            intent.release()
+        else:
+            intent.done()
+        raise
+    intent.done()
+
+
+def settle_interrupted(target: Target, *, archive_dir=None, history_dir=None, suggestions_dir=None) -> list[str]:
+    """Complete or undo every change of ``target`` a killed process left half done; one directory
+    listing when there is none. Returns one sentence per settled change."""
+    target = govern(target)
+    if not intents().pending_names(archive_dir, target.name):
+        return []
+    settled = []
+    for intent in intents().abandoned(archive_dir, target.name):
+        try:
+            settled.append(_settle_one(intent.data, target, archive_dir))
+        except BaseException:
+            intent.release()
+            raise
+        intent.done()
+    return settled
+
+
+def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
+    kind = data.get("kind")
+    history_dir, suggestions_dir = data.get("history_dir"), data.get("suggestions_dir")
+    sid = data.get("suggestion_id")
+    store = open_reviews(suggestions_dir)
+    hold = contextlib.nullcontext(None)
+    if sid:
+        try:
+            store.get(sid)
+            hold = store.holding(sid)
+        except ValueError:  # gone or unreadable: nothing of it to settle
+            hold = contextlib.nullcontext(None)
+    with hold as suggestion:
+        with locked(target):  # lock order: the suggestion's, then the target's; never the other way
+            archive = open_archive(archive_dir, target.name)
+            archive.reconcile(target, target.load())
+            started = _parse_time(data.get("started_at"))
+            made = [e for e in archive.entries() if started is None or e.at >= started]
+        if kind in ("approve", "modify") and suggestion is not None:
+            entry = next((e for e in made if e.suggestion_id == sid), None)
+            if entry is None:
+                return f"{kind} of suggestion {sid} never reached the live config: it stays {suggestion.status}."
+            if suggestion.status == "pending":
+                store.save(
+                    _reviewed(
+                        suggestion,
+                        entry,
+                        data.get("status") or "approved",
+                        data.get("reviewer") or "?",
+                        data.get("notes"),
+                        data.get("via"),
+                        data.get("approvals"),
+                    )
+                )
+            _mark_run_applied(suggestion.run_id, entry, history_dir)
+            return f"{kind} of suggestion {sid} had reached the live config ({entry.change_id}): recorded as done."
+    if kind in ("update", "force", "auto") or data.get("settle") == "runs":
+        return _settle_runs(data, made, history_dir, suggestions_dir, target)
+    if kind == "reject" and suggestion is not None and suggestion.status == "rejected":
+        _run_of_rejected(data.get("run_id"), suggestion, history_dir)
+        return f"rejecting suggestion {sid}: its run now says so."
+    return f"{kind} of {target.name}: the archive agrees with the live config."
+
+
+def _parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _settle_runs(data, made, history_dir, suggestions_dir, target) -> str:
+    store = open_store(history_dir)
+    if data.get("run_id"):
+        try:
+            runs = [store.get(data["run_id"])]
+        except ValueError:
+            return f"{data['kind']} of {target.name}: its run {data['run_id']} is gone; nothing to settle."
+    else:  # killed before the intent named the run: the undecided runs of its moment
+        when, started = _parse_time(data.get("timestamp")), _parse_time(data.get("started_at"))
+        try:
+            if when is not None:
+                candidates = store.between(data.get("underlying") or "", when, when)
+            else:
+                candidates = [
+                    r
+                    for r in store.latest(data.get("underlying") or "", limit=20)
+                    if started is not None and r.timestamp >= started
+                ]
+        except ValueError:
+            candidates = []
+        runs = [r for r in candidates if r.source == data.get("source") and r.decided_at is None]
+    said = []
+    for run in runs:
+        entry = next((e for e in reversed(made) if e.run_id == run.run_id), None)
+        if entry is not None:
+            if not (run.applied and run.applied_values == entry.new_values):
+                _mark_run_applied(run.run_id, entry, history_dir, forced=entry.kind == "force")
+            said.append(f"run {run.run_id} had gone live ({entry.change_id}): recorded as applied")
+            continue
+        if run.decided_at is not None and data.get("kind") == "force":
+            said.append(f"forcing run {run.run_id} never reached the live config: nothing changed")
+            continue
+        reviews = open_reviews(suggestions_dir)
+        waiting = [s for s in reviews.all(target=target.name) if s.run_id == run.run_id]
+        if waiting:
+            newest = waiting[-1]
+            if newest.status == "pending":
+                expired = reviews.expire_pending(
+                    target.name,
+                    f"superseded by a newer suggestion ({newest.suggestion_id}) before anyone reviewed it",
+                    older_than=newest,
+                )
+                decide_runs_of(expired, history_dir, suggestions_dir)
+            with reviews.holding(newest.suggestion_id) as now:
+                if now.status == "pending":
+                    if run.pending_suggestion != now.suggestion_id or run.decided_at is None:
+                        store.save(
+                            run.model_copy(
+                                update={
+                                    "applied": False,
+                                    "applied_reason": "Waiting for approval: " + now.reason.removeprefix("Applied: "),
+                                    "decided_at": now_utc(),
+                                    "pending_suggestion": now.suggestion_id,
+                                    "decision": (now.details or {}).get("decision")
+                                    or {"apply": True, "reason": now.reason},
+                                }
+                            )
+                        )
+                else:
+                    _run_after_review(store.get(run.run_id), now, history_dir)
+            said.append(f"run {run.run_id} waits for suggestion {newest.suggestion_id}")
+            continue
+        if run.decided_at is None:
+            reason = (
+                f"Not applied: {data['why'].rstrip('.')}"
+                if data.get("why")
+                else "Not applied: the update was interrupted before its decision was stored, "
+                "and nothing went live; run it again to decide"
+            )
+            store.save(
+                run.model_copy(
+                    update={
+                        "applied": False,
+                        "applied_reason": reason,
+                        "decided_at": now_utc(),
+                        "decision": {"apply": False, "reason": reason, "settled": True},
+                    }
+                )
+            )
+            said.append(f"run {run.run_id} never went live: recorded as not applied")
+    return f"{data.get('kind')} of {target.name}: " + ("; ".join(said) or "nothing was left half done") + "."
+
+
+def _begin(target, archive_dir, kind, history_dir, suggestions_dir, expected_version, **info):
+    from .history import resolve_history_dir
+
+    return intents().begin(
+        archive_dir,
+        target.name,
+        kind,
+        version=expected_version,
+        history_dir=str(resolve_history_dir(history_dir).absolute()),
+        suggestions_dir=str(_suggestions_dir(suggestions_dir).absolute()),
+        **info,
+    )
