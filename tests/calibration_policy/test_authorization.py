@@ -73,6 +73,10 @@ GOVERNED = {
     "weights rollback": "roll_back",
     "policy set": "change_policy",
     "policy rollback": "change_policy",
+    "review approve": "approve",
+    "review modify": "modify",
+    "review reject": "reject",
+    "rollback": "roll_back",
 }
 # … or that it only reads …
 READ_ONLY = {
@@ -87,6 +91,8 @@ READ_ONLY = {
     "policy log",
     "policy show",
     "replay",
+    "review list",
+    "review show",
     "status",
     "weights analyze",
     "weights as-of",
@@ -182,6 +188,11 @@ def cli_line(world: World, command: str, who: str) -> list[str]:
         "weights rollback": ["weights", "rollback", "original", "--by", who],
         "policy set": ["policy", "set", str(world.policy_file), "--actor", who, "--reason", "tidy thresholds"],
         "policy rollback": ["policy", "rollback", "20251201T000000.000000Z", "--actor", who, "--reason", "back"],
+        "review approve": ["review", "approve", world.pending("vol_surface"), "--by", who, *world.iv],
+        "review modify": ["review", "modify", world.pending("vol_surface"), "--set", "global=1.1", "--by", who]
+        + world.iv,
+        "review reject": ["review", "reject", world.pending("vol_surface"), "--by", who, *world.iv],
+        "rollback": ["rollback", "original", "--underlying", "SPY", "--by", who, *world.iv],
     }[command]
 
 

@@ -187,7 +187,7 @@ def test_an_update_or_force_never_puts_a_value_the_domain_refuses_live(markup):
 def test_a_text_number_is_refused_not_coerced(markup):
     target, policy, dirs = markup
     result = {"markups": {"global": "12.5"}, "n": 500, "vega": 10.0}
-    with pytest.raises(InvalidRunError, match="global must be a number, not '12.5'"):
+    with pytest.raises(InvalidRunError, match="The Global value must be a number, not '12.5'"):
         run_update(result, underlying="SPY", source="live", target=target, policy=policy, timestamp=T0, **dirs)
     assert json.loads(target.path.read_text()) == {"global": 0.5}
     assert not dirs["history_dir"].exists() or open_history(dirs["history_dir"]).latest("SPY", 5) == []
