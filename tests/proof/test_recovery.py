@@ -333,14 +333,14 @@ def test_d1_an_approval_killed_after_the_config_write_is_never_applied_twice_nor
 
 def test_d2_an_approval_between_propose_and_the_runs_save_leaves_no_run_pending(tmp_path: Path, monkeypatch) -> None:
     world = seeded(tmp_path / "w")
-    real = ReviewStore.propose
+    real = ReviewStore.propose_superseding  # what proposing calls (it also returns the suggestions it superseded)
 
     def propose_then_someone_approves(self, item):
-        made = real(self, item)
+        made, superseded = real(self, item)
         approve_suggestion(self, made.suggestion_id, target=world.target, reviewer="ana", **world.dirs())
-        return made
+        return made, superseded
 
-    monkeypatch.setattr(ReviewStore, "propose", propose_then_someone_approves)
+    monkeypatch.setattr(ReviewStore, "propose_superseding", propose_then_someone_approves)
     outcome = OPERATIONS["update (proposes)"](world)
     run = open_store(world.history).get(outcome.run.run_id)
     assert run.pending_suggestion is None and run.applied is True, run
