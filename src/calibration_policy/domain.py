@@ -70,5 +70,18 @@ class Domain(ABC):
         """Repair what smoothing may break in a value set (weights must sum to 1); as is by default."""
         return dict(values)
 
+    def score(self, values: Mapping[str, float], run: Any) -> float | None:
+        """How badly ``values`` fit one calibration run, lower is better; the watch after apply compares the
+        new live values with the ones they replaced on the same run. Default: the mean tracking error
+        |value − the run's recommended value| over the scopes both have, times √(sample size), so a run
+        with more evidence weighs more (the error of a recommendation shrinks like 1/√n). None: no scope
+        in common, nothing to say. A domain with better evidence (the weights' closed trades) overrides it."""
+        recommended = run.recommended_iv_multiplier
+        common = [scope for scope in recommended if scope in values]
+        if not common:
+            return None
+        error = sum(abs(float(values[scope]) - float(recommended[scope])) for scope in common) / len(common)
+        return error * math.sqrt(max(int(run.sample_size), 1))
+
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         return scope.replace("_", " ").capitalize()

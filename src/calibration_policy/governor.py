@@ -93,12 +93,15 @@ class Step:
             check_version(self.target, expected_version, self.ctx.archive_dir)
             yield self.target
 
-    def event(self, status: str, reason: str, *, decided: Decided | None = None, **fields: Any) -> Event:
-        """Record what this change did (fired once it is durable)."""
+    def event(
+        self, status: str, reason: str, *, decided: Decided | None = None, kind: str | None = None, **fields: Any
+    ) -> Event:
+        """Record what this change did (fired once it is durable); ``kind`` when a part of it has its own
+        (the watch after apply, within an update)."""
         fields.setdefault("target", self.target.name if self.target is not None else None)
         fields.setdefault("domain", None)
         fields.setdefault("actor", self.actor)
-        event = Event(kind=self.change.kind, status=status, reason=reason, via=self.ctx.via, **fields)
+        event = Event(kind=kind or self.change.kind, status=status, reason=reason, via=self.ctx.via, **fields)
         events.record(self.ctx, event, decided)
         return event
 

@@ -34,8 +34,8 @@ ACTION_TEXT = {
     "roll_back": "roll back",
     "change_policy": "change the policy for",
 }
-VIAS = ("panel", "api", "cli", "auto", "python")
-Via = Literal["panel", "api", "cli", "auto", "python"]
+VIAS = ("panel", "api", "cli", "auto", "python", "watch")
+Via = Literal["panel", "api", "cli", "auto", "python", "watch"]
 PermissionCheck = Callable[[Any, str, str], bool]
 
 DEFAULT_TEXT = (

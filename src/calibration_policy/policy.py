@@ -64,6 +64,15 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         raise PolicyError(f"{what} {path} cannot be read: {error.strerror}.") from None
 
 
+class HardLimit(BaseModel):
+    """The watch's hard limit: this many runs in a row where the new values fit worse by more than ``worse_by``
+    (a fraction: 0.25 = 25 % more tracking error than the old values) fail the change before the test could."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    runs: Annotated[int, Strict()] = Field(ge=1, le=1000)
+    worse_by: NonNegative
+
+
 class Bounds(BaseModel):
     """Absolute limits a live value may never leave (a safety net against a broken calibration)."""
 
@@ -139,6 +148,26 @@ class CalibrationUpdatePolicy(BaseModel):
     )
     required_approvals: Annotated[int, Strict()] = Field(
         1, ge=1, le=20, description="Distinct approvals a suggestion needs."
+    )
+    watch_runs: Annotated[int, Strict()] = Field(
+        0, ge=0, le=1000, description="Runs after a change that are scored new values vs old (0: no watch)."
+    )
+    watch_test: Literal["sign", "wilcoxon"] = Field(
+        "sign", description="The watch's paired one-sided test: an exact sign test or an exact Wilcoxon signed-rank."
+    )
+    watch_alpha: Annotated[float, Strict(), Field(gt=0, lt=0.5)] = Field(
+        0.05, description="The watch's significance level: a verdict needs a p-value at or below it."
+    )
+    watch_tolerance: NonNegative = Field(
+        0.02, description="The new values count as worse only when they fit worse by more than this fraction."
+    )
+    watch_hard_limit: HardLimit | None = Field(
+        None,
+        description="Fail at once after this many runs in a row worse by more than worse_by, e.g. { runs = 3, worse_by = 0.25 }.",
+    )
+    watch_action: Literal["roll_back", "propose_roll_back", "notify"] = Field(
+        "propose_roll_back",
+        description="What a failed watch does: roll back, leave the roll back to a person, or only tell.",
     )
     store: str | None = Field(
         None,
@@ -219,6 +248,17 @@ class CalibrationUpdatePolicy(BaseModel):
                     f"max_step ({self.max_step:g}) is smaller than the largest change threshold ({largest:g}), "
                     "so no update could ever apply; raise max_step or lower the thresholds"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _watch_can_conclude(self) -> CalibrationUpdatePolicy:
+        # Both exact tests give at best 0.5**n on n runs: fewer runs could never fail nor pass a change.
+        if self.watch_runs and 0.5**self.watch_runs > self.watch_alpha:
+            needed = next(n for n in range(1, 64) if 0.5**n <= self.watch_alpha)
+            raise ValueError(
+                f"watch_runs {self.watch_runs} can never reach watch_alpha {self.watch_alpha:g}: the smallest p-value "
+                f"{self.watch_runs} runs give is {0.5**self.watch_runs:.3g}; watch at least {needed} runs"
+            )
         return self
 
     def validated_smoothing_options(self) -> BaseModel | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypedDict
 
+from .. import watch
 from ..errors import CalibrationPolicyError, HistoryError
 from ..events import Decided
 from ..governor import Change, Step
@@ -47,6 +48,7 @@ def decide_and_route(
         "decided_via": ctx.via,
     }
     with step.locked(expected_version):
+        watch.after_run(step, run, policy, step.event)  # may roll the live change back before this run is decided
         current = target.values(target.load())
         evidence = live_evidence(
             run, policy, history_dir=ctx.history_dir, archive_dir=ctx.archive_dir, target_name=target.name

@@ -1,0 +1,238 @@
+"""Watch after apply: the runs after a change score the new values against the old ones, and a change the runs
+contradict is rolled back (or left to a person) through the governed path, once."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy.archive import Archive
+from calibration_policy.context import Context
+from calibration_policy.errors import PolicyError
+from calibration_policy.hookspecs import hookimpl
+from calibration_policy.pipeline import run_update
+from calibration_policy.plugins import get_domain, get_plugin_manager
+from calibration_policy.target import JsonFileTarget
+from calibration_policy.watch import sign_p, signed_rank_p, verdicts
+
+T0 = datetime(2025, 12, 10, 15, 30, tzinfo=UTC)
+OLD = {"global": 1.0, "weekly": 1.0, "monthly": 1.0}
+# Thresholds no daily run reaches: only the forced change moves the live values, so the watch sees one change.
+QUIET = {"min_delta_global": 0.5, "min_delta_band": 0.5}
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> JsonFileTarget:
+    path = tmp_path / "live.json"
+    path.write_text(json.dumps(OLD, indent=2))
+    return JsonFileTarget(path)
+
+
+@pytest.fixture
+def events():
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def change_made(self, event):
+            seen.append(event)
+
+    plugin = Listener()
+    get_plugin_manager().register(plugin)
+    yield seen
+    get_plugin_manager().unregister(plugin)
+
+
+@pytest.fixture
+def flow(tmp_path: Path, live: JsonFileTarget, make_result):
+    dirs = {"history_dir": tmp_path / "runs", "archive_dir": tmp_path / "archive", "suggestions_dir": tmp_path / "sugg"}
+
+    def update(policy, day: int, value: float, **kw):
+        result = make_result(global_m=value, bands={"weekly": value, "monthly": value})
+        return run_update(
+            result,
+            underlying="SPY",
+            source="harvested",
+            target=live,
+            timestamp=T0 + timedelta(days=day),
+            policy=policy,
+            **dirs,
+            **kw,
+        )
+
+    update.dirs = dirs
+    update.archive = lambda: Archive(dirs["archive_dir"], live.name).entries()
+    update.verdicts = lambda policy: verdicts(Context.build(policy=policy, **dirs), live.name)
+    return update
+
+
+def watching(**settings) -> CalibrationUpdatePolicy:
+    return CalibrationUpdatePolicy(**QUIET, **{"watch_runs": 5, "watch_action": "roll_back", **settings})
+
+
+def test_a_change_the_next_runs_contradict_is_rolled_back_by_the_watch(flow, live, events):
+    policy = watching()
+    changed = flow(policy, 0, 1.08, force=True).change
+    for day, value in enumerate([1.001, 0.998, 1.002, 0.999], start=1):
+        flow(policy, day, value)
+        assert json.loads(live.path.read_text())["global"] == pytest.approx(1.08)  # still watching
+    assert flow.verdicts(policy)[changed.change_id].words == (
+        "Watching: 4 of 5 runs; the new values fit better in 0 of 4."
+    )
+    flow(policy, 5, 1.0)
+    assert json.loads(live.path.read_text()) == pytest.approx(OLD)
+    entries = flow.archive()
+    assert [e.kind for e in entries] == ["force", "rollback"]
+    undo = entries[-1]
+    assert (undo.actor, undo.via, undo.by, undo.watch_of) == ("watch", "watch", "watch", changed.change_id)
+    verdict = flow.verdicts(policy)[changed.change_id]
+    assert verdict.state == "failed" and verdict.rolled_back_by == undo.change_id
+    assert verdict.words.startswith(
+        "Failed: 5 of 5 runs; the new values fit better in 0 of 5, worse by more than 2% in 5"
+    )
+    assert "sign test p = 0.0312 ≤ 0.05" in verdict.words
+    [told] = [e for e in events if e.kind == "watch"]
+    assert (told.status, told.actor, told.change_id, told.after) == ("rolled_back", "watch", changed.change_id, OLD)
+    # Later runs neither roll back again nor tell again.
+    flow(policy, 6, 1.0)
+    assert [e.kind for e in flow.archive()] == ["force", "rollback"]
+    assert len([e for e in events if e.kind == "watch"]) == 1
+
+
+def test_a_change_the_next_runs_confirm_passes_and_stays_live(flow, live, events):
+    policy = watching(watch_test="wilcoxon")
+    changed = flow(policy, 0, 1.08, force=True).change
+    for day, value in enumerate([1.079, 1.082, 1.078, 1.081, 1.08], start=1):
+        flow(policy, day, value)
+    verdict = flow.verdicts(policy)[changed.change_id]
+    assert verdict.state == "passed", verdict.words
+    assert verdict.words == (
+        "Passed: 5 of 5 runs; the new values fit better in 5 of 5 (Wilcoxon signed-rank test p = 0.0312 ≤ 0.05)."
+    )
+    assert json.loads(live.path.read_text())["global"] == pytest.approx(1.08)
+    assert [e.kind for e in flow.archive()] == ["force"]
+    assert [e.status for e in events if e.kind == "watch"] == ["passed"]
+
+
+def test_too_few_runs_before_the_next_change_is_inconclusive_never_a_roll_back(flow, live):
+    policy = watching()
+    first = flow(policy, 0, 1.08, force=True).change
+    flow(policy, 1, 1.0)
+    flow(policy, 2, 1.0)
+    second = flow(policy, 3, 1.2, force=True).change
+    found = flow.verdicts(policy)
+    assert found[first.change_id].state == "inconclusive"
+    assert found[first.change_id].words == (
+        "Inconclusive: only 2 of 5 runs; the new values fit better in 0 of 2 before the next change replaced them."
+    )
+    assert found[second.change_id].state == "watching"
+    assert [e.kind for e in flow.archive()] == ["force", "force"]
+
+
+def test_a_score_that_is_nan_makes_the_watch_inconclusive_and_names_the_run(flow, live, events, monkeypatch):
+    policy = watching()
+    changed = flow(policy, 0, 1.08, force=True).change
+    flow(policy, 1, 1.0)
+    broken = flow(policy, 2, 1.0).run
+    default_score = type(get_domain("vol_surface")).score
+
+    def score(self, values, run):  # a domain whose score cannot handle one run
+        return math.nan if run.run_id == broken.run_id else default_score(self, values, run)
+
+    monkeypatch.setattr(type(get_domain("vol_surface")), "score", score)
+    for day in range(3, 7):
+        flow(policy, day, 1.0)
+    verdict = flow.verdicts(policy)[changed.change_id]
+    assert verdict.state == "inconclusive" and verdict.cannot_score == broken.run_id
+    assert verdict.words.startswith(f"Cannot score: run {broken.run_id} gives no score")
+    assert json.loads(live.path.read_text())["global"] == pytest.approx(1.08)
+    assert [e.kind for e in flow.archive()] == ["force"]
+
+
+def test_a_watch_the_permissions_refuse_waits_for_a_person(flow, live, events):
+    table = {"roles": {"admin": ["*"], "viewer": ["propose"]}, "users": {"ana": ["admin"], "watch": ["viewer"]}}
+    policy = watching(permissions=table)
+    changed = flow(policy, 0, 1.08, force=True, actor="ana").change
+    for day in range(1, 6):
+        flow(policy, day, 1.0, actor="ana")
+    assert json.loads(live.path.read_text())["global"] == pytest.approx(1.08)
+    assert [e.kind for e in flow.archive()] == ["force"]
+    [told] = [e for e in events if e.kind == "watch"]
+    assert told.status == "roll_back_waiting"
+    assert "watch may not roll back the IV multipliers (missing permission: roll_back" in told.reason
+    assert f"calibration-policy rollback --target {live.name} --to original" in told.reason
+    assert flow.verdicts(policy)[changed.change_id].state == "failed"
+
+
+def test_propose_roll_back_tells_a_person_and_changes_nothing(flow, live, events):
+    policy = watching(watch_action="propose_roll_back")
+    flow(policy, 0, 1.08, force=True)
+    for day in range(1, 6):
+        flow(policy, day, 1.0)
+    assert [e.kind for e in flow.archive()] == ["force"]
+    assert [e.status for e in events if e.kind == "watch"] == ["roll_back_proposed"]
+
+
+@pytest.mark.parametrize("kill", ["before the roll back", "after the roll back"])
+def test_a_watch_killed_around_its_roll_back_rolls_back_exactly_once(flow, live, monkeypatch, kill):
+    from calibration_policy import watch
+
+    policy = watching()
+    changed = flow(policy, 0, 1.08, force=True).change
+    for day in range(1, 5):
+        flow(policy, day, 1.0)
+    real = watch.apply_values
+
+    def killed(*args, **kwargs):
+        if kill == "after the roll back":
+            real(*args, **kwargs)
+        raise KeyboardInterrupt  # the process dies here
+
+    monkeypatch.setattr(watch, "apply_values", killed)
+    with pytest.raises(KeyboardInterrupt):
+        flow(policy, 5, 1.0)
+    monkeypatch.setattr(watch, "apply_values", real)
+    flow(policy, 6, 1.0)  # the next update settles
+    flow(policy, 7, 1.0)
+    undone = [e for e in flow.archive() if getattr(e, "watch_of", None) == changed.change_id]
+    assert len(undone) == 1
+    assert json.loads(live.path.read_text()) == pytest.approx(OLD)
+
+
+def test_the_hard_limit_fails_a_change_before_the_test_could(flow, live):
+    policy = watching(watch_runs=8, watch_hard_limit={"runs": 3, "worse_by": 0.25})
+    changed = flow(policy, 0, 1.08, force=True).change
+    for day in range(1, 4):
+        flow(policy, day, 1.0)
+    verdict = flow.verdicts(policy)[changed.change_id]
+    assert verdict.words.startswith(
+        "Failed: the new values fit worse by more than 25% in 3 runs in a row (the hard limit), after 3 of 8 runs."
+    )
+    assert json.loads(live.path.read_text()) == pytest.approx(OLD)
+
+
+def test_a_watch_too_short_to_ever_conclude_is_refused():
+    with pytest.raises(PolicyError, match=r"watch_runs 3 can never reach watch_alpha 0.05: .* 0.125; watch at least 5"):
+        CalibrationUpdatePolicy(watch_runs=3)
+
+
+def test_the_exact_tests_match_their_textbook_values():
+    assert sign_p(5, 5) == pytest.approx(1 / 32)
+    assert sign_p(6, 8) == pytest.approx((28 + 8 + 1) / 256)
+    # Ranks 1, 2, 3.5, 3.5, 5 with only rank 2 negative: 3 of the 32 sign patterns have a negative sum ≤ 2.
+    assert signed_rank_p([1, -2, 3, 3, 5]) == pytest.approx(3 / 32)
+    assert signed_rank_p([0, 0]) == 1.0
+
+
+def test_the_default_score_is_the_evidence_weighted_tracking_error(make_result):
+    from calibration_policy.history import build_run
+
+    run = build_run(make_result(global_m=1.1, bands={"weekly": 1.2, "monthly": 1.0}, n=400), "SPY", "live", T0)
+    domain = get_domain("vol_surface")
+    assert domain.score(OLD, run) == pytest.approx((0.1 + 0.2 + 0.0) / 3 * 20)
+    assert domain.score({"other": 1.0}, run) is None
