@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from . import watch
 from .stores import active_store, open_archive, open_reviews
 
 KIND_TEXT = {
@@ -36,6 +37,7 @@ class Change:
     change_id: str | None = None
     suggestion_id: str | None = None
     run_at: datetime | None = None  # the calibration run the change applied, when it is more than a day older
+    watch: str | None = None  # the watch after apply of this change, in words (None: not watched)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "at": self.at.isoformat(), "run_at": self.run_at.isoformat() if self.run_at else None}
@@ -45,10 +47,15 @@ def changes(
     archive_dir: str | os.PathLike[str] | None = None,
     suggestions_dir: str | os.PathLike[str] | None = None,
     underlying: str | None = None,
+    *,
+    history_dir: str | os.PathLike[str] | None = None,
+    policy: Any = None,
 ) -> list[Change]:
-    """Every recorded change, oldest first (optionally only one underlying's)."""
+    """Every recorded change, oldest first (optionally only one underlying's); with the ``policy`` in force, each
+    watched change says how its watch after apply stands (the runs are read from ``history_dir``)."""
     found: list[Change] = []
     for name in active_store().targets(archive_dir):
+        watched = watch.verdicts(archive_dir, history_dir, name, policy) if policy is not None else {}
         for entry in open_archive(archive_dir, name).entries():
             approvers = [str(a.get("by")) for a in (entry.model_extra or {}).get("approvals") or [] if a.get("by")]
             # a replay, a backfill or a late approval: say which day's run it applied, beside when it was made
@@ -66,6 +73,7 @@ def changes(
                     entry.change_id,
                     entry.suggestion_id,
                     run_at,
+                    watched[entry.change_id].words if entry.change_id in watched else None,
                 )
             )
     try:

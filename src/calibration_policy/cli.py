@@ -250,7 +250,15 @@ def history(
     from .stores import open_store
 
     if changes:
-        _print_changes(underlying, archive_dir, suggestions_dir or _suggestions_beside(history_dir), as_json, full)
+        _print_changes(
+            underlying,
+            archive_dir,
+            suggestions_dir or _suggestions_beside(history_dir),
+            as_json,
+            full,
+            history_dir=history_dir,
+            policy=load_policy(policy_file, history_dir),
+        )
         return
     if not underlying:
         raise click.UsageError("Missing argument 'UNDERLYING' (or give --changes for the audit trail).")
@@ -331,11 +339,18 @@ def _update_command(symbol: str, history_dir: str | None, found: dict[str, Any])
 
 
 def _print_changes(
-    underlying: str | None, archive_dir: str | None, suggestions_dir: Any, as_json: bool, full: bool
+    underlying: str | None,
+    archive_dir: str | None,
+    suggestions_dir: Any,
+    as_json: bool,
+    full: bool,
+    *,
+    history_dir: str | None = None,
+    policy: Any = None,
 ) -> None:
     from .audit import changes
 
-    found = changes(archive_dir, suggestions_dir, underlying)
+    found = changes(archive_dir, suggestions_dir, underlying, history_dir=history_dir, policy=policy)
     if as_json:
         emit_json([change.to_dict() for change in found])
         return
@@ -343,8 +358,10 @@ def _print_changes(
         click.echo("No change has been recorded yet.")
         return
     click.echo(f"{len(found)} recorded changes, oldest first:\n")
+    watched = any(c.watch for c in found)  # the column only when the policy watches after apply
     print_table(
-        [Column("When (UTC)", no_wrap=True), "What", "Who", Column("Via", no_wrap=True), "Why"],
+        [Column("When (UTC)", no_wrap=True), "What", "Who", Column("Via", no_wrap=True), "Why"]
+        + (["Watch"] if watched else []),
         [
             [
                 c.at.strftime("%Y-%m-%d %H:%M"),
@@ -353,6 +370,7 @@ def _print_changes(
                 c.via,
                 c.why if full else Text(c.why, no_wrap=True, overflow="ellipsis"),
             ]
+            + ([c.watch or "–"] if watched else [])
             for c in found
         ],
     )
@@ -550,6 +568,8 @@ def status(
         click.echo(
             f"Latest calibration: {run.timestamp:%Y-%m-%d %H:%M} UTC ({run.source}) — {run.applied_reason or 'not decided yet'}"
         )
+    if report.watch is not None:
+        click.echo(f"Watch after apply of change {report.watch.change_id}: {report.watch.words}")
     click.echo()
     click.echo("Policy: " + policy.explain())
 

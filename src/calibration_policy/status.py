@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import watch
 from .archive import ArchiveEntry
 from .models import CalibrationRun
 from .naming import check_underlying
@@ -14,6 +15,7 @@ from .plugins import get_domain
 from .policy import CalibrationUpdatePolicy
 from .stores import open_archive, open_store
 from .target import Target
+from .watch import Verdict
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class StatusReport:
     latest: CalibrationRun | None
     last_change: ArchiveEntry | None
     explanation: str
+    watch: Verdict | None = None  # the watch after apply of the newest watched change
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class StatusReport:
             if self.last_change
             else None,
             "policy": self.explanation,
+            "watch": self.watch.to_dict() if self.watch else None,
         }
 
 
@@ -98,4 +102,12 @@ def status_report(
                 change.live_from if change else None,
             )
         )
-    return StatusReport(underlying, domain.title, rows, latest_run, changes[-1] if changes else None, policy.explain())
+    return StatusReport(
+        underlying,
+        domain.title,
+        rows,
+        latest_run,
+        changes[-1] if changes else None,
+        policy.explain(),
+        watch.latest(archive_dir, history_dir, target.name, policy),
+    )

@@ -215,12 +215,11 @@ def runs_after(history_dir: Any, change: ArchiveEntry, until: ArchiveEntry | Non
     return runs[:wanted]
 
 
-def verdicts(ctx: Any, target_name: str, policy: Any = None) -> dict[str, Verdict]:
-    """Every watched change of a target by change id (none when the watch is off)."""
-    policy = policy if policy is not None else ctx.policy
+def verdicts(archive_dir: Any, history_dir: Any, target_name: str, policy: Any) -> dict[str, Verdict]:
+    """Every watched change of a target by change id (none when the watch is off or watches another domain)."""
     if not policy.watch_runs:
         return {}
-    entries = open_archive(ctx.archive_dir, target_name).entries()
+    entries = open_archive(archive_dir, target_name).entries()
     undone = {entry.watch_of: entry.change_id for entry in entries if getattr(entry, "watch_of", None)}
     found: dict[str, Verdict] = {}
     for i, entry in enumerate(entries):
@@ -229,12 +228,18 @@ def verdicts(ctx: Any, target_name: str, policy: Any = None) -> dict[str, Verdic
         following = entries[i + 1] if i + 1 < len(entries) else None
         verdict = judge(
             entry,
-            runs_after(ctx.history_dir, entry, following, policy.watch_runs),
+            runs_after(history_dir, entry, following, policy.watch_runs),
             policy,
             superseded=following is not None,
         )
         found[entry.change_id] = replace(verdict, rolled_back_by=undone.get(entry.change_id))
     return found
+
+
+def latest(archive_dir: Any, history_dir: Any, target_name: str, policy: Any) -> Verdict | None:
+    """The watch of the newest watched change (the one a status screen talks about), or None."""
+    found = verdicts(archive_dir, history_dir, target_name, policy)
+    return list(found.values())[-1] if found else None
 
 
 def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..., Any]) -> Verdict | None:

@@ -18,6 +18,7 @@ from calibration_policy.plugins import get_domain
 from calibration_policy.review import Suggestion
 from calibration_policy.status import ScopeValue, status_report
 from calibration_policy.stores import open_reviews
+from calibration_policy.watch import verdicts
 
 from .chart import Chart, ChartPoint, build_chart
 from .errors import PanelError
@@ -244,7 +245,8 @@ def build_page(
     current_values = {row.scope: row.value for row in view.live.current}
     entries = archive_changes(panel, view.live.target_name)
     view.since = entries[-1].live_from if entries else None
-    view.changes = change_rows(entries, label)
+    watched = verdicts(panel.archive_dir, panel.history_dir, view.live.target_name, policy) if entries else {}
+    view.changes = change_rows(entries, label, watched=watched)
     if view.latest is not None:
         run = view.latest
         scopes = sorted(set(run.recommended) | set(current_values), key=lambda s: (s != "global", s))
@@ -431,6 +433,7 @@ class ChangeRow:
     diffs: list[tuple[str, float | None, float | None]]  # (label, before, after), only what moved
     undo_to: str | None
     kind: str = ""
+    watch: str | None = None  # the watch after apply, in words ("Watching: 3 of 6 runs; …")
 
     @property
     def how(self) -> str:
@@ -438,8 +441,9 @@ class ChangeRow:
         return change_words(self.kind, self.actor)
 
 
-def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
-    """The newest ``limit`` changes, newest first; each can be undone by rolling back to the set before it."""
+def change_rows(entries: list, label, limit: int = 10, watched: dict | None = None) -> list[ChangeRow]:
+    """The newest ``limit`` changes, newest first; each can be undone by rolling back to the set before it.
+    ``watched``: the watch after apply of each watched change, by change id."""
     rows = []
     for i, entry in enumerate(entries):
         scopes = sorted(set(entry.previous_values) | set(entry.new_values), key=lambda s: (s != "global", s))
@@ -460,6 +464,7 @@ def change_rows(entries: list, label, limit: int = 10) -> list[ChangeRow]:
                 diffs,
                 undo_to,
                 entry.kind,
+                watched[entry.change_id].words if watched and entry.change_id in watched else None,
             )
         )
     return list(reversed(rows))[:limit]
@@ -498,6 +503,12 @@ PLAIN_SETTINGS = {
     "require_approval": "A person approves every update before it goes live",
     "store": "Where runs, suggestions and the archive are kept",
     "rule_options": "Settings of the plugin rules",
+    "watch_runs": "Runs after a change that check it against the values it replaced (0: no watch)",
+    "watch_test": "The watch's test (sign or Wilcoxon signed-rank)",
+    "watch_alpha": "The watch's significance level",
+    "watch_tolerance": "The new values count as worse only when worse by more than",
+    "watch_hard_limit": "The watch fails a change at once after runs in a row this much worse",
+    "watch_action": "What a failed watch does",
 }
 SMOOTHING_NAMES = {
     "ewma": "exponentially weighted average (recent runs count more)",

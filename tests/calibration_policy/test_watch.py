@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pytest
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.archive import Archive
-from calibration_policy.context import Context
 from calibration_policy.errors import PolicyError
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.pipeline import run_update
@@ -54,11 +54,11 @@ def flow(tmp_path: Path, live: JsonFileTarget, make_result):
 
     def update(policy, day: int, value: float, **kw):
         result = make_result(global_m=value, bands={"weekly": value, "monthly": value})
+        kw.setdefault("target", live)
         return run_update(
             result,
             underlying="SPY",
             source="harvested",
-            target=live,
             timestamp=T0 + timedelta(days=day),
             policy=policy,
             **dirs,
@@ -67,7 +67,7 @@ def flow(tmp_path: Path, live: JsonFileTarget, make_result):
 
     update.dirs = dirs
     update.archive = lambda: Archive(dirs["archive_dir"], live.name).entries()
-    update.verdicts = lambda policy: verdicts(Context.build(policy=policy, **dirs), live.name)
+    update.verdicts = lambda policy: verdicts(dirs["archive_dir"], dirs["history_dir"], live.name, policy)
     return update
 
 
@@ -236,3 +236,44 @@ def test_the_default_score_is_the_evidence_weighted_tracking_error(make_result):
     domain = get_domain("vol_surface")
     assert domain.score(OLD, run) == pytest.approx((0.1 + 0.2 + 0.0) / 3 * 20)
     assert domain.score({"other": 1.0}, run) is None
+
+
+def test_status_history_and_the_panel_say_how_the_watch_stands(flow, capsys, tmp_path, fresh_plugins):
+    from calibration_policy.cli import main
+    from calibration_policy.plugins import get_target_factory, load_plugins_dir
+
+    host = Path(__file__).parents[2] / "examples" / "options_agent"
+    load_plugins_dir(host / "plugins")  # the host's live config (its vol surface file)
+    config = tmp_path / "vol_surface.json"
+    shutil.copyfile(host / "config" / "vol_surface.json", config)
+    live = get_target_factory("vol_surface")("SPY", str(config))
+
+    (tmp_path / "policy.toml").write_text(
+        'min_delta_global = 0.5\nmin_delta_band = 0.5\nwatch_runs = 5\nwatch_action = "roll_back"\n'
+    )
+    policy = CalibrationUpdatePolicy.load(tmp_path / "policy.toml")
+    changed = flow(policy, 0, 1.08, force=True, target=live).change
+    for day in range(1, 4):
+        flow(policy, day, 1.0, target=live)
+    dirs = ["--history-dir", str(flow.dirs["history_dir"]), "--archive-dir", str(flow.dirs["archive_dir"])]
+    common = ["--policy", str(tmp_path / "policy.toml"), "--plugins-dir", str(host / "plugins"), *dirs]
+    watching = "Watching: 3 of 5 runs; the new values fit better in 0 of 3."
+
+    assert main(["status", "SPY", "--config", str(config), *common]) == 0
+    assert f"Watch after apply of change {changed.change_id}: {watching}" in capsys.readouterr().out
+    assert main(["status", "SPY", "--config", str(config), *common, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["watch"]["state"] == "watching" and report["watch"]["words"] == watching
+    assert (report["watch"]["runs"], report["watch"]["wanted"], report["watch"]["new_better"]) == (3, 5, 0)
+
+    for day in (4, 5):
+        flow(policy, day, 1.0, target=live)
+    assert main(["history", "--changes", *common, "--json"]) == 0
+    force, undo = json.loads(capsys.readouterr().out)
+    assert force["watch"].startswith("Failed: 5 of 5 runs") and force["watch"].endswith(
+        f"Rolled back by the watch ({undo['change_id']})."
+    )
+    assert (undo["who"], undo["via"], undo["watch"]) == ("watch", "watch", None)
+    assert main(["history", "--changes", *common, "--full"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[-1] == "Watch" and "Failed: 5 of 5" in out
