@@ -29,7 +29,8 @@ import numpy as np
 
 from .apply import apply_values
 from .archive import ArchiveEntry, now_utc
-from .errors import PermissionDeniedError
+from .errors import HistoryError, PermissionDeniedError
+from .history import cursor_of
 from .models import CalibrationRun
 from .plugins import get_domain
 from .stores import open_archive, open_store
@@ -200,18 +201,36 @@ def _counts(change_id: str, differences: list[float], wanted: int, last: str | N
 def runs_after(history_dir: Any, change: ArchiveEntry, until: ArchiveEntry | None, wanted: int) -> list[CalibrationRun]:
     """The runs of the change's underlying and domain made while its values were live, oldest first (at most
     ``wanted``): after the run that made it, before the next change."""
-    if not change.underlying:
+    if not change.underlying or not wanted:
         return []
     start = change.live_from
-    end = until.live_from if until is not None else now_utc() + timedelta(days=36_500)
-    runs = [
-        run
-        for run in open_store(history_dir).between(change.underlying, start, end)
-        if run.timestamp > start
-        and run.run_id != change.run_id
-        and run.domain == change.domain
-        and (until is None or run.timestamp < end)
-    ]
+    end = until.live_from if until is not None else None
+    store = open_store(history_dir)
+
+    def counted(run: CalibrationRun) -> bool:
+        return run.timestamp > start and run.run_id != change.run_id and run.domain == change.domain
+
+    if not change.run_id:  # a change no run made (a roll back's redo): the runs stamped after it
+        far = end or now_utc() + timedelta(days=36_500)
+        return [run for run in store.between(change.underlying, start, far) if counted(run) and run.timestamp < far][
+            :wanted
+        ]
+    # Keyset pages after the change's own run: an old change costs as little as a new one.
+    runs: list[CalibrationRun] = []
+    cursor: str | None = change.run_id
+    while len(runs) < wanted:
+        try:
+            page = store.oldest(change.underlying, limit=wanted + 1, after=cursor)
+        except HistoryError:  # the change's run is gone from the history: nothing to watch with
+            return []
+        for run in page:
+            if end is not None and run.timestamp >= end:
+                return runs
+            if counted(run):
+                runs.append(run)
+        if len(page) < wanted + 1:
+            break
+        cursor = cursor_of(page[-1])
     return runs[:wanted]
 
 
