@@ -301,15 +301,18 @@ def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..
 
 def _act(step: Any, change: ArchiveEntry, verdict: Verdict, policy: Any) -> tuple[str, str, ArchiveEntry | None]:
     """What a failed verdict does: (event status, words, the roll back's archive entry or None)."""
-    undo = f"roll back with: calibration-policy rollback --target {step.target.name} --to "
     before = _previous_id(step.ctx, step.target.name, change)
+    undo = (
+        f"roll {step.target.name} back to {before} (the panel's Undo on change {change.change_id}, "
+        f"or calibration_policy.pipeline.roll_back(target, to={before!r}))"
+    )
     if policy.watch_action == "notify":
         return "failed", f"{verdict.words} The watch only tells (watch_action = notify).", None
     if policy.watch_action == "propose_roll_back":
-        return "roll_back_proposed", f"{verdict.words} A person decides: {undo}{before}.", None
+        return "roll_back_proposed", f"{verdict.words} A person decides whether to {undo}.", None
     refused = _refusal(step, change, policy)
     if refused is not None:
-        return "roll_back_waiting", f"{verdict.words} {refused} A person must {undo}{before}.", None
+        return "roll_back_waiting", f"{verdict.words} {refused} A person must {undo}.", None
     what = get_domain(change.domain).parameter_label_plural
     entry = apply_values(
         step.target,

@@ -75,7 +75,7 @@ def watching(**settings) -> CalibrationUpdatePolicy:
     return CalibrationUpdatePolicy(**QUIET, **{"watch_runs": 5, "watch_action": "roll_back", **settings})
 
 
-def test_a_change_the_next_runs_contradict_is_rolled_back_by_the_watch(flow, live, events):
+def test_a_change_the_next_runs_contradict_is_rolled_back_by_the_watch(flow, live, events, store_url):
     policy = watching()
     changed = flow(policy, 0, 1.08, force=True).change
     for day, value in enumerate([1.001, 0.998, 1.002, 0.999], start=1):
@@ -165,7 +165,10 @@ def test_a_watch_the_permissions_refuse_waits_for_a_person(flow, live, events):
     [told] = [e for e in events if e.kind == "watch"]
     assert told.status == "roll_back_waiting"
     assert "watch may not roll back the IV multipliers (missing permission: roll_back" in told.reason
-    assert f"calibration-policy rollback --target {live.name} --to original" in told.reason
+    assert told.reason.endswith(
+        f"A person must roll {live.name} back to original (the panel's Undo on change {changed.change_id}, "
+        "or calibration_policy.pipeline.roll_back(target, to='original'))."
+    )
     assert flow.verdicts(policy)[changed.change_id].state == "failed"
 
 
@@ -179,7 +182,7 @@ def test_propose_roll_back_tells_a_person_and_changes_nothing(flow, live, events
 
 
 @pytest.mark.parametrize("kill", ["before the roll back", "after the roll back"])
-def test_a_watch_killed_around_its_roll_back_rolls_back_exactly_once(flow, live, monkeypatch, kill):
+def test_a_watch_killed_around_its_roll_back_rolls_back_exactly_once(flow, live, monkeypatch, kill, store_url):
     from calibration_policy import watch
 
     policy = watching()
