@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.archive import Archive
 from calibration_policy.errors import PolicyError
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.pipeline import run_update
 from calibration_policy.plugins import get_domain, get_plugin_manager
+from calibration_policy.stores import open_archive
 from calibration_policy.target import JsonFileTarget
 from calibration_policy.watch import sign_p, signed_rank_p, verdicts
 
@@ -66,7 +66,7 @@ def flow(tmp_path: Path, live: JsonFileTarget, make_result):
         )
 
     update.dirs = dirs
-    update.archive = lambda: Archive(dirs["archive_dir"], live.name).entries()
+    update.archive = lambda: open_archive(dirs["archive_dir"], live.name).entries()
     update.verdicts = lambda policy: verdicts(dirs["archive_dir"], dirs["history_dir"], live.name, policy)
     return update
 
