@@ -198,6 +198,7 @@ class UnderlyingReplay:
         self._decisions: list[SimulatedDecision] | None = None
         self.figures = _scan_figures(scan)
         self.differences = [d for d in map(_difference_at(scan), scan.prepared.recorded) if d is not None]
+        self.watch = _watched(scan)  # (roll backs the watch would make, of which wrong); None: no watch
 
     @property
     def decisions(self) -> list[SimulatedDecision]:
@@ -213,9 +214,27 @@ class UnderlyingReplay:
             **self.figures.to_dict(),
             "differences": [d.to_dict() for d in self.differences],
         }
+        if self.watch is not None:
+            data["watch_rolled_back"], data["watch_wrong"] = self.watch
         if decisions:
             data["decisions"] = [d.to_dict() for d in self.decisions]
         return data
+
+
+def _watched(scan: Any) -> tuple[int, int] | None:
+    """What the watch after apply would do over the scan: each simulated apply watched on the runs after it. The
+    roll backs are counted, not replayed (the simulated live values stay the policy's own decisions)."""
+    if not scan.policy.watch_runs:
+        return None
+    from .engine import APPLY
+    from .watch import ReplayedWatch
+
+    watch = ReplayedWatch(scan.policy)
+    for j in range(scan.first, len(scan.runs)):
+        watch.run(scan.runs[j])
+        if scan.route[j] == APPLY:
+            watch.applied(scan.runs[j], scan.live_before[j], scan.live_after(j))
+    return watch.finish()
 
 
 @dataclass
@@ -247,6 +266,14 @@ class ReplayResult:
         )
 
     @property
+    def watch(self) -> tuple[int, int] | None:
+        """(changes the watch after apply would roll back, how many of those wrongly); None when it is off."""
+        if not self.policy.watch_runs:
+            return None
+        parts = [u.watch for u in self.underlyings.values() if u.watch is not None]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    @property
     def applies(self) -> int:
         return self.figures.applies
 
@@ -268,6 +295,7 @@ class ReplayResult:
             **self.figures.to_dict(),
             "differences": [d.to_dict() for d in self.differences],
             "underlyings": {name: u.to_dict(decisions) for name, u in self.underlyings.items()},
+            **({"watch_rolled_back": self.watch[0], "watch_wrong": self.watch[1]} if self.watch else {}),
         }
 
     def summary(self) -> str:
@@ -277,6 +305,11 @@ class ReplayResult:
             f"{f.runs} runs replayed: {f.applies} applied, total movement {f.movement:.4f}, "
             f"{f.flip_flops} flip-flops, mean |live − recommended| {lag}; "
             f"{len(self.differences)} decided otherwise than recorded."
+        ) + (
+            f" The watch after apply would roll back {self.watch[0]} changes, {self.watch[1]} of them wrongly "
+            "(the old values then fit worse)."
+            if self.watch
+            else ""
         )
 
 

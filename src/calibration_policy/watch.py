@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -352,3 +352,56 @@ def _previous_id(ctx: Any, target_name: str, change: ArchiveEntry) -> str:
     ids = [entry.change_id for entry in entries]
     at = ids.index(change.change_id) if change.change_id in ids else 0
     return ids[at - 1] if at > 0 else "original"
+
+
+@dataclass
+class ReplayedWatch:
+    """The watch during a replay: how many simulated changes it would roll back, and how many of those roll
+    backs were wrong (on the runs after the verdict, up to ``watch_runs``, the old values fit worse)."""
+
+    policy: Any
+    rolled_back: int = 0
+    wrong: int = 0
+    _change: ArchiveEntry | None = None
+    _runs: list[CalibrationRun] = field(default_factory=list)
+    _undone: ArchiveEntry | None = None
+    _after: list[CalibrationRun] = field(default_factory=list)
+
+    def run(self, run: CalibrationRun) -> None:
+        """Count ``run`` in the watch, as an update does before its decision."""
+        if self._undone is not None:
+            self._after.append(run)
+            if len(self._after) >= self.policy.watch_runs:
+                self._settle()
+        if self._change is None:
+            return
+        self._runs.append(run)
+        verdict = judge(self._change, self._runs, self.policy)
+        if verdict.state == "watching":
+            return
+        change, self._change, self._runs = self._change, None, []
+        if verdict.state == "failed":
+            self.rolled_back += 1
+            self._undone, self._after = change, []
+
+    def applied(self, run: CalibrationRun, before: Mapping[str, float], after: Mapping[str, float]) -> None:
+        """A simulated change went live with ``run``: the watch starts on it (and stops judging the last one)."""
+        self._settle()
+        self._change = ArchiveEntry.model_construct(
+            change_id=run.run_id, domain=run.domain, previous_values=dict(before), new_values=dict(after)
+        )
+        self._runs = []
+
+    def finish(self) -> tuple[int, int]:
+        self._settle()
+        return self.rolled_back, self.wrong
+
+    def _settle(self) -> None:
+        if self._undone is None:
+            return
+        domain = get_domain(self._undone.domain)
+        old = [score_run(domain, self._undone.previous_values, r) for r in self._after]
+        new = [score_run(domain, self._undone.new_values, r) for r in self._after]
+        if self._after and None not in old and None not in new and sum(old) > sum(new):  # type: ignore[arg-type]
+            self.wrong += 1
+        self._undone, self._after = None, []

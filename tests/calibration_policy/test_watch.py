@@ -280,3 +280,23 @@ def test_status_history_and_the_panel_say_how_the_watch_stands(flow, capsys, tmp
     assert main(["history", "--changes", *common, "--full"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[2].split()[-1] == "Watch" and "Failed: 5 of 5" in out
+
+
+@pytest.mark.parametrize(("later", "wrong"), [(1.0, 0), (1.08, 1)])
+def test_replay_counts_the_roll_backs_the_watch_would_make_and_the_wrong_ones(make_result, later, wrong):
+    from calibration_policy.history import build_run
+    from calibration_policy.replay import replay
+
+    def run(day, value, n):
+        result = make_result(global_m=value, bands={"weekly": value, "monthly": value}, n=n)
+        return build_run(result, "SPY", "live", T0 + timedelta(days=day))
+
+    # Day 0 applies 1.08; the thin runs after it (never applied themselves) recommend 1.0, then `later`.
+    runs = [run(0, 1.08, 412)] + [run(d, 1.0, 100) for d in range(1, 6)] + [run(d, later, 100) for d in range(6, 11)]
+    result = replay(runs, CalibrationUpdatePolicy(watch_runs=5, watch_action="roll_back"), start_values=OLD)
+    assert result.applies == 1 and result.watch == (1, wrong)
+    assert result.to_dict(decisions=False)["watch_rolled_back"] == 1
+    assert result.summary().endswith(
+        f"The watch after apply would roll back 1 changes, {wrong} of them wrongly (the old values then fit worse)."
+    )
+    assert replay(runs, CalibrationUpdatePolicy(), start_values=OLD).watch is None
