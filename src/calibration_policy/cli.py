@@ -359,9 +359,15 @@ def _print_changes(
         return
     click.echo(f"{len(found)} recorded changes, oldest first:\n")
     watched = any(c.watch for c in found)  # the column only when the policy watches after apply
+    columns: list[str | Column] = [
+        Column("When (UTC)", no_wrap=True),
+        "What",
+        "Who",
+        Column("Via", no_wrap=True),
+        "Why",
+    ]
     print_table(
-        [Column("When (UTC)", no_wrap=True), "What", "Who", Column("Via", no_wrap=True), "Why"]
-        + (["Watch"] if watched else []),
+        columns + (["Watch"] if watched else []),
         [
             [
                 c.at.strftime("%Y-%m-%d %H:%M"),

@@ -280,8 +280,8 @@ def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..
         return verdict  # nothing new: told when the run that reached it was recorded
     if not reached_now and not _permitted(step, change, policy):
         return verdict  # still waiting for a person (told when it was reached)
-    status, words = verdict.state, verdict.words
-    rolled = None
+    status: str = verdict.state
+    words, rolled = verdict.words, None
     if verdict.state == "failed":
         status, words, rolled = _act(step, change, verdict, policy)
     on_event(

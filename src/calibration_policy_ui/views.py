@@ -245,7 +245,8 @@ def build_page(
     current_values = {row.scope: row.value for row in view.live.current}
     entries = archive_changes(panel, view.live.target_name)
     view.since = entries[-1].live_from if entries else None
-    watched = verdicts(panel.archive_dir, panel.history_dir, view.live.target_name, policy) if entries else {}
+    name = view.live.target_name
+    watched = verdicts(panel.archive_dir, panel.history_dir, name, policy) if entries and name else {}
     view.changes = change_rows(entries, label, watched=watched)
     if view.latest is not None:
         run = view.latest
