@@ -304,7 +304,7 @@ def _act(step: Any, change: ArchiveEntry, verdict: Verdict, policy: Any) -> tupl
     before = _previous_id(step.ctx, step.target.name, change)
     undo = (
         f"roll {step.target.name} back to {before} (the panel's Undo on change {change.change_id}, "
-        f"or calibration_policy.pipeline.roll_back(target, to={before!r}))"
+        f"or: calibration-policy rollback {before} --underlying {change.underlying})"
     )
     if policy.watch_action == "notify":
         return "failed", f"{verdict.words} The watch only tells (watch_action = notify).", None

@@ -167,7 +167,7 @@ def test_a_watch_the_permissions_refuse_waits_for_a_person(flow, live, events):
     assert "watch may not roll back the IV multipliers (missing permission: roll_back" in told.reason
     assert told.reason.endswith(
         f"A person must roll {live.name} back to original (the panel's Undo on change {changed.change_id}, "
-        "or calibration_policy.pipeline.roll_back(target, to='original'))."
+        "or: calibration-policy rollback original --underlying SPY)."
     )
     assert flow.verdicts(policy)[changed.change_id].state == "failed"
 
