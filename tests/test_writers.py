@@ -35,6 +35,7 @@ ALLOWED = (
     "calibration_policy.default_plugins.scoring_weights.changes",  # a plugin's change kinds
     "calibration_policy.steps",  # the steps a change composes
     "calibration_policy.recovery",  # settling, the governor's first step
+    "calibration_policy.watch",  # a failed watch's roll back, a step of the governed update that judged it
     "calibration_policy.doctor",  # `doctor --repair` settles what the governor could not
     "calibration_policy.apply",
     "calibration_policy.archive",
