@@ -43,6 +43,8 @@ class Context:
     permissions: Any = None
     # The events of the change under way (see events.record); the governor gives each change its own.
     outbox: list[Any] = field(default_factory=list, compare=False, repr=False)
+    # The write-ahead intent of the change under way: it holds the change's outbox records until it is done.
+    intent: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def build(

@@ -130,10 +130,18 @@ class Governor:
                 suggestions_dir=ctx.suggestions_dir,
             )
         if target is None or intent_info is None:
-            result = change.perform(Step(ctx, change, actor, target, None, settled))
+            result = self._perform(Step(ctx, change, actor, target, None, settled))
         else:
             intent = begin_intent(ctx, target, change.kind, **intent_info)
             with settling(intent, target, ctx.archive_dir):
-                result = change.perform(Step(ctx, change, actor, target, intent, settled))
+                result = self._perform(Step(replace(ctx, intent=intent), change, actor, target, intent, settled))
         events.fire(ctx.outbox)
         return result
+
+    @staticmethod
+    def _perform(step: Step) -> Any:
+        try:
+            return step.change.perform(step)
+        except BaseException:
+            events.discard(step.ctx)  # before the intent is settled and let go: no record of an undone change
+            raise

@@ -75,6 +75,15 @@ def register_change_kinds(register: Register) -> None:
 
 
 @hookspec
+def register_deliverers(register: Register) -> None:
+    """Register ways to deliver notifications: ``register(Deliverer(name, send, label))`` (see
+    :class:`calibration_policy.specs.Deliverer`); a ``[[notify]]`` table names one with ``deliverer``.
+
+    Events reach a deliverer from the durable outbox (``calibration-policy outbox run``), retried with
+    backoff for at least a day, so ``send`` only says what became of one attempt."""
+
+
+@hookspec
 def decision_made(run: Any, decision: Any, policy: Any) -> None:
     """Called after every decision about a run (applied, waiting or not applied; an update, a force,
     a person's approval, modification or rejection, a domain's suggestion or auto mode), e.g. to notify a chat."""

@@ -23,7 +23,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, PolicyError, UnknownPluginError
-from .specs import ChangeType, Rule, Smoother, StoreType, TargetFactory
+from .specs import ChangeType, Deliverer, Rule, Smoother, StoreType, TargetFactory
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.lab_commands",
     "calibration_policy.default_plugins.review_commands",
     "calibration_policy.default_plugins.postgresql",
+    "calibration_policy.default_plugins.notifiers",
 )
 
 _lock = threading.Lock()
@@ -97,6 +98,7 @@ KINDS = {
     "targets": Kind("register_targets", "live-config target", TargetFactory),
     "stores": Kind("register_stores", "store", StoreType),
     "change_kinds": Kind("register_change_kinds", "change kind", ChangeType),
+    "deliverers": Kind("register_deliverers", "notification deliverer", Deliverer),
 }
 
 

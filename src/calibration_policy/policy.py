@@ -19,6 +19,7 @@ from pydantic import (
 
 from .errors import PolicyError
 from .humanize import fmt_count, fmt_num, fmt_settings
+from .notify import Endpoint, endpoints
 from .paths import POLICY_ENV, POLICY_FILE_NAME
 from .permissions import PermissionsTable
 
@@ -174,6 +175,11 @@ class CalibrationUpdatePolicy(BaseModel):
         description="Where runs, suggestions and the archive are kept: a database address such as "
         "postgresql://user:pw@host/db (default: the data folder; the environment's store setting wins).",
     )
+    notify: tuple[Endpoint, ...] = Field(
+        (),
+        description="Where notifications of every decision and change go: [[notify]] tables "
+        "(name, deliverer = webhook or slack, url or url_env, secret_env or secret_file, filters).",
+    )
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -215,6 +221,20 @@ class CalibrationUpdatePolicy(BaseModel):
         if url is not None:
             scheme_of(url)  # a malformed URL fails with the policy, not at the first write
         return url
+
+    @field_validator("notify", mode="before")
+    @classmethod
+    def _notify_tables(cls, value: Any) -> tuple[Endpoint, ...]:
+        from .plugins import collect
+
+        try:
+            found = endpoints(value)
+        except ValidationError as error:  # one endpoint's own problems, named by the endpoint
+            raise ValueError(_friendly(error).removeprefix("Invalid calibration policy: ").rstrip(".")) from None
+        known = collect("deliverers")
+        for endpoint in found:
+            known.get(endpoint.deliverer)  # an unknown deliverer fails with the policy, naming the installed ones
+        return found
 
     @field_validator("domain")
     @classmethod

@@ -50,6 +50,7 @@ def settle_interrupted(target: Target, *, archive_dir=None, history_dir=None, su
     for intent in intents().abandoned(archive_dir, target.name):
         try:
             settled.append(_settle_one(intent.data, target, archive_dir))
+            _settle_events(intent, target, archive_dir)
         except BaseException:
             intent.release()
             raise
@@ -99,6 +100,16 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
         _run_of_rejected(data.get("run_id"), suggestion, history_dir)
         return f"rejecting suggestion {sid}: its run now says so."
     return f"{kind} of {target.name}: the archive agrees with the live config."
+
+
+def _settle_events(intent: Any, target: Target, archive_dir: Any) -> None:
+    from pathlib import Path
+
+    from .outbox import settle_events
+
+    history_dir = intent.data.get("history_dir")
+    data_dir = Path(history_dir).parent if history_dir else None
+    settle_events(intent, data_dir, open_archive(archive_dir, target.name))
 
 
 def _parse_time(text: Any) -> datetime | None:

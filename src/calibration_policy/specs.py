@@ -94,3 +94,19 @@ class ChangeType:
     label: str = ""
     description: str = ""
     replaces: bool = False
+
+
+@dataclass(frozen=True)
+class Deliverer:
+    """How a notification reaches an endpoint: ``send(endpoint, event, message_id, client) -> Sent``.
+
+    ``endpoint`` is a :class:`calibration_policy.notify.Endpoint` (a ``[[notify]]`` table with
+    ``deliverer = "<name>"``), ``event`` the event's JSON-safe payload, ``message_id`` the event's id
+    (the same on every retry, so a receiver can drop a duplicate), ``client`` an ``httpx.Client``
+    that follows no redirect. ``send`` returns a :class:`calibration_policy.delivery.Sent`."""
+
+    name: str
+    send: Callable[..., Any]
+    label: str = ""
+    description: str = ""
+    replaces: bool = False

@@ -37,6 +37,7 @@ class Store(Protocol):
     - ``govern(target)``: the live config as this store keeps it (the file store: the host's own file)
     - ``targets(archive_dir)``: names of the targets with an archive
     - ``records(kind, folder)``: policy versions and proposals (:class:`calibration_policy.stores.records.FolderRecords`'s methods)
+    - ``outbox(data_dir)``: events waiting for delivery and their delivery log (:class:`calibration_policy.outbox.FileOutbox`'s methods)
     - ``current_policy()``: the newest policy version's settings where the store is the policy's home, else None
     - ``describe()``: where the data is, for messages (never a password)
     """
@@ -59,6 +60,8 @@ class Store(Protocol):
     def targets(self, archive_dir: Any = None) -> list[str]: ...
 
     def records(self, kind: str, folder: Any = None) -> Any: ...
+
+    def outbox(self, data_dir: Any = None) -> Any: ...
 
     def current_policy(self) -> dict[str, Any] | None: ...
 

@@ -70,6 +70,13 @@ class FileStore:
 
         return FolderRecords(folder if folder is not None else (self.root or data_root()) / FOLDERS[kind])
 
+    def outbox(self, data_dir: Any = None) -> Any:
+        """Events waiting for delivery and their delivery log, in ``<data root>/outbox/``."""
+        from ..outbox import FileOutbox
+        from ..paths import data_root
+
+        return FileOutbox(data_dir if data_dir is not None else (self.root or data_root()))
+
     def current_policy(self) -> dict[str, Any] | None:
         return None  # the policy file in the data folder is the policy in force (set_policy writes it)
 
