@@ -69,6 +69,11 @@ class Endpoint(BaseModel):
             raise ValueError(f"notify endpoint {self.name!r} needs exactly one of url or url_env")
         if self.secret_env and self.secret_file:
             raise ValueError(f"notify endpoint {self.name!r} takes secret_env or secret_file, not both")
+        if self.deliverer == "webhook" and not (self.secret_env or self.secret_file):
+            raise ValueError(
+                f"webhook endpoint {self.name!r} signs its messages: give secret_env or secret_file "
+                "(a Standard Webhooks secret such as whsec_…)"
+            )
         return self
 
     def wants(self, event: dict[str, Any]) -> bool:

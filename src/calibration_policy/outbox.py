@@ -131,12 +131,11 @@ class FileOutbox:
 
 
 def open_outbox(data_dir: Any = None) -> Any:
-    """The active store's outbox (of ``data_dir`` on the file store; None: the data root)."""
-    from .paths import data_root
+    """The active store's outbox (of ``data_dir`` on the file store; None: the folder the runs' folder is in)."""
+    from .history import resolve_history_dir
     from .stores import active_store
 
-    store = active_store()
-    return store.outbox(Path(data_dir) if data_dir is not None else data_root())
+    return active_store().outbox(Path(data_dir) if data_dir is not None else resolve_history_dir(None).parent)
 
 
 def is_held(record: dict[str, Any], pending: dict[tuple[Any, Any], list[str]] | None = None) -> bool:
@@ -155,19 +154,66 @@ def is_held(record: dict[str, Any], pending: dict[tuple[Any, Any], list[str]] | 
     return f"{held['id']}.json" in pending[key]
 
 
-def settle_events(intent: Any, data_dir: Any, archive: Any) -> int:
-    """Settling a killed change: keep its records that are true now, discard the others; returns how many
-    were discarded. ``archive`` is the target's archive after settling (an event naming a live change is
-    true only when the archive has that change)."""
+def settle_events(intent: Any, data_dir: Any, archive: Any) -> tuple[int, int]:
+    """Settling a killed change: keep its records that are true now, discard the others, and add the event
+    of a live change it made that was killed before its event was written. ``archive`` is the target's
+    archive after settling (an event naming a live change is true only when the archive has that change).
+    Returns (discarded, added)."""
     outbox = open_outbox(data_dir)
     held = outbox.held_by(intent.intent_id)
-    if not held:
-        return 0
-    made = {entry.change_id for entry in archive.entries()}
+    entries = archive.entries()
+    made = {entry.change_id for entry in entries}
     untrue = [r["event"]["event_id"] for r in held if r["event"].get("change_id") not in (None, *made)]
     if untrue:
         outbox.discard(untrue)
-    return len(untrue)
+    told = {r["event"].get("change_id") for r in held}
+    started = _time(intent.data.get("started_at"))
+    added = 0
+    for entry in entries:
+        if entry.change_id in told or started is None or entry.at < started:
+            continue
+        if entry.run_id != intent.data.get("run_id") and entry.suggestion_id != intent.data.get("suggestion_id"):
+            continue  # another change's, not this intent's
+        event = settled_event(entry, intent.data)
+        if outbox.get(event["event_id"]) is None:  # settled twice (killed again while settling): one event
+            outbox.add(new_record(event, None, None))
+            added += 1
+    return len(untrue), added
+
+
+def settled_event(entry: Any, intent: dict[str, Any]) -> dict[str, Any]:
+    """The event of a live change whose process died before it wrote its event; its id derives from the
+    change's, so settling it again cannot announce it twice."""
+    import uuid
+
+    from .events import Event
+
+    return Event(
+        kind=str(intent.get("kind") or entry.kind),
+        status="applied",
+        domain=entry.domain,
+        target=entry.target,
+        actor=entry.by or entry.actor,
+        via=entry.via or str(intent.get("via") or "python"),
+        reason=f"{entry.reason} (announced when the interrupted change was settled)",
+        underlying=entry.underlying,
+        before=dict(entry.previous_values),
+        after=dict(entry.new_values),
+        run_id=entry.run_id,
+        change_id=entry.change_id,
+        suggestion_id=entry.suggestion_id,
+        at=entry.at,
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:change:{entry.target}:{entry.change_id}").hex,
+    ).to_dict()
+
+
+def _time(text: Any) -> Any:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def deliveries_for(change_id: str, data_dir: Any = None) -> list[dict[str, Any]]:
@@ -176,15 +222,17 @@ def deliveries_for(change_id: str, data_dir: Any = None) -> list[dict[str, Any]]
     found = []
     for record in open_outbox(data_dir).records():
         event = record["event"]
-        if change_id not in (event.get("change_id"), event.get("suggestion_id"), event.get("run_id")):
-            continue
-        held = is_held(record)
-        deliveries = record.get("deliveries") or {}
-        if not deliveries:
-            found.append(_row(event, None, {"state": "held" if held else "waiting"}))
-        for endpoint, delivery in sorted(deliveries.items()):
-            found.append(_row(event, endpoint, delivery))
+        if change_id in (event.get("change_id"), event.get("suggestion_id"), event.get("run_id")):
+            found.extend(deliveries_of(record, is_held(record)))
     return found
+
+
+def deliveries_of(record: dict[str, Any], held: bool) -> list[dict[str, Any]]:
+    """One row per endpoint tried; one ``held`` or ``waiting`` row while none has been."""
+    deliveries = record.get("deliveries") or {}
+    if not deliveries:
+        return [_row(record["event"], None, {"state": "held" if held else "waiting"})]
+    return [_row(record["event"], endpoint, delivery) for endpoint, delivery in sorted(deliveries.items())]
 
 
 def _row(event: dict[str, Any], endpoint: str | None, delivery: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from calibration_policy.errors import StoreError
 from calibration_policy.stores import masked
 
 # Advisory-lock classes (the first key of pg_advisory_lock(int, int)); the second is hashtext(name).
-TARGET_LOCK, INTENT_LOCK, UPGRADE_LOCK = 7301, 7302, 7303
+TARGET_LOCK, INTENT_LOCK, UPGRADE_LOCK, OUTBOX_LOCK = 7301, 7302, 7303, 7304
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 from .archive import TargetArchive
 from .database import TARGET_LOCK, Database
 from .intents import Intents
+from .outbox import TableOutbox
 from .records import TableRecords
 from .reviews import Reviews
 from .runs import Runs
@@ -22,6 +23,7 @@ class PostgresStore:
     def __init__(self, url: str) -> None:
         self.db = Database(url, max_size=16, check=require_current)
         self._runs, self._reviews, self._intents = Runs(self.db), Reviews(self.db), Intents(self.db)
+        self._outbox = TableOutbox(self.db)
 
     def runs(self, history_dir: Any = None) -> Runs:
         return self._runs
@@ -50,6 +52,9 @@ class PostgresStore:
 
     def records(self, kind: str, folder: Any = None) -> TableRecords:
         return TableRecords(self.db, kind)
+
+    def outbox(self, data_dir: Any = None) -> TableOutbox:
+        return self._outbox
 
     def current_policy(self) -> dict[str, Any] | None:
         """The newest policy version's settings: every machine decides by the same policy."""
