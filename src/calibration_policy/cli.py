@@ -709,9 +709,7 @@ def build_cli() -> CLI:
     from .plugins import get_plugin_manager, plugin_package
 
     cli = CLI()
-    from .outbox_commands import outbox
-
-    for command in (explain, history, update, force, status, doctor, plugins_command, migrate, outbox):
+    for command in (explain, history, update, force, status, doctor, plugins_command, migrate):
         cli.add_command(command)
     for impl in get_plugin_manager().hook.register_commands.get_hookimpls():
         plugin, before = impl.plugin_name, dict(cli.commands)

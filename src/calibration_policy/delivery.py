@@ -20,7 +20,8 @@ from typing import Any
 
 from .archive import now_utc
 from .notify import Endpoint
-from .outbox import is_held
+from .outbox import deliveries_of
+from .stores import intents, open_outbox
 
 FIRST_RETRY_SECONDS = 30.0
 LONGEST_WAIT_SECONDS = 3600.0
@@ -177,3 +178,28 @@ def redeliver(outbox: Any, event_id: str) -> dict[str, Any]:
         delivery.update(state="retrying", next_at=None, first_at=now_utc().isoformat())
     outbox.save(record)
     return record
+
+
+def is_held(record: dict[str, Any], pending: dict[tuple[Any, Any], list[str]] | None = None) -> bool:
+    """Whether the change that wrote ``record`` is still under way or waits to be settled."""
+    held = record.get("intent")
+    if not held:
+        return False
+    key = (held.get("archive_dir"), held.get("target"))
+    if pending is None or key not in pending:
+        names = intents().pending_names(held.get("archive_dir"), held.get("target"))
+        if pending is None:
+            return f"{held['id']}.json" in names
+        pending[key] = names
+    return f"{held['id']}.json" in pending[key]
+
+
+def deliveries_for(change_id: str, data_dir: Any = None) -> list[dict[str, Any]]:
+    """What became of the notifications of one change: per event and endpoint, ``state`` (sent, failed,
+    retrying, waiting or held), attempts, the last response code and error, the next attempt time."""
+    found = []
+    for record in open_outbox(data_dir).records():
+        event = record["event"]
+        if change_id in (event.get("change_id"), event.get("suggestion_id"), event.get("run_id")):
+            found.extend(deliveries_of(record, is_held(record)))
+    return found

@@ -81,7 +81,8 @@ def record(ctx: Context, event: Event, decided: Decided | None = None) -> None:
     """Keep ``event`` (and the decision behind it) with the change under way: durably in the store's
     outbox, held by the change's intent (see :mod:`calibration_policy.outbox`), and for the plugins,
     which the governor tells once the change is durable."""
-    from .outbox import new_record, open_outbox
+    from .outbox import new_record
+    from .stores import open_outbox
 
     open_outbox(ctx.history_dir.parent).add(new_record(event.to_dict(), ctx.intent, ctx.archive_dir))
     ctx.outbox.append((event, decided))
@@ -90,7 +91,7 @@ def record(ctx: Context, event: Event, decided: Decided | None = None) -> None:
 def discard(ctx: Context) -> None:
     """The change under way raised: its events never happened, so none stays in the outbox."""
     if ctx.outbox:
-        from .outbox import open_outbox
+        from .stores import open_outbox
 
         open_outbox(ctx.history_dir.parent).discard(event.event_id for event, _ in ctx.outbox)
 

@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.review_commands",
     "calibration_policy.default_plugins.postgresql",
     "calibration_policy.default_plugins.notifiers",
+    "calibration_policy.default_plugins.outbox_commands",
 )
 
 _lock = threading.Lock()

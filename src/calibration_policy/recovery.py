@@ -8,13 +8,17 @@ change raises. ``doctor --repair`` settles them too.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .archive import now_utc
+from .events import Event
+from .outbox import new_record
 from .steps import _mark_run_applied, _reviewed, _run_after_review, _run_of_rejected, _suggestions_dir, decide_runs_of
-from .stores import govern, intents, locked, open_archive, open_reviews, open_store
+from .stores import govern, intents, locked, open_archive, open_outbox, open_reviews, open_store
 from .target import Target
 
 
@@ -103,13 +107,65 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
 
 
 def _settle_events(intent: Any, target: Target, archive_dir: Any) -> None:
-    from pathlib import Path
-
-    from .outbox import settle_events
-
     history_dir = intent.data.get("history_dir")
     data_dir = Path(history_dir).parent if history_dir else None
     settle_events(intent, data_dir, open_archive(archive_dir, target.name))
+
+
+def settle_events(intent: Any, data_dir: Any, archive: Any) -> tuple[int, int]:
+    """Settling a killed change: keep its records that are true now, discard the others, and add the event
+    of a live change it made that was killed before its event was written. ``archive`` is the target's
+    archive after settling (an event naming a live change is true only when the archive has that change).
+    Returns (discarded, added)."""
+    outbox = open_outbox(data_dir)
+    held = outbox.held_by(intent.intent_id)
+    entries = archive.entries()
+    made = {entry.change_id for entry in entries}
+    untrue = [r["event"]["event_id"] for r in held if r["event"].get("change_id") not in (None, *made)]
+    if untrue:
+        outbox.discard(untrue)
+    told = {r["event"].get("change_id") for r in held}
+    started = _time(intent.data.get("started_at"))
+    added = 0
+    for entry in entries:
+        if entry.change_id in told or started is None or entry.at < started:
+            continue
+        if entry.run_id != intent.data.get("run_id") and entry.suggestion_id != intent.data.get("suggestion_id"):
+            continue  # another change's, not this intent's
+        event = settled_event(entry, intent.data)
+        if outbox.get(event["event_id"]) is None:  # settled twice (killed again while settling): one event
+            outbox.add(new_record(event, None, None))
+            added += 1
+    return len(untrue), added
+
+
+def settled_event(entry: Any, intent: dict[str, Any]) -> dict[str, Any]:
+    """The event of a live change whose process died before it wrote its event; its id derives from the
+    change's, so settling it again cannot announce it twice."""
+    return Event(
+        kind=str(intent.get("kind") or entry.kind),
+        status="applied",
+        domain=entry.domain,
+        target=entry.target,
+        actor=entry.by or entry.actor,
+        via=entry.via or str(intent.get("via") or "python"),
+        reason=f"{entry.reason} (announced when the interrupted change was settled)",
+        underlying=entry.underlying,
+        before=dict(entry.previous_values),
+        after=dict(entry.new_values),
+        run_id=entry.run_id,
+        change_id=entry.change_id,
+        suggestion_id=entry.suggestion_id,
+        at=entry.at,
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:change:{entry.target}:{entry.change_id}").hex,
+    ).to_dict()
+
+
+def _time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
 def _parse_time(text: Any) -> datetime | None:

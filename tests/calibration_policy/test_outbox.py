@@ -19,11 +19,11 @@ from standardwebhooks import Webhook
 
 from calibration_policy import CalibrationUpdatePolicy, PolicyError, run_update
 from calibration_policy.context import Context
-from calibration_policy.delivery import deliver_pass, redeliver
+from calibration_policy.delivery import deliver_pass, deliveries_for, redeliver
 from calibration_policy.governor import Change, Governor
-from calibration_policy.outbox import OutboxBusy, deliveries_for, open_outbox
+from calibration_policy.outbox import OutboxBusy
 from calibration_policy.pipeline import settle_interrupted
-from calibration_policy.stores import open_archive
+from calibration_policy.stores import open_archive, open_outbox
 from calibration_policy.target import JsonFileTarget
 
 from .conftest import T0, build_result
@@ -63,12 +63,19 @@ def target(tmp_path):
 
 
 def policy(url: str, **endpoint) -> CalibrationUpdatePolicy:
-    return CalibrationUpdatePolicy(**RULES, notify=[{"name": "desk", "url": url, "secret_env": "HOOK_SECRET", **endpoint}])
+    return CalibrationUpdatePolicy(
+        **RULES, notify=[{"name": "desk", "url": url, "secret_env": "HOOK_SECRET", **endpoint}]
+    )
 
 
 def update(target, rules, day=0, g=1.1):
     return run_update(
-        build_result(global_m=g), underlying="SPY", source="live", target=target, policy=rules, timestamp=T0 + timedelta(days=day)
+        build_result(global_m=g),
+        underlying="SPY",
+        source="live",
+        target=target,
+        policy=rules,
+        timestamp=T0 + timedelta(days=day),
     )
 
 
@@ -117,7 +124,9 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_recovers(store_url,
     assert log[0]["error"] == "desk answered 500 Internal Server Error." and log[0]["next_at"]
 
 
-def test_a_delivery_that_keeps_failing_for_a_day_is_given_up_and_can_be_redelivered(store_url, receiver, secret, target):
+def test_a_delivery_that_keeps_failing_for_a_day_is_given_up_and_can_be_redelivered(
+    store_url, receiver, secret, target
+):
     rules = policy(receiver.url)
     update(target, rules)
     receiver.answers.extend([500, 500])
@@ -253,7 +262,9 @@ def _wait_until_free(target) -> None:
 
 
 @pytest.mark.parametrize("approval", ["apply", "approval"])
-def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_url, tmp_path, approval, receiver, secret):
+def test_an_update_killed_at_every_durable_step_leaves_only_true_events(
+    store_url, tmp_path, approval, receiver, secret
+):
     """Killed at each durable write in turn, then settled: every live change has exactly one event, every
     event describes something that happened, and each reaches the receiver."""
     live = tmp_path / "live.json"
@@ -278,7 +289,9 @@ def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_ur
     changes = open_archive(None, target.name).entries()
     events = [r["event"] for r in open_outbox().records()]
     told = [e["change_id"] for e in events if e["change_id"]]
-    assert sorted(told) == sorted(c.change_id for c in changes), "a live change without its one event, or an invented one"
+    assert sorted(told) == sorted(c.change_id for c in changes), (
+        "a live change without its one event, or an invented one"
+    )
     for event in events:
         if event["status"] == "waiting":
             from calibration_policy.stores import open_reviews
@@ -292,7 +305,7 @@ DELIVERER = textwrap.dedent("""
     import sys
     from calibration_policy import CalibrationUpdatePolicy
     from calibration_policy.delivery import deliver_pass
-    from calibration_policy.outbox import open_outbox
+    from calibration_policy.stores import open_outbox
     rules = CalibrationUpdatePolicy(notify=[{"name": "desk", "url": sys.argv[1], "secret_env": "HOOK_SECRET"}])
     print("started", flush=True)
     deliver_pass(open_outbox(), rules.notify)

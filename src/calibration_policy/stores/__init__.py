@@ -166,6 +166,12 @@ def locked(target: Any, timeout: float = LOCK_TIMEOUT_SECONDS) -> AbstractContex
     return active_store().lock(target, timeout)
 
 
+def open_outbox(data_dir: Any = None) -> Any:
+    """Events waiting for delivery, with their delivery log (of ``data_dir`` on the file store; None:
+    the folder the runs' folder is in)."""
+    return active_store().outbox(data_dir)
+
+
 def intents() -> Any:
     """Write-ahead intents of multi-step changes (see :mod:`calibration_policy.intents`)."""
     return active_store().intents

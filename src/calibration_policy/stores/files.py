@@ -72,10 +72,10 @@ class FileStore:
 
     def outbox(self, data_dir: Any = None) -> Any:
         """Events waiting for delivery and their delivery log, in ``<data root>/outbox/``."""
+        from ..history import resolve_history_dir
         from ..outbox import FileOutbox
-        from ..paths import data_root
 
-        return FileOutbox(data_dir if data_dir is not None else (self.root or data_root()))
+        return FileOutbox(data_dir if data_dir is not None else (self.root or resolve_history_dir(None).parent))
 
     def current_policy(self) -> dict[str, Any] | None:
         return None  # the policy file in the data folder is the policy in force (set_policy writes it)

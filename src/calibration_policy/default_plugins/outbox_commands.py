@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from .cli import emit_json, json_option, load_policy, print_table
+from calibration_policy.cli import emit_json, json_option, load_policy, print_table
+from calibration_policy.hookspecs import hookimpl
 
 
 def _endpoints(policy_file: str | None) -> Any:
@@ -15,7 +16,7 @@ def _endpoints(policy_file: str | None) -> Any:
 
 
 def _outbox() -> Any:
-    from .outbox import open_outbox
+    from calibration_policy.stores import open_outbox
 
     return open_outbox()
 
@@ -26,19 +27,24 @@ def outbox() -> None:
 
 
 policy_option = click.option(
-    "--policy", "policy_file", metavar="FILE", help="Policy TOML file with the [[notify]] endpoints (default: in force)."
+    "--policy",
+    "policy_file",
+    metavar="FILE",
+    help="Policy TOML file with the [[notify]] endpoints (default: in force).",
 )
 
 
 @outbox.command("run")
 @policy_option
 @click.option("--loop", is_flag=True, help="Keep delivering (a pass every --every seconds) instead of one pass.")
-@click.option("--every", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True, help="Seconds between passes.")
+@click.option(
+    "--every", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True, help="Seconds between passes."
+)
 @json_option
 def run(policy_file: str | None, loop: bool, every: float, as_json: bool) -> None:
     """One delivery pass (for cron), or --loop. Every due delivery is tried once; a failure is retried
     later with backoff for at least 24 hours. A second worker on the same store is refused."""
-    from .delivery import deliver_pass
+    from calibration_policy.delivery import deliver_pass
 
     box = _outbox()
     while True:
@@ -62,7 +68,8 @@ def run(policy_file: str | None, loop: bool, every: float, as_json: bool) -> Non
 @json_option
 def list_command(limit: int, as_json: bool) -> None:
     """The newest events and what became of each delivery (sent, retrying, failed; held by a change under way)."""
-    from .outbox import deliveries_of, is_held
+    from calibration_policy.delivery import is_held
+    from calibration_policy.outbox import deliveries_of
 
     records = list(_outbox().records())[-limit:]
     pending: dict[Any, list[str]] = {}
@@ -102,8 +109,13 @@ def list_command(limit: int, as_json: bool) -> None:
 @click.argument("event_id")
 def redeliver_command(event_id: str) -> None:
     """Send EVENT_ID again on the next pass (same webhook-id, so a receiver sees it is the same event)."""
-    from .delivery import redeliver
+    from calibration_policy.delivery import redeliver
 
     record = redeliver(_outbox(), event_id)
     names = sorted(record.get("deliveries") or {}) or ["every endpoint that wants it"]
     click.echo(f"Event {event_id} will be sent again to {', '.join(names)} on the next `outbox run`.")
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(outbox)
