@@ -261,12 +261,11 @@ def _wait_until_free(target) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("approval", ["apply", "approval"])
-def test_an_update_killed_at_every_durable_step_leaves_only_true_events(
-    store_url, tmp_path, approval, receiver, secret
-):
+def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_url, tmp_path, receiver, secret):
     """Killed at each durable write in turn, then settled: every live change has exactly one event, every
-    event describes something that happened, and each reaches the receiver."""
+    event describes something that happened, and each reaches the receiver. (One route per store, to keep
+    the sweep's ~40 processes per case affordable: the file store's updates go live, PostgreSQL's wait.)"""
+    approval = "apply" if store_url == "files" else "approval"
     live = tmp_path / "live.json"
     live.write_text(json.dumps({"global": 1.0}))
     script = tmp_path / "updater.py"
