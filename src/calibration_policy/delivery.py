@@ -12,6 +12,7 @@ have passed since the first attempt; then the delivery is marked failed (``outbo
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -103,7 +104,12 @@ def http_client() -> Any:
 def deliver_pass(
     outbox: Any, endpoints: Iterable[Endpoint], *, client: Any = None, now: datetime | None = None
 ) -> PassReport:
-    """One pass over the outbox (call it from cron, or :func:`deliver_loop`): every due delivery is tried once."""
+    """One pass over the outbox (call it from cron, or :func:`deliver_loop`): every due delivery is tried once.
+
+    Records are independent, so a store that can (``outbox.parallel``, the file store's 8) delivers several
+    at once; each record's attempts stay in order, each stored before the next."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .plugins import collect
 
     endpoints = tuple(endpoints)
@@ -113,37 +119,62 @@ def deliver_pass(
     deliverers = collect("deliverers")
     own_client = client is None
     client = client or http_client()
-    pending: dict[Any, list[str]] = {}
+    tally = threading.Lock()
+
+    def one(job: tuple[dict[str, Any], list[Endpoint]]) -> None:
+        record, wanted = job
+        for endpoint, sent, state in _deliver_record(outbox, record, wanted, deliverers, client, now):
+            with tally:
+                report.sent += state == "sent"
+                report.retrying += state == "retrying"
+                report.failed += state == "failed"
+                if sent is not None and sent.error:
+                    report.errors.append(f"{endpoint.name}, event {record['event']['event_id']}: {sent.error}")
+
     try:
         with outbox.worker():
-            for record in outbox.claim():
-                event = record["event"]
-                wanted = [e for e in endpoints if e.wants(event)]
-                if not wanted:
-                    continue
-                if is_held(record, pending):
-                    report.held += len(wanted)
-                    continue
-                deliveries = record.setdefault("deliveries", {})
-                for endpoint in wanted:
-                    moment = now or now_utc()
-                    if not due(deliveries.get(endpoint.name), moment):
-                        state = deliveries[endpoint.name]["state"]
-                        report.retrying += state == "retrying"
-                        continue
-                    sent = attempt(deliverers.get(endpoint.deliverer), endpoint, event, client)
-                    deliveries[endpoint.name] = note_attempt(deliveries.get(endpoint.name), sent, endpoint, moment)
-                    outbox.save(record)  # before the next attempt: the log survives a kill
-                    state = deliveries[endpoint.name]["state"]
-                    report.sent += state == "sent"
-                    report.retrying += state == "retrying"
-                    report.failed += state == "failed"
-                    if sent.error:
-                        report.errors.append(f"{endpoint.name}, event {event['event_id']}: {sent.error}")
+            jobs = _deliverable(outbox.claim(), endpoints, report)
+            workers = getattr(outbox, "parallel", 1)
+            if workers > 1:
+                with ThreadPoolExecutor(workers, thread_name_prefix="outbox") as pool:
+                    list(pool.map(one, jobs))
+            else:  # a claimed row is locked in its own transaction: deliver it before claiming the next
+                for job in jobs:
+                    one(job)
     finally:
         if own_client:
             client.close()
     return report
+
+
+def _deliverable(records: Iterable[dict[str, Any]], endpoints: tuple[Endpoint, ...], report: PassReport) -> Any:
+    """The records some endpoint wants whose change is done (a held one is counted and left for later)."""
+    pending: dict[Any, list[str]] = {}
+    for record in records:
+        wanted = [e for e in endpoints if e.wants(record["event"])]
+        if not wanted:
+            continue
+        if is_held(record, pending):
+            report.held += len(wanted)
+            continue
+        yield record, wanted
+
+
+def _deliver_record(
+    outbox: Any, record: dict[str, Any], wanted: list[Endpoint], deliverers: Any, client: Any, now: datetime | None
+) -> Any:
+    """Each endpoint's due attempt at one record, stored before the next: (endpoint, what was sent, state)."""
+    deliveries = record.setdefault("deliveries", {})
+    for endpoint in wanted:
+        moment = now or now_utc()
+        if not due(deliveries.get(endpoint.name), moment):
+            if deliveries[endpoint.name]["state"] == "retrying":
+                yield endpoint, None, "retrying"  # waits for its next attempt
+            continue
+        sent = attempt(deliverers.get(endpoint.deliverer), endpoint, record["event"], client)
+        deliveries[endpoint.name] = note_attempt(deliveries.get(endpoint.name), sent, endpoint, moment)
+        outbox.save(record)  # before the next attempt: the log survives a kill
+        yield endpoint, sent, deliveries[endpoint.name]["state"]
 
 
 def attempt(deliverer: Any, endpoint: Endpoint, event: dict[str, Any], client: Any) -> Sent:

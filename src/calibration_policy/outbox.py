@@ -54,8 +54,11 @@ def new_record(event: dict[str, Any], intent: Any, archive_dir: Any) -> dict[str
 class FileOutbox:
     """``<data root>/outbox/``: one ``<time>_<event id>.json`` per event, its delivery log inside."""
 
+    parallel = 8  # records are separate files: the worker may deliver several at once
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.folder = Path(root) / FOLDER
+        self._paths: dict[str, Path] = {}  # event id → its file, learnt while listing (a pass saves each often)
 
     def describe(self) -> str:
         return f"the outbox folder {self.folder}"
@@ -70,9 +73,12 @@ class FileOutbox:
         """Write ``record`` whole or not at all (a killed writer leaves only a temp file, swept later)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{utc_stamp(now_utc())}_{record['event']['event_id']}.json"
-        create_exclusive(self.folder, iter([name]), dumps(record))
+        self._paths[record["event"]["event_id"]] = create_exclusive(self.folder, iter([name]), dumps(record))
 
     def _path(self, event_id: str) -> Path | None:
+        known = self._paths.get(event_id)
+        if known is not None and known.exists():
+            return known
         return next((self.folder / n for n in self._names() if n.endswith(f"_{event_id}.json")), None)
 
     def records(self) -> Iterator[dict[str, Any]]:
@@ -83,6 +89,7 @@ class FileOutbox:
             except (FileNotFoundError, ValueError):
                 continue  # settled away meanwhile, or a foreign file: never delivered
             if isinstance(data, dict) and isinstance(data.get("event"), dict):
+                self._paths[str(data["event"].get("event_id"))] = self.folder / name
                 yield data
 
     def claim(self) -> Iterator[dict[str, Any]]:

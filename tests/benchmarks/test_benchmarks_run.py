@@ -76,3 +76,9 @@ def test_watch_after_apply(tmp_path):
     results = json.loads((tmp_path / "out.json").read_text())
     assert results["runs"] == 1_200 and results["detection"][0]["watch_runs"] == 6
     assert results["update_cost"]["updates"] == 8
+
+
+def test_outbox(tmp_path):
+    run("bench_outbox.py", "--quick", "--out", str(tmp_path / "out.json"))
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["delivery"]["events"] == 100 and results["update_step"]["updates_per_arm"] == 6
