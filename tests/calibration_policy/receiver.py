@@ -42,10 +42,10 @@ def start_receiver() -> Receiver:
 
         def do_POST(self) -> None:  # noqa: N802 - the http.server name
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            receiver.got.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            code = receiver.answers.popleft() if receiver.answers else 200
             if receiver.delay:
                 time.sleep(receiver.delay)
-            code = receiver.answers.popleft() if receiver.answers else 200
-            receiver.got.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(code)
             if 300 <= code < 400:
                 self.send_header("location", receiver.url + "/moved")
