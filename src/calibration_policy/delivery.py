@@ -226,11 +226,18 @@ def is_held(record: dict[str, Any], pending: dict[tuple[Any, Any], list[str]] | 
 
 
 def deliveries_for(change_id: str, data_dir: Any = None) -> list[dict[str, Any]]:
-    """What became of the notifications of one change: per event and endpoint, ``state`` (sent, failed,
-    retrying, waiting or held), attempts, the last response code and error, the next attempt time."""
-    found = []
+    """What became of the notifications of one change (or run or suggestion): per event and endpoint,
+    ``state`` (sent, failed, retrying; waiting or held before any attempt), attempts, the last response
+    code and error sentence, the next attempt time. Never a secret or an address."""
+    return deliveries_by_change([change_id], data_dir)[change_id]
+
+
+def deliveries_by_change(change_ids: Iterable[str], data_dir: Any = None) -> dict[str, list[dict[str, Any]]]:
+    """:func:`deliveries_for` of several changes in one reading of the outbox (the panel's timeline)."""
+    found: dict[str, list[dict[str, Any]]] = {change_id: [] for change_id in change_ids}
+    pending: dict[Any, list[str]] = {}
     for record in open_outbox(data_dir).records():
         event = record["event"]
-        if change_id in (event.get("change_id"), event.get("suggestion_id"), event.get("run_id")):
-            found.extend(deliveries_of(record, is_held(record)))
+        for key in {event.get("change_id"), event.get("suggestion_id"), event.get("run_id")} & set(found):
+            found[key].extend(deliveries_of(record, is_held(record, pending)))
     return found

@@ -6,7 +6,7 @@ review store), so the panel can never disagree with the CLI about what is live o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_store
 from calibration_policy.archive import change_words
@@ -247,7 +247,9 @@ def build_page(
     view.since = entries[-1].live_from if entries else None
     name = view.live.target_name
     watched = verdicts(panel.archive_dir, panel.history_dir, name, policy) if entries and name else {}
-    view.changes = change_rows(entries, label, watched=watched)
+    view.changes = change_rows(
+        entries, label, watched=watched, data_dir=panel.history_dir.parent if panel.history_dir else None
+    )
     if view.latest is not None:
         run = view.latest
         scopes = sorted(set(run.recommended) | set(current_values), key=lambda s: (s != "global", s))
@@ -435,6 +437,7 @@ class ChangeRow:
     undo_to: str | None
     kind: str = ""
     watch: str | None = None  # the watch after apply, in words ("Watching: 3 of 6 runs; …")
+    deliveries: tuple[dict, ...] = ()  # its notifications: endpoint, state (sent, retrying, failed …), last code
 
     @property
     def how(self) -> str:
@@ -442,9 +445,12 @@ class ChangeRow:
         return change_words(self.kind, self.actor)
 
 
-def change_rows(entries: list, label, limit: int = 10, watched: dict | None = None) -> list[ChangeRow]:
+def change_rows(
+    entries: list, label, limit: int = 10, watched: dict | None = None, data_dir: object = None
+) -> list[ChangeRow]:
     """The newest ``limit`` changes, newest first; each can be undone by rolling back to the set before it.
-    ``watched``: the watch after apply of each watched change, by change id."""
+    ``watched``: the watch after apply of each watched change, by change id; each row also says what became
+    of its notifications (the outbox of ``data_dir``, None: the data root's)."""
     rows = []
     for i, entry in enumerate(entries):
         scopes = sorted(set(entry.previous_values) | set(entry.new_values), key=lambda s: (s != "global", s))
@@ -468,7 +474,11 @@ def change_rows(entries: list, label, limit: int = 10, watched: dict | None = No
                 watched[entry.change_id].words if watched and entry.change_id in watched else None,
             )
         )
-    return list(reversed(rows))[:limit]
+    shown = list(reversed(rows))[:limit]
+    from calibration_policy.delivery import deliveries_by_change
+
+    told = deliveries_by_change((row.change_id for row in shown), data_dir)
+    return [replace(row, deliveries=tuple(told[row.change_id])) for row in shown]
 
 
 def _person(actor: str) -> str:

@@ -328,3 +328,21 @@ def test_moments_outside_utc_are_a_400_with_a_sentence(host: Host, client, at, r
     assert response.status_code == 400, f"{route}: HTTP {response.status_code}: {response.text[:300]}"
     message = response.json()["detail"] if route.startswith("api/") else text_of(response.text)
     assert at in message and "between 0001-01-01 and 9999-12-31 UTC" in message
+
+
+def test_each_change_says_what_became_of_its_notifications(host: Host, client, monkeypatch):
+    from calibration_policy.delivery import deliver_pass
+    from calibration_policy.stores import open_outbox
+
+    monkeypatch.setenv("DESK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    host.policy = CalibrationUpdatePolicy(
+        min_sample_size=1,
+        min_vega_sum=0,
+        notify=[{"name": "desk", "url": "http://127.0.0.1:9/hook", "secret_env": "DESK_SECRET", "timeout_seconds": 1}],
+    )
+    outcome = host.record(global_m=1.2)
+    assert outcome.applied
+    assert "Notifications: every endpoint waiting" in text_of(client.get("/calibration/?underlying=SPY").text)
+    deliver_pass(open_outbox(host.root), host.policy.notify)  # nothing listens on port 9: refused, retried later
+    page = text_of(client.get("/calibration/?underlying=SPY").text)
+    assert "Notifications: desk retrying, next try" in page and "whsec_" not in page
