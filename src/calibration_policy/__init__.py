@@ -71,6 +71,12 @@ _EXPORTS = {
     "Change": "governor",
     "Event": "events",
     "ChangeType": "specs",
+    "Deliverer": "specs",
+    "Endpoint": "notify",
+    "Sent": "delivery",
+    "deliver_pass": "delivery",
+    "deliveries_for": "delivery",
+    "open_outbox": "stores",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -92,6 +98,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .context import Context
     from .decide import RuleContext, should_apply_update
+    from .delivery import Sent, deliver_pass, deliveries_for
     from .domain import Domain, Extracted
     from .engine import BatchContext, BatchVerdict, EngineError
     from .errors import (
@@ -117,6 +124,7 @@ if TYPE_CHECKING:
     from .history import HistoryStore
     from .hookspecs import hookimpl
     from .models import CalibrationRun, Decision, RuleVerdict, ScopeChange
+    from .notify import Endpoint
     from .paths import live_config_copy
     from .permissions import PermissionsTable
     from .pipeline import (
@@ -134,7 +142,7 @@ if TYPE_CHECKING:
     from .policy import CalibrationUpdatePolicy
     from .replay import ReplayResult, replay
     from .smoothing import get_smoothed_multipliers
-    from .specs import ChangeType, Rule, Smoother, StoreType, TargetFactory
+    from .specs import ChangeType, Deliverer, Rule, Smoother, StoreType, TargetFactory
     from .status import status_report
-    from .stores import Store, active_store, open_store
+    from .stores import Store, active_store, open_outbox, open_store
     from .target import JsonFileTarget, Target
