@@ -40,7 +40,7 @@ def start_receiver() -> Receiver:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint does
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             receiver.got.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             code = receiver.answers.popleft() if receiver.answers else 200
