@@ -13,6 +13,9 @@ A record is deliverable once its intent is gone:
   (``change_id``) is kept only when the archive has that change; the others were written after the
   decision they describe was stored, so they stand.
 
+Either way, a live change that settling completes without an event (killed or raised after going
+live, before its event) gets one then, its id derived from the change's, so it is announced once.
+
 Each record also carries its delivery log (per endpoint: attempts, response codes, the error
 sentence, the next attempt), so a restart loses nothing; see :mod:`calibration_policy.delivery`.
 """

@@ -36,6 +36,7 @@ def settling(intent: Any, target: Target, archive_dir: Any) -> Iterator[Any]:
     except Exception as error:
         try:
             _settle_one({**intent.data, "why": str(error)}, target, archive_dir)
+            _settle_events(intent, target, archive_dir)  # a change that raised after going live is still announced
         except Exception:
             intent.release()
         else:

@@ -408,6 +408,11 @@ def test_a_plugin_change_kind_that_raises_leaves_nothing_half_done(markup, liste
     assert entry.new_values == {"global": 0.9} and json.loads(target.path.read_text()) == {"global": 0.9}
     assert not any(intents_dir(dirs["archive_dir"], "markup").glob("*.json"))
     assert listener.changes == []  # a change that raised announces nothing
+    # … in process; the outbox still tells of the value that went live, once, as settling found it.
+    from calibration_policy.stores import open_outbox
+
+    (told,) = [r["event"] for r in open_outbox(Path(dirs["history_dir"]).parent).records()]
+    assert (told["change_id"], told["status"], told["after"]) == (entry.change_id, "applied", {"global": 0.9})
     viewer = Context.build(policy=CalibrationUpdatePolicy.from_dict({"domain": "markup", **_viewers()}), actor="vic")
     with pytest.raises(PermissionDeniedError, match="vic may not propose changes to the markups"):
         Governor(viewer).execute(HalfDone(target))
