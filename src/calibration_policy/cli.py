@@ -741,6 +741,15 @@ def build_cli() -> CLI:
     return cli
 
 
+def __getattr__(name: str) -> CLI:
+    """``calibration_policy.cli.cli``: the group with every installed plugin's commands, for tools that want
+    a click object by name (the docs site's CLI reference). Built on access, so importing this module loads
+    no plugin."""
+    if name == "cli":
+        return build_cli()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _one_root_everywhere(group: click.Group) -> None:
     """Every command, a plugin's too, takes ``--data`` and ``--store`` after its name: main() reads them
     from the raw arguments, so a command that did not declare them must not refuse them either.
