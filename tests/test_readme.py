@@ -1,10 +1,11 @@
-"""README's examples run, so what README says they print cannot drift from what they print.
+"""README's and the docs site's examples run, so what they say they print cannot drift from what they print.
 
-Every fenced ``bash``, ``console`` and ``python`` block carries a marker on the line before it:
-``<!-- readme: run -->`` (run here, in a copy of the repository's examples and data) or
-``<!-- readme: skip: why -->``. In a ``bash`` block a ``# …`` line after a command is a line it
-prints; in a ``console`` block the lines after ``$ command`` are what it prints; in a ``python``
-block ``print(...)  # …`` says what that print shows. "…" stands for any text.
+README.md and every page under docs/ follow one convention. Every fenced ``bash``, ``console`` and
+``python`` block carries a marker on the line before it: ``<!-- readme: run -->`` (run here, in a copy
+of the repository's examples and data) or ``<!-- readme: skip: why -->`` (a fragment, and why). In a
+``bash`` block a ``# …`` line after a command is a line it prints; in a ``console`` block the lines
+after ``$ command`` are what it prints; in a ``python`` block ``print(...)  # …`` says what that print
+shows. "…" stands for any text.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+DOCUMENTS = [README, *sorted((REPO / "docs").rglob("*.md"))]
 MARKER = re.compile(r"<!-- readme: (run|skip: (?P<why>.+?)) -->")
 RUNNABLE = ("bash", "console", "python")
 
 
 @dataclass(frozen=True)
 class Block:
+    path: Path
     line: int
     language: str
     body: str
@@ -33,11 +36,11 @@ class Block:
 
     @property
     def id(self) -> str:
-        return f"README.md:{self.line}:{self.language}"
+        return f"{self.path.relative_to(REPO)}:{self.line}:{self.language}"
 
 
-def blocks() -> list[Block]:
-    lines = README.read_text(encoding="utf-8").splitlines()
+def blocks(path: Path) -> list[Block]:
+    lines = path.read_text(encoding="utf-8").splitlines()
     found, i = [], 0
     while i < len(lines):
         fence = re.match(r"^```(\w*)\s*$", lines[i])
@@ -48,6 +51,7 @@ def blocks() -> list[Block]:
         marker = MARKER.match(lines[i - 1].strip()) if i else None
         found.append(
             Block(
+                path,
                 i + 1,
                 fence.group(1),
                 "\n".join(lines[i + 1 : end]),
@@ -70,7 +74,7 @@ def assert_prints(expected: list[str], output: str, where: str) -> None:
     at = 0
     for want in expected:
         hit = next((k for k in range(at, len(lines)) if matches(want, lines[k])), None)
-        assert hit is not None, f"{where}: README says it prints\n  {want}\nbut it printed\n" + output
+        assert hit is not None, f"{where}: the page says it prints\n  {want}\nbut it printed\n" + output
         at = hit + 1
 
 
@@ -94,15 +98,16 @@ def shell(command: str, workdir: Path) -> str:
     return done.stdout
 
 
+ALL_BLOCKS = [block for path in DOCUMENTS for block in blocks(path)]
+
+
 def test_every_runnable_block_is_marked():
-    unmarked = [b.id for b in blocks() if b.language in RUNNABLE and b.marker is None]
-    assert not unmarked, "mark these README blocks <!-- readme: run --> or <!-- readme: skip: why -->: " + ", ".join(
-        unmarked
-    )
+    unmarked = [b.id for b in ALL_BLOCKS if b.language in RUNNABLE and b.marker is None]
+    assert not unmarked, "mark these blocks <!-- readme: run --> or <!-- readme: skip: why -->: " + ", ".join(unmarked)
 
 
-@pytest.mark.parametrize("block", [b for b in blocks() if b.marker == "run"], ids=lambda b: b.id)
-def test_readme_block_prints_what_readme_says(block: Block, workdir: Path):
+@pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.marker == "run"], ids=lambda b: b.id)
+def test_block_prints_what_the_page_says(block: Block, workdir: Path):
     if block.language == "python":
         expected = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s*#\s*(.+)$", block.body, re.M)]
         done = subprocess.run(
@@ -138,7 +143,7 @@ def test_readme_block_prints_what_readme_says(block: Block, workdir: Path):
 
 def _git_status() -> str | None:
     done = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all", "--", "examples", "data", "src", "README.md"],
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", "examples", "data", "src", "docs", "README.md"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -157,10 +162,10 @@ def test_running_the_examples_left_the_checkout_as_it_was():
 
 
 def test_the_explain_quote_is_what_explain_prints():
-    """README quotes `calibration-policy explain` for the default policy; the quote must not drift from the code."""
+    """docs/concepts.md quotes `calibration-policy explain` for the default policy; the quote must not drift from the code."""
     from calibration_policy import CalibrationUpdatePolicy
 
-    text = README.read_text()
+    text = (REPO / "docs" / "concepts.md").read_text()
     after = text.split("`calibration-policy explain` prints it in plain English with the live numbers:", 1)[1]
     lines = after.strip().splitlines()
     quote = " ".join(
