@@ -172,3 +172,13 @@ def test_the_explain_quote_is_what_explain_prints():
         line[2:].strip() for line in lines[: next(i for i, line in enumerate(lines) if not line.startswith("> "))]
     )
     assert quote.strip() == CalibrationUpdatePolicy().explain()
+
+
+def test_readme_is_a_page_a_newcomer_reads_and_links_every_docs_page_by_path():
+    """README stays short (the reference lives under docs/), and each docs/ path it names exists."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", text))
+    assert {path for path in linked if not (REPO / path).is_file()} == set()
+    pages = {str(page.relative_to(REPO)) for page in DOCUMENTS[1:]}
+    assert pages - linked == set(), "README links every docs page by its path"
