@@ -1,6 +1,6 @@
 """Issue 16: the PostgreSQL store beside the file store, in the same run, on the same runs.
 
-    python benchmarks/bench_stores.py --runs 100000      # the table in README (1M: --runs 1000000)
+    python benchmarks/bench_stores.py --runs 100000      # the table in docs/operations/performance.md (1M: --runs 1000000)
 
 Starts a private PostgreSQL server (tests/pg_server.py) with fsync and synchronous_commit ON, the
 same durability as the file store's fsync'd writes. Both stores hold the same ``--runs`` runs of 10

@@ -76,7 +76,7 @@ def test_the_in_sample_estimate_is_the_analysis_own(evidence, bundled):
     analysis = analyze_trades(bundled, EQUAL)
     assert evidence.suggested == analysis.suggested
     assert evidence.in_sample == analysis.improvement
-    assert evidence.in_sample.pct == pytest.approx(34.83, abs=0.01)  # the README's +34.8 %
+    assert evidence.in_sample.pct == pytest.approx(34.83, abs=0.01)  # docs/scoring-weights.md's +34.8 %
 
 
 def test_the_bundled_trades_pass_on_later_trades_they_never_saw(evidence):
@@ -145,7 +145,7 @@ def test_the_bounded_step_can_be_evaluated_and_says_why_it_does_not_pass(bundled
     """Auto mode's bounded step (0.1) is a small move: 600 trades cannot show its gain at 95 %."""
     evidence = evaluate(bundled, EQUAL, max_change=0.1)
     assert evidence.suggested == bounded_weights(analyze_trades(bundled, EQUAL).suggested, EQUAL, 0.1)
-    assert evidence.in_sample.pct == pytest.approx(3.37, abs=0.01)  # README: +3.4 % at 0.6
+    assert evidence.in_sample.pct == pytest.approx(3.37, abs=0.01)  # docs/scoring-weights.md: +3.4 % at 0.6
     passed, text, measured = evidence.verdict()
     assert not passed and measured["interval_low"] < 0 < measured["gain"]
     assert text.startswith("not shown to help on 480 later trades it never saw: +")

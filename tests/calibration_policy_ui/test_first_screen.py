@@ -182,7 +182,7 @@ def host_app(host: Host, folder: Path, current_user) -> FastAPI:
 
 def test_in_a_host_whose_title_is_a_block_nothing_strays_above_its_navbar(host: Host, tmp_path: Path):
     host.record(global_m=1.08)
-    client = TestClient(host_app(host, tmp_path, lambda request: request.state.user))  # README's example, no state.user
+    client = TestClient(host_app(host, tmp_path, lambda request: request.state.user))  # docs/panel.md's example
     for url in (
         "/calibration/",
         "/calibration/weights/",

@@ -2,7 +2,7 @@
 wider than the screen, 44 px touch targets, axe clean, keyboard reachable; force-apply, approve and
 undo (roll back) by clicking; the panel inside a host with Bootstrap-like CSS.
 
-The first-screen screenshots in docs/ (README shows them) are made here.
+The first-screen screenshots in docs/ (README and docs/panel.md show them) are made here.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def test_inside_a_host_with_bootstrap_like_css_the_panel_keeps_its_layout(tmp_pa
     )
 
     @app.middleware("http")
-    async def sign_in(request, call_next):  # the host's sign-in (README's current_user reads what it sets)
+    async def sign_in(request, call_next):  # the host's sign-in (docs/panel.md's current_user reads what it sets)
         request.state.user = "ana"
         return await call_next(request)
 
