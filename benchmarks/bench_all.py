@@ -2,6 +2,7 @@
 
     python benchmarks/bench_all.py            # 1k / 10k / 100k runs (a few minutes)
     python benchmarks/bench_all.py --quick    # 1k / 10k runs, fewer repeats (about a minute)
+    python benchmarks/bench_all.py --sizes 200 --repeat 2   # a smoke run in seconds (the test suite's)
     python benchmarks/bench_all.py --runs 1000000 --workdir /tmp/cp-million
                                               # issue 12: one table, 1k / 100k / 1M, fair baselines
 
@@ -385,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", help="with --runs: where the run folders are made and kept (default: a folder in /tmp)"
     )
-    parser.add_argument("--repeat", type=int, default=30, help="with --runs: samples per figure")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="history sizes to measure (default 1k 10k 100k; --quick: 1k 10k)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, help="samples per figure (default 30 with --runs, else each measurement's own)"
+    )
     args = parser.parse_args(argv)
     if args.runs:
         import bench_million
@@ -394,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(args.workdir or Path(tempfile.gettempdir()) / "cp-bench-million")
         workdir.mkdir(parents=True, exist_ok=True)
         out = Path(args.out) if args.out != str(HERE / "results_all.json") else HERE / "results_million.json"
-        print(bench_million.run(sizes, workdir, args.repeat, out))
+        print(bench_million.run(sizes, workdir, args.repeat or 30, out))
         return 0
 
     machine = {
@@ -409,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {machine['load_average_at_start']}",
         flush=True,
     )
-    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    sizes = sorted(args.sizes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]))
+    # every count below the largest history, and every repeat to --repeat, so a tiny run stays tiny
+    cap, repeat = sizes[-1], args.repeat
     workdir = Path(tempfile.mkdtemp(prefix="cp-bench-all-"))
     began = time.perf_counter()
     try:
@@ -417,19 +425,21 @@ def main(argv: list[str] | None = None) -> int:
             bench_history.bench_size(
                 n,
                 workdir,
-                naive_repeat=3 if n >= 100_000 else 5,
-                warm_repeat=20 if args.quick else (50 if n <= 10_000 else 30),
+                naive_repeat=repeat or (3 if n >= 100_000 else 5),
+                warm_repeat=repeat or (20 if args.quick else (50 if n <= 10_000 else 30)),
             )
             for n in sizes
         ]
         largest = Path(history[-1]["folder"])
         print("\n== record, update step, archive growth, panel, import, memory", flush=True)
-        record = bench_history.bench_record(workdir, count=50 if args.quick else 200)
-        update = bench_update(workdir, repeat=30)
-        growth = bench_archive_growth(workdir, big=300 if args.quick else 1_000, repeat=10 if args.quick else 20)
-        panel = bench_panel_get(largest, repeat=20 if args.quick else 25)
-        imports = {**bench_history.bench_import(), **bench_api_import()}
-        first_decision = bench_first_decision.bench_first_decision(workdir, repeat=5)
+        record = bench_history.bench_record(workdir, count=min(cap, 50 if args.quick else 200))
+        update = bench_update(workdir, repeat=repeat or 30, days=min(cap, 365))
+        growth = bench_archive_growth(
+            workdir, big=min(cap, 300 if args.quick else 1_000), repeat=repeat or (10 if args.quick else 20)
+        )
+        panel = bench_panel_get(largest, repeat=repeat or (20 if args.quick else 25))
+        imports = {**bench_history.bench_import(repeat or 5), **bench_api_import(repeat or 5)}
+        first_decision = bench_first_decision.bench_first_decision(workdir, repeat=repeat or 5)
         gc.collect()
         memory = bench_history.bench_memory(largest)
     finally:

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_history.py            # 1k, 10k and 100k runs (a few minutes)
     python benchmarks/bench_history.py --quick    # 1k and 10k only
+    python benchmarks/bench_history.py --sizes 200   # a smoke run in seconds (the test suite's)
 
 For every size N, one history folder holds N runs spread over 4 underlyings. The run files are
 made fast: one real run per underlying is recorded with ``record_calibration_result`` and its
@@ -322,13 +323,14 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1k and 10k runs only")
+    parser.add_argument("--sizes", type=int, nargs="+", help="history sizes to measure (default 1k 10k 100k)")
     parser.add_argument("--workdir", help="where to create the history folders (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args(argv)
 
     load_at_start = list(os.getloadavg())
-    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    sizes = sorted(args.sizes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="cp-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -336,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_size(n, workdir, naive_repeat=3 if n >= 100_000 else 5, warm_repeat=50 if n <= 10_000 else 30)
             for n in sizes
         ]
-        record = bench_record(workdir)
+        record = bench_record(workdir, count=min(200, sizes[-1]))
         imports = bench_import()
         memory = bench_memory(Path(rows[-1]["folder"]))
     finally:

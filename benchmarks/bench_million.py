@@ -1,6 +1,6 @@
 """Issue 12: every path at 1k / 100k / 1M runs beside a fair baseline measured in the same run.
 
-    python benchmarks/bench_all.py --runs 1000000 [--workdir /tmp/cp-million]   # the table in README
+    python benchmarks/bench_all.py --runs 1000000 [--workdir /tmp/cp-million]   # the table in docs/operations/performance.md
 
 Baselines (same machine, same run, same files where files are involved):
 
@@ -207,7 +207,8 @@ def sorted_name_scan(folder: Path, underlying: str, limit: int = 50):
         try:
             with open(folder / name, "rb") as handle:
                 data = json.loads(handle.read())
-            runs.append(CalibrationRun.model_validate({**data, "run_id": name[:-5]}))
+            if isinstance(data, dict):  # the folder's "not a JSON object" file is skipped, as the store skips it
+                runs.append(CalibrationRun.model_validate({**data, "run_id": name[:-5]}))
         except ValueError:
             continue
     return runs

@@ -26,16 +26,27 @@ def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.delenv("CALIBRATION_STORE", raising=False)
 
 
-@pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
-    """A fresh copy of what the host's plugin and README's examples read and write: the checkout never changes."""
+def copy_of_the_repository(into: Path) -> Path:
+    """What the host's plugin and the docs' examples read and write (examples/, data/), copied into ``into``."""
     for folder in ("examples", "data"):
         shutil.copytree(
             REPO / folder,
-            tmp_path / folder,
+            into / folder,
             ignore=shutil.ignore_patterns("__pycache__", "calibration_runs", "config_archive", "suggestions", "*.lock"),
         )
-    return tmp_path
+    return into
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A fresh copy of what the host's plugin and the docs' examples read and write: the checkout never changes."""
+    return copy_of_the_repository(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def pristine_repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy for the session, for session fixtures that build something once (tests copy what they change)."""
+    return copy_of_the_repository(tmp_path_factory.mktemp("repository"))
 
 
 def _within(seconds: float, call: Callable[[], Any]) -> Any:

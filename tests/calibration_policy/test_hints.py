@@ -2,7 +2,8 @@
 
 The commands run as a user runs them — `calibration-policy …` in a shell — from a copy of the repository's
 examples and data (the host's plugin writes its own config there, never into the checkout), on a temporary
-data root.
+data root. The demo (65 days of two underlyings) runs once per session: the tests that need its folder or its
+printed summary get a fresh copy of both.
 """
 
 from __future__ import annotations
@@ -122,15 +123,31 @@ def serving_command(
         server.wait(timeout=30)
 
 
-def test_the_demo_summary_commands_work(workdir):
-    output = run("calibration-policy demo --out demo-output", workdir)
-    assert "Last 10 calibration runs for SPY" in run(the_hint(output, "history"), workdir)
-    with serving_command(shlex.split(the_hint(output, "serve")), cwd=workdir):
+DEMO = "calibration-policy demo --out demo-output"
+
+
+@pytest.fixture(scope="session")
+def demo_once(pristine_repo_copy: Path) -> tuple[Path, str]:
+    """`calibration-policy demo --out demo-output`, run once per session: its folder (never changed: tests copy
+    it) and what it printed."""
+    return pristine_repo_copy / "demo-output", run(DEMO, pristine_repo_copy)
+
+
+@pytest.fixture
+def demo_output(demo_once: tuple[Path, str], workdir: Path) -> str:
+    """``workdir`` as if `calibration-policy demo --out demo-output` had just run there; returns what it printed."""
+    folder, printed = demo_once
+    shutil.copytree(folder, workdir / "demo-output", symlinks=True)
+    return printed
+
+
+def test_the_demo_summary_commands_work(workdir, demo_output):
+    assert "Last 10 calibration runs for SPY" in run(the_hint(demo_output, "history"), workdir)
+    with serving_command(shlex.split(the_hint(demo_output, "serve")), cwd=workdir):
         pass  # the panel answered 200
 
 
-def test_the_older_runs_hint_pages_back_on_the_same_data_root(workdir):
-    run("calibration-policy demo --out demo-output", workdir)
+def test_the_older_runs_hint_pages_back_on_the_same_data_root(workdir, demo_output):
     first = run("calibration-policy history SPY --data demo-output --limit 3", workdir)
     hint = the_hint(first, "history", "--before")
     assert "--data demo-output" in hint and "--limit 3" in hint  # it once dropped the root: "no runs yet"
@@ -146,10 +163,13 @@ def test_a_host_source_without_days_points_to_the_sample_data(workdir):
     assert "65 daily runs" in run(the_hint(output, "demo"), workdir, OPTIONS_AGENT_HARVEST_DIR="empty")
 
 
-def test_serve_without_data_suggests_the_demo_into_that_folder(workdir):
+def test_serve_without_data_suggests_the_demo_into_that_folder(workdir, demo_once):
+    """The hint is the session's demo command with the folder named: that command ran (demo_once) and made its
+    folder, so the hint is not replayed for a second time here."""
     output = run("calibration-policy serve --data not-yet", workdir, code=2)
-    run(the_hint(output, "demo"), workdir)
-    assert (workdir / "not-yet" / "calibration_runs").is_dir()
+    assert the_hint(output, "demo") == DEMO.replace("demo-output", "not-yet")
+    folder, _ = demo_once
+    assert (folder / "calibration_runs").is_dir() and (folder / "config" / "vol_surface_SPY.json").is_file()
 
 
 def test_a_usage_error_points_to_help_that_works(workdir):
