@@ -89,6 +89,14 @@ def test_panel_at_tiny_sizes():
     assert "Goal: panel median" in run("bench_panel.py", "--runs", "200", "--requests", "2", "--naive-repeats", "1")
 
 
+def test_engine_at_tiny_sizes(tmp_path):
+    run(
+        *("bench_engine.py", "--underlyings", "2", "--days", "30", "--candidates", "2"),
+        *("--backfill", "100", "--records", "20", "--repeat", "1", "--out", str(tmp_path / "out.json")),
+    )
+    assert json.loads((tmp_path / "out.json").read_text())
+
+
 def test_weights_evidence_at_tiny_sizes(tmp_path):
     """At a size without a time goal, so only a disagreement of the two implementations fails it."""
     run("bench_weights_evidence.py", "--sizes", "300", "--repeat", "1", "--json", str(tmp_path / "out.json"))
