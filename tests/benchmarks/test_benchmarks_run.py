@@ -110,12 +110,6 @@ def test_weights_gate(tmp_path):
     assert rates[0]["cases"] == 4 and all(0 <= r["low"] <= r["rate"] <= r["high"] <= 1 for r in rates)
 
 
-def test_weights_gate(tmp_path):
-    run("bench_weights_gate.py", "--quick", "--json", str(tmp_path / "out.json"))
-    rates = json.loads((tmp_path / "out.json").read_text())["rates"]
-    assert rates[0]["cases"] == 4 and all(0 <= r["low"] <= r["rate"] <= r["high"] <= 1 for r in rates)
-
-
 def test_watch_after_apply(tmp_path):
     run("bench_watch.py", "--quick", "--out", str(tmp_path / "out.json"))
     results = json.loads((tmp_path / "out.json").read_text())
