@@ -56,9 +56,9 @@ def forget_earlier_runs(folder: Path, workdir: Path) -> None:
     import shutil
 
     for entry in os.scandir(folder):
-        # the race's runs, the records (stamped 2031) and the update steps (source "bench"); never the
+        # the race's runs, the records (stamped 2031) and the update steps (source "harvested"); never the
         # generated runs (IWM's included: the update step is measured on its full history)
-        if "_RACE_" in entry.name or entry.name.endswith("_bench.json") or entry.name.startswith("2031"):
+        if "_RACE_" in entry.name or entry.name.endswith("_harvested.json") or entry.name.startswith("2031"):
             os.unlink(entry.path)
     for name in ("files_data", "pg_data"):
         shutil.rmtree(workdir / name, ignore_errors=True)
@@ -117,7 +117,7 @@ newest = store.latest("IWM", 1)
 after = newest[-1].timestamp if newest else datetime(2031, 6, 1, tzinfo=timezone.utc)
 updates = iter(after + timedelta(seconds=90 * (i + 1)) for i in range(10**6))
 update = median_ms(lambda: run_update(bench_history.host_result(1.0 + 0.05 * (next(values) % 7)), underlying="IWM",
-                                      source="bench", target=target, policy=policy, timestamp=next(updates)), {repeat})
+                                      source="harvested", target=target, policy=policy, timestamp=next(updates)), {repeat})
 print(json.dumps({{"latest_50_ms": latest, "record_ms": record, "update_step_ms": update}}))
 """
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
