@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.hookspecs import hookimpl
 
+from .tabs import register_tab_kind
+
+register_tab_kind()  # this entry point is how the core learns the panel's tabs are a kind of plugin record
+
 if TYPE_CHECKING:
     import click
 

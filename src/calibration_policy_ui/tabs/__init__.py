@@ -51,12 +51,17 @@ def lazy(module: str, name: str = "add_routes") -> Callable[..., Any]:
     return call
 
 
+def register_tab_kind() -> None:
+    """Make panel tabs a kind of thing plugins register, as smoothers and rules are, so that
+    ``calibration-policy plugins`` lists them whether or not a panel was built in this process."""
+    KINDS.setdefault("panel_tabs", Kind("register_panel_tabs", "panel tab", PanelTab))
+
+
 def installed_tabs() -> dict[str, PanelTab]:
     """Every tab the installed plugins register, in navigation order; a broken or clashing tab plugin is
     refused alone (the others keep working, and the refusal is logged naming the plugin)."""
     pm = get_plugin_manager()
-    if "panel_tabs" not in KINDS:
-        KINDS["panel_tabs"] = Kind("register_panel_tabs", "panel tab", PanelTab)
+    register_tab_kind()
     if not pm.hook.__dict__.get("register_panel_tabs") or pm.hook.register_panel_tabs.spec is None:
         pm.add_hookspecs(hookspecs)
     found = collect("panel_tabs").found
