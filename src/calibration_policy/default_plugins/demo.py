@@ -206,6 +206,7 @@ def _suggest_weights(out: Path, trades: Path = sample.TRADES, weights: Path = sa
         weights_target(path=out / "scoring_weights.json"),
         history_dir=out / "calibration_runs",
         suggestions_dir=out / "suggestions",
+        archive_dir=out / "archive",
     )
     if outcome.suggestion is None:
         return outcome.message

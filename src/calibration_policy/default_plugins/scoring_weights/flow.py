@@ -52,6 +52,7 @@ def suggest_weights(
     actor: Any = "user",
     via: str = "python",
     permissions: Any = None,
+    archive_dir: str | os.PathLike[str] | None = None,
 ) -> WeightsOutcome:
     """Analyse the trades against the live weights, record the run, and leave a pending suggestion.
 
@@ -64,7 +65,12 @@ def suggest_weights(
     """
     rules = _checked_policy(policy)
     ctx = Context.build(
-        actor=actor, via=via, permissions=permissions, history_dir=history_dir, suggestions_dir=suggestions_dir
+        actor=actor,
+        via=via,
+        permissions=permissions,
+        history_dir=history_dir,
+        suggestions_dir=suggestions_dir,
+        archive_dir=archive_dir,  # where the change's write-ahead intent goes
     )
     change = WeightsSuggest(load_trades(trades), target, rules, underlying, threshold, timestamp, max_change)
     return Governor(ctx).execute(change)
