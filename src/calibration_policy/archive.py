@@ -8,7 +8,6 @@ during which each value set was live, hence "what was live on date X".
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,9 +29,10 @@ from .naming import (
     utc_stamp,
 )
 from .paths import data_path
+from .redact import get_logger
 from .target import Snapshot, Target
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ARCHIVE_ENV = "CALIBRATION_ARCHIVE_DIR"
 

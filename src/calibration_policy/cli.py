@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +28,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from .paths import DATA_ENV, data_root
+from .redact import get_logger, mask
 from .stores import STORE_ENV
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 PROG = "calibration-policy"
 PLUGINS_ENV = "CALIBRATION_PLUGINS_DIR"
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 Callback = TypeVar("Callback", bound=Callable[..., Any])
 
 
@@ -73,7 +73,8 @@ def spinner(message: str) -> AbstractContextManager[object]:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    """Every command's ``--json`` output: stable, and with any store password masked."""
+    click.echo(mask(json.dumps(data, indent=2, sort_keys=True, default=str)))
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of text.")
@@ -821,7 +822,7 @@ def migrate(source: str, destination: str, as_json: bool) -> None:
     finished by running it again. Ends by comparing counts and content hashes; exit code 1 if they differ."""
     from rich.progress import Progress
 
-    from .stores import masked, store_at
+    from .stores import store_at
     from .stores.migrate import count
     from .stores.migrate import migrate as copy_all
 
@@ -829,18 +830,18 @@ def migrate(source: str, destination: str, as_json: bool) -> None:
     total = count(src)
     err = console(stderr=True)
     with Progress(console=err, disable=not err.is_terminal, transient=True) as progress:
-        task = progress.add_task(f"Copying {total:,} records to {masked(dst.describe())}", total=total)
+        task = progress.add_task(f"Copying {total:,} records to {mask(dst.describe())}", total=total)
         result = copy_all(src, dst, advance=lambda n: progress.advance(task, n))
     if as_json:
         emit_json({"verified": result.verified, "kinds": {k: vars(t) for k, t in result.tallies.items()}})
     else:
-        click.echo(f"From {masked(src.describe())} to {masked(dst.describe())}: {result.summary()}")
+        click.echo(f"From {mask(src.describe())} to {mask(dst.describe())}: {result.summary()}")
     if not result.verified:
         raise click.exceptions.Exit(1)
 
 
 def _fail(message: str, code: int) -> int:
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {mask(message)}", err=True)
     return code
 
 

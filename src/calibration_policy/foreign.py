@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import DataFolderError
+from .redact import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # a run, suggestion or archive entry is a few kB; 16 MB is no record
 MAX_REMEMBERED = 10_000  # warnings remembered per process; past that, one summary line instead of one per file

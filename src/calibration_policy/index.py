@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import sqlite3
@@ -56,11 +55,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .foreign import warn_once
 from .naming import parse_run_file_name
+from .redact import get_logger
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 INDEX_DIR = ".index"  # a subfolder, so the cache's own files never touch the run folder's mtime

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -23,9 +22,10 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, PolicyError, UnknownPluginError
+from .redact import get_logger
 from .specs import ChangeType, Deliverer, Rule, Smoother, StoreType, TargetFactory
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ENTRY_POINT_GROUP = "calibration_policy"
 

@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -22,6 +23,7 @@ from .humanize import fmt_count, fmt_num, fmt_settings
 from .notify import Endpoint, endpoints
 from .paths import POLICY_ENV, POLICY_FILE_NAME
 from .permissions import PermissionsTable
+from .redact import mask
 
 DEFAULT_RULES = ("min_sample_size", "min_vega_sum", "bounds", "max_step", "min_delta")
 
@@ -173,7 +175,8 @@ class CalibrationUpdatePolicy(BaseModel):
     store: str | None = Field(
         None,
         description="Where runs, suggestions and the archive are kept: a database address such as "
-        "postgresql://user:pw@host/db (default: the data folder; the environment's store setting wins).",
+        "postgresql://user:pw@host/db, or where that address is kept so the policy holds no password: "
+        '"env:VARIABLE" or "file:/path" (default: the data folder; the environment\'s store setting wins).',
     )
     notify: tuple[Endpoint, ...] = Field(
         (),
@@ -216,11 +219,13 @@ class CalibrationUpdatePolicy(BaseModel):
     @field_validator("store")
     @classmethod
     def _store_url(cls, url: str | None) -> str | None:
-        from .stores import scheme_of
+        from .stores import check_store_setting
 
-        if url is not None:
-            scheme_of(url)  # a malformed URL fails with the policy, not at the first write
-        return url
+        return check_store_setting(url) if url is not None else None
+
+    @field_serializer("store", when_used="json")
+    def _store_masked(self, url: str | None) -> str | None:
+        return mask(url) if url is not None else None  # every JSON answer and --json output: never a password
 
     @field_validator("notify", mode="before")
     @classmethod

@@ -10,7 +10,6 @@ with one lock order and a write-ahead intent, like every other change.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -34,8 +33,9 @@ from .naming import (
 )
 from .paths import data_path
 from .plugins import get_domain
+from .redact import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SUGGESTIONS_ENV = "CALIBRATION_SUGGESTIONS_DIR"
 

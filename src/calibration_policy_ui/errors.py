@@ -8,7 +8,6 @@ catches our errors and the core's around the route code itself. The class surviv
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, TypedDict
@@ -29,8 +28,9 @@ from calibration_policy.errors import (
     StaleChangeError,
     StoreError,
 )
+from calibration_policy.redact import get_logger, mask
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 API_TAG = "calibration panel API"
 
@@ -45,6 +45,28 @@ class RouteOptions(TypedDict, total=False):
 
 
 SERVER_ERROR = "Something went wrong on the server and nothing was changed; the details are in the server log."
+
+_TEXT_TYPES = ("application/json", "text/")
+
+
+def masked_response(response: Response) -> Response:
+    """``response`` with any store password in its body masked (:func:`calibration_policy.redact.mask`).
+
+    Every route's answer passes here (the panel's route class calls it), a plugin tab's too, so no page,
+    JSON answer or error message can show a password even if a route forgets to mask what it shows.
+    """
+    body = getattr(response, "body", None)
+    if not isinstance(body, bytes) or not body:
+        return response  # a streamed or empty answer (the static files): nothing of ours to mask
+    if not response.headers.get("content-type", "").startswith(_TEXT_TYPES):
+        return response
+    charset = getattr(response, "charset", None) or "utf-8"
+    text = body.decode(charset, errors="replace")
+    shown = mask(text)
+    if shown != text:
+        response.body = shown.encode(charset)
+        response.headers["content-length"] = str(len(response.body))
+    return response
 
 
 class PanelError(Exception):
@@ -87,7 +109,7 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
 
             async def guarded(request: Request) -> Response:
                 try:
-                    return await handler(request)
+                    return masked_response(await handler(request))
                 except HTTPException:
                     raise  # the host's auth and other deliberate HTTP errors keep their own handling
                 except PanelError as error:
@@ -112,10 +134,11 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
                 except Exception:
                     log.exception("Calibration panel error on %s %s", request.method, request.url.path)
                     status, message = 500, SERVER_ERROR
+                message = mask(message)
                 if is_api:
                     return JSONResponse({"detail": message}, status_code=status, headers={"Cache-Control": "no-store"})
                 try:
-                    return render_error(request, status, message)
+                    return masked_response(render_error(request, status, message))
                 except Exception:
                     log.exception("Could not render the calibration panel's error page")
                     return PlainTextResponse(message, status_code=status)

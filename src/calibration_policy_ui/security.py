@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 import os
 import secrets
 from pathlib import Path
@@ -26,9 +25,11 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from starlette.responses import Response
 
+from calibration_policy.redact import get_logger
+
 from .errors import PanelError
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CSRF_COOKIE = "calibration_panel_csrf"
 CSRF_FIELD = "csrf_token"

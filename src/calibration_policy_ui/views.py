@@ -530,7 +530,7 @@ SMOOTHING_NAMES = {
 def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
     """Every policy setting as a plain phrase and a plain value: yes/no, "no limit", names not codes."""
     from calibration_policy.plugins import get_rule
-    from calibration_policy.stores import masked
+    from calibration_policy.redact import mask
 
     def plain(value: object) -> str:
         if value is None:
@@ -571,7 +571,7 @@ def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
         "apply_scopes": lambda v: (
             "all smoothed values together" if v == "all" else "only the values that changed enough"
         ),
-        "store": lambda v: "the data folder" if v is None else masked(v),  # never a password on a screen
+        "store": lambda v: "the data folder" if v is None else mask(v),  # never a password on a screen
     }
     fields = type(policy).model_fields
     rows = []

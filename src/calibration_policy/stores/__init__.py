@@ -16,9 +16,11 @@ import os
 import re
 import threading
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import StoreError
+from ..redact import mask, remember_url
 
 STORE_ENV = "CALIBRATION_STORE"
 FILES = "files"
@@ -69,39 +71,88 @@ class Store(Protocol):
 
 
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://", re.IGNORECASE)
-
-
-def masked(url: str) -> str:
-    """``url`` with its password replaced by ``***``: safe to print and to log."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", str(url))
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_REF, FILE_REF = "env:", "file:"
 
 
 def scheme_of(url: str) -> str:
     match = _URL.match(url.strip()) if isinstance(url, str) else None
     if match is None:
         raise StoreError(
-            f"The store setting {masked(str(url))!r:.80} is not a store URL; write it like "
-            "postgresql://user:password@host:5432/dbname (or leave it out for the data folder)."
+            f"The store setting {mask(str(url))!r:.80} is not a store URL; write it like "
+            "postgresql://user:password@host:5432/dbname, or name where the URL is kept: "
+            '"env:VARIABLE" or "file:/path/to/file" (or leave it out for the data folder).'
         )
     scheme = match["scheme"].lower().split("+")[0]
     return "postgresql" if scheme == "postgres" else scheme
+
+
+def check_store_setting(setting: str) -> str:
+    """``setting`` if it is a store URL or a well-formed ``env:NAME`` / ``file:PATH`` reference (what a
+    policy may hold): a malformed one fails with the policy, not at the first write."""
+    text = setting.strip()
+    if text.startswith(ENV_REF):
+        if not _ENV_NAME.match(text[len(ENV_REF) :]):
+            raise StoreError(
+                f"The store setting {text!r:.80} names no environment variable; write it like env:CALIBRATION_STORE_URL."
+            )
+    elif text.startswith(FILE_REF):
+        if not text[len(FILE_REF) :].strip():
+            raise StoreError("The store setting 'file:' names no file; write it like file:/run/secrets/calib_store.")
+    else:
+        scheme_of(text)
+    return setting
+
+
+def resolve(setting: str | None) -> str | None:
+    """The store URL a setting stands for: ``env:NAME`` reads that environment variable, ``file:PATH`` that
+    file (so the policy need not hold a password); anything else is the URL itself. The one place where
+    a reference becomes a URL; the URL's password is remembered so every message masks it."""
+    if setting is None or not setting.strip():
+        return None
+    text = setting.strip()
+    if text.startswith(ENV_REF):
+        name = text[len(ENV_REF) :]
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise StoreError(
+                f"The store setting names the environment variable {name}, which is not set (or empty) in this "
+                "process; set it to the store URL."
+            )
+    elif text.startswith(FILE_REF):
+        path = Path(text[len(FILE_REF) :].strip()).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise StoreError(
+                f"The store setting names the file {path}, which cannot be read ({error.strerror or error}); "
+                "put the store URL in it, readable by this user."
+            ) from None
+        if not value:
+            raise StoreError(f"The store setting names the file {path}, which is empty; put the store URL in it.")
+    else:
+        return text
+    remember_url(value)
+    return value
 
 
 _followed: str | None = None
 
 
 def follow(policy: Any) -> None:
-    """A policy that names a store (``store = "postgresql://…"``) makes it this process's store; the
-    environment's ``$CALIBRATION_STORE`` still wins. Loading the policy in force calls this."""
+    """A policy that names a store (``store = "postgresql://…"``, ``"env:NAME"`` or ``"file:PATH"``) makes it
+    this process's store; the environment's ``$CALIBRATION_STORE`` still wins. Loading the policy in force
+    calls this."""
     global _followed
-    url = getattr(policy, "store", None)
-    if url:
-        _followed = url
+    setting = getattr(policy, "store", None)
+    if setting:
+        _followed = setting
 
 
 def store_setting() -> str | None:
-    """The store URL in force: ``$CALIBRATION_STORE``, else the one the loaded policy names, else None (files)."""
-    return os.environ.get(STORE_ENV, "").strip() or _followed
+    """The store URL in force: ``$CALIBRATION_STORE``, else the one the loaded policy names, else None (files);
+    an ``env:``/``file:`` reference in either is followed to the URL it names."""
+    return resolve(os.environ.get(STORE_ENV, "").strip() or _followed)
 
 
 _open: dict[tuple[str, int], Store] = {}
@@ -121,6 +172,7 @@ def open_store_url(url: str | None) -> Store:
         return store
     from ..plugins import collect
 
+    remember_url(url)
     scheme = scheme_of(url)
     try:
         kind = collect("stores").get(scheme)
@@ -135,6 +187,8 @@ def store_at(place: str) -> Store:
     """A store URL, or a data folder's path (the file store of that folder): what ``migrate`` takes."""
     from .files import FileStore
 
+    if place.strip().startswith((ENV_REF, FILE_REF)):
+        place = resolve(place) or place
     return open_store_url(place) if "://" in place else FileStore(place)
 
 

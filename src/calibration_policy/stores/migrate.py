@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import StoreError
-from . import Store, masked
+from ..redact import mask
+from . import Store
 
 PAGE = 1000
 
@@ -144,7 +145,7 @@ def migrate(source: Store, destination: Store, advance: Callable[[int], None] = 
     ``destination``, then verify."""
     if source.describe() == destination.describe():
         raise StoreError(
-            f"The source and the destination are the same store ({masked(source.describe())}); nothing was copied."
+            f"The source and the destination are the same store ({mask(source.describe())}); nothing was copied."
         )
     result = Migration()
     for kind, (read, key, put) in KINDS.items():

@@ -17,7 +17,8 @@ import pytest
 from calibration_policy import CalibrationUpdatePolicy, StoreError, open_store, run_update
 from calibration_policy.cli import main
 from calibration_policy.default_plugins.postgresql.schema import code_version, migrations, status, upgrade
-from calibration_policy.stores import active_store, close_all, masked, open_store_url
+from calibration_policy.redact import mask as masked
+from calibration_policy.stores import active_store, close_all, open_store_url
 from calibration_policy.target import JsonFileTarget
 
 from ..test_hints import serving_command

@@ -6,7 +6,8 @@ import click
 
 from calibration_policy.cli import emit_json, json_option
 from calibration_policy.errors import StoreError
-from calibration_policy.stores import masked, scheme_of, store_setting
+from calibration_policy.redact import mask
+from calibration_policy.stores import scheme_of, store_setting
 
 from .schema import status, upgrade
 
@@ -72,7 +73,7 @@ def add_commands(cli: click.Group) -> None:
                 else "NEWER than this calibration-policy: upgrade calibration-policy here"
             )
             click.echo(
-                f"Database {now['database']} (store URL {masked(url)}): schema version {now['schema_version']}, "
+                f"Database {now['database']} (store URL {mask(url)}): schema version {now['schema_version']}, "
                 f"this code's {now['code_version']} — {state}."
             )
             for table, n in now["counts"].items():

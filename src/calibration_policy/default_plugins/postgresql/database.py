@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from calibration_policy.durable import kill_point
 from calibration_policy.errors import StoreError
-from calibration_policy.stores import masked
+from calibration_policy.redact import mask
 
 # Advisory-lock classes (the first key of pg_advisory_lock(int, int)); the second is hashtext(name).
 TARGET_LOCK, INTENT_LOCK, UPGRADE_LOCK, OUTBOX_LOCK = 7301, 7302, 7303, 7304
@@ -89,14 +89,14 @@ def check_url(url: str) -> str:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError as error:
         raise StoreError(
-            f"The store URL {masked(url)!r:.100} is malformed ({error}); write it like "
+            f"The store URL {mask(url)!r:.100} is malformed ({error}); write it like "
             "postgresql://user:password@host:5432/dbname."
         ) from None
     if parts.scheme not in ("postgresql", "postgres"):
-        raise StoreError(f"The store URL {masked(url)!r:.100} is not a postgresql:// URL.")
+        raise StoreError(f"The store URL {mask(url)!r:.100} is not a postgresql:// URL.")
     if not parts.path.strip("/"):
         raise StoreError(
-            f"The store URL {masked(url)!r:.100} names no database; add it after the host: "
+            f"The store URL {mask(url)!r:.100} names no database; add it after the host: "
             "postgresql://user:password@host:5432/dbname."
         )
     return url
@@ -226,4 +226,4 @@ class Database:
         conn.execute("SET LOCAL lock_timeout = 0")
 
     def __repr__(self) -> str:
-        return f"Database({masked(self.url)!r})"
+        return f"Database({mask(self.url)!r})"

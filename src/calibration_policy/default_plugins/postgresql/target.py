@@ -8,16 +8,16 @@ here sees it); the row is the truth every machine reads.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from calibration_policy.errors import TargetError
+from calibration_policy.redact import get_logger
 from calibration_policy.target import Snapshot
 
 from .database import Database
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class DatabaseTarget:
