@@ -106,3 +106,7 @@ class PermissionCheckError(CalibrationPolicyError):
 class StoreError(CalibrationPolicyError):
     """The configured store cannot be used: a malformed URL, a server that is down or refuses the
     password, a schema newer than this code, a connection lost mid-change (nothing half-written)."""
+
+
+class InputLimitError(CalibrationPolicyError):
+    """Input beyond what the library accepts: nested too deep, or a date outside the supported range."""

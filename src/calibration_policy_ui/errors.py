@@ -8,7 +8,7 @@ catches our errors and the core's around the route code itself. The class surviv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Any, TypedDict
 
@@ -99,8 +99,11 @@ def validation_message(error: RequestValidationError) -> str:
 ErrorRenderer = Callable[[Request, int, str], Response]
 
 
-def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
-    """A route class whose handler turns errors into ``render_error`` pages or JSON ``{"detail"}``."""
+def panel_route_class(
+    render_error: ErrorRenderer, admit: Callable[[Request], Awaitable[None]] | None = None
+) -> type[APIRoute]:
+    """A route class whose handler turns errors into ``render_error`` pages or JSON ``{"detail"}``, and runs
+    ``admit(request)`` before the route reads anything (the body limits: :mod:`calibration_policy_ui.limits`)."""
 
     class PanelRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Any]:
@@ -109,6 +112,8 @@ def panel_route_class(render_error: ErrorRenderer) -> type[APIRoute]:
 
             async def guarded(request: Request) -> Response:
                 try:
+                    if admit is not None:
+                        await admit(request)
                     return masked_response(await handler(request))
                 except HTTPException:
                     raise  # the host's auth and other deliberate HTTP errors keep their own handling

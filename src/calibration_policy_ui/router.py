@@ -25,6 +25,7 @@ from calibration_policy.target import Target
 
 from .access import permission_guard
 from .errors import panel_route_class
+from .limits import BodyLimits, admission, early_permission_check
 from .panel import DEFAULT_BASE_TEMPLATE, PolicySource, TemplatesArg, make_panel
 from .tabs import TabContext, installed_tabs
 
@@ -46,6 +47,7 @@ def create_router(
     trusted_origins: Sequence[str] = (),
     tab_options: Mapping[str, Mapping[str, Any]] | None = None,
     permissions: Callable[[Any, str, str], bool] | None = None,
+    body_limits: BodyLimits | int | str | Mapping[str, int | str] | None = None,
 ) -> APIRouter:
     """Build the panel's router with every installed tab (built in: the runs, the scoring weights, the lab).
 
@@ -71,6 +73,10 @@ def create_router(
       ``current_user`` returns; actions: view, propose, approve, reject, modify, force_apply,
       roll_back, change_policy). Default: the policy's ``[permissions]`` table, else everyone
       signed in may do everything. Checked on every request, at submit time.
+    - ``body_limits``: the largest request body a route accepts (a 413 beyond it): one size for the forms
+      and JSON changes (``"64KiB"``), or by route name (``{"default": "64KiB", "api_weights_analyze": "50MiB"}``).
+      Default: ``$CALIBRATION_PANEL_BODY_LIMIT`` / ``$CALIBRATION_PANEL_UPLOAD_LIMIT``, else 64 KiB and 20 MiB
+      for the trades upload.
     """
     if not callable(target_for):
         raise TypeError("target_for must be a function that returns the live config (a Target) for an underlying.")
@@ -90,9 +96,11 @@ def create_router(
         tabs=tuple(tabs.values()),
         permissions=permissions,
     )
+    guard = permission_guard(panel)
+    admit = admission(BodyLimits.of(body_limits), early_permission_check(panel, guard))
     router = APIRouter(
-        dependencies=[*dependencies, Depends(permission_guard(panel))],
-        route_class=panel_route_class(panel.render_error),
+        dependencies=[*dependencies, Depends(guard)],
+        route_class=panel_route_class(panel.render_error, admit),
     )
     options = tab_options or {}
     for name, tab in tabs.items():  # every tab shares the host's auth, CSRF, templates and layout

@@ -317,7 +317,11 @@ BAD_TABLES = {
     "no trades": (lambda f: f.iloc[0:0], "has no trades."),
     "bad close time": (
         lambda f: f.assign(closed_at=["yesterday"] * len(f)),
-        "closed_at column must hold dates and times.",
+        "closed_at column must hold dates and times between 1900-01-01 and 2199-12-31.",
+    ),
+    "close time out of range": (
+        lambda f: f.assign(closed_at=["1800-01-01T00:00:00Z"] * len(f)),
+        "closed_at in row 1 is 1800-01-01T00:00:00+00:00, outside the supported dates 1900-01-01 to 2199-12-31.",
     ),
 }
 

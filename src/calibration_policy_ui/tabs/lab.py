@@ -283,11 +283,12 @@ def add_proposal_routes(router, panel) -> None:
         reason: str = Form(max_length=2000),
         evidence: str = Form("", max_length=20_000),
     ) -> Response:
+        from calibration_policy.limits import loads
         from calibration_policy.policy import CalibrationUpdatePolicy
 
         try:
-            policy = CalibrationUpdatePolicy.from_dict(json.loads(candidate))
-            found = json.loads(evidence) if evidence else None
+            policy = CalibrationUpdatePolicy.from_dict(loads(candidate, "The candidate policy"))
+            found = loads(evidence, "The evidence") if evidence else None
             proposal = PolicyProposals(panel.data_dir).propose(
                 policy,
                 actor=panel.actor(request) or "someone",

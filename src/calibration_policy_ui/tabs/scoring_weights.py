@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from calibration_policy import CalibrationRun, pipeline
 from calibration_policy.archive import Archive, Period
@@ -367,6 +367,16 @@ class TradeIn(BaseModel):
     pnl: float
     win: bool
     closed_at: datetime | None = None
+
+    @field_validator("closed_at")
+    @classmethod
+    def _supported_date(cls, value: datetime | None) -> datetime | None:
+        from calibration_policy.limits import moment_problem
+
+        problem = moment_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)  # FastAPI's 400 names the field: trades.3.closed_at is …
+        return value
 
 
 class AnalyzeIn(BaseModel):

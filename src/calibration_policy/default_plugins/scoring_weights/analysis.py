@@ -38,6 +38,7 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
+from calibration_policy.limits import EARLIEST, LATEST, moment_problem
 from calibration_policy.paths import data_root
 from calibration_policy.policy import CalibrationUpdatePolicy
 
@@ -169,9 +170,16 @@ def load_trades(trades: TradesInput) -> pd.DataFrame:
         try:
             times = pd.to_datetime(frame[TIME_COLUMN], utc=True).reset_index(drop=True)
         except (ValueError, TypeError, OverflowError):
-            raise WeightsError(f"{where}'s {TIME_COLUMN} column must hold dates and times.") from None
+            raise WeightsError(
+                f"{where}'s {TIME_COLUMN} column must hold dates and times between "
+                f"{EARLIEST:%Y-%m-%d} and {LATEST.year - 1}-12-31."
+            ) from None
         if times.isna().any():
             raise WeightsError(f"{TIME_COLUMN} is missing in row {int(np.argmax(times.isna().to_numpy())) + 1}.")
+        outside = ((times < EARLIEST) | (times >= LATEST)).to_numpy()
+        if outside.any():
+            first = int(np.argmax(outside))
+            raise WeightsError(f"{TIME_COLUMN} in row {first + 1} {moment_problem(times[first].to_pydatetime())}.")
         clean[TIME_COLUMN] = times
     if ID_COLUMN in frame.columns:
         ids = frame[ID_COLUMN].reset_index(drop=True)
