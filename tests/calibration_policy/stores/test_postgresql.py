@@ -60,6 +60,38 @@ def test_a_store_without_tables_says_to_upgrade(postgres_server, monkeypatch):
     close_all()
 
 
+@pytest.mark.parametrize("named", ["policy file", "policy file env:", "--store", "environment"])
+def test_db_commands_work_before_any_table_however_the_store_is_named(
+    postgres_server, named, tmp_path, monkeypatch, capsys
+):
+    url = postgres_server.new_database()
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("CALIBRATION_DATA", str(data))
+    monkeypatch.delenv("CALIBRATION_STORE", raising=False)
+    monkeypatch.setattr("calibration_policy.stores._followed", None)
+    extra = []
+    if named == "policy file":
+        (data / "calibration_policy.toml").write_text(f'store = "{url}"\n')
+    elif named == "policy file env:":
+        monkeypatch.setenv("CALIB_TEST_DB", url)
+        (data / "calibration_policy.toml").write_text('store = "env:CALIB_TEST_DB"\n')
+    elif named == "--store":
+        extra = ["--store", url]
+    else:
+        monkeypatch.setenv("CALIBRATION_STORE", url)
+    # every other command says to run `db upgrade`, and writes nothing
+    assert main(["status", "SPY", *extra]) == 2
+    assert "db upgrade" in capsys.readouterr().err
+    assert not any(data.iterdir()) or [p.name for p in data.iterdir()] == ["calibration_policy.toml"]
+    assert main(["db", "status", *extra]) == 1
+    assert "needs `calibration-policy db upgrade`" in capsys.readouterr().out
+    assert main(["db", "upgrade", *extra]) == 0
+    assert "Upgraded" in capsys.readouterr().out
+    assert main(["db", "status", *extra]) == 0
+    close_all()
+
+
 def test_a_newer_schema_is_refused(postgres_url, monkeypatch):
     import psycopg
 

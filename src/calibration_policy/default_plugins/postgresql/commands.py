@@ -7,7 +7,7 @@ import click
 from calibration_policy.cli import emit_json, json_option
 from calibration_policy.errors import StoreError
 from calibration_policy.redact import mask
-from calibration_policy.stores import scheme_of, store_setting
+from calibration_policy.stores import resolve, scheme_of, store_setting
 
 from .schema import status, upgrade
 
@@ -19,12 +19,21 @@ url_option = click.option(
 )
 
 
-def _url(url: str | None) -> str:
-    if not url and not store_setting():
-        from calibration_policy.cli import load_policy
+def _policy_file_store() -> str | None:
+    """The store the policy *file* in force names, read from the file alone: loading the policy would ask the
+    database for its versions first, and before `db upgrade` it has no tables to ask."""
+    import os
 
-        load_policy(None, None)  # the policy file in force may name the store
-    url = url or store_setting()
+    from calibration_policy.paths import POLICY_ENV, POLICY_FILE_NAME, data_root
+    from calibration_policy.policy import CalibrationUpdatePolicy
+
+    path = os.environ.get(POLICY_ENV) or data_root() / POLICY_FILE_NAME
+    return resolve(CalibrationUpdatePolicy.from_toml(path).store) if os.path.isfile(path) else None
+
+
+def _url(url: str | None) -> str:
+    """The database of a `db` command: --store, else $CALIBRATION_STORE, else the policy file's `store`."""
+    url = resolve(url) if url else store_setting() or _policy_file_store()
     if not url or scheme_of(url) != "postgresql":
         raise StoreError(
             "Say which database: --store postgresql://user:password@host:5432/dbname "
