@@ -12,50 +12,39 @@ underlying in ``config/vol_surface_<U>.json`` (otherwise the agent's own config 
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from calibration_policy import CalibrationUpdatePolicy, live_config_copy, open_store
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
+from calibration_policy.users import users_file
+from calibration_policy_ui.login import LOCAL_USER, SignIn
 
 AGENT_DIR = Path(__file__).resolve().parent
 PLUGINS_DIR = AGENT_DIR / "plugins"
 DATA_ENV = "OPTIONS_AGENT_DATA_DIR"
 PASSWORD_ENV = "OPTIONS_AGENT_PASSWORD"
-LOCAL_USER = "local trader"
 
 if str(AGENT_DIR) not in sys.path:
     sys.path.insert(0, str(AGENT_DIR))
 
 
-def make_login(password: str | None):
-    """The agent's sign-in: HTTP Basic when a password is set, else the one local user."""
-    basic = HTTPBasic(auto_error=False)
-
-    def require_login(request: Request, credentials: HTTPBasicCredentials | None = Depends(basic)) -> str:
-        if password is None:
-            user = LOCAL_USER
-        elif credentials is not None and secrets.compare_digest(credentials.password.encode(), password.encode()):
-            user = credentials.username or "trader"
-        else:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "Sign in to use the options agent.",
-                headers={"WWW-Authenticate": 'Basic realm="options agent"'},
-            )
-        request.state.user = user
-        return user
-
-    return require_login
+def sign_in_for(data: Path, password: str | None) -> SignIn:
+    """The agent's sign-in: the data folder's users file when there is one (each person is who they sign in as),
+    else one shared password (everyone is the one user "trader"), else the one local user."""
+    users = users_file(data)
+    if users.exists():
+        return SignIn(users=users, realm="options agent")
+    if password is not None:
+        return SignIn(single_user="trader", password=password, realm="options agent")
+    return SignIn(single_user=LOCAL_USER, realm="options agent")
 
 
 def make_target_for(data_dir: Path, plugins_dir: Path):
@@ -77,10 +66,13 @@ def create_app(
     policy_file: str | os.PathLike[str] | None = None,
     password: str | None = None,
     secret: str | None = None,
+    sign_in: SignIn | None = None,
 ) -> FastAPI:
     data = Path(data_dir or os.environ.get(DATA_ENV) or "data")
     password = password if password is not None else os.environ.get(PASSWORD_ENV) or None
-    require_login = make_login(password)
+    sign_in = sign_in or sign_in_for(data, password)
+    require_login = sign_in.dependency()
+    load_policy = lambda: CalibrationUpdatePolicy.load(policy_file, data_dir=data)  # noqa: E731
     app = FastAPI(title="Options Trading Agent", dependencies=[])
     templates = Jinja2Templates(directory=AGENT_DIR / "templates")
     app.mount("/static", StaticFiles(directory=AGENT_DIR / "static"), name="static")
@@ -128,13 +120,15 @@ def create_app(
             history_dir=data / "calibration_runs",
             archive_dir=data / "config_archive",
             suggestions_dir=data / "suggestions",
-            policy=lambda: CalibrationUpdatePolicy.load(policy_file, data_dir=data),
+            policy=load_policy,
             target_for=target_for,
             dependencies=[Depends(require_login)],
             templates=templates,
             base_template="base.html",
             current_user=lambda request: getattr(request.state, "user", None),
             secret=secret,
+            # the users file's roles add to the policy's [permissions] table
+            permissions=sign_in.users.permissions(load_policy) if sign_in.users is not None else None,
         ),
         prefix="/calibration",
     )

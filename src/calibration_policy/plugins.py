@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "calibration_policy.default_plugins.demo",
     "calibration_policy.default_plugins.lab_commands",
     "calibration_policy.default_plugins.review_commands",
+    "calibration_policy.default_plugins.users_commands",
     "calibration_policy.default_plugins.postgresql",
     "calibration_policy.default_plugins.notifiers",
     "calibration_policy.default_plugins.outbox_commands",

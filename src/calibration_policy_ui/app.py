@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from calibration_policy import CalibrationUpdatePolicy, live_config_copy
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
 from calibration_policy.target import Target
+
+if TYPE_CHECKING:
+    from .login import SignIn
 
 PREFIX = "/calibration"
 
@@ -38,8 +42,10 @@ def create_app(
     plugins_dir: str | os.PathLike[str] | None = None,
     policy_file: str | os.PathLike[str] | None = None,
     secret: str | None = None,
+    sign_in: SignIn | None = None,
 ) -> FastAPI:
-    """The panel at ``/calibration/`` on ``data_dir``, with ``/`` sending the browser there."""
+    """The panel at ``/calibration/`` on ``data_dir``, with ``/`` sending the browser there; with ``sign_in``
+    (what ``serve`` passes) every page asks who is there, and that name is who acts."""
     from . import create_router
 
     data = Path(data_dir)
@@ -49,6 +55,14 @@ def create_app(
     def policy() -> CalibrationUpdatePolicy:
         return CalibrationUpdatePolicy.load(policy_file, data_dir=data)
 
+    signed: dict[str, Any] = {}
+    if sign_in is not None:
+        signed = {
+            "dependencies": [Depends(sign_in.dependency())],
+            "current_user": lambda request: getattr(request.state, "user", None),
+            # the users file's roles add to the policy's [permissions] table
+            "permissions": sign_in.users.permissions(policy) if sign_in.users is not None else None,
+        }
     app = FastAPI(title="Calibration panel", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(
         create_router(
@@ -58,6 +72,7 @@ def create_app(
             suggestions_dir=data / "suggestions",
             policy=policy,
             secret=secret,
+            **signed,
         ),
         prefix=PREFIX,
     )

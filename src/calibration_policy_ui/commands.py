@@ -8,9 +8,11 @@ so the core CLI keeps working where the ``[ui]`` extra is absent; ``serve`` then
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.hookspecs import hookimpl
@@ -44,8 +46,54 @@ def load_app_factory(path: Path | None):
     return factory
 
 
-def serve(data: Path, host: str, port: int, plugins_dir: str | None, app: Path | None) -> None:
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``serve`` signs people in and bounds request bodies (its command-line options)."""
+
+    users: Path | None = None
+    proxy_header: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    single_user: str | None = None
+    body_limit: str | None = None
+    upload_limit: str | None = None
+
+
+def sign_in_of(data: Path, options: ServeOptions) -> Any:
+    """The sign-in ``serve`` uses: a proxy header and/or a users file when given (or a users.json in the data
+    folder), else the explicit single-user mode (one shared password from $OPTIONS_AGENT_PASSWORD, or none)."""
+    import os
+
+    from calibration_policy.users import UsersFile, users_file
+
+    from .login import LOCAL_USER, SignIn
+
+    users = UsersFile(options.users) if options.users else users_file(data)
+    if options.users and not users.exists():
+        raise CalibrationPolicyError(
+            f"The users file {options.users} does not exist; add someone with `calibration-policy users add NAME`."
+        )
+    if options.single_user is not None and users.exists() and not options.users:
+        users = None  # --single-user asks for the shared mode even where a users file exists
+    has_users = users is not None and users.exists()
+    if has_users or options.proxy_header:
+        return SignIn(
+            users=users if has_users else None,
+            proxy_header=options.proxy_header,
+            trusted_proxies=frozenset(options.trusted_proxies),
+            realm="options agent",
+        )
+    password = os.environ.get("OPTIONS_AGENT_PASSWORD") or None
+    return SignIn(single_user=options.single_user or ("trader" if password else LOCAL_USER), password=password)
+
+
+def serve(
+    data: Path, host: str, port: int, plugins_dir: str | None, app: Path | None, options: ServeOptions | None = None
+) -> None:
     """Serve the host's app, or the panel on its own, on ``data`` until Ctrl+C (the ``serve`` command)."""
+    import inspect
+    import os
+
+    options = options or ServeOptions()
     try:
         import uvicorn
 
@@ -58,10 +106,31 @@ def serve(data: Path, host: str, port: int, plugins_dir: str | None, app: Path |
         raise CalibrationPolicyError(
             f"The data folder {data} does not exist; run `calibration-policy demo --out {data}` or pass --data DIR."
         )
-    served = load_app_factory(app)(data_dir=data, plugins_dir=plugins_dir)
+    from calibration_policy import CalibrationUpdatePolicy
+    from calibration_policy.redact import mask_handlers
+
+    from .limits import BODY_LIMIT_ENV, UPLOAD_LIMIT_ENV, BodyLimits
+
+    for env, value in ((BODY_LIMIT_ENV, options.body_limit), (UPLOAD_LIMIT_ENV, options.upload_limit)):
+        if value is not None:
+            os.environ[env] = value
+    BodyLimits.from_env()  # a malformed size stops here, not at the first request
+    sign_in = sign_in_of(data, options)
+    sign_in.check_policy(CalibrationUpdatePolicy.load(data_dir=data))
+    factory = load_app_factory(app)
+    extra = {"sign_in": sign_in} if "sign_in" in inspect.signature(factory).parameters else {}
+    served = factory(data_dir=data, plugins_dir=plugins_dir, **extra)
     shown = f"[{host}]" if ":" in host else host
-    print(f"Calibration panel: http://{shown}:{port}/calibration/  (data: {data}; stop with Ctrl+C)", file=sys.stderr)
-    uvicorn.run(served, host=host, port=port, log_level="warning")
+    print(
+        f"Calibration panel: http://{shown}:{port}/calibration/  (data: {data}; sign-in: {sign_in.describe()}; "
+        "stop with Ctrl+C)",
+        file=sys.stderr,
+    )
+    config = uvicorn.Config(served, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):  # a library's log line is masked too
+        mask_handlers(logging.getLogger(name))
+    server.run()
 
 
 @hookimpl
@@ -88,9 +157,47 @@ def register_commands(cli: click.Group) -> None:
         metavar="FILE",
         help="A host app file with create_app(data_dir=..., plugins_dir=...) (default: the panel on its own).",
     )
-    def serve_command(data: Path, host: str, port: int, plugins_dir: str | None, app: Path | None) -> None:
+    @click.option(
+        "--users",
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help="Users file (`calibration-policy users add`); default: users.json in the data folder, when there is one.",
+    )
+    @click.option(
+        "--trusted-proxy-header",
+        metavar="HEADER",
+        help="A signing-in reverse proxy's header naming the user (X-Forwarded-User); needs --trusted-proxy.",
+    )
+    @click.option(
+        "--trusted-proxy",
+        "trusted_proxies",
+        multiple=True,
+        metavar="ADDRESS",
+        help="Address of that proxy (repeat for more); the header from anywhere else is ignored.",
+    )
+    @click.option(
+        "--single-user",
+        metavar="NAME",
+        help="One shared sign-in ($OPTIONS_AGENT_PASSWORD, or none): everyone is NAME. Refused with four-eyes settings.",
+    )
+    @click.option("--body-limit", metavar="SIZE", help="Largest form or JSON change (default 64KiB).")
+    @click.option("--upload-limit", metavar="SIZE", help="Largest trades upload (default 20MiB).")
+    def serve_command(
+        data: Path,
+        host: str,
+        port: int,
+        plugins_dir: str | None,
+        app: Path | None,
+        users: Path | None,
+        trusted_proxy_header: str | None,
+        trusted_proxies: tuple[str, ...],
+        single_user: str | None,
+        body_limit: str | None,
+        upload_limit: str | None,
+    ) -> None:
         """Open the calibration panel, every installed domain's tab, on a data folder (needs the [ui] extra)."""
-        serve(data, host, port, plugins_dir, app)
+        options = ServeOptions(users, trusted_proxy_header, trusted_proxies, single_user, body_limit, upload_limit)
+        serve(data, host, port, plugins_dir, app, options)
 
 
 @hookimpl
