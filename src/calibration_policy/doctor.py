@@ -25,7 +25,7 @@ from .target import Target
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # intents | archive | config | suggestions | runs | foreign | index
+    check: str  # intents | archive | config | suggestions | runs | foreign | index | permissions
     what: str  # the problem, in plain words
     repair: str  # what --repair does (or why it cannot)
     repairable: bool = True
@@ -132,6 +132,52 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
     if active_store().name == "files":  # folders and their name index: the file store's alone
         found.extend(_foreign_findings(history_dir, archive_dir, suggestions_dir))
         found.extend(_index_findings(history_dir))
+    found.extend(_mode_findings(history_dir))
+    return found
+
+
+def _mode_findings(history_dir) -> list[Finding]:
+    """The data root and its folders writable by everyone, or the policy file or users file writable by anyone else
+    (a group too): whoever can write them can give themselves any role or change what goes live unseen. A folder
+    writable by its group is a common shared setup (umask 002) and is not reported."""
+    import os
+    import stat
+
+    from .paths import POLICY_ENV, POLICY_FILE_NAME
+    from .users import USERS_FILE_NAME
+
+    root = resolve_history_dir(history_dir).parent
+    policy = Path(os.environ.get(POLICY_ENV) or root / POLICY_FILE_NAME)
+    places = (
+        [root, *(p for p in sorted(root.iterdir()) if p.is_dir()), policy, root / USERS_FILE_NAME]
+        if root.is_dir()
+        else [policy]
+    )
+    found = []
+    for place in places:
+        try:
+            mode = stat.S_IMODE(place.stat().st_mode)
+        except OSError:
+            continue
+        grants = place in (policy, root / USERS_FILE_NAME)  # the files that say who may do what
+        who = (
+            "every user of this computer"
+            if mode & stat.S_IWOTH
+            else "its group"
+            if grants and mode & stat.S_IWGRP
+            else None
+        )
+        if who is None:
+            continue
+        found.append(
+            Finding(
+                "permissions",
+                f"{place} is writable by {who} (mode {mode:04o}), so they could change the policy, the users or "
+                "the records without calibration-policy knowing.",
+                f"Nothing: run chmod go-w {place} (and give the people who change it their own sign-in).",
+                False,
+            )
+        )
     return found
 
 

@@ -136,3 +136,25 @@ def test_doctor_names_a_stray_file_in_the_archive_and_why_it_is_skipped(capsys, 
         out + err
     )
     assert stray.read_text() == "kept here by hand\n"  # reported, never moved or deleted
+
+
+def test_doctor_warns_when_others_can_write_the_data_root_or_the_policy(capsys, env, tmp_path):
+    update(capsys, env, "2025-12-01")
+    policy = tmp_path / "calibration_policy.toml"
+    policy.write_text("min_delta_global = 0.03\n")
+    code, out, _ = doctor(capsys, env, "--json")
+    assert not [f for f in json.loads(out)["findings"] if f["check"] == "permissions"]
+    os.chmod(policy, 0o664)  # the group may edit who may do what
+    os.chmod(tmp_path, 0o777)  # everyone may add or replace records
+    try:
+        code, out, _ = doctor(capsys, env, "--json")
+    finally:
+        os.chmod(tmp_path, 0o700)
+    found = [f["what"] for f in json.loads(out)["findings"] if f["check"] == "permissions"]
+    assert found == [
+        f"{tmp_path} is writable by every user of this computer (mode 0777), so they could change the policy, "
+        "the users or the records without calibration-policy knowing.",
+        f"{policy} is writable by its group (mode 0664), so they could change the policy, the users or the records "
+        "without calibration-policy knowing.",
+    ]
+    assert code != 0
