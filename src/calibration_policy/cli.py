@@ -30,6 +30,7 @@ from rich.text import Text
 from .paths import DATA_ENV, data_root
 from .redact import get_logger, mask
 from .stores import STORE_ENV
+from .tamper import UnrecordedEditError
 
 if TYPE_CHECKING:
     from .pipeline import ForcedValues
@@ -606,7 +607,12 @@ def doctor(
     from .doctor import examine
     from .stores import open_store
 
-    policy = load_policy(policy_file, history_dir)
+    try:
+        policy = load_policy(policy_file, history_dir)
+    except UnrecordedEditError:  # doctor still examines, with the last recorded policy, and reports the edit
+        from .policy_versions import PolicyVersions
+
+        policy = PolicyVersions(Path(history_dir).parent if history_dir else data_root()).current().load()
     suggestions_dir = _suggestions_beside(history_dir)
     store = open_store(history_dir)
     if not underlyings:

@@ -25,7 +25,7 @@ from .target import Target
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # intents | archive | config | suggestions | runs | foreign | index | permissions
+    check: str  # intents | archive | config | suggestions | runs | foreign | index | permissions | policy
     what: str  # the problem, in plain words
     repair: str  # what --repair does (or why it cannot)
     repairable: bool = True
@@ -133,7 +133,35 @@ def _findings(targets, history_dir, archive_dir, suggestions_dir) -> list[Findin
         found.extend(_foreign_findings(history_dir, archive_dir, suggestions_dir))
         found.extend(_index_findings(history_dir))
     found.extend(_mode_findings(history_dir))
+    found.extend(_policy_edit_findings(history_dir))
     return found
+
+
+def _policy_edit_findings(history_dir) -> list[Finding]:
+    """The data root's policy file edited outside calibration-policy (see :mod:`calibration_policy.tamper`)."""
+    from .paths import POLICY_FILE_NAME
+    from .policy import CalibrationUpdatePolicy
+    from .tamper import unrecorded_edit
+
+    root = resolve_history_dir(history_dir).parent
+    path = root / POLICY_FILE_NAME
+    if not path.is_file():
+        return []
+    try:
+        edit = unrecorded_edit(CalibrationUpdatePolicy.from_toml(path), root)
+    except (OSError, ValueError):
+        return []
+    if edit is None:
+        return []
+    return [
+        Finding(
+            "policy",
+            edit.sentence(),
+            "Nothing: review the file, then `calibration-policy policy accept --actor NAME` "
+            "(or `policy rollback` to the last recorded version).",
+            False,
+        )
+    ]
 
 
 def _mode_findings(history_dir) -> list[Finding]:

@@ -172,6 +172,11 @@ class CalibrationUpdatePolicy(BaseModel):
         "propose_roll_back",
         description="What a failed watch does: roll back, leave the roll back to a person, or only tell.",
     )
+    refuse_unrecorded_edits: Annotated[bool, Strict()] = Field(
+        False,
+        description="Refuse to act on a policy file edited outside calibration-policy until someone allowed to "
+        "change the policy accepts it (`calibration-policy policy accept`).",
+    )
     store: str | None = Field(
         None,
         description="Where runs, suggestions and the archive are kept: a database address such as "
@@ -372,6 +377,10 @@ class CalibrationUpdatePolicy(BaseModel):
             candidate = Path(data_dir) / POLICY_FILE_NAME
             path = candidate if candidate.is_file() else None
         policy = cls.from_toml(path) if path is not None else cls()
+        if explicit is None and path is not None:  # the data root's own file: edited outside calibration-policy?
+            from .tamper import check_loaded
+
+            check_loaded(policy, data_dir)
         from .stores import active_store, follow
 
         follow(policy)  # `store = "postgresql://…"` in the policy file selects the store of this process

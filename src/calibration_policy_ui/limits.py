@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from calibration_policy.humanize import fmt_count
 from calibration_policy.limits import check_depth
@@ -135,10 +135,13 @@ def admission(
         if early_check is not None:
             early_check(request)
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(None, limit)
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(None, limit)
+        except ClientDisconnect:  # nobody is left to answer; nothing was read into a change
+            raise PanelError(400, "The request ended before its body did, so nothing was changed.") from None
         request._body = bytes(body)  # what the route, its form and its CSRF check read from now on
         if body and request.headers.get("content-type", "").split(";")[0].strip().lower() in _JSON_TYPES:
             check_depth(request._body, "The request's JSON")

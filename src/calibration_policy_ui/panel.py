@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi.templating import Jinja2Templates
+from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import NoMatchFound
@@ -40,6 +42,8 @@ HTML_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
 }
+
+_PANEL_OPENING = re.compile(rb'<div class="cp-panel"[^>]*>')  # every page's scope element (DESIGN §7)
 
 PolicySource = CalibrationUpdatePolicy | Callable[[], CalibrationUpdatePolicy]
 TemplatesArg = jinja2.BaseLoader | Jinja2Templates | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
@@ -283,6 +287,37 @@ class Panel:
         }
         response = self.templates.TemplateResponse(request, name, full, status_code=status, headers=HTML_HEADERS)
         set_csrf_cookie(request, response, token)
+        return self._warn_of_policy_edit(response)
+
+    def data_dir(self) -> Path:
+        from calibration_policy.paths import data_root
+
+        return self.history_dir.parent if self.history_dir is not None else data_root()
+
+    def policy_edit(self) -> Any:
+        """The data root's policy file edited outside calibration-policy, if it was (see ``calibration_policy.tamper``)."""
+        from calibration_policy.paths import POLICY_FILE_NAME
+        from calibration_policy.tamper import unrecorded_edit
+
+        path = self.data_dir() / POLICY_FILE_NAME
+        try:
+            return unrecorded_edit(CalibrationUpdatePolicy.from_toml(path), self.data_dir()) if path.is_file() else None
+        except (OSError, ValueError):
+            return None
+
+    def _warn_of_policy_edit(self, response: Response) -> Response:
+        """Every page of the panel opens with the warning while an outside edit of the policy is not accepted
+        (put in here, once, so no page and no host template can leave it out)."""
+        edit = self.policy_edit()
+        opening = _PANEL_OPENING.search(response.body) if edit is not None else None
+        if opening is None:
+            return response
+        warning = (
+            f'\n<div class="cp-alert" role="alert" data-cp-policy-edit><p class="cp-alert-title">Policy edited '
+            f"outside calibration-policy</p><p>{escape(edit.sentence())}</p></div>"
+        ).encode()
+        response.body = response.body[: opening.end()] + warning + response.body[opening.end() :]
+        response.headers["content-length"] = str(len(response.body))
         return response
 
     def render_error(self, request: Request, status: int, message: str) -> Response:

@@ -491,6 +491,22 @@ def register_commands(cli: click.Group) -> None:
             return
         click.echo("\n".join([head, *_changes_text(changes, what)]))
 
+    @policy_group.command("accept")
+    @click.option("--actor", required=True, help="Who accepts the edit (needs change_policy).")
+    @click.option("--reason", default="", help="Why (default: the settings the edit changed).")
+    @data_option
+    @json_option
+    def policy_accept(actor, reason, as_json):
+        """Record the policy file, edited outside calibration-policy, as a new version (see `doctor`)."""
+        from calibration_policy.paths import data_root
+        from calibration_policy.tamper import accept
+
+        version = accept(data_root(), actor=actor, reason=reason)
+        emit_json(version.to_dict()) if as_json else click.echo(
+            f"Accepted: the policy file is now version {version.version_id} ({version.fingerprint}), "
+            f"recorded by {version.actor}: {version.reason}."
+        )
+
     @policy_group.command("as-of")
     @click.argument("when", metavar="DATE")
     @data_option
