@@ -21,9 +21,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from calibration_policy import CalibrationUpdatePolicy, live_config_copy, open_store
+from calibration_policy import live_config_copy, open_store
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
+from calibration_policy.tamper import load_in_force
 from calibration_policy.users import users_file
 from calibration_policy_ui.login import LOCAL_USER, SignIn
 
@@ -72,7 +73,7 @@ def create_app(
     password = password if password is not None else os.environ.get(PASSWORD_ENV) or None
     sign_in = sign_in or sign_in_for(data, password)
     require_login = sign_in.dependency()
-    load_policy = lambda: CalibrationUpdatePolicy.load(policy_file, data_dir=data)  # noqa: E731
+    load_policy = lambda: load_in_force(policy_file, data_dir=data)  # noqa: E731  (an outside edit is noticed)
     app = FastAPI(title="Options Trading Agent", dependencies=[])
     templates = Jinja2Templates(directory=AGENT_DIR / "templates")
     app.mount("/static", StaticFiles(directory=AGENT_DIR / "static"), name="static")

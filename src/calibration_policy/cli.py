@@ -30,7 +30,7 @@ from rich.text import Text
 from .paths import DATA_ENV, data_root
 from .redact import get_logger, mask
 from .stores import STORE_ENV
-from .tamper import UnrecordedEditError
+from .tamper import UnrecordedEditError, load_in_force
 
 if TYPE_CHECKING:
     from .pipeline import ForcedValues
@@ -141,10 +141,9 @@ def policy_options(command: Callback) -> Callback:
 
 def load_policy(policy_file: str | None, history_dir: str | None) -> CalibrationUpdatePolicy:
     """The policy in force; without --policy, the one next to the runs' data folder."""
-    from .policy import CalibrationUpdatePolicy
 
     data_dir = Path(history_dir).parent if history_dir else data_root()
-    return CalibrationUpdatePolicy.load(policy_file, data_dir=data_dir)
+    return load_in_force(policy_file, data_dir=data_dir)
 
 
 class DateType(click.ParamType):

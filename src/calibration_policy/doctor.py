@@ -158,7 +158,7 @@ def _policy_edit_findings(history_dir) -> list[Finding]:
             "policy",
             edit.sentence(),
             "Nothing: review the file, then `calibration-policy policy accept --actor NAME` "
-            "(or `policy rollback` to the last recorded version).",
+            "(or put the recorded settings back in it).",
             False,
         )
     ]

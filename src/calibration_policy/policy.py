@@ -377,10 +377,6 @@ class CalibrationUpdatePolicy(BaseModel):
             candidate = Path(data_dir) / POLICY_FILE_NAME
             path = candidate if candidate.is_file() else None
         policy = cls.from_toml(path) if path is not None else cls()
-        if explicit is None and path is not None:  # the data root's own file: edited outside calibration-policy?
-            from .tamper import check_loaded
-
-            check_loaded(policy, data_dir)
         from .stores import active_store, follow
 
         follow(policy)  # `store = "postgresql://…"` in the policy file selects the store of this process

@@ -116,7 +116,7 @@ def _settings(policy: Any) -> dict[str, Any]:
     """Every setting of ``policy`` (a policy or its dict), nested tables flattened to dotted names, the store's
     password masked: what a reviewer compares."""
     from .policy import CalibrationUpdatePolicy
-    from .stores import masked
+    from .redact import mask
 
     if not isinstance(policy, CalibrationUpdatePolicy):
         policy = CalibrationUpdatePolicy.from_dict(dict(policy))
@@ -130,7 +130,7 @@ def _settings(policy: Any) -> dict[str, Any]:
             flat[prefix] = value
 
     for key, value in policy.model_dump(mode="json").items():
-        walk(key, masked(value) if key == "store" and value else value)
+        walk(key, mask(value) if key == "store" and value else value)
     return flat
 
 

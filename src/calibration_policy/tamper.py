@@ -12,6 +12,7 @@ the file as a new version (by someone allowed to ``change_policy``).
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from .errors import PolicyError
 
 WHO = "edited outside calibration-policy"
+_accepting: ContextVar[bool] = ContextVar("calibration_policy_accepting_edit", default=False)
 EDITS_DIR = Path("policy_versions") / "out_of_band"
 
 
@@ -115,7 +117,7 @@ def check_loaded(policy: Any, data_dir: str | os.PathLike[str]) -> None:
     from .policy_versions import PolicyVersions
 
     edit = unrecorded_edit(policy, data_dir)
-    if edit is None:
+    if edit is None or _accepting.get():
         return
     current = PolicyVersions(Path(data_dir)).current()
     if current is not None and current.policy.get("refuse_unrecorded_edits") is True:
@@ -124,8 +126,22 @@ def check_loaded(policy: Any, data_dir: str | os.PathLike[str]) -> None:
         )
 
 
-def accept(data_dir: str | os.PathLike[str], *, actor: str, reason: str = "") -> Any:
-    """Record the policy file as it is now as a new version (``actor`` must be allowed to ``change_policy``)."""
+def load_in_force(path: str | os.PathLike[str] | None = None, data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """``CalibrationUpdatePolicy.load(path, data_dir)``, and when that is the data root's own policy file, the check
+    for an outside edit (:func:`check_loaded`): how the CLI, the panel and ``serve`` load the policy in force."""
+    from .paths import POLICY_ENV, POLICY_FILE_NAME, data_root
+    from .policy import CalibrationUpdatePolicy
+
+    policy = CalibrationUpdatePolicy.load(path, data_dir=data_dir)
+    root = Path(data_dir) if data_dir is not None else data_root()
+    if path is None and not os.environ.get(POLICY_ENV) and (root / POLICY_FILE_NAME).is_file():
+        check_loaded(CalibrationUpdatePolicy.from_toml(root / POLICY_FILE_NAME), root)
+    return policy
+
+
+def accept(data_dir: str | os.PathLike[str], *, actor: str, reason: str = "", via: str = "cli") -> Any:
+    """Record the policy file as it is now as a new version; ``actor`` needs ``change_policy`` by the last
+    *recorded* version (the edited file cannot grant it)."""
     from .paths import POLICY_FILE_NAME
     from .permissions import check
     from .policy import CalibrationUpdatePolicy
@@ -137,12 +153,16 @@ def accept(data_dir: str | os.PathLike[str], *, actor: str, reason: str = "") ->
     if edit is None:
         raise PolicyError("The policy file matches the last recorded version; there is no outside edit to accept.")
     versions = PolicyVersions(root)
-    recorded = versions.current().load() if versions.current() is not None else policy
-    check("change_policy", actor=actor, domain=recorded.domain, via="cli", policy=recorded)
-    return versions.record(
-        policy,
-        actor=actor,
-        reason=reason
-        or f"accepted an edit of the policy file made outside calibration-policy ({'; '.join(edit.diff)})",
-        write_policy=False,
-    )
+    recorded = versions.current().load()
+    name = check("change_policy", actor=actor, domain=recorded.domain, via=via, policy=recorded)
+    token = _accepting.set(True)  # recording it loads the file in force: not refused while it is being accepted
+    try:
+        return versions._change(
+            policy,
+            actor=name,
+            reason=reason
+            or f"accepted an edit of the policy file made outside calibration-policy ({'; '.join(edit.diff)})",
+            via=via,
+        )
+    finally:
+        _accepting.reset(token)

@@ -182,10 +182,10 @@ def if_match(request: Request) -> str | None:
 
 def _shown_settings(policy: Any) -> dict[str, Any]:
     """The policy's settings for any viewer: the store's address without its password."""
-    from calibration_policy.stores import masked
+    from calibration_policy.redact import mask
 
     settings = policy.model_dump(mode="json")
-    return {**settings, "store": masked(settings["store"]) if settings.get("store") else None}
+    return {**settings, "store": mask(settings["store"]) if settings.get("store") else None}
 
 
 def add_status_api(router: APIRouter, panel: Panel) -> None:

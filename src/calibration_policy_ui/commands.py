@@ -106,8 +106,8 @@ def serve(
         raise CalibrationPolicyError(
             f"The data folder {data} does not exist; run `calibration-policy demo --out {data}` or pass --data DIR."
         )
-    from calibration_policy import CalibrationUpdatePolicy
     from calibration_policy.redact import mask_handlers
+    from calibration_policy.tamper import load_in_force
 
     from .limits import BODY_LIMIT_ENV, UPLOAD_LIMIT_ENV, BodyLimits
 
@@ -116,7 +116,7 @@ def serve(
             os.environ[env] = value
     BodyLimits.from_env()  # a malformed size stops here, not at the first request
     sign_in = sign_in_of(data, options)
-    sign_in.check_policy(CalibrationUpdatePolicy.load(data_dir=data))
+    sign_in.check_policy(load_in_force(data_dir=data))
     factory = load_app_factory(app)
     extra = {"sign_in": sign_in} if "sign_in" in inspect.signature(factory).parameters else {}
     served = factory(data_dir=data, plugins_dir=plugins_dir, **extra)

@@ -19,8 +19,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
-from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.paths import data_root
+from calibration_policy.tamper import load_in_force
 from calibration_policy.target import Target
 
 from .access import permission_guard
@@ -87,7 +87,7 @@ def create_router(
         history_dir=history_dir,
         archive_dir=archive_dir,
         suggestions_dir=suggestions_dir,
-        policy_source=policy if policy is not None else (lambda: CalibrationUpdatePolicy.load(data_dir=data_dir)),
+        policy_source=policy if policy is not None else (lambda: load_in_force(data_dir=data_dir)),
         templates=templates,
         base_template=base_template,
         current_user=current_user,

@@ -11,7 +11,7 @@ import pytest
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.cli import main
 from calibration_policy.policy_versions import PolicyVersions
-from calibration_policy.tamper import WHO, UnrecordedEditError, unrecorded_edit
+from calibration_policy.tamper import WHO, UnrecordedEditError, load_in_force, unrecorded_edit
 
 
 @pytest.fixture
@@ -27,14 +27,14 @@ def hand_edit(root: Path, text: str) -> None:
 
 
 def test_a_file_written_through_calibration_policy_is_no_edit(root: Path):
-    assert unrecorded_edit(CalibrationUpdatePolicy.load(data_dir=root), root) is None
+    assert unrecorded_edit(load_in_force(data_dir=root), root) is None
     assert not (root / "policy_versions" / "out_of_band").exists()
 
 
 def test_a_hand_edit_is_recorded_once_with_who_when_and_the_diff(root: Path):
     hand_edit(root, "min_delta_global = 0.0\n")
-    CalibrationUpdatePolicy.load(data_dir=root)
-    CalibrationUpdatePolicy.load(data_dir=root)  # noticed again: recorded once
+    load_in_force(data_dir=root)
+    load_in_force(data_dir=root)  # noticed again: recorded once
     records = list((root / "policy_versions" / "out_of_band").glob("*.json"))
     assert len(records) == 1
     record = json.loads(records[0].read_text())
@@ -67,13 +67,13 @@ def test_refuse_unrecorded_edits_stops_the_edited_policy_until_accepted(root: Pa
     # the edit gives everyone every role and tries to switch the refusal off: neither counts until accepted
     hand_edit(root, "refuse_unrecorded_edits = false\n")
     with pytest.raises(UnrecordedEditError, match="must review it before anything is decided with it"):
-        CalibrationUpdatePolicy.load(data_dir=root)
+        load_in_force(data_dir=root)
     assert main(["explain"]) == 2
     assert "edited outside calibration-policy" in capsys.readouterr().err
     assert main(["policy", "accept", "--actor", "mallory"]) == 2  # not allowed to change the policy
     assert "mallory" in capsys.readouterr().err
     assert main(["policy", "accept", "--actor", "ana"]) == 0
-    assert CalibrationUpdatePolicy.load(data_dir=root).refuse_unrecorded_edits is False
+    assert load_in_force(data_dir=root).refuse_unrecorded_edits is False
 
 
 def test_the_panel_warns_on_every_page(root: Path):
