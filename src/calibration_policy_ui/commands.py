@@ -8,7 +8,6 @@ so the core CLI keeps working where the ``[ui]`` extra is absent; ``serve`` then
 from __future__ import annotations
 
 import importlib.util
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +105,7 @@ def serve(
         raise CalibrationPolicyError(
             f"The data folder {data} does not exist; run `calibration-policy demo --out {data}` or pass --data DIR."
         )
-    from calibration_policy.redact import mask_handlers
+    from calibration_policy.redact import get_logger, mask_handlers
     from calibration_policy.tamper import load_in_force
 
     from .limits import BODY_LIMIT_ENV, UPLOAD_LIMIT_ENV, BodyLimits
@@ -126,11 +125,10 @@ def serve(
         "stop with Ctrl+C)",
         file=sys.stderr,
     )
-    config = uvicorn.Config(served, host=host, port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):  # a library's log line is masked too
-        mask_handlers(logging.getLogger(name))
-    server.run()
+    mask_handlers()  # a library's log line is masked too: the root's handlers, and uvicorn's own loggers
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        get_logger(name)
+    uvicorn.run(served, host=host, port=port, log_level="warning")
 
 
 @hookimpl
