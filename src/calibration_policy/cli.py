@@ -611,7 +611,10 @@ def doctor(
     except UnrecordedEditError:  # doctor still examines, with the last recorded policy, and reports the edit
         from .policy_versions import PolicyVersions
 
-        policy = PolicyVersions(Path(history_dir).parent if history_dir else data_root()).current().load()
+        last = PolicyVersions(Path(history_dir).parent if history_dir else data_root()).current()
+        if last is None:  # an edit is only told apart from a recorded version
+            raise
+        policy = last.load()
     suggestions_dir = _suggestions_beside(history_dir)
     store = open_store(history_dir)
     if not underlyings:

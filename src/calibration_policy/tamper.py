@@ -153,7 +153,10 @@ def accept(data_dir: str | os.PathLike[str], *, actor: str, reason: str = "", vi
     if edit is None:
         raise PolicyError("The policy file matches the last recorded version; there is no outside edit to accept.")
     versions = PolicyVersions(root)
-    recorded = versions.current().load()
+    last = versions.current()
+    if last is None:  # an outside edit is measured against a recorded version, so there is one
+        raise PolicyError("No policy version is recorded yet; there is no outside edit to accept.")
+    recorded = last.load()
     name = check("change_policy", actor=actor, domain=recorded.domain, via=via, policy=recorded)
     token = _accepting.set(True)  # recording it loads the file in force: not refused while it is being accepted
     try:

@@ -119,7 +119,7 @@ class UsersFile:
             hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return None
-        return User(name, tuple(entry.get("roles", ())))
+        return User(name, tuple(entry.get("roles", ())) if isinstance(entry, dict) else ())
 
     def permissions(self, policy_source: Callable[[], Any]) -> Callable[[Any, str, str], bool]:
         """``permissions(user, action, domain)`` for the panel: the policy's table, with this file's roles added to

@@ -66,12 +66,12 @@ def sign_in_of(data: Path, options: ServeOptions) -> Any:
 
     from .login import LOCAL_USER, SignIn
 
-    users = UsersFile(options.users) if options.users else users_file(data)
-    if options.users and not users.exists():
+    users: UsersFile | None = UsersFile(options.users) if options.users else users_file(data)
+    if options.users and users is not None and not users.exists():
         raise CalibrationPolicyError(
             f"The users file {options.users} does not exist; add someone with `calibration-policy users add NAME`."
         )
-    if options.single_user is not None and users.exists() and not options.users:
+    if options.single_user is not None and users is not None and users.exists() and not options.users:
         users = None  # --single-user asks for the shared mode even where a users file exists
     has_users = users is not None and users.exists()
     if has_users or options.proxy_header:

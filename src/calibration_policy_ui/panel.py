@@ -289,19 +289,14 @@ class Panel:
         set_csrf_cookie(request, response, token)
         return self._warn_of_policy_edit(response)
 
-    def data_dir(self) -> Path:
-        from calibration_policy.paths import data_root
-
-        return self.history_dir.parent if self.history_dir is not None else data_root()
-
     def policy_edit(self) -> Any:
         """The data root's policy file edited outside calibration-policy, if it was (see ``calibration_policy.tamper``)."""
         from calibration_policy.paths import POLICY_FILE_NAME
         from calibration_policy.tamper import unrecorded_edit
 
-        path = self.data_dir() / POLICY_FILE_NAME
+        path = self.data_dir / POLICY_FILE_NAME
         try:
-            return unrecorded_edit(CalibrationUpdatePolicy.from_toml(path), self.data_dir()) if path.is_file() else None
+            return unrecorded_edit(CalibrationUpdatePolicy.from_toml(path), self.data_dir) if path.is_file() else None
         except (OSError, ValueError):
             return None
 
@@ -309,14 +304,15 @@ class Panel:
         """Every page of the panel opens with the warning while an outside edit of the policy is not accepted
         (put in here, once, so no page and no host template can leave it out)."""
         edit = self.policy_edit()
-        opening = _PANEL_OPENING.search(response.body) if edit is not None else None
+        body = bytes(response.body)
+        opening = _PANEL_OPENING.search(body) if edit is not None else None
         if opening is None:
             return response
         warning = (
             f'\n<div class="cp-alert" role="alert" data-cp-policy-edit><p class="cp-alert-title">Policy edited '
             f"outside calibration-policy</p><p>{escape(edit.sentence())}</p></div>"
         ).encode()
-        response.body = response.body[: opening.end()] + warning + response.body[opening.end() :]
+        response.body = body[: opening.end()] + warning + body[opening.end() :]
         response.headers["content-length"] = str(len(response.body))
         return response
 
