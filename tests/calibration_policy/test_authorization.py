@@ -27,6 +27,8 @@ from calibration_policy.pipeline import (
     roll_back,
     run_update,
 )
+from calibration_policy.policy import CalibrationUpdatePolicy
+from calibration_policy.policy_versions import PolicyVersions
 from calibration_policy.stores import open_reviews
 from calibration_policy.target import JsonFileTarget
 
@@ -73,6 +75,7 @@ GOVERNED = {
     "weights rollback": "roll_back",
     "policy set": "change_policy",
     "policy rollback": "change_policy",
+    "policy accept": "change_policy",
     "review approve": "approve",
     "review modify": "modify",
     "review reject": "reject",
@@ -95,6 +98,7 @@ READ_ONLY = {
     "review list",
     "review show",
     "status",
+    "users list",
     "weights analyze",
     "weights as-of",
     "weights history",
@@ -111,6 +115,9 @@ NOT_A_CHANGE = {
     "demo": "writes its own demo folder",
     "serve": "starts the panel, whose routes are checked (tests/calibration_policy_ui/test_authorization.py)",
     "tune": "writes a candidate policy file; making it live is `policy set`",
+    "users add": "writes the users file (0600) serve signs people in with; guarded, like the policy file, by who may "
+    "write the data root (doctor warns when anyone else can)",
+    "users remove": "the same users file, one name taken out",
 }
 
 
@@ -140,6 +147,14 @@ class World:
         self.digest = lambda: data_digest(root, store_url)  # files, and the database's rows on PostgreSQL
         root.mkdir()
         (root / "calibration_policy.toml").write_text(POLICY)
+        # the policy as recorded, then edited by hand: an outside edit waiting for `policy accept`
+        PolicyVersions(root).record(
+            CalibrationUpdatePolicy.from_toml(root / "calibration_policy.toml"),
+            actor="lead",
+            reason="the desk's roles",
+            permissions=lambda *_: True,
+        )
+        (root / "calibration_policy.toml").write_text("min_delta_global = 0.04\n" + POLICY)
         (root / "scoring_weights.toml").write_text("[auto]\nenabled = true\nmin_trades_between = 1\n")
         self.config = root / "vol_surface.json"
         shutil.copyfile(SURFACE, self.config)
@@ -191,6 +206,7 @@ def cli_line(world: World, command: str, who: str) -> list[str]:
         "weights rollback": ["weights", "rollback", "original", "--by", who],
         "policy set": ["policy", "set", str(world.policy_file), "--actor", who, "--reason", "tidy thresholds"],
         "policy rollback": ["policy", "rollback", "20251201T000000.000000Z", "--actor", who, "--reason", "back"],
+        "policy accept": ["policy", "accept", "--actor", who, "--reason", "the desk's edit"],
         "review approve": ["review", "approve", world.pending("vol_surface"), "--by", who, *world.iv],
         "review modify": ["review", "modify", world.pending("vol_surface"), "--set", "global=1.1", "--by", who]
         + world.iv,
