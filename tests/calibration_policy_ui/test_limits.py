@@ -39,7 +39,7 @@ def test_a_form_over_the_limit_is_refused_with_413_and_nothing_changes(host: Hos
     assert files(host.root) == before
 
 
-def test_a_trades_upload_has_its_own_larger_limit(signed_in):
+def test_a_trades_upload_has_its_own_larger_limit(signed_in, weights_files):  # noqa: F811  (the live weights)
     client, token = signed_in
     trades = [TRADE] * 2_000  # ~230 KB: over the forms' limit, well under the upload's
     response = client.post("/calibration/api/weights/analyze", json={"trades": trades}, headers={"X-CSRF-Token": token})
@@ -147,7 +147,7 @@ def test_a_viewer_is_refused_before_a_large_body_is_read(host: Host, weights_fil
             current_user=lambda request: getattr(request.state, "user", None),
             secret="test",
             permissions=Roles(),
-            **weights_files,
+            tab_options={"scoring_weights": weights_files},
         ),
         prefix="/calibration",
     )
