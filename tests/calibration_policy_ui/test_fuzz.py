@@ -126,7 +126,11 @@ def world(tmp_path_factory):
     clients = {}
     for user in ROLES:
         client = TestClient(
-            host.app(permissions=Roles(), weights_path=weights, trades_path=trades_file), base_url="http://agent.test"
+            host.app(
+                permissions=Roles(),
+                tab_options={"scoring_weights": {"weights_path": weights, "trades_path": trades_file}},
+            ),
+            base_url="http://agent.test",
         )
         client.headers[USER_HEADER] = user
         clients[user] = (client, csrf_of(client))
