@@ -147,3 +147,32 @@ def test_the_agent_acts_as_the_signed_in_user_with_the_files_roles(tmp_path: Pat
         "/calibration/api/force-apply", json={"underlying": "SPY"}, headers={"X-CSRF-Token": token}, auth=ana
     )
     assert done.status_code != 403, done.text  # the users file's role 'approver' lets ana force-apply
+
+
+def test_the_panel_on_its_own_signs_people_in_as_serve_chose(tmp_path: Path):
+    """``serve`` without --app serves the minimal app: the users file signs people in there too."""
+    from calibration_policy_ui.app import create_app
+
+    data = tmp_path / "data"
+    fill(data, "SPY", days=3)
+    (data / "calibration_policy.toml").write_text(
+        "[permissions]\nroles = { approver = ['view', 'approve', 'reject', 'force_apply'], viewer = ['view'] }\n"
+        "everyone = ['viewer']\n"
+    )
+    file = UsersFile(data / "users.json")
+    file.add("ana", "correct horse battery", ["approver"])
+    file.add("bo", "another long secret")
+    app = create_app(data, secret="s", sign_in=sign_in_of(data, ServeOptions()))
+    client = TestClient(app, base_url="http://agent.test")
+    assert client.get("/calibration/").status_code == 401
+    assert client.get("/calibration/", auth=("ana", "wrong password")).status_code == 401
+    bo, ana = ("bo", "another long secret"), ("ana", "correct horse battery")
+    token = client.get("/calibration/api/csrf-token", auth=bo).json()["csrf_token"]
+    refused = client.post(
+        "/calibration/api/force-apply", json={"underlying": "SPY"}, headers={"X-CSRF-Token": token}, auth=bo
+    )
+    assert refused.status_code == 403 and "bo may not" in refused.json()["detail"]
+    done = client.post(
+        "/calibration/api/force-apply", json={"underlying": "SPY"}, headers={"X-CSRF-Token": token}, auth=ana
+    )
+    assert done.status_code != 403, done.text
