@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .archive import now_utc
+from .errors import live_but_not_recorded
 from .plugins import get_plugin_manager
 
 if TYPE_CHECKING:
@@ -84,7 +85,18 @@ def record(ctx: Context, event: Event, decided: Decided | None = None) -> None:
     from .outbox import new_record
     from .stores import open_outbox
 
-    open_outbox(ctx.history_dir.parent).add(new_record(event.to_dict(), ctx.intent, ctx.archive_dir))
+    try:
+        open_outbox(ctx.archive_dir.parent).add(new_record(event.to_dict(), ctx.intent, ctx.archive_dir))
+    except ValueError as error:
+        if event.change_id is None:
+            raise  # nothing went live: the error's own "nothing was changed" is true
+        # The values are live already; settling the intent announces the change once (recovery).
+        raise live_but_not_recorded(
+            event.target or "the live config",
+            "recording its notification",
+            error,
+            "the next change (or `calibration-policy doctor --repair`) announces it.",
+        ) from error
     ctx.outbox.append((event, decided))
 
 
@@ -93,7 +105,7 @@ def discard(ctx: Context) -> None:
     if ctx.outbox:
         from .stores import open_outbox
 
-        open_outbox(ctx.history_dir.parent).discard(event.event_id for event, _ in ctx.outbox)
+        open_outbox(ctx.archive_dir.parent).discard(event.event_id for event, _ in ctx.outbox)
 
 
 def fire(outbox: list[tuple[Event, Decided | None]]) -> None:

@@ -11,10 +11,9 @@ import contextlib
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from .archive import now_utc
+from .archive import now_utc, resolve_archive_dir
 from .events import Event
 from .outbox import new_record
 from .steps import _mark_run_applied, _reviewed, _run_after_review, _run_of_rejected, _suggestions_dir, decide_runs_of
@@ -108,9 +107,8 @@ def _settle_one(data: Mapping[str, Any], target: Target, archive_dir) -> str:
 
 
 def _settle_events(intent: Any, target: Target, archive_dir: Any) -> None:
-    history_dir = intent.data.get("history_dir")
-    data_dir = Path(history_dir).parent if history_dir else None
-    settle_events(intent, data_dir, open_archive(archive_dir, target.name))
+    # The outbox is kept beside the archive it announces (events.record writes it there too).
+    settle_events(intent, resolve_archive_dir(archive_dir).parent, open_archive(archive_dir, target.name))
 
 
 def settle_events(intent: Any, data_dir: Any, archive: Any) -> tuple[int, int]:
