@@ -12,11 +12,13 @@ from .domain import Domain, Extracted
 from .errors import CalibrationPolicyError, InvalidRunError, PluginError, TargetError
 from .hookspecs import hookimpl, hookspec
 from .models import Decision, RuleVerdict, ScopeChange
-from .specs import Rule, Smoother, StoreType, TargetFactory
+from .specs import ChangeType, Deliverer, Rule, Smoother, StoreType, TargetFactory
 from .target import JsonFileTarget, Target
 
 __all__ = [
     "CalibrationPolicyError",
+    "ChangeType",
+    "Deliverer",
     "Decision",
     "Domain",
     "Extracted",

@@ -185,8 +185,8 @@ class CalibrationUpdatePolicy(BaseModel):
     )
     notify: tuple[Endpoint, ...] = Field(
         (),
-        description="Where notifications of every decision and change go: [[notify]] tables "
-        "(name, deliverer = webhook or slack, url or url_env, secret_env or secret_file, filters).",
+        description="Where notifications of every decision and change go: the policy file's notify tables, each "
+        "a signed webhook or a Slack message, with its address and secret kept outside the policy, and filters.",
     )
 
     def __init__(self, **data: Any) -> None:

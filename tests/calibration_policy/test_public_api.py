@@ -24,6 +24,7 @@ def test_a_host_governs_and_reviews_through_the_top_level_names():
 def test_the_plugin_module_has_a_record_for_every_register_hook():
     records = {"register_smoothers": "Smoother", "register_rules": "Rule", "register_targets": "TargetFactory"}
     records |= {"register_stores": "StoreType", "register_domains": "Domain"}
+    records |= {"register_change_kinds": "ChangeType", "register_deliverers": "Deliverer"}
     hooks = {name for name in dir(hookspecs) if name.startswith("register_") and name != "register_commands"}
     assert hooks <= set(records) | {"register_sources"}  # a source is any object with a name
     assert all(record in plugin.__all__ for record in records.values())
