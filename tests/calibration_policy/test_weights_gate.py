@@ -61,7 +61,9 @@ def test_the_values_measured_are_the_smoothed_and_bounded_values_that_go_live(ta
     """With an earlier suggestion in the window, what goes live is smoothed, then bounded: the evidence fits
     exactly that, and a fold smooths only with suggestions whose trades closed before it is scored."""
     earlier = make_trades(400, seed=11)
-    suggest_weights(earlier, target, timestamp=DAY, **{k: env[k] for k in ("history_dir", "suggestions_dir")})
+    suggest_weights(
+        earlier, target, timestamp=DAY, **{k: env[k] for k in ("history_dir", "suggestions_dir", "archive_dir")}
+    )
     trades = pd.concat(
         [earlier, make_trades(200, seed=12, start=earlier["closed_at"].max() + timedelta(hours=1))], ignore_index=True
     )

@@ -401,6 +401,7 @@ def suggest(places: Places, trades: str, threshold: float, by: str | None, as_js
             threshold=threshold,
             history_dir=places.history_dir,
             suggestions_dir=places.suggestions_dir,
+            archive_dir=places.archive_dir,
             actor=_reviewer(by),
             via="cli",
         )
