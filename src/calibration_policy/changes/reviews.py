@@ -242,7 +242,7 @@ class Reject(Review):
                 raise SettledError(f"Suggestion {sid} was already {item.done_text()}; nothing was changed.")
             if target is not None:
                 with step.locked(self.expected_version):
-                    pass
+                    pass  # a rejection writes no live config: the lock is taken only for the version check
             step.note(run_id=item.run_id)
             updated = item.model_copy(
                 update={

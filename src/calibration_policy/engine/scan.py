@@ -14,16 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..decide import reaches, should_apply_update
 from ..models import CalibrationRun, Decision
 from ..policy import CalibrationUpdatePolicy
 from .rules import Evaluated, evaluate
 from .smooth import EngineError, _run_named, times_ns
-
-if TYPE_CHECKING:
-    pass
 
 SETTLE, APPLY, PROPOSE = 0, 1, 2
 ROUTES = ("settle", "apply", "propose")
