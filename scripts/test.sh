@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-browser --with-postgresql
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
-exec python -m pytest -q "$@"
+# On every core (pytest-xdist; work stealing evens out the long subprocess tests); `-n 0` runs in one process.
+exec python -m pytest -q -n auto --dist worksteal "$@"

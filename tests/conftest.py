@@ -26,6 +26,18 @@ def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.delenv("CALIBRATION_STORE", raising=False)
 
 
+_WRITTEN_BY_A_RUN = ("calibration_runs", "config_archive", "suggestions", "outbox", "config")
+
+
+@pytest.fixture(autouse=True)
+def checkout_data_untouched() -> Any:
+    """The test that writes a data folder into the checkout's data/ fails itself (not a later, unrelated one)."""
+    before = {name for name in _WRITTEN_BY_A_RUN if (REPO / "data" / name).exists()}
+    yield
+    after = {name for name in _WRITTEN_BY_A_RUN if (REPO / "data" / name).exists()}
+    assert after <= before, f"this test wrote {sorted(after - before)} into the checkout's data/ folder"
+
+
 def copy_of_the_repository(into: Path) -> Path:
     """What the host's plugin and the docs' examples read and write (examples/, data/), copied into ``into``."""
     for folder in ("examples", "data"):

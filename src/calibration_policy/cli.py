@@ -12,10 +12,11 @@ The output helpers here (``console``, ``print_table``, ``spinner``, ``emit_json`
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
@@ -699,6 +700,32 @@ Exit codes:
 """
 
 
+class LazyGroup(click.Group):
+    """A plugin's command group imported only when the line names it: ``LazyGroup("weights",
+    "package.commands:weights", help=...)``. ``calibration-policy status`` then never pays for what
+    ``weights …`` imports (pandas, the trades analysis), and the group reads exactly as if added whole."""
+
+    def __init__(self, name: str, import_path: str, help: str) -> None:
+        self._import_path = import_path
+        self._real: click.Group | None = None
+        super().__init__(name, help=help)
+
+    @property
+    def commands(self) -> MutableMapping[str, click.Command]:
+        if self._real is None:
+            module, _, attr = self._import_path.partition(":")
+            real = getattr(importlib.import_module(module), attr)
+            if not isinstance(real, click.Group):
+                raise TypeError(f"{self._import_path} is not a click group")
+            _one_root_everywhere(real)
+            self._real = real
+        return self._real.commands
+
+    @commands.setter
+    def commands(self, value: MutableMapping[str, click.Command]) -> None:
+        """click.Group's constructor sets an empty dict; the sub-commands are the real group's."""
+
+
 class CLI(click.Group):
     """The ``calibration-policy`` group; remembers which plugin added each command."""
 
@@ -764,6 +791,8 @@ def _one_root_everywhere(group: click.Group) -> None:
     from the raw arguments, so a command that did not declare them must not refuse them either.
     ``migrate`` names both of its stores itself (``--from``, ``--to``)."""
     for name, command in group.commands.items():
+        if isinstance(command, LazyGroup):
+            continue  # its own sub-commands get the options when it is imported
         if isinstance(command, click.Group):
             _one_root_everywhere(command)
             continue

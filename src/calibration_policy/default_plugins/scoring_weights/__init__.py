@@ -43,11 +43,19 @@ def register_targets(register):
 
 @hookimpl
 def register_commands(cli):
-    from .commands import (
-        add_commands,  # the CLI's own imports stay out of every other entry point
-    )
+    from calibration_policy.cli import LazyGroup
 
-    add_commands(cli)
+    from .as_of import as_of
+
+    # The weights commands (and pandas with them) load only when the line says `weights`.
+    cli.add_command(
+        LazyGroup(
+            "weights",
+            f"{__name__}.commands:weights",
+            help="Scoring-model weights: analyse trades, suggest, review, roll back.",
+        )
+    )
+    cli.add_command(as_of)
 
 
 @hookimpl

@@ -19,7 +19,6 @@ import click
 from rich.table import Column
 
 from calibration_policy import pipeline
-from calibration_policy.archive import Period
 from calibration_policy.cli import (
     Callback,
     again,
@@ -30,35 +29,22 @@ from calibration_policy.cli import (
     spinner,
 )
 from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.moments import parse_moment
 from calibration_policy.pipeline import (
     approve_suggestion,
     modify_suggestion,
     reject_suggestion,
 )
 from calibration_policy.review import Suggestion
-from calibration_policy.stores import active_store, open_archive, open_reviews
+from calibration_policy.stores import open_archive, open_reviews
 
 from .analysis import MODEL_NAME, TRADING_THRESHOLD, default_trades_file, two_places
+from .as_of import _as_of, _period_dict, _period_text, _weights_text, _when
 from .budget import budget_for
 from .domain import DOMAIN_NAME, FACTORS, weights_target
 from .evidence import WIDTH, Unmeasured
 from .flow import live_weights, run_auto, suggest_weights
 from .preview import SYNTHETIC, is_synthetic, preview
 from .settings import load_weights_settings
-
-
-def _weights_text(values: dict[str, float]) -> str:
-    """Weights in the model's order; another target's scopes with global first."""
-
-    def order(scope):
-        return (FACTORS.index(scope) if scope in FACTORS else len(FACTORS), scope != "global", scope)
-
-    return ", ".join(f"{scope} {values[scope]:.4f}" for scope in sorted(values, key=order))
-
-
-def _when(moment: Any) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "before records began"
 
 
 def _reviewer(by: str | None) -> str:
@@ -132,54 +118,6 @@ def _print_suggestion(item: Suggestion) -> None:
         if item.applied_values:
             lines.append(f"Applied: {_weights_text(item.applied_values)} (change {item.change_id})")
     click.echo("\n".join(lines))
-
-
-def _period_text(period: Period) -> str:
-    until = f"until {_when(period.until)}" if period.until else "still live"
-    how = (
-        f"{period.change.how}: {period.change.reason}"
-        if period.change
-        else "the values before the first recorded change"
-    )
-    return f"{_weights_text(period.values)}\n   live from {_when(period.since)}, {until}\n   {how}"
-
-
-def _period_dict(period: Period | None) -> dict[str, Any] | None:
-    if period is None:
-        return None
-    return {
-        "values": period.values,
-        "since": period.since.isoformat() if period.since else None,
-        "until": period.until.isoformat() if period.until else None,
-        "change": period.change.model_dump(mode="json", exclude={"previous_snapshot", "new_snapshot"})
-        if period.change
-        else None,
-    }
-
-
-def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) -> None:
-    moment = parse_moment(when, "DATE")
-    archive = open_archive(archive_dir, target_name)
-    period = archive.as_of(moment)
-    if as_json:
-        emit_json({"target": target_name, "as_of": moment.isoformat(), "period": _period_dict(period)})
-        return
-    if period is None:
-        known = ", ".join(active_store().targets(archive_dir)) or "none yet"
-        raise CalibrationPolicyError(
-            f"The archive has no change of {target_name} recorded, so it cannot say what was live on {when} "
-            f"(archived targets: {known})."
-        )
-    click.echo(f"Live on {when} ({moment:%Y-%m-%d %H:%M} UTC): {_period_text(period)}")
-    if period.change is not None:
-        return
-    first = archive.entries()[0]  # the answer is the values before it: made later for an older run (a backfill)?
-    if first.made_apart:
-        click.echo(
-            f"   Note: the recorded changes were made from {_when(first.at)} on, for calibration runs from "
-            f"{first.live_from:%Y-%m-%d} (a replay or a backfill); as-of answers by when a change was made. "
-            f"Each change's run date is in `{again('history --changes')}`."
-        )
 
 
 # -- options every weights command takes ----------------------------------------------------------------
@@ -341,7 +279,7 @@ def _print_review(item: Suggestion, who: str, as_json: bool) -> None:
 
 @click.group()
 def weights() -> None:
-    """Scoring-model weights: analyse trades, suggest, review, roll back."""
+    """Scoring-model weights (the CLI shows this group through a LazyGroup with its own help)."""
 
 
 @weights.command()
@@ -621,26 +559,3 @@ def weights_as_of(places: Places, when: str, as_json: bool) -> None:
     DATE is YYYY-MM-DD (the end of that UTC day) or an ISO time such as 2025-12-01T14:00Z.
     """
     _as_of(when, places.target().name, places.archive_dir, as_json)
-
-
-@click.command("as-of")
-@click.argument("when", metavar="DATE")
-@click.option(
-    "--target", required=True, help="The target's name: its archive folder, e.g. scoring_weights or vol_surface."
-)
-@click.option(
-    "--archive-dir", metavar="DIR", help="Where replaced configs are kept (default: config_archive in the data root)."
-)
-@json_option
-def as_of(when: str, target: str, archive_dir: str | None, as_json: bool) -> None:
-    """Show what any archived target held at a date or a time.
-
-    DATE is YYYY-MM-DD (the end of that UTC day) or an ISO time such as 2025-12-01T14:00Z.
-    """
-    _as_of(when, target, archive_dir, as_json)
-
-
-def add_commands(cli: click.Group) -> None:
-    """Add ``weights`` (with its sub-commands) and ``as-of`` to the ``calibration-policy`` CLI."""
-    cli.add_command(weights)
-    cli.add_command(as_of)
