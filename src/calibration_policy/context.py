@@ -16,14 +16,18 @@ from .history import resolve_history_dir
 from .permissions import check, check_callable, four_eyes, governing, needed_approvals
 from .policy import CalibrationUpdatePolicy
 from .review import resolve_suggestions_dir
+from .tamper import load_in_force
 
 Folder = str | os.PathLike[str] | None
 
 
 def policy_in_force(history_dir: Folder = None) -> CalibrationUpdatePolicy:
     """The policy in force: ``$CALIBRATION_POLICY``, else the shared store's newest version, else
-    ``calibration_policy.toml`` in the data root (beside the runs' folder), else the built-in defaults."""
-    return CalibrationUpdatePolicy.load(data_dir=resolve_history_dir(history_dir).parent)
+    ``calibration_policy.toml`` in the data root (beside the runs' folder), else the built-in defaults.
+
+    Loaded with the out-of-band edit check (:func:`~calibration_policy.tamper.load_in_force`), so a change made
+    from Python notices (or refuses) a hand-edited policy file exactly as the CLI and the panel do."""
+    return load_in_force(data_dir=resolve_history_dir(history_dir).parent)
 
 
 @dataclass(frozen=True)

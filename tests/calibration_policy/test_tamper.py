@@ -76,6 +76,29 @@ def test_refuse_unrecorded_edits_stops_the_edited_policy_until_accepted(root: Pa
     assert load_in_force(data_dir=root).refuse_unrecorded_edits is False
 
 
+def test_an_update_from_python_refuses_the_edited_policy_too(root: Path, tmp_path: Path, make_result):
+    """The check is in the policy every governed change loads, not in each command: a host's own cron job calling
+    run_update() without a policy meets the same refusal, and nothing is recorded or applied."""
+    from calibration_policy import JsonFileTarget, run_update
+
+    PolicyVersions(root).record(
+        CalibrationUpdatePolicy(refuse_unrecorded_edits=True), actor="ana", reason="guard the file"
+    )
+    hand_edit(root, "min_delta_global = 0.0\n")
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"global": 1.0}))
+    before = live.read_bytes()
+    with pytest.raises(UnrecordedEditError, match="must review it"):
+        run_update(
+            make_result(global_m=1.2),
+            underlying="SPY",
+            source="live",
+            target=JsonFileTarget(live, name="spy"),
+            history_dir=root / "calibration_runs",
+        )
+    assert live.read_bytes() == before and not (root / "calibration_runs").exists()
+
+
 def test_the_panel_warns_on_every_page(root: Path):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
