@@ -1,7 +1,7 @@
 """What a refused oversized body costs the server: time to the 413, and server memory after many of them.
 
     python benchmarks/bench_body_limit.py              # 100 bodies of 50 MB (about a minute)
-    python benchmarks/bench_body_limit.py --count 10 --mb 5 --out /tmp/x.json   # quick
+    python benchmarks/bench_body_limit.py --count 10 --mb 25 --out /tmp/x.json   # quick (over the 20 MiB limit)
 
 A real uvicorn serves the options agent's app (with the panel) in its own process on a free port. Rows, each
 beside its baseline measured in the same loop:
@@ -75,7 +75,7 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
 def request(port: int, head: bytes, body_chunks=(), expect: int | None = None) -> tuple[float, int]:
     """Seconds from the end of the headers to the whole response; the body (if any) is sent after the headers,
     and a write the server refused (it answered and closed) ends the sending."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:  # a stuck server fails the run
         sock.sendall(head)
         start = time.perf_counter()
         try:
@@ -106,6 +106,10 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=50)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results_body_limit.json")
     args = parser.parse_args()
+    from calibration_policy_ui.limits import UPLOAD_BODY_LIMIT, fmt_size
+
+    if args.mb * 1024 * 1024 <= UPLOAD_BODY_LIMIT:  # the server would wait for a body this bench never sends
+        parser.error(f"--mb {args.mb} is within the upload limit ({fmt_size(UPLOAD_BODY_LIMIT)}); use more than 20.")
     data = Path(tempfile.mkdtemp(prefix="bench-body-")) / "data"
     subprocess.run(
         [sys.executable, "-m", "calibration_policy.cli", "demo", "--out", str(data)],
