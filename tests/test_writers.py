@@ -2,7 +2,7 @@
 
 Read from the source (AST), like ``test_imports.py``: a call of a writing function — ``apply_values``,
 an archive's ``prepare``/``mark``/``put``/``reconcile``, a review store's ``propose``/``save``/
-``expire_pending``/``put``, ``PolicyVersions.record``/``rollback`` — is allowed only in the modules that
+``expire_pending``/``put``, ``PolicyVersions.record``/``rollback``, ``PolicyProposals.propose``/``approve``/``reject`` — is allowed only in the modules that
 *are* the governed path (the governor, the change kinds, the steps they compose, settling) or that
 define or store those records. A new entry point that writes directly fails here, naming the call.
 """
@@ -20,12 +20,14 @@ MAKERS = {
     "reviews": {"open_reviews", "ReviewStore", "_store", "reviews", "store"},
     "archive": {"open_archive", "Archive", "archive"},
     "versions": {"PolicyVersions"},
+    "proposals": {"PolicyProposals"},
 }
-WORDS = {"reviews": ("review",), "archive": ("archive",), "versions": ("versions",)}
+WORDS = {"reviews": ("review",), "archive": ("archive",), "versions": ("versions",), "proposals": ("proposals",)}
 WRITES = {
     "reviews": {"propose", "save", "expire_pending", "put"},
     "archive": {"prepare", "mark", "put", "reconcile"},
     "versions": {"record", "rollback"},
+    "proposals": {"propose", "approve", "reject"},
 }
 
 # The governed path, and the modules that define or keep the records.

@@ -61,9 +61,16 @@ class Context:
         history_dir: Folder = None,
         archive_dir: Folder = None,
         suggestions_dir: Folder = None,
+        data_dir: Folder = None,
     ) -> Context:
         """A context with the folders resolved (None: the data root's, as everywhere) and the policy in force
-        loaded when none is given."""
+        loaded when none is given. ``data_dir`` names one data root for every folder not given on its own, so a
+        caller that knows its root (the panel, a plugin) never mixes its runs with the process's ``./data``."""
+        if data_dir is not None:
+            root = Path(data_dir)
+            history_dir = history_dir or root / "calibration_runs"
+            archive_dir = archive_dir or root / "config_archive"
+            suggestions_dir = suggestions_dir or root / "suggestions"
         return cls(
             policy=policy if policy is not None else policy_in_force(history_dir),
             history_dir=resolve_history_dir(history_dir),

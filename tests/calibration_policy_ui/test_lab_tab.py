@@ -8,6 +8,7 @@ from html import unescape
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.policy_versions import PolicyProposals, PolicyVersions
+from calibration_policy.stores import open_outbox
 
 from .conftest import Host, csrf_of, text_of
 
@@ -73,6 +74,12 @@ def test_a_candidate_goes_live_only_when_a_reviewer_approves_it(host: Host, clie
     assert version.actor == "ana" and "react a bit faster" in version.reason
     assert CalibrationUpdatePolicy.load(data_dir=host.root).min_delta_global == 0.02
     assert json.loads(candidate)["min_delta_global"] == 0.02
+    # both were governed changes: announced in the data root's outbox, from the panel, by who did them
+    events = [record["event"] for record in open_outbox(host.root).records() if record["event"]["kind"] != "update"]
+    assert [(e["kind"], e["status"], e["via"], e["actor"]) for e in events] == [
+        ("policy_propose", "waiting", "panel", "ana"),
+        ("policy_approve", "applied", "panel", "ana"),
+    ]
 
 
 def test_under_four_eyes_the_proposer_cannot_approve_their_own_policy(host: Host, client, make_client):

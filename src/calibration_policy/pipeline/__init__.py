@@ -45,7 +45,14 @@ from ..steps import (
 )
 from ..stores import locked
 from ..versions import check_version, live_version
-from .reviews import approve_suggestion, modify_suggestion, reject_suggestion, roll_back
+from .reviews import (
+    approve_suggestion,
+    modify_suggestion,
+    propose_policy,
+    reject_suggestion,
+    review_policy,
+    roll_back,
+)
 from .update import force_apply, run_update
 
 __all__ = [
@@ -71,7 +78,9 @@ __all__ = [
     "not_applied_reason",
     "propose",
     "record_calibration_result",
+    "propose_policy",
     "reject_suggestion",
+    "review_policy",
     "roll_back",
     "route",
     "run_time_for",

@@ -1,4 +1,5 @@
-"""The review changes a person makes: approve, modify, reject a suggestion, and roll back a live config.
+"""The review changes a person makes: approve, modify, reject a suggestion, roll back a live config, and
+propose or review a policy.
 
 Each builds a :class:`~calibration_policy.context.Context` and a change, and lets the governor run it:
 the permission (on the suggestion's domain), four-eyes, settling, the intent, the lock and version
@@ -11,9 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..archive import ArchiveEntry
-from ..changes import Approve, Modify, Reject, RollBack
+from ..changes import Approve, Modify, PolicyPropose, PolicyReview, Reject, RollBack
 from ..context import Context
 from ..governor import Governor
+from ..policy import CalibrationUpdatePolicy
+from ..policy_versions import PolicyProposal
 from ..review import Suggestion
 from ..stores import open_reviews
 from ..target import Target
@@ -132,3 +135,35 @@ def roll_back(
     """
     ctx = Context.build(actor=actor, via=via, permissions=permissions, history_dir=history_dir, archive_dir=archive_dir)
     return Governor(ctx).execute(RollBack(target, to, domain, notes, expected_version, policy))
+
+
+def propose_policy(
+    policy: CalibrationUpdatePolicy,
+    *,
+    reason: str,
+    evidence: Mapping[str, Any] | None = None,
+    data_dir: Any = None,
+    actor: Any = None,
+    via: str = "python",
+    permissions: Any = None,
+) -> PolicyProposal:
+    """Leave a candidate policy for a reviewer (``actor`` needs ``propose``); nothing changes until it is
+    approved, and the proposal is announced (``change_made``, the outbox) like every other change."""
+    ctx = Context.build(actor=actor, via=via, permissions=permissions, data_dir=data_dir)
+    return Governor(ctx).execute(PolicyPropose(policy, reason, dict(evidence) if evidence else None, data_dir))
+
+
+def review_policy(
+    proposal_id: str,
+    *,
+    approve: bool,
+    notes: str = "",
+    data_dir: Any = None,
+    actor: Any = None,
+    via: str = "python",
+    permissions: Any = None,
+) -> PolicyProposal:
+    """Approve a policy proposal (a new policy version goes live) or reject it; ``actor`` needs
+    ``change_policy`` and passes the four-eyes rule."""
+    ctx = Context.build(actor=actor, via=via, permissions=permissions, data_dir=data_dir)
+    return Governor(ctx).execute(PolicyReview(proposal_id, approve, notes, data_dir))

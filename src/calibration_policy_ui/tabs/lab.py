@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 
 from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.pipeline import propose_policy, review_policy
 from calibration_policy.policy_versions import PolicyProposals, PolicyVersions, decision_settings
 
 from ..errors import PanelError
@@ -289,13 +290,14 @@ def add_proposal_routes(router, panel) -> None:
         try:
             policy = CalibrationUpdatePolicy.from_dict(loads(candidate, "The candidate policy"))
             found = loads(evidence, "The evidence") if evidence else None
-            proposal = PolicyProposals(panel.data_dir).propose(
+            proposal = propose_policy(
                 policy,
-                actor=panel.actor(request) or "someone",
                 reason=reason,
+                evidence=found,
+                data_dir=panel.data_dir,
+                actor=panel.actor(request) or "someone",
                 via="panel",
                 permissions=panel.permissions,
-                evidence=found,
             )
         except (CalibrationPolicyError, ValueError) as error:
             return back(request, f"Not proposed: {error}", "error")
@@ -304,14 +306,15 @@ def add_proposal_routes(router, panel) -> None:
         )
 
     def review(request: Request, proposal_id: str, notes: str, approve: bool) -> Response:
-        proposals = PolicyProposals(panel.data_dir)
         try:
-            done = (proposals.approve if approve else proposals.reject)(
+            done = review_policy(
                 proposal_id,
+                approve=approve,
+                notes=notes,
+                data_dir=panel.data_dir,
                 actor=panel.actor(request) or "reviewer",
                 via="panel",
                 permissions=panel.permissions,
-                notes=notes,
             )
         except CalibrationPolicyError as error:
             return back(request, str(error), "error")
