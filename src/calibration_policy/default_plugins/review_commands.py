@@ -9,6 +9,7 @@ The policy in force decides who may do what; for a suggestion of another domain 
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from calibration_policy.errors import CalibrationPolicyError
@@ -236,26 +237,29 @@ def register_commands(cli: click.Group) -> None:
         item = open_reviews(suggestions_dir).get(suggestion_id)
         emit_json(item.model_dump(mode="json")) if as_json else print_suggestion(item)
 
-    @review.command("approve")
-    @review_options
-    def approve(
+    def _review(
+        change: Callable[..., Any],
         suggestion_id: str,
-        underlying,
-        by,
-        notes,
-        config,
-        suggestions_dir,
-        policy_file,
-        history_dir,
-        archive_dir,
-        as_json,
+        underlying: str | None,
+        by: str | None,
+        notes: str | None,
+        config: str | None,
+        suggestions_dir: str | None,
+        policy_file: str | None,
+        history_dir: str | None,
+        archive_dir: str | None,
+        as_json: bool,
+        values: Mapping[str, float] | None = None,
     ) -> None:
-        """Put a suggestion's values live (the old ones are archived); SUGGESTION is its id, or `pending`."""
+        """approve / modify / reject: pick the suggestion, run the change on its own target under its own
+        domain's policy, print what happened."""
         store, who = open_reviews(suggestions_dir), reviewer(by)
         item = pick(store, suggestion_id, underlying)
-        done = approve_suggestion(
+        own_values = () if values is None else ({**item.values, **values},)
+        done = change(
             store,
             item.suggestion_id,
+            *own_values,
             target=suggestion_target(item, config),
             reviewer=who,
             notes=notes,
@@ -265,69 +269,25 @@ def register_commands(cli: click.Group) -> None:
             policy=suggestion_policy(item, policy_file, history_dir),
         )
         print_review(done, who, as_json)
+
+    @review.command("approve")
+    @review_options
+    def approve(suggestion_id: str, **options: Any) -> None:
+        """Put a suggestion's values live (the old ones are archived); SUGGESTION is its id, or `pending`."""
+        _review(approve_suggestion, suggestion_id, **options)
 
     @review.command("modify")
     @click.option("--set", "pairs", multiple=True, required=True, metavar="SCOPE=VALUE", help="A value to put live.")
     @review_options
-    def modify(
-        suggestion_id: str,
-        pairs,
-        underlying,
-        by,
-        notes,
-        config,
-        suggestions_dir,
-        policy_file,
-        history_dir,
-        archive_dir,
-        as_json,
-    ) -> None:
+    def modify(suggestion_id: str, pairs: tuple[str, ...], **options: Any) -> None:
         """Put your own values live instead of the suggested ones (the domain checks them first)."""
-        store, who = open_reviews(suggestions_dir), reviewer(by)
-        item = pick(store, suggestion_id, underlying)
-        done = modify_suggestion(
-            store,
-            item.suggestion_id,
-            {**item.values, **parse_values(pairs)},
-            target=suggestion_target(item, config),
-            reviewer=who,
-            notes=notes,
-            archive_dir=archive_dir,
-            history_dir=history_dir,
-            via="cli",
-            policy=suggestion_policy(item, policy_file, history_dir),
-        )
-        print_review(done, who, as_json)
+        _review(modify_suggestion, suggestion_id, values=parse_values(pairs), **options)
 
     @review.command("reject")
     @review_options
-    def reject(
-        suggestion_id: str,
-        underlying,
-        by,
-        notes,
-        config,
-        suggestions_dir,
-        policy_file,
-        history_dir,
-        archive_dir,
-        as_json,
-    ) -> None:
+    def reject(suggestion_id: str, **options: Any) -> None:
         """Close a suggestion; the live values stay."""
-        store, who = open_reviews(suggestions_dir), reviewer(by)
-        item = pick(store, suggestion_id, underlying)
-        done = reject_suggestion(
-            store,
-            item.suggestion_id,
-            reviewer=who,
-            notes=notes,
-            target=suggestion_target(item, config),
-            archive_dir=archive_dir,
-            history_dir=history_dir,
-            via="cli",
-            policy=suggestion_policy(item, policy_file, history_dir),
-        )
-        print_review(done, who, as_json)
+        _review(reject_suggestion, suggestion_id, **options)
 
     @cli.command("rollback")
     @click.argument("to", metavar="CHANGE")
