@@ -124,7 +124,7 @@ def settle_events(intent: Any, data_dir: Any, archive: Any) -> tuple[int, int]:
     if untrue:
         outbox.discard(untrue)
     told = {r["event"].get("change_id") for r in held}
-    started = _time(intent.data.get("started_at"))
+    started = _parse_time(intent.data.get("started_at"))
     added = 0
     for entry in entries:
         if entry.change_id in told or started is None or entry.at < started:
@@ -135,7 +135,47 @@ def settle_events(intent: Any, data_dir: Any, archive: Any) -> tuple[int, int]:
         if outbox.get(event["event_id"]) is None:  # settled twice (killed again while settling): one event
             outbox.add(new_record(event, None, None))
             added += 1
+    if not any(r["event"].get("status") == "waiting" for r in held):
+        for event in _waiting_events(intent.data, started):
+            if outbox.get(event["event_id"]) is None:
+                outbox.add(new_record(event, None, None))
+                added += 1
     return len(untrue), added
+
+
+def _waiting_events(intent: Mapping[str, Any], started: datetime | None) -> list[dict[str, Any]]:
+    """The "waiting" event of a suggestion the killed change left pending before it wrote that event (the
+    suggestion is saved, so the change happened: a person must hear of it). Its id derives from the
+    suggestion's, so settling again cannot announce it twice."""
+    run_id = intent.get("run_id")
+    if not run_id:
+        return []
+    try:
+        made = open_reviews(intent.get("suggestions_dir")).all(target=intent.get("target"))
+    except ValueError:
+        return []
+    return [
+        Event(
+            kind=str(intent.get("kind") or "update"),
+            status="waiting",
+            domain=item.domain,
+            target=item.target,
+            actor=item.proposed_by or "policy",
+            via=item.proposed_via or str(intent.get("via") or "python"),
+            reason="Waiting for approval: "
+            + item.reason.removeprefix("Applied: ")
+            + " (announced when the interrupted change was settled)",
+            underlying=item.underlying,
+            before=dict(item.current_values),
+            after=dict(item.values),
+            run_id=run_id,
+            suggestion_id=item.suggestion_id,
+            at=item.created_at,
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:suggestion:{item.suggestion_id}").hex,
+        ).to_dict()
+        for item in made
+        if item.run_id == run_id and item.status == "pending" and (started is None or item.created_at >= started)
+    ]
 
 
 def settled_event(entry: Any, intent: dict[str, Any]) -> dict[str, Any]:
@@ -158,13 +198,6 @@ def settled_event(entry: Any, intent: dict[str, Any]) -> dict[str, Any]:
         at=entry.at,
         event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:change:{entry.target}:{entry.change_id}").hex,
     ).to_dict()
-
-
-def _time(text: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
 
 
 def _parse_time(text: Any) -> datetime | None:
