@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -546,7 +547,7 @@ class PolicyProposals:
         reason: str,
         via: str = "python",
         permissions: Any = None,
-        evidence: dict[str, Any] | None = None,
+        evidence: Mapping[str, Any] | None = None,
     ) -> PolicyProposal:
         """Put ``policy`` up for review: ``actor`` needs ``propose`` by the policy in force; nothing goes live."""
         from .policy import CalibrationUpdatePolicy
@@ -559,6 +560,12 @@ class PolicyProposals:
             raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
         if not isinstance(reason, str) or not reason.strip():
             raise CalibrationPolicyError("A policy proposal needs a reason.")
+        if evidence is not None and not isinstance(evidence, Mapping):
+            raise CalibrationPolicyError(
+                "The evidence must be a JSON object of named figures, such as "
+                f'{{"applies": 12}}; got {type(evidence).__name__} {str(evidence)[:40]}.'
+            )
+        evidence = dict(evidence) if evidence else None
         at = datetime.now(UTC)
         proposal = PolicyProposal("", at, name, reason.strip(), decision_settings(policy), evidence=evidence)
         payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}

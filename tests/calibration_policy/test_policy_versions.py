@@ -265,3 +265,19 @@ def test_a_policy_approval_killed_after_its_version_is_finished_by_the_next_chan
         assert current is None and proposals.get(proposal.proposal_id).status == "pending"
         assert _file(data)["min_delta_global"] == 0.03
     assert PolicyVersions(data).settle_interrupted() == []  # nothing left to settle
+
+
+@pytest.mark.parametrize("evidence", [-1, "applies 12", [1, 2]])
+def test_a_proposal_whose_evidence_is_not_named_figures_is_refused_and_writes_nothing(data: Path, evidence):
+    """The panel's form takes any JSON: a number or a list as evidence is a sentence, not a crash."""
+    from calibration_policy import propose_policy
+    from calibration_policy.errors import CalibrationPolicyError
+
+    before = _snapshot(data)
+    with pytest.raises(CalibrationPolicyError, match="The evidence must be a JSON object of named figures"):
+        propose_policy(_made_admin(data), reason="tidy", evidence=evidence, data_dir=data, actor="mallory")
+    assert _snapshot(data) == before
+    proposal = propose_policy(
+        _made_admin(data), reason="tidy", evidence={"applies": 12}, data_dir=data, actor="mallory"
+    )
+    assert PolicyProposals(data).get(proposal.proposal_id).evidence == {"applies": 12}

@@ -8,6 +8,7 @@ force, and the event.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +87,7 @@ class PolicyPropose(Change):
 
     policy: CalibrationUpdatePolicy
     reason: str
-    evidence: dict[str, Any] | None = None
+    evidence: Mapping[str, Any] | None = None  # checked by the one proposal writer
     data_dir: str | os.PathLike[str] | None = None
 
     kind = "policy_propose"

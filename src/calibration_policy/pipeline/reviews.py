@@ -150,7 +150,7 @@ def propose_policy(
     """Leave a candidate policy for a reviewer (``actor`` needs ``propose``); nothing changes until it is
     approved, and the proposal is announced (``change_made``, the outbox) like every other change."""
     ctx = Context.build(actor=actor, via=via, permissions=permissions, data_dir=data_dir)
-    return Governor(ctx).execute(PolicyPropose(policy, reason, dict(evidence) if evidence else None, data_dir))
+    return Governor(ctx).execute(PolicyPropose(policy, reason, evidence, data_dir))
 
 
 def review_policy(
