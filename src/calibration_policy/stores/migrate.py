@@ -100,6 +100,30 @@ def _policy_records(kind: str) -> Callable[[Store], Iterator[Any]]:
     return read
 
 
+@dataclass(frozen=True)
+class OutboxRecord:
+    """An event and its delivery log on its way between stores: sent stays sent, waiting keeps waiting."""
+
+    event_id: str
+    data: dict[str, Any]
+
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        return self.data
+
+
+def _events(store: Store) -> Iterator[Any]:
+    for record in store.outbox().records():
+        yield OutboxRecord(str(record["event"]["event_id"]), record)
+
+
+def _put_event(store: Store, record: OutboxRecord) -> bool:
+    outbox = store.outbox()
+    if outbox.get(record.event_id) is not None:
+        return False
+    outbox.add(record.data)
+    return True
+
+
 KINDS: dict[str, tuple[Callable[[Store], Iterator[Any]], str, Callable[[Store, Any], bool]]] = {
     "runs": (_runs, "run_id", lambda store, run: store.runs().put(run)),
     "suggestions": (_suggestions, "suggestion_id", lambda store, item: store.reviews().put(item)),
@@ -114,6 +138,7 @@ KINDS: dict[str, tuple[Callable[[Store], Iterator[Any]], str, Callable[[Store, A
         "record_id",
         lambda store, record: store.records(record.kind).put(record.record_id, record.data),
     ),
+    "events": (_events, "event_id", _put_event),
 }
 
 
@@ -137,12 +162,13 @@ def count(store: Store) -> int:
         + len(store.reviews().all())
         + sum(len(store.archive(None, t).entries(include_all=True)) for t in store.targets())
         + sum(len(store.records(kind).list()) for kind in ("policy_versions", "policy_proposals"))
+        + sum(1 for _ in store.outbox().records())
     )
 
 
 def migrate(source: Store, destination: Store, advance: Callable[[int], None] = lambda _: None) -> Migration:
-    """Copy every run, suggestion, archived change and policy version or proposal of ``source`` into
-    ``destination``, then verify."""
+    """Copy every run, suggestion, archived change, policy version or proposal and outbox event (with its
+    delivery log: nothing sent twice, nothing waiting dropped) of ``source`` into ``destination``, then verify."""
     if source.describe() == destination.describe():
         raise StoreError(
             f"The source and the destination are the same store ({mask(source.describe())}); nothing was copied."

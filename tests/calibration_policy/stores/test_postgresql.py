@@ -164,19 +164,29 @@ def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path
     from calibration_policy.policy_versions import set_policy
 
     set_policy(CalibrationUpdatePolicy(min_delta_global=0.04), actor="ana", reason="calmer", data_dir=source)
+    from calibration_policy.outbox import FileOutbox
+
+    events = list(FileOutbox(source).records())
+    assert len(events) >= 5  # an event per decision that changed or waited, and the policy set
+    sent = events[0] | {"deliveries": {"https://desk.example/hook": {"state": "sent", "attempts": 1, "code": 200}}}
+    FileOutbox(source).save(sent)  # one already delivered: it must stay delivered, never be sent again
     assert main(["migrate", "--from", str(source), "--to", postgres_url]) == 0
     out = capsys.readouterr().out
-    assert "policy versions: 1 copied" in out
+    assert "policy versions: 1 copied" in out and f"events: {len(events)} copied" in out
     assert "runs: 5 copied" in out and "Verified" in out and "calibration-test" not in out
     assert main(["migrate", "--from", str(source), "--to", postgres_url, "--json"]) == 0  # again: nothing copied twice
     again = json.loads(capsys.readouterr().out)
     assert again["verified"] and again["kinds"]["runs"]["copied"] == 0 and again["kinds"]["runs"]["present"] == 5
+    assert again["kinds"]["events"]["copied"] == 0 and again["kinds"]["events"]["present"] == len(events)
     back = tmp_path / "back"
     assert main(["migrate", "--from", postgres_url, "--to", str(back)]) == 0
     assert "Verified" in capsys.readouterr().out
     assert sorted(p.name for p in (back / "calibration_runs").glob("*.json")) == sorted(
         p.name for p in (source / "calibration_runs").glob("*.json")
     )
+    returned = {r["event"]["event_id"]: r for r in FileOutbox(back).records()}
+    assert list(returned) == [r["event"]["event_id"] for r in events]  # every event, in the order they happened
+    assert returned[sent["event"]["event_id"]]["deliveries"] == sent["deliveries"]
 
 
 def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settles(
