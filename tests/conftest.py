@@ -29,13 +29,27 @@ def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 _WRITTEN_BY_A_RUN = ("calibration_runs", "config_archive", "suggestions", "outbox", "config")
 
 
+_BEFORE_SETUP = pytest.StashKey[set[str]]()
+
+
+def _checkout_data() -> set[str]:
+    return {name for name in _WRITTEN_BY_A_RUN if (REPO / "data" / name).exists()}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    item.stash[_BEFORE_SETUP] = _checkout_data()  # before any fixture, a module's or a session's included
+    return (yield)
+
+
 @pytest.fixture(autouse=True)
-def checkout_data_untouched() -> Any:
-    """The test that writes a data folder into the checkout's data/ fails itself (not a later, unrelated one)."""
-    before = {name for name in _WRITTEN_BY_A_RUN if (REPO / "data" / name).exists()}
+def checkout_data_untouched(request: pytest.FixtureRequest) -> Any:
+    """The test that writes a data folder into the checkout's data/ (itself or through a fixture it set up
+    first, however wide its scope) fails itself, not a later, unrelated one."""
     yield
-    after = {name for name in _WRITTEN_BY_A_RUN if (REPO / "data" / name).exists()}
-    assert after <= before, f"this test wrote {sorted(after - before)} into the checkout's data/ folder"
+    before = request.node.stash.get(_BEFORE_SETUP, set())
+    after = _checkout_data()
+    assert after <= before, f"this test or a fixture it set up wrote {sorted(after - before)} into the checkout's data/"
 
 
 def copy_of_the_repository(into: Path) -> Path:

@@ -116,7 +116,11 @@ def world(tmp_path_factory):
     weights.write_text(json.dumps(EQUAL))
     trades().to_parquet(trades_file)
     suggest_weights(
-        trades_file, weights_target(path=weights), history_dir=host.history_dir, suggestions_dir=host.suggestions_dir
+        trades_file,
+        weights_target(path=weights),
+        history_dir=host.history_dir,
+        suggestions_dir=host.suggestions_dir,
+        archive_dir=host.archive_dir,  # a module's fixture runs before each test's own data folders are set
     )
     pending = ReviewStore(host.suggestions_dir).all(status="pending")
     ids = {s.domain: s.suggestion_id for s in pending}
