@@ -84,6 +84,15 @@ def register_deliverers(register: Register) -> None:
 
 
 @hookspec
+def permission_allowed(actor: str, action: str, domain: str, policy: Any) -> bool | None:
+    """Whether ``actor`` may do ``action`` (``propose``, ``approve``, ``change_policy``…) on ``domain``:
+    True, False, or None for no opinion (as datasette's ``permission_allowed``). Any False refuses; else
+    any True allows; no opinion at all allows (no permissions configured). The built-in answer reads the
+    ``[permissions]`` table of ``policy`` (``default_plugins/default_permissions.py``); a host that passes
+    its own ``permissions`` callable replaces them all."""
+
+
+@hookspec
 def decision_made(run: Any, decision: Any, policy: Any) -> None:
     """Called after every decision about a run (applied, waiting or not applied; an update, a force,
     a person's approval, modification or rejection, a domain's suggestion or auto mode), e.g. to notify a chat."""

@@ -6,13 +6,16 @@ written. The answer comes from, in this order:
 
 1. a host callable ``permissions(user, action, domain) -> bool`` (passed to ``create_router`` or
    to the change function), or
-2. the ``[permissions]`` table of the policy TOML (roles → actions; users, groups, everyone →
-   roles), validated when the policy loads, or
-3. neither: **everyone who is signed in may do everything** (the behaviour before permissions).
+2. the ``permission_allowed`` plugins: the built-in one reads the ``[permissions]`` table of the
+   policy TOML (roles → actions; users, groups, everyone → roles), validated when the policy loads;
+   a host's plugin may answer beside it, and any refusal wins, or
+3. no opinion from anyone: **everyone who is signed in may do everything** (the behaviour before
+   permissions).
 """
 
 from __future__ import annotations
 
+import functools
 import getpass
 import inspect
 from collections.abc import Callable
@@ -138,12 +141,48 @@ def check_callable(permissions: Any) -> PermissionCheck | None:
     return permissions
 
 
+BUILT_IN = "calibration_policy.default_plugins.default_permissions"
+
+
+def _permission_plugins() -> list[Any]:
+    from .plugins import get_plugin_manager
+
+    return get_plugin_manager().hook.permission_allowed.get_hookimpls()
+
+
+def _other_plugins() -> list[str]:
+    """The permission plugins beside the built-in table, by name."""
+    return [impl.plugin_name for impl in _permission_plugins() if impl.plugin_name != BUILT_IN]
+
+
+def _ask_plugins(policy: Any, user: str, action: str, domain: str) -> bool:
+    """Every ``permission_allowed`` plugin's answer: any False refuses; else allowed."""
+    answers = []
+    for impl in _permission_plugins():
+        try:
+            answer = impl.function(actor=user, action=action, domain=domain, policy=policy)
+        except Exception as error:  # a plugin's code: say whose check failed, never a traceback for the user
+            raise PermissionCheckError(
+                f"The permission plugin {impl.plugin_name} failed for {user} ({action} on {domain}): "
+                f"{type(error).__name__}: {str(error)[:200]}; nothing was changed."
+            ) from error
+        if answer is not None and not isinstance(answer, bool):
+            raise PermissionCheckError(
+                f"The permission plugin {impl.plugin_name} answered {answer!r:.40} for {user} ({action} on "
+                f"{domain}), not True, False or None; nothing was changed."
+            )
+        answers.append(answer)
+    return False not in answers
+
+
 def source_of(policy: Any = None, permissions: Any = None) -> PermissionCheck | None:
-    """What answers: the host's callable, else the policy's table, else nobody (everyone may)."""
+    """What answers: the host's callable, else the permission plugins (the built-in one reads the
+    policy's table); None when none could have an opinion (no table, no other plugin): everyone may."""
     if permissions is not None:
         return check_callable(permissions)
-    table = getattr(policy, "permissions", None)
-    return table.allows if table is not None else None
+    if getattr(policy, "permissions", None) is None and not _other_plugins():
+        return None
+    return functools.partial(_ask_plugins, policy)
 
 
 def allowed(action: str, *, actor: Any, domain: str, policy: Any = None, permissions: Any = None) -> bool:
@@ -156,6 +195,8 @@ def allowed(action: str, *, actor: Any, domain: str, policy: Any = None, permiss
     name = actor_name(actor)
     try:
         verdict = answer(actor if permissions is not None else name, action, domain)
+    except PermissionCheckError:
+        raise
     except Exception as error:  # the host's code: say whose check failed, never a traceback for the user
         raise PermissionCheckError(
             f"The host's permission check failed for {name} ({action} on {domain}): "
@@ -278,16 +319,21 @@ def needed_approvals(item: Any, policy: Any = None) -> int:
 def explain(policy: Any = None, host_callable: bool = False) -> str:
     """Who may do what, in plain English, for the panel's policy text and ``explain``."""
     table = getattr(policy, "permissions", None)
+    others = [] if host_callable else _other_plugins()
     if host_callable:
         text = "Who may do what is decided by the host application's permission check."
     elif table is None:
-        text = DEFAULT_TEXT
+        text = DEFAULT_TEXT if not others else "No permissions table is configured."
     else:
         parts = [
             f"{role} may {', '.join(a.replace('_', ' ') if a != '*' else 'do everything' for a in actions) or 'do nothing'}"
             for role, actions in table.roles.items()
         ]
         text = "Permissions: " + "; ".join(parts) + "."
+    if others:
+        text += (
+            f" The permission plugin{'s' if len(others) > 1 else ''} {', '.join(others)} also decide; any refusal wins."
+        )
     rules = []
     if getattr(policy, "require_distinct_approver", False):
         rules.append("a suggestion must be approved by someone other than the person who proposed or last modified it")

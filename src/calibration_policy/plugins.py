@@ -31,6 +31,7 @@ ENTRY_POINT_GROUP = "calibration_policy"
 
 # Names, not imports: the core never imports its default plugins, it only asks pluggy to load them.
 DEFAULT_PLUGINS = (
+    "calibration_policy.default_plugins.default_permissions",
     "calibration_policy.default_plugins.smoothers",
     "calibration_policy.default_plugins.rules",
     "calibration_policy.default_plugins.lab_rules",

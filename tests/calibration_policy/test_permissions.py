@@ -18,6 +18,7 @@ from calibration_policy.default_plugins.scoring_weights.analysis import weights_
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 from calibration_policy.errors import PermissionCheckError, PermissionDeniedError, PolicyError
+from calibration_policy.hookspecs import hookimpl
 from calibration_policy.permissions import ACTIONS, PermissionsTable, check, explain
 from calibration_policy.pipeline import (
     approve_suggestion,
@@ -27,6 +28,7 @@ from calibration_policy.pipeline import (
     run_update,
 )
 from calibration_policy.pipeline import roll_back as rollback
+from calibration_policy.plugins import get_plugin_manager
 from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
 
@@ -142,6 +144,68 @@ def test_a_host_callable_that_raises_is_a_clear_error_and_writes_nothing(place):
     with pytest.raises(PermissionCheckError, match="not True or False"):
         check("view", actor="ana", domain="vol_surface", permissions=lambda u, a, d: "yes")
     assert place.files() == before
+
+
+class DeskRota:
+    """A host's permission plugin: interns never force-apply, whatever the table says; no opinion otherwise."""
+
+    @hookimpl
+    def permission_allowed(self, actor, action, domain, policy):
+        return False if actor.startswith("intern") and action == "force_apply" else None
+
+
+def test_a_host_permission_plugin_refuses_beside_the_table_and_any_refusal_wins(place, fresh_plugins):
+    get_plugin_manager().register(DeskRota(), name="desk_rota")
+    before = place.files()
+    everyone_admin = CalibrationUpdatePolicy(permissions={"roles": {"admin": ["*"]}, "everyone": ["admin"]})
+    for policy in (CalibrationUpdatePolicy(), everyone_admin):  # no table, and a table that allows everything
+        with pytest.raises(PermissionDeniedError, match="intern-joe may not force-apply the IV multipliers"):
+            force_apply("SPY", target=place.target, policy=policy, actor="intern-joe", **place.dirs)
+        assert check("propose", actor="intern-joe", domain="vol_surface", policy=policy) == "intern-joe"
+    assert place.files() == before
+    # the plugin's "no opinion" never widens the table: vic stays a viewer
+    with pytest.raises(PermissionDeniedError, match="missing permission: approve"):
+        check("approve", actor="vic", domain="vol_surface", policy=CalibrationUpdatePolicy(permissions=TABLE))
+    text = explain(CalibrationUpdatePolicy())
+    assert "No permissions table is configured. The permission plugin desk_rota also decide" in text
+    # with a plugin that may refuse, somebody must be named
+    with pytest.raises(PermissionDeniedError, match="Say who is acting"):
+        check("propose", actor="", domain="vol_surface")
+
+
+def test_a_permission_plugin_that_raises_or_answers_nonsense_is_named_and_writes_nothing(place, fresh_plugins):
+    class Broken:
+        @hookimpl
+        def permission_allowed(self, actor, action, domain, policy):
+            raise LookupError("directory down")
+
+    class Chatty:
+        @hookimpl
+        def permission_allowed(self, actor, action, domain, policy):
+            return "yes"
+
+    before = place.files()
+    get_plugin_manager().register(Broken(), name="ldap_roles")
+    with pytest.raises(
+        PermissionCheckError,
+        match=r"The permission plugin ldap_roles failed for ana \(force_apply on vol_surface\): "
+        r"LookupError: directory down; nothing was changed.",
+    ):
+        force_apply("SPY", target=place.target, actor="ana", **place.dirs)
+    get_plugin_manager().unregister(name="ldap_roles")
+    get_plugin_manager().register(Chatty(), name="chatty")
+    with pytest.raises(
+        PermissionCheckError, match="The permission plugin chatty answered 'yes' .* not True, False or None"
+    ):
+        force_apply("SPY", target=place.target, actor="ana", **place.dirs)
+    assert place.files() == before
+
+
+def test_the_built_in_permissions_are_a_default_plugin_listed_as_such(capsys):
+    assert main(["plugins", "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    built_in = listed["calibration_policy.default_plugins.default_permissions"]
+    assert built_in["hooks"] == ["permission_allowed"] and built_in["package"] == "calibration-policy (built-in)"
 
 
 # -- the Python API ------------------------------------------------------------------------------------
