@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .archive import resolve_archive_dir
 from .folders import data_folder_report
 from .history import MAX_LIMIT, resolve_history_dir
 from .index import scan_names
+from .policy_events import settle_policy_events
 from .stores import active_store, intents, open_archive, open_reviews, open_store
 from .target import Target
 
@@ -49,6 +51,7 @@ def examine(
                 open_archive(archive_dir, target.name).reconcile(target, target.load())
         _repair_reviews(targets, history_dir, archive_dir, suggestions_dir)
         _repair_index(history_dir)
+        settle_policy_events(None, resolve_archive_dir(archive_dir).parent)  # beside the archive, as events go
     return _findings(targets, history_dir, archive_dir, suggestions_dir)
 
 

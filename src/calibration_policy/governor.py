@@ -7,7 +7,8 @@ the policy's set, roll back, propose, approve and reject):
 1. **permission**: who acts may do this on this domain (:meth:`Context.check`, the policy in force
    narrowed by the domain's own settings), before anything is read for writing;
 2. the change's own read-only checks (:meth:`Change.prepare`: four-eyes, the run exists …);
-3. **settle** what a killed process left half done on the same target;
+3. **settle** what a killed process left half done on the same target (a change without one, such as
+   the policy's, settles its own kind: :meth:`Change.settle`);
 4. **intent**: a write-ahead record of what will change, settled at once if the change raises;
 5. the change itself (:meth:`Change.perform`), which takes the **lock** and the **version check** through
    :meth:`Step.locked`, and goes live only through :func:`~calibration_policy.apply.apply_values`,
@@ -61,6 +62,11 @@ class Change:
 
     def prepare(self, ctx: Context, actor: str) -> None:
         """Read-only checks after the permission and before anything is written."""
+
+    def settle(self, ctx: Context) -> list[str]:
+        """For a change without a live config: complete what a killed change of its kind left half done
+        (a change with one has its target's intents settled by the governor). One sentence each."""
+        return []
 
     def perform(self, step: Step) -> Any:
         """The change itself; what it returns, :meth:`Governor.execute` returns."""
@@ -129,6 +135,8 @@ class Governor:
                 history_dir=ctx.history_dir,
                 suggestions_dir=ctx.suggestions_dir,
             )
+        else:
+            settled = change.settle(ctx)
         if target is None or intent_info is None:
             result = self._perform(Step(ctx, change, actor, target, None, settled))
         else:

@@ -112,6 +112,11 @@ class FileOutbox:
         if path is not None:
             atomic_replace(path, dumps(record))
 
+    def known(self, event_ids: Iterable[str]) -> set[str]:
+        """Which of ``event_ids`` have a record here (one listing: the id is in the file's name)."""
+        wanted = set(event_ids)
+        return {i for n in self._names() if (i := n.removesuffix(".json").rpartition("_")[2]) in wanted}
+
     def discard(self, event_ids: Iterable[str]) -> None:
         wanted = {f"_{e}.json" for e in event_ids}
         gone = False

@@ -15,7 +15,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -162,6 +162,7 @@ class PolicyVersion:
     rolled_back_to: str | None = None
     via: str | None = None
     replaced: dict[str, Any] | None = None  # the settings in force just before: what this version changed
+    announced: bool = False  # its own event says it went live (one made by approving a proposal: the proposal's)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +176,7 @@ class PolicyVersion:
             "rolled_back_to": self.rolled_back_to,
             "via": self.via,
             "replaced": self.replaced,
+            "announced": self.announced,
         }
 
     def load(self):
@@ -227,6 +229,7 @@ class PolicyVersions:
                         data.get("rolled_back_to"),
                         data.get("via"),
                         data.get("replaced"),
+                        bool(data.get("announced", False)),
                     )
                 )
             except (ValueError, KeyError, TypeError):
@@ -389,6 +392,7 @@ class PolicyVersions:
                     rolled_back_to,
                     via,
                     replaced,
+                    announced=proposal is None,
                 ).to_dict()
                 del payload["version_id"]
                 version_id = self.box.create(at, payload)
@@ -398,7 +402,12 @@ class PolicyVersions:
                 if proposal is not None:
                     proposals, pending, notes = proposal
                     proposals._settle(
-                        pending, status="approved", reviewer=actor.strip(), notes=notes or None, version_id=version_id
+                        pending,
+                        status="approved",
+                        reviewer=actor.strip(),
+                        notes=notes or None,
+                        version_id=version_id,
+                        announced={**pending.announced, "approved": via},
                     )
         except Exception:  # refused or failed: settled now (a version archived is written), else by the next change
             try:
@@ -459,6 +468,7 @@ class PolicyVersions:
                         reviewer=current.actor,
                         notes=data.get("notes") or None,
                         version_id=version_id,
+                        announced={**pending.announced, "approved": current.via or "python"},
                     )
         return f"policy version {version_id} had been archived: it is now the policy file too."
 
@@ -508,6 +518,7 @@ class PolicyProposal:
     notes: str | None = None
     version_id: str | None = None
     evidence: dict[str, Any] | None = None  # what the replay said when it was proposed
+    announced: dict[str, str] = field(default_factory=dict)  # status → via, for each status an event announces
 
     @property
     def proposed_by(self) -> str:
@@ -526,6 +537,7 @@ class PolicyProposal:
             "notes": self.notes,
             "version_id": self.version_id,
             "evidence": self.evidence,
+            "announced": self.announced,
         }
 
 
@@ -567,7 +579,9 @@ class PolicyProposals:
             )
         evidence = dict(evidence) if evidence else None
         at = datetime.now(UTC)
-        proposal = PolicyProposal("", at, name, reason.strip(), decision_settings(policy), evidence=evidence)
+        proposal = PolicyProposal(
+            "", at, name, reason.strip(), decision_settings(policy), evidence=evidence, announced={"pending": via}
+        )
         payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}
         return self.get(self.box.create(at, payload))
 
@@ -587,6 +601,7 @@ class PolicyProposals:
                 data.get("notes"),
                 data.get("version_id"),
                 data.get("evidence"),
+                dict(data.get("announced") or {}),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -665,4 +680,10 @@ class PolicyProposals:
                     f"Policy proposal {proposal_id} was {proposal.status} by {proposal.reviewer or 'someone'} "
                     "meanwhile; nothing was rejected."
                 )
-            return self._settle(proposal, status="rejected", reviewer=name, notes=notes or None)
+            return self._settle(
+                proposal,
+                status="rejected",
+                reviewer=name,
+                notes=notes or None,
+                announced={**proposal.announced, "rejected": via},
+            )

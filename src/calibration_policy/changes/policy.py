@@ -12,8 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import events
+from ..context import Context
+from ..events import Event
 from ..governor import Change, Step
 from ..policy import CalibrationUpdatePolicy
+from ..policy_events import proposal_event, settle_policy_events, version_event
 from ..policy_versions import (
     PolicyProposal,
     PolicyProposals,
@@ -24,8 +28,22 @@ from ..policy_versions import (
 )
 
 
+class _PolicyChange(Change):
+    """A change of the policy: before it, any earlier policy change's lost event is added (see
+    :mod:`calibration_policy.policy_events`)."""
+
+    data_dir: str | os.PathLike[str] | None
+
+    def intent(self) -> None:
+        return None  # policy_versions keeps its own intent around the version and the policy file
+
+    def settle(self, ctx: Context) -> list[str]:
+        added = settle_policy_events(self.data_dir, ctx.archive_dir.parent)
+        return [f"{added} policy change(s) announced that a killed process had not announced."] if added else []
+
+
 @dataclass
-class PolicySet(Change):
+class PolicySet(_PolicyChange):
     """Make ``policy`` the live policy, archived with who and ``reason``."""
 
     policy: CalibrationUpdatePolicy
@@ -35,18 +53,15 @@ class PolicySet(Change):
     kind = "policy_set"
     action = "change_policy"
 
-    def intent(self) -> None:
-        return None  # one version record, then the TOML written atomically
-
     def perform(self, step: Step) -> PolicyVersion:
         before = decision_settings(step.ctx.policy)
         version = set_policy(self.policy, **_as(step), reason=self.reason, data_dir=self.data_dir)
-        _announce(step, version, "applied", before)
+        _announce(step, version_event(version, before))
         return version
 
 
 @dataclass
-class PolicyRollBack(Change):
+class PolicyRollBack(_PolicyChange):
     """Make an earlier policy version (``to``: its id or fingerprint) live again, as a new version."""
 
     to: str
@@ -56,13 +71,10 @@ class PolicyRollBack(Change):
     kind = "policy_roll_back"
     action = "change_policy"
 
-    def intent(self) -> None:
-        return None
-
     def perform(self, step: Step) -> PolicyVersion:
         before = decision_settings(step.ctx.policy)
         version = rollback_policy(self.to, **_as(step), reason=self.reason, data_dir=self.data_dir)
-        _announce(step, version, "rolled_back", before)
+        _announce(step, version_event(version, before))
         return version
 
 
@@ -71,18 +83,12 @@ def _as(step: Step) -> dict[str, Any]:
     return {"actor": step.actor, "via": step.ctx.via, "permissions": step.ctx.permissions}
 
 
-def _announce(step: Step, version: PolicyVersion, status: str, before: dict[str, Any]) -> None:
-    step.event(
-        status,
-        f"Policy version {version.version_id} ({version.fingerprint}) is live, set by {version.actor}: {version.reason}",
-        domain=version.policy.get("domain"),
-        before=before,
-        after=dict(version.policy),
-    )
+def _announce(step: Step, event: Event) -> None:
+    events.record(step.ctx, event)
 
 
 @dataclass
-class PolicyPropose(Change):
+class PolicyPropose(_PolicyChange):
     """Leave a candidate policy for a reviewer; nothing changes until it is approved."""
 
     policy: CalibrationUpdatePolicy
@@ -93,25 +99,16 @@ class PolicyPropose(Change):
     kind = "policy_propose"
     action = "propose"
 
-    def intent(self) -> None:
-        return None  # one proposal record
-
     def perform(self, step: Step) -> PolicyProposal:
         proposal = PolicyProposals(self.data_dir).propose(
             self.policy, **_as(step), reason=self.reason, evidence=self.evidence
         )
-        step.event(
-            "waiting",
-            f"Policy proposed by {step.actor}: {proposal.reason}",
-            domain=self.policy.domain,
-            before=decision_settings(step.ctx.policy),
-            after=dict(proposal.policy),
-        )
+        _announce(step, proposal_event(proposal, "pending", decision_settings(step.ctx.policy)))
         return proposal
 
 
 @dataclass
-class PolicyReview(Change):
+class PolicyReview(_PolicyChange):
     """A reviewer approves a policy proposal (a new policy version goes live) or rejects it."""
 
     proposal_id: str
@@ -125,20 +122,10 @@ class PolicyReview(Change):
     def kind(self) -> str:  # type: ignore[override]
         return "policy_approve" if self.approve else "policy_reject"
 
-    def intent(self) -> None:
-        return None  # the version, then the proposal's state: settled by the proposal's own check of its status
-
     def perform(self, step: Step) -> PolicyProposal:
         proposals = PolicyProposals(self.data_dir)
         before = decision_settings(step.ctx.policy)
         review = proposals.approve if self.approve else proposals.reject
         done = review(self.proposal_id, **_as(step), notes=self.notes)  # four-eyes: permissions.four_eyes, there
-        step.event(
-            "applied" if self.approve else "rejected",
-            f"Policy proposal {done.proposal_id} by {done.proposer} {done.status} by {step.actor}"
-            + (f": policy version {done.version_id} is live" if done.version_id else ""),
-            domain=done.policy.get("domain"),
-            before=before,
-            after=dict(done.policy) if self.approve else None,
-        )
+        _announce(step, proposal_event(done, done.status, before))
         return done

@@ -46,12 +46,14 @@ def run(policy_file: str | None, loop: bool, every: float, as_json: bool) -> Non
     """One delivery pass (for cron), or --loop. Every due delivery is tried once; a failure is retried
     later with backoff for at least 24 hours. A second worker on the same store is refused."""
     from calibration_policy.delivery import deliver_pass
+    from calibration_policy.policy_events import settle_policy_events
 
     box = _outbox()
     while True:
         endpoints = _endpoints(policy_file)
         if not endpoints:
             raise click.UsageError("The policy in force has no [[notify]] endpoints; nothing to deliver to.")
+        settle_policy_events()  # a policy change whose process died before its event: announced now
         report = deliver_pass(box, endpoints)
         if as_json:
             emit_json({k: v for k, v in vars(report).items()})

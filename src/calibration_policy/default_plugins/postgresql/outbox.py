@@ -61,6 +61,11 @@ class TableOutbox:
                 (json.dumps(record, default=str), record["event"]["event_id"]),
             )
 
+    def known(self, event_ids: Iterable[str]) -> set[str]:
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT event_id FROM outbox WHERE event_id = ANY(%s)", (list(event_ids),)).fetchall()
+        return {row[0] for row in rows}
+
     def discard(self, event_ids: Iterable[str]) -> None:
         with self.db.connection("discarding the events of an undone change") as conn:
             conn.execute("DELETE FROM outbox WHERE event_id = ANY(%s)", (list(event_ids),))
