@@ -1,7 +1,7 @@
 """Nothing applied twice, nothing stuck (issue 11): kill points, settling, doctor, stale changes.
 
 * **Kill-point sweep**: every change — record, update (apply / settle / propose), forced update,
-  force-apply, approve, modify, reject, roll back, auto mode — runs in a forked child that dies
+  force-apply, approve, modify, reject, roll back, the weights' suggest, approve and auto mode — runs in a forked child that dies
   (``os._exit``) just before its 1st, 2nd, 3rd … durable step (every fsync, rename and link of
   ``durable.py``), until a child gets through. After each kill: settle (``doctor --repair``),
   then ``doctor`` finds nothing, no suggestion went live twice, no rejected/expired suggestion is
@@ -32,7 +32,7 @@ from calibration_policy import CalibrationUpdatePolicy, durable, intents, record
 from calibration_policy import history as history_module
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
-from calibration_policy.default_plugins.scoring_weights.flow import run_auto
+from calibration_policy.default_plugins.scoring_weights.flow import run_auto, suggest_weights
 from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings
 from calibration_policy.doctor import examine
 from calibration_policy.errors import ReviewError, StaleChangeError
@@ -132,10 +132,22 @@ def seeded(root: Path) -> World:
     return world
 
 
-def seeded_weights(root: Path) -> World:
+def seeded_weights(root: Path, pending: bool = False) -> World:
+    """Equal weights; with ``pending``, a suggestion from 400 trades waits for a person."""
     root.mkdir(parents=True)
     (root / "weights.json").write_text(json.dumps(EQUAL))
-    return World(root, weights=True)
+    world = World(root, weights=True)
+    if pending:
+        outcome = _suggest_weights(world)
+        assert outcome.action == "suggested", outcome.message
+        world.pending = outcome.suggestion.suggestion_id
+    return world
+
+
+def _suggest_weights(w: World) -> Any:
+    return suggest_weights(
+        trades(400, 5, "2025-11-01"), w.target, suggestions_dir=w.suggestions, timestamp=T0, **w.dirs()
+    )
 
 
 def _update(g: float, policy=POLICY, **kw):
@@ -172,6 +184,10 @@ OPERATIONS: dict[str, Callable[[World], Any]] = {
     ),
     "reject": lambda w: reject_suggestion(w.suggestions, w.pending, reviewer="ana", target=w.target, **w.dirs()),
     "roll back": lambda w: roll_back(w.target, "original", **w.dirs()),
+    "weights suggest": _suggest_weights,
+    "weights approve": lambda w: approve_suggestion(
+        w.suggestions, w.pending, target=w.target, reviewer="ana", **w.dirs()
+    ),
     "auto mode": lambda w: run_auto(
         trades(500, 3, "2026-01-01"),
         w.target,
@@ -240,7 +256,9 @@ def invariants(world: World, *, allow_undecided: set[str] = frozenset()) -> None
 
 
 def _base(name: str, tmp: Path) -> World:
-    return seeded_weights(tmp / "base") if name == "auto mode" else seeded(tmp / "base")
+    if name == "weights approve":
+        return seeded_weights(tmp / "base", pending=True)
+    return seeded_weights(tmp / "base") if name in ("auto mode", "weights suggest") else seeded(tmp / "base")
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
@@ -265,7 +283,7 @@ def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path)
         settle_interrupted(world.target, suggestions_dir=world.suggestions, **world.dirs())
         invariants(world, allow_undecided=allow)
         # Life goes on: the same change again, then its opposite, never doubles anything.
-        if name in ("approve", "modify"):
+        if name in ("approve", "modify", "weights approve"):
             item = ReviewStore(world.suggestions).get(world.pending)
             if item.status == "pending":
                 OPERATIONS[name](world)
