@@ -332,12 +332,28 @@ def _values_text(values: Mapping[str, float]) -> str:
 
 
 def _forced(decision: Decision, values: dict[str, float]) -> Decision:
+    """The decision a person overrode: each scope's ``new`` is what is written (the recommended values
+    when asked for), measured against its threshold as written; the reason keeps what the policy said."""
+    from .decide import reaches
+
     policy_said = decision.reason.removeprefix("Not applied: ").removeprefix("Applied: ")
+    scopes = tuple(
+        s
+        if s.scope not in values or s.old is None
+        else replace(
+            s,
+            new=values[s.scope],
+            delta=values[s.scope] - s.old,
+            changed=reaches(values[s.scope] - s.old, s.threshold),
+        )
+        for s in decision.scopes
+    )
     return replace(
         decision,
         apply=True,
         forced=True,
         values=values,
+        scopes=scopes,
         reason=f"{FORCED_REASON} (the policy alone said: {policy_said})",
     )
 

@@ -131,6 +131,26 @@ def test_update_history_status_and_force(capsys, env, store_url):  # on both sto
     assert code == 0, out  # nothing interrupted, nothing inconsistent, on either store
 
 
+def test_force_use_recommended_reports_in_every_scope_what_it_wrote(capsys, env):
+    """The JSON a script reads says what went live: each scope's new value is the recommended one written,
+    not the smoothed one the policy judged (which the reason still quotes)."""
+    assert update(capsys, env, "2025-09-11")[0] == 0
+    assert update(capsys, env, "2025-09-12")[0] == 0  # not applied: smoothed and recommended now differ
+    dirs = ["--history-dir", env["history"], "--archive-dir", env["archive"]]
+    code, out, err = cli(
+        capsys, "force", "-u", "SPY", "--plugins-dir", str(PLUGINS), "--config", env["config"], *dirs,
+        "--use", "recommended", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["applied_values"] == report["recommended"] != report["smoothed"]
+    scopes = {s["scope"]: s for s in report["decision"]["scopes"]}
+    assert {name: scopes[name]["new"] for name in report["applied_values"]} == pytest.approx(report["applied_values"])
+    for scope in scopes.values():
+        assert scope["delta"] == pytest.approx(scope["new"] - scope["old"])
+    assert "the policy alone said: change too small" in report["reason"]
+
+
 def test_update_json_is_stable(capsys, env, store_url):
     code, out, _ = update(capsys, env, "2025-09-11", "--json")
     report = json.loads(out)
