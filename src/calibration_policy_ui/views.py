@@ -6,7 +6,9 @@ review store), so the panel can never disagree with the CLI about what is live o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_store
 from calibration_policy.archive import change_words
@@ -23,6 +25,8 @@ from calibration_policy.watch import verdicts
 from .chart import Chart, ChartPoint, build_chart
 from .errors import PanelError
 from .panel import Panel
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 10
 CHART_RUNS = 40
@@ -392,13 +396,28 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
     return sentence + "."
 
 
+def _domain_words(domain: Any) -> list[tuple[str, str]]:
+    """The domain plugin's own glossary; a broken one is said in its place, and the page still shows."""
+    try:
+        return [(str(word), str(meaning)) for word, meaning in domain.glossary]
+    except Exception as error:  # a plugin's bug: one line of the glossary, never the whole page
+        logger.warning("The %s domain's glossary could not be read", domain.name, exc_info=True)
+        return [
+            (
+                f"{domain.title or domain.name} words",
+                f"The {domain.name} plugin's glossary could not be read ({type(error).__name__}: "
+                f"{str(error)[:120]}); ask whoever maintains that plugin.",
+            )
+        ]
+
+
 def glossary(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
     """The page's words explained for a reader who is not a quant: the domain's own, then those every domain shares."""
     domain = get_domain(policy.domain)
     things = domain.parameter_label_plural
     window = f"{policy.smoothing_window_days:g}"
     return [
-        *domain.glossary,
+        *_domain_words(domain),
         (
             "Calibration run",
             f"One comparison of the market with the model, usually once a day. It recommends new "
