@@ -34,6 +34,10 @@ class Domain(ABC):
     parameter_label_plural: str = "values"
     sample_unit: str = "samples"
     value_unit: str = ""  # the values' unit where they have one ("bp", "USD"), shown beside the parameter label
+    # What a run's second evidence figure (stored as ``vega_sum``) measures, as a sentence says it ("notional"),
+    # and its unit where it has one ("USD"): the checklist, reasons, rule sentence, explain and the lab form say it.
+    evidence_label: str = "total vega"
+    evidence_unit: str = "vega"
     sources: tuple[str, ...] = ()
     # The safety net when a policy sets no ``bounds``: a value outside it is a broken calibration.
     default_bounds: tuple[float, float] | None = None
@@ -82,6 +86,14 @@ class Domain(ABC):
             return None
         error = sum(abs(float(values[scope]) - float(recommended[scope])) for scope in common) / len(common)
         return error * math.sqrt(max(int(run.sample_size), 1))
+
+    def evidence_amount(self, amount: float) -> str:
+        """ "12,400" for total vega, "10,000,000 USD" for a notional: the figure with its unit where the label
+        does not already say it."""
+        from .humanize import fmt_count
+
+        unit = self.evidence_unit
+        return fmt_count(amount) + (f" {unit}" if unit and unit not in self.evidence_label.split() else "")
 
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         return scope.replace("_", " ").capitalize()

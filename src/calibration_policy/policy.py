@@ -409,7 +409,7 @@ class CalibrationUpdatePolicy(BaseModel):
         if "min_sample_size" in self.rules:
             evidence.append(f"at least {fmt_count(self.min_sample_size)} {domain.sample_unit} in the sample")
         if "min_vega_sum" in self.rules:
-            evidence.append(f"a total vega of at least {fmt_count(self.min_vega_sum)}")
+            evidence.append(f"a {domain.evidence_label} of at least {domain.evidence_amount(self.min_vega_sum)}")
         if evidence:
             parts[0] += " and there is enough data: " + " and ".join(evidence)
         parts[0] += "."

@@ -33,12 +33,29 @@ CHART_RUNS = 40
 MAX_PAGE = 1_000_000
 
 RULE_LABELS = {
-    "min_sample_size": "Enough options in the sample",
-    "min_vega_sum": "Enough total vega",
     "bounds": "Within the allowed range",
     "max_step": "Step size",
     "min_delta": "Change large enough",
 }
+
+
+def _evidence_words(domain_name: str) -> tuple[str, str]:
+    """What the domain's sample counts and what its second evidence figure measures ("fills", "notional")."""
+    try:
+        domain = get_domain(domain_name)
+        return domain.sample_unit, domain.evidence_label
+    except ValueError:  # a domain whose plugin is gone: its runs still show
+        return "samples", "total vega"
+
+
+def rule_labels(domain_name: str) -> dict[str, str]:
+    """The built-in rules' names in the domain's words ("Enough fills in the sample", "Enough notional")."""
+    sample, evidence = _evidence_words(domain_name)
+    return {
+        "min_sample_size": f"Enough {sample} in the sample",
+        "min_vega_sum": f"Enough {evidence}",
+        **RULE_LABELS,
+    }
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,20 @@ class PanelPage:
         return domain.parameter_label[:1].upper() + domain.parameter_label[1:] + (f" ({unit})" if unit else "")
 
     @property
+    def evidence_label(self) -> str:
+        """What the domain's second evidence figure measures ("total vega", "notional")."""
+        try:
+            return str(get_domain(self.policy.domain).evidence_label)
+        except ValueError:
+            return "total vega"
+
+    def evidence_amount(self, amount: float) -> str:
+        try:
+            return get_domain(self.policy.domain).evidence_amount(amount)
+        except ValueError:
+            return f"{amount:,.0f}"
+
+    @property
     def sample_unit(self) -> str:
         """What the domain's sample counts ("options", "trades", "fills")."""
         try:
@@ -147,9 +178,10 @@ def badge(run: CalibrationRun) -> Badge:
 def checklist(run: CalibrationRun) -> list[Check]:
     """Each rule's verdict as stored with the run: passed or not, its numbers, what it would take."""
     verdicts = (run.decision or {}).get("verdicts") or []
+    labels = rule_labels(run.domain)
     return [
         Check(
-            RULE_LABELS.get(v.get("code", ""), str(v.get("code", "rule")).replace("_", " ").capitalize()),
+            labels.get(v.get("code", ""), str(v.get("code", "rule")).replace("_", " ").capitalize()),
             bool(v.get("passed")),
             str(v.get("text", "")),
             v.get("needs"),
@@ -362,7 +394,7 @@ def rule_sentence(policy: CalibrationUpdatePolicy) -> str:
         if name == "min_sample_size":
             clauses.append(f"the run has at least {fmt_count(policy.min_sample_size)} {domain.sample_unit}")
         elif name == "min_vega_sum":
-            clauses.append(f"their total vega is at least {fmt_count(policy.min_vega_sum)}")
+            clauses.append(f"their {domain.evidence_label} is at least {domain.evidence_amount(policy.min_vega_sum)}")
         elif name == "bounds" and (limits := policy.effective_bounds()) is not None:
             clauses.append(f"the value stays within {fmt_num(limits.min)}–{fmt_num(limits.max)}")
         elif name == "min_delta":
@@ -520,8 +552,6 @@ PLAIN_SETTINGS = {
     "min_delta_global": "Smallest change of the global value worth applying",
     "min_delta_band": "Smallest change of a band worth applying",
     "band_min_delta": "Bands with their own smallest change",
-    "min_sample_size": "Fewest options (or trades) a run needs",
-    "min_vega_sum": "Least total vega a run needs",
     "smoothing_window_days": "Runs from this many days back count in the smoothing",
     "smoothing": "How runs are smoothed",
     "smoothing_options": "Settings of the smoothing",
@@ -568,7 +598,7 @@ def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
 
     def rule_label(name: str) -> str:
         try:
-            return RULE_LABELS.get(name) or get_rule(name).label or name.replace("_", " ")
+            return labels.get(name) or get_rule(name).label or name.replace("_", " ")
         except ValueError:
             return name.replace("_", " ")
 
@@ -593,11 +623,16 @@ def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
         "store": lambda v: "the data folder" if v is None else mask(v),  # never a password on a screen
     }
     fields = type(policy).model_fields
+    sample, evidence = _evidence_words(policy.domain)
+    labels = rule_labels(policy.domain)
+    words = {"min_sample_size": f"Fewest {sample} a run needs", "min_vega_sum": f"Least {evidence} a run needs"}
     rows = []
     for key, value in policy.model_dump().items():
         info = fields.get(key)
-        label = PLAIN_SETTINGS.get(key) or (
-            info.description if info is not None and info.description else key.replace("_", " ").capitalize()
+        label = (
+            words.get(key)
+            or PLAIN_SETTINGS.get(key)
+            or (info.description if info is not None and info.description else key.replace("_", " ").capitalize())
         )
         rows.append((label.rstrip("."), special[key](value) if key in special else plain(value)))
     return rows

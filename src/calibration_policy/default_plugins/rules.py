@@ -30,21 +30,23 @@ def min_sample_size(ctx: RuleContext) -> RuleVerdict:
 
 
 def min_vega_sum(ctx: RuleContext) -> RuleVerdict:
+    """The sample's second evidence figure (total vega; a domain names its own: notional, volume)."""
+    domain = get_domain(ctx.policy.domain)
+    label, amount = domain.evidence_label, domain.evidence_amount
     minimum = ctx.policy.min_vega_sum
     vega = ctx.evidence.get("vega_sum")
     numbers = {"vega_sum": vega, "minimum": minimum}
     if vega is None:
-        return RuleVerdict("min_vega_sum", False, "the total vega of the sample is unknown", numbers)
+        return RuleVerdict("min_vega_sum", False, f"the {label} of the sample is unknown", numbers)
     if vega >= minimum:
-        return RuleVerdict(
-            "min_vega_sum", True, f"total vega {fmt_count(vega)} (minimum {fmt_count(minimum)})", numbers
-        )
+        return RuleVerdict("min_vega_sum", True, f"{label} {amount(vega)} (minimum {amount(minimum)})", numbers)
+    more = fmt_count(max(1, minimum - vega))
     return RuleVerdict(
         "min_vega_sum",
         False,
-        f"total vega too low ({fmt_count(vega)}, minimum {fmt_count(minimum)})",
+        f"{label} too low ({amount(vega)}, minimum {amount(minimum)})",
         numbers,
-        needs=f"needs {fmt_count(max(1, minimum - vega))} more vega",
+        needs=f"needs {more} more {domain.evidence_unit or label}",
     )
 
 

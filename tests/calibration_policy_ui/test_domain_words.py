@@ -1,0 +1,95 @@
+"""A domain names its own evidence: a quote-spreads plugin counts fills and a notional in USD, and no
+surface (rule verdicts, explain, the panel's checklist, sample line and settings, the lab form) says
+options or vega for it (issue 24, item 3)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from calibration_policy import CalibrationUpdatePolicy, record_calibration_result
+from calibration_policy import plugins as plugins_module
+from calibration_policy.cli import main
+from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, TargetFactory, hookimpl
+from calibration_policy.plugins import get_plugin_manager
+from calibration_policy_ui.app import create_app
+
+from .conftest import text_of
+
+
+class QuoteSpreads(Domain):
+    name = "quote_spreads"
+    title = "Quote spread markups"
+    parameter_label = "spread markup"
+    parameter_label_plural = "spread markups"
+    value_unit = "bp"
+    sample_unit = "fills"
+    evidence_label = "notional"
+    evidence_unit = "USD"
+    sources = ("venue-fit",)
+
+    def extract(self, result):
+        return Extracted(
+            recommended=dict(result["markups"]), sample_size=int(result["fills"]), vega_sum=float(result["notional"])
+        )
+
+
+class SpreadsPlugin:
+    @hookimpl
+    def register_domains(self, register):
+        register(QuoteSpreads())
+
+    @hookimpl
+    def register_targets(self, register):
+        register(TargetFactory("quote_spreads", lambda underlying, path=None: JsonFileTarget(path, name="spreads")))
+
+
+@pytest.fixture
+def data(tmp_path: Path):
+    plugins_module.reset_plugin_manager()
+    get_plugin_manager().register(SpreadsPlugin(), name="quote-spreads")
+    root = tmp_path / "data"
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "quote_spreads_SPY.json").write_text(json.dumps({"global": 1.4, "nyse": 1.1}))
+    (root / "calibration_policy.toml").write_text(
+        'domain = "quote_spreads"\nmin_sample_size = 500\nmin_vega_sum = 10000000\n'
+    )
+    record_calibration_result(
+        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional": 2_000_000.0},
+        "SPY",
+        "venue-fit",
+        history_dir=root / "calibration_runs",
+        domain="quote_spreads",
+    )
+    yield root
+    plugins_module.reset_plugin_manager()
+
+
+def test_the_rule_and_explain_say_notional_in_usd(data: Path, capsys):
+    from calibration_policy.decide import RuleContext
+    from calibration_policy.default_plugins.rules import min_vega_sum
+
+    policy = CalibrationUpdatePolicy.load(data / "calibration_policy.toml")
+    verdict = min_vega_sum(RuleContext({}, {}, policy, {"vega_sum": 2_000_000.0}))
+    assert verdict.text == "notional too low (2,000,000 USD, minimum 10,000,000 USD)"
+    assert verdict.needs == "needs 8,000,000 more USD"
+    assert main(["explain", "--data", str(data)]) == 0
+    said = capsys.readouterr().out
+    assert "at least 500 fills in the sample and a notional of at least 10,000,000 USD" in said
+    assert "vega" not in said and "options" not in said
+
+
+def test_the_panel_and_the_lab_speak_of_fills_and_notional(data: Path):
+    client = TestClient(create_app(data))
+    page = text_of(client.get("/calibration/", params={"underlying": "SPY"}).text)
+    assert "Enough fills in the sample" in page and "Enough notional" in page
+    assert "900 fills, notional 2,000,000 USD" in page
+    assert "Fewest fills a run needs" in page and "Least notional a run needs" in page
+    assert "their notional is at least 10,000,000 USD" in page
+    lab = text_of(client.get("/calibration/lab").text)
+    assert "Fills at least" in lab and "Notional at least" in lab
+    for words in (page, lab):
+        assert "vega" not in words.lower() and "options" not in words.lower()
