@@ -11,7 +11,7 @@ from typing import Any
 from .errors import CalibrationPolicyError
 from .humanize import fmt_against, fmt_num, fmt_pair
 from .models import Decision, RuleVerdict, ScopeChange
-from .plugins import get_rule
+from .plugins import get_domain, get_rule
 from .policy import CalibrationUpdatePolicy
 
 # A change "reaches" its threshold despite binary float noise: 1.10 → 1.13 is a 0.03 change.
@@ -34,7 +34,14 @@ class RuleContext:
     options: Any = None  # the running rule's validated options (its pydantic model), if it declares any
 
     def label(self, scope: str) -> str:
-        return self.scope_labels.get(scope, scope)
+        """The scope as the domain names it everywhere else ("NYSE Arca", "Weekly"), so a reason reads like the
+        table beside it; ``scope_labels`` given by the caller win."""
+        if scope in self.scope_labels:
+            return self.scope_labels[scope]
+        try:
+            return get_domain(self.policy.domain).scope_label(scope)
+        except Exception:  # an unknown domain or a plugin's failing label: its own name still says it
+            return scope
 
     def change(self, scope: str) -> ScopeChange:
         old = self.current.get(scope)

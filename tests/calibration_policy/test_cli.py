@@ -67,7 +67,7 @@ def test_explain_uses_the_policy_file(capsys, tmp_path):
 def test_update_history_status_and_force(capsys, env, store_url):  # on both stores: the CLI works unchanged
     code, out, err = update(capsys, env, "2025-09-11")
     assert code == 0, err
-    assert out.startswith("SPY 2025-09-11 21:00 UTC (harvested): Applied: global 1.00 → 1.05")
+    assert out.startswith("SPY 2025-09-11 21:00 UTC (harvested): Applied: Global 1.00 → 1.05")
     code, out, _ = update(capsys, env, "2025-09-12")
     assert "Not applied: change too small" in out
 

@@ -30,7 +30,7 @@ def test_large_change_applies_with_the_design_reason():
     apply, reason = decision
     assert apply is True
     assert reason == (
-        "Applied: global 1.03 → 1.08 (change 0.05, threshold 0.03); "
+        "Applied: Global 1.03 → 1.08 (change 0.05, threshold 0.03); "
         "412 options (minimum 150); total vega 12,400 (minimum 5,000)"
     )
     assert decision.values == {"global": 1.08}
@@ -45,7 +45,7 @@ def test_the_reason_names_every_scope_written_when_all_are_written_together():
     decision = should_apply_update(live, smoothed, DEFAULT, OK, scope_labels={"weekly": "Weekly (3–10d)"})
     assert decision.values == smoothed
     assert decision.reason.startswith(
-        "Applied: global 1.03 → 1.08 (change 0.05, threshold 0.03); "
+        "Applied: Global 1.03 → 1.08 (change 0.05, threshold 0.03); "
         "also written with them, each below its threshold: Weekly (3–10d) 1.00 → 1.01; 412 options"
     )
     only_changed = should_apply_update(live, smoothed, DEFAULT.model_copy(update={"apply_scopes": "changed"}), OK)
@@ -55,10 +55,10 @@ def test_the_reason_names_every_scope_written_when_all_are_written_together():
 def test_small_change_is_not_applied_and_says_by_how_much():
     decision = should_apply_update({"global": 1.03, "weekly": 1.00}, {"global": 1.05, "weekly": 1.01}, DEFAULT, OK)
     assert not decision.apply
-    assert decision.reason == "Not applied: change too small (global 0.02 < 0.03; weekly 0.01 < 0.03)"
+    assert decision.reason == "Not applied: change too small (Global 0.02 < 0.03; Weekly 0.01 < 0.03)"
     assert decision.values == {}
     (min_delta,) = [v for v in decision.verdicts if v.code == "min_delta"]
-    assert min_delta.needs == "global needs to move 0.01 more"
+    assert min_delta.needs == "Global needs to move 0.01 more"
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_change_equal_to_threshold_applies_despite_float_rounding(old, new):
 def test_change_just_below_threshold_is_not_applied_and_never_prints_a_tie():
     apply, reason = should_apply_update({"global": 1.10}, {"global": 1.1299}, DEFAULT, OK)
     assert not apply
-    assert "global 0.0299 < 0.03" in reason
+    assert "Global 0.0299 < 0.03" in reason
 
 
 def test_band_only_change_applies_and_writes_all_scopes():
@@ -82,9 +82,9 @@ def test_band_only_change_applies_and_writes_all_scopes():
     smoothed = {"global": 1.035, "weekly": 1.05, "monthly": 1.021}
     decision = should_apply_update(current, smoothed, DEFAULT, OK)
     assert decision.apply
-    assert "weekly 1.00 → 1.05 (change 0.05, threshold 0.03)" in decision.reason
-    assert "global 1.03 → 1.035 (change" not in decision.reason  # scopes below threshold are not claimed as changes
-    assert "also written with them, each below its threshold: global 1.03 → 1.035, monthly 1.02 → 1.021" in (
+    assert "Weekly 1.00 → 1.05 (change 0.05, threshold 0.03)" in decision.reason
+    assert "Global 1.03 → 1.035 (change" not in decision.reason  # scopes below threshold are not claimed as changes
+    assert "also written with them, each below its threshold: Global 1.03 → 1.035, Monthly 1.02 → 1.021" in (
         decision.reason
     )  # but every value written is named
     assert decision.values == smoothed  # apply_scopes="all" by default
@@ -96,7 +96,7 @@ def test_per_band_threshold_override():
     only_weekly = {"global": 1.00, "weekly": 1.05, "monthly": 1.00}
     decision = should_apply_update(current, only_weekly, policy, OK)
     assert not decision.apply
-    assert "weekly 0.05 < 0.10" in decision.reason
+    assert "Weekly 0.05 < 0.10" in decision.reason
     by_scope = {c.scope: c for c in decision.scopes}
     assert by_scope["weekly"].threshold == 0.10
     assert by_scope["monthly"].threshold == 0.03
@@ -104,7 +104,7 @@ def test_per_band_threshold_override():
     only_monthly = {"global": 1.00, "weekly": 1.00, "monthly": 1.05}
     decision = should_apply_update(current, only_monthly, policy, OK)
     assert decision.apply
-    assert "monthly 1.00 → 1.05 (change 0.05, threshold 0.03)" in decision.reason
+    assert "Monthly 1.00 → 1.05 (change 0.05, threshold 0.03)" in decision.reason
 
 
 def test_global_threshold_is_separate_from_band_threshold():
@@ -116,7 +116,7 @@ def test_global_threshold_is_separate_from_band_threshold():
 def test_new_scope_without_a_current_value_is_set():
     decision = should_apply_update({"global": 1.05}, {"global": 1.05, "weekly": 1.07}, DEFAULT, OK)
     assert decision.apply
-    assert "weekly set to 1.07 (no value before)" in decision.reason
+    assert "Weekly set to 1.07 (no value before)" in decision.reason
     assert decision.values == {"global": 1.05, "weekly": 1.07}
 
 
@@ -154,7 +154,7 @@ def test_both_gates_failing_lists_both_with_numbers():
 
 def test_gates_and_small_change_all_listed():
     decision = should_apply_update({"global": 1.00}, {"global": 1.01}, DEFAULT, {"sample_size": 10, "vega_sum": 10.0})
-    for text in ("too few options", "total vega too low", "change too small (global 0.01 < 0.03)"):
+    for text in ("too few options", "total vega too low", "change too small (Global 0.01 < 0.03)"):
         assert text in decision.reason
 
 
@@ -180,10 +180,10 @@ def test_max_step_clips_says_so_and_values_are_clipped():
     policy = CalibrationUpdatePolicy(max_step=0.04)
     decision = should_apply_update({"global": 1.00, "weekly": 1.20}, {"global": 1.10, "weekly": 1.05}, policy, OK)
     assert decision.apply
-    assert "global limited to 1.04 (smoothed 1.10, step limit 0.04)" in decision.reason
-    assert "weekly limited to 1.16 (smoothed 1.05, step limit 0.04)" in decision.reason
+    assert "Global limited to 1.04 (smoothed 1.10, step limit 0.04)" in decision.reason
+    assert "Weekly limited to 1.16 (smoothed 1.05, step limit 0.04)" in decision.reason
     assert decision.values == pytest.approx({"global": 1.04, "weekly": 1.16})
-    assert "global 1.00 → 1.04 (change 0.04, threshold 0.03)" in decision.reason
+    assert "Global 1.00 → 1.04 (change 0.04, threshold 0.03)" in decision.reason
 
 
 def test_max_step_leaves_small_moves_alone():
@@ -210,7 +210,7 @@ def test_bounds_block_a_value_outside_and_say_why():
     policy = CalibrationUpdatePolicy(bounds={"min": 0.5, "max": 1.5})
     decision = should_apply_update({"global": 1.0}, {"global": 1.6}, policy, OK)
     assert not decision.apply
-    assert decision.reason == "Not applied: global 1.60 is outside the allowed range 0.50–1.50"
+    assert decision.reason == "Not applied: Global 1.60 is outside the allowed range 0.50–1.50"
     assert decision.values == {}
     assert should_apply_update({"global": 1.0}, {"global": 1.5}, policy, OK).apply  # inclusive
 
@@ -375,4 +375,4 @@ def test_the_reason_shows_values_as_precisely_as_their_change_and_the_threshold_
 
     policy = CalibrationUpdatePolicy(min_delta_global=0.015, min_sample_size=0, min_vega_sum=0)
     decision = should_apply_update({"global": 1.0}, {"global": 1.0171}, policy, {"sample_size": 500, "vega_sum": 1e5})
-    assert decision.reason.startswith("Applied: global 1.00 → 1.017 (change 0.017, threshold 0.015)")
+    assert decision.reason.startswith("Applied: Global 1.00 → 1.017 (change 0.017, threshold 0.015)")

@@ -264,7 +264,7 @@ def test_every_change_kind_fires_its_event_and_every_decision_its_hook(tmp_path,
     assert first_event["actor"] == "olga" and first_event["via"] == "cli" and first_event["domain"] == "vol_surface"
     assert first_event["before"] == {"global": 1.0} and first_event["after"]["global"] == pytest.approx(1.2)
     assert first_event["run_id"] == applied.run.run_id and first_event["change_id"] == applied.change.change_id
-    assert first_event["reason"].startswith("Applied: global 1.00 → 1.20")
+    assert first_event["reason"].startswith("Applied: Global 1.00 → 1.20")
     approve = listener.changes[3]
     assert approve.actor == "bo" and approve.suggestion_id == first.run.pending_suggestion
     assert approve.before["global"] == pytest.approx(1.2) and approve.after["global"] == pytest.approx(1.4)

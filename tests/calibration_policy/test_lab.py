@@ -234,7 +234,7 @@ def test_direction_aware_thresholds():
     policy = _policy(["min_delta_directional"], min_delta_directional={"up": 0.02, "down": 0.05})
     assert should_apply_update({"global": 1.0}, {"global": 1.025}, policy).apply
     decision = should_apply_update({"global": 1.0}, {"global": 0.97}, policy)
-    assert not decision.apply and "global down 0.03 < 0.05" in decision.reason
+    assert not decision.apply and "Global down 0.03 < 0.05" in decision.reason
     assert should_apply_update({"global": 1.0}, {"global": 0.95}, policy).apply
 
 

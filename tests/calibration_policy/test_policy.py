@@ -119,12 +119,12 @@ def test_thresholds_from_the_file_drive_the_decision(policy_file, tmp_path):
     stricter.write_text(TOML.replace("min_delta_global = 0.05", "min_delta_global = 0.06"), encoding="utf-8")
     decision = should_apply_update({"global": 1.03}, {"global": 1.08}, CalibrationUpdatePolicy.load(stricter), OK)
     assert not decision.apply
-    assert "global 0.05 < 0.06" in decision.reason
+    assert "Global 0.05 < 0.06" in decision.reason
     looser = tmp_path / "looser.toml"
     looser.write_text(TOML.replace("min_delta_global = 0.05", "min_delta_global = 0.02"), encoding="utf-8")
     decision = should_apply_update({"global": 1.03}, {"global": 1.08}, CalibrationUpdatePolicy.load(looser), OK)
     assert decision.apply
-    assert "global 1.03 → 1.08 (change 0.05, threshold 0.02)" in decision.reason
+    assert "Global 1.03 → 1.08 (change 0.05, threshold 0.02)" in decision.reason
 
 
 def test_the_policy_is_immutable():

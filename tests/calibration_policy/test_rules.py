@@ -89,7 +89,7 @@ def test_min_vega_sum(vega, passed, text, needs):
 
 def test_min_delta_passes_naming_the_moved_scopes_but_stays_out_of_the_reason():
     verdict = rules.min_delta(context({"global": 1.0, "weekly": 1.0}, {"global": 1.05, "weekly": 1.01}))
-    assert verdict.passed and verdict.text == "change large enough for global; not for weekly 0.01 < 0.03"
+    assert verdict.passed and verdict.text == "change large enough for Global; not for Weekly 0.01 < 0.03"
     assert verdict.counts_in_reason is False
     assert verdict.numbers["weekly"]["threshold"] == 0.03
     assert verdict.numbers["global"]["delta"] == pytest.approx(0.05)
@@ -98,8 +98,8 @@ def test_min_delta_passes_naming_the_moved_scopes_but_stays_out_of_the_reason():
 def test_min_delta_fails_with_every_scope_and_the_closest_gap():
     verdict = rules.min_delta(context({"global": 1.0, "weekly": 1.0}, {"global": 1.02, "weekly": 0.975}))
     assert not verdict.passed
-    assert verdict.text == "change too small (global 0.02 < 0.03; weekly 0.025 < 0.03)"
-    assert verdict.needs == "weekly needs to move 0.005 more"
+    assert verdict.text == "change too small (Global 0.02 < 0.03; Weekly 0.025 < 0.03)"
+    assert verdict.needs == "Weekly needs to move 0.005 more"
 
 
 def test_min_delta_treats_a_scope_with_no_current_value_as_changed():
@@ -131,8 +131,8 @@ def test_max_step_clips_both_directions():
     )
     assert verdict.passed
     assert verdict.adjusted == pytest.approx({"global": 1.05, "weekly": 1.15, "monthly": 1.01})
-    assert "global limited to 1.05 (smoothed 1.20, step limit 0.05)" in verdict.text
-    assert "weekly limited to 1.15 (smoothed 1.00, step limit 0.05)" in verdict.text
+    assert "Global limited to 1.05 (smoothed 1.20, step limit 0.05)" in verdict.text
+    assert "Weekly limited to 1.15 (smoothed 1.00, step limit 0.05)" in verdict.text
     assert "monthly" not in verdict.text
 
 
@@ -149,8 +149,8 @@ def test_bounds_inclusive_and_blocking():
     assert inside.passed and inside.counts_in_reason is False
     outside = rules.bounds(context(proposed={"global": 0.49, "weekly": 1.51}, bounds={"min": 0.5, "max": 1.5}))
     assert not outside.passed
-    assert "global 0.49 is outside the allowed range 0.50–1.50" in outside.text
-    assert "weekly 1.51 is outside the allowed range 0.50–1.50" in outside.text
+    assert "Global 0.49 is outside the allowed range 0.50–1.50" in outside.text
+    assert "Weekly 1.51 is outside the allowed range 0.50–1.50" in outside.text
     assert outside.needs
 
 

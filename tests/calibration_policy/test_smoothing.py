@@ -173,7 +173,7 @@ def test_recorded_then_loaded_flow_counts_current_once(tmp_path, make_result):
     decision = should_apply_update({"global": 1.00, "weekly": 1.07, "monthly": 1.03}, smoothed, MEDIAN,
                                    {"sample_size": run.sample_size, "vega_sum": run.vega_sum})  # fmt: skip
     assert decision.apply
-    assert "global 1.00 → 1.03 (change 0.03, threshold 0.03)" in decision.reason
+    assert "Global 1.00 → 1.03 (change 0.03, threshold 0.03)" in decision.reason
 
 
 def test_two_runs_with_the_same_timestamp_are_both_counted():

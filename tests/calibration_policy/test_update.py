@@ -80,7 +80,7 @@ def test_applying_writes_smoothed_values_archives_and_marks_the_run(flow, live, 
     assert entry.previous_values == {"global": 1.0, "weekly": 1.0, "monthly": 1.0}
     assert entry.new_values == pytest.approx(written)
     assert entry.run_id == outcome.run.run_id and entry.kind == "update" and entry.status == "committed"
-    assert entry.reason.startswith("Applied: global 1.00 → 1.08 (change 0.08, threshold 0.03)")
+    assert entry.reason.startswith("Applied: Global 1.00 → 1.08 (change 0.08, threshold 0.03)")
     run = load_recent_calibration_history("SPY", history_dir=flow.dirs["history_dir"])[-1]
     assert run.applied is True and run.smoothed_iv_multiplier == pytest.approx(written)
     assert run.applied_values == pytest.approx(written)
@@ -136,7 +136,7 @@ def test_require_approval_makes_a_pending_suggestion_instead(flow, live, make_re
     before = digest(live.path)
     outcome = flow(make_result(global_m=1.2), policy=CalibrationUpdatePolicy(require_approval=True))
     assert not outcome.applied and digest(live.path) == before
-    assert outcome.decision.reason.startswith("Waiting for approval: global 1.00 → 1.20")
+    assert outcome.decision.reason.startswith("Waiting for approval: Global 1.00 → 1.20")
     assert outcome.run.status == "pending" and outcome.run.pending_suggestion
 
 
@@ -174,7 +174,7 @@ def test_max_step_clips_the_written_values(flow, live, make_result):
     outcome = flow(make_result(global_m=1.30, bands={"weekly": 1.0, "monthly": 1.0}), policy=policy)
     assert outcome.applied
     assert json.loads(live.path.read_text())["global"] == pytest.approx(1.05)
-    assert "global limited to 1.05 (smoothed 1.30, step limit 0.05)" in outcome.decision.reason
+    assert "Global limited to 1.05 (smoothed 1.30, step limit 0.05)" in outcome.decision.reason
 
 
 @pytest.mark.parametrize(

@@ -156,7 +156,7 @@ def test_a_waiting_suggestion_never_reads_applied(host: Host, client):
     sid = pending(host)
     page = client.get("/calibration/").text
     reason = re.search(rf'id="cp-suggestion-{sid}".*?<p class="cp-reason">([^<]*)</p>', page, re.S).group(1)
-    assert reason.startswith("Suggested: global 1.00 → 1.09 (change 0.09") and "Applied:" not in text_of(page)
+    assert reason.startswith("Suggested: Global 1.00 → 1.09 (change 0.09") and "Applied:" not in text_of(page)
 
 
 def test_reviewer_name_comes_from_the_form_when_the_host_has_no_user(host: Host, make_client):

@@ -37,7 +37,7 @@ def test_applied_run_shows_green_badge_reason_and_live_values(host: Host, client
     assert "Calibration: SPY" in text
     assert "cp-badge-applied" in html and "Applied" in text
     assert outcome.run.applied_reason in text
-    assert outcome.run.applied_reason.startswith("Applied: global 1.00 → 1.08")
+    assert outcome.run.applied_reason.startswith("Applied: Global 1.00 → 1.08")
     table = current_table(html)
     config = host.config("SPY")
     for label, scope in (("Global", "global"), ("Weekly (3–10d)", "weekly"), ("Monthly (20–40d)", "monthly")):
@@ -51,7 +51,7 @@ def test_not_applied_run_shows_grey_badge_and_what_it_would_take(host: Host, cli
     html = page(client)
     text = text_of(html)
     assert "cp-badge-not-applied" in html and "Not applied" in text
-    assert "Not applied: change too small (global 0.01 < 0.03" in text
+    assert "Not applied: change too small (Global 0.01 < 0.03" in text
     assert "Failed Change large enough" in text
     assert "needs to move 0.02 more" in text
     assert "Passed Enough options in the sample: 412 options (minimum 150)" in text
@@ -111,7 +111,7 @@ def test_corrupt_run_file_is_skipped(host: Host, client):
     host.record(global_m=1.08)
     (host.history_dir / "20251231T000000.000000Z_SPY_harvested.json").write_text("{not json")
     text = text_of(page(client))
-    assert "Applied: global 1.00 → 1.08" in text
+    assert "Applied: Global 1.00 → 1.08" in text
 
 
 def test_several_underlyings_get_a_selector(host: Host, client):
@@ -120,7 +120,7 @@ def test_several_underlyings_get_a_selector(host: Host, client):
     html = page(client)
     assert '<option value="QQQ" selected>' in html and '<option value="SPY">' in html
     spy = text_of(page(client, underlying="spy"))
-    assert "Calibration: SPY" in spy and "Applied: global 1.00 → 1.08" in spy
+    assert "Calibration: SPY" in spy and "Applied: Global 1.00 → 1.08" in spy
     qqq = text_of(page(client, underlying="QQQ"))
     assert "Not applied: change too small" in qqq
 

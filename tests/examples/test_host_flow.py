@@ -57,7 +57,7 @@ def test_old_invocation_applies_an_ordinary_day_and_archives_the_old_surface(dir
     before = json.loads(dirs["config"].read_text())
     done = old_invocation(dirs, "2025-09-11")
     assert done.returncode == 0, done.stderr
-    assert "Applied: global 1.00 → 1.05" in done.stdout
+    assert "Applied: Global 1.00 → 1.05" in done.stdout
     after = json.loads(dirs["config"].read_text())
     assert after["iv_multiplier"] == pytest.approx(1.05, abs=0.01)
     [entry] = Archive(dirs["archive"], "vol_surface").entries()

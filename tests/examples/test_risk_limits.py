@@ -294,8 +294,8 @@ def test_update_not_applied_with_the_reason_then_applied(rl, desk):
     assert applied.applied and applied.change.kind == "update"
     assert desk.live() == JUNE
     assert applied.decision.reason.startswith(
-        "Applied: rates 50,000,000.00 → 54,400,000.00 (change 4,400,000.00, threshold 500,000.00); "
-        "equities 30,000,000.00 → 33,300,000.00 (change 3,300,000.00, threshold 500,000.00); "
+        "Applied: Rates 50,000,000.00 → 54,400,000.00 (change 4,400,000.00, threshold 500,000.00); "
+        "Equities 30,000,000.00 → 33,300,000.00 (change 3,300,000.00, threshold 500,000.00); "
     )
     assert "60 trading days (minimum 40)" in applied.decision.reason
     assert applied.summary() == f"FIRM 2025-06-30 21:00 UTC (realized-vol): {applied.decision.reason}"
@@ -316,8 +316,8 @@ def test_the_rules_options_from_the_policy_toml_clip_a_cut(rl, desk):
         },
     }
     assert verdict.text == (
-        "equities limit cut to 24,975,000, 25% below 33,300,000 (the calibration asks for 12,500,000, a 62.5% cut; "
-        "at most 25% per update); fx limit cut to 19,500,000, 25% below 26,000,000 (the calibration asks for "
+        "Equities limit cut to 24,975,000, 25% below 33,300,000 (the calibration asks for 12,500,000, a 62.5% cut; "
+        "at most 25% per update); FX limit cut to 19,500,000, 25% below 26,000,000 (the calibration asks for "
         "17,200,000, a 33.8% cut; at most 25% per update)"
     )
     assert verdict.text in outcome.decision.reason  # the reason on record says it, with the numbers
@@ -327,7 +327,7 @@ def test_the_rule_defaults_to_20_percent_and_never_slows_a_raise(rl):
     policy = CalibrationUpdatePolicy(domain="risk_limits", rules=("max_cut_pct",))
     cut = should_apply_update({"rates": 100e6, "fx": 10e6}, {"rates": 50e6, "fx": 9e6}, policy)
     assert cut.values == {"rates": 80e6, "fx": 9e6}
-    assert cut.verdicts[0].text.startswith("rates limit cut to 80,000,000, 20% below 100,000,000 (")
+    assert cut.verdicts[0].text.startswith("Rates limit cut to 80,000,000, 20% below 100,000,000 (")
     raised = should_apply_update({"rates": 100e6}, {"rates": 250e6}, policy)
     assert raised.values == {"rates": 250e6}
     assert raised.verdicts[0].text == "every cut within 20% of the live limit"
@@ -521,7 +521,7 @@ def test_the_tab_shows_the_live_limits_and_the_latest_runs(rl, desk):
     for label, shown in (("Equities", "33,300,000"), ("FX", "26,000,000"), ("Rates", "54,400,000")):
         assert f'<th scope="row">{label}</th><td class="cp-num" data-value="{JUNE[label.lower()]}">{shown}</td>' in html
     assert "Not applied: too few trading days in the sample (32, minimum 40)" in html
-    assert "Applied: rates 50,000,000.00 → 54,400,000.00" in html
+    assert "Applied: Rates 50,000,000.00 → 54,400,000.00" in html
     assert "at least 40 trading days in the sample" in html  # the policy, explained
     assert "/calibration/static/panel.css" in html  # the panel's own look, in the panel's base layout
     runs_tab = web.get("/calibration/")
