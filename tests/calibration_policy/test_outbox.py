@@ -309,6 +309,54 @@ def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_ur
     assert sorted(receiver.ids()) == sorted(e["event_id"] for e in events)
 
 
+def _killed_meanwhile(target, **info):
+    """A change of ``target`` that began (its intent written, its lock held) and is killed later: call the result
+    to let go of the lock as a SIGKILL would, leaving the intent to be settled."""
+    from calibration_policy import active_store
+
+    intent = active_store().intents.begin(None, target.name, "update", **info)
+    return intent.release
+
+
+def test_settling_a_killed_update_never_announces_a_change_another_writer_made_meanwhile(
+    tmp_path, receiver, secret, target
+):
+    """Found by benchmarks/bench_outbox_kill.py: an update killed while it waited for the lock was settled with
+    the event of the change its peer had made meanwhile: that change went out twice, under two ids."""
+    rules = policy(receiver.url)
+    die = _killed_meanwhile(target)
+    peer = update(target, rules, day=1, g=1.2)  # the peer's change, and its own event, after the killed one began
+    assert peer.applied
+    die()
+    assert settle_interrupted(target)
+    events = [r["event"] for r in open_outbox().records()]
+    assert [e["change_id"] for e in events] == [peer.change.change_id], "the peer's change was announced twice"
+    assert deliver_pass(open_outbox(), rules.notify).sent == 1
+
+
+def test_a_killed_updates_suggestion_is_announced_even_when_a_newer_one_expired_it_first(
+    tmp_path, receiver, secret, target
+):
+    """Found by benchmarks/bench_outbox_kill.py: a suggestion saved by an update killed before its waiting event,
+    then expired by a newer suggestion before anyone settled the killed update, was never announced."""
+    from calibration_policy.stores import open_reviews
+
+    rules = policy(receiver.url).model_copy(update={"require_approval": True})
+    from calibration_policy.naming import run_file_name, utc_stamp
+
+    die = _killed_meanwhile(target, run_id=run_file_name(utc_stamp(T0 + timedelta(days=1)), "SPY", "live")[:-5])
+    killed = update(target, rules, day=1, g=1.2)  # what the killed update got as far as: its run and suggestion
+    [record] = open_outbox().records()
+    open_outbox().discard([record["event"]["event_id"]])  # killed before it wrote its waiting event
+    newer = update(target, rules, day=2, g=1.3)  # a newer suggestion expires the killed update's
+    assert open_reviews().get(killed.run.pending_suggestion).status == "expired"
+    die()
+    settle_interrupted(target)
+    waiting = sorted(e["suggestion_id"] for e in (r["event"] for r in open_outbox().records()))
+    assert waiting == sorted([killed.run.pending_suggestion, newer.run.pending_suggestion])
+    assert deliver_pass(open_outbox(), rules.notify).sent == 2
+
+
 DELIVERER = textwrap.dedent("""
     import sys
     from calibration_policy import CalibrationUpdatePolicy
