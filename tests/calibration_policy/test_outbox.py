@@ -243,8 +243,9 @@ UPDATER = textwrap.dedent("""
     from calibration_policy import CalibrationUpdatePolicy, run_update
     from calibration_policy.target import JsonFileTarget
     day, live, approval = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "approval"
-    policy = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, min_delta_global=0.001, min_delta_band=0.001,
-                                     require_approval=approval)
+    sample = 10**9 if sys.argv[4] == "refuse" else 1  # refuse: the rules never apply it (not_applied)
+    policy = CalibrationUpdatePolicy(min_sample_size=sample, min_vega_sum=0, min_delta_global=0.001,
+                                     min_delta_band=0.001, require_approval=approval)
     t0 = datetime(2025, 12, 10, 21, tzinfo=timezone.utc)
     run_update(fixtures.build_result(global_m=round(1.0 + 0.01 * (day + 1), 4), bands={}), underlying="SPY",
                source="live", target=JsonFileTarget(live, name="spy_live"), policy=policy,
@@ -262,11 +263,11 @@ def _wait_until_free(target) -> None:
 
 
 def _routes(store_url: str) -> list[str]:
-    # PostgreSQL writes a change and its event in one transaction; the file store's two routes settle differently.
-    return ["apply", "approval"] if store_url == "files" else ["approval"]
+    # PostgreSQL writes a change and its event in one transaction; the file store's routes settle differently.
+    return ["apply", "approval", "refuse"] if store_url == "files" else ["approval"]
 
 
-@pytest.mark.parametrize("route", ["apply", "approval"])
+@pytest.mark.parametrize("route", ["apply", "approval", "refuse"])
 def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_url, tmp_path, receiver, secret, route):
     """Killed at each durable write in turn, then settled: every live change and every waiting suggestion has
     exactly one event, every event describes something that happened, and each reaches the receiver."""
@@ -305,6 +306,19 @@ def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_ur
     for event in events:
         if event["status"] == "waiting":
             assert open_reviews().get(event["suggestion_id"]).run_id == event["run_id"]
+    from calibration_policy import load_recent_calibration_history
+
+    runs = load_recent_calibration_history("SPY", limit=1000)
+    proposed = {s.run_id for s in open_reviews().all(target=target.name)}
+    refused = [
+        r.run_id
+        for r in runs
+        if r.applied is False and r.run_id not in proposed and not (r.decision or {}).get("settled")
+    ]  # decided by the rules (a run settling marked not applied, killed before any decision, was decided by nobody)
+    said = [e["run_id"] for e in events if e["status"] == "not_applied"]
+    assert sorted(said) == sorted(refused), "a decision of the rules not to apply without its one event"
+    if route == "refuse":
+        assert refused, "the rules refused nothing"
     assert deliver_pass(open_outbox(), policy(receiver.url).notify).sent == len(events)
     assert sorted(receiver.ids()) == sorted(e["event_id"] for e in events)
 
