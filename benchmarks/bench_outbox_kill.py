@@ -8,10 +8,11 @@ One data root on the file store (``$CALIBRATION_DATA`` in a temp folder), one li
 with the stock ``standardwebhooks.Webhook(secret).verify`` and records every ``webhook-id`` it is sent).
 
 * **Updaters** (2 processes, this file's ``updater`` role): each loops over ``run_update`` with a random
-  result, half under rules that apply it, 3 in 10 under rules that need approval (a waiting suggestion),
-  2 in 10 under rules that refuse it (not applied). Before each call it appends, with fsync, the run id it is
+  result, half under rules that apply a move of 0.001 or more (as the smoothed value settles, most of these
+  are not applied either), 3 in 10 under rules that need approval (a waiting suggestion), 2 in 10 under
+  rules that refuse it (too few options). Before each call it appends, with fsync, the run id it is
   about to record; after it, the outcome (run, route, change, suggestion). Each is SIGKILLed at a random
-  moment (``--kill-every``, default 0.2-1.5 s after its imports) and started again.
+  moment (``--kill-every``, default 0.5-2.5 s after its imports) and started again.
 * **The deliverer**: ``calibration-policy outbox run --loop`` (a pass every 0.1 s), SIGKILLed at a random
   moment after its first pass (``--deliverer-kill-every``) and started again.
 
@@ -447,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=1000, help="Decisions the updaters make in all.")
-    parser.add_argument("--kill-every", type=float, nargs=2, default=(0.2, 1.5), metavar=("MIN", "MAX"),
+    parser.add_argument("--kill-every", type=float, nargs=2, default=(0.5, 2.5), metavar=("MIN", "MAX"),
                         help="An updater is killed this many seconds (uniform) after it is ready.")  # fmt: skip
     parser.add_argument("--deliverer-kill-every", type=float, nargs=2, default=(0.2, 1.5), metavar=("MIN", "MAX"),
                         help="The deliverer is killed this many seconds after its first pass.")  # fmt: skip
