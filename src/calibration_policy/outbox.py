@@ -14,7 +14,10 @@ A record is deliverable once its intent is gone:
   decision they describe was stored, so they stand.
 
 Either way, a live change that settling completes without an event (killed or raised after going
-live, before its event) gets one then, its id derived from the change's, so it is announced once.
+live, before its event) gets one then, its id derived from the change's, so it is announced once; so do
+a suggestion the killed change saved (even one a newer suggestion expired since) and a decision of the
+rules not to apply that it stored, each under an id derived from the suggestion's or the run's. Only the
+killed change's own: a change another writer made meanwhile is announced by that writer.
 
 Each record also carries its delivery log (per endpoint: attempts, response codes, the error
 sentence, the next attempt), so a restart loses nothing; see :mod:`calibration_policy.delivery`.

@@ -127,26 +127,42 @@ def settle_events(intent: Any, data_dir: Any, archive: Any) -> tuple[int, int]:
     started = _parse_time(intent.data.get("started_at"))
     added = 0
     for entry in entries:
-        if entry.change_id in told or started is None or entry.at < started:
-            continue
-        if entry.run_id != intent.data.get("run_id") and entry.suggestion_id != intent.data.get("suggestion_id"):
-            continue  # another change's, not this intent's
+        if entry.change_id in told or started is None or entry.at < started or not made_by(entry, intent.data):
+            continue  # announced already, older, or another writer's (made while this one waited for the lock)
         event = settled_event(entry, intent.data)
         if outbox.get(event["event_id"]) is None:  # settled twice (killed again while settling): one event
             outbox.add(new_record(event, None, None))
             added += 1
+    late = []
     if not any(r["event"].get("status") == "waiting" for r in held):
-        for event in _waiting_events(intent.data, started):
-            if outbox.get(event["event_id"]) is None:
-                outbox.add(new_record(event, None, None))
-                added += 1
+        late += _waiting_events(intent.data, started)
+    if not any(r["event"].get("status") == "not_applied" for r in held):
+        late += _refused_events(intent.data, started)
+    for event in late:
+        if outbox.get(event["event_id"]) is None:
+            outbox.add(new_record(event, None, None))
+            added += 1
     return len(untrue), added
 
 
+def made_by(entry: Any, intent: Mapping[str, Any]) -> bool:
+    """Whether archive ``entry`` is the change of the killed change ``intent``, not a change another writer made
+    meanwhile (that one is announced by its own event). An update or review is known by its run or suggestion;
+    an intent that names neither (a roll back; an update killed before it recorded its run, which made no
+    change) can only have made an entry that names neither."""
+    run_id, suggestion_id = intent.get("run_id"), intent.get("suggestion_id")
+    if run_id is None and suggestion_id is None:
+        return entry.run_id is None and entry.suggestion_id is None
+    return (run_id is not None and entry.run_id == run_id) or (
+        suggestion_id is not None and entry.suggestion_id == suggestion_id
+    )
+
+
 def _waiting_events(intent: Mapping[str, Any], started: datetime | None) -> list[dict[str, Any]]:
-    """The "waiting" event of a suggestion the killed change left pending before it wrote that event (the
-    suggestion is saved, so the change happened: a person must hear of it). Its id derives from the
-    suggestion's, so settling again cannot announce it twice."""
+    """The "waiting" event of a suggestion the killed change saved before it wrote that event (the
+    suggestion is saved, so the change happened: a person must hear of it), even when a newer suggestion
+    expired it (or someone reviewed it) before the killed change was settled: it was waiting. Its id derives
+    from the suggestion's, so settling again cannot announce it twice."""
     run_id = intent.get("run_id")
     if not run_id:
         return []
@@ -174,7 +190,43 @@ def _waiting_events(intent: Mapping[str, Any], started: datetime | None) -> list
             event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:suggestion:{item.suggestion_id}").hex,
         ).to_dict()
         for item in made
-        if item.run_id == run_id and item.status == "pending" and (started is None or item.created_at >= started)
+        if item.run_id == run_id and (started is None or item.created_at >= started)
+    ]
+
+
+def _refused_events(intent: Mapping[str, Any], started: datetime | None) -> list[dict[str, Any]]:
+    """The "not_applied" event of the run the killed change decided by the rules (the decision is stored, so
+    it was made) before it wrote that event. A run settling itself marked not applied (killed before any
+    decision) is not announced: nobody decided it. Its id derives from the run's: announced once."""
+    run_id = intent.get("run_id")
+    if not run_id or started is None:
+        return []
+    try:
+        run = open_store(intent.get("history_dir")).get(run_id)
+    except ValueError:
+        return []
+    decision, extra = run.decision or {}, run.model_extra or {}
+    if run.applied or run.pending_suggestion or decision.get("settled") or not run.decided_at:
+        return []
+    if run.decided_at < started or decision.get("apply", True):
+        return []  # decided before this change (a force of an older run), or not refused by the rules
+    return [
+        Event(
+            kind=str(intent.get("kind") or "update"),
+            status="not_applied",
+            domain=run.domain,
+            target=intent.get("target"),
+            actor=extra.get("decided_by") or "policy",
+            via=extra.get("decided_via") or str(intent.get("via") or "python"),
+            reason=f"{run.applied_reason or decision.get('reason') or 'Not applied'}"
+            " (announced when the interrupted change was settled)",
+            underlying=run.underlying,
+            before={s["scope"]: s["old"] for s in decision.get("scopes") or [] if "scope" in s and "old" in s},
+            after=None,
+            run_id=run.run_id,
+            at=run.decided_at,
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:refused:{run.run_id}").hex,
+        ).to_dict()
     ]
 
 

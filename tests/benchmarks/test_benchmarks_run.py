@@ -123,6 +123,15 @@ def test_outbox(tmp_path):
     assert results["delivery"]["events"] == 100 and results["update_step"]["updates_per_arm"] == 6
 
 
+def test_outbox_under_sigkill(tmp_path):
+    """60 decisions while updaters and the deliverer are SIGKILLed: nothing lost, nothing invented."""
+    out = run("bench_outbox_kill.py", "--quick", "--out", str(tmp_path / "out.json"))
+    results = json.loads((tmp_path / "out.json").read_text())
+    assert results["decisions"] >= 60 and results["kills"]["updaters"] >= 1, out
+    assert (results["lost"], results["invented"], results["problems"]) == (0, 0, 0), out
+    assert results["delivered"] == results["events"] > 0 and results["intents_left"] == 0
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("CALIBRATION_POLICY_LONG_TESTS") != "1",

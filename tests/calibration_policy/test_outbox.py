@@ -243,8 +243,9 @@ UPDATER = textwrap.dedent("""
     from calibration_policy import CalibrationUpdatePolicy, run_update
     from calibration_policy.target import JsonFileTarget
     day, live, approval = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "approval"
-    policy = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, min_delta_global=0.001, min_delta_band=0.001,
-                                     require_approval=approval)
+    sample = 10**9 if sys.argv[4] == "refuse" else 1  # refuse: the rules never apply it (not_applied)
+    policy = CalibrationUpdatePolicy(min_sample_size=sample, min_vega_sum=0, min_delta_global=0.001,
+                                     min_delta_band=0.001, require_approval=approval)
     t0 = datetime(2025, 12, 10, 21, tzinfo=timezone.utc)
     run_update(fixtures.build_result(global_m=round(1.0 + 0.01 * (day + 1), 4), bands={}), underlying="SPY",
                source="live", target=JsonFileTarget(live, name="spy_live"), policy=policy,
@@ -262,11 +263,11 @@ def _wait_until_free(target) -> None:
 
 
 def _routes(store_url: str) -> list[str]:
-    # PostgreSQL writes a change and its event in one transaction; the file store's two routes settle differently.
-    return ["apply", "approval"] if store_url == "files" else ["approval"]
+    # PostgreSQL writes a change and its event in one transaction; the file store's routes settle differently.
+    return ["apply", "approval", "refuse"] if store_url == "files" else ["approval"]
 
 
-@pytest.mark.parametrize("route", ["apply", "approval"])
+@pytest.mark.parametrize("route", ["apply", "approval", "refuse"])
 def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_url, tmp_path, receiver, secret, route):
     """Killed at each durable write in turn, then settled: every live change and every waiting suggestion has
     exactly one event, every event describes something that happened, and each reaches the receiver."""
@@ -305,8 +306,69 @@ def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_ur
     for event in events:
         if event["status"] == "waiting":
             assert open_reviews().get(event["suggestion_id"]).run_id == event["run_id"]
+    from calibration_policy import load_recent_calibration_history
+
+    runs = load_recent_calibration_history("SPY", limit=1000)
+    proposed = {s.run_id for s in open_reviews().all(target=target.name)}
+    refused = [
+        r.run_id
+        for r in runs
+        if r.applied is False and r.run_id not in proposed and not (r.decision or {}).get("settled")
+    ]  # decided by the rules (a run settling marked not applied, killed before any decision, was decided by nobody)
+    said = [e["run_id"] for e in events if e["status"] == "not_applied"]
+    assert sorted(said) == sorted(refused), "a decision of the rules not to apply without its one event"
+    if route == "refuse":
+        assert refused, "the rules refused nothing"
     assert deliver_pass(open_outbox(), policy(receiver.url).notify).sent == len(events)
     assert sorted(receiver.ids()) == sorted(e["event_id"] for e in events)
+
+
+def _killed_meanwhile(target, **info):
+    """A change of ``target`` that began (its intent written, its lock held) and is killed later: call the result
+    to let go of the lock as a SIGKILL would, leaving the intent to be settled."""
+    from calibration_policy import active_store
+
+    intent = active_store().intents.begin(None, target.name, "update", **info)
+    return intent.release
+
+
+def test_settling_a_killed_update_never_announces_a_change_another_writer_made_meanwhile(
+    tmp_path, receiver, secret, target
+):
+    """Found by benchmarks/bench_outbox_kill.py: an update killed while it waited for the lock was settled with
+    the event of the change its peer had made meanwhile: that change went out twice, under two ids."""
+    rules = policy(receiver.url)
+    die = _killed_meanwhile(target)
+    peer = update(target, rules, day=1, g=1.2)  # the peer's change, and its own event, after the killed one began
+    assert peer.applied
+    die()
+    assert settle_interrupted(target)
+    events = [r["event"] for r in open_outbox().records()]
+    assert [e["change_id"] for e in events] == [peer.change.change_id], "the peer's change was announced twice"
+    assert deliver_pass(open_outbox(), rules.notify).sent == 1
+
+
+def test_a_killed_updates_suggestion_is_announced_even_when_a_newer_one_expired_it_first(
+    tmp_path, receiver, secret, target
+):
+    """Found by benchmarks/bench_outbox_kill.py: a suggestion saved by an update killed before its waiting event,
+    then expired by a newer suggestion before anyone settled the killed update, was never announced."""
+    from calibration_policy.stores import open_reviews
+
+    rules = policy(receiver.url).model_copy(update={"require_approval": True})
+    from calibration_policy.naming import run_file_name, utc_stamp
+
+    die = _killed_meanwhile(target, run_id=run_file_name(utc_stamp(T0 + timedelta(days=1)), "SPY", "live")[:-5])
+    killed = update(target, rules, day=1, g=1.2)  # what the killed update got as far as: its run and suggestion
+    [record] = open_outbox().records()
+    open_outbox().discard([record["event"]["event_id"]])  # killed before it wrote its waiting event
+    newer = update(target, rules, day=2, g=1.3)  # a newer suggestion expires the killed update's
+    assert open_reviews().get(killed.run.pending_suggestion).status == "expired"
+    die()
+    settle_interrupted(target)
+    waiting = sorted(e["suggestion_id"] for e in (r["event"] for r in open_outbox().records()))
+    assert waiting == sorted([killed.run.pending_suggestion, newer.run.pending_suggestion])
+    assert deliver_pass(open_outbox(), rules.notify).sent == 2
 
 
 DELIVERER = textwrap.dedent("""
