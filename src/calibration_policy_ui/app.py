@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from calibration_policy import CalibrationUpdatePolicy, live_config_copy
@@ -58,12 +58,13 @@ def create_app(
     signed: dict[str, Any] = {}
     if sign_in is not None:
         signed = {
-            "dependencies": [Depends(sign_in.dependency())],
             "current_user": lambda request: getattr(request.state, "user", None),
             # the users file's roles add to the policy's [permissions] table
             "permissions": sign_in.users.permissions(policy) if sign_in.users is not None else None,
         }
     app = FastAPI(title="Calibration panel", docs_url=None, redoc_url=None, openapi_url=None)
+    if sign_in is not None:  # a middleware, not a route dependency: the user is known before any body is read
+        app.middleware("http")(sign_in.middleware())
     app.include_router(
         create_router(
             target_for=data_folder_target_for(data, policy),

@@ -14,11 +14,12 @@ Three ways, in this order of trust:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from calibration_policy.errors import CalibrationPolicyError
@@ -99,6 +100,29 @@ class SignIn:
             return user
 
         return require_login
+
+    def middleware(self) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+        """The same sign-in as an HTTP middleware (what ``serve``'s own app uses): who is there is known before
+        any route reads its body, so the panel's permission check refuses a request before a byte of it is read
+        (:mod:`calibration_policy_ui.limits`); a route dependency runs only after the body is read."""
+        basic = HTTPBasic(auto_error=False)
+
+        async def sign_in(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            try:
+                credentials = await basic(request)
+            except HTTPException:  # a malformed Authorization header: nobody signed in
+                credentials = None
+            user = self.user_of(request, credentials)
+            if user is None:
+                return JSONResponse(
+                    {"detail": "Sign in to use the app."},
+                    status.HTTP_401_UNAUTHORIZED,
+                    headers={"WWW-Authenticate": f'Basic realm="{self.realm}"'},
+                )
+            request.state.user = user
+            return await call_next(request)
+
+        return sign_in
 
     def user_of(self, request: Request, credentials: HTTPBasicCredentials | None) -> str | None:
         if self.proxy_header:

@@ -176,3 +176,37 @@ def test_the_panel_on_its_own_signs_people_in_as_serve_chose(tmp_path: Path):
         "/calibration/api/force-apply", json={"underlying": "SPY"}, headers={"X-CSRF-Token": token}, auth=ana
     )
     assert done.status_code != 403, done.text
+
+
+def test_serve_refuses_a_signed_in_viewer_before_reading_the_body(tmp_path: Path):
+    """``serve`` signs people in with a middleware, so the panel knows who is there before any route reads:
+    a viewer's 16 MiB upload is refused (403) with at most its first chunk read, not after the whole body."""
+    from calibration_policy_ui.app import create_app
+
+    data = tmp_path / "data"
+    fill(data, "SPY", days=3)
+    (data / "calibration_policy.toml").write_text(
+        "[permissions]\nroles = { viewer = ['view'] }\neveryone = ['viewer']\n"
+    )
+    UsersFile(data / "users.json").add("bo", "another long secret")
+    client = TestClient(
+        create_app(data, secret="s", sign_in=sign_in_of(data, ServeOptions())), base_url="http://a.test"
+    )
+    bo = ("bo", "another long secret")
+    token = client.get("/calibration/api/csrf-token", auth=bo).json()["csrf_token"]
+    sent = []
+
+    def body():
+        for _ in range(16):
+            sent.append(1)
+            yield b" " * (1024 * 1024)
+
+    refused = client.post(
+        "/calibration/api/weights/analyze",
+        content=body(),
+        headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+        auth=bo,
+    )
+    assert refused.status_code == 403 and "bo may not" in refused.json()["detail"]
+    assert len(sent) <= 1  # the client may have queued its first chunk; the server read none of the rest
+    assert client.post("/calibration/api/weights/analyze", content=b"{}", auth=("bo", "wrong")).status_code == 401
