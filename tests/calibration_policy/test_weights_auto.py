@@ -118,7 +118,7 @@ def test_auto_mode_applies_within_bounds_and_logs_the_change_for_review(target, 
     (entry,) = Archive(env["archive_dir"], target.name).entries()
     assert entry.kind == "auto" and entry.actor == "auto mode" and entry.previous_values == EQUAL
     assert entry.run_id == outcome.run.run_id and entry.domain == "scoring_weights"
-    assert entry.reason.startswith("Applied automatically: wallet 0.25 → 0.35")
+    assert entry.reason.startswith("Applied automatically: Wallet 0.25 → 0.35")
     assert "winning trades taken at threshold 0.6 (bar 2%); no weight moved more than 0.1" in entry.reason
     run = open_store(env["history_dir"]).get(outcome.run.run_id)
     assert run.status == "applied" and run.applied_reason == entry.reason

@@ -48,7 +48,7 @@ def test_suggest_records_a_run_and_a_pending_suggestion_with_the_analysis(target
     run, item = outcome.run, outcome.suggestion
     assert (run.domain, run.underlying, run.source, run.sample_size) == ("scoring_weights", "SCORING", "trades", 400)
     assert run.status == "pending" and run.pending_suggestion == item.suggestion_id
-    assert run.applied_reason.startswith("Waiting for approval: wallet 0.25 → ")
+    assert run.applied_reason.startswith("Waiting for approval: Wallet 0.25 → ")
     stored = open_store(dirs["history_dir"]).get(run.run_id)
     assert stored.model_extra["analysis"]["suggested_weights"] == item.values
     assert item.status == "pending" and item.run_id == run.run_id and item.current_values == EQUAL
@@ -59,7 +59,7 @@ def test_suggest_records_a_run_and_a_pending_suggestion_with_the_analysis(target
     assert analysis["factors"][0]["rationale"].startswith("Strong predictor: winners avg")
     assert analysis["estimated_improvement"]["text"].startswith("At threshold 0.6 the suggested weights take")
     assert (
-        item.reason.startswith("Suggested: wallet 0.25 → ") and "winning trades taken at threshold 0.6" in item.reason
+        item.reason.startswith("Suggested: Wallet 0.25 → ") and "winning trades taken at threshold 0.6" in item.reason
     )
     assert outcome.message.endswith(f"Review it as suggestion {item.suggestion_id}.")
 
@@ -91,7 +91,7 @@ def test_approving_a_suggestion_sets_it_live_and_archives_the_old_weights(target
 def test_a_change_too_small_for_the_policy_records_the_run_but_suggests_nothing(target, dirs):
     outcome = suggest_weights(make_trades(400), target, policy=weights_policy(min_delta_global=0.5), **dirs)
     assert outcome.action == "not suggested" and outcome.suggestion is None
-    assert outcome.message.startswith("No new weights suggested: change too small (wallet ")
+    assert outcome.message.startswith("No new weights suggested: change too small (Wallet ")
     assert "< 0.5" in outcome.message
     assert outcome.run.status == "not applied" and ReviewStore(dirs["suggestions_dir"]).all() == []
 
@@ -281,7 +281,7 @@ def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tm
         **dirs,
     )
     assert pending.run.status == "pending" and not pending.applied and read_weights(weights_file) == EQUAL
-    assert pending.decision.reason.startswith("Waiting for approval: wallet 0.25 → ")
+    assert pending.decision.reason.startswith("Waiting for approval: Wallet 0.25 → ")
     applied = run_update(
         result,
         underlying="SCORING",

@@ -172,7 +172,7 @@ def test_the_first_screen_answers_the_four_questions_for_the_weights(tab, client
     suggestion_id = suggest(client)
     latest = text_of(section(client.get("/calibration/weights/").text, "cp-w-latest"))
     assert re.search(
-        r"Latest analysis: \d{4}-\d\d-\d\d \d\d:\d\d UTC Waiting for approval Waiting for approval: wallet", latest
+        r"Latest analysis: \d{4}-\d\d-\d\d \d\d:\d\d UTC Waiting for approval Waiting for approval: Wallet", latest
     )
     assert (
         "What decides: A new value goes live only when the run has at least 100 trades and the smoothed weight "

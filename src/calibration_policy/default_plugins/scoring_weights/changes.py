@@ -29,7 +29,7 @@ from calibration_policy.target import Target
 
 from .analysis import SOURCE, TIME_COLUMN, WeightsAnalysis, _plural, analyze_trades
 from .budget import budget_for
-from .domain import DOMAIN_NAME, FACTORS, NotEnoughTradesError, live_weights
+from .domain import DOMAIN_NAME, NotEnoughTradesError, live_weights
 from .evidence import measure_or_explain
 from .gate import OutOfSampleOptions
 from .live import go_live, live_step
@@ -98,7 +98,6 @@ def _prepare(
         analysis.current,
         analysis.suggestion,
         policy,
-        scope_labels={f: f for f in FACTORS},
         evidence=measured,
     )
     return analysis, run, decision
