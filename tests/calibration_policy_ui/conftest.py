@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -184,3 +184,11 @@ def served(tmp_path: Path):
     fill(data, "QQQ", days=3)
     with serving(agent_app_module().create_app(data, secret="browser-test")) as url:
         yield url, data
+
+
+def counted_megabytes(sent: list[int], count: int = 16) -> Iterator[bytes]:
+    """A request body of ``count`` MiB, noting each MiB as the client hands it over: a server that refuses before
+    reading leaves ``sent`` at one chunk at most."""
+    for _ in range(count):
+        sent.append(1)
+        yield b" " * (1024 * 1024)

@@ -13,7 +13,7 @@ from calibration_policy.limits import json_depth
 from calibration_policy_ui import create_router
 from calibration_policy_ui.limits import BodyLimits, parse_size
 
-from .conftest import USER_HEADER, Host, csrf_of, text_of
+from .conftest import USER_HEADER, Host, counted_megabytes, csrf_of, text_of
 from .test_permissions import Roles, files, weights_files  # noqa: F401  (a fixture)
 
 TRADE = {"wallet_score": 0.5, "cluster_score": 0.4, "token_score": 0.6, "context_score": 0.5, "pnl": 1.0, "win": True}
@@ -153,16 +153,10 @@ def test_a_viewer_is_refused_before_a_large_body_is_read(host: Host, weights_fil
     )
     client = TestClient(app, base_url="http://agent.test", headers={USER_HEADER: "vic"})
     token = csrf_of(client)
-    sent = []
-
-    def body():
-        for _ in range(16):
-            sent.append(1)
-            yield b" " * (1024 * 1024)
-
+    sent: list[int] = []
     response = client.post(
         "/calibration/api/weights/analyze",
-        content=body(),
+        content=counted_megabytes(sent),
         headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
     )
     assert response.status_code == 403 and "vic may not" in response.json()["detail"]

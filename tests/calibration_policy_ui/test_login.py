@@ -19,6 +19,7 @@ from calibration_policy_ui.commands import ServeOptions, sign_in_of
 from calibration_policy_ui.login import SignIn, SignInSetupError
 
 from .agent import agent_app_module, fill
+from .conftest import counted_megabytes
 
 TABLE = {"roles": {"approver": ["view", "approve", "reject"], "viewer": ["view"]}, "everyone": ["viewer"]}
 
@@ -194,16 +195,10 @@ def test_serve_refuses_a_signed_in_viewer_before_reading_the_body(tmp_path: Path
     )
     bo = ("bo", "another long secret")
     token = client.get("/calibration/api/csrf-token", auth=bo).json()["csrf_token"]
-    sent = []
-
-    def body():
-        for _ in range(16):
-            sent.append(1)
-            yield b" " * (1024 * 1024)
-
+    sent: list[int] = []
     refused = client.post(
         "/calibration/api/weights/analyze",
-        content=body(),
+        content=counted_megabytes(sent),
         headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
         auth=bo,
     )
