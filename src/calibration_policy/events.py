@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from .models import CalibrationRun, Decision
 
 
+SETTLED_NOTE = " (announced when the interrupted change was settled)"
+
+
+def derived_event_id(*parts: str) -> str:
+    """The id of an event announced from a record rather than by its change (a killed change settled later):
+    derived from what it announces ("change", target, change id; "suggestion", id …), so announcing it again
+    gives the same id and a listener hears of it once."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, ":".join(("calibration-policy", *parts))).hex
+
+
 @dataclass(frozen=True)
 class Event:
     """One change, as a listener sees it: who, from where, on what, before → after, and why.

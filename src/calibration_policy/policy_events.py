@@ -10,19 +10,12 @@ a record that exists, so none is invented; the id makes a second settling a no-o
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from .archive import now_utc
-from .events import Event
+from .events import SETTLED_NOTE, Event, derived_event_id
 from .policy_versions import PolicyProposal, PolicyProposals, PolicyVersion, PolicyVersions
-
-SETTLED = " (announced when the interrupted change was settled)"
-
-
-def _event_id(record: str, record_id: str, status: str) -> str:
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:policy-{record}:{record_id}:{status}").hex
 
 
 def version_event(version: PolicyVersion, before: dict[str, Any] | None = None, note: str = "") -> Event:
@@ -40,7 +33,7 @@ def version_event(version: PolicyVersion, before: dict[str, Any] | None = None, 
         before=before if before is not None else version.replaced,
         after=dict(version.policy),
         at=version.at,
-        event_id=_event_id("version", version.version_id, "live"),
+        event_id=derived_event_id("policy-version", version.version_id, "live"),
     )
 
 
@@ -48,36 +41,30 @@ def proposal_event(
     proposal: PolicyProposal, status: str, before: dict[str, Any] | None = None, note: str = "", at: Any = None
 ) -> Event:
     """A proposal was made (``pending``), approved or rejected."""
-    via = proposal.announced.get(status, "python")
+    kind, shown = {"pending": ("policy_propose", "waiting"), "approved": ("policy_approve", "applied")}.get(
+        status, ("policy_reject", "rejected")
+    )
+    actor: str | None = proposal.proposer
     if status == "pending":
-        return Event(
-            kind="policy_propose",
-            status="waiting",
-            domain=proposal.policy.get("domain"),
-            target=None,
-            actor=proposal.proposer,
-            via=via,
-            reason=f"Policy proposed by {proposal.proposer}: {proposal.reason}{note}",
-            before=before,
-            after=dict(proposal.policy),
-            at=proposal.at,
-            event_id=_event_id("proposal", proposal.proposal_id, status),
+        when, reason = proposal.at, f"Policy proposed by {proposal.proposer}: {proposal.reason}"
+    else:
+        actor = proposal.reviewer
+        when = at if isinstance(at, datetime) else now_utc()  # a rejection's own time is not recorded
+        reason = f"Policy proposal {proposal.proposal_id} by {proposal.proposer} {status} by {proposal.reviewer}" + (
+            f": policy version {proposal.version_id} is live" if proposal.version_id else ""
         )
-    approved = status == "approved"
     return Event(
-        kind="policy_approve" if approved else "policy_reject",
-        status="applied" if approved else "rejected",
+        kind=kind,
+        status=shown,
         domain=proposal.policy.get("domain"),
         target=None,
-        actor=proposal.reviewer,
-        via=via,
-        reason=f"Policy proposal {proposal.proposal_id} by {proposal.proposer} {status} by {proposal.reviewer}"
-        + (f": policy version {proposal.version_id} is live" if proposal.version_id else "")
-        + note,
+        actor=actor,
+        via=proposal.announced.get(status, "python"),
+        reason=reason + note,
         before=before,
-        after=dict(proposal.policy) if approved else None,
-        at=at if isinstance(at, datetime) else now_utc(),  # a rejection's own time is not recorded
-        event_id=_event_id("proposal", proposal.proposal_id, status),
+        after=dict(proposal.policy) if status != "rejected" else None,
+        at=when,
+        event_id=derived_event_id("policy-proposal", proposal.proposal_id, status),
     )
 
 
@@ -90,10 +77,12 @@ def settle_policy_events(data_dir: Any = None, outbox_dir: Any = None) -> int:
 
     versions = PolicyVersions(data_dir).versions()
     went_live = {v.version_id: v.at for v in versions}
-    owed: list[Event] = [version_event(v, note=SETTLED) for v in versions if v.announced]
+    owed: list[Event] = [version_event(v, note=SETTLED_NOTE) for v in versions if v.announced]
     for proposal in PolicyProposals(data_dir).all():
         for status in proposal.announced:
-            owed.append(proposal_event(proposal, status, note=SETTLED, at=went_live.get(proposal.version_id or "")))
+            owed.append(
+                proposal_event(proposal, status, note=SETTLED_NOTE, at=went_live.get(proposal.version_id or ""))
+            )
     if not owed:
         return 0
     outbox = open_outbox(outbox_dir if outbox_dir is not None else data_dir)

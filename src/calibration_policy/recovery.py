@@ -8,13 +8,12 @@ change raises. ``doctor --repair`` settles them too.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from .archive import now_utc, resolve_archive_dir
-from .events import Event
+from .events import SETTLED_NOTE, Event, derived_event_id
 from .outbox import new_record
 from .steps import _mark_run_applied, _reviewed, _run_after_review, _run_of_rejected, _suggestions_dir, decide_runs_of
 from .stores import govern, intents, locked, open_archive, open_outbox, open_reviews, open_store
@@ -178,16 +177,14 @@ def _waiting_events(intent: Mapping[str, Any], started: datetime | None) -> list
             target=item.target,
             actor=item.proposed_by or "policy",
             via=item.proposed_via or str(intent.get("via") or "python"),
-            reason="Waiting for approval: "
-            + item.reason.removeprefix("Applied: ")
-            + " (announced when the interrupted change was settled)",
+            reason="Waiting for approval: " + item.reason.removeprefix("Applied: ") + SETTLED_NOTE,
             underlying=item.underlying,
             before=dict(item.current_values),
             after=dict(item.values),
             run_id=run_id,
             suggestion_id=item.suggestion_id,
             at=item.created_at,
-            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:suggestion:{item.suggestion_id}").hex,
+            event_id=derived_event_id("suggestion", item.suggestion_id),
         ).to_dict()
         for item in made
         if item.run_id == run_id and (started is None or item.created_at >= started)
@@ -218,14 +215,13 @@ def _refused_events(intent: Mapping[str, Any], started: datetime | None) -> list
             target=intent.get("target"),
             actor=extra.get("decided_by") or "policy",
             via=extra.get("decided_via") or str(intent.get("via") or "python"),
-            reason=f"{run.applied_reason or decision.get('reason') or 'Not applied'}"
-            " (announced when the interrupted change was settled)",
+            reason=f"{run.applied_reason or decision.get('reason') or 'Not applied'}{SETTLED_NOTE}",
             underlying=run.underlying,
             before={s["scope"]: s["old"] for s in decision.get("scopes") or [] if "scope" in s and "old" in s},
             after=None,
             run_id=run.run_id,
             at=run.decided_at,
-            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:refused:{run.run_id}").hex,
+            event_id=derived_event_id("refused", run.run_id),
         ).to_dict()
     ]
 
@@ -240,7 +236,7 @@ def settled_event(entry: Any, intent: dict[str, Any]) -> dict[str, Any]:
         target=entry.target,
         actor=entry.by or entry.actor,
         via=entry.via or str(intent.get("via") or "python"),
-        reason=f"{entry.reason} (announced when the interrupted change was settled)",
+        reason=f"{entry.reason}{SETTLED_NOTE}",
         underlying=entry.underlying,
         before=dict(entry.previous_values),
         after=dict(entry.new_values),
@@ -248,7 +244,7 @@ def settled_event(entry: Any, intent: dict[str, Any]) -> dict[str, Any]:
         change_id=entry.change_id,
         suggestion_id=entry.suggestion_id,
         at=entry.at,
-        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"calibration-policy:change:{entry.target}:{entry.change_id}").hex,
+        event_id=derived_event_id("change", str(entry.target), str(entry.change_id)),
     ).to_dict()
 
 
