@@ -565,13 +565,11 @@ def status(
         return
     from .plugins import get_domain
 
-    domain = get_domain(policy.domain)
-    unit = f" ({domain.value_unit})" if domain.value_unit else ""
     click.echo(f"Current {report.title} for {report.underlying}:\n")
     print_table(
         [
             Column("Scope", no_wrap=True),
-            Column(domain.parameter_label[:1].upper() + domain.parameter_label[1:] + unit, justify="right"),
+            Column(get_domain(policy.domain).value_heading(), justify="right"),
             "Live since",
         ],
         [[r.label, f"{r.value:.4f}", r.live_since_text] for r in report.current],

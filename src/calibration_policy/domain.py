@@ -87,6 +87,11 @@ class Domain(ABC):
         error = sum(abs(float(values[scope]) - float(recommended[scope])) for scope in common) / len(common)
         return error * math.sqrt(max(int(run.sample_size), 1))
 
+    def value_heading(self) -> str:
+        """The values' column heading in the domain's words, with their unit: "IV multiplier", "Spread markup (bp)"."""
+        label = self.parameter_label[:1].upper() + self.parameter_label[1:]
+        return label + (f" ({self.value_unit})" if self.value_unit else "")
+
     def evidence_amount(self, amount: float) -> str:
         """ "12,400" for total vega, "10,000,000 USD" for a notional: the figure with its unit where the label
         does not already say it."""

@@ -39,7 +39,7 @@ RULE_LABELS = {
 }
 
 
-def _evidence_words(domain_name: str) -> tuple[str, str]:
+def evidence_words(domain_name: str) -> tuple[str, str]:
     """What the domain's sample counts and what its second evidence figure measures ("fills", "notional")."""
     try:
         domain = get_domain(domain_name)
@@ -50,7 +50,7 @@ def _evidence_words(domain_name: str) -> tuple[str, str]:
 
 def rule_labels(domain_name: str) -> dict[str, str]:
     """The built-in rules' names in the domain's words ("Enough fills in the sample", "Enough notional")."""
-    sample, evidence = _evidence_words(domain_name)
+    sample, evidence = evidence_words(domain_name)
     return {
         "min_sample_size": f"Enough {sample} in the sample",
         "min_vega_sum": f"Enough {evidence}",
@@ -129,11 +129,9 @@ class PanelPage:
     def parameter_label(self) -> str:
         """The value column's heading in the domain's words, with its unit: "IV multiplier", "Spread markup (bp)"."""
         try:
-            domain = get_domain(self.policy.domain)
+            return get_domain(self.policy.domain).value_heading()
         except ValueError:
             return "Value"
-        unit = getattr(domain, "value_unit", "")
-        return domain.parameter_label[:1].upper() + domain.parameter_label[1:] + (f" ({unit})" if unit else "")
 
     @property
     def evidence_label(self) -> str:
@@ -623,7 +621,7 @@ def setting_rows(policy: CalibrationUpdatePolicy) -> list[tuple[str, str]]:
         "store": lambda v: "the data folder" if v is None else mask(v),  # never a password on a screen
     }
     fields = type(policy).model_fields
-    sample, evidence = _evidence_words(policy.domain)
+    sample, evidence = evidence_words(policy.domain)
     labels = rule_labels(policy.domain)
     words = {"min_sample_size": f"Fewest {sample} a run needs", "min_vega_sum": f"Least {evidence} a run needs"}
     rows = []

@@ -108,14 +108,14 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
     from calibration_policy.replay import load_history
     from calibration_policy.stores import open_store
 
-    from ..views import rule_labels
+    from ..views import evidence_words
 
     current = panel.policy()
-    labels = rule_labels(current.domain)
+    sample, evidence = evidence_words(current.domain)
     view: dict[str, Any] = {
         "form": {**_form_defaults(current), **{k: v for k, v in form.items() if v is not None}},
         # the evidence fields in the domain's words: "fills at least", "notional at least"
-        "words": {name: labels[name].removeprefix("Enough ").removesuffix(" in the sample") for name in labels},
+        "words": {"min_sample_size": sample, "min_vega_sum": evidence},
         "underlyings": open_store(panel.history_dir).underlyings(),
         "underlying": underlying,
         "since": since or "",
