@@ -57,6 +57,19 @@ def new_record(event: dict[str, Any], intent: Any, archive_dir: Any) -> dict[str
     return {"event": event, "intent": held, "written_at": now_utc().isoformat(), "deliveries": {}}
 
 
+def add_missing(outbox: Any, events: list[dict[str, Any]]) -> int:
+    """Add to ``outbox`` each event (a payload with a derived id) it does not hold yet, with no intent: what
+    settling announces late. One look for all of them; returns how many were added."""
+    present = outbox.known(event["event_id"] for event in events)
+    added = 0
+    for event in events:
+        if event["event_id"] not in present:
+            outbox.add(new_record(event, None, None))
+            present.add(event["event_id"])
+            added += 1
+    return added
+
+
 class FileOutbox:
     """``<data root>/outbox/``: one ``<time>_<event id>.json`` per event, its delivery log inside."""
 

@@ -72,7 +72,7 @@ def settle_policy_events(data_dir: Any = None, outbox_dir: Any = None) -> int:
     """Add the event of every announced policy record whose event the outbox lacks (a process was
     killed between the two). ``data_dir``: where the policy versions are; ``outbox_dir``: the outbox's
     folder on the file store (default: the same). Returns how many were added."""
-    from .outbox import new_record
+    from .outbox import add_missing
     from .stores import open_outbox
 
     versions = PolicyVersions(data_dir).versions()
@@ -85,9 +85,4 @@ def settle_policy_events(data_dir: Any = None, outbox_dir: Any = None) -> int:
             )
     if not owed:
         return 0
-    outbox = open_outbox(outbox_dir if outbox_dir is not None else data_dir)
-    present = outbox.known(e.event_id for e in owed)
-    missing = [event for event in owed if event.event_id not in present]
-    for event in missing:
-        outbox.add(new_record(event.to_dict(), None, None))
-    return len(missing)
+    return add_missing(open_outbox(outbox_dir if outbox_dir is not None else data_dir), [e.to_dict() for e in owed])

@@ -14,7 +14,7 @@ from typing import Any
 
 from .archive import now_utc, resolve_archive_dir
 from .events import SETTLED_NOTE, Event, derived_event_id
-from .outbox import new_record
+from .outbox import add_missing
 from .steps import _mark_run_applied, _reviewed, _run_after_review, _run_of_rejected, _suggestions_dir, decide_runs_of
 from .stores import govern, intents, locked, open_archive, open_outbox, open_reviews, open_store
 from .target import Target
@@ -124,24 +124,17 @@ def settle_events(intent: Any, data_dir: Any, archive: Any) -> tuple[int, int]:
         outbox.discard(untrue)
     told = {r["event"].get("change_id") for r in held}
     started = _parse_time(intent.data.get("started_at"))
-    added = 0
-    for entry in entries:
-        if entry.change_id in told or started is None or entry.at < started or not made_by(entry, intent.data):
-            continue  # announced already, older, or another writer's (made while this one waited for the lock)
-        event = settled_event(entry, intent.data)
-        if outbox.get(event["event_id"]) is None:  # settled twice (killed again while settling): one event
-            outbox.add(new_record(event, None, None))
-            added += 1
-    late = []
+    owed = [
+        settled_event(entry, intent.data)
+        for entry in entries
+        # not announced already, not older, and not another writer's (made while this one waited for the lock)
+        if entry.change_id not in told and started is not None and entry.at >= started and made_by(entry, intent.data)
+    ]
     if not any(r["event"].get("status") == "waiting" for r in held):
-        late += _waiting_events(intent.data, started)
+        owed += _waiting_events(intent.data, started)
     if not any(r["event"].get("status") == "not_applied" for r in held):
-        late += _refused_events(intent.data, started)
-    for event in late:
-        if outbox.get(event["event_id"]) is None:
-            outbox.add(new_record(event, None, None))
-            added += 1
-    return len(untrue), added
+        owed += _refused_events(intent.data, started)
+    return len(untrue), add_missing(outbox, owed)  # settled twice (killed again while settling): one event each
 
 
 def made_by(entry: Any, intent: Mapping[str, Any]) -> bool:
