@@ -14,7 +14,6 @@ from typing import Any
 
 from .. import events
 from ..context import Context
-from ..events import Event
 from ..governor import Change, Step
 from ..policy import CalibrationUpdatePolicy
 from ..policy_events import proposal_event, settle_policy_events, version_event
@@ -56,7 +55,7 @@ class PolicySet(_PolicyChange):
     def perform(self, step: Step) -> PolicyVersion:
         before = decision_settings(step.ctx.policy)
         version = set_policy(self.policy, **_as(step), reason=self.reason, data_dir=self.data_dir)
-        _announce(step, version_event(version, before))
+        events.record(step.ctx, version_event(version, before))
         return version
 
 
@@ -74,17 +73,13 @@ class PolicyRollBack(_PolicyChange):
     def perform(self, step: Step) -> PolicyVersion:
         before = decision_settings(step.ctx.policy)
         version = rollback_policy(self.to, **_as(step), reason=self.reason, data_dir=self.data_dir)
-        _announce(step, version_event(version, before))
+        events.record(step.ctx, version_event(version, before))
         return version
 
 
 def _as(step: Step) -> dict[str, Any]:
     """Who acts, from where, and the host's check: policy_versions checks them again, by the same source."""
     return {"actor": step.actor, "via": step.ctx.via, "permissions": step.ctx.permissions}
-
-
-def _announce(step: Step, event: Event) -> None:
-    events.record(step.ctx, event)
 
 
 @dataclass
@@ -103,7 +98,7 @@ class PolicyPropose(_PolicyChange):
         proposal = PolicyProposals(self.data_dir).propose(
             self.policy, **_as(step), reason=self.reason, evidence=self.evidence
         )
-        _announce(step, proposal_event(proposal, "pending", decision_settings(step.ctx.policy)))
+        events.record(step.ctx, proposal_event(proposal, "pending", decision_settings(step.ctx.policy)))
         return proposal
 
 
@@ -127,5 +122,5 @@ class PolicyReview(_PolicyChange):
         before = decision_settings(step.ctx.policy)
         review = proposals.approve if self.approve else proposals.reject
         done = review(self.proposal_id, **_as(step), notes=self.notes)  # four-eyes: permissions.four_eyes, there
-        _announce(step, proposal_event(done, done.status, before))
+        events.record(step.ctx, proposal_event(done, done.status, before))
         return done
