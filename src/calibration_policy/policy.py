@@ -33,13 +33,15 @@ NonNegative = Annotated[float, Strict(), Field(ge=0)]
 Positive = Annotated[float, Strict(), Field(gt=0)]
 
 
-def _friendly(error: ValidationError) -> str:
+def _friendly(error: ValidationError, unknown: str = "is not a policy setting (check the spelling)") -> str:
+    """One sentence naming every problem; ``unknown`` says what a misspelt name is not (a policy setting, or an
+    option of one rule)."""
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"])
         kind, message = item["type"], item["msg"]
         if kind == "extra_forbidden":
-            message = "is not a policy setting (check the spelling)"
+            message = unknown
         elif kind == "finite_number":
             message = "must be a finite number, not NaN or infinity"
         elif kind == "value_error":
@@ -53,6 +55,15 @@ def _friendly(error: ValidationError) -> str:
         shown = "" if isinstance(got, (dict, BaseModel)) or kind == "missing" else f" (got {got!r:.60})"
         problems.append(f"{field or 'policy'} {message}{shown}")
     return "Invalid calibration policy: " + "; ".join(p.rstrip(".") for p in problems) + "."
+
+
+def _options_problem(error: ValidationError, what: str, spec: Any) -> str:
+    """A rule's or a smoother's options refused, in words: a misspelt name is said to be no option of that rule
+    ("the rule “Cooldown”"), with the options it has, not "not a policy setting"."""
+    known = ", ".join(spec.options.model_fields) or "none"
+    label = spec.label or spec.name.replace("_", " ")
+    unknown = f"is not an option of {what} “{label}” (check the spelling; its options: {known})"
+    return _friendly(error, unknown).removeprefix("Invalid calibration policy: ").rstrip(".")
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -295,32 +306,31 @@ class CalibrationUpdatePolicy(BaseModel):
         """The strategy's options, checked by the model the strategy registered."""
         from .plugins import get_smoother
 
-        model = get_smoother(self.smoothing).options
-        if model is None:
+        smoother = get_smoother(self.smoothing)
+        if smoother.options is None:
             if self.smoothing_options:
                 raise ValueError(f"smoothing {self.smoothing!r} takes no options")
             return None
         try:
-            return model(**self.smoothing_options)
+            return smoother.options(**self.smoothing_options)
         except ValidationError as error:
-            detail = _friendly(error).removeprefix("Invalid calibration policy: ").rstrip(".")
+            detail = _options_problem(error, "the smoothing", smoother)
             raise ValueError(f"smoothing_options for {self.smoothing}: {detail}") from None
 
     def validated_rule_options(self, name: str) -> BaseModel | None:
         """A rule's options, checked by the model the rule registered (its defaults when not set)."""
         from .plugins import get_rule
 
-        model = get_rule(name).options
+        rule = get_rule(name)
         given = self.rule_options.get(name, {})
-        if model is None:
+        if rule.options is None:
             if given:
                 raise ValueError(f"rule {name!r} takes no options")
             return None
         try:
-            return model(**given)
+            return rule.options(**given)
         except ValidationError as error:
-            detail = _friendly(error).removeprefix("Invalid calibration policy: ").rstrip(".")
-            raise ValueError(f"rule_options for {name}: {detail}") from None
+            raise ValueError(f"rule_options for {name}: {_options_problem(error, 'the rule', rule)}") from None
 
     def effective_bounds(self) -> Bounds | None:
         """The policy's bounds, else the domain's safety range (IV multipliers: 0.25–4)."""

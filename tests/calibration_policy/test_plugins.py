@@ -341,7 +341,7 @@ def test_a_rule_gets_its_options_from_the_policy(rule_with_options, tmp_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"cooldown": {"dayz": 5}}, "rule_options for cooldown: dayz is not a policy setting"),
+        ({"cooldown": {"dayz": 5}}, "rule_options for cooldown: dayz is not an option of the rule “Cooldown”"),
         ({"cooldown": {"days": -1}}, "rule_options for cooldown: days must be greater than 0"),
         ({"min_delta": {"x": 1}}, "rule 'min_delta' takes no options"),
         ({"max_stepp": {}}, "rule_options names 'max_stepp', which is not in rules"),

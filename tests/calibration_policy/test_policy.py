@@ -219,6 +219,27 @@ def test_bad_toml_file_is_rejected_naming_the_file(tmp_path, text, words):
             assert word in str(info.value)
 
 
+def test_an_unknown_key_among_a_rules_options_names_that_rule_and_its_options(tmp_path):
+    path = tmp_path / "calibration_policy.toml"
+    path.write_text('rules = ["cooldown_period", "min_delta"]\n[rule_options.cooldown_period]\ndayz = 3\n')
+    with pytest.raises(PolicyError) as info:
+        CalibrationUpdatePolicy.load(path)
+    assert "rule_options for cooldown_period: dayz is not an option of the rule “Cooldown” (check the spelling; " in (
+        str(info.value)
+    )
+    assert "its options: days) (got 3)" in str(info.value)
+    assert "policy setting" not in str(info.value)
+
+
+def test_an_unknown_smoothing_option_names_the_smoother_and_its_options(tmp_path):
+    path = tmp_path / "calibration_policy.toml"
+    path.write_text('smoothing = "ewma"\n[smoothing_options]\nhalf_life = 3.0\n')
+    with pytest.raises(PolicyError) as info:
+        CalibrationUpdatePolicy.load(path)
+    assert "half_life is not an option of the smoothing “Exponentially weighted average”" in str(info.value)
+    assert "its options: half_life_days" in str(info.value)
+
+
 def test_binary_garbage_toml_is_rejected(tmp_path):
     path = tmp_path / "p.toml"
     path.write_bytes(b"\xff\xfe\x00garbage")

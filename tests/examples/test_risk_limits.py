@@ -339,7 +339,11 @@ def test_the_rule_defaults_to_20_percent_and_never_slows_a_raise(rl):
         ("max_cut_pct = -5", "rule_options for max_cut_pct: max_cut_pct must be greater than 0 (got -5)"),
         ("max_cut_pct = 150", "rule_options for max_cut_pct: max_cut_pct must be less than or equal to 100 (got 150)"),
         ('max_cut_pct = "20"', "rule_options for max_cut_pct: max_cut_pct must be a valid number (got '20')"),
-        ("max_cut = 20", "rule_options for max_cut_pct: max_cut is not a policy setting (check the spelling)"),
+        (
+            "max_cut = 20",
+            "rule_options for max_cut_pct: max_cut is not an option of the rule “Gradual cuts” (check the spelling; "
+            "its options: max_cut_pct)",
+        ),
     ],
 )
 def test_bad_rule_options_fail_when_the_policy_loads_naming_the_field(rl, tmp_path, options, message):
