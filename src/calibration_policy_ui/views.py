@@ -295,7 +295,7 @@ def build_page(
     view.total = store.count(underlying)
     view.pages = max(1, -(-view.total // PAGE_SIZE))
     _history_page(view, store, underlying, page, before, after)
-    view.scope = _pick_scope(view.scopes, scope)
+    view.scope = _pick_scope(view.scopes, scope, get_domain(policy.domain).parameter_label)
     for link in (view.newer, view.older):
         if link is not None and view.scope != "global":
             link["scope"] = view.scope
@@ -346,13 +346,14 @@ def _history_page(view: PanelPage, store, underlying: str, page: int, before: st
         view.older = {**base, "before": cursor_of(view.history[-1])}
 
 
-def _pick_scope(scopes: list[tuple[str, str]], requested: str | None) -> str:
+def _pick_scope(scopes: list[tuple[str, str]], requested: str | None, what: str) -> str:
+    """The scope to chart; ``what`` names a value in the domain's words ("spread markup") when none matches."""
     names = [s for s, _ in scopes]
     if requested in (None, ""):
         return "global" if "global" in names or not names else names[0]
     if requested not in names:
         raise PanelError(
-            400, f"There is no multiplier {requested!r:.40} to chart; choose one of: {', '.join(names) or 'global'}."
+            400, f"There is no {what} {requested!r:.40} to chart; choose one of: {', '.join(names) or 'global'}."
         )
     return requested
 

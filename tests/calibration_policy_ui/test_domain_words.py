@@ -93,3 +93,14 @@ def test_the_panel_and_the_lab_speak_of_fills_and_notional(data: Path):
     assert "Fills at least" in lab and "Notional at least" in lab
     for words in (page, lab):
         assert "vega" not in words.lower() and "options" not in words.lower()
+
+
+def test_the_chart_picker_and_the_latest_run_speak_of_spread_markups_by_their_scope_labels(data: Path):
+    client = TestClient(create_app(data))
+    html = client.get("/calibration/", params={"underlying": "SPY"}).text
+    assert '<label for="cp-scope">Spread markup (bp)</label>' in html
+    assert ">Multiplier<" not in html
+    assert "This run recommended Global 1.500" in text_of(html)
+    bad = client.get("/calibration/", params={"underlying": "SPY", "scope": "arca"})
+    assert bad.status_code == 400
+    assert "There is no spread markup 'arca' to chart; choose one of: global, nyse." in text_of(bad.text)

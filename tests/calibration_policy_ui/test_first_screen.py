@@ -34,7 +34,7 @@ def test_the_first_screen_answers_the_four_questions(host: Host, client):
     latest = text_of(section(html, "cp-latest"))
     assert "Latest calibration run: 2025-12-02 21:00 UTC Not applied" in latest
     assert re.search(r"Not applied: .*global", latest)  # why, naming what was compared
-    assert re.search(r"This run recommended global 1\.090, smoothed to 1\.0\d\d \(live: 1\.080\)", latest)
+    assert re.search(r"This run recommended Global 1\.090, smoothed to 1\.0\d\d \(live: 1\.080\)", latest)
     assert latest.index("What decides") < latest.index("Force-apply this run's values")  # the override comes last
     assert "Not set Step size: no limit on the size of one step" in latest  # a rule with no limit checked nothing
     assert (

@@ -157,7 +157,7 @@ def test_chart_has_a_text_alternative_and_a_band_selector(host: Host, client):
     assert "Recommended vs smoothed vs live: Weekly (3–10d)" in text_of(weekly)
     bad = client.get("/calibration/", params={"scope": "nonsense"})
     assert bad.status_code == 400
-    assert "There is no multiplier 'nonsense' to chart; choose one of: global, monthly, weekly." in text_of(bad.text)
+    assert "There is no IV multiplier 'nonsense' to chart; choose one of: global, monthly, weekly." in text_of(bad.text)
 
 
 def test_policy_text_follows_the_live_policy(host: Host, client):
