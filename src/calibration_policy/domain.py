@@ -39,6 +39,9 @@ class Domain(ABC):
     evidence_label: str = "total vega"
     evidence_unit: str = "vega"
     sources: tuple[str, ...] = ()
+    # True when a complete value set must add up to 1 (factor weights): every surface then shows a set rounded
+    # as a whole (humanize.fmt_value_set), so the figures on screen add up to 1 too.
+    sums_to_one: bool = False
     # The safety net when a policy sets no ``bounds``: a value outside it is a broken calibration.
     default_bounds: tuple[float, float] | None = None
     # The domain's own words, each explained in a sentence for a reader who is not a quant: the

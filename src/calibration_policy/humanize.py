@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from collections.abc import Mapping
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 HUGE = 1e15  # past this, digits before the point mean nothing to a reader: 1.7e+308, not 309 digits
@@ -26,6 +27,46 @@ def fmt_num(value: float, decimals: int = 2) -> str:
         if len(text.split(".")[1]) < 2:
             text = f"{value:,.2f}"
     return text
+
+
+def fmt_value(value: float | None, decimals: int = 3) -> str:
+    """A parameter value with a fixed number of decimals (``1.043``, ``1.080``) so columns line up; a dash for none.
+
+    ``-0.0`` (or ``-1e-320``) shows as ``0.000``; a value of 1e15 or more (a broken calibration) as
+    ``1.7e+308``, never as 309 digits.
+    """
+    if value is None:
+        return "–"
+    if not math.isfinite(value):
+        return fmt_num(value)
+    if abs(value) >= HUGE:
+        return f"{value:.{decimals}g}"
+    return f"{round(value, decimals) + 0.0:,.{decimals}f}"  # + 0.0: what rounds to zero reads 0.000, not -0.000
+
+
+def fmt_value_set(
+    values: Mapping[str, float | None], decimals: int = 3, *, sums_to_one: bool = False
+) -> dict[str, str]:
+    """Every value of one set (a live config, a run's recommendation, a suggestion) as :func:`fmt_value` shows it.
+
+    ``sums_to_one``: the domain's values must add up to 1 (``Domain.sums_to_one``: the scoring weights). Each
+    value rounded alone could then read as a set that does not: 0.2496, 0.2496, 0.2496 and 0.2512 at three
+    decimals read 0.250, 0.250, 0.250, 0.251, which a reader adds up to 1.001. So the set is rounded as a whole
+    by largest remainder: every value is cut to ``decimals``, and the units the cuts lost go one each to the
+    values that lost most (ties: the first listed), so the figures add up exactly to the set's own sum rounded,
+    1 for a set that sums to 1 (0.250, 0.250, 0.249, 0.251). A set with a missing or non-finite value is shown
+    value by value: there is no sum to keep.
+    """
+    numbers = list(values.values())
+    if not sums_to_one or not all(v is not None and math.isfinite(v) and abs(v) < HUGE for v in numbers):
+        return {scope: fmt_value(value, decimals) for scope, value in values.items()}
+    scale = Decimal(10) ** decimals
+    exact = {scope: Decimal(repr(value)) * scale for scope, value in values.items()}  # repr: the float as written
+    units = {scope: amount.to_integral_value(ROUND_FLOOR) for scope, amount in exact.items()}
+    missing = int(sum(exact.values(), Decimal(0)).to_integral_value() - sum(units.values()))
+    for scope in sorted(exact, key=lambda scope: units[scope] - exact[scope])[:missing]:  # the largest remainders
+        units[scope] += 1
+    return {scope: fmt_value(float(amount / scale), decimals) for scope, amount in units.items()}
 
 
 def fmt_count(value: float) -> str:

@@ -6,7 +6,6 @@ every route, so a route is a few lines: read the request, ask the core, render.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +23,7 @@ from starlette.routing import NoMatchFound
 
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.errors import CalibrationPolicyError
-from calibration_policy.humanize import HUGE, fmt_count, fmt_num
+from calibration_policy.humanize import fmt_count, fmt_value
 from calibration_policy.permissions import actor_name, allowed, check_callable, governing
 from calibration_policy.permissions import explain as explain_permissions
 from calibration_policy.target import Target
@@ -47,21 +46,6 @@ _PANEL_OPENING = re.compile(rb'<div class="cp-panel"[^>]*>')  # every page's sco
 
 PolicySource = CalibrationUpdatePolicy | Callable[[], CalibrationUpdatePolicy]
 TemplatesArg = jinja2.BaseLoader | Jinja2Templates | str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
-
-
-def fmt_value(value: float | None) -> str:
-    """A multiplier with three decimals (``1.043``, ``1.080``) so columns line up; a dash for none.
-
-    ``-0.0`` (or ``-1e-320``) shows as ``0.000``; a value of 1e15 or more (a broken calibration)
-    as ``1.7e+308``, never as 309 digits.
-    """
-    if value is None:
-        return "–"
-    if not math.isfinite(value):
-        return fmt_num(value)
-    if abs(value) >= HUGE:
-        return f"{value:.3g}"
-    return f"{round(value, 3) + 0.0:,.3f}"  # + 0.0: what rounds to zero reads 0.000, not -0.000
 
 
 def fmt_time(moment: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from calibration_policy.humanize import fmt_against, fmt_setting
+from calibration_policy.humanize import fmt_against, fmt_setting, fmt_value_set
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,33 @@ def test_a_limit_reads_as_it_was_set_and_the_value_beside_it_as_precisely(value,
 )
 def test_a_setting_reads_as_its_author_wrote_it(value, expected):
     assert fmt_setting(value) == expected
+
+
+BADLY_ROUNDED = {"momentum": 0.2496, "value": 0.2496, "quality": 0.2496, "carry": 0.2512}
+
+
+@pytest.mark.parametrize(
+    "values, decimals, expected",
+    [
+        (BADLY_ROUNDED, 3, ["0.250", "0.250", "0.249", "0.251"]),  # one by one: 0.250 ×3 + 0.251 = 1.001
+        (BADLY_ROUNDED, 2, ["0.25", "0.25", "0.25", "0.25"]),
+        ({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, 2, ["0.34", "0.33", "0.33"]),  # one by one: 0.99; ties: the first
+        ({"a": 0.29, "b": 0.71}, 2, ["0.29", "0.71"]),  # 0.29 × 100 is 28.999… in binary: still 0.29
+        ({"a": 0.1254, "b": 0.1254, "c": 0.7492}, 3, ["0.126", "0.125", "0.749"]),  # one by one: 0.999
+    ],
+)
+def test_a_set_that_sums_to_one_is_shown_so_that_its_figures_sum_to_one(values, decimals, expected):
+    shown = fmt_value_set(values, decimals, sums_to_one=True)
+    assert list(shown.values()) == expected
+    assert sum(round(float(text) * 10**decimals) for text in shown.values()) == 10**decimals
+
+
+def test_a_set_is_rounded_as_a_whole_only_when_its_domain_says_it_sums_to_one():
+    assert list(fmt_value_set(BADLY_ROUNDED, 3).values()) == ["0.250", "0.250", "0.250", "0.251"]
+    assert fmt_value_set({"global": 1234.5678, "weekly": -0.0}) == {"global": "1,234.568", "weekly": "0.000"}
+    # a value missing or broken: nothing to sum, each shown alone
+    assert fmt_value_set({"a": 0.2496, "b": None, "c": float("nan")}, 3, sums_to_one=True) == {
+        "a": "0.250",
+        "b": "–",
+        "c": "not a number",
+    }

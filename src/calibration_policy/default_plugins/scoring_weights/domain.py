@@ -53,6 +53,7 @@ class ScoringWeightsDomain(Domain):
     parameter_label_plural = "weights"
     sample_unit = "trades"
     sources = ("trades",)
+    sums_to_one = True
     default_bounds = (0.0, 1.0)
     glossary = (
         (
