@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .errors import CalibrationPolicyError, HistoryError
+from .humanize import fmt_value_set
 from .models import CalibrationRun, Decision
 from .policy import CalibrationUpdatePolicy
 
@@ -467,6 +468,9 @@ def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _difference(run: CalibrationRun, sim: SimulatedDecision) -> Difference | None:
+    from .plugins import get_domain
+    from .steps import _waiting
+
     recorded = run.decision
     if not recorded or "apply" not in recorded:
         return None  # never decided (or decided before decisions were recorded): nothing to compare
@@ -474,24 +478,36 @@ def _difference(run: CalibrationRun, sim: SimulatedDecision) -> Difference | Non
     rec_reason = recorded.get("reason") or run.applied_reason or ""
     if rec_apply == sim_apply and (not sim_apply or _same_values(recorded.get("values") or {}, sim.decision.values)):
         return None
+    # Under require_approval the rules' "Applied" is a suggestion: the run would wait for a person, and the
+    # replay's figures count it as no apply, so its words must not say it applies.
+    waits = sim.route == "propose"
+    simulated = _waiting(sim.decision) if waits else sim.reason
     if recorded.get("forced"):
-        why = f"a person forced this change at the time; the policy alone says: {sim.reason}"
+        why = f"a person forced this change at the time; the policy alone says: {simulated}"
     elif rec_apply and not sim_apply:
-        why = f"recorded applied, the replayed policy would not — {sim.reason}"
+        why = f"recorded applied, the replayed policy would not — {simulated}"
     elif sim_apply and not rec_apply:
-        why = f"recorded not applied, the replayed policy would apply — {sim.reason}"
+        would = "would wait for a person to approve it" if waits else "would apply"
+        why = f"recorded not applied, the replayed policy {would} — {simulated}"
+    elif waits:
+        why = f"recorded applied, the replayed policy would suggest other values and wait for approval — {simulated}"
     else:
-        why = f"both apply, with other values — {sim.reason}"
+        why = f"both apply, with other values — {simulated}"
     before = _recorded_before(run)
     if before and not _same_values(
         {k: before[k] for k in before if k in sim.live_before},
         {k: sim.live_before[k] for k in before if k in sim.live_before},
     ):
+        domain, details = get_domain(run.domain), {"bands": run.bands}
+        simulated_live = fmt_value_set(sim.live_before, 3, sums_to_one=domain.sums_to_one)
+        recorded_live = fmt_value_set(before, 3, sums_to_one=domain.sums_to_one)
         shown = ", ".join(
-            f"{k} {sim.live_before[k]:.4g} (recorded {before[k]:.4g})" for k in before if k in sim.live_before
+            f"{domain.scope_label(k, details)} {simulated_live[k]} (recorded {recorded_live[k]})"
+            for k in before
+            if k in sim.live_before
         )
         why += f" (the simulated live value differed by then: {shown})"
-    return Difference(run.underlying, run.run_id, run.timestamp, rec_reason, sim.reason, why)
+    return Difference(run.underlying, run.run_id, run.timestamp, rec_reason, simulated, why)
 
 
 def replay(

@@ -113,6 +113,21 @@ def test_a_candidate_shows_its_figures_and_every_differing_decision_in_words(dem
     assert tree_digest(demo) == before  # nothing written
 
 
+def test_under_require_approval_a_replay_says_the_run_would_wait_for_a_person_not_that_it_applies(demo):
+    waiting = CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.01, require_approval=True)
+    result = replay(demo / "calibration_runs", waiting, archive_dir=demo / "config_archive")
+    assert result.applies == 0 and result.differences  # the figures count no apply …
+    for difference in result.differences:  # … and so do the words
+        assert "would apply" not in difference.why and "Applied" not in difference.why
+    first = result.differences[0]
+    assert first.why.startswith("recorded not applied, the replayed policy would wait for a person to approve it — ")
+    assert first.simulated.startswith("Waiting for approval: Global 1.00 → 1.05 (change 0.05, threshold 0.01)")
+    # the live values the replay started from, by the domain's scope labels and as the panel shows a value
+    assert "(the simulated live value differed by then: Global 1.000 (recorded 1.047), Weekly (3–10d) 1.000 " in (
+        first.why
+    )
+
+
 def test_start_values_override_the_archive(demo):
     result = replay(
         demo / "calibration_runs",
