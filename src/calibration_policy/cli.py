@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from .humanize import fmt_value, fmt_value_set
 from .paths import DATA_ENV, data_root
 from .redact import get_logger, mask
 from .stores import STORE_ENV
@@ -188,13 +189,15 @@ def _target(domain: str, underlying: str, path: str | None):
     return get_target_factory(domain)(underlying, str(copy) if copy is not None and copy.is_file() else path)
 
 
-def _fmt(values: dict[str, float] | None) -> str:
-    """The global multiplier, or for a domain without one (scoring weights) every value, briefly."""
+def _fmt(values: dict[str, float] | None, sums_to_one: bool = False) -> str:
+    """The global multiplier, or for a domain without one (scoring weights) every value, briefly: the set shown
+    as a whole (``sums_to_one``: the domain's values add up to 1, and so do the shown ones)."""
     if not values:
         return "–"
     if "global" in values:
-        return f"{values['global']:.3f}"
-    return " ".join(f"{scope[:4]} {value:.2f}" for scope, value in values.items())
+        return fmt_value(values["global"])
+    shown = fmt_value_set(values, 2, sums_to_one=sums_to_one)
+    return " ".join(f"{scope[:4]} {shown[scope]}" for scope in values)
 
 
 # -- the core commands -------------------------------------------------------------------------------
@@ -293,15 +296,18 @@ def history(
     click.echo(f"Last {len(runs)} calibration runs for {runs[0].underlying}{shown}, newest first:\n")
     recommended = "Recommended"
     applied = {"applied": "✓ yes", "not applied": "– no", "pending": "? pending", "undecided": "…"}
+    from .plugins import sums_to_one
+
     rows = []
     for run in reversed(runs):
         reason = run.applied_reason or "not decided yet"
+        whole = sums_to_one(run.domain)
         rows.append(
             [
                 run.timestamp.strftime("%Y-%m-%d %H:%M"),
                 run.source,
-                _fmt(run.recommended),
-                _fmt(run.smoothed),
+                _fmt(run.recommended, whole),
+                _fmt(run.smoothed, whole),
                 applied[run.status],
                 reason if full else Text(reason, no_wrap=True, overflow="ellipsis"),
             ]
@@ -565,14 +571,12 @@ def status(
         return
     from .plugins import get_domain
 
+    domain = get_domain(policy.domain)
+    shown = fmt_value_set({r.scope: r.value for r in report.current}, 4, sums_to_one=domain.sums_to_one)
     click.echo(f"Current {report.title} for {report.underlying}:\n")
     print_table(
-        [
-            Column("Scope", no_wrap=True),
-            Column(get_domain(policy.domain).value_heading(), justify="right"),
-            "Live since",
-        ],
-        [[r.label, f"{r.value:.4f}", r.live_since_text] for r in report.current],
+        [Column("Scope", no_wrap=True), Column(domain.value_heading(), justify="right"), "Live since"],
+        [[r.label, shown[r.scope], r.live_since_text] for r in report.current],
     )
     click.echo()
     if report.latest is None:

@@ -246,6 +246,15 @@ def get_domain(name: str) -> Any:
     return collect("domains").get(name)
 
 
+def sums_to_one(domain: str) -> bool:
+    """Whether ``domain``'s value sets add up to 1 (``Domain.sums_to_one``), so they are shown so that they do;
+    False for a domain whose plugin is gone (its runs and changes still show)."""
+    try:
+        return bool(get_domain(domain).sums_to_one)
+    except ValueError:
+        return False
+
+
 def get_source(name: str) -> Any:
     return collect("sources").get(name)
 

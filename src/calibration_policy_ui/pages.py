@@ -29,13 +29,13 @@ from .security import check_csrf, clear_flash, read_flash, set_flash
 from .static_files import serve_asset
 from .views import (
     MAX_PAGE,
-    ScopeRow,
     badge,
     build_page,
     checklist,
     glossary,
     labeler,
     live_state,
+    run_rows,
     setting_rows,
 )
 
@@ -137,8 +137,7 @@ def confirm_page(
     if live.error:
         raise PanelError(409, live.error)
     current = {row.scope: row.value for row in live.current}
-    scopes = sorted(set(run.recommended) | set(current), key=lambda s: (s != "global", s))
-    rows = [ScopeRow(s, label(s), run.recommended.get(s), (run.smoothed or {}).get(s), current.get(s)) for s in scopes]
+    rows = run_rows(run, current, label, get_domain(policy.domain).sums_to_one)
     context = {
         "run": run,
         "rows": rows,

@@ -7,6 +7,7 @@ review store), so the panel can never disagree with the CLI about what is live o
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_sto
 from calibration_policy.archive import change_words
 from calibration_policy.errors import DataFolderError, HistoryError, TargetError
 from calibration_policy.history import cursor_of
+from calibration_policy.humanize import fmt_value_set
 from calibration_policy.naming import check_underlying
 from calibration_policy.pipeline import live_version
 from calibration_policy.plugins import get_domain
@@ -81,6 +83,38 @@ class ScopeRow:
     recommended: float | None
     smoothed: float | None
     live: float | None
+    # Each column's figure as the page shows it ({"recommended": "0.249", …}): a column is one value set, rounded
+    # as a whole where the domain's values sum to 1 (humanize.fmt_value_set), so the shown figures do too.
+    shown: dict[str, str] = field(default_factory=dict)
+
+
+COLUMNS = ("recommended", "smoothed", "live")
+
+
+def scope_rows(
+    scopes: list[str], label, columns: Mapping[str, Mapping[str, float | None] | None], sums_to_one: bool
+) -> list[ScopeRow]:
+    """One row per scope of the value sets in ``columns`` (by ``COLUMNS`` name; a column not given is empty)."""
+    sets = {name: {scope: (columns.get(name) or {}).get(scope) for scope in scopes} for name in COLUMNS}
+    shown = {name: fmt_value_set(values, 3, sums_to_one=sums_to_one) for name, values in sets.items()}
+    return [
+        ScopeRow(
+            scope,
+            label(scope),
+            sets["recommended"][scope],
+            sets["smoothed"][scope],
+            sets["live"][scope],
+            {name: shown[name][scope] for name in COLUMNS},
+        )
+        for scope in scopes
+    ]
+
+
+def run_rows(run: CalibrationRun, live: Mapping[str, float], label, sums_to_one: bool) -> list[ScopeRow]:
+    """A run's recommended and smoothed values beside the live ones, global first."""
+    scopes = sorted(set(run.recommended) | set(live), key=lambda s: (s != "global", s))
+    columns = {"recommended": run.recommended, "smoothed": run.smoothed, "live": live}
+    return scope_rows(scopes, label, columns, sums_to_one)
 
 
 @dataclass(frozen=True)
@@ -226,6 +260,7 @@ class LiveState:
     target_name: str | None
     suggestions: list[SuggestionView]
     version: str | None = None  # the live config's version (pipeline.live_version): forms send it back with a change
+    shown: dict[str, str] = field(default_factory=dict)  # each live value as the page shows it (a set: fmt_value_set)
 
 
 def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, label) -> LiveState:
@@ -242,8 +277,10 @@ def live_state(panel: Panel, policy: CalibrationUpdatePolicy, underlying: str, l
         return LiveState([], str(error), None, [])
     except PanelError as error:
         return LiveState([], error.message, None, [])
-    suggestions = [_suggestion_view(s, label) for s in pending if s.underlying in (None, underlying)]
-    return LiveState(report.current, None, target.name, suggestions, version)
+    sums_to_one = get_domain(policy.domain).sums_to_one
+    suggestions = [_suggestion_view(s, label, sums_to_one) for s in pending if s.underlying in (None, underlying)]
+    shown = fmt_value_set({row.scope: row.value for row in report.current}, 3, sums_to_one=sums_to_one)
+    return LiveState(report.current, None, target.name, suggestions, version, shown)
 
 
 def governed_underlyings(store, policy: CalibrationUpdatePolicy) -> list[str]:
@@ -281,17 +318,17 @@ def build_page(
     view.since = entries[-1].live_from if entries else None
     name = view.live.target_name
     watched = verdicts(panel.archive_dir, panel.history_dir, name, policy) if entries and name else {}
+    sums_to_one = get_domain(policy.domain).sums_to_one
     view.changes = change_rows(
-        entries, label, watched=watched, data_dir=panel.history_dir.parent if panel.history_dir else None
+        entries,
+        label,
+        watched=watched,
+        data_dir=panel.history_dir.parent if panel.history_dir else None,
+        sums_to_one=sums_to_one,
     )
     if view.latest is not None:
-        run = view.latest
-        scopes = sorted(set(run.recommended) | set(current_values), key=lambda s: (s != "global", s))
-        view.latest_rows = [
-            ScopeRow(s, label(s), run.recommended.get(s), (run.smoothed or {}).get(s), current_values.get(s))
-            for s in scopes
-        ]
-        view.scopes = [(s, label(s)) for s in scopes if s in run.recommended]
+        view.latest_rows = run_rows(view.latest, current_values, label, sums_to_one)
+        view.scopes = [(row.scope, row.label) for row in view.latest_rows if row.scope in view.latest.recommended]
     view.total = store.count(underlying)
     view.pages = max(1, -(-view.total // PAGE_SIZE))
     _history_page(view, store, underlying, page, before, after)
@@ -358,11 +395,10 @@ def _pick_scope(scopes: list[tuple[str, str]], requested: str | None, what: str)
     return requested
 
 
-def _suggestion_view(item: Suggestion, label) -> SuggestionView:
+def _suggestion_view(item: Suggestion, label, sums_to_one: bool) -> SuggestionView:
     scopes = sorted(set(item.values) | set(item.current_values), key=lambda s: (s != "global", s))
-    return SuggestionView(
-        item, [ScopeRow(s, label(s), item.values.get(s), None, item.current_values.get(s)) for s in scopes]
-    )
+    columns = {"recommended": item.values, "live": item.current_values}
+    return SuggestionView(item, scope_rows(scopes, label, columns, sums_to_one))
 
 
 # --- the first screen: four answers; and the changes timeline ------------------------------------
@@ -483,7 +519,9 @@ class ChangeRow:
     actor: str
     why: str
     reason: str
-    diffs: list[tuple[str, float | None, float | None]]  # (label, before, after), only what moved
+    # (label, before, after, before as shown, after as shown), only what moved; each side is shown as the value set
+    # it belongs to (humanize.fmt_value_set)
+    diffs: list[tuple[str, float | None, float | None, str, str]]
     undo_to: str | None
     kind: str = ""
     watch: str | None = None  # the watch after apply, in words ("Watching: 3 of 6 runs; …")
@@ -496,16 +534,24 @@ class ChangeRow:
 
 
 def change_rows(
-    entries: list, label, limit: int = 10, watched: dict | None = None, data_dir: object = None
+    entries: list,
+    label,
+    limit: int = 10,
+    watched: dict | None = None,
+    data_dir: object = None,
+    sums_to_one: bool = False,
 ) -> list[ChangeRow]:
     """The newest ``limit`` changes, newest first; each can be undone by rolling back to the set before it.
     ``watched``: the watch after apply of each watched change, by change id; each row also says what became
-    of its notifications (the outbox of ``data_dir``, None: the data root's)."""
+    of its notifications (the outbox of ``data_dir``, None: the data root's). ``sums_to_one``: the domain's
+    value sets must add up to 1 (``Domain.sums_to_one``)."""
     rows = []
     for i, entry in enumerate(entries):
         scopes = sorted(set(entry.previous_values) | set(entry.new_values), key=lambda s: (s != "global", s))
+        before = fmt_value_set(entry.previous_values, 3, sums_to_one=sums_to_one)
+        after = fmt_value_set(entry.new_values, 3, sums_to_one=sums_to_one)
         diffs = [
-            (label(s), entry.previous_values.get(s), entry.new_values.get(s))
+            (label(s), entry.previous_values.get(s), entry.new_values.get(s), before.get(s, "–"), after.get(s, "–"))
             for s in scopes
             if entry.previous_values.get(s) != entry.new_values.get(s)
         ]

@@ -152,8 +152,8 @@ def test_the_bounded_step_can_be_evaluated_and_says_why_it_does_not_pass(bundled
     assert "does not lie above zero" in text and "is above 0.05" in text
     assert evidence.text().startswith(
         "Evaluated: the weights that would go live (no weight moving more than 0.1 from the live one): wallet\n"
-        "  0.3500, cluster 0.2898, token 0.1526, context 0.2077."
-    )
+        "  0.3500, cluster 0.2898, token 0.1526, context 0.2076."
+    )  # context is 0.20767: rounded alone it read 0.2077, and the four shown weights added up to 1.0001
 
 
 # -- walk-forward -------------------------------------------------------------------------------------

@@ -533,8 +533,8 @@ def test_on_the_bundled_trades_the_panel_says_synthetic_and_measures_the_bounded
     evidence = section(html, "cp-w-evidence")
     assert (
         "Measured: the weights that would go live through auto mode's bounded step (wallet 0.3500, cluster 0.2898, "
-        "token 0.1526, context 0.2077): each weight moves at most 0.1 from the live one." in evidence
-    )
+        "token 0.1526, context 0.2076): each weight moves at most 0.1 from the live one." in evidence
+    )  # context is 0.20767: rounded alone it read 0.2077, and the four shown weights added up to 1.0001
     assert "taking more trades raises this figure, so it is not evidence on its own" in evidence
     assert "Equal volume: the new weights take exactly as many trades as the live ones" in evidence
     assert "PnL +780 cannot come from simply trading more" in evidence

@@ -29,8 +29,10 @@ def _when(moment: Any) -> str:
 
 
 def values_text(domain_name: str, values: dict[str, float] | None, details: dict[str, Any] | None = None) -> str:
-    """``Global 1.0800, Weekly (3–10d) 1.0700``: each scope by its domain's label, global first."""
-    from calibration_policy.plugins import get_domain
+    """``Global 1.0800, Weekly (3–10d) 1.0700``: each scope by its domain's label, global first; a set that sums
+    to 1 is shown so that it does (``Domain.sums_to_one``)."""
+    from calibration_policy.humanize import fmt_value_set
+    from calibration_policy.plugins import get_domain, sums_to_one
 
     if not values:
         return "–"
@@ -38,8 +40,9 @@ def values_text(domain_name: str, values: dict[str, float] | None, details: dict
         label = get_domain(domain_name).scope_label
     except ValueError:  # a suggestion of a domain no longer installed still lists
         label = lambda scope, details=None: scope  # noqa: E731
+    shown = fmt_value_set(values, 4, sums_to_one=sums_to_one(domain_name))
     ordered = sorted(values, key=lambda scope: (scope != "global", scope))
-    return ", ".join(f"{label(scope, details)} {values[scope]:,.4f}" for scope in ordered)
+    return ", ".join(f"{label(scope, details)} {shown[scope]}" for scope in ordered)
 
 
 def suggestion_policy(item: Suggestion, policy_file: str | None, history_dir: str | None) -> CalibrationUpdatePolicy:

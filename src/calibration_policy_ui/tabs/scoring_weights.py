@@ -38,6 +38,7 @@ from calibration_policy.default_plugins.scoring_weights.analysis import (
     analyze_trades,
     default_trades_file,
 )
+from calibration_policy.default_plugins.scoring_weights.as_of import weights_shown
 from calibration_policy.default_plugins.scoring_weights.domain import (
     DOMAIN_NAME,
     FACTORS,
@@ -73,6 +74,7 @@ from calibration_policy.pipeline import (
     modify_suggestion,
     reject_suggestion,
 )
+from calibration_policy.plugins import sums_to_one
 from calibration_policy.review import ReviewStore, Suggestion
 from calibration_policy.status import change_that_set
 from calibration_policy.stores import open_archive, open_reviews, open_store
@@ -207,7 +209,9 @@ def build_weights_page(tab: WeightsTab, as_of: str | None = None) -> WeightsPage
     view = WeightsPage(target.name, str(tab.weights_path), settings)
     archive = tab.archive()
     changes = archive.entries()
-    view.changes = change_rows(changes, lambda factor: factor.capitalize())  # the same read serves the timeline
+    view.changes = change_rows(  # the same read serves the timeline
+        changes, lambda factor: factor.capitalize(), sums_to_one=sums_to_one(DOMAIN_NAME)
+    )
     try:
         live = live_weights(target)
         set_by = {f: change_that_set(changes, f, live[f]) for f in FACTORS}
@@ -267,15 +271,20 @@ def weights_evidence(tab: WeightsTab, live: dict[str, float]) -> dict[str, Any]:
 def factor_rows(suggestion: Suggestion, live: dict[str, float]) -> list[dict[str, Any]]:
     """Suggested vs live weight per factor, with the analysis' rationale stored with the suggestion."""
     analysed = {row["factor"]: row for row in (suggestion.details.get("analysis") or {}).get("factors", [])}
+    now = {factor: live.get(factor, suggestion.current_values.get(factor)) for factor in FACTORS}
+    suggested = {factor: suggestion.values.get(factor) for factor in FACTORS}
+    shown_now, shown_suggested = weights_shown(now), weights_shown(suggested)
     rows = []
     for factor in FACTORS:
-        suggested, now = suggestion.values.get(factor), live.get(factor, suggestion.current_values.get(factor))
+        weight, live_weight = suggested[factor], now[factor]
         rows.append(
             {
                 "factor": factor,
-                "live": now,
-                "suggested": suggested,
-                "change": None if suggested is None or now is None else suggested - now,
+                "live": live_weight,
+                "suggested": weight,
+                "live_shown": shown_now[factor],
+                "suggested_shown": shown_suggested[factor],
+                "change": None if weight is None or live_weight is None else weight - live_weight,
                 "rationale": analysed.get(factor, {}).get("rationale"),
                 **{
                     k: analysed.get(factor, {}).get(k)
@@ -494,7 +503,8 @@ def _review(
 
 
 def _weights_text(values: dict[str, float]) -> str:
-    return ", ".join(f"{f} {values[f]:.4f}" for f in FACTORS if f in values)
+    shown = weights_shown(values)
+    return ", ".join(f"{f} {shown[f]}" for f in FACTORS if f in values)
 
 
 def _form_weights(form: dict[str, str]) -> dict[str, float]:
@@ -562,6 +572,7 @@ class WeightsHelpers:
             "flash": read_flash(request, panel.signer),
             "user": panel.user(request),
             "factor_rows": factor_rows,
+            "weights_shown": weights_shown,
             "error": error,
             "changes": view.changes,
             "weights_version": version,

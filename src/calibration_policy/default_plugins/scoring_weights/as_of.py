@@ -7,6 +7,7 @@ this command at every start, while the ``weights`` group is imported only when t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -14,33 +15,42 @@ import click
 from calibration_policy.archive import Period
 from calibration_policy.cli import again, emit_json, json_option
 from calibration_policy.errors import CalibrationPolicyError
+from calibration_policy.humanize import fmt_value_set
 from calibration_policy.moments import parse_moment
+from calibration_policy.plugins import sums_to_one
 from calibration_policy.stores import active_store, open_archive
 
-from .domain import FACTORS
+from .domain import DOMAIN_NAME, FACTORS
 
 
-def _weights_text(values: dict[str, float]) -> str:
+def weights_shown(values: Mapping[str, float | None], domain: str = DOMAIN_NAME) -> dict[str, str]:
+    """A value set as the weights commands print one, four decimals: the weights rounded as a whole, so they add
+    up to 1 on screen too (``Domain.sums_to_one``); another domain's values each as they are."""
+    return fmt_value_set(values, 4, sums_to_one=sums_to_one(domain))
+
+
+def _weights_text(values: dict[str, float], domain: str = DOMAIN_NAME) -> str:
     """Weights in the model's order; another target's scopes with global first."""
 
     def order(scope):
         return (FACTORS.index(scope) if scope in FACTORS else len(FACTORS), scope != "global", scope)
 
-    return ", ".join(f"{scope} {values[scope]:.4f}" for scope in sorted(values, key=order))
+    shown = weights_shown(values, domain)
+    return ", ".join(f"{scope} {shown[scope]}" for scope in sorted(values, key=order))
 
 
 def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "before records began"
 
 
-def _period_text(period: Period) -> str:
+def _period_text(period: Period, domain: str = DOMAIN_NAME) -> str:
     until = f"until {_when(period.until)}" if period.until else "still live"
     how = (
         f"{period.change.how}: {period.change.reason}"
         if period.change
         else "the values before the first recorded change"
     )
-    return f"{_weights_text(period.values)}\n   live from {_when(period.since)}, {until}\n   {how}"
+    return f"{_weights_text(period.values, domain)}\n   live from {_when(period.since)}, {until}\n   {how}"
 
 
 def _period_dict(period: Period | None) -> dict[str, Any] | None:
@@ -69,10 +79,10 @@ def _as_of(when: str, target_name: str, archive_dir: str | None, as_json: bool) 
             f"The archive has no change of {target_name} recorded, so it cannot say what was live on {when} "
             f"(archived targets: {known})."
         )
-    click.echo(f"Live on {when} ({moment:%Y-%m-%d %H:%M} UTC): {_period_text(period)}")
+    first = archive.entries()[0]  # what the target governs; for the original values, made later (a backfill)?
+    click.echo(f"Live on {when} ({moment:%Y-%m-%d %H:%M} UTC): {_period_text(period, first.domain)}")
     if period.change is not None:
         return
-    first = archive.entries()[0]  # the answer is the values before it: made later for an older run (a backfill)?
     if first.made_apart:
         click.echo(
             f"   Note: the recorded changes were made from {_when(first.at)} on, for calibration runs from "

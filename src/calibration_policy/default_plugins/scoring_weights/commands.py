@@ -38,7 +38,7 @@ from calibration_policy.review import Suggestion
 from calibration_policy.stores import open_archive, open_reviews
 
 from .analysis import MODEL_NAME, TRADING_THRESHOLD, default_trades_file, two_places
-from .as_of import _as_of, _period_dict, _period_text, _weights_text, _when
+from .as_of import _as_of, _period_dict, _period_text, _weights_text, _when, weights_shown
 from .budget import budget_for
 from .domain import DOMAIN_NAME, FACTORS, weights_target
 from .evidence import WIDTH, Unmeasured
@@ -72,6 +72,8 @@ def _print_analysis(analysis: Mapping[str, Any]) -> None:
     def average(value):
         return "–" if value is None else f"{value:.2f}"
 
+    current = weights_shown({row["factor"]: row["current_weight"] for row in factors})
+    proposed = weights_shown({row["factor"]: row["suggested_weight"] for row in factors}) if suggested else {}
     rows = []
     for row in factors:
         cells = [
@@ -80,10 +82,10 @@ def _print_analysis(analysis: Mapping[str, Any]) -> None:
             average(row["winners_avg"]),
             average(row["losers_avg"]),
             "yes" if row["is_predictive"] else "no",
-            f"{row['current_weight']:.4f}",
+            current[row["factor"]],
         ]
         if suggested:
-            cells += [f"{row['suggested_weight']:.4f}", f"{row['change']:+.4f}"]
+            cells += [proposed[row["factor"]], f"{row['change']:+.4f}"]
         rows.append(cells)
     print_table(columns, rows)
     lines = ["", *(f"{row['factor']} — {row['rationale']}" for row in factors)] if suggested else []

@@ -64,6 +64,7 @@ from .analysis import (
     load_trades,
     suggest_from,
 )
+from .as_of import weights_shown
 from .domain import (
     FACTORS,
     NotEnoughTradesError,
@@ -1109,7 +1110,8 @@ class Evidence:
         imp, eq = self.in_sample, self.intervals["equal_volume"]
         t = f"{self.threshold:g}"
         step = self.step.describe()
-        weights = ", ".join(f"{f} {self.suggested[f]:.4f}" for f in FACTORS)
+        shown = weights_shown(self.suggested)
+        weights = ", ".join(f"{f} {shown[f]}" for f in FACTORS)
         p_value, reached = base.p_value("equal_volume"), base.at_least_as_good("equal_volume")
         paragraphs = [
             f"Evaluated: the weights that would go live{f' ({step})' if step else ''}: {weights}.",
