@@ -171,6 +171,15 @@ def test_approve_a_waiting_suggestion_by_clicking(tmp_path: Path, browser):
         page.goto(f"{base}/calibration/?underlying=SPY")
         assert page.locator("#cp-latest .cp-badge").inner_text().strip() == "Waiting for approval"
         assert "a person approves it" in page.locator("#cp-rule").inner_text()
+        # the waiting run's review is reachable without hunting: inside the phone's first screen, before Force-apply
+        review = page.get_by_role("link", name="Approve or reject the suggestion waiting")
+        assert in_first_screen(page, "#cp-review-link"), f"the review link is at {review.bounding_box()}"
+        force = page.get_by_role("link", name="Force-apply this run's values").bounding_box()
+        assert review.bounding_box()["y"] < force["y"]
+        desktop = browser.new_page(viewport={"width": 1366, "height": 768})
+        desktop.goto(f"{base}/calibration/?underlying=SPY")
+        assert in_first_screen(desktop, "#cp-review-link"), "desktop: the review link is below the first screen"
+        desktop.close()
         assert_accessible(page, "mobile with a suggestion waiting")
         page.get_by_role("button", name="Approve and apply").click()
         page.wait_for_url("**/calibration/?underlying=SPY#calibration-panel")
