@@ -84,7 +84,7 @@ def test_underlying_selector_and_scope_selector_work_without_javascript(served, 
     page.get_by_label("Underlying", exact=True).select_option("QQQ")
     page.locator("form:has(#cp-underlying) button").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Calibration: QQQ"
-    page.get_by_label("Multiplier", exact=True).select_option("weekly")
+    page.get_by_label("IV multiplier", exact=True).select_option("weekly")
     page.locator("form:has(#cp-scope) button").click()
     assert "Weekly (3–10d)" in page.locator("#cp-chart-title").inner_text()
     assert_accessible(page, "panel with a band selected")
