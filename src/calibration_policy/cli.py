@@ -446,8 +446,9 @@ def update(
     actor: str | None = None,
 ) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
+    from .context import Context
     from .permissions import os_user
-    from .pipeline import run_time_for, run_update
+    from .pipeline import UpdateOptions, run_time_for, run_update
     from .plugins import get_source
 
     policy = load_policy(policy_file, history_dir)
@@ -458,17 +459,21 @@ def update(
         underlying=underlying,
         source=source,
         target=_target(policy.domain, underlying, config),
-        policy=policy,
-        history_dir=history_dir,
-        archive_dir=archive_dir,
-        timestamp=run_time_for(day),
-        force=force,
-        force_values=force_values,
-        dry_run=dry_run,
-        suggestions_dir=_suggestions_beside(history_dir),
-        expected_version=expect_version,
-        actor=actor or os_user(),
-        via="cli",
+        options=UpdateOptions(
+            timestamp=run_time_for(day),
+            force=force,
+            force_values=force_values,
+            dry_run=dry_run,
+            expected_version=expect_version,
+        ),
+        context=Context.build(
+            policy=policy,
+            history_dir=history_dir,
+            archive_dir=archive_dir,
+            suggestions_dir=_suggestions_beside(history_dir),
+            actor=actor or os_user(),
+            via="cli",
+        ),
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
     if exit_code and not (outcome.applied or (dry_run and outcome.route == "apply")):
@@ -502,6 +507,7 @@ def force(
     actor: str | None = None,
 ) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
+    from .context import Context
     from .errors import CalibrationPolicyError, HistoryError
     from .permissions import os_user
     from .pipeline import force_apply
@@ -514,15 +520,17 @@ def force(
         outcome = force_apply(
             underlying,
             target=_target(policy.domain, underlying, config),
-            policy=policy,
-            history_dir=history_dir,
-            archive_dir=archive_dir,
             run_id=run_id,
             use=use,
             expected_version=expect_version,
-            actor=actor or os_user(),
-            via="cli",
-            suggestions_dir=_suggestions_beside(history_dir),
+            context=Context.build(
+                policy=policy,
+                history_dir=history_dir,
+                archive_dir=archive_dir,
+                actor=actor or os_user(),
+                via="cli",
+                suggestions_dir=_suggestions_beside(history_dir),
+            ),
         )
     except HistoryError:
         if run_id is None and (found := sources()) and not open_store(history_dir).latest(symbol, 1):

@@ -50,7 +50,7 @@ class Change:
 
     def domain(self, ctx: Context) -> str:
         """The domain whose permission is checked (read only; nothing is written yet)."""
-        return ctx.policy.domain
+        return ctx.rules_of_changes.domain
 
     def live(self) -> Target | None:
         """The live config this change may write (None: it writes no live config)."""

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import pytest
 
+from calibration_policy import Context
 from calibration_policy.cli import build_cli, main
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import run_auto, suggest_weights
@@ -242,24 +243,49 @@ def function_calls(world: World, who: str) -> dict[str, tuple[str, Callable[[], 
     iv, weights, store = world.iv_target(), world.weights(), world.reviews()
     result = {"global_metrics": {"n": 412, "vega_sum": 12400.0, "recommended_iv_multiplier": 1.2}, "bands": {}}
     return {
-        "run_update": ("propose", lambda: run_update(result, underlying="SPY", source="live", target=iv, actor=who)),
-        "force_apply": ("force_apply", lambda: force_apply("SPY", target=iv, actor=who)),
+        "run_update": (
+            "propose",
+            lambda: run_update(result, underlying="SPY", source="live", target=iv, context=Context.build(actor=who)),
+        ),
+        "force_apply": ("force_apply", lambda: force_apply("SPY", target=iv, context=Context.build(actor=who))),
         "approve_suggestion": (
             "approve",
-            lambda: approve_suggestion(store, world.pending("vol_surface"), target=iv, actor=who),
+            lambda: approve_suggestion(
+                world.pending("vol_surface"), target=iv, context=Context.build(suggestions_dir=store, actor=who)
+            ),
         ),
         "modify_suggestion": (
             "modify",
-            lambda: modify_suggestion(store, world.pending("vol_surface"), {"global": 1.1}, target=iv, actor=who),
+            lambda: modify_suggestion(
+                world.pending("vol_surface"),
+                {"global": 1.1},
+                target=iv,
+                context=Context.build(suggestions_dir=store, actor=who),
+            ),
         ),
-        "reject_suggestion": ("reject", lambda: reject_suggestion(store, world.pending("vol_surface"), actor=who)),
-        "roll_back": ("roll_back", lambda: roll_back(iv, "original", actor=who)),
+        "reject_suggestion": (
+            "reject",
+            lambda: reject_suggestion(
+                world.pending("vol_surface"), context=Context.build(suggestions_dir=store, actor=who)
+            ),
+        ),
+        "roll_back": ("roll_back", lambda: roll_back(iv, "original", context=Context.build(actor=who))),
         "approve_suggestion (weights)": (
             "approve",
-            lambda: approve_suggestion(store, world.pending("scoring_weights"), target=weights, actor=who),
+            lambda: approve_suggestion(
+                world.pending("scoring_weights"),
+                target=weights,
+                context=Context.build(suggestions_dir=store, actor=who),
+            ),
         ),
-        "suggest_weights": ("propose", lambda: suggest_weights(make_trades(400), weights, actor=who)),
-        "run_auto": ("propose", lambda: run_auto(make_trades(500), weights, AutoSettings(enabled=True), actor=who)),
+        "suggest_weights": (
+            "propose",
+            lambda: suggest_weights(make_trades(400), weights, context=Context.build(actor=who)),
+        ),
+        "run_auto": (
+            "propose",
+            lambda: run_auto(make_trades(500), weights, AutoSettings(enabled=True), context=Context.build(actor=who)),
+        ),
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.errors import PolicyError
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.pipeline import run_update
@@ -52,17 +52,15 @@ def events():
 def flow(tmp_path: Path, live: JsonFileTarget, make_result):
     dirs = {"history_dir": tmp_path / "runs", "archive_dir": tmp_path / "archive", "suggestions_dir": tmp_path / "sugg"}
 
-    def update(policy, day: int, value: float, **kw):
+    def update(policy, day: int, value: float, target=None, force: bool = False, **kw):
         result = make_result(global_m=value, bands={"weekly": value, "monthly": value})
-        kw.setdefault("target", live)
         return run_update(
             result,
             underlying="SPY",
             source="harvested",
-            timestamp=T0 + timedelta(days=day),
-            policy=policy,
-            **dirs,
-            **kw,
+            target=target or live,
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day), force=force),
+            context=Context.build(policy=policy, **dirs, **kw),
         )
 
     update.dirs = dirs

@@ -19,7 +19,7 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.pipeline import run_update
 from calibration_policy.target import JsonFileTarget
 from calibration_policy_ui import create_router
@@ -113,11 +113,13 @@ class Host:
             underlying=underlying,
             source="harvested",
             target=self.target_for(underlying),
-            policy=self.policy,
-            history_dir=self.history_dir,
-            archive_dir=self.archive_dir,
-            suggestions_dir=self.suggestions_dir,
-            timestamp=T0 + timedelta(days=day),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day)),
+            context=Context.build(
+                policy=self.policy,
+                history_dir=self.history_dir,
+                archive_dir=self.archive_dir,
+                suggestions_dir=self.suggestions_dir,
+            ),
         )
 
     def app(self, **options: Any) -> FastAPI:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.pipeline import run_update
 
 from .conftest import T0, Host, host_result, text_of
@@ -18,13 +18,14 @@ def test_the_timeline_says_what_the_watch_saw_and_that_it_rolled_back(host: Host
         underlying="SPY",
         source="harvested",
         target=host.target_for("SPY"),
-        policy=host.policy,
-        history_dir=host.history_dir,
-        archive_dir=host.archive_dir,
-        suggestions_dir=host.suggestions_dir,
-        timestamp=T0,
-        force=True,
-        actor="ana",
+        options=UpdateOptions(timestamp=T0, force=True),
+        context=Context.build(
+            policy=host.policy,
+            history_dir=host.history_dir,
+            archive_dir=host.archive_dir,
+            suggestions_dir=host.suggestions_dir,
+            actor="ana",
+        ),
     )
     for day in (1, 2):
         host.record(day=day, global_m=1.0, weekly=1.0, monthly=1.0)

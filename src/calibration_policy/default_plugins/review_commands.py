@@ -154,6 +154,7 @@ def register_commands(cli: click.Group) -> None:
     from rich.table import Column
 
     from calibration_policy.cli import emit_json, policy_options, print_table
+    from calibration_policy.context import Context
     from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back
     from calibration_policy.stores import open_reviews
 
@@ -256,17 +257,16 @@ def register_commands(cli: click.Group) -> None:
         store, who = open_reviews(suggestions_dir), reviewer(by)
         item = pick(store, suggestion_id, underlying)
         own_values = () if values is None else ({**item.values, **values},)
-        done = change(
-            store,
-            item.suggestion_id,
-            *own_values,
-            target=suggestion_target(item, config),
-            reviewer=who,
-            notes=notes,
-            archive_dir=archive_dir,
-            history_dir=history_dir,
-            via="cli",
+        context = Context.build(
             policy=suggestion_policy(item, policy_file, history_dir),
+            actor=who,
+            via="cli",
+            history_dir=history_dir,
+            archive_dir=archive_dir,
+            suggestions_dir=suggestions_dir,
+        )
+        done = change(
+            item.suggestion_id, *own_values, target=suggestion_target(item, config), notes=notes, context=context
         )
         print_review(done, who, as_json)
 
@@ -317,13 +317,11 @@ def register_commands(cli: click.Group) -> None:
         entry = roll_back(
             _target(policy.domain, underlying, config),
             to,
-            archive_dir=archive_dir,
-            actor=reviewer(by),
             domain=policy.domain,
-            history_dir=history_dir,
-            via="cli",
-            policy=policy,
             notes=notes,
+            context=Context.build(
+                archive_dir=archive_dir, actor=reviewer(by), history_dir=history_dir, via="cli", policy=policy
+            ),
         )
         if as_json:
             emit_json(entry.model_dump(mode="json"))

@@ -299,10 +299,7 @@ def add_proposal_routes(router, panel) -> None:
                 policy,
                 reason=reason,
                 evidence=found,
-                data_dir=panel.data_dir,
-                actor=panel.actor(request) or "someone",
-                via="panel",
-                permissions=panel.permissions,
+                context=panel.context(panel.actor(request) or "someone", "panel"),
             )
         except (CalibrationPolicyError, ValueError) as error:
             return back(request, f"Not proposed: {error}", "error")
@@ -316,10 +313,7 @@ def add_proposal_routes(router, panel) -> None:
                 proposal_id,
                 approve=approve,
                 notes=notes,
-                data_dir=panel.data_dir,
-                actor=panel.actor(request) or "reviewer",
-                via="panel",
-                permissions=panel.permissions,
+                context=panel.context(panel.actor(request) or "reviewer", "panel"),
             )
         except CalibrationPolicyError as error:
             return back(request, str(error), "error")

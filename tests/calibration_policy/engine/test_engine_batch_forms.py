@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calibration_policy import CalibrationRun, CalibrationUpdatePolicy
+from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, Context
 from calibration_policy.decide import RuleContext
 from calibration_policy.default_plugins import lab_rules, rules, smoothers
 from calibration_policy.engine import BatchContext, EngineError, Scan, smooth_series
@@ -227,10 +227,12 @@ def test_a_bad_batch_form_in_the_live_path_changes_nothing_live(bad_forms, tmp_p
             underlying="SPY",
             source="live",
             target=JsonFileTarget(live),
-            policy=CalibrationUpdatePolicy(rules=("rule_raises",)),
-            history_dir=tmp_path / "runs",
-            archive_dir=tmp_path / "archive",
-            suggestions_dir=tmp_path / "sugg",
+            context=Context.build(
+                policy=CalibrationUpdatePolicy(rules=("rule_raises",)),
+                history_dir=tmp_path / "runs",
+                archive_dir=tmp_path / "archive",
+                suggestions_dir=tmp_path / "sugg",
+            ),
         )
     assert live.read_bytes() == before and not (tmp_path / "archive").exists()
 
