@@ -153,7 +153,6 @@ class World:
             CalibrationUpdatePolicy.from_toml(root / "calibration_policy.toml"),
             actor="lead",
             reason="the desk's roles",
-            permissions=lambda *_: True,
         )
         (root / "calibration_policy.toml").write_text("min_delta_global = 0.04\n" + POLICY)
         (root / "scoring_weights.toml").write_text("[auto]\nenabled = true\nmin_trades_between = 1\n")

@@ -252,7 +252,9 @@ def test_every_change_function_refuses_a_viewer_and_writes_nothing(place):
             pending.suggestion_id, context=Context.build(suggestions_dir=store, actor="vic", policy=policy)
         ),
         "roll_back": lambda: rollback(
-            place.target, "original", archive_dir=place.dirs["archive_dir"], actor="vic", policy=policy
+            place.target,
+            "original",
+            context=Context.build(archive_dir=place.dirs["archive_dir"], actor="vic", policy=policy),
         ),
     }
     for action, call in calls.items():
@@ -470,7 +472,12 @@ def test_the_audit_trail_names_who_when_via_and_why(place):
             history_dir=place.dirs["history_dir"],
         ),
     )
-    rollback(place.target, "original", archive_dir=place.dirs["archive_dir"], actor="cy", via="api", notes="too jumpy")
+    rollback(
+        place.target,
+        "original",
+        notes="too jumpy",
+        context=Context.build(archive_dir=place.dirs["archive_dir"], actor="cy", via="api"),
+    )
     rows = [
         (c.what.split(": ", 1)[1], c.who, c.via)
         for c in changes(place.dirs["archive_dir"], place.dirs["suggestions_dir"])

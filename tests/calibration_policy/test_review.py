@@ -462,7 +462,7 @@ def approve_values(store, target, dirs, values) -> Suggestion:
 def test_rollback_to_an_archived_set_is_itself_an_archived_change(store, target, weights_file, dirs):
     first = approve_values(store, target, dirs, PROPOSED)
     second = approve_values(store, target, dirs, {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1})
-    entry = rollback(target, first.change_id, archive_dir=dirs["archive"], actor="ana")
+    entry = rollback(target, first.change_id, context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     assert json.loads(weights_file.read_text()) == PROPOSED
     assert entry.kind == "rollback" and entry.actor == "ana" and entry.domain == "scoring_weights"
     assert entry.previous_values == second.applied_values and entry.new_values == PROPOSED
@@ -475,7 +475,7 @@ def test_rollback_to_an_archived_set_is_itself_an_archived_change(store, target,
 
 def test_rollback_to_the_original_and_the_wording_for_iv_multipliers(store, target, weights_file, dirs, tmp_path):
     approve_values(store, target, dirs, PROPOSED)
-    entry = rollback(target, "original", archive_dir=dirs["archive"], actor="ana")
+    entry = rollback(target, "original", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     assert entry.reason == "Applied: rolled back to the original weights by ana"
     assert json.loads(weights_file.read_text()) == EQUAL
     live = tmp_path / "vol.json"
@@ -488,20 +488,20 @@ def test_rollback_to_the_original_and_the_wording_for_iv_multipliers(store, targ
         context=Context.build(suggestions_dir=store, actor="ana", archive_dir=dirs["archive"]),
     )
     assert (
-        rollback(vol, "original", archive_dir=dirs["archive"], actor="bo").reason
+        rollback(vol, "original", context=Context.build(archive_dir=dirs["archive"], actor="bo")).reason
         == "Applied: rolled back to the original IV multipliers by bo"
     )
 
 
 def test_rollback_to_an_unknown_set_lists_the_known_ones(store, target, weights_file, dirs):
     with pytest.raises(ReviewError, match=r"no archived value set '20250101T000000.000000Z'.*known: \(none yet\)"):
-        rollback(target, "20250101T000000.000000Z", archive_dir=dirs["archive"], actor="ana")
+        rollback(target, "20250101T000000.000000Z", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     done = approve_values(store, target, dirs, PROPOSED)
     before = digest(weights_file)
     with pytest.raises(ReviewError, match=f"known: original, {done.change_id}"):
-        rollback(target, "20250101T000000.000000Z", archive_dir=dirs["archive"], actor="ana")
+        rollback(target, "20250101T000000.000000Z", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     with pytest.raises(InvalidNameError):
-        rollback(target, "../etc", archive_dir=dirs["archive"], actor="ana")
+        rollback(target, "../etc", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     assert digest(weights_file) == before
 
 

@@ -154,7 +154,7 @@ def test_rollback_and_as_of_for_weights(target, weights_file, dirs, tmp_path):
         target=target,
         context=Context.build(suggestions_dir=store, actor="ana", archive_dir=archive_dir),
     )
-    entry = rollback(target, "original", archive_dir=archive_dir, actor="ana")
+    entry = rollback(target, "original", context=Context.build(archive_dir=archive_dir, actor="ana"))
     assert entry.reason == "Applied: rolled back to the original weights by ana" and entry.domain == "scoring_weights"
     assert read_weights(weights_file) == EQUAL
     archive = Archive(archive_dir, target.name)

@@ -397,10 +397,12 @@ def test_status_history_and_rollback_to_the_original_limits(rl, desk):
     assert runs[0].sample_size == 32 and runs[-1].applied_values == desk.live()
     assert runs[-1].model_extra["desks"]["equities"]["realized_vol"] == pytest.approx(0.3986, abs=1e-4)
 
-    back = rollback(desk.target(), "original", archive_dir=desk.archive_dir, actor="ana")
+    back = rollback(desk.target(), "original", context=Context.build(archive_dir=desk.archive_dir, actor="ana"))
     assert desk.live() == START
     assert back.kind == "rollback" and back.reason == "Applied: rolled back to the original position limits by ana"
-    again = rollback(desk.target(), first.change.change_id, archive_dir=desk.archive_dir, actor="ana")
+    again = rollback(
+        desk.target(), first.change.change_id, context=Context.build(archive_dir=desk.archive_dir, actor="ana")
+    )
     assert desk.live() == JUNE
     assert again.reason == f"Applied: rolled back to the position limits of {first.change.at:%Y-%m-%d %H:%M UTC} by ana"
     after = status_report(

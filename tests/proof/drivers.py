@@ -126,7 +126,11 @@ def crash_writer(spec: dict[str, Any]) -> None:
             if not periods:
                 continue
             period = rng.choice(periods)
-            entry = rollback(target, period.change.change_id if period.change else "original", archive_dir=archive)
+            entry = rollback(
+                target,
+                period.change.change_id if period.change else "original",
+                context=Context.build(archive_dir=archive),
+            )
             append_durably(log, {"applied": entry.change_id})
 
 

@@ -227,7 +227,11 @@ for label, bad in {**HOSTILE_NAMES, **WRONG_TYPES}.items():
         lambda w, b=bad: reject_suggestion(b, context=Context.build(suggestions_dir=w.suggestions, actor="ana")),
         "suggestion",
     )
-    case(f"rollback-to-{label}", lambda w, b=bad: rollback(w.target, b, archive_dir=w.archive), None)
+    case(
+        f"rollback-to-{label}",
+        lambda w, b=bad: rollback(w.target, b, context=Context.build(archive_dir=w.archive)),
+        None,
+    )
     if label not in ("underscore", "too-long"):  # both are fine in ids (only symbols are that strict)
         case(f"archive-target-{label}", lambda w, b=bad: Archive(w.archive, b), "target name")
         if b_truthy(bad):  # name=None / "" means "the file's stem"
@@ -585,8 +589,16 @@ case(
     ),
     "not for other",
 )
-case("rollback-actor-empty", lambda w: rollback(w.target, "original", archive_dir=w.archive, actor=""), "review")
-case("rollback-unknown-change", lambda w: rollback(w.target, "20200101T000000.000000Z", archive_dir=w.archive), "known")
+case(
+    "rollback-actor-empty",
+    lambda w: rollback(w.target, "original", context=Context.build(archive_dir=w.archive, actor="")),
+    "review",
+)
+case(
+    "rollback-unknown-change",
+    lambda w: rollback(w.target, "20200101T000000.000000Z", context=Context.build(archive_dir=w.archive)),
+    "known",
+)
 for label, bad in {"naive": datetime(2025, 12, 10), "text": "2025-12-10", "none": None, "int": 0}.items():
     case(f"archive-as_of-{label}", lambda w, b=bad: Archive(w.archive, w.target.name).as_of(b), "timezone-aware")
 

@@ -256,7 +256,7 @@ OPERATIONS: dict[str, Callable[[World], Any]] = {
         context=Context.build(suggestions_dir=w.suggestions, actor="ana", archive_dir=w.archive, history_dir=w.history),
     ),
     "reject": lambda w: reject_suggestion(w.pending, context=Context.build(suggestions_dir=w.suggestions, actor="ana")),
-    "rollback": lambda w: rollback(w.target, "original", archive_dir=w.archive),
+    "rollback": lambda w: rollback(w.target, "original", context=Context.build(archive_dir=w.archive)),
 }
 
 
@@ -566,7 +566,7 @@ def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeyp
         elif i % 3 == 1:
             apply_values(world.target, {"global": value}, archive_dir=world.archive, kind="force", reason="x")
         else:
-            rollback(world.target, "original", archive_dir=world.archive)
+            rollback(world.target, "original", context=Context.build(archive_dir=world.archive))
             values[-1] = 1.0
     archive = Archive(world.archive, world.target.name)
     changes = archive.entries()

@@ -252,7 +252,10 @@ def _hostile_calls(w: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
                     n, context=Context.build(suggestions_dir=w["suggestions"], actor="ana")
                 ),
             ),
-            (f"rollback {name!r}", lambda n=name: rollback(w["target"], n, archive_dir=w["archive"])),
+            (
+                f"rollback {name!r}",
+                lambda n=name: rollback(w["target"], n, context=Context.build(archive_dir=w["archive"])),
+            ),
             (f"archive {name!r}", lambda n=name: Archive(w["archive"], n).entries()),
             (f"target name {name!r}", lambda n=name: JsonFileTarget(w["config"], name=n)),
         ]
@@ -374,7 +377,7 @@ def test_audit_sees_legitimate_writes(sandbox) -> None:
                 history_dir=sandbox["history"],
             ),
         )
-        rollback(sandbox["target"], "original", archive_dir=sandbox["archive"])
+        rollback(sandbox["target"], "original", context=Context.build(archive_dir=sandbox["archive"]))
     counts = _check(audit.found, sandbox)
     written = {p.parent for e, p, w in audit.found if w}
     assert {

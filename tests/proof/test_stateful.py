@@ -190,11 +190,13 @@ class CalibrationMachine(RuleBasedStateMachine):
         periods = Archive(self.archive_dir, self.target.name).periods()
         if not periods:
             with pytest.raises(ReviewError):
-                rollback(self.target, "original", archive_dir=self.archive_dir)
+                rollback(self.target, "original", context=Context.build(archive_dir=self.archive_dir))
             return
         period = data.draw(st.sampled_from(periods))
         entry = rollback(
-            self.target, period.change.change_id if period.change else "original", archive_dir=self.archive_dir
+            self.target,
+            period.change.change_id if period.change else "original",
+            context=Context.build(archive_dir=self.archive_dir),
         )
         assert entry.new_snapshot == period.snapshot
         self._applied(entry)

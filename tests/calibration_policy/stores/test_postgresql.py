@@ -161,9 +161,13 @@ def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path
             options=UpdateOptions(timestamp=t0 + timedelta(days=day)),
             context=Context.build(policy=POLICY.model_copy(update={"require_approval": day == 4})),
         )
-    from calibration_policy.policy_versions import set_policy
+    from calibration_policy import set_policy
 
-    set_policy(CalibrationUpdatePolicy(min_delta_global=0.04), actor="ana", reason="calmer", data_dir=source)
+    set_policy(
+        CalibrationUpdatePolicy(min_delta_global=0.04),
+        reason="calmer",
+        context=Context.build(actor="ana", data_dir=source),
+    )
     from calibration_policy.outbox import FileOutbox
 
     events = list(FileOutbox(source).records())
@@ -304,18 +308,25 @@ def test_the_version_column_refuses_values_changed_and_changed_back(
 
 
 def test_policy_versions_and_proposals_are_shared_through_the_database(postgres_url, tmp_path, monkeypatch):
-    from calibration_policy.policy_versions import PolicyProposals, PolicyVersions, set_policy
+    from calibration_policy import propose_policy, review_policy, set_policy
+    from calibration_policy.policy_versions import PolicyVersions
 
     monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
     here, there = tmp_path / "machine_a", tmp_path / "machine_b"  # two data folders: two machines
-    set_policy(CalibrationUpdatePolicy(min_delta_global=0.05), actor="ana", reason="calmer", data_dir=here)
+    set_policy(
+        CalibrationUpdatePolicy(min_delta_global=0.05),
+        reason="calmer",
+        context=Context.build(actor="ana", data_dir=here),
+    )
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.05  # the other machine decides alike
     (version,) = PolicyVersions(there).versions()
     assert version.actor == "ana" and "calibration-test" not in json.dumps(version.policy)  # never the store's password
-    proposal = PolicyProposals(there).propose(
-        CalibrationUpdatePolicy(min_delta_global=0.02), actor="bo", reason="faster"
+    proposal = propose_policy(
+        CalibrationUpdatePolicy(min_delta_global=0.02),
+        reason="faster",
+        context=Context.build(actor="bo", data_dir=there),
     )
-    PolicyProposals(here).approve(proposal.proposal_id, actor="ana")
+    review_policy(proposal.proposal_id, approve=True, context=Context.build(actor="ana", data_dir=here))
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.02
     assert [v.kind for v in PolicyVersions(here).versions()] == ["change", "change"]
     assert not (there / "policy_versions").exists()  # nothing of it in the data folder
