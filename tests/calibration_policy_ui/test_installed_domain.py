@@ -250,6 +250,7 @@ def test_the_panel_shows_the_domain_in_its_words_and_approves_at_both_sizes(desk
                 assert "NYSE Arca\t1.600" in live and "Cboe BZX\t1.850" in live
                 latest = page.locator("#cp-latest").inner_text()
                 assert "Enough fills in the sample" in latest and "notional 16,500,000 USD" in latest
+                assert "Widening capped" in latest  # the rule as its plugin labelled it
                 assert latest.index("Approve or reject the suggestion waiting") < latest.index("Force-apply")
                 assert in_first_screen(page, "#cp-review-link")
                 words = page.locator("main").inner_text().lower()
