@@ -95,7 +95,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     dist = where / "site" / "cp_quote_spreads-0.3.0.dist-info"
-    assert (dist / "entry_points.txt").read_text() == "[calibration_policy]\nquote_spreads = cp_quote_spreads\n\n"
+    assert (dist / "entry_points.txt").read_text().split() == [
+        "[calibration_policy]",
+        "quote_spreads",
+        "=",
+        "cp_quote_spreads",
+    ]
     assert (dist / "INSTALLER").read_text().strip() == "pip"
     return where / "site"
 
