@@ -16,7 +16,7 @@ from calibration_policy.errors import DataFolderError, HistoryError, TargetError
 from calibration_policy.history import cursor_of
 from calibration_policy.naming import check_underlying
 from calibration_policy.pipeline import live_version
-from calibration_policy.plugins import get_domain
+from calibration_policy.plugins import get_domain, rules
 from calibration_policy.review import Suggestion
 from calibration_policy.status import ScopeValue, status_report
 from calibration_policy.stores import open_reviews
@@ -49,9 +49,11 @@ def evidence_words(domain_name: str) -> tuple[str, str]:
 
 
 def rule_labels(domain_name: str) -> dict[str, str]:
-    """The built-in rules' names in the domain's words ("Enough fills in the sample", "Enough notional")."""
+    """Every rule's name for a person: the built-in rules' in the domain's words ("Enough fills in the sample",
+    "Enough notional"), a plugin's as it registered it ("Widening capped")."""
     sample, evidence = evidence_words(domain_name)
     return {
+        **{name: rule.label for name, rule in rules().items() if rule.label},
         "min_sample_size": f"Enough {sample} in the sample",
         "min_vega_sum": f"Enough {evidence}",
         **RULE_LABELS,
