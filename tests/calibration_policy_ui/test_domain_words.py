@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from calibration_policy import CalibrationUpdatePolicy, record_calibration_result
+from calibration_policy import CalibrationUpdatePolicy, Context, record_calibration_result
 from calibration_policy import plugins as plugins_module
 from calibration_policy.cli import main
 from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, Rule, RuleVerdict, TargetFactory, hookimpl
@@ -110,13 +110,13 @@ def test_the_checklist_names_a_plugin_rule_by_its_label(data: Path):
 
     policy = CalibrationUpdatePolicy.load(data / "calibration_policy.toml")
     run_update(
-        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional": 20_000_000.0},
+        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional": 20000000.0},
         underlying="SPY",
         source="venue-fit",
         target=JsonFileTarget(data / "config" / "quote_spreads_SPY.json", name="spreads"),
-        policy=policy,
-        history_dir=data / "calibration_runs",
-        archive_dir=data / "config_archive",
+        context=Context.build(
+            policy=policy, history_dir=data / "calibration_runs", archive_dir=data / "config_archive"
+        ),
     )
     run = load_recent_calibration_history("SPY", history_dir=data / "calibration_runs")[-1]
     labels = [check.label for check in checklist(run)]

@@ -57,11 +57,12 @@ vic = ["viewer"]
 API_SCRIPT = """\
 import json, sys
 from datetime import UTC, date, datetime
-from calibration_policy import CalibrationUpdatePolicy, run_update
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions, run_update
 from cp_quote_spreads.domain import spreads_target
 from cp_quote_spreads.source import VenueFitSource
 
 policy = CalibrationUpdatePolicy.load("data/calibration_policy.toml")
+context = Context.build(policy=policy, data_dir="data", actor="ana")  # the job's folders, policy and name, once
 for day in sys.argv[1:]:
     when = date.fromisoformat(day)
     outcome = run_update(
@@ -69,12 +70,8 @@ for day in sys.argv[1:]:
         underlying="SPY",
         source="venue-fit",
         target=spreads_target("SPY", "data/config/quote_spreads_SPY.json"),
-        policy=policy,
-        history_dir="data/calibration_runs",
-        archive_dir="data/config_archive",
-        suggestions_dir="data/suggestions",
-        timestamp=datetime(when.year, when.month, when.day, 21, tzinfo=UTC),
-        actor="ana",
+        context=context,
+        options=UpdateOptions(timestamp=datetime(when.year, when.month, when.day, 21, tzinfo=UTC)),
     )
     print(outcome.route, outcome.summary())
 """
