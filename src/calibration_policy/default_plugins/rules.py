@@ -176,6 +176,7 @@ def register_rules(register):
             "The run's sample holds at least min_sample_size options (or trades).",
             batch=min_sample_size_batch,
             stateless=True,
+            gates_evidence=True,
         )
     )
     register(
@@ -186,6 +187,7 @@ def register_rules(register):
             "The sample's total vega reaches min_vega_sum.",
             batch=min_vega_sum_batch,
             stateless=True,
+            gates_evidence=True,
         )
     )
     register(
