@@ -390,15 +390,10 @@ def _start(
 
 
 def smoothing_key(policy: CalibrationUpdatePolicy) -> str:
-    """What the smoothed values depend on: runs with the same key share them (``tune`` varies thresholds only)."""
-    thin = None
-    if policy.smoothing_skips_thin_runs:
-        thin = (
-            policy.min_sample_size if "min_sample_size" in policy.rules else None,
-            policy.min_vega_sum if "min_vega_sum" in policy.rules else None,
-        )
+    """What the smoothed values depend on besides which runs the evidence gates keep (that is part of the
+    cache's key as the gates' answer itself, so candidates whose gates keep the same runs share them)."""
     return json.dumps(
-        [policy.smoothing, policy.smoothing_options, policy.smoothing_window_days, thin, policy.domain],
+        [policy.smoothing, policy.smoothing_options, policy.smoothing_window_days, policy.domain],
         sort_keys=True,
         default=str,
     )
@@ -420,15 +415,16 @@ class SmoothingCache:
 
 
 def smoothed_runs(
-    runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, first: int = 0
+    runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, first: int = 0, keep: Any = None
 ) -> list[dict[str, float]]:
     """Every run's smoothed values from ``first`` on (the engine's batch smoothing, then the domain's
-    ``normalize``, as :func:`pipeline.smooth_over` does for one run); ``{}`` before ``first``."""
+    ``normalize``, as :func:`pipeline.smooth_over` does for one run); ``{}`` before ``first``. ``keep``:
+    the runs the evidence gates keep, when the caller has them."""
     from .domain import Domain
     from .engine import smooth_series
     from .plugins import get_domain
 
-    values = smooth_series(runs, policy, range(first, len(runs)))
+    values = smooth_series(runs, policy, range(first, len(runs)), keep=keep)
     domains: dict[str, Domain] = {}
     for j, run in enumerate(runs[first:]):
         domain = domains.get(run.domain) or domains.setdefault(run.domain, get_domain(run.domain))
@@ -449,11 +445,13 @@ def _replay_underlying(
     first: int = 0,
 ) -> UnderlyingReplay:
     from .engine import Prepared, Scan
+    from .engine.gates import passing
 
-    key = (smoothing_key(policy), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
+    keep = passing(runs, policy)
+    key = (smoothing_key(policy), keep.tobytes(), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
 
     def compute() -> Prepared:
-        return Prepared(runs, smoothed_runs(runs, policy, first), first)
+        return Prepared(runs, smoothed_runs(runs, policy, first, keep), first)
 
     prepared = cache.get(key, compute) if cache is not None else compute()
     scan = Scan(runs, prepared.smoothed, policy, start, last_applied, evidence_keys, first, prepared)

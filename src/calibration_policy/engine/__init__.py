@@ -24,10 +24,11 @@ from typing import Any
 
 from ..models import CalibrationRun, Decision
 from ..policy import CalibrationUpdatePolicy
+from .errors import EngineError
 from .rules import BatchContext, BatchVerdict, evaluate
 from .scan import APPLY, PROPOSE, ROUTES, SETTLE, Prepared, Scan, agree
 from .scan import written as written_by
-from .smooth import EngineError, smooth_series, times_ns, window_runs
+from .smooth import smooth_series, times_ns, window_runs
 
 __all__ = [
     "APPLY",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..decide import EPSILON, RuleContext
 from ..models import CalibrationRun, RuleVerdict
 from ..policy import CalibrationUpdatePolicy
-from .smooth import EngineError, _run_named
+from .errors import EngineError, rule_named, run_named, runs_named
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,8 +87,10 @@ def evaluate(
     runs: Sequence[CalibrationRun],
     per_run_evidence: Callable[[int], dict[str, Any]],
     memo: dict[str, Any] | None = None,
+    doing: str = "deciding",
 ) -> Evaluated:
-    """Every rule (``(name, spec, options)`` in the policy's order) over the batch's runs."""
+    """Every rule (``(name, spec, options)`` in the policy's order) over the batch's runs; ``doing`` says in
+    an error what the rules were asked for ("deciding", "choosing the runs the smoothing counts")."""
     import numpy as np
 
     size = len(runs)
@@ -105,12 +107,12 @@ def evaluate(
                     verdict = spec.batch(ctx)
                 except Exception as error:  # a plugin's bug: stop, naming it and the runs
                     raise EngineError(
-                        f"Rule {name!r} failed in its batch form while deciding {_named(runs)}: "
+                        f"{rule_named(name)} failed in its batch form while {doing} {runs_named(runs)}: "
                         f"{type(error).__name__}: {error}."
                     ) from error
                 ok, adjusted = _checked(name, verdict, runs, scopes)
             else:
-                ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence)
+                ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence, doing)
             per_rule[name] = ok
             passed &= ok
             if adjusted is not None:
@@ -119,7 +121,7 @@ def evaluate(
     return Evaluated(passed, proposed, per_rule, changed)
 
 
-def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence):
+def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence, doing):
     """A rule without a batch form, asked once per run exactly as the live path asks it."""
     import numpy as np
 
@@ -135,10 +137,15 @@ def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evide
             evidence=per_run_evidence(k),
             options=options,
         )
-        verdict = spec.fn(ctx)
+        try:
+            verdict = spec.fn(ctx)
+        except Exception as error:  # a plugin's bug: stop, naming it and the run
+            raise EngineError(
+                f"{rule_named(name)} failed while {doing} run {run_named(runs[k])}: {type(error).__name__}: {error}."
+            ) from error
         if not isinstance(verdict, RuleVerdict):
             raise EngineError(
-                f"Rule {name!r} returned {type(verdict).__name__}, not a RuleVerdict, for run {_run_named(runs[k])}."
+                f"{rule_named(name)} returned {type(verdict).__name__}, not a RuleVerdict, for run {run_named(runs[k])}."
             )
         ok[k] = verdict.passed
         if verdict.adjusted is not None:
@@ -147,7 +154,7 @@ def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evide
             for scope, value in verdict.adjusted.items():
                 if scope not in adjusted or isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise EngineError(
-                        f"Rule {name!r} adjusted {scope!r} to {value!r:.40} for run {_run_named(runs[k])}; "
+                        f"{rule_named(name)} adjusted {scope!r} to {value!r:.40} for run {run_named(runs[k])}; "
                         "a rule may only set the run's own scopes to numbers."
                     )
                 adjusted[scope][k] = value
@@ -163,14 +170,14 @@ def _checked(name: str, verdict: Any, runs: Sequence[CalibrationRun], scopes: se
     size = len(runs)
     if not isinstance(verdict, BatchVerdict):
         raise EngineError(
-            f"Rule {name!r} returned {type(verdict).__name__} from its batch form for {_named(runs)}, "
+            f"{rule_named(name)} returned {type(verdict).__name__} from its batch form for {runs_named(runs)}, "
             "not a BatchVerdict."
         )
     passed = np.asarray(verdict.passed)
     if passed.shape != (size,) or passed.dtype != bool:
         raise EngineError(
-            f"Rule {name!r} returned {passed.size} pass/fail answers ({passed.dtype}) from its batch form for "
-            f"{size} runs ({_named(runs)}); it must return one bool per run."
+            f"{rule_named(name)} returned {passed.size} pass/fail answers ({passed.dtype}) from its batch form for "
+            f"{size} runs ({runs_named(runs)}); it must return one bool per run."
         )
     adjusted = None
     if verdict.adjusted is not None:
@@ -179,8 +186,8 @@ def _checked(name: str, verdict: Any, runs: Sequence[CalibrationRun], scopes: se
             values = np.asarray(values)
             if scope not in scopes or values.shape != (size,) or values.dtype.kind not in "fiu":
                 raise EngineError(
-                    f"Rule {name!r} adjusted {scope!r} with {values.size} values from its batch form for {size} "
-                    f"runs ({_named(runs)}); it must give one number per run for one of the runs' scopes."
+                    f"{rule_named(name)} adjusted {scope!r} with {values.size} values from its batch form for {size} "
+                    f"runs ({runs_named(runs)}); it must give one number per run for one of the runs' scopes."
                 )
             adjusted[scope] = values.astype(np.float64, copy=False)
         _finite(name, adjusted, runs)
@@ -195,14 +202,9 @@ def _finite(name: str, adjusted: Mapping[str, Any], runs: Sequence[CalibrationRu
         if len(bad):
             k = int(bad[0])
             raise EngineError(
-                f"Rule {name!r} adjusted {scope!r} to {values[k]} for run {_run_named(runs[k])}; "
+                f"{rule_named(name)} adjusted {scope!r} to {values[k]} for run {run_named(runs[k])}; "
                 "an adjusted value must be a finite number."
             )
-
-
-def _named(runs: Sequence[CalibrationRun]) -> str:
-    first = _run_named(runs[0])
-    return f"run {first}" if len(runs) == 1 else f"{len(runs)} runs from {first}"
 
 
 def nan_or(value: Any) -> float:

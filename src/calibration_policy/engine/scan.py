@@ -19,8 +19,9 @@ from typing import Any
 from ..decide import reaches, should_apply_update
 from ..models import CalibrationRun, Decision
 from ..policy import CalibrationUpdatePolicy
+from .errors import EngineError, run_named
 from .rules import Evaluated, evaluate
-from .smooth import EngineError, _run_named, times_ns
+from .smooth import times_ns
 
 SETTLE, APPLY, PROPOSE = 0, 1, 2
 ROUTES = ("settle", "apply", "propose")
@@ -250,12 +251,12 @@ def agree(decision: Decision, passes: Mapping[str, bool | None], values: Mapping
     for verdict, (name, batch) in zip(decision.verdicts, passes.items()):
         if batch is not None and batch != verdict.passed:
             raise EngineError(
-                f"Rule {name!r} {'passed' if batch else 'failed'} run {_run_named(run)} in its batch form but "
+                f"Rule {name!r} {'passed' if batch else 'failed'} run {run_named(run)} in its batch form but "
                 f"{'passed' if verdict.passed else 'failed'} it in its per-run form; the two must agree."
             )
     if decision.apply != (values is not None) or (values is not None and not _same(decision.values, values)):
         raise EngineError(
-            f"The rules' batch forms and per-run forms would write different values for run {_run_named(run)} "
+            f"The rules' batch forms and per-run forms would write different values for run {run_named(run)} "
             f"({values} against {decision.values if decision.apply else None}); the two must agree."
         )
 

@@ -201,9 +201,9 @@ def bad_forms(fresh_plugins):
         (dict(smoothing="short"), r"Smoothing strategy 'short' returned an array of shape \(1,\) .* for 12 windows"),
         (dict(smoothing="nan_from_batch"), r"'nan_from_batch' returned nan from its batch form for global of run "
          r"20250303T210000\.000000Z_SPY_live"),
-        (dict(rules=("rule_raises",)), r"Rule 'rule_raises' failed in its batch form while deciding .*IndexError"),
-        (dict(rules=("rule_short",)), r"Rule 'rule_short' returned 1 pass/fail answers \(bool\) from its batch form for \d+ runs"),
-        (dict(rules=("rule_nan",), max_step=0.1), r"Rule 'rule_nan' adjusted 'global' to nan for run 20250303T210000\.000000Z_SPY_live"),
+        (dict(rules=("rule_raises",)), r"Rule 'rule_raises' of plugin bad_forms failed in its batch form while deciding .*IndexError"),
+        (dict(rules=("rule_short",)), r"Rule 'rule_short' of plugin bad_forms returned 1 pass/fail answers \(bool\) from its batch form for \d+ runs"),
+        (dict(rules=("rule_nan",), max_step=0.1), r"Rule 'rule_nan' of plugin bad_forms adjusted 'global' to nan for run 20250303T210000\.000000Z_SPY_live"),
     ],
 )  # fmt: skip
 def test_a_bad_batch_form_stops_the_replay_with_a_sentence_naming_it_and_the_run(bad_forms, policy, says):
@@ -221,7 +221,9 @@ def test_a_bad_batch_form_in_the_live_path_changes_nothing_live(bad_forms, tmp_p
     live = tmp_path / "live.json"
     live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     before = live.read_bytes()
-    with pytest.raises(EngineError, match="'rule_raises' failed in its batch form while deciding run "):
+    with pytest.raises(
+        EngineError, match="'rule_raises' of plugin bad_forms failed in its batch form while deciding run "
+    ):
         run_update(
             make_result(global_m=1.2),
             underlying="SPY",
