@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.engine import EngineError
 from calibration_policy.lab import compare
 from calibration_policy.pipeline import run_update
@@ -110,11 +110,10 @@ def record_live(root: Path, rules: CalibrationUpdatePolicy, days=DAYS) -> Path:
             underlying="SPY",
             source="venue-fit",
             target=JsonFileTarget(live, name="quote_spreads_SPY"),
-            policy=rules,
-            history_dir=root / "runs",
-            archive_dir=root / "archive",
-            suggestions_dir=root / "sugg",
-            timestamp=T0 + timedelta(days=day),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day)),
+            context=Context.build(
+                policy=rules, history_dir=root / "runs", archive_dir=root / "archive", suggestions_dir=root / "sugg"
+            ),
         )
     return live
 
