@@ -437,17 +437,18 @@ def smoothed_runs(
     return [{}] * first + values
 
 
-def _replay_underlying(
+def _scan_of(
     underlying: str,
     runs: list[CalibrationRun],
     policy: CalibrationUpdatePolicy,
     start: dict[str, float],
-    start_from: str,
     last_applied: datetime | None,
     cache: SmoothingCache | None,
     evidence_keys: set[str],
     first: int = 0,
-) -> UnderlyingReplay:
+) -> Any:
+    """One underlying's scan, not yet run, on its smoothed runs (from the cache when another
+    candidate smoothed them alike)."""
     from .engine import Prepared, Scan
 
     key = (smoothing_key(policy), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
@@ -456,8 +457,7 @@ def _replay_underlying(
         return Prepared(runs, smoothed_runs(runs, policy, first), first)
 
     prepared = cache.get(key, compute) if cache is not None else compute()
-    scan = Scan(runs, prepared.smoothed, policy, start, last_applied, evidence_keys, first, prepared)
-    return UnderlyingReplay(underlying, dict(start), start_from, scan)
+    return Scan(runs, prepared.smoothed, policy, start, last_applied, evidence_keys, first, prepared)
 
 
 def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -549,21 +549,22 @@ def replay(
         )
     if target_name is None and archive_dir is not None:
         target_name = _default_target_name(policy.domain)
+    from .engine import scan_together
     from .plugins import frozen_registry
     from .rule_evidence import needed
 
     evidence_keys = needed(policy)
-    result: dict[str, UnderlyingReplay] = {}
+    scans, starts = {}, {}
     with frozen_registry():  # the plugins cannot change during one replay: look each rule up once
         for name, runs in groups.items():
             first = 0 if since is None else bisect.bisect_left([r.timestamp for r in runs], since)
             start, start_from, last_applied = _start(name, runs[first], start_values, archive_dir, target_name)
-            result[name] = _replay_underlying(
-                name, runs, policy, start, start_from, last_applied, cache, evidence_keys, first
-            )
+            scans[name] = _scan_of(name, runs, policy, start, last_applied, cache, evidence_keys, first)
+            starts[name] = (dict(start), start_from)
             if progress is not None:
                 progress(len(runs))
-    return ReplayResult(policy, result)
+        scan_together(list(scans.values()))  # every underlying together: one batch of rules per round
+    return ReplayResult(policy, {name: UnderlyingReplay(name, *starts[name], s) for name, s in scans.items()})
 
 
 def _default_target_name(domain: str) -> Callable[[str], str]:
