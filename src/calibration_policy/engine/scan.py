@@ -27,6 +27,8 @@ from .smooth import EngineError, _run_named, times_ns
 
 SETTLE, APPLY, PROPOSE = 0, 1, 2
 ROUTES = ("settle", "apply", "propose")
+# One piece's answer: the batch's (see :func:`_asked`), where the piece starts in it, and which of its runs passed.
+Asked = tuple[Evaluated, int, Any]
 
 
 class _Recent(Sequence):
@@ -110,8 +112,11 @@ class Scan:
         self.route = np.zeros(n, dtype=np.int8)
         self.live_before: list[dict[str, float]] = [{}] * n
         self.values: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
+        # the same by scope, one value per run (NaN: not written), for figures over every run at once
+        self.written = {scope: np.full(n, np.nan) for scope in self.prepared.columns}
         self.last_applied: list[datetime | None] = [None] * n
-        self._chunks: list[tuple[Any, dict[str, Any]]] = []  # (runs asked, each rule's verdicts): for the check
+        # (runs asked, each rule's verdicts, where they start in those): for the check
+        self._chunks: list[tuple[Any, dict[str, Any], int]] = []
         self._decisions: dict[int, Decision] = {}
         # what the scan carries from run to run: the live values, when they last changed, how far it got
         self._live, self._last, self._done = dict(start), last_applied, first
@@ -123,7 +128,7 @@ class Scan:
 
     # -- the scan (driven by :func:`scan_together`) ---------------------------------------------------
 
-    def _led(self, lead: Sequence[str], rest: Sequence[str], pieces: Sequence[tuple[Any, Evaluated]]) -> None:
+    def _led(self, lead: Sequence[str], rest: Sequence[str], pieces: Sequence[tuple[Any, Asked]]) -> None:
         """Keep what the leading rules said about every run (``pieces``: one per stretch)."""
         import numpy as np
 
@@ -131,14 +136,15 @@ class Scan:
         self._lead = {name: np.ones(n, dtype=bool) for name in lead}
         self._rest = list(rest)
         alive = np.zeros(n, dtype=bool)
-        for rows, evaluated in pieces:
-            alive[rows] = evaluated.passed
-            for name, ok in evaluated.per_rule.items():
-                self._lead[name][rows] = ok
-            for scope in evaluated.adjusted:  # a leading rule adjusted it: later rules see the adjusted values
+        for rows, (answer, a, _) in pieces:
+            cut = slice(a, a + len(rows))
+            alive[rows] = answer.passed[cut]
+            for name, ok in answer.per_rule.items():
+                self._lead[name][rows] = ok[cut]
+            for scope in answer.adjusted:  # a leading rule adjusted it: later rules see the adjusted values
                 if self._columns[scope] is self.prepared.columns[scope]:
                     self._columns[scope] = self._columns[scope].copy()
-                self._columns[scope][rows] = evaluated.proposed[scope]
+                self._columns[scope][rows] = answer.proposed[scope][cut]
         self._candidates = np.flatnonzero(alive)
         self._stretch = self.prepared.stretch_end[self._candidates]
 
@@ -151,21 +157,19 @@ class Scan:
         rows = self._candidates[at : at + self._ahead]
         return rows[self._stretch[at : at + len(rows)] == self._stretch[at]]
 
-    def _step(self, rows, evaluated: Evaluated) -> None:
+    def _step(self, rows, asked: Asked) -> None:
         """Take the first of ``rows`` that applies (if any), move the live values, and go on after it."""
-        import numpy as np
-
-        hits = np.flatnonzero(evaluated.passed)
+        hits = asked[2]
         if self.policy.require_approval:  # a person decides: the live values never move here
-            self._record(rows, evaluated, hits)
+            self._record(rows, asked, hits.tolist())
             self._at += len(rows)
             return
         if not len(hits):
-            self._chunks.append((rows, evaluated.per_rule))
+            self._chunks.append((rows, asked[0].per_rule, asked[1]))
             self._at, self._ahead = self._at + len(rows), self._ahead * 2
             return
         k = int(hits[0])
-        self._record(rows[: k + 1], evaluated, hits[:1])
+        self._record(rows[: k + 1], asked, [k])
         j = int(rows[k])
         self._hold(j + 1)
         self._live, self._last = {**self._live, **self.values[j]}, self.runs[j].timestamp
@@ -177,14 +181,17 @@ class Scan:
         self.last_applied[self._done : stop] = [self._last] * (stop - self._done)
         self._done = stop
 
-    def _record(self, rows, evaluated: Evaluated, hits) -> None:
+    def _record(self, rows, asked: Asked, hits: list[int]) -> None:
         """Keep the batch verdicts of ``rows`` and what each of the runs at ``hits`` would write."""
-        self._chunks.append((rows, evaluated.per_rule))
-        for k in hits.tolist():
+        answer, a, _ = asked
+        self._chunks.append((rows, answer.per_rule, a))
+        for k in hits:
             j = int(rows[k])
             self.route[j] = PROPOSE if self.policy.require_approval else APPLY
-            proposed = {scope: float(v[k]) for scope, v in evaluated.proposed.items()}
+            proposed = {scope: float(v[a + k]) for scope, v in answer.proposed.items()}
             self.values[j] = written(self._live, proposed, self.policy)
+            for scope, value in self.values[j].items():
+                self.written[scope][j] = value
 
     def _passes(self, j: int) -> dict[str, bool | None]:
         """Each rule's batch verdict on run ``j`` in the policy's order (None: not asked, as an earlier
@@ -197,10 +204,10 @@ class Scan:
         found.update(dict.fromkeys(self._rest, None))
         i = bisect.bisect_right(self._chunks, j, key=lambda chunk: int(chunk[0][0])) - 1
         if i >= 0:
-            rows, per_rule = self._chunks[i]
+            rows, per_rule, a = self._chunks[i]
             k = int(np.searchsorted(rows, j))
             if k < len(rows) and rows[k] == j:
-                found.update({name: bool(ok[k]) for name, ok in per_rule.items()})
+                found.update({name: bool(ok[a + k]) for name, ok in per_rule.items()})
         return found
 
     def _evidence(self, j: int, last_applied: datetime | None) -> dict[str, Any]:
@@ -257,22 +264,59 @@ def scan_together(scans: Sequence[Scan]) -> None:
     pieces: list[tuple[Scan, Any, Mapping[str, float], datetime | None]] = [
         (s, np.arange(p, int(s.prepared.stretch_end[p])), {}, None) for s in scans for p in s.prepared.starts()
     ]
-    answers = _asked(pieces, rules[:lead], policy, memo)
+    led: dict[int, list[tuple[Any, Asked]]] = {id(s): [] for s in scans}
+    for (s, rows, _, _), answer in zip(pieces, _asked(pieces, rules[:lead], policy, memo, _Flat(scans))):
+        led[id(s)].append((rows, answer))
     for s in scans:
-        s._led(lead_names, rest_names, [(rows, a) for (o, rows, _, _), a in zip(pieces, answers) if o is s])
+        s._led(lead_names, rest_names, led[id(s)])
+    flat = _Flat(scans)  # again: the leading rules may have adjusted the smoothed values
     open_ = [s for s in scans if s._open()]
     while open_:
         pieces = [(s, s._ahead_rows(), s._live, s._last) for s in open_]
-        for (s, rows, _, _), answer in zip(pieces, _asked(pieces, rules[lead:], policy, memo)):
+        for (s, rows, _, _), answer in zip(pieces, _asked(pieces, rules[lead:], policy, memo, flat)):
             s._step(rows, answer)
         open_ = [s for s in open_ if s._open()]
     for s in scans:
         s._hold(len(s.runs))
 
 
-def _asked(pieces, rules, policy: CalibrationUpdatePolicy, memo: dict[str, Any]) -> list[Evaluated]:
+class _Flat:
+    """Every scan's arrays end to end, so that a batch gathers the runs of many underlyings with one
+    index per array rather than one per underlying."""
+
+    def __init__(self, scans: Sequence[Scan]) -> None:
+        import numpy as np
+
+        sizes = [len(s.runs) for s in scans]
+        self.base = dict(zip(map(id, scans), [0, *np.cumsum(sizes).tolist()]))
+        scopes = dict.fromkeys(scope for s in scans for scope in s._columns)
+        self.columns = {
+            scope: np.concatenate([s._columns.get(scope, np.full(len(s.runs), np.nan)) for s in scans])
+            for scope in scopes
+        }
+        self.sample = np.concatenate([s.prepared.sample for s in scans])
+        self.vega = np.concatenate([s.prepared.vega for s in scans])
+        self.times = np.concatenate([s.prepared.times for s in scans]).view("datetime64[ns]")
+        self.runs = [run for s in scans for run in s.runs]
+
+
+class _Picked(Sequence):
+    """The runs of a batch (read only to name one in an error), without a list per batch."""
+
+    def __init__(self, runs: list[CalibrationRun], index: Any) -> None:
+        self._runs, self._index = runs, index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, k):
+        return self._runs[int(self._index[k])]
+
+
+def _asked(pieces, rules, policy: CalibrationUpdatePolicy, memo: dict[str, Any], flat: _Flat) -> list[Asked]:
     """``rules`` over each piece ``(scan, rows, live values, last applied)``: the pieces whose runs have
-    the same scopes (and live scopes) asked in one batch, the answer cut back into one per piece."""
+    the same scopes (and live scopes) asked in one batch. A piece's answer is that batch's, where the
+    piece starts in it, and which of its runs passed every rule (not cut out: most are never read)."""
     import bisect
 
     import numpy as np
@@ -280,47 +324,35 @@ def _asked(pieces, rules, policy: CalibrationUpdatePolicy, memo: dict[str, Any])
     groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
     for i, (s, rows, live, _) in enumerate(pieces):
         groups.setdefault((tuple(s.smoothed[int(rows[0])]), tuple(live)), []).append(i)
-    out: list[Evaluated] = [None] * len(pieces)  # type: ignore[list-item]
+    out: list[Asked] = [None] * len(pieces)  # type: ignore[list-item]
     for (scopes, live_scopes), members in groups.items():
         parts = [pieces[i] for i in members]
         sizes = [len(rows) for _, rows, _, _ in parts]
         bounds = [0, *np.cumsum(sizes).tolist()]
-
-        def joined(column: Any) -> Any:
-            arrays = [column(s)[rows] for s, rows, _, _ in parts]
-            return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-
-        proposed = {scope: joined(lambda s, scope=scope: s._columns[scope]) for scope in scopes}
+        index = np.concatenate([rows + flat.base[id(s)] for s, rows, _, _ in parts])
+        proposed = {scope: flat.columns[scope][index] for scope in scopes}
         current = {
             scope: np.repeat(np.array([live[scope] for _, _, live, _ in parts], dtype=np.float64), sizes)
             for scope in live_scopes
         }
-        evidence: dict[str, Any] = {
-            "sample_size": joined(lambda s: s.prepared.sample),
-            "vega_sum": joined(lambda s: s.prepared.vega),
-        }
+        evidence: dict[str, Any] = {"sample_size": flat.sample[index], "vega_sum": flat.vega[index]}
         if parts[0][0].evidence_keys:
-            evidence["run_time"] = joined(lambda s: s.prepared.times).view("datetime64[ns]")
+            evidence["run_time"] = flat.times[index]
             evidence["last_applied_at"] = np.repeat(moments([last for _, _, _, last in parts]), sizes)
             evidence["recent_smoothed"] = [
                 _Recent(s.prepared.recent, s.first, j) for s, rows, _, _ in parts for j in rows.tolist()
             ]
-        runs = [s.runs[j] for s, rows, _, _ in parts for j in rows.tolist()]
 
         def per_run(k: int) -> dict[str, Any]:
             i = bisect.bisect_right(bounds, k) - 1
             s, rows, _, last = parts[i]
             return s._evidence(int(rows[k - bounds[i]]), last)
 
-        answer = evaluate(rules, policy, current, proposed, evidence, runs, per_run, memo)
+        answer = evaluate(rules, policy, current, proposed, evidence, _Picked(flat.runs, index), per_run, memo)
+        hits = np.flatnonzero(answer.passed)
+        cuts = np.searchsorted(hits, bounds).tolist()
         for i, member in enumerate(members):
-            cut = slice(bounds[i], bounds[i + 1])
-            out[member] = Evaluated(
-                answer.passed[cut],
-                {scope: values[cut] for scope, values in answer.proposed.items()},
-                {name: ok[cut] for name, ok in answer.per_rule.items()},
-                answer.adjusted,
-            )
+            out[member] = (answer, bounds[i], hits[cuts[i] : cuts[i + 1]] - bounds[i])
     return out
 
 
