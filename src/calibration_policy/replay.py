@@ -415,7 +415,7 @@ class SmoothingCache:
 
 
 def smoothed_runs(
-    runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, first: int = 0
+    runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, first: int = 0, times: Any = None
 ) -> list[dict[str, float]]:
     """Every run's smoothed values from ``first`` on (the engine's batch smoothing, then the domain's
     ``normalize``, as :func:`pipeline.smooth_over` does for one run); ``{}`` before ``first``."""
@@ -423,7 +423,7 @@ def smoothed_runs(
     from .engine import smooth_series
     from .plugins import get_domain
 
-    values = smooth_series(runs, policy, range(first, len(runs)))
+    values = smooth_series(runs, policy, range(first, len(runs)), times=times)
     domains: dict[str, Domain] = {}
     for j, run in enumerate(runs[first:]):
         domain = domains.get(run.domain) or domains.setdefault(run.domain, get_domain(run.domain))
@@ -444,12 +444,13 @@ def _scan_of(
 ) -> Any:
     """One underlying's scan, not yet run, on its smoothed runs (from the cache when another
     candidate smoothed them alike)."""
-    from .engine import Prepared, Scan
+    from .engine import Prepared, Scan, times_ns
 
     key = (smoothing_key(policy), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
 
     def compute() -> Prepared:
-        return Prepared(runs, smoothed_runs(runs, policy, first), first)
+        times = times_ns([run.timestamp for run in runs])  # counted once, for the smoothing and the scan
+        return Prepared(runs, smoothed_runs(runs, policy, first, times), first, times)
 
     prepared = cache.get(key, compute) if cache is not None else compute()
     return Scan(runs, prepared.smoothed, policy, start, last_applied, evidence_keys, first, prepared)

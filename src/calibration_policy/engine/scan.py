@@ -14,6 +14,7 @@ that it says what the scan did.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -52,15 +53,16 @@ class Prepared:
     """What a scan reads of one underlying's runs whatever the policy's thresholds, as arrays: built
     once and shared by every candidate that smooths alike (``tune``)."""
 
-    def __init__(self, runs: Sequence[CalibrationRun], smoothed: Sequence[dict[str, float]], first: int = 0) -> None:
+    def __init__(
+        self, runs: Sequence[CalibrationRun], smoothed: Sequence[dict[str, float]], first: int = 0, times: Any = None
+    ) -> None:
         import numpy as np
 
         n = len(runs)
         self.runs, self.smoothed, self.first = runs, smoothed, first
-        self.times = times_ns([run.timestamp for run in runs])
+        self.times = times_ns([run.timestamp for run in runs]) if times is None else times
         self.sample = np.array([run.sample_size for run in runs], dtype=np.float64)
         self.vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
-        self.recent = [(run.timestamp, values) for run, values in zip(runs, smoothed)]
         scopes = dict.fromkeys(scope for values in smoothed[first:] for scope in values)
         self.columns = {
             scope: np.array([values.get(scope, math.nan) for values in smoothed], dtype=np.float64) for scope in scopes
@@ -78,6 +80,11 @@ class Prepared:
             if j + 1 < n and list(smoothed[j]) != list(smoothed[j + 1]):
                 end = j + 1
             self.stretch_end[j] = end
+
+    @functools.cached_property
+    def recent(self) -> list[tuple[datetime, dict[str, float]]]:
+        """Each run's time and smoothed values: ``recent_smoothed``, built only for a rule that reads it."""
+        return [(run.timestamp, values) for run, values in zip(self.runs, self.smoothed)]
 
     def starts(self) -> list[int]:
         """The first run of each stretch, from ``first`` on."""
