@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..decide import EPSILON, RuleContext
 from ..models import CalibrationRun, RuleVerdict
 from ..policy import CalibrationUpdatePolicy
+from .clock import times_ns
 from .errors import EngineError, rule_named, run_named, runs_named
 
 if TYPE_CHECKING:
@@ -28,14 +30,15 @@ if TYPE_CHECKING:
 class BatchContext:
     """What a rule's batch form sees: the :class:`~calibration_policy.decide.RuleContext` of many runs.
 
-    ``proposed[scope]`` holds one value per run (earlier rules' adjustments applied); ``current``
-    is the live values, the same for every run of the batch; ``evidence`` holds ``sample_size``
-    and ``vega_sum`` as float arrays (NaN: unknown), ``run_time`` as ``datetime64[ns]``, and the
-    keys the rule declares (``last_applied_at``: one value for the batch; ``recent_smoothed``: a
-    list per run).
+    ``proposed[scope]`` holds one value per run (earlier rules' adjustments applied); so does
+    ``current[scope]``, the live values each run is decided against (a batch holds the runs of
+    many underlyings, each against its own live values; every run of a batch has the same live
+    scopes); ``evidence`` holds ``sample_size`` and ``vega_sum`` as float arrays (NaN: unknown),
+    ``run_time`` as ``datetime64[ns]``, and the keys the rule declares (``last_applied_at``:
+    ``datetime64[ns]`` per run, NaT when nothing changed yet; ``recent_smoothed``: a list per run).
     """
 
-    current: dict[str, float]
+    current: dict[str, npt.NDArray[np.float64]]
     proposed: dict[str, npt.NDArray[np.float64]]
     policy: CalibrationUpdatePolicy
     evidence: dict[str, Any]
@@ -81,7 +84,7 @@ class Evaluated:
 def evaluate(
     rules: Sequence[tuple[str, Any, Any]],
     policy: CalibrationUpdatePolicy,
-    current: Mapping[str, float],
+    current: Mapping[str, npt.NDArray[np.float64]],
     proposed: dict[str, npt.NDArray[np.float64]],
     evidence: dict[str, Any],
     runs: Sequence[CalibrationRun],
@@ -129,9 +132,10 @@ def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evide
     ok = np.empty(size, dtype=bool)
     adjusted: dict[str, Any] | None = None
     columns = {scope: values.tolist() for scope, values in proposed.items()}
+    lives = {scope: values.tolist() for scope, values in current.items()}
     for k in range(size):
         ctx = RuleContext(
-            current=dict(current),
+            current={scope: values[k] for scope, values in lives.items()},
             proposed={scope: values[k] for scope, values in columns.items()},
             policy=policy,
             evidence=per_run_evidence(k),
@@ -205,6 +209,17 @@ def _finite(name: str, adjusted: Mapping[str, Any], runs: Sequence[CalibrationRu
                 f"{rule_named(name)} adjusted {scope!r} to {values[k]} for run {run_named(runs[k])}; "
                 "an adjusted value must be a finite number."
             )
+
+
+def moments(values: Sequence[datetime | None]) -> npt.NDArray[np.datetime64]:
+    """Times (or None) as ``datetime64[ns]``, NaT for None: ``last_applied_at`` of a batch."""
+    import numpy as np
+
+    known = [value for value in values if value is not None]
+    found = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+    if known:
+        found[[value is not None for value in values]] = times_ns(known).view("datetime64[ns]")
+    return found
 
 
 def nan_or(value: Any) -> float:

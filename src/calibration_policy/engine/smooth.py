@@ -13,40 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CalibrationPolicyError
 from ..models import CalibrationRun
 from ..naming import sequence_key
 from ..policy import CalibrationUpdatePolicy
+from .clock import times_ns
 from .errors import EngineError, run_named, runs_named
 from .gates import passing
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_INT64 = 2**63
-
-
-def times_ns(moments: Sequence[datetime]) -> npt.NDArray[np.int64]:
-    """UTC times as integer nanoseconds since the epoch, counted exactly.
-
-    numpy would wrap a time outside 1677-09-21 … 2262-04-11 around silently, so such a time
-    is an error naming it rather than a wrong weight.
-    """
-    import numpy as np
-
-    counts = [(moment - _EPOCH) // timedelta(microseconds=1) * 1000 for moment in moments]
-    for moment, count in zip(moments, counts):
-        if not -_INT64 < count < _INT64:
-            raise CalibrationPolicyError(
-                f"Cannot smooth a run at {moment.isoformat()}: smoothing counts time in nanoseconds, "
-                "which reach only from 1677-09-21 to 2262-04-11."
-            )
-    return np.array(counts, dtype=np.int64)
 
 
 def window_runs(
