@@ -153,8 +153,7 @@ def register_commands(cli: click.Group) -> None:
     import click
     from rich.table import Column
 
-    from calibration_policy.cli import emit_json, policy_options, print_table
-    from calibration_policy.context import Context
+    from calibration_policy.cli import cli_context, emit_json, policy_options, print_table
     from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back
     from calibration_policy.stores import open_reviews
 
@@ -257,13 +256,8 @@ def register_commands(cli: click.Group) -> None:
         store, who = open_reviews(suggestions_dir), reviewer(by)
         item = pick(store, suggestion_id, underlying)
         own_values = () if values is None else ({**item.values, **values},)
-        context = Context.build(
-            policy=suggestion_policy(item, policy_file, history_dir),
-            actor=who,
-            via="cli",
-            history_dir=history_dir,
-            archive_dir=archive_dir,
-            suggestions_dir=suggestions_dir,
+        context = cli_context(
+            suggestion_policy(item, policy_file, history_dir), who, history_dir, archive_dir, suggestions_dir
         )
         done = change(
             item.suggestion_id, *own_values, target=suggestion_target(item, config), notes=notes, context=context
@@ -319,9 +313,7 @@ def register_commands(cli: click.Group) -> None:
             to,
             domain=policy.domain,
             notes=notes,
-            context=Context.build(
-                archive_dir=archive_dir, actor=reviewer(by), history_dir=history_dir, via="cli", policy=policy
-            ),
+            context=cli_context(policy, reviewer(by), history_dir, archive_dir),
         )
         if as_json:
             emit_json(entry.model_dump(mode="json"))
