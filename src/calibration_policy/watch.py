@@ -454,19 +454,28 @@ def archive_entry(archive: Any, change: ArchiveEntry) -> ArchiveEntry:
     return next((e for e in archive.recent(4) if e.change_id == change.change_id), change)
 
 
+def change_when(change: ArchiveEntry) -> str:
+    """ "10 Dec at 15:30 UTC": when a change's values went live, as the watch's messages say it."""
+    return f"{change.live_from.day} {change.live_from:%b at %H:%M} UTC"
+
+
+def worse_words(verdict: Verdict, after: str) -> str:
+    """ "the new values fit worse on 5 of 5 runs <after> (p = 0.031)": why a verdict failed, with its numbers."""
+    how = f"the new values fit worse on {verdict.new_worse} of {verdict.runs} runs {after}"
+    if verdict.p_worse is None:  # the hard limit
+        return how + ", the last ones in a row by more than the hard limit allows"
+    return how + f" (p = {verdict.p_worse:.2g})"
+
+
 def proposal_reason(change: ArchiveEntry, verdict: Verdict) -> str:
     """Why the watch proposes a roll back, with its numbers and the values approving it puts back."""
     domain = get_domain(change.domain)
-    when = f"since the change of {change.live_from.day} {change.live_from:%b at %H:%M} UTC ({change.change_id})"
-    if verdict.p_worse is None:  # the hard limit
-        how = f"{verdict.new_worse} of {verdict.runs} runs {when}, the last ones in a row by a wide margin (the hard limit)"
-    else:
-        how = f"{verdict.new_worse} of {verdict.runs} runs {when} (p = {verdict.p_worse:.2g})"
     values = ", ".join(
         f"{domain.scope_label(scope)} {fmt_num(value)}"
         for scope, value in sorted(change.previous_values.items(), key=lambda item: (item[0] != "global", item[0]))
     )  # global first, then by name: the same words on every store (a database may keep keys in its own order)
-    return f"The watch failed: the new values fit worse on {how}; approving puts back {values}."
+    since = f"since the change of {change_when(change)} ({change.change_id})"
+    return f"The watch failed: {worse_words(verdict, since)}; approving puts back {values}."
 
 
 def _proposal(step: Any, change: ArchiveEntry, verdict: Verdict) -> Any:
