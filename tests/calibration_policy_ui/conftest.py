@@ -107,18 +107,22 @@ class Host:
     def config(self, underlying: str) -> dict[str, float]:
         return json.loads(self.config_path(underlying).read_text())
 
-    def record(self, underlying: str = "SPY", day: int = 0, **result: Any):
+    def record(
+        self, underlying: str = "SPY", day: int = 0, force: bool = False, actor: str | None = None, **result: Any
+    ):
+        """An update of ``underlying`` with the host's result on day ``day`` (``force``: forced by ``actor``)."""
         return run_update(
             host_result(**result),
             underlying=underlying,
             source="harvested",
             target=self.target_for(underlying),
-            options=UpdateOptions(timestamp=T0 + timedelta(days=day)),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day), force=force),
             context=Context.build(
                 policy=self.policy,
                 history_dir=self.history_dir,
                 archive_dir=self.archive_dir,
                 suggestions_dir=self.suggestions_dir,
+                actor=actor,
             ),
         )
 
