@@ -44,6 +44,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_first_decision
 import bench_history
+from calibration_policy import Context, UpdateOptions
 
 try:  # the panel benchmark is written by the UI engineer; its helpers are reused when present
     import bench_panel
@@ -124,10 +125,8 @@ def bench_update(workdir: Path, repeat: int, days: int = 365) -> dict:
             underlying="SPY",
             source="live",
             target=target,
-            policy=policy,
-            history_dir=history,
-            archive_dir=archive,
-            timestamp=moment + timedelta(hours=i[0]),
+            options=UpdateOptions(timestamp=moment + timedelta(hours=i[0])),
+            context=Context.build(policy=policy, history_dir=history, archive_dir=archive),
         )
         applied.append(outcome.applied)
 

@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from calibration_policy import Context, UpdateOptions
+
 HERE = Path(__file__).resolve().parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 T0 = datetime(2025, 12, 10, 21, tzinfo=UTC)
@@ -76,14 +78,10 @@ def update_pairs(pairs: int, updates: int) -> dict:
                     "archive_dir": root / "config_archive",
                     "suggestions_dir": root / "suggestions",
                 }
-                run_update(result(1.0), underlying="SPY", source="live", target=target, policy=policy, timestamp=T0,
-                           **folders)  # fmt: skip  # warm: the folders exist, as in a desk's data root
+                run_update(result(1.0), underlying='SPY', source='live', target=target, options=UpdateOptions(timestamp=T0), context=Context.build(policy=policy, **folders))  # fmt: skip  # warm: the folders exist, as in a desk's data root
                 for i in range(1, updates + 1):
                     started = time.perf_counter()
-                    outcome = run_update(
-                        result(round(1.0 + 0.01 * i, 4)), underlying="SPY", source="live", target=target,
-                        policy=policy, timestamp=T0 + timedelta(days=i), **folders,
-                    )  # fmt: skip
+                    outcome = run_update(result(round(1.0 + 0.01 * i, 4)), underlying='SPY', source='live', target=target, options=UpdateOptions(timestamp=T0 + timedelta(days=i)), context=Context.build(policy=policy, **folders))  # fmt: skip
                     times[arm].append(time.perf_counter() - started)
                     assert outcome.applied
                 outbox = root / "outbox"

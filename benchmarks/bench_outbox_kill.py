@@ -57,6 +57,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_outbox import SECRET, result  # the same host result and secret as the cost benchmark
+from calibration_policy import Context, UpdateOptions
 
 SECRET_ENV = "BENCH_HOOK_SECRET"
 TARGET = "spy_live"
@@ -123,8 +124,8 @@ def updater(spec: dict[str, Any]) -> None:
             underlying="SPY",
             source="live",
             target=target,
-            policy=policies[mode],
-            timestamp=stamp,
+            options=UpdateOptions(timestamp=stamp),
+            context=Context.build(policy=policies[mode]),
         )
         append_durably(
             log,

@@ -20,6 +20,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from calibration_policy import Context, UpdateOptions
+
 GOAL_MS = 50.0
 
 
@@ -63,10 +65,8 @@ def build_history(root: Path, runs: int):
         underlying="SPY",
         source="harvested",
         target=JsonFileTarget(config),
-        policy=CalibrationUpdatePolicy(),
-        history_dir=history,
-        archive_dir=archive,
-        timestamp=start,
+        options=UpdateOptions(timestamp=start),
+        context=Context.build(policy=CalibrationUpdatePolicy(), history_dir=history, archive_dir=archive),
     )
     template = (history / f"{outcome.run.run_id}.json").read_text()
     stamp_field = json.dumps(json.loads(template)["timestamp"])

@@ -38,6 +38,7 @@ import json, os, sys
 from datetime import datetime, timedelta, timezone
 sys.path.insert(0, sys.argv[1])
 import bench_history
+from calibration_policy import Context, UpdateOptions
 from calibration_policy import CalibrationUpdatePolicy, run_update
 from calibration_policy.target import JsonFileTarget
 first, count, live = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -45,8 +46,7 @@ policy = CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, min_delta_gl
 target = JsonFileTarget(live, name="race_live")
 t0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 for i in range(first, first + count):
-    run_update(bench_history.host_result(1.0 + 0.01 * (i % 40)), underlying="RACE", source="live", target=target,
-               policy=policy, timestamp=t0 + timedelta(hours=i))
+    run_update(bench_history.host_result(1.0 + 0.01 * (i % 40)), underlying='RACE', source='live', target=target, options=UpdateOptions(timestamp=t0 + timedelta(hours=i)), context=Context.build(policy=policy))
 """
 
 
@@ -93,7 +93,7 @@ import json, os, statistics, sys, time
 from datetime import datetime, timedelta, timezone
 sys.path.insert(0, {str(HERE)!r})
 import bench_history
-from calibration_policy import CalibrationUpdatePolicy, open_store, run_update
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions, open_store, run_update
 from calibration_policy.history import build_run
 from calibration_policy.target import JsonFileTarget
 def median_ms(fn, n):
@@ -117,7 +117,8 @@ newest = store.latest("IWM", 1)
 after = newest[-1].timestamp if newest else datetime(2031, 6, 1, tzinfo=timezone.utc)
 updates = iter(after + timedelta(seconds=90 * (i + 1)) for i in range(10**6))
 update = median_ms(lambda: run_update(bench_history.host_result(1.0 + 0.05 * (next(values) % 7)), underlying="IWM",
-                                      source="harvested", target=target, policy=policy, timestamp=next(updates)), {repeat})
+                                      source="harvested", target=target, context=Context.build(policy=policy),
+                                      options=UpdateOptions(timestamp=next(updates))), {repeat})
 print(json.dumps({{"latest_50_ms": latest, "record_ms": record, "update_step_ms": update}}))
 """
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.models import CalibrationRun
 from calibration_policy.plugins import get_domain
@@ -212,15 +212,13 @@ def update_cost(updates: int, watch_runs: int) -> dict:
             (folder / "live.json").write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
             targets[name] = JsonFileTarget(folder / "live.json")
             dirs[name] = {k: folder / k for k in ("history_dir", "archive_dir", "suggestions_dir")}
-            run_update(  # the change the watch then watches (forced, as a person would)
+            run_update(
                 build_result(global_m=1.08, bands={"weekly": 1.08, "monthly": 1.08}),
                 underlying="SPY",
                 source="harvested",
                 target=targets[name],
-                policy=policy,
-                timestamp=START,
-                force=True,
-                **dirs[name],
+                options=UpdateOptions(timestamp=START, force=True),
+                context=Context.build(policy=policy, **dirs[name]),
             )
         for day in range(1, updates + 1):
             value = float(1.0 + rng.normal(0, 0.01))
@@ -233,9 +231,8 @@ def update_cost(updates: int, watch_runs: int) -> dict:
                     underlying="SPY",
                     source="harvested",
                     target=targets[name],
-                    policy=setups[name],
-                    timestamp=START + timedelta(days=day),
-                    **dirs[name],
+                    options=UpdateOptions(timestamp=START + timedelta(days=day)),
+                    context=Context.build(policy=setups[name], **dirs[name]),
                 )
                 times[name].append((time.perf_counter() - started) * 1000)
     off, on = statistics.median(times["watch_off"]), statistics.median(times["watch_on"])

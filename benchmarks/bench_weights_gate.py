@@ -44,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from calibration_policy import Context
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import run_auto
 from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings
@@ -160,7 +161,12 @@ def _folders(root: Path) -> dict[str, Path]:
 def one_decision(trades: pd.DataFrame, root: Path) -> str:
     root.mkdir(parents=True)
     (root / "w.json").write_text(json.dumps(EQUAL))
-    outcome = run_auto(trades, weights_target(path=root / "w.json"), AutoSettings(enabled=True), **_folders(root))
+    outcome = run_auto(
+        trades,
+        weights_target(path=root / "w.json"),
+        AutoSettings(enabled=True),
+        context=Context.build(**_folders(root)),
+    )
     return outcome.action
 
 
@@ -172,7 +178,11 @@ def one_stream(trades: pd.DataFrame, looks: int, root: Path) -> tuple[int | None
     for look in range(looks):
         upto = 300 + 100 * look
         outcome = run_auto(
-            trades.iloc[:upto], target, settings, timestamp=START + timedelta(days=look), **_folders(root)
+            trades.iloc[:upto],
+            target,
+            settings,
+            timestamp=START + timedelta(days=look),
+            context=Context.build(**_folders(root)),
         )
         if outcome.action == "applied":
             return look + 1, look + 1

@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.pipeline import UpdateOutcome, run_time_for, run_update
 from plugins.calibration_policy_host import VolSurfaceTarget
 from src.calibration_config import CalibrationConfig, HarvestSettings
@@ -89,12 +89,8 @@ def gated_update(args: argparse.Namespace, result: dict[str, Any]) -> UpdateOutc
         underlying=args.underlying,
         source=args.source,
         target=VolSurfaceTarget(args.config),
-        policy=policy,
-        history_dir=args.history_dir,
-        archive_dir=args.archive_dir,
-        timestamp=run_time_for(day),
-        force=args.force,
-        dry_run=args.dry_run,
+        options=UpdateOptions(timestamp=run_time_for(day), force=args.force, dry_run=args.dry_run),
+        context=Context.build(policy=policy, history_dir=args.history_dir, archive_dir=args.archive_dir),
     )
 
 

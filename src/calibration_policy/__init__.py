@@ -28,6 +28,7 @@ _EXPORTS = {
     "run_update": "pipeline",
     "force_apply": "pipeline",
     "UpdateOutcome": "pipeline",
+    "UpdateOptions": "pipeline",
     "replay": "replay",
     "ReplayResult": "replay",
     "RuleContext": "decide",
@@ -67,6 +68,8 @@ _EXPORTS = {
     "roll_back": "pipeline",
     "propose_policy": "pipeline",
     "review_policy": "pipeline",
+    "set_policy": "pipeline",
+    "roll_back_policy": "pipeline",
     "status_report": "status",
     "Context": "context",
     "Governor": "governor",
@@ -130,6 +133,7 @@ if TYPE_CHECKING:
     from .paths import live_config_copy
     from .permissions import PermissionsTable
     from .pipeline import (
+        UpdateOptions,
         UpdateOutcome,
         approve_suggestion,
         force_apply,
@@ -140,7 +144,9 @@ if TYPE_CHECKING:
         reject_suggestion,
         review_policy,
         roll_back,
+        roll_back_policy,
         run_update,
+        set_policy,
     )
     from .plugins import get_plugin_manager
     from .policy import CalibrationUpdatePolicy

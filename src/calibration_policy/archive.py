@@ -194,8 +194,9 @@ class Archive:
         path = create_exclusive(self._folder, names, dumps_model(entry, exclude={"change_id"}))
         return entry.model_copy(update={"change_id": path.stem})
 
-    def mark(self, entry: ArchiveEntry, status: str) -> ArchiveEntry:
-        done = entry.model_copy(update={"status": status})
+    def mark(self, entry: ArchiveEntry, status: str, **fields: Any) -> ArchiveEntry:
+        """Rewrite ``entry`` with ``status`` (and ``fields``, such as the watch's verdict on it)."""
+        done = entry.model_copy(update={"status": status, **fields})
         atomic_replace(self._folder / f"{entry.change_id}.json", dumps_model(done, exclude={"change_id"}))
         return done
 
@@ -237,6 +238,17 @@ class Archive:
 
     def last_change(self) -> ArchiveEntry | None:
         return self._tail()[1]
+
+    def recent(self, count: int) -> list[ArchiveEntry]:
+        """The newest ``count`` committed changes, oldest first, reading from the newest back."""
+        found: list[ArchiveEntry] = []
+        for path in reversed(self._paths()):
+            if len(found) >= count:
+                break
+            entry = self._read(path)
+            if entry is not None and entry.status == "committed":
+                found.append(entry)
+        return found[::-1]
 
     def __iter__(self) -> Iterator[ArchiveEntry]:
         return iter(self.entries())

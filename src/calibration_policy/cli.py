@@ -180,6 +180,28 @@ def _suggestions_beside(history_dir: str | None) -> Path | None:
     return Path(history_dir).parent / "suggestions"
 
 
+def cli_context(
+    policy: Any,
+    actor: str | None,
+    history_dir: str | None = None,
+    archive_dir: str | None = None,
+    suggestions_dir: str | None = None,
+) -> Any:
+    """What a command's change runs in: the policy it loaded, who acts (default: the login name), via the CLI,
+    and its folders (the suggestions beside the runs when only ``--history-dir`` was given)."""
+    from .context import Context
+    from .permissions import os_user
+
+    return Context.build(
+        policy=policy,
+        actor=actor or os_user(),
+        via="cli",
+        history_dir=history_dir,
+        archive_dir=archive_dir,
+        suggestions_dir=suggestions_dir or _suggestions_beside(history_dir),
+    )
+
+
 def _target(domain: str, underlying: str, path: str | None):
     """The live config of ``underlying``: ``--config``, else the data folder's own copy (a demo's), else the host's."""
     from .paths import live_config_copy
@@ -452,8 +474,7 @@ def update(
     actor: str | None = None,
 ) -> None:
     """Run a calibration, record it, and apply it if the policy says so."""
-    from .permissions import os_user
-    from .pipeline import run_time_for, run_update
+    from .pipeline import UpdateOptions, run_time_for, run_update
     from .plugins import get_source
 
     policy = load_policy(policy_file, history_dir)
@@ -464,17 +485,14 @@ def update(
         underlying=underlying,
         source=source,
         target=_target(policy.domain, underlying, config),
-        policy=policy,
-        history_dir=history_dir,
-        archive_dir=archive_dir,
-        timestamp=run_time_for(day),
-        force=force,
-        force_values=force_values,
-        dry_run=dry_run,
-        suggestions_dir=_suggestions_beside(history_dir),
-        expected_version=expect_version,
-        actor=actor or os_user(),
-        via="cli",
+        options=UpdateOptions(
+            timestamp=run_time_for(day),
+            force=force,
+            force_values=force_values,
+            dry_run=dry_run,
+            expected_version=expect_version,
+        ),
+        context=cli_context(policy, actor, history_dir, archive_dir),
     )
     emit_json(outcome.to_dict()) if as_json else click.echo(outcome.summary())
     if exit_code and not (outcome.applied or (dry_run and outcome.route == "apply")):
@@ -509,7 +527,6 @@ def force(
 ) -> None:
     """Apply the latest recorded calibration now, whatever the rules say."""
     from .errors import CalibrationPolicyError, HistoryError
-    from .permissions import os_user
     from .pipeline import force_apply
     from .plugins import sources
     from .stores import open_store
@@ -520,15 +537,10 @@ def force(
         outcome = force_apply(
             underlying,
             target=_target(policy.domain, underlying, config),
-            policy=policy,
-            history_dir=history_dir,
-            archive_dir=archive_dir,
             run_id=run_id,
             use=use,
             expected_version=expect_version,
-            actor=actor or os_user(),
-            via="cli",
-            suggestions_dir=_suggestions_beside(history_dir),
+            context=cli_context(policy, actor, history_dir, archive_dir),
         )
     except HistoryError:
         if run_id is None and (found := sources()) and not open_store(history_dir).latest(symbol, 1):

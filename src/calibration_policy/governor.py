@@ -14,7 +14,9 @@ the policy's set, roll back, propose, approve and reject):
    :meth:`Step.locked`, and goes live only through :func:`~calibration_policy.apply.apply_values`,
    which **validates** the exact values that would go live with the domain's ``validate`` and archives
    what they replace;
-6. **events**: recorded with the change (:func:`calibration_policy.events.record`), fired once the
+6. the **watch after apply**'s verdicts on the target's newest changes brought up to date
+   (:func:`calibration_policy.watch.settle`: a change just made starts watching, one it replaced is settled);
+7. **events**: recorded with the change (:func:`calibration_policy.events.record`), fired once the
    intent is done (the change is durable).
 
 CLI commands, panel and JSON routes, auto mode and the Python functions only build a change.
@@ -27,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from . import events
+from . import events, watch
 from .context import Context
 from .events import Decided, Event
 from .recovery import begin_intent, settle_interrupted, settling
@@ -50,7 +52,7 @@ class Change:
 
     def domain(self, ctx: Context) -> str:
         """The domain whose permission is checked (read only; nothing is written yet)."""
-        return ctx.policy.domain
+        return ctx.rules_of_changes.domain
 
     def live(self) -> Target | None:
         """The live config this change may write (None: it writes no live config)."""
@@ -149,7 +151,10 @@ class Governor:
     @staticmethod
     def _perform(step: Step) -> Any:
         try:
-            return step.change.perform(step)
+            result = step.change.perform(step)
+            if step.target is not None:
+                watch.settle(step)  # the verdicts recorded on the target's newest changes, brought up to date
+            return result
         except BaseException:
             events.discard(step.ctx)  # before the intent is settled and let go: no record of an undone change
             raise

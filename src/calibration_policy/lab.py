@@ -294,10 +294,10 @@ def tune(
 
         history = load_history(history)
     history = list(history)
-    if not _group(history):
+    cache = replay_args.pop("cache", None) or SmoothingCache()
+    if not cache.get(("groups", id(history)), lambda: _group(history)):  # grouped once, for every candidate
         raise CalibrationPolicyError("The history is empty: there are no calibration runs to tune on.")
     points = _grid(bounds, n) if method == "grid" else _random(bounds, n, seed)
-    cache = replay_args.pop("cache", None) or SmoothingCache()
     candidates, skipped = [], []
     for params in points:
         try:

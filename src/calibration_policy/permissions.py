@@ -297,12 +297,14 @@ class Governing:
     required_approvals: int
 
 
-def governing(in_force: Any, narrowing: Any = None) -> Any:
-    """The one source of who may do what: ``in_force``'s ``[permissions]`` and four-eyes settings; a
-    ``narrowing`` policy (a domain's own settings) may add refusals and four-eyes rules, never remove one."""
-    if narrowing is None or narrowing is in_force or narrowing == in_force:
+def governing(in_force: Any, *narrowing: Any) -> Any:
+    """The one source of who may do what: ``in_force``'s ``[permissions]`` and four-eyes settings; each
+    ``narrowing`` policy (a caller's own, a domain's settings) may add refusals and four-eyes rules, never
+    remove one."""
+    extra = [p for p in narrowing if p is not None and p is not in_force and p != in_force]
+    if not extra:
         return in_force
-    policies = [p for p in (in_force, narrowing) if p is not None]
+    policies = [p for p in (in_force, *extra) if p is not None]
     tables = tuple(t for p in policies if (t := getattr(p, "permissions", None)) is not None)
     return Governing(
         permissions=Narrowed(tables) if tables else None,

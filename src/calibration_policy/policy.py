@@ -430,8 +430,8 @@ class CalibrationUpdatePolicy(BaseModel):
         limits = self.effective_bounds()
         if limits is not None and "bounds" in self.rules:
             parts.append(f"A value outside {fmt_num(limits.min)}–{fmt_num(limits.max)} is never applied.")
-        if self.smoothing_skips_thin_runs and evidence:
-            parts.append("Runs without enough data are recorded but left out of the smoothing.")
+        if self.smoothing_skips_thin_runs:
+            parts += self._explain_gates()
         if self.apply_scopes == "changed":
             parts.append("Only the values that changed enough are written; the others stay as they are.")
         else:
@@ -469,6 +469,20 @@ class CalibrationUpdatePolicy(BaseModel):
         if detail:
             return f"“{label}”" + (f" ({settings})" if settings else "")
         return f"by “{label}”" + (f" ({settings})" if settings else "")
+
+    def _explain_gates(self) -> list[str]:
+        """The sentence on the runs the evidence gates leave out of the smoothing (none without a gate)."""
+        from .plugins import get_rule
+
+        gates = [get_rule(name) for name in self.rules if get_rule(name).gates_evidence]
+        if not gates:
+            return []
+        plugins = [rule.label or rule.name for rule in gates if rule.name not in DEFAULT_RULES]
+        if not plugins:
+            return ["Runs without enough data are recorded but left out of the smoothing."]
+        failing = " or ".join(f'"{label}"' for label in plugins)
+        thin = ", or lack enough data," if len(plugins) < len(gates) else ""
+        return [f"Runs that fail {failing}{thin} are recorded but left out of the smoothing."]
 
     def _explain_rule(self, name: str) -> str:
         """A plugin's rule explains itself: its label, its description and the options in force."""

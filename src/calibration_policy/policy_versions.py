@@ -4,7 +4,7 @@ policy decided it, ``as_of`` can say which policy was live on a date, and a poli
 ``<data root>/policy_versions/<UTC stamp>.json`` holds one version each: ``version_id`` (the file
 name), ``fingerprint`` (what a run records as ``policy_version``), ``at``, ``actor``, ``reason``,
 ``kind`` (change or rollback), ``rolled_back_to`` and the whole ``policy``. Versions are never
-edited; a rollback is a new version holding an old policy. :func:`set_policy` writes the policy TOML
+edited; a rollback is a new version holding an old policy. :meth:`PolicyVersions.record` writes the policy TOML
 the pipeline reads (``<data root>/calibration_policy.toml``) after archiving it.
 """
 
@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import CalibrationPolicyError, PolicyError, StaleChangeError
-from .permissions import check as check_permission
-from .permissions import four_eyes
 
 VERSIONS_DIR_NAME = "policy_versions"
 
@@ -314,35 +312,25 @@ class PolicyVersions:
         self,
         policy: Any,
         *,
-        actor: Any,
+        actor: str,
         reason: str,
         via: str = "python",
-        permissions: Any = None,
         kind: Literal["change", "rollback"] = "change",
         rolled_back_to: str | None = None,
         at: datetime | None = None,
     ) -> PolicyVersion:
-        """Make ``policy`` live: ``actor`` needs ``change_policy`` by the policy in force (or the host's
-        ``permissions``); archived as a new version with who and why, then written as the data root's policy TOML."""
-        live = self.in_force()
-        name = check_permission(
-            "change_policy", actor=actor, domain=live.domain, via=via, policy=live, permissions=permissions
+        """Make ``policy`` live, archived as a new version with who and why, then written as the data root's
+        policy TOML. Who acts was checked by the governor (the policy changes in :mod:`calibration_policy.changes`
+        are the only callers, which ``tests/test_writers.py`` enforces), so it is checked once, in one place."""
+        return self._change(
+            policy, actor=actor, reason=reason, via=via, kind=kind, rolled_back_to=rolled_back_to, at=at
         )
-        return self._change(policy, actor=name, reason=reason, via=via, kind=kind, rolled_back_to=rolled_back_to, at=at)
 
-    def rollback(
-        self, to: str, *, actor: Any, reason: str, via: str = "python", permissions: Any = None
-    ) -> PolicyVersion:
+    def rollback(self, to: str, *, actor: str, reason: str, via: str = "python") -> PolicyVersion:
         """Make an earlier version live again, as a new version (kind rollback)."""
         old = self.get(to)
         return self.record(
-            old.load(),
-            actor=actor,
-            reason=reason,
-            via=via,
-            permissions=permissions,
-            kind="rollback",
-            rolled_back_to=old.version_id,
+            old.load(), actor=actor, reason=reason, via=via, kind="rollback", rolled_back_to=old.version_id
         )
 
     def _change(
@@ -473,32 +461,6 @@ class PolicyVersions:
         return f"policy version {version_id} had been archived: it is now the policy file too."
 
 
-def set_policy(
-    policy: Any,
-    *,
-    actor: Any,
-    reason: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    via: str = "python",
-    permissions: Any = None,
-) -> PolicyVersion:
-    """Change the live policy: checked, archived with who and why, then written where the pipeline reads it."""
-    return PolicyVersions(data_dir).record(policy, actor=actor, reason=reason, via=via, permissions=permissions)
-
-
-def rollback_policy(
-    to: str,
-    *,
-    actor: Any,
-    reason: str,
-    data_dir: str | os.PathLike[str] | None = None,
-    via: str = "python",
-    permissions: Any = None,
-) -> PolicyVersion:
-    """Put an earlier policy version back (the panel's changes timeline calls this)."""
-    return PolicyVersions(data_dir).rollback(to, actor=actor, reason=reason, via=via, permissions=permissions)
-
-
 def policy_as_of(when: datetime, data_dir: str | os.PathLike[str] | None = None) -> PolicyVersion | None:
     return PolicyVersions(data_dir).as_of(when)
 
@@ -555,19 +517,14 @@ class PolicyProposals:
         self,
         policy: Any,
         *,
-        actor: Any,
+        actor: str,
         reason: str,
         via: str = "python",
-        permissions: Any = None,
         evidence: Mapping[str, Any] | None = None,
     ) -> PolicyProposal:
-        """Put ``policy`` up for review: ``actor`` needs ``propose`` by the policy in force; nothing goes live."""
+        """Put ``policy`` up for review (who proposes was checked by the governor); nothing goes live."""
         from .policy import CalibrationUpdatePolicy
 
-        live = self.versions.in_force()
-        name = check_permission(
-            "propose", actor=actor, domain=live.domain, via=via, policy=live, permissions=permissions
-        )
         if not isinstance(policy, CalibrationUpdatePolicy):
             raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
         if not isinstance(reason, str) or not reason.strip():
@@ -580,7 +537,7 @@ class PolicyProposals:
         evidence = dict(evidence) if evidence else None
         at = datetime.now(UTC)
         proposal = PolicyProposal(
-            "", at, name, reason.strip(), decision_settings(policy), evidence=evidence, announced={"pending": via}
+            "", at, actor, reason.strip(), decision_settings(policy), evidence=evidence, announced={"pending": via}
         )
         payload = {k: v for k, v in proposal.to_dict().items() if k != "proposal_id"}
         return self.get(self.box.create(at, payload))
@@ -635,32 +592,25 @@ class PolicyProposals:
         self.box.replace(proposal.proposal_id, {k: v for k, v in done.to_dict().items() if k != "proposal_id"})
         return done
 
-    def _reviewable(self, proposal_id: str, action: str, actor: Any, via: str, permissions: Any):
-        """The pending proposal, the policy in force and who reviews, once ``actor`` may (nothing written yet)."""
+    def pending_one(self, proposal_id: str, action: str) -> PolicyProposal:
+        """The proposal, while it is still pending; else a sentence saying who settled it (nothing written)."""
         proposal = self.get(proposal_id)
-        live = self.versions.in_force()
-        name = check_permission(
-            "change_policy", actor=actor, domain=live.domain, via=via, policy=live, permissions=permissions
-        )
         if proposal.status != "pending":
             raise StaleChangeError(
                 f"Policy proposal {proposal_id} was already {proposal.status} by {proposal.reviewer or 'someone'}; "
                 f"nothing was {action}."
             )
-        return proposal, live, name
+        return proposal
 
-    def approve(
-        self, proposal_id: str, *, actor: Any, via: str = "python", permissions: Any = None, notes: str = ""
-    ) -> PolicyProposal:
-        """The reviewer makes the proposed policy live: a new version with who and why. ``actor`` needs
-        ``change_policy`` by the policy in force, and under four-eyes may not be the proposer."""
+    def approve(self, proposal_id: str, *, actor: str, via: str = "python", notes: str = "") -> PolicyProposal:
+        """The reviewer makes the proposed policy live: a new version with who and why. Who reviews (and the
+        four-eyes rule) was checked by the governor's policy review."""
         from .policy import CalibrationUpdatePolicy
 
-        proposal, live, name = self._reviewable(proposal_id, "changed", actor, via, permissions)
-        four_eyes(proposal, name, live, what=f"policy proposal {proposal.proposal_id}")
+        proposal = self.pending_one(proposal_id, "changed")
         self.versions._change(
             CalibrationUpdatePolicy.from_dict(dict(proposal.policy)),
-            actor=name,
+            actor=actor,
             reason=f"{proposal.reason} (proposed by {proposal.proposer}, approved"
             + (f": {notes.strip()})" if notes.strip() else ")"),
             via=via,
@@ -668,11 +618,9 @@ class PolicyProposals:
         )
         return self.get(proposal.proposal_id)
 
-    def reject(
-        self, proposal_id: str, *, actor: Any, via: str = "python", permissions: Any = None, notes: str = ""
-    ) -> PolicyProposal:
-        """The reviewer turns the proposal down (``change_policy`` needed); the live policy is unchanged."""
-        proposal, _, name = self._reviewable(proposal_id, "rejected", actor, via, permissions)
+    def reject(self, proposal_id: str, *, actor: str, via: str = "python", notes: str = "") -> PolicyProposal:
+        """The reviewer turns the proposal down (checked by the governor); the live policy is unchanged."""
+        self.pending_one(proposal_id, "rejected")
         with self.versions.lock():
             proposal = self.get(proposal_id)  # under the lock: an approval that got here first wins
             if proposal.status != "pending":
@@ -683,7 +631,7 @@ class PolicyProposals:
             return self._settle(
                 proposal,
                 status="rejected",
-                reviewer=name,
+                reviewer=actor,
                 notes=notes or None,
                 announced={**proposal.announced, "rejected": via},
             )

@@ -125,33 +125,28 @@ def _scan_figures(scan: Any) -> Figures:
     from .engine import APPLY
 
     first, n = scan.first, len(scan.runs)
-    applied = (np.flatnonzero(scan.route[first:] == APPLY) + first).tolist()
+    applied = scan.route == APPLY
+    start = scan.live_before[first] if first < n else {}
     movement, flips = 0.0, 0
-    last_sign: dict[str, int] = {}
-    for j in applied:
-        live = scan.live_before[j]
-        for scope, new in scan.values[j].items():
-            old = live.get(scope)
-            if old is None or new == old:
-                continue
-            movement += abs(new - old)
-            sign = 1 if new > old else -1
-            if last_sign.get(scope, sign) != sign:
-                flips += 1
-            last_sign[scope] = sign
     lag_sum, lag_n = 0.0, 0
     positions = np.arange(n)
-    for scope, recommended in scan.prepared.recommended.items():
-        marks = np.full(n, np.nan)  # the live value where it is set: at the start, then at each apply writing it
-        marks[first] = scan.live_before[first].get(scope, np.nan) if first < n else np.nan
-        for j in applied:
-            if scope in scan.values[j]:
-                marks[j] = scan.values[j][scope]
+    for scope in dict.fromkeys([*scan.written, *scan.prepared.recommended]):
+        written = scan.written.get(scope, np.full(n, np.nan))
+        marks = np.where(applied, written, np.nan)  # the live value where it is set: at the start, then at each apply
+        moves = np.diff(marks[~np.isnan(marks)], prepend=start.get(scope, np.nan))
+        moves = moves[~np.isnan(moves) & (moves != 0)]  # a scope's first value moved nothing; nor did an equal one
+        movement += float(np.abs(moves).sum())
+        flips += int((np.diff(np.sign(moves)) != 0).sum())  # direction reversals of the scope's changes
+        recommended = scan.prepared.recommended.get(scope)
+        if recommended is None:
+            continue
+        if first < n and np.isnan(marks[first]):
+            marks[first] = start.get(scope, np.nan)
         live = marks[np.maximum.accumulate(np.where(np.isnan(marks), first, positions))]  # carried forward
         both = ~np.isnan(live[first:]) & ~np.isnan(recommended[first:])
         lag_sum += float(np.abs(live[first:] - recommended[first:])[both].sum())
         lag_n += int(both.sum())
-    return Figures(n - first, len(applied), movement, flips, lag_sum / lag_n if lag_n else None)
+    return Figures(n - first, int(applied[first:].sum()), movement, flips, lag_sum / lag_n if lag_n else None)
 
 
 def _simulated(scan: Any, j: int) -> SimulatedDecision:
@@ -391,15 +386,10 @@ def _start(
 
 
 def smoothing_key(policy: CalibrationUpdatePolicy) -> str:
-    """What the smoothed values depend on: runs with the same key share them (``tune`` varies thresholds only)."""
-    thin = None
-    if policy.smoothing_skips_thin_runs:
-        thin = (
-            policy.min_sample_size if "min_sample_size" in policy.rules else None,
-            policy.min_vega_sum if "min_vega_sum" in policy.rules else None,
-        )
+    """What the smoothed values depend on besides which runs the evidence gates keep (that is part of the
+    cache's key as the gates' answer itself, so candidates whose gates keep the same runs share them)."""
     return json.dumps(
-        [policy.smoothing, policy.smoothing_options, policy.smoothing_window_days, thin, policy.domain],
+        [policy.smoothing, policy.smoothing_options, policy.smoothing_window_days, policy.domain],
         sort_keys=True,
         default=str,
     )
@@ -421,15 +411,20 @@ class SmoothingCache:
 
 
 def smoothed_runs(
-    runs: list[CalibrationRun], policy: CalibrationUpdatePolicy, first: int = 0
+    runs: list[CalibrationRun],
+    policy: CalibrationUpdatePolicy,
+    first: int = 0,
+    keep: Any = None,
+    times: Any = None,
 ) -> list[dict[str, float]]:
     """Every run's smoothed values from ``first`` on (the engine's batch smoothing, then the domain's
-    ``normalize``, as :func:`pipeline.smooth_over` does for one run); ``{}`` before ``first``."""
+    ``normalize``, as :func:`pipeline.smooth_over` does for one run); ``{}`` before ``first``. ``keep``:
+    the runs the evidence gates keep, when the caller has them."""
     from .domain import Domain
     from .engine import smooth_series
     from .plugins import get_domain
 
-    values = smooth_series(runs, policy, range(first, len(runs)))
+    values = smooth_series(runs, policy, range(first, len(runs)), keep=keep, times=times)
     domains: dict[str, Domain] = {}
     for j, run in enumerate(runs[first:]):
         domain = domains.get(run.domain) or domains.setdefault(run.domain, get_domain(run.domain))
@@ -438,27 +433,30 @@ def smoothed_runs(
     return [{}] * first + values
 
 
-def _replay_underlying(
+def _scan_of(
     underlying: str,
     runs: list[CalibrationRun],
     policy: CalibrationUpdatePolicy,
     start: dict[str, float],
-    start_from: str,
     last_applied: datetime | None,
     cache: SmoothingCache | None,
     evidence_keys: set[str],
     first: int = 0,
-) -> UnderlyingReplay:
-    from .engine import Prepared, Scan
+) -> Any:
+    """One underlying's scan, not yet run, on its smoothed runs (from the cache when another
+    candidate smoothed them alike: same smoothing, same runs kept by the evidence gates)."""
+    from .engine import Prepared, Scan, times_ns
+    from .engine.gates import passing
 
-    key = (smoothing_key(policy), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
+    keep = passing(runs, policy)
+    key = (smoothing_key(policy), keep.tobytes(), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
 
     def compute() -> Prepared:
-        return Prepared(runs, smoothed_runs(runs, policy, first), first)
+        times = times_ns([run.timestamp for run in runs])  # counted once, for the smoothing and the scan
+        return Prepared(runs, smoothed_runs(runs, policy, first, keep, times), first, times)
 
     prepared = cache.get(key, compute) if cache is not None else compute()
-    scan = Scan(runs, prepared.smoothed, policy, start, last_applied, evidence_keys, first, prepared)
-    return UnderlyingReplay(underlying, dict(start), start_from, scan)
+    return Scan(runs, prepared.smoothed, policy, start, last_applied, evidence_keys, first, prepared)
 
 
 def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -510,6 +508,38 @@ def _difference(run: CalibrationRun, sim: SimulatedDecision) -> Difference | Non
     return Difference(run.underlying, run.run_id, run.timestamp, rec_reason, simulated, why)
 
 
+def _selected(
+    groups: dict[str, list[CalibrationRun]],
+    domain: str,
+    underlying: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, list[CalibrationRun]]:
+    """The runs a replay decides, by underlying: of ``underlying`` (all when None), up to ``until``, of
+    the policy's domain; runs before ``since`` stay, for the smoothing windows of the first replayed runs."""
+    if not groups:
+        raise HistoryError("The history is empty: there are no calibration runs to replay.")
+    if underlying is not None:
+        if underlying not in groups:
+            raise HistoryError(f"The history has no runs of {underlying} (it has {', '.join(sorted(groups))}).")
+        groups = {underlying: groups[underlying]}
+    if since is not None or until is not None:
+        groups = {u: [r for r in runs if until is None or r.timestamp <= until] for u, runs in groups.items()}
+        groups = {u: runs for u, runs in groups.items() if runs and (since is None or runs[-1].timestamp >= since)}
+        if not groups:
+            span = " to ".join(str(d.date()) for d in (since, until) if d is not None)
+            raise HistoryError(f"No calibration runs in the range {span}.")
+    every = groups
+    groups = {u: [r for r in runs if r.domain == domain] for u, runs in groups.items()}
+    groups = {u: runs for u, runs in groups.items() if runs}  # another domain's runs are another policy's
+    if not groups:
+        domains = {r.domain for runs in every.values() for r in runs}
+        raise HistoryError(
+            f"The history holds no {domain} runs (only {', '.join(sorted(domains))}); the policy governs {domain}."
+        )
+    return groups
+
+
 def replay(
     history: Iterable[CalibrationRun] | str | os.PathLike[str],
     policy: CalibrationUpdatePolicy,
@@ -534,52 +564,34 @@ def replay(
 
     if not isinstance(policy, CalibrationUpdatePolicy):
         raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
-    if isinstance(history, (str, os.PathLike)):
-        groups = _group(load_history(history))
-    elif cache is not None:  # the caller's list, replayed once per candidate: grouped and sorted once
-        groups = cache.get(("groups", id(history)), lambda: _group(history))
-    else:
-        groups = _group(history)
-    if not groups:
-        raise HistoryError("The history is empty: there are no calibration runs to replay.")
     if underlying is not None:
         underlying = check_underlying(underlying)
-        if underlying not in groups:
-            raise HistoryError(f"The history has no runs of {underlying} (it has {', '.join(sorted(groups))}).")
-        groups = {underlying: groups[underlying]}
-    if since is not None or until is not None:
-        # runs before `since` stay, for the smoothing windows of the first replayed runs only
-        groups = {u: [r for r in runs if until is None or r.timestamp <= until] for u, runs in groups.items()}
-        groups = {u: runs for u, runs in groups.items() if runs and (since is None or runs[-1].timestamp >= since)}
-        if not groups:
-            span = " to ".join(str(d.date()) for d in (since, until) if d is not None)
-            raise HistoryError(f"No calibration runs in the range {span}.")
-    every = groups
-    groups = {u: [r for r in runs if r.domain == policy.domain] for u, runs in groups.items()}
-    groups = {u: runs for u, runs in groups.items() if runs}  # another domain's runs are another policy's
-    if not groups:
-        domains = {r.domain for runs in every.values() for r in runs}
-        raise HistoryError(
-            f"The history holds no {policy.domain} runs (only {', '.join(sorted(domains))}); "
-            f"the policy governs {policy.domain}."
-        )
+    if isinstance(history, (str, os.PathLike)):
+        groups = _selected(_group(load_history(history)), policy.domain, underlying, since, until)
+    elif cache is not None:  # the caller's list, replayed once per candidate: grouped, sorted and picked once
+        every = cache.get(("groups", id(history)), lambda: _group(history))
+        key = ("selected", id(history), policy.domain, underlying, since, until)
+        groups = cache.get(key, lambda: _selected(every, policy.domain, underlying, since, until))
+    else:
+        groups = _selected(_group(history), policy.domain, underlying, since, until)
     if target_name is None and archive_dir is not None:
         target_name = _default_target_name(policy.domain)
+    from .engine import scan_together
     from .plugins import frozen_registry
     from .rule_evidence import needed
 
     evidence_keys = needed(policy)
-    result: dict[str, UnderlyingReplay] = {}
+    scans, starts = {}, {}
     with frozen_registry():  # the plugins cannot change during one replay: look each rule up once
         for name, runs in groups.items():
             first = 0 if since is None else bisect.bisect_left([r.timestamp for r in runs], since)
             start, start_from, last_applied = _start(name, runs[first], start_values, archive_dir, target_name)
-            result[name] = _replay_underlying(
-                name, runs, policy, start, start_from, last_applied, cache, evidence_keys, first
-            )
+            scans[name] = _scan_of(name, runs, policy, start, last_applied, cache, evidence_keys, first)
+            starts[name] = (dict(start), start_from)
             if progress is not None:
                 progress(len(runs))
-    return ReplayResult(policy, result)
+        scan_together(list(scans.values()))  # every underlying together: one batch of rules per round
+    return ReplayResult(policy, {name: UnderlyingReplay(name, *starts[name], s) for name, s in scans.items()})
 
 
 def _default_target_name(domain: str) -> Callable[[str], str]:

@@ -214,14 +214,19 @@ class ReviewStore:
         self._write_new(item, iter([f"{item.suggestion_id}.json"]))
         return True
 
-    def expire_pending(self, target: str, reason: str, older_than: Suggestion | None = None) -> list[Suggestion]:
-        """Expire the target's pending suggestions (only those older than ``older_than``, if given).
+    def expire_pending(
+        self, target: str, reason: str, older_than: Suggestion | None = None, only: str | None = None
+    ) -> list[Suggestion]:
+        """Expire the target's pending suggestions (only those older than ``older_than``, or only the one
+        ``only`` names, if given).
 
         Only older ones: two suggestions proposed at the same moment must not expire each other.
         """
         expired = []
         for pending in self.all(target=target, status="pending"):
             if older_than is not None and pending.order_key() >= older_than.order_key():
+                continue
+            if only is not None and pending.suggestion_id != only:
                 continue
             done = self._transition(
                 pending.suggestion_id,

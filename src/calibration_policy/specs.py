@@ -56,6 +56,19 @@ class Rule:
     # value per run; see calibration_policy.engine). It must pass and adjust exactly as ``fn`` does;
     # without it the engine calls ``fn`` once per run.
     batch: Callable[..., Any] | None = None
+    # True when the rule judges the run's evidence alone (its sample size, its evidence figure, the rule's
+    # options): a run that fails it is left out of later runs' smoothing (calibration_policy.engine.gates).
+    gates_evidence: bool = False
+    # The policy's own settings the rule reads (``min_delta`` reads min_delta_global, min_delta_band): with
+    # its options model, what the lab's form offers for it.
+    settings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.gates_evidence and self.evidence:
+            raise ValueError(
+                f"Rule {self.name!r} gates evidence, so it may read only the run's own evidence, not "
+                f"{', '.join(self.evidence)}: which runs are smoothed cannot depend on the live values' history."
+            )
 
 
 @dataclass(frozen=True)

@@ -358,10 +358,6 @@ def _forced(decision: Decision, values: dict[str, float]) -> Decision:
     )
 
 
-def _default_actor(actor: Any, forced: bool) -> Any:
-    return actor if actor is not None else ("user" if forced else "policy")
-
-
 def route(decision: Decision, policy: CalibrationUpdatePolicy) -> Route:
     """Where a decision goes: live, to a person (require_approval; a forced change skips it unless
     force_requires_approval), or nowhere."""

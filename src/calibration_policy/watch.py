@@ -12,16 +12,17 @@ not fit worse than ``watch_tolerance`` allows. The verdict:
 - **inconclusive**: neither, too few runs before the next change replaced it, or a run that cannot be scored.
   Never an automatic roll back.
 
-Verdicts are derived from the archive and the history, so they are the same on every read and after any crash;
-what the watch *did* is durable on the archive entry of its roll back (``watch_of``: the change it undid), which is
-also what keeps the same watch from rolling back twice.
+Each verdict is recorded on the change's archive entry (``watch``) by the governed update that computed it, before
+what it leads to (a roll back, a proposed roll back), and what it did is noted after; readers read the record and
+never recompute it. A roll back the watch made carries ``watch_of`` (the change it undid) in the archive, so a
+process killed between the roll back and its note is finished by the next change (:func:`settle`), once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -31,9 +32,10 @@ from .apply import apply_values
 from .archive import ArchiveEntry, now_utc
 from .errors import HistoryError, PermissionDeniedError
 from .history import cursor_of
+from .humanize import fmt_num
 from .models import CalibrationRun
 from .plugins import get_domain
-from .stores import open_archive, open_store
+from .stores import open_archive, open_reviews, open_store
 
 State = Literal["watching", "passed", "failed", "inconclusive"]
 # Changes whose values a watch can question; a roll back restores values that were live before.
@@ -43,7 +45,7 @@ WATCH_ACTOR = "watch"
 
 @dataclass(frozen=True)
 class Verdict:
-    """The watch of one change, with the numbers behind it."""
+    """The watch of one change, with the numbers behind it; recorded on the change's archive entry (``watch``)."""
 
     change_id: str
     state: State
@@ -56,18 +58,52 @@ class Verdict:
     cannot_score: str | None = None  # the run that could not be scored
     last_run: str | None = None  # the run that reached the verdict (or the latest scored)
     reason: str = ""
-    rolled_back_by: str | None = None  # the watch's roll back (its change id), once done
+    rolled_back_by: str | None = None  # the change that put the previous values back, once done
+    action: str | None = None  # what a failed verdict does (watch_action when it failed)
+    suggestion_id: str | None = None  # the proposed roll back, once proposed
+    rolled_back_who: str | None = None  # "the watch", or who approved its proposal
 
     @property
     def words(self) -> str:
         """The verdict in one sentence, for status, history and the panel."""
         text = self.reason
         if self.rolled_back_by:
-            text += f" Rolled back by the watch ({self.rolled_back_by})."
+            text += f" Rolled back by {self.rolled_back_who or 'the watch'} ({self.rolled_back_by})."
+        elif self.suggestion_id:
+            text += f" The watch proposed a roll back (suggestion {self.suggestion_id})."
         return text
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "words": self.words}
+
+    def record(self) -> dict[str, Any]:
+        """What the change's archive entry keeps (``watch``)."""
+        return asdict(self)
+
+
+def recorded(entry: ArchiveEntry) -> Verdict | None:
+    """The verdict recorded on ``entry`` (None: none yet, or an unreadable one)."""
+    data = getattr(entry, "watch", None)
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in fields(Verdict)}
+    try:
+        return Verdict(**{key: value for key, value in data.items() if key in known})
+    except TypeError:  # a hand-edited record lacking a field: as if none
+        return None
+
+
+def _record(archive: Any, change: ArchiveEntry, verdict: Verdict) -> ArchiveEntry:
+    """Write ``verdict`` on the change's archive entry (nothing when it is recorded already)."""
+    if getattr(change, "watch", None) == verdict.record():
+        return change
+    return archive.mark(change, change.status, watch=verdict.record())
+
+
+def watched(entry: ArchiveEntry, policy: Any) -> bool:
+    """Whether the watch judges ``entry``: a change of the policy's domain whose values a run questions (not a
+    roll back, nor an approved proposal of one: they restore values that were live before)."""
+    return entry.kind in WATCHED_KINDS and entry.domain == policy.domain and not getattr(entry, "watch_of", None)
 
 
 def sign_p(successes: int, n: int) -> float:
@@ -234,56 +270,122 @@ def runs_after(history_dir: Any, change: ArchiveEntry, until: ArchiveEntry | Non
     return runs[:wanted]
 
 
-def verdicts(archive_dir: Any, history_dir: Any, target_name: str, policy: Any) -> dict[str, Verdict]:
-    """Every watched change of a target by change id (none when the watch is off or watches another domain)."""
-    if not policy.watch_runs:
-        return {}
+def verdicts(archive_dir: Any, history_dir: Any, target_name: str, policy: Any = None) -> dict[str, Verdict]:
+    """Every recorded verdict of a target's changes, by change id: what the updates that computed them wrote on
+    the changes (read, never recomputed, so every reader sees what the watch acted on). ``history_dir`` and
+    ``policy`` are not needed any more; they stay for callers that pass them."""
     entries = open_archive(archive_dir, target_name).entries()
-    undone = {entry.watch_of: entry.change_id for entry in entries if getattr(entry, "watch_of", None)}
+    undone = {entry.watch_of: entry for entry in entries if getattr(entry, "watch_of", None)}
     found: dict[str, Verdict] = {}
-    for i, entry in enumerate(entries):
-        if entry.kind not in WATCHED_KINDS or entry.domain != policy.domain:
+    for entry in entries:
+        verdict = recorded(entry)
+        if verdict is None:
             continue
-        following = entries[i + 1] if i + 1 < len(entries) else None
-        verdict = judge(
-            entry,
-            runs_after(history_dir, entry, following, policy.watch_runs),
-            policy,
-            superseded=following is not None,
-        )
-        found[entry.change_id] = replace(verdict, rolled_back_by=undone.get(entry.change_id))
+        undo = undone.get(entry.change_id)
+        if undo is not None and verdict.rolled_back_by is None:  # killed before it was noted: the archive has it
+            verdict = replace(verdict, rolled_back_by=undo.change_id, rolled_back_who=_who_undid(undo))
+        found[entry.change_id] = verdict
     return found
 
 
-def latest(archive_dir: Any, history_dir: Any, target_name: str, policy: Any) -> Verdict | None:
+def latest(archive_dir: Any, history_dir: Any, target_name: str, policy: Any = None) -> Verdict | None:
     """The watch of the newest watched change (the one a status screen talks about), or None."""
     found = verdicts(archive_dir, history_dir, target_name, policy)
     return list(found.values())[-1] if found else None
 
 
+def _who_undid(entry: ArchiveEntry) -> str:
+    return "the watch" if entry.actor == WATCH_ACTOR else f"{entry.by or entry.actor}, approving the watch's proposal"
+
+
+def settle(step: Any) -> None:
+    """After any change of a target (the governor calls it, inside the change): bring the verdicts recorded on
+    its newest changes up to date. A change that just went live starts "Watching: 0 of N runs"; a change a
+    newer one replaced while still watched is inconclusive; a roll back the watch made (or a person approved)
+    is noted on the change it undid, also when the process was killed between the two writes."""
+    ctx, target = step.ctx, step.target
+    policy = ctx.rules_of_changes
+    if target is None or not getattr(policy, "watch_runs", 0):
+        return
+    archive = open_archive(ctx.archive_dir, target.name)
+    entries = archive.recent(3)
+    for i, entry in enumerate(entries):
+        undone = getattr(entry, "watch_of", None)
+        if undone:
+            _note_undone(archive, entries, undone, entry)
+            continue
+        if not watched(entry, policy):
+            continue
+        known = recorded(entry)
+        following = entries[i + 1] if i + 1 < len(entries) else None
+        if known is not None and following is not None and known.suggestion_id and not known.rolled_back_by:
+            _expire_proposal(ctx, target.name, known.suggestion_id, entry, following)
+        if known is None or (known.state == "watching" and following is not None):
+            runs = runs_after(ctx.history_dir, entry, following, policy.watch_runs)
+            _record(archive, entry, judge(entry, runs, policy, superseded=following is not None))
+
+
+def _expire_proposal(ctx: Any, target_name: str, suggestion_id: str, change: ArchiveEntry, newer: ArchiveEntry) -> None:
+    """A proposed roll back of a change that is no longer live would undo the newer one: it expires."""
+    reviews = open_reviews(ctx.suggestions_dir)
+    try:
+        pending = reviews.get(suggestion_id).status == "pending"
+    except ValueError:  # gone from the review store: nothing to expire
+        return
+    if pending:
+        reviews.expire_pending(
+            target_name,
+            f"the change it would roll back ({change.change_id}) is no longer live: {newer.change_id} replaced it",
+            only=suggestion_id,
+        )
+
+
+def _note_undone(archive: Any, entries: list[ArchiveEntry], change_id: str, undo: ArchiveEntry) -> None:
+    for entry in entries:
+        known = recorded(entry) if entry.change_id == change_id else None
+        if known is not None and known.rolled_back_by is None:
+            _record(archive, entry, replace(known, rolled_back_by=undo.change_id, rolled_back_who=_who_undid(undo)))
+
+
 def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..., Any]) -> Verdict | None:
     """The watch of the target's live change, now that ``run`` is recorded: under the update's lock, before
-    its decision (so the run is decided against the values the watch leaves live). A verdict reached by this
-    run is told once (an event of kind "watch"); a failed one with ``watch_action = "roll_back"`` rolls back
-    through the roll back path, as the actor "watch", unless permissions refuse it (then a person must)."""
+    its decision (so the run is decided against the values the watch leaves live). The verdict is recorded on
+    the change (its archive entry's ``watch``) in this same update; once reached it stands. A verdict is told
+    once (an event of kind "watch"); a failed one does its ``watch_action`` once: ``roll_back`` through the
+    roll back path as the actor "watch" (unless permissions refuse it: then a person must), or
+    ``propose_roll_back``: a pending suggestion to put the previous values back. Killed half way, the next
+    update finishes what the recorded verdict says is not done yet."""
     ctx, target = step.ctx, step.target
     if not policy.watch_runs:
         return None
     archive = open_archive(ctx.archive_dir, target.name)
     change = archive.last_change()
-    if change is None or change.kind not in WATCHED_KINDS or change.domain != policy.domain:
+    if change is None or not watched(change, policy):
         return None
-    verdict = judge(change, runs_after(ctx.history_dir, change, None, policy.watch_runs), policy)
-    reached_now = run.run_id in (verdict.last_run, verdict.cannot_score)
-    unsettled = verdict.state == "failed" and policy.watch_action == "roll_back"  # still live: not rolled back yet
-    if verdict.state == "watching" or not (reached_now or unsettled):
-        return verdict  # nothing new: told when the run that reached it was recorded
-    if not reached_now and not _permitted(step, change, policy):
+    known = recorded(change)
+    fresh = known is None or known.state == "watching"
+    if fresh:
+        verdict = judge(change, runs_after(ctx.history_dir, change, None, policy.watch_runs), policy)
+        if verdict.state == "failed":
+            verdict = replace(verdict, action=policy.watch_action)
+        change = _record(archive, change, verdict)  # durable before anything it leads to
+    else:
+        assert known is not None
+        verdict = known
+    if verdict.state == "watching":
+        return verdict
+    undone = verdict.state == "failed" and (
+        (verdict.action == "roll_back" and verdict.rolled_back_by is None)
+        or (verdict.action == "propose_roll_back" and verdict.suggestion_id is None)
+    )
+    if not fresh and not undone:
+        return verdict  # told, and done, when the run that reached it was recorded
+    if not fresh and verdict.action == "roll_back" and not _permitted(step, change, policy):
         return verdict  # still waiting for a person (told when it was reached)
     status: str = verdict.state
     words, rolled = verdict.words, None
     if verdict.state == "failed":
-        status, words, rolled = _act(step, change, verdict, policy)
+        status, words, rolled, verdict = _act(step, archive, change, verdict, policy)
     on_event(
         kind="watch",
         status=status,
@@ -295,24 +397,36 @@ def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..
         change_id=change.change_id,
         before=change.new_values if rolled is not None else None,
         after=rolled.new_values if rolled is not None else None,
+        suggestion_id=verdict.suggestion_id,
     )
-    return replace(verdict, rolled_back_by=rolled.change_id if rolled is not None else None)
+    return verdict
 
 
-def _act(step: Any, change: ArchiveEntry, verdict: Verdict, policy: Any) -> tuple[str, str, ArchiveEntry | None]:
-    """What a failed verdict does: (event status, words, the roll back's archive entry or None)."""
+def _act(
+    step: Any, archive: Any, change: ArchiveEntry, verdict: Verdict, policy: Any
+) -> tuple[str, str, ArchiveEntry | None, Verdict]:
+    """What a failed verdict does: (event status, words, the roll back's archive entry or None, the verdict as
+    recorded now)."""
     before = _previous_id(step.ctx, step.target.name, change)
     undo = (
         f"roll {step.target.name} back to {before} (the panel's Undo on change {change.change_id}, "
         f"or: calibration-policy rollback {before} --underlying {change.underlying})"
     )
-    if policy.watch_action == "notify":
-        return "failed", f"{verdict.words} The watch only tells (watch_action = notify).", None
-    if policy.watch_action == "propose_roll_back":
-        return "roll_back_proposed", f"{verdict.words} A person decides whether to {undo}.", None
+    if verdict.action == "notify":
+        return "failed", f"{verdict.words} The watch only tells (watch_action = notify).", None, verdict
+    if verdict.action == "propose_roll_back":
+        item = _proposal(step, change, verdict)
+        verdict = replace(verdict, suggestion_id=item.suggestion_id)
+        _record(archive, change, verdict)
+        return (
+            "roll_back_proposed",
+            f"{verdict.reason} Suggestion {item.suggestion_id} waits for a person to approve the roll back.",
+            None,
+            verdict,
+        )
     refused = _refusal(step, change, policy)
     if refused is not None:
-        return "roll_back_waiting", f"{verdict.words} {refused} A person must {undo}.", None
+        return "roll_back_waiting", f"{verdict.words} {refused} A person must {undo}.", None, verdict
     what = get_domain(change.domain).parameter_label_plural
     entry = apply_values(
         step.target,
@@ -330,7 +444,71 @@ def _act(step: Any, change: ArchiveEntry, verdict: Verdict, policy: Any) -> tupl
         watch_of=change.change_id,
         watch_verdict=verdict.reason,
     )
-    return "rolled_back", f"{verdict.words} Rolled back by the watch ({entry.change_id}).", entry
+    verdict = replace(verdict, rolled_back_by=entry.change_id, rolled_back_who="the watch")
+    _record(archive, archive_entry(archive, change), verdict)
+    return "rolled_back", verdict.words, entry, verdict
+
+
+def archive_entry(archive: Any, change: ArchiveEntry) -> ArchiveEntry:
+    """``change`` as the archive has it now (a roll back was archived since it was read)."""
+    return next((e for e in archive.recent(4) if e.change_id == change.change_id), change)
+
+
+def change_when(change: ArchiveEntry) -> str:
+    """ "10 Dec at 15:30 UTC": when a change's values went live, as the watch's messages say it."""
+    return f"{change.live_from.day} {change.live_from:%b at %H:%M} UTC"
+
+
+def worse_words(verdict: Verdict, after: str) -> str:
+    """ "the new values fit worse on 5 of 5 runs <after> (p = 0.031)": why a verdict failed, with its numbers."""
+    how = f"the new values fit worse on {verdict.new_worse} of {verdict.runs} runs {after}"
+    if verdict.p_worse is None:  # the hard limit
+        return how + ", the last ones in a row by more than the hard limit allows"
+    return how + f" (p = {verdict.p_worse:.2g})"
+
+
+def proposal_reason(change: ArchiveEntry, verdict: Verdict) -> str:
+    """Why the watch proposes a roll back, with its numbers and the values approving it puts back."""
+    domain = get_domain(change.domain)
+    values = ", ".join(
+        f"{domain.scope_label(scope)} {fmt_num(value)}"
+        for scope, value in sorted(change.previous_values.items(), key=lambda item: (item[0] != "global", item[0]))
+    )  # global first, then by name: the same words on every store (a database may keep keys in its own order)
+    since = f"since the change of {change_when(change)} ({change.change_id})"
+    return f"The watch failed: {worse_words(verdict, since)}; approving puts back {values}."
+
+
+def _proposal(step: Any, change: ArchiveEntry, verdict: Verdict) -> Any:
+    """The pending suggestion to put back the values before ``change`` (the one already proposed, if a killed
+    update proposed it before noting it): reviewed like any suggestion, and superseding older pending ones."""
+    from .review import Suggestion
+
+    reviews = open_reviews(step.ctx.suggestions_dir)
+    for item in reviews.all(target=step.target.name):
+        if (item.details or {}).get("watch_of") == change.change_id:
+            return item
+    rules = step.ctx.rules()
+    item, superseded = reviews.propose_superseding(
+        Suggestion(
+            domain=change.domain,
+            target=step.target.name,
+            underlying=change.underlying,
+            created_at=now_utc(),
+            values=dict(change.previous_values),
+            current_values=dict(change.new_values),
+            reason=proposal_reason(change, verdict),
+            details={"watch_of": change.change_id, "watch": verdict.record()},
+            proposed_by=WATCH_ACTOR,
+            proposed_via="watch",
+            required_approvals=getattr(rules, "required_approvals", 1),
+            distinct_approver=bool(getattr(rules, "require_distinct_approver", False)),
+        )
+    )
+    if superseded:
+        from .steps import decide_runs_of
+
+        decide_runs_of(superseded, step.ctx.history_dir, step.ctx.suggestions_dir)
+    return item
 
 
 def _refusal(step: Any, change: ArchiveEntry, policy: Any) -> str | None:
@@ -347,11 +525,9 @@ def _permitted(step: Any, change: ArchiveEntry, policy: Any) -> bool:
 
 
 def _previous_id(ctx: Any, target_name: str, change: ArchiveEntry) -> str:
-    """The id a person rolls back to: the change before ``change``, or ``original``."""
-    entries = open_archive(ctx.archive_dir, target_name).entries()
-    ids = [entry.change_id for entry in entries]
-    at = ids.index(change.change_id) if change.change_id in ids else 0
-    return ids[at - 1] if at > 0 else "original"
+    """The id a person rolls back to: the change before ``change`` (the live one), or ``original``."""
+    ids = [entry.change_id for entry in open_archive(ctx.archive_dir, target_name).recent(2)]
+    return ids[0] if len(ids) == 2 and ids[1] == change.change_id else "original"
 
 
 @dataclass

@@ -262,16 +262,10 @@ def add_force_api(router: APIRouter, panel: Panel) -> None:
         outcome = force_apply(
             symbol,
             target=panel.target(symbol),
-            policy=policy,
-            history_dir=panel.history_dir,
-            archive_dir=panel.archive_dir,
             run_id=body.run_id,
             use=body.use,
             expected_version=if_match(request),
-            actor=panel.actor(request),
-            via="api",
-            permissions=panel.permissions,
-            suggestions_dir=panel.suggestions_dir,
+            context=panel.context(panel.actor(request), "api", policy),
         )
         what = get_domain(policy.domain).name.replace("_", " ")
         result = ForceApplyOut(

@@ -183,16 +183,10 @@ def add_force_routes(router: APIRouter, panel: Panel, actions: PageActions) -> N
             outcome = force_apply(
                 underlying,
                 target=target,
-                policy=policy,
-                history_dir=panel.history_dir,
-                archive_dir=panel.archive_dir,
                 run_id=run_id,
                 use=use,
                 expected_version=version or None,
-                actor=panel.actor(request),
-                via="panel",
-                permissions=panel.permissions,
-                suggestions_dir=panel.suggestions_dir,
+                context=panel.context(panel.actor(request), "panel", policy),
             )
         except StaleChangeError as error:  # beside the confirm button, on the page re-drawn with the values live now
             return confirm_page(panel, request, underlying, str(error), use, status=409)
@@ -228,22 +222,16 @@ def add_review_routes(router: APIRouter, panel: Panel, actions: PageActions) -> 
             )
         symbol = check_underlying(item.underlying or underlying)
         who = panel.actor(request, reviewer)
-        change = {
-            "target": panel.target(symbol),
-            "reviewer": who,
-            "notes": notes,
-            "archive_dir": panel.archive_dir,
-            "history_dir": panel.history_dir,
-            "expected_version": version or None,
-            "via": "panel",
-            "policy": panel.policy(),
-            "permissions": panel.permissions,
-        }
+        target, context = panel.target(symbol), panel.context(who, "panel")
         try:
             if approve:
-                item = approve_suggestion(store, suggestion_id, **change)
+                item = approve_suggestion(
+                    suggestion_id, target=target, notes=notes, expected_version=version or None, context=context
+                )
             else:
-                reject_suggestion(store, suggestion_id, **change)
+                reject_suggestion(
+                    suggestion_id, target=target, notes=notes, expected_version=version or None, context=context
+                )
         except (
             StaleChangeError
         ) as error:  # shown in that suggestion's form, on the page re-drawn with the values live now
@@ -322,14 +310,9 @@ def add_rollback_route(router: APIRouter, panel: Panel, actions: PageActions) ->
             entry = pipeline.roll_back(
                 panel.target(symbol),
                 to,
-                archive_dir=panel.archive_dir,
-                actor=who,
                 domain=policy.domain,
-                history_dir=panel.history_dir,
                 expected_version=version or None,
-                via="panel",
-                policy=policy,
-                permissions=panel.permissions,
+                context=panel.context(who, "panel", policy),
             )
         except StaleChangeError as error:  # beside the undo button that was pressed, which the page scrolls to
             return actions.show(

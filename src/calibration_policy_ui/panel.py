@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import NoMatchFound
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.humanize import fmt_count, fmt_value
 from calibration_policy.permissions import actor_name, allowed, check_callable, governing
@@ -153,6 +153,22 @@ class Panel:
         from calibration_policy.paths import data_root
 
         return self.history_dir.parent if self.history_dir is not None else data_root()
+
+    def context(self, actor: Any, via: str, policy: CalibrationUpdatePolicy | None = None) -> Context:
+        """What the panel's changes run in: its data folders, the policy it shows (or a tab's own, which only
+        narrows who may do what), the host's permission check, who acts and from where (``panel``/``api``)."""
+        shown = self.policy()
+        context = Context.build(
+            policy=policy or shown,
+            actor=actor,
+            via=via,
+            permissions=self.permissions,
+            history_dir=self.history_dir,
+            archive_dir=self.archive_dir,
+            suggestions_dir=self.suggestions_dir,
+            data_dir=self.data_dir,
+        )
+        return context if policy is None else replace(context, narrowed_by=(shown,))
 
     def domain_of(self, route_name: str) -> tuple[str, Any]:
         """The domain a route acts on, and who may do what there: the policy in force, narrowed (never

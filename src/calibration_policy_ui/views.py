@@ -18,11 +18,11 @@ from calibration_policy.history import cursor_of
 from calibration_policy.humanize import fmt_value_set
 from calibration_policy.naming import check_underlying
 from calibration_policy.pipeline import live_version
-from calibration_policy.plugins import get_domain
+from calibration_policy.plugins import get_domain, rules
 from calibration_policy.review import Suggestion
 from calibration_policy.status import ScopeValue, status_report
 from calibration_policy.stores import open_reviews
-from calibration_policy.watch import verdicts
+from calibration_policy.watch import change_when, verdicts, worse_words
 
 from .chart import Chart, ChartPoint, build_chart
 from .errors import PanelError
@@ -51,9 +51,11 @@ def evidence_words(domain_name: str) -> tuple[str, str]:
 
 
 def rule_labels(domain_name: str) -> dict[str, str]:
-    """The built-in rules' names in the domain's words ("Enough fills in the sample", "Enough notional")."""
+    """Every rule's name for a person: the built-in rules' in the domain's words ("Enough fills in the sample",
+    "Enough notional"), a plugin's as it registered it ("Widening capped")."""
     sample, evidence = evidence_words(domain_name)
     return {
+        **{name: rule.label for name, rule in rules().items() if rule.label},
         "min_sample_size": f"Enough {sample} in the sample",
         "min_vega_sum": f"Enough {evidence}",
         **RULE_LABELS,
@@ -145,6 +147,7 @@ class PanelPage:
     rule: str = ""  # what decides, one sentence with the live thresholds
     changes: list[ChangeRow] = field(default_factory=list)  # newest first
     since: object = None  # when the live values went live (the archive's last change); None: before records began
+    watch_notice: WatchNotice | None = None  # what the watch after apply did to the live values, or asks of a person
 
     @property
     def policy_changed_since(self) -> bool:
@@ -326,6 +329,7 @@ def build_page(
         data_dir=panel.history_dir.parent if panel.history_dir else None,
         sums_to_one=sums_to_one,
     )
+    view.watch_notice = watch_notice(entries, watched, {sv.suggestion.suggestion_id for sv in view.live.suggestions})
     if view.latest is not None:
         view.latest_rows = run_rows(view.latest, current_values, label, sums_to_one)
         view.scopes = [(row.scope, row.label) for row in view.latest_rows if row.scope in view.latest.recommended]
@@ -579,6 +583,42 @@ def change_rows(
 
 def _person(actor: str) -> str:
     return {"policy": "the policy (automatic)", "auto": "auto mode", "user": "a panel user"}.get(actor, actor)
+
+
+@dataclass(frozen=True)
+class WatchNotice:
+    """What the watch after apply did to the live values (or asks a person to do), for the top of the first screen."""
+
+    text: str
+    suggestion_id: str | None = None  # a proposed roll back waiting for approval: the notice links to it
+
+
+def watch_notice(entries: list, watched: dict, waiting: set[str]) -> WatchNotice | None:
+    """The notice when the newest change is a roll back the watch made (or a person approved from the watch's
+    proposal), or when the live change failed its watch and its roll back waits for a person; else None."""
+    if not entries:
+        return None
+    last = entries[-1]
+    undone = getattr(last, "watch_of", None)
+    if undone:
+        change = next((e for e in entries if e.change_id == undone), None)
+        verdict = watched.get(undone)
+        if change is None or verdict is None:
+            return None
+        who = "The watch" if last.actor == "watch" else f"{last.by or last.actor}, approving the watch's proposal,"
+        return WatchNotice(
+            f"{who} rolled back the change of {change_when(change)}: {worse_words(verdict, 'after it')}, so the "
+            f"values before it are live again (change {last.change_id})."
+        )
+    verdict = watched.get(last.change_id)
+    if verdict is None or verdict.state != "failed":
+        return None
+    found = f"The watch found that the change of {change_when(last)} fits worse: {worse_words(verdict, 'after it')}."
+    if verdict.suggestion_id in waiting:
+        return WatchNotice(f"{found} A roll back to the values before it waits for approval.", verdict.suggestion_id)
+    if verdict.action == "roll_back" and not verdict.rolled_back_by:
+        return WatchNotice(f"{found} The watch may not roll it back: a person must (Undo in the list of changes).")
+    return None
 
 
 def archive_changes(panel: Panel, target_name: str | None) -> list:

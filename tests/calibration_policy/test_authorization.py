@@ -6,6 +6,7 @@ CLI's own click group: a new command missing from the table fails here until som
 
 from __future__ import annotations
 
+import inspect
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import click
 import pytest
 
+from calibration_policy import Context
 from calibration_policy.cli import build_cli, main
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import run_auto, suggest_weights
@@ -23,9 +25,13 @@ from calibration_policy.pipeline import (
     approve_suggestion,
     force_apply,
     modify_suggestion,
+    propose_policy,
     reject_suggestion,
+    review_policy,
     roll_back,
+    roll_back_policy,
     run_update,
+    set_policy,
 )
 from calibration_policy.policy import CalibrationUpdatePolicy
 from calibration_policy.policy_versions import PolicyVersions
@@ -152,7 +158,6 @@ class World:
             CalibrationUpdatePolicy.from_toml(root / "calibration_policy.toml"),
             actor="lead",
             reason="the desk's roles",
-            permissions=lambda *_: True,
         )
         (root / "calibration_policy.toml").write_text("min_delta_global = 0.04\n" + POLICY)
         (root / "scoring_weights.toml").write_text("[auto]\nenabled = true\nmin_trades_between = 1\n")
@@ -166,6 +171,14 @@ class World:
 
     def cli(self, *args: str) -> int:
         return main([*args, "--data", str(self.root)])
+
+    def proposal(self) -> str:
+        from calibration_policy.policy_versions import PolicyProposals
+
+        return PolicyProposals(self.root).pending()[0].proposal_id
+
+    def version(self) -> str:
+        return PolicyVersions(self.root).versions()[0].version_id
 
     def pending(self, domain: str) -> str:
         return next(s.suggestion_id for s in self.reviews().all(status="pending") if s.domain == domain)
@@ -189,6 +202,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, store_url, da
     monkeypatch.setenv("CALIBRATION_DATA", str(world.root))
     assert world.cli("update", "--underlying", "SPY", "--date", "2025-12-10", "--actor", "ana", *world.iv) == 0
     assert world.cli("weights", "suggest", "--actor", "ana") == 0
+    propose_policy(
+        CalibrationUpdatePolicy(min_delta_global=0.05),
+        reason="tidy thresholds",
+        context=Context.build(actor="ana", data_dir=world.root),
+    )
     capsys.readouterr()
     return world
 
@@ -240,26 +258,62 @@ def test_every_state_changing_command_refuses_a_role_without_the_permission(worl
 def function_calls(world: World, who: str) -> dict[str, tuple[str, Callable[[], Any]]]:
     """Every public change function, called as a host would, by ``who``."""
     iv, weights, store = world.iv_target(), world.weights(), world.reviews()
+
+    def here() -> Context:
+        return Context.build(actor=who, data_dir=world.root)
+
     result = {"global_metrics": {"n": 412, "vega_sum": 12400.0, "recommended_iv_multiplier": 1.2}, "bands": {}}
     return {
-        "run_update": ("propose", lambda: run_update(result, underlying="SPY", source="live", target=iv, actor=who)),
-        "force_apply": ("force_apply", lambda: force_apply("SPY", target=iv, actor=who)),
+        "run_update": (
+            "propose",
+            lambda: run_update(result, underlying="SPY", source="live", target=iv, context=Context.build(actor=who)),
+        ),
+        "force_apply": ("force_apply", lambda: force_apply("SPY", target=iv, context=Context.build(actor=who))),
         "approve_suggestion": (
             "approve",
-            lambda: approve_suggestion(store, world.pending("vol_surface"), target=iv, actor=who),
+            lambda: approve_suggestion(
+                world.pending("vol_surface"), target=iv, context=Context.build(suggestions_dir=store, actor=who)
+            ),
         ),
         "modify_suggestion": (
             "modify",
-            lambda: modify_suggestion(store, world.pending("vol_surface"), {"global": 1.1}, target=iv, actor=who),
+            lambda: modify_suggestion(
+                world.pending("vol_surface"),
+                {"global": 1.1},
+                target=iv,
+                context=Context.build(suggestions_dir=store, actor=who),
+            ),
         ),
-        "reject_suggestion": ("reject", lambda: reject_suggestion(store, world.pending("vol_surface"), actor=who)),
-        "roll_back": ("roll_back", lambda: roll_back(iv, "original", actor=who)),
+        "reject_suggestion": (
+            "reject",
+            lambda: reject_suggestion(
+                world.pending("vol_surface"), context=Context.build(suggestions_dir=store, actor=who)
+            ),
+        ),
+        "roll_back": ("roll_back", lambda: roll_back(iv, "original", context=Context.build(actor=who))),
         "approve_suggestion (weights)": (
             "approve",
-            lambda: approve_suggestion(store, world.pending("scoring_weights"), target=weights, actor=who),
+            lambda: approve_suggestion(
+                world.pending("scoring_weights"),
+                target=weights,
+                context=Context.build(suggestions_dir=store, actor=who),
+            ),
         ),
-        "suggest_weights": ("propose", lambda: suggest_weights(make_trades(400), weights, actor=who)),
-        "run_auto": ("propose", lambda: run_auto(make_trades(500), weights, AutoSettings(enabled=True), actor=who)),
+        "suggest_weights": (
+            "propose",
+            lambda: suggest_weights(make_trades(400), weights, context=Context.build(actor=who)),
+        ),
+        "run_auto": (
+            "propose",
+            lambda: run_auto(make_trades(500), weights, AutoSettings(enabled=True), context=Context.build(actor=who)),
+        ),
+        "propose_policy": (
+            "propose",
+            lambda: propose_policy(CalibrationUpdatePolicy(min_delta_global=0.06), reason="calmer", context=here()),
+        ),
+        "review_policy": ("change_policy", lambda: review_policy(world.proposal(), approve=True, context=here())),
+        "set_policy": ("change_policy", lambda: set_policy(CalibrationUpdatePolicy(), reason="reset", context=here())),
+        "roll_back_policy": ("change_policy", lambda: roll_back_policy(world.version(), reason="back", context=here())),
     }
 
 
@@ -276,3 +330,23 @@ def test_every_public_change_function_refuses_a_role_without_the_permission(worl
         assert world.digest() == before, (role, name)
         checked += 1
     assert checked > 0
+
+
+def test_every_public_change_function_is_in_the_table(world):
+    """A public function that takes a context makes a change: a new one must say which permission it needs here."""
+    import calibration_policy
+    from calibration_policy.default_plugins.scoring_weights import flow
+
+    public = {name: getattr(calibration_policy, name) for name in calibration_policy.__all__}
+    public |= {"suggest_weights": flow.suggest_weights, "run_auto": flow.run_auto}
+    changing = {name for name, value in public.items() if callable(value) and "context" in _parameters(value)}
+    listed = {name.split(" (")[0] for name in function_calls(world, "vic")}
+    assert changing - listed == set(), "say which permission these change functions need"
+    assert listed - changing == set(), "these change functions are gone: take them out of the table"
+
+
+def _parameters(value: Any) -> set[str]:
+    try:
+        return set(inspect.signature(value).parameters)
+    except (TypeError, ValueError):
+        return set()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from calibration_policy import (
     CalibrationPolicyError,
     CalibrationUpdatePolicy,
+    Context,
     Decision,
     PolicyError,
     RuleVerdict,
@@ -359,9 +360,11 @@ def test_a_change_beyond_the_largest_float_is_still_strict_json(old, new, tmp_pa
         underlying="SPY",
         source="live",
         target=JsonFileTarget(config),
-        policy=CalibrationUpdatePolicy(rules=("min_delta", "bounds")),
-        history_dir=tmp_path / "h",
-        archive_dir=tmp_path / "a",
+        context=Context.build(
+            policy=CalibrationUpdatePolicy(rules=("min_delta", "bounds")),
+            history_dir=tmp_path / "h",
+            archive_dir=tmp_path / "a",
+        ),
     )
     assert (
         not outcome.applied and "outside" in outcome.decision.reason

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, UpdateOptions
 from calibration_policy.apply import apply_values
 from calibration_policy.archive import Archive
 from calibration_policy.cli import main
@@ -112,9 +112,11 @@ def test_the_weights_settings_narrow_the_policy_in_force_but_never_widen_it(data
         permissions={"roles": {"all": ["*"]}, "everyone": ["all"]},  # a settings file that tries to let everyone in
     )
     with pytest.raises(PermissionDeniedError, match="vic may not propose changes to the weights"):
-        suggest_weights(make_trades(400), target, policy=widening, actor="vic")
+        suggest_weights(make_trades(400), target, context=Context.build(policy=widening, actor="vic"))
     narrowing = weights_policy(require_distinct_approver=True)  # four-eyes for the weights only
-    outcome = suggest_weights(make_trades(400), target, policy=narrowing, actor="olga", timestamp=T0)
+    outcome = suggest_weights(
+        make_trades(400), target, timestamp=T0, context=Context.build(policy=narrowing, actor="olga")
+    )
     assert outcome.suggestion.distinct_approver  # the narrowing four-eyes rule is kept with the suggestion
 
 
@@ -171,13 +173,20 @@ def test_an_update_or_force_never_puts_a_value_the_domain_refuses_live(markup):
     target, policy, dirs = markup
     result = {"markups": {"global": -0.25}, "n": 500, "vega": 10.0}
     with pytest.raises(InvalidRunError, match="The global markup must not be negative, not -0.25"):
-        run_update(result, underlying="SPY", source="live", target=target, policy=policy, timestamp=T0, **dirs)
+        run_update(
+            result,
+            underlying="SPY",
+            source="live",
+            target=target,
+            options=UpdateOptions(timestamp=T0),
+            context=Context.build(policy=policy, **dirs),
+        )
     assert json.loads(target.path.read_text()) == {"global": 0.5}
     assert Archive(dirs["archive_dir"], "markup").entries() == []
     (run,) = open_history(dirs["history_dir"]).latest("SPY", 5)
     assert not run.applied and "must not be negative" in run.applied_reason  # the run says why, nothing half done
     with pytest.raises(InvalidRunError, match="must not be negative"):
-        force_apply("SPY", target=target, policy=policy, use="recommended", **dirs)
+        force_apply("SPY", target=target, use="recommended", context=Context.build(policy=policy, **dirs))
     assert json.loads(target.path.read_text()) == {"global": 0.5}
     assert not intents_dir(dirs["archive_dir"], "markup").exists() or not any(
         intents_dir(dirs["archive_dir"], "markup").iterdir()
@@ -188,7 +197,14 @@ def test_a_text_number_is_refused_not_coerced(markup):
     target, policy, dirs = markup
     result = {"markups": {"global": "12.5"}, "n": 500, "vega": 10.0}
     with pytest.raises(InvalidRunError, match="The Global value must be a number, not '12.5'"):
-        run_update(result, underlying="SPY", source="live", target=target, policy=policy, timestamp=T0, **dirs)
+        run_update(
+            result,
+            underlying="SPY",
+            source="live",
+            target=target,
+            options=UpdateOptions(timestamp=T0),
+            context=Context.build(policy=policy, **dirs),
+        )
     assert json.loads(target.path.read_text()) == {"global": 0.5}
     assert not dirs["history_dir"].exists() or open_history(dirs["history_dir"]).latest("SPY", 5) == []
 
@@ -231,20 +247,60 @@ def test_every_change_kind_fires_its_event_and_every_decision_its_hook(tmp_path,
     target = JsonFileTarget(live, name="spy")
     dirs = {"history_dir": tmp_path / "runs", "archive_dir": tmp_path / "archive"}
     store = ReviewStore(tmp_path / "suggestions")
-    common = {"underlying": "SPY", "source": "live", "target": target, **dirs, "suggestions_dir": store.directory}
+    what = {"underlying": "SPY", "source": "live", "target": target}
+    common = {**dirs, "suggestions_dir": store.directory}
     auto = CalibrationUpdatePolicy(smoothing_window_days=1)
     waits = CalibrationUpdatePolicy(smoothing_window_days=1, require_approval=True)
 
-    applied = run_update(iv_result(1.2), policy=auto, timestamp=T0, actor="olga", via="cli", **common)
-    run_update(iv_result(1.2), policy=auto, timestamp=T0 + timedelta(days=2), **common)  # too small: not applied
-    first = run_update(iv_result(1.4), policy=waits, timestamp=T0 + timedelta(days=4), **common)
-    approve_suggestion(store, first.run.pending_suggestion, target=target, reviewer="bo", policy=waits, **dirs)
-    second = run_update(iv_result(1.1), policy=waits, timestamp=T0 + timedelta(days=6), **common)
-    modify_suggestion(store, second.run.pending_suggestion, {"global": 1.3}, target=target, reviewer="bo", **dirs)
-    third = run_update(iv_result(1.6), policy=waits, timestamp=T0 + timedelta(days=8), **common)
-    reject_suggestion(store, third.run.pending_suggestion, target=target, reviewer="bo", notes="too far", **dirs)
-    force_apply("SPY", target=target, policy=auto, actor="olga", **dirs)
-    roll_back(target, applied.change.change_id, actor="bo", **dirs)
+    applied = run_update(
+        iv_result(1.2),
+        **what,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=auto, actor="olga", via="cli", **common),
+    )
+    run_update(
+        iv_result(1.2),
+        **what,
+        options=UpdateOptions(timestamp=T0 + timedelta(days=2)),
+        context=Context.build(policy=auto, **common),
+    )  # too small: not applied
+    first = run_update(
+        iv_result(1.4),
+        **what,
+        options=UpdateOptions(timestamp=T0 + timedelta(days=4)),
+        context=Context.build(policy=waits, **common),
+    )
+    approve_suggestion(
+        first.run.pending_suggestion,
+        target=target,
+        context=Context.build(suggestions_dir=store, actor="bo", policy=waits, **dirs),
+    )
+    second = run_update(
+        iv_result(1.1),
+        **what,
+        options=UpdateOptions(timestamp=T0 + timedelta(days=6)),
+        context=Context.build(policy=waits, **common),
+    )
+    modify_suggestion(
+        second.run.pending_suggestion,
+        {"global": 1.3},
+        target=target,
+        context=Context.build(suggestions_dir=store, actor="bo", **dirs),
+    )
+    third = run_update(
+        iv_result(1.6),
+        **what,
+        options=UpdateOptions(timestamp=T0 + timedelta(days=8)),
+        context=Context.build(policy=waits, **common),
+    )
+    reject_suggestion(
+        third.run.pending_suggestion,
+        target=target,
+        notes="too far",
+        context=Context.build(suggestions_dir=store, actor="bo", **dirs),
+    )
+    force_apply("SPY", target=target, context=Context.build(policy=auto, actor="olga", **dirs))
+    roll_back(target, applied.change.change_id, context=Context.build(actor="bo", **dirs))
 
     got = [(e.kind, e.status) for e in listener.changes]
     assert got == [
@@ -282,14 +338,13 @@ def test_every_change_kind_fires_its_event_and_every_decision_its_hook(tmp_path,
 def test_the_weights_suggestion_and_auto_mode_fire_their_events(tmp_path, listener):
     target = weights_target(path=write_weights(tmp_path / "w.json"))
     dirs = {"history_dir": tmp_path / "runs", "suggestions_dir": tmp_path / "suggestions"}
-    outcome = suggest_weights(make_trades(400), target, actor="olga", timestamp=T0, **dirs)
+    outcome = suggest_weights(make_trades(400), target, timestamp=T0, context=Context.build(actor="olga", **dirs))
     auto = run_auto(
         make_trades(600, seed=3),
         target,
         AutoSettings(enabled=True, out_of_sample_gate=False, min_trades_between=50),
-        archive_dir=tmp_path / "archive",
         timestamp=T0 + timedelta(days=1),
-        **dirs,
+        context=Context.build(archive_dir=tmp_path / "archive", **dirs),
     )
     assert auto.action == "applied"
     (suggested, applied) = listener.changes
@@ -317,9 +372,8 @@ def test_events_are_not_fired_for_a_change_that_failed(markup, listener):
             underlying="SPY",
             source="live",
             target=target,
-            policy=policy,
-            timestamp=T0,
-            **dirs,
+            options=UpdateOptions(timestamp=T0),
+            context=Context.build(policy=policy, **dirs),
         )
     assert listener.changes == [] and listener.decisions == []
 
@@ -328,6 +382,7 @@ def test_events_are_not_fired_for_a_change_that_failed(markup, listener):
 
 KILLED_APPROVE = textwrap.dedent("""
     import os, sys
+    from calibration_policy import Context
     from calibration_policy.changes import reviews
     from calibration_policy.default_plugins.scoring_weights.domain import weights_target
     from calibration_policy.pipeline import approve_suggestion
@@ -340,8 +395,7 @@ KILLED_APPROVE = textwrap.dedent("""
     root = sys.argv[1]
     store = ReviewStore(os.path.join(root, "suggestions"))
     pending = store.all(status="pending")[-1]
-    approve_suggestion(store, pending.suggestion_id, target=weights_target(path=os.path.join(root, "scoring_weights.json")),
-                       reviewer="bo", via="cli")
+    approve_suggestion(pending.suggestion_id, target=weights_target(path=os.path.join(root, 'scoring_weights.json')), context=Context.build(suggestions_dir=store, actor='bo', via='cli'))
 """)
 
 
@@ -452,3 +506,56 @@ def test_policy_changes_run_through_the_governor_with_one_four_eyes_and_their_ev
     assert listener.changes[2].after["min_delta_global"] == 0.02 and approved.status == "approved"
     assert listener.changes[3].before["min_delta_global"] == 0.02  # the policy in force when it was rolled back
     assert CalibrationUpdatePolicy.load(data_dir=data).min_delta_global == 0.05
+
+
+def test_a_policy_given_in_the_context_decides_and_narrows_but_never_widens(tmp_path):
+    """A host's own policy object decides its updates; its [permissions] may refuse more than the policy in force,
+    never allow what the policy in force refuses."""
+    from calibration_policy.policy_versions import PolicyVersions
+
+    data = tmp_path / "data"
+    data.mkdir()
+    viewers = {"permissions": {"roles": {"viewer": ["view"], "operator": ["view", "propose", "force_apply"]}}}
+    in_force = CalibrationUpdatePolicy.from_dict(
+        {**viewers, "permissions": {**viewers["permissions"], "everyone": ["viewer"]}}
+    )
+    PolicyVersions(data)._change(in_force, actor="setup", reason="viewers only", via="python")
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"global": 1.0}))
+    target = JsonFileTarget(live, name="spy")
+    wide = CalibrationUpdatePolicy.from_dict(
+        {**viewers, "permissions": {**viewers["permissions"], "everyone": ["operator"]}}
+    )
+    before = live.read_bytes()
+    with pytest.raises(PermissionDeniedError, match="may not"):
+        run_update(
+            iv_result(1.2),
+            underlying="SPY",
+            source="live",
+            target=target,
+            context=Context.build(policy=wide, actor="intern", data_dir=data),
+        )
+    assert live.read_bytes() == before and not (data / "calibration_runs").exists()
+
+    # with an allowing policy in force, the given policy's own refusal still counts
+    data = tmp_path / "open"  # no policy file: the built-in defaults, which let everyone act
+    narrow = CalibrationUpdatePolicy.from_dict(
+        {**viewers, "permissions": {**viewers["permissions"], "everyone": ["viewer"]}}
+    )
+    with pytest.raises(PermissionDeniedError, match="may not"):
+        run_update(
+            iv_result(1.2),
+            underlying="SPY",
+            source="live",
+            target=target,
+            context=Context.build(policy=narrow, actor="intern", data_dir=data),
+        )
+    assert live.read_bytes() == before
+    decided = run_update(
+        iv_result(1.2),
+        underlying="SPY",
+        source="live",
+        target=target,
+        context=Context.build(policy=CalibrationUpdatePolicy(min_delta_global=0.5), actor="intern", data_dir=data),
+    )
+    assert not decided.applied and "(Global 0.20 < 0.50)" in decided.decision.reason  # the given policy decided

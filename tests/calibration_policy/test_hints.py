@@ -92,11 +92,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving_command(
+def command_server(
     argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, page: str = "/calibration/"
-) -> Iterator[str]:
-    """Run a `calibration-policy serve …` command line on a free port until ``page`` answers 200; yields that
-    page's text; stops the server afterwards."""
+) -> Iterator[tuple[str, str]]:
+    """Run a `calibration-policy serve …` command line on a free port until ``page`` answers 200; yields the
+    server's base URL and that page's text; stops the server afterwards."""
     port = free_port()
     server = subprocess.Popen(
         [*argv, "--port", str(port)],
@@ -117,10 +117,19 @@ def serving_command(
         assert body is not None, (
             f"`{shlex.join(argv)}` did not serve {page}: {server.poll()} {server.stderr.read() if server.poll() is not None else ''}"
         )
-        yield body
+        yield f"http://127.0.0.1:{port}", body
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def serving_command(
+    argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, page: str = "/calibration/"
+) -> Iterator[str]:
+    """:func:`command_server`, for a test that reads only the one page."""
+    with command_server(argv, cwd, env, page) as (_, body):
+        yield body
 
 
 DEMO = "calibration-policy demo --out demo-output"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.archive import Archive
 from calibration_policy.durable import KILL_EXIT_CODE
 from calibration_policy.errors import ReviewError
@@ -30,6 +30,7 @@ POLICY = CalibrationUpdatePolicy(require_approval=True, smoothing_window_days=1)
 
 CHILD = textwrap.dedent("""
     import json, sys
+    from calibration_policy import Context
     from calibration_policy import CalibrationUpdatePolicy
     from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back
     from calibration_policy.review import ReviewStore
@@ -40,13 +41,13 @@ CHILD = textwrap.dedent("""
     store = ReviewStore(root + "/suggestions")
     policy = CalibrationUpdatePolicy(require_approval=True, smoothing_window_days=1)
     if kind == "approve":
-        approve_suggestion(store, sid, target=target, reviewer="bo", policy=policy, **dirs)
+        approve_suggestion(sid, target=target, context=Context.build(suggestions_dir=store, actor='bo', policy=policy, **dirs))
     elif kind == "modify":
-        modify_suggestion(store, sid, {"global": 1.15}, target=target, reviewer="bo", policy=policy, **dirs)
+        modify_suggestion(sid, {'global': 1.15}, target=target, context=Context.build(suggestions_dir=store, actor='bo', policy=policy, **dirs))
     elif kind == "reject":
-        reject_suggestion(store, sid, target=target, reviewer="bo", policy=policy, **dirs)
+        reject_suggestion(sid, target=target, context=Context.build(suggestions_dir=store, actor='bo', policy=policy, **dirs))
     else:
-        roll_back(target, "original", actor="bo", policy=policy, **dirs)
+        roll_back(target, 'original', context=Context.build(actor='bo', policy=policy, **dirs))
 """)
 
 
@@ -61,9 +62,21 @@ def world(root: Path) -> str:
     target = JsonFileTarget(root / "live.json", name="spy")
     dirs = {"history_dir": root / "runs", "archive_dir": root / "archive", "suggestions_dir": root / "suggestions"}
     auto = CalibrationUpdatePolicy(smoothing_window_days=1)
-    run_update(result(1.05), underlying="SPY", source="live", target=target, policy=auto, timestamp=T0, **dirs)
+    run_update(
+        result(1.05),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=auto, **dirs),
+    )
     waiting = run_update(
-        result(1.2), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=T0.replace(day=3), **dirs
+        result(1.2),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=T0.replace(day=3)),
+        context=Context.build(policy=POLICY, **dirs),
     )
     assert waiting.run.pending_suggestion
     return waiting.run.pending_suggestion
@@ -96,11 +109,13 @@ def next_change(kind: str, root: Path, sid: str) -> None:
     dirs = {"history_dir": root / "runs", "archive_dir": root / "archive"}
     if kind == "roll_back":
         try:
-            reject_suggestion(ReviewStore(root / "suggestions"), sid, target=target, reviewer="ana", **dirs)
+            reject_suggestion(
+                sid, target=target, context=Context.build(suggestions_dir=root / "suggestions", actor="ana", **dirs)
+            )
         except ReviewError:
             pass  # the killed change had settled it already: the refusal is the truth
     else:
-        roll_back(target, "original", actor="ana", **dirs)
+        roll_back(target, "original", context=Context.build(actor="ana", **dirs))
 
 
 @pytest.mark.parametrize("kind", ["approve", "modify", "reject", "roll_back"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from calibration_policy import CalibrationUpdatePolicy, PolicyError, run_update
+from calibration_policy import CalibrationUpdatePolicy, PolicyError, UpdateOptions, run_update
 from calibration_policy.context import Context
 from calibration_policy.delivery import deliver_pass, deliveries_for, redeliver
 from calibration_policy.governor import Change, Governor
@@ -74,8 +74,8 @@ def update(target, rules, day=0, g=1.1):
         underlying="SPY",
         source="live",
         target=target,
-        policy=rules,
-        timestamp=T0 + timedelta(days=day),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=day)),
+        context=Context.build(policy=rules),
     )
 
 
@@ -240,6 +240,7 @@ UPDATER = textwrap.dedent("""
     from datetime import datetime, timedelta, timezone
     spec = importlib.util.spec_from_file_location("fixtures", sys.argv[1]); fixtures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixtures)
+    from calibration_policy import Context, UpdateOptions
     from calibration_policy import CalibrationUpdatePolicy, run_update
     from calibration_policy.target import JsonFileTarget
     day, live, approval = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "approval"
@@ -247,9 +248,7 @@ UPDATER = textwrap.dedent("""
     policy = CalibrationUpdatePolicy(min_sample_size=sample, min_vega_sum=0, min_delta_global=0.001,
                                      min_delta_band=0.001, require_approval=approval)
     t0 = datetime(2025, 12, 10, 21, tzinfo=timezone.utc)
-    run_update(fixtures.build_result(global_m=round(1.0 + 0.01 * (day + 1), 4), bands={}), underlying="SPY",
-               source="live", target=JsonFileTarget(live, name="spy_live"), policy=policy,
-               timestamp=t0 + timedelta(days=day))
+    run_update(fixtures.build_result(global_m=round(1.0 + 0.01 * (day + 1), 4), bands={}), underlying='SPY', source='live', target=JsonFileTarget(live, name='spy_live'), options=UpdateOptions(timestamp=t0 + timedelta(days=day)), context=Context.build(policy=policy))
 """)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.archive import Archive
 from calibration_policy.audit import changes
 from calibration_policy.cli import main
@@ -137,9 +137,7 @@ def test_a_host_callable_that_raises_is_a_clear_error_and_writes_nothing(place):
             underlying="SPY",
             source="live",
             target=place.target,
-            actor="ana",
-            permissions=broken,
-            **place.dirs,
+            context=Context.build(actor="ana", permissions=broken, **place.dirs),
         )
     with pytest.raises(PermissionCheckError, match="not True or False"):
         check("view", actor="ana", domain="vol_surface", permissions=lambda u, a, d: "yes")
@@ -160,7 +158,9 @@ def test_a_host_permission_plugin_refuses_beside_the_table_and_any_refusal_wins(
     everyone_admin = CalibrationUpdatePolicy(permissions={"roles": {"admin": ["*"]}, "everyone": ["admin"]})
     for policy in (CalibrationUpdatePolicy(), everyone_admin):  # no table, and a table that allows everything
         with pytest.raises(PermissionDeniedError, match="intern-joe may not force-apply the IV multipliers"):
-            force_apply("SPY", target=place.target, policy=policy, actor="intern-joe", **place.dirs)
+            force_apply(
+                "SPY", target=place.target, context=Context.build(policy=policy, actor="intern-joe", **place.dirs)
+            )
         assert check("propose", actor="intern-joe", domain="vol_surface", policy=policy) == "intern-joe"
     assert place.files() == before
     # the plugin's "no opinion" never widens the table: vic stays a viewer
@@ -191,13 +191,13 @@ def test_a_permission_plugin_that_raises_or_answers_nonsense_is_named_and_writes
         match=r"The permission plugin ldap_roles failed for ana \(force_apply on vol_surface\): "
         r"LookupError: directory down; nothing was changed.",
     ):
-        force_apply("SPY", target=place.target, actor="ana", **place.dirs)
+        force_apply("SPY", target=place.target, context=Context.build(actor="ana", **place.dirs))
     get_plugin_manager().unregister(name="ldap_roles")
     get_plugin_manager().register(Chatty(), name="chatty")
     with pytest.raises(
         PermissionCheckError, match="The permission plugin chatty answered 'yes' .* not True, False or None"
     ):
-        force_apply("SPY", target=place.target, actor="ana", **place.dirs)
+        force_apply("SPY", target=place.target, context=Context.build(actor="ana", **place.dirs))
     assert place.files() == before
 
 
@@ -218,33 +218,43 @@ def test_every_change_function_refuses_a_viewer_and_writes_nothing(place):
         underlying="SPY",
         source="live",
         target=place.target,
-        policy=policy,
-        actor="ana",
-        timestamp=T0,
-        **place.dirs,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=policy, actor="ana", **place.dirs),
     )
     pending = ReviewStore(place.dirs["suggestions_dir"]).all(status="pending")[0]
     before = place.files()
     store = ReviewStore(place.dirs["suggestions_dir"])
     calls = {
         "propose": lambda: run_update(
-            result(), underlying="SPY", source="live", target=place.target, policy=policy, actor="vic", **place.dirs
+            result(),
+            underlying="SPY",
+            source="live",
+            target=place.target,
+            context=Context.build(policy=policy, actor="vic", **place.dirs),
         ),
-        "force_apply": lambda: force_apply("SPY", target=place.target, policy=policy, actor="vic", **place.dirs),
+        "force_apply": lambda: force_apply(
+            "SPY", target=place.target, context=Context.build(policy=policy, actor="vic", **place.dirs)
+        ),
         "approve": lambda: approve_suggestion(
-            store,
             pending.suggestion_id,
             target=place.target,
-            actor="vic",
-            policy=policy,
-            archive_dir=place.dirs["archive_dir"],
+            context=Context.build(
+                suggestions_dir=store, actor="vic", policy=policy, archive_dir=place.dirs["archive_dir"]
+            ),
         ),
         "modify": lambda: modify_suggestion(
-            store, pending.suggestion_id, {"global": 1.02}, target=place.target, actor="vic", policy=policy
+            pending.suggestion_id,
+            {"global": 1.02},
+            target=place.target,
+            context=Context.build(suggestions_dir=store, actor="vic", policy=policy),
         ),
-        "reject": lambda: reject_suggestion(store, pending.suggestion_id, actor="vic", policy=policy),
+        "reject": lambda: reject_suggestion(
+            pending.suggestion_id, context=Context.build(suggestions_dir=store, actor="vic", policy=policy)
+        ),
         "roll_back": lambda: rollback(
-            place.target, "original", archive_dir=place.dirs["archive_dir"], actor="vic", policy=policy
+            place.target,
+            "original",
+            context=Context.build(archive_dir=place.dirs["archive_dir"], actor="vic", policy=policy),
         ),
     }
     for action, call in calls.items():
@@ -262,11 +272,21 @@ def test_a_python_host_that_passes_no_policy_follows_the_policy_in_force(place, 
     before = place.files()
     with pytest.raises(PermissionDeniedError, match="missing permission: propose on vol_surface"):
         run_update(
-            result(), underlying="SPY", source="live", target=place.target, actor="vic", timestamp=T0, **place.dirs
+            result(),
+            underlying="SPY",
+            source="live",
+            target=place.target,
+            options=UpdateOptions(timestamp=T0),
+            context=Context.build(actor="vic", **place.dirs),
         )
     assert place.files() == before  # no policy= given: the table in force still refused
     outcome = run_update(
-        result(), underlying="SPY", source="live", target=place.target, actor="ana", timestamp=T0, **place.dirs
+        result(),
+        underlying="SPY",
+        source="live",
+        target=place.target,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(actor="ana", **place.dirs),
     )
     assert outcome.route == "propose"  # and its require_approval applies too
 
@@ -278,11 +298,8 @@ def test_four_eyes_refuses_the_proposer_and_accepts_a_second_person(place):
         underlying="SPY",
         source="live",
         target=place.target,
-        policy=policy,
-        actor="ana",
-        via="cli",
-        timestamp=T0,
-        **place.dirs,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=policy, actor="ana", via="cli", **place.dirs),
     )
     store = ReviewStore(place.dirs["suggestions_dir"])
     sid = outcome.run.pending_suggestion
@@ -292,25 +309,29 @@ def test_four_eyes_refuses_the_proposer_and_accepts_a_second_person(place):
         PermissionDeniedError, match=f"ana proposed suggestion {sid}, so another person must approve it"
     ):
         approve_suggestion(
-            store,
             sid,
             target=place.target,
-            actor="ana",
-            policy=policy,
-            archive_dir=place.dirs["archive_dir"],
-            history_dir=place.dirs["history_dir"],
+            context=Context.build(
+                suggestions_dir=store,
+                actor="ana",
+                policy=policy,
+                archive_dir=place.dirs["archive_dir"],
+                history_dir=place.dirs["history_dir"],
+            ),
         )
     assert place.files() == before
     done = approve_suggestion(
-        store,
         sid,
         target=place.target,
-        actor="bo",
-        via="python",
-        policy=policy,
         notes="checked the vega",
-        archive_dir=place.dirs["archive_dir"],
-        history_dir=place.dirs["history_dir"],
+        context=Context.build(
+            suggestions_dir=store,
+            actor="bo",
+            via="python",
+            policy=policy,
+            archive_dir=place.dirs["archive_dir"],
+            history_dir=place.dirs["history_dir"],
+        ),
     )
     assert done.status == "approved" and json.loads(place.target.path.read_text())["global"] == pytest.approx(1.08)
     entry = Archive(place.dirs["archive_dir"], place.target.name).entries()[-1]
@@ -325,39 +346,44 @@ def test_a_modifier_may_not_approve_their_own_values(place):
         underlying="SPY",
         source="live",
         target=place.target,
-        policy=policy,
-        actor="ana",
-        timestamp=T0,
-        **place.dirs,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=policy, actor="ana", **place.dirs),
     )
     store, sid = ReviewStore(place.dirs["suggestions_dir"]), outcome.run.pending_suggestion
     waiting = modify_suggestion(
-        store,
         sid,
         {"global": 1.04, "weekly": 1.05},
         target=place.target,
-        actor="bo",
-        policy=policy,
-        archive_dir=place.dirs["archive_dir"],
+        context=Context.build(suggestions_dir=store, actor="bo", policy=policy, archive_dir=place.dirs["archive_dir"]),
     )
     assert waiting.status == "pending" and waiting.modified_by == "bo" and waiting.values["global"] == 1.04
     assert json.loads(place.target.path.read_text()) == {"global": 1.0, "weekly": 1.0}
     with pytest.raises(PermissionDeniedError, match="bo last modified suggestion"):
         approve_suggestion(
-            store, sid, target=place.target, actor="bo", policy=policy, archive_dir=place.dirs["archive_dir"]
+            sid,
+            target=place.target,
+            context=Context.build(
+                suggestions_dir=store, actor="bo", policy=policy, archive_dir=place.dirs["archive_dir"]
+            ),
         )
     with pytest.raises(PermissionDeniedError, match="ana proposed suggestion"):
         approve_suggestion(
-            store, sid, target=place.target, actor="ana", policy=policy, archive_dir=place.dirs["archive_dir"]
+            sid,
+            target=place.target,
+            context=Context.build(
+                suggestions_dir=store, actor="ana", policy=policy, archive_dir=place.dirs["archive_dir"]
+            ),
         )
     done = approve_suggestion(
-        store,
         sid,
         target=place.target,
-        actor="cy",
-        policy=policy,
-        archive_dir=place.dirs["archive_dir"],
-        history_dir=place.dirs["history_dir"],
+        context=Context.build(
+            suggestions_dir=store,
+            actor="cy",
+            policy=policy,
+            archive_dir=place.dirs["archive_dir"],
+            history_dir=place.dirs["history_dir"],
+        ),
     )
     assert done.applied_values == {"global": 1.04, "weekly": 1.05}
 
@@ -369,24 +395,23 @@ def test_required_approvals_collects_distinct_approvers(place):
         underlying="SPY",
         source="live",
         target=place.target,
-        policy=policy,
-        actor="ana",
-        timestamp=T0,
-        **place.dirs,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=policy, actor="ana", **place.dirs),
     )
     store, sid = ReviewStore(place.dirs["suggestions_dir"]), outcome.run.pending_suggestion
     kw = {
-        "target": place.target,
         "policy": policy,
         "archive_dir": place.dirs["archive_dir"],
         "history_dir": place.dirs["history_dir"],
     }
-    first = approve_suggestion(store, sid, actor="bo", **kw)
+    first = approve_suggestion(sid, target=place.target, context=Context.build(suggestions_dir=store, actor="bo", **kw))
     assert first.status == "pending" and [a["by"] for a in first.approvals] == ["bo"]
     assert json.loads(place.target.path.read_text()) == {"global": 1.0, "weekly": 1.0}
     with pytest.raises(PermissionDeniedError, match="bo already approved suggestion"):
-        approve_suggestion(store, sid, actor="bo", **kw)
-    second = approve_suggestion(store, sid, actor="cy", **kw)
+        approve_suggestion(sid, target=place.target, context=Context.build(suggestions_dir=store, actor="bo", **kw))
+    second = approve_suggestion(
+        sid, target=place.target, context=Context.build(suggestions_dir=store, actor="cy", **kw)
+    )
     assert second.status == "approved" and [a["by"] for a in second.approvals] == ["bo", "cy"]
     entry = Archive(place.dirs["archive_dir"], place.target.name).entries()[-1]
     assert "approved by bo and cy" in entry.reason
@@ -399,26 +424,30 @@ def test_force_requires_approval_makes_a_force_wait_for_a_second_person(place):
         underlying="SPY",
         source="live",
         target=place.target,
-        policy=policy,
-        actor="ana",
-        timestamp=T0,
-        **place.dirs,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=policy, actor="ana", **place.dirs),
     )
     before = json.loads(place.target.path.read_text())
-    outcome = force_apply("SPY", target=place.target, policy=policy, actor="ana", use="recommended", **place.dirs)
+    outcome = force_apply(
+        "SPY", target=place.target, use="recommended", context=Context.build(policy=policy, actor="ana", **place.dirs)
+    )
     assert not outcome.applied and outcome.route == "propose"
     assert json.loads(place.target.path.read_text()) == before
     store, sid = ReviewStore(place.dirs["suggestions_dir"]), outcome.run.pending_suggestion
     assert store.get(sid).forced and store.get(sid).distinct_approver
     kw = {
-        "target": place.target,
         "policy": policy,
         "archive_dir": place.dirs["archive_dir"],
         "history_dir": place.dirs["history_dir"],
     }
     with pytest.raises(PermissionDeniedError, match="four-eyes"):
-        approve_suggestion(store, sid, actor="ana", **kw)
-    assert approve_suggestion(store, sid, actor="bo", **kw).status == "approved"
+        approve_suggestion(sid, target=place.target, context=Context.build(suggestions_dir=store, actor="ana", **kw))
+    assert (
+        approve_suggestion(
+            sid, target=place.target, context=Context.build(suggestions_dir=store, actor="bo", **kw)
+        ).status
+        == "approved"
+    )
     assert json.loads(place.target.path.read_text())["global"] == pytest.approx(1.01)
 
 
@@ -429,22 +458,26 @@ def test_the_audit_trail_names_who_when_via_and_why(place):
         underlying="SPY",
         source="live",
         target=place.target,
-        policy=policy,
-        actor="ana",
-        via="cli",
-        timestamp=T0,
-        **place.dirs,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=policy, actor="ana", via="cli", **place.dirs),
     )
     approve_suggestion(
-        ReviewStore(place.dirs["suggestions_dir"]),
         outcome.run.pending_suggestion,
         target=place.target,
-        actor="bo",
-        via="panel",
-        archive_dir=place.dirs["archive_dir"],
-        history_dir=place.dirs["history_dir"],
+        context=Context.build(
+            suggestions_dir=place.dirs["suggestions_dir"],
+            actor="bo",
+            via="panel",
+            archive_dir=place.dirs["archive_dir"],
+            history_dir=place.dirs["history_dir"],
+        ),
     )
-    rollback(place.target, "original", archive_dir=place.dirs["archive_dir"], actor="cy", via="api", notes="too jumpy")
+    rollback(
+        place.target,
+        "original",
+        notes="too jumpy",
+        context=Context.build(archive_dir=place.dirs["archive_dir"], actor="cy", via="api"),
+    )
     rows = [
         (c.what.split(": ", 1)[1], c.who, c.via)
         for c in changes(place.dirs["archive_dir"], place.dirs["suggestions_dir"])
@@ -562,26 +595,27 @@ def test_weights_python_api_four_eyes(tmp_path: Path):
     target = weights_target(path=weights)
     policy = weights_policy(require_distinct_approver=True)
     dirs = {"history_dir": tmp_path / "runs", "suggestions_dir": tmp_path / "suggestions"}
-    outcome = suggest_weights(make_trades(400), target, policy=policy, actor="ana", timestamp=T0, **dirs)
+    outcome = suggest_weights(
+        make_trades(400), target, timestamp=T0, context=Context.build(policy=policy, actor="ana", **dirs)
+    )
     store = ReviewStore(dirs["suggestions_dir"])
     with pytest.raises(PermissionDeniedError, match="four-eyes"):
         approve_suggestion(
-            store,
             outcome.suggestion.suggestion_id,
             target=target,
-            actor="ana",
-            policy=policy,
-            archive_dir=tmp_path / "archive",
+            context=Context.build(suggestions_dir=store, actor="ana", policy=policy, archive_dir=tmp_path / "archive"),
         )
     assert (
         approve_suggestion(
-            store,
             outcome.suggestion.suggestion_id,
             target=target,
-            actor="bo",
-            policy=policy,
-            archive_dir=tmp_path / "archive",
-            history_dir=dirs["history_dir"],
+            context=Context.build(
+                suggestions_dir=store,
+                actor="bo",
+                policy=policy,
+                archive_dir=tmp_path / "archive",
+                history_dir=dirs["history_dir"],
+            ),
         ).status
         == "approved"
     )

@@ -1,5 +1,5 @@
 """Policy changes: the diff a reviewer reads, the write that keeps every key of the file it replaces, and the
-permission and four-eyes checks the library itself makes (on both stores)."""
+permission and four-eyes checks every policy change meets through the governor (on both stores)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import (
+    CalibrationUpdatePolicy,
+    Context,
+    propose_policy,
+    review_policy,
+    roll_back_policy,
+    set_policy,
+)
 from calibration_policy.cli import main
 from calibration_policy.errors import PermissionDeniedError, StaleChangeError
 from calibration_policy.permissions import PermissionsTable
@@ -183,49 +190,53 @@ def test_the_panels_candidate_never_carries_the_store_address(data: Path):
     assert "store" not in proposal.policy
 
 
-# -- 3. permissions and four-eyes in the library ----------------------------------------------------------------
+# -- 3. permissions and four-eyes: the governor's, for every entry point ------------------------------------------
+
+
+def _as(data: Path, actor: str, permissions=None) -> Context:
+    return Context.build(actor=actor, data_dir=data, permissions=permissions)
 
 
 def test_policy_changes_check_change_policy_in_the_library_and_refusals_write_nothing(data: Path):
-    versions, proposals = PolicyVersions(data), PolicyProposals(data)
-    baseline = versions.record(versions.in_force(), actor="ana", reason="baseline")
+    """From Python as from the CLI and the panel: each policy change is checked once, by the governor."""
+    baseline = set_policy(PolicyVersions(data).in_force(), reason="baseline", context=_as(data, "ana"))
     before = _snapshot(data)
     with pytest.raises(PermissionDeniedError, match=r"mallory may not change the policy .*change_policy"):
-        versions.record(_made_admin(data), actor="mallory", reason="tidy thresholds")
+        set_policy(_made_admin(data), reason="tidy thresholds", context=_as(data, "mallory"))
     with pytest.raises(PermissionDeniedError, match="missing permission: change_policy"):
-        versions.rollback(baseline.version_id, actor="mallory", reason="back", via="cli")
+        roll_back_policy(baseline.version_id, reason="back", context=_as(data, "mallory"))
     with pytest.raises(PermissionDeniedError, match="missing permission: propose"):
-        proposals.propose(_made_admin(data), actor="vic", reason="tidy")
+        propose_policy(_made_admin(data), reason="tidy", context=_as(data, "vic"))
+    proposals = PolicyProposals(data)
     assert _snapshot(data) == before and proposals.all() == []
 
-    proposal = proposals.propose(_made_admin(data), actor="mallory", reason="tidy thresholds")
+    proposal = propose_policy(_made_admin(data), reason="tidy thresholds", context=_as(data, "mallory"))
     before = _snapshot(data)
-    for act in (proposals.approve, proposals.reject):
+    for approve in (True, False):
         with pytest.raises(PermissionDeniedError, match="missing permission: change_policy"):
-            act(proposal.proposal_id, actor="mallory", via="panel")
+            review_policy(proposal.proposal_id, approve=approve, context=_as(data, "mallory"))
     assert _snapshot(data) == before
 
     # the host's own check answers instead of the table when given
     with pytest.raises(PermissionDeniedError):
-        proposals.approve(proposal.proposal_id, actor="ana", permissions=lambda user, action, domain: False)
+        review_policy(proposal.proposal_id, approve=True, context=_as(data, "ana", lambda user, action, domain: False))
     assert _snapshot(data) == before
-    done = proposals.reject(proposal.proposal_id, actor="bo", notes="makes mallory an admin")
+    done = review_policy(proposal.proposal_id, approve=False, notes="makes mallory an admin", context=_as(data, "bo"))
     assert done.status == "rejected" and done.reviewer == "bo"
     with pytest.raises(StaleChangeError, match="already rejected by bo"):
-        proposals.approve(proposal.proposal_id, actor="ana")
-    assert versions.settle_interrupted() == []  # no change left half done behind a refusal
+        review_policy(proposal.proposal_id, approve=True, context=_as(data, "ana"))
+    assert PolicyVersions(data).settle_interrupted() == []  # no change left half done behind a refusal
 
 
 def test_four_eyes_on_a_policy_proposal_is_the_one_four_eyes_rule(data: Path):
-    proposals = PolicyProposals(data)
-    proposal = proposals.propose(_made_admin(data), actor="ana", reason="mine")
+    proposal = propose_policy(_made_admin(data), reason="mine", context=_as(data, "ana"))
     before = _snapshot(data)
     everyone_may = lambda user, action, domain: True  # noqa: E731 (a host's check that lets everyone change the policy)
     for who in ("ana", "Ana "):
         with pytest.raises(PermissionDeniedError, match=rf"{who.strip()} proposed policy proposal .*four-eyes"):
-            proposals.approve(proposal.proposal_id, actor=who, permissions=everyone_may)
+            review_policy(proposal.proposal_id, approve=True, context=_as(data, who, everyone_may))
     assert _snapshot(data) == before
-    done = proposals.approve(proposal.proposal_id, actor="bo")
+    done = review_policy(proposal.proposal_id, approve=True, context=_as(data, "bo"))
     assert done.status == "approved" and PolicyVersions(data).current().actor == "bo"
 
 
@@ -275,9 +286,14 @@ def test_a_proposal_whose_evidence_is_not_named_figures_is_refused_and_writes_no
 
     before = _snapshot(data)
     with pytest.raises(CalibrationPolicyError, match="The evidence must be a JSON object of named figures"):
-        propose_policy(_made_admin(data), reason="tidy", evidence=evidence, data_dir=data, actor="mallory")
+        propose_policy(
+            _made_admin(data), reason="tidy", evidence=evidence, context=Context.build(data_dir=data, actor="mallory")
+        )
     assert _snapshot(data) == before
     proposal = propose_policy(
-        _made_admin(data), reason="tidy", evidence={"applies": 12}, data_dir=data, actor="mallory"
+        _made_admin(data),
+        reason="tidy",
+        evidence={"applies": 12},
+        context=Context.build(data_dir=data, actor="mallory"),
     )
     assert PolicyProposals(data).get(proposal.proposal_id).evidence == {"applies": 12}

@@ -30,3 +30,35 @@ def test_the_plugin_module_has_a_record_for_every_register_hook():
     assert all(record in plugin.__all__ for record in records.values())
     assert {"hookimpl", "RuleVerdict", "RuleContext", "InvalidRunError"} <= set(plugin.__all__)
     assert plugin.JsonFileTarget is calibration_policy.JsonFileTarget
+
+
+CHANGE_FUNCTIONS = (
+    "run_update",
+    "force_apply",
+    "approve_suggestion",
+    "modify_suggestion",
+    "reject_suggestion",
+    "roll_back",
+    "propose_policy",
+    "review_policy",
+    "set_policy",
+    "roll_back_policy",
+)
+
+
+def _change_functions():
+    from calibration_policy.default_plugins.scoring_weights import flow
+
+    return [getattr(calibration_policy, name) for name in CHANGE_FUNCTIONS] + [flow.suggest_weights, flow.run_auto]
+
+
+def test_every_public_change_function_takes_a_context_and_at_most_six_parameters():
+    """Who acts, from where and where the data lives travel in one Context, never as loose folders and names."""
+    import inspect
+
+    for function in _change_functions():
+        parameters = inspect.signature(function).parameters
+        assert 3 <= len(parameters) <= 6, (function.__name__, list(parameters))
+        assert "context" in parameters, function.__name__
+        loose = {"history_dir", "archive_dir", "suggestions_dir", "data_dir", "actor", "reviewer", "via"}
+        assert not loose & set(parameters), (function.__name__, loose & set(parameters))

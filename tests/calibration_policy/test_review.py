@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.errors import InvalidNameError, InvalidRunError, ReviewError
@@ -104,7 +104,9 @@ def test_a_newer_suggestion_expires_the_older_pending_one(store, target):
     assert old.expired_reason == f"superseded by a newer suggestion ({second.suggestion_id}) before anyone reviewed it"
     assert store.get(second.suggestion_id).status == "pending"
     with pytest.raises(ReviewError, match=r"was already expired at .*; nothing was changed"):
-        approve_suggestion(store, first.suggestion_id, target=target, reviewer="ana")
+        approve_suggestion(
+            first.suggestion_id, target=target, context=Context.build(suggestions_dir=store, actor="ana")
+        )
 
 
 def test_a_late_older_suggestion_does_not_expire_a_newer_one(store, target):
@@ -193,7 +195,10 @@ def test_approving_applies_archives_and_records_who_when_and_why(store, target, 
     item = propose(store, target)
     before = datetime.now(UTC)
     done = approve_suggestion(
-        store, item.suggestion_id, target=target, reviewer="ana", notes="looks right", archive_dir=dirs["archive"]
+        item.suggestion_id,
+        target=target,
+        notes="looks right",
+        context=Context.build(suggestions_dir=store, actor="ana", archive_dir=dirs["archive"]),
     )
     assert done.status == "approved" and done.reviewer == "ana" and done.notes == "looks right"
     assert done.reviewed_at >= before and done.applied_at == done.reviewed_at
@@ -209,14 +214,22 @@ def test_approving_applies_archives_and_records_who_when_and_why(store, target, 
 
 def test_approving_twice_says_who_already_did_and_changes_nothing(store, target, weights_file, dirs):
     item = propose(store, target)
-    approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=dirs["archive"])
+    approve_suggestion(
+        item.suggestion_id,
+        target=target,
+        context=Context.build(suggestions_dir=store, actor="ana", archive_dir=dirs["archive"]),
+    )
     before = digest(weights_file)
     with pytest.raises(
         ReviewError, match=r"was already approved at \d{4}-\d\d-\d\d \d\d:\d\d UTC by ana; nothing was changed"
     ):
-        approve_suggestion(store, item.suggestion_id, target=target, reviewer="bob", archive_dir=dirs["archive"])
+        approve_suggestion(
+            item.suggestion_id,
+            target=target,
+            context=Context.build(suggestions_dir=store, actor="bob", archive_dir=dirs["archive"]),
+        )
     with pytest.raises(ReviewError, match="already approved"):
-        reject_suggestion(store, item.suggestion_id, reviewer="bob")
+        reject_suggestion(item.suggestion_id, context=Context.build(suggestions_dir=store, actor="bob"))
     assert digest(weights_file) == before
     assert len(Archive(dirs["archive"], target.name).entries()) == 1
 
@@ -230,20 +243,21 @@ def test_approving_marks_the_run_behind_the_suggestion_applied(dirs, tmp_path, m
         underlying="SPY",
         source="live",
         target=target,
-        policy=CalibrationUpdatePolicy(require_approval=True),
-        history_dir=dirs["history"],
-        archive_dir=dirs["archive"],
-        suggestions_dir=dirs["suggestions"],
+        context=Context.build(
+            policy=CalibrationUpdatePolicy(require_approval=True),
+            history_dir=dirs["history"],
+            archive_dir=dirs["archive"],
+            suggestions_dir=dirs["suggestions"],
+        ),
     )
     assert outcome.run.status == "pending" and not outcome.applied
     store = ReviewStore(dirs["suggestions"])
     approve_suggestion(
-        store,
         outcome.run.pending_suggestion,
         target=target,
-        reviewer="ana",
-        archive_dir=dirs["archive"],
-        history_dir=dirs["history"],
+        context=Context.build(
+            suggestions_dir=store, actor="ana", archive_dir=dirs["archive"], history_dir=dirs["history"]
+        ),
     )
     run = open_store(dirs["history"]).get(outcome.run.run_id)
     assert run.status == "applied" and run.applied_reason.startswith(
@@ -257,7 +271,7 @@ def test_a_suggestion_cannot_be_applied_to_another_target(store, target, tmp_pat
     other = weights_target(path=tmp_path / "other.json")
     (tmp_path / "other.json").write_text(json.dumps(EQUAL))
     with pytest.raises(ReviewError, match="suggests weights for scoring_weights, not for other; nothing was changed"):
-        approve_suggestion(store, item.suggestion_id, target=other, reviewer="ana")
+        approve_suggestion(item.suggestion_id, target=other, context=Context.build(suggestions_dir=store, actor="ana"))
     assert store.get(item.suggestion_id).status == "pending"
 
 
@@ -280,7 +294,9 @@ def test_modify_validates_and_names_the_offending_value(store, target, weights_f
     item = propose(store, target)
     before = digest(weights_file)
     with pytest.raises(InvalidRunError, match=message):
-        modify_suggestion(store, item.suggestion_id, values, target=target, reviewer="ana")
+        modify_suggestion(
+            item.suggestion_id, values, target=target, context=Context.build(suggestions_dir=store, actor="ana")
+        )
     assert digest(weights_file) == before
     assert store.get(item.suggestion_id).status == "pending"  # a typo does not use up the review
 
@@ -289,13 +305,11 @@ def test_modify_applies_the_reviewers_values(store, target, weights_file, dirs):
     item = propose(store, target)
     mine = {"wallet": 0.35, "cluster": 0.35, "token": 0.1, "context": 0.2}
     done = modify_suggestion(
-        store,
         item.suggestion_id,
         mine,
         target=target,
-        reviewer="ana",
         notes="less on wallet",
-        archive_dir=dirs["archive"],
+        context=Context.build(suggestions_dir=store, actor="ana", archive_dir=dirs["archive"]),
     )
     assert done.status == "modified" and done.applied_values == mine and done.values == PROPOSED
     assert json.loads(weights_file.read_text()) == mine
@@ -306,35 +320,49 @@ def test_modify_applies_the_reviewers_values(store, target, weights_file, dirs):
 def test_modify_accepts_a_sum_off_by_float_noise_only(store, target):
     item = propose(store, target)
     noisy = {"wallet": 0.1, "cluster": 0.2, "token": 0.3, "context": 0.4}  # sums to 1.0000000000000002
-    assert modify_suggestion(store, item.suggestion_id, noisy, target=target, reviewer="ana").status == "modified"
+    assert (
+        modify_suggestion(
+            item.suggestion_id, noisy, target=target, context=Context.build(suggestions_dir=store, actor="ana")
+        ).status
+        == "modified"
+    )
     item = propose(store, target)
     with pytest.raises(InvalidRunError, match="weights sum to 1.000001, not 1"):
-        modify_suggestion(store, item.suggestion_id, {**noisy, "context": 0.400001}, target=target, reviewer="ana")
+        modify_suggestion(
+            item.suggestion_id,
+            {**noisy, "context": 0.400001},
+            target=target,
+            context=Context.build(suggestions_dir=store, actor="ana"),
+        )
 
 
 def test_rejecting_leaves_the_live_values_alone(store, target, weights_file, dirs):
     item = propose(store, target)
     before = digest(weights_file)
-    done = reject_suggestion(store, item.suggestion_id, reviewer="bob", notes="too big a move")
+    done = reject_suggestion(
+        item.suggestion_id, notes="too big a move", context=Context.build(suggestions_dir=store, actor="bob")
+    )
     assert done.status == "rejected" and done.reviewer == "bob" and done.notes == "too big a move" and done.reviewed_at
     assert done.applied_values is None and done.change_id is None
     assert digest(weights_file) == before and Archive(dirs["archive"], target.name).entries() == []
     with pytest.raises(ReviewError, match="already rejected at .* by bob"):
-        approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana")
+        approve_suggestion(item.suggestion_id, target=target, context=Context.build(suggestions_dir=store, actor="ana"))
 
 
 @pytest.mark.parametrize("reviewer", ["", "   ", "x" * 101, None, "a\x00b"])
 def test_a_reviewer_must_say_who_they_are(store, target, reviewer):
     item = propose(store, target)
     with pytest.raises(ReviewError, match="Say who is reviewing"):
-        reject_suggestion(store, item.suggestion_id, reviewer=reviewer)
+        reject_suggestion(item.suggestion_id, context=Context.build(suggestions_dir=store, actor=reviewer))
     assert store.get(item.suggestion_id).status == "pending"
 
 
 def test_notes_are_bounded(store, target):
     item = propose(store, target)
     with pytest.raises(ReviewError, match="at most 2,000 characters"):
-        reject_suggestion(store, item.suggestion_id, reviewer="ana", notes="n" * 2001)
+        reject_suggestion(
+            item.suggestion_id, notes="n" * 2001, context=Context.build(suggestions_dir=store, actor="ana")
+        )
 
 
 def test_unknown_or_hostile_ids_are_plain_errors(store, target):
@@ -342,7 +370,7 @@ def test_unknown_or_hostile_ids_are_plain_errors(store, target):
         store.get("20250101T000000.000000Z_x")
     for hostile in ("../x", "a/b", "..", ""):
         with pytest.raises(InvalidNameError):
-            approve_suggestion(store, hostile, target=target, reviewer="ana")
+            approve_suggestion(hostile, target=target, context=Context.build(suggestions_dir=store, actor="ana"))
 
 
 def test_an_unreadable_suggestion_file_is_skipped_in_listings(store, target, dirs):
@@ -366,18 +394,20 @@ def _race(args: tuple[str, str, str, str, str, int, Any]) -> tuple[str, str]:
     barrier.wait()
     try:
         if action == "approve":
-            item = approve_suggestion(store, suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive)
+            item = approve_suggestion(
+                suggestion_id,
+                target=target,
+                context=Context.build(suggestions_dir=store, actor=f"r{k}", archive_dir=archive),
+            )
         elif action == "modify":
             item = modify_suggestion(
-                store,
                 suggestion_id,
                 {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1},
                 target=target,
-                reviewer=f"r{k}",
-                archive_dir=archive,
+                context=Context.build(suggestions_dir=store, actor=f"r{k}", archive_dir=archive),
             )
         else:
-            item = reject_suggestion(store, suggestion_id, reviewer=f"r{k}")
+            item = reject_suggestion(suggestion_id, context=Context.build(suggestions_dir=store, actor=f"r{k}"))
         return "won", item.status
     except ReviewError as error:
         return "lost", str(error)
@@ -422,13 +452,17 @@ def test_racing_reviewers_in_separate_processes_process_a_suggestion_exactly_onc
 
 def approve_values(store, target, dirs, values) -> Suggestion:
     item = propose(store, target, values)
-    return approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=dirs["archive"])
+    return approve_suggestion(
+        item.suggestion_id,
+        target=target,
+        context=Context.build(suggestions_dir=store, actor="ana", archive_dir=dirs["archive"]),
+    )
 
 
 def test_rollback_to_an_archived_set_is_itself_an_archived_change(store, target, weights_file, dirs):
     first = approve_values(store, target, dirs, PROPOSED)
     second = approve_values(store, target, dirs, {"wallet": 0.7, "cluster": 0.1, "token": 0.1, "context": 0.1})
-    entry = rollback(target, first.change_id, archive_dir=dirs["archive"], actor="ana")
+    entry = rollback(target, first.change_id, context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     assert json.loads(weights_file.read_text()) == PROPOSED
     assert entry.kind == "rollback" and entry.actor == "ana" and entry.domain == "scoring_weights"
     assert entry.previous_values == second.applied_values and entry.new_values == PROPOSED
@@ -441,29 +475,33 @@ def test_rollback_to_an_archived_set_is_itself_an_archived_change(store, target,
 
 def test_rollback_to_the_original_and_the_wording_for_iv_multipliers(store, target, weights_file, dirs, tmp_path):
     approve_values(store, target, dirs, PROPOSED)
-    entry = rollback(target, "original", archive_dir=dirs["archive"], actor="ana")
+    entry = rollback(target, "original", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     assert entry.reason == "Applied: rolled back to the original weights by ana"
     assert json.loads(weights_file.read_text()) == EQUAL
     live = tmp_path / "vol.json"
     live.write_text(json.dumps({"global": 1.0}))
     vol = JsonFileTarget(live)
     item = propose(store, vol, {"global": 1.1}, domain="vol_surface", current={"global": 1.0})
-    approve_suggestion(store, item.suggestion_id, target=vol, reviewer="ana", archive_dir=dirs["archive"])
+    approve_suggestion(
+        item.suggestion_id,
+        target=vol,
+        context=Context.build(suggestions_dir=store, actor="ana", archive_dir=dirs["archive"]),
+    )
     assert (
-        rollback(vol, "original", archive_dir=dirs["archive"], actor="bo").reason
+        rollback(vol, "original", context=Context.build(archive_dir=dirs["archive"], actor="bo")).reason
         == "Applied: rolled back to the original IV multipliers by bo"
     )
 
 
 def test_rollback_to_an_unknown_set_lists_the_known_ones(store, target, weights_file, dirs):
     with pytest.raises(ReviewError, match=r"no archived value set '20250101T000000.000000Z'.*known: \(none yet\)"):
-        rollback(target, "20250101T000000.000000Z", archive_dir=dirs["archive"], actor="ana")
+        rollback(target, "20250101T000000.000000Z", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     done = approve_values(store, target, dirs, PROPOSED)
     before = digest(weights_file)
     with pytest.raises(ReviewError, match=f"known: original, {done.change_id}"):
-        rollback(target, "20250101T000000.000000Z", archive_dir=dirs["archive"], actor="ana")
+        rollback(target, "20250101T000000.000000Z", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     with pytest.raises(InvalidNameError):
-        rollback(target, "../etc", archive_dir=dirs["archive"], actor="ana")
+        rollback(target, "../etc", context=Context.build(archive_dir=dirs["archive"], actor="ana"))
     assert digest(weights_file) == before
 
 
@@ -514,10 +552,18 @@ def test_an_approval_interrupted_after_the_config_write_is_not_applied_twice(tmp
 
     monkeypatch.setattr(ReviewStore, "_save", crash_once)
     with pytest.raises(OSError):
-        approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
+        approve_suggestion(
+            item.suggestion_id,
+            target=target,
+            context=Context.build(suggestions_dir=store, actor="ana", archive_dir=tmp_path / "archive"),
+        )
     # The save failed after the values went live: the governor settled the change at once (its intent
     # says what it did), so the suggestion tells the truth; approving again changes nothing.
     assert store.get(item.suggestion_id).status == "approved"
     with pytest.raises(ReviewError, match="already approved"):
-        approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=tmp_path / "archive")
+        approve_suggestion(
+            item.suggestion_id,
+            target=target,
+            context=Context.build(suggestions_dir=store, actor="ana", archive_dir=tmp_path / "archive"),
+        )
     assert len(Archive(tmp_path / "archive", target.name).entries()) == 1  # the values went live once

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, run_update
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions, run_update
 from calibration_policy.cli import main
 from calibration_policy.default_plugins.sample import VOL_SURFACE
 from calibration_policy.default_plugins.vol_surface import vol_surface_target
@@ -37,11 +37,13 @@ def suggest(root: Path, global_m: float, day: int = 0) -> str:
         underlying="SPY",
         source="live",
         target=vol_surface_target("SPY", root / "config" / "vol_surface_SPY.json"),
-        policy=CalibrationUpdatePolicy.load(root / "calibration_policy.toml"),
-        history_dir=root / "calibration_runs",
-        archive_dir=root / "config_archive",
-        suggestions_dir=root / "suggestions",
-        timestamp=T0 + timedelta(days=day),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=day)),
+        context=Context.build(
+            policy=CalibrationUpdatePolicy.load(root / "calibration_policy.toml"),
+            history_dir=root / "calibration_runs",
+            archive_dir=root / "config_archive",
+            suggestions_dir=root / "suggestions",
+        ),
     )
     assert outcome.route == "propose", outcome.summary()
     return open_reviews(root / "suggestions").all(status="pending")[-1].suggestion_id

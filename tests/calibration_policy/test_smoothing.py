@@ -373,6 +373,7 @@ import json, sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from calibration_policy import Context, UpdateOptions
 from calibration_policy import (CalibrationUpdatePolicy, get_smoothed_multipliers, load_recent_calibration_history,
                                 record_calibration_result, should_apply_update)
 from calibration_policy.target import JsonFileTarget
@@ -392,8 +393,7 @@ for smoothing in ("ewma", "rolling_median"):
     should_apply_update({"global": 1.0, "weekly": 1.0, "monthly": 1.0}, smoothed[smoothing], policy, evidence)
 config = folder / "live.json"
 config.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
-outcome = run_update(result, underlying="SPY", source="live", target=JsonFileTarget(config), history_dir=runs,
-                     archive_dir=folder / "archive", timestamp=now + timedelta(hours=1))
+outcome = run_update(result, underlying='SPY', source='live', target=JsonFileTarget(config), options=UpdateOptions(timestamp=now + timedelta(hours=1)), context=Context.build(history_dir=runs, archive_dir=folder / 'archive'))
 print(json.dumps({"smoothed": smoothed, "applied": outcome.applied, "live": json.loads(config.read_text()),
                   "loaded": sorted(name for name in ("pandas", "pyarrow") if name in sys.modules)}))
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context
 from calibration_policy.cli import main
 from calibration_policy.policy_versions import PolicyVersions
 from calibration_policy.tamper import WHO, UnrecordedEditError, load_in_force, unrecorded_edit
@@ -94,7 +94,7 @@ def test_an_update_from_python_refuses_the_edited_policy_too(root: Path, tmp_pat
             underlying="SPY",
             source="live",
             target=JsonFileTarget(live, name="spy"),
-            history_dir=root / "calibration_runs",
+            context=Context.build(history_dir=root / "calibration_runs"),
         )
     assert live.read_bytes() == before and not (root / "calibration_runs").exists()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, load_recent_calibration_history
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions, load_recent_calibration_history
 from calibration_policy.archive import Archive
 from calibration_policy.errors import HistoryError, TargetError
 from calibration_policy.hookspecs import hookimpl
@@ -31,16 +31,16 @@ def live(tmp_path: Path) -> JsonFileTarget:
 def flow(tmp_path: Path, live: JsonFileTarget):
     dirs = {"history_dir": tmp_path / "runs", "archive_dir": tmp_path / "archive", "suggestions_dir": tmp_path / "sugg"}
 
-    def update(result, day: int = 0, **kw):
-        kw = {
-            **dirs,
-            "underlying": "SPY",
-            "source": "harvested",
-            "target": live,
-            "timestamp": T0 + timedelta(days=day),
-            **kw,
-        }
-        return run_update(result, **kw)
+    def update(result, day: int = 0, target=None, **kw):
+        how = {key: kw.pop(key) for key in ("force", "force_values", "dry_run", "expected_version") if key in kw}
+        return run_update(
+            result,
+            underlying="SPY",
+            source="harvested",
+            target=target or live,
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day), **how),
+            context=Context.build(**dirs, **kw),
+        )
 
     update.dirs = dirs
     return update
@@ -120,7 +120,9 @@ def test_force_applies_despite_rules_and_says_so(flow, live, make_result):
 def test_force_apply_latest_run_later(flow, live, make_result):
     first = flow(make_result(global_m=1.02, bands={"weekly": 1.0, "monthly": 1.0}))
     assert not first.applied
-    outcome = force_apply("spy", target=live, **{k: flow.dirs[k] for k in ("history_dir", "archive_dir")})
+    outcome = force_apply(
+        "spy", target=live, context=Context.build(**{k: flow.dirs[k] for k in ("history_dir", "archive_dir")})
+    )
     assert outcome.applied and outcome.run.run_id == first.run.run_id
     assert json.loads(live.path.read_text())["global"] == pytest.approx(first.run.smoothed["global"])
     stored = load_recent_calibration_history("SPY", history_dir=flow.dirs["history_dir"])[-1]
@@ -129,7 +131,9 @@ def test_force_apply_latest_run_later(flow, live, make_result):
 
 def test_force_apply_without_any_run_is_a_clear_error(live, tmp_path):
     with pytest.raises(HistoryError, match="no calibration run for SPY"):
-        force_apply("SPY", target=live, history_dir=tmp_path / "none", archive_dir=tmp_path / "a")
+        force_apply(
+            "SPY", target=live, context=Context.build(history_dir=tmp_path / "none", archive_dir=tmp_path / "a")
+        )
 
 
 def test_require_approval_makes_a_pending_suggestion_instead(flow, live, make_result):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.errors import PolicyError
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.pipeline import run_update
@@ -52,17 +52,15 @@ def events():
 def flow(tmp_path: Path, live: JsonFileTarget, make_result):
     dirs = {"history_dir": tmp_path / "runs", "archive_dir": tmp_path / "archive", "suggestions_dir": tmp_path / "sugg"}
 
-    def update(policy, day: int, value: float, **kw):
+    def update(policy, day: int, value: float, target=None, force: bool = False, **kw):
         result = make_result(global_m=value, bands={"weekly": value, "monthly": value})
-        kw.setdefault("target", live)
         return run_update(
             result,
             underlying="SPY",
             source="harvested",
-            timestamp=T0 + timedelta(days=day),
-            policy=policy,
-            **dirs,
-            **kw,
+            target=target or live,
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day), force=force),
+            context=Context.build(policy=policy, **dirs, **kw),
         )
 
     update.dirs = dirs
@@ -119,7 +117,7 @@ def test_a_change_the_next_runs_confirm_passes_and_stays_live(flow, live, events
     assert [e.status for e in events if e.kind == "watch"] == ["passed"]
 
 
-def test_too_few_runs_before_the_next_change_is_inconclusive_never_a_roll_back(flow, live):
+def test_too_few_runs_before_the_next_change_is_inconclusive_never_a_roll_back(flow, live, store_url):
     policy = watching()
     first = flow(policy, 0, 1.08, force=True).change
     flow(policy, 1, 1.0)
@@ -132,6 +130,14 @@ def test_too_few_runs_before_the_next_change_is_inconclusive_never_a_roll_back(f
     )
     assert found[second.change_id].state == "watching"
     assert [e.kind for e in flow.archive()] == ["force", "force"]
+    # Recorded on the changes by the change that replaced the first one, and by the second as it went live.
+    replaced, live_now = (entry.watch for entry in flow.archive())
+    assert (replaced["state"], replaced["runs"], live_now["state"], live_now["runs"]) == (
+        "inconclusive",
+        2,
+        "watching",
+        0,
+    )
 
 
 def test_a_score_that_is_nan_makes_the_watch_inconclusive_and_names_the_run(flow, live, events, monkeypatch):
@@ -300,3 +306,135 @@ def test_replay_counts_the_roll_backs_the_watch_would_make_and_the_wrong_ones(ma
         f"The watch after apply would roll back 1 changes, {wrong} of them wrongly (the old values then fit worse)."
     )
     assert replay(runs, CalibrationUpdatePolicy(), start_values=OLD).watch is None
+
+
+def test_each_verdict_is_recorded_on_the_change_by_the_update_that_reached_it(flow, live, monkeypatch, store_url):
+    from calibration_policy import watch
+
+    policy = watching()
+    changed = flow(policy, 0, 1.08, force=True).change
+    [entry] = flow.archive()
+    assert entry.watch["state"] == "watching" and entry.watch["runs"] == 0  # recorded with the change itself
+    for day, value in enumerate([1.001, 0.998, 1.002], start=1):
+        flow(policy, day, value)
+        assert (flow.archive()[0].watch["state"], flow.archive()[0].watch["runs"]) == ("watching", day)
+    flow(policy, 4, 0.999)
+    flow(policy, 5, 1.0)
+    force, undo = flow.archive()
+    record = force.watch
+    assert (record["state"], record["runs"], record["new_worse"], record["action"]) == ("failed", 5, 5, "roll_back")
+    assert record["p_worse"] == pytest.approx(1 / 32) and record["p_better"] == pytest.approx(1.0)
+    assert record["rolled_back_by"] == undo.change_id and record["rolled_back_who"] == "the watch"
+    # Readers read the record: nothing is judged again, and a later policy does not rewrite what the watch did.
+    monkeypatch.setattr(watch, "judge", lambda *a, **k: pytest.fail("a reader recomputed the verdict"))
+    read = flow.verdicts(watching(watch_runs=20, watch_test="wilcoxon"))[changed.change_id]
+    assert read.words.startswith("Failed: 5 of 5 runs; the new values fit better in 0 of 5")
+    assert read.words.endswith(f"Rolled back by the watch ({undo.change_id}).")
+
+
+@pytest.mark.parametrize("kill", ["recording the verdict", "noting the roll back"])
+def test_a_watch_killed_at_its_record_settles_on_the_next_change_and_rolls_back_once(
+    flow, live, monkeypatch, kill, store_url
+):
+    from calibration_policy import watch
+
+    policy = watching()
+    changed = flow(policy, 0, 1.08, force=True).change
+    for day in range(1, 5):
+        flow(policy, day, 1.0)
+    real = watch._record
+
+    def killed(archive, change, verdict):
+        if verdict.state == "failed" and (kill == "recording the verdict" or verdict.rolled_back_by):
+            raise KeyboardInterrupt  # the process dies before this record is durable
+        return real(archive, change, verdict)
+
+    monkeypatch.setattr(watch, "_record", killed)
+    with pytest.raises(KeyboardInterrupt):
+        flow(policy, 5, 1.0)
+    monkeypatch.setattr(watch, "_record", real)
+    flow(policy, 6, 1.0)  # the next update settles what the killed one left
+    flow(policy, 7, 1.0)
+    entries = flow.archive()
+    undone = [e for e in entries if getattr(e, "watch_of", None) == changed.change_id]
+    assert len(undone) == 1
+    assert entries[0].watch["state"] == "failed" and entries[0].watch["rolled_back_by"] == undone[0].change_id
+    assert json.loads(live.path.read_text()) == pytest.approx(OLD)
+
+
+def _proposed(flow):
+    from calibration_policy.stores import open_reviews
+
+    return open_reviews(flow.dirs["suggestions_dir"])
+
+
+def test_propose_roll_back_makes_a_pending_suggestion_a_person_approves(flow, live, events, store_url):
+    from calibration_policy.pipeline import approve_suggestion
+
+    table = {"roles": {"admin": ["*"]}, "users": {"ana": ["admin"]}}
+    policy = watching(watch_action="propose_roll_back", permissions=table)
+    changed = flow(policy, 0, 1.08, force=True, actor="ana").change
+    for day in range(1, 6):
+        flow(policy, day, 1.0, actor="ana")
+    [item] = _proposed(flow).all(status="pending")
+    assert (item.values, item.current_values) == (OLD, {"global": 1.08, "weekly": 1.08, "monthly": 1.08})
+    assert (item.proposed_by, item.proposed_via, item.details["watch_of"]) == ("watch", "watch", changed.change_id)
+    assert item.reason == (
+        "The watch failed: the new values fit worse on 5 of 5 runs since the change of 10 Dec at 15:30 UTC "
+        f"({changed.change_id}) (p = 0.031); approving puts back Global 1.00, Monthly 1.00, Weekly 1.00."
+    )
+    [told] = [e for e in events if e.kind == "watch"]
+    assert (told.status, told.suggestion_id) == ("roll_back_proposed", item.suggestion_id)
+    assert flow.archive()[0].watch["suggestion_id"] == item.suggestion_id
+    flow(policy, 6, 1.0, actor="ana")  # a later run proposes nothing more
+    assert len(_proposed(flow).all()) == 1
+    assert json.loads(live.path.read_text())["global"] == pytest.approx(1.08)  # nothing moved without a person
+
+    context = Context.build(policy=policy, actor="ana", **flow.dirs)
+    assert approve_suggestion(item.suggestion_id, target=live, context=context).status == "approved"
+    assert json.loads(live.path.read_text()) == pytest.approx(OLD)
+    force, approval = flow.archive()
+    assert (approval.kind, approval.by, approval.watch_of) == ("approve", "ana", changed.change_id)
+    assert force.watch["rolled_back_by"] == approval.change_id
+    assert flow.verdicts(policy)[changed.change_id].words.endswith(
+        f"Rolled back by ana, approving the watch's proposal ({approval.change_id})."
+    )
+
+
+def test_a_proposed_roll_back_obeys_permissions_and_four_eyes(flow, live):
+    from calibration_policy.errors import PermissionDeniedError
+    from calibration_policy.pipeline import approve_suggestion
+
+    table = {"roles": {"admin": ["*"], "viewer": ["propose"]}, "users": {"ana": ["admin"], "bob": ["admin"]}}
+    table["users"]["vic"] = ["viewer"]
+    policy = watching(watch_action="propose_roll_back", permissions=table, required_approvals=2)
+    flow(policy, 0, 1.08, force=True, actor="ana")
+    for day in range(1, 6):
+        flow(policy, day, 1.0, actor="ana")
+    [item] = _proposed(flow).all(status="pending")
+
+    def approve(who):
+        return approve_suggestion(
+            item.suggestion_id, target=live, context=Context.build(policy=policy, actor=who, **flow.dirs)
+        )
+
+    with pytest.raises(PermissionDeniedError, match="vic may not approve"):
+        approve("vic")
+    assert approve("ana").status == "pending"  # approval 1 of 2: still the bad values
+    assert json.loads(live.path.read_text())["global"] == pytest.approx(1.08)
+    assert approve("bob").status == "approved"
+    assert json.loads(live.path.read_text()) == pytest.approx(OLD)
+
+
+def test_a_proposed_roll_back_expires_when_a_newer_change_replaces_the_one_it_would_undo(flow, live):
+    policy = watching(watch_action="propose_roll_back")
+    changed = flow(policy, 0, 1.08, force=True).change
+    for day in range(1, 6):
+        flow(policy, day, 1.0)
+    [item] = _proposed(flow).all(status="pending")
+    newer = flow(policy, 6, 1.03, force=True).change
+    done = _proposed(flow).get(item.suggestion_id)
+    assert done.status == "expired"
+    assert done.expired_reason == (
+        f"the change it would roll back ({changed.change_id}) is no longer live: {newer.change_id} replaced it"
+    )

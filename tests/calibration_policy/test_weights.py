@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration_policy import CalibrationUpdatePolicy, record_calibration_result
+from calibration_policy import CalibrationUpdatePolicy, Context, record_calibration_result
 from calibration_policy.apply import apply_values
 from calibration_policy.default_plugins.scoring_weights.analysis import (
     FactorStats,
@@ -277,7 +277,11 @@ def test_too_few_trades_gives_a_clear_message_and_no_suggestion(tmp_path):
     assert all(row["rationale"] is None for row in analysis.rows())
     target = weights_target(path=write_weights(tmp_path / "w.json"))
     with pytest.raises(NotEnoughTradesError, match="Only 42 trades: at least 100 are needed"):
-        suggest_weights(make_trades(42), target, history_dir=tmp_path / "runs", suggestions_dir=tmp_path / "s")
+        suggest_weights(
+            make_trades(42),
+            target,
+            context=Context.build(history_dir=tmp_path / "runs", suggestions_dir=tmp_path / "s"),
+        )
     assert not (tmp_path / "runs").exists() and not (tmp_path / "s").exists()
     assert analyze_trades(make_trades(42), EQUAL, min_trades=40).enough_trades
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from calibration_policy import Context
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.analysis import bounded_weights
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, WeightsError, weights_target
@@ -98,16 +99,20 @@ ON = AutoSettings(enabled=True)
 
 def test_auto_mode_is_off_by_default_and_then_does_nothing(target, weights_file, env):
     before = weights_file.read_bytes()
-    outcome = run_auto(make_trades(400), target, **env)
+    outcome = run_auto(make_trades(400), target, context=Context.build(**env))
     assert outcome.action == "off" and outcome.message.startswith("Auto mode is off")
     assert weights_file.read_bytes() == before and not env["history_dir"].exists()
 
 
 def test_auto_mode_applies_within_bounds_and_logs_the_change_for_review(target, weights_file, env):
     pending = suggest_weights(
-        make_trades(400, seed=9), target, history_dir=env["history_dir"], suggestions_dir=env["suggestions_dir"]
+        make_trades(400, seed=9),
+        target,
+        context=Context.build(history_dir=env["history_dir"], suggestions_dir=env["suggestions_dir"]),
     ).suggestion
-    outcome = run_auto(make_trades(500, start=pd.Timestamp("2026-01-01", tz="UTC")), target, ON, **env)
+    outcome = run_auto(
+        make_trades(500, start=pd.Timestamp("2026-01-01", tz="UTC")), target, ON, context=Context.build(**env)
+    )
     assert outcome.action == "applied", outcome.message
     live = read_weights(weights_file)
     assert abs(math.fsum(live.values()) - 1.0) <= 1e-9
@@ -130,24 +135,30 @@ def test_auto_mode_applies_within_bounds_and_logs_the_change_for_review(target, 
 
 def test_auto_mode_waits_for_enough_new_trades(target, weights_file, env):
     trades = make_trades(400)
-    assert run_auto(trades, target, ON, **env).action == "applied"
+    assert run_auto(trades, target, ON, context=Context.build(**env)).action == "applied"
     after_first = weights_file.read_bytes()
-    waiting = run_auto(trades, target, ON, **env)
+    waiting = run_auto(trades, target, ON, context=Context.build(**env))
     assert waiting.action == "waiting"
     assert waiting.message.startswith("0 new trades since the last suggestion (") and waiting.message.endswith(
         "auto mode waits for 100."
     )
     later = trades["closed_at"].max() + timedelta(hours=1)
     more = pd.concat([trades, make_trades(99, seed=5, start=later)], ignore_index=True)
-    assert run_auto(more, target, ON, **env).message.startswith("99 new trades since the last suggestion")
+    assert run_auto(more, target, ON, context=Context.build(**env)).message.startswith(
+        "99 new trades since the last suggestion"
+    )
     assert weights_file.read_bytes() == after_first
     enough = pd.concat([more, make_trades(1, seed=6, start=later + timedelta(days=30))], ignore_index=True)
-    assert run_auto(enough, target, ON, **env).action in ("applied", "suggested", "not suggested")
+    assert run_auto(enough, target, ON, context=Context.build(**env)).action in (
+        "applied",
+        "suggested",
+        "not suggested",
+    )
     assert len(open_store(env["history_dir"]).latest("SCORING")) == 2
 
 
 def test_new_trades_are_counted_by_rows_when_there_are_no_close_times(target, env):
-    run_auto(make_trades(300, with_time=False), target, ON, **env)
+    run_auto(make_trades(300, with_time=False), target, ON, context=Context.build(**env))
     (run,) = open_store(env["history_dir"]).latest("SCORING")
     assert new_trade_count(make_trades(350, with_time=False), run) == 50
     assert new_trade_count(make_trades(250, with_time=False), run) == 0
@@ -155,7 +166,9 @@ def test_new_trades_are_counted_by_rows_when_there_are_no_close_times(target, en
 
 def test_below_the_improvement_bar_auto_mode_only_suggests(target, weights_file, env):
     before = weights_file.read_bytes()
-    outcome = run_auto(make_trades(400), target, AutoSettings(enabled=True, min_improvement_pct=1000), **env)
+    outcome = run_auto(
+        make_trades(400), target, AutoSettings(enabled=True, min_improvement_pct=1000), context=Context.build(**env)
+    )
     assert outcome.action == "suggested" and weights_file.read_bytes() == before
     assert "(auto mode: estimated improvement below the 1000% bar for applying on its own)" in outcome.suggestion.reason
     assert outcome.suggestion.details["auto"].startswith("estimated improvement below the 1000% bar")
@@ -165,13 +178,15 @@ def test_below_the_improvement_bar_auto_mode_only_suggests(target, weights_file,
 
 def test_with_require_approval_auto_mode_leaves_every_change_to_a_person(target, weights_file, env):
     before = weights_file.read_bytes()
-    outcome = run_auto(make_trades(400), target, AutoSettings(enabled=True, require_approval=True), **env)
+    outcome = run_auto(
+        make_trades(400), target, AutoSettings(enabled=True, require_approval=True), context=Context.build(**env)
+    )
     assert outcome.action == "suggested" and weights_file.read_bytes() == before
     assert ReviewStore(env["suggestions_dir"]).get(outcome.suggestion.suggestion_id).status == "pending"
 
 
 def test_with_too_few_trades_auto_mode_waits(target, env):
-    outcome = run_auto(make_trades(60), target, ON, **env)
+    outcome = run_auto(make_trades(60), target, ON, context=Context.build(**env))
     assert (
         outcome.action == "waiting"
         and outcome.message == "Only 60 trades: at least 100 are needed before weights are suggested."
@@ -249,7 +264,7 @@ def test_on_shuffled_outcomes_auto_mode_applies_in_at_most_5_percent_of_seeds(tm
         folder.mkdir()
         target = weights_target(path=write_weights(folder / "w.json"))
         dirs = {"history_dir": folder / "runs", "suggestions_dir": folder / "sugg", "archive_dir": folder / "archive"}
-        outcome = run_auto(_shuffled(seed), target, ON, **dirs)
+        outcome = run_auto(_shuffled(seed), target, ON, context=Context.build(**dirs))
         applied += outcome.action == "applied"
         if outcome.action == "suggested" and "not shown to help on" in outcome.message:
             in_sample_would_have += 1  # passed every in-sample gate; only the unseen trades said no
@@ -272,12 +287,16 @@ def test_the_out_of_sample_rule_blocks_a_suggestion_in_a_policy(target, env):
 
     policy = weights_policy(rules=["min_sample_size", "min_delta", "out_of_sample"])
     kept = suggest_weights(
-        BUNDLED_TRADES, target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")}
+        BUNDLED_TRADES,
+        target,
+        context=Context.build(policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")}),
     )
     assert kept.action == "suggested"
     (verdict,) = [v for v in kept.decision.verdicts if v.code == "out_of_sample"]
     assert verdict.passed and verdict.numbers["p_value"] <= 0.05
     noise = suggest_weights(
-        _shuffled(3), target, policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")}
+        _shuffled(3),
+        target,
+        context=Context.build(policy=policy, **{k: env[k] for k in ("history_dir", "suggestions_dir")}),
     )
     assert noise.action == "not suggested" and "not shown to help on" in noise.message

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from calibration_policy import Context, UpdateOptions
 from calibration_policy.archive import Archive
 from calibration_policy.cli import main
 from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
@@ -43,7 +44,7 @@ def target(weights_file):
 
 def test_suggest_records_a_run_and_a_pending_suggestion_with_the_analysis(target, weights_file, dirs):
     before = weights_file.read_bytes()
-    outcome = suggest_weights(make_trades(400), target, timestamp=T0, **dirs)
+    outcome = suggest_weights(make_trades(400), target, timestamp=T0, context=Context.build(**dirs))
     assert outcome.action == "suggested" and weights_file.read_bytes() == before
     run, item = outcome.run, outcome.suggestion
     assert (run.domain, run.underlying, run.source, run.sample_size) == ("scoring_weights", "SCORING", "trades", 400)
@@ -65,17 +66,16 @@ def test_suggest_records_a_run_and_a_pending_suggestion_with_the_analysis(target
 
 
 def test_approving_a_suggestion_sets_it_live_and_archives_the_old_weights(target, weights_file, dirs, tmp_path):
-    outcome = suggest_weights(make_trades(400), target, timestamp=T0, **dirs)
+    outcome = suggest_weights(make_trades(400), target, timestamp=T0, context=Context.build(**dirs))
     item = outcome.suggestion
     store = ReviewStore(dirs["suggestions_dir"])
     done = approve_suggestion(
-        store,
         item.suggestion_id,
         target=target,
-        reviewer="ana",
         notes="wallet earns it",
-        archive_dir=tmp_path / "archive",
-        history_dir=dirs["history_dir"],
+        context=Context.build(
+            suggestions_dir=store, actor="ana", archive_dir=tmp_path / "archive", history_dir=dirs["history_dir"]
+        ),
     )
     assert done.status == "approved" and done.applied_at is not None and done.reviewer == "ana"
     assert read_weights(weights_file) == item.values
@@ -89,7 +89,9 @@ def test_approving_a_suggestion_sets_it_live_and_archives_the_old_weights(target
 
 
 def test_a_change_too_small_for_the_policy_records_the_run_but_suggests_nothing(target, dirs):
-    outcome = suggest_weights(make_trades(400), target, policy=weights_policy(min_delta_global=0.5), **dirs)
+    outcome = suggest_weights(
+        make_trades(400), target, context=Context.build(policy=weights_policy(min_delta_global=0.5), **dirs)
+    )
     assert outcome.action == "not suggested" and outcome.suggestion is None
     assert outcome.message.startswith("No new weights suggested: change too small (Wallet ")
     assert "< 0.5" in outcome.message
@@ -97,12 +99,12 @@ def test_a_change_too_small_for_the_policy_records_the_run_but_suggests_nothing(
 
 
 def test_a_new_suggestion_expires_the_pending_one_and_is_smoothed_with_it(target, dirs):
-    first = suggest_weights(make_trades(400, seed=1), target, timestamp=T0, **dirs)
+    first = suggest_weights(make_trades(400, seed=1), target, timestamp=T0, context=Context.build(**dirs))
     second = suggest_weights(
         make_trades(400, seed=2, effects={"wallet": 100, "cluster": 300, "token": 0, "context": 0}),
         target,
         timestamp=T0 + timedelta(days=1),
-        **dirs,
+        context=Context.build(**dirs),
     )
     store = ReviewStore(dirs["suggestions_dir"])
     assert store.get(first.suggestion.suggestion_id).status == "expired"
@@ -120,13 +122,14 @@ def test_the_weights_flow_refuses_a_policy_that_cannot_govern_weights(target, di
     from calibration_policy import CalibrationUpdatePolicy
 
     with pytest.raises(PolicyError, match='governs vol_surface, not scoring weights; set domain = "scoring_weights"'):
-        suggest_weights(make_trades(200), target, policy=CalibrationUpdatePolicy(), **dirs)
+        suggest_weights(make_trades(200), target, context=Context.build(policy=CalibrationUpdatePolicy(), **dirs))
     with pytest.raises(PolicyError, match="max_step rule clips each weight on its own, which breaks their sum of 1"):
         suggest_weights(
             make_trades(200),
             target,
-            policy=weights_policy(rules=("min_sample_size", "max_step", "min_delta"), max_step=0.5),
-            **dirs,
+            context=Context.build(
+                policy=weights_policy(rules=("min_sample_size", "max_step", "min_delta"), max_step=0.5), **dirs
+            ),
         )
 
 
@@ -135,19 +138,23 @@ def test_a_broken_live_weights_file_is_reported_not_used(weights_file, target, d
     with pytest.raises(
         WeightsError, match=r"The live weights \(scoring_weights\) are not a valid set: weights sum to 1.1, not 1."
     ):
-        suggest_weights(make_trades(200), target, **dirs)
+        suggest_weights(make_trades(200), target, context=Context.build(**dirs))
     weights_file.unlink()
     with pytest.raises(TargetError, match="does not exist"):
-        suggest_weights(make_trades(200), target, **dirs)
+        suggest_weights(make_trades(200), target, context=Context.build(**dirs))
     assert not dirs["history_dir"].exists()
 
 
 def test_rollback_and_as_of_for_weights(target, weights_file, dirs, tmp_path):
     archive_dir = tmp_path / "archive"
     store = ReviewStore(dirs["suggestions_dir"])
-    item = suggest_weights(make_trades(400), target, **dirs).suggestion
-    approve_suggestion(store, item.suggestion_id, target=target, reviewer="ana", archive_dir=archive_dir)
-    entry = rollback(target, "original", archive_dir=archive_dir, actor="ana")
+    item = suggest_weights(make_trades(400), target, context=Context.build(**dirs)).suggestion
+    approve_suggestion(
+        item.suggestion_id,
+        target=target,
+        context=Context.build(suggestions_dir=store, actor="ana", archive_dir=archive_dir),
+    )
+    entry = rollback(target, "original", context=Context.build(archive_dir=archive_dir, actor="ana"))
     assert entry.reason == "Applied: rolled back to the original weights by ana" and entry.domain == "scoring_weights"
     assert read_weights(weights_file) == EQUAL
     archive = Archive(archive_dir, target.name)
@@ -275,10 +282,8 @@ def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tm
         underlying="SCORING",
         source="trades",
         target=target,
-        policy=weights_policy(),
-        archive_dir=tmp_path / "archive",
-        timestamp=T0,
-        **dirs,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=weights_policy(), archive_dir=tmp_path / "archive", **dirs),
     )
     assert pending.run.status == "pending" and not pending.applied and read_weights(weights_file) == EQUAL
     assert pending.decision.reason.startswith("Waiting for approval: Wallet 0.25 → ")
@@ -287,10 +292,8 @@ def test_the_core_update_flow_governs_weights_too(target, weights_file, dirs, tm
         underlying="SCORING",
         source="trades",
         target=target,
-        policy=weights_policy(require_approval=False),
-        archive_dir=tmp_path / "archive",
-        timestamp=T0 + timedelta(hours=1),
-        **dirs,
+        options=UpdateOptions(timestamp=T0 + timedelta(hours=1)),
+        context=Context.build(policy=weights_policy(require_approval=False), archive_dir=tmp_path / "archive", **dirs),
     )
     assert applied.applied and math.isclose(sum(read_weights(weights_file).values()), 1.0, abs_tol=1e-9)
     assert applied.change.kind == "update" and applied.change.domain == "scoring_weights"
@@ -300,7 +303,7 @@ def test_weights_runs_record_the_policy_version_that_decided_them(target, dirs):
     from calibration_policy.policy_versions import policy_fingerprint
 
     policy = weights_policy()
-    outcome = suggest_weights(make_trades(400), target, policy=policy, timestamp=T0, **dirs)
+    outcome = suggest_weights(make_trades(400), target, timestamp=T0, context=Context.build(policy=policy, **dirs))
     stored = open_store(dirs["history_dir"]).get(outcome.run.run_id)
     assert stored.model_extra["policy_version"] == policy_fingerprint(policy)
 
@@ -319,10 +322,14 @@ def test_weights_commands_refuse_another_domains_suggestion_before_recording_any
         underlying="SPY",
         source="live",
         target=JsonFileTarget(live),
-        policy=CalibrationUpdatePolicy(min_sample_size=1, min_vega_sum=0, require_approval=True, required_approvals=2),
-        history_dir=tmp_path / "runs",
-        suggestions_dir=tmp_path / "suggestions",
-        timestamp=T0,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(
+            policy=CalibrationUpdatePolicy(
+                min_sample_size=1, min_vega_sum=0, require_approval=True, required_approvals=2
+            ),
+            history_dir=tmp_path / "runs",
+            suggestions_dir=tmp_path / "suggestions",
+        ),
     )
     sid = iv.run.pending_suggestion
     before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
@@ -354,10 +361,8 @@ def test_history_changes_never_call_a_suggestion_that_only_waited_applied(tmp_pa
             underlying="SPY",
             source="live",
             target=JsonFileTarget(live),
-            policy=policy,
-            timestamp=T0 + timedelta(days=day),
-            archive_dir=tmp_path / "archive",
-            **places,
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day)),
+            context=Context.build(policy=policy, archive_dir=tmp_path / "archive", **places),
         )
     first, second = ReviewStore(places["suggestions_dir"]).all()
     assert first.status == "expired" and first.reason.startswith("Suggested: ")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from calibration_policy import Context
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.analysis import analyze_trades, weights_policy
 from calibration_policy.default_plugins.scoring_weights.budget import budget_for
@@ -48,7 +49,7 @@ def test_on_the_bundled_trades_auto_mode_judges_the_bounded_step_it_would_apply(
     """On main the gate measured the full suggestion (+2,765, p = 0.005) and applied the bounded step,
     whose own figures (+780, interval −345 to +1,875) fail."""
     before = target.path.read_bytes()
-    outcome = run_auto(BUNDLED, target, ON, **env)
+    outcome = run_auto(BUNDLED, target, ON, context=Context.build(**env))
     assert outcome.action == "suggested" and target.path.read_bytes() == before
     reason = outcome.suggestion.reason
     assert "not shown to help on 480 later trades it never saw: +780 PnL taking as many trades" in reason
@@ -62,12 +63,15 @@ def test_the_values_measured_are_the_smoothed_and_bounded_values_that_go_live(ta
     exactly that, and a fold smooths only with suggestions whose trades closed before it is scored."""
     earlier = make_trades(400, seed=11)
     suggest_weights(
-        earlier, target, timestamp=DAY, **{k: env[k] for k in ("history_dir", "suggestions_dir", "archive_dir")}
+        earlier,
+        target,
+        timestamp=DAY,
+        context=Context.build(**{k: env[k] for k in ("history_dir", "suggestions_dir", "archive_dir")}),
     )
     trades = pd.concat(
         [earlier, make_trades(200, seed=12, start=earlier["closed_at"].max() + timedelta(hours=1))], ignore_index=True
     )
-    outcome = run_auto(trades, target, ON, timestamp=DAY + timedelta(days=1), **env)
+    outcome = run_auto(trades, target, ON, timestamp=DAY + timedelta(days=1), context=Context.build(**env))
     assert outcome.action == "applied", outcome.message
     run = open_store(env["history_dir"]).get(outcome.run.run_id)
     step = live_step(weights_policy(), env["history_dir"], run, ON.max_weight_change)
@@ -85,7 +89,7 @@ def test_the_values_measured_are_the_smoothed_and_bounded_values_that_go_live(ta
 def test_the_rule_judges_the_values_it_decides_on(target, env):
     policy = weights_policy(rules=["min_sample_size", "min_delta", "out_of_sample"])
     dirs = {k: env[k] for k in ("history_dir", "suggestions_dir")}
-    outcome = suggest_weights(BUNDLED, target, policy=policy, max_change=0.1, **dirs)
+    outcome = suggest_weights(BUNDLED, target, max_change=0.1, context=Context.build(policy=policy, **dirs))
     (verdict,) = [v for v in outcome.decision.verdicts if v.code == "out_of_sample"]
     bounded = evaluate(BUNDLED, EQUAL, max_change=0.1)
     assert not verdict.passed and verdict.numbers["gain"] == pytest.approx(bounded.walk.gain())
@@ -101,7 +105,11 @@ def test_each_look_spends_an_equal_share_of_the_budget_and_a_restart_does_not_re
     texts = []
     for look in range(4):
         outcome = run_auto(
-            noise.iloc[: 300 + 100 * look], target, settings, timestamp=DAY + timedelta(days=look), **env
+            noise.iloc[: 300 + 100 * look],
+            target,
+            settings,
+            timestamp=DAY + timedelta(days=look),
+            context=Context.build(**env),
         )
         texts.append(outcome.message)
         # What a fresh process reads: the looks are in the stored runs, nothing is kept in memory.
@@ -117,14 +125,14 @@ def test_each_look_spends_an_equal_share_of_the_budget_and_a_restart_does_not_re
 
 def test_a_look_that_cannot_apply_spends_nothing(target, env):
     settings = AutoSettings(enabled=True, require_approval=True)
-    run_auto(make_trades(400), target, settings, **env)
+    run_auto(make_trades(400), target, settings, context=Context.build(**env))
     assert budget_for(ON, env["history_dir"], "SCORING", target.name).looks == 0
 
 
 def test_the_budget_is_per_weights_file(tmp_path, env):
     one = weights_target(path=write_weights(tmp_path / "one.json"))
     other = weights_target(path=write_weights(tmp_path / "other.json"))
-    run_auto(make_trades(400, effects={}), one, ON, **env)
+    run_auto(make_trades(400, effects={}), one, ON, context=Context.build(**env))
     assert budget_for(ON, env["history_dir"], "SCORING", one.name).looks == 1
     assert budget_for(ON, env["history_dir"], "SCORING", other.name).looks == 0
 
@@ -189,7 +197,7 @@ def test_repeated_trade_ids_are_named_and_counted_and_nothing_is_applied(target,
     for row, repeats in ((104, 4), (221, 5), (390, 6)):
         trades.loc[row, "trade_id"] = f"T-{repeats:03d}"
     before = target.path.read_bytes()
-    outcome = run_auto(trades, target, ON, **env)
+    outcome = run_auto(trades, target, ON, context=Context.build(**env))
     assert outcome.action == "suggested" and target.path.read_bytes() == before
     assert "its out-of-sample check could not run (3 trades repeat an earlier trade_id: T-004, T-005, T-006;" in (
         outcome.suggestion.reason
@@ -201,7 +209,7 @@ def test_a_trade_recorded_twice_a_millisecond_apart_is_refused_by_name(target, e
     copy = trades.iloc[[50]].copy()
     copy["trade_id"], copy["closed_at"] = "T-050b", copy["closed_at"] + pd.Timedelta(milliseconds=1)
     trades = pd.concat([trades.iloc[:51], copy, trades.iloc[51:]], ignore_index=True)
-    outcome = run_auto(trades, target, ON, **env)
+    outcome = run_auto(trades, target, ON, context=Context.build(**env))
     assert outcome.action == "suggested"
     assert "1 trade repeats an earlier trade's four scores and PnL within a second: T-050b (like T-050)" in (
         outcome.suggestion.reason

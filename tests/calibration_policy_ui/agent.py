@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.pipeline import run_update
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
 
@@ -47,9 +47,11 @@ def fill(data: Path, underlying: str = "SPY", days: int = 8) -> None:
             underlying=underlying,
             source="harvested",
             target=agent_target(data, underlying),
-            policy=policy,
-            history_dir=data / "calibration_runs",
-            archive_dir=data / "config_archive",
-            suggestions_dir=data / "suggestions",
-            timestamp=T0 + timedelta(days=day),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day)),
+            context=Context.build(
+                policy=policy,
+                history_dir=data / "calibration_runs",
+                archive_dir=data / "config_archive",
+                suggestions_dir=data / "suggestions",
+            ),
         )

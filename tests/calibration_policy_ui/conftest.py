@@ -19,7 +19,7 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.pipeline import run_update
 from calibration_policy.target import JsonFileTarget
 from calibration_policy_ui import create_router
@@ -107,17 +107,23 @@ class Host:
     def config(self, underlying: str) -> dict[str, float]:
         return json.loads(self.config_path(underlying).read_text())
 
-    def record(self, underlying: str = "SPY", day: int = 0, **result: Any):
+    def record(
+        self, underlying: str = "SPY", day: int = 0, force: bool = False, actor: str | None = None, **result: Any
+    ):
+        """An update of ``underlying`` with the host's result on day ``day`` (``force``: forced by ``actor``)."""
         return run_update(
             host_result(**result),
             underlying=underlying,
             source="harvested",
             target=self.target_for(underlying),
-            policy=self.policy,
-            history_dir=self.history_dir,
-            archive_dir=self.archive_dir,
-            suggestions_dir=self.suggestions_dir,
-            timestamp=T0 + timedelta(days=day),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day), force=force),
+            context=Context.build(
+                policy=self.policy,
+                history_dir=self.history_dir,
+                archive_dir=self.archive_dir,
+                suggestions_dir=self.suggestions_dir,
+                actor=actor,
+            ),
         )
 
     def app(self, **options: Any) -> FastAPI:

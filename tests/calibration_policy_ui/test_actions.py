@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, open_store
+from calibration_policy import CalibrationUpdatePolicy, Context, open_store
 from calibration_policy.stores import open_archive, open_reviews
 
 from .conftest import Host, csrf_of, text_of
@@ -203,7 +203,9 @@ def test_an_iv_review_route_refuses_a_weights_suggestion_before_touching_anythin
     host.root.mkdir(parents=True, exist_ok=True)
     weights = weights_target(path=write_weights(host.root / "scoring_weights.json"))
     outcome = suggest_weights(
-        make_trades(400), weights, history_dir=host.history_dir, suggestions_dir=host.suggestions_dir
+        make_trades(400),
+        weights,
+        context=Context.build(history_dir=host.history_dir, suggestions_dir=host.suggestions_dir),
     )
     sid = outcome.suggestion.suggestion_id
     token = csrf_of(client)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 from calibration_policy.pipeline import run_update
@@ -106,12 +106,9 @@ def desk(host: Host, store_url, data_digest) -> dict[str, Any]:
         underlying="SPY",
         source="harvested",
         target=host.target_for("SPY"),
-        policy=host.policy,
-        archive_dir=host.archive_dir,
-        actor="ana",
-        **dirs,
+        context=Context.build(policy=host.policy, archive_dir=host.archive_dir, actor="ana", **dirs),
     )
-    weighted = suggest_weights(trades_file, weights_target(path=weights), actor="ana", **dirs)
+    weighted = suggest_weights(trades_file, weights_target(path=weights), context=Context.build(actor="ana", **dirs))
     assert iv.run.pending_suggestion and weighted.suggestion is not None
     return {
         "files": {"weights_path": weights, "trades_path": trades_file},

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from calibration_policy import CalibrationUpdatePolicy, record_calibration_result
+from calibration_policy import CalibrationUpdatePolicy, Context, record_calibration_result
 from calibration_policy import plugins as plugins_module
 from calibration_policy.cli import main
-from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, TargetFactory, hookimpl
+from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, Rule, RuleVerdict, TargetFactory, hookimpl
 from calibration_policy.plugins import get_plugin_manager
 from calibration_policy_ui.app import create_app
 
@@ -43,6 +43,13 @@ class SpreadsPlugin:
         register(QuoteSpreads())
 
     @hookimpl
+    def register_rules(self, register):
+        def max_widen_bp(ctx):
+            return RuleVerdict("max_widen_bp", True, "no venue widens by more than 0.5 bp", counts_in_reason=False)
+
+        register(Rule("max_widen_bp", max_widen_bp, "Widening capped", "No venue widens by more than 0.5 bp."))
+
+    @hookimpl
     def register_targets(self, register):
         register(TargetFactory("quote_spreads", lambda underlying, path=None: JsonFileTarget(path, name="spreads")))
 
@@ -56,6 +63,7 @@ def data(tmp_path: Path):
     (root / "config" / "quote_spreads_SPY.json").write_text(json.dumps({"global": 1.4, "nyse": 1.1}))
     (root / "calibration_policy.toml").write_text(
         'domain = "quote_spreads"\nmin_sample_size = 500\nmin_vega_sum = 10000000\n'
+        'rules = ["min_sample_size", "min_vega_sum", "max_widen_bp", "min_delta"]\n'
     )
     record_calibration_result(
         {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional": 2_000_000.0},
@@ -93,6 +101,26 @@ def test_the_panel_and_the_lab_speak_of_fills_and_notional(data: Path):
     assert "Fills at least" in lab and "Notional at least" in lab
     for words in (page, lab):
         assert "vega" not in words.lower() and "options" not in words.lower()
+
+
+def test_the_checklist_names_a_plugin_rule_by_its_label(data: Path):
+    """The panel listed the plugin's rule as "Max widen bp", its code, beside the label it registered."""
+    from calibration_policy import load_recent_calibration_history, run_update
+    from calibration_policy_ui.views import checklist
+
+    policy = CalibrationUpdatePolicy.load(data / "calibration_policy.toml")
+    run_update(
+        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional": 20000000.0},
+        underlying="SPY",
+        source="venue-fit",
+        target=JsonFileTarget(data / "config" / "quote_spreads_SPY.json", name="spreads"),
+        context=Context.build(
+            policy=policy, history_dir=data / "calibration_runs", archive_dir=data / "config_archive"
+        ),
+    )
+    run = load_recent_calibration_history("SPY", history_dir=data / "calibration_runs")[-1]
+    labels = [check.label for check in checklist(run)]
+    assert labels == ["Enough fills in the sample", "Enough notional", "Widening capped", "Change large enough"]
 
 
 def test_the_chart_picker_and_the_latest_run_speak_of_spread_markups_by_their_scope_labels(data: Path):

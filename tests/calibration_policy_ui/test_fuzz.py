@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 from calibration_policy.review import ReviewStore
@@ -118,9 +118,9 @@ def world(tmp_path_factory):
     suggest_weights(
         trades_file,
         weights_target(path=weights),
-        history_dir=host.history_dir,
-        suggestions_dir=host.suggestions_dir,
-        archive_dir=host.archive_dir,  # a module's fixture runs before each test's own data folders are set
+        context=Context.build(
+            history_dir=host.history_dir, suggestions_dir=host.suggestions_dir, archive_dir=host.archive_dir
+        ),
     )
     pending = ReviewStore(host.suggestions_dir).all(status="pending")
     ids = {s.domain: s.suggestion_id for s in pending}

@@ -29,7 +29,7 @@ def test_the_tab_replays_a_candidate_and_lists_what_it_decides_otherwise(host: H
     before = {p: p.read_bytes() for p in host.root.rglob("*.json")}
     result = client.get(
         "/calibration/lab",
-        params={"underlying": "SPY", "min_delta_global": "0.01", "min_delta_band": "0.01", "cooldown_days": "2"},
+        params={"underlying": "SPY", "min_delta_global": "0.01", "min_delta_band": "0.01", "cooldown_period.days": "2"},
     )
     words = text_of(result.text)
     assert result.status_code == 200 and "<svg" in result.text, re.findall(r'role="alert"><p>([^<]*)', result.text)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context
 from calibration_policy.pipeline import force_apply
 from calibration_policy.review import ReviewStore
 
@@ -71,9 +71,7 @@ def test_forced_run_is_marked_forced(host: Host, client):
     force_apply(
         "SPY",
         target=host.target_for("SPY"),
-        policy=host.policy,
-        history_dir=host.history_dir,
-        archive_dir=host.archive_dir,
+        context=Context.build(policy=host.policy, history_dir=host.history_dir, archive_dir=host.archive_dir),
     )
     text = text_of(page(client))
     assert "Applied (forced by user)" in text

@@ -12,7 +12,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from calibration_policy import CalibrationUpdatePolicy
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
@@ -88,7 +88,9 @@ def test_every_change_route_refuses_a_viewer_and_writes_nothing(host: Host, role
     host.record(global_m=1.08)
     target = weights_target(path=weights_files["weights_path"])
     suggestion = suggest_weights(
-        weights_files["trades_path"], target, history_dir=host.history_dir, suggestions_dir=host.suggestions_dir
+        weights_files["trades_path"],
+        target,
+        context=Context.build(history_dir=host.history_dir, suggestions_dir=host.suggestions_dir),
     ).suggestion
     pending = ReviewStore(host.suggestions_dir).all(status="pending")
     assert len(pending) == 2 and suggestion is not None
@@ -138,11 +140,17 @@ def test_four_eyes_in_the_panel_refuses_the_proposer_and_accepts_a_second_person
         underlying="SPY",
         source="harvested",
         target=host.target_for("SPY"),
-        policy=host.policy,
-        actor="ana",
-        via="python",
-        timestamp=T0,
-        **{"history_dir": host.history_dir, "archive_dir": host.archive_dir, "suggestions_dir": host.suggestions_dir},
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(
+            policy=host.policy,
+            actor="ana",
+            via="python",
+            **{
+                "history_dir": host.history_dir,
+                "archive_dir": host.archive_dir,
+                "suggestions_dir": host.suggestions_dir,
+            },
+        ),
     )
     sid = outcome.run.pending_suggestion
     before = host.config("SPY")

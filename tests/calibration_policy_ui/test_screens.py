@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from calibration_policy import Context, UpdateOptions
+
 from .browser import ARGS, CHROMIUM, assert_accessible, needs_chromium, serving
 
 pytestmark = needs_chromium
@@ -159,11 +161,13 @@ def test_approve_a_waiting_suggestion_by_clicking(tmp_path: Path, browser):
         underlying="SPY",
         source="harvested",
         target=agent_target(data, "SPY"),
-        policy=CalibrationUpdatePolicy(require_approval=True),
-        history_dir=data / "calibration_runs",
-        archive_dir=data / "config_archive",
-        suggestions_dir=data / "suggestions",
-        timestamp=T0 + timedelta(days=5),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=5)),
+        context=Context.build(
+            policy=CalibrationUpdatePolicy(require_approval=True),
+            history_dir=data / "calibration_runs",
+            archive_dir=data / "config_archive",
+            suggestions_dir=data / "suggestions",
+        ),
     )
     before = live(data)
     with serving(agent_app_module().create_app(data, secret="s")) as base:

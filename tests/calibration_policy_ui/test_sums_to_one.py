@@ -56,6 +56,7 @@ class AllocationPlugin:
 
 def update(root: Path, underlying: str, policy: CalibrationUpdatePolicy) -> None:
     """One run of SHARES through the policy (the one call of the change API in this file)."""
+    from calibration_policy import Context, UpdateOptions
     from calibration_policy.pipeline import run_update
 
     run_update(
@@ -63,11 +64,8 @@ def update(root: Path, underlying: str, policy: CalibrationUpdatePolicy) -> None
         underlying=underlying,
         source="book",
         target=JsonFileTarget(root / "config" / f"allocation_{underlying}.json", name=f"alloc_{underlying}"),
-        policy=policy,
-        history_dir=root / "calibration_runs",
-        archive_dir=root / "config_archive",
-        suggestions_dir=root / "suggestions",
-        timestamp=T0,
+        context=Context.build(policy=policy, data_dir=root),
+        options=UpdateOptions(timestamp=T0),
     )
 
 

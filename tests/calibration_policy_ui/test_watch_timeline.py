@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from calibration_policy import CalibrationUpdatePolicy
-from calibration_policy.pipeline import run_update
 
-from .conftest import T0, Host, host_result, text_of
+from .conftest import Host, text_of
 
 
 def test_the_timeline_says_what_the_watch_saw_and_that_it_rolled_back(host: Host, client):
@@ -13,19 +12,7 @@ def test_the_timeline_says_what_the_watch_saw_and_that_it_rolled_back(host: Host
     host.policy = CalibrationUpdatePolicy(
         min_delta_global=0.5, min_delta_band=0.5, watch_runs=5, watch_action="roll_back"
     )
-    run_update(
-        host_result(global_m=1.08, weekly=1.08, monthly=1.08),
-        underlying="SPY",
-        source="harvested",
-        target=host.target_for("SPY"),
-        policy=host.policy,
-        history_dir=host.history_dir,
-        archive_dir=host.archive_dir,
-        suggestions_dir=host.suggestions_dir,
-        timestamp=T0,
-        force=True,
-        actor="ana",
-    )
+    host.record(day=0, force=True, actor="ana", global_m=1.08, weekly=1.08, monthly=1.08)
     for day in (1, 2):
         host.record(day=day, global_m=1.0, weekly=1.0, monthly=1.0)
     timeline = text_of(client.get("/calibration/").text.split('class="cp-timeline"', 1)[1].split("</ol>", 1)[0])

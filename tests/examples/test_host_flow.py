@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, load_recent_calibration_history
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions, load_recent_calibration_history
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.demo import run_demo
 from calibration_policy.plugins import load_plugins_dir
@@ -147,11 +147,12 @@ def _worker(args):
         underlying="SPY",
         source="harvested",
         target=target,
-        history_dir=history,
-        archive_dir=archive,
-        force=index % 2 == 0,
+        options=UpdateOptions(force=index % 2 == 0),
+        context=Context.build(history_dir=history, archive_dir=archive),
     )
-    force_apply("SPY", target=target, history_dir=history, archive_dir=archive, use="recommended")
+    force_apply(
+        "SPY", target=target, use="recommended", context=Context.build(history_dir=history, archive_dir=archive)
+    )
     return int(outcome.applied) + 1
 
 

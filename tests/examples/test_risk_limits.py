@@ -29,8 +29,10 @@ from click.testing import CliRunner
 
 from calibration_policy import (
     CalibrationUpdatePolicy,
+    Context,
     InvalidRunError,
     PolicyError,
+    UpdateOptions,
     load_recent_calibration_history,
     plugins,
     run_update,
@@ -141,10 +143,10 @@ class Desk:
             underlying=BOOK,
             source=SOURCE,
             target=self.target(),
-            policy=policy or self.policy(),
-            history_dir=self.history_dir,
-            archive_dir=self.archive_dir,
-            timestamp=datetime(day.year, day.month, day.day, 21, tzinfo=UTC),
+            options=UpdateOptions(timestamp=datetime(day.year, day.month, day.day, 21, tzinfo=UTC)),
+            context=Context.build(
+                policy=policy or self.policy(), history_dir=self.history_dir, archive_dir=self.archive_dir
+            ),
         )
 
 
@@ -275,9 +277,7 @@ def test_a_run_from_another_source_is_refused_naming_the_domains_source(rl, desk
             underlying=BOOK,
             source="harvested",
             target=desk.target(),
-            policy=desk.policy(),
-            history_dir=desk.history_dir,
-            archive_dir=desk.archive_dir,
+            context=Context.build(policy=desk.policy(), history_dir=desk.history_dir, archive_dir=desk.archive_dir),
         )
 
 
@@ -401,10 +401,12 @@ def test_status_history_and_rollback_to_the_original_limits(rl, desk):
     assert runs[0].sample_size == 32 and runs[-1].applied_values == desk.live()
     assert runs[-1].model_extra["desks"]["equities"]["realized_vol"] == pytest.approx(0.3986, abs=1e-4)
 
-    back = rollback(desk.target(), "original", archive_dir=desk.archive_dir, actor="ana")
+    back = rollback(desk.target(), "original", context=Context.build(archive_dir=desk.archive_dir, actor="ana"))
     assert desk.live() == START
     assert back.kind == "rollback" and back.reason == "Applied: rolled back to the original position limits by ana"
-    again = rollback(desk.target(), first.change.change_id, archive_dir=desk.archive_dir, actor="ana")
+    again = rollback(
+        desk.target(), first.change.change_id, context=Context.build(archive_dir=desk.archive_dir, actor="ana")
+    )
     assert desk.live() == JUNE
     assert again.reason == f"Applied: rolled back to the position limits of {first.change.at:%Y-%m-%d %H:%M UTC} by ana"
     after = status_report(
@@ -560,7 +562,7 @@ def test_the_plugin_loads_where_the_panel_and_click_are_not_installed(installed,
                     raise ImportError(f"No module named {{name!r}} (not installed here)")
         sys.meta_path.insert(0, Missing())
         sys.path.insert(0, {site!r})
-        from calibration_policy import run_update
+        from calibration_policy import Context, run_update
         from calibration_policy.plugins import get_source, installed_plugins
         from cp_risk_limits import limits_policy, limits_target
         listed = {{p.name: p.registers for p in installed_plugins()}}
@@ -568,8 +570,9 @@ def test_the_plugin_loads_where_the_panel_and_click_are_not_installed(installed,
         path = {str(tmp_path / "limits.json")!r}
         open(path, "w").write(json.dumps({json.dumps(START)}))
         outcome = run_update(get_source("realized-vol").calibrate("FIRM", date(2025, 6, 30)), underlying="FIRM",
-                             source="realized-vol", target=limits_target(path=path), policy=limits_policy(),
-                             history_dir={str(tmp_path / "runs")!r}, archive_dir={str(tmp_path / "archive")!r})
+                             source="realized-vol", target=limits_target(path=path),
+                             context=Context.build(policy=limits_policy(), history_dir={str(tmp_path / "runs")!r},
+                                                   archive_dir={str(tmp_path / "archive")!r}))
         assert outcome.applied, outcome.decision.reason
         assert not any(m.split(".")[0] in ("fastapi", "jinja2", "click") for m in sys.modules)
         print("ok")

@@ -24,6 +24,8 @@ from typing import Any
 
 from proofkit import HOST_PLUGINS, T0, append_durably, build_result
 
+from calibration_policy import Context, UpdateOptions
+
 
 def make_target(kind: str, path: Path):
     if kind == "json":
@@ -98,10 +100,8 @@ def crash_writer(spec: dict[str, Any]) -> None:
                 underlying="SPY",
                 source="live",
                 target=target,
-                policy=policy,
-                history_dir=history,
-                archive_dir=archive,
-                force=rng.random() < 0.5,
+                options=UpdateOptions(force=rng.random() < 0.5),
+                context=Context.build(policy=policy, history_dir=history, archive_dir=archive),
             )
             append_durably(log, {"recorded": outcome.run.run_id})
             if outcome.change is not None:
@@ -111,10 +111,8 @@ def crash_writer(spec: dict[str, Any]) -> None:
                 outcome = force_apply(
                     "SPY",
                     target=target,
-                    policy=policy,
-                    history_dir=history,
-                    archive_dir=archive,
                     use=rng.choice(["smoothed", "recommended"]),
+                    context=Context.build(policy=policy, history_dir=history, archive_dir=archive),
                 )
             except HistoryError:
                 continue  # nothing recorded yet
@@ -128,7 +126,11 @@ def crash_writer(spec: dict[str, Any]) -> None:
             if not periods:
                 continue
             period = rng.choice(periods)
-            entry = rollback(target, period.change.change_id if period.change else "original", archive_dir=archive)
+            entry = rollback(
+                target,
+                period.change.change_id if period.change else "original",
+                context=Context.build(archive_dir=archive),
+            )
             append_durably(log, {"applied": entry.change_id})
 
 
@@ -163,12 +165,8 @@ def apply_worker(spec: dict[str, Any]) -> dict[str, Any]:
                 underlying=underlying,
                 source="live",
                 target=target,
-                policy=policy,
-                history_dir=history,
-                archive_dir=archive,
-                force=True,
-                force_values="recommended",
-                timestamp=T0 + timedelta(seconds=i),
+                options=UpdateOptions(force=True, force_values="recommended", timestamp=T0 + timedelta(seconds=i)),
+                context=Context.build(policy=policy, history_dir=history, archive_dir=archive),
             )
             entry = outcome.change
             runs.append(outcome.run.run_id)
@@ -184,11 +182,9 @@ def apply_worker(spec: dict[str, Any]) -> dict[str, Any]:
             outcome = force_apply(
                 underlying,
                 target=target,
-                policy=policy,
-                history_dir=history,
-                archive_dir=archive,
                 run_id=run.run_id,
                 use="recommended",
+                context=Context.build(policy=policy, history_dir=history, archive_dir=archive),
             )
             entry = outcome.change
         assert entry is not None and entry.status == "committed", entry
@@ -232,15 +228,19 @@ def review_worker(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         if spec["action"] == "approve":
             approve_suggestion(
-                store,
                 spec["suggestion_id"],
                 target=target,
-                reviewer=spec["reviewer"],
-                archive_dir=root / "archive",
-                history_dir=root / "history",
+                context=Context.build(
+                    suggestions_dir=store,
+                    actor=spec["reviewer"],
+                    archive_dir=root / "archive",
+                    history_dir=root / "history",
+                ),
             )
         else:
-            reject_suggestion(store, spec["suggestion_id"], reviewer=spec["reviewer"])
+            reject_suggestion(
+                spec["suggestion_id"], context=Context.build(suggestions_dir=store, actor=spec["reviewer"])
+            )
         return {"ok": True, "action": spec["action"], "reviewer": spec["reviewer"]}
     except ValueError as error:
         return {"ok": False, "action": spec["action"], "reviewer": spec["reviewer"], "error": str(error)}
@@ -269,11 +269,10 @@ def race_worker(spec: dict[str, Any]) -> dict[str, Any]:
                 underlying="SPY",
                 source="live",
                 target=target,
-                policy=policy,
-                history_dir=history,
-                archive_dir=archive,
-                suggestions_dir=suggestions,
-                timestamp=T0 + timedelta(seconds=k * 100_000 + i),
+                options=UpdateOptions(timestamp=T0 + timedelta(seconds=k * 100000 + i)),
+                context=Context.build(
+                    policy=policy, history_dir=history, archive_dir=archive, suggestions_dir=suggestions
+                ),
             )
             done["proposed"] += 1
         return {"worker": k, **done}
@@ -288,12 +287,20 @@ def race_worker(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             if rng.random() < 0.8:
                 approve_suggestion(
-                    store, item.suggestion_id, target=target, reviewer=f"r{k}", archive_dir=archive, history_dir=history
+                    item.suggestion_id,
+                    target=target,
+                    context=Context.build(
+                        suggestions_dir=store, actor=f"r{k}", archive_dir=archive, history_dir=history
+                    ),
                 )
                 done["approved"] += 1
             else:
                 reject_suggestion(
-                    store, item.suggestion_id, reviewer=f"r{k}", target=target, archive_dir=archive, history_dir=history
+                    item.suggestion_id,
+                    target=target,
+                    context=Context.build(
+                        suggestions_dir=store, actor=f"r{k}", archive_dir=archive, history_dir=history
+                    ),
                 )
                 done["rejected"] += 1
         except ValueError:
@@ -336,31 +343,45 @@ def recovery_writer(spec: dict[str, Any]) -> None:
                     underlying="SPY",
                     source="live",
                     target=target,
-                    policy=approval if op == "propose" else policy,
-                    suggestions_dir=suggestions,
-                    force=op == "update" and rng.random() < 0.3,
-                    **dirs,
+                    options=UpdateOptions(force=op == "update" and rng.random() < 0.3),
+                    context=Context.build(
+                        policy=approval if op == "propose" else policy, suggestions_dir=suggestions, **dirs
+                    ),
                 )
             elif op == "force":
-                force_apply("SPY", target=target, policy=policy, use=rng.choice(["smoothed", "recommended"]), **dirs)
+                force_apply(
+                    "SPY",
+                    target=target,
+                    use=rng.choice(["smoothed", "recommended"]),
+                    context=Context.build(policy=policy, **dirs),
+                )
             elif op in ("approve", "modify", "reject"):
                 pending = store.all(target=target.name, status="pending") if suggestions.exists() else []
                 if not pending:
                     continue
                 sid = rng.choice(pending).suggestion_id
                 if op == "approve":
-                    approve_suggestion(store, sid, target=target, reviewer="ana", **dirs)
+                    approve_suggestion(
+                        sid, target=target, context=Context.build(suggestions_dir=store, actor="ana", **dirs)
+                    )
                 elif op == "modify":
                     modify_suggestion(
-                        store, sid, {"global": g, "weekly": g, "monthly": g}, target=target, reviewer="bob", **dirs
+                        sid,
+                        {"global": g, "weekly": g, "monthly": g},
+                        target=target,
+                        context=Context.build(suggestions_dir=store, actor="bob", **dirs),
                     )
                 else:
-                    reject_suggestion(store, sid, reviewer="cy", target=target, **dirs)
+                    reject_suggestion(
+                        sid, target=target, context=Context.build(suggestions_dir=store, actor="cy", **dirs)
+                    )
             else:
                 periods = Archive(archive, target.name).periods()
                 if periods:
                     period = rng.choice(periods)
-                    roll_back(target, period.change.change_id if period.change else "original", **dirs)
+                    roll_back(
+                        target, period.change.change_id if period.change else "original", context=Context.build(**dirs)
+                    )
         except (HistoryError, ValueError) as error:
             if "already" in str(error) or "no calibration run" in str(error) or "being reviewed" in str(error):
                 continue  # another writer got there first

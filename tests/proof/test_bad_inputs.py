@@ -35,7 +35,9 @@ from proofkit import (
 
 from calibration_policy import (
     CalibrationUpdatePolicy,
+    Context,
     HistoryStore,
+    UpdateOptions,
     get_smoothed_multipliers,
     load_recent_calibration_history,
     record_calibration_result,
@@ -137,11 +139,10 @@ class World:
             underlying="SPY",
             source="live",
             target=self.target,
-            policy=approval,
-            history_dir=self.history,
-            archive_dir=self.archive,
-            suggestions_dir=self.suggestions,
-            timestamp=T0 + timedelta(days=5),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=5)),
+            context=Context.build(
+                policy=approval, history_dir=self.history, archive_dir=self.archive, suggestions_dir=self.suggestions
+            ),
         )
         self.pending = outcome.run.pending_suggestion
         HistoryStore(self.history).latest("SPY", 100)  # warm the run index (a cache, not data)
@@ -190,20 +191,26 @@ for label, bad in {**HOSTILE_NAMES, **WRONG_TYPES}.items():
     case(
         f"run_update-underlying-{label}",
         lambda w, b=bad: run_update(
-            build_result(), underlying=b, source="live", target=w.target, history_dir=w.history, archive_dir=w.archive
+            build_result(),
+            underlying=b,
+            source="live",
+            target=w.target,
+            context=Context.build(history_dir=w.history, archive_dir=w.archive),
         ),
         "underlying",
     )
     case(
         f"force_apply-underlying-{label}",
-        lambda w, b=bad: force_apply(b, target=w.target, history_dir=w.history, archive_dir=w.archive),
+        lambda w, b=bad: force_apply(
+            b, target=w.target, context=Context.build(history_dir=w.history, archive_dir=w.archive)
+        ),
         "underlying",
     )
     if label != "none":  # run_id=None means "the latest run"
         case(
             f"force_apply-run_id-{label}",
             lambda w, b=bad: force_apply(
-                "SPY", run_id=b, target=w.target, history_dir=w.history, archive_dir=w.archive
+                "SPY", run_id=b, target=w.target, context=Context.build(history_dir=w.history, archive_dir=w.archive)
             ),
             "run",
         )
@@ -211,16 +218,20 @@ for label, bad in {**HOSTILE_NAMES, **WRONG_TYPES}.items():
     case(
         f"review-approve-id-{label}",
         lambda w, b=bad: approve_suggestion(
-            ReviewStore(w.suggestions), b, target=w.target, reviewer="ana", archive_dir=w.archive
+            b, target=w.target, context=Context.build(suggestions_dir=w.suggestions, actor="ana", archive_dir=w.archive)
         ),
         "suggestion",
     )
     case(
         f"review-reject-id-{label}",
-        lambda w, b=bad: reject_suggestion(ReviewStore(w.suggestions), b, reviewer="ana"),
+        lambda w, b=bad: reject_suggestion(b, context=Context.build(suggestions_dir=w.suggestions, actor="ana")),
         "suggestion",
     )
-    case(f"rollback-to-{label}", lambda w, b=bad: rollback(w.target, b, archive_dir=w.archive), None)
+    case(
+        f"rollback-to-{label}",
+        lambda w, b=bad: rollback(w.target, b, context=Context.build(archive_dir=w.archive)),
+        None,
+    )
     if label not in ("underscore", "too-long"):  # both are fine in ids (only symbols are that strict)
         case(f"archive-target-{label}", lambda w, b=bad: Archive(w.archive, b), "target name")
         if b_truthy(bad):  # name=None / "" means "the file's stem"
@@ -438,7 +449,11 @@ case("policy-toml-directory", lambda w: CalibrationUpdatePolicy.from_toml(w.root
 case(
     "run_update-source-unknown",
     lambda w: run_update(
-        build_result(), underlying="SPY", source="broker", target=w.target, history_dir=w.history, archive_dir=w.archive
+        build_result(),
+        underlying="SPY",
+        source="broker",
+        target=w.target,
+        context=Context.build(history_dir=w.history, archive_dir=w.archive),
     ),
     "source",
 )
@@ -449,15 +464,18 @@ case(
         underlying="SPY",
         source="live",
         target=w.target,
-        history_dir=w.history,
-        archive_dir=w.archive,
+        context=Context.build(history_dir=w.history, archive_dir=w.archive),
     ),
     None,
 )
 case(
     "run_update-result-none",
     lambda w: run_update(
-        None, underlying="SPY", source="live", target=w.target, history_dir=w.history, archive_dir=w.archive
+        None,
+        underlying="SPY",
+        source="live",
+        target=w.target,
+        context=Context.build(history_dir=w.history, archive_dir=w.archive),
     ),
     "dict",
 )
@@ -468,9 +486,8 @@ case(
         underlying="SPY",
         source="live",
         target=w.target,
-        history_dir=w.history,
-        archive_dir=w.archive,
-        timestamp=datetime(2025, 12, 10),
+        options=UpdateOptions(timestamp=datetime(2025, 12, 10)),
+        context=Context.build(history_dir=w.history, archive_dir=w.archive),
     ),
     "timestamp",
 )
@@ -481,32 +498,37 @@ case(
         underlying="SPY",
         source="live",
         target=w.target,
-        history_dir=w.history,
-        archive_dir=w.archive,
-        force=True,
-        force_values="../x",
+        options=UpdateOptions(force=True, force_values="../x"),
+        context=Context.build(history_dir=w.history, archive_dir=w.archive),
     ),
     "force_values",
 )
 case(
     "force_apply-use-unknown",
-    lambda w: force_apply("SPY", target=w.target, history_dir=w.history, archive_dir=w.archive, use="everything"),
+    lambda w: force_apply(
+        "SPY", target=w.target, use="everything", context=Context.build(history_dir=w.history, archive_dir=w.archive)
+    ),
     "use",
 )
 case(
     "force_apply-run-of-other-underlying",
-    lambda w: force_apply("QQQ", run_id=w.run.run_id, target=w.target, history_dir=w.history, archive_dir=w.archive),
+    lambda w: force_apply(
+        "QQQ", run_id=w.run.run_id, target=w.target, context=Context.build(history_dir=w.history, archive_dir=w.archive)
+    ),
     "SPY run",
 )
 case(
     "force_apply-no-runs",
-    lambda w: force_apply("IWM", target=w.target, history_dir=w.history, archive_dir=w.archive),
+    lambda w: force_apply("IWM", target=w.target, context=Context.build(history_dir=w.history, archive_dir=w.archive)),
     "IWM",
 )
 case(
     "force_apply-unknown-run",
     lambda w: force_apply(
-        "SPY", run_id="20200101T000000.000000Z_SPY_live", target=w.target, history_dir=w.history, archive_dir=w.archive
+        "SPY",
+        run_id="20200101T000000.000000Z_SPY_live",
+        target=w.target,
+        context=Context.build(history_dir=w.history, archive_dir=w.archive),
     ),
     "20200101",
 )
@@ -516,19 +538,23 @@ for label, bad in {"empty": "", "blank": "   ", "none": None, "nul": "ana\x00", 
     case(
         f"review-approve-reviewer-{label}",
         lambda w, b=bad: approve_suggestion(
-            ReviewStore(w.suggestions), w.pending, target=w.target, reviewer=b, archive_dir=w.archive
+            w.pending,
+            target=w.target,
+            context=Context.build(suggestions_dir=w.suggestions, actor=b, archive_dir=w.archive),
         ),
         "review",
     )
     case(
         f"review-reject-reviewer-{label}",
-        lambda w, b=bad: reject_suggestion(ReviewStore(w.suggestions), w.pending, reviewer=b),
+        lambda w, b=bad: reject_suggestion(w.pending, context=Context.build(suggestions_dir=w.suggestions, actor=b)),
         "review",
     )
 for label, bad in {"10MB": HUGE, "nul": "ok\x00", "list": ["x"]}.items():
     case(
         f"review-reject-notes-{label}",
-        lambda w, b=bad: reject_suggestion(ReviewStore(w.suggestions), w.pending, reviewer="ana", notes=b),
+        lambda w, b=bad: reject_suggestion(
+            w.pending, notes=b, context=Context.build(suggestions_dir=w.suggestions, actor="ana")
+        ),
         "Notes",
     )
 for label, bad in {**{k: v for k, v in BAD_NUMBERS.items() if k not in ("list",)}, "empty": None}.items():
@@ -537,30 +563,42 @@ for label, bad in {**{k: v for k, v in BAD_NUMBERS.items() if k not in ("list",)
     case(
         f"review-modify-values-{label}",
         lambda w, v=values: modify_suggestion(
-            ReviewStore(w.suggestions), w.pending, v, target=w.target, reviewer="ana", archive_dir=w.archive
+            w.pending,
+            v,
+            target=w.target,
+            context=Context.build(suggestions_dir=w.suggestions, actor="ana", archive_dir=w.archive),
         ),
         None,
     )
 case(
     "review-modify-values-missing",
     lambda w: modify_suggestion(
-        ReviewStore(w.suggestions), w.pending, None, target=w.target, reviewer="ana", archive_dir=w.archive
+        w.pending,
+        None,
+        target=w.target,
+        context=Context.build(suggestions_dir=w.suggestions, actor="ana", archive_dir=w.archive),
     ),
     None,
 )
 case(
     "review-approve-other-target",
     lambda w: approve_suggestion(
-        ReviewStore(w.suggestions),
         w.pending,
         target=JsonFileTarget(w.root / "config" / "other.json"),
-        reviewer="ana",
-        archive_dir=w.archive,
+        context=Context.build(suggestions_dir=w.suggestions, actor="ana", archive_dir=w.archive),
     ),
     "not for other",
 )
-case("rollback-actor-empty", lambda w: rollback(w.target, "original", archive_dir=w.archive, actor=""), "review")
-case("rollback-unknown-change", lambda w: rollback(w.target, "20200101T000000.000000Z", archive_dir=w.archive), "known")
+case(
+    "rollback-actor-empty",
+    lambda w: rollback(w.target, "original", context=Context.build(archive_dir=w.archive, actor="")),
+    "review",
+)
+case(
+    "rollback-unknown-change",
+    lambda w: rollback(w.target, "20200101T000000.000000Z", context=Context.build(archive_dir=w.archive)),
+    "known",
+)
 for label, bad in {"naive": datetime(2025, 12, 10), "text": "2025-12-10", "none": None, "int": 0}.items():
     case(f"archive-as_of-{label}", lambda w, b=bad: Archive(w.archive, w.target.name).as_of(b), "timezone-aware")
 
@@ -593,9 +631,8 @@ def test_absurd_finite_multiplier_is_not_applied_by_default(tmp_path: Path) -> N
         underlying="SPY",
         source="live",
         target=JsonFileTarget(config),
-        history_dir=tmp_path / "h",
-        archive_dir=tmp_path / "a",
-        timestamp=T0,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(history_dir=tmp_path / "h", archive_dir=tmp_path / "a"),
     )
     assert not outcome.applied
 
@@ -610,10 +647,8 @@ def test_absurd_multiplier_is_refused_by_bounds(tmp_path: Path) -> None:
         underlying="SPY",
         source="live",
         target=JsonFileTarget(config),
-        policy=policy,
-        history_dir=tmp_path / "h",
-        archive_dir=tmp_path / "a",
-        timestamp=T0,
+        options=UpdateOptions(timestamp=T0),
+        context=Context.build(policy=policy, history_dir=tmp_path / "h", archive_dir=tmp_path / "a"),
     )
     assert not outcome.applied and config.read_bytes() == before
 
@@ -926,11 +961,13 @@ def make_http_world(root: Path) -> dict[str, Any]:
         underlying="SPY",
         source="harvested",
         target=target,
-        policy=POLICY.model_copy(update={"require_approval": True}),
-        history_dir=data / "calibration_runs",
-        archive_dir=data / "config_archive",
-        suggestions_dir=data / "suggestions",
-        timestamp=T0 + timedelta(days=4),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=4)),
+        context=Context.build(
+            policy=POLICY.model_copy(update={"require_approval": True}),
+            history_dir=data / "calibration_runs",
+            archive_dir=data / "config_archive",
+            suggestions_dir=data / "suggestions",
+        ),
     )
     app = create_app(data, plugins_dir=HOST_PLUGINS, password=None, secret="proof-secret")
     client = TestClient(app, raise_server_exceptions=False, follow_redirects=False)

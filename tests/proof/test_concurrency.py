@@ -31,6 +31,7 @@ from proofkit import LONG, build_result, run_drivers, start_driver
 
 from calibration_policy import (
     CalibrationUpdatePolicy,
+    Context,
     HistoryStore,
     load_recent_calibration_history,
 )
@@ -137,10 +138,12 @@ def _review_round(root: Path, config: Path, round_no: int) -> dict:
         underlying="SPY",
         source="live",
         target=target,
-        policy=policy,
-        history_dir=root / "history",
-        archive_dir=root / "archive",
-        suggestions_dir=root / "suggestions",
+        context=Context.build(
+            policy=policy,
+            history_dir=root / "history",
+            archive_dir=root / "archive",
+            suggestions_dir=root / "suggestions",
+        ),
     )
     suggestion_id = outcome.run.pending_suggestion
     assert suggestion_id and outcome.change is None

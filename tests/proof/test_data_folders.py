@@ -27,8 +27,10 @@ from proofkit import ORIGINAL_JSON_CONFIG, T0, build_result, data_state
 
 from calibration_policy import (
     CalibrationUpdatePolicy,
+    Context,
     DataFolderError,
     HistoryStore,
+    UpdateOptions,
     foreign_files,
     record_calibration_result,
 )
@@ -79,11 +81,10 @@ class World:
             underlying="SPY",
             source="live",
             target=self.target,
-            policy=APPROVAL,
-            history_dir=self.history,
-            archive_dir=self.archive,
-            suggestions_dir=self.suggestions,
-            timestamp=T0 + timedelta(days=4),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=4)),
+            context=Context.build(
+                policy=APPROVAL, history_dir=self.history, archive_dir=self.archive, suggestions_dir=self.suggestions
+            ),
         )
         return self
 
@@ -393,11 +394,10 @@ def test_an_approval_into_a_damaged_suggestions_folder_writes_nothing(base: Worl
             underlying="SPY",
             source="live",
             target=world.target,
-            policy=APPROVAL,
-            history_dir=world.history,
-            archive_dir=world.archive,
-            suggestions_dir=world.suggestions,
-            timestamp=T0 + timedelta(days=5),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=5)),
+            context=Context.build(
+                policy=APPROVAL, history_dir=world.history, archive_dir=world.archive, suggestions_dir=world.suggestions
+            ),
         )
     _plain(str(caught.value), world, "suggestions-is-a-file")
     assert world.config.read_bytes() == config_before

@@ -43,8 +43,10 @@ from proofkit import (
 from calibration_policy import (
     CalibrationRun,
     CalibrationUpdatePolicy,
+    Context,
     HistoryError,
     TargetError,
+    UpdateOptions,
     durable,
     load_recent_calibration_history,
     record_calibration_result,
@@ -55,7 +57,7 @@ from calibration_policy.naming import parse_run_file_name
 from calibration_policy.pipeline import approve_suggestion, force_apply, reject_suggestion, run_update
 from calibration_policy.pipeline import roll_back as rollback
 from calibration_policy.plugins import get_target_factory, load_plugins_dir
-from calibration_policy.review import ReviewStore, Suggestion
+from calibration_policy.review import Suggestion
 from calibration_policy.target import JsonFileTarget
 
 ERRNOS = (errno.ENOSPC, errno.EACCES, errno.EIO, errno.EROFS)
@@ -172,11 +174,10 @@ class World:
             underlying="SPY",
             source="live",
             target=world.target,
-            policy=APPROVAL,
-            history_dir=world.history,
-            archive_dir=world.archive,
-            suggestions_dir=world.suggestions,
-            timestamp=T0 + timedelta(days=3),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=3)),
+            context=Context.build(
+                policy=APPROVAL, history_dir=world.history, archive_dir=world.archive, suggestions_dir=world.suggestions
+            ),
         )
         world.pending = outcome.run.pending_suggestion
         assert world.pending
@@ -219,24 +220,22 @@ OPERATIONS: dict[str, Callable[[World], Any]] = {
         underlying="SPY",
         source="live",
         target=w.target,
-        policy=POLICY,
-        history_dir=w.history,
-        archive_dir=w.archive,
-        timestamp=T0 + timedelta(days=4),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=4)),
+        context=Context.build(policy=POLICY, history_dir=w.history, archive_dir=w.archive),
     ),
     "run_update_force": lambda w: run_update(
         build_result(global_m=1.0),
         underlying="SPY",
         source="live",
         target=w.target,
-        policy=POLICY,
-        history_dir=w.history,
-        archive_dir=w.archive,
-        force=True,
-        timestamp=T0 + timedelta(days=4),
+        options=UpdateOptions(force=True, timestamp=T0 + timedelta(days=4)),
+        context=Context.build(policy=POLICY, history_dir=w.history, archive_dir=w.archive),
     ),
     "force_apply": lambda w: force_apply(
-        "SPY", target=w.target, policy=POLICY, history_dir=w.history, archive_dir=w.archive, use="recommended"
+        "SPY",
+        target=w.target,
+        use="recommended",
+        context=Context.build(policy=POLICY, history_dir=w.history, archive_dir=w.archive),
     ),
     "apply_values": lambda w: apply_values(
         w.target, {"global": 1.5, "weekly": 1.4}, archive_dir=w.archive, kind="force", reason="Applied: fault test"
@@ -246,22 +245,18 @@ OPERATIONS: dict[str, Callable[[World], Any]] = {
         underlying="SPY",
         source="live",
         target=w.target,
-        policy=APPROVAL,
-        history_dir=w.history,
-        archive_dir=w.archive,
-        suggestions_dir=w.suggestions,
-        timestamp=T0 + timedelta(days=4),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=4)),
+        context=Context.build(
+            policy=APPROVAL, history_dir=w.history, archive_dir=w.archive, suggestions_dir=w.suggestions
+        ),
     ),
     "approve": lambda w: approve_suggestion(
-        ReviewStore(w.suggestions),
         w.pending,
         target=w.target,
-        reviewer="ana",
-        archive_dir=w.archive,
-        history_dir=w.history,
+        context=Context.build(suggestions_dir=w.suggestions, actor="ana", archive_dir=w.archive, history_dir=w.history),
     ),
-    "reject": lambda w: reject_suggestion(ReviewStore(w.suggestions), w.pending, reviewer="ana"),
-    "rollback": lambda w: rollback(w.target, "original", archive_dir=w.archive),
+    "reject": lambda w: reject_suggestion(w.pending, context=Context.build(suggestions_dir=w.suggestions, actor="ana")),
+    "rollback": lambda w: rollback(w.target, "original", context=Context.build(archive_dir=w.archive)),
 }
 
 
@@ -377,9 +372,7 @@ def test_read_only_history_folder(tmp_path: Path, immutable) -> None:
             underlying="SPY",
             source="live",
             target=world.target,
-            policy=POLICY,
-            history_dir=world.history,
-            archive_dir=world.archive,
+            context=Context.build(policy=POLICY, history_dir=world.history, archive_dir=world.archive),
         )
     assert sorted(p.name for p in world.history.iterdir()) == before
     # Reading still works (the run index falls back to a directory scan).
@@ -399,10 +392,8 @@ def test_read_only_archive_folder_leaves_config_alone(tmp_path: Path, immutable)
             underlying="SPY",
             source="live",
             target=world.target,
-            policy=POLICY,
-            history_dir=world.history,
-            archive_dir=world.archive,
-            force=True,
+            options=UpdateOptions(force=True),
+            context=Context.build(policy=POLICY, history_dir=world.history, archive_dir=world.archive),
         )
     assert world.config.read_bytes() == before
     world.check_whole()
@@ -445,11 +436,13 @@ def test_unwritable_parent_of_missing_data_folders(tmp_path: Path, immutable) ->
             underlying="SPY",
             source="live",
             target=world.target,
-            policy=APPROVAL,
-            history_dir=world.history,
-            archive_dir=world.archive,
-            suggestions_dir=locked_parent / "suggestions",
-            timestamp=T0 + timedelta(days=5),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=5)),
+            context=Context.build(
+                policy=APPROVAL,
+                history_dir=world.history,
+                archive_dir=world.archive,
+                suggestions_dir=locked_parent / "suggestions",
+            ),
         )
 
 
@@ -524,10 +517,8 @@ def test_deleted_or_corrupt_host_vol_surface(tmp_path: Path, kind: str) -> None:
             underlying="SPY",
             source="live",
             target=target,
-            policy=POLICY,
-            history_dir=tmp_path / "h",
-            archive_dir=tmp_path / "a",
-            force=True,
+            options=UpdateOptions(force=True),
+            context=Context.build(policy=POLICY, history_dir=tmp_path / "h", archive_dir=tmp_path / "a"),
         )
     assert "\n" not in str(caught.value) and str(config) in str(caught.value)
     assert (not config.exists()) if corrupt is None else config.read_bytes() == corrupt
@@ -569,17 +560,13 @@ def test_clock_going_backwards_keeps_the_archive_ordered(tmp_path: Path, monkeyp
                 underlying="SPY",
                 source="live",
                 target=world.target,
-                policy=POLICY,
-                history_dir=world.history,
-                archive_dir=world.archive,
-                force=True,
-                force_values="recommended",
-                timestamp=T0 + timedelta(days=i),
+                options=UpdateOptions(force=True, force_values="recommended", timestamp=T0 + timedelta(days=i)),
+                context=Context.build(policy=POLICY, history_dir=world.history, archive_dir=world.archive),
             )
         elif i % 3 == 1:
             apply_values(world.target, {"global": value}, archive_dir=world.archive, kind="force", reason="x")
         else:
-            rollback(world.target, "original", archive_dir=world.archive)
+            rollback(world.target, "original", context=Context.build(archive_dir=world.archive))
             values[-1] = 1.0
     archive = Archive(world.archive, world.target.name)
     changes = archive.entries()

@@ -28,7 +28,14 @@ import pandas as pd
 import pytest
 from proofkit import LONG, ORIGINAL_JSON_CONFIG, T0, build_result
 
-from calibration_policy import CalibrationUpdatePolicy, durable, intents, record_calibration_result
+from calibration_policy import (
+    CalibrationUpdatePolicy,
+    Context,
+    UpdateOptions,
+    durable,
+    intents,
+    record_calibration_result,
+)
 from calibration_policy import history as history_module
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
@@ -112,20 +119,16 @@ def seeded(root: Path) -> World:
             underlying="SPY",
             source="live",
             target=world.target,
-            policy=POLICY,
-            suggestions_dir=world.suggestions,
-            timestamp=T0 + timedelta(days=i),
-            **world.dirs(),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=i)),
+            context=Context.build(policy=POLICY, suggestions_dir=world.suggestions, **world.dirs()),
         )
     outcome = run_update(
         build_result(global_m=1.2),
         underlying="SPY",
         source="live",
         target=world.target,
-        policy=APPROVAL,
-        suggestions_dir=world.suggestions,
-        timestamp=T0 + timedelta(days=2),
-        **world.dirs(),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=2)),
+        context=Context.build(policy=APPROVAL, suggestions_dir=world.suggestions, **world.dirs()),
     )
     world.pending = outcome.run.pending_suggestion
     assert world.pending
@@ -146,21 +149,21 @@ def seeded_weights(root: Path, pending: bool = False) -> World:
 
 def _suggest_weights(w: World) -> Any:
     return suggest_weights(
-        trades(400, 5, "2025-11-01"), w.target, suggestions_dir=w.suggestions, timestamp=T0, **w.dirs()
+        trades(400, 5, "2025-11-01"),
+        w.target,
+        timestamp=T0,
+        context=Context.build(suggestions_dir=w.suggestions, **w.dirs()),
     )
 
 
-def _update(g: float, policy=POLICY, **kw):
+def _update(g: float, policy=POLICY, **how):
     return lambda w: run_update(
         build_result(global_m=g),
         underlying="SPY",
         source="live",
         target=w.target,
-        policy=policy,
-        suggestions_dir=w.suggestions,
-        timestamp=T0 + timedelta(days=3),
-        **w.dirs(),
-        **kw,
+        options=UpdateOptions(timestamp=T0 + timedelta(days=3), **how),
+        context=Context.build(policy=policy, suggestions_dir=w.suggestions, **w.dirs()),
     )
 
 
@@ -172,29 +175,32 @@ OPERATIONS: dict[str, Callable[[World], Any]] = {
     "update (not applied)": _update(1.06),
     "update (proposes)": _update(1.4, APPROVAL),
     "update (forced)": _update(1.06, force=True, force_values="recommended"),
-    "force": lambda w: force_apply("SPY", target=w.target, policy=POLICY, use="recommended", **w.dirs()),
-    "approve": lambda w: approve_suggestion(w.suggestions, w.pending, target=w.target, reviewer="ana", **w.dirs()),
+    "force": lambda w: force_apply(
+        "SPY", target=w.target, use="recommended", context=Context.build(policy=POLICY, **w.dirs())
+    ),
+    "approve": lambda w: approve_suggestion(
+        w.pending, target=w.target, context=Context.build(suggestions_dir=w.suggestions, actor="ana", **w.dirs())
+    ),
     "modify": lambda w: modify_suggestion(
-        w.suggestions,
         w.pending,
         {"global": 1.15, "weekly": 1.1, "monthly": 1.1},
         target=w.target,
-        reviewer="ana",
-        **w.dirs(),
+        context=Context.build(suggestions_dir=w.suggestions, actor="ana", **w.dirs()),
     ),
-    "reject": lambda w: reject_suggestion(w.suggestions, w.pending, reviewer="ana", target=w.target, **w.dirs()),
-    "roll back": lambda w: roll_back(w.target, "original", **w.dirs()),
+    "reject": lambda w: reject_suggestion(
+        w.pending, target=w.target, context=Context.build(suggestions_dir=w.suggestions, actor="ana", **w.dirs())
+    ),
+    "roll back": lambda w: roll_back(w.target, "original", context=Context.build(**w.dirs())),
     "weights suggest": _suggest_weights,
     "weights approve": lambda w: approve_suggestion(
-        w.suggestions, w.pending, target=w.target, reviewer="ana", **w.dirs()
+        w.pending, target=w.target, context=Context.build(suggestions_dir=w.suggestions, actor="ana", **w.dirs())
     ),
     "auto mode": lambda w: run_auto(
         trades(500, 3, "2026-01-01"),
         w.target,
         AutoSettings(enabled=True),
-        suggestions_dir=w.suggestions,
         timestamp=T0 + timedelta(days=3),
-        **w.dirs(),
+        context=Context.build(suggestions_dir=w.suggestions, **w.dirs()),
     ),
 }
 
@@ -290,7 +296,9 @@ def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path)
             else:
                 with pytest.raises(ReviewError, match="already"):
                     reject_suggestion(
-                        world.suggestions, world.pending, reviewer="bob", target=world.target, **world.dirs()
+                        world.pending,
+                        target=world.target,
+                        context=Context.build(suggestions_dir=world.suggestions, actor="bob", **world.dirs()),
                     )
             invariants(world)
         elif name == "reject":
@@ -337,12 +345,18 @@ def test_d1_an_approval_killed_after_the_config_write_is_never_applied_twice_nor
         assert world.target.load() != before  # the values are live, the suggestion still says pending
         if then == "approve":
             done = approve_suggestion(
-                world.suggestions, world.pending, target=world.target, reviewer="ana", **world.dirs()
+                world.pending,
+                target=world.target,
+                context=Context.build(suggestions_dir=world.suggestions, actor="ana", **world.dirs()),
             )
             assert done.status == "approved"
         else:
             with pytest.raises(ReviewError, match="already approved"):
-                reject_suggestion(world.suggestions, world.pending, reviewer="bob", target=world.target, **world.dirs())
+                reject_suggestion(
+                    world.pending,
+                    target=world.target,
+                    context=Context.build(suggestions_dir=world.suggestions, actor="bob", **world.dirs()),
+                )
         entries = [e for e in Archive(world.archive, world.target.name).entries() if e.suggestion_id == world.pending]
         assert len(entries) == 1
         assert ReviewStore(world.suggestions).get(world.pending).status == "approved"
@@ -355,7 +369,11 @@ def test_d2_an_approval_between_propose_and_the_runs_save_leaves_no_run_pending(
 
     def propose_then_someone_approves(self, item):
         made, superseded = real(self, item)
-        approve_suggestion(self, made.suggestion_id, target=world.target, reviewer="ana", **world.dirs())
+        approve_suggestion(
+            made.suggestion_id,
+            target=world.target,
+            context=Context.build(suggestions_dir=self, actor="ana", **world.dirs()),
+        )
         return made, superseded
 
     monkeypatch.setattr(ReviewStore, "propose_superseding", propose_then_someone_approves)
@@ -386,16 +404,21 @@ def test_d10_a_force_confirmed_on_an_old_page_never_overwrites_a_newer_change(tm
     OPERATIONS["update (applies)"](world)  # … someone else changes the live values …
     after = world.target.load()
     with pytest.raises(StaleChangeError, match="changed since you looked") as caught:  # … then the old page confirms
-        force_apply("SPY", target=world.target, policy=POLICY, use="recommended", expected_version=seen, **world.dirs())
+        force_apply(
+            "SPY",
+            target=world.target,
+            use="recommended",
+            expected_version=seen,
+            context=Context.build(policy=POLICY, **world.dirs()),
+        )
     assert "Nothing was changed" in str(caught.value) and "applied automatically by the policy" in str(caught.value)
     assert world.target.load() == after
     outcome = force_apply(
         "SPY",
         target=world.target,
-        policy=POLICY,
         use="recommended",
         expected_version=live_version(world.target),
-        **world.dirs(),
+        context=Context.build(policy=POLICY, **world.dirs()),
     )
     assert outcome.applied
     invariants(world)
@@ -405,35 +428,31 @@ def test_d10_a_force_confirmed_on_an_old_page_never_overwrites_a_newer_change(tm
 def test_every_change_refuses_a_stale_version(change: str, tmp_path: Path) -> None:
     world = seeded(tmp_path / "w")
     stale = live_version(world.target)
-    roll_back(world.target, "original", **world.dirs())
+    roll_back(world.target, "original", context=Context.build(**world.dirs()))
     before = {p: p.read_bytes() for p in world.root.rglob("*.json") if ".intents" not in p.parts}
     call = {
         "approve": lambda: approve_suggestion(
-            world.suggestions,
             world.pending,
             target=world.target,
-            reviewer="ana",
             expected_version=stale,
-            **world.dirs(),
+            context=Context.build(suggestions_dir=world.suggestions, actor="ana", **world.dirs()),
         ),
         "modify": lambda: modify_suggestion(
-            world.suggestions,
             world.pending,
             {"global": 1.1},
             target=world.target,
-            reviewer="ana",
             expected_version=stale,
-            **world.dirs(),
+            context=Context.build(suggestions_dir=world.suggestions, actor="ana", **world.dirs()),
         ),
         "reject": lambda: reject_suggestion(
-            world.suggestions,
             world.pending,
-            reviewer="ana",
             target=world.target,
             expected_version=stale,
-            **world.dirs(),
+            context=Context.build(suggestions_dir=world.suggestions, actor="ana", **world.dirs()),
         ),
-        "roll back": lambda: roll_back(world.target, "original", expected_version=stale, **world.dirs()),
+        "roll back": lambda: roll_back(
+            world.target, "original", expected_version=stale, context=Context.build(**world.dirs())
+        ),
         "update (applies)": lambda: (
             OPERATIONS["update (applies)"](world)
             if False
@@ -442,11 +461,8 @@ def test_every_change_refuses_a_stale_version(change: str, tmp_path: Path) -> No
                 underlying="SPY",
                 source="live",
                 target=world.target,
-                policy=POLICY,
-                suggestions_dir=world.suggestions,
-                timestamp=T0 + timedelta(days=3),
-                expected_version=stale,
-                **world.dirs(),
+                options=UpdateOptions(timestamp=T0 + timedelta(days=3), expected_version=stale),
+                context=Context.build(policy=POLICY, suggestions_dir=world.suggestions, **world.dirs()),
             )
         ),
     }[change]

@@ -37,7 +37,9 @@ from proofkit import (
 
 from calibration_policy import (
     CalibrationUpdatePolicy,
+    Context,
     HistoryStore,
+    UpdateOptions,
     load_recent_calibration_history,
     record_calibration_result,
 )
@@ -174,11 +176,13 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         underlying="SPY",
         source="live",
         target=world["target"],
-        history_dir=world["history"],
-        archive_dir=world["archive"],
-        suggestions_dir=world["suggestions"],
-        timestamp=T0 + timedelta(days=4),
-        policy=CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0.0),
+        options=UpdateOptions(timestamp=T0 + timedelta(days=4)),
+        context=Context.build(
+            history_dir=world["history"],
+            archive_dir=world["archive"],
+            suggestions_dir=world["suggestions"],
+            policy=CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0.0),
+        ),
     )
     world["pending"] = outcome.run.pending_suggestion
     return world
@@ -217,7 +221,10 @@ def _hostile_calls(w: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
             (
                 f"force run_id {name!r}",
                 lambda n=name: force_apply(
-                    "SPY", run_id=n, target=w["target"], history_dir=w["history"], archive_dir=w["archive"]
+                    "SPY",
+                    run_id=n,
+                    target=w["target"],
+                    context=Context.build(history_dir=w["history"], archive_dir=w["archive"]),
                 ),
             ),
             (
@@ -227,22 +234,28 @@ def _hostile_calls(w: dict[str, Any]) -> list[tuple[str, Callable[[], Any]]]:
                     underlying=n,
                     source="live",
                     target=w["target"],
-                    history_dir=w["history"],
-                    archive_dir=w["archive"],
+                    context=Context.build(history_dir=w["history"], archive_dir=w["archive"]),
                 ),
             ),
             (f"suggestion get {name!r}", lambda n=name: ReviewStore(w["suggestions"]).get(n)),
             (
                 f"suggestion approve {name!r}",
                 lambda n=name: approve_suggestion(
-                    ReviewStore(w["suggestions"]), n, target=w["target"], reviewer="ana", archive_dir=w["archive"]
+                    n,
+                    target=w["target"],
+                    context=Context.build(suggestions_dir=w["suggestions"], actor="ana", archive_dir=w["archive"]),
                 ),
             ),
             (
                 f"suggestion reject {name!r}",
-                lambda n=name: reject_suggestion(ReviewStore(w["suggestions"]), n, reviewer="ana"),
+                lambda n=name: reject_suggestion(
+                    n, context=Context.build(suggestions_dir=w["suggestions"], actor="ana")
+                ),
             ),
-            (f"rollback {name!r}", lambda n=name: rollback(w["target"], n, archive_dir=w["archive"])),
+            (
+                f"rollback {name!r}",
+                lambda n=name: rollback(w["target"], n, context=Context.build(archive_dir=w["archive"])),
+            ),
             (f"archive {name!r}", lambda n=name: Archive(w["archive"], n).entries()),
             (f"target name {name!r}", lambda n=name: JsonFileTarget(w["config"], name=n)),
         ]
@@ -355,14 +368,16 @@ def test_audit_sees_legitimate_writes(sandbox) -> None:
             sandbox["target"], {"global": 1.2}, archive_dir=sandbox["archive"], kind="force", reason="Applied: x"
         )
         approve_suggestion(
-            ReviewStore(sandbox["suggestions"]),
             sandbox["pending"],
             target=sandbox["target"],
-            reviewer="ana",
-            archive_dir=sandbox["archive"],
-            history_dir=sandbox["history"],
+            context=Context.build(
+                suggestions_dir=sandbox["suggestions"],
+                actor="ana",
+                archive_dir=sandbox["archive"],
+                history_dir=sandbox["history"],
+            ),
         )
-        rollback(sandbox["target"], "original", archive_dir=sandbox["archive"])
+        rollback(sandbox["target"], "original", context=Context.build(archive_dir=sandbox["archive"]))
     counts = _check(audit.found, sandbox)
     written = {p.parent for e, p, w in audit.found if w}
     assert {

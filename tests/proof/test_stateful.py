@@ -28,8 +28,10 @@ from proofkit import LONG, ORIGINAL_JSON_CONFIG, T0, build_result
 
 from calibration_policy import (
     CalibrationUpdatePolicy,
+    Context,
     HistoryError,
     ReviewError,
+    UpdateOptions,
     load_recent_calibration_history,
     record_calibration_result,
 )
@@ -94,12 +96,13 @@ class CalibrationMachine(RuleBasedStateMachine):
             underlying="SPY",
             source="live",
             target=self.target,
-            policy=APPROVAL if approval else POLICY,
-            history_dir=self.history,
-            archive_dir=self.archive_dir,
-            suggestions_dir=self.suggestions,
-            force=force,
-            timestamp=self._stamp(same_time),
+            options=UpdateOptions(force=force, timestamp=self._stamp(same_time)),
+            context=Context.build(
+                policy=APPROVAL if approval else POLICY,
+                history_dir=self.history,
+                archive_dir=self.archive_dir,
+                suggestions_dir=self.suggestions,
+            ),
         )
         self.recorded.append(outcome.run.run_id)
         if force:
@@ -122,11 +125,16 @@ class CalibrationMachine(RuleBasedStateMachine):
         if not self.recorded:
             with pytest.raises(HistoryError):
                 force_apply(
-                    "SPY", target=self.target, policy=POLICY, history_dir=self.history, archive_dir=self.archive_dir
+                    "SPY",
+                    target=self.target,
+                    context=Context.build(policy=POLICY, history_dir=self.history, archive_dir=self.archive_dir),
                 )
             return
         outcome = force_apply(
-            "SPY", target=self.target, policy=POLICY, history_dir=self.history, archive_dir=self.archive_dir, use=use
+            "SPY",
+            target=self.target,
+            use=use,
+            context=Context.build(policy=POLICY, history_dir=self.history, archive_dir=self.archive_dir),
         )
         self._applied(outcome.change)
 
@@ -139,17 +147,20 @@ class CalibrationMachine(RuleBasedStateMachine):
             before = self.config.read_bytes()
             with pytest.raises(ReviewError, match="already"):
                 approve_suggestion(
-                    store,
                     sid,
                     target=self.target,
-                    reviewer="ana",
-                    archive_dir=self.archive_dir,
-                    history_dir=self.history,
+                    context=Context.build(
+                        suggestions_dir=store, actor="ana", archive_dir=self.archive_dir, history_dir=self.history
+                    ),
                 )
             assert self.config.read_bytes() == before
             return
         item = approve_suggestion(
-            store, sid, target=self.target, reviewer="ana", archive_dir=self.archive_dir, history_dir=self.history
+            sid,
+            target=self.target,
+            context=Context.build(
+                suggestions_dir=store, actor="ana", archive_dir=self.archive_dir, history_dir=self.history
+            ),
         )
         assert item.status == "approved"
         self.expected = {**self.expected, **item.values}
@@ -167,9 +178,9 @@ class CalibrationMachine(RuleBasedStateMachine):
         store = ReviewStore(self.suggestions)
         if self.statuses[sid] != "pending":
             with pytest.raises(ReviewError, match="already"):
-                reject_suggestion(store, sid, reviewer="bo")
+                reject_suggestion(sid, context=Context.build(suggestions_dir=store, actor="bo"))
         else:
-            assert reject_suggestion(store, sid, reviewer="bo").status == "rejected"
+            assert reject_suggestion(sid, context=Context.build(suggestions_dir=store, actor="bo")).status == "rejected"
             self.statuses[sid] = "rejected"
         assert self.config.read_bytes() == before, "a rejection changed the live config"
         assert len(Archive(self.archive_dir, self.target.name).entries(include_all=True)) == changes
@@ -179,11 +190,13 @@ class CalibrationMachine(RuleBasedStateMachine):
         periods = Archive(self.archive_dir, self.target.name).periods()
         if not periods:
             with pytest.raises(ReviewError):
-                rollback(self.target, "original", archive_dir=self.archive_dir)
+                rollback(self.target, "original", context=Context.build(archive_dir=self.archive_dir))
             return
         period = data.draw(st.sampled_from(periods))
         entry = rollback(
-            self.target, period.change.change_id if period.change else "original", archive_dir=self.archive_dir
+            self.target,
+            period.change.change_id if period.change else "original",
+            context=Context.build(archive_dir=self.archive_dir),
         )
         assert entry.new_snapshot == period.snapshot
         self._applied(entry)

@@ -1,8 +1,8 @@
 """Policy changes: a new policy version goes live, an earlier one comes back, or a proposal waits for review.
 
 Thin wrappers over :mod:`calibration_policy.policy_versions` (which archives the version and writes the
-policy TOML): the governor adds what they lacked — the ``change_policy`` permission of the policy in
-force, and the event.
+policy TOML): who acts (``change_policy`` or ``propose``, by the policy in force), the four-eyes rule and
+the event are the governor's, checked once here rather than again in the store of versions.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from ..policy_versions import (
     PolicyProposal,
     PolicyProposals,
     PolicyVersion,
+    PolicyVersions,
     decision_settings,
-    rollback_policy,
-    set_policy,
 )
 
 
@@ -54,7 +53,7 @@ class PolicySet(_PolicyChange):
 
     def perform(self, step: Step) -> PolicyVersion:
         before = decision_settings(step.ctx.policy)
-        version = set_policy(self.policy, **_as(step), reason=self.reason, data_dir=self.data_dir)
+        version = PolicyVersions(self.data_dir).record(self.policy, **_as(step), reason=self.reason)
         events.record(step.ctx, version_event(version, before))
         return version
 
@@ -72,14 +71,14 @@ class PolicyRollBack(_PolicyChange):
 
     def perform(self, step: Step) -> PolicyVersion:
         before = decision_settings(step.ctx.policy)
-        version = rollback_policy(self.to, **_as(step), reason=self.reason, data_dir=self.data_dir)
+        version = PolicyVersions(self.data_dir).rollback(self.to, **_as(step), reason=self.reason)
         events.record(step.ctx, version_event(version, before))
         return version
 
 
 def _as(step: Step) -> dict[str, Any]:
-    """Who acts, from where, and the host's check: policy_versions checks them again, by the same source."""
-    return {"actor": step.actor, "via": step.ctx.via, "permissions": step.ctx.permissions}
+    """Who acts (checked by the governor) and from where, as the store of versions records them."""
+    return {"actor": step.actor, "via": step.ctx.via}
 
 
 @dataclass
@@ -117,10 +116,17 @@ class PolicyReview(_PolicyChange):
     def kind(self) -> str:  # type: ignore[override]
         return "policy_approve" if self.approve else "policy_reject"
 
+    def prepare(self, ctx, actor) -> None:
+        proposal = PolicyProposals(self.data_dir).pending_one(
+            self.proposal_id, "changed" if self.approve else "rejected"
+        )
+        if self.approve:  # the one four-eyes rule, as for a suggestion
+            ctx.four_eyes(proposal, actor, what=f"policy proposal {proposal.proposal_id}")
+
     def perform(self, step: Step) -> PolicyProposal:
         proposals = PolicyProposals(self.data_dir)
         before = decision_settings(step.ctx.policy)
         review = proposals.approve if self.approve else proposals.reject
-        done = review(self.proposal_id, **_as(step), notes=self.notes)  # four-eyes: permissions.four_eyes, there
+        done = review(self.proposal_id, **_as(step), notes=self.notes)
         events.record(step.ctx, proposal_event(done, done.status, before))
         return done

@@ -159,6 +159,8 @@ class Approve(Review):
                         run_id=item.run_id,
                         suggestion_id=item.suggestion_id,
                         calibration_timestamp=item.created_at,
+                        # the watch's proposed roll back: the change it undoes, so its watch says so
+                        **({"watch_of": item.details["watch_of"]} if (item.details or {}).get("watch_of") else {}),
                     )
                 )
             try:

@@ -115,7 +115,6 @@ class Update(Change):
     target: Target
     rules: CalibrationUpdatePolicy
     timestamp: datetime | None = None
-    config: Mapping[str, Any] | None = None
     force: bool = False
     force_values: ForcedValues = "smoothed"
     expected_version: str | None = None
@@ -134,9 +133,7 @@ class Update(Change):
         return self.target
 
     def prepare(self, ctx, actor) -> None:
-        self.built = build_run(
-            self.result, self.underlying, self.source, self.timestamp, self.config, self.rules.domain
-        )
+        self.built = build_run(self.result, self.underlying, self.source, self.timestamp, None, self.rules.domain)
 
     def intent(self) -> dict[str, Any]:
         assert self.built is not None

@@ -136,7 +136,9 @@ def run_demo(
     from rich.console import Console
     from rich.progress import track
 
+    from calibration_policy.context import Context
     from calibration_policy.pipeline import (  # the update stack loads only for a demo
+        UpdateOptions,
         run_time_for,
         run_update,
     )
@@ -174,10 +176,10 @@ def run_demo(
             underlying=underlying,
             source=source_name,
             target=targets[underlying],
-            policy=policy,
-            history_dir=out / "calibration_runs",
-            archive_dir=out / "config_archive",
-            timestamp=run_time_for(day),
+            options=UpdateOptions(timestamp=run_time_for(day)),
+            context=Context.build(
+                policy=policy, history_dir=out / "calibration_runs", archive_dir=out / "config_archive"
+            ),
         )
         summary = summaries[underlying]
         summary.runs += 1
@@ -196,6 +198,8 @@ def _suggest_weights(out: Path, trades: Path = sample.TRADES, weights: Path = sa
     """Copy the bundled trades and live weights into the demo folder and leave a suggestion for review."""
     if not (trades.is_file() and weights.is_file()):
         return None
+    from calibration_policy.context import Context
+
     from .scoring_weights.domain import weights_target
     from .scoring_weights.flow import suggest_weights
 
@@ -204,9 +208,9 @@ def _suggest_weights(out: Path, trades: Path = sample.TRADES, weights: Path = sa
     outcome = suggest_weights(
         out / "trades.parquet",
         weights_target(path=out / "scoring_weights.json"),
-        history_dir=out / "calibration_runs",
-        suggestions_dir=out / "suggestions",
-        archive_dir=out / "archive",
+        context=Context.build(
+            history_dir=out / "calibration_runs", suggestions_dir=out / "suggestions", archive_dir=out / "archive"
+        ),
     )
     if outcome.suggestion is None:
         return outcome.message

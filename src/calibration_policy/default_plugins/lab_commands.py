@@ -347,12 +347,11 @@ def register_commands(cli: click.Group) -> None:
 
         return PolicyVersions(_data_dir())
 
-    def _governor(actor):
-        """A policy change is run by the governor: the policy in force's change_policy permission first."""
+    def _context(actor):
+        """What a policy change from the command line runs in: the data root, who acts, via the CLI."""
         from calibration_policy.context import Context
-        from calibration_policy.governor import Governor
 
-        return Governor(Context.build(actor=actor, via="cli"))
+        return Context.build(actor=actor, via="cli", data_dir=_data_dir())
 
     @policy_group.command("log")
     @data_option
@@ -393,11 +392,10 @@ def register_commands(cli: click.Group) -> None:
         """Make FILE the live policy: archived as a new version, then written to the data root.
 
         The settings FILE names replace the live ones; a setting it leaves out (store, [permissions] …) is kept."""
-        from calibration_policy.changes import PolicySet
+        from calibration_policy.pipeline import set_policy
         from calibration_policy.policy import CalibrationUpdatePolicy
 
-        change = PolicySet(CalibrationUpdatePolicy.from_toml(policy_file), reason, _data_dir())
-        version = _governor(actor).execute(change)
+        version = set_policy(CalibrationUpdatePolicy.from_toml(policy_file), reason=reason, context=_context(actor))
         emit_json(version.to_dict()) if as_json else click.echo(
             f"Policy version {version.version_id} ({version.fingerprint}) is live, set by {version.actor}: {version.reason}."
         )
@@ -537,9 +535,9 @@ def register_commands(cli: click.Group) -> None:
     @json_option
     def policy_rollback(version_id, actor, reason, as_json):
         """Make an earlier policy VERSION (id or fingerprint) live again, as a new version."""
-        from calibration_policy.changes import PolicyRollBack
+        from calibration_policy.pipeline import roll_back_policy
 
-        version = _governor(actor).execute(PolicyRollBack(version_id, reason, _data_dir()))
+        version = roll_back_policy(version_id, reason=reason, context=_context(actor))
         emit_json(version.to_dict()) if as_json else click.echo(
             f"Rolled back to {version.rolled_back_to}: policy version {version.version_id} ({version.fingerprint}) is live."
         )

@@ -156,13 +156,11 @@ def min_delta_directional_batch(ctx: BatchContext) -> BatchVerdict:
 def cooldown_batch(ctx: BatchContext) -> BatchVerdict:
     import numpy as np
 
-    last = ctx.evidence.get("last_applied_at")
-    if last is None:
-        return BatchVerdict(np.ones(ctx.size, dtype=bool))
+    last = ctx.evidence["last_applied_at"]  # NaT: no earlier change
     now = ctx.evidence["run_time"].astype("datetime64[us]").view(np.int64)
-    since = np.datetime64(last.astimezone(UTC).replace(tzinfo=None), "us").view(np.int64)
+    since = last.astype("datetime64[us]").view(np.int64)
     elapsed = (now - since).astype(np.float64) / 1e6 / 86400  # as timedelta.total_seconds() / 86400
-    return BatchVerdict(elapsed + 1e-9 >= ctx.options.days)
+    return BatchVerdict(np.isnat(last) | (elapsed + 1e-9 >= ctx.options.days))
 
 
 @hookimpl

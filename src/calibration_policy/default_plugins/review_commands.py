@@ -156,7 +156,7 @@ def register_commands(cli: click.Group) -> None:
     import click
     from rich.table import Column
 
-    from calibration_policy.cli import emit_json, policy_options, print_table
+    from calibration_policy.cli import cli_context, emit_json, policy_options, print_table
     from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion, roll_back
     from calibration_policy.stores import open_reviews
 
@@ -259,17 +259,11 @@ def register_commands(cli: click.Group) -> None:
         store, who = open_reviews(suggestions_dir), reviewer(by)
         item = pick(store, suggestion_id, underlying)
         own_values = () if values is None else ({**item.values, **values},)
+        context = cli_context(
+            suggestion_policy(item, policy_file, history_dir), who, history_dir, archive_dir, suggestions_dir
+        )
         done = change(
-            store,
-            item.suggestion_id,
-            *own_values,
-            target=suggestion_target(item, config),
-            reviewer=who,
-            notes=notes,
-            archive_dir=archive_dir,
-            history_dir=history_dir,
-            via="cli",
-            policy=suggestion_policy(item, policy_file, history_dir),
+            item.suggestion_id, *own_values, target=suggestion_target(item, config), notes=notes, context=context
         )
         print_review(done, who, as_json)
 
@@ -320,13 +314,9 @@ def register_commands(cli: click.Group) -> None:
         entry = roll_back(
             _target(policy.domain, underlying, config),
             to,
-            archive_dir=archive_dir,
-            actor=reviewer(by),
             domain=policy.domain,
-            history_dir=history_dir,
-            via="cli",
-            policy=policy,
             notes=notes,
+            context=cli_context(policy, reviewer(by), history_dir, archive_dir),
         )
         if as_json:
             emit_json(entry.model_dump(mode="json"))

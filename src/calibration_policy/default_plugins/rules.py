@@ -175,7 +175,9 @@ def register_rules(register):
             "Enough data",
             "The run's sample holds at least min_sample_size options (or trades).",
             batch=min_sample_size_batch,
+            settings=("min_sample_size",),
             stateless=True,
+            gates_evidence=True,
         )
     )
     register(
@@ -185,7 +187,9 @@ def register_rules(register):
             "Enough vega",
             "The sample's total vega reaches min_vega_sum.",
             batch=min_vega_sum_batch,
+            settings=("min_vega_sum",),
             stateless=True,
+            gates_evidence=True,
         )
     )
     register(
@@ -195,6 +199,7 @@ def register_rules(register):
             "Change large enough",
             "Some value moved at least its threshold (min_delta_global, min_delta_band, band_min_delta).",
             batch=min_delta_batch,
+            settings=("min_delta_global", "min_delta_band"),
         )
     )
     register(
@@ -204,6 +209,7 @@ def register_rules(register):
             "Step limit",
             "A move bigger than max_step is clipped and made over several days.",
             batch=max_step_batch,
+            settings=("max_step",),
         )
     )
     register(

@@ -8,8 +8,10 @@ its end). The steps, each over arrays of runs:
 2. **check** (:mod:`.rules`): the stateless rules that lead the policy (``Rule(..., stateless=True)``:
    sample size, vega, bounds) once over every run; the others over the runs ahead with the live
    values held fixed; each by its ``batch`` form (``Rule(..., batch=fn)``) or its ``fn`` run by run;
-3. **scan** (:class:`Scan`): the one loop that carries state — the simulated live values, when
-   they last changed, each run's route — moving the live values at each apply;
+3. **scan** (:func:`scan_together`): the one loop that carries state — the simulated live values, when
+   they last changed, each run's route — moving the live values at each apply; every
+   underlying's :class:`Scan` moves forward together, so one batch asks the rules about the runs
+   ahead of all of them (the live values one per run);
 4. **explain**: a run's :class:`~calibration_policy.models.Decision` (every verdict's text) is
    built from the rules' own ``fn`` only when it is read, and checked against what the batch forms said.
 
@@ -24,10 +26,12 @@ from typing import Any
 
 from ..models import CalibrationRun, Decision
 from ..policy import CalibrationUpdatePolicy
-from .rules import BatchContext, BatchVerdict, evaluate
-from .scan import APPLY, PROPOSE, ROUTES, SETTLE, Prepared, Scan, agree
+from .clock import times_ns
+from .errors import EngineError
+from .rules import BatchContext, BatchVerdict, evaluate, moments
+from .scan import APPLY, PROPOSE, ROUTES, SETTLE, Prepared, Scan, agree, scan_together
 from .scan import written as written_by
-from .smooth import EngineError, smooth_series, times_ns, window_runs
+from .smooth import smooth_series, window_runs
 
 __all__ = [
     "APPLY",
@@ -40,6 +44,7 @@ __all__ = [
     "Prepared",
     "Scan",
     "decide_one",
+    "scan_together",
     "smooth_one",
     "smooth_series",
     "times_ns",
@@ -80,15 +85,18 @@ def decide_one(
     }
     if "run_time" in found:
         batch_evidence["run_time"] = times_ns([found["run_time"]]).view("datetime64[ns]")
+    if "last_applied_at" in found:
+        batch_evidence["last_applied_at"] = moments([found["last_applied_at"]])
     if "recent_smoothed" in found:
         batch_evidence["recent_smoothed"] = [found["recent_smoothed"]]
     proposed = {scope: np.array([float(value)], dtype=np.float64) for scope, value in values.items()}
-    current = {str(scope): float(value) for scope, value in current.items()}
-    evaluated = evaluate(rules, policy, current, proposed, batch_evidence, [run], lambda k: found)
+    live = {str(scope): float(value) for scope, value in current.items()}
+    batch_live = {scope: np.array([value], dtype=np.float64) for scope, value in live.items()}
+    evaluated = evaluate(rules, policy, batch_live, proposed, batch_evidence, [run], lambda k: found)
     passes = {name: bool(ok[0]) for name, ok in evaluated.per_rule.items()}
     written = None
     if evaluated.passed[0]:
-        written = written_by(current, {scope: float(v[0]) for scope, v in evaluated.proposed.items()}, policy)
+        written = written_by(live, {scope: float(v[0]) for scope, v in evaluated.proposed.items()}, policy)
     agree(decision, passes, written, run)
     return decision
 

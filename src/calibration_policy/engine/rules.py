@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..decide import EPSILON, RuleContext
 from ..models import CalibrationRun, RuleVerdict
 from ..policy import CalibrationUpdatePolicy
-from .smooth import EngineError, _run_named
+from .clock import times_ns
+from .errors import EngineError, rule_named, run_named, runs_named
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,14 +30,15 @@ if TYPE_CHECKING:
 class BatchContext:
     """What a rule's batch form sees: the :class:`~calibration_policy.decide.RuleContext` of many runs.
 
-    ``proposed[scope]`` holds one value per run (earlier rules' adjustments applied); ``current``
-    is the live values, the same for every run of the batch; ``evidence`` holds ``sample_size``
-    and ``vega_sum`` as float arrays (NaN: unknown), ``run_time`` as ``datetime64[ns]``, and the
-    keys the rule declares (``last_applied_at``: one value for the batch; ``recent_smoothed``: a
-    list per run).
+    ``proposed[scope]`` holds one value per run (earlier rules' adjustments applied); so does
+    ``current[scope]``, the live values each run is decided against (a batch holds the runs of
+    many underlyings, each against its own live values; every run of a batch has the same live
+    scopes); ``evidence`` holds ``sample_size`` and ``vega_sum`` as float arrays (NaN: unknown),
+    ``run_time`` as ``datetime64[ns]``, and the keys the rule declares (``last_applied_at``:
+    ``datetime64[ns]`` per run, NaT when nothing changed yet; ``recent_smoothed``: a list per run).
     """
 
-    current: dict[str, float]
+    current: dict[str, npt.NDArray[np.float64]]
     proposed: dict[str, npt.NDArray[np.float64]]
     policy: CalibrationUpdatePolicy
     evidence: dict[str, Any]
@@ -81,14 +84,16 @@ class Evaluated:
 def evaluate(
     rules: Sequence[tuple[str, Any, Any]],
     policy: CalibrationUpdatePolicy,
-    current: Mapping[str, float],
+    current: Mapping[str, npt.NDArray[np.float64]],
     proposed: dict[str, npt.NDArray[np.float64]],
     evidence: dict[str, Any],
     runs: Sequence[CalibrationRun],
     per_run_evidence: Callable[[int], dict[str, Any]],
     memo: dict[str, Any] | None = None,
+    doing: str = "deciding",
 ) -> Evaluated:
-    """Every rule (``(name, spec, options)`` in the policy's order) over the batch's runs."""
+    """Every rule (``(name, spec, options)`` in the policy's order) over the batch's runs; ``doing`` says in
+    an error what the rules were asked for ("deciding", "choosing the runs the smoothing counts")."""
     import numpy as np
 
     size = len(runs)
@@ -105,12 +110,12 @@ def evaluate(
                     verdict = spec.batch(ctx)
                 except Exception as error:  # a plugin's bug: stop, naming it and the runs
                     raise EngineError(
-                        f"Rule {name!r} failed in its batch form while deciding {_named(runs)}: "
+                        f"{rule_named(name)} failed in its batch form while {doing} {runs_named(runs)}: "
                         f"{type(error).__name__}: {error}."
                     ) from error
                 ok, adjusted = _checked(name, verdict, runs, scopes)
             else:
-                ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence)
+                ok, adjusted = _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence, doing)
             per_rule[name] = ok
             passed &= ok
             if adjusted is not None:
@@ -119,7 +124,7 @@ def evaluate(
     return Evaluated(passed, proposed, per_rule, changed)
 
 
-def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence):
+def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evidence, doing):
     """A rule without a batch form, asked once per run exactly as the live path asks it."""
     import numpy as np
 
@@ -127,18 +132,24 @@ def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evide
     ok = np.empty(size, dtype=bool)
     adjusted: dict[str, Any] | None = None
     columns = {scope: values.tolist() for scope, values in proposed.items()}
+    lives = {scope: values.tolist() for scope, values in current.items()}
     for k in range(size):
         ctx = RuleContext(
-            current=dict(current),
+            current={scope: values[k] for scope, values in lives.items()},
             proposed={scope: values[k] for scope, values in columns.items()},
             policy=policy,
             evidence=per_run_evidence(k),
             options=options,
         )
-        verdict = spec.fn(ctx)
+        try:
+            verdict = spec.fn(ctx)
+        except Exception as error:  # a plugin's bug: stop, naming it and the run
+            raise EngineError(
+                f"{rule_named(name)} failed while {doing} run {run_named(runs[k])}: {type(error).__name__}: {error}."
+            ) from error
         if not isinstance(verdict, RuleVerdict):
             raise EngineError(
-                f"Rule {name!r} returned {type(verdict).__name__}, not a RuleVerdict, for run {_run_named(runs[k])}."
+                f"{rule_named(name)} returned {type(verdict).__name__}, not a RuleVerdict, for run {run_named(runs[k])}."
             )
         ok[k] = verdict.passed
         if verdict.adjusted is not None:
@@ -147,7 +158,7 @@ def _per_run(name, spec, options, policy, current, proposed, runs, per_run_evide
             for scope, value in verdict.adjusted.items():
                 if scope not in adjusted or isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise EngineError(
-                        f"Rule {name!r} adjusted {scope!r} to {value!r:.40} for run {_run_named(runs[k])}; "
+                        f"{rule_named(name)} adjusted {scope!r} to {value!r:.40} for run {run_named(runs[k])}; "
                         "a rule may only set the run's own scopes to numbers."
                     )
                 adjusted[scope][k] = value
@@ -163,14 +174,14 @@ def _checked(name: str, verdict: Any, runs: Sequence[CalibrationRun], scopes: se
     size = len(runs)
     if not isinstance(verdict, BatchVerdict):
         raise EngineError(
-            f"Rule {name!r} returned {type(verdict).__name__} from its batch form for {_named(runs)}, "
+            f"{rule_named(name)} returned {type(verdict).__name__} from its batch form for {runs_named(runs)}, "
             "not a BatchVerdict."
         )
     passed = np.asarray(verdict.passed)
     if passed.shape != (size,) or passed.dtype != bool:
         raise EngineError(
-            f"Rule {name!r} returned {passed.size} pass/fail answers ({passed.dtype}) from its batch form for "
-            f"{size} runs ({_named(runs)}); it must return one bool per run."
+            f"{rule_named(name)} returned {passed.size} pass/fail answers ({passed.dtype}) from its batch form for "
+            f"{size} runs ({runs_named(runs)}); it must return one bool per run."
         )
     adjusted = None
     if verdict.adjusted is not None:
@@ -179,8 +190,8 @@ def _checked(name: str, verdict: Any, runs: Sequence[CalibrationRun], scopes: se
             values = np.asarray(values)
             if scope not in scopes or values.shape != (size,) or values.dtype.kind not in "fiu":
                 raise EngineError(
-                    f"Rule {name!r} adjusted {scope!r} with {values.size} values from its batch form for {size} "
-                    f"runs ({_named(runs)}); it must give one number per run for one of the runs' scopes."
+                    f"{rule_named(name)} adjusted {scope!r} with {values.size} values from its batch form for {size} "
+                    f"runs ({runs_named(runs)}); it must give one number per run for one of the runs' scopes."
                 )
             adjusted[scope] = values.astype(np.float64, copy=False)
         _finite(name, adjusted, runs)
@@ -195,14 +206,20 @@ def _finite(name: str, adjusted: Mapping[str, Any], runs: Sequence[CalibrationRu
         if len(bad):
             k = int(bad[0])
             raise EngineError(
-                f"Rule {name!r} adjusted {scope!r} to {values[k]} for run {_run_named(runs[k])}; "
+                f"{rule_named(name)} adjusted {scope!r} to {values[k]} for run {run_named(runs[k])}; "
                 "an adjusted value must be a finite number."
             )
 
 
-def _named(runs: Sequence[CalibrationRun]) -> str:
-    first = _run_named(runs[0])
-    return f"run {first}" if len(runs) == 1 else f"{len(runs)} runs from {first}"
+def moments(values: Sequence[datetime | None]) -> npt.NDArray[np.datetime64]:
+    """Times (or None) as ``datetime64[ns]``, NaT for None: ``last_applied_at`` of a batch."""
+    import numpy as np
+
+    known = [value for value in values if value is not None]
+    found = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+    if known:
+        found[[value is not None for value in values]] = times_ns(known).view("datetime64[ns]")
+    return found
 
 
 def nan_or(value: Any) -> float:

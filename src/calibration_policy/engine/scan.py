@@ -3,7 +3,10 @@ route of each run (apply, propose for approval, settle).
 
 Nothing a rule reads changes between two applies, so the scan asks the rules (over arrays, see
 :mod:`.rules`) about the runs ahead with the live values held fixed, takes the first run that
-applies, moves the live values, and asks again from the run after it. The reasons are not
+applies, moves the live values, and asks again from the run after it. Underlyings do not share
+live values, so :func:`scan_together` asks about the runs ahead of every underlying in one batch
+(each run against its own underlying's live values): a replay of 200 underlyings costs about as
+many batches as its busiest underlying has applies, not the 200 underlyings' sum. The reasons are not
 written during the scan: :meth:`Scan.decision` builds a run's :class:`~calibration_policy.models.Decision`
 (every rule's verdict and text, from the rule's own ``fn``) only when someone reads it, and checks
 that it says what the scan did.
@@ -11,6 +14,7 @@ that it says what the scan did.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -19,11 +23,14 @@ from typing import Any
 from ..decide import reaches, should_apply_update
 from ..models import CalibrationRun, Decision
 from ..policy import CalibrationUpdatePolicy
-from .rules import Evaluated, evaluate
-from .smooth import EngineError, _run_named, times_ns
+from .clock import times_ns
+from .errors import EngineError, run_named
+from .rules import Evaluated, evaluate, moments
 
 SETTLE, APPLY, PROPOSE = 0, 1, 2
 ROUTES = ("settle", "apply", "propose")
+# One piece's answer: the batch's (see :func:`_asked`), where the piece starts in it, and which of its runs passed.
+Asked = tuple[Evaluated, int, Any]
 
 
 class _Recent(Sequence):
@@ -47,15 +54,16 @@ class Prepared:
     """What a scan reads of one underlying's runs whatever the policy's thresholds, as arrays: built
     once and shared by every candidate that smooths alike (``tune``)."""
 
-    def __init__(self, runs: Sequence[CalibrationRun], smoothed: Sequence[dict[str, float]], first: int = 0) -> None:
+    def __init__(
+        self, runs: Sequence[CalibrationRun], smoothed: Sequence[dict[str, float]], first: int = 0, times: Any = None
+    ) -> None:
         import numpy as np
 
         n = len(runs)
         self.runs, self.smoothed, self.first = runs, smoothed, first
-        self.times = times_ns([run.timestamp for run in runs])
+        self.times = times_ns([run.timestamp for run in runs]) if times is None else times
         self.sample = np.array([run.sample_size for run in runs], dtype=np.float64)
         self.vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
-        self.recent = [(run.timestamp, values) for run, values in zip(runs, smoothed)]
         scopes = dict.fromkeys(scope for values in smoothed[first:] for scope in values)
         self.columns = {
             scope: np.array([values.get(scope, math.nan) for values in smoothed], dtype=np.float64) for scope in scopes
@@ -74,10 +82,23 @@ class Prepared:
                 end = j + 1
             self.stretch_end[j] = end
 
+    @functools.cached_property
+    def recent(self) -> list[tuple[datetime, dict[str, float]]]:
+        """Each run's time and smoothed values: ``recent_smoothed``, built only for a rule that reads it."""
+        return [(run.timestamp, values) for run, values in zip(self.runs, self.smoothed)]
+
+    def starts(self) -> list[int]:
+        """The first run of each stretch, from ``first`` on."""
+        found, p = [], self.first
+        while p < len(self.runs):
+            found.append(p)
+            p = int(self.stretch_end[p])
+        return found
+
 
 class Scan:
     """Every run of one underlying under one policy: the route and live values of each, and its
-    decision on demand."""
+    decision on demand. Built empty; :func:`scan_together` runs it (with the other underlyings' scans)."""
 
     def __init__(
         self,
@@ -92,8 +113,6 @@ class Scan:
     ) -> None:
         import numpy as np
 
-        from ..plugins import get_rule
-
         self.prepared = prepared if prepared is not None else Prepared(runs, smoothed, first)
         self.runs, self.smoothed, self.policy, self.first = runs, smoothed, policy, first
         self.evidence_keys = evidence_keys
@@ -101,91 +120,86 @@ class Scan:
         self.route = np.zeros(n, dtype=np.int8)
         self.live_before: list[dict[str, float]] = [{}] * n
         self.values: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
+        # the same by scope, one value per run (NaN: not written), for figures over every run at once
+        self.written = {scope: np.full(n, np.nan) for scope in self.prepared.columns}
         self.last_applied: list[datetime | None] = [None] * n
-        self._chunks: list[tuple[Any, dict[str, Any]]] = []  # (runs asked, each rule's verdicts): for the check
+        # (runs asked, each rule's verdicts, where they start in those): for the check
+        self._chunks: list[tuple[Any, dict[str, Any], int]] = []
         self._decisions: dict[int, Decision] = {}
-        self._memo: dict[str, Any] = {}
-        self._rules = [(name, get_rule(name), policy.validated_rule_options(name)) for name in policy.rules]
-        self._run(dict(start), last_applied)
+        # what the scan carries from run to run: the live values, when they last changed, how far it got
+        self._live, self._last, self._done = dict(start), last_applied, first
+        self._columns = dict(self.prepared.columns)  # the smoothed values, as the leading rules adjusted them
+        self._lead: dict[str, Any] = {}
+        self._rest: list[str] = []
+        self._candidates = np.zeros(0, dtype=np.int64)  # the runs the leading rules passed
+        self._at, self._ahead = 0, 16  # candidates[at:] are not decided; how many to ask about next
 
-    # -- the scan -------------------------------------------------------------------------------------
+    # -- the scan (driven by :func:`scan_together`) ---------------------------------------------------
 
-    def _run(self, live: dict[str, float], last_applied: datetime | None) -> None:
-        """The stateless rules that lead the policy once over every run; then the scan, which asks the
-        other rules only about the runs those passed, up to the next apply, and moves the live values."""
+    def _led(self, lead: Sequence[str], rest: Sequence[str], pieces: Sequence[tuple[Any, Asked]]) -> None:
+        """Keep what the leading rules said about every run (``pieces``: one per stretch)."""
         import numpy as np
 
-        lead = 0
-        while lead < len(self._rules) and self._rules[lead][1].stateless and self._rules[lead][1].batch is not None:
-            lead += 1
-        self._lead_names = [name for name, _, _ in self._rules[:lead]]
-        self._rest = self._rules[lead:]
-        n, first = len(self.runs), self.first
-        self._lead = {name: np.ones(n, dtype=bool) for name in self._lead_names}
-        self._columns = dict(self.prepared.columns)
+        n = len(self.runs)
+        self._lead = {name: np.ones(n, dtype=bool) for name in lead}
+        self._rest = list(rest)
         alive = np.zeros(n, dtype=bool)
-        p = first
-        while p < n:  # one stretch of runs with the same scopes at a time
-            stop = int(self.prepared.stretch_end[p])
-            evaluated = self._evaluate(np.arange(p, stop), self._rules[:lead], {}, None)
-            alive[p:stop] = evaluated.passed
-            for name, ok in evaluated.per_rule.items():
-                self._lead[name][p:stop] = ok
-            for scope in evaluated.adjusted:  # a leading rule adjusted it: later rules see the adjusted values
+        for rows, (answer, a, _) in pieces:
+            cut = slice(a, a + len(rows))
+            alive[rows] = answer.passed[cut]
+            for name, ok in answer.per_rule.items():
+                self._lead[name][rows] = ok[cut]
+            for scope in answer.adjusted:  # a leading rule adjusted it: later rules see the adjusted values
                 if self._columns[scope] is self.prepared.columns[scope]:
                     self._columns[scope] = self._columns[scope].copy()
-                self._columns[scope][p:stop] = evaluated.proposed[scope]
-            p = stop
-        candidates = np.flatnonzero(alive)
-        stretch = self.prepared.stretch_end[candidates]
-        done, at, ahead = first, 0, 16  # every run before `done` is decided; candidates[at:] are not
-        while at < len(candidates):
-            rows = candidates[at : at + ahead]
-            rows = rows[stretch[at : at + len(rows)] == stretch[at]]  # one stretch: one array per scope
-            evaluated = self._evaluate(rows, self._rest, live, last_applied)
-            hits = np.flatnonzero(evaluated.passed)
-            if self.policy.require_approval:  # a person decides: the live values never move here
-                self._record(rows, evaluated, hits, live)
-                at += len(rows)
-                continue
-            if not len(hits):
-                self._chunks.append((rows, evaluated.per_rule))
-                at, ahead = at + len(rows), ahead * 2
-                continue
-            k = int(hits[0])
-            self._record(rows[: k + 1], evaluated, hits[:1], live)
-            j = int(rows[k])
-            self.live_before[done : j + 1] = [live] * (j + 1 - done)
-            self.last_applied[done : j + 1] = [last_applied] * (j + 1 - done)
-            live, last_applied, done = {**live, **self.values[j]}, self.runs[j].timestamp, j + 1
-            at, ahead = at + k + 1, max(8, 2 * (k + 1))
-        self.live_before[done:n] = [live] * (n - done)
-        self.last_applied[done:n] = [last_applied] * (n - done)
+                self._columns[scope][rows] = answer.proposed[scope][cut]
+        self._candidates = np.flatnonzero(alive)
+        self._stretch = self.prepared.stretch_end[self._candidates]
 
-    def _evaluate(self, rows, rules, live: dict[str, float], last_applied: datetime | None) -> Evaluated:
-        """``rules`` over the runs ``rows`` (indices of runs with the same scopes), the live values held fixed."""
-        prepared = self.prepared
-        proposed = {scope: self._columns[scope][rows] for scope in self.smoothed[int(rows[0])]}
-        evidence: dict[str, Any] = {"sample_size": prepared.sample[rows], "vega_sum": prepared.vega[rows]}
-        if self.evidence_keys:
-            evidence["run_time"] = prepared.times[rows].view("datetime64[ns]")
-            evidence["last_applied_at"] = last_applied
-            evidence["recent_smoothed"] = [_Recent(prepared.recent, self.first, j) for j in rows.tolist()]
+    def _open(self) -> bool:
+        return self._at < len(self._candidates)
 
-        def per_run(k: int) -> dict[str, Any]:
-            return self._evidence(int(rows[k]), last_applied)
+    def _ahead_rows(self):
+        """The next runs to ask about: up to ``ahead`` candidates, within one stretch (one array per scope)."""
+        at = self._at
+        rows = self._candidates[at : at + self._ahead]
+        return rows[self._stretch[at : at + len(rows)] == self._stretch[at]]
 
-        runs = [self.runs[j] for j in rows.tolist()]
-        return evaluate(rules, self.policy, live, proposed, evidence, runs, per_run, self._memo)
+    def _step(self, rows, asked: Asked) -> None:
+        """Take the first of ``rows`` that applies (if any), move the live values, and go on after it."""
+        hits = asked[2]
+        if self.policy.require_approval:  # a person decides: the live values never move here
+            self._record(rows, asked, hits.tolist())
+            self._at += len(rows)
+            return
+        if not len(hits):
+            self._chunks.append((rows, asked[0].per_rule, asked[1]))
+            self._at, self._ahead = self._at + len(rows), self._ahead * 2
+            return
+        k = int(hits[0])
+        self._record(rows[: k + 1], asked, [k])
+        j = int(rows[k])
+        self._hold(j + 1)
+        self._live, self._last = {**self._live, **self.values[j]}, self.runs[j].timestamp
+        self._at, self._ahead = self._at + k + 1, max(8, 2 * (k + 1))
 
-    def _record(self, rows, evaluated: Evaluated, hits, live: dict[str, float]) -> None:
+    def _hold(self, stop: int) -> None:
+        """Runs from the last apply up to ``stop`` saw the live values the scan carries now."""
+        self.live_before[self._done : stop] = [self._live] * (stop - self._done)
+        self.last_applied[self._done : stop] = [self._last] * (stop - self._done)
+        self._done = stop
+
+    def _record(self, rows, asked: Asked, hits: list[int]) -> None:
         """Keep the batch verdicts of ``rows`` and what each of the runs at ``hits`` would write."""
-        self._chunks.append((rows, evaluated.per_rule))
-        for k in hits.tolist():
+        answer, a, _ = asked
+        self._chunks.append((rows, answer.per_rule, a))
+        for k in hits:
             j = int(rows[k])
             self.route[j] = PROPOSE if self.policy.require_approval else APPLY
-            proposed = {scope: float(v[k]) for scope, v in evaluated.proposed.items()}
-            self.values[j] = written(live, proposed, self.policy)
+            proposed = {scope: float(v[a + k]) for scope, v in answer.proposed.items()}
+            self.values[j] = written(self._live, proposed, self.policy)
+            for scope, value in self.values[j].items():
+                self.written[scope][j] = value
 
     def _passes(self, j: int) -> dict[str, bool | None]:
         """Each rule's batch verdict on run ``j`` in the policy's order (None: not asked, as an earlier
@@ -195,13 +209,13 @@ class Scan:
         import numpy as np
 
         found: dict[str, bool | None] = {name: bool(ok[j]) for name, ok in self._lead.items()}
-        found.update(dict.fromkeys((name for name, _, _ in self._rest), None))
+        found.update(dict.fromkeys(self._rest, None))
         i = bisect.bisect_right(self._chunks, j, key=lambda chunk: int(chunk[0][0])) - 1
         if i >= 0:
-            rows, per_rule = self._chunks[i]
+            rows, per_rule, a = self._chunks[i]
             k = int(np.searchsorted(rows, j))
             if k < len(rows) and rows[k] == j:
-                found.update({name: bool(ok[k]) for name, ok in per_rule.items()})
+                found.update({name: bool(ok[a + k]) for name, ok in per_rule.items()})
         return found
 
     def _evidence(self, j: int, last_applied: datetime | None) -> dict[str, Any]:
@@ -233,6 +247,123 @@ class Scan:
         return decision
 
 
+def scan_together(scans: Sequence[Scan]) -> None:
+    """Run the scans (one underlying's each, all under one policy) to their ends, together.
+
+    The stateless rules that lead the policy are asked once about every run of every underlying;
+    then each round asks the other rules about the runs ahead of every underlying still open, in
+    one batch (the live values one per run), and each underlying takes its own first apply. The
+    rounds number about as many as the busiest underlying has applies, whatever the number of
+    underlyings.
+    """
+    import numpy as np
+
+    from ..plugins import get_rule
+
+    if not scans:
+        return
+    policy = scans[0].policy
+    rules = [(name, get_rule(name), policy.validated_rule_options(name)) for name in policy.rules]
+    lead = 0
+    while lead < len(rules) and rules[lead][1].stateless and rules[lead][1].batch is not None:
+        lead += 1
+    lead_names, rest_names = [name for name, _, _ in rules[:lead]], [name for name, _, _ in rules[lead:]]
+    memo: dict[str, Any] = {}  # what a batch form computes once per policy (thresholds, bounds)
+    pieces: list[tuple[Scan, Any, Mapping[str, float], datetime | None]] = [
+        (s, np.arange(p, int(s.prepared.stretch_end[p])), {}, None) for s in scans for p in s.prepared.starts()
+    ]
+    led: dict[int, list[tuple[Any, Asked]]] = {id(s): [] for s in scans}
+    for (s, rows, _, _), answer in zip(pieces, _asked(pieces, rules[:lead], policy, memo, _Flat(scans))):
+        led[id(s)].append((rows, answer))
+    for s in scans:
+        s._led(lead_names, rest_names, led[id(s)])
+    flat = _Flat(scans)  # again: the leading rules may have adjusted the smoothed values
+    open_ = [s for s in scans if s._open()]
+    while open_:
+        pieces = [(s, s._ahead_rows(), s._live, s._last) for s in open_]
+        for (s, rows, _, _), answer in zip(pieces, _asked(pieces, rules[lead:], policy, memo, flat)):
+            s._step(rows, answer)
+        open_ = [s for s in open_ if s._open()]
+    for s in scans:
+        s._hold(len(s.runs))
+
+
+class _Flat:
+    """Every scan's arrays end to end, so that a batch gathers the runs of many underlyings with one
+    index per array rather than one per underlying."""
+
+    def __init__(self, scans: Sequence[Scan]) -> None:
+        import numpy as np
+
+        sizes = [len(s.runs) for s in scans]
+        self.base = dict(zip(map(id, scans), [0, *np.cumsum(sizes).tolist()]))
+        scopes = dict.fromkeys(scope for s in scans for scope in s._columns)
+        self.columns = {
+            scope: np.concatenate([s._columns.get(scope, np.full(len(s.runs), np.nan)) for s in scans])
+            for scope in scopes
+        }
+        self.sample = np.concatenate([s.prepared.sample for s in scans])
+        self.vega = np.concatenate([s.prepared.vega for s in scans])
+        self.times = np.concatenate([s.prepared.times for s in scans]).view("datetime64[ns]")
+        self.runs = [run for s in scans for run in s.runs]
+
+
+class _Picked(Sequence):
+    """The runs of a batch (read only to name one in an error), without a list per batch."""
+
+    def __init__(self, runs: list[CalibrationRun], index: Any) -> None:
+        self._runs, self._index = runs, index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, k):
+        return self._runs[int(self._index[k])]
+
+
+def _asked(pieces, rules, policy: CalibrationUpdatePolicy, memo: dict[str, Any], flat: _Flat) -> list[Asked]:
+    """``rules`` over each piece ``(scan, rows, live values, last applied)``: the pieces whose runs have
+    the same scopes (and live scopes) asked in one batch. A piece's answer is that batch's, where the
+    piece starts in it, and which of its runs passed every rule (not cut out: most are never read)."""
+    import bisect
+
+    import numpy as np
+
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+    for i, (s, rows, live, _) in enumerate(pieces):
+        groups.setdefault((tuple(s.smoothed[int(rows[0])]), tuple(live)), []).append(i)
+    out: list[Asked] = [None] * len(pieces)  # type: ignore[list-item]
+    for (scopes, live_scopes), members in groups.items():
+        parts = [pieces[i] for i in members]
+        sizes = [len(rows) for _, rows, _, _ in parts]
+        bounds = [0, *np.cumsum(sizes).tolist()]
+        index = np.concatenate([rows + flat.base[id(s)] for s, rows, _, _ in parts])
+        proposed = {scope: flat.columns[scope][index] for scope in scopes}
+        current = {
+            scope: np.repeat(np.array([live[scope] for _, _, live, _ in parts], dtype=np.float64), sizes)
+            for scope in live_scopes
+        }
+        evidence: dict[str, Any] = {"sample_size": flat.sample[index], "vega_sum": flat.vega[index]}
+        if parts[0][0].evidence_keys:
+            evidence["run_time"] = flat.times[index]
+            evidence["last_applied_at"] = np.repeat(moments([last for _, _, _, last in parts]), sizes)
+            evidence["recent_smoothed"] = [
+                _Recent(s.prepared.recent, s.first, j) for s, rows, _, _ in parts for j in rows.tolist()
+            ]
+
+        def per_run(k: int) -> dict[str, Any]:
+            i = bisect.bisect_right(bounds, k) - 1
+            s, rows, _, last = parts[i]
+            return s._evidence(int(rows[k - bounds[i]]), last)
+
+        answer = evaluate(rules, policy, current, proposed, evidence, _Picked(flat.runs, index), per_run, memo)
+        hits = np.flatnonzero(answer.passed)
+        cuts = np.searchsorted(hits, bounds).tolist()
+        for i, member in enumerate(members):
+            out[member] = (answer, bounds[i], hits[cuts[i] : cuts[i + 1]] - bounds[i])
+    return out
+
+
 def written(live: Mapping[str, float], proposed: dict[str, float], policy: CalibrationUpdatePolicy) -> dict[str, float]:
     """What an applying run writes: every scope, or (``apply_scopes = "changed"``) those that moved enough."""
     if policy.apply_scopes != "changed":
@@ -250,12 +381,12 @@ def agree(decision: Decision, passes: Mapping[str, bool | None], values: Mapping
     for verdict, (name, batch) in zip(decision.verdicts, passes.items()):
         if batch is not None and batch != verdict.passed:
             raise EngineError(
-                f"Rule {name!r} {'passed' if batch else 'failed'} run {_run_named(run)} in its batch form but "
+                f"Rule {name!r} {'passed' if batch else 'failed'} run {run_named(run)} in its batch form but "
                 f"{'passed' if verdict.passed else 'failed'} it in its per-run form; the two must agree."
             )
     if decision.apply != (values is not None) or (values is not None and not _same(decision.values, values)):
         raise EngineError(
-            f"The rules' batch forms and per-run forms would write different values for run {_run_named(run)} "
+            f"The rules' batch forms and per-run forms would write different values for run {run_named(run)} "
             f"({values} against {decision.values if decision.apply else None}); the two must agree."
         )
 

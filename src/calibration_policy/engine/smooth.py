@@ -13,57 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CalibrationPolicyError
 from ..models import CalibrationRun
 from ..naming import sequence_key
 from ..policy import CalibrationUpdatePolicy
+from .clock import times_ns
+from .errors import EngineError, run_named, runs_named
+from .gates import passing
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_INT64 = 2**63
-
-
-class EngineError(CalibrationPolicyError):
-    """A plugin's batch form answered something the engine cannot use; names the plugin and the run."""
-
-
-def times_ns(moments: Sequence[datetime]) -> npt.NDArray[np.int64]:
-    """UTC times as integer nanoseconds since the epoch, counted exactly.
-
-    numpy would wrap a time outside 1677-09-21 … 2262-04-11 around silently, so such a time
-    is an error naming it rather than a wrong weight.
-    """
-    import numpy as np
-
-    counts = [(moment - _EPOCH) // timedelta(microseconds=1) * 1000 for moment in moments]
-    for moment, count in zip(moments, counts):
-        if not -_INT64 < count < _INT64:
-            raise CalibrationPolicyError(
-                f"Cannot smooth a run at {moment.isoformat()}: smoothing counts time in nanoseconds, "
-                "which reach only from 1677-09-21 to 2262-04-11."
-            )
-    return np.array(counts, dtype=np.int64)
-
-
-def qualifying(runs: Sequence[CalibrationRun], policy: CalibrationUpdatePolicy) -> npt.NDArray[np.bool_]:
-    """Which runs may join a later run's window: a thin or low-vega day is noise, by default kept out."""
-    import numpy as np
-
-    keep = np.ones(len(runs), dtype=bool)
-    if not policy.smoothing_skips_thin_runs:
-        return keep
-    if "min_sample_size" in policy.rules:
-        keep &= np.array([run.sample_size for run in runs], dtype=np.float64) >= policy.min_sample_size
-    if "min_vega_sum" in policy.rules:
-        vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
-        keep &= ~(vega < policy.min_vega_sum)  # an unknown vega does not keep a run out
-    return keep
 
 
 def window_runs(
@@ -73,7 +36,8 @@ def window_runs(
 
     The current run is always included, exactly once, whether or not ``history`` holds it;
     later runs are left out, so replaying the past gives the answer it gave then; earlier runs
-    too thin to pass the evidence rules are left out unless the policy says otherwise.
+    that fail one of the policy's evidence gates are left out unless the policy says otherwise
+    (:mod:`.gates`).
     """
     start = current_run.timestamp - timedelta(days=policy.smoothing_window_days)
     candidates = [
@@ -86,7 +50,7 @@ def window_runs(
     ]
     seen = {current_run.run_id} if current_run.run_id else set()
     picked = [current_run]
-    for run, keep in zip(candidates, qualifying(candidates, policy).tolist()):
+    for run, keep in zip(candidates, passing(candidates, policy).tolist()):
         if keep and not (run.run_id and run.run_id in seen):
             picked.append(run)
             if run.run_id:
@@ -103,12 +67,14 @@ def smooth_series(
     targets: Sequence[int] | None = None,
     *,
     times: npt.NDArray[np.int64] | None = None,
+    keep: npt.NDArray[np.bool_] | None = None,
 ) -> list[dict[str, float]]:
     """The smoothed values of ``runs[i]`` for every ``i`` in ``targets`` (default: all), each over
     its own window among ``runs[:i + 1]``.
 
     ``runs`` are one underlying's, in the order they were recorded (timestamp, then number); each
     scope of a target is smoothed over the runs of its window that have a finite value for it.
+    ``keep`` is :func:`.gates.passing` of ``runs`` when the caller already has it.
     """
     import numpy as np
 
@@ -121,7 +87,7 @@ def smooth_series(
     if not len(wanted):
         return []
     stamps = times_ns([run.timestamp for run in runs]) if times is None else times
-    keep = qualifying(runs, policy)
+    keep = passing(runs, policy) if keep is None else keep
     window_ns = timedelta(days=policy.smoothing_window_days) // timedelta(microseconds=1) * 1000
     first = np.searchsorted(stamps, stamps[wanted] - window_ns, side="left")  # earliest run in each window
     scopes: dict[str, None] = {}
@@ -179,13 +145,13 @@ def _call(smoother, times, values, offsets, options, runs, targets, scope) -> np
     except Exception as error:  # a plugin's bug: stop, naming it and the runs it was smoothing
         raise EngineError(
             f"Smoothing strategy {smoother.name!r} failed in its batch form while smoothing "
-            f"{_runs_named(runs, targets)}: {type(error).__name__}: {error}."
+            f"{runs_named([runs[int(k)] for k in targets])}: {type(error).__name__}: {error}."
         ) from error
     answer = np.asarray(answer)
     if answer.shape != (count,) or answer.dtype.kind not in "fiu":
         raise EngineError(
             f"Smoothing strategy {smoother.name!r} returned {_shape(answer)} from its batch form for "
-            f"{count} windows ({_runs_named(runs, targets)}); it must return one number per window."
+            f"{count} windows ({runs_named([runs[int(k)] for k in targets])}); it must return one number per window."
         )
     answer = answer.astype(np.float64, copy=False)
     bad = np.flatnonzero(~np.isfinite(answer))
@@ -193,7 +159,7 @@ def _call(smoother, times, values, offsets, options, runs, targets, scope) -> np
         k = int(bad[0])
         raise EngineError(
             f"Smoothing strategy {smoother.name!r} returned {answer[k]} from its batch form for {scope} of run "
-            f"{_run_named(runs[int(targets[k])])}; a smoothed value must be a finite number."
+            f"{run_named(runs[int(targets[k])])}; a smoothed value must be a finite number."
         )
     return answer
 
@@ -205,19 +171,10 @@ def _scalar(smoother, value: Any, run: CalibrationRun, scope: str) -> float:
         number = math.nan
     if not math.isfinite(number):
         raise CalibrationPolicyError(
-            f"Smoothing strategy {smoother.name!r} returned {value!r:.40} for {scope} of run {_run_named(run)}; "
+            f"Smoothing strategy {smoother.name!r} returned {value!r:.40} for {scope} of run {run_named(run)}; "
             "a smoothed value must be a finite number."
         )
     return number
-
-
-def _run_named(run: CalibrationRun) -> str:
-    return run.run_id or f"{run.underlying} at {run.timestamp.isoformat()}"
-
-
-def _runs_named(runs: Sequence[CalibrationRun], targets: Any) -> str:
-    first = _run_named(runs[int(targets[0])])
-    return f"run {first}" if len(targets) == 1 else f"{len(targets)} runs from {first}"
 
 
 def _shape(answer: Any) -> str:

@@ -52,13 +52,16 @@ from .reviews import (
     reject_suggestion,
     review_policy,
     roll_back,
+    roll_back_policy,
+    set_policy,
 )
-from .update import force_apply, run_update
+from .update import UpdateOptions, force_apply, run_update
 
 __all__ = [
     "FORCED_REASON",
     "ForcedValues",
     "Smoothed",
+    "UpdateOptions",
     "UpdateOutcome",
     "_mark_run_applied",
     "_reviewed",
@@ -82,10 +85,12 @@ __all__ = [
     "reject_suggestion",
     "review_policy",
     "roll_back",
+    "roll_back_policy",
     "route",
     "run_time_for",
     "run_update",
     "settle",
+    "set_policy",
     "settle_interrupted",
     "smooth",
     "smooth_over",

@@ -12,103 +12,73 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..archive import ArchiveEntry
-from ..changes import Approve, Modify, PolicyPropose, PolicyReview, Reject, RollBack
+from ..changes import Approve, Modify, PolicyPropose, PolicyReview, PolicyRollBack, PolicySet, Reject, RollBack
 from ..context import Context
 from ..governor import Governor
 from ..policy import CalibrationUpdatePolicy
-from ..policy_versions import PolicyProposal
+from ..policy_versions import PolicyProposal, PolicyVersion
 from ..review import Suggestion
 from ..stores import open_reviews
 from ..target import Target
 
 
-def _store(suggestions: Any) -> Any:
-    return suggestions if hasattr(suggestions, "holding") else open_reviews(suggestions)
+def _reviews(ctx: Context) -> Any:
+    return open_reviews(ctx.suggestions_dir)
 
 
-def _context(store: Any, actor: Any, via: str, permissions: Any, history_dir: Any, archive_dir: Any) -> Context:
-    return Context.build(
-        actor=actor,
-        via=via,
-        permissions=permissions,
-        history_dir=history_dir,
-        archive_dir=archive_dir,
-        suggestions_dir=getattr(store, "directory", None),
-    )
+def _context(context: Context | None) -> Context:
+    return context if context is not None else Context.build()
 
 
 def approve_suggestion(
-    suggestions: Any,
     suggestion_id: str,
     *,
     target: Target,
-    reviewer: Any = None,
     notes: str | None = None,
-    archive_dir: Any = None,
-    history_dir: Any = None,
     expected_version: str | None = None,
-    actor: Any = None,
-    via: str = "python",
-    policy: Any = None,
-    permissions: Any = None,
+    context: Context | None = None,
 ) -> Suggestion:
-    """Make a pending suggestion's values live as they are (``suggestions``: a ReviewStore or its folder),
-    or, when the policy wants more approvers than this one, record the approval and keep waiting.
+    """Make a pending suggestion's values live as they are, or, when the policy wants more approvers than
+    this one, record the approval and keep waiting.
 
-    ``actor`` (or ``reviewer``) needs the ``approve`` permission, then passes the four-eyes rule; ``policy``
-    (a domain's own settings) may narrow the policy in force, never widen it."""
-    store = _store(suggestions)
-    ctx = _context(store, actor if actor is not None else reviewer, via, permissions, history_dir, archive_dir)
-    change = Approve(store, suggestion_id, target, notes, expected_version, policy)
+    The context's actor needs the ``approve`` permission on the suggestion's domain, then passes the
+    four-eyes rule; the context's own policy (a domain's settings) may narrow the policy in force, never
+    widen it. The suggestion is looked up in the context's suggestions folder (or store)."""
+    ctx = _context(context)
+    change = Approve(_reviews(ctx), suggestion_id, target, notes, expected_version, ctx.given)
     return Governor(ctx).execute(change)
 
 
 def modify_suggestion(
-    suggestions: Any,
     suggestion_id: str,
     values: Mapping[str, Any],
     *,
     target: Target,
-    reviewer: Any = None,
     notes: str | None = None,
-    archive_dir: Any = None,
-    history_dir: Any = None,
     expected_version: str | None = None,
-    actor: Any = None,
-    via: str = "python",
-    policy: Any = None,
-    permissions: Any = None,
+    context: Context | None = None,
 ) -> Suggestion:
     """Make the reviewer's own values live instead of the suggested ones, after the domain validated them
     (under the four-eyes rule the modified values wait for another person's approval)."""
-    store = _store(suggestions)
-    ctx = _context(store, actor if actor is not None else reviewer, via, permissions, history_dir, archive_dir)
-    change = Modify(store, suggestion_id, target, notes, expected_version, policy, values)
+    ctx = _context(context)
+    change = Modify(_reviews(ctx), suggestion_id, target, notes, expected_version, ctx.given, values)
     return Governor(ctx).execute(change)
 
 
 def reject_suggestion(
-    suggestions: Any,
     suggestion_id: str,
     *,
-    reviewer: Any = None,
-    notes: str | None = None,
     target: Target | None = None,
-    archive_dir: Any = None,
-    history_dir: Any = None,
+    notes: str | None = None,
     expected_version: str | None = None,
-    actor: Any = None,
-    via: str = "python",
-    policy: Any = None,
-    permissions: Any = None,
+    context: Context | None = None,
 ) -> Suggestion:
     """Close a pending suggestion without touching the live config; its run then says why nothing went live.
 
     With ``target``, whatever a killed process left half done on it is settled first (a killed approval
     that reached the live config is completed, and this rejection then refused)."""
-    store = _store(suggestions)
-    ctx = _context(store, actor if actor is not None else reviewer, via, permissions, history_dir, archive_dir)
-    change = Reject(store, suggestion_id, target, notes, expected_version, policy)
+    ctx = _context(context)
+    change = Reject(_reviews(ctx), suggestion_id, target, notes, expected_version, ctx.given)
     return Governor(ctx).execute(change)
 
 
@@ -116,25 +86,21 @@ def roll_back(
     target: Target,
     to: str,
     *,
-    archive_dir: Any = None,
-    actor: Any = "user",
     domain: str | None = None,
-    history_dir: Any = None,
-    expected_version: str | None = None,
-    via: str = "python",
-    policy: Any = None,
-    permissions: Any = None,
     notes: str | None = None,
+    expected_version: str | None = None,
+    context: Context | None = None,
 ) -> ArchiveEntry:
     """Make an archived value set live again; the rollback is itself a recorded, archived change.
 
     ``to`` names the set by the change that made it live (its ``change_id``), or ``original``
     for the config as it was before the first recorded change. ``domain`` defaults to the
     domain of the target's archived changes, so the reason says "weights" or "IV multipliers".
-    ``actor`` needs the ``roll_back`` permission on that domain (checked before anything is written).
+    The context's actor (default "user") needs the ``roll_back`` permission on that domain (checked
+    before anything is written).
     """
-    ctx = Context.build(actor=actor, via=via, permissions=permissions, history_dir=history_dir, archive_dir=archive_dir)
-    return Governor(ctx).execute(RollBack(target, to, domain, notes, expected_version, policy))
+    ctx = _context(context).acting("user")
+    return Governor(ctx).execute(RollBack(target, to, domain, notes, expected_version, ctx.given))
 
 
 def propose_policy(
@@ -142,15 +108,13 @@ def propose_policy(
     *,
     reason: str,
     evidence: Mapping[str, Any] | None = None,
-    data_dir: Any = None,
-    actor: Any = None,
-    via: str = "python",
-    permissions: Any = None,
+    context: Context | None = None,
 ) -> PolicyProposal:
-    """Leave a candidate policy for a reviewer (``actor`` needs ``propose``); nothing changes until it is
-    approved, and the proposal is announced (``change_made``, the outbox) like every other change."""
-    ctx = Context.build(actor=actor, via=via, permissions=permissions, data_dir=data_dir)
-    return Governor(ctx).execute(PolicyPropose(policy, reason, evidence, data_dir))
+    """Leave a candidate policy for a reviewer (the context's actor needs ``propose``); nothing changes
+    until it is approved, and the proposal is announced (``change_made``, the outbox) like every other
+    change."""
+    ctx = _context(context)
+    return Governor(ctx).execute(PolicyPropose(policy, reason, evidence, ctx.data_dir))
 
 
 def review_policy(
@@ -158,12 +122,23 @@ def review_policy(
     *,
     approve: bool,
     notes: str = "",
-    data_dir: Any = None,
-    actor: Any = None,
-    via: str = "python",
-    permissions: Any = None,
+    context: Context | None = None,
 ) -> PolicyProposal:
-    """Approve a policy proposal (a new policy version goes live) or reject it; ``actor`` needs
+    """Approve a policy proposal (a new policy version goes live) or reject it; the context's actor needs
     ``change_policy`` and passes the four-eyes rule."""
-    ctx = Context.build(actor=actor, via=via, permissions=permissions, data_dir=data_dir)
-    return Governor(ctx).execute(PolicyReview(proposal_id, approve, notes, data_dir))
+    ctx = _context(context)
+    return Governor(ctx).execute(PolicyReview(proposal_id, approve, notes, ctx.data_dir))
+
+
+def set_policy(policy: CalibrationUpdatePolicy, *, reason: str, context: Context | None = None) -> PolicyVersion:
+    """Make ``policy`` the live policy at once (the context's actor needs ``change_policy``): archived as a new
+    version with who and why, written as the data root's policy TOML, and announced like every change."""
+    ctx = _context(context)
+    return Governor(ctx).execute(PolicySet(policy, reason, ctx.data_dir))
+
+
+def roll_back_policy(to: str, *, reason: str, context: Context | None = None) -> PolicyVersion:
+    """Make an earlier policy version (``to``: its id or fingerprint) live again, as a new version; the
+    context's actor needs ``change_policy``."""
+    ctx = _context(context)
+    return Governor(ctx).execute(PolicyRollBack(to, reason, ctx.data_dir))

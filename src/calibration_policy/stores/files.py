@@ -78,7 +78,7 @@ class FileStore:
         return FileOutbox(data_dir if data_dir is not None else (self.root or resolve_history_dir(None).parent))
 
     def current_policy(self) -> dict[str, Any] | None:
-        return None  # the policy file in the data folder is the policy in force (set_policy writes it)
+        return None  # the policy file in the data folder is the policy in force (a policy change writes it)
 
     def describe(self) -> str:
         from ..paths import data_root

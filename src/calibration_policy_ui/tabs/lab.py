@@ -21,85 +21,9 @@ from calibration_policy.pipeline import propose_policy, review_policy
 from calibration_policy.policy_versions import PolicyProposals, PolicyVersions, decision_settings
 
 from ..errors import PanelError
+from ..lab_form import candidate_policy, form_fields
 from ..security import check_csrf, clear_flash, read_flash, set_flash
 from . import TabContext
-
-FIELDS = (
-    "min_delta_global",
-    "min_delta_band",
-    "min_sample_size",
-    "min_vega_sum",
-    "max_step",
-    "up",
-    "down",
-    "stabilization_days",
-    "cooldown_days",
-)
-
-
-def _number(text: str | None, name: str) -> float | None:
-    if text is None or not str(text).strip():
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise CalibrationPolicyError(f"{name.replace('_', ' ')} must be a number, not {text!r:.30}.") from None
-
-
-def candidate_policy(current, form: dict[str, Any]):
-    """The live policy with the form's thresholds; the lab rules join when their fields are filled."""
-    from calibration_policy.policy import CalibrationUpdatePolicy
-
-    data = current.model_dump()
-    options = {k: dict(v) for k, v in data["rule_options"].items()}
-    rules = [r for r in data["rules"] if r not in ("stabilization_window", "cooldown_period", "min_delta_directional")]
-    for name in ("min_delta_global", "min_delta_band", "min_vega_sum", "max_step"):
-        value = _number(form.get(name), name)
-        if value is not None:
-            data[name] = value
-        elif name == "max_step" and name in form:
-            data[name] = None
-    size = _number(form.get("min_sample_size"), "min_sample_size")
-    if size is not None:
-        if size != int(size):
-            raise CalibrationPolicyError("min sample size must be a whole number.")
-        data["min_sample_size"] = int(size)
-    up, down = _number(form.get("up"), "up"), _number(form.get("down"), "down")
-    if up is not None or down is not None:
-        options["min_delta_directional"] = {
-            "up": up if up is not None else data["min_delta_global"],
-            "down": down if down is not None else data["min_delta_global"],
-        }
-        rules = ["min_delta_directional" if r == "min_delta" else r for r in rules]
-        if "min_delta_directional" not in rules:
-            rules.append("min_delta_directional")
-    stab = _number(form.get("stabilization_days"), "stabilization_days")
-    if stab is not None:
-        options["stabilization_window"] = {"days": stab}
-        where = next((i for i, r in enumerate(rules) if r in ("min_delta", "min_delta_directional")), len(rules))
-        rules.insert(where, "stabilization_window")
-    cool = _number(form.get("cooldown_days"), "cooldown_days")
-    if cool is not None:
-        options["cooldown_period"] = {"days": cool}
-        rules.append("cooldown_period")
-    data["rules"] = rules
-    data["rule_options"] = {k: v for k, v in options.items() if k in rules}
-    return CalibrationUpdatePolicy(**data)
-
-
-def _form_defaults(policy) -> dict[str, str]:
-    options = policy.rule_options
-    return {
-        "min_delta_global": f"{policy.min_delta_global:g}",
-        "min_delta_band": f"{policy.min_delta_band:g}",
-        "min_sample_size": str(policy.min_sample_size),
-        "min_vega_sum": f"{policy.min_vega_sum:g}",
-        "max_step": "" if policy.max_step is None else f"{policy.max_step:g}",
-        "up": str(options.get("min_delta_directional", {}).get("up", "")),
-        "down": str(options.get("min_delta_directional", {}).get("down", "")),
-        "stabilization_days": str(options.get("stabilization_window", {}).get("days", "")),
-        "cooldown_days": str(options.get("cooldown_period", {}).get("days", "")),
-    }
 
 
 def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str | None = None) -> dict[str, Any]:
@@ -108,14 +32,10 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
     from calibration_policy.replay import load_history
     from calibration_policy.stores import open_store
 
-    from ..views import evidence_words
-
     current = panel.policy()
-    sample, evidence = evidence_words(current.domain)
     view: dict[str, Any] = {
-        "form": {**_form_defaults(current), **{k: v for k, v in form.items() if v is not None}},
-        # the evidence fields in the domain's words: "fills at least", "notional at least"
-        "words": {"min_sample_size": sample, "min_vega_sum": evidence},
+        "groups": form_fields(current),  # the inputs of each rule of the policy, in the domain's words
+        "form": {k: v for k, v in form.items() if v is not None},
         "underlyings": open_store(panel.history_dir).underlyings(),
         "underlying": underlying,
         "since": since or "",
@@ -126,7 +46,7 @@ def try_policy(panel, underlying: str | None, form: dict[str, Any], since: str |
         view["error"] = "There are no calibration runs yet: nothing to replay."
         return view
     underlying = view["underlying"] = (underlying or view["underlyings"][0]).upper()
-    if not any(k in form for k in FIELDS):
+    if not form:
         return view
     try:
         candidate = candidate_policy(current, form)
@@ -256,7 +176,8 @@ def add_lab_page(router, panel) -> None:
     @router.get("/lab", name="calibration_policy_ui.lab", response_class=HTMLResponse, include_in_schema=False)
     def lab_page(request: Request) -> Response:
         query = request.query_params
-        form = {k: query.get(k) for k in FIELDS if k in query}
+        names = [field.name for group in form_fields(panel.policy()) for field in group.fields]
+        form = {k: query.get(k) for k in names if k in query}
         view = try_policy(panel, query.get("underlying"), form, query.get("since"))
         data_dir = panel.data_dir
         proposals = PolicyProposals(data_dir)
@@ -299,10 +220,7 @@ def add_proposal_routes(router, panel) -> None:
                 policy,
                 reason=reason,
                 evidence=found,
-                data_dir=panel.data_dir,
-                actor=panel.actor(request) or "someone",
-                via="panel",
-                permissions=panel.permissions,
+                context=panel.context(panel.actor(request) or "someone", "panel"),
             )
         except (CalibrationPolicyError, ValueError) as error:
             return back(request, f"Not proposed: {error}", "error")
@@ -316,10 +234,7 @@ def add_proposal_routes(router, panel) -> None:
                 proposal_id,
                 approve=approve,
                 notes=notes,
-                data_dir=panel.data_dir,
-                actor=panel.actor(request) or "reviewer",
-                via="panel",
-                permissions=panel.permissions,
+                context=panel.context(panel.actor(request) or "reviewer", "panel"),
             )
         except CalibrationPolicyError as error:
             return back(request, str(error), "error")

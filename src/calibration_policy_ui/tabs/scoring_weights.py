@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from calibration_policy import CalibrationRun, pipeline
 from calibration_policy.archive import Archive, Period
+from calibration_policy.context import Context
 from calibration_policy.default_plugins.scoring_weights.analysis import (
     MODEL_NAME,
     TRADING_THRESHOLD,
@@ -68,7 +69,6 @@ from calibration_policy.errors import (
     StaleChangeError,
 )
 from calibration_policy.moments import parse_moment
-from calibration_policy.permissions import governing
 from calibration_policy.pipeline import (
     approve_suggestion,
     modify_suggestion,
@@ -132,13 +132,10 @@ class WeightsTab:
         """The signed-in user if the host knows one (the host's user object), else the name typed in the form."""
         return self.panel.actor(request, given) or ""
 
-    def checks(self, via: str) -> dict[str, Any]:
-        """What a change function needs for its permission check: from where, the policy, the host's callable."""
-        return {
-            "via": via,
-            "policy": governing(self.panel.policy(), self.settings().policy),  # the weights settings only narrow
-            "permissions": self.panel.permissions,
-        }
+    def context(self, actor: Any, via: str) -> Context:
+        """What the tab's changes run in: the panel's, with the weights settings as the policy (they decide the
+        weights' changes and only narrow who may do what)."""
+        return self.panel.context(actor, via, self.settings().policy)
 
 
 # -- what the page shows ---------------------------------------------------------------------------
@@ -483,21 +480,24 @@ def _review(
     expected_version: str | None = None,
 ) -> Suggestion:
     _pending(tab, suggestion_id)
-    store, panel = tab.store(), tab.panel
-    dirs = {
-        "archive_dir": panel.archive_dir,
-        "history_dir": panel.history_dir,
-        "expected_version": expected_version,
-        **tab.checks(via),
-    }
+    context = tab.context(reviewer, via)
     try:
         if action == "reject":
-            return reject_suggestion(store, suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
+            return reject_suggestion(
+                suggestion_id, target=tab.target(), notes=notes, expected_version=expected_version, context=context
+            )
         if action == "modify":
             return modify_suggestion(
-                store, suggestion_id, weights or {}, target=tab.target(), reviewer=reviewer, notes=notes, **dirs
+                suggestion_id,
+                weights or {},
+                target=tab.target(),
+                notes=notes,
+                expected_version=expected_version,
+                context=context,
             )
-        return approve_suggestion(store, suggestion_id, target=tab.target(), reviewer=reviewer, notes=notes, **dirs)
+        return approve_suggestion(
+            suggestion_id, target=tab.target(), notes=notes, expected_version=expected_version, context=context
+        )
     except SettledError as error:  # lost a race with another reviewer after the check above
         raise PanelError(409, str(error)) from None
 
@@ -615,13 +615,7 @@ def add_weights_page_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelper
         outcome = suggest_weights(
             tab.trades_path,
             tab.target(),
-            policy=tab.settings().policy,
-            history_dir=panel.history_dir,
-            suggestions_dir=panel.suggestions_dir,
-            archive_dir=panel.archive_dir,
-            actor=panel.actor(request),
-            via="panel",
-            permissions=panel.permissions,
+            context=tab.context(panel.actor(request), "panel"),
         )
         return done(request, outcome.message)
 
@@ -674,7 +668,7 @@ def add_weights_review_routes(router: APIRouter, tab: WeightsTab, h: WeightsHelp
 
 
 def add_weights_rollback_route(router: APIRouter, tab: WeightsTab, h: WeightsHelpers) -> None:
-    panel, post, done = tab.panel, h.post, h.done
+    post, done = h.post, h.done
 
     @router.post("/weights/rollback", name="calibration_policy_ui.weights_rollback", **post)
     def roll_back(
@@ -688,11 +682,8 @@ def add_weights_rollback_route(router: APIRouter, tab: WeightsTab, h: WeightsHel
             tab.target(),
             to,
             domain=DOMAIN_NAME,
-            archive_dir=panel.archive_dir,
-            history_dir=panel.history_dir,
-            actor=tab.reviewer(request, reviewer),
             expected_version=version or None,
-            **tab.checks("panel"),
+            context=tab.context(tab.reviewer(request, reviewer), "panel"),
         )
         return done(
             request,
@@ -801,14 +792,8 @@ def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers
         outcome = suggest_weights(
             tab.trades_path,
             tab.target(),
-            policy=tab.settings().policy,
             threshold=(body or SuggestIn()).threshold,
-            history_dir=panel.history_dir,
-            suggestions_dir=panel.suggestions_dir,
-            archive_dir=panel.archive_dir,
-            actor=panel.actor(request),
-            via="api",
-            permissions=panel.permissions,
+            context=tab.context(panel.actor(request), "api"),
         )
         return ok(
             OutcomeOut(
@@ -878,11 +863,8 @@ def add_weights_change_api(router: APIRouter, tab: WeightsTab, h: WeightsHelpers
             tab.target(),
             body.to,
             domain=DOMAIN_NAME,
-            archive_dir=panel.archive_dir,
-            history_dir=panel.history_dir,
-            actor=tab.reviewer(request, body.reviewer),
             expected_version=if_match(request),
-            **tab.checks("api"),
+            context=tab.context(tab.reviewer(request, body.reviewer), "api"),
         )
         return ok(
             ChangeOut(

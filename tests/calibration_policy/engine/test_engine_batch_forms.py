@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calibration_policy import CalibrationRun, CalibrationUpdatePolicy
+from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, Context
 from calibration_policy.decide import RuleContext
 from calibration_policy.default_plugins import lab_rules, rules, smoothers
-from calibration_policy.engine import BatchContext, EngineError, Scan, smooth_series
+from calibration_policy.engine import BatchContext, EngineError, Scan, scan_together, smooth_series
+from calibration_policy.engine.rules import moments
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.lab import tune
 from calibration_policy.pipeline import run_update
@@ -111,10 +112,11 @@ def test_every_built_in_rule_batch_form_passes_and_adjusts_as_its_fn(name, curre
         "sample_size": np.array([math.nan if r[1] is None else r[1] for r in rows], dtype=float),
         "vega_sum": np.array([math.nan if r[2] is None else r[2] for r in rows], dtype=float),
         "run_time": np.array([int(t.timestamp()) * 10**9 for t in times], dtype=np.int64).view("datetime64[ns]"),
-        "last_applied_at": last_at,
+        "last_applied_at": moments([last_at] * len(rows)),
     }
     proposed = {s: np.array([r[0][i] for r in rows]) for i, s in enumerate(SCOPES)}
-    verdict = batch(BatchContext(dict(current), proposed, policy, evidence, options, len(rows)))
+    live = {s: np.full(len(rows), value) for s, value in current.items()}
+    verdict = batch(BatchContext(live, proposed, policy, evidence, options, len(rows)))
     for k, row in enumerate(rows):
         ctx = RuleContext(
             dict(current),
@@ -201,9 +203,9 @@ def bad_forms(fresh_plugins):
         (dict(smoothing="short"), r"Smoothing strategy 'short' returned an array of shape \(1,\) .* for 12 windows"),
         (dict(smoothing="nan_from_batch"), r"'nan_from_batch' returned nan from its batch form for global of run "
          r"20250303T210000\.000000Z_SPY_live"),
-        (dict(rules=("rule_raises",)), r"Rule 'rule_raises' failed in its batch form while deciding .*IndexError"),
-        (dict(rules=("rule_short",)), r"Rule 'rule_short' returned 1 pass/fail answers \(bool\) from its batch form for \d+ runs"),
-        (dict(rules=("rule_nan",), max_step=0.1), r"Rule 'rule_nan' adjusted 'global' to nan for run 20250303T210000\.000000Z_SPY_live"),
+        (dict(rules=("rule_raises",)), r"Rule 'rule_raises' of plugin bad_forms failed in its batch form while deciding .*IndexError"),
+        (dict(rules=("rule_short",)), r"Rule 'rule_short' of plugin bad_forms returned 1 pass/fail answers \(bool\) from its batch form for \d+ runs"),
+        (dict(rules=("rule_nan",), max_step=0.1), r"Rule 'rule_nan' of plugin bad_forms adjusted 'global' to nan for run 20250303T210000\.000000Z_SPY_live"),
     ],
 )  # fmt: skip
 def test_a_bad_batch_form_stops_the_replay_with_a_sentence_naming_it_and_the_run(bad_forms, policy, says):
@@ -221,16 +223,20 @@ def test_a_bad_batch_form_in_the_live_path_changes_nothing_live(bad_forms, tmp_p
     live = tmp_path / "live.json"
     live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     before = live.read_bytes()
-    with pytest.raises(EngineError, match="'rule_raises' failed in its batch form while deciding run "):
+    with pytest.raises(
+        EngineError, match="'rule_raises' of plugin bad_forms failed in its batch form while deciding run "
+    ):
         run_update(
             make_result(global_m=1.2),
             underlying="SPY",
             source="live",
             target=JsonFileTarget(live),
-            policy=CalibrationUpdatePolicy(rules=("rule_raises",)),
-            history_dir=tmp_path / "runs",
-            archive_dir=tmp_path / "archive",
-            suggestions_dir=tmp_path / "sugg",
+            context=Context.build(
+                policy=CalibrationUpdatePolicy(rules=("rule_raises",)),
+                history_dir=tmp_path / "runs",
+                archive_dir=tmp_path / "archive",
+                suggestions_dir=tmp_path / "sugg",
+            ),
         )
     assert live.read_bytes() == before and not (tmp_path / "archive").exists()
 
@@ -273,6 +279,7 @@ def test_a_scan_moves_the_live_value_at_each_apply():
     smoothed = [dict(r.recommended) for r in runs]
     policy = CalibrationUpdatePolicy(min_delta_global=0.05, rules=("min_delta",))
     s = Scan(runs, smoothed, policy, {"global": 1.0, "weekly": 1.01}, None, set())
+    scan_together([s])
     applied = [j for j in range(10) if s.route[j] == 1]
     assert applied == [3, 6, 9]  # +0.02 a day, threshold 0.05: every third day
     assert s.live_before[4]["global"] == pytest.approx(1.06) and s.live_after(9)["global"] == pytest.approx(1.18)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calibration_policy import CalibrationUpdatePolicy, RuleVerdict
+from calibration_policy import CalibrationUpdatePolicy, Context, RuleVerdict, UpdateOptions
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.pipeline import run_update
 from calibration_policy.plugins import get_plugin_manager
@@ -113,11 +113,10 @@ def record_live(root: Path, history, policy, start) -> None:
             underlying="SPY",
             source="live",
             target=target,
-            policy=policy,
-            history_dir=root / "runs",
-            archive_dir=root / "archive",
-            suggestions_dir=root / "sugg",
-            timestamp=T0 + timedelta(days=days),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=days)),
+            context=Context.build(
+                policy=policy, history_dir=root / "runs", archive_dir=root / "archive", suggestions_dir=root / "sugg"
+            ),
         )
 
 

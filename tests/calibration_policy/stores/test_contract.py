@@ -11,9 +11,11 @@ import pytest
 
 from calibration_policy import (
     CalibrationUpdatePolicy,
+    Context,
     HistoryError,
     ReviewError,
     StaleChangeError,
+    UpdateOptions,
     active_store,
     force_apply,
     open_store,
@@ -68,8 +70,8 @@ def test_update_applies_archives_and_records_the_run(store_url, target, make_res
         underlying="SPY",
         source="live",
         target=target,
-        policy=POLICY,
-        timestamp=t0,
+        options=UpdateOptions(timestamp=t0),
+        context=Context.build(policy=POLICY),
     )
     assert outcome.applied
     stored = open_store().get(outcome.run.run_id)
@@ -81,26 +83,38 @@ def test_update_applies_archives_and_records_the_run(store_url, target, make_res
 
 def test_stale_version_changes_nothing(store_url, target, make_result, t0):
     seen = live_version(target)
-    run_update(make_result(global_m=1.1), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0)
+    run_update(
+        make_result(global_m=1.1),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=t0),
+        context=Context.build(policy=POLICY),
+    )
     before = open_archive(None, target.name).entries()
     with pytest.raises(StaleChangeError, match="changed since you looked"):
-        force_apply("SPY", target=target, policy=POLICY, expected_version=seen)
+        force_apply("SPY", target=target, expected_version=seen, context=Context.build(policy=POLICY))
     assert open_archive(None, target.name).entries() == before
 
 
 def test_approval_flow_and_rollback(store_url, target, make_result, t0):
     policy = POLICY.model_copy(update={"require_approval": True})
     outcome = run_update(
-        make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=policy, timestamp=t0
+        make_result(global_m=1.2),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=t0),
+        context=Context.build(policy=policy),
     )
     assert not outcome.applied and outcome.route == "propose"
     pending = open_reviews().all(target=target.name, status="pending")
     assert len(pending) == 1 and open_store().get(outcome.run.run_id).pending_suggestion == pending[0].suggestion_id
-    done = approve_suggestion(None, pending[0].suggestion_id, target=target, reviewer="ana")
+    done = approve_suggestion(pending[0].suggestion_id, target=target, context=Context.build(actor="ana"))
     assert done.status == "approved" and open_store().get(outcome.run.run_id).applied
     with pytest.raises(ReviewError, match="already approved"):
-        reject_suggestion(None, pending[0].suggestion_id, reviewer="bo")
-    back = roll_back(target, "original", actor="ana")
+        reject_suggestion(pending[0].suggestion_id, context=Context.build(actor="bo"))
+    back = roll_back(target, "original", context=Context.build(actor="ana"))
     assert (
         back.new_values["global"] == 1.0
         and active_store().govern(target).values(active_store().govern(target).load())["global"] == 1.0
@@ -110,10 +124,15 @@ def test_approval_flow_and_rollback(store_url, target, make_result, t0):
 def test_rejected_suggestion_says_so_on_its_run(store_url, target, make_result, t0):
     policy = POLICY.model_copy(update={"require_approval": True})
     outcome = run_update(
-        make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=policy, timestamp=t0
+        make_result(global_m=1.2),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=t0),
+        context=Context.build(policy=policy),
     )
     item = open_reviews().all(status="pending")[0]
-    reject_suggestion(None, item.suggestion_id, reviewer="bo", target=target)
+    reject_suggestion(item.suggestion_id, target=target, context=Context.build(actor="bo"))
     run = open_store().get(outcome.run.run_id)
     assert not run.applied and "rejected" in run.applied_reason
     assert open_archive(None, target.name).entries() == []
@@ -127,15 +146,22 @@ def test_a_newer_suggestion_expires_the_older(store_url, target, make_result, t0
             underlying="SPY",
             source="live",
             target=target,
-            policy=policy,
-            timestamp=t0 + timedelta(days=day),
+            options=UpdateOptions(timestamp=t0 + timedelta(days=day)),
+            context=Context.build(policy=policy),
         )
     statuses = [s.status for s in open_reviews().all(target=target.name)]
     assert statuses == ["expired", "pending"]
 
 
 def test_intents_are_cleared_after_each_change(store_url, target, make_result, t0):
-    run_update(make_result(global_m=1.1), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0)
+    run_update(
+        make_result(global_m=1.1),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=t0),
+        context=Context.build(policy=POLICY),
+    )
     assert active_store().intents.pending_names(None, target.name) == []
 
 
@@ -151,9 +177,9 @@ def test_the_scoring_weights_flow_on_each_store(store_url, tmp_path):
     outcome = suggest_weights(make_trades(400), target)
     assert outcome.action == "suggested" and read_weights(weights_file) == EQUAL
     item = open_reviews().get(outcome.suggestion.suggestion_id)
-    approve_suggestion(None, item.suggestion_id, target=target, reviewer="ana")
+    approve_suggestion(item.suggestion_id, target=target, context=Context.build(actor="ana"))
     assert read_weights(weights_file) == item.values  # this machine's copy follows the live config
     assert open_store().get(outcome.run.run_id).applied
-    roll_back(target, "original", actor="ana")
+    roll_back(target, "original", context=Context.build(actor="ana"))
     assert read_weights(weights_file) == EQUAL
     assert [e.kind for e in open_archive(None, target.name).entries()] == ["approve", "rollback"]

@@ -26,6 +26,7 @@ CHILD = textwrap.dedent("""
     from datetime import datetime, timedelta, timezone
     spec = importlib.util.spec_from_file_location("fixtures", sys.argv[1]); fixtures = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixtures)
+    from calibration_policy import Context, UpdateOptions
     from calibration_policy import CalibrationUpdatePolicy, run_update, steps
     from calibration_policy.changes import update as update_change
     from calibration_policy.target import JsonFileTarget
@@ -44,8 +45,7 @@ CHILD = textwrap.dedent("""
     target = JsonFileTarget(live, name="spy_live")
     t0 = datetime(2025, 12, 10, 21, tzinfo=timezone.utc)
     for i in range(start, start + count):
-        outcome = run_update(fixtures.build_result(global_m=round(1.0 + 0.01 * (i + 1), 4), bands={}), underlying="SPY",
-                             source="live", target=target, policy=policy, timestamp=t0 + timedelta(days=i))
+        outcome = run_update(fixtures.build_result(global_m=round(1.0 + 0.01 * (i + 1), 4), bands={}), underlying='SPY', source='live', target=target, options=UpdateOptions(timestamp=t0 + timedelta(days=i)), context=Context.build(policy=policy))
         print(outcome.run.run_id, outcome.applied, flush=True)
 """)
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from calibration_policy import active_store
+from calibration_policy import Context, UpdateOptions, active_store
 from calibration_policy.durable import KILL_EXIT_CODE
 from calibration_policy.pipeline import settle_interrupted
 from calibration_policy.target import JsonFileTarget
@@ -60,6 +60,7 @@ def test_an_update_killed_at_every_step_is_settled(postgres_url, tmp_path, monke
 
 REVIEWER = """
 import sys
+from calibration_policy import Context
 from calibration_policy import CalibrationUpdatePolicy
 from calibration_policy.pipeline import approve_suggestion, modify_suggestion, reject_suggestion
 from calibration_policy.target import JsonFileTarget
@@ -67,12 +68,11 @@ action, suggestion, live = sys.argv[1:4]
 target = JsonFileTarget(live, name="spy_live")
 policy = CalibrationUpdatePolicy(require_approval=True, min_sample_size=1, min_vega_sum=0)
 if action == "approve":
-    approve_suggestion(None, suggestion, target=target, reviewer="ana", policy=policy)
+    approve_suggestion(suggestion, target=target, context=Context.build(actor='ana', policy=policy))
 elif action == "modify":
-    modify_suggestion(None, suggestion, {"global": 1.5, "weekly": 1.0, "monthly": 1.0}, target=target, reviewer="ana",
-                      policy=policy)
+    modify_suggestion(suggestion, {'global': 1.5, 'weekly': 1.0, 'monthly': 1.0}, target=target, context=Context.build(actor='ana', policy=policy))
 else:
-    reject_suggestion(None, suggestion, target=target, reviewer="ana", policy=policy)
+    reject_suggestion(suggestion, target=target, context=Context.build(actor='ana', policy=policy))
 """
 # what the suggestion's status is once the review ran to its end, and whether its values go live
 FINISHED = {"approve": ("approved", True), "modify": ("modified", True), "reject": ("rejected", False)}
@@ -100,8 +100,8 @@ def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(
             underlying="SPY",
             source="live",
             target=target,
-            policy=policy,
-            timestamp=t0 + timedelta(days=step),
+            options=UpdateOptions(timestamp=t0 + timedelta(days=step)),
+            context=Context.build(policy=policy),
         )
         suggestion = open_store().get(outcome.run.run_id).pending_suggestion
         if suggestion is None:
@@ -135,9 +135,10 @@ def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(
 
 ROLLER = """
 import sys
+from calibration_policy import Context
 from calibration_policy.pipeline import roll_back
 from calibration_policy.target import JsonFileTarget
-roll_back(JsonFileTarget(sys.argv[2], name="spy_live"), sys.argv[1], actor="ana")
+roll_back(JsonFileTarget(sys.argv[2], name='spy_live'), sys.argv[1], context=Context.build(actor='ana'))
 """
 
 
@@ -162,8 +163,8 @@ def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(
             underlying="SPY",
             source="live",
             target=target,
-            policy=policy,
-            timestamp=t0 + timedelta(days=step),
+            options=UpdateOptions(timestamp=t0 + timedelta(days=step)),
+            context=Context.build(policy=policy),
         )
         before = open_archive(None, target.name).entries()
         child = subprocess.run(
@@ -197,6 +198,7 @@ import importlib.util, random, sys
 from datetime import datetime, timedelta, timezone
 spec = importlib.util.spec_from_file_location("fixtures", sys.argv[1]); fixtures = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(fixtures)
+from calibration_policy import Context, UpdateOptions
 from calibration_policy import CalibrationUpdatePolicy, run_update
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.pipeline import approve_suggestion, reject_suggestion
@@ -213,14 +215,13 @@ for i in range(10**6):
         print("working", flush=True)  # one round done: a kill from now on lands inside the work
     try:
         if role == "propose":
-            run_update(fixtures.build_result(global_m=round(1 + rng.uniform(0.01, 0.3), 4), bands={}), underlying="SPY",
-                       source="live", target=target, policy=policy, timestamp=t0 + timedelta(minutes=seed * 10**6 + i))
+            run_update(fixtures.build_result(global_m=round(1 + rng.uniform(0.01, 0.3), 4), bands={}), underlying='SPY', source='live', target=target, options=UpdateOptions(timestamp=t0 + timedelta(minutes=seed * 10 ** 6 + i)), context=Context.build(policy=policy))
         else:
             pending = open_reviews().all(target=target.name, status="pending")
             if pending and rng.random() < 0.75:
-                approve_suggestion(None, pending[-1].suggestion_id, target=target, reviewer="ana", policy=policy)
+                approve_suggestion(pending[-1].suggestion_id, target=target, context=Context.build(actor='ana', policy=policy))
             elif pending:
-                reject_suggestion(None, pending[-1].suggestion_id, target=target, reviewer="bo", policy=policy)
+                reject_suggestion(pending[-1].suggestion_id, target=target, context=Context.build(actor='bo', policy=policy))
     except CalibrationPolicyError:
         pass  # a lost race (no longer pending, a newer version): the next round tries again
 """

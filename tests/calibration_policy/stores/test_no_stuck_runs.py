@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, open_store, run_update
+from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions, open_store, run_update
 from calibration_policy.doctor import examine
 from calibration_policy.pipeline import reject_suggestion
 from calibration_policy.stores import open_reviews
@@ -29,7 +29,12 @@ def target(tmp_path):
 
 def _wait(make_result, target, when, global_m):
     return run_update(
-        make_result(global_m=global_m), underlying="SPY", source="live", target=target, policy=WAITING, timestamp=when
+        make_result(global_m=global_m),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=when),
+        context=Context.build(policy=WAITING),
     ).run
 
 
@@ -54,7 +59,7 @@ def test_doctor_finds_and_repairs_runs_pointing_at_expired_or_rejected_suggestio
     suggestion that expired or was rejected. Doctor names each and --repair decides it; a second pass finds none."""
     first = _wait(make_result, target, t0, 1.2)
     second = _wait(make_result, target, t0 + timedelta(days=1), 1.3)
-    reject_suggestion(None, second.pending_suggestion, reviewer="bo", notes="too big a step")
+    reject_suggestion(second.pending_suggestion, notes="too big a step", context=Context.build(actor="bo"))
     store = open_store()
     for run in (first, second):  # as a run was left before runs were decided when their suggestion settled
         store.save(store.get(run.run_id).model_copy(update={"pending_suggestion": run.pending_suggestion}))

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from calibration_policy import CalibrationUpdatePolicy, StoreError, open_store, run_update
+from calibration_policy import CalibrationUpdatePolicy, Context, StoreError, UpdateOptions, open_store, run_update
 from calibration_policy.cli import main
 from calibration_policy.default_plugins.postgresql.schema import code_version, migrations, status, upgrade
 from calibration_policy.redact import mask as masked
@@ -158,12 +158,16 @@ def test_migrate_there_and_back_is_verified_and_resumable(postgres_url, tmp_path
             underlying="SPY",
             source="live",
             target=target,
-            policy=POLICY.model_copy(update={"require_approval": day == 4}),
-            timestamp=t0 + timedelta(days=day),
+            options=UpdateOptions(timestamp=t0 + timedelta(days=day)),
+            context=Context.build(policy=POLICY.model_copy(update={"require_approval": day == 4})),
         )
-    from calibration_policy.policy_versions import set_policy
+    from calibration_policy import set_policy
 
-    set_policy(CalibrationUpdatePolicy(min_delta_global=0.04), actor="ana", reason="calmer", data_dir=source)
+    set_policy(
+        CalibrationUpdatePolicy(min_delta_global=0.04),
+        reason="calmer",
+        context=Context.build(actor="ana", data_dir=source),
+    )
     from calibration_policy.outbox import FileOutbox
 
     events = list(FileOutbox(source).records())
@@ -213,7 +217,12 @@ def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settl
     monkeypatch.setattr(DatabaseTarget, "save", save_then_lose_the_connection)
     with pytest.raises(StoreError, match="nothing of this change was kept") as caught:
         run_update(
-            make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0
+            make_result(global_m=1.2),
+            underlying="SPY",
+            source="live",
+            target=target,
+            options=UpdateOptions(timestamp=t0),
+            context=Context.build(policy=POLICY),
         )
     assert "calibration-test" not in str(caught.value)
     governed = active_store().govern(target)
@@ -228,8 +237,8 @@ def test_a_connection_dropped_mid_change_keeps_nothing_and_the_next_change_settl
         underlying="SPY",
         source="live",
         target=target,
-        policy=POLICY,
-        timestamp=t0 + timedelta(days=1),
+        options=UpdateOptions(timestamp=t0 + timedelta(days=1)),
+        context=Context.build(policy=POLICY),
     )
     assert after.applied
     first = open_store().oldest("SPY", 1)[0]
@@ -281,27 +290,43 @@ def test_the_version_column_refuses_values_changed_and_changed_back(
     live.write_text(json.dumps({"global": 1.0, "weekly": 1.0, "monthly": 1.0}))
     target = JsonFileTarget(live, name="spy_live")
     seen = live_version(target)  # a page is drawn now
-    run_update(make_result(global_m=1.2), underlying="SPY", source="live", target=target, policy=POLICY, timestamp=t0)
-    roll_back(target, "original", actor="ana")  # someone else: changed, then changed back to the same values
+    run_update(
+        make_result(global_m=1.2),
+        underlying="SPY",
+        source="live",
+        target=target,
+        options=UpdateOptions(timestamp=t0),
+        context=Context.build(policy=POLICY),
+    )
+    roll_back(
+        target, "original", context=Context.build(actor="ana")
+    )  # someone else: changed, then changed back to the same values
     assert json.loads(live.read_text())["global"] == 1.0
     with pytest.raises(StaleChangeError, match="changed since you looked"):
-        force_apply("SPY", target=target, policy=POLICY, expected_version=seen)
+        force_apply("SPY", target=target, expected_version=seen, context=Context.build(policy=POLICY))
     assert live_version(target).startswith("3-")  # seeded as 1, two changes since
 
 
 def test_policy_versions_and_proposals_are_shared_through_the_database(postgres_url, tmp_path, monkeypatch):
-    from calibration_policy.policy_versions import PolicyProposals, PolicyVersions, set_policy
+    from calibration_policy import propose_policy, review_policy, set_policy
+    from calibration_policy.policy_versions import PolicyVersions
 
     monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
     here, there = tmp_path / "machine_a", tmp_path / "machine_b"  # two data folders: two machines
-    set_policy(CalibrationUpdatePolicy(min_delta_global=0.05), actor="ana", reason="calmer", data_dir=here)
+    set_policy(
+        CalibrationUpdatePolicy(min_delta_global=0.05),
+        reason="calmer",
+        context=Context.build(actor="ana", data_dir=here),
+    )
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.05  # the other machine decides alike
     (version,) = PolicyVersions(there).versions()
     assert version.actor == "ana" and "calibration-test" not in json.dumps(version.policy)  # never the store's password
-    proposal = PolicyProposals(there).propose(
-        CalibrationUpdatePolicy(min_delta_global=0.02), actor="bo", reason="faster"
+    proposal = propose_policy(
+        CalibrationUpdatePolicy(min_delta_global=0.02),
+        reason="faster",
+        context=Context.build(actor="bo", data_dir=there),
     )
-    PolicyProposals(here).approve(proposal.proposal_id, actor="ana")
+    review_policy(proposal.proposal_id, approve=True, context=Context.build(actor="ana", data_dir=here))
     assert CalibrationUpdatePolicy.load(data_dir=there).min_delta_global == 0.02
     assert [v.kind for v in PolicyVersions(here).versions()] == ["change", "change"]
     assert not (there / "policy_versions").exists()  # nothing of it in the data folder

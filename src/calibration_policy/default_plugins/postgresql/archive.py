@@ -6,6 +6,8 @@ settling of a change left ``prepared`` are the same code.
 
 from __future__ import annotations
 
+from typing import Any
+
 from calibration_policy.archive import Archive, ArchiveEntry
 from calibration_policy.durable import dumps_model
 from calibration_policy.errors import HistoryError
@@ -48,6 +50,16 @@ class TargetArchive(Archive):
             ).fetchall()
         return [entry for entry in (_entry(*row) for row in rows) if entry is not None]
 
+    def recent(self, count: int) -> list[ArchiveEntry]:
+        """The newest ``count`` committed changes, oldest first (one index probe)."""
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT change_id, body FROM config_archive WHERE target = %s AND status = 'committed' "
+                "ORDER BY seq DESC LIMIT %s",
+                (self.target, count),
+            ).fetchall()
+        return [entry for entry in (_entry(*row) for row in reversed(rows)) if entry is not None]
+
     def _tail(self) -> tuple[list[ArchiveEntry], ArchiveEntry | None]:
         """Entries still ``prepared`` after the newest committed one, and that one (two index probes)."""
         with self.db.connection() as conn:
@@ -88,8 +100,8 @@ class TargetArchive(Archive):
                 == 1
             )
 
-    def mark(self, entry: ArchiveEntry, status: str) -> ArchiveEntry:
-        done = entry.model_copy(update={"status": status})
+    def mark(self, entry: ArchiveEntry, status: str, **fields: Any) -> ArchiveEntry:
+        done = entry.model_copy(update={"status": status, **fields})
         with self.db.connection("archiving a change") as conn:
             conn.execute(
                 "UPDATE config_archive SET status = %s, body = %s::jsonb WHERE target = %s AND change_id = %s",

@@ -28,6 +28,7 @@ from calibration_policy.cli import (
     print_table,
     spinner,
 )
+from calibration_policy.context import Context
 from calibration_policy.errors import CalibrationPolicyError
 from calibration_policy.pipeline import (
     approve_suggestion,
@@ -141,6 +142,17 @@ class Places:
     def policy(self):
         """The weights policy (its rules); its [permissions] and four-eyes settings narrow the policy in force's."""
         return load_weights_settings(self.settings).policy
+
+    def context(self, actor: Any, policy: Any = None) -> Context:
+        """What a weights command's change runs in: these folders, the weights policy, who acts, from the CLI."""
+        return Context.build(
+            policy=policy or self.policy(),
+            actor=actor,
+            via="cli",
+            history_dir=self.history_dir,
+            archive_dir=self.archive_dir,
+            suggestions_dir=self.suggestions_dir,
+        )
 
 
 _PLACE_OPTIONS = [
@@ -337,13 +349,8 @@ def suggest(places: Places, trades: str, threshold: float, by: str | None, as_js
         outcome = suggest_weights(
             trades,
             places.target(),
-            policy=settings.policy,
             threshold=threshold,
-            history_dir=places.history_dir,
-            suggestions_dir=places.suggestions_dir,
-            archive_dir=places.archive_dir,
-            actor=_reviewer(by),
-            via="cli",
+            context=places.context(_reviewer(by), settings.policy),
         )
     if as_json:
         emit_json(outcome.to_dict())
@@ -370,12 +377,8 @@ def auto(places: Places, trades: str, threshold: float, actor: str, as_json: boo
             trades,
             places.target(),
             settings.auto,
-            policy=settings.policy,
             threshold=threshold,
-            history_dir=places.history_dir,
-            suggestions_dir=places.suggestions_dir,
-            archive_dir=places.archive_dir,
-            actor=actor,
+            context=places.context(actor, settings.policy),
         )
     if as_json:
         emit_json(outcome.to_dict())
@@ -443,17 +446,12 @@ def list_suggestions(places: Places, status: str | None, as_json: bool) -> None:
 @_review_options
 def approve(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Put a suggestion's weights live (the old ones are archived); SUGGESTION is its id, or `pending`."""
-    store, who = open_reviews(places.suggestions_dir), _reviewer(by)
+    who = _reviewer(by)
     item = approve_suggestion(
-        store,
         _chosen(places, suggestion_id),
         target=places.target(),
-        reviewer=who,
         notes=notes,
-        archive_dir=places.archive_dir,
-        history_dir=places.history_dir,
-        via="cli",
-        policy=places.policy(),
+        context=places.context(who),
     )
     _print_review(item, who, as_json)
 
@@ -471,18 +469,13 @@ def modify(
     places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool, **values: float
 ) -> None:
     """Put your own weights live instead of the suggested ones."""
-    store, who = open_reviews(places.suggestions_dir), _reviewer(by)
+    who = _reviewer(by)
     item = modify_suggestion(
-        store,
         _chosen(places, suggestion_id),
         values,
         target=places.target(),
-        reviewer=who,
         notes=notes,
-        archive_dir=places.archive_dir,
-        history_dir=places.history_dir,
-        via="cli",
-        policy=places.policy(),
+        context=places.context(who),
     )
     _print_review(item, who, as_json)
 
@@ -491,18 +484,13 @@ def modify(
 @_review_options
 def reject(places: Places, suggestion_id: str, by: str | None, notes: str | None, as_json: bool) -> None:
     """Close a suggestion; the live weights stay."""
-    store, who = open_reviews(places.suggestions_dir), _reviewer(by)
+    who = _reviewer(by)
     _print_review(
         reject_suggestion(
-            store,
             _chosen(places, suggestion_id),
-            reviewer=who,
             notes=notes,
             target=places.target(),
-            archive_dir=places.archive_dir,
-            history_dir=places.history_dir,
-            via="cli",
-            policy=places.policy(),
+            context=places.context(who),
         ),
         who,
         as_json,
@@ -541,11 +529,8 @@ def roll_back(places: Places, to: str, by: str | None, notes: str | None, as_jso
         places.target(),
         to,
         domain=DOMAIN_NAME,
-        archive_dir=places.archive_dir,
-        actor=_reviewer(by),
-        via="cli",
-        policy=places.policy(),
         notes=notes,
+        context=places.context(_reviewer(by)),
     )
     emit_json(entry.model_dump(mode="json")) if as_json else click.echo(
         f"{entry.reason}; live weights now {_weights_text(entry.new_values)} (change {entry.change_id})."

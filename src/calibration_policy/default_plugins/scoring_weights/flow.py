@@ -8,9 +8,8 @@ settling, the intent, validation of what goes live, and events.
 
 from __future__ import annotations
 
-import os
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from calibration_policy.context import Context
 from calibration_policy.errors import PolicyError
@@ -42,17 +41,10 @@ def suggest_weights(
     trades: TradesInput,
     target: Target,
     *,
-    policy: CalibrationUpdatePolicy | None = None,
-    underlying: str = MODEL_NAME,
+    timestamp: datetime | None = None,
     threshold: float = TRADING_THRESHOLD,
     max_change: float | None = None,
-    history_dir: str | os.PathLike[str] | None = None,
-    suggestions_dir: str | os.PathLike[str] | None = None,
-    timestamp: datetime | None = None,
-    actor: Any = "user",
-    via: str = "python",
-    permissions: Any = None,
-    archive_dir: str | os.PathLike[str] | None = None,
+    context: Context | None = None,
 ) -> WeightsOutcome:
     """Analyse the trades against the live weights, record the run, and leave a pending suggestion.
 
@@ -61,18 +53,12 @@ def suggest_weights(
     for the same weights expires. When the policy's rules say the change is not worth it (no
     weight moves by ``min_delta_global``), the run is recorded with that reason and nothing
     waits. Fewer trades than ``policy.min_sample_size`` raise :class:`NotEnoughTradesError`.
-    ``policy`` is the weights policy (its rules); who may suggest is the policy in force's answer.
+    The context's policy is the weights policy (its rules; default :func:`weights_policy`); who may
+    suggest (default actor "user") is the policy in force's answer, narrowed by it.
     """
-    rules = _checked_policy(policy)
-    ctx = Context.build(
-        actor=actor,
-        via=via,
-        permissions=permissions,
-        history_dir=history_dir,
-        suggestions_dir=suggestions_dir,
-        archive_dir=archive_dir,  # where the change's write-ahead intent goes
-    )
-    change = WeightsSuggest(load_trades(trades), target, rules, underlying, threshold, timestamp, max_change)
+    ctx = (context or Context.build()).acting("user")
+    rules = _checked_policy(ctx.given)
+    change = WeightsSuggest(load_trades(trades), target, rules, MODEL_NAME, threshold, timestamp, max_change)
     return Governor(ctx).execute(change)
 
 
@@ -81,15 +67,9 @@ def run_auto(
     target: Target,
     settings: AutoSettings | None = None,
     *,
-    policy: CalibrationUpdatePolicy | None = None,
-    underlying: str = MODEL_NAME,
-    threshold: float = TRADING_THRESHOLD,
-    history_dir: str | os.PathLike[str] | None = None,
-    suggestions_dir: str | os.PathLike[str] | None = None,
-    archive_dir: str | os.PathLike[str] | None = None,
     timestamp: datetime | None = None,
-    actor: Any = "auto mode",
-    permissions: Any = None,
+    threshold: float = TRADING_THRESHOLD,
+    context: Context | None = None,
 ) -> WeightsOutcome:
     """One auto-mode step, for a cron job: suggest when enough new trades arrived; maybe apply.
 
@@ -98,20 +78,14 @@ def run_auto(
     change that names the run, so it can be reviewed and rolled back — only when the estimated
     improvement reaches ``min_improvement_pct``, ``require_approval`` is off and (with the
     out-of-sample gate) the values it would apply hold on unseen trades at this look's share of
-    the weights file's budget (:mod:`.budget`); otherwise it waits for a person like any suggestion. ``actor`` (default "auto mode") needs the ``propose``
-    permission on the scoring weights, like any other proposer.
+    the weights file's budget (:mod:`.budget`); otherwise it waits for a person like any suggestion. The
+    context's actor (default "auto mode") needs the ``propose`` permission on the scoring weights, like
+    any other proposer.
     """
     settings = settings or AutoSettings()
     if not settings.enabled:
         return WeightsOutcome("off", "Auto mode is off (enabled = false under [auto]); nothing was done.")
-    rules = _checked_policy(policy)
-    ctx = Context.build(
-        actor=actor,
-        via="auto",
-        permissions=permissions,
-        history_dir=history_dir,
-        archive_dir=archive_dir,
-        suggestions_dir=suggestions_dir,
-    )
-    change = WeightsAuto(load_trades(trades), target, rules, underlying, threshold, timestamp, settings)
+    ctx = replace((context or Context.build()).acting("auto mode"), via="auto")
+    rules = _checked_policy(ctx.given)
+    change = WeightsAuto(load_trades(trades), target, rules, MODEL_NAME, threshold, timestamp, settings)
     return Governor(ctx).execute(change)

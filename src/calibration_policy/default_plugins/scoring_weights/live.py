@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from calibration_policy import pipeline
-from calibration_policy.engine.smooth import times_ns
+from calibration_policy.engine.clock import times_ns
 from calibration_policy.history import build_run
 from calibration_policy.models import CalibrationRun
 from calibration_policy.plugins import get_smoother
