@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The third-party domain the tests use in process is the one published as a package (tests/packages), so there
+# is one quote-spreads domain, not a copy per test module; test_installed_domain.py installs it with pip.
+sys.path.insert(0, str(REPO / "tests" / "packages" / "cp_quote_spreads"))
 
 
 @pytest.fixture(autouse=True)

@@ -7,35 +7,25 @@ import json
 from pathlib import Path
 
 import pytest
+from cp_quote_spreads.domain import QuoteSpreadsDomain
 from fastapi.testclient import TestClient
 
 from calibration_policy import plugins as plugins_module
 from calibration_policy import record_calibration_result
 from calibration_policy.cli import main
-from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, TargetFactory, hookimpl
+from calibration_policy.plugin import JsonFileTarget, TargetFactory, hookimpl
 from calibration_policy.plugins import get_plugin_manager
 from calibration_policy_ui.app import create_app
 
 from .conftest import text_of
 
 
-class QuoteSpreads(Domain):
-    """Quote-spread markups in basis points per venue: a domain with no live-config target and a glossary
-    that raises."""
-
-    name = "quote_spreads"
-    title = "Quote spread markups"
-    parameter_label = "spread markup"
-    parameter_label_plural = "spread markups"
-    value_unit = "bp"
-    sources = ("venue-fit",)
+class QuoteSpreads(QuoteSpreadsDomain):
+    """The quote-spreads domain registered with no live-config target, and a glossary that raises."""
 
     @property
     def glossary(self):  # type: ignore[override]
         raise RuntimeError("the venue table is not loaded")
-
-    def extract(self, result):
-        return Extracted(recommended=dict(result["markups"]), sample_size=int(result["fills"]))
 
 
 class SpreadsPlugin:

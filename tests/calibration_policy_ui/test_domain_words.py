@@ -8,39 +8,23 @@ import json
 from pathlib import Path
 
 import pytest
+from cp_quote_spreads.domain import QuoteSpreadsDomain
 from fastapi.testclient import TestClient
 
 from calibration_policy import CalibrationUpdatePolicy, Context, record_calibration_result
 from calibration_policy import plugins as plugins_module
 from calibration_policy.cli import main
-from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, Rule, RuleVerdict, TargetFactory, hookimpl
+from calibration_policy.plugin import JsonFileTarget, Rule, RuleVerdict, TargetFactory, hookimpl
 from calibration_policy.plugins import get_plugin_manager
 from calibration_policy_ui.app import create_app
 
 from .conftest import text_of
 
 
-class QuoteSpreads(Domain):
-    name = "quote_spreads"
-    title = "Quote spread markups"
-    parameter_label = "spread markup"
-    parameter_label_plural = "spread markups"
-    value_unit = "bp"
-    sample_unit = "fills"
-    evidence_label = "notional"
-    evidence_unit = "USD"
-    sources = ("venue-fit",)
-
-    def extract(self, result):
-        return Extracted(
-            recommended=dict(result["markups"]), sample_size=int(result["fills"]), vega_sum=float(result["notional"])
-        )
-
-
 class SpreadsPlugin:
     @hookimpl
     def register_domains(self, register):
-        register(QuoteSpreads())
+        register(QuoteSpreadsDomain())
 
     @hookimpl
     def register_rules(self, register):
@@ -66,7 +50,7 @@ def data(tmp_path: Path):
         'rules = ["min_sample_size", "min_vega_sum", "max_widen_bp", "min_delta"]\n'
     )
     record_calibration_result(
-        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional": 2_000_000.0},
+        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional_usd": 2_000_000.0},
         "SPY",
         "venue-fit",
         history_dir=root / "calibration_runs",
@@ -110,7 +94,7 @@ def test_the_checklist_names_a_plugin_rule_by_its_label(data: Path):
 
     policy = CalibrationUpdatePolicy.load(data / "calibration_policy.toml")
     run_update(
-        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional": 20000000.0},
+        {"markups": {"global": 1.5, "nyse": 1.2}, "fills": 900, "notional_usd": 20000000.0},
         underlying="SPY",
         source="venue-fit",
         target=JsonFileTarget(data / "config" / "quote_spreads_SPY.json", name="spreads"),

@@ -11,30 +11,17 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from cp_quote_spreads.domain import QuoteSpreadsDomain
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy import plugins as plugins_module
 from calibration_policy import record_calibration_result
-from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, Rule, RuleVerdict, TargetFactory, hookimpl
+from calibration_policy.plugin import JsonFileTarget, Rule, RuleVerdict, TargetFactory, hookimpl
 from calibration_policy.plugins import get_plugin_manager
 from calibration_policy_ui.app import create_app
 
 from .conftest import Host, text_of
-
-
-class QuoteSpreads(Domain):
-    name = "quote_spreads"
-    title = "Quote spread markups"
-    parameter_label = "spread markup"
-    value_unit = "bp"
-    sample_unit = "fills"
-    evidence_label = "notional"
-    evidence_unit = "USD"
-    sources = ("venue-fit",)
-
-    def extract(self, result):
-        return Extracted(dict(result["markups"]), int(result["fills"]), float(result["notional"]))
 
 
 class WidenOptions(BaseModel):
@@ -56,7 +43,7 @@ class SpreadsPlugin:
 
     @hookimpl
     def register_domains(self, register):
-        register(QuoteSpreads())
+        register(QuoteSpreadsDomain())
 
     @hookimpl
     def register_rules(self, register):
@@ -84,7 +71,7 @@ def spreads(tmp_path: Path):
     )
     for day, markup in enumerate([1.40, 1.90, 2.50, 3.20, 4.00]):  # a venue widening day after day
         record_calibration_result(
-            {"markups": {"nyse": markup}, "fills": 900, "notional": 40_000_000.0},
+            {"markups": {"nyse": markup}, "fills": 900, "notional_usd": 40_000_000.0},
             "SPY",
             "venue-fit",
             history_dir=root / "calibration_runs",

@@ -10,33 +10,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cp_quote_spreads.domain import QuoteSpreadsDomain
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions
 from calibration_policy.engine import EngineError
 from calibration_policy.lab import compare
 from calibration_policy.pipeline import run_update
-from calibration_policy.plugin import Domain, Extracted, JsonFileTarget, Rule, RuleVerdict, hookimpl
+from calibration_policy.plugin import JsonFileTarget, Rule, RuleVerdict, hookimpl
 from calibration_policy.plugins import get_plugin_manager, get_rule
 from calibration_policy.replay import load_history, replay
 
 T0 = datetime(2025, 9, 1, 20, tzinfo=UTC)
-
-
-class QuoteSpreads(Domain):
-    """Quote-spread markups in basis points per venue; the notional traded rides in the evidence figure."""
-
-    name = "quote_spreads"
-    title = "Quote spread markups"
-    parameter_label = "spread markup"
-    value_unit = "bp"
-    sample_unit = "fills"
-    evidence_label = "notional"
-    evidence_unit = "USD"
-    sources = ("venue-fit",)
-
-    def extract(self, result):
-        return Extracted(dict(result["markups"]), int(result["fills"]), result["notional"])
 
 
 class NotionalOptions(BaseModel):
@@ -63,7 +48,7 @@ def notional_per_fill(ctx) -> RuleVerdict:
 class SpreadsPlugin:
     @hookimpl
     def register_domains(self, register):
-        register(QuoteSpreads())
+        register(QuoteSpreadsDomain())
 
     @hookimpl
     def register_rules(self, register):
@@ -106,7 +91,7 @@ def record_live(root: Path, rules: CalibrationUpdatePolicy, days=DAYS) -> Path:
         live.write_text(json.dumps({"nyse": 1.5}))
     for day, markup, fills, notional in days:
         run_update(
-            {"markups": {"nyse": markup}, "fills": fills, "notional": notional},
+            {"markups": {"nyse": markup}, "fills": fills, "notional_usd": notional},
             underlying="SPY",
             source="venue-fit",
             target=JsonFileTarget(live, name="quote_spreads_SPY"),
