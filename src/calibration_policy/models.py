@@ -126,7 +126,8 @@ class RuleVerdict:
 
     ``adjusted`` lets a rule change the values later rules see (``max_step`` clips);
     ``needs`` says in words what it would take to pass ("needs 78 more options");
-    ``idle``: the rule had nothing to check (its limit is not set), so it passes without a test.
+    ``idle``: the rule had nothing to check (its limit is not set), so it passes without a test;
+    ``partly``: it passed for some scopes only, in words ("2 of 4"), so no one reads "Passed" as passed for all.
     """
 
     code: str
@@ -137,6 +138,7 @@ class RuleVerdict:
     adjusted: dict[str, float] | None = None
     counts_in_reason: bool = True
     idle: bool = False
+    partly: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +149,7 @@ class RuleVerdict:
             "needs": self.needs,
             "adjusted": self.adjusted,
             **({"idle": True} if self.idle else {}),  # runs recorded before it existed read as not idle
+            **({"partly": self.partly} if self.partly else {}),
         }
 
 

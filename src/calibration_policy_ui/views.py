@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy, open_store
@@ -76,6 +77,7 @@ class Check:
     text: str
     needs: str | None
     idle: bool = False  # nothing to check (no limit set): shown as "Not set", not as "Passed"
+    partly: str | None = None  # passed for some scopes only ("2 of 4"): shown as "Passed for 2 of 4"
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,15 @@ def run_rows(run: CalibrationRun, live: Mapping[str, float], label, sums_to_one:
 class SuggestionView:
     suggestion: Suggestion
     rows: list[ScopeRow]
+
+    @property
+    def run_time(self) -> datetime | None:
+        """When the calibration behind it ran (a backfill suggests long after), so the heading names the run."""
+        stamp = (self.suggestion.details or {}).get("calibration_timestamp")
+        try:
+            return datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+        except ValueError:
+            return None
 
 
 @dataclass
@@ -221,6 +232,7 @@ def checklist(run: CalibrationRun) -> list[Check]:
             str(v.get("text", "")),
             v.get("needs"),
             bool(v.get("idle")),
+            v.get("partly") if isinstance(v.get("partly"), str) else None,
         )
         for v in verdicts
         if isinstance(v, dict)

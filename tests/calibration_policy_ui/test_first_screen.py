@@ -306,3 +306,31 @@ def test_a_policy_changed_since_the_live_values_went_live_is_said_plainly(host: 
         "(applied automatically by the policy in force then; the policy has changed since and now waits for a "
         "person to approve each update)"
     ) in since
+
+
+def test_a_rule_passed_for_some_scopes_only_says_so_on_its_pill(host: Host, client):
+    """A fresh reader read "Change large enough: Passed" as passed for every venue while two of four had not moved
+    enough; the pill now says for how many it passed."""
+    host.policy = CalibrationUpdatePolicy(require_approval=True)
+    host.record(global_m=1.08, weekly=1.005, monthly=1.002)  # only the global value moves past its threshold
+    checks = text_of(section(client.get("/calibration/").text, "cp-latest"))
+    assert "Passed for 1 of 3 Change large enough: change large enough for Global; not for" in checks
+    host.record(day=1, global_m=1.2, weekly=1.2, monthly=1.2)  # every scope moves: plainly "Passed"
+    checks = text_of(section(client.get("/calibration/").text, "cp-latest"))
+    assert "Passed Change large enough: change large enough for Global, Weekly, Monthly Force-apply" in checks
+
+
+def test_a_suggestion_is_headed_by_the_run_it_came_from_and_force_apply_says_what_it_does(host: Host, client):
+    """A backfill suggests long after its run: "Suggestion of <today>" under a run of last year read as a mistake;
+    and Force-apply never said what it skips."""
+    host.policy = CalibrationUpdatePolicy(require_approval=True)
+    host.record(global_m=1.08)
+    html = client.get("/calibration/").text
+    assert "Suggestion from the run of 2025-12-01 21:00 UTC" in text_of(section(html, "cp-review"))
+    latest = text_of(section(html, "cp-latest"))
+    assert "Force-apply this run's values Overrides the checks above and puts this run's values live at once" in latest
+    host.policy = CalibrationUpdatePolicy(require_approval=True, force_requires_approval=True)
+    latest = text_of(section(client.get("/calibration/").text, "cp-latest"))
+    assert "Overrides the checks above and waits for a second person's approval; recorded, and can be undone." in (
+        latest
+    )

@@ -273,5 +273,12 @@ def test_the_panel_shows_the_domain_in_its_words_and_approves_at_both_sizes(desk
                 assert desk.live() == pytest.approx(suggested) and suggested != START
                 scroll_width = phone.evaluate("document.documentElement.scrollWidth")
                 assert scroll_width <= 390, f"the phone's page is {scroll_width} px wide"
+
+                # "Applied: suggestion <a long id> approved by …" once widened the runs table past a laptop's card
+                page = browser.new_page(viewport={"width": 1366, "height": 768})
+                page.goto(f"{base}/calibration/?underlying=SPY")
+                history = page.locator("#cp-history .cp-scroll")
+                assert "Applied: suggestion" in history.inner_text()
+                assert history.evaluate("e => e.scrollWidth <= e.clientWidth"), "the Reason column is cut off"
             finally:
                 browser.close()

@@ -62,7 +62,8 @@ def min_delta(ctx: RuleContext) -> RuleVerdict:
     if moved:  # the checklist says which scopes passed and which did not, never "passed" for all of them
         names = ", ".join(ctx.label(c.scope) for c in moved)
         text = f"change large enough for {names}" + (f"; not for {'; '.join(parts)}" if parts else "")
-        return RuleVerdict("min_delta", True, text, numbers, counts_in_reason=False)
+        partly = f"{len(moved)} of {len(changes)}" if parts else None
+        return RuleVerdict("min_delta", True, text, numbers, counts_in_reason=False, partly=partly)
     closest = min(changes, key=lambda c: c.threshold - abs(c.delta))
     gap, _ = fmt_pair(closest.threshold - abs(closest.delta), 0.0)
     return RuleVerdict(
