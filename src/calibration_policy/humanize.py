@@ -108,6 +108,16 @@ def fmt_setting(value: Any) -> str:
 
 
 def fmt_settings(options: Any) -> str:
-    """A plugin's options model as ``min notional usd 10,000,000, trim 0.1`` (empty for none)."""
-    values = options.model_dump() if options is not None else {}
-    return ", ".join(f"{key.replace('_', ' ')} {fmt_setting(value)}" for key, value in values.items())
+    """A plugin's options model as ``largest widening 0.5 bp, trim 1`` (empty for none): each field by its
+    ``title`` when the plugin gave one (else its name, spaced), with its ``json_schema_extra`` unit."""
+    if options is None:
+        return ""
+    fields = type(options).model_fields
+    parts = []
+    for key, value in options.model_dump().items():
+        info = fields.get(key)
+        name = info.title if info is not None and info.title else key.replace("_", " ")
+        extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+        unit = extra.get("unit")
+        parts.append(f"{name} {fmt_setting(value)}" + (f" {unit}" if isinstance(unit, str) and unit else ""))
+    return ", ".join(parts)

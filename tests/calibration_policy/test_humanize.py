@@ -65,3 +65,17 @@ def test_a_set_is_rounded_as_a_whole_only_when_its_domain_says_it_sums_to_one():
         "b": "–",
         "c": "not a number",
     }
+
+
+def test_a_plugins_options_read_by_their_titles_and_units():
+    """A reader took "(max widen bp 0.5)" for jargon: an option the plugin titled and gave a unit reads in words."""
+    from pydantic import BaseModel, Field
+
+    from calibration_policy.humanize import fmt_settings
+
+    class Options(BaseModel):
+        max_widen_bp: float = Field(0.5, title="largest widening", json_schema_extra={"unit": "bp"})
+        min_notional_usd: float = 10_000_000.0  # no title: its name, spaced
+
+    assert fmt_settings(Options()) == "largest widening 0.5 bp, min notional usd 10,000,000"
+    assert fmt_settings(None) == ""

@@ -153,7 +153,7 @@ def test_the_api_and_every_command_speak_the_domain_and_govern_its_file(desk: De
     assert said.startswith("SPY 2025-12-04 21:00 UTC (venue-fit): ")
     explained = desk.cli("explain")
     assert "“Trimmed mean” (trim 1)" in explained and "at least 500 fills in the sample" in explained
-    assert 'It also checks "Widening capped"' in explained and "(max widen bp 0.5)" in explained
+    assert 'It also checks "Widening capped"' in explained and "(largest widening 0.5 bp)" in explained
 
     waiting = pending(desk)
     assert [w["domain"] for w in waiting] == ["quote_spreads"]

@@ -21,7 +21,11 @@ class MaxWidenOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     max_widen_bp: Annotated[float, Strict()] = Field(
-        0.5, gt=0, description="Largest widening of one venue's markup in one update, in bp."
+        0.5,
+        gt=0,
+        title="largest widening",
+        description="Largest widening of one venue's markup in one update, in bp.",
+        json_schema_extra={"unit": "bp"},
     )
 
 
