@@ -196,6 +196,57 @@ def test_approve_a_waiting_suggestion_by_clicking(tmp_path: Path, browser):
         page.close()
 
 
+def test_a_roll_back_by_the_watch_is_said_in_the_first_screen(tmp_path: Path, browser, monkeypatch):
+    """After apply, the runs that followed contradicted a forced change and the watch put the old values back: the
+    first screen says so, with the numbers, at both sizes (docs/panel-watch.png is this page on a laptop)."""
+    import sys
+
+    from calibration_policy import CalibrationUpdatePolicy, archive
+    from calibration_policy.pipeline import run_update
+
+    from .agent import agent_app_module, agent_target, fill
+    from .conftest import T0, host_result
+
+    # The clock of every change, fixed after the last run, so the screenshot (a change's time and id) is the same
+    # at every run of the suite and the checkout stays unchanged.
+    moment = iter(T0 + timedelta(days=10, minutes=5, seconds=k) for k in range(10_000))
+    for module in [m for m in list(sys.modules.values()) if getattr(m, "now_utc", None) is archive.now_utc]:
+        monkeypatch.setattr(module, "now_utc", lambda: next(moment))
+    data = tmp_path / "data"
+    fill(data, "SPY", days=3)
+    settings = 'min_delta_global = 0.5\nmin_delta_band = 0.5\nwatch_runs = 5\nwatch_action = "roll_back"\n'
+    (data / "calibration_policy.toml").write_text(settings)
+    policy = CalibrationUpdatePolicy.from_toml(data / "calibration_policy.toml")
+    before = live(data)
+
+    def update(day: int, values: dict[str, float], force: bool = False) -> None:
+        run_update(
+            host_result(global_m=values["global"], weekly=values["weekly"], monthly=values["monthly"]),
+            underlying="SPY",
+            source="harvested",
+            target=agent_target(data, "SPY"),
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day), force=force),
+            context=Context.build(policy=policy, data_dir=data, actor="olga" if force else None),
+        )
+
+    update(5, {scope: value * 1.08 for scope, value in before.items()}, force=True)  # a person forces a change
+    for day in range(6, 11):  # the next five days recommend the values it replaced
+        update(day, before)
+    assert live(data) == pytest.approx(before)
+    with serving(agent_app_module().create_app(data, secret="s")) as base:
+        for screen, (width, height) in SCREENS.items():
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(f"{base}/calibration/?underlying=SPY")
+            notice = page.locator("#cp-watch-notice")
+            assert notice.inner_text().startswith("The watch rolled back the change of 6 Dec at 21:00 UTC: the new")
+            assert "fit worse on 5 of 5 runs after it (p = 0.031)" in notice.inner_text()
+            assert in_first_screen(page, "#cp-watch-notice"), f"{screen}: the notice is below the first screen"
+            assert_fits(page, f"{screen} with a roll back by the watch")
+            if screen == "desktop":
+                _keep_screenshot(page.screenshot(), DOCS / "panel-watch.png")
+            page.close()
+
+
 BOOTSTRAP_LIKE = """
 *, ::before, ::after { box-sizing: content-box; }
 body { margin: 0; font-size: 1rem; line-height: 1.5; }
