@@ -133,6 +133,17 @@ class Scan:
         self._rest: list[str] = []
         self._candidates = np.zeros(0, dtype=np.int64)  # the runs the leading rules passed
         self._at, self._ahead = 0, 16  # candidates[at:] are not decided; how many to ask about next
+        self._part: Any = None  # this underlying's part of the columns, when the scan ran as columns
+
+    def _columns_state(self, state: Any, u: int) -> None:
+        """Read this scan's state off ``state`` (:class:`.columns.Columns`, the scan of every underlying)."""
+        from .columns import LastApplied, LiveBefore, Part, Writes
+
+        part = self._part = Part(state, u, len(self.runs), self.first)
+        self.route, self.written = part.route, part.written
+        self.live_before, self.last_applied, self.values = LiveBefore(part), LastApplied(part), Writes(part)  # type: ignore[assignment]
+        self._lead = {name: ok[part.base : part.base + part.n] for name, ok in state.lead.items()}
+        self._rest = [name for name, _, _ in state.rest]
 
     # -- the scan (driven by :func:`scan_together`) ---------------------------------------------------
 
@@ -210,6 +221,12 @@ class Scan:
 
         found: dict[str, bool | None] = {name: bool(ok[j]) for name, ok in self._lead.items()}
         found.update(dict.fromkeys(self._rest, None))
+        if self._part is not None:
+            from .columns import passes_at
+
+            if self._part.state.alive[self._part.base + j]:
+                found.update(passes_at(self._part, j))
+            return found
         i = bisect.bisect_right(self._chunks, j, key=lambda chunk: int(chunk[0][0])) - 1
         if i >= 0:
             rows, per_rule, a = self._chunks[i]
@@ -247,18 +264,21 @@ class Scan:
         return decision
 
 
-def scan_together(scans: Sequence[Scan]) -> None:
+def scan_together(scans: Sequence[Scan], stacked: Any = None, *, columns: bool = True) -> None:
     """Run the scans (one underlying's each, all under one policy) to their ends, together.
 
     The stateless rules that lead the policy are asked once about every run of every underlying;
     then each round asks the other rules about the runs ahead of every underlying still open, in
     one batch (the live values one per run), and each underlying takes its own first apply. The
     rounds number about as many as the busiest underlying has applies, whatever the number of
-    underlyings.
+    underlyings. When the policy allows, the scans' state is kept as columns over every underlying
+    (:mod:`.columns`; ``stacked``: the scans' :class:`.columns.Stacked`, when the caller keeps one;
+    ``columns=False`` keeps one dictionary per underlying whatever the policy, as the tests compare).
     """
     import numpy as np
 
     from ..plugins import get_rule
+    from .columns import Stacked, scan_columns, usable
 
     if not scans:
         return
@@ -269,6 +289,11 @@ def scan_together(scans: Sequence[Scan]) -> None:
         lead += 1
     lead_names, rest_names = [name for name, _, _ in rules[:lead]], [name for name, _, _ in rules[lead:]]
     memo: dict[str, Any] = {}  # what a batch form computes once per policy (thresholds, bounds)
+    if columns and usable(scans, rules, policy):
+        stacked = Stacked([s.prepared for s in scans]) if stacked is None else stacked
+        if stacked.scopes is not None and set(stacked.scopes) <= set(scans[0]._live):
+            scan_columns(scans, rules, lead, policy, memo, stacked)
+            return
     pieces: list[tuple[Scan, Any, Mapping[str, float], datetime | None]] = [
         (s, np.arange(p, int(s.prepared.stretch_end[p])), {}, None) for s in scans for p in s.prepared.starts()
     ]
