@@ -21,6 +21,7 @@ explores. Otherwise the scan keeps one dictionary per underlying (:mod:`.scan`);
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,24 @@ class Stacked:
         np.add.at(decided, self.base[:-1] + self.firsts, 1)
         np.add.at(decided, self.base[1:], -1)
         self.decided = np.flatnonzero(np.cumsum(decided[:-1]) > 0)  # the runs a replay decides, every underlying
+
+    @functools.cached_property
+    def owners(self) -> Any:
+        """The underlying (its position) of every run, end to end."""
+        import numpy as np
+
+        return np.repeat(np.arange(len(self.prepared)), np.diff(self.base))
+
+    @functools.cached_property
+    def recommended(self) -> dict[str, Any]:
+        """Every run's recommended values by scope (NaN: the run has none), end to end: for the figures."""
+        import numpy as np
+
+        scopes = dict.fromkeys(scope for p in self.prepared for scope in p.recommended)
+        return {
+            scope: np.concatenate([p.recommended.get(scope, np.full(len(p.runs), np.nan)) for p in self.prepared])
+            for scope in scopes
+        }
 
     def owner(self, rows: Any) -> Any:
         """The underlying (its position) of each of the flat ``rows``."""

@@ -272,7 +272,8 @@ def scan_together(scans: Sequence[Scan], stacked: Any = None, *, columns: bool =
     one batch (the live values one per run), and each underlying takes its own first apply. The
     rounds number about as many as the busiest underlying has applies, whatever the number of
     underlyings. When the policy allows, the scans' state is kept as columns over every underlying
-    (:mod:`.columns`; ``stacked``: the scans' :class:`.columns.Stacked`, when the caller keeps one;
+    (:mod:`.columns`; ``stacked``: the scans' :class:`.columns.Stacked`, or a function that gives it,
+    when the caller keeps one;
     ``columns=False`` keeps one dictionary per underlying whatever the policy, as the tests compare).
     """
     import numpy as np
@@ -291,6 +292,7 @@ def scan_together(scans: Sequence[Scan], stacked: Any = None, *, columns: bool =
     memo: dict[str, Any] = {}  # what a batch form computes once per policy (thresholds, bounds)
     if columns and usable(scans, rules, policy):
         stacked = Stacked([s.prepared for s in scans]) if stacked is None else stacked
+        stacked = stacked() if callable(stacked) else stacked
         if stacked.scopes is not None and set(stacked.scopes) <= set(scans[0]._live):
             scan_columns(scans, rules, lead, policy, memo, stacked)
             return

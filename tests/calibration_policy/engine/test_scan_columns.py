@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from calibration_policy import CalibrationRun, CalibrationUpdatePolicy
 from calibration_policy.engine import Prepared, Scan, scan_together, smooth_series
+from calibration_policy.replay import _columns_figures, _scan_figures
 from calibration_policy.rule_evidence import needed
 
 T0 = datetime(2025, 3, 3, 21, tzinfo=UTC)
@@ -65,6 +66,10 @@ def assert_alike(groups, policy, start, last=None, read_every: int = 1) -> bool:
         for j in range(one.first, len(one.runs), read_every):
             mine, theirs = one.decision(j), other.decision(j)
             assert (mine.apply, mine.values, mine.reason) == (theirs.apply, theirs.values, theirs.reason)
+    if as_columns[0]._part is None:
+        return False
+    # the figures of every underlying at once, to the last bit as one underlying's at a time
+    assert _columns_figures(as_columns[0]._part.state) == [_scan_figures(s) for s in as_dicts]
     return all(s._part is not None for s in as_columns)
 
 
