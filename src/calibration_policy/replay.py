@@ -157,33 +157,37 @@ def _in_order(values: Any) -> float:
 
 def _columns_figures(state: Any) -> list[Figures]:
     """:func:`_scan_figures` of every underlying of a scan kept as columns (:mod:`.engine.columns`), in
-    a few numpy operations over all of them at once: the same figures, summed per underlying."""
+    a few numpy operations over all of them at once: the same figures, to the last bit."""
     import numpy as np
 
     from .engine import APPLY
 
     stacked = state.stacked
-    count, owner, decided = len(stacked.prepared), stacked.owners, stacked.decided
+    count, owner = len(stacked.prepared), stacked.owners
+    decided = slice(None) if len(stacked.decided) == stacked.size else stacked.decided  # every run, mostly
+    decided_owner = owner[decided]
     positions = np.arange(stacked.size)
     applied = state.route == APPLY
+    applied_at = np.flatnonzero(applied)
     movement, flips = np.zeros(count), np.zeros(count, dtype=np.int64)
     lag_sum, lag_n = np.zeros(count), np.zeros(count, dtype=np.int64)
-    at_first = stacked.base[:-1] + stacked.firsts  # each underlying's first decided run (end to end)
     has_first = stacked.firsts < np.diff(stacked.base)
+    firsts = (stacked.base[:-1] + stacked.firsts)[has_first]  # each underlying's first decided run, end to end
     recommended = stacked.recommended
     for scope in dict.fromkeys([*state.written, *recommended]):
         start = np.array([s.get(scope, np.nan) for s in state.starts], dtype=np.float64)
         written = state.written.get(scope)
-        marks = np.where(applied, written, np.nan) if written is not None else np.full(stacked.size, np.nan)
+        where = applied_at if written is not None else np.zeros(0, dtype=np.int64)
+        values = written[where] if written is not None else np.zeros(0)
+        where, values = where[~np.isnan(values)], values[~np.isnan(values)]
         # the moves: each written value against the one before it (the start, for an underlying's first)
-        where = np.flatnonzero(~np.isnan(marks))
         who = owner[where]
         before = np.empty(len(where))
-        before[1:] = marks[where[:-1]]
+        before[1:] = values[:-1]
         fresh = np.ones(len(where), dtype=bool)
         fresh[1:] = who[1:] != who[:-1]
         before[fresh] = start[who[fresh]]
-        moves = marks[where] - before
+        moves = values - before
         kept = ~np.isnan(moves) & (moves != 0)
         moves, who = moves[kept], who[kept]
         movement += np.bincount(who, weights=np.abs(moves), minlength=count)
@@ -191,16 +195,16 @@ def _columns_figures(state: Any) -> list[Figures]:
         flips += np.bincount(who[1:][turns], minlength=count)
         if scope not in recommended:
             continue
-        firsts = at_first[has_first]
-        marks[firsts] = np.where(np.isnan(marks[firsts]), start[has_first], marks[firsts])
-        reset = np.repeat(np.minimum(at_first, stacked.size - 1), np.diff(stacked.base))  # carried from the first
-        live = marks[np.maximum.accumulate(np.where(np.isnan(marks), reset, positions))][decided]
+        marks = np.full(stacked.size, np.nan)  # the live value where it is set: at the start, then at each write
+        marks[firsts] = start[has_first]
+        marks[where] = values
+        live = marks[np.maximum.accumulate(np.where(np.isnan(marks), stacked.carried, positions))[decided]]
         gap = np.abs(live - recommended[scope][decided])
         both = ~np.isnan(gap)
-        lag_sum += np.bincount(owner[decided][both], weights=gap[both], minlength=count)
-        lag_n += np.bincount(owner[decided][both], minlength=count)
+        lag_sum += np.bincount(decided_owner[both], weights=gap[both], minlength=count)
+        lag_n += np.bincount(decided_owner[both], minlength=count)
     runs = np.diff(stacked.base) - stacked.firsts
-    applies = np.bincount(owner[decided][applied[decided]], minlength=count)
+    applies = np.bincount(owner[applied], minlength=count)
     return [
         Figures(
             int(runs[u]),

@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from .scan import Prepared, Scan
 
 SETTLE, APPLY = 0, 1
-# How many runs a round asks about across every underlying still open (at least ``_LEAST`` each):
-# the rounds are as many as the busiest underlying has applies, and each costs about the same.
-_BUDGET, _LEAST = 4096, 8
+# How many runs a round asks about for each underlying still open: about twice the runs between two
+# applies so far (a run asked after its underlying's first apply in the round is asked again in the next),
+# at least ``_LEAST``, and no more than ``_BUDGET`` over all the underlyings still open.
+_BUDGET, _LEAST = 4096, 2
 
 
 class Stacked:
@@ -73,6 +74,14 @@ class Stacked:
         import numpy as np
 
         return np.repeat(np.arange(len(self.prepared)), np.diff(self.base))
+
+    @functools.cached_property
+    def carried(self) -> Any:
+        """For every run, end to end, its underlying's first decided run: where a value carried forward
+        over that underlying's runs starts (for the figures' lag)."""
+        import numpy as np
+
+        return np.repeat(np.minimum(self.base[:-1] + self.firsts, max(self.size - 1, 0)), np.diff(self.base))
 
     @functools.cached_property
     def recommended(self) -> dict[str, Any]:
@@ -126,6 +135,7 @@ class Columns:
         import numpy as np
 
         self.stacked, self.policy, self.rest = stacked, policy, list(rest)
+        self.bases: list[int] = stacked.base.tolist()
         self.keys: set[str] = scans[0].evidence_keys
         self.scopes: tuple[str, ...] = stacked.scopes or ()
         self.starts = [dict(s._live) for s in scans]
@@ -201,8 +211,9 @@ def _rounds(state: Columns, memo: dict[str, Any]) -> None:
     changed_only = policy.apply_scopes == "changed"
     thresholds = {scope: policy.threshold_for(scope) for scope in scopes}
     open_ = np.flatnonzero(at < end)
+    passed, applies = 8, 0  # runs the rounds went past, and of them applied: the first round asks 16 each
     while len(open_):
-        ahead = max(_LEAST, _BUDGET // len(open_))
+        ahead = int(max(_LEAST, min(2 * passed / (applies + 1), _BUDGET // len(open_))))
         position = at[open_][:, None] + np.arange(ahead)
         valid = position < end[open_][:, None]
         rows = candidates[np.minimum(position, end[open_][:, None] - 1)].ravel()  # the last run repeated past the end
@@ -220,7 +231,9 @@ def _rounds(state: Columns, memo: dict[str, Any]) -> None:
         hit = answer.passed.reshape(-1, ahead) & valid
         has = hit.any(axis=1)
         first = hit.argmax(axis=1)
-        at[open_] += np.where(has, first + 1, valid.sum(axis=1))
+        step = np.where(has, first + 1, valid.sum(axis=1))
+        at[open_] += step
+        passed, applies = passed + int(step.sum()), applies + int(has.sum())
         if has.any():
             who, k = open_[has], first[has]
             picked = np.flatnonzero(has) * ahead + k  # in the batch
@@ -247,14 +260,17 @@ class Part:
     the first read)."""
 
     def __init__(self, state: Columns, u: int, n: int, first: int) -> None:
-        import numpy as np
-
         self.state, self.u, self.n, self.first = state, u, n, first
-        self.base = int(state.stacked.base[u])
+        self.base = state.bases[u]
         self.route = state.route[self.base : self.base + n]
         self.written = {scope: values[self.base : self.base + n] for scope, values in state.written.items()}
-        self.applies = np.flatnonzero(self.route == APPLY).tolist()
         self._after: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def applies(self) -> list[int]:
+        import numpy as np
+
+        return np.flatnonzero(self.route == APPLY).tolist()
 
     def after(self) -> dict[str, Any]:
         """Each live scope's value after each run (from ``first`` on), carried forward from the last write."""
@@ -339,13 +355,19 @@ class Writes(Mapping):
         return len(self._part.applies)
 
 
-def passes_at(part: Part, j: int) -> dict[str, bool]:
-    """The later rules' batch verdicts on run ``j`` (a batch of one, against its live values): what the
-    scan's round asked them when it decided ``j``."""
+def passes_at(part: Part, j: int) -> dict[str, bool | None]:
+    """Each rule's batch verdict on run ``j`` in the policy's order: the leading rules' from their batch
+    over every run; the later rules' asked again in a batch of one, against the run's live values, as the
+    scan's round asked them when it decided ``j`` (None: not asked, as a leading rule failed the run)."""
     import numpy as np
 
     state = part.state
-    rows = np.array([part.base + j], dtype=np.int64)
+    row = part.base + j
+    found: dict[str, bool | None] = {name: bool(ok[row]) for name, ok in state.lead.items()}
+    found.update(dict.fromkeys((name for name, _, _ in state.rest), None))
+    if not state.alive[row]:
+        return found
+    rows = np.array([row], dtype=np.int64)
     live = part.live_before(j)
     answer = evaluate(
         state.rest,
@@ -356,4 +378,5 @@ def passes_at(part: Part, j: int) -> dict[str, bool]:
         _Runs(state.stacked, rows),
         lambda k: {},
     )
-    return {name: bool(ok[0]) for name, ok in answer.per_rule.items()}
+    found.update({name: bool(ok[0]) for name, ok in answer.per_rule.items()})
+    return found

@@ -111,29 +111,35 @@ class Scan:
         first: int = 0,
         prepared: Prepared | None = None,
     ) -> None:
-        import numpy as np
-
         self.prepared = prepared if prepared is not None else Prepared(runs, smoothed, first)
         self.runs, self.smoothed, self.policy, self.first = runs, smoothed, policy, first
         self.evidence_keys = evidence_keys
-        n = len(runs)
-        self.route = np.zeros(n, dtype=np.int8)
-        self.live_before: list[dict[str, float]] = [{}] * n
-        self.values: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
-        # the same by scope, one value per run (NaN: not written), for figures over every run at once
-        self.written = {scope: np.full(n, np.nan) for scope in self.prepared.columns}
-        self.last_applied: list[datetime | None] = [None] * n
-        # (runs asked, each rule's verdicts, where they start in those): for the check
-        self._chunks: list[tuple[Any, dict[str, Any], int]] = []
         self._decisions: dict[int, Decision] = {}
         # what the scan carries from run to run: the live values, when they last changed, how far it got
         self._live, self._last, self._done = dict(start), last_applied, first
-        self._columns = dict(self.prepared.columns)  # the smoothed values, as the leading rules adjusted them
         self._lead: dict[str, Any] = {}
         self._rest: list[str] = []
+        self._part: Any = None  # this underlying's part of the columns, when the scan ran as columns
+
+    def _dictionaries(self) -> None:
+        """The state of a scan that keeps one dictionary per underlying (not kept as columns)."""
+        import numpy as np
+
+        n = len(self.runs)
+        self.route = np.zeros(n, dtype=np.int8)
+        self._before: list[dict[str, float]] = [{}] * n
+        self._writes: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
+        self.live_before: Sequence[dict[str, float]] = self._before
+        self.values: Mapping[int, dict[str, float]] = self._writes
+        # the same by scope, one value per run (NaN: not written), for figures over every run at once
+        self.written = {scope: np.full(n, np.nan) for scope in self.prepared.columns}
+        self._lasts: list[datetime | None] = [None] * n
+        self.last_applied: Sequence[datetime | None] = self._lasts
+        # (runs asked, each rule's verdicts, where they start in those): for the check
+        self._chunks: list[tuple[Any, dict[str, Any], int]] = []
+        self._columns = dict(self.prepared.columns)  # the smoothed values, as the leading rules adjusted them
         self._candidates = np.zeros(0, dtype=np.int64)  # the runs the leading rules passed
         self._at, self._ahead = 0, 16  # candidates[at:] are not decided; how many to ask about next
-        self._part: Any = None  # this underlying's part of the columns, when the scan ran as columns
 
     def _columns_state(self, state: Any, u: int) -> None:
         """Read this scan's state off ``state`` (:class:`.columns.Columns`, the scan of every underlying)."""
@@ -141,9 +147,7 @@ class Scan:
 
         part = self._part = Part(state, u, len(self.runs), self.first)
         self.route, self.written = part.route, part.written
-        self.live_before, self.last_applied, self.values = LiveBefore(part), LastApplied(part), Writes(part)  # type: ignore[assignment]
-        self._lead = {name: ok[part.base : part.base + part.n] for name, ok in state.lead.items()}
-        self._rest = [name for name, _, _ in state.rest]
+        self.live_before, self.last_applied, self.values = LiveBefore(part), LastApplied(part), Writes(part)
 
     # -- the scan (driven by :func:`scan_together`) ---------------------------------------------------
 
@@ -196,8 +200,8 @@ class Scan:
 
     def _hold(self, stop: int) -> None:
         """Runs from the last apply up to ``stop`` saw the live values the scan carries now."""
-        self.live_before[self._done : stop] = [self._live] * (stop - self._done)
-        self.last_applied[self._done : stop] = [self._last] * (stop - self._done)
+        self._before[self._done : stop] = [self._live] * (stop - self._done)
+        self._lasts[self._done : stop] = [self._last] * (stop - self._done)
         self._done = stop
 
     def _record(self, rows, asked: Asked, hits: list[int]) -> None:
@@ -208,8 +212,8 @@ class Scan:
             j = int(rows[k])
             self.route[j] = PROPOSE if self.policy.require_approval else APPLY
             proposed = {scope: float(v[a + k]) for scope, v in answer.proposed.items()}
-            self.values[j] = written(self._live, proposed, self.policy)
-            for scope, value in self.values[j].items():
+            self._writes[j] = written(self._live, proposed, self.policy)
+            for scope, value in self._writes[j].items():
                 self.written[scope][j] = value
 
     def _passes(self, j: int) -> dict[str, bool | None]:
@@ -219,14 +223,12 @@ class Scan:
 
         import numpy as np
 
-        found: dict[str, bool | None] = {name: bool(ok[j]) for name, ok in self._lead.items()}
-        found.update(dict.fromkeys(self._rest, None))
         if self._part is not None:
             from .columns import passes_at
 
-            if self._part.state.alive[self._part.base + j]:
-                found.update(passes_at(self._part, j))
-            return found
+            return passes_at(self._part, j)
+        found: dict[str, bool | None] = {name: bool(ok[j]) for name, ok in self._lead.items()}
+        found.update(dict.fromkeys(self._rest, None))
         i = bisect.bisect_right(self._chunks, j, key=lambda chunk: int(chunk[0][0])) - 1
         if i >= 0:
             rows, per_rule, a = self._chunks[i]
@@ -296,6 +298,8 @@ def scan_together(scans: Sequence[Scan], stacked: Any = None, *, columns: bool =
         if stacked.scopes is not None and set(stacked.scopes) <= set(scans[0]._live):
             scan_columns(scans, rules, lead, policy, memo, stacked)
             return
+    for s in scans:
+        s._dictionaries()
     pieces: list[tuple[Scan, Any, Mapping[str, float], datetime | None]] = [
         (s, np.arange(p, int(s.prepared.stretch_end[p])), {}, None) for s in scans for p in s.prepared.starts()
     ]
