@@ -535,7 +535,15 @@ def _scan_of(
     key = (smoothing, keep.tobytes(), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
 
     def compute() -> Prepared:
+        from .domain import Domain
+        from .engine import smooth_series
+        from .plugins import get_domain
+
         times = times_ns([run.timestamp for run in runs])  # counted once, for the smoothing and the scan
+        domains = {run.domain for run in runs[first:]}
+        if all(type(get_domain(domain)).normalize is Domain.normalize for domain in domains):  # as smoothed
+            columns = smooth_series(runs, policy, range(first, len(runs)), keep=keep, times=times, columns=True)
+            return Prepared(runs, columns, first, times)
         return Prepared(runs, smoothed_runs(runs, policy, first, keep, times), first, times)
 
     prepared = cache.get(key, compute) if cache is not None else compute()

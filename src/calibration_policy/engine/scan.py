@@ -26,6 +26,7 @@ from ..policy import CalibrationUpdatePolicy
 from .clock import times_ns
 from .errors import EngineError, run_named
 from .rules import Evaluated, evaluate, moments
+from .smooth import Smoothed
 
 SETTLE, APPLY, PROPOSE = 0, 1, 2
 ROUTES = ("settle", "apply", "propose")
@@ -50,20 +51,47 @@ class _Recent(Sequence):
             yield self._items[i]
 
 
+class _Rows(Sequence):
+    """The smoothed values of each run as a dictionary (``{}`` before ``first``), built when read."""
+
+    def __init__(self, smoothed: Smoothed, first: int, n: int) -> None:
+        self._smoothed, self._first, self._n = smoothed, first, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, j):
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(self._n))]
+        j = j + self._n if j < 0 else j
+        if not 0 <= j < self._n:
+            raise IndexError(j)
+        return {} if j < self._first else self._smoothed.row(j - self._first)
+
+
 class Prepared:
     """What a scan reads of one underlying's runs whatever the policy's thresholds, as arrays: built
     once and shared by every candidate that smooths alike (``tune``)."""
 
     def __init__(
-        self, runs: Sequence[CalibrationRun], smoothed: Sequence[dict[str, float]], first: int = 0, times: Any = None
+        self,
+        runs: Sequence[CalibrationRun],
+        smoothed: Sequence[dict[str, float]] | Smoothed,
+        first: int = 0,
+        times: Any = None,
     ) -> None:
         import numpy as np
 
         n = len(runs)
-        self.runs, self.smoothed, self.first = runs, smoothed, first
+        self.runs, self.first = runs, first
         self.times = times_ns([run.timestamp for run in runs]) if times is None else times
         self.sample = np.array([run.sample_size for run in runs], dtype=np.float64)
         self.vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
+        self.recorded = [j for j in range(first, n) if "apply" in (runs[j].decision or {})]
+        if isinstance(smoothed, Smoothed):  # columns from the smoothing: no dictionary per run
+            self._from_columns(smoothed)
+            return
+        self.smoothed: Sequence[dict[str, float]] = smoothed
         scopes = dict.fromkeys(scope for values in smoothed[first:] for scope in values)
         self.columns = {
             scope: np.array([values.get(scope, math.nan) for values in smoothed], dtype=np.float64) for scope in scopes
@@ -73,7 +101,6 @@ class Prepared:
             scope: np.array([run.recommended.get(scope, math.nan) for run in runs], dtype=np.float64)
             for scope in recommended
         }
-        self.recorded = [j for j in range(first, n) if "apply" in (runs[j].decision or {})]
         # the end of each run's stretch of runs with the same scopes, in the same order (one array per scope)
         self.stretch_end = np.empty(n, dtype=np.int64)
         end = n
@@ -81,6 +108,24 @@ class Prepared:
             if j + 1 < n and list(smoothed[j]) != list(smoothed[j + 1]):
                 end = j + 1
             self.stretch_end[j] = end
+
+    def _from_columns(self, smoothed: Smoothed) -> None:
+        """The same from the smoothing's columns (of the runs from ``first`` on): a run's scopes are
+        those it has a value for, in the order the smoothing names them."""
+        import numpy as np
+
+        n, first = len(self.runs), self.first
+        self.smoothed = _Rows(smoothed, first, n)
+        self.columns = {}
+        present = np.zeros(n, dtype=object)  # each run's scopes, as a number with one bit per scope
+        present[:] = 0
+        for bit, (scope, values) in enumerate(smoothed.values.items()):
+            column = self.columns[scope] = np.full(n, math.nan)
+            column[first:] = values
+            present = present + np.where(np.isnan(column), 0, 1 << bit).astype(object)
+        self.recommended = dict(smoothed.recommended)
+        starts = np.flatnonzero(present[:-1] != present[1:]) + 1  # where a stretch of the same scopes starts
+        self.stretch_end = np.append(starts, n)[np.searchsorted(starts, np.arange(n), side="right")].astype(np.int64)
 
     @functools.cached_property
     def recent(self) -> list[tuple[datetime, dict[str, float]]]:

@@ -179,3 +179,38 @@ def test_runs_with_other_scopes_keep_the_dictionaries():
         run.model_copy(update={"recommended_iv_multiplier": {"global": run.recommended["global"]}}) for run in groups[1]
     ]
     assert not assert_alike(groups, CalibrationUpdatePolicy(), {s: 1.0 for s in SCOPES})
+
+
+def _scoped(groups: list[list[CalibrationRun]]) -> list[CalibrationRun]:
+    """The runs of ``groups`` end to end, some with fewer scopes, one with them in another order."""
+    out = []
+    for k, run in enumerate(run for group in groups for run in group):
+        values = dict(run.recommended)
+        if k % 7 == 3:
+            values.pop("monthly")
+        if k % 11 == 5:
+            values = dict(reversed(values.items()))
+        out.append(run.model_copy(update={"recommended_iv_multiplier": values}))
+    return out
+
+
+@pytest.mark.parametrize("first", [0, 4])
+@pytest.mark.parametrize("smoothing", ["ewma", "rolling_median"])
+def test_the_smoothing_hands_the_scan_columns_equal_to_its_dictionaries(first, smoothing):
+    import numpy as np
+
+    runs = _scoped(_walk(4, 1, 40))
+    policy = CalibrationUpdatePolicy(smoothing=smoothing)
+    targets = range(first, len(runs))
+    dicts = smooth_series(runs, policy, targets)
+    columns = smooth_series(runs, policy, targets, columns=True)
+    assert columns.rows() == dicts and [columns.row(k) for k in range(len(dicts))] == dicts
+    assert [list(columns.row(k)) for k in range(len(dicts))] == [list(d) for d in dicts]  # the same order
+    by_dicts = Prepared(runs, [{}] * first + dicts, first)
+    by_columns = Prepared(runs, columns, first)
+    assert list(by_columns.smoothed) == list(by_dicts.smoothed)
+    assert by_columns.stretch_end.tolist() == by_dicts.stretch_end.tolist()
+    assert by_columns.starts() == by_dicts.starts()
+    for one, other in ((by_columns.columns, by_dicts.columns), (by_columns.recommended, by_dicts.recommended)):
+        assert list(one) == list(other)
+        assert all(np.array_equal(one[s], other[s], equal_nan=True) for s in one)
