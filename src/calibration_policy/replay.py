@@ -166,7 +166,6 @@ def _columns_figures(state: Any) -> list[Figures]:
     count, owner = len(stacked.prepared), stacked.owners
     decided = slice(None) if len(stacked.decided) == stacked.size else stacked.decided  # every run, mostly
     decided_owner = owner[decided]
-    positions = np.arange(stacked.size)
     applied = state.route == APPLY
     applied_at = np.flatnonzero(applied)
     movement, flips = np.zeros(count), np.zeros(count, dtype=np.int64)
@@ -198,11 +197,17 @@ def _columns_figures(state: Any) -> list[Figures]:
         marks = np.full(stacked.size, np.nan)  # the live value where it is set: at the start, then at each write
         marks[firsts] = start[has_first]
         marks[where] = values
-        live = marks[np.maximum.accumulate(np.where(np.isnan(marks), stacked.carried, positions))[decided]]
+        set_at = stacked.carried.copy()  # where each run's live value was last set: its first run, or a write
+        set_at[where] = where
+        live = marks[np.maximum.accumulate(set_at, out=set_at)[decided]]
         gap = np.abs(live - recommended[scope][decided])
         both = ~np.isnan(gap)
-        lag_sum += np.bincount(decided_owner[both], weights=gap[both], minlength=count)
-        lag_n += np.bincount(decided_owner[both], minlength=count)
+        if both.all():
+            lag_sum += np.bincount(decided_owner, weights=gap, minlength=count)
+            lag_n += np.bincount(decided_owner, minlength=count)
+        else:
+            lag_sum += np.bincount(decided_owner[both], weights=gap[both], minlength=count)
+            lag_n += np.bincount(decided_owner[both], minlength=count)
     runs = np.diff(stacked.base) - stacked.firsts
     applies = np.bincount(owner[applied], minlength=count)
     return [

@@ -214,3 +214,28 @@ def test_the_smoothing_hands_the_scan_columns_equal_to_its_dictionaries(first, s
     for one, other in ((by_columns.columns, by_dicts.columns), (by_columns.recommended, by_dicts.recommended)):
         assert list(one) == list(other)
         assert all(np.array_equal(one[s], other[s], equal_nan=True) for s in one)
+
+
+@pytest.mark.parametrize("since", [None, T0 + timedelta(days=20)])
+def test_a_replay_over_columns_equals_the_replay_over_dictionaries(monkeypatch, since):
+    from calibration_policy.replay import replay
+
+    history = [run for group in _walk(11, 5, 45) for run in group]
+    policy = CalibrationUpdatePolicy(min_delta_global=0.01, min_delta_band=0.02)
+    start = {s: 1.0 for s in SCOPES}
+    columns = replay(history, policy, start, since=since)
+    assert all(u.scan._part is not None for u in columns.underlyings.values())
+    monkeypatch.setattr("calibration_policy.engine.columns.usable", lambda *args: False)
+    dicts = replay(history, policy, start, since=since)
+    assert all(u.scan._part is None for u in dicts.underlyings.values())
+    assert columns.figures == dicts.figures
+    assert [u.figures for u in columns.underlyings.values()] == [u.figures for u in dicts.underlyings.values()]
+    for one, other in zip(columns.decisions, dicts.decisions, strict=True):
+        assert (one.run_id, one.route, one.smoothed, one.live_before, one.live_after) == (
+            other.run_id,
+            other.route,
+            other.smoothed,
+            other.live_before,
+            other.live_after,
+        )
+    assert [d.reason for d in columns.decisions[::9]] == [d.reason for d in dicts.decisions[::9]]
