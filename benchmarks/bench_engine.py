@@ -1,7 +1,7 @@
 """The batch-first engine (issue 26): each figure beside its baseline, measured in the same loop.
 
     nice python benchmarks/bench_engine.py                      # the issue's sizes
-    nice python benchmarks/bench_engine.py --candidates 36 --backfill 1000 --records 150   # the docs' figures
+    nice python benchmarks/bench_engine.py --backfill 1000 --records 150   # the docs' figures (1,000 candidates)
     nice python benchmarks/bench_engine.py --underlyings 50 --candidates 200 --backfill 5000   # quicker
 
 Every ratio alternates the measured path and its baseline in one loop (A, B, A, B, …) and compares

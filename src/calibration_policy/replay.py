@@ -11,6 +11,7 @@ only runs up to that run, thin runs skipped as the policy says, the domain's ``n
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import os
 import sys
@@ -135,7 +136,7 @@ def _scan_figures(scan: Any) -> Figures:
         marks = np.where(applied, written, np.nan)  # the live value where it is set: at the start, then at each apply
         moves = np.diff(marks[~np.isnan(marks)], prepend=start.get(scope, np.nan))
         moves = moves[~np.isnan(moves) & (moves != 0)]  # a scope's first value moved nothing; nor did an equal one
-        movement += float(np.abs(moves).sum())
+        movement += _in_order(np.abs(moves))
         flips += int((np.diff(np.sign(moves)) != 0).sum())  # direction reversals of the scope's changes
         recommended = scan.prepared.recommended.get(scope)
         if recommended is None:
@@ -144,9 +145,82 @@ def _scan_figures(scan: Any) -> Figures:
             marks[first] = start.get(scope, np.nan)
         live = marks[np.maximum.accumulate(np.where(np.isnan(marks), first, positions))]  # carried forward
         both = ~np.isnan(live[first:]) & ~np.isnan(recommended[first:])
-        lag_sum += float(np.abs(live[first:] - recommended[first:])[both].sum())
+        lag_sum += _in_order(np.abs(live[first:] - recommended[first:])[both])
         lag_n += int(both.sum())
     return Figures(n - first, int(applied[first:].sum()), movement, flips, lag_sum / lag_n if lag_n else None)
+
+
+def _in_order(values: Any) -> float:
+    """The sum of ``values`` added one after the other, as :func:`_columns_figures` adds them (numpy's
+    ``sum`` adds in pairs, which can differ in the last bit)."""
+    return float(values.cumsum()[-1]) if len(values) else 0.0
+
+
+def _columns_figures(state: Any) -> list[Figures]:
+    """:func:`_scan_figures` of every underlying of a scan kept as columns (:mod:`.engine.columns`), in
+    a few numpy operations over all of them at once: the same figures, to the last bit."""
+    import numpy as np
+
+    from .engine import APPLY
+
+    stacked = state.stacked
+    count, owner = len(stacked.prepared), stacked.owners
+    decided = slice(None) if len(stacked.decided) == stacked.size else stacked.decided  # every run, mostly
+    decided_owner = owner[decided]
+    applied = state.route == APPLY
+    applied_at = np.flatnonzero(applied)
+    movement, flips = np.zeros(count), np.zeros(count, dtype=np.int64)
+    lag_sum, lag_n = np.zeros(count), np.zeros(count, dtype=np.int64)
+    has_first = stacked.firsts < np.diff(stacked.base)
+    firsts = (stacked.base[:-1] + stacked.firsts)[has_first]  # each underlying's first decided run, end to end
+    recommended = stacked.recommended
+    for scope in dict.fromkeys([*state.written, *recommended]):
+        start = np.array([s.get(scope, np.nan) for s in state.starts], dtype=np.float64)
+        written = state.written.get(scope)
+        where = applied_at if written is not None else np.zeros(0, dtype=np.int64)
+        values = written[where] if written is not None else np.zeros(0)
+        where, values = where[~np.isnan(values)], values[~np.isnan(values)]
+        # the moves: each written value against the one before it (the start, for an underlying's first)
+        who = owner[where]
+        before = np.empty(len(where))
+        before[1:] = values[:-1]
+        fresh = np.ones(len(where), dtype=bool)
+        fresh[1:] = who[1:] != who[:-1]
+        before[fresh] = start[who[fresh]]
+        moves = values - before
+        kept = ~np.isnan(moves) & (moves != 0)
+        moves, who = moves[kept], who[kept]
+        movement += np.bincount(who, weights=np.abs(moves), minlength=count)
+        turns = (np.diff(np.sign(moves)) != 0) & (who[1:] == who[:-1])
+        flips += np.bincount(who[1:][turns], minlength=count)
+        if scope not in recommended:
+            continue
+        marks = np.full(stacked.size, np.nan)  # the live value where it is set: at the start, then at each write
+        marks[firsts] = start[has_first]
+        marks[where] = values
+        set_at = stacked.carried.copy()  # where each run's live value was last set: its first run, or a write
+        set_at[where] = where
+        live = marks[np.maximum.accumulate(set_at, out=set_at)[decided]]
+        gap = np.abs(live - recommended[scope][decided])
+        both = ~np.isnan(gap)
+        if both.all():
+            lag_sum += np.bincount(decided_owner, weights=gap, minlength=count)
+            lag_n += np.bincount(decided_owner, minlength=count)
+        else:
+            lag_sum += np.bincount(decided_owner[both], weights=gap[both], minlength=count)
+            lag_n += np.bincount(decided_owner[both], minlength=count)
+    runs = np.diff(stacked.base) - stacked.firsts
+    applies = np.bincount(owner[applied], minlength=count)
+    return [
+        Figures(
+            int(runs[u]),
+            int(applies[u]),
+            float(movement[u]),
+            int(flips[u]),
+            float(lag_sum[u] / lag_n[u]) if lag_n[u] else None,
+        )
+        for u in range(count)
+    ]
 
 
 def _simulated(scan: Any, j: int) -> SimulatedDecision:
@@ -186,15 +260,30 @@ def _difference_at(scan: Any) -> Callable[[int], Difference | None]:
 
 
 class UnderlyingReplay:
-    """One underlying's replay: its figures at once, its per-run decisions when asked for."""
+    """One underlying's replay: its figures at once (``figures``, when the replay computed every
+    underlying's together), its differences, watch and per-run decisions when asked for."""
 
-    def __init__(self, underlying: str, start_values: dict[str, float], start_from: str, scan: Any) -> None:
+    def __init__(
+        self,
+        underlying: str,
+        start_values: dict[str, float],
+        start_from: str,
+        scan: Any,
+        figures: Figures | None = None,
+    ) -> None:
         self.underlying, self.start_values, self.start_from = underlying, start_values, start_from
         self.scan = scan
         self._decisions: list[SimulatedDecision] | None = None
-        self.figures = _scan_figures(scan)
-        self.differences = [d for d in map(_difference_at(scan), scan.prepared.recorded) if d is not None]
-        self.watch = _watched(scan)  # (roll backs the watch would make, of which wrong); None: no watch
+        self.figures = _scan_figures(scan) if figures is None else figures
+
+    @functools.cached_property
+    def differences(self) -> list[Difference]:
+        return [d for d in map(_difference_at(self.scan), self.scan.prepared.recorded) if d is not None]
+
+    @functools.cached_property
+    def watch(self) -> tuple[int, int] | None:
+        """(roll backs the watch after apply would make, of which wrong); None: no watch."""
+        return _watched(self.scan)
 
     @property
     def decisions(self) -> list[SimulatedDecision]:
@@ -441,18 +530,26 @@ def _scan_of(
     last_applied: datetime | None,
     cache: SmoothingCache | None,
     evidence_keys: set[str],
-    first: int = 0,
+    first: int,
+    keep: Any,
+    smoothing: str,
 ) -> Any:
     """One underlying's scan, not yet run, on its smoothed runs (from the cache when another
-    candidate smoothed them alike: same smoothing, same runs kept by the evidence gates)."""
+    candidate smoothed them alike: same ``smoothing`` key, same runs ``keep``-t by the evidence gates)."""
     from .engine import Prepared, Scan, times_ns
-    from .engine.gates import passing
 
-    keep = passing(runs, policy)
-    key = (smoothing_key(policy), keep.tobytes(), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
+    key = (smoothing, keep.tobytes(), underlying, first, len(runs), id(runs[0]), id(runs[-1]))
 
     def compute() -> Prepared:
+        from .domain import Domain
+        from .engine import smooth_series
+        from .plugins import get_domain
+
         times = times_ns([run.timestamp for run in runs])  # counted once, for the smoothing and the scan
+        domains = {run.domain for run in runs[first:]}
+        if all(type(get_domain(domain)).normalize is Domain.normalize for domain in domains):  # as smoothed
+            columns = smooth_series(runs, policy, range(first, len(runs)), keep=keep, times=times, columns=True)
+            return Prepared(runs, columns, first, times)
         return Prepared(runs, smoothed_runs(runs, policy, first, keep, times), first, times)
 
     prepared = cache.get(key, compute) if cache is not None else compute()
@@ -566,12 +663,13 @@ def replay(
         raise CalibrationPolicyError("policy must be a CalibrationUpdatePolicy.")
     if underlying is not None:
         underlying = check_underlying(underlying)
+    evidence_key = None
     if isinstance(history, (str, os.PathLike)):
         groups = _selected(_group(load_history(history)), policy.domain, underlying, since, until)
     elif cache is not None:  # the caller's list, replayed once per candidate: grouped, sorted and picked once
         every = cache.get(("groups", id(history)), lambda: _group(history))
-        key = ("selected", id(history), policy.domain, underlying, since, until)
-        groups = cache.get(key, lambda: _selected(every, policy.domain, underlying, since, until))
+        evidence_key = ("selected", id(history), policy.domain, underlying, since, until)
+        groups = cache.get(evidence_key, lambda: _selected(every, policy.domain, underlying, since, until))
     else:
         groups = _selected(_group(history), policy.domain, underlying, since, until)
     if target_name is None and archive_dir is not None:
@@ -581,17 +679,59 @@ def replay(
     from .rule_evidence import needed
 
     evidence_keys = needed(policy)
+    smoothing = smoothing_key(policy)
     scans, starts = {}, {}
     with frozen_registry():  # the plugins cannot change during one replay: look each rule up once
+        keeps = _kept(groups, policy, cache, evidence_key)
         for name, runs in groups.items():
             first = 0 if since is None else bisect.bisect_left([r.timestamp for r in runs], since)
             start, start_from, last_applied = _start(name, runs[first], start_values, archive_dir, target_name)
-            scans[name] = _scan_of(name, runs, policy, start, last_applied, cache, evidence_keys, first)
+            scans[name] = _scan_of(
+                name, runs, policy, start, last_applied, cache, evidence_keys, first, keeps[name], smoothing
+            )
             starts[name] = (dict(start), start_from)
             if progress is not None:
                 progress(len(runs))
-        scan_together(list(scans.values()))  # every underlying together: one batch of rules per round
-    return ReplayResult(policy, {name: UnderlyingReplay(name, *starts[name], s) for name, s in scans.items()})
+        every = list(scans.values())
+        scan_together(every, _stacked(every, cache))  # every underlying together: one batch of rules per round
+    state = every[0]._part.state if every and every[0]._part is not None else None
+    figures = _columns_figures(state) if state is not None else [None] * len(every)
+    return ReplayResult(
+        policy, {name: UnderlyingReplay(name, *starts[name], s, f) for (name, s), f in zip(scans.items(), figures)}
+    )
+
+
+def _kept(
+    groups: dict[str, list[CalibrationRun]], policy: CalibrationUpdatePolicy, cache: Any, key: tuple[Any, ...] | None
+) -> dict[str, Any]:
+    """The runs the evidence gates keep, by underlying: every underlying's runs judged in one batch (their
+    evidence laid out once per history when a cache holds the grouped history under ``key``)."""
+    import numpy as np
+
+    from .engine.gates import passing
+
+    def stack() -> tuple[list[CalibrationRun], dict[str, Any], list[int]]:
+        runs = [run for group in groups.values() for run in group]
+        evidence = {
+            "sample_size": np.array([run.sample_size for run in runs], dtype=np.float64),
+            "vega_sum": np.array([np.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64),
+        }
+        return runs, evidence, np.cumsum([0, *map(len, groups.values())]).tolist()
+
+    runs, evidence, bounds = cache.get(("evidence", *key), stack) if cache is not None and key else stack()
+    keep = passing(runs, policy, evidence)
+    return {name: keep[bounds[i] : bounds[i + 1]] for i, name in enumerate(groups)}
+
+
+def _stacked(scans: list[Any], cache: SmoothingCache | None) -> Any:
+    """The scans' arrays end to end (:class:`.engine.columns.Stacked`), built when the scan asks for them;
+    kept in the cache for the next candidate that shares the same prepared underlyings."""
+    from .engine.columns import Stacked
+
+    if cache is None:
+        return None
+    key = ("stacked", *(id(s.prepared) for s in scans))  # the cache holds them: their ids stay theirs
+    return lambda: cache.get(key, lambda: Stacked([s.prepared for s in scans]))
 
 
 def _default_target_name(domain: str) -> Callable[[str], str]:

@@ -95,8 +95,9 @@ def ewma_batch(
     gaps = np.zeros(len(values), dtype=np.float64)
     gaps[1:] = np.diff(seconds) / float(half_life_ns(options.half_life_days))  # the gap to the point before
     gaps[offsets[:-1]] = 0.0  # a window's first point has none (the gap to the window before it is unused)
-    distinct, back = np.unique(gaps, return_inverse=True)
-    decays = np.array([0.5**gap for gap in distinct.tolist()], dtype=np.float64)[back]
+    distinct = np.sort(gaps)  # the distinct gaps: a sort and a binary search (np.unique's argsort costs more)
+    distinct = distinct[np.concatenate(([True], distinct[1:] != distinct[:-1]))]
+    decays = np.array([0.5**gap for gap in distinct.tolist()], dtype=np.float64)[np.searchsorted(distinct, gaps)]
     starts = offsets[:-1][order]
     weighted = values[starts].copy()
     old_weight = np.ones(len(starts), dtype=np.float64)

@@ -11,7 +11,8 @@ its end). The steps, each over arrays of runs:
 3. **scan** (:func:`scan_together`): the one loop that carries state — the simulated live values, when
    they last changed, each run's route — moving the live values at each apply; every
    underlying's :class:`Scan` moves forward together, so one batch asks the rules about the runs
-   ahead of all of them (the live values one per run);
+   ahead of all of them (the live values one per run); when every rule has a batch form, the scan's
+   state is kept as arrays over every underlying (:mod:`.columns`);
 4. **explain**: a run's :class:`~calibration_policy.models.Decision` (every verdict's text) is
    built from the rules' own ``fn`` only when it is read, and checked against what the batch forms said.
 

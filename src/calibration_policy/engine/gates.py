@@ -37,21 +37,28 @@ def evidence_gates(policy: CalibrationUpdatePolicy) -> list[tuple[str, Any, Any]
     return [(name, rule, policy.validated_rule_options(name)) for name, rule in found if rule.gates_evidence]
 
 
-def passing(runs: Sequence[CalibrationRun], policy: CalibrationUpdatePolicy) -> npt.NDArray[np.bool_]:
+def passing(
+    runs: Sequence[CalibrationRun], policy: CalibrationUpdatePolicy, evidence: dict[str, Any] | None = None
+) -> npt.NDArray[np.bool_]:
     """Which of ``runs`` may join a later run's smoothing window: those that pass every gate (all of them
-    when the policy keeps thin runs, or has no gate)."""
+    when the policy keeps thin runs, or has no gate). ``evidence``: the runs' ``sample_size`` and
+    ``vega_sum`` as float arrays (NaN: unknown), when the caller has them (e.g. every underlying's runs
+    end to end, judged in one batch)."""
     import numpy as np
 
     keep = np.ones(len(runs), dtype=bool)
     gates = evidence_gates(policy) if policy.smoothing_skips_thin_runs and len(runs) else []
     if not gates:
         return keep
-    evidence = {
-        "sample_size": np.array([run.sample_size for run in runs], dtype=np.float64),
-        "vega_sum": np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64),
-    }
+    if evidence is None:
+        evidence = {
+            "sample_size": np.array([run.sample_size for run in runs], dtype=np.float64),
+            "vega_sum": np.array(
+                [math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64
+            ),
+        }
 
     def per_run(k: int) -> dict[str, Any]:
         return {"sample_size": runs[k].sample_size, "vega_sum": runs[k].vega_sum}
 
-    return evaluate(gates, policy, {}, {}, evidence, runs, per_run, doing=DOING).passed
+    return evaluate(gates, policy, {}, {}, dict(evidence), runs, per_run, doing=DOING).passed

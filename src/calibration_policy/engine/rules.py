@@ -57,9 +57,7 @@ class BatchContext:
 
     def reaches(self, delta: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:
         """:func:`calibration_policy.decide.reaches` over an array."""
-        import numpy as np
-
-        return np.abs(delta) >= threshold - EPSILON * max(1.0, abs(threshold))
+        return reaching(delta, threshold)
 
 
 @dataclass
@@ -209,6 +207,13 @@ def _finite(name: str, adjusted: Mapping[str, Any], runs: Sequence[CalibrationRu
                 f"{rule_named(name)} adjusted {scope!r} to {values[k]} for run {run_named(runs[k])}; "
                 "an adjusted value must be a finite number."
             )
+
+
+def reaching(delta: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:
+    """:func:`calibration_policy.decide.reaches` over an array (the same operations, so the same answers)."""
+    import numpy as np
+
+    return np.abs(delta) >= threshold - EPSILON * max(1.0, abs(threshold))
 
 
 def moments(values: Sequence[datetime | None]) -> npt.NDArray[np.datetime64]:

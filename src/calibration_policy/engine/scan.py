@@ -26,6 +26,7 @@ from ..policy import CalibrationUpdatePolicy
 from .clock import times_ns
 from .errors import EngineError, run_named
 from .rules import Evaluated, evaluate, moments
+from .smooth import Smoothed
 
 SETTLE, APPLY, PROPOSE = 0, 1, 2
 ROUTES = ("settle", "apply", "propose")
@@ -50,20 +51,47 @@ class _Recent(Sequence):
             yield self._items[i]
 
 
+class _Rows(Sequence):
+    """The smoothed values of each run as a dictionary (``{}`` before ``first``), built when read."""
+
+    def __init__(self, smoothed: Smoothed, first: int, n: int) -> None:
+        self._smoothed, self._first, self._n = smoothed, first, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, j):
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(self._n))]
+        j = j + self._n if j < 0 else j
+        if not 0 <= j < self._n:
+            raise IndexError(j)
+        return {} if j < self._first else self._smoothed.row(j - self._first)
+
+
 class Prepared:
     """What a scan reads of one underlying's runs whatever the policy's thresholds, as arrays: built
     once and shared by every candidate that smooths alike (``tune``)."""
 
     def __init__(
-        self, runs: Sequence[CalibrationRun], smoothed: Sequence[dict[str, float]], first: int = 0, times: Any = None
+        self,
+        runs: Sequence[CalibrationRun],
+        smoothed: Sequence[dict[str, float]] | Smoothed,
+        first: int = 0,
+        times: Any = None,
     ) -> None:
         import numpy as np
 
         n = len(runs)
-        self.runs, self.smoothed, self.first = runs, smoothed, first
+        self.runs, self.first = runs, first
         self.times = times_ns([run.timestamp for run in runs]) if times is None else times
         self.sample = np.array([run.sample_size for run in runs], dtype=np.float64)
         self.vega = np.array([math.nan if run.vega_sum is None else run.vega_sum for run in runs], dtype=np.float64)
+        self.recorded = [j for j in range(first, n) if "apply" in (runs[j].decision or {})]
+        if isinstance(smoothed, Smoothed):  # columns from the smoothing: no dictionary per run
+            self._from_columns(smoothed)
+            return
+        self.smoothed: Sequence[dict[str, float]] = smoothed
         scopes = dict.fromkeys(scope for values in smoothed[first:] for scope in values)
         self.columns = {
             scope: np.array([values.get(scope, math.nan) for values in smoothed], dtype=np.float64) for scope in scopes
@@ -73,7 +101,6 @@ class Prepared:
             scope: np.array([run.recommended.get(scope, math.nan) for run in runs], dtype=np.float64)
             for scope in recommended
         }
-        self.recorded = [j for j in range(first, n) if "apply" in (runs[j].decision or {})]
         # the end of each run's stretch of runs with the same scopes, in the same order (one array per scope)
         self.stretch_end = np.empty(n, dtype=np.int64)
         end = n
@@ -81,6 +108,24 @@ class Prepared:
             if j + 1 < n and list(smoothed[j]) != list(smoothed[j + 1]):
                 end = j + 1
             self.stretch_end[j] = end
+
+    def _from_columns(self, smoothed: Smoothed) -> None:
+        """The same from the smoothing's columns (of the runs from ``first`` on): a run's scopes are
+        those it has a value for, in the order the smoothing names them."""
+        import numpy as np
+
+        n, first = len(self.runs), self.first
+        self.smoothed = _Rows(smoothed, first, n)
+        self.columns = {}
+        present = np.zeros(n, dtype=object)  # each run's scopes, as a number with one bit per scope
+        present[:] = 0
+        for bit, (scope, values) in enumerate(smoothed.values.items()):
+            column = self.columns[scope] = np.full(n, math.nan)
+            column[first:] = values
+            present = present + np.where(np.isnan(column), 0, 1 << bit).astype(object)
+        self.recommended = dict(smoothed.recommended)
+        starts = np.flatnonzero(present[:-1] != present[1:]) + 1  # where a stretch of the same scopes starts
+        self.stretch_end = np.append(starts, n)[np.searchsorted(starts, np.arange(n), side="right")].astype(np.int64)
 
     @functools.cached_property
     def recent(self) -> list[tuple[datetime, dict[str, float]]]:
@@ -111,28 +156,43 @@ class Scan:
         first: int = 0,
         prepared: Prepared | None = None,
     ) -> None:
-        import numpy as np
-
         self.prepared = prepared if prepared is not None else Prepared(runs, smoothed, first)
         self.runs, self.smoothed, self.policy, self.first = runs, smoothed, policy, first
         self.evidence_keys = evidence_keys
-        n = len(runs)
-        self.route = np.zeros(n, dtype=np.int8)
-        self.live_before: list[dict[str, float]] = [{}] * n
-        self.values: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
-        # the same by scope, one value per run (NaN: not written), for figures over every run at once
-        self.written = {scope: np.full(n, np.nan) for scope in self.prepared.columns}
-        self.last_applied: list[datetime | None] = [None] * n
-        # (runs asked, each rule's verdicts, where they start in those): for the check
-        self._chunks: list[tuple[Any, dict[str, Any], int]] = []
         self._decisions: dict[int, Decision] = {}
         # what the scan carries from run to run: the live values, when they last changed, how far it got
         self._live, self._last, self._done = dict(start), last_applied, first
-        self._columns = dict(self.prepared.columns)  # the smoothed values, as the leading rules adjusted them
         self._lead: dict[str, Any] = {}
         self._rest: list[str] = []
+        self._part: Any = None  # this underlying's part of the columns, when the scan ran as columns
+
+    def _dictionaries(self) -> None:
+        """The state of a scan that keeps one dictionary per underlying (not kept as columns)."""
+        import numpy as np
+
+        n = len(self.runs)
+        self.route = np.zeros(n, dtype=np.int8)
+        self._before: list[dict[str, float]] = [{}] * n
+        self._writes: dict[int, dict[str, float]] = {}  # what each applied (or proposed) run writes
+        self.live_before: Sequence[dict[str, float]] = self._before
+        self.values: Mapping[int, dict[str, float]] = self._writes
+        # the same by scope, one value per run (NaN: not written), for figures over every run at once
+        self.written = {scope: np.full(n, np.nan) for scope in self.prepared.columns}
+        self._lasts: list[datetime | None] = [None] * n
+        self.last_applied: Sequence[datetime | None] = self._lasts
+        # (runs asked, each rule's verdicts, where they start in those): for the check
+        self._chunks: list[tuple[Any, dict[str, Any], int]] = []
+        self._columns = dict(self.prepared.columns)  # the smoothed values, as the leading rules adjusted them
         self._candidates = np.zeros(0, dtype=np.int64)  # the runs the leading rules passed
         self._at, self._ahead = 0, 16  # candidates[at:] are not decided; how many to ask about next
+
+    def _columns_state(self, state: Any, u: int) -> None:
+        """Read this scan's state off ``state`` (:class:`.columns.Columns`, the scan of every underlying)."""
+        from .columns import LastApplied, LiveBefore, Part, Writes
+
+        part = self._part = Part(state, u, len(self.runs), self.first)
+        self.route, self.written = part.route, part.written
+        self.live_before, self.last_applied, self.values = LiveBefore(part), LastApplied(part), Writes(part)
 
     # -- the scan (driven by :func:`scan_together`) ---------------------------------------------------
 
@@ -185,8 +245,8 @@ class Scan:
 
     def _hold(self, stop: int) -> None:
         """Runs from the last apply up to ``stop`` saw the live values the scan carries now."""
-        self.live_before[self._done : stop] = [self._live] * (stop - self._done)
-        self.last_applied[self._done : stop] = [self._last] * (stop - self._done)
+        self._before[self._done : stop] = [self._live] * (stop - self._done)
+        self._lasts[self._done : stop] = [self._last] * (stop - self._done)
         self._done = stop
 
     def _record(self, rows, asked: Asked, hits: list[int]) -> None:
@@ -197,8 +257,8 @@ class Scan:
             j = int(rows[k])
             self.route[j] = PROPOSE if self.policy.require_approval else APPLY
             proposed = {scope: float(v[a + k]) for scope, v in answer.proposed.items()}
-            self.values[j] = written(self._live, proposed, self.policy)
-            for scope, value in self.values[j].items():
+            self._writes[j] = written(self._live, proposed, self.policy)
+            for scope, value in self._writes[j].items():
                 self.written[scope][j] = value
 
     def _passes(self, j: int) -> dict[str, bool | None]:
@@ -208,6 +268,10 @@ class Scan:
 
         import numpy as np
 
+        if self._part is not None:
+            from .columns import passes_at
+
+            return passes_at(self._part, j)
         found: dict[str, bool | None] = {name: bool(ok[j]) for name, ok in self._lead.items()}
         found.update(dict.fromkeys(self._rest, None))
         i = bisect.bisect_right(self._chunks, j, key=lambda chunk: int(chunk[0][0])) - 1
@@ -247,18 +311,22 @@ class Scan:
         return decision
 
 
-def scan_together(scans: Sequence[Scan]) -> None:
+def scan_together(scans: Sequence[Scan], stacked: Any = None, *, columns: bool = True) -> None:
     """Run the scans (one underlying's each, all under one policy) to their ends, together.
 
     The stateless rules that lead the policy are asked once about every run of every underlying;
     then each round asks the other rules about the runs ahead of every underlying still open, in
     one batch (the live values one per run), and each underlying takes its own first apply. The
     rounds number about as many as the busiest underlying has applies, whatever the number of
-    underlyings.
+    underlyings. When the policy allows, the scans' state is kept as columns over every underlying
+    (:mod:`.columns`; ``stacked``: the scans' :class:`.columns.Stacked`, or a function that gives it,
+    when the caller keeps one;
+    ``columns=False`` keeps one dictionary per underlying whatever the policy, as the tests compare).
     """
     import numpy as np
 
     from ..plugins import get_rule
+    from .columns import Stacked, scan_columns, usable
 
     if not scans:
         return
@@ -269,6 +337,14 @@ def scan_together(scans: Sequence[Scan]) -> None:
         lead += 1
     lead_names, rest_names = [name for name, _, _ in rules[:lead]], [name for name, _, _ in rules[lead:]]
     memo: dict[str, Any] = {}  # what a batch form computes once per policy (thresholds, bounds)
+    if columns and usable(scans, rules, policy):
+        stacked = Stacked([s.prepared for s in scans]) if stacked is None else stacked
+        stacked = stacked() if callable(stacked) else stacked
+        if stacked.scopes is not None and set(stacked.scopes) <= set(scans[0]._live):
+            scan_columns(scans, rules, lead, policy, memo, stacked)
+            return
+    for s in scans:
+        s._dictionaries()
     pieces: list[tuple[Scan, Any, Mapping[str, float], datetime | None]] = [
         (s, np.arange(p, int(s.prepared.stretch_end[p])), {}, None) for s in scans for p in s.prepared.starts()
     ]

@@ -12,7 +12,7 @@ The live path smooths a batch of one window.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,33 @@ def window_runs(
     return [run for run in picked if run is not current_run] + [current_run]
 
 
+class Smoothed:
+    """The smoothed values of many runs as columns: ``values[scope]`` one number per target run (NaN: the
+    run has no such scope), ``scopes`` in the order the targets name them; ``recommended[scope]`` the
+    recommended values of every run the targets were smoothed among (NaN: none). A run's dictionary
+    (:meth:`row`) is built only when read."""
+
+    def __init__(self, scopes: tuple[str, ...], values: dict[str, Any], recommended: dict[str, Any]) -> None:
+        self.scopes, self.values, self.recommended = scopes, values, recommended
+
+    def row(self, k: int) -> dict[str, float]:
+        found = {}
+        for scope in self.scopes:
+            value = float(self.values[scope][k])
+            if value == value:  # not NaN: the run has the scope
+                found[scope] = value
+        return found
+
+    def rows(self) -> list[dict[str, float]]:
+        """Every target's dictionary, in order."""
+        import numpy as np
+
+        count = len(next(iter(self.values.values()))) if self.values else 0
+        lists = {scope: values.tolist() for scope, values in self.values.items()}
+        present = {scope: (~np.isnan(values)).tolist() for scope, values in self.values.items()}
+        return [{scope: lists[scope][k] for scope in self.scopes if present[scope][k]} for k in range(count)]
+
+
 def smooth_series(
     runs: Sequence[CalibrationRun],
     policy: CalibrationUpdatePolicy,
@@ -68,9 +95,11 @@ def smooth_series(
     *,
     times: npt.NDArray[np.int64] | None = None,
     keep: npt.NDArray[np.bool_] | None = None,
-) -> list[dict[str, float]]:
+    columns: bool = False,
+) -> Any:
     """The smoothed values of ``runs[i]`` for every ``i`` in ``targets`` (default: all), each over
-    its own window among ``runs[:i + 1]``.
+    its own window among ``runs[:i + 1]``: one dictionary per target, or with ``columns=True`` a
+    :class:`Smoothed` (the same numbers as columns, for the scan; no dictionary built).
 
     ``runs`` are one underlying's, in the order they were recorded (timestamp, then number); each
     scope of a target is smoothed over the runs of its window that have a finite value for it.
@@ -85,22 +114,23 @@ def smooth_series(
     n = len(runs)
     wanted = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
     if not len(wanted):
-        return []
+        return Smoothed((), {}, {}) if columns else []
     stamps = times_ns([run.timestamp for run in runs]) if times is None else times
     keep = passing(runs, policy) if keep is None else keep
     window_ns = timedelta(days=policy.smoothing_window_days) // timedelta(microseconds=1) * 1000
     first = np.searchsorted(stamps, stamps[wanted] - window_ns, side="left")  # earliest run in each window
+    recommended = [run.recommended for run in runs]
+    wanted_list = wanted.tolist()
     scopes: dict[str, None] = {}
-    for i in wanted.tolist():
-        scopes.update(dict.fromkeys(runs[i].recommended))
-    out: list[dict[str, float]] = [{} for _ in range(len(wanted))]
+    for i in wanted_list:
+        scopes.update(dict.fromkeys(recommended[i]))
+    found: dict[str, Any] = {}
+    seen: dict[str, Any] = {}
     for scope in scopes:
-        column = np.array(
-            [_finite(run.recommended.get(scope)) for run in runs],
-            dtype=np.float64,
-        )
-        has = np.array([scope in runs[i].recommended for i in wanted.tolist()], dtype=bool)
+        column = seen[scope] = _column(recommended, scope)
+        has = np.array([scope in recommended[i] for i in wanted_list], dtype=bool)
         rows = np.flatnonzero(has)
+        out = found[scope] = np.full(len(wanted), np.nan)
         if not len(rows):
             continue
         targets_here = wanted[rows]
@@ -116,12 +146,23 @@ def smooth_series(
         picked = np.repeat(start, lengths) + position
         flat[earlier] = points[picked[earlier]]
         values = column[flat]
-        smoothed = _call(
+        out[rows] = _call(
             smoother, stamps[flat].view("datetime64[ns]"), values, offsets, options, runs, targets_here, scope
         )
-        for row, value in zip(rows.tolist(), smoothed.tolist()):
-            out[row][scope] = value
-    return out
+    smoothed = Smoothed(tuple(scopes), found, seen)
+    return smoothed if columns else smoothed.rows()
+
+
+def _column(recommended: Sequence[Mapping[str, Any]], scope: str) -> npt.NDArray[np.float64]:
+    """Every run's value for ``scope`` as floats, NaN where it has none or no finite number."""
+    import numpy as np
+
+    values = [found.get(scope, math.nan) for found in recommended]
+    if not all(type(value) is float for value in values):  # numpy would read "1.2" as a number
+        return np.array([_finite(value) for value in values], dtype=np.float64)
+    column = np.array(values, dtype=np.float64)
+    column[~np.isfinite(column)] = math.nan
+    return column
 
 
 def _finite(value: Any) -> float:
