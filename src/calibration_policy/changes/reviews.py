@@ -28,7 +28,7 @@ def _run_decided(step: Step, item: Suggestion, decision: Decision) -> Decided | 
         return Decided(
             open_store(step.ctx.history_dir).get(item.run_id),
             decision,
-            getattr(step.change, "rules", None) or step.ctx.policy,
+            getattr(step.change, "rules", None) or step.ctx.rules_of_changes,
         )
     except ValueError:
         return None

@@ -45,7 +45,7 @@ def approve_suggestion(
     four-eyes rule; the context's own policy (a domain's settings) may narrow the policy in force, never
     widen it. The suggestion is looked up in the context's suggestions folder (or store)."""
     ctx = _context(context)
-    change = Approve(_reviews(ctx), suggestion_id, target, notes, expected_version, ctx.given)
+    change = Approve(_reviews(ctx), suggestion_id, target, notes, expected_version)
     return Governor(ctx).execute(change)
 
 
@@ -61,7 +61,7 @@ def modify_suggestion(
     """Make the reviewer's own values live instead of the suggested ones, after the domain validated them
     (under the four-eyes rule the modified values wait for another person's approval)."""
     ctx = _context(context)
-    change = Modify(_reviews(ctx), suggestion_id, target, notes, expected_version, ctx.given, values)
+    change = Modify(_reviews(ctx), suggestion_id, target, notes, expected_version, values=values)
     return Governor(ctx).execute(change)
 
 
@@ -78,7 +78,7 @@ def reject_suggestion(
     With ``target``, whatever a killed process left half done on it is settled first (a killed approval
     that reached the live config is completed, and this rejection then refused)."""
     ctx = _context(context)
-    change = Reject(_reviews(ctx), suggestion_id, target, notes, expected_version, ctx.given)
+    change = Reject(_reviews(ctx), suggestion_id, target, notes, expected_version)
     return Governor(ctx).execute(change)
 
 
@@ -100,7 +100,7 @@ def roll_back(
     before anything is written).
     """
     ctx = _context(context).acting("user")
-    return Governor(ctx).execute(RollBack(target, to, domain, notes, expected_version, ctx.given))
+    return Governor(ctx).execute(RollBack(target, to, domain, notes, expected_version))
 
 
 def propose_policy(
