@@ -94,6 +94,22 @@ def _try_lock(folder: Path, intent_id: str) -> FileLock | None:
     raise AssertionError("unreachable")
 
 
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p``, made again when another change's clean-up removes it mid-way.
+
+    ``Path.mkdir(exist_ok=True)`` reports a folder that existed at its mkdir and was removed (empty, by a
+    finishing change) before its own check as "exists and is not a folder"; only a path that is still
+    there and not a folder is that.
+    """
+    for attempt in range(5):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        except (FileExistsError, FileNotFoundError):
+            if attempt == 4 or any(p.exists() and not p.is_dir() for p in (folder, *folder.parents)):
+                raise
+
+
 def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: str, **info: Any) -> Intent:
     """Record (durably) that ``kind`` is about to change ``target_name``; the caller holds its lock until done."""
     # A damaged archive (the target's folder replaced by a file) fails here, before an intent is written.
@@ -103,7 +119,7 @@ def begin(archive_dir: str | os.PathLike[str] | None, target_name: str, kind: st
     folder = intents_dir(archive_dir, target_name)
     created = tuple(p for p in (folder.parent.parent, folder.parent, folder, folder / ".locks") if not p.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder)
     except (FileExistsError, NotADirectoryError) as error:
         raise foreign.folder_error(folder.parent, "archive folder", error) from None
     except OSError as error:

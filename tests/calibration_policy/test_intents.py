@@ -63,6 +63,34 @@ def test_a_new_intent_survives_its_folder_being_removed_before_the_lock(tmp_path
     assert intents.pending_names(archive, "vol_surface") == []
 
 
+def test_a_new_intent_survives_its_folder_being_removed_between_mkdir_and_its_check(tmp_path, monkeypatch):
+    # Found by 30 concurrent appliers: our mkdir met the folder of a change that then finished and removed
+    # it, and Path.mkdir's own check took the vanished folder for "a file, not a folder".
+    archive = tmp_path / "archive"
+    folder = intents.intents_dir(archive, "vol_surface")
+    folder.mkdir(parents=True)
+    real_mkdir = os.mkdir
+
+    def raced_mkdir(path, *args, **kwargs):
+        if Path(path) == folder and folder.exists():
+            shutil.rmtree(folder)  # the other change finishes just after our mkdir saw its folder
+            raise FileExistsError(17, "File exists", str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", raced_mkdir)
+    intent = intents.begin(archive, "vol_surface", "update", run_id="r1")
+    assert intent.path.exists()
+    intent.done()
+
+
+def test_an_intents_folder_that_is_a_file_is_still_named_as_one(tmp_path):
+    archive = tmp_path / "archive"
+    intents.intents_dir(archive, "vol_surface").parent.mkdir(parents=True)
+    intents.intents_dir(archive, "vol_surface").write_text("not a folder")
+    with pytest.raises(Exception, match="it is a file, not a folder"):
+        intents.begin(archive, "vol_surface", "update", run_id="r1")
+
+
 def test_an_intent_whose_writer_is_gone_is_handed_over_locked(tmp_path):
     archive = tmp_path / "archive"
     (archive / "vol_surface").mkdir(parents=True)
