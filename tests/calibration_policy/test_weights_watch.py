@@ -17,7 +17,7 @@ from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, w
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
 from calibration_policy.plugins import get_domain
 from calibration_policy.stores import open_store
-from calibration_policy.watch import judge, score_run
+from calibration_policy.watch import judge, score_run, verdicts
 
 from .test_weights_support import EQUAL, START, make_trades, write_weights
 
@@ -110,3 +110,39 @@ def test_a_run_without_trades_falls_back_and_broken_trades_cannot_be_scored(targ
         "trades",
     ):
         assert score_run(domain, WALLET, run.model_copy(update={"window_trades": broken})) is None
+
+
+def test_suggest_runs_the_watch_and_rolls_back_weights_the_trades_after_them_contradict(tmp_path, target, dirs):
+    """The weights' own flow runs the watch on each run it records, before its decision: weights that pick worse
+    trades than the ones they replaced are rolled back on the 5th run, and that run is analysed against the
+    weights live again."""
+    from calibration_policy.apply import apply_values
+    from calibration_policy.stores import open_archive
+
+    archive_dir = tmp_path / "archive"
+    policy = weights_policy(min_sample_size=100, watch_runs=5, watch_action="roll_back")
+    context = Context.build(policy=policy, archive_dir=archive_dir, **dirs)
+    frames = batches(7)
+    suggest_weights(frames[0], target, timestamp=T0, context=context)  # a first run: the windows start after it
+    changed = apply_values(
+        target,
+        TOKEN,
+        archive_dir=archive_dir,
+        kind="update",
+        reason="test",
+        domain="scoring_weights",
+        underlying="SCORING",
+        calibration_timestamp=T0 + timedelta(hours=1),
+    )
+    outcomes = [
+        suggest_weights(frame, target, timestamp=T0 + timedelta(days=i), context=context)
+        for i, frame in enumerate(frames[1:6], start=1)
+    ]
+    entries = open_archive(archive_dir, target.name).entries()
+    assert [e.kind for e in entries] == ["update", "rollback"]
+    assert entries[-1].watch_of == changed.change_id and entries[-1].actor == "watch"
+    assert target.values(target.load()) == pytest.approx(EQUAL)
+    verdict = verdicts(archive_dir, dirs["history_dir"], target.name)[changed.change_id]
+    assert verdict.state == "failed" and verdict.new_worse == 5, verdict.words
+    assert outcomes[-1].analysis.current == pytest.approx(EQUAL)  # analysed against the weights live again
+    assert outcomes[-2].analysis.current == pytest.approx(TOKEN)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from calibration_policy import steps
+from calibration_policy import steps, watch
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.errors import StaleChangeError
 from calibration_policy.events import Decided
@@ -94,6 +94,15 @@ def _prepare(
         domain=DOMAIN_NAME,
     )
     step.note(run_id=run.run_id)
+    if policy.watch_runs:
+        # The watch after apply judges the live weights on this run too, under the file's lock and before the
+        # decision, as an update does; when it rolls them back, the analysis is made again against what is live.
+        with step.locked():
+            watch.after_run(step, run, policy, step.event)
+        now = live_weights(target)
+        if now != analysis.current:
+            again = analyze_trades(frame, now, min_trades=policy.min_sample_size, threshold=threshold)
+            analysis = replace(again, look=look)
     live = live_step(policy, history_dir, run, max_change)
     analysis = go_live(analysis, live)
     measured: dict[str, Any] = {}
