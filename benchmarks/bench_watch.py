@@ -17,6 +17,15 @@ Each change is judged by :func:`calibration_policy.watch.judge` exactly as an up
 Wilcoxon) and watch length. *Detection within 6 runs*: share of bad (and far) changes failed by the 6th run. *False roll
 backs*: share of good (and of neutral) changes failed. Each with its exact 95 % Clopper-Pearson interval.
 
+**The best possible test (the oracle).** What any test could reach on the same runs: the Neyman–Pearson
+likelihood-ratio test that knows the planted distributions (each run's recommendation per scope is
+N(truth, (3 % × truth)²), the truth either the old values, a bad change, or the new ones, a good change), told
+bad from good on the same 6 runs × 3 scopes at the same false-alarm rate (1 % of good changes rolled back). Its
+power in closed form (equal variances: Φ(√k·δ/σ − z₀.₉₉), k = 18 observations) and by simulation with the exact
+likelihoods (``--oracle-draws`` each way, the threshold the simulated 99th percentile under a good change).
+Then the smallest effect at which the oracle reaches 90 % (δ₉₀ = σ(z₀.₉₉ + z₀.₉₀)/√k, as a fit-error increase),
+and the watch measured again on a history planted at that effect.
+
 **Cost.** One run scored (the default score, two value sets) in µs; and a full ``run_update`` with the watch on
 vs off, alternating in the same loop on two file histories of the same runs (the baseline): the median difference
 is what the watch adds to an update.
@@ -106,10 +115,13 @@ def rate(successes: int, n: int) -> dict:
     return {"count": successes, "of": n, "rate": successes / n if n else None, "ci95": [low, high]}
 
 
-def synthetic(total_runs: int, per_change: int, seed: int) -> list[tuple[str, ArchiveEntry, list[CalibrationRun]]]:
-    """Changes with their following runs; kinds cycle bad, good, neutral, far."""
+def synthetic(
+    total_runs: int, per_change: int, seed: int, ratio: float = 1.10
+) -> list[tuple[str, ArchiveEntry, list[CalibrationRun]]]:
+    """Changes with their following runs; kinds cycle bad, good, neutral, far; a bad change's new values fit
+    ``ratio`` × the old ones' expected tracking error."""
     rng = np.random.default_rng(seed)
-    delta = offset_for(1.10)
+    delta = offset_for(ratio)
     off = {s: TRUTH[s] * (1 + delta) for s in SCOPES}
     low = {s: TRUTH[s] * (1 - delta) for s in SCOPES}
     far = {s: TRUTH[s] * 1.10 for s in SCOPES}
@@ -175,6 +187,56 @@ def detection(changes, watch_runs: int, test: str, hard_limit) -> dict:
         "passed_good": rate(passed["good"], counts["good"]),
         "inconclusive": {k: inconclusive[k] for k in counts},
         "judge_seconds": round(seconds, 3),
+    }
+
+
+Z99, Z90 = 2.3263478740408408, 1.2815515655446004  # standard normal quantiles
+
+
+def normal_cdf(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2))
+
+
+def oracle_power(delta: float, runs: int, draws: int, seed: int) -> dict:
+    """The Neyman–Pearson test of "the truth is the old values" (a bad change) against "the truth is the new ones"
+    (a good change) on ``runs`` runs × 3 scopes, at 1 % false roll backs of good changes. Relative units (the
+    truth 1, one value set 1 + δ): the likelihoods are scale-free."""
+    k = runs * len(SCOPES)
+    closed = normal_cdf(math.sqrt(k) * delta / NOISE - Z99)
+    rng = np.random.default_rng(seed)
+
+    def llr(x: np.ndarray, old: float, new: float) -> np.ndarray:
+        """log p(x | truth = old) − log p(x | truth = new), σ = 3 % of the truth, summed over a change's runs."""
+
+        def logpdf(mean: float) -> np.ndarray:
+            sd = NOISE * mean
+            return -0.5 * ((x - mean) / sd) ** 2 - math.log(sd)
+
+        return (logpdf(old) - logpdf(new)).sum(axis=1)
+
+    truth = 1.0  # the runs always recommend the truth; a good and a bad change differ in which side it is
+    good = llr(truth * (1 + NOISE * rng.standard_normal((draws, k))), old=1 + delta, new=truth)
+    bad = llr(truth * (1 + NOISE * rng.standard_normal((draws, k))), old=truth, new=1 + delta)
+    threshold = float(np.quantile(good, 0.99))
+    return {
+        "runs": runs,
+        "observations": k,
+        "offset_relative": delta,
+        "fit_error_ratio": expected_abs(delta, NOISE) / expected_abs(0.0, NOISE),
+        "false_alarm": 0.01,
+        "power_closed_form": closed,
+        "power_simulated": float((bad > threshold).mean()),
+        "false_alarm_simulated": float((good > threshold).mean()),
+        "draws": draws,
+    }
+
+
+def oracle(runs: int, draws: int, seed: int) -> dict:
+    """The oracle at the planted effect (+10 % fit error) and the smallest effect at which it reaches 90 %."""
+    needed = NOISE * (Z99 + Z90) / math.sqrt(runs * len(SCOPES))
+    return {
+        "at_planted_effect": oracle_power(offset_for(1.10), runs, draws, seed),
+        "at_90_percent": oracle_power(needed, runs, draws, seed + 1),
     }
 
 
@@ -253,10 +315,11 @@ def main() -> int:
     parser.add_argument("--updates", type=int, default=60, help="Updates timed with the watch on and off.")
     parser.add_argument("--quick", action="store_true", help="A smoke run: 1,200 runs, 8 updates.")
     parser.add_argument("--seed", type=int, default=20261207)
+    parser.add_argument("--oracle-draws", type=int, default=200_000, help="Simulated changes each way (oracle).")
     parser.add_argument("--out", type=Path, default=HERE / "results_watch.json")
     args = parser.parse_args()
     if args.quick:
-        args.runs, args.updates = 1_200, 8
+        args.runs, args.updates, args.oracle_draws = 1_200, 8, 20_000
     load_start = os.getloadavg()
     started = time.perf_counter()
     changes = synthetic(args.runs, args.runs_per_change, args.seed)
@@ -264,6 +327,10 @@ def main() -> int:
     configurations = [(6, "sign", None), (6, "wilcoxon", None), (6, "sign", {"runs": 3, "worse_by": 0.25})]
     configurations += [(n, test, None) for n in (12, 24) for test in ("sign", "wilcoxon")]
     found = [detection(changes, n, test, limit) for n, test, limit in configurations if n <= args.runs_per_change]
+    best = oracle(6, args.oracle_draws, args.seed)
+    goal_ratio = best["at_90_percent"]["fit_error_ratio"]
+    at_goal_changes = synthetic(args.runs, args.runs_per_change, args.seed + 1, ratio=goal_ratio)
+    at_goal = [detection(at_goal_changes, 6, test, None) for test in ("sign", "wilcoxon")]
     results = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -279,6 +346,8 @@ def main() -> int:
         "bad_offset_relative": offset_for(1.10),
         "build_seconds": round(built, 2),
         "detection": found,
+        "oracle": best,
+        "detection_at_oracle_90": {"fit_error_ratio": goal_ratio, "detection": at_goal},
         "score_cost": score_cost(changes, 20_000 if not args.quick else 200),
         "update_cost": update_cost(args.updates, 6),
     }
@@ -300,6 +369,22 @@ def main() -> int:
             f"| {row['watch_runs']} runs | {row['test']} | {limit} | {cell(row['detected_bad'])} | {cell(row['detected_far'])} | "
             f"{cell(row['false_roll_back_good'])} | {cell(row['false_roll_back_neutral'])} | {cell(row['passed_good'])} |"
         )
+    planted, needed = best["at_planted_effect"], best["at_90_percent"]
+    ours = {row["test"]: row for row in found if row["watch_runs"] == 6 and not row["hard_limit"]}
+    print(
+        f"\nThe best possible test (Neyman–Pearson, knows the planted distributions; 6 runs × 3 scopes, 1 % of good "
+        f"changes rolled back): detects {planted['power_simulated']:.1%} of the +10 % changes "
+        f"(closed form {planted['power_closed_form']:.1%}); ours {ours['sign']['detected_bad']['rate']:.1%} (sign), "
+        f"{ours['wilcoxon']['detected_bad']['rate']:.1%} (Wilcoxon). It reaches 90 % "
+        f"({needed['power_simulated']:.1%} simulated) at an offset of {needed['offset_relative']:.2%}, "
+        f"a fit error +{needed['fit_error_ratio'] - 1:.0%}; there ours: "
+        + ", ".join(
+            f"{row['test']} {row['detected_bad']['rate']:.1%} detected, "
+            f"{row['false_roll_back_good']['rate']:.1%} of good changes rolled back"
+            for row in at_goal
+        )
+        + "."
+    )
     cost = results["update_cost"]
     print(
         f"\nScoring one run (two value sets): {results['score_cost']['us_per_run']} µs. An update: "

@@ -3,7 +3,10 @@
 ``compare`` replays each policy over the same history (table + an SVG of the live value over time
 under each policy); ``tune`` searches thresholds within bounds (grid or seeded random), keeps the
 Pareto front of movement (how much the live value jumps around) against lag (mean |live −
-recommended|), picks the front's knee and can write it as a policy TOML.
+recommended|), picks the front's knee and can write it as a policy TOML. With a watch after apply,
+each candidate also says how many changes the watch would have rolled back and how many of those
+wrongly, and ``objective="watch_wrong"`` (or ``"watch_rolled_back"``) makes that a third objective
+on the front; the watch's own settings can be tuned like any threshold.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ class Comparison:
     results: dict[str, ReplayResult]
 
     def rows(self) -> list[dict[str, Any]]:
+        """One row per policy: its figures, how many decisions differ from the recorded ones and, for a policy
+        with a watch after apply, how many changes the watch would have rolled back and how many wrongly."""
         return [
-            {"policy": name, **r.figures.to_dict(), "differences": len(r.differences)}
+            {"policy": name, **r.figures.to_dict(), "differences": len(r.differences), **_watch_fields(r.watch)}
             for name, r in self.results.items()
         ]
 
@@ -136,9 +141,29 @@ def series_svg(
     return "\n".join(parts)
 
 
+def _watch_fields(watch: tuple[int, int] | None) -> dict[str, int]:
+    """``watch_rolled_back`` and ``watch_wrong`` of a replay with a watch; nothing without one."""
+    return {} if watch is None else {"watch_rolled_back": watch[0], "watch_wrong": watch[1]}
+
+
 # -- tune -------------------------------------------------------------------------------------------------
 
-TUNABLE = ("min_delta_global", "min_delta_band", "min_sample_size", "min_vega_sum", "max_step", "smoothing_window_days")
+TUNABLE = (
+    "min_delta_global",
+    "min_delta_band",
+    "min_sample_size",
+    "min_vega_sum",
+    "max_step",
+    "smoothing_window_days",
+    "watch_runs",
+    "watch_alpha",
+    "watch_tolerance",
+)
+# The watch's hard limit, tuned by its parts: watch_hard_limit.runs, watch_hard_limit.worse_by.
+HARD_LIMIT = ("runs", "worse_by")
+WHOLE = frozenset({"min_sample_size", "watch_runs", "watch_hard_limit.runs"})
+# What tune minimises besides movement: the lag, and optionally what the watch after apply would do.
+OBJECTIVES = ("lag", "watch_wrong", "watch_rolled_back")
 
 
 @dataclass(frozen=True)
@@ -146,9 +171,10 @@ class Candidate:
     params: dict[str, float]
     policy: CalibrationUpdatePolicy
     figures: Figures
+    watch: tuple[int, int] | None = None  # (roll backs the watch would make, how many wrongly); None: no watch
 
     def to_dict(self) -> dict[str, Any]:
-        return {"params": self.params, **self.figures.to_dict()}
+        return {"params": self.params, **self.figures.to_dict(), **_watch_fields(self.watch)}
 
 
 @dataclass
@@ -159,11 +185,13 @@ class TuneResult:
     skipped: list[tuple[dict[str, float], str]] = field(default_factory=list)
     seed: int | None = None
     method: str = "grid"
+    objective: str = "lag"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "seed": self.seed,
+            "objective": self.objective,
             "candidates": len(self.candidates),
             "skipped": [{"params": p, "why": why} for p, why in self.skipped],
             "front": [c.to_dict() for c in self.front],
@@ -180,6 +208,11 @@ class TuneResult:
             f"Tuned candidate ({self.method}{'' if self.seed is None else f', seed {self.seed}'}): "
             + ", ".join(f"{k} = {v:g}" for k, v in self.chosen.params.items())
             + f"\nReplayed: {f.applies} applies, movement {f.movement:.4f}, mean lag {f.mean_lag or 0:.4f}"
+            + (
+                ""
+                if self.chosen.watch is None
+                else f"; the watch would roll back {self.chosen.watch[0]} changes, {self.chosen.watch[1]} wrongly"
+            )
         )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,7 +226,12 @@ def _parse_param(name: str) -> tuple[str, ...]:
         return parts
     if parts[0] == "rule_options" and len(parts) == 3:
         return parts
-    raise PolicyError(f"Cannot tune {name!r:.60}: use one of {', '.join(TUNABLE)} or rule_options.<rule>.<option>.")
+    if parts[0] == "watch_hard_limit" and len(parts) == 2 and parts[1] in HARD_LIMIT:
+        return parts
+    raise PolicyError(
+        f"Cannot tune {name!r:.60}: use one of {', '.join(TUNABLE)}, watch_hard_limit.runs, "
+        "watch_hard_limit.worse_by or rule_options.<rule>.<option>."
+    )
 
 
 def _check_bounds(space: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
@@ -215,14 +253,25 @@ def _check_bounds(space: Mapping[str, Sequence[float]]) -> dict[str, tuple[float
 def _candidate_policy(base: CalibrationUpdatePolicy, params: Mapping[str, float]) -> CalibrationUpdatePolicy:
     data = base.model_dump()
     data["rule_options"] = {k: dict(v) for k, v in data["rule_options"].items()}
+    limit = dict(data.get("watch_hard_limit") or {})
     for name, value in params.items():
         parts = _parse_param(name)
-        if parts[0] == "min_sample_size":
+        if name in WHOLE:
             value = int(round(value))
         if len(parts) == 1:
             data[parts[0]] = value
+        elif parts[0] == "watch_hard_limit":
+            limit[parts[1]] = value
         else:
             data["rule_options"].setdefault(parts[1], {})[parts[2]] = value
+    if limit:
+        missing = [part for part in HARD_LIMIT if part not in limit]
+        if missing:
+            raise PolicyError(
+                f"The base policy has no watch_hard_limit, so tuning one needs its {' and '.join(missing)} too "
+                f"(watch_hard_limit.{missing[0]}=LOW:HIGH), or a watch_hard_limit in the base policy."
+            )
+        data["watch_hard_limit"] = limit
     return CalibrationUpdatePolicy(**data)
 
 
@@ -240,31 +289,46 @@ def _random(bounds: Mapping[str, tuple[float, float]], n: int, seed: int) -> lis
     return [{name: round(rng.uniform(low, high), 6) for name, (low, high) in bounds.items()} for _ in range(n)]
 
 
-def _scored(candidates: Sequence[Candidate]) -> list[tuple[Candidate, float, float]]:
-    """``(candidate, movement, lag)`` for the candidates that have a lag (a replay with no live value has none)."""
-    return [(c, c.figures.movement, lag) for c in candidates if (lag := c.figures.mean_lag) is not None]
+def _objectives(candidate: Candidate, objective: str = "lag") -> tuple[float, ...] | None:
+    """What tune minimises for ``candidate``: (movement, lag), plus the watch's wrong roll backs (or all its roll
+    backs) for a watch objective (a candidate without a watch rolls nothing back). None: no lag was measured."""
+    lag = candidate.figures.mean_lag
+    if lag is None:
+        return None
+    if objective == "lag":
+        return (candidate.figures.movement, lag)
+    rolled_back, wrong = candidate.watch or (0, 0)
+    return (candidate.figures.movement, lag, float(wrong if objective == "watch_wrong" else rolled_back))
 
 
-def pareto_front(candidates: Sequence[Candidate]) -> list[Candidate]:
-    """The candidates no other beats on both movement and lag (lower is better), by movement."""
-    scored = _scored(candidates)
-    front = [
-        (c, m, lag)
-        for c, m, lag in scored
-        if not any((om <= m and ol <= lag) and (om < m or ol < lag) for _, om, ol in scored)
-    ]
-    unique: dict[tuple[float, float], Candidate] = {}
-    for c, m, lag in sorted(front, key=lambda item: (item[1], item[2])):
-        unique.setdefault((round(m, 12), round(lag, 12)), c)
+def _scored(candidates: Sequence[Candidate], objective: str = "lag") -> list[tuple[Candidate, tuple[float, ...]]]:
+    """``(candidate, objectives)`` for the candidates that have a lag (a replay with no live value has none)."""
+    return [(c, found) for c in candidates if (found := _objectives(c, objective)) is not None]
+
+
+def pareto_front(candidates: Sequence[Candidate], objective: str = "lag") -> list[Candidate]:
+    """The candidates no other beats on every objective (movement and lag, plus the watch's wrong roll backs or
+    roll backs for a watch ``objective``; lower is better), by movement then lag."""
+    scored = _scored(candidates, objective)
+
+    def beaten(mine: tuple[float, ...]) -> bool:
+        return any(all(o <= m for o, m in zip(other, mine)) and other != mine for _, other in scored)
+
+    front = [(c, found) for c, found in scored if not beaten(found)]
+    unique: dict[tuple[float, ...], Candidate] = {}
+    for c, found in sorted(front, key=lambda item: item[1]):
+        unique.setdefault(tuple(round(x, 12) for x in found), c)
     return list(unique.values())
 
 
-def _knee(front: Sequence[Candidate]) -> Candidate:
-    """The front's point closest to the ideal (no movement, no lag), each axis scaled to the front's range."""
-    scored = _scored(front)
-    ms, ls = [m for _, m, _ in scored], [lag for _, _, lag in scored]
-    dm, dl = (max(ms) - min(ms)) or 1.0, (max(ls) - min(ls)) or 1.0
-    return min(scored, key=lambda item: math.hypot((item[1] - min(ms)) / dm, (item[2] - min(ls)) / dl))[0]
+def _knee(front: Sequence[Candidate], objective: str = "lag") -> Candidate:
+    """The front's point closest to the ideal (no movement, no lag, no wrong roll back), each axis scaled to the
+    front's range."""
+    scored = _scored(front, objective)
+    axes = list(zip(*(found for _, found in scored)))
+    low = [min(axis) for axis in axes]
+    span = [(max(axis) - min(axis)) or 1.0 for axis in axes]
+    return min(scored, key=lambda item: math.hypot(*((x - lo) / d for x, lo, d in zip(item[1], low, span))))[0]
 
 
 def tune(
@@ -276,19 +340,27 @@ def tune(
     n: int = 100,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    objective: str = "lag",
     **replay_args: Any,
 ) -> TuneResult:
     """Replay ``n`` candidate policies (``base`` with thresholds drawn from ``space``) and pick one.
 
-    ``space``: ``{"min_delta_global": (0.01, 0.06), "rule_options.cooldown.days": (1, 5)}``. Grid or
-    seeded random; the same inputs give the same result. Candidates the policy model refuses (e.g.
-    max_step below a threshold) are skipped and listed.
+    ``space``: ``{"min_delta_global": (0.01, 0.06), "rule_options.cooldown.days": (1, 5)}``; the watch's
+    settings too (``watch_runs``, ``watch_alpha``, ``watch_tolerance``, ``watch_hard_limit.runs``,
+    ``watch_hard_limit.worse_by``). Grid or seeded random; the same inputs give the same result. Candidates the
+    policy model refuses (e.g. max_step below a threshold) are skipped and listed. Each candidate with a watch
+    says what the watch would do (roll backs, wrong ones); ``objective``: ``"lag"`` (the front is movement
+    against lag), ``"watch_wrong"`` or ``"watch_rolled_back"`` (that count of the watch is a third objective).
     """
     if method not in ("grid", "random"):
         raise PolicyError(f"method must be 'grid' or 'random', not {method!r:.40}.")
+    if objective not in OBJECTIVES:
+        raise PolicyError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r:.40}.")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100_000:
         raise PolicyError(f"n must be a whole number from 1 to 100,000, not {n!r:.40}.")
     bounds = _check_bounds(space)
+    if objective != "lag" and not base.watch_runs and "watch_runs" not in bounds:
+        raise PolicyError(f"objective {objective} needs a watch: give the base policy watch_runs, or tune watch_runs.")
     if isinstance(history, (str, os.PathLike)):
         from .replay import load_history
 
@@ -308,12 +380,13 @@ def tune(
                 progress(1)
             continue
         result = replay(history, policy, cache=cache, **replay_args)
-        candidates.append(Candidate(params, policy, result.figures))
+        candidates.append(Candidate(params, policy, result.figures, result.watch))
         if progress:
             progress(1)
-    front = pareto_front(candidates)
+    front = pareto_front(candidates, objective)
     if not front:
         raise PolicyError(
             "No candidate could be replayed: " + (skipped[0][1] if skipped else "no lag could be measured.")
         )
-    return TuneResult(candidates, front, _knee(front), skipped, seed if method == "random" else None, method)
+    chosen = _knee(front, objective)
+    return TuneResult(candidates, front, chosen, skipped, seed if method == "random" else None, method, objective)

@@ -241,10 +241,93 @@ def test_the_exact_tests_match_their_textbook_values():
 def test_the_default_score_is_the_evidence_weighted_tracking_error(make_result):
     from calibration_policy.history import build_run
 
-    run = build_run(make_result(global_m=1.1, bands={"weekly": 1.2, "monthly": 1.0}, n=400), "SPY", "live", T0)
+    result = make_result(global_m=1.1, bands={"weekly": 1.2, "monthly": 1.0}, n=400)
+    for band in result["bands"].values():  # a run without band vega: the vol surface falls back to the default
+        del band["vega_sum"]
+    run = build_run(result, "SPY", "live", T0)
     domain = get_domain("vol_surface")
     assert domain.score(OLD, run) == pytest.approx((0.1 + 0.2 + 0.0) / 3 * 20)
     assert domain.score({"other": 1.0}, run) is None
+
+
+def _bands_result(make_result, weekly: float, monthly: float, vega=(100.0, 12300.0), **kw):
+    """A run whose weekly band holds little vega and whose monthly band holds the rest."""
+    result = make_result(global_m=1.0, bands={"weekly": weekly, "monthly": monthly}, vega_sum=sum(vega), **kw)
+    result["bands"]["weekly"]["vega_sum"], result["bands"]["monthly"]["vega_sum"] = vega
+    return result
+
+
+def test_the_vol_surface_scores_values_on_the_runs_own_bands_weighted_by_vega(make_result):
+    from calibration_policy.history import build_run
+
+    run = build_run(_bands_result(make_result, 1.10, 1.00, n=400), "SPY", "live", T0)
+    domain = get_domain("vol_surface")
+    # |multiplier / recommended − 1| per band (= |model IV × multiplier − market IV| / market IV), vega-weighted.
+    assert domain.score(OLD, run) == pytest.approx(100 * (0.10 / 1.10) / 12400 * 20)
+    assert domain.score({"global": 1.0, "weekly": 1.10, "monthly": 1.03}, run) == pytest.approx(
+        12300 * 0.03 / 12400 * 20
+    )
+    assert domain.score({"global": 1.10}, run) == pytest.approx(12300 * 0.10 / 12400 * 20)  # the global prices both
+    # A band that gives its vega-weighted mean IVs is scored on them; options no band covers use the global value.
+    result = _bands_result(make_result, 1.10, 1.00, vega=(100.0, 9900.0), n=400)
+    result["global_metrics"]["vega_sum"] = 12400.0
+    result["bands"]["monthly"].update(market_iv=0.20, synthetic_iv=0.25)
+    run = build_run(result, "SPY", "live", T0)
+    expected = (100 * (0.10 / 1.10) + 9900 * abs(0.25 - 0.20) / 0.20 + 2400 * 0.0) / 12400 * 20
+    assert domain.score(OLD, run) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("monthly", "state"), [(1.03, "failed"), (1.00, "passed")])
+def test_the_watch_on_a_vol_surface_judges_the_fit_on_the_runs_buckets(flow, live, make_result, monthly, state):
+    """A forced change moves weekly to its recommendation (a band with little vega) and monthly to ``monthly``
+    while the runs recommend 1.00 for it (most of the vega): 3 % off fits the buckets worse although the
+    unweighted tracking error over scopes calls it better; on the mark, it fits them better."""
+    from calibration_policy.domain import Domain
+
+    policy = watching()
+    context = Context.build(policy=policy, **flow.dirs)
+
+    def update(day: int, weekly: float, monthly: float, force: bool = False):
+        return run_update(
+            _bands_result(make_result, weekly, monthly),
+            underlying="SPY",
+            source="harvested",
+            target=live,
+            options=UpdateOptions(timestamp=T0 + timedelta(days=day), force=force),
+            context=context,
+        )
+
+    changed = update(0, 1.10, monthly, force=True).change
+    assert changed.new_values == pytest.approx({"global": 1.0, "weekly": 1.10, "monthly": monthly})
+    runs = [update(day, 1.10, 1.00).run for day in range(1, 6)]
+    verdict = flow.verdicts(policy)[changed.change_id]
+    assert verdict.state == state, verdict.words
+    domain = get_domain("vol_surface")
+    new, old = changed.new_values, changed.previous_values
+    assert all(Domain.score(domain, new, run) < Domain.score(domain, old, run) for run in runs)  # the default's view
+    assert all((domain.score(new, run) > domain.score(old, run)) == (state == "failed") for run in runs)
+
+
+def test_a_broken_band_entry_makes_the_watch_say_it_cannot_score(flow, live, make_result, store_url):
+    policy = watching()
+    changed = flow(policy, 0, 1.08, force=True).change
+    flow(policy, 1, 1.0)
+    result = make_result(global_m=1.0, bands={"weekly": 1.0, "monthly": 1.0})
+    result["bands"]["weekly"]["vega_sum"] = "lots"
+    broken = run_update(
+        result,
+        underlying="SPY",
+        source="harvested",
+        target=live,
+        options=UpdateOptions(timestamp=T0 + timedelta(days=2)),
+        context=Context.build(policy=policy, **flow.dirs),
+    ).run
+    for day in range(3, 7):
+        flow(policy, day, 1.0)
+    verdict = flow.verdicts(policy)[changed.change_id]
+    assert verdict.state == "inconclusive" and verdict.cannot_score == broken.run_id, verdict.words
+    assert json.loads(live.path.read_text())["global"] == pytest.approx(1.08)
+    assert [e.kind for e in flow.archive()] == ["force"]
 
 
 def test_status_history_and_the_panel_say_how_the_watch_stands(flow, capsys, tmp_path, fresh_plugins):

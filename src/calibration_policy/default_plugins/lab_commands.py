@@ -88,7 +88,12 @@ def _start_values(path: str | None):
     return data
 
 
+def _watch_cells(watch: tuple[int, int] | None) -> list[str]:
+    return ["–", "–"] if watch is None else [str(watch[0]), str(watch[1])]
+
+
 def _figures_rows(results: dict[str, Any]) -> list[list[str]]:
+    watched = any(result.watch is not None for result in results.values())
     rows = []
     for name, result in results.items():
         f = result.figures
@@ -101,12 +106,14 @@ def _figures_rows(results: dict[str, Any]) -> list[list[str]]:
                 str(f.flip_flops),
                 "–" if f.mean_lag is None else f"{f.mean_lag:.4f}",
                 str(len(result.differences)),
+                *(_watch_cells(result.watch) if watched else []),
             ]
         )
     return rows
 
 
 FIGURE_COLUMNS = ["Policy", "Runs", "Applies", "Movement", "Flip-flops", "Mean |live−rec|", "Differ"]
+WATCH_COLUMNS = ["Roll backs", "Wrong"]  # what the watch after apply would roll back, and wrongly
 
 
 @hookimpl
@@ -237,7 +244,8 @@ def register_commands(cli: click.Group) -> None:
         if as_json:
             emit_json({**comparison.to_dict(), "svg": chart})
             return
-        print_table(FIGURE_COLUMNS, _figures_rows(comparison.results))
+        watched = any(result.watch is not None for result in comparison.results.values())
+        print_table(FIGURE_COLUMNS + (WATCH_COLUMNS if watched else []), _figures_rows(comparison.results))
         if chart:
             click.echo(f"\nChart of the live {scope} value under each policy: {chart}")
 
@@ -252,7 +260,16 @@ def register_commands(cli: click.Group) -> None:
         multiple=True,
         metavar="NAME=LOW:HIGH",
         required=True,
-        help="A threshold and its bounds, e.g. min_delta_global=0.01:0.06 or rule_options.cooldown.days=1:5.",
+        help="A threshold and its bounds, e.g. min_delta_global=0.01:0.06, rule_options.cooldown.days=1:5 or "
+        "a watch setting: watch_runs=5:10, watch_tolerance=0:0.1, watch_hard_limit.worse_by=0.1:0.5.",
+    )
+    @click.option(
+        "--objective",
+        type=click.Choice(["lag", "watch_wrong", "watch_rolled_back"]),
+        default="lag",
+        show_default=True,
+        help="What the front weighs against movement besides the lag: also the watch's wrong roll backs, or all "
+        "its roll backs (needs a watch: watch_runs in the policy, or --param watch_runs=…).",
     )
     @click.option("--method", type=click.Choice(["grid", "random"]), default="grid", show_default=True)
     @click.option(
@@ -273,6 +290,7 @@ def register_commands(cli: click.Group) -> None:
         method,
         count,
         seed,
+        objective,
         out,
     ):
         """Search thresholds within bounds; show the Pareto front of movement against lag; write the pick."""
@@ -301,6 +319,7 @@ def register_commands(cli: click.Group) -> None:
                 n=count,
                 seed=seed,
                 progress=advance,
+                objective=objective,
                 start_values=_start_values(start_values),
                 archive_dir=resolve_archive_dir(archive_dir),
                 since=_day_start(since) if since else None,
@@ -314,10 +333,15 @@ def register_commands(cli: click.Group) -> None:
             + (f"; {len(result.skipped)} refused by the policy's checks" if result.skipped else "")
             + ".\n"
         )
-        click.echo("Pareto front (less movement or less lag; nothing beats these on both):")
+        third = {"watch_wrong": " or fewer wrong roll backs", "watch_rolled_back": " or fewer roll backs"}
+        click.echo(
+            f"Pareto front (less movement or less lag{third.get(objective, '')}; nothing beats these on "
+            f"{'both' if objective == 'lag' else 'all three'}):"
+        )
         chosen = result.chosen
+        watched = any(c.watch is not None for c in result.candidates)
         print_table(
-            ["", *space, "Applies", "Movement", "Flip-flops", "Mean |live−rec|"],
+            ["", *space, "Applies", "Movement", "Flip-flops", "Mean |live−rec|", *(WATCH_COLUMNS if watched else [])],
             [
                 [
                     "→" if c is chosen else "",
@@ -326,6 +350,7 @@ def register_commands(cli: click.Group) -> None:
                     f"{c.figures.movement:.4f}",
                     str(c.figures.flip_flops),
                     f"{c.figures.mean_lag:.4f}",
+                    *(_watch_cells(c.watch) if watched else []),
                 ]
                 for c in result.front
             ],

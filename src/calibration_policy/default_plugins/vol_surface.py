@@ -9,6 +9,7 @@ its file through its own code registers its ``vol_surface`` target with ``replac
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -106,6 +107,33 @@ class VolSurfaceDomain(Domain):
                 raise InvalidRunError(f"The {scope} IV multiplier must be positive, not {value}.")
         return checked
 
+    def score(self, values: Mapping[str, float], run: Any) -> float | None:
+        """How badly the multipliers make the model match the market on the run's own bands, lower is better.
+
+        Each band of the run is a bucket of options: the multiplier that prices it (the band's own, else the
+        global one, as the options agent does) scales its vega-weighted mean model IV, and the bucket's error is
+        |model IV × multiplier − market IV| as a share of the market IV. When the band gives only its
+        recommended multiplier r (vega-weighted mean market IV over model IV, as the calibration computes it),
+        that share is exactly |multiplier / r − 1|; a band that also gives ``market_iv`` and ``synthetic_iv``
+        (its vega-weighted means) is scored on them. The buckets are averaged weighted by their vega, the
+        options no band covers (the run's total vega minus the bands') count with the global multiplier
+        against the run's global recommendation, and the sum is scaled by √(sample size) like the default.
+        A run without band vega falls back to the default tracking error; a broken band entry raises (the
+        watch then says it cannot score the run, never a roll back)."""
+        buckets = _buckets(run)
+        if buckets is None:
+            return super().score(values, run)
+        total = weighted = 0.0
+        for scope, vega, market, model in buckets:
+            multiplier = values.get(scope, values.get("global"))
+            if multiplier is None:
+                continue
+            total += vega
+            weighted += vega * abs(float(multiplier) * model - market) / market
+        if not total > 0:
+            return None
+        return weighted / total * math.sqrt(max(int(run.sample_size), 1))
+
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         if scope == "global":
             return "Global"
@@ -114,6 +142,43 @@ class VolSurfaceDomain(Domain):
         if "min_dte" in band and "max_dte" in band:
             label += f" ({band['min_dte']}–{band['max_dte']}d)"
         return label
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where} is {value!r:.40}, not a positive number")
+    return float(value)
+
+
+def _buckets(run: Any) -> list[tuple[str, float, float, float]] | None:
+    """``(scope, vega, market IV, model IV)`` per bucket of options the run calibrated on: its bands, and the
+    options no band covers (scored with the global multiplier; their IVs are the run's global recommendation,
+    model IV 1). None: the run has no band vega to score on. A broken entry raises ``ValueError``."""
+    bands = getattr(run, "bands", None) or {}
+    if not isinstance(bands, Mapping) or not any(isinstance(b, Mapping) and "vega_sum" in b for b in bands.values()):
+        return None
+    found: list[tuple[str, float, float, float]] = []
+    for name, band in bands.items():
+        if not isinstance(band, Mapping):
+            raise ValueError(f"band {name!r:.40} is {band!r:.40}, not a table of metrics")
+        vega = band.get("vega_sum")
+        if isinstance(vega, bool) or not isinstance(vega, (int, float)) or not math.isfinite(vega) or vega < 0:
+            raise ValueError(f"band {name!r:.40}'s vega_sum is {vega!r:.40}, not a number ≥ 0")
+        if "market_iv" in band or "synthetic_iv" in band:
+            market = _positive(band.get("market_iv"), f"band {name!r:.40}'s market_iv")
+            model = _positive(band.get("synthetic_iv"), f"band {name!r:.40}'s synthetic_iv")
+        else:
+            market = _positive(band.get("recommended_iv_multiplier"), f"band {name!r:.40}'s recommended_iv_multiplier")
+            model = 1.0
+        found.append((str(name), float(vega), market, model))
+    metrics = getattr(run, "global_metrics", None) or {}
+    rest = metrics.get("vega_sum") if isinstance(metrics, Mapping) else None
+    if isinstance(rest, (int, float)) and not isinstance(rest, bool) and math.isfinite(rest):
+        uncovered = float(rest) - sum(vega for _, vega, _, _ in found)
+        if uncovered > 1e-9 * max(float(rest), 1.0):
+            recommended = run.recommended_iv_multiplier.get("global")
+            found.append(("global", uncovered, _positive(recommended, "the global recommended multiplier"), 1.0))
+    return found
 
 
 def surface_values(snapshot: Mapping[str, Any]) -> dict[str, float]:

@@ -410,6 +410,44 @@ def estimate_improvement(
     )
 
 
+# -- the trades a run carries for the watch after apply -----------------------------------------------
+
+MAX_WINDOW_TRADES = 5_000  # a run keeps at most this many of its newest trades (about 60 bytes each in JSON)
+
+
+def window_trades(
+    trades: pd.DataFrame,
+    previous: Mapping[str, Any] | None,
+    previous_count: int | None,
+    current: Mapping[str, float],
+    threshold: float = TRADING_THRESHOLD,
+    cap: int = MAX_WINDOW_TRADES,
+) -> dict[str, Any] | None:
+    """The trades closed since the previous run (its analysis ``previous``: after its ``last_trade_at``; without
+    close times, the rows added since its ``previous_count`` trades; no previous run: all of them), the newest
+    ``cap``, as a run keeps them for the watch after apply: each trade's four factor scores and its PnL, and the
+    ``volume`` both weight sets are scored at (how many of them the live weights took at the threshold, at least
+    1), so the old and the new weights are compared on the same trades at equal volume
+    (:meth:`~.domain.ScoringWeightsDomain.score`). None: no new trade."""
+    frame = trades
+    last_at = (previous or {}).get("last_trade_at")
+    if last_at and TIME_COLUMN in frame.columns:
+        frame = frame[frame[TIME_COLUMN] > pd.Timestamp(last_at)]
+    elif previous_count is not None:
+        frame = frame.iloc[min(previous_count, len(frame)) :]
+    frame = frame.iloc[-cap:] if cap > 0 else frame.iloc[:0]
+    if frame.empty:
+        return None
+    scores = frame[list(SCORE_COLUMNS.values())].to_numpy(dtype="float64")
+    taken = scores @ np.array([current[f] for f in FACTORS]) >= threshold - FLOAT_NOISE
+    return {
+        "factors": list(FACTORS),
+        "scores": scores.tolist(),
+        "pnl": frame[PNL_COLUMN].to_numpy(dtype="float64").tolist(),
+        "volume": max(1, int(taken.sum())),
+    }
+
+
 # -- the analysis ----------------------------------------------------------------------------------
 
 

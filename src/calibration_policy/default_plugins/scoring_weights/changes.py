@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from calibration_policy import steps
+from calibration_policy import steps, watch
 from calibration_policy.archive import ArchiveEntry
 from calibration_policy.errors import StaleChangeError
 from calibration_policy.events import Decided
@@ -27,7 +27,7 @@ from calibration_policy.review import Suggestion
 from calibration_policy.stores import open_reviews, open_store
 from calibration_policy.target import Target
 
-from .analysis import SOURCE, TIME_COLUMN, WeightsAnalysis, _plural, analyze_trades
+from .analysis import SOURCE, TIME_COLUMN, WeightsAnalysis, _plural, analyze_trades, window_trades
 from .budget import budget_for
 from .domain import DOMAIN_NAME, NotEnoughTradesError, live_weights
 from .evidence import measure_or_explain
@@ -77,10 +77,32 @@ def _prepare(
     if not analysis.enough_trades:
         raise NotEnoughTradesError(analysis.message)
     analysis = replace(analysis, look=look)
+    before = open_store(history_dir).latest(change.underlying, limit=1)
+    window = window_trades(
+        frame,
+        (before[0].model_extra or {}).get("analysis") if before else None,
+        before[0].sample_size if before else None,
+        analysis.current,
+        threshold,
+    )
     run = steps.record_calibration_result(
-        analysis.to_dict(), change.underlying, SOURCE, history_dir, change.timestamp, domain=DOMAIN_NAME
+        {**analysis.to_dict(), **({"window_trades": window} if window else {})},
+        change.underlying,
+        SOURCE,
+        history_dir,
+        change.timestamp,
+        domain=DOMAIN_NAME,
     )
     step.note(run_id=run.run_id)
+    if policy.watch_runs:
+        # The watch after apply judges the live weights on this run too, under the file's lock and before the
+        # decision, as an update does; when it rolls them back, the analysis is made again against what is live.
+        with step.locked():
+            watch.after_run(step, run, policy, step.event)
+        now = live_weights(target)
+        if now != analysis.current:
+            again = analyze_trades(frame, now, min_trades=policy.min_sample_size, threshold=threshold)
+            analysis = replace(again, look=look)
     live = live_step(policy, history_dir, run, max_change)
     analysis = go_live(analysis, live)
     measured: dict[str, Any] = {}

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from calibration_policy.domain import Domain, Extracted
 from calibration_policy.errors import CalibrationPolicyError, InvalidRunError
 from calibration_policy.paths import data_root
@@ -103,9 +105,30 @@ class ScoringWeightsDomain(Domain):
         n = result.get("n_trades")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise InvalidRunError(f"The weights analysis's n_trades must be a whole number ≥ 0, not {n!r:.40}.")
-        return Extracted(
-            recommended=self.validate(suggested), sample_size=n, vega_sum=None, details={"analysis": dict(result)}
-        )
+        analysis = {key: value for key, value in result.items() if key != "window_trades"}
+        window = result.get("window_trades")
+        details: dict[str, Any] = {"analysis": analysis, **({"window_trades": window} if window else {})}
+        return Extracted(recommended=self.validate(suggested), sample_size=n, vega_sum=None, details=details)
+
+    def score(self, values: Mapping[str, float], run: Any) -> float | None:
+        """How much PnL the weights leave behind on the trades closed in the run's window, lower is better.
+
+        The run carries those trades (``window_trades``: each one's four factor scores and its PnL, and the
+        ``volume``: how many of them the live weights took). Both weight sets take that many trades, their
+        highest-scored ones, so they are compared at equal volume on the same trades; the score is the PnL the
+        best ``volume`` trades would have made minus the PnL of the ones these weights pick, per trade taken,
+        times √(trades in the window) so a window with more trades weighs more. 0: the weights pick the best
+        trades. A run without trades (recorded before runs carried them) falls back to the default tracking
+        error; broken trades raise (the watch then says it cannot score the run, never a roll back)."""
+        window = (getattr(run, "model_extra", None) or {}).get("window_trades")
+        if window is None:
+            return super().score(values, run)
+        scores, pnl, volume = _window(window)
+        weights = np.array([float(values[f]) for f in FACTORS])
+        order = np.argsort(-(scores @ weights), kind="stable")  # ties: in the order the trades closed, both sides
+        captured = float(pnl[order[:volume]].sum())
+        best = float(np.sort(pnl)[::-1][:volume].sum())
+        return (best - captured) / volume * math.sqrt(len(pnl))
 
     def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
         if not isinstance(values, Mapping):
@@ -140,6 +163,27 @@ class ScoringWeightsDomain(Domain):
 
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         return scope.capitalize()
+
+
+def _window(window: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """A run's ``window_trades`` as (scores n × 4, PnL n, volume), checked; a broken one raises ``ValueError``."""
+    if not isinstance(window, Mapping):
+        raise ValueError(f"window_trades is {window!r:.40}, not a table")
+    if list(window.get("factors") or FACTORS) != list(FACTORS):
+        raise ValueError(f"window_trades has the factors {window.get('factors')!r:.60}, not {list(FACTORS)}")
+    try:
+        scores = np.asarray(window["scores"], dtype="float64")
+        pnl = np.asarray(window["pnl"], dtype="float64")
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"window_trades' scores or pnl are not numbers: {error}") from None
+    volume = window.get("volume")
+    if scores.ndim != 2 or scores.shape[1] != len(FACTORS) or pnl.shape != (len(scores),) or not len(pnl):
+        raise ValueError(f"window_trades holds {scores.shape} scores for {pnl.shape} PnLs")
+    if not (np.isfinite(scores).all() and np.isfinite(pnl).all()):
+        raise ValueError("window_trades holds a score or a PnL that is not a finite number")
+    if isinstance(volume, bool) or not isinstance(volume, int) or not 1 <= volume <= len(pnl):
+        raise ValueError(f"window_trades' volume is {volume!r:.40}, not a whole number from 1 to {len(pnl)}")
+    return scores, pnl, volume
 
 
 def live_weights(target: Target) -> dict[str, float]:
