@@ -7,7 +7,9 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,75 @@ def _within(seconds: float, call: Callable[[], Any]) -> Any:
 def within() -> Callable[[float, Callable[[], Any]], Any]:
     """``within(seconds, call)``: ``call()`` in a thread; fails instead of hanging if it blocks (a FIFO opened for reading)."""
     return _within
+
+
+@dataclass(frozen=True)
+class Killed:
+    returncode: int  # durable.KILL_EXIT_CODE: killed at the step; 0: it ran to its end first; 1: it raised
+    stderr: str
+
+
+def _forked(main: Callable[[], Any], kill_at: int, timeout: float) -> Killed:
+    import signal
+    import tempfile
+    import traceback
+
+    from calibration_policy import durable
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:  # the child: the change, then out without any clean-up, as a SIGKILL would leave it
+            code = 0
+            try:
+                os.dup2(err.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                sys.stdout = sys.stderr = open(2, "w", closefd=False)
+                durable.set_kill_point(kill_at)
+                main()
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        deadline = time.monotonic() + timeout
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError(f"the forked change was still running after {timeout:g} s")
+            time.sleep(0.002)
+        err.seek(0)
+        return Killed(os.waitstatus_to_exitcode(done[1]), err.read().decode(errors="replace"))
+
+
+class Fork:
+    """A change run in a forked child that dies (``os._exit``) just before its n-th durable step, as
+    ``$CALIBRATION_POLICY_KILL_AT`` does in a fresh interpreter, at a few milliseconds a kill point instead of
+    half a second of imports. The child inherits the environment and the loaded modules; the stores open their
+    own connections in it (they are kept per process)."""
+
+    def call(self, main: Callable[[], Any], kill_at: int, timeout: float = 120) -> Killed:
+        return _forked(main, kill_at, timeout)
+
+    def script(self, text: str, argv: list[str], kill_at: int, timeout: float = 120) -> Killed:
+        """The child script ``text`` as ``python script argv…`` would run it, killed at ``kill_at``."""
+
+        def main() -> None:
+            sys.argv = ["child.py", *argv]
+            exec(compile(text, "child.py", "exec"), {"__name__": "__main__"})
+
+        return _forked(main, kill_at, timeout)
+
+
+@pytest.fixture
+def fork() -> Fork:
+    """``fork.call(fn, kill_at)`` / ``fork.script(text, argv, kill_at)``: a change killed before a durable step."""
+    return Fork()
 
 
 def _pg_server_module():

@@ -6,9 +6,7 @@ nothing applied twice, no intent left. File store; the PostgreSQL sweep is ``sto
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,20 +117,12 @@ def next_change(kind: str, root: Path, sid: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["approve", "modify", "reject", "roll_back"])
-def test_a_change_killed_at_every_durable_step_is_settled_by_the_next_change(tmp_path: Path, kind: str):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
+def test_a_change_killed_at_every_durable_step_is_settled_by_the_next_change(tmp_path: Path, kind: str, fork):
+    sid = world(tmp_path / "world")  # built once; each kill point starts from a copy of it
     kills = 0
     for step in range(1, 40):
-        root = tmp_path / f"{kind}-{step}"
-        sid = world(root)
-        child = subprocess.run(
-            [sys.executable, str(script), kind, str(root), sid],
-            env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        root = shutil.copytree(tmp_path / "world", tmp_path / f"{kind}-{step}")
+        child = fork.script(CHILD, [kind, str(root), sid], kill_at=step)
         next_change(kind, root, sid)
         one_story(root)
         if child.returncode == 0:

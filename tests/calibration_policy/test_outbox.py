@@ -267,23 +267,19 @@ def _routes(store_url: str) -> list[str]:
 
 
 @pytest.mark.parametrize("route", ["apply", "approval", "refuse"])
-def test_an_update_killed_at_every_durable_step_leaves_only_true_events(store_url, tmp_path, receiver, secret, route):
+def test_an_update_killed_at_every_durable_step_leaves_only_true_events(
+    store_url, tmp_path, receiver, secret, route, fork
+):
     """Killed at each durable write in turn, then settled: every live change and every waiting suggestion has
     exactly one event, every event describes something that happened, and each reaches the receiver."""
     if route not in _routes(store_url):
         pytest.skip("one transaction holds a change and its event on PostgreSQL: the approval route covers it")
     live = tmp_path / "live.json"
     live.write_text(json.dumps({"global": 1.0}))
-    script = tmp_path / "updater.py"
-    script.write_text(UPDATER)
     target = JsonFileTarget(live, name="spy_live")
     kills = 0
     for step in range(1, 120):
-        env = {**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)}
-        child = subprocess.run(
-            [sys.executable, str(script), str(CONFTEST), str(step), str(live), route],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        child = fork.script(UPDATER, [str(CONFTEST), str(step), str(live), route], kill_at=step)
         if child.returncode == 0:
             break
         assert child.returncode == 86, child.stderr[-2000:]
@@ -497,22 +493,14 @@ def _policy_event_ids() -> set[str]:
     return owed | {proposal_event(p, s).event_id for p in PolicyProposals().all() for s in p.announced}
 
 
-LONG = os.environ.get("CALIBRATION_POLICY_LONG_TESTS") == "1"
-
-
 @pytest.mark.parametrize("kind", ["set", "roll_back", "propose", "approve", "reject"])
-def test_a_policy_change_killed_at_every_durable_step_is_announced_once(store_url, tmp_path, kind):
+def test_a_policy_change_killed_at_every_durable_step_is_announced_once(store_url, tmp_path, kind, fork):
     """A policy change is one record, then its event: killed between the two (or anywhere else), the next policy
     change, a delivery pass or ``doctor --repair`` announces it once, and nothing that did not happen is announced."""
     from calibration_policy.changes import PolicyPropose, PolicySet
     from calibration_policy.policy_events import settle_policy_events
     from calibration_policy.policy_versions import PolicyVersions
 
-    if not LONG and (store_url != "files" or kind in ("roll_back", "approve")):
-        pytest.skip("the same record-then-event step as set, propose and reject on files (~3 min in all); "
-                    "CALIBRATION_POLICY_LONG_TESTS=1 runs it")  # fmt: skip
-    script = tmp_path / "changer.py"
-    script.write_text(POLICY_CHANGER)
     governor = Governor(Context.build(actor="ana", via="cli"))
     first = governor.execute(PolicySet(CalibrationUpdatePolicy(min_delta_global=0.05), "a first version"))
     kills, lost = 0, 0
@@ -520,14 +508,7 @@ def test_a_policy_change_killed_at_every_durable_step_is_announced_once(store_ur
         proposal = first.version_id
         if kind in ("approve", "reject"):  # each try reviews a proposal of its own
             proposal = governor.execute(PolicyPropose(CalibrationUpdatePolicy(), f"for try {step}")).proposal_id
-        env = {**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)}
-        child = subprocess.run(
-            [sys.executable, str(script), kind, str(step), proposal],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        child = fork.script(POLICY_CHANGER, [kind, str(step), proposal], kill_at=step)
         if child.returncode == 0:
             break
         assert child.returncode == 86, child.stderr[-2000:]

@@ -30,23 +30,14 @@ def _wait_until_the_server_lets_go(target, seconds: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_an_update_killed_at_every_step_is_settled(postgres_url, tmp_path, monkeypatch):
+def test_an_update_killed_at_every_step_is_settled(postgres_url, tmp_path, monkeypatch, fork):
     monkeypatch.setenv("CALIBRATION_STORE", postgres_url)
     live = tmp_path / "live.json"
     live.write_text(json.dumps({"global": 1.0}))
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
     target = JsonFileTarget(live, name="spy_live")
     kills = 0
     for step in range(1, 80):
-        env = {**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)}
-        child = subprocess.run(
-            [sys.executable, str(script), str(CONFTEST), "none", str(step), "1", str(live)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        child = fork.script(CHILD, [str(CONFTEST), "none", str(step), "1", str(live)], kill_at=step)
         if child.returncode == 0:
             break  # the update ran to its end before step ``step``: every step was killed once
         assert child.returncode == KILL_EXIT_CODE, child.stderr[-2000:]
@@ -80,7 +71,7 @@ FINISHED = {"approve": ("approved", True), "modify": ("modified", True), "reject
 
 @pytest.mark.parametrize("action", sorted(FINISHED))
 def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(
-    action, postgres_url, tmp_path, monkeypatch, make_result, t0
+    action, postgres_url, tmp_path, monkeypatch, make_result, t0, fork
 ):
     from datetime import timedelta
 
@@ -106,13 +97,7 @@ def test_a_review_killed_at_every_step_goes_live_once_or_not_at_all(
         suggestion = open_store().get(outcome.run.run_id).pending_suggestion
         if suggestion is None:
             continue  # the same values again: nothing to review
-        child = subprocess.run(
-            [sys.executable, "-c", REVIEWER, action, suggestion, str(live)],
-            env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        child = fork.script(REVIEWER, [action, suggestion, str(live)], kill_at=step)
         _wait_until_the_server_lets_go(target)
         settle_interrupted(target)
         item = open_reviews().get(suggestion)
@@ -143,7 +128,7 @@ roll_back(JsonFileTarget(sys.argv[2], name='spy_live'), sys.argv[1], context=Con
 
 
 def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(
-    postgres_url, tmp_path, monkeypatch, make_result, t0
+    postgres_url, tmp_path, monkeypatch, make_result, t0, fork
 ):
     from datetime import timedelta
 
@@ -167,13 +152,8 @@ def test_a_roll_back_killed_at_every_step_happens_once_or_not_at_all(
             context=Context.build(policy=policy),
         )
         before = open_archive(None, target.name).entries()
-        child = subprocess.run(
-            [sys.executable, "-c", ROLLER, before[-2].change_id if len(before) > 1 else "original", str(live)],
-            env={**os.environ, "CALIBRATION_POLICY_KILL_AT": str(step)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        undo = before[-2].change_id if len(before) > 1 else "original"
+        child = fork.script(ROLLER, [undo, str(live)], kill_at=step)
         _wait_until_the_server_lets_go(target)
         settle_interrupted(target)
         after = open_archive(None, target.name).entries()
