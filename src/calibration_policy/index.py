@@ -25,6 +25,8 @@ linear in its length):
 * when a load is about to list a folder whose index was trusted (or is new), and the change it
   noticed is that recent, it first waits out the rest of the racy window (at most 0.2 s, once per
   lost trust), so its one listing is trusted;
+* a new folder's first record starts its index (its one name, no listing), so the first load
+  does not wait; a folder of runs with no index (an older release's) is left to the load's build;
 * a listing of a folder whose modification time is the one the library's own last link left
   (:meth:`RunIndex.adding` notes it) is trusted at once: the doubt it leaves, a change in the same
   tick as that link, is the window below, which every record already accepts.
@@ -457,7 +459,16 @@ class RunIndex:
         """Where a new run's temp file goes: beside the index (same file system, so it can be linked
         into place) when the index is in use, so that only the link changes the run folder."""
         folder = self.directory / INDEX_DIR
-        return folder if not self._unusable and (self._db is not None or (folder / INDEX_NAME).is_file()) else None
+        if self._unusable or not (self._db is not None and folder.is_dir() or (folder / INDEX_NAME).is_file()):
+            return None  # (an index folder removed or replaced under an open connection: write in the run folder)
+        return folder
+
+    def _holds_no_record(self) -> bool:
+        try:
+            with os.scandir(self.directory) as entries:
+                return not any(_looks_like_a_record(entry.name) for entry in entries)
+        except OSError:
+            return False
 
     @contextmanager
     def adding(self) -> Iterator[Callable[[str], None]]:
@@ -466,7 +477,10 @@ class RunIndex:
         it is current after (the next load lists nothing); if not, the next load lists the folder
         as it would have anyway. An index that cannot be used never blocks the write."""
         exists = self._db is not None or (self.directory / INDEX_DIR / INDEX_NAME).is_file()
-        db = self._connect() if exists and not self._unusable else None  # no index yet: the first load builds it
+        # No index yet: the first load builds it from one listing, unless this is the folder's first record, which
+        # starts it (one name, no listing) so that load trusts the folder at once instead of waiting out the window.
+        exists = exists or (not self._unusable and self._holds_no_record())
+        db = self._connect() if exists and not self._unusable else None
         if db is None:
             yield lambda name: None
             return

@@ -589,6 +589,7 @@ def test_index_corrupted_under_a_running_process_is_rebuilt(history_dir, record_
 
 def test_index_that_cannot_be_opened_falls_back_to_scanning(history_dir, caplog, record_series, make_result):
     runs = record_series(history_dir, 3)
+    shutil.rmtree(history_dir / ".index")  # the first record started it
     (history_dir / ".index").write_text("a regular file where the index folder should be")
     with caplog.at_level(logging.WARNING, logger="calibration_policy"):
         store = HistoryStore(history_dir)

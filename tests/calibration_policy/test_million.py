@@ -308,6 +308,43 @@ def test_a_backfill_into_a_new_folder_lists_it_at_most_once(history_dir, make_re
     assert len([p for p in listings if p == str(history_dir)]) <= 1
 
 
+def test_the_first_record_into_a_new_folder_starts_the_index_so_the_first_load_never_waits(
+    history_dir, make_result, monkeypatch
+):
+    """Every test and every new data folder used to pay 0.2 s here: the first load waited out the racy window."""
+    waits: list[int] = []
+    monkeypatch.setattr(index_module, "_wait_out_racy_window", waits.append)
+    store = HistoryStore(history_dir)
+    listings = _no_listing(monkeypatch)
+    try:
+        run = _record(store, make_result, T0)
+        assert [r.run_id for r in store.latest("SPY", 3)] == [run.run_id]
+        assert (history_dir / ".index").is_dir(), "the first record did not start the index"
+        later = _record(store, make_result, T0 + timedelta(days=1), g=1.1)
+        assert [r.run_id for r in store.latest("SPY", 3)] == [run.run_id, later.run_id]
+    finally:
+        store._index.close()
+    assert waits == [], "a load waited out the racy window after the library's own first record"
+    assert len([p for p in listings if p == str(history_dir)]) <= 1  # then trusted: later loads list nothing
+
+
+def test_a_first_record_into_a_folder_of_runs_without_an_index_leaves_the_build_to_the_load(
+    store, history_dir, make_result
+):
+    """Runs written by an older release (no index): the record does not start an index of one name over them."""
+    for i in range(3):
+        _record(store, make_result, T0 + timedelta(days=i))
+    store._index.close()
+    shutil.rmtree(history_dir / ".index")
+    fresh = HistoryStore(history_dir)
+    try:
+        _record(fresh, make_result, T0 + timedelta(days=5))
+        assert not (history_dir / ".index").exists()
+        assert fresh.count("SPY") == 4 and len(fresh.latest("SPY", 10)) == 4
+    finally:
+        fresh._index.close()
+
+
 def test_after_a_hand_copied_file_the_next_cycles_list_once_then_never(store, history_dir, make_result, monkeypatch):
     runs = [_record(store, make_result, T0 + timedelta(days=d)) for d in range(5)]
     store.latest("SPY")
