@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from . import events, watch
 from .context import Context
 from .events import Decided, Event
+from .plugins import frozen_registry
 from .recovery import begin_intent, settle_interrupted, settling
 from .stores import govern, locked
 from .target import Target
@@ -121,6 +122,10 @@ class Governor:
         self.ctx = ctx
 
     def execute(self, change: Change) -> Any:
+        with frozen_registry():  # one change, one set of plugins: each kind is collected once, not per rule asked
+            return self._execute(change)
+
+    def _execute(self, change: Change) -> Any:
         ctx = replace(self.ctx, outbox=[])  # this change's own events
         change.identify(ctx)
         actor = ctx.check(change.action, change.domain(ctx), getattr(change, "rules", None))
