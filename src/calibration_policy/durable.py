@@ -141,7 +141,8 @@ def dumps_model(model: Any, exclude: set[str] | None = None) -> bytes:
     return _encode(model.model_dump(mode="json", exclude=exclude))  # checked above: JSON mode adds no NaN
 
 
-def _write_temp(directory: Path, payload: bytes, mode: int = 0o666) -> Path:
+def _write_temp(directory: Path, payload: bytes, mode: int = 0o666) -> tuple[Path, int]:
+    """The temp file holding ``payload``, flushed to disk, and its inode number."""
     # Not mkstemp: its 0600 would make run files unreadable to a panel or backup running as another user.
     name = directory / f"{TMP_PREFIX}{secrets.token_hex(8)}"
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -151,10 +152,27 @@ def _write_temp(directory: Path, payload: bytes, mode: int = 0o666) -> Path:
             handle.flush()
             _step()
             os.fsync(handle.fileno())
+            inode = os.fstat(handle.fileno()).st_ino
     except BaseException:
         name.unlink(missing_ok=True)
         raise
-    return Path(name)
+    return Path(name), inode
+
+
+Written = Callable[[Path, os.stat_result], None]
+
+
+def _tell_written(written: Written | None, path: Path, inode: int) -> None:
+    """Give ``written`` the status of the file just put at ``path`` if it is still the one written
+    (another process may have replaced it since): a cache of its content can then tell a change."""
+    if written is None:
+        return
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    if info.st_ino == inode:
+        written(path, info)
 
 
 def _os_error(action: str, path: Path, error: OSError) -> CalibrationPolicyError:
@@ -167,18 +185,20 @@ def atomic_replace(
     payload: bytes,
     temp_dir: Path | None = None,
     guard: Callable[[], AbstractContextManager[Any]] | None = None,
+    written: Written | None = None,
 ) -> None:
     """Write ``payload`` to ``path``, replacing any old content atomically.
 
     ``temp_dir`` (on the same file system) holds the temp file and ``guard`` is held around the
     rename, as in :func:`create_exclusive`: the run index uses both so that rewriting a decided run
-    changes the folder by the rename alone, which it records, and the next load lists nothing."""
+    changes the folder by the rename alone, which it records, and the next load lists nothing.
+    ``written`` is told the new file's status once it is durable (if it is still the file written)."""
     try:
         try:
             mode = os.stat(path).st_mode & 0o7777  # a replaced config keeps its permissions
         except FileNotFoundError:
             mode = 0o666
-        temp = _write_temp(temp_dir or path.parent, payload, mode)
+        temp, inode = _write_temp(temp_dir or path.parent, payload, mode)
         try:
             if mode != 0o666:
                 os.chmod(temp, mode)
@@ -198,6 +218,7 @@ def atomic_replace(
             f"Wrote {path}, but could not flush its folder to disk ({reason}); the new content is in place "
             "but may not survive a power cut."
         ) from error
+    _tell_written(written, path, inode)
 
 
 def create_exclusive(
@@ -206,6 +227,7 @@ def create_exclusive(
     payload: bytes,
     guard: Callable[[], AbstractContextManager[Callable[[str], None]]] | None = None,
     temp_dir: Path | None = None,
+    written: Written | None = None,
 ) -> Path:
     """Create the first free name from ``names`` with ``payload``; never overwrites a file.
 
@@ -214,10 +236,11 @@ def create_exclusive(
     :meth:`~.index.RunIndex.adding`) is held around the link and the removal of the temp file,
     and told the name taken, so the index learns it in the same step. ``temp_dir`` (a folder
     inside ``directory``, on the same file system) holds the temp file, so that only the link
-    itself changes ``directory``'s modification time.
+    itself changes ``directory``'s modification time. ``written`` is told the new file's status once
+    it is durable (if it is still the file written).
     """
     try:
-        temp = _write_temp(temp_dir or directory, payload)
+        temp, inode = _write_temp(temp_dir or directory, payload)
     except OSError as error:
         raise _os_error("write into", directory, error) from error
     try:
@@ -241,6 +264,7 @@ def create_exclusive(
         except OSError:
             target.unlink(missing_ok=True)  # undo, so "nothing was changed" stays true
             raise
+        _tell_written(written, target, inode)
         return target
     except OSError as error:
         raise _os_error("write into", directory, error) from error

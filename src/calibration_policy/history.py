@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ from .durable import (
     sweep_orphans,
 )
 from .errors import HistoryError, InvalidRunError
-from .index import INDEX_DIR, Key, RunIndex, run_key
+from .index import COARSE_RACY_NS, INDEX_DIR, RACY_NS, Key, RunIndex, run_key
 from .models import RUN_EARLIEST, RUN_LATEST, CalibrationRun
 from .naming import (
     check_record_id,
@@ -50,6 +52,14 @@ T = TypeVar("T")
 WHAT = "history folder"
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
 MAX_LIMIT = 100_000
+PARSED_BUDGET = 8 * 1024 * 1024  # bytes of run files a store keeps parsed (≈ 4,000 typical runs)
+PARSED_MAX = 64 * 1024  # a run file bigger than this is read afresh every time
+
+
+def _signature(info: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file's content does: a new file (a replace, a copy) has another inode or
+    change time; a rewrite in place moves the modification and change times (and often the size)."""
+    return (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -128,6 +138,11 @@ class HistoryStore:
         self.directory = Path(directory)
         self._index = RunIndex(self.directory)
         self._lock = threading.Lock()
+        # Run files read or written lately, by name: (status when read, JSON or marshal, bytes). A load
+        # that finds a file's status unchanged validates the kept copy instead of opening the file.
+        self._parsed: dict[str, tuple[tuple[int, ...], bool, bytes]] = {}
+        self._parsed_bytes = 0
+        self._parsed_lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -151,7 +166,14 @@ class HistoryStore:
         except OSError as error:
             raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
         try:
-            path = create_exclusive(self.directory, names, payload, guard=self._adding, temp_dir=self._index.temp_dir())
+            path = create_exclusive(
+                self.directory,
+                names,
+                payload,
+                guard=self._adding,
+                temp_dir=self._index.temp_dir(),
+                written=lambda path, info: self._keep_written(path, info, payload),
+            )
         except ValueError as error:
             raise HistoryError(str(error)) from None
         return run.model_copy(update={"run_id": path.stem})
@@ -167,9 +189,15 @@ class HistoryStore:
         path = self._path(run.run_id)
         if not path.exists():
             raise HistoryError(f"Run {run.run_id} is not in {self.directory}; record it first.")
+        payload = dumps_model(run, exclude={"run_id"})
         try:  # the temp file beside the index and the rename under its lock: the index stays current (no relisting)
+            self._forget(path.name)  # kept until it is written anew (a kept copy could outlive a failed write)
             atomic_replace(
-                path, dumps_model(run, exclude={"run_id"}), temp_dir=self._index.temp_dir(), guard=self._adding
+                path,
+                payload,
+                temp_dir=self._index.temp_dir(),
+                guard=self._adding,
+                written=lambda path, info: self._keep_written(path, info, payload),
             )
         except ValueError as error:
             raise HistoryError(str(error)) from None
@@ -183,19 +211,91 @@ class HistoryStore:
         return self.directory / name
 
     def _read(self, name: str) -> CalibrationRun | None:
+        kept = self._parsed.get(name)
+        if kept is not None:
+            run = self._read_kept(name, kept)
+            if run is not None:
+                return run
         path = self.directory / name
         try:
-            data = foreign.read_record(path)
+            data, info = foreign.read_record_and_stat(path)
+            kept_data = marshal.dumps(data) if self._keepable(info) else None
             data["run_id"] = path.stem
             run = CalibrationRun.model_validate(data)
             if run.underlying != parse_run_file_name(name)[1]:  # type: ignore[index]
                 raise ValueError("its underlying does not match its file name")
-            return run
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
             foreign.warn_once(log, "Skipping %s: not a valid calibration run (%s).", path, str(error).splitlines()[0])
             return None
+        if kept_data is not None:
+            self._keep(name, _signature(info), True, kept_data)
+        return run
+
+    # -- the parsed runs kept in memory ----------------------------------------------------------
+    #
+    # A load of the newest 50 runs reads the same files again and again (a backfill reads each 50
+    # times). A file whose status (inode, size, modification and change time) is the one it had when
+    # it was read or written here is not opened again: its kept JSON is validated into a new run, so
+    # callers never share one. Only status that cannot hide a change is kept: a file read here must
+    # not have changed within the last RACY_NS (a rewrite in the same clock tick would leave its times
+    # as they were); a file this store wrote is kept as it was written, so a rewrite in place by hand,
+    # to the same size, within the same clock tick as the write (microseconds on kernels with
+    # multigrain timestamps, Linux 6.13+) is seen only once the file changes again — the index's own
+    # window for names. A new file in its place (a copy, a replace) always has another inode or
+    # change time.
+
+    @staticmethod
+    def _keepable(info: os.stat_result) -> bool:
+        changed = max(info.st_mtime_ns, info.st_ctime_ns)
+        racy = RACY_NS if changed % 1_000_000_000 else COARSE_RACY_NS  # whole seconds: wait out the tick
+        return info.st_size <= PARSED_MAX and time.time_ns() - changed > racy
+
+    def _read_kept(self, name: str, kept: tuple[tuple[int, ...], bool, bytes]) -> CalibrationRun | None:
+        """The kept run if its file is unchanged; None (and forgotten) otherwise: the caller reads it."""
+        signature, is_marshal, blob = kept
+        try:
+            unchanged = _signature(os.lstat(os.path.join(self.directory, name))) == signature
+        except OSError:
+            unchanged = False
+        try:
+            if unchanged:
+                if is_marshal:
+                    data = marshal.loads(blob)
+                else:  # as written here: parsed once, then kept parsed
+                    data = json.loads(blob)
+                    self._keep(name, signature, True, marshal.dumps(data))
+                data["run_id"] = name[:-5]
+                run = CalibrationRun.model_validate(data)
+                if run.underlying == parse_run_file_name(name)[1]:  # type: ignore[index]
+                    return run
+        except ValueError:  # never expected: read it as any file, with its warning
+            pass
+        self._forget(name)
+        return None
+
+    def _keep_written(self, path: Path, info: os.stat_result, payload: bytes) -> None:
+        """Keep a run file this store just wrote (its bytes; parsed at the first load that wants it)."""
+        fine = info.st_mtime_ns % 1_000_000_000 and info.st_ctime_ns % 1_000_000_000  # not whole seconds
+        if fine and info.st_size == len(payload) <= PARSED_MAX:
+            self._keep(path.name, _signature(info), False, payload)
+
+    def _keep(self, name: str, signature: tuple[int, ...], is_marshal: bool, blob: bytes) -> None:
+        with self._parsed_lock:
+            old = self._parsed.pop(name, None)
+            if old is not None:
+                self._parsed_bytes -= len(old[2])
+            self._parsed[name] = (signature, is_marshal, blob)
+            self._parsed_bytes += len(blob)
+            while self._parsed_bytes > PARSED_BUDGET:  # the oldest kept first
+                self._parsed_bytes -= len(self._parsed.pop(next(iter(self._parsed)))[2])
+
+    def _forget(self, name: str) -> None:
+        with self._parsed_lock:
+            old = self._parsed.pop(name, None)
+            if old is not None:
+                self._parsed_bytes -= len(old[2])
 
     def _exists(self) -> bool:
         """False while the folder does not exist yet (no runs); a damaged folder raises."""
