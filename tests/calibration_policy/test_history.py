@@ -795,15 +795,26 @@ def test_a_load_after_records_opens_no_file_and_gives_equal_runs(history_dir, re
     assert afresh == loaded and len(opened) == 5
 
 
-def test_runs_from_kept_copies_are_each_callers_own(history_dir, record_series):
+@pytest.mark.parametrize("times", [1, 2, 3])
+def test_runs_from_kept_copies_are_each_callers_own(history_dir, record_series, times):
+    """Whether a load validates the file, the kept JSON (the first load after a record) or copies the
+    kept run (later loads), the caller's run shares nothing it could change with the next load's."""
     record_series(history_dir, 2)
+    for _ in range(times - 1):
+        load_recent_calibration_history("SPY", history_dir=history_dir)
     first = load_recent_calibration_history("SPY", history_dir=history_dir)
+    expected = first[-1].model_copy(deep=True)
     first[-1].global_metrics["mae_vol_points"] = 99.0
     first[-1].bands.clear()
+    first[-1].recommended_iv_multiplier["global"] = 3.0
     first[-1].applied = True
+    first[-1].buckets[0]["n"] = -1  # an extra field (the host's), a list of dictionaries
+    first[-1].anchor_ratios.clear()
     again = load_recent_calibration_history("SPY", history_dir=history_dir)
-    assert again[-1].global_metrics["mae_vol_points"] != 99.0 and again[-1].bands and again[-1].applied is None
-    assert again[-1] is not first[-1]
+    assert again[-1] == expected and again[-1] is not first[-1]
+    assert again[-1].model_fields_set == expected.model_fields_set
+    assert again[-1].model_extra == expected.model_extra and again[-1].model_extra is not first[-1].model_extra
+    assert load_recent_calibration_history("SPY", history_dir=history_dir)[-1] == expected
 
 
 @pytest.mark.parametrize("same_size", [True, False], ids=["same-size", "other-size"])
@@ -883,4 +894,6 @@ def test_kept_runs_stay_within_their_budget(history_dir, record_series, monkeypa
     store = open_store(history_dir)
     assert 0 < store._parsed_bytes <= 5_000 and len(store._parsed) < 10
     assert [r.run_id for r in store.latest("SPY")] == [r.run_id for r in runs]
-    assert store._parsed_bytes == sum(len(blob) for _, _, blob in store._parsed.values()) <= 5_000
+    assert store._parsed_bytes == sum(len(blob) for _, blob, _ in store._parsed.values()) <= 5_000
+    monkeypatch.setattr(history_module, "PARSED_RUNS", 3)
+    assert store.latest("SPY") == store.latest("SPY") and len(store._parsed) == 3
