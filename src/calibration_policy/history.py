@@ -175,12 +175,13 @@ class HistoryStore:
 
     def _create(self, run: CalibrationRun, names: Iterator[str]) -> CalibrationRun:
         payload = dumps_model(run, exclude={"run_id"})
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as error:
-            raise foreign.folder_error(self.directory, WHAT, error) from None
-        except OSError as error:
-            raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
+        if not os.path.isdir(self.directory):  # one stat; mkdir(exist_ok=True) costs a failed mkdir and a stat
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as error:
+                raise foreign.folder_error(self.directory, WHAT, error) from None
+            except OSError as error:
+                raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
         try:
             path = create_exclusive(
                 self.directory,
