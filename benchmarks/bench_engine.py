@@ -3,6 +3,7 @@
     nice python benchmarks/bench_engine.py                      # the issue's sizes
     nice python benchmarks/bench_engine.py --backfill 1000 --records 150   # the docs' figures (1,000 candidates)
     nice python benchmarks/bench_engine.py --underlyings 50 --candidates 200 --backfill 5000   # quicker
+    nice python benchmarks/bench_engine.py --writes-only --backfill 1000 --records 300   # the write paths alone, 3 times each
 
 Every ratio alternates the measured path and its baseline in one loop (A, B, A, B, …) and compares
 the best of each, so a burst of load on the shared machine hits both. Sizes are printed as generated.
@@ -224,6 +225,27 @@ def record_vs_bare_write(count: int) -> tuple[float, float]:
     return statistics.median(ours), statistics.median(theirs)
 
 
+def writes_only(args: argparse.Namespace, load_before: tuple[float, float, float]) -> None:
+    """The two write paths alone, each with the load average beside it (nothing written)."""
+    for _ in range(args.repeat):
+        load = os.getloadavg()[0]
+        backfill_s, sqlite_s = backfill(args.backfill)
+        print(
+            f"backfill {args.backfill:,} record+load  {backfill_s:8.3f} s   SQLite WAL/FULL {sqlite_s:8.3f} s   "
+            f"{backfill_s / sqlite_s:5.2f}×  (goal ≤ 2×)   load {load:.2f} → {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+    for _ in range(args.repeat):
+        load = os.getloadavg()[0]
+        record_s, bare_s = record_vs_bare_write(args.records)
+        print(
+            f"record one run (median of {args.records})  {record_s * 1000:7.3f} ms  bare durable write "
+            f"{bare_s * 1000:7.3f} ms  {record_s / bare_s:5.2f}×  (goal ≤ 1.5×)   load {load:.2f} → "
+            f"{os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--underlyings", type=int, default=200)
@@ -233,8 +255,13 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "results_engine.json")
+    parser.add_argument(
+        "--writes-only", action="store_true", help="only the backfill and the record (no replay, no tune); prints only"
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
+    if args.writes_only:
+        return writes_only(args, load_before)
 
     from calibration_policy import CalibrationUpdatePolicy
     from calibration_policy.lab import tune

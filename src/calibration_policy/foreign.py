@@ -132,6 +132,12 @@ def read_record(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any]
     problem), ``NotADirectoryError`` if its folder is a file (see :func:`check_folder`), and
     :class:`ForeignFileError` saying why it is not a record otherwise.
     """
+    return read_record_and_stat(path, max_bytes)[0]
+
+
+def read_record_and_stat(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> tuple[dict[str, Any], os.stat_result]:
+    """:func:`read_record`, and the file's status as it was opened (before it was read): a cache of
+    what was read can tell by it whether the file changed since."""
     try:
         info = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):  # gone, or its folder is (the caller checks the folder)
@@ -180,7 +186,7 @@ def read_record(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> dict[str, Any]
         raise ForeignFileError("is not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ForeignFileError(f"holds a JSON {type(data).__name__}, not a JSON object")
-    return data
+    return data, opened
 
 
 # -- damaged folders -----------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,7 +32,7 @@ from .durable import (
     sweep_orphans,
 )
 from .errors import HistoryError, InvalidRunError
-from .index import INDEX_DIR, Key, RunIndex, run_key
+from .index import COARSE_RACY_NS, INDEX_DIR, RACY_NS, Key, RunIndex, run_key
 from .models import RUN_EARLIEST, RUN_LATEST, CalibrationRun
 from .naming import (
     check_record_id,
@@ -50,6 +52,30 @@ T = TypeVar("T")
 WHAT = "history folder"
 HISTORY_ENV = "CALIBRATION_HISTORY_DIR"
 MAX_LIMIT = 100_000
+PARSED_RUNS = 1024  # runs a store keeps validated (those kept longest are forgotten first)
+PARSED_BUDGET = 4 * 1024 * 1024  # and bytes of their JSON or marshalled state, at most
+PARSED_MAX = 64 * 1024  # a run file bigger than this is read afresh every time
+
+
+# (file status, its JSON as written here) or (file status, the run's dictionaries and lists marshalled, the run)
+_Kept = tuple[tuple[int, ...], bytes, CalibrationRun | None]
+_IMMUTABLE = (str, int, float, bool, type(None), datetime)
+
+
+def _copy_of(template: CalibrationRun, blob: bytes) -> CalibrationRun:
+    """A run equal to ``template`` that shares nothing mutable with it: what validating its file again
+    would give, without the validation (it was validated when kept)."""
+    state, extra = marshal.loads(blob)
+    run = template.model_copy()  # a new __dict__, extras and fields set; values shared…
+    run.__dict__.update(state)  # …but for new dictionaries and lists
+    object.__setattr__(run, "__pydantic_extra__", extra)
+    return run
+
+
+def _signature(info: os.stat_result) -> tuple[int, ...]:
+    """What changes when a file's content does: a new file (a replace, a copy) has another inode or
+    change time; a rewrite in place moves the modification and change times (and often the size)."""
+    return (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
 def resolve_history_dir(history_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -128,6 +154,11 @@ class HistoryStore:
         self.directory = Path(directory)
         self._index = RunIndex(self.directory)
         self._lock = threading.Lock()
+        # Run files read or written lately, by name (see _read_kept): a load that finds a file's status
+        # unchanged copies the kept run instead of opening, parsing and validating the file.
+        self._parsed: dict[str, _Kept] = {}
+        self._parsed_bytes = 0
+        self._parsed_lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -144,14 +175,22 @@ class HistoryStore:
 
     def _create(self, run: CalibrationRun, names: Iterator[str]) -> CalibrationRun:
         payload = dumps_model(run, exclude={"run_id"})
+        if not os.path.isdir(self.directory):  # one stat; mkdir(exist_ok=True) costs a failed mkdir and a stat
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as error:
+                raise foreign.folder_error(self.directory, WHAT, error) from None
+            except OSError as error:
+                raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as error:
-            raise foreign.folder_error(self.directory, WHAT, error) from None
-        except OSError as error:
-            raise HistoryError(f"Cannot create the history folder {self.directory}: {error.strerror}.") from None
-        try:
-            path = create_exclusive(self.directory, names, payload, guard=self._adding, temp_dir=self._index.temp_dir())
+            path = create_exclusive(
+                self.directory,
+                names,
+                payload,
+                guard=self._adding,
+                temp_dir=self._index.temp_dir(),
+                written=lambda path, info: self._keep_written(path, info, payload),
+            )
         except ValueError as error:
             raise HistoryError(str(error)) from None
         return run.model_copy(update={"run_id": path.stem})
@@ -167,9 +206,15 @@ class HistoryStore:
         path = self._path(run.run_id)
         if not path.exists():
             raise HistoryError(f"Run {run.run_id} is not in {self.directory}; record it first.")
+        payload = dumps_model(run, exclude={"run_id"})
         try:  # the temp file beside the index and the rename under its lock: the index stays current (no relisting)
+            self._forget(path.name)  # kept until it is written anew (a kept copy could outlive a failed write)
             atomic_replace(
-                path, dumps_model(run, exclude={"run_id"}), temp_dir=self._index.temp_dir(), guard=self._adding
+                path,
+                payload,
+                temp_dir=self._index.temp_dir(),
+                guard=self._adding,
+                written=lambda path, info: self._keep_written(path, info, payload),
             )
         except ValueError as error:
             raise HistoryError(str(error)) from None
@@ -183,19 +228,102 @@ class HistoryStore:
         return self.directory / name
 
     def _read(self, name: str) -> CalibrationRun | None:
+        kept = self._parsed.get(name)
+        if kept is not None:
+            run = self._read_kept(name, kept)
+            if run is not None:
+                return run
         path = self.directory / name
         try:
-            data = foreign.read_record(path)
+            data, info = foreign.read_record_and_stat(path)
             data["run_id"] = path.stem
             run = CalibrationRun.model_validate(data)
             if run.underlying != parse_run_file_name(name)[1]:  # type: ignore[index]
                 raise ValueError("its underlying does not match its file name")
-            return run
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
             foreign.warn_once(log, "Skipping %s: not a valid calibration run (%s).", path, str(error).splitlines()[0])
             return None
+        if self._keepable(info):
+            self._keep_run(name, _signature(info), run)
+        return run
+
+    # -- the runs kept in memory -----------------------------------------------------------------
+    #
+    # A load of the newest 50 runs reads the same files again and again (a backfill reads each 50
+    # times). A file whose status (inode, size, modification and change time) is the one it had when
+    # it was read or written here is not opened again: a copy of the run validated from it is given
+    # instead, its dictionaries and lists new (callers never share one, nor change the kept run).
+    # Only status that cannot hide a change is kept: a file read here must not have changed within
+    # the last RACY_NS (a rewrite in the same clock tick would leave its times as they were); a file
+    # this store wrote is kept as it was written, so a rewrite in place by hand, to the same size,
+    # within the same clock tick as the write (microseconds on kernels with multigrain timestamps,
+    # Linux 6.13+) is seen only once the file changes again — the index's own window for names. A
+    # new file in its place (a copy, a replace) always has another inode or change time.
+
+    @staticmethod
+    def _keepable(info: os.stat_result) -> bool:
+        changed = max(info.st_mtime_ns, info.st_ctime_ns)
+        racy = RACY_NS if changed % 1_000_000_000 else COARSE_RACY_NS  # whole seconds: wait out the tick
+        return info.st_size <= PARSED_MAX and time.time_ns() - changed > racy
+
+    def _read_kept(self, name: str, kept: _Kept) -> CalibrationRun | None:
+        """The kept run if its file is unchanged; None (and forgotten) otherwise: the caller reads it."""
+        signature, blob, template = kept
+        try:
+            unchanged = _signature(os.lstat(os.path.join(self.directory, name))) == signature
+        except OSError:
+            unchanged = False
+        try:
+            if unchanged and template is not None:
+                return _copy_of(template, blob)
+            if unchanged:  # as written here: validated once, like any file read
+                data = json.loads(blob)
+                data["run_id"] = name[:-5]
+                run = CalibrationRun.model_validate(data)
+                if run.underlying == parse_run_file_name(name)[1]:  # type: ignore[index]
+                    self._keep_run(name, signature, run)
+                    return run
+        except ValueError:  # never expected: read it as any file, with its warning
+            pass
+        self._forget(name)
+        return None
+
+    def _keep_written(self, path: Path, info: os.stat_result, payload: bytes) -> None:
+        """Keep a run file this store just wrote (its bytes; validated at the first load that wants it)."""
+        fine = info.st_mtime_ns % 1_000_000_000 and info.st_ctime_ns % 1_000_000_000  # not whole seconds
+        if fine and info.st_size == len(payload) <= PARSED_MAX:
+            self._keep(path.name, (_signature(info), payload, None))
+        else:
+            self._forget(path.name)
+
+    def _keep_run(self, name: str, signature: tuple[int, ...], run: CalibrationRun) -> None:
+        """Keep a validated run (before it is handed out: the caller may change its own)."""
+        template = run.model_copy()
+        state = {key: value for key, value in template.__dict__.items() if type(value) not in _IMMUTABLE}
+        try:
+            blob = marshal.dumps((state, template.__pydantic_extra__))
+        except ValueError:  # not plain JSON values (never from a file): not kept
+            self._forget(name)
+            return
+        self._keep(name, (signature, blob, template))
+
+    def _keep(self, name: str, kept: _Kept) -> None:
+        with self._parsed_lock:
+            old = self._parsed.pop(name, None)
+            if old is not None:
+                self._parsed_bytes -= len(old[1])
+            self._parsed[name] = kept
+            self._parsed_bytes += len(kept[1])
+            while self._parsed_bytes > PARSED_BUDGET or len(self._parsed) > PARSED_RUNS:  # the oldest kept first
+                self._parsed_bytes -= len(self._parsed.pop(next(iter(self._parsed)))[1])
+
+    def _forget(self, name: str) -> None:
+        with self._parsed_lock:
+            old = self._parsed.pop(name, None)
+            if old is not None:
+                self._parsed_bytes -= len(old[1])
 
     def _exists(self) -> bool:
         """False while the folder does not exist yet (no runs); a damaged folder raises."""

@@ -239,6 +239,7 @@ class RunIndex:
         self._db: sqlite3.Connection | None = None
         self._fallback: dict[str, tuple[str, str, str, int]] | None = None
         self._unusable = False  # e.g. a read-only index: scan instead, without touching it
+        self._wait_ms = 0  # the connection's busy timeout: set only when it changes (a record takes one statement less)
         self.last_build_seconds: float | None = None
 
     # -- connection ----------------------------------------------------------------------------
@@ -251,6 +252,7 @@ class RunIndex:
             try:
                 path.parent.mkdir(exist_ok=True)
                 db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+                self._wait_ms = 30_000
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=OFF")  # a cache: after a power cut it is rebuilt, not trusted
                 db.execute("PRAGMA cache_size=-2048")  # 2 MiB: a page of names needs a few pages; memory stays small
@@ -276,6 +278,14 @@ class RunIndex:
                 return None
         return None
 
+    def _wait(self, db: sqlite3.Connection, ms: int) -> None:
+        """How long the next write transaction waits for another's: a record waits a second
+        (:data:`RECORD_WAIT_MS`), then writes without the index; a listing or a rebuild waits 30 s.
+        Reads never wait on a writer (WAL)."""
+        if self._wait_ms != ms:
+            db.execute(f"PRAGMA busy_timeout={ms}")
+            self._wait_ms = ms
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -300,6 +310,7 @@ class RunIndex:
             return
         if trusted or stamp == -1:  # trust just lost (or a new index): let this one listing be trusted
             _wait_out_racy_window(mtime)
+        self._wait(db, 30_000)
         with _immediate(db):
             self._sync(db)
         self._fallback = None
@@ -309,6 +320,7 @@ class RunIndex:
         db = self._connect()
         if db is None:
             return len(scan_names(self.directory))
+        self._wait(db, 30_000)
         with _immediate(db):
             for table in ("runs", "others", "sums", "counts", "meta"):
                 db.execute(f"DELETE FROM {table}")
@@ -485,7 +497,7 @@ class RunIndex:
             yield lambda name: None
             return
         try:
-            db.execute(f"PRAGMA busy_timeout={RECORD_WAIT_MS}")  # never wait long on another process's build
+            self._wait(db, RECORD_WAIT_MS)  # never wait long on another process's build
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
             warn_once(
@@ -496,8 +508,6 @@ class RunIndex:
             )
             yield lambda name: None
             return
-        finally:
-            db.execute("PRAGMA busy_timeout=30000")
         try:
             before = os.stat(self.directory).st_mtime_ns
             stamp, trusted = self._meta(db)
@@ -525,9 +535,9 @@ class RunIndex:
                 )
             ours = after != before and after % 1_000_000_000 != 0  # the link moved the mtime, to a fine tick
             current = trusted and stamp == before and ours
-            db.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (("dir_mtime_ns", after), ("trusted", int(current)), ("linked_mtime_ns", after if ours else -1)),
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('dir_mtime_ns', ?), ('trusted', ?), ('linked_mtime_ns', ?)",
+                (after, int(current), after if ours else -1),
             )
             db.execute("COMMIT")
         except (OSError, sqlite3.Error) as error:  # the run is written; the index only lags: the next load lists

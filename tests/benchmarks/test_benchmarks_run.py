@@ -97,6 +97,11 @@ def test_engine_at_tiny_sizes(tmp_path):
     assert json.loads((tmp_path / "out.json").read_text())
 
 
+def test_engine_write_paths_alone_at_tiny_sizes():
+    out = run("bench_engine.py", "--writes-only", "--backfill", "30", "--records", "10", "--repeat", "1")
+    assert "backfill 30 record+load" in out and "record one run (median of 10)" in out and "load " in out
+
+
 def test_weights_evidence_at_tiny_sizes(tmp_path):
     """At a size without a time goal, so only a disagreement of the two implementations fails it."""
     run("bench_weights_evidence.py", "--sizes", "300", "--repeat", "1", "--json", str(tmp_path / "out.json"))

@@ -69,6 +69,58 @@ def test_find_non_finite_accepts_finite_data():
     assert find_non_finite({"a": [1, 2.5, {"b": "nan", "c": None, "d": True}]}) is None
 
 
+def _stdlib_bytes(data):
+    return (json.dumps(data, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n").encode()
+
+
+def _random_json(rng, depth=0):
+    """Plain JSON with the values where encoders tend to differ: tiny, huge and negative-zero floats,
+    big integers, escapes, non-ASCII text, empty containers."""
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return rng.choice([0.0, -0.0, 1.0, 1e-4, 9.99e-5, 1.5e-5, 1e-9, 2.5e-10, 1e15, 1e16, 1.5e300, 5e-324])
+    if kind == 1:
+        return rng.uniform(-1, 1) * 10.0 ** rng.randrange(-12, 20)
+    if kind == 2:
+        return rng.choice([0, -1, 2**63, -(2**70), 10**30, rng.randrange(-(10**6), 10**6)])
+    if kind == 3:
+        return rng.choice(["", "é", "a\u0000b\x1b", '"q"\\/', "\b\f\n\r\t\x7f", "\u2028😀", "e-05"])
+    if kind == 4:
+        return rng.choice([None, True, False])
+    if kind == 5:
+        return rng.choice([{}, []])
+    if kind in (6, 7):
+        return {rng.choice(["b", "a", "é", "B", "_", "10", "9", ""]) + str(i): _random_json(rng, depth + 1)
+                for i in range(rng.randrange(5))}  # fmt: skip
+    return [_random_json(rng, depth + 1) for _ in range(rng.randrange(5))]
+
+
+def test_dumps_spells_every_value_as_the_standard_library_does():
+    """The fast encoder (pydantic-core after a key sort) must give json.dumps's bytes exactly: run files
+    written before and after it are alike, byte for byte."""
+    import random
+
+    rng = random.Random(26)
+    for _ in range(3000):
+        data = {"root": _random_json(rng)}
+        assert dumps(data) == _stdlib_bytes(data), data
+    assert dumps({2: "int keys", 10: "sorted as numbers"}) == _stdlib_bytes({2: "int keys", 10: "sorted as numbers"})
+    assert dumps({"t": (1, 2.5e-6)}) == _stdlib_bytes({"t": (1, 2.5e-6)})
+
+
+def test_dumps_of_a_run_is_the_standard_librarys(make_result):
+    from calibration_policy.durable import dumps_model
+    from calibration_policy.history import build_run
+
+    run = build_run(make_result(), "SPY", "live")
+    assert dumps_model(run, exclude={"run_id"}) == _stdlib_bytes(run.model_dump(mode="json", exclude={"run_id"}))
+
+
+def test_dumps_of_a_lone_surrogate_fails_as_before():
+    with pytest.raises(UnicodeEncodeError):
+        dumps({"bad": "\ud800"})
+
+
 # -- atomic replace -----------------------------------------------------------------------------
 
 

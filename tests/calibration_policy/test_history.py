@@ -771,3 +771,130 @@ def test_between_keeps_every_run_sharing_the_end_stamp(history_dir, make_result)
     ]
     store.record(build_run(make_result(), "SPY", "live", timestamp=moment + timedelta(seconds=1)))
     assert [r.run_id for r in store.between("SPY", moment - timedelta(days=1), moment)] == ids
+
+
+# -- runs kept parsed: a load opens only files that changed -------------------------------------
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The names of the run files loads open (the store's one way to read a run file)."""
+    from calibration_policy import foreign
+
+    names: list[str] = []
+    real = foreign.read_record_and_stat
+    monkeypatch.setattr(foreign, "read_record_and_stat", lambda path, *a: names.append(path.name) or real(path, *a))
+    return names
+
+
+def test_a_load_after_records_opens_no_file_and_gives_equal_runs(history_dir, record_series, opened):
+    runs = record_series(history_dir, 5)
+    loaded = load_recent_calibration_history("SPY", history_dir=history_dir)
+    assert opened == []  # kept as written
+    assert loaded == runs
+    afresh = HistoryStore(history_dir).latest("SPY")  # another store (another process) reads the files
+    assert afresh == loaded and len(opened) == 5
+
+
+@pytest.mark.parametrize("times", [1, 2, 3])
+def test_runs_from_kept_copies_are_each_callers_own(history_dir, record_series, times):
+    """Whether a load validates the file, the kept JSON (the first load after a record) or copies the
+    kept run (later loads), the caller's run shares nothing it could change with the next load's."""
+    record_series(history_dir, 2)
+    for _ in range(times - 1):
+        load_recent_calibration_history("SPY", history_dir=history_dir)
+    first = load_recent_calibration_history("SPY", history_dir=history_dir)
+    expected = first[-1].model_copy(deep=True)
+    first[-1].global_metrics["mae_vol_points"] = 99.0
+    first[-1].bands.clear()
+    first[-1].recommended_iv_multiplier["global"] = 3.0
+    first[-1].applied = True
+    first[-1].buckets[0]["n"] = -1  # an extra field (the host's), a list of dictionaries
+    first[-1].anchor_ratios.clear()
+    again = load_recent_calibration_history("SPY", history_dir=history_dir)
+    assert again[-1] == expected and again[-1] is not first[-1]
+    assert again[-1].model_fields_set == expected.model_fields_set
+    assert again[-1].model_extra == expected.model_extra and again[-1].model_extra is not first[-1].model_extra
+    assert load_recent_calibration_history("SPY", history_dir=history_dir)[-1] == expected
+
+
+@pytest.mark.parametrize("same_size", [True, False], ids=["same-size", "other-size"])
+def test_a_run_file_rewritten_in_place_by_hand_is_read_again(history_dir, record_series, opened, same_size):
+    (run,) = record_series(history_dir, 1)
+    path = history_dir / f"{run.run_id}.json"
+    assert load_recent_calibration_history("SPY", history_dir=history_dir)[0].recommended_iv_multiplier["global"] == 1.0
+    text = path.read_text()
+    edited = text.replace('"global": 1.0', '"global": 1.5' if same_size else '"global": 1.25')
+    assert edited != text
+    time.sleep(0.02)  # a later clock tick than the write, even on kernels without multigrain timestamps
+    with open(path, "r+", encoding="utf-8") as handle:  # in place: the same inode
+        handle.write(edited)
+        handle.truncate()
+    loaded = load_recent_calibration_history("SPY", history_dir=history_dir)
+    assert loaded[0].recommended_iv_multiplier["global"] == (1.5 if same_size else 1.25)
+    assert opened == [path.name]
+
+
+def test_a_run_file_replaced_by_a_copy_with_its_old_times_is_read_again(history_dir, record_series, opened):
+    runs = record_series(history_dir, 2)
+    old, new = (history_dir / f"{r.run_id}.json" for r in runs)
+    assert len(load_recent_calibration_history("SPY", history_dir=history_dir)) == 2
+    times = os.stat(new)
+    replacement = history_dir / "replacement.tmp"
+    replacement.write_text(old.read_text().replace(runs[0].timestamp.strftime("%Y-%m-%d"), "2025-12-11"))
+    os.utime(replacement, ns=(times.st_atime_ns, times.st_mtime_ns))  # cp -p: the old modification time
+    os.replace(replacement, new)
+    loaded = load_recent_calibration_history("SPY", history_dir=history_dir)
+    assert loaded[-1].recommended_iv_multiplier["global"] == 1.0  # the copy's content, not the kept one (1.001)
+    assert new.name in opened
+
+
+def test_a_run_file_corrupted_after_it_was_kept_is_skipped(history_dir, record_series, caplog):
+    runs = record_series(history_dir, 3)
+    assert len(load_recent_calibration_history("SPY", history_dir=history_dir)) == 3
+    (history_dir / f"{runs[-1].run_id}.json").write_bytes(b"\x00garbage")
+    with caplog.at_level(logging.WARNING, logger="calibration_policy"):
+        loaded = load_recent_calibration_history("SPY", history_dir=history_dir)
+    assert [r.run_id for r in loaded] == [r.run_id for r in runs[:2]]
+    assert "Skipping" in caplog.text
+
+
+def test_a_run_saved_by_another_store_is_read_again(history_dir, record_series, opened):
+    runs = record_series(history_dir, 2)
+    assert len(load_recent_calibration_history("SPY", history_dir=history_dir)) == 2
+    HistoryStore(history_dir).save(runs[-1].model_copy(update={"applied": True, "applied_reason": "elsewhere"}))
+    loaded = load_recent_calibration_history("SPY", history_dir=history_dir)
+    assert loaded[-1].applied_reason == "elsewhere" and opened == [f"{runs[-1].run_id}.json"]
+
+
+def test_a_run_saved_here_is_kept_as_saved(history_dir, record_series, opened):
+    runs = record_series(history_dir, 2)
+    store = open_store(history_dir)
+    store.save(runs[-1].model_copy(update={"applied": False, "applied_reason": "checked"}))
+    assert store.latest("SPY")[-1].applied_reason == "checked" and opened == []
+
+
+def test_a_file_read_within_the_racy_window_is_read_again_until_it_is_older(history_dir, opened, record_series):
+    (run,) = record_series(history_dir, 1)
+    store = open_store(history_dir)
+    store.latest("SPY")  # the index built: the next loads list nothing and wait for nothing
+    path = history_dir / f"{run.run_id}.json"
+    path.write_text(path.read_text().replace('"global": 1.0', '"global": 1.5'))  # in place: the folder is unchanged
+    for _ in range(2):
+        assert store.latest("SPY")[-1].recommended_iv_multiplier["global"] == 1.5
+    assert opened == [path.name] * 2  # too new to keep: a rewrite in the same clock tick would not show
+    time.sleep(history_module.RACY_NS / 1e9 + 0.05)
+    for _ in range(2):
+        assert store.latest("SPY")[-1].recommended_iv_multiplier["global"] == 1.5
+    assert opened == [path.name] * 3  # read once more, then kept
+
+
+def test_kept_runs_stay_within_their_budget(history_dir, record_series, monkeypatch):
+    monkeypatch.setattr(history_module, "PARSED_BUDGET", 5_000)
+    runs = record_series(history_dir, 10)
+    store = open_store(history_dir)
+    assert 0 < store._parsed_bytes <= 5_000 and len(store._parsed) < 10
+    assert [r.run_id for r in store.latest("SPY")] == [r.run_id for r in runs]
+    assert store._parsed_bytes == sum(len(blob) for _, blob, _ in store._parsed.values()) <= 5_000
+    monkeypatch.setattr(history_module, "PARSED_RUNS", 3)
+    assert store.latest("SPY") == store.latest("SPY") and len(store._parsed) == 3

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -285,6 +286,29 @@ def test_a_record_never_waits_long_for_a_busy_index(store, history_dir, make_res
         other.execute("ROLLBACK")
         other.close()
     assert store.latest("SPY")[-1].run_id == run.run_id  # the next load lists the folder and finds it
+
+
+def test_after_a_record_a_listing_still_waits_out_another_writer(store, history_dir, make_result, monkeypatch):
+    """A record leaves the index's connection waiting at most RECORD_WAIT_MS for the write lock (it is
+    set only when it changes); the listing a load then needs must wait as long as it always did,
+    never give up on the index and scan the folder on every later load."""
+    _record(store, make_result, T0)
+    store.latest("SPY")
+    monkeypatch.setattr(index_module, "RECORD_WAIT_MS", 50)
+    _record(store, make_result, T0 + timedelta(days=1))  # the connection now waits 50 ms for a writer
+    (history_dir / "20251212T153000.000000Z_SPY_live.json").write_bytes(
+        (history_dir / f"{store.latest('SPY')[-1].run_id}.json").read_bytes().replace(b"2025-12-11", b"2025-12-12")
+    )  # a copy behind the index's back: the next load lists the folder, in a write transaction
+    other = sqlite3.connect(history_dir / INDEX_DIR / INDEX_NAME, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process writes the index for a while
+    release = threading.Timer(0.5, lambda: other.execute("ROLLBACK"))
+    release.start()
+    try:
+        assert len(store.latest("SPY")) == 3  # waited the 0.5 s out (not 50 ms, then a scan)
+        assert not store._index._unusable and store._index._fallback is None
+    finally:
+        release.join()
+        other.close()
 
 
 # -- issue 26: trust is never lost on a loop ------------------------------------------------------
