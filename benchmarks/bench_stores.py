@@ -170,13 +170,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cp-stores")
     parser.add_argument("--out", type=Path, default=HERE / "results_stores.json")
+    parser.add_argument("--updaters", type=int, default=20, help="Updater processes racing at once (20).")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     folder = args.workdir / f"runs_{args.runs}"
     print(f"Making {args.runs:,} runs in {folder} (kept for the next run)…", file=sys.stderr)
     bench_million.make_folder(folder, args.runs)
     forget_earlier_runs(folder, args.workdir)
-    results = {"runs": args.runs, "stores": {}}
+    results = {"runs": args.runs, "updaters": args.updaters, "stores": {}}
     with pg_server.Server(fsync=True) as server:
         from calibration_policy.default_plugins.postgresql.schema import upgrade
 
@@ -190,7 +191,10 @@ def main() -> None:
         pg_env = {**base, "CALIBRATION_DATA": str(args.workdir / "pg_data"), "CALIBRATION_STORE": url}
         for name, env in (("files", files_env), ("postgresql", pg_env)):
             print(f"Measuring the {name} store…", file=sys.stderr)
-            results["stores"][name] = {**measure(name, env, args.repeat, args.workdir), **race(env, args.workdir, name)}
+            results["stores"][name] = {
+                **measure(name, env, args.repeat, args.workdir),
+                **race(env, args.workdir, name, args.updaters),
+            }
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
 
@@ -208,8 +212,8 @@ def table(results: dict) -> str:
         "latest_50_ms": "latest 50 (ms)",
         "record_ms": "record one run (ms)",
         "update_step_ms": "full update step (ms)",
-        "updates_per_s": "20 concurrent updaters (updates/s)",
-        "consistent": "20 updaters: consistent",
+        "updates_per_s": f"{results.get('updaters', 20)} concurrent updaters (updates/s)",
+        "consistent": f"{results.get('updaters', 20)} updaters: consistent",
     }
     files, pg = results["stores"]["files"], results["stores"]["postgresql"]
     for key, label in names.items():

@@ -58,6 +58,8 @@ def test_stores_side_by_side(tmp_path, postgres_server):  # the fixture only pro
         "300",
         "--repeat",
         "2",
+        "--updaters",
+        "4",
         "--workdir",
         str(tmp_path),
         "--out",
