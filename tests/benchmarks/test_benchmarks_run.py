@@ -119,6 +119,10 @@ def test_watch_after_apply(tmp_path):
     assert planted["fit_error_ratio"] == pytest.approx(1.10) and 0.2 < planted["power_simulated"] < 0.5
     assert needed["power_closed_form"] == pytest.approx(0.90) and abs(needed["power_simulated"] - 0.90) < 0.03
     assert results["detection_at_oracle_90"]["fit_error_ratio"] == pytest.approx(needed["fit_error_ratio"])
+    tests = {"sign", "wilcoxon", "permutation_scopes"}
+    assert {row["test"] for row in results["detection_at_oracle_90"]["detection"]} == tests
+    correlated = results["detection_scopes_correlated"]
+    assert correlated["correlation"] == 0.5 and {row["test"] for row in correlated["detection"]} == tests
 
 
 def test_outbox(tmp_path):
