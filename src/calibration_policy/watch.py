@@ -392,9 +392,18 @@ def settle(step: Any) -> None:
     is noted on the change it undid, also when the process was killed between the two writes."""
     ctx, target = step.ctx, step.target
     policy = ctx.rules_of_changes
-    if target is None or not getattr(policy, "watch_runs", 0):
-        return
+    if target is None or not getattr(policy, "watch_runs", 0) or getattr(step, "watch_settled", False):
+        return  # no watch, or after_run found the newest change settled and nothing newer was archived since
     archive = open_archive(ctx.archive_dir, target.name)
+    newest = archive.last_change()
+    if newest is None or (watched(newest, policy) and recorded(newest) is not None):
+        # Settled already: a watched change's verdict is first recorded by this loop, which settles the older
+        # changes before it (after_run settles first when it meets an unrecorded one), so one read, not three.
+        return
+    _settle_recent(archive, ctx, target.name, policy)
+
+
+def _settle_recent(archive: Any, ctx: Any, target_name: str, policy: Any) -> None:
     entries = archive.recent(3)
     for i, entry in enumerate(entries):
         undone = getattr(entry, "watch_of", None)
@@ -406,7 +415,7 @@ def settle(step: Any) -> None:
         known = recorded(entry)
         following = entries[i + 1] if i + 1 < len(entries) else None
         if known is not None and following is not None and known.suggestion_id and not known.rolled_back_by:
-            _expire_proposal(ctx, target.name, known.suggestion_id, entry, following)
+            _expire_proposal(ctx, target_name, known.suggestion_id, entry, following)
         if known is None or (known.state == "watching" and following is not None):
             runs = runs_after(ctx.history_dir, entry, following, policy.watch_runs)
             _record(archive, entry, judge(entry, runs, policy, superseded=following is not None))
@@ -450,6 +459,12 @@ def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..
     if change is None or not watched(change, policy):
         return None
     known = recorded(change)
+    if known is None:  # never recorded (the change that made it was killed first): settle the older ones too
+        _settle_recent(archive, ctx, target.name, policy)
+        change = archive.last_change() or change
+        known = recorded(change)
+    # The newest change is recorded now (below, if not yet), so settle has nothing left unless one is archived.
+    step.watch_settled = watched(change, ctx.rules_of_changes)
     fresh = known is None or known.state == "watching"
     if fresh:
         verdict = judge(change, runs_after(ctx.history_dir, change, None, policy.watch_runs), policy)
@@ -473,6 +488,8 @@ def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..
     words, rolled = verdict.words, None
     if verdict.state == "failed":
         status, words, rolled, verdict = _act(step, archive, change, verdict, policy)
+        if rolled is not None:
+            step.watch_settled = False  # the roll back is the newest change: settle notes it on this one
     on_event(
         kind="watch",
         status=status,
