@@ -90,6 +90,16 @@ class Domain(ABC):
         error = sum(abs(float(values[scope]) - float(recommended[scope])) for scope in common) / len(common)
         return error * math.sqrt(max(int(run.sample_size), 1))
 
+    def score_parts(self, values: Mapping[str, float], run: Any) -> dict[str, float] | None:
+        """:meth:`score` split into parts the watch can pair one by one (its per-scope test pools every run's
+        parts), lower is better. Default: each scope's tracking error |value − the run's recommended value|
+        times √(sample size), over the scopes both have (their mean is the default score). A domain that
+        overrides :meth:`score` but not this gets its whole score as one part. None: nothing to say."""
+        if type(self).score is not Domain.score:
+            whole = self.score(values, run)
+            return None if whole is None else {"all": whole}
+        return tracking_error_parts(values, run)
+
     def value_heading(self) -> str:
         """The values' column heading in the domain's words, with their unit: "IV multiplier", "Spread markup (bp)"."""
         label = self.parameter_label[:1].upper() + self.parameter_label[1:]
@@ -105,3 +115,15 @@ class Domain(ABC):
 
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         return scope.replace("_", " ").capitalize()
+
+
+def tracking_error_parts(values: Mapping[str, float], run: Any) -> dict[str, float] | None:
+    """Each scope's |value − the run's recommended value| × √(sample size), over the scopes both have; None: none."""
+    recommended = run.recommended_iv_multiplier
+    weight = math.sqrt(max(int(run.sample_size), 1))
+    parts = {
+        scope: abs(float(values[scope]) - float(recommended[scope])) * weight
+        for scope in recommended
+        if scope in values
+    }
+    return parts or None

@@ -87,6 +87,9 @@ class Step:
     target: Target | None
     intent: Any = None
     settled: list[str] = field(default_factory=list)
+    # The watch found the target's newest change settled in this step and nothing archived a newer one since:
+    # its settle after the change has nothing to do (an update that applies or rolls back clears it).
+    watch_settled: bool = False
 
     def note(self, **info: Any) -> None:
         """Add to the intent what became known on the way (the run's id once recorded …)."""

@@ -166,8 +166,11 @@ class CalibrationUpdatePolicy(BaseModel):
     watch_runs: Annotated[int, Strict()] = Field(
         0, ge=0, le=1000, description="Runs after a change that are scored new values vs old (0: no watch)."
     )
-    watch_test: Literal["sign", "wilcoxon"] = Field(
-        "sign", description="The watch's paired one-sided test: an exact sign test or an exact Wilcoxon signed-rank."
+    watch_test: Literal["sign", "wilcoxon", "permutation_scopes"] = Field(
+        "sign",
+        description="The watch's paired one-sided test: an exact sign test or Wilcoxon signed-rank on each run's "
+        "score, or permutation_scopes: an exact sign-flip permutation test on each scope of each run (more "
+        "power, but it assumes a run's scopes move independently).",
     )
     watch_alpha: Annotated[float, Strict(), Field(gt=0, lt=0.5)] = Field(
         0.05, description="The watch's significance level: a verdict needs a p-value at or below it."
@@ -293,7 +296,7 @@ class CalibrationUpdatePolicy(BaseModel):
 
     @model_validator(mode="after")
     def _watch_can_conclude(self) -> CalibrationUpdatePolicy:
-        # Both exact tests give at best 0.5**n on n runs: fewer runs could never fail nor pass a change.
+        # The exact tests give at best 0.5**n on n runs (a per-scope one too, for a domain with one part a run).
         if self.watch_runs and 0.5**self.watch_runs > self.watch_alpha:
             needed = next(n for n in range(1, 64) if 0.5**n <= self.watch_alpha)
             raise ValueError(

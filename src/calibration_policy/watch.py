@@ -6,8 +6,11 @@ A change is judged once before it goes live; the watch judges it again afterward
 not fit worse than ``watch_tolerance`` allows. The verdict:
 
 - **watching**: fewer runs than ``watch_runs`` so far;
-- **failed**: the one-sided test (``watch_test``: an exact sign test or an exact Wilcoxon signed-rank) says the
-  new values fit worse at ``watch_alpha``, or the hard limit was hit (K runs in a row worse by more than X);
+- **failed**: the one-sided test (``watch_test``: an exact sign test or an exact Wilcoxon signed-rank on the runs'
+  scores, or ``permutation_scopes``: an exact sign-flip permutation test on every scope of every run, paired,
+  from :meth:`~calibration_policy.domain.Domain.score_parts`, which assumes a run's scopes move independently)
+  says the new values fit worse at ``watch_alpha``, or the hard limit was hit (K runs in a row worse by more than
+  X);
 - **passed**: the same test, the other way, says they fit no worse;
 - **inconclusive**: neither, too few runs before the next change replaced it, or a run that cannot be scored.
   Never an automatic roll back.
@@ -41,6 +44,13 @@ State = Literal["watching", "passed", "failed", "inconclusive"]
 # Changes whose values a watch can question; a roll back restores values that were live before.
 WATCHED_KINDS = frozenset({"update", "force", "approve", "modify", "auto"})
 WATCH_ACTOR = "watch"
+# The tests that pair each scope of each run (Domain.score_parts) instead of each run's one score.
+SCOPE_TESTS = frozenset({"permutation_scopes"})
+TEST_WORDS = {
+    "sign": "sign test",
+    "wilcoxon": "Wilcoxon signed-rank test",
+    "permutation_scopes": "permutation test",
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ class Verdict:
     action: str | None = None  # what a failed verdict does (watch_action when it failed)
     suggestion_id: str | None = None  # the proposed roll back, once proposed
     rolled_back_who: str | None = None  # "the watch", or who approved its proposal
+    test: str | None = None  # the watch_test that reached it (None: recorded before verdicts kept it)
+    pairs: int | None = None  # paired scores the test pooled: runs, or runs × scopes for a per-scope test
 
     @property
     def words(self) -> str:
@@ -113,6 +125,20 @@ def sign_p(successes: int, n: int) -> float:
     return sum(math.comb(n, k) for k in range(successes, n + 1)) / 2.0**n
 
 
+def _flip_p(weights: np.ndarray, positive: np.ndarray) -> float:
+    """The share of the 2ⁿ sign patterns of the whole-number ``weights`` whose positive sum is at least the
+    observed one (``positive``: which weights are positive): the exact one-sided p-value of a sign-flip test."""
+    observed = int(weights[positive].sum())
+    chances = np.zeros(int(weights.sum()) + 1)
+    chances[0] = 1.0
+    for w in weights:  # the distribution of the positive sum, one weight at a time (halved: no overflow)
+        w = int(w)
+        shifted = chances[: chances.size - w].copy()
+        chances *= 0.5
+        chances[w:] += 0.5 * shifted
+    return float(min(1.0, chances[observed:].sum()))
+
+
 def signed_rank_p(differences: Sequence[float]) -> float:
     """Exact one-sided Wilcoxon signed-rank p-value that the differences lean positive (zeros dropped,
     tied magnitudes share their mean rank): the share of the 2ⁿ sign patterns whose positive rank sum
@@ -129,18 +155,33 @@ def signed_rank_p(differences: Sequence[float]) -> float:
         tied = magnitudes == value
         ranks[tied] = ranks[tied].mean()
     doubled = np.rint(ranks * 2).astype(int)  # mean ranks are halves at worst: integers once doubled
-    observed = int(doubled[d > 0].sum())
-    counts = np.zeros(int(doubled.sum()) + 1)
-    counts[0] = 1.0
-    for r in doubled:  # the distribution of the positive rank sum, one rank at a time
-        counts[r:] = counts[r:] + counts[: counts.size - r].copy()
-    return float(counts[observed:].sum() / counts.sum())
+    return _flip_p(doubled, d > 0)
+
+
+def permutation_p(differences: Sequence[float], resolution: int = 1000) -> float:
+    """Exact one-sided sign-flip permutation p-value that the differences lean positive: the share of the 2ⁿ
+    sign patterns whose sum is at least the observed one, on the sizes rounded to ``resolution`` steps of the
+    largest (fewer steps past 100 differences, so the cost stays bounded). The rounding depends on sizes only,
+    never on signs, so the test keeps its exact level; zeros (and sizes that round to 0) are dropped. Unlike
+    the sign test it weighs how much worse; unlike Wilcoxon it weighs sizes, not their ranks."""
+    d = np.asarray([x for x in differences if x != 0], dtype=float)
+    if d.size == 0:
+        return 1.0
+    magnitudes = np.abs(d)
+    steps = max(10, min(resolution, 100_000 // d.size))
+    weights = np.rint(magnitudes / magnitudes.max() * steps).astype(int)
+    kept = weights > 0
+    if not kept.any():
+        return 1.0
+    return _flip_p(weights[kept], (d > 0)[kept])
 
 
 def _test(kind: str, differences: Sequence[float]) -> tuple[float, float]:
     """(p that new fits worse, p that it fits no worse) for the paired differences new − old·(1 + tolerance)."""
     if kind == "wilcoxon":
         return signed_rank_p(differences), signed_rank_p([-x for x in differences])
+    if kind == "permutation_scopes":
+        return permutation_p(differences), permutation_p([-x for x in differences])
     worse = sum(1 for x in differences if x > 0)
     better = sum(1 for x in differences if x < 0)
     return sign_p(worse, worse + better), sign_p(better, worse + better)
@@ -157,29 +198,73 @@ def score_run(domain: Any, values: Mapping[str, float], run: CalibrationRun) -> 
     return float(result) if math.isfinite(result) else None
 
 
+def score_parts_run(domain: Any, values: Mapping[str, float], run: CalibrationRun) -> dict[str, float] | None:
+    """The domain's score parts (:meth:`~calibration_policy.domain.Domain.score_parts`), or None when it raises,
+    gives nothing, or any part is not a finite number (the run cannot be scored)."""
+    try:
+        result = domain.score_parts(values, run)
+    except Exception:  # a plugin's broken score must never roll a change back: the watch says it cannot score
+        return None
+    if not isinstance(result, Mapping) or not result:
+        return None
+    parts: dict[str, float] = {}
+    for scope, value in result.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        parts[str(scope)] = float(value)
+    return parts
+
+
+def _paired(
+    domain: Any, change: ArchiveEntry, run: CalibrationRun, tolerance: float, scopes: bool
+) -> tuple[float, float, list[float]] | str:
+    """(the new values' score, the old ones', the paired differences the test pools) on ``run``, or which value
+    set ("new", "old") it cannot score. Per scope: the scores are the parts' means over the scopes both have,
+    and each of those scopes gives one difference new − old·(1 + tolerance)."""
+    if not scopes:
+        new, old = score_run(domain, change.new_values, run), score_run(domain, change.previous_values, run)
+        if new is None or old is None:
+            return "new" if new is None else "old"
+        return new, old, [new - old * (1 + tolerance)]
+    new_parts = score_parts_run(domain, change.new_values, run)
+    old_parts = score_parts_run(domain, change.previous_values, run)
+    if new_parts is None or old_parts is None:
+        return "new" if new_parts is None else "old"
+    common = [scope for scope in new_parts if scope in old_parts]
+    if not common:
+        return "new"
+    pairs = [(new_parts[scope], old_parts[scope]) for scope in common]
+    new, old = sum(a for a, _ in pairs) / len(pairs), sum(b for _, b in pairs) / len(pairs)
+    return new, old, [a - b * (1 + tolerance) for a, b in pairs]
+
+
 def judge(change: ArchiveEntry, runs: Iterable[CalibrationRun], policy: Any, *, superseded: bool = False) -> Verdict:
     """The verdict on ``change`` from the runs after it (oldest first); ``superseded``: a later change replaced
     its values, so no more runs will come."""
     wanted, tolerance = policy.watch_runs, policy.watch_tolerance
     domain = get_domain(change.domain)
     limit = policy.watch_hard_limit
-    differences: list[float] = []
+    scopes = policy.watch_test in SCOPE_TESTS
+    differences: list[float] = []  # one per run: new − old·(1 + tolerance)
+    pooled: list[float] = []  # what the test pools: the same, or one per scope of each run
     streak, last = 0, None
     verdict = partial = None
     for run in runs:
         if len(differences) >= wanted:
             break
-        new, old = score_run(domain, change.new_values, run), score_run(domain, change.previous_values, run)
-        if new is None or old is None:
+        scored = _paired(domain, change, run, tolerance, scopes)
+        if isinstance(scored, str):
             partial = _counts(change.change_id, differences, wanted, run.run_id)
             return replace(
                 partial,
                 state="inconclusive",
                 cannot_score=run.run_id,
                 reason=f"Cannot score: run {run.run_id} gives no score for the "
-                f"{'new' if new is None else 'old'} values, so the watch stops (inconclusive, never a roll back).",
+                f"{scored} values, so the watch stops (inconclusive, never a roll back).",
             )
+        new, old, paired = scored
         differences.append(new - old * (1 + tolerance))
+        pooled.extend(paired)
         last = run.run_id
         streak = streak + 1 if limit is not None and new > old * (1 + limit.worse_by) else 0
         if limit is not None and streak >= limit.runs:
@@ -200,9 +285,11 @@ def judge(change: ArchiveEntry, runs: Iterable[CalibrationRun], policy: Any, *, 
                 reason=f"Inconclusive: only {seen} before the next change replaced them.",
             )
         return replace(counts, state="watching", reason=f"Watching: {seen}.")
-    p_worse, p_better = _test(policy.watch_test, differences)
-    counts = replace(counts, p_worse=p_worse, p_better=p_better)
-    test = "sign test" if policy.watch_test == "sign" else "Wilcoxon signed-rank test"
+    p_worse, p_better = _test(policy.watch_test, pooled)
+    counts = replace(counts, p_worse=p_worse, p_better=p_better, test=policy.watch_test, pairs=len(pooled))
+    test = TEST_WORDS[policy.watch_test]
+    if scopes:
+        test += f" on {len(pooled)} paired scope scores"
     if p_worse <= policy.watch_alpha:
         return replace(
             counts,
@@ -305,9 +392,18 @@ def settle(step: Any) -> None:
     is noted on the change it undid, also when the process was killed between the two writes."""
     ctx, target = step.ctx, step.target
     policy = ctx.rules_of_changes
-    if target is None or not getattr(policy, "watch_runs", 0):
-        return
+    if target is None or not getattr(policy, "watch_runs", 0) or getattr(step, "watch_settled", False):
+        return  # no watch, or after_run found the newest change settled and nothing newer was archived since
     archive = open_archive(ctx.archive_dir, target.name)
+    newest = archive.last_change()
+    if newest is None or (watched(newest, policy) and recorded(newest) is not None):
+        # Settled already: a watched change's verdict is first recorded by this loop, which settles the older
+        # changes before it (after_run settles first when it meets an unrecorded one), so one read, not three.
+        return
+    _settle_recent(archive, ctx, target.name, policy)
+
+
+def _settle_recent(archive: Any, ctx: Any, target_name: str, policy: Any) -> None:
     entries = archive.recent(3)
     for i, entry in enumerate(entries):
         undone = getattr(entry, "watch_of", None)
@@ -319,7 +415,7 @@ def settle(step: Any) -> None:
         known = recorded(entry)
         following = entries[i + 1] if i + 1 < len(entries) else None
         if known is not None and following is not None and known.suggestion_id and not known.rolled_back_by:
-            _expire_proposal(ctx, target.name, known.suggestion_id, entry, following)
+            _expire_proposal(ctx, target_name, known.suggestion_id, entry, following)
         if known is None or (known.state == "watching" and following is not None):
             runs = runs_after(ctx.history_dir, entry, following, policy.watch_runs)
             _record(archive, entry, judge(entry, runs, policy, superseded=following is not None))
@@ -363,6 +459,12 @@ def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..
     if change is None or not watched(change, policy):
         return None
     known = recorded(change)
+    if known is None:  # never recorded (the change that made it was killed first): settle the older ones too
+        _settle_recent(archive, ctx, target.name, policy)
+        change = archive.last_change() or change
+        known = recorded(change)
+    # The newest change is recorded now (below, if not yet), so settle has nothing left unless one is archived.
+    step.watch_settled = watched(change, ctx.rules_of_changes)
     fresh = known is None or known.state == "watching"
     if fresh:
         verdict = judge(change, runs_after(ctx.history_dir, change, None, policy.watch_runs), policy)
@@ -386,6 +488,8 @@ def after_run(step: Any, run: CalibrationRun, policy: Any, on_event: Callable[..
     words, rolled = verdict.words, None
     if verdict.state == "failed":
         status, words, rolled, verdict = _act(step, archive, change, verdict, policy)
+        if rolled is not None:
+            step.watch_settled = False  # the roll back is the newest change: settle notes it on this one
     on_event(
         kind="watch",
         status=status,

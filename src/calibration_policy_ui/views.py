@@ -661,7 +661,7 @@ PLAIN_SETTINGS = {
     "store": "Where runs, suggestions and the archive are kept",
     "rule_options": "Settings of the plugin rules",
     "watch_runs": "Runs after a change that check it against the values it replaced (0: no watch)",
-    "watch_test": "The watch's test (sign or Wilcoxon signed-rank)",
+    "watch_test": "The watch's test (sign, Wilcoxon signed-rank, or a permutation test per scope)",
     "watch_alpha": "The watch's significance level",
     "watch_tolerance": "The new values count as worse only when worse by more than",
     "watch_hard_limit": "The watch fails a change at once after runs in a row this much worse",

@@ -121,11 +121,15 @@ def test_watch_after_apply(tmp_path):
     run("bench_watch.py", "--quick", "--out", str(tmp_path / "out.json"))
     results = json.loads((tmp_path / "out.json").read_text())
     assert results["runs"] == 1_200 and results["detection"][0]["watch_runs"] == 6
-    assert results["update_cost"]["updates"] == 8
+    assert results["update_cost"]["updates"] == 8 and results["update_cost"]["watch_own_ms"]["median"] > 0
     planted, needed = results["oracle"]["at_planted_effect"], results["oracle"]["at_90_percent"]
     assert planted["fit_error_ratio"] == pytest.approx(1.10) and 0.2 < planted["power_simulated"] < 0.5
     assert needed["power_closed_form"] == pytest.approx(0.90) and abs(needed["power_simulated"] - 0.90) < 0.03
     assert results["detection_at_oracle_90"]["fit_error_ratio"] == pytest.approx(needed["fit_error_ratio"])
+    tests = {"sign", "wilcoxon", "permutation_scopes"}
+    assert {row["test"] for row in results["detection_at_oracle_90"]["detection"]} == tests
+    correlated = results["detection_scopes_correlated"]
+    assert correlated["correlation"] == 0.5 and {row["test"] for row in correlated["detection"]} == tests
 
 
 def test_outbox(tmp_path):

@@ -117,6 +117,38 @@ def test_a_change_the_next_runs_confirm_passes_and_stays_live(flow, live, events
     assert [e.status for e in events if e.kind == "watch"] == ["passed"]
 
 
+def test_a_change_killed_before_its_watch_settled_is_settled_by_the_next_update(flow, monkeypatch, store_url):
+    """The settle after a change is skipped once the newest change is recorded; a change killed before it was
+    recorded leaves the one it replaced watching, and the next update settles both before it judges."""
+    from calibration_policy import watch
+
+    policy = watching()
+    first = flow(policy, 0, 1.08, force=True).change
+    flow(policy, 1, 1.0)
+    with monkeypatch.context() as killed:
+        killed.setattr(watch, "settle", lambda step: None)  # as if killed between its archive entry and settle
+        second = flow(policy, 2, 1.2, force=True).change
+    assert flow.verdicts(policy)[first.change_id].state == "watching"
+    assert second.change_id not in flow.verdicts(policy)
+    flow(policy, 3, 1.2)
+    found = flow.verdicts(policy)
+    assert found[first.change_id].state == "inconclusive", found[first.change_id].words
+    assert found[first.change_id].runs == 1
+    assert (found[second.change_id].state, found[second.change_id].runs) == ("watching", 1)
+
+
+def test_the_per_scope_test_pairs_each_band_of_each_run_and_records_which_test_it_was(flow, live, events):
+    policy = watching(watch_test="permutation_scopes")
+    changed = flow(policy, 0, 1.08, force=True).change
+    for day, value in enumerate([1.001, 0.998, 1.002, 0.999, 1.0], start=1):
+        flow(policy, day, value)
+    assert json.loads(live.path.read_text()) == pytest.approx(OLD)  # rolled back, as with a run's test
+    verdict = flow.verdicts(policy)[changed.change_id]
+    assert (verdict.state, verdict.test, verdict.pairs, verdict.runs) == ("failed", "permutation_scopes", 10, 5)
+    assert "permutation test on 10 paired scope scores p = 0.000977 ≤ 0.05" in verdict.words  # weekly, monthly
+    assert flow.archive()[0].watch["test"] == "permutation_scopes"  # in the durable record
+
+
 def test_too_few_runs_before_the_next_change_is_inconclusive_never_a_roll_back(flow, live, store_url):
     policy = watching()
     first = flow(policy, 0, 1.08, force=True).change

@@ -56,6 +56,7 @@ def decide_and_route(
         decision = _decision(run, current, smoothed, policy, force, force_values, evidence)
         way, change = route(decision, policy), None
         if way == "apply":
+            step.watch_settled = False  # a newer change: the watch settles after it
             run, change = apply(
                 run,
                 decision,

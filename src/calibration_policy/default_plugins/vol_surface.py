@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from calibration_policy.domain import Domain, Extracted
+from calibration_policy.domain import Domain, Extracted, tracking_error_parts
 from calibration_policy.errors import InvalidRunError, TargetError
 from calibration_policy.hookspecs import hookimpl
 from calibration_policy.naming import check_underlying
@@ -133,6 +133,27 @@ class VolSurfaceDomain(Domain):
         if not total > 0:
             return None
         return weighted / total * math.sqrt(max(int(run.sample_size), 1))
+
+    def score_parts(self, values: Mapping[str, float], run: Any) -> dict[str, float] | None:
+        """:meth:`score` per bucket: each bucket's error × √(sample size) × its vega over the buckets' mean vega
+        (so the parts' mean is the score); a run without band vega: the default tracking error per scope."""
+        buckets = _buckets(run)
+        if buckets is None:
+            return tracking_error_parts(values, run)
+        priced: list[tuple[str, float, float, float, float]] = []
+        for scope, vega, market, model in buckets:
+            multiplier = values.get(scope, values.get("global"))
+            if multiplier is not None:  # as score: a bucket no value prices does not count
+                priced.append((scope, vega, market, model, float(multiplier)))
+        total = sum(item[1] for item in priced)
+        if not total > 0:
+            return None
+        scale = len(priced) / total * math.sqrt(max(int(run.sample_size), 1))
+        parts: dict[str, float] = {}
+        for scope, vega, market, model, multiplier in priced:
+            key = scope if scope not in parts else f"{scope} (uncovered)"
+            parts[key] = vega * abs(multiplier * model - market) / market * scale
+        return parts
 
     def scope_label(self, scope: str, details: Mapping[str, Any] | None = None) -> str:
         if scope == "global":

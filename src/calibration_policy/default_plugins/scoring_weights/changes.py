@@ -99,6 +99,7 @@ def _prepare(
         # decision, as an update does; when it rolls them back, the analysis is made again against what is live.
         with step.locked():
             watch.after_run(step, run, policy, step.event)
+        step.watch_settled = False  # this flow may still apply: the watch settles after it as after any change
         now = live_weights(target)
         if now != analysis.current:
             again = analyze_trades(frame, now, min_trades=policy.min_sample_size, threshold=threshold)

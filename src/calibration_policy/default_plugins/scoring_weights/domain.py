@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration_policy.domain import Domain, Extracted
+from calibration_policy.domain import Domain, Extracted, tracking_error_parts
 from calibration_policy.errors import CalibrationPolicyError, InvalidRunError
 from calibration_policy.paths import data_root
 from calibration_policy.target import JsonFileTarget, Snapshot, Target
@@ -129,6 +129,13 @@ class ScoringWeightsDomain(Domain):
         captured = float(pnl[order[:volume]].sum())
         best = float(np.sort(pnl)[::-1][:volume].sum())
         return (best - captured) / volume * math.sqrt(len(pnl))
+
+    def score_parts(self, values: Mapping[str, float], run: Any) -> dict[str, float] | None:
+        """The PnL left behind is one figure per run (one part); a run without trades: the default per scope."""
+        if (getattr(run, "model_extra", None) or {}).get("window_trades") is None:
+            return tracking_error_parts(values, run)
+        whole = self.score(values, run)
+        return None if whole is None else {"all": whole}
 
     def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
         if not isinstance(values, Mapping):
