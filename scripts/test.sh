@@ -6,5 +6,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-browser --with-postgresql
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
+# The tests' temporary folders on a RAM file system (/dev/shm) when it has 4 GB free: every run, change and
+# suggestion is fsync'd, and on a shared disk those waits were much of the suite's time. The tests check what
+# is written and what survives a killed process, which a tmpfs keeps as a disk does; what fsync costs on a disk
+# is measured by the benchmarks. CALIBRATION_POLICY_TEST_TMP=DIR picks the place, =disk keeps the system's.
+tmp="${CALIBRATION_POLICY_TEST_TMP:-}" run_tmp=""
+if [ -z "$tmp" ] && [ "$(df --output=avail -k /dev/shm 2>/dev/null | tail -n 1 | tr -d ' ')" -gt 4000000 ] 2>/dev/null; then
+  tmp="/dev/shm/calibration-policy-tests-$(id -u)"
+  find "$tmp" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} + 2>/dev/null || true  # a day-old failed run's
+fi
+if [ -n "$tmp" ] && [ "$tmp" != disk ]; then
+  run_tmp="$tmp/run-$$"
+  mkdir -p "$run_tmp" && chmod 755 "$tmp" "$run_tmp"  # the tests' PostgreSQL server runs as postgres, in here
+  export TMPDIR="$run_tmp"
+  echo "The tests' temporary folders: $TMPDIR (removed when every test passes)" >&2
+fi
 # On every core (pytest-xdist; work stealing evens out the long subprocess tests); `-n 0` runs in one process.
-exec python -m pytest -q -n auto --dist worksteal "$@"
+status=0
+python -m pytest -q -n auto --dist worksteal "$@" || status=$?
+if [ -n "$run_tmp" ] && [ "$status" = 0 ]; then rm -rf "$run_tmp"; fi
+exit "$status"
