@@ -129,8 +129,10 @@ def plugin_rule():
 
 
 def backfill(count: int, chunk: int = 500) -> tuple[float, float]:
-    """``count`` records each followed by a load of the newest 50, into a new folder, against SQLite."""
+    """``count`` records each followed by a load of the newest 50, into a new folder, against SQLite (WAL,
+    synchronous=FULL) doing the same: one INSERT, then the newest 50 as the same models."""
     from calibration_policy.history import HistoryStore, build_run
+    from calibration_policy.models import CalibrationRun
 
     sys.path.insert(0, str(HERE.parent / "tests" / "calibration_policy"))
     from conftest import build_result
@@ -165,8 +167,8 @@ def backfill(count: int, chunk: int = 500) -> tuple[float, float]:
             t = time.perf_counter()
             for stamp, body in bodies:
                 db.execute("INSERT INTO runs VALUES ('SPY', ?, ?)", (stamp, body))
-                [
-                    json.loads(b)
+                [  # the same pydantic models our load returns, as the million table's SQLite baseline builds
+                    CalibrationRun.model_validate_json(b)
                     for (b,) in db.execute(
                         "SELECT body FROM runs WHERE underlying = 'SPY' ORDER BY stamp DESC LIMIT 50"
                     )
