@@ -8,13 +8,13 @@
   config is the last entry's new snapshot; every ``w<k>`` is K (a lost update — a stale
   read-modify-write — would leave some worker's key behind); every run a worker recorded is in
   the history, marked applied with the values its change applied.
-* Records: 50 processes × 20 runs into one history; half of the workers use the very same
-  timestamps → 1000 valid files, none overwritten (each (worker, i) marker found exactly once).
+* Records: 16 processes × 20 runs into one history (50 in the long run); half of the workers use the
+  very same timestamps → 320 valid files, none overwritten (each (worker, i) marker found exactly once).
 * Review: N processes approve or reject the same suggestion at the same moment → exactly one
   wins; every other one gets "already approved/rejected …"; the config changed iff the winner
   approved.
 
-Default: 8 × 20 applies, 50 × 20 records, 3 rounds × 10 reviewers.
+Default: 8 × 20 applies, 16 × 20 records, 3 rounds × 10 reviewers.
 ``CALIBRATION_POLICY_LONG_TESTS=1``: 20 × 50 applies, 50 × 20 records, 10 rounds × 16 reviewers.
 """
 
@@ -41,7 +41,7 @@ from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
 
 APPLY_WORKERS, APPLY_COUNT = (20, 50) if LONG else (8, 20)
-RECORD_WORKERS, RECORD_COUNT = 50, 20
+RECORD_WORKERS, RECORD_COUNT = (50, 20) if LONG else (16, 20)  # 16 writers already collide on every stamp
 REVIEW_ROUNDS, REVIEWERS = (10, 16) if LONG else (3, 10)
 
 
