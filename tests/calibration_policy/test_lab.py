@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -383,9 +384,12 @@ def test_replay_is_in_the_public_api_even_after_its_module_was_imported(demo):
     assert "replay" in calibration_policy.__all__ and "ReplayResult" in calibration_policy.__all__
 
 
-def test_replay_reads_the_store_in_use(capsys, store_url, tmp_path):
+def test_replay_reads_the_store_in_use(capsys, store_url, tmp_path, request):
     """On PostgreSQL as on files: the runs and the archive the replay starts from come from the store."""
-    root = _demo(tmp_path / "demo", CalibrationUpdatePolicy())
+    if store_url == "files":  # the module's demo folder, copied (the same policy made it)
+        root = shutil.copytree(request.getfixturevalue("demo"), tmp_path / "demo")
+    else:
+        root = _demo(tmp_path / "demo", CalibrationUpdatePolicy())
     where = ["--history-dir", root / "calibration_runs", "--archive-dir", root / "config_archive"]
     if store_url != "files":
         assert not (root / "calibration_runs").exists()  # nothing to read there: all of it is in the database
