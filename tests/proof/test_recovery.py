@@ -36,7 +36,6 @@ from calibration_policy import (
     intents,
     record_calibration_result,
 )
-from calibration_policy import history as history_module
 from calibration_policy.archive import Archive
 from calibration_policy.default_plugins.scoring_weights.domain import FACTORS, weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import run_auto, suggest_weights
@@ -205,23 +204,10 @@ OPERATIONS: dict[str, Callable[[World], Any]] = {
 }
 
 
-def run_killed(world: World, operation: Callable[[World], Any], kill_at: int) -> int:
-    """Run ``operation`` in a forked child that dies before its ``kill_at``-th durable step; its exit code."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: fresh index connections, then the change, then out without cleanup
-        code = 0
-        try:
-            history_module._stores.clear()
-            durable.set_kill_point(kill_at)
-            operation(world)
-        except BaseException:
-            code = 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+def run_killed(fork, world: World, operation: Callable[[World], Any], kill_at: int) -> int:
+    """Run ``operation`` in a forked child (the ``fork`` fixture) that dies before its ``kill_at``-th durable
+    step; its exit code."""
+    return fork.call(lambda: operation(world), kill_at).returncode
 
 
 def invariants(world: World, *, allow_undecided: set[str] = frozenset()) -> None:
@@ -268,7 +254,7 @@ def _base(name: str, tmp: Path) -> World:
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
-def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path) -> None:
+def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path, fork) -> None:
     base = _base(name, tmp_path)
     runs_before = {
         r.run_id for u in open_store(base.history).underlyings() for r in open_store(base.history).latest(u, 10_000)
@@ -276,7 +262,7 @@ def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path)
     kills = 0
     for step in range(1, 200):
         world = base.copy(tmp_path / f"k{step}")
-        code = run_killed(world, OPERATIONS[name], step)
+        code = run_killed(fork, world, OPERATIONS[name], step)
         if code == 0:
             break
         assert code == durable.KILL_EXIT_CODE, (
@@ -323,25 +309,25 @@ def test_a_kill_at_every_durable_step_settles_cleanly(name: str, tmp_path: Path)
 # -- the defects of issue 11 ------------------------------------------------------------------------
 
 
-def first_step_after_the_config_write(base: World, operation: str, scratch: Path) -> int:
+def first_step_after_the_config_write(fork, base: World, operation: str, scratch: Path) -> int:
     """The first kill point at which ``operation`` has already written the live config (the step after
     the write: the archive's "committed" mark), found by killing copies of ``base`` at step 1, 2, …"""
     before = base.target.load()
     for step in range(1, 50):
         probe = base.copy(scratch / str(step))
-        assert run_killed(probe, OPERATIONS[operation], step) == durable.KILL_EXIT_CODE
+        assert run_killed(fork, probe, OPERATIONS[operation], step) == durable.KILL_EXIT_CODE
         if probe.target.load() != before:
             return step
     raise AssertionError(f"{operation} never wrote the live config in 49 steps")
 
 
-def test_d1_an_approval_killed_after_the_config_write_is_never_applied_twice_nor_rejected(tmp_path: Path) -> None:
+def test_d1_an_approval_killed_after_the_config_write_is_never_applied_twice_nor_rejected(tmp_path: Path, fork) -> None:
     base = seeded(tmp_path / "base")
-    step = first_step_after_the_config_write(base, "approve", tmp_path / "probe")
+    step = first_step_after_the_config_write(fork, base, "approve", tmp_path / "probe")
     for then in ("approve", "reject"):
         world = base.copy(tmp_path / then)
         before = world.target.load()
-        assert run_killed(world, OPERATIONS["approve"], step) == durable.KILL_EXIT_CODE
+        assert run_killed(fork, world, OPERATIONS["approve"], step) == durable.KILL_EXIT_CODE
         assert world.target.load() != before  # the values are live, the suggestion still says pending
         if then == "approve":
             done = approve_suggestion(
@@ -383,12 +369,12 @@ def test_d2_an_approval_between_propose_and_the_runs_save_leaves_no_run_pending(
     invariants(world)
 
 
-def test_d3_an_update_killed_after_the_config_write_gets_its_decision(tmp_path: Path) -> None:
+def test_d3_an_update_killed_after_the_config_write_gets_its_decision(tmp_path: Path, fork) -> None:
     base = seeded(tmp_path / "base")
     before = base.target.load()
-    step = first_step_after_the_config_write(base, "update (applies)", tmp_path / "probe")
+    step = first_step_after_the_config_write(fork, base, "update (applies)", tmp_path / "probe")
     world = base.copy(tmp_path / "killed")
-    assert run_killed(world, OPERATIONS["update (applies)"], step) == durable.KILL_EXIT_CODE
+    assert run_killed(fork, world, OPERATIONS["update (applies)"], step) == durable.KILL_EXIT_CODE
     (run,) = [r for r in open_store(world.history).latest("SPY", 10) if r.decided_at is None]
     # The next change of the target settles it first.
     OPERATIONS["update (not applied)"](world)
