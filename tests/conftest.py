@@ -111,33 +111,40 @@ class Killed:
     stderr: str
 
 
-def _forked(main: Callable[[], Any], kill_at: int, timeout: float) -> Killed:
-    import signal
-    import tempfile
+def _child(main: Callable[[], Any], kill_at: int, out: int, err: int) -> None:
+    """In a forked child: ``main``, then out without any clean-up, as a SIGKILL would leave it."""
     import traceback
 
     from calibration_policy import durable
+
+    code = 0
+    try:
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+        durable.set_kill_point(kill_at)
+        main()
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _forked(main: Callable[[], Any], kill_at: int, timeout: float) -> Killed:
+    import signal
+    import tempfile
 
     sys.stdout.flush()
     sys.stderr.flush()
     with tempfile.TemporaryFile() as err:
         pid = os.fork()
-        if pid == 0:  # the child: the change, then out without any clean-up, as a SIGKILL would leave it
-            code = 0
-            try:
-                os.dup2(err.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-                sys.stdout = sys.stderr = open(2, "w", closefd=False)
-                durable.set_kill_point(kill_at)
-                main()
-            except SystemExit as exit:
-                code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            finally:
-                sys.stderr.flush()
-                os._exit(code)
+        if pid == 0:
+            _child(main, kill_at, err.fileno(), err.fileno())
         deadline = time.monotonic() + timeout
         while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
             if time.monotonic() > deadline:
@@ -147,6 +154,59 @@ def _forked(main: Callable[[], Any], kill_at: int, timeout: float) -> Killed:
             time.sleep(0.002)
         err.seek(0)
         return Killed(os.waitstatus_to_exitcode(done[1]), err.read().decode(errors="replace"))
+
+
+def _run_script(text: str, argv: list[str]) -> None:
+    sys.argv = ["child.py", *argv]
+    exec(compile(text, "child.py", "exec"), {"__name__": "__main__"})
+
+
+class Spawned:
+    """A forked child that works until it ends or is killed, with the few ``Popen`` methods the tests use:
+    its stdout is a pipe to read, its stderr kept in a file (``stderr_text``)."""
+
+    def __init__(self, main: Callable[[], Any]) -> None:
+        import tempfile
+
+        self._err = tempfile.TemporaryFile()
+        read, write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(read)
+            _child(main, 0, write, self._err.fileno())
+        os.close(write)
+        self.stdout = os.fdopen(read, "r")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"child {self.pid} still running after {timeout:g} s")
+            time.sleep(0.002)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, signal_number: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal_number)
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+    def stderr_text(self) -> str:
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace")
 
 
 class Fork:
@@ -161,11 +221,11 @@ class Fork:
     def script(self, text: str, argv: list[str], kill_at: int, timeout: float = 120) -> Killed:
         """The child script ``text`` as ``python script argv…`` would run it, killed at ``kill_at``."""
 
-        def main() -> None:
-            sys.argv = ["child.py", *argv]
-            exec(compile(text, "child.py", "exec"), {"__name__": "__main__"})
+        return _forked(lambda: _run_script(text, argv), kill_at, timeout)
 
-        return _forked(main, kill_at, timeout)
+    def spawn(self, text: str, argv: list[str]) -> Spawned:
+        """The child script ``text`` started as ``python script argv…`` would start it, left to run."""
+        return Spawned(lambda: _run_script(text, argv))
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import os
 import select
-import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -210,7 +210,7 @@ CAMPAIGN_KILLS = int(os.environ.get("CALIBRATION_POLICY_KILLS", "0")) or (
 )
 
 
-def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url, tmp_path, monkeypatch):
+def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url, tmp_path, monkeypatch, fork):
     """Two proposers and two reviewers (approve or reject the newest pending suggestion) work on one live config
     through the database; random ones are SIGKILLed mid-work and replaced. Settled afterwards: every approved
     suggestion went live exactly once, nothing rejected or expired is live, runs and archive agree, no intent left."""
@@ -224,24 +224,16 @@ def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url
     live = tmp_path / "live.json"
     live.write_text(json.dumps({"global": 1.0}))
     target = JsonFileTarget(live, name="spy_live")
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
     rng, seeds = random.Random(5), iter(range(1, 10**6))
 
-    def start(role: str) -> tuple[str, subprocess.Popen]:
-        return role, subprocess.Popen(
-            [sys.executable, str(script), str(CONFTEST), role, str(next(seeds)), str(live)],
-            env=dict(os.environ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    def start(role: str) -> tuple[str, Any]:  # forked, so a replacement starts in milliseconds
+        return role, fork.spawn(WORKER, [str(CONFTEST), role, str(next(seeds)), str(live)])
 
-    def working(role: str, proc: subprocess.Popen) -> None:
+    def working(role: str, proc: Any) -> None:
         """Wait (however loaded the machine) until the worker has done one round of work."""
         ready, _, _ = select.select([proc.stdout], [], [], 120)
         assert ready and proc.stdout.readline() == "working\n", (
-            f"a {role} worker never started: {proc.stderr.read()[-3000:]}"
+            f"a {role} worker never started: {proc.stderr_text()[-3000:]}"
         )
 
     workers = [start(role) for role in ("propose", "propose", "review", "review")]
@@ -255,7 +247,7 @@ def test_random_sigkills_on_proposers_and_reviewers_leave_one_story(postgres_url
                 seen_working.add(victim.pid)
             time.sleep(rng.uniform(0.05, 0.6))  # past its first round: the kill lands inside the work
             for other_role, proc in workers:
-                assert proc.poll() is None, f"a {other_role} worker died on its own: {proc.stderr.read()[-3000:]}"
+                assert proc.poll() is None, f"a {other_role} worker died on its own: {proc.stderr_text()[-3000:]}"
             victim.send_signal(signal.SIGKILL)
             victim.wait(30)
             workers[index] = start(role)
