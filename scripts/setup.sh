@@ -73,6 +73,10 @@ fi
 # Trust the machine's certificate store (a company proxy's CA lives there, not in uv's own list).
 UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-true}" \
   "$uv" sync --quiet --frozen --extra ui --extra test --extra postgresql --extra lint --extra docs --python "$venv/bin/python"
+# The package is installed editable (its source is src/), so nothing compiled it: where the shell sets
+# PYTHONDONTWRITEBYTECODE, every command would compile each module again (0.17 s of a 0.7 s `--help`).
+# Compile it once, as an ordinary install does; a second run only compares times.
+"$venv/bin/python" -m compileall -q -j 0 src >/dev/null
 
 if [ -n "$want_browser" ] && ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
   if is_root_with_apt; then
