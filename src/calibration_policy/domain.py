@@ -82,19 +82,17 @@ class Domain(ABC):
         new live values with the ones they replaced on the same run. Default: the mean tracking error
         |value − the run's recommended value| over the scopes both have, times √(sample size), so a run
         with more evidence weighs more (the error of a recommendation shrinks like 1/√n). None: no scope
-        in common, nothing to say. A domain with better evidence (the weights' closed trades) overrides it."""
-        recommended = run.recommended_iv_multiplier
-        common = [scope for scope in recommended if scope in values]
-        if not common:
-            return None
-        error = sum(abs(float(values[scope]) - float(recommended[scope])) for scope in common) / len(common)
-        return error * math.sqrt(max(int(run.sample_size), 1))
+        in common, nothing to say. A domain with better evidence (the weights' closed trades) overrides it,
+        or overrides :meth:`score_parts` (the vol surface's bands): the score is then their mean."""
+        parts = self.score_parts(values, run)
+        return None if parts is None else sum(parts.values()) / len(parts)
 
     def score_parts(self, values: Mapping[str, float], run: Any) -> dict[str, float] | None:
         """:meth:`score` split into parts the watch can pair one by one (its per-scope test pools every run's
         parts), lower is better. Default: each scope's tracking error |value − the run's recommended value|
         times √(sample size), over the scopes both have (their mean is the default score). A domain that
-        overrides :meth:`score` but not this gets its whole score as one part. None: nothing to say."""
+        overrides :meth:`score` but not this gets its whole score as one part (so a domain overrides at least
+        one of the two). None: nothing to say."""
         if type(self).score is not Domain.score:
             whole = self.score(values, run)
             return None if whole is None else {"all": whole}

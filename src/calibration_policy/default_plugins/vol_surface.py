@@ -107,36 +107,20 @@ class VolSurfaceDomain(Domain):
                 raise InvalidRunError(f"The {scope} IV multiplier must be positive, not {value}.")
         return checked
 
-    def score(self, values: Mapping[str, float], run: Any) -> float | None:
-        """How badly the multipliers make the model match the market on the run's own bands, lower is better.
+    def score_parts(self, values: Mapping[str, float], run: Any) -> dict[str, float] | None:
+        """How badly the multipliers make the model match the market on the run's own bands, per bucket; lower is
+        better, and the score (:meth:`~calibration_policy.domain.Domain.score`) is the parts' mean.
 
         Each band of the run is a bucket of options: the multiplier that prices it (the band's own, else the
         global one, as the options agent does) scales its vega-weighted mean model IV, and the bucket's error is
         |model IV × multiplier − market IV| as a share of the market IV. When the band gives only its
         recommended multiplier r (vega-weighted mean market IV over model IV, as the calibration computes it),
         that share is exactly |multiplier / r − 1|; a band that also gives ``market_iv`` and ``synthetic_iv``
-        (its vega-weighted means) is scored on them. The buckets are averaged weighted by their vega, the
-        options no band covers (the run's total vega minus the bands') count with the global multiplier
-        against the run's global recommendation, and the sum is scaled by √(sample size) like the default.
-        A run without band vega falls back to the default tracking error; a broken band entry raises (the
-        watch then says it cannot score the run, never a roll back)."""
-        buckets = _buckets(run)
-        if buckets is None:
-            return super().score(values, run)
-        total = weighted = 0.0
-        for scope, vega, market, model in buckets:
-            multiplier = values.get(scope, values.get("global"))
-            if multiplier is None:
-                continue
-            total += vega
-            weighted += vega * abs(float(multiplier) * model - market) / market
-        if not total > 0:
-            return None
-        return weighted / total * math.sqrt(max(int(run.sample_size), 1))
-
-    def score_parts(self, values: Mapping[str, float], run: Any) -> dict[str, float] | None:
-        """:meth:`score` per bucket: each bucket's error × √(sample size) × its vega over the buckets' mean vega
-        (so the parts' mean is the score); a run without band vega: the default tracking error per scope."""
+        (its vega-weighted means) is scored on them. A part is a bucket's error × √(sample size) × its vega over
+        the priced buckets' mean vega, so their mean is the vega-weighted error scaled like the default; the
+        options no band covers (the run's total vega minus the bands') count with the global multiplier against
+        the run's global recommendation. A run without band vega falls back to the default tracking error per
+        scope; a broken band entry raises (the watch then says it cannot score the run, never a roll back)."""
         buckets = _buckets(run)
         if buckets is None:
             return tracking_error_parts(values, run)
