@@ -82,7 +82,7 @@ def _try_lock(folder: Path, intent_id: str) -> FileLock | None:
     locks = folder / ".locks"
     for attempt in range(5):
         try:
-            locks.mkdir(parents=True, exist_ok=True)
+            _make_folder(locks)
             lock = FileLock(str(locks / f"{intent_id}.lock"), timeout=0)
             lock.acquire()
             return lock
