@@ -32,7 +32,7 @@ from .durable import (
     sweep_orphans,
 )
 from .errors import HistoryError, InvalidRunError
-from .index import COARSE_RACY_NS, INDEX_DIR, RACY_NS, Key, RunIndex, run_key
+from .index import INDEX_DIR, Key, RunIndex, racy_ns, run_key
 from .models import RUN_EARLIEST, RUN_LATEST, CalibrationRun
 from .naming import (
     check_record_id,
@@ -69,6 +69,15 @@ def _copy_of(template: CalibrationRun, blob: bytes) -> CalibrationRun:
     run = template.model_copy()  # a new __dict__, extras and fields set; values shared…
     run.__dict__.update(state)  # …but for new dictionaries and lists
     object.__setattr__(run, "__pydantic_extra__", extra)
+    return run
+
+
+def _run_of(name: str, data: dict[str, Any]) -> CalibrationRun:
+    """The run a file named ``name`` holds, from its JSON object; ``ValueError`` when it is not a valid one."""
+    data["run_id"] = name[:-5]  # the file name without ".json"
+    run = CalibrationRun.model_validate(data)
+    if run.underlying != parse_run_file_name(name)[1]:  # type: ignore[index]
+        raise ValueError("its underlying does not match its file name")
     return run
 
 
@@ -236,10 +245,7 @@ class HistoryStore:
         path = self.directory / name
         try:
             data, info = foreign.read_record_and_stat(path)
-            data["run_id"] = path.stem
-            run = CalibrationRun.model_validate(data)
-            if run.underlying != parse_run_file_name(name)[1]:  # type: ignore[index]
-                raise ValueError("its underlying does not match its file name")
+            run = _run_of(name, data)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
@@ -265,8 +271,7 @@ class HistoryStore:
     @staticmethod
     def _keepable(info: os.stat_result) -> bool:
         changed = max(info.st_mtime_ns, info.st_ctime_ns)
-        racy = RACY_NS if changed % 1_000_000_000 else COARSE_RACY_NS  # whole seconds: wait out the tick
-        return info.st_size <= PARSED_MAX and time.time_ns() - changed > racy
+        return info.st_size <= PARSED_MAX and time.time_ns() - changed > racy_ns(changed)
 
     def _read_kept(self, name: str, kept: _Kept) -> CalibrationRun | None:
         """The kept run if its file is unchanged; None (and forgotten) otherwise: the caller reads it."""
@@ -279,12 +284,9 @@ class HistoryStore:
             if unchanged and template is not None:
                 return _copy_of(template, blob)
             if unchanged:  # as written here: validated once, like any file read
-                data = json.loads(blob)
-                data["run_id"] = name[:-5]
-                run = CalibrationRun.model_validate(data)
-                if run.underlying == parse_run_file_name(name)[1]:  # type: ignore[index]
-                    self._keep_run(name, signature, run)
-                    return run
+                run = _run_of(name, json.loads(blob))
+                self._keep_run(name, signature, run)
+                return run
         except ValueError:  # never expected: read it as any file, with its warning
             pass
         self._forget(name)
@@ -311,19 +313,20 @@ class HistoryStore:
 
     def _keep(self, name: str, kept: _Kept) -> None:
         with self._parsed_lock:
-            old = self._parsed.pop(name, None)
-            if old is not None:
-                self._parsed_bytes -= len(old[1])
+            self._drop(name)
             self._parsed[name] = kept
             self._parsed_bytes += len(kept[1])
             while self._parsed_bytes > PARSED_BUDGET or len(self._parsed) > PARSED_RUNS:  # the oldest kept first
-                self._parsed_bytes -= len(self._parsed.pop(next(iter(self._parsed)))[1])
+                self._drop(next(iter(self._parsed)))
 
     def _forget(self, name: str) -> None:
         with self._parsed_lock:
-            old = self._parsed.pop(name, None)
-            if old is not None:
-                self._parsed_bytes -= len(old[1])
+            self._drop(name)
+
+    def _drop(self, name: str) -> None:  # the caller holds _parsed_lock
+        old = self._parsed.pop(name, None)
+        if old is not None:
+            self._parsed_bytes -= len(old[1])
 
     def _exists(self) -> bool:
         """False while the folder does not exist yet (no runs); a damaged folder raises."""

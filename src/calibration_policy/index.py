@@ -70,6 +70,7 @@ INDEX_NAME = "runs.sqlite3"
 SCHEMA_VERSION = 2  # an index of another version (an older release's) is rebuilt, never trusted
 RACY_NS = 200_000_000  # a directory changed less than 0.2 s before a scan may change again unseen
 COARSE_RACY_NS = 3_000_000_000  # on file systems that keep whole (or even 2) seconds, wait out the tick
+
 BUCKETS = 4096  # hash buckets of the folder's names: a changed bucket is looked at name by name
 PROGRESS_AFTER_S = 1.0  # a build that takes longer shows a progress bar on stderr
 CHUNK = 50_000
@@ -225,6 +226,12 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def racy_ns(stamp_ns: int) -> int:
+    """How long after ``stamp_ns`` a change in the same clock tick could still go unseen: the racy window, or a
+    whole tick's on a file system that keeps whole seconds."""
+    return RACY_NS if stamp_ns % 1_000_000_000 else COARSE_RACY_NS
+
+
 def _wait_out_racy_window(mtime: int) -> None:
     """Sleep until a listing of a folder last changed at ``mtime`` may be trusted (at most
     :data:`RACY_NS`; file systems with whole-second times are not waited for: 3 s is too long)."""
@@ -362,7 +369,7 @@ class RunIndex:
         if total > 100_000:
             db.execute("PRAGMA shrink_memory")
             _give_back_memory()
-        racy = RACY_NS if mtime % 1_000_000_000 else COARSE_RACY_NS
+        racy = racy_ns(mtime)
         linked = db.execute("SELECT value FROM meta WHERE key = 'linked_mtime_ns'").fetchone()
         trusted = scan_started - mtime > racy or (linked is not None and linked[0] == mtime and racy == RACY_NS)
         db.executemany(

@@ -29,6 +29,7 @@ from calibration_policy import (
     record_calibration_result,
 )
 from calibration_policy import history as history_module
+from calibration_policy import index as index_module
 
 DESIGN_KEYS = {
     "schema_version", "timestamp", "underlying", "source", "config", "config_hash", "global_metrics", "bands",
@@ -539,7 +540,6 @@ def test_deleted_index_is_rebuilt(history_dir, record_series):
 def test_rewriting_a_decided_run_keeps_the_index_current(history_dir, record_series, monkeypatch):
     """A decided run is written back after every update; the folder must not be listed again for it
     (at a million runs one listing costs half a second: the update step would not stay flat)."""
-    from calibration_policy import index as index_module
 
     runs = record_series(history_dir, 5)
     store = HistoryStore(history_dir)
@@ -883,7 +883,7 @@ def test_a_file_read_within_the_racy_window_is_read_again_until_it_is_older(hist
     for _ in range(2):
         assert store.latest("SPY")[-1].recommended_iv_multiplier["global"] == 1.5
     assert opened == [path.name] * 2  # too new to keep: a rewrite in the same clock tick would not show
-    time.sleep(history_module.RACY_NS / 1e9 + 0.05)
+    time.sleep(index_module.RACY_NS / 1e9 + 0.05)
     for _ in range(2):
         assert store.latest("SPY")[-1].recommended_iv_multiplier["global"] == 1.5
     assert opened == [path.name] * 3  # read once more, then kept
@@ -897,6 +897,6 @@ def test_kept_runs_stay_within_their_budget(history_dir, record_series, monkeypa
     assert [r.run_id for r in store.latest("SPY")] == [r.run_id for r in runs]
     assert store._parsed_bytes == sum(len(blob) for _, blob, _ in store._parsed.values()) <= 5_000
     monkeypatch.setattr(history_module, "PARSED_BUDGET", 10**9)  # now the count alone limits
-    time.sleep(history_module.RACY_NS / 1e9 + 0.05)  # every file old enough to keep once read
+    time.sleep(index_module.RACY_NS / 1e9 + 0.05)  # every file old enough to keep once read
     monkeypatch.setattr(history_module, "PARSED_RUNS", 3)
     assert store.latest("SPY") == store.latest("SPY") and len(store._parsed) == 3
