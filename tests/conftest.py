@@ -19,6 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 # The third-party domain the tests use in process is the one published as a package (tests/packages), so there
 # is one quote-spreads domain, not a copy per test module; test_installed_domain.py installs it with pip.
 sys.path.insert(0, str(REPO / "tests" / "packages" / "cp_quote_spreads"))
+# `warm.run(argv, …)`: subprocess.run for `calibration-policy …` and `python …` command lines, in a child of an
+# interpreter that has already imported the library (tests/support/warm.py). On sys.path, not only imported
+# here, so that a test module's multiprocessing children (which get this sys.path) import it too.
+sys.path.insert(0, str(REPO / "tests" / "support"))
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +77,38 @@ def copy_of_the_repository(into: Path) -> Path:
 def repo_copy(tmp_path: Path) -> Path:
     """A fresh copy of what the host's plugin and the docs' examples read and write: the checkout never changes."""
     return copy_of_the_repository(tmp_path)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    folder: Path  # never changed: tests copy it
+    printed: str  # what the command printed on its standard output
+
+
+@pytest.fixture(scope="session")
+def demo_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoRun:
+    """`calibration-policy demo --out demo-output` (65 days of two underlyings, the options agent's plugins, the
+    default policy), run once per test run, from a copy of the repository as a user runs it there. Test processes
+    share it (the first to ask builds it under a lock), so the suite pays for one demo, not one per test."""
+    import warm
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # xdist's workers share their base's parent
+    where, done = shared / "demo-once", shared / "demo-once.txt"
+    with FileLock(shared / "demo-once.lock"):
+        if not done.exists():
+            shutil.rmtree(where, ignore_errors=True)  # a build that failed half-way
+            copy_of_the_repository(where)
+            plugins = where / "examples" / "options_agent" / "plugins"
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("CALIBRATION_", "OPTIONS_AGENT_"))}
+            env |= {"CALIBRATION_PLUGINS_DIR": str(plugins), "COLUMNS": "200", "NO_COLOR": "1"}
+            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+            ran = warm.run(["calibration-policy", "demo", "--out", "demo-output"], cwd=where, env=env)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            (shared / "demo-once.tmp").write_text(ran.stdout)
+            (shared / "demo-once.tmp").rename(done)
+    return DemoRun(where / "demo-output", done.read_text())
 
 
 @pytest.fixture(scope="session")
@@ -234,14 +270,14 @@ def fork() -> Fork:
     return Fork()
 
 
-def _pg_server_module():
-    spec = importlib.util.spec_from_file_location("pg_server", Path(__file__).with_name("pg_server.py"))
+def _helper_module(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-pg_server = _pg_server_module()
+pg_server = _helper_module("pg_server")
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import warm
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -91,9 +93,10 @@ def run_env(workdir: Path) -> dict[str, str]:
 
 
 def shell(command: str, workdir: Path) -> str:
-    done = subprocess.run(
-        ["bash", "-c", command], cwd=workdir, env=run_env(workdir), capture_output=True, text=True, timeout=300
-    )
+    """The command as bash runs it; a plain command line (no shell syntax) as the program bash would start."""
+    plain = not set(command) & set("#|&;<>()$`*?~'\"\\{}[]=")
+    argv = shlex.split(command) if plain else ["bash", "-c", command]
+    done = warm.run(argv, cwd=workdir, env=run_env(workdir), timeout=300)
     assert done.returncode == 0, f"`{command}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -110,14 +113,7 @@ def test_every_runnable_block_is_marked():
 def test_block_prints_what_the_page_says(block: Block, workdir: Path):
     if block.language == "python":
         expected = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s*#\s*(.+)$", block.body, re.M)]
-        done = subprocess.run(
-            [sys.executable, "-c", block.body],
-            cwd=workdir,
-            env=run_env(workdir),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = warm.run([sys.executable, "-c", block.body], cwd=workdir, env=run_env(workdir), timeout=300)
         assert done.returncode == 0, done.stderr
         assert_prints(expected, done.stdout, block.id)
         return

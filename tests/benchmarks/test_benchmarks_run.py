@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import warm
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def run(script: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=600
-    )
+    done = warm.run([sys.executable, str(BENCHMARKS / script), *args], timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

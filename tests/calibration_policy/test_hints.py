@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import warm
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "src" / "calibration_policy" / "sample_data"
@@ -49,9 +50,7 @@ def host_environment(cwd: Path, **extra: str) -> dict[str, str]:
 
 def run(command: str, cwd: Path, code: int = 0, **env: str) -> str:
     """Run a command line as printed; check its exit code; return stdout and stderr together."""
-    done = subprocess.run(
-        shlex.split(command), cwd=cwd, env=host_environment(cwd, **env), capture_output=True, text=True, timeout=300
-    )
+    done = warm.run(shlex.split(command), cwd=cwd, env=host_environment(cwd, **env))
     output = done.stdout + done.stderr
     assert done.returncode == code, f"`{command}` exited {done.returncode}, not {code}:\n{output}"
     return output
@@ -135,19 +134,12 @@ def serving_command(
 DEMO = "calibration-policy demo --out demo-output"
 
 
-@pytest.fixture(scope="session")
-def demo_once(pristine_repo_copy: Path) -> tuple[Path, str]:
-    """`calibration-policy demo --out demo-output`, run once per session: its folder (never changed: tests copy
-    it) and what it printed."""
-    return pristine_repo_copy / "demo-output", run(DEMO, pristine_repo_copy)
-
-
 @pytest.fixture
-def demo_output(demo_once: tuple[Path, str], workdir: Path) -> str:
-    """``workdir`` as if `calibration-policy demo --out demo-output` had just run there; returns what it printed."""
-    folder, printed = demo_once
-    shutil.copytree(folder, workdir / "demo-output", symlinks=True)
-    return printed
+def demo_output(demo_once, workdir: Path) -> str:
+    """``workdir`` as if `calibration-policy demo --out demo-output` had just run there (tests/conftest.py's
+    demo_once); returns what it printed."""
+    shutil.copytree(demo_once.folder, workdir / "demo-output", symlinks=True)
+    return demo_once.printed
 
 
 def test_the_demo_summary_commands_work(workdir, demo_output):
@@ -177,7 +169,7 @@ def test_serve_without_data_suggests_the_demo_into_that_folder(workdir, demo_onc
     folder, so the hint is not replayed for a second time here."""
     output = run("calibration-policy serve --data not-yet", workdir, code=2)
     assert the_hint(output, "demo") == DEMO.replace("demo-output", "not-yet")
-    folder, _ = demo_once
+    folder = demo_once.folder
     assert (folder / "calibration_runs").is_dir() and (folder / "config" / "vol_surface_SPY.json").is_file()
 
 

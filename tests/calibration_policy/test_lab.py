@@ -50,8 +50,11 @@ def _demo(root: Path, policy: CalibrationUpdatePolicy) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    return _demo(tmp_path_factory.mktemp("lab") / "demo", CalibrationUpdatePolicy())
+def demo(tmp_path_factory, demo_once) -> Path:
+    """The test run's demo folder (tests/conftest.py: the default policy made it), copied for this module; the
+    host's plugins loaded here, as the replays need them."""
+    load_plugins_dir(HOST_PLUGINS)
+    return shutil.copytree(demo_once.folder, tmp_path_factory.mktemp("lab") / "demo", symlinks=True)
 
 
 def tree_digest(root: Path) -> dict[str, str]:

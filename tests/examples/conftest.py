@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import warm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_DIR = REPO_ROOT / "examples" / "options_agent"
@@ -57,13 +58,6 @@ def run_script() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run one of the agent's CLI scripts the way a user would: ``run_script(name, *args, cwd=...)``."""
 
     def run(name: str, *args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(AGENT_DIR / name), *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return warm.run([sys.executable, str(AGENT_DIR / name), *args], cwd=cwd, timeout=120)
 
     return run

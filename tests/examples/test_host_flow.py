@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import warm
 
 from calibration_policy import CalibrationUpdatePolicy, Context, UpdateOptions, load_recent_calibration_history
 from calibration_policy.archive import Archive
@@ -27,7 +28,7 @@ def digest(path: Path) -> str:
 
 
 def run_old_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return warm.run([sys.executable, str(SCRIPT), *args], cwd=cwd, timeout=120)
 
 
 @pytest.fixture
@@ -167,17 +168,18 @@ def test_concurrent_updates_and_force_applies_lose_nothing(dirs):
     assert len(load_recent_calibration_history("SPY", limit=100, history_dir=dirs["history"])) == 8
 
 
-def test_demo_over_the_bundled_data_follows_its_known_structure(tmp_path, manifest):
-    load_plugins_dir(AGENT_DIR / "plugins")
-    summary = run_demo(tmp_path / "demo", policy=CalibrationUpdatePolicy(), progress=False)
-    assert {u.underlying for u in summary.underlyings} == {"SPY", "QQQ"}
+def test_demo_over_the_bundled_data_follows_its_known_structure(demo_once, manifest):
+    """The test run's demo (tests/conftest.py: `calibration-policy demo` with this host's plugins)."""
+    demo = demo_once.folder
+    assert sorted(p.name for p in (demo / "config").glob("vol_surface_*.json")) == [
+        "vol_surface_QQQ.json",
+        "vol_surface_SPY.json",
+    ]
     for underlying in ("SPY", "QQQ"):
         days = manifest["underlyings"][underlying]
         runs = {
             r.timestamp.date().isoformat(): r
-            for r in load_recent_calibration_history(
-                underlying, limit=200, history_dir=tmp_path / "demo" / "calibration_runs"
-            )
+            for r in load_recent_calibration_history(underlying, limit=200, history_dir=demo / "calibration_runs")
         }
         assert len(runs) == len(days) >= 60
         for day, info in days.items():
@@ -186,15 +188,15 @@ def test_demo_over_the_bundled_data_follows_its_known_structure(tmp_path, manife
         shift = manifest["regime_shift"][underlying]
         after_shift = sorted(d for d in runs if d >= shift)[:5]
         assert any(runs[d].applied for d in after_shift), f"{underlying}: shift on {shift} not applied within 5 days"
-        live = json.loads((tmp_path / "demo" / "config" / f"vol_surface_{underlying}.json").read_text())
+        live = json.loads((demo / "config" / f"vol_surface_{underlying}.json").read_text())
         assert live["iv_multiplier"] == pytest.approx(days[max(days)]["true_multiplier_global"], abs=0.05)
 
 
-def test_running_the_demo_twice_gives_the_same_summary(tmp_path):
+def test_running_the_demo_twice_gives_the_same_summary(tmp_path, demo_once):
+    """Once here, in process, and once by the command in another process (the test run's demo_once)."""
     load_plugins_dir(AGENT_DIR / "plugins")
-    texts = []
-    for folder in ("first", "again"):
-        summary = run_demo(tmp_path / folder, policy=CalibrationUpdatePolicy(), progress=False)
-        texts.append(summary.text().replace(str(tmp_path / folder), "OUT"))
-    assert texts[0] == texts[1]
-    assert "Review it: calibration-policy weights show --data OUT" in texts[0]
+    summary = run_demo(tmp_path / "again", policy=CalibrationUpdatePolicy(), progress=False)
+    again = summary.text().replace(str(tmp_path / "again"), "OUT")
+    first = demo_once.printed.replace(str(demo_once.folder), "OUT").replace("demo-output", "OUT")
+    assert again == first.rstrip("\n")
+    assert "Review it: calibration-policy weights show --data OUT" in again
