@@ -147,3 +147,38 @@ def test_serve_command_parses_and_explains_problems(tmp_path: Path, monkeypatch)
         == 0
     )
     assert isinstance(served["app"], FastAPI) and served["port"] == 8000
+
+
+def test_a_second_panel_in_the_process_compiles_no_template_and_an_override_is_its_own(
+    host: Host, make_client, tmp_path: Path, monkeypatch
+):
+    """Templates compile once per process, not once per app (each test, a reload, several panels); a host's
+    override of the same name, or a template edited since, is compiled and shown as its own."""
+    import jinja2
+
+    host.record()
+    assert make_client().get("/calibration/").status_code == 200
+    compiled: list[str | None] = []
+    original = jinja2.Environment.compile
+
+    def counting(self, source, name=None, filename=None, raw=False, defer_init=False):
+        compiled.append(name)
+        return original(self, source, name, filename, raw, defer_init)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    page = make_client().get("/calibration/")
+    assert page.status_code == 200 and "Calibration" in page.text and compiled == []
+    folder = tmp_path / "host_templates"
+    folder.mkdir()
+    (folder / "layout.html").write_text("<main class='one'>{% block content %}{% endblock %}</main>")
+    assert (
+        "<main class='one'>"
+        in make_client(templates=str(folder), base_template="layout.html").get("/calibration/").text
+    )
+    assert compiled == ["layout.html"]
+    (folder / "layout.html").write_text("<main class='two'>{% block content %}{% endblock %}</main>")
+    assert (
+        "<main class='two'>"
+        in make_client(templates=str(folder), base_template="layout.html").get("/calibration/").text
+    )
+    assert compiled == ["layout.html", "layout.html"]
