@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import warm
 
 from ..calibration_policy.test_hints import command_server, environment
 from .browser import ARGS, CHROMIUM, needs_chromium
@@ -128,7 +129,7 @@ class Desk:
         return self._run(["calibration-policy", *args, "--data", "data"], code)
 
     def _run(self, argv: list[str], code: int = 0) -> str:
-        done = subprocess.run(argv, cwd=self.folder, env=self.env, capture_output=True, text=True, timeout=300)
+        done = warm.run(argv, cwd=self.folder, env=self.env, timeout=300)  # PYTHONPATH: the pip-installed plugin
         output = done.stdout + done.stderr
         assert done.returncode == code, f"{argv[:4]} exited {done.returncode}, not {code}:\n{output}"
         return output
