@@ -27,9 +27,10 @@ linear in its length):
   lost trust), so its one listing is trusted;
 * a new folder's first record starts its index (its one name, no listing), so the first load
   does not wait; a folder of runs with no index (an older release's) is left to the load's build;
-* a listing of a folder whose modification time is the one the library's own last link left
-  (:meth:`RunIndex.adding` notes it) is trusted at once: the doubt it leaves, a change in the same
-  tick as that link, is the window below, which every record already accepts.
+* a listing of a folder whose modification time is the one the library's own last change left
+  (a record's link, :meth:`RunIndex.adding` notes it, or making ``.index/`` for a first build) is
+  trusted at once, without waiting: the doubt it leaves, a change in the same tick as that change,
+  is the window below, which every record already accepts.
 
 One narrow window remains: a file copied in by hand within the same clock tick (a few
 milliseconds) as one of the library's own links is seen only when the folder changes behind the
@@ -232,6 +233,15 @@ def racy_ns(stamp_ns: int) -> int:
     return RACY_NS if stamp_ns % 1_000_000_000 else COARSE_RACY_NS
 
 
+def _made(folder: Path) -> bool:
+    """Make ``folder`` if it is not there; whether this call made it."""
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return False
+    return True
+
+
 def _wait_out_racy_window(mtime: int) -> None:
     """Sleep until a listing of a folder last changed at ``mtime`` may be trusted (at most
     :data:`RACY_NS`; file systems with whole-second times are not waited for: 3 s is too long)."""
@@ -257,7 +267,7 @@ class RunIndex:
         path = self.directory / INDEX_DIR / INDEX_NAME
         for attempt in range(2):
             try:
-                path.parent.mkdir(exist_ok=True)
+                created = _made(path.parent)
                 db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
                 self._wait_ms = 30_000
                 db.execute("PRAGMA journal_mode=WAL")
@@ -269,6 +279,10 @@ class RunIndex:
                         db.execute(f"DROP TABLE IF EXISTS {table}")
                     db.executescript(_SCHEMA)
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                if created:  # making .index/ changed the folder: our own change, as a record's link is
+                    mtime = os.stat(self.directory).st_mtime_ns
+                    if mtime % 1_000_000_000:
+                        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('linked_mtime_ns', ?)", (mtime,))
                 self._db = db
                 return db
             except (sqlite3.DatabaseError, OSError) as error:
@@ -304,6 +318,11 @@ class RunIndex:
         rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
         return rows.get("dir_mtime_ns", -1), rows.get("trusted", 0)
 
+    def _linked(self, db: sqlite3.Connection) -> int:
+        """The folder's modification time that the library's own last change left (a link, or making .index/)."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'linked_mtime_ns'").fetchone()
+        return int(row[0]) if row is not None else -1
+
     def refresh(self) -> None:
         """Make the index match the directory, listing it only when it may have changed."""
         db = self._connect()
@@ -315,8 +334,8 @@ class RunIndex:
         if trusted and stamp == mtime:
             self._fallback = None
             return
-        if trusted or stamp == -1:  # trust just lost (or a new index): let this one listing be trusted
-            _wait_out_racy_window(mtime)
+        if (trusted or stamp == -1) and not (stamp == -1 and self._linked(db) == mtime):
+            _wait_out_racy_window(mtime)  # trust just lost (or a new index): let this one listing be trusted
         self._wait(db, 30_000)
         with _immediate(db):
             self._sync(db)
@@ -370,8 +389,7 @@ class RunIndex:
             db.execute("PRAGMA shrink_memory")
             _give_back_memory()
         racy = racy_ns(mtime)
-        linked = db.execute("SELECT value FROM meta WHERE key = 'linked_mtime_ns'").fetchone()
-        trusted = scan_started - mtime > racy or (linked is not None and linked[0] == mtime and racy == RACY_NS)
+        trusted = scan_started - mtime > racy or (self._linked(db) == mtime and racy == RACY_NS)
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             (("dir_mtime_ns", mtime), ("trusted", int(trusted))),
