@@ -57,16 +57,35 @@ def _step() -> None:
 
 def find_non_finite(value: Any, path: str = "") -> str | None:
     """The dotted path of the first NaN/inf inside ``value``, so the error can name it."""
+    return _path_of_non_finite(value, path) if _holds_non_finite(value) else None
+
+
+def _holds_non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN/inf: the walk every record takes, without building a path per value (that
+    walk took a tenth of a record's time); the path is built only when there is one to name."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return False
+    for item in value:
+        if isinstance(item, (float, dict, list, tuple)) and _holds_non_finite(item):
+            return True
+    return False
+
+
+def _path_of_non_finite(value: Any, path: str = "") -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return path or "(value)"
     if isinstance(value, dict):
         for key, item in value.items():
-            found = find_non_finite(item, f"{path}.{key}" if path else str(key))
+            found = _path_of_non_finite(item, f"{path}.{key}" if path else str(key))
             if found:
                 return found
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            found = find_non_finite(item, f"{path}[{i}]")
+            found = _path_of_non_finite(item, f"{path}[{i}]")
             if found:
                 return found
     return None
