@@ -86,7 +86,7 @@ class DemoRun:
 
 
 @pytest.fixture(scope="session")
-def demo_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoRun:
+def demo_once(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> DemoRun:
     """`calibration-policy demo --out demo-output` (65 days of two underlyings, the options agent's plugins, the
     default policy), run once per test run, from a copy of the repository as a user runs it there. Test processes
     share it (the first to ask builds it under a lock), so the suite pays for one demo, not one per test."""
@@ -94,7 +94,8 @@ def demo_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoR
     from filelock import FileLock
 
     base = tmp_path_factory.getbasetemp()
-    shared = base if worker_id == "master" else base.parent  # xdist's workers share their base's parent
+    worker = hasattr(request.config, "workerinput")  # an xdist worker: the workers share their base's parent
+    shared = base.parent if worker else base
     where, done = shared / "demo-once", shared / "demo-once.txt"
     with FileLock(shared / "demo-once.lock"):
         if not done.exists():
