@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class Warm:
     def __init__(self) -> None:
         self._server: subprocess.Popen[bytes] | None = None
         self._pending = b""
+        self._one_at_a_time = threading.Lock()  # a test's threads may each run a command
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._server is None or self._server.poll() is not None:
@@ -101,6 +103,12 @@ class Warm:
         cwd = str(cwd if cwd is not None else os.getcwd())
         if not warmable(argv, env):
             return subprocess.run(argv, cwd=cwd, env=env, input=input, capture_output=True, text=True, timeout=timeout)
+        with self._one_at_a_time:
+            return self._run(argv, cwd, env, input, timeout)
+
+    def _run(
+        self, argv: list[str], cwd: str, env: dict[str, str], input: str | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
         server = self._start()
         assert server.stdin is not None
         with tempfile.TemporaryDirectory(prefix="warm-") as folder:
@@ -179,6 +187,7 @@ def _child(request: dict[str, Any]) -> None:
         code = 1
     finally:
         try:
+            atexit._run_exitfuncs()  # what the interpreter runs at its exit
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
@@ -207,6 +216,8 @@ def _modules_a_command_imports() -> list[str]:
 
 def serve() -> None:
     import importlib
+
+    atexit.unregister(_WARM.close)  # the client's, not the server's: a command's child runs only its own at exit
 
     for name in _modules_a_command_imports():
         if name not in sys.modules and not name.startswith("__"):
