@@ -99,6 +99,30 @@ def test_the_panels_plugin_module_loads_without_fastapi():
     assert done.returncode == 0, done.stderr
 
 
+def test_the_panel_loads_pandas_only_when_the_weights_tab_needs_the_trades(tmp_path: Path):
+    """pandas and pyarrow are about 70 MB of a server's memory: building the panel and opening its calibration pages
+    imports neither (a fresh process); the weights tab, which reads the trades, imports them then."""
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from calibration_policy_ui.app import create_app\n"
+        "client = TestClient(create_app(sys.argv[1]))\n"
+        "assert client.get('/calibration/').status_code == 200\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules))\n"
+        "from calibration_policy.default_plugins.scoring_weights.analysis import load_trades\n"
+        "import calibration_policy.default_plugins.scoring_weights.evidence, calibration_policy.default_plugins.scoring_weights.live\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules))\n"
+        "frame = load_trades(sys.argv[2])\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules), len(frame) > 0)\n"
+    )
+    trades = Path(__file__).resolve().parents[2] / "src" / "calibration_policy" / "sample_data" / "trades.parquet"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(trades)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "[]", "['pandas', 'pyarrow'] True"]
+
+
 def test_a_standalone_app_serves_every_installed_tab(tmp_path: Path):
     from calibration_policy_ui.app import create_app
 

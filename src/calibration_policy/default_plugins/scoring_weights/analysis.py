@@ -33,15 +33,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import pandas as pd
 
 from calibration_policy.limits import EARLIEST, LATEST, moment_problem
 from calibration_policy.paths import data_root
 from calibration_policy.policy import CalibrationUpdatePolicy
 
+from . import lazy
 from .domain import (
     DOMAIN_NAME,
     FACTORS,
@@ -51,6 +51,11 @@ from .domain import (
     round_weights,
     show,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy.pandas
 
 SCORE_COLUMNS: dict[str, str] = {factor: f"{factor}_score" for factor in FACTORS}
 PNL_COLUMN, WIN_COLUMN, TIME_COLUMN, ID_COLUMN = "pnl", "win", "closed_at", "trade_id"
@@ -67,7 +72,7 @@ PREDICTIVE_CORRELATION = 0.1  # …and the correlation with PnL must exceed this
 STRONG_CORRELATION = 0.3  # a predictive factor this correlated is called strong in the rationale
 FLOAT_NOISE = 1e-9
 
-TradesInput = Union[str, "os.PathLike[str]", pd.DataFrame]
+TradesInput = Union[str, "os.PathLike[str]", "pd.DataFrame"]
 
 
 def default_trades_file() -> Path:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from calibration_policy import steps, watch
 from calibration_policy.archive import ArchiveEntry
@@ -27,6 +25,7 @@ from calibration_policy.review import Suggestion
 from calibration_policy.stores import open_reviews, open_store
 from calibration_policy.target import Target
 
+from . import lazy
 from .analysis import SOURCE, TIME_COLUMN, WeightsAnalysis, _plural, analyze_trades, window_trades
 from .budget import budget_for
 from .domain import DOMAIN_NAME, NotEnoughTradesError, live_weights
@@ -34,6 +33,11 @@ from .evidence import measure_or_explain
 from .gate import OutOfSampleOptions
 from .live import go_live, live_step
 from .settings import AutoSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy.pandas
 
 Action = Literal["suggested", "not suggested", "applied", "waiting", "off"]
 

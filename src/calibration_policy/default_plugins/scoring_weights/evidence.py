@@ -42,11 +42,11 @@ import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from . import lazy
 from .analysis import (
     BLEND,
     FLOAT_NOISE,
@@ -84,6 +84,11 @@ from .gate import (
     Window,
 )
 from .live import LiveStep, _round_many
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy.pandas
 
 WIDTH = 100  # the text's lines fit a terminal this wide
 NOT_EVIDENCE = "Taking more trades raises this figure, so it is not evidence on its own."

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from calibration_policy import pipeline
 from calibration_policy.engine.clock import times_ns
@@ -29,8 +29,14 @@ from calibration_policy.policy import CalibrationUpdatePolicy
 from calibration_policy.smoothing import window_runs
 from calibration_policy.stores import open_store
 
+from . import lazy
 from .analysis import SOURCE, WeightsAnalysis, _plural, bounded_weights
 from .domain import DECIMALS, DOMAIN_NAME, FACTORS
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy.pandas
 
 
 @dataclass(frozen=True)
