@@ -71,7 +71,6 @@ INDEX_NAME = "runs.sqlite3"
 SCHEMA_VERSION = 2  # an index of another version (an older release's) is rebuilt, never trusted
 RACY_NS = 200_000_000  # a directory changed less than 0.2 s before a scan may change again unseen
 COARSE_RACY_NS = 3_000_000_000  # on file systems that keep whole (or even 2) seconds, wait out the tick
-
 BUCKETS = 4096  # hash buckets of the folder's names: a changed bucket is looked at name by name
 PROGRESS_AFTER_S = 1.0  # a build that takes longer shows a progress bar on stderr
 CHUNK = 50_000
@@ -281,8 +280,7 @@ class RunIndex:
                     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 if created:  # making .index/ changed the folder: our own change, as a record's link is
                     mtime = os.stat(self.directory).st_mtime_ns
-                    if mtime % 1_000_000_000:
-                        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('linked_mtime_ns', ?)", (mtime,))
+                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('linked_mtime_ns', ?)", (mtime,))
                 self._db = db
                 return db
             except (sqlite3.DatabaseError, OSError) as error:
@@ -334,8 +332,10 @@ class RunIndex:
         if trusted and stamp == mtime:
             self._fallback = None
             return
-        if (trusted or stamp == -1) and not (stamp == -1 and self._linked(db) == mtime):
-            _wait_out_racy_window(mtime)  # trust just lost (or a new index): let this one listing be trusted
+        if (trusted or stamp == -1) and self._linked(db) != mtime:
+            # trust just lost (or a new index): let this one listing be trusted; one of a folder our own last
+            # change left is trusted without waiting (_sync), so waiting would buy nothing
+            _wait_out_racy_window(mtime)
         self._wait(db, 30_000)
         with _immediate(db):
             self._sync(db)
