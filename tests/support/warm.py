@@ -32,10 +32,10 @@ SERVER = Path(__file__).resolve()
 BIN = Path(sys.executable).parent
 
 
-def _ours(word: str, env: dict[str, str], name: str) -> bool:
-    """``word``, looked up on the command's own PATH, is this interpreter's ``name`` (not another install's)."""
+def _ours(word: str, env: dict[str, str], program: Path) -> bool:
+    """``word``, looked up on the command's own PATH, is ``program`` of this environment (not another install's)."""
     found = shutil.which(word, path=env.get("PATH")) if os.sep not in word else word
-    return found is not None and os.path.realpath(found) == os.path.realpath(BIN / name)
+    return found is not None and os.path.realpath(found) == os.path.realpath(program)
 
 
 def warmable(argv: list[str], env: dict[str, str]) -> bool:
@@ -43,8 +43,8 @@ def warmable(argv: list[str], env: dict[str, str]) -> bool:
     if not argv or os.environ.get("CALIBRATION_POLICY_TEST_COLD"):
         return False
     if os.path.basename(argv[0]) == "calibration-policy":
-        return _ours(argv[0], env, "calibration-policy")
-    python = os.path.realpath(sys.executable) == os.path.realpath(shutil.which(argv[0], path=env.get("PATH")) or "")
+        return _ours(argv[0], env, BIN / "calibration-policy")
+    python = _ours(argv[0], env, Path(sys.executable))
     return python and len(argv) > 1 and (argv[1] == "-c" or not argv[1].startswith("-"))
 
 
