@@ -90,6 +90,7 @@ def demo_once(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
     """`calibration-policy demo --out demo-output` (65 days of two underlyings, the options agent's plugins, the
     default policy), run once per test run, from a copy of the repository as a user runs it there. Test processes
     share it (the first to ask builds it under a lock), so the suite pays for one demo, not one per test."""
+    import shell
     import warm
     from filelock import FileLock
 
@@ -101,10 +102,7 @@ def demo_once(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
         if not done.exists():
             shutil.rmtree(where, ignore_errors=True)  # a build that failed half-way
             copy_of_the_repository(where)
-            plugins = where / "examples" / "options_agent" / "plugins"
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("CALIBRATION_", "OPTIONS_AGENT_"))}
-            env |= {"CALIBRATION_PLUGINS_DIR": str(plugins), "COLUMNS": "200", "NO_COLOR": "1"}
-            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+            env = shell.host_environment(where)
             ran = warm.run(["calibration-policy", "demo", "--out", "demo-output"], cwd=where, env=env)
             assert ran.returncode == 0, ran.stdout + ran.stderr
             (shared / "demo-once.tmp").write_text(ran.stdout)

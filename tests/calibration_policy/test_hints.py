@@ -9,13 +9,11 @@ printed summary get a fresh copy of both.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shlex
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import warm
+from shell import environment, host_environment
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "src" / "calibration_policy" / "sample_data"
@@ -33,19 +32,6 @@ HINT = re.compile(r"(calibration-policy [^`'\n]*?)(?=`|'|\s{3}\(|\.?$)", re.MULT
 def workdir(repo_copy: Path) -> Path:
     """Commands run from a copy of the repository's examples and data (tests/conftest.py), as from its root."""
     return repo_copy
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CALIBRATION_", "OPTIONS_AGENT_"))}
-    bin_dir = str(Path(sys.executable).parent)
-    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "COLUMNS": "200", "NO_COLOR": "1", **extra}
-
-
-def host_environment(cwd: Path, **extra: str) -> dict[str, str]:
-    """The shell of a user in the host's folder: it points the library at the host's plugins, as the options
-    agent's README says (the library itself never looks for them in the working directory)."""
-    plugins = cwd / "examples" / "options_agent" / "plugins"
-    return environment(**({"CALIBRATION_PLUGINS_DIR": str(plugins)} if plugins.is_dir() else {}), **extra)
 
 
 def run(command: str, cwd: Path, code: int = 0, **env: str) -> str:
