@@ -19,9 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 # The third-party domain the tests use in process is the one published as a package (tests/packages), so there
 # is one quote-spreads domain, not a copy per test module; test_installed_domain.py installs it with pip.
 sys.path.insert(0, str(REPO / "tests" / "packages" / "cp_quote_spreads"))
-# `warm.run(argv, …)`: subprocess.run for `calibration-policy …` and `python …` command lines, in a child of an
-# interpreter that has already imported the library (tests/support/warm.py). On sys.path, not only imported
-# here, so that a test module's multiprocessing children (which get this sys.path) import it too.
+# `warm.run(argv, …)` / `warm.popen(argv, …)`: subprocess.run / Popen for `calibration-policy …` and `python …`
+# command lines, in a child of an interpreter that has already imported the library (tests/support/warm.py). On
+# sys.path, not only imported here, so that a test module's multiprocessing children (which get this sys.path)
+# import it too.
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
 

@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 import warm
 
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("CALIBRATION_POLICY_TEST_COLD")),
+    reason="CALIBRATION_POLICY_TEST_COLD=1 turns the warm interpreter off, so there is none to test",
+)
+
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys
@@ -85,3 +90,40 @@ def test_a_command_past_its_time_is_killed():
     with pytest.raises(subprocess.TimeoutExpired):
         warm.run([sys.executable, "-c", "import time; time.sleep(60)"], timeout=1)
     assert warm.run([sys.executable, "-c", "print('next')"]).stdout == "next\n"  # the server goes on
+
+
+def test_commands_started_at_once_run_at_once_with_popens_streams(tmp_path):
+    """``warm.popen`` is ``subprocess.Popen``: commands run side by side (the first waits for a file only the
+    second writes), a pipe is read while the command runs, a file and /dev/null take its output, SIGKILL ends
+    it as it ends any process."""
+    flag = tmp_path / "flag"
+    waiter = warm.popen(
+        [
+            sys.executable,
+            "-c",
+            f"import os, time\nprint('waiting', flush=True)\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.01)\nprint('seen')",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert isinstance(waiter, warm.Process) and waiter.stdout.readline() == "waiting\n"
+    with open(tmp_path / "err.txt", "wb") as err:
+        writer = warm.popen(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; open({str(flag)!r}, 'w').close(); print('to the file', file=sys.stderr)",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    assert writer.wait(60) == 0 and (tmp_path / "err.txt").read_text() == "to the file\n"
+    assert waiter.communicate(timeout=60) == ("seen\n", None) and waiter.returncode == 0
+    sleeper = warm.popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"], stdout=subprocess.PIPE
+    )
+    assert sleeper.stdout.readline() == b"up\n" and sleeper.poll() is None
+    with pytest.raises(subprocess.TimeoutExpired):
+        sleeper.wait(0.05)
+    sleeper.kill()
+    assert sleeper.wait(60) == -9 and sleeper.communicate() == (b"", None)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import warm
 from standardwebhooks import Webhook
 
 from calibration_policy import CalibrationUpdatePolicy, PolicyError, UpdateOptions, run_update
@@ -386,7 +387,7 @@ def test_a_deliverer_killed_mid_delivery_loses_nothing_and_repeats_by_id(store_u
     receiver.delay = 0.15  # slow enough for the kill to land while messages are on their way
     script = tmp_path / "deliverer.py"
     script.write_text(DELIVERER)
-    child = subprocess.Popen([sys.executable, str(script), receiver.url], stdout=subprocess.PIPE, env=dict(os.environ))
+    child = warm.popen([sys.executable, str(script), receiver.url], stdout=subprocess.PIPE, env=dict(os.environ))
     assert child.stdout.readline().strip() == b"started"
     deadline = time.monotonic() + 30
     while len(receiver.got) < 4:

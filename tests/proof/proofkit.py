@@ -189,9 +189,13 @@ def driver_env() -> dict[str, str]:
     return env
 
 
-def start_driver(command: str, spec: dict[str, Any], **popen: Any) -> subprocess.Popen:
-    """Start ``python drivers.py <command> <json spec>`` in a fresh interpreter."""
-    return subprocess.Popen(
+def start_driver(command: str, spec: dict[str, Any], **popen: Any) -> Any:
+    """Start ``python drivers.py <command> <json spec>`` as a process of its own (in the warm interpreter,
+    tests/support/warm.py: the imports paid once, each driver still its own process to run beside the others
+    and to kill); a ``Popen`` or its twin."""
+    import warm
+
+    return warm.popen(
         [sys.executable, str(DRIVERS), command, json.dumps(spec)],
         env=driver_env(),
         stdout=popen.pop("stdout", subprocess.PIPE),

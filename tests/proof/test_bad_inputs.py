@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import warm
 from proofkit import (
     HOST_PLUGINS,
     ORIGINAL_JSON_CONFIG,
@@ -883,14 +884,11 @@ def test_console_script_rejects_hostile_input(cli_world, argv: list[str]) -> Non
     if argv[0] != "explain":
         argv += _common(cli_world)
     before = data_state(cli_world["parent"])
-    proc = subprocess.run(
+    proc = warm.run(
         [sys.executable, "-c", "import sys; from calibration_policy.cli import main; sys.exit(main())", *argv],
-        capture_output=True,
-        text=True,
         env=driver_env(),
         cwd=cli_world["parent"],
         timeout=120,
-        check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
+import warm
 
 from calibration_policy import CalibrationUpdatePolicy, active_store, open_store
 from calibration_policy.stores import open_archive
@@ -50,11 +52,12 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _child(tmp_path: Path, kill: str, start: int, count: int, live: Path) -> subprocess.Popen:
+def _child(tmp_path: Path, kill: str, start: int, count: int, live: Path) -> Any:
+    """``python child.py …`` as a process of its own (a ``Popen``, or its twin in the warm interpreter)."""
     script = tmp_path / "child.py"
     if not script.exists():  # written once: a child reading it while it is rewritten would run half a script
         script.write_text(CHILD)
-    return subprocess.Popen(
+    return warm.popen(
         [sys.executable, str(script), str(CONFTEST), kill, str(start), str(count), str(live)],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
