@@ -101,7 +101,7 @@ def test_commands_started_at_once_run_at_once_with_popens_streams(tmp_path):
         [
             sys.executable,
             "-c",
-            f"import os, time\nprint('waiting', flush=True)\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.01)\nprint('seen')",
+            f"import os, time\nprint('waiting', flush=True)\nend = time.time() + 60\nwhile not os.path.exists({str(flag)!r}) and time.time() < end: time.sleep(0.01)\nprint('seen')",
         ],
         stdout=subprocess.PIPE,
         text=True,
