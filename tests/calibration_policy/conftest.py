@@ -7,6 +7,7 @@ Every test gets its own history folder under ``tmp_path`` and passes ``history_d
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from calibration_policy import history as history_module
+from calibration_policy import index as index_module
 from calibration_policy import plugins as plugins_module
 
 T0 = datetime(2025, 12, 10, 15, 30, tzinfo=UTC)
@@ -159,3 +161,16 @@ def fresh_plugins():
     plugins_module.reset_plugin_manager()
     yield
     plugins_module.reset_plugin_manager()
+
+
+def index_listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders the run index lists from now on: each of its listings is one ``index._Listing``."""
+    calls: list[str] = []
+    real = index_module._Listing.__init__
+
+    def listing(self: Any, directory: Path) -> None:
+        calls.append(os.fsdecode(directory))
+        real(self, directory)
+
+    monkeypatch.setattr(index_module._Listing, "__init__", listing)
+    return calls

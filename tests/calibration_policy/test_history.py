@@ -31,6 +31,8 @@ from calibration_policy import (
 from calibration_policy import history as history_module
 from calibration_policy import index as index_module
 
+from .conftest import index_listings
+
 DESIGN_KEYS = {
     "schema_version", "timestamp", "underlying", "source", "config", "config_hash", "global_metrics", "bands",
     "recommended_iv_multiplier", "smoothed_iv_multiplier", "sample_size", "vega_sum", "applied", "applied_reason",
@@ -547,9 +549,7 @@ def test_rewriting_a_decided_run_keeps_the_index_current(history_dir, record_ser
     time.sleep(0.3)  # past the racy window: the next listing is trusted
     assert len(store.latest("SPY")) == 5
     store.save(runs[2].model_copy(update={"applied": False, "applied_reason": "Not applied: checked"}))
-    listings = []
-    real = index_module.os.listdir
-    monkeypatch.setattr(index_module.os, "listdir", lambda path: listings.append(path) or real(path))
+    listings = index_listings(monkeypatch)
     assert store.get(runs[2].run_id).applied_reason == "Not applied: checked"
     assert [r.run_id for r in store.latest("SPY")] == [r.run_id for r in runs]
     assert listings == []

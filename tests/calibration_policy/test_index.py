@@ -241,3 +241,29 @@ def test_a_name_that_only_looks_like_a_run_is_never_indexed(folder, raw_name, fa
         idx.close()
     shown = raw_name.decode("utf-8", "backslashreplace")
     assert len([r for r in caplog.records if shown in r.getMessage()]) == 1
+
+
+def test_a_listing_read_in_chunks_gives_every_name_and_the_buckets_figures_of_one_listdir(tmp_path, monkeypatch):
+    """The packed listing (issue 26: a relist of a million names held 110 MB as Python objects) hands back exactly
+    what ``os.listdir`` gives, across chunk edges, with names that are not UTF-8 or hold a newline."""
+    import zlib
+
+    import numpy as np
+
+    from calibration_policy import index as index_module
+
+    monkeypatch.setattr(index_module, "LISTING_CHUNK", 3)
+    for i in range(10):
+        touch_run(tmp_path, stamp(1, i))
+    for odd in (b"caf\xe9.json", b"two\nlines.json", b".tmp-half"):
+        (Path(os.fsdecode(bytes(tmp_path))) / os.fsdecode(odd)).write_bytes(b"")
+    listed = os.listdir(os.fsencode(tmp_path))
+    listing = index_module._Listing(tmp_path)
+    assert len(listing) == len(listed) == 13 and listing.hashes.tolist() == [zlib.crc32(n) for n in listed]
+    buckets = np.array([zlib.crc32(n) % index_module.BUCKETS for n in listed])
+    assert listing.counts.tolist() == np.bincount(buckets, minlength=index_module.BUCKETS).tolist()
+    assert listing.sums[buckets[0]] == sum(
+        zlib.crc32(n) for n in listed if zlib.crc32(n) % index_module.BUCKETS == buckets[0]
+    )
+    assert listing.picked(np.array([0, 2, 3, 11, 12])) == [listed[i] for i in (0, 2, 3, 11, 12)]
+    assert listing.every() == listed

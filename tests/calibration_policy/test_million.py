@@ -23,7 +23,7 @@ from calibration_policy.errors import HistoryError
 from calibration_policy.history import HistoryStore, build_run, cursor_of, parse_cursor
 from calibration_policy.index import INDEX_DIR, INDEX_NAME
 
-from .conftest import T0
+from .conftest import T0, index_listings
 
 
 @pytest.fixture
@@ -36,18 +36,6 @@ def store(history_dir: Path):
 def _quiet(folder: Path) -> None:
     """Wait past the racy window so a listing of ``folder`` may be trusted."""
     time.sleep(index_module.RACY_NS / 1e9 + 0.05)
-
-
-def _no_listing(monkeypatch) -> list[str]:
-    calls: list[str] = []
-    real = os.listdir
-
-    def listdir(path=".", *args):
-        calls.append(os.fsdecode(path))
-        return real(path, *args)
-
-    monkeypatch.setattr(index_module.os, "listdir", listdir)
-    return calls
 
 
 def _record(store: HistoryStore, make_result, moment, underlying="SPY", source="live", g=1.05):
@@ -63,7 +51,7 @@ def test_record_adds_its_name_to_the_index_and_the_next_load_lists_nothing(
     assert len(store.latest("SPY")) == 3  # builds the index from one listing
     _quiet(history_dir)
     store.latest("SPY")  # a trusted listing
-    listings = _no_listing(monkeypatch)
+    listings = index_listings(monkeypatch)
     for day in range(3, 8):
         run = _record(store, make_result, T0 + timedelta(days=day))
         loaded = store.latest("SPY", 50)
@@ -320,7 +308,7 @@ def test_a_backfill_into_a_new_folder_lists_it_at_most_once(history_dir, make_re
     import numpy  # noqa: F401  (a warm process: the first listing is not slowed past the racy window by an import)
 
     store = HistoryStore(history_dir)
-    listings = _no_listing(monkeypatch)
+    listings = index_listings(monkeypatch)
     try:
         for i in range(500):
             run = _record(store, make_result, T0 + timedelta(minutes=i), g=1.0 + i / 10_000)
@@ -339,7 +327,7 @@ def test_the_first_record_into_a_new_folder_starts_the_index_so_the_first_load_n
     waits: list[int] = []
     monkeypatch.setattr(index_module, "_wait_out_racy_window", waits.append)
     store = HistoryStore(history_dir)
-    listings = _no_listing(monkeypatch)
+    listings = index_listings(monkeypatch)
     try:
         run = _record(store, make_result, T0)
         assert [r.run_id for r in store.latest("SPY", 3)] == [run.run_id]
@@ -381,7 +369,7 @@ def test_the_first_load_of_a_folder_of_runs_without_an_index_builds_it_from_one_
     _quiet(history_dir)  # the runs are old; only making .index/ is new
     waits: list[int] = []
     monkeypatch.setattr(index_module, "_wait_out_racy_window", waits.append)
-    listings = _no_listing(monkeypatch)
+    listings = index_listings(monkeypatch)
     fresh = HistoryStore(history_dir)
     try:
         for _ in range(5):
@@ -402,7 +390,7 @@ def test_the_first_load_of_a_folder_of_runs_without_an_index_builds_it_from_one_
 def test_after_a_hand_copied_file_the_next_cycles_list_once_then_never(store, history_dir, make_result, monkeypatch):
     runs = [_record(store, make_result, T0 + timedelta(days=d)) for d in range(5)]
     store.latest("SPY")
-    listings = _no_listing(monkeypatch)
+    listings = index_listings(monkeypatch)
     copied = history_dir / "20251201T000000.000000Z_SPY_live.json"
     shutil.copyfile(history_dir / f"{runs[0].run_id}.json", copied)
     for i in range(40):
@@ -417,7 +405,7 @@ def test_after_a_load_that_saw_a_hand_copy_first_the_next_cycles_list_once_then_
 ):
     runs = [_record(store, make_result, T0 + timedelta(days=d)) for d in range(5)]
     store.latest("SPY")
-    listings = _no_listing(monkeypatch)
+    listings = index_listings(monkeypatch)
     copied = history_dir / "20251201T000000.000000Z_SPY_live.json"
     shutil.copyfile(history_dir / f"{runs[0].run_id}.json", copied)
     assert store.latest("SPY", 100)[0].run_id == copied.stem  # the load right after the copy lists
@@ -440,7 +428,7 @@ def test_a_record_that_missed_the_index_lock_costs_one_listing(store, history_di
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    listings = _no_listing(monkeypatch)
+    listings = index_listings(monkeypatch)
     assert store.latest("SPY", 10)[-1].run_id == missed.run_id
     for i in range(20):
         run = _record(store, make_result, T0 + timedelta(days=2, minutes=i))
