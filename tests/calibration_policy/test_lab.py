@@ -44,8 +44,10 @@ LAB_POLICY = CalibrationUpdatePolicy(
 
 
 def _demo(root: Path, policy: CalibrationUpdatePolicy) -> Path:
+    """A demo under ``policy`` on the package's own sample source: it decides on the values the host's gives for
+    every bundled day (test_demo_anywhere.py checks that) at a third of the host's calibration time."""
     load_plugins_dir(HOST_PLUGINS)
-    run_demo(root, policy=policy, progress=False)
+    run_demo(root, policy=policy, progress=False, builtin=True)
     return root
 
 

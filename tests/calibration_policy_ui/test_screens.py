@@ -24,8 +24,9 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCREENS = {"desktop": (1366, 768), "mobile": (390, 844)}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One browser for the module (each test opens its own pages, each page its own context: nothing shared)."""
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
