@@ -4,17 +4,8 @@
 # CALIBRATION_POLICY_LONG_TESTS=1. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --with-browser --with-postgresql
+bash scripts/setup.sh --with-browser --with-postgresql --compile-packages
 export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
-# The tests start many Python processes; where the shell sets PYTHONDONTWRITEBYTECODE, each would compile
-# the installed packages it imports again (uv, unlike pip, does not compile them at install). Compile them once
-# per lock file: about 13 s the first time, nothing after.
-stamp=".venv/.bytecode-$(sha256sum uv.lock | cut -c1-16)"
-if [ ! -e "$stamp" ]; then
-  echo "Compiling the installed packages' bytecode once for this lock file…" >&2
-  python -m compileall -q -j 0 "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null
-  rm -f .venv/.bytecode-* && touch "$stamp"
-fi
 # The tests' temporary folders on a RAM file system (/dev/shm) when it has 4 GB free: every run, change and
 # suggestion is fsync'd, and on a shared disk those waits were much of the suite's time. The tests check what
 # is written and what survives a killed process, which a tmpfs keeps as a disk does; what fsync costs on a disk
