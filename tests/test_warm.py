@@ -96,32 +96,23 @@ def test_commands_started_at_once_run_at_once_with_popens_streams(tmp_path):
     """``warm.popen`` is ``subprocess.Popen``: commands run side by side (the first waits for a file only the
     second writes), a pipe is read while the command runs, a file and /dev/null take its output, SIGKILL ends
     it as it ends any process."""
-    flag = tmp_path / "flag"
-    waiter = warm.popen(
-        [
-            sys.executable,
-            "-c",
-            f"import os, time\nprint('waiting', flush=True)\nend = time.time() + 60\nwhile not os.path.exists({str(flag)!r}) and time.time() < end: time.sleep(0.01)\nprint('seen')",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    flag = str(tmp_path / "flag")
+    wait_for_flag = f"""if True:
+        import os, time
+        print("waiting", flush=True)
+        end = time.time() + 60
+        while not os.path.exists({flag!r}) and time.time() < end:
+            time.sleep(0.01)
+        print("seen")"""
+    waiter = warm.popen([sys.executable, "-c", wait_for_flag], stdout=subprocess.PIPE, text=True)
     assert isinstance(waiter, warm.Process) and waiter.stdout.readline() == "waiting\n"
+    raise_flag = f"import sys; open({flag!r}, 'w').close(); print('to the file', file=sys.stderr)"
     with open(tmp_path / "err.txt", "wb") as err:
-        writer = warm.popen(
-            [
-                sys.executable,
-                "-c",
-                f"import sys; open({str(flag)!r}, 'w').close(); print('to the file', file=sys.stderr)",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+        writer = warm.popen([sys.executable, "-c", raise_flag], stdout=subprocess.DEVNULL, stderr=err)
     assert writer.wait(60) == 0 and (tmp_path / "err.txt").read_text() == "to the file\n"
     assert waiter.communicate(timeout=60) == ("seen\n", None) and waiter.returncode == 0
-    sleeper = warm.popen(
-        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"], stdout=subprocess.PIPE
-    )
+    sleep = "import time; print('up', flush=True); time.sleep(60)"
+    sleeper = warm.popen([sys.executable, "-c", sleep], stdout=subprocess.PIPE)
     assert sleeper.stdout.readline() == b"up\n" and sleeper.poll() is None
     with pytest.raises(subprocess.TimeoutExpired):
         sleeper.wait(0.05)
