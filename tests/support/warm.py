@@ -21,6 +21,7 @@ every command in a new interpreter, to check that both ways agree.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -186,7 +187,8 @@ class Warm:
 
     def close(self) -> None:
         if self._socket is not None and self._server is not None:
-            self._socket.shutdown(socket.SHUT_RDWR)  # the server kills what still runs, then ends
+            with contextlib.suppress(OSError):  # a server already gone has nothing left to end
+                self._socket.shutdown(socket.SHUT_RDWR)  # the server kills what still runs, then ends
             self._server.wait(timeout=30)
 
     def popen(
