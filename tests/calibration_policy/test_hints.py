@@ -83,7 +83,7 @@ def command_server(
     """Run a `calibration-policy serve …` command line on a free port until ``page`` answers 200; yields the
     server's base URL and that page's text; stops the server afterwards."""
     port = free_port()
-    server = subprocess.Popen(
+    server = warm.popen(  # its own process, as typed; the imports paid once (tests/support/warm.py)
         [*argv, "--port", str(port)],
         cwd=cwd,
         env=env or environment(),

@@ -7,10 +7,10 @@ CALIBRATION_* variable set: what the demo prints as next steps must work there.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
+import warm
 from fastapi.testclient import TestClient
 
 from calibration_policy.default_plugins.sample import VOL_SURFACE
@@ -21,9 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, cwd: Path, code: int = 0) -> str:
-    done = subprocess.run(
-        ["calibration-policy", *args], cwd=cwd, env=environment(), capture_output=True, text=True, timeout=300
-    )
+    done = warm.run(["calibration-policy", *args], cwd=cwd, env=environment(), timeout=300)
     assert done.returncode == code, f"{args} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
 
