@@ -81,13 +81,15 @@ UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS="${UV_S
 "$venv/bin/python" -m compileall -q -j 0 src >/dev/null
 # The tests start many Python processes; where the shell sets PYTHONDONTWRITEBYTECODE, each would compile the
 # installed packages it imports again (uv, unlike pip, does not compile them at install). Compile them once per
-# lock file: about 13 s the first time, nothing after. (Not for the demo: its one process would only wait.)
+# lock file (about 13 s the first time, nothing after) into the tests' own bytecode folder, which scripts/test.sh
+# points Python at (PYTHONPYCACHEPREFIX). Not for the demo: its one process would only wait.
 if [ -n "$want_bytecode" ]; then
-  stamp="$venv/.bytecode-$(sha256sum uv.lock | cut -c1-16)"
+  export PYTHONPYCACHEPREFIX="$PWD/$venv/pycache"
+  stamp="$PYTHONPYCACHEPREFIX/.packages-$(sha256sum uv.lock | cut -c1-16)"
   if [ ! -e "$stamp" ]; then
     say "Compiling the installed packages' bytecode once for this lock file…"
     "$venv/bin/python" -m compileall -q -j 0 "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null
-    rm -f "$venv"/.bytecode-* && touch "$stamp"
+    rm -f "$PYTHONPYCACHEPREFIX"/.packages-* "$venv"/.bytecode-* && touch "$stamp"
   fi
 fi
 
