@@ -10,7 +10,6 @@ shows. "…" stands for any text.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import warm
+from shell import environment
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -86,17 +86,16 @@ def workdir(repo_copy: Path) -> Path:
     return repo_copy
 
 
-def run_env(workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALIBRATION_")}
-    bin_dir = str(Path(sys.executable).parent)
-    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "COLUMNS": "80", "NO_COLOR": "1"}
+def run_env() -> dict[str, str]:
+    """A reader's shell (tests/support/shell.py) in a terminal 80 columns wide, as the pages' printed output is."""
+    return environment(COLUMNS="80")
 
 
 def shell(command: str, workdir: Path) -> str:
     """The command as bash runs it; a plain command line (no shell syntax) as the program bash would start."""
     plain = not set(command) & set("#|&;<>()$`*?~'\"\\{}[]=")
     argv = shlex.split(command) if plain else ["bash", "-c", command]
-    done = warm.run(argv, cwd=workdir, env=run_env(workdir), timeout=300)
+    done = warm.run(argv, cwd=workdir, env=run_env(), timeout=300)
     assert done.returncode == 0, f"`{command}` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -113,7 +112,7 @@ def test_every_runnable_block_is_marked():
 def test_block_prints_what_the_page_says(block: Block, workdir: Path):
     if block.language == "python":
         expected = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s*#\s*(.+)$", block.body, re.M)]
-        done = warm.run([sys.executable, "-c", block.body], cwd=workdir, env=run_env(workdir), timeout=300)
+        done = warm.run([sys.executable, "-c", block.body], cwd=workdir, env=run_env(), timeout=300)
         assert done.returncode == 0, done.stderr
         assert_prints(expected, done.stdout, block.id)
         return
