@@ -8,6 +8,7 @@ failure reproduces on every machine.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calibration_policy import CalibrationUpdatePolicy, Context
+from calibration_policy.default_plugins.scoring_weights.analysis import weights_policy
 from calibration_policy.default_plugins.scoring_weights.domain import weights_target
 from calibration_policy.default_plugins.scoring_weights.flow import suggest_weights
+from calibration_policy.default_plugins.scoring_weights.settings import AutoSettings, WeightsSettings
 from calibration_policy.review import ReviewStore
 from calibration_policy.target import JsonFileTarget
 from calibration_policy_ui.errors import API_TAG
@@ -37,6 +40,9 @@ FUZZ = settings(
     max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+FEW_SHUFFLES = WeightsSettings(
+    weights_policy(), AutoSettings(out_of_sample={"permutations": 20, "resamples": 100}, max_looks=1)
 )
 ROLES = ("vic", "olga", "ana")  # a viewer, a proposer who may force, everything
 PREFIX = "/calibration"  # where Host.app mounts the panel
@@ -81,11 +87,14 @@ def stored(root: Path) -> dict[str, tuple[int, int, int]]:
     """Every record under the data folder (size, inode, modification time: a write, atomic or not, changes one):
     what "nothing written" is checked against. Left out: the run index (a cache a read may refresh) and the
     empty files a lock leaves behind."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_ino, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".index" not in p.parts and not p.name.endswith(".lock")
-    }
+    found = {}
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name != ".index"]
+        for name in files:
+            if not name.endswith(".lock"):
+                stat = os.stat(os.path.join(folder, name))
+                found[os.path.relpath(os.path.join(folder, name), root)] = (stat.st_size, stat.st_ino, stat.st_mtime_ns)
+    return found
 
 
 def fuzzed_routes() -> list[tuple[str, str, str]]:
@@ -107,7 +116,9 @@ ROUTES = fuzzed_routes()
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A panel with runs, a pending suggestion for each domain, and the weights files (one for every route:
-    what a fuzzed request changes, the next route sees, as a real panel would)."""
+    what a fuzzed request changes, the next route sees, as a real panel would). The weights tab measures its
+    evidence with 20 shuffles and 100 resamples, not 1,000 of each: the figures are not what this file checks,
+    and each request that shows the tab measures them again."""
     host = Host(tmp_path_factory.mktemp("fuzz") / "data")
     host.policy = CalibrationUpdatePolicy(require_approval=True)
     host.record(global_m=1.08)
@@ -132,7 +143,9 @@ def world(tmp_path_factory):
         client = TestClient(
             host.app(
                 permissions=Roles(),
-                tab_options={"scoring_weights": {"weights_path": weights, "trades_path": trades_file}},
+                tab_options={
+                    "scoring_weights": {"weights_path": weights, "trades_path": trades_file, "settings": FEW_SHUFFLES}
+                },
             ),
             base_url="http://agent.test",
         )
