@@ -7,6 +7,11 @@ timestamp, underlying and source). It is kept current in three ways:
   link that creates the run file happens while the index's write lock is held, between two
   looks at the folder's modification time; if the index was current before, it is current
   after, and the next load lists nothing.
+* **A record that could not get the write lock** within :data:`RECORD_WAIT_MS` still writes its
+  run, without the index; first it leaves a marker in ``.index/``. A record that holds the lock
+  and finds a marker after its own link does not take the folder's new modification time as its
+  own (the other link may have moved it too), so the next load lists the folder; that listing
+  clears the markers it saw before it began.
 * **A change made behind its back** (a file copied in or deleted by hand, another tool) moves
   the folder's modification time, so the next load lists the folder once. It does not diff
   the listing against a million names in memory: every entry's name is hashed (CRC-32) into one
@@ -69,6 +74,8 @@ T = TypeVar("T")
 
 INDEX_DIR = ".index"  # a subfolder, so the cache's own files never touch the run folder's mtime
 INDEX_NAME = "runs.sqlite3"
+UNLOCKED_PREFIX = "unlocked-"  # a record linking without the write lock is on its way: distrust the folder
+_MARKS = itertools.count()  # markers of one process's threads never share a name
 SCHEMA_VERSION = 2  # an index of another version (an older release's) is rebuilt, never trusted
 RACY_NS = 200_000_000  # a directory changed less than 0.2 s before a scan may change again unseen
 COARSE_RACY_NS = 3_000_000_000  # on file systems that keep whole (or even 2) seconds, wait out the tick
@@ -407,6 +414,7 @@ class RunIndex:
         """One listing of the folder; only names in buckets whose figures changed are looked at."""
         import numpy as np
 
+        markers = self._unlocked_markers()  # before the stat: a link they announce is in this listing, or moves mtime
         info = os.stat(self.directory)
         mtime = info.st_mtime_ns
         if info.st_size > LARGE_FOLDER_BYTES and not db.execute("SELECT 1 FROM sums LIMIT 1").fetchone():
@@ -440,6 +448,9 @@ class RunIndex:
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             (("dir_mtime_ns", mtime), ("trusted", int(trusted))),
         )
+        for marker in markers:
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
 
     def _classify(self, raw: bytes) -> tuple[str, str, str, int] | None:
         name = os.fsdecode(raw)
@@ -549,6 +560,20 @@ class RunIndex:
             return None  # (an index folder removed or replaced under an open connection: write in the run folder)
         return folder
 
+    def _unlocked_markers(self) -> list[str]:
+        """The markers of records that linked (or are about to link) without the write lock."""
+        try:
+            with os.scandir(self.directory / INDEX_DIR) as entries:
+                return [entry.path for entry in entries if entry.name.startswith(UNLOCKED_PREFIX)]
+        except OSError:
+            return []
+
+    def _mark_unlocked(self) -> None:
+        """Announce a link made without the write lock, before making it (see the module's notes)."""
+        name = f"{UNLOCKED_PREFIX}{os.getpid()}-{time.time_ns()}-{next(_MARKS)}"
+        with contextlib.suppress(OSError):  # no .index/ to mark: there is no trusted index to mislead either
+            os.close(os.open(self.directory / INDEX_DIR / name, os.O_CREAT | os.O_WRONLY, 0o644))
+
     def _holds_no_record(self) -> bool:
         try:
             with os.scandir(self.directory) as entries:
@@ -580,6 +605,7 @@ class RunIndex:
                 self.directory,
                 str(error),
             )
+            self._mark_unlocked()
             yield lambda name: None
             return
         try:
@@ -608,10 +634,14 @@ class RunIndex:
                     (bucket, crc),
                 )
             ours = after != before and after % 1_000_000_000 != 0  # the link moved the mtime, to a fine tick
-            current = trusted and stamp == before and ours
+            seen, current = after, trusted and stamp == before and ours
+            if self._unlocked_markers():  # a record linked beside this one without the lock: its name may be missing
+                # the index stays as trusted as it was at ``before``: the next load sees the folder changed since,
+                # waits out the racy window and lists it once, trusted (the markers go with that listing)
+                seen, current, ours = before, trusted and stamp == before, False
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('dir_mtime_ns', ?), ('trusted', ?), ('linked_mtime_ns', ?)",
-                (after, int(current), after if ours else -1),
+                (seen, int(current), after if ours else -1),
             )
             db.execute("COMMIT")
         except (OSError, sqlite3.Error) as error:  # the run is written; the index only lags: the next load lists

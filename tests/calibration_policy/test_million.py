@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -434,6 +435,43 @@ def test_a_record_that_missed_the_index_lock_costs_one_listing(store, history_di
         run = _record(store, make_result, T0 + timedelta(days=2, minutes=i))
         assert store.latest("SPY", 1)[0].run_id == run.run_id
     assert len(listings) == 1
+
+
+def test_a_record_that_missed_the_lock_is_never_hidden_by_one_that_held_it(
+    store, history_dir, make_result, monkeypatch
+):
+    """The interleaving behind a run once left undecided in a SIGKILL test: record A holds the index's lock and
+    has looked at the folder's modification time; record B, out of patience for that lock, links its file; then A
+    links its own. A's look after its link cannot tell the two changes apart; B's marker tells it, so the next load
+    lists the folder and finds B, and that listing clears the marker, so the loop after it lists nothing."""
+    first = _record(store, make_result, T0)
+    _quiet(history_dir)
+    store.latest("SPY")  # trusted
+    monkeypatch.setattr(index_module, "RECORD_WAIT_MS", 0)
+    other = HistoryStore(history_dir)  # another process's store: its own connection to the index
+    real_adding = index_module.RunIndex.adding
+    seen: dict[str, object] = {}
+
+    @contextmanager
+    def a_holding_the_lock_while_b_records(self):
+        with real_adding(self) as add:
+            if self is store._index and "b" not in seen:  # A is between its two looks: B records now
+                seen["b"] = _record(other, make_result, T0 + timedelta(days=1))
+            yield add
+
+    monkeypatch.setattr(index_module.RunIndex, "adding", a_holding_the_lock_while_b_records)
+    a = _record(store, make_result, T0 + timedelta(days=2))
+    monkeypatch.undo()
+    b = seen["b"]
+    listings = index_listings(monkeypatch)
+    assert [r.run_id for r in store.latest("SPY", 10)] == [run.run_id for run in (first, b, a)]
+    assert len(listings) == 1
+    assert not [m for m in (history_dir / INDEX_DIR).iterdir() if m.name.startswith("unlocked-")]
+    for i in range(5):
+        run = _record(store, make_result, T0 + timedelta(days=3, minutes=i))
+        assert store.latest("SPY", 1)[0].run_id == run.run_id
+    assert len(listings) == 1
+    other._index.close()
 
 
 def test_changes_behind_its_back_in_quick_succession_are_all_seen(store, history_dir, make_result):
