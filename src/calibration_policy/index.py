@@ -469,7 +469,15 @@ class RunIndex:
         try:
             for start in range(0, len(raw_names), CHUNK):
                 chunk = raw_names[start : start + CHUNK]
-                text = b"\n".join(chunk).decode("utf-8", "surrogateescape")
+                joined = b"\n".join(chunk)
+                if joined.count(b"\n") != len(chunk) - 1:  # a name holding a newline (never a run's) reads as two
+                    odd = [raw for raw in chunk if b"\n" in raw]
+                    for raw in odd:
+                        self._classify(raw)
+                    db.executemany("INSERT OR IGNORE INTO others (name) VALUES (?)", ((raw,) for raw in odd))
+                    chunk = [raw for raw in chunk if b"\n" not in raw]
+                    joined = b"\n".join(chunk)
+                text = joined.decode("utf-8", "surrogateescape")
                 rows = _PLAIN_RUN_LINE.findall(text)  # every run without a _<n>, parsed in C
                 if ".." in text:
                     rows = [row for row in rows if ".." not in row[1]]
@@ -490,7 +498,7 @@ class RunIndex:
                 db.execute(
                     "INSERT OR IGNORE INTO runs (k) SELECT value FROM json_each(?) ORDER BY 1", (json.dumps(keys),)
                 )
-                del rows, keys, chunk, text
+                del rows, keys, chunk, joined, text
                 progress.update(min(start + CHUNK, len(raw_names)))
             self._count_all(db)
         finally:

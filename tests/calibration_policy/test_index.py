@@ -218,8 +218,9 @@ def test_an_index_that_cannot_be_written_is_left_alone_and_the_folder_is_scanned
         b"20251210T153000.000000Z_SPY_live\xff.json",
         b"20251210T153000.000000Z_SPY (1)_live.json",
         b"20251210T153000.000000Z_spy_live.json",
+        b"x\n20251210T153000.000000Z_SPY_live.json",  # read as two lines, its second was a run that is not there
     ],
-    ids=["not-utf8-symbol", "not-utf8-source", "copy-suffix", "lower-case"],
+    ids=["not-utf8-symbol", "not-utf8-source", "copy-suffix", "lower-case", "newline"],
 )
 @pytest.mark.parametrize("fallback", [False, True], ids=["sqlite", "scan"])
 def test_a_name_that_only_looks_like_a_run_is_never_indexed(folder, raw_name, fallback, caplog):
