@@ -187,8 +187,7 @@ class _Listing:
     def __init__(self, directory: Path) -> None:
         import numpy as np
 
-        self._packed: list[tuple[int, bytes]] = []  # (how many names, the names)
-        hashes = []
+        self._packed: list[tuple[np.ndarray, bytes]] = []  # (the chunk's hashes, its names)
         self.counts = np.zeros(BUCKETS, dtype=np.int64)
         sums = np.zeros(BUCKETS, dtype=np.float64)  # exact: a bucket's sum of 32-bit hashes stays far below 2**53
         with os.scandir(os.fsencode(directory)) as entries:
@@ -197,24 +196,25 @@ class _Listing:
                 buckets = crc % BUCKETS
                 self.counts += np.bincount(buckets, minlength=BUCKETS)
                 sums += np.bincount(buckets, weights=crc, minlength=BUCKETS)
-                hashes.append(crc)
-                self._packed.append((len(chunk), b"\0".join(chunk)))
+                self._packed.append((crc, b"\0".join(chunk)))
         self.sums = sums.round().astype(np.int64)
-        self.hashes = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint32)
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return sum(len(crc) for crc, _ in self._packed)
 
-    def picked(self, positions: Any) -> list[bytes]:
-        """The names at ``positions`` (ascending, in listing order); only the chunks holding one are unpacked."""
+    def in_buckets(self, buckets: Any) -> list[bytes]:
+        """The names hashed into ``buckets``, chunk by chunk (a mask of the whole listing at once, or ``np.isin``
+        over it, held more memory than the names it found: issue 26's relist after deletions)."""
+        import numpy as np
+
+        wanted = np.zeros(BUCKETS, dtype=bool)
+        wanted[buckets] = True
         names: list[bytes] = []
-        start = 0
-        for size, packed in self._packed:
-            low, high = positions.searchsorted([start, start + size])
-            if high > low:
+        for crc, packed in self._packed:
+            rows = np.flatnonzero(wanted[crc % BUCKETS])
+            if len(rows):
                 unpacked = packed.split(b"\0")
-                names.extend(unpacked[i - start] for i in positions[low:high].tolist())
-            start += size
+                names.extend(unpacked[i] for i in rows.tolist())
         return names
 
     def every(self) -> list[bytes]:
@@ -431,7 +431,7 @@ class RunIndex:
             if not stored_n.any():  # a new (or emptied) index: bulk build
                 self._build(db, listing.every())
             else:
-                names = listing.picked(np.flatnonzero(np.isin(listing.hashes % BUCKETS, changed)))
+                names = listing.in_buckets(changed)
                 self._patch(db, names, set(changed.tolist()), int(stored_n[changed].sum()))
             db.execute("DELETE FROM sums")
             db.executemany(
