@@ -515,23 +515,56 @@ def bench_size(workdir: Path, n: int, repeat: int) -> list[dict]:
     row("resident memory after loads (fresh process)", 0.0, "after imports only", None, "≤ 64 MB at 1M", rss)
     rows[-1]["ours_ms"] = None
     rows[-1]["baseline_rss_mb"] = float(base.stdout.strip().splitlines()[-1])
-    server = subprocess.run(
-        [sys.executable, "-c", SERVER_PEAK_SNIPPET, str(folder), str(HERE), str(workdir / "panel_config.json")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    server_imports, server_peak = (float(x) for x in server.stdout.split()[-2:])
-    row(
-        "the panel's server: peak memory (fresh process)",
-        0.0,
-        "after imports only",
-        None,
-        "≤ 128 MB at 1M",
-        server_peak,
-    )
-    rows[-1]["ours_ms"] = None
-    rows[-1]["baseline_rss_mb"] = server_imports
+
+    def index_current() -> bool:
+        """Whether the run index holds the folder as it is now (a load would list nothing)."""
+        db = sqlite3.connect(f"file:{folder / '.index' / 'runs.sqlite3'}?mode=ro", uri=True)
+        try:
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            db.close()
+        return bool(meta.get("trusted")) and meta.get("dir_mtime_ns") == os.stat(folder).st_mtime_ns
+
+    def server_peak(state: str) -> None:
+        time.sleep(0.3)  # what the server finds is the state, not a racy window
+        lists = not index_current()
+        if lists != bool(state):  # a row must measure the state it names
+            raise RuntimeError(f"the server would {'' if lists else 'not '}list the folder, against its row{state}")
+        server = subprocess.run(
+            [sys.executable, "-c", SERVER_PEAK_SNIPPET, str(folder), str(HERE), str(workdir / "panel_config.json")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if lists and not index_current():
+            raise RuntimeError(f"the server did not list the folder{state}")
+        server_imports, peak = (float(x) for x in server.stdout.split()[-2:])
+        row(
+            f"the panel's server: peak memory (fresh process{state})", 0.0, "after imports only", None, "≤ 128 MB", peak
+        )
+        rows[-1]["ours_ms"] = None
+        rows[-1]["baseline_rss_mb"] = server_imports
+
+    time.sleep(0.3)
+    store.latest("SPY", 50)  # the folder listed once more if it must be, so the server finds its index trusted
+    server_peak("")  # no listing
+    if n >= 100_000:  # the states that make the server list the folder first, at the sizes where a listing weighs
+        foreign = folder / "notes.txt"
+        foreign.write_text("a file that is not a run, copied in by hand")
+        server_peak(", after a foreign file: one listing")
+        foreign.unlink()
+        aside = workdir / f"aside_{n}"
+        aside.mkdir(exist_ok=True)
+        gone = sorted(folder.glob("*_SPY_live.json"))[::97][:300]  # 300 runs deleted behind the index's back
+        for path in gone:
+            path.rename(aside / path.name)
+        try:
+            server_peak(", after 300 runs deleted: one listing")
+        finally:
+            for path in gone:
+                (aside / path.name).rename(path)
+            time.sleep(0.3)
+            store.latest("SPY", 50)  # the folder as it was, listed once, trusted again
     # put the folder back as it was (the records above are removed, so the next run measures the same size)
     for extra in {*folder.glob("22*_SPY_live*.json"), *folder.glob("2010*_SPY_live.json")}:
         extra.unlink(missing_ok=True)
