@@ -7,6 +7,7 @@ CALIBRATION_* variable set: what the demo prints as next steps must work there.
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from calibration_policy.default_plugins.sample import VOL_SURFACE
 
-from ..calibration_policy.test_hints import environment, serving_command
+from ..calibration_policy.test_hints import command_server, environment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,14 +42,12 @@ def test_demo_then_status_then_serve_from_a_folder_outside_the_repository(elsewh
     assert "Current IV multipliers for SPY" in status and "Global" in status
     live = json.loads((elsewhere / "demo" / "config" / "vol_surface_SPY.json").read_text())["iv_multiplier"]
     assert f"{live:.4f}" in status
-    with serving_command(
+    with command_server(
         ["calibration-policy", "serve", "--data", "demo"], cwd=elsewhere, page="/calibration/?underlying=SPY"
-    ) as page:
+    ) as (url, page):
         assert "IV multipliers" in page and f"{live:.3f}" in page
-    with serving_command(
-        ["calibration-policy", "serve", "--data", "demo"], cwd=elsewhere, page="/calibration/weights"
-    ) as weights:
-        assert "wallet" in weights.lower()
+        with urllib.request.urlopen(f"{url}/calibration/weights", timeout=30) as weights:
+            assert weights.status == 200 and "wallet" in weights.read().decode().lower()
     # Nothing of the repository was read or written: only the demo folder exists here.
     assert sorted(p.name for p in elsewhere.iterdir()) == ["demo"]
 
