@@ -15,8 +15,8 @@ _EXPORTS = {
     "Decision": "models",
     "RuleVerdict": "models",
     "ScopeChange": "models",
-    "record_calibration_result": "pipeline",
-    "load_recent_calibration_history": "pipeline",
+    "record_calibration_result": "steps",  # not "pipeline": a cron job that only records skips the change kinds
+    "load_recent_calibration_history": "steps",
     "open_store": "stores",
     "Store": "stores",
     "active_store": "stores",
