@@ -42,6 +42,7 @@ def live(data: Path) -> dict[str, float]:
 
 
 def assert_fits(page, what: str) -> None:
+    page.wait_for_load_state()  # the page as loaded, not a document still being replaced
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], f"{what}: the page is {width} px wide"
 
@@ -127,6 +128,7 @@ def test_force_apply_then_undo_by_clicking(served, browser, screen):
     page.goto(f"{base}/calibration/?underlying=SPY")
     before = live(data)
     page.get_by_role("link", name="Force-apply this run's values").click()
+    page.wait_for_url("**/calibration/force-apply?underlying=SPY")  # measured mid-navigation, the page had no root
     assert_fits(page, f"{screen} confirmation")
     page.get_by_label("I understand this overrides the policy").check()
     page.get_by_role("button", name="Force-apply to vol_surface_SPY").click()
