@@ -470,11 +470,9 @@ class RunIndex:
             for start in range(0, len(raw_names), CHUNK):
                 chunk = raw_names[start : start + CHUNK]
                 joined = b"\n".join(chunk)
+                others: list[bytes] = []  # foreign names, warned about once (a name that only looks like a run's)
                 if joined.count(b"\n") != len(chunk) - 1:  # a name holding a newline (never a run's) reads as two
-                    odd = [raw for raw in chunk if b"\n" in raw]
-                    for raw in odd:
-                        self._classify(raw)
-                    db.executemany("INSERT OR IGNORE INTO others (name) VALUES (?)", ((raw,) for raw in odd))
+                    others = [raw for raw in chunk if b"\n" in raw]
                     chunk = [raw for raw in chunk if b"\n" not in raw]
                     joined = b"\n".join(chunk)
                 text = joined.decode("utf-8", "surrogateescape")
@@ -484,7 +482,6 @@ class RunIndex:
                 keys = [f"{u}/{stamp}/0/{source}" for stamp, u, source in rows]
                 if len(rows) != len(chunk):  # runs with a _<n>, temp files, foreign names: one by one (few)
                     plain = {f"{stamp}_{u}_{source}.json" for stamp, u, source in rows}
-                    others = []
                     for name in text.split("\n"):
                         if name in plain:
                             continue
@@ -492,9 +489,10 @@ class RunIndex:
                             keys.append(k)
                         else:
                             others.append(os.fsencode(name))
-                            self._classify(others[-1])  # warns about a name that only looks like a run's
-                    db.executemany("INSERT OR IGNORE INTO others (name) VALUES (?)", ((raw,) for raw in others))
                     del plain
+                for raw in others:
+                    self._classify(raw)
+                db.executemany("INSERT OR IGNORE INTO others (name) VALUES (?)", ((raw,) for raw in others))
                 db.execute(
                     "INSERT OR IGNORE INTO runs (k) SELECT value FROM json_each(?) ORDER BY 1", (json.dumps(keys),)
                 )
@@ -641,12 +639,13 @@ class RunIndex:
                     "ON CONFLICT (bucket) DO UPDATE SET n = n + 1, s = s + excluded.s",
                     (bucket, crc),
                 )
+            was_current = trusted and stamp == before
             ours = after != before and after % 1_000_000_000 != 0  # the link moved the mtime, to a fine tick
-            seen, current = after, trusted and stamp == before and ours
+            seen, current = after, was_current and ours
             if self._unlocked_markers():  # a record linked beside this one without the lock: its name may be missing
                 # the index stays as trusted as it was at ``before``: the next load sees the folder changed since,
                 # waits out the racy window and lists it once, trusted (the markers go with that listing)
-                seen, current, ours = before, trusted and stamp == before, False
+                seen, current, ours = before, was_current, False
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('dir_mtime_ns', ?), ('trusted', ?), ('linked_mtime_ns', ?)",
                 (seen, int(current), after if ours else -1),
